@@ -1,0 +1,298 @@
+"""The one interface every enhancement model implements, and the engine that runs it.
+
+A model is an :class:`Enhancer`. It declares its identity, native sample rate, whether it is causal, and
+its algorithmic latency, and offers one or both processing paths:
+
+* **streaming** (``info.processing == "streaming"``): :meth:`Enhancer.new_stream` returns an
+  :class:`EnhancerStream` that carries the model's state from block to block. The engine feeds it
+  mono blocks whose length is a multiple of ``info.block_samples``; each call returns as many samples
+  as it was given, delayed by exactly ``info.latency_samples``. Chunk seams are therefore exact.
+* **offline** (``info.processing == "offline"``): :meth:`Enhancer.process_offline` maps a whole mono
+  buffer at the native rate to an aligned buffer of the same length (delay already removed). The
+  engine cuts long inputs into overlapping chunks and crossfades them, so memory stays bounded.
+
+The engine (:func:`enhance`) resamples with soxr, runs each channel, removes the latency, checks the
+output (shape, NaN/Inf) and yields :class:`Progress` between chunks, so GUI workers can show progress
+and cancel by simply closing the generator.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass, field, asdict
+from typing import Callable, Generator, Iterable, Sequence
+
+import numpy as np
+import soxr
+
+from .audio_io import AudioSource, ArraySource
+from .errors import ModelError, Cancelled
+
+FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
+            "time-domain", "deep-filtering", "unknown")
+
+
+@dataclass
+class EnhancerInfo:
+    """What a person (and the engine) needs to know about a model.
+
+    Attributes:
+        id: short unique name used by the CLI (``-m ID``), e.g. ``deepfilternet3``.
+        name: human name.
+        description: one or two sentences.
+        sample_rate: native rate in Hz; input at other rates is resampled with soxr.
+        causal: declared causality (``None`` when unknown; the probe measures it).
+        latency_samples: algorithmic latency at the native rate (look-ahead + framing delay).
+        family: one of :data:`FAMILIES`.
+        processing: ``"streaming"`` or ``"offline"`` — the path the engine uses.
+        block_samples: streaming block granularity (e.g. the hop size).
+        source: where it came from: ``built-in``, a file path, or ``plugin:<distribution>``.
+        parameters: trainable parameter count, when known.
+        extra: free-form facts shown in the model panel (STFT settings, ONNX inputs ...).
+    """
+
+    id: str
+    name: str
+    description: str
+    sample_rate: int
+    causal: bool | None
+    latency_samples: int
+    family: str = "unknown"
+    processing: str = "offline"
+    block_samples: int = 1
+    source: str = "built-in"
+    parameters: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def latency_ms(self) -> float:
+        return 1000.0 * self.latency_samples / self.sample_rate
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["latency_ms"] = self.latency_ms
+        return d
+
+
+class EnhancerStream:
+    """Stateful block processor of a streaming enhancer (one per channel per run)."""
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Process ``(m,)`` float32 samples (m a multiple of ``block_samples``); return ``(m,)``, delayed
+        by ``latency_samples``."""
+        raise NotImplementedError
+
+
+class Enhancer(ABC):
+    """Base class of every enhancement model. Subclasses set :attr:`info` and implement one path."""
+
+    info: EnhancerInfo
+    #: Offline path: chunk length and overlap (seconds at the native rate) used by the engine.
+    chunk_s: float = 60.0
+    overlap_s: float = 2.0
+
+    def new_stream(self) -> EnhancerStream:
+        raise NotImplementedError(f"{type(self).__name__} has no streaming path")
+
+    def process_offline(self, audio: np.ndarray) -> np.ndarray:
+        """Enhance a whole mono buffer ``(n,)`` float32 at the native rate; return aligned ``(n,)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no offline path")
+
+    def close(self) -> None:
+        """Release sessions and handles (optional)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.info.id} {self.info.sample_rate} Hz {self.info.processing}>"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report yielded by long-running core generators."""
+
+    fraction: float
+    message: str = ""
+
+
+def _check_block(enhancer: Enhancer, out: np.ndarray, expected: int) -> np.ndarray:
+    out = np.asarray(out)
+    if out.ndim != 1 or out.shape[0] != expected:
+        raise ModelError(f"model {enhancer.info.id!r} returned shape {out.shape}, expected ({expected},)")
+    if not np.all(np.isfinite(out)):
+        raise ModelError(f"model {enhancer.info.id!r} produced NaN or Inf samples; stopped")
+    return out.astype(np.float32, copy=False)
+
+
+def _run_streaming(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_in: int, rate_in: int,
+                   out: np.ndarray, block_s: float) -> Generator[float, None, None]:
+    """Stream one channel through the model; writes ``out`` (n_in,) and yields the fraction done."""
+    info = enhancer.info
+    rate = info.sample_rate
+    latency = int(info.latency_samples)
+    gran = max(int(info.block_samples), 1)
+    block_native = max(gran, int(round(block_s * rate)) // gran * gran)
+    stream = enhancer.new_stream()
+    to_native = soxr.ResampleStream(rate_in, rate, 1, dtype="float32") if rate_in != rate else None
+    to_input = soxr.ResampleStream(rate, rate_in, 1, dtype="float32") if rate_in != rate else None
+    n_native = int(round(n_in * rate / rate_in)) if to_native else n_in
+    pending = np.zeros(0, np.float32)  # native-rate samples waiting to form whole blocks
+    skip = latency                     # model output samples still to drop (delay compensation)
+    fed_native = 0
+    written = 0
+    read_step = max(int(round(block_s * rate_in)), 1)
+    pos = 0
+
+    def emit(y: np.ndarray, final: bool) -> None:
+        nonlocal written
+        if to_input is not None:
+            y = to_input.resample_chunk(y, last=final)
+        take = min(len(y), n_in - written)
+        out[written:written + take] = y[:take]
+        written += take
+
+    def run_model(x: np.ndarray, final: bool) -> None:
+        nonlocal skip
+        y = _check_block(enhancer, stream.process(x), len(x))
+        if skip:
+            cut = min(skip, len(y))
+            y = y[cut:]
+            skip -= cut
+        emit(y, final)
+
+    while pos < n_in:
+        end = min(pos + read_step, n_in)
+        chunk = np.asarray(read(pos, end), np.float32).reshape(-1)
+        pos = end
+        if to_native is not None:
+            chunk = to_native.resample_chunk(chunk, last=(pos >= n_in))
+        pending = np.concatenate([pending, chunk]) if pending.size else chunk
+        usable = len(pending) // block_native * block_native
+        if usable:
+            run_model(pending[:usable], False)
+            fed_native += usable
+            pending = pending[usable:]
+        yield pos / n_in
+    # Flush: remaining samples plus enough zeros to push the delayed tail out of the model.
+    tail_needed = max(n_native - fed_native, 0) + latency
+    tail_len = -(-max(tail_needed, 1) // gran) * gran
+    tail = np.zeros(tail_len, np.float32)
+    tail[:len(pending)] = pending[:tail_len]
+    run_model(tail, True)
+    if written < n_in:
+        out[written:] = 0.0
+    yield 1.0
+
+
+def _crossfade_weights(n: int) -> np.ndarray:
+    """Raised-cosine fade-in of length ``n`` (fade-out is ``1 - w``): the pair sums to 1 everywhere."""
+    if n <= 0:
+        return np.zeros(0, np.float32)
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+
+
+def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_in: int, rate_in: int,
+                 out: np.ndarray) -> Generator[float, None, None]:
+    """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own."""
+    rate = enhancer.info.sample_rate
+    chunk = max(int(enhancer.chunk_s * rate_in), 1)
+    overlap = min(int(enhancer.overlap_s * rate_in), chunk // 2)
+    if n_in <= chunk + overlap:
+        bounds = [(0, n_in)]
+    else:
+        bounds = [(a, min(a + chunk, n_in)) for a in range(0, n_in, chunk)]
+    # Each chunk is read with `overlap` extra samples on both sides; the crossfade spans the overlap
+    # centred on each seam so the model never sees the hard chunk edge inside what is kept.
+    half = overlap // 2
+    for i, (a, b) in enumerate(bounds):
+        lo, hi = max(a - overlap, 0), min(b + overlap, n_in)
+        x = np.asarray(read(lo, hi), np.float32).reshape(-1)
+        xn = soxr.resample(x, rate_in, rate).astype(np.float32) if rate != rate_in else x
+        yn = _check_block(enhancer, enhancer.process_offline(xn), len(xn))
+        y = soxr.resample(yn, rate, rate_in).astype(np.float32) if rate != rate_in else yn
+        if len(y) < hi - lo:
+            y = np.concatenate([y, np.zeros(hi - lo - len(y), np.float32)])
+        y = y[:hi - lo]
+        # Region this chunk owns, widened by half the overlap at inner seams for the crossfade.
+        own_lo = a - half if i > 0 else 0
+        own_hi = b + half if i < len(bounds) - 1 else n_in
+        own_lo, own_hi = max(own_lo, 0), min(own_hi, n_in)
+        seg = y[own_lo - lo:own_hi - lo].copy()
+        if i > 0 and half > 0:
+            fade = _crossfade_weights(2 * half)
+            seg[:2 * half] *= fade
+            out[own_lo:own_lo + 2 * half] = out[own_lo:own_lo + 2 * half] * (1 - fade) + seg[:2 * half]
+            out[own_lo + 2 * half:own_hi] = seg[2 * half:]
+        else:
+            out[own_lo:own_hi] = seg
+        yield b / n_in
+
+
+def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: int | None = None, *,
+            channels: Sequence[int] | None = None, block_s: float = 1.0,
+            out: np.ndarray | None = None) -> Generator[Progress, None, np.ndarray]:
+    """Run ``enhancer`` over every selected channel; a generator that yields :class:`Progress`.
+
+    Args:
+        audio: ``(frames,)``/``(frames, channels)`` float array at ``sample_rate``, or an AudioSource.
+        channels: indices to process (default all); the output has one column per selected channel.
+        block_s: streaming read size in seconds.
+        out: optional preallocated ``(frames, len(channels))`` float32 array (e.g. a memmap).
+
+    Returns (as the generator's return value):
+        float32 ``(frames, len(channels))`` at the input rate, same length, latency removed.
+
+    Raises:
+        ModelError: the model raised, returned a wrong shape, or produced NaN/Inf.
+    """
+    if isinstance(audio, AudioSource):
+        source = audio
+    else:
+        if sample_rate is None:
+            raise ValueError("sample_rate is required with an array input")
+        source = ArraySource(audio, sample_rate)
+    rate_in = source.sample_rate
+    chans = list(range(source.channels)) if channels is None else list(channels)
+    for c in chans:
+        if not 0 <= c < source.channels:
+            raise ValueError(f"channel {c} does not exist (the recording has {source.channels})")
+    n = source.frames
+    if out is None:
+        out = np.zeros((n, len(chans)), np.float32)
+    info = enhancer.info
+    for j, c in enumerate(chans):
+        def read(a: int, b: int, c=c) -> np.ndarray:
+            return source.read(a, b)[:, c]
+        col = np.zeros(n, np.float32)
+        if info.processing == "streaming":
+            steps: Iterable[float] = _run_streaming(enhancer, read, n, rate_in, col, block_s)
+        else:
+            steps = _run_offline(enhancer, read, n, rate_in, col)
+        try:
+            for frac in steps:
+                yield Progress((j + frac) / len(chans),
+                               f"{info.name}: channel {c + 1}/{len(chans)}, {100 * frac:.0f}%")
+        except (ModelError, Cancelled, GeneratorExit):
+            raise
+        except MemoryError:
+            raise ModelError(f"model {info.id!r} ran out of memory") from None
+        except Exception as exc:  # a third-party model may raise anything; report it, keep the app up
+            raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
+        out[:, j] = col
+    return out
+
+
+def run_to_end(gen: Generator[Progress, None, np.ndarray],
+               on_progress: Callable[[Progress], None] | None = None):
+    """Drive a core generator to completion and return its result (for the CLI and tests)."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(p)
+
+
+def enhance_array(enhancer: Enhancer, audio: np.ndarray, sample_rate: int, **kwargs) -> np.ndarray:
+    """Blocking convenience wrapper of :func:`enhance`; returns the same shape kind as ``audio``."""
+    result = run_to_end(enhance(enhancer, audio, sample_rate, **kwargs))
+    return result[:, 0] if np.asarray(audio).ndim == 1 else result
