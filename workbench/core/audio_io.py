@@ -7,8 +7,10 @@ file unless asked and never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, asdict
@@ -65,75 +67,261 @@ class AudioInfo:
         return d
 
 
-def _wav_declared_data_bytes(path: Path) -> tuple[int, int] | None:
-    """For RIFF/WAVE files return ``(declared_data_bytes, data_offset)`` from the header, else ``None``.
+@dataclass(frozen=True)
+class _HeaderFacts:
+    """What we parse from a WAV/AIFF header ourselves, to name problems libsndfile hides or words vaguely.
 
-    libsndfile silently shortens a file whose data chunk is cut off; we read the declared size ourselves
-    so that a truncated recording is reported instead of passing as a shorter one.
+    ``declared_frames`` is what the header promises (``None`` when unknown, e.g. streaming writers that
+    leave the size 0 or 0xFFFFFFFF); ``available_frames`` is what the file's bytes can actually hold.
     """
+
+    container: str
+    channels: int | None = None
+    sample_rate: float | None = None
+    declared_frames: int | None = None
+    available_frames: int | None = None
+
+
+_FMT_MIN_BYTES = 16
+
+
+def _parse_wav_header(fh, size: int) -> _HeaderFacts:
+    head = fh.read(12)
+    little = head[:4] in (b"RIFF", b"RF64")
+    endian = "<" if little else ">"
+    facts = {"container": "WAV"}
+    block_align = 0
+    while True:
+        chunk = fh.read(8)
+        if len(chunk) < 8:
+            break
+        cid, csize = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
+        if cid == b"fmt ":
+            body = fh.read(min(csize, 40))
+            if len(body) >= _FMT_MIN_BYTES:
+                _tag, ch, rate, _byte_rate, block_align, _bits = struct.unpack(endian + "HHIIHH", body[:16])
+                facts.update(channels=ch, sample_rate=float(rate))
+            fh.seek(csize - len(body) + (csize & 1), os.SEEK_CUR)
+            continue
+        if cid == b"data":
+            offset = fh.tell()
+            if block_align > 0:
+                facts["available_frames"] = max(size - offset, 0) // block_align
+                # 0 and 0xFFFFFFFF are what streaming writers leave for "size unknown"; not a truncation.
+                if csize not in (0, 0xFFFFFFFF) and head[:4] != b"RF64":
+                    facts["declared_frames"] = csize // block_align
+            break
+        fh.seek(csize + (csize & 1), os.SEEK_CUR)
+    return _HeaderFacts(**facts)
+
+
+def _ieee_extended(raw: bytes) -> float:
+    """Decode the 80-bit big-endian IEEE 754 extended float AIFF uses for its sample rate."""
+    exp_sign, mantissa = struct.unpack(">HQ", raw)
+    exponent = exp_sign & 0x7FFF
+    if exponent == 0 and mantissa == 0:
+        return 0.0
+    value = mantissa * 2.0 ** (exponent - 16383 - 63)
+    return -value if exp_sign & 0x8000 else value
+
+
+def _parse_aiff_header(fh, size: int) -> _HeaderFacts:
+    head = fh.read(12)
+    compressed = head[8:12] == b"AIFC"
+    facts = {"container": "AIFF"}
+    frame_bytes = 0
+    while True:
+        chunk = fh.read(8)
+        if len(chunk) < 8:
+            break
+        cid, csize = chunk[:4], struct.unpack(">I", chunk[4:])[0]
+        if cid == b"COMM":
+            body = fh.read(min(csize, 64))
+            if len(body) >= 18:
+                ch, frames, bits = struct.unpack(">hIh", body[:8])
+                facts.update(channels=ch, sample_rate=_ieee_extended(body[8:18]), declared_frames=frames)
+                codec = body[18:22] if compressed and len(body) >= 22 else b"NONE"
+                if codec in (b"NONE", b"sowt", b"twos", b"fl32", b"FL32", b"fl64", b"FL64", b"in24", b"in32"):
+                    frame_bytes = max(ch, 0) * ((bits + 7) // 8)
+            fh.seek(csize - len(body) + (csize & 1), os.SEEK_CUR)
+            continue
+        if cid == b"SSND":
+            start = fh.tell() + 8  # offset and blockSize fields precede the samples
+            if frame_bytes > 0:
+                facts["available_frames"] = max(min(size, start - 8 + csize) - start, 0) // frame_bytes
+            break
+        fh.seek(csize + (csize & 1), os.SEEK_CUR)
+    if frame_bytes == 0:
+        facts.pop("declared_frames", None)
+    return _HeaderFacts(**facts)
+
+
+def _sniff_container(head: bytes, suffix: str) -> str | None:
+    """Name the container the first bytes announce (``None`` when they announce no audio format)."""
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "AIFF"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    if head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "MP3"
+    if suffix == ".mp3":
+        return "MP3?"
+    return None
+
+
+def _header_facts(path: Path, size: int) -> _HeaderFacts | None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)
-            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-                return None
-            little = head[:4] == b"RIFF"
-            while True:
-                chunk = fh.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, size = chunk[:4], struct.unpack("<I" if little else ">I", chunk[4:])[0]
-                if cid == b"data":
-                    return size, fh.tell()
-                fh.seek(size + (size & 1), os.SEEK_CUR)
-    except OSError:
+            fh.seek(0)
+            kind = _sniff_container(head, path.suffix.lower())
+            if kind == "WAV":
+                return _parse_wav_header(fh, size)
+            if kind == "AIFF":
+                return _parse_aiff_header(fh, size)
+            return _HeaderFacts(container=kind) if kind else None
+    except (OSError, struct.error):
         return None
+
+
+_NATIVE_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr(enabled: bool):
+    """Silence file descriptor 2 while libsndfile's MP3 decoder (libmpg123) runs.
+
+    libmpg123 prints resync notes and warnings straight to the C ``stderr``; we report every problem
+    ourselves as one clear line, so its chatter would only break the "one line per error" promise of the
+    CLI. Python-level writes from other threads during the call are also swallowed, which is why this is
+    enabled only for MP3 files and only around the native calls.
+    """
+    if not enabled:
+        yield
+        return
+    with _NATIVE_STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+        try:
+            saved = os.dup(2)
+        except OSError:
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
+def _is_mp3(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return (_sniff_container(head, path.suffix.lower()) or "").startswith("MP3")
+
+
+#: Decoded at the end of compressed files to prove the promised length is really there.
+_TAIL_PROBE_FRAMES = 4096
+
+
+def _probe_tail(path: Path, info: sf._SoundFileInfo, quiet: bool) -> str | None:
+    """Decode the last frames of a compressed file; return a problem sentence when they are missing.
+
+    FLAC, Ogg and MP3 headers state a length (STREAMINFO, granule positions, the Xing/LAME tag) that a
+    cut-off file no longer holds. libsndfile opens such a file happily and fails or comes up short only
+    when decoding reaches the cut, so we seek there now, at the cost of decoding one short block.
+    """
+    start = max(int(info.frames) - _TAIL_PROBE_FRAMES, 0)
+    want = int(info.frames) - start
+    try:
+        with _quiet_native_stderr(quiet), sf.SoundFile(str(path)) as fh:
+            fh.seek(start)
+            got = fh.read(want, dtype="float32", always_2d=True).shape[0]
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        return (f"truncated or corrupt data: the header promises {int(info.frames)} frames but decoding "
+                f"fails before frame {start} ({_strip_prefix(str(exc))})")
+    if got < want:
+        return (f"truncated data: the header promises {int(info.frames)} frames but the stream ends "
+                f"before frame {start + got}")
+    return None
 
 
 def read_info(path: str | os.PathLike) -> AudioInfo:
     """Open ``path`` far enough to validate its header and return its metadata.
 
+    Checks, each with its own message: missing, folder, not a regular file, unreadable, empty, not audio
+    (with a hint at what it is), truncated or corrupt header, zero sample rate or channel count, no
+    frames, WAV/AIFF data shorter than the header declares, compressed streams (FLAC/Ogg/MP3) that end
+    before the length their header promises.
+
     Raises:
-        AudioFileError: missing, empty, unreadable, not audio, zero sample rate, no channels or frames,
-            or a WAV whose data chunk is shorter than its header declares (truncated).
+        AudioFileError: naming the file and the problem.
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioFileError(path, "no such file")
-    if path.is_dir():
-        raise AudioFileError(path, "is a folder, not an audio file")
     try:
-        size = path.stat().st_size
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioFileError(path, "no such file") from None
     except OSError as exc:
         raise AudioFileError(path, f"cannot be read ({exc.strerror})") from None
+    if path.is_dir():
+        raise AudioFileError(path, "is a folder, not an audio file")
+    if not path.is_file():
+        raise AudioFileError(path, "is not a regular file (a device, pipe or socket)")
+    size = st.st_size
     if size == 0:
         raise AudioFileError(path, "empty file (0 bytes)")
-    if not os.access(path, os.R_OK):
-        raise AudioFileError(path, "permission denied")
     try:
-        info = sf.info(str(path))
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise AudioFileError(path, "permission denied (the file cannot be opened for reading)") from None
+    except OSError as exc:
+        raise AudioFileError(path, f"cannot be read ({exc.strerror})") from None
+    facts = _header_facts(path, size)
+    if facts is not None:
+        # Checked before libsndfile, whose words for these cases are "SF_INFO struct incomplete" and such.
+        if facts.sample_rate is not None and facts.sample_rate <= 0:
+            raise AudioFileError(path, f"invalid sample rate {facts.sample_rate:g} Hz in the {facts.container} header")
+        if facts.channels is not None and facts.channels <= 0:
+            raise AudioFileError(path, f"invalid channel count {facts.channels} in the {facts.container} header")
+    quiet = facts is not None and facts.container.startswith("MP3")
+    try:
+        with _quiet_native_stderr(quiet):
+            info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioFileError(path, _describe_libsndfile_error(path, exc)) from None
+        raise AudioFileError(path, _describe_libsndfile_error(path, exc, facts, size)) from None
     if info.samplerate <= 0:
         raise AudioFileError(path, f"invalid sample rate {info.samplerate} Hz in header")
     if info.channels <= 0:
         raise AudioFileError(path, f"invalid channel count {info.channels} in header")
     if info.frames <= 0:
-        raise AudioFileError(path, "contains no audio frames")
+        raise AudioFileError(path, "contains no audio frames (0 samples after the header)")
     result = AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames),
                        str(info.subtype), str(info.format))
-    declared = _wav_declared_data_bytes(path)
-    if declared is not None:
-        declared_bytes, offset = declared
-        frame_bytes = _frame_bytes(result)
-        # 0 and 0xFFFFFFFF are used by streaming writers for "size unknown"; not a truncation.
-        if frame_bytes and declared_bytes not in (0, 0xFFFFFFFF):
-            available = max(size - offset, 0)
-            if available < declared_bytes:
-                raise AudioFileError(
-                    path,
-                    f"truncated data: header declares {declared_bytes // frame_bytes} frames, "
-                    f"file holds {available // frame_bytes}",
-                )
+    if facts is not None and facts.declared_frames is not None and facts.available_frames is not None:
+        if facts.available_frames < facts.declared_frames:
+            raise AudioFileError(
+                path,
+                f"truncated data: header declares {facts.declared_frames} frames, "
+                f"file holds {facts.available_frames}",
+            )
+    if result.format in ("FLAC", "OGG", "MP3"):
+        problem = _probe_tail(path, info, quiet=result.format == "MP3")
+        if problem:
+            raise AudioFileError(path, problem)
     return result
 
 
@@ -143,16 +331,51 @@ def _frame_bytes(info: AudioInfo) -> int:
     return bits // 8 * info.channels if bits else 0
 
 
-def _describe_libsndfile_error(path: Path, exc: Exception) -> str:
-    text = str(exc)
+def _looks_like(head: bytes) -> str:
+    """A short guess at what a non-audio file is, for the error message."""
+    for magic, what in ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"),
+                        (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+                        (b"GIF8", "a GIF image"), (b"\x7fELF", "a program")):
+        if head.startswith(magic):
+            return f"; it looks like {what}"
+    if head.lstrip()[:1] in (b"<", b"{", b"["):
+        return "; it looks like a text/markup file"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if text and all(c.isprintable() or c in "\r\n\t" for c in text):
+        return "; it looks like a text file"
+    return ""
+
+
+def _describe_libsndfile_error(path: Path, exc: Exception, facts: _HeaderFacts | None = None,
+                               size: int | None = None) -> str:
+    text = _strip_prefix(str(exc))
     low = text.lower()
-    with open(path, "rb") as fh:
-        head = fh.read(64)
-    if head[:4] in (b"RIFF", b"RIFX", b"FORM", b"fLaC", b"OggS") or head[:3] == b"ID3":
-        if "format not recognised" in low or "unspecified" in low or "malformed" in low or "bad" in low:
-            return f"truncated or corrupt header ({_strip_prefix(text)})"
-        return f"cannot be decoded ({_strip_prefix(text)})"
-    return f"not a recognised audio file ({_strip_prefix(text)})"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        head = b""
+    kind = facts.container if facts is not None else _sniff_container(head, path.suffix.lower())
+    if kind == "MP3?":
+        return ("not an MP3 file: no MPEG audio frame or ID3 tag at the start"
+                f"{_looks_like(head)}")
+    if kind == "MP3":
+        # libsndfile words every MPEG failure as "File does not exist or is not a regular file".
+        return "MP3 without decodable audio frames (empty, truncated or corrupt MPEG stream)"
+    if kind is None:
+        return f"not a recognised audio file ({text}){_looks_like(head)}"
+    if size is not None and size < 64:
+        return f"truncated {kind} header: the file is only {size} bytes ({text})"
+    if kind == "Ogg" and "malformed" in low:
+        # libsndfile reads the last Ogg page to learn the length, so a cut-off stream fails right at open.
+        return f"truncated or corrupt Ogg stream ({text})"
+    if any(w in low for w in ("malformed", "unimplemented", "incomplete", "unspecified", "not recognised",
+                              "bad", "zero", "short")):
+        return f"truncated or corrupt {kind} header ({text})"
+    return f"{kind} file that cannot be decoded ({text})"
 
 
 def _strip_prefix(text: str) -> str:
@@ -230,11 +453,13 @@ class FileSource(AudioSource):
         self.repair = repair
         self._lock = threading.Lock()
         self._file: sf.SoundFile | None = None
+        self._quiet = self.info.format == "MP3"
 
     def _handle(self) -> sf.SoundFile:
         if self._file is None or self._file.closed:
             try:
-                self._file = sf.SoundFile(str(self.path))
+                with _quiet_native_stderr(self._quiet):
+                    self._file = sf.SoundFile(str(self.path), "r")
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioFileError(self.path, _describe_libsndfile_error(self.path, exc)) from None
         return self._file
@@ -246,8 +471,11 @@ class FileSource(AudioSource):
         with self._lock:
             fh = self._handle()
             try:
-                fh.seek(start)
-                data = fh.read(stop - start, dtype="float32", always_2d=True)
+                with _quiet_native_stderr(self._quiet):
+                    # Sequential block reads skip the seek: MP3 seeking is approximate, reading on is exact.
+                    if fh.tell() != start:
+                        fh.seek(start)
+                    data = fh.read(stop - start, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioFileError(self.path, f"decoding failed near frame {start}: {_strip_prefix(str(exc))}"
                                      ) from None

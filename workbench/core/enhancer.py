@@ -26,7 +26,7 @@ import numpy as np
 import soxr
 
 from .audio_io import AudioSource, ArraySource
-from .errors import ModelError, Cancelled
+from .errors import ModelError, WorkbenchError
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
             "time-domain", "deep-filtering", "unknown")
@@ -82,6 +82,9 @@ class EnhancerStream:
         by ``latency_samples``."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release per-run resources (native handles); called by the engine when the run ends or stops."""
+
 
 class Enhancer(ABC):
     """Base class of every enhancement model. Subclasses set :attr:`info` and implement one path."""
@@ -113,12 +116,22 @@ class Progress:
     message: str = ""
 
 
+_CHECK_PIECE = 1 << 20
+
+
 def _check_block(enhancer: Enhancer, out: np.ndarray, expected: int) -> np.ndarray:
+    """Validate one model output: real, ``(expected,)``, finite; returned as float32."""
+    if out is None:
+        raise ModelError(f"model {enhancer.info.id!r} returned nothing, expected ({expected},) samples")
     out = np.asarray(out)
+    if np.iscomplexobj(out) or not np.issubdtype(out.dtype, np.number):
+        raise ModelError(f"model {enhancer.info.id!r} returned {out.dtype} samples, expected real floats")
     if out.ndim != 1 or out.shape[0] != expected:
         raise ModelError(f"model {enhancer.info.id!r} returned shape {out.shape}, expected ({expected},)")
-    if not np.all(np.isfinite(out)):
-        raise ModelError(f"model {enhancer.info.id!r} produced NaN or Inf samples; stopped")
+    # Checked in pieces: one isfinite over minutes of audio would hold the GIL (and stall the GUI) ~50 ms.
+    for a in range(0, out.shape[0], _CHECK_PIECE):
+        if not np.isfinite(out[a:a + _CHECK_PIECE]).all():
+            raise ModelError(f"model {enhancer.info.id!r} produced NaN or Inf samples; stopped")
     return out.astype(np.float32, copy=False)
 
 
@@ -131,6 +144,19 @@ def _run_streaming(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n
     gran = max(int(info.block_samples), 1)
     block_native = max(gran, int(round(block_s * rate)) // gran * gran)
     stream = enhancer.new_stream()
+    try:
+        yield from _stream_loop(enhancer, stream, read, n_in, rate_in, out, block_native)
+    finally:
+        stream.close()
+
+
+def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int, int], np.ndarray],
+                 n_in: int, rate_in: int, out: np.ndarray, block_native: int) -> Generator[float, None, None]:
+    info = enhancer.info
+    rate = info.sample_rate
+    latency = int(info.latency_samples)
+    gran = max(int(info.block_samples), 1)
+    block_s = block_native / rate
     to_native = soxr.ResampleStream(rate_in, rate, 1, dtype="float32") if rate_in != rate else None
     to_input = soxr.ResampleStream(rate, rate_in, 1, dtype="float32") if rate_in != rate else None
     n_native = int(round(n_in * rate / rate_in)) if to_native else n_in
@@ -195,6 +221,12 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
     rate = enhancer.info.sample_rate
     chunk = max(int(enhancer.chunk_s * rate_in), 1)
     overlap = min(int(enhancer.overlap_s * rate_in), chunk // 2)
+    gran = max(int(enhancer.info.block_samples), 1)
+    if rate == rate_in and gran > 1:
+        # Chunk starts on the model's frame grid, so every chunk frames the audio exactly as a
+        # whole-file run would; only the model's warm-up from the chunk's start differs.
+        chunk = max(chunk // gran, 1) * gran
+        overlap = overlap // (2 * gran) * (2 * gran)
     if n_in <= chunk + overlap:
         bounds = [(0, n_in)]
     else:
@@ -258,6 +290,8 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     if out is None:
         out = np.zeros((n, len(chans)), np.float32)
     info = enhancer.info
+    if info.processing not in ("streaming", "offline"):
+        raise ModelError(f"model {info.id!r} declares processing {info.processing!r}; expected streaming or offline")
     for j, c in enumerate(chans):
         def read(a: int, b: int, c=c) -> np.ndarray:
             return source.read(a, b)[:, c]
@@ -270,12 +304,14 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
             for frac in steps:
                 yield Progress((j + frac) / len(chans),
                                f"{info.name}: channel {c + 1}/{len(chans)}, {100 * frac:.0f}%")
-        except (ModelError, Cancelled, GeneratorExit):
+        except (WorkbenchError, GeneratorExit):  # ModelError, Cancelled, AudioFileError: already clear
             raise
         except MemoryError:
             raise ModelError(f"model {info.id!r} ran out of memory") from None
         except Exception as exc:  # a third-party model may raise anything; report it, keep the app up
             raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            steps.close()  # on cancel too: releases the stream's native state right away
         out[:, j] = col
     return out
 

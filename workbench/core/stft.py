@@ -259,11 +259,17 @@ def group_delay(spec: np.ndarray, cfg: StftConfig, sample_rate: int,
                 mask_below_db: float | None = None) -> np.ndarray:
     """Group delay in milliseconds relative to the frame centre, per bin and frame.
 
-    ``GD[t, k] = -wrap(phi[t, k+1] - phi[t, k]) / (2 pi / N) - n_fft / 2``   (samples, then / fs * 1000)
+    ``GD[t, k] = -wrap(phi[t, k+1] - phi[t, k] + 2 pi c / N) * N / (2 pi)``   samples, then ``/ fs * 1000``
 
-    The negative frequency derivative of phase says where in the frame the energy of bin ``k`` sits;
-    subtracting ``n_fft / 2`` makes 0 mean "at the window centre" (an impulse at the centre gives 0,
-    one ``d`` samples later gives ``+d``). The last bin repeats its neighbour's value.
+    with ``c = n_fft / 2`` and ``N = fft_size``. The negative frequency derivative of phase says where in
+    the frame the energy of bin ``k`` sits; because the DFT origin is the frame's first sample, a component
+    at sample ``m`` of the frame has ``phi[k] = -2 pi k m / N``. Adding ``2 pi c / N`` before wrapping
+    centres the unambiguous range on the window centre, so an impulse at the centre gives 0, one ``d``
+    samples later ``+d`` and one ``d`` earlier ``-d``, for ``|d| < N / 2``. The last bin repeats its
+    neighbour's value.
+
+    Args:
+        mask_below_db: bins more than this many dB under the peak become NaN (drawn blank).
 
     Returns:
         float32 ``(frames, bins)``.
@@ -271,11 +277,12 @@ def group_delay(spec: np.ndarray, cfg: StftConfig, sample_rate: int,
     ph = np.angle(spec).astype(np.float64)
     gd = np.empty(spec.shape, np.float64)
     if spec.shape[1] > 1:
-        gd[:, :-1] = -wrap_phase(np.diff(ph, axis=1)) * cfg.nfft / (2 * np.pi)
+        centre_advance = 2 * np.pi * (cfg.n_fft / 2) / cfg.nfft
+        gd[:, :-1] = -wrap_phase(np.diff(ph, axis=1) + centre_advance) * cfg.nfft / (2 * np.pi)
         gd[:, -1] = gd[:, -2]
     else:
         gd[:] = 0.0
-    out = ((gd - cfg.n_fft / 2) * 1000.0 / sample_rate).astype(np.float32)
+    out = (gd * 1000.0 / sample_rate).astype(np.float32)
     if mask_below_db is not None:
         out[magnitude_mask(spec, mask_below_db)] = np.nan
     return out

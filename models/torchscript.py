@@ -1,0 +1,149 @@
+"""TorchScript enhancers: scripted or traced modules loaded with ``torch.jit.load`` (no Python code runs).
+
+Two forms are understood:
+
+* **waveform** modules (default): ``forward(x)`` with ``x`` float32 ``(1, T)``, ``(T,)`` or ``(1, 1, T)``
+  returns enhanced audio of the same number of samples. The accepted rank is found at load time by
+  running a short probe signal. Sample rate and delay come from a card next to the file
+  (``model.pt.toml`` etc., fields ``sample_rate``, ``latency_samples``, ``kind = "waveform"``), else
+  16 kHz and no delay are assumed and the model panel says so.
+* **spectral** modules with a card (``kind = "spectral"``, see :class:`ModelCard`): whole-utterance STFT
+  in the card's layout, mask or spectrum out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench.core.enhancer import Enhancer, EnhancerInfo
+from workbench.core.errors import ModelError
+from workbench.core.stft import StftConfig, istft, stft
+from .onnx_models import DEFAULT_RATE, ModelCard, _apply_output, find_card, from_layout, to_layout
+from .gtcrn import _apply_torch_threads
+
+
+def load_script_module(path: Path) -> torch.jit.ScriptModule:
+    try:
+        with warnings.catch_warnings():
+            # torch marks TorchScript as deprecated, but people still ship models in this format.
+            warnings.filterwarnings("ignore", message=".*is deprecated", category=DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{path}: cannot be loaded as a TorchScript module ({first[:300]})") from None
+    module.eval()
+    return module
+
+
+def _as_tensor(result) -> torch.Tensor:
+    """The first tensor of whatever ``forward`` returned (tensor, tuple or list)."""
+    if isinstance(result, (tuple, list)) and result:
+        result = result[0]
+    if not isinstance(result, torch.Tensor):
+        raise ModelError(f"forward returned {type(result).__name__}, expected a tensor")
+    return result
+
+
+class TorchScriptWaveformEnhancer(Enhancer):
+    """A waveform-in/waveform-out TorchScript module, run on whole chunks (offline path)."""
+
+    chunk_s = 30.0
+    overlap_s = 1.0
+
+    def __init__(self, path: Path, module, card: ModelCard | None = None):
+        _apply_torch_threads()
+        self.module = module
+        self.latency = card.latency_samples if card else 0
+        rate = card.sample_rate if card else DEFAULT_RATE
+        self.rank = self._probe_rank(path, rate)
+        params = sum(p.numel() for p in module.parameters())
+        note = (f"rate and delay from the card {card.path}" if card else
+                f"no model card: assuming {DEFAULT_RATE} Hz and no delay; add {path.name}.toml with "
+                "sample_rate = ... and latency_samples = ... to change")
+        self.info = EnhancerInfo(
+            id=(card.id if card and card.id else f"torchscript:{path.stem}"),
+            name=(card.name if card and card.name else path.stem),
+            description=(card.description if card and card.description else
+                         "TorchScript waveform-in/waveform-out model"),
+            sample_rate=rate, causal=card.causal if card else None, latency_samples=0,
+            family="time-domain", processing="offline", source=str(path), parameters=params or None,
+            extra={"format": f"TorchScript, input rank {self.rank}", "note": note})
+
+    def _probe_rank(self, path: Path, rate: int) -> int:
+        """Input rank (1, 2 or 3) the module accepts, tried on 0.1 s of quiet noise."""
+        n = max(rate // 10, 16)
+        probe = torch.from_numpy(np.random.default_rng(0).normal(0, 0.01, n).astype(np.float32))
+        errors = []
+        for rank in (2, 1, 3):
+            x = probe.reshape((1,) * (rank - 1) + (n,))
+            try:
+                with torch.inference_mode():
+                    y = _as_tensor(self.module(x))
+            except Exception as exc:
+                errors.append(f"({', '.join(['1'] * (rank - 1) + ['T'])}): {type(exc).__name__}")
+                continue
+            if y.numel() == n:
+                return rank
+            errors.append(f"({', '.join(['1'] * (rank - 1) + ['T'])}): returned shape {tuple(y.shape)}")
+        raise ModelError(f"{path}: TorchScript module is not a waveform-in/waveform-out model (tried "
+                         + "; ".join(errors) + "); a spectral module needs a model card next to the file")
+
+    def process_offline(self, audio: np.ndarray) -> np.ndarray:
+        n = len(audio)
+        # A model with a known delay gets that many zeros appended, so its delayed tail is not lost.
+        padded = np.concatenate([np.asarray(audio, np.float32), np.zeros(self.latency, np.float32)])
+        x = torch.from_numpy(padded).reshape((1,) * (self.rank - 1) + (len(padded),))
+        with torch.inference_mode():
+            y = _as_tensor(self.module(x)).reshape(-1).float().numpy()
+        return y[self.latency:self.latency + n].astype(np.float32, copy=False)
+
+
+class TorchScriptSpectralEnhancer(Enhancer):
+    """A spectral TorchScript module described by a card (whole-utterance STFT in, mask/spectrum out)."""
+
+    chunk_s = 30.0
+    overlap_s = 1.0
+
+    def __init__(self, path: Path, module, card: ModelCard):
+        if card.streaming:
+            raise ModelError(f"{card.path}: streaming TorchScript spectral models are not supported; "
+                             "set streaming = false (the module is then run on whole chunks)")
+        _apply_torch_threads()
+        self.module, self.card = module, card
+        self.cfg = StftConfig(card.n_fft, card.hop, card.window, card.fft_size, center=True)
+        self.info = EnhancerInfo(
+            id=card.id or f"torchscript:{path.stem}", name=card.name or path.stem,
+            description=card.description or "TorchScript spectral model described by a model card",
+            sample_rate=card.sample_rate, causal=card.causal, latency_samples=0,
+            family="complex-mask" if card.output == "mask" and card.output_type == "complex" else
+            "magnitude-mask" if card.output == "mask" else "complex-mapping",
+            processing="offline", block_samples=card.hop, source=str(path),
+            parameters=sum(p.numel() for p in module.parameters()) or None,
+            extra={"format": "TorchScript spectral", "card": str(card.path),
+                   "stft": f"{card.n_fft}-point, hop {card.hop}, {card.window}"})
+
+    def process_offline(self, audio: np.ndarray) -> np.ndarray:
+        card = self.card
+        spec = stft(audio, self.cfg).astype(np.complex128)
+        x = spec if card.input == "complex" else np.abs(spec)
+        inp = torch.from_numpy(to_layout(x, card.input_layout, card.input == "complex"))
+        with torch.inference_mode():
+            out = _as_tensor(self.module(inp)).float().numpy()
+        est = from_layout(out, card.out_layout, card.output_type == "complex")
+        if est.shape != spec.shape:
+            raise ModelError(f"model {self.info.id!r} returned a spectrum of {est.shape}, expected {spec.shape}")
+        return istft(_apply_output(spec, est, card), self.cfg, length=len(audio))
+
+
+def load_torchscript(path: str | Path, card: ModelCard | None = None) -> Enhancer:
+    path = Path(path)
+    module = load_script_module(path)
+    if card is None:
+        card = find_card(path)
+    if card is not None and card.kind == "spectral":
+        return TorchScriptSpectralEnhancer(path, module, card)
+    return TorchScriptWaveformEnhancer(path, module, card)

@@ -1,0 +1,122 @@
+"""DNSMOS: our onnxruntime implementation against the `speechmos` reference.
+
+speechmos's own code imports librosa (not a project dependency), so it cannot run in the project
+environment. The reference numbers below were produced by ``speechmos.dnsmos.run(path, 16000, model_type)``
+(speechmos 0.0.1.1, librosa 0.11.0, onnxruntime, run in a separate scratch environment on 2026-11-21) for
+the files in ../shared/data. When speechmos *is* importable (librosa installed), the test also compares
+against it live.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from workbench.core import dnsmos as dm
+
+# (file under shared/data, personalized, (SIG, BAK, OVRL, P.808)) from speechmos.dnsmos.run
+SPEECHMOS_REFERENCE = [
+    ("dns3/0015_noisy.wav", False, (1.224214, 1.099535, 1.138335, 2.333189)),
+    ("dns3/0015_GTCRN.wav", False, (3.001001, 3.857124, 2.668780, 3.441392)),
+    ("dns3/0016_noisy.wav", False, (1.181832, 1.155621, 1.098094, 2.390619)),
+    ("dns3/0016_GTCRN.wav", False, (2.462584, 3.804457, 2.252115, 3.180916)),
+    ("dns3/0072_noisy.wav", False, (1.162289, 1.180520, 1.091348, 2.269469)),
+    ("dns3/0072_GTCRN.wav", False, (2.928468, 3.945330, 2.638881, 3.084270)),
+    ("real/stationary_english_tug_2489_voss_18_snr3_tl-24_fileid_45.wav", False,
+     (3.313940, 1.922389, 1.981099, 2.567427)),
+    ("dns3/0072_noisy.wav", True, (3.627290, 1.380300, 1.721950, 2.269469)),
+]
+
+
+@pytest.fixture(scope="module")
+def scorers():
+    return {False: dm.Dnsmos(False), True: dm.Dnsmos(True)}
+
+
+@pytest.mark.parametrize("rel,personalized,expected", SPEECHMOS_REFERENCE,
+                         ids=[f"{r[0].split('/')[-1]}{'-p' if r[1] else ''}" for r in SPEECHMOS_REFERENCE])
+def test_matches_speechmos_reference(shared_data, scorers, rel, personalized, expected):
+    audio, sr = sf.read(shared_data / rel, dtype="float32")
+    s = scorers[personalized].score(audio, sr)
+    got = (s.sig, s.bak, s.ovrl, s.p808)
+    assert np.allclose(got, expected, atol=1e-3), (got, expected)
+
+
+def test_matches_speechmos_live_when_importable(shared_data, scorers):
+    pytest.importorskip("librosa", reason="speechmos needs librosa, which is not a project dependency")
+    from speechmos import dnsmos as reference
+
+    path = shared_data / "dns3/0016_GTCRN.wav"
+    ref = reference.run(str(path), 16000)
+    audio, sr = sf.read(path, dtype="float32")
+    s = scorers[False].score(audio, sr)
+    assert abs(s.ovrl - ref["ovrl_mos"]) < 0.01 and abs(s.p808 - ref["p808_mos"]) < 0.01
+
+
+def test_mel_filterbank_matches_librosa_slaney():
+    fb = dm.mel_filterbank()
+    assert fb.shape == (120, 161)
+    # librosa.filters.mel(sr=16000, n_fft=321, n_mels=120) (librosa 0.11.0): total weight, peak bins, a peak value
+    assert fb.sum() == pytest.approx(2.397503376, rel=1e-6)
+    assert [int(fb[i].argmax()) for i in (0, 30, 60, 119)] == [1, 16, 34, 156]
+    assert fb[60].max() == pytest.approx(0.0143288029, rel=1e-6)
+
+
+def test_p808_features_shape_and_scale():
+    x = np.random.default_rng(0).standard_normal(dm.WINDOW_SAMPLES - dm.MEL_HOP).astype(np.float32) * 0.1
+    f = dm.p808_features(x)
+    assert f.shape == (900, 120) and f.dtype == np.float32
+    # (log-power relative to the maximum + 40) / 40, floored 80 dB below the maximum
+    assert f.max() == pytest.approx(1.0, abs=1e-6) and f.min() >= -1.0 - 1e-6
+
+
+def test_windows_repeat_short_clips_and_hop_one_second(scorers):
+    d = scorers[False]
+    short = np.arange(5 * 16000, dtype=np.float32)
+    w = d.windows(short)
+    assert len(w) == 1 and len(w[0]) == dm.WINDOW_SAMPLES
+    # a 5 s clip is doubled to 10 s: the window continues with the clip's start
+    assert w[0][80000] == short[0] and w[0][-1] == short[dm.WINDOW_SAMPLES - 80000 - 1]
+    # 20 s: floor(20 - 9.01) + 1 = 11 window starts, one per second. The reference computes the end as
+    # int((i + 9.01) * 16000), one sample short for i = 7..10 in floating point, and skips those windows.
+    long = np.arange(20 * 16000, dtype=np.float32)
+    starts = [int(w[0]) for w in d.windows(long)]
+    assert starts == [i * 16000 for i in range(7)]
+    every = dm.Dnsmos(exact_reference=False).windows(long)
+    assert [int(w[0]) for w in every] == [i * 16000 for i in range(11)]
+
+
+def test_other_rates_are_resampled(shared_data, scorers):
+    import soxr
+
+    audio, sr = sf.read(shared_data / "dns3/0015_GTCRN.wav", dtype="float32")
+    at48 = soxr.resample(audio, sr, 48000)
+    a, b = scorers[False].score(audio, sr), scorers[False].score(at48, 48000)
+    assert abs(a.ovrl - b.ovrl) < 0.05 and abs(a.sig - b.sig) < 0.05
+
+
+def test_bad_signals_give_reasons_not_crashes(scorers):
+    silent = scorers[False].metrics(np.zeros(16000, np.float32), 16000)
+    assert set(silent) == set(dm.DNSMOS_METRICS)
+    assert all(m.value is None and "silence" in m.reason for m in silent.values())
+    nan = scorers[False].metrics(np.full(16000, np.nan, np.float32), 16000)
+    assert all(m.value is None and "NaN" in m.reason for m in nan.values())
+    empty = scorers[False].metrics(np.zeros(0, np.float32), 16000)
+    assert all(m.value is None and "empty" in m.reason for m in empty.values())
+
+
+def test_metrics_carry_direction_and_range(shared_data):
+    audio, sr = sf.read(shared_data / "dns3/0015_noisy.wav", dtype="float32")
+    ms = dm.dnsmos_metrics(audio, sr)
+    ovrl = ms["dnsmos_ovrl"]
+    assert ovrl.higher_is_better and ovrl.range == (1.0, 5.0) and ovrl.unit == "MOS"
+    assert ovrl.value == pytest.approx(1.138335, abs=1e-3)
+
+
+def test_model_files_are_found_without_importing_speechmos():
+    import sys
+
+    p835, p808 = dm.model_paths()
+    assert p835.name == "sig_bak_ovr.onnx" and p808.name == "model_v8.onnx"
+    assert "speechmos.dnsmos" not in sys.modules or "librosa" in sys.modules

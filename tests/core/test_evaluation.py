@@ -1,0 +1,126 @@
+"""Evaluation over noisy/clean pairs: reproduces the PROVENANCE.md reference figures on ../shared/data/dns3."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from workbench.core import evaluation as E
+from workbench.core.enhancer import run_to_end
+from workbench.core.errors import WorkbenchError
+from workbench.core.recording import Recording
+
+KEY = ["pesq_wb", "estoi", "si_sdr"]
+
+# PROVENANCE.md (means over five clips; three are in dns3/): PESQ-WB, ESTOI, SI-SDR dB, DNSMOS OVRL
+REFERENCE = {
+    "noisy": (1.10, 0.56, 3.1, 1.1),
+    "file:GTCRN": (1.67, 0.71, 9.9, 2.6),
+    "file:RNNoise": (1.21, 0.57, 5.1, 2.0),
+    "nsnet2-16k": (1.42, 0.70, 7.5, 2.3),
+}
+# "within noise": three of the five clips, so the bounds are loose
+TOLERANCE = (0.15, 0.06, 1.7, 0.3)
+
+
+@pytest.fixture(scope="module")
+def dns3_result(shared_data):
+    return run_to_end(E.evaluate(shared_data / "dns3", ["file:GTCRN", "file:RNNoise", "nsnet2-16k"], metrics=KEY))
+
+
+def test_reproduces_reference_figures(dns3_result):
+    summ = dns3_result.summaries()
+    assert dns3_result.systems == ["noisy", "file:GTCRN", "file:RNNoise", "nsnet2-16k"]
+    for system, ref in REFERENCE.items():
+        got = [summ[(system, k)].mean for k in KEY + ["dnsmos_ovrl"]]
+        for g, r, tol, name in zip(got, ref, TOLERANCE, KEY + ["dnsmos_ovrl"]):
+            assert abs(g - r) <= tol, f"{system} {name}: measured {g:.3f}, reference {r}"
+    # the ranking the reference figures imply
+    pesq = {s: summ[(s, "pesq_wb")].mean for s in REFERENCE}
+    assert pesq["noisy"] < pesq["file:RNNoise"] < pesq["nsnet2-16k"] < pesq["file:GTCRN"]
+
+
+def test_long_form_csv_and_plot(dns3_result, tmp_path):
+    csv_path = E.write_csv(dns3_result, tmp_path / "out" / "results.csv")
+    rows = E.read_csv(csv_path)
+    assert list(rows[0])[:4] == ["file", "model", "metric", "value"]
+    # 3 files x 4 systems x (3 intrusive + 4 DNSMOS) metrics, one row each
+    assert len(rows) == 3 * 4 * 7
+    assert {r["model"] for r in rows} == {"noisy", "file:GTCRN", "file:RNNoise", "nsnet2-16k"}
+    assert {r["metric"] for r in rows} == set(KEY) | {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"}
+    one = [r for r in rows if r["file"] == "0015" and r["model"] == "noisy" and r["metric"] == "pesq_wb"]
+    assert one[0]["value"] == pytest.approx(dns3_result.value("0015", "noisy", "pesq_wb"))
+    png = E.plot_bars(dns3_result, tmp_path / "bars.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
+
+
+def test_table_has_noisy_row_ci_and_best_marks(dns3_result):
+    table = E.format_table(dns3_result)
+    lines = table.splitlines()
+    assert lines[0].startswith("system") and "PESQ-WB ↑" in lines[0] and "DNSMOS OVRL ↑" in lines[0]
+    assert lines[2].startswith("noisy")
+    assert "±" in lines[2]
+    gtcrn = next(line for line in lines if line.startswith("file:GTCRN"))
+    assert "*" in gtcrn  # best PESQ-WB
+    summ = dns3_result.summaries()[("noisy", "pesq_wb")]
+    vals = np.array([dns3_result.value(f, "noisy", "pesq_wb") for f in dns3_result.files])
+    from scipy.stats import t
+    assert summ.ci95 == pytest.approx(t.ppf(0.975, 2) * vals.std(ddof=1) / np.sqrt(3))
+    assert f"{summ.mean:.2f} ± {summ.ci95:.2f}" in lines[2]
+
+
+def test_versions_score_like_the_cli(shared_data, dns3_result):
+    """The metrics panel's core path (score_versions on a Recording) gives the CLI's numbers."""
+    rec = Recording(shared_data / "dns3/0016_noisy.wav")
+    clean, sr = sf.read(shared_data / "dns3/0016_clean.wav", dtype="float32")
+    scores = run_to_end(E.score_versions(rec.versions, clean, sr, metrics=KEY))
+    got = scores["original"].metrics
+    for k in KEY + ["dnsmos_ovrl"]:
+        assert got[k].value == pytest.approx(dns3_result.value("0016", "noisy", k), abs=1e-9)
+
+
+def test_cli_evaluate(shared_data, tmp_path, capsys):
+    from workbench.cli import main
+
+    out = tmp_path / "r.csv"
+    code = main(["evaluate", str(shared_data / "dns3"), "-m", "file:GTCRN", "--csv", str(out),
+                 "--plot", str(tmp_path / "r.svg"), "--no-dnsmos", "--metrics", "pesq_wb,si_sdr"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "noisy" in text and "file:GTCRN" in text and "SI-SDR" in text
+    rows = E.read_csv(out)
+    assert len(rows) == 3 * 2 * 2 and not any(r["metric"].startswith("dnsmos") for r in rows)
+    assert (tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_cli_errors_name_the_problem(shared_data, tmp_path, capsys):
+    from workbench.cli import main
+
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "no noisy/clean pairs" in capsys.readouterr().err
+    assert main(["evaluate", str(shared_data / "dns3"), "-m", "file:NOPE", "--no-dnsmos"]) == 2
+    assert "NOPE" in capsys.readouterr().err
+    assert main(["evaluate", str(shared_data / "dns3"), "--metrics", "bogus"]) == 2
+    assert "bogus" in capsys.readouterr().err
+
+
+def test_failed_metrics_are_rows_with_reasons(tmp_path, rng):
+    """A pair too short for PESQ still evaluates; the CSV row says why the value is missing."""
+    sr = 16000
+    clean = (0.1 * rng.standard_normal(sr // 10)).astype(np.float32)
+    sf.write(tmp_path / "x_clean.wav", clean, sr)
+    sf.write(tmp_path / "x_noisy.wav", clean + 0.01 * rng.standard_normal(len(clean)).astype(np.float32), sr)
+    res = run_to_end(E.evaluate(tmp_path, [], metrics=["pesq_wb", "si_sdr"], dnsmos=False))
+    m = {r.metric: r for r in res.measurements}
+    assert m["pesq_wb"].value is None and "short" in m["pesq_wb"].reason
+    assert m["si_sdr"].value is not None
+    E.write_csv(res, tmp_path / "x.csv")
+    row = [r for r in E.read_csv(tmp_path / "x.csv") if r["metric"] == "pesq_wb"][0]
+    assert row["value"] is None and "short" in row["reason"]
+    assert "n/a" in E.format_table(res)
+
+
+def test_duplicate_systems_rejected(shared_data):
+    with pytest.raises(WorkbenchError, match="once"):
+        run_to_end(E.evaluate(shared_data / "dns3", ["file:GTCRN", "file:GTCRN"], dnsmos=False))

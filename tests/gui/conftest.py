@@ -1,0 +1,42 @@
+"""Qt test setup: offscreen platform, isolated settings, binding guard, pyqtgraph options.
+
+QT_QPA_PLATFORM must be set before Qt is imported, so it is done at import time of this conftest.
+Settings go to a per-session temporary folder under a test organisation name, so tests never read or
+write the person's real workbench settings.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+from workbench.gui import compat  # noqa: E402
+
+compat.apply()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _workbench_qt(qapp, tmp_path_factory):
+    from PySide6.QtCore import QSettings
+
+    from workbench.gui.app import configure_pyqtgraph
+
+    qapp.setOrganizationName("WorkbenchTests")
+    qapp.setOrganizationDomain("tests.workbench.invalid")
+    qapp.setApplicationName("WorkbenchTests")
+    folder = tmp_path_factory.mktemp("qsettings")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    configure_pyqtgraph()
+    yield
+
+
+@pytest.fixture()
+def settings(tmp_path):
+    """A fresh settings file for one test."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "workbench.ini"), QSettings.Format.IniFormat)

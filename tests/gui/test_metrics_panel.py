@@ -1,0 +1,130 @@
+"""Metrics panel: versions side by side, computed on a worker, same numbers as the CLI core path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from workbench.core.enhancer import EnhancerInfo
+from workbench.core.evaluation import score_signal
+from workbench.core.recording import Recording
+from workbench.gui.metrics_panel import MetricsPanel, format_value
+
+
+def _info(name):
+    return EnhancerInfo(id=name, name=name, description="precomputed output", sample_rate=16000, causal=None,
+                        latency_samples=0)
+
+
+def _fit(x, n):
+    return np.pad(x, (0, max(n - len(x), 0)))[:n]
+
+
+@pytest.fixture()
+def recording(shared_data):
+    rec = Recording(shared_data / "dns3/0015_noisy.wav")
+    n = rec.source.frames
+    for tag in ("GTCRN", "RNNoise"):
+        audio, sr = sf.read(shared_data / f"dns3/0015_{tag}.wav", dtype="float32")
+        rec.add_enhanced(_fit(audio, n), sr, _info(tag))
+    return rec
+
+
+def test_panel_measures_versions_like_the_cli(qtbot, recording, shared_data):
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.set_recording(recording)
+    # auto-paired reference: 0015_noisy.wav -> 0015_clean.wav
+    assert panel.reference_path == shared_data / "dns3/0015_clean.wav" and panel.reference_auto
+    assert "auto-paired" in panel.reference_label.text()
+    with qtbot.waitSignal(panel.resultsReady, timeout=120000) as blocker:
+        panel.compute()
+    results = blocker.args[0]
+    assert set(results) == {"original", "GTCRN", "RNNoise"}
+    clean, sr = sf.read(shared_data / "dns3/0015_clean.wav", dtype="float32")
+    for v in recording.versions:
+        cli = score_signal(v.source.read_all(), v.sample_rate, clean, sr)
+        for key in ("pesq_wb", "estoi", "si_sdr", "lsd", "dnsmos_ovrl"):
+            assert results[v.name].metrics[key].value == pytest.approx(cli.metrics[key].value, abs=1e-9)
+            assert panel.cell_text(key, v.name) == format_value(cli.metrics[key].value)
+    # best per row follows the metric's direction
+    for key in ("pesq_wb", "lsd", "dnsmos_ovrl"):
+        best = panel.best_version(key)
+        hib = results[best].metrics[key].higher_is_better
+        vals = {n: r.metrics[key].value for n, r in results.items()}
+        assert vals[best] == (max(vals.values()) if hib else min(vals.values()))
+        assert panel.is_highlighted(key, best)
+        assert not any(panel.is_highlighted(key, n) for n in vals if n != best)
+    assert panel.best_version("pesq_wb") == "GTCRN" and panel.best_version("lsd") == "GTCRN"
+
+
+def test_without_reference_only_dnsmos(qtbot, shared_data):
+    rec = Recording(shared_data / "real/stationary_english_tug_2489_voss_18_snr3_tl-24_fileid_45.wav")
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.set_recording(rec)
+    assert panel.reference_path is None
+    with qtbot.waitSignal(panel.resultsReady, timeout=60000):
+        panel.compute()
+    assert panel.metric_rows() == ["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"]
+    assert panel.table.rowCount() == 4 and panel.table.columnCount() == 1
+    assert float(panel.cell_text("dnsmos_ovrl", "original")) == pytest.approx(1.98, abs=0.01)
+
+
+def test_new_versions_are_measured_incrementally(qtbot, recording):
+    panel = MetricsPanel()  # auto_compute: measures on recording and version changes
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.resultsReady, timeout=120000):
+        panel.set_recording(recording)
+    audio = recording.original.source.read_all()[:, 0] * 0.5
+    started = []
+    panel.started.connect(lambda: started.append(1))
+    with qtbot.waitSignal(panel.resultsReady, timeout=60000) as blocker:
+        recording.add_enhanced(audio, 16000, _info("half"))
+        panel._on_versions_changed(recording)  # what DocumentModel.versionsChanged delivers
+    assert "half" in blocker.args[0] and len(started) == 1
+    # half the original: the same SI-SDR (scale-invariant), a lower plain SNR
+    r = blocker.args[0]
+    assert r["half"].metrics["si_sdr"].value == pytest.approx(r["original"].metrics["si_sdr"].value, abs=1e-6)
+    assert r["half"].metrics["snr"].value < r["original"].metrics["snr"].value
+
+
+def test_cancel_stops_the_worker(qtbot, recording):
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.set_recording(recording)
+    with qtbot.waitSignal(panel.cancelled, timeout=60000):
+        panel.compute()
+        assert panel.running
+        panel.cancel()
+    assert not panel.running and panel.compute_button.isEnabled()
+    assert len(panel.results()) < 3
+
+
+def test_bad_reference_is_reported(qtbot, recording, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.set_recording(recording)
+    before = panel.reference_path
+    with qtbot.waitSignal(panel.failed, timeout=5000) as blocker:
+        panel.set_reference(bad)
+    assert "broken.wav" in blocker.args[0]
+    assert panel.reference_path == before  # the previous reference is kept
+    panel.set_reference(None)
+    assert panel.reference_path is None and "none" in panel.reference_label.text()
+
+
+def test_follows_the_document_model(qtbot, shared_data):
+    from workbench.gui.document import DocumentModel
+
+    doc = DocumentModel()
+    panel = MetricsPanel(doc, auto_compute=False)
+    qtbot.addWidget(panel)
+    rec = Recording(shared_data / "dns3/0072_noisy.wav")
+    doc.add_recording(rec)
+    assert panel.recording is rec and panel.reference_path == shared_data / "dns3/0072_clean.wav"
+    doc.add_recording(Recording(shared_data / "pesq/speech.wav"))
+    assert panel.recording.name == "speech.wav" and panel.reference_path is None

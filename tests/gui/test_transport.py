@@ -1,0 +1,203 @@
+"""The transport bar with pytest-qt (offscreen): keys drive the engine, no-device message, blind A/B."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import Qt
+
+from workbench.core.enhancer import EnhancerInfo
+from workbench.core.playback import PlaybackEngine
+from workbench.core.recording import Recording
+from workbench.gui.transport import TransportBar
+
+
+def _info(model_id: str, sr: int) -> EnhancerInfo:
+    return EnhancerInfo(model_id, model_id, "test", sr, True, 0)
+
+
+@pytest.fixture()
+def recording(shared_data):
+    dns = shared_data / "dns3"
+    rec = Recording(dns / "0016_noisy.wav")
+    n = rec.source.frames
+    for name in ("GTCRN", "RNNoise"):
+        y, sr = sf.read(dns / f"0016_{name}.wav", dtype="float32")
+        y = np.pad(y, (0, max(0, n - len(y))))[:n]
+        rec.add_enhanced(y[:, None], sr, _info(name.lower(), sr))
+    return rec
+
+
+class FakeDeviceEngine(PlaybackEngine):
+    """A headless engine that claims a device, so the transport enables playback; the test drives the
+    callback by hand in place of PortAudio."""
+
+    def __init__(self):
+        super().__init__(None, sample_rate=16000)
+        self.available, self.reason = True, None
+
+    def _open_stream(self):
+        self._stream = None
+
+
+def _pull(engine, frames=512):
+    out = np.zeros((frames, 2), np.float32)
+    engine.callback(out, frames, None, None)
+    return out
+
+
+@pytest.fixture()
+def bar(qtbot, recording):
+    bar = TransportBar(engine=FakeDeviceEngine())
+    qtbot.addWidget(bar)
+    bar.set_recording(recording)
+    bar.show()
+    bar.activateWindow()
+    qtbot.waitExposed(bar)
+    yield bar
+    bar.shutdown()
+
+
+def test_buttons_and_gain_readout_per_version(bar, recording):
+    assert [b.text() for b in bar.version_buttons] == ["A: original", "B: gtcrn", "C: rnnoise"]
+    assert bar.version_buttons[0].isChecked()
+    readout = bar.gain_readout()
+    assert len(readout) == 3 and all("dB" in r for r in readout)
+    # loudness matching is on by default and shown; off gives 0 dB for these in-range versions
+    assert bar.match_check.isChecked()
+    bar.match_check.click()
+    assert not bar.engine.loudness_match and bar.gain_readout() == ["0.0 dB"] * 3
+    assert "LUFS" in bar.version_buttons[1].toolTip()
+
+
+def test_number_keys_and_tab_switch_the_engine_at_the_current_sample(qtbot, bar):
+    eng = bar.engine
+    with qtbot.waitSignal(bar.playingChanged, timeout=1000):
+        qtbot.keyClick(bar, Qt.Key.Key_Space)
+    assert eng.playing
+    for _ in range(10):
+        _pull(eng)
+    pos = eng.position
+    with qtbot.waitSignal(bar.versionSelected, timeout=1000) as sig:
+        qtbot.keyClick(bar, Qt.Key.Key_3)
+    assert sig.args == [2] and eng.selected_version == 2 and bar.version_buttons[2].isChecked()
+    assert eng.position == pos  # switching never moves the position
+    _pull(eng)
+    assert eng.audible_version == 2 and eng.position == pos + 512
+    qtbot.keyClick(bar, Qt.Key.Key_Tab)  # back to the previous one (A)
+    assert eng.selected_version == 0
+    qtbot.keyClick(bar, Qt.Key.Key_B)
+    assert eng.selected_version == 2
+    qtbot.keyClick(bar, Qt.Key.Key_9)  # no ninth version: ignored
+    assert eng.selected_version == 2
+    qtbot.keyClick(bar, Qt.Key.Key_Space)
+    assert not eng.playing
+
+
+def test_playhead_follows_engine_and_seek_loop(qtbot, bar):
+    eng = bar.engine
+    bar.set_loop(1.0, 1.5)
+    assert bar.loop_button.isChecked() and eng.loop == (16000, 24000)
+    assert "0:01.000" in bar.loop_label.text()
+    bar.seek(1.25)
+    assert eng.position == 20000
+    bar.play()
+    for _ in range(30):
+        _pull(eng)
+    with qtbot.waitSignal(bar.playheadMoved, timeout=1000) as sig:
+        pass
+    assert 1.0 <= sig.args[0] < 1.5  # the loop wrapped and the playhead stays inside it
+    bar.stop()
+    assert eng.position == 16000 and not eng.playing
+    qtbot.keyClick(bar, Qt.Key.Key_L)
+    assert eng.loop is None and not bar.loop_button.isChecked()
+
+
+def test_no_output_device_is_reported_and_the_rest_works(qtbot, recording):
+    bar = TransportBar(engine=PlaybackEngine(None))
+    qtbot.addWidget(bar)
+    bar.set_recording(recording)
+    bar.show()
+    assert bar.device_message.isVisibleTo(bar) and "No output device" in bar.device_message.text()
+    assert not bar.play_button.isEnabled()
+    with qtbot.waitSignal(bar.errorOccurred, timeout=1000):
+        bar.play()
+    assert not bar.engine.playing
+    bar.select_version(1)
+    assert bar.engine.selected_version == 1
+    bar.seek(2.0)
+    assert bar.engine.position == 32000
+    bar.shutdown()
+
+
+def test_default_engine_lists_devices_or_says_none(qtbot):
+    from workbench.core.playback import list_output_devices
+
+    bar = TransportBar()
+    qtbot.addWidget(bar)
+    devices, reason = list_output_devices()
+    if devices:
+        assert bar.device_box.count() == len(devices) and bar.device_box.isEnabled()
+    else:
+        assert reason and not bar.device_box.isEnabled() and reason in bar.device_message.text()
+    bar.shutdown()
+
+
+def test_blind_ab_flow_hides_then_reveals(qtbot, bar):
+    eng = bar.engine
+    eng.set_loudness_match(False)
+    dialog = bar.open_blind_test()
+    qtbot.waitExposed(dialog)
+    assert eng.loudness_match  # forced on during the blind test
+    assert not any(b.isChecked() for b in bar.version_buttons) and bar.gain_label.text() == "(hidden)"
+    dialog.version_checks[2].setChecked(True)  # compare all three
+    dialog.trials_spin.setValue(4)
+    dialog.start_button.click()
+    assert len(dialog.trials) == 4
+    heard = []
+    for t in dialog.trials:
+        assert sorted(t.mapping) == ["X", "Y", "Z"] and sorted(t.mapping.values()) == [0, 1, 2]
+        dialog.listen_buttons["Y"].click()
+        heard.append(eng.selected_version)
+        assert eng.selected_version == t.mapping["Y"]
+        # always vote for whichever label hides version 1 (gtcrn)
+        label = next(lab for lab, v in t.mapping.items() if v == 1)
+        dialog.vote_buttons[label].click()
+    assert dialog.stack.currentIndex() == 2
+    assert dialog.tally() == {"original": 0, "gtcrn": 4, "rnnoise": 0}
+    assert "gtcrn" in dialog.results.toPlainText()
+    dialog.accept()
+    qtbot.waitUntil(lambda: bar._blind is None, timeout=1000)
+    assert not eng.loudness_match  # restored
+    assert bar.version_buttons[eng.selected_version].isChecked()
+
+
+def test_follows_the_document_model(qtbot, recording):
+    from workbench.gui.document import DocumentModel
+
+    doc = DocumentModel()
+    bar = TransportBar(engine=FakeDeviceEngine())
+    qtbot.addWidget(bar)
+    bar.attach_document(doc)
+    doc.add_recording(recording)
+    assert bar.recording is recording and len(bar.version_buttons) == 3
+    # keys switch what is heard and what the panes show
+    bar.select_version(2)
+    assert doc.version is recording.versions[2]
+    doc.set_version(recording.versions[1])
+    assert bar.engine.selected_version == 1 and bar.version_buttons[1].isChecked()
+    # a new version (e.g. the residual) appears as a new button, the position is kept
+    bar.seek(1.5)
+    with qtbot.waitSignal(doc.versionsChanged, timeout=1000):
+        recording.residual_of(recording.versions[1])
+    assert [b.text()[:2] for b in bar.version_buttons] == ["A:", "B:", "C:", "D:"]
+    assert bar.engine.position == 24000 and bar.engine.selected_version == 1
+    with qtbot.waitSignal(doc.playheadMoved, timeout=1000) as sig:
+        bar.seek(2.0)
+    assert sig.args == [2.0] and doc.playhead_s == 2.0
+    bar.shutdown()

@@ -1,0 +1,36 @@
+"""``workbench models``: list every available enhancer (built-ins and plugins) as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..core.registry import list_enhancers, plugin_errors
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list the available enhancement models")
+    p.add_argument("--json", action="store_true", help="print one JSON object per model")
+
+
+def _fmt_causal(causal: bool | None) -> str:
+    return "?" if causal is None else ("yes" if causal else "no")
+
+
+def run(args) -> int:
+    infos = list_enhancers()
+    if args.json:
+        for info in infos:
+            print(json.dumps(info.to_dict(), default=str))
+    else:
+        header = ("id", "name", "rate", "causal", "latency", "processing", "source")
+        rows = [(i.id, i.name, f"{i.sample_rate / 1000:g} kHz", _fmt_causal(i.causal),
+                 f"{i.latency_ms:.1f} ms ({i.latency_samples})", i.processing, i.source) for i in infos]
+        widths = [max(len(r[k]) for r in rows + [header]) for k in range(len(header))]
+        for row in [header] + rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("\nAny model file or folder can also be given to `workbench enhance -m PATH` "
+              "(ONNX, TorchScript, PyTorch checkpoint, DTLN folder).")
+    for pid, msg in plugin_errors().items():
+        print(f"warning: {msg}", file=sys.stderr)
+    return 0

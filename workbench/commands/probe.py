@@ -1,0 +1,40 @@
+"""``workbench probe -m MODEL [--json]``: measure causality, latency, speed and size of a model."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..core.enhancer import run_to_end
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("probe", help="measure a model's causality, latency, real-time factor and size")
+    p.add_argument("-m", "--model", required=True, metavar="MODEL",
+                   help="built-in id, plugin id, or path to a model file/folder")
+    p.add_argument("--audio", metavar="FILE",
+                   help="speech file used for the real-time factor (default: 5 s of a synthetic speech-like signal)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs for the real-time factor (median; default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args) -> int:
+    from ..core.audio_io import load_audio
+    from ..core.probes import format_report, probe
+    from ..core.registry import load_enhancer
+
+    enhancer = load_enhancer(args.model)
+    audio = sr = None
+    if args.audio:
+        data, info = load_audio(args.audio)
+        audio, sr = data.mean(axis=1), info.sample_rate
+    quiet = args.json or not sys.stderr.isatty()
+    report = run_to_end(probe(enhancer, audio=audio, sample_rate=sr, rtf_runs=max(args.runs, 1)),
+                        None if quiet else lambda p: print(f"\r{p.message:60s}", end="", file=sys.stderr))
+    if not quiet:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    print(format_report(report))
+    return 0

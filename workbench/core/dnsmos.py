@@ -1,0 +1,290 @@
+"""Non-intrusive quality: DNSMOS P.835 (SIG, BAK, OVRL) and P.808, from the ONNX models in ``speechmos``.
+
+The ``speechmos`` package ships Microsoft's DNSMOS ONNX files; its Python code imports librosa and
+``requests`` at import time, so we never import it. We locate the ONNX files with
+``importlib.util.find_spec("speechmos")`` and reproduce its computation:
+
+* audio at 16 kHz (other rates are resampled with soxr); a clip shorter than 9.01 s is repeated
+  (concatenated with itself, doubling) until it is at least 9.01 s long;
+* windows of ``int(9.01 * 16000) = 144160`` samples every 16000 samples (1 s), ``floor(len/16000 - 9.01) + 1``
+  windows; windows that come out incomplete are skipped (including some whose end index the reference's
+  floating-point arithmetic rounds one sample short, see :meth:`Dnsmos.windows`);
+* P.835 (``sig_bak_ovr.onnx``) takes the raw window ``(1, 144160)`` and returns raw SIG, BAK, OVRL, which are
+  mapped by fixed polynomials (:data:`P835_POLY`, or :data:`P835_POLY_PERSONALIZED` for the personalised
+  model ``pdnsmos_models/sig_bak_ovr.onnx``);
+* P.808 (``model_v8.onnx``) takes ``(1, 900, 120)`` log-mel features of the window without its last 160 samples
+  (see :func:`p808_features`); its output is used as is;
+* each score is the mean over windows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Generator
+
+import numpy as np
+import scipy.signal
+import soxr
+
+from .enhancer import Progress, run_to_end
+from .errors import ModelError
+from .metrics import Metric, failed, make_metric
+
+SAMPLE_RATE = 16000
+INPUT_LENGTH_S = 9.01
+WINDOW_SAMPLES = int(INPUT_LENGTH_S * SAMPLE_RATE)  # 144160
+HOP_SAMPLES = SAMPLE_RATE
+
+# Third-order (personalised) and second-order polynomial maps, highest power first (numpy.poly1d order),
+# from raw network outputs to the P.835 scale. Values as published with DNSMOS.
+P835_POLY = {
+    "sig": (-0.08397278, 1.22083953, 0.0052439),
+    "bak": (-0.13166888, 1.60915514, -0.39604546),
+    "ovrl": (-0.06766283, 1.11546468, 0.04602535),
+}
+P835_POLY_PERSONALIZED = {
+    "sig": (-0.01019296, 0.02751166, 1.19576786, -0.24348726),
+    "bak": (-0.04976499, 0.44276479, -0.1644611, 0.96883132),
+    "ovrl": (-0.00533021, 0.005101, 1.18058466, -0.11236046),
+}
+
+# P.808 feature settings: power mel spectrogram, FFT/window length 321 (sic, odd), hop 160, 120 mel bands.
+MEL_N_FFT = 321
+MEL_HOP = 160
+MEL_BANDS = 120
+
+
+def model_dir() -> Path:
+    """Folder of the installed ``speechmos`` package (holding ``dnsmos_models/``), without importing it."""
+    spec = importlib.util.find_spec("speechmos")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("DNSMOS needs the 'speechmos' package (it ships the ONNX models); it is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def model_paths(personalized: bool = False) -> tuple[Path, Path]:
+    """``(p835 model, p808 model)`` paths; raises :class:`ModelError` when a file is missing."""
+    base = model_dir()
+    p835 = base / ("pdnsmos_models" if personalized else "dnsmos_models") / "sig_bak_ovr.onnx"
+    p808 = base / "dnsmos_models" / "model_v8.onnx"
+    for p in (p835, p808):
+        if not p.is_file():
+            raise ModelError(f"{p}: DNSMOS model file missing from the speechmos package")
+    return p835, p808
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic (27/ln 6.4 mel per e-fold) above."""
+    f = np.asarray(f, np.float64)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mels)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@lru_cache(maxsize=4)
+def mel_filterbank(sample_rate: int = SAMPLE_RATE, n_fft: int = MEL_N_FFT, n_mels: int = MEL_BANDS) -> np.ndarray:
+    """Slaney-style mel filterbank ``(n_mels, n_fft//2 + 1)`` (the librosa default: ``htk=False``, ``norm="slaney"``).
+
+    Triangles between ``n_mels + 2`` points equally spaced on the Slaney mel scale from 0 Hz to ``sr/2``,
+    evaluated at the DFT bin frequencies ``k·sr/n_fft``; each triangle is scaled by ``2 / (f_{m+2} - f_m)``
+    so every band has unit area (constant energy per Hz).
+    """
+    fft_hz = np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)
+    mel_pts = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2)
+    hz_pts = _mel_to_hz(mel_pts)
+    fdiff = np.diff(hz_pts)
+    ramps = hz_pts[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_pts[2:] - hz_pts[:-2]))[:, None]
+    return weights
+
+
+def p808_features(window: np.ndarray) -> np.ndarray:
+    """Log-mel features of one window for the P.808 model, float32 ``(frames, 120)``.
+
+    ``P = |STFT|²`` with a periodic Hann window of 321 samples, DFT size 321, hop 160, frames centred
+    (zero padding of 160 samples at both ends); ``M = mel_filterbank · P``;
+    ``L = 10·log10(max(M, 1e-10)) - 10·log10(max(max M, 1e-10))``, floored at −80 dB;
+    features ``(L + 40) / 40``. For the reference window (144000 samples) that is 900 frames.
+    """
+    x = np.asarray(window, np.float32)
+    pad = MEL_N_FFT // 2
+    xp = np.pad(x, (pad, pad), mode="constant")
+    frames = np.lib.stride_tricks.sliding_window_view(xp, MEL_N_FFT)[::MEL_HOP]
+    win = scipy.signal.get_window("hann", MEL_N_FFT, fftbins=True).astype(np.float32)
+    spec = np.fft.rfft(frames * win, axis=-1)
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    mel = power @ mel_filterbank().astype(np.float32).T
+    log = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    log -= 10.0 * np.log10(max(float(mel.max()), 1e-10))
+    log = np.maximum(log, log.max() - 80.0)
+    return ((log + 40.0) / 40.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class DnsmosScores:
+    """DNSMOS result of one clip (means over 9.01 s windows), each on the 1..5 MOS scale."""
+
+    sig: float
+    bak: float
+    ovrl: float
+    p808: float
+    windows: int
+
+    def as_metrics(self) -> dict[str, Metric]:
+        return {"dnsmos_sig": make_metric("dnsmos_sig", self.sig),
+                "dnsmos_bak": make_metric("dnsmos_bak", self.bak),
+                "dnsmos_ovrl": make_metric("dnsmos_ovrl", self.ovrl),
+                "dnsmos_p808": make_metric("dnsmos_p808", self.p808)}
+
+
+DNSMOS_METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
+
+
+class Dnsmos:
+    """DNSMOS scorer holding two onnxruntime sessions (thread-safe: calls are serialised by a lock).
+
+    Args:
+        personalized: use the personalised P.835 model and its polynomial (``model_type="dnsmos_personalized"``
+            in speechmos).
+        threads: onnxruntime intra-op threads (0 = library default).
+        exact_reference: reproduce the reference's window selection exactly (see :meth:`windows`).
+    """
+
+    def __init__(self, personalized: bool = False, threads: int = 0, exact_reference: bool = True):
+        import onnxruntime as ort
+
+        self.personalized = personalized
+        self.exact_reference = exact_reference
+        p835, p808 = model_paths(personalized)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self._p835 = ort.InferenceSession(str(p835), opts, providers=["CPUExecutionProvider"])
+            self._p808 = ort.InferenceSession(str(p808), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"{p835.parent}: cannot load DNSMOS ONNX models: {exc}") from exc
+        self._p835_in = self._p835.get_inputs()[0].name
+        self._p808_in = self._p808.get_inputs()[0].name
+        polys = P835_POLY_PERSONALIZED if personalized else P835_POLY
+        self._poly = {k: np.poly1d(v) for k, v in polys.items()}
+        self._lock = threading.Lock()
+
+    def windows(self, audio: np.ndarray) -> list[np.ndarray]:
+        """The 9.01 s analysis windows of a 16 kHz mono clip, after repeat-padding short clips.
+
+        With ``exact_reference`` (the default) the window end is computed as the reference does,
+        ``int((i + 9.01) * 16000)`` in floating point, which comes out one sample short for some ``i``
+        (7–23, 119–122, ...); the reference then skips those windows as incomplete, and so do we, so scores
+        of clips longer than 16 s agree with speechmos. ``exact_reference=False`` uses every window.
+        """
+        x = np.asarray(audio, np.float32).reshape(-1)
+        if len(x) == 0:
+            return []
+        while len(x) < WINDOW_SAMPLES:
+            x = np.concatenate([x, x])
+        count = int(np.floor(len(x) / SAMPLE_RATE) - INPUT_LENGTH_S) + 1
+        out = []
+        for i in range(count):
+            end = int((i + INPUT_LENGTH_S) * HOP_SAMPLES) if self.exact_reference else i * HOP_SAMPLES + WINDOW_SAMPLES
+            seg = x[i * HOP_SAMPLES:end]
+            if len(seg) == WINDOW_SAMPLES:
+                out.append(seg)
+        return out
+
+    def score_steps(self, audio: np.ndarray, sample_rate: int) -> Generator[Progress, None, DnsmosScores]:
+        """Score a mono clip ``(n,)`` (or ``(n, ch)``, averaged to mono) at ``sample_rate`` Hz, window by window.
+
+        A generator yielding :class:`Progress` before each 9.01 s window (so long files can show progress and
+        be cancelled by closing the generator); returns :class:`DnsmosScores`.
+
+        Raises:
+            ValueError: empty, non-finite or silent input (use :meth:`metrics` for a no-raise variant).
+        """
+        x = np.asarray(audio, np.float32)
+        if x.ndim == 2:
+            x = x.mean(axis=1)
+        if x.size == 0:
+            raise ValueError("empty signal")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("signal contains NaN or Inf samples")
+        if not np.any(x):
+            raise ValueError("signal is digital silence")
+        if sample_rate != SAMPLE_RATE:
+            x = np.asarray(soxr.resample(x, sample_rate, SAMPLE_RATE, quality="HQ"), np.float32)
+        sig, bak, ovrl, p808 = [], [], [], []
+        windows = self.windows(x)
+        for i, seg in enumerate(windows):
+            yield Progress(i / len(windows), f"DNSMOS window {i + 1}/{len(windows)}")
+            feats = p808_features(seg[:-MEL_HOP])[None]
+            with self._lock:  # onnxruntime sessions are shared between threads
+                raw = self._p835.run(None, {self._p835_in: seg[None, :]})[0][0]
+                p808.append(float(self._p808.run(None, {self._p808_in: feats})[0][0][0]))
+            sig.append(float(self._poly["sig"](raw[0])))
+            bak.append(float(self._poly["bak"](raw[1])))
+            ovrl.append(float(self._poly["ovrl"](raw[2])))
+        return DnsmosScores(float(np.mean(sig)), float(np.mean(bak)), float(np.mean(ovrl)), float(np.mean(p808)),
+                            len(sig))
+
+    def score(self, audio: np.ndarray, sample_rate: int) -> DnsmosScores:
+        """Blocking :meth:`score_steps`."""
+        return run_to_end(self.score_steps(audio, sample_rate))
+
+    def metrics_steps(self, audio: np.ndarray, sample_rate: int) -> Generator[Progress, None, dict[str, Metric]]:
+        """:meth:`score_steps` as :class:`Metric` s; bad signals give ``value=None`` with a reason."""
+        try:
+            scores = yield from self.score_steps(audio, sample_rate)
+        except ValueError as exc:
+            return {k: failed(k, str(exc)) for k in DNSMOS_METRICS}
+        return scores.as_metrics()
+
+    def metrics(self, audio: np.ndarray, sample_rate: int) -> dict[str, Metric]:
+        """Like :meth:`score` but never raises for bad signals: failures become ``Metric(value=None, reason)``."""
+        return run_to_end(self.metrics_steps(audio, sample_rate))
+
+
+_shared: dict[bool, Dnsmos] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_dnsmos(personalized: bool = False) -> Dnsmos:
+    """A process-wide :class:`Dnsmos` (loading the sessions once costs about a second)."""
+    with _shared_lock:
+        if personalized not in _shared:
+            _shared[personalized] = Dnsmos(personalized)
+        return _shared[personalized]
+
+
+def dnsmos_metrics_steps(audio: np.ndarray, sample_rate: int, personalized: bool = False
+                         ) -> Generator[Progress, None, dict[str, Metric]]:
+    """DNSMOS SIG/BAK/OVRL/P.808 as :class:`Metric` s (``dnsmos_sig`` ...) with the shared scorer; a generator
+    yielding :class:`Progress` per window. A missing model gives ``value=None`` with the reason."""
+    try:
+        scorer = shared_dnsmos(personalized)
+    except ModelError as exc:
+        return {k: failed(k, str(exc)) for k in DNSMOS_METRICS}
+    return (yield from scorer.metrics_steps(audio, sample_rate))
+
+
+def dnsmos_metrics(audio: np.ndarray, sample_rate: int, personalized: bool = False) -> dict[str, Metric]:
+    """Blocking :func:`dnsmos_metrics_steps`."""
+    return run_to_end(dnsmos_metrics_steps(audio, sample_rate, personalized))

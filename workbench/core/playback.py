@@ -1,0 +1,607 @@
+"""Sample-exact A/B/C playback of a recording's versions through PortAudio (sounddevice). No Qt here.
+
+Data flow::
+
+    Recording.versions --(once, on load)--> one float32 buffer per version, shape (N,), at the
+    device rate (soxr), the displayed channel only --> PortAudio callback copies/mixes into outdata
+
+Every version of a recording has the same duration, so after resampling to the device rate all
+buffers have exactly ``N = round(frames * device_rate / source_rate)`` frames and one frame counter
+(:attr:`PlaybackEngine.position`) addresses the same instant in every version. Switching the audible
+version therefore never moves the position: at the start of the next audio block the callback starts a
+raised-cosine crossfade of ``crossfade_ms`` from the old to the new buffer, at the same frame.
+
+Crossfade (equal gain, because the versions are strongly correlated copies of the same recording, so
+amplitudes add; an equal-power fade would bump the level by up to 3 dB in the middle)::
+
+    w_in[i]  = 0.5 - 0.5 * cos(pi * (i + 0.5) / L),   i = 0 .. L-1,  L = round(crossfade_ms * rate / 1000)
+    w_out[i] = 1 - w_in[i]
+    y[i]     = g_old * old[p + d + i] * w_out[i] + g_new * new[p + i] * w_in[i]
+
+The same ramp removes every other click: a version switch or a loudness-match toggle (``d = 0``,
+only the buffer or the gain changes), a seek while playing (``d`` = old position - new position),
+starting (the old sound is silence) and pausing/stopping (the new sound is silence; a stop's jump back
+is applied after the fade-out). Loop wraps are the one deliberate exception: frame ``b - 1`` is followed
+by frame ``a`` exactly, so a loop plays precisely the chosen samples.
+
+Real-time rules followed by :meth:`PlaybackEngine.callback` (it runs on PortAudio's thread):
+
+* it only reads buffers prepared before playback and writes into ``outdata`` or a scratch buffer
+  preallocated at load time (``np.multiply(..., out=)``, ``np.copyto``); no array is allocated;
+* it takes no lock: the GUI thread communicates through plain attribute writes, each a single atomic
+  reference swap under the GIL (``_want_version`` int, ``_playing``/``_match`` bools, ``_loop`` and
+  ``_seek_cmd`` immutable tuples, ``_program`` a whole prepared object). A seek is a ``(serial, frame)``
+  command slot: the callback applies it once when the serial changes;
+* it never raises (errors are counted in :attr:`PlaybackEngine.callback_errors` and the block is
+  silenced) and never touches Qt.
+
+When PortAudio lists no output device (servers, CI), the engine still loads, seeks and mixes (the
+callback can be driven by hand) and reports ``available = False`` with a ``reason``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .audio_io import AudioSource, resample
+from .loudness import LoudnessMeasure, PlaybackGain, match_gains, measure, peak_safe_gain
+
+try:  # PortAudio itself may be missing (libportaudio2 not installed); the rest must keep working.
+    import sounddevice as _sd
+    _SD_ERROR: str | None = None
+except OSError as exc:  # pragma: no cover - depends on the machine
+    _sd = None
+    _SD_ERROR = f"PortAudio is not available ({exc})"
+
+
+@dataclass(frozen=True)
+class OutputDevice:
+    """An output device as PortAudio lists it.
+
+    Attributes:
+        index: PortAudio device index (what ``sounddevice`` takes).
+        name: device name.
+        hostapi: host API name (ALSA, PulseAudio, CoreAudio, WASAPI ...).
+        channels: maximum output channels.
+        default_rate: default sample rate in Hz.
+        is_default: whether it is the system's default output.
+    """
+
+    index: int
+    name: str
+    hostapi: str
+    channels: int
+    default_rate: float
+    is_default: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.hostapi})" + (" — default" if self.is_default else "")
+
+
+def list_output_devices() -> tuple[list[OutputDevice], str | None]:
+    """Output devices PortAudio can see, and a reason string when there are none."""
+    if _sd is None:
+        return [], _SD_ERROR
+    try:
+        devices = _sd.query_devices()
+        hostapis = _sd.query_hostapis()
+        default_out = _sd.default.device[1]
+    except Exception as exc:  # PortAudio errors come in several types; all mean "no devices"
+        return [], f"PortAudio could not list devices ({exc})"
+    out = []
+    for i, d in enumerate(devices):
+        if d["max_output_channels"] > 0:
+            out.append(OutputDevice(i, d["name"], hostapis[d["hostapi"]]["name"], int(d["max_output_channels"]),
+                                    float(d["default_samplerate"]), i == default_out))
+    if not out:
+        return [], "no audio output device found (PortAudio lists none); playback is off, everything else works"
+    return out, None
+
+
+@dataclass(frozen=True)
+class VersionTrack:
+    """What the engine knows about one loaded version (for the GUI's gain readout).
+
+    Attributes:
+        name: the version's name.
+        kind: ``original``, ``enhanced`` or ``residual``.
+        loudness: measured on the played (resampled, selected-channel) samples.
+        matched: gain when loudness matching is on.
+        plain: gain when it is off (0 dB unless the version would exceed 0 dBFS).
+        silenced_samples: NaN/Inf samples of the version that play as 0 (a recording opened without
+            repair may still hold some; they must never reach the sound card).
+    """
+
+    name: str
+    kind: str
+    loudness: LoudnessMeasure
+    matched: PlaybackGain
+    plain: PlaybackGain
+    silenced_samples: int = 0
+
+
+class _Program:
+    """Everything the callback reads for one loaded recording; built on the GUI thread, then swapped in
+    whole, so the callback always sees a consistent set."""
+
+    __slots__ = ("buffers", "frames", "matched_gains", "plain_gains", "tracks", "rate")
+
+    def __init__(self, buffers: list[np.ndarray], rate: int, tracks: list[VersionTrack]):
+        self.buffers = buffers
+        self.frames = buffers[0].shape[0] if buffers else 0
+        self.rate = rate
+        self.tracks = tracks
+        # Python floats: indexing a list returns an existing object, the callback allocates nothing.
+        self.matched_gains = [float(t.matched.gain) for t in tracks]
+        self.plain_gains = [float(t.plain.gain) for t in tracks]
+
+
+def _version_audio(version, channel: int) -> tuple[np.ndarray, int]:
+    source: AudioSource = version.source if hasattr(version, "source") else version
+    c = channel if channel < source.channels else 0
+    return source.read_all()[:, c], source.sample_rate
+
+
+class PlaybackEngine:
+    """A PortAudio output stream that plays one of several aligned versions, switchable at any sample.
+
+    Args:
+        device: PortAudio output device index, ``"default"`` for the system default, or ``None`` for no
+            stream at all (headless; the callback can still be driven by hand).
+        sample_rate: device rate in Hz; default the device's default rate (or, without a device, the
+            rate of the loaded recording).
+        channels: output channels (the selected channel is copied to all of them); capped by the device.
+        crossfade_ms: length of the version-switch crossfade.
+        latency: PortAudio latency hint (``"high"`` avoids underruns of a Python callback).
+
+    Positions are frames at :attr:`rate` unless a name ends in ``_s`` (seconds).
+    """
+
+    def __init__(self, device: int | str | None = "default", *, sample_rate: int | None = None,
+                 channels: int = 2, crossfade_ms: float = 5.0, latency: str | float = "high"):
+        self.crossfade_ms = float(crossfade_ms)
+        self.latency = latency
+        self._requested_rate = sample_rate
+        self.out_channels = int(channels)
+        self.device: OutputDevice | None = None
+        self.available = False
+        self.reason: str | None = "no output device requested"
+        self._stream = None
+        self.callback_errors = 0
+        self.callback_calls = 0
+        self.rate = int(sample_rate) if sample_rate else 0
+        # --- state written by the GUI thread (atomic reference swaps) ---
+        self._program: _Program | None = None
+        self._playing = False
+        self._want_version = 0
+        self._match = True
+        self._loop: tuple[bool, int, int] = (False, 0, 0)
+        self._seek_cmd: tuple[int, int] = (0, 0)
+        # --- state written only by the callback ---
+        self._pos = 0
+        self._seek_done = 0
+        self._active = 0
+        self._active_match = True
+        self._fade_left = 0
+        self._fade_from = 0
+        self._fade_from_gain = 1.0
+        self._fade_delta = 0
+        self._fading_out = False
+        self._was_playing = False
+        self._set_fade_length(self.rate or 48000)
+        if device is not None:
+            self._choose_device(device)
+
+    # ------------------------------------------------------------------ devices
+    def _choose_device(self, device: int | str) -> None:
+        devices, reason = list_output_devices()
+        if not devices:
+            self.device, self.available, self.reason = None, False, reason
+            return
+        if device == "default":
+            chosen = next((d for d in devices if d.is_default), devices[0])
+        else:
+            chosen = next((d for d in devices if d.index == device), None)
+            if chosen is None:
+                self.device, self.available = None, False
+                self.reason = f"output device {device} does not exist"
+                return
+        self.device = chosen
+        self.available, self.reason = True, None
+        self.out_channels = max(1, min(self.out_channels, chosen.channels))
+        if not self._requested_rate:
+            self.rate = int(round(chosen.default_rate))
+            self._set_fade_length(self.rate)
+
+    def set_device(self, device: int | str | None) -> None:
+        """Switch to another output device (closing the current stream); the loaded versions are
+        converted to the new device rate and the position is kept in seconds."""
+        was_playing = self._playing
+        pos_s = self.position_s
+        self.close()
+        self.out_channels = 2
+        self.device, self.available, self.reason = None, False, "no output device requested"
+        if device is not None:
+            self._choose_device(device)
+        if self._source is not None:
+            self.load(self._source, channel=self._channel, versions=self._versions_arg)
+            self.seek_s(pos_s)
+        if was_playing:
+            self.play()
+
+    def _set_fade_length(self, rate: int) -> None:
+        n = max(1, int(round(self.crossfade_ms * rate / 1000.0)))
+        i = np.arange(n, dtype=np.float64)
+        fade_in = (0.5 - 0.5 * np.cos(np.pi * (i + 0.5) / n)).astype(np.float32)
+        self._fade_in = fade_in
+        self._fade_out = np.float32(1.0) - fade_in
+        self.fade_frames = n
+        # Scratch for the faded part only: a fade is never longer than n frames.
+        self._scratch_a = np.zeros(n, np.float32)
+        self._scratch_b = np.zeros(n, np.float32)
+
+    # ------------------------------------------------------------------ loading
+    _source = None
+    _channel = 0
+    _versions_arg = None
+
+    def load(self, recording, *, channel: int = 0, versions: Sequence | None = None) -> list[VersionTrack]:
+        """Convert every version of ``recording`` (or the given ``versions``) for playback.
+
+        Each version's ``channel`` (or its only channel) is resampled once with soxr to the device rate,
+        cut/padded to the common length ``N``, measured (BS.1770) and given its gains. Playback stops;
+        the position and the selected version are kept when they still exist.
+
+        Memory: ``4 * N`` bytes per version (one channel, float32).
+        """
+        self._source, self._channel, self._versions_arg = recording, channel, versions
+        vers = list(versions if versions is not None else recording.versions)
+        if not vers:
+            raise ValueError("nothing to play: no versions")
+        base_src = recording.source if hasattr(recording, "source") else vers[0].source
+        if not self.rate:
+            self.rate = int(base_src.sample_rate)
+            self._set_fade_length(self.rate)
+        n_out = int(round(base_src.frames * self.rate / base_src.sample_rate))
+        buffers, measures, silenced = [], [], []
+        for v in vers:
+            audio, sr = _version_audio(v, channel)
+            bad = ~np.isfinite(audio)
+            silenced.append(int(bad.sum()))
+            if silenced[-1]:
+                audio = np.where(bad, np.float32(0.0), audio)
+            y = resample(audio, sr, self.rate)
+            buf = np.zeros(n_out, np.float32)
+            m = min(n_out, y.shape[0])
+            buf[:m] = y[:m]
+            buffers.append(buf)
+            measures.append(measure(buf, self.rate))
+        kinds = [getattr(v, "kind", "enhanced") for v in vers]
+        matched = match_gains(measures, reference=[k != "residual" for k in kinds])
+        tracks = [VersionTrack(getattr(v, "name", f"version {i}"), kinds[i], measures[i], matched[i],
+                               peak_safe_gain(measures[i]), silenced[i]) for i, v in enumerate(vers)]
+        keep_pos = min(self.position, n_out)
+        self._playing = False
+        self._program = _Program(buffers, self.rate, tracks)
+        if self._want_version >= len(buffers):
+            self._want_version = 0
+        self.seek(keep_pos)
+        return tracks
+
+    def unload(self) -> None:
+        """Forget the loaded recording (playback stops, buffers are released)."""
+        self._playing = False
+        self._program = None
+        self._source = self._versions_arg = None
+
+    @property
+    def tracks(self) -> list[VersionTrack]:
+        prog = self._program
+        return list(prog.tracks) if prog is not None else []
+
+    @property
+    def frames(self) -> int:
+        prog = self._program
+        return prog.frames if prog is not None else 0
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.rate if self.rate else 0.0
+
+    # ------------------------------------------------------------------ GUI-side controls
+    def play(self) -> bool:
+        """Start (or resume) playing; from the loop start or 0 when the end was reached.
+        Returns whether audio can actually be heard (``False`` without an output device)."""
+        if self._program is None:
+            return False
+        if self.position >= self.frames:
+            on, a, _ = self._loop
+            self.seek(a if on else 0)
+        self._playing = True
+        if self.available and self._stream is None:
+            self._open_stream()
+        return self.available and self._stream is not None
+
+    def pause(self) -> None:
+        self._playing = False
+
+    def stop(self) -> None:
+        """Stop and return to the loop start (or the beginning)."""
+        self._playing = False
+        on, a, _ = self._loop
+        self.seek(a if on else 0)
+
+    @property
+    def playing(self) -> bool:
+        """True while playing and not parked at the end of the file."""
+        return self._playing and self.position < self.frames
+
+    def seek(self, frame: int) -> None:
+        """Move to ``frame`` (device rate); applied exactly at the start of the next callback block."""
+        frame = int(max(0, min(int(frame), self.frames)))
+        serial = self._seek_cmd[0] + 1
+        self._seek_cmd = (serial, frame)
+        # The callback applies it within one block (after any pause fade-out it is rendering, so that
+        # fade is heard from the old place); :attr:`position` reports the target meanwhile.
+
+    def seek_s(self, seconds: float) -> None:
+        self.seek(int(round(seconds * self.rate)))
+
+    def select_version(self, index: int) -> None:
+        """Make version ``index`` audible from the current sample on (crossfaded)."""
+        prog = self._program
+        n = len(prog.buffers) if prog is not None else 0
+        if not 0 <= index < max(n, 1):
+            raise IndexError(f"version {index} does not exist ({n} loaded)")
+        self._want_version = int(index)
+
+    @property
+    def selected_version(self) -> int:
+        return self._want_version
+
+    @property
+    def audible_version(self) -> int:
+        return self._active
+
+    def set_loudness_match(self, on: bool) -> None:
+        self._match = bool(on)
+
+    @property
+    def loudness_match(self) -> bool:
+        return self._match
+
+    def set_loop(self, start: int | None, stop: int | None) -> None:
+        """Loop frames ``[start, stop)``; ``None`` (or an empty region) turns looping off.
+
+        The loop applies while the position is before ``stop``; a playhead after the region plays on to
+        the end. Wrapping is sample-exact: frame ``stop - 1`` is followed by frame ``start``.
+        """
+        if start is None or stop is None:
+            self._loop = (False, 0, 0)
+            return
+        a = int(max(0, min(start, self.frames)))
+        b = int(max(0, min(stop, self.frames)))
+        self._loop = (b > a, a, b) if b > a else (False, 0, 0)
+
+    def set_loop_s(self, start_s: float | None, stop_s: float | None) -> None:
+        if start_s is None or stop_s is None:
+            self.set_loop(None, None)
+        else:
+            self.set_loop(int(round(start_s * self.rate)), int(round(stop_s * self.rate)))
+
+    @property
+    def loop(self) -> tuple[int, int] | None:
+        on, a, b = self._loop
+        return (a, b) if on else None
+
+    @property
+    def position(self) -> int:
+        """Next frame the callback will render (device rate); a seek not yet applied counts as done."""
+        serial, target = self._seek_cmd
+        return target if serial != self._seek_done else self._pos
+
+    @property
+    def position_s(self) -> float:
+        return self.position / self.rate if self.rate else 0.0
+
+    @property
+    def output_latency_s(self) -> float:
+        stream = self._stream
+        try:
+            return float(stream.latency) if stream is not None else 0.0
+        except Exception:
+            return 0.0
+
+    @property
+    def playhead_s(self) -> float:
+        """Estimate of the instant being heard: the render position minus the output latency, folded
+        back into the loop region when the render position has just wrapped."""
+        pos = self.position
+        if not self._playing:
+            return pos / self.rate if self.rate else 0.0
+        lag = int(self.output_latency_s * self.rate)
+        heard = pos - lag
+        on, a, b = self._loop
+        if on and heard < a <= pos < b:
+            heard += b - a
+        return max(heard, 0) / self.rate if self.rate else 0.0
+
+    # ------------------------------------------------------------------ stream
+    def _open_stream(self) -> None:
+        assert _sd is not None and self.device is not None
+        try:
+            stream = _sd.OutputStream(device=self.device.index, samplerate=self.rate, channels=self.out_channels,
+                                      dtype="float32", callback=self.callback, latency=self.latency)
+            stream.start()
+        except Exception as exc:
+            self.available = False
+            self.reason = f"could not open {self.device.label} at {self.rate} Hz ({exc})"
+            self._stream = None
+            return
+        self._stream = stream
+
+    def close(self) -> None:
+        """Stop and close the PortAudio stream (the loaded buffers stay)."""
+        self._playing = False
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------------ the real-time part
+    def callback(self, outdata: np.ndarray, frames: int, time, status) -> None:
+        """PortAudio callback: fill ``outdata`` ``(frames, channels)`` float32. Never raises."""
+        try:
+            self._render(outdata, frames)
+        except Exception:
+            outdata.fill(0.0)
+            self.callback_errors += 1
+
+    def _render(self, out: np.ndarray, frames: int) -> None:
+        self.callback_calls += 1
+        prog = self._program
+        if prog is None:
+            out.fill(0.0)
+            self._was_playing = self._fading_out = False
+            self._fade_left = 0
+            return
+        n_total = prog.frames
+        n_versions = len(prog.buffers)
+        if self._active >= n_versions or self._fade_from >= n_versions:
+            self._active, self._fade_left, self._fading_out = 0, 0, False  # a smaller recording came in
+        match = self._match
+        gains = prog.matched_gains if match else prog.plain_gains
+        want = self._want_version
+        if want >= n_versions:
+            want = self._active
+        playing = self._playing
+        if not playing:
+            if self._was_playing:
+                self._was_playing = False
+                if self._pos < n_total:
+                    # Paused while audible: fade the current sound out over L frames (no click), then
+                    # silence. A pending seek (stop = pause + seek) waits until the fade is rendered.
+                    self._start_fade(self._active, gains[self._active], 0)
+                    self._fading_out = True
+            if not self._fading_out:
+                serial, target = self._seek_cmd
+                if serial != self._seek_done:
+                    self._seek_done = serial
+                    self._pos = target
+                out.fill(0.0)
+                self._active = want
+                self._active_match = match
+                self._fade_left = 0
+                return
+        else:
+            if self._fading_out:
+                self._fading_out = False
+                self._fade_left = 0
+            serial, target = self._seek_cmd
+            if serial != self._seek_done:
+                self._seek_done = serial
+                if self._was_playing and self._fade_left == 0:
+                    # Seek while audible: crossfade from the old position into the new one.
+                    self._start_fade(self._active, gains[self._active], self._pos - target)
+                else:
+                    self._fade_left = 0
+                self._pos = target
+            if not self._was_playing:
+                # Starting from silence: fade in the requested version.
+                self._was_playing = True
+                self._active = want
+                self._active_match = match
+                self._start_fade(-1, 0.0, 0)
+            elif self._fade_left == 0 and (want != self._active or match != self._active_match):
+                # The audible version (or its gain) changed: crossfade at this block's first frame.
+                old_gains = prog.matched_gains if self._active_match else prog.plain_gains
+                self._start_fade(self._active, old_gains[self._active], 0)
+                self._active = want
+                self._active_match = match
+        on, a, b = self._loop
+        pos = self._pos
+        filled = 0
+        while filled < frames:
+            if pos >= n_total or (self._fading_out and self._fade_left == 0):
+                out[filled:].fill(0.0)  # end of file (position parks there) or the fade-out is done
+                self._fade_left = 0
+                if pos >= n_total:
+                    self._fading_out = False
+                break
+            end = b if (on and pos < b) else n_total
+            k = min(frames - filled, end - pos)
+            if self._fading_out:
+                k = min(k, self._fade_left)
+            self._mix(out[filled:filled + k], prog, gains, pos, k, n_total)
+            pos += k
+            filled += k
+            if on and pos == b:
+                pos = a
+        if self._fading_out and self._fade_left == 0:
+            self._fading_out = False
+        self._pos = pos
+
+    def _start_fade(self, from_index: int, from_gain: float, delta: int) -> None:
+        """Begin a crossfade whose outgoing sound is version ``from_index`` (-1: silence) read at
+        ``position + delta``, with gain ``from_gain``."""
+        self._fade_from = from_index
+        self._fade_from_gain = from_gain
+        self._fade_delta = delta
+        self._fade_left = self.fade_frames
+
+    def _mix(self, dst: np.ndarray, prog: _Program, gains: list, pos: int, k: int, n_total: int) -> None:
+        # Per output channel with 1-D operands: a ufunc that broadcasts (k,) into a wider (k, ch) output,
+        # or copies between overlapping views, allocates a temporary buffer; column by column does not.
+        src = prog.buffers[self._active]
+        g = gains[self._active]
+        channels = dst.shape[1]
+        m = 0
+        if self._fade_left > 0:
+            m = min(k, self._fade_left)
+            i0 = self.fade_frames - self._fade_left
+            sa = self._scratch_a[:m]
+            sb = self._scratch_b[:m]
+            p_old = pos + self._fade_delta
+            if self._fade_from >= 0 and 0 <= p_old and p_old + m <= n_total:
+                np.multiply(prog.buffers[self._fade_from][p_old:p_old + m], self._fade_out[i0:i0 + m], out=sa)
+                np.multiply(sa, self._fade_from_gain, out=sa)
+            else:
+                sa.fill(0.0)  # fading in from silence (or the old read position left the file)
+            if not self._fading_out:
+                np.multiply(src[pos:pos + m], self._fade_in[i0:i0 + m], out=sb)
+                np.multiply(sb, g, out=sb)
+                np.add(sa, sb, out=sa)
+            for c in range(channels):
+                np.copyto(dst[:m, c], sa)
+            self._fade_left -= m
+        if m < k:
+            seg = src[pos + m:pos + k]
+            for c in range(channels):
+                np.multiply(seg, g, out=dst[m:k, c])
+
+
+def seconds_label(seconds: float) -> str:
+    """``m:ss.mmm`` for position readouts."""
+    seconds = max(0.0, seconds)
+    minutes = int(seconds // 60)
+    return f"{minutes}:{seconds - 60 * minutes:06.3f}"
+
+
+def gain_label(gain: PlaybackGain) -> str:
+    """Short readout of a playback gain, e.g. ``-3.2 dB`` or ``+12.0 dB (limited -4.1)``."""
+    text = f"{gain.gain_db:+.1f} dB"
+    if gain.limited:
+        text += f" (limited {gain.limit_db:.1f})"
+    if gain.reason:
+        text += " (not matched: " + gain.reason.split(":")[0] + ")"
+    if math.isclose(gain.gain_db, 0.0, abs_tol=0.05) and not gain.limited and not gain.reason:
+        text = "0.0 dB"
+    return text

@@ -1,0 +1,173 @@
+"""Application start-up: QApplication, settings identity, pyqtgraph options, the main window, and the
+``--screenshot`` and benchmark hooks.
+
+Benchmark hooks (used by ``bench/bench_gui_open.py``), enabled by environment variables:
+    ``WORKBENCH_BENCH_MARKS=1``: print ``WB_MARK <name> <unix time>`` lines on stdout for ``qapp``
+        (QApplication created), ``window`` (shown), ``spectrogram`` (first time every pane shows its tiles)
+        and ``first_paint`` (panes and waveform overview complete), and
+        ``WB_RSS <peak KiB>`` at exit.
+    ``WORKBENCH_BENCH_PANS=N``: after the first paint, pan N times by 10 % of the view and print
+        ``WB_PAN <redraw ms> <tiles complete ms>`` per pan, then quit (the view first zooms to
+        ``WORKBENCH_BENCH_PAN_WINDOW_S`` seconds, default 10).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+APP_NAME = "Workbench"
+ORG_NAME = "SpeechEnhancementWorkbench"
+ORG_DOMAIN = "workbench.invalid"
+
+
+def configure_pyqtgraph() -> None:
+    import pyqtgraph as pg
+
+    # col-major: an image array is indexed [x, y] = [time column, frequency bin], which is exactly the
+    # (frames, bins) layout of every spectrogram in the core, so no transposes are needed.
+    pg.setConfigOptions(imageAxisOrder="col-major", antialias=False, foreground="#c8ced8")
+
+
+def demo_clip_path() -> Path:
+    import workbench_assets
+
+    fn = getattr(workbench_assets, "demo_clip_path", None)
+    if fn is not None:
+        return Path(fn())
+    return Path(workbench_assets.__file__).parent / "demo" / "demo_noisy.wav"
+
+
+def _mark(name: str) -> None:
+    if os.environ.get("WORKBENCH_BENCH_MARKS"):
+        print(f"WB_MARK {name} {time.time():.6f}", flush=True)
+
+
+def make_application(argv: list[str] | None = None):
+    from . import compat
+
+    compat.apply()
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(argv if argv is not None else [sys.argv[0]])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORG_NAME)
+    app.setOrganizationDomain(ORG_DOMAIN)
+    configure_pyqtgraph()
+    return app
+
+
+def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False) -> int:
+    """Open the main window with ``files``; with ``screenshot`` save a PNG once painted and exit.
+
+    Returns the process exit status: 0, or 2 when a screenshot was requested but a file could not be
+    opened or the panes did not finish painting within 120 s.
+    """
+    app = make_application()
+    _mark("qapp")
+    from PySide6.QtCore import QTimer
+
+    from .main_window import MainWindow
+
+    errors: list[str] = []
+
+    def report_to_stderr(title: str, message: str) -> None:
+        errors.append(message)
+        print(f"error: {message}", file=sys.stderr, flush=True)
+
+    window = MainWindow(error_reporter=report_to_stderr if screenshot else None)
+    if screenshot:
+        window.resize(1500, 950)
+    paths = list(files)
+    if demo:
+        paths.insert(0, str(demo_clip_path()))
+    window.show()
+    _mark("window")
+    status = {"code": 0}
+    pans = int(os.environ.get("WORKBENCH_BENCH_PANS", "0") or 0)
+
+    def first_paint() -> None:
+        window.view.paint_now()
+        _mark("first_paint")
+        window.view.painted.disconnect(first_paint)
+        if pans:
+            QTimer.singleShot(0, lambda: _bench_pans(app, window, pans))
+        elif screenshot:
+            QTimer.singleShot(30, save_and_quit)
+
+    def save_and_quit() -> None:
+        out = Path(screenshot)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(out)):
+            print(f"error: {out}: could not write the screenshot", file=sys.stderr)
+            status["code"] = 2
+        window.close()
+        app.quit()
+
+    def give_up() -> None:
+        print("error: the panes did not finish painting within 120 s", file=sys.stderr)
+        status["code"] = 2
+        save_and_quit()
+
+    def first_spectrogram() -> None:
+        window.view.paint_now()
+        _mark("spectrogram")
+        window.view.tilesPainted.disconnect(first_spectrogram)
+
+    window.view.tilesPainted.connect(first_spectrogram)
+    window.view.painted.connect(first_paint)
+    if paths:
+        opened = window.open_files(paths)
+        if screenshot and not opened:
+            window.close()
+            return 2
+    elif screenshot:
+        QTimer.singleShot(100, save_and_quit)
+    if screenshot:
+        QTimer.singleShot(120_000, give_up)
+    code = app.exec()
+    if os.environ.get("WORKBENCH_BENCH_MARKS"):
+        print(f"WB_RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
+    if screenshot and errors and status["code"] == 0:
+        status["code"] = 2
+    return status["code"] or code
+
+
+def _bench_pans(app, window, count: int) -> None:
+    """Scripted pans through the view box: redraw time (GUI thread) and time until tiles are complete.
+
+    The view first zooms to a ``WORKBENCH_BENCH_PAN_WINDOW_S`` (default 10 s) window at a quarter of
+    the file, as when someone reads through a recording, then pans right by 10 % per step.
+    """
+    view = window.view
+    width_s = float(os.environ.get("WORKBENCH_BENCH_PAN_WINDOW_S", "10") or 10)
+    duration = view.source.frames / view.sample_rate
+    start = max(0.0, min(duration * 0.25, duration - width_s * (1 + 0.1 * count)))
+    view.set_time_range(start, start + width_s)
+    deadline = time.perf_counter() + 30
+    app.processEvents()
+    while not view.is_painted() and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.001)
+    redraw, complete = [], []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        view.pan(0.1)
+        # One synchronous paint of the moved view: what a drag costs per displayed frame.
+        view.graphics.viewport().repaint()
+        t1 = time.perf_counter()
+        deadline = t1 + 30
+        while not view.is_painted() and time.perf_counter() < deadline:
+            app.processEvents()
+            time.sleep(0.001)
+        t2 = time.perf_counter()
+        redraw.append((t1 - t0) * 1000)
+        complete.append((t2 - t0) * 1000)
+        print(f"WB_PAN {redraw[-1]:.2f} {complete[-1]:.2f}", flush=True)
+    print(f"WB_PAN_MEDIAN {statistics.median(redraw):.2f} {statistics.median(complete):.2f}", flush=True)
+    window.close()
+    app.quit()

@@ -1,0 +1,152 @@
+"""Axis helpers for the spectrogram panes: frequency scales (linear, log, mel) and tick labelling.
+
+The panes place images in data coordinates: x is time in seconds, y is the frequency *axis value*
+``fwd(f)`` of the chosen scale (Hz itself for linear). Non-linear scales resample image rows onto a
+uniform grid in axis units, and the axis labels ticks back in kHz.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+FREQ_SCALES = ("linear", "log", "mel")
+
+_NICE_HZ = (20, 50, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 7000, 10000, 15000, 20000)
+
+
+class FreqScale:
+    """Mapping between frequency in Hz and the y coordinate of the panes.
+
+    * ``linear``: ``y = f``.
+    * ``log``: ``y = log10(max(f, f_min))`` with ``f_min = max(20 Hz, fs / N)`` (below it is flat).
+    * ``mel``: ``y = 2595 log10(1 + f / 700)`` (O'Shaughnessy's mel formula).
+    """
+
+    def __init__(self, kind: str = "linear", sample_rate: int = 16000, nfft: int = 1024):
+        if kind not in FREQ_SCALES:
+            raise ValueError(f"unknown frequency scale {kind!r}; choose one of {', '.join(FREQ_SCALES)}")
+        self.kind = kind
+        self.sample_rate = sample_rate
+        self.nfft = nfft
+        self.df = sample_rate / nfft
+        self.nyquist = sample_rate / 2
+        self.f_min = max(20.0, self.df)
+
+    def fwd(self, f):
+        f = np.asarray(f, dtype=np.float64)
+        if self.kind == "linear":
+            return f
+        if self.kind == "log":
+            return np.log10(np.maximum(f, self.f_min))
+        return 2595.0 * np.log10(1.0 + np.maximum(f, 0.0) / 700.0)
+
+    def inv(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        if self.kind == "linear":
+            return y
+        if self.kind == "log":
+            return 10.0 ** y
+        return 700.0 * (10.0 ** (y / 2595.0) - 1.0)
+
+    def rows(self, bins: int) -> tuple[np.ndarray | None, float, float]:
+        """Image row layout: ``(bin_index_per_row or None, y0, height)`` for :meth:`ImageItem.setRect`.
+
+        Linear keeps one row per bin (centred on the bin frequency). Other scales use up to 512 rows
+        uniform in axis units, each showing the nearest bin.
+        """
+        if self.kind == "linear":
+            return None, -self.df / 2, bins * self.df
+        lo, hi = float(self.fwd(0.0 if self.kind == "mel" else self.f_min)), float(self.fwd(self.nyquist))
+        n_rows = int(min(max(bins, 64), 512))
+        dy = (hi - lo) / max(n_rows - 1, 1)
+        centres = lo + dy * np.arange(n_rows)
+        idx = np.clip(np.rint(self.inv(centres) / self.df), 0, bins - 1).astype(np.intp)
+        return idx, lo - dy / 2, n_rows * dy
+
+    def y_limits(self) -> tuple[float, float]:
+        idx, y0, h = self.rows(self.nfft // 2 + 1)
+        return y0, y0 + h
+
+
+def format_hz(hz: float) -> str:
+    """Tick text in kHz: ``0.5``, ``1``, ``2.5``, ``16``."""
+    k = hz / 1000.0
+    if abs(k) >= 10:
+        return f"{k:.0f}"
+    return f"{k:.3g}"
+
+
+class FrequencyAxis(pg.AxisItem):
+    """Left axis labelled in kHz whatever the frequency scale."""
+
+    def __init__(self, scale: FreqScale, **kwargs):
+        super().__init__("left", **kwargs)
+        self.freq_scale = scale
+        self.enableAutoSIPrefix(False)
+        self.setLabel("Frequency (kHz)")
+
+    def set_scale(self, scale: FreqScale) -> None:
+        self.freq_scale = scale
+        self.picture = None
+        self.update()
+
+    def tickValues(self, minVal, maxVal, size):
+        if self.freq_scale.kind == "linear":
+            return super().tickValues(minVal, maxVal, size)
+        f_lo, f_hi = float(self.freq_scale.inv(minVal)), float(self.freq_scale.inv(maxVal))
+        major = [float(self.freq_scale.fwd(f)) for f in _NICE_HZ if f_lo <= f <= f_hi]
+        # Keep labels at least 18 px apart (log/mel crowd the low end).
+        span = max(maxVal - minVal, 1e-12)
+        kept: list[float] = []
+        for v in major:
+            if not kept or (v - kept[-1]) / span * size >= 18:
+                kept.append(v)
+        major = kept
+        return [(1.0, [float(v) for v in major])]
+
+    def tickStrings(self, values, scale, spacing):
+        if self.freq_scale.kind == "linear" and spacing > 0:
+            # Enough decimals (in kHz) that neighbouring ticks never read the same when zoomed in.
+            decimals = max(0, int(np.ceil(-np.log10(spacing / 1000.0) - 1e-9)))
+            return [f"{v / 1000.0:.{decimals}f}" for v in values]
+        return [format_hz(float(self.freq_scale.inv(v))) for v in values]
+
+
+class TimeAxis(pg.AxisItem):
+    """Bottom axis in seconds; spans over 5 minutes tick on whole minutes and read ``m:ss``/``h:mm:ss``."""
+
+    _CLOCK_STEPS = (30, 60, 120, 300, 600, 900, 1200, 1800, 3600)
+
+    def __init__(self, **kwargs):
+        super().__init__("bottom", **kwargs)
+        self.enableAutoSIPrefix(False)
+        self._clock = False
+        self.setLabel("Time (s)")
+
+    def tickSpacing(self, minVal, maxVal, size):
+        span = maxVal - minVal
+        clock = span > 300
+        if clock != self._clock:
+            self._clock = clock
+            self.setLabel("Time (h:mm:ss)" if clock else "Time (s)")
+        if not clock:
+            return super().tickSpacing(minVal, maxVal, size)
+        wanted = max(2, int(size / 70))
+        major = next((s for s in self._CLOCK_STEPS if span / s <= wanted), self._CLOCK_STEPS[-1])
+        minor = major / 5 if major >= 300 else major / 2
+        return [(major, 0), (minor, 0)]
+
+    def tickStrings(self, values, scale, spacing):
+        out = []
+        for v in values:
+            if self._clock:
+                m, s = divmod(int(round(v)), 60)
+                h, m = divmod(m, 60)
+                out.append(f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}")
+            elif spacing >= 1:
+                out.append(f"{v:.0f}")
+            else:
+                decimals = min(4, max(1, int(np.ceil(-np.log10(spacing)))))
+                out.append(f"{v:.{decimals}f}")
+        return out

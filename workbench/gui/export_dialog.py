@@ -1,0 +1,555 @@
+"""Export dialogs: versions / figure / comparison of one recording, and batch enhancement of many files.
+
+Both dialogs are thin: the work is done by :mod:`workbench.core.export`. Errors are shown in the
+dialog's status line (and sent through ``errorOccurred``) instead of a blocking message box; the only
+question asked is whether to replace existing files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+    QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget,
+    QVBoxLayout, QWidget,
+)
+
+from ..core.audio_io import WRITE_SUBTYPES
+from ..core.errors import Cancelled, WorkbenchError
+from ..core.export import (
+    ExportedFile, export_batch, export_comparison, export_figure, export_versions, planned_targets, version_tag,
+)
+
+SUBTYPE_LABELS = {"PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM", "PCM_32": "32-bit PCM", "FLOAT": "32-bit float"}
+
+
+def confirm_overwrite(parent: QWidget, paths: Sequence[Path]) -> bool:
+    """Ask whether existing files may be replaced (the one question the export dialogs ask)."""
+    shown = "\n".join(str(p) for p in paths[:10]) + (f"\n… and {len(paths) - 10} more" if len(paths) > 10 else "")
+    answer = QMessageBox.question(parent, "Replace existing files?",
+                                  f"These files already exist and would be replaced:\n\n{shown}",
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def _format_row(parent_layout: QFormLayout) -> tuple[QComboBox, QComboBox]:
+    fmt = QComboBox()
+    fmt.addItems(list(WRITE_SUBTYPES))
+    sub = QComboBox()
+
+    def refill() -> None:
+        keep = sub.currentData()
+        sub.clear()
+        for s in WRITE_SUBTYPES[fmt.currentText()]:
+            sub.addItem(SUBTYPE_LABELS.get(s, s), s)
+        i = sub.findData(keep if keep else "PCM_24")
+        sub.setCurrentIndex(i if i >= 0 else 0)
+
+    fmt.currentIndexChanged.connect(refill)
+    refill()
+    parent_layout.addRow("Format", fmt)
+    parent_layout.addRow("Samples", sub)
+    return fmt, sub
+
+
+def _folder_row(layout: QFormLayout, parent: QWidget, start: Path) -> QLineEdit:
+    edit = QLineEdit(str(start))
+    browse = QPushButton("Browse…")
+
+    def pick() -> None:
+        d = QFileDialog.getExistingDirectory(parent, "Export folder", edit.text())
+        if d:
+            edit.setText(d)
+
+    browse.clicked.connect(pick)
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(browse)
+    layout.addRow("Folder", row)
+    return edit
+
+
+class ExportDialog(QDialog):
+    """Export versions (audio), the four-pane figure, and the comparison of one recording.
+
+    Args:
+        recording: the :class:`~workbench.core.recording.Recording`.
+        stft_config: the views' :class:`~workbench.core.stft.StftConfig` (figure and comparison).
+        metrics: ``{version name: {metric: value}}`` to include in the comparison.
+        current_version: preselected in the figure tab.
+        channel: channel drawn in the figure.
+        folder: initial export folder (default: the recording's folder).
+
+    Signals:
+        exported(list): paths written by the last action.
+        errorOccurred(str): a one-line error (also shown in the dialog).
+    """
+
+    exported = Signal(list)
+    errorOccurred = Signal(str)
+
+    def __init__(self, recording, parent: QWidget | None = None, *, stft_config=None,
+                 metrics: dict | None = None, current_version=None, channel: int = 0,
+                 folder: str | Path | None = None,
+                 confirm: Callable[[QWidget, Sequence[Path]], bool] = confirm_overwrite):
+        super().__init__(parent)
+        self.setWindowTitle(f"Export — {recording.name}")
+        self.recording = recording
+        self.stft_config = stft_config
+        self.metrics = metrics or {}
+        self.channel = channel
+        self.confirm = confirm
+        self.written: list[ExportedFile] = []
+        start = Path(folder) if folder else recording.path.resolve().parent
+        self.tabs = QTabWidget()
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.tabs)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+        close = QPushButton("Close")
+        close.clicked.connect(self.accept)
+        lay.addWidget(close, 0, Qt.AlignmentFlag.AlignRight)
+
+        # --- audio
+        audio = QWidget()
+        form = QFormLayout(audio)
+        self.version_list = QListWidget()
+        self._fill_versions()
+        form.addRow("Versions", self.version_list)
+        self.format_box, self.subtype_box = _format_row(form)
+        self.rate_box = QComboBox()
+        self.rate_box.addItem(f"Source rate ({recording.source.sample_rate} Hz)", "source")
+        self.rate_box.addItem("Model rate (each model's native rate)", "model")
+        form.addRow("Sample rate", self.rate_box)
+        self.folder_edit = _folder_row(form, self, start)
+        self.audio_button = QPushButton("Export audio")
+        self.audio_button.clicked.connect(self.export_audio)
+        form.addRow(self.audio_button)
+        self.tabs.addTab(audio, "Audio")
+
+        # --- figure
+        fig = QWidget()
+        ff = QFormLayout(fig)
+        self.figure_version = QComboBox()
+        for v in recording.versions:
+            self.figure_version.addItem(v.name, v)
+        if current_version is not None and current_version in recording.versions:
+            self.figure_version.setCurrentIndex(recording.versions.index(current_version))
+        ff.addRow("Version", self.figure_version)
+        self.figure_format = QComboBox()
+        self.figure_format.addItems(["PNG", "SVG"])
+        ff.addRow("Format", self.figure_format)
+        self.width_spin = QSpinBox()
+        self.width_spin.setRange(320, 8000)
+        self.width_spin.setValue(1600)
+        self.height_spin = QSpinBox()
+        self.height_spin.setRange(240, 8000)
+        self.height_spin.setValue(1000)
+        size = QHBoxLayout()
+        size.addWidget(self.width_spin)
+        size.addWidget(QLabel("×"))
+        size.addWidget(self.height_spin)
+        size.addWidget(QLabel("px"))
+        ff.addRow("Size", size)
+        self.figure_folder = _folder_row(ff, self, start)
+        self.figure_button = QPushButton("Export figure")
+        self.figure_button.clicked.connect(self.export_figure)
+        ff.addRow(self.figure_button)
+        if stft_config is None:
+            self.figure_button.setEnabled(False)
+            self.figure_button.setToolTip("No STFT settings were given to the dialog")
+        self.tabs.addTab(fig, "Figure")
+
+        # --- comparison
+        cmp_ = QWidget()
+        cf = QFormLayout(cmp_)
+        self.json_check = QCheckBox("JSON")
+        self.json_check.setChecked(True)
+        self.csv_check = QCheckBox("CSV")
+        self.csv_check.setChecked(True)
+        kinds = QHBoxLayout()
+        kinds.addWidget(self.json_check)
+        kinds.addWidget(self.csv_check)
+        cf.addRow("Files", kinds)
+        cf.addRow(QLabel("Metrics, settings, model identities and SHA-256 of the source and of the audio "
+                         "exported in this dialog"))
+        self.comparison_folder = _folder_row(cf, self, start)
+        self.comparison_button = QPushButton("Export comparison")
+        self.comparison_button.clicked.connect(self.export_comparison)
+        cf.addRow(self.comparison_button)
+        self.tabs.addTab(cmp_, "Comparison")
+
+    # ------------------------------------------------------------------ helpers
+    def _fill_versions(self) -> None:
+        self.version_list.clear()
+        rec = self.recording
+        names = {v.name for v in rec.versions}
+        for v in rec.versions:
+            item = QListWidgetItem(f"{v.name}  →  {version_tag(v)}")
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if v.kind == "enhanced" else Qt.CheckState.Unchecked)
+            item.setData(Qt.ItemDataRole.UserRole, ("version", v))
+            self.version_list.addItem(item)
+            if v.kind == "enhanced" and f"residual ({v.name})" not in names:
+                # The residual is computed only if it is asked for.
+                r = QListWidgetItem(f"residual ({v.name})  →  {version_tag(v)}.residual")
+                r.setFlags(r.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                r.setCheckState(Qt.CheckState.Unchecked)
+                r.setData(Qt.ItemDataRole.UserRole, ("residual", v))
+                self.version_list.addItem(r)
+
+    def set_checked(self, names: Sequence[str]) -> None:
+        """Tick exactly the versions whose list label starts with one of ``names``."""
+        for i in range(self.version_list.count()):
+            item = self.version_list.item(i)
+            label = item.text().split("  →  ")[0]
+            item.setCheckState(Qt.CheckState.Checked if label in names else Qt.CheckState.Unchecked)
+
+    def selected_versions(self) -> list:
+        out = []
+        for i in range(self.version_list.count()):
+            item = self.version_list.item(i)
+            if item.checkState() != Qt.CheckState.Checked:
+                continue
+            kind, v = item.data(Qt.ItemDataRole.UserRole)
+            out.append(self.recording.residual_of(v) if kind == "residual" else v)
+        return out
+
+    def _ok(self, text: str) -> None:
+        self.status.setStyleSheet("")
+        self.status.setText(text)
+
+    def _fail(self, text: str) -> None:
+        self.status.setStyleSheet("color: #b00020;")
+        self.status.setText(text)
+        self.errorOccurred.emit(text)
+
+    # ------------------------------------------------------------------ actions
+    @Slot()
+    def export_audio(self) -> list[ExportedFile] | None:
+        versions = self.selected_versions()
+        if not versions:
+            self._fail("Tick at least one version to export")
+            return None
+        folder = Path(self.folder_edit.text())
+        fmt = self.format_box.currentText()
+        sub = self.subtype_box.currentData()
+        targets = planned_targets(self.recording, versions, folder, fmt)
+        existing = [t for t in targets if t.exists()]
+        overwrite = False
+        if existing:
+            if not self.confirm(self, existing):
+                self._ok("Nothing written: existing files kept")
+                return None
+            overwrite = True
+        try:
+            files = export_versions(self.recording, versions, folder, format=fmt, subtype=sub,
+                                    rate=self.rate_box.currentData(), overwrite=overwrite)
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+            return None
+        self.written = [w for w in self.written if w.path not in {f.path for f in files}] + files
+        clipped = sum(f.clipped_samples for f in files)
+        note = f"; {clipped} samples beyond full scale were clipped (choose 32-bit float to keep them)" \
+            if clipped else ""
+        self._ok(f"Wrote {len(files)} file(s) to {folder}{note}")
+        self.exported.emit([f.path for f in files])
+        return files
+
+    @Slot()
+    def export_figure(self) -> Path | None:
+        version = self.figure_version.currentData()
+        suffix = ".png" if self.figure_format.currentText() == "PNG" else ".svg"
+        path = Path(self.figure_folder.text()) / f"{self.recording.path.stem}.{version_tag(version)}{suffix}"
+        overwrite = False
+        if path.exists():
+            if not self.confirm(self, [path]):
+                self._ok("Nothing written: existing figure kept")
+                return None
+            overwrite = True
+        try:
+            out = export_figure(self.recording, version, path, self.stft_config, channel=self.channel,
+                                width_px=self.width_spin.value(), height_px=self.height_spin.value(),
+                                overwrite=overwrite)
+        except (WorkbenchError, ValueError) as exc:
+            self._fail(str(exc))
+            return None
+        self._ok(f"Wrote {out}")
+        self.exported.emit([out])
+        return out
+
+    @Slot()
+    def export_comparison(self) -> list[Path]:
+        folder = Path(self.comparison_folder.text())
+        suffixes = [s for s, box in ((".json", self.json_check), (".csv", self.csv_check)) if box.isChecked()]
+        if not suffixes:
+            self._fail("Tick JSON and/or CSV")
+            return []
+        paths = [folder / f"{self.recording.path.stem}.comparison{s}" for s in suffixes]
+        existing = [p for p in paths if p.exists()]
+        overwrite = False
+        if existing:
+            if not self.confirm(self, existing):
+                self._ok("Nothing written: existing files kept")
+                return []
+            overwrite = True
+        out = []
+        try:
+            for p in paths:
+                out.append(export_comparison(self.recording, p, metrics=self.metrics, stft=self.stft_config,
+                                             exported=self.written, overwrite=overwrite))
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+            return out
+        self._ok("Wrote " + ", ".join(str(p) for p in out))
+        self.exported.emit(out)
+        return out
+
+
+# ======================================================================================== batch
+class _BatchWorker(QObject):
+    """Runs :func:`export_batch` on a QThread; a stop request is polled between steps."""
+
+    progress = Signal(float, str)
+    done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, files, model_id, out_dir, options, load_enhancer):
+        super().__init__()
+        self.files, self.model_id, self.out_dir, self.options = files, model_id, out_dir, options
+        self.load_enhancer = load_enhancer
+        self.stop_requested = False
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.progress.emit(0.0, f"loading {self.model_id}")
+            enhancer = self.load_enhancer(self.model_id)
+            gen = export_batch(self.files, enhancer, self.out_dir, should_stop=lambda: self.stop_requested,
+                               **self.options)
+            while True:
+                try:
+                    p = next(gen)
+                except StopIteration as stop:
+                    self.done.emit(stop.value)
+                    return
+                self.progress.emit(p.fraction, p.message)
+        except Cancelled:
+            self.failed.emit("Cancelled")
+        except WorkbenchError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a model may raise anything; the dialog must say so and stay usable
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+
+def _registry():
+    try:
+        from ..core import registry
+    except ImportError:
+        return None
+    return registry
+
+
+class BatchDialog(QDialog):
+    """Enhance many files with one model and export them all to a folder.
+
+    Drop files onto the dialog (or use "Add files…"), pick a model and a folder, press Start. Progress is
+    shown while a worker thread runs; at the end a summary lists every failure with its reason.
+
+    Args:
+        files: initial files.
+        enhancers: the model choices (``EnhancerInfo`` list); default ``registry.list_enhancers()``.
+        load_enhancer: ``id -> Enhancer``; default ``registry.load_enhancer``.
+
+    Signals:
+        batchFinished(object): the :class:`~workbench.core.export.BatchSummary`.
+    """
+
+    batchFinished = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None, files: Sequence[str | Path] = (), *,
+                 enhancers: Sequence | None = None, load_enhancer: Callable | None = None,
+                 folder: str | Path | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Batch enhancement")
+        self.setAcceptDrops(True)
+        reg = _registry()
+        self.registry_error: str | None = None
+        if enhancers is None:
+            try:
+                enhancers = reg.list_enhancers() if reg is not None else []
+            except Exception as exc:  # a broken plugin must not keep the dialog from opening
+                enhancers = []
+                self.registry_error = f"could not list models: {exc}"
+        self.load_enhancer = load_enhancer or (reg.load_enhancer if reg is not None else None)
+        self.summary = None
+        self._thread: QThread | None = None
+        self._worker: _BatchWorker | None = None
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Drop audio files here, or add them:"))
+        self.file_list = QListWidget()
+        self.file_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        lay.addWidget(self.file_list, 1)
+        row = QHBoxLayout()
+        add = QPushButton("Add files…")
+        add.clicked.connect(self._browse_files)
+        remove = QPushButton("Remove selected")
+        remove.clicked.connect(self._remove_selected)
+        row.addWidget(add)
+        row.addWidget(remove)
+        row.addStretch(1)
+        lay.addLayout(row)
+        form = QFormLayout()
+        self.model_box = QComboBox()
+        for info in enhancers:
+            self.model_box.addItem(f"{info.name} ({info.id}, {info.sample_rate} Hz)", info.id)
+        if not enhancers:
+            self.model_box.addItem("(no models available)", None)
+            self.model_box.setEnabled(False)
+        form.addRow("Model", self.model_box)
+        self.format_box, self.subtype_box = _format_row(form)
+        self.rate_box = QComboBox()
+        self.rate_box.addItem("Source rate", "source")
+        self.rate_box.addItem("Model rate", "model")
+        form.addRow("Sample rate", self.rate_box)
+        self.residual_check = QCheckBox("Also export the residual (original − enhanced)")
+        form.addRow(self.residual_check)
+        self.overwrite_check = QCheckBox("Replace existing output files")
+        form.addRow(self.overwrite_check)
+        self.folder_edit = _folder_row(form, self, Path(folder) if folder else Path.cwd())
+        lay.addLayout(form)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress_label = QLabel("")
+        lay.addWidget(self.progress)
+        lay.addWidget(self.progress_label)
+        self.summary_view = QPlainTextEdit()
+        self.summary_view.setReadOnly(True)
+        self.summary_view.setPlaceholderText("Summary of the batch appears here")
+        lay.addWidget(self.summary_view, 1)
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        close = QPushButton("Close")
+        close.clicked.connect(self.reject)
+        buttons.addStretch(1)
+        for b in (self.start_button, self.cancel_button, close):
+            buttons.addWidget(b)
+        lay.addLayout(buttons)
+        self.add_files(files)
+
+    # ------------------------------------------------------------------ files
+    def files(self) -> list[Path]:
+        return [Path(self.file_list.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self.file_list.count())]
+
+    def add_files(self, paths: Sequence[str | Path]) -> None:
+        have = set(self.files())
+        for p in paths:
+            p = Path(p)
+            if p.is_dir():
+                self.add_files(sorted(q for q in p.iterdir() if q.is_file()))
+                continue
+            if p in have:
+                continue
+            item = QListWidgetItem(str(p))
+            item.setData(Qt.ItemDataRole.UserRole, str(p))
+            self.file_list.addItem(item)
+            have.add(p)
+        self._update_buttons()
+
+    def _browse_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Audio files", str(Path.cwd()),
+                                                "Audio (*.wav *.flac *.ogg *.mp3 *.aiff *.aif);;All files (*)")
+        self.add_files(paths)
+
+    def _remove_selected(self) -> None:
+        for item in self.file_list.selectedItems():
+            self.file_list.takeItem(self.file_list.row(item))
+        self._update_buttons()
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        self.add_files(paths)
+        event.acceptProposedAction()
+
+    def _update_buttons(self) -> None:
+        running = self._thread is not None
+        self.start_button.setEnabled(not running and self.file_list.count() > 0
+                                     and self.model_box.currentData() is not None and self.load_enhancer is not None)
+        self.cancel_button.setEnabled(running)
+
+    # ------------------------------------------------------------------ run
+    @Slot()
+    def start(self) -> None:
+        if self._thread is not None or self.model_box.currentData() is None or not self.files():
+            return
+        options = {"format": self.format_box.currentText(), "subtype": self.subtype_box.currentData(),
+                   "rate": self.rate_box.currentData(), "residual": self.residual_check.isChecked(),
+                   "overwrite": self.overwrite_check.isChecked()}
+        self.summary = None
+        self.summary_view.clear()
+        self.progress.setValue(0)
+        self._thread = QThread(self)
+        self._worker = _BatchWorker(self.files(), self.model_box.currentData(), Path(self.folder_edit.text()),
+                                    options, self.load_enhancer)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.done.connect(self._on_done)
+        self._worker.failed.connect(self._on_failed)
+        self._thread.start()
+        self._update_buttons()
+
+    @Slot()
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.stop_requested = True
+            self.progress_label.setText("Stopping after the current step…")
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(round(1000 * fraction)))
+        self.progress_label.setText(message)
+
+    def _finish_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+            self._worker.deleteLater()
+            self._thread.deleteLater()
+        self._thread = None
+        self._worker = None
+        self._update_buttons()
+
+    def _on_done(self, summary) -> None:
+        self._finish_thread()
+        self.summary = summary
+        self.progress.setValue(1000)
+        self.progress_label.setText("Done")
+        lines = [summary.text, ""] + [f"ok {src.name}: " + ", ".join(p.name for p in outs)
+                                      for src, outs in summary.succeeded]
+        self.summary_view.setPlainText("\n".join(lines))
+        self.batchFinished.emit(summary)
+
+    def _on_failed(self, message: str) -> None:
+        self._finish_thread()
+        self.progress_label.setText(message)
+        self.summary_view.setPlainText(f"Batch stopped: {message}")
+
+    def done(self, result: int) -> None:  # closing the dialog stops a running batch first
+        if self._worker is not None:
+            self._worker.stop_requested = True
+            self._finish_thread()
+        super().done(result)

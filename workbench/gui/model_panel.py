@@ -1,0 +1,417 @@
+"""The model panel: pick a built-in or loaded model, run it on the current recording off the GUI thread.
+
+Layout: a table of models (name, rate, causal, latency, parameters, processing, source), a
+"Load model file..." / "Load model folder..." pair, "Enhance" and "Cancel" buttons, a progress bar and a
+status line. Model files and folders can also be dropped on the panel.
+
+Threading: loading a model file and running the engine both happen in a :class:`EngineJob` (a
+``QThread``). The job drives a core generator (:func:`workbench.core.enhancer.enhance`) and checks a
+cancel flag between its yields; Cancel sets the flag and the job closes the generator, which releases
+the model's per-run state. Results travel back by queued signals, and the new version is added to the
+recording on the GUI thread.
+
+Integration::
+
+    panel = ModelPanel(lambda: document.recording, lambda: [document.channel])
+    panel.versionReady.connect(lambda rec, ver: document.set_version(ver))
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PySide6.QtCore import QThread, Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton,
+    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from ..core.enhancer import Enhancer, EnhancerInfo, enhance
+from ..core.errors import WorkbenchError
+from ..core.recording import Recording, Version
+from ..core.registry import list_enhancers, load_enhancer
+
+COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
+MODEL_FILE_FILTER = "Models (*.onnx *.pt *.pth *.tar *.ckpt *.jit *.zip *.bin);;All files (*)"
+
+
+def format_parameters(n: int | None) -> str:
+    if n is None:
+        return "?"
+    if n == 0:
+        return "none"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} M"
+    if n >= 1000:
+        return f"{n / 1e3:.1f} k"
+    return str(n)
+
+
+def info_cells(info: EnhancerInfo) -> tuple[str, ...]:
+    causal = "?" if info.causal is None else ("yes" if info.causal else "no")
+    return (info.name, f"{info.sample_rate / 1000:g} kHz", causal,
+            f"{info.latency_ms:.1f} ms", format_parameters(info.parameters), info.processing, info.source)
+
+
+class EngineJob(QThread):
+    """Runs one model load and, optionally, one enhancement, on a worker thread.
+
+    Signals:
+        loaded(object): the Enhancer, once built (emitted before any processing).
+        progress(float, str): fraction 0..1 and a message, at each yield of the engine.
+        succeeded(object, float): the ``(frames, channels)`` float32 result and the elapsed seconds.
+        failed(str): a message naming the model and the problem.
+        cancelled(): the run stopped because :meth:`cancel` was called.
+    """
+
+    loaded = Signal(object)
+    progress = Signal(float, str)
+    succeeded = Signal(object, float)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, spec: str | Path, enhancer: Enhancer | None = None, recording: Recording | None = None,
+                 channels: Sequence[int] | None = None, parent=None):
+        super().__init__(parent)
+        self.spec = spec
+        self.enhancer = enhancer
+        self.recording = recording
+        self.channels = None if channels is None else list(channels)
+        self._cancel = False
+
+    def cancel(self) -> None:
+        """Ask the job to stop at the engine's next yield (thread-safe: a plain flag)."""
+        self._cancel = True
+
+    def run(self) -> None:  # runs on the worker thread
+        label = str(self.spec)
+        try:
+            if self.enhancer is None:
+                self.enhancer = load_enhancer(self.spec)
+            label = self.enhancer.info.name
+            self.loaded.emit(self.enhancer)
+            if self.recording is None:
+                return
+            t0 = time.perf_counter()
+            gen = enhance(self.enhancer, self.recording.source, channels=self.channels)
+            try:
+                while True:
+                    if self._cancel:
+                        gen.close()
+                        self.cancelled.emit()
+                        return
+                    try:
+                        p = next(gen)
+                    except StopIteration as stop:
+                        result = stop.value
+                        break
+                    self.progress.emit(p.fraction, p.message)
+            finally:
+                gen.close()
+            self.succeeded.emit(result, time.perf_counter() - t0)
+        except WorkbenchError as exc:
+            self.failed.emit(f"{label}: {exc}" if label not in str(exc) and str(self.spec) not in str(exc)
+                             else str(exc))
+        except ValueError as exc:  # e.g. a channel the recording does not have
+            self.failed.emit(f"{label}: {exc}")
+        except Exception as exc:  # never let a model take the window down
+            self.failed.emit(f"{label}: unexpected {type(exc).__name__}: {exc}")
+
+
+class ModelPanel(QWidget):
+    """Lists models and runs the selected one on the current recording.
+
+    Args:
+        current_recording: returns the Recording to enhance (or ``None`` when nothing is open).
+        current_channels: returns the channel indices to process, or ``None`` for all channels.
+        show_dialogs: also show errors in a (non-blocking) message box, besides the status line.
+
+    Signals:
+        versionReady(object, object): ``(recording, version)`` after ``recording.add_enhanced``.
+        runStarted(str): the model id of a run that started.
+        runFinished(str): ``"done"``, ``"cancelled"`` or ``"failed"`` when a run or a load ends.
+        errorOccurred(str): a message naming the model (or file) and the problem.
+        modelLoaded(object): the EnhancerInfo of a model loaded from a file or folder.
+        busyChanged(bool): a load or run started (True) or ended (False).
+    """
+
+    versionReady = Signal(object, object)
+    runStarted = Signal(str)
+    runFinished = Signal(str)
+    errorOccurred = Signal(str)
+    modelLoaded = Signal(object)
+    busyChanged = Signal(bool)
+
+    def __init__(self, current_recording: Callable[[], Recording | None],
+                 current_channels: Callable[[], Sequence[int] | None] | None = None, parent: QWidget | None = None,
+                 *, show_dialogs: bool = True):
+        super().__init__(parent)
+        self.current_recording = current_recording
+        self.current_channels = current_channels or (lambda: None)
+        self.show_dialogs = show_dialogs
+        self.setAcceptDrops(True)
+        self._specs: list[str] = []                 # row -> spec (built-in id, plugin id or path)
+        self._infos: list[EnhancerInfo] = []
+        self._loaded: dict[str, Enhancer] = {}      # spec -> enhancer kept for reuse (files, folders)
+        self._job: EngineJob | None = None
+        self._run_recording: Recording | None = None
+        self._run_spec: str | None = None
+        self.last_error = ""
+        self.last_elapsed_s: float | None = None
+        self._build()
+        self.refresh()
+
+    # -- construction --------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.doubleClicked.connect(lambda _index: self.start())
+
+        self.load_file_button = QPushButton("Load model file...", self)
+        self.load_file_button.setToolTip("ONNX, TorchScript or PyTorch checkpoint (you can also drop files here)")
+        self.load_file_button.clicked.connect(self._ask_file)
+        self.load_folder_button = QPushButton("Load model folder...", self)
+        self.load_folder_button.setToolTip("A folder holding a model, e.g. DTLN's model_1.onnx and model_2.onnx")
+        self.load_folder_button.clicked.connect(self._ask_folder)
+        self.enhance_button = QPushButton("Enhance", self)
+        self.enhance_button.setToolTip("Run the selected model on the current recording (adds a version)")
+        self.enhance_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setTextVisible(False)
+        self.status = QLabel("Select a model, then Enhance. Drop model files here to load them.", self)
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.load_file_button)
+        buttons.addWidget(self.load_folder_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.enhance_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        self._update_buttons()
+
+    # -- model list ----------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Rebuild the table: built-ins and plugins, then models loaded from files (keeps the selection)."""
+        keep = self.selected_spec()
+        self._specs, self._infos = [], []
+        for info in list_enhancers():
+            self._specs.append(info.id)
+            self._infos.append(info)
+        for spec, enh in self._loaded.items():
+            self._specs.append(spec)
+            self._infos.append(enh.info)
+        self.table.setRowCount(len(self._specs))
+        for row, info in enumerate(self._infos):
+            for col, text in enumerate(info_cells(info)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(f"{info.id}: {info.description}")
+                self.table.setItem(row, col, item)
+        if keep in self._specs:
+            self.select(keep)
+        elif self._specs and not self.table.selectedItems():
+            self.table.selectRow(0)
+        self._update_buttons()
+
+    def model_specs(self) -> list[str]:
+        """Specs of the listed models in table order (ids, or paths for loaded files)."""
+        return list(self._specs)
+
+    def model_info(self, spec: str) -> EnhancerInfo:
+        return self._infos[self._specs.index(spec)]
+
+    def selected_spec(self) -> str | None:
+        rows = {i.row() for i in self.table.selectedIndexes()} if hasattr(self, "table") else set()
+        return self._specs[min(rows)] if rows else None
+
+    def select(self, spec: str) -> None:
+        """Select the row of ``spec`` (a model id or a loaded path)."""
+        self.table.selectRow(self._specs.index(str(spec)))
+
+    # -- loading model files -------------------------------------------------------------------------------
+    def _ask_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load model file", "", MODEL_FILE_FILTER)
+        if path:
+            self.load_path(path)
+
+    def _ask_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Load model folder")
+        if path:
+            self.load_path(path)
+
+    def load_path(self, path: str | Path) -> None:
+        """Load a model file or folder on the worker thread; it joins the table when ready."""
+        spec = str(Path(path))
+        if self.is_busy():
+            self._error(f"{spec}: wait for the running job to finish before loading another model")
+            return
+        self._set_status(f"Loading {Path(spec).name}...")
+        job = EngineJob(spec, parent=self)
+        job.loaded.connect(lambda enh, spec=spec: self._on_loaded(spec, enh))
+        self._start_job(job, run_spec=None)
+
+    @Slot(object)
+    def _on_loaded(self, spec: str, enhancer: Enhancer) -> None:
+        if self._run_recording is not None:
+            return  # a run's own load: nothing to list
+        self._loaded[spec] = enhancer
+        self.refresh()
+        self.select(spec)
+        info = enhancer.info
+        self._set_status(f"Loaded {info.name} ({info.sample_rate / 1000:g} kHz, {info.processing}) from {spec}")
+        self.modelLoaded.emit(info)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.load_path(paths[0])
+            if len(paths) > 1:
+                self._set_status(f"Loading {Path(paths[0]).name}; drop one model file or folder at a time")
+
+    # -- running -------------------------------------------------------------------------------------------
+    def is_busy(self) -> bool:
+        return self._job is not None
+
+    @Slot()
+    def start(self) -> bool:
+        """Enhance the current recording with the selected model; returns False when it cannot start."""
+        if self.is_busy():
+            return False
+        spec = self.selected_spec()
+        rec = self.current_recording()
+        if spec is None:
+            self._error("Select a model first")
+            return False
+        if rec is None:
+            self._error("Open a recording first")
+            return False
+        channels = self.current_channels()
+        job = EngineJob(spec, self._loaded.get(spec), rec, channels, parent=self)
+        job.progress.connect(self._on_progress)
+        job.succeeded.connect(self._on_succeeded)
+        job.cancelled.connect(self._on_cancelled)
+        self._run_recording = rec
+        self._run_spec = spec
+        self.progress_bar.setValue(0)
+        self._set_status(f"Running {self.model_info(spec).name} on {rec.name}...")
+        self.runStarted.emit(self.model_info(spec).id)
+        self._start_job(job, run_spec=spec)
+        return True
+
+    @Slot()
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self._set_status("Cancelling...")
+
+    def _start_job(self, job: EngineJob, run_spec: str | None) -> None:
+        self._job = job
+        self._job_outcome = "done"
+        job.failed.connect(self._on_failed)
+        job.finished.connect(self._on_job_finished)
+        self._update_buttons()
+        self.busyChanged.emit(True)
+        job.start()
+
+    @Slot(float, str)
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress_bar.setValue(int(round(1000 * fraction)))
+        self.progress_bar.setFormat(message)
+        self.progress_bar.setToolTip(message)
+
+    @Slot(object, float)
+    def _on_succeeded(self, audio: np.ndarray, elapsed_s: float) -> None:
+        rec, spec = self._run_recording, self._run_spec
+        job = self._job
+        enhancer = job.enhancer
+        channels = job.channels if job.channels is not None else list(range(rec.source.channels))
+        settings = {"model_spec": spec, "channels": channels, "input_rate": rec.source.sample_rate,
+                    "model_rate": enhancer.info.sample_rate, "processing": enhancer.info.processing,
+                    "latency_samples": enhancer.info.latency_samples}
+        try:
+            version = rec.add_enhanced(audio, rec.source.sample_rate, enhancer.info, settings, elapsed_s)
+        except ValueError as exc:  # the engine guarantees alignment; this guards against a broken plugin
+            self._on_failed(f"{enhancer.info.name}: {exc}")
+            return
+        self.last_elapsed_s = elapsed_s
+        rtf = elapsed_s / max(rec.source.duration_s, 1e-9)
+        self.progress_bar.setValue(1000)
+        self._set_status(f"{enhancer.info.name}: {rec.source.duration_s:.1f} s in {elapsed_s:.1f} s "
+                         f"(real-time factor {rtf:.3f}) -> version '{version.name}'")
+        self.versionReady.emit(rec, version)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._job_outcome = "cancelled"
+        self.progress_bar.setValue(0)
+        self._set_status("Cancelled; the recording is unchanged")
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._job_outcome = "failed"
+        self.progress_bar.setValue(0)
+        self._error(message)
+
+    @Slot()
+    def _on_job_finished(self) -> None:
+        job, self._job = self._job, None
+        if job is not None:
+            job.deleteLater()
+        self._run_recording = None
+        self._run_spec = None
+        self._update_buttons()
+        self.busyChanged.emit(False)
+        self.runFinished.emit(self._job_outcome)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet("color: #c0392b;" if error else "")
+        self.status.setText(text)
+
+    def _error(self, message: str) -> None:
+        self.last_error = message
+        self._set_status(message, error=True)
+        self.errorOccurred.emit(message)
+        if self.show_dialogs:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Model", message, QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()  # window-modal but non-blocking: the event loop keeps running
+
+    def _update_buttons(self) -> None:
+        busy = self._job is not None
+        self.enhance_button.setEnabled(not busy and self.selected_spec() is not None)
+        self.cancel_button.setEnabled(busy)
+        self.load_file_button.setEnabled(not busy)
+        self.load_folder_button.setEnabled(not busy)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        """Stop a running job before the widget goes away (a QThread must not be destroyed while running)."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job.wait(10000)
+        super().closeEvent(event)

@@ -1,0 +1,833 @@
+"""Four linked complex-spectrogram panes (magnitude, phase, real, imaginary) and a waveform overview.
+
+:class:`SpectrogramView` shows one channel of one :class:`~workbench.core.recording.Version`. It keeps
+nothing of the audio in memory: visible tiles (see :mod:`workbench.gui.tiles`) are computed on a
+thread pool at the level of detail the pane width needs, cached, and cancelled when the view moves
+on. Images are placed in data coordinates (x: seconds, y: frequency axis value) with
+``ImageItem.setRect``; every pane is X- and Y-linked to the magnitude pane.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import weakref
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from ..core.audio_io import AudioSource
+from ..core.stft import (StftConfig, group_delay, imag_part, instantaneous_frequency_deviation, magnitude_db,
+                         phase, real_part, stft_frames)
+from .axes import FreqScale, FrequencyAxis, TimeAxis
+from .tiles import TILE_COLUMNS, Tile, TileCache, TileKey, compute_tile, level_for, tiles_in_range, waveform_envelope
+
+PANES = ("magnitude", "phase", "real", "imag")
+PHASE_VIEWS = {"phase": "Phase", "inst_freq": "Inst. frequency deviation", "group_delay": "Group delay"}
+MAGNITUDE_COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
+PHASE_COLORMAP = "CET-C6"        # cyclic: -pi and +pi share a colour
+DIVERGING_COLORMAP = "CET-D1A"   # blue - white - red, symmetric around zero
+LAYOUTS = ("grid", "row")
+
+#: magnitude values below this are clipped (dBFS); far under any display range.
+FLOOR_DB = -160.0
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    """How the panes draw (none of it changes the analysis).
+
+    Attributes:
+        layout: ``grid`` (2x2) or ``row`` (1x4).
+        phase_view: ``phase``, ``inst_freq`` (Hz) or ``group_delay`` (ms) in the second pane.
+        freq_scale: ``linear``, ``log`` or ``mel``.
+        colormap: magnitude colormap name (pyqtgraph / colorcet).
+        db_range: magnitude colour range in dBFS ``(low, high)``; also the mask floor for derived phase.
+        compression: exponent ``c`` of ``sign(x)|x|^c`` for the real and imaginary panes (1 = linear).
+    """
+
+    layout: str = "grid"
+    phase_view: str = "phase"
+    freq_scale: str = "linear"
+    colormap: str = "inferno"
+    db_range: tuple[float, float] = (-100.0, 0.0)
+    compression: float = 0.3
+
+
+def pane_arrays(spec: np.ndarray, previous: np.ndarray | None, cfg: StftConfig, sample_rate: int,
+                display: DisplaySettings) -> dict[str, np.ndarray]:
+    """The four images of ``spec`` (complex ``(columns, bins)``) as float32 ``(columns, bins)`` arrays.
+
+    ``magnitude`` is :func:`magnitude_db` (dBFS), ``phase`` is :func:`phase` (rad) or the derived view,
+    ``real``/``imag`` are :func:`real_part`/:func:`imag_part` with the display compression. For
+    instantaneous frequency each column is paired with its preceding STFT frame (``previous``): the core
+    function runs on the interleaved ``[prev_0, cur_0, prev_1, cur_1, ...]`` and the odd rows are kept, so
+    decimated tiles show true frame-to-frame phase advance. Derived views blank (NaN) bins under the
+    magnitude display floor, where their phase is noise.
+    """
+    mag = magnitude_db(spec, cfg, FLOOR_DB)
+    out = {"magnitude": mag}
+    if display.phase_view == "inst_freq":
+        prev = previous if previous is not None else spec
+        pairs = np.empty((2 * spec.shape[0], spec.shape[1]), spec.dtype)
+        pairs[0::2], pairs[1::2] = prev, spec
+        view = instantaneous_frequency_deviation(pairs, cfg, sample_rate)[1::2]
+        view = np.where(mag < display.db_range[0], np.nan, view).astype(np.float32)
+    elif display.phase_view == "group_delay":
+        view = group_delay(spec, cfg, sample_rate)
+        view = np.where(mag < display.db_range[0], np.nan, view).astype(np.float32)
+    else:
+        view = phase(spec)
+    out["phase"] = view
+    out["real"] = real_part(spec, display.compression)
+    out["imag"] = imag_part(spec, display.compression)
+    return out
+
+
+def images_key(display: DisplaySettings) -> tuple:
+    """The display settings that change the pane images (not just their colours)."""
+    floor = display.db_range[0] if display.phase_view != "phase" else None
+    return (display.phase_view, display.compression, floor)
+
+
+class _TileSignals(QObject):
+    finished = Signal(object, int)   # Tile, generation
+
+
+class _TileJob(QRunnable):
+    """Runs :func:`compute_tile` on the pool, then derives the pane images for ``display`` there too,
+    so the GUI thread only uploads finished arrays. Stops between chunks when cancelled."""
+
+    def __init__(self, source: AudioSource, key: TileKey, total_frames: int, generation: int,
+                 signals: _TileSignals, display: DisplaySettings):
+        super().__init__()
+        self.source, self.key, self.total_frames = source, key, total_frames
+        self.generation = generation
+        self.signals = signals
+        self.display = display
+        self.cancelled = threading.Event()
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        if self.cancelled.is_set():
+            return
+        try:
+            for item in compute_tile(self.source, self.key, self.total_frames, self.cancelled.is_set):
+                if self.cancelled.is_set():
+                    return
+                if item is not None:
+                    item.images = pane_arrays(item.spec, item.previous, self.key.cfg, self.source.sample_rate,
+                                              self.display)
+                    item.images_for = images_key(self.display)
+                    self.signals.finished.emit(item, self.generation)
+        except Exception as exc:  # a decoding error must not kill the pool thread silently
+            self.signals.finished.emit(exc, self.generation)
+
+
+class _EnvelopeSignals(QObject):
+    progress = Signal(object, object, object, int)   # filled, mins, maxs, generation
+
+
+class _EnvelopeJob(QRunnable):
+    def __init__(self, source: AudioSource, channel: int, buckets: int, generation: int,
+                 signals: _EnvelopeSignals):
+        super().__init__()
+        self.source, self.channel, self.buckets = source, channel, buckets
+        self.generation, self.signals = generation, signals
+        self.cancelled = threading.Event()
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        last = 0.0
+        try:
+            for filled, mins, maxs in waveform_envelope(self.source, self.channel, self.buckets,
+                                                        should_stop=self.cancelled.is_set):
+                now = time.perf_counter()
+                done = filled >= len(mins)
+                # Progressive display, throttled so the GUI thread is not flooded.
+                if done or now - last > 0.15:
+                    last = now
+                    self.signals.progress.emit(filled, mins.copy(), maxs.copy(), self.generation)
+        except Exception:
+            return
+
+
+class _Pane:
+    """One plot with its colour bar, crosshair and the tile images it currently shows."""
+
+    def __init__(self, name: str, scale: FreqScale):
+        self.name = name
+        self.axis = FrequencyAxis(scale)
+        self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()})
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.getViewBox().setDefaultPadding(0.0)
+        self.plot.showAxis("top")
+        self.plot.getAxis("top").setStyle(showValues=False)
+        self.plot.showAxis("right")
+        self.plot.getAxis("right").setStyle(showValues=False)
+        self.bar = pg.ColorBarItem(values=(0, 1), width=14, interactive=True, colorMapMenu=False, rounding=0.01)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 110), width=1))
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 255, 255, 110), width=1))
+        self.playhead = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((80, 220, 120), width=1.5))
+        for line in (self.vline, self.hline, self.playhead):
+            line.setZValue(100)
+            self.plot.addItem(line, ignoreBounds=True)
+        self.playhead.hide()
+        self.items: dict[TileKey, pg.ImageItem] = {}
+
+
+class SpectrogramView(QWidget):
+    """The four linked panes plus overview for one channel of one version.
+
+    Signals:
+        painted(): every visible tile of every pane is in the scene (and the overview is complete); the
+            next paint event shows them (call :meth:`paint_now` to paint synchronously).
+        tilesPainted(): the same for the panes alone (the overview may still be filling).
+        readoutChanged(dict): the crosshair moved; see :meth:`readout`.
+        viewRangeChanged(float, float): visible time span in seconds.
+        tileError(str): a tile could not be computed (decoding error); the message names the file.
+    """
+
+    painted = Signal()
+    tilesPainted = Signal()
+    readoutChanged = Signal(dict)
+    viewRangeChanged = Signal(float, float)
+    cursorMoved = Signal(float)
+    tileError = Signal(str)
+    magnitudeRangeDragged = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None, *, cache_bytes: int = 256 << 20, threads: int = 2):
+        super().__init__(parent)
+        self.cfg = StftConfig()
+        self.display = DisplaySettings()
+        self.source: AudioSource | None = None
+        self.source_name = ""
+        self.channel = 0
+        self.sample_rate = 16000
+        self.total_frames = 0
+        self.cache = TileCache(cache_bytes)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max(1, threads))
+        self._generation = 0
+        self._source_ids = itertools.count(1)
+        self._source_id = 0
+        self._source_id_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._error_generation = -1
+        self._refine_levels = False
+        self._pending: dict[TileKey, _TileJob] = {}
+        self._envelope_job: _EnvelopeJob | None = None
+        self._envelope_done = True
+        self._needed: set[TileKey] = set()
+        self._level = 0
+        self._ready = False
+        self._levels: dict[str, tuple[float, float]] = {}
+        self._auto_symmetric: dict[str, bool] = {"real": True, "imag": True}
+        self._tile_signals = _TileSignals()
+        self._tile_signals.finished.connect(self._on_tile, Qt.ConnectionType.QueuedConnection)
+        self._env_signals = _EnvelopeSignals()
+        self._env_signals.progress.connect(self._on_envelope, Qt.ConnectionType.QueuedConnection)
+        self._update_timer = QTimer(self, singleShot=True, interval=10)
+        self._update_timer.timeout.connect(self.update_tiles)
+        self._syncing_region = False
+        self.scale = FreqScale("linear", self.sample_rate, self.cfg.nfft)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("#16181c")
+        self.graphics.ci.setSpacing(6)
+        self.graphics.ci.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.graphics, 1)
+        self.overview = pg.PlotWidget(axisItems={"bottom": TimeAxis()})
+        self.overview.setBackground("#16181c")
+        self.overview.setMaximumHeight(110)
+        self.overview.setMinimumHeight(90)
+        ov = self.overview.getPlotItem()
+        ov.setMenuEnabled(False)
+        ov.hideButtons()
+        ov.setMouseEnabled(x=False, y=False)
+        ov.getAxis("left").setWidth(self._axis_width())
+        ov.setLabel("left", "Wave")
+        ov.getAxis("left").enableAutoSIPrefix(False)
+        ov.getAxis("bottom").setLabel("")
+        ov.getViewBox().setDefaultPadding(0.0)
+        ov.setYRange(-1, 1, padding=0.02)
+        self._env_max = pg.PlotDataItem(pen=pg.mkPen((110, 170, 230), width=1))
+        self._env_min = pg.PlotDataItem(pen=pg.mkPen((110, 170, 230), width=1))
+        self._env_fill = pg.FillBetweenItem(self._env_min, self._env_max, brush=pg.mkBrush(70, 130, 200, 160))
+        for it in (self._env_fill, self._env_max, self._env_min):
+            ov.addItem(it)
+        self.region = pg.LinearRegionItem(brush=pg.mkBrush(255, 255, 255, 40), pen=pg.mkPen((240, 200, 80), width=1.5))
+        self.region.setZValue(50)
+        ov.addItem(self.region, ignoreBounds=True)
+        self.region.sigRegionChanged.connect(self._on_region_dragged)
+        self.overview_playhead = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((80, 220, 120), width=1.5))
+        ov.addItem(self.overview_playhead, ignoreBounds=True)
+        self.overview_playhead.hide()
+        layout.addWidget(self.overview)
+
+        self.panes: dict[str, _Pane] = {}
+        self._build_panes()
+        self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
+
+    # ------------------------------------------------------------------------------------------------------
+    # construction
+    # ------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _axis_width() -> int:
+        return 52
+
+    def _build_panes(self) -> None:
+        """(Re)create the panes in the current layout; tile images are redrawn from the cache."""
+        old_range = None
+        if self.panes:
+            vb = self.master.getViewBox()
+            old_range = vb.viewRange()
+            # The old panes are about to be deleted; stop them reporting range changes on the way out.
+            for sig in (vb.sigXRangeChanged, vb.sigResized):
+                try:
+                    sig.disconnect(self._on_view_changed)
+                except (RuntimeError, TypeError):
+                    pass
+        self.graphics.ci.clear()
+        self.panes = {name: _Pane(name, self.scale) for name in PANES}
+        positions = ({"magnitude": (0, 0), "phase": (0, 1), "real": (1, 0), "imag": (1, 1)}
+                     if self.display.layout == "grid" else
+                     {name: (0, i) for i, name in enumerate(PANES)})
+        for name, (row, col) in positions.items():
+            pane = self.panes[name]
+            self.graphics.addItem(pane.plot, row=row, col=2 * col)
+            self.graphics.addItem(pane.bar, row=row, col=2 * col + 1)
+            pane.axis.setWidth(self._axis_width())
+        grid = self.graphics.ci.layout
+        cols = 2 if self.display.layout == "grid" else 4
+        for col in range(cols):
+            # Plots share the width equally; colour bars keep their fixed width.
+            grid.setColumnStretchFactor(2 * col, 1)
+            grid.setColumnStretchFactor(2 * col + 1, 0)
+        for name in PANES:
+            self.panes[name].plot.setMinimumWidth(120)
+            self.panes[name].plot.setPreferredWidth(200)
+        master = self.panes["magnitude"].plot
+        for name in PANES[1:]:
+            self.panes[name].plot.setXLink(master)
+            self.panes[name].plot.setYLink(master)
+        for pane in self.panes.values():
+            pane.bar.sigLevelsChanged.connect(lambda bar, n=pane.name: self._on_bar_levels(n))
+        master.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
+        master.getViewBox().sigResized.connect(self._on_view_changed)
+        self._apply_titles()
+        self._apply_colormaps()
+        self._apply_limits()
+        if old_range is not None:
+            master.getViewBox().setRange(xRange=old_range[0], yRange=old_range[1], padding=0)
+        elif self.source is None:
+            master.getViewBox().setRange(xRange=(0, 1), yRange=self.scale.y_limits(), padding=0)
+        self._hint = pg.TextItem("Drop audio files here or use File > Open (Ctrl+O)", color="#9aa3b0",
+                                 anchor=(0.5, 0.5))
+        self._hint.setPos(0.5, sum(self.scale.y_limits()) / 2)
+        master.addItem(self._hint, ignoreBounds=True)
+        self._hint.setVisible(self.source is None)
+        self._needed = set()
+        self._ready = False
+        self.schedule_update()
+
+    @property
+    def master(self) -> pg.PlotItem:
+        return self.panes["magnitude"].plot
+
+    def _apply_titles(self) -> None:
+        c = self.display.compression
+        comp = "" if c in (None, 1, 1.0) else f"  sign·|x|^{c:g}"
+        titles = {
+            "magnitude": "Magnitude (dBFS)",
+            "phase": {"phase": "Phase (rad)", "inst_freq": "Inst. freq. deviation (Hz)",
+                      "group_delay": "Group delay (ms)"}[self.display.phase_view],
+            "real": f"Real{comp}",
+            "imag": f"Imaginary{comp}",
+        }
+        for name, pane in self.panes.items():
+            pane.plot.setTitle(titles[name], color="#d8dde6", size="10pt")
+
+    def _apply_colormaps(self) -> None:
+        cmaps = {"magnitude": self.display.colormap, "phase": PHASE_COLORMAP if self.display.phase_view == "phase"
+                 else DIVERGING_COLORMAP, "real": DIVERGING_COLORMAP, "imag": DIVERGING_COLORMAP}
+        self._luts = {}
+        for name, pane in self.panes.items():
+            cmap = pg.colormap.get(cmaps[name])
+            pane.bar.setColorMap(cmap)
+            self._luts[name] = cmap.getLookupTable(nPts=512)
+            levels = self._default_levels(name)
+            self._levels.setdefault(name, levels)
+            pane.bar.setLevels(values=self._levels[name])
+            for item in pane.items.values():
+                item.setLookupTable(self._luts[name])
+                item.setLevels(self._levels[name])
+
+    def _default_levels(self, name: str) -> tuple[float, float]:
+        if name == "magnitude":
+            return tuple(self.display.db_range)
+        if name == "phase":
+            if self.display.phase_view == "inst_freq":
+                m = self.sample_rate / (2 * self.cfg.hop)
+                return (-m, m)
+            if self.display.phase_view == "group_delay":
+                m = self.cfg.n_fft / 2 / self.sample_rate * 1000.0
+                return (-m, m)
+            return (-np.pi, np.pi)
+        return (-1.0, 1.0)
+
+    def _apply_limits(self) -> None:
+        duration = self.source.frames / self.sample_rate if self.source is not None else 1.0
+        y0, y1 = self.scale.y_limits()
+        vb = self.master.getViewBox()
+        pad = self.cfg.hop / self.sample_rate
+        vb.setLimits(xMin=-pad, xMax=duration + pad, yMin=y0, yMax=y1,
+                     minXRange=max(4 * self.cfg.hop / self.sample_rate, 1e-3),
+                     minYRange=(y1 - y0) / 400)
+        ov = self.overview.getPlotItem().getViewBox()
+        ov.setLimits(xMin=0, xMax=duration)
+        ov.setXRange(0, duration, padding=0)
+
+    # ------------------------------------------------------------------------------------------------------
+    # public API
+    # ------------------------------------------------------------------------------------------------------
+    def set_source(self, source: AudioSource | None, name: str = "", channel: int = 0,
+                   keep_view: bool = False) -> None:
+        """Show ``channel`` of ``source`` (``None`` clears the view). The view fits the whole file."""
+        self._cancel_all()
+        self.source = source
+        self.source_name = name
+        self.channel = channel
+        # Tiles are keyed by source, so going back to a version already seen reuses its cached tiles.
+        if source is not None:
+            if source not in self._source_id_of:
+                self._source_id_of[source] = next(self._source_ids)
+            self._source_id = self._source_id_of[source]
+        self._clear_items()
+        self._auto_symmetric = {"real": True, "imag": True}
+        self._hint.setVisible(source is None)
+        if source is None:
+            self.total_frames = 0
+            self._env_max.setData([], [])
+            self._env_min.setData([], [])
+            return
+        self.sample_rate = source.sample_rate
+        self._reconfigure(fit=not keep_view)
+        self._start_envelope()
+
+    def set_channel(self, channel: int) -> None:
+        if self.source is not None and channel != self.channel:
+            self.set_source(self.source, self.source_name, channel, keep_view=True)
+
+    def set_stft(self, cfg: StftConfig) -> None:
+        """Change the analysis; tiles recompute on the pool while the old images stay until replaced."""
+        if cfg == self.cfg:
+            return
+        self._cancel_all()
+        self.cfg = cfg
+        self._clear_items()
+        if self.source is not None:
+            self._reconfigure(fit=False)
+
+    def set_display(self, display: DisplaySettings) -> None:
+        """Apply drawing settings; levels and colormaps redraw at once, images are re-derived from cached
+        complex tiles on the GUI thread (no new STFT)."""
+        old = self.display
+        if display == old:
+            return
+        self.display = display
+        if display.layout != old.layout:
+            self._build_panes()
+            return
+        if display.freq_scale != old.freq_scale:
+            self.scale = FreqScale(display.freq_scale, self.sample_rate, self.cfg.nfft)
+            for pane in self.panes.values():
+                pane.axis.set_scale(self.scale)
+            self._clear_items()
+            self._apply_limits()
+            self.master.getViewBox().setYRange(*self.scale.y_limits(), padding=0)
+            self.schedule_update()
+            return
+        if display.db_range != old.db_range:
+            self._levels["magnitude"] = tuple(display.db_range)
+        if display.phase_view != old.phase_view:
+            self._levels["phase"] = self._default_levels("phase")
+            if display.phase_view == "inst_freq":
+                # Needs each column's predecessor frame: different tiles.
+                self._clear_items()
+        if display.compression != old.compression:
+            self._auto_symmetric = {"real": True, "imag": True}
+        self._apply_titles()
+        self._apply_colormaps()
+        redraw = (display.phase_view != old.phase_view or display.compression != old.compression
+                  or (display.db_range != old.db_range and display.phase_view != "phase"))
+        if redraw:
+            self._redraw_items()
+        self.schedule_update()
+
+    def fit(self) -> None:
+        if self.source is None:
+            return
+        duration = self.source.frames / self.sample_rate
+        self.master.getViewBox().setRange(xRange=(0, duration), yRange=self.scale.y_limits(), padding=0)
+
+    def set_time_range(self, t0: float, t1: float) -> None:
+        self.master.getViewBox().setXRange(t0, t1, padding=0)
+
+    def time_range(self) -> tuple[float, float]:
+        return tuple(self.master.getViewBox().viewRange()[0])
+
+    def zoom(self, factor: float) -> None:
+        """Zoom time by ``factor`` (<1 zooms in) around the view centre."""
+        t0, t1 = self.time_range()
+        c, half = (t0 + t1) / 2, (t1 - t0) / 2 * factor
+        self.set_time_range(c - half, c + half)
+
+    def pan(self, fraction: float) -> None:
+        """Move the view by ``fraction`` of its width (negative = earlier)."""
+        t0, t1 = self.time_range()
+        d = (t1 - t0) * fraction
+        self.set_time_range(t0 + d, t1 + d)
+
+    def set_playhead(self, time_s: float | None) -> None:
+        for line in [p.playhead for p in self.panes.values()] + [self.overview_playhead]:
+            if time_s is None:
+                line.hide()
+            else:
+                line.setPos(time_s)
+                line.show()
+
+    def set_rubber_band(self, on: bool) -> None:
+        mode = pg.ViewBox.RectMode if on else pg.ViewBox.PanMode
+        for pane in self.panes.values():
+            pane.plot.getViewBox().setMouseMode(mode)
+
+    def paint_now(self) -> None:
+        """Paint the panes and overview synchronously (timing marks, screenshots)."""
+        self.graphics.viewport().repaint()
+        self.overview.viewport().repaint()
+
+    def is_painted(self) -> bool:
+        """True when every tile the current view needs is drawn and the overview is complete."""
+        return self._ready and self._envelope_done
+
+    def images(self, name: str) -> list[pg.ImageItem]:
+        """Tile images currently shown in pane ``name`` (for tests and screenshots)."""
+        return list(self.panes[name].items.values())
+
+    def levels(self, name: str) -> tuple[float, float]:
+        return self._levels.get(name, self._default_levels(name))
+
+    def frame_bin_at(self, time_s: float, freq_hz: float) -> tuple[int, int]:
+        """STFT frame and bin nearest to ``time_s`` and ``freq_hz`` (clipped to the recording)."""
+        cfg = self.cfg
+        t = int(round((time_s * self.sample_rate + cfg.pad - cfg.n_fft / 2) / cfg.hop))
+        t = int(np.clip(t, 0, max(self.total_frames - 1, 0)))
+        k = int(np.clip(round(freq_hz * cfg.nfft / self.sample_rate), 0, cfg.bins - 1))
+        return t, k
+
+    def readout(self, time_s: float, freq_hz: float) -> dict:
+        """Values of every representation at the frame/bin nearest ``(time_s, freq_hz)``.
+
+        Computed with the core functions on the exact STFT frame (not the decimated tile). Returns
+        ``time_s`` and ``freq_hz`` (of that frame centre / bin centre), ``frame``, ``bin``,
+        ``magnitude_db`` (dBFS), ``phase_rad``, ``real``/``imag`` (power-law compressed as displayed,
+        ``sign(x)|x|^c``), ``real_raw``/``imag_raw`` (uncompressed), ``inst_freq_hz`` and
+        ``group_delay_ms``.
+        """
+        if self.source is None:
+            return {}
+        t, k = self.frame_bin_at(time_s, freq_hz)
+        cfg, sr = self.cfg, self.sample_rate
+        read = lambda a, b: self.source.read(a, b)[:, self.channel]  # noqa: E731
+        t_prev = max(t - 1, 0)
+        spec = stft_frames(read, self.source.frames, t_prev, t + 1, cfg)
+        cur = spec[-1:]
+        c = self.display.compression
+        return {
+            "time_s": float(cfg.frame_time_s(t, sr)),
+            "freq_hz": float(k * sr / cfg.nfft),
+            "frame": t,
+            "bin": k,
+            "magnitude_db": float(magnitude_db(cur, cfg, FLOOR_DB)[0, k]),
+            "phase_rad": float(phase(cur)[0, k]),
+            "real": float(real_part(cur, c)[0, k]),
+            "imag": float(imag_part(cur, c)[0, k]),
+            "real_raw": float(cur[0, k].real),
+            "imag_raw": float(cur[0, k].imag),
+            "inst_freq_hz": float(instantaneous_frequency_deviation(spec, cfg, sr)[-1, k]) if t > 0 else 0.0,
+            "group_delay_ms": float(group_delay(cur, cfg, sr)[0, k]),
+        }
+
+    def shutdown(self) -> None:
+        """Cancel work and wait for the pool (call before the widget is destroyed)."""
+        self._cancel_all()
+        self.pool.clear()
+        self.pool.waitForDone(5000)
+
+    # ------------------------------------------------------------------------------------------------------
+    # tiles
+    # ------------------------------------------------------------------------------------------------------
+    def _reconfigure(self, fit: bool) -> None:
+        self._generation += 1
+        self.total_frames = self.cfg.frame_count(self.source.frames)
+        self.scale = FreqScale(self.display.freq_scale, self.sample_rate, self.cfg.nfft)
+        for pane in self.panes.values():
+            pane.axis.set_scale(self.scale)
+        for name in ("phase",):
+            self._levels[name] = self._default_levels(name)
+        self._apply_colormaps()
+        self._apply_limits()
+        if fit:
+            self.fit()
+        self._ready = False
+        self.schedule_update()
+
+    def schedule_update(self) -> None:
+        self._update_timer.start()
+
+    def _on_view_changed(self, *args) -> None:
+        t0, t1 = self.time_range()
+        self._syncing_region = True
+        self.region.setRegion((t0, t1))
+        self._syncing_region = False
+        self.viewRangeChanged.emit(t0, t1)
+        # Not "painted" until the tiles for the new range are known to be shown.
+        self._ready = False
+        self.schedule_update()
+
+    def _on_region_dragged(self) -> None:
+        if self._syncing_region:
+            return
+        t0, t1 = self.region.getRegion()
+        self.master.getViewBox().setXRange(t0, t1, padding=0)
+
+    def _pixels(self) -> int:
+        # Device pixels, so a high-DPI screen gets its full resolution.
+        return max(64, int(self.master.getViewBox().width() * self.devicePixelRatioF()))
+
+    def update_tiles(self) -> None:
+        """Work out which tiles the view needs, show cached ones, queue the rest, cancel the stale."""
+        if self.source is None or self.total_frames == 0:
+            return
+        t0, t1 = self.time_range()
+        hop_s = self.cfg.hop / self.sample_rate
+        f0, f1 = t0 / hop_s, t1 / hop_s
+        level = level_for(f1 - f0, self._pixels())
+        self._level = level
+        with_prev = self.display.phase_view == "inst_freq"
+        keys = [TileKey(self._source_id, self.channel, self.cfg, level, i, with_prev)
+                for i in tiles_in_range(f0, f1, level, self.total_frames)]
+        self._needed = set(keys)
+        keep = self._needed | {TileKey(self._source_id, self.channel, self.cfg, level, i, with_prev)
+                               for k in keys[:1] + keys[-1:] for i in (k.index - 1, k.index + 1)}
+        for key, job in list(self._pending.items()):
+            if key not in keep:
+                job.cancelled.set()
+                del self._pending[key]
+        centre = (f0 + f1) / 2
+        # One tile either side is fetched ahead (not waited for) so that short pans find it cached.
+        ahead = []
+        if keys:
+            for i in (keys[0].index - 1, keys[-1].index + 1):
+                if 0 <= i and i * (TILE_COLUMNS << level) < self.total_frames:
+                    ahead.append(TileKey(self._source_id, self.channel, self.cfg, level, i, with_prev))
+        for key in ahead:
+            if key not in self._pending and self.cache.get(key) is None:
+                job = _TileJob(self.source, key, self.total_frames, self._generation, self._tile_signals,
+                               self.display)
+                self._pending[key] = job
+                self.pool.start(job, -100)
+        for key in keys:
+            if key in self.panes["magnitude"].items:
+                continue
+            tile = self.cache.get(key)
+            if tile is not None:
+                self._show_tile(tile)
+            elif key not in self._pending:
+                job = _TileJob(self.source, key, self.total_frames, self._generation, self._tile_signals,
+                               self.display)
+                self._pending[key] = job
+                # Tiles nearest the view centre first.
+                span = TILE_COLUMNS << level
+                priority = -int(abs((key.index + 0.5) * span - centre) / span)
+                self.pool.start(job, priority)
+        self._check_complete()
+
+    def _on_tile(self, tile, generation: int) -> None:
+        if isinstance(tile, Exception):
+            # One message per (re)configuration, not one per failing tile.
+            if generation == self._generation and self._error_generation != generation:
+                self._error_generation = generation
+                self.tileError.emit(f"{self.source_name}: {tile}")
+            return
+        self.cache.put(tile)
+        if self._pending.get(tile.key) is not None:
+            del self._pending[tile.key]
+        if generation != self._generation or tile.key not in self._needed:
+            return
+        self._show_tile(tile)
+        self._check_complete()
+
+    def _show_tile(self, tile: Tile) -> None:
+        wanted = images_key(self.display)
+        if tile.images is None or tile.images_for != wanted:
+            tile.images = pane_arrays(tile.spec, tile.previous, self.cfg, self.sample_rate, self.display)
+            tile.images_for = wanted
+        arrays = tile.images
+        self._auto_level(arrays)
+        idx, y0, height = self.scale.rows(self.cfg.bins)
+        stride_s = tile.key.stride * self.cfg.hop / self.sample_rate
+        x0 = float(self.cfg.frame_time_s(int(tile.frames[0]), self.sample_rate)) - stride_s / 2
+        width = len(tile.frames) * stride_s
+        for name, pane in self.panes.items():
+            data = arrays[name] if idx is None else arrays[name][:, idx]
+            item = pane.items.get(tile.key)
+            if item is None:
+                item = pg.ImageItem(axisOrder="col-major")
+                item.setZValue(10)
+                pane.plot.addItem(item)
+                pane.items[tile.key] = item
+            item.setImage(data, autoLevels=False, levels=self._levels[name], lut=self._luts[name])
+            item.setRect(x0, y0, width, height)
+            item.tile = tile
+
+    def _redraw_items(self) -> None:
+        """Re-derive all shown images from their complex tiles (display settings changed)."""
+        for key, item in list(self.panes["magnitude"].items.items()):
+            self._show_tile(item.tile)
+
+    def _auto_level(self, arrays: dict[str, np.ndarray]) -> None:
+        """First tile after a (re)configuration sets symmetric real/imag ranges at the 99.5th percentile."""
+        for name in ("real", "imag"):
+            if self._auto_symmetric.get(name):
+                self._refine_levels = True
+                a = np.abs(arrays[name])
+                m = float(np.percentile(a, 99.5)) if a.size else 1.0
+                m = m if m > 0 else 1.0
+                self._auto_symmetric[name] = False
+                self._levels[name] = (-m, m)
+                self.panes[name].bar.setLevels(values=(-m, m))
+
+    def _on_bar_levels(self, name: str) -> None:
+        lo, hi = self.panes[name].bar.levels()
+        if name in ("real", "imag") or (name == "phase" and self.display.phase_view != "phase"):
+            m = max(abs(lo), abs(hi))
+            if (lo, hi) != (-m, m):
+                self.panes[name].bar.setLevels(values=(-m, m))
+                return
+        self._levels[name] = (lo, hi)
+        for item in self.panes[name].items.values():
+            item.setLevels((lo, hi))
+        if name == "magnitude" and (lo, hi) != tuple(self.display.db_range):
+            self.display = replace(self.display, db_range=(float(lo), float(hi)))
+            self.magnitudeRangeDragged.emit(float(lo), float(hi))
+
+    def _check_complete(self) -> None:
+        shown = self.panes["magnitude"].items
+        complete = bool(self._needed) and all(k in shown for k in self._needed)
+        if complete and self._refine_levels:
+            # The first tile set the real/imag ranges; refine once over everything visible.
+            self._refine_levels = False
+            for name in ("real", "imag"):
+                values = np.concatenate([np.abs(im.image).ravel() for im in self.panes[name].items.values()])
+                m = float(np.percentile(values, 99.5)) if values.size else 1.0
+                m = m if m > 0 else 1.0
+                self._levels[name] = (-m, m)
+                self.panes[name].bar.setLevels(values=(-m, m))
+        if complete:
+            # Drop images of other levels / far away once the current level covers the view.
+            for pane in self.panes.values():
+                for key in [k for k in pane.items if k not in self._needed]:
+                    pane.plot.removeItem(pane.items.pop(key))
+        self._set_ready(complete)
+
+    def _set_ready(self, ready: bool) -> None:
+        was = self.is_painted()
+        tiles_were = self._ready
+        self._ready = ready
+        if ready and not tiles_were:
+            self.tilesPainted.emit()
+        if self.is_painted() and not was:
+            self.painted.emit()
+
+    def _clear_items(self) -> None:
+        for pane in self.panes.values():
+            for item in pane.items.values():
+                pane.plot.removeItem(item)
+            pane.items.clear()
+        self._needed = set()
+        self._ready = False
+
+    def _cancel_all(self) -> None:
+        self._generation += 1
+        for job in self._pending.values():
+            job.cancelled.set()
+        self._pending.clear()
+        if self._envelope_job is not None:
+            self._envelope_job.cancelled.set()
+            self._envelope_job = None
+
+    # ------------------------------------------------------------------------------------------------------
+    # overview
+    # ------------------------------------------------------------------------------------------------------
+    def _start_envelope(self) -> None:
+        if self._envelope_job is not None:
+            self._envelope_job.cancelled.set()
+        self._envelope_done = False
+        self._env_max.setData([], [])
+        self._env_min.setData([], [])
+        buckets = 4000
+        self._env_gen = self._generation
+        job = _EnvelopeJob(self.source, self.channel, buckets, self._generation, self._env_signals)
+        self._envelope_job = job
+        # Lowest priority: the visible spectrogram tiles come first.
+        self.pool.start(job, -1000)
+
+    def _on_envelope(self, filled: int, mins: np.ndarray, maxs: np.ndarray, generation: int) -> None:
+        if self._envelope_job is None or generation != self._envelope_job.generation or self.source is None:
+            return
+        n = len(mins)
+        x = (np.arange(filled) + 0.5) * (self.source.frames / n) / self.sample_rate
+        self._env_max.setData(x, maxs[:filled])
+        self._env_min.setData(x, mins[:filled])
+        peak = float(max(np.abs(mins[:filled]).max(initial=0), np.abs(maxs[:filled]).max(initial=0)))
+        lim = min(1.0, max(peak * 1.1, 1e-3)) if filled >= n else 1.0
+        self.overview.getPlotItem().setYRange(-lim, lim, padding=0)
+        if filled >= n:
+            self._envelope_job = None
+            was = self.is_painted()
+            self._envelope_done = True
+            if self.is_painted() and not was:
+                self.painted.emit()
+
+    # ------------------------------------------------------------------------------------------------------
+    # crosshair
+    # ------------------------------------------------------------------------------------------------------
+    def _on_mouse(self, event) -> None:
+        pos = event[0]
+        for pane in self.panes.values():
+            vb = pane.plot.getViewBox()
+            if vb.sceneBoundingRect().contains(pos):
+                p = vb.mapSceneToView(pos)
+                self.show_crosshair(p.x(), float(self.scale.inv(p.y())))
+                return
+
+    def show_crosshair(self, time_s: float, freq_hz: float) -> dict:
+        """Place the crosshair at ``(time_s, freq_hz)`` in every pane and emit the readout."""
+        y = float(self.scale.fwd(freq_hz))
+        for pane in self.panes.values():
+            pane.vline.setPos(time_s)
+            pane.hline.setPos(y)
+        values = self.readout(time_s, freq_hz)
+        if values:
+            self.cursorMoved.emit(time_s)
+            self.readoutChanged.emit(values)
+        return values

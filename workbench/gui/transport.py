@@ -1,0 +1,503 @@
+"""The transport bar: play/pause/stop, loop, A/B/C version switching, loudness matching, output device.
+
+It owns a :class:`~workbench.core.playback.PlaybackEngine` (all audio work happens there, off the Qt
+thread); this widget only writes the engine's control attributes and polls its frame counter with a
+~30 Hz QTimer to move the playhead. Keys (window-wide): Space play/pause, 1..9 select version, Tab or B
+toggle between the last two selected versions (A/B), L loop on/off.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, QSignalBlocker, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QButtonGroup, QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget,
+)
+
+from ..core.errors import WorkbenchError
+from ..core.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
+from .playback_widgets import BlindABDialog
+
+#: Version button letters; versions beyond 26 are numbered.
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+POLL_MS = 33
+
+
+def version_letter(index: int) -> str:
+    return LETTERS[index] if index < len(LETTERS) else str(index + 1)
+
+
+class TransportBar(QWidget):
+    """Playback controls for the current recording.
+
+    Signals:
+        playheadMoved(float): seconds, ~30 times a second while playing and after every seek.
+        versionSelected(int): the audible version's index in ``recording.versions`` changed.
+        playingChanged(bool): playback started/paused/stopped/ended.
+        loopChanged(object): ``(start_s, stop_s)`` or ``None`` when looping is off.
+        errorOccurred(str): a message for the status bar (e.g. a device that cannot be opened).
+
+    Slots: :meth:`set_recording`, :meth:`refresh_versions`, :meth:`set_loop`, :meth:`clear_loop`,
+    :meth:`seek`, :meth:`select_version`, :meth:`play`, :meth:`pause`, :meth:`toggle_play`, :meth:`stop`,
+    :meth:`set_channel`, :meth:`attach_document`.
+    """
+
+    playheadMoved = Signal(float)
+    versionSelected = Signal(int)
+    playingChanged = Signal(bool)
+    loopChanged = Signal(object)
+    errorOccurred = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, *, engine: PlaybackEngine | None = None):
+        super().__init__(parent)
+        self.engine = engine if engine is not None else PlaybackEngine("default")
+        self.recording = None
+        self.channel = 0
+        self._previous_version = 1
+        self._loop_s: tuple[float, float] | None = None
+        self._was_playing = False
+        self._last_emitted = -1.0
+        self._blind: BlindABDialog | None = None
+        self._build()
+        self._shortcuts()
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
+        self._timer.start()
+        self._refresh_device_state()
+        app = QCoreApplication.instance()
+        if app is not None:
+            # A tool bar gets no closeEvent when the window closes; the stream must still be closed.
+            app.aboutToQuit.connect(self.shutdown)
+
+    # ------------------------------------------------------------------ layout
+    def _tool(self, text: str, tip: str, checkable: bool = False) -> QToolButton:
+        b = QToolButton()
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setCheckable(checkable)
+        # Buttons never take focus, so Space always means play/pause and never "press the focused button".
+        b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        return b
+
+    def _build(self) -> None:
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        self.play_button = self._tool("▶ Play", "Play / pause (Space)")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.stop_button = self._tool("■ Stop", "Stop and return to the start (of the loop)")
+        self.stop_button.clicked.connect(self.stop)
+        self.loop_button = self._tool("⟲ Loop", "Loop the selected region (L)", checkable=True)
+        self.loop_button.toggled.connect(self._on_loop_toggled)
+        self.loop_label = QLabel("no region")
+        self.loop_label.setToolTip("Loop region; drag on a pane or the waveform to set it")
+        self.position_label = QLabel("0:00.000 / 0:00.000")
+        self.position_label.setMinimumWidth(150)
+        for w in (self.play_button, self.stop_button, self.loop_button, self.loop_label, self.position_label):
+            lay.addWidget(w)
+        self.version_box = QWidget()
+        self.version_layout = QHBoxLayout(self.version_box)
+        self.version_layout.setContentsMargins(8, 0, 8, 0)
+        self.version_group = QButtonGroup(self)
+        self.version_group.setExclusive(True)
+        self.version_group.idClicked.connect(self.select_version)
+        self.version_buttons: list[QToolButton] = []
+        lay.addWidget(self.version_box)
+        self.match_check = QCheckBox("Match loudness")
+        self.match_check.setToolTip("Play every version at the same integrated loudness (ITU-R BS.1770); "
+                                    "versions are also kept at or below 0 dBFS")
+        self.match_check.setChecked(self.engine.loudness_match)
+        self.match_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.match_check.toggled.connect(self.set_loudness_match)
+        lay.addWidget(self.match_check)
+        self.gain_label = QLabel("")
+        self.gain_label.setToolTip("Gain applied to the audible version")
+        lay.addWidget(self.gain_label)
+        self.blind_button = self._tool("Blind A/B…", "Blind test: versions shuffled under hidden labels")
+        self.blind_button.clicked.connect(self.open_blind_test)
+        lay.addWidget(self.blind_button)
+        lay.addStretch(1)
+        self.device_box = QComboBox()
+        self.device_box.setToolTip("Output device")
+        self.device_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.device_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        lay.addWidget(self.device_box)
+        self.device_message = QLabel("")
+        self.device_message.setStyleSheet("color: #b00020;")
+        self.device_message.setWordWrap(False)
+        self.device_message.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        lay.addWidget(self.device_message)
+        self._fill_devices()
+        self.device_box.currentIndexChanged.connect(self._on_device_chosen)
+        self._update_controls()
+
+    def _shortcuts(self) -> None:
+        def add(key, slot):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.setContext(Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(slot)
+            return sc
+
+        self.shortcuts = [add(Qt.Key.Key_Space, self.toggle_play), add(Qt.Key.Key_Tab, self.toggle_ab),
+                          add(Qt.Key.Key_B, self.toggle_ab), add(Qt.Key.Key_L, self.loop_button.toggle)]
+        for i in range(9):
+            self.shortcuts.append(add(Qt.Key.Key_1.value + i, lambda i=i: self._select_if_exists(i)))
+
+    def _fill_devices(self) -> None:
+        devices, reason = list_output_devices()
+        with QSignalBlocker(self.device_box):
+            self.device_box.clear()
+            if not devices:
+                self.device_box.addItem("(no output device)", None)
+                self.device_box.setEnabled(False)
+            else:
+                for d in devices:
+                    self.device_box.addItem(d.label, d.index)
+                current = self.engine.device.index if self.engine.device is not None else None
+                i = self.device_box.findData(current)
+                self.device_box.setCurrentIndex(max(i, 0))
+                self.device_box.setEnabled(True)
+        self._list_reason = reason
+
+    def _refresh_device_state(self) -> None:
+        if self.engine.available:
+            self.device_message.setText("")
+        else:
+            self.device_message.setText("No output device: " + (self.engine.reason or "playback is off"))
+        self.device_message.setVisible(not self.engine.available)
+        self._update_controls()
+
+    # ------------------------------------------------------------------ document wiring
+    def attach_document(self, document, *, follow_version: bool = True) -> None:
+        """Follow a :class:`workbench.gui.document.DocumentModel`: load its recording, reload when versions
+        change, follow its channel, and publish the playhead through ``document.set_playhead``.
+
+        With ``follow_version`` the panes and the ears agree: choosing a version in the document makes
+        it audible, and switching by key/button shows it (``document.set_version``).
+        """
+        self._document = document
+        document.recordingChanged.connect(self.set_recording)
+        document.versionsChanged.connect(self._on_document_versions)
+        document.channelChanged.connect(self.set_channel)
+        self.playheadMoved.connect(document.set_playhead)
+        if follow_version:
+            document.currentVersionChanged.connect(self._on_document_version)
+            self.versionSelected.connect(self._show_version_in_document)
+        self.channel = getattr(document, "channel", 0)
+        if document.recording is not None:
+            self.set_recording(document.recording)
+
+    def _on_document_versions(self, recording) -> None:
+        if recording is self.recording:
+            self.refresh_versions()
+
+    def _on_document_version(self, version) -> None:
+        rec = self.recording
+        if version is None or rec is None or self._blind is not None:
+            return
+        for i, v in enumerate(rec.versions):
+            if v is version and i < len(self.engine.tracks) and i != self.engine.selected_version:
+                self.select_version(i)
+                return
+
+    def _show_version_in_document(self, index: int) -> None:
+        doc = getattr(self, "_document", None)
+        rec = self.recording
+        if doc is not None and rec is not None and rec is doc.recording and index < len(rec.versions):
+            doc.set_version(rec.versions[index])
+
+    # ------------------------------------------------------------------ slots
+    @Slot(object)
+    def set_recording(self, recording) -> None:
+        """Load ``recording``'s versions into the engine (resampled once) and show their buttons."""
+        self.engine.pause()
+        self.recording = recording
+        self._loop_s = None
+        self.engine.set_loop(None, None)
+        with QSignalBlocker(self.loop_button):
+            self.loop_button.setChecked(False)
+        if recording is None:
+            self.engine.unload()
+            self._rebuild_buttons()
+            return
+        try:
+            self.engine.load(recording, channel=self.channel)
+        except (WorkbenchError, ValueError) as exc:
+            self.errorOccurred.emit(f"Cannot prepare playback: {exc}")
+        self.engine.select_version(0)
+        self.engine.seek(0)
+        self._previous_version = 1
+        self._rebuild_buttons()
+        self._emit_playhead(force=True)
+        self.loopChanged.emit(None)
+
+    @Slot()
+    def refresh_versions(self) -> None:
+        """Reload after versions were added/removed (position, loop and selection are kept)."""
+        if self.recording is None:
+            return
+        was_playing = self.engine.playing
+        pos = self.engine.position
+        selected = self.engine.selected_version
+        self.engine.load(self.recording, channel=self.channel)
+        self.engine.seek(pos)
+        if self._loop_s is not None and self.loop_button.isChecked():
+            self.engine.set_loop_s(*self._loop_s)
+        if selected < len(self.engine.tracks):
+            self.engine.select_version(selected)
+        self._rebuild_buttons()
+        if was_playing:
+            self.engine.play()
+
+    @Slot(int)
+    def set_channel(self, channel: int) -> None:
+        if channel != self.channel:
+            self.channel = channel
+            self.refresh_versions()
+
+    @Slot(float, float)
+    def set_loop(self, start_s: float, stop_s: float) -> None:
+        """Set the loop region in seconds and turn looping on; an empty region turns it off."""
+        if stop_s <= start_s or start_s < 0:
+            self.clear_loop()
+            return
+        self._loop_s = (float(start_s), float(stop_s))
+        with QSignalBlocker(self.loop_button):
+            self.loop_button.setChecked(True)
+        self.engine.set_loop_s(start_s, stop_s)
+        self._update_loop_label()
+        self.loopChanged.emit(self._loop_s)
+
+    @Slot()
+    def clear_loop(self) -> None:
+        self._loop_s = None
+        self.engine.set_loop(None, None)
+        with QSignalBlocker(self.loop_button):
+            self.loop_button.setChecked(False)
+        self._update_loop_label()
+        self.loopChanged.emit(None)
+
+    def _on_loop_toggled(self, on: bool) -> None:
+        if on and self._loop_s is not None:
+            self.engine.set_loop_s(*self._loop_s)
+            self.loopChanged.emit(self._loop_s)
+        elif on:
+            # No region chosen yet: loop the whole recording.
+            self._loop_s = (0.0, self.engine.duration_s)
+            self.engine.set_loop_s(*self._loop_s)
+            self.loopChanged.emit(self._loop_s)
+        else:
+            self.engine.set_loop(None, None)
+            self.loopChanged.emit(None)
+        self._update_loop_label()
+
+    def _update_loop_label(self) -> None:
+        if self._loop_s is None:
+            self.loop_label.setText("no region")
+        else:
+            a, b = self._loop_s
+            state = "" if self.loop_button.isChecked() else " (off)"
+            self.loop_label.setText(f"{seconds_label(a)} – {seconds_label(b)}{state}")
+
+    @Slot(float)
+    def seek(self, seconds: float) -> None:
+        self.engine.seek_s(max(0.0, seconds))
+        self._emit_playhead(force=True)
+
+    @Slot(int)
+    def select_version(self, index: int) -> None:
+        """Make version ``index`` audible from the current sample on (crossfaded, position kept)."""
+        tracks = self.engine.tracks
+        if not 0 <= index < len(tracks):
+            return
+        current = self.engine.selected_version
+        if index != current:
+            self._previous_version = current
+        self.engine.select_version(index)
+        if index < len(self.version_buttons) and self._blind is None:
+            with QSignalBlocker(self.version_group):
+                self.version_buttons[index].setChecked(True)
+        self._update_gain_label()
+        if self._blind is None:
+            self.versionSelected.emit(index)
+
+    def _select_if_exists(self, index: int) -> None:
+        if self._blind is None and index < len(self.engine.tracks):
+            self.select_version(index)
+
+    @Slot()
+    def toggle_ab(self) -> None:
+        """Switch between the current and the previously selected version (A/B)."""
+        if self._blind is not None or len(self.engine.tracks) < 2:
+            return
+        target = self._previous_version
+        if target >= len(self.engine.tracks) or target == self.engine.selected_version:
+            target = 1 if self.engine.selected_version == 0 else 0
+        self.select_version(target)
+
+    @Slot(bool)
+    def set_loudness_match(self, on: bool) -> None:
+        self.engine.set_loudness_match(on)
+        with QSignalBlocker(self.match_check):
+            self.match_check.setChecked(on)
+        self._relabel_buttons()
+        self._update_gain_label()
+
+    @Slot()
+    def play(self) -> None:
+        if not self.engine.tracks:
+            return
+        self.engine.play()
+        if not self.engine.available:
+            self.engine.pause()  # nothing would advance; keep the state honest
+            self.errorOccurred.emit("No output device: " + (self.engine.reason or "playback is off"))
+        self._update_controls()
+
+    @Slot()
+    def pause(self) -> None:
+        self.engine.pause()
+        self._update_controls()
+
+    @Slot()
+    def toggle_play(self) -> None:
+        if self.engine.playing:
+            self.pause()
+        else:
+            self.play()
+
+    @Slot()
+    def stop(self) -> None:
+        self.engine.stop()
+        self._update_controls()
+        self._emit_playhead(force=True)
+
+    def _on_device_chosen(self, i: int) -> None:
+        index = self.device_box.itemData(i)
+        if index is None:
+            return
+        self.engine.set_device(index)
+        if not self.engine.available:
+            self.errorOccurred.emit(self.engine.reason or "the device cannot be used")
+        self._refresh_device_state()
+        self._relabel_buttons()
+
+    # ------------------------------------------------------------------ blind test
+    @Slot()
+    def open_blind_test(self) -> BlindABDialog | None:
+        """Open the blind A/B dialog; while it is open the version buttons hide the audible version."""
+        tracks = self.engine.tracks
+        if len(tracks) < 2:
+            self.errorOccurred.emit("A blind test needs at least two versions")
+            return None
+        dialog = BlindABDialog([t.name for t in tracks], self._blind_listen, parent=self,
+                               play_pause=self.toggle_play)
+        self._blind = dialog
+        # Loudness matching on: a louder version would give itself away.
+        self._blind_match_before = self.engine.loudness_match
+        self.set_loudness_match(True)
+        self.match_check.setEnabled(False)
+        self.version_box.setEnabled(False)
+        with QSignalBlocker(self.version_group):
+            self.version_group.setExclusive(False)
+            for b in self.version_buttons:
+                b.setChecked(False)
+        self.gain_label.setText("(hidden)")
+        dialog.finished.connect(self._blind_closed)
+        dialog.open()
+        return dialog
+
+    def _blind_listen(self, index: int) -> None:
+        self.engine.select_version(index)
+
+    def _blind_closed(self, _result: int) -> None:
+        self._blind = None
+        self.match_check.setEnabled(True)
+        self.version_box.setEnabled(True)
+        self.set_loudness_match(self._blind_match_before)
+        self.version_group.setExclusive(True)
+        self.select_version(self.engine.selected_version)
+
+    # ------------------------------------------------------------------ display
+    def _rebuild_buttons(self) -> None:
+        for b in self.version_buttons:
+            self.version_group.removeButton(b)
+            b.deleteLater()
+        self.version_buttons = []
+        for i, _ in enumerate(self.engine.tracks):
+            b = self._tool("", "", checkable=True)
+            self.version_group.addButton(b, i)
+            self.version_layout.addWidget(b)
+            self.version_buttons.append(b)
+        self._relabel_buttons()
+        sel = self.engine.selected_version
+        if sel < len(self.version_buttons):
+            self.version_buttons[sel].setChecked(True)
+        self._update_gain_label()
+        self._update_controls()
+
+    def _relabel_buttons(self) -> None:
+        tracks = self.engine.tracks
+        match = self.engine.loudness_match
+        for i, (b, t) in enumerate(zip(self.version_buttons, tracks)):
+            g = t.matched if match else t.plain
+            key = f" (key {i + 1})" if i < 9 else ""
+            b.setText(f"{version_letter(i)}: {t.name}")
+            lufs = f"{t.loudness.lufs:.1f} LUFS" if t.loudness.lufs is not None else t.loudness.reason
+            bad = f"\n{t.silenced_samples} NaN/Inf samples play as silence" if t.silenced_samples else ""
+            b.setToolTip(f"{t.name}{key}\nloudness {lufs}, peak {t.loudness.peak_dbfs:.1f} dBFS\n"
+                         f"plays at {gain_label(g)}{bad}")
+
+    def _update_gain_label(self) -> None:
+        if self._blind is not None:
+            return
+        tracks = self.engine.tracks
+        sel = self.engine.selected_version
+        if sel >= len(tracks):
+            self.gain_label.setText("")
+            return
+        t = tracks[sel]
+        self.gain_label.setText(gain_label(t.matched if self.engine.loudness_match else t.plain))
+
+    def gain_readout(self) -> list[str]:
+        """Per-version gain text as shown in the tooltips (for tests and the status bar)."""
+        match = self.engine.loudness_match
+        return [gain_label(t.matched if match else t.plain) for t in self.engine.tracks]
+
+    def _update_controls(self) -> None:
+        has = bool(self.engine.tracks)
+        playing = self.engine.playing
+        self.play_button.setText("❚❚ Pause" if playing else "▶ Play")
+        self.play_button.setEnabled(has and self.engine.available)
+        if not self.engine.available:
+            self.play_button.setToolTip("No output device: " + (self.engine.reason or ""))
+        else:
+            self.play_button.setToolTip("Play / pause (Space)")
+        self.stop_button.setEnabled(has)
+        self.loop_button.setEnabled(has)
+        self.blind_button.setEnabled(len(self.engine.tracks) >= 2)
+        if playing != self._was_playing:
+            self._was_playing = playing
+            self.playingChanged.emit(playing)
+
+    def _emit_playhead(self, force: bool = False) -> None:
+        t = self.engine.playhead_s
+        if force or t != self._last_emitted:
+            self._last_emitted = t
+            self.position_label.setText(f"{seconds_label(t)} / {seconds_label(self.engine.duration_s)}")
+            self.playheadMoved.emit(t)
+
+    def _poll(self) -> None:
+        if self.engine.playing:
+            self._emit_playhead()
+        if self.engine.playing != self._was_playing:
+            self._emit_playhead(force=True)  # reached the end: show where it stopped
+            self._update_controls()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the timer and close the audio stream (call when the main window closes)."""
+        self._timer.stop()
+        self.engine.close()
