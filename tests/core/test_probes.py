@@ -3,7 +3,6 @@ the real models (DeepFilterNet3, NSNet2, GTCRN)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -203,10 +202,8 @@ def _gtcrn(shared_data):
 @pytest.mark.slow
 def test_gtcrn_is_causal(shared_data):
     enh = _gtcrn(shared_data)
-    if enh.info.latency_samples < 256:
-        # older builds declared 0 for the offline path; the framing delay (n_fft - hop) is what a
-        # real-time deployment has, and what NSNet2 and DFN3 declare
-        enh.info = dataclasses.replace(enh.info, latency_samples=256)
+    # The framing delay of its 512/256 STFT (n_fft - hop), declared for both processing paths.
+    assert enh.info.latency_samples == 256
     r = P.probe_causality(enh, short_signal(16000, 1.0), perturb_at_s=0.6, phases=2)
     # 512-point STFT, hop 256: a late change reaches back at most one window, never to the start
     assert r.causal and not r.reaches_start and r.lookahead_samples < 512

@@ -57,6 +57,13 @@ def test_panel_measures_versions_like_the_cli(qtbot, recording, shared_data):
         assert panel.is_highlighted(key, best)
         assert not any(panel.is_highlighted(key, n) for n in vals if n != best)
     assert panel.best_version("pesq_wb") == "GTCRN" and panel.best_version("lsd") == "GTCRN"
+    # copy as TSV: full precision, one line per metric
+    panel.copy_button.click()
+    from PySide6.QtWidgets import QApplication
+    lines = QApplication.clipboard().text().splitlines()
+    assert lines[0].split("\t") == ["metric", "unit", "better", "original", "GTCRN", "RNNoise"]
+    pesq = next(line.split("\t") for line in lines if line.startswith("pesq_wb\t"))
+    assert float(pesq[4]) == results["GTCRN"].metrics["pesq_wb"].value and pesq[2] == "higher"
 
 
 def test_without_reference_only_dnsmos(qtbot, shared_data):

@@ -167,3 +167,19 @@ def test_load_dtln_folder_then_enhance(qtbot, panel, shared_data, recording):
         panel.start()
     assert ready.args[1].model.id == loaded.args[0].id
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=5000)
+
+
+def test_attach_document_shows_the_new_version(qtbot, shared_data):
+    from workbench.gui.document import DocumentModel
+
+    doc = DocumentModel()
+    rec = doc.open(shared_data / "dns3" / "0072_noisy.wav")
+    panel = ModelPanel(lambda: None, show_dialogs=False)
+    qtbot.addWidget(panel)
+    panel.attach_document(doc)
+    panel.select("logmmse")
+    with qtbot.waitSignal(doc.currentVersionChanged, timeout=20000) as changed:
+        panel.start()
+    assert changed.args[0] is doc.version and doc.version.name == "logmmse" and doc.version in rec.versions
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=5000)
+    panel.close()

@@ -78,3 +78,12 @@ def test_unknown_model_is_one_clear_error(shared_data, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: nope: not a model id") and "\n" not in err
+
+
+def test_batch_names_from_a_path_loaded_model(shared_data, tmp_path):
+    """A checkpoint's id (``gtcrn:model_trained_on_dns3``) becomes a portable file-name part."""
+    ckpt = shared_data / "models" / "gtcrn" / "model_trained_on_dns3.tar"
+    rc = main(["enhance", str(shared_data / "dns3" / "0072_noisy.wav"), "-m", str(ckpt), "-o", str(tmp_path) + "/",
+               "--quiet"])
+    assert rc == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["0072_noisy.gtcrn-model_trained_on_dns3.wav"]

@@ -89,3 +89,8 @@ def test_stream_frees_native_state():
     stream.close()
     stream.close()  # idempotent
     assert stream._state is None
+
+
+def test_parameter_count_matches_the_paper():
+    """Counted from the bundled ONNX graphs; the DeepFilterNet3 paper reports 2.13 M parameters."""
+    assert 2.10e6 < dfn.info().parameters < 2.16e6

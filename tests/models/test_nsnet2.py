@@ -75,3 +75,11 @@ def test_piecewise_synthesis_equals_core_istft(rate, rng):
     model.block_frames = 7
     y = model.process_offline(x)
     assert y.shape == x.shape and np.max(np.abs(y - ref)) < 1e-6
+
+
+def test_parameter_counts_from_the_onnx_files():
+    """Counted by walking the ONNX protobuf; the 48 kHz graph is larger (513 input bins instead of 161)."""
+    from workbench_models.nsnet2 import info
+
+    small, large = info(16000).parameters, info(48000).parameters
+    assert 2.5e6 < small < 3.0e6 and large > small

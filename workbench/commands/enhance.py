@@ -3,7 +3,7 @@
 * ``-m`` is a built-in or plugin id (see ``workbench models``) or a path to a model file/folder.
 * One input and ``-o`` not an existing folder (and not ending in a separator): ``OUT`` is the output file.
 * Several inputs, or a folder input, or ``-o`` an existing folder: ``OUT`` is a folder and each result
-  is ``OUT/<stem>.<model id>.wav``. Folder inputs are searched (not recursively) for audio files.
+  is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
 * An existing output is never replaced without ``--overwrite``, and an input is never written over.
 * Progress goes to stderr as one updating line; each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -101,7 +102,8 @@ def run(args) -> int:
     if batch and out_arg.exists() and not out_arg.is_dir():
         raise WorkbenchError(f"{out_arg}: several inputs need -o to be a folder, but this is a file")
     enhancer = load_enhancer(args.model)  # a model that cannot load is one error for the whole run
-    model_id = enhancer.info.id
+    # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): keep names portable.
+    model_id = re.sub(r"[^A-Za-z0-9._-]+", "-", enhancer.info.id).strip("-") or "enhanced"
     progress = ProgressLine(not args.quiet)
     failed = 0
     try:

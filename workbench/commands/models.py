@@ -24,7 +24,7 @@ def run(args) -> int:
             print(json.dumps(info.to_dict(), default=str))
     else:
         header = ("id", "name", "rate", "causal", "latency", "processing", "source")
-        rows = [(i.id, i.name, f"{i.sample_rate / 1000:g} kHz", _fmt_causal(i.causal),
+        rows = [(i.id, i.name, ("any" if i.any_rate else f"{i.sample_rate / 1000:g} kHz"), _fmt_causal(i.causal),
                  f"{i.latency_ms:.1f} ms ({i.latency_samples})", i.processing, i.source) for i in infos]
         widths = [max(len(r[k]) for r in rows + [header]) for k in range(len(header))]
         for row in [header] + rows:

@@ -9,7 +9,10 @@ its algorithmic latency, and offers one or both processing paths:
   as it was given, delayed by exactly ``info.latency_samples``. Chunk seams are therefore exact.
 * **offline** (``info.processing == "offline"``): :meth:`Enhancer.process_offline` maps a whole mono
   buffer at the native rate to an aligned buffer of the same length (delay already removed). The
-  engine cuts long inputs into overlapping chunks and crossfades them, so memory stays bounded.
+  engine cuts inputs longer than ``chunk_s + overlap_s`` into chunks read with ``overlap_s`` of extra
+  context on both sides and crossfades them over ``overlap_s / 2`` around each seam, so memory stays
+  bounded. Models with finite context (convolutions, short windows) give seams equal to a whole-file
+  run; recurrent models whose state cannot be carried differ near seams (NSNet2: see its module).
 
 The engine (:func:`enhance`) resamples with soxr, runs each channel, removes the latency, checks the
 output (shape, NaN/Inf) and yields :class:`Progress` between chunks, so GUI workers can show progress
@@ -42,13 +45,17 @@ class EnhancerInfo:
         description: one or two sentences.
         sample_rate: native rate in Hz; input at other rates is resampled with soxr.
         causal: declared causality (``None`` when unknown; the probe measures it).
-        latency_samples: algorithmic latency at the native rate (look-ahead + framing delay).
+        latency_samples: algorithmic latency at the native rate (look-ahead + framing delay). The engine
+            removes it from streaming models' output; offline models return aligned output themselves,
+            and for them the figure is the delay a real-time deployment would have (shown, not applied).
         family: one of :data:`FAMILIES`.
         processing: ``"streaming"`` or ``"offline"`` — the path the engine uses.
         block_samples: streaming block granularity (e.g. the hop size).
         source: where it came from: ``built-in``, a file path, or ``plugin:<distribution>``.
         parameters: trainable parameter count, when known.
         extra: free-form facts shown in the model panel (STFT settings, ONNX inputs ...).
+        any_rate: the method works at any rate (classical DSP): the engine builds it at the input's
+            rate through :meth:`Enhancer.for_rate` instead of resampling, so no band is lost.
     """
 
     id: str
@@ -63,6 +70,7 @@ class EnhancerInfo:
     source: str = "built-in"
     parameters: int | None = None
     extra: dict = field(default_factory=dict)
+    any_rate: bool = False
 
     @property
     def latency_ms(self) -> float:
@@ -103,6 +111,11 @@ class Enhancer(ABC):
 
     def close(self) -> None:
         """Release sessions and handles (optional)."""
+
+    def for_rate(self, sample_rate: int) -> "Enhancer":
+        """The enhancer to run on input at ``sample_rate``. Models with a fixed native rate return
+        themselves (the engine resamples); ``info.any_rate`` models return an instance built for it."""
+        return self
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.info.id} {self.info.sample_rate} Hz {self.info.processing}>"
@@ -289,6 +302,8 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     n = source.frames
     if out is None:
         out = np.zeros((n, len(chans)), np.float32)
+    if enhancer.info.any_rate:
+        enhancer = enhancer.for_rate(rate_in)
     info = enhancer.info
     if info.processing not in ("streaming", "offline"):
         raise ModelError(f"model {info.id!r} declares processing {info.processing!r}; expected streaming or offline")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTableWidget,
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget, QHeaderView, QCheckBox)
 
 from ..core.audio_io import load_audio
@@ -137,6 +137,9 @@ class MetricsPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
+        self.copy_button = QPushButton("Copy table")
+        self.copy_button.setToolTip("Copy the metrics as tab-separated text (full precision) for a spreadsheet")
+        self.copy_button.clicked.connect(self.copy_to_clipboard)
         self.dnsmos_box = QCheckBox("DNSMOS")
         self.dnsmos_box.setChecked(True)
         self.dnsmos_box.setToolTip("Non-intrusive DNSMOS P.835/P.808 (no reference needed)")
@@ -157,6 +160,7 @@ class MetricsPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.compute_button)
         row.addWidget(self.cancel_button)
+        row.addWidget(self.copy_button)
         row.addWidget(self.dnsmos_box)
         row.addWidget(self.progress_bar, 1)
         lay = QVBoxLayout(self)
@@ -391,6 +395,25 @@ class MetricsPanel(QWidget):
                             item.setFont(bold)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, j, item)
+
+    def table_as_tsv(self) -> str:
+        """The table as tab-separated text: header ``metric, unit, direction, <versions>``, full-precision
+        values, empty cells where a metric has no value."""
+        versions = [v.name for v in self.versions()]
+        results = self.results()
+        lines = ["\t".join(["metric", "unit", "better"] + versions)]
+        for k in self.metric_rows():
+            spec = METRIC_SPECS[k]
+            cells = []
+            for name in versions:
+                m = results[name].metrics.get(k) if name in results else None
+                cells.append("" if m is None or m.value is None else repr(float(m.value)))
+            lines.append("\t".join([k, spec.unit, "higher" if spec.higher_is_better else "lower"] + cells))
+        return "\n".join(lines) + "\n"
+
+    @Slot()
+    def copy_to_clipboard(self) -> None:
+        QApplication.clipboard().setText(self.table_as_tsv())
 
     def cell_text(self, metric: str, version_name: str) -> str:
         """Text shown for ``metric`` x ``version_name`` (for tests and copy/paste)."""

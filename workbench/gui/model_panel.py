@@ -10,10 +10,10 @@ cancel flag between its yields; Cancel sets the flag and the job closes the gene
 the model's per-run state. Results travel back by queued signals, and the new version is added to the
 recording on the GUI thread.
 
-Integration::
+Integration with the main window's document::
 
-    panel = ModelPanel(lambda: document.recording, lambda: [document.channel])
-    panel.versionReady.connect(lambda rec, ver: document.set_version(ver))
+    panel = ModelPanel(lambda: None)
+    panel.attach_document(document)   # enhances document.recording, then shows the new version
 """
 
 from __future__ import annotations
@@ -207,6 +207,16 @@ class ModelPanel(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         self._update_buttons()
+
+    def attach_document(self, document) -> None:
+        """Work on ``document.recording`` (a ``workbench.gui.document.DocumentModel``) and show each new
+        version in the panes as soon as it is ready (all channels are processed)."""
+        self.current_recording = lambda: document.recording
+
+        def show(rec, version):
+            if rec is document.recording:
+                document.set_version(version)
+        self.versionReady.connect(show)
 
     # -- model list ----------------------------------------------------------------------------------------
     def refresh(self) -> None:
