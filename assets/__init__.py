@@ -1,0 +1,34 @@
+"""Files the workbench ships with (installed as ``workbench_assets``): the demo clip and the app icon.
+
+The demo clip is clip 0015 of the DNS Challenge 3 synthetic test set (16 kHz mono, 5 s), with its clean
+reference; see ``demo/LICENSE.md`` for source and licence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _existing(relative: str) -> Path:
+    path = _HERE / relative
+    if not path.is_file():
+        # Raised as a plain error: a missing asset means a broken installation, not a user mistake.
+        raise FileNotFoundError(f"bundled asset missing: {path} (reinstall the workbench)")
+    return path
+
+
+def demo_clip_path() -> Path:
+    """The noisy demo recording (WAV, 16 kHz, mono, 5 s)."""
+    return _existing("demo/demo_noisy.wav")
+
+
+def demo_clean_path() -> Path:
+    """The clean reference of :func:`demo_clip_path` (same length and rate), for metrics demos."""
+    return _existing("demo/demo_clean.wav")
+
+
+def icon_path() -> Path:
+    """The application icon (SVG)."""
+    return _existing("icons/workbench.svg")

@@ -10,9 +10,16 @@ Measures, for each file, in a fresh process with ``QT_QPA_PLATFORM=offscreen``:
       the view and repaint the panes; median), and the time until the newly exposed tiles are drawn
       (median); ``--pan-window`` changes the view width.
 
+With ``--model-stall MODEL`` (repeatable) it instead measures how responsive the window stays while a
+model runs (issue 4): a 10-minute 48 kHz file is opened, MODEL is started from the model panel, and a
+5 ms QTimer records the gaps between its ticks; the longest gap minus 5 ms is the longest event-loop
+stall. It is reported for the run itself and for the moment the result arrives (the version is added,
+the transport prepares it for playback, the panes repaint).
+
 Usage::
 
     .venv/bin/python bench/bench_gui_open.py [--pans 30] [--keep DIR]
+    .venv/bin/python bench/bench_gui_open.py --model-stall deepfilternet3 [--stall-minutes 10]
 
 The test files are written in blocks (PCM_16, noise-like speech stand-in: band-limited noise bursts
 with a few tones) to a temporary folder and removed afterwards unless ``--keep`` is given.
@@ -87,15 +94,104 @@ def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0
     }
 
 
+def measure_model_stall(path: Path, model: str, config: Path) -> dict:
+    """Run ``model`` on ``path`` in the main window (in this process, offscreen); event-loop gaps in ms."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from workbench.gui.app import make_application
+
+    app = make_application()
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+
+    from workbench.core.playback import PlaybackEngine
+    from workbench.gui.main_window import MainWindow
+
+    settings = QSettings(str(config / f"stall_{model}.ini"), QSettings.Format.IniFormat)
+    errors: list[str] = []
+    w = MainWindow(settings=settings, error_reporter=lambda title, msg: errors.append(msg),
+                   playback_engine=PlaybackEngine(None))
+    w.resize(1500, 950)
+    w.show()
+    w.open_files([path])
+    loop = QEventLoop()
+    w.view.painted.connect(loop.quit)
+    loop.exec()
+    w.view.painted.disconnect(loop.quit)
+    interval_ms = 5
+    gaps: dict[str, list[float]] = {"run": [], "result": []}
+    phase = {"name": "run", "last": time.perf_counter()}
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps[phase["name"]].append((now - phase["last"]) * 1000)
+        phase["last"] = now
+
+    timer = QTimer()
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(tick)
+    panel = w.model_panel
+    panel.select(model)
+    done = QEventLoop()
+
+    def finished(outcome: str) -> None:
+        phase["name"] = "result"
+        phase["outcome"] = outcome
+        if outcome != "done":
+            done.quit()
+        elif w.view.is_painted():
+            QTimer.singleShot(200, done.quit)
+        else:
+            w.view.painted.connect(lambda: QTimer.singleShot(200, done.quit))
+
+    panel.runFinished.connect(finished)
+    t0 = time.perf_counter()
+    timer.start()
+    phase["last"] = time.perf_counter()
+    if not panel.start():
+        raise SystemExit(f"{model}: could not start ({panel.last_error})")
+    done.exec()
+    total = time.perf_counter() - t0
+    timer.stop()
+    if phase.get("outcome") != "done":
+        raise SystemExit(f"{model}: run {phase.get('outcome')}: {panel.last_error or errors}")
+    w.close()
+    run, result = np.array(gaps["run"]), np.array(gaps["result"])
+    return {"model": model, "run_s": panel.last_elapsed_s, "total_s": total,
+            "run_max_stall_ms": float(run.max() - interval_ms), "run_p99_gap_ms": float(np.percentile(run, 99)),
+            "result_max_stall_ms": float(result.max() - interval_ms) if result.size else float("nan")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pans", type=int, default=30, help="scripted pans per file (default 30)")
     parser.add_argument("--keep", type=Path, help="write the test files here and keep them")
     parser.add_argument("--repeat", type=int, default=2, help="runs per file; the best is reported")
     parser.add_argument("--pan-window", type=float, default=10.0, help="view width in seconds while panning")
+    parser.add_argument("--model-stall", action="append", default=[], metavar="MODEL",
+                        help="measure event-loop stalls while MODEL enhances a long file (repeatable)")
+    parser.add_argument("--stall-minutes", type=int, default=10, help="file length for --model-stall")
     args = parser.parse_args(argv)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="wb_bench_"))
     folder.mkdir(parents=True, exist_ok=True)
+    if args.model_stall:
+        seconds = 60 * args.stall_minutes
+        path = folder / f"bench_{seconds}s_48k.wav"
+        if not path.exists():
+            write_test_file(path, seconds)
+        try:
+            results = [measure_model_stall(path, m, folder) for m in args.model_stall]
+        finally:
+            if args.keep is None:
+                path.unlink()
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, offscreen Qt; "
+              f"{args.stall_minutes}-minute 48 kHz mono file")
+        header = ("model", "run s", "longest stall during run ms", "p99 tick gap ms",
+                  "longest stall when the result arrives ms")
+        print(" | ".join(header))
+        print(" | ".join("---" for _ in header))
+        for r in results:
+            print(f"{r['model']} | {r['run_s']:.1f} | {r['run_max_stall_ms']:.0f} | {r['run_p99_gap_ms']:.1f} | "
+                  f"{r['result_max_stall_ms']:.0f}")
+        return 0
     rows = []
     try:
         for label, seconds in (("1 min", 60), ("1 hour", 3600)):

@@ -180,7 +180,8 @@ def test_versions_from_worker_thread_reach_selector_and_panes(qtbot, window, sha
         th = threading.Thread(target=rec.add_enhanced, args=(enhanced[: rec.source.frames], 16000, info))
         th.start()
         th.join()
-    assert [window.version_box.itemText(i) for i in range(window.version_box.count())] == ["original", "gtcrn-authors"]
+    assert [window.version_box.itemText(i) for i in range(window.version_box.count())] == [
+        "original", "gtcrn-authors", "residual (gtcrn-authors)"]
     window.version_box.setCurrentIndex(1)
     assert window.document.version.name == "gtcrn-authors"
     wait_painted(qtbot, window)

@@ -144,7 +144,8 @@ def test_default_engine_lists_devices_or_says_none(qtbot):
     if devices:
         assert bar.device_box.count() == len(devices) and bar.device_box.isEnabled()
     else:
-        assert reason and not bar.device_box.isEnabled() and reason in bar.device_message.text()
+        assert reason and not bar.device_box.isEnabled() and "No output device" in bar.device_message.text()
+        assert reason in bar.device_message.toolTip()
     bar.shutdown()
 
 

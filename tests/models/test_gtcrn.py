@@ -43,7 +43,7 @@ def test_architecture_matches_checkpoint_strictly(shared_data):
 
 def test_info(dns3_model):
     info = dns3_model.info
-    assert info.sample_rate == 16000 and info.causal is True and info.latency_samples == 0
+    assert info.sample_rate == 16000 and info.causal is True and info.latency_samples == 256  # 512/256 framing
     assert info.processing == "offline"
     assert 48_000 < info.parameters < 48_500     # the paper's 48.2 k
     assert 20 < info.extra["MMAC/s"] < 40         # the paper quotes 33 MMAC/s

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import struct
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -80,9 +80,16 @@ class _HeaderFacts:
     sample_rate: float | None = None
     declared_frames: int | None = None
     available_frames: int | None = None
+    wav_format_tag: int | None = None
 
 
 _FMT_MIN_BYTES = 16
+
+#: WAVE format tags libsndfile decodes (PCM, ADPCM variants, float, A-law, mu-law, GSM, G.72x, extensible).
+_WAV_DECODABLE_TAGS = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0040, 0x0064, 0x0065, 0xFFFE}
+#: Names of common tags libsndfile does not decode, for the error message.
+_WAV_TAG_NAMES = {0x0050: "MPEG-1 audio", 0x0055: "MPEG Layer III, i.e. MP3", 0x00FF: "AAC", 0x0161: "WMA",
+                  0x1610: "AAC (HE)", 0x2000: "AC-3", 0x2001: "DTS"}
 
 
 def _parse_wav_header(fh, size: int) -> _HeaderFacts:
@@ -99,8 +106,8 @@ def _parse_wav_header(fh, size: int) -> _HeaderFacts:
         if cid == b"fmt ":
             body = fh.read(min(csize, 40))
             if len(body) >= _FMT_MIN_BYTES:
-                _tag, ch, rate, _byte_rate, block_align, _bits = struct.unpack(endian + "HHIIHH", body[:16])
-                facts.update(channels=ch, sample_rate=float(rate))
+                tag, ch, rate, _byte_rate, block_align, _bits = struct.unpack(endian + "HHIIHH", body[:16])
+                facts.update(channels=ch, sample_rate=float(rate), wav_format_tag=tag)
             fh.seek(csize - len(body) + (csize & 1), os.SEEK_CUR)
             continue
         if cid == b"data":
@@ -325,12 +332,6 @@ def read_info(path: str | os.PathLike) -> AudioInfo:
     return result
 
 
-def _frame_bytes(info: AudioInfo) -> int:
-    bits = {"PCM_U8": 8, "PCM_S8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64,
-            "ULAW": 8, "ALAW": 8}.get(info.subtype)
-    return bits // 8 * info.channels if bits else 0
-
-
 def _looks_like(head: bytes) -> str:
     """A short guess at what a non-audio file is, for the error message."""
     for magic, what in ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"),
@@ -367,6 +368,10 @@ def _describe_libsndfile_error(path: Path, exc: Exception, facts: _HeaderFacts |
         return "MP3 without decodable audio frames (empty, truncated or corrupt MPEG stream)"
     if kind is None:
         return f"not a recognised audio file ({text}){_looks_like(head)}"
+    tag = facts.wav_format_tag if facts is not None else None
+    if tag is not None and tag not in _WAV_DECODABLE_TAGS:
+        name = _WAV_TAG_NAMES.get(tag, "an encoding libsndfile cannot decode")
+        return f"unsupported WAV encoding: format tag 0x{tag:04X} ({name}); convert it to PCM WAV or FLAC first"
     if size is not None and size < 64:
         return f"truncated {kind} header: the file is only {size} bytes ({text})"
     if kind == "Ogg" and "malformed" in low:
@@ -577,6 +582,21 @@ WRITE_SUBTYPES = {
 }
 
 
+def temp_file_beside(path: Path) -> Path:
+    """Create an empty, exclusive temporary file next to ``path`` with umask-respecting permissions.
+
+    (``tempfile.mkstemp`` would create it mode 0600, and the output would keep that after the rename.)
+    """
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
 def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
                        subtype: str = "PCM_16", format: str | None = None, overwrite: bool = False,
                        protect: tuple[str | os.PathLike, ...] = ()) -> Path:
@@ -605,8 +625,7 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
     if not np.all(np.isfinite(audio)):
         raise WorkbenchError(f"{path}: refusing to write audio that holds NaN or Inf samples")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    tmp_name = str(temp_file_beside(path))
     try:
         with sf.SoundFile(tmp_name, "w", samplerate=int(sample_rate),
                           channels=1 if audio.ndim == 1 else audio.shape[1],

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,9 +24,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-from .audio_io import ArraySource, AudioSource
+from .audio_io import ArraySource, AudioSource, temp_file_beside
 from .errors import NonFiniteAudioError, WorkbenchError
 from .stft import (StftConfig, full_scale_gain, group_delay, instantaneous_frequency_deviation, power_law,
                    stft_frames)
@@ -39,7 +38,7 @@ LAYOUTS = ("grid", "row", "column")
 #: Default upper bound on drawn columns; more frames than this are grouped (see module docstring).
 MAX_FRAMES = 4000
 #: STFT frames computed per block while scanning a source.
-_BLOCK_FRAMES = 4096
+_BLOCK_FRAMES = 1024
 _DPI = 100
 
 
@@ -144,11 +143,11 @@ def compute_views(read: Callable[[int, int], np.ndarray], n_samples: int, sample
         own = spec[1:] if phase_view == "inst_freq" else spec
         c0, c1 = t0 // group, math.ceil(t1 / group)
         mags = np.abs(own)
-        for c in range(c0, c1):
-            a, b = c * group - t0, min((c + 1) * group, t1) - t0
+        starts = np.arange(c0, c1) * group - t0                # block-relative first frame of each group
+        ends = np.minimum(starts + group, t1 - t0)              # the last group may be short
+        for c, a, b in zip(range(c0, c1), starts, ends):
             mag_max[c] = mags[a:b].max(axis=0)
-        picks = np.arange(c0, c1) * group + (np.minimum(np.arange(c0, c1) * group + group, t1)
-                                             - np.arange(c0, c1) * group) // 2 - t0
+        picks = (starts + ends) // 2                            # centre frame of each group
         centre[c0:c1] = own[picks]
         if phase_view == "inst_freq":
             # IF needs frame t-1 for frame t; spec[0] is the predecessor of own[0].
@@ -162,16 +161,17 @@ def compute_views(read: Callable[[int, int], np.ndarray], n_samples: int, sample
             derived[c0:c1] = group_delay(own[picks], cfg, sample_rate)
     views: dict[str, np.ndarray] = {}
     floor = 10.0 ** (floor_db / 20.0)
-    views["magnitude"] = (20.0 * np.log10(np.maximum(mag_max * np.float32(full_scale_gain(cfg)),
-                                                     np.float32(floor)))).astype(np.float32)
+    mag_db = 20.0 * np.log10(np.maximum(mag_max * np.float32(full_scale_gain(cfg)), np.float32(floor)))
+    # Clamp: float32 rounding of 10^(floor/20) would otherwise put the floor a hair under floor_db.
+    views["magnitude"] = np.maximum(mag_db, np.float32(floor_db)).astype(np.float32)
     if phase_view == "phase":
         views["phase"] = np.angle(centre).astype(np.float32)
     else:
         if mask_below_db is not None and columns:
             mag = np.abs(centre)
             peak = float(mag.max())
-            if peak > 0:
-                derived[mag < peak * 10.0 ** (-abs(mask_below_db) / 20.0)] = np.nan
+            # A silent signal has no bin whose phase means anything: blank it all.
+            derived[mag <= peak * 10.0 ** (-abs(mask_below_db) / 20.0)] = np.nan
         views[phase_view] = derived
     views["real"] = power_law(centre.real, compression)
     views["imag"] = power_law(centre.imag, compression)
@@ -190,6 +190,29 @@ def _frames_with_predecessor(read, n_samples, t0, t1, cfg, prev_frame, phase_vie
     return np.concatenate([prev_frame[None, :], spec], axis=0)
 
 
+class _ForwardReader:
+    """Serve the overlapping, forward-moving reads of a block-wise STFT, decoding each sample once.
+
+    Consecutive STFT blocks overlap by ``n_fft - hop`` samples. Keeping the last span avoids reading
+    those samples twice and, more importantly, avoids seeking backwards: compressed decoders (MP3 in
+    particular) seek only approximately, while reading on is exact. NaN counts also stay exact.
+    """
+
+    def __init__(self, fetch: Callable[[int, int], np.ndarray]):
+        self._fetch = fetch
+        self._start = 0
+        self._buf = np.zeros(0, np.float32)
+
+    def __call__(self, a: int, b: int) -> np.ndarray:
+        end = self._start + len(self._buf)
+        if a < self._start or a > end:
+            self._buf, self._start = np.asarray(self._fetch(a, b), np.float32), a
+        elif b > end:
+            self._buf = np.concatenate([self._buf[a - self._start:], self._fetch(end, b)])
+            self._start = a
+        return self._buf[a - self._start:b - self._start]
+
+
 def compute_views_from_source(source: AudioSource, cfg: StftConfig, *, channel: int | str = 0,
                               repair: bool = False, **kwargs) -> SpectrogramViews:
     """:func:`compute_views` of one channel (or ``"mix"``, the channel mean) of a source, read in blocks.
@@ -203,7 +226,7 @@ def compute_views_from_source(source: AudioSource, cfg: StftConfig, *, channel: 
                              f"channel{'s' if source.channels != 1 else ''}, numbered from 0)")
     repaired = [0]
 
-    def read(a: int, b: int) -> np.ndarray:
+    def fetch(a: int, b: int) -> np.ndarray:
         block = source.read(a, b)
         bad = ~np.isfinite(block)
         if bad.any():
@@ -215,7 +238,7 @@ def compute_views_from_source(source: AudioSource, cfg: StftConfig, *, channel: 
             block = np.where(bad, np.float32(0), block)
         return block.mean(axis=1) if channel == "mix" else block[:, int(channel)]
 
-    views = compute_views(read, source.frames, source.sample_rate, cfg, **kwargs)
+    views = compute_views(_ForwardReader(fetch), source.frames, source.sample_rate, cfg, **kwargs)
     views.nonfinite_repaired = repaired[0]
     return views
 
@@ -288,6 +311,10 @@ def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", wi
          _compression_label(views.compression, "Im")),
     ]
     khz = FuncFormatter(lambda v, _pos: f"{v / 1000:g}")
+    # Past ten minutes, plain seconds (e.g. 2400) are harder to read than minutes:seconds (40:00).
+    long_file = views.duration_s > 600
+    clock = FuncFormatter(lambda v, _pos: f"{int(v // 3600)}:{int(v % 3600 // 60):02d}:{int(v % 60):02d}"
+                          if views.duration_s >= 3600 else f"{int(v // 60)}:{int(v % 60):02d}")
     for i, (ax, (name, arr, kw, unit)) in enumerate(zip(axes, panes)):
         cmap = _cmap_with_bad(kw.pop("cmap"))
         # Nearest-neighbour for every pane: interpolating wrapped angles or signed parts would draw
@@ -302,19 +329,30 @@ def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", wi
             cbar.set_ticks([-math.pi, -math.pi / 2, 0, math.pi / 2, math.pi],
                            labels=["−π", "−π/2", "0", "π/2", "π"])
         ax.yaxis.set_major_formatter(khz)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=8 if layout != "row" else 5))
+        max_ticks = 8 if layout != "row" else 5
+        if long_file:
+            # Whole minutes (or hours) between ticks, so labels read 0:10:00 rather than 0:08:20.
+            step = next((s for s in (60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600)
+                         if views.duration_s / s <= max_ticks), 43200)
+            ax.xaxis.set_major_locator(MultipleLocator(step))
+            ax.xaxis.set_major_formatter(clock)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=max_ticks, steps=[1, 2, 2.5, 5, 10]))
         ax.tick_params(labelsize=8)
         row, col = divmod(i, shape[1])
         if row == shape[0] - 1:
-            ax.set_xlabel("time (s)", fontsize=9)
+            ax.set_xlabel(("time (h:mm:ss)" if views.duration_s >= 3600 else "time (min:s)") if long_file
+                          else "time (s)", fontsize=9)
         if col == 0:
             ax.set_ylabel("frequency (kHz)", fontsize=9)
     cfg = views.cfg
     sub = (f"{sr} Hz · {views.duration_s:.2f} s · {cfg.window} window, n_fft {cfg.n_fft}, hop {cfg.hop}"
            f"{f', FFT {cfg.nfft}' if cfg.nfft != cfg.n_fft else ''}")
     if views.group > 1:
-        sub += f" · {views.group} frames per column (magnitude: max; others: centre frame)"
-    fig.suptitle(f"{title}\n{sub}" if title else sub, fontsize=12 if title else 10)
+        sub += f"\n{views.group} frames per drawn column (magnitude: maximum of the group; others: its centre frame)"
+    # Narrow figures get smaller title text so the settings line is not clipped.
+    size = 12 if width_px >= 1400 or layout == "row" else 10
+    fig.suptitle(f"{title}\n{sub}" if title else sub, fontsize=size if title else size - 2)
 
     return _save_atomic(fig, canvas, path)
 
@@ -322,23 +360,21 @@ def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", wi
 def _cmap_with_bad(name: str):
     from matplotlib import colormaps
 
-    cmap = colormaps[name].copy()
-    cmap.set_bad("#d9d9d9")  # masked (quiet) bins of derived phase views
-    return cmap
+    return colormaps[name].with_extremes(bad="#d9d9d9")  # masked (quiet) bins of derived phase views
 
 
 def _save_atomic(fig: Figure, canvas, path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
+        tmp = temp_file_beside(path)
     except OSError as exc:
-        raise WorkbenchError(f"{path}: cannot write the figure ({exc.strerror})") from None
+        raise WorkbenchError(f"{path}: cannot write the figure ({exc.strerror or exc})") from None
     try:
-        if path.suffix.lower() == ".png":
-            canvas.print_png(tmp)
-        else:
-            canvas.print_svg(tmp)
+        with open(tmp, "wb") as fh:
+            if path.suffix.lower() == ".png":
+                canvas.print_png(fh)
+            else:
+                canvas.print_svg(fh)
         os.replace(tmp, path)
     except BaseException as exc:
         try:

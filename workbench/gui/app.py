@@ -61,11 +61,16 @@ def make_application(argv: list[str] | None = None):
     return app
 
 
-def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False) -> int:
+def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
+            enhance: list[str] | tuple[str, ...] = ()) -> int:
     """Open the main window with ``files``; with ``screenshot`` save a PNG once painted and exit.
 
+    With ``enhance`` (model ids or model paths), once the panes are painted the model panel runs each
+    model in turn on the current recording (on its worker thread, as the Enhance button does); the
+    newest version is shown, and a screenshot waits until it is painted.
+
     Returns the process exit status: 0, or 2 when a screenshot was requested but a file could not be
-    opened or the panes did not finish painting within 120 s.
+    opened, a model could not be run, or the panes did not finish painting within 120 s.
     """
     app = make_application()
     _mark("qapp")
@@ -89,6 +94,7 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False)
     _mark("window")
     status = {"code": 0}
     pans = int(os.environ.get("WORKBENCH_BENCH_PANS", "0") or 0)
+    pending = list(enhance)
 
     def first_paint() -> None:
         window.view.paint_now()
@@ -96,8 +102,67 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False)
         window.view.painted.disconnect(first_paint)
         if pans:
             QTimer.singleShot(0, lambda: _bench_pans(app, window, pans))
+        elif pending and window.document.recording is not None:
+            QTimer.singleShot(0, run_next_model)
         elif screenshot:
             QTimer.singleShot(30, save_and_quit)
+
+    def fail(message: str) -> None:
+        report_to_stderr("Model", message)
+        if screenshot:
+            status["code"] = 2
+            save_and_quit()
+
+    def run_next_model() -> None:
+        spec = pending.pop(0)
+        panel = window.model_panel
+        if spec not in panel.model_specs():
+            if Path(spec).exists():
+                # A model file or folder: load it first (worker thread), then run it.
+                def start_loaded(spec=str(Path(spec))) -> None:
+                    panel.select(spec)
+                    if not panel.start():
+                        fail(f"{spec}: could not start ({panel.last_error or 'busy'})")
+
+                def idle(busy: bool) -> None:
+                    if not busy:
+                        panel.busyChanged.disconnect(idle)
+                        if str(Path(spec)) in panel.model_specs():
+                            # After the load's own runFinished has been delivered.
+                            QTimer.singleShot(0, start_loaded)
+                panel.busyChanged.connect(idle)
+                panel.load_path(spec)
+                return
+            fail(f"unknown model {spec!r}; built-in ids: {', '.join(panel.model_specs())}")
+            return
+        panel.select(spec)
+        if not panel.start():
+            fail(f"{spec}: could not start ({panel.last_error or 'busy'})")
+
+    run_state = {"running": False}
+
+    def model_finished(outcome: str) -> None:
+        was_run, run_state["running"] = run_state["running"], False
+        if outcome != "done":
+            fail(window.model_panel.last_error or f"model run {outcome}")
+            return
+        if not was_run:
+            return  # a model file finished loading; its run starts from `loaded`
+        if pending:
+            QTimer.singleShot(0, run_next_model)
+        elif screenshot:
+            if window.view.is_painted():
+                QTimer.singleShot(30, save_and_quit)
+            else:
+                def painted_after_model() -> None:
+                    window.view.painted.disconnect(painted_after_model)
+                    window.view.paint_now()
+                    QTimer.singleShot(30, save_and_quit)
+                window.view.painted.connect(painted_after_model)
+
+    if pending:
+        window.model_panel.runStarted.connect(lambda _id: run_state.update(running=True))
+        window.model_panel.runFinished.connect(model_finished)
 
     def save_and_quit() -> None:
         out = Path(screenshot)

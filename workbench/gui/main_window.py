@@ -1,12 +1,24 @@
 """The main window: open recordings and their versions, the four linked panes, display and STFT
-controls, status bar, menus, docks for the other panels, and persisted settings."""
+controls, status bar, menus, the model / metrics docks and the transport bar, and persisted settings.
+
+Wiring (everything meets in the :class:`DocumentModel`):
+
+* the model panel enhances ``document.recording`` on a worker thread; each result becomes a version and
+  is shown in the panes (``document.set_current(rec, version)``);
+* the transport bar follows the document (versions, channel, selected version) and publishes the
+  playhead through ``document.set_playhead``, which the panes draw; a plain click on a pane seeks, a
+  Shift + drag selects the loop region, shaded in every pane and kept in step with ``loopChanged``;
+* the metrics panel measures every version (automatically while its tab is visible and the recording is
+  short, otherwise with its Measure button);
+* File > Export / Batch enhance / Load model open the export dialogs and the model panel's loader.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
@@ -16,12 +28,23 @@ from ..core.recording import Recording, Version
 from ..core.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
+from .export_dialog import BatchDialog, ExportDialog
+from .metrics_panel import MetricsPanel
+from .model_panel import ModelPanel
 from .spectrogram import LAYOUTS, MAGNITUDE_COLORMAPS, PHASE_VIEWS, DisplaySettings, SpectrogramView
+from .transport import TransportBar
 
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
+#: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
+MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".tar", ".ckpt", ".jit")
+#: Metrics are measured automatically (while their tab is visible) only up to this duration; longer
+#: recordings wait for the Measure button, since DNSMOS and PESQ read the whole file into memory.
+AUTO_METRICS_MAX_S = 600.0
+#: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
+WINDOW_STATE_VERSION = 2
 
 ErrorReporter = Callable[[str, str], None]
 
@@ -36,11 +59,18 @@ class MainWindow(QMainWindow):
         ``area="bottom-toolbar"``, in the bottom tool bar; it is listed in the View menu.
         ``open_files(paths)``: open recordings; errors go to ``error_reporter(title, message)``.
         ``show_version(version)``: show a version of the current recording in the panes.
+        ``model_panel``, ``metrics_panel``, ``transport``: the docked panels and the transport bar.
+        ``open_export_dialog()``, ``open_batch_dialog(files)``: File menu actions (return the dialog).
+
+    Args:
+        playback_engine: the transport's :class:`~workbench.core.playback.PlaybackEngine` (default: one on
+            the system's default output device; tests pass a headless one).
     """
 
     filesOpened = Signal(list)
 
-    def __init__(self, settings: QSettings | None = None, error_reporter: ErrorReporter | None = None):
+    def __init__(self, settings: QSettings | None = None, error_reporter: ErrorReporter | None = None, *,
+                 playback_engine=None):
         super().__init__()
         self.setWindowTitle("Speech Enhancement Workbench")
         self.setAcceptDrops(True)
@@ -53,12 +83,16 @@ class MainWindow(QMainWindow):
         self._docks: dict[str, QDockWidget] = {}
         self._updating_controls = False
         self._shown_recording: Recording | None = None
+        self._closed = False
+        self.export_dialog: ExportDialog | None = None
+        self.batch_dialog: BatchDialog | None = None
 
         self._build_file_dock()
         self._build_toolbars()
         self._build_menus()
         self._build_status_bar()
         self._wire()
+        self._build_panels(playback_engine)
         self._restore_settings()
 
     # ------------------------------------------------------------------------------------------------------
@@ -67,7 +101,7 @@ class MainWindow(QMainWindow):
     def _build_file_dock(self) -> None:
         self.file_tree = QTreeWidget()
         self.file_tree.setHeaderLabels(["Recording / version", "Kind"])
-        self.file_tree.setColumnWidth(0, 170)
+        self.file_tree.setColumnWidth(0, 130)
         self.file_tree.setMinimumWidth(200)
         self.file_tree.itemClicked.connect(self._on_tree_clicked)
         dock = QDockWidget("Recordings", self)
@@ -75,6 +109,39 @@ class MainWindow(QMainWindow):
         dock.setWidget(self.file_tree)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self._docks["Recordings"] = dock
+
+    def _build_panels(self, playback_engine) -> None:
+        doc = self.document
+        # The model list is filled after the first paint (or when first needed), not during start-up.
+        self.model_panel = ModelPanel(lambda: None, show_dialogs=False, list_now=False)
+        self._list_models_timer = QTimer(self, singleShot=True, interval=400)
+        self._list_models_timer.timeout.connect(self.model_panel.ensure_listed)
+        self._list_models_timer.start()
+        self.model_panel.attach_document(doc)
+        self.model_panel.errorOccurred.connect(lambda msg: self.error_reporter("Model", msg))
+        self.model_panel.runStarted.connect(lambda mid: self.statusBar().showMessage(f"Running {mid}…"))
+        self.model_panel.runFinished.connect(lambda outcome: self.statusBar().showMessage(f"Model run {outcome}", 5000))
+        # Its own pool (one thread), so closing the window waits for the metrics and nothing else.
+        self.metrics_pool = QThreadPool(self)
+        self.metrics_pool.setMaxThreadCount(1)
+        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool)
+        self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
+        self.transport = TransportBar(engine=playback_engine)
+        self.transport.attach_document(doc)
+        self.transport.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
+        self.transport.loopChanged.connect(self._on_loop_changed)
+        self.view.seekRequested.connect(self.transport.seek)
+        self.view.loopSelected.connect(self.transport.set_loop)
+        self.model_dock = self.add_panel("Models", self.model_panel)
+        self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
+        self.model_dock.raise_()
+        self._metrics_visible = False
+        self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
+        doc.recordingChanged.connect(lambda _rec: self._auto_measure())
+        doc.versionsChanged.connect(lambda _rec: self._auto_measure())
+        self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
+        self.bottom_toolbar.setMovable(False)
+        self.resizeDocks([self._docks["Recordings"], self.model_dock], [210, 430], Qt.Orientation.Horizontal)
 
     def _combo(self, items, tip: str) -> QComboBox:
         box = QComboBox()
@@ -154,6 +221,18 @@ class MainWindow(QMainWindow):
         self.close_action.triggered.connect(self.close_current)
         file_menu.addAction(self.close_action)
         file_menu.addSeparator()
+        self.load_model_action = QAction("Load &model…", self, shortcut="Ctrl+M")
+        self.load_model_action.setToolTip("Load an ONNX / TorchScript / PyTorch model file into the model panel")
+        self.load_model_action.triggered.connect(self.load_model_dialog)
+        file_menu.addAction(self.load_model_action)
+        self.export_action = QAction("&Export versions / figure / comparison…", self, shortcut="Ctrl+E")
+        self.export_action.triggered.connect(self.open_export_dialog)
+        file_menu.addAction(self.export_action)
+        self.batch_action = QAction("&Batch enhance…", self, shortcut="Ctrl+Shift+E")
+        self.batch_action.setToolTip("Enhance many files with one model and export them (or Ctrl+drop files)")
+        self.batch_action.triggered.connect(lambda: self.open_batch_dialog())
+        file_menu.addAction(self.batch_action)
+        file_menu.addSeparator()
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
@@ -183,6 +262,9 @@ class MainWindow(QMainWindow):
             local.triggered.connect(fn)
             self.view.addAction(local)
         self.rubber_action = QAction("&Rubber-band zoom (drag a box)", self, checkable=True, shortcut="Ctrl+B")
+        self.rubber_action.toggled.connect(self.view.set_rubber_band)
+        view_menu.addSeparator()
+        view_menu.addAction(self.rubber_action)
         view_menu.addSeparator()
         self.panels_menu = view_menu.addMenu("&Panels")
         self.panels_menu.addAction(self._docks["Recordings"].toggleViewAction())
@@ -207,6 +289,7 @@ class MainWindow(QMainWindow):
         doc.versionsChanged.connect(self._on_versions_changed)
         doc.recordingsChanged.connect(self._rebuild_tree)
         doc.channelChanged.connect(self.view.set_channel)
+        doc.channelChanged.connect(lambda _ch: self._update_difference_partner())
         doc.playheadMoved.connect(self.view.set_playhead)
         self.view.viewRangeChanged.connect(doc.set_view_range)
         self.view.cursorMoved.connect(doc.set_cursor)
@@ -278,6 +361,53 @@ class MainWindow(QMainWindow):
         """Show ``version`` (of the current recording) in the panes."""
         self.document.set_version(version)
 
+    def load_model_dialog(self) -> None:
+        """File > Load model…: pick a model file; it loads on the model panel's worker thread."""
+        self.model_dock.show()
+        self.model_dock.raise_()
+        self.model_panel._ask_file()
+
+    def metrics_by_version(self) -> dict[str, dict[str, float]]:
+        """The metrics panel's results as ``{version name: {metric: value}}`` (values that exist)."""
+        return {name: {k: m.value for k, m in sc.metrics.items() if m.value is not None}
+                for name, sc in self.metrics_panel.results().items()}
+
+    def open_export_dialog(self, folder: str | Path | None = None) -> ExportDialog | None:
+        """File > Export: versions (audio), the four-pane figure with the views' STFT settings, and the
+        comparison with the metrics measured so far. Non-modal; returns the dialog."""
+        rec = self.document.recording
+        if rec is None:
+            self.error_reporter("Export", "Open a recording first")
+            return None
+        if self.export_dialog is not None:
+            self.export_dialog.close()
+        dlg = ExportDialog(rec, self, stft_config=self.view.cfg, metrics=self.metrics_by_version(),
+                           current_version=self.document.version, channel=self.view.channel, folder=folder)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.errorOccurred.connect(lambda msg: self.statusBar().showMessage(f"Export: {msg}", 8000))
+        dlg.exported.connect(lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
+        dlg.destroyed.connect(lambda *_: setattr(self, "export_dialog", None))
+        self.export_dialog = dlg
+        dlg.open()
+        return dlg
+
+    def open_batch_dialog(self, files=(), folder: str | Path | None = None) -> BatchDialog:
+        """File > Batch enhance (or Ctrl + drop): many files, one model, exported to a folder."""
+        files = [Path(f) for f in files]
+        if folder is None:
+            base = files[0].parent if files else Path(self.settings.value("last_dir", str(Path.cwd()), str))
+            folder = base / "enhanced"
+        if self.batch_dialog is not None:
+            self.batch_dialog.add_files(files)
+            self.batch_dialog.raise_()
+            return self.batch_dialog
+        dlg = BatchDialog(self, files, folder=folder)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.destroyed.connect(lambda *_: setattr(self, "batch_dialog", None))
+        self.batch_dialog = dlg
+        dlg.show()
+        return dlg
+
     def open_dialog(self) -> None:
         start = self.settings.value("last_dir", "", str)
         paths, _ = QFileDialog.getOpenFileNames(self, "Open recordings", start, AUDIO_FILTER)
@@ -313,6 +443,7 @@ class MainWindow(QMainWindow):
             channel = min(self.document.channel, version.source.channels - 1)
             # Switching versions of one recording keeps the zoom (A/B inspection); a new recording fits.
             same = rec is self._shown_recording
+            self._update_difference_partner()
             self.view.set_source(version.source, f"{rec.name} [{version.name}]", channel, keep_view=same)
             self._shown_recording = rec
         self._fill_version_box()
@@ -323,17 +454,78 @@ class MainWindow(QMainWindow):
         self._rebuild_tree()
         if rec is self.document.recording:
             self._fill_version_box()
+            self._update_difference_partner()
+
+    def _update_difference_partner(self) -> None:
+        """The difference views compare the shown version with the original; while the original itself is
+        shown they compare the most recent enhanced version with it."""
+        rec, v = self.document.recording, self.document.version
+        if rec is None or v is None:
+            self.view.set_difference_partner(None)
+            return
+        channel = self.document.channel
+        if v.kind == "original":
+            enhanced = [x for x in rec.versions if x.kind == "enhanced"]
+            if not enhanced:
+                self.view.set_difference_partner(None)
+                return
+            e = enhanced[-1]
+            self.view.set_difference_partner(e.source, min(channel, e.source.channels - 1), False,
+                                             f"{e.name} − original")
+            return
+        shown = min(channel, v.source.channels - 1)
+        # A model run on some channels only: version channel i is original channel channels[i].
+        channels = v.settings.get("channels")
+        orig_ch = int(channels[shown]) if channels and shown < len(channels) else shown
+        self.view.set_difference_partner(rec.source, min(orig_ch, rec.source.channels - 1), True,
+                                         f"{v.name} − original")
+
+    def _on_loop_changed(self, region) -> None:
+        self.view.set_loop_region(*(region if region is not None else (None, None)))
+
+    def _on_metrics_visibility(self, visible: bool) -> None:
+        self._metrics_visible = visible
+        self._auto_measure()
+
+    def _auto_measure(self) -> None:
+        rec = self.document.recording
+        if (self._metrics_visible and rec is not None and not self._closed
+                and rec.source.frames / rec.source.sample_rate <= AUTO_METRICS_MAX_S):
+            self.metrics_panel.compute()
+
+    def version_choices(self) -> list[tuple[str, Version | None, Version | None]]:
+        """Entries of the version selector: ``(label, version, residual_of)``.
+
+        Every version in order; after each enhanced version its residual (original − enhanced), either
+        the existing residual version or an entry with ``version=None`` that creates it when chosen.
+        """
+        rec = self.document.recording
+        if rec is None:
+            return []
+        out = []
+        residuals = {v.settings.get("residual_of"): v for v in rec.versions if v.kind == "residual"}
+        for v in rec.versions:
+            if v.kind == "residual":
+                continue
+            out.append((v.name, v, None))
+            if v.kind == "enhanced":
+                r = residuals.pop(v.name, None)
+                out.append((f"residual ({v.name})", r, None if r is not None else v))
+        out += [(r.name, r, None) for r in residuals.values()]  # residuals whose enhanced version is gone
+        return out
 
     def _fill_version_box(self) -> None:
         self._updating_controls = True
         self.version_box.clear()
-        rec = self.document.recording
-        if rec is not None:
-            for v in rec.versions:
-                self.version_box.addItem(v.name, v)
-            if self.document.version in rec.versions:
-                self.version_box.setCurrentIndex(rec.versions.index(self.document.version))
-        self.version_box.setEnabled(rec is not None and len(rec.versions) > 1)
+        current = self.document.version
+        for i, (label, version, residual_of) in enumerate(self.version_choices()):
+            self.version_box.addItem(label, (version, residual_of))
+            if residual_of is not None:
+                self.version_box.setItemData(i, "original − enhanced; computed when chosen",
+                                             Qt.ItemDataRole.ToolTipRole)
+            if version is not None and version is current:
+                self.version_box.setCurrentIndex(i)
+        self.version_box.setEnabled(self.version_box.count() > 1)
         self._updating_controls = False
 
     def _rebuild_tree(self) -> None:
@@ -376,9 +568,24 @@ class MainWindow(QMainWindow):
     def _on_version_box(self, index: int) -> None:
         if self._updating_controls or index < 0:
             return
-        version = self.version_box.itemData(index)
+        data = self.version_box.itemData(index)
+        if data is None:
+            return
+        version, residual_of = data
+        rec = self.document.recording
+        if version is None and residual_of is not None and rec is not None:
+            version = rec.residual_of(residual_of)  # created on demand, then listed like any version
         if version is not None:
             self.document.set_version(version)
+
+    def select_version_named(self, label: str) -> None:
+        """Choose the selector entry ``label`` (e.g. ``residual (wiener)``), as a person would."""
+        for i in range(self.version_box.count()):
+            if self.version_box.itemText(i) == label:
+                self.version_box.setCurrentIndex(i)
+                self._on_version_box(i)  # also when it was already the current index
+                return
+        raise KeyError(label)
 
     def _on_channel_box(self, index: int) -> None:
         if self._updating_controls or index < 0:
@@ -394,9 +601,12 @@ class MainWindow(QMainWindow):
 
     def _on_readout(self, r: dict) -> None:
         phase_view = self.view.display.phase_view
+        nan = float("nan")
         extra = {"phase": f"phase {r['phase_rad']:+.3f} rad",
                  "inst_freq": f"IF dev {r['inst_freq_hz']:+.1f} Hz",
-                 "group_delay": f"GD {r['group_delay_ms']:+.2f} ms"}[phase_view]
+                 "group_delay": f"GD {r['group_delay_ms']:+.2f} ms",
+                 "mag_diff": f"Δmag {r.get('magnitude_difference_db', nan):+.1f} dB",
+                 "phase_diff": f"Δphase {r.get('phase_difference_rad', nan):+.3f} rad"}[phase_view]
         self.readout_label.setText(
             f"t {r['time_s']:.4f} s  f {r['freq_hz']:.1f} Hz  |  mag {r['magnitude_db']:.1f} dB  {extra}  "
             f"re {r['real_raw']:+.3g}  im {r['imag_raw']:+.3g}")
@@ -459,11 +669,36 @@ class MainWindow(QMainWindow):
             event.ignore()
 
     def dropEvent(self, event) -> None:
+        """Audio files open as recordings; model files/folders load into the model panel; with Ctrl held,
+        audio files go to the batch enhancement dialog instead."""
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            # Open after the drop returns so a slow or failing file never stalls the drag source.
-            QTimer.singleShot(0, lambda: self.open_files(paths))
+        if not paths:
+            return
+        event.acceptProposedAction()
+        batch = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        # Act after the drop returns so a slow or failing file never stalls the drag source.
+        QTimer.singleShot(0, lambda: self.handle_dropped(paths, batch=batch))
+
+    @staticmethod
+    def is_model_path(path: str | Path) -> bool:
+        p = Path(path)
+        if p.is_dir():
+            return any(q.suffix.lower() in MODEL_SUFFIXES for q in p.iterdir())
+        return p.suffix.lower() in MODEL_SUFFIXES
+
+    def handle_dropped(self, paths, batch: bool = False) -> None:
+        models = [p for p in paths if self.is_model_path(p)]
+        audio = [p for p in paths if p not in models]
+        for m in models[:1]:
+            self.model_dock.show()
+            self.model_dock.raise_()
+            self.model_panel.load_path(m)
+        if len(models) > 1:
+            self.statusBar().showMessage("Drop one model file or folder at a time; loaded the first", 8000)
+        if audio and batch:
+            self.open_batch_dialog(audio)
+        elif audio:
+            self.open_files(audio)
 
     def recent_files(self) -> list[str]:
         value = self.settings.value("recent_files", [])
@@ -520,7 +755,8 @@ class MainWindow(QMainWindow):
             self.resize(1500, 950)
         state = s.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
-            self.restoreState(state)
+            # A state saved by an older layout (other docks and tool bars) is refused by its version.
+            self.restoreState(state, WINDOW_STATE_VERSION)
         self._rebuild_recent_menu()
 
     def save_settings(self) -> None:
@@ -538,12 +774,28 @@ class MainWindow(QMainWindow):
         s.setValue("stft/window", self.view.cfg.window)
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/size", self.size())
-        s.setValue("window/state", self.saveState())
+        s.setValue("window/state", self.saveState(WINDOW_STATE_VERSION))
         s.sync()
 
-    def closeEvent(self, event) -> None:
-        self.save_settings()
+    def shutdown(self) -> None:
+        """Stop everything that runs beside the GUI thread: the audio stream, model and probe jobs, the
+        metrics worker, open dialogs' workers and the tile pool (waits for them). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.transport.shutdown()
+        self.model_panel.shutdown()
+        self.metrics_panel.cancel()
+        self.metrics_pool.waitForDone(60000)
+        for dlg in (self.batch_dialog, self.export_dialog):
+            if dlg is not None:
+                dlg.close()
         self.view.shutdown()
+
+    def closeEvent(self, event) -> None:
+        if not self._closed:
+            self.save_settings()
+        self.shutdown()
         for rec in list(self.document.recordings):
             self.document.close(rec)
         super().closeEvent(event)

@@ -1,8 +1,10 @@
 """The model panel: pick a built-in or loaded model, run it on the current recording off the GUI thread.
 
 Layout: a table of models (name, rate, causal, latency, parameters, processing, source), a
-"Load model file..." / "Load model folder..." pair, "Enhance" and "Cancel" buttons, a progress bar and a
-status line. Model files and folders can also be dropped on the panel.
+"Load model file..." / "Load model folder..." pair, "Probe", "Enhance" and "Cancel" buttons, a progress
+bar, a status line and a details box with the selected model's facts and, once probed, what the probes
+measured (causality, latency, real-time factor, parameters, MACs; :mod:`workbench.core.probes`). Model
+files and folders can also be dropped on the panel.
 
 Threading: loading a model file and running the engine both happen in a :class:`EngineJob` (a
 ``QThread``). The job drives a core generator (:func:`workbench.core.enhancer.enhance`) and checks a
@@ -25,12 +27,13 @@ from typing import Callable, Sequence
 import numpy as np
 from PySide6.QtCore import QThread, Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton,
-    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
+    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ..core.enhancer import Enhancer, EnhancerInfo, enhance
 from ..core.errors import WorkbenchError
+from ..core.probes import ProbeReport, format_report, probe
 from ..core.recording import Recording, Version
 from ..core.registry import list_enhancers, load_enhancer
 
@@ -121,6 +124,71 @@ class EngineJob(QThread):
             self.failed.emit(f"{label}: unexpected {type(exc).__name__}: {exc}")
 
 
+class ProbeJob(QThread):
+    """Loads a model (unless given) and runs :func:`workbench.core.probes.probe` on a worker thread.
+
+    Signals:
+        progress(float, str): fraction 0..1 and a message, at each yield of the probe.
+        succeeded(object): the :class:`~workbench.core.probes.ProbeReport`.
+        failed(str): a message naming the model and the problem.
+        cancelled(): stopped at a yield because :meth:`cancel` was called.
+    """
+
+    progress = Signal(float, str)
+    succeeded = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, spec: str, enhancer: Enhancer | None = None, parent=None):
+        super().__init__(parent)
+        self.spec = spec
+        self.enhancer = enhancer
+        self._cancel = False
+
+    def cancel(self) -> None:
+        self._cancel = True
+
+    def run(self) -> None:  # worker thread
+        label = str(self.spec)
+        try:
+            if self.enhancer is None:
+                self.enhancer = load_enhancer(self.spec)
+            label = self.enhancer.info.name
+            gen = probe(self.enhancer)
+            try:
+                while True:
+                    if self._cancel:
+                        self.cancelled.emit()
+                        return
+                    try:
+                        p = next(gen)
+                    except StopIteration as stop:
+                        report = stop.value
+                        break
+                    self.progress.emit(p.fraction, p.message)
+            finally:
+                gen.close()
+            self.succeeded.emit(report)
+        except WorkbenchError as exc:
+            self.failed.emit(str(exc) if label in str(exc) else f"{label}: {exc}")
+        except Exception as exc:  # a model may raise anything while probed; the window stays up
+            self.failed.emit(f"{label}: probe failed with {type(exc).__name__}: {exc}")
+
+
+def info_text(info: EnhancerInfo, report: ProbeReport | None = None) -> str:
+    """The details box: declared facts of a model, then the probe report (or how to get one)."""
+    causal = "unknown" if info.causal is None else ("yes" if info.causal else "no")
+    lines = [f"{info.name} [{info.id}]", info.description,
+             f"rate {info.sample_rate} Hz · causal (declared) {causal} · latency {info.latency_samples} samples "
+             f"({info.latency_ms:.1f} ms) · parameters {format_parameters(info.parameters)}",
+             f"{info.processing}, block {info.block_samples} samples, family {info.family}, source {info.source}"]
+    lines += [f"{k}: {v}" for k, v in info.extra.items()]
+    lines.append("")
+    lines.append(format_report(report) if report is not None
+                 else "Probe: press Probe to measure causality, latency, real-time factor, parameters and MACs.")
+    return "\n".join(lines)
+
+
 class ModelPanel(QWidget):
     """Lists models and runs the selected one on the current recording.
 
@@ -128,6 +196,9 @@ class ModelPanel(QWidget):
         current_recording: returns the Recording to enhance (or ``None`` when nothing is open).
         current_channels: returns the channel indices to process, or ``None`` for all channels.
         show_dialogs: also show errors in a (non-blocking) message box, besides the status line.
+        list_now: fill the model table at once; with ``False`` it is filled by the first call of
+            :meth:`refresh` or of any method that needs it (the main window defers it past its first paint:
+            listing reads model metadata, e.g. DeepFilterNet3's archive, about 0.2 s).
 
     Signals:
         versionReady(object, object): ``(recording, version)`` after ``recording.add_enhanced``.
@@ -135,7 +206,8 @@ class ModelPanel(QWidget):
         runFinished(str): ``"done"``, ``"cancelled"`` or ``"failed"`` when a run or a load ends.
         errorOccurred(str): a message naming the model (or file) and the problem.
         modelLoaded(object): the EnhancerInfo of a model loaded from a file or folder.
-        busyChanged(bool): a load or run started (True) or ended (False).
+        busyChanged(bool): a load, run or probe started (True) or ended (False).
+        probeReady(object): a :class:`~workbench.core.probes.ProbeReport` (also shown in the details box).
     """
 
     versionReady = Signal(object, object)
@@ -144,10 +216,11 @@ class ModelPanel(QWidget):
     errorOccurred = Signal(str)
     modelLoaded = Signal(object)
     busyChanged = Signal(bool)
+    probeReady = Signal(object)
 
     def __init__(self, current_recording: Callable[[], Recording | None],
                  current_channels: Callable[[], Sequence[int] | None] | None = None, parent: QWidget | None = None,
-                 *, show_dialogs: bool = True):
+                 *, show_dialogs: bool = True, list_now: bool = True):
         super().__init__(parent)
         self.current_recording = current_recording
         self.current_channels = current_channels or (lambda: None)
@@ -161,8 +234,11 @@ class ModelPanel(QWidget):
         self._run_spec: str | None = None
         self.last_error = ""
         self.last_elapsed_s: float | None = None
+        self.probe_reports: dict[str, ProbeReport] = {}   # spec -> last report
+        self._listed = False
         self._build()
-        self.refresh()
+        if list_now:
+            self.refresh()
 
     # -- construction --------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -175,6 +251,7 @@ class ModelPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemSelectionChanged.connect(self._show_details)
         self.table.doubleClicked.connect(lambda _index: self.start())
 
         self.load_file_button = QPushButton("Load model file...", self)
@@ -183,6 +260,10 @@ class ModelPanel(QWidget):
         self.load_folder_button = QPushButton("Load model folder...", self)
         self.load_folder_button.setToolTip("A folder holding a model, e.g. DTLN's model_1.onnx and model_2.onnx")
         self.load_folder_button.clicked.connect(self._ask_folder)
+        self.probe_button = QPushButton("Probe", self)
+        self.probe_button.setToolTip("Measure the selected model: causality, latency, real-time factor on this "
+                                     "machine, parameters, MACs (runs on a worker thread)")
+        self.probe_button.clicked.connect(self.start_probe)
         self.enhance_button = QPushButton("Enhance", self)
         self.enhance_button.setToolTip("Run the selected model on the current recording (adds a version)")
         self.enhance_button.clicked.connect(self.start)
@@ -194,18 +275,28 @@ class ModelPanel(QWidget):
         self.status = QLabel("Select a model, then Enhance. Drop model files here to load them.", self)
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details = QPlainTextEdit(self)
+        self.details.setReadOnly(True)
+        self.details.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.details.setStyleSheet("font-family: monospace; font-size: 9pt;")
+        self.details.setMinimumHeight(120)
 
+        loaders = QHBoxLayout()
+        loaders.addWidget(self.load_file_button)
+        loaders.addWidget(self.load_folder_button)
+        loaders.addStretch(1)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.load_file_button)
-        buttons.addWidget(self.load_folder_button)
+        buttons.addWidget(self.probe_button)
         buttons.addStretch(1)
         buttons.addWidget(self.enhance_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.table, 3)
+        layout.addLayout(loaders)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
+        layout.addWidget(self.details, 2)
         self._update_buttons()
 
     def attach_document(self, document) -> None:
@@ -214,14 +305,16 @@ class ModelPanel(QWidget):
         self.current_recording = lambda: document.recording
 
         def show(rec, version):
-            if rec is document.recording:
-                document.set_version(version)
+            # The person may have switched recordings meanwhile: show the result with its own recording.
+            if rec in getattr(document, "recordings", [rec]):
+                document.set_current(rec, version)
         self.versionReady.connect(show)
 
     # -- model list ----------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Rebuild the table: built-ins and plugins, then models loaded from files (keeps the selection)."""
-        keep = self.selected_spec()
+        keep = self.selected_spec() if self._listed else None
+        self._listed = True
         self._specs, self._infos = [], []
         for info in list_enhancers():
             self._specs.append(info.id)
@@ -240,12 +333,19 @@ class ModelPanel(QWidget):
         elif self._specs and not self.table.selectedItems():
             self.table.selectRow(0)
         self._update_buttons()
+        self._show_details()
+
+    def ensure_listed(self) -> None:
+        if not self._listed:
+            self.refresh()
 
     def model_specs(self) -> list[str]:
         """Specs of the listed models in table order (ids, or paths for loaded files)."""
+        self.ensure_listed()
         return list(self._specs)
 
     def model_info(self, spec: str) -> EnhancerInfo:
+        self.ensure_listed()
         return self._infos[self._specs.index(spec)]
 
     def selected_spec(self) -> str | None:
@@ -254,7 +354,43 @@ class ModelPanel(QWidget):
 
     def select(self, spec: str) -> None:
         """Select the row of ``spec`` (a model id or a loaded path)."""
+        self.ensure_listed()
         self.table.selectRow(self._specs.index(str(spec)))
+
+    def _show_details(self) -> None:
+        spec = self.selected_spec()
+        if spec is None:
+            self.details.setPlainText("")
+            return
+        self.details.setPlainText(info_text(self.model_info(spec), self.probe_reports.get(spec)))
+
+    # -- probing -------------------------------------------------------------------------------------------
+    @Slot()
+    def start_probe(self) -> bool:
+        """Probe the selected model on a worker thread; the report appears in the details box."""
+        if self.is_busy():
+            return False
+        spec = self.selected_spec()
+        if spec is None:
+            self._error("Select a model first")
+            return False
+        job = ProbeJob(spec, self._loaded.get(spec), parent=self)
+        job.progress.connect(self._on_progress)
+        job.succeeded.connect(lambda report, spec=spec: self._on_probed(spec, report))
+        job.cancelled.connect(self._on_cancelled)
+        self.progress_bar.setValue(0)
+        self._set_status(f"Probing {self.model_info(spec).name}…")
+        self._start_job(job, run_spec=None)
+        return True
+
+    def _on_probed(self, spec: str, report: ProbeReport) -> None:
+        self.probe_reports[spec] = report
+        self.progress_bar.setValue(1000)
+        verdict = "causal" if report.causal else "NOT causal"
+        self._set_status(f"{report.model}: {verdict}, latency {report.latency_ms:.1f} ms, RTF {report.rtf:.3f}")
+        if self.selected_spec() == spec:
+            self._show_details()
+        self.probeReady.emit(report)
 
     # -- loading model files -------------------------------------------------------------------------------
     def _ask_file(self) -> None:
@@ -379,7 +515,8 @@ class ModelPanel(QWidget):
     def _on_cancelled(self) -> None:
         self._job_outcome = "cancelled"
         self.progress_bar.setValue(0)
-        self._set_status("Cancelled; the recording is unchanged")
+        self._set_status("Cancelled; the recording is unchanged" if isinstance(self._job, EngineJob)
+                         else "Cancelled")
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -415,13 +552,18 @@ class ModelPanel(QWidget):
     def _update_buttons(self) -> None:
         busy = self._job is not None
         self.enhance_button.setEnabled(not busy and self.selected_spec() is not None)
+        self.probe_button.setEnabled(not busy and self.selected_spec() is not None)
         self.cancel_button.setEnabled(busy)
         self.load_file_button.setEnabled(not busy)
         self.load_folder_button.setEnabled(not busy)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
-        """Stop a running job before the widget goes away (a QThread must not be destroyed while running)."""
+    def shutdown(self, timeout_ms: int = 60000) -> None:
+        """Cancel a running load/run/probe and wait for its thread (call before the panel is destroyed:
+        a QThread must not be destroyed while running)."""
         if self._job is not None:
             self._job.cancel()
-            self._job.wait(10000)
+            self._job.wait(timeout_ms)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.shutdown()
         super().closeEvent(event)

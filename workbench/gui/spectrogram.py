@@ -21,13 +21,19 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.audio_io import AudioSource
-from ..core.stft import (StftConfig, group_delay, imag_part, instantaneous_frequency_deviation, magnitude_db,
-                         phase, real_part, stft_frames)
+from ..core.metrics import difference_representation
+from ..core.stft import (StftConfig, full_scale_gain, group_delay, imag_part, instantaneous_frequency_deviation,
+                         magnitude_db, phase, real_part, stft_frames)
 from .axes import FreqScale, FrequencyAxis, TimeAxis
-from .tiles import TILE_COLUMNS, Tile, TileCache, TileKey, compute_tile, level_for, tiles_in_range, waveform_envelope
+from .tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
+                    tiles_in_range, waveform_envelope)
 
 PANES = ("magnitude", "phase", "real", "imag")
-PHASE_VIEWS = {"phase": "Phase", "inst_freq": "Inst. frequency deviation", "group_delay": "Group delay"}
+PHASE_VIEWS = {"phase": "Phase", "inst_freq": "Inst. frequency deviation", "group_delay": "Group delay",
+               "mag_diff": "Difference: Δ magnitude (dB)", "phase_diff": "Difference: Δ phase"}
+#: Second-pane views that compare the shown version with its partner (see
+#: :meth:`SpectrogramView.set_difference_partner`), mapped to the core representation they draw.
+DIFFERENCE_VIEWS = {"mag_diff": "magnitude_difference_db", "phase_diff": "phase_difference"}
 MAGNITUDE_COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
 PHASE_COLORMAP = "CET-C6"        # cyclic: -pi and +pi share a colour
 DIVERGING_COLORMAP = "CET-D1A"   # blue - white - red, symmetric around zero
@@ -43,7 +49,8 @@ class DisplaySettings:
 
     Attributes:
         layout: ``grid`` (2x2) or ``row`` (1x4).
-        phase_view: ``phase``, ``inst_freq`` (Hz) or ``group_delay`` (ms) in the second pane.
+        phase_view: ``phase``, ``inst_freq`` (Hz), ``group_delay`` (ms), or a difference view in the second
+            pane: ``mag_diff`` (enhanced minus original magnitude, dB) or ``phase_diff`` (rad).
         freq_scale: ``linear``, ``log`` or ``mel``.
         colormap: magnitude colormap name (pyqtgraph / colorcet).
         db_range: magnitude colour range in dBFS ``(low, high)``; also the mask floor for derived phase.
@@ -59,7 +66,8 @@ class DisplaySettings:
 
 
 def pane_arrays(spec: np.ndarray, previous: np.ndarray | None, cfg: StftConfig, sample_rate: int,
-                display: DisplaySettings) -> dict[str, np.ndarray]:
+                display: DisplaySettings, partner: np.ndarray | None = None,
+                partner_is_original: bool = True) -> dict[str, np.ndarray]:
     """The four images of ``spec`` (complex ``(columns, bins)``) as float32 ``(columns, bins)`` arrays.
 
     ``magnitude`` is :func:`magnitude_db` (dBFS), ``phase`` is :func:`phase` (rad) or the derived view,
@@ -68,10 +76,28 @@ def pane_arrays(spec: np.ndarray, previous: np.ndarray | None, cfg: StftConfig, 
     function runs on the interleaved ``[prev_0, cur_0, prev_1, cur_1, ...]`` and the odd rows are kept, so
     decimated tiles show true frame-to-frame phase advance. Derived views blank (NaN) bins under the
     magnitude display floor, where their phase is noise.
+
+    Difference views compare ``spec`` with ``partner`` (the same frames of the other version; with
+    ``partner_is_original`` the partner is the original O and ``spec`` the enhanced E, otherwise the
+    reverse) through :func:`workbench.core.metrics.difference_representation`: ``mag_diff`` is
+    ``max(20 log10|E|, floor) - max(20 log10|O|, floor)`` in dB with the magnitude display floor (dBFS)
+    as ``floor``; ``phase_diff`` is ``angle(E conj(O))`` in rad, blank where either side is under the
+    floor. Without a partner the pane is blank (NaN).
     """
     mag = magnitude_db(spec, cfg, FLOOR_DB)
     out = {"magnitude": mag}
-    if display.phase_view == "inst_freq":
+    if display.phase_view in DIFFERENCE_VIEWS:
+        if partner is None:
+            view = np.full(spec.shape, np.nan, np.float32)
+        else:
+            orig, enh = (partner, spec) if partner_is_original else (spec, partner)
+            # The core works on raw |S|; the display floor is in dBFS (|S| scaled by the window gain).
+            floor_raw = display.db_range[0] - 20.0 * np.log10(full_scale_gain(cfg))
+            view = difference_representation(DIFFERENCE_VIEWS[display.phase_view], orig, enh, floor_raw)
+            if display.phase_view == "phase_diff":
+                quiet = np.minimum(magnitude_db(orig, cfg, FLOOR_DB), magnitude_db(enh, cfg, FLOOR_DB))
+                view = np.where(quiet < display.db_range[0], np.nan, view).astype(np.float32)
+    elif display.phase_view == "inst_freq":
         prev = previous if previous is not None else spec
         pairs = np.empty((2 * spec.shape[0], spec.shape[1]), spec.dtype)
         pairs[0::2], pairs[1::2] = prev, spec
@@ -94,6 +120,12 @@ def images_key(display: DisplaySettings) -> tuple:
     return (display.phase_view, display.compression, floor)
 
 
+def tile_images(tile: Tile, cfg: StftConfig, sample_rate: int, display: DisplaySettings) -> dict[str, np.ndarray]:
+    """:func:`pane_arrays` of one tile (with its previous frames and difference partner)."""
+    return pane_arrays(tile.spec, tile.previous, cfg, sample_rate, display, tile.partner,
+                       tile.key.partner_is_original)
+
+
 class _TileSignals(QObject):
     finished = Signal(object, int)   # Tile, generation
 
@@ -103,9 +135,12 @@ class _TileJob(QRunnable):
     so the GUI thread only uploads finished arrays. Stops between chunks when cancelled."""
 
     def __init__(self, source: AudioSource, key: TileKey, total_frames: int, generation: int,
-                 signals: _TileSignals, display: DisplaySettings):
+                 signals: _TileSignals, display: DisplaySettings, partner: tuple | None = None,
+                 cache: TileCache | None = None):
         super().__init__()
         self.source, self.key, self.total_frames = source, key, total_frames
+        self.partner = partner      # (partner source, partner channel) for difference views
+        self.cache = cache
         self.generation = generation
         self.signals = signals
         self.display = display
@@ -116,12 +151,16 @@ class _TileJob(QRunnable):
         if self.cancelled.is_set():
             return
         try:
-            for item in compute_tile(self.source, self.key, self.total_frames, self.cancelled.is_set):
+            if self.key.partner_id and self.partner is not None:
+                gen = compute_pair_tile(self.source, self.key, self.total_frames, self.partner[0], self.partner[1],
+                                        self.cache, self.cancelled.is_set)
+            else:
+                gen = compute_tile(self.source, self.key, self.total_frames, self.cancelled.is_set)
+            for item in gen:
                 if self.cancelled.is_set():
                     return
                 if item is not None:
-                    item.images = pane_arrays(item.spec, item.previous, self.key.cfg, self.source.sample_rate,
-                                              self.display)
+                    item.images = tile_images(item, self.key.cfg, self.source.sample_rate, self.display)
                     item.images_for = images_key(self.display)
                     self.signals.finished.emit(item, self.generation)
         except Exception as exc:  # a decoding error must not kill the pool thread silently
@@ -156,13 +195,56 @@ class _EnvelopeJob(QRunnable):
             return
 
 
+def _shift_held(ev) -> bool:
+    return bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+
+
+class _RegionViewBox(pg.ViewBox):
+    """A view box where Shift + left drag selects a time region (the loop) instead of panning or zooming.
+
+    ``on_region(start_s, stop_s, finished)`` is called while dragging and once more at the release.
+    """
+
+    def __init__(self, on_region, **kwargs):
+        super().__init__(**kwargs)
+        self._on_region = on_region
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (pyqtgraph naming)
+        if ev.button() == Qt.MouseButton.LeftButton and _shift_held(ev):
+            ev.accept()
+            a = self.mapSceneToView(ev.buttonDownScenePos()).x()
+            b = self.mapSceneToView(ev.scenePos()).x()
+            self._on_region(min(a, b), max(a, b), ev.isFinish())
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class _VisibleRegion(pg.LinearRegionItem):
+    """The overview's visible-span marker; lets Shift-drags through to the view box (loop selection)."""
+
+    def mouseDragEvent(self, ev):  # noqa: N802
+        if _shift_held(ev):
+            ev.ignore()
+            return
+        super().mouseDragEvent(ev)
+
+
+def _loop_region() -> pg.LinearRegionItem:
+    region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(240, 200, 80, 55),
+                                 pen=pg.mkPen((240, 200, 80, 200), width=1))
+    region.setZValue(90)
+    region.hide()
+    return region
+
+
 class _Pane:
     """One plot with its colour bar, crosshair and the tile images it currently shows."""
 
-    def __init__(self, name: str, scale: FreqScale):
+    def __init__(self, name: str, scale: FreqScale, on_region=None):
         self.name = name
         self.axis = FrequencyAxis(scale)
-        self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()})
+        self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()},
+                                viewBox=_RegionViewBox(on_region or (lambda a, b, done: None)))
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.getViewBox().setDefaultPadding(0.0)
@@ -178,6 +260,8 @@ class _Pane:
             line.setZValue(100)
             self.plot.addItem(line, ignoreBounds=True)
         self.playhead.hide()
+        self.loop = _loop_region()
+        self.plot.addItem(self.loop, ignoreBounds=True)
         self.items: dict[TileKey, pg.ImageItem] = {}
 
 
@@ -191,6 +275,10 @@ class SpectrogramView(QWidget):
         readoutChanged(dict): the crosshair moved; see :meth:`readout`.
         viewRangeChanged(float, float): visible time span in seconds.
         tileError(str): a tile could not be computed (decoding error); the message names the file.
+        seekRequested(float): a plain left click on a pane or the overview asks to move the playhead there
+            (seconds).
+        loopSelected(float, float): a Shift + drag on a pane or the overview selected ``(start_s, stop_s)``
+            (emitted at the release; :meth:`set_loop_region` shows a region).
     """
 
     painted = Signal()
@@ -200,6 +288,8 @@ class SpectrogramView(QWidget):
     cursorMoved = Signal(float)
     tileError = Signal(str)
     magnitudeRangeDragged = Signal(float, float)
+    seekRequested = Signal(float)
+    loopSelected = Signal(float, float)
 
     def __init__(self, parent: QWidget | None = None, *, cache_bytes: int = 256 << 20, threads: int = 2):
         super().__init__(parent)
@@ -235,6 +325,9 @@ class SpectrogramView(QWidget):
         self._update_timer.timeout.connect(self.update_tiles)
         self._syncing_region = False
         self.scale = FreqScale("linear", self.sample_rate, self.cfg.nfft)
+        # Difference views: (source, channel, source is the original, label) of the compared version.
+        self._partner: tuple[AudioSource, int, bool, str] | None = None
+        self._loop_s: tuple[float, float] | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -244,7 +337,8 @@ class SpectrogramView(QWidget):
         self.graphics.ci.setSpacing(6)
         self.graphics.ci.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.graphics, 1)
-        self.overview = pg.PlotWidget(axisItems={"bottom": TimeAxis()})
+        self.overview = pg.PlotWidget(axisItems={"bottom": TimeAxis()},
+                                      viewBox=_RegionViewBox(self._on_region_selecting))
         self.overview.setBackground("#16181c")
         self.overview.setMaximumHeight(110)
         self.overview.setMinimumHeight(90)
@@ -263,18 +357,22 @@ class SpectrogramView(QWidget):
         self._env_fill = pg.FillBetweenItem(self._env_min, self._env_max, brush=pg.mkBrush(70, 130, 200, 160))
         for it in (self._env_fill, self._env_max, self._env_min):
             ov.addItem(it)
-        self.region = pg.LinearRegionItem(brush=pg.mkBrush(255, 255, 255, 40), pen=pg.mkPen((240, 200, 80), width=1.5))
+        self.region = _VisibleRegion(brush=pg.mkBrush(255, 255, 255, 40), pen=pg.mkPen((200, 205, 215), width=1.5))
         self.region.setZValue(50)
         ov.addItem(self.region, ignoreBounds=True)
         self.region.sigRegionChanged.connect(self._on_region_dragged)
         self.overview_playhead = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((80, 220, 120), width=1.5))
         ov.addItem(self.overview_playhead, ignoreBounds=True)
         self.overview_playhead.hide()
+        self.overview_loop = _loop_region()
+        ov.addItem(self.overview_loop, ignoreBounds=True)
         layout.addWidget(self.overview)
 
         self.panes: dict[str, _Pane] = {}
         self._build_panes()
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
+        self.graphics.scene().sigMouseClicked.connect(self._on_click)
+        self.overview.scene().sigMouseClicked.connect(lambda ev: self._on_click(ev, overview=True))
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -296,7 +394,7 @@ class SpectrogramView(QWidget):
                 except (RuntimeError, TypeError):
                     pass
         self.graphics.ci.clear()
-        self.panes = {name: _Pane(name, self.scale) for name in PANES}
+        self.panes = {name: _Pane(name, self.scale, self._on_region_selecting) for name in PANES}
         positions = ({"magnitude": (0, 0), "phase": (0, 1), "real": (1, 0), "imag": (1, 1)}
                      if self.display.layout == "grid" else
                      {name: (0, i) for i, name in enumerate(PANES)})
@@ -336,6 +434,8 @@ class SpectrogramView(QWidget):
         self._hint.setVisible(self.source is None)
         self._needed = set()
         self._ready = False
+        self.set_loop_region(*(self._loop_s or (None, None)))
+        self.set_playhead(getattr(self, "_playhead_s", None))
         self.schedule_update()
 
     @property
@@ -345,19 +445,28 @@ class SpectrogramView(QWidget):
     def _apply_titles(self) -> None:
         c = self.display.compression
         comp = "" if c in (None, 1, 1.0) else f"  sign·|x|^{c:g}"
+        label = self._partner_label()
         titles = {
             "magnitude": "Magnitude (dBFS)",
             "phase": {"phase": "Phase (rad)", "inst_freq": "Inst. freq. deviation (Hz)",
-                      "group_delay": "Group delay (ms)"}[self.display.phase_view],
+                      "group_delay": "Group delay (ms)", "mag_diff": f"Δ magnitude (dB): {label}",
+                      "phase_diff": f"Δ phase (rad): {label}"}[self.display.phase_view],
             "real": f"Real{comp}",
             "imag": f"Imaginary{comp}",
         }
         for name, pane in self.panes.items():
             pane.plot.setTitle(titles[name], color="#d8dde6", size="10pt")
 
+    def _partner_label(self) -> str:
+        """What the difference pane compares, e.g. ``deepfilternet3 − original``."""
+        if self._partner is None:
+            return "no enhanced version to compare"
+        return self._partner[3]
+
     def _apply_colormaps(self) -> None:
-        cmaps = {"magnitude": self.display.colormap, "phase": PHASE_COLORMAP if self.display.phase_view == "phase"
-                 else DIVERGING_COLORMAP, "real": DIVERGING_COLORMAP, "imag": DIVERGING_COLORMAP}
+        cyclic = self.display.phase_view in ("phase", "phase_diff")
+        cmaps = {"magnitude": self.display.colormap, "phase": PHASE_COLORMAP if cyclic else DIVERGING_COLORMAP,
+                 "real": DIVERGING_COLORMAP, "imag": DIVERGING_COLORMAP}
         self._luts = {}
         for name, pane in self.panes.items():
             cmap = pg.colormap.get(cmaps[name])
@@ -380,6 +489,8 @@ class SpectrogramView(QWidget):
             if self.display.phase_view == "group_delay":
                 m = self.cfg.n_fft / 2 / self.sample_rate * 1000.0
                 return (-m, m)
+            if self.display.phase_view == "mag_diff":
+                return (-30.0, 30.0)   # deep models remove 30-40 dB of noise; classical ones 10-20
             return (-np.pi, np.pi)
         return (-1.0, 1.0)
 
@@ -407,9 +518,7 @@ class SpectrogramView(QWidget):
         self.channel = channel
         # Tiles are keyed by source, so going back to a version already seen reuses its cached tiles.
         if source is not None:
-            if source not in self._source_id_of:
-                self._source_id_of[source] = next(self._source_ids)
-            self._source_id = self._source_id_of[source]
+            self._source_id = self._id_of(source)
         self._clear_items()
         self._auto_symmetric = {"real": True, "imag": True}
         self._hint.setVisible(source is None)
@@ -459,8 +568,8 @@ class SpectrogramView(QWidget):
             self._levels["magnitude"] = tuple(display.db_range)
         if display.phase_view != old.phase_view:
             self._levels["phase"] = self._default_levels("phase")
-            if display.phase_view == "inst_freq":
-                # Needs each column's predecessor frame: different tiles.
+            if display.phase_view == "inst_freq" or display.phase_view in DIFFERENCE_VIEWS:
+                # Needs each column's predecessor frame, or the partner's frames: different tiles.
                 self._clear_items()
         if display.compression != old.compression:
             self._auto_symmetric = {"real": True, "imag": True}
@@ -497,12 +606,72 @@ class SpectrogramView(QWidget):
         self.set_time_range(t0 + d, t1 + d)
 
     def set_playhead(self, time_s: float | None) -> None:
+        """Show the playback position (seconds) as a vertical line in every pane and the overview."""
+        self._playhead_s = time_s
         for line in [p.playhead for p in self.panes.values()] + [self.overview_playhead]:
             if time_s is None:
                 line.hide()
             else:
                 line.setPos(time_s)
                 line.show()
+
+    def set_loop_region(self, start_s: float | None, stop_s: float | None = None) -> None:
+        """Shade ``[start_s, stop_s]`` (seconds) in every pane and the overview; ``None`` hides it."""
+        self._loop_s = None if start_s is None or stop_s is None or stop_s <= start_s else (start_s, stop_s)
+        for region in [p.loop for p in self.panes.values()] + [self.overview_loop]:
+            if self._loop_s is None:
+                region.hide()
+            else:
+                region.setRegion(self._loop_s)
+                region.show()
+
+    def loop_region(self) -> tuple[float, float] | None:
+        return self._loop_s
+
+    def set_difference_partner(self, source: AudioSource | None, channel: int = 0, partner_is_original: bool = True,
+                               label: str = "") -> None:
+        """The version the difference views compare the shown one with.
+
+        Args:
+            source: the other version's samples (same length and rate as the shown source), or ``None``.
+            partner_is_original: ``True`` when ``source`` is the original (the shown version is the
+                enhanced side), ``False`` when the shown version is the original.
+            label: pane title text, e.g. ``deepfilternet3 − original``.
+        """
+        new = None if source is None else (source, int(channel), bool(partner_is_original), label)
+        old = self._partner
+        if (new is None) == (old is None) and (new is None or (new[0] is old[0] and new[1:] == old[1:])):
+            return
+        self._partner = new
+        self._apply_titles()
+        if self.display.phase_view in DIFFERENCE_VIEWS and self.source is not None:
+            # New tile keys (the partner is part of them); the old images stay until replaced.
+            self._ready = False
+            self.schedule_update()
+
+    def _on_region_selecting(self, a: float, b: float, finished: bool) -> None:
+        if self.source is None:
+            return
+        duration = self.source.frames / self.sample_rate
+        a, b = max(0.0, min(a, duration)), max(0.0, min(b, duration))
+        self.set_loop_region(a, b)
+        if finished:
+            self.loopSelected.emit(a, b)
+
+    def _on_click(self, ev, overview: bool = False) -> None:
+        """A plain left click (no drag, no modifier) on a pane or the overview seeks there."""
+        if (self.source is None or ev.button() != Qt.MouseButton.LeftButton or ev.double()
+                or ev.modifiers() != Qt.KeyboardModifier.NoModifier):
+            return
+        pos = ev.scenePos()
+        boxes = ([self.overview.getPlotItem().getViewBox()] if overview
+                 else [p.plot.getViewBox() for p in self.panes.values()])
+        for vb in boxes:
+            if vb.sceneBoundingRect().contains(pos):
+                t = vb.mapSceneToView(pos).x()
+                duration = self.source.frames / self.sample_rate
+                self.seekRequested.emit(float(min(max(t, 0.0), duration)))
+                return
 
     def set_rubber_band(self, on: bool) -> None:
         mode = pg.ViewBox.RectMode if on else pg.ViewBox.PanMode
@@ -564,7 +733,19 @@ class SpectrogramView(QWidget):
             "imag_raw": float(cur[0, k].imag),
             "inst_freq_hz": float(instantaneous_frequency_deviation(spec, cfg, sr)[-1, k]) if t > 0 else 0.0,
             "group_delay_ms": float(group_delay(cur, cfg, sr)[0, k]),
+            **self._difference_readout(cur, t, k),
         }
+
+    def _difference_readout(self, cur: np.ndarray, t: int, k: int) -> dict:
+        """``magnitude_difference_db`` (core floor) and ``phase_difference_rad`` at frame ``t``, bin ``k``
+        against the difference partner; empty without one."""
+        if self._partner is None:
+            return {}
+        src, ch, partner_is_original = self._partner[0], self._partner[1], self._partner[2]
+        other = stft_frames(lambda a, b: src.read(a, b)[:, ch], src.frames, t, t + 1, self.cfg)
+        orig, enh = (other, cur) if partner_is_original else (cur, other)
+        return {"magnitude_difference_db": float(difference_representation("magnitude_difference_db", orig, enh)[0, k]),
+                "phase_difference_rad": float(difference_representation("phase_difference", orig, enh)[0, k])}
 
     def shutdown(self) -> None:
         """Cancel work and wait for the pool (call before the widget is destroyed)."""
@@ -623,11 +804,16 @@ class SpectrogramView(QWidget):
         level = level_for(f1 - f0, self._pixels())
         self._level = level
         with_prev = self.display.phase_view == "inst_freq"
-        keys = [TileKey(self._source_id, self.channel, self.cfg, level, i, with_prev)
-                for i in tiles_in_range(f0, f1, level, self.total_frames)]
+        partner_id, partner_is_original = 0, True
+        if self.display.phase_view in DIFFERENCE_VIEWS and self._partner is not None:
+            partner_id, partner_is_original = self._id_of(self._partner[0]), self._partner[2]
+
+        def key_at(i: int) -> TileKey:
+            return TileKey(self._source_id, self.channel, self.cfg, level, i, with_prev, partner_id,
+                           partner_is_original)
+        keys = [key_at(i) for i in tiles_in_range(f0, f1, level, self.total_frames)]
         self._needed = set(keys)
-        keep = self._needed | {TileKey(self._source_id, self.channel, self.cfg, level, i, with_prev)
-                               for k in keys[:1] + keys[-1:] for i in (k.index - 1, k.index + 1)}
+        keep = self._needed | {key_at(i) for k in keys[:1] + keys[-1:] for i in (k.index - 1, k.index + 1)}
         for key, job in list(self._pending.items()):
             if key not in keep:
                 job.cancelled.set()
@@ -638,11 +824,10 @@ class SpectrogramView(QWidget):
         if keys:
             for i in (keys[0].index - 1, keys[-1].index + 1):
                 if 0 <= i and i * (TILE_COLUMNS << level) < self.total_frames:
-                    ahead.append(TileKey(self._source_id, self.channel, self.cfg, level, i, with_prev))
+                    ahead.append(key_at(i))
         for key in ahead:
             if key not in self._pending and self.cache.get(key) is None:
-                job = _TileJob(self.source, key, self.total_frames, self._generation, self._tile_signals,
-                               self.display)
+                job = self._job(key)
                 self._pending[key] = job
                 self.pool.start(job, -100)
         for key in keys:
@@ -652,14 +837,24 @@ class SpectrogramView(QWidget):
             if tile is not None:
                 self._show_tile(tile)
             elif key not in self._pending:
-                job = _TileJob(self.source, key, self.total_frames, self._generation, self._tile_signals,
-                               self.display)
+                job = self._job(key)
                 self._pending[key] = job
                 # Tiles nearest the view centre first.
                 span = TILE_COLUMNS << level
                 priority = -int(abs((key.index + 0.5) * span - centre) / span)
                 self.pool.start(job, priority)
         self._check_complete()
+
+    def _job(self, key: TileKey) -> _TileJob:
+        partner = (self._partner[0], self._partner[1]) if key.partner_id and self._partner is not None else None
+        return _TileJob(self.source, key, self.total_frames, self._generation, self._tile_signals, self.display,
+                        partner, self.cache)
+
+    def _id_of(self, source: AudioSource) -> int:
+        """A small id per source object (tiles are keyed by it; a source seen again reuses its tiles)."""
+        if source not in self._source_id_of:
+            self._source_id_of[source] = next(self._source_ids)
+        return self._source_id_of[source]
 
     def _on_tile(self, tile, generation: int) -> None:
         if isinstance(tile, Exception):
@@ -679,7 +874,7 @@ class SpectrogramView(QWidget):
     def _show_tile(self, tile: Tile) -> None:
         wanted = images_key(self.display)
         if tile.images is None or tile.images_for != wanted:
-            tile.images = pane_arrays(tile.spec, tile.previous, self.cfg, self.sample_rate, self.display)
+            tile.images = tile_images(tile, self.cfg, self.sample_rate, self.display)
             tile.images_for = wanted
         arrays = tile.images
         self._auto_level(arrays)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -41,6 +41,10 @@ class TileKey:
     level: int
     index: int
     with_previous: bool
+    #: difference views: the other source of the pair (0: none) and whether that one is the original
+    #: (``True``: the tile's own source is the enhanced side of ``enhanced - original``).
+    partner_id: int = 0
+    partner_is_original: bool = True
 
     @property
     def stride(self) -> int:
@@ -61,12 +65,15 @@ class Tile:
         spec: complex64 ``(columns, bins)``.
         previous: complex64 ``(columns, bins)`` of frames ``frames - 1`` (for instantaneous
             frequency, which differentiates phase between consecutive frames), or ``None``.
+        partner: complex64 ``(columns, bins)`` of the same frames of the partner source (difference
+            views, see :attr:`TileKey.partner_id`), or ``None``.
     """
 
     key: TileKey
     frames: np.ndarray
     spec: np.ndarray
     previous: np.ndarray | None = None
+    partner: np.ndarray | None = None
     #: display images derived from ``spec`` (name -> float32 ``(columns, bins)``) and the display
     #: settings they were made for; kept so that panning back redraws without recomputing.
     images: dict | None = None
@@ -74,7 +81,7 @@ class Tile:
 
     @property
     def nbytes(self) -> int:
-        n = self.spec.nbytes + (self.previous.nbytes if self.previous is not None else 0)
+        n = self.spec.nbytes + sum(a.nbytes for a in (self.previous, self.partner) if a is not None)
         return n + (sum(a.nbytes for a in self.images.values()) if self.images else 0)
 
 
@@ -184,6 +191,37 @@ def compute_tile(source: AudioSource, key: TileKey, total_frames: int,
                 else:
                     previous = item
     yield Tile(key, frames, spec, previous)
+
+
+def compute_pair_tile(source: AudioSource, key: TileKey, total_frames: int, partner: AudioSource,
+                      partner_channel: int, cache: "TileCache",
+                      should_stop: Callable[[], bool] = lambda: False) -> Iterator[Tile | None]:
+    """Generator computing a difference-view tile: the frames of ``key`` from ``source`` and from ``partner``.
+
+    Each side is the plain tile (no partner, no previous frames) of its source; a side already in
+    ``cache`` is reused and a computed side is put there, so switching between the ordinary and the
+    difference views never analyses the same audio twice. Yields ``None`` at cancellation points and
+    finally a :class:`Tile` whose ``spec`` is the own source and ``partner`` the other one.
+    """
+    own_key = replace(key, with_previous=False, partner_id=0, partner_is_original=True)
+    other_key = TileKey(key.partner_id, partner_channel, key.cfg, key.level, key.index, False)
+    sides = []
+    for src, k in ((source, own_key), (partner, other_key)):
+        tile = cache.get(k)
+        if tile is None:
+            for item in compute_tile(src, k, total_frames, should_stop):
+                if item is None:
+                    yield None
+                    if should_stop():
+                        return
+                else:
+                    tile = item
+            if tile is None:
+                return
+            cache.put(tile)
+        sides.append(tile)
+    own, other = sides
+    yield Tile(key, own.frames, own.spec, None, other.spec)
 
 
 class TileCache:

@@ -8,10 +8,10 @@ toggle between the last two selected versions (A/B), L loop on/off.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QSignalBlocker, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QSignalBlocker, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QButtonGroup, QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget,
+    QButtonGroup, QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QWidget,
 )
 
 from ..core.errors import WorkbenchError
@@ -21,6 +21,33 @@ from .playback_widgets import BlindABDialog
 #: Version button letters; versions beyond 26 are numbered.
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 POLL_MS = 33
+#: Above this many samples (all versions together) the engine prepares playback (resampling, BS.1770
+#: loudness of every version: about 1 s per 10 minutes of 48 kHz audio) on a worker thread, so the window
+#: never freezes when a model result arrives; short clips are prepared at once.
+ASYNC_LOAD_SAMPLES = 60 * 48000
+
+
+class _LoadSignals(QObject):
+    done = Signal(int, object)   # load serial, exception or None
+
+
+class _LoadJob(QRunnable):
+    """Runs ``engine.load(recording, channel=...)`` on a pool thread. The engine builds the new program
+    aside and swaps it in with one reference assignment, so the GUI thread and the audio callback keep
+    working with the previous one meanwhile."""
+
+    def __init__(self, engine: PlaybackEngine, recording, channel: int, serial: int, signals: _LoadSignals):
+        super().__init__()
+        self.engine, self.recording, self.channel = engine, recording, channel
+        self.serial, self.signals = serial, signals
+
+    def run(self) -> None:
+        try:
+            self.engine.load(self.recording, channel=self.channel)
+        except Exception as exc:  # reported on the GUI thread
+            self.signals.done.emit(self.serial, exc)
+            return
+        self.signals.done.emit(self.serial, None)
 
 
 def version_letter(index: int) -> str:
@@ -58,6 +85,12 @@ class TransportBar(QWidget):
         self._was_playing = False
         self._last_emitted = -1.0
         self._blind: BlindABDialog | None = None
+        self._load_pool = QThreadPool(self)
+        self._load_pool.setMaxThreadCount(1)   # loads run in order; only the newest one's result is used
+        self._load_serial = 0
+        self._load_after = None
+        self._load_signals = _LoadSignals()
+        self._load_signals.done.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
         self._build()
         self._shortcuts()
         self._timer = QTimer(self)
@@ -98,11 +131,24 @@ class TransportBar(QWidget):
         self.version_box = QWidget()
         self.version_layout = QHBoxLayout(self.version_box)
         self.version_layout.setContentsMargins(8, 0, 8, 0)
+        self.version_layout.addStretch(1)  # buttons are inserted before it: they line up on the left
         self.version_group = QButtonGroup(self)
         self.version_group.setExclusive(True)
         self.version_group.idClicked.connect(self.select_version)
         self.version_buttons: list[QToolButton] = []
-        lay.addWidget(self.version_box)
+        # The version buttons scroll sideways when there are many, so the bar never widens the window.
+        self.version_scroll = QScrollArea()
+        self.version_scroll.setWidget(self.version_box)
+        self.version_scroll.setWidgetResizable(True)
+        self.version_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.version_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.version_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.version_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.version_scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.version_scroll.setMinimumWidth(120)
+        self.version_scroll.setFixedHeight(self.play_button.sizeHint().height()
+                                           + self.version_scroll.horizontalScrollBar().sizeHint().height())
+        lay.addWidget(self.version_scroll, 1)
         self.match_check = QCheckBox("Match loudness")
         self.match_check.setToolTip("Play every version at the same integrated loudness (ITU-R BS.1770); "
                                     "versions are also kept at or below 0 dBFS")
@@ -116,7 +162,6 @@ class TransportBar(QWidget):
         self.blind_button = self._tool("Blind A/B…", "Blind test: versions shuffled under hidden labels")
         self.blind_button.clicked.connect(self.open_blind_test)
         lay.addWidget(self.blind_button)
-        lay.addStretch(1)
         self.device_box = QComboBox()
         self.device_box.setToolTip("Output device")
         self.device_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
@@ -162,8 +207,11 @@ class TransportBar(QWidget):
     def _refresh_device_state(self) -> None:
         if self.engine.available:
             self.device_message.setText("")
+            self.device_message.setToolTip("")
         else:
-            self.device_message.setText("No output device: " + (self.engine.reason or "playback is off"))
+            # Short text (the tool bar must not force a wide window); the full reason in the tooltip.
+            self.device_message.setText("No output device")
+            self.device_message.setToolTip("No output device: " + (self.engine.reason or "playback is off"))
         self.device_message.setVisible(not self.engine.available)
         self._update_controls()
 
@@ -180,6 +228,7 @@ class TransportBar(QWidget):
         document.versionsChanged.connect(self._on_document_versions)
         document.channelChanged.connect(self.set_channel)
         self.playheadMoved.connect(document.set_playhead)
+        self._follow_version = follow_version
         if follow_version:
             document.currentVersionChanged.connect(self._on_document_version)
             self.versionSelected.connect(self._show_version_in_document)
@@ -190,6 +239,41 @@ class TransportBar(QWidget):
     def _on_document_versions(self, recording) -> None:
         if recording is self.recording:
             self.refresh_versions()
+
+    def _follow_document(self) -> None:
+        if getattr(self, "_follow_version", False):
+            # The document may already show a version the engine did not have when it was chosen (a
+            # model result is shown at once; the version list reaches us queued, the load may be async).
+            self._on_document_version(getattr(self._document, "version", None))
+
+    # ------------------------------------------------------------------ loading
+    def is_loading(self) -> bool:
+        """True while playback of a long recording is being prepared on the worker thread."""
+        return self._load_after is not None
+
+    def _load(self, recording, after) -> None:
+        """``engine.load`` the recording, then call ``after(error_or_None)`` on the GUI thread; at once for
+        short recordings, on the worker thread for long ones (or while another load is running)."""
+        self._load_serial += 1
+        samples = recording.source.frames * len(recording.versions)
+        if samples <= ASYNC_LOAD_SAMPLES and self._load_after is None:
+            try:
+                self.engine.load(recording, channel=self.channel)
+            except (WorkbenchError, ValueError) as exc:
+                after(exc)
+                return
+            after(None)
+            return
+        self._load_after = (self._load_serial, after)
+        self.position_label.setText("preparing playback…")
+        self._load_pool.start(_LoadJob(self.engine, recording, self.channel, self._load_serial, self._load_signals))
+
+    def _on_loaded(self, serial: int, error) -> None:
+        pending = self._load_after
+        if pending is None or pending[0] != serial:
+            return  # a newer load is queued behind this one; its result is the one to show
+        self._load_after = None
+        pending[1](error)
 
     def _on_document_version(self, version) -> None:
         rec = self.recording
@@ -217,19 +301,24 @@ class TransportBar(QWidget):
         with QSignalBlocker(self.loop_button):
             self.loop_button.setChecked(False)
         if recording is None:
+            self._load_serial += 1
+            self._load_after = None
+            self._load_pool.waitForDone()  # a running load must not install its program after the unload
             self.engine.unload()
             self._rebuild_buttons()
             return
-        try:
-            self.engine.load(recording, channel=self.channel)
-        except (WorkbenchError, ValueError) as exc:
-            self.errorOccurred.emit(f"Cannot prepare playback: {exc}")
-        self.engine.select_version(0)
-        self.engine.seek(0)
-        self._previous_version = 1
-        self._rebuild_buttons()
-        self._emit_playhead(force=True)
-        self.loopChanged.emit(None)
+
+        def after(error) -> None:
+            if error is not None:
+                self.errorOccurred.emit(f"Cannot prepare playback: {error}")
+            self.engine.select_version(0)
+            self.engine.seek(0)
+            self._previous_version = 1
+            self._rebuild_buttons()
+            self._emit_playhead(force=True)
+            self.loopChanged.emit(None)
+            self._follow_document()
+        self._load(recording, after)
 
     @Slot()
     def refresh_versions(self) -> None:
@@ -237,17 +326,22 @@ class TransportBar(QWidget):
         if self.recording is None:
             return
         was_playing = self.engine.playing
-        pos = self.engine.position
         selected = self.engine.selected_version
-        self.engine.load(self.recording, channel=self.channel)
-        self.engine.seek(pos)
-        if self._loop_s is not None and self.loop_button.isChecked():
-            self.engine.set_loop_s(*self._loop_s)
-        if selected < len(self.engine.tracks):
-            self.engine.select_version(selected)
-        self._rebuild_buttons()
-        if was_playing:
-            self.engine.play()
+
+        def after(error) -> None:
+            if error is not None:
+                self.errorOccurred.emit(f"Cannot prepare playback: {error}")
+            # engine.load keeps the position (also one sought while a long load ran).
+            if self._loop_s is not None and self.loop_button.isChecked():
+                self.engine.set_loop_s(*self._loop_s)
+            if selected < len(self.engine.tracks):
+                self.engine.select_version(selected)
+            self._rebuild_buttons()
+            self._emit_playhead(force=True)
+            if was_playing:
+                self.engine.play()
+            self._follow_document()
+        self._load(self.recording, after)
 
     @Slot(int)
     def set_channel(self, channel: int) -> None:
@@ -426,7 +520,7 @@ class TransportBar(QWidget):
         for i, _ in enumerate(self.engine.tracks):
             b = self._tool("", "", checkable=True)
             self.version_group.addButton(b, i)
-            self.version_layout.addWidget(b)
+            self.version_layout.insertWidget(self.version_layout.count() - 1, b)
             self.version_buttons.append(b)
         self._relabel_buttons()
         sel = self.engine.selected_version
@@ -441,7 +535,8 @@ class TransportBar(QWidget):
         for i, (b, t) in enumerate(zip(self.version_buttons, tracks)):
             g = t.matched if match else t.plain
             key = f" (key {i + 1})" if i < 9 else ""
-            b.setText(f"{version_letter(i)}: {t.name}")
+            short = t.name if len(t.name) <= 24 else t.name[:22] + "…"
+            b.setText(f"{version_letter(i)}: {short}")
             lufs = f"{t.loudness.lufs:.1f} LUFS" if t.loudness.lufs is not None else t.loudness.reason
             bad = f"\n{t.silenced_samples} NaN/Inf samples play as silence" if t.silenced_samples else ""
             b.setToolTip(f"{t.name}{key}\nloudness {lufs}, peak {t.loudness.peak_dbfs:.1f} dBFS\n"
@@ -500,4 +595,7 @@ class TransportBar(QWidget):
     def shutdown(self) -> None:
         """Stop the timer and close the audio stream (call when the main window closes)."""
         self._timer.stop()
+        self._load_after = None
+        self._load_pool.clear()
+        self._load_pool.waitForDone(30000)
         self.engine.close()
