@@ -323,3 +323,22 @@ def test_silent_and_tiny_files(tmp_path, capsys, samples):
         # One sample of 0.5 under the window centre: |S| = 0.5 * 2 / sum(w) = 0.5 / 512, i.e. -54.2 dBFS.
         expected = 20 * np.log10(0.5 * 2 / 512)
         assert stats["magnitude"]["max"] >= expected - 0.01
+
+
+def test_render_figure_api_checks_its_arguments(tmp_path):
+    from workbench.core.errors import WorkbenchError
+
+    x = np.zeros(4000, np.float32)
+    cfg = StftConfig(256, 64)
+    with pytest.raises(WorkbenchError, match="mono"):
+        render_figure(np.zeros((100, 2), np.float32), 8000, cfg, tmp_path / "a.png")
+    with pytest.raises(WorkbenchError, match="unknown phase view"):
+        render_figure(x, 8000, cfg, tmp_path / "a.png", phase_view="chirp")
+    with pytest.raises(WorkbenchError, match="unknown layout"):
+        render_figure(x, 8000, cfg, tmp_path / "a.png", layout="circle")
+    with pytest.raises(WorkbenchError, match=".png or .svg"):
+        render_figure(x, 8000, cfg, tmp_path / "a.jpg")
+    out = render_figure(x, 8000, cfg, tmp_path / "deep" / "a.svg", title="silence", width_px=500, height_px=400)
+    assert out == tmp_path / "deep" / "a.svg"
+    assert out.read_text().count("<image") == 8  # four panes and four colour bars
+    assert [p.name for p in out.parent.iterdir()] == ["a.svg"]  # no temporary file left behind

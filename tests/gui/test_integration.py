@@ -310,3 +310,25 @@ def test_gui_command_enhances_before_the_screenshot(tmp_path, shared_data):
                           "--enhance", "no-such-model", "--screenshot", str(tmp_path / "bad.png")], env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no-such-model" in bad.stderr
+
+
+def test_long_recordings_prepare_playback_off_the_gui_thread(qtbot, window, shared_data, monkeypatch):
+    """Above ASYNC_LOAD_SAMPLES the transport prepares playback on its worker: the window keeps running,
+    the versions arrive, and the shown version is the audible one."""
+    import threading
+
+    import workbench.gui.transport as transport_module
+    monkeypatch.setattr(transport_module, "ASYNC_LOAD_SAMPLES", 1000)
+    engine = window.transport.engine
+    threads = []
+    real_load = engine.load
+    monkeypatch.setattr(engine, "load", lambda *a, **k: (threads.append(threading.current_thread()),
+                                                         real_load(*a, **k))[1])
+    window.open_files([shared_data / "dns3" / "0016_noisy.wav"])
+    assert window.transport.is_loading()
+    qtbot.waitUntil(lambda: not window.transport.is_loading() and len(engine.tracks) == 1, timeout=10000)
+    assert "preparing" not in window.transport.position_label.text()
+    _, version = enhance(qtbot, window, "wiener")
+    qtbot.waitUntil(lambda: not window.transport.is_loading() and len(engine.tracks) == 2, timeout=10000)
+    assert engine.selected_version == 1 and window.transport.version_buttons[1].isChecked()
+    assert threads and all(t is not threading.main_thread() for t in threads)

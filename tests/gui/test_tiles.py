@@ -7,8 +7,8 @@ import pytest
 
 from workbench.core.audio_io import ArraySource
 from workbench.core.stft import StftConfig, stft
-from workbench.gui.tiles import (TILE_COLUMNS, TileCache, TileKey, compute_tile, frames_at, level_for,
-                                 tiles_in_range, waveform_envelope)
+from workbench.gui.tiles import (TILE_COLUMNS, TileCache, TileKey, compute_pair_tile, compute_tile, frames_at,
+                                 level_for, tiles_in_range, waveform_envelope)
 
 
 def run(gen):
@@ -99,3 +99,31 @@ def test_cache_is_bounded_and_lru(signal):
     cache.put(tiles[2])
     assert cache.get(tiles[1].key) is None and cache.get(tiles[0].key) is not None
     assert cache.nbytes <= cache.max_bytes and len(cache) == 2
+
+
+def test_pair_tile_holds_both_versions_and_shares_the_cache(signal):
+    """Difference-view tiles carry the partner's frames; each side is the plain tile of its source, taken
+    from (or added to) the cache, so switching views never analyses the same audio twice."""
+    x, sr = signal
+    enhanced = (0.5 * x).astype(np.float32)
+    orig_src, enh_src = ArraySource(x[:, None], sr), ArraySource(enhanced[:, None], sr)
+    cfg = StftConfig(512, 128)
+    total = cfg.frame_count(len(x))
+    cache = TileCache()
+    plain = run(compute_tile(enh_src, TileKey(2, 0, cfg, 1, 1, False), total))
+    cache.put(plain)
+    key = TileKey(2, 0, cfg, 1, 1, False, partner_id=1, partner_is_original=True)
+    tile = run(compute_pair_tile(enh_src, key, total, orig_src, 0, cache))
+    assert tile.key == key and tile.spec is plain.spec          # own side reused from the cache
+    full_o = stft(x, cfg)
+    np.testing.assert_allclose(tile.partner, full_o[tile.frames], rtol=1e-4, atol=1e-4)
+    partner_plain = cache.get(TileKey(1, 0, cfg, 1, 1, False))
+    assert partner_plain is not None and partner_plain.spec is tile.partner
+    # the difference pane of this pair: the enhanced side is the original at half amplitude, -6.02 dB
+    from workbench.gui.spectrogram import DisplaySettings, pane_arrays
+    diff = pane_arrays(tile.spec, None, cfg, sr, DisplaySettings(phase_view="mag_diff", db_range=(-200.0, 0.0)),
+                       tile.partner, True)["phase"]
+    np.testing.assert_allclose(diff, 20 * np.log10(0.5), atol=1e-3)
+    swapped = pane_arrays(tile.spec, None, cfg, sr, DisplaySettings(phase_view="mag_diff", db_range=(-200.0, 0.0)),
+                          tile.partner, False)["phase"]
+    np.testing.assert_allclose(swapped, -20 * np.log10(0.5), atol=1e-3)

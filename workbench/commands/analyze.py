@@ -74,7 +74,8 @@ def add_parser(sub) -> None:
     p.add_argument("--mask-below-db", metavar="DB", type=float, default=60.0,
                    help="grey out derived phase views this many dB under the peak (default 60)")
     p.add_argument("--layout", choices=LAYOUTS, default="grid", help="grid (2x2), row (side by side) or column")
-    p.add_argument("--size", metavar="WxH", default="1600x1000", help="figure size in pixels (default 1600x1000)")
+    p.add_argument("--size", metavar="WxH", default=None,
+                   help="figure size in pixels (default 1600x1000; 2400x700 for row, 1000x2000 for column)")
     p.add_argument("--max-frames", metavar="N", type=_positive_int, default=MAX_FRAMES,
                    help=f"draw at most this many frame columns; longer files are grouped (default {MAX_FRAMES})")
     p.add_argument("--title", default=None, help="figure title (default: the file name)")
@@ -122,7 +123,8 @@ def run(args) -> int:
         _check_output(args.png, path, "--png", (".png", ".svg"))
     if args.json is not None:
         _check_output(args.json, path, "--json", (".json",))
-    width, height = _parse_size(args.size)
+    default_size = {"row": "2400x700", "column": "1000x2000"}.get(args.layout, "1600x1000")
+    width, height = _parse_size(args.size or default_size)
     if not -300.0 <= args.floor_db < 0.0:
         raise WorkbenchError(f"{path}: --floor-db must be between -300 and 0 dBFS, got {args.floor_db:g}")
     if not 0.0 < args.compression <= 1.0:

@@ -167,6 +167,7 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
     def save_and_quit() -> None:
         out = Path(screenshot)
         out.parent.mkdir(parents=True, exist_ok=True)
+        window.model_panel.ensure_listed()  # normally filled shortly after start-up; show it in the picture
         if not window.grab().save(str(out)):
             print(f"error: {out}: could not write the screenshot", file=sys.stderr)
             status["code"] = 2

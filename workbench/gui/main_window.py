@@ -537,6 +537,7 @@ class MainWindow(QMainWindow):
             self.file_tree.addTopLevelItem(top)
             for v in rec.versions:
                 child = QTreeWidgetItem([v.name, v.kind])
+                child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
                 child.setData(0, Qt.ItemDataRole.UserRole, (rec, v))
                 top.addChild(child)
                 if rec is self.document.recording and v is self.document.version:
