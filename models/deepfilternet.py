@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from google.protobuf.message import DecodeError
+
+from workbench.core.onnx_weights import onnx_parameter_count
 from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 
-from .nsnet2 import count_onnx_parameters
 
 SAMPLE_RATE = 48000
 HOP = 480
@@ -159,7 +161,7 @@ def parameter_count() -> int | None:
         with tarfile.open(model) as tar:
             for member in tar.getmembers():
                 if member.name.endswith(".onnx"):
-                    total += count_onnx_parameters(tar.extractfile(member).read())
+                    total += onnx_parameter_count(tar.extractfile(member).read())
         return total
-    except (ModelError, OSError, tarfile.TarError, ValueError, IndexError):
+    except (ModelError, OSError, tarfile.TarError, ValueError, DecodeError):
         return None

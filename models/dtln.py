@@ -21,7 +21,7 @@ import numpy as np
 
 from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
-from .onnx_models import ModelCard, Signature, make_session, shipped_cards, signature_of, zero_state
+from .onnx_models import ModelCard, Signature, make_session, shipped_cards, signature_of, stored_weights, zero_state
 
 BLOCK = 512
 HOP = 128
@@ -41,6 +41,11 @@ def dtln_stage(sig: Signature) -> str | None:
         if sig.matches(table):
             return str(stage)
     return None
+
+
+def _sum_weights(paths: list[Path]) -> int | None:
+    counts = [stored_weights(p) for p in paths]
+    return None if None in counts else sum(counts)
 
 
 class _Stage:
@@ -105,7 +110,7 @@ class DtlnEnhancer(Enhancer):
         self.info = EnhancerInfo(
             id="dtln", name=card.name, description=card.description, sample_rate=SAMPLE_RATE, causal=True,
             latency_samples=BLOCK - HOP, family="magnitude-mask", processing="streaming", block_samples=HOP,
-            source=src, parameters=None,
+            source=src, parameters=_sum_weights(paths),
             extra={"format": "two ONNX stages", "framing": f"block {BLOCK}, hop {HOP}, rectangular analysis",
                    "stage 1": str(paths[0]), "stage 2": str(paths[1]), "card": str(card.path)})
 

@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from google.protobuf.message import DecodeError
+
+from workbench.core.onnx_weights import onnx_parameter_count
 from workbench.core.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
 from workbench.core.stft import StftConfig, stft_frames, window_array
@@ -55,83 +58,11 @@ def onnx_path(sample_rate: int) -> Path:
     return path
 
 
-def _varint(buf: memoryview, i: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        byte = buf[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, i
-        shift += 7
-
-
-def _protobuf_fields(buf: memoryview):
-    """Yield ``(field_number, wire_type, value)`` of one protobuf message (value: int or memoryview)."""
-    i, n = 0, len(buf)
-    while i < n:
-        key, i = _varint(buf, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
-        elif wire == 2:
-            length, i = _varint(buf, i)
-            value, i = buf[i:i + length], i + length
-        elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield field, wire, value
-
-
-def _tensor_size(tensor: memoryview) -> int:
-    size = 1
-    for field, wire, value in _protobuf_fields(tensor):
-        if field == 1:  # TensorProto.dims: repeated int64, packed or not
-            if wire == 0:
-                size *= value
-            else:
-                j = 0
-                while j < len(value):
-                    dim, j = _varint(value, j)
-                    size *= dim
-    return size
-
-
-def count_onnx_parameters(data: bytes) -> int:
-    """Number of stored weights in a serialised ONNX model (no ``onnx`` package needed).
-
-    Sums the element counts of the graph's initializers (``ModelProto.graph`` = field 7,
-    ``GraphProto.initializer`` = field 5) and of tensors held by ``Constant`` nodes (``GraphProto.node`` =
-    field 1, ``NodeProto.op_type`` = 4, ``NodeProto.attribute`` = 5, ``AttributeProto.t`` = 5), where
-    some exporters put the weights. Shape constants are counted too; they are a few dozen values.
-    """
-    total = 0
-    for field, _, graph in _protobuf_fields(memoryview(data)):
-        if field != 7:
-            continue
-        for gfield, _, item in _protobuf_fields(graph):
-            if gfield == 5:
-                total += _tensor_size(item)
-            elif gfield == 1:
-                op, sizes = None, []
-                for nfield, _, nval in _protobuf_fields(item):
-                    if nfield == 4:
-                        op = bytes(nval).decode(errors="replace")
-                    elif nfield == 5:
-                        sizes += [_tensor_size(av) for af, _, av in _protobuf_fields(nval) if af == 5]
-                if op == "Constant":
-                    total += sum(sizes)
-    return total
-
-
 @functools.lru_cache(maxsize=8)
 def _file_parameters(path: str, mtime: float) -> int | None:
     try:
-        return count_onnx_parameters(Path(path).read_bytes())
-    except (OSError, ValueError, IndexError):
+        return onnx_parameter_count(Path(path).read_bytes())
+    except (OSError, ValueError, DecodeError):
         return None
 
 

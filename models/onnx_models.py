@@ -36,9 +36,19 @@ import onnxruntime as ort
 
 from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
+from workbench.core.onnx_weights import onnx_parameter_count
 from workbench.core.stft import StftConfig, istft, stft, window_array
 
 DEFAULT_RATE = 16000
+
+
+def stored_weights(path: str | Path) -> int | None:
+    """Weights stored in an ONNX file (see :func:`workbench.core.onnx_weights.onnx_parameter_count`);
+    ``None`` when the file cannot be parsed that way (the session may still run it)."""
+    try:
+        return onnx_parameter_count(Path(path).read_bytes())
+    except Exception:  # noqa: BLE001 - a count is informative only; onnxruntime decides loadability
+        return None
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
@@ -384,6 +394,7 @@ class OnnxWaveformEnhancer(Enhancer):
                          "ONNX waveform-in/waveform-out model"),
             sample_rate=rate, causal=card.causal if card else None,
             latency_samples=0, family="time-domain", processing="offline", source=str(path),
+            parameters=stored_weights(path),
             extra={"format": "ONNX waveform graph", "signature": sig.describe(), "note": note})
         self._latency = card.latency_samples if card else 0
 
@@ -439,6 +450,7 @@ class OnnxBlockStreamEnhancer(Enhancer):
             sample_rate=rate, causal=card.causal if card else True,
             latency_samples=card.latency_samples if card else 0, family="time-domain",
             processing="streaming", block_samples=size, source=str(path),
+            parameters=stored_weights(path),
             extra={"format": "ONNX streaming waveform graph", "signature": sig.describe(),
                    "states": ", ".join(f"{i.name}->{o.name}" for i, o in pairs),
                    "note": "" if card else f"no model card: assuming {DEFAULT_RATE} Hz and no delay"})
@@ -535,7 +547,7 @@ class OnnxSpectralEnhancer(Enhancer):
             family=("complex-mask" if card.output == "mask" and card.output_type == "complex" else
                     "magnitude-mask" if card.output == "mask" else "complex-mapping"),
             processing="streaming" if card.streaming else "offline",
-            block_samples=self.cfg.hop, source=str(path),
+            block_samples=self.cfg.hop, source=str(path), parameters=stored_weights(path),
             extra={"format": "ONNX spectral graph", "card": str(card.path),
                    "stft": f"{card.n_fft}-point, hop {card.hop}, {card.window}",
                    "input": f"{card.input} {card.input_layout}",

@@ -1,17 +1,17 @@
 """Generic ONNX loading: the GTCRN streaming export against the authors' output, and small generated graphs.
 
-The generated graphs are written as ONNX protobuf messages by a minimal encoder below (the ``onnx``
-package is not a dependency; onnxruntime only needs the bytes). Each graph is one or two standard
-operators (Mul, Add, Identity), so the expected output is known exactly.
+The generated graphs are built with ``onnx.helper``; each is one or two standard operators (Mul, Add,
+Identity, Div), so the expected output is known exactly.
 """
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import helper
 import soundfile as sf
 
 from workbench.core.enhancer import enhance_array
@@ -22,51 +22,25 @@ from workbench_models.onnx_models import (ModelCard, OnnxBlockStreamEnhancer, On
 
 
 # ---------------------------------------------------------------------------------------------------------
-# A minimal ONNX writer (protobuf wire format: field number << 3 | wire type; 0 varint, 2 bytes)
+# Small graphs built with onnx.helper
 # ---------------------------------------------------------------------------------------------------------
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+def _node(op: str, inputs: list[str], outputs: list[str]) -> onnx.NodeProto:
+    return helper.make_node(op, inputs, outputs)
 
 
-def _int(field: int, value: int) -> bytes:
-    return _varint(field << 3) + _varint(value)
-
-
-def _bytes(field: int, value: bytes | str) -> bytes:
-    value = value.encode() if isinstance(value, str) else value
-    return _varint(field << 3 | 2) + _varint(len(value)) + value
-
-
-def _value_info(name: str, shape: list) -> bytes:
-    dims = b"".join(_bytes(1, _bytes(2, d) if isinstance(d, str) else _int(1, d)) for d in shape)
-    tensor_type = _int(1, 1) + _bytes(2, dims)            # elem_type FLOAT, shape
-    return _bytes(1, name) + _bytes(2, _bytes(1, tensor_type))
-
-
-def _node(op: str, inputs: list[str], outputs: list[str]) -> bytes:
-    return (b"".join(_bytes(1, i) for i in inputs) + b"".join(_bytes(2, o) for o in outputs)
-            + _bytes(4, op))
-
-
-def _scalar(name: str, value: float) -> bytes:
-    return _int(2, 1) + _bytes(8, name) + _bytes(9, struct.pack("<f", value))   # float scalar, raw data
-
-
-def write_onnx(path: Path, nodes: list[bytes], inputs: list[tuple[str, list]],
+def write_onnx(path: Path, nodes: list[onnx.NodeProto], inputs: list[tuple[str, list]],
                outputs: list[tuple[str, list]], constants: dict[str, float] | None = None) -> Path:
-    graph = b"".join(_bytes(1, n) for n in nodes) + _bytes(2, "g")
-    graph += b"".join(_bytes(5, _scalar(k, v)) for k, v in (constants or {}).items())
-    graph += b"".join(_bytes(11, _value_info(n, s)) for n, s in inputs)
-    graph += b"".join(_bytes(12, _value_info(n, s)) for n, s in outputs)
-    model = _int(1, 8) + _bytes(8, _bytes(1, "") + _int(2, 17)) + _bytes(7, graph)
-    path.write_bytes(model)
+    """Write a float32 graph; string dims are dynamic axes, ``constants`` become scalar initializers."""
+    def value_info(name, shape):
+        return helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape)
+
+    graph = helper.make_graph(
+        nodes, "g", [value_info(n, s) for n, s in inputs], [value_info(n, s) for n, s in outputs],
+        initializer=[helper.make_tensor(k, onnx.TensorProto.FLOAT, [], [v]) for k, v in (constants or {}).items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
     return path
 
 

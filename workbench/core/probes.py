@@ -39,6 +39,7 @@ import numpy as np
 
 from .enhancer import Enhancer, EnhancerInfo, Progress, enhance, run_to_end
 from .metrics import estimate_lag
+from .onnx_weights import onnx_parameter_count
 
 
 @dataclass
@@ -309,91 +310,6 @@ def _onnx_paths(obj, depth: int = 2) -> list[Path]:
         except Exception:  # a missing runtime is reported by the model itself, not by the size probe
             pass
     return paths
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
-
-
-def _fields(buf: bytes):
-    """Iterate ``(field_number, wire_type, value)`` of a protobuf message (value: int or bytes)."""
-    i, n = 0, len(buf)
-    while i < n:
-        key, i = _varint(buf, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = _varint(buf, i)
-        elif wt == 1:
-            v, i = buf[i:i + 8], i + 8
-        elif wt == 2:
-            ln, i = _varint(buf, i)
-            v, i = buf[i:i + ln], i + ln
-        elif wt == 5:
-            v, i = buf[i:i + 4], i + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wt}")
-        yield num, wt, v
-
-
-def _tensor_size(tensor: bytes) -> tuple[int, int | None]:
-    """``(element count, data_type)`` of a serialized ``TensorProto`` (dims = field 1, data_type = field 2)."""
-    dims: list[int] = []
-    dtype = None
-    for num, wt, v in _fields(tensor):
-        if num == 1 and wt == 0:
-            dims.append(v)
-        elif num == 1 and wt == 2:  # packed repeated int64
-            j = 0
-            while j < len(v):
-                d, j = _varint(v, j)
-                dims.append(d)
-        elif num == 2 and wt == 0:
-            dtype = v
-    return (int(np.prod(dims)) if dims else 1), dtype
-
-
-#: ONNX TensorProto data types that hold weights: FLOAT, FLOAT16, DOUBLE, BFLOAT16.
-_WEIGHT_DTYPES = {1, 10, 11, 16}
-
-
-def onnx_parameter_count(model_bytes: bytes) -> int:
-    """Weights of an ONNX model: initializer elements plus floating-point ``Constant`` tensors.
-
-    Exporters store weights either as graph initializers or, after constant folding, as ``Constant``
-    nodes (DeepFilterNet3's encoder and ERB decoder keep most weights that way), so both are counted;
-    constants with a single element (shapes, scalars) are not weights and are skipped. The ``onnx``
-    package is not a dependency, so the few protobuf fields needed are read directly:
-    ``ModelProto.graph`` = 7; ``GraphProto.node`` = 1, ``GraphProto.initializer`` = 5;
-    ``NodeProto.op_type`` = 4, ``NodeProto.attribute`` = 5; ``AttributeProto.t`` = 5 (a ``TensorProto``).
-    Subgraphs (If/Loop bodies) are not visited.
-    """
-    total = 0
-    for num, wt, graph in _fields(model_bytes):
-        if num != 7 or wt != 2:
-            continue
-        for gnum, gwt, item in _fields(graph):
-            if gnum == 5 and gwt == 2:
-                total += _tensor_size(item)[0]
-            elif gnum == 1 and gwt == 2:
-                op, tensors = None, []
-                for nnum, nwt, v in _fields(item):
-                    if nnum == 4 and nwt == 2:
-                        op = v
-                    elif nnum == 5 and nwt == 2:
-                        tensors += [av for an, aw, av in _fields(v) if an == 5 and aw == 2]
-                if op == b"Constant":
-                    for t in tensors:
-                        size, dtype = _tensor_size(t)
-                        if size > 1 and dtype in _WEIGHT_DTYPES:
-                            total += size
-    return total
 
 
 def count_parameters(enhancer: Enhancer) -> tuple[int | None, str]:
