@@ -28,13 +28,13 @@ STFT and its exact inverse has no output delay.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from workbench.core.threads import threads_from_env
 from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 
@@ -412,17 +412,8 @@ def count_macs_per_second(net: GTCRN, sample_rate: int = SAMPLE_RATE) -> float:
 # --------------------------------------------------------------------------------------------------------
 
 def _apply_torch_threads() -> None:
-    """Set torch's intra-op threads from ``WORKBENCH_THREADS`` or ``OMP_NUM_THREADS``; 1 when neither is set.
-
-    One thread is the default because these small models run faster on one (GTCRN offline on the
-    2-core test machine: RTF 0.016 with 1 thread, 0.032 with 2) and leave the other core to the GUI.
-    """
-    threads = 1
-    for var in ("WORKBENCH_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "")
-        if value.isdigit() and int(value) > 0:
-            threads = int(value)
-            break
+    """Set torch's intra-op threads by the project's convention (:func:`threads_from_env`, default 1)."""
+    threads = threads_from_env(1)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 

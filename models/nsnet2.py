@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from workbench.core.onnx_weights import onnx_parameter_count
+from workbench.core.threads import threads_from_env
 from workbench.core.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
 from workbench.core.stft import StftConfig, stft_frames, window_array
@@ -104,12 +104,8 @@ class NSNet2(Enhancer):
         self.cfg = VARIANTS[sample_rate][1]
         self.path = onnx_path(sample_rate)
         opts = ort.SessionOptions()
-        if threads is None:  # same convention as the other ONNX models of the project
-            for var in ("WORKBENCH_THREADS", "OMP_NUM_THREADS"):
-                value = os.environ.get(var, "")
-                if value.isdigit() and int(value) > 0:
-                    threads = int(value)
-                    break
+        if threads is None:  # same convention as the other models, but onnxruntime's default otherwise
+            threads = threads_from_env(None)
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1

@@ -25,7 +25,6 @@ Layouts are written with one letter per axis: ``B`` batch (size 1), ``T`` frames
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,6 +35,7 @@ import onnxruntime as ort
 
 from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
+from workbench.core.threads import threads_from_env
 from workbench.core.onnx_weights import onnx_parameter_count
 from workbench.core.stft import StftConfig, istft, stft, window_array
 
@@ -116,12 +116,7 @@ def make_session(path: str | Path, threads: int | None = None) -> ort.InferenceS
     (frame-by-frame graphs are tiny, more threads only add synchronisation cost).
     """
     if threads is None:
-        threads = 1
-        for var in ("WORKBENCH_THREADS", "OMP_NUM_THREADS"):
-            value = os.environ.get(var, "")
-            if value.isdigit() and int(value) > 0:
-                threads = int(value)
-                break
+        threads = threads_from_env(1)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from ..core.audio_io import FileSource, read_info, temp_file_beside
+from ..core.audio_io import FileSource, atomic_output, read_info
 from ..core.errors import WorkbenchError
 from ..core.figure import LAYOUTS, MAX_FRAMES, PHASE_VIEWS, compute_views_from_source, draw_views
 from ..core.stft import WINDOWS, StftConfig
@@ -100,19 +99,8 @@ def _check_output(out: Path, source: Path, flag: str, suffixes: tuple[str, ...])
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_file_beside(path)
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, indent=2, allow_nan=False)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise WorkbenchError(f"{path}: cannot write the JSON summary ({exc.strerror or exc})") from None
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def run(args) -> int:

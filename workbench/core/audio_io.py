@@ -597,13 +597,72 @@ def temp_file_beside(path: Path) -> Path:
     raise FileExistsError(f"no free temporary name beside {path}")
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name the same file (hard links and symlinks included)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def ensure_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and parents), turning OS errors into a message that names it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise WorkbenchError(f"{folder}: is a file, not a folder; choose another output folder") from None
+    except OSError as exc:
+        raise WorkbenchError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from None
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
+                  protect: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
+    """Context manager for every file the workbench writes: yields a temporary path beside ``path``.
+
+    The body writes the complete file to the temporary path. On success it is flushed to disk and
+    renamed over ``path`` in one step, so the final name only ever holds a complete file; on any
+    failure (an exception, a full disk) the temporary file is removed and ``path`` is left as it was.
+
+    Raises:
+        WorkbenchError: ``path`` is one of ``protect`` (a source recording), exists while
+            ``overwrite`` is false, its folder cannot be made, or the write failed.
+    """
+    path = Path(path)
+    for p in protect:
+        if same_file(path, p):
+            raise WorkbenchError(f"{path}: refusing to write over the source recording")
+    if path.exists() and not overwrite:
+        raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
+    ensure_folder(path.parent)
+    try:
+        tmp = temp_file_beside(path)
+    except OSError as exc:
+        raise WorkbenchError(f"{path}: could not be written ({exc.strerror or exc})") from None
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, (sf.LibsndfileError, OSError, ValueError, TypeError)):
+            raise WorkbenchError(f"{path}: could not be written ({exc})") from None
+        raise
+
+
 def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
                        subtype: str = "PCM_16", format: str | None = None, overwrite: bool = False,
                        protect: tuple[str | os.PathLike, ...] = ()) -> Path:
-    """Write audio so that the final name only ever holds a complete file.
-
-    The samples go to a temporary file in the target folder, are flushed to disk, and the temporary
-    file is renamed over ``path`` in one step. Any failure removes the temporary file.
+    """Write audio so that the final name only ever holds a complete file (see :func:`atomic_output`).
 
     Args:
         audio: ``(frames,)`` or ``(frames, channels)`` float samples.
@@ -613,33 +672,15 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
         protect: files that must never be written (the source recordings).
     """
     path = Path(path)
-    for p in protect:
-        if Path(p).exists() and path.exists() and path.resolve() == Path(p).resolve():
-            raise WorkbenchError(f"{path}: refusing to write over the source recording")
-    if path.exists() and not overwrite:
-        raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
     if format is None:
         format = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}.get(
             path.suffix.lower(), "WAV")
     audio = np.asarray(audio)
     if not np.all(np.isfinite(audio)):
         raise WorkbenchError(f"{path}: refusing to write audio that holds NaN or Inf samples")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name = str(temp_file_beside(path))
-    try:
-        with sf.SoundFile(tmp_name, "w", samplerate=int(sample_rate),
+    with atomic_output(path, overwrite=overwrite, protect=protect) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate),
                           channels=1 if audio.ndim == 1 else audio.shape[1],
                           subtype=subtype, format=format) as out:
             out.write(audio)
-        with open(tmp_name, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        if isinstance(exc, (sf.LibsndfileError, OSError, ValueError, TypeError)):
-            raise WorkbenchError(f"{path}: could not be written ({exc})") from None
-        raise
     return path

@@ -16,9 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import WRITE_SUBTYPES, open_source, resample, write_audio_atomic
+from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, same_file, write_audio_atomic
 from .enhancer import Enhancer, Progress, enhance
 from .errors import Cancelled, WorkbenchError
 from .recording import Recording, Version, file_sha256
@@ -132,7 +130,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     protect = [recording.path] + [getattr(v.source, "path", None) for v in recording.versions]
     protect = tuple(p for p in protect if p is not None)
     for p in protect:
-        if _same_file(target, p):
+        if same_file(target, p):
             raise WorkbenchError(f"{target}: refusing to write over the source recording")
     audio = version.source.read_all()
     sr_in = version.source.sample_rate
@@ -144,50 +142,10 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
         clipped = int(over.sum())
         if clipped:
             audio = np.clip(audio, -1.0, 1.0)
-    _ensure_folder(target.parent)
+    ensure_folder(target.parent)
     written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
                                  protect=protect)
-    _usual_permissions(written)
     return ExportedFile(written, version.name, sr_out, sub, clipped)
-
-
-def _umask() -> int:
-    # os.umask can only be read by setting it; done once, at import, before any worker threads exist.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def _usual_permissions(path: Path) -> None:
-    """Give a file written through ``tempfile.mkstemp`` (mode 0600) the permissions a plain ``open``
-    would have given it (0666 minus the umask), so exports are readable like any other file."""
-    try:
-        os.chmod(path, 0o666 & ~_UMASK)
-    except OSError:
-        pass  # e.g. a file system without POSIX modes; the file itself is complete
-
-
-def _ensure_folder(folder: Path) -> None:
-    """Create the export folder, turning OS errors into a message that names it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise WorkbenchError(f"{folder}: is a file, not a folder; choose another export folder") from None
-    except OSError as exc:
-        raise WorkbenchError(f"{folder}: cannot create the export folder ({exc.strerror or exc})") from None
-
-
-def _same_file(a: Path, b: str | Path) -> bool:
-    b = Path(b)
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
 
 
 def export_versions(recording: Recording, versions: Sequence[Version], out_dir: str | Path, *,
@@ -299,30 +257,10 @@ def comparison_csv(record: dict) -> str:
 
 def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = False,
                       protect: Sequence[str | Path] = ()) -> Path:
-    """Write text via a temporary file in the same folder and one rename (same guarantees as audio)."""
+    """Write UTF-8 text through :func:`~workbench.core.audio_io.atomic_output` (same guarantees as audio)."""
     path = Path(path)
-    for p in protect:
-        if _same_file(path, p):
-            raise WorkbenchError(f"{path}: refusing to write over the source recording")
-    if path.exists() and not overwrite:
-        raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
-    _ensure_folder(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise WorkbenchError(f"{path}: could not be written ({exc})") from None
-        raise
-    _usual_permissions(path)
+    with atomic_output(path, overwrite=overwrite, protect=tuple(protect)) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
     return path
 
 
@@ -331,7 +269,7 @@ def export_comparison(recording: Recording, path: str | Path, versions: Sequence
                       exported: Iterable[ExportedFile] = (), overwrite: bool = False) -> Path:
     """Write the comparison as JSON (``.json``) or CSV (``.csv``), chosen by the suffix."""
     path = Path(path)
-    if _same_file(path, recording.path):
+    if same_file(path, recording.path):
         raise WorkbenchError(f"{path}: refusing to write over the source recording")
     record = comparison_record(recording, versions, metrics=metrics, stft=stft, exported=exported)
     suffix = path.suffix.lower()
@@ -357,18 +295,17 @@ def export_figure(recording: Recording, version: Version, path: str | Path, cfg,
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise WorkbenchError(f"{path}: figures are written as .png or .svg")
-    if _same_file(path, recording.path):
+    if same_file(path, recording.path):
         raise WorkbenchError(f"{path}: refusing to write over the source recording")
     if path.exists() and not overwrite:
         raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
-    _ensure_folder(path.parent)
+    ensure_folder(path.parent)
     audio = version.source.read_all()
     c = channel if channel < audio.shape[1] else 0
     title = kwargs.pop("title", f"{recording.name} — {version.name}")
     # render_figure itself writes through a temporary file and one rename.
     out = render_figure(np.ascontiguousarray(audio[:, c]), version.sample_rate, cfg, path, title=title,
                         width_px=width_px, height_px=height_px, **kwargs)
-    _usual_permissions(Path(out))
     return Path(out)
 
 

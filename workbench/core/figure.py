@@ -15,7 +15,6 @@ frames are grouped into ``g = ceil(frames / max_frames)`` consecutive frames per
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,7 +25,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-from .audio_io import ArraySource, AudioSource, temp_file_beside
+from .audio_io import ArraySource, AudioSource, atomic_output
 from .errors import NonFiniteAudioError, WorkbenchError
 from .stft import (StftConfig, full_scale_gain, group_delay, instantaneous_frequency_deviation, power_law,
                    stft_frames)
@@ -364,26 +363,12 @@ def _cmap_with_bad(name: str):
 
 
 def _save_atomic(fig: Figure, canvas, path: Path) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_file_beside(path)
-    except OSError as exc:
-        raise WorkbenchError(f"{path}: cannot write the figure ({exc.strerror or exc})") from None
-    try:
+    with atomic_output(path, overwrite=True) as tmp:
         with open(tmp, "wb") as fh:
             if path.suffix.lower() == ".png":
                 canvas.print_png(fh)
             else:
                 canvas.print_svg(fh)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise WorkbenchError(f"{path}: cannot write the figure ({exc.strerror or exc})") from None
-        raise
     return path
 
 
