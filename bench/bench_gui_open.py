@@ -14,12 +14,13 @@ With ``--model-stall MODEL`` (repeatable) it instead measures how responsive the
 model runs (issue 4): a 10-minute 48 kHz file is opened, MODEL is started from the model panel, and a
 5 ms QTimer records the gaps between its ticks; the longest gap minus 5 ms is the longest event-loop
 stall. It is reported for the run itself and for the moment the result arrives (the version is added,
-the transport prepares it for playback, the panes repaint).
+the transport prepares it for playback, the panes repaint). ``--stall-trace`` also prints, for every gap
+over 50 ms, the stacks of the GUI thread and the workers sampled during it (see :class:`StallTracer`).
 
 Usage::
 
     .venv/bin/python bench/bench_gui_open.py [--pans 30] [--keep DIR]
-    .venv/bin/python bench/bench_gui_open.py --model-stall deepfilternet3 [--stall-minutes 10]
+    .venv/bin/python bench/bench_gui_open.py --model-stall deepfilternet3 [--stall-minutes 10] [--stall-trace]
 
 The test files are written in blocks (PCM_16, noise-like speech stand-in: band-limited noise bursts
 with a few tones) to a temporary folder and removed afterwards unless ``--keep`` is given.
@@ -94,8 +95,104 @@ def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0
     }
 
 
-def measure_model_stall(path: Path, model: str, config: Path) -> dict:
-    """Run ``model`` on ``path`` in the main window (in this process, offscreen); event-loop gaps in ms."""
+class StallTracer:
+    """Samples every thread's Python stack while the GUI thread is late (``--stall-trace``).
+
+    A watchdog thread wakes every 2 ms; while the 5 ms timer's last tick is more than ``start_ms`` old it
+    records every thread's stack (``faulthandler.dump_traceback``). A gap with samples all along is Python work on the GUI thread (its
+    stack says which); a gap in which the watchdog itself got no samples was a GIL-holding C call or a
+    machine without a free core (the other threads' stacks right after it say whose).
+    """
+
+    def __init__(self, start_ms: float = 25.0):
+        import threading
+
+        self.start_s = start_ms / 1000
+        self.last = time.perf_counter()
+        self.episodes: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="stall-tracer")
+
+    def tick(self, now: float) -> None:
+        self.last = now
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _stacks(scratch) -> dict[int, list[str]]:
+        """Every thread's stack (innermost first) by thread id, via faulthandler.
+
+        faulthandler walks the frames in C without taking references. Holding frame objects from
+        ``sys._current_frames()`` instead can make this thread the last owner of a finished frame, whose
+        locals (Qt objects) would then be destroyed here: that deadlocked against the GUI thread.
+        """
+        import faulthandler
+
+        scratch.seek(0)
+        scratch.truncate()
+        faulthandler.dump_traceback(scratch, all_threads=True)
+        scratch.flush()
+        scratch.seek(0)
+        stacks: dict[int, list[str]] = {}
+        current: list[str] | None = None
+        for line in scratch.read().decode("utf-8", "replace").splitlines():
+            if line.startswith(("Thread 0x", "Current thread 0x")):
+                current = stacks.setdefault(int(line.split("0x")[1].split()[0], 16), [])
+            elif current is not None and line.strip().startswith("File "):
+                # '  File "/path/x.py", line 12 in func'
+                path, _, rest = line.strip()[6:].partition('", line ')
+                lineno, _, func = rest.partition(" in ")
+                current.append(f"{func} ({Path(path).name}:{lineno})")
+        return stacks
+
+    def _watch(self) -> None:
+        import tempfile
+        import threading
+
+        main_id = threading.main_thread().ident
+        current = None
+        scratch = tempfile.TemporaryFile()
+        while not self._stop.is_set():
+            time.sleep(0.002)
+            last = self.last
+            if time.perf_counter() - last < self.start_s:
+                if current is not None:
+                    current["gap_ms"] = (last - current["since"]) * 1000
+                    current = None
+                continue
+            if current is None or current["since"] != last:
+                current = {"since": last, "samples": [], "gap_ms": None}
+                self.episodes.append(current)
+            names = {t.ident: t.name for t in threading.enumerate()}
+            at_ms = (time.perf_counter() - last) * 1000
+            for tid, stack in self._stacks(scratch).items():
+                if tid != threading.get_ident() and stack:
+                    who = "GUI" if tid == main_id else names.get(tid, str(tid))
+                    current["samples"].append((at_ms, who, " <- ".join(stack[:8 if who == "GUI" else 5])))
+        scratch.close()
+
+    def report(self, over_ms: float = 50.0) -> str:
+        lines = []
+        for ep in self.episodes:
+            if ep["gap_ms"] is None or ep["gap_ms"] < over_ms:
+                continue
+            lines.append(f"  gap {ep['gap_ms']:.0f} ms:")
+            seen = set()
+            for at_ms, who, stack in ep["samples"]:
+                if (who, stack) not in seen:
+                    seen.add((who, stack))
+                    lines.append(f"    +{at_ms:.0f} ms {who}: {stack}")
+        return "\n".join(lines)
+
+
+def measure_model_stall(path: Path, model: str, config: Path, trace: bool = False) -> dict:
+    """Run ``model`` on ``path`` in the main window (in this process, offscreen); event-loop gaps in ms.
+    With ``trace``, a :class:`StallTracer` report of the gaps over 50 ms is returned under ``"trace"``."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from workbench.gui.app import make_application
 
@@ -120,10 +217,14 @@ def measure_model_stall(path: Path, model: str, config: Path) -> dict:
     gaps: dict[str, list[float]] = {"run": [], "result": []}
     phase = {"name": "run", "last": time.perf_counter()}
 
+    tracer = StallTracer() if trace else None
+
     def tick() -> None:
         now = time.perf_counter()
         gaps[phase["name"]].append((now - phase["last"]) * 1000)
         phase["last"] = now
+        if tracer is not None:
+            tracer.tick(now)
 
     timer = QTimer()
     timer.setInterval(interval_ms)
@@ -146,18 +247,24 @@ def measure_model_stall(path: Path, model: str, config: Path) -> dict:
     t0 = time.perf_counter()
     timer.start()
     phase["last"] = time.perf_counter()
+    if tracer is not None:
+        tracer.tick(phase["last"])
+        tracer.start()
     if not panel.start():
         raise SystemExit(f"{model}: could not start ({panel.last_error})")
     done.exec()
     total = time.perf_counter() - t0
     timer.stop()
+    if tracer is not None:
+        tracer.stop()
     if phase.get("outcome") != "done":
         raise SystemExit(f"{model}: run {phase.get('outcome')}: {panel.last_error or errors}")
     w.close()
     run, result = np.array(gaps["run"]), np.array(gaps["result"])
     return {"model": model, "run_s": panel.last_elapsed_s, "total_s": total,
             "run_max_stall_ms": float(run.max() - interval_ms), "run_p99_gap_ms": float(np.percentile(run, 99)),
-            "result_max_stall_ms": float(result.max() - interval_ms) if result.size else float("nan")}
+            "result_max_stall_ms": float(result.max() - interval_ms) if result.size else float("nan"),
+            "trace": tracer.report() if tracer is not None else ""}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-stall", action="append", default=[], metavar="MODEL",
                         help="measure event-loop stalls while MODEL enhances a long file (repeatable)")
     parser.add_argument("--stall-minutes", type=int, default=10, help="file length for --model-stall")
+    parser.add_argument("--stall-trace", action="store_true",
+                        help="with --model-stall: print the threads' stacks during every gap over 50 ms")
     args = parser.parse_args(argv)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="wb_bench_"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -178,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             write_test_file(path, seconds)
         try:
-            results = [measure_model_stall(path, m, folder) for m in args.model_stall]
+            results = [measure_model_stall(path, m, folder, trace=args.stall_trace) for m in args.model_stall]
         finally:
             if args.keep is None:
                 path.unlink()
@@ -191,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             print(f"{r['model']} | {r['run_s']:.1f} | {r['run_max_stall_ms']:.0f} | {r['run_p99_gap_ms']:.1f} | "
                   f"{r['result_max_stall_ms']:.0f}")
+        for r in results:
+            if r["trace"]:
+                print(f"\n{r['model']}: stacks during gaps over 50 ms\n{r['trace']}")
         return 0
     rows = []
     try:

@@ -82,3 +82,31 @@ def test_silence_and_too_short_give_a_reason_and_no_match_gain():
 def test_nan_is_refused():
     with pytest.raises(ValueError, match="NaN"):
         measure(np.array([0.0, np.nan] * 10000), 16000)
+
+
+@pytest.mark.parametrize("block_frames", [1 << 20, 10007, 4000])
+def test_piecewise_measure_equals_pyloudnorm_on_the_whole_signal(speech, block_frames):
+    """measure() processes the signal in pieces (bounded memory, short calls); its integrated loudness
+    must equal pyloudnorm's whole-signal result, whatever the piece size (seams inside gating blocks)."""
+    import pyloudnorm
+
+    x, sr = speech
+    rng = np.random.default_rng(7)
+    quiet_gap = x.copy()
+    quiet_gap[len(x) // 3: 2 * len(x) // 3] *= 1e-3  # long quiet stretch: both gates matter
+    stereo = np.stack([x, 0.3 * np.roll(x, 999) + 0.01 * rng.standard_normal(len(x))], axis=1)
+    five = 0.05 * rng.standard_normal((16000 * 5, 5))  # 4th/5th channels weighted 1.41 as in pyloudnorm
+    for signal, rate in ((x, sr), (quiet_gap, sr), (stereo, sr), (five, 16000)):
+        ours = measure(signal, rate, block_frames=block_frames).lufs
+        ref = pyloudnorm.Meter(rate).integrated_loudness(np.asarray(signal, np.float64))
+        assert ours == pytest.approx(ref, abs=0.05)
+        assert ours == pytest.approx(ref, abs=1e-6)  # in fact equal to rounding
+
+
+def test_piecewise_measure_finds_peak_and_nan_in_any_piece():
+    x = np.full(48000, 0.01, np.float32)
+    x[40000] = -0.75
+    assert measure(x, 48000, block_frames=4096).peak == pytest.approx(0.75)
+    x[45000] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        measure(x, 48000, block_frames=4096)

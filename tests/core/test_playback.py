@@ -352,3 +352,26 @@ def test_real_portaudio_stream_on_alsa_null_device(tmp_path):
     assert result["available"] and result["ok"], result
     assert result["calls"] >= 20 and result["position"] > 0 and result["errors"] == 0, result
     assert time.perf_counter() - t0 < 30
+
+
+def test_nonfinite_samples_are_zeroed_piece_by_piece_without_touching_the_source():
+    from workbench.core.playback import _PIECE, _zero_nonfinite
+
+    x = np.linspace(-0.5, 0.5, 2 * _PIECE + 5, dtype=np.float32)
+    clean, count = _zero_nonfinite(x)
+    assert count == 0 and clean is x  # nothing to fix: no copy
+    bad_at = [3, _PIECE - 1, _PIECE, 2 * _PIECE + 4]  # in every piece, on both sides of a seam
+    y = x.copy()
+    y[bad_at[0]] = np.nan
+    y[bad_at[1]] = np.inf
+    y[bad_at[2]] = -np.inf
+    y[bad_at[3]] = np.nan
+    kept = y.copy()
+    clean, count = _zero_nonfinite(y)
+    assert count == 4
+    assert np.isfinite(clean).all() and (clean[bad_at] == 0).all()
+    mask = np.ones(len(y), bool)
+    mask[bad_at] = False
+    np.testing.assert_array_equal(clean[mask], x[mask])
+    np.testing.assert_array_equal(y[mask], kept[mask])  # the version's own samples are not modified
+    assert np.isnan(y[bad_at[0]])

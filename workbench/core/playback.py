@@ -141,6 +141,26 @@ class _Program:
         self.plain_gains = [float(t.plain.gain) for t in tracks]
 
 
+#: Samples per numpy call when preparing buffers (about 22 s at 48 kHz).
+_PIECE = 1 << 20
+
+
+def _zero_nonfinite(audio: np.ndarray) -> tuple[np.ndarray, int]:
+    """``audio`` (1-D) with NaN/Inf samples set to 0 (a copy only when there are any), and their count.
+    Scanned in pieces of :data:`_PIECE` samples, so no whole-file mask is built."""
+    clean, count = audio, 0
+    for a in range(0, audio.shape[0], _PIECE):
+        piece = audio[a:a + _PIECE]
+        bad = ~np.isfinite(piece)
+        k = int(np.count_nonzero(bad))
+        if k:
+            if clean is audio:
+                clean = audio.copy()
+            clean[a:a + _PIECE][bad] = 0.0
+            count += k
+    return clean, count
+
+
 def _version_audio(version, channel: int) -> tuple[np.ndarray, int]:
     source: AudioSource = version.source if hasattr(version, "source") else version
     c = channel if channel < source.channels else 0
@@ -271,14 +291,13 @@ class PlaybackEngine:
         buffers, measures, silenced = [], [], []
         for v in vers:
             audio, sr = _version_audio(v, channel)
-            bad = ~np.isfinite(audio)
-            silenced.append(int(bad.sum()))
-            if silenced[-1]:
-                audio = np.where(bad, np.float32(0.0), audio)
+            audio, bad = _zero_nonfinite(audio)
+            silenced.append(bad)
             y = resample(audio, sr, self.rate)
             buf = np.zeros(n_out, np.float32)
             m = min(n_out, y.shape[0])
-            buf[:m] = y[:m]
+            for a in range(0, m, _PIECE):  # piecewise: short calls, no second whole-file temporary
+                buf[a:min(a + _PIECE, m)] = y[a:min(a + _PIECE, m)]
             buffers.append(buf)
             measures.append(measure(buf, self.rate))
         kinds = [getattr(v, "kind", "enhanced") for v in vers]

@@ -23,6 +23,8 @@ from pathlib import Path
 APP_NAME = "Workbench"
 ORG_NAME = "SpeechEnhancementWorkbench"
 ORG_DOMAIN = "workbench.invalid"
+#: Interpreter thread switch interval while the GUI runs (seconds; CPython's default is 0.005).
+GUI_SWITCH_INTERVAL_S = 0.001
 
 
 def configure_pyqtgraph() -> None:
@@ -58,6 +60,11 @@ def make_application(argv: list[str] | None = None):
     app.setOrganizationName(ORG_NAME)
     app.setOrganizationDomain(ORG_DOMAIN)
     configure_pyqtgraph()
+    # The GUI thread re-takes the GIL many times per repaint (PySide releases it around Qt calls); each
+    # time a busy worker (model, tiles, playback preparation) is running Python it waits up to the
+    # switch interval. 1 ms instead of CPython's 5 ms shortened the longest event-loop stalls while a
+    # model runs (10-minute file, 2 cores: 11-16 ms -> about 7 ms) at no measurable cost to the run.
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
     return app
 
 

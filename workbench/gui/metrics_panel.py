@@ -25,6 +25,7 @@ from ..core.errors import Cancelled, WorkbenchError
 from ..core.evaluation import Scores, score_versions
 from ..core.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
 from ..core.recording import Recording, Version
+from .workers import lower_current_thread_priority
 
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 
@@ -67,6 +68,7 @@ class MetricsWorker(QRunnable):
         return self._stop.is_set()
 
     def run(self) -> None:
+        lower_current_thread_priority()
         gen = score_versions(self._versions, self._reference, self._reference_rate, dnsmos=self._dnsmos)
         try:
             while True:

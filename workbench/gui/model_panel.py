@@ -36,6 +36,7 @@ from ..core.errors import WorkbenchError
 from ..core.probes import ProbeReport, format_report, probe
 from ..core.recording import Recording, Version
 from ..core.registry import list_enhancers, load_enhancer
+from .workers import lower_current_thread_priority
 
 COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
 MODEL_FILE_FILTER = "Models (*.onnx *.pt *.pth *.tar *.ckpt *.jit *.zip *.bin);;All files (*)"
@@ -55,7 +56,7 @@ def format_parameters(n: int | None) -> str:
 
 def info_cells(info: EnhancerInfo) -> tuple[str, ...]:
     causal = "?" if info.causal is None else ("yes" if info.causal else "no")
-    return (info.name, f"{info.sample_rate / 1000:g} kHz", causal,
+    return (info.name, ("any" if info.any_rate else f"{info.sample_rate / 1000:g} kHz"), causal,
             f"{info.latency_ms:.1f} ms", format_parameters(info.parameters), info.processing, info.source)
 
 
@@ -90,6 +91,8 @@ class EngineJob(QThread):
         self._cancel = True
 
     def run(self) -> None:  # runs on the worker thread
+        # Background priority: the model must not take the GUI thread's core (see workbench.gui.workers).
+        lower_current_thread_priority()
         label = str(self.spec)
         try:
             if self.enhancer is None:
@@ -122,6 +125,25 @@ class EngineJob(QThread):
             self.failed.emit(f"{label}: {exc}")
         except Exception as exc:  # never let a model take the window down
             self.failed.emit(f"{label}: unexpected {type(exc).__name__}: {exc}")
+
+
+class _ListJob(QThread):
+    """Lists the available models (:func:`list_enhancers`) off the GUI thread.
+
+    Signals:
+        listed(object): the list of EnhancerInfo, or the exception listing raised.
+    """
+
+    listed = Signal(object)
+
+    def run(self) -> None:  # worker thread
+        lower_current_thread_priority()
+        try:
+            infos = list_enhancers()
+        except Exception as exc:  # reported on the GUI thread; a broken plugin must not take the panel down
+            self.listed.emit(exc)
+            return
+        self.listed.emit(infos)
 
 
 class ProbeJob(QThread):
@@ -236,6 +258,7 @@ class ModelPanel(QWidget):
         self.last_elapsed_s: float | None = None
         self.probe_reports: dict[str, ProbeReport] = {}   # spec -> last report
         self._listed = False
+        self._list_job: _ListJob | None = None
         self._build()
         if list_now:
             self.refresh()
@@ -313,10 +336,37 @@ class ModelPanel(QWidget):
     # -- model list ----------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Rebuild the table: built-ins and plugins, then models loaded from files (keeps the selection)."""
+        self._fill(list_enhancers())
+
+    def list_in_background(self) -> None:
+        """Fill the table from a worker thread (listing reads model metadata: DeepFilterNet3's archive,
+        NSNet2's ONNX graph, plugin entry points; about 0.5 s that would otherwise freeze the window).
+        Does nothing once listed; a synchronous :meth:`ensure_listed` meanwhile simply wins."""
+        if self._listed or self._list_job is not None:
+            return
+        job = _ListJob(self)
+        job.listed.connect(self._on_listed)
+        self._list_job = job
+        job.start()
+
+    @Slot(object)
+    def _on_listed(self, infos) -> None:
+        job, self._list_job = self._list_job, None
+        if job is not None:
+            job.wait()
+            job.deleteLater()
+        if self._listed:
+            return  # listed synchronously in the meantime
+        if isinstance(infos, Exception):
+            self._error(f"Could not list the models: {infos}")
+            return
+        self._fill(infos)
+
+    def _fill(self, infos: list[EnhancerInfo]) -> None:
         keep = self.selected_spec() if self._listed else None
         self._listed = True
         self._specs, self._infos = [], []
-        for info in list_enhancers():
+        for info in infos:
             self._specs.append(info.id)
             self._infos.append(info)
         for spec, enh in self._loaded.items():
@@ -563,6 +613,8 @@ class ModelPanel(QWidget):
         if self._job is not None:
             self._job.cancel()
             self._job.wait(timeout_ms)
+        if self._list_job is not None:
+            self._list_job.wait(timeout_ms)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.shutdown()

@@ -27,6 +27,7 @@ from ..core.stft import (StftConfig, full_scale_gain, group_delay, imag_part, in
 from .axes import FreqScale, FrequencyAxis, TimeAxis
 from .tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
                     tiles_in_range, waveform_envelope)
+from .workers import lower_current_thread_priority
 
 PANES = ("magnitude", "phase", "real", "imag")
 PHASE_VIEWS = {"phase": "Phase", "inst_freq": "Inst. frequency deviation", "group_delay": "Group delay",
@@ -150,6 +151,7 @@ class _TileJob(QRunnable):
     def run(self) -> None:
         if self.cancelled.is_set():
             return
+        lower_current_thread_priority()
         try:
             if self.key.partner_id and self.partner is not None:
                 gen = compute_pair_tile(self.source, self.key, self.total_frames, self.partner[0], self.partner[1],
@@ -181,6 +183,7 @@ class _EnvelopeJob(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        lower_current_thread_priority()
         last = 0.0
         try:
             for filled, mins, maxs in waveform_envelope(self.source, self.channel, self.buckets,

@@ -17,12 +17,13 @@ from PySide6.QtWidgets import (
 from ..core.errors import WorkbenchError
 from ..core.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
 from .playback_widgets import BlindABDialog
+from .workers import lower_current_thread_priority
 
 #: Version button letters; versions beyond 26 are numbered.
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 POLL_MS = 33
 #: Above this many samples (all versions together) the engine prepares playback (resampling, BS.1770
-#: loudness of every version: about 1 s per 10 minutes of 48 kHz audio) on a worker thread, so the window
+#: loudness of every version: about 0.5 s per 10 minutes of 48 kHz audio) on a worker thread, so the window
 #: never freezes when a model result arrives; short clips are prepared at once.
 ASYNC_LOAD_SAMPLES = 60 * 48000
 
@@ -42,6 +43,7 @@ class _LoadJob(QRunnable):
         self.serial, self.signals = serial, signals
 
     def run(self) -> None:
+        lower_current_thread_priority()
         try:
             self.engine.load(self.recording, channel=self.channel)
         except Exception as exc:  # reported on the GUI thread
