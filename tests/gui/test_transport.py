@@ -202,3 +202,21 @@ def test_follows_the_document_model(qtbot, recording):
         bar.seek(2.0)
     assert sig.args == [2.0] and doc.playhead_s == 2.0
     bar.shutdown()
+
+
+def test_long_recordings_are_prepared_on_first_play(qtbot, recording, monkeypatch):
+    # Shrink the threshold so the 5 s test clip (3 versions) counts as "long".
+    import workbench.gui.transport as transport
+
+    monkeypatch.setattr(transport, "DEFER_LOAD_SAMPLES", recording.source.frames)
+    bar = TransportBar(engine=FakeDeviceEngine())
+    qtbot.addWidget(bar)
+    bar.set_recording(recording)
+    assert bar.is_deferred() and not bar.engine.tracks           # opening holds no playback buffers
+    assert bar.play_button.isEnabled()
+    with qtbot.waitSignal(bar.playingChanged, timeout=10000) as blocker:
+        bar.play()
+    assert blocker.args == [True]
+    assert not bar.is_deferred() and len(bar.engine.tracks) == len(recording.versions)
+    assert _pull(bar.engine).any()                                 # it really plays the recording
+    bar.shutdown()

@@ -26,6 +26,9 @@ POLL_MS = 33
 #: loudness of every version: about 0.5 s per 10 minutes of 48 kHz audio) on a worker thread, so the window
 #: never freezes when a model result arrives; short clips are prepared at once.
 ASYNC_LOAD_SAMPLES = 60 * 48000
+#: Above this many samples (all versions together) playback is prepared only when it is first asked for
+#: (Play), so opening an hour-long recording to look at it never holds its samples in memory.
+DEFER_LOAD_SAMPLES = 20 * 60 * 48000
 
 
 class _LoadSignals(QObject):
@@ -91,6 +94,8 @@ class TransportBar(QWidget):
         self._load_pool.setMaxThreadCount(1)   # loads run in order; only the newest one's result is used
         self._load_serial = 0
         self._load_after = None
+        self._deferred_load = None   # (recording, after) of a long recording not prepared yet
+        self._prepared_recording = None
         self._load_signals = _LoadSignals()
         self._load_signals.done.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
         self._build()
@@ -258,6 +263,18 @@ class TransportBar(QWidget):
         short recordings, on the worker thread for long ones (or while another load is running)."""
         self._load_serial += 1
         samples = recording.source.frames * len(recording.versions)
+        self._deferred_load = None
+        if samples > DEFER_LOAD_SAMPLES and self._prepared_recording is not recording:
+            # Drop what the engine holds (another recording's versions) so nothing stale plays.
+            self._load_after = None
+            self._load_pool.waitForDone()
+            self.engine.unload()
+            self._rebuild_buttons()
+            self._deferred_load = (recording, after)
+            self.position_label.setText("long recording: playback is prepared when you press Play")
+            self._update_controls()
+            return
+        self._prepared_recording = recording
         if samples <= ASYNC_LOAD_SAMPLES and self._load_after is None:
             try:
                 self.engine.load(recording, channel=self.channel)
@@ -305,6 +322,8 @@ class TransportBar(QWidget):
         if recording is None:
             self._load_serial += 1
             self._load_after = None
+            self._deferred_load = None
+            self._prepared_recording = None
             self._load_pool.waitForDone()  # a running load must not install its program after the unload
             self.engine.unload()
             self._rebuild_buttons()
@@ -439,8 +458,27 @@ class TransportBar(QWidget):
         self._relabel_buttons()
         self._update_gain_label()
 
+    def is_deferred(self) -> bool:
+        """True while a long recording waits for its first Play before playback is prepared."""
+        return self._deferred_load is not None
+
     @Slot()
     def play(self) -> None:
+        if self._deferred_load is not None:
+            recording, after = self._deferred_load
+            self._deferred_load = None
+            self._prepared_recording = recording
+
+            def after_then_play(error) -> None:
+                after(error)
+                if error is None and self.engine.tracks:
+                    self.play()
+            self._load_serial += 1
+            self._load_after = (self._load_serial, after_then_play)
+            self.position_label.setText("preparing playback…")
+            self._load_pool.start(_LoadJob(self.engine, recording, self.channel, self._load_serial,
+                                           self._load_signals))
+            return
         if not self.engine.tracks:
             return
         self.engine.play()
@@ -564,7 +602,7 @@ class TransportBar(QWidget):
         has = bool(self.engine.tracks)
         playing = self.engine.playing
         self.play_button.setText("❚❚ Pause" if playing else "▶ Play")
-        self.play_button.setEnabled(has and self.engine.available)
+        self.play_button.setEnabled((has or self._deferred_load is not None) and self.engine.available)
         if not self.engine.available:
             self.play_button.setToolTip("No output device: " + (self.engine.reason or ""))
         else:
