@@ -36,6 +36,8 @@ import soxr
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 GTCRN_CKPT = DATA / "models" / "gtcrn" / "model_trained_on_dns3.tar"
+#: Model files people download, loaded by path: GTCRN's streaming ONNX export and DTLN's folder.
+PATH_MODELS = [DATA / "models" / "gtcrn" / "gtcrn_simple.onnx", DATA / "models" / "dtln"]
 BUILTINS = ["spectral-subtraction", "wiener", "logmmse", "nsnet2-16k", "nsnet2-48k", "deepfilternet3"]
 
 
@@ -55,6 +57,7 @@ def specs() -> list[str]:
         import workbench_models.loaders  # noqa: F401
         if GTCRN_CKPT.exists():
             out.append(str(GTCRN_CKPT))
+        out += [str(p) for p in PATH_MODELS if p.exists()]
     except ImportError:
         pass
     return out
