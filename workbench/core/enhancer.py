@@ -29,7 +29,7 @@ import numpy as np
 import soxr
 
 from .audio_io import AudioSource, ArraySource
-from .errors import ModelError, WorkbenchError
+from .errors import Cancelled, ModelError, WorkbenchError
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
             "time-domain", "deep-filtering", "unknown")
@@ -153,7 +153,6 @@ def _run_streaming(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n
     """Stream one channel through the model; writes ``out`` (n_in,) and yields the fraction done."""
     info = enhancer.info
     rate = info.sample_rate
-    latency = int(info.latency_samples)
     gran = max(int(info.block_samples), 1)
     block_native = max(gran, int(round(block_s * rate)) // gran * gran)
     stream = enhancer.new_stream()
@@ -331,16 +330,42 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     return out
 
 
-def run_to_end(gen: Generator[Progress, None, np.ndarray],
-               on_progress: Callable[[Progress], None] | None = None):
-    """Drive a core generator to completion and return its result (for the CLI and tests)."""
+def run_to_end(gen: Generator[Progress, None, object],
+               on_progress: Callable[[Progress], None] | None = None,
+               should_stop: Callable[[], bool] | None = None):
+    """Drive a core generator to completion and return its result (CLI, GUI workers, tests).
+
+    ``should_stop`` is asked between steps; when it says so the generator is closed (its ``finally``
+    blocks release what it holds) and :class:`Cancelled` is raised.
+    """
+    steps = rescaled(gen, 0.0, 1.0, should_stop=should_stop)
     while True:
         try:
-            p = next(gen)
+            p = next(steps)
         except StopIteration as stop:
             return stop.value
         if on_progress is not None:
             on_progress(p)
+
+
+def rescaled(gen: Generator[Progress, None, object], start: float, span: float, label: str = "",
+             should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, object]:
+    """Re-yield a sub-task's progress mapped onto ``[start, start + span]`` and return its result.
+
+    Used as ``result = yield from rescaled(sub_generator, ...)`` inside a larger core generator.
+    ``should_stop`` works as in :func:`run_to_end`.
+    """
+    try:
+        while True:
+            if should_stop is not None and should_stop():
+                raise Cancelled("cancelled on request")
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield Progress(start + span * p.fraction, f"{label}{p.message}")
+    finally:
+        gen.close()
 
 
 def enhance_array(enhancer: Enhancer, audio: np.ndarray, sample_rate: int, **kwargs) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from .audio_io import load_audio, resample
 from .dnsmos import DNSMOS_METRICS, dnsmos_metrics, dnsmos_metrics_steps
-from .enhancer import Enhancer, Progress, enhance
+from .enhancer import Enhancer, Progress, enhance, rescaled
 from .errors import WorkbenchError
 from .metrics import INTRUSIVE_METRICS, METRIC_SPECS, Metric, Pair, failed, find_pairs, intrusive_metrics
 
@@ -206,14 +206,9 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 est, est_sr = _load_mono(pair.outputs[system[len(FILE_PREFIX):]])
             else:
                 t = time.perf_counter()
-                gen = enhance(system, noisy, noisy_sr)
-                while True:
-                    try:
-                        p = next(gen)
-                    except StopIteration as stop:
-                        est = stop.value[:, 0]
-                        break
-                    yield Progress((done + 0.8 * p.fraction) / total, f"{pair.name}: {name} {p.message}")
+                result = yield from rescaled(enhance(system, noisy, noisy_sr), done / total, 0.8 / total,
+                                             f"{pair.name}: {name} ")
+                est = result[:, 0]
                 elapsed[name] = elapsed.get(name, 0.0) + time.perf_counter() - t
                 est_sr = noisy_sr
             sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=dnsmos, metrics=wanted)
@@ -354,14 +349,9 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
         # (and can be cancelled) between DNSMOS windows; the numbers are those of score_signal.
         sc = score_signal(audio, v.source.sample_rate, reference, reference_rate, dnsmos=False, metrics=metrics)
         if dnsmos:
-            gen = dnsmos_metrics_steps(_mono(audio), v.source.sample_rate)
-            while True:
-                try:
-                    p = next(gen)
-                except StopIteration as stop:
-                    sc.metrics.update(stop.value)
-                    break
-                yield Progress((i + 0.3 + 0.7 * p.fraction) / n, f"{v.name}: {p.message}")
+            scores = yield from rescaled(dnsmos_metrics_steps(_mono(audio), v.source.sample_rate),
+                                         (i + 0.3) / n, 0.7 / n, f"{v.name}: ")
+            sc.metrics.update(scores)
         out[v.name] = sc
     yield Progress(1.0, "done")
     return out

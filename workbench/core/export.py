@@ -25,7 +25,7 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 
 from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, same_file, write_audio_atomic
-from .enhancer import Enhancer, Progress, enhance
+from .enhancer import Enhancer, Progress, enhance, rescaled
 from .errors import Cancelled, WorkbenchError
 from .recording import Recording, Version, file_sha256
 
@@ -363,17 +363,8 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
                     if t.exists():
                         raise WorkbenchError(f"{t}: already exists (use --overwrite to replace it)")
             started = time.perf_counter()
-            gen = enhance(enhancer, rec.source)
-            while True:
-                if should_stop is not None and should_stop():
-                    gen.close()
-                    raise Cancelled("batch cancelled")
-                try:
-                    p = next(gen)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                yield Progress((i + 0.95 * p.fraction) / n, f"{f.name}: {p.message}")
+            result = yield from rescaled(enhance(enhancer, rec.source), i / n, 0.95 / n, f"{f.name}: ",
+                                         should_stop)
             version = rec.add_enhanced(result, rec.source.sample_rate, enhancer.info,
                                        {"channels": list(range(rec.source.channels)), "batch": True},
                                        time.perf_counter() - started)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from ..core.audio_io import WRITE_SUBTYPES
 from ..core.errors import Cancelled, WorkbenchError
+from ..core.enhancer import run_to_end
 from ..core.export import (
     ExportedFile, export_batch, export_comparison, export_figure, export_versions, planned_targets, version_tag,
 )
@@ -332,13 +333,7 @@ class _BatchWorker(QObject):
             enhancer = self.load_enhancer(self.model_id)
             gen = export_batch(self.files, enhancer, self.out_dir, should_stop=lambda: self.stop_requested,
                                **self.options)
-            while True:
-                try:
-                    p = next(gen)
-                except StopIteration as stop:
-                    self.done.emit(stop.value)
-                    return
-                self.progress.emit(p.fraction, p.message)
+            self.done.emit(run_to_end(gen, lambda p: self.progress.emit(p.fraction, p.message)))
         except Cancelled:
             self.failed.emit("Cancelled")
         except WorkbenchError as exc:

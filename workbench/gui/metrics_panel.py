@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
 from ..core.audio_io import load_audio
 from ..core.dnsmos import DNSMOS_METRICS
 from ..core.errors import Cancelled, WorkbenchError
+from ..core.enhancer import run_to_end
 from ..core.evaluation import Scores, score_versions
 from ..core.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
 from ..core.recording import Recording, Version
@@ -71,16 +72,9 @@ class MetricsWorker(QRunnable):
         lower_current_thread_priority()
         gen = score_versions(self._versions, self._reference, self._reference_rate, dnsmos=self._dnsmos)
         try:
-            while True:
-                if self._stop.is_set():
-                    gen.close()
-                    raise Cancelled("measuring cancelled")
-                try:
-                    p = next(gen)
-                except StopIteration as stop:
-                    self.signals.finished.emit(self, stop.value)
-                    return
-                self.signals.progress.emit(self, p.fraction, p.message)
+            result = run_to_end(gen, lambda p: self.signals.progress.emit(self, p.fraction, p.message),
+                                self._stop.is_set)
+            self.signals.finished.emit(self, result)
         except Cancelled:
             self.signals.cancelled.emit(self)
         except WorkbenchError as exc:

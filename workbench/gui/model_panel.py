@@ -31,10 +31,10 @@ from PySide6.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.enhancer import Enhancer, EnhancerInfo, enhance
-from ..core.errors import WorkbenchError
+from ..core.enhancer import Enhancer, EnhancerInfo, enhance, run_to_end
+from ..core.errors import Cancelled, WorkbenchError
 from ..core.probes import ProbeReport, format_report, probe
-from ..core.recording import Recording, Version
+from ..core.recording import Recording
 from ..core.registry import list_enhancers, load_enhancer
 from .workers import lower_current_thread_priority
 
@@ -102,22 +102,11 @@ class EngineJob(QThread):
             if self.recording is None:
                 return
             t0 = time.perf_counter()
-            gen = enhance(self.enhancer, self.recording.source, channels=self.channels)
-            try:
-                while True:
-                    if self._cancel:
-                        gen.close()
-                        self.cancelled.emit()
-                        return
-                    try:
-                        p = next(gen)
-                    except StopIteration as stop:
-                        result = stop.value
-                        break
-                    self.progress.emit(p.fraction, p.message)
-            finally:
-                gen.close()
+            result = run_to_end(enhance(self.enhancer, self.recording.source, channels=self.channels),
+                                lambda p: self.progress.emit(p.fraction, p.message), lambda: self._cancel)
             self.succeeded.emit(result, time.perf_counter() - t0)
+        except Cancelled:
+            self.cancelled.emit()
         except WorkbenchError as exc:
             self.failed.emit(f"{label}: {exc}" if label not in str(exc) and str(self.spec) not in str(exc)
                              else str(exc))
@@ -176,21 +165,11 @@ class ProbeJob(QThread):
             if self.enhancer is None:
                 self.enhancer = load_enhancer(self.spec)
             label = self.enhancer.info.name
-            gen = probe(self.enhancer)
-            try:
-                while True:
-                    if self._cancel:
-                        self.cancelled.emit()
-                        return
-                    try:
-                        p = next(gen)
-                    except StopIteration as stop:
-                        report = stop.value
-                        break
-                    self.progress.emit(p.fraction, p.message)
-            finally:
-                gen.close()
+            report = run_to_end(probe(self.enhancer), lambda p: self.progress.emit(p.fraction, p.message),
+                                lambda: self._cancel)
             self.succeeded.emit(report)
+        except Cancelled:
+            self.cancelled.emit()
         except WorkbenchError as exc:
             self.failed.emit(str(exc) if label in str(exc) else f"{label}: {exc}")
         except Exception as exc:  # a model may raise anything while probed; the window stays up
