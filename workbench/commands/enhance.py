@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from ..core.audio_io import WRITE_SUBTYPES, open_source, write_audio_atomic
 from ..core.enhancer import enhance, run_to_end
 from ..core.errors import WorkbenchError
+from ..core.export import file_tag
 from ..core.registry import load_enhancer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
@@ -102,8 +102,9 @@ def run(args) -> int:
     if batch and out_arg.exists() and not out_arg.is_dir():
         raise WorkbenchError(f"{out_arg}: several inputs need -o to be a folder, but this is a file")
     enhancer = load_enhancer(args.model)  # a model that cannot load is one error for the whole run
-    # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): keep names portable.
-    model_id = re.sub(r"[^A-Za-z0-9._-]+", "-", enhancer.info.id).strip("-") or "enhanced"
+    # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
+    # names as the GUI's export (``<stem>.<model>.wav``).
+    model_id = file_tag(enhancer.info.id)
     progress = ProgressLine(not args.quiet)
     failed = 0
     try:

@@ -35,7 +35,7 @@ SUFFIX = {"WAV": ".wav", "FLAC": ".flac"}
 RATES = ("source", "model")
 
 
-def _tag(text: str) -> str:
+def file_tag(text: str) -> str:
     """A file-name-safe tag: letters, digits, ``.``, ``_`` and ``-``; other runs become ``-``."""
     tag = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return tag or "version"
@@ -51,8 +51,8 @@ def version_tag(version: Version) -> str:
         return "original"
     if version.kind == "residual":
         base = version.settings.get("residual_of") or (version.model.id if version.model else version.name)
-        return f"{_tag(base)}.residual"
-    return _tag(version.name)
+        return f"{file_tag(base)}.residual"
+    return file_tag(version.name)
 
 
 def export_name(source_path: str | Path, version: Version, format: str = "WAV") -> str:
@@ -356,9 +356,9 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
             rec = Recording(f, source=open_source(f, repair=repair, check_finite=True))
             # Check targets before spending model time on a file that cannot be written.
             if not overwrite:
-                names = [Path(out_dir) / f"{f.stem}.{_tag(enhancer.info.id)}{SUFFIX[fmt]}"]
+                names = [Path(out_dir) / f"{f.stem}.{file_tag(enhancer.info.id)}{SUFFIX[fmt]}"]
                 if residual:
-                    names.append(Path(out_dir) / f"{f.stem}.{_tag(enhancer.info.id)}.residual{SUFFIX[fmt]}")
+                    names.append(Path(out_dir) / f"{f.stem}.{file_tag(enhancer.info.id)}.residual{SUFFIX[fmt]}")
                 for t in names:
                     if t.exists():
                         raise WorkbenchError(f"{t}: already exists (use --overwrite to replace it)")
