@@ -37,9 +37,17 @@ from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from workbench.core.threads import threads_from_env
 from workbench.core.onnx_weights import onnx_parameter_count
-from workbench.core.stft import StftConfig, istft, stft, window_array
+from workbench.core.stft import StftConfig, istft, squared_window_sum, stft, window_array
 
 DEFAULT_RATE = 16000
+
+
+def card_identity(card: "ModelCard | None", path: Path, prefix: str, description: str) -> dict:
+    """``id``, ``name`` and ``description`` for EnhancerInfo: the card's where it gives them, else from the
+    file (``<prefix>:<stem>``, the stem, and ``description``)."""
+    return {"id": (card.id if card else None) or f"{prefix}:{path.stem}",
+            "name": (card.name if card else None) or path.stem,
+            "description": (card.description if card else None) or description}
 
 
 def stored_weights(path: str | Path) -> int | None:
@@ -227,6 +235,13 @@ class ModelCard:
     stages: dict = field(default_factory=dict)
     path: Path | None = None
 
+    @property
+    def family(self) -> str:
+        """The model family a spectral card describes (see ``workbench.core.enhancer.FAMILIES``)."""
+        if self.output == "mask":
+            return "complex-mask" if self.output_type == "complex" else "magnitude-mask"
+        return "complex-mapping"
+
     @classmethod
     def from_dict(cls, data: dict, path: Path | None = None) -> "ModelCard":
         known = set(cls.__dataclass_fields__) - {"path"}
@@ -383,11 +398,8 @@ class OnnxWaveformEnhancer(Enhancer):
                 f"no model card: assuming {DEFAULT_RATE} Hz and no delay; add {path.name}.toml with "
                 "sample_rate = ... to change")
         self.info = EnhancerInfo(
-            id=(card.id if card and card.id else f"onnx:{path.stem}"),
-            name=(card.name if card and card.name else path.stem),
-            description=(card.description if card and card.description else
-                         "ONNX waveform-in/waveform-out model"),
-            sample_rate=rate, causal=card.causal if card else None,
+            **card_identity(card, path, "onnx", "ONNX waveform-in/waveform-out model"), sample_rate=rate,
+            causal=card.causal if card else None,
             latency_samples=0, family="time-domain", processing="offline", source=str(path),
             parameters=stored_weights(path),
             extra={"format": "ONNX waveform graph", "signature": sig.describe(), "note": note})
@@ -438,10 +450,7 @@ class OnnxBlockStreamEnhancer(Enhancer):
         size = int(np.prod([d for d in main_in.shape]))
         rate = card.sample_rate if card else DEFAULT_RATE
         self.info = EnhancerInfo(
-            id=(card.id if card and card.id else f"onnx:{path.stem}"),
-            name=(card.name if card and card.name else path.stem),
-            description=(card.description if card and card.description else
-                         "ONNX streaming waveform model (fixed blocks, states fed back)"),
+            **card_identity(card, path, "onnx", "ONNX streaming waveform model (fixed blocks, states fed back)"),
             sample_rate=rate, causal=card.causal if card else True,
             latency_samples=card.latency_samples if card else 0, family="time-domain",
             processing="streaming", block_samples=size, source=str(path),
@@ -525,22 +534,16 @@ class OnnxSpectralEnhancer(Enhancer):
             raise ModelError(f"{path}: the graph has state inputs "
                              f"({', '.join(i.name for i, _ in self.pairs)}) but its card says streaming = false")
         # Hop-periodic normalisation of the weighted overlap-add (constant for COLA windows).
-        w2 = window_array(self.cfg) ** 2
-        norm = np.zeros(self.cfg.hop)
-        for start in range(0, self.cfg.n_fft, self.cfg.hop):
-            seg = w2[start:start + self.cfg.hop]
-            norm[:len(seg)] += seg
+        norm = squared_window_sum(self.cfg)
         if np.any(norm < 1e-8):
             raise ModelError(f"{card.path}: window {card.window!r} with n_fft {card.n_fft} and hop {card.hop} "
                              "cannot be inverted (squared windows overlap to zero)")
         self.inv_norm = 1.0 / norm
         latency = (self.cfg.n_fft - self.cfg.hop if card.streaming else 0) + card.latency_samples
         self.info = EnhancerInfo(
-            id=card.id or f"onnx:{path.stem}", name=card.name or path.stem,
-            description=card.description or "ONNX spectral model described by a model card",
+            **card_identity(card, path, "onnx", "ONNX spectral model described by a model card"),
             sample_rate=card.sample_rate, causal=card.causal, latency_samples=latency,
-            family=("complex-mask" if card.output == "mask" and card.output_type == "complex" else
-                    "magnitude-mask" if card.output == "mask" else "complex-mapping"),
+            family=card.family,
             processing="streaming" if card.streaming else "offline",
             block_samples=self.cfg.hop, source=str(path), parameters=stored_weights(path),
             extra={"format": "ONNX spectral graph", "card": str(card.path),

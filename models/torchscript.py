@@ -22,7 +22,8 @@ import torch
 from workbench.core.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
 from workbench.core.stft import StftConfig, istft, stft
-from .onnx_models import DEFAULT_RATE, ModelCard, _apply_output, find_card, from_layout, to_layout
+from .onnx_models import (DEFAULT_RATE, ModelCard, _apply_output, card_identity, find_card, from_layout,
+                          to_layout)
 from .gtcrn import _apply_torch_threads
 
 
@@ -65,10 +66,7 @@ class TorchScriptWaveformEnhancer(Enhancer):
                 f"no model card: assuming {DEFAULT_RATE} Hz and no delay; add {path.name}.toml with "
                 "sample_rate = ... and latency_samples = ... to change")
         self.info = EnhancerInfo(
-            id=(card.id if card and card.id else f"torchscript:{path.stem}"),
-            name=(card.name if card and card.name else path.stem),
-            description=(card.description if card and card.description else
-                         "TorchScript waveform-in/waveform-out model"),
+            **card_identity(card, path, "torchscript", "TorchScript waveform-in/waveform-out model"),
             sample_rate=rate, causal=card.causal if card else None, latency_samples=0,
             family="time-domain", processing="offline", source=str(path), parameters=params or None,
             extra={"format": f"TorchScript, input rank {self.rank}", "note": note})
@@ -116,11 +114,8 @@ class TorchScriptSpectralEnhancer(Enhancer):
         self.module, self.card = module, card
         self.cfg = StftConfig(card.n_fft, card.hop, card.window, card.fft_size, center=True)
         self.info = EnhancerInfo(
-            id=card.id or f"torchscript:{path.stem}", name=card.name or path.stem,
-            description=card.description or "TorchScript spectral model described by a model card",
-            sample_rate=card.sample_rate, causal=card.causal, latency_samples=0,
-            family="complex-mask" if card.output == "mask" and card.output_type == "complex" else
-            "magnitude-mask" if card.output == "mask" else "complex-mapping",
+            **card_identity(card, path, "torchscript", "TorchScript spectral model described by a model card"),
+            sample_rate=card.sample_rate, causal=card.causal, latency_samples=0, family=card.family,
             processing="offline", block_samples=card.hop, source=str(path),
             parameters=sum(p.numel() for p in module.parameters()) or None,
             extra={"format": "TorchScript spectral", "card": str(card.path),

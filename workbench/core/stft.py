@@ -89,13 +89,20 @@ def window_array(cfg: StftConfig) -> np.ndarray:
     return get_window(cfg.window, cfg.n_fft, fftbins=True)
 
 
-def is_cola(cfg: StftConfig, tol: float = 1e-10) -> bool:
-    """True when the squared window overlap-adds to a constant, so synthesis needs no normalisation."""
+def squared_window_sum(cfg: StftConfig) -> np.ndarray:
+    """``sum_t w[n - t*hop]^2`` over one hop period, float64 ``(hop,)``: the weighted overlap-add
+    normaliser of a steady-state frame stream (zero somewhere means the STFT cannot be inverted)."""
     w2 = window_array(cfg) ** 2
     acc = np.zeros(cfg.hop)
     for start in range(0, cfg.n_fft, cfg.hop):
         seg = w2[start:start + cfg.hop]
         acc[:len(seg)] += seg
+    return acc
+
+
+def is_cola(cfg: StftConfig, tol: float = 1e-10) -> bool:
+    """True when the squared window overlap-adds to a constant, so synthesis needs no normalisation."""
+    acc = squared_window_sum(cfg)
     return bool(np.ptp(acc) <= tol * max(acc.max(), 1e-30))
 
 
