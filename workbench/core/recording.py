@@ -252,6 +252,9 @@ class Recording:
         self.versions.remove(version)
         self._changed()
 
+    def version_or_none(self, name: str) -> Version | None:
+        return next((v for v in self.versions if v.name == name), None)
+
     def version(self, name: str) -> Version:
         for v in self.versions:
             if v.name == name:
