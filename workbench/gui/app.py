@@ -213,6 +213,8 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
     if screenshot:
         QTimer.singleShot(120_000, give_up)
     code = app.exec()
+    from .workers import stop_all_workers
+    stop_all_workers()  # no pool thread may still run Python while the interpreter shuts down
     if os.environ.get("WORKBENCH_BENCH_MARKS"):
         print(f"WB_RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
     if screenshot and errors and status["code"] == 0:

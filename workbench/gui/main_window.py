@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDial
 from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.recording import Recording, Version
-from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, save_session
+from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
 from ..core.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
@@ -36,6 +36,7 @@ from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .spectrogram import LAYOUTS, MAGNITUDE_COLORMAPS, PHASE_VIEWS, DisplaySettings, SpectrogramView
 from .transport import TransportBar
+from .workers import stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
@@ -921,7 +922,19 @@ class MainWindow(QMainWindow):
 
     def open_session_file(self, path: str | Path) -> bool:
         """Open a saved session into this window (after closing what is open). Problems — a missing or
-        changed source, a missing version file — are reported as one message, one line each."""
+        changed source, a missing version file — are reported as one message, one line each. A file that
+        is not a session is reported and leaves the window as it was; unsaved results are asked about
+        first, as on Quit."""
+        try:
+            read_session_file(path)
+        except WorkbenchError as exc:
+            self.error_reporter("Open session", str(exc))
+            return False
+        unsaved = self.session.unsaved_versions()
+        if unsaved:
+            answer = self.ask_unsaved(unsaved)
+            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
+                return False
         for rec in list(self.document.recordings):
             self.document.close(rec)
         try:
@@ -983,4 +996,5 @@ class MainWindow(QMainWindow):
         self.shutdown()
         for rec in list(self.document.recordings):
             self.document.close(rec)
+        stop_all_workers()  # including work the closing itself started (the emptied panes)
         super().closeEvent(event)
