@@ -10,8 +10,9 @@ match the CLI). What the panel keeps, and why:
 * Two result caches: intrusive scores per (version, reference) and DNSMOS per version. Choosing another
   reference therefore re-measures only the intrusive rows; DNSMOS (which needs no reference) stays.
 * Cells fill as each version's part arrives (``on_result`` of the generator), not when the whole job ends.
-* The clean reference belongs to the recording (the session model holds it, see :class:`ReferenceStore`),
-  not to this widget: switching recordings shows each one's own reference.
+* The clean reference belongs to the recording (the session model holds it,
+  :meth:`~workbench.core.session.Session.reference`), not to this widget: switching recordings shows each
+  one's own reference.
 * DNSMOS is slow (a 9 s window every second of audio). Automatic measuring (tab visible, a new version, a
   new reference) includes it only when its estimated cost is small; otherwise the Measure button shows
   the estimate and DNSMOS starts when pressed. While a model job runs (:meth:`set_model_busy`, fed from
@@ -25,23 +26,25 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Generator
 
-import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.audio_io import load_audio, read_info
 from ..core.dnsmos import DNSMOS_METRICS, DnsmosCost
-from ..core.enhancer import run_to_end
+from ..core.enhancer import Progress
 from ..core.errors import Cancelled, WorkbenchError
 from ..core.evaluation import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
 from ..core.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
 from ..core.recording import Recording, Version
-from .workers import lower_current_thread_priority
+from ..core.session import JobState, Session
+from .workers import GeneratorWorker
 
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radius: 3px;"
@@ -67,92 +70,82 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-class ReferenceStore(Protocol):
-    """Where the clean reference of each recording lives (the session model implements it).
+@dataclass(frozen=True)
+class _Partial:
+    """One part of one version's scores, yielded by :func:`measure_steps` as soon as it is measured."""
 
-    ``reference_of(rec)`` returns ``(path, auto)``, ``(None, False)`` when "no reference" was chosen, or
-    ``None`` when nothing was chosen yet (the panel then pairs one automatically); ``set_reference(rec,
-    path, auto)`` stores it.
+    version: Version
+    part: str
+    scores: Scores
+
+
+@dataclass(frozen=True)
+class _Paused:
+    """Yielded when :func:`measure_steps` starts (True) or stops (False) waiting for a model job."""
+
+    paused: bool
+
+
+def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
+                  resume: threading.Event, stop: threading.Event) -> Generator[object, None, dict[str, Scores]]:
+    """The panel's measurement, run on the worker thread: load the reference file, then
+    :func:`~workbench.core.evaluation.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
+
+    Yields the core's :class:`~workbench.core.enhancer.Progress`, a :class:`_Partial` per finished part (so
+    the table fills cell by cell) and :class:`_Paused` around waits: while ``resume`` is clear (a model job
+    runs) it waits between steps, until ``resume`` is set or ``stop`` asks it to end.
     """
+    reference = rate = None
+    if intrusive and reference_path is not None:
+        audio, info = load_audio(reference_path)
+        reference = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+        rate = info.sample_rate
+    ready: list[_Partial] = []
+    gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive), dnsmos=bool(dnsmos),
+                         dnsmos_versions=dnsmos, on_result=lambda v, part, sc: ready.append(_Partial(v, part, sc)))
+    try:
+        while True:
+            if not resume.is_set() and not stop.is_set():
+                yield _Paused(True)
+                while not resume.wait(0.05) and not stop.is_set():
+                    pass
+                yield _Paused(False)
+            if stop.is_set():
+                raise Cancelled("cancelled on request")
+            try:
+                step = next(gen)
+            except StopIteration as done:
+                result = done.value
+                break
+            while ready:
+                yield ready.pop(0)
+            yield step
+        while ready:
+            yield ready.pop(0)
+        return result
+    finally:
+        gen.close()
 
-    def reference_of(self, recording: Recording) -> tuple[Path, bool] | None: ...
 
-    def set_reference(self, recording: Recording, path: Path | None, auto: bool = False) -> None: ...
-
-
-class _Signals(QObject):
-    # Each signal carries the worker first, so the panel can ignore a stale job's late reports.
-    progress = Signal(object, float, str)
-    partial = Signal(object, object, str, object)   # worker, version, part, Scores
-    paused = Signal(object, bool)
-    finished = Signal(object, object)   # worker, {version name: Scores}
-    failed = Signal(object, str)
-    cancelled = Signal(object)
-
-
-class MetricsWorker(QRunnable):
-    """Runs :func:`score_versions` on a pool thread: intrusive metrics of ``intrusive`` versions against the
-    reference file (loaded here, off the GUI thread), then DNSMOS of ``dnsmos`` versions.
-
-    Emits progress/partial/paused/finished/failed/cancelled (queued to the GUI thread). ``cancel()`` sets a
-    flag checked between steps; while ``resume_event`` is clear the worker waits between steps (a model
-    job is running).
-    """
+class _Job:
+    """The panel's running measurement: what it measures, its worker and its session job."""
 
     def __init__(self, intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
-                 reference_key: str, resume_event: threading.Event):
-        super().__init__()
-        self.intrusive = intrusive
-        self.dnsmos = dnsmos
-        self.reference_path = reference_path
-        self.reference_key = reference_key
-        self.setAutoDelete(False)  # the panel keeps a reference until the finished signal arrived
-        self.signals = _Signals()
-        self._resume = resume_event
-        self._stop = threading.Event()
+                 reference_key: str):
+        self.intrusive, self.dnsmos = intrusive, dnsmos
+        self.reference_path, self.reference_key = reference_path, reference_key
+        self.stop = threading.Event()
+        self.started = time.perf_counter()
         self.dnsmos_audio_s = 0.0
+        self.worker: GeneratorWorker | None = None
+        self.session_job = None
 
     def cancel(self) -> None:
-        self._stop.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._stop.is_set()
-
-    def _should_stop(self) -> bool:
-        if not self._resume.is_set() and not self._stop.is_set():
-            self.signals.paused.emit(self, True)
-            while not self._resume.wait(0.05):
-                if self._stop.is_set():
-                    break
-            self.signals.paused.emit(self, False)
-        return self._stop.is_set()
-
-    def run(self) -> None:
-        lower_current_thread_priority()
-        try:
-            reference = rate = None
-            if self.intrusive and self.reference_path is not None:
-                audio, info = load_audio(self.reference_path)
-                reference = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
-                rate = info.sample_rate
-
-            def on_result(version, part, scores) -> None:
-                if part == NON_INTRUSIVE:
-                    self.dnsmos_audio_s += version.source.frames / version.source.sample_rate
-                self.signals.partial.emit(self, version, part, scores)
-
-            gen = score_versions(self.intrusive, reference, rate, intrusive=bool(self.intrusive),
-                                 dnsmos=bool(self.dnsmos), dnsmos_versions=self.dnsmos, on_result=on_result)
-            result = run_to_end(gen, lambda p: self.signals.progress.emit(self, p.fraction, p.message),
-                                self._should_stop)
-            self.signals.finished.emit(self, result)
-        except Cancelled:
-            self.signals.cancelled.emit(self)
-        except WorkbenchError as exc:
-            self.signals.failed.emit(self, str(exc))
-        except Exception as exc:  # keep the app alive; the panel shows the message
-            self.signals.failed.emit(self, f"{type(exc).__name__}: {exc}")
+        self.stop.set()
+        if self.worker is not None:
+            self.worker.cancel()
+        if self.session_job is not None:
+            self.session_job.cancel()
 
 
 class MetricsPanel(QWidget):
@@ -161,8 +154,9 @@ class MetricsPanel(QWidget):
     Args:
         document: optional ``workbench.gui.document.DocumentModel``; the panel follows its current recording
             and its version list. Without one, call :meth:`set_recording`.
-        references: the :class:`ReferenceStore` holding each recording's clean reference (the session
-            model); default: the document's ``session`` when it has one, else a store private to the panel.
+        session: the :class:`~workbench.core.session.Session` that holds each recording's clean reference and
+            the jobs (a running model job pauses measuring; measurements are registered as jobs owned by
+            their recording, so closing it cancels them); default: the document's ``session``, else a new one.
         auto_compute: measure on recording, version and reference changes (cheap parts only, see the
             module docstring); the main window turns it on while the Metrics tab is visible.
         dnsmos_cost: the :class:`~workbench.core.dnsmos.DnsmosCost` estimate (updated from each run).
@@ -186,22 +180,27 @@ class MetricsPanel(QWidget):
     cancelled = Signal()
     referenceChanged = Signal(object)
     pausedChanged = Signal(bool)
+    # Internal: session events (any thread) carried to the GUI thread.
+    _sessionNotified = Signal(str, object)
 
     def __init__(self, document=None, parent: QWidget | None = None, *, auto_compute: bool = True,
-                 pool: QThreadPool | None = None, references: ReferenceStore | None = None,
+                 pool: QThreadPool | None = None, session: Session | None = None,
                  dnsmos_cost: DnsmosCost | None = None):
         super().__init__(parent)
         self.document = document
-        self.references: ReferenceStore = references or getattr(document, "session", None) or _LocalReferences()
+        self.session: Session = session or getattr(document, "session", None) or Session()
         self.recording: Recording | None = None
+        self._paired: weakref.WeakSet = weakref.WeakSet()   # recordings already offered an automatic pair
+        self._shown_key = ""   # reference key the table currently shows
         # (id(version.source), reference key) -> (source, Scores); holding the source keeps its id from reuse
         self._intrusive: dict[tuple[int, str], tuple[object, Scores]] = {}
         self._dnsmos: dict[int, tuple[object, Scores]] = {}
-        self._worker: MetricsWorker | None = None
+        self._worker: _Job | None = None
         self._pending: bool | None = None   # None: no re-run; else re-run with this "with DNSMOS" flag
         self._resume = threading.Event()
         self._resume.set()
-        self._model_busy = False
+        self._model_busy = False      # set_model_busy (a panel without session jobs)
+        self._session_busy = False    # a model job of the session runs
         self._paused = False
         self.auto_compute = auto_compute
         self.pool = pool or QThreadPool.globalInstance()
@@ -261,6 +260,8 @@ class MetricsPanel(QWidget):
         lay.addWidget(self.table, 1)
         lay.addWidget(self.status)
 
+        self._sessionNotified.connect(self._on_session_event, Qt.ConnectionType.QueuedConnection)
+        self.session.subscribe(self._session_listener)
         if document is not None:
             document.recordingChanged.connect(self.set_recording)
             document.versionsChanged.connect(self._on_versions_changed)
@@ -270,15 +271,14 @@ class MetricsPanel(QWidget):
     # -- inputs -------------------------------------------------------------------------------------------
     @property
     def reference_path(self) -> Path | None:
-        """The current recording's clean reference (``None``: DNSMOS only)."""
-        ref = self.references.reference_of(self.recording) if self.recording is not None else None
-        return ref[0] if ref else None
+        """The current recording's clean reference in the session (``None``: DNSMOS only)."""
+        return self.session.reference(self.recording) if self.recording is not None else None
 
     @property
     def reference_auto(self) -> bool:
-        """Whether the reference was paired automatically (``X_noisy.wav`` -> ``X_clean.wav``)."""
-        ref = self.references.reference_of(self.recording) if self.recording is not None else None
-        return bool(ref and ref[1])
+        """Whether the reference is the automatic pair (``X_noisy.wav`` -> ``X_clean.wav``)."""
+        path = self.reference_path
+        return path is not None and path == find_reference_for(self.recording.path)
 
     @Slot(object)
     def set_recording(self, recording: Recording | None) -> None:
@@ -288,12 +288,17 @@ class MetricsPanel(QWidget):
             return
         self.cancel()
         self.recording = recording
-        if recording is not None and self.references.reference_of(recording) is None:
-            ref = find_reference_for(recording.path)
-            if ref is not None and self._check_reference_file(ref):
-                self.references.set_reference(recording, ref, True)
+        if recording is not None and recording not in self._paired:
+            # Offered once per recording: "No reference" chosen later is not undone by switching back.
+            self._paired.add(recording)
+            if self.session.reference(recording) is None:
+                ref = find_reference_for(recording.path)
+                if ref is not None and self._check_reference_file(ref):
+                    self.session.set_reference(recording, ref)
+        self._shown_key = self._ref_key()
         self._show_reference()
         self._refresh_table()
+        self._update_warning()
         self._show_state()
         if self.auto_compute:
             self.compute(auto=True)
@@ -319,19 +324,26 @@ class MetricsPanel(QWidget):
         path = Path(path) if path is not None else None
         if path is not None and not self._check_reference_file(path):
             return False
-        self.references.set_reference(self.recording, path, False)
+        self._paired.add(self.recording)
+        self.session.set_reference(self.recording, path)   # the session event refreshes the panel
         self._after_reference_change()
         if self.auto_compute:
             self.compute(auto=True)
         return True
 
     def _after_reference_change(self) -> None:
-        if self._worker is not None and self._worker.intrusive:
+        """The current recording's reference may have changed (here or through the session)."""
+        key = self._ref_key()
+        if self._worker is not None and self._worker.intrusive and self._worker.reference_key != key:
             # The running job measures against the old reference: stop it, keep what it finished.
             self._pending = bool(self._worker.dnsmos)
             self._worker.cancel()
+        if key == self._shown_key:
+            return
+        self._shown_key = key
         self._show_reference()
         self._refresh_table()
+        self._update_warning()
         self._show_state()
         self.referenceChanged.emit(self.reference_path)
 
@@ -361,11 +373,38 @@ class MetricsPanel(QWidget):
             self.compute(auto=True)  # the person asked for this reference: measure what it changes
 
     # -- jobs of other panels -----------------------------------------------------------------------------
+    def _session_listener(self, event: str, obj) -> None:  # any thread
+        if event in ("job", "reference"):
+            try:
+                self._sessionNotified.emit(event, obj)
+            except RuntimeError:  # the panel is gone (its C++ object deleted)
+                self.session.unsubscribe(self._session_listener)
+
+    @Slot(str, object)
+    def _on_session_event(self, event: str, obj) -> None:
+        if event == "job":
+            mine = self._worker.session_job if self._worker is not None else None
+            busy = any(j.state == JobState.RUNNING and j is not mine and not getattr(j, "is_measurement", False)
+                       for j in list(self.session.jobs))
+            if busy != self._session_busy:
+                self._session_busy = busy
+                self._apply_busy()
+        elif event == "reference" and obj is self.recording:
+            self._after_reference_change()
+
     @Slot(bool)
     def set_model_busy(self, busy: bool) -> None:
-        """A model job runs (True) or none does: a running measurement waits between steps meanwhile."""
+        """A model job runs (True) or none does, for a panel whose session does not see the job: a running
+        measurement waits between steps meanwhile. Model jobs of the session are followed automatically."""
         self._model_busy = bool(busy)
-        if busy:
+        self._apply_busy()
+
+    @property
+    def model_busy(self) -> bool:
+        return self._model_busy or self._session_busy
+
+    def _apply_busy(self) -> None:
+        if self.model_busy:
             self._resume.clear()
         else:
             self._resume.set()
@@ -444,16 +483,20 @@ class MetricsPanel(QWidget):
             self._show_state()
             self.resultsReady.emit(self.results())
             return False
-        worker = MetricsWorker(intr, dns, self.reference_path, self._ref_key(), self._resume)
-        # Bound slots of this QObject: Qt queues the calls to the GUI thread.
-        worker.signals.progress.connect(self._on_progress)
-        worker.signals.partial.connect(self._on_partial)
-        worker.signals.paused.connect(self._on_paused)
-        worker.signals.finished.connect(self._on_finished)
-        worker.signals.failed.connect(self._on_failed)
-        worker.signals.cancelled.connect(self._on_cancelled)
-        self._worker = worker
-        self._job_started = time.perf_counter()
+        job = _Job(intr, dns, self.reference_path, self._ref_key())
+        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.stop)
+        if self.recording in self.session.recordings:
+            # A job of the recording: closing it cancels the measurement like any other of its jobs.
+            job.session_job = self.session.new_job(steps, self.recording, f"metrics of {self.recording.name}")
+            job.session_job.is_measurement = True
+            steps = job.session_job.steps()
+        worker = GeneratorWorker(steps, pool=self.pool)
+        worker.progress.connect(lambda item, job=job: self._on_item(job, item))
+        worker.returned.connect(lambda result, job=job: self._on_finished(job))
+        worker.errored.connect(lambda exc, job=job: self._on_failed(job, exc))
+        worker.cancelled.connect(lambda job=job: self._on_cancelled(job))
+        job.worker = worker
+        self._worker = job
         self.compute_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress_bar.setValue(0)
@@ -464,7 +507,7 @@ class MetricsPanel(QWidget):
         self.status.setText("measuring " + " and ".join(parts) + "…")
         self._refresh_table()
         self.started.emit()
-        self.pool.start(worker)
+        worker.start()
         return True
 
     @Slot()
@@ -474,37 +517,39 @@ class MetricsPanel(QWidget):
         if self._worker is not None:
             self._worker.cancel()
 
-    @Slot(object, float, str)
-    def _on_progress(self, worker, fraction: float, message: str) -> None:
-        if worker is not self._worker:
-            return
-        self.progress_bar.setValue(int(1000 * fraction))
-        self.progress_bar.setFormat(message)
-        self.progress.emit(fraction, message)
+    def wait(self, timeout_ms: int = 60000) -> bool:
+        """Block until the running measurement's thread ended (after :meth:`cancel`, at shutdown)."""
+        job = self._worker
+        return job is None or job.worker is None or job.worker.wait(timeout_ms)
 
-    @Slot(object, object, str, object)
-    def _on_partial(self, worker, version, part: str, scores: Scores) -> None:
+    def _on_item(self, job: _Job, item) -> None:
+        if isinstance(item, _Partial):
+            self._on_partial(job, item.version, item.part, item.scores)
+        elif isinstance(item, _Paused):
+            if job is self._worker:
+                self._paused = item.paused
+                if item.paused:
+                    self.progress_bar.setFormat("paused while a model runs")
+                self.pausedChanged.emit(item.paused)
+        elif isinstance(item, Progress) and job is self._worker:
+            self.progress_bar.setValue(int(1000 * item.fraction))
+            self.progress_bar.setFormat(item.message)
+            self.progress.emit(item.fraction, item.message)
+
+    def _on_partial(self, job: _Job, version, part: str, scores: Scores) -> None:
         # Kept even from a cancelled job: a finished part is valid for its own reference key.
         if part == INTRUSIVE:
-            self._intrusive[(id(version.source), worker.reference_key)] = (version.source, scores)
+            self._intrusive[(id(version.source), job.reference_key)] = (version.source, scores)
         else:
             self._dnsmos[id(version.source)] = (version.source, scores)
-        if worker is self._worker:
+            job.dnsmos_audio_s += version.source.frames / version.source.sample_rate
+        if job is self._worker:
             self._refresh_table()
             self._update_warning()
             self.partialResult.emit(version.name, part)
 
-    @Slot(object, bool)
-    def _on_paused(self, worker, paused: bool) -> None:
-        if worker is not self._worker:
-            return
-        self._paused = paused
-        if paused:
-            self.progress_bar.setFormat("paused while a model runs")
-        self.pausedChanged.emit(paused)
-
-    def _job_done(self, worker: MetricsWorker) -> bool:
-        if worker is not self._worker:
+    def _job_done(self, job: _Job) -> bool:
+        if job is not self._worker:
             return False
         self._worker = None
         self._paused = False
@@ -512,13 +557,12 @@ class MetricsPanel(QWidget):
         self.cancel_button.setEnabled(False)
         return True
 
-    @Slot(object, object)
-    def _on_finished(self, worker: MetricsWorker, results: dict) -> None:
-        if not self._job_done(worker):
+    def _on_finished(self, job: _Job) -> None:
+        if not self._job_done(job):
             return
-        if worker.dnsmos_audio_s > 0 and not self._model_busy:
+        if job.dnsmos_audio_s > 0 and not self.model_busy:
             # Wall time includes the intrusive part; it is small beside DNSMOS and errs on the safe side.
-            self.dnsmos_cost.observe(worker.dnsmos_audio_s, time.perf_counter() - self._job_started)
+            self.dnsmos_cost.observe(job.dnsmos_audio_s, time.perf_counter() - job.started)
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat("done")
         self._refresh_table()
@@ -527,17 +571,16 @@ class MetricsPanel(QWidget):
         self.resultsReady.emit(self.results())
         self._maybe_rerun()
 
-    @Slot(object, str)
-    def _on_failed(self, worker: MetricsWorker, message: str) -> None:
-        if self._job_done(worker):
+    def _on_failed(self, job: _Job, exc) -> None:
+        if self._job_done(job):
+            message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
             self.progress_bar.setFormat("failed")
             self._refresh_table()
             self._report(message)
             self._maybe_rerun()
 
-    @Slot(object)
-    def _on_cancelled(self, worker: MetricsWorker) -> None:
-        if self._job_done(worker):
+    def _on_cancelled(self, job: _Job) -> None:
+        if self._job_done(job):
             self._refresh_table()
             if self._pending is None:
                 self.progress_bar.setFormat("cancelled")
@@ -557,7 +600,7 @@ class MetricsPanel(QWidget):
     def _show_state(self) -> None:
         """Measure button label and status line: what is missing and what it would cost."""
         if self._worker is not None:
-            if self._model_busy:
+            if self.model_busy:
                 self.status.setText("paused while a model runs; measuring goes on when it ends")
             return
         intr, dns = self.missing()
@@ -726,22 +769,12 @@ class MetricsPanel(QWidget):
         item = self.table.item(rows.index(metric), cols.index(version_name))
         return item is not None and item.font().bold()
 
+    def shutdown(self, timeout_ms: int = 60000) -> None:
+        """Stop a running measurement, wait for its thread, stop following the session."""
+        self.cancel()
+        self.wait(timeout_ms)
+        self.session.unsubscribe(self._session_listener)
+
     def closeEvent(self, event) -> None:
         self.cancel()
         super().closeEvent(event)
-
-
-class _LocalReferences:
-    """A :class:`ReferenceStore` for a panel used without a session (tests, embedding): one reference per
-    recording, kept beside the recording object rather than in the table widget."""
-
-    def __init__(self):
-        self._refs: dict[int, tuple[Recording, Path, bool]] = {}
-
-    def reference_of(self, recording: Recording) -> tuple[Path, bool] | None:
-        ref = self._refs.get(id(recording))
-        return (ref[1], ref[2]) if ref is not None and ref[0] is recording else None
-
-    def set_reference(self, recording: Recording, path: Path | None, auto: bool = False) -> None:
-        # path None is kept too: "no reference" chosen by hand is not re-paired automatically.
-        self._refs[id(recording)] = (recording, Path(path) if path is not None else None, auto)
