@@ -174,6 +174,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     ensure_folder(target.parent)
     written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
                                  protect=protect)
+    version.saved = True  # the result is kept on disk: quitting need not ask about it
     return ExportedFile(written, version.name, sr_out, sub, clipped)
 
 

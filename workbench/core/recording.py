@@ -12,6 +12,7 @@ the GUI subscribes with Qt signals, the core never knows about Qt.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,7 @@ class Recording:
         self._listeners: list[Callable[[Recording], None]] = []
         #: set by :meth:`close`: running :meth:`enhance` generators stop at their next step and add nothing.
         self.closed = False
+        self._lock = threading.Lock()   # closing vs. adding a version from a worker thread
 
     @classmethod
     def from_array(cls, audio: np.ndarray, sample_rate: int, name: str = "untitled") -> Recording:
@@ -135,8 +137,6 @@ class Recording:
             ValueError: wrong length or rate (every version has the original's frames at its rate),
                 or a recording that was closed.
         """
-        if self.closed:
-            raise ValueError(f"{self.name}: the recording was closed; no version is added")
         audio = np.asarray(audio, np.float32)
         if audio.ndim == 1:
             audio = audio[:, None]
@@ -151,9 +151,12 @@ class Recording:
             settings.setdefault("channels", list(provenance.channels))
         if provenance.kind == VersionKind.RESIDUAL and provenance.parent:
             settings.setdefault("residual_of", provenance.parent)
-        v = Version(self.unique_name(base), provenance.kind, ArraySource(audio, sample_rate), model,
-                    settings, provenance.elapsed_s, provenance=provenance)
-        self.versions.append(v)
+        with self._lock:
+            if self.closed:
+                raise ValueError(f"{self.name}: the recording was closed; no version is added")
+            v = Version(self.unique_name(base), provenance.kind, ArraySource(audio, sample_rate), model,
+                        settings, provenance.elapsed_s, provenance=provenance)
+            self.versions.append(v)
         self._changed()
         return v
 
@@ -192,8 +195,6 @@ class Recording:
         outputs = yield from rescaled(enhance_outputs(enhancer, self.source, channels=chans, block_s=block_s),
                                       0.0, 1.0, should_stop=stop)
         elapsed = time.perf_counter() - t0
-        if stop():
-            raise Cancelled(f"{self.name}: cancelled; no version added")
         info = enhancer.info
         run_settings = {"model_spec": spec if spec is not None else info.id, "input_rate": self.source.sample_rate,
                         "model_rate": info.sample_rate, "processing": info.processing,
@@ -201,9 +202,18 @@ class Recording:
         multi = len(outputs) > 1
         added = []
         for output, audio in outputs.items():
-            added.append(self.add_enhanced(audio, self.source.sample_rate, info,
-                                           {**run_settings, "channels": chans, "output": output}, elapsed,
-                                           output=output, name=f"{info.id}.{output}" if multi else info.id))
+            if stop():
+                for v in added:  # a close between two outputs: nothing of this run stays
+                    self.remove(v)
+                raise Cancelled(f"{self.name}: cancelled; no version added")
+            try:
+                added.append(self.add_enhanced(audio, self.source.sample_rate, info,
+                                               {**run_settings, "channels": chans, "output": output}, elapsed,
+                                               output=output, name=f"{info.id}.{output}" if multi else info.id))
+            except ValueError:
+                if self.closed:
+                    raise Cancelled(f"{self.name}: closed during the run; no version added") from None
+                raise
         return added
 
     def residual_of(self, version: Version) -> Version:
@@ -230,7 +240,8 @@ class Recording:
 
     def close(self) -> None:
         """Mark the recording closed (running enhancements stop and add nothing) and release its file."""
-        self.closed = True
+        with self._lock:
+            self.closed = True
         close = getattr(self.source, "close", None)
         if close is not None:
             close()
@@ -240,6 +251,9 @@ class Recording:
             raise ValueError("the original cannot be removed")
         self.versions.remove(version)
         self._changed()
+
+    def version_or_none(self, name: str) -> Version | None:
+        return next((v for v in self.versions if v.name == name), None)
 
     def version(self, name: str) -> Version:
         for v in self.versions:

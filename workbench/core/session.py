@@ -333,7 +333,8 @@ class Session:
             job.cancel()
         self.recordings.remove(rec)
         self.references.pop(id(rec), None)
-        rec.close()
+        if not self.jobs_of(rec):
+            rec.close()  # else released when its last job has stopped (it may be reading right now)
         self._emit("recordings", rec)
         if rec is self.current:
             self.set_current(self.recordings[min(i, len(self.recordings) - 1)] if self.recordings else None)
@@ -369,6 +370,9 @@ class Session:
     def _job_changed(self, job: Job) -> None:
         if job.state.finished and job in self.jobs:
             self.jobs.remove(job)
+            owner = job.owner
+            if owner is not None and owner.closed and not self.jobs_of(owner):
+                owner.close()
         self._emit("job", job)
 
     def jobs_of(self, rec: Recording | None) -> list[Job]:
