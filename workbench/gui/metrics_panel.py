@@ -29,7 +29,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generator
+from typing import Callable, Generator
 
 from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
@@ -70,59 +70,39 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-@dataclass(frozen=True)
-class _Partial:
-    """One part of one version's scores, yielded by :func:`measure_steps` as soon as it is measured."""
-
-    version: Version
-    part: str
-    scores: Scores
-
-
-@dataclass(frozen=True)
-class _Paused:
-    """Yielded when :func:`measure_steps` starts (True) or stops (False) waiting for a model job."""
-
-    paused: bool
-
-
 def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
-                  resume: threading.Event, stop: threading.Event) -> Generator[object, None, dict[str, Scores]]:
+                  resume: threading.Event, stop: threading.Event,
+                  on_result: Callable[[Version, str, Scores], None],
+                  on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
     :func:`~workbench.core.evaluation.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
 
-    Yields the core's :class:`~workbench.core.enhancer.Progress`, a :class:`_Partial` per finished part (so
-    the table fills cell by cell) and :class:`_Paused` around waits: while ``resume`` is clear (a model job
-    runs) it waits between steps, until ``resume`` is set or ``stop`` asks it to end.
+    Yields the core's :class:`~workbench.core.enhancer.Progress`; ``on_result(version, part, scores)`` is
+    called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
+    clear (a model job runs) it waits between steps — ``on_paused(True)`` before, ``on_paused(False)``
+    after — until ``resume`` is set or ``stop`` asks it to end.
     """
     reference = rate = None
     if intrusive and reference_path is not None:
         audio, info = load_audio(reference_path)
         reference = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
         rate = info.sample_rate
-    ready: list[_Partial] = []
     gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive), dnsmos=bool(dnsmos),
-                         dnsmos_versions=dnsmos, on_result=lambda v, part, sc: ready.append(_Partial(v, part, sc)))
+                         dnsmos_versions=dnsmos, on_result=on_result)
     try:
         while True:
             if not resume.is_set() and not stop.is_set():
-                yield _Paused(True)
+                on_paused(True)
                 while not resume.wait(0.05) and not stop.is_set():
                     pass
-                yield _Paused(False)
+                on_paused(False)
             if stop.is_set():
                 raise Cancelled("cancelled on request")
             try:
                 step = next(gen)
             except StopIteration as done:
-                result = done.value
-                break
-            while ready:
-                yield ready.pop(0)
+                return done.value
             yield step
-        while ready:
-            yield ready.pop(0)
-        return result
     finally:
         gen.close()
 
@@ -180,8 +160,10 @@ class MetricsPanel(QWidget):
     cancelled = Signal()
     referenceChanged = Signal(object)
     pausedChanged = Signal(bool)
-    # Internal: session events (any thread) carried to the GUI thread.
+    # Internal: session events and worker reports (any thread) carried to the GUI thread.
     _sessionNotified = Signal(str, object)
+    _partialNotified = Signal(object, object, str, object)   # job, version, part, Scores
+    _pausedNotified = Signal(object, bool)                   # job, paused
 
     def __init__(self, document=None, parent: QWidget | None = None, *, auto_compute: bool = True,
                  pool: QThreadPool | None = None, session: Session | None = None,
@@ -261,6 +243,8 @@ class MetricsPanel(QWidget):
         lay.addWidget(self.status)
 
         self._sessionNotified.connect(self._on_session_event, Qt.ConnectionType.QueuedConnection)
+        self._partialNotified.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
+        self._pausedNotified.connect(self._on_paused, Qt.ConnectionType.QueuedConnection)
         self.session.subscribe(self._session_listener)
         if document is not None:
             document.recordingChanged.connect(self.set_recording)
@@ -484,14 +468,27 @@ class MetricsPanel(QWidget):
             self.resultsReady.emit(self.results())
             return False
         job = _Job(intr, dns, self.reference_path, self._ref_key())
-        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.stop)
+
+        def on_result(version, part, scores, job=job) -> None:   # worker thread: queued to the GUI thread
+            try:
+                self._partialNotified.emit(job, version, part, scores)
+            except RuntimeError:  # the panel is gone
+                pass
+
+        def on_paused(paused: bool, job=job) -> None:   # worker thread
+            try:
+                self._pausedNotified.emit(job, paused)
+            except RuntimeError:
+                pass
+
+        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.stop, on_result, on_paused)
         if self.recording in self.session.recordings:
             # A job of the recording: closing it cancels the measurement like any other of its jobs.
             job.session_job = self.session.new_job(steps, self.recording, f"metrics of {self.recording.name}")
             job.session_job.is_measurement = True
             steps = job.session_job.steps()
         worker = GeneratorWorker(steps, pool=self.pool)
-        worker.progress.connect(lambda item, job=job: self._on_item(job, item))
+        worker.progress.connect(lambda p, job=job: self._on_progress(job, p))
         worker.returned.connect(lambda result, job=job: self._on_finished(job))
         worker.errored.connect(lambda exc, job=job: self._on_failed(job, exc))
         worker.cancelled.connect(lambda job=job: self._on_cancelled(job))
@@ -522,20 +519,21 @@ class MetricsPanel(QWidget):
         job = self._worker
         return job is None or job.worker is None or job.worker.wait(timeout_ms)
 
-    def _on_item(self, job: _Job, item) -> None:
-        if isinstance(item, _Partial):
-            self._on_partial(job, item.version, item.part, item.scores)
-        elif isinstance(item, _Paused):
-            if job is self._worker:
-                self._paused = item.paused
-                if item.paused:
-                    self.progress_bar.setFormat("paused while a model runs")
-                self.pausedChanged.emit(item.paused)
-        elif isinstance(item, Progress) and job is self._worker:
-            self.progress_bar.setValue(int(1000 * item.fraction))
-            self.progress_bar.setFormat(item.message)
-            self.progress.emit(item.fraction, item.message)
+    def _on_progress(self, job: _Job, p: Progress) -> None:
+        if job is self._worker and not self._paused:
+            self.progress_bar.setValue(int(1000 * p.fraction))
+            self.progress_bar.setFormat(p.message)
+            self.progress.emit(p.fraction, p.message)
 
+    @Slot(object, bool)
+    def _on_paused(self, job: _Job, paused: bool) -> None:
+        if job is self._worker:
+            self._paused = paused
+            if paused:
+                self.progress_bar.setFormat("paused while a model runs")
+            self.pausedChanged.emit(paused)
+
+    @Slot(object, object, str, object)
     def _on_partial(self, job: _Job, version, part: str, scores: Scores) -> None:
         # Kept even from a cancelled job: a finished part is valid for its own reference key.
         if part == INTRUSIVE:
