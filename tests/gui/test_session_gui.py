@@ -233,3 +233,31 @@ def test_session_command_line_restores_and_screenshots(qtbot, settings, speech, 
                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert res.returncode == 0, res.stderr[-2000:]
     assert shot.stat().st_size > 10000
+
+
+def test_two_output_onnx_model_gives_two_versions_in_the_window(qtbot, window, speech, tmp_path):
+    import onnx
+    from onnx import helper
+
+    nodes = [helper.make_node("Mul", ["x", "a"], ["s"]), helper.make_node("Sub", ["x", "s"], ["n"]),
+             helper.make_node("Concat", ["s", "n"], ["y"], axis=0)]
+    graph = helper.make_graph(nodes, "split", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, "T"])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, "T"])],
+                              initializer=[helper.make_tensor("a", onnx.TensorProto.FLOAT, [], [0.8])])
+    model = tmp_path / "split.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(model))
+    (tmp_path / "split.onnx.toml").write_text('kind = "waveform"\nsample_rate = 16000\noutputs = ["speech", "noise"]\n')
+    w = window
+    (rec,) = w.open_files([speech])
+    with qtbot.waitSignal(w.model_panel.modelLoaded, timeout=30000):
+        w.model_panel.load_path(model)
+    qtbot.waitUntil(lambda: not w.model_panel.is_busy(), timeout=5000)
+    ready = []
+    w.model_panel.versionReady.connect(lambda r, v: ready.append(v.name))
+    run_model(qtbot, w, str(model))
+    assert ready == ["onnx:split.speech", "onnx:split.noise"]
+    assert [v.name for v in rec.versions] == ["original", "onnx:split.speech", "onnx:split.noise"]
+    x = rec.source.read_all()
+    np.testing.assert_allclose(rec.version("onnx:split.noise").source.read_all(), 0.2 * x, atol=1e-6)
+    assert w.document.version.name == "onnx:split.noise"   # the newest result is shown
+    assert w.version_box.count() >= 3

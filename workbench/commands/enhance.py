@@ -4,6 +4,10 @@
 * One input and ``-o`` not an existing folder (and not ending in a separator): ``OUT`` is the output file.
 * Several inputs, or a folder input, or ``-o`` an existing folder: ``OUT`` is a folder and each result
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
+* A model with several outputs (``EnhancerInfo.outputs``, e.g. speech and noise) writes one file per
+  output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
+* Every file is enhanced through :meth:`workbench.core.recording.Recording.enhance`, the call the GUI
+  uses, so versions carry the same provenance on both paths.
 * An existing output is never replaced without ``--overwrite``, and an input is never written over.
 * Progress goes to stderr as one updating line; each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
@@ -16,9 +20,10 @@ import time
 from pathlib import Path
 
 from ..core.audio_io import WRITE_SUBTYPES, open_source, write_audio_atomic
-from ..core.enhancer import enhance, run_to_end
+from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.export import file_tag
+from ..core.recording import Recording
 from ..core.registry import load_enhancer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
@@ -93,6 +98,17 @@ class ProgressLine:
         self.last = -1.0
 
 
+def output_targets(out_arg: Path, path: Path, model_id: str, outputs: tuple[str, ...],
+                   batch: bool) -> dict[str, Path]:
+    """Output name -> file: ``<stem>.<model>.wav`` (one output) or ``<stem>.<model>.<output>.wav``;
+    for a single input with ``-o FILE``, FILE itself or ``<FILE stem>.<output><FILE suffix>``."""
+    if len(outputs) == 1:
+        return {outputs[0]: out_arg / f"{path.stem}.{model_id}.wav" if batch else out_arg}
+    if batch:
+        return {o: out_arg / f"{path.stem}.{model_id}.{file_tag(o)}.wav" for o in outputs}
+    return {o: out_arg.with_name(f"{out_arg.stem}.{file_tag(o)}{out_arg.suffix or '.wav'}") for o in outputs}
+
+
 def run(args) -> int:
     channels = parse_channels(args.channels)
     files, batch = collect_inputs(args.inputs)
@@ -108,25 +124,29 @@ def run(args) -> int:
     progress = ProgressLine(not args.quiet)
     failed = 0
     try:
+        outputs = enhancer.info.outputs
         for k, path in enumerate(files):
-            target = out_arg / f"{path.stem}.{model_id}.wav" if batch else out_arg
+            targets = output_targets(out_arg, path, model_id, outputs, batch)
             label = f"[{k + 1}/{len(files)}] {path.name}" if batch else path.name
             try:
-                if target.exists() and path.exists() and target.resolve() == path.resolve():
-                    raise WorkbenchError(f"{target}: refusing to write over the input recording")
-                if target.exists() and not args.overwrite:
-                    raise WorkbenchError(f"{target}: already exists (use --overwrite to replace it)")
-                source = open_source(path, repair=args.repair)
+                for target in targets.values():
+                    if target.exists() and path.exists() and target.resolve() == path.resolve():
+                        raise WorkbenchError(f"{target}: refusing to write over the input recording")
+                    if target.exists() and not args.overwrite:
+                        raise WorkbenchError(f"{target}: already exists (use --overwrite to replace it)")
+                rec = Recording(path, source=open_source(path, repair=args.repair))
                 try:
                     t0 = time.perf_counter()
-                    audio = run_to_end(enhance(enhancer, source, channels=channels),
-                                       lambda p: progress.show(label, p.fraction))
+                    versions = run_to_end(rec.enhance(enhancer, channels, spec=args.model),
+                                          lambda p: progress.show(label, p.fraction))
                     elapsed = time.perf_counter() - t0
-                    write_audio_atomic(target, audio, source.sample_rate, subtype=args.subtype,
-                                       overwrite=args.overwrite, protect=(path,))
+                    for v in versions:
+                        write_audio_atomic(targets[v.provenance.output], v.source.read_all(), v.sample_rate,
+                                           subtype=args.subtype, overwrite=args.overwrite, protect=(path,))
                 finally:
-                    source.close()
-                progress.done(f"{label}: {source.duration_s:.1f} s in {elapsed:.2f} s -> {target}")
+                    rec.close()
+                shown = ", ".join(str(t) for t in targets.values())
+                progress.done(f"{label}: {rec.source.duration_s:.1f} s in {elapsed:.2f} s -> {shown}")
             except WorkbenchError as exc:
                 progress.done()
                 print(f"error: {exc}", file=sys.stderr)

@@ -119,14 +119,15 @@ class GeneratorWorker(QObject):
         self._signals.finished.connect(self._release)
 
     # -- control (GUI thread) ----------------------------------------------------------------------------
-    def start(self) -> "GeneratorWorker":
-        """Queue the work on the pool (default: the global QThreadPool). Returns ``self``."""
+    def start(self, priority: int = 0) -> "GeneratorWorker":
+        """Queue the work on the pool (default: the global QThreadPool) with QThreadPool's ``priority``
+        (higher runs first). Returns ``self``."""
         if self._started:
             raise RuntimeError("a GeneratorWorker runs once")
         self._started = True
         GeneratorWorker._alive.add(self)
         runnable = QRunnable.create(self._run)
-        (self._pool or QThreadPool.globalInstance()).start(runnable)
+        (self._pool or QThreadPool.globalInstance()).start(runnable, priority)
         return self
 
     def cancel(self) -> None:
@@ -137,6 +138,11 @@ class GeneratorWorker(QObject):
 
     @property
     def abort_requested(self) -> bool:
+        return self._abort.is_set()
+
+    def should_stop(self) -> bool:
+        """Thread-safe: whether :meth:`cancel` was called. Hand it to core generators that can also stop
+        inside one step (``compute_tile(..., should_stop=worker.should_stop)``)."""
         return self._abort.is_set()
 
     def is_running(self) -> bool:
@@ -158,6 +164,8 @@ class GeneratorWorker(QObject):
             lower_current_thread_priority()
         sig = self._signals
         try:
+            if self._abort.is_set():  # cancelled while queued: do not start at all
+                raise Cancelled("cancelled before it started")
             sig.started.emit()
             work = self._work
             if callable(work) and not inspect.isgenerator(work):
