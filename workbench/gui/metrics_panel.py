@@ -636,13 +636,17 @@ class MetricsPanel(QWidget):
             self.warning_label.setText("")
             return
         name, check = checks[0]
-        if not check.suspicious:
+        if check.suspicious:
+            self.warning_label.setText(
+                f"⚠ The reference {self.reference_path.name} may not be the clean version of {rec.name}: "
+                + "; ".join(check.problems()) + f" (against {name}). Intrusive metrics against it are not "
+                "meaningful.")
+        elif check.length_mismatch:
+            self.warning_label.setText(f"Note: {check.problems()[0]}; the metrics cover the overlap only.")
+        else:
             self.warning_label.hide()
             self.warning_label.setText("")
             return
-        self.warning_label.setText(
-            f"⚠ The reference {self.reference_path.name} may not be the clean version of {rec.name}: "
-            + "; ".join(check.problems()) + f" (against {name}). Intrusive metrics against it are not meaningful.")
         self.warning_label.show()
 
     @property
