@@ -267,3 +267,20 @@ def test_measuring_waits_while_a_model_job_of_the_session_runs(qtbot, shared_dat
         for _ in steps:   # the model finishes: measuring goes on
             pass
     assert _numeric(panel.cell_text("dnsmos_ovrl", "original")) and not panel.paused
+
+
+def test_closing_the_recording_cancels_its_paused_measurement(qtbot, shared_data):
+    from workbench.core.session import Session
+
+    session = Session()
+    rec = session.add(Recording(shared_data / "pesq/speech_bab_0dB.wav"))
+    panel = MetricsPanel(auto_compute=False, session=session)
+    qtbot.addWidget(panel)
+    panel.set_recording(rec)
+    panel.set_model_busy(True)      # e.g. a model being loaded in the Models panel
+    with qtbot.waitSignal(panel.pausedChanged, timeout=30000):
+        assert panel.compute()
+    assert [j.label for j in session.jobs_of(rec)] == ["metrics of speech_bab_0dB.wav"]
+    with qtbot.waitSignal(panel.cancelled, timeout=30000):
+        session.close(rec)           # the recording's jobs are cancelled, the paused one included
+    assert not panel.running and session.jobs_of(rec) == []

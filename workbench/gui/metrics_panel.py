@@ -71,7 +71,7 @@ def format_duration(seconds: float) -> str:
 
 
 def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
-                  resume: threading.Event, stop: threading.Event,
+                  resume: threading.Event, should_stop: Callable[[], bool],
                   on_result: Callable[[Version, str, Scores], None],
                   on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
@@ -80,7 +80,7 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
     Yields the core's :class:`~workbench.core.enhancer.Progress`; ``on_result(version, part, scores)`` is
     called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
     clear (a model job runs) it waits between steps — ``on_paused(True)`` before, ``on_paused(False)``
-    after — until ``resume`` is set or ``stop`` asks it to end.
+    after — until ``resume`` is set or ``should_stop()`` says to end (then it raises Cancelled).
     """
     reference = rate = None
     if intrusive and reference_path is not None:
@@ -91,12 +91,12 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
                          dnsmos_versions=dnsmos, on_result=on_result)
     try:
         while True:
-            if not resume.is_set() and not stop.is_set():
+            if not resume.is_set() and not should_stop():
                 on_paused(True)
-                while not resume.wait(0.05) and not stop.is_set():
+                while not resume.wait(0.05) and not should_stop():
                     pass
                 on_paused(False)
-            if stop.is_set():
+            if should_stop():
                 raise Cancelled("cancelled on request")
             try:
                 step = next(gen)
@@ -119,6 +119,10 @@ class _Job:
         self.dnsmos_audio_s = 0.0
         self.worker: GeneratorWorker | None = None
         self.session_job = None
+
+    def should_stop(self) -> bool:
+        """Cancel asked here, or by the session (the recording was closed)."""
+        return self.stop.is_set() or (self.session_job is not None and self.session_job.cancel_requested)
 
     def cancel(self) -> None:
         self.stop.set()
@@ -481,7 +485,7 @@ class MetricsPanel(QWidget):
             except RuntimeError:
                 pass
 
-        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.stop, on_result, on_paused)
+        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused)
         if self.recording in self.session.recordings:
             # A job of the recording: closing it cancels the measurement like any other of its jobs.
             job.session_job = self.session.new_job(steps, self.recording, f"metrics of {self.recording.name}")
