@@ -553,6 +553,9 @@ class MetricsPanel(QWidget):
     def _job_done(self, job: _Job) -> bool:
         if job is not self._worker:
             return False
+        # The worker frees itself once finished; no reference cycle (job -> worker -> slot -> job) is left
+        # for the cyclic GC to tear down later on whichever thread it happens to run.
+        job.worker = None
         self._worker = None
         self._paused = False
         self.compute_button.setEnabled(True)
