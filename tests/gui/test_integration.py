@@ -262,8 +262,11 @@ def test_closing_while_a_model_and_metrics_run(qtbot, settings, tmp_path):
     w.model_panel.select("logmmse")
     with qtbot.waitSignal(w.model_panel.runStarted, timeout=5000):
         w.model_panel.start()
+    w.metrics_dock.raise_()
+    # DNSMOS of two minutes is not started by showing the tab (issue 9); the Measure button starts it,
+    # and it waits while the model runs.
     with qtbot.waitSignal(w.metrics_panel.started, timeout=5000):
-        w.metrics_dock.raise_()
+        w.metrics_panel.compute_button.click()
     worker = w.model_panel.worker
     w.close()
     assert not worker.is_running() and w.metrics_pool.activeThreadCount() == 0

@@ -90,7 +90,8 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
 
     def report_to_stderr(title: str, message: str) -> None:
         errors.append(message)
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        for line in message.splitlines() or [title]:  # several bad files: one "error:" line each
+            print(f"error: {line}", file=sys.stderr, flush=True)
 
     window = MainWindow(error_reporter=report_to_stderr if screenshot else None)
     if screenshot:

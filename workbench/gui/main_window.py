@@ -31,6 +31,8 @@ from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_ses
 from ..core.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
+from ..core.export import default_export_folder, is_writable_folder
+from .error_list import ProblemList
 from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
@@ -45,9 +47,6 @@ HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
 MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".tar", ".ckpt", ".jit")
-#: Metrics are measured automatically (while their tab is visible) only up to this duration; longer
-#: recordings wait for the Measure button, since DNSMOS and PESQ read the whole file into memory.
-AUTO_METRICS_MAX_S = 600.0
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
 WINDOW_STATE_VERSION = 2
 #: Milliseconds after the first window is built when the start-up objects leave the cyclic GC's view.
@@ -100,7 +99,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings()
         self.error_reporter: ErrorReporter = error_reporter or self._show_error_box
-        self.error_boxes: list[QMessageBox] = []
+        #: the open problem list (at most one; see _show_error_box)
+        self.error_boxes: list[ProblemList] = []
         self.document = DocumentModel(self)
         self.view = SpectrogramView(self)
         self.setCentralWidget(self.view)
@@ -152,12 +152,16 @@ class MainWindow(QMainWindow):
         self.model_panel.attach_document(doc)
         self.model_panel.errorOccurred.connect(lambda msg: self.error_reporter("Model", msg))
         self.model_panel.runStarted.connect(lambda mid: self.statusBar().showMessage(f"Running {mid}…"))
-        self.model_panel.runFinished.connect(lambda outcome: self.statusBar().showMessage(f"Model run {outcome}", 5000))
+        self.model_panel.runFinished.connect(self._on_model_job_finished)
         # Its own pool (one thread), so closing the window waits for the metrics and nothing else.
         self.metrics_pool = QThreadPool(self)
         self.metrics_pool.setMaxThreadCount(1)
-        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool)
+        # It measures on its own only while its tab is visible (auto_compute follows the dock's visibility);
+        # long DNSMOS waits for its Measure button, and measuring pauses while any model job runs.
+        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool, session=self.session)
         self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
+        # Loads and probes are not session jobs (no recording owns them) but compete for the cores too.
+        self.model_panel.busyChanged.connect(self.metrics_panel.set_model_busy)
         self.transport = TransportBar(engine=playback_engine)
         self.transport.attach_document(doc)
         self.transport.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
@@ -168,10 +172,7 @@ class MainWindow(QMainWindow):
         self.model_dock = self.add_panel("Models", self.model_panel)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.model_dock.raise_()
-        self._metrics_visible = False
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
-        doc.recordingChanged.connect(lambda _rec: self._auto_measure())
-        doc.versionsChanged.connect(lambda _rec: self._auto_measure())
         self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
         self.bottom_toolbar.setMovable(False)
         self.resizeDocks([self._docks["Recordings"], self.model_dock], [210, 430], Qt.Orientation.Horizontal)
@@ -382,19 +383,24 @@ class MainWindow(QMainWindow):
         return dock
 
     def open_files(self, paths) -> list[Recording]:
-        """Open each path as a recording; a bad file is reported (naming it) and the others still open."""
+        """Open each path as a recording; the others still open when one is bad, and every bad file is
+        reported in one message (one line per file, naming it)."""
         opened = []
+        problems = []
         for p in paths:
             try:
                 rec = self.document.open(p)
             except WorkbenchError as exc:
-                self.error_reporter("Cannot open recording", str(exc))
+                problems.append(str(exc))
                 continue
             except Exception as exc:  # anything else still must not take the window down
-                self.error_reporter("Cannot open recording", f"{p}: {exc}")
+                problems.append(f"{p}: {exc}")
                 continue
             opened.append(rec)
             self._add_recent(str(Path(p).resolve()))
+        if problems:
+            title = "Cannot open recording" if len(problems) == 1 else f"Cannot open {len(problems)} recordings"
+            self.error_reporter(title, "\n".join(problems))
         if opened:
             self.filesOpened.emit(opened)
         return opened
@@ -424,7 +430,8 @@ class MainWindow(QMainWindow):
         if self.export_dialog is not None:
             self.export_dialog.close()
         dlg = ExportDialog(rec, self, stft_config=self.view.cfg, metrics=self.metrics_by_version(),
-                           current_version=self.document.version, channel=self.view.channel, folder=folder)
+                           current_version=self.document.version, channel=self.view.channel, folder=folder,
+                           reference=self.session.reference(rec))
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.errorOccurred.connect(lambda msg: self.statusBar().showMessage(f"Export: {msg}", 8000))
         dlg.exported.connect(lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
@@ -434,24 +441,48 @@ class MainWindow(QMainWindow):
         return dlg
 
     def open_batch_dialog(self, files=(), folder: str | Path | None = None) -> BatchDialog:
-        """File > Batch enhance (or Ctrl + drop): many files, one model, exported to a folder."""
+        """File > Batch enhance (or Ctrl + drop): many files, one model, exported to a folder.
+
+        Without ``files`` the dialog starts with the open recordings (those read from a file). The models
+        offered are the session's catalogue: built-ins, plugins and every model file loaded in the Models
+        panel. The folder defaults to ``enhanced/`` beside the first file, or under
+        :data:`~workbench.core.export.FALLBACK_EXPORT_FOLDER` when that folder is read-only."""
         files = [Path(f) for f in files]
+        if not files and self.batch_dialog is None:
+            files = [rec.path for rec in self.document.recordings if rec.path.is_file()]
         if folder is None:
-            base = files[0].parent if files else Path(self.settings.value("last_dir", str(Path.cwd()), str))
+            base = (default_export_folder(files[0]) if files
+                    else Path(self.settings.value("last_dir", str(Path.cwd()), str)))
+            if not is_writable_folder(base):
+                base = default_export_folder(None)
             folder = base / "enhanced"
         if self.batch_dialog is not None:
             self.batch_dialog.add_files(files)
             self.batch_dialog.raise_()
             return self.batch_dialog
-        dlg = BatchDialog(self, files, folder=folder)
+        catalogue = self.session.catalogue
+        try:
+            self.model_panel.ensure_listed()
+            choices = [(e.spec, e.info) for e in catalogue.entries()]
+        except Exception as exc:  # a broken plugin must not keep the dialog from opening
+            choices = []
+            self.statusBar().showMessage(f"Batch: could not list models: {exc}", 8000)
+        dlg = BatchDialog(self, files, folder=folder, enhancers=choices, load_enhancer=catalogue.load)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.destroyed.connect(lambda *_: setattr(self, "batch_dialog", None))
         self.batch_dialog = dlg
         dlg.show()
         return dlg
 
+    def dialog_folder(self) -> str:
+        """Where file dialogs start: the current recording's folder, else the last folder opened from."""
+        rec = self.document.recording
+        if rec is not None and rec.path.parent.is_dir():
+            return str(rec.path.resolve().parent)
+        return self.settings.value("last_dir", "", str)
+
     def open_dialog(self) -> None:
-        start = self.settings.value("last_dir", "", str)
+        start = self.dialog_folder()
         paths, _ = QFileDialog.getOpenFileNames(self, "Open recordings", start, AUDIO_FILTER)
         if paths:
             self.settings.setValue("last_dir", str(Path(paths[0]).parent))
@@ -526,14 +557,20 @@ class MainWindow(QMainWindow):
         self.view.set_loop_region(*(region if region is not None else (None, None)))
 
     def _on_metrics_visibility(self, visible: bool) -> None:
-        self._metrics_visible = visible
-        self._auto_measure()
+        """While the Metrics tab is visible the panel measures what is cheap on its own (see
+        :meth:`MetricsPanel.compute` with ``auto=True``); DNSMOS of long recordings waits for its button."""
+        self.metrics_panel.auto_compute = visible and not self._closed
+        if self.metrics_panel.auto_compute:
+            self.metrics_panel.compute(auto=True)
 
-    def _auto_measure(self) -> None:
-        rec = self.document.recording
-        if (self._metrics_visible and rec is not None and not self._closed
-                and rec.source.frames / rec.source.sample_rate <= AUTO_METRICS_MAX_S):
-            self.metrics_panel.compute()
+    def _on_model_job_finished(self, outcome: str) -> None:
+        """Status bar line for the end of a Models-panel job, saying which kind of job it was (a failed
+        load is not a "run") and, when it failed, why."""
+        kind = self.model_panel.job_kind
+        what = {"load": "Model load", "probe": "Model probe"}.get(kind, "Model run")
+        reason = self.model_panel.last_error if outcome == "failed" else ""
+        self.statusBar().showMessage(f"{what} {outcome}" + (f": {reason}" if reason else ""),
+                                     15000 if reason else 5000)
 
     def version_choices(self) -> list[tuple[str, Version | None, Version | None]]:
         """Entries of the version selector: ``(label, version, residual_of)``.
@@ -697,13 +734,18 @@ class MainWindow(QMainWindow):
     # errors, drops, recent files, settings
     # ------------------------------------------------------------------------------------------------------
     def _show_error_box(self, title: str, message: str) -> None:
-        """Non-modal message box, so the window stays usable (and tests are never blocked)."""
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setModal(False)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda *_: self.error_boxes.remove(box) if box in self.error_boxes else None)
-        self.error_boxes.append(box)
+        """Problems go to one non-modal list (:class:`~workbench.gui.error_list.ProblemList`), so the window
+        stays usable and several bad files never stack several popups: while the list is open, new problems
+        are appended to it."""
+        box = self.error_boxes[-1] if self.error_boxes else None
+        if box is None or not box.isVisible():
+            box = ProblemList(title, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.destroyed.connect(lambda *_, box=box: self.error_boxes.remove(box) if box in self.error_boxes else None)
+            self.error_boxes[:] = [box]
+        box.add(title, message)
         box.show()
+        box.raise_()
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -828,7 +870,7 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.transport.shutdown()
         self.model_panel.shutdown()
-        self.metrics_panel.cancel()
+        self.metrics_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:
