@@ -302,6 +302,6 @@ def tile_images(tile: Tile, sample_rate: int, display: DisplaySettings) -> dict[
     wanted = images_key(display)
     if tile.images is None or tile.images_for != wanted:
         tile.images = pane_arrays(tile.spec, tile.previous, tile.key.cfg, sample_rate, display,
-                                  tile.partner, tile.key.partner_is_original)
+                                  tile.partner, tile.key.partner_is_original, tile.frames)
         tile.images_for = wanted
     return tile.images

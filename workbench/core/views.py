@@ -55,6 +55,8 @@ class ViewInput:
         partner_is_original: ``True`` when ``partner`` is the original O and ``spec`` the enhanced E.
         compression: exponent ``c`` of ``sign(x)|x|^c`` (``None`` or 1: linear).
         floor_dbfs: bottom of the magnitude colour range (dBFS); the difference views' floor.
+        frames: STFT frame index of each column, int64 ``(columns,)``, or ``None`` (consecutive from 0 is
+            not assumed); frame 0 has no predecessor, so its instantaneous-frequency deviation reads 0.
     """
 
     spec: np.ndarray
@@ -65,6 +67,7 @@ class ViewInput:
     partner_is_original: bool = True
     compression: float | None = 0.3
     floor_dbfs: float = -100.0
+    frames: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,10 @@ def _inst_freq(inp: ViewInput) -> np.ndarray:
         return instantaneous_frequency_deviation(spec, inp.cfg, inp.sample_rate)
     pairs = np.empty((2 * spec.shape[0], spec.shape[1]), np.complex64)
     pairs[0::2], pairs[1::2] = inp.previous, spec
-    return instantaneous_frequency_deviation(pairs, inp.cfg, inp.sample_rate)[1::2]
+    out = instantaneous_frequency_deviation(pairs, inp.cfg, inp.sample_rate)[1::2]
+    if inp.frames is not None:
+        out[np.asarray(inp.frames) == 0] = 0.0   # frame 0 has no predecessor (as in the core function)
+    return out
 
 
 def _sides(inp: ViewInput) -> tuple[np.ndarray, np.ndarray]:
@@ -373,14 +379,14 @@ def images_key(display: DisplaySettings) -> tuple:
 
 def pane_arrays(spec: np.ndarray, previous: np.ndarray | None, cfg: StftConfig, sample_rate: int,
                 display: DisplaySettings, partner: np.ndarray | None = None,
-                partner_is_original: bool = True) -> dict[str, np.ndarray]:
+                partner_is_original: bool = True, frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The images of the four pane slots for complex columns ``spec`` ``(columns, bins)``.
 
     Returns slot -> float32 ``(columns, bins)``, each :func:`compute_view` of the slot's view with the
     display's compression, floor and masking.
     """
     inp = display.view_input(spec, cfg, sample_rate, previous=previous, partner=partner,
-                             partner_is_original=partner_is_original)
+                             partner_is_original=partner_is_original, frames=frames)
     return {slot: compute_view(name, inp, display.mask_floor_dbfs) for slot, name in display.pane_views().items()}
 
 

@@ -655,7 +655,7 @@ class SpectrogramView(QWidget):
             src, ch = self._partner[0], self._partner[1]
             partner = stft_frames(lambda a, b: src.read(a, b)[:, ch], src.frames, t, t + 1, cfg)
         display = self.display
-        inp = display.view_input(cur, cfg, sr, previous=prev if t > 0 else cur, partner=partner,
+        inp = display.view_input(cur, cfg, sr, previous=prev, partner=partner, frames=np.array([t]),
                                  partner_is_original=self._partner[2] if self._partner is not None else True)
 
         def value(name: str, masked: bool = True) -> float | None:
@@ -680,7 +680,7 @@ class SpectrogramView(QWidget):
             "imag": value("imag"),
             "real_raw": float(cur[0, k].real),
             "imag_raw": float(cur[0, k].imag),
-            "inst_freq_hz": value("inst_freq", masked=False) if t > 0 else 0.0,
+            "inst_freq_hz": value("inst_freq", masked=False),
             "group_delay_ms": value("group_delay", masked=False),
         }
         if partner is not None:
