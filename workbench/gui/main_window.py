@@ -404,8 +404,9 @@ class MainWindow(QMainWindow):
                 for name, sc in self.metrics_panel.results().items()}
 
     def open_export_dialog(self, folder: str | Path | None = None) -> ExportDialog | None:
-        """File > Export: versions (audio), the four-pane figure with the views' STFT settings, and the
-        comparison with the metrics measured so far. Non-modal; returns the dialog."""
+        """File > Export: versions (audio), the figure of what the panes show (views, levels, colours,
+        region; or the whole file), and the comparison with the metrics measured so far. Non-modal;
+        returns the dialog."""
         rec = self.document.recording
         if rec is None:
             self.error_reporter("Export", "Open a recording first")
@@ -413,7 +414,8 @@ class MainWindow(QMainWindow):
         if self.export_dialog is not None:
             self.export_dialog.close()
         dlg = ExportDialog(rec, self, stft_config=self.view.cfg, metrics=self.metrics_by_version(),
-                           current_version=self.document.version, channel=self.view.channel, folder=folder)
+                           current_version=self.document.version, channel=self.view.channel, folder=folder,
+                           figure_settings=self.view.figure_settings, partner=self.view.difference_partner())
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.errorOccurred.connect(lambda msg: self.statusBar().showMessage(f"Export: {msg}", 8000))
         dlg.exported.connect(lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
@@ -468,8 +470,12 @@ class MainWindow(QMainWindow):
 
     def _on_version_changed(self, version: Version | None) -> None:
         rec = self.document.recording
+        if rec is not self._shown_recording:
+            self.readout_label.setText("")   # values of another recording (or none)
         if version is None or rec is None:
             self.view.set_source(None)
+            self._shown_recording = None
+            self._update_difference_partner()
         else:
             channel = min(self.document.channel, version.source.channels - 1)
             # Switching versions of one recording keeps the zoom (A/B inspection); a new recording fits.
@@ -816,6 +822,9 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        # The deferred model listing must not start a thread after the panel was shut down (a QThread
+        # destroyed while running aborts the process).
+        self._list_models_timer.stop()
         self.transport.shutdown()
         self.model_panel.shutdown()
         self.metrics_panel.cancel()

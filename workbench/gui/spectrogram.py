@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.audio_io import AudioSource
+from ..core.figure import FigurePane, FigureSettings
 from ..core.stft import StftConfig, stft_frames
 from ..core.tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
                           tile_images, tiles_in_range, waveform_envelope)
@@ -450,9 +451,24 @@ class SpectrogramView(QWidget):
         self._clear_items()
         self._reset_auto_levels()
         self._hint.setVisible(source is None)
+        if not keep_view:
+            # A new recording: nothing of the previous one's crosshair, loop or playhead stays on screen.
+            self.hide_crosshair()
+            self.set_loop_region(None)
+            self.set_playhead(None)
         if source is None:
+            # Empty state: axes, overview and limits as before any file was opened.
             self.total_frames = 0
             self._set_envelope(np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32))
+            self._envelope_done = True
+            self.sample_rate = 16000
+            self.scale = FreqScale(self.display.freq_scale, self.sample_rate, self.cfg.nfft)
+            for pane in self.panes.values():
+                pane.axis.set_scale(self.scale)
+            self._apply_limits()
+            self.master.getViewBox().setRange(xRange=(0, 1), yRange=self.scale.y_limits(), padding=0)
+            self._hint.setPos(0.5, sum(self.scale.y_limits()) / 2)
+            self.readoutChanged.emit({})
             return
         self.sample_rate = source.sample_rate
         self._reconfigure(fit=not keep_view)
@@ -578,6 +594,38 @@ class SpectrogramView(QWidget):
             self._ready = False
             self.schedule_update()
 
+    def difference_partner(self) -> tuple[AudioSource, int, bool, str] | None:
+        """``(source, channel, partner_is_original, label)`` the difference views compare with, or ``None``."""
+        return self._partner
+
+    def visible_region(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """``((t0, t1) seconds, (f0, f1) Hz)`` shown in the panes (clipped to the recording)."""
+        (t0, t1), (y0, y1) = self.master.getViewBox().viewRange()
+        duration = self.source.frames / self.sample_rate if self.source is not None else 1.0
+        f0, f1 = (float(v) for v in self.scale.inv(np.array([y0, y1])))
+        return ((max(0.0, t0), min(duration, t1)), (max(0.0, f0), min(self.sample_rate / 2, f1)))
+
+    def set_visible_region(self, time_s: tuple[float, float], freq_hz: tuple[float, float] | None = None) -> None:
+        """Show ``time_s`` (seconds) and, if given, ``freq_hz`` (Hz) — sessions restore the view through this."""
+        vb = self.master.getViewBox()
+        if freq_hz is None:
+            vb.setXRange(*time_s, padding=0)
+        else:
+            vb.setRange(xRange=time_s, yRange=tuple(float(v) for v in self.scale.fwd(np.array(freq_hz))), padding=0)
+
+    def figure_settings(self, whole_file: bool = False) -> FigureSettings:
+        """What the panes show, as :class:`~workbench.core.figure.FigureSettings` for File > Export figure:
+        each pane's view, colour range and colour table, compression, masking threshold, frequency scale,
+        layout and (unless ``whole_file``) the visible time/frequency region."""
+        d = self.display
+        panes = tuple(FigurePane(d.pane_views()[slot], tuple(float(v) for v in self.levels(slot)),
+                                 self._luts[slot]) for slot in PANES)
+        (t0, t1), (f0, f1) = self.visible_region()
+        return FigureSettings(panes=panes, layout=d.layout, compression=d.compression, floor_db=float(d.db_range[0]),
+                              mask_below_db=None, mask_floor_dbfs=d.mask_floor_dbfs, freq_scale=d.freq_scale,
+                              time_range_s=None if whole_file else (t0, t1),
+                              freq_range_hz=None if whole_file else (f0, f1))
+
     def _on_region_selecting(self, a: float, b: float, finished: bool) -> None:
         if self.source is None:
             return
@@ -693,7 +741,8 @@ class SpectrogramView(QWidget):
         nothing is drawn)."""
         if not values:
             return ""
-        parts = [f"{p['short']} {p['text']}" for p in values["panes"].values()]
+        panes = values["panes"]   # a dict through a Qt signal loses its order: use the pane order
+        parts = [f"{panes[slot]['short']} {panes[slot]['text']}" for slot in PANES if slot in panes]
         return f"t {values['time_s']:.4f} s  f {values['freq_hz']:.1f} Hz  |  " + "  ".join(parts)
 
     def shutdown(self) -> None:
@@ -976,12 +1025,24 @@ class SpectrogramView(QWidget):
                 self.show_crosshair(p.x(), float(self.scale.inv(p.y())))
                 return
 
+    def hide_crosshair(self) -> None:
+        for pane in self.panes.values():
+            pane.vline.hide()
+            pane.hline.hide()
+
+    def crosshair_visible(self) -> bool:
+        return self.master is not None and self.panes["magnitude"].vline.isVisible()
+
     def show_crosshair(self, time_s: float, freq_hz: float) -> dict:
         """Place the crosshair at ``(time_s, freq_hz)`` in every pane and emit the readout."""
+        if self.source is None:
+            return {}
         y = float(self.scale.fwd(freq_hz))
         for pane in self.panes.values():
             pane.vline.setPos(time_s)
             pane.hline.setPos(y)
+            pane.vline.show()
+            pane.hline.show()
         values = self.readout(time_s, freq_hz)
         if values:
             self.cursorMoved.emit(time_s)

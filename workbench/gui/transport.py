@@ -327,7 +327,13 @@ class TransportBar(QWidget):
             self._load_pool.waitForDone()  # a running load must not install its program after the unload
             self.engine.unload()
             self._rebuild_buttons()
+            self._update_loop_label()
+            self._emit_playhead(force=True)
+            self.loopChanged.emit(None)
             return
+        # The previous recording's loop region is gone at once (not only once the new one has loaded).
+        self._update_loop_label()
+        self.loopChanged.emit(None)
 
         def after(error) -> None:
             if error is not None:
