@@ -79,7 +79,7 @@ def test_a_registered_view_is_a_pane_choice_in_the_readout_and_in_the_figure(qtb
         wait_painted(qtbot, w)
         choose(w.phase_box, "test_power")
         wait_painted(qtbot, w)
-        assert w.view.panes["phase"].plot.titleLabel.text.startswith("Test power (dBp)")
+        assert w.view.pane_title("phase").startswith("Test power (dBp)")
         frames, shown, _ = stitched(w.view, "phase")
         audio = sf.read(shared_data / "dns3" / "0015_noisy.wav", dtype="float32")[0]
         spec = stft(audio, w.view.cfg)

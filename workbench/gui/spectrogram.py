@@ -158,8 +158,10 @@ def _loop_region() -> pg.LinearRegionItem:
 class _Pane:
     """One plot with its colour bar, crosshair and the tile images it currently shows."""
 
-    def __init__(self, name: str, scale: FreqScale, on_region=None):
+    def __init__(self, name: str, scale: FreqScale, on_region=None, horizontal_bar: bool = False):
         self.name = name
+        # The title is its own layout cell spanning plot and colour bar, so a bar never covers it.
+        self.title = pg.LabelItem("", color="#d8dde6", size="10pt")
         self.axis = FrequencyAxis(scale)
         self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()},
                                 viewBox=_RegionViewBox(on_region or (lambda a, b, done: None)))
@@ -170,7 +172,8 @@ class _Pane:
         self.plot.getAxis("top").setStyle(showValues=False)
         self.plot.showAxis("right")
         self.plot.getAxis("right").setStyle(showValues=False)
-        self.bar = pg.ColorBarItem(values=(0, 1), width=14, interactive=True, colorMapMenu=False, rounding=0.01)
+        self.bar = pg.ColorBarItem(values=(0, 1), width=14, interactive=True, colorMapMenu=False, rounding=0.01,
+                                   orientation="horizontal" if horizontal_bar else "vertical")
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 110), width=1))
         self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 255, 255, 110), width=1))
         self.playhead = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((80, 220, 120), width=1.5))
@@ -316,21 +319,37 @@ class SpectrogramView(QWidget):
                 except (RuntimeError, TypeError):
                     pass
         self.graphics.ci.clear()
-        self.panes = {name: _Pane(name, self.scale, self._on_region_selecting) for name in PANES}
-        positions = ({"magnitude": (0, 0), "phase": (0, 1), "real": (1, 0), "imag": (1, 1)}
-                     if self.display.layout == "grid" else
-                     {name: (0, i) for i, name in enumerate(PANES)})
-        for name, (row, col) in positions.items():
-            pane = self.panes[name]
-            self.graphics.addItem(pane.plot, row=row, col=2 * col)
-            self.graphics.addItem(pane.bar, row=row, col=2 * col + 1)
-            pane.axis.setWidth(self._axis_width())
+        row_layout = self.display.layout == "row"
+        # Side by side, the colour bars go under the plots: four vertical bars and their labels would
+        # take the width the plots need at 1366 px.
+        self.panes = {name: _Pane(name, self.scale, self._on_region_selecting, horizontal_bar=row_layout)
+                      for name in PANES}
         grid = self.graphics.ci.layout
-        cols = 2 if self.display.layout == "grid" else 4
-        for col in range(cols):
-            # Plots share the width equally; colour bars keep their fixed width.
-            grid.setColumnStretchFactor(2 * col, 1)
-            grid.setColumnStretchFactor(2 * col + 1, 0)
+        if row_layout:
+            for col, name in enumerate(PANES):
+                pane = self.panes[name]
+                self.graphics.addItem(pane.title, row=0, col=col)
+                self.graphics.addItem(pane.plot, row=1, col=col)
+                self.graphics.addItem(pane.bar, row=2, col=col)
+                pane.axis.setWidth(self._axis_width())
+                grid.setColumnStretchFactor(col, 1)
+            for row, stretch in enumerate((0, 1, 0, 0)):
+                grid.setRowStretchFactor(row, stretch)
+        else:
+            positions = {"magnitude": (0, 0), "phase": (0, 1), "real": (1, 0), "imag": (1, 1)}
+            for name, (row, col) in positions.items():
+                pane = self.panes[name]
+                self.graphics.addItem(pane.title, row=2 * row, col=2 * col, colspan=2)
+                self.graphics.addItem(pane.plot, row=2 * row + 1, col=2 * col)
+                self.graphics.addItem(pane.bar, row=2 * row + 1, col=2 * col + 1)
+                pane.axis.setWidth(self._axis_width())
+            for col in range(2):
+                # Plots share the width equally; colour bars keep their fixed width.
+                grid.setColumnStretchFactor(2 * col, 1)
+                grid.setColumnStretchFactor(2 * col + 1, 0)
+            for row in range(2):
+                grid.setRowStretchFactor(2 * row, 0)
+                grid.setRowStretchFactor(2 * row + 1, 1)
         for name in PANES:
             self.panes[name].plot.setMinimumWidth(120)
             self.panes[name].plot.setPreferredWidth(200)
@@ -376,10 +395,14 @@ class SpectrogramView(QWidget):
             title = spec.title(self.display.compression)
             if spec.needs_partner:
                 title += f": {label}"
-            pane.plot.setTitle(title, color="#d8dde6", size="10pt")
+            pane.title.setText(title, color="#d8dde6", size="10pt")
             caption = self.display.mask_caption(spec.name)
             bar_label = "  ".join(t for t in (spec.unit, caption) if t)
             pane.bar.axis.setLabel(bar_label) if bar_label else pane.bar.axis.showLabel(False)
+
+    def pane_title(self, slot: str) -> str:
+        """Title text of pane ``slot``."""
+        return self.panes[slot].title.text
 
     def colorbar_title(self, slot: str) -> str:
         """Text of the colour bar label of pane ``slot`` (unit and, for masked views, the mask)."""
