@@ -160,6 +160,12 @@ class MainWindow(QMainWindow):
         self.model_dock.raise_()
         self._metrics_visible = False
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
+        # The metrics table grows a column per version; the dock widens with it (see _fit_metrics_dock).
+        self._fit_metrics_timer = QTimer(self, singleShot=True, interval=0)
+        self._fit_metrics_timer.timeout.connect(self._fit_metrics_dock)
+        self.metrics_panel.table.horizontalHeader().sectionResized.connect(lambda *_: self._fit_metrics_timer.start())
+        self.metrics_panel.table.horizontalHeader().sectionCountChanged.connect(
+            lambda *_: self._fit_metrics_timer.start())
         doc.recordingChanged.connect(lambda _rec: self._auto_measure())
         doc.versionsChanged.connect(lambda _rec: self._auto_measure())
         self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
@@ -523,7 +529,29 @@ class MainWindow(QMainWindow):
 
     def _on_metrics_visibility(self, visible: bool) -> None:
         self._metrics_visible = visible
+        if visible:
+            self._fit_metrics_timer.start()
         self._auto_measure()
+
+    #: Width the panes keep at least when the metrics dock widens (px).
+    MIN_CENTRAL_WIDTH = 560
+
+    def _fit_metrics_dock(self) -> None:
+        """Widen the right dock so that every column of the metrics table (one per version, the winner's
+        among them) is visible, as far as the panes keep :attr:`MIN_CENTRAL_WIDTH`."""
+        dock = self.metrics_dock
+        if not self._metrics_visible or dock.isFloating() or self._closed:
+            return
+        table = self.metrics_panel.table
+        # What the table's columns need beyond what its viewport shows now.
+        hidden = table.horizontalHeader().length() - table.viewport().width()
+        needed = dock.width() + max(hidden, 0) + 2
+        left = sum(d.width() for d in self._docks.values() if d.isVisible() and not d.isFloating()
+                   and self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea)
+        cap = self.width() - left - self.MIN_CENTRAL_WIDTH
+        target = min(needed, cap)
+        if target > dock.width():
+            self.resizeDocks([dock], [target], Qt.Orientation.Horizontal)
 
     def _auto_measure(self) -> None:
         rec = self.document.recording
