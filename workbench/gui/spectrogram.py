@@ -9,6 +9,7 @@ on. Images are placed in data coordinates (x: seconds, y: frequency axis value) 
 
 from __future__ import annotations
 
+import html
 import itertools
 import threading
 import time
@@ -162,6 +163,7 @@ class _Pane:
         self.name = name
         # The title is its own layout cell spanning plot and colour bar, so a bar never covers it.
         self.title = pg.LabelItem("", color="#d8dde6", size="10pt")
+        self.bar_caption = ""   # plain text of the colour bar's label (unit, masking)
         self.axis = FrequencyAxis(scale)
         self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()},
                                 viewBox=_RegionViewBox(on_region or (lambda a, b, done: None)))
@@ -397,8 +399,11 @@ class SpectrogramView(QWidget):
                 title += f": {label}"
             pane.title.setText(title, color="#d8dde6", size="10pt")
             caption = self.display.mask_caption(spec.name)
-            bar_label = "  ".join(t for t in (spec.unit, caption) if t)
-            pane.bar.axis.setLabel(bar_label) if bar_label else pane.bar.axis.showLabel(False)
+            pane.bar_caption = "  ".join(t for t in (spec.unit, caption) if t)
+            if pane.bar_caption:
+                pane.bar.axis.setLabel(html.escape(pane.bar_caption))   # the label is rich text ("<")
+            else:
+                pane.bar.axis.showLabel(False)
 
     def pane_title(self, slot: str) -> str:
         """Title text of pane ``slot``."""
@@ -406,8 +411,8 @@ class SpectrogramView(QWidget):
 
     def colorbar_title(self, slot: str) -> str:
         """Text of the colour bar label of pane ``slot`` (unit and, for masked views, the mask)."""
-        axis = self.panes[slot].bar.axis
-        return axis.labelText if axis.label.isVisible() else ""
+        pane = self.panes[slot]
+        return pane.bar_caption if pane.bar.axis.label.isVisible() else ""
 
     def _partner_label(self) -> str:
         """What the difference pane compares, e.g. ``deepfilternet3 − original``."""
