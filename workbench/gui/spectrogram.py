@@ -1,7 +1,7 @@
 """Four linked complex-spectrogram panes (magnitude, phase, real, imaginary) and a waveform overview.
 
 :class:`SpectrogramView` shows one channel of one :class:`~workbench.core.recording.Version`. It keeps
-nothing of the audio in memory: visible tiles (see :mod:`workbench.gui.tiles`) are computed on a
+nothing of the audio in memory: visible tiles (see :mod:`workbench.core.tiles`) are computed on a
 thread pool at the level of detail the pane width needs, cached, and cancelled when the view moves
 on. Images are placed in data coordinates (x: seconds, y: frequency axis value) with
 ``ImageItem.setRect``; every pane is X- and Y-linked to the magnitude pane.
