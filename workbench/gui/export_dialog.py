@@ -158,6 +158,9 @@ class ExportDialog(QDialog):
         self.height_spin = QSpinBox()
         self.height_spin.setRange(240, 8000)
         self.height_spin.setValue(1000)
+        if figure_settings is not None and figure_settings(False).layout == "row":
+            self.width_spin.setValue(2400)   # four panes side by side, as on screen
+            self.height_spin.setValue(800)
         size = QHBoxLayout()
         size.addWidget(self.width_spin)
         size.addWidget(QLabel("×"))
