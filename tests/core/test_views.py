@@ -113,3 +113,24 @@ def test_a_registered_view_reaches_the_figure(signal):
         assert figure_panes(views)[1].title == "Absolute value"
     finally:
         unregister_view("test_abs")
+
+
+def test_figure_difference_views_and_mel_rows_follow_the_panes(signal):
+    """A figure's Δ magnitude uses the partner as the panes do; a mel figure draws the panes' rows."""
+    from workbench.core.views import FreqScale
+
+    x, sr = signal
+    cfg = StftConfig(512, 128)
+    enhanced = (x * 0.25).astype(np.float32)
+    settings = FigureSettings(panes=tuple(FigurePane(n) for n in ("magnitude", "mag_diff", "real", "imag")),
+                              floor_db=-100.0, freq_scale="mel")
+    views = compute_figure_views(ArraySource(enhanced, sr), cfg, settings,
+                                 partner=(ArraySource(x, sr), 0, True))
+    O, E = stft(x, cfg), stft(enhanced, cfg)
+    want = compute_view("mag_diff", ViewInput(E, cfg, sr, partner=O, floor_dbfs=-100.0))
+    np.testing.assert_allclose(views.views["mag_diff"], want, atol=1e-3)
+    loud = magnitude_db(O, cfg, FLOOR_DB) > -60
+    np.testing.assert_allclose(views.views["mag_diff"][loud], 20 * np.log10(0.25), atol=0.05)
+    idx, _, _ = FreqScale("mel", sr, cfg.nfft).rows(cfg.bins)
+    panes = figure_panes(views, settings)
+    np.testing.assert_array_equal(panes[0].data, views.views["magnitude"][:, idx])
