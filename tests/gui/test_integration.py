@@ -162,7 +162,7 @@ def test_enhance_inspect_listen_measure_export(qtbot, window, shared_data, tmp_p
     # --- difference view: enhanced minus original, through the tiles (worker pool)
     window.phase_box.setCurrentIndex(window.phase_box.findData("mag_diff"))
     wait_painted(qtbot, window)
-    assert f"{MODEL} − original" in window.view.panes["phase"].plot.titleLabel.text
+    assert f"{MODEL} − original" in window.view.pane_title("phase")
     img = window.view.images("phase")[0]
     frames = img.tile.frames
     floor_raw = window.view.display.db_range[0] - 20 * np.log10(full_scale_gain(cfg))

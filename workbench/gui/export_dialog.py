@@ -89,6 +89,9 @@ class ExportDialog(QDialog):
             :data:`~workbench.core.export.FALLBACK_EXPORT_FOLDER` when that one is read-only).
         reference: the clean reference behind the intrusive metrics (recorded in the comparison with its
             SHA-256).
+        figure_settings: ``whole_file -> FigureSettings`` of the panes (what the screen shows); without
+            it the figure uses the CLI's defaults.
+        partner: ``(source, channel, partner_is_original, label)`` of the difference views, or ``None``.
 
     Signals:
         exported(list): paths written by the last action.
@@ -101,7 +104,8 @@ class ExportDialog(QDialog):
     def __init__(self, recording, parent: QWidget | None = None, *, stft_config=None,
                  metrics: dict | None = None, current_version=None, channel: int = 0,
                  folder: str | Path | None = None, reference: str | Path | None = None,
-                 confirm: Callable[[QWidget, Sequence[Path]], bool] = confirm_overwrite):
+                 confirm: Callable[[QWidget, Sequence[Path]], bool] = confirm_overwrite,
+                 figure_settings: Callable[[bool], object] | None = None, partner=None):
         super().__init__(parent)
         self.setWindowTitle(f"Export — {recording.name}")
         self.recording = recording
@@ -110,6 +114,9 @@ class ExportDialog(QDialog):
         self.metrics = metrics or {}
         self.channel = channel
         self.confirm = confirm
+        self.figure_settings = figure_settings
+        self.partner = partner
+        self.shown_version = current_version
         self.written: list[ExportedFile] = []
         start = Path(folder) if folder else default_export_folder(recording.path)
         self.tabs = QTabWidget()
@@ -160,12 +167,20 @@ class ExportDialog(QDialog):
         self.height_spin = QSpinBox()
         self.height_spin.setRange(240, 8000)
         self.height_spin.setValue(1000)
+        if figure_settings is not None and figure_settings(False).layout == "row":
+            self.width_spin.setValue(2400)   # four panes side by side, as on screen
+            self.height_spin.setValue(800)
         size = QHBoxLayout()
         size.addWidget(self.width_spin)
         size.addWidget(QLabel("×"))
         size.addWidget(self.height_spin)
         size.addWidget(QLabel("px"))
         ff.addRow("Size", size)
+        self.whole_file_check = QCheckBox("Whole file and full band (ignore the zoom)")
+        self.whole_file_check.setToolTip("Unchecked, the figure shows what the panes show: the same views, "
+                                         "colour ranges and maps, masking, frequency scale and visible region")
+        self.whole_file_check.setEnabled(figure_settings is not None)
+        ff.addRow("Region", self.whole_file_check)
         self.figure_folder = _folder_row(ff, self, start)
         self.figure_button = QPushButton("Export figure")
         self.figure_button.clicked.connect(self.export_figure)
@@ -288,9 +303,15 @@ class ExportDialog(QDialog):
                 return None
             overwrite = True
         try:
+            settings = (self.figure_settings(self.whole_file_check.isChecked())
+                        if self.figure_settings is not None else None)
+            # The difference views' partner belongs to the version the panes show.
+            partner = self.partner if version is self.shown_version else None
             out = export_figure(self.recording, version, path, self.stft_config, channel=self.channel,
                                 width_px=self.width_spin.value(), height_px=self.height_spin.value(),
-                                overwrite=overwrite)
+                                overwrite=overwrite, settings=settings,
+                                partner=partner[:3] if partner is not None else None,
+                                partner_label=partner[3] if partner is not None else "")
         except (WorkbenchError, ValueError) as exc:
             self._fail(str(exc))
             return None

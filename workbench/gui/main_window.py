@@ -36,7 +36,8 @@ from .error_list import ProblemList
 from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
-from .spectrogram import LAYOUTS, MAGNITUDE_COLORMAPS, PHASE_VIEWS, DisplaySettings, SpectrogramView
+from ..core.views import DEFAULT_MASK_BELOW_DB
+from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
 from .workers import stop_all_workers
 
@@ -173,6 +174,13 @@ class MainWindow(QMainWindow):
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
+        self._metrics_visible = False
+        # The metrics table grows a column per version; the dock widens with it (see _fit_metrics_dock).
+        self._fit_metrics_timer = QTimer(self, singleShot=True, interval=0)
+        self._fit_metrics_timer.timeout.connect(self._fit_metrics_dock)
+        self.metrics_panel.table.horizontalHeader().sectionResized.connect(lambda *_: self._fit_metrics_timer.start())
+        self.metrics_panel.table.horizontalHeader().sectionCountChanged.connect(
+            lambda *_: self._fit_metrics_timer.start())
         self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
         self.bottom_toolbar.setMovable(False)
         self.resizeDocks([self._docks["Recordings"], self.model_dock], [210, 430], Qt.Orientation.Horizontal)
@@ -189,7 +197,7 @@ class MainWindow(QMainWindow):
         tb.setObjectName("toolbar_display")
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
         self.version_box = self._combo([], "Version of the recording shown in the panes")
-        self.version_box.setMinimumWidth(190)
+        self.version_box.setMinimumWidth(150)
         self.version_box.currentIndexChanged.connect(self._on_version_box)
         tb.addWidget(QLabel(" Version "))
         tb.addWidget(self.version_box)
@@ -197,7 +205,8 @@ class MainWindow(QMainWindow):
         self.layout_box = self._combo([("2 × 2", "grid"), ("Row", "row")], "Pane layout")
         tb.addWidget(QLabel(" Layout "))
         tb.addWidget(self.layout_box)
-        self.phase_box = self._combo([(v, k) for k, v in PHASE_VIEWS.items()], "What the second pane shows")
+        self.phase_box = self._combo([(v, k) for k, v in phase_view_choices().items()],
+                                    "What the second pane shows (the views of workbench.core.views)")
         tb.addWidget(QLabel(" Phase view "))
         tb.addWidget(self.phase_box)
         self.scale_box = self._combo([(s.capitalize(), s) for s in FREQ_SCALES], "Frequency axis scale")
@@ -214,11 +223,6 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.db_lo)
         tb.addWidget(QLabel("…"))
         tb.addWidget(self.db_hi)
-        self.comp_box = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, decimals=2, value=0.3)
-        self.comp_box.setToolTip("Compression exponent c for real/imag: sign(x)|x|^c (1 = linear)")
-        tb.addWidget(QLabel(" Compression "))
-        tb.addWidget(self.comp_box)
-
         st = QToolBar("STFT", self)
         st.setObjectName("toolbar_stft")
         self.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
@@ -233,8 +237,21 @@ class MainWindow(QMainWindow):
         st.addWidget(QLabel(" Hop "))
         st.addWidget(self.hop_box)
         st.addSeparator()
+        self.comp_box = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, decimals=2, value=0.3)
+        self.comp_box.setToolTip("Compression exponent c for real/imag: sign(x)|x|^c (1 = linear)")
+        st.addWidget(QLabel(" Compression "))
+        st.addWidget(self.comp_box)
+        self.mask_box = QDoubleSpinBox(minimum=0, maximum=200, singleStep=10, decimals=0,
+                                       value=DEFAULT_MASK_BELOW_DB, suffix=" dB")
+        self.mask_box.setSpecialValueText("off")
+        self.mask_box.setToolTip("Instantaneous frequency and group delay: blank bins more than this many dB "
+                                 "under the top of the magnitude range (their phase is noise there); 0 = off")
+        st.addWidget(QLabel(" Mask "))
+        st.addWidget(self.mask_box)
+
+        st.addSeparator()
         self.readout_label = QLabel("")
-        self.readout_label.setMinimumWidth(600)
+        self.readout_label.setMinimumWidth(420)
         self.readout_label.setTextFormat(Qt.TextFormat.PlainText)
         self.readout_label.setStyleSheet("font-family: monospace;")
         st.addWidget(self.readout_label)
@@ -341,7 +358,7 @@ class MainWindow(QMainWindow):
         self.view.tileError.connect(lambda msg: self.error_reporter("Cannot draw the spectrogram", msg))
         for box in (self.layout_box, self.phase_box, self.scale_box, self.cmap_box):
             box.currentIndexChanged.connect(self._on_display_controls)
-        for spin in (self.db_lo, self.db_hi, self.comp_box):
+        for spin in (self.db_lo, self.db_hi, self.comp_box, self.mask_box):
             spin.valueChanged.connect(self._on_display_controls)
         for box in (self.window_box, self.nfft_box, self.hop_box):
             box.currentIndexChanged.connect(self._on_stft_controls)
@@ -421,8 +438,9 @@ class MainWindow(QMainWindow):
                 for name, sc in self.metrics_panel.results().items()}
 
     def open_export_dialog(self, folder: str | Path | None = None) -> ExportDialog | None:
-        """File > Export: versions (audio), the four-pane figure with the views' STFT settings, and the
-        comparison with the metrics measured so far. Non-modal; returns the dialog."""
+        """File > Export: versions (audio), the figure of what the panes show (views, levels, colours,
+        region; or the whole file), and the comparison with the metrics measured so far. Non-modal;
+        returns the dialog."""
         rec = self.document.recording
         if rec is None:
             self.error_reporter("Export", "Open a recording first")
@@ -431,7 +449,8 @@ class MainWindow(QMainWindow):
             self.export_dialog.close()
         dlg = ExportDialog(rec, self, stft_config=self.view.cfg, metrics=self.metrics_by_version(),
                            current_version=self.document.version, channel=self.view.channel, folder=folder,
-                           reference=self.session.reference(rec))
+                           reference=self.session.reference(rec),
+                           figure_settings=self.view.figure_settings, partner=self.view.difference_partner())
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.errorOccurred.connect(lambda msg: self.statusBar().showMessage(f"Export: {msg}", 8000))
         dlg.exported.connect(lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
@@ -510,8 +529,12 @@ class MainWindow(QMainWindow):
 
     def _on_version_changed(self, version: Version | None) -> None:
         rec = self.document.recording
+        if rec is not self._shown_recording:
+            self.readout_label.setText("")   # values of another recording (or none)
         if version is None or rec is None:
             self.view.set_source(None)
+            self._shown_recording = None
+            self._update_difference_partner()
         else:
             channel = min(self.document.channel, version.source.channels - 1)
             # Switching versions of one recording keeps the zoom (A/B inspection); a new recording fits.
@@ -559,6 +582,9 @@ class MainWindow(QMainWindow):
     def _on_metrics_visibility(self, visible: bool) -> None:
         """While the Metrics tab is visible the panel measures what is cheap on its own (see
         :meth:`MetricsPanel.compute` with ``auto=True``); DNSMOS of long recordings waits for its button."""
+        self._metrics_visible = visible
+        if visible:
+            self._fit_metrics_timer.start()
         self.metrics_panel.auto_compute = visible and not self._closed
         if self.metrics_panel.auto_compute:
             self.metrics_panel.compute(auto=True)
@@ -571,6 +597,26 @@ class MainWindow(QMainWindow):
         reason = self.model_panel.last_error if outcome == "failed" else ""
         self.statusBar().showMessage(f"{what} {outcome}" + (f": {reason}" if reason else ""),
                                      15000 if reason else 5000)
+
+    #: Width the panes keep at least when the metrics dock widens (px).
+    MIN_CENTRAL_WIDTH = 560
+
+    def _fit_metrics_dock(self) -> None:
+        """Widen the right dock so that every column of the metrics table (one per version, the winner's
+        among them) is visible, as far as the panes keep :attr:`MIN_CENTRAL_WIDTH`."""
+        dock = self.metrics_dock
+        if not self._metrics_visible or dock.isFloating() or self._closed:
+            return
+        table = self.metrics_panel.table
+        # What the table's columns need beyond what its viewport shows now.
+        hidden = table.horizontalHeader().length() - table.viewport().width()
+        needed = dock.width() + max(hidden, 0) + 2
+        left = sum(d.width() for d in self._docks.values() if d.isVisible() and not d.isFloating()
+                   and self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea)
+        cap = self.width() - left - self.MIN_CENTRAL_WIDTH
+        target = min(needed, cap)
+        if target > dock.width():
+            self.resizeDocks([dock], [target], Qt.Orientation.Horizontal)
 
     def version_choices(self) -> list[tuple[str, Version | None, Version | None]]:
         """Entries of the version selector: ``(label, version, residual_of)``.
@@ -680,16 +726,7 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
 
     def _on_readout(self, r: dict) -> None:
-        phase_view = self.view.display.phase_view
-        nan = float("nan")
-        extra = {"phase": f"phase {r['phase_rad']:+.3f} rad",
-                 "inst_freq": f"IF dev {r['inst_freq_hz']:+.1f} Hz",
-                 "group_delay": f"GD {r['group_delay_ms']:+.2f} ms",
-                 "mag_diff": f"Δmag {r.get('magnitude_difference_db', nan):+.1f} dB",
-                 "phase_diff": f"Δphase {r.get('phase_difference_rad', nan):+.3f} rad"}[phase_view]
-        self.readout_label.setText(
-            f"t {r['time_s']:.4f} s  f {r['freq_hz']:.1f} Hz  |  mag {r['magnitude_db']:.1f} dB  {extra}  "
-            f"re {r['real_raw']:+.3g}  im {r['imag_raw']:+.3g}")
+        self.readout_label.setText(self.view.readout_text(r))
 
     # ------------------------------------------------------------------------------------------------------
     # controls -> view
@@ -700,7 +737,8 @@ class MainWindow(QMainWindow):
             hi = lo + 5
         return DisplaySettings(layout=self.layout_box.currentData(), phase_view=self.phase_box.currentData(),
                                freq_scale=self.scale_box.currentData(), colormap=self.cmap_box.currentData(),
-                               db_range=(lo, hi), compression=round(self.comp_box.value(), 3))
+                               db_range=(lo, hi), compression=round(self.comp_box.value(), 3),
+                               mask_below_db=float(self.mask_box.value()))
 
     def stft_config(self) -> StftConfig:
         n_fft = int(self.nfft_box.currentData())
@@ -728,7 +766,14 @@ class MainWindow(QMainWindow):
         self.db_lo.setValue(display.db_range[0])
         self.db_hi.setValue(display.db_range[1])
         self.comp_box.setValue(display.compression)
+        self.mask_box.setValue(display.mask_below_db)
         self._updating_controls = False
+
+    def set_display_settings(self, display: DisplaySettings) -> None:
+        """Apply ``display`` to the controls and the panes (sessions restore through this)."""
+        display.validate()
+        self._set_controls(display, self.view.cfg)
+        self.view.set_display(self.display_settings())
 
     # ------------------------------------------------------------------------------------------------------
     # errors, drops, recent files, settings
@@ -819,10 +864,11 @@ class MainWindow(QMainWindow):
                 freq_scale=s.value("display/freq_scale", d.freq_scale, str),
                 colormap=s.value("display/colormap", d.colormap, str),
                 db_range=(float(s.value("display/db_low", d.db_range[0])), float(s.value("display/db_high", d.db_range[1]))),
-                compression=float(s.value("display/compression", d.compression)))
-            if (display.layout not in LAYOUTS or display.phase_view not in PHASE_VIEWS
-                    or display.freq_scale not in FREQ_SCALES or display.colormap not in MAGNITUDE_COLORMAPS):
+                compression=float(s.value("display/compression", d.compression)),
+                mask_below_db=float(s.value("display/mask_below_db", d.mask_below_db)))
+            if display.colormap not in MAGNITUDE_COLORMAPS or display.phase_view not in phase_view_choices():
                 display = d
+            display.validate()
             cfg = StftConfig(n_fft=int(s.value("stft/n_fft", 1024)), hop=int(s.value("stft/hop", 256)),
                              window=s.value("stft/window", "hann", str))
         except (ValueError, TypeError):
@@ -854,6 +900,7 @@ class MainWindow(QMainWindow):
         s.setValue("display/db_low", d.db_range[0])
         s.setValue("display/db_high", d.db_range[1])
         s.setValue("display/compression", d.compression)
+        s.setValue("display/mask_below_db", d.mask_below_db)
         s.setValue("stft/n_fft", self.view.cfg.n_fft)
         s.setValue("stft/hop", self.view.cfg.hop)
         s.setValue("stft/window", self.view.cfg.window)
@@ -868,6 +915,9 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        # The deferred model listing must not start a thread after the panel was shut down (a QThread
+        # destroyed while running aborts the process).
+        self._list_models_timer.stop()
         self.transport.shutdown()
         self.model_panel.shutdown()
         self.metrics_panel.shutdown()
