@@ -26,6 +26,7 @@ import traceback
 import weakref
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal
 
 from ..core.errors import Cancelled
@@ -287,7 +288,8 @@ def stop_all_workers(timeout_ms: int = 30000) -> bool:
     ok = True
     # The global pool's Python wrapper can be collected between calls (and drop out of the weak set).
     for pool in {QThreadPool.globalInstance(), *_pools}:
-        ok = pool.waitForDone(timeout_ms) and ok
+        if shiboken6.isValid(pool):  # a widget's pool may already be gone with its widget
+            ok = pool.waitForDone(timeout_ms) and ok
     return ok
 
 
