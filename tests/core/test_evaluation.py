@@ -190,3 +190,20 @@ def test_dnsmos_cost_estimate_follows_duration_and_measurements():
     assert cost.seconds_per_audio_minute == pytest.approx(60 * SECONDS_PER_WINDOW)
     cost.observe(60.0, window_count(60.0) * SECONDS_PER_WINDOW * 3)   # this machine turned out 3x slower
     assert cost.seconds_per_window == pytest.approx(2 * SECONDS_PER_WINDOW)
+
+
+def test_evaluate_warns_about_a_pair_that_does_not_match(shared_data, tmp_path, capsys):
+    import shutil
+
+    from workbench.cli import main
+
+    dns = shared_data / "dns3"
+    shutil.copy(dns / "0015_noisy.wav", tmp_path / "a_noisy.wav")
+    shutil.copy(dns / "0016_clean.wav", tmp_path / "a_clean.wav")   # the wrong sentence
+    shutil.copy(dns / "0016_noisy.wav", tmp_path / "b_noisy.wav")
+    shutil.copy(dns / "0016_clean.wav", tmp_path / "b_clean.wav")
+    result = run_to_end(E.evaluate(tmp_path, metrics=["si_sdr"], dnsmos=False))
+    assert len(result.warnings) == 1 and "a_clean.wav: may not be the clean version of a_noisy.wav" in result.warnings[0]
+    assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and "a_clean.wav" in err and "b_clean.wav" not in err

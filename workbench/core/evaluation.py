@@ -185,13 +185,18 @@ class Summary:
 
 @dataclass
 class EvaluationResult:
-    """All measurements of an evaluation plus the systems and metrics in table order."""
+    """All measurements of an evaluation plus the systems and metrics in table order.
+
+    ``warnings``: one line per pair whose clean file does not line up with its noisy file (see
+    :class:`AlignmentCheck`), e.g. a pair that is not one.
+    """
 
     measurements: list[Measurement]
     systems: list[str]
     metrics: list[str]
     files: list[str]
     elapsed_s: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def summaries(self) -> dict[tuple[str, str], Summary]:
         """``{(system, metric): Summary}``."""
@@ -263,6 +268,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
     rows: list[Measurement] = []
+    warnings: list[str] = []
     elapsed: dict[str, float] = {}
     total = len(pair_list) * len(systems)
     done = 0
@@ -283,12 +289,15 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 elapsed[name] = elapsed.get(name, 0.0) + time.perf_counter() - t
                 est_sr = noisy_sr
             sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=dnsmos, metrics=wanted)
+            if system is None and sc.alignment is not None and sc.alignment.suspicious:
+                warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
+                                + "; ".join(sc.alignment.problems()))
             for key in metric_keys:
                 met = sc.metrics.get(key) or failed(key, "not computed")
                 rows.append(Measurement(pair.name, name, key, met.value, met.unit, met.reason, sc.lag_samples))
             done += 1
     yield Progress(1.0, "done")
-    return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed)
+    return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed, warnings)
 
 
 # ------------------------------------------------------------------------------------------ outputs
