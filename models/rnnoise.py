@@ -133,6 +133,7 @@ def info() -> EnhancerInfo:
         description="Recurrent noise suppression on 22 Bark-band gains plus a pitch filter (Valin 2018); "
                     "Xiph's C library as bundled in the pyrnnoise wheel.",
         sample_rate=SAMPLE_RATE, causal=True, latency_samples=LATENCY_SAMPLES, family="magnitude-mask",
-        processing="streaming", block_samples=FRAME, source="built-in (pyrnnoise, librnnoise.so)",
+        processing="streaming", block_samples=FRAME, source="built-in",
+        package="pyrnnoise (librnnoise.so)",
         licence="BSD-3-Clause (RNNoise), Apache-2.0 (pyrnnoise)",
         extra={"frame": f"{FRAME} samples (10 ms), 20 ms windows", "bands": "22 Bark-scale gains + pitch filter"})

@@ -22,7 +22,7 @@ def dns3_model():
 def test_listed_with_source_and_licence_without_torch():
     code = ("import sys; from workbench.core.registry import list_enhancers; "
             "infos = {i.id: i for i in list_enhancers()}; i = infos['gtcrn-dns3']; "
-            "print(i.licence.startswith('MIT'), 'Xiaobin-Rong/gtcrn' in i.source, i.parameters, "
+            "print(i.licence.startswith('MIT'), 'Xiaobin-Rong/gtcrn' in i.package, i.parameters, "
             "'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True", "48245", "False"]

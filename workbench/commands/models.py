@@ -26,7 +26,7 @@ def run(args) -> int:
     else:
         header = ("id", "name", "rate", "causal", "latency", "processing", "source", "licence")
         rows = [(i.id, i.name, ("any" if i.any_rate else f"{i.sample_rate / 1000:g} kHz"), _fmt_causal(i.causal),
-                 f"{i.latency_ms:.1f} ms ({i.latency_samples})", "/".join(i.paths), i.source, i.licence or "?")
+                 f"{i.latency_ms:.1f} ms ({i.latency_samples})", "/".join(i.paths), i.source_text, i.licence or "?")
                 for i in infos]
         widths = [max(len(r[k]) for r in rows + [header]) for k in range(len(header))]
         for row in [header] + rows:

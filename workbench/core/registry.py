@@ -121,10 +121,7 @@ def _normalise(ep: EntryPoint, obj, source: str) -> tuple[EnhancerInfo, Callable
         raise ModelError(f"{where}: returned {type(made).__name__}, expected an Enhancer or (EnhancerInfo, factory)")
     if info.id != ep.name:
         info = replace(info, id=ep.name)
-    # A built-in may name the package it comes from ("built-in (pyrnnoise, librnnoise.so)"); plugins are
-    # always labelled by their distribution.
-    keep = source == "built-in" and info.source.startswith("built-in")
-    return replace(info, source=info.source if keep else source), factory
+    return replace(info, source=source), factory
 
 
 def _resolve_plugin(ep: EntryPoint) -> tuple[EnhancerInfo, Callable[[], Enhancer]]:

@@ -60,7 +60,7 @@ def format_parameters(n: int | None) -> str:
 def info_cells(info: EnhancerInfo) -> tuple[str, ...]:
     causal = "?" if info.causal is None else ("yes" if info.causal else "no")
     return (info.name, ("any" if info.any_rate else f"{info.sample_rate / 1000:g} kHz"), causal,
-            f"{info.latency_ms:.1f} ms", format_parameters(info.parameters), "/".join(info.paths), info.source)
+            f"{info.latency_ms:.1f} ms", format_parameters(info.parameters), "/".join(info.paths), info.source_text)
 
 
 def failure_text(label: str, spec: str, exc: BaseException, doing: str = "failed") -> str:
@@ -79,7 +79,7 @@ def info_text(info: EnhancerInfo, report: ProbeReport | None = None) -> str:
     lines = [f"{info.name} [{info.id}]", info.description,
              f"rate {info.sample_rate} Hz · causal (declared) {causal} · latency {info.latency_samples} samples "
              f"({info.latency_ms:.1f} ms) · parameters {format_parameters(info.parameters)}",
-             f"{' or '.join(info.paths)}, block {info.block_samples} samples, family {info.family}, source {info.source}"
+             f"{' or '.join(info.paths)}, block {info.block_samples} samples, family {info.family}, source {info.source_text}"
              + (f", licence {info.licence}" if info.licence else "")]
     lines += [f"{k}: {v}" for k, v in info.extra.items()]
     lines.append("")
