@@ -25,7 +25,7 @@ VARIANTS = {
 }
 LICENCE = "MIT (checkpoint by Rong Xiaobin)"
 SOURCE = "built-in"
-PACKAGE = "authors' checkpoint in workbench_assets (Xiaobin-Rong/gtcrn)"
+PACKAGE = "bundled checkpoint, Xiaobin-Rong/gtcrn"
 
 
 def info(model_id: str) -> EnhancerInfo:
