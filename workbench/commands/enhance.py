@@ -5,17 +5,33 @@
 * Several inputs, or a folder input, or ``-o`` an existing folder: ``OUT`` is a folder and each result
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
 * An existing output is never replaced without ``--overwrite``, and an input is never written over.
+* Strength: ``--mix 0.7`` keeps 70 % of the model's effect (``out = enhanced + 0.3 * (original -
+  enhanced)``); ``--limit-db 12`` is the same control as a reduction limit (``g = 10^(-12/20)``).
+  ``--atten-lim-db`` instead sets the model's own limit where it has one (DeepFilterNet's atten_lim).
+* ``--region START:END`` (seconds, repeatable) changes only those spans (the model runs with
+  ``--context-s`` around each, spliced with ``--crossfade-ms`` raised-cosine fades); everything else is
+  bit-identical to the input. ``--noise-profile START:END`` gives classical enhancers that span's mean
+  power spectrum as their noise estimate.
+* ``-m A+B`` runs a chain (e.g. ``wpe-dereverb+deepfilternet3``), each step aligned before the next.
+* What was done (model, strength, regions, noise profile) is written into the output file's comment tag
+  as JSON (``workbench provenance`` ...), readable with any tag reader or ``soundfile``.
 * Progress goes to stderr as one updating line; each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES, open_source, write_audio_atomic
+import numpy as np
+import soundfile as sf
+
+from ..core.audio_io import WRITE_SUBTYPES, atomic_output, open_source
+from ..core.editing import (Strength, apply_strength, enhance_regions, noise_profile_samples, parse_span,
+                            with_attenuation_limit, with_noise_profile)
 from ..core.enhancer import enhance, run_to_end
 from ..core.errors import WorkbenchError
 from ..core.export import file_tag
@@ -35,6 +51,19 @@ def add_parser(sub) -> None:
     p.add_argument("--subtype", default="FLOAT", choices=WRITE_SUBTYPES["WAV"], help="output sample format")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf input samples by 0 instead of failing")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    strength = p.add_mutually_exclusive_group()
+    strength.add_argument("--mix", type=float, metavar="A",
+                          help="wet share 0..1 (1 = model output, 0 = original): out = A*enhanced + (1-A)*original")
+    strength.add_argument("--limit-db", type=float, metavar="DB",
+                          help="most the mix removes, dB: out = enhanced + 10^(-DB/20)*(original - enhanced)")
+    p.add_argument("--atten-lim-db", type=float, metavar="DB",
+                   help="the model's own attenuation limit where it has one (DeepFilterNet's atten_lim)")
+    p.add_argument("--region", action="append", metavar="START:END",
+                   help="enhance only this span in seconds (repeatable); the rest stays bit-identical")
+    p.add_argument("--context-s", type=float, default=1.0, help="model context around each region (default 1 s)")
+    p.add_argument("--crossfade-ms", type=float, default=20.0, help="region splice crossfade (default 20 ms)")
+    p.add_argument("--noise-profile", metavar="START:END",
+                   help="noise-only span whose mean power spectrum classical enhancers use as noise estimate")
 
 
 def parse_channels(text: str | None) -> list[int] | None:
@@ -101,7 +130,18 @@ def run(args) -> int:
         batch = True
     if batch and out_arg.exists() and not out_arg.is_dir():
         raise WorkbenchError(f"{out_arg}: several inputs need -o to be a folder, but this is a file")
+    strength = options_strength(args)
+    regions = [parse_span(r, "--region") for r in (args.region or [])]
+    profile_span = parse_span(args.noise_profile, "--noise-profile") if args.noise_profile else None
+    if args.context_s < 0 or args.crossfade_ms < 0:
+        raise WorkbenchError("--context-s and --crossfade-ms must not be negative")
     enhancer = load_enhancer(args.model)  # a model that cannot load is one error for the whole run
+    if args.atten_lim_db is not None:
+        try:
+            enhancer = with_attenuation_limit(enhancer, args.atten_lim_db)
+        except WorkbenchError:
+            enhancer.close()
+            raise
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
@@ -119,11 +159,11 @@ def run(args) -> int:
                 source = open_source(path, repair=args.repair)
                 try:
                     t0 = time.perf_counter()
-                    audio = run_to_end(enhance(enhancer, source, channels=channels),
-                                       lambda p: progress.show(label, p.fraction))
+                    audio, provenance = enhance_file(enhancer, source, path, channels, strength, regions,
+                                                     profile_span, args, lambda p: progress.show(label, p.fraction))
                     elapsed = time.perf_counter() - t0
-                    write_audio_atomic(target, audio, source.sample_rate, subtype=args.subtype,
-                                       overwrite=args.overwrite, protect=(path,))
+                    write_with_provenance(target, audio, source.sample_rate, args.subtype, provenance,
+                                          overwrite=args.overwrite, protect=(path,))
                 finally:
                     source.close()
                 progress.done(f"{label}: {source.duration_s:.1f} s in {elapsed:.2f} s -> {target}")
@@ -138,3 +178,56 @@ def run(args) -> int:
     finally:
         enhancer.close()
     return 2 if failed else 0
+
+
+def options_strength(args) -> Strength:
+    if args.mix is not None:
+        return Strength(args.mix, "mix")
+    if args.limit_db is not None:
+        return Strength.from_limit_db(args.limit_db)
+    return Strength()
+
+
+def enhance_file(enhancer, source, path: Path, channels, strength: Strength, regions, profile_span, args,
+                 on_progress) -> tuple:
+    """Run the model as the options ask; returns ``(audio (frames, channels), provenance dict)``."""
+    where = str(path)
+    chans = list(range(source.channels)) if channels is None else list(channels)
+    for c in chans:
+        if not 0 <= c < source.channels:
+            raise ValueError(f"channel {c} does not exist (the recording has {source.channels})")
+    provenance: dict = {"workbench provenance": 1, "input": path.name, "model": enhancer.info.id,
+                        "channels": chans, "strength": strength.to_dict()}
+    if args.atten_lim_db is not None:
+        provenance["model_attenuation_limit"] = {"atten_lim_db": args.atten_lim_db,
+                                                 "used": "the model's own limit (inside the network)"}
+    model = enhancer
+    if profile_span is not None:
+        samples = noise_profile_samples(source, profile_span, where, chans)
+        model = with_noise_profile(enhancer, samples, source.sample_rate, profile_span, where)
+        provenance["noise_profile"] = {"start_s": profile_span[0], "end_s": profile_span[1],
+                                       "estimate": "mean power spectrum of the span"}
+    if regions:
+        audio = run_to_end(enhance_regions(model, source, regions, channels=chans, context_s=args.context_s,
+                                           crossfade_s=args.crossfade_ms / 1000.0, where=where), on_progress)
+        provenance["regions"] = {"spans_s": [list(r) for r in regions], "context_s": args.context_s,
+                                 "crossfade_ms": args.crossfade_ms}
+    else:
+        audio = run_to_end(enhance(model, source, channels=chans), on_progress)
+    if not strength.full:
+        audio = apply_strength(audio, source.read_all()[:, chans], strength)
+    return audio, provenance
+
+
+def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,
+                          protect: tuple) -> Path:
+    """WAV through the atomic writer, written in blocks, with ``provenance`` as JSON in the comment tag."""
+    if not np.all(np.isfinite(audio)):
+        raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
+    with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
+                          format="WAV") as out:
+            out.comment = json.dumps(provenance, sort_keys=True)
+            for a in range(0, audio.shape[0], 1 << 16):
+                out.write(audio[a:a + (1 << 16)])
+    return target

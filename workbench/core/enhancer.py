@@ -32,7 +32,7 @@ from .audio_io import AudioSource, ArraySource
 from .errors import Cancelled, ModelError, WorkbenchError
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
-            "time-domain", "deep-filtering", "unknown")
+            "time-domain", "deep-filtering", "chain", "unknown")
 
 
 @dataclass
@@ -101,6 +101,9 @@ class Enhancer(ABC):
     #: Offline path: chunk length and overlap (seconds at the native rate) used by the engine.
     chunk_s: float = 60.0
     overlap_s: float = 2.0
+    #: Offline models that process all channels together set this and implement
+    #: :meth:`process_offline_channels`; the engine then calls it once per chunk instead of per channel.
+    joint_channels: bool = False
 
     def new_stream(self) -> EnhancerStream:
         raise NotImplementedError(f"{type(self).__name__} has no streaming path")
@@ -108,6 +111,10 @@ class Enhancer(ABC):
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
         """Enhance a whole mono buffer ``(n,)`` float32 at the native rate; return aligned ``(n,)``."""
         raise NotImplementedError(f"{type(self).__name__} has no offline path")
+
+    def process_offline_channels(self, audio: np.ndarray) -> np.ndarray:
+        """Joint path (``joint_channels``): ``(n, c)`` float32 at the native rate -> aligned ``(n, c)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no joint multichannel path")
 
     def close(self) -> None:
         """Release sessions and handles (optional)."""
@@ -228,8 +235,12 @@ def _crossfade_weights(n: int) -> np.ndarray:
 
 
 def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_in: int, rate_in: int,
-                 out: np.ndarray) -> Generator[float, None, None]:
-    """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own."""
+                 out: np.ndarray, joint: bool = False) -> Generator[float, None, None]:
+    """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own.
+
+    ``out`` is ``(n_in,)`` (one channel, ``process_offline``) or, with ``joint``, ``(n_in, c)``: all
+    channels go to ``process_offline_channels`` together (multichannel methods such as WPE).
+    """
     rate = enhancer.info.sample_rate
     chunk = max(int(enhancer.chunk_s * rate_in), 1)
     overlap = min(int(enhancer.overlap_s * rate_in), chunk // 2)
@@ -248,12 +259,16 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
     half = overlap // 2
     for i, (a, b) in enumerate(bounds):
         lo, hi = max(a - overlap, 0), min(b + overlap, n_in)
-        x = np.asarray(read(lo, hi), np.float32).reshape(-1)
+        x = np.asarray(read(lo, hi), np.float32)
+        x = x.reshape(x.shape[0], -1) if joint else x.reshape(-1)
         xn = soxr.resample(x, rate_in, rate).astype(np.float32) if rate != rate_in else x
-        yn = _check_block(enhancer, enhancer.process_offline(xn), len(xn))
+        if joint:
+            yn = _check_joint(enhancer, enhancer.process_offline_channels(xn), xn.shape)
+        else:
+            yn = _check_block(enhancer, enhancer.process_offline(xn), len(xn))
         y = soxr.resample(yn, rate, rate_in).astype(np.float32) if rate != rate_in else yn
         if len(y) < hi - lo:
-            y = np.concatenate([y, np.zeros(hi - lo - len(y), np.float32)])
+            y = np.concatenate([y, np.zeros((hi - lo - len(y),) + y.shape[1:], np.float32)])
         y = y[:hi - lo]
         # Region this chunk owns, widened by half the overlap at inner seams for the crossfade.
         own_lo = a - half if i > 0 else 0
@@ -262,12 +277,22 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
         seg = y[own_lo - lo:own_hi - lo].copy()
         if i > 0 and half > 0:
             fade = _crossfade_weights(2 * half)
+            if joint:
+                fade = fade[:, None]
             seg[:2 * half] *= fade
             out[own_lo:own_lo + 2 * half] = out[own_lo:own_lo + 2 * half] * (1 - fade) + seg[:2 * half]
             out[own_lo + 2 * half:own_hi] = seg[2 * half:]
         else:
             out[own_lo:own_hi] = seg
         yield b / n_in
+
+
+def _check_joint(enhancer: Enhancer, out: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Validate a joint multichannel output ``(n, c)`` column by column."""
+    out = np.asarray(out)
+    if out.shape != shape:
+        raise ModelError(f"model {enhancer.info.id!r} returned shape {out.shape}, expected {shape}")
+    return np.stack([_check_block(enhancer, out[:, c], shape[0]) for c in range(shape[1])], axis=1)
 
 
 def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: int | None = None, *,
@@ -301,11 +326,29 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     n = source.frames
     if out is None:
         out = np.zeros((n, len(chans)), np.float32)
+    hook = getattr(enhancer, "enhance_source", None)
+    if hook is not None:  # a chain of models: each step goes through this engine
+        return (yield from hook(source, chans, out))
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(rate_in)
     info = enhancer.info
     if info.processing not in ("streaming", "offline"):
         raise ModelError(f"model {info.id!r} declares processing {info.processing!r}; expected streaming or offline")
+    if info.processing == "offline" and getattr(enhancer, "joint_channels", False) and len(chans) > 1:
+        # The model processes the channels together (e.g. WPE's multichannel prediction).
+        steps = _run_offline(enhancer, lambda a, b: source.read(a, b)[:, chans], n, rate_in, out, joint=True)
+        try:
+            for frac in steps:
+                yield Progress(frac, f"{info.name}: {len(chans)} channels jointly, {100 * frac:.0f}%")
+        except (WorkbenchError, GeneratorExit):
+            raise
+        except MemoryError:
+            raise ModelError(f"model {info.id!r} ran out of memory") from None
+        except Exception as exc:
+            raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            steps.close()
+        return out
     for j, c in enumerate(chans):
         def read(a: int, b: int, c=c) -> np.ndarray:
             return source.read(a, b)[:, c]

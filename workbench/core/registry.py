@@ -4,7 +4,8 @@
 
 * a **built-in id**: ``spectral-subtraction``, ``wiener``, ``logmmse`` (classical, :mod:`workbench_models.classical`),
   ``deepfilternet3`` (:mod:`workbench_models.deepfilternet`), ``nsnet2-16k``, ``nsnet2-48k``
-  (:mod:`workbench_models.nsnet2`);
+  (:mod:`workbench_models.nsnet2`), ``wpe-dereverb`` (:mod:`workbench_models.wpe`);
+* a **chain** ``A+B+...`` of any of these, applied in order (:mod:`workbench.core.chain`);
 * a **plugin id** registered by another installed distribution (below);
 * a **path** to a model file or folder (``.onnx``, TorchScript, PyTorch checkpoint, a folder holding
   DTLN's two ONNX files ...), handed to ``workbench_models.loaders.load_model_path``.
@@ -37,6 +38,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Callable
 
+from .chain import is_chain_spec, parse_chain
 from .enhancer import Enhancer, EnhancerInfo
 from .errors import ModelError
 
@@ -78,6 +80,16 @@ def _nsnet2(rate: int) -> tuple[Callable[[], EnhancerInfo], Callable[[], Enhance
     return describe, build
 
 
+def _wpe_info() -> EnhancerInfo:
+    from workbench_models.wpe import info
+    return info()
+
+
+def _wpe() -> Enhancer:
+    from workbench_models.wpe import WpeDereverb
+    return WpeDereverb()
+
+
 #: id -> (describe, build). ``describe`` is cheap; ``build`` may load weights.
 BUILTINS: dict[str, tuple[Callable[[], EnhancerInfo], Callable[[], Enhancer]]] = {
     "spectral-subtraction": (_classical_info("spectral-subtraction"), _classical("spectral-subtraction")),
@@ -86,6 +98,7 @@ BUILTINS: dict[str, tuple[Callable[[], EnhancerInfo], Callable[[], Enhancer]]] =
     "deepfilternet3": (_dfn3_info, _dfn3),
     "nsnet2-16k": _nsnet2(16000),
     "nsnet2-48k": _nsnet2(48000),
+    "wpe-dereverb": (_wpe_info, _wpe),
 }
 
 _plugin_cache: dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]] = {}
@@ -169,6 +182,8 @@ def load_enhancer(spec: str | Path) -> Enhancer:
     """
     if isinstance(spec, str) and spec in BUILTINS:
         return BUILTINS[spec][1]()
+    if is_chain_spec(spec) and not Path(spec).exists():
+        return parse_chain(spec, load_enhancer, lambda: builtin_ids() + sorted(_plugins()))
     if isinstance(spec, str):
         plugins = _plugins()
         if spec in plugins:
