@@ -23,7 +23,7 @@ Regions
 Spectral repair
     :func:`spectral_repair` changes a time-frequency box of the STFT (Hann window, 75 % overlap):
     either multiplies it by ``10 ** (gain_db / 20)`` or replaces its magnitude by a linear interpolation
-    (per bin, across time) between the mean magnitudes of the frames just before and just after the box,
+    of power (per bin, across time) between the mean powers of the frames just before and just after the box,
     keeping the original phase. Only the samples that the changed frames cover are replaced, so the
     signal outside ``[t0 - n_fft/2, t1 + n_fft/2]`` is bit-identical; inside that span, bins outside the
     box are reconstructed to float precision.
@@ -347,16 +347,21 @@ def spectral_repair(audio: np.ndarray, sample_rate: int, box: Box, *, gain_db: f
 
 
 def _interpolated_magnitude(mag: np.ndarray, a: int, b: int, k: int, first_frame: int, n_frames: int) -> np.ndarray:
-    """Per-bin linear interpolation across frames ``[a, b)`` between the mean magnitude of the ``k``
-    frames before ``a`` and after ``b`` (one side only at a file edge; the box is then flat)."""
+    """Per-bin linear interpolation of power across frames ``[a, b)`` between the mean power of the ``k``
+    frames before ``a`` and after ``b`` (one side only at a file edge; the box is then flat); returns
+    the magnitude ``sqrt(power)``, float32 ``(b - a, bins)``."""
     before = mag[max(a - k, 0):a]
     after = mag[b:b + k]
     if len(before) == 0 and len(after) == 0:
         raise WorkbenchError("repair: the box covers the whole recording; nothing to interpolate from")
-    left = before.mean(axis=0) if len(before) else after.mean(axis=0)
-    right = after.mean(axis=0) if len(after) else left
+    def rms(m: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.mean(m.astype(np.float64) ** 2, axis=0))
+
+    left = rms(before) if len(before) else rms(after)
+    right = rms(after) if len(after) else left
     frac = (np.arange(b - a) + 1.0) / (b - a + 1.0)
-    return (left[None, :] * (1 - frac[:, None]) + right[None, :] * frac[:, None]).astype(np.float32)
+    power = left[None, :] ** 2 * (1 - frac[:, None]) + right[None, :] ** 2 * frac[:, None]
+    return np.sqrt(power).astype(np.float32)
 
 
 def box_energy(audio: np.ndarray, sample_rate: int, box: Box, cfg: StftConfig | None = None,
