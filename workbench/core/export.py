@@ -30,7 +30,23 @@ from .errors import Cancelled, WorkbenchError
 from .recording import Recording, Version, file_sha256
 
 #: File suffix per container.
-SUFFIX = {"WAV": ".wav", "FLAC": ".flac"}
+SUFFIX = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}
+#: Lossy containers: libsndfile's container name and the rates its encoder accepts (``None``: any).
+LOSSY = {"MP3": ("MP3", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
+         "OGG": ("OGG", None),
+         "OPUS": ("OGG", (8000, 12000, 16000, 24000, 48000))}
+#: Frames per write call: libsndfile's MP3 encoder crashed on one whole-file write in this project.
+WRITE_BLOCK_FRAMES = 1 << 15
+
+
+def lossy_rate(format: str, rate: int) -> int:
+    """The rate a lossy format is written at: ``rate`` when its encoder takes it, else the next higher
+    accepted rate (48 kHz at most)."""
+    accepted = LOSSY[format][1]
+    if accepted is None or rate in accepted:
+        return rate
+    higher = [r for r in accepted if r >= rate]
+    return higher[0] if higher else accepted[-1]
 #: Rate choices: the recording's own rate, or the native rate of the model that made the version.
 RATES = ("source", "model")
 
@@ -96,6 +112,8 @@ class ExportedFile:
         sample_rate: rate written, Hz.
         subtype: sample format written.
         clipped_samples: samples beyond +-1.0 that PCM had to clip (0 for float files).
+        gain_db: gain applied by loudness normalisation (0 without it).
+        loudness: the normalisation's facts (measured, target, ceiling, limited_db), or ``None``.
     """
 
     path: Path
@@ -103,6 +121,8 @@ class ExportedFile:
     sample_rate: int
     subtype: str
     clipped_samples: int = 0
+    gain_db: float = 0.0
+    loudness: dict | None = None
 
 
 def planned_targets(recording: Recording, versions: Sequence[Version], out_dir: str | Path,
@@ -113,13 +133,24 @@ def planned_targets(recording: Recording, versions: Sequence[Version], out_dir: 
 
 def export_version(recording: Recording, version: Version, out_dir: str | Path, *, format: str = "WAV",
                    subtype: str = "PCM_24", rate: str | int = "source", overwrite: bool = False,
-                   path: str | Path | None = None) -> ExportedFile:
+                   path: str | Path | None = None, quality: float | None = None, bitrate_mode: str | None = None,
+                   loudness_target: tuple[float, float] | None = None,
+                   audio: "np.ndarray | None" = None) -> ExportedFile:
     """Write one version (all its channels) as an audio file.
 
     Args:
         out_dir: target folder (created if missing); ignored when ``path`` is given.
-        format: ``WAV`` or ``FLAC``; subtype ``PCM_16``, ``PCM_24`` (both), ``PCM_32``/``FLOAT`` (WAV).
-        rate: see :func:`export_rate`; conversion uses soxr.
+        format: ``WAV``, ``FLAC``, ``MP3``, ``OGG`` (Vorbis) or ``OPUS``; subtype ``PCM_16``, ``PCM_24``
+            (WAV/FLAC), ``PCM_32``/``FLOAT`` (WAV), ``MPEG_LAYER_III``, ``VORBIS``, ``OPUS``.
+        rate: see :func:`export_rate`; conversion uses soxr. Lossy encoders take only some rates
+            (:func:`lossy_rate` picks the next accepted one).
+        quality: lossy formats, 0..1 (1 = best): libsndfile's ``compression_level = 1 - quality``, which
+            sets the bitrate (MP3, Opus) or the VBR quality (Vorbis). Default: libsndfile's.
+        bitrate_mode: MP3/Opus ``CONSTANT``, ``AVERAGE`` or ``VARIABLE``.
+        loudness_target: ``(target_lufs, ceiling_dbtp)``, e.g. ``(-16, -1)`` for podcasts: the version is
+            scaled to the target (BS.1770, :func:`workbench.core.loudness.normalisation_gain`), less where
+            its true peak would pass the ceiling.
+        audio: samples to write instead of the version's own (e.g. with a strength applied).
         overwrite: replace an existing target (never the recording's own file).
 
     Raises:
@@ -132,20 +163,57 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     for p in protect:
         if same_file(target, p):
             raise WorkbenchError(f"{target}: refusing to write over the source recording")
-    audio = version.source.read_all()
+    audio = version.source.read_all() if audio is None else np.asarray(audio, np.float32)
     sr_in = version.source.sample_rate
     sr_out = export_rate(recording, version, rate)
+    if fmt in LOSSY:
+        sr_out = lossy_rate(fmt, sr_out)
     audio = resample(audio, sr_in, sr_out)
+    gain_db, facts = 0.0, None
+    if loudness_target is not None:
+        from .loudness import normalisation_gain  # noqa: PLC0415
+        norm = normalisation_gain(audio, sr_out, *loudness_target)
+        gain_db = norm.gain_db
+        facts = asdict(norm)
+        audio = (audio * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
     clipped = 0
-    if sub.startswith("PCM"):
+    if sub != "FLOAT":
         over = np.abs(audio) > 1.0
         clipped = int(over.sum())
         if clipped:
             audio = np.clip(audio, -1.0, 1.0)
     ensure_folder(target.parent)
-    written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
-                                 protect=protect)
-    return ExportedFile(written, version.name, sr_out, sub, clipped)
+    if fmt in LOSSY:
+        written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, overwrite, protect)
+    else:
+        written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
+                                     protect=protect)
+    return ExportedFile(written, version.name, sr_out, sub, clipped, gain_db, facts)
+
+
+def _write_lossy(target: Path, audio: np.ndarray, rate: int, fmt: str, sub: str, quality: float | None,
+                 bitrate_mode: str | None, overwrite: bool, protect: tuple) -> Path:
+    """MP3/Vorbis/Opus through libsndfile, in blocks of :data:`WRITE_BLOCK_FRAMES`, via the atomic writer."""
+    import soundfile as sf  # noqa: PLC0415
+
+    if quality is not None and not 0.0 <= quality <= 1.0:
+        raise WorkbenchError(f"{target}: quality must lie between 0 and 1, got {quality}")
+    if bitrate_mode is not None and bitrate_mode.upper() not in ("CONSTANT", "AVERAGE", "VARIABLE"):
+        raise WorkbenchError(f"{target}: bitrate mode must be CONSTANT, AVERAGE or VARIABLE, got {bitrate_mode}")
+    if not np.all(np.isfinite(audio)):
+        raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
+    audio = audio[:, None] if audio.ndim == 1 else audio
+    extra = {}
+    if quality is not None:
+        extra["compression_level"] = 1.0 - float(quality)
+    if bitrate_mode is not None and fmt != "OGG":
+        extra["bitrate_mode"] = bitrate_mode.upper()
+    with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=audio.shape[1], format=LOSSY[fmt][0],
+                          subtype=sub, **extra) as out:
+            for a in range(0, audio.shape[0], WRITE_BLOCK_FRAMES):
+                out.write(np.ascontiguousarray(audio[a:a + WRITE_BLOCK_FRAMES]))
+    return target
 
 
 def export_versions(recording: Recording, versions: Sequence[Version], out_dir: str | Path, *,
