@@ -220,3 +220,13 @@ def test_repair_cli_writes_provenance_and_refuses_input(tmp_path, wav):
     assert main(["repair", str(wav), "--box", "1.5:2.5:300:600", "--gain-db", "-30", "-o", str(wav),
                  "--overwrite"]) == 2
     assert wav.read_bytes() == before
+
+
+def test_cli_enhance_to_mp3_at_podcast_loudness(tmp_path, wav):
+    from workbench.core.loudness import measure
+    out = tmp_path / "pod.mp3"
+    assert main(["enhance", str(wav), "-m", "wiener", "-o", str(out), "--format", "MP3", "--loudness", "-16",
+                 "--mix", "0.7", "--quiet"]) == 0
+    assert sf.info(out).format == "MP3"
+    y, rate = sf.read(out, dtype="float32")
+    assert abs(measure(y, rate).lufs - (-16.0)) < 0.5

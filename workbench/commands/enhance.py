@@ -34,7 +34,7 @@ from ..core.editing import (Strength, apply_strength, enhance_regions, noise_pro
                             with_attenuation_limit, with_noise_profile)
 from ..core.enhancer import enhance, run_to_end
 from ..core.errors import WorkbenchError
-from ..core.export import file_tag
+from ..core.export import SUFFIX, file_tag, write_export_audio
 from ..core.registry import load_enhancer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
@@ -51,6 +51,12 @@ def add_parser(sub) -> None:
     p.add_argument("--subtype", default="FLOAT", choices=WRITE_SUBTYPES["WAV"], help="output sample format")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf input samples by 0 instead of failing")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--format", default="WAV", choices=["WAV", "MP3", "OGG", "OPUS"],
+                   help="output container (lossy ones are written in blocks; WAV carries the provenance tag)")
+    p.add_argument("--quality", type=float, metavar="Q", help="MP3/OGG/OPUS quality 0..1 (1 = best, highest bitrate)")
+    p.add_argument("--loudness", type=float, metavar="LUFS", help="normalise to this BS.1770 loudness (e.g. -16)")
+    p.add_argument("--true-peak", type=float, default=-1.0, metavar="DBTP",
+                   help="true-peak ceiling for --loudness (default -1 dBTP)")
     strength = p.add_mutually_exclusive_group()
     strength.add_argument("--mix", type=float, metavar="A",
                           help="wet share 0..1 (1 = model output, 0 = original): out = A*enhanced + (1-A)*original")
@@ -149,7 +155,7 @@ def run(args) -> int:
     failed = 0
     try:
         for k, path in enumerate(files):
-            target = out_arg / f"{path.stem}.{model_id}.wav" if batch else out_arg
+            target = out_arg / f"{path.stem}.{model_id}{SUFFIX[args.format]}" if batch else out_arg
             label = f"[{k + 1}/{len(files)}] {path.name}" if batch else path.name
             try:
                 if target.exists() and path.exists() and target.resolve() == path.resolve():
@@ -162,8 +168,16 @@ def run(args) -> int:
                     audio, provenance = enhance_file(enhancer, source, path, channels, strength, regions,
                                                      profile_span, args, lambda p: progress.show(label, p.fraction))
                     elapsed = time.perf_counter() - t0
-                    write_with_provenance(target, audio, source.sample_rate, args.subtype, provenance,
-                                          overwrite=args.overwrite, protect=(path,))
+                    if args.format == "WAV" and args.loudness is None:
+                        write_with_provenance(target, audio, source.sample_rate, args.subtype, provenance,
+                                              overwrite=args.overwrite, protect=(path,))
+                    else:
+                        sub = args.subtype if args.format == "WAV" else WRITE_SUBTYPES[args.format][0]
+                        write_export_audio(target, audio, source.sample_rate, source.sample_rate, args.format, sub,
+                                           quality=args.quality,
+                                           loudness_target=None if args.loudness is None else
+                                           (args.loudness, args.true_peak),
+                                           overwrite=args.overwrite, protect=(path,))
                 finally:
                     source.close()
                 progress.done(f"{label}: {source.duration_s:.1f} s in {elapsed:.2f} s -> {target}")

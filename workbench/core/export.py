@@ -164,8 +164,21 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
         if same_file(target, p):
             raise WorkbenchError(f"{target}: refusing to write over the source recording")
     audio = version.source.read_all() if audio is None else np.asarray(audio, np.float32)
-    sr_in = version.source.sample_rate
-    sr_out = export_rate(recording, version, rate)
+    written, sr_out, clipped, gain_db, facts = write_export_audio(
+        target, audio, version.source.sample_rate, export_rate(recording, version, rate), fmt, sub,
+        quality=quality, bitrate_mode=bitrate_mode, loudness_target=loudness_target, overwrite=overwrite,
+        protect=protect)
+    return ExportedFile(written, version.name, sr_out, sub, clipped, gain_db, facts)
+
+
+def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int, fmt: str, sub: str, *,
+                       quality: float | None = None, bitrate_mode: str | None = None,
+                       loudness_target: tuple[float, float] | None = None, overwrite: bool = False,
+                       protect: tuple = ()) -> tuple[Path, int, int, float, dict | None]:
+    """Resample, normalise, clip and write ``audio`` ``(frames, channels)`` as :func:`export_version`
+    describes (also used by ``workbench enhance --format``). Returns ``(path, rate written, clipped
+    samples, gain_db, loudness facts)``."""
+    fmt, sub = check_format(fmt, sub)
     if fmt in LOSSY:
         sr_out = lossy_rate(fmt, sr_out)
     audio = resample(audio, sr_in, sr_out)
@@ -188,7 +201,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     else:
         written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
                                      protect=protect)
-    return ExportedFile(written, version.name, sr_out, sub, clipped, gain_db, facts)
+    return written, sr_out, clipped, gain_db, facts
 
 
 def _write_lossy(target: Path, audio: np.ndarray, rate: int, fmt: str, sub: str, quality: float | None,
