@@ -206,6 +206,9 @@ def enhance_file(enhancer, source, path: Path, channels, strength: Strength, reg
                  on_progress) -> tuple:
     """Run the model as the options ask; returns ``(audio (frames, channels), provenance dict)``."""
     where = str(path)
+    if enhancer.info.n_outputs != 1:
+        raise WorkbenchError(f"model {enhancer.info.id!r} has {enhancer.info.n_outputs} outputs "
+                             f"({', '.join(enhancer.info.outputs)}); the command line writes single-output models only")
     chans = list(range(source.channels)) if channels is None else list(channels)
     for c in chans:
         if not 0 <= c < source.channels:

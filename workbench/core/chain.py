@@ -65,6 +65,10 @@ class ChainEnhancer(Enhancer):
             raise ModelError("a chain needs at least one model")
         self.steps = list(steps)
         infos = [s.info for s in self.steps]
+        for i in infos:
+            if i.n_outputs != 1:
+                raise ModelError(f"chain step {i.id!r} has {i.n_outputs} outputs ({', '.join(i.outputs)}); "
+                                 "a chain passes one signal from step to step")
         rate = max(i.sample_rate for i in infos)
         latency_s = sum(i.latency_samples / i.sample_rate for i in infos)
         causal = None if any(i.causal is None for i in infos) else all(i.causal for i in infos)
