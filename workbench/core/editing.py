@@ -429,3 +429,30 @@ def with_attenuation_limit(enhancer: Enhancer, atten_lim_db: float) -> Enhancer:
         raise ModelError(f"model {enhancer.info.id!r} has no attenuation limit of its own (DeepFilterNet has); "
                          "use --limit-db (wet/dry) instead")
     return fn(float(atten_lim_db))
+
+
+class StrengthSource(AudioSource):
+    """A version's samples at a strength: ``read`` returns ``wet + g * (dry - wet)`` (see module doc).
+
+    Args:
+        wet: the model's output ``(frames, c)``.
+        dry: the original; ``dry_channels`` are its columns that line up with ``wet``'s (``None`` = all).
+        strength: the current :class:`Strength` (mutable: :attr:`strength` may be set again).
+    """
+
+    def __init__(self, wet: AudioSource, dry: AudioSource, dry_channels: Sequence[int] | None, strength: Strength):
+        if wet.frames != dry.frames or wet.sample_rate != dry.sample_rate:
+            raise ValueError("strength: the version and the original are not aligned")
+        self.wet, self.dry = wet, dry
+        self.dry_channels = None if dry_channels is None else [int(c) for c in dry_channels]
+        self.strength = strength
+        self.sample_rate, self.channels, self.frames = wet.sample_rate, wet.channels, wet.frames
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        wet = self.wet.read(start, stop)
+        if self.strength.full:
+            return wet
+        dry = self.dry.read(start, stop)
+        if self.dry_channels is not None:
+            dry = dry[:, self.dry_channels]
+        return apply_strength(wet, dry, self.strength)

@@ -193,10 +193,10 @@ class ExportDialog(QDialog):
         for v in rec.versions:
             item = QListWidgetItem(f"{v.name}  →  {version_tag(v)}")
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if v.kind == "enhanced" else Qt.CheckState.Unchecked)
+            item.setCheckState(Qt.CheckState.Checked if v.kind.is_result else Qt.CheckState.Unchecked)
             item.setData(Qt.ItemDataRole.UserRole, ("version", v))
             self.version_list.addItem(item)
-            if v.kind == "enhanced" and f"residual ({v.name})" not in names:
+            if v.kind.is_result and f"residual ({v.name})" not in names:
                 # The residual is computed only if it is asked for.
                 r = QListWidgetItem(f"residual ({v.name})  →  {version_tag(v)}.residual")
                 r.setFlags(r.flags() | Qt.ItemFlag.ItemIsUserCheckable)

@@ -487,7 +487,7 @@ class MainWindow(QMainWindow):
             return
         channel = self.document.channel
         if v.kind == "original":
-            enhanced = [x for x in rec.versions if x.kind == "enhanced"]
+            enhanced = [x for x in rec.versions if x.kind.is_result]
             if not enhanced:
                 self.view.set_difference_partner(None)
                 return
@@ -530,7 +530,7 @@ class MainWindow(QMainWindow):
             if v.kind == "residual":
                 continue
             out.append((v.name, v, None))
-            if v.kind == "enhanced":
+            if v.kind.is_result:
                 r = residuals.pop(v.name, None)
                 out.append((f"residual ({v.name})", r, None if r is not None else v))
         out += [(r.name, r, None) for r in residuals.values()]  # residuals whose enhanced version is gone
