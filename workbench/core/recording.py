@@ -289,12 +289,9 @@ class Recording:
         before = self.strength_of(version)
         if before == strength:
             return
-        src = version.source
-        if isinstance(src, StrengthSource):
-            src.strength = strength
-        else:
-            chans = version.settings.get("channels")
-            version.source = StrengthSource(src, self.source, chans, strength)
+        # A new source object per strength: views cache tiles by source, so they redraw the new mix.
+        chans = version.settings.get("channels")
+        version.source = StrengthSource(self.wet_source(version), self.source, chans, strength)
         extra = {k: v for k, v in version.provenance.extra.items() if k != "strength"}
         if not strength.full:
             extra["strength"] = strength.to_dict()
