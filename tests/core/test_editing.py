@@ -137,7 +137,8 @@ def test_cli_region_keeps_the_rest_bit_identical(wav, tmp_path, speechlike):
     np.testing.assert_array_equal(reg[3 * RATE + xf:], speechlike[3 * RATE + xf:])
     assert np.abs(reg[2 * RATE:3 * RATE] - speechlike[2 * RATE:3 * RATE]).max() > 1e-3
     tag = json.loads(sf.SoundFile(tmp_path / "reg.wav").comment)
-    assert tag["regions"] == {"spans_s": [[2.0, 3.0]], "context_s": 1.0, "crossfade_ms": 20.0}
+    assert tag["kind"] == "region" and tag["parent"] == "original"
+    assert tag["extra"] == {"regions_s": [[2.0, 3.0]], "context_s": 1.0, "crossfade_ms": 20.0}
 
 
 def test_region_outside_file_is_a_clear_error(wav, tmp_path, capsys):

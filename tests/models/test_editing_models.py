@@ -78,7 +78,7 @@ def test_noise_profile_errors(tmp_path, quiet_then_noise, capsys):
     assert main(["enhance", str(wav), "-m", "wiener", "-o", str(tmp_path / "o.wav"), "--noise-profile", "1:3",
                  "--quiet"]) == 0
     tag = json.loads(sf.SoundFile(tmp_path / "o.wav").comment)
-    assert tag["noise_profile"]["start_s"] == 1.0 and tag["noise_profile"]["end_s"] == 3.0
+    assert tag["model_settings"]["noise_profile_s"] == [1.0, 3.0]
 
 
 # ------------------------------------------------------------------------------------------------ reverb

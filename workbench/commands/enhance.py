@@ -4,6 +4,10 @@
 * One input and ``-o`` not an existing folder (and not ending in a separator): ``OUT`` is the output file.
 * Several inputs, or a folder input, or ``-o`` an existing folder: ``OUT`` is a folder and each result
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
+* A model with several outputs (``EnhancerInfo.outputs``, e.g. speech and noise) writes one file per
+  output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
+* Every file is enhanced through :meth:`workbench.core.recording.Recording.enhance`, the call the GUI
+  uses, so versions carry the same provenance on both paths.
 * An existing output is never replaced without ``--overwrite``, and an input is never written over.
 * Strength: ``--mix 0.7`` keeps 70 % of the model's effect (``out = enhanced + 0.3 * (original -
   enhanced)``); ``--limit-db 12`` is the same control as a reduction limit (``g = 10^(-12/20)``).
@@ -21,20 +25,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
+
+import json
 
 import numpy as np
 import soundfile as sf
 
 from ..core.audio_io import WRITE_SUBTYPES, atomic_output, open_source
-from ..core.editing import (Strength, apply_strength, enhance_regions, noise_profile_samples, parse_span,
-                            with_attenuation_limit, with_noise_profile)
-from ..core.enhancer import enhance, run_to_end
+from ..core.editing import Strength, parse_span, with_attenuation_limit
+from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.export import SUFFIX, file_tag, write_export_audio
+from ..core.recording import Recording
+from ..core.version_ops import enhance_region, noise_profile_model
 from ..core.registry import load_enhancer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
@@ -70,6 +76,7 @@ def add_parser(sub) -> None:
     p.add_argument("--crossfade-ms", type=float, default=20.0, help="region splice crossfade (default 20 ms)")
     p.add_argument("--noise-profile", metavar="START:END",
                    help="noise-only span whose mean power spectrum classical enhancers use as noise estimate")
+
 
 
 def parse_channels(text: str | None) -> list[int] | None:
@@ -128,6 +135,17 @@ class ProgressLine:
         self.last = -1.0
 
 
+def output_targets(out_arg: Path, path: Path, model_id: str, outputs: tuple[str, ...],
+                   batch: bool, suffix: str = ".wav") -> dict[str, Path]:
+    """Output name -> file: ``<stem>.<model>.wav`` (one output) or ``<stem>.<model>.<output>.wav``;
+    for a single input with ``-o FILE``, FILE itself or ``<FILE stem>.<output><FILE suffix>``."""
+    if len(outputs) == 1:
+        return {outputs[0]: out_arg / f"{path.stem}.{model_id}{suffix}" if batch else out_arg}
+    if batch:
+        return {o: out_arg / f"{path.stem}.{model_id}.{file_tag(o)}{suffix}" for o in outputs}
+    return {o: out_arg.with_name(f"{out_arg.stem}.{file_tag(o)}{out_arg.suffix or suffix}") for o in outputs}
+
+
 def run(args) -> int:
     channels = parse_channels(args.channels)
     files, batch = collect_inputs(args.inputs)
@@ -148,39 +166,40 @@ def run(args) -> int:
         except WorkbenchError:
             enhancer.close()
             raise
+    if regions and enhancer.info.n_outputs != 1:
+        enhancer.close()
+        raise WorkbenchError(f"--region: model {enhancer.info.id!r} has several outputs; regions take "
+                             "single-output models")
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
     progress = ProgressLine(not args.quiet)
     failed = 0
     try:
+        outputs = enhancer.info.outputs
         for k, path in enumerate(files):
-            target = out_arg / f"{path.stem}.{model_id}{SUFFIX[args.format]}" if batch else out_arg
+            targets = output_targets(out_arg, path, model_id, outputs, batch, SUFFIX[args.format])
             label = f"[{k + 1}/{len(files)}] {path.name}" if batch else path.name
             try:
-                if target.exists() and path.exists() and target.resolve() == path.resolve():
-                    raise WorkbenchError(f"{target}: refusing to write over the input recording")
-                if target.exists() and not args.overwrite:
-                    raise WorkbenchError(f"{target}: already exists (use --overwrite to replace it)")
-                source = open_source(path, repair=args.repair)
+                for target in targets.values():
+                    if target.exists() and path.exists() and target.resolve() == path.resolve():
+                        raise WorkbenchError(f"{target}: refusing to write over the input recording")
+                    if target.exists() and not args.overwrite:
+                        raise WorkbenchError(f"{target}: already exists (use --overwrite to replace it)")
+                rec = Recording(path, source=open_source(path, repair=args.repair))
                 try:
                     t0 = time.perf_counter()
-                    audio, provenance = enhance_file(enhancer, source, path, channels, strength, regions,
-                                                     profile_span, args, lambda p: progress.show(label, p.fraction))
+                    versions = run_to_end(enhance_recording(rec, enhancer, channels, regions, profile_span, args),
+                                          lambda p: progress.show(label, p.fraction))
                     elapsed = time.perf_counter() - t0
-                    if args.format == "WAV" and args.loudness is None:
-                        write_with_provenance(target, audio, source.sample_rate, args.subtype, provenance,
-                                              overwrite=args.overwrite, protect=(path,))
-                    else:
-                        sub = args.subtype if args.format == "WAV" else WRITE_SUBTYPES[args.format][0]
-                        write_export_audio(target, audio, source.sample_rate, source.sample_rate, args.format, sub,
-                                           quality=args.quality,
-                                           loudness_target=None if args.loudness is None else
-                                           (args.loudness, args.true_peak),
-                                           overwrite=args.overwrite, protect=(path,))
+                    for v in versions:
+                        if not strength.full:
+                            rec.set_strength(v, strength)
+                        write_version(targets[v.provenance.output], rec, v, args, protect=(path,))
                 finally:
-                    source.close()
-                progress.done(f"{label}: {source.duration_s:.1f} s in {elapsed:.2f} s -> {target}")
+                    rec.close()
+                shown = ", ".join(str(t) for t in targets.values())
+                progress.done(f"{label}: {rec.source.duration_s:.1f} s in {elapsed:.2f} s -> {shown}")
             except WorkbenchError as exc:
                 progress.done()
                 print(f"error: {exc}", file=sys.stderr)
@@ -202,38 +221,45 @@ def options_strength(args) -> Strength:
     return Strength()
 
 
-def enhance_file(enhancer, source, path: Path, channels, strength: Strength, regions, profile_span, args,
-                 on_progress) -> tuple:
-    """Run the model as the options ask; returns ``(audio (frames, channels), provenance dict)``."""
-    where = str(path)
-    if enhancer.info.n_outputs != 1:
-        raise WorkbenchError(f"model {enhancer.info.id!r} has {enhancer.info.n_outputs} outputs "
-                             f"({', '.join(enhancer.info.outputs)}); the command line writes single-output models only")
-    chans = list(range(source.channels)) if channels is None else list(channels)
-    for c in chans:
-        if not 0 <= c < source.channels:
-            raise ValueError(f"channel {c} does not exist (the recording has {source.channels})")
-    provenance: dict = {"workbench provenance": 1, "input": path.name, "model": enhancer.info.id,
-                        "channels": chans, "strength": strength.to_dict()}
-    if args.atten_lim_db is not None:
-        provenance["model_attenuation_limit"] = {"atten_lim_db": args.atten_lim_db,
-                                                 "used": "the model's own limit (inside the network)"}
+def enhance_recording(rec: Recording, enhancer, channels, regions, profile_span, args):
+    """The run the options ask for, as a generator returning the new versions: the whole file through
+    :meth:`Recording.enhance`, or the regions through :func:`~workbench.core.version_ops.enhance_region`;
+    with ``--noise-profile`` the model first learns the noise from that span."""
     model = enhancer
     if profile_span is not None:
-        samples = noise_profile_samples(source, profile_span, where, chans)
-        model = with_noise_profile(enhancer, samples, source.sample_rate, profile_span, where)
-        provenance["noise_profile"] = {"start_s": profile_span[0], "end_s": profile_span[1],
-                                       "estimate": "mean power spectrum of the span"}
+        model = noise_profile_model(rec, enhancer, profile_span, channels)
+    settings = {}
+    if profile_span is not None:
+        settings["noise_profile_s"] = list(profile_span)
+    if args.atten_lim_db is not None:
+        settings["model_attenuation_limit_db"] = args.atten_lim_db
     if regions:
-        audio = run_to_end(enhance_regions(model, source, regions, channels=chans, context_s=args.context_s,
-                                           crossfade_s=args.crossfade_ms / 1000.0, where=where), on_progress)
-        provenance["regions"] = {"spans_s": [list(r) for r in regions], "context_s": args.context_s,
-                                 "crossfade_ms": args.crossfade_ms}
-    else:
-        audio = run_to_end(enhance(model, source, channels=chans), on_progress)
-    if not strength.full:
-        audio = apply_strength(audio, source.read_all()[:, chans], strength)
-    return audio, provenance
+        v = yield from enhance_region(rec, model, regions, channels=channels, context_s=args.context_s,
+                                      crossfade_s=args.crossfade_ms / 1000.0, spec=args.model,
+                                      noise_profile_s=profile_span)
+        return [v]
+    return (yield from rec.enhance(model, channels, spec=args.model, settings=settings))
+
+
+def provenance_tag(rec: Recording, version) -> dict:
+    """What the output's comment tag holds: the version's typed provenance plus its strength."""
+    p = version.provenance.to_dict()
+    strength = rec.strength_of(version)
+    return {"workbench provenance": 1, "input": rec.path.name, "version": version.name, **p,
+            "strength": strength.to_dict()}
+
+
+def write_version(target: Path, rec: Recording, version, args, protect: tuple) -> Path:
+    """WAV (with the provenance as JSON in its comment tag) or a lossy/loudness-normalised export."""
+    audio = version.source.read_all()
+    if args.format == "WAV" and args.loudness is None:
+        return write_with_provenance(target, audio, version.sample_rate, args.subtype, provenance_tag(rec, version),
+                                     overwrite=args.overwrite, protect=protect)
+    sub = args.subtype if args.format == "WAV" else WRITE_SUBTYPES[args.format][0]
+    return write_export_audio(target, audio, version.sample_rate, version.sample_rate, args.format, sub,
+                              quality=args.quality,
+                              loudness_target=None if args.loudness is None else (args.loudness, args.true_peak),
+                              overwrite=args.overwrite, protect=protect)[0]
 
 
 def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,

@@ -25,7 +25,7 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 
 from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, same_file, write_audio_atomic
-from .enhancer import Enhancer, Progress, enhance, rescaled
+from .enhancer import Enhancer, Progress, rescaled
 from .errors import Cancelled, WorkbenchError
 from .recording import Recording, Version, file_sha256
 
@@ -168,6 +168,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
         target, audio, version.source.sample_rate, export_rate(recording, version, rate), fmt, sub,
         quality=quality, bitrate_mode=bitrate_mode, loudness_target=loudness_target, overwrite=overwrite,
         protect=protect)
+    version.saved = True  # the result is kept on disk: quitting need not ask about it
     return ExportedFile(written, version.name, sr_out, sub, clipped, gain_db, facts)
 
 
@@ -437,19 +438,19 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
             rec = Recording(f, source=open_source(f, repair=repair, check_finite=True))
             # Check targets before spending model time on a file that cannot be written.
             if not overwrite:
-                names = [Path(out_dir) / f"{f.stem}.{file_tag(enhancer.info.id)}{SUFFIX[fmt]}"]
+                outs = enhancer.info.outputs
+                tags = [file_tag(enhancer.info.id)] if len(outs) == 1 else \
+                    [f"{file_tag(enhancer.info.id)}.{file_tag(o)}" for o in outs]
+                names = [Path(out_dir) / f"{f.stem}.{t}{SUFFIX[fmt]}" for t in tags]
                 if residual:
-                    names.append(Path(out_dir) / f"{f.stem}.{file_tag(enhancer.info.id)}.residual{SUFFIX[fmt]}")
+                    names += [Path(out_dir) / f"{f.stem}.{t}.residual{SUFFIX[fmt]}" for t in tags]
                 for t in names:
                     if t.exists():
                         raise WorkbenchError(f"{t}: already exists (use --overwrite to replace it)")
-            started = time.perf_counter()
-            result = yield from rescaled(enhance(enhancer, rec.source), i / n, 0.95 / n, f"{f.name}: ",
-                                         should_stop)
-            version = rec.add_enhanced(result, rec.source.sample_rate, enhancer.info,
-                                       {"channels": list(range(rec.source.channels)), "batch": True},
-                                       time.perf_counter() - started)
-            todo = [version] + ([rec.residual_of(version)] if residual else [])
+            # The one enhancement call (as the Models panel and `workbench enhance`): same provenance.
+            made = yield from rescaled(rec.enhance(enhancer, settings={"batch": True}), i / n, 0.95 / n,
+                                       f"{f.name}: ", should_stop)
+            todo = list(made) + ([rec.residual_of(v) for v in made] if residual else [])
             written = export_versions(rec, todo, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite)
             summary.succeeded.append((f, [w.path for w in written]))
         except Cancelled:

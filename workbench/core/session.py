@@ -23,13 +23,13 @@ sessions lives in :mod:`workbench.core.session_file`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Generator
 
 from .enhancer import Enhancer, EnhancerInfo, Progress, rescaled
-from .errors import Cancelled, ModelError
+from .errors import Cancelled
 from .provenance import Provenance, VersionKind
 from .recording import Recording, Version
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 
 from ..core.recording import Recording, Version
-from ..core.session import Job, ModelCatalogue, Session
+from ..core.session import ModelCatalogue, Session
 
 
 class DocumentModel(QObject):

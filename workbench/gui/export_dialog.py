@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
     QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget,
@@ -18,11 +18,12 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.audio_io import WRITE_SUBTYPES
-from ..core.errors import Cancelled, WorkbenchError
-from ..core.enhancer import run_to_end
+from ..core.errors import WorkbenchError
+from ..core.enhancer import Progress
 from ..core.export import (
     ExportedFile, export_batch, export_comparison, export_figure, export_versions, planned_targets, version_tag,
 )
+from .workers import GeneratorWorker
 
 SUBTYPE_LABELS = {"PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM", "PCM_32": "32-bit PCM", "FLOAT": "32-bit float"}
 
@@ -313,33 +314,11 @@ class ExportDialog(QDialog):
 
 
 # ======================================================================================== batch
-class _BatchWorker(QObject):
-    """Runs :func:`export_batch` on a QThread; a stop request is polled between steps."""
-
-    progress = Signal(float, str)
-    done = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, files, model_id, out_dir, options, load_enhancer):
-        super().__init__()
-        self.files, self.model_id, self.out_dir, self.options = files, model_id, out_dir, options
-        self.load_enhancer = load_enhancer
-        self.stop_requested = False
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            self.progress.emit(0.0, f"loading {self.model_id}")
-            enhancer = self.load_enhancer(self.model_id)
-            gen = export_batch(self.files, enhancer, self.out_dir, should_stop=lambda: self.stop_requested,
-                               **self.options)
-            self.done.emit(run_to_end(gen, lambda p: self.progress.emit(p.fraction, p.message)))
-        except Cancelled:
-            self.failed.emit("Cancelled")
-        except WorkbenchError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a model may raise anything; the dialog must say so and stay usable
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+def _batch_steps(files, model_id, out_dir, options, load_enhancer):
+    """The batch as one core generator for the worker: load the model, then :func:`export_batch`."""
+    yield Progress(0.0, f"loading {model_id}")
+    enhancer = load_enhancer(model_id)
+    return (yield from export_batch(files, enhancer, out_dir, **options))
 
 
 def _registry():
@@ -383,8 +362,7 @@ class BatchDialog(QDialog):
                 self.registry_error = f"could not list models: {exc}"
         self.load_enhancer = load_enhancer or (reg.load_enhancer if reg is not None else None)
         self.summary = None
-        self._thread: QThread | None = None
-        self._worker: _BatchWorker | None = None
+        self._worker: GeneratorWorker | None = None
 
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("Drop audio files here, or add them:"))
@@ -481,7 +459,7 @@ class BatchDialog(QDialog):
         event.acceptProposedAction()
 
     def _update_buttons(self) -> None:
-        running = self._thread is not None
+        running = self._worker is not None
         self.start_button.setEnabled(not running and self.file_list.count() > 0
                                      and self.model_box.currentData() is not None and self.load_enhancer is not None)
         self.cancel_button.setEnabled(running)
@@ -489,7 +467,7 @@ class BatchDialog(QDialog):
     # ------------------------------------------------------------------ run
     @Slot()
     def start(self) -> None:
-        if self._thread is not None or self.model_box.currentData() is None or not self.files():
+        if self._worker is not None or self.model_box.currentData() is None or not self.files():
             return
         options = {"format": self.format_box.currentText(), "subtype": self.subtype_box.currentData(),
                    "rate": self.rate_box.currentData(), "residual": self.residual_check.isChecked(),
@@ -497,36 +475,37 @@ class BatchDialog(QDialog):
         self.summary = None
         self.summary_view.clear()
         self.progress.setValue(0)
-        self._thread = QThread(self)
-        self._worker = _BatchWorker(self.files(), self.model_box.currentData(), Path(self.folder_edit.text()),
-                                    options, self.load_enhancer)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
+        self._worker = GeneratorWorker(_batch_steps, self.files(), self.model_box.currentData(),
+                                       Path(self.folder_edit.text()), options, self.load_enhancer)
         self._worker.progress.connect(self._on_progress)
-        self._worker.done.connect(self._on_done)
-        self._worker.failed.connect(self._on_failed)
-        self._thread.start()
+        self._worker.returned.connect(self._on_done)
+        self._worker.errored.connect(self._on_error)
+        self._worker.cancelled.connect(self._on_cancelled)
+        self._worker.start()
         self._update_buttons()
 
     @Slot()
     def cancel(self) -> None:
         if self._worker is not None:
-            self._worker.stop_requested = True
+            self._worker.cancel()
             self.progress_label.setText("Stopping after the current step…")
 
-    def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(round(1000 * fraction)))
-        self.progress_label.setText(message)
+    def _on_progress(self, p: Progress) -> None:
+        self.progress.setValue(int(round(1000 * p.fraction)))
+        self.progress_label.setText(p.message)
 
     def _finish_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._worker.deleteLater()
-            self._thread.deleteLater()
-        self._thread = None
+        if self._worker is not None:
+            self._worker.wait()
         self._worker = None
         self._update_buttons()
+
+    def _on_error(self, exc: BaseException) -> None:
+        # a model may raise anything; the dialog must say so and stay usable
+        self._on_failed(str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}")
+
+    def _on_cancelled(self) -> None:
+        self._on_failed("Cancelled")
 
     def _on_done(self, summary) -> None:
         self._finish_thread()
@@ -545,6 +524,6 @@ class BatchDialog(QDialog):
 
     def done(self, result: int) -> None:  # closing the dialog stops a running batch first
         if self._worker is not None:
-            self._worker.stop_requested = True
+            self._worker.cancel()
             self._finish_thread()
         super().done(result)

@@ -24,8 +24,10 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
+from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.recording import Recording, Version
+from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, save_session
 from ..core.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
@@ -36,6 +38,7 @@ from .model_panel import ModelPanel
 from .spectrogram import LAYOUTS, MAGNITUDE_COLORMAPS, PHASE_VIEWS, DisplaySettings, SpectrogramView
 from .transport import TransportBar
 
+SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
@@ -107,6 +110,11 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.export_dialog: ExportDialog | None = None
         self.batch_dialog: BatchDialog | None = None
+        #: the Qt-free session (recordings, versions, references, catalogue, jobs) the document adapts
+        self.session = self.document.session
+        self._loop_region: tuple[float, float] | None = None
+        #: problems reported by the last Open session (one line each)
+        self.session_problems: list[str] = []
 
         self._build_file_dock()
         self._build_toolbars()
@@ -115,6 +123,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._build_panels(playback_engine)
         self._restore_settings()
+        self._register_session_state()
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -153,6 +162,7 @@ class MainWindow(QMainWindow):
         self.transport.attach_document(doc)
         self.transport.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
         self.transport.loopChanged.connect(self._on_loop_changed)
+        self.transport.loopChanged.connect(lambda region: setattr(self, "_loop_region", region))
         self.view.seekRequested.connect(self.transport.seek)
         self.view.loopSelected.connect(self.transport.set_loop)
         self.edit_panel = EditPanel(self.settings)
@@ -251,6 +261,15 @@ class MainWindow(QMainWindow):
         self.close_action = QAction("&Close recording", self, shortcut=QKeySequence.StandardKey.Close)
         self.close_action.triggered.connect(self.close_current)
         file_menu.addAction(self.close_action)
+        file_menu.addSeparator()
+        self.save_session_action = QAction("&Save session…", self, shortcut=QKeySequence.StandardKey.Save)
+        self.save_session_action.setToolTip("Save the open recordings, every version (bit-exact), references and "
+                                            "view settings to a session file")
+        self.save_session_action.triggered.connect(lambda: self.save_session_dialog())
+        file_menu.addAction(self.save_session_action)
+        self.open_session_action = QAction("Open s&ession…", self, shortcut="Ctrl+Shift+O")
+        self.open_session_action.triggered.connect(self.open_session_dialog)
+        file_menu.addAction(self.open_session_action)
         file_menu.addSeparator()
         self.load_model_action = QAction("Load &model…", self, shortcut="Ctrl+M")
         self.load_model_action.setToolTip("Load an ONNX / TorchScript / PyTorch model file into the model panel")
@@ -865,7 +884,146 @@ class MainWindow(QMainWindow):
                 dlg.close()
         self.view.shutdown()
 
+    # ------------------------------------------------------------------------------------------------------
+    # sessions
+    # ------------------------------------------------------------------------------------------------------
+    def _register_session_state(self) -> None:
+        """What a saved session stores besides recordings: the display and STFT settings, the window's
+        current version/channel/visible range, and the loop region. Other panels add theirs with
+        ``window.session.add_state_provider(key, get, restore)``."""
+        import dataclasses
+
+        def display_get():
+            return {"display": dataclasses.asdict(self.display_settings()),
+                    "stft": {"n_fft": self.view.cfg.n_fft, "hop": self.view.cfg.hop, "window": self.view.cfg.window}}
+
+        def display_restore(value) -> None:
+            d = dict(value.get("display") or {})
+            if "db_range" in d:
+                d["db_range"] = tuple(d["db_range"])
+            known = {f.name for f in dataclasses.fields(DisplaySettings)}
+            display = DisplaySettings(**{k: v for k, v in d.items() if k in known})
+            st = value.get("stft") or {}
+            cfg = StftConfig(n_fft=int(st.get("n_fft", self.view.cfg.n_fft)), hop=int(st.get("hop", self.view.cfg.hop)),
+                             window=st.get("window", self.view.cfg.window))
+            self._set_controls(display, cfg)
+            self.view.set_display(self.display_settings())
+            self.view.set_stft(self.stft_config())
+
+        def window_get():
+            doc = self.document
+            return {"version": doc.version.name if doc.version is not None else None, "channel": doc.channel,
+                    "view_range_s": list(doc.view_range)}
+
+        def window_restore(value) -> None:
+            doc = self.document
+            rec = doc.recording
+            if rec is None:
+                return
+            v = rec.version_or_none(value.get("version") or "")
+            if v is not None:
+                doc.set_version(v)
+            ch = int(value.get("channel") or 0)
+            if 0 <= ch < rec.source.channels:
+                doc.set_channel(ch)
+            t0, t1 = (value.get("view_range_s") or [0.0, 0.0])[:2]
+            if t1 > t0:
+                self.view.set_time_range(float(t0), float(t1))
+
+        def loop_get():
+            return None if self._loop_region is None else list(self._loop_region)
+
+        def loop_restore(value) -> None:
+            if value and self.document.recording is not None:
+                self.transport.set_loop(float(value[0]), float(value[1]))
+
+        self.session.add_state_provider("display", display_get, display_restore)
+        self.session.add_state_provider("window", window_get, window_restore)
+        self.session.add_state_provider("loop", loop_get, loop_restore)
+
+    def save_session_to(self, path: str | Path) -> Path | None:
+        """Save the session to ``path``; reports a failure (naming the file) and returns ``None``."""
+        try:
+            state = self.session.collect_view_state()
+            target = run_to_end(save_session(self.session, path, view_state=state))
+        except WorkbenchError as exc:
+            self.error_reporter("Save session", str(exc))
+            return None
+        self.settings.setValue("last_session_dir", str(target.parent))
+        self.statusBar().showMessage(f"Session saved to {target}", 8000)
+        return target
+
+    def save_session_dialog(self) -> Path | None:
+        """File > Save session…: ask for a file (default: the session's own, or beside the current file)."""
+        if self.session.path is not None:
+            start = str(self.session.path)
+        else:
+            rec = self.document.recording
+            folder = rec.path.parent if rec is not None else Path(self.settings.value("last_session_dir", "", str) or ".")
+            stem = rec.path.stem if rec is not None else "session"
+            start = str(folder / f"{stem}{SESSION_SUFFIX}")
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", start, SESSION_FILTER)
+        return self.save_session_to(path) if path else None
+
+    def open_session_file(self, path: str | Path) -> bool:
+        """Open a saved session into this window (after closing what is open). Problems — a missing or
+        changed source, a missing version file — are reported as one message, one line each."""
+        for rec in list(self.document.recordings):
+            self.document.close(rec)
+        try:
+            _session, problems = run_to_end(open_session(path, self.session))
+        except WorkbenchError as exc:
+            self.error_reporter("Open session", str(exc))
+            return False
+        # The session opened the recordings; show them as the document does for opened files.
+        self.document.recordingsChanged.emit()
+        current = self.session.current
+        self.document.recording = None
+        self.document.set_current(current)
+        providers = self.session.state_providers()
+        for key in ("window", "loop"):  # again, now that the current recording is shown
+            if self.session.view_state.get(key) is not None and key in providers:
+                providers[key][1](self.session.view_state[key])
+        self.session_problems = problems
+        if problems:
+            self.error_reporter("Open session", "\n".join(problems))
+        self.statusBar().showMessage(f"Opened session {Path(path).name}"
+                                     + (f" ({len(problems)} problem(s))" if problems else ""), 8000)
+        return True
+
+    def open_session_dialog(self) -> None:
+        start = self.settings.value("last_session_dir", "", str)
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", start, SESSION_FILTER)
+        if path:
+            self.open_session_file(path)
+
+    def ask_unsaved(self, unsaved: list[tuple[Recording, Version]]) -> str:
+        """Ask what to do with results that were neither saved in a session nor exported.
+
+        Returns ``"save"``, ``"discard"`` or ``"cancel"`` (a modal box; the event loop keeps running)."""
+        names = ", ".join(f"{v.name} ({rec.name})" for rec, v in unsaved[:6]) + (" …" if len(unsaved) > 6 else "")
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved results",
+                          f"{len(unsaved)} result(s) are not saved: {names}.\n"
+                          "Save them in a session before quitting?", parent=self)
+        box.setObjectName("unsavedResultsBox")
+        save = box.addButton("Save session…", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(save)
+        box.setEscapeButton(cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        box.deleteLater()
+        return "save" if clicked is save else "discard" if clicked is discard else "cancel"
+
     def closeEvent(self, event) -> None:
+        if not self._closed:
+            unsaved = self.session.unsaved_versions()
+            if unsaved:
+                answer = self.ask_unsaved(unsaved)
+                if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
+                    event.ignore()
+                    return
         if not self._closed:
             self.save_settings()
         self.shutdown()

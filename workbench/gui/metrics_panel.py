@@ -2,7 +2,7 @@
 
 Rows are metrics (intrusive ones only when a clean reference is set; DNSMOS always), columns are versions.
 The best value of each row is highlighted according to the metric's direction. Measuring runs on a
-:class:`QThreadPool` worker that drives the core generator :func:`workbench.core.evaluation.score_versions`
+:class:`~workbench.gui.workers.GeneratorWorker` that drives the core generator :func:`workbench.core.evaluation.score_versions`
 (the same code as ``workbench evaluate``, so the numbers match the CLI); between versions the worker checks
 a cancel flag, so :meth:`MetricsPanel.cancel` stops it without killing a thread. Results are cached per
 version and reference, so adding a version only measures the new one.
@@ -10,23 +10,21 @@ version and reference, so adding a version only measures the new one.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget, QHeaderView, QCheckBox)
 
 from ..core.audio_io import load_audio
 from ..core.dnsmos import DNSMOS_METRICS
-from ..core.errors import Cancelled, WorkbenchError
-from ..core.enhancer import run_to_end
+from ..core.errors import WorkbenchError
 from ..core.evaluation import Scores, score_versions
 from ..core.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
 from ..core.recording import Recording, Version
-from .workers import lower_current_thread_priority
+from .workers import GeneratorWorker
 
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 
@@ -36,51 +34,15 @@ def format_value(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3g}"
 
 
-class _Signals(QObject):
-    # Each signal carries the worker first, so the panel can ignore a stale job's late reports.
-    progress = Signal(object, float, str)
-    finished = Signal(object, object)   # worker, {version name: Scores}
-    failed = Signal(object, str)
-    cancelled = Signal(object)
-
-
-class MetricsWorker(QRunnable):
-    """Runs :func:`score_versions` on a pool thread; emits progress/finished/failed/cancelled (queued to
-    the GUI thread). ``cancel()`` sets a flag that is checked between versions."""
+class MetricsWorker(GeneratorWorker):
+    """:class:`~workbench.gui.workers.GeneratorWorker` over :func:`score_versions`, remembering what it
+    measures (``versions``, reference ``key``) so the panel can file results and ignore a stale job."""
 
     def __init__(self, versions: list[Version], reference: np.ndarray | None, reference_rate: int | None,
-                 dnsmos: bool = True, key: str = ""):
-        super().__init__()
+                 dnsmos: bool = True, key: str = "", pool: QThreadPool | None = None):
+        super().__init__(score_versions, versions, reference, reference_rate, dnsmos=dnsmos, pool=pool)
         self.key = key
         self.versions = versions
-        self.setAutoDelete(False)  # the panel keeps a reference until the finished signal arrived
-        self.signals = _Signals()
-        self._versions = versions
-        self._reference = reference
-        self._reference_rate = reference_rate
-        self._dnsmos = dnsmos
-        self._stop = threading.Event()
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._stop.is_set()
-
-    def run(self) -> None:
-        lower_current_thread_priority()
-        gen = score_versions(self._versions, self._reference, self._reference_rate, dnsmos=self._dnsmos)
-        try:
-            result = run_to_end(gen, lambda p: self.signals.progress.emit(self, p.fraction, p.message),
-                                self._stop.is_set)
-            self.signals.finished.emit(self, result)
-        except Cancelled:
-            self.signals.cancelled.emit(self)
-        except WorkbenchError as exc:
-            self.signals.failed.emit(self, str(exc))
-        except Exception as exc:  # keep the app alive; the panel shows the message
-            self.signals.failed.emit(self, f"{type(exc).__name__}: {exc}")
 
 
 class MetricsPanel(QWidget):
@@ -258,18 +220,18 @@ class MetricsPanel(QWidget):
             self.resultsReady.emit(self.results())
             return
         ref, rate = self._reference if self._reference is not None else (None, None)
-        worker = MetricsWorker(todo, ref, rate, dnsmos=self.dnsmos_box.isChecked(), key=key)
-        # Bound slots of this QObject: Qt queues the calls to the GUI thread.
-        worker.signals.progress.connect(self._on_progress)
-        worker.signals.finished.connect(self._on_finished)
-        worker.signals.failed.connect(self._on_failed)
-        worker.signals.cancelled.connect(self._on_cancelled)
+        worker = MetricsWorker(todo, ref, rate, dnsmos=self.dnsmos_box.isChecked(), key=key, pool=self.pool)
+        worker.progress.connect(lambda p, w=worker: self._on_progress(w, p.fraction, p.message))
+        worker.returned.connect(lambda results, w=worker: self._on_finished(w, results))
+        worker.errored.connect(lambda exc, w=worker: self._on_failed(
+            w, str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"))
+        worker.cancelled.connect(lambda w=worker: self._on_cancelled(w))
         self._worker = worker
         self.compute_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"measuring {len(todo)} version(s)…")
         self.started.emit()
-        self.pool.start(worker)
+        worker.start()
 
     @Slot()
     def cancel(self) -> None:

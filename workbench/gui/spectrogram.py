@@ -10,14 +10,13 @@ on. Images are placed in data coordinates (x: seconds, y: frequency axis value) 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 import weakref
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.audio_io import AudioSource
@@ -27,7 +26,7 @@ from ..core.stft import (StftConfig, full_scale_gain, group_delay, imag_part, in
 from .axes import FreqScale, FrequencyAxis, TimeAxis
 from .tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
                     tiles_in_range, waveform_envelope)
-from .workers import lower_current_thread_priority
+from .workers import GeneratorWorker
 
 PANES = ("magnitude", "phase", "real", "imag")
 PHASE_VIEWS = {"phase": "Phase", "inst_freq": "Inst. frequency deviation", "group_delay": "Group delay",
@@ -127,75 +126,40 @@ def tile_images(tile: Tile, cfg: StftConfig, sample_rate: int, display: DisplayS
                        tile.key.partner_is_original)
 
 
-class _TileSignals(QObject):
-    finished = Signal(object, int)   # Tile, generation
+def _tile_steps(source: AudioSource, key: TileKey, total_frames: int, generation: int, display: DisplaySettings,
+                partner: tuple | None, cache: TileCache | None, should_stop):
+    """Worker generator: :func:`compute_tile` (or the pair tile of a difference view), with the pane
+    images derived there too, so the GUI thread only uploads finished arrays. Yields ``(tile, generation)``
+    — or ``(exception, generation)``: a decoding error is shown once, not raised per tile."""
+    try:
+        if key.partner_id and partner is not None:
+            gen = compute_pair_tile(source, key, total_frames, partner[0], partner[1], cache, should_stop)
+        else:
+            gen = compute_tile(source, key, total_frames, should_stop)
+        for item in gen:
+            if should_stop():
+                return
+            if item is not None:
+                item.images = tile_images(item, key.cfg, source.sample_rate, display)
+                item.images_for = images_key(display)
+                yield item, generation
+    except Exception as exc:  # a decoding error must not end the worker silently
+        yield exc, generation
 
 
-class _TileJob(QRunnable):
-    """Runs :func:`compute_tile` on the pool, then derives the pane images for ``display`` there too,
-    so the GUI thread only uploads finished arrays. Stops between chunks when cancelled."""
-
-    def __init__(self, source: AudioSource, key: TileKey, total_frames: int, generation: int,
-                 signals: _TileSignals, display: DisplaySettings, partner: tuple | None = None,
-                 cache: TileCache | None = None):
-        super().__init__()
-        self.source, self.key, self.total_frames = source, key, total_frames
-        self.partner = partner      # (partner source, partner channel) for difference views
-        self.cache = cache
-        self.generation = generation
-        self.signals = signals
-        self.display = display
-        self.cancelled = threading.Event()
-        self.setAutoDelete(True)
-
-    def run(self) -> None:
-        if self.cancelled.is_set():
-            return
-        lower_current_thread_priority()
-        try:
-            if self.key.partner_id and self.partner is not None:
-                gen = compute_pair_tile(self.source, self.key, self.total_frames, self.partner[0], self.partner[1],
-                                        self.cache, self.cancelled.is_set)
-            else:
-                gen = compute_tile(self.source, self.key, self.total_frames, self.cancelled.is_set)
-            for item in gen:
-                if self.cancelled.is_set():
-                    return
-                if item is not None:
-                    item.images = tile_images(item, self.key.cfg, self.source.sample_rate, self.display)
-                    item.images_for = images_key(self.display)
-                    self.signals.finished.emit(item, self.generation)
-        except Exception as exc:  # a decoding error must not kill the pool thread silently
-            self.signals.finished.emit(exc, self.generation)
-
-
-class _EnvelopeSignals(QObject):
-    progress = Signal(object, object, object, int)   # filled, mins, maxs, generation
-
-
-class _EnvelopeJob(QRunnable):
-    def __init__(self, source: AudioSource, channel: int, buckets: int, generation: int,
-                 signals: _EnvelopeSignals):
-        super().__init__()
-        self.source, self.channel, self.buckets = source, channel, buckets
-        self.generation, self.signals = generation, signals
-        self.cancelled = threading.Event()
-        self.setAutoDelete(True)
-
-    def run(self) -> None:
-        lower_current_thread_priority()
-        last = 0.0
-        try:
-            for filled, mins, maxs in waveform_envelope(self.source, self.channel, self.buckets,
-                                                        should_stop=self.cancelled.is_set):
-                now = time.perf_counter()
-                done = filled >= len(mins)
-                # Progressive display, throttled so the GUI thread is not flooded.
-                if done or now - last > 0.15:
-                    last = now
-                    self.signals.progress.emit(filled, mins.copy(), maxs.copy(), self.generation)
-        except Exception:
-            return
+def _envelope_steps(source: AudioSource, channel: int, buckets: int, generation: int, should_stop):
+    """Worker generator: the overview envelope, progressively, as ``(filled, mins, maxs, generation)``
+    at most every 0.15 s (so the GUI thread is not flooded) and once complete."""
+    last = 0.0
+    try:
+        for filled, mins, maxs in waveform_envelope(source, channel, buckets, should_stop=should_stop):
+            now = time.perf_counter()
+            done = filled >= len(mins)
+            if done or now - last > 0.15:
+                last = now
+                yield filled, mins.copy(), maxs.copy(), generation
+    except Exception:
+        return
 
 
 def _shift_held(ev) -> bool:
@@ -331,18 +295,15 @@ class SpectrogramView(QWidget):
         self._source_id_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._error_generation = -1
         self._refine_levels = False
-        self._pending: dict[TileKey, _TileJob] = {}
-        self._envelope_job: _EnvelopeJob | None = None
+        self._pending: dict[TileKey, GeneratorWorker] = {}
+        self._envelope_job: GeneratorWorker | None = None
+        self._envelope_generation = -1
         self._envelope_done = True
         self._needed: set[TileKey] = set()
         self._level = 0
         self._ready = False
         self._levels: dict[str, tuple[float, float]] = {}
         self._auto_symmetric: dict[str, bool] = {"real": True, "imag": True}
-        self._tile_signals = _TileSignals()
-        self._tile_signals.finished.connect(self._on_tile, Qt.ConnectionType.QueuedConnection)
-        self._env_signals = _EnvelopeSignals()
-        self._env_signals.progress.connect(self._on_envelope, Qt.ConnectionType.QueuedConnection)
         self._update_timer = QTimer(self, singleShot=True, interval=10)
         self._update_timer.timeout.connect(self.update_tiles)
         self._syncing_region = False
@@ -864,7 +825,7 @@ class SpectrogramView(QWidget):
         keep = self._needed | {key_at(i) for k in keys[:1] + keys[-1:] for i in (k.index - 1, k.index + 1)}
         for key, job in list(self._pending.items()):
             if key not in keep:
-                job.cancelled.set()
+                job.cancel()
                 del self._pending[key]
         centre = (f0 + f1) / 2
         # One tile either side is fetched ahead (not waited for) so that short pans find it cached.
@@ -877,7 +838,7 @@ class SpectrogramView(QWidget):
             if key not in self._pending and self.cache.get(key) is None:
                 job = self._job(key)
                 self._pending[key] = job
-                self.pool.start(job, -100)
+                job.start(-100)
         for key in keys:
             if key in self.panes["magnitude"].items:
                 continue
@@ -890,13 +851,18 @@ class SpectrogramView(QWidget):
                 # Tiles nearest the view centre first.
                 span = TILE_COLUMNS << level
                 priority = -int(abs((key.index + 0.5) * span - centre) / span)
-                self.pool.start(job, priority)
+                job.start(priority)
         self._check_complete()
 
-    def _job(self, key: TileKey) -> _TileJob:
+    def _job(self, key: TileKey) -> GeneratorWorker:
         partner = (self._partner[0], self._partner[1]) if key.partner_id and self._partner is not None else None
-        return _TileJob(self.source, key, self.total_frames, self._generation, self._tile_signals, self.display,
-                        partner, self.cache)
+        args = (self.source, key, self.total_frames, self._generation, self.display, partner, self.cache)
+        worker = GeneratorWorker(lambda: _tile_steps(*args, should_stop=worker.should_stop), pool=self.pool)
+        worker.progress.connect(self._on_tile_item)
+        return worker
+
+    def _on_tile_item(self, item) -> None:
+        self._on_tile(*item)
 
     def _id_of(self, source: AudioSource) -> int:
         """A small id per source object (tiles are keyed by it; a source seen again reuses its tiles)."""
@@ -1012,10 +978,10 @@ class SpectrogramView(QWidget):
     def _cancel_all(self) -> None:
         self._generation += 1
         for job in self._pending.values():
-            job.cancelled.set()
+            job.cancel()
         self._pending.clear()
         if self._envelope_job is not None:
-            self._envelope_job.cancelled.set()
+            self._envelope_job.cancel()
             self._envelope_job = None
 
     # ------------------------------------------------------------------------------------------------------
@@ -1023,15 +989,21 @@ class SpectrogramView(QWidget):
     # ------------------------------------------------------------------------------------------------------
     def _start_envelope(self) -> None:
         if self._envelope_job is not None:
-            self._envelope_job.cancelled.set()
+            self._envelope_job.cancel()
         self._envelope_done = False
         self._set_envelope(np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32))
         buckets = 4000
         self._env_gen = self._generation
-        job = _EnvelopeJob(self.source, self.channel, buckets, self._generation, self._env_signals)
+        args = (self.source, self.channel, buckets, self._generation)
+        job = GeneratorWorker(lambda: _envelope_steps(*args, should_stop=job.should_stop), pool=self.pool)
+        job.progress.connect(self._on_envelope_item)
         self._envelope_job = job
+        self._envelope_generation = self._generation
         # Lowest priority: the visible spectrogram tiles come first.
-        self.pool.start(job, -1000)
+        job.start(-1000)
+
+    def _on_envelope_item(self, item) -> None:
+        self._on_envelope(*item)
 
     def _set_envelope(self, x: np.ndarray, mins: np.ndarray, maxs: np.ndarray) -> None:
         """Show the overview envelope: bucket centres ``x`` (s, ``(m,)``) with their ``mins``/``maxs``."""
@@ -1043,7 +1015,7 @@ class SpectrogramView(QWidget):
         self._env_fill.setData(np.repeat(x, 2), band)
 
     def _on_envelope(self, filled: int, mins: np.ndarray, maxs: np.ndarray, generation: int) -> None:
-        if self._envelope_job is None or generation != self._envelope_job.generation or self.source is None:
+        if self._envelope_job is None or generation != self._envelope_generation or self.source is None:
             return
         n = len(mins)
         x = (np.arange(filled) + 0.5) * (self.source.frames / n) / self.sample_rate

@@ -8,7 +8,7 @@ toggle between the last two selected versions (A/B), L loop on/off.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QSignalBlocker, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QSignalBlocker, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QWidget,
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from ..core.errors import WorkbenchError
 from ..core.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
 from .playback_widgets import BlindABDialog
-from .workers import lower_current_thread_priority
+from .workers import GeneratorWorker
 
 #: Version button letters; versions beyond 26 are numbered.
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -29,30 +29,6 @@ ASYNC_LOAD_SAMPLES = 60 * 48000
 #: Above this many samples (all versions together) playback is prepared only when it is first asked for
 #: (Play), so opening an hour-long recording to look at it never holds its samples in memory.
 DEFER_LOAD_SAMPLES = 20 * 60 * 48000
-
-
-class _LoadSignals(QObject):
-    done = Signal(int, object)   # load serial, exception or None
-
-
-class _LoadJob(QRunnable):
-    """Runs ``engine.load(recording, channel=...)`` on a pool thread. The engine builds the new program
-    aside and swaps it in with one reference assignment, so the GUI thread and the audio callback keep
-    working with the previous one meanwhile."""
-
-    def __init__(self, engine: PlaybackEngine, recording, channel: int, serial: int, signals: _LoadSignals):
-        super().__init__()
-        self.engine, self.recording, self.channel = engine, recording, channel
-        self.serial, self.signals = serial, signals
-
-    def run(self) -> None:
-        lower_current_thread_priority()
-        try:
-            self.engine.load(self.recording, channel=self.channel)
-        except Exception as exc:  # reported on the GUI thread
-            self.signals.done.emit(self.serial, exc)
-            return
-        self.signals.done.emit(self.serial, None)
 
 
 def version_letter(index: int) -> str:
@@ -96,8 +72,6 @@ class TransportBar(QWidget):
         self._load_after = None
         self._deferred_load = None   # (recording, after) of a long recording not prepared yet
         self._prepared_recording = None
-        self._load_signals = _LoadSignals()
-        self._load_signals.done.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
         self._build()
         self._shortcuts()
         self._timer = QTimer(self)
@@ -285,7 +259,27 @@ class TransportBar(QWidget):
             return
         self._load_after = (self._load_serial, after)
         self.position_label.setText("preparing playback…")
-        self._load_pool.start(_LoadJob(self.engine, recording, self.channel, self._load_serial, self._load_signals))
+        self._start_load(recording)
+
+    def _start_load(self, recording) -> None:
+        """``engine.load`` on the (one-thread) load pool. The engine builds the new program aside and swaps
+        it in with one reference assignment, so the GUI thread and the audio callback keep working with
+        the previous one meanwhile."""
+        engine, serial, channel = self.engine, self._load_serial, self.channel
+
+        def load():  # worker thread; returns (serial, error or None) so one bound slot gets both
+            try:
+                engine.load(recording, channel=channel)
+            except Exception as exc:  # reported on the GUI thread
+                return serial, exc
+            return serial, None
+        worker = GeneratorWorker(load, pool=self._load_pool)
+        worker.returned.connect(self._on_load_result)
+        worker.start()
+
+    @Slot(object)
+    def _on_load_result(self, result) -> None:
+        self._on_loaded(*result)
 
     def _on_loaded(self, serial: int, error) -> None:
         pending = self._load_after
@@ -476,8 +470,7 @@ class TransportBar(QWidget):
             self._load_serial += 1
             self._load_after = (self._load_serial, after_then_play)
             self.position_label.setText("preparing playback…")
-            self._load_pool.start(_LoadJob(self.engine, recording, self.channel, self._load_serial,
-                                           self._load_signals))
+            self._start_load(recording)
             return
         if not self.engine.tracks:
             return
