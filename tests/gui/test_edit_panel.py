@@ -189,3 +189,13 @@ def test_chain_runs_on_the_whole_file(qtbot, window, noisy_file):
     v = rec.versions[-1]
     assert v.kind == VersionKind.CHAIN and v.provenance.model_id == "spectral-subtraction+wiener"
     rec.set_strength(v, Strength(0.5))  # chains have a strength too
+
+
+def test_model_own_limit_is_refused_for_models_without_one(qtbot, window, noisy_file):
+    _open(qtbot, window, noisy_file)
+    panel = window.edit_panel
+    panel.model_box.setEditText("wiener")
+    panel.atten_spin.setValue(12.0)
+    with qtbot.waitSignal(panel.errorOccurred, timeout=3000) as blocker:
+        panel.enhance_all()
+    assert "no attenuation limit of its own" in blocker.args[0]

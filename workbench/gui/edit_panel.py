@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLay
                                QLabel, QLineEdit, QPushButton, QRadioButton, QSlider, QVBoxLayout, QWidget)
 
 from ..core.chain import ChainEnhancer, is_chain_spec
-from ..core.editing import Box, Strength
+from ..core.editing import Box, Strength, with_attenuation_limit
 from ..core.errors import WorkbenchError
 from ..core.version_ops import enhance_region, noise_profile_model, repair_version
 from .workers import GeneratorWorker
@@ -83,6 +83,15 @@ class EditPanel(QWidget):
         self.model_box.setEditable(True)
         self.model_box.setToolTip("A model id, or a chain like wpe-dereverb+deepfilternet3")
         grid.addRow("Model", self.model_box)
+        self.atten_spin = QDoubleSpinBox()
+        self.atten_spin.setRange(0.0, 100.0)
+        self.atten_spin.setDecimals(1)
+        self.atten_spin.setSuffix(" dB")
+        self.atten_spin.setSpecialValueText("off")
+        self.atten_spin.setToolTip("The model's own attenuation limit, for models that have one (DeepFilterNet's "
+                                   "atten_lim, applied inside the network). The strength slider is the "
+                                   "workbench's wet/dry mix and works for every model.")
+        grid.addRow("Model's own limit", self.atten_spin)
         row = QHBoxLayout()
         self.enhance_selection_button = QPushButton("Enhance selection")
         self.enhance_selection_button.setToolTip("Run the model on the selection only (1 s context, 20 ms "
@@ -321,7 +330,9 @@ class EditPanel(QWidget):
     def _done(self, label: str, result) -> None:
         versions = result if isinstance(result, list) else [result]
         names = ", ".join(getattr(v, "name", "?") for v in versions)
-        self.status.setText(f"{label}: added {names}")
+        limit = self.atten_spin.value()
+        used = f" (model's own limit {limit:g} dB)" if limit > 0 and label.startswith("Enhance") else ""
+        self.status.setText(f"{label}: added {names}{used}")
         if self.document is not None and versions and hasattr(versions[-1], "source"):
             self.document.set_version(versions[-1])
         self.operationFinished.emit(label)
@@ -345,6 +356,9 @@ class EditPanel(QWidget):
         name = next((n for n, s in self.chains.items() if s == spec), None)
         if name and isinstance(enhancer, ChainEnhancer):
             enhancer = ChainEnhancer(enhancer.steps, name=name)
+        if self.atten_spin.value() > 0:
+            # Says which limit is used: the model's own (or an error naming the model that has none).
+            enhancer = with_attenuation_limit(enhancer, self.atten_spin.value())
         if self.noise_span_s is not None and hasattr(enhancer, "with_noise_profile"):
             enhancer = noise_profile_model(self.document.recording, enhancer, self.noise_span_s)
         return spec, enhancer
