@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -199,6 +200,23 @@ def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int,
     ensure_folder(target.parent)
     if fmt in LOSSY:
         written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, overwrite, protect)
+        if facts is not None and facts["measured_lufs"] is not None:
+            # The codec's low-pass and quantisation change the loudness (0.5 LU for noisy 16 kHz speech in
+            # MP3): measure what was written and encode once more with the gain corrected by the difference.
+            import soundfile as sf  # noqa: PLC0415
+            from .loudness import measure, true_peak  # noqa: PLC0415
+            decoded, _ = sf.read(str(written), dtype="float32", always_2d=True)
+            got = measure(decoded, sr_out).lufs
+            wanted = loudness_target[0] + facts["limited_db"]
+            if got is not None and abs(got - wanted) > 0.05:
+                fix_db = wanted - got
+                tp = true_peak(audio, sr_out)
+                if tp > 0:  # still under the ceiling after the correction
+                    fix_db = min(fix_db, loudness_target[1] - 20.0 * math.log10(tp))
+                audio = (audio * np.float32(10.0 ** (fix_db / 20.0))).astype(np.float32)
+                gain_db += fix_db
+                facts = {**facts, "gain_db": gain_db, "codec_correction_db": fix_db}
+                written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, True, protect)
     else:
         written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
                                      protect=protect)
@@ -232,9 +250,11 @@ def _write_lossy(target: Path, audio: np.ndarray, rate: int, fmt: str, sub: str,
 
 def export_versions(recording: Recording, versions: Sequence[Version], out_dir: str | Path, *,
                     format: str = "WAV", subtype: str = "PCM_24", rate: str | int = "source",
-                    overwrite: bool = False) -> list[ExportedFile]:
+                    overwrite: bool = False, quality: float | None = None,
+                    loudness_target: tuple[float, float] | None = None) -> list[ExportedFile]:
     """Write several versions; checks every target first so that nothing is written when one of them
-    exists without ``overwrite`` (a half-done export would be confusing)."""
+    exists without ``overwrite`` (a half-done export would be confusing). ``quality`` and
+    ``loudness_target`` as in :func:`export_version` (each version normalised on its own)."""
     fmt, sub = check_format(format, subtype)
     targets = planned_targets(recording, versions, out_dir, fmt)
     if len(set(targets)) != len(targets):
@@ -244,8 +264,8 @@ def export_versions(recording: Recording, versions: Sequence[Version], out_dir: 
         if existing:
             raise WorkbenchError(f"{existing[0]}: already exists (use --overwrite to replace it)"
                                  + (f"; {len(existing) - 1} more targets exist" if len(existing) > 1 else ""))
-    return [export_version(recording, v, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite)
-            for v in versions]
+    return [export_version(recording, v, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite,
+                           quality=quality, loudness_target=loudness_target) for v in versions]
 
 
 # ---------------------------------------------------------------------------------------- comparison
