@@ -256,10 +256,17 @@ def write_version(target: Path, rec: Recording, version, args, protect: tuple) -
         return write_with_provenance(target, audio, version.sample_rate, args.subtype, provenance_tag(rec, version),
                                      overwrite=args.overwrite, protect=protect)
     sub = args.subtype if args.format == "WAV" else WRITE_SUBTYPES[args.format][0]
-    return write_export_audio(target, audio, version.sample_rate, version.sample_rate, args.format, sub,
-                              quality=args.quality,
-                              loudness_target=None if args.loudness is None else (args.loudness, args.true_peak),
-                              overwrite=args.overwrite, protect=protect)[0]
+    written, _rate, _clipped, gain_db, facts = write_export_audio(
+        target, audio, version.sample_rate, version.sample_rate, args.format, sub, quality=args.quality,
+        loudness_target=None if args.loudness is None else (args.loudness, args.true_peak),
+        overwrite=args.overwrite, protect=protect)
+    if facts is not None and facts["measured_lufs"] is None:
+        print(f"note: {target}: loudness not measurable (silent or under 0.4 s); written without a gain",
+              file=sys.stderr)
+    elif facts is not None and facts["limited_db"] < 0:
+        print(f"note: {target}: {gain_db:+.1f} dB applied; {-facts['limited_db']:.1f} dB under the "
+              f"{args.loudness:g} LUFS target to keep the true peak at {args.true_peak:g} dBTP", file=sys.stderr)
+    return written
 
 
 def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,
