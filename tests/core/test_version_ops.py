@@ -92,3 +92,24 @@ def test_region_and_repair_versions_have_their_kind_and_parent(rec):
     rec.undo()
     rec.undo()
     assert [x.name for x in rec.versions] == ["original"]
+
+
+def test_session_file_keeps_the_strength_movable(rec, tmp_path):
+    from workbench.core.session import Session
+    from workbench.core.session_file import open_session_now, save_session_now
+    rec.path = tmp_path / "take.wav"
+    import soundfile as sf
+    sf.write(rec.path, rec.source.read_all(), RATE, subtype="FLOAT")
+    s = Session()
+    r = Recording(rec.path)
+    s.add(r)
+    v = run_to_end(r.enhance(Halve()))[0]
+    r.set_strength(v, Strength(0.6))
+    mixed = v.source.read_all()
+    target = save_session_now(s, tmp_path / "w.session.json")
+    restored, problems = open_session_now(target)
+    assert problems == []
+    rv = restored.recordings[0].versions[1]
+    assert restored.recordings[0].strength_of(rv).mix == pytest.approx(0.6)
+    np.testing.assert_allclose(rv.source.read_all(), mixed, atol=1e-6)
+    np.testing.assert_allclose(restored.recordings[0].wet_source(rv).read_all(), r.wet_source(v).read_all())
