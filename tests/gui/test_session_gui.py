@@ -167,6 +167,9 @@ def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
     clean = tmp_path / "clean.wav"
     sf.write(clean, np.zeros((32000, 2), np.float32), 16000)
     w.session.set_reference(rec, clean)
+    blind = [{"recording": "speech.wav", "versions": ["logmmse", "original"], "tally": {"original": 1, "logmmse": 2},
+              "trials": []}]
+    w.transport.blind_results = list(blind)
     target = w.save_session_to(tmp_path / "w.session.json")
     assert target is not None and not w.session.unsaved_versions()
     before = {v.name: v.source.read_all().tobytes() for v in rec.versions}
@@ -183,6 +186,7 @@ def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
     assert w2.display_settings() == display and w2.view.cfg == cfg
     assert w2.transport.loop_button.isChecked() and w2._loop_region == (0.5, 1.25)
     assert w2.session.reference(rec2) == clean
+    assert w2.transport.blind_results == blind
     t0, t1 = w2.view.time_range()
     assert abs(t0 - 0.2) < 1e-6 and abs(t1 - 1.6) < 1e-6
     assert [v.provenance for v in rec2.versions] == [v.provenance for v in rec.versions]

@@ -172,6 +172,10 @@ def test_blind_ab_flow_hides_then_reveals(qtbot, bar):
     assert dialog.stack.currentIndex() == 2
     assert dialog.tally() == {"original": 0, "gtcrn": 4, "rnnoise": 0}
     assert "gtcrn" in dialog.results.toPlainText()
+    # kept for saved sessions: the tally and each trial's hidden mapping and vote
+    (result,) = bar.blind_results
+    assert result["tally"] == {"original": 0, "gtcrn": 4, "rnnoise": 0} and len(result["trials"]) == 4
+    assert all(t["preferred"] == "gtcrn" for t in result["trials"])
     dialog.accept()
     qtbot.waitUntil(lambda: bar._blind is None, timeout=1000)
     assert not eng.loudness_match  # restored

@@ -103,3 +103,23 @@ def test_core_never_imports_the_model_package():
 def test_missing_path_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="not a model id or an existing file"):
         registry.load_enhancer(tmp_path / "nothing.onnx")
+
+
+def test_a_broken_builtin_is_reported_and_the_others_stay(monkeypatch):
+    """A built-in whose entry point cannot load (e.g. a missing native library) is listed nowhere, is
+    reported by plugin_errors, and loading it says why; every other built-in is still listed."""
+    from importlib.metadata import EntryPoint
+
+    real = registry._builtin_entry_points
+
+    def with_broken():
+        broken = EntryPoint("broken-builtin", "no_such_module_for_tests:build", registry.ENTRY_POINT_GROUP)
+        return real() + [broken]
+    monkeypatch.setattr(registry, "_builtin_entry_points", with_broken)
+    monkeypatch.setattr(registry, "_builtin_cache", {})
+    monkeypatch.setattr(registry, "_builtin_errors", {})
+    ids = [i.id for i in registry.list_enhancers()]
+    assert ids[:6] == BUILTINS and "broken-builtin" not in ids
+    assert "no_such_module_for_tests" in registry.plugin_errors()["broken-builtin"]
+    with pytest.raises(ModelError, match="broken-builtin.*cannot be loaded"):
+        registry.load_enhancer("broken-builtin")

@@ -57,6 +57,7 @@ _builtin_cache: dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]] = {}
 _builtin_ranks: dict[str, float] = {}
 _plugin_cache: dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]] = {}
 _plugin_errors: dict[str, str] = {}
+_builtin_errors: dict[str, str] = {}
 _extra_loaders: list[Callable[[Path], Enhancer]] = []
 
 
@@ -85,12 +86,19 @@ def _plugin_entry_points() -> list[EntryPoint]:
 
 
 def _builtins() -> dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]]:
-    """Built-in id -> (info, factory), resolved once, in rank order. A broken built-in is a ModelError."""
+    """Built-in id -> (info, factory), resolved once, in rank order. A built-in that cannot be loaded is
+    listed nowhere and reported by :func:`plugin_errors` (loading it raises its ModelError)."""
     if not _builtin_cache:
         found = []
         for ep in _builtin_entry_points():
-            obj = ep.load()
-            info, factory = _normalise(ep, obj, "built-in")
+            try:
+                obj = ep.load()
+                info, factory = _normalise(ep, obj, "built-in")
+            except Exception as exc:  # one broken built-in (a missing native library) must not hide the rest
+                _builtin_errors[ep.name] = (str(exc) if isinstance(exc, ModelError) else
+                                           f"built-in {ep.name!r} ({ep.value}): cannot be loaded: "
+                                           f"{type(exc).__name__}: {exc}")
+                continue
             found.append((getattr(obj, "workbench_rank", float("inf")), ep.name, info, factory))
         for rank, name, info, factory in sorted(found, key=lambda t: (t[0], t[1])):
             _builtin_cache[name] = (info, factory)
@@ -148,9 +156,10 @@ def _plugins(refresh: bool = False) -> dict[str, tuple[EnhancerInfo, Callable[[]
 
 
 def plugin_errors(refresh: bool = False) -> dict[str, str]:
-    """Plugins that could not be loaded: id -> message."""
+    """Built-ins and plugins that could not be loaded: id -> message."""
+    _builtins()
     _plugins(refresh)
-    return dict(_plugin_errors)
+    return {**_builtin_errors, **_plugin_errors}
 
 
 def list_enhancers(refresh: bool = False) -> list[EnhancerInfo]:
@@ -225,8 +234,8 @@ def load_enhancer(spec: str | Path) -> Enhancer:
                 raise ModelError(f"plugin {spec!r}: factory returned {type(enh).__name__}, expected an Enhancer")
             enh.info = replace(enh.info, id=info.id, source=info.source)
             return enh
-        if spec in _plugin_errors:
-            raise ModelError(_plugin_errors[spec])
+        if spec in _plugin_errors or spec in _builtin_errors:
+            raise ModelError(_plugin_errors.get(spec) or _builtin_errors[spec])
     path = Path(spec)
     if not path.exists():
         known = ", ".join(builtin_ids() + sorted(_plugins()))

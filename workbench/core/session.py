@@ -266,6 +266,7 @@ class Session:
         self.catalogue = catalogue if catalogue is not None else ModelCatalogue()
         self.references: dict[int, Path] = {}        # id(recording) -> reference path
         self.jobs: list[Job] = []
+        self._jobs_lock = threading.Lock()   # jobs change state on worker threads
         self.view_state: dict[str, Any] = {}
         self._listeners: list[Callable[[str, Any], None]] = []
         self._rec_listeners: dict[int, Callable] = {}
@@ -363,20 +364,27 @@ class Session:
             gen.close()
             raise ValueError(f"{owner.name} is not open; no job started")
         job = Job(gen, owner, label, on_change=self._job_changed)
-        self.jobs.append(job)
+        with self._jobs_lock:
+            self.jobs.append(job)
         self._emit("job", job)
         return job
 
-    def _job_changed(self, job: Job) -> None:
-        if job.state.finished and job in self.jobs:
-            self.jobs.remove(job)
-            owner = job.owner
-            if owner is not None and owner.closed and not self.jobs_of(owner):
-                owner.close()
+    def _job_changed(self, job: Job) -> None:  # any thread
+        release = False
+        with self._jobs_lock:
+            if job.state.finished and job in self.jobs:
+                self.jobs.remove(job)
+                owner = job.owner
+                release = owner is not None and owner.closed and not any(
+                    j.owner is owner and not j.state.finished for j in self.jobs)
+        if release:
+            job.owner.close()  # its file, kept open while the job could still read it
         self._emit("job", job)
 
     def jobs_of(self, rec: Recording | None) -> list[Job]:
-        return [j for j in self.jobs if j.owner is rec and not j.state.finished]
+        """The unfinished jobs owned by ``rec``."""
+        with self._jobs_lock:
+            return [j for j in self.jobs if j.owner is rec and not j.state.finished]
 
     def enhance_job(self, rec: Recording, enhancer: Enhancer, channels=None, *, spec: str | None = None,
                     **kwargs) -> Job:

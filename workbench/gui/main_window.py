@@ -889,7 +889,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------------
     def _register_session_state(self) -> None:
         """What a saved session stores besides recordings: the display and STFT settings, the window's
-        current version/channel/visible range, and the loop region. Other panels add theirs with
+        current version/channel/visible range, the loop region and finished blind tests. Other panels add theirs with
         ``window.session.add_state_provider(key, get, restore)``."""
         import dataclasses
 
@@ -940,6 +940,10 @@ class MainWindow(QMainWindow):
         self.session.add_state_provider("display", display_get, display_restore)
         self.session.add_state_provider("window", window_get, window_restore)
         self.session.add_state_provider("loop", loop_get, loop_restore)
+
+        def blind_restore(value) -> None:
+            self.transport.blind_results = [dict(r) for r in (value or [])]
+        self.session.add_state_provider("blind_test", lambda: list(self.transport.blind_results), blind_restore)
 
     def save_session_to(self, path: str | Path) -> Path | None:
         """Save the session to ``path``; reports a failure (naming the file) and returns ``None``."""

@@ -66,6 +66,9 @@ class TransportBar(QWidget):
         self._was_playing = False
         self._last_emitted = -1.0
         self._blind: BlindABDialog | None = None
+        #: finished blind tests: ``{"recording", "versions", "tally": {name: votes}, "trials": [...]}``
+        #: (stored in saved sessions by the main window)
+        self.blind_results: list[dict] = []
         self._load_pool = QThreadPool(self)
         self._load_pool.setMaxThreadCount(1)   # loads run in order; only the newest one's result is used
         self._load_serial = 0
@@ -530,8 +533,18 @@ class TransportBar(QWidget):
                 b.setChecked(False)
         self.gain_label.setText("(hidden)")
         dialog.finished.connect(self._blind_closed)
+        dialog.revealed.connect(self._blind_revealed)
         dialog.open()
         return dialog
+
+    def _blind_revealed(self, tally: dict) -> None:
+        dialog = self._blind
+        trials = [] if dialog is None else [
+            {"mapping": {label: dialog.names[i] for label, i in t.mapping.items()}, "vote": t.vote,
+             "preferred": dialog.names[t.mapping[t.vote]] if t.vote else None} for t in dialog.trials]
+        self.blind_results.append({"recording": getattr(self.recording, "name", ""),
+                                   "versions": sorted({n for t in trials for n in t["mapping"].values()}),
+                                   "tally": {str(k): int(v) for k, v in tally.items()}, "trials": trials})
 
     def _blind_listen(self, index: int) -> None:
         self.engine.select_version(index)
