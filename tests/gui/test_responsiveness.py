@@ -16,7 +16,7 @@ from workbench.core.audio_io import ArraySource
 from workbench.core.playback import PlaybackEngine
 from workbench.core.recording import Recording
 from workbench.gui.spectrogram import SpectrogramView
-from workbench.gui.tiles import waveform_envelope
+from workbench.core.tiles import waveform_envelope
 from workbench.gui.transport import ASYNC_LOAD_SAMPLES, TransportBar
 from workbench.gui.workers import BACKGROUND_NICE, lower_current_thread_priority
 

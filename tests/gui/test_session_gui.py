@@ -265,3 +265,13 @@ def test_two_output_onnx_model_gives_two_versions_in_the_window(qtbot, window, s
     np.testing.assert_allclose(rec.version("onnx:split.noise").source.read_all(), 0.2 * x, atol=1e-6)
     assert w.document.version.name == "onnx:split.noise"   # the newest result is shown
     assert w.version_box.count() >= 3
+
+
+def test_a_bad_session_file_leaves_the_window_as_it_was(qtbot, window, speech, tmp_path):
+    w = window
+    (rec,) = w.open_files([speech])
+    bad = tmp_path / "broken.session.json"
+    bad.write_text("{ not json")
+    assert not w.open_session_file(bad)
+    assert w.reported == [f"{bad}: not a session file (invalid JSON at line 1)"]
+    assert w.document.recordings == [rec] and w.document.recording is rec

@@ -90,7 +90,8 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
 
     def report_to_stderr(title: str, message: str) -> None:
         errors.append(message)
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        for line in message.splitlines() or [title]:  # several bad files: one "error:" line each
+            print(f"error: {line}", file=sys.stderr, flush=True)
 
     window = MainWindow(error_reporter=report_to_stderr if screenshot else None)
     if screenshot:
@@ -213,6 +214,8 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
     if screenshot:
         QTimer.singleShot(120_000, give_up)
     code = app.exec()
+    from .workers import stop_all_workers
+    stop_all_workers()  # no pool thread may still run Python while the interpreter shuts down
     if os.environ.get("WORKBENCH_BENCH_MARKS"):
         print(f"WB_RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
     if screenshot and errors and status["code"] == 0:

@@ -337,13 +337,23 @@ class ModelPanel(QWidget):
         self.probeReady.emit(report)
 
     # -- loading model files -------------------------------------------------------------------------------
+    def dialog_folder(self) -> str:
+        """Where the model file dialogs start: the current recording's folder ("" when none is open)."""
+        rec = self.current_recording()
+        return str(rec.path.resolve().parent) if rec is not None and rec.path.parent.is_dir() else ""
+
+    @property
+    def job_kind(self) -> str | None:
+        """``"load"``, ``"run"`` or ``"probe"``: the kind of the running (or last) job."""
+        return self._kind or None
+
     def _ask_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load model file", "", MODEL_FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Load model file", self.dialog_folder(), MODEL_FILE_FILTER)
         if path:
             self.load_path(path)
 
     def _ask_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Load model folder")
+        path = QFileDialog.getExistingDirectory(self, "Load model folder", self.dialog_folder())
         if path:
             self.load_path(path)
 

@@ -8,8 +8,9 @@ toggle between the last two selected versions (A/B), L loop on/off.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QSignalBlocker, Qt, QThreadPool, QTimer, Signal, Slot
-from PySide6.QtGui import QKeySequence, QShortcut
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QEvent, QSignalBlocker, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtGui import QFontMetrics, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QWidget,
 )
@@ -130,6 +131,7 @@ class TransportBar(QWidget):
         self.version_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.version_scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.version_scroll.setMinimumWidth(120)
+        self.version_scroll.viewport().installEventFilter(self)   # relabel (elide) the buttons when the bar resizes
         self.version_scroll.setFixedHeight(self.play_button.sizeHint().height()
                                            + self.version_scroll.horizontalScrollBar().sizeHint().height())
         lay.addWidget(self.version_scroll, 1)
@@ -324,7 +326,13 @@ class TransportBar(QWidget):
             self._load_pool.waitForDone()  # a running load must not install its program after the unload
             self.engine.unload()
             self._rebuild_buttons()
+            self._update_loop_label()
+            self._emit_playhead(force=True)
+            self.loopChanged.emit(None)
             return
+        # The previous recording's loop region is gone at once (not only once the new one has loaded).
+        self._update_loop_label()
+        self.loopChanged.emit(None)
 
         def after(error) -> None:
             if error is not None:
@@ -578,15 +586,46 @@ class TransportBar(QWidget):
     def _relabel_buttons(self) -> None:
         tracks = self.engine.tracks
         match = self.engine.loudness_match
+        texts = self._fit_button_names([t.name for t in tracks[:len(self.version_buttons)]])
         for i, (b, t) in enumerate(zip(self.version_buttons, tracks)):
             g = t.matched if match else t.plain
             key = f" (key {i + 1})" if i < 9 else ""
-            short = t.name if len(t.name) <= 24 else t.name[:22] + "…"
-            b.setText(f"{version_letter(i)}: {short}")
+            b.setText(texts[i])
             lufs = f"{t.loudness.lufs:.1f} LUFS" if t.loudness.lufs is not None else t.loudness.reason
             bad = f"\n{t.silenced_samples} NaN/Inf samples play as silence" if t.silenced_samples else ""
             b.setToolTip(f"{t.name}{key}\nloudness {lufs}, peak {t.loudness.peak_dbfs:.1f} dBFS\n"
                          f"plays at {gain_label(g)}{bad}")
+
+    def _fit_button_names(self, names: list[str]) -> list[str]:
+        """Button texts ``A: name`` with names elided (widest first) until every version button fits the
+        bar's width (the full names are in the tooltips); at the narrowest only the letters are left."""
+        buttons = self.version_buttons
+        if not buttons:
+            return []
+        margins = self.version_layout.contentsMargins()
+        room = (self.version_scroll.viewport().width() - margins.left() - margins.right()
+                - self.version_layout.spacing() * (len(buttons) - 1))
+        metrics = QFontMetrics(buttons[0].font())
+        chrome = buttons[0].sizeHint().width() - metrics.horizontalAdvance(buttons[0].text())  # padding, frame
+        shown = [n if len(n) <= 24 else n[:22] + "…" for n in names]
+        widths = [metrics.horizontalAdvance(n) for n in shown]
+
+        def text(i: int) -> str:
+            return f"{version_letter(i)}: {shown[i]}" if shown[i] else version_letter(i)
+
+        def total() -> int:
+            return sum(metrics.horizontalAdvance(text(i)) + chrome for i in range(len(shown)))
+        while total() > room and any(widths):
+            i = int(np.argmax(widths))
+            widths[i] = max(0, widths[i] - 8)
+            elided = metrics.elidedText(names[i], Qt.TextElideMode.ElideRight, widths[i]) if widths[i] else ""
+            shown[i] = "" if elided in ("", "…") else elided
+        return [text(i) for i in range(len(shown))]
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt naming
+        if obj is self.version_scroll.viewport() and event.type() == QEvent.Type.Resize:
+            self._relabel_buttons()
+        return super().eventFilter(obj, event)
 
     def _update_gain_label(self) -> None:
         if self._blind is not None:

@@ -23,8 +23,10 @@ import os
 import sys
 import threading
 import traceback
+import weakref
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal
 
 from ..core.errors import Cancelled
@@ -82,6 +84,7 @@ class _Reaper(QObject):
 
 
 _reaper: _Reaper | None = None
+_pools: "weakref.WeakSet[QThreadPool]" = weakref.WeakSet()
 
 
 def _the_reaper() -> _Reaper:
@@ -244,7 +247,9 @@ class GeneratorWorker(QObject):
         reaper = _the_reaper()
         reaper.alive[self._job.key] = (self, self._job)
         self._signals.ended.connect(reaper.release, Qt.ConnectionType.QueuedConnection)
-        (self._pool or QThreadPool.globalInstance()).start(_Runnable(self._job), priority)
+        pool = self._pool or QThreadPool.globalInstance()
+        _pools.add(pool)
+        pool.start(_Runnable(self._job), priority)
         return self
 
     def cancel(self) -> None:
@@ -271,6 +276,21 @@ class GeneratorWorker(QObject):
         if not self._started:
             return True
         return self._job.done.wait(None if timeout_ms is None else timeout_ms / 1000)
+
+
+def stop_all_workers(timeout_ms: int = 30000) -> bool:
+    """Cancel every started worker and wait for the pools they run on; returns whether all ended.
+
+    Call it when the window closes, before the application and the interpreter go away: a pool thread
+    still emitting while they are torn down crashes the process."""
+    for _worker, job in list(_the_reaper().alive.values()):
+        job.abort.set()
+    ok = True
+    # The global pool's Python wrapper can be collected between calls (and drop out of the weak set).
+    for pool in {QThreadPool.globalInstance(), *_pools}:
+        if shiboken6.isValid(pool):  # a widget's pool may already be gone with its widget
+            ok = pool.waitForDone(timeout_ms) and ok
+    return ok
 
 
 def create_worker(work: Callable | Any, *args, start: bool = True, **kwargs) -> GeneratorWorker:
