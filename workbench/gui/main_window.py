@@ -21,8 +21,8 @@ from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
+                               QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
@@ -179,7 +179,12 @@ class MainWindow(QMainWindow):
         self.view.boxSelected.connect(self.edit_panel.set_box)
         doc.strengthChanged.connect(self._on_strength_changed)
         self.model_dock = self.add_panel("Models", self.model_panel)
-        self.edit_dock = self.add_panel("Edit", self.edit_panel)
+        # Scrolled: its four groups are taller than a 768-pixel screen leaves for a dock.
+        edit_scroll = QScrollArea()
+        edit_scroll.setWidgetResizable(True)
+        edit_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        edit_scroll.setWidget(self.edit_panel)
+        self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
