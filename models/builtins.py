@@ -101,3 +101,9 @@ def gtcrn_dns3() -> Described:
 @listed(90)
 def gtcrn_vctk() -> Described:
     return _gtcrn("gtcrn-vctk")
+
+
+@listed(100)
+def wpe_dereverb() -> Described:
+    from .wpe import WpeDereverb, info
+    return info(), WpeDereverb

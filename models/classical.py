@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import exp1
 
+from workbench.core.audio_io import resample
 from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from workbench.core.stft import StftConfig, window_array
@@ -78,12 +79,19 @@ class NoiseTracker:
 
     ``mode="leading"``: the mean periodogram of the first ``leading_frames`` frames (assumed noise
     only), frozen afterwards; until then, the running mean of the frames seen.
+
+    ``mode="profile"``: a fixed spectrum ``profile`` ``(bins,)`` learned from a noise-only span chosen
+    by a person (see :func:`profile_power`), used for every frame.
     """
 
     def __init__(self, bins: int, window_frames: int, mode: str = "minimum-statistics",
-                 alpha: float = 0.85, subwindows: int = 8, leading_frames: int = 16):
-        if mode not in ("minimum-statistics", "leading"):
-            raise ValueError(f"unknown noise estimator {mode!r}; choose minimum-statistics or leading")
+                 alpha: float = 0.85, subwindows: int = 8, leading_frames: int = 16,
+                 profile: np.ndarray | None = None):
+        if mode not in ("minimum-statistics", "leading", "profile"):
+            raise ValueError(f"unknown noise estimator {mode!r}; choose minimum-statistics, leading or profile")
+        if mode == "profile" and (profile is None or profile.shape != (bins,)):
+            raise ValueError(f"the profile noise estimator needs a ({bins},) power spectrum")
+        self.profile = profile
         self.mode = mode
         self.alpha = alpha
         self.sub_len = max(window_frames // subwindows, 1)
@@ -100,6 +108,8 @@ class NoiseTracker:
     def update(self, power: np.ndarray) -> np.ndarray:
         """Feed ``|Y(l, k)|^2`` ``(bins,)``; return the noise power estimate ``(bins,)`` for this frame."""
         self.frames_seen += 1
+        if self.mode == "profile":
+            return self.profile
         if self.mode == "leading":
             if self.frames_seen <= self.leading_frames:
                 self.sum += power
@@ -125,7 +135,7 @@ class ClassicalSettings:
     """Tunable constants (defaults follow the papers cited in the module docstring)."""
 
     frame_ms: float = 32.0
-    noise: str = "minimum-statistics"     #: or "leading"
+    noise: str = "minimum-statistics"     #: or "leading"; "profile" is set by with_noise_profile
     noise_window_s: float = 1.5           #: minimum-statistics search window
     leading_s: float = 0.25               #: "leading" mode: noise-only lead-in
     dd_alpha: float = 0.98                #: decision-directed smoothing
@@ -137,15 +147,18 @@ class ClassicalSettings:
 class ClassicalStream(EnhancerStream):
     """Causal frame-by-frame processor with all state carried between calls (see module docstring)."""
 
-    def __init__(self, method: str, cfg: StftConfig, sample_rate: int, settings: ClassicalSettings):
+    def __init__(self, method: str, cfg: StftConfig, sample_rate: int, settings: ClassicalSettings,
+                 profile: np.ndarray | None = None):
         self.method = method
         self.cfg = cfg
         self.s = settings
         self.win = window_array(cfg)
         n, hop = cfg.n_fft, cfg.hop
         frames_per_s = sample_rate / hop
-        self.noise = NoiseTracker(cfg.bins, int(round(settings.noise_window_s * frames_per_s)), settings.noise,
-                                  leading_frames=max(int(round(settings.leading_s * frames_per_s)), 1))
+        mode = "profile" if profile is not None else settings.noise
+        self.noise = NoiseTracker(cfg.bins, int(round(settings.noise_window_s * frames_per_s)), mode,
+                                  leading_frames=max(int(round(settings.leading_s * frames_per_s)), 1),
+                                  profile=profile)
         self.history = np.zeros(n - hop)     # last n - hop input samples (start of the next frame)
         self.ola = np.zeros(n - hop)         # overlap-add tail not yet complete
         self.prev_amp2 = None                # |A(l-1)|^2 for the decision-directed estimate
@@ -203,6 +216,36 @@ class ClassicalStream(EnhancerStream):
         return acc[:k * hop].astype(np.float32)
 
 
+def profile_power(samples: np.ndarray, sample_rate: int, cfg: StftConfig, target_rate: int) -> np.ndarray:
+    """Mean power spectrum ``mean_l |Y(l, k)|^2`` ``(bins,)`` of a noise-only span, framed like the stream.
+
+    Args:
+        samples: ``(m,)`` or ``(m, channels)`` at ``sample_rate``; resampled to ``target_rate`` (soxr)
+            and averaged over channels.
+
+    Raises:
+        ModelError: the span is shorter than one STFT frame.
+    """
+    x = np.asarray(samples, np.float32)
+    x = x[:, None] if x.ndim == 1 else x
+    if sample_rate != target_rate:
+        x = resample(x, sample_rate, target_rate)
+        x = x[:, None] if x.ndim == 1 else x
+    n, hop = cfg.n_fft, cfg.hop
+    if x.shape[0] < n:
+        raise ModelError(f"{x.shape[0] / target_rate * 1000:.1f} ms is shorter than one STFT frame "
+                         f"({n / target_rate * 1000:.0f} ms = {n} samples at {target_rate} Hz)")
+    win = window_array(cfg)
+    total = np.zeros(cfg.bins)
+    count = 0
+    for c in range(x.shape[1]):
+        frames = np.lib.stride_tricks.sliding_window_view(x[:, c].astype(np.float64), n)[::hop]
+        spec = np.fft.rfft(frames * win, axis=-1)
+        total += (spec.real ** 2 + spec.imag ** 2).sum(axis=0)
+        count += frames.shape[0]
+    return total / count
+
+
 class ClassicalEnhancer(Enhancer):
     """One of :data:`METHODS` as a streaming enhancer.
 
@@ -210,29 +253,44 @@ class ClassicalEnhancer(Enhancer):
         method: ``spectral-subtraction``, ``wiener`` or ``logmmse``.
         sample_rate: processing rate in Hz (default 16 kHz); frames stay ``settings.frame_ms`` long.
         settings: constants of the noise estimator and gain rule.
+        noise_profile: ``(samples, rate)`` of a noise-only span; when given, its mean power spectrum is the
+            noise estimate of every frame (instead of ``settings.noise``). See :meth:`with_noise_profile`.
     """
 
-    def __init__(self, method: str, sample_rate: int = 16000, settings: ClassicalSettings | None = None):
+    def __init__(self, method: str, sample_rate: int = 16000, settings: ClassicalSettings | None = None,
+                 noise_profile: tuple[np.ndarray, int] | None = None):
         if method not in METHODS:
             raise ModelError(f"unknown classical method {method!r}; available: {', '.join(METHODS)}")
         self.method = method
         self.settings = settings or ClassicalSettings()
         n = int(round(self.settings.frame_ms * sample_rate / 1000)) // 2 * 2
         self.cfg = StftConfig(n_fft=n, hop=n // 2, window="sqrt-hann", center=False)
+        self.noise_profile = noise_profile
+        self._profile_power = (profile_power(noise_profile[0], noise_profile[1], self.cfg, sample_rate)
+                               if noise_profile is not None else None)
+        noise = "profile" if noise_profile is not None else self.settings.noise
+        extra = {"stft": f"{n}-sample sqrt-Hann, hop {n // 2}", "noise": noise}
+        if noise_profile is not None:
+            extra["noise_profile_s"] = round(noise_profile[0].shape[0] / noise_profile[1], 6)
         name, desc = METHODS[method]
         self.info = EnhancerInfo(
-            id=method, name=name, description=desc + f" Noise estimate: {self.settings.noise}.",
+            id=method, name=name, description=desc + f" Noise estimate: {noise}.",
             sample_rate=sample_rate, causal=True, latency_samples=n - n // 2, family="classical",
             processing="streaming", block_samples=n // 2, source="built-in", parameters=0,
             licence="MIT",
-            extra={"stft": f"{n}-sample sqrt-Hann, hop {n // 2}", "noise": self.settings.noise},
-            any_rate=True)
+            extra=extra, any_rate=True)
 
     def for_rate(self, sample_rate: int) -> "ClassicalEnhancer":
         """The same method with frames of the same duration at ``sample_rate`` (no resampling needed)."""
         if sample_rate == self.info.sample_rate:
             return self
-        return ClassicalEnhancer(self.method, sample_rate, self.settings)
+        return ClassicalEnhancer(self.method, sample_rate, self.settings, self.noise_profile)
+
+    def with_noise_profile(self, samples: np.ndarray, sample_rate: int) -> "ClassicalEnhancer":
+        """A copy that takes the mean power spectrum of ``samples`` (a noise-only span at ``sample_rate``)
+        as its noise estimate. Raises ModelError when the span is shorter than one frame."""
+        return ClassicalEnhancer(self.method, self.info.sample_rate, self.settings,
+                                 (np.asarray(samples, np.float32), int(sample_rate)))
 
     def new_stream(self) -> ClassicalStream:
-        return ClassicalStream(self.method, self.cfg, self.info.sample_rate, self.settings)
+        return ClassicalStream(self.method, self.cfg, self.info.sample_rate, self.settings, self._profile_power)

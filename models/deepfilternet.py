@@ -415,6 +415,12 @@ class DeepFilterNet3(Enhancer):
         self._offline: OfflineDeepFilterNet3 | None = None
         self._lock = threading.Lock()
 
+    def with_attenuation_limit(self, atten_lim_db: float) -> "DeepFilterNet3":
+        """The same model with libDF's own ``atten_lim_db`` (the network's gains are limited inside)."""
+        made = DeepFilterNet3(atten_lim_db)
+        made.info.extra["atten_lim_db"] = float(atten_lim_db)
+        return made
+
     def new_stream(self) -> DeepFilterNet3Stream:
         return DeepFilterNet3Stream(self.atten_lim_db)
 

@@ -79,8 +79,10 @@ def test_names_are_derived_from_source_and_model(tmp_path):
     assert export_name(rec.path, b, "FLAC") == "interview.2024.deepfilternet3-2.flac"
     assert export_name(rec.path, odd) == "interview.2024.my-model-v2-ft.wav"
     assert export_name(rec.path, r) == "interview.2024.deepfilternet3.residual.wav"
-    with pytest.raises(WorkbenchError, match="MP3"):
-        export_name(rec.path, a, "MP3")
+    assert export_name(rec.path, a, "MP3") == "interview.2024.deepfilternet3.mp3"
+    assert export_name(rec.path, a, "OPUS") == "interview.2024.deepfilternet3.opus"
+    with pytest.raises(WorkbenchError, match="AAC"):
+        export_name(rec.path, a, "AAC")
 
 
 def test_model_rate_and_source_rate(tmp_path):
@@ -321,3 +323,56 @@ def test_default_export_folder_avoids_read_only_folders(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if Path(p) == src.parent.resolve() else real(p, m))
     assert not is_writable_folder(src.parent)
     assert default_export_folder(src, tmp_path / "fallback") == tmp_path / "fallback"
+
+
+# ------------------------------------------------------------------ lossy formats, loudness (issue 11)
+from workbench.core.export import export_version as _export_version  # noqa: E402
+from workbench.core.loudness import measure as _measure, true_peak as _true_peak  # noqa: E402
+
+
+@pytest.fixture()
+def speech_recording(shared_data, tmp_path):
+    x, sr = sf.read(shared_data / "dfn" / "clean_freesound_33711.wav", dtype="float32")
+    return Recording.from_array(x[:5 * sr], sr, str(tmp_path / "speech.wav"))
+
+
+@pytest.mark.parametrize("fmt,sub,suffix,container", [("MP3", "MPEG_LAYER_III", ".mp3", "MP3"),
+                                                      ("OGG", "VORBIS", ".ogg", "OGG"),
+                                                      ("OPUS", "OPUS", ".opus", "OGG")])
+def test_lossy_export_reads_back_with_format_and_loudness(speech_recording, tmp_path, fmt, sub, suffix, container):
+    f = _export_version(speech_recording, speech_recording.original, tmp_path / "out", format=fmt, subtype=sub,
+                        quality=0.7, loudness_target=(-23.0, -1.0))
+    assert f.path.suffix == suffix
+    info = sf.info(f.path)
+    assert (info.format, info.subtype) == (container, sub)
+    y, rate = sf.read(f.path, dtype="float32")
+    assert f.loudness["limited_db"] == 0.0
+    assert abs(_measure(y, rate).lufs - (-23.0)) < 0.5
+
+
+def test_loudness_export_keeps_the_true_peak_under_the_ceiling(speech_recording, tmp_path):
+    f = _export_version(speech_recording, speech_recording.original, tmp_path / "out", format="WAV",
+                        subtype="FLOAT", loudness_target=(-10.0, -1.0))
+    y, rate = sf.read(f.path, dtype="float32")
+    assert f.loudness["limited_db"] < 0  # -10 LUFS does not fit under -1 dBTP with this speech
+    assert 20 * np.log10(_true_peak(y, rate)) <= -1.0 + 1e-3
+    assert abs(_measure(y, rate).lufs - (-10.0 + f.loudness["limited_db"])) < 0.5
+
+
+def test_quality_sets_the_bitrate_and_bad_choices_are_refused(speech_recording, tmp_path):
+    lo = _export_version(speech_recording, speech_recording.original, tmp_path / "lo", format="MP3",
+                         subtype="MPEG_LAYER_III", quality=0.1)
+    hi = _export_version(speech_recording, speech_recording.original, tmp_path / "hi", format="MP3",
+                         subtype="MPEG_LAYER_III", quality=0.9)
+    assert hi.path.stat().st_size > 1.5 * lo.path.stat().st_size
+    with pytest.raises(WorkbenchError, match="quality"):
+        _export_version(speech_recording, speech_recording.original, tmp_path / "bad", format="OGG",
+                        subtype="VORBIS", quality=2.0)
+    with pytest.raises(WorkbenchError, match="cannot hold"):
+        _export_version(speech_recording, speech_recording.original, tmp_path / "bad", format="MP3", subtype="PCM_16")
+
+
+def test_opus_export_at_an_odd_rate_goes_to_an_accepted_rate(tmp_path):
+    rec = Recording.from_array(0.1 * np.sin(np.arange(44100) / 10).astype(np.float32), 44100, str(tmp_path / "t.wav"))
+    f = _export_version(rec, rec.original, tmp_path / "o", format="OPUS", subtype="OPUS")
+    assert f.sample_rate == 48000 and sf.info(f.path).samplerate == 48000

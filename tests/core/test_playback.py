@@ -17,7 +17,7 @@ import pytest
 
 from workbench.core.audio_io import ArraySource, resample
 from workbench.core.enhancer import EnhancerInfo
-from workbench.core.playback import PlaybackEngine
+from workbench.core.playback import STRENGTH_SLEW_S, PlaybackEngine
 from workbench.core.recording import Recording
 
 RATE = 8000
@@ -375,3 +375,80 @@ def test_nonfinite_samples_are_zeroed_piece_by_piece_without_touching_the_source
     np.testing.assert_array_equal(clean[mask], x[mask])
     np.testing.assert_array_equal(y[mask], kept[mask])  # the version's own samples are not modified
     assert np.isnan(y[bad_at[0]])
+
+
+# ------------------------------------------------------------------ strength (issue 11)
+def _strength_recording(n: int = RATE * 4):
+    rng = np.random.default_rng(3)
+    dry = (0.2 * rng.standard_normal(n)).astype(np.float32)
+    wet = (0.5 * dry + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    rec = Recording.from_array(dry, RATE, "dry.wav")
+    rec.add_enhanced(wet[:, None], RATE, _info("m", RATE))
+    return rec, dry, wet
+
+
+def test_strength_is_mixed_in_the_callback_from_the_two_buffers():
+    rec, dry, wet = _strength_recording()
+    eng = _engine(rec)
+    eng.select_version(1)
+    eng.play()
+    _pull(eng, 512)
+    eng.set_strength(1, 0.7)
+    ramp = int(np.ceil(0.3 * STRENGTH_SLEW_S * RATE))  # a 30 % move takes 30 % of the full swing time
+    pos = eng.position
+    got = np.concatenate([_pull(eng, 256) for _ in range(8)])[:, 0]
+    i = np.arange(pos, pos + len(got))
+    want = wet[i] + 0.3 * (dry[i] - wet[i])
+    np.testing.assert_allclose(got[ramp + 256:], want[ramp + 256:], atol=1e-6)
+    # during the ramp the dry weight g rises linearly, never faster than the slew: no step, no click
+    g = (got[:ramp] - wet[i[:ramp]]) / (dry[i[:ramp]] - wet[i[:ramp]])
+    assert np.all(np.diff(g) <= 1.0 / (STRENGTH_SLEW_S * RATE) + 1e-3)
+    assert np.abs(np.diff(got)).max() < 0.2 * 4  # nothing jumps beyond the signal's own sample steps
+    assert eng.strength(1) == pytest.approx(0.7)
+    with pytest.raises(ValueError):
+        eng.set_strength(0, 0.5)  # the original has no strength
+
+
+def test_a_version_loaded_with_a_strength_plays_at_it():
+    from workbench.core.editing import Strength
+    rec, dry, wet = _strength_recording()
+    rec.set_strength(rec.versions[1], Strength(0.25))
+    eng = _engine(rec)
+    eng.select_version(1)
+    eng.play()
+    got = np.concatenate([_pull(eng, 512) for _ in range(4)])[:, 0]
+    L = eng.fade_frames
+    np.testing.assert_allclose(got[L:], (wet + 0.75 * (dry - wet))[L:2048], atol=1e-6)
+    assert eng.set_strength_of(rec.versions[1], 1.0)
+
+
+@pytest.mark.parametrize("block", [64, 1024])
+def test_strength_moves_allocate_nothing(block):
+    rec, dry, wet = _strength_recording(RATE * 20)
+    eng = _engine(rec)
+    eng.set_loop(RATE, 3 * RATE)
+    eng.select_version(1)
+    eng.play()
+    out = np.zeros((block, 2), np.float32)
+    for j in range(5):
+        eng.set_strength(1, 0.5 if j % 2 else 0.9)
+        eng.callback(out, block, None, None)
+    mixes = [0.1 * (j % 10) for j in range(400)]  # floats made before measuring
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for j in range(400):
+            if j % 3 == 0:
+                eng.set_strength(1, mixes[j])
+            if j % 11 == 0:
+                eng.select_version(j % 2)
+            eng.callback(out, block, None, None)
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert eng.callback_errors == 0
+    assert after - before <= 256, after - before
+    # While the gain ramps, the mix holds a few more numpy views and floats at once (about 1.2 KiB for
+    # every block size); one temporary array of the block would be 4 KiB (64 frames) to 64 KiB.
+    assert peak - before < 2048, peak - before

@@ -164,3 +164,24 @@ def test_default_confirmation_uses_a_message_box(qtbot, tmp_path, recording, mon
     assert dlg.export_audio() is None
     assert len(calls) == 1 and str(target) in calls[0][1] and calls[0][2] == QMessageBox.StandardButton.No
     assert target.read_bytes() == b"keep" and "existing files kept" in dlg.status.text()
+
+
+def test_mp3_export_at_podcast_loudness_from_the_dialog(qtbot, tmp_path, recording):
+    from workbench.core.loudness import measure
+    from workbench.core.editing import Strength
+    enhanced = recording.versions[1]
+    recording.set_strength(enhanced, Strength(0.7))  # export uses the strength that is set
+    dlg = ExportDialog(recording, folder=tmp_path, confirm=lambda *_: True)
+    qtbot.addWidget(dlg)
+    dlg.format_box.setCurrentText("MP3")
+    assert dlg.quality_spin.isEnabled() and dlg.subtype_box.currentData() == "MPEG_LAYER_III"
+    dlg.loudness_check.setChecked(True)
+    dlg.loudness_spin.setValue(-23.0)
+    dlg.set_checked([enhanced.name])
+    files = dlg.export_audio()
+    assert files and files[0].path.suffix == ".mp3"
+    y, rate = sf.read(files[0].path, dtype="float32")
+    assert sf.info(files[0].path).format == "MP3"
+    assert abs(measure(y, rate).lufs - (-23.0)) < 0.5
+    dlg.format_box.setCurrentText("WAV")
+    assert not dlg.quality_spin.isEnabled()

@@ -9,6 +9,16 @@
 * Every file is enhanced through :meth:`workbench.core.recording.Recording.enhance`, the call the GUI
   uses, so versions carry the same provenance on both paths.
 * An existing output is never replaced without ``--overwrite``, and an input is never written over.
+* Strength: ``--mix 0.7`` keeps 70 % of the model's effect (``out = enhanced + 0.3 * (original -
+  enhanced)``); ``--limit-db 12`` is the same control as a reduction limit (``g = 10^(-12/20)``).
+  ``--atten-lim-db`` instead sets the model's own limit where it has one (DeepFilterNet's atten_lim).
+* ``--region START:END`` (seconds, repeatable) changes only those spans (the model runs with
+  ``--context-s`` around each, spliced with ``--crossfade-ms`` raised-cosine fades); everything else is
+  bit-identical to the input. ``--noise-profile START:END`` gives classical enhancers that span's mean
+  power spectrum as their noise estimate.
+* ``-m A+B`` runs a chain (e.g. ``wpe-dereverb+deepfilternet3``), each step aligned before the next.
+* What was done (model, strength, regions, noise profile) is written into the output file's comment tag
+  as JSON (``workbench provenance`` ...), readable with any tag reader or ``soundfile``.
 * Progress goes to stderr as a tqdm bar per file (on a terminal); each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
@@ -19,11 +29,18 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES, open_source, write_audio_atomic
+import json
+
+import numpy as np
+import soundfile as sf
+
+from ..core.audio_io import WRITE_SUBTYPES, atomic_output, open_source
+from ..core.editing import Strength, parse_span, with_attenuation_limit
 from ..core.enhancer import run_to_end, with_processing
 from ..core.errors import WorkbenchError
-from ..core.export import file_tag
+from ..core.export import SUFFIX, file_tag, write_export_audio
 from ..core.recording import Recording
+from ..core.version_ops import enhance_region, noise_profile_model
 from ..core.registry import load_enhancer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
@@ -43,6 +60,26 @@ def add_parser(sub) -> None:
     p.add_argument("--processing", choices=("offline", "streaming"),
                    help="for models with both paths (see `workbench models`): offline (whole chunks, the "
                         "default for files) or streaming (the frame loop)")
+    p.add_argument("--format", default="WAV", choices=["WAV", "MP3", "OGG", "OPUS"],
+                   help="output container (lossy ones are written in blocks; WAV carries the provenance tag)")
+    p.add_argument("--quality", type=float, metavar="Q", help="MP3/OGG/OPUS quality 0..1 (1 = best, highest bitrate)")
+    p.add_argument("--loudness", type=float, metavar="LUFS", help="normalise to this BS.1770 loudness (e.g. -16)")
+    p.add_argument("--true-peak", type=float, default=-1.0, metavar="DBTP",
+                   help="true-peak ceiling for --loudness (default -1 dBTP)")
+    strength = p.add_mutually_exclusive_group()
+    strength.add_argument("--mix", type=float, metavar="A",
+                          help="wet share 0..1 (1 = model output, 0 = original): out = A*enhanced + (1-A)*original")
+    strength.add_argument("--limit-db", type=float, metavar="DB",
+                          help="most the mix removes, dB: out = enhanced + 10^(-DB/20)*(original - enhanced)")
+    p.add_argument("--atten-lim-db", type=float, metavar="DB",
+                   help="the model's own attenuation limit where it has one (DeepFilterNet's atten_lim)")
+    p.add_argument("--region", action="append", metavar="START:END",
+                   help="enhance only this span in seconds (repeatable); the rest stays bit-identical")
+    p.add_argument("--context-s", type=float, default=1.0, help="model context around each region (default 1 s)")
+    p.add_argument("--crossfade-ms", type=float, default=20.0, help="region splice crossfade (default 20 ms)")
+    p.add_argument("--noise-profile", metavar="START:END",
+                   help="noise-only span whose mean power spectrum classical enhancers use as noise estimate")
+
 
 
 def parse_channels(text: str | None) -> list[int] | None:
@@ -102,14 +139,14 @@ class ProgressLine:
 
 
 def output_targets(out_arg: Path, path: Path, model_id: str, outputs: tuple[str, ...],
-                   batch: bool) -> dict[str, Path]:
+                   batch: bool, suffix: str = ".wav") -> dict[str, Path]:
     """Output name -> file: ``<stem>.<model>.wav`` (one output) or ``<stem>.<model>.<output>.wav``;
     for a single input with ``-o FILE``, FILE itself or ``<FILE stem>.<output><FILE suffix>``."""
     if len(outputs) == 1:
-        return {outputs[0]: out_arg / f"{path.stem}.{model_id}.wav" if batch else out_arg}
+        return {outputs[0]: out_arg / f"{path.stem}.{model_id}{suffix}" if batch else out_arg}
     if batch:
-        return {o: out_arg / f"{path.stem}.{model_id}.{file_tag(o)}.wav" for o in outputs}
-    return {o: out_arg.with_name(f"{out_arg.stem}.{file_tag(o)}{out_arg.suffix or '.wav'}") for o in outputs}
+        return {o: out_arg / f"{path.stem}.{model_id}.{file_tag(o)}{suffix}" for o in outputs}
+    return {o: out_arg.with_name(f"{out_arg.stem}.{file_tag(o)}{out_arg.suffix or suffix}") for o in outputs}
 
 
 def run(args) -> int:
@@ -120,9 +157,24 @@ def run(args) -> int:
         batch = True
     if batch and out_arg.exists() and not out_arg.is_dir():
         raise WorkbenchError(f"{out_arg}: several inputs need -o to be a folder, but this is a file")
+    strength = options_strength(args)
+    regions = [parse_span(r, "--region") for r in (args.region or [])]
+    profile_span = parse_span(args.noise_profile, "--noise-profile") if args.noise_profile else None
+    if args.context_s < 0 or args.crossfade_ms < 0:
+        raise WorkbenchError("--context-s and --crossfade-ms must not be negative")
     enhancer = load_enhancer(args.model)  # a model that cannot load is one error for the whole run
     if args.processing is not None:
         enhancer = with_processing(enhancer, args.processing)  # one clear line if the model lacks that path
+    if args.atten_lim_db is not None:
+        try:
+            enhancer = with_attenuation_limit(enhancer, args.atten_lim_db)
+        except WorkbenchError:
+            enhancer.close()
+            raise
+    if regions and enhancer.info.n_outputs != 1:
+        enhancer.close()
+        raise WorkbenchError(f"--region: model {enhancer.info.id!r} has several outputs; regions take "
+                             "single-output models")
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
@@ -131,7 +183,7 @@ def run(args) -> int:
     try:
         outputs = enhancer.info.outputs
         for k, path in enumerate(files):
-            targets = output_targets(out_arg, path, model_id, outputs, batch)
+            targets = output_targets(out_arg, path, model_id, outputs, batch, SUFFIX[args.format])
             label = f"[{k + 1}/{len(files)}] {path.name}" if batch else path.name
             try:
                 for target in targets.values():
@@ -142,12 +194,13 @@ def run(args) -> int:
                 rec = Recording(path, source=open_source(path, repair=args.repair))
                 try:
                     t0 = time.perf_counter()
-                    versions = run_to_end(rec.enhance(enhancer, channels, spec=args.model),
+                    versions = run_to_end(enhance_recording(rec, enhancer, channels, regions, profile_span, args),
                                           lambda p: progress.show(label, p.fraction))
                     elapsed = time.perf_counter() - t0
                     for v in versions:
-                        write_audio_atomic(targets[v.provenance.output], v.source.read_all(), v.sample_rate,
-                                           subtype=args.subtype, overwrite=args.overwrite, protect=(path,))
+                        if not strength.full:
+                            rec.set_strength(v, strength)
+                        write_version(targets[v.provenance.output], rec, v, args, protect=(path,))
                 finally:
                     rec.close()
                 shown = ", ".join(str(t) for t in targets.values())
@@ -163,3 +216,73 @@ def run(args) -> int:
     finally:
         enhancer.close()
     return 2 if failed else 0
+
+
+def options_strength(args) -> Strength:
+    if args.mix is not None:
+        return Strength(args.mix, "mix")
+    if args.limit_db is not None:
+        return Strength.from_limit_db(args.limit_db)
+    return Strength()
+
+
+def enhance_recording(rec: Recording, enhancer, channels, regions, profile_span, args):
+    """The run the options ask for, as a generator returning the new versions: the whole file through
+    :meth:`Recording.enhance`, or the regions through :func:`~workbench.core.version_ops.enhance_region`;
+    with ``--noise-profile`` the model first learns the noise from that span."""
+    model = enhancer
+    if profile_span is not None:
+        model = noise_profile_model(rec, enhancer, profile_span, channels)
+    settings = {}
+    if profile_span is not None:
+        settings["noise_profile_s"] = list(profile_span)
+    if args.atten_lim_db is not None:
+        settings["model_attenuation_limit_db"] = args.atten_lim_db
+    if regions:
+        v = yield from enhance_region(rec, model, regions, channels=channels, context_s=args.context_s,
+                                      crossfade_s=args.crossfade_ms / 1000.0, spec=args.model,
+                                      noise_profile_s=profile_span)
+        return [v]
+    return (yield from rec.enhance(model, channels, spec=args.model, settings=settings))
+
+
+def provenance_tag(rec: Recording, version) -> dict:
+    """What the output's comment tag holds: the version's typed provenance plus its strength."""
+    p = version.provenance.to_dict()
+    strength = rec.strength_of(version)
+    return {"workbench provenance": 1, "input": rec.path.name, "version": version.name, **p,
+            "strength": strength.to_dict()}
+
+
+def write_version(target: Path, rec: Recording, version, args, protect: tuple) -> Path:
+    """WAV (with the provenance as JSON in its comment tag) or a lossy/loudness-normalised export."""
+    audio = version.source.read_all()
+    if args.format == "WAV" and args.loudness is None:
+        return write_with_provenance(target, audio, version.sample_rate, args.subtype, provenance_tag(rec, version),
+                                     overwrite=args.overwrite, protect=protect)
+    sub = args.subtype if args.format == "WAV" else WRITE_SUBTYPES[args.format][0]
+    written, _rate, _clipped, gain_db, facts = write_export_audio(
+        target, audio, version.sample_rate, version.sample_rate, args.format, sub, quality=args.quality,
+        loudness_target=None if args.loudness is None else (args.loudness, args.true_peak),
+        overwrite=args.overwrite, protect=protect)
+    if facts is not None and facts["measured_lufs"] is None:
+        print(f"note: {target}: loudness not measurable (silent or under 0.4 s); written without a gain",
+              file=sys.stderr)
+    elif facts is not None and facts["limited_db"] < 0:
+        print(f"note: {target}: {gain_db:+.1f} dB applied; {-facts['limited_db']:.1f} dB under the "
+              f"{args.loudness:g} LUFS target to keep the true peak at {args.true_peak:g} dBTP", file=sys.stderr)
+    return written
+
+
+def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,
+                          protect: tuple) -> Path:
+    """WAV through the atomic writer, written in blocks, with ``provenance`` as JSON in the comment tag."""
+    if not np.all(np.isfinite(audio)):
+        raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
+    with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
+                          format="WAV") as out:
+            out.comment = json.dumps(provenance, sort_keys=True)
+            for a in range(0, audio.shape[0], 1 << 16):
+                out.write(audio[a:a + (1 << 16)])
+    return target

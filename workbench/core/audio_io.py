@@ -579,6 +579,9 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int, quality: str = "HQ"
 WRITE_SUBTYPES = {
     "WAV": ("PCM_16", "PCM_24", "PCM_32", "FLOAT"),
     "FLAC": ("PCM_16", "PCM_24"),
+    "MP3": ("MPEG_LAYER_III",),
+    "OGG": ("VORBIS",),
+    "OPUS": ("OPUS",),
 }
 
 

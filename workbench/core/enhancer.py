@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from abc import ABC
 import copy
-from dataclasses import dataclass, field, asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
@@ -40,7 +40,7 @@ from .audio_io import AudioSource, ArraySource
 from .errors import Cancelled, ModelError, WorkbenchError
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
-            "time-domain", "deep-filtering", "unknown")
+            "time-domain", "deep-filtering", "chain", "unknown")
 
 
 @dataclass
@@ -142,6 +142,9 @@ class Enhancer(ABC):
     #: Path used instead of ``offline`` for inputs longer than one chunk (``chunk_s + overlap_s``) when
     #: the caller did not choose a path; ``None`` keeps chunked offline processing.
     long_file_processing: str | None = None
+    #: Offline single-output models that process all channels together set this and implement
+    #: :meth:`process_offline_channels`; the engine then calls it once per chunk instead of per channel.
+    joint_channels: bool = False
 
     def new_stream(self) -> EnhancerStream:
         raise NotImplementedError(f"{type(self).__name__} has no streaming path")
@@ -150,6 +153,10 @@ class Enhancer(ABC):
         """Enhance a whole mono buffer ``(n,)`` float32 at the native rate; return aligned ``(n,)``, or
         ``(len(info.outputs), n)`` for a multi-output model (one row per output, in ``info.outputs`` order)."""
         raise NotImplementedError(f"{type(self).__name__} has no offline path")
+
+    def process_offline_channels(self, audio: np.ndarray) -> np.ndarray:
+        """Joint path (``joint_channels``): ``(n, c)`` float32 at the native rate -> aligned ``(n, c)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no joint multichannel path")
 
     def close(self) -> None:
         """Release sessions and handles (optional)."""
@@ -329,7 +336,9 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
     half = overlap // 2
     for i, (a, b) in enumerate(bounds):
         lo, hi = max(a - overlap, 0), min(b + overlap, n_in)
-        x = np.asarray(read(lo, hi), np.float32).reshape(-1)
+        x = np.asarray(read(lo, hi), np.float32)
+        if x.ndim != 2 or not getattr(enhancer, "channels_as_outputs", False):
+            x = x.reshape(-1)
         xn = soxr.resample(x, rate_in, rate).astype(np.float32) if rate != rate_in else x
         yn = _check_block(enhancer, enhancer.process_offline(xn), len(xn))
         # yn: (k, native frames); soxr resamples all outputs at once as (frames, k)
@@ -350,6 +359,21 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
         else:
             out[:, own_lo:own_hi] = seg
         yield b / n_in
+
+
+class _JointChannels:
+    """Adapter the engine runs for a ``joint_channels`` model: ``process_offline`` takes ``(n, c)`` and
+    returns ``(c, n)``, as a model with ``c`` outputs would, so chunking and resampling are shared."""
+
+    channels_as_outputs = True
+
+    def __init__(self, enhancer: Enhancer, channels: int):
+        self._enhancer = enhancer
+        self.info = replace(enhancer.info, outputs=tuple(f"channel {i}" for i in range(channels)))
+        self.chunk_s, self.overlap_s = enhancer.chunk_s, enhancer.overlap_s
+
+    def process_offline(self, audio: np.ndarray) -> np.ndarray:
+        return np.asarray(self._enhancer.process_offline_channels(audio)).T
 
 
 def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: int | None = None, *,
@@ -385,6 +409,11 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         if not 0 <= c < source.channels:
             raise ValueError(f"channel {c} does not exist (the recording has {source.channels})")
     n = source.frames
+    hook = getattr(enhancer, "enhance_source", None)
+    if hook is not None:  # a chain of models: each step goes through this engine
+        if out is None:
+            out = np.zeros((n, len(chans)), np.float32)
+        return (yield from hook(source, chans, out))
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(rate_in)
     if processing is not None:
@@ -401,6 +430,25 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
     if info.processing not in ("streaming", "offline"):
         raise ModelError(f"model {info.id!r} declares processing {info.processing!r}; expected streaming or offline")
+    if info.processing == "offline" and enhancer.joint_channels and k == 1 and len(chans) > 1:
+        # The model processes the channels together (e.g. WPE's multichannel prediction): the chunked
+        # offline runner treats the channels as the outputs of one (n, c) -> (c, n) call.
+        joint = _JointChannels(enhancer, len(chans))
+        col = np.zeros((len(chans), n), np.float32)
+        steps = _run_offline(joint, lambda a, b: source.read(a, b)[:, chans], n, rate_in, col)
+        try:
+            for frac in steps:
+                yield Progress(frac, f"{info.name}: {len(chans)} channels jointly, {100 * frac:.0f}%")
+        except (WorkbenchError, GeneratorExit):
+            raise
+        except MemoryError:
+            raise ModelError(f"model {info.id!r} ran out of memory") from None
+        except Exception as exc:
+            raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            steps.close()
+        out[:] = col.T
+        return out
     for j, c in enumerate(chans):
         def read(a: int, b: int, c=c) -> np.ndarray:
             return source.read(a, b)[:, c]

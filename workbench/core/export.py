@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -31,7 +32,23 @@ from .errors import Cancelled, WorkbenchError
 from .recording import Recording, Version, file_sha256
 
 #: File suffix per container.
-SUFFIX = {"WAV": ".wav", "FLAC": ".flac"}
+SUFFIX = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}
+#: Lossy containers: libsndfile's container name and the rates its encoder accepts (``None``: any).
+LOSSY = {"MP3": ("MP3", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
+         "OGG": ("OGG", None),
+         "OPUS": ("OGG", (8000, 12000, 16000, 24000, 48000))}
+#: Frames per write call: libsndfile's MP3 encoder crashed on one whole-file write in this project.
+WRITE_BLOCK_FRAMES = 1 << 15
+
+
+def lossy_rate(format: str, rate: int) -> int:
+    """The rate a lossy format is written at: ``rate`` when its encoder takes it, else the next higher
+    accepted rate (48 kHz at most)."""
+    accepted = LOSSY[format][1]
+    if accepted is None or rate in accepted:
+        return rate
+    higher = [r for r in accepted if r >= rate]
+    return higher[0] if higher else accepted[-1]
 #: Rate choices: the recording's own rate, or the native rate of the model that made the version.
 RATES = ("source", "model")
 
@@ -97,6 +114,8 @@ class ExportedFile:
         sample_rate: rate written, Hz.
         subtype: sample format written.
         clipped_samples: samples beyond +-1.0 that PCM had to clip (0 for float files).
+        gain_db: gain applied by loudness normalisation (0 without it).
+        loudness: the normalisation's facts (measured, target, ceiling, limited_db), or ``None``.
     """
 
     path: Path
@@ -104,6 +123,8 @@ class ExportedFile:
     sample_rate: int
     subtype: str
     clipped_samples: int = 0
+    gain_db: float = 0.0
+    loudness: dict | None = None
 
 
 #: Where exports go when the recording's own folder cannot be written (a read-only share, a CD, an
@@ -142,13 +163,24 @@ def planned_targets(recording: Recording, versions: Sequence[Version], out_dir: 
 
 def export_version(recording: Recording, version: Version, out_dir: str | Path, *, format: str = "WAV",
                    subtype: str = "PCM_24", rate: str | int = "source", overwrite: bool = False,
-                   path: str | Path | None = None) -> ExportedFile:
+                   path: str | Path | None = None, quality: float | None = None, bitrate_mode: str | None = None,
+                   loudness_target: tuple[float, float] | None = None,
+                   audio: "np.ndarray | None" = None) -> ExportedFile:
     """Write one version (all its channels) as an audio file.
 
     Args:
         out_dir: target folder (created if missing); ignored when ``path`` is given.
-        format: ``WAV`` or ``FLAC``; subtype ``PCM_16``, ``PCM_24`` (both), ``PCM_32``/``FLOAT`` (WAV).
-        rate: see :func:`export_rate`; conversion uses soxr.
+        format: ``WAV``, ``FLAC``, ``MP3``, ``OGG`` (Vorbis) or ``OPUS``; subtype ``PCM_16``, ``PCM_24``
+            (WAV/FLAC), ``PCM_32``/``FLOAT`` (WAV), ``MPEG_LAYER_III``, ``VORBIS``, ``OPUS``.
+        rate: see :func:`export_rate`; conversion uses soxr. Lossy encoders take only some rates
+            (:func:`lossy_rate` picks the next accepted one).
+        quality: lossy formats, 0..1 (1 = best): libsndfile's ``compression_level = 1 - quality``, which
+            sets the bitrate (MP3, Opus) or the VBR quality (Vorbis). Default: libsndfile's.
+        bitrate_mode: MP3/Opus ``CONSTANT``, ``AVERAGE`` or ``VARIABLE``.
+        loudness_target: ``(target_lufs, ceiling_dbtp)``, e.g. ``(-16, -1)`` for podcasts: the version is
+            scaled to the target (BS.1770, :func:`workbench.core.loudness.normalisation_gain`), less where
+            its true peak would pass the ceiling.
+        audio: samples to write instead of the version's own (e.g. with a strength applied).
         overwrite: replace an existing target (never the recording's own file).
 
     Raises:
@@ -161,28 +193,97 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     for p in protect:
         if same_file(target, p):
             raise WorkbenchError(f"{target}: refusing to write over the source recording")
-    audio = version.source.read_all()
-    sr_in = version.source.sample_rate
-    sr_out = export_rate(recording, version, rate)
+    audio = version.source.read_all() if audio is None else np.asarray(audio, np.float32)
+    written, sr_out, clipped, gain_db, facts = write_export_audio(
+        target, audio, version.source.sample_rate, export_rate(recording, version, rate), fmt, sub,
+        quality=quality, bitrate_mode=bitrate_mode, loudness_target=loudness_target, overwrite=overwrite,
+        protect=protect)
+    version.saved = True  # the result is kept on disk: quitting need not ask about it
+    return ExportedFile(written, version.name, sr_out, sub, clipped, gain_db, facts)
+
+
+def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int, fmt: str, sub: str, *,
+                       quality: float | None = None, bitrate_mode: str | None = None,
+                       loudness_target: tuple[float, float] | None = None, overwrite: bool = False,
+                       protect: tuple = ()) -> tuple[Path, int, int, float, dict | None]:
+    """Resample, normalise, clip and write ``audio`` ``(frames, channels)`` as :func:`export_version`
+    describes (also used by ``workbench enhance --format``). Returns ``(path, rate written, clipped
+    samples, gain_db, loudness facts)``."""
+    fmt, sub = check_format(fmt, sub)
+    if fmt in LOSSY:
+        sr_out = lossy_rate(fmt, sr_out)
     audio = resample(audio, sr_in, sr_out)
+    gain_db, facts = 0.0, None
+    if loudness_target is not None:
+        from .loudness import normalisation_gain  # noqa: PLC0415
+        norm = normalisation_gain(audio, sr_out, *loudness_target)
+        gain_db = norm.gain_db
+        facts = asdict(norm)
+        audio = (audio * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
     clipped = 0
-    if sub.startswith("PCM"):
+    if sub != "FLOAT":
         over = np.abs(audio) > 1.0
         clipped = int(over.sum())
         if clipped:
             audio = np.clip(audio, -1.0, 1.0)
     ensure_folder(target.parent)
-    written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
-                                 protect=protect)
-    version.saved = True  # the result is kept on disk: quitting need not ask about it
-    return ExportedFile(written, version.name, sr_out, sub, clipped)
+    if fmt in LOSSY:
+        written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, overwrite, protect)
+        if facts is not None and facts["measured_lufs"] is not None:
+            # The codec's low-pass and quantisation change the loudness (0.5 LU for noisy 16 kHz speech in
+            # MP3): measure what was written and encode once more with the gain corrected by the difference.
+            import soundfile as sf  # noqa: PLC0415
+            from .loudness import measure, true_peak  # noqa: PLC0415
+            decoded, _ = sf.read(str(written), dtype="float32", always_2d=True)
+            got = measure(decoded, sr_out).lufs
+            wanted = loudness_target[0] + facts["limited_db"]
+            if got is not None and abs(got - wanted) > 0.05:
+                fix_db = wanted - got
+                tp = true_peak(audio, sr_out)
+                if tp > 0:  # still under the ceiling after the correction
+                    fix_db = min(fix_db, loudness_target[1] - 20.0 * math.log10(tp))
+                audio = (audio * np.float32(10.0 ** (fix_db / 20.0))).astype(np.float32)
+                gain_db += fix_db
+                facts = {**facts, "gain_db": gain_db, "codec_correction_db": fix_db}
+                written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, True, protect)
+    else:
+        written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
+                                     protect=protect)
+    return written, sr_out, clipped, gain_db, facts
+
+
+def _write_lossy(target: Path, audio: np.ndarray, rate: int, fmt: str, sub: str, quality: float | None,
+                 bitrate_mode: str | None, overwrite: bool, protect: tuple) -> Path:
+    """MP3/Vorbis/Opus through libsndfile, in blocks of :data:`WRITE_BLOCK_FRAMES`, via the atomic writer."""
+    import soundfile as sf  # noqa: PLC0415
+
+    if quality is not None and not 0.0 <= quality <= 1.0:
+        raise WorkbenchError(f"{target}: quality must lie between 0 and 1, got {quality}")
+    if bitrate_mode is not None and bitrate_mode.upper() not in ("CONSTANT", "AVERAGE", "VARIABLE"):
+        raise WorkbenchError(f"{target}: bitrate mode must be CONSTANT, AVERAGE or VARIABLE, got {bitrate_mode}")
+    if not np.all(np.isfinite(audio)):
+        raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
+    audio = audio[:, None] if audio.ndim == 1 else audio
+    extra = {}
+    if quality is not None:
+        extra["compression_level"] = 1.0 - float(quality)
+    if bitrate_mode is not None and fmt != "OGG":
+        extra["bitrate_mode"] = bitrate_mode.upper()
+    with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=audio.shape[1], format=LOSSY[fmt][0],
+                          subtype=sub, **extra) as out:
+            for a in range(0, audio.shape[0], WRITE_BLOCK_FRAMES):
+                out.write(np.ascontiguousarray(audio[a:a + WRITE_BLOCK_FRAMES]))
+    return target
 
 
 def export_versions(recording: Recording, versions: Sequence[Version], out_dir: str | Path, *,
                     format: str = "WAV", subtype: str = "PCM_24", rate: str | int = "source",
-                    overwrite: bool = False) -> list[ExportedFile]:
+                    overwrite: bool = False, quality: float | None = None,
+                    loudness_target: tuple[float, float] | None = None) -> list[ExportedFile]:
     """Write several versions; checks every target first so that nothing is written when one of them
-    exists without ``overwrite`` (a half-done export would be confusing)."""
+    exists without ``overwrite`` (a half-done export would be confusing). ``quality`` and
+    ``loudness_target`` as in :func:`export_version` (each version normalised on its own)."""
     fmt, sub = check_format(format, subtype)
     targets = planned_targets(recording, versions, out_dir, fmt)
     if len(set(targets)) != len(targets):
@@ -192,8 +293,8 @@ def export_versions(recording: Recording, versions: Sequence[Version], out_dir: 
         if existing:
             raise WorkbenchError(f"{existing[0]}: already exists (use --overwrite to replace it)"
                                  + (f"; {len(existing) - 1} more targets exist" if len(existing) > 1 else ""))
-    return [export_version(recording, v, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite)
-            for v in versions]
+    return [export_version(recording, v, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite,
+                           quality=quality, loudness_target=loudness_target) for v in versions]
 
 
 # ---------------------------------------------------------------------------------------- comparison

@@ -225,3 +225,59 @@ def peak_safe_gain(m: LoudnessMeasure) -> PlaybackGain:
     """Gain for playing a version as it is (no matching): 0 dB, reduced only if it would exceed 0 dBFS."""
     limit_db = min(0.0, -20.0 * math.log10(m.peak)) if m.peak > 0 else 0.0
     return PlaybackGain(limit_db, 0.0, limit_db, None, m.reason)
+
+
+def true_peak(audio: np.ndarray, sample_rate: int, *, block_frames: int = MEASURE_BLOCK_FRAMES) -> float:
+    """Estimated true peak (linear) per BS.1770-4 Annex 2: the largest absolute value of the signal
+    interpolated to 4x its rate (soxr's linear-phase resampler stands in for the annex's FIR), and never
+    below the sample peak. Processed in pieces of ``block_frames`` with a streaming resampler."""
+    import soxr  # noqa: PLC0415 - only export needs it
+
+    x = np.asarray(audio, np.float32)
+    x = x[:, None] if x.ndim == 1 else x
+    if x.shape[0] == 0:
+        return 0.0
+    stream = soxr.ResampleStream(sample_rate, 4 * sample_rate, x.shape[1], dtype="float32", quality="HQ")
+    peak = 0.0
+    for a in range(0, x.shape[0], block_frames):
+        piece = np.ascontiguousarray(x[a:a + block_frames])
+        up = stream.resample_chunk(piece, last=a + block_frames >= x.shape[0])
+        peak = max(peak, float(np.max(np.abs(piece))), float(np.max(np.abs(up))) if up.size else 0.0)
+    return peak
+
+
+@dataclass(frozen=True)
+class NormalisationGain:
+    """Gain of a loudness-normalised export.
+
+    Attributes:
+        gain_db: applied gain.
+        measured_lufs: loudness before; ``None`` when not measurable (then ``gain_db`` is 0).
+        target_lufs: the loudness asked for.
+        ceiling_dbtp: the true-peak ceiling; ``limited_db`` (<= 0) is how much the gain was lowered so
+            the true peak stays under it (the file is then quieter than the target by that much).
+    """
+
+    gain_db: float
+    measured_lufs: float | None
+    target_lufs: float
+    ceiling_dbtp: float
+    limited_db: float = 0.0
+
+
+def normalisation_gain(audio: np.ndarray, sample_rate: int, target_lufs: float = -16.0,
+                       ceiling_dbtp: float = -1.0) -> NormalisationGain:
+    """``gain_db = target - measured``, lowered when ``true_peak * gain`` would exceed the ceiling (a plain
+    gain, no limiter: the waveform's shape is kept)."""
+    m = measure(audio, sample_rate)
+    if m.lufs is None:
+        return NormalisationGain(0.0, None, target_lufs, ceiling_dbtp)
+    gain_db = target_lufs - m.lufs
+    tp = true_peak(audio, sample_rate)
+    limited = 0.0
+    if tp > 0:
+        headroom = ceiling_dbtp - 20.0 * math.log10(tp)
+        if gain_db > headroom:
+            limited = headroom - gain_db
+            gain_db = headroom
+    return NormalisationGain(gain_db, m.lufs, target_lufs, ceiling_dbtp, limited)

@@ -127,11 +127,20 @@ class VersionTrack:
 
 class _Program:
     """Everything the callback reads for one loaded recording; built on the GUI thread, then swapped in
-    whole, so the callback always sees a consistent set."""
+    whole, so the callback always sees a consistent set.
 
-    __slots__ = ("buffers", "frames", "matched_gains", "plain_gains", "tracks", "rate")
+    Strength: a model result ``i`` has ``dry[i]`` (the original's played channel; the same array object
+    as the original's buffer when the channels line up) besides its ``buffers[i]`` (the model's own
+    output, full strength). The callback plays ``wet + g * (dry - wet)`` with ``g`` moving towards
+    ``dry_gain_target[i]`` (written by the GUI thread, one float per list slot) by at most
+    :data:`STRENGTH_SLEW_S` per full swing, linearly inside each block: no click, nothing recomputed.
+    """
 
-    def __init__(self, buffers: list[np.ndarray], rate: int, tracks: list[VersionTrack]):
+    __slots__ = ("buffers", "frames", "matched_gains", "plain_gains", "tracks", "rate", "dry",
+                 "dry_gain_target", "dry_gain_now", "dry_gain_start", "dry_gain_end")
+
+    def __init__(self, buffers: list[np.ndarray], rate: int, tracks: list[VersionTrack],
+                 dry: list[np.ndarray | None] | None = None, dry_gains: list[float] | None = None):
         self.buffers = buffers
         self.frames = buffers[0].shape[0] if buffers else 0
         self.rate = rate
@@ -139,6 +148,18 @@ class _Program:
         # Python floats: indexing a list returns an existing object, the callback allocates nothing.
         self.matched_gains = [float(t.matched.gain) for t in tracks]
         self.plain_gains = [float(t.plain.gain) for t in tracks]
+        self.dry = list(dry) if dry is not None else [None] * len(buffers)
+        g = [float(x) for x in (dry_gains if dry_gains is not None else [0.0] * len(buffers))]
+        self.dry_gain_target = list(g)
+        self.dry_gain_now = list(g)
+        self.dry_gain_start = list(g)
+        self.dry_gain_end = list(g)
+
+
+#: Time a strength change takes from 0 % to 100 % (shorter moves take proportionally less).
+STRENGTH_SLEW_S = 0.03
+#: Largest block the strength ramp covers sample by sample (longer blocks step once per block).
+_MIX_SCRATCH = 16384
 
 
 #: Samples per numpy call when preparing buffers (about 22 s at 48 kHz).
@@ -264,6 +285,12 @@ class PlaybackEngine:
         # Scratch for the faded part only: a fade is never longer than n frames.
         self._scratch_a = np.zeros(n, np.float32)
         self._scratch_b = np.zeros(n, np.float32)
+        # Strength mixing: (dry - wet) * g + wet for one version at a time, and the per-frame gain ramp.
+        self._scratch_mix = np.zeros(_MIX_SCRATCH, np.float32)
+        self._scratch_gain = np.zeros(_MIX_SCRATCH, np.float32)
+        self._frame_index = np.arange(1, _MIX_SCRATCH + 1, dtype=np.float32)
+        self._slew_per_frame = 1.0 / max(STRENGTH_SLEW_S * rate, 1.0)
+        self._block_frames = 1
 
     # ------------------------------------------------------------------ loading
     _source = None
@@ -288,34 +315,95 @@ class PlaybackEngine:
             self.rate = int(base_src.sample_rate)
             self._set_fade_length(self.rate)
         n_out = int(round(base_src.frames * self.rate / base_src.sample_rate))
-        buffers, measures, silenced = [], [], []
-        for v in vers:
-            audio, sr = _version_audio(v, channel)
+        def prepare(src) -> tuple[np.ndarray, int]:
+            audio, sr = _version_audio(src, channel)
             audio, bad = _zero_nonfinite(audio)
-            silenced.append(bad)
             y = resample(audio, sr, self.rate)
             buf = np.zeros(n_out, np.float32)
             m = min(n_out, y.shape[0])
             for a in range(0, m, _PIECE):  # piecewise: short calls, no second whole-file temporary
                 buf[a:min(a + _PIECE, m)] = y[a:min(a + _PIECE, m)]
+            return buf, bad
+
+        buffers, measures, silenced, dry, dry_gains = [], [], [], [], []
+        original_buf = None
+        for v in vers:
+            wet = getattr(v, "source", v)
+            strength = None
+            if getattr(getattr(v, "kind", None), "is_result", False):
+                strength = getattr(wet, "strength", None)
+                wet = getattr(wet, "wet", wet)
+            buf, bad = prepare(wet)
+            if getattr(v, "kind", None) == "original":
+                original_buf = buf
+            silenced.append(bad)
             buffers.append(buf)
             measures.append(measure(buf, self.rate))
+            dry.append(self._dry_buffer(v, recording, channel, original_buf, prepare)
+                       if getattr(getattr(v, "kind", None), "is_result", False) else None)
+            dry_gains.append(0.0 if strength is None else float(strength.dry_gain))
         kinds = [getattr(v, "kind", "enhanced") for v in vers]
         matched = match_gains(measures, reference=[k != "residual" for k in kinds])
         tracks = [VersionTrack(getattr(v, "name", f"version {i}"), kinds[i], measures[i], matched[i],
                                peak_safe_gain(measures[i]), silenced[i]) for i, v in enumerate(vers)]
         keep_pos = min(self.position, n_out)
         self._playing = False
-        self._program = _Program(buffers, self.rate, tracks)
+        self._loaded = list(vers)
+        self._program = _Program(buffers, self.rate, tracks, dry, dry_gains)
         if self._want_version >= len(buffers):
             self._want_version = 0
         self.seek(keep_pos)
         return tracks
 
+    def _dry_buffer(self, version, recording, channel: int, original_buf, prepare) -> np.ndarray | None:
+        """The original's samples under ``version``'s played column: the original's own buffer when the
+        version holds all channels (the common case, no extra memory), else that channel prepared once."""
+        original = getattr(recording, "source", None)
+        if original is None:
+            return None
+        src = getattr(version, "source", version)
+        col = channel if channel < src.channels else 0
+        chans = getattr(version, "settings", {}).get("channels")
+        orig_channel = col if chans is None else int(list(chans)[col])
+        if original_buf is not None and orig_channel == (channel if channel < original.channels else 0):
+            return original_buf
+
+        class _One:  # the original's one channel as a source for prepare()
+            sample_rate, channels = original.sample_rate, 1
+
+            @staticmethod
+            def read_all():
+                return original.read_all()[:, orig_channel:orig_channel + 1]
+        return prepare(_One)[0]
+
+    def set_strength(self, index: int, mix: float) -> None:
+        """Play version ``index`` at ``mix`` (wet share 0..1) from the next block on, ramped without a
+        click. Only model results have a strength (others raise ValueError)."""
+        prog = self._program
+        if prog is None or not 0 <= index < len(prog.buffers):
+            raise IndexError(f"version {index} is not loaded")
+        if prog.dry[index] is None:
+            raise ValueError(f"version {index} has no strength (only model results do)")
+        prog.dry_gain_target[index] = float(min(max(1.0 - float(mix), 0.0), 1.0))
+
+    def set_strength_of(self, version, mix: float) -> bool:
+        """:meth:`set_strength` by version object; ``False`` when it is not loaded."""
+        for i, v in enumerate(getattr(self, "_loaded", [])):
+            if v is version:
+                self.set_strength(i, mix)
+                return True
+        return False
+
+    def strength(self, index: int) -> float:
+        """The wet share version ``index`` is heading to."""
+        prog = self._program
+        return 1.0 - prog.dry_gain_target[index] if prog is not None else 1.0
+
     def unload(self) -> None:
         """Forget the loaded recording (playback stops, buffers are released)."""
         self._playing = False
         self._program = None
+        self._loaded = []
         self._source = self._versions_arg = None
 
     @property
@@ -494,6 +582,9 @@ class PlaybackEngine:
             return
         n_total = prog.frames
         n_versions = len(prog.buffers)
+        self._block_frames = frames
+        if prog.dry_gain_now != prog.dry_gain_target or prog.dry_gain_start != prog.dry_gain_now:
+            self._advance_strengths(prog, frames)
         if self._active >= n_versions or self._fade_from >= n_versions:
             self._active, self._fade_left, self._fading_out = 0, 0, False  # a smaller recording came in
         match = self._match
@@ -559,7 +650,7 @@ class PlaybackEngine:
             k = min(frames - filled, end - pos)
             if self._fading_out:
                 k = min(k, self._fade_left)
-            self._mix(out[filled:filled + k], prog, gains, pos, k, n_total)
+            self._mix(out[filled:filled + k], prog, gains, pos, k, n_total, filled)
             pos += k
             filled += k
             if on and pos == b:
@@ -567,6 +658,48 @@ class PlaybackEngine:
         if self._fading_out and self._fade_left == 0:
             self._fading_out = False
         self._pos = pos
+
+    def _advance_strengths(self, prog: _Program, frames: int) -> None:
+        """Move each audible result's dry gain towards its target by at most ``frames`` frames of slew;
+        the block then ramps linearly from ``dry_gain_start`` to ``dry_gain_end``. Inaudible ones jump."""
+        now_list, target_list = prog.dry_gain_now, prog.dry_gain_target
+        if now_list == target_list and prog.dry_gain_start == now_list:
+            return  # nothing moving (the usual case): no arithmetic, no new objects
+        limit = frames * self._slew_per_frame
+        for i, now in enumerate(now_list):
+            target = target_list[i]
+            if now == target:
+                end = now
+            elif i == self._active or (self._fade_left > 0 and i == self._fade_from):
+                end = now + min(max(target - now, -limit), limit)
+            else:
+                end = target
+            prog.dry_gain_start[i] = now
+            prog.dry_gain_end[i] = end
+            now_list[i] = end
+
+    def _segment(self, prog: _Program, index: int, pos: int, m: int, offset: int) -> np.ndarray:
+        """Samples ``[pos, pos + m)`` of version ``index`` as heard (strength applied), for block frames
+        ``[offset, offset + m)``: a view of its buffer, or the preallocated mixing scratch (m <= its size)."""
+        wet = prog.buffers[index][pos:pos + m]
+        dry = prog.dry[index]
+        if dry is None:
+            return wet
+        g0, g1 = prog.dry_gain_start[index], prog.dry_gain_end[index]
+        if g0 == 0.0 and g1 == 0.0:
+            return wet
+        mix = self._scratch_mix[:m]
+        np.subtract(dry[pos:pos + m], wet, out=mix)
+        frames = self._block_frames
+        if g0 == g1 or offset + m > _MIX_SCRATCH:
+            np.multiply(mix, g1, out=mix)
+        else:
+            ramp = self._scratch_gain[:m]
+            np.multiply(self._frame_index[offset:offset + m], (g1 - g0) / frames, out=ramp)
+            np.add(ramp, g0, out=ramp)
+            np.multiply(mix, ramp, out=mix)
+        np.add(mix, wet, out=mix)
+        return mix
 
     def _start_fade(self, from_index: int, from_gain: float, delta: int) -> None:
         """Begin a crossfade whose outgoing sound is version ``from_index`` (-1: silence) read at
@@ -576,11 +709,12 @@ class PlaybackEngine:
         self._fade_delta = delta
         self._fade_left = self.fade_frames
 
-    def _mix(self, dst: np.ndarray, prog: _Program, gains: list, pos: int, k: int, n_total: int) -> None:
+    def _mix(self, dst: np.ndarray, prog: _Program, gains: list, pos: int, k: int, n_total: int,
+             offset: int = 0) -> None:
         # Per output channel with 1-D operands: a ufunc that broadcasts (k,) into a wider (k, ch) output,
         # or copies between overlapping views, allocates a temporary buffer; column by column does not.
-        src = prog.buffers[self._active]
-        g = gains[self._active]
+        active = self._active
+        g = gains[active]
         channels = dst.shape[1]
         m = 0
         if self._fade_left > 0:
@@ -590,21 +724,43 @@ class PlaybackEngine:
             sb = self._scratch_b[:m]
             p_old = pos + self._fade_delta
             if self._fade_from >= 0 and 0 <= p_old and p_old + m <= n_total:
-                np.multiply(prog.buffers[self._fade_from][p_old:p_old + m], self._fade_out[i0:i0 + m], out=sa)
+                f = self._fade_from
+                if prog.dry[f] is None or (prog.dry_gain_start[f] == 0.0 and prog.dry_gain_end[f] == 0.0):
+                    old = prog.buffers[f][p_old:p_old + m]
+                else:
+                    old = self._segment(prog, f, p_old, m, offset)
+                np.multiply(old, self._fade_out[i0:i0 + m], out=sa)
+                old = None  # views are freed at once, as temporaries would be: the peak stays minimal
                 np.multiply(sa, self._fade_from_gain, out=sa)
             else:
                 sa.fill(0.0)  # fading in from silence (or the old read position left the file)
             if not self._fading_out:
-                np.multiply(src[pos:pos + m], self._fade_in[i0:i0 + m], out=sb)
+                if prog.dry[active] is None or (prog.dry_gain_start[active] == 0.0
+                                                and prog.dry_gain_end[active] == 0.0):
+                    new = prog.buffers[active][pos:pos + m]
+                else:
+                    new = self._segment(prog, active, pos, m, offset)
+                np.multiply(new, self._fade_in[i0:i0 + m], out=sb)
+                new = None
                 np.multiply(sb, g, out=sb)
                 np.add(sa, sb, out=sa)
             for c in range(channels):
                 np.copyto(dst[:m, c], sa)
             self._fade_left -= m
-        if m < k:
-            seg = src[pos + m:pos + k]
+        if m == k:
+            return
+        if prog.dry[active] is None or (prog.dry_gain_start[active] == 0.0 and prog.dry_gain_end[active] == 0.0):
+            seg = prog.buffers[active][pos + m:pos + k]  # full strength: the buffer itself
             for c in range(channels):
                 np.multiply(seg, g, out=dst[m:k, c])
+            return
+        a = m
+        while a < k:
+            b = min(k, a + _MIX_SCRATCH)
+            seg = self._segment(prog, active, pos + a, b - a, offset + a)
+            for c in range(channels):
+                np.multiply(seg, g, out=dst[a:b, c])
+            a = b
 
 
 def seconds_label(seconds: float) -> str:

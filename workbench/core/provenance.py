@@ -15,12 +15,25 @@ class VersionKind(str, Enum):
     """Kind of a version. A ``str`` Enum, so ``version.kind == "enhanced"`` keeps working.
 
     Members: ``ORIGINAL`` (the file as read), ``ENHANCED`` (one output of a model run; multi-output models
-    give one ENHANCED version per output), ``RESIDUAL`` (original - enhanced, what a model removed).
+    give one ENHANCED version per output), ``RESIDUAL`` (original - enhanced, what a model removed),
+    ``REGION``, ``REPAIR``, ``CHAIN`` (issue 11's editing operations). A version's strength (wet/dry) is
+    not a kind: it is a setting of a model result, kept in ``provenance.extra["strength"]``.
     """
 
     ORIGINAL = "original"
     ENHANCED = "enhanced"
     RESIDUAL = "residual"
+    #: a model run on time regions only, spliced into the original (``extra``: spans, context, crossfade)
+    REGION = "region"
+    #: spectral repair of a parent version (``extra``: box, method)
+    REPAIR = "repair"
+    #: a chain of models run as one (``model_id`` ``A+B``; ``extra``: steps)
+    CHAIN = "chain"
+
+    @property
+    def is_result(self) -> bool:
+        """A version made by processing (enhanced, region, repair, chain): not the original, not a residual."""
+        return self not in (VersionKind.ORIGINAL, VersionKind.RESIDUAL)
 
     def __str__(self) -> str:  # f"{kind}" prints "enhanced", not "VersionKind.ENHANCED"
         return self.value

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Generator, Sequence
 
@@ -22,7 +22,9 @@ import numpy as np
 
 from .audio_io import ArraySource, AudioInfo, AudioSource, open_source
 from .enhancer import Enhancer, EnhancerInfo, Progress, enhance_outputs, rescaled
+from .editing import Strength, StrengthSource
 from .errors import Cancelled
+from .history import History, Step
 from .provenance import Provenance, VersionKind
 
 
@@ -90,6 +92,9 @@ class Recording:
         #: set by :meth:`close`: running :meth:`enhance` generators stop at their next step and add nothing.
         self.closed = False
         self._lock = threading.Lock()   # closing vs. adding a version from a worker thread
+        #: undo/redo of every add, remove and strength change (see :mod:`workbench.core.history`)
+        self.history = History()
+        self._strength_listeners: list[Callable[[Recording, Version], None]] = []
 
     @classmethod
     def from_array(cls, audio: np.ndarray, sample_rate: int, name: str = "untitled") -> Recording:
@@ -157,6 +162,7 @@ class Recording:
             v = Version(self.unique_name(base), provenance.kind, ArraySource(audio, sample_rate), model,
                         settings, provenance.elapsed_s, provenance=provenance)
             self.versions.append(v)
+            self.history.record(Step("add", v, len(self.versions) - 1))
         self._changed()
         return v
 
@@ -166,7 +172,8 @@ class Recording:
         """Add a model's output (``(frames, channels)`` aligned with the original) as a new version."""
         settings = dict(settings or {})
         chans = settings.get("channels")
-        prov = Provenance(VersionKind.ENHANCED, parent=parent, model_id=model.id,
+        kind = VersionKind.CHAIN if model.family == "chain" else VersionKind.ENHANCED
+        prov = Provenance(kind, parent=parent, model_id=model.id,
                           model_spec=settings.get("model_spec"), model_name=model.name, model_source=model.source,
                           model_settings={k: v for k, v in settings.items() if k != "channels"},
                           channels=None if chans is None else tuple(int(c) for c in chans), output=output,
@@ -249,7 +256,79 @@ class Recording:
     def remove(self, version: Version) -> None:
         if version.kind == VersionKind.ORIGINAL:
             raise ValueError("the original cannot be removed")
+        index = self.versions.index(version)
         self.versions.remove(version)
+        self.history.record(Step("remove", version, index))
+        self._changed()
+
+    # ------------------------------------------------------------------ strength and undo
+    def subscribe_strength(self, listener: Callable[[Recording, Version], None]) -> None:
+        """``listener(recording, version)`` after a version's strength changed (playback follows it live;
+        the version list itself did not change, so :meth:`subscribe` listeners are not called)."""
+        self._strength_listeners.append(listener)
+
+    def strength_of(self, version: Version) -> Strength:
+        src = version.source
+        return src.strength if isinstance(src, StrengthSource) else Strength()
+
+    def wet_source(self, version: Version) -> AudioSource:
+        """The model's own output of ``version`` (its samples at full strength)."""
+        src = version.source
+        return src.wet if isinstance(src, StrengthSource) else src
+
+    def set_strength(self, version: Version, strength: Strength, *, record: bool = True) -> None:
+        """Set how much of a model's effect ``version`` keeps: its samples become
+        ``wet + (1 - mix) * (original - wet)`` for views, playback, metrics and export (see
+        :mod:`workbench.core.editing`); the strength is stored in ``provenance.extra["strength"]``.
+
+        Raises:
+            ValueError: the original or a residual (they have no strength).
+        """
+        if version.kind in (VersionKind.ORIGINAL, VersionKind.RESIDUAL):
+            raise ValueError(f"{version.name}: only model results have a strength")
+        before = self.strength_of(version)
+        if before == strength:
+            return
+        # A new source object per strength: views cache tiles by source, so they redraw the new mix.
+        chans = version.settings.get("channels")
+        version.source = StrengthSource(self.wet_source(version), self.source, chans, strength)
+        extra = {k: v for k, v in version.provenance.extra.items() if k != "strength"}
+        if not strength.full:
+            extra["strength"] = strength.to_dict()
+        version.provenance = replace(version.provenance, extra=extra)
+        if record:
+            self.history.record(Step("strength", version, before=before, after=strength))
+        for fn in list(self._strength_listeners):
+            fn(self, version)
+
+    def undo(self) -> Step | None:
+        """Undo the last add/remove/strength step; returns it (``None`` when there is nothing to undo)."""
+        if not self.history.undo_steps:
+            return None
+        step = self.history.undo_steps.pop()
+        self._apply(step, inverse=True)
+        self.history.redo_steps.append(step)
+        return step
+
+    def redo(self) -> Step | None:
+        """Redo the last undone step; returns it (``None`` when there is nothing to redo)."""
+        if not self.history.redo_steps:
+            return None
+        step = self.history.redo_steps.pop()
+        self._apply(step, inverse=False)
+        self.history.undo_steps.append(step)
+        return step
+
+    def _apply(self, step: Step, inverse: bool) -> None:
+        if step.action == "strength":
+            self.set_strength(step.version, step.before if inverse else step.after, record=False)
+            return
+        take_out = (step.action == "add") == inverse
+        if take_out:
+            if step.version in self.versions:
+                self.versions.remove(step.version)
+        else:
+            self.versions.insert(min(step.index, len(self.versions)), step.version)
         self._changed()
 
     def version_or_none(self, name: str) -> Version | None:

@@ -4,7 +4,9 @@
 
 * a **built-in id**: ``spectral-subtraction``, ``wiener``, ``logmmse``, ``deepfilternet3``, ``nsnet2-16k``,
   ``nsnet2-48k`` — declared by this project's own distribution as ``workbench.enhancers`` entry points
-  (``pyproject.toml``, implemented in ``workbench_models.builtins``), exactly like plugins;
+  (``pyproject.toml``, implemented in ``workbench_models.builtins``), exactly like plugins; also
+  ``wpe-dereverb`` (WPE dereverberation from nara-wpe);
+* a **chain** ``A+B+...`` of any of these, applied in order (:mod:`workbench.core.chain`);
 * a **plugin id** registered by another installed distribution (below);
 * a **path** to a model file or folder (``.onnx``, TorchScript, PyTorch checkpoint, a folder holding
   DTLN's two ONNX files ...), handed to the loaders of the entry-point group ``workbench.model_loaders``
@@ -40,6 +42,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Callable
 
+from .chain import is_chain_spec, parse_chain
 from .enhancer import Enhancer, EnhancerInfo
 from .errors import ModelError
 
@@ -217,6 +220,8 @@ def load_enhancer(spec: str | Path) -> Enhancer:
     """
     if isinstance(spec, str) and spec in _builtins():
         return _builtins()[spec][1]()
+    if is_chain_spec(spec) and not Path(spec).exists():
+        return parse_chain(spec, load_enhancer, lambda: builtin_ids() + sorted(_plugins()))
     if isinstance(spec, str):
         plugins = _plugins()
         if spec in plugins:

@@ -56,6 +56,7 @@ import soundfile as sf
 from .audio_io import atomic_output, write_audio_atomic
 from .enhancer import EnhancerInfo, Progress, run_to_end
 from .errors import WorkbenchError
+from .editing import Strength
 from .provenance import Provenance, VersionKind
 from .recording import Recording, Version, file_sha256
 from .session import Session
@@ -152,7 +153,9 @@ def save_session(session: Session, path: str | Path, *, view_state: dict | None 
             item: dict[str, Any] = {"name": v.name, "provenance": _json_safe(v.provenance.to_dict())}
             if v.kind != VersionKind.ORIGINAL:
                 yield Progress(done / steps, f"{rec.name}: writing {v.name}")
-                audio = v.source.read_all()
+                # A model result is stored at full strength; its strength (provenance.extra) is set
+                # again when the session is opened, so the slider can still move it.
+                audio = rec.wet_source(v).read_all()
                 target = folder / f"r{ri}-v{vi}-{_tag(v.name)}.wav"
                 big = audio.nbytes > (1 << 31) - (1 << 20)
                 write_audio_atomic(target, audio, v.sample_rate, subtype="FLOAT",
@@ -250,6 +253,13 @@ def open_session(path: str | Path, session: Session | None = None
             except ValueError as exc:
                 problems.append(f"{file}: version {name!r} of {src.name}: {exc}")
                 continue
+            strength = prov.extra.get("strength")
+            if isinstance(strength, dict) and v.kind.is_result:
+                try:
+                    rec.set_strength(v, Strength(float(strength.get("mix", 1.0)), str(strength.get("given_as", "mix"))),
+                                     record=False)
+                except (WorkbenchError, TypeError, ValueError) as exc:
+                    problems.append(f"{path}: version {name!r} of {src.name}: strength not restored ({exc})")
             v.elapsed_s = item.get("elapsed_s")
             v.created = float(item.get("created") or v.created)
             v.saved = True

@@ -46,7 +46,11 @@ class DocumentModel(QObject):
     jobChanged = Signal(object)
     catalogueChanged = Signal()
     # Internal: carry core notifications (any thread) to the GUI thread.
+    #: (recording, version): a version's strength changed (playback follows live; views redraw)
+    strengthChanged = Signal(object, object)
+
     _versionsNotified = Signal(object)
+    _strengthNotified = Signal(object, object)
     _sessionNotified = Signal(str, object)
     _catalogueNotified = Signal()
 
@@ -60,6 +64,7 @@ class DocumentModel(QObject):
         self.cursor_s: float = 0.0
         self.playhead_s: float = 0.0
         self._versionsNotified.connect(self._on_versions_notified, Qt.ConnectionType.QueuedConnection)
+        self._strengthNotified.connect(self.strengthChanged, Qt.ConnectionType.QueuedConnection)
         self._sessionNotified.connect(self._on_session_notified, Qt.ConnectionType.QueuedConnection)
         self._catalogueNotified.connect(self.catalogueChanged, Qt.ConnectionType.QueuedConnection)
         self.session.subscribe(self._on_session_event)
@@ -106,8 +111,19 @@ class DocumentModel(QObject):
     def add_recording(self, rec: Recording) -> None:
         """Add an already built recording (e.g. :meth:`Recording.from_array`) and make it current."""
         self.session.add(rec, make_current=False)
+        rec.subscribe_strength(lambda r, v: self._strengthNotified.emit(r, v))
         self.recordingsChanged.emit()
         self.set_current(rec)
+
+    # -- undo -------------------------------------------------------------------------------------------
+    def undo(self) -> str | None:
+        """Undo the current recording's last add/remove/strength step; returns what was undone."""
+        step = self.recording.undo() if self.recording is not None else None
+        return None if step is None else step.label
+
+    def redo(self) -> str | None:
+        step = self.recording.redo() if self.recording is not None else None
+        return None if step is None else step.label
 
     def close(self, rec: Recording) -> None:
         """Close ``rec``: its jobs are cancelled (a running model adds no version), its file released."""

@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+    QLineEdit,
     QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget,
     QVBoxLayout, QWidget,
 )
@@ -143,6 +144,30 @@ class ExportDialog(QDialog):
         self.rate_box.addItem(f"Source rate ({recording.source.sample_rate} Hz)", "source")
         self.rate_box.addItem("Model rate (each model's native rate)", "model")
         form.addRow("Sample rate", self.rate_box)
+        self.quality_spin = QDoubleSpinBox()
+        self.quality_spin.setRange(0.0, 1.0)
+        self.quality_spin.setSingleStep(0.1)
+        self.quality_spin.setValue(0.7)
+        self.quality_spin.setToolTip("MP3 / Vorbis / Opus: 1 = best (highest bitrate), 0 = smallest file")
+        form.addRow("Quality", self.quality_spin)
+        self.loudness_check = QCheckBox("Normalise loudness to")
+        self.loudness_spin = QDoubleSpinBox()
+        self.loudness_spin.setRange(-40.0, 0.0)
+        self.loudness_spin.setValue(-16.0)
+        self.loudness_spin.setSuffix(" LUFS")
+        self.ceiling_spin = QDoubleSpinBox()
+        self.ceiling_spin.setRange(-12.0, 0.0)
+        self.ceiling_spin.setValue(-1.0)
+        self.ceiling_spin.setSuffix(" dBTP ceiling")
+        loud = QHBoxLayout()
+        for w in (self.loudness_check, self.loudness_spin, self.ceiling_spin):
+            loud.addWidget(w)
+        form.addRow("Loudness", loud)
+
+        def lossy_enabled() -> None:
+            self.quality_spin.setEnabled(self.format_box.currentText() in ("MP3", "OGG", "OPUS"))
+        self.format_box.currentIndexChanged.connect(lossy_enabled)
+        lossy_enabled()
         self.folder_edit = _folder_row(form, self, start)
         self.audio_button = QPushButton("Export audio")
         self.audio_button.clicked.connect(self.export_audio)
@@ -222,10 +247,10 @@ class ExportDialog(QDialog):
         for v in rec.versions:
             item = QListWidgetItem(f"{v.name}  →  {version_tag(v)}")
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if v.kind == "enhanced" else Qt.CheckState.Unchecked)
+            item.setCheckState(Qt.CheckState.Checked if v.kind.is_result else Qt.CheckState.Unchecked)
             item.setData(Qt.ItemDataRole.UserRole, ("version", v))
             self.version_list.addItem(item)
-            if v.kind == "enhanced" and f"residual ({v.name})" not in names:
+            if v.kind.is_result and f"residual ({v.name})" not in names:
                 # The residual is computed only if it is asked for.
                 r = QListWidgetItem(f"residual ({v.name})  →  {version_tag(v)}.residual")
                 r.setFlags(r.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -278,8 +303,12 @@ class ExportDialog(QDialog):
                 return None
             overwrite = True
         try:
+            lossy = fmt in ("MP3", "OGG", "OPUS")
+            loudness = ((self.loudness_spin.value(), self.ceiling_spin.value())
+                        if self.loudness_check.isChecked() else None)
             files = export_versions(self.recording, versions, folder, format=fmt, subtype=sub,
-                                    rate=self.rate_box.currentData(), overwrite=overwrite)
+                                    rate=self.rate_box.currentData(), overwrite=overwrite,
+                                    quality=self.quality_spin.value() if lossy else None, loudness_target=loudness)
         except WorkbenchError as exc:
             self._fail(str(exc))
             return None
@@ -287,6 +316,10 @@ class ExportDialog(QDialog):
         clipped = sum(f.clipped_samples for f in files)
         note = f"; {clipped} samples beyond full scale were clipped (choose 32-bit float to keep them)" \
             if clipped else ""
+        limited = [f for f in files if f.loudness and f.loudness["limited_db"] < 0]
+        if limited:
+            note += (f"; {len(limited)} file(s) stayed {-min(f.loudness['limited_db'] for f in limited):.1f} dB "
+                     "under the loudness target to keep the true-peak ceiling")
         self._ok(f"Wrote {len(files)} file(s) to {folder}{note}")
         self.exported.emit([f.path for f in files])
         return files

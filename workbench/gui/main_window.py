@@ -21,8 +21,8 @@ from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
+                               QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
@@ -32,6 +32,7 @@ from ..core.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
 from ..core.export import default_export_folder, is_writable_folder
+from .edit_panel import EditPanel
 from .error_list import ProblemList
 from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
@@ -170,7 +171,20 @@ class MainWindow(QMainWindow):
         self.transport.loopChanged.connect(lambda region: setattr(self, "_loop_region", region))
         self.view.seekRequested.connect(self.transport.seek)
         self.view.loopSelected.connect(self.transport.set_loop)
+        self.edit_panel = EditPanel(self.settings)
+        self.edit_panel.attach(doc, self.transport)
+        self.edit_panel.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
+        self.view.loopSelected.connect(self.edit_panel.set_selection)
+        self.transport.loopChanged.connect(self.edit_panel.set_loop)
+        self.view.boxSelected.connect(self.edit_panel.set_box)
+        doc.strengthChanged.connect(self._on_strength_changed)
         self.model_dock = self.add_panel("Models", self.model_panel)
+        # Scrolled: its four groups are taller than a 768-pixel screen leaves for a dock.
+        edit_scroll = QScrollArea()
+        edit_scroll.setWidgetResizable(True)
+        edit_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        edit_scroll.setWidget(self.edit_panel)
+        self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
@@ -296,6 +310,20 @@ class MainWindow(QMainWindow):
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+
+        edit_menu = mb.addMenu("&Edit")
+        self.undo_action = QAction("&Undo", self, shortcut=QKeySequence("Ctrl+Z"))
+        self.undo_action.setToolTip("Undo the last added or deleted version or strength change")
+        self.undo_action.triggered.connect(self.undo)
+        self.redo_action = QAction("&Redo", self, shortcut=QKeySequence("Ctrl+Shift+Z"))
+        self.redo_action.triggered.connect(self.redo)
+        self.delete_version_action = QAction("&Delete shown version", self, shortcut=QKeySequence("Ctrl+Backspace"))
+        self.delete_version_action.setToolTip("Remove the shown version (the original stays; Ctrl+Z brings it back)")
+        self.delete_version_action.triggered.connect(self.delete_shown_version)
+        for act in (self.undo_action, self.redo_action, self.delete_version_action):
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            edit_menu.addAction(act)
+        self.edit_menu = edit_menu
 
         view_menu = mb.addMenu("&View")
         # Menu shortcuts use modifiers so they never steal keys from the spin boxes and combo boxes;
@@ -432,6 +460,31 @@ class MainWindow(QMainWindow):
         self.model_dock.raise_()
         self.model_panel._ask_file()
 
+    def undo(self) -> str | None:
+        """Undo the current recording's last step (Ctrl+Z); says what in the status bar."""
+        label = self.document.undo()
+        self.statusBar().showMessage(f"Undone: {label}" if label else "Nothing to undo", 4000)
+        return label
+
+    def redo(self) -> str | None:
+        label = self.document.redo()
+        self.statusBar().showMessage(f"Redone: {label}" if label else "Nothing to redo", 4000)
+        return label
+
+    def delete_shown_version(self) -> None:
+        rec, v = self.document.recording, self.document.version
+        if rec is None or v is None or v.kind == "original":
+            self.statusBar().showMessage("The original cannot be deleted", 4000)
+            return
+        rec.remove(v)
+        self.statusBar().showMessage(f"Deleted {v.name} (Ctrl+Z brings it back)", 4000)
+
+    def _on_strength_changed(self, rec: Recording, version: Version) -> None:
+        """A strength was committed (or undone): the panes show the new mix (Measure scores it anew)."""
+        if rec is self.document.recording and version is self.document.version:
+            channel = min(self.document.channel, version.source.channels - 1)
+            self.view.set_source(version.source, f"{rec.name} [{version.name}]", channel, keep_view=True)
+
     def metrics_by_version(self) -> dict[str, dict[str, float]]:
         """The metrics panel's results as ``{version name: {metric: value}}`` (values that exist)."""
         return {name: {k: m.value for k, m in sc.metrics.items() if m.value is not None}
@@ -561,7 +614,7 @@ class MainWindow(QMainWindow):
             return
         channel = self.document.channel
         if v.kind == "original":
-            enhanced = [x for x in rec.versions if x.kind == "enhanced"]
+            enhanced = [x for x in rec.versions if x.kind.is_result]
             if not enhanced:
                 self.view.set_difference_partner(None)
                 return
@@ -633,7 +686,7 @@ class MainWindow(QMainWindow):
             if v.kind == "residual":
                 continue
             out.append((v.name, v, None))
-            if v.kind == "enhanced":
+            if v.kind.is_result:
                 r = residuals.pop(v.name, None)
                 out.append((f"residual ({v.name})", r, None if r is not None else v))
         out += [(r.name, r, None) for r in residuals.values()]  # residuals whose enhanced version is gone
@@ -920,6 +973,7 @@ class MainWindow(QMainWindow):
         self._list_models_timer.stop()
         self.transport.shutdown()
         self.model_panel.shutdown()
+        self.edit_panel.shutdown()
         self.metrics_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):

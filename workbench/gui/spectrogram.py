@@ -83,14 +83,17 @@ def _shift_held(ev) -> bool:
 
 
 class _RegionViewBox(pg.ViewBox):
-    """A view box where Shift + left drag selects a time region (the loop) instead of panning or zooming.
+    """A view box where Shift + left drag selects a time region (the loop) and Ctrl + left drag a
+    time-frequency rectangle (spectral repair), instead of panning or zooming.
 
-    ``on_region(start_s, stop_s, finished)`` is called while dragging and once more at the release.
+    ``on_region(start_s, stop_s, finished)`` is called while dragging and once more at the release;
+    ``on_box(self, x0, x1, y0, y1, finished)`` likewise, in view coordinates (seconds, scaled frequency).
     """
 
-    def __init__(self, on_region, **kwargs):
+    def __init__(self, on_region, on_box=None, **kwargs):
         super().__init__(**kwargs)
         self._on_region = on_region
+        self._on_box = on_box
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (pyqtgraph naming)
         if ev.button() == Qt.MouseButton.LeftButton and _shift_held(ev):
@@ -98,6 +101,14 @@ class _RegionViewBox(pg.ViewBox):
             a = self.mapSceneToView(ev.buttonDownScenePos()).x()
             b = self.mapSceneToView(ev.scenePos()).x()
             self._on_region(min(a, b), max(a, b), ev.isFinish())
+            return
+        if (self._on_box is not None and ev.button() == Qt.MouseButton.LeftButton
+                and ev.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            ev.accept()
+            p0 = self.mapSceneToView(ev.buttonDownScenePos())
+            p1 = self.mapSceneToView(ev.scenePos())
+            self._on_box(self, min(p0.x(), p1.x()), max(p0.x(), p1.x()), min(p0.y(), p1.y()),
+                         max(p0.y(), p1.y()), ev.isFinish())
             return
         super().mouseDragEvent(ev, axis)
 
@@ -123,14 +134,14 @@ def _loop_region() -> pg.LinearRegionItem:
 class _Pane:
     """One plot with its colour bar, crosshair and the tile images it currently shows."""
 
-    def __init__(self, name: str, scale: FreqScale, on_region=None, horizontal_bar: bool = False):
+    def __init__(self, name: str, scale: FreqScale, on_region=None, horizontal_bar: bool = False, on_box=None):
         self.name = name
         # The title is its own layout cell spanning plot and colour bar, so a bar never covers it.
         self.title = pg.LabelItem("", color="#d8dde6", size="10pt")
         self.bar_caption = ""   # plain text of the colour bar's label (unit, masking)
         self.axis = FrequencyAxis(scale)
         self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()},
-                                viewBox=_RegionViewBox(on_region or (lambda a, b, done: None)))
+                                viewBox=_RegionViewBox(on_region or (lambda a, b, done: None), on_box))
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.getViewBox().setDefaultPadding(0.0)
@@ -149,6 +160,11 @@ class _Pane:
         self.playhead.hide()
         self.loop = _loop_region()
         self.plot.addItem(self.loop, ignoreBounds=True)
+        # The time-frequency selection (Ctrl + drag), in view coordinates.
+        self.box = pg.PlotCurveItem(pen=pg.mkPen((120, 200, 255), width=1.5))
+        self.box.setZValue(95)
+        self.box.hide()
+        self.plot.addItem(self.box, ignoreBounds=True)
         self.items: dict[TileKey, pg.ImageItem] = {}
 
 
@@ -166,6 +182,8 @@ class SpectrogramView(QWidget):
             (seconds).
         loopSelected(float, float): a Shift + drag on a pane or the overview selected ``(start_s, stop_s)``
             (emitted at the release; :meth:`set_loop_region` shows a region).
+        boxSelected(float, float, float, float): a Ctrl + drag on a pane selected ``(t0_s, t1_s, f0_hz,
+            f1_hz)`` (emitted at the release; the rectangle stays drawn until :meth:`clear_box`).
     """
 
     painted = Signal()
@@ -177,6 +195,7 @@ class SpectrogramView(QWidget):
     magnitudeRangeDragged = Signal(float, float)
     seekRequested = Signal(float)
     loopSelected = Signal(float, float)
+    boxSelected = Signal(float, float, float, float)
 
     def __init__(self, parent: QWidget | None = None, *, cache_bytes: int = 256 << 20, threads: int = 2):
         super().__init__(parent)
@@ -285,7 +304,8 @@ class SpectrogramView(QWidget):
         row_layout = self.display.layout == "row"
         # Side by side, the colour bars go under the plots: four vertical bars and their labels would
         # take the width the plots need at 1366 px.
-        self.panes = {name: _Pane(name, self.scale, self._on_region_selecting, horizontal_bar=row_layout)
+        self.panes = {name: _Pane(name, self.scale, self._on_region_selecting, horizontal_bar=row_layout,
+                                   on_box=self._on_box_selecting)
                       for name in PANES}
         grid = self.graphics.ci.layout
         if row_layout:
@@ -623,6 +643,28 @@ class SpectrogramView(QWidget):
         self.set_loop_region(a, b)
         if finished:
             self.loopSelected.emit(a, b)
+
+    def _on_box_selecting(self, viewbox, x0: float, x1: float, y0: float, y1: float, finished: bool) -> None:
+        """Ctrl + drag on a pane: draw the rectangle there; at the release emit ``boxSelected(t0_s, t1_s,
+        f0_hz, f1_hz)`` (the frequency axis may be log or mel: converted back to Hz)."""
+        if self.source is None:
+            return
+        duration = self.source.frames / self.sample_rate
+        x0, x1 = max(0.0, min(x0, duration)), max(0.0, min(x1, duration))
+        for pane in self.panes.values():
+            if pane.plot.getViewBox() is viewbox:
+                pane.box.setData([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
+                pane.box.show()
+            else:
+                pane.box.hide()
+        if finished:
+            f0, f1 = float(self.scale.inv(y0)), float(self.scale.inv(y1))
+            nyquist = self.sample_rate / 2
+            self.boxSelected.emit(x0, x1, max(0.0, min(f0, nyquist)), max(0.0, min(f1, nyquist)))
+
+    def clear_box(self) -> None:
+        for pane in self.panes.values():
+            pane.box.hide()
 
     def _on_click(self, ev, overview: bool = False) -> None:
         """A plain left click (no drag, no modifier) on a pane or the overview seeks there."""
