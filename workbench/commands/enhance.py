@@ -115,7 +115,9 @@ def run(args) -> int:
         # Refused before the model loads: an input, a folder/FIFO/device, an existing file without --overwrite.
         check_output_target(out_arg, inputs=protected, overwrite=args.overwrite)
         output_format(out_arg)
-    enhancer = load_enhancer(args.model)  # a model that cannot load is one error for the whole run
+    # A model that cannot load is one error for the whole run; model files run in a worker process
+    # (Ctrl-C stops them at once, a hanging call hits its time budget).
+    enhancer = load_enhancer(args.model, isolate=True)
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
