@@ -190,7 +190,8 @@ class IsolatedEnhancer(Enhancer):
 
     def interrupt(self) -> None:
         """Stop the running call now (thread-safe; the GUI's Cancel): the child is terminated and the
-        waiting call raises :class:`Cancelled`. The next call starts a fresh child."""
+        waiting call (or, between calls, the next one) raises :class:`Cancelled`. The call after that
+        starts a fresh child."""
         self._interrupted = True
         proc = self._proc
         if proc is not None and proc.is_alive():
@@ -202,6 +203,7 @@ class IsolatedEnhancer(Enhancer):
         try:
             while True:
                 if self._interrupted:
+                    self._interrupted = False
                     raise Cancelled("cancelled on request")
                 try:
                     ready = conn.poll(POLL_S)
@@ -217,6 +219,7 @@ class IsolatedEnhancer(Enhancer):
                     if status == "error":
                         raise ModelError(value)
                 if self._interrupted:
+                    self._interrupted = False
                     raise Cancelled("cancelled on request")
                 if not proc.is_alive() and not conn.poll(0):
                     code = proc.exitcode
@@ -239,6 +242,10 @@ class IsolatedEnhancer(Enhancer):
 
     def _call(self, msg: tuple, samples: int):
         with self._lock:
+            if self._interrupted:  # a Cancel that arrived between calls stops this one
+                self._interrupted = False
+                self._stop()
+                raise Cancelled("cancelled on request")
             if not self._alive():
                 self._start()
             try:
