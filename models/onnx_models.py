@@ -128,7 +128,7 @@ def make_session(path: str | Path, threads: int | None = None) -> ort.InferenceS
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # fatal only: errors reach the user once, as our one-line message
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:

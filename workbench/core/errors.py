@@ -60,6 +60,13 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
         text = lines[-1]
     if text.startswith("[ONNXRuntimeError]"):
         text = text.split(" : ", 3)[-1]  # "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : msg" -> "msg"
+    if "Status Message: " in text:
+        # "... while running Reshape node. Name:'' Status Message: /onnxruntime_src/...h:91 fn(...) cond
+        # was false. The input tensor cannot be reshaped ..." -> the node and the plain sentence.
+        head, detail = text.split("Status Message: ", 1)
+        if " was false. " in detail:
+            detail = detail.split(" was false. ", 1)[1]
+        text = head.split(". Name:")[0].rstrip(". ") + ": " + detail
     name = type(exc).__name__
     if not text.startswith(name) and ":" not in text[:40]:
         text = f"{name}: {text}"
