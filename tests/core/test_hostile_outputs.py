@@ -249,3 +249,24 @@ def test_float_source_beyond_full_scale_warns_when_written_as_pcm(tmp_path, caps
     assert main(["enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "o.flac"), "--subtype", "FLOAT",
                  "--quiet"]) == 2
     assert "FLAC cannot hold FLOAT" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ item 11: pairs
+def test_evaluation_warns_about_length_mismatch_and_missing_references(tmp_path, capsys):
+    d = tmp_path / "pairs"
+    d.mkdir()
+    rng = np.random.default_rng(3)
+    sf.write(d / "a_clean.wav", _tone(16000), 16000)
+    sf.write(d / "a_noisy.wav", np.tile(_tone(16000), 3) + 0.01 * rng.standard_normal(48000).astype(np.float32),
+             16000)
+    sf.write(d / "b_noisy.wav", _tone(16000), 16000)  # no b_clean.wav
+    out = tmp_path / "r.csv"
+    assert main(["evaluate", str(d), "--no-dnsmos", "--metrics", "snr", "--csv", str(out)]) == 0
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 2
+    assert any("a_noisy.wav" in w and "3.00 s long, 2.00 s longer" in w for w in warnings)
+    assert any("b_noisy.wav" in w and "no clean reference" in w for w in warnings)
+    from workbench.core.evaluation import read_csv
+
+    rows = [r for r in read_csv(out) if r["metric"] == "warning"]
+    assert len(rows) == 2 and {os.path.basename(r["file"]) for r in rows} == {"a_noisy.wav", "b_noisy.wav"}

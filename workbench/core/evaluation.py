@@ -124,6 +124,8 @@ class EvaluationResult:
     elapsed_s: dict[str, float] = field(default_factory=dict)
     #: every file the evaluation read (noisy, clean, precomputed outputs): never written over.
     inputs: list[Path] = field(default_factory=list)
+    #: one line per file that was skipped or scored with a caveat (no clean partner, lengths differ).
+    warnings: list[str] = field(default_factory=list)
 
     def summaries(self) -> dict[tuple[str, str], Summary]:
         """``{(system, metric): Summary}``."""
@@ -178,7 +180,10 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     Raises:
         WorkbenchError: no pairs, a missing precomputed output, an unreadable file, or a model error.
     """
-    pair_list = find_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    unpaired: list[Path] = []
+    pair_list = find_pairs(pairs, unpaired) if isinstance(pairs, (str, Path)) else list(pairs)
+    warnings = [f"{p}: no clean reference beside it ({p.stem.rsplit('_', 1)[0]}_clean{p.suffix} or "
+                f"clean/{p.name}); not evaluated" for p in unpaired]
     if not pair_list:
         raise WorkbenchError("no noisy/clean pairs to evaluate")
     wanted = list(INTRUSIVE_METRICS if metrics is None else metrics)
@@ -209,6 +214,10 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     for pair in pair_list:
         clean, clean_sr = _load_mono(pair.clean)
         noisy, noisy_sr = _load_mono(pair.noisy)
+        mismatch = length_mismatch(len(clean) / clean_sr, len(noisy) / noisy_sr)
+        if mismatch:
+            warnings.append(f"{pair.noisy}: {mismatch} than its clean reference {pair.clean.name}; "
+                            "scored on the overlap only")
         for name, system in systems:
             yield Progress(done / total, f"{pair.name}: {name}")
             if system is None:
@@ -229,7 +238,21 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
             done += 1
     yield Progress(1.0, "done")
     return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed,
-                            inputs=pair_inputs(pair_list))
+                            inputs=pair_inputs(pair_list), warnings=warnings)
+
+
+#: Noisy and clean may differ by this much (seconds, or this fraction of the clean length) unremarked.
+LENGTH_TOLERANCE_S = 0.05
+LENGTH_TOLERANCE_FRACTION = 0.01
+
+
+def length_mismatch(clean_s: float, noisy_s: float) -> str | None:
+    """``"3.00 s long, 2.00 s longer"`` style words when the noisy file's duration differs from the
+    clean one's by more than ``max(LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_FRACTION * clean_s)``."""
+    diff = noisy_s - clean_s
+    if abs(diff) <= max(LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_FRACTION * clean_s):
+        return None
+    return f"{noisy_s:.2f} s long, {abs(diff):.2f} s {'longer' if diff > 0 else 'shorter'}"
 
 
 # ------------------------------------------------------------------------------------------ outputs
@@ -240,7 +263,8 @@ CSV_COLUMNS = ("file", "model", "metric", "value", "unit", "reason", "lag_sample
 def write_csv(result: EvaluationResult, path: str | Path, *, overwrite: bool = False) -> Path:
     """Long-form CSV, one row per measurement: ``file, model, metric, value, unit, reason, lag_samples``.
 
-    ``value`` is empty when the metric could not be computed (``reason`` says why). Written through
+    ``value`` is empty when the metric could not be computed (``reason`` says why); each of
+    ``result.warnings`` is a row with metric ``warning`` (file, then the caveat as reason). Written through
     :func:`~workbench.core.audio_io.atomic_output`: never over a file the evaluation read
     (``result.inputs``), a non-regular file, or an existing file without ``overwrite``.
     """
@@ -252,6 +276,8 @@ def write_csv(result: EvaluationResult, path: str | Path, *, overwrite: bool = F
             for m in result.measurements:
                 w.writerow([m.file, m.model, m.metric, "" if m.value is None else repr(float(m.value)), m.unit,
                             m.reason, "" if m.lag_samples is None else m.lag_samples])
+            for text in result.warnings:  # metric "warning": the caveat in the reason column
+                w.writerow([text.split(": ", 1)[0], "", "warning", "", "", text.split(": ", 1)[-1], ""])
     return path
     return path
 
