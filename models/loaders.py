@@ -54,15 +54,23 @@ _PICKLE_SCAN_MAX_BYTES = 32 << 20
 _PICKLE_SCAN_MAX_OPS = 2_000_000
 
 
+def _is_zip(path: Path) -> bool:
+    """``zipfile.is_zipfile`` that never raises (it does raise BadZipFile on some damaged end records)."""
+    try:
+        return zipfile.is_zipfile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+
+
 def check_zip_sizes(path: Path) -> None:
     """Refuse a zip whose entries would inflate far beyond the file (checked from the central directory,
     before anything is inflated). No-op for files that are not zips."""
-    if not zipfile.is_zipfile(path):
+    if not _is_zip(path):
         return
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return  # not readable as a zip: the loaders say so in their own words
     total = sum(i.file_size for i in infos)
     if total > _ZIP_MAX_TOTAL_BYTES:
@@ -77,12 +85,12 @@ def check_zip_sizes(path: Path) -> None:
 def is_torchscript_archive(path: Path) -> bool:
     """TorchScript archives are zips with ``<root>/constants.pkl`` and ``<root>/code/`` entries
     (a plain ``torch.save`` zip has ``data.pkl`` but no compiled code)."""
-    if not zipfile.is_zipfile(path):
+    if not _is_zip(path):
         return False
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # names that are not UTF-8, cut-off archives
         return False
     has_constants = any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in names)
     has_code = any("/code/" in n or n.startswith("code/") for n in names)
@@ -117,7 +125,7 @@ def pickle_wants_code(path: Path) -> bool:
     """True when the file (or the ``data.pkl`` of a torch.save zip) is a well-formed pickle whose opcodes
     import names or call objects. Only *reads* the opcode stream with :mod:`pickletools`; nothing runs."""
     try:
-        if zipfile.is_zipfile(path):
+        if _is_zip(path):
             with zipfile.ZipFile(path) as zf:
                 info = next((i for i in zf.infolist() if i.filename.endswith("data.pkl")), None)
                 if info is None or info.file_size > _PICKLE_SCAN_MAX_BYTES:
@@ -126,7 +134,7 @@ def pickle_wants_code(path: Path) -> bool:
         else:
             with open(path, "rb") as fh:
                 data = fh.read(_PICKLE_SCAN_MAX_BYTES)
-    except (OSError, zipfile.BadZipFile, ValueError):
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
         return False
     stream = io.BytesIO(data)
     ops = 0
@@ -151,13 +159,13 @@ def pickle_wants_code(path: Path) -> bool:
 def _check_pickle_size(path: Path) -> None:
     """Refuse a checkpoint whose pickle part is far larger than any state dict's (an opcode flood)."""
     try:
-        if zipfile.is_zipfile(path):
+        if _is_zip(path):
             with zipfile.ZipFile(path) as zf:
                 info = next((i for i in zf.infolist() if i.filename.endswith("data.pkl")), None)
             size = info.file_size if info is not None else 0
         else:
             size = 0  # legacy files hold pickle and tensor data interleaved; torch reads them in one pass
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return
     if size > _PICKLE_SCAN_MAX_BYTES:
         raise ModelError(f"{path}: its pickle (data.pkl) is {size} bytes, more than a state dict needs "
