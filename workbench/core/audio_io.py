@@ -267,20 +267,50 @@ _ISOLATED_PROBE_FORMATS = {"OGG", "MP3"}
 #: Seconds a child probe may take (seeking in a long MP3 scans it) before it is stopped and reported.
 TAIL_PROBE_TIMEOUT_S = 60.0
 
-#: The child's program: seek near the end, decode, print how many frames came back (or the error).
+#: The child's program: open with libsndfile through ctypes (no numpy or soundfile import, so the child
+#: starts in tens of milliseconds), seek near the end, decode, print the frames that came back or the
+#: error. argv: path, first frame, frames wanted, libsndfile's path.
 _TAIL_PROBE_CHILD = """
-import os, sys
-try:
-    import soundfile as sf
-    path = os.fsencode(sys.argv[1])
-    start, want = int(sys.argv[2]), int(sys.argv[3])
-    with sf.SoundFile(path) as fh:
-        fh.seek(start)
-        got = fh.read(want, dtype="float32", always_2d=True).shape[0]
-    sys.stdout.write("OK %d\\n" % got)
-except Exception as exc:
-    sys.stdout.write("ERR " + " ".join(str(exc).split()) + "\\n")
+import ctypes, os, sys
+class Info(ctypes.Structure):
+    _fields_ = [("frames", ctypes.c_int64), ("samplerate", ctypes.c_int), ("channels", ctypes.c_int),
+                ("format", ctypes.c_int), ("sections", ctypes.c_int), ("seekable", ctypes.c_int)]
+lib = ctypes.CDLL(sys.argv[4])
+lib.sf_open.restype = ctypes.c_void_p
+lib.sf_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(Info)]
+lib.sf_strerror.restype = ctypes.c_char_p
+lib.sf_strerror.argtypes = [ctypes.c_void_p]
+lib.sf_seek.restype = ctypes.c_int64
+lib.sf_seek.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+lib.sf_readf_float.restype = ctypes.c_int64
+lib.sf_readf_float.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64]
+lib.sf_close.argtypes = [ctypes.c_void_p]
+def say(text):
+    sys.stdout.write(text + "\\n")
+    sys.exit(0)
+info = Info()
+handle = lib.sf_open(os.fsencode(sys.argv[1]), 0x10, ctypes.byref(info))
+if not handle:
+    say("ERR " + (lib.sf_strerror(None) or b"cannot open").decode("utf-8", "replace"))
+start, want = int(sys.argv[2]), int(sys.argv[3])
+if lib.sf_seek(handle, start, 0) < 0:
+    say("ERR " + (lib.sf_strerror(handle) or b"seek failed").decode("utf-8", "replace"))
+buf = (ctypes.c_float * (max(want, 1) * max(info.channels, 1)))()
+got = lib.sf_readf_float(handle, buf, want)
+lib.sf_close(handle)
+say("OK %d" % max(got, 0))
 """
+
+
+def _libsndfile_path() -> str | None:
+    """The libsndfile soundfile loaded (its bundled copy, else the system's), for the probe child."""
+    for name in ("_full_path", "_libname", "_explicit_libname"):
+        value = getattr(sf, name, None)
+        if isinstance(value, str) and value:
+            return value
+    import ctypes.util
+
+    return ctypes.util.find_library("sndfile")
 
 
 def _tail_problem(info, start: int, got: int | None, error: str | None) -> str | None:
@@ -313,9 +343,12 @@ def _probe_tail_isolated(path: Path, info, fmt: str) -> str | None:
 
     start = max(int(info.frames) - _TAIL_PROBE_FRAMES, 0)
     want = int(info.frames) - start
+    lib = _libsndfile_path()
+    if lib is None:
+        return _probe_tail_in_process(path, info, quiet=fmt == "MP3")
     try:
-        done = subprocess.run([sys.executable, "-I", "-c", _TAIL_PROBE_CHILD, native_path(path), str(start),
-                               str(want)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", _TAIL_PROBE_CHILD, native_path(path), str(start),
+                               str(want), lib], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, timeout=TAIL_PROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         return (f"the {fmt} decoder did not finish reading the end of the stream within "
@@ -343,7 +376,7 @@ def _probe_tail(path: Path, info: sf._SoundFileInfo, quiet: bool, fmt: str = "")
     FLAC, Ogg and MP3 headers state a length (STREAMINFO, granule positions, the Xing/LAME tag) that a
     cut-off file no longer holds. libsndfile opens such a file happily and fails or comes up short only
     when decoding reaches the cut, so we seek there now, at the cost of decoding one short block. For
-    the formats in :data:`_ISOLATED_PROBE_FORMATS` this runs in a child process (about 0.2 s), so a
+    the formats in :data:`_ISOLATED_PROBE_FORMATS` this runs in a child process (tens of ms), so a
     decoder that crashes on a hostile file cannot take the program or the window down.
     """
     if fmt in _ISOLATED_PROBE_FORMATS:
