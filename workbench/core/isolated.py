@@ -89,6 +89,13 @@ def _child_main(conn, spec: str) -> None:  # pragma: no cover - runs in the chil
                 if stream is not None:
                     stream.close()
                 result = None
+            elif op == "call":  # a named function of the workbench applied to the model, e.g. MAC counting
+                module, _, name = msg[1].partition(":")
+                if not module.startswith("workbench."):
+                    raise ValueError(f"refusing to call {msg[1]!r} in the model process")
+                import importlib
+
+                result = getattr(importlib.import_module(module), name)(enh, *msg[2])
             elif op == "close":
                 for stream in streams.values():
                     stream.close()
@@ -266,6 +273,17 @@ class IsolatedEnhancer(Enhancer):
             sid = next(self._sids)
             self._call(("stream", sid), 0)
             return _IsolatedStream(self, sid, self._generation)
+
+    def call_in_worker(self, function: str, *args, budget_s: float = CALL_BUDGET_BASE_S):
+        """Run ``function(model, *args)`` in the worker (``"workbench.core.probes:count_macs_per_second"``),
+        for measurements that need the model object itself; arguments and result are pickled."""
+        with self._lock:
+            saved = self.call_budget_s
+            self.call_budget_s = budget_s
+            try:
+                return self._call(("call", function, args), 0)
+            finally:
+                self.call_budget_s = saved
 
     def close(self) -> None:
         with self._lock:

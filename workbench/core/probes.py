@@ -346,6 +346,9 @@ def count_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | N
     Πkernel``), ``Linear`` (``out.numel() · in_features``), and ``RNN/GRU/LSTM`` (``steps · batch · dirs ·
     gates · (in·h + h·h)`` per layer, gates 1/3/4); divides by ``seconds``.
     """
+    remote = getattr(enhancer, "call_in_worker", None)
+    if remote is not None:  # the model lives in a worker process (workbench.core.isolated): count there
+        return remote("workbench.core.probes:count_macs_per_second", seconds)
     modules = _torch_modules(enhancer)
     if not modules:
         return None
