@@ -54,7 +54,8 @@ def run(args) -> int:
     if args.csv and args.plot and is_same_file(args.csv, args.plot):
         raise WorkbenchError(f"{args.csv}: --csv and --plot name the same file")
     tty = sys.stderr.isatty()
-    result = run_to_end(evaluate(args.pairs_dir, args.model, dnsmos=not args.no_dnsmos, metrics=metrics),
+    result = run_to_end(evaluate(args.pairs_dir, args.model, dnsmos=not args.no_dnsmos, metrics=metrics,
+                                 isolate_models=True),
                         (lambda p: print(f"\r{p.message[:70]:70s}", end="", file=sys.stderr)) if tty else None)
     if tty:
         print(file=sys.stderr)

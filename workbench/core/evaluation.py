@@ -164,7 +164,7 @@ def _load_mono(path: Path) -> tuple[np.ndarray, int]:
 
 
 def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *, dnsmos: bool = True,
-             metrics: Iterable[str] | None = None, include_noisy: bool = True
+             metrics: Iterable[str] | None = None, include_noisy: bool = True, isolate_models: bool = False
              ) -> Generator[Progress, None, EvaluationResult]:
     """Run every system on every pair and measure it; a generator yielding :class:`Progress`.
 
@@ -173,6 +173,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         models: model specs, loaded :class:`Enhancer` s, or ``file:TAG`` for precomputed outputs.
         dnsmos: also compute DNSMOS SIG/BAK/OVRL/P.808.
         metrics: intrusive metric keys (default all).
+        isolate_models: load model files in a worker process (see ``load_enhancer(isolate=True)``).
 
     Returns:
         :class:`EvaluationResult` (long form, one :class:`Measurement` per file, system and metric).
@@ -202,7 +203,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         else:
             from .registry import load_enhancer  # local: listing models may import heavy packages
 
-            enh = load_enhancer(m)
+            enh = load_enhancer(m, isolate=isolate_models)
             systems.append((enh.info.id, enh))
     names = [s for s, _ in systems]
     if len(set(names)) != len(names):
