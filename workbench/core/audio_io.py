@@ -23,7 +23,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioFileError, NonFiniteAudioError, WorkbenchError
-from .outputs import check_output_target
+from .outputs import check_output_target, is_same_file
 
 #: Frames decoded per block when a whole file is scanned or streamed.
 BLOCK_FRAMES = 1 << 18
@@ -830,14 +830,9 @@ def temp_file_beside(path: Path) -> Path:
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when ``a`` and ``b`` name the same file (hard links and symlinks included)."""
-    a, b = Path(a), Path(b)
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
+    """True when ``a`` and ``b`` name the same file (hard links and symlinks included); see
+    :func:`workbench.core.outputs.is_same_file`."""
+    return is_same_file(a, b)
 
 
 def ensure_folder(folder: str | os.PathLike) -> Path:
