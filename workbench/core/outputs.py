@@ -195,6 +195,11 @@ def plan_batch_outputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                 error = f"{t}: two outputs of this batch would get the same name"
                 break
             resolved_targets.add(r)
+            earlier = next((sources[k] for k in skips if is_same_file(t, sources[k])), None)
+            if earlier is not None:
+                error = (f"{t}: is an input of this batch (an earlier output of {model_tag!r}, skipped), so it "
+                         "is not written over; write to another folder (-o) to make it again")
+                break
             try:
                 check_output_target(t, inputs=every_input, overwrite=overwrite)
             except OutputError as exc:
