@@ -172,10 +172,43 @@ def _check_pickle_size(path: Path) -> None:
                          f"(limit {_PICKLE_SCAN_MAX_BYTES >> 20} MiB); refused")
 
 
+NOT_TORCH = "not a PyTorch checkpoint or TorchScript archive"
+
+
+def not_a_checkpoint(path: Path) -> str | None:
+    """Why ``path`` cannot be a ``torch.save`` file, judged from its container (a zip holding ``data.pkl``)
+    or its first byte (a pickle starts with the PROTO opcode 0x80); ``None`` when it may be one.
+
+    Without this check torch's unpickler reports what it tripped over inside (``pop from empty list``,
+    ``101``), which tells a person nothing about the file.
+    """
+    try:
+        if _is_zip(path):
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+            if any(n.endswith("data.pkl") for n in names):
+                return None
+            return f"{NOT_TORCH} (a zip archive without data.pkl or TorchScript code)"
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        return f"cannot be read ({exc})"
+    if head[:1] == b"\x80":
+        return None
+    text = head.decode("utf-8", "replace")
+    if head and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+        first = text.splitlines()[0][:40] if text.strip() else ""
+        return f"{NOT_TORCH} (a text file starting {first!r})"
+    return f"{NOT_TORCH} (unrecognised binary data)"
+
+
 def load_checkpoint(path: Path) -> Enhancer:
     """A PyTorch checkpoint of an architecture defined in this package (weights only, never code)."""
     check_zip_sizes(path)
     _check_pickle_size(path)
+    why = not_a_checkpoint(path)
+    if why is not None:
+        raise ModelError(f"{path}: {why}")
     try:
         with warnings.catch_warnings():
             # Old checkpoints (e.g. GTCRN's) use pickle protocol 4; torch warns but loads them fine.
@@ -191,7 +224,7 @@ def load_checkpoint(path: Path) -> Enhancer:
                          "archive)") from None
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelError(f"{path}: cannot be read as a PyTorch checkpoint ({first[:300]})") from None
+        raise ModelError(f"{path}: a damaged or truncated PyTorch checkpoint (torch.load: {first[:200]})") from None
     sd = unwrap_state_dict(obj)
     if sd is None:
         kind = type(obj).__name__

@@ -239,6 +239,8 @@ class ModelCard:
             exactly as in the authors' reference runs).
         causal: declared causality.
         signature: ``{"inputs": {name: shape}, "outputs": {...}}`` to recognise the graph without a card.
+        outputs: names of a waveform model's several outputs (``["speech", "noise"]``), in order; see
+            :func:`waveform_output_count`. Empty: one output, or ``output1``, ``output2`` ...
         path: where the card was read from.
     """
 
@@ -266,6 +268,7 @@ class ModelCard:
     url: str = ""
     signature: dict = field(default_factory=dict)
     stages: dict = field(default_factory=dict)
+    outputs: list = field(default_factory=list)
     path: Path | None = None
 
     @property
@@ -449,6 +452,14 @@ class OnnxWaveformEnhancer(Enhancer):
         self.session, self.sig = session, sig
         self.input = sig.inputs[0]
         self.output = sig.outputs[0]
+        self.n_out = waveform_output_count(sig)
+        names = tuple(card.outputs) if card and card.outputs else (
+            ("enhanced",) if self.n_out == 1 else
+            tuple(o.name for o in sig.outputs) if len(sig.outputs) > 1 else
+            tuple(f"output{k + 1}" for k in range(self.n_out)))
+        if len(names) != self.n_out:
+            raise ModelError(f"{card.path if card else path}: the card names {len(names)} outputs "
+                             f"({', '.join(names)}) but the graph returns {self.n_out} ({sig.describe()})")
         rate = card.sample_rate if card else DEFAULT_RATE
         note = (f"rate {rate} Hz from the card {card.path}" if card else
                 f"no model card: assuming {DEFAULT_RATE} Hz and no delay; add {path.name}.toml with "
@@ -457,7 +468,7 @@ class OnnxWaveformEnhancer(Enhancer):
             **card_identity(card, path, "onnx", "ONNX waveform-in/waveform-out model"), sample_rate=rate,
             causal=card.causal if card else None,
             latency_samples=0, family="time-domain", processing="offline", source=str(path),
-            parameters=stored_weights(path),
+            parameters=stored_weights(path), outputs=names,
             extra={"format": "ONNX waveform graph", "signature": sig.describe(), "note": note})
         self._latency = card.latency_samples if card else 0
 
@@ -467,10 +478,13 @@ class OnnxWaveformEnhancer(Enhancer):
         # A model with a known delay gets that many zeros appended, so its delayed tail is not lost.
         padded = np.concatenate([np.asarray(audio, np.float32), np.zeros(self._latency, np.float32)])
         x = padded.reshape((1,) * (rank - 1) + (len(padded),))
-        y = np.asarray(self.session.run([self.output.name], {self.input.name: x})[0]).reshape(-1)
-        if len(y) != len(padded):
-            raise ModelError(f"model {self.info.id!r} returned {len(y)} samples for {len(padded)}")
-        return y[self._latency:self._latency + n].astype(np.float32, copy=False)
+        res = self.session.run([o.name for o in self.sig.outputs], {self.input.name: x})
+        y = np.concatenate([np.asarray(r).reshape(-1) for r in res])
+        if len(y) != self.n_out * len(padded):
+            raise ModelError(f"model {self.info.id!r} returned {len(y)} samples for {len(padded)}"
+                             + (f" x {self.n_out} outputs" if self.n_out > 1 else ""))
+        y = y.reshape(self.n_out, len(padded))[:, self._latency:self._latency + n].astype(np.float32, copy=False)
+        return y[0] if self.n_out == 1 else y
 
     def close(self) -> None:
         self.session = None
@@ -647,11 +661,32 @@ class OnnxSpectralEnhancer(Enhancer):
 # --------------------------------------------------------------------------------------------------------
 
 def _is_waveform(sig: Signature) -> bool:
-    if len(sig.inputs) != 1 or len(sig.outputs) != 1:
-        return False
-    i, o = sig.inputs[0], sig.outputs[0]
-    return (i.type == o.type == "tensor(float)" and 1 <= len(i.shape) <= 3 and len(i.shape) == len(o.shape)
-            and i.shape[-1] is None and all(d in (1, None) for d in i.shape[:-1]))
+    return waveform_output_count(sig) > 0
+
+
+def waveform_output_count(sig: Signature) -> int:
+    """How many signals a waveform graph returns (0: not a waveform graph).
+
+    One float input ``(T,)``, ``(1, T)`` or ``(1, 1, T)`` with a dynamic time axis, and either
+    ``k`` float outputs of the input's shape (one signal each), or one float output whose last axis is
+    dynamic time and whose other axes are fixed with product ``k`` (``(2, T)``, ``(1, 2, T)``: k = 2)."""
+    if len(sig.inputs) != 1 or not sig.outputs:
+        return 0
+    i = sig.inputs[0]
+    if not (i.type == "tensor(float)" and 1 <= len(i.shape) <= 3 and i.shape[-1] is None
+            and all(d in (1, None) for d in i.shape[:-1])):
+        return 0
+    if all(o.type == "tensor(float)" and len(o.shape) == len(i.shape) and o.shape[-1] is None
+           and all(d in (1, None) for d in o.shape[:-1]) for o in sig.outputs):
+        return len(sig.outputs)
+    (o,) = sig.outputs if len(sig.outputs) == 1 else (None,)
+    if o is None or o.type != "tensor(float)" or len(o.shape) < 2 or o.shape[-1] is not None:
+        return 0
+    lead = o.shape[:-1]
+    if any(d is None for d in lead):
+        return 0
+    k = int(np.prod(lead))
+    return k if k > 1 else 0
 
 
 def expected_formats() -> str:

@@ -3,7 +3,9 @@
 Two forms are understood:
 
 * **waveform** modules (default): ``forward(x)`` with ``x`` float32 ``(1, T)``, ``(T,)`` or ``(1, 1, T)``
-  returns enhanced audio of the same number of samples. The accepted rank is found at load time by
+  returns enhanced audio of the same number of samples — or ``k`` signals (``(k, T)``, ``(1, k, T)``) for
+  a model with several outputs, named by the card's ``outputs = ["speech", "noise"]`` (else
+  ``output1`` ...). The accepted rank is found at load time by
   running a short probe signal. Sample rate and delay come from a card next to the file
   (``model.pt.toml`` etc., fields ``sample_rate``, ``latency_samples``, ``kind = "waveform"``), else
   16 kHz and no delay are assumed and the model panel says so.
@@ -95,7 +97,12 @@ class TorchScriptWaveformEnhancer(Enhancer):
         self.module = module
         self.latency = card.latency_samples if card else 0
         rate = card.sample_rate if card else DEFAULT_RATE
-        self.rank = self._probe_rank(path, rate)
+        self.rank, self.n_out = self._probe_rank(path, rate)
+        names = tuple(card.outputs) if card and card.outputs else (
+            ("enhanced",) if self.n_out == 1 else tuple(f"output{k + 1}" for k in range(self.n_out)))
+        if len(names) != self.n_out:
+            raise ModelError(f"{card.path}: the card names {len(names)} outputs ({', '.join(names)}) but the "
+                             f"module returns {self.n_out}")
         params = sum(p.numel() for p in module.parameters())
         note = (f"rate and delay from the card {card.path}" if card else
                 f"no model card: assuming {DEFAULT_RATE} Hz and no delay; add {path.name}.toml with "
@@ -104,10 +111,11 @@ class TorchScriptWaveformEnhancer(Enhancer):
             **card_identity(card, path, "torchscript", "TorchScript waveform-in/waveform-out model"),
             sample_rate=rate, causal=card.causal if card else None, latency_samples=0,
             family="time-domain", processing="offline", source=str(path), parameters=params or None,
-            extra={"format": f"TorchScript, input rank {self.rank}", "note": note})
+            outputs=names, extra={"format": f"TorchScript, input rank {self.rank}", "note": note})
 
-    def _probe_rank(self, path: Path, rate: int) -> int:
-        """Input rank (1, 2 or 3) the module accepts, tried on 0.1 s of quiet noise."""
+    def _probe_rank(self, path: Path, rate: int) -> tuple[int, int]:
+        """Input rank (1, 2 or 3) the module accepts, tried on 0.1 s of quiet noise, and how many signals
+        it returns (``(…, T)`` one; ``(k, T)`` or ``(1, k, T)`` with k > 1: k outputs)."""
         n = max(rate // 10, 16)
         probe = torch.from_numpy(np.random.default_rng(0).normal(0, 0.01, n).astype(np.float32))
         errors = []
@@ -127,7 +135,9 @@ class TorchScriptWaveformEnhancer(Enhancer):
                 errors.append(f"({', '.join(['1'] * (rank - 1) + ['T'])}): {type(exc).__name__}")
                 continue
             if y.numel() == n:
-                return rank
+                return rank, 1
+            if y.ndim >= 2 and y.shape[-1] == n and y.numel() % n == 0 and y.numel() // n > 1:
+                return rank, y.numel() // n
             errors.append(f"({', '.join(['1'] * (rank - 1) + ['T'])}): returned shape {tuple(y.shape)}")
         raise ModelError(f"{path}: TorchScript module is not a waveform-in/waveform-out model (tried "
                          + "; ".join(errors) + "); a spectral module needs a model card next to the file")
@@ -138,8 +148,9 @@ class TorchScriptWaveformEnhancer(Enhancer):
         padded = np.concatenate([np.asarray(audio, np.float32), np.zeros(self.latency, np.float32)])
         x = torch.from_numpy(padded).reshape((1,) * (self.rank - 1) + (len(padded),))
         with torch.inference_mode():
-            y = _as_tensor(self.module(x)).reshape(-1).float().numpy()
-        return y[self.latency:self.latency + n].astype(np.float32, copy=False)
+            y = _as_tensor(self.module(x)).float().numpy().reshape(self.n_out, -1)
+        y = y[:, self.latency:self.latency + n].astype(np.float32, copy=False)
+        return y[0] if self.n_out == 1 else y
 
 
 class TorchScriptSpectralEnhancer(Enhancer):

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from workbench.core import evaluation as E
-from workbench.core.enhancer import run_to_end
+from workbench.core.enhancer import EnhancerInfo, run_to_end
 from workbench.core.errors import WorkbenchError
 from workbench.core.recording import Recording
 
@@ -124,3 +124,86 @@ def test_failed_metrics_are_rows_with_reasons(tmp_path, rng):
 def test_duplicate_systems_rejected(shared_data):
     with pytest.raises(WorkbenchError, match="once"):
         run_to_end(E.evaluate(shared_data / "dns3", ["file:GTCRN", "file:GTCRN"], dnsmos=False))
+
+
+# ---------------------------------------------------------------- issue 9: the reference must fit the recording
+
+
+def test_alignment_check_tells_a_matching_reference_from_an_unrelated_one(shared_data):
+    noisy, sr = sf.read(shared_data / "dns3/0015_noisy.wav", dtype="float32")
+    own, _ = sf.read(shared_data / "dns3/0015_clean.wav", dtype="float32")
+    other, _ = sf.read(shared_data / "dns3/0016_clean.wav", dtype="float32")
+    good = E.score_signal(noisy, sr, own, sr, dnsmos=False, metrics=["si_sdr"]).alignment
+    assert good is not None and not good.suspicious and good.problems() == []
+    assert good.lag_samples == 0 and abs(good.correlation) > 0.8 and good.max_lag_samples == int(0.25 * sr)
+    bad = E.score_signal(noisy, sr, other, sr, dnsmos=False, metrics=["si_sdr"])
+    assert bad.alignment.suspicious and bad.alignment.low_correlation
+    assert "aligned correlation" in bad.alignment.problems()[0]
+    # A reference at another rate (the same sentence played at half speed) does not line up either.
+    slow = E.resample(own, sr, sr // 2)
+    assert E.score_signal(noisy, sr, slow, sr, dnsmos=False, metrics=["si_sdr"]).alignment.suspicious
+    # No reference, no check.
+    assert E.score_signal(noisy, sr, dnsmos=False).alignment is None
+
+
+def test_alignment_check_flags_the_lag_at_the_search_limit_and_length_differences():
+    check = E.AlignmentCheck(correlation=0.9, lag_samples=-4000, max_lag_samples=4000, sample_rate=16000,
+                             reference_duration_s=5.0, estimate_duration_s=10.0)
+    assert check.lag_at_limit and check.suspicious and check.length_mismatch
+    text = "; ".join(check.problems())
+    assert "at the search limit (±250 ms)" in text and "lengths differ (5.00 s reference, 10.00 s recording)" in text
+    inside = E.AlignmentCheck(0.9, 3990, 4000, 16000, 5.0, 5.2)
+    assert not inside.suspicious and not inside.length_mismatch
+
+
+def test_score_versions_reports_each_part_as_it_finishes(shared_data):
+    rec = Recording(shared_data / "dns3/0015_noisy.wav")
+    rec.add_enhanced(rec.source.read_all() * 0.5, rec.source.sample_rate,
+                     EnhancerInfo("half", "half", "x", 16000, True, 0))
+    clean, sr = sf.read(shared_data / "dns3/0015_clean.wav", dtype="float32")
+    events = []
+    gen = E.score_versions(rec.versions, clean, sr, metrics=["si_sdr"],
+                           on_result=lambda v, part, sc: events.append(("result", v.name, part, sorted(sc.metrics))))
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        events.append(("progress", p.fraction))
+    results = [e[1:3] for e in events if e[0] == "result"]
+    assert results == [("original", "intrusive"), ("half", "intrusive"), ("original", "dnsmos"), ("half", "dnsmos")]
+    first = events.index(next(e for e in events if e[0] == "result"))
+    assert any(e[0] == "progress" for e in events[first + 1:])   # delivered before the generator ends
+    assert sorted(result["half"].metrics) == ["dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "dnsmos_sig", "si_sdr"]
+    # Only one part when asked: DNSMOS without the intrusive metrics
+    only = run_to_end(E.score_versions(rec.versions[:1], clean, sr, intrusive=False))
+    assert sorted(only["original"].metrics) == ["dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "dnsmos_sig"]
+
+
+def test_dnsmos_cost_estimate_follows_duration_and_measurements():
+    from workbench.core.dnsmos import SECONDS_PER_WINDOW, DnsmosCost, window_count
+
+    cost = DnsmosCost()
+    assert window_count(600.0) == 591 and window_count(3.0) == 1
+    assert cost.estimate_s(600.0) == pytest.approx(591 * SECONDS_PER_WINDOW)
+    assert cost.seconds_per_audio_minute == pytest.approx(60 * SECONDS_PER_WINDOW)
+    cost.observe(60.0, window_count(60.0) * SECONDS_PER_WINDOW * 3)   # this machine turned out 3x slower
+    assert cost.seconds_per_window == pytest.approx(2 * SECONDS_PER_WINDOW)
+
+
+def test_evaluate_warns_about_a_pair_that_does_not_match(shared_data, tmp_path, capsys):
+    import shutil
+
+    from workbench.cli import main
+
+    dns = shared_data / "dns3"
+    shutil.copy(dns / "0015_noisy.wav", tmp_path / "a_noisy.wav")
+    shutil.copy(dns / "0016_clean.wav", tmp_path / "a_clean.wav")   # the wrong sentence
+    shutil.copy(dns / "0016_noisy.wav", tmp_path / "b_noisy.wav")
+    shutil.copy(dns / "0016_clean.wav", tmp_path / "b_clean.wav")
+    result = run_to_end(E.evaluate(tmp_path, metrics=["si_sdr"], dnsmos=False))
+    assert len(result.warnings) == 1 and "a_clean.wav: may not be the clean version of a_noisy.wav" in result.warnings[0]
+    assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and "a_clean.wav" in err and "b_clean.wav" not in err

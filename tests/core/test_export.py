@@ -284,3 +284,40 @@ def test_planned_targets_match_export(tmp_path):
     done = export_versions(rec, [rec.original, v], tmp_path / "o", format="FLAC", subtype="PCM_16")
     assert plan == [d.path for d in done]
     assert open_source(done[0].path).frames == 400 and os.path.exists(done[1].path)
+
+
+def test_comparison_records_the_reference_and_its_sha256(tmp_path, shared_data):
+    """Issue 9: the comparison did not say which clean reference produced the intrusive metrics."""
+    rec = Recording(shared_data / "dns3" / "0015_noisy.wav")
+    clean = shared_data / "dns3" / "0015_clean.wav"
+    metrics = {"original": {"pesq_wb": 1.1, "si_sdr": 3.0, "dnsmos_ovrl": 2.0}}
+    data = json.loads(export_comparison(rec, tmp_path / "c.json", metrics=metrics, reference=clean).read_text())
+    digest = hashlib.sha256(clean.read_bytes()).hexdigest()
+    ref = data["reference"]
+    assert ref["path"] == str(clean.resolve()) and ref["sha256"] == digest
+    assert ref["metrics"] == ["pesq_wb", "si_sdr"] and ref["sample_rate"] == 16000
+    assert [f["role"] for f in data["files"]] == ["source", "reference"] and data["files"][1]["sha256"] == digest
+    rows = list(csv.DictReader(io.StringIO(
+        export_comparison(rec, tmp_path / "c.csv", metrics=metrics, reference=clean).read_text())))
+    assert rows[0]["reference_path"] == str(clean.resolve()) and rows[0]["reference_sha256"] == digest
+    # Without a reference the fields say so instead of being absent.
+    none = json.loads(export_comparison(rec, tmp_path / "n.json", metrics=metrics).read_text())
+    assert none["reference"] is None
+    # The reference is protected like the source, and a vanished reference is reported, not skipped.
+    with pytest.raises(WorkbenchError, match="refusing to write over"):
+        export_comparison(rec, clean, reference=clean, overwrite=True)
+    with pytest.raises(WorkbenchError, match="gone.wav"):
+        export_comparison(rec, tmp_path / "g.json", reference=tmp_path / "gone.wav")
+
+
+def test_default_export_folder_avoids_read_only_folders(tmp_path, monkeypatch):
+    from workbench.core.export import default_export_folder, is_writable_folder
+
+    src = tmp_path / "share" / "a.wav"
+    src.parent.mkdir()
+    assert default_export_folder(src, tmp_path / "fallback") == src.parent.resolve()
+    assert is_writable_folder(tmp_path / "not" / "yet")   # created on export
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if Path(p) == src.parent.resolve() else real(p, m))
+    assert not is_writable_folder(src.parent)
+    assert default_export_folder(src, tmp_path / "fallback") == tmp_path / "fallback"

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 
-from workbench.core.stft import (REPRESENTATIONS, WINDOWS, StftConfig, group_delay, imag_part,
+from workbench.core.stft import (WINDOWS, StftConfig, group_delay, imag_part,
                                  instantaneous_frequency_deviation, is_cola, istft, magnitude_db, phase,
-                                 real_part, representation, stft, stft_frames, window_array)
+                                 real_part, stft, stft_frames, window_array)
+from workbench.core.views import VIEWS, ViewInput, compute_view
 
 # (window, n_fft, hop, fft_size): settings whose squared windows overlap-add to a constant.
 COLA_SETTINGS = [
@@ -140,12 +141,13 @@ def test_group_delay_of_a_shifted_impulse(delay, fft_size):
     np.testing.assert_allclose(gd[t, 5:-5], delay / sr * 1000.0, atol=1e-3)
 
 
-def test_representation_dispatch_and_dtype(rng):
+def test_every_registered_view_gives_float32_of_the_spectrogram_shape(rng):
     sr = 16000
     cfg = StftConfig(512, 128)
     spec = stft(rng.standard_normal(4000).astype(np.float32), cfg)
-    for name in REPRESENTATIONS:
-        out = representation(name, spec, cfg, sr, mask_below_db=80)
+    inp = ViewInput(spec, cfg, sr, partner=spec * 0.5)
+    for name in VIEWS:
+        out = compute_view(name, inp, mask_floor_dbfs=-80.0)
         assert out.dtype == np.float32 and out.shape == spec.shape, name
-    with pytest.raises(ValueError, match="unknown representation"):
-        representation("cepstrum", spec, cfg, sr)
+    with pytest.raises(ValueError, match="unknown view"):
+        compute_view("cepstrum", inp)

@@ -40,3 +40,14 @@ def settings(tmp_path):
     from PySide6.QtCore import QSettings
 
     return QSettings(str(tmp_path / "workbench.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture(autouse=True)
+def _quit_without_asking(request, monkeypatch):
+    """Windows closed by tests discard their results without the modal "Unsaved results" box; tests of
+    that box are marked ``real_quit_prompt`` and answer it themselves."""
+    if request.node.get_closest_marker("real_quit_prompt") is not None:
+        return
+    from workbench.gui.main_window import MainWindow
+
+    monkeypatch.setattr(MainWindow, "ask_unsaved", lambda self, unsaved: "discard")

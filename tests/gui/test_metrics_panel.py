@@ -135,3 +135,152 @@ def test_follows_the_document_model(qtbot, shared_data):
     assert panel.recording is rec and panel.reference_path == shared_data / "dns3/0072_clean.wav"
     doc.add_recording(Recording(shared_data / "pesq/speech.wav"))
     assert panel.recording.name == "speech.wav" and panel.reference_path is None
+
+
+# ------------------------------------------------------------------------------ issue 9: measure what changed
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_choosing_a_reference_keeps_dnsmos_and_measures_only_the_intrusive_rows(qtbot, shared_data, monkeypatch):
+    """'Choose reference…' used to clear the whole table (DNSMOS too) and leave 'done' on the progress bar
+    without measuring anything."""
+    from PySide6.QtWidgets import QFileDialog
+
+    rec = Recording(shared_data / "pesq/speech_bab_0dB.wav")   # no automatic pair
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.set_recording(rec)
+    assert panel.reference_path is None
+    with qtbot.waitSignal(panel.resultsReady, timeout=60000):
+        panel.compute()
+    dnsmos_before = panel.cell_text("dnsmos_ovrl", "original")
+    assert _numeric(dnsmos_before) and panel.progress_bar.format() == "done"
+
+    clean = shared_data / "pesq/speech.wav"
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(clean), "")))
+    jobs = []
+    panel.started.connect(lambda: jobs.append(panel.current_job()))
+    with qtbot.waitSignal(panel.resultsReady, timeout=60000):
+        panel.choose_button.click()
+        # At once: DNSMOS is still shown, the new intrusive rows are pending, nothing claims "done".
+        assert panel.cell_text("dnsmos_ovrl", "original") == dnsmos_before
+        assert panel.cell_text("pesq_wb", "original") == "…"
+        assert panel.progress_bar.format() != "done"
+    # Only the intrusive metrics were measured; DNSMOS came from the cache.
+    assert jobs == [{"intrusive": ["original"], "dnsmos": []}]
+    assert _numeric(panel.cell_text("pesq_wb", "original"))
+    assert panel.cell_text("dnsmos_ovrl", "original") == dnsmos_before
+    assert panel.session.reference(rec) == clean   # stored with the recording in the session, not the widget
+
+
+def test_reference_is_stored_per_recording_in_the_session(qtbot, shared_data):
+    from workbench.core.session import Session
+
+    session = Session()
+    a = session.add(Recording(shared_data / "pesq/speech_bab_0dB.wav"))
+    b = session.add(Recording(shared_data / "dns3/0015_noisy.wav"))
+    panel = MetricsPanel(auto_compute=False, session=session)
+    qtbot.addWidget(panel)
+    panel.set_recording(a)
+    panel.set_reference(shared_data / "pesq/speech.wav")
+    panel.set_recording(b)       # auto-paired with its own clean file
+    assert panel.reference_path == shared_data / "dns3/0015_clean.wav" and panel.reference_auto
+    panel.set_recording(a)
+    assert panel.reference_path == shared_data / "pesq/speech.wav" and "chosen" in panel.reference_label.text()
+    # a reference set through the session (e.g. a restored session) shows in the panel
+    with qtbot.waitSignal(panel.referenceChanged, timeout=5000):
+        session.set_reference(a, shared_data / "pesq/speech_bab_0dB.wav")
+    assert "speech_bab_0dB.wav" in panel.reference_label.text()
+
+
+def test_cells_fill_as_each_version_finishes(qtbot, recording):
+    """Cells used to appear only when every version was measured."""
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.set_recording(recording)
+    seen = []
+    panel.partialResult.connect(lambda name, part: seen.append(
+        (name, part, [panel.cell_text("pesq_wb", v) for v in ("original", "GTCRN", "RNNoise")],
+         [panel.cell_text("dnsmos_ovrl", v) for v in ("original", "GTCRN", "RNNoise")])))
+    with qtbot.waitSignal(panel.resultsReady, timeout=120000):
+        panel.compute()
+    assert [(n, p) for n, p, _, _ in seen] == [("original", "intrusive"), ("GTCRN", "intrusive"),
+                                               ("RNNoise", "intrusive"), ("original", "dnsmos"),
+                                               ("GTCRN", "dnsmos"), ("RNNoise", "dnsmos")]
+    _, _, pesq, dns = seen[0]
+    assert _numeric(pesq[0]) and pesq[1:] == ["…", "…"] and dns == ["…", "…", "…"]
+    _, _, pesq, dns = seen[3]
+    assert all(_numeric(t) for t in pesq) and _numeric(dns[0]) and dns[1:] == ["…", "…"]
+
+
+def test_an_unrelated_reference_is_warned_about(qtbot, recording, shared_data):
+    """A reference of another sentence gave SI-SDR -33 dB without a word."""
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.dnsmos_box.setChecked(False)
+    panel.set_recording(recording)
+    assert panel.set_reference(shared_data / "dns3/0016_clean.wav")
+    with qtbot.waitSignal(panel.resultsReady, timeout=120000):
+        panel.compute()
+    assert panel.results()["original"].metrics["si_sdr"].value < -20
+    assert panel.warning_label.isVisible()
+    assert "0016_clean.wav" in panel.warning and "correlation" in panel.warning
+    assert panel.set_reference(shared_data / "dns3/0015_clean.wav")
+    with qtbot.waitSignal(panel.resultsReady, timeout=120000):
+        panel.compute()
+    assert panel.warning == "" and not panel.warning_label.isVisible()
+
+
+def test_measuring_waits_while_a_model_job_of_the_session_runs(qtbot, shared_data):
+    """DNSMOS used to run beside a model and slow it 3x; it now yields to any running model job."""
+    from workbench.core.enhancer import Progress
+    from workbench.core.session import Session
+
+    session = Session()
+    rec = session.add(Recording(shared_data / "pesq/speech_bab_0dB.wav"))
+    panel = MetricsPanel(auto_compute=False, session=session)
+    qtbot.addWidget(panel)
+    panel.set_recording(rec)
+
+    def model_run():
+        yield Progress(0.0, "model step 1")
+        yield Progress(0.5, "model step 2")
+        return "done"
+
+    model = session.new_job(model_run(), rec, "a model on speech_bab_0dB.wav")
+    steps = model.steps()
+    next(steps)    # the model job is RUNNING now
+    qtbot.waitUntil(lambda: panel.model_busy, timeout=5000)
+    with qtbot.waitSignal(panel.pausedChanged, timeout=30000) as paused:
+        assert panel.compute()
+    assert paused.args == [True] and panel.paused and panel.results() == {}
+    assert "paused" in panel.progress_bar.format()
+    with qtbot.waitSignal(panel.resultsReady, timeout=60000):
+        for _ in steps:   # the model finishes: measuring goes on
+            pass
+    assert _numeric(panel.cell_text("dnsmos_ovrl", "original")) and not panel.paused
+
+
+def test_closing_the_recording_cancels_its_paused_measurement(qtbot, shared_data):
+    from workbench.core.session import Session
+
+    session = Session()
+    rec = session.add(Recording(shared_data / "pesq/speech_bab_0dB.wav"))
+    panel = MetricsPanel(auto_compute=False, session=session)
+    qtbot.addWidget(panel)
+    panel.set_recording(rec)
+    panel.set_model_busy(True)      # e.g. a model being loaded in the Models panel
+    with qtbot.waitSignal(panel.pausedChanged, timeout=30000):
+        assert panel.compute()
+    assert [j.label for j in session.jobs_of(rec)] == ["metrics of speech_bab_0dB.wav"]
+    with qtbot.waitSignal(panel.cancelled, timeout=30000):
+        session.close(rec)           # the recording's jobs are cancelled, the paused one included
+    assert not panel.running and session.jobs_of(rec) == []

@@ -11,14 +11,13 @@ import time
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QThreadPool
 
 from workbench.core.audio_io import ArraySource
 from workbench.core.playback import PlaybackEngine
 from workbench.core.recording import Recording
 from workbench.gui.spectrogram import SpectrogramView
-from workbench.gui.tiles import waveform_envelope
-from workbench.gui.transport import _LoadJob, _LoadSignals
+from workbench.core.tiles import waveform_envelope
+from workbench.gui.transport import ASYNC_LOAD_SAMPLES, TransportBar
 from workbench.gui.workers import BACKGROUND_NICE, lower_current_thread_priority
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
@@ -59,18 +58,15 @@ class _RecordingEngine(PlaybackEngine):
 @linux_only
 def test_playback_preparation_runs_at_background_priority(qtbot):
     """The transport's load job (resampling, loudness of every version) runs at background priority."""
-    rec = Recording.from_array(np.zeros((48000, 1), np.float32), 48000)
-    pool = QThreadPool()
-    signals = _LoadSignals()
-    results = []
-    signals.done.connect(lambda serial, err: results.append((serial, err)))
+    rec = Recording.from_array(np.zeros((ASYNC_LOAD_SAMPLES + 48000, 1), np.float32), 48000)
     engine = _RecordingEngine(None)
-    pool.start(_LoadJob(engine, rec, 0, 1, signals))
-    pool.waitForDone(10000)
-    qtbot.waitUntil(lambda: bool(results), timeout=5000)
-    assert results == [(1, None)]
+    bar = TransportBar(engine=engine)
+    qtbot.addWidget(bar)
+    bar.set_recording(rec)   # long enough to be prepared on the load worker
+    qtbot.waitUntil(lambda: hasattr(engine, "load_nice") and bool(engine.tracks), timeout=10000)
     assert engine.load_nice >= BACKGROUND_NICE
     assert _nice() < BACKGROUND_NICE  # the test (GUI) thread keeps its priority
+    bar.shutdown()
 
 
 def test_overview_band_is_drawn_as_min_max_segments(qtbot):
@@ -128,24 +124,26 @@ def test_overview_repaint_is_cheap(qtbot):
 def test_model_list_is_read_off_the_gui_thread(qtbot, monkeypatch):
     """Listing models reads their metadata (~0.5 s): the main window has it done on a worker thread, and
     the table shows the same models as a synchronous listing."""
+    import workbench.core.registry as registry
     import workbench.gui.model_panel as mp
     from workbench.core.registry import list_enhancers
 
+    expected = [i.id for i in list_enhancers()]
     threads = []
-    real = mp.list_enhancers
+    real = registry.list_enhancer_entries
 
-    def spy():
+    def spy(*args):
         threads.append(threading.current_thread())
-        return real()
+        return real(*args)
 
-    monkeypatch.setattr(mp, "list_enhancers", spy)
+    monkeypatch.setattr(registry, "list_enhancer_entries", spy)
     panel = mp.ModelPanel(lambda: None, show_dialogs=False, list_now=False)
     qtbot.addWidget(panel)
     panel.list_in_background()
     panel.list_in_background()  # a second request while the first runs starts nothing new
     qtbot.waitUntil(lambda: panel.table.rowCount() > 0, timeout=30000)
     assert len(threads) == 1 and threads[0] is not threading.main_thread()
-    assert panel.model_specs() == [i.id for i in list_enhancers()]
+    assert panel.model_specs() == expected
     assert len(threads) == 1  # model_specs() did not list again
     panel.list_in_background()  # already listed: nothing happens
     assert len(threads) == 1

@@ -56,6 +56,7 @@ def bar(qtbot, recording):
     bar = TransportBar(engine=FakeDeviceEngine())
     qtbot.addWidget(bar)
     bar.set_recording(recording)
+    bar.resize(1400, bar.sizeHint().height())   # as wide as in the window's bottom tool bar
     bar.show()
     bar.activateWindow()
     qtbot.waitExposed(bar)
@@ -73,6 +74,19 @@ def test_buttons_and_gain_readout_per_version(bar, recording):
     bar.match_check.click()
     assert not bar.engine.loudness_match and bar.gain_readout() == ["0.0 dB"] * 3
     assert "LUFS" in bar.version_buttons[1].toolTip()
+
+
+def test_version_names_elide_to_fit_a_narrow_bar(qtbot, bar):
+    """Names shorten (widest first, down to the letter) so every button stays in view; tooltips keep them."""
+    bar.resize(bar.minimumSizeHint().width(), bar.height())
+    qtbot.waitUntil(lambda: bar.version_buttons[-1].geometry().right() <= bar.version_scroll.viewport().width(),
+                    timeout=5000)
+    texts = [b.text() for b in bar.version_buttons]
+    assert [t[0] for t in texts] == ["A", "B", "C"] and texts != ["A: original", "B: gtcrn", "C: rnnoise"]
+    assert bar.version_buttons[1].toolTip().startswith("gtcrn")
+    bar.resize(1400, bar.height())
+    qtbot.waitUntil(lambda: [b.text() for b in bar.version_buttons] == ["A: original", "B: gtcrn", "C: rnnoise"],
+                    timeout=5000)
 
 
 def test_number_keys_and_tab_switch_the_engine_at_the_current_sample(qtbot, bar):
@@ -172,6 +186,10 @@ def test_blind_ab_flow_hides_then_reveals(qtbot, bar):
     assert dialog.stack.currentIndex() == 2
     assert dialog.tally() == {"original": 0, "gtcrn": 4, "rnnoise": 0}
     assert "gtcrn" in dialog.results.toPlainText()
+    # kept for saved sessions: the tally and each trial's hidden mapping and vote
+    (result,) = bar.blind_results
+    assert result["tally"] == {"original": 0, "gtcrn": 4, "rnnoise": 0} and len(result["trials"]) == 4
+    assert all(t["preferred"] == "gtcrn" for t in result["trials"])
     dialog.accept()
     qtbot.waitUntil(lambda: bar._blind is None, timeout=1000)
     assert not eng.loudness_match  # restored

@@ -120,3 +120,30 @@ def test_missing_path_and_empty_folder(tmp_path):
         load_model_path(tmp_path / "nothing.onnx")
     with pytest.raises(ModelError, match="no model files"):
         load_model_path(tmp_path)
+
+
+@pytest.mark.parametrize("content,kind", [
+    (b"this is not a model\n", "a text file starting 'this is not a model'"),   # was "(pop from empty list)"
+    (b"hello\n", "a text file starting 'hello'"),                               # was "(101)"
+    (bytes(range(7, 200)), "unrecognised binary data"),
+    (b"PK\x03\x04junk", "unrecognised binary data"),                            # was a miniz error
+])
+def test_a_fake_pt_says_what_is_wrong_in_user_terms(tmp_path, content, kind):
+    """Issue 9: a fake .pt reported the unpickler's internals ("pop from empty list")."""
+    path = tmp_path / "fake.pt"
+    path.write_bytes(content)
+    with pytest.raises(ModelError) as err:
+        load_model_path(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: not a PyTorch checkpoint or TorchScript archive")
+    assert kind in text and "pop from empty list" not in text
+
+
+def test_a_zip_without_a_checkpoint_inside(tmp_path):
+    import zipfile
+
+    path = tmp_path / "weights.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("readme.txt", "not a model")
+    with pytest.raises(ModelError, match="not a PyTorch checkpoint or TorchScript archive .a zip archive without"):
+        load_model_path(path)

@@ -4,6 +4,10 @@
 * One input and ``-o`` not an existing folder (and not ending in a separator): ``OUT`` is the output file.
 * Several inputs, or a folder input, or ``-o`` an existing folder: ``OUT`` is a folder and each result
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
+* A model with several outputs (``EnhancerInfo.outputs``, e.g. speech and noise) writes one file per
+  output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
+* Every file is enhanced through :meth:`workbench.core.recording.Recording.enhance`, the call the GUI
+  uses, so versions carry the same provenance on both paths.
 * An existing output is never replaced without ``--overwrite``; an input (by path, symlink or hard
   link) and anything that is not a regular file (folder, FIFO, device) is never written over. A batch
   is planned before the first write (:func:`workbench.core.outputs.plan_batch_outputs`): inputs that
@@ -21,10 +25,11 @@ from pathlib import Path
 
 from ..core.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype,
                              write_audio_atomic)
-from ..core.enhancer import enhance, run_to_end
+from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.export import file_tag
 from ..core.outputs import PlannedOutput, check_output_target, plan_batch_outputs
+from ..core.recording import Recording
 from ..core.registry import load_enhancer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
@@ -101,6 +106,17 @@ class ProgressLine:
         self.last = -1.0
 
 
+def output_targets(out_arg: Path, path: Path, model_id: str, outputs: tuple[str, ...],
+                   batch: bool) -> dict[str, Path]:
+    """Output name -> file: ``<stem>.<model>.wav`` (one output) or ``<stem>.<model>.<output>.wav``;
+    for a single input with ``-o FILE``, FILE itself or ``<FILE stem>.<output><FILE suffix>``."""
+    if len(outputs) == 1:
+        return {outputs[0]: out_arg / f"{path.stem}.{model_id}.wav" if batch else out_arg}
+    if batch:
+        return {o: out_arg / f"{path.stem}.{model_id}.{file_tag(o)}.wav" for o in outputs}
+    return {o: out_arg.with_name(f"{out_arg.stem}.{file_tag(o)}{out_arg.suffix or '.wav'}") for o in outputs}
+
+
 def run(args) -> int:
     channels = parse_channels(args.channels)
     files, batch = collect_inputs(args.inputs)
@@ -121,18 +137,30 @@ def run(args) -> int:
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
+    outputs = enhancer.info.outputs
     if batch:
         # The whole batch is planned first: no output is an input, colliding names are made distinct,
         # earlier outputs of this model in the inputs are skipped rather than enhanced again.
-        plan = plan_batch_outputs(files, out_arg, tags=(model_id,), suffix=".wav", overwrite=args.overwrite,
-                                  protect=protected)
+        tags = (model_id,) if len(outputs) == 1 else tuple(f"{model_id}.{file_tag(o)}" for o in outputs)
+        plan = plan_batch_outputs(files, out_arg, tags=tags, suffix=".wav", overwrite=args.overwrite,
+                                  protect=protected, model_tag=model_id)
     else:
-        plan = [PlannedOutput(files[0], (out_arg,))]
+        targets = tuple(output_targets(out_arg, files[0], model_id, outputs, False).values())
+        error = None
+        for t in targets:
+            try:
+                check_output_target(t, inputs=protected, overwrite=args.overwrite)
+                output_format(t)
+            except WorkbenchError as exc:
+                error = str(exc)
+                break
+        plan = [PlannedOutput(files[0], targets, error=error)]
     progress = ProgressLine(not args.quiet)
     failed = 0
     try:
         for k, item in enumerate(plan):
-            path, target = item.source, item.targets[0]
+            path = item.source
+            targets = dict(zip(outputs, item.targets))
             label = f"[{k + 1}/{len(plan)}] {path.name}" if batch else path.name
             if item.skip:
                 progress.done(f"{label}: {item.skip}")
@@ -140,23 +168,29 @@ def run(args) -> int:
             try:
                 if item.error:
                     raise WorkbenchError(item.error)
-                source = open_source(path, repair=args.repair)
+                rec = Recording(path, source=open_source(path, repair=args.repair))
+                notes = []
                 try:
-                    fmt = output_format(target)
-                    subtype = output_subtype(source.info.subtype, fmt, args.subtype)
                     t0 = time.perf_counter()
-                    audio = run_to_end(enhance(enhancer, source, channels=channels),
-                                       lambda p: progress.show(label, p.fraction))
+                    versions = run_to_end(rec.enhance(enhancer, channels, spec=args.model),
+                                          lambda p: progress.show(label, p.fraction))
                     elapsed = time.perf_counter() - t0
-                    audio, clipped = clip_for_subtype(audio, subtype)
-                    write_audio_atomic(target, audio, source.sample_rate, subtype=subtype, format=fmt,
-                                       overwrite=args.overwrite, protect=tuple(protected))
+                    for v in versions:
+                        target = targets[v.provenance.output]
+                        fmt = output_format(target)
+                        subtype = output_subtype(rec.source.info.subtype, fmt, args.subtype)
+                        audio, clipped = clip_for_subtype(v.source.read_all(), subtype)
+                        write_audio_atomic(target, audio, v.sample_rate, subtype=subtype, format=fmt,
+                                           overwrite=args.overwrite, protect=tuple(protected))
+                        if clipped:
+                            notes.append(f"warning: {target}: {clipped} samples beyond ±1.0 were clipped to fit "
+                                         f"{subtype} (use --subtype FLOAT to keep them)")
                 finally:
-                    source.close()
-                progress.done(f"{label}: {source.duration_s:.1f} s in {elapsed:.2f} s -> {target}")
-                if clipped:
-                    print(f"warning: {target}: {clipped} samples beyond ±1.0 were clipped to fit {subtype} "
-                          "(use --subtype FLOAT to keep them)", file=sys.stderr)
+                    rec.close()
+                shown = ", ".join(str(t) for t in targets.values())
+                progress.done(f"{label}: {rec.source.duration_s:.1f} s in {elapsed:.2f} s -> {shown}")
+                for line in notes:
+                    print(line, file=sys.stderr)
             except WorkbenchError as exc:
                 progress.done()
                 print(f"error: {exc}", file=sys.stderr)

@@ -59,8 +59,8 @@ def run(args) -> int:
                         (lambda p: print(f"\r{p.message[:70]:70s}", end="", file=sys.stderr)) if tty else None)
     if tty:
         print(file=sys.stderr)
-    for text in result.warnings:
-        print(f"warning: {text}", file=sys.stderr)
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(format_table(result))
     if args.csv:
         print(f"wrote {write_csv(result, args.csv, overwrite=args.overwrite)}")

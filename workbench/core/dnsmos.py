@@ -20,6 +20,7 @@ The ``speechmos`` package ships Microsoft's DNSMOS ONNX files; its Python code i
 from __future__ import annotations
 
 import importlib.util
+import math
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -288,3 +289,40 @@ def dnsmos_metrics_steps(audio: np.ndarray, sample_rate: int, personalized: bool
 def dnsmos_metrics(audio: np.ndarray, sample_rate: int, personalized: bool = False) -> dict[str, Metric]:
     """Blocking :func:`dnsmos_metrics_steps`."""
     return run_to_end(dnsmos_metrics_steps(audio, sample_rate, personalized))
+
+
+#: Seconds of DNSMOS compute per 9.01 s window (one window per second of audio): 0.48 s, i.e. about 29 s
+#: per audio minute, measured on 15 s of dns3 speech (two runs, 0.48 and 0.49 s/window) on the project's
+#: shared 2-core machine (README: 60 s in 26 s, 0.50 s/window). :class:`DnsmosCost` refines it from runs.
+SECONDS_PER_WINDOW = 0.48
+
+
+def window_count(duration_s: float) -> int:
+    """Number of 9.01 s windows DNSMOS scores for ``duration_s`` seconds of audio (one per second, at least
+    one: short clips are repeat-padded)."""
+    return max(int(math.floor(duration_s) - INPUT_LENGTH_S) + 1, 1)
+
+
+class DnsmosCost:
+    """Estimate of DNSMOS compute time, ``windows(duration) × seconds_per_window``.
+
+    Starts from :data:`SECONDS_PER_WINDOW` and, after each measured run (:meth:`observe`), moves to what
+    this machine took (an exponential average, so one run on a busy machine does not dominate).
+    """
+
+    def __init__(self, seconds_per_window: float = SECONDS_PER_WINDOW):
+        self.seconds_per_window = float(seconds_per_window)
+
+    @property
+    def seconds_per_audio_minute(self) -> float:
+        return 60.0 * self.seconds_per_window
+
+    def estimate_s(self, duration_s: float) -> float:
+        """Seconds to score ``duration_s`` seconds of audio."""
+        return window_count(duration_s) * self.seconds_per_window
+
+    def observe(self, duration_s: float, elapsed_s: float) -> None:
+        """Account for a run that scored ``duration_s`` seconds of audio in ``elapsed_s`` seconds."""
+        if duration_s > 0 and elapsed_s > 0:
+            measured = elapsed_s / window_count(duration_s)
+            self.seconds_per_window = 0.5 * self.seconds_per_window + 0.5 * measured

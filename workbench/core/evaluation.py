@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generator, Iterable, Sequence
+from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
@@ -34,6 +34,71 @@ NOISY = "noisy"
 FILE_PREFIX = "file:"
 
 
+#: Aligned correlation (absolute normalised cross-correlation peak) below which a reference is reported as
+#: not matching the recording. Measured on the dns3 pairs: noisy vs its own clean 0.62-0.93 (0072 is at
+#: about -5 dB SNR), noisy vs another sentence's clean 0.02-0.05, vs its clean resampled to another rate
+#: 0.02, vs its clean shifted by 0.5 s (beyond the search) 0.07. 0.2 is reached by a matching pair only
+#: below about -14 dB SNR (``ρ = 1/sqrt(1 + 10^(-SNR/10))``).
+LOW_CORRELATION = 0.2
+#: Relative difference of durations (reference vs estimate) reported as a length mismatch.
+LENGTH_MISMATCH = 0.1
+
+
+@dataclass(frozen=True)
+class AlignmentCheck:
+    """How well a clean reference lines up with the signal it is compared with.
+
+    Attributes:
+        correlation: normalised cross-correlation peak ``Σ s[n]·ŝ[n+lag] / sqrt(Σs²·Σŝ²)`` at the chosen lag
+            (NaN when a signal is silent).
+        lag_samples: chosen lag, samples at ``sample_rate`` (positive: estimate late).
+        max_lag_samples: largest lag searched (either direction).
+        sample_rate: rate of the comparison (the reference's), Hz.
+        reference_duration_s, estimate_duration_s: lengths of the two signals, seconds.
+    """
+
+    correlation: float
+    lag_samples: int
+    max_lag_samples: int
+    sample_rate: int
+    reference_duration_s: float
+    estimate_duration_s: float
+
+    @property
+    def low_correlation(self) -> bool:
+        return not math.isfinite(self.correlation) or abs(self.correlation) < LOW_CORRELATION
+
+    @property
+    def lag_at_limit(self) -> bool:
+        return self.max_lag_samples > 0 and abs(self.lag_samples) >= self.max_lag_samples - 1
+
+    @property
+    def length_mismatch(self) -> bool:
+        longer = max(self.reference_duration_s, self.estimate_duration_s)
+        return longer > 0 and abs(self.reference_duration_s - self.estimate_duration_s) > LENGTH_MISMATCH * longer
+
+    @property
+    def suspicious(self) -> bool:
+        """The reference probably is not the clean version of this recording (low correlation or the lag at
+        the search limit); a length difference alone is only a note."""
+        return self.low_correlation or self.lag_at_limit
+
+    def problems(self) -> list[str]:
+        """Short phrases for each finding, e.g. ``aligned correlation 0.03 (below 0.2)``."""
+        out = []
+        if self.low_correlation:
+            corr = "undefined (a signal is silent)" if not math.isfinite(self.correlation) \
+                else f"{abs(self.correlation):.2f}"
+            out.append(f"aligned correlation {corr} (below {LOW_CORRELATION:g})")
+        if self.lag_at_limit:
+            out.append(f"lag {self.lag_samples / self.sample_rate * 1000:+.0f} ms is at the search limit "
+                       f"(±{self.max_lag_samples / self.sample_rate * 1000:.0f} ms)")
+        if self.length_mismatch:
+            out.append(f"lengths differ ({self.reference_duration_s:.2f} s reference, "
+                       f"{self.estimate_duration_s:.2f} s recording)")
+        return out
+
+
 @dataclass
 class Scores:
     """Metrics of one signal.
@@ -41,10 +106,12 @@ class Scores:
     Attributes:
         metrics: ``{key: Metric}`` (intrusive ones only when a reference was given; DNSMOS when asked).
         lag_samples: alignment lag against the reference at the reference rate (None without reference).
+        alignment: how the signal lined up with the reference (None without reference).
     """
 
     metrics: dict[str, Metric]
     lag_samples: int | None = None
+    alignment: AlignmentCheck | None = None
 
 
 def _mono(audio: np.ndarray) -> np.ndarray:
@@ -61,7 +128,8 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
 
     With a ``reference`` (clean speech at ``reference_rate``, default ``sample_rate``) the intrusive metrics
     are computed after resampling the estimate to the reference rate (soxr) and aligning it by
-    cross-correlation; DNSMOS (non-intrusive) is computed on the estimate itself.
+    cross-correlation (:attr:`Scores.alignment` says how well it lined up); DNSMOS (non-intrusive) is
+    computed on the estimate itself.
 
     Args:
         metrics: intrusive keys to compute (default all of :data:`INTRUSIVE_METRICS`).
@@ -69,6 +137,7 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
     est = _mono(estimate)
     out: dict[str, Metric] = {}
     lag = None
+    check = None
     if reference is not None:
         rate = reference_rate or sample_rate
         ref = _mono(reference)
@@ -76,9 +145,11 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
         res = intrusive_metrics(ref, est_r, rate, metrics=metrics)
         out.update(res.metrics)
         lag = res.lag_samples
+        check = AlignmentCheck(res.correlation, res.lag_samples, res.max_lag_samples, rate, len(ref) / rate,
+                               len(est) / sample_rate)
     if dnsmos:
         out.update(dnsmos_metrics(est, sample_rate))
-    return Scores(out, lag)
+    return Scores(out, lag, check)
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -115,17 +186,21 @@ class Summary:
 
 @dataclass
 class EvaluationResult:
-    """All measurements of an evaluation plus the systems and metrics in table order."""
+    """All measurements of an evaluation plus the systems and metrics in table order.
+
+    ``warnings``: one line per pair whose clean file does not line up with its noisy file (see
+    :class:`AlignmentCheck`), e.g. a pair that is not one; per noisy file without its clean reference;
+    per pair whose lengths differ.
+    """
 
     measurements: list[Measurement]
     systems: list[str]
     metrics: list[str]
     files: list[str]
     elapsed_s: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     #: every file the evaluation read (noisy, clean, precomputed outputs): never written over.
     inputs: list[Path] = field(default_factory=list)
-    #: one line per file that was skipped or scored with a caveat (no clean partner, lengths differ).
-    warnings: list[str] = field(default_factory=list)
 
     def summaries(self) -> dict[tuple[str, str], Summary]:
         """``{(system, metric): Summary}``."""
@@ -216,9 +291,6 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         clean, clean_sr = _load_mono(pair.clean)
         noisy, noisy_sr = _load_mono(pair.noisy)
         mismatch = length_mismatch(len(clean) / clean_sr, len(noisy) / noisy_sr)
-        if mismatch:
-            warnings.append(f"{pair.noisy}: {mismatch} than its clean reference {pair.clean.name}; "
-                            "scored on the overlap only")
         for name, system in systems:
             yield Progress(done / total, f"{pair.name}: {name}")
             if system is None:
@@ -233,6 +305,13 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 elapsed[name] = elapsed.get(name, 0.0) + time.perf_counter() - t
                 est_sr = noisy_sr
             sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=dnsmos, metrics=wanted)
+            if system is None and sc.alignment is not None and sc.alignment.suspicious:
+                warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
+                                + "; ".join(sc.alignment.problems()))
+                mismatch = None  # the alignment check names differing lengths itself
+            if system is None and mismatch:
+                warnings.append(f"{pair.noisy}: {mismatch} than its clean reference {pair.clean.name}; "
+                                "scored on the overlap only")
             for key in metric_keys:
                 met = sc.metrics.get(key) or failed(key, "not computed")
                 rows.append(Measurement(pair.name, name, key, met.value, met.unit, met.reason, sc.lag_samples))
@@ -387,28 +466,62 @@ def plot_bars(result: EvaluationResult, path: str | Path, metrics: Sequence[str]
 # ------------------------------------------------------------------------------------ recording versions
 
 
+#: Parts of a version's scores that are measured (and cached) separately: the intrusive metrics depend on
+#: the reference, DNSMOS does not.
+INTRUSIVE, NON_INTRUSIVE = "intrusive", "dnsmos"
+
+
 def score_versions(versions: Sequence, reference: np.ndarray | None = None, reference_rate: int | None = None,
-                   *, dnsmos: bool = True, metrics: Iterable[str] | None = None
+                   *, dnsmos: bool = True, intrusive: bool = True, metrics: Iterable[str] | None = None,
+                   dnsmos_versions: Sequence | None = None,
+                   on_result: Callable[[object, str, Scores], None] | None = None
                    ) -> Generator[Progress, None, dict[str, Scores]]:
     """Score each :class:`~workbench.core.recording.Version` (its whole audio, channels averaged to mono).
 
     The same :func:`score_signal` as ``workbench evaluate`` is used, so a version scored here and the same
-    audio scored by the CLI give identical numbers. A generator yielding :class:`Progress` before each
-    version (closing it between yields cancels the work); returns ``{version.name: Scores}``.
+    audio scored by the CLI give identical numbers. The intrusive metrics of every version come first
+    (seconds), then DNSMOS (slow: a 9 s window every second), so the quick cells fill first.
+
+    Args:
+        versions: versions to score.
+        intrusive: compute the intrusive metrics (needs ``reference``) for ``versions``.
+        dnsmos: compute DNSMOS for ``dnsmos_versions`` (default: ``versions``).
+        on_result: called as ``on_result(version, part, Scores)`` as soon as one part of one version is
+            measured (``part`` is :data:`INTRUSIVE` or :data:`NON_INTRUSIVE`), on the calling thread, so a
+            table can fill cell by cell.
+
+    A generator yielding :class:`Progress` (closing it between yields cancels the work); returns
+    ``{version.name: Scores}`` with the parts measured here merged.
     """
     out: dict[str, Scores] = {}
-    versions = list(versions)
-    n = max(len(versions), 1)
-    for i, v in enumerate(versions):
-        yield Progress(i / n, f"measuring {v.name}")
-        audio = v.source.read_all()
-        # Intrusive part and DNSMOS part of score_signal, split so that long recordings report progress
-        # (and can be cancelled) between DNSMOS windows; the numbers are those of score_signal.
-        sc = score_signal(audio, v.source.sample_rate, reference, reference_rate, dnsmos=False, metrics=metrics)
-        if dnsmos:
-            scores = yield from rescaled(dnsmos_metrics_steps(_mono(audio), v.source.sample_rate),
-                                         (i + 0.3) / n, 0.7 / n, f"{v.name}: ")
-            sc.metrics.update(scores)
+    todo_i = list(versions) if intrusive and reference is not None else []
+    todo_d = (list(versions) if dnsmos_versions is None else list(dnsmos_versions)) if dnsmos else []
+    # Weights: DNSMOS costs about ten times the intrusive set per second of audio.
+    total = max(len(todo_i) + 10 * len(todo_d), 1)
+    done = 0.0
+    for v in todo_i:
+        yield Progress(done / total, f"measuring {v.name} against the reference")
+        sc = score_signal(v.source.read_all(), v.source.sample_rate, reference, reference_rate, dnsmos=False,
+                          metrics=metrics)
         out[v.name] = sc
+        if on_result is not None:
+            on_result(v, INTRUSIVE, sc)
+        done += 1
+    for v in todo_d:
+        yield Progress(done / total, f"DNSMOS of {v.name}")
+        # The DNSMOS part of score_signal, stepped so that long recordings report progress (and can be
+        # cancelled) between DNSMOS windows; the numbers are those of score_signal.
+        audio = _mono(v.source.read_all())
+        scores = yield from rescaled(dnsmos_metrics_steps(audio, v.source.sample_rate), done / total,
+                                     10 / total, f"{v.name}: ")
+        part = Scores(dict(scores))
+        prev = out.get(v.name)
+        if prev is None:
+            out[v.name] = Scores(dict(scores))
+        else:
+            prev.metrics.update(scores)
+        if on_result is not None:
+            on_result(v, NON_INTRUSIVE, part)
+        done += 10
     yield Progress(1.0, "done")
     return out

@@ -6,9 +6,10 @@ original ``<stem>.original.<ext>``) and written through
 that is renamed over the final name only when complete, an existing target needs ``overwrite=True``,
 and the recording's own file is always protected.
 
-A comparison (JSON or CSV) records the input file with its SHA-256, every version's model identity
-(id, name, source, native rate, causality, latency), its settings and processing time, optional metrics
-per version, and the STFT settings used for the views.
+A comparison (JSON or CSV) records the input file with its SHA-256, the clean reference that produced
+the intrusive metrics (path and SHA-256), every version's model identity (id, name, source, native rate,
+causality, latency), its settings and processing time, optional metrics per version, and the STFT
+settings used for the views.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 
 from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, write_audio_atomic
-from .enhancer import Enhancer, Progress, enhance, rescaled
+from .enhancer import Enhancer, Progress, rescaled
 from .errors import Cancelled, WorkbenchError
 from .outputs import check_output_target
 from .recording import Recording, Version, file_sha256
@@ -106,6 +107,34 @@ class ExportedFile:
     clipped_samples: int = 0
 
 
+#: Where exports go when the recording's own folder cannot be written (a read-only share, a CD, an
+#: installed demo clip): a folder in the person's home directory, created on the first export.
+FALLBACK_EXPORT_FOLDER = Path.home() / "Workbench exports"
+
+
+def is_writable_folder(folder: str | Path) -> bool:
+    """Whether files can be created in ``folder``: it exists and is writable, or its nearest existing parent
+    is (it would be created)."""
+    import os
+
+    p = Path(folder).expanduser()
+    while not p.exists():
+        if p.parent == p:
+            return False
+        p = p.parent
+    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+
+
+def default_export_folder(source_path: str | Path | None, fallback: str | Path | None = None) -> Path:
+    """The folder an export dialog proposes: the recording's own folder when it is writable, else
+    ``fallback`` (default :data:`FALLBACK_EXPORT_FOLDER`)."""
+    if source_path is not None:
+        folder = Path(source_path).expanduser().resolve().parent
+        if is_writable_folder(folder):
+            return folder
+    return Path(fallback) if fallback is not None else FALLBACK_EXPORT_FOLDER
+
+
 def planned_targets(recording: Recording, versions: Sequence[Version], out_dir: str | Path,
                     format: str = "WAV") -> list[Path]:
     """The paths :func:`export_versions` would write (the GUI asks before replacing existing ones)."""
@@ -144,6 +173,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     ensure_folder(target.parent)
     written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
                                  protect=protect)
+    version.saved = True  # the result is kept on disk: quitting need not ask about it
     return ExportedFile(written, version.name, sr_out, sub, clipped)
 
 
@@ -195,15 +225,44 @@ def model_identity(version: Version) -> dict | None:
             "processing": m.processing, "parameters": m.parameters}
 
 
+def reference_record(reference: str | Path | None, metrics: dict[str, dict[str, float]] | None = None, *,
+                     hash_files: bool = True) -> dict | None:
+    """The clean reference behind the intrusive metrics: ``{"path", "sha256", "sample_rate", "channels",
+    "frames", "metrics"}`` (``metrics``: the intrusive metric keys present in ``metrics``), or ``None``.
+
+    Raises:
+        WorkbenchError: the reference file cannot be read (it was moved or changed since it was measured).
+    """
+    if reference is None:
+        return None
+    from .audio_io import read_info
+    from .metrics import INTRUSIVE_METRICS
+
+    path = Path(reference)
+    info = read_info(path)
+    present = {k for row in (metrics or {}).values() for k in row}
+    try:
+        digest = file_sha256(path) if hash_files else None
+    except OSError as exc:
+        raise WorkbenchError(f"{path}: cannot read the reference ({exc.strerror or exc})") from None
+    return {"path": str(path.resolve()), "sha256": digest, "sample_rate": info.sample_rate,
+            "channels": info.channels, "frames": info.frames,
+            "metrics": [k for k in INTRUSIVE_METRICS if k in present]}
+
+
 def comparison_record(recording: Recording, versions: Sequence[Version] | None = None, *,
                       metrics: dict[str, dict[str, float]] | None = None, stft=None,
-                      exported: Iterable[ExportedFile] = (), hash_files: bool = True) -> dict:
+                      exported: Iterable[ExportedFile] = (), hash_files: bool = True,
+                      reference: str | Path | None = None) -> dict:
     """The comparison as a plain dict (what the JSON file holds).
 
     Args:
         metrics: ``{version name: {metric name: value}}``.
         stft: a :class:`~workbench.core.stft.StftConfig` (or dict) describing the views.
         exported: audio files written for this comparison; listed with their hashes.
+        reference: the clean reference file the intrusive metrics were measured against; recorded as
+            ``"reference"`` (path, SHA-256, format, which metrics it produced) and as a ``files`` entry
+            with role ``reference``. ``None``: no reference (``"reference": null``).
     """
     versions = list(recording.versions if versions is None else versions)
     metrics = metrics or {}
@@ -214,6 +273,10 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
                       "sha256": file_sha256(recording.path) if hash_files else None,
                       "sample_rate": info.sample_rate, "channels": info.channels, "frames": info.frames,
                       "format": info.format, "subtype": info.subtype})
+    ref = reference_record(reference, metrics, hash_files=hash_files)
+    if ref is not None:
+        files.append({"role": "reference", "path": ref["path"], "sha256": ref["sha256"],
+                      "sample_rate": ref["sample_rate"], "channels": ref["channels"], "frames": ref["frames"]})
     for f in exported:
         files.append({"role": "export", "version": f.version, "path": str(Path(f.path).resolve()),
                       "sha256": file_sha256(f.path) if hash_files else None, "sample_rate": f.sample_rate,
@@ -225,26 +288,29 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
                      "elapsed_s": v.elapsed_s, "metrics": metrics.get(v.name, {})})
     from .. import __version__ as wb_version  # noqa: PLC0415 - tiny, avoids a cycle at import time
     return _jsonable({"workbench": {"version": wb_version}, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "recording": recording.name, "files": files, "versions": rows,
+                      "recording": recording.name, "reference": ref, "files": files, "versions": rows,
                       "stft": stft if stft is None or isinstance(stft, dict) else asdict(stft)})
 
 
 #: Fixed CSV columns; metric columns (sorted) follow, then the settings as JSON.
-CSV_COLUMNS = ("recording", "source_path", "source_sha256", "version", "kind", "sample_rate", "model_id",
-               "model_name", "model_source", "model_sample_rate", "causal", "latency_samples", "latency_ms",
-               "elapsed_s")
+CSV_COLUMNS = ("recording", "source_path", "source_sha256", "reference_path", "reference_sha256", "version",
+               "kind", "sample_rate", "model_id", "model_name", "model_source", "model_sample_rate", "causal",
+               "latency_samples", "latency_ms", "elapsed_s")
 
 
 def comparison_csv(record: dict) -> str:
-    """One CSV row per version: identity columns, one column per metric, settings and STFT as JSON."""
+    """One CSV row per version: identity columns (source and reference with their SHA-256), one column per
+    metric, settings and STFT as JSON. The reference columns are empty when no reference was set."""
     source = next((f for f in record["files"] if f["role"] == "source"), {})
+    reference = record.get("reference") or {}
     metric_names = sorted({k for v in record["versions"] for k in v["metrics"]})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(CSV_COLUMNS) + [f"metric:{m}" for m in metric_names] + ["settings_json", "stft_json"])
     for v in record["versions"]:
         m = v["model"] or {}
-        row = [record["recording"], source.get("path", ""), source.get("sha256", ""), v["name"], v["kind"],
+        row = [record["recording"], source.get("path", ""), source.get("sha256", ""), reference.get("path", ""),
+               reference.get("sha256", "") or "", v["name"], v["kind"],
                v["sample_rate"], m.get("id", ""), m.get("name", ""), m.get("source", ""), m.get("sample_rate", ""),
                m.get("causal", ""), m.get("latency_samples", ""), m.get("latency_ms", ""),
                "" if v["elapsed_s"] is None else v["elapsed_s"]]
@@ -265,11 +331,15 @@ def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = False,
 
 def export_comparison(recording: Recording, path: str | Path, versions: Sequence[Version] | None = None, *,
                       metrics: dict[str, dict[str, float]] | None = None, stft=None,
-                      exported: Iterable[ExportedFile] = (), overwrite: bool = False) -> Path:
-    """Write the comparison as JSON (``.json``) or CSV (``.csv``), chosen by the suffix."""
+                      exported: Iterable[ExportedFile] = (), overwrite: bool = False,
+                      reference: str | Path | None = None) -> Path:
+    """Write the comparison as JSON (``.json``) or CSV (``.csv``), chosen by the suffix (``reference``: the
+    clean file behind the intrusive metrics, see :func:`comparison_record`)."""
     path = Path(path)
-    check_output_target(path, inputs=(recording.path,), overwrite=overwrite)
-    record = comparison_record(recording, versions, metrics=metrics, stft=stft, exported=exported)
+    protect = (recording.path,) + ((Path(reference),) if reference is not None else ())
+    check_output_target(path, inputs=protect, overwrite=overwrite)
+    record = comparison_record(recording, versions, metrics=metrics, stft=stft, exported=exported,
+                               reference=reference)
     suffix = path.suffix.lower()
     if suffix == ".json":
         text = json.dumps(record, indent=2, allow_nan=False) + "\n"
@@ -277,31 +347,36 @@ def export_comparison(recording: Recording, path: str | Path, versions: Sequence
         text = comparison_csv(record)
     else:
         raise WorkbenchError(f"{path}: comparison files end in .json or .csv")
-    return write_text_atomic(path, text, overwrite=overwrite, protect=(recording.path,))
+    protect = (recording.path,) + ((Path(reference),) if reference is not None else ())
+    return write_text_atomic(path, text, overwrite=overwrite, protect=protect)
 
 
 # ---------------------------------------------------------------------------------------- figure
 def export_figure(recording: Recording, version: Version, path: str | Path, cfg, *, channel: int = 0,
-                  width_px: int = 1600, height_px: int = 1000, overwrite: bool = False, **kwargs) -> Path:
-    """Render the four-pane figure (magnitude, phase, real, imaginary) of one channel of ``version`` to
-    PNG or SVG (by suffix) via :func:`workbench.core.figure.render_figure`.
+                  width_px: int = 1600, height_px: int = 1000, overwrite: bool = False, settings=None,
+                  partner=None, partner_label: str = "", **kwargs) -> Path:
+    """Render the four-pane figure of one channel of ``version`` to PNG or SVG (by suffix), read block by
+    block via :func:`workbench.core.figure.render_figure_source`.
 
-    Like audio, the figure goes to a temporary name in the target folder and is renamed when complete.
+    ``settings`` (a :class:`~workbench.core.figure.FigureSettings`, e.g. the panes' own) decide views,
+    levels, colours, masking, frequency scale and region; ``partner`` ``(source, channel,
+    partner_is_original)`` feeds difference views. Like audio, the figure goes to a temporary name in the
+    target folder and is renamed when complete.
     """
-    from .figure import render_figure  # FOUNDATION's module; imported late so export works without it
+    from .figure import render_figure_source
 
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise WorkbenchError(f"{path}: figures are written as .png or .svg")
     check_output_target(path, inputs=(recording.path,), overwrite=overwrite)
     ensure_folder(path.parent)
-    audio = version.source.read_all()
-    c = channel if channel < audio.shape[1] else 0
+    c = channel if channel < version.source.channels else 0
     title = kwargs.pop("title", f"{recording.name} — {version.name}")
-    # render_figure itself writes through a temporary file and one rename.
-    out = render_figure(np.ascontiguousarray(audio[:, c]), version.sample_rate, cfg, path, title=title,
-                        width_px=width_px, height_px=height_px, overwrite=overwrite,
-                        protect=(recording.path,), **kwargs)
+    # render_figure_source itself writes through a temporary file and one rename.
+    out, _views = render_figure_source(version.source, cfg, path, channel=c, title=title, width_px=width_px,
+                                       height_px=height_px, settings=settings, partner=partner,
+                                       partner_label=partner_label, overwrite=overwrite,
+                                       protect=(recording.path,), **kwargs)
     return Path(out)
 
 
@@ -352,19 +427,19 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
             rec = Recording(f, source=open_source(f, repair=repair, check_finite=True))
             # Check targets before spending model time on a file that cannot be written.
             if not overwrite:
-                names = [Path(out_dir) / f"{f.stem}.{file_tag(enhancer.info.id)}{SUFFIX[fmt]}"]
+                outs = enhancer.info.outputs
+                tags = [file_tag(enhancer.info.id)] if len(outs) == 1 else \
+                    [f"{file_tag(enhancer.info.id)}.{file_tag(o)}" for o in outs]
+                names = [Path(out_dir) / f"{f.stem}.{t}{SUFFIX[fmt]}" for t in tags]
                 if residual:
-                    names.append(Path(out_dir) / f"{f.stem}.{file_tag(enhancer.info.id)}.residual{SUFFIX[fmt]}")
+                    names += [Path(out_dir) / f"{f.stem}.{t}.residual{SUFFIX[fmt]}" for t in tags]
                 for t in names:
                     if t.exists():
                         raise WorkbenchError(f"{t}: already exists (use --overwrite to replace it)")
-            started = time.perf_counter()
-            result = yield from rescaled(enhance(enhancer, rec.source), i / n, 0.95 / n, f"{f.name}: ",
-                                         should_stop)
-            version = rec.add_enhanced(result, rec.source.sample_rate, enhancer.info,
-                                       {"channels": list(range(rec.source.channels)), "batch": True},
-                                       time.perf_counter() - started)
-            todo = [version] + ([rec.residual_of(version)] if residual else [])
+            # The one enhancement call (as the Models panel and `workbench enhance`): same provenance.
+            made = yield from rescaled(rec.enhance(enhancer, settings={"batch": True}), i / n, 0.95 / n,
+                                       f"{f.name}: ", should_stop)
+            todo = list(made) + ([rec.residual_of(v) for v in made] if residual else [])
             written = export_versions(rec, todo, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite)
             summary.succeeded.append((f, [w.path for w in written]))
         except Cancelled:

@@ -516,12 +516,18 @@ class IntrusiveResult:
         lag_samples: alignment lag (positive: estimate late), at ``sample_rate``.
         sample_rate: rate the comparison ran at, Hz.
         length_samples: compared length after trimming.
+        correlation: normalised cross-correlation peak of the alignment (see :class:`Alignment`); NaN when
+            not aligned or a signal is silent.
+        max_lag_samples: the largest lag the alignment searched, samples at ``sample_rate`` (0 when not
+            aligned); ``|lag_samples| == max_lag_samples`` means the true delay may lie beyond the search.
     """
 
     metrics: dict[str, Metric]
     lag_samples: int = 0
     sample_rate: int = 0
     length_samples: int = 0
+    correlation: float = float("nan")
+    max_lag_samples: int = 0
 
     def values(self) -> dict[str, float | None]:
         return {k: m.value for k, m in self.metrics.items()}
@@ -561,10 +567,12 @@ def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
         return IntrusiveResult({k: failed(k, "empty signal") for k in wanted}, 0, sample_rate, 0)
     al = align(s, e, sample_rate, max_lag_s=max_lag_s, enabled=align_signals)
     s, e = al.reference, al.estimate
+    searched = int(max_lag_s * sample_rate) if align_signals else 0
     out: dict[str, Metric] = {}
     if len(s) == 0 or not np.any(s):
         reason = "reference is silent" if len(s) else "no overlap after alignment"
-        return IntrusiveResult({k: failed(k, reason) for k in wanted}, al.lag_samples, sample_rate, len(s))
+        return IntrusiveResult({k: failed(k, reason) for k in wanted}, al.lag_samples, sample_rate, len(s),
+                               al.correlation, searched)
     runners: dict[str, Callable[[], Metric | list[Metric]]] = {
         "pesq_wb": lambda: pesq_score(s, e, sample_rate, "wb"),
         "pesq_nb": lambda: pesq_score(s, e, sample_rate, "nb"),
@@ -588,7 +596,7 @@ def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
             out[k] = runners[k]()
         except Exception as exc:  # a metric library failing on odd input must not take the others down
             out[k] = failed(k, f"{type(exc).__name__}: {exc}")
-    return IntrusiveResult(out, al.lag_samples, sample_rate, len(s))
+    return IntrusiveResult(out, al.lag_samples, sample_rate, len(s), al.correlation, searched)
 
 
 # ---------------------------------------------------------------------------------------------- pairing

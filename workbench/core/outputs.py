@@ -125,8 +125,9 @@ class PlannedOutput:
 
 def previous_output_pattern(model_tag: str) -> re.Pattern:
     """Stems that earlier runs of the model tagged ``model_tag`` produce: ``x.<tag>``, ``x.<tag>-2``,
-    ``x.<tag>.residual`` (the name stem, i.e. without the audio suffix)."""
-    return re.compile(rf"\.{re.escape(model_tag)}(-\d+)?(\.residual)?$")
+    ``x.<tag>.residual``, ``x.<tag>.<output>`` of a model with several outputs (the name stem, i.e.
+    without the audio suffix)."""
+    return re.compile(rf"\.{re.escape(model_tag)}(-\d+)?(\.[A-Za-z0-9_-]+)?$")
 
 
 def plan_batch_outputs(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,

@@ -294,32 +294,4 @@ def group_delay(spec: np.ndarray, cfg: StftConfig, sample_rate: int,
         out[magnitude_mask(spec, mask_below_db)] = np.nan
     return out
 
-
-#: Names of the views the GUI and the CLI can show, with their units.
-REPRESENTATIONS = {
-    "magnitude": "dB",
-    "phase": "rad",
-    "real": "",
-    "imag": "",
-    "inst_freq": "Hz",
-    "group_delay": "ms",
-}
-
-
-def representation(name: str, spec: np.ndarray, cfg: StftConfig, sample_rate: int, *,
-                   compression: float | None = 0.3, floor_db: float = -120.0,
-                   mask_below_db: float | None = None) -> np.ndarray:
-    """Compute one named view (see :data:`REPRESENTATIONS`) of a ``(frames, bins)`` spectrogram."""
-    if name == "magnitude":
-        return magnitude_db(spec, cfg, floor_db)
-    if name == "phase":
-        return phase(spec)
-    if name == "real":
-        return real_part(spec, compression)
-    if name == "imag":
-        return imag_part(spec, compression)
-    if name == "inst_freq":
-        return instantaneous_frequency_deviation(spec, cfg, sample_rate, mask_below_db)
-    if name == "group_delay":
-        return group_delay(spec, cfg, sample_rate, mask_below_db)
-    raise ValueError(f"unknown representation {name!r}; choose one of {', '.join(REPRESENTATIONS)}")
+# The named views (labels, units, colour maps, masking) live in the registry workbench.core.views.

@@ -69,12 +69,13 @@ def make_application(argv: list[str] | None = None):
 
 
 def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
-            enhance: list[str] | tuple[str, ...] = ()) -> int:
+            enhance: list[str] | tuple[str, ...] = (), session: str | None = None) -> int:
     """Open the main window with ``files``; with ``screenshot`` save a PNG once painted and exit.
 
     With ``enhance`` (model ids or model paths), once the panes are painted the model panel runs each
     model in turn on the current recording (on its worker thread, as the Enhance button does); the
-    newest version is shown, and a screenshot waits until it is painted.
+    newest version is shown, and a screenshot waits until it is painted. With ``session`` the saved
+    session is restored first (recordings, versions, references, view settings); ``files`` open after it.
 
     Returns the process exit status: 0, or 2 when a screenshot was requested but a file could not be
     opened, a model could not be run, or the panes did not finish painting within 120 s.
@@ -89,11 +90,13 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
 
     def report_to_stderr(title: str, message: str) -> None:
         errors.append(message)
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        for line in message.splitlines() or [title]:  # several bad files: one "error:" line each
+            print(f"error: {line}", file=sys.stderr, flush=True)
 
     window = MainWindow(error_reporter=report_to_stderr if screenshot else None)
     if screenshot:
         window.resize(1500, 950)
+        window.ask_unsaved = lambda unsaved: "discard"  # a scripted run keeps nothing and asks nothing
     paths = list(files)
     if demo:
         paths.insert(0, str(demo_clip_path()))
@@ -193,16 +196,26 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
 
     window.view.tilesPainted.connect(first_spectrogram)
     window.view.painted.connect(first_paint)
+    if session:
+        if not window.open_session_file(session) and screenshot:
+            window.close()
+            return 2
+        if screenshot and window.session_problems:
+            status["code"] = 2
+        if screenshot and not paths and not window.document.recordings:
+            QTimer.singleShot(100, save_and_quit)
     if paths:
         opened = window.open_files(paths)
         if screenshot and not opened:
             window.close()
             return 2
-    elif screenshot:
+    elif screenshot and not session:
         QTimer.singleShot(100, save_and_quit)
     if screenshot:
         QTimer.singleShot(120_000, give_up)
     code = app.exec()
+    from .workers import stop_all_workers
+    stop_all_workers()  # no pool thread may still run Python while the interpreter shuts down
     if os.environ.get("WORKBENCH_BENCH_MARKS"):
         print(f"WB_RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
     if screenshot and errors and status["code"] == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
     QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget,
@@ -18,11 +18,13 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.audio_io import WRITE_SUBTYPES
-from ..core.errors import Cancelled, WorkbenchError
-from ..core.enhancer import run_to_end
+from ..core.errors import WorkbenchError
+from ..core.enhancer import Progress
 from ..core.export import (
-    ExportedFile, export_batch, export_comparison, export_figure, export_versions, planned_targets, version_tag,
+    ExportedFile, default_export_folder, export_batch, export_comparison, export_figure, export_versions,
+    is_writable_folder, planned_targets, version_tag,
 )
+from .workers import GeneratorWorker
 
 SUBTYPE_LABELS = {"PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM", "PCM_32": "32-bit PCM", "FLOAT": "32-bit float"}
 
@@ -83,7 +85,13 @@ class ExportDialog(QDialog):
         metrics: ``{version name: {metric: value}}`` to include in the comparison.
         current_version: preselected in the figure tab.
         channel: channel drawn in the figure.
-        folder: initial export folder (default: the recording's folder).
+        folder: initial export folder (default: the recording's folder, or
+            :data:`~workbench.core.export.FALLBACK_EXPORT_FOLDER` when that one is read-only).
+        reference: the clean reference behind the intrusive metrics (recorded in the comparison with its
+            SHA-256).
+        figure_settings: ``whole_file -> FigureSettings`` of the panes (what the screen shows); without
+            it the figure uses the CLI's defaults.
+        partner: ``(source, channel, partner_is_original, label)`` of the difference views, or ``None``.
 
     Signals:
         exported(list): paths written by the last action.
@@ -95,23 +103,31 @@ class ExportDialog(QDialog):
 
     def __init__(self, recording, parent: QWidget | None = None, *, stft_config=None,
                  metrics: dict | None = None, current_version=None, channel: int = 0,
-                 folder: str | Path | None = None,
-                 confirm: Callable[[QWidget, Sequence[Path]], bool] = confirm_overwrite):
+                 folder: str | Path | None = None, reference: str | Path | None = None,
+                 confirm: Callable[[QWidget, Sequence[Path]], bool] = confirm_overwrite,
+                 figure_settings: Callable[[bool], object] | None = None, partner=None):
         super().__init__(parent)
         self.setWindowTitle(f"Export — {recording.name}")
         self.recording = recording
+        self.reference = Path(reference) if reference is not None else None
         self.stft_config = stft_config
         self.metrics = metrics or {}
         self.channel = channel
         self.confirm = confirm
+        self.figure_settings = figure_settings
+        self.partner = partner
+        self.shown_version = current_version
         self.written: list[ExportedFile] = []
-        start = Path(folder) if folder else recording.path.resolve().parent
+        start = Path(folder) if folder else default_export_folder(recording.path)
         self.tabs = QTabWidget()
         lay = QVBoxLayout(self)
         lay.addWidget(self.tabs)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        source_folder = recording.path.expanduser().resolve().parent
+        if folder is None and start != source_folder:
+            self.status.setText(f"{source_folder} is read-only: exports go to {start}")
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         lay.addWidget(close, 0, Qt.AlignmentFlag.AlignRight)
@@ -151,12 +167,20 @@ class ExportDialog(QDialog):
         self.height_spin = QSpinBox()
         self.height_spin.setRange(240, 8000)
         self.height_spin.setValue(1000)
+        if figure_settings is not None and figure_settings(False).layout == "row":
+            self.width_spin.setValue(2400)   # four panes side by side, as on screen
+            self.height_spin.setValue(800)
         size = QHBoxLayout()
         size.addWidget(self.width_spin)
         size.addWidget(QLabel("×"))
         size.addWidget(self.height_spin)
         size.addWidget(QLabel("px"))
         ff.addRow("Size", size)
+        self.whole_file_check = QCheckBox("Whole file and full band (ignore the zoom)")
+        self.whole_file_check.setToolTip("Unchecked, the figure shows what the panes show: the same views, "
+                                         "colour ranges and maps, masking, frequency scale and visible region")
+        self.whole_file_check.setEnabled(figure_settings is not None)
+        ff.addRow("Region", self.whole_file_check)
         self.figure_folder = _folder_row(ff, self, start)
         self.figure_button = QPushButton("Export figure")
         self.figure_button.clicked.connect(self.export_figure)
@@ -177,8 +201,13 @@ class ExportDialog(QDialog):
         kinds.addWidget(self.json_check)
         kinds.addWidget(self.csv_check)
         cf.addRow("Files", kinds)
-        cf.addRow(QLabel("Metrics, settings, model identities and SHA-256 of the source and of the audio "
-                         "exported in this dialog"))
+        cf.addRow(QLabel("Metrics, settings, model identities and SHA-256 of the source, of the clean "
+                         "reference and of the audio exported in this dialog"))
+        self.reference_label = QLabel(
+            f"Reference: {self.reference}" if self.reference is not None
+            else "Reference: none (the comparison holds no intrusive metrics)")
+        self.reference_label.setWordWrap(True)
+        cf.addRow(self.reference_label)
         self.comparison_folder = _folder_row(cf, self, start)
         self.comparison_button = QPushButton("Export comparison")
         self.comparison_button.clicked.connect(self.export_comparison)
@@ -274,9 +303,15 @@ class ExportDialog(QDialog):
                 return None
             overwrite = True
         try:
+            settings = (self.figure_settings(self.whole_file_check.isChecked())
+                        if self.figure_settings is not None else None)
+            # The difference views' partner belongs to the version the panes show.
+            partner = self.partner if version is self.shown_version else None
             out = export_figure(self.recording, version, path, self.stft_config, channel=self.channel,
                                 width_px=self.width_spin.value(), height_px=self.height_spin.value(),
-                                overwrite=overwrite)
+                                overwrite=overwrite, settings=settings,
+                                partner=partner[:3] if partner is not None else None,
+                                partner_label=partner[3] if partner is not None else "")
         except (WorkbenchError, ValueError) as exc:
             self._fail(str(exc))
             return None
@@ -303,7 +338,8 @@ class ExportDialog(QDialog):
         try:
             for p in paths:
                 out.append(export_comparison(self.recording, p, metrics=self.metrics, stft=self.stft_config,
-                                             exported=self.written, overwrite=overwrite))
+                                             exported=self.written, overwrite=overwrite,
+                                             reference=self.reference))
         except WorkbenchError as exc:
             self._fail(str(exc))
             return out
@@ -313,33 +349,20 @@ class ExportDialog(QDialog):
 
 
 # ======================================================================================== batch
-class _BatchWorker(QObject):
-    """Runs :func:`export_batch` on a QThread; a stop request is polled between steps."""
+def _batch_steps(files, model_spec, out_dir, options, load_enhancer):
+    """The batch dialog's one run call, as one core generator for the worker: load the model (by catalogue
+    spec: an id or a loaded file's path), then :func:`~workbench.core.export.export_batch` over the files;
+    returns the :class:`~workbench.core.export.BatchSummary`."""
+    yield Progress(0.0, f"loading {model_spec}")
+    enhancer = load_enhancer(model_spec)
+    return (yield from export_batch(files, enhancer, out_dir, **options))
 
-    progress = Signal(float, str)
-    done = Signal(object)
-    failed = Signal(str)
 
-    def __init__(self, files, model_id, out_dir, options, load_enhancer):
-        super().__init__()
-        self.files, self.model_id, self.out_dir, self.options = files, model_id, out_dir, options
-        self.load_enhancer = load_enhancer
-        self.stop_requested = False
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            self.progress.emit(0.0, f"loading {self.model_id}")
-            enhancer = self.load_enhancer(self.model_id)
-            gen = export_batch(self.files, enhancer, self.out_dir, should_stop=lambda: self.stop_requested,
-                               **self.options)
-            self.done.emit(run_to_end(gen, lambda p: self.progress.emit(p.fraction, p.message)))
-        except Cancelled:
-            self.failed.emit("Cancelled")
-        except WorkbenchError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a model may raise anything; the dialog must say so and stay usable
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+def model_choice_label(info, loaded: bool = False) -> str:
+    """``DeepFilterNet3 (deepfilternet3, 48000 Hz)``; any-rate models say ``any rate``; models loaded from
+    a file say so."""
+    rate = "any rate" if getattr(info, "any_rate", False) else f"{info.sample_rate} Hz"
+    return f"{info.name} ({info.id}, {rate}{', loaded file' if loaded else ''})"
 
 
 def _registry():
@@ -357,9 +380,11 @@ class BatchDialog(QDialog):
     shown while a worker thread runs; at the end a summary lists every failure with its reason.
 
     Args:
-        files: initial files.
-        enhancers: the model choices (``EnhancerInfo`` list); default ``registry.list_enhancers()``.
-        load_enhancer: ``id -> Enhancer``; default ``registry.load_enhancer``.
+        files: initial files (the main window passes the open recordings).
+        enhancers: the model choices: ``EnhancerInfo`` s (chosen by id) and/or ``(spec, EnhancerInfo)`` pairs
+            (spec: an id or the path of a model file the person loaded); default ``registry.list_enhancers()``.
+            The main window passes the session's model catalogue: built-ins, plugins and loaded files.
+        load_enhancer: ``spec -> Enhancer``; default ``registry.load_enhancer`` (ids and paths).
 
     Signals:
         batchFinished(object): the :class:`~workbench.core.export.BatchSummary`.
@@ -383,8 +408,7 @@ class BatchDialog(QDialog):
                 self.registry_error = f"could not list models: {exc}"
         self.load_enhancer = load_enhancer or (reg.load_enhancer if reg is not None else None)
         self.summary = None
-        self._thread: QThread | None = None
-        self._worker: _BatchWorker | None = None
+        self._worker: GeneratorWorker | None = None
 
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("Drop audio files here, or add them:"))
@@ -402,8 +426,12 @@ class BatchDialog(QDialog):
         lay.addLayout(row)
         form = QFormLayout()
         self.model_box = QComboBox()
-        for info in enhancers:
-            self.model_box.addItem(f"{info.name} ({info.id}, {info.sample_rate} Hz)", info.id)
+        for entry in enhancers:
+            spec, info = entry if isinstance(entry, tuple) else (entry.id, entry)
+            loaded = str(spec) != info.id
+            self.model_box.addItem(model_choice_label(info, loaded), str(spec))
+            self.model_box.setItemData(self.model_box.count() - 1, f"{info.description}\n{spec}",
+                                       Qt.ItemDataRole.ToolTipRole)
         if not enhancers:
             self.model_box.addItem("(no models available)", None)
             self.model_box.setEnabled(False)
@@ -461,8 +489,21 @@ class BatchDialog(QDialog):
             have.add(p)
         self._update_buttons()
 
+    def model_specs(self) -> list[str]:
+        """Specs (ids or model paths) offered in the model box, in order."""
+        return [self.model_box.itemData(i) for i in range(self.model_box.count())
+                if self.model_box.itemData(i) is not None]
+
+    def select_model(self, spec: str | Path) -> None:
+        i = self.model_box.findData(str(spec))
+        if i < 0:
+            raise KeyError(spec)
+        self.model_box.setCurrentIndex(i)
+
     def _browse_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Audio files", str(Path.cwd()),
+        files = self.files()
+        start = str(files[-1].parent) if files else str(Path.cwd())
+        paths, _ = QFileDialog.getOpenFileNames(self, "Audio files", start,
                                                 "Audio (*.wav *.flac *.ogg *.mp3 *.aiff *.aif);;All files (*)")
         self.add_files(paths)
 
@@ -481,7 +522,7 @@ class BatchDialog(QDialog):
         event.acceptProposedAction()
 
     def _update_buttons(self) -> None:
-        running = self._thread is not None
+        running = self._worker is not None
         self.start_button.setEnabled(not running and self.file_list.count() > 0
                                      and self.model_box.currentData() is not None and self.load_enhancer is not None)
         self.cancel_button.setEnabled(running)
@@ -489,7 +530,7 @@ class BatchDialog(QDialog):
     # ------------------------------------------------------------------ run
     @Slot()
     def start(self) -> None:
-        if self._thread is not None or self.model_box.currentData() is None or not self.files():
+        if self._worker is not None or self.model_box.currentData() is None or not self.files():
             return
         options = {"format": self.format_box.currentText(), "subtype": self.subtype_box.currentData(),
                    "rate": self.rate_box.currentData(), "residual": self.residual_check.isChecked(),
@@ -497,36 +538,37 @@ class BatchDialog(QDialog):
         self.summary = None
         self.summary_view.clear()
         self.progress.setValue(0)
-        self._thread = QThread(self)
-        self._worker = _BatchWorker(self.files(), self.model_box.currentData(), Path(self.folder_edit.text()),
-                                    options, self.load_enhancer)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
+        self._worker = GeneratorWorker(_batch_steps, self.files(), self.model_box.currentData(),
+                                       Path(self.folder_edit.text()), options, self.load_enhancer)
         self._worker.progress.connect(self._on_progress)
-        self._worker.done.connect(self._on_done)
-        self._worker.failed.connect(self._on_failed)
-        self._thread.start()
+        self._worker.returned.connect(self._on_done)
+        self._worker.errored.connect(self._on_error)
+        self._worker.cancelled.connect(self._on_cancelled)
+        self._worker.start()
         self._update_buttons()
 
     @Slot()
     def cancel(self) -> None:
         if self._worker is not None:
-            self._worker.stop_requested = True
+            self._worker.cancel()
             self.progress_label.setText("Stopping after the current step…")
 
-    def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress.setValue(int(round(1000 * fraction)))
-        self.progress_label.setText(message)
+    def _on_progress(self, p: Progress) -> None:
+        self.progress.setValue(int(round(1000 * p.fraction)))
+        self.progress_label.setText(p.message)
 
     def _finish_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._worker.deleteLater()
-            self._thread.deleteLater()
-        self._thread = None
+        if self._worker is not None:
+            self._worker.wait()
         self._worker = None
         self._update_buttons()
+
+    def _on_error(self, exc: BaseException) -> None:
+        # a model may raise anything; the dialog must say so and stay usable
+        self._on_failed(str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}")
+
+    def _on_cancelled(self) -> None:
+        self._on_failed("Cancelled")
 
     def _on_done(self, summary) -> None:
         self._finish_thread()
@@ -545,6 +587,6 @@ class BatchDialog(QDialog):
 
     def done(self, result: int) -> None:  # closing the dialog stops a running batch first
         if self._worker is not None:
-            self._worker.stop_requested = True
+            self._worker.cancel()
             self._finish_thread()
         super().done(result)

@@ -24,26 +24,30 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
+from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.recording import Recording, Version
+from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
 from ..core.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
+from ..core.export import default_export_folder, is_writable_folder
+from .error_list import ProblemList
 from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
-from .spectrogram import LAYOUTS, MAGNITUDE_COLORMAPS, PHASE_VIEWS, DisplaySettings, SpectrogramView
+from ..core.views import DEFAULT_MASK_BELOW_DB
+from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
+from .workers import stop_all_workers
 
+SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
 MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".tar", ".ckpt", ".jit")
-#: Metrics are measured automatically (while their tab is visible) only up to this duration; longer
-#: recordings wait for the Measure button, since DNSMOS and PESQ read the whole file into memory.
-AUTO_METRICS_MAX_S = 600.0
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
 WINDOW_STATE_VERSION = 2
 #: Milliseconds after the first window is built when the start-up objects leave the cyclic GC's view.
@@ -96,7 +100,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings()
         self.error_reporter: ErrorReporter = error_reporter or self._show_error_box
-        self.error_boxes: list[QMessageBox] = []
+        #: the open problem list (at most one; see _show_error_box)
+        self.error_boxes: list[ProblemList] = []
         self.document = DocumentModel(self)
         self.view = SpectrogramView(self)
         self.setCentralWidget(self.view)
@@ -106,6 +111,11 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.export_dialog: ExportDialog | None = None
         self.batch_dialog: BatchDialog | None = None
+        #: the Qt-free session (recordings, versions, references, catalogue, jobs) the document adapts
+        self.session = self.document.session
+        self._loop_region: tuple[float, float] | None = None
+        #: problems reported by the last Open session (one line each)
+        self.session_problems: list[str] = []
 
         self._build_file_dock()
         self._build_toolbars()
@@ -114,6 +124,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._build_panels(playback_engine)
         self._restore_settings()
+        self._register_session_state()
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -142,25 +153,34 @@ class MainWindow(QMainWindow):
         self.model_panel.attach_document(doc)
         self.model_panel.errorOccurred.connect(lambda msg: self.error_reporter("Model", msg))
         self.model_panel.runStarted.connect(lambda mid: self.statusBar().showMessage(f"Running {mid}…"))
-        self.model_panel.runFinished.connect(lambda outcome: self.statusBar().showMessage(f"Model run {outcome}", 5000))
+        self.model_panel.runFinished.connect(self._on_model_job_finished)
         # Its own pool (one thread), so closing the window waits for the metrics and nothing else.
         self.metrics_pool = QThreadPool(self)
         self.metrics_pool.setMaxThreadCount(1)
-        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool)
+        # It measures on its own only while its tab is visible (auto_compute follows the dock's visibility);
+        # long DNSMOS waits for its Measure button, and measuring pauses while any model job runs.
+        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool, session=self.session)
         self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
+        # Loads and probes are not session jobs (no recording owns them) but compete for the cores too.
+        self.model_panel.busyChanged.connect(self.metrics_panel.set_model_busy)
         self.transport = TransportBar(engine=playback_engine)
         self.transport.attach_document(doc)
         self.transport.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
         self.transport.loopChanged.connect(self._on_loop_changed)
+        self.transport.loopChanged.connect(lambda region: setattr(self, "_loop_region", region))
         self.view.seekRequested.connect(self.transport.seek)
         self.view.loopSelected.connect(self.transport.set_loop)
         self.model_dock = self.add_panel("Models", self.model_panel)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.model_dock.raise_()
-        self._metrics_visible = False
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
-        doc.recordingChanged.connect(lambda _rec: self._auto_measure())
-        doc.versionsChanged.connect(lambda _rec: self._auto_measure())
+        self._metrics_visible = False
+        # The metrics table grows a column per version; the dock widens with it (see _fit_metrics_dock).
+        self._fit_metrics_timer = QTimer(self, singleShot=True, interval=0)
+        self._fit_metrics_timer.timeout.connect(self._fit_metrics_dock)
+        self.metrics_panel.table.horizontalHeader().sectionResized.connect(lambda *_: self._fit_metrics_timer.start())
+        self.metrics_panel.table.horizontalHeader().sectionCountChanged.connect(
+            lambda *_: self._fit_metrics_timer.start())
         self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
         self.bottom_toolbar.setMovable(False)
         self.resizeDocks([self._docks["Recordings"], self.model_dock], [210, 430], Qt.Orientation.Horizontal)
@@ -177,7 +197,7 @@ class MainWindow(QMainWindow):
         tb.setObjectName("toolbar_display")
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
         self.version_box = self._combo([], "Version of the recording shown in the panes")
-        self.version_box.setMinimumWidth(190)
+        self.version_box.setMinimumWidth(150)
         self.version_box.currentIndexChanged.connect(self._on_version_box)
         tb.addWidget(QLabel(" Version "))
         tb.addWidget(self.version_box)
@@ -185,7 +205,8 @@ class MainWindow(QMainWindow):
         self.layout_box = self._combo([("2 × 2", "grid"), ("Row", "row")], "Pane layout")
         tb.addWidget(QLabel(" Layout "))
         tb.addWidget(self.layout_box)
-        self.phase_box = self._combo([(v, k) for k, v in PHASE_VIEWS.items()], "What the second pane shows")
+        self.phase_box = self._combo([(v, k) for k, v in phase_view_choices().items()],
+                                    "What the second pane shows (the views of workbench.core.views)")
         tb.addWidget(QLabel(" Phase view "))
         tb.addWidget(self.phase_box)
         self.scale_box = self._combo([(s.capitalize(), s) for s in FREQ_SCALES], "Frequency axis scale")
@@ -202,11 +223,6 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.db_lo)
         tb.addWidget(QLabel("…"))
         tb.addWidget(self.db_hi)
-        self.comp_box = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, decimals=2, value=0.3)
-        self.comp_box.setToolTip("Compression exponent c for real/imag: sign(x)|x|^c (1 = linear)")
-        tb.addWidget(QLabel(" Compression "))
-        tb.addWidget(self.comp_box)
-
         st = QToolBar("STFT", self)
         st.setObjectName("toolbar_stft")
         self.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
@@ -221,8 +237,21 @@ class MainWindow(QMainWindow):
         st.addWidget(QLabel(" Hop "))
         st.addWidget(self.hop_box)
         st.addSeparator()
+        self.comp_box = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, decimals=2, value=0.3)
+        self.comp_box.setToolTip("Compression exponent c for real/imag: sign(x)|x|^c (1 = linear)")
+        st.addWidget(QLabel(" Compression "))
+        st.addWidget(self.comp_box)
+        self.mask_box = QDoubleSpinBox(minimum=0, maximum=200, singleStep=10, decimals=0,
+                                       value=DEFAULT_MASK_BELOW_DB, suffix=" dB")
+        self.mask_box.setSpecialValueText("off")
+        self.mask_box.setToolTip("Instantaneous frequency and group delay: blank bins more than this many dB "
+                                 "under the top of the magnitude range (their phase is noise there); 0 = off")
+        st.addWidget(QLabel(" Mask "))
+        st.addWidget(self.mask_box)
+
+        st.addSeparator()
         self.readout_label = QLabel("")
-        self.readout_label.setMinimumWidth(600)
+        self.readout_label.setMinimumWidth(420)
         self.readout_label.setTextFormat(Qt.TextFormat.PlainText)
         self.readout_label.setStyleSheet("font-family: monospace;")
         st.addWidget(self.readout_label)
@@ -242,6 +271,15 @@ class MainWindow(QMainWindow):
         self.close_action = QAction("&Close recording", self, shortcut=QKeySequence.StandardKey.Close)
         self.close_action.triggered.connect(self.close_current)
         file_menu.addAction(self.close_action)
+        file_menu.addSeparator()
+        self.save_session_action = QAction("&Save session…", self, shortcut=QKeySequence.StandardKey.Save)
+        self.save_session_action.setToolTip("Save the open recordings, every version (bit-exact), references and "
+                                            "view settings to a session file")
+        self.save_session_action.triggered.connect(lambda: self.save_session_dialog())
+        file_menu.addAction(self.save_session_action)
+        self.open_session_action = QAction("Open s&ession…", self, shortcut="Ctrl+Shift+O")
+        self.open_session_action.triggered.connect(self.open_session_dialog)
+        file_menu.addAction(self.open_session_action)
         file_menu.addSeparator()
         self.load_model_action = QAction("Load &model…", self, shortcut="Ctrl+M")
         self.load_model_action.setToolTip("Load an ONNX / TorchScript / PyTorch model file into the model panel")
@@ -320,7 +358,7 @@ class MainWindow(QMainWindow):
         self.view.tileError.connect(lambda msg: self.error_reporter("Cannot draw the spectrogram", msg))
         for box in (self.layout_box, self.phase_box, self.scale_box, self.cmap_box):
             box.currentIndexChanged.connect(self._on_display_controls)
-        for spin in (self.db_lo, self.db_hi, self.comp_box):
+        for spin in (self.db_lo, self.db_hi, self.comp_box, self.mask_box):
             spin.valueChanged.connect(self._on_display_controls)
         for box in (self.window_box, self.nfft_box, self.hop_box):
             box.currentIndexChanged.connect(self._on_stft_controls)
@@ -362,19 +400,24 @@ class MainWindow(QMainWindow):
         return dock
 
     def open_files(self, paths) -> list[Recording]:
-        """Open each path as a recording; a bad file is reported (naming it) and the others still open."""
+        """Open each path as a recording; the others still open when one is bad, and every bad file is
+        reported in one message (one line per file, naming it)."""
         opened = []
+        problems = []
         for p in paths:
             try:
                 rec = self.document.open(p)
             except WorkbenchError as exc:
-                self.error_reporter("Cannot open recording", str(exc))
+                problems.append(str(exc))
                 continue
             except Exception as exc:  # anything else still must not take the window down
-                self.error_reporter("Cannot open recording", f"{p}: {exc}")
+                problems.append(f"{p}: {exc}")
                 continue
             opened.append(rec)
             self._add_recent(str(Path(p).resolve()))
+        if problems:
+            title = "Cannot open recording" if len(problems) == 1 else f"Cannot open {len(problems)} recordings"
+            self.error_reporter(title, "\n".join(problems))
         if opened:
             self.filesOpened.emit(opened)
         return opened
@@ -395,8 +438,9 @@ class MainWindow(QMainWindow):
                 for name, sc in self.metrics_panel.results().items()}
 
     def open_export_dialog(self, folder: str | Path | None = None) -> ExportDialog | None:
-        """File > Export: versions (audio), the four-pane figure with the views' STFT settings, and the
-        comparison with the metrics measured so far. Non-modal; returns the dialog."""
+        """File > Export: versions (audio), the figure of what the panes show (views, levels, colours,
+        region; or the whole file), and the comparison with the metrics measured so far. Non-modal;
+        returns the dialog."""
         rec = self.document.recording
         if rec is None:
             self.error_reporter("Export", "Open a recording first")
@@ -404,7 +448,9 @@ class MainWindow(QMainWindow):
         if self.export_dialog is not None:
             self.export_dialog.close()
         dlg = ExportDialog(rec, self, stft_config=self.view.cfg, metrics=self.metrics_by_version(),
-                           current_version=self.document.version, channel=self.view.channel, folder=folder)
+                           current_version=self.document.version, channel=self.view.channel, folder=folder,
+                           reference=self.session.reference(rec),
+                           figure_settings=self.view.figure_settings, partner=self.view.difference_partner())
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.errorOccurred.connect(lambda msg: self.statusBar().showMessage(f"Export: {msg}", 8000))
         dlg.exported.connect(lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
@@ -414,24 +460,48 @@ class MainWindow(QMainWindow):
         return dlg
 
     def open_batch_dialog(self, files=(), folder: str | Path | None = None) -> BatchDialog:
-        """File > Batch enhance (or Ctrl + drop): many files, one model, exported to a folder."""
+        """File > Batch enhance (or Ctrl + drop): many files, one model, exported to a folder.
+
+        Without ``files`` the dialog starts with the open recordings (those read from a file). The models
+        offered are the session's catalogue: built-ins, plugins and every model file loaded in the Models
+        panel. The folder defaults to ``enhanced/`` beside the first file, or under
+        :data:`~workbench.core.export.FALLBACK_EXPORT_FOLDER` when that folder is read-only."""
         files = [Path(f) for f in files]
+        if not files and self.batch_dialog is None:
+            files = [rec.path for rec in self.document.recordings if rec.path.is_file()]
         if folder is None:
-            base = files[0].parent if files else Path(self.settings.value("last_dir", str(Path.cwd()), str))
+            base = (default_export_folder(files[0]) if files
+                    else Path(self.settings.value("last_dir", str(Path.cwd()), str)))
+            if not is_writable_folder(base):
+                base = default_export_folder(None)
             folder = base / "enhanced"
         if self.batch_dialog is not None:
             self.batch_dialog.add_files(files)
             self.batch_dialog.raise_()
             return self.batch_dialog
-        dlg = BatchDialog(self, files, folder=folder)
+        catalogue = self.session.catalogue
+        try:
+            self.model_panel.ensure_listed()
+            choices = [(e.spec, e.info) for e in catalogue.entries()]
+        except Exception as exc:  # a broken plugin must not keep the dialog from opening
+            choices = []
+            self.statusBar().showMessage(f"Batch: could not list models: {exc}", 8000)
+        dlg = BatchDialog(self, files, folder=folder, enhancers=choices, load_enhancer=catalogue.load)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.destroyed.connect(lambda *_: setattr(self, "batch_dialog", None))
         self.batch_dialog = dlg
         dlg.show()
         return dlg
 
+    def dialog_folder(self) -> str:
+        """Where file dialogs start: the current recording's folder, else the last folder opened from."""
+        rec = self.document.recording
+        if rec is not None and rec.path.parent.is_dir():
+            return str(rec.path.resolve().parent)
+        return self.settings.value("last_dir", "", str)
+
     def open_dialog(self) -> None:
-        start = self.settings.value("last_dir", "", str)
+        start = self.dialog_folder()
         paths, _ = QFileDialog.getOpenFileNames(self, "Open recordings", start, AUDIO_FILTER)
         if paths:
             self.settings.setValue("last_dir", str(Path(paths[0]).parent))
@@ -459,8 +529,12 @@ class MainWindow(QMainWindow):
 
     def _on_version_changed(self, version: Version | None) -> None:
         rec = self.document.recording
+        if rec is not self._shown_recording:
+            self.readout_label.setText("")   # values of another recording (or none)
         if version is None or rec is None:
             self.view.set_source(None)
+            self._shown_recording = None
+            self._update_difference_partner()
         else:
             channel = min(self.document.channel, version.source.channels - 1)
             # Switching versions of one recording keeps the zoom (A/B inspection); a new recording fits.
@@ -506,14 +580,43 @@ class MainWindow(QMainWindow):
         self.view.set_loop_region(*(region if region is not None else (None, None)))
 
     def _on_metrics_visibility(self, visible: bool) -> None:
+        """While the Metrics tab is visible the panel measures what is cheap on its own (see
+        :meth:`MetricsPanel.compute` with ``auto=True``); DNSMOS of long recordings waits for its button."""
         self._metrics_visible = visible
-        self._auto_measure()
+        if visible:
+            self._fit_metrics_timer.start()
+        self.metrics_panel.auto_compute = visible and not self._closed
+        if self.metrics_panel.auto_compute:
+            self.metrics_panel.compute(auto=True)
 
-    def _auto_measure(self) -> None:
-        rec = self.document.recording
-        if (self._metrics_visible and rec is not None and not self._closed
-                and rec.source.frames / rec.source.sample_rate <= AUTO_METRICS_MAX_S):
-            self.metrics_panel.compute()
+    def _on_model_job_finished(self, outcome: str) -> None:
+        """Status bar line for the end of a Models-panel job, saying which kind of job it was (a failed
+        load is not a "run") and, when it failed, why."""
+        kind = self.model_panel.job_kind
+        what = {"load": "Model load", "probe": "Model probe"}.get(kind, "Model run")
+        reason = self.model_panel.last_error if outcome == "failed" else ""
+        self.statusBar().showMessage(f"{what} {outcome}" + (f": {reason}" if reason else ""),
+                                     15000 if reason else 5000)
+
+    #: Width the panes keep at least when the metrics dock widens (px).
+    MIN_CENTRAL_WIDTH = 560
+
+    def _fit_metrics_dock(self) -> None:
+        """Widen the right dock so that every column of the metrics table (one per version, the winner's
+        among them) is visible, as far as the panes keep :attr:`MIN_CENTRAL_WIDTH`."""
+        dock = self.metrics_dock
+        if not self._metrics_visible or dock.isFloating() or self._closed:
+            return
+        table = self.metrics_panel.table
+        # What the table's columns need beyond what its viewport shows now.
+        hidden = table.horizontalHeader().length() - table.viewport().width()
+        needed = dock.width() + max(hidden, 0) + 2
+        left = sum(d.width() for d in self._docks.values() if d.isVisible() and not d.isFloating()
+                   and self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea)
+        cap = self.width() - left - self.MIN_CENTRAL_WIDTH
+        target = min(needed, cap)
+        if target > dock.width():
+            self.resizeDocks([dock], [target], Qt.Orientation.Horizontal)
 
     def version_choices(self) -> list[tuple[str, Version | None, Version | None]]:
         """Entries of the version selector: ``(label, version, residual_of)``.
@@ -623,16 +726,7 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
 
     def _on_readout(self, r: dict) -> None:
-        phase_view = self.view.display.phase_view
-        nan = float("nan")
-        extra = {"phase": f"phase {r['phase_rad']:+.3f} rad",
-                 "inst_freq": f"IF dev {r['inst_freq_hz']:+.1f} Hz",
-                 "group_delay": f"GD {r['group_delay_ms']:+.2f} ms",
-                 "mag_diff": f"Δmag {r.get('magnitude_difference_db', nan):+.1f} dB",
-                 "phase_diff": f"Δphase {r.get('phase_difference_rad', nan):+.3f} rad"}[phase_view]
-        self.readout_label.setText(
-            f"t {r['time_s']:.4f} s  f {r['freq_hz']:.1f} Hz  |  mag {r['magnitude_db']:.1f} dB  {extra}  "
-            f"re {r['real_raw']:+.3g}  im {r['imag_raw']:+.3g}")
+        self.readout_label.setText(self.view.readout_text(r))
 
     # ------------------------------------------------------------------------------------------------------
     # controls -> view
@@ -643,7 +737,8 @@ class MainWindow(QMainWindow):
             hi = lo + 5
         return DisplaySettings(layout=self.layout_box.currentData(), phase_view=self.phase_box.currentData(),
                                freq_scale=self.scale_box.currentData(), colormap=self.cmap_box.currentData(),
-                               db_range=(lo, hi), compression=round(self.comp_box.value(), 3))
+                               db_range=(lo, hi), compression=round(self.comp_box.value(), 3),
+                               mask_below_db=float(self.mask_box.value()))
 
     def stft_config(self) -> StftConfig:
         n_fft = int(self.nfft_box.currentData())
@@ -671,19 +766,31 @@ class MainWindow(QMainWindow):
         self.db_lo.setValue(display.db_range[0])
         self.db_hi.setValue(display.db_range[1])
         self.comp_box.setValue(display.compression)
+        self.mask_box.setValue(display.mask_below_db)
         self._updating_controls = False
+
+    def set_display_settings(self, display: DisplaySettings) -> None:
+        """Apply ``display`` to the controls and the panes (sessions restore through this)."""
+        display.validate()
+        self._set_controls(display, self.view.cfg)
+        self.view.set_display(self.display_settings())
 
     # ------------------------------------------------------------------------------------------------------
     # errors, drops, recent files, settings
     # ------------------------------------------------------------------------------------------------------
     def _show_error_box(self, title: str, message: str) -> None:
-        """Non-modal message box, so the window stays usable (and tests are never blocked)."""
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setModal(False)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda *_: self.error_boxes.remove(box) if box in self.error_boxes else None)
-        self.error_boxes.append(box)
+        """Problems go to one non-modal list (:class:`~workbench.gui.error_list.ProblemList`), so the window
+        stays usable and several bad files never stack several popups: while the list is open, new problems
+        are appended to it."""
+        box = self.error_boxes[-1] if self.error_boxes else None
+        if box is None or not box.isVisible():
+            box = ProblemList(title, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.destroyed.connect(lambda *_, box=box: self.error_boxes.remove(box) if box in self.error_boxes else None)
+            self.error_boxes[:] = [box]
+        box.add(title, message)
         box.show()
+        box.raise_()
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -757,10 +864,11 @@ class MainWindow(QMainWindow):
                 freq_scale=s.value("display/freq_scale", d.freq_scale, str),
                 colormap=s.value("display/colormap", d.colormap, str),
                 db_range=(float(s.value("display/db_low", d.db_range[0])), float(s.value("display/db_high", d.db_range[1]))),
-                compression=float(s.value("display/compression", d.compression)))
-            if (display.layout not in LAYOUTS or display.phase_view not in PHASE_VIEWS
-                    or display.freq_scale not in FREQ_SCALES or display.colormap not in MAGNITUDE_COLORMAPS):
+                compression=float(s.value("display/compression", d.compression)),
+                mask_below_db=float(s.value("display/mask_below_db", d.mask_below_db)))
+            if display.colormap not in MAGNITUDE_COLORMAPS or display.phase_view not in phase_view_choices():
                 display = d
+            display.validate()
             cfg = StftConfig(n_fft=int(s.value("stft/n_fft", 1024)), hop=int(s.value("stft/hop", 256)),
                              window=s.value("stft/window", "hann", str))
         except (ValueError, TypeError):
@@ -792,6 +900,7 @@ class MainWindow(QMainWindow):
         s.setValue("display/db_low", d.db_range[0])
         s.setValue("display/db_high", d.db_range[1])
         s.setValue("display/compression", d.compression)
+        s.setValue("display/mask_below_db", d.mask_below_db)
         s.setValue("stft/n_fft", self.view.cfg.n_fft)
         s.setValue("stft/hop", self.view.cfg.hop)
         s.setValue("stft/window", self.view.cfg.window)
@@ -806,19 +915,178 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        # The deferred model listing must not start a thread after the panel was shut down (a QThread
+        # destroyed while running aborts the process).
+        self._list_models_timer.stop()
         self.transport.shutdown()
         self.model_panel.shutdown()
-        self.metrics_panel.cancel()
+        self.metrics_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:
                 dlg.close()
         self.view.shutdown()
 
+    # ------------------------------------------------------------------------------------------------------
+    # sessions
+    # ------------------------------------------------------------------------------------------------------
+    def _register_session_state(self) -> None:
+        """What a saved session stores besides recordings: the display and STFT settings, the window's
+        current version/channel/visible range, the loop region and finished blind tests. Other panels add theirs with
+        ``window.session.add_state_provider(key, get, restore)``."""
+        import dataclasses
+
+        def display_get():
+            return {"display": dataclasses.asdict(self.display_settings()),
+                    "stft": {"n_fft": self.view.cfg.n_fft, "hop": self.view.cfg.hop, "window": self.view.cfg.window}}
+
+        def display_restore(value) -> None:
+            d = dict(value.get("display") or {})
+            if "db_range" in d:
+                d["db_range"] = tuple(d["db_range"])
+            known = {f.name for f in dataclasses.fields(DisplaySettings)}
+            display = DisplaySettings(**{k: v for k, v in d.items() if k in known})
+            st = value.get("stft") or {}
+            cfg = StftConfig(n_fft=int(st.get("n_fft", self.view.cfg.n_fft)), hop=int(st.get("hop", self.view.cfg.hop)),
+                             window=st.get("window", self.view.cfg.window))
+            self._set_controls(display, cfg)
+            self.view.set_display(self.display_settings())
+            self.view.set_stft(self.stft_config())
+
+        def window_get():
+            doc = self.document
+            return {"version": doc.version.name if doc.version is not None else None, "channel": doc.channel,
+                    "view_range_s": list(doc.view_range)}
+
+        def window_restore(value) -> None:
+            doc = self.document
+            rec = doc.recording
+            if rec is None:
+                return
+            v = rec.version_or_none(value.get("version") or "")
+            if v is not None:
+                doc.set_version(v)
+            ch = int(value.get("channel") or 0)
+            if 0 <= ch < rec.source.channels:
+                doc.set_channel(ch)
+            t0, t1 = (value.get("view_range_s") or [0.0, 0.0])[:2]
+            if t1 > t0:
+                self.view.set_time_range(float(t0), float(t1))
+
+        def loop_get():
+            return None if self._loop_region is None else list(self._loop_region)
+
+        def loop_restore(value) -> None:
+            if value and self.document.recording is not None:
+                self.transport.set_loop(float(value[0]), float(value[1]))
+
+        self.session.add_state_provider("display", display_get, display_restore)
+        self.session.add_state_provider("window", window_get, window_restore)
+        self.session.add_state_provider("loop", loop_get, loop_restore)
+
+        def blind_restore(value) -> None:
+            self.transport.blind_results = [dict(r) for r in (value or [])]
+        self.session.add_state_provider("blind_test", lambda: list(self.transport.blind_results), blind_restore)
+
+    def save_session_to(self, path: str | Path) -> Path | None:
+        """Save the session to ``path``; reports a failure (naming the file) and returns ``None``."""
+        try:
+            state = self.session.collect_view_state()
+            target = run_to_end(save_session(self.session, path, view_state=state))
+        except WorkbenchError as exc:
+            self.error_reporter("Save session", str(exc))
+            return None
+        self.settings.setValue("last_session_dir", str(target.parent))
+        self.statusBar().showMessage(f"Session saved to {target}", 8000)
+        return target
+
+    def save_session_dialog(self) -> Path | None:
+        """File > Save session…: ask for a file (default: the session's own, or beside the current file)."""
+        if self.session.path is not None:
+            start = str(self.session.path)
+        else:
+            rec = self.document.recording
+            folder = rec.path.parent if rec is not None else Path(self.settings.value("last_session_dir", "", str) or ".")
+            stem = rec.path.stem if rec is not None else "session"
+            start = str(folder / f"{stem}{SESSION_SUFFIX}")
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", start, SESSION_FILTER)
+        return self.save_session_to(path) if path else None
+
+    def open_session_file(self, path: str | Path) -> bool:
+        """Open a saved session into this window (after closing what is open). Problems — a missing or
+        changed source, a missing version file — are reported as one message, one line each. A file that
+        is not a session is reported and leaves the window as it was; unsaved results are asked about
+        first, as on Quit."""
+        try:
+            read_session_file(path)
+        except WorkbenchError as exc:
+            self.error_reporter("Open session", str(exc))
+            return False
+        unsaved = self.session.unsaved_versions()
+        if unsaved:
+            answer = self.ask_unsaved(unsaved)
+            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
+                return False
+        for rec in list(self.document.recordings):
+            self.document.close(rec)
+        try:
+            _session, problems = run_to_end(open_session(path, self.session))
+        except WorkbenchError as exc:
+            self.error_reporter("Open session", str(exc))
+            return False
+        # The session opened the recordings; show them as the document does for opened files.
+        self.document.recordingsChanged.emit()
+        current = self.session.current
+        self.document.recording = None
+        self.document.set_current(current)
+        providers = self.session.state_providers()
+        for key in ("window", "loop"):  # again, now that the current recording is shown
+            if self.session.view_state.get(key) is not None and key in providers:
+                providers[key][1](self.session.view_state[key])
+        self.session_problems = problems
+        if problems:
+            self.error_reporter("Open session", "\n".join(problems))
+        self.statusBar().showMessage(f"Opened session {Path(path).name}"
+                                     + (f" ({len(problems)} problem(s))" if problems else ""), 8000)
+        return True
+
+    def open_session_dialog(self) -> None:
+        start = self.settings.value("last_session_dir", "", str)
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", start, SESSION_FILTER)
+        if path:
+            self.open_session_file(path)
+
+    def ask_unsaved(self, unsaved: list[tuple[Recording, Version]]) -> str:
+        """Ask what to do with results that were neither saved in a session nor exported.
+
+        Returns ``"save"``, ``"discard"`` or ``"cancel"`` (a modal box; the event loop keeps running)."""
+        names = ", ".join(f"{v.name} ({rec.name})" for rec, v in unsaved[:6]) + (" …" if len(unsaved) > 6 else "")
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved results",
+                          f"{len(unsaved)} result(s) are not saved: {names}.\n"
+                          "Save them in a session before quitting?", parent=self)
+        box.setObjectName("unsavedResultsBox")
+        save = box.addButton("Save session…", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(save)
+        box.setEscapeButton(cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        box.deleteLater()
+        return "save" if clicked is save else "discard" if clicked is discard else "cancel"
+
     def closeEvent(self, event) -> None:
+        if not self._closed:
+            unsaved = self.session.unsaved_versions()
+            if unsaved:
+                answer = self.ask_unsaved(unsaved)
+                if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
+                    event.ignore()
+                    return
         if not self._closed:
             self.save_settings()
         self.shutdown()
         for rec in list(self.document.recordings):
             self.document.close(rec)
+        stop_all_workers()  # including work the closing itself started (the emptied panes)
         super().closeEvent(event)

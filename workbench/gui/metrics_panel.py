@@ -1,34 +1,58 @@
 """Metrics panel: every version of the current recording measured side by side.
 
-Rows are metrics (intrusive ones only when a clean reference is set; DNSMOS always), columns are versions.
-The best value of each row is highlighted according to the metric's direction. Measuring runs on a
-:class:`QThreadPool` worker that drives the core generator :func:`workbench.core.evaluation.score_versions`
-(the same code as ``workbench evaluate``, so the numbers match the CLI); between versions the worker checks
-a cancel flag, so :meth:`MetricsPanel.cancel` stops it without killing a thread. Results are cached per
-version and reference, so adding a version only measures the new one.
+Rows are metrics (intrusive ones only when a clean reference is set; DNSMOS when its box is ticked),
+columns are versions. The best value of each row is highlighted according to the metric's direction.
+
+Measuring runs on a :class:`QThreadPool` worker that drives the core generator
+:func:`workbench.core.evaluation.score_versions` (the same code as ``workbench evaluate``, so the numbers
+match the CLI). What the panel keeps, and why:
+
+* Two result caches: intrusive scores per (version, reference) and DNSMOS per version. Choosing another
+  reference therefore re-measures only the intrusive rows; DNSMOS (which needs no reference) stays.
+* Cells fill as each version's part arrives (``on_result`` of the generator), not when the whole job ends.
+* The clean reference belongs to the recording (the session model holds it,
+  :meth:`~workbench.core.session.Session.reference`), not to this widget: switching recordings shows each
+  one's own reference.
+* DNSMOS is slow (a 9 s window every second of audio). Automatic measuring (tab visible, a new version, a
+  new reference) includes it only when its estimated cost is small; otherwise the Measure button shows
+  the estimate and DNSMOS starts when pressed. While a model job runs (:meth:`set_model_busy`, fed from
+  the session's jobs) a running measurement pauses between steps, so it never slows the model.
+* After measuring, the alignment of the reference with the original recording is checked
+  (:class:`~workbench.core.evaluation.AlignmentCheck`); a reference that does not match (low aligned
+  correlation, lag at the search limit) is reported in the panel's warning line.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Generator
 
-import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget, QHeaderView, QCheckBox)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..core.audio_io import load_audio
-from ..core.dnsmos import DNSMOS_METRICS
+from ..core.audio_io import load_audio, read_info
+from ..core.dnsmos import DNSMOS_METRICS, DnsmosCost
+from ..core.enhancer import Progress
 from ..core.errors import Cancelled, WorkbenchError
-from ..core.enhancer import run_to_end
-from ..core.evaluation import Scores, score_versions
+from ..core.evaluation import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
 from ..core.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
 from ..core.recording import Recording, Version
-from .workers import lower_current_thread_priority
+from ..core.session import JobState, Session
+from .workers import GeneratorWorker
 
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
+WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radius: 3px;"
+#: Automatic measuring (no button pressed) includes DNSMOS only when its estimate is at most this long.
+AUTO_DNSMOS_MAX_COST_S = 20.0
+#: Automatic measuring of the intrusive metrics only for recordings up to this duration (PESQ and the
+#: alignment read the whole file into memory); longer ones wait for the Measure button.
+AUTO_INTRUSIVE_MAX_S = 600.0
 
 
 def format_value(value: float) -> str:
@@ -36,51 +60,76 @@ def format_value(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3g}"
 
 
-class _Signals(QObject):
-    # Each signal carries the worker first, so the panel can ignore a stale job's late reports.
-    progress = Signal(object, float, str)
-    finished = Signal(object, object)   # worker, {version name: Scores}
-    failed = Signal(object, str)
-    cancelled = Signal(object)
+def format_duration(seconds: float) -> str:
+    """``8 s``, ``2 min 10 s``, ``1 h 05 min``: a cost estimate for people."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{max(s, 1)} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-class MetricsWorker(QRunnable):
-    """Runs :func:`score_versions` on a pool thread; emits progress/finished/failed/cancelled (queued to
-    the GUI thread). ``cancel()`` sets a flag that is checked between versions."""
+def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
+                  resume: threading.Event, should_stop: Callable[[], bool],
+                  on_result: Callable[[Version, str, Scores], None],
+                  on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
+    """The panel's measurement, run on the worker thread: load the reference file, then
+    :func:`~workbench.core.evaluation.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
 
-    def __init__(self, versions: list[Version], reference: np.ndarray | None, reference_rate: int | None,
-                 dnsmos: bool = True, key: str = ""):
-        super().__init__()
-        self.key = key
-        self.versions = versions
-        self.setAutoDelete(False)  # the panel keeps a reference until the finished signal arrived
-        self.signals = _Signals()
-        self._versions = versions
-        self._reference = reference
-        self._reference_rate = reference_rate
-        self._dnsmos = dnsmos
-        self._stop = threading.Event()
+    Yields the core's :class:`~workbench.core.enhancer.Progress`; ``on_result(version, part, scores)`` is
+    called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
+    clear (a model job runs) it waits between steps — ``on_paused(True)`` before, ``on_paused(False)``
+    after — until ``resume`` is set or ``should_stop()`` says to end (then it raises Cancelled).
+    """
+    reference = rate = None
+    if intrusive and reference_path is not None:
+        audio, info = load_audio(reference_path)
+        reference = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+        rate = info.sample_rate
+    gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive), dnsmos=bool(dnsmos),
+                         dnsmos_versions=dnsmos, on_result=on_result)
+    try:
+        while True:
+            if not resume.is_set() and not should_stop():
+                on_paused(True)
+                while not resume.wait(0.05) and not should_stop():
+                    pass
+                on_paused(False)
+            if should_stop():
+                raise Cancelled("cancelled on request")
+            try:
+                step = next(gen)
+            except StopIteration as done:
+                return done.value
+            yield step
+    finally:
+        gen.close()
+
+
+class _Job:
+    """The panel's running measurement: what it measures, its worker and its session job."""
+
+    def __init__(self, intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
+                 reference_key: str):
+        self.intrusive, self.dnsmos = intrusive, dnsmos
+        self.reference_path, self.reference_key = reference_path, reference_key
+        self.stop = threading.Event()
+        self.started = time.perf_counter()
+        self.dnsmos_audio_s = 0.0
+        self.worker: GeneratorWorker | None = None
+        self.session_job = None
+
+    def should_stop(self) -> bool:
+        """Cancel asked here, or by the session (the recording was closed)."""
+        return self.stop.is_set() or (self.session_job is not None and self.session_job.cancel_requested)
 
     def cancel(self) -> None:
-        self._stop.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._stop.is_set()
-
-    def run(self) -> None:
-        lower_current_thread_priority()
-        gen = score_versions(self._versions, self._reference, self._reference_rate, dnsmos=self._dnsmos)
-        try:
-            result = run_to_end(gen, lambda p: self.signals.progress.emit(self, p.fraction, p.message),
-                                self._stop.is_set)
-            self.signals.finished.emit(self, result)
-        except Cancelled:
-            self.signals.cancelled.emit(self)
-        except WorkbenchError as exc:
-            self.signals.failed.emit(self, str(exc))
-        except Exception as exc:  # keep the app alive; the panel shows the message
-            self.signals.failed.emit(self, f"{type(exc).__name__}: {exc}")
+        self.stop.set()
+        if self.worker is not None:
+            self.worker.cancel()
+        if self.session_job is not None:
+            self.session_job.cancel()
 
 
 class MetricsPanel(QWidget):
@@ -89,37 +138,59 @@ class MetricsPanel(QWidget):
     Args:
         document: optional ``workbench.gui.document.DocumentModel``; the panel follows its current recording
             and its version list. Without one, call :meth:`set_recording`.
+        session: the :class:`~workbench.core.session.Session` that holds each recording's clean reference and
+            the jobs (a running model job pauses measuring; measurements are registered as jobs owned by
+            their recording, so closing it cancels them); default: the document's ``session``, else a new one.
+        auto_compute: measure on recording, version and reference changes (cheap parts only, see the
+            module docstring); the main window turns it on while the Metrics tab is visible.
+        dnsmos_cost: the :class:`~workbench.core.dnsmos.DnsmosCost` estimate (updated from each run).
 
     Signals:
         started(): a measurement began.
         progress(float, str): fraction done and a message.
+        partialResult(str, str): ``(version name, part)`` once that part's cells are filled.
         resultsReady(object): ``{version name: Scores}`` for every measured version (all cached results).
         failed(str): a message for the person.
         cancelled(): the running measurement was stopped.
         referenceChanged(object): the reference ``Path`` (or ``None``).
+        pausedChanged(bool): the running measurement waits for a model job to end (True) or goes on.
     """
 
     started = Signal()
     progress = Signal(float, str)
+    partialResult = Signal(str, str)
     resultsReady = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
     referenceChanged = Signal(object)
+    pausedChanged = Signal(bool)
+    # Internal: session events and worker reports (any thread) carried to the GUI thread.
+    _sessionNotified = Signal(str, object)
+    _partialNotified = Signal(object, object, str, object)   # job, version, part, Scores
+    _pausedNotified = Signal(object, bool)                   # job, paused
 
     def __init__(self, document=None, parent: QWidget | None = None, *, auto_compute: bool = True,
-                 pool: QThreadPool | None = None):
+                 pool: QThreadPool | None = None, session: Session | None = None,
+                 dnsmos_cost: DnsmosCost | None = None):
         super().__init__(parent)
         self.document = document
+        self.session: Session = session or getattr(document, "session", None) or Session()
         self.recording: Recording | None = None
-        self.reference_path: Path | None = None
-        self.reference_auto = False
-        self._reference: tuple[np.ndarray, int] | None = None
-        # (id(version.source), reference key) -> (source, Scores); holding the source keeps its id from being reused
-        self._cache: dict[tuple[int, str], tuple[object, Scores]] = {}
-        self._worker: MetricsWorker | None = None
-        self._pending = False
+        self._paired: weakref.WeakSet = weakref.WeakSet()   # recordings already offered an automatic pair
+        self._shown_key = ""   # reference key the table currently shows
+        # (id(version.source), reference key) -> (source, Scores); holding the source keeps its id from reuse
+        self._intrusive: dict[tuple[int, str], tuple[object, Scores]] = {}
+        self._dnsmos: dict[int, tuple[object, Scores]] = {}
+        self._worker: _Job | None = None
+        self._pending: bool | None = None   # None: no re-run; else re-run with this "with DNSMOS" flag
+        self._resume = threading.Event()
+        self._resume.set()
+        self._model_busy = False      # set_model_busy (a panel without session jobs)
+        self._session_busy = False    # a model job of the session runs
+        self._paused = False
         self.auto_compute = auto_compute
         self.pool = pool or QThreadPool.globalInstance()
+        self.dnsmos_cost = dnsmos_cost or DnsmosCost()
 
         self.reference_label = QLabel("reference: none (DNSMOS only)")
         self.reference_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -129,7 +200,7 @@ class MetricsPanel(QWidget):
         self.clear_button = QPushButton("No reference")
         self.clear_button.clicked.connect(lambda: self.set_reference(None))
         self.compute_button = QPushButton("Measure")
-        self.compute_button.clicked.connect(self.compute)
+        self.compute_button.clicked.connect(lambda: self.compute(auto=False))
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
@@ -143,6 +214,12 @@ class MetricsPanel(QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(True)
+        self.progress_bar.setFormat("")
+        self.warning_label = QLabel("")
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet(WARNING_STYLE)
+        self.warning_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.warning_label.hide()
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, 0)
@@ -165,9 +242,14 @@ class MetricsPanel(QWidget):
         lay.addWidget(self.reference_label)
         lay.addLayout(top)
         lay.addLayout(row)
+        lay.addWidget(self.warning_label)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.status)
 
+        self._sessionNotified.connect(self._on_session_event, Qt.ConnectionType.QueuedConnection)
+        self._partialNotified.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
+        self._pausedNotified.connect(self._on_paused, Qt.ConnectionType.QueuedConnection)
+        self.session.subscribe(self._session_listener)
         if document is not None:
             document.recordingChanged.connect(self.set_recording)
             document.versionsChanged.connect(self._on_versions_changed)
@@ -175,63 +257,162 @@ class MetricsPanel(QWidget):
                 self.set_recording(document.recording)
 
     # -- inputs -------------------------------------------------------------------------------------------
+    @property
+    def reference_path(self) -> Path | None:
+        """The current recording's clean reference in the session (``None``: DNSMOS only)."""
+        return self.session.reference(self.recording) if self.recording is not None else None
+
+    @property
+    def reference_auto(self) -> bool:
+        """Whether the reference is the automatic pair (``X_noisy.wav`` -> ``X_clean.wav``)."""
+        path = self.reference_path
+        return path is not None and path == find_reference_for(self.recording.path)
+
     @Slot(object)
     def set_recording(self, recording: Recording | None) -> None:
         """Show ``recording``; auto-pairs a clean reference (``X_noisy.wav`` -> ``X_clean.wav``,
-        ``noisy/NAME.wav`` -> ``clean/NAME.wav``) when one exists and none was chosen by hand."""
+        ``noisy/NAME.wav`` -> ``clean/NAME.wav``) when the recording has none yet."""
         if recording is self.recording:
             return
         self.cancel()
         self.recording = recording
-        if self.reference_path is None or self.reference_auto:
-            ref = find_reference_for(recording.path) if recording is not None else None
-            self._set_reference(ref, auto=ref is not None)
+        if recording is not None and recording not in self._paired:
+            # Offered once per recording: "No reference" chosen later is not undone by switching back.
+            self._paired.add(recording)
+            if self.session.reference(recording) is None:
+                ref = find_reference_for(recording.path)
+                if ref is not None and self._check_reference_file(ref):
+                    self.session.set_reference(recording, ref)
+        self._shown_key = self._ref_key()
+        self._show_reference()
         self._refresh_table()
+        self._update_warning()
+        self._show_state()
         if self.auto_compute:
-            self.compute()
+            self.compute(auto=True)
 
     @Slot(object)
     def _on_versions_changed(self, recording) -> None:
         if recording is self.recording:
             self._refresh_table()
+            self._show_state()
             if self.auto_compute:
-                self.compute()
+                self.compute(auto=True)
 
-    def set_reference(self, path: str | Path | None) -> None:
-        """Use the clean file at ``path`` as reference (``None``: DNSMOS only). A bad file is reported through
-        :attr:`failed` and the status line; the previous reference is kept."""
-        self._set_reference(Path(path) if path is not None else None, auto=False)
-        self._refresh_table()
+    def set_reference(self, path: str | Path | None) -> bool:
+        """Use the clean file at ``path`` as the current recording's reference (``None``: DNSMOS only).
+
+        Only the intrusive rows change: DNSMOS results stay. A bad file is reported through :attr:`failed`
+        and the status line, and the previous reference is kept (returns False). With ``auto_compute`` the
+        intrusive metrics are measured at once.
+        """
+        if self.recording is None:
+            self._report("Open a recording before choosing its reference")
+            return False
+        path = Path(path) if path is not None else None
+        if path is not None and not self._check_reference_file(path):
+            return False
+        self._paired.add(self.recording)
+        self.session.set_reference(self.recording, path)   # the session event refreshes the panel
+        self._after_reference_change()
         if self.auto_compute:
-            self.compute()
+            self.compute(auto=True)
+        return True
 
-    def _set_reference(self, path: Path | None, auto: bool) -> None:
+    def _after_reference_change(self) -> None:
+        """The current recording's reference may have changed (here or through the session)."""
+        key = self._ref_key()
+        if self._worker is not None and self._worker.intrusive and self._worker.reference_key != key:
+            # The running job measures against the old reference: stop it, keep what it finished.
+            self._pending = bool(self._worker.dnsmos)
+            self._worker.cancel()
+        if key == self._shown_key:
+            return
+        self._shown_key = key
+        self._show_reference()
+        self._refresh_table()
+        self._update_warning()
+        self._show_state()
+        self.referenceChanged.emit(self.reference_path)
+
+    def _check_reference_file(self, path: Path) -> bool:
+        try:
+            read_info(path)  # header only: fast; the samples are read by the worker
+        except WorkbenchError as exc:
+            self._report(str(exc))
+            return False
+        return True
+
+    def _show_reference(self) -> None:
+        path = self.reference_path
         if path is None:
-            self._reference, self.reference_path, self.reference_auto = None, None, False
             self.reference_label.setText("reference: none (DNSMOS only)")
+            self.reference_label.setToolTip("")
         else:
-            try:
-                audio, info = load_audio(path)
-            except WorkbenchError as exc:
-                self._report(str(exc))
-                return
-            self._reference = (audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0], info.sample_rate)
-            self.reference_path, self.reference_auto = path, auto
-            how = "auto-paired" if auto else "chosen"
+            how = "auto-paired" if self.reference_auto else "chosen"
             self.reference_label.setText(f"reference ({how}): {path.name}")
             self.reference_label.setToolTip(str(path))
-        self.referenceChanged.emit(self.reference_path)
 
     def _choose_reference(self) -> None:
         start = str(self.recording.path.parent) if self.recording is not None else ""
         path, _ = QFileDialog.getOpenFileName(self, "Clean reference", start,
                                               "Audio (*.wav *.flac *.ogg *.aiff *.aif *.mp3);;All files (*)")
-        if path:
-            self.set_reference(path)
+        if path and self.set_reference(path) and not self.auto_compute:
+            self.compute(auto=True)  # the person asked for this reference: measure what it changes
+
+    # -- jobs of other panels -----------------------------------------------------------------------------
+    def _session_listener(self, event: str, obj) -> None:  # any thread
+        if event in ("job", "reference"):
+            try:
+                self._sessionNotified.emit(event, obj)
+            except RuntimeError:  # the panel is gone (its C++ object deleted)
+                self.session.unsubscribe(self._session_listener)
+
+    @Slot(str, object)
+    def _on_session_event(self, event: str, obj) -> None:
+        if event == "job":
+            mine = self._worker.session_job if self._worker is not None else None
+            busy = any(j.state == JobState.RUNNING and j is not mine and not getattr(j, "is_measurement", False)
+                       for j in list(self.session.jobs))
+            if busy != self._session_busy:
+                self._session_busy = busy
+                self._apply_busy()
+        elif event == "reference" and obj is self.recording:
+            self._after_reference_change()
+
+    @Slot(bool)
+    def set_model_busy(self, busy: bool) -> None:
+        """A model job runs (True) or none does, for a panel whose session does not see the job: a running
+        measurement waits between steps meanwhile. Model jobs of the session are followed automatically."""
+        self._model_busy = bool(busy)
+        self._apply_busy()
+
+    @property
+    def model_busy(self) -> bool:
+        return self._model_busy or self._session_busy
+
+    def _apply_busy(self) -> None:
+        if self.model_busy:
+            self._resume.clear()
+        else:
+            self._resume.set()
+        self._show_state()
+
+    @property
+    def paused(self) -> bool:
+        """The running measurement is waiting for a model job to end."""
+        return self._paused
 
     # -- measuring ----------------------------------------------------------------------------------------
     def _ref_key(self) -> str:
-        return f"{self.reference_path}|dnsmos={self.dnsmos_box.isChecked()}"
+        path = self.reference_path
+        if path is None:
+            return ""
+        try:
+            st = path.stat()
+            return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        except OSError:
+            return str(path)
 
     def versions(self) -> list[Version]:
         """Versions shown as columns: the original and enhanced ones (residuals are not speech estimates)."""
@@ -243,103 +424,264 @@ class MetricsPanel(QWidget):
     def running(self) -> bool:
         return self._worker is not None
 
-    @Slot()
-    def compute(self) -> None:
-        """Measure every version without a cached result (on the thread pool)."""
-        if self.recording is None:
-            return
-        if self._worker is not None:
-            self._pending = True  # re-run once the current job ends (versions may have changed)
-            return
+    def missing(self) -> tuple[list[Version], list[Version]]:
+        """``(versions without intrusive scores for the current reference, versions without DNSMOS)``;
+        the second list is empty when the DNSMOS box is off, the first without a reference."""
         key = self._ref_key()
-        todo = [v for v in self.versions() if (id(v.source), key) not in self._cache]
-        if not todo:
+        vs = self.versions()
+        intr = [v for v in vs if (id(v.source), key) not in self._intrusive] if self.reference_path else []
+        dns = [v for v in vs if id(v.source) not in self._dnsmos] if self.dnsmos_box.isChecked() else []
+        return intr, dns
+
+    def dnsmos_estimate_s(self, versions: list[Version] | None = None) -> float:
+        """Estimated seconds of DNSMOS for ``versions`` (default: those still missing it)."""
+        vs = self.missing()[1] if versions is None else versions
+        return sum(self.dnsmos_cost.estimate_s(v.source.frames / v.source.sample_rate) for v in vs)
+
+    def current_job(self) -> dict[str, list[str]]:
+        """What the running measurement measures: ``{"intrusive": [names], "dnsmos": [names]}`` (empty lists
+        when nothing runs)."""
+        w = self._worker
+        return {INTRUSIVE: [v.name for v in w.intrusive] if w else [],
+                NON_INTRUSIVE: [v.name for v in w.dnsmos] if w else []}
+
+    @Slot()
+    def compute(self, auto: bool = False) -> bool:
+        """Measure what is missing (on the thread pool); returns whether a job started.
+
+        ``auto=False`` (the Measure button) measures everything missing, DNSMOS included however long.
+        ``auto=True`` (tab shown, new version, new reference) measures the intrusive metrics (recordings up
+        to :data:`AUTO_INTRUSIVE_MAX_S`) and DNSMOS only when its estimate is at most
+        :data:`AUTO_DNSMOS_MAX_COST_S`; what is left shows its cost on the Measure button.
+        """
+        if self.recording is None:
+            return False
+        if self._worker is not None:
+            # Re-run once the current job ends (versions or the reference may have changed meanwhile).
+            self._pending = bool(self._pending) or not auto
+            return False
+        intr, dns = self.missing()
+        if auto:
+            if self.recording.source.frames / self.recording.source.sample_rate > AUTO_INTRUSIVE_MAX_S:
+                intr = []
+            if self.dnsmos_estimate_s(dns) > AUTO_DNSMOS_MAX_COST_S:
+                dns = []
+        if not intr and not dns:
             self._refresh_table()
+            self._show_state()
             self.resultsReady.emit(self.results())
-            return
-        ref, rate = self._reference if self._reference is not None else (None, None)
-        worker = MetricsWorker(todo, ref, rate, dnsmos=self.dnsmos_box.isChecked(), key=key)
-        # Bound slots of this QObject: Qt queues the calls to the GUI thread.
-        worker.signals.progress.connect(self._on_progress)
-        worker.signals.finished.connect(self._on_finished)
-        worker.signals.failed.connect(self._on_failed)
-        worker.signals.cancelled.connect(self._on_cancelled)
-        self._worker = worker
+            return False
+        job = _Job(intr, dns, self.reference_path, self._ref_key())
+
+        def on_result(version, part, scores, job=job) -> None:   # worker thread: queued to the GUI thread
+            try:
+                self._partialNotified.emit(job, version, part, scores)
+            except RuntimeError:  # the panel is gone
+                pass
+
+        def on_paused(paused: bool, job=job) -> None:   # worker thread
+            try:
+                self._pausedNotified.emit(job, paused)
+            except RuntimeError:
+                pass
+
+        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused)
+        if self.recording in self.session.recordings:
+            # A job of the recording: closing it cancels the measurement like any other of its jobs.
+            job.session_job = self.session.new_job(steps, self.recording, f"metrics of {self.recording.name}")
+            job.session_job.is_measurement = True
+            steps = job.session_job.steps()
+        worker = GeneratorWorker(steps, pool=self.pool)
+        worker.progress.connect(lambda p, job=job: self._on_progress(job, p))
+        worker.returned.connect(lambda result, job=job: self._on_finished(job))
+        worker.errored.connect(lambda exc, job=job: self._on_failed(job, exc))
+        worker.cancelled.connect(lambda job=job: self._on_cancelled(job))
+        job.worker = worker
+        self._worker = job
         self.compute_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.status.setText(f"measuring {len(todo)} version(s)…")
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("measuring…")
+        parts = ([f"intrusive metrics of {len(intr)} version(s)"] if intr else []) + \
+            ([f"DNSMOS of {len(dns)} version(s) (about {format_duration(self.dnsmos_estimate_s(dns))})"]
+             if dns else [])
+        self.status.setText("measuring " + " and ".join(parts) + "…")
+        self._refresh_table()
         self.started.emit()
-        self.pool.start(worker)
+        worker.start()
+        return True
 
     @Slot()
     def cancel(self) -> None:
-        """Ask the running measurement to stop after the version it is working on."""
-        self._pending = False
+        """Ask the running measurement to stop after the step it is working on."""
+        self._pending = None
         if self._worker is not None:
             self._worker.cancel()
 
-    @Slot(object, float, str)
-    def _on_progress(self, worker, fraction: float, message: str) -> None:
-        if worker is not self._worker:
-            return
-        self.progress_bar.setValue(int(1000 * fraction))
-        self.progress_bar.setFormat(message)
-        self.progress.emit(fraction, message)
+    def wait(self, timeout_ms: int = 60000) -> bool:
+        """Block until the running measurement's thread ended (after :meth:`cancel`, at shutdown)."""
+        job = self._worker
+        return job is None or job.worker is None or job.worker.wait(timeout_ms)
 
-    def _job_done(self, worker: MetricsWorker) -> bool:
-        if worker is not self._worker:
+    def _on_progress(self, job: _Job, p: Progress) -> None:
+        if job is self._worker and not self._paused:
+            self.progress_bar.setValue(int(1000 * p.fraction))
+            self.progress_bar.setFormat(p.message)
+            self.progress.emit(p.fraction, p.message)
+
+    @Slot(object, bool)
+    def _on_paused(self, job: _Job, paused: bool) -> None:
+        if job is self._worker:
+            self._paused = paused
+            if paused:
+                self.progress_bar.setFormat("paused while a model runs")
+            self.pausedChanged.emit(paused)
+
+    @Slot(object, object, str, object)
+    def _on_partial(self, job: _Job, version, part: str, scores: Scores) -> None:
+        # Kept even from a cancelled job: a finished part is valid for its own reference key.
+        if part == INTRUSIVE:
+            self._intrusive[(id(version.source), job.reference_key)] = (version.source, scores)
+        else:
+            self._dnsmos[id(version.source)] = (version.source, scores)
+            job.dnsmos_audio_s += version.source.frames / version.source.sample_rate
+        if job is self._worker:
+            self._refresh_table()
+            self._update_warning()
+            self.partialResult.emit(version.name, part)
+
+    def _job_done(self, job: _Job) -> bool:
+        if job is not self._worker:
             return False
+        # The worker frees itself once finished; no reference cycle (job -> worker -> slot -> job) is left
+        # for the cyclic GC to tear down later on whichever thread it happens to run.
+        job.worker = None
         self._worker = None
+        self._paused = False
         self.compute_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         return True
 
-    @Slot(object, object)
-    def _on_finished(self, worker: MetricsWorker, results: dict) -> None:
-        if not self._job_done(worker):
+    def _on_finished(self, job: _Job) -> None:
+        if not self._job_done(job):
             return
-        for v in worker.versions:
-            if v.name in results:
-                self._cache[(id(v.source), worker.key)] = (v.source, results[v.name])
+        if job.dnsmos_audio_s > 0 and not self.model_busy:
+            # Wall time includes the intrusive part; it is small beside DNSMOS and errs on the safe side.
+            self.dnsmos_cost.observe(job.dnsmos_audio_s, time.perf_counter() - job.started)
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat("done")
-        self.status.setText("")
         self._refresh_table()
+        self._update_warning()
+        self._show_state()
         self.resultsReady.emit(self.results())
         self._maybe_rerun()
 
-    @Slot(object, str)
-    def _on_failed(self, worker: MetricsWorker, message: str) -> None:
-        if self._job_done(worker):
+    def _on_failed(self, job: _Job, exc) -> None:
+        if self._job_done(job):
+            message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+            self.progress_bar.setFormat("failed")
+            self._refresh_table()
             self._report(message)
             self._maybe_rerun()
 
-    @Slot(object)
-    def _on_cancelled(self, worker: MetricsWorker) -> None:
-        if self._job_done(worker):
-            self.progress_bar.setFormat("cancelled")
-            self.status.setText("measuring cancelled")
-            self.cancelled.emit()
+    def _on_cancelled(self, job: _Job) -> None:
+        if self._job_done(job):
+            self._refresh_table()
+            if self._pending is None:
+                self.progress_bar.setFormat("cancelled")
+                self.status.setText("measuring cancelled")
+                self.cancelled.emit()
             self._maybe_rerun()
 
     def _maybe_rerun(self) -> None:
-        if self._pending:
-            self._pending = False
-            self.compute()
+        if self._pending is not None:
+            with_dnsmos, self._pending = self._pending, None
+            self.compute(auto=not with_dnsmos)
 
     def _report(self, message: str) -> None:
         self.status.setText(message)
         self.failed.emit(message)
 
+    def _show_state(self) -> None:
+        """Measure button label and status line: what is missing and what it would cost."""
+        if self._worker is not None:
+            if self.model_busy:
+                self.status.setText("paused while a model runs; measuring goes on when it ends")
+            return
+        intr, dns = self.missing()
+        cost = self.dnsmos_estimate_s(dns)
+        self.compute_button.setText(f"Measure (DNSMOS ≈ {format_duration(cost)})" if dns else "Measure")
+        self.compute_button.setToolTip(
+            f"DNSMOS of {len(dns)} version(s): about {format_duration(cost)} at "
+            f"{self.dnsmos_cost.seconds_per_audio_minute:.0f} s per audio minute (measured on this machine)"
+            if dns else "Measure every metric that has no value yet")
+        if self.recording is None:
+            self.status.setText("")
+            self.progress_bar.setFormat("")
+            self.progress_bar.setValue(0)
+        elif intr or dns:
+            missing = (["intrusive metrics"] if intr else []) + (
+                [f"DNSMOS (about {format_duration(cost)})"] if dns else [])
+            self.status.setText("not measured yet: " + " and ".join(missing) + " — press Measure")
+            self.progress_bar.setFormat("")
+            self.progress_bar.setValue(0)
+        elif not self.status.text().startswith(("measuring cancelled",)):
+            self.status.setText("")
+
+    def _update_warning(self) -> None:
+        """Warn when the reference does not line up with the original recording (or, failing that, with the
+        versions measured so far)."""
+        results = self.results()
+        rec = self.recording
+        checks = []
+        if rec is not None and self.reference_path is not None:
+            order = [rec.original] + [v for v in self.versions() if v is not rec.original]
+            checks = [(v.name, results[v.name].alignment) for v in order
+                      if v.name in results and results[v.name].alignment is not None]
+        if not checks:
+            self.warning_label.hide()
+            self.warning_label.setText("")
+            return
+        name, check = checks[0]
+        if check.suspicious:
+            self.warning_label.setText(
+                f"⚠ The reference {self.reference_path.name} may not be the clean version of {rec.name}: "
+                + "; ".join(check.problems()) + f" (against {name}). Intrusive metrics against it are not "
+                "meaningful.")
+        elif check.length_mismatch:
+            self.warning_label.setText(f"Note: {check.problems()[0]}; the metrics cover the overlap only.")
+        else:
+            self.warning_label.hide()
+            self.warning_label.setText("")
+            return
+        self.warning_label.show()
+
+    @property
+    def warning(self) -> str:
+        """The reference warning shown in the panel ('' when there is none)."""
+        return self.warning_label.text() if not self.warning_label.isHidden() else ""
+
     # -- results ------------------------------------------------------------------------------------------
     def results(self) -> dict[str, Scores]:
-        """Cached scores of the current recording's versions under the current reference: ``{name: Scores}``."""
+        """Scores of the current recording's versions under the current reference, ``{name: Scores}``: the
+        intrusive part (if measured) merged with DNSMOS (if measured)."""
         key = self._ref_key()
-        return {v.name: self._cache[(id(v.source), key)][1] for v in self.versions()
-                if (id(v.source), key) in self._cache}
+        out = {}
+        for v in self.versions():
+            intr = self._intrusive.get((id(v.source), key)) if self.reference_path else None
+            dns = self._dnsmos.get(id(v.source)) if self.dnsmos_box.isChecked() else None
+            if intr is None and dns is None:
+                continue
+            metrics = {}
+            if intr is not None:
+                metrics.update(intr[1].metrics)
+            if dns is not None:
+                metrics.update(dns[1].metrics)
+            out[v.name] = Scores(metrics, intr[1].lag_samples if intr else None, intr[1].alignment if intr else None)
+        return out
 
     def metric_rows(self) -> list[str]:
-        rows = list(INTRUSIVE_METRICS) if self._reference is not None else []
+        rows = list(INTRUSIVE_METRICS) if self.reference_path is not None else []
         if self.dnsmos_box.isChecked():
             rows += list(DNSMOS_METRICS)
         return rows
@@ -352,6 +694,14 @@ class MetricsPanel(QWidget):
             return None
         return (max(vals) if METRIC_SPECS[metric].higher_is_better else min(vals))[1]
 
+    def _pending_cell(self, metric: str, version: Version) -> str:
+        """Text of a cell without a value: ``…`` while the running job will fill it, else empty."""
+        w = self._worker
+        if w is None:
+            return ""
+        todo = w.intrusive if metric in INTRUSIVE_METRICS else w.dnsmos
+        return "…" if any(v is version for v in todo) else ""
+
     def _refresh_table(self) -> None:
         versions = self.versions()
         rows = self.metric_rows()
@@ -362,9 +712,11 @@ class MetricsPanel(QWidget):
         self.table.setHorizontalHeaderLabels([v.name for v in versions])
         for j, v in enumerate(versions):
             sc = results.get(v.name)
-            if sc is not None and sc.lag_samples is not None:
-                self.table.horizontalHeaderItem(j).setToolTip(f"aligned to the reference with a lag of "
-                                                              f"{sc.lag_samples} samples")
+            if sc is not None and sc.alignment is not None:
+                a = sc.alignment
+                self.table.horizontalHeaderItem(j).setToolTip(
+                    f"aligned to the reference with a lag of {a.lag_samples} samples, correlation "
+                    f"{abs(a.correlation):.2f}")
         labels = []
         for k in rows:
             spec = METRIC_SPECS[k]
@@ -379,19 +731,20 @@ class MetricsPanel(QWidget):
             best = self.best_version(k)
             for j, v in enumerate(versions):
                 sc = results.get(v.name)
-                if sc is None:
-                    item = QTableWidgetItem("…" if self.running else "")
+                m = sc.metrics.get(k) if sc is not None else None
+                if m is None:
+                    item = QTableWidgetItem(self._pending_cell(k, v))
+                    if not item.text() and k in DNSMOS_METRICS:
+                        item.setToolTip("not measured: press Measure")
+                elif m.value is None:
+                    item = QTableWidgetItem("n/a")
+                    item.setToolTip(m.reason or "not computed")
                 else:
-                    m = sc.metrics.get(k)
-                    if m is None or m.value is None:
-                        item = QTableWidgetItem("n/a")
-                        item.setToolTip(m.reason if m is not None else "not computed")
-                    else:
-                        item = QTableWidgetItem(format_value(m.value))
-                        item.setToolTip(f"{m.value!r} {m.unit}".strip())
-                        if v.name == best and len(versions) > 1:
-                            item.setBackground(BEST_BRUSH)
-                            item.setFont(bold)
+                    item = QTableWidgetItem(format_value(m.value))
+                    item.setToolTip(f"{m.value!r} {m.unit}".strip())
+                    if v.name == best and len(versions) > 1:
+                        item.setBackground(BEST_BRUSH)
+                        item.setFont(bold)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, j, item)
 
@@ -424,6 +777,12 @@ class MetricsPanel(QWidget):
         rows, cols = self.metric_rows(), [v.name for v in self.versions()]
         item = self.table.item(rows.index(metric), cols.index(version_name))
         return item is not None and item.font().bold()
+
+    def shutdown(self, timeout_ms: int = 60000) -> None:
+        """Stop a running measurement, wait for its thread, stop following the session."""
+        self.cancel()
+        self.wait(timeout_ms)
+        self.session.unsubscribe(self._session_listener)
 
     def closeEvent(self, event) -> None:
         self.cancel()

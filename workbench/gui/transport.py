@@ -8,8 +8,9 @@ toggle between the last two selected versions (A/B), L loop on/off.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QSignalBlocker, Qt, QThreadPool, QTimer, Signal, Slot
-from PySide6.QtGui import QKeySequence, QShortcut
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QEvent, QSignalBlocker, Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtGui import QFontMetrics, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QWidget,
 )
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import (
 from ..core.errors import WorkbenchError
 from ..core.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
 from .playback_widgets import BlindABDialog
-from .workers import lower_current_thread_priority
+from .workers import GeneratorWorker
 
 #: Version button letters; versions beyond 26 are numbered.
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -29,30 +30,6 @@ ASYNC_LOAD_SAMPLES = 60 * 48000
 #: Above this many samples (all versions together) playback is prepared only when it is first asked for
 #: (Play), so opening an hour-long recording to look at it never holds its samples in memory.
 DEFER_LOAD_SAMPLES = 20 * 60 * 48000
-
-
-class _LoadSignals(QObject):
-    done = Signal(int, object)   # load serial, exception or None
-
-
-class _LoadJob(QRunnable):
-    """Runs ``engine.load(recording, channel=...)`` on a pool thread. The engine builds the new program
-    aside and swaps it in with one reference assignment, so the GUI thread and the audio callback keep
-    working with the previous one meanwhile."""
-
-    def __init__(self, engine: PlaybackEngine, recording, channel: int, serial: int, signals: _LoadSignals):
-        super().__init__()
-        self.engine, self.recording, self.channel = engine, recording, channel
-        self.serial, self.signals = serial, signals
-
-    def run(self) -> None:
-        lower_current_thread_priority()
-        try:
-            self.engine.load(self.recording, channel=self.channel)
-        except Exception as exc:  # reported on the GUI thread
-            self.signals.done.emit(self.serial, exc)
-            return
-        self.signals.done.emit(self.serial, None)
 
 
 def version_letter(index: int) -> str:
@@ -90,14 +67,15 @@ class TransportBar(QWidget):
         self._was_playing = False
         self._last_emitted = -1.0
         self._blind: BlindABDialog | None = None
+        #: finished blind tests: ``{"recording", "versions", "tally": {name: votes}, "trials": [...]}``
+        #: (stored in saved sessions by the main window)
+        self.blind_results: list[dict] = []
         self._load_pool = QThreadPool(self)
         self._load_pool.setMaxThreadCount(1)   # loads run in order; only the newest one's result is used
         self._load_serial = 0
         self._load_after = None
         self._deferred_load = None   # (recording, after) of a long recording not prepared yet
         self._prepared_recording = None
-        self._load_signals = _LoadSignals()
-        self._load_signals.done.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
         self._build()
         self._shortcuts()
         self._timer = QTimer(self)
@@ -153,6 +131,7 @@ class TransportBar(QWidget):
         self.version_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.version_scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.version_scroll.setMinimumWidth(120)
+        self.version_scroll.viewport().installEventFilter(self)   # relabel (elide) the buttons when the bar resizes
         self.version_scroll.setFixedHeight(self.play_button.sizeHint().height()
                                            + self.version_scroll.horizontalScrollBar().sizeHint().height())
         lay.addWidget(self.version_scroll, 1)
@@ -285,7 +264,27 @@ class TransportBar(QWidget):
             return
         self._load_after = (self._load_serial, after)
         self.position_label.setText("preparing playback…")
-        self._load_pool.start(_LoadJob(self.engine, recording, self.channel, self._load_serial, self._load_signals))
+        self._start_load(recording)
+
+    def _start_load(self, recording) -> None:
+        """``engine.load`` on the (one-thread) load pool. The engine builds the new program aside and swaps
+        it in with one reference assignment, so the GUI thread and the audio callback keep working with
+        the previous one meanwhile."""
+        engine, serial, channel = self.engine, self._load_serial, self.channel
+
+        def load():  # worker thread; returns (serial, error or None) so one bound slot gets both
+            try:
+                engine.load(recording, channel=channel)
+            except Exception as exc:  # reported on the GUI thread
+                return serial, exc
+            return serial, None
+        worker = GeneratorWorker(load, pool=self._load_pool)
+        worker.returned.connect(self._on_load_result)
+        worker.start()
+
+    @Slot(object)
+    def _on_load_result(self, result) -> None:
+        self._on_loaded(*result)
 
     def _on_loaded(self, serial: int, error) -> None:
         pending = self._load_after
@@ -327,7 +326,13 @@ class TransportBar(QWidget):
             self._load_pool.waitForDone()  # a running load must not install its program after the unload
             self.engine.unload()
             self._rebuild_buttons()
+            self._update_loop_label()
+            self._emit_playhead(force=True)
+            self.loopChanged.emit(None)
             return
+        # The previous recording's loop region is gone at once (not only once the new one has loaded).
+        self._update_loop_label()
+        self.loopChanged.emit(None)
 
         def after(error) -> None:
             if error is not None:
@@ -476,8 +481,7 @@ class TransportBar(QWidget):
             self._load_serial += 1
             self._load_after = (self._load_serial, after_then_play)
             self.position_label.setText("preparing playback…")
-            self._load_pool.start(_LoadJob(self.engine, recording, self.channel, self._load_serial,
-                                           self._load_signals))
+            self._start_load(recording)
             return
         if not self.engine.tracks:
             return
@@ -537,8 +541,18 @@ class TransportBar(QWidget):
                 b.setChecked(False)
         self.gain_label.setText("(hidden)")
         dialog.finished.connect(self._blind_closed)
+        dialog.revealed.connect(self._blind_revealed)
         dialog.open()
         return dialog
+
+    def _blind_revealed(self, tally: dict) -> None:
+        dialog = self._blind
+        trials = [] if dialog is None else [
+            {"mapping": {label: dialog.names[i] for label, i in t.mapping.items()}, "vote": t.vote,
+             "preferred": dialog.names[t.mapping[t.vote]] if t.vote else None} for t in dialog.trials]
+        self.blind_results.append({"recording": getattr(self.recording, "name", ""),
+                                   "versions": sorted({n for t in trials for n in t["mapping"].values()}),
+                                   "tally": {str(k): int(v) for k, v in tally.items()}, "trials": trials})
 
     def _blind_listen(self, index: int) -> None:
         self.engine.select_version(index)
@@ -572,15 +586,46 @@ class TransportBar(QWidget):
     def _relabel_buttons(self) -> None:
         tracks = self.engine.tracks
         match = self.engine.loudness_match
+        texts = self._fit_button_names([t.name for t in tracks[:len(self.version_buttons)]])
         for i, (b, t) in enumerate(zip(self.version_buttons, tracks)):
             g = t.matched if match else t.plain
             key = f" (key {i + 1})" if i < 9 else ""
-            short = t.name if len(t.name) <= 24 else t.name[:22] + "…"
-            b.setText(f"{version_letter(i)}: {short}")
+            b.setText(texts[i])
             lufs = f"{t.loudness.lufs:.1f} LUFS" if t.loudness.lufs is not None else t.loudness.reason
             bad = f"\n{t.silenced_samples} NaN/Inf samples play as silence" if t.silenced_samples else ""
             b.setToolTip(f"{t.name}{key}\nloudness {lufs}, peak {t.loudness.peak_dbfs:.1f} dBFS\n"
                          f"plays at {gain_label(g)}{bad}")
+
+    def _fit_button_names(self, names: list[str]) -> list[str]:
+        """Button texts ``A: name`` with names elided (widest first) until every version button fits the
+        bar's width (the full names are in the tooltips); at the narrowest only the letters are left."""
+        buttons = self.version_buttons
+        if not buttons:
+            return []
+        margins = self.version_layout.contentsMargins()
+        room = (self.version_scroll.viewport().width() - margins.left() - margins.right()
+                - self.version_layout.spacing() * (len(buttons) - 1))
+        metrics = QFontMetrics(buttons[0].font())
+        chrome = buttons[0].sizeHint().width() - metrics.horizontalAdvance(buttons[0].text())  # padding, frame
+        shown = [n if len(n) <= 24 else n[:22] + "…" for n in names]
+        widths = [metrics.horizontalAdvance(n) for n in shown]
+
+        def text(i: int) -> str:
+            return f"{version_letter(i)}: {shown[i]}" if shown[i] else version_letter(i)
+
+        def total() -> int:
+            return sum(metrics.horizontalAdvance(text(i)) + chrome for i in range(len(shown)))
+        while total() > room and any(widths):
+            i = int(np.argmax(widths))
+            widths[i] = max(0, widths[i] - 8)
+            elided = metrics.elidedText(names[i], Qt.TextElideMode.ElideRight, widths[i]) if widths[i] else ""
+            shown[i] = "" if elided in ("", "…") else elided
+        return [text(i) for i in range(len(shown))]
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt naming
+        if obj is self.version_scroll.viewport() and event.type() == QEvent.Type.Resize:
+            self._relabel_buttons()
+        return super().eventFilter(obj, event)
 
     def _update_gain_label(self) -> None:
         if self._blind is not None:

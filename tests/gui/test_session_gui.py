@@ -1,0 +1,277 @@
+"""Jobs belong to their recording, Quit asks about unsaved results, sessions restore the window."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.session import JobState
+from workbench.gui.main_window import MainWindow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class GatedStream(EnhancerStream):
+    def __init__(self, model):
+        self.model = model
+
+    def process(self, block):
+        self.model.blocks += 1
+        self.model.entered.set()
+        self.model.gate.wait(10)
+        return block
+
+
+class GatedModel(Enhancer):
+    """A slow fake model: each 0.1 s block waits on a gate the test opens."""
+
+    def __init__(self):
+        self.info = EnhancerInfo("gated", "Gated", "waits per block", 16000, True, 0, processing="streaming",
+                                 block_samples=1600)
+        self.gate, self.entered, self.blocks = threading.Event(), threading.Event(), 0
+
+    def new_stream(self):
+        return GatedStream(self)
+
+
+@pytest.fixture()
+def speech(tmp_path):
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * np.random.default_rng(3).standard_normal(t.size))
+    path = tmp_path / "speech.wav"
+    sf.write(path, np.stack([x, 0.5 * x], axis=1).astype(np.float32), sr, subtype="FLOAT")
+    return path
+
+
+@pytest.fixture()
+def window(qtbot, settings):
+    errors = []
+    w = MainWindow(settings=settings, error_reporter=lambda title, msg: errors.append(msg))
+    w.reported = errors
+    qtbot.addWidget(w)
+    w.resize(1366, 768)
+    w.show()
+    yield w
+    w.close()
+
+
+def run_model(qtbot, w, spec="logmmse"):
+    w.model_panel.select(spec)
+    with qtbot.waitSignal(w.model_panel.runFinished, timeout=30000) as done:
+        assert w.model_panel.start()
+    assert done.args == ["done"]
+
+
+def test_closing_a_recording_cancels_its_run_and_reports_no_version(qtbot, window, speech):
+    """Defect: a model went on for a closed file and then reported a version for it."""
+    w = window
+    (rec,) = w.open_files([speech])
+    model = GatedModel()
+    w.document.catalogue.add_loaded("gated-model", model)
+    w.model_panel.select("gated-model")
+    reported = []
+    w.model_panel.versionReady.connect(lambda r, v: reported.append(v))
+    jobs = []
+    w.document.jobChanged.connect(jobs.append)
+    assert w.model_panel.start()
+    assert model.entered.wait(10)              # the model is inside its first block
+    job = w.model_panel.job
+    assert job is not None and job.owner is rec
+    with qtbot.waitSignal(w.model_panel.runFinished, timeout=10000) as finished:
+        w.close_current()                      # File > Close recording, mid-run
+        model.gate.set()                       # let the block in progress return
+    assert finished.args == ["cancelled"]
+    assert model.blocks <= 2                   # stopped within one progress step
+    assert reported == [] and [v.name for v in rec.versions] == ["original"]
+    assert job.state is JobState.CANCELLED and w.session.jobs == []
+    assert "closed" in w.model_panel.status.text()
+
+
+def _answer_box(qtbot, text):
+    """Click ``text`` in the Unsaved results box as soon as it is shown (it runs its own event loop)."""
+    clicked = []
+
+    def click():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox) and box.objectName() == "unsavedResultsBox":
+            for b in box.buttons():
+                if b.text().replace("&", "") == text:
+                    clicked.append(text)
+                    b.click()
+                    return
+        QTimer.singleShot(20, click)
+    QTimer.singleShot(0, click)
+    return clicked
+
+
+@pytest.mark.real_quit_prompt
+def test_quit_with_unsaved_results_asks(qtbot, window, speech, tmp_path, monkeypatch):
+    """Defect: Quit (Ctrl+Q) discarded every model output without asking."""
+    w = window
+    w.open_files([speech])
+    run_model(qtbot, w)
+    # Cancel: the window stays, with its results
+    clicked = _answer_box(qtbot, "Cancel")
+    w.close()
+    assert clicked == ["Cancel"] and w.isVisible() and len(w.document.recording.versions) == 2
+    # Save session…: the results go to a session file, then the window closes
+    target = tmp_path / "kept.session.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    clicked = _answer_box(qtbot, "Save session…")
+    w.close()
+    assert clicked == ["Save session…"] and not w.isVisible() and target.exists()
+
+
+@pytest.mark.real_quit_prompt
+def test_quit_discard_and_nothing_unsaved(qtbot, settings, speech):
+    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_files([speech])
+    w.close()                                   # only the original: nothing to ask about
+    assert not w.isVisible()
+    w2 = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w2)
+    w2.show()
+    w2.open_files([speech])
+    run_model(qtbot, w2)
+    clicked = _answer_box(qtbot, "Discard")
+    w2.close()
+    assert clicked == ["Discard"] and not w2.isVisible()
+
+
+def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
+    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_files([speech])
+    run_model(qtbot, w, "logmmse")
+    run_model(qtbot, w, "wiener")
+    rec = w.document.recording
+    w.document.set_version(rec.version("logmmse"))
+    w.document.set_channel(1)
+    w.db_lo.setValue(-90)
+    w.phase_box.setCurrentIndex(w.phase_box.findData("group_delay"))
+    w.transport.set_loop(0.5, 1.25)
+    w.view.set_time_range(0.2, 1.6)
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, np.zeros((32000, 2), np.float32), 16000)
+    w.session.set_reference(rec, clean)
+    blind = [{"recording": "speech.wav", "versions": ["logmmse", "original"], "tally": {"original": 1, "logmmse": 2},
+              "trials": []}]
+    w.transport.blind_results = list(blind)
+    target = w.save_session_to(tmp_path / "w.session.json")
+    assert target is not None and not w.session.unsaved_versions()
+    before = {v.name: v.source.read_all().tobytes() for v in rec.versions}
+    display, cfg = w.display_settings(), w.view.cfg
+    w.close()
+
+    w2 = MainWindow(settings=settings, error_reporter=lambda *a: None)   # a restart
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.open_session_file(target) and w2.session_problems == []
+    rec2 = w2.document.recording
+    assert {v.name: v.source.read_all().tobytes() for v in rec2.versions} == before
+    assert w2.document.version.name == "logmmse" and w2.document.channel == 1
+    assert w2.display_settings() == display and w2.view.cfg == cfg
+    assert w2.transport.loop_button.isChecked() and w2._loop_region == (0.5, 1.25)
+    assert w2.session.reference(rec2) == clean
+    assert w2.transport.blind_results == blind
+    t0, t1 = w2.view.time_range()
+    assert abs(t0 - 0.2) < 1e-6 and abs(t1 - 1.6) < 1e-6
+    assert [v.provenance for v in rec2.versions] == [v.provenance for v in rec.versions]
+    w2.close()
+
+
+def test_open_session_reports_a_changed_source_in_one_line(qtbot, settings, speech, tmp_path):
+    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_files([speech])
+    run_model(qtbot, w, "wiener")
+    target = w.save_session_to(tmp_path / "c.session.json")
+    w.close()
+    x, sr = sf.read(speech, dtype="float32")
+    sf.write(speech, x[::-1].copy(), sr, subtype="FLOAT")
+    reported = []
+    w2 = MainWindow(settings=settings, error_reporter=lambda title, msg: reported.append(msg))
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.open_session_file(target)
+    assert len(reported) == 1 and "speech.wav" in reported[0] and "SHA-256 differs" in reported[0]
+    assert "\n" not in reported[0] and w2.document.recordings == []
+    w2.close()
+
+
+def test_loaded_models_are_in_the_shared_catalogue(qtbot, window, shared_data):
+    """Defect (with the batch dialog): a model loaded in the Models panel was invisible elsewhere."""
+    folder = shared_data / "models" / "dtln"
+    with qtbot.waitSignal(window.model_panel.modelLoaded, timeout=30000):
+        window.model_panel.load_path(folder)
+    entry = window.document.catalogue.entry(str(folder))
+    assert entry.origin == "file" and entry.enhancer is not None
+    assert str(folder) in window.document.catalogue.specs()
+
+
+def test_session_command_line_restores_and_screenshots(qtbot, settings, speech, tmp_path):
+    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_files([speech])
+    run_model(qtbot, w, "wiener")
+    target = w.save_session_to(tmp_path / "cli.session.json")
+    w.close()
+    shot = tmp_path / "shot.png"
+    res = subprocess.run([sys.executable, str(REPO / "main.py"), "--session", str(target), "--screenshot", str(shot)],
+                         capture_output=True, text=True, timeout=180, cwd=REPO,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert shot.stat().st_size > 10000
+
+
+def test_two_output_onnx_model_gives_two_versions_in_the_window(qtbot, window, speech, tmp_path):
+    import onnx
+    from onnx import helper
+
+    nodes = [helper.make_node("Mul", ["x", "a"], ["s"]), helper.make_node("Sub", ["x", "s"], ["n"]),
+             helper.make_node("Concat", ["s", "n"], ["y"], axis=0)]
+    graph = helper.make_graph(nodes, "split", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, "T"])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, "T"])],
+                              initializer=[helper.make_tensor("a", onnx.TensorProto.FLOAT, [], [0.8])])
+    model = tmp_path / "split.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(model))
+    (tmp_path / "split.onnx.toml").write_text('kind = "waveform"\nsample_rate = 16000\noutputs = ["speech", "noise"]\n')
+    w = window
+    (rec,) = w.open_files([speech])
+    with qtbot.waitSignal(w.model_panel.modelLoaded, timeout=30000):
+        w.model_panel.load_path(model)
+    qtbot.waitUntil(lambda: not w.model_panel.is_busy(), timeout=5000)
+    ready = []
+    w.model_panel.versionReady.connect(lambda r, v: ready.append(v.name))
+    run_model(qtbot, w, str(model))
+    assert ready == ["onnx:split.speech", "onnx:split.noise"]
+    assert [v.name for v in rec.versions] == ["original", "onnx:split.speech", "onnx:split.noise"]
+    x = rec.source.read_all()
+    np.testing.assert_allclose(rec.version("onnx:split.noise").source.read_all(), 0.2 * x, atol=1e-6)
+    assert w.document.version.name == "onnx:split.noise"   # the newest result is shown
+    assert w.version_box.count() >= 3
+
+
+def test_a_bad_session_file_leaves_the_window_as_it_was(qtbot, window, speech, tmp_path):
+    w = window
+    (rec,) = w.open_files([speech])
+    bad = tmp_path / "broken.session.json"
+    bad.write_text("{ not json")
+    assert not w.open_session_file(bad)
+    assert w.reported == [f"{bad}: not a session file (invalid JSON at line 1)"]
+    assert w.document.recordings == [rec] and w.document.recording is rec
