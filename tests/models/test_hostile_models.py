@@ -71,12 +71,14 @@ def gain_onnx(path, gain=0.5):
 
 
 def failing_onnx(path):
-    """Reshapes to a fixed 1000 samples: onnxruntime fails at run time on any other length."""
+    """Reshapes ``(1, T)`` to ``(1, T + 1)``: a waveform graph by its signature that onnxruntime
+    fails to run on any input."""
     graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "fails",
+        [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Add", ["s", "one"], ["shape"]),
+         helper.make_node("Reshape", ["x", "shape"], ["y"])], "fails",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "T"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "T"])],
-        initializer=[helper.make_tensor("shape", TensorProto.INT64, [2], [1, 1000])])
+        initializer=[helper.make_tensor("one", TensorProto.INT64, [2], [0, 1])])
     return _save(graph, path)
 
 
