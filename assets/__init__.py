@@ -1,4 +1,5 @@
-"""Files the workbench ships with (installed as ``workbench_assets``): the demo clip and the app icon.
+"""Files the workbench ships with (installed as ``workbench_assets``): the demo clip, the app icon and the
+GTCRN checkpoints of the built-in models ``gtcrn-dns3``/``gtcrn-vctk`` (``models/gtcrn/LICENSE.md``).
 
 The demo clip is clip 0015 of the DNS Challenge 3 synthetic test set (16 kHz mono, 5 s), with its clean
 reference; see ``demo/LICENSE.md`` for source and licence.
@@ -32,3 +33,12 @@ def demo_clean_path() -> Path:
 def icon_path() -> Path:
     """The application icon (SVG)."""
     return _existing("icons/workbench.svg")
+
+
+#: Bundled GTCRN checkpoints by training set (MIT, from the authors' repository; see models/gtcrn/LICENSE.md).
+GTCRN_CHECKPOINTS = {"dns3": "models/gtcrn/model_trained_on_dns3.tar", "vctk": "models/gtcrn/model_trained_on_vctk.tar"}
+
+
+def gtcrn_checkpoint_path(training_set: str) -> Path:
+    """The bundled GTCRN checkpoint trained on ``training_set`` (``"dns3"`` or ``"vctk"``)."""
+    return _existing(GTCRN_CHECKPOINTS[training_set])

@@ -76,3 +76,28 @@ def nsnet2_16k() -> Described:
 @listed(60)
 def nsnet2_48k() -> Described:
     return _nsnet2(48000)
+
+
+@listed(70)
+def rnnoise() -> Described:
+    from .rnnoise import info
+
+    def build() -> Enhancer:
+        from .rnnoise import RNNoise
+        return RNNoise()
+    return info(), build
+
+
+def _gtcrn(model_id: str) -> Described:
+    from .gtcrn_builtin import build, info
+    return info(model_id), (lambda: build(model_id))
+
+
+@listed(80)
+def gtcrn_dns3() -> Described:
+    return _gtcrn("gtcrn-dns3")
+
+
+@listed(90)
+def gtcrn_vctk() -> Described:
+    return _gtcrn("gtcrn-vctk")

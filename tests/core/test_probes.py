@@ -229,3 +229,63 @@ def test_cli_probe_unknown_model(capsys):
 
     assert main(["probe", "-m", "no-such-model"]) == 2
     assert "no-such-model" in capsys.readouterr().err
+
+
+class _MatmulFrames(nn.Module):
+    """Frames of 16 samples times a 16x16 matrix with ``torch.matmul`` (no nn.Linear), then a GRU."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.eye(16) * 0.5)
+        self.gru = nn.GRU(16, 8, batch_first=True)
+
+    def forward(self, x):
+        frames = x.reshape(1, -1, 16) @ self.weight
+        h, _ = self.gru(frames)
+        return (frames.sum(-1, keepdim=True) * 0 + x.reshape(1, -1, 16) + 0.0 * h.sum()).reshape(-1)
+
+
+class MatmulEnhancer(TorchRNNEnhancer):
+    def __init__(self):
+        self.net = _MatmulFrames().eval()
+        self.info = _info("matmul", "offline", 0, 16)
+
+
+def test_macs_count_every_matrix_product_and_recurrent_layer():
+    """PyTorch's FlopCounterMode sees products that are not nn.Linear/Conv modules (forward hooks did not),
+    and the GRU's gates: per 16-sample frame 16·16 (matmul) + 3·8·(16 + 8) (GRU)."""
+    frames_per_s = SR / 16
+    expected = frames_per_s * (16 * 16 + 3 * 8 * (16 + 8))
+    assert P.count_macs_per_second(MatmulEnhancer()) == pytest.approx(expected, rel=0.01)
+
+
+class OnnxMatmulEnhancer(Enhancer):
+    """An onnxruntime graph ``frames (N, 16) @ W (16, 16)`` over 16-sample frames: 256 MACs per frame."""
+
+    def __init__(self):
+        import onnx
+        import onnxruntime as ort
+        from onnx import helper
+        w = helper.make_tensor("W", onnx.TensorProto.FLOAT, [16, 16], (0.5 * np.eye(16)).reshape(-1).tolist())
+        graph = helper.make_graph([helper.make_node("MatMul", ["frames", "W"], ["out"])], "g",
+                                  [helper.make_tensor_value_info("frames", onnx.TensorProto.FLOAT, ["N", 16])],
+                                  [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, ["N", 16])],
+                                  initializer=[w])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+        self.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        self.info = _info("onnx-matmul", "offline", 0, 16)
+
+    def process_offline(self, audio):
+        n = len(audio)
+        m = -(-n // 16) * 16
+        x = np.zeros(m, np.float32)
+        x[:n] = audio
+        return 2 * self.session.run(None, {"frames": x.reshape(-1, 16)})[0].reshape(-1)[:n]
+
+
+def test_onnx_macs_are_counted_from_the_calls_a_run_makes():
+    enh = OnnxMatmulEnhancer()
+    assert P.count_macs_per_second(enh) is None                       # no torch module
+    assert P.count_onnx_macs_per_second(enh) == pytest.approx(SR / 16 * 256, rel=0.01)
+    assert enh.session.run.__func__ is not None                        # the session's run is restored
+    assert "run" not in vars(enh.session)

@@ -183,3 +183,25 @@ def test_attach_document_shows_the_new_version(qtbot, shared_data):
     assert changed.args[0] is doc.version and doc.version.name == "logmmse" and doc.version in rec.versions
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=5000)
     panel.close()
+
+
+def test_path_choice_for_models_with_both_paths(qtbot, panel, recording):
+    """DeepFilterNet3 offers offline (default) and streaming; the choice reaches the engine and the version's
+    settings. Models with one path show it, disabled."""
+    panel.select("nsnet2-16k")
+    assert panel.processing_combo.count() == 1 and not panel.processing_combo.isEnabled()
+    assert panel.processing() is None
+    panel.select("deepfilternet3")
+    assert panel.processing_combo.isEnabled()
+    assert [panel.processing_combo.itemData(i) for i in range(panel.processing_combo.count())] == ["offline", "streaming"]
+    assert panel.processing() == "offline"
+    panel.set_processing("streaming")
+    with qtbot.waitSignal(panel.versionReady, timeout=60000) as ready, \
+            qtbot.waitSignal(panel.runFinished, timeout=60000):
+        assert panel.start()
+    _, version = ready.args
+    assert version.settings["processing"] == "streaming"
+    panel.set_processing("offline")
+    with qtbot.waitSignal(panel.versionReady, timeout=60000) as ready:
+        assert panel.start()
+    assert ready.args[1].settings["processing"] == "offline"

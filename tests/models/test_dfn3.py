@@ -48,7 +48,7 @@ def test_engine_equals_native_frame_loop_after_known_delay(shared_data, model):
     x = x[: 3 * sr]
     assert sr == 48000
     ref = native_frame_loop(x)
-    y = enhance_array(model, x, 48000, block_s=0.37)  # blocks that are not a divisor of the clip
+    y = enhance_array(model, x, 48000, block_s=0.37, processing="streaming")  # blocks: not a divisor
     assert y.shape == x.shape
     np.testing.assert_array_equal(y, ref[dfn.LATENCY_SAMPLES:dfn.LATENCY_SAMPLES + len(x)])
 
@@ -83,3 +83,79 @@ def test_stream_frees_native_state():
 def test_parameter_count_matches_the_paper():
     """Counted from the bundled ONNX graphs; the DeepFilterNet3 paper reports 2.13 M parameters."""
     assert 2.10e6 < dfn.info().parameters < 2.16e6
+
+
+def _fidelity_clips(shared_data):
+    """Every noisy clip in ../shared/data: dns3, real and pesq at 16 kHz, dfn at 48 kHz, plus a 48 kHz copy
+    of one dns3 clip so both rates are covered by speech with a clean reference."""
+    import soxr
+    paths = [p for folder in ("dns3", "real", "pesq", "dfn") for p in sorted((shared_data / folder).glob("*.wav"))
+             if not p.stem.endswith(("_GTCRN", "_RNNoise", "_clean")) and not p.name.startswith(("rir_", "clean_", "noise_"))]
+    for p in paths:
+        x, sr = sf.read(p, dtype="float32")
+        yield p.name, (x if x.ndim == 1 else x[:, 0]), sr
+    x, sr = sf.read(shared_data / "dns3" / "0015_noisy.wav", dtype="float32")
+    yield "0015_noisy@48k", soxr.resample(x, sr, 48000).astype(np.float32), 48000
+
+
+@pytest.mark.slow
+def test_offline_path_equals_native_frame_loop_on_every_clip(shared_data, model):
+    """The ONNX offline path (the default) against libDF's frame loop (streaming path), both through the
+    engine: lag 0, correlation >= 0.999, PESQ-WB within 0.02, at 16 and 48 kHz."""
+    from pesq import pesq
+    import soxr
+    assert model.info.processing == "offline" and model.info.paths == ("offline", "streaming")
+    rates = set()
+    for name, x, sr in _fidelity_clips(shared_data):
+        y_off = enhance_array(model, x, sr)
+        y_str = enhance_array(model, x, sr, processing="streaming")
+        assert y_off.shape == y_str.shape == x.shape, name
+        n = 1 << int(np.ceil(np.log2(2 * len(x))))
+        r = np.fft.irfft(np.fft.rfft(y_off, n) * np.conj(np.fft.rfft(y_str, n)), n)
+        assert int(np.argmax(r)) == 0, name
+        corr = float(np.corrcoef(y_off, y_str)[0, 1])
+        assert corr >= 0.999, (name, corr)
+        ref = x if sr == 16000 else soxr.resample(x, sr, 16000)
+        a, b = (v if sr == 16000 else soxr.resample(v, sr, 16000) for v in (y_off, y_str))
+        assert abs(pesq(16000, ref, a, "wb") - pesq(16000, ref, b, "wb")) <= 0.02, name
+        if sr == 48000:  # no resampling in either path: the two agree to float rounding
+            assert np.max(np.abs(y_off - y_str)) < 1e-5, name
+        rates.add(sr)
+    assert rates == {16000, 48000}
+
+
+def test_offline_path_equals_raw_native_output_sample_for_sample(shared_data, model):
+    """At 48 kHz the offline path is the native loop's output with its 1440-sample delay removed."""
+    x, sr = sf.read(shared_data / "dfn" / "noisy_snr0.wav", dtype="float32")
+    x = x[: 3 * sr]
+    ref = native_frame_loop(x)[dfn.LATENCY_SAMPLES:dfn.LATENCY_SAMPLES + len(x)]
+    y = enhance_array(model, x, 48000)
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+
+
+def test_offline_chunks_of_a_long_file_stay_close_to_one_piece(shared_data):
+    """Files longer than one chunk run in overlapping chunks (bounded memory); DFN3's recurrent state makes
+    seams approximate, not wrong: correlation with a one-piece run stays above 0.999, lag 0."""
+    x, sr = sf.read(shared_data / "dfn" / "noisy_snr0.wav", dtype="float32")
+    x = np.concatenate([x, x[::-1], x])                     # 32 s
+    whole = dfn.DeepFilterNet3()
+    whole.chunk_s = 100.0
+    chunked = dfn.DeepFilterNet3()
+    chunked.chunk_s, chunked.overlap_s = 10.0, 4.0        # three seams
+    a, b = enhance_array(whole, x, sr), enhance_array(chunked, x, sr)
+    assert a.shape == b.shape == x.shape
+    assert float(np.corrcoef(a, b)[0, 1]) >= 0.999
+    np.testing.assert_allclose(a[: 7 * sr], b[: 7 * sr], atol=1e-5)  # before the first crossfade (8 s)
+
+
+def test_streaming_runs_start_from_a_fresh_native_state_each_time(shared_data, model):
+    """States come from a process-wide pool (created ahead, freed after use): every run equals a fresh
+    frame loop, however many runs came before."""
+    x, sr = sf.read(shared_data / "dfn" / "noisy_snr0.wav", dtype="float32")
+    x = x[: 2 * sr]
+    ref = native_frame_loop(x)[dfn.LATENCY_SAMPLES:dfn.LATENCY_SAMPLES + len(x)]
+    for _ in range(3):
+        np.testing.assert_array_equal(enhance_array(model, x, sr, processing="streaming"), ref)
+    stereo = np.stack([x, x[::-1]], axis=1)
+    y = enhance_array(model, stereo, sr, processing="streaming")
+    np.testing.assert_array_equal(y[:, 0], ref)

@@ -219,3 +219,51 @@ def test_unknown_processing_is_refused(speech):
     model.info.processing = "magic"
     with pytest.raises(ModelError, match="magic"):
         enhance_array(model, speech[:100], 16000)
+
+
+class TwoPathModel(Enhancer):
+    """Both paths: streaming is a pure delay (by 160), offline a gain of 0.5, so the output tells which ran."""
+
+    chunk_s, overlap_s = 1.0, 0.2
+
+    def __init__(self, long_file_processing=None):
+        self.info = EnhancerInfo("two", "two paths", "toy", 16000, True, 160, processing="offline",
+                                 processing_paths=("offline", "streaming"), block_samples=160)
+        self.long_file_processing = long_file_processing
+
+    def new_stream(self):
+        return DelayStream(160)
+
+    def process_offline(self, audio):
+        return 0.5 * audio
+
+
+def test_processing_selects_either_path_of_a_two_path_model(speech):
+    model = TwoPathModel()
+    x = speech[:8000]
+    assert model.info.paths == ("offline", "streaming")
+    np.testing.assert_array_equal(enhance_array(model, x, 16000), 0.5 * x)
+    np.testing.assert_array_equal(enhance_array(model, x, 16000, processing="streaming"), x)
+    np.testing.assert_array_equal(enhance_array(model, x, 16000, processing="offline"), 0.5 * x)
+    assert model.info.processing == "offline"  # choosing a path leaves the model itself unchanged
+    with pytest.raises(ModelError, match="has only the streaming path"):
+        enhance_array(DelayModel(), x, 16000, processing="offline")
+    with pytest.raises(ModelError, match="processing must be one of"):
+        enhance_array(model, x, 16000, processing="batch")
+
+
+def test_long_file_processing_switches_only_long_inputs(speech):
+    model = TwoPathModel(long_file_processing="streaming")
+    short, long = speech[:16000], np.tile(speech, 2)[:int(1.5 * 16000)]   # chunk + overlap = 1.2 s
+    np.testing.assert_array_equal(enhance_array(model, short, 16000), 0.5 * short)
+    np.testing.assert_array_equal(enhance_array(model, long, 16000), long)  # exact seams: the stream
+    np.testing.assert_allclose(enhance_array(model, long, 16000, processing="offline"), 0.5 * long, atol=1e-7)
+
+
+@pytest.mark.parametrize("tail_s", [0.001, 0.004, 0.009])
+def test_offline_last_chunk_shorter_than_the_crossfade(rng, tail_s):
+    """A file one sample to a few ms longer than whole chunks used to fail (crossfade longer than the tail)."""
+    model = SmoothingModel(chunk_s=0.05, overlap_s=0.02)
+    x = rng.standard_normal(int((0.15 + tail_s) * 16000)).astype(np.float32)
+    y = enhance_array(model, x, 16000)
+    np.testing.assert_allclose(y, model.process_offline(x), atol=1e-6)

@@ -13,7 +13,7 @@
   is planned before the first write (:func:`workbench.core.outputs.plan_batch_outputs`): inputs that
   are earlier outputs of the same model are skipped, colliding names (``x.wav``/``x.flac``) made distinct.
 * The sample format follows the source where the output format can hold it (:func:`output_subtype`).
-* Progress goes to stderr as one updating line; each failure prints ``error: ...`` and the exit status
+* Progress goes to stderr as a tqdm bar per file (on a terminal); each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..core.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype,
                              write_audio_atomic)
-from ..core.enhancer import run_to_end
+from ..core.enhancer import run_to_end, with_processing
 from ..core.errors import WorkbenchError
 from ..core.export import file_tag
 from ..core.outputs import PlannedOutput, check_output_target, plan_batch_outputs
@@ -48,6 +48,9 @@ def add_parser(sub) -> None:
                         "e.g. PCM_24 stays PCM_24; otherwise FLOAT for WAV, PCM_24 for FLAC)")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf input samples by 0 instead of failing")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--processing", choices=("offline", "streaming"),
+                   help="for models with both paths (see `workbench models`): offline (whole chunks, the "
+                        "default for files) or streaming (the frame loop)")
 
 
 def parse_channels(text: str | None) -> list[int] | None:
@@ -80,30 +83,30 @@ def collect_inputs(items: list[str]) -> tuple[list[Path], bool]:
 
 
 class ProgressLine:
-    """A single stderr line rewritten with ``\\r``: ``[3/10] name  42% ###########``."""
+    """A tqdm bar on stderr per file (``[3/10] name  42%|####      | 0.42/1 [00:03<00:04]``), redrawn
+    only on a terminal; elsewhere (logs, pipes) just the summary line of each file is printed."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and sys.stderr is not None
-        # Only a terminal can redraw a line; elsewhere (logs, pipes) just the summary lines are printed.
         self.live = self.enabled and sys.stderr.isatty()
-        self.last = -1.0
+        self._bar = None
 
     def show(self, label: str, fraction: float) -> None:
-        if not self.live or (fraction - self.last < 0.01 and fraction < 1.0):
+        if not self.live:
             return
-        self.last = fraction
-        bar = "#" * int(30 * fraction)
-        sys.stderr.write(f"\r{label} {100 * fraction:3.0f}% [{bar:<30}]")
-        sys.stderr.flush()
+        if self._bar is None:
+            from tqdm import tqdm
+            self._bar = tqdm(total=1.0, desc=label, file=sys.stderr, leave=False, unit="file",
+                             bar_format="{desc} {percentage:3.0f}%|{bar:30}| [{elapsed}<{remaining}]")
+        self._bar.update(max(fraction - self._bar.n, 0.0))
 
     def done(self, text: str = "") -> None:
-        if self.live:
-            sys.stderr.write(f"\r{text}\033[K\n" if text else "\n")
-        elif self.enabled and text:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self.enabled and text:
             sys.stderr.write(text + "\n")
-        if self.enabled:
             sys.stderr.flush()
-        self.last = -1.0
 
 
 def output_targets(out_arg: Path, path: Path, model_id: str, outputs: tuple[str, ...],
@@ -134,6 +137,8 @@ def run(args) -> int:
     # A model that cannot load is one error for the whole run; model files run in a worker process
     # (Ctrl-C stops them at once, a hanging call hits its time budget).
     enhancer = load_enhancer(args.model, isolate=True)
+    if args.processing is not None:
+        enhancer = with_processing(enhancer, args.processing)  # one clear line if the model lacks that path
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)

@@ -11,6 +11,7 @@ from ..core.registry import list_enhancers, plugin_errors
 def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list the available enhancement models")
     p.add_argument("--json", action="store_true", help="print one JSON object per model")
+    # Columns: id, name, rate, causal, latency, processing paths (default first), source package, licence.
 
 
 def _fmt_causal(causal: bool | None) -> str:
@@ -23,13 +24,16 @@ def run(args) -> int:
         for info in infos:
             print(json.dumps(info.to_dict(), default=str))
     else:
-        header = ("id", "name", "rate", "causal", "latency", "processing", "source")
+        header = ("id", "name", "rate", "causal", "latency", "processing", "source", "licence")
         rows = [(i.id, i.name, ("any" if i.any_rate else f"{i.sample_rate / 1000:g} kHz"), _fmt_causal(i.causal),
-                 f"{i.latency_ms:.1f} ms ({i.latency_samples})", i.processing, i.source) for i in infos]
+                 f"{i.latency_ms:.1f} ms ({i.latency_samples})", "/".join(i.paths), i.source_text, i.licence or "?")
+                for i in infos]
         widths = [max(len(r[k]) for r in rows + [header]) for k in range(len(header))]
         for row in [header] + rows:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        print("\nAny model file or folder can also be given to `workbench enhance -m PATH` "
+        print("\nprocessing: the default path first; `workbench enhance --processing streaming` picks the "
+              "other where a model has both.")
+        print("Any model file or folder can also be given to `workbench enhance -m PATH` "
               "(ONNX, TorchScript, PyTorch checkpoint, DTLN folder).")
     for pid, msg in plugin_errors().items():
         print(f"warning: {msg}", file=sys.stderr)

@@ -15,6 +15,16 @@ The ``speechmos`` package ships Microsoft's DNSMOS ONNX files; its Python code i
 * P.808 (``model_v8.onnx``) takes ``(1, 900, 120)`` log-mel features of the window without its last 160 samples
   (see :func:`p808_features`); its output is used as is;
 * each score is the mean over windows.
+
+Speed: windows are scored in batches of :data:`BATCH_WINDOWS` (both models take a batch axis,
+``[N, 144160]`` and ``[N, 900, 120]``) and their log-mel features are computed for the whole batch at
+once (:func:`p808_features_batch`), so memory stays bounded (one batch: about 40 MB) for any length and
+progress/cancel come between batches. Scores equal the window-by-window computation to float rounding.
+
+A **fast mode** (``Dnsmos(fast=True)``, ``dnsmos_metrics_steps(..., fast=True)``) scores non-overlapping
+9.01 s windows instead of one every second (about 9x fewer); it is an approximation of DNSMOS, never the
+default, and is labelled as such (``DnsmosScores.mode``). Its deviation from the exact mode is printed by
+``bench/bench_metrics.py``.
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ SAMPLE_RATE = 16000
 INPUT_LENGTH_S = 9.01
 WINDOW_SAMPLES = int(INPUT_LENGTH_S * SAMPLE_RATE)  # 144160
 HOP_SAMPLES = SAMPLE_RATE
+#: windows per model call: large enough to amortise the per-call cost, small enough to bound memory.
+BATCH_WINDOWS = 8
 
 # Third-order (personalised) and second-order polynomial maps, highest power first (numpy.poly1d order),
 # from raw network outputs to the P.835 scale. Values as published with DNSMOS.
@@ -140,6 +152,26 @@ def p808_features(window: np.ndarray) -> np.ndarray:
     return ((log + 40.0) / 40.0).astype(np.float32)
 
 
+def p808_features_batch(windows: np.ndarray) -> np.ndarray:
+    """:func:`p808_features` of a stack of windows ``(B, n)`` at once -> float32 ``(B, frames, 120)``.
+
+    The same formula; the normalisation by the maximum and the −80 dB floor are per window.
+    """
+    x = np.asarray(windows, np.float32)
+    pad = MEL_N_FFT // 2
+    xp = np.pad(x, ((0, 0), (pad, pad)), mode="constant")
+    frames = np.lib.stride_tricks.sliding_window_view(xp, MEL_N_FFT, axis=1)[:, ::MEL_HOP]   # (B, T, 321)
+    win = scipy.signal.get_window("hann", MEL_N_FFT, fftbins=True).astype(np.float32)
+    spec = np.fft.rfft(frames * win, axis=-1)
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    mel = power @ mel_filterbank().astype(np.float32).T                                         # (B, T, 120)
+    log = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    peak = 10.0 * np.log10(np.maximum(mel.max(axis=(1, 2), keepdims=True), 1e-10))
+    log -= peak
+    log = np.maximum(log, log.max(axis=(1, 2), keepdims=True) - 80.0)
+    return ((log + 40.0) / 40.0).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class DnsmosScores:
     """DNSMOS result of one clip (means over 9.01 s windows), each on the 1..5 MOS scale."""
@@ -149,6 +181,8 @@ class DnsmosScores:
     ovrl: float
     p808: float
     windows: int
+    #: ``"exact"`` (windows every second, the reference) or ``"fast"`` (non-overlapping windows, approximate).
+    mode: str = "exact"
 
     def as_metrics(self) -> dict[str, Metric]:
         return {"dnsmos_sig": make_metric("dnsmos_sig", self.sig),
@@ -168,13 +202,18 @@ class Dnsmos:
             in speechmos).
         threads: onnxruntime intra-op threads (0 = library default).
         exact_reference: reproduce the reference's window selection exactly (see :meth:`windows`).
+        fast: score non-overlapping windows (hop 9.01 s instead of 1 s): about 9x faster, approximate.
+        batch_windows: windows per model call (memory: about 5 MB per window).
     """
 
-    def __init__(self, personalized: bool = False, threads: int = 0, exact_reference: bool = True):
+    def __init__(self, personalized: bool = False, threads: int = 0, exact_reference: bool = True,
+                 fast: bool = False, batch_windows: int = BATCH_WINDOWS):
         import onnxruntime as ort
 
         self.personalized = personalized
         self.exact_reference = exact_reference
+        self.fast = fast
+        self.batch_windows = max(int(batch_windows), 1)
         p835, p808 = model_paths(personalized)
         opts = ort.SessionOptions()
         if threads:
@@ -198,18 +237,33 @@ class Dnsmos:
         (7–23, 119–122, ...); the reference then skips those windows as incomplete, and so do we, so scores
         of clips longer than 16 s agree with speechmos. ``exact_reference=False`` uses every window.
         """
+        x = self._padded(audio)
+        return [x[a:a + WINDOW_SAMPLES] for a in self.window_starts(len(x))]
+
+    @staticmethod
+    def _padded(audio: np.ndarray) -> np.ndarray:
         x = np.asarray(audio, np.float32).reshape(-1)
-        if len(x) == 0:
-            return []
-        while len(x) < WINDOW_SAMPLES:
+        while 0 < len(x) < WINDOW_SAMPLES:
             x = np.concatenate([x, x])
-        count = int(np.floor(len(x) / SAMPLE_RATE) - INPUT_LENGTH_S) + 1
+        return x
+
+    def window_starts(self, n: int) -> list[int]:
+        """Start samples of the scored windows of a (repeat-padded) 16 kHz signal of ``n`` samples.
+
+        Exact mode: one per second, with the reference's rounding (see :meth:`windows`); fast mode:
+        back to back, ``0, 144160, 288320, ...``, at least one window.
+        """
+        if n < WINDOW_SAMPLES:
+            return []
+        if self.fast:
+            return list(range(0, n - WINDOW_SAMPLES + 1, WINDOW_SAMPLES))
+        count = int(np.floor(n / SAMPLE_RATE) - INPUT_LENGTH_S) + 1
         out = []
         for i in range(count):
-            end = int((i + INPUT_LENGTH_S) * HOP_SAMPLES) if self.exact_reference else i * HOP_SAMPLES + WINDOW_SAMPLES
-            seg = x[i * HOP_SAMPLES:end]
-            if len(seg) == WINDOW_SAMPLES:
-                out.append(seg)
+            a = i * HOP_SAMPLES
+            end = int((i + INPUT_LENGTH_S) * HOP_SAMPLES) if self.exact_reference else a + WINDOW_SAMPLES
+            if min(end, n) - a == WINDOW_SAMPLES:
+                out.append(a)
         return out
 
     def score_steps(self, audio: np.ndarray, sample_rate: int) -> Generator[Progress, None, DnsmosScores]:
@@ -232,19 +286,22 @@ class Dnsmos:
             raise ValueError("signal is digital silence")
         if sample_rate != SAMPLE_RATE:
             x = np.asarray(soxr.resample(x, sample_rate, SAMPLE_RATE, quality="HQ"), np.float32)
-        sig, bak, ovrl, p808 = [], [], [], []
-        windows = self.windows(x)
-        for i, seg in enumerate(windows):
-            yield Progress(i / len(windows), f"DNSMOS window {i + 1}/{len(windows)}")
-            feats = p808_features(seg[:-MEL_HOP])[None]
+        x = self._padded(x)
+        starts = self.window_starts(len(x))
+        raws, p808 = [], []
+        for k in range(0, len(starts), self.batch_windows):
+            part = starts[k:k + self.batch_windows]
+            yield Progress(k / len(starts), f"DNSMOS{' (fast)' if self.fast else ''} windows "
+                                            f"{k + 1}-{k + len(part)}/{len(starts)}")
+            batch = np.stack([x[a:a + WINDOW_SAMPLES] for a in part])          # (B, 144160)
+            feats = p808_features_batch(batch[:, :-MEL_HOP])                   # (B, 900, 120)
             with self._lock:  # onnxruntime sessions are shared between threads
-                raw = self._p835.run(None, {self._p835_in: seg[None, :]})[0][0]
-                p808.append(float(self._p808.run(None, {self._p808_in: feats})[0][0][0]))
-            sig.append(float(self._poly["sig"](raw[0])))
-            bak.append(float(self._poly["bak"](raw[1])))
-            ovrl.append(float(self._poly["ovrl"](raw[2])))
-        return DnsmosScores(float(np.mean(sig)), float(np.mean(bak)), float(np.mean(ovrl)), float(np.mean(p808)),
-                            len(sig))
+                raws.append(self._p835.run(None, {self._p835_in: batch})[0])   # (B, 3)
+                p808.append(self._p808.run(None, {self._p808_in: feats})[0][:, 0])
+        raw = np.concatenate(raws).astype(np.float64)
+        sig, bak, ovrl = (self._poly[k](raw[:, j]) for j, k in enumerate(("sig", "bak", "ovrl")))
+        return DnsmosScores(float(np.mean(sig)), float(np.mean(bak)), float(np.mean(ovrl)),
+                            float(np.mean(np.concatenate(p808))), len(starts), "fast" if self.fast else "exact")
 
     def score(self, audio: np.ndarray, sample_rate: int) -> DnsmosScores:
         """Blocking :meth:`score_steps`."""
@@ -263,24 +320,25 @@ class Dnsmos:
         return run_to_end(self.metrics_steps(audio, sample_rate))
 
 
-_shared: dict[bool, Dnsmos] = {}
+_shared: dict[tuple[bool, bool], Dnsmos] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_dnsmos(personalized: bool = False) -> Dnsmos:
+def shared_dnsmos(personalized: bool = False, fast: bool = False) -> Dnsmos:
     """A process-wide :class:`Dnsmos` (loading the sessions once costs about a second)."""
     with _shared_lock:
-        if personalized not in _shared:
-            _shared[personalized] = Dnsmos(personalized)
-        return _shared[personalized]
+        if (personalized, fast) not in _shared:
+            _shared[(personalized, fast)] = Dnsmos(personalized, fast=fast)
+        return _shared[(personalized, fast)]
 
 
-def dnsmos_metrics_steps(audio: np.ndarray, sample_rate: int, personalized: bool = False
+def dnsmos_metrics_steps(audio: np.ndarray, sample_rate: int, personalized: bool = False, fast: bool = False
                          ) -> Generator[Progress, None, dict[str, Metric]]:
     """DNSMOS SIG/BAK/OVRL/P.808 as :class:`Metric` s (``dnsmos_sig`` ...) with the shared scorer; a generator
-    yielding :class:`Progress` per window. A missing model gives ``value=None`` with the reason."""
+    yielding :class:`Progress` per batch of windows. A missing model gives ``value=None`` with the reason.
+    ``fast``: non-overlapping windows (approximate, see the module docstring)."""
     try:
-        scorer = shared_dnsmos(personalized)
+        scorer = shared_dnsmos(personalized, fast)
     except ModelError as exc:
         return {k: failed(k, str(exc)) for k in DNSMOS_METRICS}
     return (yield from scorer.metrics_steps(audio, sample_rate))

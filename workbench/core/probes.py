@@ -21,9 +21,10 @@ Definitions (sample counts at the native rate):
 * **parameters**: torch modules found on the enhancer: ``Σ numel`` of unique parameters (and buffers are
   not counted); ONNX graphs: initializer elements plus floating-point ``Constant`` tensors
   (see :func:`onnx_parameter_count`).
-* **MACs per second** (torch models only): multiply-accumulates of convolutions, linear layers and
-  RNN cells counted with forward hooks while the model enhances one second of audio. Element-wise
-  operations (activations, norms, masks) are not counted.
+* **MACs per second** (torch models only): multiply-accumulates counted by PyTorch's
+  ``FlopCounterMode`` (plus a formula for fused recurrent kernels) while the model enhances one second
+  of audio; ONNX models: every onnxruntime call recorded during that second, each input-shape signature
+  counted once by ``onnx-tool``. Element-wise operations (activations, norms, masks) are not counted.
 """
 
 from __future__ import annotations
@@ -195,9 +196,9 @@ def measure_delay(reference: np.ndarray, output: np.ndarray, max_lag: int) -> in
 def probe_latency(enhancer: Enhancer, signal: np.ndarray | None = None) -> tuple[int | None, int]:
     """``(raw_delay_samples, residual_lag_samples)``.
 
-    ``raw_delay_samples``: streaming models only, the delay of the model's own stream output against the
-    input (cross-correlation; a denoiser's output correlates strongly with its input's speech). ``None``
-    for offline models, whose output is aligned by contract. ``residual_lag_samples``: the lag left in the
+    ``raw_delay_samples``: models with a streaming path (default or not), the delay of the model's own
+    stream output against the input (cross-correlation; a denoiser's output correlates strongly with its
+    input's speech). ``None`` for offline-only models, whose output is aligned by contract. ``residual_lag_samples``: the lag left in the
     engine's compensated output.
     """
     info = enhancer.info
@@ -205,7 +206,7 @@ def probe_latency(enhancer: Enhancer, signal: np.ndarray | None = None) -> tuple
     x = probe_signal(sr) if signal is None else np.asarray(signal, np.float32).reshape(-1)
     max_lag = max(int(0.5 * sr), 4 * int(info.latency_samples))
     raw = None
-    if info.processing == "streaming":
+    if "streaming" in info.paths:
         raw = measure_delay(x, _raw_stream(enhancer, x), max_lag)
     residual = measure_delay(x, _run(enhancer, x), max_lag)
     return raw, residual
@@ -338,13 +339,23 @@ def count_parameters(enhancer: Enhancer) -> tuple[int | None, str]:
     return None, "no torch module or ONNX file reachable from the enhancer"
 
 
+def _recurrent_flops(input_shape, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+                     batch_first, *_, out_shape=None, **__) -> int:
+    """FLOPs (2 per multiply-accumulate) of ``aten.lstm/gru/rnn_*.input``: every weight matrix of every
+    layer and direction multiplies one vector per time step and batch item,
+    ``Σ_W 2 · batch · steps · rows(W) · cols(W)`` (biases and gate non-linearities not counted)."""
+    steps = int(input_shape[0]) * int(input_shape[1]) if len(input_shape) == 3 else int(input_shape[0])
+    return sum(2 * steps * int(w[0]) * int(w[1]) for w in params if len(w) == 2)
+
+
 def count_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | None:
     """MACs per second of audio for torch models (``None`` when no torch module is reachable).
 
-    Runs the enhancer on ``seconds`` of :func:`probe_signal` with forward hooks on every
-    ``Conv1d/2d/3d`` (``out.numel() · cin/groups · Πkernel``), ``ConvTranspose*`` (``in.numel() · cout/groups ·
-    Πkernel``), ``Linear`` (``out.numel() · in_features``), and ``RNN/GRU/LSTM`` (``steps · batch · dirs ·
-    gates · (in·h + h·h)`` per layer, gates 1/3/4); divides by ``seconds``.
+    Runs the enhancer on ``seconds`` of :func:`probe_signal` under PyTorch's own
+    :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products, convolutions and transposed
+    convolutions, attention), with the fused recurrent kernels (``aten.lstm`` and friends, which the
+    counter has no formula for) counted by :func:`_recurrent_flops`; MACs = FLOPs / 2, divided by
+    ``seconds``. Element-wise operations (activations, norms, masks) are not counted.
     """
     remote = getattr(enhancer, "call_in_worker", None)
     if remote is not None:  # the model lives in a worker process (workbench.core.isolated): count there
@@ -352,37 +363,113 @@ def count_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | N
     modules = _torch_modules(enhancer)
     if not modules:
         return None
-    import torch.nn as nn
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
-    total = [0]
+    aten = torch.ops.aten
+    # The counter checks the overload (``aten.lstm.input``) before running an op and books the count
+    # under its packet (``aten.lstm``): both must be keys, or the op is run uncounted.
+    recurrent = {}
+    for packet in (aten.lstm, aten.gru, aten.rnn_tanh, aten.rnn_relu):
+        recurrent[packet] = _recurrent_flops
+        for name in packet.overloads():
+            recurrent[getattr(packet, name)] = _recurrent_flops
+    counter = FlopCounterMode(display=False, custom_mapping=recurrent)
+    sr = enhancer.info.sample_rate
+    with counter:
+        _run(enhancer, probe_signal(sr, seconds))
+    return counter.get_total_flops() / 2 / seconds
 
-    def hook(mod, inp, out):
-        x = inp[0] if inp else None
-        o = out[0] if isinstance(out, tuple) else out
-        if isinstance(mod, nn.modules.conv._ConvTransposeNd):
-            total[0] += x.numel() * (mod.out_channels // mod.groups) * math.prod(mod.kernel_size)
-        elif isinstance(mod, nn.modules.conv._ConvNd):
-            total[0] += o.numel() * (mod.in_channels // mod.groups) * math.prod(mod.kernel_size)
-        elif isinstance(mod, nn.Linear):
-            total[0] += o.numel() * mod.in_features
-        elif isinstance(mod, nn.RNNBase) and hasattr(x, "shape"):
-            gates = {"LSTM": 4, "GRU": 3}.get(mod.mode, 1)
-            steps = x.shape[0] * x.shape[1] if x.dim() == 3 else x.shape[0]
-            dirs = 2 if mod.bidirectional else 1
-            h = mod.hidden_size
-            for layer in range(mod.num_layers):
-                cin = mod.input_size if layer == 0 else h * dirs
-                total[0] += steps * dirs * gates * (cin * h + h * h)
 
-    kinds = (nn.modules.conv._ConvNd, nn.Linear, nn.RNNBase)
-    handles = [m.register_forward_hook(hook) for top in modules for m in top.modules() if isinstance(m, kinds)]
+def _onnx_sessions(obj, depth: int = 3) -> list:
+    """onnxruntime ``InferenceSession`` s reachable from ``obj`` (attributes, lists, dict values)."""
     try:
-        sr = enhancer.info.sample_rate
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    found, seen = [], set()
+
+    def visit(o, d):
+        if id(o) in seen:
+            return
+        seen.add(id(o))
+        if isinstance(o, ort.InferenceSession):
+            found.append(o)
+            return
+        if d == 0 or isinstance(o, (str, bytes, int, float, np.ndarray)):
+            return
+        if isinstance(o, dict):
+            values = list(o.values())
+        elif isinstance(o, (list, tuple)):
+            values = list(o)
+        else:
+            values = list(vars(o).values()) if hasattr(o, "__dict__") else []
+        for v in values:
+            visit(v, d - 1)
+
+    visit(obj, depth)
+    return found
+
+
+def _onnx_graph_macs(model: bytes | str, feeds: dict[str, tuple[tuple[int, ...], np.dtype]]) -> float:
+    """MACs of one call of an ONNX graph with inputs of the given shapes, counted by ``onnx-tool``."""
+    import contextlib
+    import io
+
+    import onnx
+    import onnx_tool
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints progress
+        graph = onnx_tool.Model(proto, {"verbose": False}).graph
+        graph.shape_infer({k: np.zeros(shape, dtype) for k, (shape, dtype) in feeds.items()})
+        graph.profile()
+    macs = graph.macs
+    return float(macs[0] if isinstance(macs, (list, tuple)) else macs)
+
+
+def count_onnx_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | None:
+    """MACs per second of audio for models run by onnxruntime (``None`` when no session is reachable).
+
+    Every ``run`` of each session reachable from the enhancer is recorded while it enhances ``seconds``
+    of :func:`probe_signal` (after a short warm-up, so sessions created on first use exist); each
+    distinct input-shape signature is counted once with the maintained ``onnx-tool`` profiler
+    (convolutions, matrix products, recurrent layers) and multiplied by its number of calls.
+    """
+    sr = enhancer.info.sample_rate
+    _run(enhancer, probe_signal(sr, 0.2))
+    sessions = _onnx_sessions(enhancer)
+    if not sessions:
+        return None
+    calls: dict[tuple, int] = {}
+    originals = {}
+
+    def recorder(session, original):
+        def run(output_names, input_feed, *args, **kwargs):
+            key = (id(session), tuple(sorted((k, tuple(np.shape(v)), np.asarray(v).dtype.str)
+                                             for k, v in input_feed.items())))
+            calls[key] = calls.get(key, 0) + 1
+            return original(output_names, input_feed, *args, **kwargs)
+        return run
+
+    for sess in sessions:
+        originals[id(sess)] = sess.run
+        sess.run = recorder(sess, sess.run)  # instance attribute shadows the method for this probe only
+    try:
         _run(enhancer, probe_signal(sr, seconds))
     finally:
-        for h in handles:
-            h.remove()
-    return total[0] / seconds
+        for sess in sessions:
+            del sess.run
+    by_id = {id(s): s for s in sessions}
+    total = 0.0
+    for (sid, signature), count in calls.items():
+        sess = by_id[sid]
+        model = sess._model_bytes if getattr(sess, "_model_bytes", None) else sess._model_path
+        if model is None:
+            return None
+        feeds = {name: (shape, np.dtype(dt)) for name, shape, dt in signature}
+        total += count * _onnx_graph_macs(model, feeds)
+    return total / seconds
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -420,7 +507,13 @@ def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: i
     notes.append(f"parameters: {how}")
     macs = count_macs_per_second(enhancer)
     if macs is None:
-        notes.append("MACs are counted for torch models only")
+        try:
+            macs = count_onnx_macs_per_second(enhancer)
+        except Exception as exc:  # a graph the counter cannot read: report, do not fail the probe
+            notes.append(f"ONNX MACs not counted: {type(exc).__name__}: {exc}")
+            macs = None
+    if macs is None:
+        notes.append("MACs: no torch module or onnxruntime session reachable from the model")
     latency = max(caus.lookahead_samples, raw or 0)
     report = ProbeReport(
         model=info.id, sample_rate=info.sample_rate, causal=caus.causal,

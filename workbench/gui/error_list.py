@@ -42,15 +42,16 @@ class ProblemList(QDialog):
     def add(self, title: str, message: str) -> None:
         """Append each line of ``message`` (under ``title``, shown in the heading when it is the first)."""
         have = set(self.problems())
+        first = not have
         for line in (message.splitlines() or [title]):
             line = line.strip()
             if line and line not in have:
                 self.list.addItem(line)
                 self.list.item(self.list.count() - 1).setToolTip(f"{title}: {line}")
                 have.add(line)
-        n = self.list.count()
-        self.heading.setText(f"{title}" if n == 1 else f"{n} problems")
-        self.setWindowTitle(title if n == 1 else f"{n} problems")
+        heading = title if first else f"{self.list.count()} problems"
+        self.heading.setText(heading)
+        self.setWindowTitle(heading)
 
     def problems(self) -> list[str]:
         return [self.list.item(i).text() for i in range(self.list.count())]

