@@ -8,7 +8,6 @@
   output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
 * Every file is enhanced through :meth:`workbench.core.recording.Recording.enhance`, the call the GUI
   uses, so versions carry the same provenance on both paths.
-* An existing output is never replaced without ``--overwrite``, and an input is never written over.
 * Strength: ``--mix 0.7`` keeps 70 % of the model's effect (``out = enhanced + 0.3 * (original -
   enhanced)``); ``--limit-db 12`` is the same control as a reduction limit (``g = 10^(-12/20)``).
   ``--atten-lim-db`` instead sets the model's own limit where it has one (DeepFilterNet's atten_lim).
@@ -19,6 +18,11 @@
 * ``-m A+B`` runs a chain (e.g. ``wpe-dereverb+deepfilternet3``), each step aligned before the next.
 * What was done (model, strength, regions, noise profile) is written into the output file's comment tag
   as JSON (``workbench provenance`` ...), readable with any tag reader or ``soundfile``.
+* An existing output is never replaced without ``--overwrite``; an input (by path, symlink or hard
+  link) and anything that is not a regular file (folder, FIFO, device) is never written over. A batch
+  is planned before the first write (:func:`workbench.core.outputs.plan_batch_outputs`): inputs that
+  are earlier outputs of the same model are skipped, colliding names (``x.wav``/``x.flac``) made distinct.
+* The sample format follows the source where the output format can hold it (:func:`output_subtype`).
 * Progress goes to stderr as a tqdm bar per file (on a terminal); each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
@@ -34,11 +38,13 @@ import json
 import numpy as np
 import soundfile as sf
 
-from ..core.audio_io import WRITE_SUBTYPES, atomic_output, open_source
+from ..core.audio_io import (OUTPUT_FORMATS, WRITE_SUBTYPES, atomic_output, clip_for_subtype, open_source,
+                             output_subtype)
 from ..core.editing import Strength, parse_span, with_attenuation_limit
 from ..core.enhancer import run_to_end, with_processing
 from ..core.errors import WorkbenchError
-from ..core.export import SUFFIX, file_tag, write_export_audio
+from ..core.export import LOSSY, SUFFIX, file_tag, write_export_audio
+from ..core.outputs import PlannedOutput, check_output_target, plan_batch_outputs
 from ..core.recording import Recording
 from ..core.version_ops import enhance_region, noise_profile_model
 from ..core.registry import load_enhancer
@@ -54,14 +60,17 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or folder for several inputs")
     p.add_argument("--channels", metavar="LIST", help="comma-separated 0-based channels to process (default all)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--subtype", default="FLOAT", choices=WRITE_SUBTYPES["WAV"], help="output sample format")
+    p.add_argument("--subtype", default=None, choices=WRITE_SUBTYPES["WAV"],
+                   help="output sample format (default: the source's where the output format holds it, "
+                        "e.g. PCM_24 stays PCM_24; otherwise FLOAT for WAV, PCM_24 for FLAC)")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf input samples by 0 instead of failing")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--processing", choices=("offline", "streaming"),
                    help="for models with both paths (see `workbench models`): offline (whole chunks, the "
                         "default for files) or streaming (the frame loop)")
     p.add_argument("--format", default="WAV", choices=["WAV", "MP3", "OGG", "OPUS"],
-                   help="output container (lossy ones are written in blocks; WAV carries the provenance tag)")
+                   help="output container: WAV (default) lets the output's suffix decide (.wav .flac .aiff .ogg .mp3 .opus); "
+                        "MP3/OGG/OPUS force a lossy one (written in blocks); WAV files carry the provenance tag")
     p.add_argument("--quality", type=float, metavar="Q", help="MP3/OGG/OPUS quality 0..1 (1 = best, highest bitrate)")
     p.add_argument("--loudness", type=float, metavar="LUFS", help="normalise to this BS.1770 loudness (e.g. -16)")
     p.add_argument("--true-peak", type=float, default=-1.0, metavar="DBTP",
@@ -162,7 +171,15 @@ def run(args) -> int:
     profile_span = parse_span(args.noise_profile, "--noise-profile") if args.noise_profile else None
     if args.context_s < 0 or args.crossfade_ms < 0:
         raise WorkbenchError("--context-s and --crossfade-ms must not be negative")
-    enhancer = load_enhancer(args.model)  # a model that cannot load is one error for the whole run
+    # The model file is an input too (``-o model.onnx`` must not replace it).
+    protected = files + ([Path(args.model)] if Path(args.model).exists() else [])
+    if not batch:
+        # Refused before the model loads: an input, a folder/FIFO/device, an existing file without --overwrite.
+        check_output_target(out_arg, inputs=protected, overwrite=args.overwrite)
+        container_for(out_arg, args)
+    # A model that cannot load is one error for the whole run; model files run in a worker process
+    # (Ctrl-C stops them at once, a hanging call hits its time budget).
+    enhancer = load_enhancer(args.model, isolate=True)
     if args.processing is not None:
         enhancer = with_processing(enhancer, args.processing)  # one clear line if the model lacks that path
     if args.atten_lim_db is not None:
@@ -178,20 +195,40 @@ def run(args) -> int:
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
+    outputs = enhancer.info.outputs
+    if batch:
+        # The whole batch is planned first: no output is an input, colliding names are made distinct,
+        # earlier outputs of this model in the inputs are skipped rather than enhanced again.
+        tags = (model_id,) if len(outputs) == 1 else tuple(f"{model_id}.{file_tag(o)}" for o in outputs)
+        plan = plan_batch_outputs(files, out_arg, tags=tags, suffix=SUFFIX[args.format.upper()], overwrite=args.overwrite,
+                                  protect=protected, model_tag=model_id)
+    else:
+        targets = tuple(output_targets(out_arg, files[0], model_id, outputs, False,
+                                       SUFFIX[args.format.upper()]).values())
+        error = None
+        for t in targets:
+            try:
+                check_output_target(t, inputs=protected, overwrite=args.overwrite)
+                container_for(t, args)
+            except WorkbenchError as exc:
+                error = str(exc)
+                break
+        plan = [PlannedOutput(files[0], targets, error=error)]
     progress = ProgressLine(not args.quiet)
     failed = 0
     try:
-        outputs = enhancer.info.outputs
-        for k, path in enumerate(files):
-            targets = output_targets(out_arg, path, model_id, outputs, batch, SUFFIX[args.format])
-            label = f"[{k + 1}/{len(files)}] {path.name}" if batch else path.name
+        for k, item in enumerate(plan):
+            path = item.source
+            targets = dict(zip(outputs, item.targets))
+            label = f"[{k + 1}/{len(plan)}] {path.name}" if batch else path.name
+            if item.skip:
+                progress.done(f"{label}: {item.skip}")
+                continue
             try:
-                for target in targets.values():
-                    if target.exists() and path.exists() and target.resolve() == path.resolve():
-                        raise WorkbenchError(f"{target}: refusing to write over the input recording")
-                    if target.exists() and not args.overwrite:
-                        raise WorkbenchError(f"{target}: already exists (use --overwrite to replace it)")
+                if item.error:
+                    raise WorkbenchError(item.error)
                 rec = Recording(path, source=open_source(path, repair=args.repair))
+                notes = []
                 try:
                     t0 = time.perf_counter()
                     versions = run_to_end(enhance_recording(rec, enhancer, channels, regions, profile_span, args),
@@ -200,11 +237,17 @@ def run(args) -> int:
                     for v in versions:
                         if not strength.full:
                             rec.set_strength(v, strength)
-                        write_version(targets[v.provenance.output], rec, v, args, protect=(path,))
+                        target, clipped = write_version(targets[v.provenance.output], rec, v, args,
+                                                        protect=tuple(protected))
+                        if clipped:
+                            notes.append(f"warning: {target}: {clipped} samples beyond ±1.0 were clipped to fit "
+                                         "the integer sample format (use --subtype FLOAT to keep them)")
                 finally:
                     rec.close()
                 shown = ", ".join(str(t) for t in targets.values())
                 progress.done(f"{label}: {rec.source.duration_s:.1f} s in {elapsed:.2f} s -> {shown}")
+                for line in notes:
+                    print(line, file=sys.stderr)
             except WorkbenchError as exc:
                 progress.done()
                 print(f"error: {exc}", file=sys.stderr)
@@ -254,15 +297,35 @@ def provenance_tag(rec: Recording, version) -> dict:
             "strength": strength.to_dict()}
 
 
-def write_version(target: Path, rec: Recording, version, args, protect: tuple) -> Path:
-    """WAV (with the provenance as JSON in its comment tag) or a lossy/loudness-normalised export."""
+def container_for(target: Path, args) -> str:
+    """The container an output is written in: ``--format`` when it names a lossy one, else the target's
+    suffix (``.wav``, ``.flac``, ``.aiff``, ``.ogg``, ``.mp3``, ``.opus``); one clear line otherwise."""
+    if args.format.upper() != "WAV":
+        return args.format.upper()
+    by_suffix = {**OUTPUT_FORMATS, ".mp3": "MP3", ".opus": "OPUS"}
+    fmt = by_suffix.get(Path(target).suffix.lower())
+    if fmt is None:
+        raise WorkbenchError(f"{target}: cannot write {Path(target).suffix or 'files without a suffix'}; "
+                             f"name the output {', '.join(sorted(by_suffix))}")
+    return fmt
+
+
+def write_version(target: Path, rec: Recording, version, args, protect: tuple) -> tuple[Path, int]:
+    """WAV (with the provenance as JSON in its comment tag), FLAC/AIFF, or a lossy/loudness-normalised
+    export. The sample format follows the source where the container holds it (``--subtype`` wins);
+    returns ``(path, samples clipped to fit an integer format)``."""
     audio = version.source.read_all()
-    if args.format == "WAV" and args.loudness is None:
-        return write_with_provenance(target, audio, version.sample_rate, args.subtype, provenance_tag(rec, version),
-                                     overwrite=args.overwrite, protect=protect)
-    sub = args.subtype if args.format == "WAV" else WRITE_SUBTYPES[args.format][0]
-    written, _rate, _clipped, gain_db, facts = write_export_audio(
-        target, audio, version.sample_rate, version.sample_rate, args.format, sub, quality=args.quality,
+    fmt = container_for(target, args)
+    if fmt in LOSSY:
+        sub = WRITE_SUBTYPES[fmt][0]
+    else:
+        sub = output_subtype(rec.source.info.subtype, fmt, args.subtype)
+    if fmt == "WAV" and args.loudness is None:
+        audio, clipped = clip_for_subtype(audio, sub)
+        return write_with_provenance(target, audio, version.sample_rate, sub, provenance_tag(rec, version),
+                                     overwrite=args.overwrite, protect=protect), clipped
+    written, _rate, clipped, gain_db, facts = write_export_audio(
+        target, audio, version.sample_rate, version.sample_rate, fmt, sub, quality=args.quality,
         loudness_target=None if args.loudness is None else (args.loudness, args.true_peak),
         overwrite=args.overwrite, protect=protect)
     if facts is not None and facts["measured_lufs"] is None:
@@ -271,7 +334,7 @@ def write_version(target: Path, rec: Recording, version, args, protect: tuple) -
     elif facts is not None and facts["limited_db"] < 0:
         print(f"note: {target}: {gain_db:+.1f} dB applied; {-facts['limited_db']:.1f} dB under the "
               f"{args.loudness:g} LUFS target to keep the true peak at {args.true_peak:g} dBTP", file=sys.stderr)
-    return written
+    return written, clipped
 
 
 def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,

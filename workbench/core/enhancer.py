@@ -37,7 +37,7 @@ import numpy as np
 import soxr
 
 from .audio_io import AudioSource, ArraySource
-from .errors import Cancelled, ModelError, WorkbenchError
+from .errors import Cancelled, ModelError, WorkbenchError, one_line
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
             "time-domain", "deep-filtering", "chain", "unknown")
@@ -216,8 +216,9 @@ def _check_block(enhancer: Enhancer, out: np.ndarray, expected: int) -> np.ndarr
     if out is None:
         raise ModelError(f"model {enhancer.info.id!r} returned nothing, expected {want} samples")
     out = np.asarray(out)
-    if np.iscomplexobj(out) or not np.issubdtype(out.dtype, np.number):
-        raise ModelError(f"model {enhancer.info.id!r} returned {out.dtype} samples, expected real floats")
+    if np.iscomplexobj(out) or not np.issubdtype(out.dtype, np.floating):
+        # Casting complex or integer output to float would give a silent, wrong file (zeros, steps).
+        raise ModelError(f"model {enhancer.info.id!r} returned {out.dtype} samples, expected real floating point")
     if out.ndim == 1 and k == 1:
         out = out[None, :]
     if out.ndim != 2 or out.shape != (k, expected):
@@ -466,7 +467,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         except MemoryError:
             raise ModelError(f"model {info.id!r} ran out of memory") from None
         except Exception as exc:  # a third-party model may raise anything; report it, keep the app up
-            raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"model {info.id!r} failed: {one_line(exc)}") from exc
         finally:
             steps.close()  # on cancel too: releases the stream's native state right away
         if k == 1:

@@ -23,10 +23,11 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import load_audio, resample
+from .audio_io import atomic_output, load_audio, resample
 from .dnsmos import DNSMOS_METRICS, dnsmos_metrics, dnsmos_metrics_steps
 from .enhancer import Enhancer, Progress, enhance, rescaled
 from .errors import WorkbenchError
+from .outputs import check_output_target
 from .metrics import INTRUSIVE_METRICS, METRIC_SPECS, Metric, Pair, failed, find_pairs, intrusive_metrics
 
 NOISY = "noisy"
@@ -188,7 +189,8 @@ class EvaluationResult:
     """All measurements of an evaluation plus the systems and metrics in table order.
 
     ``warnings``: one line per pair whose clean file does not line up with its noisy file (see
-    :class:`AlignmentCheck`), e.g. a pair that is not one.
+    :class:`AlignmentCheck`), e.g. a pair that is not one; per noisy file without its clean reference;
+    per pair whose lengths differ.
     """
 
     measurements: list[Measurement]
@@ -197,6 +199,8 @@ class EvaluationResult:
     files: list[str]
     elapsed_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: every file the evaluation read (noisy, clean, precomputed outputs): never written over.
+    inputs: list[Path] = field(default_factory=list)
 
     def summaries(self) -> dict[tuple[str, str], Summary]:
         """``{(system, metric): Summary}``."""
@@ -221,13 +225,21 @@ class EvaluationResult:
         raise KeyError((file, model, metric))
 
 
+def pair_inputs(pairs: Sequence[Pair]) -> list[Path]:
+    """Every file the pairs name (noisy, clean, precomputed outputs): what an evaluation reads."""
+    out: list[Path] = []
+    for p in pairs:
+        out += [p.noisy, p.clean, *p.outputs.values()]
+    return out
+
+
 def _load_mono(path: Path) -> tuple[np.ndarray, int]:
     audio, info = load_audio(path)
     return _mono(audio), info.sample_rate
 
 
 def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *, dnsmos: bool = True,
-             metrics: Iterable[str] | None = None, include_noisy: bool = True
+             metrics: Iterable[str] | None = None, include_noisy: bool = True, isolate_models: bool = False
              ) -> Generator[Progress, None, EvaluationResult]:
     """Run every system on every pair and measure it; a generator yielding :class:`Progress`.
 
@@ -236,6 +248,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         models: model specs, loaded :class:`Enhancer` s, or ``file:TAG`` for precomputed outputs.
         dnsmos: also compute DNSMOS SIG/BAK/OVRL/P.808.
         metrics: intrusive metric keys (default all).
+        isolate_models: load model files in a worker process (see ``load_enhancer(isolate=True)``).
 
     Returns:
         :class:`EvaluationResult` (long form, one :class:`Measurement` per file, system and metric).
@@ -243,7 +256,10 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     Raises:
         WorkbenchError: no pairs, a missing precomputed output, an unreadable file, or a model error.
     """
-    pair_list = find_pairs(pairs) if isinstance(pairs, (str, Path)) else list(pairs)
+    unpaired: list[Path] = []
+    pair_list = find_pairs(pairs, unpaired) if isinstance(pairs, (str, Path)) else list(pairs)
+    warnings = [f"{p}: no clean reference beside it ({p.stem.rsplit('_', 1)[0]}_clean{p.suffix} or "
+                f"clean/{p.name}); not evaluated" for p in unpaired]
     if not pair_list:
         raise WorkbenchError("no noisy/clean pairs to evaluate")
     wanted = list(INTRUSIVE_METRICS if metrics is None else metrics)
@@ -262,19 +278,19 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         else:
             from .registry import load_enhancer  # local: listing models may import heavy packages
 
-            enh = load_enhancer(m)
+            enh = load_enhancer(m, isolate=isolate_models)
             systems.append((enh.info.id, enh))
     names = [s for s, _ in systems]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
     rows: list[Measurement] = []
-    warnings: list[str] = []
     elapsed: dict[str, float] = {}
     total = len(pair_list) * len(systems)
     done = 0
     for pair in pair_list:
         clean, clean_sr = _load_mono(pair.clean)
         noisy, noisy_sr = _load_mono(pair.noisy)
+        mismatch = length_mismatch(len(clean) / clean_sr, len(noisy) / noisy_sr)
         for name, system in systems:
             yield Progress(done / total, f"{pair.name}: {name}")
             if system is None:
@@ -292,12 +308,31 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
             if system is None and sc.alignment is not None and sc.alignment.suspicious:
                 warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
                                 + "; ".join(sc.alignment.problems()))
+                mismatch = None  # the alignment check names differing lengths itself
+            if system is None and mismatch:
+                warnings.append(f"{pair.noisy}: {mismatch} than its clean reference {pair.clean.name}; "
+                                "scored on the overlap only")
             for key in metric_keys:
                 met = sc.metrics.get(key) or failed(key, "not computed")
                 rows.append(Measurement(pair.name, name, key, met.value, met.unit, met.reason, sc.lag_samples))
             done += 1
     yield Progress(1.0, "done")
-    return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed, warnings)
+    return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed,
+                            inputs=pair_inputs(pair_list), warnings=warnings)
+
+
+#: Noisy and clean may differ by this much (seconds, or this fraction of the clean length) unremarked.
+LENGTH_TOLERANCE_S = 0.05
+LENGTH_TOLERANCE_FRACTION = 0.01
+
+
+def length_mismatch(clean_s: float, noisy_s: float) -> str | None:
+    """``"3.00 s long, 2.00 s longer"`` style words when the noisy file's duration differs from the
+    clean one's by more than ``max(LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_FRACTION * clean_s)``."""
+    diff = noisy_s - clean_s
+    if abs(diff) <= max(LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_FRACTION * clean_s):
+        return None
+    return f"{noisy_s:.2f} s long, {abs(diff):.2f} s {'longer' if diff > 0 else 'shorter'}"
 
 
 # ------------------------------------------------------------------------------------------ outputs
@@ -305,19 +340,25 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
 CSV_COLUMNS = ("file", "model", "metric", "value", "unit", "reason", "lag_samples")
 
 
-def write_csv(result: EvaluationResult, path: str | Path) -> Path:
+def write_csv(result: EvaluationResult, path: str | Path, *, overwrite: bool = False) -> Path:
     """Long-form CSV, one row per measurement: ``file, model, metric, value, unit, reason, lag_samples``.
 
-    ``value`` is empty when the metric could not be computed (``reason`` says why).
+    ``value`` is empty when the metric could not be computed (``reason`` says why); each of
+    ``result.warnings`` is a row with metric ``warning`` (file, then the caveat as reason). Written through
+    :func:`~workbench.core.audio_io.atomic_output`: never over a file the evaluation read
+    (``result.inputs``), a non-regular file, or an existing file without ``overwrite``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for m in result.measurements:
-            w.writerow([m.file, m.model, m.metric, "" if m.value is None else repr(float(m.value)), m.unit,
-                        m.reason, "" if m.lag_samples is None else m.lag_samples])
+    with atomic_output(path, overwrite=overwrite, protect=tuple(result.inputs)) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_COLUMNS)
+            for m in result.measurements:
+                w.writerow([m.file, m.model, m.metric, "" if m.value is None else repr(float(m.value)), m.unit,
+                            m.reason, "" if m.lag_samples is None else m.lag_samples])
+            for text in result.warnings:  # metric "warning": the caveat in the reason column
+                w.writerow([text.split(": ", 1)[0], "", "warning", "", "", text.split(": ", 1)[-1], ""])
+    return path
     return path
 
 
@@ -369,11 +410,26 @@ def format_table(result: EvaluationResult, metrics: Sequence[str] | None = None,
     return "\n".join(lines)
 
 
-def plot_bars(result: EvaluationResult, path: str | Path, metrics: Sequence[str] | None = None) -> Path:
+#: Figure formats :func:`plot_bars` writes, by suffix.
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_plot_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise WorkbenchError(f"{path}: a plot is written as {', '.join(PLOT_SUFFIXES)} (by its suffix)")
+    return path
+
+
+def plot_bars(result: EvaluationResult, path: str | Path, metrics: Sequence[str] | None = None, *,
+              overwrite: bool = False) -> Path:
     """Bar chart (PNG/SVG/PDF by suffix) with one panel per metric, one bar per system, 95% CI error bars.
 
-    Uses matplotlib's object API with the Agg canvas (no pyplot state, no display needed).
+    Uses matplotlib's object API with the Agg canvas (no pyplot state, no display needed). Written
+    atomically with the same refusals as :func:`write_csv`.
     """
+    path = check_plot_path(path)
+    check_output_target(path, inputs=result.inputs, overwrite=overwrite)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -401,9 +457,9 @@ def plot_bars(result: EvaluationResult, path: str | Path, metrics: Sequence[str]
         ax.grid(axis="y", alpha=0.3)
     n = len(result.files)
     fig.suptitle(f"mean and 95% CI over {n} file{'s' if n != 1 else ''}", fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_output(path, overwrite=overwrite, protect=tuple(result.inputs)) as tmp:
+        with open(tmp, "wb") as fh:
+            fig.savefig(fh, format=path.suffix.lower().lstrip("."))
     return path
 
 

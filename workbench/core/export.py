@@ -26,9 +26,10 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, same_file, write_audio_atomic
+from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, write_audio_atomic
 from .enhancer import Enhancer, Progress, rescaled
 from .errors import Cancelled, WorkbenchError
+from .outputs import check_output_target
 from .recording import Recording, Version, file_sha256
 
 #: File suffix per container.
@@ -190,9 +191,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     target = Path(path) if path is not None else Path(out_dir) / export_name(recording.path, version, fmt)
     protect = [recording.path] + [getattr(v.source, "path", None) for v in recording.versions]
     protect = tuple(p for p in protect if p is not None)
-    for p in protect:
-        if same_file(target, p):
-            raise WorkbenchError(f"{target}: refusing to write over the source recording")
+    check_output_target(target, inputs=protect, overwrite=overwrite)
     audio = version.source.read_all() if audio is None else np.asarray(audio, np.float32)
     written, sr_out, clipped, gain_db, facts = write_export_audio(
         target, audio, version.source.sample_rate, export_rate(recording, version, rate), fmt, sub,
@@ -438,8 +437,8 @@ def export_comparison(recording: Recording, path: str | Path, versions: Sequence
     """Write the comparison as JSON (``.json``) or CSV (``.csv``), chosen by the suffix (``reference``: the
     clean file behind the intrusive metrics, see :func:`comparison_record`)."""
     path = Path(path)
-    if same_file(path, recording.path) or (reference is not None and same_file(path, reference)):
-        raise WorkbenchError(f"{path}: refusing to write over the source recording or its reference")
+    protect = (recording.path,) + ((Path(reference),) if reference is not None else ())
+    check_output_target(path, inputs=protect, overwrite=overwrite)
     record = comparison_record(recording, versions, metrics=metrics, stft=stft, exported=exported,
                                reference=reference)
     suffix = path.suffix.lower()
@@ -470,17 +469,15 @@ def export_figure(recording: Recording, version: Version, path: str | Path, cfg,
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise WorkbenchError(f"{path}: figures are written as .png or .svg")
-    if same_file(path, recording.path):
-        raise WorkbenchError(f"{path}: refusing to write over the source recording")
-    if path.exists() and not overwrite:
-        raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
+    check_output_target(path, inputs=(recording.path,), overwrite=overwrite)
     ensure_folder(path.parent)
     c = channel if channel < version.source.channels else 0
     title = kwargs.pop("title", f"{recording.name} — {version.name}")
     # render_figure_source itself writes through a temporary file and one rename.
     out, _views = render_figure_source(version.source, cfg, path, channel=c, title=title, width_px=width_px,
                                        height_px=height_px, settings=settings, partner=partner,
-                                       partner_label=partner_label, **kwargs)
+                                       partner_label=partner_label, overwrite=overwrite,
+                                       protect=(recording.path,), **kwargs)
     return Path(out)
 
 

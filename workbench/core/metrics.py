@@ -623,7 +623,7 @@ class Pair:
 _SUFFIX_RE = re.compile(r"^(?P<name>.+)_(?P<tag>[^_]+)$")
 
 
-def find_pairs(directory: str | Path) -> list[Pair]:
+def find_pairs(directory: str | Path, unpaired: list[Path] | None = None) -> list[Pair]:
     """Find noisy/clean pairs in ``directory``, sorted by name.
 
     Two conventions (both documented in the README):
@@ -633,7 +633,8 @@ def find_pairs(directory: str | Path) -> list[Pair]:
     2. *Folders*: ``noisy/NAME.EXT`` with ``clean/NAME.EXT``; any other sibling folder ``SYSTEM/NAME.EXT``
        holds precomputed outputs of ``SYSTEM``.
 
-    A noisy file without its clean partner is skipped (it cannot be scored intrusively).
+    A noisy file without its clean partner is skipped (it cannot be scored intrusively); when
+    ``unpaired`` is a list, such files are appended to it so callers can say so.
 
     Raises:
         WorkbenchError: the folder does not exist or holds no pair.
@@ -654,6 +655,8 @@ def find_pairs(directory: str | Path) -> list[Pair]:
         for stem, path in noisy.items():
             if stem in clean:
                 pairs[stem] = Pair(stem, path, clean[stem])
+            elif unpaired is not None:
+                unpaired.append(path)
         for sub in sorted(p for p in d.iterdir() if p.is_dir() and p.name not in ("noisy", "clean")):
             for stem, path in audio_files(sub).items():
                 if stem in pairs:
@@ -669,6 +672,8 @@ def find_pairs(directory: str | Path) -> list[Pair]:
         if "noisy" in tl and "clean" in tl and name not in pairs:
             outputs = {t: p for t, p in tags.items() if t.lower() not in ("noisy", "clean")}
             pairs[name] = Pair(name, tags[tl["noisy"]], tags[tl["clean"]], outputs)
+        elif "noisy" in tl and "clean" not in tl and name not in pairs and unpaired is not None:
+            unpaired.append(tags[tl["noisy"]])
     if not pairs:
         raise WorkbenchError(f"{d}: no noisy/clean pairs found (expected NAME_noisy.wav with NAME_clean.wav, "
                              "or noisy/NAME.wav with clean/NAME.wav)")

@@ -357,6 +357,9 @@ def count_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | N
     counter has no formula for) counted by :func:`_recurrent_flops`; MACs = FLOPs / 2, divided by
     ``seconds``. Element-wise operations (activations, norms, masks) are not counted.
     """
+    remote = getattr(enhancer, "call_in_worker", None)
+    if remote is not None:  # the model lives in a worker process (workbench.core.isolated): count there
+        return remote("workbench.core.probes:count_macs_per_second", seconds)
     modules = _torch_modules(enhancer)
     if not modules:
         return None

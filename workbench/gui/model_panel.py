@@ -396,7 +396,8 @@ class ModelPanel(QWidget):
             return
         self._set_status(f"Loading {Path(spec).name}...")
         from ..core.registry import load_enhancer
-        worker = GeneratorWorker(load_enhancer, spec)
+        # Model files run in a worker process: Cancel stops them even inside a call that never returns.
+        worker = GeneratorWorker(load_enhancer, spec, isolate=True)
         worker.returned.connect(lambda enh, spec=spec: self._on_loaded(spec, enh))
         worker.errored.connect(lambda exc, spec=spec: self._on_failed(failure_text(spec, spec, exc, "loading failed")))
         self._start_worker(worker, "load")
@@ -453,6 +454,7 @@ class ModelPanel(QWidget):
             enhancer = catalogue.load(spec)
             if processing is not None:  # the Path choice of a model with both paths
                 enhancer = with_processing(enhancer, processing)
+            self._running_enhancer = enhancer  # Cancel interrupts it (isolated model files)
             yield Progress(0.0, f"{enhancer.info.name}: loaded")
             t0 = time.perf_counter()
             versions = yield from rec.enhance(enhancer, channels, spec=spec)
@@ -481,6 +483,10 @@ class ModelPanel(QWidget):
             if self.job is not None:
                 self.job.cancel()
             self.worker.cancel()
+            # A model file in its worker process is stopped now, not at the engine's next yield.
+            interrupt = getattr(getattr(self, "_running_enhancer", None), "interrupt", None)
+            if interrupt is not None:
+                interrupt()
             self._set_status("Cancelling...")
 
     def _start_worker(self, worker: GeneratorWorker, kind: str) -> None:
