@@ -22,6 +22,7 @@ COMMANDS = {
     "enhance": "enhance",
     "probe": "probe",
     "evaluate": "evaluate",
+    "phase-lab": "phase_lab",
     "gui": "gui",
 }
 

@@ -627,3 +627,239 @@ def reconstruct_versions(source_name: str, source_tag: str, magnitude_signal: np
                               reconstruction=rec))
     return out
 
+
+
+# ----------------------------------------------------------------------------------------- the whole lab
+
+
+@dataclass
+class LabResult:
+    """Everything :func:`run_lab` made for one recording.
+
+    Attributes:
+        versions: oracles, swaps and reconstructions in table order.
+        reference: the aligned reference, or ``None`` without one.
+        notes: what could not be made and why (e.g. oracle rows without a reference).
+        cfg: the STFT settings.
+    """
+
+    versions: list[LabVersion]
+    reference: AlignedReference | None
+    notes: list[str]
+    cfg: StftConfig
+
+
+#: Note given when oracle masks and swaps are asked for without a reference.
+NEEDS_REFERENCE = "oracle masks (IBM, IRM, IAM, PSM, cIRM) and swaps with the clean phase or magnitude need a " \
+                  "clean reference"
+
+
+def gla_source_names(enhanced_names: Sequence[str], has_reference: bool) -> list[str]:
+    """Default magnitudes to reconstruct: the clean reference (when there is one) and every enhanced
+    version; the noisy recording when there is neither."""
+    names = (["clean"] if has_reference else []) + list(enhanced_names)
+    return names or ["noisy"]
+
+
+def run_lab(noisy: np.ndarray, sample_rate: int, cfg: StftConfig, *, reference: np.ndarray | None = None,
+            reference_rate: int | None = None, reference_name: str = "reference",
+            enhanced: Sequence[tuple[str, str, np.ndarray]] = (), params: MaskParams = MaskParams(),
+            gla_iterations: int = 100, gla_init: str = "random", gla_seed: int = 0,
+            gla_sources: Sequence[str] | None = None, momentum: float = FGLA_MOMENTUM
+            ) -> Generator[Progress, None, LabResult]:
+    """Make every oracle, swap and reconstruction for one recording; a generator yielding :class:`Progress`.
+
+    Args:
+        noisy: ``(n,)`` or ``(n, ch)`` float audio at ``sample_rate`` (multichannel averaged to mono).
+        reference: the clean speech at ``reference_rate`` (default ``sample_rate``), or ``None``: then only
+            ``|E| ∠noisy`` swaps and reconstructions are made and :attr:`LabResult.notes` says why.
+        enhanced: ``(name, tag, audio)`` per enhanced version, audio ``(n,)`` aligned with ``noisy``.
+        gla_sources: magnitudes to reconstruct by name: ``clean``, ``noisy``, a mask kind (``irm`` ...,
+            the masked noisy magnitude) or an enhanced version's name (default :func:`gla_source_names`).
+
+    Raises:
+        PhaseLabError: a reference that does not match (see :func:`align_reference`), an unknown GLA
+            source, or a source that needs the missing reference.
+    """
+    y = _mono64(noisy)
+    notes: list[str] = []
+    ref = None
+    if reference is not None:
+        ref = align_reference(y, sample_rate, reference, reference_rate or sample_rate, name=reference_name)
+    else:
+        notes.append(NEEDS_REFERENCE)
+    by_name = {name: (tag, _mono64(audio)) for name, tag, audio in enhanced}
+    sources = list(gla_sources) if gla_sources is not None else gla_source_names(list(by_name), ref is not None)
+    for src in sources:
+        if src not in by_name and src not in ("clean", "noisy") and src not in MASK_KINDS:
+            raise PhaseLabError(f"unknown reconstruction source {src!r}; choose clean, noisy, "
+                                f"{', '.join(MASK_KINDS)} or one of the models ({', '.join(by_name) or 'none'})")
+        if ref is None and (src == "clean" or src in MASK_KINDS):
+            raise PhaseLabError(f"reconstruction from {src!r} needs a clean reference")
+    versions: list[LabVersion] = []
+    steps = 1 + len(by_name) + len(sources)
+    yield Progress(0.0, "oracle masks")
+    if ref is not None:
+        versions += oracle_versions(y, ref.clean, cfg, params)
+    for i, (name, (tag, e)) in enumerate(by_name.items()):
+        yield Progress((1 + i) / steps, f"swaps of {name}")
+        versions += enhanced_swaps(name, tag, e, y, cfg, ref.clean if ref is not None else None)
+    oracle_audio = {v.tag: v.audio for v in versions if v.kind == "oracle"}
+    for i, src in enumerate(sources):
+        if src == "clean":
+            sig, tag = ref.clean, "clean"
+        elif src == "noisy":
+            sig, tag = y, "noisy"
+        elif src in MASK_KINDS:
+            sig, tag = oracle_audio[src], src
+        else:
+            tag, sig = by_name[src]
+        versions += yield from rescaled(
+            reconstruct_versions(src, tag, sig, y, cfg, iterations=gla_iterations, init=gla_init, seed=gla_seed,
+                                 momentum=momentum),
+            (1 + len(by_name) + i) / steps, 1 / steps, "")
+    yield Progress(1.0, "done")
+    return LabResult(versions, ref, notes, cfg)
+
+
+# -------------------------------------------------------------------------------------------- the table
+
+#: Metrics of the phase-lab table unless more are asked for.
+DEFAULT_METRICS = ("pesq_wb", "estoi", "si_sdr")
+
+
+@dataclass(frozen=True)
+class LabRow:
+    """One cell of the long-form table: ``file, version, metric, value, unit`` (+ why it is empty)."""
+
+    file: str
+    version: str
+    metric: str
+    value: float | None
+    unit: str
+    reason: str = ""
+
+
+def score_rows(file: str, signals: Sequence[tuple[str, np.ndarray]], sample_rate: int, reference: np.ndarray,
+               reference_rate: int, metrics: Sequence[str] = DEFAULT_METRICS
+               ) -> Generator[Progress, None, list[LabRow]]:
+    """Score ``(version tag, audio)`` signals against the clean reference with the same
+    :func:`~workbench.core.evaluation.score_signal` as ``workbench evaluate`` and the metrics panel;
+    a generator yielding :class:`Progress`, returning :class:`LabRow` s."""
+    from .evaluation import score_signal  # local: evaluation pulls in DNSMOS, not needed for the masks
+
+    rows: list[LabRow] = []
+    for i, (tag, audio) in enumerate(signals):
+        yield Progress(i / max(len(signals), 1), f"measuring {tag}")
+        sc = score_signal(audio, sample_rate, reference, reference_rate, dnsmos=False, metrics=metrics)
+        for k in metrics:
+            m = sc.metrics[k]
+            # An exact reconstruction (the unbounded cIRM) has an infinite SI-SDR: the metric gives no
+            # number and says so; the table reports inf, keeping the reason.
+            value = math.inf if m.value is None and "infinite" in m.reason else m.value
+            rows.append(LabRow(file, tag, k, value, m.unit, m.reason))
+    yield Progress(1.0, "done")
+    return rows
+
+
+LAB_CSV_COLUMNS = ("file", "version", "metric", "value", "unit", "reason")
+
+
+def rows_csv(rows: Iterable[LabRow]) -> str:
+    """Long-form CSV text: ``file, version, metric, value, unit, reason`` (value empty when there is none)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LAB_CSV_COLUMNS)
+    for r in rows:
+        w.writerow([r.file, r.version, r.metric, "" if r.value is None else repr(float(r.value)), r.unit, r.reason])
+    return buf.getvalue()
+
+
+def format_rows(rows: Sequence[LabRow], labels: dict[str, str] | None = None, digits: int = 2) -> str:
+    """A plain-text table, one line per version (in first-seen order), one column per metric."""
+    from .metrics import METRIC_SPECS
+
+    labels = labels or {}
+    versions = list(dict.fromkeys(r.version for r in rows))
+    metrics = list(dict.fromkeys(r.metric for r in rows))
+    cell = {(r.version, r.metric): r for r in rows}
+    head = ["version"] + [f"{METRIC_SPECS[k].label} {'↑' if METRIC_SPECS[k].higher_is_better else '↓'}"
+                          for k in metrics]
+
+    def fmt(r: LabRow | None) -> str:
+        return "n/a" if r is None or r.value is None else f"{r.value:.{digits}f}"
+
+    body = [[labels.get(v, v)] + [fmt(cell.get((v, k))) for k in metrics] for v in versions]
+    widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(b, widths)))
+              for b in body]
+    return "\n".join(lines)
+
+
+def convergence_lines(versions: Sequence[LabVersion]) -> list[str]:
+    """One line per reconstruction: spectral convergence at 0, 1, 10, 50 … N iterations and the final
+    inconsistency, e.g. ``fgla_clean: SC 0.647 (0) 0.381 (1) 0.130 (10) 0.051 (50); inconsistency 0.051``."""
+    out = []
+    for v in versions:
+        rec = v.reconstruction
+        if rec is None:
+            continue
+        its = sorted({i for i in (0, 1, 10, 50, 100, 200, 500, rec.iterations) if i <= rec.iterations})
+        sc = " ".join(f"{rec.spectral_convergence[i]:.3f} ({i})" for i in its)
+        out.append(f"{v.tag}: spectral convergence {sc}; final inconsistency {rec.inconsistency:.3f}")
+    return out
+
+
+def render_figure(rows: Sequence[LabRow], versions: Sequence[LabVersion], labels: dict[str, str] | None = None):
+    """A matplotlib :class:`~matplotlib.figure.Figure` (Agg canvas, no pyplot state): one bar panel per
+    metric (one bar per version, coloured by kind) and, when there are reconstructions, their spectral
+    convergence per iteration on a log axis."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .metrics import METRIC_SPECS
+
+    labels = labels or {}
+    kinds = {v.tag: v.kind for v in versions}
+    names = list(dict.fromkeys(r.version for r in rows))
+    metrics = list(dict.fromkeys(r.metric for r in rows))
+    recs = [v for v in versions if v.reconstruction is not None]
+    panels = len(metrics) + (1 if recs else 0)
+    fig = Figure(figsize=(max(6.0, 0.45 * len(names) + 2), 2.8 * panels + 0.6), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    colour = {"oracle": "C2", "swap": "C1", "reconstruction": "C4"}
+    cell = {(r.version, r.metric): r.value for r in rows}
+    x = np.arange(len(names))
+    for i, k in enumerate(metrics):
+        ax = fig.add_subplot(panels, 1, i + 1)
+        vals = np.array([np.nan if cell.get((n, k)) is None else cell[(n, k)] for n in names], np.float64)
+        finite = vals[np.isfinite(vals)]
+        top = float(finite.max()) if finite.size else 1.0
+        inf = np.isposinf(vals)
+        heights = np.where(inf, top * 1.15 if top > 0 else 1.0, vals)
+        bars = ax.bar(x, heights, color=[colour.get(kinds.get(n), "C0") for n in names])
+        for j in np.flatnonzero(inf):   # exact reconstructions: drawn just above the rest, marked ∞
+            bars[j].set_hatch("//")
+            ax.text(x[j], heights[j], "∞", ha="center", va="bottom", fontsize=9)
+        spec = METRIC_SPECS[k]
+        ax.set_title(f"{spec.label} {'↑' if spec.higher_is_better else '↓'}", fontsize=9)
+        ax.set_xticks(x, [labels.get(n, n) for n in names], rotation=35, ha="right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    if recs:
+        ax = fig.add_subplot(panels, 1, panels)
+        for v in recs:
+            sc = v.reconstruction.spectral_convergence
+            ax.semilogy(np.arange(len(sc)), np.maximum(sc, 1e-6), label=labels.get(v.tag, v.tag),
+                        linestyle="-" if v.reconstruction.momentum > 0 else "--")
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.set_ylabel("spectral convergence", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    return fig
