@@ -4,7 +4,11 @@
 * One input and ``-o`` not an existing folder (and not ending in a separator): ``OUT`` is the output file.
 * Several inputs, or a folder input, or ``-o`` an existing folder: ``OUT`` is a folder and each result
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
-* An existing output is never replaced without ``--overwrite``, and an input is never written over.
+* An existing output is never replaced without ``--overwrite``; an input (by path, symlink or hard
+  link) and anything that is not a regular file (folder, FIFO, device) is never written over. A batch
+  is planned before the first write (:func:`workbench.core.outputs.plan_batch_outputs`): inputs that
+  are earlier outputs of the same model are skipped, colliding names (``x.wav``/``x.flac``) made distinct.
+* The sample format follows the source where the output format can hold it (:func:`output_subtype`).
 * Progress goes to stderr as one updating line; each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
@@ -15,10 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES, open_source, write_audio_atomic
+from ..core.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype,
+                             write_audio_atomic)
 from ..core.enhancer import enhance, run_to_end
 from ..core.errors import WorkbenchError
 from ..core.export import file_tag
+from ..core.outputs import PlannedOutput, check_output_target, plan_batch_outputs
 from ..core.registry import load_enhancer
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
@@ -32,7 +38,9 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or folder for several inputs")
     p.add_argument("--channels", metavar="LIST", help="comma-separated 0-based channels to process (default all)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--subtype", default="FLOAT", choices=WRITE_SUBTYPES["WAV"], help="output sample format")
+    p.add_argument("--subtype", default=None, choices=WRITE_SUBTYPES["WAV"],
+                   help="output sample format (default: the source's where the output format holds it, "
+                        "e.g. PCM_24 stays PCM_24; otherwise FLOAT for WAV, PCM_24 for FLAC)")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf input samples by 0 instead of failing")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -101,32 +109,52 @@ def run(args) -> int:
         batch = True
     if batch and out_arg.exists() and not out_arg.is_dir():
         raise WorkbenchError(f"{out_arg}: several inputs need -o to be a folder, but this is a file")
+    # The model file is an input too (``-o model.onnx`` must not replace it).
+    protected = files + ([Path(args.model)] if Path(args.model).exists() else [])
+    if not batch:
+        # Refused before the model loads: an input, a folder/FIFO/device, an existing file without --overwrite.
+        check_output_target(out_arg, inputs=protected, overwrite=args.overwrite)
+        output_format(out_arg)
     enhancer = load_enhancer(args.model)  # a model that cannot load is one error for the whole run
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
+    if batch:
+        # The whole batch is planned first: no output is an input, colliding names are made distinct,
+        # earlier outputs of this model in the inputs are skipped rather than enhanced again.
+        plan = plan_batch_outputs(files, out_arg, tags=(model_id,), suffix=".wav", overwrite=args.overwrite,
+                                  protect=protected)
+    else:
+        plan = [PlannedOutput(files[0], (out_arg,))]
     progress = ProgressLine(not args.quiet)
     failed = 0
     try:
-        for k, path in enumerate(files):
-            target = out_arg / f"{path.stem}.{model_id}.wav" if batch else out_arg
-            label = f"[{k + 1}/{len(files)}] {path.name}" if batch else path.name
+        for k, item in enumerate(plan):
+            path, target = item.source, item.targets[0]
+            label = f"[{k + 1}/{len(plan)}] {path.name}" if batch else path.name
+            if item.skip:
+                progress.done(f"{label}: {item.skip}")
+                continue
             try:
-                if target.exists() and path.exists() and target.resolve() == path.resolve():
-                    raise WorkbenchError(f"{target}: refusing to write over the input recording")
-                if target.exists() and not args.overwrite:
-                    raise WorkbenchError(f"{target}: already exists (use --overwrite to replace it)")
+                if item.error:
+                    raise WorkbenchError(item.error)
                 source = open_source(path, repair=args.repair)
                 try:
+                    fmt = output_format(target)
+                    subtype = output_subtype(source.info.subtype, fmt, args.subtype)
                     t0 = time.perf_counter()
                     audio = run_to_end(enhance(enhancer, source, channels=channels),
                                        lambda p: progress.show(label, p.fraction))
                     elapsed = time.perf_counter() - t0
-                    write_audio_atomic(target, audio, source.sample_rate, subtype=args.subtype,
-                                       overwrite=args.overwrite, protect=(path,))
+                    audio, clipped = clip_for_subtype(audio, subtype)
+                    write_audio_atomic(target, audio, source.sample_rate, subtype=subtype, format=fmt,
+                                       overwrite=args.overwrite, protect=tuple(protected))
                 finally:
                     source.close()
                 progress.done(f"{label}: {source.duration_s:.1f} s in {elapsed:.2f} s -> {target}")
+                if clipped:
+                    print(f"warning: {target}: {clipped} samples beyond ±1.0 were clipped to fit {subtype} "
+                          "(use --subtype FLOAT to keep them)", file=sys.stderr)
             except WorkbenchError as exc:
                 progress.done()
                 print(f"error: {exc}", file=sys.stderr)

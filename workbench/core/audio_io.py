@@ -22,6 +22,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioFileError, NonFiniteAudioError, WorkbenchError
+from .outputs import check_output_target
 
 #: Frames decoded per block when a whole file is scanned or streamed.
 BLOCK_FRAMES = 1 << 18
@@ -582,6 +583,57 @@ WRITE_SUBTYPES = {
 }
 
 
+#: Container per output suffix (what :func:`write_audio_atomic` writes for a name).
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aiff": "AIFF", ".aif": "AIFF", ".ogg": "OGG"}
+#: Subtypes each output container can hold, best first (used when the source's cannot be kept).
+_HOLDS = {
+    "WAV": ("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE", "PCM_U8"),
+    "FLAC": ("PCM_24", "PCM_16", "PCM_S8"),
+    "AIFF": ("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE", "PCM_S8"),
+    "OGG": ("VORBIS",),
+}
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The container written for ``path`` by its suffix; raises WorkbenchError for other suffixes."""
+    path = Path(path)
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise WorkbenchError(f"{path}: cannot write {path.suffix or 'files without a suffix'}; "
+                             f"name the output {', '.join(sorted(OUTPUT_FORMATS))}")
+    return fmt
+
+
+def output_subtype(source_subtype: str | None, format: str, requested: str | None = None) -> str:
+    """The sample format of an output in ``format``.
+
+    ``requested`` (``--subtype``) wins when the format can hold it (else WorkbenchError); otherwise the
+    source's subtype is kept where the format holds it (a 24-bit source stays 24-bit in WAV and FLAC),
+    and the best the format has otherwise (FLOAT for WAV/AIFF, PCM_24 for FLAC, VORBIS for OGG).
+    """
+    fmt = format.upper()
+    holds = _HOLDS.get(fmt, ("PCM_16",))
+    if requested is not None:
+        req = requested.upper()
+        if req not in holds:
+            raise WorkbenchError(f"{fmt} cannot hold {req} samples; choose one of {', '.join(holds)}")
+        return req
+    if source_subtype is not None and source_subtype.upper() in holds:
+        return source_subtype.upper()
+    return holds[0]
+
+
+def clip_for_subtype(audio: np.ndarray, subtype: str) -> tuple[np.ndarray, int]:
+    """Clip float samples to [-1, 1] for integer (PCM) subtypes; returns ``(audio, samples clipped)``.
+
+    libsndfile would otherwise clip or wrap silently; callers report the count."""
+    if subtype.upper() in _FLOAT_SUBTYPES or subtype.upper() == "VORBIS":
+        return audio, 0
+    over = np.abs(audio) > 1.0
+    n = int(np.count_nonzero(over))
+    return (np.clip(audio, -1.0, 1.0) if n else audio), n
+
+
 def temp_file_beside(path: Path) -> Path:
     """Create an empty, exclusive temporary file next to ``path`` with umask-respecting permissions.
 
@@ -630,15 +682,12 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     failure (an exception, a full disk) the temporary file is removed and ``path`` is left as it was.
 
     Raises:
-        WorkbenchError: ``path`` is one of ``protect`` (a source recording), exists while
-            ``overwrite`` is false, its folder cannot be made, or the write failed.
+        WorkbenchError: ``path`` is refused by :func:`workbench.core.outputs.check_output_target`
+            (one of ``protect``, i.e. an input of the command, by path, symlink or hard link; a folder,
+            FIFO, device node or socket; an existing file while ``overwrite`` is false), its folder
+            cannot be made, or the write failed.
     """
-    path = Path(path)
-    for p in protect:
-        if same_file(path, p):
-            raise WorkbenchError(f"{path}: refusing to write over the source recording")
-    if path.exists() and not overwrite:
-        raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
+    path = check_output_target(path, inputs=protect, overwrite=overwrite)
     ensure_folder(path.parent)
     try:
         tmp = temp_file_beside(path)
@@ -648,6 +697,8 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # Checked again just before the rename: the target may have changed while the body wrote.
+        check_output_target(path, inputs=protect, overwrite=overwrite)
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -655,8 +706,35 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
         except OSError:
             pass
         if isinstance(exc, (sf.LibsndfileError, OSError, ValueError, TypeError)):
-            raise WorkbenchError(f"{path}: could not be written ({exc})") from None
+            raise WorkbenchError(f"{path}: could not be written ({_describe_write_error(path, exc)})") from None
         raise
+
+
+def _describe_write_error(path: Path, exc: BaseException) -> str:
+    """The reason a write failed in a person's words (libsndfile says only "System error." for a full
+    disk, a size limit or an I/O error)."""
+    import errno
+
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return "No space left on the drive"
+    if code == errno.EFBIG:
+        return "the file would be larger than the system allows"
+    if code == errno.EROFS:
+        return "the drive is read-only"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    text = _strip_prefix(str(exc)) or type(exc).__name__
+    if "system error" in text.lower():
+        try:
+            vfs = os.statvfs(path.parent)
+            free = vfs.f_bavail * vfs.f_frsize
+        except OSError:
+            free = None
+        if free is not None and free < (1 << 20):
+            return f"No space left on the drive ({free} bytes free)"
+        return "the system refused the write: the drive may be full, the file too large for it, or failing"
+    return text
 
 
 def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
@@ -673,8 +751,10 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
     """
     path = Path(path)
     if format is None:
-        format = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}.get(
-            path.suffix.lower(), "WAV")
+        format = OUTPUT_FORMATS.get(path.suffix.lower(), "WAV")
+    if not sf.check_format(format, subtype):
+        raise WorkbenchError(f"{path}: {format} cannot hold {subtype} samples; choose one of "
+                             f"{', '.join(_HOLDS.get(format.upper(), ()))}")
     audio = np.asarray(audio)
     if not np.all(np.isfinite(audio)):
         raise WorkbenchError(f"{path}: refusing to write audio that holds NaN or Inf samples")
