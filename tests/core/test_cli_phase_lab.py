@@ -111,14 +111,14 @@ def test_phase_lab_never_writes_over_inputs_or_non_files(pair, tmp_path, capsys)
     before = trap.read_bytes()
     assert main(["phase-lab", str(noisy), "--clean", str(trap), "-o", str(folder), "--gla-iters", "1",
                  "--overwrite"]) == 2
-    assert "refusing to write over an input" in capsys.readouterr().err
+    assert "refusing to write over the input file" in capsys.readouterr().err
     assert trap.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == [
         "rec.cirm.wav", "rec.wav", "rec_clean.wav"]
     out = tmp_path / "out"
     (out / "rec.irm.wav").mkdir(parents=True)
     assert main(["phase-lab", str(noisy), "--clean", str(clean), "-o", str(out), "--overwrite",
                  "--gla-iters", "1"]) == 2
-    assert "not a regular file" in capsys.readouterr().err
+    assert "is a folder; refusing to replace it" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["rec.irm.wav"]
     # an existing output needs --overwrite
     shutil.rmtree(out / "rec.irm.wav")

@@ -5,7 +5,8 @@ swaps and phase reconstructions of one recording, written as ``OUT_DIR/<stem>.<t
 Tags: ``ibm``, ``irm``, ``iam``, ``psm``, ``cirm``, ``cleanmag_noisyphase``, ``noisymag_cleanphase``,
 ``<model>_noisyphase``, ``<model>_cleanphase``, ``gla_<source>``, ``fgla_<source>``; each model's own output
 is written as ``<stem>.<model>.wav``. Every target is checked before anything is written: an input is
-never written over, an existing file only with ``--overwrite`` and only when it is a regular file.
+never written over, an existing file only with ``--overwrite`` and only when it is a regular file
+(:func:`workbench.core.outputs.check_output_target`, the check every writer shares).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES, atomic_output, same_file, write_audio_atomic
+from ..core.audio_io import WRITE_SUBTYPES, atomic_output, write_audio_atomic
 from ..core.errors import WorkbenchError
+from ..core.outputs import check_output_target
 
 
 def add_parser(sub) -> None:
@@ -48,21 +50,6 @@ def add_parser(sub) -> None:
                    help="comma-separated intrusive metrics (default pesq_wb,estoi,si_sdr; 'all' for every one)")
     p.add_argument("--subtype", default="FLOAT", choices=WRITE_SUBTYPES["WAV"], help="output sample format")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-
-
-def check_target(path: Path, *, inputs: tuple[Path, ...], overwrite: bool) -> None:
-    """Refuse ``path`` when it is an input, exists without ``overwrite``, or exists and is not a regular file.
-
-    (Local stand-in for the shared output check helper i10 adds as ``core/outputs.py``.)
-    """
-    for p in inputs:
-        if same_file(path, p):
-            raise WorkbenchError(f"{path}: refusing to write over an input file")
-    if path.exists() or path.is_symlink():
-        if not path.is_file() or path.is_symlink():
-            raise WorkbenchError(f"{path}: exists and is not a regular file; choose another output")
-        if not overwrite:
-            raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
 
 
 def _metrics(text: str | None) -> tuple[str, ...]:
@@ -154,7 +141,7 @@ def run(args) -> int:
     extra = [Path(p) for p in (args.csv, args.plot) if p]
     protect = tuple(inputs)
     for target in [t for t, _ in writes] + extra:
-        check_target(target, inputs=protect, overwrite=args.overwrite)
+        check_output_target(target, inputs=protect, overwrite=args.overwrite)
     names = [t for t, _ in writes] + extra
     if len({str(p.resolve()) for p in names}) != len(names):
         raise WorkbenchError("two outputs would share one file name; give the CSV and plot their own names")
