@@ -264,9 +264,9 @@ def test_closing_while_a_model_and_metrics_run(qtbot, settings, tmp_path):
         w.model_panel.start()
     with qtbot.waitSignal(w.metrics_panel.started, timeout=5000):
         w.metrics_dock.raise_()
-    job = w.model_panel._job
+    worker = w.model_panel.worker
     w.close()
-    assert job.isFinished() and w.metrics_pool.activeThreadCount() == 0
+    assert not worker.is_running() and w.metrics_pool.activeThreadCount() == 0
     assert w.document.recordings == []
 
 

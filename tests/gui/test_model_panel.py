@@ -102,7 +102,7 @@ class NanModel(SlowModel):
 
 def test_cancel_stops_the_run_and_leaves_the_recording(qtbot, panel, recording):
     log: list[str] = []
-    panel._loaded["slow-model"] = SlowModel(log)
+    panel.catalogue.add_loaded("slow-model", SlowModel(log))
     panel.refresh()
     panel.select("slow-model")
     with qtbot.waitSignal(panel.runFinished, timeout=20000) as finished:
@@ -115,7 +115,7 @@ def test_cancel_stops_the_run_and_leaves_the_recording(qtbot, panel, recording):
 
 
 def test_model_error_is_reported_with_the_model_name(qtbot, panel, recording):
-    panel._loaded["nan"] = NanModel()
+    panel.catalogue.add_loaded("nan", NanModel())
     panel.refresh()
     panel.select("nan")
     with qtbot.waitSignal(panel.errorOccurred, timeout=10000) as err, \

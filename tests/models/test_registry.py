@@ -44,27 +44,60 @@ def test_unknown_id_names_the_known_ones():
         registry.load_enhancer("deepfilternet9")
 
 
-def test_path_specs_go_to_the_loaders(tmp_path, monkeypatch):
-    import types
-
+def test_path_specs_go_to_the_loaders(tmp_path):
     calls = []
-    fake = types.ModuleType("workbench_models.loaders")
 
     def load_model_path(path):
         calls.append(path)
         return registry.load_enhancer("wiener")
-    fake.load_model_path = load_model_path
-    monkeypatch.setitem(sys.modules, "workbench_models.loaders", fake)
+    registry.register_model_loader(load_model_path)
     model = tmp_path / "model.onnx"
     model.write_bytes(b"x")
-    assert registry.load_enhancer(model).info.id == "wiener"
-    assert calls == [model]
+    try:
+        assert registry.load_enhancer(model).info.id == "wiener"
+        assert calls == [model]
+    finally:
+        registry.unregister_model_loader(load_model_path)
 
     def broken(path):
         raise ValueError("bad header")
-    fake.load_model_path = broken
-    with pytest.raises(ModelError, match="model.onnx: could not be loaded: ValueError: bad header"):
-        registry.load_enhancer(str(model))
+    registry.register_model_loader(broken)
+    try:
+        with pytest.raises(ModelError, match="model.onnx: could not be loaded: ValueError: bad header"):
+            registry.load_enhancer(str(model))
+    finally:
+        registry.unregister_model_loader(broken)
+
+
+def test_model_files_reach_the_entry_point_loader(tmp_path):
+    """Without any registered hook, a path goes to the ``workbench.model_loaders`` entry point."""
+    names = [name for name, _ in registry.model_loaders()]
+    assert names and names[0].startswith("workbench (workbench_models.loaders:load_model_path)")
+    bogus = tmp_path / "fake.pt"
+    bogus.write_bytes(b"not a model at all")
+    with pytest.raises(ModelError, match="fake.pt"):
+        registry.load_enhancer(bogus)
+
+
+def test_builtins_are_entry_points_of_this_distribution():
+    from importlib.metadata import entry_points
+
+    ours = {ep.name for ep in entry_points(group=registry.ENTRY_POINT_GROUP)
+            if ep.value.startswith("workbench_models.builtins:")}
+    assert set(BUILTINS) <= ours
+    assert all(i.source == "built-in" for i in registry.list_enhancers()[:len(BUILTINS)])
+
+
+def test_core_never_imports_the_model_package():
+    """workbench.core reaches models only through entry points: importing and listing it, in a fresh
+    interpreter with workbench_models blocked from being imported by core code paths, still loads no
+    workbench_models module until an entry point is resolved."""
+    code = ("import sys, pkgutil, importlib, workbench.core\n"
+            "for m in pkgutil.iter_modules(workbench.core.__path__, 'workbench.core.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'workbench_models'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_missing_path_is_a_clear_error(tmp_path):

@@ -56,6 +56,9 @@ class EnhancerInfo:
         extra: free-form facts shown in the model panel (STFT settings, ONNX inputs ...).
         any_rate: the method works at any rate (classical DSP): the engine builds it at the input's
             rate through :meth:`Enhancer.for_rate` instead of resampling, so no band is lost.
+        outputs: names of the signals the model returns per channel, in order. One output (the default
+            ``("enhanced",)``): the model returns ``(n,)``. Several (``("speech", "noise")``): the model
+            returns ``(len(outputs), n)`` and each output becomes its own version.
     """
 
     id: str
@@ -71,6 +74,16 @@ class EnhancerInfo:
     parameters: int | None = None
     extra: dict = field(default_factory=dict)
     any_rate: bool = False
+    outputs: tuple[str, ...] = ("enhanced",)
+
+    def __post_init__(self) -> None:
+        self.outputs = tuple(str(o) for o in self.outputs) or ("enhanced",)
+        if len(set(self.outputs)) != len(self.outputs):
+            raise ValueError(f"model {self.id!r}: output names must be unique, got {self.outputs}")
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.outputs)
 
     @property
     def latency_ms(self) -> float:
@@ -86,8 +99,8 @@ class EnhancerStream:
     """Stateful block processor of a streaming enhancer (one per channel per run)."""
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        """Process ``(m,)`` float32 samples (m a multiple of ``block_samples``); return ``(m,)``, delayed
-        by ``latency_samples``."""
+        """Process ``(m,)`` float32 samples (m a multiple of ``block_samples``); return ``(m,)`` (or
+        ``(len(info.outputs), m)`` for a multi-output model), delayed by ``latency_samples``."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -106,7 +119,8 @@ class Enhancer(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no streaming path")
 
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
-        """Enhance a whole mono buffer ``(n,)`` float32 at the native rate; return aligned ``(n,)``."""
+        """Enhance a whole mono buffer ``(n,)`` float32 at the native rate; return aligned ``(n,)``, or
+        ``(len(info.outputs), n)`` for a multi-output model (one row per output, in ``info.outputs`` order)."""
         raise NotImplementedError(f"{type(self).__name__} has no offline path")
 
     def close(self) -> None:
@@ -133,24 +147,32 @@ _CHECK_PIECE = 1 << 20
 
 
 def _check_block(enhancer: Enhancer, out: np.ndarray, expected: int) -> np.ndarray:
-    """Validate one model output: real, ``(expected,)``, finite; returned as float32."""
+    """Validate one model output and return it as float32 ``(n_outputs, expected)``.
+
+    Single-output models may return ``(expected,)`` or ``(1, expected)``; a model with ``k`` outputs
+    returns ``(k, expected)``. Anything else, complex, non-numeric or non-finite output is a ModelError.
+    """
+    k = enhancer.info.n_outputs
+    want = f"({expected},)" if k == 1 else f"({k}, {expected})"
     if out is None:
-        raise ModelError(f"model {enhancer.info.id!r} returned nothing, expected ({expected},) samples")
+        raise ModelError(f"model {enhancer.info.id!r} returned nothing, expected {want} samples")
     out = np.asarray(out)
     if np.iscomplexobj(out) or not np.issubdtype(out.dtype, np.number):
         raise ModelError(f"model {enhancer.info.id!r} returned {out.dtype} samples, expected real floats")
-    if out.ndim != 1 or out.shape[0] != expected:
-        raise ModelError(f"model {enhancer.info.id!r} returned shape {out.shape}, expected ({expected},)")
+    if out.ndim == 1 and k == 1:
+        out = out[None, :]
+    if out.ndim != 2 or out.shape != (k, expected):
+        raise ModelError(f"model {enhancer.info.id!r} returned shape {out.shape}, expected {want}")
     # Checked in pieces: one isfinite over minutes of audio would hold the GIL (and stall the GUI) ~50 ms.
-    for a in range(0, out.shape[0], _CHECK_PIECE):
-        if not np.isfinite(out[a:a + _CHECK_PIECE]).all():
+    for a in range(0, out.shape[1], _CHECK_PIECE):
+        if not np.isfinite(out[:, a:a + _CHECK_PIECE]).all():
             raise ModelError(f"model {enhancer.info.id!r} produced NaN or Inf samples; stopped")
     return out.astype(np.float32, copy=False)
 
 
 def _run_streaming(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_in: int, rate_in: int,
                    out: np.ndarray, block_s: float) -> Generator[float, None, None]:
-    """Stream one channel through the model; writes ``out`` (n_in,) and yields the fraction done."""
+    """Stream one channel through the model; writes ``out`` (n_outputs, n_in) and yields the fraction done."""
     info = enhancer.info
     rate = info.sample_rate
     gran = max(int(info.block_samples), 1)
@@ -170,7 +192,8 @@ def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int
     gran = max(int(info.block_samples), 1)
     block_s = block_native / rate
     to_native = soxr.ResampleStream(rate_in, rate, 1, dtype="float32") if rate_in != rate else None
-    to_input = soxr.ResampleStream(rate, rate_in, 1, dtype="float32") if rate_in != rate else None
+    k = info.n_outputs
+    to_input = soxr.ResampleStream(rate, rate_in, k, dtype="float32") if rate_in != rate else None
     n_native = int(round(n_in * rate / rate_in)) if to_native else n_in
     pending = np.zeros(0, np.float32)  # native-rate samples waiting to form whole blocks
     skip = latency                     # model output samples still to drop (delay compensation)
@@ -181,18 +204,19 @@ def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int
 
     def emit(y: np.ndarray, final: bool) -> None:
         nonlocal written
+        # y: (k, m) native-rate samples of every output
         if to_input is not None:
-            y = to_input.resample_chunk(y, last=final)
-        take = min(len(y), n_in - written)
-        out[written:written + take] = y[:take]
+            y = to_input.resample_chunk(np.ascontiguousarray(y.T), last=final).T
+        take = min(y.shape[1], n_in - written)
+        out[:, written:written + take] = y[:, :take]
         written += take
 
     def run_model(x: np.ndarray, final: bool) -> None:
         nonlocal skip
         y = _check_block(enhancer, stream.process(x), len(x))
         if skip:
-            cut = min(skip, len(y))
-            y = y[cut:]
+            cut = min(skip, y.shape[1])
+            y = y[:, cut:]
             skip -= cut
         emit(y, final)
 
@@ -216,7 +240,7 @@ def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int
     tail[:len(pending)] = pending[:tail_len]
     run_model(tail, True)
     if written < n_in:
-        out[written:] = 0.0
+        out[:, written:] = 0.0
     yield 1.0
 
 
@@ -229,7 +253,9 @@ def _crossfade_weights(n: int) -> np.ndarray:
 
 def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_in: int, rate_in: int,
                  out: np.ndarray) -> Generator[float, None, None]:
-    """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own."""
+    """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own.
+
+    Writes ``out`` (n_outputs, n_in) and yields the fraction done."""
     rate = enhancer.info.sample_rate
     chunk = max(int(enhancer.chunk_s * rate_in), 1)
     overlap = min(int(enhancer.overlap_s * rate_in), chunk // 2)
@@ -251,22 +277,23 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
         x = np.asarray(read(lo, hi), np.float32).reshape(-1)
         xn = soxr.resample(x, rate_in, rate).astype(np.float32) if rate != rate_in else x
         yn = _check_block(enhancer, enhancer.process_offline(xn), len(xn))
-        y = soxr.resample(yn, rate, rate_in).astype(np.float32) if rate != rate_in else yn
-        if len(y) < hi - lo:
-            y = np.concatenate([y, np.zeros(hi - lo - len(y), np.float32)])
-        y = y[:hi - lo]
+        # yn: (k, native frames); soxr resamples all outputs at once as (frames, k)
+        y = soxr.resample(np.ascontiguousarray(yn.T), rate, rate_in).astype(np.float32).T if rate != rate_in else yn
+        if y.shape[1] < hi - lo:
+            y = np.concatenate([y, np.zeros((y.shape[0], hi - lo - y.shape[1]), np.float32)], axis=1)
+        y = y[:, :hi - lo]
         # Region this chunk owns, widened by half the overlap at inner seams for the crossfade.
         own_lo = a - half if i > 0 else 0
         own_hi = b + half if i < len(bounds) - 1 else n_in
         own_lo, own_hi = max(own_lo, 0), min(own_hi, n_in)
-        seg = y[own_lo - lo:own_hi - lo].copy()
+        seg = y[:, own_lo - lo:own_hi - lo].copy()
         if i > 0 and half > 0:
             fade = _crossfade_weights(2 * half)
-            seg[:2 * half] *= fade
-            out[own_lo:own_lo + 2 * half] = out[own_lo:own_lo + 2 * half] * (1 - fade) + seg[:2 * half]
-            out[own_lo + 2 * half:own_hi] = seg[2 * half:]
+            seg[:, :2 * half] *= fade
+            out[:, own_lo:own_lo + 2 * half] = out[:, own_lo:own_lo + 2 * half] * (1 - fade) + seg[:, :2 * half]
+            out[:, own_lo + 2 * half:own_hi] = seg[:, 2 * half:]
         else:
-            out[own_lo:own_hi] = seg
+            out[:, own_lo:own_hi] = seg
         yield b / n_in
 
 
@@ -279,10 +306,12 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         audio: ``(frames,)``/``(frames, channels)`` float array at ``sample_rate``, or an AudioSource.
         channels: indices to process (default all); the output has one column per selected channel.
         block_s: streaming read size in seconds.
-        out: optional preallocated ``(frames, len(channels))`` float32 array (e.g. a memmap).
+        out: optional preallocated float32 array of the result's shape (e.g. a memmap).
 
     Returns (as the generator's return value):
-        float32 ``(frames, len(channels))`` at the input rate, same length, latency removed.
+        float32 ``(frames, len(channels))`` at the input rate, same length, latency removed — or, for a
+        model with several ``info.outputs``, ``(len(outputs), frames, len(channels))`` (output-major, in
+        ``info.outputs`` order). :func:`enhance_outputs` gives a name -> array dict for any model.
 
     Raises:
         ModelError: the model raised, returned a wrong shape, or produced NaN/Inf.
@@ -299,17 +328,21 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         if not 0 <= c < source.channels:
             raise ValueError(f"channel {c} does not exist (the recording has {source.channels})")
     n = source.frames
-    if out is None:
-        out = np.zeros((n, len(chans)), np.float32)
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(rate_in)
     info = enhancer.info
+    k = info.n_outputs
+    shape = (n, len(chans)) if k == 1 else (k, n, len(chans))
+    if out is None:
+        out = np.zeros(shape, np.float32)
+    elif tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
     if info.processing not in ("streaming", "offline"):
         raise ModelError(f"model {info.id!r} declares processing {info.processing!r}; expected streaming or offline")
     for j, c in enumerate(chans):
         def read(a: int, b: int, c=c) -> np.ndarray:
             return source.read(a, b)[:, c]
-        col = np.zeros(n, np.float32)
+        col = np.zeros((k, n), np.float32)
         if info.processing == "streaming":
             steps: Iterable[float] = _run_streaming(enhancer, read, n, rate_in, col, block_s)
         else:
@@ -326,8 +359,22 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
             raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             steps.close()  # on cancel too: releases the stream's native state right away
-        out[:, j] = col
+        if k == 1:
+            out[:, j] = col[0]
+        else:
+            out[:, :, j] = col
     return out
+
+
+def enhance_outputs(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: int | None = None,
+                    **kwargs) -> Generator[Progress, None, dict[str, np.ndarray]]:
+    """:func:`enhance`, returning ``{output name: (frames, len(channels)) float32}`` for any model
+    (one entry, ``"enhanced"`` by default, for single-output models)."""
+    result = yield from enhance(enhancer, audio, sample_rate, **kwargs)
+    names = enhancer.info.outputs
+    if len(names) == 1:
+        return {names[0]: result}
+    return {name: result[i] for i, name in enumerate(names)}
 
 
 def run_to_end(gen: Generator[Progress, None, object],

@@ -1,13 +1,17 @@
-"""Where enhancers come from: built-in ids, third-party plugins, and model files on disk.
+"""Where enhancers come from: built-ins and third-party plugins (entry points), and model files on disk.
 
 ``load_enhancer(spec)`` accepts
 
-* a **built-in id**: ``spectral-subtraction``, ``wiener``, ``logmmse`` (classical, :mod:`workbench_models.classical`),
-  ``deepfilternet3`` (:mod:`workbench_models.deepfilternet`), ``nsnet2-16k``, ``nsnet2-48k``
-  (:mod:`workbench_models.nsnet2`);
+* a **built-in id**: ``spectral-subtraction``, ``wiener``, ``logmmse``, ``deepfilternet3``, ``nsnet2-16k``,
+  ``nsnet2-48k`` — declared by this project's own distribution as ``workbench.enhancers`` entry points
+  (``pyproject.toml``, implemented in ``workbench_models.builtins``), exactly like plugins;
 * a **plugin id** registered by another installed distribution (below);
 * a **path** to a model file or folder (``.onnx``, TorchScript, PyTorch checkpoint, a folder holding
-  DTLN's two ONNX files ...), handed to ``workbench_models.loaders.load_model_path``.
+  DTLN's two ONNX files ...), handed to the loaders of the entry-point group ``workbench.model_loaders``
+  (ours: ``workbench_models.loaders:load_model_path``) or to one added with :func:`register_model_loader`.
+
+The core never imports ``workbench_models`` (an import-linter contract forbids it): everything model-
+specific arrives through entry points.
 
 Plugins
 -------
@@ -23,15 +27,14 @@ The entry-point name is the model id. The object it points to is either
 * a callable returning a pair ``(EnhancerInfo, factory)`` where ``factory()`` builds the Enhancer —
   this lets ``workbench models`` list the plugin without loading its weights.
 
-Listing (:func:`list_enhancers`) never loads heavy weights: built-ins describe themselves statically,
-and for plugins of the first kind the enhancer is built once and cached. A plugin that fails to import
+Built-ins are the entry points of this project's distribution (:data:`DISTRIBUTION`), listed by the
+``workbench_rank`` attribute of their target; plugins follow, sorted by id. A plugin that fails to import
 or build is listed nowhere and reported by :func:`plugin_errors`; loading it raises :class:`ModelError`.
 See ``tests/plugins/example_plugin`` for a complete example.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -43,67 +46,57 @@ from .errors import ModelError
 ENTRY_POINT_GROUP = "workbench.enhancers"
 
 
-def _classical(method: str) -> Callable[[], Enhancer]:
-    def build() -> Enhancer:
-        from workbench_models.classical import ClassicalEnhancer
-        return ClassicalEnhancer(method)
-    return build
+#: The distribution whose ``workbench.enhancers`` entry points are the built-ins.
+DISTRIBUTION = "speech-enhancement-workbench"
+LOADER_GROUP = "workbench.model_loaders"
 
-
-def _classical_info(method: str) -> Callable[[], EnhancerInfo]:
-    def describe() -> EnhancerInfo:
-        from workbench_models.classical import ClassicalEnhancer
-        return ClassicalEnhancer(method).info  # cheap: no weights
-    return describe
-
-
-def _dfn3() -> Enhancer:
-    from workbench_models.deepfilternet import DeepFilterNet3
-    return DeepFilterNet3()
-
-
-def _dfn3_info() -> EnhancerInfo:
-    from workbench_models.deepfilternet import info
-    return info()
-
-
-def _nsnet2(rate: int) -> tuple[Callable[[], EnhancerInfo], Callable[[], Enhancer]]:
-    def describe() -> EnhancerInfo:
-        from workbench_models.nsnet2 import info
-        return info(rate)
-
-    def build() -> Enhancer:
-        from workbench_models.nsnet2 import NSNet2
-        return NSNet2(rate)
-    return describe, build
-
-
-#: id -> (describe, build). ``describe`` is cheap; ``build`` may load weights.
-BUILTINS: dict[str, tuple[Callable[[], EnhancerInfo], Callable[[], Enhancer]]] = {
-    "spectral-subtraction": (_classical_info("spectral-subtraction"), _classical("spectral-subtraction")),
-    "wiener": (_classical_info("wiener"), _classical("wiener")),
-    "logmmse": (_classical_info("logmmse"), _classical("logmmse")),
-    "deepfilternet3": (_dfn3_info, _dfn3),
-    "nsnet2-16k": _nsnet2(16000),
-    "nsnet2-48k": _nsnet2(48000),
-}
-
+_builtin_cache: dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]] = {}
+_builtin_ranks: dict[str, float] = {}
 _plugin_cache: dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]] = {}
 _plugin_errors: dict[str, str] = {}
+_extra_loaders: list[Callable[[Path], Enhancer]] = []
+
+
+def _dist_name(ep: EntryPoint) -> str:
+    return getattr(ep.dist, "name", None) or ep.value.split(":")[0].split(".")[0]
+
+
+def _is_builtin(ep: EntryPoint) -> bool:
+    return (_dist_name(ep) or "").replace("_", "-").lower() == DISTRIBUTION
+
+
+def _entry_points() -> list[EntryPoint]:
+    # One entry per name: an editable install can expose the same distribution twice.
+    seen: dict[tuple[str, str], EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        seen.setdefault((ep.name, ep.value), ep)
+    return list(seen.values())
+
+
+def _builtin_entry_points() -> list[EntryPoint]:
+    return [ep for ep in _entry_points() if _is_builtin(ep)]
 
 
 def _plugin_entry_points() -> list[EntryPoint]:
-    return list(entry_points(group=ENTRY_POINT_GROUP))
+    return [ep for ep in _entry_points() if not _is_builtin(ep)]
 
 
-def _resolve_plugin(ep: EntryPoint) -> tuple[EnhancerInfo, Callable[[], Enhancer]]:
-    """Import an entry point and normalise it to ``(info, factory)``; raises ModelError."""
-    dist = getattr(ep.dist, "name", None) or ep.value.split(":")[0].split(".")[0]
-    where = f"plugin {ep.name!r} ({ep.value}, distribution {dist})"
-    try:
-        obj = ep.load()
-    except Exception as exc:
-        raise ModelError(f"{where}: cannot be imported: {type(exc).__name__}: {exc}") from None
+def _builtins() -> dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]]:
+    """Built-in id -> (info, factory), resolved once, in rank order. A broken built-in is a ModelError."""
+    if not _builtin_cache:
+        found = []
+        for ep in _builtin_entry_points():
+            obj = ep.load()
+            info, factory = _normalise(ep, obj, "built-in")
+            found.append((getattr(obj, "workbench_rank", float("inf")), ep.name, info, factory))
+        for rank, name, info, factory in sorted(found, key=lambda t: (t[0], t[1])):
+            _builtin_cache[name] = (info, factory)
+            _builtin_ranks[name] = rank
+    return _builtin_cache
+
+
+def _normalise(ep: EntryPoint, obj, source: str) -> tuple[EnhancerInfo, Callable[[], Enhancer]]:
+    where = f"{'built-in' if source == 'built-in' else 'plugin'} {ep.name!r} ({ep.value}, distribution {_dist_name(ep)})"
     if not callable(obj):
         raise ModelError(f"{where}: entry point is a {type(obj).__name__}, expected a callable returning an "
                          "Enhancer or (EnhancerInfo, factory)")
@@ -120,7 +113,18 @@ def _resolve_plugin(ep: EntryPoint) -> tuple[EnhancerInfo, Callable[[], Enhancer
         raise ModelError(f"{where}: returned {type(made).__name__}, expected an Enhancer or (EnhancerInfo, factory)")
     if info.id != ep.name:
         info = replace(info, id=ep.name)
-    return replace(info, source=f"plugin:{dist}"), factory
+    return replace(info, source=source), factory
+
+
+def _resolve_plugin(ep: EntryPoint) -> tuple[EnhancerInfo, Callable[[], Enhancer]]:
+    """Import an entry point and normalise it to ``(info, factory)``; raises ModelError."""
+    dist = _dist_name(ep)
+    where = f"plugin {ep.name!r} ({ep.value}, distribution {dist})"
+    try:
+        obj = ep.load()
+    except Exception as exc:
+        raise ModelError(f"{where}: cannot be imported: {type(exc).__name__}: {exc}") from None
+    return _normalise(ep, obj, f"plugin:{dist}")
 
 
 def _plugins(refresh: bool = False) -> dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]]:
@@ -130,7 +134,7 @@ def _plugins(refresh: bool = False) -> dict[str, tuple[EnhancerInfo, Callable[[]
     for ep in _plugin_entry_points():
         if ep.name in _plugin_cache or ep.name in _plugin_errors:
             continue
-        if ep.name in BUILTINS:
+        if ep.name in _builtins():
             _plugin_errors[ep.name] = f"plugin {ep.name!r} ({ep.value}) clashes with a built-in id; ignored"
             continue
         try:
@@ -152,13 +156,48 @@ def list_enhancers(refresh: bool = False) -> list[EnhancerInfo]:
     Args:
         refresh: re-scan installed distributions for plugins (e.g. after ``sys.path`` changed).
     """
-    out = [describe() for describe, _ in BUILTINS.values()]
-    out += [info for _, (info, _) in sorted(_plugins(refresh).items())]
+    return [info for info, _origin in list_enhancer_entries(refresh)]
+
+
+def list_enhancer_entries(refresh: bool = False) -> list[tuple[EnhancerInfo, str]]:
+    """As :func:`list_enhancers`, with each model's origin: ``"built-in"`` or ``"plugin"``."""
+    out = [(info, "built-in") for info, _ in _builtins().values()]
+    out += [(info, "plugin") for _, (info, _) in sorted(_plugins(refresh).items())]
     return out
 
 
 def builtin_ids() -> list[str]:
-    return list(BUILTINS)
+    return list(_builtins())
+
+
+def is_registered_id(spec: str | Path) -> bool:
+    """Whether ``spec`` names a built-in or a (working) plugin rather than a path."""
+    return isinstance(spec, str) and (spec in _builtins() or spec in _plugins())
+
+
+def register_model_loader(loader: Callable[[Path], Enhancer]) -> None:
+    """Add a loader for model paths besides the ``workbench.model_loaders`` entry points (tried first).
+    A loader takes a path and returns an Enhancer, or raises ModelError when it cannot load it."""
+    if loader not in _extra_loaders:
+        _extra_loaders.insert(0, loader)
+
+
+def unregister_model_loader(loader: Callable[[Path], Enhancer]) -> None:
+    if loader in _extra_loaders:
+        _extra_loaders.remove(loader)
+
+
+def model_loaders() -> list[tuple[str, Callable[[Path], Enhancer]]]:
+    """``(name, loader)`` for every path loader: registered ones, then entry points (ours first)."""
+    out = [(getattr(fn, "__name__", "loader"), fn) for fn in _extra_loaders]
+    eps = sorted({(ep.name, ep.value): ep for ep in entry_points(group=LOADER_GROUP)}.values(),
+                 key=lambda ep: (not _is_builtin(ep), ep.name))
+    for ep in eps:
+        try:
+            out.append((f"{ep.name} ({ep.value})", ep.load()))
+        except Exception as exc:  # a broken third-party loader must not hide ours
+            _plugin_errors[f"loader:{ep.name}"] = f"model loader {ep.value}: cannot be imported: {exc}"
+    return out
 
 
 def load_enhancer(spec: str | Path) -> Enhancer:
@@ -167,8 +206,8 @@ def load_enhancer(spec: str | Path) -> Enhancer:
     Raises:
         ModelError: unknown id, missing file, or a model that cannot be loaded, with the reason.
     """
-    if isinstance(spec, str) and spec in BUILTINS:
-        return BUILTINS[spec][1]()
+    if isinstance(spec, str) and spec in _builtins():
+        return _builtins()[spec][1]()
     if isinstance(spec, str):
         plugins = _plugins()
         if spec in plugins:
@@ -187,19 +226,20 @@ def load_enhancer(spec: str | Path) -> Enhancer:
     if not path.exists():
         known = ", ".join(builtin_ids() + sorted(_plugins()))
         raise ModelError(f"{spec}: not a model id or an existing file/folder; known ids: {known}")
-    try:
-        loaders = importlib.import_module("workbench_models.loaders")
-    except ModuleNotFoundError as exc:
-        if exc.name == "workbench_models.loaders":
-            raise ModelError(f"{path}: loading model files is not available in this build "
-                             "(workbench_models.loaders is missing)") from None
-        raise
-    try:
-        enh = loaders.load_model_path(path)
-    except ModelError:
-        raise
-    except Exception as exc:  # a loader bug or an unexpected file must not take the app down
-        raise ModelError(f"{path}: could not be loaded: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(enh, Enhancer):
-        raise ModelError(f"{path}: loader returned {type(enh).__name__}, expected an Enhancer")
-    return enh
+    loaders = model_loaders()
+    if not loaders:
+        raise ModelError(f"{path}: loading model files is not available in this build "
+                         f"(no '{LOADER_GROUP}' entry point is installed)")
+    first_error: ModelError | None = None
+    for _name, loader in loaders:
+        try:
+            enh = loader(path)
+        except ModelError as exc:
+            first_error = first_error or exc
+            continue
+        except Exception as exc:  # a loader bug or an unexpected file must not take the app down
+            raise ModelError(f"{path}: could not be loaded: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(enh, Enhancer):
+            raise ModelError(f"{path}: loader returned {type(enh).__name__}, expected an Enhancer")
+        return enh
+    raise first_error

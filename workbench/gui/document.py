@@ -1,10 +1,10 @@
-"""The GUI's view of the open documents: recordings, the selected version and the shared view state.
+"""The GUI's view of the session: a thin Qt adapter over :class:`workbench.core.session.Session`.
 
-:class:`DocumentModel` is the one object every panel talks to. It holds the open
-:class:`~workbench.core.recording.Recording` s, which one is current, which of its versions the panes
-show, and broadcasts view state (visible time range, cursor, playhead) as Qt signals. Core recordings
-notify plain callables, possibly from worker threads; the model re-emits those as queued signals so
-slots always run on the GUI thread.
+:class:`DocumentModel` is the one object every panel talks to. The domain state — open recordings,
+their versions, the reference per recording, the model catalogue, jobs — lives in the Qt-free
+``document.session``; the document adds what only the window has (which version the panes show, the
+channel, visible time range, cursor, playhead) and re-emits the session's notifications, which may come
+from worker threads, as queued Qt signals so slots always run on the GUI thread.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 
 from ..core.recording import Recording, Version
+from ..core.session import Job, ModelCatalogue, Session
 
 
 class DocumentModel(QObject):
@@ -28,6 +29,9 @@ class DocumentModel(QObject):
         cursorMoved(float): time under the mouse in seconds.
         playheadMoved(float): playback position in seconds (set by the transport).
         channelChanged(int): channel shown in the panes.
+        referenceChanged(object): the reference of this recording changed (``session.reference(rec)``).
+        jobChanged(object): a :class:`~workbench.core.session.Job` was added or changed state.
+        catalogueChanged(): the model catalogue changed (listed, a file loaded or removed).
     """
 
     recordingChanged = Signal(object)
@@ -38,12 +42,17 @@ class DocumentModel(QObject):
     cursorMoved = Signal(float)
     playheadMoved = Signal(float)
     channelChanged = Signal(int)
-    # Internal: carries core notifications (any thread) to the GUI thread.
+    referenceChanged = Signal(object)
+    jobChanged = Signal(object)
+    catalogueChanged = Signal()
+    # Internal: carry core notifications (any thread) to the GUI thread.
     _versionsNotified = Signal(object)
+    _sessionNotified = Signal(str, object)
+    _catalogueNotified = Signal()
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, session: Session | None = None):
         super().__init__(parent)
-        self.recordings: list[Recording] = []
+        self.session = session if session is not None else Session()
         self.recording: Recording | None = None
         self.version: Version | None = None
         self.channel: int = 0
@@ -51,6 +60,32 @@ class DocumentModel(QObject):
         self.cursor_s: float = 0.0
         self.playhead_s: float = 0.0
         self._versionsNotified.connect(self._on_versions_notified, Qt.ConnectionType.QueuedConnection)
+        self._sessionNotified.connect(self._on_session_notified, Qt.ConnectionType.QueuedConnection)
+        self._catalogueNotified.connect(self.catalogueChanged, Qt.ConnectionType.QueuedConnection)
+        self.session.subscribe(self._on_session_event)
+        self.session.catalogue.subscribe(lambda _cat: self._catalogueNotified.emit())
+
+    @property
+    def recordings(self) -> list[Recording]:
+        """The open recordings (the session's list)."""
+        return self.session.recordings
+
+    @property
+    def catalogue(self) -> ModelCatalogue:
+        """The model catalogue (built-ins, plugins, loaded files) every panel and dialog reads."""
+        return self.session.catalogue
+
+    def _on_session_event(self, event: str, obj) -> None:  # any thread
+        if event == "versions":
+            self._versionsNotified.emit(obj)
+        elif event in ("job", "reference"):
+            self._sessionNotified.emit(event, obj)
+
+    def _on_session_notified(self, event: str, obj) -> None:
+        if event == "job":
+            self.jobChanged.emit(obj)
+        elif event == "reference":
+            self.referenceChanged.emit(obj)
 
     # -- recordings -------------------------------------------------------------------------------------
     def open(self, path: str | Path) -> Recording:
@@ -60,38 +95,45 @@ class DocumentModel(QObject):
             AudioFileError (a WorkbenchError) naming the file and the problem.
         """
         path = Path(path)
-        for rec in self.recordings:
-            if rec.path.resolve() == path.resolve():
-                self.set_current(rec)
-                return rec
+        rec = self.session.find(path)
+        if rec is not None:
+            self.set_current(rec)
+            return rec
         rec = Recording(path)
         self.add_recording(rec)
         return rec
 
     def add_recording(self, rec: Recording) -> None:
         """Add an already built recording (e.g. :meth:`Recording.from_array`) and make it current."""
-        rec.subscribe(self._versionsNotified.emit)
-        self.recordings.append(rec)
+        self.session.add(rec, make_current=False)
         self.recordingsChanged.emit()
         self.set_current(rec)
 
     def close(self, rec: Recording) -> None:
+        """Close ``rec``: its jobs are cancelled (a running model adds no version), its file released."""
         if rec not in self.recordings:
             return
         i = self.recordings.index(rec)
-        self.recordings.remove(rec)
-        close = getattr(rec.source, "close", None)
-        if close is not None:
-            close()
+        self.session.close(rec)
         self.recordingsChanged.emit()
         if rec is self.recording:
             nxt = self.recordings[min(i, len(self.recordings) - 1)] if self.recordings else None
             self.set_current(nxt)
 
+    # -- references -------------------------------------------------------------------------------------
+    def reference(self, rec: Recording | None = None) -> Path | None:
+        """The clean reference chosen for ``rec`` (default: the current recording)."""
+        rec = rec if rec is not None else self.recording
+        return self.session.reference(rec) if rec is not None else None
+
+    def set_reference(self, rec: Recording, path: str | Path | None) -> None:
+        self.session.set_reference(rec, path)
+
     def set_current(self, rec: Recording | None, version: Version | None = None) -> None:
         """Make ``rec`` current and show ``version`` (default: its original)."""
         if rec is not self.recording:
             self.recording = rec
+            self.session.set_current(rec)
             if rec is not None and self.channel >= rec.source.channels:
                 self.channel = 0
             self.recordingChanged.emit(rec)

@@ -6,11 +6,14 @@ bar, a status line and a details box with the selected model's facts and, once p
 measured (causality, latency, real-time factor, parameters, MACs; :mod:`workbench.core.probes`). Model
 files and folders can also be dropped on the panel.
 
-Threading: loading a model file and running the engine both happen in a :class:`EngineJob` (a
-``QThread``). The job drives a core generator (:func:`workbench.core.enhancer.enhance`) and checks a
-cancel flag between its yields; Cancel sets the flag and the job closes the generator, which releases
-the model's per-run state. Results travel back by queued signals, and the new version is added to the
-recording on the GUI thread.
+The models listed are the session's :class:`~workbench.core.session.ModelCatalogue` (built-ins,
+plugins, files loaded here), which the batch dialog and the CLI read too.
+
+Threading: listing, loading a model file, probing and running all happen in a
+:class:`~workbench.gui.workers.GeneratorWorker`. A run is a session job owned by its recording: it
+drives :meth:`workbench.core.recording.Recording.enhance` (the one enhancement call), which adds one
+version per model output; Cancel — or closing the recording — stops it between two progress steps, the
+generator is closed (releasing the model's per-run state) and no version is added.
 
 Integration with the main window's document::
 
@@ -24,19 +27,18 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-from PySide6.QtCore import QThread, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.enhancer import Enhancer, EnhancerInfo, enhance, run_to_end
-from ..core.errors import Cancelled, WorkbenchError
+from ..core.enhancer import Enhancer, EnhancerInfo, Progress
+from ..core.errors import WorkbenchError
 from ..core.probes import ProbeReport, format_report, probe
 from ..core.recording import Recording
-from ..core.registry import list_enhancers, load_enhancer
-from .workers import lower_current_thread_priority
+from ..core.session import Job, ModelCatalogue, Session
+from .workers import GeneratorWorker
 
 COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
 MODEL_FILE_FILTER = "Models (*.onnx *.pt *.pth *.tar *.ckpt *.jit *.zip *.bin);;All files (*)"
@@ -60,120 +62,14 @@ def info_cells(info: EnhancerInfo) -> tuple[str, ...]:
             f"{info.latency_ms:.1f} ms", format_parameters(info.parameters), info.processing, info.source)
 
 
-class EngineJob(QThread):
-    """Runs one model load and, optionally, one enhancement, on a worker thread.
-
-    Signals:
-        loaded(object): the Enhancer, once built (emitted before any processing).
-        progress(float, str): fraction 0..1 and a message, at each yield of the engine.
-        succeeded(object, float): the ``(frames, channels)`` float32 result and the elapsed seconds.
-        failed(str): a message naming the model and the problem.
-        cancelled(): the run stopped because :meth:`cancel` was called.
-    """
-
-    loaded = Signal(object)
-    progress = Signal(float, str)
-    succeeded = Signal(object, float)
-    failed = Signal(str)
-    cancelled = Signal()
-
-    def __init__(self, spec: str | Path, enhancer: Enhancer | None = None, recording: Recording | None = None,
-                 channels: Sequence[int] | None = None, parent=None):
-        super().__init__(parent)
-        self.spec = spec
-        self.enhancer = enhancer
-        self.recording = recording
-        self.channels = None if channels is None else list(channels)
-        self._cancel = False
-
-    def cancel(self) -> None:
-        """Ask the job to stop at the engine's next yield (thread-safe: a plain flag)."""
-        self._cancel = True
-
-    def run(self) -> None:  # runs on the worker thread
-        # Background priority: the model must not take the GUI thread's core (see workbench.gui.workers).
-        lower_current_thread_priority()
-        label = str(self.spec)
-        try:
-            if self.enhancer is None:
-                self.enhancer = load_enhancer(self.spec)
-            label = self.enhancer.info.name
-            self.loaded.emit(self.enhancer)
-            if self.recording is None:
-                return
-            t0 = time.perf_counter()
-            result = run_to_end(enhance(self.enhancer, self.recording.source, channels=self.channels),
-                                lambda p: self.progress.emit(p.fraction, p.message), lambda: self._cancel)
-            self.succeeded.emit(result, time.perf_counter() - t0)
-        except Cancelled:
-            self.cancelled.emit()
-        except WorkbenchError as exc:
-            self.failed.emit(f"{label}: {exc}" if label not in str(exc) and str(self.spec) not in str(exc)
-                             else str(exc))
-        except ValueError as exc:  # e.g. a channel the recording does not have
-            self.failed.emit(f"{label}: {exc}")
-        except Exception as exc:  # never let a model take the window down
-            self.failed.emit(f"{label}: unexpected {type(exc).__name__}: {exc}")
-
-
-class _ListJob(QThread):
-    """Lists the available models (:func:`list_enhancers`) off the GUI thread.
-
-    Signals:
-        listed(object): the list of EnhancerInfo, or the exception listing raised.
-    """
-
-    listed = Signal(object)
-
-    def run(self) -> None:  # worker thread
-        lower_current_thread_priority()
-        try:
-            infos = list_enhancers()
-        except Exception as exc:  # reported on the GUI thread; a broken plugin must not take the panel down
-            self.listed.emit(exc)
-            return
-        self.listed.emit(infos)
-
-
-class ProbeJob(QThread):
-    """Loads a model (unless given) and runs :func:`workbench.core.probes.probe` on a worker thread.
-
-    Signals:
-        progress(float, str): fraction 0..1 and a message, at each yield of the probe.
-        succeeded(object): the :class:`~workbench.core.probes.ProbeReport`.
-        failed(str): a message naming the model and the problem.
-        cancelled(): stopped at a yield because :meth:`cancel` was called.
-    """
-
-    progress = Signal(float, str)
-    succeeded = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal()
-
-    def __init__(self, spec: str, enhancer: Enhancer | None = None, parent=None):
-        super().__init__(parent)
-        self.spec = spec
-        self.enhancer = enhancer
-        self._cancel = False
-
-    def cancel(self) -> None:
-        self._cancel = True
-
-    def run(self) -> None:  # worker thread
-        label = str(self.spec)
-        try:
-            if self.enhancer is None:
-                self.enhancer = load_enhancer(self.spec)
-            label = self.enhancer.info.name
-            report = run_to_end(probe(self.enhancer), lambda p: self.progress.emit(p.fraction, p.message),
-                                lambda: self._cancel)
-            self.succeeded.emit(report)
-        except Cancelled:
-            self.cancelled.emit()
-        except WorkbenchError as exc:
-            self.failed.emit(str(exc) if label in str(exc) else f"{label}: {exc}")
-        except Exception as exc:  # a model may raise anything while probed; the window stays up
-            self.failed.emit(f"{label}: probe failed with {type(exc).__name__}: {exc}")
+def failure_text(label: str, spec: str, exc: BaseException, doing: str = "failed") -> str:
+    """One line naming the model and the problem (the label is not repeated when the message has it)."""
+    if isinstance(exc, WorkbenchError):
+        text = str(exc)
+        return text if (label in text or spec in text) else f"{label}: {text}"
+    if isinstance(exc, ValueError):  # e.g. a channel the recording does not have
+        return f"{label}: {exc}"
+    return f"{label}: {doing} with {type(exc).__name__}: {exc}"
 
 
 def info_text(info: EnhancerInfo, report: ProbeReport | None = None) -> str:
@@ -202,7 +98,8 @@ class ModelPanel(QWidget):
             listing reads model metadata, e.g. DeepFilterNet3's archive, about 0.2 s).
 
     Signals:
-        versionReady(object, object): ``(recording, version)`` after ``recording.add_enhanced``.
+        versionReady(object, object): ``(recording, version)`` for each version a run added (one per
+            model output).
         runStarted(str): the model id of a run that started.
         runFinished(str): ``"done"``, ``"cancelled"`` or ``"failed"`` when a run or a load ends.
         errorOccurred(str): a message naming the model (or file) and the problem.
@@ -221,23 +118,30 @@ class ModelPanel(QWidget):
 
     def __init__(self, current_recording: Callable[[], Recording | None],
                  current_channels: Callable[[], Sequence[int] | None] | None = None, parent: QWidget | None = None,
-                 *, show_dialogs: bool = True, list_now: bool = True):
+                 *, show_dialogs: bool = True, list_now: bool = True, catalogue: ModelCatalogue | None = None,
+                 session: Session | None = None):
         super().__init__(parent)
         self.current_recording = current_recording
         self.current_channels = current_channels or (lambda: None)
         self.show_dialogs = show_dialogs
         self.setAcceptDrops(True)
+        #: the models listed (shared with the batch dialog and the CLI through the session)
+        self.catalogue = catalogue if catalogue is not None else ModelCatalogue()
+        #: where runs are registered as jobs owned by their recording (set by :meth:`attach_document`)
+        self.session = session
         self._specs: list[str] = []                 # row -> spec (built-in id, plugin id or path)
         self._infos: list[EnhancerInfo] = []
-        self._loaded: dict[str, Enhancer] = {}      # spec -> enhancer kept for reuse (files, folders)
-        self._job: EngineJob | None = None
+        #: the worker of the running load/run/probe, or None
+        self.worker: GeneratorWorker | None = None
+        self.job: Job | None = None                 # the session job of a running enhancement
         self._run_recording: Recording | None = None
         self._run_spec: str | None = None
+        self._kind = ""                             # "run", "load" or "probe"
         self.last_error = ""
         self.last_elapsed_s: float | None = None
         self.probe_reports: dict[str, ProbeReport] = {}   # spec -> last report
         self._listed = False
-        self._list_job: _ListJob | None = None
+        self._list_worker: GeneratorWorker | None = None
         self._build()
         if list_now:
             self.refresh()
@@ -305,6 +209,9 @@ class ModelPanel(QWidget):
         """Work on ``document.recording`` (a ``workbench.gui.document.DocumentModel``) and show each new
         version in the panes as soon as it is ready (all channels are processed)."""
         self.current_recording = lambda: document.recording
+        self.catalogue = document.catalogue
+        self.session = document.session
+        document.catalogueChanged.connect(self._on_catalogue_changed)
 
         def show(rec, version):
             # The person may have switched recordings meanwhile: show the result with its own recording.
@@ -314,43 +221,45 @@ class ModelPanel(QWidget):
 
     # -- model list ----------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Rebuild the table: built-ins and plugins, then models loaded from files (keeps the selection)."""
-        self._fill(list_enhancers())
+        """Rebuild the table from the catalogue: built-ins and plugins, then models loaded from files
+        (keeps the selection)."""
+        self._fill(self.catalogue.entries())
 
     def list_in_background(self) -> None:
         """Fill the table from a worker thread (listing reads model metadata: DeepFilterNet3's archive,
         NSNet2's ONNX graph, plugin entry points; about 0.5 s that would otherwise freeze the window).
         Does nothing once listed; a synchronous :meth:`ensure_listed` meanwhile simply wins."""
-        if self._listed or self._list_job is not None:
+        if self._listed or self._list_worker is not None:
             return
-        job = _ListJob(self)
-        job.listed.connect(self._on_listed)
-        self._list_job = job
-        job.start()
+        worker = GeneratorWorker(self.catalogue.entries)
+        worker.returned.connect(self._on_listed)
+        worker.errored.connect(lambda exc: self._error(f"Could not list the models: {exc}"))
+        worker.finished.connect(self._on_list_finished)
+        self._list_worker = worker
+        worker.start()
+
+    @Slot()
+    def _on_list_finished(self) -> None:
+        self._list_worker = None
 
     @Slot(object)
-    def _on_listed(self, infos) -> None:
-        job, self._list_job = self._list_job, None
-        if job is not None:
-            job.wait()
-            job.deleteLater()
+    def _on_listed(self, entries) -> None:
         if self._listed:
             return  # listed synchronously in the meantime
-        if isinstance(infos, Exception):
-            self._error(f"Could not list the models: {infos}")
-            return
-        self._fill(infos)
+        self._fill(entries)
 
-    def _fill(self, infos: list[EnhancerInfo]) -> None:
+    @Slot()
+    def _on_catalogue_changed(self) -> None:
+        if self._listed and self.catalogue.listed:
+            self.refresh()
+
+    def _fill(self, entries) -> None:
         keep = self.selected_spec() if self._listed else None
         self._listed = True
         self._specs, self._infos = [], []
-        for info in infos:
-            self._specs.append(info.id)
-            self._infos.append(info)
-        for spec, enh in self._loaded.items():
-            self._specs.append(spec)
-            self._infos.append(enh.info)
+        for entry in entries:
+            self._specs.append(entry.spec)
+            self._infos.append(entry.info)
         self.table.setRowCount(len(self._specs))
         for row, info in enumerate(self._infos):
             for col, text in enumerate(info_cells(info)):
@@ -403,13 +312,19 @@ class ModelPanel(QWidget):
         if spec is None:
             self._error("Select a model first")
             return False
-        job = ProbeJob(spec, self._loaded.get(spec), parent=self)
-        job.progress.connect(self._on_progress)
-        job.succeeded.connect(lambda report, spec=spec: self._on_probed(spec, report))
-        job.cancelled.connect(self._on_cancelled)
+        label = self.model_info(spec).name
+        catalogue = self.catalogue
+
+        def probing():  # worker thread
+            report = yield from probe(catalogue.load(spec))
+            return report
+        worker = GeneratorWorker(probing)
+        worker.returned.connect(lambda report, spec=spec: self._on_probed(spec, report))
+        worker.errored.connect(lambda exc, label=label, spec=spec:
+                               self._on_failed(failure_text(label, spec, exc, "probe failed")))
         self.progress_bar.setValue(0)
-        self._set_status(f"Probing {self.model_info(spec).name}…")
-        self._start_job(job, run_spec=None)
+        self._set_status(f"Probing {label}…")
+        self._start_worker(worker, "probe")
         return True
 
     def _on_probed(self, spec: str, report: ProbeReport) -> None:
@@ -439,15 +354,15 @@ class ModelPanel(QWidget):
             self._error(f"{spec}: wait for the running job to finish before loading another model")
             return
         self._set_status(f"Loading {Path(spec).name}...")
-        job = EngineJob(spec, parent=self)
-        job.loaded.connect(lambda enh, spec=spec: self._on_loaded(spec, enh))
-        self._start_job(job, run_spec=None)
+        from ..core.registry import load_enhancer
+        worker = GeneratorWorker(load_enhancer, spec)
+        worker.returned.connect(lambda enh, spec=spec: self._on_loaded(spec, enh))
+        worker.errored.connect(lambda exc, spec=spec: self._on_failed(failure_text(spec, spec, exc, "loading failed")))
+        self._start_worker(worker, "load")
 
     @Slot(object)
     def _on_loaded(self, spec: str, enhancer: Enhancer) -> None:
-        if self._run_recording is not None:
-            return  # a run's own load: nothing to list
-        self._loaded[spec] = enhancer
+        self.catalogue.add_loaded(spec, enhancer)
         self.refresh()
         self.select(spec)
         info = enhancer.info
@@ -470,11 +385,14 @@ class ModelPanel(QWidget):
 
     # -- running -------------------------------------------------------------------------------------------
     def is_busy(self) -> bool:
-        return self._job is not None
+        return self.worker is not None
 
     @Slot()
     def start(self) -> bool:
-        """Enhance the current recording with the selected model; returns False when it cannot start."""
+        """Enhance the current recording with the selected model; returns False when it cannot start.
+
+        The run is a job of the recording (when the panel is attached to a document): closing the
+        recording cancels it and no version is added."""
         if self.is_busy():
             return False
         spec = self.selected_spec()
@@ -486,66 +404,80 @@ class ModelPanel(QWidget):
             self._error("Open a recording first")
             return False
         channels = self.current_channels()
-        job = EngineJob(spec, self._loaded.get(spec), rec, channels, parent=self)
-        job.progress.connect(self._on_progress)
-        job.succeeded.connect(self._on_succeeded)
-        job.cancelled.connect(self._on_cancelled)
+        info = self.model_info(spec)
+        catalogue = self.catalogue
+
+        def load_and_enhance():  # runs on the worker thread
+            enhancer = catalogue.load(spec)
+            yield Progress(0.0, f"{enhancer.info.name}: loaded")
+            t0 = time.perf_counter()
+            versions = yield from rec.enhance(enhancer, channels, spec=spec)
+            return enhancer, versions, time.perf_counter() - t0
+
+        gen = load_and_enhance()
+        self.job = None
+        if self.session is not None and rec in self.session.recordings:
+            self.job = self.session.new_job(gen, rec, f"{info.name} on {rec.name}")
+            worker = GeneratorWorker(self.job.steps)
+        else:
+            worker = GeneratorWorker(gen)
+        worker.returned.connect(self._on_succeeded)
+        worker.errored.connect(lambda exc, label=info.name, spec=spec: self._on_failed(failure_text(label, spec, exc)))
         self._run_recording = rec
         self._run_spec = spec
         self.progress_bar.setValue(0)
-        self._set_status(f"Running {self.model_info(spec).name} on {rec.name}...")
-        self.runStarted.emit(self.model_info(spec).id)
-        self._start_job(job, run_spec=spec)
+        self._set_status(f"Running {info.name} on {rec.name}...")
+        self.runStarted.emit(info.id)
+        self._start_worker(worker, "run")
         return True
 
     @Slot()
     def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        if self.worker is not None:
+            if self.job is not None:
+                self.job.cancel()
+            self.worker.cancel()
             self._set_status("Cancelling...")
 
-    def _start_job(self, job: EngineJob, run_spec: str | None) -> None:
-        self._job = job
+    def _start_worker(self, worker: GeneratorWorker, kind: str) -> None:
+        self.worker = worker
+        self._kind = kind
         self._job_outcome = "done"
-        job.failed.connect(self._on_failed)
-        job.finished.connect(self._on_job_finished)
+        worker.progress.connect(self._on_progress)
+        worker.cancelled.connect(self._on_cancelled)
+        worker.finished.connect(self._on_job_finished)
         self._update_buttons()
         self.busyChanged.emit(True)
-        job.start()
+        worker.start()
 
-    @Slot(float, str)
-    def _on_progress(self, fraction: float, message: str) -> None:
-        self.progress_bar.setValue(int(round(1000 * fraction)))
-        self.progress_bar.setFormat(message)
-        self.progress_bar.setToolTip(message)
+    @Slot(object)
+    def _on_progress(self, p: Progress) -> None:
+        self.progress_bar.setValue(int(round(1000 * p.fraction)))
+        self.progress_bar.setFormat(p.message)
+        self.progress_bar.setToolTip(p.message)
 
-    @Slot(object, float)
-    def _on_succeeded(self, audio: np.ndarray, elapsed_s: float) -> None:
-        rec, spec = self._run_recording, self._run_spec
-        job = self._job
-        enhancer = job.enhancer
-        channels = job.channels if job.channels is not None else list(range(rec.source.channels))
-        settings = {"model_spec": spec, "channels": channels, "input_rate": rec.source.sample_rate,
-                    "model_rate": enhancer.info.sample_rate, "processing": enhancer.info.processing,
-                    "latency_samples": enhancer.info.latency_samples}
-        try:
-            version = rec.add_enhanced(audio, rec.source.sample_rate, enhancer.info, settings, elapsed_s)
-        except ValueError as exc:  # the engine guarantees alignment; this guards against a broken plugin
-            self._on_failed(f"{enhancer.info.name}: {exc}")
-            return
+    @Slot(object)
+    def _on_succeeded(self, result) -> None:
+        enhancer, versions, elapsed_s = result
+        rec = self._run_recording
         self.last_elapsed_s = elapsed_s
         rtf = elapsed_s / max(rec.source.duration_s, 1e-9)
         self.progress_bar.setValue(1000)
+        names = ", ".join(f"'{v.name}'" for v in versions)
         self._set_status(f"{enhancer.info.name}: {rec.source.duration_s:.1f} s in {elapsed_s:.1f} s "
-                         f"(real-time factor {rtf:.3f}) -> version '{version.name}'")
-        self.versionReady.emit(rec, version)
+                         f"(real-time factor {rtf:.3f}) -> version{'s' if len(versions) > 1 else ''} {names}")
+        for v in versions:
+            self.versionReady.emit(rec, v)
 
     @Slot()
     def _on_cancelled(self) -> None:
         self._job_outcome = "cancelled"
         self.progress_bar.setValue(0)
-        self._set_status("Cancelled; the recording is unchanged" if isinstance(self._job, EngineJob)
-                         else "Cancelled")
+        rec = self._run_recording
+        if self._kind == "run" and rec is not None and rec.closed:
+            self._set_status(f"Cancelled: {rec.name} was closed")
+        else:
+            self._set_status("Cancelled; the recording is unchanged" if self._kind == "run" else "Cancelled")
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -555,9 +487,8 @@ class ModelPanel(QWidget):
 
     @Slot()
     def _on_job_finished(self) -> None:
-        job, self._job = self._job, None
-        if job is not None:
-            job.deleteLater()
+        self.worker = None
+        self.job = None
         self._run_recording = None
         self._run_spec = None
         self._update_buttons()
@@ -579,7 +510,7 @@ class ModelPanel(QWidget):
             box.open()  # window-modal but non-blocking: the event loop keeps running
 
     def _update_buttons(self) -> None:
-        busy = self._job is not None
+        busy = self.worker is not None
         self.enhance_button.setEnabled(not busy and self.selected_spec() is not None)
         self.probe_button.setEnabled(not busy and self.selected_spec() is not None)
         self.cancel_button.setEnabled(busy)
@@ -587,13 +518,12 @@ class ModelPanel(QWidget):
         self.load_folder_button.setEnabled(not busy)
 
     def shutdown(self, timeout_ms: int = 60000) -> None:
-        """Cancel a running load/run/probe and wait for its thread (call before the panel is destroyed:
-        a QThread must not be destroyed while running)."""
-        if self._job is not None:
-            self._job.cancel()
-            self._job.wait(timeout_ms)
-        if self._list_job is not None:
-            self._list_job.wait(timeout_ms)
+        """Cancel a running load/run/probe and wait for its thread (call before the panel is destroyed)."""
+        if self.worker is not None:
+            self.cancel()
+            self.worker.wait(timeout_ms)
+        if self._list_worker is not None:
+            self._list_worker.wait(timeout_ms)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.shutdown()
