@@ -18,7 +18,7 @@ from workbench.core.stft import (StftConfig, group_delay, imag_part, instantaneo
                                  magnitude_db, phase, real_part, stft)
 from workbench.gui.main_window import MainWindow
 from workbench.gui.spectrogram import FLOOR_DB, PANES
-from workbench.gui.tiles import TILE_COLUMNS
+from workbench.core.tiles import TILE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 

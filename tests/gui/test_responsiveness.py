@@ -17,7 +17,7 @@ from workbench.core.audio_io import ArraySource
 from workbench.core.playback import PlaybackEngine
 from workbench.core.recording import Recording
 from workbench.gui.spectrogram import SpectrogramView
-from workbench.gui.tiles import waveform_envelope
+from workbench.core.tiles import waveform_envelope
 from workbench.gui.transport import _LoadJob, _LoadSignals
 from workbench.gui.workers import BACKGROUND_NICE, lower_current_thread_priority
 

@@ -7,7 +7,7 @@ import pytest
 
 from workbench.core.audio_io import ArraySource
 from workbench.core.stft import StftConfig, stft
-from workbench.gui.tiles import (TILE_COLUMNS, TileCache, TileKey, compute_pair_tile, compute_tile, frames_at,
+from workbench.core.tiles import (TILE_COLUMNS, TileCache, TileKey, compute_pair_tile, compute_tile, frames_at,
                                  level_for, tiles_in_range, waveform_envelope)
 
 

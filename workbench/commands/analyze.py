@@ -15,7 +15,8 @@ from pathlib import Path
 from ..core.audio_io import FileSource, atomic_output, read_info
 from ..core.errors import WorkbenchError
 from ..core.outputs import check_output_target, is_same_file
-from ..core.figure import LAYOUTS, MAX_FRAMES, PHASE_VIEWS, compute_views_from_source, draw_views
+from ..core.figure import LAYOUTS, MAX_FRAMES, compute_views_from_source, draw_views, phase_views
+from ..core.views import DEFAULT_MASK_BELOW_DB, view
 from ..core.stft import WINDOWS, StftConfig
 
 
@@ -66,13 +67,15 @@ def add_parser(sub) -> None:
                    help="DFT length >= n_fft; larger values zero-pad each frame (default n_fft)")
     p.add_argument("--channel", metavar="C", type=_channel, default=0, help="channel to analyse, from 0, or 'mix' (default 0)")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf samples with 0 instead of refusing the file")
-    p.add_argument("--phase-view", choices=PHASE_VIEWS, default="phase",
-                   help="second pane: wrapped phase, instantaneous-frequency deviation or group delay")
+    p.add_argument("--phase-view", choices=phase_views(), default="phase",
+                   help="second pane, a view of the registry (workbench.core.views): "
+                        + ", ".join(f"{n} ({view(n).label})" for n in phase_views()))
     p.add_argument("--compression", metavar="c", type=float, default=0.3,
                    help="exponent c of sign(x)|x|^c for the real/imaginary panes, 0 < c <= 1 (default 0.3)")
     p.add_argument("--floor-db", metavar="DB", type=float, default=-100.0, help="magnitude floor in dBFS (default -100)")
-    p.add_argument("--mask-below-db", metavar="DB", type=float, default=60.0,
-                   help="grey out derived phase views this many dB under the peak (default 60)")
+    p.add_argument("--mask-below-db", metavar="DB", type=float, default=DEFAULT_MASK_BELOW_DB,
+                   help="grey out derived phase views (IF deviation, group delay) this many dB under the "
+                        f"loudest bin (default {DEFAULT_MASK_BELOW_DB:g}, as the GUI panes)")
     p.add_argument("--layout", choices=LAYOUTS, default="grid", help="grid (2x2), row (side by side) or column")
     p.add_argument("--size", metavar="WxH", default=None,
                    help="figure size in pixels (default 1600x1000; 2400x700 for row, 1000x2000 for column)")
@@ -153,6 +156,7 @@ def run(args) -> int:
                 "compression": args.compression,
                 "floor_db": args.floor_db,
                 "mask_below_db": args.mask_below_db,
+                "mask_floor_dbfs": views.mask_floor_dbfs,
                 "columns_drawn": views.columns,
                 "frames_per_column": views.group,
                 "nonfinite_repaired": views.nonfinite_repaired,

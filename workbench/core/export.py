@@ -282,26 +282,30 @@ def export_comparison(recording: Recording, path: str | Path, versions: Sequence
 
 # ---------------------------------------------------------------------------------------- figure
 def export_figure(recording: Recording, version: Version, path: str | Path, cfg, *, channel: int = 0,
-                  width_px: int = 1600, height_px: int = 1000, overwrite: bool = False, **kwargs) -> Path:
-    """Render the four-pane figure (magnitude, phase, real, imaginary) of one channel of ``version`` to
-    PNG or SVG (by suffix) via :func:`workbench.core.figure.render_figure`.
+                  width_px: int = 1600, height_px: int = 1000, overwrite: bool = False, settings=None,
+                  partner=None, partner_label: str = "", **kwargs) -> Path:
+    """Render the four-pane figure of one channel of ``version`` to PNG or SVG (by suffix), read block by
+    block via :func:`workbench.core.figure.render_figure_source`.
 
-    Like audio, the figure goes to a temporary name in the target folder and is renamed when complete.
+    ``settings`` (a :class:`~workbench.core.figure.FigureSettings`, e.g. the panes' own) decide views,
+    levels, colours, masking, frequency scale and region; ``partner`` ``(source, channel,
+    partner_is_original)`` feeds difference views. Like audio, the figure goes to a temporary name in the
+    target folder and is renamed when complete.
     """
-    from .figure import render_figure  # FOUNDATION's module; imported late so export works without it
+    from .figure import render_figure_source
 
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise WorkbenchError(f"{path}: figures are written as .png or .svg")
     check_output_target(path, inputs=(recording.path,), overwrite=overwrite)
     ensure_folder(path.parent)
-    audio = version.source.read_all()
-    c = channel if channel < audio.shape[1] else 0
+    c = channel if channel < version.source.channels else 0
     title = kwargs.pop("title", f"{recording.name} — {version.name}")
-    # render_figure itself writes through a temporary file and one rename.
-    out = render_figure(np.ascontiguousarray(audio[:, c]), version.sample_rate, cfg, path, title=title,
-                        width_px=width_px, height_px=height_px, overwrite=overwrite,
-                        protect=(recording.path,), **kwargs)
+    # render_figure_source itself writes through a temporary file and one rename.
+    out, _views = render_figure_source(version.source, cfg, path, channel=c, title=title, width_px=width_px,
+                                       height_px=height_px, settings=settings, partner=partner,
+                                       partner_label=partner_label, overwrite=overwrite,
+                                       protect=(recording.path,), **kwargs)
     return Path(out)
 
 

@@ -10,63 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-FREQ_SCALES = ("linear", "log", "mel")
+from ..core.views import FREQ_SCALES, FreqScale  # noqa: F401 (re-exported: the scales live in core)
 
 _NICE_HZ = (20, 50, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 7000, 10000, 15000, 20000)
-
-
-class FreqScale:
-    """Mapping between frequency in Hz and the y coordinate of the panes.
-
-    * ``linear``: ``y = f``.
-    * ``log``: ``y = log10(max(f, f_min))`` with ``f_min = max(20 Hz, fs / N)`` (below it is flat).
-    * ``mel``: ``y = 2595 log10(1 + f / 700)`` (O'Shaughnessy's mel formula).
-    """
-
-    def __init__(self, kind: str = "linear", sample_rate: int = 16000, nfft: int = 1024):
-        if kind not in FREQ_SCALES:
-            raise ValueError(f"unknown frequency scale {kind!r}; choose one of {', '.join(FREQ_SCALES)}")
-        self.kind = kind
-        self.sample_rate = sample_rate
-        self.nfft = nfft
-        self.df = sample_rate / nfft
-        self.nyquist = sample_rate / 2
-        self.f_min = max(20.0, self.df)
-
-    def fwd(self, f):
-        f = np.asarray(f, dtype=np.float64)
-        if self.kind == "linear":
-            return f
-        if self.kind == "log":
-            return np.log10(np.maximum(f, self.f_min))
-        return 2595.0 * np.log10(1.0 + np.maximum(f, 0.0) / 700.0)
-
-    def inv(self, y):
-        y = np.asarray(y, dtype=np.float64)
-        if self.kind == "linear":
-            return y
-        if self.kind == "log":
-            return 10.0 ** y
-        return 700.0 * (10.0 ** (y / 2595.0) - 1.0)
-
-    def rows(self, bins: int) -> tuple[np.ndarray | None, float, float]:
-        """Image row layout: ``(bin_index_per_row or None, y0, height)`` for :meth:`ImageItem.setRect`.
-
-        Linear keeps one row per bin (centred on the bin frequency). Other scales use up to 512 rows
-        uniform in axis units, each showing the nearest bin.
-        """
-        if self.kind == "linear":
-            return None, -self.df / 2, bins * self.df
-        lo, hi = float(self.fwd(0.0 if self.kind == "mel" else self.f_min)), float(self.fwd(self.nyquist))
-        n_rows = int(min(max(bins, 64), 512))
-        dy = (hi - lo) / max(n_rows - 1, 1)
-        centres = lo + dy * np.arange(n_rows)
-        idx = np.clip(np.rint(self.inv(centres) / self.df), 0, bins - 1).astype(np.intp)
-        return idx, lo - dy / 2, n_rows * dy
-
-    def y_limits(self) -> tuple[float, float]:
-        idx, y0, h = self.rows(self.nfft // 2 + 1)
-        return y0, y0 + h
 
 
 def format_hz(hz: float) -> str:

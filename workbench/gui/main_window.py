@@ -32,7 +32,8 @@ from .document import DocumentModel
 from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
-from .spectrogram import LAYOUTS, MAGNITUDE_COLORMAPS, PHASE_VIEWS, DisplaySettings, SpectrogramView
+from ..core.views import DEFAULT_MASK_BELOW_DB
+from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
 
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
@@ -185,7 +186,8 @@ class MainWindow(QMainWindow):
         self.layout_box = self._combo([("2 × 2", "grid"), ("Row", "row")], "Pane layout")
         tb.addWidget(QLabel(" Layout "))
         tb.addWidget(self.layout_box)
-        self.phase_box = self._combo([(v, k) for k, v in PHASE_VIEWS.items()], "What the second pane shows")
+        self.phase_box = self._combo([(v, k) for k, v in phase_view_choices().items()],
+                                    "What the second pane shows (the views of workbench.core.views)")
         tb.addWidget(QLabel(" Phase view "))
         tb.addWidget(self.phase_box)
         self.scale_box = self._combo([(s.capitalize(), s) for s in FREQ_SCALES], "Frequency axis scale")
@@ -206,6 +208,13 @@ class MainWindow(QMainWindow):
         self.comp_box.setToolTip("Compression exponent c for real/imag: sign(x)|x|^c (1 = linear)")
         tb.addWidget(QLabel(" Compression "))
         tb.addWidget(self.comp_box)
+        self.mask_box = QDoubleSpinBox(minimum=0, maximum=200, singleStep=10, decimals=0,
+                                       value=DEFAULT_MASK_BELOW_DB, suffix=" dB")
+        self.mask_box.setSpecialValueText("off")
+        self.mask_box.setToolTip("Instantaneous frequency and group delay: blank bins more than this many dB "
+                                 "under the top of the magnitude range (their phase is noise there); 0 = off")
+        tb.addWidget(QLabel(" Mask "))
+        tb.addWidget(self.mask_box)
 
         st = QToolBar("STFT", self)
         st.setObjectName("toolbar_stft")
@@ -320,7 +329,7 @@ class MainWindow(QMainWindow):
         self.view.tileError.connect(lambda msg: self.error_reporter("Cannot draw the spectrogram", msg))
         for box in (self.layout_box, self.phase_box, self.scale_box, self.cmap_box):
             box.currentIndexChanged.connect(self._on_display_controls)
-        for spin in (self.db_lo, self.db_hi, self.comp_box):
+        for spin in (self.db_lo, self.db_hi, self.comp_box, self.mask_box):
             spin.valueChanged.connect(self._on_display_controls)
         for box in (self.window_box, self.nfft_box, self.hop_box):
             box.currentIndexChanged.connect(self._on_stft_controls)
@@ -623,16 +632,7 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
 
     def _on_readout(self, r: dict) -> None:
-        phase_view = self.view.display.phase_view
-        nan = float("nan")
-        extra = {"phase": f"phase {r['phase_rad']:+.3f} rad",
-                 "inst_freq": f"IF dev {r['inst_freq_hz']:+.1f} Hz",
-                 "group_delay": f"GD {r['group_delay_ms']:+.2f} ms",
-                 "mag_diff": f"Δmag {r.get('magnitude_difference_db', nan):+.1f} dB",
-                 "phase_diff": f"Δphase {r.get('phase_difference_rad', nan):+.3f} rad"}[phase_view]
-        self.readout_label.setText(
-            f"t {r['time_s']:.4f} s  f {r['freq_hz']:.1f} Hz  |  mag {r['magnitude_db']:.1f} dB  {extra}  "
-            f"re {r['real_raw']:+.3g}  im {r['imag_raw']:+.3g}")
+        self.readout_label.setText(self.view.readout_text(r))
 
     # ------------------------------------------------------------------------------------------------------
     # controls -> view
@@ -643,7 +643,8 @@ class MainWindow(QMainWindow):
             hi = lo + 5
         return DisplaySettings(layout=self.layout_box.currentData(), phase_view=self.phase_box.currentData(),
                                freq_scale=self.scale_box.currentData(), colormap=self.cmap_box.currentData(),
-                               db_range=(lo, hi), compression=round(self.comp_box.value(), 3))
+                               db_range=(lo, hi), compression=round(self.comp_box.value(), 3),
+                               mask_below_db=float(self.mask_box.value()))
 
     def stft_config(self) -> StftConfig:
         n_fft = int(self.nfft_box.currentData())
@@ -671,7 +672,14 @@ class MainWindow(QMainWindow):
         self.db_lo.setValue(display.db_range[0])
         self.db_hi.setValue(display.db_range[1])
         self.comp_box.setValue(display.compression)
+        self.mask_box.setValue(display.mask_below_db)
         self._updating_controls = False
+
+    def set_display_settings(self, display: DisplaySettings) -> None:
+        """Apply ``display`` to the controls and the panes (sessions restore through this)."""
+        display.validate()
+        self._set_controls(display, self.view.cfg)
+        self.view.set_display(self.display_settings())
 
     # ------------------------------------------------------------------------------------------------------
     # errors, drops, recent files, settings
@@ -757,10 +765,11 @@ class MainWindow(QMainWindow):
                 freq_scale=s.value("display/freq_scale", d.freq_scale, str),
                 colormap=s.value("display/colormap", d.colormap, str),
                 db_range=(float(s.value("display/db_low", d.db_range[0])), float(s.value("display/db_high", d.db_range[1]))),
-                compression=float(s.value("display/compression", d.compression)))
-            if (display.layout not in LAYOUTS or display.phase_view not in PHASE_VIEWS
-                    or display.freq_scale not in FREQ_SCALES or display.colormap not in MAGNITUDE_COLORMAPS):
+                compression=float(s.value("display/compression", d.compression)),
+                mask_below_db=float(s.value("display/mask_below_db", d.mask_below_db)))
+            if display.colormap not in MAGNITUDE_COLORMAPS or display.phase_view not in phase_view_choices():
                 display = d
+            display.validate()
             cfg = StftConfig(n_fft=int(s.value("stft/n_fft", 1024)), hop=int(s.value("stft/hop", 256)),
                              window=s.value("stft/window", "hann", str))
         except (ValueError, TypeError):
@@ -792,6 +801,7 @@ class MainWindow(QMainWindow):
         s.setValue("display/db_low", d.db_range[0])
         s.setValue("display/db_high", d.db_range[1])
         s.setValue("display/compression", d.compression)
+        s.setValue("display/mask_below_db", d.mask_below_db)
         s.setValue("stft/n_fft", self.view.cfg.n_fft)
         s.setValue("stft/hop", self.view.cfg.hop)
         s.setValue("stft/window", self.view.cfg.window)

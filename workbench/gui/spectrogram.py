@@ -21,110 +21,25 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.audio_io import AudioSource
-from ..core.metrics import difference_representation
-from ..core.stft import (StftConfig, full_scale_gain, group_delay, imag_part, instantaneous_frequency_deviation,
-                         magnitude_db, phase, real_part, stft_frames)
+from ..core.stft import StftConfig, stft_frames
+from ..core.tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
+                          tile_images, tiles_in_range, waveform_envelope)
+from ..core.views import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySettings, compute_view, images_key,  # noqa: F401
+                          pane_arrays, second_pane_views, view)
 from .axes import FreqScale, FrequencyAxis, TimeAxis
-from .tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
-                    tiles_in_range, waveform_envelope)
 from .workers import lower_current_thread_priority
 
-PANES = ("magnitude", "phase", "real", "imag")
-PHASE_VIEWS = {"phase": "Phase", "inst_freq": "Inst. frequency deviation", "group_delay": "Group delay",
-               "mag_diff": "Difference: Δ magnitude (dB)", "phase_diff": "Difference: Δ phase"}
-#: Second-pane views that compare the shown version with its partner (see
-#: :meth:`SpectrogramView.set_difference_partner`), mapped to the core representation they draw.
-DIFFERENCE_VIEWS = {"mag_diff": "magnitude_difference_db", "phase_diff": "phase_difference"}
+PANES = PANE_SLOTS
 MAGNITUDE_COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
-PHASE_COLORMAP = "CET-C6"        # cyclic: -pi and +pi share a colour
-DIVERGING_COLORMAP = "CET-D1A"   # blue - white - red, symmetric around zero
-LAYOUTS = ("grid", "row")
-
-#: magnitude values below this are clipped (dBFS); far under any display range.
-FLOOR_DB = -160.0
+#: pyqtgraph colormap per colormap kind of the view registry (sequential views use the chosen colormap).
+KIND_COLORMAPS = {"cyclic": "CET-C6",       # -pi and +pi share a colour
+                  "diverging": "CET-D1A"}   # blue - white - red, symmetric around zero
 
 
-@dataclass(frozen=True)
-class DisplaySettings:
-    """How the panes draw (none of it changes the analysis).
-
-    Attributes:
-        layout: ``grid`` (2x2) or ``row`` (1x4).
-        phase_view: ``phase``, ``inst_freq`` (Hz), ``group_delay`` (ms), or a difference view in the second
-            pane: ``mag_diff`` (enhanced minus original magnitude, dB) or ``phase_diff`` (rad).
-        freq_scale: ``linear``, ``log`` or ``mel``.
-        colormap: magnitude colormap name (pyqtgraph / colorcet).
-        db_range: magnitude colour range in dBFS ``(low, high)``; also the mask floor for derived phase.
-        compression: exponent ``c`` of ``sign(x)|x|^c`` for the real and imaginary panes (1 = linear).
-    """
-
-    layout: str = "grid"
-    phase_view: str = "phase"
-    freq_scale: str = "linear"
-    colormap: str = "inferno"
-    db_range: tuple[float, float] = (-100.0, 0.0)
-    compression: float = 0.3
-
-
-def pane_arrays(spec: np.ndarray, previous: np.ndarray | None, cfg: StftConfig, sample_rate: int,
-                display: DisplaySettings, partner: np.ndarray | None = None,
-                partner_is_original: bool = True) -> dict[str, np.ndarray]:
-    """The four images of ``spec`` (complex ``(columns, bins)``) as float32 ``(columns, bins)`` arrays.
-
-    ``magnitude`` is :func:`magnitude_db` (dBFS), ``phase`` is :func:`phase` (rad) or the derived view,
-    ``real``/``imag`` are :func:`real_part`/:func:`imag_part` with the display compression. For
-    instantaneous frequency each column is paired with its preceding STFT frame (``previous``): the core
-    function runs on the interleaved ``[prev_0, cur_0, prev_1, cur_1, ...]`` and the odd rows are kept, so
-    decimated tiles show true frame-to-frame phase advance. Derived views blank (NaN) bins under the
-    magnitude display floor, where their phase is noise.
-
-    Difference views compare ``spec`` with ``partner`` (the same frames of the other version; with
-    ``partner_is_original`` the partner is the original O and ``spec`` the enhanced E, otherwise the
-    reverse) through :func:`workbench.core.metrics.difference_representation`: ``mag_diff`` is
-    ``max(20 log10|E|, floor) - max(20 log10|O|, floor)`` in dB with the magnitude display floor (dBFS)
-    as ``floor``; ``phase_diff`` is ``angle(E conj(O))`` in rad, blank where either side is under the
-    floor. Without a partner the pane is blank (NaN).
-    """
-    mag = magnitude_db(spec, cfg, FLOOR_DB)
-    out = {"magnitude": mag}
-    if display.phase_view in DIFFERENCE_VIEWS:
-        if partner is None:
-            view = np.full(spec.shape, np.nan, np.float32)
-        else:
-            orig, enh = (partner, spec) if partner_is_original else (spec, partner)
-            # The core works on raw |S|; the display floor is in dBFS (|S| scaled by the window gain).
-            floor_raw = display.db_range[0] - 20.0 * np.log10(full_scale_gain(cfg))
-            view = difference_representation(DIFFERENCE_VIEWS[display.phase_view], orig, enh, floor_raw)
-            if display.phase_view == "phase_diff":
-                quiet = np.minimum(magnitude_db(orig, cfg, FLOOR_DB), magnitude_db(enh, cfg, FLOOR_DB))
-                view = np.where(quiet < display.db_range[0], np.nan, view).astype(np.float32)
-    elif display.phase_view == "inst_freq":
-        prev = previous if previous is not None else spec
-        pairs = np.empty((2 * spec.shape[0], spec.shape[1]), spec.dtype)
-        pairs[0::2], pairs[1::2] = prev, spec
-        view = instantaneous_frequency_deviation(pairs, cfg, sample_rate)[1::2]
-        view = np.where(mag < display.db_range[0], np.nan, view).astype(np.float32)
-    elif display.phase_view == "group_delay":
-        view = group_delay(spec, cfg, sample_rate)
-        view = np.where(mag < display.db_range[0], np.nan, view).astype(np.float32)
-    else:
-        view = phase(spec)
-    out["phase"] = view
-    out["real"] = real_part(spec, display.compression)
-    out["imag"] = imag_part(spec, display.compression)
-    return out
-
-
-def images_key(display: DisplaySettings) -> tuple:
-    """The display settings that change the pane images (not just their colours)."""
-    floor = display.db_range[0] if display.phase_view != "phase" else None
-    return (display.phase_view, display.compression, floor)
-
-
-def tile_images(tile: Tile, cfg: StftConfig, sample_rate: int, display: DisplaySettings) -> dict[str, np.ndarray]:
-    """:func:`pane_arrays` of one tile (with its previous frames and difference partner)."""
-    return pane_arrays(tile.spec, tile.previous, cfg, sample_rate, display, tile.partner,
-                       tile.key.partner_is_original)
+def phase_view_choices() -> dict[str, str]:
+    """Second-pane choices, name -> menu text, straight from the view registry."""
+    return {name: (f"Difference: {spec.title()}" if spec.needs_partner else spec.label)
+            for name, spec in second_pane_views().items()}
 
 
 class _TileSignals(QObject):
@@ -162,8 +77,7 @@ class _TileJob(QRunnable):
                 if self.cancelled.is_set():
                     return
                 if item is not None:
-                    item.images = tile_images(item, self.key.cfg, self.source.sample_rate, self.display)
-                    item.images_for = images_key(self.display)
+                    tile_images(item, self.source.sample_rate, self.display)
                     self.signals.finished.emit(item, self.generation)
         except Exception as exc:  # a decoding error must not kill the pool thread silently
             self.signals.finished.emit(exc, self.generation)
@@ -319,7 +233,7 @@ class SpectrogramView(QWidget):
         self._level = 0
         self._ready = False
         self._levels: dict[str, tuple[float, float]] = {}
-        self._auto_symmetric: dict[str, bool] = {"real": True, "imag": True}
+        self._auto_symmetric: dict[str, bool] = {}
         self._tile_signals = _TileSignals()
         self._tile_signals.finished.connect(self._on_tile, Qt.ConnectionType.QueuedConnection)
         self._env_signals = _EnvelopeSignals()
@@ -449,20 +363,27 @@ class SpectrogramView(QWidget):
     def master(self) -> pg.PlotItem:
         return self.panes["magnitude"].plot
 
+    def _slot_view(self, slot: str):
+        """The registry entry drawn in pane ``slot``."""
+        return view(self.display.pane_views()[slot])
+
     def _apply_titles(self) -> None:
-        c = self.display.compression
-        comp = "" if c in (None, 1, 1.0) else f"  sign·|x|^{c:g}"
+        """Pane titles and colour-bar labels from the view registry (unit, compression, masking)."""
         label = self._partner_label()
-        titles = {
-            "magnitude": "Magnitude (dBFS)",
-            "phase": {"phase": "Phase (rad)", "inst_freq": "Inst. freq. deviation (Hz)",
-                      "group_delay": "Group delay (ms)", "mag_diff": f"Δ magnitude (dB): {label}",
-                      "phase_diff": f"Δ phase (rad): {label}"}[self.display.phase_view],
-            "real": f"Real{comp}",
-            "imag": f"Imaginary{comp}",
-        }
-        for name, pane in self.panes.items():
-            pane.plot.setTitle(titles[name], color="#d8dde6", size="10pt")
+        for slot, pane in self.panes.items():
+            spec = self._slot_view(slot)
+            title = spec.title(self.display.compression)
+            if spec.needs_partner:
+                title += f": {label}"
+            pane.plot.setTitle(title, color="#d8dde6", size="10pt")
+            caption = self.display.mask_caption(spec.name)
+            bar_label = "  ".join(t for t in (spec.unit, caption) if t)
+            pane.bar.axis.setLabel(bar_label) if bar_label else pane.bar.axis.showLabel(False)
+
+    def colorbar_title(self, slot: str) -> str:
+        """Text of the colour bar label of pane ``slot`` (unit and, for masked views, the mask)."""
+        axis = self.panes[slot].bar.axis
+        return axis.labelText if axis.label.isVisible() else ""
 
     def _partner_label(self) -> str:
         """What the difference pane compares, e.g. ``deepfilternet3 − original``."""
@@ -470,13 +391,19 @@ class SpectrogramView(QWidget):
             return "no enhanced version to compare"
         return self._partner[3]
 
+    def colormap_name(self, slot: str) -> str:
+        """pyqtgraph colormap drawn in pane ``slot`` (by the view's colormap kind)."""
+        kind = self._slot_view(slot).colormap_kind
+        return self.display.colormap if kind == "sequential" else KIND_COLORMAPS[kind]
+
+    def lookup_table(self, slot: str) -> np.ndarray:
+        """The ``(512, 3|4)`` uint8 colour table pane ``slot`` maps its levels onto."""
+        return self._luts[slot]
+
     def _apply_colormaps(self) -> None:
-        cyclic = self.display.phase_view in ("phase", "phase_diff")
-        cmaps = {"magnitude": self.display.colormap, "phase": PHASE_COLORMAP if cyclic else DIVERGING_COLORMAP,
-                 "real": DIVERGING_COLORMAP, "imag": DIVERGING_COLORMAP}
         self._luts = {}
         for name, pane in self.panes.items():
-            cmap = pg.colormap.get(cmaps[name])
+            cmap = pg.colormap.get(self.colormap_name(name))
             pane.bar.setColorMap(cmap)
             self._luts[name] = cmap.getLookupTable(nPts=512)
             levels = self._default_levels(name)
@@ -487,19 +414,13 @@ class SpectrogramView(QWidget):
                 item.setLevels(self._levels[name])
 
     def _default_levels(self, name: str) -> tuple[float, float]:
-        if name == "magnitude":
-            return tuple(self.display.db_range)
-        if name == "phase":
-            if self.display.phase_view == "inst_freq":
-                m = self.sample_rate / (2 * self.cfg.hop)
-                return (-m, m)
-            if self.display.phase_view == "group_delay":
-                m = self.cfg.n_fft / 2 / self.sample_rate * 1000.0
-                return (-m, m)
-            if self.display.phase_view == "mag_diff":
-                return (-30.0, 30.0)   # deep models remove 30-40 dB of noise; classical ones 10-20
-            return (-np.pi, np.pi)
-        return (-1.0, 1.0)
+        levels = self.display.default_levels(self.display.pane_views()[name], self.cfg, self.sample_rate)
+        # Automatic (None): a placeholder until the first tile sets a symmetric range.
+        return levels if levels is not None else (-1.0, 1.0)
+
+    def _reset_auto_levels(self) -> None:
+        """Panes whose view has no fixed range take a symmetric one from the next tile shown."""
+        self._auto_symmetric = {slot: self._slot_view(slot).levels is None for slot in PANES}
 
     def _apply_limits(self) -> None:
         duration = self.source.frames / self.sample_rate if self.source is not None else 1.0
@@ -527,7 +448,7 @@ class SpectrogramView(QWidget):
         if source is not None:
             self._source_id = self._id_of(source)
         self._clear_items()
-        self._auto_symmetric = {"real": True, "imag": True}
+        self._reset_auto_levels()
         self._hint.setVisible(source is None)
         if source is None:
             self.total_frames = 0
@@ -572,18 +493,20 @@ class SpectrogramView(QWidget):
             return
         if display.db_range != old.db_range:
             self._levels["magnitude"] = tuple(display.db_range)
-        if display.phase_view != old.phase_view:
-            self._levels["phase"] = self._default_levels("phase")
-            if display.phase_view == "inst_freq" or display.phase_view in DIFFERENCE_VIEWS:
-                # Needs each column's predecessor frame, or the partner's frames: different tiles.
-                self._clear_items()
-        if display.compression != old.compression:
-            self._auto_symmetric = {"real": True, "imag": True}
+        new_views, old_views = display.pane_views(), old.pane_views()
+        for slot in PANES:
+            if new_views[slot] != old_views[slot]:
+                self._levels[slot] = self._default_levels(slot)
+        specs = lambda d: [view(n) for n in d.pane_views().values()]  # noqa: E731
+        if (any(s.needs_previous for s in specs(display)) != any(s.needs_previous for s in specs(old))
+                or any(s.needs_partner for s in specs(display)) != any(s.needs_partner for s in specs(old))):
+            # Needs each column's predecessor frame, or the partner's frames: different tiles.
+            self._clear_items()
+        if display.compression != old.compression or new_views != old_views:
+            self._reset_auto_levels()
         self._apply_titles()
         self._apply_colormaps()
-        redraw = (display.phase_view != old.phase_view or display.compression != old.compression
-                  or (display.db_range != old.db_range and display.phase_view != "phase"))
-        if redraw:
+        if images_key(display) != images_key(old):
             self._redraw_items()
         self.schedule_update()
 
@@ -650,7 +573,7 @@ class SpectrogramView(QWidget):
             return
         self._partner = new
         self._apply_titles()
-        if self.display.phase_view in DIFFERENCE_VIEWS and self.source is not None:
+        if self._needs_partner() and self.source is not None:
             # New tile keys (the partner is part of them); the old images stay until replaced.
             self._ready = False
             self.schedule_update()
@@ -709,49 +632,69 @@ class SpectrogramView(QWidget):
         return t, k
 
     def readout(self, time_s: float, freq_hz: float) -> dict:
-        """Values of every representation at the frame/bin nearest ``(time_s, freq_hz)``.
+        """Values of what the panes draw at the frame/bin nearest ``(time_s, freq_hz)``.
 
-        Computed with the core functions on the exact STFT frame (not the decimated tile). Returns
-        ``time_s`` and ``freq_hz`` (of that frame centre / bin centre), ``frame``, ``bin``,
-        ``magnitude_db`` (dBFS), ``phase_rad``, ``real``/``imag`` (power-law compressed as displayed,
-        ``sign(x)|x|^c``), ``real_raw``/``imag_raw`` (uncompressed), ``inst_freq_hz`` and
-        ``group_delay_ms``.
+        Computed through the view registry on the exact STFT frame (not the decimated tile), with the
+        display's compression, floor and masking, so each value is the one drawn there. Returns
+        ``time_s`` and ``freq_hz`` (of that frame centre / bin centre), ``frame``, ``bin``, and ``panes``:
+        slot -> ``{"view", "short", "unit", "value", "text"}`` where ``value`` is ``None`` (and ``text``
+        ``—``) for masked bins and difference views without a partner. For convenience also
+        ``magnitude_db`` (dBFS), ``phase_rad``, ``real``/``imag`` (compressed as drawn),
+        ``real_raw``/``imag_raw``, ``inst_freq_hz``, ``group_delay_ms`` (unmasked) and, with a partner,
+        ``magnitude_difference_db``/``phase_difference_rad``. Empty without a source.
         """
         if self.source is None:
             return {}
         t, k = self.frame_bin_at(time_s, freq_hz)
         cfg, sr = self.cfg, self.sample_rate
         read = lambda a, b: self.source.read(a, b)[:, self.channel]  # noqa: E731
-        t_prev = max(t - 1, 0)
-        spec = stft_frames(read, self.source.frames, t_prev, t + 1, cfg)
-        cur = spec[-1:]
-        c = self.display.compression
-        return {
+        spec = stft_frames(read, self.source.frames, t - 1, t + 1, cfg)   # frame -1 reads as zeros
+        prev, cur = spec[:1], spec[1:]
+        partner = None
+        if self._partner is not None:
+            src, ch = self._partner[0], self._partner[1]
+            partner = stft_frames(lambda a, b: src.read(a, b)[:, ch], src.frames, t, t + 1, cfg)
+        display = self.display
+        inp = display.view_input(cur, cfg, sr, previous=prev, partner=partner, frames=np.array([t]),
+                                 partner_is_original=self._partner[2] if self._partner is not None else True)
+
+        def value(name: str, masked: bool = True) -> float | None:
+            v = float(compute_view(name, inp, display.mask_floor_dbfs if masked else None)[0, k])
+            return v if np.isfinite(v) else None
+
+        panes = {}
+        for slot, name in display.pane_views().items():
+            spec_ = view(name)
+            v = value(name)
+            panes[slot] = {"view": name, "short": spec_.short, "unit": spec_.unit, "value": v,
+                           "text": spec_.format_value(v)}
+        out = {
             "time_s": float(cfg.frame_time_s(t, sr)),
             "freq_hz": float(k * sr / cfg.nfft),
             "frame": t,
             "bin": k,
-            "magnitude_db": float(magnitude_db(cur, cfg, FLOOR_DB)[0, k]),
-            "phase_rad": float(phase(cur)[0, k]),
-            "real": float(real_part(cur, c)[0, k]),
-            "imag": float(imag_part(cur, c)[0, k]),
+            "panes": panes,
+            "magnitude_db": value("magnitude"),
+            "phase_rad": value("phase"),
+            "real": value("real"),
+            "imag": value("imag"),
             "real_raw": float(cur[0, k].real),
             "imag_raw": float(cur[0, k].imag),
-            "inst_freq_hz": float(instantaneous_frequency_deviation(spec, cfg, sr)[-1, k]) if t > 0 else 0.0,
-            "group_delay_ms": float(group_delay(cur, cfg, sr)[0, k]),
-            **self._difference_readout(cur, t, k),
+            "inst_freq_hz": value("inst_freq", masked=False),
+            "group_delay_ms": value("group_delay", masked=False),
         }
+        if partner is not None:
+            out["magnitude_difference_db"] = value("mag_diff")
+            out["phase_difference_rad"] = value("phase_diff")
+        return out
 
-    def _difference_readout(self, cur: np.ndarray, t: int, k: int) -> dict:
-        """``magnitude_difference_db`` (core floor) and ``phase_difference_rad`` at frame ``t``, bin ``k``
-        against the difference partner; empty without one."""
-        if self._partner is None:
-            return {}
-        src, ch, partner_is_original = self._partner[0], self._partner[1], self._partner[2]
-        other = stft_frames(lambda a, b: src.read(a, b)[:, ch], src.frames, t, t + 1, self.cfg)
-        orig, enh = (other, cur) if partner_is_original else (cur, other)
-        return {"magnitude_difference_db": float(difference_representation("magnitude_difference_db", orig, enh)[0, k]),
-                "phase_difference_rad": float(difference_representation("phase_difference", orig, enh)[0, k])}
+    def readout_text(self, values: dict) -> str:
+        """One line for the status area: time, frequency and each pane's value in its unit (``—`` where
+        nothing is drawn)."""
+        if not values:
+            return ""
+        parts = [f"{p['short']} {p['text']}" for p in values["panes"].values()]
+        return f"t {values['time_s']:.4f} s  f {values['freq_hz']:.1f} Hz  |  " + "  ".join(parts)
 
     def shutdown(self) -> None:
         """Cancel work and wait for the pool (call before the widget is destroyed)."""
@@ -809,9 +752,9 @@ class SpectrogramView(QWidget):
         f0, f1 = t0 / hop_s, t1 / hop_s
         level = level_for(f1 - f0, self._pixels())
         self._level = level
-        with_prev = self.display.phase_view == "inst_freq"
+        with_prev = any(view(n).needs_previous for n in self.display.pane_views().values())
         partner_id, partner_is_original = 0, True
-        if self.display.phase_view in DIFFERENCE_VIEWS and self._partner is not None:
+        if self._needs_partner() and self._partner is not None:
             partner_id, partner_is_original = self._id_of(self._partner[0]), self._partner[2]
 
         def key_at(i: int) -> TileKey:
@@ -851,6 +794,9 @@ class SpectrogramView(QWidget):
                 self.pool.start(job, priority)
         self._check_complete()
 
+    def _needs_partner(self) -> bool:
+        return any(view(n).needs_partner for n in self.display.pane_views().values())
+
     def _job(self, key: TileKey) -> _TileJob:
         partner = (self._partner[0], self._partner[1]) if key.partner_id and self._partner is not None else None
         return _TileJob(self.source, key, self.total_frames, self._generation, self._tile_signals, self.display,
@@ -878,11 +824,7 @@ class SpectrogramView(QWidget):
         self._check_complete()
 
     def _show_tile(self, tile: Tile) -> None:
-        wanted = images_key(self.display)
-        if tile.images is None or tile.images_for != wanted:
-            tile.images = tile_images(tile, self.cfg, self.sample_rate, self.display)
-            tile.images_for = wanted
-        arrays = tile.images
+        arrays = tile_images(tile, self.sample_rate, self.display)
         self._auto_level(arrays)
         idx, y0, height = self.scale.rows(self.cfg.bins)
         stride_s = tile.key.stride * self.cfg.hop / self.sample_rate
@@ -906,20 +848,25 @@ class SpectrogramView(QWidget):
             self._show_tile(item.tile)
 
     def _auto_level(self, arrays: dict[str, np.ndarray]) -> None:
-        """First tile after a (re)configuration sets symmetric real/imag ranges at the 99.5th percentile."""
-        for name in ("real", "imag"):
+        """First tile after a (re)configuration sets the symmetric range of panes without fixed levels
+        (real/imag) at the 99.5th percentile of ``|values|``."""
+        for name in PANES:
             if self._auto_symmetric.get(name):
                 self._refine_levels = True
-                a = np.abs(arrays[name])
-                m = float(np.percentile(a, 99.5)) if a.size else 1.0
-                m = m if m > 0 else 1.0
                 self._auto_symmetric[name] = False
-                self._levels[name] = (-m, m)
-                self.panes[name].bar.setLevels(values=(-m, m))
+                self._set_symmetric_levels(name, [arrays[name]])
+
+    def _set_symmetric_levels(self, name: str, arrays) -> None:
+        values = np.concatenate([np.abs(a).ravel() for a in arrays]) if arrays else np.zeros(0)
+        values = values[np.isfinite(values)]
+        m = float(np.percentile(values, 99.5)) if values.size else 1.0
+        m = m if m > 0 else 1.0
+        self._levels[name] = (-m, m)
+        self.panes[name].bar.setLevels(values=(-m, m))
 
     def _on_bar_levels(self, name: str) -> None:
         lo, hi = self.panes[name].bar.levels()
-        if name in ("real", "imag") or (name == "phase" and self.display.phase_view != "phase"):
+        if self._slot_view(name).symmetric:
             m = max(abs(lo), abs(hi))
             if (lo, hi) != (-m, m):
                 self.panes[name].bar.setLevels(values=(-m, m))
@@ -928,21 +875,22 @@ class SpectrogramView(QWidget):
         for item in self.panes[name].items.values():
             item.setLevels((lo, hi))
         if name == "magnitude" and (lo, hi) != tuple(self.display.db_range):
+            old_key = images_key(self.display)
             self.display = replace(self.display, db_range=(float(lo), float(hi)))
+            if images_key(self.display) != old_key:   # masking / difference floor follow the range
+                self._apply_titles()
+                self._redraw_items()
             self.magnitudeRangeDragged.emit(float(lo), float(hi))
 
     def _check_complete(self) -> None:
         shown = self.panes["magnitude"].items
         complete = bool(self._needed) and all(k in shown for k in self._needed)
         if complete and self._refine_levels:
-            # The first tile set the real/imag ranges; refine once over everything visible.
+            # The first tile set the automatic ranges; refine once over everything visible.
             self._refine_levels = False
-            for name in ("real", "imag"):
-                values = np.concatenate([np.abs(im.image).ravel() for im in self.panes[name].items.values()])
-                m = float(np.percentile(values, 99.5)) if values.size else 1.0
-                m = m if m > 0 else 1.0
-                self._levels[name] = (-m, m)
-                self.panes[name].bar.setLevels(values=(-m, m))
+            for name in PANES:
+                if self._slot_view(name).levels is None:
+                    self._set_symmetric_levels(name, [im.image for im in self.panes[name].items.values()])
         if complete:
             # Drop images of other levels / far away once the current level covers the view.
             for pane in self.panes.values():

@@ -8,7 +8,8 @@ and a worker thread computes them from block reads of the source. Tiles are kept
 in bytes. Decimation samples frames (it does not average them), so every pixel shows the exact complex
 value of a real STFT frame and the readout, phase, real and imaginary panes stay consistent.
 
-This module holds the Qt-free computation and cache; :mod:`workbench.gui.spectrogram` drives it.
+This module holds the Qt-free computation and cache; :mod:`workbench.gui.spectrogram` drives it, and
+:func:`tile_images` derives the pane images through the view registry (:mod:`workbench.core.views`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..core.audio_io import AudioSource
-from ..core.stft import StftConfig, stft_frames, window_array
+from .audio_io import AudioSource
+from .stft import StftConfig, stft_frames, window_array
+from .views import DisplaySettings, images_key, pane_arrays
 
 #: Columns per tile. 256 keeps a tile small (about 1 MB of complex64 at 513 bins) and the number of
 #: tiles in view small (a 1500 px pane spans 6-12 tiles).
@@ -291,3 +293,15 @@ def waveform_envelope(source: AudioSource, channel: int, buckets: int, block_fra
         maxs[b:b1] = np.maximum.reduceat(data, starts)
         b = b1
         yield b, mins, maxs
+
+
+def tile_images(tile: Tile, sample_rate: int, display: DisplaySettings) -> dict[str, np.ndarray]:
+    """The pane images of one tile (slot -> float32 ``(columns, bins)``) for ``display``
+    (:class:`~workbench.core.views.DisplaySettings`), via :func:`workbench.core.views.pane_arrays` with the
+    tile's previous frames and difference partner. The result is also kept on the tile (``images``)."""
+    wanted = images_key(display)
+    if tile.images is None or tile.images_for != wanted:
+        tile.images = pane_arrays(tile.spec, tile.previous, tile.key.cfg, sample_rate, display,
+                                  tile.partner, tile.key.partner_is_original, tile.frames)
+        tile.images_for = wanted
+    return tile.images
