@@ -240,3 +240,66 @@ def test_reconstruct_versions_tags_and_params(dns3):
     assert vs[1].params["momentum"] == pl.FGLA_MOMENTUM and vs[0].params["momentum"] == 0
     assert all(len(v.audio) == len(noisy) for v in vs)
     assert all(len(v.reconstruction.spectral_convergence) == 4 for v in vs)
+
+
+# ------------------------------------------------------------------------------------ recording versions
+
+
+def test_lab_for_recording_adds_typed_versions_and_measures_them(dns3, tmp_path):
+    from workbench.core.export import export_name
+    from workbench.core.provenance import VersionKind
+    from workbench.core.recording import Recording
+
+    noisy, clean, sr = dns3["0015"]
+    rec = Recording.from_array(noisy.astype(np.float32), sr, "0015_noisy.wav")
+    # a stand-in "model": half the noisy signal (a real gain, so its ∠M is 0)
+    rec.add_enhanced((0.5 * noisy).astype(np.float32)[:, None], sr, _info("half"))
+    out = run_to_end(pl.lab_for_recording(rec, CFG, reference=(clean, sr), reference_name="0015_clean.wav",
+                                          gla_iterations=2))
+    kinds = {v.name: v.kind for v in rec.versions}
+    assert kinds["cIRM"] == VersionKind.ORACLE and kinds["|clean| ∠noisy"] == VersionKind.SWAP
+    assert kinds["|half| ∠clean"] == VersionKind.SWAP and kinds["FGLA |clean|"] == VersionKind.RECONSTRUCTION
+    cirm = rec.version("cIRM")
+    assert cirm.provenance.extra["phase_lab_tag"] == "cirm" and cirm.provenance.parent == "original"
+    assert export_name("/x/0015_noisy.wav", rec.version("|clean| ∠noisy")) == "0015_noisy.cleanmag_noisyphase.wav"
+    assert len(rec.version("GLA |clean|").provenance.extra["spectral_convergence"]) == 3
+    table = {(r.version, r.metric): r.value for r in out.rows}
+    assert table[("cIRM", "si_sdr")] > 40 and table[("original", "pesq_wb")] < table[("IRM (β 0.5)", "pesq_wb")]
+    stats = {s.version: s for s in out.mask_stats}
+    assert stats["half"].phase_deviation_rad < 1e-5
+    assert stats["cIRM"].cirm_distance_db < -60
+    assert stats["half"].cirm_distance_db > stats["IRM (β 0.5)"].cirm_distance_db
+
+
+def test_lab_for_recording_without_reference(dns3):
+    from workbench.core.recording import Recording
+
+    noisy, clean, sr = dns3["0015"]
+    rec = Recording.from_array(noisy.astype(np.float32), sr, "n.wav")
+    out = run_to_end(pl.lab_for_recording(rec, CFG, gla_iterations=1))
+    assert [v.name for v in out.versions] == ["GLA |noisy|", "FGLA |noisy|"]
+    assert out.rows == [] and pl.NEEDS_REFERENCE in out.lab.notes
+
+
+def _info(name):
+    from workbench.core.enhancer import EnhancerInfo
+
+    return EnhancerInfo(id=name, name=name, description="", sample_rate=16000, causal=True, latency_samples=0)
+
+
+def test_mask_views_are_registry_entries(rng):
+    from workbench.core.views import VIEWS, DisplaySettings, pane_arrays, second_pane_views
+
+    assert {"mask_db", "mask_phase"} <= set(second_pane_views())
+    assert VIEWS["mask_db"].needs_partner and VIEWS["mask_phase"].colormap_kind == "cyclic"
+    x = rng.standard_normal(8000)
+    x[3000:5000] = 0
+    Y = stft(x, CFG)
+    E = stft(0.5 * x, CFG) * np.exp(0.3j)     # a gain and a constant phase turn
+    for name, expected in (("mask_db", 20 * np.log10(0.5)), ("mask_phase", 0.3)):
+        img = pane_arrays(E, None, CFG, 16000, DisplaySettings(phase_view=name), partner=Y)["phase"]
+        quiet = np.isnan(img)
+        assert quiet.any() and not quiet.all()            # the silent stretch is undefined
+        np.testing.assert_allclose(img[~quiet], expected, atol=1e-3)
+        none = pane_arrays(E, None, CFG, 16000, DisplaySettings(phase_view=name), partner=None)["phase"]
+        assert np.all(np.isnan(none))

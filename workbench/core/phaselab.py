@@ -863,3 +863,111 @@ def render_figure(rows: Sequence[LabRow], versions: Sequence[LabVersion], labels
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     return fig
+
+
+# -------------------------------------------------------------------------------- versions of a recording
+
+#: Provenance kind of each lab version kind (values of :class:`~workbench.core.provenance.VersionKind`).
+PROVENANCE_KINDS = {"oracle": "oracle", "swap": "swap", "reconstruction": "reconstruction"}
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """The effective mask ``M = E / Y`` of one version, summarised.
+
+    Attributes:
+        version: its name.
+        phase_deviation_rad: :meth:`EffectiveMask.phase_deviation_rad` (≈ 0.02 for a magnitude-only model).
+        cirm_distance_db: :attr:`MaskDistance.weighted_db` against the cIRM, or ``None`` without reference.
+    """
+
+    version: str
+    phase_deviation_rad: float
+    cirm_distance_db: float | None
+
+
+@dataclass
+class RecordingLab:
+    """What :func:`lab_for_recording` added and measured.
+
+    Attributes:
+        versions: the :class:`~workbench.core.recording.Version` s added to the recording.
+        lab: the :class:`LabResult` (signals, reconstructions, notes).
+        rows: PESQ-WB, ESTOI, SI-SDR … per version (``version`` = version name), empty without reference.
+        mask_stats: effective-mask summary per enhanced and lab version.
+        channel: the recording channel analysed.
+    """
+
+    versions: list
+    lab: LabResult
+    rows: list[LabRow]
+    mask_stats: list[MaskStats]
+    channel: int
+
+
+def lab_for_recording(recording, cfg: StftConfig, *, reference: tuple[np.ndarray, int] | None = None,
+                      reference_name: str = "reference", channel: int = 0, params: MaskParams = MaskParams(),
+                      gla_iterations: int = 100, gla_init: str = "random", gla_seed: int = 0,
+                      gla_sources: Sequence[str] | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
+                      kinds: Sequence[str] = LAB_KINDS) -> Generator[Progress, None, RecordingLab]:
+    """Make the phase-lab versions of one channel of a :class:`~workbench.core.recording.Recording`, add
+    them as versions (typed provenance, parameters in ``provenance.extra``), then measure every version;
+    a generator yielding :class:`Progress` (closing it before the versions are added adds none).
+
+    The enhanced versions of the recording are the models: each gets ``|E| ∠noisy`` (and ``|E| ∠clean``)
+    and, by default, Griffin–Lim reconstructions of its magnitude.
+
+    Args:
+        reference: ``(audio, rate)`` of the clean speech, or ``None`` (then oracle and clean-phase rows are
+            left out and :attr:`LabResult.notes` says they need one).
+        kinds: which of :data:`LAB_KINDS` to add.
+    """
+    from .provenance import Provenance, VersionKind
+
+    ch = min(max(int(channel), 0), recording.source.channels - 1)
+    y = np.asarray(recording.source.read_all()[:, ch], np.float64)
+    rate = recording.source.sample_rate
+    models = []
+    for v in recording.versions:
+        if v.kind == "enhanced":
+            a = v.source.read_all()
+            models.append((v.name, v.name, a[:, min(ch, a.shape[1] - 1)]))
+    lab = yield from rescaled(
+        run_lab(y, rate, cfg, reference=None if reference is None else reference[0],
+                reference_rate=None if reference is None else reference[1], reference_name=reference_name,
+                enhanced=models, params=params, gla_iterations=gla_iterations, gla_init=gla_init,
+                gla_seed=gla_seed, gla_sources=gla_sources if "reconstruction" in kinds else []),
+        0.0, 0.6, "")
+    added = []
+    for lv in lab.versions:
+        if lv.kind not in kinds:
+            continue
+        extra = {"phase_lab_tag": lv.tag, "label": lv.label, **lv.params}
+        if lv.reconstruction is not None:
+            extra["spectral_convergence"] = [float(x) for x in lv.reconstruction.spectral_convergence]
+        if lab.reference is not None:
+            extra["reference"] = reference_name
+            extra["reference_lag_samples"] = lab.reference.lag_samples
+        prov = Provenance(VersionKind(PROVENANCE_KINDS[lv.kind]), parent="original", channels=(ch,),
+                          model_settings={k: v for k, v in lv.params.items() if k != "stft"}, extra=extra)
+        added.append(recording.add_version(lv.audio, rate, prov, name=lv.label))
+    yield Progress(0.65, "measuring")
+    by_name = [(v.name, v) for v in recording.versions if v.kind == "original"] + \
+              [(n, None) for n, _, _ in models] + [(v.name, v) for v in added]
+    audio_of = {"original": y, **{n: a for n, _, a in models}}
+    for v in added:
+        audio_of[v.name] = v.source.read_all()[:, 0]
+    rows: list[LabRow] = []
+    if lab.reference is not None:
+        signals = [(name, audio_of.get(name, y)) for name, _ in by_name]
+        rows = yield from rescaled(score_rows(recording.name, signals, rate, reference[0], reference[1], metrics),
+                                   0.65, 0.3, "")
+    Y = stft(y, cfg)
+    S = stft(lab.reference.clean, cfg) if lab.reference is not None else None
+    stats = []
+    for name, _ in by_name[1:]:
+        m = effective_mask(stft(audio_of[name], cfg), Y)
+        dist = distance_to_cirm(m, S, Y).weighted_db if S is not None else None
+        stats.append(MaskStats(name, m.phase_deviation_rad(), dist))
+    yield Progress(1.0, "done")
+    return RecordingLab(added, lab, rows, stats, ch)

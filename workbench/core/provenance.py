@@ -15,12 +15,18 @@ class VersionKind(str, Enum):
     """Kind of a version. A ``str`` Enum, so ``version.kind == "enhanced"`` keeps working.
 
     Members: ``ORIGINAL`` (the file as read), ``ENHANCED`` (one output of a model run; multi-output models
-    give one ENHANCED version per output), ``RESIDUAL`` (original - enhanced, what a model removed).
+    give one ENHANCED version per output), ``RESIDUAL`` (original - enhanced, what a model removed),
+    ``ORACLE`` (an oracle mask applied with the clean reference), ``SWAP`` (one signal's magnitude with
+    another's phase), ``RECONSTRUCTION`` (a phase reconstructed from a magnitude by Griffin-Lim); the last
+    three come from the phase lab (:mod:`workbench.core.phaselab`).
     """
 
     ORIGINAL = "original"
     ENHANCED = "enhanced"
     RESIDUAL = "residual"
+    ORACLE = "oracle"
+    SWAP = "swap"
+    RECONSTRUCTION = "reconstruction"
 
     def __str__(self) -> str:  # f"{kind}" prints "enhanced", not "VersionKind.ENHANCED"
         return self.value
