@@ -815,17 +815,23 @@ def convergence_lines(versions: Sequence[LabVersion]) -> list[str]:
     return out
 
 
-def render_figure(rows: Sequence[LabRow], versions: Sequence[LabVersion], labels: dict[str, str] | None = None):
+def render_figure(rows: Sequence[LabRow], versions: Sequence[LabVersion], labels: dict[str, str] | None = None,
+                  kinds: dict[str, str] | None = None):
     """A matplotlib :class:`~matplotlib.figure.Figure` (Agg canvas, no pyplot state): one bar panel per
     metric (one bar per version, coloured by kind) and, when there are reconstructions, their spectral
-    convergence per iteration on a log axis."""
+    convergence per iteration on a log axis.
+
+    Args:
+        labels: display name per row version and per reconstruction tag (default: as given).
+        kinds: lab kind per row version (default: the tags of ``versions``).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from .metrics import METRIC_SPECS
 
     labels = labels or {}
-    kinds = {v.tag: v.kind for v in versions}
+    kinds = kinds if kinds is not None else {v.tag: v.kind for v in versions}
     names = list(dict.fromkeys(r.version for r in rows))
     metrics = list(dict.fromkeys(r.metric for r in rows))
     recs = [v for v in versions if v.reconstruction is not None]

@@ -32,6 +32,7 @@ from .document import DocumentModel
 from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
+from .phase_lab_panel import PhaseLabPanel
 from ..core.views import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
@@ -149,6 +150,13 @@ class MainWindow(QMainWindow):
         self.metrics_pool.setMaxThreadCount(1)
         self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool)
         self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
+        self.phase_lab_panel = PhaseLabPanel()
+        self.phase_lab_panel.attach(doc, stft_config=lambda: self.view.cfg,
+                                    reference_path=lambda: self.metrics_panel.reference_path,
+                                    choose_reference=self.metrics_panel.choose_button.click)
+        self.metrics_panel.referenceChanged.connect(lambda _p: self.phase_lab_panel.refresh_reference())
+        self.phase_lab_panel.showView.connect(lambda name: self.phase_box.setCurrentIndex(self.phase_box.findData(name)))
+        self.phase_lab_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Phase lab: {msg}", 8000))
         self.transport = TransportBar(engine=playback_engine)
         self.transport.attach_document(doc)
         self.transport.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
@@ -157,6 +165,7 @@ class MainWindow(QMainWindow):
         self.view.loopSelected.connect(self.transport.set_loop)
         self.model_dock = self.add_panel("Models", self.model_panel)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
+        self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
         self.model_dock.raise_()
         self._metrics_visible = False
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
