@@ -15,9 +15,9 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from ..core.audio_io import atomic_output, load_audio
 from ..core.errors import WorkbenchError
@@ -69,9 +69,12 @@ class PhaseLabPanel(QWidget):
         self.choose_button = QPushButton("Choose reference…")
         self.choose_button.clicked.connect(lambda: self._choose_reference and self._choose_reference())
 
-        self.oracle_box = QCheckBox("Oracle masks (IBM, IRM, IAM, PSM, cIRM)")
-        self.swap_box = QCheckBox("Magnitude/phase swaps")
-        self.gla_box = QCheckBox("Griffin–Lim reconstructions")
+        self.oracle_box = QCheckBox("Oracle masks")
+        self.oracle_box.setToolTip("IBM, IRM, IAM, PSM and cIRM applied to the recording (need the reference)")
+        self.swap_box = QCheckBox("Swaps")
+        self.swap_box.setToolTip("|clean| ∠noisy, |noisy| ∠clean, and |model| ∠noisy / ∠clean for each model version")
+        self.gla_box = QCheckBox("Griffin–Lim")
+        self.gla_box.setToolTip("GLA and fast GLA (momentum 0.99) from the clean magnitude and each model's")
         for b in (self.oracle_box, self.swap_box, self.gla_box):
             b.setChecked(True)
         self.lc_spin = self._spin(-30, 30, 0.0, 1.0, " dB", "IBM local criterion: keep bins whose SNR exceeds it")
@@ -90,19 +93,21 @@ class PhaseLabPanel(QWidget):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2 ** 31 - 1)
 
-        params = QGroupBox("Settings (the current STFT of the panes)")
-        form = QFormLayout(params)
-        form.addRow("IBM LC", self.lc_spin)
-        form.addRow("IRM β", self.beta_spin)
-        form.addRow(self.psm_box)
-        form.addRow(self.cirm_box)
-        gla = QHBoxLayout()
-        gla.addWidget(self.iter_spin)
-        gla.addWidget(QLabel("init"))
-        gla.addWidget(self.init_box)
-        gla.addWidget(QLabel("seed"))
-        gla.addWidget(self.seed_spin)
-        form.addRow("GLA iterations", gla)
+        params = QGroupBox("Settings (on the panes' STFT)")
+        grid = QGridLayout(params)
+        grid.setContentsMargins(6, 4, 6, 4)
+        grid.addWidget(QLabel("IBM LC"), 0, 0)
+        grid.addWidget(self.lc_spin, 0, 1)
+        grid.addWidget(QLabel("IRM β"), 0, 2)
+        grid.addWidget(self.beta_spin, 0, 3)
+        grid.addWidget(self.psm_box, 1, 0, 1, 2)
+        grid.addWidget(self.cirm_box, 1, 2, 1, 2)
+        grid.addWidget(QLabel("GLA iterations"), 2, 0)
+        grid.addWidget(self.iter_spin, 2, 1)
+        grid.addWidget(QLabel("init"), 2, 2)
+        grid.addWidget(self.init_box, 2, 3)
+        grid.addWidget(QLabel("seed"), 3, 2)
+        grid.addWidget(self.seed_spin, 3, 3)
 
         self.make_button = QPushButton("Make versions")
         self.make_button.clicked.connect(self.make_versions)
@@ -117,25 +122,32 @@ class PhaseLabPanel(QWidget):
         self.status.setWordWrap(True)
 
         self.chart = pg.PlotWidget()
-        self.chart.setMinimumHeight(140)
+        self.chart.setMinimumHeight(110)
         self.chart.setLogMode(y=True)
         self.chart.setLabel("bottom", "iteration")
         self.chart.setLabel("left", "spectral convergence")
         self.chart.addLegend(offset=(-5, 5))
         self.chart.showGrid(x=True, y=True, alpha=0.3)
+        self.chart.getAxis("left").setStyle(maxTextLevel=0)   # decade labels only
+        self.chart.getAxis("left").enableAutoSIPrefix(False)
 
         self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setMinimumHeight(160)
+        self.table.setMinimumHeight(110)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.results = QTabWidget()
+        self.results.addTab(self.table, "Table")
+        self.results.addTab(self.chart, "GLA convergence")
 
-        self.mask_db_button = QPushButton("Show |M| dB")
+        self.mask_db_button = QPushButton("Show |M|")
         self.mask_db_button.setToolTip("Second pane: effective mask |E/Y| of the shown version (dB)")
         self.mask_db_button.clicked.connect(lambda: self.showView.emit("mask_db"))
         self.mask_phase_button = QPushButton("Show ∠M")
         self.mask_phase_button.setToolTip("Second pane: effective mask phase ∠(E/Y) of the shown version")
         self.mask_phase_button.clicked.connect(lambda: self.showView.emit("mask_phase"))
-        self.export_button = QPushButton("Export table and chart…")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Export the table (CSV) and the bar chart with GLA convergence (PNG)")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._export_dialog)
 
@@ -150,15 +162,18 @@ class PhaseLabPanel(QWidget):
         view_row.addWidget(self.mask_db_button, 0, 0)
         view_row.addWidget(self.mask_phase_button, 0, 1)
         view_row.addWidget(self.export_button, 0, 2)
-        lay = QVBoxLayout(self)
-        lay.addLayout(ref_row)
+        kinds_row = QHBoxLayout()
         for b in (self.oracle_box, self.swap_box, self.gla_box):
-            lay.addWidget(b)
+            kinds_row.addWidget(b)
+        kinds_row.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.setSpacing(4)
+        lay.addLayout(ref_row)
+        lay.addLayout(kinds_row)
         lay.addWidget(params)
         lay.addLayout(run_row)
         lay.addWidget(self.status)
-        lay.addWidget(self.chart, 1)
-        lay.addWidget(self.table, 2)
+        lay.addWidget(self.results, 1)
         lay.addLayout(view_row)
 
     @staticmethod
