@@ -68,6 +68,24 @@ def _metrics(text: str | None) -> tuple[str, ...]:
     return wanted
 
 
+def mask_lines(y, lab, enhanced, cfg) -> list[str]:
+    """One line per model: its effective mask M = E / Y summarised (phase deviation, distance to the cIRM)."""
+    from ..core.phaselab import distance_to_cirm, effective_mask
+    from ..core.stft import stft
+
+    Y = stft(y, cfg)
+    S = stft(lab.reference.clean, cfg) if lab.reference is not None else None
+    out = []
+    for name, _tag, e in enhanced:
+        m = effective_mask(stft(e, cfg), Y)
+        text = (f"effective mask of {name}: |E|²-weighted mean |∠M| {m.phase_deviation_rad():.3f} rad "
+                f"(0 for a real gain)")
+        if S is not None:
+            text += f", distance to the cIRM {distance_to_cirm(m, S, Y).weighted_db:.1f} dB"
+        out.append(text)
+    return out
+
+
 def run(args) -> int:
     import numpy as np
 
@@ -167,6 +185,8 @@ def run(args) -> int:
     if clean is not None:
         print(format_rows(rows, labels))
     for line in convergence_lines(lab.versions):
+        print(line)
+    for line in mask_lines(y, lab, enhanced, cfg):
         print(line)
     if args.csv:
         with atomic_output(args.csv, overwrite=args.overwrite, protect=protect) as tmp:
