@@ -128,24 +128,26 @@ def test_overview_repaint_is_cheap(qtbot):
 def test_model_list_is_read_off_the_gui_thread(qtbot, monkeypatch):
     """Listing models reads their metadata (~0.5 s): the main window has it done on a worker thread, and
     the table shows the same models as a synchronous listing."""
+    import workbench.core.registry as registry
     import workbench.gui.model_panel as mp
     from workbench.core.registry import list_enhancers
 
+    expected = [i.id for i in list_enhancers()]
     threads = []
-    real = mp.list_enhancers
+    real = registry.list_enhancer_entries
 
-    def spy():
+    def spy(*args):
         threads.append(threading.current_thread())
-        return real()
+        return real(*args)
 
-    monkeypatch.setattr(mp, "list_enhancers", spy)
+    monkeypatch.setattr(registry, "list_enhancer_entries", spy)
     panel = mp.ModelPanel(lambda: None, show_dialogs=False, list_now=False)
     qtbot.addWidget(panel)
     panel.list_in_background()
     panel.list_in_background()  # a second request while the first runs starts nothing new
     qtbot.waitUntil(lambda: panel.table.rowCount() > 0, timeout=30000)
     assert len(threads) == 1 and threads[0] is not threading.main_thread()
-    assert panel.model_specs() == [i.id for i in list_enhancers()]
+    assert panel.model_specs() == expected
     assert len(threads) == 1  # model_specs() did not list again
     panel.list_in_background()  # already listed: nothing happens
     assert len(threads) == 1
