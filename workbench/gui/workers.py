@@ -22,9 +22,10 @@ import inspect
 import os
 import sys
 import threading
+import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal
 
 from ..core.errors import Cancelled
 
@@ -62,6 +63,113 @@ class _Signals(QObject):
     errored = Signal(object)
     cancelled = Signal()
     finished = Signal()
+    ended = Signal(int)   # internal, after finished: the pool thread no longer holds anything
+
+
+class _Reaper(QObject):
+    """Lives on the GUI thread and holds every started worker until its pool thread has let go of it, so
+    the last reference to a worker's QObjects is always dropped on the GUI thread (a QObject destroyed on
+    a pool thread while a queued call to it is pending crashes the process)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive: dict[int, tuple["GeneratorWorker", "_Job"]] = {}
+
+    def release(self, key: int) -> None:
+        entry = self.alive.pop(key, None)
+        if entry is not None:
+            entry[1].released.wait(5.0)  # set right after `ended` was emitted: no real wait
+
+
+_reaper: _Reaper | None = None
+
+
+def _the_reaper() -> _Reaper:
+    global _reaper
+    if _reaper is None:
+        _reaper = _Reaper()
+    return _reaper
+
+
+class _Job:
+    """What the pool thread holds: the work and the signals, never the GeneratorWorker itself."""
+
+    def __init__(self, key: int, work, args, kwargs, signals: _Signals, abort: threading.Event, nice: bool):
+        self.key, self.work, self.args, self.kwargs = key, work, args, kwargs
+        self.signals, self.abort, self.nice = signals, abort, nice
+        self.done = threading.Event()       # the work ended (signals emitted)
+        self.released = threading.Event()   # the pool thread dropped its references
+        self.outcome: str | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:  # pool thread
+        if self.nice:
+            lower_current_thread_priority()
+        sig = self.signals
+        outcome, payload, work = "done", None, None
+        try:
+            if self.abort.is_set():  # cancelled while queued: do not start at all
+                raise Cancelled("cancelled before it started")
+            sig.started.emit()
+            work, args, kwargs = self.work, self.args, self.kwargs
+            self.work = self.args = self.kwargs = None
+            if callable(work) and not inspect.isgenerator(work):
+                work = work(*args, **kwargs)
+            args = kwargs = None
+            payload = self._drive(work) if inspect.isgenerator(work) else work
+        except Cancelled as exc:
+            outcome = "cancelled"
+            traceback.clear_frames(exc.__traceback__)
+        except BaseException as exc:  # reported on the GUI thread; a worker must never take the app down
+            outcome, payload = "failed", exc
+            # The frames of the traceback may hold the work's closures (and through them GUI objects):
+            # drop their locals here, so nothing outlives the job on this thread.
+            traceback.clear_frames(exc.__traceback__)
+        finally:
+            work = args = kwargs = None
+            self.work = self.args = self.kwargs = None
+        self.outcome = outcome
+        if outcome == "done":
+            self.result = payload
+            sig.returned.emit(payload)
+        elif outcome == "failed":
+            self.error = payload
+            sig.errored.emit(payload)
+        else:
+            sig.cancelled.emit()
+        payload = None
+        self.done.set()
+        sig.finished.emit()
+        sig.ended.emit(self.key)
+        sig = self.signals = None
+        self.released.set()
+
+    def _drive(self, gen) -> Any:
+        try:
+            while True:
+                if self.abort.is_set():
+                    raise Cancelled("cancelled on request")
+                try:
+                    item = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+                self.signals.progress.emit(item)
+                item = None
+        finally:
+            gen.close()
+            gen = None
+
+
+class _Runnable(QRunnable):
+    def __init__(self, job: _Job):
+        super().__init__()
+        self._job = job
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        job, self._job = self._job, None
+        job.run()
 
 
 class GeneratorWorker(QObject):
@@ -80,12 +188,13 @@ class GeneratorWorker(QObject):
         progress(object): one per yield.
         returned(object): the generator's return value (or the function's result).
         errored(object): the exception it raised (:class:`~workbench.core.errors.Cancelled` excluded).
-        cancelled(): stopped by :meth:`cancel` (or raised Cancelled).
+        cancelled(): stopped by :meth:`cancel` (or raised Cancelled), or cancelled before it started.
         finished(): always last.
 
-    Safe when the owner goes away: the worker keeps itself alive until ``finished``; give it no Qt
-    parent, connect bound methods of QObjects (Qt disconnects them when the receiver is deleted), and call
-    :meth:`cancel` + :meth:`wait` from the owner's close/shutdown.
+    Safe when the owner goes away: the worker is kept alive until its thread has let go of it, and the
+    pool thread never holds the worker itself (only the work and the signals), so its QObjects are always
+    destroyed on the GUI thread. Connect bound methods of QObjects (Qt disconnects them when the receiver
+    is deleted), and call :meth:`cancel` + :meth:`wait` from the owner's close/shutdown.
 
     Example::
 
@@ -95,38 +204,47 @@ class GeneratorWorker(QObject):
         worker.start()
     """
 
-    _alive: set["GeneratorWorker"] = set()
+    _keys = iter(range(1, 1 << 62))
 
     def __init__(self, work: Any, *args, pool: QThreadPool | None = None, nice: bool = True, **kwargs):
         super().__init__(None)
-        self._work, self._args, self._kwargs = work, args, kwargs
         self._pool = pool
-        self._nice = nice
         self._abort = threading.Event()
-        self._done = threading.Event()
-        self._started = False
         self._signals = _Signals()
+        self._job = _Job(next(GeneratorWorker._keys), work, args, kwargs, self._signals, self._abort, nice)
+        self._started = False
         self.started = self._signals.started
         self.progress = self._signals.progress
         self.returned = self._signals.returned
         self.errored = self._signals.errored
         self.cancelled = self._signals.cancelled
         self.finished = self._signals.finished
-        #: outcome once finished: "done", "failed" or "cancelled"
-        self.outcome: str | None = None
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._signals.finished.connect(self._release)
+
+    # -- outcome -----------------------------------------------------------------------------------------
+    @property
+    def outcome(self) -> str | None:
+        """``"done"``, ``"failed"`` or ``"cancelled"`` once finished, else ``None``."""
+        return self._job.outcome
+
+    @property
+    def result(self) -> Any:
+        return self._job.result
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._job.error
 
     # -- control (GUI thread) ----------------------------------------------------------------------------
-    def start(self) -> "GeneratorWorker":
-        """Queue the work on the pool (default: the global QThreadPool). Returns ``self``."""
+    def start(self, priority: int = 0) -> "GeneratorWorker":
+        """Queue the work on the pool (default: the global QThreadPool) with QThreadPool's ``priority``
+        (higher runs first). Returns ``self``."""
         if self._started:
             raise RuntimeError("a GeneratorWorker runs once")
         self._started = True
-        GeneratorWorker._alive.add(self)
-        runnable = QRunnable.create(self._run)
-        (self._pool or QThreadPool.globalInstance()).start(runnable)
+        reaper = _the_reaper()
+        reaper.alive[self._job.key] = (self, self._job)
+        self._signals.ended.connect(reaper.release, Qt.ConnectionType.QueuedConnection)
+        (self._pool or QThreadPool.globalInstance()).start(_Runnable(self._job), priority)
         return self
 
     def cancel(self) -> None:
@@ -139,58 +257,20 @@ class GeneratorWorker(QObject):
     def abort_requested(self) -> bool:
         return self._abort.is_set()
 
+    def should_stop(self) -> bool:
+        """Thread-safe: whether :meth:`cancel` was called. Hand it to core generators that can also stop
+        inside one step (``compute_tile(..., should_stop=worker.should_stop)``)."""
+        return self._abort.is_set()
+
     def is_running(self) -> bool:
-        return self._started and not self._done.is_set()
+        return self._started and not self._job.done.is_set()
 
     def wait(self, timeout_ms: int | None = None) -> bool:
         """Block until the work ended (``True``) or ``timeout_ms`` passed (``False``). Signals already
         emitted are still delivered by the event loop afterwards."""
         if not self._started:
             return True
-        return self._done.wait(None if timeout_ms is None else timeout_ms / 1000)
-
-    def _release(self) -> None:
-        GeneratorWorker._alive.discard(self)
-
-    # -- worker thread -----------------------------------------------------------------------------------
-    def _run(self) -> None:
-        if self._nice:
-            lower_current_thread_priority()
-        sig = self._signals
-        try:
-            sig.started.emit()
-            work = self._work
-            if callable(work) and not inspect.isgenerator(work):
-                work = work(*self._args, **self._kwargs)
-            if inspect.isgenerator(work):
-                result = self._drive(work)
-            else:
-                result = work
-        except Cancelled:
-            self.outcome = "cancelled"
-            sig.cancelled.emit()
-        except BaseException as exc:  # reported on the GUI thread; a worker must never take the app down
-            self.outcome, self.error = "failed", exc
-            sig.errored.emit(exc)
-        else:
-            self.outcome, self.result = "done", result
-            sig.returned.emit(result)
-        finally:
-            self._done.set()
-            sig.finished.emit()
-
-    def _drive(self, gen) -> Any:
-        try:
-            while True:
-                if self._abort.is_set():
-                    raise Cancelled("cancelled on request")
-                try:
-                    item = next(gen)
-                except StopIteration as stop:
-                    return stop.value
-                self._signals.progress.emit(item)
-        finally:
-            gen.close()
+        return self._job.done.wait(None if timeout_ms is None else timeout_ms / 1000)
 
 
 def create_worker(work: Callable | Any, *args, start: bool = True, **kwargs) -> GeneratorWorker:
