@@ -828,11 +828,14 @@ class MainWindow(QMainWindow):
         self.transport.shutdown()
         self.model_panel.shutdown()
         self.metrics_panel.cancel()
+        self.phase_lab_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:
                 dlg.close()
         self.view.shutdown()
+        # Generator workers run on the global pool: none may still emit while the window is torn down.
+        QThreadPool.globalInstance().waitForDone(60000)
 
     def closeEvent(self, event) -> None:
         if not self._closed:

@@ -257,6 +257,12 @@ class PhaseLabPanel(QWidget):
         if self.running():
             self.worker.cancel()
 
+    def shutdown(self) -> None:
+        """Cancel a run and wait for its thread (window closing)."""
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker.wait(60000)
+
     def _on_progress(self, p) -> None:
         self.progress.setValue(int(1000 * p.fraction))
         self.progress.setFormat(p.message[:60])
