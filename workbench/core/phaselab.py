@@ -852,6 +852,9 @@ def render_figure(rows: Sequence[LabRow], versions: Sequence[LabVersion], labels
         for j in np.flatnonzero(inf):   # exact reconstructions: drawn just above the rest, marked ∞
             bars[j].set_hatch("//")
             ax.text(x[j], heights[j], "∞", ha="center", va="bottom", fontsize=9)
+        if inf.any():
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi + 0.12 * (hi - lo))   # room for the ∞ mark under the title
         spec = METRIC_SPECS[k]
         ax.set_title(f"{spec.label} {'↑' if spec.higher_is_better else '↓'}", fontsize=9)
         ax.set_xticks(x, [labels.get(n, n) for n in names], rotation=35, ha="right", fontsize=7)
