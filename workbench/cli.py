@@ -23,6 +23,7 @@ COMMANDS = {
     "probe": "probe",
     "evaluate": "evaluate",
     "repair": "repair",
+    "phase-lab": "phase_lab",
     "gui": "gui",
 }
 

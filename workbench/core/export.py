@@ -64,8 +64,15 @@ def version_tag(version: Version) -> str:
     """The model part of an export name: ``deepfilternet3``, ``deepfilternet3.residual``, ``original``.
 
     Enhanced versions use their version name (the model id, or ``id #2`` for a second run, which becomes
-    ``id-2``) so two runs of one model never share a file name.
+    ``id-2``) so two runs of one model never share a file name. Phase-lab versions carry their tag
+    (``cirm``, ``cleanmag_noisyphase``, ``fgla_clean``) in the provenance, the names ``workbench phase-lab``
+    writes.
     """
+    lab_tag = (version.provenance.extra or {}).get("phase_lab_tag") if version.provenance is not None else None
+    if lab_tag:
+        base = file_tag(lab_tag)
+        suffix = version.name.rsplit(" #", 1)[1] if " #" in version.name else ""
+        return f"{base}-{suffix}" if suffix.isdigit() else base
     if version.kind == "original":
         return "original"
     if version.kind == "residual":

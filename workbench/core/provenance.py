@@ -16,8 +16,11 @@ class VersionKind(str, Enum):
 
     Members: ``ORIGINAL`` (the file as read), ``ENHANCED`` (one output of a model run; multi-output models
     give one ENHANCED version per output), ``RESIDUAL`` (original - enhanced, what a model removed),
-    ``REGION``, ``REPAIR``, ``CHAIN`` (issue 11's editing operations). A version's strength (wet/dry) is
-    not a kind: it is a setting of a model result, kept in ``provenance.extra["strength"]``.
+    ``REGION``, ``REPAIR``, ``CHAIN`` (issue 11's editing operations), ``ORACLE`` (an oracle mask applied
+    with the clean reference), ``SWAP`` (one signal's magnitude with another's phase), ``RECONSTRUCTION``
+    (a phase reconstructed from a magnitude by Griffin-Lim); the last three come from the phase lab
+    (:mod:`workbench.core.phaselab`). A version's strength (wet/dry) is not a kind: it is a setting of a
+    model result, kept in ``provenance.extra["strength"]``.
     """
 
     ORIGINAL = "original"
@@ -29,10 +32,14 @@ class VersionKind(str, Enum):
     REPAIR = "repair"
     #: a chain of models run as one (``model_id`` ``A+B``; ``extra``: steps)
     CHAIN = "chain"
+    ORACLE = "oracle"
+    SWAP = "swap"
+    RECONSTRUCTION = "reconstruction"
 
     @property
     def is_result(self) -> bool:
-        """A version made by processing (enhanced, region, repair, chain): not the original, not a residual."""
+        """A version made by processing (enhanced, region, repair, chain, phase lab): not the original, not
+        a residual."""
         return self not in (VersionKind.ORIGINAL, VersionKind.RESIDUAL)
 
     def __str__(self) -> str:  # f"{kind}" prints "enhanced", not "VersionKind.ENHANCED"

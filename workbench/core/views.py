@@ -213,6 +213,32 @@ def _phase_diff(inp: ViewInput) -> np.ndarray:
     return np.where(quiet < inp.floor_dbfs, np.nan, out).astype(np.float32)
 
 
+def _effective_mask(inp: ViewInput) -> np.ndarray:
+    """``M = E / Y`` (complex128), NaN where the original ``Y`` lies under the magnitude range bottom
+    (the phase lab's guard, see :func:`workbench.core.phaselab.effective_mask`) or there is no partner."""
+    if inp.partner is None:
+        return np.full(inp.spec.shape, np.nan + 1j * np.nan, np.complex128)
+    orig, enh = _sides(inp)
+    defined = magnitude_db(orig, inp.cfg, FLOOR_DB) >= inp.floor_dbfs
+    out = np.full(orig.shape, np.nan + 1j * np.nan, np.complex128)
+    out[defined] = np.asarray(enh, np.complex128)[defined] / np.asarray(orig, np.complex128)[defined]
+    return out
+
+
+def _mask_db(inp: ViewInput) -> np.ndarray:
+    """``20 log10 |E / Y|`` (dB): what a version did to the magnitude of each bin of the original."""
+    from .phaselab import mask_magnitude_db
+
+    return mask_magnitude_db(_effective_mask(inp), floor_db=FLOOR_DB)
+
+
+def _mask_phase(inp: ViewInput) -> np.ndarray:
+    """``∠(E / Y)`` (rad): what a version did to the phase (0 for a real gain)."""
+    from .phaselab import mask_phase
+
+    return mask_phase(_effective_mask(inp))
+
+
 def _if_levels(cfg: StftConfig, sr: int, floor: float, top: float) -> tuple[float, float]:
     # The deviation wraps at ±fs/(2 hop): beyond that a phase advance is indistinguishable.
     m = sr / (2.0 * cfg.hop)
@@ -244,6 +270,13 @@ for _spec in (
              levels=lambda cfg, sr, floor, top: (-30.0, 30.0), needs_partner=True, uses_floor=True,
              symmetric=True, readout_format="+.1f"),
     ViewSpec("phase_diff", "Δ phase", "rad", "Δphase", "cyclic", _phase_diff,
+             levels=lambda cfg, sr, floor, top: (-np.pi, np.pi), needs_partner=True, uses_floor=True,
+             readout_format="+.3f"),
+    # The phase lab's effective complex mask M = E / Y, blank where the original is under the floor.
+    ViewSpec("mask_db", "Effective mask |E/Y|", "dB", "|M|", "diverging", _mask_db,
+             levels=lambda cfg, sr, floor, top: (-30.0, 30.0), needs_partner=True, uses_floor=True,
+             symmetric=True, readout_format="+.1f"),
+    ViewSpec("mask_phase", "Effective mask ∠(E/Y)", "rad", "∠M", "cyclic", _mask_phase,
              levels=lambda cfg, sr, floor, top: (-np.pi, np.pi), needs_partner=True, uses_floor=True,
              readout_format="+.3f"),
 ):

@@ -37,6 +37,7 @@ from .error_list import ProblemList
 from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
+from .phase_lab_panel import PhaseLabPanel
 from ..core.views import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
@@ -164,6 +165,13 @@ class MainWindow(QMainWindow):
         self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
         # Loads and probes are not session jobs (no recording owns them) but compete for the cores too.
         self.model_panel.busyChanged.connect(self.metrics_panel.set_model_busy)
+        self.phase_lab_panel = PhaseLabPanel()
+        self.phase_lab_panel.attach(doc, stft_config=lambda: self.view.cfg,
+                                    reference_path=lambda: self.metrics_panel.reference_path,
+                                    choose_reference=self.metrics_panel.choose_button.click)
+        self.metrics_panel.referenceChanged.connect(lambda _p: self.phase_lab_panel.refresh_reference())
+        self.phase_lab_panel.showView.connect(lambda name: self.phase_box.setCurrentIndex(self.phase_box.findData(name)))
+        self.phase_lab_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Phase lab: {msg}", 8000))
         self.transport = TransportBar(engine=playback_engine)
         self.transport.attach_document(doc)
         self.transport.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
@@ -186,6 +194,7 @@ class MainWindow(QMainWindow):
         edit_scroll.setWidget(self.edit_panel)
         self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
+        self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
@@ -975,11 +984,14 @@ class MainWindow(QMainWindow):
         self.model_panel.shutdown()
         self.edit_panel.shutdown()
         self.metrics_panel.shutdown()
+        self.phase_lab_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:
                 dlg.close()
         self.view.shutdown()
+        # Generator workers run on the global pool: none may still emit while the window is torn down.
+        QThreadPool.globalInstance().waitForDone(60000)
 
     # ------------------------------------------------------------------------------------------------------
     # sessions

@@ -1,0 +1,388 @@
+"""The Phase lab panel: make oracle, swap and Griffin–Lim versions of the current recording, see their
+convergence and the table, and switch the panes to the effective-mask views.
+
+Everything is computed by :func:`workbench.core.phaselab.lab_for_recording` on one
+:class:`~workbench.gui.workers.GeneratorWorker`; the versions it adds are ordinary versions of the
+recording, so the transport A/B-switches them loudness-matched like any model output, the panes show
+them, and Export writes them under the same tags as ``workbench phase-lab``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
+                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
+                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+
+from ..core.audio_io import atomic_output, load_audio
+from ..core.errors import WorkbenchError
+from ..core.metrics import METRIC_SPECS
+from ..core.phaselab import (DEFAULT_METRICS, GLA_INITS, NEEDS_REFERENCE, MaskParams, RecordingLab,
+                             lab_for_recording, render_figure, rows_csv)
+from ..core.stft import StftConfig
+from .workers import GeneratorWorker
+
+#: Extra table columns after the metrics: the effective mask's phase deviation and distance to the cIRM.
+MASK_COLUMNS = (("phase_dev", "∠M (rad)"), ("cirm_dist", "M to cIRM (dB)"))
+
+
+def _lab_steps(recording, cfg, reference_path: Path | None, **kwargs):
+    """The worker's generator: read the reference (a bad file is one clear error), then run the lab."""
+    reference = None
+    if reference_path is not None:
+        audio, info = load_audio(reference_path)
+        reference = (audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0], info.sample_rate)
+    return (yield from lab_for_recording(recording, cfg, reference=reference,
+                                         reference_name=reference_path.name if reference_path else "reference",
+                                         **kwargs))
+
+
+class PhaseLabPanel(QWidget):
+    """Dock panel of the phase lab.
+
+    Signals:
+        showView(str): the user asked the panes to show a view (``mask_db`` or ``mask_phase``).
+        failed(str): one line for the status bar.
+        labFinished(object): the :class:`~workbench.core.phaselab.RecordingLab` of a finished run.
+    """
+
+    showView = Signal(str)
+    failed = Signal(str)
+    labFinished = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.document = None
+        self._stft_config: Callable[[], StftConfig] = StftConfig
+        self._reference_path: Callable[[], Path | None] = lambda: None
+        self._choose_reference: Callable[[], None] | None = None
+        self.worker: GeneratorWorker | None = None
+        self.result: RecordingLab | None = None
+
+        self.reference_label = QLabel("reference: none")
+        self.reference_label.setWordWrap(True)
+        self.choose_button = QPushButton("Choose reference…")
+        self.choose_button.clicked.connect(lambda: self._choose_reference and self._choose_reference())
+
+        self.oracle_box = QCheckBox("Oracle masks")
+        self.oracle_box.setToolTip("IBM, IRM, IAM, PSM and cIRM applied to the recording (need the reference)")
+        self.swap_box = QCheckBox("Swaps")
+        self.swap_box.setToolTip("|clean| ∠noisy, |noisy| ∠clean, and |model| ∠noisy / ∠clean for each model version")
+        self.gla_box = QCheckBox("Griffin–Lim")
+        self.gla_box.setToolTip("GLA and fast GLA (momentum 0.99) from the clean magnitude and each model's")
+        for b in (self.oracle_box, self.swap_box, self.gla_box):
+            b.setChecked(True)
+        self.lc_spin = self._spin(-30, 30, 0.0, 1.0, " dB", "IBM local criterion: keep bins whose SNR exceeds it")
+        self.beta_spin = self._spin(0.1, 2.0, 0.5, 0.1, "", "IRM exponent β")
+        self.psm_box = QCheckBox("truncate PSM to [0, 1]")
+        self.psm_box.setChecked(True)
+        self.cirm_box = QCheckBox("compress cIRM (K 10, C 0.1)")
+        self.iter_spin = QSpinBox()
+        self.iter_spin.setRange(0, 2000)
+        self.iter_spin.setValue(100)
+        self.iter_spin.setToolTip("Griffin–Lim iterations")
+        self.init_box = QComboBox()
+        for name in GLA_INITS:
+            self.init_box.addItem(name, name)
+        self.init_box.setCurrentIndex(GLA_INITS.index("random"))
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2 ** 31 - 1)
+
+        params = QGroupBox("Settings (on the panes' STFT)")
+        grid = QGridLayout(params)
+        grid.setContentsMargins(6, 4, 6, 4)
+        grid.addWidget(QLabel("IBM LC"), 0, 0)
+        grid.addWidget(self.lc_spin, 0, 1)
+        grid.addWidget(QLabel("IRM β"), 0, 2)
+        grid.addWidget(self.beta_spin, 0, 3)
+        grid.addWidget(self.psm_box, 1, 0, 1, 2)
+        grid.addWidget(self.cirm_box, 1, 2, 1, 2)
+        grid.addWidget(QLabel("GLA iterations"), 2, 0)
+        grid.addWidget(self.iter_spin, 2, 1)
+        grid.addWidget(QLabel("init"), 2, 2)
+        grid.addWidget(self.init_box, 2, 3)
+        grid.addWidget(QLabel("seed"), 3, 2)
+        grid.addWidget(self.seed_spin, 3, 3)
+
+        self.make_button = QPushButton("Make versions")
+        self.make_button.clicked.connect(self.make_versions)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        self.chart = pg.PlotWidget()
+        self.chart.setMinimumHeight(110)
+        self.chart.setLogMode(y=True)
+        self.chart.setLabel("bottom", "iteration")
+        self.chart.setLabel("left", "spectral convergence")
+        self.chart.addLegend(offset=(-5, 5))
+        self.chart.showGrid(x=True, y=True, alpha=0.3)
+        self.chart.getAxis("left").setStyle(maxTextLevel=0)   # decade labels only
+        self.chart.getAxis("left").enableAutoSIPrefix(False)
+
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setMinimumHeight(110)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.results = QTabWidget()
+        self.results.addTab(self.table, "Table")
+        self.results.addTab(self.chart, "GLA convergence")
+
+        self.mask_db_button = QPushButton("Show |M|")
+        self.mask_db_button.setToolTip("Second pane: effective mask |E/Y| of the shown version (dB)")
+        self.mask_db_button.clicked.connect(lambda: self.showView.emit("mask_db"))
+        self.mask_phase_button = QPushButton("Show ∠M")
+        self.mask_phase_button.setToolTip("Second pane: effective mask phase ∠(E/Y) of the shown version")
+        self.mask_phase_button.clicked.connect(lambda: self.showView.emit("mask_phase"))
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Export the table (CSV) and the bar chart with GLA convergence (PNG)")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._export_dialog)
+
+        ref_row = QHBoxLayout()
+        ref_row.addWidget(self.reference_label, 1)
+        ref_row.addWidget(self.choose_button)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.make_button)
+        run_row.addWidget(self.cancel_button)
+        run_row.addWidget(self.progress, 1)
+        view_row = QGridLayout()
+        view_row.addWidget(self.mask_db_button, 0, 0)
+        view_row.addWidget(self.mask_phase_button, 0, 1)
+        view_row.addWidget(self.export_button, 0, 2)
+        kinds_row = QHBoxLayout()
+        for b in (self.oracle_box, self.swap_box, self.gla_box):
+            kinds_row.addWidget(b)
+        kinds_row.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.setSpacing(4)
+        lay.addLayout(ref_row)
+        lay.addLayout(kinds_row)
+        lay.addWidget(params)
+        lay.addLayout(run_row)
+        lay.addWidget(self.status)
+        lay.addWidget(self.results, 1)
+        lay.addLayout(view_row)
+
+    @staticmethod
+    def _spin(lo, hi, value, step, suffix, tip) -> QDoubleSpinBox:
+        s = QDoubleSpinBox()
+        s.setRange(lo, hi)
+        s.setSingleStep(step)
+        s.setValue(value)
+        s.setSuffix(suffix)
+        s.setToolTip(tip)
+        return s
+
+    # -- wiring -------------------------------------------------------------------------------------------
+    def attach(self, document, *, stft_config: Callable[[], StftConfig],
+               reference_path: Callable[[], Path | None], choose_reference: Callable[[], None] | None = None
+               ) -> None:
+        """Follow ``document`` (a DocumentModel); ``reference_path()`` gives the clean reference of the
+        current recording (the metrics panel's), ``stft_config()`` the panes' STFT settings."""
+        self.document = document
+        self._stft_config = stft_config
+        self._reference_path = reference_path
+        self._choose_reference = choose_reference
+        self.choose_button.setVisible(choose_reference is not None)
+        document.recordingChanged.connect(lambda _rec: self._on_recording_changed())
+        self.refresh_reference()
+
+    def refresh_reference(self) -> None:
+        path = self._reference_path()
+        self.reference_label.setText(f"reference: {path.name}" if path else
+                                     "reference: none — oracle masks and clean-phase swaps need one")
+        self.reference_label.setToolTip(str(path) if path else "")
+
+    def _on_recording_changed(self) -> None:
+        self.cancel()
+        self.result = None
+        self.table.setRowCount(0)
+        self.chart.clear()
+        self.export_button.setEnabled(False)
+        self.status.setText("")
+        self.refresh_reference()
+
+    # -- running ------------------------------------------------------------------------------------------
+    def params(self) -> MaskParams:
+        return MaskParams(lc_db=self.lc_spin.value(), beta=self.beta_spin.value(),
+                          psm_truncate=self.psm_box.isChecked(), cirm_compress=self.cirm_box.isChecked())
+
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.is_running()
+
+    def make_versions(self) -> None:
+        """Start the lab on the current recording (one run at a time)."""
+        rec = self.document.recording if self.document is not None else None
+        if rec is None:
+            self._fail("open a recording first")
+            return
+        if self.running():
+            return
+        kinds = tuple(k for k, b in (("oracle", self.oracle_box), ("swap", self.swap_box),
+                                     ("reconstruction", self.gla_box)) if b.isChecked())
+        if not kinds:
+            self._fail("choose at least one kind of version to make")
+            return
+        self.refresh_reference()
+        ref = self._reference_path()
+        gen = _lab_steps(rec, self._stft_config(), ref, channel=self.document.channel, params=self.params(),
+                         gla_iterations=self.iter_spin.value(), gla_init=self.init_box.currentData(),
+                         gla_seed=self.seed_spin.value(), kinds=kinds)
+        self.worker = w = GeneratorWorker(gen)
+        w.progress.connect(self._on_progress)
+        w.returned.connect(self._on_returned)
+        w.errored.connect(lambda exc: self._fail(str(exc) if isinstance(exc, WorkbenchError)
+                                                 else f"{type(exc).__name__}: {exc}"))
+        w.cancelled.connect(lambda: self.status.setText("cancelled"))
+        w.finished.connect(self._on_finished)
+        self.make_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("")
+        w.start()
+
+    def cancel(self) -> None:
+        if self.running():
+            self.worker.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel a run and wait for its thread (window closing)."""
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker.wait(60000)
+
+    def _on_progress(self, p) -> None:
+        self.progress.setValue(int(1000 * p.fraction))
+        self.progress.setFormat(p.message[:60])
+
+    def _on_finished(self) -> None:
+        self.make_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+
+    def _fail(self, message: str) -> None:
+        self.status.setText(message)
+        self.failed.emit(message)
+
+    def _on_returned(self, result: RecordingLab) -> None:
+        self.result = result
+        notes = list(result.lab.notes)
+        ref = result.lab.reference
+        if ref is not None:
+            extra = f", resampled from {ref.resampled_from} Hz" if ref.resampled_from else ""
+            notes.insert(0, f"reference aligned: lag {ref.lag_samples} samples, covers "
+                            f"{100 * ref.coverage:.0f}%{extra}")
+        notes.append(f"added {len(result.versions)} versions (channel {result.channel + 1})")
+        self.status.setText("; ".join(notes))
+        self._draw_chart()
+        self._fill_table()
+        self.export_button.setEnabled(True)
+        self.labFinished.emit(result)
+
+    # -- results ------------------------------------------------------------------------------------------
+    def _draw_chart(self) -> None:
+        self.chart.clear()
+        recs = [v for v in self.result.lab.versions if v.reconstruction is not None]
+        for i, v in enumerate(recs):
+            sc = np.maximum(v.reconstruction.spectral_convergence, 1e-6)
+            pen = pg.mkPen(pg.intColor(i // 2, hues=max(1, (len(recs) + 1) // 2)), width=2,
+                           style=Qt.PenStyle.SolidLine if v.reconstruction.momentum > 0 else Qt.PenStyle.DashLine)
+            self.chart.plot(np.arange(len(sc)), sc, pen=pen,
+                            name=f"{v.label}: {v.reconstruction.inconsistency:.3f}")
+
+    def table_columns(self) -> list[tuple[str, str]]:
+        metrics = list(dict.fromkeys(r.metric for r in self.result.rows)) if self.result else []
+        return [(k, METRIC_SPECS[k].label) for k in metrics] + list(MASK_COLUMNS)
+
+    def table_rows(self) -> list[str]:
+        """Version names in table order: original (noisy), models, lab versions."""
+        if self.result is None:
+            return []
+        names = list(dict.fromkeys(r.version for r in self.result.rows))
+        for s in self.result.mask_stats:
+            if s.version not in names:
+                names.append(s.version)
+        if "original" not in names:
+            names.insert(0, "original")
+        return names
+
+    def cell_text(self, version: str, column: str) -> str:
+        if self.result is None:
+            return ""
+        if column in ("phase_dev", "cirm_dist"):
+            st = next((s for s in self.result.mask_stats if s.version == version), None)
+            value = None if st is None else (st.phase_deviation_rad if column == "phase_dev" else st.cirm_distance_db)
+            digits = 3 if column == "phase_dev" else 1
+        else:
+            row = next((r for r in self.result.rows if r.version == version and r.metric == column), None)
+            value = None if row is None else row.value
+            digits = 2
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "—"
+        return "∞" if np.isinf(value) else f"{value:.{digits}f}"
+
+    def _fill_table(self) -> None:
+        cols = self.table_columns()
+        names = self.table_rows()
+        self.table.clear()
+        self.table.setColumnCount(len(cols))
+        self.table.setRowCount(len(names))
+        self.table.setHorizontalHeaderLabels([label for _, label in cols])
+        self.table.setVerticalHeaderLabels(["noisy (original)" if n == "original" else n for n in names])
+        for i, name in enumerate(names):
+            for j, (key, _) in enumerate(cols):
+                item = QTableWidgetItem(self.cell_text(name, key))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(i, j, item)
+        if not self.result.rows:
+            self.table.setToolTip(NEEDS_REFERENCE)
+
+    # -- export -------------------------------------------------------------------------------------------
+    def export(self, csv_path: str | Path, figure_path: str | Path | None = None, *, overwrite: bool = False
+               ) -> list[Path]:
+        """Write the long-form table (``file, version, metric, value, unit, reason``) and the bar chart with
+        the convergence curves through the atomic writer; the recording and its reference are protected."""
+        if self.result is None:
+            raise WorkbenchError("make the phase-lab versions first")
+        rec = self.document.recording
+        protect = tuple(p for p in (rec.path if rec is not None else None, self._reference_path()) if p)
+        written = []
+        with atomic_output(csv_path, overwrite=overwrite, protect=protect) as tmp:
+            Path(tmp).write_text(rows_csv(self.result.rows), encoding="utf-8")
+        written.append(Path(csv_path))
+        if figure_path is not None:
+            labels = {v.tag: v.label for v in self.result.lab.versions}
+            kinds = {v.name: v.kind.value for v in self.result.versions}
+            fig = render_figure(self.result.rows, self.result.lab.versions, labels, kinds)
+            fmt = Path(figure_path).suffix.lower().lstrip(".") or "png"
+            with atomic_output(figure_path, overwrite=overwrite, protect=protect) as tmp:
+                fig.savefig(tmp, format=fmt)
+            written.append(Path(figure_path))
+        return written
+
+    def _export_dialog(self) -> None:
+        rec = self.document.recording
+        start = str(rec.path.with_suffix("")) + ".phase-lab.csv" if rec is not None else ""
+        path, _ = QFileDialog.getSaveFileName(self, "Export phase-lab table", start, "CSV (*.csv)")
+        if not path:
+            return
+        try:
+            # The dialog already asked before replacing an existing CSV.
+            written = self.export(path, Path(path).with_suffix(".png"), overwrite=True)
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+            return
+        self.status.setText("wrote " + ", ".join(p.name for p in written))
