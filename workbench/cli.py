@@ -22,6 +22,7 @@ COMMANDS = {
     "enhance": "enhance",
     "probe": "probe",
     "evaluate": "evaluate",
+    "batch": "batch",
     "gui": "gui",
 }
 

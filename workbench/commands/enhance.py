@@ -12,16 +12,16 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES, open_source, write_audio_atomic
-from ..core.enhancer import enhance, run_to_end
+from ..core.audio_io import WRITE_SUBTYPES
+from ..core.batch.plan import AUDIO_SUFFIXES
+from ..core.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
+from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.export import file_tag
 from ..core.registry import load_enhancer
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
 
 
 def add_parser(sub) -> None:
@@ -106,6 +106,7 @@ def run(args) -> int:
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
     progress = ProgressLine(not args.quiet)
+    identity = model_identity(enhancer, args.model)
     failed = 0
     try:
         for k, path in enumerate(files):
@@ -116,24 +117,23 @@ def run(args) -> int:
                     raise WorkbenchError(f"{target}: refusing to write over the input recording")
                 if target.exists() and not args.overwrite:
                     raise WorkbenchError(f"{target}: already exists (use --overwrite to replace it)")
-                source = open_source(path, repair=args.repair)
-                try:
-                    t0 = time.perf_counter()
-                    audio = run_to_end(enhance(enhancer, source, channels=channels),
-                                       lambda p: progress.show(label, p.fraction))
-                    elapsed = time.perf_counter() - t0
-                    write_audio_atomic(target, audio, source.sample_rate, subtype=args.subtype,
-                                       overwrite=args.overwrite, protect=(path,))
-                finally:
-                    source.close()
-                progress.done(f"{label}: {source.duration_s:.1f} s in {elapsed:.2f} s -> {target}")
+                if target.suffix.lower() not in (".wav", ".flac"):
+                    raise WorkbenchError(f"{target}: enhance writes .wav or .flac files")
+                fmt = "FLAC" if target.suffix.lower() == ".flac" else "WAV"
+                settings = EnhanceSettings(format=fmt, subtype=args.subtype, repair=args.repair,
+                                           channels=None if channels is None else tuple(channels))
+                # The per-item function of the batch pipeline: same reading, engine, writing and checks
+                # as `workbench batch enhance` and the window's batch export.
+                task = enhance_task(k, path, args.model, [{"name": "enhanced", "path": str(target)}], settings,
+                                    overwrite=args.overwrite)
+                row = run_to_end(enhance_item(task, enhancer, identity),
+                                 lambda p: progress.show(label, min(p.fraction / 0.9, 1.0)))
+                if row["status"] != "done":
+                    raise WorkbenchError(row["reason"])
+                progress.done(f"{label}: {row['duration_s']:.1f} s in {row['timings']['model_s']:.2f} s -> {target}")
             except WorkbenchError as exc:
                 progress.done()
                 print(f"error: {exc}", file=sys.stderr)
-                failed += 1
-            except ValueError as exc:  # e.g. a channel the file does not have
-                progress.done()
-                print(f"error: {path}: {exc}", file=sys.stderr)
                 failed += 1
     finally:
         enhancer.close()

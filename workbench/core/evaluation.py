@@ -191,33 +191,57 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     names = [s for s, _ in systems]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
-    rows: list[Measurement] = []
+    # One pair with one system is one batch item: the same function as `workbench batch evaluate` on
+    # any backend, so both report the same numbers; a pair that cannot be read gets rows with reasons.
+    from .batch.item import evaluate_item, evaluate_task, model_identity
+
+    rows: list[dict] = []
     elapsed: dict[str, float] = {}
     total = len(pair_list) * len(systems)
-    done = 0
     for pair in pair_list:
-        clean, clean_sr = _load_mono(pair.clean)
-        noisy, noisy_sr = _load_mono(pair.noisy)
         for name, system in systems:
+            done = len(rows)
             yield Progress(done / total, f"{pair.name}: {name}")
-            if system is None:
-                est, est_sr = noisy, noisy_sr
-            elif isinstance(system, str):
-                est, est_sr = _load_mono(pair.outputs[system[len(FILE_PREFIX):]])
+            if isinstance(system, Enhancer):
+                task = evaluate_task(done, pair, name, dnsmos=dnsmos, metrics=wanted)
+                row = yield from rescaled(evaluate_item(task, system, model_identity(system, name)),
+                                          done / total, 1.0 / total, "")
+                if row["status"] == "done":
+                    elapsed[name] = elapsed.get(name, 0.0) + row["timings"].get("model_s", 0.0)
             else:
-                t = time.perf_counter()
-                result = yield from rescaled(enhance(system, noisy, noisy_sr), done / total, 0.8 / total,
-                                             f"{pair.name}: {name} ")
-                est = result[:, 0]
-                elapsed[name] = elapsed.get(name, 0.0) + time.perf_counter() - t
-                est_sr = noisy_sr
-            sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=dnsmos, metrics=wanted)
-            for key in metric_keys:
-                met = sc.metrics.get(key) or failed(key, "not computed")
-                rows.append(Measurement(pair.name, name, key, met.value, met.unit, met.reason, sc.lag_samples))
-            done += 1
+                task = evaluate_task(done, pair, name, dnsmos=dnsmos, metrics=wanted)
+                row = yield from rescaled(evaluate_item(task, None), done / total, 1.0 / total, "")
+            rows.append(row)
     yield Progress(1.0, "done")
-    return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed)
+    result = result_from_rows(rows, names={n: n for n in names}, pair_names=[p.name for p in pair_list],
+                              metric_keys=metric_keys)
+    result.elapsed_s = elapsed
+    return result
+
+
+def result_from_rows(rows: Sequence[dict], *, names: dict[str, str], pair_names: Sequence[str],
+                     metric_keys: Sequence[str] | None = None) -> EvaluationResult:
+    """An :class:`EvaluationResult` from batch evaluation rows (one per pair and system).
+
+    Args:
+        names: ``{system key in the rows: name in the table}`` in table order (``noisy`` first).
+        metric_keys: column order (default: the metrics of the first row).
+
+    A failed row gives each of its metrics a missing value with the row's reason.
+    """
+    if metric_keys is None:
+        metric_keys = list(rows[0]["metrics"]) if rows else []
+    measurements = []
+    for row in rows:
+        system = names.get(row["model"]["spec"], row["model"].get("id", row["model"]["spec"]))
+        for key in metric_keys:
+            value = row["metrics"].get(key)
+            reason = row.get("metric_reasons", {}).get(key, "") if row["status"] == "done" else row["reason"]
+            if value is None and not reason:
+                reason = "not computed"
+            measurements.append(Measurement(row["pair"], system, key, value, METRIC_SPECS[key].unit, reason,
+                                            row.get("lag_samples")))
+    return EvaluationResult(measurements, list(names.values()), list(metric_keys), list(pair_names))
 
 
 # ------------------------------------------------------------------------------------------ outputs

@@ -343,43 +343,35 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
     with its reason and the batch goes on. ``should_stop`` is polled between steps; when it returns
     True the batch raises :class:`Cancelled`. Sources are only read.
     """
+    from .batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
+
     fmt, sub = check_format(format, subtype)
     files = [Path(f) for f in files]
     out_dir = Path(out_dir)
     summary = BatchSummary()
     t0 = time.perf_counter()
     n = max(len(files), 1)
+    tag = file_tag(enhancer.info.id)
+    settings = EnhanceSettings(format=fmt, subtype=sub, rate=rate, residual=residual, repair=repair)
+    identity = model_identity(enhancer)
     for i, f in enumerate(files):
         yield Progress(i / n, f"{f.name}: opening ({i + 1}/{len(files)})")
-        rec = None
-        try:
-            rec = Recording(f, source=open_source(f, repair=repair, check_finite=True))
-            # Check targets before spending model time on a file that cannot be written.
-            if not overwrite:
-                names = [Path(out_dir) / f"{f.stem}.{file_tag(enhancer.info.id)}{SUFFIX[fmt]}"]
-                if residual:
-                    names.append(Path(out_dir) / f"{f.stem}.{file_tag(enhancer.info.id)}.residual{SUFFIX[fmt]}")
-                for t in names:
-                    if t.exists():
-                        raise WorkbenchError(f"{t}: already exists (use --overwrite to replace it)")
-            started = time.perf_counter()
-            result = yield from rescaled(enhance(enhancer, rec.source), i / n, 0.95 / n, f"{f.name}: ",
-                                         should_stop)
-            version = rec.add_enhanced(result, rec.source.sample_rate, enhancer.info,
-                                       {"channels": list(range(rec.source.channels)), "batch": True},
-                                       time.perf_counter() - started)
-            todo = [version] + ([rec.residual_of(version)] if residual else [])
-            written = export_versions(rec, todo, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite)
-            summary.succeeded.append((f, [w.path for w in written]))
-        except Cancelled:
-            raise
-        except WorkbenchError as exc:
-            summary.failed.append((f, str(exc)))
-        except Exception as exc:  # keep the batch going whatever one file does; say what happened
-            summary.failed.append((f, f"{type(exc).__name__}: {exc}"))
-        finally:
-            if rec is not None and hasattr(rec.source, "close"):
-                rec.source.close()
+        outputs = [{"name": "enhanced", "path": str(out_dir / f"{f.stem}.{tag}{SUFFIX[fmt]}")}]
+        if residual:
+            outputs.append({"name": "residual", "path": str(out_dir / f"{f.stem}.{tag}.residual{SUFFIX[fmt]}")})
+        # Check targets before spending model time on a file that cannot be written.
+        existing = [o["path"] for o in outputs if Path(o["path"]).exists()]
+        if existing and not overwrite:
+            summary.failed.append((f, f"{existing[0]}: already exists (use --overwrite to replace it)"))
+            continue
+        # The batch pipeline's per-item function: same reading, engine, naming and writing as the CLI.
+        task = enhance_task(i, f, enhancer.info.id, outputs, settings, overwrite=overwrite)
+        row = yield from rescaled(enhance_item(task, enhancer, identity, should_stop=should_stop), i / n, 1.0 / n,
+                                  "", should_stop)
+        if row["status"] == "done":
+            summary.succeeded.append((f, [Path(o["path"]) for o in row["outputs"]]))
+        else:
+            summary.failed.append((f, row["reason"]))
     summary.elapsed_s = time.perf_counter() - t0
     yield Progress(1.0, f"done: {len(summary.succeeded)} ok, {len(summary.failed)} failed")
     return summary

@@ -143,7 +143,8 @@ def _base_row(task: Mapping, identity: Mapping | None) -> dict:
             "input": task["input"], "input_sha256": None, "input_size": None, "input_mtime_ns": None,
             "model": dict(identity) if identity else {"spec": task["model"]}, "settings": dict(task["settings"]),
             "outputs": [{"name": o["name"], "path": o["path"], "sha256": None} for o in task.get("outputs", [])],
-            "status": "failed", "reason": "", "timings": {}, "metrics": {}, "worker": worker_name()}
+            "status": "failed", "reason": "", "timings": {}, "metrics": {}, "worker": worker_name(),
+            **({"pair": task["pair"], "clean": task["clean"]} if task["kind"] == "evaluate" else {})}
 
 
 def _stat_input(row: dict, path: Path) -> None:
