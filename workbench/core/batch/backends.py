@@ -44,9 +44,14 @@ LOST_WORKER_REASON = ("the worker process died while processing this file (kille
 
 
 def set_thread_env(threads: int) -> None:
-    """Fix intra-op threads for models loaded from now on in this process (torch too, if imported)."""
+    """Fix intra-op threads for models loaded from now on in this process (torch too, if imported), and
+    the BLAS/OpenMP pools numpy already started (threadpoolctl): a sum split over another number of
+    threads rounds differently, and every worker must compute alike."""
+    from threadpoolctl import threadpool_limits
+
     for var in THREAD_VARIABLES:
         os.environ[var] = str(int(threads))
+    threadpool_limits(limits=int(threads))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
 

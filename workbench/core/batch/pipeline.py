@@ -7,9 +7,10 @@ cancel between yields. Per task it
 1. reuses a ``done`` row of a resumed manifest when nothing that decides the result changed: same model
    identity and settings, the input unchanged (size and modification time, else SHA-256), and every
    output still there with the recorded SHA-256;
-2. otherwise skips an enhancement whose outputs all exist already (an earlier run's, written
+2. recomputes (replacing its outputs) an item whose ``done`` row no longer stands;
+3. otherwise skips an enhancement whose outputs all exist already (an earlier run's, written
    atomically so complete; ``status = "skipped"``) unless ``overwrite``;
-3. runs everything else on the backend, appending each row to the manifest as it arrives.
+4. runs everything else on the backend, appending each row to the manifest as it arrives.
 """
 
 from __future__ import annotations
@@ -166,6 +167,11 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
         if reusable(prev, task, ident):
             row = dict(prev, index=task["index"])
             reused += 1
+        elif prev is not None and prev.get("status") == "done":
+            # Our own earlier result, now stale (input, model or settings changed, or an output was altered
+            # or removed): recompute it and replace the outputs the manifest says this batch wrote.
+            todo.append(dict(task, overwrite=True))
+            continue
         else:
             row = _skipped_existing(task, ident)
             if row is None:
