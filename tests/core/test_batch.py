@@ -233,9 +233,10 @@ def long_reference(long_corpus, tmp_path_factory):
     return output_hashes(out)
 
 
-def kill_and_resume(long_corpus, long_reference, out: Path, backend_args: list[str]) -> None:
+def kill_and_resume(long_corpus, long_reference, out: Path, backend_args: list[str],
+                    first_run_extra: list[str] = ()) -> None:
     args = ["batch", "enhance", str(long_corpus), "-m", "nsnet2-16k", "-o", str(out), "--quiet", *backend_args]
-    proc = start_cli(args)
+    proc = start_cli(args + list(first_run_extra))
     wait_for_rows(out / "manifest.jsonl", 1, proc)
     kill_group(proc)
     header, done_before = read_manifest(out / "manifest.jsonl")

@@ -11,7 +11,7 @@ ray = pytest.importorskip("ray", reason="the [cluster] extra (scripts/setup.sh i
 
 from workbench.cli import main  # noqa: E402
 
-from .test_batch import (corpus, kill_and_resume, long_corpus, long_reference, output_hashes,  # noqa: E402,F401
+from test_batch import (corpus, kill_and_resume, long_corpus, long_reference, output_hashes,  # noqa: E402,F401
                          rows_of, serial_run)
 
 
@@ -38,5 +38,8 @@ def test_ray_outputs_equal_serial_byte_for_byte(local_ray, serial_run, corpus, t
     assert ray.is_initialized()  # a cluster it joined is left running
 
 
-def test_ray_backend_survives_sigkill_and_resumes(long_corpus, long_reference, tmp_path):
-    kill_and_resume(long_corpus, long_reference, tmp_path / "out", ["--backend", "ray", "--workers", "2"])
+def test_ray_backend_survives_sigkill_and_resumes(local_ray, long_corpus, long_reference, tmp_path):
+    """A driver joined to the running cluster (``--address``) is killed mid-batch; the rerun resumes."""
+    address = ray.get_runtime_context().gcs_address
+    kill_and_resume(long_corpus, long_reference, tmp_path / "out", ["--backend", "ray", "--workers", "2"],
+                    first_run_extra=["--address", address])

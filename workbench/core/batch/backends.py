@@ -253,8 +253,7 @@ def run_ray(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int | No
             return
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         out = ds.map_batches(RayItemActor, fn_constructor_kwargs={"specs": list(specs), "threads": threads},
-                             batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
-                             max_restarts=2, max_task_retries=2)
+                             batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads)
         try:
             for rec in out.iter_rows():
                 yield json.loads(rec["row"])

@@ -76,6 +76,8 @@ class Manifest:
         if self.path.exists() and not self.path.is_file():
             raise WorkbenchError(f"{self.path}: not a regular file; choose another manifest path")
         self.previous: dict[str, dict] = {}
+        #: True when this run continues an existing manifest (``--resume``).
+        self.resumed = False
         self.header = {"manifest": MAGIC, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                        **dict(header)}
         if self.path.exists() and self.path.stat().st_size > 0:
@@ -87,6 +89,7 @@ class Manifest:
                     raise WorkbenchError(f"{self.path}: manifest of a batch {old_header.get('kind')!r} run, "
                                          f"not {self.header.get('kind')!r}")
                 self.header["created"] = old_header.get("created", self.header["created"])
+                self.resumed = True
             elif not overwrite:
                 raise WorkbenchError(f"{self.path}: a manifest already exists; use --resume to continue that batch "
                                      "or --overwrite to start again")

@@ -8,9 +8,11 @@ cancel between yields. Per task it
    identity and settings, the input unchanged (size and modification time, else SHA-256), and every
    output still there with the recorded SHA-256;
 2. recomputes (replacing its outputs) an item whose ``done`` row no longer stands;
-3. otherwise skips an enhancement whose outputs all exist already (an earlier run's, written
+3. when resuming, recomputes items the manifest has no row for (their outputs, if any, are the killed
+   run's own, unrecorded);
+4. otherwise skips an enhancement whose outputs all exist already (an earlier run's, written
    atomically so complete; ``status = "skipped"``) unless ``overwrite``;
-4. runs everything else on the backend, appending each row to the manifest as it arrives.
+5. runs everything else on the backend, appending each row to the manifest as it arrives.
 """
 
 from __future__ import annotations
@@ -171,6 +173,11 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
             # Our own earlier result, now stale (input, model or settings changed, or an output was altered
             # or removed): recompute it and replace the outputs the manifest says this batch wrote.
             todo.append(dict(task, overwrite=True))
+            continue
+        elif prev is None and manifest is not None and manifest.resumed:
+            # Continuing this batch: planned outputs without a row were written by the killed run between
+            # the write and the manifest line (or not at all); recompute rather than trust them unverified.
+            todo.append(dict(task, overwrite=True) if task["kind"] == "enhance" else task)
             continue
         else:
             row = _skipped_existing(task, ident)
