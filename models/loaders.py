@@ -7,6 +7,8 @@
   a hint to load the folder.
 * a folder: the DTLN pair (``model_1.onnx`` + ``model_2.onnx``, recognised by signature), or exactly one
   model file (with its card).
+* files are recognised by content first (:func:`sniff_model_kind`), so TorchScript saved as ``.ts`` or a
+  checkpoint with an unusual suffix loads; zips are checked for bombs before anything is inflated.
 * ``.pt``/``.pth``/``.tar``/``.ckpt``/``.bin``/``.zip``/``.jit``: a TorchScript archive (a zip holding
   ``constants.pkl`` and ``code/``) is opened with ``torch.jit.load``; anything else goes through
   ``torch.load(weights_only=True)``, which never executes code from the file. Plain state dicts (also
@@ -41,6 +43,37 @@ REFUSED = ("refused: this checkpoint needs to execute code to load (pickled Pyth
            "only plain state dicts are loaded")
 
 
+#: Zip archives may inflate to at most this many bytes in total, and no entry beyond
+#: ``_ZIP_ENTRY_FREE_BYTES`` may inflate more than ``_ZIP_MAX_RATIO`` times (torch.save stores entries
+#: uncompressed, so a real checkpoint has a ratio near 1; a zip bomb has thousands).
+_ZIP_MAX_TOTAL_BYTES = 16 << 30
+_ZIP_ENTRY_FREE_BYTES = 64 << 20
+_ZIP_MAX_RATIO = 20
+#: The pickle scan reads at most this many bytes and opcodes (a plain state dict needs a few per tensor).
+_PICKLE_SCAN_MAX_BYTES = 32 << 20
+_PICKLE_SCAN_MAX_OPS = 2_000_000
+
+
+def check_zip_sizes(path: Path) -> None:
+    """Refuse a zip whose entries would inflate far beyond the file (checked from the central directory,
+    before anything is inflated). No-op for files that are not zips."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not readable as a zip: the loaders say so in their own words
+    total = sum(i.file_size for i in infos)
+    if total > _ZIP_MAX_TOTAL_BYTES:
+        raise ModelError(f"{path}: the archive would inflate to {total / 2**30:.1f} GiB; refused (limit "
+                         f"{_ZIP_MAX_TOTAL_BYTES >> 30} GiB)")
+    for info in infos:
+        if info.file_size > _ZIP_ENTRY_FREE_BYTES and info.file_size > _ZIP_MAX_RATIO * max(info.compress_size, 1):
+            raise ModelError(f"{path}: archive entry {info.filename!r} would inflate from {info.compress_size} to "
+                             f"{info.file_size} bytes; refused as a zip bomb (checkpoints are stored, not packed)")
+
+
 def is_torchscript_archive(path: Path) -> bool:
     """TorchScript archives are zips with ``<root>/constants.pkl`` and ``<root>/code/`` entries
     (a plain ``torch.save`` zip has ``data.pkl`` but no compiled code)."""
@@ -56,6 +89,26 @@ def is_torchscript_archive(path: Path) -> bool:
     return has_constants and has_code
 
 
+def sniff_model_kind(path: Path) -> str | None:
+    """What the file's bytes say it is: ``"torchscript"`` (zip with ``constants.pkl`` and ``code/``),
+    ``"checkpoint"`` (another zip, as torch.save writes, or a pickle), ``"onnx"`` (a protobuf
+    ModelProto starting with its ``ir_version`` field), or ``None``."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return None
+    if head[:4] == b"PK\x03\x04":
+        return "torchscript" if is_torchscript_archive(path) else "checkpoint"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "checkpoint"  # pickle protocol 2-5 (legacy torch.save files start with one too)
+    # ModelProto: field 1 (ir_version, varint, tag 0x08) first, then e.g. producer_name (0x12) or
+    # opset_import (0x42); ONNX files from every exporter start this way.
+    if len(head) >= 4 and head[0] == 0x08 and 1 <= head[1] <= 0x20 and head[2] in (0x12, 0x1A, 0x22, 0x28, 0x3A, 0x42):
+        return "onnx"
+    return None
+
+
 #: Pickle opcodes that import a name or call something while unpickling.
 _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD"}
 
@@ -66,28 +119,55 @@ def pickle_wants_code(path: Path) -> bool:
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
-                name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
-                if name is None:
+                info = next((i for i in zf.infolist() if i.filename.endswith("data.pkl")), None)
+                if info is None or info.file_size > _PICKLE_SCAN_MAX_BYTES:
                     return False
-                data = zf.read(name)
+                data = zf.read(info)
         else:
-            data = path.read_bytes()
-    except (OSError, zipfile.BadZipFile):
+            with open(path, "rb") as fh:
+                data = fh.read(_PICKLE_SCAN_MAX_BYTES)
+    except (OSError, zipfile.BadZipFile, ValueError):
         return False
     stream = io.BytesIO(data)
+    ops = 0
     try:
-        # Legacy torch.save files are several pickles in a row; scan each one.
+        # Legacy torch.save files are several pickles in a row; scan each one (bounded: an opcode flood
+        # must not cost minutes and gigabytes).
         while stream.tell() < len(data):
+            before = stream.tell()
             for opcode, _arg, _pos in pickletools.genops(stream):
                 if opcode.name in _CODE_OPCODES:
                     return True
+                ops += 1
+                if ops > _PICKLE_SCAN_MAX_OPS:
+                    return False
+            if stream.tell() == before:
+                break
     except Exception:  # not a well-formed pickle: garbage, truncated or another format
         return False
     return False
 
 
+def _check_pickle_size(path: Path) -> None:
+    """Refuse a checkpoint whose pickle part is far larger than any state dict's (an opcode flood)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                info = next((i for i in zf.infolist() if i.filename.endswith("data.pkl")), None)
+            size = info.file_size if info is not None else 0
+        else:
+            size = 0  # legacy files hold pickle and tensor data interleaved; torch reads them in one pass
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    if size > _PICKLE_SCAN_MAX_BYTES:
+        raise ModelError(f"{path}: its pickle (data.pkl) is {size} bytes, more than a state dict needs "
+                         f"(limit {_PICKLE_SCAN_MAX_BYTES >> 20} MiB); refused")
+
+
 def load_checkpoint(path: Path) -> Enhancer:
     """A PyTorch checkpoint of an architecture defined in this package (weights only, never code)."""
+    check_zip_sizes(path)
+    _check_pickle_size(path)
     try:
         with warnings.catch_warnings():
             # Old checkpoints (e.g. GTCRN's) use pickle protocol 4; torch warns but loads them fine.
@@ -145,13 +225,18 @@ def load_model_path(path: str | Path) -> Enhancer:
     if path.is_dir():
         return load_folder(path)
     suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ModelError(f"{path}: not a regular file (a device, pipe or socket)")
     if path.stat().st_size == 0:
         raise ModelError(f"{path}: the file is empty")
-    if suffix in ONNX_SUFFIXES:
+    # Content first, suffix second: TorchScript saved as ``.ts``, a checkpoint named ``.model`` ...
+    check_zip_sizes(path)
+    kind = sniff_model_kind(path)
+    if kind == "torchscript":
+        return load_torchscript(path)
+    if suffix in ONNX_SUFFIXES or (kind == "onnx" and suffix not in TORCH_SUFFIXES):
         return load_onnx(path)
-    if suffix in TORCH_SUFFIXES:
-        if is_torchscript_archive(path):
-            return load_torchscript(path)
+    if suffix in TORCH_SUFFIXES or kind == "checkpoint":
         return load_checkpoint(path)
     raise ModelError(f"{path}: unsupported model file type {suffix or '(no suffix)'!r}; expected an ONNX file "
                      "(.onnx), a TorchScript module or PyTorch checkpoint (.pt, .pth, .tar, .ckpt), or a "

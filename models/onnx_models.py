@@ -185,6 +185,39 @@ def zero_state(t: TensorSpec) -> np.ndarray:
 # Model cards
 # --------------------------------------------------------------------------------------------------------
 
+#: Sane ranges for card values (a card is read before anything runs; outside these a model would give
+#: near-silence, or loading would hang computing a window of millions of samples).
+CARD_RATE_RANGE = (4000, 384000)
+CARD_NFFT_RANGE = (16, 65536)
+CARD_MAX_OVERLAP = 64
+
+#: Card schema: field -> (accepted Python types, how to say it). ``None`` means the field may be absent.
+_CARD_SCHEMA = {
+    **{k: ((str,), "a string") for k in ("id", "name", "description", "kind", "window", "input", "input_layout",
+                                         "output", "output_type", "start_padding", "license", "url")},
+    **{k: ((str, type(None)), "a string") for k in ("output_layout", "input_name", "output_name")},
+    **{k: ((int,), "a whole number") for k in ("sample_rate", "n_fft", "hop", "latency_samples")},
+    "fft_size": ((int, type(None)), "a whole number"),
+    "streaming": ((bool,), "true or false"),
+    "causal": ((bool, type(None)), "true or false"),
+    "signature": ((dict,), "a table"),
+    "stages": ((dict,), "a table"),
+}
+_TYPE_WORDS = {str: "string", int: "number", float: "number", bool: "true/false value", list: "list",
+               dict: "table", type(None): "null"}
+
+
+def _type_problem(key: str, value) -> str | None:
+    """One sentence when ``value`` has the wrong type for card field ``key`` (``None`` when it fits)."""
+    if key not in _CARD_SCHEMA:
+        return None
+    types, words = _CARD_SCHEMA[key]
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if ok:
+        return None
+    return f"{key} must be {words}, not the {_TYPE_WORDS.get(type(value), type(value).__name__)} {value!r}"[:200]
+
+
 @dataclass
 class ModelCard:
     """What a spectral or streaming graph expects, when its signature alone does not say.
@@ -244,11 +277,19 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict, path: Path | None = None) -> "ModelCard":
+        where = path or "model card"
+        if not isinstance(data, dict):
+            raise ModelError(f"{where}: a model card is a table of fields (TOML, or a JSON object), "
+                             f"not a {_TYPE_WORDS.get(type(data), type(data).__name__)}")
         known = set(cls.__dataclass_fields__) - {"path"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelError(f"{path or 'model card'}: unknown field(s) {', '.join(unknown)}; "
                              f"known fields are {', '.join(sorted(known))}")
+        wrong = [_type_problem(k, v) for k, v in data.items()]
+        wrong = [w for w in wrong if w]
+        if wrong:
+            raise ModelError(f"{where}: " + "; ".join(wrong))
         card = cls(**data, path=path)
         card.validate()
         return card
@@ -259,8 +300,9 @@ class ModelCard:
         try:
             text = path.read_text(encoding="utf-8")
             data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ModelError(f"{path}: cannot read this model card: {exc}") from None
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{path}: cannot read this model card: {first[:200]}") from None
         return cls.from_dict(data, path)
 
     def validate(self) -> None:
@@ -268,8 +310,22 @@ class ModelCard:
         problems = []
         if self.kind not in ("spectral", "waveform", "dtln"):
             problems.append(f"kind must be 'spectral', 'waveform' or 'dtln', not {self.kind!r}")
-        if not isinstance(self.sample_rate, int) or self.sample_rate <= 0:
-            problems.append(f"sample_rate must be a positive integer, not {self.sample_rate!r}")
+        lo, hi = CARD_RATE_RANGE
+        if not isinstance(self.sample_rate, int) or not lo <= self.sample_rate <= hi:
+            problems.append(f"sample_rate must be an integer from {lo} to {hi} Hz, not {self.sample_rate!r}")
+        lo, hi = CARD_NFFT_RANGE
+        if not lo <= self.n_fft <= hi:
+            problems.append(f"n_fft must be from {lo} to {hi} samples, not {self.n_fft}")
+        elif not 1 <= self.hop <= self.n_fft:
+            problems.append(f"hop must be from 1 to n_fft ({self.n_fft}) samples, not {self.hop}")
+        elif self.n_fft // self.hop > CARD_MAX_OVERLAP:
+            problems.append(f"hop {self.hop} is too small for n_fft {self.n_fft} (at most {CARD_MAX_OVERLAP} "
+                            "overlapping frames)")
+        if self.fft_size is not None and not self.n_fft <= self.fft_size <= 4 * CARD_NFFT_RANGE[1]:
+            problems.append(f"fft_size must be from n_fft ({self.n_fft}) to {4 * CARD_NFFT_RANGE[1]}, "
+                            f"not {self.fft_size}")
+        if not 0 <= self.latency_samples <= 10 * max(self.sample_rate, 1):
+            problems.append(f"latency_samples must be from 0 to 10 s of samples, not {self.latency_samples}")
         if self.input not in ("complex", "magnitude"):
             problems.append(f"input must be 'complex' or 'magnitude', not {self.input!r}")
         if self.output not in ("mask", "spectrum"):
@@ -283,7 +339,7 @@ class ModelCard:
                                 "(and optionally B) once each")
         if self.start_padding not in ("zeros", "reflect"):
             problems.append(f"start_padding must be 'zeros' or 'reflect', not {self.start_padding!r}")
-        if self.kind == "spectral":
+        if self.kind == "spectral" and not problems:
             try:
                 StftConfig(self.n_fft, self.hop, self.window, self.fft_size, True)
             except ValueError as exc:
@@ -606,6 +662,16 @@ def expected_formats() -> str:
             "output_type, streaming)")
 
 
+_REAL_FLOAT_TYPES = ("tensor(float)", "tensor(double)", "tensor(float16)")
+
+
+def _require_real_float(path: Path, spec: TensorSpec) -> None:
+    """Refuse a main output that is not real floating point (it would be cast into a wrong file)."""
+    if spec.type not in _REAL_FLOAT_TYPES:
+        raise ModelError(f"{path}: the graph's output {spec.name!r} is {spec.type.replace('tensor(', '').rstrip(')')}, "
+                         "expected real floating point (float32, float64 or float16)")
+
+
 def load_onnx(path: str | Path, card: ModelCard | None = None) -> Enhancer:
     """An Enhancer for one ONNX file (see the module docstring for what is recognised).
 
@@ -626,6 +692,10 @@ def load_onnx(path: str | Path, card: ModelCard | None = None) -> Enhancer:
                          f"model ({sig.describe()}); load the folder holding both model_1.onnx and "
                          "model_2.onnx instead")
     if card is not None and card.kind == "spectral":
+        out_name = card.output_name or (sig.outputs[0].name if sig.outputs else None)
+        out_spec = next((o for o in sig.outputs if o.name == out_name), None)
+        if out_spec is not None:
+            _require_real_float(path, out_spec)
         return OnnxSpectralEnhancer(path, session, sig, card)
     if _is_waveform(sig):
         return OnnxWaveformEnhancer(path, session, sig, card)
@@ -636,6 +706,7 @@ def load_onnx(path: str | Path, card: ModelCard | None = None) -> Enhancer:
         looks_spectral = any(d == 2 for d in main_in.shape[-1:]) or any(
             d is not None and d > 2 and (d - 1) & (d - 2) == 0 for d in main_in.shape)
         if main_out is not None and all(d is not None for d in main_in.shape) and not looks_spectral:
+            _require_real_float(path, main_out)
             pairs = pair_states(sig, main_in.name, main_out.name)
             return OnnxBlockStreamEnhancer(path, session, sig, main_in, main_out, pairs, card)
     raise ModelError(f"{path}: ONNX graph not recognised ({sig.describe()}); {expected_formats()}")

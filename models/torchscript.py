@@ -41,12 +41,47 @@ def load_script_module(path: Path) -> torch.jit.ScriptModule:
 
 
 def _as_tensor(result) -> torch.Tensor:
-    """The first tensor of whatever ``forward`` returned (tensor, tuple or list)."""
+    """The first tensor of whatever ``forward`` returned (tensor, tuple or list); real floating point
+    only (casting a complex or integer output to float would write a silent, wrong file)."""
     if isinstance(result, (tuple, list)) and result:
         result = result[0]
     if not isinstance(result, torch.Tensor):
         raise ModelError(f"forward returned {type(result).__name__}, expected a tensor")
+    if result.is_complex() or not result.is_floating_point():
+        raise ModelError(f"forward returned a {str(result.dtype).replace('torch.', '')} tensor, expected real "
+                         "floating point samples")
     return result
+
+
+#: Seconds the load-time probe (0.1 s of audio) may take; a module slower than that is refused at load
+#: instead of being run for minutes twice.
+PROBE_BUDGET_S = 10.0
+
+
+def _call_with_budget(fn, budget_s: float, what: str):
+    """Run ``fn()`` on a helper thread and wait at most ``budget_s``; ModelError when it takes longer.
+
+    The call cannot be interrupted inside torch; when the model runs in its worker process (the CLI and
+    GUI load model files that way) the process ends right after, so the computation stops with it."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="torchscript-probe", daemon=True)
+    worker.start()
+    worker.join(budget_s)
+    if worker.is_alive():
+        raise ModelError(f"{what}: no answer within {budget_s:.0f} s on 0.1 s of audio (time budget exceeded); "
+                         "the module is too slow to use or never returns")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class TorchScriptWaveformEnhancer(Enhancer):
@@ -79,8 +114,15 @@ class TorchScriptWaveformEnhancer(Enhancer):
         for rank in (2, 1, 3):
             x = probe.reshape((1,) * (rank - 1) + (n,))
             try:
-                with torch.inference_mode():
-                    y = _as_tensor(self.module(x))
+                def run(x=x):
+                    with torch.inference_mode():
+                        return _as_tensor(self.module(x))
+                y = _call_with_budget(run, PROBE_BUDGET_S, str(path))
+            except ModelError as exc:
+                if "time budget" in str(exc) or "expected real floating point" in str(exc):
+                    raise ModelError(f"{path}: {exc}" if not str(exc).startswith(str(path)) else str(exc)) from None
+                errors.append(f"({', '.join(['1'] * (rank - 1) + ['T'])}): {exc}")
+                continue
             except Exception as exc:
                 errors.append(f"({', '.join(['1'] * (rank - 1) + ['T'])}): {type(exc).__name__}")
                 continue

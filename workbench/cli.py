@@ -47,7 +47,19 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     return parser, modules
 
 
+def _tolerant_streams() -> None:
+    """Let any file name the OS gives reach the terminal: characters the output encoding cannot show
+    (``PYTHONIOENCODING=ascii``, bytes that are not UTF-8 in a name) are written as escapes instead of
+    raising UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass  # replaced by a test harness or a non-text stream: leave it
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["gui"]

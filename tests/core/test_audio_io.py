@@ -316,7 +316,7 @@ def test_write_audio_atomic_never_overwrites_sources_and_keeps_normal_permission
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
     with pytest.raises(WorkbenchError, match="already exists"):
         write_audio_atomic(out, x, 16000)
-    with pytest.raises(WorkbenchError, match="refusing to write over the source"):
+    with pytest.raises(WorkbenchError, match="refusing to write over the input"):
         write_audio_atomic(out, x, 16000, overwrite=True, protect=(out,))
     bad = x.copy()
     bad[3, 0] = np.nan

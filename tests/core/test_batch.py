@@ -156,9 +156,10 @@ def test_inputs_from_lists_and_planning_refusals(corpus, tmp_path):
 
 def test_mix_is_exact_dry_wet(corpus, tmp_path):
     src = sorted(corpus.rglob("clip*.wav"))[0]
-    assert main(["enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "wet.wav"), "--quiet"]) == 0
+    assert main(["enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "wet.wav"), "--quiet",
+                 "--subtype", "FLOAT"]) == 0
     assert main(["batch", "enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "m"), "--mix", "0.25",
-                 "--workers", "0", "--quiet"]) == 0
+                 "--workers", "0", "--quiet", "--subtype", "FLOAT"]) == 0
     wet = sf.read(tmp_path / "wet.wav", dtype="float32")[0]
     dry = sf.read(src, dtype="float32")[0]
     mixed = sf.read(tmp_path / "m" / f"{src.stem}.wiener.wav", dtype="float32")[0]

@@ -270,7 +270,7 @@ def test_python_m_workbench_subprocess(tmp_path, shared_data):
     assert_png(png)
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + bytes(500))
-    res = subprocess.run([sys.executable, "-m", "workbench", "analyze", str(bad), "--png", str(png)],
+    res = subprocess.run([sys.executable, "-m", "workbench", "analyze", str(bad), "--png", str(png), "--overwrite"],
                          capture_output=True, text=True, env=_subprocess_env(), cwd=tmp_path, timeout=120)
     assert res.returncode == 2
     assert res.stderr.splitlines() == [f"error: {bad}: MP3 without decodable audio frames "

@@ -105,12 +105,12 @@ def test_never_writes_over_the_source_and_needs_overwrite_for_targets(tmp_path):
     before = hashlib.sha256(rec.path.read_bytes()).hexdigest()
     v = rec.add_enhanced(audio * 0.5, 16000, HalfGain().info)
     for overwrite in (False, True):
-        with pytest.raises(WorkbenchError, match="source recording"):
+        with pytest.raises(WorkbenchError, match="refusing to write over the input"):
             export_version(rec, v, tmp_path, path=rec.path, overwrite=overwrite)
     # a differently spelled path to the same file is still the source
-    with pytest.raises(WorkbenchError, match="source recording"):
+    with pytest.raises(WorkbenchError, match="refusing to write over the input"):
         export_version(rec, v, tmp_path, path=rec.path.parent / ".." / "in" / rec.path.name, overwrite=True)
-    with pytest.raises(WorkbenchError, match="source recording"):
+    with pytest.raises(WorkbenchError, match="refusing to write over the input"):
         export_comparison(rec, rec.path, overwrite=True)
     assert hashlib.sha256(rec.path.read_bytes()).hexdigest() == before
 

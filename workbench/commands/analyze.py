@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.audio_io import FileSource, atomic_output, read_info
 from ..core.errors import WorkbenchError
+from ..core.outputs import check_output_target, is_same_file
 from ..core.figure import LAYOUTS, MAX_FRAMES, PHASE_VIEWS, compute_views_from_source, draw_views
 from ..core.stft import WINDOWS, StftConfig
 
@@ -78,6 +79,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-frames", metavar="N", type=_positive_int, default=MAX_FRAMES,
                    help=f"draw at most this many frame columns; longer files are grouped (default {MAX_FRAMES})")
     p.add_argument("--title", default=None, help="figure title (default: the file name)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --png/--json files")
     p.error = _one_line_error("analyze")  # type: ignore[method-assign]
 
 
@@ -89,17 +91,14 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _check_output(out: Path, source: Path, flag: str, suffixes: tuple[str, ...]) -> None:
+def _check_output(out: Path, source: Path, flag: str, suffixes: tuple[str, ...], overwrite: bool) -> None:
     if out.suffix.lower() not in suffixes:
         raise WorkbenchError(f"{out}: {flag} needs a file name ending in {' or '.join(suffixes)}")
-    if out.exists() and out.is_dir():
-        raise WorkbenchError(f"{out}: is a folder; {flag} needs a file name")
-    if out.exists() and source.exists() and out.resolve() == source.resolve():
-        raise WorkbenchError(f"{out}: refusing to write over the input recording")
+    check_output_target(out, inputs=(source,), overwrite=overwrite)
 
 
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    with atomic_output(path, overwrite=True) as tmp:
+def _write_json_atomic(path: Path, payload: dict, source: Path, overwrite: bool) -> None:
+    with atomic_output(path, overwrite=overwrite, protect=(source,)) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
@@ -108,9 +107,11 @@ def run(args) -> int:
     if args.png is None and args.json is None:
         raise WorkbenchError(f"{path}: nothing to do; give --png OUT.png and/or --json OUT.json")
     if args.png is not None:
-        _check_output(args.png, path, "--png", (".png", ".svg"))
+        _check_output(args.png, path, "--png", (".png", ".svg"), args.overwrite)
     if args.json is not None:
-        _check_output(args.json, path, "--json", (".json",))
+        _check_output(args.json, path, "--json", (".json",), args.overwrite)
+    if args.png is not None and args.json is not None and is_same_file(args.png, args.json):
+        raise WorkbenchError(f"{args.png}: --png and --json name the same file")
     default_size = {"row": "2400x700", "column": "1000x2000"}.get(args.layout, "1600x1000")
     width, height = _parse_size(args.size or default_size)
     if not -300.0 <= args.floor_db < 0.0:
@@ -135,7 +136,8 @@ def run(args) -> int:
         source.close()
     if args.png is not None:
         draw_views(views, args.png, title=args.title if args.title is not None else path.name,
-                   width_px=width, height_px=height, layout=args.layout)
+                   width_px=width, height_px=height, layout=args.layout, overwrite=args.overwrite,
+                   protect=(path,))
     elapsed = time.perf_counter() - started
 
     if args.json is not None:
@@ -159,5 +161,5 @@ def run(args) -> int:
             },
             "figure": str(args.png.resolve()) if args.png is not None else None,
         }
-        _write_json_atomic(args.json, payload)
+        _write_json_atomic(args.json, payload, path, args.overwrite)
     return 0

@@ -56,7 +56,8 @@ def add_parser(sub) -> None:
     e.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (sub folders mirror inputs)")
     e.add_argument("--format", default="WAV", choices=("WAV", "FLAC"), type=str.upper)
     e.add_argument("--subtype", default=None, choices=sorted(set(WRITE_SUBTYPES["WAV"]) | set(WRITE_SUBTYPES["FLAC"])),
-                   help="sample format (default FLOAT for WAV, PCM_24 for FLAC)")
+                   help="sample format (default: the source's where the format holds it, else FLOAT for WAV, "
+                        "PCM_24 for FLAC)")
     e.add_argument("--rate", default="source", help="output rate: source, model, or Hz (default source)")
     e.add_argument("--mix", type=float, default=1.0, metavar="A",
                    help="wet fraction: out = A*enhanced + (1-A)*input, 0..1 (default 1)")
@@ -192,12 +193,14 @@ def run(args) -> int:
 
 def _run_enhance(args) -> int:
     from ..core.batch import EnhanceSettings, Manifest, collect_inputs, enhance_tasks
-    from ..core.export import check_format, file_tag
+    from ..core.audio_io import output_subtype
+    from ..core.export import file_tag
     from .enhance import parse_channels
 
     fmt = args.format
-    subtype = args.subtype or ("FLOAT" if fmt == "WAV" else "PCM_24")
-    check_format(fmt, subtype)
+    subtype = args.subtype
+    if subtype is not None:
+        output_subtype(None, fmt, subtype)  # refuses a subtype the container cannot hold
     rate: str | int = args.rate
     if rate not in ("source", "model"):
         try:

@@ -4,7 +4,11 @@
 * One input and ``-o`` not an existing folder (and not ending in a separator): ``OUT`` is the output file.
 * Several inputs, or a folder input, or ``-o`` an existing folder: ``OUT`` is a folder and each result
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
-* An existing output is never replaced without ``--overwrite``, and an input is never written over.
+* An existing output is never replaced without ``--overwrite``; an input (by path, symlink or hard
+  link) and anything that is not a regular file (folder, FIFO, device) is never written over. A batch
+  is planned before the first write (:func:`workbench.core.outputs.plan_batch_outputs`): inputs that
+  are earlier outputs of the same model are skipped, colliding names (``x.wav``/``x.flac``) made distinct.
+* The sample format follows the source where the output format can hold it (:func:`output_subtype`).
 * Progress goes to stderr as one updating line; each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
@@ -14,12 +18,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES
-from ..core.batch.plan import AUDIO_SUFFIXES
+from ..core.audio_io import WRITE_SUBTYPES, output_format
 from ..core.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
+from ..core.batch.plan import AUDIO_SUFFIXES
 from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.export import file_tag
+from ..core.outputs import PlannedOutput, check_output_target, plan_batch_outputs
 from ..core.registry import load_enhancer
 
 
@@ -32,7 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or folder for several inputs")
     p.add_argument("--channels", metavar="LIST", help="comma-separated 0-based channels to process (default all)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--subtype", default="FLOAT", choices=WRITE_SUBTYPES["WAV"], help="output sample format")
+    p.add_argument("--subtype", default=None, choices=WRITE_SUBTYPES["WAV"],
+                   help="output sample format (default: the source's where the output format holds it, "
+                        "e.g. PCM_24 stays PCM_24; otherwise FLOAT for WAV, PCM_24 for FLAC)")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf input samples by 0 instead of failing")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -101,39 +108,61 @@ def run(args) -> int:
         batch = True
     if batch and out_arg.exists() and not out_arg.is_dir():
         raise WorkbenchError(f"{out_arg}: several inputs need -o to be a folder, but this is a file")
-    enhancer = load_enhancer(args.model)  # a model that cannot load is one error for the whole run
+    # The model file is an input too (``-o model.onnx`` must not replace it).
+    protected = files + ([Path(args.model)] if Path(args.model).exists() else [])
+    if not batch:
+        # Refused before the model loads: an input, a folder/FIFO/device, an existing file without --overwrite.
+        check_output_target(out_arg, inputs=protected, overwrite=args.overwrite)
+        output_format(out_arg)
+    # A model that cannot load is one error for the whole run; model files run in a worker process
+    # (Ctrl-C stops them at once, a hanging call hits its time budget).
+    enhancer = load_enhancer(args.model, isolate=True)
     # Ids of path-loaded models may hold ':' or '/' (``gtcrn:model_trained_on_dns3``): the same portable
     # names as the GUI's export (``<stem>.<model>.wav``).
     model_id = file_tag(enhancer.info.id)
+    if batch:
+        # The whole batch is planned first: no output is an input, colliding names are made distinct,
+        # earlier outputs of this model in the inputs are skipped rather than enhanced again.
+        plan = plan_batch_outputs(files, out_arg, tags=(model_id,), suffix=".wav", overwrite=args.overwrite,
+                                  protect=protected)
+    else:
+        plan = [PlannedOutput(files[0], (out_arg,))]
     progress = ProgressLine(not args.quiet)
     identity = model_identity(enhancer, args.model)
     failed = 0
     try:
-        for k, path in enumerate(files):
-            target = out_arg / f"{path.stem}.{model_id}.wav" if batch else out_arg
-            label = f"[{k + 1}/{len(files)}] {path.name}" if batch else path.name
+        for k, item in enumerate(plan):
+            path, target = item.source, item.targets[0]
+            label = f"[{k + 1}/{len(plan)}] {path.name}" if batch else path.name
+            if item.skip:
+                progress.done(f"{label}: {item.skip}")
+                continue
             try:
-                if target.exists() and path.exists() and target.resolve() == path.resolve():
-                    raise WorkbenchError(f"{target}: refusing to write over the input recording")
-                if target.exists() and not args.overwrite:
-                    raise WorkbenchError(f"{target}: already exists (use --overwrite to replace it)")
-                if target.suffix.lower() not in (".wav", ".flac"):
-                    raise WorkbenchError(f"{target}: enhance writes .wav or .flac files")
-                fmt = "FLAC" if target.suffix.lower() == ".flac" else "WAV"
-                settings = EnhanceSettings(format=fmt, subtype=args.subtype, repair=args.repair,
+                if item.error:
+                    raise WorkbenchError(item.error)
+                # The per-item function of the batch pipeline: the same reading, engine, subtype rule,
+                # clipping and atomic writing as `workbench batch enhance` and the window's batch export.
+                settings = EnhanceSettings(format=output_format(target), subtype=args.subtype, repair=args.repair,
                                            channels=None if channels is None else tuple(channels))
-                # The per-item function of the batch pipeline: same reading, engine, writing and checks
-                # as `workbench batch enhance` and the window's batch export.
                 task = enhance_task(k, path, args.model, [{"name": "enhanced", "path": str(target)}], settings,
                                     overwrite=args.overwrite)
+                task["protect"] = [str(p) for p in protected]
                 row = run_to_end(enhance_item(task, enhancer, identity),
                                  lambda p: progress.show(label, min(p.fraction / 0.9, 1.0)))
                 if row["status"] != "done":
                     raise WorkbenchError(row["reason"])
+                out = row["outputs"][0]
                 progress.done(f"{label}: {row['duration_s']:.1f} s in {row['timings']['model_s']:.2f} s -> {target}")
+                if row["metrics"].get("clipped_samples"):
+                    print(f"warning: {target}: {row['metrics']['clipped_samples']} samples beyond ±1.0 were clipped "
+                          f"to fit {out.get('subtype')} (use --subtype FLOAT to keep them)", file=sys.stderr)
             except WorkbenchError as exc:
                 progress.done()
                 print(f"error: {exc}", file=sys.stderr)
+                failed += 1
+            except ValueError as exc:  # e.g. a channel the file does not have
+                progress.done()
+                print(f"error: {path}: {exc}", file=sys.stderr)
                 failed += 1
     finally:
         enhancer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..core.enhancer import run_to_end
 
@@ -18,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--csv", metavar="OUT.csv", help="write long-form results (file, model, metric, value, ...)")
     p.add_argument("--plot", metavar="OUT.png", help="write a bar chart (PNG, SVG or PDF by suffix)")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (non-intrusive) scores")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--plot files")
     p.add_argument("--metrics", metavar="LIST",
                    help="comma-separated intrusive metrics (default all): " + ", ".join(_intrusive()))
 
@@ -29,7 +31,10 @@ def _intrusive() -> tuple[str, ...]:
 
 def run(args) -> int:
     from ..core.errors import WorkbenchError
-    from ..core.evaluation import evaluate, format_table, plot_bars, write_csv
+    from ..core.evaluation import (FILE_PREFIX, check_plot_path, evaluate, format_table, pair_inputs, plot_bars,
+                                   write_csv)
+    from ..core.metrics import find_pairs
+    from ..core.outputs import check_output_target, is_same_file
 
     metrics = None
     if args.metrics:
@@ -37,6 +42,17 @@ def run(args) -> int:
         unknown = [m for m in metrics if m not in _intrusive()]
         if unknown:
             raise WorkbenchError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(_intrusive())}")
+    # Outputs are checked before any model runs: never an input of the evaluation (by path, symlink or
+    # hard link), never a folder/FIFO/device, never an existing file without --overwrite.
+    inputs = pair_inputs(find_pairs(args.pairs_dir))
+    inputs += [Path(m) for m in args.model if not m.startswith(FILE_PREFIX) and Path(m).exists()]
+    if args.plot:
+        check_plot_path(args.plot)
+    for out in (args.csv, args.plot):
+        if out:
+            check_output_target(out, inputs=inputs, overwrite=args.overwrite)
+    if args.csv and args.plot and is_same_file(args.csv, args.plot):
+        raise WorkbenchError(f"{args.csv}: --csv and --plot name the same file")
     tty = sys.stderr.isatty()
     result = run_to_end(evaluate(args.pairs_dir, args.model, dnsmos=not args.no_dnsmos, metrics=metrics),
                         (lambda p: print(f"\r{p.message[:70]:70s}", end="", file=sys.stderr)) if tty else None)
@@ -44,7 +60,7 @@ def run(args) -> int:
         print(file=sys.stderr)
     print(format_table(result))
     if args.csv:
-        print(f"wrote {write_csv(result, args.csv)}")
+        print(f"wrote {write_csv(result, args.csv, overwrite=args.overwrite)}")
     if args.plot:
-        print(f"wrote {plot_bars(result, args.plot)}")
+        print(f"wrote {plot_bars(result, args.plot, overwrite=args.overwrite)}")
     return 0

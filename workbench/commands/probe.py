@@ -23,7 +23,7 @@ def run(args) -> int:
     from ..core.probes import format_report, probe
     from ..core.registry import load_enhancer
 
-    enhancer = load_enhancer(args.model)
+    enhancer = load_enhancer(args.model, isolate=True)  # stoppable by Ctrl-C / time budget
     audio = sr = None
     if args.audio:
         data, info = load_audio(args.audio)

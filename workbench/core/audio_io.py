@@ -8,6 +8,7 @@ file unless asked and never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import struct
@@ -22,11 +23,20 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioFileError, NonFiniteAudioError, WorkbenchError
+from .outputs import check_output_target
 
 #: Frames decoded per block when a whole file is scanned or streamed.
 BLOCK_FRAMES = 1 << 18
 
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
+
+#: Sample rates a file may declare, Hz; anything else is a corrupt or hostile header.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1, 1_000_000
+#: Most channels a file may hold (libsndfile's own limit).
+MAX_CHANNELS = 1024
+#: Most frames per byte of file a compressed stream can plausibly decode to (digital silence in Vorbis
+#: or Opus at a few hundred bytes per second); a header claiming more is refused before any allocation.
+MAX_FRAMES_PER_BYTE = 4096
 
 
 @dataclass(frozen=True)
@@ -123,13 +133,22 @@ def _parse_wav_header(fh, size: int) -> _HeaderFacts:
 
 
 def _ieee_extended(raw: bytes) -> float:
-    """Decode the 80-bit big-endian IEEE 754 extended float AIFF uses for its sample rate."""
+    """Decode the 80-bit big-endian IEEE 754 extended float AIFF uses for its sample rate.
+
+    ``value = mantissa * 2**(exponent - 16383 - 63)``; the all-ones exponent encodes Inf/NaN, and values
+    beyond the range of a double come back as ``inf`` (the caller refuses rates outside its range)."""
     exp_sign, mantissa = struct.unpack(">HQ", raw)
     exponent = exp_sign & 0x7FFF
-    if exponent == 0 and mantissa == 0:
+    sign = -1.0 if exp_sign & 0x8000 else 1.0
+    if exponent == 0x7FFF:
+        return float("nan") if mantissa & ((1 << 63) - 1) else sign * float("inf")
+    if mantissa == 0:
         return 0.0
-    value = mantissa * 2.0 ** (exponent - 16383 - 63)
-    return -value if exp_sign & 0x8000 else value
+    try:
+        value = math.ldexp(float(mantissa), exponent - 16383 - 63)
+    except OverflowError:
+        value = float("inf")
+    return sign * value
 
 
 def _parse_aiff_header(fh, size: int) -> _HeaderFacts:
@@ -241,28 +260,114 @@ def _is_mp3(path: Path) -> bool:
 
 #: Decoded at the end of compressed files to prove the promised length is really there.
 _TAIL_PROBE_FRAMES = 4096
+#: Containers whose tail probe runs in a short-lived child process: their decoders (libvorbis through
+#: libsndfile's Ogg seeking, libmpg123) have crashed on hostile input, and a crash there must end in an
+#: error message, not take the program down. FLAC and PCM are probed in process (no child cost).
+_ISOLATED_PROBE_FORMATS = {"OGG", "MP3"}
+#: Seconds a child probe may take (seeking in a long MP3 scans it) before it is stopped and reported.
+TAIL_PROBE_TIMEOUT_S = 60.0
+
+#: The child's program: seek near the end, decode, print how many frames came back (or the error).
+_TAIL_PROBE_CHILD = """
+import os, sys
+try:
+    import soundfile as sf
+    path = os.fsencode(sys.argv[1])
+    start, want = int(sys.argv[2]), int(sys.argv[3])
+    with sf.SoundFile(path) as fh:
+        fh.seek(start)
+        got = fh.read(want, dtype="float32", always_2d=True).shape[0]
+    sys.stdout.write("OK %d\\n" % got)
+except Exception as exc:
+    sys.stdout.write("ERR " + " ".join(str(exc).split()) + "\\n")
+"""
 
 
-def _probe_tail(path: Path, info: sf._SoundFileInfo, quiet: bool) -> str | None:
+def _tail_problem(info, start: int, got: int | None, error: str | None) -> str | None:
+    if error is not None:
+        return (f"truncated or corrupt data: the header promises {int(info.frames)} frames but decoding "
+                f"fails before frame {start} ({_strip_prefix(error)})")
+    want = int(info.frames) - start
+    if got is not None and got < want:
+        return (f"truncated data: the header promises {int(info.frames)} frames but the stream ends "
+                f"before frame {start + got}")
+    return None
+
+
+def _probe_tail_in_process(path: Path, info, quiet: bool) -> str | None:
+    start = max(int(info.frames) - _TAIL_PROBE_FRAMES, 0)
+    want = int(info.frames) - start
+    try:
+        with _quiet_native_stderr(quiet), sf.SoundFile(native_path(path)) as fh:
+            fh.seek(start)
+            got = fh.read(want, dtype="float32", always_2d=True).shape[0]
+    except (sf.LibsndfileError, RuntimeError, ValueError, OverflowError) as exc:
+        return _tail_problem(info, start, None, str(exc))
+    return _tail_problem(info, start, got, None)
+
+
+def _probe_tail_isolated(path: Path, info, fmt: str) -> str | None:
+    """The tail probe in a child process; a crash or hang of the decoder becomes a problem sentence."""
+    import signal
+    import subprocess
+
+    start = max(int(info.frames) - _TAIL_PROBE_FRAMES, 0)
+    want = int(info.frames) - start
+    try:
+        done = subprocess.run([sys.executable, "-I", "-c", _TAIL_PROBE_CHILD, native_path(path), str(start),
+                               str(want)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=TAIL_PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return (f"the {fmt} decoder did not finish reading the end of the stream within "
+                f"{TAIL_PROBE_TIMEOUT_S:.0f} s; the file is corrupt or hostile")
+    except OSError:
+        return _probe_tail_in_process(path, info, quiet=fmt == "MP3")  # no child possible: probe here
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        return (f"corrupt {fmt} stream: the decoder crashed ({name}) while reading the end of the stream; "
+                "the file cannot be opened safely")
+    line = done.stdout.decode("utf-8", "replace").strip()
+    if line.startswith("OK "):
+        return _tail_problem(info, start, int(line[3:]), None)
+    if line.startswith("ERR "):
+        return _tail_problem(info, start, None, line[4:])
+    return f"corrupt {fmt} stream: the decoder stopped unexpectedly (exit status {done.returncode})"
+
+
+def _probe_tail(path: Path, info: sf._SoundFileInfo, quiet: bool, fmt: str = "") -> str | None:
     """Decode the last frames of a compressed file; return a problem sentence when they are missing.
 
     FLAC, Ogg and MP3 headers state a length (STREAMINFO, granule positions, the Xing/LAME tag) that a
     cut-off file no longer holds. libsndfile opens such a file happily and fails or comes up short only
-    when decoding reaches the cut, so we seek there now, at the cost of decoding one short block.
+    when decoding reaches the cut, so we seek there now, at the cost of decoding one short block. For
+    the formats in :data:`_ISOLATED_PROBE_FORMATS` this runs in a child process (about 0.2 s), so a
+    decoder that crashes on a hostile file cannot take the program or the window down.
     """
-    start = max(int(info.frames) - _TAIL_PROBE_FRAMES, 0)
-    want = int(info.frames) - start
-    try:
-        with _quiet_native_stderr(quiet), sf.SoundFile(str(path)) as fh:
-            fh.seek(start)
-            got = fh.read(want, dtype="float32", always_2d=True).shape[0]
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        return (f"truncated or corrupt data: the header promises {int(info.frames)} frames but decoding "
-                f"fails before frame {start} ({_strip_prefix(str(exc))})")
-    if got < want:
-        return (f"truncated data: the header promises {int(info.frames)} frames but the stream ends "
-                f"before frame {start + got}")
-    return None
+    if fmt in _ISOLATED_PROBE_FORMATS:
+        # One child per file version: the same file is validated several times while it is opened.
+        try:
+            st = os.stat(path)
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, int(info.frames))
+        except OSError:
+            key = None
+        with _PROBE_CACHE_LOCK:
+            if key is not None and key in _PROBE_CACHE:
+                return _PROBE_CACHE[key]
+        problem = _probe_tail_isolated(path, info, fmt)
+        if key is not None:
+            with _PROBE_CACHE_LOCK:
+                if len(_PROBE_CACHE) > 256:
+                    _PROBE_CACHE.clear()
+                _PROBE_CACHE[key] = problem
+        return problem
+    return _probe_tail_in_process(path, info, quiet)
+
+
+_PROBE_CACHE: dict[tuple, str | None] = {}
+_PROBE_CACHE_LOCK = threading.Lock()
 
 
 def read_info(path: str | os.PathLike) -> AudioInfo:
@@ -300,22 +405,24 @@ def read_info(path: str | os.PathLike) -> AudioInfo:
     facts = _header_facts(path, size)
     if facts is not None:
         # Checked before libsndfile, whose words for these cases are "SF_INFO struct incomplete" and such.
-        if facts.sample_rate is not None and facts.sample_rate <= 0:
-            raise AudioFileError(path, f"invalid sample rate {facts.sample_rate:g} Hz in the {facts.container} header")
-        if facts.channels is not None and facts.channels <= 0:
-            raise AudioFileError(path, f"invalid channel count {facts.channels} in the {facts.container} header")
+        if facts.sample_rate is not None:
+            _check_rate(path, facts.sample_rate, f"the {facts.container} header")
+        if facts.channels is not None:
+            _check_channels(path, facts.channels, f"the {facts.container} header")
     quiet = facts is not None and facts.container.startswith("MP3")
     try:
         with _quiet_native_stderr(quiet):
-            info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            info = sf.info(native_path(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
         raise AudioFileError(path, _describe_libsndfile_error(path, exc, facts, size)) from None
-    if info.samplerate <= 0:
-        raise AudioFileError(path, f"invalid sample rate {info.samplerate} Hz in header")
-    if info.channels <= 0:
-        raise AudioFileError(path, f"invalid channel count {info.channels} in header")
+    _check_rate(path, info.samplerate, "header")
+    _check_channels(path, info.channels, "header")
     if info.frames <= 0:
         raise AudioFileError(path, "contains no audio frames (0 samples after the header)")
+    if info.frames > size * MAX_FRAMES_PER_BYTE:
+        raise AudioFileError(path, f"the header claims {int(info.frames)} frames "
+                                   f"({int(info.frames) / info.samplerate:.3g} s), more than a {size}-byte file "
+                                   "can hold; the stream is corrupt")
     result = AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames),
                        str(info.subtype), str(info.format))
     if facts is not None and facts.declared_frames is not None and facts.available_frames is not None:
@@ -326,10 +433,28 @@ def read_info(path: str | os.PathLike) -> AudioInfo:
                 f"file holds {facts.available_frames}",
             )
     if result.format in ("FLAC", "OGG", "MP3"):
-        problem = _probe_tail(path, info, quiet=result.format == "MP3")
+        problem = _probe_tail(path, info, quiet=result.format == "MP3", fmt=result.format)
         if problem:
             raise AudioFileError(path, problem)
     return result
+
+
+def _check_rate(path: Path, rate: float, where: str) -> None:
+    if not (math.isfinite(rate) and MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+        shown = f"{rate:g}" if math.isfinite(rate) else str(rate)
+        raise AudioFileError(path, f"invalid sample rate {shown} Hz in {where} (a file may declare "
+                                   f"{MIN_SAMPLE_RATE} Hz to {MAX_SAMPLE_RATE // 1_000_000} MHz)")
+
+
+def _check_channels(path: Path, channels: int, where: str) -> None:
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioFileError(path, f"invalid channel count {channels} in {where} (1 to {MAX_CHANNELS} supported)")
+
+
+def native_path(path: str | os.PathLike) -> bytes:
+    """``path`` as the bytes the OS uses, for libsndfile: file names that are not valid UTF-8
+    (``bad\\xff.wav``) reach the C library unchanged instead of failing to encode."""
+    return os.fsencode(path)
 
 
 def _looks_like(head: bytes) -> str:
@@ -457,6 +582,7 @@ class FileSource(AudioSource):
         self.frames = self.info.frames
         self.repair = repair
         self._lock = threading.Lock()
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
         self._file: sf.SoundFile | None = None
         self._quiet = self.info.format == "MP3"
 
@@ -464,15 +590,36 @@ class FileSource(AudioSource):
         if self._file is None or self._file.closed:
             try:
                 with _quiet_native_stderr(self._quiet):
-                    self._file = sf.SoundFile(str(self.path), "r")
+                    self._file = sf.SoundFile(native_path(self.path), "r")
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioFileError(self.path, _describe_libsndfile_error(self.path, exc)) from None
         return self._file
 
+    #: Bytes of recently decoded blocks kept for multichannel files: the engine reads each channel in
+    #: turn, and without this every channel would decode every channel again (1000 channels: 1000 passes).
+    cache_bytes = 256 << 20
+
     def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)``; for multichannel files recent blocks come from a small cache and are
+        returned read-only (copy before modifying)."""
         start, stop = max(start, 0), min(stop, self.frames)
         if stop <= start:
             return np.zeros((0, self.channels), np.float32)
+        if self.channels > 1:
+            with self._lock:
+                hit = self._cache.get((start, stop))
+            if hit is not None:
+                return hit
+        data = self._decode(start, stop)
+        if self.channels > 1 and data.nbytes <= self.cache_bytes:
+            data.setflags(write=False)
+            with self._lock:
+                self._cache[(start, stop)] = data
+                while sum(a.nbytes for a in self._cache.values()) > self.cache_bytes:
+                    self._cache.pop(next(iter(self._cache)))
+        return data
+
+    def _decode(self, start: int, stop: int) -> np.ndarray:
         with self._lock:
             fh = self._handle()
             try:
@@ -493,6 +640,7 @@ class FileSource(AudioSource):
 
     def close(self) -> None:
         with self._lock:
+            self._cache.clear()
             if self._file is not None:
                 self._file.close()
                 self._file = None
@@ -582,6 +730,57 @@ WRITE_SUBTYPES = {
 }
 
 
+#: Container per output suffix (what :func:`write_audio_atomic` writes for a name).
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aiff": "AIFF", ".aif": "AIFF", ".ogg": "OGG"}
+#: Subtypes each output container can hold, best first (used when the source's cannot be kept).
+_HOLDS = {
+    "WAV": ("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE", "PCM_U8"),
+    "FLAC": ("PCM_24", "PCM_16", "PCM_S8"),
+    "AIFF": ("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE", "PCM_S8"),
+    "OGG": ("VORBIS",),
+}
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The container written for ``path`` by its suffix; raises WorkbenchError for other suffixes."""
+    path = Path(path)
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise WorkbenchError(f"{path}: cannot write {path.suffix or 'files without a suffix'}; "
+                             f"name the output {', '.join(sorted(OUTPUT_FORMATS))}")
+    return fmt
+
+
+def output_subtype(source_subtype: str | None, format: str, requested: str | None = None) -> str:
+    """The sample format of an output in ``format``.
+
+    ``requested`` (``--subtype``) wins when the format can hold it (else WorkbenchError); otherwise the
+    source's subtype is kept where the format holds it (a 24-bit source stays 24-bit in WAV and FLAC),
+    and the best the format has otherwise (FLOAT for WAV/AIFF, PCM_24 for FLAC, VORBIS for OGG).
+    """
+    fmt = format.upper()
+    holds = _HOLDS.get(fmt, ("PCM_16",))
+    if requested is not None:
+        req = requested.upper()
+        if req not in holds:
+            raise WorkbenchError(f"{fmt} cannot hold {req} samples; choose one of {', '.join(holds)}")
+        return req
+    if source_subtype is not None and source_subtype.upper() in holds:
+        return source_subtype.upper()
+    return holds[0]
+
+
+def clip_for_subtype(audio: np.ndarray, subtype: str) -> tuple[np.ndarray, int]:
+    """Clip float samples to [-1, 1] for integer (PCM) subtypes; returns ``(audio, samples clipped)``.
+
+    libsndfile would otherwise clip or wrap silently; callers report the count."""
+    if subtype.upper() in _FLOAT_SUBTYPES or subtype.upper() == "VORBIS":
+        return audio, 0
+    over = np.abs(audio) > 1.0
+    n = int(np.count_nonzero(over))
+    return (np.clip(audio, -1.0, 1.0) if n else audio), n
+
+
 def temp_file_beside(path: Path) -> Path:
     """Create an empty, exclusive temporary file next to ``path`` with umask-respecting permissions.
 
@@ -630,15 +829,12 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     failure (an exception, a full disk) the temporary file is removed and ``path`` is left as it was.
 
     Raises:
-        WorkbenchError: ``path`` is one of ``protect`` (a source recording), exists while
-            ``overwrite`` is false, its folder cannot be made, or the write failed.
+        WorkbenchError: ``path`` is refused by :func:`workbench.core.outputs.check_output_target`
+            (one of ``protect``, i.e. an input of the command, by path, symlink or hard link; a folder,
+            FIFO, device node or socket; an existing file while ``overwrite`` is false), its folder
+            cannot be made, or the write failed.
     """
-    path = Path(path)
-    for p in protect:
-        if same_file(path, p):
-            raise WorkbenchError(f"{path}: refusing to write over the source recording")
-    if path.exists() and not overwrite:
-        raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
+    path = check_output_target(path, inputs=protect, overwrite=overwrite)
     ensure_folder(path.parent)
     try:
         tmp = temp_file_beside(path)
@@ -648,6 +844,8 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # Checked again just before the rename: the target may have changed while the body wrote.
+        check_output_target(path, inputs=protect, overwrite=overwrite)
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -655,8 +853,35 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
         except OSError:
             pass
         if isinstance(exc, (sf.LibsndfileError, OSError, ValueError, TypeError)):
-            raise WorkbenchError(f"{path}: could not be written ({exc})") from None
+            raise WorkbenchError(f"{path}: could not be written ({_describe_write_error(path, exc)})") from None
         raise
+
+
+def _describe_write_error(path: Path, exc: BaseException) -> str:
+    """The reason a write failed in a person's words (libsndfile says only "System error." for a full
+    disk, a size limit or an I/O error)."""
+    import errno
+
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return "No space left on the drive"
+    if code == errno.EFBIG:
+        return "the file would be larger than the system allows"
+    if code == errno.EROFS:
+        return "the drive is read-only"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    text = _strip_prefix(str(exc)) or type(exc).__name__
+    if "system error" in text.lower():
+        try:
+            vfs = os.statvfs(path.parent)
+            free = vfs.f_bavail * vfs.f_frsize
+        except OSError:
+            free = None
+        if free is not None and free < (1 << 20):
+            return f"No space left on the drive ({free} bytes free)"
+        return "the system refused the write: the drive may be full, the file too large for it, or failing"
+    return text
 
 
 def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
@@ -673,13 +898,15 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
     """
     path = Path(path)
     if format is None:
-        format = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}.get(
-            path.suffix.lower(), "WAV")
+        format = OUTPUT_FORMATS.get(path.suffix.lower(), "WAV")
+    if not sf.check_format(format, subtype):
+        raise WorkbenchError(f"{path}: {format} cannot hold {subtype} samples; choose one of "
+                             f"{', '.join(_HOLDS.get(format.upper(), ()))}")
     audio = np.asarray(audio)
     if not np.all(np.isfinite(audio)):
         raise WorkbenchError(f"{path}: refusing to write audio that holds NaN or Inf samples")
     with atomic_output(path, overwrite=overwrite, protect=protect) as tmp:
-        with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate),
+        with sf.SoundFile(native_path(tmp), "w", samplerate=int(sample_rate),
                           channels=1 if audio.ndim == 1 else audio.shape[1],
                           subtype=subtype, format=format) as out:
             _no_peak_chunk(out)

@@ -29,7 +29,7 @@ import numpy as np
 import soxr
 
 from .audio_io import AudioSource, ArraySource
-from .errors import Cancelled, ModelError, WorkbenchError
+from .errors import Cancelled, ModelError, WorkbenchError, one_line
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
             "time-domain", "deep-filtering", "unknown")
@@ -137,8 +137,9 @@ def _check_block(enhancer: Enhancer, out: np.ndarray, expected: int) -> np.ndarr
     if out is None:
         raise ModelError(f"model {enhancer.info.id!r} returned nothing, expected ({expected},) samples")
     out = np.asarray(out)
-    if np.iscomplexobj(out) or not np.issubdtype(out.dtype, np.number):
-        raise ModelError(f"model {enhancer.info.id!r} returned {out.dtype} samples, expected real floats")
+    if np.iscomplexobj(out) or not np.issubdtype(out.dtype, np.floating):
+        # Casting complex or integer output to float would give a silent, wrong file (zeros, steps).
+        raise ModelError(f"model {enhancer.info.id!r} returned {out.dtype} samples, expected real floating point")
     if out.ndim != 1 or out.shape[0] != expected:
         raise ModelError(f"model {enhancer.info.id!r} returned shape {out.shape}, expected ({expected},)")
     # Checked in pieces: one isfinite over minutes of audio would hold the GIL (and stall the GUI) ~50 ms.
@@ -323,7 +324,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         except MemoryError:
             raise ModelError(f"model {info.id!r} ran out of memory") from None
         except Exception as exc:  # a third-party model may raise anything; report it, keep the app up
-            raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"model {info.id!r} failed: {one_line(exc)}") from exc
         finally:
             steps.close()  # on cancel too: releases the stream's native state right away
         out[:, j] = col

@@ -43,3 +43,24 @@ class ModelError(WorkbenchError):
 
 class Cancelled(WorkbenchError):
     """Raised inside a worker generator when the user asked to stop."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line for an exception raised by third-party code (a model, a library).
+
+    TorchScript wraps a model's error in an interpreter traceback ("The following operation failed in
+    the TorchScript interpreter. ... RuntimeError: boom"): its last line is the one that says what
+    happened. Otherwise the first non-empty line is kept. At most ``limit`` characters.
+    """
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0]
+    if len(lines) > 1 and ("TorchScript interpreter" in lines[0] or lines[0].startswith("Traceback")):
+        text = lines[-1]
+    if text.startswith("[ONNXRuntimeError]"):
+        text = text.split(" : ", 3)[-1]  # "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : msg" -> "msg"
+    name = type(exc).__name__
+    if not text.startswith(name) and ":" not in text[:40]:
+        text = f"{name}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -23,10 +23,11 @@ from typing import Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import load_audio, resample
+from .audio_io import atomic_output, load_audio, resample
 from .dnsmos import DNSMOS_METRICS, dnsmos_metrics, dnsmos_metrics_steps
 from .enhancer import Enhancer, Progress, enhance, rescaled
 from .errors import WorkbenchError
+from .outputs import check_output_target
 from .metrics import INTRUSIVE_METRICS, METRIC_SPECS, Metric, Pair, failed, find_pairs, intrusive_metrics
 
 NOISY = "noisy"
@@ -121,6 +122,8 @@ class EvaluationResult:
     metrics: list[str]
     files: list[str]
     elapsed_s: dict[str, float] = field(default_factory=dict)
+    #: every file the evaluation read (noisy, clean, precomputed outputs): never written over.
+    inputs: list[Path] = field(default_factory=list)
 
     def summaries(self) -> dict[tuple[str, str], Summary]:
         """``{(system, metric): Summary}``."""
@@ -143,6 +146,14 @@ class EvaluationResult:
             if m.file == file and m.model == model and m.metric == metric:
                 return m.value
         raise KeyError((file, model, metric))
+
+
+def pair_inputs(pairs: Sequence[Pair]) -> list[Path]:
+    """Every file the pairs name (noisy, clean, precomputed outputs): what an evaluation reads."""
+    out: list[Path] = []
+    for p in pairs:
+        out += [p.noisy, p.clean, *p.outputs.values()]
+    return out
 
 
 def _load_mono(path: Path) -> tuple[np.ndarray, int]:
@@ -216,6 +227,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     result = result_from_rows(rows, names={n: n for n in names}, pair_names=[p.name for p in pair_list],
                               metric_keys=metric_keys)
     result.elapsed_s = elapsed
+    result.inputs = pair_inputs(pair_list)
     return result
 
 
@@ -249,19 +261,22 @@ def result_from_rows(rows: Sequence[dict], *, names: dict[str, str], pair_names:
 CSV_COLUMNS = ("file", "model", "metric", "value", "unit", "reason", "lag_samples")
 
 
-def write_csv(result: EvaluationResult, path: str | Path) -> Path:
+def write_csv(result: EvaluationResult, path: str | Path, *, overwrite: bool = False) -> Path:
     """Long-form CSV, one row per measurement: ``file, model, metric, value, unit, reason, lag_samples``.
 
-    ``value`` is empty when the metric could not be computed (``reason`` says why).
+    ``value`` is empty when the metric could not be computed (``reason`` says why). Written through
+    :func:`~workbench.core.audio_io.atomic_output`: never over a file the evaluation read
+    (``result.inputs``), a non-regular file, or an existing file without ``overwrite``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for m in result.measurements:
-            w.writerow([m.file, m.model, m.metric, "" if m.value is None else repr(float(m.value)), m.unit,
-                        m.reason, "" if m.lag_samples is None else m.lag_samples])
+    with atomic_output(path, overwrite=overwrite, protect=tuple(result.inputs)) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_COLUMNS)
+            for m in result.measurements:
+                w.writerow([m.file, m.model, m.metric, "" if m.value is None else repr(float(m.value)), m.unit,
+                            m.reason, "" if m.lag_samples is None else m.lag_samples])
+    return path
     return path
 
 
@@ -313,11 +328,26 @@ def format_table(result: EvaluationResult, metrics: Sequence[str] | None = None,
     return "\n".join(lines)
 
 
-def plot_bars(result: EvaluationResult, path: str | Path, metrics: Sequence[str] | None = None) -> Path:
+#: Figure formats :func:`plot_bars` writes, by suffix.
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_plot_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise WorkbenchError(f"{path}: a plot is written as {', '.join(PLOT_SUFFIXES)} (by its suffix)")
+    return path
+
+
+def plot_bars(result: EvaluationResult, path: str | Path, metrics: Sequence[str] | None = None, *,
+              overwrite: bool = False) -> Path:
     """Bar chart (PNG/SVG/PDF by suffix) with one panel per metric, one bar per system, 95% CI error bars.
 
-    Uses matplotlib's object API with the Agg canvas (no pyplot state, no display needed).
+    Uses matplotlib's object API with the Agg canvas (no pyplot state, no display needed). Written
+    atomically with the same refusals as :func:`write_csv`.
     """
+    path = check_plot_path(path)
+    check_output_target(path, inputs=result.inputs, overwrite=overwrite)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -345,9 +375,9 @@ def plot_bars(result: EvaluationResult, path: str | Path, metrics: Sequence[str]
         ax.grid(axis="y", alpha=0.3)
     n = len(result.files)
     fig.suptitle(f"mean and 95% CI over {n} file{'s' if n != 1 else ''}", fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_output(path, overwrite=overwrite, protect=tuple(result.inputs)) as tmp:
+        with open(tmp, "wb") as fh:
+            fig.savefig(fh, format=path.suffix.lower().lstrip("."))
     return path
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, same_file, write_audio_atomic
 from .enhancer import Enhancer, Progress, enhance, rescaled
 from .errors import Cancelled, WorkbenchError
+from .outputs import check_output_target
 from .recording import Recording, Version, file_sha256
 
 #: File suffix per container.
@@ -129,9 +130,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     target = Path(path) if path is not None else Path(out_dir) / export_name(recording.path, version, fmt)
     protect = [recording.path] + [getattr(v.source, "path", None) for v in recording.versions]
     protect = tuple(p for p in protect if p is not None)
-    for p in protect:
-        if same_file(target, p):
-            raise WorkbenchError(f"{target}: refusing to write over the source recording")
+    check_output_target(target, inputs=protect, overwrite=overwrite)
     audio = version.source.read_all()
     sr_in = version.source.sample_rate
     sr_out = export_rate(recording, version, rate)
@@ -269,8 +268,7 @@ def export_comparison(recording: Recording, path: str | Path, versions: Sequence
                       exported: Iterable[ExportedFile] = (), overwrite: bool = False) -> Path:
     """Write the comparison as JSON (``.json``) or CSV (``.csv``), chosen by the suffix."""
     path = Path(path)
-    if same_file(path, recording.path):
-        raise WorkbenchError(f"{path}: refusing to write over the source recording")
+    check_output_target(path, inputs=(recording.path,), overwrite=overwrite)
     record = comparison_record(recording, versions, metrics=metrics, stft=stft, exported=exported)
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -295,17 +293,15 @@ def export_figure(recording: Recording, version: Version, path: str | Path, cfg,
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise WorkbenchError(f"{path}: figures are written as .png or .svg")
-    if same_file(path, recording.path):
-        raise WorkbenchError(f"{path}: refusing to write over the source recording")
-    if path.exists() and not overwrite:
-        raise WorkbenchError(f"{path}: already exists (use --overwrite to replace it)")
+    check_output_target(path, inputs=(recording.path,), overwrite=overwrite)
     ensure_folder(path.parent)
     audio = version.source.read_all()
     c = channel if channel < audio.shape[1] else 0
     title = kwargs.pop("title", f"{recording.name} — {version.name}")
     # render_figure itself writes through a temporary file and one rename.
     out = render_figure(np.ascontiguousarray(audio[:, c]), version.sample_rate, cfg, path, title=title,
-                        width_px=width_px, height_px=height_px, **kwargs)
+                        width_px=width_px, height_px=height_px, overwrite=overwrite,
+                        protect=(recording.path,), **kwargs)
     return Path(out)
 
 

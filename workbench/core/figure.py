@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
 from .audio_io import ArraySource, AudioSource, atomic_output
+from .outputs import check_output_target
 from .errors import NonFiniteAudioError, WorkbenchError
 from .stft import (StftConfig, full_scale_gain, group_delay, instantaneous_frequency_deviation, power_law,
                    stft_frames)
@@ -268,8 +269,12 @@ def _symmetric_limit(arr: np.ndarray, percentile: float = 99.5) -> float:
 
 
 def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", width_px: int = 1600,
-               height_px: int = 1000, layout: str = "grid") -> Path:
-    """Draw precomputed views to ``path`` (``.png`` or ``.svg``), written atomically; returns the path."""
+               height_px: int = 1000, layout: str = "grid", overwrite: bool = True,
+               protect: tuple = ()) -> Path:
+    """Draw precomputed views to ``path`` (``.png`` or ``.svg``), written atomically; returns the path.
+
+    ``overwrite`` and ``protect`` (the inputs of the command) are checked by
+    :func:`workbench.core.outputs.check_output_target` before anything is drawn."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg"):
@@ -278,6 +283,7 @@ def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", wi
         raise WorkbenchError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if not (200 <= width_px <= 20000 and 200 <= height_px <= 20000):
         raise WorkbenchError(f"{path}: figure size {width_px}x{height_px} px is outside 200..20000 px")
+    check_output_target(path, inputs=protect, overwrite=overwrite)
 
     fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI, layout="constrained")
     canvas = (FigureCanvasAgg if suffix == ".png" else FigureCanvasSVG)(fig)
@@ -353,7 +359,7 @@ def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", wi
     size = 12 if width_px >= 1400 or layout == "row" else 10
     fig.suptitle(f"{title}\n{sub}" if title else sub, fontsize=size if title else size - 2)
 
-    return _save_atomic(fig, canvas, path)
+    return _save_atomic(fig, canvas, path, overwrite=overwrite, protect=protect)
 
 
 def _cmap_with_bad(name: str):
@@ -362,8 +368,8 @@ def _cmap_with_bad(name: str):
     return colormaps[name].with_extremes(bad="#d9d9d9")  # masked (quiet) bins of derived phase views
 
 
-def _save_atomic(fig: Figure, canvas, path: Path) -> Path:
-    with atomic_output(path, overwrite=True) as tmp:
+def _save_atomic(fig: Figure, canvas, path: Path, *, overwrite: bool, protect: tuple) -> Path:
+    with atomic_output(path, overwrite=overwrite, protect=protect) as tmp:
         with open(tmp, "wb") as fh:
             if path.suffix.lower() == ".png":
                 canvas.print_png(fh)
@@ -375,7 +381,8 @@ def _save_atomic(fig: Figure, canvas, path: Path) -> Path:
 def render_figure(audio: np.ndarray, sample_rate: int, cfg: StftConfig, path: str | Path, *, title: str = "",
                   width_px: int = 1600, height_px: int = 1000, compression: float = 0.3,
                   floor_db: float = -100.0, phase_view: str = "phase", layout: str = "grid",
-                  mask_below_db: float | None = 60.0, max_frames: int = MAX_FRAMES) -> Path:
+                  mask_below_db: float | None = 60.0, max_frames: int = MAX_FRAMES, overwrite: bool = True,
+                  protect: tuple = ()) -> Path:
     """Draw magnitude, phase (or IF deviation / group delay), real and imaginary parts of ``audio``.
 
     Args:
@@ -391,6 +398,7 @@ def render_figure(audio: np.ndarray, sample_rate: int, cfg: StftConfig, path: st
         layout: ``grid`` (2 x 2), ``row`` (side by side) or ``column``.
         mask_below_db: derived phase views are greyed out more than this many dB under the peak.
         max_frames: columns drawn at most (longer signals are grouped; see module docstring).
+        overwrite, protect: see :func:`draw_views`.
 
     Returns:
         ``path``.
@@ -406,7 +414,8 @@ def render_figure(audio: np.ndarray, sample_rate: int, cfg: StftConfig, path: st
     views = compute_views_from_source(ArraySource(audio, sample_rate), cfg, channel=0, repair=False,
                                       phase_view=phase_view, compression=compression, floor_db=floor_db,
                                       mask_below_db=mask_below_db, max_frames=max_frames)
-    return draw_views(views, path, title=title, width_px=width_px, height_px=height_px, layout=layout)
+    return draw_views(views, path, title=title, width_px=width_px, height_px=height_px, layout=layout,
+                      overwrite=overwrite, protect=protect)
 
 
 def render_figure_source(source: AudioSource, cfg: StftConfig, path: str | Path, *, channel: int | str = 0,

@@ -32,13 +32,14 @@ See ``tests/plugins/example_plugin`` for a complete example.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Callable
 
 from .enhancer import Enhancer, EnhancerInfo
-from .errors import ModelError
+from .errors import ModelError, one_line
 
 ENTRY_POINT_GROUP = "workbench.enhancers"
 
@@ -161,8 +162,14 @@ def builtin_ids() -> list[str]:
     return list(BUILTINS)
 
 
-def load_enhancer(spec: str | Path) -> Enhancer:
+def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
     """Build the enhancer named by ``spec`` (built-in id, plugin id, or model path).
+
+    Args:
+        isolate: load a model *file* in a child process (:class:`~workbench.core.isolated.IsolatedEnhancer`)
+            so its calls can be stopped by Ctrl-C, Cancel or a time budget and a crash of the model's
+            runtime cannot take the program down. The CLI and the GUI pass True; built-ins and plugins
+            always run in process. ``WORKBENCH_ISOLATE_MODELS=0`` turns it off.
 
     Raises:
         ModelError: unknown id, missing file, or a model that cannot be loaded, with the reason.
@@ -187,6 +194,10 @@ def load_enhancer(spec: str | Path) -> Enhancer:
     if not path.exists():
         known = ", ".join(builtin_ids() + sorted(_plugins()))
         raise ModelError(f"{spec}: not a model id or an existing file/folder; known ids: {known}")
+    if isolate and os.environ.get("WORKBENCH_ISOLATE_MODELS", "1").strip() != "0":
+        from .isolated import IsolatedEnhancer
+
+        return IsolatedEnhancer(str(path))
     try:
         loaders = importlib.import_module("workbench_models.loaders")
     except ModuleNotFoundError as exc:
@@ -199,7 +210,7 @@ def load_enhancer(spec: str | Path) -> Enhancer:
     except ModelError:
         raise
     except Exception as exc:  # a loader bug or an unexpected file must not take the app down
-        raise ModelError(f"{path}: could not be loaded: {type(exc).__name__}: {exc}") from exc
+        raise ModelError(f"{path}: could not be loaded: {one_line(exc)}") from exc
     if not isinstance(enh, Enhancer):
         raise ModelError(f"{path}: loader returned {type(enh).__name__}, expected an Enhancer")
     return enh

@@ -87,8 +87,12 @@ class EngineJob(QThread):
         self._cancel = False
 
     def cancel(self) -> None:
-        """Ask the job to stop at the engine's next yield (thread-safe: a plain flag)."""
+        """Ask the job to stop at the engine's next yield (thread-safe: a plain flag); a model running in
+        a worker process (model files) is stopped at once, even inside a long call."""
         self._cancel = True
+        interrupt = getattr(self.enhancer, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
 
     def run(self) -> None:  # runs on the worker thread
         # Background priority: the model must not take the GUI thread's core (see workbench.gui.workers).
@@ -96,7 +100,7 @@ class EngineJob(QThread):
         label = str(self.spec)
         try:
             if self.enhancer is None:
-                self.enhancer = load_enhancer(self.spec)
+                self.enhancer = load_enhancer(self.spec, isolate=True)
             label = self.enhancer.info.name
             self.loaded.emit(self.enhancer)
             if self.recording is None:
@@ -158,12 +162,15 @@ class ProbeJob(QThread):
 
     def cancel(self) -> None:
         self._cancel = True
+        interrupt = getattr(self.enhancer, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
 
     def run(self) -> None:  # worker thread
         label = str(self.spec)
         try:
             if self.enhancer is None:
-                self.enhancer = load_enhancer(self.spec)
+                self.enhancer = load_enhancer(self.spec, isolate=True)
             label = self.enhancer.info.name
             report = run_to_end(probe(self.enhancer), lambda p: self.progress.emit(p.fraction, p.message),
                                 lambda: self._cancel)

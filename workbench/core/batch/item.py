@@ -43,8 +43,9 @@ class EnhanceSettings:
     """Everything that changes the bytes an enhancement writes (recorded in each manifest row).
 
     Attributes:
-        format: ``WAV`` or ``FLAC``.
-        subtype: sample format (``FLOAT``, ``PCM_16``, ``PCM_24``, ``PCM_32``).
+        format: ``WAV`` or ``FLAC`` (the planner's suffix; each output's container follows its suffix).
+        subtype: sample format (``FLOAT``, ``PCM_16``, ``PCM_24`` ...); ``None`` keeps the source's where
+            the container holds it, else the container's best (FLOAT for WAV, PCM_24 for FLAC).
         rate: ``"source"`` (the input's rate), ``"model"`` (the model's native rate) or Hz.
         channels: 0-based channels to process (``None``: all).
         mix: wet fraction ``a`` in ``out = a * enhanced + (1 - a) * input`` (1.0: the model's output).
@@ -54,7 +55,7 @@ class EnhanceSettings:
     """
 
     format: str = "WAV"
-    subtype: str = "FLOAT"
+    subtype: str | None = None
     rate: str | int = "source"
     channels: tuple[int, ...] | None = None
     mix: float = 1.0
@@ -158,16 +159,16 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     """Enhance one file as described by ``task`` (see :func:`enhance_task`); a generator yielding
     :class:`Progress` and returning the manifest row.
 
-    Outputs are written in the planned order through :func:`workbench.core.export.export_version`
-    (the atomic writer; never over the input). An output that already exists is kept, not rewritten,
+    Outputs are written in the planned order through the atomic writer (never over the input), at
+    ``settings.rate`` (soxr), PCM outputs clipped to ±1 (counted in ``metrics.clipped_samples``). An output that already exists is kept, not rewritten,
     unless the task says ``overwrite`` (a kill between two outputs of one item leaves the first
     complete; the rerun writes only the missing one — outputs are deterministic, so the bytes agree).
 
     Raises:
         Cancelled: ``should_stop`` said so between steps (nothing half-written is left).
     """
-    from ..audio_io import open_source
-    from ..export import check_format, export_version
+    from ..audio_io import clip_for_subtype, open_source, output_format, output_subtype, resample, write_audio_atomic
+    from ..export import export_rate
     from ..recording import Recording
 
     t_start = time.perf_counter()
@@ -176,7 +177,6 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     settings = EnhanceSettings.from_dict(task["settings"])
     rec = None
     try:
-        fmt, sub = check_format(settings.format, settings.subtype)
         if not 0.0 <= settings.mix <= 1.0:
             raise WorkbenchError(f"mix must be between 0 and 1, got {settings.mix}")
         if not path.exists():
@@ -213,12 +213,18 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
             v = versions.get(out["name"])
             if v is None:
                 raise WorkbenchError(f"{target}: no output named {out['name']!r} from model {enhancer.info.id!r}")
-            if target.exists() and not task.get("overwrite"):
+            if target.is_file() and not task.get("overwrite"):
                 out["kept"] = True  # an earlier run's output (atomic writes: it is complete)
             else:
-                written = export_version(rec, v, target.parent, format=fmt, subtype=sub, rate=settings.rate,
-                                         overwrite=bool(task.get("overwrite")), path=target)
-                clipped += written.clipped_samples
+                fmt = output_format(target)
+                sub = output_subtype(getattr(src, "info", None) and src.info.subtype, fmt, settings.subtype)
+                rate = export_rate(rec, v, settings.rate)
+                audio, n_clipped = clip_for_subtype(resample(v.source.read_all(), src.sample_rate, rate), sub)
+                write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
+                                   overwrite=bool(task.get("overwrite")),
+                                   protect=(path, *map(Path, task.get("protect", ()))))
+                out.update(subtype=sub, sample_rate=rate)
+                clipped += n_clipped
             out["sha256"] = file_sha256(target)
         row["metrics"]["clipped_samples"] = clipped
         t_write = time.perf_counter()
