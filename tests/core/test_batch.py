@@ -142,16 +142,19 @@ def test_inputs_from_lists_and_planning_refusals(corpus, tmp_path):
     (tmp_path / "list.csv").write_text("speaker,path\nx," + str(files[2]) + "\n")
     got = collect_inputs([tmp_path / "list.txt", tmp_path / "list.csv", files[0]])
     assert [f.path for f in got] == files[:3]  # duplicates dropped, list order kept
-    # two inputs that would write one file, and an output that is an input, are refused up front
+    # planned with the project's planner: colliding names made distinct, an earlier output of the model
+    # among the inputs skipped, an output that would be an input refused
     (tmp_path / "x.wav").write_bytes(files[0].read_bytes())
     (tmp_path / "x.flac").write_bytes(b"")
-    with pytest.raises(WorkbenchError, match="two inputs would write"):
-        enhance_tasks(collect_inputs([tmp_path / "x.wav", tmp_path / "x.flac"]), tmp_path / "o",
-                      [("wiener", "wiener", ["enhanced"])], EnhanceSettings())
+    tasks = enhance_tasks(collect_inputs([tmp_path / "x.wav", tmp_path / "x.flac"]), tmp_path / "o",
+                          [("wiener", "wiener", ["enhanced"])], EnhanceSettings())
+    assert [Path(t["outputs"][0]["path"]).name for t in tasks] == ["x-wav.wiener.wav", "x-flac.wiener.wav"]
     (tmp_path / "x.wiener.wav").write_bytes(b"")
-    with pytest.raises(WorkbenchError, match="over an input"):
-        enhance_tasks(collect_inputs([tmp_path / "x.wav", tmp_path / "x.wiener.wav"]), tmp_path,
-                      [("wiener", "wiener", ["enhanced"])], EnhanceSettings())
+    tasks = enhance_tasks(collect_inputs([tmp_path / "x.wav", tmp_path / "x.wiener.wav"]), tmp_path,
+                          [("wiener", "wiener", ["enhanced"])], EnhanceSettings())
+    assert tasks[0]["planned"]["status"] == "failed" and "refusing to write over the input" in \
+        tasks[0]["planned"]["reason"]
+    assert tasks[1]["planned"]["status"] == "skipped"
 
 
 def test_mix_is_exact_dry_wet(corpus, tmp_path):

@@ -31,6 +31,10 @@ def enhance_tasks(inputs: Sequence[InputFile], out_dir, models: Sequence[tuple[s
     plan = plan_outputs(inputs, out_dir, models, fmt=settings.format, residual=settings.residual)
     tasks = []
     for f, per_model in zip(inputs, plan):
-        for (key, _tag, _outs), outputs in zip(models, per_model):
-            tasks.append(enhance_task(len(tasks), f.path, key, outputs, settings, overwrite=overwrite))
+        for (key, _tag, _outs), planned in zip(models, per_model):
+            task = enhance_task(len(tasks), f.path, key, planned["outputs"], settings, overwrite=overwrite)
+            if planned["skip"] or planned["error"]:
+                task["planned"] = {"status": "skipped" if planned["skip"] else "failed",
+                                   "reason": planned["skip"] or planned["error"]}
+            tasks.append(task)
     return tasks

@@ -166,7 +166,14 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
     for task in tasks:
         ident = identities.get(task["model"])
         prev = previous.get(task["key"])
-        if reusable(prev, task, ident):
+        if task.get("planned"):  # the planner skipped or refused it before anything ran
+            from .item import _base_row
+
+            row = _base_row(task, ident)
+            row.update(task["planned"])
+            if manifest is not None:
+                manifest.append(row)
+        elif reusable(prev, task, ident):
             row = dict(prev, index=task["index"])
             reused += 1
         elif prev is not None and prev.get("status") == "done":

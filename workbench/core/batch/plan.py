@@ -7,11 +7,9 @@
 * :func:`plan_outputs` names every output: ``OUT/<sub folders>/<stem>.<model>.<ext>`` (the sub folders
   mirror the input's place below the folder it was found in, so ``a/x.wav`` and ``b/x.wav`` never
   collide), ``<stem>.<model>.<output>.<ext>`` for models with several outputs, and
-  ``<stem>.<model>.residual.<ext>`` for residuals. No output may be an input; two items that would
-  write one file are refused with both names.
-
-The planning call is one function (:func:`plan_outputs`), so the project's shared output planner can
-replace the naming here without touching the pipeline.
+  ``<stem>.<model>.residual.<ext>`` for residuals, through the project's one output planner
+  (:func:`workbench.core.outputs.plan_batch_outputs`): no output may be an input, colliding names get
+  distinct ones, inputs that are earlier outputs of the model are skipped.
 """
 
 from __future__ import annotations
@@ -129,43 +127,39 @@ def output_name(stem: str, model_tag: str, output: str | None, fmt: str) -> str:
 
 
 def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Sequence[tuple[str, str, Sequence[str]]],
-                 *, fmt: str = "WAV", residual: bool = False) -> list[list[list[dict]]]:
-    """Name every output of the batch.
+                 *, fmt: str = "WAV", residual: bool = False) -> list[list[dict]]:
+    """Name every output of the batch with the project's planner
+    (:func:`workbench.core.outputs.plan_batch_outputs`), one call per mirrored sub folder and model.
 
     Args:
         models: ``(model key, file tag, output names)`` per model; a model with one output writes
             ``<stem>.<tag>.<ext>``, one with several ``<stem>.<tag>.<output>.<ext>`` each.
 
     Returns:
-        ``plan[i][m]``: the ``[{"name", "path"}]`` outputs of input ``i`` with model ``m``.
-
-    Raises:
-        WorkbenchError: an output would be one of the inputs, or two items would write the same file.
+        ``plan[i][m]``: ``{"outputs": [{"name", "path"}], "skip": str | None, "error": str | None}`` for
+        input ``i`` with model ``m``. ``skip``: the input is an earlier output of that model; ``error``: an
+        output would be an input of the batch or is not a regular file. Colliding names (``x.wav`` and
+        ``x.flac``) get distinct names (``x-wav.<tag>``, ``x-flac.<tag>``).
     """
+    from ..outputs import plan_batch_outputs
+
     out_dir = Path(out_dir)
-    inputs_resolved = {f.path.resolve(): f.path for f in inputs if f.path.exists()}
-    claimed: dict[Path, str] = {}
-    plan: list[list[list[dict]]] = []
-    for f in inputs:
-        per_model = []
-        for key, tag, outputs in models:
+    ext = {"WAV": ".wav", "FLAC": ".flac"}[fmt.upper()]
+    every_input = [f.path for f in inputs]
+    groups: dict[Path, list[int]] = {}
+    for i, f in enumerate(inputs):
+        groups.setdefault(f.relative_parent, []).append(i)
+    plan: list[list[dict]] = [[{} for _ in models] for _ in inputs]
+    for rel, members in groups.items():
+        for m, (_key, tag, outputs) in enumerate(models):
             several = len(outputs) > 1
-            names = [(o, output_name(f.path.stem, tag, o if several else None, fmt)) for o in outputs]
+            names = [(o if several else "enhanced", f"{tag}.{o}" if several else tag) for o in outputs]
             if residual:
-                names.append(("residual", output_name(f.path.stem, tag, "residual", fmt)))
-            entries = []
-            for name, fname in names:
-                target = out_dir / f.relative_parent / fname
-                rt = target.resolve()
-                if rt in inputs_resolved:
-                    raise WorkbenchError(f"{target}: would be written over an input of this batch "
-                                         f"({inputs_resolved[rt]}); choose another output folder")
-                if rt in claimed:
-                    raise WorkbenchError(f"{target}: two inputs would write this file ({claimed[rt]} and "
-                                         f"{f.path}); rename one or run them into separate folders")
-                claimed[rt] = str(f.path)
-                entries.append({"name": "enhanced" if not several and name == outputs[0] else name,
-                                "path": str(target)})
-            per_model.append(entries)
-        plan.append(per_model)
+                names.append(("residual", f"{tag}.residual"))
+            planned = plan_batch_outputs([inputs[i].path for i in members], out_dir / rel,
+                                         tags=[t for _, t in names], suffix=ext, overwrite=True,
+                                         model_tag=tag, protect=every_input)
+            for i, item in zip(members, planned):
+                plan[i][m] = {"outputs": [{"name": n, "path": str(t)} for (n, _), t in zip(names, item.targets)],
+                              "skip": item.skip, "error": item.error}
     return plan
