@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -109,6 +110,16 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def peak_rss_mib() -> float | None:
+    """Peak resident memory of this process so far, MiB (``getrusage``; ``None`` where unavailable)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kib / 1024, 1) if sys.platform != "darwin" else round(kib / 2**20, 1)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
     return " ".join(text.split()) or type(exc).__name__
@@ -193,14 +204,24 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         for c in chans:
             if not 0 <= c < src.channels:
                 raise WorkbenchError(f"{path}: channel {c} does not exist (the recording has {src.channels})")
-        wet = yield from rescaled(enhance(enhancer, src, channels=chans), 0.0, 0.9, f"{path.name}: ", should_stop)
+        result = yield from rescaled(enhance(enhancer, src, channels=chans), 0.0, 0.9, f"{path.name}: ",
+                                     should_stop)
+        # A model with several outputs (EnhancerInfo.outputs) gets (outputs, frames, channels) from the
+        # engine; each output is its own version and file (<stem>.<model>.<output>.<ext>).
+        names = tuple(getattr(enhancer.info, "outputs", None) or ("enhanced",))
+        per_output = {"enhanced": result} if len(names) == 1 else {n: result[j] for j, n in enumerate(names)}
         if settings.mix != 1.0:
             dry = src.read_all()[:, chans]
-            wet = (np.float32(settings.mix) * wet + np.float32(1.0 - settings.mix) * dry).astype(np.float32)
+            per_output = {n: (np.float32(settings.mix) * w + np.float32(1.0 - settings.mix) * dry).astype(np.float32)
+                          for n, w in per_output.items()}
         t_model = time.perf_counter()
-        version = rec.add_enhanced(wet, src.sample_rate, enhancer.info,
-                                   {"channels": chans, "mix": settings.mix, "batch": True}, t_model - t_read)
-        versions = {"enhanced": version}
+        versions = {}
+        for n, audio in per_output.items():
+            versions[n] = rec.add_enhanced(audio, src.sample_rate, enhancer.info,
+                                           {"channels": chans, "mix": settings.mix, "output": n, "batch": True},
+                                           t_model - t_read)
+        version = next(iter(versions.values()))
+        wet = version.source.read_all()
         if settings.residual:
             versions["residual"] = rec.residual_of(version)
         peak, rms = _level_dbfs(wet)
@@ -248,6 +269,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         if rec is not None and hasattr(rec.source, "close"):
             rec.source.close()
     row["timings"]["total_s"] = round(time.perf_counter() - t_start, 6)
+    row["worker_peak_rss_mib"] = peak_rss_mib()
     yield Progress(1.0, f"{path.name}: {row['status']}")
     return row
 
@@ -330,6 +352,7 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
         row["status"], row["reason"] = "failed", _one_line(exc)
         row["metrics"] = {k: None for k in keys}
     row["timings"]["total_s"] = round(time.perf_counter() - t_start, 6)
+    row["worker_peak_rss_mib"] = peak_rss_mib()
     yield Progress(1.0, f"{task['pair']}: {system} {row['status']}")
     return row
 
