@@ -19,7 +19,6 @@ from workbench.cli import main
 from workbench.core.audio_io import write_audio_atomic
 from workbench.core.batch import EnhanceSettings, collect_inputs, enhance_tasks, read_manifest
 from workbench.core.batch.backends import LOST_WORKER_REASON
-from workbench.core.errors import WorkbenchError
 from workbench.core.recording import file_sha256
 
 REPO = Path(__file__).resolve().parents[2]

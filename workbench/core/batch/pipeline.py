@@ -18,7 +18,7 @@ cancel between yields. Per task it
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Generator, Mapping, Sequence
 
