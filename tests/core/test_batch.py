@@ -269,3 +269,19 @@ def test_lost_local_worker_is_retried(long_corpus, long_reference, tmp_path):
     rows = rows_of(out / "manifest.jsonl")
     assert len(rows) == 12 and {r["status"] for r in rows} == {"done"}
     assert not any(LOST_WORKER_REASON in r["reason"] for r in rows)
+
+
+def test_evaluate_unreadable_pair_is_rows_with_reasons(tmp_path, rng, capsys):
+    """`workbench evaluate` used to stop at the first unreadable pair; now it is that pair's rows."""
+    x = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    for name in ("x", "y"):
+        sf.write(tmp_path / f"{name}_clean.wav", x, 16000)
+        sf.write(tmp_path / f"{name}_noisy.wav", x + 0.01 * rng.standard_normal(16000).astype(np.float32), 16000)
+    (tmp_path / "y_noisy.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00garbage")
+    assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr", "--csv",
+                 str(tmp_path / "r.csv")]) == 0
+    from workbench.core.evaluation import read_csv
+
+    rows = {r["file"]: r for r in read_csv(tmp_path / "r.csv")}
+    assert rows["x"]["value"] is not None
+    assert rows["y"]["value"] is None and "y_noisy.wav" in rows["y"]["reason"]
