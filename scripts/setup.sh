@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing Python packages into .venv (torch pinned by constraints.txt)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+  echo "setup: installing Python packages into .venv (torch pinned by constraints.txt; Ray for the cluster backend)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,cluster]"
   rm -f .venv/.installed-*; touch "$stamp"
 fi

@@ -24,6 +24,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "repair": "repair",
     "phase-lab": "phase_lab",
+    "batch": "batch",
     "gui": "gui",
 }
 

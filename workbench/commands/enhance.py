@@ -30,16 +30,17 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import json
+import time
 
 import numpy as np
 import soundfile as sf
 
 from ..core.audio_io import (OUTPUT_FORMATS, WRITE_SUBTYPES, atomic_output, clip_for_subtype, open_source,
                              output_subtype)
+from ..core.batch.plan import AUDIO_SUFFIXES
 from ..core.editing import Strength, parse_span, with_attenuation_limit
 from ..core.enhancer import run_to_end, with_processing
 from ..core.errors import WorkbenchError
@@ -49,7 +50,6 @@ from ..core.recording import Recording
 from ..core.version_ops import enhance_region, noise_profile_model
 from ..core.registry import load_enhancer
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
 
 
 def add_parser(sub) -> None:

@@ -940,5 +940,20 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
         with sf.SoundFile(native_path(tmp), "w", samplerate=int(sample_rate),
                           channels=1 if audio.ndim == 1 else audio.shape[1],
                           subtype=subtype, format=format) as out:
+            _no_peak_chunk(out)
             out.write(audio)
     return path
+
+
+#: libsndfile's ``SFC_SET_ADD_PEAK_CHUNK`` (sndfile.h); soundfile has no public call for it.
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def _no_peak_chunk(out: sf.SoundFile) -> None:
+    """Leave out the PEAK chunk libsndfile adds to float WAV/AIFF files: it holds the wall-clock time of
+    the write, so the same samples written twice would differ in four header bytes, and batch outputs
+    must be byte-identical whatever the run (the chunk is optional metadata; readers do not need it)."""
+    try:
+        sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+    except AttributeError:  # a soundfile without these internals: keep the chunk, lose byte identity
+        pass

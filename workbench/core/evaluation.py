@@ -335,6 +335,31 @@ def length_mismatch(clean_s: float, noisy_s: float) -> str | None:
     return f"{noisy_s:.2f} s long, {abs(diff):.2f} s {'longer' if diff > 0 else 'shorter'}"
 
 
+def result_from_rows(rows: Sequence[dict], *, names: dict[str, str], pair_names: Sequence[str],
+                     metric_keys: Sequence[str] | None = None) -> EvaluationResult:
+    """An :class:`EvaluationResult` from batch evaluation rows (one per pair and system).
+
+    Args:
+        names: ``{system key in the rows: name in the table}`` in table order (``noisy`` first).
+        metric_keys: column order (default: the metrics of the first row).
+
+    A failed row gives each of its metrics a missing value with the row's reason.
+    """
+    if metric_keys is None:
+        metric_keys = list(rows[0]["metrics"]) if rows else []
+    measurements = []
+    for row in rows:
+        system = names.get(row["model"]["spec"], row["model"].get("id", row["model"]["spec"]))
+        for key in metric_keys:
+            value = row["metrics"].get(key)
+            reason = row.get("metric_reasons", {}).get(key, "") if row["status"] == "done" else row["reason"]
+            if value is None and not reason:
+                reason = "not computed"
+            measurements.append(Measurement(row["pair"], system, key, value, METRIC_SPECS[key].unit, reason,
+                                            row.get("lag_samples")))
+    return EvaluationResult(measurements, list(names.values()), list(metric_keys), list(pair_names))
+
+
 # ------------------------------------------------------------------------------------------ outputs
 
 CSV_COLUMNS = ("file", "model", "metric", "value", "unit", "reason", "lag_samples")

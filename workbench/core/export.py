@@ -26,7 +26,7 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, write_audio_atomic
+from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, same_file, write_audio_atomic
 from .enhancer import Enhancer, Progress, rescaled
 from .errors import Cancelled, WorkbenchError
 from .outputs import check_output_target

@@ -1,0 +1,287 @@
+"""``workbench batch enhance|evaluate``: corpora on this machine's cores or on a Ray cluster, resumable.
+
+::
+
+    workbench batch enhance INPUTS... -m MODEL [-m MODEL ...] -o OUT_DIR [--workers N]
+                            [--backend local|ray] [--address ADDR] [--manifest FILE] [--resume] ...
+    workbench batch evaluate PAIRS_DIR -m MODEL ... --csv OUT.csv [same scaling options]
+
+Inputs are folders (searched recursively), files, or list files (``.txt`` one path per line, ``.csv``
+with a ``path`` column, an earlier ``manifest.jsonl``). Every item (one input with one model) becomes
+one manifest row (``OUT_DIR/manifest.jsonl`` by default; ``OUT.csv.manifest.jsonl`` for evaluate); a
+bad file is a failed row with its reason, never a failed run (exit status 2 when any item failed).
+``--resume`` after Ctrl-C, a kill or a lost worker does only what is not done. Progress goes to stderr;
+a summary table follows at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..core.audio_io import WRITE_SUBTYPES
+from ..core.errors import WorkbenchError
+
+BACKEND_CHOICES = ("local", "ray")
+
+
+def _scaling(p) -> None:
+    g = p.add_argument_group("scaling and resume")
+    g.add_argument("--backend", choices=BACKEND_CHOICES, default="local",
+                   help="local: a process pool on this machine; ray: Ray Data (local instance or --address)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes / Ray actors, each loading the models once (default: this machine's "
+                        "CPU count; with --address the cluster's; 0 runs in this process)")
+    g.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to join: 'auto' (a cluster started on this machine with `ray start`) or HOST:PORT")
+    g.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="intra-op threads per worker for torch/onnxruntime (default WORKBENCH_THREADS, else 1)")
+    g.add_argument("--manifest", metavar="FILE", help="the JSONL manifest (see README: Batch manifest)")
+    g.add_argument("--resume", action="store_true", help="continue the manifest: redo only what is not done")
+    g.add_argument("--overwrite", action="store_true", help="recompute and replace existing outputs / manifest")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("batch", help="enhance or evaluate a corpus (local process pool or Ray cluster), resumable",
+                       description=__doc__.split("\n\n")[0])
+    actions = p.add_subparsers(dest="batch_command", metavar="ACTION")
+    actions.required = True
+    e = actions.add_parser("enhance", help="enhance every input with every model")
+    e.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders (recursive), or list files")
+    e.add_argument("-m", "--model", action="append", required=True, metavar="MODEL",
+                   help="model id or path (repeatable: each model makes its own outputs)")
+    e.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (sub folders mirror inputs)")
+    e.add_argument("--format", default="WAV", choices=("WAV", "FLAC"), type=str.upper)
+    e.add_argument("--subtype", default=None, choices=sorted(set(WRITE_SUBTYPES["WAV"]) | set(WRITE_SUBTYPES["FLAC"])),
+                   help="sample format (default: the source's where the format holds it, else FLOAT for WAV, "
+                        "PCM_24 for FLAC)")
+    e.add_argument("--rate", default="source", help="output rate: source, model, or Hz (default source)")
+    e.add_argument("--mix", type=float, default=1.0, metavar="A",
+                   help="wet fraction: out = A*enhanced + (1-A)*input, 0..1 (default 1)")
+    e.add_argument("--residual", action="store_true", help="also write input - enhanced")
+    e.add_argument("--channels", metavar="LIST", help="comma-separated 0-based channels (default all)")
+    e.add_argument("--repair", action="store_true", help="read NaN/Inf input samples as 0 instead of failing the file")
+    e.add_argument("--dnsmos", action="store_true", help="score every output with DNSMOS into the manifest")
+    _scaling(e)
+    v = actions.add_parser("evaluate", help="score models on noisy/clean pairs (as `workbench evaluate`)")
+    v.add_argument("pairs_dir", metavar="PAIRS_DIR")
+    v.add_argument("-m", "--model", action="append", default=[], metavar="MODEL",
+                   help="model id, model path, or file:TAG for precomputed outputs (repeatable)")
+    v.add_argument("--csv", required=True, metavar="OUT.csv", help="long-form results (as `workbench evaluate --csv`)")
+    v.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (non-intrusive) scores")
+    v.add_argument("--metrics", metavar="LIST", help="comma-separated intrusive metrics (default all)")
+    _scaling(v)
+
+
+# ------------------------------------------------------------------------------------------ driving
+
+
+def _threads(args) -> int:
+    from ..core.threads import threads_from_env
+
+    t = args.threads if args.threads is not None else threads_from_env(1)
+    if t is None or t < 1:
+        raise WorkbenchError(f"--threads: expected a positive number, got {t}")
+    return int(t)
+
+
+def _workers(args) -> int:
+    if args.workers is not None:
+        if args.workers < 0:
+            raise WorkbenchError(f"--workers: expected 0 or more, got {args.workers}")
+        return args.workers
+    if args.backend == "ray" and args.address:
+        return 0  # 0 = size the actor pool to the cluster
+    return max(1, os.cpu_count() or 1)
+
+
+def _load(specs, threads):
+    """Load every model here once: one clear error for a model that cannot load, and identities."""
+    from ..core.batch.backends import set_thread_env
+    from ..core.batch.item import model_identity
+    from ..core.registry import load_enhancer
+
+    set_thread_env(threads)  # the serial path and the workers compute with the same thread count
+    models, identities = {}, {}
+    for spec in specs:
+        if spec in models:
+            raise WorkbenchError(f"model {spec!r} given twice")
+        enh = load_enhancer(spec)
+        models[spec], identities[spec] = enh, model_identity(enh, spec)
+    return models, identities
+
+
+class _Display:
+    """A rich progress bar on stderr (items done/failed, rate, ETA) and one line per failure."""
+
+    def __init__(self, total: int, quiet: bool):
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+        self.counts = {"done": 0, "failed": 0, "skipped": 0}
+        self.bar = None
+        if not quiet and self.console.is_terminal:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                TimeRemainingColumn(), console=self.console)
+            self.task = self.bar.add_task("batch", total=total, status="")
+        self.started = time.perf_counter()
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+    def row(self, row: dict) -> None:
+        self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
+        if row["status"] == "failed":
+            reason = row["reason"] if row["input"] in row["reason"] else f"{row['input']}: {row['reason']}"
+            self.console.print(f"error: {reason}", markup=False, soft_wrap=True)
+        if self.bar is not None:
+            c = self.counts
+            rate = sum(c.values()) / max(time.perf_counter() - self.started, 1e-9)
+            self.bar.update(self.task, advance=1, status=f"{c['done']} done, {c['failed']} failed, "
+                                                         f"{c['skipped']} skipped, {rate:.2f} items/s")
+
+    def summary(self, report, extra: list[tuple[str, str]] = ()) -> None:
+        from rich.table import Table
+
+        t = Table(title="batch summary", show_header=False, title_justify="left")
+        t.add_column(style="bold")
+        t.add_column()
+        for k, v in list(report.table()) + list(extra):
+            t.add_row(k, v)
+        self.console.print(t)
+
+
+def _drive(tasks, args, models, identities, manifest, display):
+    from ..core.batch import run_batch
+    from ..core.enhancer import run_to_end
+
+    threads = _threads(args)
+    workers = _workers(args)
+    backend = args.backend if workers > 0 or (args.backend == "ray" and args.address) else "serial"
+    if backend != "serial":
+        for enh in models.values():
+            enh.close()  # the workers load their own; free this process's copy
+    specs = list(identities)
+    gen = run_batch(tasks, backend=backend, workers=workers, threads=threads, models=models, specs=specs,
+                    identities=identities, manifest=manifest, address=args.address, on_row=display.row)
+    with display:
+        return run_to_end(gen)
+
+
+def run(args) -> int:
+    try:
+        return _run_enhance(args) if args.batch_command == "enhance" else _run_evaluate(args)
+    except KeyboardInterrupt:
+        manifest = getattr(args, "_manifest_path", None)
+        print("error: interrupted" + (f"; finished items are in {manifest}, continue with --resume" if manifest else ""),
+              file=sys.stderr)
+        return 130
+
+
+def _run_enhance(args) -> int:
+    from ..core.batch import EnhanceSettings, Manifest, collect_inputs, enhance_tasks
+    from ..core.audio_io import output_subtype
+    from ..core.export import file_tag
+    from .enhance import parse_channels
+
+    fmt = args.format
+    subtype = args.subtype
+    if subtype is not None:
+        output_subtype(None, fmt, subtype)  # refuses a subtype the container cannot hold
+    rate: str | int = args.rate
+    if rate not in ("source", "model"):
+        try:
+            rate = int(rate)
+        except ValueError:
+            raise WorkbenchError(f"--rate: expected source, model or a number of Hz, got {args.rate!r}") from None
+        if rate <= 0:
+            raise WorkbenchError(f"--rate: expected a positive number of Hz, got {rate}")
+    if not 0.0 <= args.mix <= 1.0:
+        raise WorkbenchError(f"--mix: expected a wet fraction between 0 and 1, got {args.mix}")
+    channels = parse_channels(args.channels)
+    settings = EnhanceSettings(format=fmt, subtype=subtype, rate=rate,
+                               channels=None if channels is None else tuple(channels), mix=float(args.mix),
+                               residual=args.residual, repair=args.repair, dnsmos=args.dnsmos)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise WorkbenchError(f"{out_dir}: -o must be a folder, but this is a file")
+    inputs = collect_inputs(args.inputs, exclude=[out_dir])
+    if not inputs:
+        raise WorkbenchError("no inputs to process")
+    threads = _threads(args)
+    models, identities = _load(args.model, threads)
+    plan_models = [(spec, file_tag(models[spec].info.id), list(getattr(models[spec].info, "outputs", None)
+                                                               or ["enhanced"])) for spec in args.model]
+    tasks = enhance_tasks(inputs, out_dir, plan_models, settings, overwrite=args.overwrite)
+    manifest_path = Path(args.manifest) if args.manifest else out_dir / "manifest.jsonl"
+    manifest = Manifest(manifest_path, {"kind": "enhance", "models": list(identities.values()),
+                                        "settings": settings.to_dict(), "output_dir": str(out_dir)},
+                        resume=args.resume, overwrite=args.overwrite, protect=[f.path for f in inputs])
+    args._manifest_path = manifest_path
+    display = _Display(len(tasks), args.quiet)
+    report = _drive(tasks, args, models, identities, manifest, display)
+    display.summary(report)
+    return 2 if report.failed else 0
+
+
+def _run_evaluate(args) -> int:
+    from ..core.batch import Manifest, evaluate_task
+    from ..core.evaluation import FILE_PREFIX, NOISY, format_table, result_from_rows, write_csv
+    from ..core.metrics import INTRUSIVE_METRICS, find_pairs
+
+    metrics = None
+    if args.metrics:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        unknown = [m for m in metrics if m not in INTRUSIVE_METRICS]
+        if unknown:
+            raise WorkbenchError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(INTRUSIVE_METRICS)}")
+    pairs = find_pairs(args.pairs_dir)
+    csv_path = Path(args.csv)
+    specs = [m for m in args.model if not m.startswith(FILE_PREFIX)]
+    for m in args.model:
+        if m.startswith(FILE_PREFIX):
+            tag = m[len(FILE_PREFIX):]
+            missing = [p.name for p in pairs if tag not in p.outputs]
+            if missing:
+                raise WorkbenchError(f"precomputed outputs {tag!r} missing for {', '.join(missing)}")
+    threads = _threads(args)
+    models, identities = _load(specs, threads)
+    systems = [NOISY] + list(args.model)
+    names = [NOISY] + [identities[m]["id"] if m in identities else m for m in args.model]
+    if len(set(names)) != len(names):
+        raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
+    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics) for pair in pairs for s in systems]
+    for i, t in enumerate(tasks):
+        t["index"] = i
+    inputs = [p.noisy for p in pairs] + [p.clean for p in pairs] + [q for p in pairs for q in p.outputs.values()]
+    for p in inputs:
+        from ..core.audio_io import same_file
+
+        if same_file(csv_path, p):
+            raise WorkbenchError(f"{csv_path}: refusing to write the results over an input of this evaluation")
+    manifest_path = Path(args.manifest) if args.manifest else csv_path.with_name(csv_path.name + ".manifest.jsonl")
+    manifest = Manifest(manifest_path, {"kind": "evaluate", "models": list(identities.values()),
+                                        "settings": {"dnsmos": not args.no_dnsmos, "metrics": metrics},
+                                        "pairs_dir": str(args.pairs_dir)},
+                        resume=args.resume, overwrite=args.overwrite, protect=inputs)
+    args._manifest_path = manifest_path
+    display = _Display(len(tasks), args.quiet)
+    report = _drive(tasks, args, models, identities, manifest, display)
+    result = result_from_rows(report.rows, names=dict(zip(systems, names)), pair_names=[p.name for p in pairs])
+    print(format_table(result))
+    print(f"wrote {write_csv(result, csv_path)}")
+    display.summary(report)
+    return 2 if report.failed else 0
