@@ -151,7 +151,7 @@ def test_inputs_from_lists_and_planning_refusals(corpus, tmp_path):
     (tmp_path / "x.wiener.wav").write_bytes(b"")
     tasks = enhance_tasks(collect_inputs([tmp_path / "x.wav", tmp_path / "x.wiener.wav"]), tmp_path,
                           [("wiener", "wiener", ["enhanced"])], EnhanceSettings())
-    assert tasks[0]["planned"]["status"] == "failed" and "refusing to write over the input" in \
+    assert tasks[0]["planned"]["status"] == "failed" and "is an input of this batch" in \
         tasks[0]["planned"]["reason"]
     assert tasks[1]["planned"]["status"] == "skipped"
 

@@ -288,8 +288,17 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     total = len(pair_list) * len(systems)
     done = 0
     for pair in pair_list:
-        clean, clean_sr = _load_mono(pair.clean)
-        noisy, noisy_sr = _load_mono(pair.noisy)
+        try:
+            clean, clean_sr = _load_mono(pair.clean)
+            noisy, noisy_sr = _load_mono(pair.noisy)
+        except WorkbenchError as exc:
+            # A pair that cannot be read is rows with the reason (and a warning), never a stopped run.
+            warnings.append(str(exc))
+            for name, _system in systems:
+                rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, str(exc))
+                            for key in metric_keys)
+                done += 1
+            continue
         mismatch = length_mismatch(len(clean) / clean_sr, len(noisy) / noisy_sr)
         for name, system in systems:
             yield Progress(done / total, f"{pair.name}: {name}")
