@@ -32,7 +32,9 @@ def test_every_entry_is_complete():
         assert spec.colormap_kind in ("sequential", "cyclic", "diverging")
     assert VIEWS["magnitude"].unit == "dBFS" and VIEWS["group_delay"].unit == "ms"
     assert VIEWS["inst_freq"].maskable and VIEWS["group_delay"].maskable and not VIEWS["phase"].maskable
-    assert list(second_pane_views()) == ["phase", "inst_freq", "group_delay", "mag_diff", "phase_diff"]
+    # The phase lab registers its effective-mask views after the built-in ones.
+    assert list(second_pane_views()) == ["phase", "inst_freq", "group_delay", "mag_diff", "phase_diff",
+                                         "mask_db", "mask_phase"]
     assert phase_views() == ("phase", "inst_freq", "group_delay")
     with pytest.raises(ValueError, match="already registered"):
         register_view(VIEWS["phase"])

@@ -38,7 +38,7 @@ import time
 import numpy as np
 import soundfile as sf
 
-from ..core.audio_io import (OUTPUT_FORMATS, WRITE_SUBTYPES, atomic_output, clip_for_subtype, open_source,
+from ..core.audio_io import (OUTPUT_FORMATS, WRITE_SUBTYPES, atomic_output, clip_for_subtype, native_path, open_source,
                              output_subtype)
 from ..core.batch.plan import AUDIO_SUFFIXES
 from ..core.editing import Strength, parse_span, with_attenuation_limit
@@ -343,7 +343,7 @@ def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenan
     if not np.all(np.isfinite(audio)):
         raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
     with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
-        with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
+        with sf.SoundFile(native_path(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
                           format="WAV") as out:
             out.comment = json.dumps(provenance, sort_keys=True)
             for a in range(0, audio.shape[0], 1 << 16):

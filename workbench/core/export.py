@@ -26,7 +26,8 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, open_source, resample, same_file, write_audio_atomic
+from .audio_io import (WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, open_source, resample, same_file,
+                       write_audio_atomic)
 from .enhancer import Enhancer, Progress, rescaled
 from .errors import Cancelled, WorkbenchError
 from .outputs import check_output_target
@@ -240,7 +241,7 @@ def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int,
             # MP3): measure what was written and encode once more with the gain corrected by the difference.
             import soundfile as sf  # noqa: PLC0415
             from .loudness import measure, true_peak  # noqa: PLC0415
-            decoded, _ = sf.read(str(written), dtype="float32", always_2d=True)
+            decoded, _ = sf.read(native_path(written), dtype="float32", always_2d=True)
             got = measure(decoded, sr_out).lufs
             wanted = loudness_target[0] + facts["limited_db"]
             if got is not None and abs(got - wanted) > 0.05:
@@ -276,7 +277,7 @@ def _write_lossy(target: Path, audio: np.ndarray, rate: int, fmt: str, sub: str,
     if bitrate_mode is not None and fmt != "OGG":
         extra["bitrate_mode"] = bitrate_mode.upper()
     with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
-        with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=audio.shape[1], format=LOSSY[fmt][0],
+        with sf.SoundFile(native_path(tmp), "w", samplerate=int(rate), channels=audio.shape[1], format=LOSSY[fmt][0],
                           subtype=sub, **extra) as out:
             for a in range(0, audio.shape[0], WRITE_BLOCK_FRAMES):
                 out.write(np.ascontiguousarray(audio[a:a + WRITE_BLOCK_FRAMES]))

@@ -53,7 +53,7 @@ from typing import Any, Generator
 import numpy as np
 import soundfile as sf
 
-from .audio_io import atomic_output, write_audio_atomic
+from .audio_io import atomic_output, native_path, write_audio_atomic
 from .enhancer import EnhancerInfo, Progress, run_to_end
 from .errors import WorkbenchError
 from .editing import Strength
@@ -238,7 +238,7 @@ def open_session(path: str | Path, session: Session | None = None
             file = path.parent / item.get("file", "")
             try:
                 prov = Provenance.from_dict(item.get("provenance") or {})
-                audio, rate = sf.read(str(file), dtype="float32", always_2d=True)
+                audio, rate = sf.read(native_path(file), dtype="float32", always_2d=True)
             except (ValueError, TypeError) as exc:
                 problems.append(f"{path}: version {name!r} of {src.name}: {exc}")
                 continue
