@@ -28,8 +28,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pyloudnorm
-import scipy.signal
 
 #: BS.1770 gating block length in seconds; shorter signals have no integrated loudness.
 BLOCK_S = 0.4
@@ -99,6 +97,7 @@ def _block_bounds(n: int, rate: int, meter: pyloudnorm.Meter) -> tuple[np.ndarra
     ``step`` = 1 - overlap = 0.25); the number of blocks is ``round((T - T_g) / (T_g * step)) + 1`` for a
     signal of ``T`` seconds (the last block may reach past the end; it is then cut at ``n``).
     """
+    import pyloudnorm  # local: not needed until a metric/loudness is computed
     t_g, step = meter.block_size, 1.0 - meter.overlap
     count = int(np.round((n / rate - t_g) / (t_g * step))) + 1
     j = np.arange(count)
@@ -130,6 +129,8 @@ def measure(audio: np.ndarray, sample_rate: int, *, block_frames: int = MEASURE_
     pyloudnorm's whole-signal call instead copies the signal to float64 several times (about 1 GB per
     hour of 48 kHz mono) and loops over every block in Python.
     """
+    import pyloudnorm  # local: not needed until a metric/loudness is computed
+    import scipy.signal  # local: not needed until a metric/loudness is computed
     x = np.asarray(audio)
     if x.ndim == 1:
         x = x[:, None]
