@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 def libraries_loaded() -> bool:
     """True once pyloudnorm and scipy.signal (imported on first use, together about 0.4 s) are loaded,
     i.e. when measuring loudness no longer starts with that import."""
@@ -110,7 +111,6 @@ def _block_bounds(n: int, rate: int, meter: pyloudnorm.Meter) -> tuple[np.ndarra
     ``step`` = 1 - overlap = 0.25); the number of blocks is ``round((T - T_g) / (T_g * step)) + 1`` for a
     signal of ``T`` seconds (the last block may reach past the end; it is then cut at ``n``).
     """
-    import pyloudnorm  # local: not needed until a metric/loudness is computed
     t_g, step = meter.block_size, 1.0 - meter.overlap
     count = int(np.round((n / rate - t_g) / (t_g * step))) + 1
     j = np.arange(count)
@@ -142,8 +142,8 @@ def measure(audio: np.ndarray, sample_rate: int, *, block_frames: int = MEASURE_
     pyloudnorm's whole-signal call instead copies the signal to float64 several times (about 1 GB per
     hour of 48 kHz mono) and loops over every block in Python.
     """
-    import pyloudnorm  # local: not needed until a metric/loudness is computed
-    import scipy.signal  # local: not needed until a metric/loudness is computed
+    import pyloudnorm  # local: imported on first use, not at start-up
+    import scipy.signal  # local: imported on first use, not at start-up
     x = np.asarray(audio)
     if x.ndim == 1:
         x = x[:, None]
