@@ -151,3 +151,15 @@ def test_every_registered_view_gives_float32_of_the_spectrogram_shape(rng):
         assert out.dtype == np.float32 and out.shape == spec.shape, name
     with pytest.raises(ValueError, match="unknown view"):
         compute_view("cepstrum", inp)
+
+
+@pytest.mark.parametrize("name", ["hann", "hamming", "blackman"])
+@pytest.mark.parametrize("n", [1, 2, 255, 512, 1024])
+def test_periodic_windows_equal_scipy_get_window(name, n):
+    """The STFT windows come from numpy (scipy.signal is not imported at start-up); they are the periodic
+    (DFT-even) windows scipy.signal.get_window(name, n, fftbins=True) returns."""
+    import scipy.signal
+
+    from workbench.core.stft import periodic_window
+    np.testing.assert_allclose(periodic_window(name, n), scipy.signal.get_window(name, n, fftbins=True),
+                               rtol=0, atol=1e-15)

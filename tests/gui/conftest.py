@@ -31,6 +31,10 @@ def _workbench_qt(qapp, tmp_path_factory):
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
     configure_pyqtgraph()
+    # Short clips are prepared for playback synchronously only once the loudness libraries are loaded
+    # (the app's first preparation goes to a worker); the tests rely on the synchronous path.
+    from workbench.core.loudness import load_libraries
+    load_libraries()
     yield
 
 

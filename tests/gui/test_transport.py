@@ -238,3 +238,26 @@ def test_long_recordings_are_prepared_on_first_play(qtbot, recording, monkeypatc
     assert not bar.is_deferred() and len(bar.engine.tracks) == len(recording.versions)
     assert _pull(bar.engine).any()                                 # it really plays the recording
     bar.shutdown()
+
+
+def test_first_preparation_of_a_short_clip_runs_on_the_worker(qtbot, recording, monkeypatch):
+    """While the loudness libraries are not imported yet (the app's first preparation, which would import
+    them on the GUI thread before the first paint), a short clip is prepared on the worker too; it arrives
+    complete and the buttons follow."""
+    import threading
+
+    import workbench.gui.transport as transport_module
+    monkeypatch.setattr(transport_module, "libraries_loaded", lambda: False)
+    engine = FakeDeviceEngine()
+    threads = []
+    real_load = engine.load
+    monkeypatch.setattr(engine, "load", lambda *a, **k: (threads.append(threading.current_thread()),
+                                                         real_load(*a, **k))[1])
+    bar = TransportBar(engine=engine)
+    qtbot.addWidget(bar)
+    bar.set_recording(recording)
+    assert bar.is_loading()
+    qtbot.waitUntil(lambda: not bar.is_loading(), timeout=10000)
+    assert len(engine.tracks) == 3 and len(bar.version_buttons) == 3
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    bar.shutdown()

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Generator
 
 import numpy as np
-import scipy.signal
 import soxr
 
 from .enhancer import Progress, run_to_end
@@ -138,6 +137,7 @@ def p808_features(window: np.ndarray) -> np.ndarray:
     ``L = 10·log10(max(M, 1e-10)) - 10·log10(max(max M, 1e-10))``, floored at −80 dB;
     features ``(L + 40) / 40``. For the reference window (144000 samples) that is 900 frames.
     """
+    import scipy.signal  # local: imported on first use, not at start-up
     x = np.asarray(window, np.float32)
     pad = MEL_N_FFT // 2
     xp = np.pad(x, (pad, pad), mode="constant")
@@ -157,6 +157,7 @@ def p808_features_batch(windows: np.ndarray) -> np.ndarray:
 
     The same formula; the normalisation by the maximum and the −80 dB floor are per window.
     """
+    import scipy.signal  # local: imported on first use, not at start-up
     x = np.asarray(windows, np.float32)
     pad = MEL_N_FFT // 2
     xp = np.pad(x, ((0, 0), (pad, pad)), mode="constant")

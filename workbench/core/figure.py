@@ -26,10 +26,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
 from .audio_io import ArraySource, AudioSource, atomic_output
 from .outputs import check_output_target
@@ -485,6 +481,13 @@ def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", wi
         raise WorkbenchError(f"{path}: figure size {width_px}x{height_px} px is outside 200..20000 px")
     check_output_target(path, inputs=protect, overwrite=overwrite)
 
+    # matplotlib is imported here, not at module level: the window imports this module at start-up
+    # (for FigureSettings) and needs matplotlib only when a figure is exported.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
+
     fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI, layout="constrained")
     canvas = (FigureCanvasAgg if suffix == ".png" else FigureCanvasSVG)(fig)
     shape = {"grid": (2, 2), "row": (1, 4), "column": (4, 1)}[layout]
@@ -551,7 +554,7 @@ def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", wi
     return _save_atomic(fig, canvas, path, overwrite=overwrite, protect=protect)
 
 
-def _save_atomic(fig: Figure, canvas, path: Path, *, overwrite: bool, protect: tuple) -> Path:
+def _save_atomic(fig, canvas, path: Path, *, overwrite: bool, protect: tuple) -> Path:
     with atomic_output(path, overwrite=overwrite, protect=protect) as tmp:
         with open(tmp, "wb") as fh:
             if path.suffix.lower() == ".png":

@@ -25,11 +25,23 @@ Silence and clips shorter than one 400 ms gating block cannot be measured; they 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import pyloudnorm
-import scipy.signal
+
+
+def libraries_loaded() -> bool:
+    """True once pyloudnorm and scipy.signal (imported on first use, together about 0.4 s) are loaded,
+    i.e. when measuring loudness no longer starts with that import."""
+    return "pyloudnorm" in sys.modules and "scipy.signal" in sys.modules
+
+
+def load_libraries() -> None:
+    """Import pyloudnorm and scipy.signal now (for callers that want the cost paid up front)."""
+    import pyloudnorm  # noqa: F401
+    import scipy.signal  # noqa: F401
+
 
 #: BS.1770 gating block length in seconds; shorter signals have no integrated loudness.
 BLOCK_S = 0.4
@@ -130,6 +142,8 @@ def measure(audio: np.ndarray, sample_rate: int, *, block_frames: int = MEASURE_
     pyloudnorm's whole-signal call instead copies the signal to float64 several times (about 1 GB per
     hour of 48 kHz mono) and loops over every block in Python.
     """
+    import pyloudnorm  # local: imported on first use, not at start-up
+    import scipy.signal  # local: imported on first use, not at start-up
     x = np.asarray(audio)
     if x.ndim == 1:
         x = x[:, None]

@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import scipy.linalg
-import scipy.signal
 import soxr
 
 from .stft import StftConfig, stft
@@ -174,6 +172,7 @@ def estimate_lag(reference: np.ndarray, estimate: np.ndarray, max_lag: int) -> t
 
     Uses FFT correlation (``scipy.signal.correlate(method="fft")``). Returns ``(lag, normalised peak)``.
     """
+    import scipy.signal  # local: imported on first use, not at start-up
     s = np.asarray(reference, np.float64)
     e = np.asarray(estimate, np.float64)
     if len(s) == 0 or len(e) == 0:
@@ -294,6 +293,8 @@ def sdr(reference: np.ndarray, estimate: np.ndarray, filter_length: int = 512) -
     cross-correlation). ``SDR = 10·log10(|P ŝ|² / |ŝ - P ŝ|²)``; a short time-invariant filter (EQ,
     small delay) is therefore not counted as distortion, unlike SI-SDR.
     """
+    import scipy.linalg  # local: imported on first use, not at start-up
+    import scipy.signal  # local: imported on first use, not at start-up
     s = np.asarray(reference, np.float64)
     e = np.asarray(estimate, np.float64)
     n = len(s)
@@ -345,6 +346,7 @@ def _frames(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
 def segmental_snr(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, frame_s: float = 0.03,
                   overlap: float = 0.75, low_db: float = -10.0, high_db: float = 35.0) -> Metric:
     """Segmental SNR in dB: Hann-windowed 30 ms frames, 75% overlap, per-frame SNR clamped to [-10, 35]."""
+    import scipy.signal  # local: imported on first use, not at start-up
     frame = max(int(round(frame_s * sample_rate)), 8)
     hop = max(int(round(frame * (1 - overlap))), 1)
     win = scipy.signal.get_window("hann", frame, fftbins=False)
@@ -386,6 +388,7 @@ def log_spectral_distance(reference: np.ndarray, estimate: np.ndarray, sample_ra
 
 def _lpc(frame: np.ndarray, order: int) -> np.ndarray | None:
     """LPC coefficients ``a_1..a_p`` of ``A(z) = 1 + Σ a_k z^-k`` by the autocorrelation method."""
+    import scipy.linalg  # local: imported on first use, not at start-up
     r = np.correlate(frame, frame, mode="full")[len(frame) - 1:len(frame) + order]
     if r[0] <= 0:
         return None
@@ -418,6 +421,7 @@ def cepstral_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
     The mean is taken over the best ``keep_fraction`` of frames (the usual 95%, which discards a few
     outliers). Frames where either signal is digitally silent are skipped.
     """
+    import scipy.signal  # local: imported on first use, not at start-up
     frame = max(int(round(frame_s * sample_rate)), 32)
     hop = max(frame // 4, 1)
     order = 10 if sample_rate < 10000 else 16
@@ -458,6 +462,7 @@ def compressed_complex_distance(reference: np.ndarray, estimate: np.ndarray, sam
     and ``S^c = |S|^c·e^{j∠S}``: ``α·mean|S^c - Ŝ^c|² + (1-α)·mean(|S|^c - |Ŝ|^c)²`` with ``c = 0.3``,
     ``α = 0.3`` (complex term plus magnitude term, means over all time-frequency bins).
     """
+    import scipy.signal  # local: imported on first use, not at start-up
     cfg = _analysis_cfg(sample_rate)
     s = np.asarray(reference, np.float32)
     if len(s) < cfg.n_fft:

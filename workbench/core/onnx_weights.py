@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-import onnx
 
-#: TensorProto data types that hold learned weights (FLOAT, FLOAT16, DOUBLE, BFLOAT16).
-_WEIGHT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
-                 onnx.TensorProto.BFLOAT16}
+def _weight_types() -> set[int]:
+    """TensorProto data types that hold learned weights (FLOAT, FLOAT16, DOUBLE, BFLOAT16)."""
+    import onnx  # local: the window imports this module at start-up, onnx only when a model is probed
+    return {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+            onnx.TensorProto.BFLOAT16}
 
 
 def onnx_parameter_count(model_bytes: bytes) -> int:
@@ -23,13 +24,16 @@ def onnx_parameter_count(model_bytes: bytes) -> int:
         onnx.onnx_cpp2py_export.checker.ValidationError / google.protobuf.message.DecodeError on bytes
         that are not an ONNX model.
     """
+    import onnx
+
+    weight_types = _weight_types()
     model = onnx.load_model_from_string(model_bytes)
     total = sum(math.prod(t.dims) for t in model.graph.initializer)
     for node in model.graph.node:
         if node.op_type != "Constant":
             continue
         for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type in _WEIGHT_TYPES:
+            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type in weight_types:
                 size = math.prod(attr.t.dims)
                 if size > 1:
                     total += size

@@ -16,7 +16,6 @@ from dataclasses import dataclass, asdict
 from typing import Callable
 
 import numpy as np
-from scipy.signal import get_window
 
 WINDOWS = ("hann", "sqrt-hann", "hamming", "blackman")
 
@@ -82,11 +81,26 @@ class StftConfig:
         return d
 
 
+#: numpy's symmetric window functions (``w[k]`` for ``k = 0..M-1``, e.g. Hann
+#: ``0.5 - 0.5 cos(2 pi k / (M - 1))``); numpy rather than ``scipy.signal.get_window`` because importing
+#: scipy.signal costs about a third of a second and the first spectrogram needs a window.
+_SYMMETRIC_WINDOWS = {"hann": np.hanning, "hamming": np.hamming, "blackman": np.blackman}
+
+
+def periodic_window(name: str, n: int) -> np.ndarray:
+    """Periodic (DFT-even) window of length ``n``, float64: the symmetric window of ``n + 1`` points
+    without its last point, i.e. ``w[k] = 0.5 - 0.5 cos(2 pi k / n)`` for Hann — the same values as
+    ``scipy.signal.get_window(name, n, fftbins=True)``."""
+    if n == 1:
+        return np.ones(1)
+    return _SYMMETRIC_WINDOWS[name](n + 1)[:-1]
+
+
 def window_array(cfg: StftConfig) -> np.ndarray:
     """The analysis (= synthesis) window, float64, length ``n_fft``."""
     if cfg.window == "sqrt-hann":
-        return np.sqrt(get_window("hann", cfg.n_fft, fftbins=True))
-    return get_window(cfg.window, cfg.n_fft, fftbins=True)
+        return np.sqrt(periodic_window("hann", cfg.n_fft))
+    return periodic_window(cfg.window, cfg.n_fft)
 
 
 def squared_window_sum(cfg: StftConfig) -> np.ndarray:

@@ -37,6 +37,10 @@ KIND_COLORMAPS = {"cyclic": "CET-C6",       # -pi and +pi share a colour
                   "diverging": "CET-D1A"}   # blue - white - red, symmetric around zero
 
 
+#: Finished overview envelopes kept per view (versions switched back to show theirs at once).
+ENVELOPE_CACHE_ENTRIES = 16
+
+
 def phase_view_choices() -> dict[str, str]:
     """Second-pane choices, name -> menu text, straight from the view registry."""
     return {name: (f"Difference: {spec.title()}" if spec.needs_partner else spec.label)
@@ -63,9 +67,39 @@ def _tile_steps(source: AudioSource, key: TileKey, total_frames: int, generation
         yield exc, generation
 
 
+@dataclass(frozen=True)
+class EnvelopeCurves:
+    """The overview's curves, ready to hand to pyqtgraph: ``x`` bucket centres (s, ``(filled,)``), their
+    ``mins``/``maxs`` (float32), the min-max band as segment pairs (``band_x = repeat(x, 2)``,
+    ``band_y = [min0, max0, min1, max1, ...]``) and the y half-range ``y_limit`` (1.1 × peak, clipped to
+    [1e-3, 1]; 1 until complete). ``complete`` when ``filled == buckets``."""
+    x: np.ndarray
+    mins: np.ndarray
+    maxs: np.ndarray
+    band_x: np.ndarray
+    band_y: np.ndarray
+    y_limit: float
+    complete: bool
+
+    @classmethod
+    def from_envelope(cls, filled: int, mins: np.ndarray, maxs: np.ndarray, frames: int,
+                      sample_rate: int) -> "EnvelopeCurves":
+        n = len(mins)
+        x = (np.arange(filled) + 0.5) * (frames / max(n, 1)) / sample_rate
+        lo, hi = mins[:filled].copy(), maxs[:filled].copy()
+        band = np.empty(2 * filled, np.float64)
+        band[0::2] = lo
+        band[1::2] = hi
+        complete = filled >= n
+        peak = float(max(np.abs(lo).max(initial=0), np.abs(hi).max(initial=0)))
+        y_limit = min(1.0, max(peak * 1.1, 1e-3)) if complete else 1.0
+        return cls(x, lo, hi, np.repeat(x, 2), band, y_limit, complete)
+
+
 def _envelope_steps(source: AudioSource, channel: int, buckets: int, generation: int, should_stop):
-    """Worker generator: the overview envelope, progressively, as ``(filled, mins, maxs, generation)``
-    at most every 0.15 s (so the GUI thread is not flooded) and once complete."""
+    """Worker generator: the overview envelope, progressively, as ``(EnvelopeCurves, generation)`` at
+    most every 0.15 s (so the GUI thread is not flooded) and once complete. Everything the curves need
+    is computed here, so the GUI thread only hands finished arrays to the plot items."""
     last = 0.0
     try:
         for filled, mins, maxs in waveform_envelope(source, channel, buckets, should_stop=should_stop):
@@ -73,7 +107,7 @@ def _envelope_steps(source: AudioSource, channel: int, buckets: int, generation:
             done = filled >= len(mins)
             if done or now - last > 0.15:
                 last = now
-                yield filled, mins.copy(), maxs.copy(), generation
+                yield EnvelopeCurves.from_envelope(filled, mins, maxs, source.frames, source.sample_rate), generation
     except Exception:
         return
 
@@ -219,6 +253,9 @@ class SpectrogramView(QWidget):
         self._envelope_job: GeneratorWorker | None = None
         self._envelope_generation = -1
         self._envelope_done = True
+        #: finished overview envelopes by (source id, channel), oldest first (a few hundred kB each)
+        self._envelopes: dict[tuple[int, int], EnvelopeCurves] = {}
+        self._envelope_key: tuple[int, int] | None = None
         self._needed: set[TileKey] = set()
         self._level = 0
         self._ready = False
@@ -1015,12 +1052,21 @@ class SpectrogramView(QWidget):
     def _start_envelope(self) -> None:
         if self._envelope_job is not None:
             self._envelope_job.cancel()
+            self._envelope_job = None
+        cached = self._envelopes.get((self._source_id, self.channel))
+        if cached is not None:
+            # A version seen before (A/B switching): its finished envelope is shown at once.
+            self._envelope_done = False
+            self._show_envelope(cached)
+            return
         self._envelope_done = False
         self._set_envelope(np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32))
         buckets = 4000
         self._env_gen = self._generation
         args = (self.source, self.channel, buckets, self._generation)
+        key = (self._source_id, self.channel)
         job = GeneratorWorker(lambda: _envelope_steps(*args, should_stop=job.should_stop), pool=self.pool)
+        self._envelope_key = key
         job.progress.connect(self._on_envelope_item)
         self._envelope_job = job
         self._envelope_generation = self._generation
@@ -1032,28 +1078,41 @@ class SpectrogramView(QWidget):
 
     def _set_envelope(self, x: np.ndarray, mins: np.ndarray, maxs: np.ndarray) -> None:
         """Show the overview envelope: bucket centres ``x`` (s, ``(m,)``) with their ``mins``/``maxs``."""
-        self._env_max.setData(x, maxs)
-        self._env_min.setData(x, mins)
         band = np.empty(2 * len(x), np.float64)
         band[0::2] = mins
         band[1::2] = maxs
-        self._env_fill.setData(np.repeat(x, 2), band)
+        self._show_envelope(EnvelopeCurves(x, mins, maxs, np.repeat(x, 2), band, 1.0, False), finish=False)
 
-    def _on_envelope(self, filled: int, mins: np.ndarray, maxs: np.ndarray, generation: int) -> None:
-        if self._envelope_job is None or generation != self._envelope_generation or self.source is None:
+    def _show_envelope(self, curves: EnvelopeCurves, finish: bool = True) -> None:
+        """Hand finished arrays to the curves (no computation here: the GUI thread only draws)."""
+        self._env_max.setData(curves.x, curves.maxs, skipFiniteCheck=True)
+        self._env_min.setData(curves.x, curves.mins, skipFiniteCheck=True)
+        self._env_fill.setData(curves.band_x, curves.band_y, skipFiniteCheck=True)
+        if not finish:
             return
-        n = len(mins)
-        x = (np.arange(filled) + 0.5) * (self.source.frames / n) / self.sample_rate
-        self._set_envelope(x, mins[:filled], maxs[:filled])
-        peak = float(max(np.abs(mins[:filled]).max(initial=0), np.abs(maxs[:filled]).max(initial=0)))
-        lim = min(1.0, max(peak * 1.1, 1e-3)) if filled >= n else 1.0
-        self.overview.getPlotItem().setYRange(-lim, lim, padding=0)
-        if filled >= n:
-            self._envelope_job = None
+        self.overview.getPlotItem().setYRange(-curves.y_limit, curves.y_limit, padding=0)
+        if curves.complete:
             was = self.is_painted()
             self._envelope_done = True
             if self.is_painted() and not was:
                 self.painted.emit()
+
+    def overview_envelope(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the overview draws now: bucket centres (s), their minima and maxima (float32)."""
+        x, maxs = self._env_max.getData()
+        _, mins = self._env_min.getData()
+        empty = np.zeros(0)
+        return (empty if x is None else x), (empty if mins is None else mins), (empty if maxs is None else maxs)
+
+    def _on_envelope(self, curves: EnvelopeCurves, generation: int) -> None:
+        if self._envelope_job is None or generation != self._envelope_generation or self.source is None:
+            return
+        if curves.complete:
+            self._envelope_job = None
+            self._envelopes[self._envelope_key] = curves
+            while len(self._envelopes) > ENVELOPE_CACHE_ENTRIES:
+                self._envelopes.pop(next(iter(self._envelopes)))
+        self._show_envelope(curves)
 
     # ------------------------------------------------------------------------------------------------------
     # crosshair

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.errors import WorkbenchError
+from ..core.loudness import libraries_loaded
 from ..core.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
 from .playback_widgets import BlindABDialog
 from .workers import GeneratorWorker
@@ -25,7 +26,8 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 POLL_MS = 33
 #: Above this many samples (all versions together) the engine prepares playback (resampling, BS.1770
 #: loudness of every version: about 0.5 s per 10 minutes of 48 kHz audio) on a worker thread, so the window
-#: never freezes when a model result arrives; short clips are prepared at once.
+#: never freezes when a model result arrives; short clips are prepared at once (except the process's first
+#: preparation, which also imports the loudness libraries: see :func:`~workbench.core.loudness.libraries_loaded`).
 ASYNC_LOAD_SAMPLES = 60 * 48000
 #: Above this many samples (all versions together) playback is prepared only when it is first asked for
 #: (Play), so opening an hour-long recording to look at it never holds its samples in memory.
@@ -254,7 +256,9 @@ class TransportBar(QWidget):
             self._update_controls()
             return
         self._prepared_recording = recording
-        if samples <= ASYNC_LOAD_SAMPLES and self._load_after is None:
+        # Short clips are prepared at once -- unless this is the first preparation of the process, which
+        # would import the loudness libraries (~0.4 s) on the GUI thread before the first paint.
+        if samples <= ASYNC_LOAD_SAMPLES and self._load_after is None and libraries_loaded():
             try:
                 self.engine.load(recording, channel=self.channel)
             except (WorkbenchError, ValueError) as exc:
