@@ -44,7 +44,8 @@ class EnhanceSettings:
     """Everything that changes the bytes an enhancement writes (recorded in each manifest row).
 
     Attributes:
-        format: ``WAV`` or ``FLAC`` (the planner's suffix; each output's container follows its suffix).
+        format: ``WAV`` or ``FLAC`` (the planner's suffix; each output's container follows its suffix), or
+            ``MP3``/``OGG``/``OPUS`` (that lossy container, its first subtype, an encoder-accepted rate).
         subtype: sample format (``FLOAT``, ``PCM_16``, ``PCM_24`` ...); ``None`` keeps the source's where
             the container holds it, else the container's best (FLOAT for WAV, PCM_24 for FLAC).
         rate: ``"source"`` (the input's rate), ``"model"`` (the model's native rate) or Hz.
@@ -53,6 +54,8 @@ class EnhanceSettings:
         residual: also write ``input - enhanced`` (``<stem>.<model>.residual.<ext>``).
         repair: read NaN/Inf input samples as 0 instead of failing the file.
         dnsmos: score each written output with DNSMOS (non-intrusive) into the row's metrics.
+        quality: MP3/OGG/OPUS quality 0..1 (``format`` naming a lossy container forces it for every output).
+        loudness_lufs: normalise each output to this BS.1770 loudness, true peak under ``true_peak_dbtp``.
     """
 
     format: str = "WAV"
@@ -63,6 +66,9 @@ class EnhanceSettings:
     residual: bool = False
     repair: bool = False
     dnsmos: bool = False
+    quality: float | None = None
+    loudness_lufs: float | None = None
+    true_peak_dbtp: float = -1.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -136,7 +142,7 @@ def _level_dbfs(audio: np.ndarray) -> tuple[float | None, float | None]:
 
 
 def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: list[dict],
-                 settings: EnhanceSettings, *, overwrite: bool = False) -> dict:
+                 settings: EnhanceSettings, *, overwrite: bool = False, protect=()) -> dict:
     """A JSON-able enhancement task.
 
     Args:
@@ -144,10 +150,12 @@ def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: li
         model_key: the key under which a worker holds the loaded model (the model spec).
         outputs: ``[{"name": "enhanced" | "residual" | <output name>, "path": str}]`` in write order,
             as planned for the whole batch (:mod:`workbench.core.batch.plan`).
+        protect: further files no output may replace (besides the input), e.g. the model file.
     """
     return {"kind": "enhance", "index": int(index), "key": f"{Path(input_path)}|{model_key}",
             "input": str(input_path), "model": model_key, "outputs": [dict(o) for o in outputs],
-            "settings": settings.to_dict(), "overwrite": bool(overwrite)}
+            "settings": settings.to_dict(), "overwrite": bool(overwrite),
+            **({"protect": [str(p) for p in protect]} if protect else {})}
 
 
 def _base_row(task: Mapping, identity: Mapping | None) -> dict:
@@ -178,8 +186,10 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     Raises:
         Cancelled: ``should_stop`` said so between steps (nothing half-written is left).
     """
-    from ..audio_io import clip_for_subtype, open_source, output_format, output_subtype, resample, write_audio_atomic
-    from ..export import export_rate
+    from ..audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
+                            write_audio_atomic)
+    from ..export import LOSSY, export_rate, write_export_audio
+    from ..editing import Strength
     from ..recording import Recording
 
     t_start = time.perf_counter()
@@ -204,26 +214,25 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         for c in chans:
             if not 0 <= c < src.channels:
                 raise WorkbenchError(f"{path}: channel {c} does not exist (the recording has {src.channels})")
-        result = yield from rescaled(enhance(enhancer, src, channels=chans), 0.0, 0.9, f"{path.name}: ",
-                                     should_stop)
-        # A model with several outputs (EnhancerInfo.outputs) gets (outputs, frames, channels) from the
-        # engine; each output is its own version and file (<stem>.<model>.<output>.<ext>).
-        names = tuple(getattr(enhancer.info, "outputs", None) or ("enhanced",))
-        per_output = {"enhanced": result} if len(names) == 1 else {n: result[j] for j, n in enumerate(names)}
+        # The one enhancement call (Models panel, `workbench enhance`, GUI batch dialog): the same typed
+        # provenance and version names on every path; a model with outputs ("speech", "noise") gives one
+        # version per output (<id>.speech, <id>.noise), each written as its own file.
+        made = yield from rescaled(rec.enhance(enhancer, chans, spec=task["model"], settings={"batch": True},
+                                               should_stop=should_stop),
+                                   0.0, 0.9, f"{path.name}: ", should_stop)
         if settings.mix != 1.0:
-            dry = src.read_all()[:, chans]
-            per_output = {n: (np.float32(settings.mix) * w + np.float32(1.0 - settings.mix) * dry).astype(np.float32)
-                          for n, w in per_output.items()}
+            # Strength as everywhere else: out = wet + (1 - mix) * (original - wet) (editing.Strength).
+            strength = Strength(settings.mix, "mix")
+            for v in made:
+                rec.set_strength(v, strength, record=False)
         t_model = time.perf_counter()
-        versions = {}
-        for n, audio in per_output.items():
-            versions[n] = rec.add_enhanced(audio, src.sample_rate, enhancer.info,
-                                           {"channels": chans, "mix": settings.mix, "output": n, "batch": True},
-                                           t_model - t_read)
-        version = next(iter(versions.values()))
+        versions = {v.provenance.output or "enhanced": v for v in made}
+        version = made[0]
         wet = version.source.read_all()
         if settings.residual:
-            versions["residual"] = rec.residual_of(version)
+            for n, v in list(versions.items()):
+                versions[f"{n}.residual"] = rec.residual_of(v)
+            versions["residual"] = versions[f"{version.provenance.output or 'enhanced'}.residual"]
         peak, rms = _level_dbfs(wet)
         row["metrics"] = {"output_peak_dbfs": peak, "output_rms_dbfs": rms}
         clipped = 0
@@ -237,13 +246,24 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
             if target.is_file() and not task.get("overwrite"):
                 out["kept"] = True  # an earlier run's output (atomic writes: it is complete)
             else:
-                fmt = output_format(target)
-                sub = output_subtype(getattr(src, "info", None) and src.info.subtype, fmt, settings.subtype)
+                fmt = settings.format.upper() if settings.format.upper() in LOSSY else output_format(target)
+                sub = (WRITE_SUBTYPES[fmt][0] if fmt in LOSSY else
+                       output_subtype(getattr(src, "info", None) and src.info.subtype, fmt, settings.subtype))
                 rate = export_rate(rec, v, settings.rate)
-                audio, n_clipped = clip_for_subtype(resample(v.source.read_all(), src.sample_rate, rate), sub)
-                write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
-                                   overwrite=bool(task.get("overwrite")),
-                                   protect=(path, *map(Path, task.get("protect", ()))))
+                protect = (path, *map(Path, task.get("protect", ())))
+                if fmt in LOSSY or settings.loudness_lufs is not None:
+                    # Lossy containers (encoder rates, block writes) and BS.1770 loudness: the export writer.
+                    loud = None if settings.loudness_lufs is None else (settings.loudness_lufs, settings.true_peak_dbtp)
+                    _w, rate, n_clipped, gain_db, facts = write_export_audio(
+                        target, v.source.read_all(), src.sample_rate, rate, fmt, sub, quality=settings.quality,
+                        loudness_target=loud, overwrite=bool(task.get("overwrite")), protect=protect)
+                    if facts is not None:
+                        out.update(gain_db=round(float(gain_db), 6), measured_lufs=facts.get("measured_lufs"),
+                                   limited_db=facts.get("limited_db"))
+                else:
+                    audio, n_clipped = clip_for_subtype(resample(v.source.read_all(), src.sample_rate, rate), sub)
+                    write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
+                                       overwrite=bool(task.get("overwrite")), protect=protect)
                 out.update(subtype=sub, sample_rate=rate)
                 clipped += n_clipped
             out["sha256"] = file_sha256(target)
