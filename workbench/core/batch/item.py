@@ -319,7 +319,10 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     """Score one system on one pair (see :func:`evaluate_task`); a generator returning the manifest row.
 
     The row's ``metrics`` maps every requested metric key to its value (``None`` when it could not be
-    computed; ``metric_reasons`` says why), plus ``lag_samples`` (alignment against the clean file).
+    computed; ``metric_reasons`` says why), plus ``lag_samples`` (alignment against the clean file),
+    ``alignment_problems`` (the alignment check's findings when the clean file may not belong to this
+    estimate, else ``None``), ``clean_duration_s``, and for a failed row ``failed_in`` (``read``,
+    ``system`` or ``score``).
     ``enhancer`` is the loaded model for model systems (``None`` for ``noisy`` and ``file:TAG``).
     """
     from ..dnsmos import DNSMOS_METRICS
@@ -331,17 +334,21 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     if identity is None:
         identity = model_identity(enhancer, system) if enhancer is not None else {"spec": system, "id": system}
     row = _base_row(task, identity)
-    row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={})
+    row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={},
+               clean_duration_s=None, alignment_problems=None, failed_in=None)
+    stage = "read"
     wanted = list(INTRUSIVE_METRICS if task["settings"]["metrics"] is None else task["settings"]["metrics"])
     keys = wanted + (list(DNSMOS_METRICS) if task["settings"]["dnsmos"] else [])
     try:
         noisy_path, clean_path = Path(task["input"]), Path(task["clean"])
+        clean, clean_sr = _load_mono(clean_path)  # first: an unreadable file gets the reader's one line
+        noisy, noisy_sr = _load_mono(noisy_path)
         _stat_input(row, noisy_path)
         row["clean_sha256"] = file_sha256(clean_path)
-        clean, clean_sr = _load_mono(clean_path)
-        noisy, noisy_sr = _load_mono(noisy_path)
-        row.update(sample_rate=noisy_sr, duration_s=round(len(noisy) / noisy_sr, 6))
+        row.update(sample_rate=noisy_sr, duration_s=round(len(noisy) / noisy_sr, 6),
+                   clean_duration_s=round(len(clean) / clean_sr, 6))
         t_read = time.perf_counter()
+        stage = "system"
         if system == NOISY:
             est, est_sr = noisy, noisy_sr
         elif system.startswith(FILE_PREFIX):
@@ -356,7 +363,10 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
                                          f"{task['pair']}: {identity.get('id', system)} ", should_stop)
             est, est_sr = result[:, 0], noisy_sr
         t_model = time.perf_counter()
+        stage = "score"
         sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted)
+        if sc.alignment is not None and sc.alignment.suspicious:
+            row["alignment_problems"] = list(sc.alignment.problems())
         for key in keys:
             met = sc.metrics.get(key) or failed(key, "not computed")
             row["metrics"][key] = met.value
@@ -370,6 +380,7 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
         raise
     except Exception as exc:
         row["status"], row["reason"] = "failed", _one_line(exc)
+        row["failed_in"] = stage  # read (noisy/clean), system (model run or precomputed output), score
         row["metrics"] = {k: None for k in keys}
     row["timings"]["total_s"] = round(time.perf_counter() - t_start, 6)
     row["worker_peak_rss_mib"] = peak_rss_mib()
