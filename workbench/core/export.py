@@ -560,3 +560,28 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
     summary.elapsed_s = time.perf_counter() - t0
     yield Progress(1.0, f"done: {len(summary.succeeded)} ok, {len(summary.failed)} failed")
     return summary
+
+
+# ------------------------------------------------------------------------- provenance-tagged WAV
+def provenance_tag(rec: Recording, version: Version) -> dict:
+    """What the output's comment tag holds: the version's typed provenance plus its strength."""
+    p = version.provenance.to_dict()
+    strength = rec.strength_of(version)
+    return {"workbench provenance": 1, "input": rec.path.name, "version": version.name, **p,
+            "strength": strength.to_dict()}
+
+
+def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,
+                          protect: tuple) -> Path:
+    """WAV through the atomic writer, written in blocks, with ``provenance`` as JSON in the comment tag."""
+    if not np.all(np.isfinite(audio)):
+        raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
+    import soundfile as sf  # noqa: PLC0415
+
+    with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
+        with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
+                          format="WAV") as out:
+            out.comment = json.dumps(provenance, sort_keys=True)
+            for a in range(0, audio.shape[0], 1 << 16):
+                out.write(audio[a:a + (1 << 16)])
+    return target

@@ -56,6 +56,14 @@ class EnhanceSettings:
         dnsmos: score each written output with DNSMOS (non-intrusive) into the row's metrics.
         quality: MP3/OGG/OPUS quality 0..1 (``format`` naming a lossy container forces it for every output).
         loudness_lufs: normalise each output to this BS.1770 loudness, true peak under ``true_peak_dbtp``.
+        strength_as: how the strength was given (``mix`` or ``limit_db``; kept in the provenance).
+        regions_s: enhance only these ``(start, end)`` spans in seconds (``context_s`` of model context
+            around each, ``crossfade_s`` raised-cosine splices); the rest stays bit-identical.
+        noise_profile_s: ``(start, end)`` noise-only span whose mean power spectrum classical models use.
+        atten_lim_db: the model's own attenuation limit the caller set (recorded in the provenance only).
+        provenance_tag: WAV outputs (without loudness) carry the version's provenance as JSON in their
+            comment tag (``workbench enhance``). Off in ``workbench batch``: the tag holds the run time,
+            so outputs would differ in bytes between runs.
     """
 
     format: str = "WAV"
@@ -69,10 +77,19 @@ class EnhanceSettings:
     quality: float | None = None
     loudness_lufs: float | None = None
     true_peak_dbtp: float = -1.0
+    strength_as: str = "mix"
+    regions_s: tuple[tuple[float, float], ...] | None = None
+    context_s: float = 1.0
+    crossfade_s: float = 0.020
+    noise_profile_s: tuple[float, float] | None = None
+    atten_lim_db: float | None = None
+    provenance_tag: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = None if self.channels is None else list(self.channels)
+        d["regions_s"] = None if self.regions_s is None else [list(r) for r in self.regions_s]
+        d["noise_profile_s"] = None if self.noise_profile_s is None else list(self.noise_profile_s)
         return d
 
     @classmethod
@@ -80,6 +97,10 @@ class EnhanceSettings:
         d = dict(d)
         if d.get("channels") is not None:
             d["channels"] = tuple(int(c) for c in d["channels"])
+        if d.get("regions_s") is not None:
+            d["regions_s"] = tuple((float(a), float(b)) for a, b in d["regions_s"])
+        if d.get("noise_profile_s") is not None:
+            d["noise_profile_s"] = tuple(float(t) for t in d["noise_profile_s"])
         return cls(**d)
 
 
@@ -173,6 +194,33 @@ def _stat_input(row: dict, path: Path) -> None:
     row["input_sha256"] = file_sha256(path)
 
 
+def _run_model(rec, enhancer: Enhancer, chans: list[int], spec: str, settings: EnhanceSettings,
+               should_stop: Callable[[], bool] | None) -> Generator[Progress, None, list]:
+    """The model run the settings ask for, returning the new versions: the whole file through
+    :meth:`Recording.enhance` (the one enhancement call of the GUI and CLI: same provenance, versions
+    ``<id>`` or ``<id>.<output>``), or only ``regions_s`` through
+    :func:`~workbench.core.version_ops.enhance_region`; with ``noise_profile_s`` the model first learns
+    the noise from that span."""
+    from ..version_ops import enhance_region, noise_profile_model
+
+    model = enhancer
+    extra = {"batch": True}
+    if settings.noise_profile_s is not None:
+        model = noise_profile_model(rec, enhancer, settings.noise_profile_s, chans)
+        extra["noise_profile_s"] = list(settings.noise_profile_s)
+    if settings.atten_lim_db is not None:
+        extra["model_attenuation_limit_db"] = settings.atten_lim_db
+    if settings.regions_s:
+        if enhancer.info.n_outputs != 1:
+            raise WorkbenchError(f"regions: model {enhancer.info.id!r} has several outputs; regions take "
+                                 "single-output models")
+        v = yield from enhance_region(rec, model, list(settings.regions_s), channels=chans,
+                                      context_s=settings.context_s, crossfade_s=settings.crossfade_s, spec=spec,
+                                      noise_profile_s=settings.noise_profile_s, should_stop=should_stop)
+        return [v]
+    return (yield from rec.enhance(model, chans, spec=spec, settings=extra, should_stop=should_stop))
+
+
 def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = None, *,
                  should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, dict]:
     """Enhance one file as described by ``task`` (see :func:`enhance_task`); a generator yielding
@@ -188,7 +236,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     """
     from ..audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
                             write_audio_atomic)
-    from ..export import LOSSY, export_rate, write_export_audio
+    from ..export import LOSSY, export_rate, provenance_tag, write_export_audio, write_with_provenance
     from ..editing import Strength
     from ..recording import Recording
 
@@ -217,12 +265,11 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         # The one enhancement call (Models panel, `workbench enhance`, GUI batch dialog): the same typed
         # provenance and version names on every path; a model with outputs ("speech", "noise") gives one
         # version per output (<id>.speech, <id>.noise), each written as its own file.
-        made = yield from rescaled(rec.enhance(enhancer, chans, spec=task["model"], settings={"batch": True},
-                                               should_stop=should_stop),
+        made = yield from rescaled(_run_model(rec, enhancer, chans, task["model"], settings, should_stop),
                                    0.0, 0.9, f"{path.name}: ", should_stop)
         if settings.mix != 1.0:
             # Strength as everywhere else: out = wet + (1 - mix) * (original - wet) (editing.Strength).
-            strength = Strength(settings.mix, "mix")
+            strength = Strength(settings.mix, settings.strength_as)
             for v in made:
                 rec.set_strength(v, strength, record=False)
         t_model = time.perf_counter()
@@ -262,9 +309,13 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
                                    limited_db=facts.get("limited_db"))
                 else:
                     audio, n_clipped = clip_for_subtype(resample(v.source.read_all(), src.sample_rate, rate), sub)
-                    write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
-                                       overwrite=bool(task.get("overwrite")), protect=protect)
-                out.update(subtype=sub, sample_rate=rate)
+                    if settings.provenance_tag and fmt == "WAV":
+                        write_with_provenance(target, audio, rate, sub, provenance_tag(rec, v),
+                                              overwrite=bool(task.get("overwrite")), protect=protect)
+                    else:
+                        write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
+                                           overwrite=bool(task.get("overwrite")), protect=protect)
+                out.update(subtype=sub, sample_rate=rate, clipped_samples=int(n_clipped))
                 clipped += n_clipped
             out["sha256"] = file_sha256(target)
         row["metrics"]["clipped_samples"] = clipped
