@@ -344,3 +344,41 @@ def test_two_output_model_gives_one_file_per_output(tmp_path, rng):
                                   noise.source.read_all())
     rows = [r for r in rows_of(serial / "manifest.jsonl") if r.get("kind") == "enhance"]
     assert {r["status"] for r in rows} == {"done"} and all(len(r["outputs"]) == 2 for r in rows)
+
+
+def test_enhance_folder_runs_each_file_through_the_item_function(corpus, tmp_path, monkeypatch):
+    """`workbench enhance FOLDER` goes through enhance_item like `workbench batch`: the same samples for
+    the same strength, and its WAVs still carry the provenance tag (with the strength) that batch leaves out."""
+    import json as _json
+
+    import workbench.core.batch.item as item
+
+    seen = []
+    real = item.enhance_item
+
+    def spy(task, *a, **kw):
+        seen.append(Path(task["input"]).name)
+        return (yield from real(task, *a, **kw))
+
+    import shutil
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in sorted(corpus.rglob("clip*.wav"))[:2]:
+        shutil.copy(f, src / f.name)
+    files = sorted(p.name for p in src.iterdir())
+    assert main(["batch", "enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "b"), "--mix", "0.5",
+                 "--workers", "0", "--quiet", "--subtype", "FLOAT"]) == 0
+    import workbench.commands.enhance as cmd
+
+    monkeypatch.setattr(cmd, "enhance_item", spy)
+    assert main(["enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "e") + "/", "--mix", "0.5", "--quiet",
+                 "--subtype", "FLOAT"]) == 0
+    assert seen == files
+    for name in files:
+        out = f"{Path(name).stem}.wiener.wav"
+        e, b = (sf.read(tmp_path / d / out, dtype="float32")[0] for d in ("e", "b"))
+        np.testing.assert_array_equal(e, b)
+        tag = _json.loads(sf.SoundFile(tmp_path / "e" / out).comment)
+        assert tag["strength"]["mix"] == 0.5 and tag["model_id"] == "wiener"
+        assert not sf.SoundFile(tmp_path / "b" / out).comment

@@ -578,9 +578,14 @@ def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenan
         raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
     import soundfile as sf  # noqa: PLC0415
 
+    from .audio_io import _no_peak_chunk, native_path  # noqa: PLC0415
+
     with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
-        with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
+        # native_path: file names that are not UTF-8 reach libsndfile as the OS's bytes; no PEAK chunk
+        # (it holds the wall-clock time), as in write_audio_atomic.
+        with sf.SoundFile(native_path(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
                           format="WAV") as out:
+            _no_peak_chunk(out)
             out.comment = json.dumps(provenance, sort_keys=True)
             for a in range(0, audio.shape[0], 1 << 16):
                 out.write(audio[a:a + (1 << 16)])
