@@ -4,10 +4,12 @@ Every path that processes many files goes through these two functions — ``work
 backend, ``workbench enhance`` on several files, ``workbench evaluate``, and the GUI's batch dialog (via
 :func:`workbench.core.export.export_batch`) — so options, file names and numbers agree:
 
-* :func:`enhance_item` reads a file, enhances it with one model (at the model's rate through the
-  engine, which resamples with soxr and removes the latency), optionally mixes the dry signal back
-  (``mix * wet + (1 - mix) * dry``), writes every planned output through the atomic writer and returns
-  a manifest row;
+* :func:`enhance_item` reads a file, enhances it with one model through
+  :meth:`~workbench.core.recording.Recording.enhance` (the GUI's call: typed provenance, one version
+  per model output; the engine resamples with soxr and removes the latency) or only in regions,
+  applies the strength with ``Recording.set_strength`` (``wet + (1 - mix) * (dry - wet)``), writes
+  every planned output through the atomic writer (or the export writer for lossy containers and
+  loudness) and returns a manifest row;
 * :func:`evaluate_item` scores one system (``noisy``, a model, or ``file:TAG``) on one pair with
   :func:`workbench.core.evaluation.score_signal` and returns a manifest row.
 
