@@ -285,3 +285,100 @@ def test_evaluate_unreadable_pair_is_rows_with_reasons(tmp_path, rng, capsys):
     rows = {r["file"]: r for r in read_csv(tmp_path / "r.csv")}
     assert rows["x"]["value"] is not None
     assert rows["y"]["value"] is None and "y_noisy.wav" in rows["y"]["reason"]
+
+
+def _speech_and_noise_module():
+    import torch
+
+    class SpeechAndNoise(torch.nn.Module):
+        """(1, T) -> (2, T): a 3-tap smoother as "speech" and what it removed as "noise"."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(1, 1, 3, padding=1, bias=False)
+            with torch.no_grad():
+                self.conv.weight[:] = torch.tensor([[[0.25, 0.5, 0.25]]])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            speech = self.conv(x[:, None, :])[:, 0, :]
+            return torch.cat([speech, x - speech], dim=0)
+
+    return SpeechAndNoise()
+
+
+def test_two_output_model_gives_one_file_per_output(tmp_path, rng):
+    """A model with outputs ("speech", "noise") (two-output TorchScript module) gives
+    <stem>.<model>.speech.wav and <stem>.<model>.noise.wav per input, each the matching version of
+    Recording.enhance (the per-item function runs the model through it), local pool = serial bytes."""
+    import torch
+
+    from workbench.core.enhancer import run_to_end
+    from workbench.core.export import file_tag
+    from workbench.core.recording import Recording
+    from workbench.core.registry import load_enhancer
+
+    models = tmp_path / "models"
+    models.mkdir()
+    model = models / "split.pt"
+    torch.jit.save(torch.jit.script(_speech_and_noise_module()), str(model))
+    (models / "split.pt.toml").write_text('kind = "waveform"\nsample_rate = 16000\noutputs = ["speech", "noise"]\n')
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(2):
+        sf.write(src / f"f{k}.wav", (0.1 * rng.standard_normal((8000, 1))).astype(np.float32), 16000, subtype="FLOAT")
+    enh = load_enhancer(model)
+    tag = file_tag(enh.info.id)  # portable file name part of the id (torchscript:split -> torchscript-split)
+    serial, pool = tmp_path / "serial", tmp_path / "pool"
+    assert main(["batch", "enhance", str(src), "-m", str(model), "-o", str(serial), "--workers", "0",
+                 "--quiet"]) == 0
+    assert main(["batch", "enhance", str(src), "-m", str(model), "-o", str(pool), "--workers", "2",
+                 "--quiet"]) == 0
+    names = sorted(p.name for p in serial.iterdir() if p.suffix == ".wav")
+    assert names == sorted(f"f{k}.{tag}.{o}.wav" for k in range(2) for o in ("speech", "noise"))
+    assert output_hashes(serial) == output_hashes(pool)
+    rec = Recording(src / "f0.wav")
+    speech, noise = run_to_end(rec.enhance(enh))
+    np.testing.assert_array_equal(sf.read(serial / f"f0.{tag}.speech.wav", dtype="float32")[0][:, None],
+                                  speech.source.read_all())
+    np.testing.assert_array_equal(sf.read(serial / f"f0.{tag}.noise.wav", dtype="float32")[0][:, None],
+                                  noise.source.read_all())
+    rows = [r for r in rows_of(serial / "manifest.jsonl") if r.get("kind") == "enhance"]
+    assert {r["status"] for r in rows} == {"done"} and all(len(r["outputs"]) == 2 for r in rows)
+
+
+def test_enhance_folder_runs_each_file_through_the_item_function(corpus, tmp_path, monkeypatch):
+    """`workbench enhance FOLDER` goes through enhance_item like `workbench batch`: the same samples for
+    the same strength, and its WAVs still carry the provenance tag (with the strength) that batch leaves out."""
+    import json as _json
+
+    import workbench.core.batch.item as item
+
+    seen = []
+    real = item.enhance_item
+
+    def spy(task, *a, **kw):
+        seen.append(Path(task["input"]).name)
+        return (yield from real(task, *a, **kw))
+
+    import shutil
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in sorted(corpus.rglob("clip*.wav"))[:2]:
+        shutil.copy(f, src / f.name)
+    files = sorted(p.name for p in src.iterdir())
+    assert main(["batch", "enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "b"), "--mix", "0.5",
+                 "--workers", "0", "--quiet", "--subtype", "FLOAT"]) == 0
+    import workbench.commands.enhance as cmd
+
+    monkeypatch.setattr(cmd, "enhance_item", spy)
+    assert main(["enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "e") + "/", "--mix", "0.5", "--quiet",
+                 "--subtype", "FLOAT"]) == 0
+    assert seen == files
+    for name in files:
+        out = f"{Path(name).stem}.wiener.wav"
+        e, b = (sf.read(tmp_path / d / out, dtype="float32")[0] for d in ("e", "b"))
+        np.testing.assert_array_equal(e, b)
+        tag = _json.loads(sf.SoundFile(tmp_path / "e" / out).comment)
+        assert tag["strength"]["mix"] == 0.5 and tag["model_id"] == "wiener"
+        assert not sf.SoundFile(tmp_path / "b" / out).comment

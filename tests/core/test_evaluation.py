@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from workbench.core import evaluation as E
-from workbench.core.enhancer import EnhancerInfo, run_to_end
+from workbench.core.enhancer import Enhancer, EnhancerInfo, run_to_end
 from workbench.core.errors import WorkbenchError
 from workbench.core.recording import Recording
 
@@ -207,3 +207,37 @@ def test_evaluate_warns_about_a_pair_that_does_not_match(shared_data, tmp_path, 
     assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr"]) == 0
     err = capsys.readouterr().err
     assert "warning: " in err and "a_clean.wav" in err and "b_clean.wav" not in err
+
+
+def test_evaluate_scores_each_pair_and_system_with_the_batch_item_function(tmp_path, rng, monkeypatch):
+    """`workbench evaluate` runs every pair x system through workbench.core.batch.item.evaluate_item (the
+    function `workbench batch evaluate` runs in its workers); a model that fails still stops the run
+    with one line naming it."""
+    import workbench.core.batch.item as item
+
+    seen = []
+    real = item.evaluate_item
+
+    def spy(task, *a, **kw):
+        seen.append((task["pair"], task["model"]))
+        return (yield from real(task, *a, **kw))
+
+    monkeypatch.setattr(item, "evaluate_item", spy)
+    sr = 16000
+    for name in ("a", "b"):
+        clean = (0.1 * rng.standard_normal(sr)).astype(np.float32)
+        sf.write(tmp_path / f"{name}_clean.wav", clean, sr)
+        sf.write(tmp_path / f"{name}_noisy.wav", clean + 0.01 * rng.standard_normal(sr).astype(np.float32), sr)
+    res = run_to_end(E.evaluate(tmp_path, ["wiener"], metrics=["si_sdr"], dnsmos=False))
+    assert sorted(seen) == [("a", "noisy"), ("a", "wiener"), ("b", "noisy"), ("b", "wiener")]
+    assert all(m.value is not None for m in res.measurements) and res.elapsed_s["wiener"] > 0
+
+    class Broken(Enhancer):
+        def __init__(self):
+            self.info = EnhancerInfo("broken", "Broken", "raises", 16000, True, 0)
+
+        def process_offline(self, audio):
+            raise RuntimeError("model blew up")
+
+    with pytest.raises(WorkbenchError, match="model blew up"):
+        run_to_end(E.evaluate(tmp_path, [Broken()], metrics=["si_sdr"], dnsmos=False))

@@ -6,8 +6,10 @@
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
 * A model with several outputs (``EnhancerInfo.outputs``, e.g. speech and noise) writes one file per
   output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
-* Every file is enhanced through :meth:`workbench.core.recording.Recording.enhance`, the call the GUI
-  uses, so versions carry the same provenance on both paths.
+* Every file goes through :func:`workbench.core.batch.item.enhance_item`, the per-item function of
+  ``workbench batch`` and the GUI's batch dialog, which enhances through
+  :meth:`workbench.core.recording.Recording.enhance`, the call the GUI uses, so versions carry the same
+  provenance on every path.
 * Strength: ``--mix 0.7`` keeps 70 % of the model's effect (``out = enhanced + 0.3 * (original -
   enhanced)``); ``--limit-db 12`` is the same control as a reduction limit (``g = 10^(-12/20)``).
   ``--atten-lim-db`` instead sets the model's own limit where it has one (DeepFilterNet's atten_lim).
@@ -32,22 +34,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import json
-import time
-
-import numpy as np
-import soundfile as sf
-
-from ..core.audio_io import (OUTPUT_FORMATS, WRITE_SUBTYPES, atomic_output, clip_for_subtype, native_path, open_source,
-                             output_subtype)
+from ..core.audio_io import OUTPUT_FORMATS, WRITE_SUBTYPES
+from ..core.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
 from ..core.batch.plan import AUDIO_SUFFIXES
 from ..core.editing import Strength, parse_span, with_attenuation_limit
 from ..core.enhancer import run_to_end, with_processing
 from ..core.errors import WorkbenchError
-from ..core.export import LOSSY, SUFFIX, file_tag, write_export_audio
+from ..core.export import SUFFIX, file_tag, provenance_tag, write_with_provenance  # noqa: F401 (repair uses it)
 from ..core.outputs import PlannedOutput, check_output_target, plan_batch_outputs
-from ..core.recording import Recording
-from ..core.version_ops import enhance_region, noise_profile_model
 from ..core.registry import load_enhancer
 
 
@@ -214,51 +208,61 @@ def run(args) -> int:
                 error = str(exc)
                 break
         plan = [PlannedOutput(files[0], targets, error=error)]
+    # Every file goes through the batch pipeline's per-item function (as `workbench batch` and the GUI's
+    # batch dialog), which runs the model with Recording.enhance (as the Models panel).
+    settings = EnhanceSettings(
+        format=args.format.upper(), subtype=args.subtype, rate="source",
+        channels=None if channels is None else tuple(channels), mix=strength.mix, repair=args.repair,
+        quality=args.quality, loudness_lufs=args.loudness, true_peak_dbtp=args.true_peak,
+        strength_as=strength.given_as, regions_s=tuple(regions) or None, context_s=args.context_s,
+        crossfade_s=args.crossfade_ms / 1000.0, noise_profile_s=profile_span, atten_lim_db=args.atten_lim_db,
+        provenance_tag=True)
+    identity = model_identity(enhancer, args.model)
     progress = ProgressLine(not args.quiet)
     failed = 0
     try:
         for k, item in enumerate(plan):
             path = item.source
-            targets = dict(zip(outputs, item.targets))
             label = f"[{k + 1}/{len(plan)}] {path.name}" if batch else path.name
             if item.skip:
                 progress.done(f"{label}: {item.skip}")
                 continue
-            try:
-                if item.error:
-                    raise WorkbenchError(item.error)
-                rec = Recording(path, source=open_source(path, repair=args.repair))
-                notes = []
-                try:
-                    t0 = time.perf_counter()
-                    versions = run_to_end(enhance_recording(rec, enhancer, channels, regions, profile_span, args),
-                                          lambda p: progress.show(label, p.fraction))
-                    elapsed = time.perf_counter() - t0
-                    for v in versions:
-                        if not strength.full:
-                            rec.set_strength(v, strength)
-                        target, clipped = write_version(targets[v.provenance.output], rec, v, args,
-                                                        protect=tuple(protected))
-                        if clipped:
-                            notes.append(f"warning: {target}: {clipped} samples beyond ±1.0 were clipped to fit "
-                                         "the integer sample format (use --subtype FLOAT to keep them)")
-                finally:
-                    rec.close()
-                shown = ", ".join(str(t) for t in targets.values())
-                progress.done(f"{label}: {rec.source.duration_s:.1f} s in {elapsed:.2f} s -> {shown}")
-                for line in notes:
-                    print(line, file=sys.stderr)
-            except WorkbenchError as exc:
+            if item.error:
                 progress.done()
-                print(f"error: {exc}", file=sys.stderr)
+                print(f"error: {item.error}", file=sys.stderr)
                 failed += 1
-            except ValueError as exc:  # e.g. a channel the file does not have
+                continue
+            names = outputs if len(outputs) > 1 else ("enhanced",)
+            task = enhance_task(k, path, args.model, [{"name": n, "path": str(t)} for n, t in zip(names, item.targets)],
+                                settings, overwrite=args.overwrite, protect=protected)
+            row = run_to_end(enhance_item(task, enhancer, identity), lambda p: progress.show(label, p.fraction))
+            if row["status"] != "done":
                 progress.done()
-                print(f"error: {path}: {exc}", file=sys.stderr)
+                print(f"error: {row['reason']}", file=sys.stderr)
                 failed += 1
+                continue
+            shown = ", ".join(o["path"] for o in row["outputs"])
+            progress.done(f"{label}: {row['duration_s']:.1f} s in {row['timings']['model_s']:.2f} s -> {shown}")
+            for out in row["outputs"]:
+                report_output(out, args)
     finally:
         enhancer.close()
     return 2 if failed else 0
+
+
+def report_output(out: dict, args) -> None:
+    """The notes and warnings one written output deserves: clipping to an integer format, a loudness
+    target that could not be measured or reached."""
+    target = out["path"]
+    if out.get("clipped_samples"):
+        print(f"warning: {target}: {out['clipped_samples']} samples beyond ±1.0 were clipped to fit the "
+              "integer sample format (use --subtype FLOAT to keep them)", file=sys.stderr)
+    if "measured_lufs" in out and out["measured_lufs"] is None:
+        print(f"note: {target}: loudness not measurable (silent or under 0.4 s); written without a gain",
+              file=sys.stderr)
+    elif out.get("limited_db") is not None and out["limited_db"] < 0:
+        print(f"note: {target}: {out['gain_db']:+.1f} dB applied; {-out['limited_db']:.1f} dB under the "
+              f"{args.loudness:g} LUFS target to keep the true peak at {args.true_peak:g} dBTP", file=sys.stderr)
 
 
 def options_strength(args) -> Strength:
@@ -267,34 +271,6 @@ def options_strength(args) -> Strength:
     if args.limit_db is not None:
         return Strength.from_limit_db(args.limit_db)
     return Strength()
-
-
-def enhance_recording(rec: Recording, enhancer, channels, regions, profile_span, args):
-    """The run the options ask for, as a generator returning the new versions: the whole file through
-    :meth:`Recording.enhance`, or the regions through :func:`~workbench.core.version_ops.enhance_region`;
-    with ``--noise-profile`` the model first learns the noise from that span."""
-    model = enhancer
-    if profile_span is not None:
-        model = noise_profile_model(rec, enhancer, profile_span, channels)
-    settings = {}
-    if profile_span is not None:
-        settings["noise_profile_s"] = list(profile_span)
-    if args.atten_lim_db is not None:
-        settings["model_attenuation_limit_db"] = args.atten_lim_db
-    if regions:
-        v = yield from enhance_region(rec, model, regions, channels=channels, context_s=args.context_s,
-                                      crossfade_s=args.crossfade_ms / 1000.0, spec=args.model,
-                                      noise_profile_s=profile_span)
-        return [v]
-    return (yield from rec.enhance(model, channels, spec=args.model, settings=settings))
-
-
-def provenance_tag(rec: Recording, version) -> dict:
-    """What the output's comment tag holds: the version's typed provenance plus its strength."""
-    p = version.provenance.to_dict()
-    strength = rec.strength_of(version)
-    return {"workbench provenance": 1, "input": rec.path.name, "version": version.name, **p,
-            "strength": strength.to_dict()}
 
 
 def container_for(target: Path, args) -> str:
@@ -308,44 +284,3 @@ def container_for(target: Path, args) -> str:
         raise WorkbenchError(f"{target}: cannot write {Path(target).suffix or 'files without a suffix'}; "
                              f"name the output {', '.join(sorted(by_suffix))}")
     return fmt
-
-
-def write_version(target: Path, rec: Recording, version, args, protect: tuple) -> tuple[Path, int]:
-    """WAV (with the provenance as JSON in its comment tag), FLAC/AIFF, or a lossy/loudness-normalised
-    export. The sample format follows the source where the container holds it (``--subtype`` wins);
-    returns ``(path, samples clipped to fit an integer format)``."""
-    audio = version.source.read_all()
-    fmt = container_for(target, args)
-    if fmt in LOSSY:
-        sub = WRITE_SUBTYPES[fmt][0]
-    else:
-        sub = output_subtype(rec.source.info.subtype, fmt, args.subtype)
-    if fmt == "WAV" and args.loudness is None:
-        audio, clipped = clip_for_subtype(audio, sub)
-        return write_with_provenance(target, audio, version.sample_rate, sub, provenance_tag(rec, version),
-                                     overwrite=args.overwrite, protect=protect), clipped
-    written, _rate, clipped, gain_db, facts = write_export_audio(
-        target, audio, version.sample_rate, version.sample_rate, fmt, sub, quality=args.quality,
-        loudness_target=None if args.loudness is None else (args.loudness, args.true_peak),
-        overwrite=args.overwrite, protect=protect)
-    if facts is not None and facts["measured_lufs"] is None:
-        print(f"note: {target}: loudness not measurable (silent or under 0.4 s); written without a gain",
-              file=sys.stderr)
-    elif facts is not None and facts["limited_db"] < 0:
-        print(f"note: {target}: {gain_db:+.1f} dB applied; {-facts['limited_db']:.1f} dB under the "
-              f"{args.loudness:g} LUFS target to keep the true peak at {args.true_peak:g} dBTP", file=sys.stderr)
-    return written, clipped
-
-
-def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,
-                          protect: tuple) -> Path:
-    """WAV through the atomic writer, written in blocks, with ``provenance`` as JSON in the comment tag."""
-    if not np.all(np.isfinite(audio)):
-        raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
-    with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
-        with sf.SoundFile(native_path(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
-                          format="WAV") as out:
-            out.comment = json.dumps(provenance, sort_keys=True)
-            for a in range(0, audio.shape[0], 1 << 16):
-                out.write(audio[a:a + (1 << 16)])
-    return target

@@ -283,47 +283,54 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     names = [s for s, _ in systems]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
+    from .batch.item import evaluate_item, evaluate_task  # the batch pipeline's per-item function
+
     rows: list[Measurement] = []
     elapsed: dict[str, float] = {}
     total = len(pair_list) * len(systems)
     done = 0
     for pair in pair_list:
-        try:
-            clean, clean_sr = _load_mono(pair.clean)
-            noisy, noisy_sr = _load_mono(pair.noisy)
-        except WorkbenchError as exc:
-            # A pair that cannot be read is rows with the reason (and a warning), never a stopped run.
-            warnings.append(str(exc))
-            for name, _system in systems:
-                rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, str(exc))
+        unreadable = None
+        for name, system in systems:
+            if unreadable is not None:  # the pair itself cannot be read: every system's rows say so
+                rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable)
                             for key in metric_keys)
                 done += 1
-            continue
-        mismatch = length_mismatch(len(clean) / clean_sr, len(noisy) / noisy_sr)
-        for name, system in systems:
+                continue
             yield Progress(done / total, f"{pair.name}: {name}")
+            # One pair x system through the same function `workbench batch evaluate` runs in its workers.
+            task = evaluate_task(done, pair, name, dnsmos=dnsmos, metrics=wanted)
+            row = yield from rescaled(evaluate_item(task, system if isinstance(system, Enhancer) else None,
+                                                    {"spec": name, "id": name}),
+                                      done / total, 1.0 / total, "")
+            if row["status"] == "failed":
+                if row["failed_in"] != "read":
+                    raise WorkbenchError(row["reason"])  # a model or precomputed output that fails stops the run
+                # A pair that cannot be read is rows with the reason (and a warning), never a stopped run.
+                unreadable = row["reason"]
+                warnings.append(unreadable)
+                rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable)
+                            for key in metric_keys)
+                done += 1
+                continue
+            if isinstance(system, Enhancer):
+                elapsed[name] = elapsed.get(name, 0.0) + row["timings"]["model_s"]
             if system is None:
-                est, est_sr = noisy, noisy_sr
-            elif isinstance(system, str):
-                est, est_sr = _load_mono(pair.outputs[system[len(FILE_PREFIX):]])
-            else:
-                t = time.perf_counter()
-                result = yield from rescaled(enhance(system, noisy, noisy_sr), done / total, 0.8 / total,
-                                             f"{pair.name}: {name} ")
-                est = result[:, 0]
-                elapsed[name] = elapsed.get(name, 0.0) + time.perf_counter() - t
-                est_sr = noisy_sr
-            sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=dnsmos, metrics=wanted)
-            if system is None and sc.alignment is not None and sc.alignment.suspicious:
-                warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
-                                + "; ".join(sc.alignment.problems()))
-                mismatch = None  # the alignment check names differing lengths itself
-            if system is None and mismatch:
-                warnings.append(f"{pair.noisy}: {mismatch} than its clean reference {pair.clean.name}; "
-                                "scored on the overlap only")
+                if row["alignment_problems"]:
+                    warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
+                                    + "; ".join(row["alignment_problems"]))
+                else:  # the alignment check names differing lengths itself
+                    mismatch = length_mismatch(row["clean_duration_s"], row["duration_s"])
+                    if mismatch:
+                        warnings.append(f"{pair.noisy}: {mismatch} than its clean reference {pair.clean.name}; "
+                                        "scored on the overlap only")
             for key in metric_keys:
-                met = sc.metrics.get(key) or failed(key, "not computed")
-                rows.append(Measurement(pair.name, name, key, met.value, met.unit, met.reason, sc.lag_samples))
+                reason = row["metric_reasons"].get(key, "")
+                value = row["metrics"].get(key)
+                if value is None and not reason:
+                    reason = "not computed"
+                rows.append(Measurement(pair.name, name, key, value, METRIC_SPECS[key].unit, reason,
+                                        row["lag_samples"]))
             done += 1
     yield Progress(1.0, "done")
     return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed,

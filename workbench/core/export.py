@@ -514,52 +514,80 @@ class BatchSummary:
 
 def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str | Path, *,
                  format: str = "WAV", subtype: str = "PCM_24", rate: str | int = "source",
-                 residual: bool = False, overwrite: bool = False, repair: bool = False,
+                 residual: bool = False, overwrite: bool = False, repair: bool = False, spec: str | None = None,
                  should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, BatchSummary]:
     """Enhance every file with ``enhancer`` and export the result into ``out_dir``.
 
     A generator: yields :class:`Progress` (overall fraction over all files), returns a
     :class:`BatchSummary`. A file that fails (unreadable, model error, target exists ...) is recorded
     with its reason and the batch goes on. ``should_stop`` is polled between steps; when it returns
-    True the batch raises :class:`Cancelled`. Sources are only read.
+    True the batch raises :class:`Cancelled`. Sources are only read. Each file goes through
+    :func:`workbench.core.batch.item.enhance_item` (the per-item function of ``workbench batch``);
+    ``spec`` is what the model was loaded from (catalogue id or file path; stored in the provenance).
     """
+    from .batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
+
     fmt, sub = check_format(format, subtype)
     files = [Path(f) for f in files]
     out_dir = Path(out_dir)
     summary = BatchSummary()
     t0 = time.perf_counter()
     n = max(len(files), 1)
+    outs = enhancer.info.outputs
+    tag = file_tag(enhancer.info.id)
+    names = [("enhanced", tag)] if len(outs) == 1 else [(o, f"{tag}.{file_tag(o)}") for o in outs]
+    if residual:
+        names += [("residual" if len(outs) == 1 else f"{o}.residual", f"{t}.residual") for o, t in names]
+    settings = EnhanceSettings(format=fmt, subtype=sub, rate=rate, residual=residual, repair=repair)
+    identity = model_identity(enhancer, spec)
     for i, f in enumerate(files):
         yield Progress(i / n, f"{f.name}: opening ({i + 1}/{len(files)})")
-        rec = None
-        try:
-            rec = Recording(f, source=open_source(f, repair=repair, check_finite=True))
-            # Check targets before spending model time on a file that cannot be written.
-            if not overwrite:
-                outs = enhancer.info.outputs
-                tags = [file_tag(enhancer.info.id)] if len(outs) == 1 else \
-                    [f"{file_tag(enhancer.info.id)}.{file_tag(o)}" for o in outs]
-                names = [Path(out_dir) / f"{f.stem}.{t}{SUFFIX[fmt]}" for t in tags]
-                if residual:
-                    names += [Path(out_dir) / f"{f.stem}.{t}.residual{SUFFIX[fmt]}" for t in tags]
-                for t in names:
-                    if t.exists():
-                        raise WorkbenchError(f"{t}: already exists (use --overwrite to replace it)")
-            # The one enhancement call (as the Models panel and `workbench enhance`): same provenance.
-            made = yield from rescaled(rec.enhance(enhancer, settings={"batch": True}), i / n, 0.95 / n,
-                                       f"{f.name}: ", should_stop)
-            todo = list(made) + ([rec.residual_of(v) for v in made] if residual else [])
-            written = export_versions(rec, todo, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite)
-            summary.succeeded.append((f, [w.path for w in written]))
-        except Cancelled:
-            raise
-        except WorkbenchError as exc:
-            summary.failed.append((f, str(exc)))
-        except Exception as exc:  # keep the batch going whatever one file does; say what happened
-            summary.failed.append((f, f"{type(exc).__name__}: {exc}"))
-        finally:
-            if rec is not None and hasattr(rec.source, "close"):
-                rec.source.close()
+        outputs = [{"name": name, "path": str(out_dir / f"{f.stem}.{t}{SUFFIX[fmt]}")} for name, t in names]
+        # Check targets before spending model time on a file that cannot be written.
+        existing = [o["path"] for o in outputs if Path(o["path"]).exists()]
+        if existing and not overwrite:
+            summary.failed.append((f, f"{existing[0]}: already exists (use --overwrite to replace it)"))
+            continue
+        # The batch pipeline's per-item function (as `workbench batch`), which runs the model through
+        # Recording.enhance (as the Models panel and `workbench enhance`): same provenance and names.
+        task = enhance_task(i, f, spec if spec is not None else enhancer.info.id, outputs, settings,
+                            overwrite=overwrite)
+        row = yield from rescaled(enhance_item(task, enhancer, identity, should_stop=should_stop), i / n, 1.0 / n,
+                                  "", should_stop)
+        if row["status"] == "done":
+            summary.succeeded.append((f, [Path(o["path"]) for o in row["outputs"]]))
+        else:
+            summary.failed.append((f, row["reason"]))
     summary.elapsed_s = time.perf_counter() - t0
     yield Progress(1.0, f"done: {len(summary.succeeded)} ok, {len(summary.failed)} failed")
     return summary
+
+
+# ------------------------------------------------------------------------- provenance-tagged WAV
+def provenance_tag(rec: Recording, version: Version) -> dict:
+    """What the output's comment tag holds: the version's typed provenance plus its strength."""
+    p = version.provenance.to_dict()
+    strength = rec.strength_of(version)
+    return {"workbench provenance": 1, "input": rec.path.name, "version": version.name, **p,
+            "strength": strength.to_dict()}
+
+
+def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,
+                          protect: tuple) -> Path:
+    """WAV through the atomic writer, written in blocks, with ``provenance`` as JSON in the comment tag."""
+    if not np.all(np.isfinite(audio)):
+        raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
+    import soundfile as sf  # noqa: PLC0415
+
+    from .audio_io import _no_peak_chunk, native_path  # noqa: PLC0415
+
+    with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
+        # native_path: file names that are not UTF-8 reach libsndfile as the OS's bytes; no PEAK chunk
+        # (it holds the wall-clock time), as in write_audio_atomic.
+        with sf.SoundFile(native_path(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
+                          format="WAV") as out:
+            _no_peak_chunk(out)
+            out.comment = json.dumps(provenance, sort_keys=True)
+            for a in range(0, audio.shape[0], 1 << 16):
+                out.write(audio[a:a + (1 << 16)])
+    return target

@@ -388,7 +388,7 @@ def _batch_steps(files, model_spec, out_dir, options, load_enhancer):
     returns the :class:`~workbench.core.export.BatchSummary`."""
     yield Progress(0.0, f"loading {model_spec}")
     enhancer = load_enhancer(model_spec)
-    return (yield from export_batch(files, enhancer, out_dir, **options))
+    return (yield from export_batch(files, enhancer, out_dir, spec=model_spec, **options))
 
 
 def model_choice_label(info, loaded: bool = False) -> str:

@@ -4,10 +4,12 @@ Every path that processes many files goes through these two functions — ``work
 backend, ``workbench enhance`` on several files, ``workbench evaluate``, and the GUI's batch dialog (via
 :func:`workbench.core.export.export_batch`) — so options, file names and numbers agree:
 
-* :func:`enhance_item` reads a file, enhances it with one model (at the model's rate through the
-  engine, which resamples with soxr and removes the latency), optionally mixes the dry signal back
-  (``mix * wet + (1 - mix) * dry``), writes every planned output through the atomic writer and returns
-  a manifest row;
+* :func:`enhance_item` reads a file, enhances it with one model through
+  :meth:`~workbench.core.recording.Recording.enhance` (the GUI's call: typed provenance, one version
+  per model output; the engine resamples with soxr and removes the latency) or only in regions,
+  applies the strength with ``Recording.set_strength`` (``wet + (1 - mix) * (dry - wet)``), writes
+  every planned output through the atomic writer (or the export writer for lossy containers and
+  loudness) and returns a manifest row;
 * :func:`evaluate_item` scores one system (``noisy``, a model, or ``file:TAG``) on one pair with
   :func:`workbench.core.evaluation.score_signal` and returns a manifest row.
 
@@ -44,7 +46,8 @@ class EnhanceSettings:
     """Everything that changes the bytes an enhancement writes (recorded in each manifest row).
 
     Attributes:
-        format: ``WAV`` or ``FLAC`` (the planner's suffix; each output's container follows its suffix).
+        format: ``WAV`` or ``FLAC`` (the planner's suffix; each output's container follows its suffix), or
+            ``MP3``/``OGG``/``OPUS`` (that lossy container, its first subtype, an encoder-accepted rate).
         subtype: sample format (``FLOAT``, ``PCM_16``, ``PCM_24`` ...); ``None`` keeps the source's where
             the container holds it, else the container's best (FLOAT for WAV, PCM_24 for FLAC).
         rate: ``"source"`` (the input's rate), ``"model"`` (the model's native rate) or Hz.
@@ -53,6 +56,16 @@ class EnhanceSettings:
         residual: also write ``input - enhanced`` (``<stem>.<model>.residual.<ext>``).
         repair: read NaN/Inf input samples as 0 instead of failing the file.
         dnsmos: score each written output with DNSMOS (non-intrusive) into the row's metrics.
+        quality: MP3/OGG/OPUS quality 0..1 (``format`` naming a lossy container forces it for every output).
+        loudness_lufs: normalise each output to this BS.1770 loudness, true peak under ``true_peak_dbtp``.
+        strength_as: how the strength was given (``mix`` or ``limit_db``; kept in the provenance).
+        regions_s: enhance only these ``(start, end)`` spans in seconds (``context_s`` of model context
+            around each, ``crossfade_s`` raised-cosine splices); the rest stays bit-identical.
+        noise_profile_s: ``(start, end)`` noise-only span whose mean power spectrum classical models use.
+        atten_lim_db: the model's own attenuation limit the caller set (recorded in the provenance only).
+        provenance_tag: WAV outputs (without loudness) carry the version's provenance as JSON in their
+            comment tag (``workbench enhance``). Off in ``workbench batch``: the tag holds the run time,
+            so outputs would differ in bytes between runs.
     """
 
     format: str = "WAV"
@@ -63,10 +76,22 @@ class EnhanceSettings:
     residual: bool = False
     repair: bool = False
     dnsmos: bool = False
+    quality: float | None = None
+    loudness_lufs: float | None = None
+    true_peak_dbtp: float = -1.0
+    strength_as: str = "mix"
+    regions_s: tuple[tuple[float, float], ...] | None = None
+    context_s: float = 1.0
+    crossfade_s: float = 0.020
+    noise_profile_s: tuple[float, float] | None = None
+    atten_lim_db: float | None = None
+    provenance_tag: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = None if self.channels is None else list(self.channels)
+        d["regions_s"] = None if self.regions_s is None else [list(r) for r in self.regions_s]
+        d["noise_profile_s"] = None if self.noise_profile_s is None else list(self.noise_profile_s)
         return d
 
     @classmethod
@@ -74,6 +99,10 @@ class EnhanceSettings:
         d = dict(d)
         if d.get("channels") is not None:
             d["channels"] = tuple(int(c) for c in d["channels"])
+        if d.get("regions_s") is not None:
+            d["regions_s"] = tuple((float(a), float(b)) for a, b in d["regions_s"])
+        if d.get("noise_profile_s") is not None:
+            d["noise_profile_s"] = tuple(float(t) for t in d["noise_profile_s"])
         return cls(**d)
 
 
@@ -136,7 +165,7 @@ def _level_dbfs(audio: np.ndarray) -> tuple[float | None, float | None]:
 
 
 def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: list[dict],
-                 settings: EnhanceSettings, *, overwrite: bool = False) -> dict:
+                 settings: EnhanceSettings, *, overwrite: bool = False, protect=()) -> dict:
     """A JSON-able enhancement task.
 
     Args:
@@ -144,10 +173,12 @@ def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: li
         model_key: the key under which a worker holds the loaded model (the model spec).
         outputs: ``[{"name": "enhanced" | "residual" | <output name>, "path": str}]`` in write order,
             as planned for the whole batch (:mod:`workbench.core.batch.plan`).
+        protect: further files no output may replace (besides the input), e.g. the model file.
     """
     return {"kind": "enhance", "index": int(index), "key": f"{Path(input_path)}|{model_key}",
             "input": str(input_path), "model": model_key, "outputs": [dict(o) for o in outputs],
-            "settings": settings.to_dict(), "overwrite": bool(overwrite)}
+            "settings": settings.to_dict(), "overwrite": bool(overwrite),
+            **({"protect": [str(p) for p in protect]} if protect else {})}
 
 
 def _base_row(task: Mapping, identity: Mapping | None) -> dict:
@@ -165,6 +196,33 @@ def _stat_input(row: dict, path: Path) -> None:
     row["input_sha256"] = file_sha256(path)
 
 
+def _run_model(rec, enhancer: Enhancer, chans: list[int], spec: str, settings: EnhanceSettings,
+               should_stop: Callable[[], bool] | None) -> Generator[Progress, None, list]:
+    """The model run the settings ask for, returning the new versions: the whole file through
+    :meth:`Recording.enhance` (the one enhancement call of the GUI and CLI: same provenance, versions
+    ``<id>`` or ``<id>.<output>``), or only ``regions_s`` through
+    :func:`~workbench.core.version_ops.enhance_region`; with ``noise_profile_s`` the model first learns
+    the noise from that span."""
+    from ..version_ops import enhance_region, noise_profile_model
+
+    model = enhancer
+    extra = {"batch": True}
+    if settings.noise_profile_s is not None:
+        model = noise_profile_model(rec, enhancer, settings.noise_profile_s, chans)
+        extra["noise_profile_s"] = list(settings.noise_profile_s)
+    if settings.atten_lim_db is not None:
+        extra["model_attenuation_limit_db"] = settings.atten_lim_db
+    if settings.regions_s:
+        if enhancer.info.n_outputs != 1:
+            raise WorkbenchError(f"regions: model {enhancer.info.id!r} has several outputs; regions take "
+                                 "single-output models")
+        v = yield from enhance_region(rec, model, list(settings.regions_s), channels=chans,
+                                      context_s=settings.context_s, crossfade_s=settings.crossfade_s, spec=spec,
+                                      noise_profile_s=settings.noise_profile_s, should_stop=should_stop)
+        return [v]
+    return (yield from rec.enhance(model, chans, spec=spec, settings=extra, should_stop=should_stop))
+
+
 def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = None, *,
                  should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, dict]:
     """Enhance one file as described by ``task`` (see :func:`enhance_task`); a generator yielding
@@ -178,8 +236,10 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     Raises:
         Cancelled: ``should_stop`` said so between steps (nothing half-written is left).
     """
-    from ..audio_io import clip_for_subtype, open_source, output_format, output_subtype, resample, write_audio_atomic
-    from ..export import export_rate
+    from ..audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
+                            write_audio_atomic)
+    from ..export import LOSSY, export_rate, provenance_tag, write_export_audio, write_with_provenance
+    from ..editing import Strength
     from ..recording import Recording
 
     t_start = time.perf_counter()
@@ -204,26 +264,24 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         for c in chans:
             if not 0 <= c < src.channels:
                 raise WorkbenchError(f"{path}: channel {c} does not exist (the recording has {src.channels})")
-        result = yield from rescaled(enhance(enhancer, src, channels=chans), 0.0, 0.9, f"{path.name}: ",
-                                     should_stop)
-        # A model with several outputs (EnhancerInfo.outputs) gets (outputs, frames, channels) from the
-        # engine; each output is its own version and file (<stem>.<model>.<output>.<ext>).
-        names = tuple(getattr(enhancer.info, "outputs", None) or ("enhanced",))
-        per_output = {"enhanced": result} if len(names) == 1 else {n: result[j] for j, n in enumerate(names)}
+        # The one enhancement call (Models panel, `workbench enhance`, GUI batch dialog): the same typed
+        # provenance and version names on every path; a model with outputs ("speech", "noise") gives one
+        # version per output (<id>.speech, <id>.noise), each written as its own file.
+        made = yield from rescaled(_run_model(rec, enhancer, chans, task["model"], settings, should_stop),
+                                   0.0, 0.9, f"{path.name}: ", should_stop)
         if settings.mix != 1.0:
-            dry = src.read_all()[:, chans]
-            per_output = {n: (np.float32(settings.mix) * w + np.float32(1.0 - settings.mix) * dry).astype(np.float32)
-                          for n, w in per_output.items()}
+            # Strength as everywhere else: out = wet + (1 - mix) * (original - wet) (editing.Strength).
+            strength = Strength(settings.mix, settings.strength_as)
+            for v in made:
+                rec.set_strength(v, strength, record=False)
         t_model = time.perf_counter()
-        versions = {}
-        for n, audio in per_output.items():
-            versions[n] = rec.add_enhanced(audio, src.sample_rate, enhancer.info,
-                                           {"channels": chans, "mix": settings.mix, "output": n, "batch": True},
-                                           t_model - t_read)
-        version = next(iter(versions.values()))
+        versions = {v.provenance.output or "enhanced": v for v in made}
+        version = made[0]
         wet = version.source.read_all()
         if settings.residual:
-            versions["residual"] = rec.residual_of(version)
+            for n, v in list(versions.items()):
+                versions[f"{n}.residual"] = rec.residual_of(v)
+            versions["residual"] = versions[f"{version.provenance.output or 'enhanced'}.residual"]
         peak, rms = _level_dbfs(wet)
         row["metrics"] = {"output_peak_dbfs": peak, "output_rms_dbfs": rms}
         clipped = 0
@@ -237,14 +295,29 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
             if target.is_file() and not task.get("overwrite"):
                 out["kept"] = True  # an earlier run's output (atomic writes: it is complete)
             else:
-                fmt = output_format(target)
-                sub = output_subtype(getattr(src, "info", None) and src.info.subtype, fmt, settings.subtype)
+                fmt = settings.format.upper() if settings.format.upper() in LOSSY else output_format(target)
+                sub = (WRITE_SUBTYPES[fmt][0] if fmt in LOSSY else
+                       output_subtype(getattr(src, "info", None) and src.info.subtype, fmt, settings.subtype))
                 rate = export_rate(rec, v, settings.rate)
-                audio, n_clipped = clip_for_subtype(resample(v.source.read_all(), src.sample_rate, rate), sub)
-                write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
-                                   overwrite=bool(task.get("overwrite")),
-                                   protect=(path, *map(Path, task.get("protect", ()))))
-                out.update(subtype=sub, sample_rate=rate)
+                protect = (path, *map(Path, task.get("protect", ())))
+                if fmt in LOSSY or settings.loudness_lufs is not None:
+                    # Lossy containers (encoder rates, block writes) and BS.1770 loudness: the export writer.
+                    loud = None if settings.loudness_lufs is None else (settings.loudness_lufs, settings.true_peak_dbtp)
+                    _w, rate, n_clipped, gain_db, facts = write_export_audio(
+                        target, v.source.read_all(), src.sample_rate, rate, fmt, sub, quality=settings.quality,
+                        loudness_target=loud, overwrite=bool(task.get("overwrite")), protect=protect)
+                    if facts is not None:
+                        out.update(gain_db=round(float(gain_db), 6), measured_lufs=facts.get("measured_lufs"),
+                                   limited_db=facts.get("limited_db"))
+                else:
+                    audio, n_clipped = clip_for_subtype(resample(v.source.read_all(), src.sample_rate, rate), sub)
+                    if settings.provenance_tag and fmt == "WAV":
+                        write_with_provenance(target, audio, rate, sub, provenance_tag(rec, v),
+                                              overwrite=bool(task.get("overwrite")), protect=protect)
+                    else:
+                        write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
+                                           overwrite=bool(task.get("overwrite")), protect=protect)
+                out.update(subtype=sub, sample_rate=rate, clipped_samples=int(n_clipped))
                 clipped += n_clipped
             out["sha256"] = file_sha256(target)
         row["metrics"]["clipped_samples"] = clipped
@@ -299,7 +372,10 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     """Score one system on one pair (see :func:`evaluate_task`); a generator returning the manifest row.
 
     The row's ``metrics`` maps every requested metric key to its value (``None`` when it could not be
-    computed; ``metric_reasons`` says why), plus ``lag_samples`` (alignment against the clean file).
+    computed; ``metric_reasons`` says why), plus ``lag_samples`` (alignment against the clean file),
+    ``alignment_problems`` (the alignment check's findings when the clean file may not belong to this
+    estimate, else ``None``), ``clean_duration_s``, and for a failed row ``failed_in`` (``read``,
+    ``system`` or ``score``).
     ``enhancer`` is the loaded model for model systems (``None`` for ``noisy`` and ``file:TAG``).
     """
     from ..dnsmos import DNSMOS_METRICS
@@ -311,17 +387,21 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     if identity is None:
         identity = model_identity(enhancer, system) if enhancer is not None else {"spec": system, "id": system}
     row = _base_row(task, identity)
-    row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={})
+    row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={},
+               clean_duration_s=None, alignment_problems=None, failed_in=None)
+    stage = "read"
     wanted = list(INTRUSIVE_METRICS if task["settings"]["metrics"] is None else task["settings"]["metrics"])
     keys = wanted + (list(DNSMOS_METRICS) if task["settings"]["dnsmos"] else [])
     try:
         noisy_path, clean_path = Path(task["input"]), Path(task["clean"])
+        clean, clean_sr = _load_mono(clean_path)  # first: an unreadable file gets the reader's one line
+        noisy, noisy_sr = _load_mono(noisy_path)
         _stat_input(row, noisy_path)
         row["clean_sha256"] = file_sha256(clean_path)
-        clean, clean_sr = _load_mono(clean_path)
-        noisy, noisy_sr = _load_mono(noisy_path)
-        row.update(sample_rate=noisy_sr, duration_s=round(len(noisy) / noisy_sr, 6))
+        row.update(sample_rate=noisy_sr, duration_s=round(len(noisy) / noisy_sr, 6),
+                   clean_duration_s=round(len(clean) / clean_sr, 6))
         t_read = time.perf_counter()
+        stage = "system"
         if system == NOISY:
             est, est_sr = noisy, noisy_sr
         elif system.startswith(FILE_PREFIX):
@@ -336,7 +416,10 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
                                          f"{task['pair']}: {identity.get('id', system)} ", should_stop)
             est, est_sr = result[:, 0], noisy_sr
         t_model = time.perf_counter()
+        stage = "score"
         sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted)
+        if sc.alignment is not None and sc.alignment.suspicious:
+            row["alignment_problems"] = list(sc.alignment.problems())
         for key in keys:
             met = sc.metrics.get(key) or failed(key, "not computed")
             row["metrics"][key] = met.value
@@ -350,6 +433,7 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
         raise
     except Exception as exc:
         row["status"], row["reason"] = "failed", _one_line(exc)
+        row["failed_in"] = stage  # read (noisy/clean), system (model run or precomputed output), score
         row["metrics"] = {k: None for k in keys}
     row["timings"]["total_s"] = round(time.perf_counter() - t_start, 6)
     row["worker_peak_rss_mib"] = peak_rss_mib()
