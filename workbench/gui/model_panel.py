@@ -179,6 +179,8 @@ class ModelPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.processing_label = QLabel("Path:", self)
         self.processing_combo = QComboBox(self)
+        # Wide enough for "streaming" whatever the dock's width (it was cut to "streamin").
+        self.processing_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.processing_combo.setToolTip("For models with both paths: offline (whole chunks, fastest, the "
                                          "default for files) or streaming (the frame loop a real-time "
                                          "deployment runs)")
