@@ -359,14 +359,6 @@ def evaluate_task(index: int, pair, system: str, *, dnsmos: bool = True, metrics
                                                           "metrics": None if metrics is None else list(metrics)}}
 
 
-def _load_mono(path: Path) -> tuple[np.ndarray, int]:
-    from ..audio_io import load_audio
-    from ..evaluation import _mono
-
-    audio, info = load_audio(path)
-    return _mono(audio), info.sample_rate
-
-
 def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Mapping | None = None, *,
                   should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, dict]:
     """Score one system on one pair (see :func:`evaluate_task`); a generator returning the manifest row.
@@ -379,7 +371,7 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     ``enhancer`` is the loaded model for model systems (``None`` for ``noisy`` and ``file:TAG``).
     """
     from ..dnsmos import DNSMOS_METRICS
-    from ..evaluation import FILE_PREFIX, NOISY, score_signal
+    from ..evaluation import FILE_PREFIX, NOISY, _load_mono, score_signal
     from ..metrics import INTRUSIVE_METRICS, failed
 
     t_start = time.perf_counter()
