@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator, Iterable, Sequence
@@ -25,10 +24,10 @@ import numpy as np
 
 from .audio_io import atomic_output, load_audio, resample
 from .dnsmos import DNSMOS_METRICS, dnsmos_metrics, dnsmos_metrics_steps
-from .enhancer import Enhancer, Progress, enhance, rescaled
+from .enhancer import Enhancer, Progress, rescaled
 from .errors import WorkbenchError
 from .outputs import check_output_target
-from .metrics import INTRUSIVE_METRICS, METRIC_SPECS, Metric, Pair, failed, find_pairs, intrusive_metrics
+from .metrics import INTRUSIVE_METRICS, METRIC_SPECS, Metric, Pair, find_pairs, intrusive_metrics
 
 NOISY = "noisy"
 FILE_PREFIX = "file:"

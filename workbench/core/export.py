@@ -26,10 +26,9 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import (WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, open_source, resample, same_file,
-                       write_audio_atomic)
+from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, resample, write_audio_atomic
 from .enhancer import Enhancer, Progress, rescaled
-from .errors import Cancelled, WorkbenchError
+from .errors import WorkbenchError
 from .outputs import check_output_target
 from .recording import Recording, Version, file_sha256
 

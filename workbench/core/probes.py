@@ -29,7 +29,6 @@ Definitions (sample counts at the native rate):
 
 from __future__ import annotations
 
-import math
 import tarfile
 import time
 from dataclasses import asdict, dataclass, field

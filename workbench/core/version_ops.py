@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from typing import Callable, Generator, Sequence
 
-import numpy as np
-
 from .editing import Box, enhance_regions, noise_profile_samples, repair_stft_config, spectral_repair, with_noise_profile
 from .enhancer import Enhancer, Progress, rescaled
 from .provenance import Provenance, VersionKind

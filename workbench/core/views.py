@@ -18,7 +18,7 @@ an absolute ``mask_floor_dbfs`` by the time a view is computed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
 import numpy as np

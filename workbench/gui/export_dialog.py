@@ -23,7 +23,7 @@ from ..core.errors import WorkbenchError
 from ..core.enhancer import Progress
 from ..core.export import (
     ExportedFile, default_export_folder, export_batch, export_comparison, export_figure, export_versions,
-    is_writable_folder, planned_targets, version_tag,
+    planned_targets, version_tag,
 )
 from .workers import GeneratorWorker
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Generator
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from ..core.audio_io import atomic_output, load_audio
 from ..core.errors import WorkbenchError
 from ..core.metrics import METRIC_SPECS
-from ..core.phaselab import (DEFAULT_METRICS, GLA_INITS, NEEDS_REFERENCE, MaskParams, RecordingLab,
+from ..core.phaselab import (GLA_INITS, NEEDS_REFERENCE, MaskParams, RecordingLab,
                              lab_for_recording, render_figure, rows_csv)
 from ..core.stft import StftConfig
 from .workers import GeneratorWorker
