@@ -224,6 +224,22 @@ def test_cli_probe_json(capsys):
     assert d["parameters"] > 1e6 and 0 < d["rtf"] < 1
 
 
+def test_cli_probe_picks_a_processing_path(capsys):
+    """``--processing streaming`` probes DeepFilterNet3's native frame loop: its MACs come from the same
+    networks' graphs (about 380 MMAC/s, as on the offline path) and a model with one path is refused in
+    one line."""
+    from workbench.cli import main
+
+    assert main(["probe", "-m", "deepfilternet3", "--processing", "streaming", "--json", "--runs", "1"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["processing"] == "streaming" and d["block_samples"] == 480
+    assert 300e6 < d["macs_per_second"] < 460e6
+    assert any("offline path" in n for n in d["notes"])
+    assert main(["probe", "-m", "nsnet2-16k", "--processing", "streaming"]) == 2
+    err = capsys.readouterr().err
+    assert "nsnet2-16k" in err and len(err.strip().splitlines()) == 1
+
+
 def test_cli_probe_unknown_model(capsys):
     from workbench.cli import main
 
@@ -289,3 +305,37 @@ def test_onnx_macs_are_counted_from_the_calls_a_run_makes():
     assert P.count_onnx_macs_per_second(enh) == pytest.approx(SR / 16 * 256, rel=0.01)
     assert enh.session.run.__func__ is not None                        # the session's run is restored
     assert "run" not in vars(enh.session)
+
+
+class _NativeFramesStream(EnhancerStream):
+    """Stands for a C library's frame loop: the same product as the graph, done without any session
+    (blocks are whole 16-sample frames, as ``block_samples`` promises)."""
+
+    def __init__(self, weight):
+        self.weight = weight
+
+    def process(self, block):
+        return 2 * (block.reshape(-1, 16) @ self.weight).reshape(-1)
+
+
+class TwoPathMatmulEnhancer(OnnxMatmulEnhancer):
+    """Offline on the ONNX graph (default streaming: a 'native' loop with no graph to count)."""
+
+    def __init__(self):
+        super().__init__()
+        self.info = EnhancerInfo(id="two-path", name="two-path", description="toy", sample_rate=SR,
+                                 causal=True, latency_samples=0, processing="streaming", block_samples=16,
+                                 processing_paths=("streaming", "offline"))
+
+    def new_stream(self):
+        return _NativeFramesStream(0.5 * np.eye(16, dtype=np.float32))
+
+
+def test_a_native_path_gets_the_macs_of_its_model_s_other_path():
+    """The probe of a path run by a native library (nothing to count) reports the MACs counted on the
+    same model's other path, and says so; before, it reported none."""
+    enh = TwoPathMatmulEnhancer()
+    assert P.count_onnx_macs_per_second(enh) is None            # the streaming path runs no session
+    report = P.run_to_end(P.probe(enh, rtf_runs=1))
+    assert report.macs_per_second == pytest.approx(SR / 16 * 256, rel=0.01)
+    assert any("counted on the offline path" in n for n in report.notes)

@@ -24,6 +24,10 @@ def test_models_table_and_json(capsys):
     assert dfn["sample_rate"] == 48000 and dfn["latency_samples"] == 1440 and dfn["latency_ms"] == 30.0
     assert dfn["causal"] is True and dfn["processing"] == "offline"
     assert dfn["processing_paths"] == ["offline", "streaming"] and "MIT" in dfn["licence"]
+    # Every built-in names its licence (the WPE row said "?" before).
+    assert all(r["licence"] for r in rows if r["source"].startswith("built-in")), rows
+    wpe = next(r for r in rows if r["id"] == "wpe-dereverb")
+    assert "MIT" in wpe["licence"] and wpe["package"] == "nara-wpe"
 
 
 def test_enhance_one_file_refuses_overwrite(shared_data, tmp_path, capsys):

@@ -31,8 +31,8 @@ def run(args) -> int:
         widths = [max(len(r[k]) for r in rows + [header]) for k in range(len(header))]
         for row in [header] + rows:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        print("\nprocessing: the default path first; `workbench enhance --processing streaming` picks the "
-              "other where a model has both.")
+        print("\nprocessing: the default path first; `--processing streaming` on `workbench enhance` "
+              "or `workbench probe` picks the other where a model has both.")
         print("Any model file or folder can also be given to `workbench enhance -m PATH` "
               "(ONNX, TorchScript, PyTorch checkpoint, DTLN folder).")
     for pid, msg in plugin_errors().items():

@@ -1,11 +1,11 @@
-"""``workbench probe -m MODEL [--json]``: measure causality, latency, speed and size of a model."""
+"""``workbench probe -m MODEL [--processing PATH] [--json]``: measure causality, latency, speed and size of a model."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from ..core.enhancer import run_to_end
+from ..core.enhancer import run_to_end, with_processing
 
 
 def add_parser(sub) -> None:
@@ -15,6 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--audio", metavar="FILE",
                    help="speech file used for the real-time factor (default: 5 s of a synthetic speech-like signal)")
     p.add_argument("--runs", type=int, default=3, help="timed runs for the real-time factor (median; default 3)")
+    p.add_argument("--processing", choices=("offline", "streaming"),
+                   help="for models with both paths (see `workbench models`): probe that path instead of the "
+                        "model's default")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -24,6 +27,8 @@ def run(args) -> int:
     from ..core.registry import load_enhancer
 
     enhancer = load_enhancer(args.model, isolate=True)  # stoppable by Ctrl-C / time budget
+    if args.processing is not None:
+        enhancer = with_processing(enhancer, args.processing)  # one clear line if the model lacks that path
     audio = sr = None
     if args.audio:
         data, info = load_audio(args.audio)

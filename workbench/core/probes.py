@@ -37,7 +37,8 @@ from typing import Generator
 
 import numpy as np
 
-from .enhancer import Enhancer, EnhancerInfo, Progress, enhance, run_to_end
+from .enhancer import Enhancer, EnhancerInfo, Progress, enhance, run_to_end, with_processing
+from .errors import ModelError
 from .metrics import estimate_lag
 from .onnx_weights import onnx_parameter_count
 
@@ -428,7 +429,8 @@ def _onnx_graph_macs(model: bytes | str, feeds: dict[str, tuple[tuple[int, ...],
 
 
 def count_onnx_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | None:
-    """MACs per second of audio for models run by onnxruntime (``None`` when no session is reachable).
+    """MACs per second of audio for models run by onnxruntime (``None`` when no session is reachable or
+    the run called none).
 
     Every ``run`` of each session reachable from the enhancer is recorded while it enhances ``seconds``
     of :func:`probe_signal` (after a short warm-up, so sessions created on first use exist); each
@@ -459,6 +461,8 @@ def count_onnx_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> floa
     finally:
         for sess in sessions:
             del sess.run
+    if not calls:
+        return None  # sessions exist but this path ran none of them (e.g. a native frame loop)
     by_id = {id(s): s for s in sessions}
     total = 0.0
     for (sid, signature), count in calls.items():
@@ -472,6 +476,18 @@ def count_onnx_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> floa
 
 
 # ------------------------------------------------------------------------------------------ driver
+
+
+def _count_any_macs(enhancer: Enhancer, notes: list[str]) -> float | None:
+    """MACs per second of audio from the torch modules, else the onnxruntime sessions, of ``enhancer``."""
+    macs = count_macs_per_second(enhancer)
+    if macs is None:
+        try:
+            macs = count_onnx_macs_per_second(enhancer)
+        except Exception as exc:  # a graph the counter cannot read: report, do not fail the probe
+            notes.append(f"ONNX MACs not counted: {type(exc).__name__}: {exc}")
+            macs = None
+    return macs
 
 
 def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: int | None = None,
@@ -504,13 +520,19 @@ def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: i
     yield Progress(0.85, f"{info.name}: size")
     params, how = count_parameters(enhancer)
     notes.append(f"parameters: {how}")
-    macs = count_macs_per_second(enhancer)
+    macs = _count_any_macs(enhancer, notes)
     if macs is None:
-        try:
-            macs = count_onnx_macs_per_second(enhancer)
-        except Exception as exc:  # a graph the counter cannot read: report, do not fail the probe
-            notes.append(f"ONNX MACs not counted: {type(exc).__name__}: {exc}")
-            macs = None
+        # A path run by a native library (a C frame loop) exposes no graph; another path of the same
+        # model runs the same networks on the same frames, so its count is this path's too.
+        for other in (p for p in info.paths if p != info.processing):
+            try:
+                macs = _count_any_macs(with_processing(enhancer, other), notes)
+            except ModelError:
+                macs = None
+            if macs is not None:
+                notes.append(f"MACs: counted on the {other} path's graphs (the same networks run by the "
+                             f"{info.processing} path's native library)")
+                break
     if macs is None:
         notes.append("MACs: no torch module or onnxruntime session reachable from the model")
     latency = max(caus.lookahead_samples, raw or 0)
