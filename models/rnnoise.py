@@ -12,15 +12,25 @@ the C API through :mod:`ctypes`:
   samples are on the 16-bit scale (``x * 32768``)
 * ``void rnnoise_destroy(DenoiseState*)``
 
-Latency: the library analyses 20 ms windows every 10 ms and outputs each hop one hop late, so the
-output trails the input by 480 samples (measured by cross-correlation on speech; checked in
-``tests/models/test_rnnoise.py``). The engine removes it.
+Latency: the library analyses 20 ms windows every 10 ms; its output trails the input by 960 samples
+(two hops, measured by cross-correlation on speech; checked in ``tests/models/test_rnnoise.py``). The
+engine removes it.
+
+Size and compute: the library exports its compiled-in weights as ``rnnoise_arrays``, a table of
+``{const char *name; int type; int size; const void *data}`` ending with a ``NULL`` name (the format of
+Xiph's DNN code, ``size`` in bytes). :func:`network_weights` reads it; each layer's weights count once
+(from its float copy, else the int8 one), the ``_idx``/``_scale``/``_subias`` tables of the quantised
+kernels are bookkeeping, not weights. Every layer of the network works frame by frame (two
+convolutions over time, three GRUs, two dense outputs), so each weight is used once per 10 ms frame:
+``MACs per second = weights (without biases) * 100``. The feature extraction (FFT, Bark bands, pitch
+search) is not counted.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +88,69 @@ def load_library() -> ctypes.CDLL:
     return _LIB
 
 
+class _WeightArray(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("type", ctypes.c_int), ("size", ctypes.c_int),
+                ("data", ctypes.c_void_p)]
+
+
+#: ``type`` codes of the weight table: element size in bytes (float32, int32 index tables, int8).
+_ELEMENT_BYTES = {0: 4, 1: 4, 3: 1}
+#: Table entries that are not weights of a layer: sparse-block indices and quantisation tables.
+_BOOKKEEPING = ("_idx", "_scale", "_subias")
+#: Network frames per second (one 480-sample hop at 48 kHz).
+FRAMES_PER_S = SAMPLE_RATE // FRAME
+
+
+def network_weights(lib: ctypes.CDLL | None = None) -> dict[str, tuple[int, int]]:
+    """``{layer: (weights, biases)}`` read from the library's ``rnnoise_arrays`` table.
+
+    ``conv1``, ``conv2``, ``gru1..3``, ``dense_out``, ``vad_dense`` for the RNNoise 0.2 model; a layer's
+    ``*_weights_float`` and ``*_weights_int8`` arrays are the same matrix (one is counted), a GRU's
+    ``input``/``recurrent`` weights (and the recurrent diagonal) are separate matrices.
+
+    Raises:
+        ModelError: the library has no such table (another RNNoise build) or it cannot be read.
+    """
+    lib = lib or load_library()
+    try:
+        table = (_WeightArray * 4096).in_dll(lib, "rnnoise_arrays")
+    except ValueError:
+        raise ModelError("rnnoise: the library exports no weight table (rnnoise_arrays)") from None
+    matrices: dict[str, dict[str, int]] = {}   # matrix name -> {kind: elements}
+    biases: dict[str, int] = {}
+    for entry in table:
+        if not entry.name:
+            break
+        name = entry.name.decode("ascii", "replace")
+        if entry.type not in _ELEMENT_BYTES or name.endswith(_BOOKKEEPING):
+            continue
+        elements = int(entry.size) // _ELEMENT_BYTES[entry.type]
+        if name.endswith("_bias"):
+            biases[name[:-len("_bias")]] = elements
+        elif "_weights" in name:
+            matrix, kind = name.split("_weights", 1)
+            matrices.setdefault(matrix, {})[kind or "_"] = elements
+    layers: dict[str, list[int]] = {}
+    for matrix, kinds in matrices.items():
+        layer = matrix.split("_")[0] if matrix.startswith("gru") else matrix
+        # One copy of each matrix: the float one where both exist; a GRU's recurrent diagonal adds.
+        copies = [kinds.get("_float", kinds.get("_int8", 0))] + [kinds.get("_diag", 0)]
+        layers.setdefault(layer, [0, 0])[0] += sum(copies)
+    for matrix, n in biases.items():
+        layer = matrix.split("_")[0] if matrix.startswith("gru") else matrix
+        layers.setdefault(layer, [0, 0])[1] += n
+    if not layers:
+        raise ModelError("rnnoise: the library's weight table lists no layers")
+    return {k: (w, b) for k, (w, b) in layers.items()}
+
+
+def network_size() -> tuple[int, float]:
+    """``(parameters, MACs per second of audio)`` of the compiled-in network (see the module docstring)."""
+    layers = network_weights()
+    weights = sum(w for w, _ in layers.values())
+    return weights + sum(b for _, b in layers.values()), float(weights * FRAMES_PER_S)
+
+
 class RNNoiseStream(EnhancerStream):
     """One RNNoise state; 480-sample hops in, the same number out, delayed by :data:`LATENCY_SAMPLES`.
 
@@ -120,7 +193,8 @@ class RNNoise(Enhancer):
 
     def __init__(self) -> None:
         load_library()  # fail early with a clear message
-        self.info = info()
+        parameters, macs = network_size()
+        self.info = replace(info(), parameters=parameters, macs_per_second=macs)
 
     def new_stream(self) -> RNNoiseStream:
         return RNNoiseStream()

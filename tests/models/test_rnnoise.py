@@ -67,3 +67,31 @@ def test_listing_and_loading_do_not_import_pyrnnoise_python_code():
             "for k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "False"]
+
+
+def test_network_size_comes_from_the_library_weight_table():
+    """Parameters and MACs are read off the compiled-in weight table, one copy per matrix: each GRU holds
+    input and recurrent 3H x H matrices (+ the 3H recurrent diagonal) with H from its own biases (2 x 3H),
+    and every weight is used once per 10 ms frame, so MACs/s = weights * 100."""
+    layers = rn.network_weights()
+    assert {"conv1", "conv2", "gru1", "gru2", "gru3", "dense_out"} <= set(layers)
+    for name in ("gru1", "gru2", "gru3"):
+        weights, biases = layers[name]
+        hidden = biases // 6
+        assert weights == 2 * 3 * hidden * hidden + 3 * hidden, (name, weights, hidden)
+    parameters, macs = rn.network_size()
+    weights = sum(w for w, _ in layers.values())
+    assert parameters == weights + sum(b for _, b in layers.values())
+    assert macs == weights * 100
+    assert 1e6 < parameters < 5e6          # the 14.8 MB library holds float and int8 copies of ~2.9 M weights
+    m = rn.RNNoise()
+    assert m.info.parameters == parameters and m.info.macs_per_second == macs
+
+
+def test_probe_reports_the_declared_macs_of_the_native_network():
+    from workbench.core import probes
+
+    report = probes.run_to_end(probes.probe(rn.RNNoise(), rtf_runs=1))
+    assert report.macs_per_second == rn.network_size()[1]
+    assert report.parameters == rn.network_size()[0]
+    assert any("declared by the model" in n for n in report.notes)

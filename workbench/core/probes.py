@@ -60,7 +60,8 @@ class ProbeReport:
         residual_lag_samples: lag of the engine's compensated output versus the input.
         rtf: real-time factor (processing time / audio time), median of ``rtf_runs``.
         parameters: parameter count (None when the model's weights are not reachable).
-        macs_per_second: MACs per second of audio (torch models), else None.
+        macs_per_second: MACs per second of audio (torch modules, onnxruntime graphs, another path's
+            graphs, or the model's declaration; see the notes), else None.
         notes: human remarks (e.g. why a value is missing, or a declared/measured mismatch).
     """
 
@@ -533,6 +534,9 @@ def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: i
                 notes.append(f"MACs: counted on the {other} path's graphs (the same networks run by the "
                              f"{info.processing} path's native library)")
                 break
+    if macs is None and info.macs_per_second is not None:
+        macs = float(info.macs_per_second)
+        notes.append("MACs: declared by the model (its network runs in a native library)")
     if macs is None:
         notes.append("MACs: no torch module or onnxruntime session reachable from the model")
     latency = max(caus.lookahead_samples, raw or 0)
