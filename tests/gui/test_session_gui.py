@@ -275,3 +275,80 @@ def test_a_bad_session_file_leaves_the_window_as_it_was(qtbot, window, speech, t
     assert not w.open_session_file(bad)
     assert w.reported == [f"{bad}: not a session file (invalid JSON at line 1)"]
     assert w.document.recordings == [rec] and w.document.recording is rec
+
+
+def _gui_tick_flag(qtbot):
+    """A threading.Event the GUI thread sets from a timer: set only while the event loop runs."""
+    ticked = threading.Event()
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(ticked.set)
+    timer.start()
+    return ticked, timer
+
+
+def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, speech, tmp_path, monkeypatch):
+    """Defect: Save/Open session hashed sources and wrote or read every version's audio on the GUI
+    thread, so the window froze for seconds on long recordings. Now the core generators run on a worker:
+    the window's event loop keeps running (a GUI timer fires while the save is in progress)."""
+    import workbench.gui.main_window as mw
+    from workbench.core import session_file
+
+    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_files([speech])
+    run_model(qtbot, w, "wiener")
+    seen = {}
+
+    def watched(real, name):
+        def gen(*args, **kwargs):
+            seen[name] = (threading.current_thread() is threading.main_thread(), ticked.wait(10))
+            return (yield from real(*args, **kwargs))
+        return gen
+    ticked, timer = _gui_tick_flag(qtbot)
+    monkeypatch.setattr(mw, "save_session", watched(session_file.save_session, "save"))
+    monkeypatch.setattr(mw, "open_session", watched(session_file.open_session, "open"))
+    target = w.save_session_to(tmp_path / "bg.session.json")
+    assert seen["save"] == (False, True) and target is not None and target.is_file()
+    assert not w.session.unsaved_versions()
+    ticked.clear()
+    assert w.open_session_file(target)
+    timer.stop()
+    assert seen["open"] == (False, True) and w.session_problems == []
+    assert [v.name for v in w.document.recording.versions] == ["original", "wiener"]
+    w.close()
+
+
+def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speech, tmp_path, monkeypatch):
+    import workbench.gui.main_window as mw
+    from workbench.core import session_file
+    from workbench.core.enhancer import Progress
+
+    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_files([speech])
+    run_model(qtbot, w, "wiener")
+    cancelled = threading.Event()
+
+    def slow(*args, **kwargs):
+        yield Progress(0.1, "hashing the source")
+        cancelled.wait(10)   # the test presses Cancel meanwhile
+        return (yield from session_file.save_session(*args, **kwargs))
+    monkeypatch.setattr(mw, "save_session", slow)
+
+    def press_cancel():
+        if w.progress_dialog is None:
+            QTimer.singleShot(10, press_cancel)
+            return
+        from PySide6.QtWidgets import QPushButton
+        w.progress_dialog.findChild(QPushButton).click()   # the dialog's Cancel button
+        cancelled.set()
+    QTimer.singleShot(10, press_cancel)
+    target = tmp_path / "cancel.session.json"
+    assert w.save_session_to(target) is None
+    assert not target.exists() and not session_file.audio_folder(target).exists()
+    assert w.session.unsaved_versions() and w.session.path is None
+    assert "cancelled" in w.statusBar().currentMessage()
+    w.close()

@@ -202,13 +202,14 @@ def read_session_file(path: str | Path) -> dict:
     return doc
 
 
-def open_session(path: str | Path, session: Session | None = None
+def open_session(path: str | Path, session: Session | None = None, *, restore_state: bool = True
                  ) -> Generator[Progress, None, tuple[Session, list[str]]]:
     """Restore a saved session into ``session`` (default a new one); a generator of Progress returning
     ``(session, problems)``: one line per recording, reference or version that could not be restored.
 
-    The stored view state is put into ``session.view_state`` and handed to each registered state
-    provider's ``restore`` (call :meth:`Session.add_state_provider` before opening)."""
+    The stored view state is put into ``session.view_state`` and, with ``restore_state``, handed to each
+    registered state provider's ``restore`` (call :meth:`Session.add_state_provider` before opening).
+    A GUI running this on a worker passes ``restore_state=False`` and restores on its own thread."""
     path = Path(path).absolute()
     doc = read_session_file(path)
     session = session if session is not None else Session()
@@ -280,9 +281,10 @@ def open_session(path: str | Path, session: Session | None = None
     session.set_current(current)
     state = doc.get("view_state") or {}
     session.view_state.update(state)
-    for key, (_get, restore) in session.state_providers().items():
-        if key in state:
-            restore(state[key])
+    if restore_state:
+        for key, (_get, restore) in session.state_providers().items():
+            if key in state:
+                restore(state[key])
     session.path = path
     yield Progress(1.0, f"opened {path.name}")
     return session, problems

@@ -19,12 +19,11 @@ import gc
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEventLoop, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
                                QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
-from ..core.enhancer import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.recording import Recording, Version
 from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
@@ -41,7 +40,7 @@ from .phase_lab_panel import PhaseLabPanel
 from ..core.views import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
-from .workers import stop_all_workers
+from .workers import GeneratorWorker, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
@@ -1054,14 +1053,60 @@ class MainWindow(QMainWindow):
             self.transport.blind_results = [dict(r) for r in (value or [])]
         self.session.add_state_provider("blind_test", lambda: list(self.transport.blind_results), blind_restore)
 
+    def run_with_progress(self, title: str, work, *args, **kwargs) -> GeneratorWorker:
+        """Run the core generator ``work(*args, **kwargs)`` on a worker thread and wait for it while the
+        window keeps painting: a window-modal progress dialog (shown after 0.4 s) carries its messages,
+        and its Cancel button stops the work at the next step. Returns the finished worker (``outcome``
+        ``"done"``/``"failed"``/``"cancelled"``, ``result``, ``error``)."""
+        from PySide6.QtWidgets import QProgressDialog
+
+        worker = GeneratorWorker(work, *args, **kwargs)
+        dialog = QProgressDialog(title, "Cancel", 0, 1000, self)
+        dialog.setWindowTitle(title)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(400)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        dialog.setValue(0)
+        self.progress_dialog = dialog
+
+        def show(p) -> None:
+            dialog.setValue(int(1000 * min(max(getattr(p, "fraction", 0.0), 0.0), 1.0)))
+            dialog.setLabelText(str(getattr(p, "message", "")))
+        waiting = QEventLoop()
+        worker.progress.connect(show)
+        dialog.canceled.connect(worker.cancel)
+        worker.finished.connect(waiting.quit)
+        worker.start()
+        if not worker.wait(0):
+            waiting.exec()  # until the worker's queued finished() arrives
+        worker.wait()
+        worker.progress.disconnect(show)   # progress still queued must not reach the closed dialog
+        worker.finished.disconnect(waiting.quit)
+        dialog.canceled.disconnect(worker.cancel)
+        dialog.close()
+        dialog.deleteLater()
+        self.progress_dialog = None
+        return worker
+
+    #: the progress dialog of the job :meth:`run_with_progress` is waiting for (``None`` when idle)
+    progress_dialog = None
+
     def save_session_to(self, path: str | Path) -> Path | None:
-        """Save the session to ``path``; reports a failure (naming the file) and returns ``None``."""
-        try:
-            state = self.session.collect_view_state()
-            target = run_to_end(save_session(self.session, path, view_state=state))
-        except WorkbenchError as exc:
-            self.error_reporter("Save session", str(exc))
+        """Save the session to ``path`` (hashing sources and writing version audio on a worker, with
+        progress and Cancel); reports a failure (naming the file) and returns ``None``, also when
+        cancelled (no session file is written then)."""
+        state = self.session.collect_view_state()  # providers read widgets: on the GUI thread
+        worker = self.run_with_progress("Saving session", save_session, self.session, path, view_state=state)
+        if worker.outcome == "cancelled":
+            self.statusBar().showMessage(f"Save cancelled; {Path(path).name} was not written", 8000)
             return None
+        if worker.outcome == "failed":
+            exc = worker.error
+            self.error_reporter("Save session", str(exc) if isinstance(exc, WorkbenchError)
+                                else f"{path}: cannot be saved ({type(exc).__name__}: {exc})")
+            return None
+        target = worker.result
         self.settings.setValue("last_session_dir", str(target.parent))
         self.statusBar().showMessage(f"Session saved to {target}", 8000)
         return target
@@ -1095,20 +1140,28 @@ class MainWindow(QMainWindow):
                 return False
         for rec in list(self.document.recordings):
             self.document.close(rec)
-        try:
-            _session, problems = run_to_end(open_session(path, self.session))
-        except WorkbenchError as exc:
-            self.error_reporter("Open session", str(exc))
+        # Hashing sources and reading version audio run on a worker (the session's notifications reach
+        # the panes as queued signals); the view state is restored below, on the GUI thread.
+        worker = self.run_with_progress("Opening session", open_session, path, self.session, restore_state=False)
+        if worker.outcome == "failed":
+            exc = worker.error
+            self.error_reporter("Open session", str(exc) if isinstance(exc, WorkbenchError)
+                                else f"{path}: cannot be opened ({type(exc).__name__}: {exc})")
             return False
+        if worker.outcome == "cancelled":
+            problems = [f"{path}: opening cancelled; {len(self.session.recordings)} of "
+                        f"{len(read_session_file(path).get('recordings') or [])} recording(s) restored"]
+        else:
+            _session, problems = worker.result
         # The session opened the recordings; show them as the document does for opened files.
         self.document.recordingsChanged.emit()
         current = self.session.current
         self.document.recording = None
         self.document.set_current(current)
         providers = self.session.state_providers()
-        for key in ("window", "loop"):  # again, now that the current recording is shown
-            if self.session.view_state.get(key) is not None and key in providers:
-                providers[key][1](self.session.view_state[key])
+        for key, (_get, restore) in providers.items():  # now that the current recording is shown
+            if self.session.view_state.get(key) is not None:
+                restore(self.session.view_state[key])
         self.session_problems = problems
         if problems:
             self.error_reporter("Open session", "\n".join(problems))
