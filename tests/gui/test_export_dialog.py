@@ -185,3 +185,60 @@ def test_mp3_export_at_podcast_loudness_from_the_dialog(qtbot, tmp_path, recordi
     assert abs(measure(y, rate).lufs - (-23.0)) < 0.5
     dlg.format_box.setCurrentText("WAV")
     assert not dlg.quality_spin.isEnabled()
+
+
+def test_audio_and_figure_export_run_off_the_gui_thread_and_audio_can_be_cancelled(qtbot, tmp_path, recording,
+                                                                                   monkeypatch):
+    """Defect: the dialog wrote audio (an hour of MP3 takes a while) and drew figures on the GUI thread, so
+    the window froze meanwhile. Now both run on a worker while the event loop keeps running, and Cancel
+    stops an audio export between files (the files written so far are complete)."""
+    import threading
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QPushButton
+
+    import workbench.gui.export_dialog as ed
+    from workbench.core import export
+
+    ticked = threading.Event()
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(ticked.set)
+    timer.start()
+    seen = {}
+
+    def figure_watch(*args, **kwargs):
+        seen["figure"] = (threading.current_thread() is threading.main_thread(), ticked.wait(10))
+        return export.export_figure(*args, **kwargs)
+    monkeypatch.setattr(ed, "export_figure", figure_watch)
+    dlg = ExportDialog(recording, folder=tmp_path, stft_config=StftConfig(512, 128), confirm=lambda *_: True)
+    qtbot.addWidget(dlg)
+    dlg.figure_folder.setText(str(tmp_path))
+    assert dlg.export_figure() is not None and seen["figure"] == (False, True)
+
+    cancelled = threading.Event()
+
+    def audio_watch(*args, **kwargs):
+        seen["audio"] = threading.current_thread() is threading.main_thread()
+        steps = export.export_versions_steps(*args, **kwargs)
+        first = next(steps)                       # checks done, about to write the first file
+        yield first
+        cancelled.wait(10)                         # the test presses Cancel meanwhile
+        return (yield from steps)
+    monkeypatch.setattr(ed, "export_versions_steps", audio_watch)
+
+    def press_cancel():
+        if getattr(dlg, "progress_dialog", None) is None:
+            QTimer.singleShot(10, press_cancel)
+            return
+        dlg.progress_dialog.findChild(QPushButton).click()
+        cancelled.set()
+    QTimer.singleShot(10, press_cancel)
+    dlg.set_checked(["half", "residual (half)"])
+    assert dlg.export_audio() is None and seen["audio"] is False
+    assert "cancelled" in dlg.status.text()
+    # Cancel came while the first file was under way: it is finished, the second never started.
+    assert [p.name for p in tmp_path.glob("*.wav")] == ["0072_noisy.half.wav"]
+    y, _ = sf.read(tmp_path / "0072_noisy.half.wav", dtype="float32")
+    assert y.shape[0] == recording.source.frames
+    timer.stop()

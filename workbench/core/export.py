@@ -27,7 +27,7 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 
 from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, resample, write_audio_atomic
-from .enhancer import Enhancer, Progress, rescaled
+from .enhancer import Enhancer, Progress, rescaled, run_to_end
 from .errors import WorkbenchError
 from .outputs import check_output_target
 from .recording import Recording, Version, file_sha256
@@ -283,13 +283,14 @@ def _write_lossy(target: Path, audio: np.ndarray, rate: int, fmt: str, sub: str,
     return target
 
 
-def export_versions(recording: Recording, versions: Sequence[Version], out_dir: str | Path, *,
-                    format: str = "WAV", subtype: str = "PCM_24", rate: str | int = "source",
-                    overwrite: bool = False, quality: float | None = None,
-                    loudness_target: tuple[float, float] | None = None) -> list[ExportedFile]:
-    """Write several versions; checks every target first so that nothing is written when one of them
-    exists without ``overwrite`` (a half-done export would be confusing). ``quality`` and
-    ``loudness_target`` as in :func:`export_version` (each version normalised on its own)."""
+def export_versions_steps(recording: Recording, versions: Sequence[Version], out_dir: str | Path, *,
+                          format: str = "WAV", subtype: str = "PCM_24", rate: str | int = "source",
+                          overwrite: bool = False, quality: float | None = None,
+                          loudness_target: tuple[float, float] | None = None
+                          ) -> Generator[Progress, None, list[ExportedFile]]:
+    """:func:`export_versions` as a generator: one :class:`Progress` before each file (a worker can
+    cancel between files; every file is written atomically, so a cancelled export leaves the files
+    finished so far and nothing half-written). Returns the written files."""
     fmt, sub = check_format(format, subtype)
     targets = planned_targets(recording, versions, out_dir, fmt)
     if len(set(targets)) != len(targets):
@@ -299,8 +300,25 @@ def export_versions(recording: Recording, versions: Sequence[Version], out_dir: 
         if existing:
             raise WorkbenchError(f"{existing[0]}: already exists (use --overwrite to replace it)"
                                  + (f"; {len(existing) - 1} more targets exist" if len(existing) > 1 else ""))
-    return [export_version(recording, v, out_dir, format=fmt, subtype=sub, rate=rate, overwrite=overwrite,
-                           quality=quality, loudness_target=loudness_target) for v in versions]
+    written: list[ExportedFile] = []
+    for i, (v, target) in enumerate(zip(versions, targets)):
+        yield Progress(i / max(len(versions), 1), f"writing {target.name} ({i + 1} of {len(versions)})")
+        written.append(export_version(recording, v, out_dir, format=fmt, subtype=sub, rate=rate,
+                                      overwrite=overwrite, quality=quality, loudness_target=loudness_target))
+    yield Progress(1.0, f"wrote {len(written)} file(s)")
+    return written
+
+
+def export_versions(recording: Recording, versions: Sequence[Version], out_dir: str | Path, *,
+                    format: str = "WAV", subtype: str = "PCM_24", rate: str | int = "source",
+                    overwrite: bool = False, quality: float | None = None,
+                    loudness_target: tuple[float, float] | None = None) -> list[ExportedFile]:
+    """Write several versions; checks every target first so that nothing is written when one of them
+    exists without ``overwrite`` (a half-done export would be confusing). ``quality`` and
+    ``loudness_target`` as in :func:`export_version` (each version normalised on its own)."""
+    return run_to_end(export_versions_steps(recording, versions, out_dir, format=format, subtype=subtype,
+                                            rate=rate, overwrite=overwrite, quality=quality,
+                                            loudness_target=loudness_target))
 
 
 # ---------------------------------------------------------------------------------------- comparison

@@ -22,10 +22,10 @@ from ..core.audio_io import WRITE_SUBTYPES
 from ..core.errors import WorkbenchError
 from ..core.enhancer import Progress
 from ..core.export import (
-    ExportedFile, default_export_folder, export_batch, export_comparison, export_figure, export_versions,
+    ExportedFile, default_export_folder, export_batch, export_comparison, export_figure, export_versions_steps,
     planned_targets, version_tag,
 )
-from .workers import GeneratorWorker
+from .workers import GeneratorWorker, run_with_progress
 
 SUBTYPE_LABELS = {"PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM", "PCM_32": "32-bit PCM", "FLOAT": "32-bit float"}
 
@@ -302,16 +302,22 @@ class ExportDialog(QDialog):
                 self._ok("Nothing written: existing files kept")
                 return None
             overwrite = True
-        try:
-            lossy = fmt in ("MP3", "OGG", "OPUS")
-            loudness = ((self.loudness_spin.value(), self.ceiling_spin.value())
-                        if self.loudness_check.isChecked() else None)
-            files = export_versions(self.recording, versions, folder, format=fmt, subtype=sub,
-                                    rate=self.rate_box.currentData(), overwrite=overwrite,
-                                    quality=self.quality_spin.value() if lossy else None, loudness_target=loudness)
-        except WorkbenchError as exc:
-            self._fail(str(exc))
+        lossy = fmt in ("MP3", "OGG", "OPUS")
+        loudness = ((self.loudness_spin.value(), self.ceiling_spin.value())
+                    if self.loudness_check.isChecked() else None)
+        # Encoding an hour of MP3 takes a while: on a worker, with progress per file and Cancel.
+        worker = run_with_progress(self, "Exporting audio", export_versions_steps, self.recording, versions, folder,
+                                   format=fmt, subtype=sub, rate=self.rate_box.currentData(), overwrite=overwrite,
+                                   quality=self.quality_spin.value() if lossy else None, loudness_target=loudness)
+        if worker.outcome == "cancelled":
+            self._ok("Export cancelled: files finished before Cancel are complete, nothing is half-written")
             return None
+        if worker.outcome == "failed":
+            exc = worker.error
+            self._fail(str(exc) if isinstance(exc, WorkbenchError) else f"{folder}: export failed "
+                       f"({type(exc).__name__}: {exc})")
+            return None
+        files = worker.result
         self.written = [w for w in self.written if w.path not in {f.path for f in files}] + files
         clipped = sum(f.clipped_samples for f in files)
         note = f"; {clipped} samples beyond full scale were clipped (choose 32-bit float to keep them)" \
@@ -337,17 +343,25 @@ class ExportDialog(QDialog):
             overwrite = True
         try:
             settings = (self.figure_settings(self.whole_file_check.isChecked())
-                        if self.figure_settings is not None else None)
-            # The difference views' partner belongs to the version the panes show.
-            partner = self.partner if version is self.shown_version else None
-            out = export_figure(self.recording, version, path, self.stft_config, channel=self.channel,
-                                width_px=self.width_spin.value(), height_px=self.height_spin.value(),
-                                overwrite=overwrite, settings=settings,
-                                partner=partner[:3] if partner is not None else None,
-                                partner_label=partner[3] if partner is not None else "")
+                        if self.figure_settings is not None else None)  # reads the panes: GUI thread
         except (WorkbenchError, ValueError) as exc:
             self._fail(str(exc))
             return None
+        # The difference views' partner belongs to the version the panes show.
+        partner = self.partner if version is self.shown_version else None
+        # Computing a whole-file STFT and drawing it takes seconds on long files: on a worker.
+        worker = run_with_progress(self, "Exporting figure", export_figure, self.recording, version, path,
+                                   self.stft_config, busy=True, channel=self.channel,
+                                   width_px=self.width_spin.value(), height_px=self.height_spin.value(),
+                                   overwrite=overwrite, settings=settings,
+                                   partner=partner[:3] if partner is not None else None,
+                                   partner_label=partner[3] if partner is not None else "")
+        if worker.outcome != "done":
+            exc = worker.error
+            self._fail(str(exc) if isinstance(exc, (WorkbenchError, ValueError)) else
+                       f"{path}: figure export failed ({type(exc).__name__}: {exc})")
+            return None
+        out = worker.result
         self._ok(f"Wrote {out}")
         self.exported.emit([out])
         return out

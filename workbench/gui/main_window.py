@@ -19,7 +19,7 @@ import gc
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QByteArray, QEventLoop, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
                                QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
@@ -40,7 +40,7 @@ from .phase_lab_panel import PhaseLabPanel
 from ..core.views import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
-from .workers import GeneratorWorker, stop_all_workers
+from .workers import run_with_progress, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
@@ -1053,43 +1053,7 @@ class MainWindow(QMainWindow):
             self.transport.blind_results = [dict(r) for r in (value or [])]
         self.session.add_state_provider("blind_test", lambda: list(self.transport.blind_results), blind_restore)
 
-    def run_with_progress(self, title: str, work, *args, **kwargs) -> GeneratorWorker:
-        """Run the core generator ``work(*args, **kwargs)`` on a worker thread and wait for it while the
-        window keeps painting: a window-modal progress dialog (shown after 0.4 s) carries its messages,
-        and its Cancel button stops the work at the next step. Returns the finished worker (``outcome``
-        ``"done"``/``"failed"``/``"cancelled"``, ``result``, ``error``)."""
-        from PySide6.QtWidgets import QProgressDialog
-
-        worker = GeneratorWorker(work, *args, **kwargs)
-        dialog = QProgressDialog(title, "Cancel", 0, 1000, self)
-        dialog.setWindowTitle(title)
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(400)
-        dialog.setAutoClose(False)
-        dialog.setAutoReset(False)
-        dialog.setValue(0)
-        self.progress_dialog = dialog
-
-        def show(p) -> None:
-            dialog.setValue(int(1000 * min(max(getattr(p, "fraction", 0.0), 0.0), 1.0)))
-            dialog.setLabelText(str(getattr(p, "message", "")))
-        waiting = QEventLoop()
-        worker.progress.connect(show)
-        dialog.canceled.connect(worker.cancel)
-        worker.finished.connect(waiting.quit)
-        worker.start()
-        if not worker.wait(0):
-            waiting.exec()  # until the worker's queued finished() arrives
-        worker.wait()
-        worker.progress.disconnect(show)   # progress still queued must not reach the closed dialog
-        worker.finished.disconnect(waiting.quit)
-        dialog.canceled.disconnect(worker.cancel)
-        dialog.close()
-        dialog.deleteLater()
-        self.progress_dialog = None
-        return worker
-
-    #: the progress dialog of the job :meth:`run_with_progress` is waiting for (``None`` when idle)
+    #: the progress dialog of a job :func:`~workbench.gui.workers.run_with_progress` waits for (or None)
     progress_dialog = None
 
     def save_session_to(self, path: str | Path) -> Path | None:
@@ -1097,7 +1061,7 @@ class MainWindow(QMainWindow):
         progress and Cancel); reports a failure (naming the file) and returns ``None``, also when
         cancelled (no session file is written then)."""
         state = self.session.collect_view_state()  # providers read widgets: on the GUI thread
-        worker = self.run_with_progress("Saving session", save_session, self.session, path, view_state=state)
+        worker = run_with_progress(self, "Saving session", save_session, self.session, path, view_state=state)
         if worker.outcome == "cancelled":
             self.statusBar().showMessage(f"Save cancelled; {Path(path).name} was not written", 8000)
             return None
@@ -1142,7 +1106,7 @@ class MainWindow(QMainWindow):
             self.document.close(rec)
         # Hashing sources and reading version audio run on a worker (the session's notifications reach
         # the panes as queued signals); the view state is restored below, on the GUI thread.
-        worker = self.run_with_progress("Opening session", open_session, path, self.session, restore_state=False)
+        worker = run_with_progress(self, "Opening session", open_session, path, self.session, restore_state=False)
         if worker.outcome == "failed":
             exc = worker.error
             self.error_reporter("Open session", str(exc) if isinstance(exc, WorkbenchError)

@@ -297,3 +297,50 @@ def create_worker(work: Callable | Any, *args, start: bool = True, **kwargs) -> 
     """Build a :class:`GeneratorWorker` for ``work`` (see there) and, by default, start it."""
     worker = GeneratorWorker(work, *args, **kwargs)
     return worker.start() if start else worker
+
+
+def run_with_progress(parent, title: str, work: Callable | Any, *args, busy: bool = False,
+                      **kwargs) -> GeneratorWorker:
+    """Run ``work(*args, **kwargs)`` (a core generator function, or with ``busy`` a plain function) on a
+    worker thread and wait for it while the event loop keeps running, so the window keeps painting.
+
+    A window-modal progress dialog over ``parent`` (shown only after 0.4 s) carries the generator's
+    messages and fraction, and its Cancel button stops the work at the next step; a plain function
+    (``busy=True``) gets a busy bar and no Cancel button (it cannot be stopped inside). While it runs the
+    dialog is ``parent.progress_dialog`` (``None`` afterwards). Returns the finished worker: ``outcome``
+    (``"done"``, ``"failed"``, ``"cancelled"``), ``result``, ``error``.
+    """
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtWidgets import QProgressDialog
+
+    worker = GeneratorWorker(work, *args, **kwargs)
+    dialog = QProgressDialog(title, "Cancel", 0, 0 if busy else 1000, parent)
+    dialog.setWindowTitle(title)
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    dialog.setMinimumDuration(400)
+    dialog.setAutoClose(False)
+    dialog.setAutoReset(False)
+    if busy:
+        dialog.setCancelButton(None)
+    dialog.setValue(0)
+    parent.progress_dialog = dialog
+
+    def show(p) -> None:
+        if not busy:
+            dialog.setValue(int(1000 * min(max(float(getattr(p, "fraction", 0.0)), 0.0), 1.0)))
+        dialog.setLabelText(str(getattr(p, "message", "")) or title)
+    waiting = QEventLoop()
+    worker.progress.connect(show)
+    dialog.canceled.connect(worker.cancel)
+    worker.finished.connect(waiting.quit)
+    worker.start()
+    if not worker.wait(0):
+        waiting.exec()  # until the worker's queued finished() arrives
+    worker.wait()
+    worker.progress.disconnect(show)  # progress still queued must not reach the closed dialog
+    worker.finished.disconnect(waiting.quit)
+    dialog.canceled.disconnect(worker.cancel)
+    dialog.close()
+    dialog.deleteLater()
+    parent.progress_dialog = None
+    return worker
