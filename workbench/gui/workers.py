@@ -316,6 +316,7 @@ def run_with_progress(parent, title: str, work: Callable | Any, *args, busy: boo
     worker = GeneratorWorker(work, *args, **kwargs)
     dialog = QProgressDialog(title, "Cancel", 0, 0 if busy else 1000, parent)
     dialog.setWindowTitle(title)
+    dialog.setMinimumWidth(380)  # messages change length per step; the dialog should not jump
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
     dialog.setMinimumDuration(400)
     dialog.setAutoClose(False)
