@@ -231,3 +231,30 @@ def test_cli_enhance_to_mp3_at_podcast_loudness(tmp_path, wav):
     assert sf.info(out).format == "MP3"
     y, rate = sf.read(out, dtype="float32")
     assert abs(measure(y, rate).lufs - (-16.0)) < 0.5
+
+
+@pytest.mark.parametrize("suffix,extra", [(".flac", []), (".mp3", ["--format", "MP3"]), (".ogg", ["--format", "OGG"]),
+                                          (".wav", ["--loudness", "-16"])])
+def test_every_output_container_carries_the_provenance(tmp_path, wav, suffix, extra):
+    """Defect: only plain WAV outputs were tagged; FLAC, MP3, Ogg and loudness-normalised outputs came
+    without provenance."""
+    out = tmp_path / f"p{suffix}"
+    assert main(["enhance", str(wav), "-m", "wiener", "-o", str(out), "--mix", "0.6", "--quiet", *extra]) == 0
+    tag = json.loads(sf.SoundFile(out).comment)
+    assert tag["model_id"] == "wiener" and tag["strength"]["mix"] == pytest.approx(0.6)
+    assert tag["input"] == wav.name
+
+
+def test_the_export_dialog_path_tags_its_outputs(tmp_path, wav):
+    from workbench.core.export import export_version
+    from workbench.core.recording import Recording
+    from workbench.core.registry import load_enhancer
+
+    rec = Recording(wav)
+    (v,) = run_to_end(rec.enhance(load_enhancer("wiener"), [0]))
+    for fmt, sub in (("WAV", "PCM_24"), ("MP3", "MPEG_LAYER_III")):
+        f = export_version(rec, v, tmp_path, format=fmt, subtype=sub)
+        tag = json.loads(sf.SoundFile(f.path).comment)
+        assert tag["version"] == v.name and tag["model_id"] == "wiener"
+    original = export_version(rec, rec.original, tmp_path / "o", format="FLAC", subtype="PCM_24")
+    assert json.loads(sf.SoundFile(original.path).comment)["kind"] == "original"

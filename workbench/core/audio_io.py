@@ -917,7 +917,7 @@ def _describe_write_error(path: Path, exc: BaseException) -> str:
 
 def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
                        subtype: str = "PCM_16", format: str | None = None, overwrite: bool = False,
-                       protect: tuple[str | os.PathLike, ...] = ()) -> Path:
+                       protect: tuple[str | os.PathLike, ...] = (), comment: str | None = None) -> Path:
     """Write audio so that the final name only ever holds a complete file (see :func:`atomic_output`).
 
     Args:
@@ -926,6 +926,8 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
         format: container; guessed from the suffix when ``None``.
         overwrite: replace an existing ``path``; otherwise an existing file is an error.
         protect: files that must never be written (the source recordings).
+        comment: text for the file's comment tag (libsndfile writes it in WAV/RF64 ``LIST INFO``,
+            AIFF, FLAC and Ogg comments), e.g. the version's provenance as JSON.
     """
     path = Path(path)
     if format is None:
@@ -941,7 +943,10 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
                           channels=1 if audio.ndim == 1 else audio.shape[1],
                           subtype=subtype, format=format) as out:
             _no_peak_chunk(out)
-            out.write(audio)
+            if comment is not None:
+                out.comment = comment
+            for a in range(0, audio.shape[0], 1 << 16):  # blocks: no whole-file temporary in libsndfile's path
+                out.write(audio[a:a + (1 << 16)])
     return path
 
 

@@ -191,6 +191,9 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
         audio: samples to write instead of the version's own (e.g. with a strength applied).
         overwrite: replace an existing target (never the recording's own file).
 
+    Every container carries the version's provenance as JSON in its comment tag
+    (:func:`provenance_comment`: model, settings, strength, channels, parent).
+
     Raises:
         WorkbenchError naming the target: exists, is the source, bad format, write failure.
     """
@@ -203,7 +206,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
     written, sr_out, clipped, gain_db, facts = write_export_audio(
         target, audio, version.source.sample_rate, export_rate(recording, version, rate), fmt, sub,
         quality=quality, bitrate_mode=bitrate_mode, loudness_target=loudness_target, overwrite=overwrite,
-        protect=protect)
+        protect=protect, comment=provenance_comment(recording, version))
     version.saved = True  # the result is kept on disk: quitting need not ask about it
     return ExportedFile(written, version.name, sr_out, sub, clipped, gain_db, facts)
 
@@ -211,10 +214,11 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
 def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int, fmt: str, sub: str, *,
                        quality: float | None = None, bitrate_mode: str | None = None,
                        loudness_target: tuple[float, float] | None = None, overwrite: bool = False,
-                       protect: tuple = ()) -> tuple[Path, int, int, float, dict | None]:
+                       protect: tuple = (), comment: str | None = None) -> tuple[Path, int, int, float, dict | None]:
     """Resample, normalise, clip and write ``audio`` ``(frames, channels)`` as :func:`export_version`
-    describes (also used by ``workbench enhance --format``). Returns ``(path, rate written, clipped
-    samples, gain_db, loudness facts)``."""
+    describes (also used by ``workbench enhance`` and ``workbench batch``); ``comment`` goes into the
+    file's comment tag in every container (see :func:`provenance_comment`). Returns ``(path, rate
+    written, clipped samples, gain_db, loudness facts)``."""
     fmt, sub = check_format(fmt, sub)
     if fmt in LOSSY:
         sr_out = lossy_rate(fmt, sr_out)
@@ -234,7 +238,7 @@ def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int,
             audio = np.clip(audio, -1.0, 1.0)
     ensure_folder(target.parent)
     if fmt in LOSSY:
-        written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, overwrite, protect)
+        written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, overwrite, protect, comment)
         if facts is not None and facts["measured_lufs"] is not None:
             # The codec's low-pass and quantisation change the loudness (0.5 LU for noisy 16 kHz speech in
             # MP3): measure what was written and encode once more with the gain corrected by the difference.
@@ -251,15 +255,16 @@ def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int,
                 audio = (audio * np.float32(10.0 ** (fix_db / 20.0))).astype(np.float32)
                 gain_db += fix_db
                 facts = {**facts, "gain_db": gain_db, "codec_correction_db": fix_db}
-                written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, True, protect)
+                written = _write_lossy(target, audio, sr_out, fmt, sub, quality, bitrate_mode, True, protect,
+                                       comment)
     else:
         written = write_audio_atomic(target, audio, sr_out, subtype=sub, format=fmt, overwrite=overwrite,
-                                     protect=protect)
+                                     protect=protect, comment=comment)
     return written, sr_out, clipped, gain_db, facts
 
 
 def _write_lossy(target: Path, audio: np.ndarray, rate: int, fmt: str, sub: str, quality: float | None,
-                 bitrate_mode: str | None, overwrite: bool, protect: tuple) -> Path:
+                 bitrate_mode: str | None, overwrite: bool, protect: tuple, comment: str | None = None) -> Path:
     """MP3/Vorbis/Opus through libsndfile, in blocks of :data:`WRITE_BLOCK_FRAMES`, via the atomic writer."""
     import soundfile as sf  # noqa: PLC0415
 
@@ -278,6 +283,8 @@ def _write_lossy(target: Path, audio: np.ndarray, rate: int, fmt: str, sub: str,
     with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
         with sf.SoundFile(native_path(tmp), "w", samplerate=int(rate), channels=audio.shape[1], format=LOSSY[fmt][0],
                           subtype=sub, **extra) as out:
+            if comment is not None:
+                out.comment = comment  # Vorbis/Opus comments, MP3's ID3 tag
             for a in range(0, audio.shape[0], WRITE_BLOCK_FRAMES):
                 out.write(np.ascontiguousarray(audio[a:a + WRITE_BLOCK_FRAMES]))
     return target
@@ -589,22 +596,13 @@ def provenance_tag(rec: Recording, version: Version) -> dict:
             "strength": strength.to_dict()}
 
 
+def provenance_comment(rec: Recording, version: Version) -> str:
+    """:func:`provenance_tag` as the JSON text every output's comment tag holds."""
+    return json.dumps(provenance_tag(rec, version), sort_keys=True)
+
+
 def write_with_provenance(target: Path, audio, rate: int, subtype: str, provenance: dict, *, overwrite: bool,
                           protect: tuple) -> Path:
     """WAV through the atomic writer, written in blocks, with ``provenance`` as JSON in the comment tag."""
-    if not np.all(np.isfinite(audio)):
-        raise WorkbenchError(f"{target}: refusing to write audio that holds NaN or Inf samples")
-    import soundfile as sf  # noqa: PLC0415
-
-    from .audio_io import _no_peak_chunk, native_path  # noqa: PLC0415
-
-    with atomic_output(target, overwrite=overwrite, protect=protect) as tmp:
-        # native_path: file names that are not UTF-8 reach libsndfile as the OS's bytes; no PEAK chunk
-        # (it holds the wall-clock time), as in write_audio_atomic.
-        with sf.SoundFile(native_path(tmp), "w", samplerate=int(rate), channels=audio.shape[1], subtype=subtype,
-                          format="WAV") as out:
-            _no_peak_chunk(out)
-            out.comment = json.dumps(provenance, sort_keys=True)
-            for a in range(0, audio.shape[0], 1 << 16):
-                out.write(audio[a:a + (1 << 16)])
-    return target
+    return write_audio_atomic(target, audio, rate, subtype=subtype, format="WAV", overwrite=overwrite,
+                              protect=protect, comment=json.dumps(provenance, sort_keys=True))

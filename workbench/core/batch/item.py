@@ -63,7 +63,7 @@ class EnhanceSettings:
             around each, ``crossfade_s`` raised-cosine splices); the rest stays bit-identical.
         noise_profile_s: ``(start, end)`` noise-only span whose mean power spectrum classical models use.
         atten_lim_db: the model's own attenuation limit the caller set (recorded in the provenance only).
-        provenance_tag: WAV outputs (without loudness) carry the version's provenance as JSON in their
+        provenance_tag: outputs (every container) carry the version's provenance as JSON in their
             comment tag (``workbench enhance``). Off in ``workbench batch``: the tag holds the run time,
             so outputs would differ in bytes between runs.
     """
@@ -238,7 +238,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     """
     from ..audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
                             write_audio_atomic)
-    from ..export import LOSSY, export_rate, provenance_tag, write_export_audio, write_with_provenance
+    from ..export import LOSSY, export_rate, provenance_comment, write_export_audio
     from ..editing import Strength
     from ..recording import Recording
 
@@ -300,23 +300,21 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
                        output_subtype(getattr(src, "info", None) and src.info.subtype, fmt, settings.subtype))
                 rate = export_rate(rec, v, settings.rate)
                 protect = (path, *map(Path, task.get("protect", ())))
+                comment = provenance_comment(rec, v) if settings.provenance_tag else None
                 if fmt in LOSSY or settings.loudness_lufs is not None:
                     # Lossy containers (encoder rates, block writes) and BS.1770 loudness: the export writer.
                     loud = None if settings.loudness_lufs is None else (settings.loudness_lufs, settings.true_peak_dbtp)
                     _w, rate, n_clipped, gain_db, facts = write_export_audio(
                         target, v.source.read_all(), src.sample_rate, rate, fmt, sub, quality=settings.quality,
-                        loudness_target=loud, overwrite=bool(task.get("overwrite")), protect=protect)
+                        loudness_target=loud, overwrite=bool(task.get("overwrite")), protect=protect,
+                        comment=comment)
                     if facts is not None:
                         out.update(gain_db=round(float(gain_db), 6), measured_lufs=facts.get("measured_lufs"),
                                    limited_db=facts.get("limited_db"))
                 else:
                     audio, n_clipped = clip_for_subtype(resample(v.source.read_all(), src.sample_rate, rate), sub)
-                    if settings.provenance_tag and fmt == "WAV":
-                        write_with_provenance(target, audio, rate, sub, provenance_tag(rec, v),
-                                              overwrite=bool(task.get("overwrite")), protect=protect)
-                    else:
-                        write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
-                                           overwrite=bool(task.get("overwrite")), protect=protect)
+                    write_audio_atomic(target, audio, rate, subtype=sub, format=fmt,
+                                       overwrite=bool(task.get("overwrite")), protect=protect, comment=comment)
                 out.update(subtype=sub, sample_rate=rate, clipped_samples=int(n_clipped))
                 clipped += n_clipped
             out["sha256"] = file_sha256(target)
