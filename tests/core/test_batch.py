@@ -168,6 +168,41 @@ def test_mix_is_exact_dry_wet(corpus, tmp_path):
     np.testing.assert_allclose(mixed, 0.25 * wet + 0.75 * dry, atol=1e-6)
 
 
+def test_batch_takes_the_editing_options_of_enhance(corpus, tmp_path):
+    """Defect: `workbench batch enhance` had no --region/--limit-db/--noise-profile/lossy --format/
+    --loudness, although its per-item function supports them. Outputs equal `workbench enhance` with the
+    same options; outside the region the input comes through bit-identical."""
+    src = sorted(corpus.rglob("clip*.wav"))[0]
+    opts = ["--region", "0.5:1.5", "--limit-db", "12", "--noise-profile", "0:0.4"]
+    assert main(["enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "one.wav"), "--quiet",
+                 "--subtype", "FLOAT", *opts]) == 0
+    assert main(["batch", "enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "b"), "--workers", "0",
+                 "--quiet", "--subtype", "FLOAT", *opts]) == 0
+    one = sf.read(tmp_path / "one.wav", dtype="float32")[0]
+    batch, sr = sf.read(tmp_path / "b" / f"{src.stem}.wiener.wav", dtype="float32")
+    dry = sf.read(src, dtype="float32")[0]
+    np.testing.assert_array_equal(batch, one)
+    outside = np.r_[0:int(0.45 * sr), int(1.55 * sr):len(dry)]
+    np.testing.assert_array_equal(batch[outside], dry[outside])
+    assert not np.allclose(batch[int(0.7 * sr):int(1.3 * sr)], dry[int(0.7 * sr):int(1.3 * sr)])
+    header, _rows = read_manifest(tmp_path / "b" / "manifest.jsonl")
+    st = header["settings"]
+    assert st["strength_as"] == "limit_db" and st["regions_s"] == [[0.5, 1.5]] and st["noise_profile_s"] == [0, 0.4]
+
+    assert main(["batch", "enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "mp3"), "--workers", "0",
+                 "--quiet", "--format", "MP3", "--loudness", "-16", "--quality", "0.8"]) == 0
+    out = tmp_path / "mp3" / f"{src.stem}.wiener.mp3"
+    assert sf.info(out).format == "MP3"
+    from workbench.core.loudness import measure
+    decoded, rate = sf.read(out, dtype="float32", always_2d=True)
+    _h, rows = read_manifest(tmp_path / "mp3" / "manifest.jsonl")
+    (row,) = rows.values()
+    limited = row["outputs"][0]["limited_db"]
+    assert abs(measure(decoded, rate).lufs - (-16 + limited)) < 0.5
+    assert main(["batch", "enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "x"), "--format", "MP3",
+                 "--subtype", "PCM_24", "--quiet"]) == 2
+
+
 def test_torn_manifest_line_is_ignored(tmp_path):
     m = tmp_path / "m.jsonl"
     m.write_text('{"manifest": "workbench-batch", "version": 1, "kind": "enhance"}\n'

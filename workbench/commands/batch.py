@@ -54,17 +54,18 @@ def add_parser(sub) -> None:
     e.add_argument("-m", "--model", action="append", required=True, metavar="MODEL",
                    help="model id or path (repeatable: each model makes its own outputs)")
     e.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (sub folders mirror inputs)")
-    e.add_argument("--format", default="WAV", choices=("WAV", "FLAC"), type=str.upper)
+    e.add_argument("--format", default="WAV", choices=("WAV", "FLAC", "MP3", "OGG", "OPUS"), type=str.upper,
+                   help="output container (MP3/OGG/OPUS: lossy, at a rate the encoder takes)")
     e.add_argument("--subtype", default=None, choices=sorted(set(WRITE_SUBTYPES["WAV"]) | set(WRITE_SUBTYPES["FLAC"])),
                    help="sample format (default: the source's where the format holds it, else FLOAT for WAV, "
                         "PCM_24 for FLAC)")
     e.add_argument("--rate", default="source", help="output rate: source, model, or Hz (default source)")
-    e.add_argument("--mix", type=float, default=1.0, metavar="A",
-                   help="wet fraction: out = A*enhanced + (1-A)*input, 0..1 (default 1)")
     e.add_argument("--residual", action="store_true", help="also write input - enhanced")
     e.add_argument("--channels", metavar="LIST", help="comma-separated 0-based channels (default all)")
     e.add_argument("--repair", action="store_true", help="read NaN/Inf input samples as 0 instead of failing the file")
     e.add_argument("--dnsmos", action="store_true", help="score every output with DNSMOS into the manifest")
+    from .enhance import add_editing_options
+    add_editing_options(e.add_argument_group("editing (as `workbench enhance`)"))
     _scaling(e)
     v = actions.add_parser("evaluate", help="score models on noisy/clean pairs (as `workbench evaluate`)")
     v.add_argument("pairs_dir", metavar="PAIRS_DIR")
@@ -195,11 +196,14 @@ def _run_enhance(args) -> int:
     from ..core.batch import EnhanceSettings, Manifest, collect_inputs, enhance_tasks
     from ..core.audio_io import output_subtype
     from ..core.export import file_tag
-    from .enhance import parse_channels
+    from .enhance import editing_settings, parse_channels
 
     fmt = args.format
     subtype = args.subtype
     if subtype is not None:
+        if fmt in ("MP3", "OGG", "OPUS"):
+            raise WorkbenchError(f"--subtype {subtype}: {fmt} is a lossy format (its encoder sets the samples); "
+                                 "--subtype applies to WAV and FLAC")
         output_subtype(None, fmt, subtype)  # refuses a subtype the container cannot hold
     rate: str | int = args.rate
     if rate not in ("source", "model"):
@@ -209,12 +213,11 @@ def _run_enhance(args) -> int:
             raise WorkbenchError(f"--rate: expected source, model or a number of Hz, got {args.rate!r}") from None
         if rate <= 0:
             raise WorkbenchError(f"--rate: expected a positive number of Hz, got {rate}")
-    if not 0.0 <= args.mix <= 1.0:
-        raise WorkbenchError(f"--mix: expected a wet fraction between 0 and 1, got {args.mix}")
     channels = parse_channels(args.channels)
+    editing = editing_settings(args)  # strength, loudness, lossy quality, regions, noise profile
     settings = EnhanceSettings(format=fmt, subtype=subtype, rate=rate,
-                               channels=None if channels is None else tuple(channels), mix=float(args.mix),
-                               residual=args.residual, repair=args.repair, dnsmos=args.dnsmos)
+                               channels=None if channels is None else tuple(channels),
+                               residual=args.residual, repair=args.repair, dnsmos=args.dnsmos, **editing)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise WorkbenchError(f"{out_dir}: -o must be a folder, but this is a file")

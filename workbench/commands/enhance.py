@@ -65,6 +65,14 @@ def add_parser(sub) -> None:
     p.add_argument("--format", default="WAV", choices=["WAV", "MP3", "OGG", "OPUS"],
                    help="output container: WAV (default) lets the output's suffix decide (.wav .flac .aiff .ogg .mp3 .opus); "
                         "MP3/OGG/OPUS force a lossy one (written in blocks); WAV files carry the provenance tag")
+    add_editing_options(p)
+    p.add_argument("--atten-lim-db", type=float, metavar="DB",
+                   help="the model's own attenuation limit where it has one (DeepFilterNet's atten_lim)")
+
+
+def add_editing_options(p) -> None:
+    """The editor's options shared by ``workbench enhance`` and ``workbench batch enhance``: lossy
+    quality, loudness, strength (``--mix``/``--limit-db``), regions and the noise profile."""
     p.add_argument("--quality", type=float, metavar="Q", help="MP3/OGG/OPUS quality 0..1 (1 = best, highest bitrate)")
     p.add_argument("--loudness", type=float, metavar="LUFS", help="normalise to this BS.1770 loudness (e.g. -16)")
     p.add_argument("--true-peak", type=float, default=-1.0, metavar="DBTP",
@@ -74,14 +82,27 @@ def add_parser(sub) -> None:
                           help="wet share 0..1 (1 = model output, 0 = original): out = A*enhanced + (1-A)*original")
     strength.add_argument("--limit-db", type=float, metavar="DB",
                           help="most the mix removes, dB: out = enhanced + 10^(-DB/20)*(original - enhanced)")
-    p.add_argument("--atten-lim-db", type=float, metavar="DB",
-                   help="the model's own attenuation limit where it has one (DeepFilterNet's atten_lim)")
     p.add_argument("--region", action="append", metavar="START:END",
                    help="enhance only this span in seconds (repeatable); the rest stays bit-identical")
     p.add_argument("--context-s", type=float, default=1.0, help="model context around each region (default 1 s)")
     p.add_argument("--crossfade-ms", type=float, default=20.0, help="region splice crossfade (default 20 ms)")
     p.add_argument("--noise-profile", metavar="START:END",
                    help="noise-only span whose mean power spectrum classical enhancers use as noise estimate")
+
+
+def editing_settings(args) -> dict:
+    """The :class:`~workbench.core.batch.EnhanceSettings` fields :func:`add_editing_options` sets, checked
+    (one clear line for a bad span or value)."""
+    strength = options_strength(args)
+    regions = [parse_span(r, "--region") for r in (args.region or [])]
+    profile_span = parse_span(args.noise_profile, "--noise-profile") if args.noise_profile else None
+    if args.context_s < 0 or args.crossfade_ms < 0:
+        raise WorkbenchError("--context-s and --crossfade-ms must not be negative")
+    if args.quality is not None and not 0.0 <= args.quality <= 1.0:
+        raise WorkbenchError(f"--quality: expected a value between 0 and 1, got {args.quality}")
+    return dict(mix=strength.mix, strength_as=strength.given_as, quality=args.quality,
+                loudness_lufs=args.loudness, true_peak_dbtp=args.true_peak, regions_s=tuple(regions) or None,
+                context_s=args.context_s, crossfade_s=args.crossfade_ms / 1000.0, noise_profile_s=profile_span)
 
 
 
@@ -160,11 +181,8 @@ def run(args) -> int:
         batch = True
     if batch and out_arg.exists() and not out_arg.is_dir():
         raise WorkbenchError(f"{out_arg}: several inputs need -o to be a folder, but this is a file")
-    strength = options_strength(args)
-    regions = [parse_span(r, "--region") for r in (args.region or [])]
-    profile_span = parse_span(args.noise_profile, "--noise-profile") if args.noise_profile else None
-    if args.context_s < 0 or args.crossfade_ms < 0:
-        raise WorkbenchError("--context-s and --crossfade-ms must not be negative")
+    editing = editing_settings(args)
+    regions = editing["regions_s"] or ()
     # The model file is an input too (``-o model.onnx`` must not replace it).
     protected = files + ([Path(args.model)] if Path(args.model).exists() else [])
     if not batch:
@@ -212,11 +230,8 @@ def run(args) -> int:
     # batch dialog), which runs the model with Recording.enhance (as the Models panel).
     settings = EnhanceSettings(
         format=args.format.upper(), subtype=args.subtype, rate="source",
-        channels=None if channels is None else tuple(channels), mix=strength.mix, repair=args.repair,
-        quality=args.quality, loudness_lufs=args.loudness, true_peak_dbtp=args.true_peak,
-        strength_as=strength.given_as, regions_s=tuple(regions) or None, context_s=args.context_s,
-        crossfade_s=args.crossfade_ms / 1000.0, noise_profile_s=profile_span, atten_lim_db=args.atten_lim_db,
-        provenance_tag=True)
+        channels=None if channels is None else tuple(channels), repair=args.repair,
+        atten_lim_db=args.atten_lim_db, provenance_tag=True, **editing)
     identity = model_identity(enhancer, args.model)
     progress = ProgressLine(not args.quiet)
     failed = 0

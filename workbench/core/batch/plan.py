@@ -122,7 +122,7 @@ def collect_inputs(items: Sequence[str | Path], *, recursive: bool = True,
 
 def output_name(stem: str, model_tag: str, output: str | None, fmt: str) -> str:
     """``<stem>.<model>[.<output>].<ext>``; ``output`` is ``None`` for a single-output model's result."""
-    ext = {"WAV": ".wav", "FLAC": ".flac"}[fmt.upper()]
+    ext = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}[fmt.upper()]
     return f"{stem}.{model_tag}{'.' + output if output else ''}{ext}"
 
 
@@ -144,7 +144,7 @@ def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Seque
     from ..outputs import plan_batch_outputs
 
     out_dir = Path(out_dir)
-    ext = {"WAV": ".wav", "FLAC": ".flac"}[fmt.upper()]
+    ext = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}[fmt.upper()]
     every_input = [f.path for f in inputs]
     groups: dict[Path, list[int]] = {}
     for i, f in enumerate(inputs):
