@@ -473,7 +473,8 @@ class PlaybackEngine:
 
     @property
     def buffered_s(self) -> float:
-        """Seconds from the position on that every version holds in RAM (all of the rest in RAM mode)."""
+        """Seconds of what plays next from the position (following the loop) that every version holds
+        in RAM; all of the rest in RAM mode."""
         prog = self._program
         if prog is None:
             return 0.0
@@ -481,11 +482,15 @@ class PlaybackEngine:
         if prog.store is None:
             return (prog.frames - pos) / self.rate
         shift = prog.block_frames.bit_length() - 1
-        j = pos >> shift
-        n_blocks = prog.store.tracks[0].n_blocks if prog.store.tracks else 0
-        while j < n_blocks and prog.store.resident(j):
-            j += 1
-        return max(min(j << shift, prog.frames) - pos, 0) / self.rate
+        ready = 0
+        for lo, hi in self._ahead_ranges(prog, pos, prog.frames):
+            j = lo >> shift
+            while (j << shift) < hi and prog.store.resident(j):
+                j += 1
+            ready += max(min(j << shift, hi) - lo, 0)
+            if (j << shift) < hi:
+                break
+        return ready / self.rate
 
     def _ahead_ranges(self, prog: _Program, start: int, count: int) -> list[tuple[int, int]]:
         """Frame ranges the callback plays in the ``count`` frames from ``start`` (following the loop)."""
