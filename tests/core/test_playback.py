@@ -345,7 +345,7 @@ _CHILD = textwrap.dedent("""
     from workbench.core.recording import Recording
     devices, reason = list_output_devices()
     rec = Recording.from_array(np.zeros(48000 * 600, np.float32), 48000, "silence.wav")
-    eng = PlaybackEngine("default", sample_rate=48000)
+    eng = PlaybackEngine("default", sample_rate=48000, ram_limit_bytes=int(sys.argv[1]))
     eng.load(rec)
     ok = eng.play()
     deadline = time.time() + 10
@@ -354,11 +354,13 @@ _CHILD = textwrap.dedent("""
     pos, calls = eng.position, eng.callback_calls
     eng.close()
     print(json.dumps({"devices": [d.name for d in devices], "reason": reason, "available": eng.available,
-                      "ok": ok, "position": pos, "calls": calls, "errors": eng.callback_errors}))
+                      "ok": ok, "position": pos, "calls": calls, "errors": eng.callback_errors,
+                      "disk_backed": eng.disk_backed}))
 """)
 
 
-def test_real_portaudio_stream_on_alsa_null_device(tmp_path):
+@pytest.mark.parametrize("path", PATHS)
+def test_real_portaudio_stream_on_alsa_null_device(tmp_path, path):
     if not Path("/usr/share/alsa/alsa.conf").exists():
         pytest.skip("ALSA is not installed on this system")
     conf = tmp_path / "asound.conf"
@@ -367,11 +369,13 @@ def test_real_portaudio_stream_on_alsa_null_device(tmp_path):
     # the system one and overrides the default device, so the user's home is never involved.
     env = {**os.environ, "ALSA_CONFIG_PATH": str(conf), "HOME": str(tmp_path)}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=60)
+    limit = "0" if path == "blocks" else str(1 << 40)  # the blocks path with its feeder thread, for real
+    proc = subprocess.run([sys.executable, "-c", _CHILD, limit], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["available"] and result["ok"], result
     assert result["calls"] >= 20 and result["position"] > 0 and result["errors"] == 0, result
+    assert result["disk_backed"] == (path == "blocks")
     assert time.perf_counter() - t0 < 30
 
 
