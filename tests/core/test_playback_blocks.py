@@ -345,3 +345,36 @@ def test_an_evicted_slot_is_not_reused_while_a_callback_may_read_it():
     with pytest.raises(IndexError):
         track[3 * 256 + 250:3 * 256 + 260]  # reads never cross a block edge (the engine splits its work there)
     sink.file.close()
+
+
+def test_a_full_temp_folder_is_one_clear_error_and_the_loaded_program_stays(monkeypatch):
+    import errno
+    import tempfile
+
+    from workbench.core.errors import WorkbenchError
+
+    rec = _recording()
+    eng = PlaybackEngine(None, sample_rate=RATE, ram_limit_bytes=0, block_cache=SMALL, feeder_thread=False)
+    eng.load(rec)
+    before = eng._program
+    opened = []
+    real = tempfile.TemporaryFile
+
+    class Full:
+        def __init__(self, *a, **k):
+            self._f = real(*a, **k)
+            opened.append(self._f)
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self._f.close()
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", Full)
+    with pytest.raises(WorkbenchError, match="cannot write the playback cache .*No space left"):
+        eng.load(rec)
+    assert eng._program is before and eng.frames == rec.source.frames  # still plays what it played
+    assert opened and all(f.closed for f in opened)
+    eng.play()
+    assert np.any(_render(eng, 256))
