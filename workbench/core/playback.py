@@ -2,8 +2,12 @@
 
 Data flow::
 
-    Recording.versions --(once, on load)--> one float32 buffer per version, shape (N,), at the
-    device rate (soxr), the displayed channel only --> PortAudio callback copies/mixes into outdata
+    Recording.versions --(once, on load, streamed piece by piece)--> one float32 signal per version,
+    shape (N,), at the device rate (soxr), the displayed channel only, held either
+        in RAM (up to RAM_PLAYBACK_BYTES in all), or
+        in a temporary cache file, of which a feeder thread keeps the blocks around the play position
+        in a fixed RAM pool (see playback_cache)
+    --> PortAudio callback copies/mixes into outdata
 
 Every version of a recording has the same duration, so after resampling to the device rate all
 buffers have exactly ``N = round(frames * device_rate / source_rate)`` frames and one frame counter
@@ -26,8 +30,10 @@ by frame ``a`` exactly, so a loop plays precisely the chosen samples.
 
 Real-time rules followed by :meth:`PlaybackEngine.callback` (it runs on PortAudio's thread):
 
-* it only reads buffers prepared before playback and writes into ``outdata`` or a scratch buffer
-  preallocated at load time (``np.multiply(..., out=)``, ``np.copyto``); no array is allocated;
+* it only reads buffers prepared before playback (or block slots published before it can reach them)
+  and writes into ``outdata`` or a scratch buffer preallocated at load time
+  (``np.multiply(..., out=)``, ``np.copyto``); no array is allocated, no file is read; on the
+  disk-backed path it splits its work at block edges so that every read is a view of one slot;
 * it takes no lock: the GUI thread communicates through plain attribute writes, each a single atomic
   reference swap under the GIL (``_want_version`` int, ``_playing``/``_match`` bools, ``_loop`` and
   ``_seek_cmd`` immutable tuples, ``_program`` a whole prepared object). A seek is a ``(serial, frame)``
@@ -400,7 +406,7 @@ class PlaybackEngine:
                 self._prefetch(program, keep_pos)  # before the callback can see the program
                 on, a, b = self._loop
                 if on and b <= n_out:
-                    self._prefetch(program, a)
+                    self._prefetch(program, a, b)
             self._program = program
             if self._want_version >= len(buffers):
                 self._want_version = 0
@@ -537,14 +543,16 @@ class PlaybackEngine:
         add(primary - cfg.behind_blocks * cfg.block_frames, primary)
         return list(out)
 
-    def _prefetch(self, prog: _Program, frame: int) -> None:
-        """Load the first ``seek_blocks`` blocks played from ``frame`` into ``prog``'s caches now (feed
-        lock held), releasing only blocks the callback cannot reach."""
+    def _prefetch(self, prog: _Program, frame: int, stop: int | None = None) -> None:
+        """Load the first ``seek_blocks`` blocks played from ``frame`` (up to ``stop`` when given: a new
+        loop's end) into ``prog``'s caches now (feed lock held), releasing only blocks the callback
+        cannot reach."""
         store = prog.store
         cfg = store.config
         shift = cfg.block_frames.bit_length() - 1
-        near = [j for lo, hi in self._ahead_ranges(prog, frame, cfg.seek_blocks * cfg.block_frames) if hi > lo
-                for j in range(lo >> shift, ((hi - 1) >> shift) + 1)]
+        count = cfg.seek_blocks * cfg.block_frames
+        ranges = [(frame, min(stop, frame + count))] if stop is not None else self._ahead_ranges(prog, frame, count)
+        near = [j for lo, hi in ranges if hi > lo for j in range(lo >> shift, ((hi - 1) >> shift) + 1)]
         keep = set(near) | self._protect_prev
         if prog is self._program:
             keep |= set(self._wanted_blocks(prog))
@@ -696,7 +704,7 @@ class PlaybackEngine:
         with self._feed_lock:
             prog = self._program
             if b > a and prog is not None and prog.store is not None:
-                self._prefetch(prog, a)  # the loop start stays in RAM while the loop is on
+                self._prefetch(prog, a, b)  # the loop start stays in RAM while the loop is on
             self._loop = (b > a, a, b) if b > a else (False, 0, 0)
         self._feeder_wake.set()
 
