@@ -74,9 +74,10 @@ class BlockCacheConfig:
         seek_blocks: blocks loaded synchronously at a seek target, a loop start or a new program.
 
     RAM per track: ``slots * block_frames * 4`` bytes with
-    ``slots = 2 * (behind_blocks + ahead_blocks + 2) + 3 * seek_blocks + 2`` (the window twice, for the
-    moment after a seek when the old place is still audible in the crossfade, plus the pinned blocks):
-    46 slots, 11.5 MiB, for the defaults.
+    ``slots = 2 * (behind_blocks + ahead_blocks) + 4 * seek_blocks + 12``: the window twice (after a
+    seek the old place stays protected for one feeder round, while the crossfade may still read it),
+    plus the blocks at the seek target, the loop start, a crossfade's outgoing place and the partial
+    blocks at the window's ends: 56 slots, 14 MiB, for the defaults.
     """
 
     block_frames: int = 1 << 16
@@ -93,7 +94,7 @@ class BlockCacheConfig:
 
     @property
     def slots(self) -> int:
-        return 2 * (self.behind_blocks + self.ahead_blocks + 2) + 3 * self.seek_blocks + 2
+        return 2 * (self.behind_blocks + self.ahead_blocks) + 4 * self.seek_blocks + 12
 
 
 class _RamSink:
