@@ -176,7 +176,7 @@ _MIX_SCRATCH = 16384
 
 
 #: Playback data (4 bytes per frame and version at the device rate) up to this size is held in RAM;
-#: larger recordings play from disk-backed block caches (256 MiB: about 7 minutes of three versions
+#: larger recordings play from disk-backed block caches (256 MiB: about 8 minutes of three versions
 #: at 48 kHz).
 RAM_PLAYBACK_BYTES = 256 << 20
 #: How often the feeder thread tops up the block caches (it is also woken by seeks, loops and loads).
