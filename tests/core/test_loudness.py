@@ -110,3 +110,26 @@ def test_piecewise_measure_finds_peak_and_nan_in_any_piece():
     x[45000] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         measure(x, 48000, block_frames=4096)
+
+
+def test_loudness_stream_fed_uneven_pieces_equals_measure(speech):
+    """Playback measures each version while it writes its cache, in whatever pieces the resampler
+    gives: the result must be the whole-signal measure, and a stream not fed to the end refuses."""
+    from workbench.core.loudness import LoudnessStream
+
+    x, sr = speech
+    ref = measure(x, sr)
+    stream = LoudnessStream(len(x), sr)
+    a, step = 0, 1
+    while a < len(x):
+        stream.add(x[a:a + step])
+        a += step
+        step = step * 3 + 17  # 1, 20, 77, ... piece sizes, seams everywhere in the gating grid
+    got = stream.result()
+    assert got.lufs == pytest.approx(ref.lufs, abs=1e-9) and got.peak == ref.peak
+    short = LoudnessStream(len(x), sr)
+    short.add(x[:1000])
+    with pytest.raises(ValueError, match="fed 1000"):
+        short.result()
+    with pytest.raises(ValueError, match="NaN"):
+        LoudnessStream(10, sr).add(np.array([0.0, np.nan]))

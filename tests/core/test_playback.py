@@ -18,9 +18,22 @@ import pytest
 from workbench.core.audio_io import ArraySource, resample
 from workbench.core.enhancer import EnhancerInfo
 from workbench.core.playback import STRENGTH_SLEW_S, PlaybackEngine
+from workbench.core.playback_cache import BlockCacheConfig
 from workbench.core.recording import Recording
 
 RATE = 8000
+#: The two ways the engine holds versions: every version in RAM, or disk-backed block caches (here with
+#: 256-frame blocks and a 4-block window, so reads cross block edges and blocks are evicted and read
+#: again within these short signals). Both must give the same output, sample for sample.
+PATHS = ["ram", "blocks"]
+SMALL_BLOCKS = BlockCacheConfig(block_frames=256, behind_blocks=1, ahead_blocks=3, seek_blocks=1)
+
+
+def _path_kw(path: str) -> dict:
+    """Engine arguments of a playback path; the block path's feeder is driven by ``_pull``."""
+    if path == "blocks":
+        return {"ram_limit_bytes": 0, "block_cache": SMALL_BLOCKS, "feeder_thread": False}
+    return {}
 
 
 def _info(model_id: str, sr: int) -> EnhancerInfo:
@@ -37,9 +50,10 @@ def _ramp_recording(n: int = 4000, rate: int = RATE) -> Recording:
     return rec
 
 
-def _engine(rec: Recording, **kw) -> PlaybackEngine:
-    eng = PlaybackEngine(None, sample_rate=kw.pop("sample_rate", RATE), **kw)
+def _engine(rec: Recording, path: str = "ram", **kw) -> PlaybackEngine:
+    eng = PlaybackEngine(None, sample_rate=kw.pop("sample_rate", RATE), **_path_kw(path), **kw)
     eng.load(rec)
+    assert eng.disk_backed == (path == "blocks")
     eng.set_loudness_match(False)  # unity gains: the output equals the buffers exactly
     return eng
 
@@ -52,14 +66,16 @@ def _fade_in(eng: PlaybackEngine) -> np.ndarray:
 
 def _pull(eng: PlaybackEngine, frames: int, channels: int = 2) -> np.ndarray:
     out = np.full((frames, channels), np.nan, np.float32)
+    eng.pump()  # the feeder's turn (block path; nothing to do in RAM)
     eng.callback(out, frames, None, None)
-    assert eng.callback_errors == 0
+    assert eng.callback_errors == 0 and eng.underruns == 0
     return out
 
 
-def test_plays_buffer_exactly_on_every_channel():
+@pytest.mark.parametrize("path", PATHS)
+def test_plays_buffer_exactly_on_every_channel(path):
     rec = _ramp_recording()
-    eng = _engine(rec)
+    eng = _engine(rec, path)
     eng.play()
     got = np.concatenate([_pull(eng, 256) for _ in range(4)])
     want = rec.versions[0].source.read_all()[:1024, 0]
@@ -71,9 +87,10 @@ def test_plays_buffer_exactly_on_every_channel():
     assert eng.position == 1024
 
 
-def test_switch_is_sample_exact_with_raised_cosine_crossfade():
+@pytest.mark.parametrize("path", PATHS)
+def test_switch_is_sample_exact_with_raised_cosine_crossfade(path):
     rec = _ramp_recording()
-    eng = _engine(rec, crossfade_ms=5.0)
+    eng = _engine(rec, path, crossfade_ms=5.0)
     L = eng.fade_frames
     assert L == 40  # 5 ms at 8 kHz
     a = rec.versions[0].source.read_all()[:, 0]
@@ -99,7 +116,8 @@ def test_switch_is_sample_exact_with_raised_cosine_crossfade():
     assert eng.audible_version == 2
 
 
-def test_switch_during_playback_of_real_speech_has_no_click(shared_data):
+@pytest.mark.parametrize("path", PATHS)
+def test_switch_during_playback_of_real_speech_has_no_click(shared_data, path):
     import soundfile as sf
 
     noisy, sr = sf.read(shared_data / "dns3" / "0015_noisy.wav", dtype="float32")
@@ -107,7 +125,7 @@ def test_switch_during_playback_of_real_speech_has_no_click(shared_data):
     n = min(len(noisy), len(enh))
     rec = Recording.from_array(noisy[:n], sr, "0015_noisy.wav")
     rec.add_enhanced(enh[:n, None], sr, _info("gtcrn", sr))
-    eng = _engine(rec, sample_rate=sr)
+    eng = _engine(rec, path, sample_rate=sr)
     eng.play()
     blocks = []
     for j in range(40):
@@ -128,9 +146,10 @@ def test_switch_during_playback_of_real_speech_has_no_click(shared_data):
         assert np.abs(np.diff(out[k - 1:k + eng.fade_frames + 1])).max() <= own
 
 
-def test_loop_wraps_sample_exactly_and_stop_returns_to_loop_start():
+@pytest.mark.parametrize("path", PATHS)
+def test_loop_wraps_sample_exactly_and_stop_returns_to_loop_start(path):
     rec = _ramp_recording()
-    eng = _engine(rec)
+    eng = _engine(rec, path)
     src = rec.versions[0].source.read_all()[:, 0]
     eng.set_loop(1000, 1333)
     eng.seek(1300)
@@ -146,9 +165,10 @@ def test_loop_wraps_sample_exactly_and_stop_returns_to_loop_start():
     assert eng.position == 1000 and not eng.playing
 
 
-def test_end_of_file_outputs_silence_and_parks():
+@pytest.mark.parametrize("path", PATHS)
+def test_end_of_file_outputs_silence_and_parks(path):
     rec = _ramp_recording(n=1000)
-    eng = _engine(rec)
+    eng = _engine(rec, path)
     eng.seek(900)
     eng.play()
     L = eng.fade_frames
@@ -164,9 +184,10 @@ def test_end_of_file_outputs_silence_and_parks():
     np.testing.assert_array_equal(out[L:], src[L:2 * L])
 
 
-def test_seek_pause_and_stop_are_sample_exact_and_faded():
+@pytest.mark.parametrize("path", PATHS)
+def test_seek_pause_and_stop_are_sample_exact_and_faded(path):
     rec = _ramp_recording()
-    eng = _engine(rec)
+    eng = _engine(rec, path)
     L = eng.fade_frames
     w = _fade_in(eng)
     src = rec.versions[1].source.read_all()[:, 0]
@@ -324,7 +345,7 @@ _CHILD = textwrap.dedent("""
     from workbench.core.recording import Recording
     devices, reason = list_output_devices()
     rec = Recording.from_array(np.zeros(48000 * 600, np.float32), 48000, "silence.wav")
-    eng = PlaybackEngine("default", sample_rate=48000)
+    eng = PlaybackEngine("default", sample_rate=48000, ram_limit_bytes=int(sys.argv[1]))
     eng.load(rec)
     ok = eng.play()
     deadline = time.time() + 10
@@ -333,11 +354,13 @@ _CHILD = textwrap.dedent("""
     pos, calls = eng.position, eng.callback_calls
     eng.close()
     print(json.dumps({"devices": [d.name for d in devices], "reason": reason, "available": eng.available,
-                      "ok": ok, "position": pos, "calls": calls, "errors": eng.callback_errors}))
+                      "ok": ok, "position": pos, "calls": calls, "errors": eng.callback_errors,
+                      "disk_backed": eng.disk_backed}))
 """)
 
 
-def test_real_portaudio_stream_on_alsa_null_device(tmp_path):
+@pytest.mark.parametrize("path", PATHS)
+def test_real_portaudio_stream_on_alsa_null_device(tmp_path, path):
     if not Path("/usr/share/alsa/alsa.conf").exists():
         pytest.skip("ALSA is not installed on this system")
     conf = tmp_path / "asound.conf"
@@ -346,11 +369,13 @@ def test_real_portaudio_stream_on_alsa_null_device(tmp_path):
     # the system one and overrides the default device, so the user's home is never involved.
     env = {**os.environ, "ALSA_CONFIG_PATH": str(conf), "HOME": str(tmp_path)}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=60)
+    limit = "0" if path == "blocks" else str(1 << 40)  # the blocks path with its feeder thread, for real
+    proc = subprocess.run([sys.executable, "-c", _CHILD, limit], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["available"] and result["ok"], result
     assert result["calls"] >= 20 and result["position"] > 0 and result["errors"] == 0, result
+    assert result["disk_backed"] == (path == "blocks")
     assert time.perf_counter() - t0 < 30
 
 
@@ -387,9 +412,10 @@ def _strength_recording(n: int = RATE * 4):
     return rec, dry, wet
 
 
-def test_strength_is_mixed_in_the_callback_from_the_two_buffers():
+@pytest.mark.parametrize("path", PATHS)
+def test_strength_is_mixed_in_the_callback_from_the_two_buffers(path):
     rec, dry, wet = _strength_recording()
-    eng = _engine(rec)
+    eng = _engine(rec, path)
     eng.select_version(1)
     eng.play()
     _pull(eng, 512)
@@ -409,11 +435,12 @@ def test_strength_is_mixed_in_the_callback_from_the_two_buffers():
         eng.set_strength(0, 0.5)  # the original has no strength
 
 
-def test_a_version_loaded_with_a_strength_plays_at_it():
+@pytest.mark.parametrize("path", PATHS)
+def test_a_version_loaded_with_a_strength_plays_at_it(path):
     from workbench.core.editing import Strength
     rec, dry, wet = _strength_recording()
     rec.set_strength(rec.versions[1], Strength(0.25))
-    eng = _engine(rec)
+    eng = _engine(rec, path)
     eng.select_version(1)
     eng.play()
     got = np.concatenate([_pull(eng, 512) for _ in range(4)])[:, 0]

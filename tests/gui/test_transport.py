@@ -37,8 +37,8 @@ class FakeDeviceEngine(PlaybackEngine):
     """A headless engine that claims a device, so the transport enables playback; the test drives the
     callback by hand in place of PortAudio."""
 
-    def __init__(self):
-        super().__init__(None, sample_rate=16000)
+    def __init__(self, **kw):
+        super().__init__(None, sample_rate=16000, **kw)
         self.available, self.reason = True, None
 
     def _open_stream(self):
@@ -261,3 +261,38 @@ def test_first_preparation_of_a_short_clip_runs_on_the_worker(qtbot, recording, 
     assert len(engine.tracks) == 3 and len(bar.version_buttons) == 3
     assert threads and all(t is not threading.main_thread() for t in threads)
     bar.shutdown()
+
+
+def test_a_disk_backed_recording_is_prepared_on_the_worker_and_plays(qtbot, recording, monkeypatch):
+    """A recording too long for RAM (here: a limit of 0 bytes) is prepared into block caches on the
+    transport's worker at the first Play; the feeder thread keeps the blocks coming, A/B switches stay at
+    the current sample, and closing the bar stops the feeder."""
+    import threading
+
+    import workbench.gui.transport as transport
+
+    monkeypatch.setattr(transport, "DEFER_LOAD_SAMPLES", recording.source.frames)
+    engine = FakeDeviceEngine(ram_limit_bytes=0)
+    threads = []
+    real_load = engine.load
+    monkeypatch.setattr(engine, "load", lambda *a, **k: (threads.append(threading.current_thread()),
+                                                         real_load(*a, **k))[1])
+    bar = TransportBar(engine=engine)
+    qtbot.addWidget(bar)
+    bar.set_recording(recording)
+    with qtbot.waitSignal(bar.playingChanged, timeout=10000):
+        bar.play()
+    assert engine.disk_backed and threads and threads[0] is not threading.main_thread()
+    ram = PlaybackEngine(None, sample_rate=16000)
+    ram.load(recording)
+    ram.play()
+    for j in range(12):
+        if j == 6:
+            bar.select_version(2)  # what the C button and key 3 do
+            ram.select_version(2)
+        qtbot.waitUntil(lambda: engine.buffered_s >= 512 / 16000, timeout=10000)
+        np.testing.assert_array_equal(_pull(engine), _pull(ram))
+    assert engine.underruns == 0 and engine.callback_errors == 0
+    feeder = engine._feeder
+    bar.shutdown()
+    assert feeder is not None and not feeder.is_alive()

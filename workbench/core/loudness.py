@@ -129,21 +129,10 @@ def measure(audio: np.ndarray, sample_rate: int, *, block_frames: int = MEASURE_
         block_frames: samples per channel processed at once.
 
     The result equals ``pyloudnorm.Meter(sample_rate).integrated_loudness(audio)`` (to rounding), but the
-    signal is processed in pieces of ``block_frames``: pyloudnorm's own K-weighting filters (its
-    ``Meter`` stages, ``passband_gain * lfilter(b, a, x)``) run piece by piece with their state carried
-    over (``lfilter(..., zi=)``, exact), the squared output is summed per 100 ms segment of the 400 ms
-    gating-block grid, and then the BS.1770 gating is applied to the block mean squares
-    ``z_j = sum(y[lo_j:hi_j]**2) / (0.4 * rate)``:
-
-        l_j = -0.691 + 10 log10(sum_i G_i z_ij)
-        absolute gate: l_j >= -70;  relative gate: l_j > -0.691 + 10 log10(sum_i G_i mean_abs(z_i)) - 10
-        LUFS = -0.691 + 10 log10(sum_i G_i mean_gated(z_i))
-
-    pyloudnorm's whole-signal call instead copies the signal to float64 several times (about 1 GB per
-    hour of 48 kHz mono) and loops over every block in Python.
+    signal is processed in pieces of ``block_frames`` by a :class:`LoudnessStream` (see there for the
+    formulas). pyloudnorm's whole-signal call instead copies the signal to float64 several times (about
+    1 GB per hour of 48 kHz mono) and loops over every block in Python.
     """
-    import pyloudnorm  # local: imported on first use, not at start-up
-    import scipy.signal  # local: imported on first use, not at start-up
     x = np.asarray(audio)
     if x.ndim == 1:
         x = x[:, None]
@@ -151,58 +140,121 @@ def measure(audio: np.ndarray, sample_rate: int, *, block_frames: int = MEASURE_
         raise ValueError(f"audio must be (frames,) or (frames, channels), got shape {x.shape}")
     n, channels = x.shape
     block_frames = max(int(block_frames), 1)
-    peak = 0.0
+    for a in range(0, n, block_frames):  # NaN/Inf anywhere refuse the whole signal before any filtering
+        if channels and not np.isfinite(np.max(np.abs(x[a:a + block_frames]))):
+            raise ValueError("audio holds NaN or Inf samples; loudness is undefined")
+    stream = LoudnessStream(n, sample_rate, channels)
     for a in range(0, n, block_frames):
-        piece_peak = float(np.max(np.abs(x[a:a + block_frames]))) if channels else 0.0
+        stream.add(x[a:a + block_frames])
+    return stream.result()
+
+
+class LoudnessStream:
+    """:func:`measure` of a signal of known length fed piece by piece, in order (for signals that are
+    never whole in memory, e.g. playback data written to a cache file as it is made).
+
+    Args:
+        frames: total length ``n`` of the signal in samples per channel (fixes the gating-block grid).
+        sample_rate: Hz.
+        channels: channels of every piece.
+
+    Feed consecutive pieces ``(m,)`` / ``(m, channels)`` with :meth:`add` (any sizes, ``n`` in all), then
+    call :meth:`result`. pyloudnorm's own K-weighting filters (its ``Meter`` stages, ``passband_gain *
+    lfilter(b, a, x)``) run piece by piece with their state carried over (``lfilter(..., zi=)``, exact),
+    the squared output is summed per segment of the 400 ms gating-block grid (every block bound is a
+    segment edge), and :meth:`result` applies the BS.1770 gating to the block mean squares
+    ``z_j = sum(y[lo_j:hi_j]**2) / (0.4 * rate)``:
+
+        l_j = -0.691 + 10 log10(sum_i G_i z_ij)
+        absolute gate: l_j >= -70;  relative gate: l_j > -0.691 + 10 log10(sum_i G_i mean_abs(z_i)) - 10
+        LUFS = -0.691 + 10 log10(sum_i G_i mean_gated(z_i))
+
+    Working memory: the float64 copy of one piece and ``8 * n / (0.1 * rate)`` bytes of segment sums.
+    """
+
+    def __init__(self, frames: int, sample_rate: int, channels: int = 1):
+        import pyloudnorm  # local: imported on first use, not at start-up
+        self.frames = int(frames)
+        self.rate = int(sample_rate)
+        self.channels = int(channels)
+        self.peak = 0.0
+        self._fed = 0
+        self._measurable = self.frames >= int(round(BLOCK_S * sample_rate)) + 1 and 0 < self.channels
+        if not self._measurable or self.channels > len(_CHANNEL_WEIGHTS):
+            return
+        self._meter = meter = pyloudnorm.Meter(self.rate)
+        self._stages = list(meter._filters.values())  # pyloudnorm's K-weighting: high shelf, then high pass
+        self._state = [np.zeros((max(len(f.a), len(f.b)) - 1, self.channels)) for f in self._stages]
+        self._lo, self._hi = _block_bounds(self.frames, self.rate, meter)
+        # Segment edges: every block bound; the blocks are unions of consecutive segments.
+        self._edges = np.unique(np.concatenate([self._lo, self._hi, [0, self.frames]]))
+        self._seg = np.zeros((len(self._edges) - 1, self.channels))
+
+    def add(self, piece: np.ndarray) -> None:
+        """Feed the next ``m`` samples per channel (``(m,)`` or ``(m, channels)``); NaN/Inf raise ValueError."""
+        import scipy.signal  # local: imported on first use, not at start-up
+        x = np.asarray(piece)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.channels:
+            raise ValueError(f"piece must be (frames, {self.channels}), got shape {x.shape}")
+        a = self._fed
+        b = a + x.shape[0]
+        if b > self.frames:
+            raise ValueError(f"{b} samples fed to a loudness stream of {self.frames}")
+        self._fed = b
+        if b == a:
+            return
+        piece_peak = float(np.max(np.abs(x))) if x.size else 0.0
         if not np.isfinite(piece_peak):
             raise ValueError("audio holds NaN or Inf samples; loudness is undefined")
-        peak = max(peak, piece_peak)
-    if n < int(round(BLOCK_S * sample_rate)) + 1:
-        return LoudnessMeasure(None, peak, f"shorter than {BLOCK_S:.1f} s ({n / sample_rate:.3f} s): "
-                                           "too short for BS.1770 gating")
-    if peak == 0.0:
-        return LoudnessMeasure(None, 0.0, "silent")
-    if channels > len(_CHANNEL_WEIGHTS):
-        raise ValueError(f"BS.1770 loudness supports up to {len(_CHANNEL_WEIGHTS)} channels, got {channels}")
-    rate = int(sample_rate)
-    meter = pyloudnorm.Meter(rate)
-    stages = list(meter._filters.values())  # pyloudnorm's K-weighting: high shelf, then high pass
-    state = [np.zeros((max(len(f.a), len(f.b)) - 1, channels)) for f in stages]  # zero initial conditions
-    lo, hi = _block_bounds(n, rate, meter)
-    # Segment edges: every block bound; the blocks are unions of consecutive segments.
-    edges = np.unique(np.concatenate([lo, hi, [0, n]]))
-    seg = np.zeros((len(edges) - 1, channels))
-    for a in range(0, n, block_frames):
-        b = min(a + block_frames, n)
-        y = np.asarray(x[a:b], np.float64)
-        for k, f in enumerate(stages):
-            y, state[k] = scipy.signal.lfilter(f.b, f.a, y, axis=0, zi=state[k])
+        self.peak = max(self.peak, piece_peak)
+        if not self._measurable or self.channels > len(_CHANNEL_WEIGHTS):
+            return
+        y = np.asarray(x, np.float64)
+        for k, f in enumerate(self._stages):
+            y, self._state[k] = scipy.signal.lfilter(f.b, f.a, y, axis=0, zi=self._state[k])
             y *= f.passband_gain
         np.square(y, out=y)
+        edges = self._edges
         # Segments overlapping [a, b): the first may have started in an earlier piece.
         first = int(np.searchsorted(edges, a, side="right")) - 1
         inner = edges[(edges > a) & (edges < b)] - a
         starts = np.concatenate([[0], inner]).astype(np.intp)
-        seg[first:first + len(starts)] += np.add.reduceat(y, starts, axis=0)
-    il = np.searchsorted(edges, lo)
-    ih = np.searchsorted(edges, hi)
-    z = np.zeros((len(lo), channels))
-    for s in range(int((ih - il).max())):  # a block spans a handful of segments: add them up, no cumsum
-        take = il + s < ih
-        z[take] += seg[il[take] + s]
-    z /= meter.block_size * rate
-    g = np.asarray(_CHANNEL_WEIGHTS[:channels])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        block_lufs = -0.691 + 10.0 * np.log10(z @ g)
-        above_abs = block_lufs >= SILENCE_LUFS
-        if not above_abs.any():
+        self._seg[first:first + len(starts)] += np.add.reduceat(y, starts, axis=0)
+
+    def result(self) -> LoudnessMeasure:
+        """The measure of everything fed (which must be all ``frames`` samples)."""
+        if self._fed != self.frames:
+            raise ValueError(f"loudness stream fed {self._fed} of {self.frames} samples")
+        n, rate, channels, peak = self.frames, self.rate, self.channels, self.peak
+        if not self._measurable:
+            return LoudnessMeasure(None, peak, f"shorter than {BLOCK_S:.1f} s ({n / rate:.3f} s): "
+                                               "too short for BS.1770 gating")
+        if peak == 0.0:
+            return LoudnessMeasure(None, 0.0, "silent")
+        if channels > len(_CHANNEL_WEIGHTS):
+            raise ValueError(f"BS.1770 loudness supports up to {len(_CHANNEL_WEIGHTS)} channels, got {channels}")
+        edges, seg, lo, hi = self._edges, self._seg, self._lo, self._hi
+        il = np.searchsorted(edges, lo)
+        ih = np.searchsorted(edges, hi)
+        z = np.zeros((len(lo), channels))
+        for s in range(int((ih - il).max())):  # a block spans a handful of segments: add them up, no cumsum
+            take = il + s < ih
+            z[take] += seg[il[take] + s]
+        z /= self._meter.block_size * rate
+        g = np.asarray(_CHANNEL_WEIGHTS[:channels])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            block_lufs = -0.691 + 10.0 * np.log10(z @ g)
+            above_abs = block_lufs >= SILENCE_LUFS
+            if not above_abs.any():
+                return LoudnessMeasure(None, peak, "silent (below the -70 LUFS absolute gate)")
+            gamma_r = -0.691 + 10.0 * np.log10(z[above_abs].mean(axis=0) @ g) - 10.0
+            gated = (block_lufs > gamma_r) & (block_lufs > SILENCE_LUFS)
+            lufs = float(-0.691 + 10.0 * np.log10(z[gated].mean(axis=0) @ g)) if gated.any() else -math.inf
+        if not np.isfinite(lufs) or lufs < SILENCE_LUFS:
             return LoudnessMeasure(None, peak, "silent (below the -70 LUFS absolute gate)")
-        gamma_r = -0.691 + 10.0 * np.log10(z[above_abs].mean(axis=0) @ g) - 10.0
-        gated = (block_lufs > gamma_r) & (block_lufs > SILENCE_LUFS)
-        lufs = float(-0.691 + 10.0 * np.log10(z[gated].mean(axis=0) @ g)) if gated.any() else -math.inf
-    if not np.isfinite(lufs) or lufs < SILENCE_LUFS:
-        return LoudnessMeasure(None, peak, "silent (below the -70 LUFS absolute gate)")
-    return LoudnessMeasure(lufs, peak)
+        return LoudnessMeasure(lufs, peak)
 
 
 def match_gains(measures: list[LoudnessMeasure], *, target_lufs: float | None = None,

@@ -2,8 +2,12 @@
 
 Data flow::
 
-    Recording.versions --(once, on load)--> one float32 buffer per version, shape (N,), at the
-    device rate (soxr), the displayed channel only --> PortAudio callback copies/mixes into outdata
+    Recording.versions --(once, on load, streamed piece by piece)--> one float32 signal per version,
+    shape (N,), at the device rate (soxr), the displayed channel only, held either
+        in RAM (up to RAM_PLAYBACK_BYTES in all), or
+        in a temporary cache file, of which a feeder thread keeps the blocks around the play position
+        in a fixed RAM pool (see playback_cache)
+    --> PortAudio callback copies/mixes into outdata
 
 Every version of a recording has the same duration, so after resampling to the device rate all
 buffers have exactly ``N = round(frames * device_rate / source_rate)`` frames and one frame counter
@@ -26,8 +30,10 @@ by frame ``a`` exactly, so a loop plays precisely the chosen samples.
 
 Real-time rules followed by :meth:`PlaybackEngine.callback` (it runs on PortAudio's thread):
 
-* it only reads buffers prepared before playback and writes into ``outdata`` or a scratch buffer
-  preallocated at load time (``np.multiply(..., out=)``, ``np.copyto``); no array is allocated;
+* it only reads buffers prepared before playback (or block slots published before it can reach them)
+  and writes into ``outdata`` or a scratch buffer preallocated at load time
+  (``np.multiply(..., out=)``, ``np.copyto``); no array is allocated, no file is read; on the
+  disk-backed path it splits its work at block edges so that every read is a view of one slot;
 * it takes no lock: the GUI thread communicates through plain attribute writes, each a single atomic
   reference swap under the GIL (``_want_version`` int, ``_playing``/``_match`` bools, ``_loop`` and
   ``_seek_cmd`` immutable tuples, ``_program`` a whole prepared object). A seek is a ``(serial, frame)``
@@ -42,13 +48,17 @@ callback can be driven by hand) and reports ``available = False`` with a ``reaso
 from __future__ import annotations
 
 import math
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from .audio_io import AudioSource, resample
-from .loudness import LoudnessMeasure, PlaybackGain, match_gains, measure, peak_safe_gain
+from .loudness import LoudnessMeasure, PlaybackGain, match_gains, peak_safe_gain
+from .playback_cache import (_PIECE, BlockCacheConfig, BlockStore, _FileSink, _RamSink,  # noqa: F401
+                             _zero_nonfinite, prepare_signal)
 
 try:  # PortAudio itself may be missing (libportaudio2 not installed); the rest must keep working.
     import sounddevice as _sd
@@ -137,11 +147,14 @@ class _Program:
     """
 
     __slots__ = ("buffers", "frames", "matched_gains", "plain_gains", "tracks", "rate", "dry",
-                 "dry_gain_target", "dry_gain_now", "dry_gain_start", "dry_gain_end")
+                 "dry_gain_target", "dry_gain_now", "dry_gain_start", "dry_gain_end", "store", "block_frames")
 
-    def __init__(self, buffers: list[np.ndarray], rate: int, tracks: list[VersionTrack],
-                 dry: list[np.ndarray | None] | None = None, dry_gains: list[float] | None = None):
+    def __init__(self, buffers: list, rate: int, tracks: list[VersionTrack],
+                 dry: list | None = None, dry_gains: list[float] | None = None, store: BlockStore | None = None):
         self.buffers = buffers
+        # Disk-backed programs: buffers/dry are BlockTracks (read inside one block at a time).
+        self.store = store
+        self.block_frames = store.config.block_frames if store is not None else 0
         self.frames = buffers[0].shape[0] if buffers else 0
         self.rate = rate
         self.tracks = tracks
@@ -162,30 +175,29 @@ STRENGTH_SLEW_S = 0.03
 _MIX_SCRATCH = 16384
 
 
-#: Samples per numpy call when preparing buffers (about 22 s at 48 kHz).
-_PIECE = 1 << 20
+#: Playback data (4 bytes per frame and version at the device rate) up to this size is held in RAM;
+#: larger recordings play from disk-backed block caches (256 MiB: about 8 minutes of three versions
+#: at 48 kHz).
+RAM_PLAYBACK_BYTES = 256 << 20
+#: How often the feeder thread tops up the block caches (it is also woken by seeks, loops and loads).
+FEED_INTERVAL_S = 0.05
+#: Longest a seek waits for a callback that may still read an evicted slot to return.
+_SLOT_WAIT_S = 0.2
 
 
-def _zero_nonfinite(audio: np.ndarray) -> tuple[np.ndarray, int]:
-    """``audio`` (1-D) with NaN/Inf samples set to 0 (a copy only when there are any), and their count.
-    Scanned in pieces of :data:`_PIECE` samples, so no whole-file mask is built."""
-    clean, count = audio, 0
-    for a in range(0, audio.shape[0], _PIECE):
-        piece = audio[a:a + _PIECE]
-        bad = ~np.isfinite(piece)
-        k = int(np.count_nonzero(bad))
-        if k:
-            if clean is audio:
-                clean = audio.copy()
-            clean[a:a + _PIECE][bad] = 0.0
-            count += k
-    return clean, count
-
-
-def _version_audio(version, channel: int) -> tuple[np.ndarray, int]:
-    source: AudioSource = version.source if hasattr(version, "source") else version
-    c = channel if channel < source.channels else 0
-    return source.read_all()[:, c], source.sample_rate
+def _feed_loop(engine_ref, stop: threading.Event, wake: threading.Event) -> None:
+    """Body of the feeder thread: pump the engine's block caches until it is closed or collected."""
+    while not stop.is_set():
+        engine = engine_ref()
+        if engine is None:
+            return
+        try:
+            engine.pump()
+        except Exception:  # a failing cache file must not kill the thread; the callback plays silence
+            engine.feeder_errors += 1
+        del engine
+        wake.wait(FEED_INTERVAL_S)
+        wake.clear()
 
 
 class PlaybackEngine:
@@ -199,12 +211,43 @@ class PlaybackEngine:
         channels: output channels (the selected channel is copied to all of them); capped by the device.
         crossfade_ms: length of the version-switch crossfade.
         latency: PortAudio latency hint (``"high"`` avoids underruns of a Python callback).
+        ram_limit_bytes: playback data up to this size (``4 * N`` bytes per version) is held in RAM;
+            above it the versions play from disk-backed block caches. Default :data:`RAM_PLAYBACK_BYTES`.
+        block_cache: block geometry of the disk-backed path (default :class:`BlockCacheConfig`).
+        feeder_thread: run the thread that keeps the block caches filled. Without it (tests, headless
+            drivers) call :meth:`pump` between callbacks.
 
     Positions are frames at :attr:`rate` unless a name ends in ``_s`` (seconds).
+
+    Disk-backed playback: :meth:`load` writes each version's device-rate samples to an anonymous temp
+    file (see :mod:`workbench.core.playback_cache`) and keeps only a window of blocks in a fixed RAM
+    pool: ``behind_blocks`` before the play position, ``ahead_blocks`` after it (following the loop),
+    the loop start and the last seek target. The feeder thread (:meth:`pump`) loads the window's
+    missing blocks nearest first and releases the others; :meth:`seek`, :meth:`set_loop` and
+    :meth:`load` load the first blocks at their target synchronously (milliseconds) before the callback
+    can go there, so seeks, A/B switches and loop wraps stay sample-exact. The callback never reads a
+    file nor waits: a block that is not in RAM plays as silence and counts in :attr:`underruns`.
     """
 
     def __init__(self, device: int | str | None = "default", *, sample_rate: int | None = None,
-                 channels: int = 2, crossfade_ms: float = 5.0, latency: str | float = "high"):
+                 channels: int = 2, crossfade_ms: float = 5.0, latency: str | float = "high",
+                 ram_limit_bytes: int | None = None, block_cache: BlockCacheConfig | None = None,
+                 feeder_thread: bool = True):
+        self.ram_limit_bytes = RAM_PLAYBACK_BYTES if ram_limit_bytes is None else int(ram_limit_bytes)
+        self.block_cache = block_cache or BlockCacheConfig()
+        self._feeder_wanted = bool(feeder_thread)
+        self._feeder: threading.Thread | None = None
+        self._feeder_stop = threading.Event()
+        self._feeder_wake = threading.Event()
+        #: exceptions the feeder thread caught (a cache file that failed to read)
+        self.feeder_errors = 0
+        # Serialises everything that changes block slots (feeder, seeks, loads); the callback never takes it.
+        self._feed_lock = threading.RLock()
+        self._protect_prev: set[int] = set()
+        # Callbacks started / finished: an evicted slot is reused once every callback that could still
+        # read it has returned (written only by the callback).
+        self._cb_started = 0
+        self._cb_finished = 0
         self.crossfade_ms = float(crossfade_ms)
         self.latency = latency
         self._requested_rate = sample_rate
@@ -300,11 +343,14 @@ class PlaybackEngine:
     def load(self, recording, *, channel: int = 0, versions: Sequence | None = None) -> list[VersionTrack]:
         """Convert every version of ``recording`` (or the given ``versions``) for playback.
 
-        Each version's ``channel`` (or its only channel) is resampled once with soxr to the device rate,
+        Each version's ``channel`` (or its only channel) is streamed through soxr to the device rate,
         cut/padded to the common length ``N``, measured (BS.1770) and given its gains. Playback stops;
         the position and the selected version are kept when they still exist.
 
-        Memory: ``4 * N`` bytes per version (one channel, float32).
+        Memory: ``4 * N`` bytes per version (one channel, float32) while that stays within
+        :attr:`ram_limit_bytes` in all; above it the samples go to temporary cache files (the same
+        ``4 * N`` bytes on disk) and RAM holds ``BlockCacheConfig.slots`` blocks per version. Preparing
+        never holds a whole version in memory either way.
         """
         self._source, self._channel, self._versions_arg = recording, channel, versions
         vers = list(versions if versions is not None else recording.versions)
@@ -315,47 +361,63 @@ class PlaybackEngine:
             self.rate = int(base_src.sample_rate)
             self._set_fade_length(self.rate)
         n_out = int(round(base_src.frames * self.rate / base_src.sample_rate))
-        def prepare(src) -> tuple[np.ndarray, int]:
-            audio, sr = _version_audio(src, channel)
-            audio, bad = _zero_nonfinite(audio)
-            y = resample(audio, sr, self.rate)
-            buf = np.zeros(n_out, np.float32)
-            m = min(n_out, y.shape[0])
-            for a in range(0, m, _PIECE):  # piecewise: short calls, no second whole-file temporary
-                buf[a:min(a + _PIECE, m)] = y[a:min(a + _PIECE, m)]
-            return buf, bad
+        store = BlockStore(self.block_cache) if 4 * n_out * len(vers) > self.ram_limit_bytes else None
+
+        def prepare(src, column: int):
+            """(buffer, loudness, NaN/Inf count) of ``src[:, column]`` at the device rate."""
+            sink = _FileSink(n_out) if store is not None else _RamSink(n_out)
+            measured, bad = prepare_signal(src, column, self.rate, n_out, sink)
+            return (store.add(sink) if store is not None else sink.data), measured, bad
 
         buffers, measures, silenced, dry, dry_gains = [], [], [], [], []
         original_buf = None
-        for v in vers:
-            wet = getattr(v, "source", v)
-            strength = None
-            if getattr(getattr(v, "kind", None), "is_result", False):
-                strength = getattr(wet, "strength", None)
-                wet = getattr(wet, "wet", wet)
-            buf, bad = prepare(wet)
-            if getattr(v, "kind", None) == "original":
-                original_buf = buf
-            silenced.append(bad)
-            buffers.append(buf)
-            measures.append(measure(buf, self.rate))
-            dry.append(self._dry_buffer(v, recording, channel, original_buf, prepare)
-                       if getattr(getattr(v, "kind", None), "is_result", False) else None)
-            dry_gains.append(0.0 if strength is None else float(strength.dry_gain))
+        try:
+            for v in vers:
+                wet = getattr(v, "source", v)
+                strength = None
+                if getattr(getattr(v, "kind", None), "is_result", False):
+                    strength = getattr(wet, "strength", None)
+                    wet = getattr(wet, "wet", wet)
+                buf, measured, bad = prepare(wet, channel if channel < wet.channels else 0)
+                if getattr(v, "kind", None) == "original":
+                    original_buf = buf
+                silenced.append(bad)
+                buffers.append(buf)
+                measures.append(measured)
+                dry.append(self._dry_buffer(v, recording, channel, original_buf, prepare)
+                           if getattr(getattr(v, "kind", None), "is_result", False) else None)
+                dry_gains.append(0.0 if strength is None else float(strength.dry_gain))
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
         kinds = [getattr(v, "kind", "enhanced") for v in vers]
         matched = match_gains(measures, reference=[k != "residual" for k in kinds])
         tracks = [VersionTrack(getattr(v, "name", f"version {i}"), kinds[i], measures[i], matched[i],
                                peak_safe_gain(measures[i]), silenced[i]) for i, v in enumerate(vers)]
-        keep_pos = min(self.position, n_out)
-        self._playing = False
-        self._loaded = list(vers)
-        self._program = _Program(buffers, self.rate, tracks, dry, dry_gains)
-        if self._want_version >= len(buffers):
-            self._want_version = 0
-        self.seek(keep_pos)
+        with self._feed_lock:
+            old = self._program
+            keep_pos = min(self.position, n_out)
+            self._playing = False
+            self._loaded = list(vers)
+            program = _Program(buffers, self.rate, tracks, dry, dry_gains, store)
+            self._protect_prev = set()
+            if store is not None:
+                self._prefetch(program, keep_pos)  # before the callback can see the program
+                on, a, b = self._loop
+                if on and b <= n_out:
+                    self._prefetch(program, a, b)
+            self._program = program
+            if self._want_version >= len(buffers):
+                self._want_version = 0
+            self.seek(keep_pos)
+            if old is not None and old.store is not None:
+                old.store.close()  # the feeder (which alone reads files) holds this lock, so it is idle
+        if store is not None:
+            self._start_feeder()
         return tracks
 
-    def _dry_buffer(self, version, recording, channel: int, original_buf, prepare) -> np.ndarray | None:
+    def _dry_buffer(self, version, recording, channel: int, original_buf, prepare):
         """The original's samples under ``version``'s played column: the original's own buffer when the
         version holds all channels (the common case, no extra memory), else that channel prepared once."""
         original = getattr(recording, "source", None)
@@ -367,14 +429,7 @@ class PlaybackEngine:
         orig_channel = col if chans is None else int(list(chans)[col])
         if original_buf is not None and orig_channel == (channel if channel < original.channels else 0):
             return original_buf
-
-        class _One:  # the original's one channel as a source for prepare()
-            sample_rate, channels = original.sample_rate, 1
-
-            @staticmethod
-            def read_all():
-                return original.read_all()[:, orig_channel:orig_channel + 1]
-        return prepare(_One)[0]
+        return prepare(original, orig_channel)[0]
 
     def set_strength(self, index: int, mix: float) -> None:
         """Play version ``index`` at ``mix`` (wet share 0..1) from the next block on, ramped without a
@@ -400,11 +455,156 @@ class PlaybackEngine:
         return 1.0 - prog.dry_gain_target[index] if prog is not None else 1.0
 
     def unload(self) -> None:
-        """Forget the loaded recording (playback stops, buffers are released)."""
+        """Forget the loaded recording (playback stops, buffers and cache files are released)."""
         self._playing = False
-        self._program = None
+        with self._feed_lock:
+            old, self._program = self._program, None
+            if old is not None and old.store is not None:
+                old.store.close()
         self._loaded = []
         self._source = self._versions_arg = None
+
+    # ------------------------------------------------------------------ disk-backed block caches
+    @property
+    def underruns(self) -> int:
+        """Callback reads of the loaded program that found their block not in RAM (played as silence)."""
+        prog = self._program
+        return prog.store.misses if prog is not None and prog.store is not None else 0
+
+    @property
+    def disk_backed(self) -> bool:
+        """Whether the loaded recording plays from block caches (else every version is in RAM)."""
+        prog = self._program
+        return prog is not None and prog.store is not None
+
+    @property
+    def buffered_s(self) -> float:
+        """Seconds of what plays next from the position (following the loop) that every version holds
+        in RAM; all of the rest in RAM mode."""
+        prog = self._program
+        if prog is None:
+            return 0.0
+        pos = self.position
+        if prog.store is None:
+            return (prog.frames - pos) / self.rate
+        shift = prog.block_frames.bit_length() - 1
+        ready = 0
+        for lo, hi in self._ahead_ranges(prog, pos, prog.frames):
+            j = lo >> shift
+            while (j << shift) < hi and prog.store.resident(j):
+                j += 1
+            ready += max(min(j << shift, hi) - lo, 0)
+            if (j << shift) < hi:
+                break
+        return ready / self.rate
+
+    def _ahead_ranges(self, prog: _Program, start: int, count: int) -> list[tuple[int, int]]:
+        """Frame ranges the callback plays in the ``count`` frames from ``start`` (following the loop)."""
+        n = prog.frames
+        on, a, b = self._loop
+        start = min(max(start, 0), n)
+        if on and start < b:
+            first = (start, min(b, start + count))
+            rest = count - (first[1] - first[0])
+            return [first, (a, a + min(rest, b - a))] if rest > 0 else [first]
+        return [(start, min(n, start + count))]
+
+    def _wanted_blocks(self, prog: _Program) -> list[int]:
+        """Blocks the callback may read soon, most urgent first: the next frames at the pending seek
+        target (else the position), those of a crossfade's outgoing place, the other of position/target,
+        the loop start, the ahead window, the behind window."""
+        cfg = prog.store.config
+        shift = cfg.block_frames.bit_length() - 1
+        n_blocks = prog.store.tracks[0].n_blocks
+        out: dict[int, None] = {}
+
+        def add(lo: int, hi: int) -> None:
+            if hi > lo:
+                for j in range(max(lo, 0) >> shift, min(((hi - 1) >> shift) + 1, n_blocks)):
+                    out[j] = None
+
+        pos = self._pos
+        serial, target = self._seek_cmd
+        pending = serial != self._seek_done
+        primary, secondary = (target, pos) if pending else (pos, target)
+        near = cfg.seek_blocks * cfg.block_frames
+        for lo, hi in self._ahead_ranges(prog, primary, near):
+            add(lo, hi)
+        if self._fade_left > 0 and self._fade_from >= 0:
+            old = pos + self._fade_delta
+            add(old, old + self.fade_frames + self._block_frames)
+        for lo, hi in self._ahead_ranges(prog, secondary, near):
+            add(lo, hi)
+        on, a, b = self._loop
+        if on:
+            add(a, min(a + near, b))
+        for lo, hi in self._ahead_ranges(prog, primary, cfg.ahead_blocks * cfg.block_frames):
+            add(lo, hi)
+        add(primary - cfg.behind_blocks * cfg.block_frames, primary)
+        return list(out)
+
+    def _prefetch(self, prog: _Program, frame: int, stop: int | None = None) -> None:
+        """Load the first ``seek_blocks`` blocks played from ``frame`` (up to ``stop`` when given: a new
+        loop's end) into ``prog``'s caches now (feed lock held), releasing only blocks the callback
+        cannot reach."""
+        store = prog.store
+        cfg = store.config
+        shift = cfg.block_frames.bit_length() - 1
+        count = cfg.seek_blocks * cfg.block_frames
+        ranges = [(frame, min(stop, frame + count))] if stop is not None else self._ahead_ranges(prog, frame, count)
+        near = [j for lo, hi in ranges if hi > lo for j in range(lo >> shift, ((hi - 1) >> shift) + 1)]
+        keep = set(near) | self._protect_prev
+        if prog is self._program:
+            keep |= set(self._wanted_blocks(prog))
+        store.evict_except(keep, self._cb_started)
+        self._protect_prev = keep
+        for j in near:
+            waited = 0.0
+            while not store.load(j, self._cb_finished) and waited < _SLOT_WAIT_S:
+                # every free slot was just released and a callback running now may still read it
+                time.sleep(0.002)
+                waited += 0.002
+
+    def pump(self) -> int:
+        """Bring the loaded program's block caches up to date with the play position: release blocks
+        outside the window, then load its missing blocks, most urgent first. Returns the number of
+        blocks read. The feeder thread loops over this; without it, call it between callbacks."""
+        with self._feed_lock:
+            prog = self._program
+            if prog is None or prog.store is None:
+                return 0
+            wanted = self._wanted_blocks(prog)
+            keep = set(wanted)
+            prog.store.evict_except(keep | self._protect_prev, self._cb_started)
+            self._protect_prev = keep
+        loaded = 0
+        for j in wanted:
+            with self._feed_lock:  # one block at a time: a seek on the GUI thread never waits long
+                if self._program is not prog:
+                    break
+                if prog.store.resident(j):
+                    continue
+                if not prog.store.load(j, self._cb_finished):
+                    break  # no slot free yet; the next round goes on
+                loaded += 1
+        return loaded
+
+    def _start_feeder(self) -> None:
+        if not self._feeder_wanted or (self._feeder is not None and self._feeder.is_alive()):
+            return
+        self._feeder_stop = threading.Event()
+        thread = threading.Thread(target=_feed_loop, name="playback-feeder", daemon=True,
+                                  args=(weakref.ref(self), self._feeder_stop, self._feeder_wake))
+        weakref.finalize(self, self._feeder_stop.set)
+        self._feeder = thread
+        thread.start()
+
+    def _stop_feeder(self) -> None:
+        thread, self._feeder = self._feeder, None
+        self._feeder_stop.set()
+        self._feeder_wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
 
     @property
     def tracks(self) -> list[VersionTrack]:
@@ -430,6 +630,9 @@ class PlaybackEngine:
             on, a, _ = self._loop
             self.seek(a if on else 0)
         self._playing = True
+        if self._program.store is not None:
+            self._start_feeder()
+            self._feeder_wake.set()
         if self.available and self._stream is None:
             self._open_stream()
         return self.available and self._stream is not None
@@ -451,8 +654,13 @@ class PlaybackEngine:
     def seek(self, frame: int) -> None:
         """Move to ``frame`` (device rate); applied exactly at the start of the next callback block."""
         frame = int(max(0, min(int(frame), self.frames)))
-        serial = self._seek_cmd[0] + 1
-        self._seek_cmd = (serial, frame)
+        with self._feed_lock:
+            prog = self._program
+            if prog is not None and prog.store is not None:
+                self._prefetch(prog, frame)  # the target's first blocks are in RAM before the command
+            serial = self._seek_cmd[0] + 1
+            self._seek_cmd = (serial, frame)
+        self._feeder_wake.set()
         # The callback applies it within one block (after any pause fade-out it is rendering, so that
         # fade is heard from the old place); :attr:`position` reports the target meanwhile.
 
@@ -493,7 +701,12 @@ class PlaybackEngine:
             return
         a = int(max(0, min(start, self.frames)))
         b = int(max(0, min(stop, self.frames)))
-        self._loop = (b > a, a, b) if b > a else (False, 0, 0)
+        with self._feed_lock:
+            prog = self._program
+            if b > a and prog is not None and prog.store is not None:
+                self._prefetch(prog, a, b)  # the loop start stays in RAM while the loop is on
+            self._loop = (b > a, a, b) if b > a else (False, 0, 0)
+        self._feeder_wake.set()
 
     def set_loop_s(self, start_s: float | None, stop_s: float | None) -> None:
         if start_s is None or stop_s is None:
@@ -553,8 +766,10 @@ class PlaybackEngine:
         self._stream = stream
 
     def close(self) -> None:
-        """Stop and close the PortAudio stream (the loaded buffers stay)."""
+        """Stop and close the PortAudio stream and the feeder thread (the loaded buffers and caches stay
+        until :meth:`unload`, the next :meth:`load` or the engine's end; :meth:`play` starts both again)."""
         self._playing = False
+        self._stop_feeder()
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
@@ -566,11 +781,14 @@ class PlaybackEngine:
     # ------------------------------------------------------------------ the real-time part
     def callback(self, outdata: np.ndarray, frames: int, time, status) -> None:
         """PortAudio callback: fill ``outdata`` ``(frames, channels)`` float32. Never raises."""
+        self._cb_started += 1
         try:
             self._render(outdata, frames)
         except Exception:
             outdata.fill(0.0)
             self.callback_errors += 1
+        finally:
+            self._cb_finished += 1
 
     def _render(self, out: np.ndarray, frames: int) -> None:
         self.callback_calls += 1
@@ -639,6 +857,7 @@ class PlaybackEngine:
         on, a, b = self._loop
         pos = self._pos
         filled = 0
+        block = prog.block_frames  # disk-backed: every read must stay inside one cache block
         while filled < frames:
             if pos >= n_total or (self._fading_out and self._fade_left == 0):
                 out[filled:].fill(0.0)  # end of file (position parks there) or the fade-out is done
@@ -650,6 +869,10 @@ class PlaybackEngine:
             k = min(frames - filled, end - pos)
             if self._fading_out:
                 k = min(k, self._fade_left)
+            if block:
+                k = min(k, block - pos % block)
+                if self._fade_left > 0 and self._fade_from >= 0 and pos + self._fade_delta >= 0:
+                    k = min(k, block - (pos + self._fade_delta) % block)
             self._mix(out[filled:filled + k], prog, gains, pos, k, n_total, filled)
             pos += k
             filled += k
