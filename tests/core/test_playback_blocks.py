@@ -308,9 +308,9 @@ def test_cache_files_are_private_and_released(tmp_path):
     files = [t.file for t in eng._program.store.tracks]
     assert all(not f.closed for f in files)
     eng.seek(RATE)
-    eng.set_device(None)  # reloads (new caches), position kept in seconds, old caches closed
-    assert eng.disk_backed and eng.position == RATE and all(f.closed for f in files)
-    files = [t.file for t in eng._program.store.tracks]
+    eng.set_device(None)  # reloads at the same rate: the prepared caches are taken over, position kept
+    assert eng.disk_backed and eng.position == RATE and all(not f.closed for f in files)
+    assert {id(t.file) for t in eng._program.store.tracks} == {id(f) for f in files}
     eng.unload()
     assert all(f.closed for f in files) and eng.frames == 0 and eng.underruns == 0
     assert [(tmp_path / name).read_bytes() for name in listing] == contents  # the recording is untouched
@@ -372,9 +372,58 @@ def test_a_full_temp_folder_is_one_clear_error_and_the_loaded_program_stays(monk
             self._f.close()
 
     monkeypatch.setattr(tempfile, "TemporaryFile", Full)
+    # A new version must be prepared (the loaded ones are taken over without writing).
+    rec.add_enhanced((0.3 * rec.source.read_all()).astype(np.float32), RATE, _info("m-new"))
     with pytest.raises(WorkbenchError, match="cannot write the playback cache .*No space left"):
         eng.load(rec)
     assert eng._program is before and eng.frames == rec.source.frames  # still plays what it played
     assert opened and all(f.closed for f in opened)
     eng.play()
     assert np.any(_render(eng, 256))
+
+
+@pytest.mark.parametrize("disk", [False, True])
+def test_a_reload_prepares_only_new_versions_and_plays_like_a_fresh_load(monkeypatch, disk):
+    """Before, every load (a new version arriving, a device change at the same rate) prepared every
+    version again: 7-10 s per version-hour on a long recording. Now the signals the loaded program
+    prepared are taken over (same source, column, rate and length), only the new one is prepared, and
+    the output equals a fresh engine's sample for sample."""
+    import workbench.core.playback as pb
+
+    calls = []
+    real = pb.prepare_signal
+
+    def counted(src, column, *a, **k):
+        calls.append((id(src), column))
+        return real(src, column, *a, **k)
+    monkeypatch.setattr(pb, "prepare_signal", counted)
+    rec = _recording()
+    kw = dict(ram_limit_bytes=0, block_cache=SMALL, feeder_thread=False) if disk else {}
+    eng = PlaybackEngine(None, sample_rate=RATE, **kw)
+    eng.load(rec)
+    assert len(calls) == 3 and eng.disk_backed == disk
+    old_files = [t.file for t in eng._program.store.tracks] if disk else []
+    rec.add_enhanced((0.4 * rec.source.read_all()).astype(np.float32), RATE, _info("m-late"))
+    calls.clear()
+    eng.load(rec)
+    assert len(calls) == 1                       # only the new version
+    assert all(not f.closed for f in old_files)  # taken over, still open
+    fresh = PlaybackEngine(None, sample_rate=RATE, **kw)
+    fresh.load(rec)
+    outputs = []
+    for e in (eng, fresh):
+        e.seek(RATE // 2)
+        e.select_version(3)
+        e.play()
+        out = []
+        for _ in range(12):
+            if disk:
+                e.pump()
+            out.append(_render(e, 256))
+            if len(out) == 4:
+                e.select_version(1)
+        outputs.append(np.concatenate(out))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert np.any(outputs[0])
+    eng.unload()
+    assert all(f.closed for f in old_files)

@@ -147,7 +147,8 @@ class _Program:
     """
 
     __slots__ = ("buffers", "frames", "matched_gains", "plain_gains", "tracks", "rate", "dry",
-                 "dry_gain_target", "dry_gain_now", "dry_gain_start", "dry_gain_end", "store", "block_frames")
+                 "dry_gain_target", "dry_gain_now", "dry_gain_start", "dry_gain_end", "store", "block_frames",
+                 "prepared")
 
     def __init__(self, buffers: list, rate: int, tracks: list[VersionTrack],
                  dry: list | None = None, dry_gains: list[float] | None = None, store: BlockStore | None = None):
@@ -167,6 +168,10 @@ class _Program:
         self.dry_gain_now = list(g)
         self.dry_gain_start = list(g)
         self.dry_gain_end = list(g)
+        #: (id(source), column) -> (source, samples, measure, NaN/Inf count): what :meth:`PlaybackEngine.load`
+        #: prepared, so the next load of the same recording prepares only new versions. ``samples`` is the
+        #: RAM array or the cache file (never written again once prepared).
+        self.prepared: dict = {}
 
 
 #: Time a strength change takes from 0 % to 100 % (shorter moves take proportionally less).
@@ -362,12 +367,30 @@ class PlaybackEngine:
             self._set_fade_length(self.rate)
         n_out = int(round(base_src.frames * self.rate / base_src.sample_rate))
         store = BlockStore(self.block_cache) if 4 * n_out * len(vers) > self.ram_limit_bytes else None
+        # Signals the loaded program already prepared (same source object and column, same rate, length and
+        # kind of storage) are taken over, so a new version of a long recording prepares only itself.
+        old_prog = self._program
+        reusable = (old_prog.prepared if old_prog is not None and old_prog.rate == self.rate
+                    and old_prog.frames == n_out and (old_prog.store is None) == (store is None) else {})
+        prepared: dict = {}
 
         def prepare(src, column: int):
             """(buffer, loudness, NaN/Inf count) of ``src[:, column]`` at the device rate."""
-            sink = _FileSink(n_out) if store is not None else _RamSink(n_out)
-            measured, bad = prepare_signal(src, column, self.rate, n_out, sink)
-            return (store.add(sink) if store is not None else sink.data), measured, bad
+            key = (id(src), column)
+            if key not in prepared:
+                had = reusable.get(key)
+                if had is not None and had[0] is src:
+                    prepared[key] = had
+                else:
+                    sink = _FileSink(n_out) if store is not None else _RamSink(n_out)
+                    measured, bad = prepare_signal(src, column, self.rate, n_out, sink)
+                    prepared[key] = (src, sink.file if store is not None else sink.data, measured, bad)
+            _src, samples, measured, bad = prepared[key]
+            return (store.add_file(samples, n_out) if store is not None else samples), measured, bad
+
+        def taken_over() -> set[int]:
+            """ids of the old program's cache files the new one reads too (not to be closed with it)."""
+            return {id(v[1]) for k, v in prepared.items() if reusable.get(k) is v} if store is not None else set()
 
         buffers, measures, silenced, dry, dry_gains = [], [], [], [], []
         original_buf = None
@@ -389,7 +412,7 @@ class PlaybackEngine:
                 dry_gains.append(0.0 if strength is None else float(strength.dry_gain))
         except BaseException:
             if store is not None:
-                store.close()
+                store.close(keep=taken_over())  # the old program still plays from those
             raise
         kinds = [getattr(v, "kind", "enhanced") for v in vers]
         matched = match_gains(measures, reference=[k != "residual" for k in kinds])
@@ -401,6 +424,7 @@ class PlaybackEngine:
             self._playing = False
             self._loaded = list(vers)
             program = _Program(buffers, self.rate, tracks, dry, dry_gains, store)
+            program.prepared = prepared
             self._protect_prev = set()
             if store is not None:
                 self._prefetch(program, keep_pos)  # before the callback can see the program
@@ -412,7 +436,9 @@ class PlaybackEngine:
                 self._want_version = 0
             self.seek(keep_pos)
             if old is not None and old.store is not None:
-                old.store.close()  # the feeder (which alone reads files) holds this lock, so it is idle
+                # The feeder (which alone reads files) holds this lock, so it is idle; files the new
+                # program took over stay open.
+                old.store.close(keep=taken_over())
         if store is not None:
             self._start_feeder()
         return tracks

@@ -283,7 +283,12 @@ class BlockStore:
         self.tracks: list[BlockTrack] = []
 
     def add(self, sink: _FileSink) -> BlockTrack:
-        track = BlockTrack(sink.file, sink.frames, self.config)
+        return self.add_file(sink.file, sink.frames)
+
+    def add_file(self, file, frames: int) -> BlockTrack:
+        """A track over an already written cache file (its own RAM slots; the file may be shared with a
+        track of the previous program, which reads it only under the same feed lock)."""
+        track = BlockTrack(file, frames, self.config)
         self.tracks.append(track)
         return track
 
@@ -304,6 +309,11 @@ class BlockStore:
             ok = t.load(block, callbacks_finished) and ok
         return ok
 
-    def close(self) -> None:
+    def close(self, keep: set[int] = frozenset()) -> None:
+        """Close the cache files, except those whose ``id`` is in ``keep`` (taken over by a new program);
+        a file two tracks of this store share is closed once."""
+        done: set[int] = set()
         for t in self.tracks:
-            t.close()
+            if id(t.file) not in keep and id(t.file) not in done:
+                done.add(id(t.file))
+                t.close()
