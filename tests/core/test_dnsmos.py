@@ -124,19 +124,6 @@ def test_model_files_are_found_without_importing_speechmos():
     assert "speechmos.dnsmos" not in sys.modules or "librosa" in sys.modules
 
 
-def _window_by_window(scorer: dm.Dnsmos, x16: np.ndarray) -> tuple[float, float, float, float, int]:
-    """The previous implementation: one window, one feature computation and two model calls at a time."""
-    sig, bak, ovrl, p808 = [], [], [], []
-    for seg in scorer.windows(x16):
-        raw = scorer._p835.run(None, {scorer._p835_in: seg[None, :]})[0][0]
-        feats = dm.p808_features(seg[:-dm.MEL_HOP])[None]
-        p808.append(float(scorer._p808.run(None, {scorer._p808_in: feats})[0][0][0]))
-        sig.append(float(scorer._poly["sig"](raw[0])))
-        bak.append(float(scorer._poly["bak"](raw[1])))
-        ovrl.append(float(scorer._poly["ovrl"](raw[2])))
-    return float(np.mean(sig)), float(np.mean(bak)), float(np.mean(ovrl)), float(np.mean(p808)), len(sig)
-
-
 @pytest.fixture(scope="module")
 def long_clip(shared_data) -> np.ndarray:
     """About 40 s of real and synthetic speech at 16 kHz (several batches, skipped reference windows)."""
@@ -146,13 +133,119 @@ def long_clip(shared_data) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def test_batched_scores_equal_window_by_window(scorers, long_clip):
-    scorer = scorers[False]
-    expected = _window_by_window(scorer, long_clip)
+def _close(a: dm.DnsmosScores, b: dm.DnsmosScores, atol: float = 1e-5) -> None:
+    assert a.windows == b.windows and a.mode == b.mode
+    np.testing.assert_allclose((a.sig, a.bak, a.ovrl, a.p808), (b.sig, b.bak, b.ovrl, b.p808), rtol=0, atol=atol)
+
+
+def test_p835_network_is_split_by_default(scorers):
+    for scorer in scorers.values():
+        assert scorer.split is not None and scorer.split_reason == ""
+        assert scorer.split.halo == 4  # four 3x3 convolutions before the first pooling
+
+
+def test_batched_scores_equal_window_by_window(scorers, long_clip, monkeypatch):
+    expected = dm.window_by_window_scores(long_clip, 16000)
+    assert expected.windows > dm.BATCH_WINDOWS
     for batch in (1, 3, dm.BATCH_WINDOWS, 64):
-        got = dm.Dnsmos(False, batch_windows=batch).score(long_clip, 16000)
-        assert got.windows == expected[4] > dm.BATCH_WINDOWS and got.mode == "exact"
-        np.testing.assert_allclose((got.sig, got.bak, got.ovrl, got.p808), expected[:4], atol=1e-5)
+        _close(dm.Dnsmos(False, batch_windows=batch).score(long_clip, 16000), expected)
+    _close(dm.Dnsmos(False, split=False).score(long_clip, 16000), expected)
+    monkeypatch.setattr(dm, "FRONT_CHUNK_FRAMES", 250)  # front end in many chunks, each with its halo
+    _close(scorers[False].score(long_clip, 16000), expected)
+
+
+def _generated(kind: str) -> tuple[np.ndarray, int]:
+    rng = np.random.default_rng(7)
+    if kind == "noise_3s":  # shorter than a window: repeat-padded
+        return (0.1 * rng.standard_normal(3 * 16000)).astype(np.float32), 16000
+    if kind == "noise_one_window":
+        return (0.1 * rng.standard_normal(dm.WINDOW_SAMPLES)).astype(np.float32), 16000
+    if kind == "chirp_9.5s":
+        t = np.arange(int(9.5 * 16000)) / 16000
+        return (0.3 * np.sin(2 * np.pi * (100 + 400 * t) * t)).astype(np.float32), 16000
+    if kind == "tones_gap_40s":  # tone bursts in noise with a stretch of digital silence in the middle
+        t = np.arange(40 * 16000) / 16000
+        x = 0.2 * np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 0.7 * t) > 0) + 0.01 * rng.standard_normal(len(t))
+        x[12 * 16000:15 * 16000] = 0.0
+        return x.astype(np.float32), 16000
+    if kind == "noise_48k_21s":
+        return (0.05 * rng.standard_normal(21 * 48000)).astype(np.float32), 48000
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["noise_3s", "noise_one_window", "chirp_9.5s", "tones_gap_40s", "noise_48k_21s"])
+def test_split_equals_window_by_window_on_generated_signals(scorers, kind):
+    x, rate = _generated(kind)
+    _close(scorers[False].score(x, rate), dm.window_by_window_scores(x, rate))
+
+
+@pytest.mark.parametrize("rel", ["dns3/0016_noisy.wav", "dns3/0072_GTCRN.wav", "dfn/noisy_snr0.wav",
+                                 "real/stationary_english_tug_2489_voss_18_snr3_tl-24_fileid_45.wav",
+                                 "real/ms_realrec_emotional_earphone_A25UMKJS7PC293_kitchenvessels_near_surprise_"
+                                 "fileid_7_RNNoise.wav"])
+def test_split_equals_window_by_window_on_real_speech(shared_data, scorers, rel):
+    audio, rate = sf.read(shared_data / rel, dtype="float32")
+    _close(scorers[False].score(audio, rate), dm.window_by_window_scores(audio, rate))
+
+
+def test_personalized_split_equals_window_by_window(scorers, long_clip):
+    clip = long_clip[: 22 * 16000]
+    _close(scorers[True].score(clip, 16000), dm.window_by_window_scores(clip, 16000, personalized=True))
+
+
+def test_whole_file_front_end_sliced_equals_per_window_front_end(scorers, long_clip):
+    """The split's premise, numerically: the front end run once over the file, sliced at a window and with the
+    window's edge frames recomputed, is the front end of that window alone (what the whole network computes)."""
+    split = scorers[False].split
+    x = long_clip[: 30 * 16000]
+    frames = (len(x) - dm.P835_FRAME_SAMPLES) // dm.P835_FRAME_HOP + 1
+    whole = split.front_features(x, 0, frames - frames % 2)                  # (C, frames/2, F)
+    starts = [3 * 16000, 10 * 16000]
+    alone = split.window_features(x, starts)                                 # (2, C, 450, F)
+    head, tail = split.edge_features(x, starts)
+    hp, n = split.halo // 2, dm.P835_WINDOW_FRAMES // 2
+    for i, a in enumerate(starts):
+        sliced = whole[:, a // dm.P835_FRAME_HOP // 2:][:, :n].copy()
+        # inside the window the shared frames are the window's own ...
+        np.testing.assert_allclose(sliced[:, hp:n - hp], alone[i, :, hp:n - hp], rtol=0, atol=1e-4)
+        # ... at its edges they are not (zero padding there), which the recomputed edges restore
+        assert np.abs(sliced[:, :hp] - alone[i, :, :hp]).max() > 1e-3
+        sliced[:, :hp], sliced[:, n - hp:] = head[i], tail[i]
+        np.testing.assert_allclose(sliced, alone[i], rtol=0, atol=1e-4)
+
+
+def test_front_end_computes_each_frame_about_once_in_bounded_chunks(scorers, long_clip):
+    scorer = dm.Dnsmos(False)
+    fed: list[tuple[int, int]] = []
+    front = scorer.split.front
+
+    class Spy:
+        def run(self, names, feed):
+            fed.append(next(iter(feed.values())).shape[:2])
+            return front.run(names, feed)
+
+    scorer.split.front = Spy()
+    scores = scorer.score(long_clip, 16000)
+    frames = len(long_clip) // dm.P835_FRAME_HOP
+    chunk_frames = [t for n, t in fed if n == 1]
+    edge_frames = sum(n * t for n, t in fed if n > 1)
+    # each frame of the file once (plus a halo per chunk), and 2 x 8 edge frames per window
+    assert sum(chunk_frames) <= frames + 2 * scorer.split.halo * len(chunk_frames)
+    assert edge_frames == scores.windows * 4 * scorer.split.halo
+    assert max(chunk_frames) <= dm.FRONT_CHUNK_FRAMES + 2 * scorer.split.halo
+
+
+def test_split_refuses_a_graph_it_cannot_split_exactly():
+    import onnx
+
+    model = onnx.load(str(dm.model_paths()[0]))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv" and any(
+        a.name == "kernel_shape" and list(a.ints) == [3, 3] for a in n.attribute))
+    for a in conv.attribute:
+        if a.name == "strides":
+            a.ints[:] = [2, 1]  # a strided convolution: frames no longer map one to one
+    with pytest.raises(ValueError, match="strided"):
+        dm.P835Split._split_points(model.graph)
 
 
 def test_batch_features_equal_per_window_features(rng):
@@ -165,10 +258,23 @@ def test_batch_features_equal_per_window_features(rng):
 
 
 def test_progress_per_batch_and_cancel(scorers, long_clip):
-    steps = scorers[False].score_steps(long_clip, 16000)
-    fractions = [next(steps).fraction, next(steps).fraction]
-    assert fractions[0] == 0.0 and 0 < fractions[1] < 1
-    steps.close()  # cancel between batches: nothing left running
+    scorer = scorers[False]
+    n_windows = len(scorer.window_starts(len(long_clip)))
+    progress = []
+    steps = scorer.score_steps(long_clip, 16000)
+    try:
+        while True:
+            progress.append(next(steps))
+    except StopIteration as stop:
+        scores = stop.value
+    assert len(progress) == -(-n_windows // scorer.batch_windows) == -(-scores.windows // dm.BATCH_WINDOWS)
+    fractions = [p.fraction for p in progress]
+    assert fractions[0] == 0.0 and all(0 < b - a < 1 for a, b in zip(fractions, fractions[1:])) and fractions[-1] < 1
+    assert progress[1].message.startswith(f"DNSMOS windows {dm.BATCH_WINDOWS + 1}-")
+    steps = scorer.score_steps(long_clip, 16000)
+    next(steps), next(steps)
+    steps.close()  # cancel between batches: nothing left running, and the next run starts afresh
+    _close(scorer.score(long_clip, 16000), scores, atol=0)
 
 
 def test_fast_mode_is_labelled_non_overlapping_and_not_the_default(long_clip):
@@ -182,3 +288,4 @@ def test_fast_mode_is_labelled_non_overlapping_and_not_the_default(long_clip):
     short = long_clip[: 5 * 16000]  # repeat-padded to 10 s: one window in both modes
     a, b = exact.score(short, 16000), fast.score(short, 16000)
     assert a.windows == b.windows == 1 and abs(a.ovrl - b.ovrl) < 1e-6
+    _close(scores, dm.window_by_window_scores(long_clip, 16000, fast=True))
