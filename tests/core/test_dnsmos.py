@@ -289,3 +289,32 @@ def test_fast_mode_is_labelled_non_overlapping_and_not_the_default(long_clip):
     a, b = exact.score(short, 16000), fast.score(short, 16000)
     assert a.windows == b.windows == 1 and abs(a.ovrl - b.ovrl) < 1e-6
     _close(scores, dm.window_by_window_scores(long_clip, 16000, fast=True))
+
+
+@pytest.fixture(scope="module")
+def long_pair(shared_data, tmp_path_factory):
+    """A 25 s noisy/clean pair (dns3 0015 tiled): long enough for the fast mode's windows to differ."""
+    folder = tmp_path_factory.mktemp("long_pair")
+    for kind in ("noisy", "clean"):
+        audio, rate = sf.read(shared_data / f"dns3/0015_{kind}.wav", dtype="float32")
+        sf.write(folder / f"long_{kind}.wav", np.tile(audio, 5), rate)
+    return folder
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["batch", "evaluate", "--workers", "1"]])
+def test_cli_dnsmos_fast_is_opt_in_and_labelled(long_pair, tmp_path, capsys, command):
+    from workbench.cli import main
+    from workbench.core.evaluation import read_csv
+
+    noisy, rate = sf.read(long_pair / "long_noisy.wav", dtype="float32")
+    exact, fast = dm.shared_dnsmos().score(noisy, rate), dm.Dnsmos(fast=True).score(noisy, rate)
+    assert exact.windows > fast.windows and abs(exact.ovrl - fast.ovrl) > 1e-4
+    for flags, expected in (([], exact), (["--dnsmos-fast"], fast)):
+        out = tmp_path / f"{command[0]}{len(flags)}.csv"
+        assert main([*command, str(long_pair), "--metrics", "si_sdr", "--csv", str(out), *flags]) == 0
+        err = capsys.readouterr().err
+        rows = read_csv(out)
+        ovrl = next(r["value"] for r in rows if r["metric"] == "dnsmos_ovrl" and r["model"] == "noisy")
+        assert ovrl == pytest.approx(expected.ovrl, abs=1e-6)
+        labelled = [r for r in rows if r["metric"] == "warning" and "fast mode" in r["reason"]]
+        assert bool(labelled) == bool(flags) and (dm.FAST_MODE_NOTE in err) == bool(flags)

@@ -73,6 +73,9 @@ def add_parser(sub) -> None:
                    help="model id, model path, or file:TAG for precomputed outputs (repeatable)")
     v.add_argument("--csv", required=True, metavar="OUT.csv", help="long-form results (as `workbench evaluate --csv`)")
     v.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (non-intrusive) scores")
+    v.add_argument("--dnsmos-fast", action="store_true",
+                   help="DNSMOS on non-overlapping windows: faster on long files, approximate (labelled in the "
+                        "CSV and the manifest); default: the exact, reference DNSMOS")
     v.add_argument("--metrics", metavar="LIST", help="comma-separated intrusive metrics (default all)")
     _scaling(v)
 
@@ -266,7 +269,9 @@ def _run_evaluate(args) -> int:
     names = [NOISY] + [identities[m]["id"] if m in identities else m for m in args.model]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
-    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics) for pair in pairs for s in systems]
+    fast = args.dnsmos_fast and not args.no_dnsmos
+    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics, dnsmos_fast=fast)
+             for pair in pairs for s in systems]
     for i, t in enumerate(tasks):
         t["index"] = i
     inputs = [p.noisy for p in pairs] + [p.clean for p in pairs] + [q for p in pairs for q in p.outputs.values()]
@@ -277,13 +282,19 @@ def _run_evaluate(args) -> int:
             raise WorkbenchError(f"{csv_path}: refusing to write the results over an input of this evaluation")
     manifest_path = Path(args.manifest) if args.manifest else csv_path.with_name(csv_path.name + ".manifest.jsonl")
     manifest = Manifest(manifest_path, {"kind": "evaluate", "models": list(identities.values()),
-                                        "settings": {"dnsmos": not args.no_dnsmos, "metrics": metrics},
+                                        "settings": {"dnsmos": not args.no_dnsmos, "metrics": metrics,
+                                                     **({"dnsmos_fast": True} if fast else {})},
                                         "pairs_dir": str(args.pairs_dir)},
                         resume=args.resume, overwrite=args.overwrite, protect=inputs)
     args._manifest_path = manifest_path
     display = _Display(len(tasks), args.quiet)
     report = _drive(tasks, args, models, identities, manifest, display)
     result = result_from_rows(report.rows, names=dict(zip(systems, names)), pair_names=[p.name for p in pairs])
+    if fast:  # the approximation is named in the table's caveats and the CSV
+        from ..core.dnsmos import FAST_MODE_NOTE
+
+        result.warnings.append(f"{args.pairs_dir}: {FAST_MODE_NOTE}")
+        print(f"warning: {FAST_MODE_NOTE}", file=sys.stderr)
     print(format_table(result))
     print(f"wrote {write_csv(result, csv_path)}")
     display.summary(report)

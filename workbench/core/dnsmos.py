@@ -607,9 +607,15 @@ def dnsmos_metrics_steps(audio: np.ndarray, sample_rate: int, personalized: bool
     return (yield from scorer.metrics_steps(audio, sample_rate))
 
 
-def dnsmos_metrics(audio: np.ndarray, sample_rate: int, personalized: bool = False) -> dict[str, Metric]:
+def dnsmos_metrics(audio: np.ndarray, sample_rate: int, personalized: bool = False, fast: bool = False
+                   ) -> dict[str, Metric]:
     """Blocking :func:`dnsmos_metrics_steps`."""
-    return run_to_end(dnsmos_metrics_steps(audio, sample_rate, personalized))
+    return run_to_end(dnsmos_metrics_steps(audio, sample_rate, personalized, fast))
+
+
+#: The label every output of the fast mode carries (CLI warning line, CSV ``warning`` row).
+FAST_MODE_NOTE = ("DNSMOS in fast mode: non-overlapping 9.01 s windows instead of one every second; "
+                  "an approximation of DNSMOS, not its reference scores")
 
 
 #: Seconds of DNSMOS compute per 9.01 s window (one window per second of audio): 0.48 s, i.e. about 29 s

@@ -23,7 +23,7 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 
 from .audio_io import atomic_output, load_audio, resample
-from .dnsmos import DNSMOS_METRICS, dnsmos_metrics, dnsmos_metrics_steps
+from .dnsmos import DNSMOS_METRICS, FAST_MODE_NOTE, dnsmos_metrics, dnsmos_metrics_steps
 from .enhancer import Enhancer, Progress, rescaled
 from .errors import WorkbenchError
 from .outputs import check_output_target
@@ -122,7 +122,7 @@ def _mono(audio: np.ndarray) -> np.ndarray:
 
 def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray | None = None,
                  reference_rate: int | None = None, *, dnsmos: bool = True,
-                 metrics: Iterable[str] | None = None) -> Scores:
+                 metrics: Iterable[str] | None = None, dnsmos_fast: bool = False) -> Scores:
     """Score ``estimate`` (``(n,)`` or ``(n, ch)`` at ``sample_rate`` Hz; multichannel is averaged to mono).
 
     With a ``reference`` (clean speech at ``reference_rate``, default ``sample_rate``) the intrusive metrics
@@ -132,6 +132,7 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
 
     Args:
         metrics: intrusive keys to compute (default all of :data:`INTRUSIVE_METRICS`).
+        dnsmos_fast: DNSMOS in its fast, approximate mode (non-overlapping windows; never the default).
     """
     est = _mono(estimate)
     out: dict[str, Metric] = {}
@@ -147,7 +148,7 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
         check = AlignmentCheck(res.correlation, res.lag_samples, res.max_lag_samples, rate, len(ref) / rate,
                                len(est) / sample_rate)
     if dnsmos:
-        out.update(dnsmos_metrics(est, sample_rate))
+        out.update(dnsmos_metrics(est, sample_rate, fast=dnsmos_fast))
     return Scores(out, lag, check)
 
 
@@ -238,8 +239,8 @@ def _load_mono(path: Path) -> tuple[np.ndarray, int]:
 
 
 def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *, dnsmos: bool = True,
-             metrics: Iterable[str] | None = None, include_noisy: bool = True, isolate_models: bool = False
-             ) -> Generator[Progress, None, EvaluationResult]:
+             metrics: Iterable[str] | None = None, include_noisy: bool = True, isolate_models: bool = False,
+             dnsmos_fast: bool = False) -> Generator[Progress, None, EvaluationResult]:
     """Run every system on every pair and measure it; a generator yielding :class:`Progress`.
 
     Args:
@@ -247,6 +248,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         models: model specs, loaded :class:`Enhancer` s, or ``file:TAG`` for precomputed outputs.
         dnsmos: also compute DNSMOS SIG/BAK/OVRL/P.808.
         metrics: intrusive metric keys (default all).
+        dnsmos_fast: DNSMOS in its fast, approximate mode (non-overlapping windows); the result's warnings
+            say so (:data:`~workbench.core.dnsmos.FAST_MODE_NOTE`).
         isolate_models: load model files in a worker process (see ``load_enhancer(isolate=True)``).
 
     Returns:
@@ -261,6 +264,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 f"clean/{p.name}); not evaluated" for p in unpaired]
     if not pair_list:
         raise WorkbenchError("no noisy/clean pairs to evaluate")
+    if dnsmos and dnsmos_fast:
+        warnings.append(f"{pair_list[0].noisy.parent}: {FAST_MODE_NOTE}")
     wanted = list(INTRUSIVE_METRICS if metrics is None else metrics)
     metric_keys = wanted + (list(DNSMOS_METRICS) if dnsmos else [])
     systems: list[tuple[str, str | Enhancer | None]] = [(NOISY, None)] if include_noisy else []
@@ -298,7 +303,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 continue
             yield Progress(done / total, f"{pair.name}: {name}")
             # One pair x system through the same function `workbench batch evaluate` runs in its workers.
-            task = evaluate_task(done, pair, name, dnsmos=dnsmos, metrics=wanted)
+            task = evaluate_task(done, pair, name, dnsmos=dnsmos, metrics=wanted, dnsmos_fast=dnsmos_fast)
             row = yield from rescaled(evaluate_item(task, system if isinstance(system, Enhancer) else None,
                                                     {"spec": name, "id": name}),
                                       done / total, 1.0 / total, "")

@@ -348,13 +348,17 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
 # ------------------------------------------------------------------------------------------ evaluate
 
 
-def evaluate_task(index: int, pair, system: str, *, dnsmos: bool = True, metrics: list[str] | None = None) -> dict:
+def evaluate_task(index: int, pair, system: str, *, dnsmos: bool = True, metrics: list[str] | None = None,
+                  dnsmos_fast: bool = False) -> dict:
     """A JSON-able evaluation task: score ``system`` (``noisy``, a model key, or ``file:TAG``) on ``pair``
-    (a :class:`workbench.core.metrics.Pair`)."""
+    (a :class:`workbench.core.metrics.Pair`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the
+    settings carry ``"dnsmos_fast": true`` only then)."""
+    settings = {"dnsmos": bool(dnsmos), "metrics": None if metrics is None else list(metrics)}
+    if dnsmos and dnsmos_fast:
+        settings["dnsmos_fast"] = True
     return {"kind": "evaluate", "index": int(index), "key": f"{pair.name}|{system}", "input": str(pair.noisy),
             "pair": pair.name, "clean": str(pair.clean), "precomputed": {k: str(v) for k, v in pair.outputs.items()},
-            "model": system, "outputs": [], "settings": {"dnsmos": bool(dnsmos),
-                                                          "metrics": None if metrics is None else list(metrics)}}
+            "model": system, "outputs": [], "settings": settings}
 
 
 def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Mapping | None = None, *,
@@ -407,7 +411,8 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
             est, est_sr = result[:, 0], noisy_sr
         t_model = time.perf_counter()
         stage = "score"
-        sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted)
+        sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted,
+                          dnsmos_fast=bool(task["settings"].get("dnsmos_fast")))
         if sc.alignment is not None and sc.alignment.suspicious:
             row["alignment_problems"] = list(sc.alignment.problems())
         for key in keys:
