@@ -248,13 +248,16 @@ def test_split_refuses_a_graph_it_cannot_split_exactly():
         dm.P835Split._split_points(model.graph)
 
 
-def test_batch_features_equal_per_window_features(rng):
-    windows = rng.standard_normal((3, dm.WINDOW_SAMPLES - dm.MEL_HOP)).astype(np.float32)
-    windows[1] *= 1e-3  # the normalisation is per window
-    batch = dm.p808_features_batch(windows)
-    assert batch.shape == (3, 900, 120)
-    for k in range(3):
-        np.testing.assert_allclose(batch[k], dm.p808_features(windows[k]), atol=1e-5)
+def test_shared_span_features_equal_per_window_features(rng):
+    x = (0.1 * rng.standard_normal(40 * 16000)).astype(np.float32)
+    x[3 * 16000:5 * 16000] *= 1e-3  # the normalisation is per window
+    for starts in ([0, 16000, 32000, 48000], [5 * 16000], [0, dm.WINDOW_SAMPLES],  # overlapping, one, fast mode
+                   [len(x) - dm.WINDOW_SAMPLES - 160 * 3]):                       # up to the signal's end
+        batch = dm.p808_features_windows(x, starts)
+        assert batch.shape == (len(starts), 900, 120) and batch.dtype == np.float32
+        for k, a in enumerate(starts):
+            np.testing.assert_allclose(batch[k], dm.p808_features(x[a:a + dm.WINDOW_SAMPLES - dm.MEL_HOP]),
+                                       rtol=0, atol=1e-5)
 
 
 def test_progress_per_batch_and_cancel(scorers, long_clip):

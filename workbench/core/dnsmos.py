@@ -26,8 +26,9 @@ buffer, and the rest of the network runs per window on the window's slice of it.
 padding at the window's edges sees different neighbours there than one over the whole file, so the first
 and last ``halo`` frames of every window (4: one per 3x3 layer) are recomputed on the window's own edge
 frames. The result equals the per-window network to float rounding (:func:`window_by_window_scores` is
-that reference). Windows are processed in batches of :data:`BATCH_WINDOWS`, the P.808 log-mel features
-vectorised per batch (:func:`p808_features_batch`); memory stays bounded for any length (the front end
+that reference). Windows are processed in batches of :data:`BATCH_WINDOWS`; the P.808 log-mel features
+of a batch share one mel spectrum of its span (:func:`p808_features_windows`, frames touching a window's
+centring pad computed per window); memory stays bounded for any length (the front end
 runs on at most :data:`FRONT_CHUNK_FRAMES` frames at a time, a batch holds about 5 MB per window plus the
 signal) and progress/cancel come between batches.
 
@@ -147,35 +148,53 @@ def p808_features(window: np.ndarray) -> np.ndarray:
     ``L = 10·log10(max(M, 1e-10)) - 10·log10(max(max M, 1e-10))``, floored at −80 dB;
     features ``(L + 40) / 40``. For the reference window (144000 samples) that is 900 frames.
     """
-    import scipy.signal  # local: imported on first use, not at start-up
     x = np.asarray(window, np.float32)
     pad = MEL_N_FFT // 2
     xp = np.pad(x, (pad, pad), mode="constant")
-    frames = np.lib.stride_tricks.sliding_window_view(xp, MEL_N_FFT)[::MEL_HOP]
-    win = scipy.signal.get_window("hann", MEL_N_FFT, fftbins=True).astype(np.float32)
-    spec = np.fft.rfft(frames * win, axis=-1)
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-    mel = power @ mel_filterbank().astype(np.float32).T
+    mel = _mel_power(np.lib.stride_tricks.sliding_window_view(xp, MEL_N_FFT)[::MEL_HOP])
     log = 10.0 * np.log10(np.maximum(mel, 1e-10))
     log -= 10.0 * np.log10(max(float(mel.max()), 1e-10))
     log = np.maximum(log, log.max() - 80.0)
     return ((log + 40.0) / 40.0).astype(np.float32)
 
 
-def p808_features_batch(windows: np.ndarray) -> np.ndarray:
-    """:func:`p808_features` of a stack of windows ``(B, n)`` at once -> float32 ``(B, frames, 120)``.
-
-    The same formula; the normalisation by the maximum and the −80 dB floor are per window.
-    """
+def _mel_power(frames: np.ndarray) -> np.ndarray:
+    """Mel power ``mel_filterbank · |rfft(frame · hann)|²`` of frames ``(..., 321)`` -> float32 ``(..., 120)``."""
     import scipy.signal  # local: imported on first use, not at start-up
-    x = np.asarray(windows, np.float32)
-    pad = MEL_N_FFT // 2
-    xp = np.pad(x, ((0, 0), (pad, pad)), mode="constant")
-    frames = np.lib.stride_tricks.sliding_window_view(xp, MEL_N_FFT, axis=1)[:, ::MEL_HOP]   # (B, T, 321)
     win = scipy.signal.get_window("hann", MEL_N_FFT, fftbins=True).astype(np.float32)
     spec = np.fft.rfft(frames * win, axis=-1)
     power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-    mel = power @ mel_filterbank().astype(np.float32).T                                         # (B, T, 120)
+    return power @ mel_filterbank().astype(np.float32).T
+
+
+def p808_features_windows(audio: np.ndarray, starts: list[int]) -> np.ndarray:
+    """:func:`p808_features` of ``audio[a : a + 144000]`` for each start ``a`` (multiples of 160) -> float32
+    ``(B, 900, 120)``, sharing the mel power spectrum between overlapping windows.
+
+    Frame k of the window at ``a`` is samples ``a + 160k - 160 .. a + 160k + 161`` with samples outside the
+    window taken as zero (the centring pad); for k = 1..898 that is frame ``a/160 + k`` of the whole signal,
+    computed once for the batch's span. Frames 0 and 899 reach into the pad and are computed per window.
+    The log, the per-window peak normalisation and the −80 dB floor are per window, as in
+    :func:`p808_features`.
+    """
+    x = np.asarray(audio, np.float32)
+    n, pad, hop = WINDOW_SAMPLES - MEL_HOP, MEL_N_FFT // 2, MEL_HOP      # 144000, 160, 160
+    frames = n // hop                                                     # 900
+    g0, g1 = starts[0] // hop, starts[-1] // hop + frames
+    lo, hi = g0 * hop - pad, (g1 - 1) * hop - pad + MEL_N_FFT            # samples of frames g0 .. g1-1
+    seg = x[max(lo, 0):min(hi, len(x))]
+    seg = np.pad(seg, (max(-lo, 0), max(hi - len(x), 0)))                # only ever inside replaced edge frames
+    span = _mel_power(np.lib.stride_tricks.sliding_window_view(seg, MEL_N_FFT)[::hop])   # (g1 - g0, 120)
+    edges = []
+    for a in starts:
+        edges.append(np.concatenate([np.zeros(pad, np.float32), x[a:a + MEL_N_FFT - pad]]))
+        edges.append(np.concatenate([x[a + n - (MEL_N_FFT - 1):a + n], np.zeros(1, np.float32)]))
+    edge_mel = _mel_power(np.stack(edges))                               # (2B, 120)
+    mel = np.empty((len(starts), frames, MEL_BANDS), np.float32)
+    for i, a in enumerate(starts):
+        g = a // hop - g0
+        mel[i] = span[g:g + frames]
+        mel[i, 0], mel[i, -1] = edge_mel[2 * i], edge_mel[2 * i + 1]
     log = 10.0 * np.log10(np.maximum(mel, 1e-10))
     peak = 10.0 * np.log10(np.maximum(mel.max(axis=(1, 2), keepdims=True), 1e-10))
     log -= peak
@@ -493,7 +512,7 @@ class Dnsmos:
             part = starts[k:k + self.batch_windows]
             yield Progress(k / len(starts), f"DNSMOS{' (fast)' if self.fast else ''} windows "
                                             f"{k + 1}-{k + len(part)}/{len(starts)}")
-            feats = p808_features_batch(np.stack([x[a:a + WINDOW_SAMPLES - MEL_HOP] for a in part]))  # (B, 900, 120)
+            feats = p808_features_windows(x, part)                               # (B, 900, 120)
             with self._lock:  # onnxruntime sessions are shared between threads
                 raws.append(self._p835_raw(x, part, buffer))                                   # (B, 3)
                 p808.append(self._p808.run(None, {self._p808_in: feats})[0][:, 0])
