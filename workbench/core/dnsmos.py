@@ -647,10 +647,11 @@ FAST_MODE_NOTE = ("DNSMOS in fast mode: non-overlapping 9.01 s windows instead o
                   "an approximation of DNSMOS, not its reference scores")
 
 
-#: Seconds of DNSMOS compute per 9.01 s window (one window per second of audio): 0.48 s, i.e. about 29 s
-#: per audio minute, measured on 15 s of dns3 speech (two runs, 0.48 and 0.49 s/window) on the project's
-#: shared 2-core machine (README: 60 s in 26 s, 0.50 s/window). :class:`DnsmosCost` refines it from runs.
-SECONDS_PER_WINDOW = 0.48
+#: Seconds of DNSMOS compute per 9.01 s window (one window per second of audio) in the exact mode: 0.056 s,
+#: i.e. about 3.4 s per audio minute, measured with ``bench/bench_metrics.py`` on 120 s of speech (94 windows,
+#: 5.27 s, median of 3) on the project's 2-core machine while it was quiet (600 s of noise: 0.052 s/window).
+#: Before the network was split it was 0.48 s. :class:`DnsmosCost` refines it from runs.
+SECONDS_PER_WINDOW = 0.056
 
 
 def window_count(duration_s: float) -> int:
