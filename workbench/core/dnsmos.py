@@ -649,7 +649,7 @@ FAST_MODE_NOTE = ("DNSMOS in fast mode: non-overlapping 9.01 s windows instead o
 
 #: Seconds of DNSMOS compute per 9.01 s window (one window per second of audio) in the exact mode: 0.056 s,
 #: i.e. about 3.4 s per audio minute, measured with ``bench/bench_metrics.py`` on 120 s of speech (94 windows,
-#: 5.27 s, median of 3) on the project's 2-core machine while it was quiet (600 s of noise: 0.052 s/window).
+#: 5.26 s, median of 3) on the project's 2-core machine while it was quiet (600 s of noise: 0.052 s/window).
 #: Before the network was split it was 0.48 s. :class:`DnsmosCost` refines it from runs.
 SECONDS_PER_WINDOW = 0.056
 
