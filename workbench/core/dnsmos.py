@@ -33,8 +33,10 @@ runs on at most :data:`FRONT_CHUNK_FRAMES` frames at a time, a batch holds about
 signal) and progress/cancel come between batches.
 
 A **fast mode** (``Dnsmos(fast=True)``, ``dnsmos_metrics_steps(..., fast=True)``) scores non-overlapping
-9.01 s windows instead of one every second (about 9x fewer); it is an approximation of DNSMOS, never the
-default, and is labelled as such (``DnsmosScores.mode``). Its deviation from the exact mode is printed by
+9.01 s windows instead of one every second (about 9x fewer windows, but only about 2x faster than the
+exact mode: the front end still sees every frame, and that is what the exact mode shares); it is an
+approximation of DNSMOS, never the default, and is labelled as such (``DnsmosScores.mode``,
+:data:`FAST_MODE_NOTE` in CLI output). Its deviation from the exact mode is printed by
 ``bench/bench_metrics.py``.
 """
 
@@ -455,7 +457,8 @@ class Dnsmos:
         threads: onnxruntime intra-op threads (0 = library default).
         exact_reference: reproduce the reference's window selection exactly (see :func:`window_starts`).
         fast: score non-overlapping windows (hop 9.01 s instead of 1 s): about 9x fewer windows, approximate.
-        batch_windows: windows per batch (memory: about 24 MB per window, plus the front end's chunk).
+        batch_windows: windows per batch (about 5 MB of P.835 features per window; with onnxruntime's working
+            memory the peak RSS is about 1 GB with the default 8).
         split: run the P.835 network split at its first pooling layer (:class:`P835Split`, the default);
             ``False`` runs the whole network on every window (same scores, several times slower).
     """
