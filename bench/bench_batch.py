@@ -53,8 +53,8 @@ def make_corpus(folder: Path, n: int, seconds: float) -> float:
 def run_config(corpus: Path, out: Path, model: str, backend: str, workers: int):
     from workbench.core.batch import EnhanceSettings, collect_inputs, enhance_tasks, run_batch
     from workbench.core.batch.backends import load_models, set_thread_env
-    from workbench.core.enhancer import run_to_end
-    from workbench.core.export import file_tag
+    from workbench.core.enhance.enhancer import run_to_end
+    from workbench.core.audio.export import file_tag
 
     set_thread_env(1)
     models, identities, errors = load_models([model])
@@ -78,7 +78,7 @@ def run_config(corpus: Path, out: Path, model: str, backend: str, workers: int):
 
 
 def hashes(folder: Path) -> dict[str, str]:
-    from workbench.core.recording import file_sha256
+    from workbench.core.audio.recording import file_sha256
 
     return {p.name: file_sha256(p) for p in sorted(folder.glob("*.wav"))}
 

@@ -66,7 +66,7 @@ def main() -> int:
     args = ap.parse_args()
     from pesq import pesq
 
-    from workbench.core.enhancer import enhance_array
+    from workbench.core.enhance.enhancer import enhance_array
     from workbench_models import deepfilternet as dfn
 
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "

@@ -199,7 +199,7 @@ def measure_model_stall(path: Path, model: str, config: Path, trace: bool = Fals
     app = make_application()
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
-    from workbench.core.playback import PlaybackEngine
+    from workbench.core.audio.playback import PlaybackEngine
     from workbench.gui.main_window import MainWindow
 
     settings = QSettings(str(config / f"stall_{model}.ini"), QSettings.Format.IniFormat)

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from workbench.core import metrics as M
-from workbench.core.dnsmos import shared_dnsmos
-from workbench.core.probes import probe_enhancer
+from workbench.core.measure import metrics as M
+from workbench.core.measure.dnsmos import shared_dnsmos
+from workbench.core.enhance.probes import probe_enhancer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -47,11 +47,11 @@ def scores_diff(a, b) -> float:
 
 def dnsmos_batched_vs_window_by_window(seconds: float, runs: int = 3) -> None:
     """Same-run timing of the batched, split scorer against today's window-by-window path
-    (:func:`~workbench.core.dnsmos.window_by_window_scores`: per window, the unmodified P.835 network and one
+    (:func:`~workbench.core.measure.dnsmos.window_by_window_scores`: per window, the unmodified P.835 network and one
     P.808 call, plain sessions) and the batched whole network (``split=False``), interleaved; their score
     difference; and the fast mode's deviation from the exact mode, on real + dns3 speech tiled to ``seconds``
     and on every shared speech clip."""
-    from workbench.core import dnsmos as dm
+    from workbench.core.measure import dnsmos as dm
 
     parts = [sf.read(p, dtype="float32")[0] for p in sorted((DATA / "real").glob("*.wav"))
              if not p.stem.endswith(("_GTCRN", "_RNNoise"))]
@@ -130,7 +130,7 @@ def main() -> None:
     long = np.tile(noisy, 12)
     print(f"DNSMOS: 5 s clip {timed(lambda: d.score(noisy, sr)):.3f} s, 60 s clip {timed(lambda: d.score(long, sr), 1):.3f} s")
     dnsmos_batched_vs_window_by_window(args.dnsmos_seconds, args.dnsmos_runs)
-    from workbench.core.registry import load_enhancer
+    from workbench.core.enhance.registry import load_enhancer
 
     for spec in args.models:
         rep = probe_enhancer(load_enhancer(spec), audio=noisy.astype(np.float32), sample_rate=sr)

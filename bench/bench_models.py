@@ -6,7 +6,7 @@ Run from the repository root::
     .venv/bin/python bench/bench_models.py --stall    # also: longest event-loop stall on a 10-minute file
 
 * **RTF** (real-time factor) = processing seconds / audio seconds, through the engine
-  (:func:`workbench.core.enhancer.enhance`, including soxr resampling when the model's rate differs),
+  (:func:`workbench.core.enhance.enhancer.enhance`, including soxr resampling when the model's rate differs),
   on the three dns3 clips joined (15 s, 16 kHz). Median of ``--repeats`` runs, after one warm-up.
   Each thread count runs in its own process with ``WORKBENCH_THREADS``/``OMP_NUM_THREADS`` set, so
   torch and onnxruntime size their pools from the start. The native DFN3 library and the classical
@@ -49,7 +49,7 @@ def dns3_joined() -> np.ndarray:
 
 
 def load(spec: str):
-    from workbench.core.registry import load_enhancer
+    from workbench.core.enhance.registry import load_enhancer
     return load_enhancer(spec)
 
 
@@ -66,7 +66,7 @@ def specs() -> list[str]:
 
 
 def time_engine(enhancer, audio: np.ndarray, rate: int, repeats: int, processing: str | None = None) -> list[float]:
-    from workbench.core.enhancer import enhance_array
+    from workbench.core.enhance.enhancer import enhance_array
     enhance_array(enhancer, audio[: rate], rate, processing=processing)  # warm-up (sessions, first calls)
     times = []
     for _ in range(repeats):
@@ -138,7 +138,7 @@ def stall(seconds: float, models: list[str]) -> list[dict]:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from workbench.core.recording import Recording
+    from workbench.core.audio.recording import Recording
     from workbench.gui import compat
     from workbench.gui.model_panel import ModelPanel
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-import workbench.core.audio_io as audio_io
+import workbench.core.audio.audio_io as audio_io
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 
 Described = tuple[EnhancerInfo, Callable[[], Enhancer]]
 

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import exp1
 
-from workbench.core.audio_io import resample
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.audio.audio_io import resample
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
-from workbench.core.stft import StftConfig, window_array
+from workbench.core.views.stft import StftConfig, window_array
 
 METHODS = {
     "spectral-subtraction": ("Spectral subtraction",

@@ -55,8 +55,8 @@ import numpy as np
 
 from google.protobuf.message import DecodeError
 
-from workbench.core.onnx_weights import onnx_parameter_count
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.enhance.onnx_weights import onnx_parameter_count
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from workbench.core.threads import threads_from_env
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from .onnx_models import ModelCard, Signature, make_session, shipped_cards, signature_of, stored_weights, zero_state
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from workbench.core.threads import threads_from_env
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 
 SAMPLE_RATE = 16000

@@ -9,7 +9,7 @@ Describing a model here imports neither torch nor the checkpoint; building it do
 
 from __future__ import annotations
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 
 # Facts of the architecture, repeated here so that listing needs no torch (tests check them against
 # models/gtcrn.py and the loaded checkpoints).

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.core.enhancer import Enhancer
+from workbench.core.enhance.enhancer import Enhancer
 from workbench.core.errors import ModelError
 from .onnx_models import load_onnx
 from .dtln import find_dtln_pair, DtlnEnhancer

@@ -31,11 +31,11 @@ import numpy as np
 
 from google.protobuf.message import DecodeError
 
-from workbench.core.onnx_weights import onnx_parameter_count
+from workbench.core.enhance.onnx_weights import onnx_parameter_count
 from workbench.core.threads import threads_from_env
-from workbench.core.enhancer import Enhancer, EnhancerInfo
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
-from workbench.core.stft import StftConfig, stft_frames, window_array
+from workbench.core.views.stft import StftConfig, stft_frames, window_array
 
 MIN_GAIN = 10 ** (-80 / 20)
 
@@ -133,7 +133,7 @@ class NSNet2(Enhancer):
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
         """``(n,)`` float32 at the native rate -> enhanced ``(n,)``, aligned (centred frames).
 
-        Equivalent to ``istft(stft(x) * gains(stft(x)), length=n)`` from :mod:`workbench.core.stft`, i.e.
+        Equivalent to ``istft(stft(x) * gains(stft(x)), length=n)`` from :mod:`workbench.core.views.stft`, i.e.
         ``y[m] = sum_t w[m - t*hop + pad] f_t[m - t*hop + pad] / sum_t w^2[m - t*hop + pad]``.
         """
         x = np.asarray(audio, np.float32).reshape(-1)

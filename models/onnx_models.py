@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from workbench.core.threads import threads_from_env
-from workbench.core.onnx_weights import onnx_parameter_count
-from workbench.core.stft import StftConfig, istft, squared_window_sum, stft, window_array
+from workbench.core.enhance.onnx_weights import onnx_parameter_count
+from workbench.core.views.stft import StftConfig, istft, squared_window_sum, stft, window_array
 
 DEFAULT_RATE = 16000
 
@@ -51,7 +51,7 @@ def card_identity(card: "ModelCard | None", path: Path, prefix: str, description
 
 
 def stored_weights(path: str | Path) -> int | None:
-    """Weights stored in an ONNX file (see :func:`workbench.core.onnx_weights.onnx_parameter_count`);
+    """Weights stored in an ONNX file (see :func:`workbench.core.enhance.onnx_weights.onnx_parameter_count`);
     ``None`` when the file cannot be parsed that way (the session may still run it)."""
     try:
         return onnx_parameter_count(Path(path).read_bytes())
@@ -273,7 +273,7 @@ class ModelCard:
 
     @property
     def family(self) -> str:
-        """The model family a spectral card describes (see ``workbench.core.enhancer.FAMILIES``)."""
+        """The model family a spectral card describes (see ``workbench.core.enhance.enhancer.FAMILIES``)."""
         if self.output == "mask":
             return "complex-mask" if self.output_type == "complex" else "magnitude-mask"
         return "complex-mapping"

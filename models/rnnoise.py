@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 
 SAMPLE_RATE = 48000

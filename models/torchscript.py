@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
-from workbench.core.stft import StftConfig, istft, stft
+from workbench.core.views.stft import StftConfig, istft, stft
 from .onnx_models import (DEFAULT_RATE, ModelCard, _apply_output, card_identity, find_card, from_layout,
                           to_layout)
 from .gtcrn import _apply_torch_threads

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
 
 DEFAULT_TAPS = 10

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.audio_io import (ArraySource, AudioInfo, FileSource, load_audio, open_source, read_info,
+from workbench.core.audio.audio_io import (ArraySource, AudioInfo, FileSource, load_audio, open_source, read_info,
                                      resample, scan_nonfinite)
 from workbench.core.errors import AudioFileError, NonFiniteAudioError
 
@@ -305,7 +305,7 @@ def test_wav_with_an_undecodable_encoding_and_header_only_wav(tmp_path):
 
 
 def test_write_audio_atomic_never_overwrites_sources_and_keeps_normal_permissions(tmp_path):
-    from workbench.core.audio_io import write_audio_atomic
+    from workbench.core.audio.audio_io import write_audio_atomic
     from workbench.core.errors import WorkbenchError
 
     x = tone(16000, 2)

@@ -33,7 +33,7 @@ def test_core_and_models_import_with_qt_blocked():
         import workbench.core, workbench_models
         done = []
         for pkg in (workbench.core, workbench_models):
-            for mod in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):
+            for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):  # subpackages too
                 importlib.import_module(mod.name)
                 done.append(mod.name)
         import workbench.commands.analyze, workbench.commands.info
@@ -44,7 +44,7 @@ def test_core_and_models_import_with_qt_blocked():
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     count, names = res.stdout.strip().split(" ", 1)
-    assert {"workbench.core.audio_io", "workbench.core.stft", "workbench.core.figure"} <= set(names.split())
+    assert {"workbench.core.audio.audio_io", "workbench.core.views.stft", "workbench.core.views.figure"} <= set(names.split())
     assert int(count) >= 5
 
 
@@ -54,8 +54,8 @@ def test_headless_figure_without_qt(tmp_path):
         sys.modules["PySide6"] = None
         sys.modules["pyqtgraph"] = None
         import numpy as np
-        from workbench.core.figure import render_figure
-        from workbench.core.stft import StftConfig
+        from workbench.core.views.figure import render_figure
+        from workbench.core.views.stft import StftConfig
         x = np.sin(np.arange(8000) / 3).astype(np.float32)
         render_figure(x, 8000, StftConfig(256, 64), {str(tmp_path / 'f.png')!r}, width_px=400, height_px=300)
     """)
@@ -84,7 +84,7 @@ def test_wheel_maps_models_and_assets_to_installed_names(tmp_path):
     tops = {n.split("/")[0] for n in names}
     assert "models" not in tops, "a bare top-level 'models' package would clash with other projects"
     assert {"workbench", "workbench_models", "workbench_assets"} <= tops
-    for required in ("workbench/core/audio_io.py", "workbench/core/stft.py", "workbench/core/figure.py",
+    for required in ("workbench/core/audio/audio_io.py", "workbench/core/views/stft.py", "workbench/core/views/figure.py",
                      "workbench/commands/analyze.py", "workbench_models/__init__.py",
                      "workbench_assets/__init__.py", "workbench_assets/demo/demo_noisy.wav",
                      "workbench_assets/demo/demo_clean.wav", "workbench_assets/demo/LICENSE.md",

@@ -15,9 +15,9 @@ import soundfile as sf
 from matplotlib.image import imread
 
 from workbench.cli import main
-from workbench.core.audio_io import FileSource
-from workbench.core.figure import compute_views_from_source, render_figure
-from workbench.core.stft import StftConfig, instantaneous_frequency_deviation, magnitude_db, phase, stft
+from workbench.core.audio.audio_io import FileSource
+from workbench.core.views.figure import compute_views_from_source, render_figure
+from workbench.core.views.stft import StftConfig, instantaneous_frequency_deviation, magnitude_db, phase, stft
 
 def sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 
 from workbench.cli import main
-from workbench.core.audio_io import ArraySource
-from workbench.core.editing import (Box, Strength, apply_strength, box_energy, enhance_regions, parse_span,
+from workbench.core.audio.audio_io import ArraySource
+from workbench.core.enhance.editing import (Box, Strength, apply_strength, box_energy, enhance_regions, parse_span,
                                     repair_stft_config, spectral_repair, splice)
-from workbench.core.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
 from workbench.core.errors import WorkbenchError
-from workbench.core.stft import stft
+from workbench.core.views.stft import stft
 
 RATE = 16000
 
@@ -224,7 +224,7 @@ def test_repair_cli_writes_provenance_and_refuses_input(tmp_path, wav):
 
 
 def test_cli_enhance_to_mp3_at_podcast_loudness(tmp_path, wav):
-    from workbench.core.loudness import measure
+    from workbench.core.audio.loudness import measure
     out = tmp_path / "pod.mp3"
     assert main(["enhance", str(wav), "-m", "wiener", "-o", str(out), "--format", "MP3", "--loudness", "-16",
                  "--mix", "0.7", "--quiet"]) == 0
@@ -246,9 +246,9 @@ def test_every_output_container_carries_the_provenance(tmp_path, wav, suffix, ex
 
 
 def test_the_export_dialog_path_tags_its_outputs(tmp_path, wav):
-    from workbench.core.export import export_version
-    from workbench.core.recording import Recording
-    from workbench.core.registry import load_enhancer
+    from workbench.core.audio.export import export_version
+    from workbench.core.audio.recording import Recording
+    from workbench.core.enhance.registry import load_enhancer
 
     rec = Recording(wav)
     (v,) = run_to_end(rec.enhance(load_enhancer("wiener"), [0]))

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core import evaluation as E
-from workbench.core.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.measure import evaluation as E
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
 from workbench.core.errors import WorkbenchError
-from workbench.core.recording import Recording
+from workbench.core.audio.recording import Recording
 
 KEY = ["pesq_wb", "estoi", "si_sdr"]
 
@@ -182,7 +182,7 @@ def test_score_versions_reports_each_part_as_it_finishes(shared_data):
 
 
 def test_dnsmos_cost_estimate_follows_duration_and_measurements():
-    from workbench.core.dnsmos import SECONDS_PER_WINDOW, DnsmosCost, window_count
+    from workbench.core.measure.dnsmos import SECONDS_PER_WINDOW, DnsmosCost, window_count
 
     cost = DnsmosCost()
     assert window_count(600.0) == 591 and window_count(3.0) == 1

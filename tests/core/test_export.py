@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.audio_io import open_source
-from workbench.core.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.audio.audio_io import open_source
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
 from workbench.core.errors import WorkbenchError
-from workbench.core.export import (
+from workbench.core.audio.export import (
     comparison_csv, comparison_record, export_batch, export_comparison, export_name, export_version,
     export_versions, planned_targets,
 )
-from workbench.core.recording import Recording
+from workbench.core.audio.recording import Recording
 
 
 class HalfGain(Enhancer):
@@ -177,7 +177,7 @@ def test_pcm_export_reports_clipping(tmp_path):
 
 
 def test_comparison_json_and_csv(tmp_path, shared_data):
-    from workbench.core.stft import StftConfig
+    from workbench.core.views.stft import StftConfig
 
     src = shared_data / "dns3" / "0015_noisy.wav"
     rec = Recording(src)
@@ -255,13 +255,13 @@ def test_batch_can_be_stopped(tmp_path, shared_data):
     assert list(tmp_path.iterdir()) == []
 
 
-# workbench.core.figure (not ours) still calls Colormap.set_bad, which matplotlib deprecates;
+# workbench.core.views.figure (not ours) still calls Colormap.set_bad, which matplotlib deprecates;
 # reported to its owner. Only that warning is tolerated here.
 @pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning")
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_figure_export(tmp_path, shared_data, suffix):
-    from workbench.core.export import export_figure
-    from workbench.core.stft import StftConfig
+    from workbench.core.audio.export import export_figure
+    from workbench.core.views.stft import StftConfig
 
     rec = Recording(shared_data / "dns3" / "0072_noisy.wav")
     path = export_figure(rec, rec.original, tmp_path / f"fig{suffix}", StftConfig(512, 128), width_px=640,
@@ -313,7 +313,7 @@ def test_comparison_records_the_reference_and_its_sha256(tmp_path, shared_data):
 
 
 def test_default_export_folder_avoids_read_only_folders(tmp_path, monkeypatch):
-    from workbench.core.export import default_export_folder, is_writable_folder
+    from workbench.core.audio.export import default_export_folder, is_writable_folder
 
     src = tmp_path / "share" / "a.wav"
     src.parent.mkdir()
@@ -326,8 +326,8 @@ def test_default_export_folder_avoids_read_only_folders(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ lossy formats, loudness (issue 11)
-from workbench.core.export import export_version as _export_version  # noqa: E402
-from workbench.core.loudness import measure as _measure, true_peak as _true_peak  # noqa: E402
+from workbench.core.audio.export import export_version as _export_version  # noqa: E402
+from workbench.core.audio.loudness import measure as _measure, true_peak as _true_peak  # noqa: E402
 
 
 @pytest.fixture()
@@ -383,8 +383,8 @@ def test_batch_export_runs_chains_through_the_per_item_function(tmp_path, shared
     which runs the model with Recording.enhance: a chain spec from the catalogue works and gives the same
     samples as Recording.enhance on the file."""
     import workbench.core.batch.item as item
-    from workbench.core.recording import Recording
-    from workbench.core.registry import load_enhancer
+    from workbench.core.audio.recording import Recording
+    from workbench.core.enhance.registry import load_enhancer
 
     calls = []
     real = item.enhance_item

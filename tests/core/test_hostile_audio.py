@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import workbench.core.audio_io as audio_io
+import workbench.core.audio.audio_io as audio_io
 from workbench.cli import main
-from workbench.core.audio_io import FileSource, read_info
+from workbench.core.audio.audio_io import FileSource, read_info
 from workbench.core.errors import AudioFileError
 
 

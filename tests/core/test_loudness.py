@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.loudness import match_gains, measure, peak_safe_gain
+from workbench.core.audio.loudness import match_gains, measure, peak_safe_gain
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_piecewise_measure_finds_peak_and_nan_in_any_piece():
 def test_loudness_stream_fed_uneven_pieces_equals_measure(speech):
     """Playback measures each version while it writes its cache, in whatever pieces the resampler
     gives: the result must be the whole-signal measure, and a stream not fed to the end refuses."""
-    from workbench.core.loudness import LoudnessStream
+    from workbench.core.audio.loudness import LoudnessStream
 
     x, sr = speech
     ref = measure(x, sr)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core import metrics as M
+from workbench.core.measure import metrics as M
 from workbench.core.errors import WorkbenchError
-from workbench.core.stft import StftConfig, stft
+from workbench.core.views.stft import StftConfig, stft
 
 SR = 16000
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core import phaselab as pl
-from workbench.core.enhancer import run_to_end
-from workbench.core.evaluation import score_signal
-from workbench.core.stft import StftConfig, stft
+from workbench.core.measure import phaselab as pl
+from workbench.core.enhance.enhancer import run_to_end
+from workbench.core.measure.evaluation import score_signal
+from workbench.core.views.stft import StftConfig, stft
 
 CLIPS = ("0015", "0016", "0072")
 CFG = StftConfig()  # the project's default analysis settings (1024 / 256, Hann)
@@ -246,9 +246,9 @@ def test_reconstruct_versions_tags_and_params(dns3):
 
 
 def test_lab_for_recording_adds_typed_versions_and_measures_them(dns3, tmp_path):
-    from workbench.core.export import export_name
+    from workbench.core.audio.export import export_name
     from workbench.core.provenance import VersionKind
-    from workbench.core.recording import Recording
+    from workbench.core.audio.recording import Recording
 
     noisy, clean, sr = dns3["0015"]
     rec = Recording.from_array(noisy.astype(np.float32), sr, "0015_noisy.wav")
@@ -272,7 +272,7 @@ def test_lab_for_recording_adds_typed_versions_and_measures_them(dns3, tmp_path)
 
 
 def test_lab_for_recording_without_reference(dns3):
-    from workbench.core.recording import Recording
+    from workbench.core.audio.recording import Recording
 
     noisy, clean, sr = dns3["0015"]
     rec = Recording.from_array(noisy.astype(np.float32), sr, "n.wav")
@@ -282,13 +282,13 @@ def test_lab_for_recording_without_reference(dns3):
 
 
 def _info(name):
-    from workbench.core.enhancer import EnhancerInfo
+    from workbench.core.enhance.enhancer import EnhancerInfo
 
     return EnhancerInfo(id=name, name=name, description="", sample_rate=16000, causal=True, latency_samples=0)
 
 
 def test_mask_views_are_registry_entries(rng):
-    from workbench.core.views import VIEWS, DisplaySettings, pane_arrays, second_pane_views
+    from workbench.core.views.registry import VIEWS, DisplaySettings, pane_arrays, second_pane_views
 
     assert {"mask_db", "mask_phase"} <= set(second_pane_views())
     assert VIEWS["mask_db"].needs_partner and VIEWS["mask_phase"].colormap_kind == "cyclic"

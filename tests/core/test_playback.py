@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.core.audio_io import ArraySource, resample
-from workbench.core.enhancer import EnhancerInfo
-from workbench.core.playback import STRENGTH_SLEW_S, PlaybackEngine
-from workbench.core.playback_cache import BlockCacheConfig
-from workbench.core.recording import Recording
+from workbench.core.audio.audio_io import ArraySource, resample
+from workbench.core.enhance.enhancer import EnhancerInfo
+from workbench.core.audio.playback import STRENGTH_SLEW_S, PlaybackEngine
+from workbench.core.audio.playback_cache import BlockCacheConfig
+from workbench.core.audio.recording import Recording
 
 RATE = 8000
 #: The two ways the engine holds versions: every version in RAM, or disk-backed block caches (here with
@@ -262,7 +262,7 @@ def test_versions_at_other_rates_are_resampled_once_to_the_device_rate():
     tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     rec = Recording.from_array(tone, 16000, "tone.wav")
     # A version at another rate (as a model at its native rate might give) with the same duration.
-    from workbench.core.recording import Version
+    from workbench.core.audio.recording import Version
     t48 = np.arange(48000) / 48000
     rec.versions.append(Version("at48k", "enhanced", ArraySource((0.25 * np.sin(2 * np.pi * 440 * t48))
                                                                   .astype(np.float32), 48000)))
@@ -293,7 +293,7 @@ def test_loud_version_never_plays_above_full_scale():
     rec.add_enhanced((x * 0.01)[:, None], RATE, _info("tiny", RATE))  # 40 dB quieter ...
     rec.residual_of(rec.versions[1])  # ... and a residual 0.99 x, loud
     loud = (x * 30.0)  # a version far above 0 dBFS
-    from workbench.core.recording import Version
+    from workbench.core.audio.recording import Version
     rec.versions.append(Version("hot", "enhanced", ArraySource(loud, RATE)))
     eng = PlaybackEngine(None, sample_rate=RATE)
     tracks = eng.load(rec)
@@ -341,8 +341,8 @@ ctl.!default { type null }
 _CHILD = textwrap.dedent("""
     import json, sys, time
     import numpy as np
-    from workbench.core.playback import PlaybackEngine, list_output_devices
-    from workbench.core.recording import Recording
+    from workbench.core.audio.playback import PlaybackEngine, list_output_devices
+    from workbench.core.audio.recording import Recording
     devices, reason = list_output_devices()
     rec = Recording.from_array(np.zeros(48000 * 600, np.float32), 48000, "silence.wav")
     eng = PlaybackEngine("default", sample_rate=48000, ram_limit_bytes=int(sys.argv[1]))
@@ -380,7 +380,7 @@ def test_real_portaudio_stream_on_alsa_null_device(tmp_path, path):
 
 
 def test_nonfinite_samples_are_zeroed_piece_by_piece_without_touching_the_source():
-    from workbench.core.playback import _PIECE, _zero_nonfinite
+    from workbench.core.audio.playback import _PIECE, _zero_nonfinite
 
     x = np.linspace(-0.5, 0.5, 2 * _PIECE + 5, dtype=np.float32)
     clean, count = _zero_nonfinite(x)
@@ -437,7 +437,7 @@ def test_strength_is_mixed_in_the_callback_from_the_two_buffers(path):
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_version_loaded_with_a_strength_plays_at_it(path):
-    from workbench.core.editing import Strength
+    from workbench.core.enhance.editing import Strength
     rec, dry, wet = _strength_recording()
     rec.set_strength(rec.versions[1], Strength(0.25))
     eng = _engine(rec, path)

@@ -11,13 +11,13 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from workbench.core.audio_io import ArraySource, open_source, resample, write_audio_atomic
-from workbench.core.editing import Strength
-from workbench.core.enhancer import EnhancerInfo
-from workbench.core.loudness import measure
-from workbench.core.playback import PlaybackEngine
-from workbench.core.playback_cache import BlockCacheConfig, BlockTrack, _FileSink, _RamSink, prepare_signal
-from workbench.core.recording import Recording, Version
+from workbench.core.audio.audio_io import ArraySource, open_source, resample, write_audio_atomic
+from workbench.core.enhance.editing import Strength
+from workbench.core.enhance.enhancer import EnhancerInfo
+from workbench.core.audio.loudness import measure
+from workbench.core.audio.playback import PlaybackEngine
+from workbench.core.audio.playback_cache import BlockCacheConfig, BlockTrack, _FileSink, _RamSink, prepare_signal
+from workbench.core.audio.recording import Recording, Version
 
 RATE = 8000
 SMALL = BlockCacheConfig(block_frames=256, behind_blocks=1, ahead_blocks=3, seek_blocks=1)
@@ -388,7 +388,7 @@ def test_a_reload_prepares_only_new_versions_and_plays_like_a_fresh_load(monkeyp
     version again: 7-10 s per version-hour on a long recording. Now the signals the loaded program
     prepared are taken over (same source, column, rate and length), only the new one is prepared, and
     the output equals a fresh engine's sample for sample."""
-    import workbench.core.playback as pb
+    import workbench.core.audio.playback as pb
 
     calls = []
     real = pb.prepare_signal

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.core import probes as P
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.enhance import probes as P
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 
 SR = 8000
 
@@ -168,7 +168,7 @@ def test_full_probe_report_on_toy(tmp_path):
 
 @pytest.mark.slow
 def test_deepfilternet3_is_causal():
-    from workbench.core.registry import load_enhancer
+    from workbench.core.enhance.registry import load_enhancer
 
     enh = load_enhancer("deepfilternet3")
     r = P.probe_causality(enh, short_signal(48000, 1.0), perturb_at_s=0.6, phases=2)
@@ -181,7 +181,7 @@ def test_deepfilternet3_is_causal():
 
 
 def test_nsnet2_is_causal():
-    from workbench.core.registry import load_enhancer
+    from workbench.core.enhance.registry import load_enhancer
 
     enh = load_enhancer("nsnet2-16k")
     r = P.probe_causality(enh, short_signal(16000, 1.0), perturb_at_s=0.6)
@@ -189,7 +189,7 @@ def test_nsnet2_is_causal():
 
 
 def _gtcrn(shared_data):
-    from workbench.core.registry import load_enhancer
+    from workbench.core.enhance.registry import load_enhancer
 
     path = shared_data / "models/gtcrn/model_trained_on_dns3.tar"
     try:

@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream, enhance, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream, enhance, run_to_end
 from workbench.core.errors import Cancelled, ModelError
-from workbench.core.recording import Recording
+from workbench.core.audio.recording import Recording
 from workbench.core.session import JobState, ModelCatalogue, Provenance, Session, VersionKind
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 
-from workbench.core.stft import (WINDOWS, StftConfig, group_delay, imag_part,
+from workbench.core.views.stft import (WINDOWS, StftConfig, group_delay, imag_part,
                                  instantaneous_frequency_deviation, is_cola, istft, magnitude_db, phase,
                                  real_part, stft, stft_frames, window_array)
-from workbench.core.views import VIEWS, ViewInput, compute_view
+from workbench.core.views.registry import VIEWS, ViewInput, compute_view
 
 # (window, n_fft, hop, fft_size): settings whose squared windows overlap-add to a constant.
 COLA_SETTINGS = [
@@ -160,6 +160,6 @@ def test_periodic_windows_equal_scipy_get_window(name, n):
     (DFT-even) windows scipy.signal.get_window(name, n, fftbins=True) returns."""
     import scipy.signal
 
-    from workbench.core.stft import periodic_window
+    from workbench.core.views.stft import periodic_window
     np.testing.assert_allclose(periodic_window(name, n), scipy.signal.get_window(name, n, fftbins=True),
                                rtol=0, atol=1e-15)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.core.editing import Box, Strength
-from workbench.core.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.editing import Box, Strength
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
 from workbench.core.errors import WorkbenchError
-from workbench.core.export import export_version
+from workbench.core.audio.export import export_version
 from workbench.core.provenance import VersionKind
-from workbench.core.recording import Recording
+from workbench.core.audio.recording import Recording
 from workbench.core.version_ops import enhance_region, repair_version
 
 RATE = 16000

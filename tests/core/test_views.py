@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from workbench.core.audio_io import ArraySource
-from workbench.core.figure import FigurePane, FigureSettings, compute_figure_views, figure_panes, phase_views
-from workbench.core.stft import StftConfig, group_delay, instantaneous_frequency_deviation, magnitude_db, stft
-from workbench.core.tiles import TileKey, compute_tile, tile_images
-from workbench.core.views import (DEFAULT_MASK_BELOW_DB, FLOOR_DB, VIEWS, DisplaySettings, ViewInput, ViewSpec,
+from workbench.core.audio.audio_io import ArraySource
+from workbench.core.views.figure import FigurePane, FigureSettings, compute_figure_views, figure_panes, phase_views
+from workbench.core.views.stft import StftConfig, group_delay, instantaneous_frequency_deviation, magnitude_db, stft
+from workbench.core.views.tiles import TileKey, compute_tile, tile_images
+from workbench.core.views.registry import (DEFAULT_MASK_BELOW_DB, FLOOR_DB, VIEWS, DisplaySettings, ViewInput, ViewSpec,
                                   compute_view, register_view, second_pane_views, unregister_view, view)
 
 
@@ -119,7 +119,7 @@ def test_a_registered_view_reaches_the_figure(signal):
 
 def test_figure_difference_views_and_mel_rows_follow_the_panes(signal):
     """A figure's Δ magnitude uses the partner as the panes do; a mel figure draws the panes' rows."""
-    from workbench.core.views import FreqScale
+    from workbench.core.views.registry import FreqScale
 
     x, sr = signal
     cfg = StftConfig(512, 128)

@@ -33,7 +33,7 @@ def _workbench_qt(qapp, tmp_path_factory):
     configure_pyqtgraph()
     # Short clips are prepared for playback synchronously only once the loudness libraries are loaded
     # (the app's first preparation goes to a worker); the tests rely on the synchronous path.
-    from workbench.core.loudness import load_libraries
+    from workbench.core.audio.loudness import load_libraries
     load_libraries()
     yield
 

@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 from PySide6.QtCore import QPointF, Qt
 
-from workbench.core.editing import Strength
-from workbench.core.enhancer import EnhancerInfo
+from workbench.core.enhance.editing import Strength
+from workbench.core.enhance.enhancer import EnhancerInfo
 from workbench.core.provenance import VersionKind
 from workbench.gui.main_window import MainWindow
 

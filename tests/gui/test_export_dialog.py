@@ -14,9 +14,9 @@ import soundfile as sf
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo
-from workbench.core.recording import Recording
-from workbench.core.stft import StftConfig
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.audio.recording import Recording
+from workbench.core.views.stft import StftConfig
 from workbench.gui.export_dialog import BatchDialog, ExportDialog
 
 
@@ -86,7 +86,7 @@ def test_errors_are_shown_not_raised(qtbot, tmp_path, recording):
     assert dlg.export_audio() is None and "Tick at least one" in dlg.status.text()
 
 
-# workbench.core.figure (not ours) still calls Colormap.set_bad, which matplotlib deprecates;
+# workbench.core.views.figure (not ours) still calls Colormap.set_bad, which matplotlib deprecates;
 # reported to its owner. Only that warning is tolerated here.
 @pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning")
 def test_comparison_and_figure(qtbot, tmp_path, recording):
@@ -138,7 +138,7 @@ def test_batch_dialog_drop_run_and_summary(qtbot, tmp_path, shared_data):
 
 
 def test_batch_dialog_lists_registry_models(qtbot):
-    from workbench.core.registry import list_enhancers
+    from workbench.core.enhance.registry import list_enhancers
 
     dlg = BatchDialog()
     qtbot.addWidget(dlg)
@@ -167,8 +167,8 @@ def test_default_confirmation_uses_a_message_box(qtbot, tmp_path, recording, mon
 
 
 def test_mp3_export_at_podcast_loudness_from_the_dialog(qtbot, tmp_path, recording):
-    from workbench.core.loudness import measure
-    from workbench.core.editing import Strength
+    from workbench.core.audio.loudness import measure
+    from workbench.core.enhance.editing import Strength
     enhanced = recording.versions[1]
     recording.set_strength(enhanced, Strength(0.7))  # export uses the strength that is set
     dlg = ExportDialog(recording, folder=tmp_path, confirm=lambda *_: True)
@@ -198,7 +198,7 @@ def test_audio_and_figure_export_run_off_the_gui_thread_and_audio_can_be_cancell
     from PySide6.QtWidgets import QPushButton
 
     import workbench.gui.export_dialog as ed
-    from workbench.core import export
+    from workbench.core.audio import export
 
     ticked = threading.Event()
     timer = QTimer()

@@ -17,10 +17,10 @@ from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from workbench.core.evaluation import score_signal
-from workbench.core.metrics import difference_representation
-from workbench.core.playback import PlaybackEngine
-from workbench.core.stft import full_scale_gain, magnitude_db, stft
+from workbench.core.measure.evaluation import score_signal
+from workbench.core.measure.metrics import difference_representation
+from workbench.core.audio.playback import PlaybackEngine
+from workbench.core.views.stft import full_scale_gain, magnitude_db, stft
 from workbench.gui.main_window import MainWindow
 from workbench.gui.metrics_panel import format_value
 from workbench.gui.spectrogram import FLOOR_DB, PANES
@@ -254,7 +254,7 @@ def test_closing_while_a_model_and_metrics_run(qtbot, settings, tmp_path):
     sr = 16000
     rng = np.random.default_rng(5)
     path = tmp_path / "long_noisy.wav"
-    from workbench.core.dnsmos import SECONDS_PER_WINDOW
+    from workbench.core.measure.dnsmos import SECONDS_PER_WINDOW
     from workbench.gui.metrics_panel import AUTO_DNSMOS_MAX_COST_S
 
     # long enough that DNSMOS is not started by showing the tab: 1.5x the audio the auto limit covers

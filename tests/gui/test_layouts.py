@@ -11,7 +11,7 @@ import soundfile as sf
 from PySide6.QtCore import QPoint, QRect, QRectF
 from PySide6.QtWidgets import QToolBar
 
-from workbench.core.enhancer import EnhancerInfo
+from workbench.core.enhance.enhancer import EnhancerInfo
 from workbench.gui.main_window import MainWindow
 from workbench.gui.spectrogram import PANES
 

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.audio_io import load_audio
-from workbench.core.enhancer import EnhancerInfo
-from workbench.core.stft import (StftConfig, group_delay, imag_part, instantaneous_frequency_deviation,
+from workbench.core.audio.audio_io import load_audio
+from workbench.core.enhance.enhancer import EnhancerInfo
+from workbench.core.views.stft import (StftConfig, group_delay, imag_part, instantaneous_frequency_deviation,
                                  magnitude_db, phase, real_part, stft)
 from workbench.gui.main_window import MainWindow
 from workbench.gui.spectrogram import FLOOR_DB, PANES
-from workbench.core.tiles import TILE_COLUMNS
+from workbench.core.views.tiles import TILE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.core.audio_io import ArraySource
+from workbench.core.audio.audio_io import ArraySource
 from workbench.gui.spectrogram import EnvelopeCurves, SpectrogramView
 
 

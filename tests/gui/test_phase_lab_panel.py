@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from workbench.core.playback import PlaybackEngine
+from workbench.core.audio.playback import PlaybackEngine
 from workbench.core.provenance import VersionKind
 from workbench.gui.main_window import MainWindow
 

@@ -12,11 +12,11 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 
-from workbench.core.audio_io import ArraySource
-from workbench.core.playback import PlaybackEngine
-from workbench.core.recording import Recording
+from workbench.core.audio.audio_io import ArraySource
+from workbench.core.audio.playback import PlaybackEngine
+from workbench.core.audio.recording import Recording
 from workbench.gui.spectrogram import SpectrogramView
-from workbench.core.tiles import waveform_envelope
+from workbench.core.views.tiles import waveform_envelope
 from workbench.gui.transport import ASYNC_LOAD_SAMPLES, TransportBar
 from workbench.gui.workers import BACKGROUND_NICE, lower_current_thread_priority
 
@@ -124,9 +124,9 @@ def test_overview_repaint_is_cheap(qtbot):
 def test_model_list_is_read_off_the_gui_thread(qtbot, monkeypatch):
     """Listing models reads their metadata (~0.5 s): the main window has it done on a worker thread, and
     the table shows the same models as a synchronous listing."""
-    import workbench.core.registry as registry
+    import workbench.core.enhance.registry as registry
     import workbench.gui.model_panel as mp
-    from workbench.core.registry import list_enhancers
+    from workbench.core.enhance.registry import list_enhancers
 
     expected = [i.id for i in list_enhancers()]
     threads = []

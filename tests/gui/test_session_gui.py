@@ -13,7 +13,7 @@ import soundfile as sf
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.session import JobState
 from workbench.gui.main_window import MainWindow
 
@@ -323,7 +323,7 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
 def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speech, tmp_path, monkeypatch):
     import workbench.gui.main_window as mw
     from workbench.core import session_file
-    from workbench.core.enhancer import Progress
+    from workbench.core.enhance.enhancer import Progress
 
     w = MainWindow(settings=settings, error_reporter=lambda *a: None)
     qtbot.addWidget(w)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.core.audio_io import ArraySource
-from workbench.core.stft import StftConfig, stft
-from workbench.core.tiles import (TILE_COLUMNS, TileCache, TileKey, compute_pair_tile, compute_tile, frames_at,
+from workbench.core.audio.audio_io import ArraySource
+from workbench.core.views.stft import StftConfig, stft
+from workbench.core.views.tiles import (TILE_COLUMNS, TileCache, TileKey, compute_pair_tile, compute_tile, frames_at,
                                  level_for, tiles_in_range, waveform_envelope)
 
 

@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 from PySide6.QtCore import Qt
 
-from workbench.core.enhancer import EnhancerInfo
-from workbench.core.playback import PlaybackEngine
-from workbench.core.recording import Recording
+from workbench.core.enhance.enhancer import EnhancerInfo
+from workbench.core.audio.playback import PlaybackEngine
+from workbench.core.audio.recording import Recording
 from workbench.gui.transport import TransportBar
 
 
@@ -150,7 +150,7 @@ def test_no_output_device_is_reported_and_the_rest_works(qtbot, recording):
 
 
 def test_default_engine_lists_devices_or_says_none(qtbot):
-    from workbench.core.playback import list_output_devices
+    from workbench.core.audio.playback import list_output_devices
 
     bar = TransportBar()
     qtbot.addWidget(bar)

@@ -13,9 +13,9 @@ import pyqtgraph as pg
 import pytest
 import soundfile as sf
 
-import workbench.core.figure as figure_module
-from workbench.core.stft import magnitude_db, stft
-from workbench.core.views import FLOOR_DB, ViewSpec, register_view, unregister_view
+import workbench.core.views.figure as figure_module
+from workbench.core.views.stft import magnitude_db, stft
+from workbench.core.views.registry import FLOOR_DB, ViewSpec, register_view, unregister_view
 from workbench.gui.main_window import MainWindow
 from workbench.gui.spectrogram import PANES
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance.enhancer import enhance_array
 from workbench_models.classical import ClassicalEnhancer, ClassicalSettings, NoiseTracker, minimum_bias
 
 

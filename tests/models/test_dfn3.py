@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance.enhancer import enhance_array
 from workbench_models import deepfilternet as dfn
 
 

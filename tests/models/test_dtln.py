@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from pesq import pesq
 
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import ModelError
 from workbench_models.dtln import DtlnEnhancer, load_dtln_folder
 

@@ -11,11 +11,11 @@ import soundfile as sf
 import soxr
 
 from workbench.cli import main
-from workbench.core.audio_io import ArraySource
-from workbench.core.editing import noise_profile_samples, with_attenuation_limit, with_noise_profile
-from workbench.core.enhancer import enhance_array
+from workbench.core.audio.audio_io import ArraySource
+from workbench.core.enhance.editing import noise_profile_samples, with_attenuation_limit, with_noise_profile
+from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import ModelError
-from workbench.core.registry import load_enhancer
+from workbench.core.enhance.registry import load_enhancer
 from workbench_models.classical import ClassicalEnhancer, profile_power
 
 RATE = 16000

@@ -114,7 +114,7 @@ def _child(kind: str, folder: str, progress: str) -> int:  # runs in the child p
     done = 0
     problems = []
     if kind == "audio":
-        from workbench.core.audio_io import open_source, read_info
+        from workbench.core.audio.audio_io import open_source, read_info
 
         bases = _audio_bases(folder_p)
         per = {"vorbis.ogg": 25, "layer3.mp3": 25}  # their probes start a child each: fewer cases

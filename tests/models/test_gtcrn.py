@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 from pesq import pesq
 
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import ModelError
 from workbench_models.gtcrn import GTCRN, build_gtcrn, erb_filterbank, load_gtcrn_checkpoint, unwrap_state_dict
 

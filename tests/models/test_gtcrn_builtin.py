@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.enhancer import enhance_array
-from workbench.core.registry import list_enhancers, load_enhancer
+from workbench.core.enhance.enhancer import enhance_array
+from workbench.core.enhance.registry import list_enhancers, load_enhancer
 from workbench_models import gtcrn, gtcrn_builtin
 
 
@@ -20,7 +20,7 @@ def dns3_model():
 
 
 def test_listed_with_source_and_licence_without_torch():
-    code = ("import sys; from workbench.core.registry import list_enhancers; "
+    code = ("import sys; from workbench.core.enhance.registry import list_enhancers; "
             "infos = {i.id: i for i in list_enhancers()}; i = infos['gtcrn-dns3']; "
             "print(i.licence.startswith('MIT'), 'Xiaobin-Rong/gtcrn' in i.package, i.parameters, "
             "'torch' in sys.modules)")

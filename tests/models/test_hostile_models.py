@@ -24,9 +24,9 @@ import soundfile as sf
 import torch
 
 from workbench.cli import main
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import Cancelled, ModelError
-from workbench.core.isolated import IsolatedEnhancer
+from workbench.core.enhance.isolated import IsolatedEnhancer
 from workbench_models.loaders import load_model_path
 from workbench_models.onnx_models import ModelCard
 
@@ -231,7 +231,7 @@ def test_torchscript_with_non_real_float_output_is_refused(tmp_path, kind):
 
 
 def test_engine_refuses_integer_samples_from_any_model():
-    from workbench.core.enhancer import Enhancer, EnhancerInfo
+    from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 
     class IntModel(Enhancer):
         info = EnhancerInfo("int", "int", "", 16000, True, 0)

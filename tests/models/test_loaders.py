@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import ModelError
 from workbench_models.dtln import DtlnEnhancer
 from workbench_models.gtcrn import GtcrnEnhancer

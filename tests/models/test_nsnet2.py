@@ -52,7 +52,7 @@ def test_unsupported_rate():
 @pytest.mark.parametrize("rate", [16000, 48000])
 def test_piecewise_synthesis_equals_core_istft(rate, rng):
     """Processing in 7-frame pieces (to keep the GIL free for the GUI) equals one-piece stft/istft."""
-    from workbench.core.stft import istft, stft
+    from workbench.core.views.stft import istft, stft
 
     model = NSNet2(rate)
     x = (0.1 * rng.standard_normal(rate + 123)).astype(np.float32)

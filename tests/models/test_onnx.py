@@ -14,9 +14,9 @@ import pytest
 from onnx import helper
 import soundfile as sf
 
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import ModelError
-from workbench.core.stft import StftConfig, istft, stft
+from workbench.core.views.stft import StftConfig, istft, stft
 from workbench_models.onnx_models import (ModelCard, OnnxBlockStreamEnhancer, OnnxSpectralEnhancer,
                                           OnnxWaveformEnhancer, load_onnx, pair_states, Signature, TensorSpec)
 

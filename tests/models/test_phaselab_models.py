@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core import phaselab as pl
-from workbench.core.enhancer import enhance_array
-from workbench.core.registry import load_enhancer
-from workbench.core.stft import StftConfig, stft
+from workbench.core.measure import phaselab as pl
+from workbench.core.enhance.enhancer import enhance_array
+from workbench.core.enhance.registry import load_enhancer
+from workbench.core.views.stft import StftConfig, stft
 
 # Spectral subtraction's own analysis (512-sample sqrt-Hann, hop 256, frames on the same grid): the
 # effective mask then measures the model's gain, not a change of frame grid.

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.core import registry
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance import registry
+from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import ModelError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "plugins" / "example_plugin"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from workbench.core import registry
+from workbench.core.enhance import registry
 from workbench.core.errors import ModelError
 
 BUILTINS = ["spectral-subtraction", "wiener", "logmmse", "deepfilternet3", "nsnet2-16k", "nsnet2-48k"]
@@ -25,7 +25,7 @@ def test_builtins_listed_without_loading_weights():
 
 def test_listing_opens_no_model_runtime():
     """In a fresh interpreter, listing imports neither onnxruntime nor torch and opens no native library."""
-    code = ("import sys\nfrom workbench.core.registry import list_enhancers\nlist_enhancers()\n"
+    code = ("import sys\nfrom workbench.core.enhance.registry import list_enhancers\nlist_enhancers()\n"
             "from workbench_models import deepfilternet\n"
             "print(deepfilternet._LIB is None, 'onnxruntime' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.enhancer import enhance_array
-from workbench.core.registry import load_enhancer
+from workbench.core.enhance.enhancer import enhance_array
+from workbench.core.enhance.registry import load_enhancer
 from workbench_models import rnnoise as rn
 
 
@@ -59,9 +59,9 @@ def test_pesq_against_the_authors_rnnoise_outputs(run_on_dns3, shared_data, mode
 
 
 def test_listing_and_loading_do_not_import_pyrnnoise_python_code():
-    code = ("import sys; from workbench.core.registry import list_enhancers, load_enhancer; "
+    code = ("import sys; from workbench.core.enhance.registry import list_enhancers, load_enhancer; "
             "ids = [i.id for i in list_enhancers()]; m = load_enhancer('rnnoise'); "
-            "import numpy as np; from workbench.core.enhancer import enhance_array; "
+            "import numpy as np; from workbench.core.enhance.enhancer import enhance_array; "
             "enhance_array(m, np.zeros(4800, np.float32), 48000); "
             "print('rnnoise' in ids, any(k.split('.')[0] in ('pyrnnoise', 'audiolab', 'av', 'matplotlib') "
             "for k in sys.modules))")
@@ -89,7 +89,7 @@ def test_network_size_comes_from_the_library_weight_table():
 
 
 def test_probe_reports_the_declared_macs_of_the_native_network():
-    from workbench.core import probes
+    from workbench.core.enhance import probes
 
     report = probes.run_to_end(probes.probe(rn.RNNoise(), rtf_runs=1))
     assert report.macs_per_second == rn.network_size()[1]

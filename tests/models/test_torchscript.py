@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.core.enhancer import enhance_array
+from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import ModelError
 from workbench_models.torchscript import (TorchScriptSpectralEnhancer, TorchScriptWaveformEnhancer,
                                           load_torchscript)

@@ -1,7 +1,7 @@
 """``workbench analyze IN --png OUT.png [--json OUT.json] ...``: four-view STFT figure and a JSON summary.
 
 The file is read block by block (never whole), so an hour-long recording renders in bounded memory;
-see :mod:`workbench.core.figure` for how long files are reduced to at most ``--max-frames`` columns.
+see :mod:`workbench.core.views.figure` for how long files are reduced to at most ``--max-frames`` columns.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.audio_io import FileSource, atomic_output, read_info
+from ..core.audio.audio_io import FileSource, atomic_output, read_info
 from ..core.errors import WorkbenchError
-from ..core.outputs import check_output_target, is_same_file
-from ..core.figure import LAYOUTS, MAX_FRAMES, compute_views_from_source, draw_views, phase_views
-from ..core.views import DEFAULT_MASK_BELOW_DB, view
-from ..core.stft import WINDOWS, StftConfig
+from ..core.audio.outputs import check_output_target, is_same_file
+from ..core.views.figure import LAYOUTS, MAX_FRAMES, compute_views_from_source, draw_views, phase_views
+from ..core.views.registry import DEFAULT_MASK_BELOW_DB, view
+from ..core.views.stft import WINDOWS, StftConfig
 
 
 def _positive_int(text: str) -> int:
@@ -68,7 +68,7 @@ def add_parser(sub) -> None:
     p.add_argument("--channel", metavar="C", type=_channel, default=0, help="channel to analyse, from 0, or 'mix' (default 0)")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf samples with 0 instead of refusing the file")
     p.add_argument("--phase-view", choices=phase_views(), default="phase",
-                   help="second pane, a view of the registry (workbench.core.views): "
+                   help="second pane, a view of the registry (workbench.core.views.registry): "
                         + ", ".join(f"{n} ({view(n).label})" for n in phase_views()))
     p.add_argument("--compression", metavar="c", type=float, default=0.3,
                    help="exponent c of sign(x)|x|^c for the real/imaginary panes, 0 < c <= 1 (default 0.3)")

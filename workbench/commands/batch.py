@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES
+from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.errors import WorkbenchError
 
 BACKEND_CHOICES = ("local", "ray")
@@ -106,7 +106,7 @@ def _load(specs, threads):
     """Load every model here once: one clear error for a model that cannot load, and identities."""
     from ..core.batch.backends import set_thread_env
     from ..core.batch.item import model_identity
-    from ..core.registry import load_enhancer
+    from ..core.enhance.registry import load_enhancer
 
     set_thread_env(threads)  # the serial path and the workers compute with the same thread count
     models, identities = {}, {}
@@ -170,7 +170,7 @@ class _Display:
 
 def _drive(tasks, args, models, identities, manifest, display):
     from ..core.batch import run_batch
-    from ..core.enhancer import run_to_end
+    from ..core.enhance.enhancer import run_to_end
 
     threads = _threads(args)
     workers = _workers(args)
@@ -197,8 +197,8 @@ def run(args) -> int:
 
 def _run_enhance(args) -> int:
     from ..core.batch import EnhanceSettings, Manifest, collect_inputs, enhance_tasks
-    from ..core.audio_io import output_subtype
-    from ..core.export import file_tag
+    from ..core.audio.audio_io import output_subtype
+    from ..core.audio.export import file_tag
     from .enhance import editing_settings, parse_channels
 
     fmt = args.format
@@ -245,8 +245,8 @@ def _run_enhance(args) -> int:
 
 def _run_evaluate(args) -> int:
     from ..core.batch import Manifest, evaluate_task
-    from ..core.evaluation import FILE_PREFIX, NOISY, format_table, result_from_rows, write_csv
-    from ..core.metrics import INTRUSIVE_METRICS, find_pairs
+    from ..core.measure.evaluation import FILE_PREFIX, NOISY, format_table, result_from_rows, write_csv
+    from ..core.measure.metrics import INTRUSIVE_METRICS, find_pairs
 
     metrics = None
     if args.metrics:
@@ -276,7 +276,7 @@ def _run_evaluate(args) -> int:
         t["index"] = i
     inputs = [p.noisy for p in pairs] + [p.clean for p in pairs] + [q for p in pairs for q in p.outputs.values()]
     for p in inputs:
-        from ..core.audio_io import same_file
+        from ..core.audio.audio_io import same_file
 
         if same_file(csv_path, p):
             raise WorkbenchError(f"{csv_path}: refusing to write the results over an input of this evaluation")
@@ -291,7 +291,7 @@ def _run_evaluate(args) -> int:
     report = _drive(tasks, args, models, identities, manifest, display)
     result = result_from_rows(report.rows, names=dict(zip(systems, names)), pair_names=[p.name for p in pairs])
     if fast:  # the approximation is named in the table's caveats and the CSV
-        from ..core.dnsmos import FAST_MODE_NOTE
+        from ..core.measure.dnsmos import FAST_MODE_NOTE
 
         result.warnings.append(f"{args.pairs_dir}: {FAST_MODE_NOTE}")
         print(f"warning: {FAST_MODE_NOTE}", file=sys.stderr)

@@ -8,7 +8,7 @@
   output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
 * Every file goes through :func:`workbench.core.batch.item.enhance_item`, the per-item function of
   ``workbench batch`` and the GUI's batch dialog, which enhances through
-  :meth:`workbench.core.recording.Recording.enhance`, the call the GUI uses, so versions carry the same
+  :meth:`workbench.core.audio.recording.Recording.enhance`, the call the GUI uses, so versions carry the same
   provenance on every path.
 * Strength: ``--mix 0.7`` keeps 70 % of the model's effect (``out = enhanced + 0.3 * (original -
   enhanced)``); ``--limit-db 12`` is the same control as a reduction limit (``g = 10^(-12/20)``).
@@ -22,7 +22,7 @@
   as JSON (``workbench provenance`` ...), readable with any tag reader or ``soundfile``.
 * An existing output is never replaced without ``--overwrite``; an input (by path, symlink or hard
   link) and anything that is not a regular file (folder, FIFO, device) is never written over. A batch
-  is planned before the first write (:func:`workbench.core.outputs.plan_batch_outputs`): inputs that
+  is planned before the first write (:func:`workbench.core.audio.outputs.plan_batch_outputs`): inputs that
   are earlier outputs of the same model are skipped, colliding names (``x.wav``/``x.flac``) made distinct.
 * The sample format follows the source where the output format can hold it (:func:`output_subtype`).
 * Progress goes to stderr as a tqdm bar per file (on a terminal); each failure prints ``error: ...`` and the exit status
@@ -34,15 +34,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.audio_io import OUTPUT_FORMATS, WRITE_SUBTYPES
+from ..core.audio.audio_io import OUTPUT_FORMATS, WRITE_SUBTYPES
 from ..core.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
 from ..core.batch.plan import AUDIO_SUFFIXES
-from ..core.editing import Strength, parse_span, with_attenuation_limit
-from ..core.enhancer import run_to_end, with_processing
+from ..core.enhance.editing import Strength, parse_span, with_attenuation_limit
+from ..core.enhance.enhancer import run_to_end, with_processing
 from ..core.errors import WorkbenchError
-from ..core.export import SUFFIX, file_tag, provenance_tag, write_with_provenance  # noqa: F401 (repair uses it)
-from ..core.outputs import PlannedOutput, check_output_target, plan_batch_outputs
-from ..core.registry import load_enhancer
+from ..core.audio.export import SUFFIX, file_tag, provenance_tag, write_with_provenance  # noqa: F401 (repair uses it)
+from ..core.audio.outputs import PlannedOutput, check_output_target, plan_batch_outputs
+from ..core.enhance.registry import load_enhancer
 
 
 

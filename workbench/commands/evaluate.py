@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.enhancer import run_to_end
+from ..core.enhance.enhancer import run_to_end
 
 
 def add_parser(sub) -> None:
@@ -28,16 +28,16 @@ def add_parser(sub) -> None:
 
 
 def _intrusive() -> tuple[str, ...]:
-    from ..core.metrics import INTRUSIVE_METRICS
+    from ..core.measure.metrics import INTRUSIVE_METRICS
     return INTRUSIVE_METRICS
 
 
 def run(args) -> int:
     from ..core.errors import WorkbenchError
-    from ..core.evaluation import (FILE_PREFIX, check_plot_path, evaluate, format_table, pair_inputs, plot_bars,
+    from ..core.measure.evaluation import (FILE_PREFIX, check_plot_path, evaluate, format_table, pair_inputs, plot_bars,
                                    write_csv)
-    from ..core.metrics import find_pairs
-    from ..core.outputs import check_output_target, is_same_file
+    from ..core.measure.metrics import find_pairs
+    from ..core.audio.outputs import check_output_target, is_same_file
 
     metrics = None
     if args.metrics:

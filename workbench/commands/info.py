@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ..core.audio_io import FileSource, read_info, scan_nonfinite
+from ..core.audio.audio_io import FileSource, read_info, scan_nonfinite
 
 
 def add_parser(sub) -> None:

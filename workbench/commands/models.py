@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..core.registry import list_enhancers, plugin_errors
+from ..core.enhance.registry import list_enhancers, plugin_errors
 
 
 def add_parser(sub) -> None:

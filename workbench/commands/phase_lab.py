@@ -6,7 +6,7 @@ Tags: ``ibm``, ``irm``, ``iam``, ``psm``, ``cirm``, ``cleanmag_noisyphase``, ``n
 ``<model>_noisyphase``, ``<model>_cleanphase``, ``gla_<source>``, ``fgla_<source>``; each model's own output
 is written as ``<stem>.<model>.wav``. Every target is checked before anything is written: an input is
 never written over, an existing file only with ``--overwrite`` and only when it is a regular file
-(:func:`workbench.core.outputs.check_output_target`, the check every writer shares).
+(:func:`workbench.core.audio.outputs.check_output_target`, the check every writer shares).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES, atomic_output, write_audio_atomic
+from ..core.audio.audio_io import WRITE_SUBTYPES, atomic_output, write_audio_atomic
 from ..core.errors import WorkbenchError
-from ..core.outputs import check_output_target
+from ..core.audio.outputs import check_output_target
 
 
 def add_parser(sub) -> None:
@@ -53,8 +53,8 @@ def add_parser(sub) -> None:
 
 
 def _metrics(text: str | None) -> tuple[str, ...]:
-    from ..core.metrics import INTRUSIVE_METRICS
-    from ..core.phaselab import DEFAULT_METRICS
+    from ..core.measure.metrics import INTRUSIVE_METRICS
+    from ..core.measure.phaselab import DEFAULT_METRICS
 
     if not text:
         return DEFAULT_METRICS
@@ -70,8 +70,8 @@ def _metrics(text: str | None) -> tuple[str, ...]:
 
 def mask_lines(y, lab, enhanced, cfg) -> list[str]:
     """One line per model: its effective mask M = E / Y summarised (phase deviation, distance to the cIRM)."""
-    from ..core.phaselab import distance_to_cirm, effective_mask
-    from ..core.stft import stft
+    from ..core.measure.phaselab import distance_to_cirm, effective_mask
+    from ..core.views.stft import stft
 
     Y = stft(y, cfg)
     S = stft(lab.reference.clean, cfg) if lab.reference is not None else None
@@ -89,13 +89,13 @@ def mask_lines(y, lab, enhanced, cfg) -> list[str]:
 def run(args) -> int:
     import numpy as np
 
-    from ..core.audio_io import load_audio
-    from ..core.enhancer import enhance, run_to_end
-    from ..core.export import file_tag
-    from ..core.phaselab import (MaskParams, PhaseLabError, convergence_lines, format_rows, render_figure,
+    from ..core.audio.audio_io import load_audio
+    from ..core.enhance.enhancer import enhance, run_to_end
+    from ..core.audio.export import file_tag
+    from ..core.measure.phaselab import (MaskParams, PhaseLabError, convergence_lines, format_rows, render_figure,
                                  rows_csv, run_lab, score_rows, LabRow)
-    from ..core.registry import load_enhancer
-    from ..core.stft import StftConfig
+    from ..core.enhance.registry import load_enhancer
+    from ..core.views.stft import StftConfig
 
     metrics = _metrics(args.metrics)
     try:

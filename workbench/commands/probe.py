@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..core.enhancer import run_to_end, with_processing
+from ..core.enhance.enhancer import run_to_end, with_processing
 
 
 def add_parser(sub) -> None:
@@ -22,9 +22,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..core.audio_io import load_audio
-    from ..core.probes import format_report, probe
-    from ..core.registry import load_enhancer
+    from ..core.audio.audio_io import load_audio
+    from ..core.enhance.probes import format_report, probe
+    from ..core.enhance.registry import load_enhancer
 
     enhancer = load_enhancer(args.model, isolate=True)  # stoppable by Ctrl-C / time budget
     if args.processing is not None:

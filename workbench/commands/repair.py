@@ -1,7 +1,7 @@
 """``workbench repair IN --box T0:T1:F0:F1 (--gain-db -30 | --interpolate) -o OUT``: spectral repair.
 
 Each ``--box`` (repeatable; seconds and Hz) is attenuated by ``--gain-db`` or has its STFT magnitude
-interpolated from the frames around it, keeping the original phase (see :mod:`workbench.core.editing`).
+interpolated from the frames around it, keeping the original phase (see :mod:`workbench.core.enhance.editing`).
 Samples that no changed STFT frame covers are copied bit for bit. The boxes and the method are written
 into the output's comment tag as JSON. The input is never written over.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.audio_io import WRITE_SUBTYPES, load_audio, same_file
-from ..core.editing import Box, repair_stft_config, spectral_repair
+from ..core.audio.audio_io import WRITE_SUBTYPES, load_audio, same_file
+from ..core.enhance.editing import Box, repair_stft_config, spectral_repair
 from ..core.errors import WorkbenchError
 from .enhance import write_with_provenance
 

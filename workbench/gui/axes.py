@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from ..core.views import FREQ_SCALES, FreqScale  # noqa: F401 (re-exported: the scales live in core)
+from ..core.views.registry import FREQ_SCALES, FreqScale  # noqa: F401 (re-exported: the scales live in core)
 
 _NICE_HZ = (20, 50, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 7000, 10000, 15000, 20000)
 

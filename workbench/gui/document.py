@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from ..core.recording import Recording, Version
+from ..core.audio.recording import Recording, Version
 from ..core.session import ModelCatalogue, Session
 
 

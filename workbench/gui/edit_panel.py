@@ -17,8 +17,8 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QRadioButton, QSlider, QVBoxLayout, QWidget)
 
-from ..core.chain import ChainEnhancer, is_chain_spec
-from ..core.editing import Box, Strength, with_attenuation_limit
+from ..core.enhance.chain import ChainEnhancer, is_chain_spec
+from ..core.enhance.editing import Box, Strength, with_attenuation_limit
 from ..core.errors import WorkbenchError
 from ..core.version_ops import enhance_region, noise_profile_model, repair_version
 from .workers import GeneratorWorker
@@ -393,7 +393,7 @@ class EditPanel(QWidget):
             rec = self.document.recording
             if self.selection_s is None:
                 raise WorkbenchError("select a noise-only span first (Shift+drag on a pane)")
-            from workbench.core.editing import check_span
+            from workbench.core.enhance.editing import check_span
             check_span(self.selection_s, rec.source.duration_s, rec.name, "noise profile")
             # Checked against a classical model now, so a span shorter than one frame is said at once.
             probe = self.document.catalogue.load("wiener")
@@ -430,7 +430,7 @@ class EditPanel(QWidget):
             name = self.chain_name.text().strip() or spec
             if not is_chain_spec(spec):
                 raise WorkbenchError("a chain is two or more model ids joined by '+', like wpe-dereverb+deepfilternet3")
-            from workbench.core.registry import load_enhancer
+            from workbench.core.enhance.registry import load_enhancer
             load_enhancer(spec).close()  # raises ModelError naming an unknown step
             self.chains[name] = spec
             if self.settings is not None:

@@ -1,6 +1,6 @@
 """Export dialogs: versions / figure / comparison of one recording, and batch enhancement of many files.
 
-Both dialogs are thin: the work is done by :mod:`workbench.core.export`. Errors are shown in the
+Both dialogs are thin: the work is done by :mod:`workbench.core.audio.export`. Errors are shown in the
 dialog's status line (and sent through ``errorOccurred``) instead of a blocking message box; the only
 question asked is whether to replace existing files.
 """
@@ -18,10 +18,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from ..core.audio_io import WRITE_SUBTYPES
+from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.errors import WorkbenchError
-from ..core.enhancer import Progress
-from ..core.export import (
+from ..core.enhance.enhancer import Progress
+from ..core.audio.export import (
     ExportedFile, default_export_folder, export_batch, export_comparison, export_figure, export_versions_steps,
     planned_targets, version_tag,
 )
@@ -81,13 +81,13 @@ class ExportDialog(QDialog):
     """Export versions (audio), the four-pane figure, and the comparison of one recording.
 
     Args:
-        recording: the :class:`~workbench.core.recording.Recording`.
-        stft_config: the views' :class:`~workbench.core.stft.StftConfig` (figure and comparison).
+        recording: the :class:`~workbench.core.audio.recording.Recording`.
+        stft_config: the views' :class:`~workbench.core.views.stft.StftConfig` (figure and comparison).
         metrics: ``{version name: {metric: value}}`` to include in the comparison.
         current_version: preselected in the figure tab.
         channel: channel drawn in the figure.
         folder: initial export folder (default: the recording's folder, or
-            :data:`~workbench.core.export.FALLBACK_EXPORT_FOLDER` when that one is read-only).
+            :data:`~workbench.core.audio.export.FALLBACK_EXPORT_FOLDER` when that one is read-only).
         reference: the clean reference behind the intrusive metrics (recorded in the comparison with its
             SHA-256).
         figure_settings: ``whole_file -> FigureSettings`` of the panes (what the screen shows); without
@@ -398,8 +398,8 @@ class ExportDialog(QDialog):
 # ======================================================================================== batch
 def _batch_steps(files, model_spec, out_dir, options, load_enhancer):
     """The batch dialog's one run call, as one core generator for the worker: load the model (by catalogue
-    spec: an id or a loaded file's path), then :func:`~workbench.core.export.export_batch` over the files;
-    returns the :class:`~workbench.core.export.BatchSummary`."""
+    spec: an id or a loaded file's path), then :func:`~workbench.core.audio.export.export_batch` over the files;
+    returns the :class:`~workbench.core.audio.export.BatchSummary`."""
     yield Progress(0.0, f"loading {model_spec}")
     enhancer = load_enhancer(model_spec)
     return (yield from export_batch(files, enhancer, out_dir, spec=model_spec, **options))
@@ -414,7 +414,7 @@ def model_choice_label(info, loaded: bool = False) -> str:
 
 def _registry():
     try:
-        from ..core import registry
+        from ..core.enhance import registry
     except ImportError:
         return None
     return registry
@@ -434,7 +434,7 @@ class BatchDialog(QDialog):
         load_enhancer: ``spec -> Enhancer``; default ``registry.load_enhancer`` (ids and paths).
 
     Signals:
-        batchFinished(object): the :class:`~workbench.core.export.BatchSummary`.
+        batchFinished(object): the :class:`~workbench.core.audio.export.BatchSummary`.
     """
 
     batchFinished = Signal(object)

@@ -25,19 +25,19 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDial
                                QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.errors import WorkbenchError
-from ..core.recording import Recording, Version
+from ..core.audio.recording import Recording, Version
 from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
-from ..core.stft import WINDOWS, StftConfig
+from ..core.views.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
-from ..core.export import default_export_folder, is_writable_folder
+from ..core.audio.export import default_export_folder, is_writable_folder
 from .edit_panel import EditPanel
 from .error_list import ProblemList
 from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
-from ..core.views import DEFAULT_MASK_BELOW_DB
+from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
 from .workers import run_with_progress, stop_all_workers
@@ -88,7 +88,7 @@ class MainWindow(QMainWindow):
         ``open_export_dialog()``, ``open_batch_dialog(files)``: File menu actions (return the dialog).
 
     Args:
-        playback_engine: the transport's :class:`~workbench.core.playback.PlaybackEngine` (default: one on
+        playback_engine: the transport's :class:`~workbench.core.audio.playback.PlaybackEngine` (default: one on
             the system's default output device; tests pass a headless one).
     """
 
@@ -228,7 +228,7 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Layout "))
         tb.addWidget(self.layout_box)
         self.phase_box = self._combo([(v, k) for k, v in phase_view_choices().items()],
-                                    "What the second pane shows (the views of workbench.core.views)")
+                                    "What the second pane shows (the views of workbench.core.views.registry)")
         tb.addWidget(QLabel(" Phase view "))
         tb.addWidget(self.phase_box)
         self.scale_box = self._combo([(s.capitalize(), s) for s in FREQ_SCALES], "Frequency axis scale")
@@ -526,7 +526,7 @@ class MainWindow(QMainWindow):
         Without ``files`` the dialog starts with the open recordings (those read from a file). The models
         offered are the session's catalogue: built-ins, plugins and every model file loaded in the Models
         panel. The folder defaults to ``enhanced/`` beside the first file, or under
-        :data:`~workbench.core.export.FALLBACK_EXPORT_FOLDER` when that folder is read-only."""
+        :data:`~workbench.core.audio.export.FALLBACK_EXPORT_FOLDER` when that folder is read-only."""
         files = [Path(f) for f in files]
         if not files and self.batch_dialog is None:
             files = [rec.path for rec in self.document.recordings if rec.path.is_file()]

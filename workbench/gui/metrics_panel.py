@@ -4,7 +4,7 @@ Rows are metrics (intrusive ones only when a clean reference is set; DNSMOS when
 columns are versions. The best value of each row is highlighted according to the metric's direction.
 
 Measuring runs on a :class:`QThreadPool` worker that drives the core generator
-:func:`workbench.core.evaluation.score_versions` (the same code as ``workbench evaluate``, so the numbers
+:func:`workbench.core.measure.evaluation.score_versions` (the same code as ``workbench evaluate``, so the numbers
 match the CLI). What the panel keeps, and why:
 
 * Two result caches: intrusive scores per (version, reference) and DNSMOS per version. Choosing another
@@ -18,7 +18,7 @@ match the CLI). What the panel keeps, and why:
   the estimate and DNSMOS starts when pressed. While a model job runs (:meth:`set_model_busy`, fed from
   the session's jobs) a running measurement pauses between steps, so it never slows the model.
 * After measuring, the alignment of the reference with the original recording is checked
-  (:class:`~workbench.core.evaluation.AlignmentCheck`); a reference that does not match (low aligned
+  (:class:`~workbench.core.measure.evaluation.AlignmentCheck`); a reference that does not match (low aligned
   correlation, lag at the search limit) is reported in the panel's warning line.
 """
 
@@ -35,13 +35,13 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..core.audio_io import load_audio, read_info
-from ..core.dnsmos import DNSMOS_METRICS, DnsmosCost
-from ..core.enhancer import Progress
+from ..core.audio.audio_io import load_audio, read_info
+from ..core.measure.dnsmos import DNSMOS_METRICS, DnsmosCost
+from ..core.enhance.enhancer import Progress
 from ..core.errors import Cancelled, WorkbenchError
-from ..core.evaluation import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
-from ..core.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
-from ..core.recording import Recording, Version
+from ..core.measure.evaluation import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
+from ..core.measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
+from ..core.audio.recording import Recording, Version
 from ..core.session import JobState, Session
 from .workers import GeneratorWorker
 
@@ -74,9 +74,9 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
                   on_result: Callable[[Version, str, Scores], None],
                   on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
-    :func:`~workbench.core.evaluation.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
+    :func:`~workbench.core.measure.evaluation.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
 
-    Yields the core's :class:`~workbench.core.enhancer.Progress`; ``on_result(version, part, scores)`` is
+    Yields the core's :class:`~workbench.core.enhance.enhancer.Progress`; ``on_result(version, part, scores)`` is
     called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
     clear (a model job runs) it waits between steps — ``on_paused(True)`` before, ``on_paused(False)``
     after — until ``resume`` is set or ``should_stop()`` says to end (then it raises Cancelled).
@@ -142,7 +142,7 @@ class MetricsPanel(QWidget):
             their recording, so closing it cancels them); default: the document's ``session``, else a new one.
         auto_compute: measure on recording, version and reference changes (cheap parts only, see the
             module docstring); the main window turns it on while the Metrics tab is visible.
-        dnsmos_cost: the :class:`~workbench.core.dnsmos.DnsmosCost` estimate (updated from each run).
+        dnsmos_cost: the :class:`~workbench.core.measure.dnsmos.DnsmosCost` estimate (updated from each run).
 
     Signals:
         started(): a measurement began.

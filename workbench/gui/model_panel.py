@@ -3,7 +3,7 @@
 Layout: a table of models (name, rate, causal, latency, parameters, processing, source), a
 "Load model file..." / "Load model folder..." pair, "Probe", "Enhance" and "Cancel" buttons, a progress
 bar, a status line and a details box with the selected model's facts and, once probed, what the probes
-measured (causality, latency, real-time factor, parameters, MACs; :mod:`workbench.core.probes`). Model
+measured (causality, latency, real-time factor, parameters, MACs; :mod:`workbench.core.enhance.probes`). Model
 files and folders can also be dropped on the panel.
 
 The models listed are the session's :class:`~workbench.core.session.ModelCatalogue` (built-ins,
@@ -11,7 +11,7 @@ plugins, files loaded here), which the batch dialog and the CLI read too.
 
 Threading: listing, loading a model file, probing and running all happen in a
 :class:`~workbench.gui.workers.GeneratorWorker`. A run is a session job owned by its recording: it
-drives :meth:`workbench.core.recording.Recording.enhance` (the one enhancement call), which adds one
+drives :meth:`workbench.core.audio.recording.Recording.enhance` (the one enhancement call), which adds one
 version per model output; Cancel — or closing the recording — stops it between two progress steps, the
 generator is closed (releasing the model's per-run state) and no version is added.
 
@@ -34,10 +34,10 @@ from PySide6.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.enhancer import Enhancer, EnhancerInfo, Progress, with_processing
+from ..core.enhance.enhancer import Enhancer, EnhancerInfo, Progress, with_processing
 from ..core.errors import WorkbenchError
-from ..core.probes import ProbeReport, format_report, probe
-from ..core.recording import Recording
+from ..core.enhance.probes import ProbeReport, format_report, probe
+from ..core.audio.recording import Recording
 from ..core.session import Job, ModelCatalogue, Session
 from .workers import GeneratorWorker
 
@@ -107,7 +107,7 @@ class ModelPanel(QWidget):
         errorOccurred(str): a message naming the model (or file) and the problem.
         modelLoaded(object): the EnhancerInfo of a model loaded from a file or folder.
         busyChanged(bool): a load, run or probe started (True) or ended (False).
-        probeReady(object): a :class:`~workbench.core.probes.ProbeReport` (also shown in the details box).
+        probeReady(object): a :class:`~workbench.core.enhance.probes.ProbeReport` (also shown in the details box).
     """
 
     versionReady = Signal(object, object)
@@ -397,7 +397,7 @@ class ModelPanel(QWidget):
             self._error(f"{spec}: wait for the running job to finish before loading another model")
             return
         self._set_status(f"Loading {Path(spec).name}...")
-        from ..core.registry import load_enhancer
+        from ..core.enhance.registry import load_enhancer
         # Model files run in a worker process: Cancel stops them even inside a call that never returns.
         worker = GeneratorWorker(load_enhancer, spec, isolate=True)
         worker.returned.connect(lambda enh, spec=spec: self._on_loaded(spec, enh))

@@ -1,7 +1,7 @@
 """Four linked complex-spectrogram panes (magnitude, phase, real, imaginary) and a waveform overview.
 
-:class:`SpectrogramView` shows one channel of one :class:`~workbench.core.recording.Version`. It keeps
-nothing of the audio in memory: visible tiles (see :mod:`workbench.core.tiles`) are computed on a
+:class:`SpectrogramView` shows one channel of one :class:`~workbench.core.audio.recording.Version`. It keeps
+nothing of the audio in memory: visible tiles (see :mod:`workbench.core.views.tiles`) are computed on a
 thread pool at the level of detail the pane width needs, cached, and cancelled when the view moves
 on. Images are placed in data coordinates (x: seconds, y: frequency axis value) with
 ``ImageItem.setRect``; every pane is X- and Y-linked to the magnitude pane.
@@ -20,12 +20,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..core.audio_io import AudioSource
-from ..core.figure import FigurePane, FigureSettings
-from ..core.stft import StftConfig, stft_frames
-from ..core.tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
+from ..core.audio.audio_io import AudioSource
+from ..core.views.figure import FigurePane, FigureSettings
+from ..core.views.stft import StftConfig, stft_frames
+from ..core.views.tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
                           tile_images, tiles_in_range, waveform_envelope)
-from ..core.views import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySettings, compute_view, images_key,  # noqa: F401
+from ..core.views.registry import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySettings, compute_view, images_key,  # noqa: F401
                           pane_arrays, second_pane_views, view)
 from .axes import FreqScale, FrequencyAxis, TimeAxis
 from .workers import GeneratorWorker
@@ -660,7 +660,7 @@ class SpectrogramView(QWidget):
             vb.setRange(xRange=time_s, yRange=tuple(float(v) for v in self.scale.fwd(np.array(freq_hz))), padding=0)
 
     def figure_settings(self, whole_file: bool = False) -> FigureSettings:
-        """What the panes show, as :class:`~workbench.core.figure.FigureSettings` for File > Export figure:
+        """What the panes show, as :class:`~workbench.core.views.figure.FigureSettings` for File > Export figure:
         each pane's view, colour range and colour table, compression, masking threshold, frequency scale,
         layout and (unless ``whole_file``) the visible time/frequency region."""
         d = self.display

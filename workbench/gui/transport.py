@@ -1,6 +1,6 @@
 """The transport bar: play/pause/stop, loop, A/B/C version switching, loudness matching, output device.
 
-It owns a :class:`~workbench.core.playback.PlaybackEngine` (all audio work happens there, off the Qt
+It owns a :class:`~workbench.core.audio.playback.PlaybackEngine` (all audio work happens there, off the Qt
 thread); this widget only writes the engine's control attributes and polls its frame counter with a
 ~30 Hz QTimer to move the playhead. Keys (window-wide): Space play/pause, 1..9 select version, Tab or B
 toggle between the last two selected versions (A/B), L loop on/off.
@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.errors import WorkbenchError
-from ..core.loudness import libraries_loaded
-from ..core.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
+from ..core.audio.loudness import libraries_loaded
+from ..core.audio.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
 from .playback_widgets import BlindABDialog
 from .workers import GeneratorWorker
 
@@ -27,7 +27,7 @@ POLL_MS = 33
 #: Above this many samples (all versions together) the engine prepares playback (resampling, BS.1770
 #: loudness of every version: about 0.5 s per 10 minutes of 48 kHz audio) on a worker thread, so the window
 #: never freezes when a model result arrives; short clips are prepared at once (except the process's first
-#: preparation, which also imports the loudness libraries: see :func:`~workbench.core.loudness.libraries_loaded`).
+#: preparation, which also imports the loudness libraries: see :func:`~workbench.core.audio.loudness.libraries_loaded`).
 ASYNC_LOAD_SAMPLES = 60 * 48000
 #: Above this many samples (all versions together) playback is prepared only when it is first asked for
 #: (Play), so opening an hour-long recording to look at it never holds its samples in memory.

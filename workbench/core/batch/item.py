@@ -2,16 +2,16 @@
 
 Every path that processes many files goes through these two functions — ``workbench batch`` on any
 backend, ``workbench enhance`` on several files, ``workbench evaluate``, and the GUI's batch dialog (via
-:func:`workbench.core.export.export_batch`) — so options, file names and numbers agree:
+:func:`workbench.core.audio.export.export_batch`) — so options, file names and numbers agree:
 
 * :func:`enhance_item` reads a file, enhances it with one model through
-  :meth:`~workbench.core.recording.Recording.enhance` (the GUI's call: typed provenance, one version
+  :meth:`~workbench.core.audio.recording.Recording.enhance` (the GUI's call: typed provenance, one version
   per model output; the engine resamples with soxr and removes the latency) or only in regions,
   applies the strength with ``Recording.set_strength`` (``wet + (1 - mix) * (dry - wet)``), writes
   every planned output through the atomic writer (or the export writer for lossy containers and
   loudness) and returns a manifest row;
 * :func:`evaluate_item` scores one system (``noisy``, a model, or ``file:TAG``) on one pair with
-  :func:`workbench.core.evaluation.score_signal` and returns a manifest row.
+  :func:`workbench.core.measure.evaluation.score_signal` and returns a manifest row.
 
 A row is a plain JSON-able dict (see the README's "Batch manifest" section for every field). Nothing
 here raises for a bad input: an unreadable file, a model error or a write refusal becomes
@@ -32,9 +32,9 @@ from typing import Callable, Generator, Mapping
 
 import numpy as np
 
-from ..enhancer import Enhancer, Progress, enhance, rescaled
+from ..enhance.enhancer import Enhancer, Progress, enhance, rescaled
 from ..errors import Cancelled, WorkbenchError
-from ..recording import file_sha256
+from ..audio.recording import file_sha256
 
 #: Bumped when the row layout changes incompatibly (a resumed manifest must have the same).
 ROW_VERSION = 1
@@ -236,11 +236,11 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     Raises:
         Cancelled: ``should_stop`` said so between steps (nothing half-written is left).
     """
-    from ..audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
+    from ..audio.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
                             write_audio_atomic)
-    from ..export import LOSSY, export_rate, provenance_comment, write_export_audio
-    from ..editing import Strength
-    from ..recording import Recording
+    from ..audio.export import LOSSY, export_rate, provenance_comment, write_export_audio
+    from ..enhance.editing import Strength
+    from ..audio.recording import Recording
 
     t_start = time.perf_counter()
     row = _base_row(task, identity or model_identity(enhancer, task["model"]))
@@ -321,7 +321,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         row["metrics"]["clipped_samples"] = clipped
         t_write = time.perf_counter()
         if settings.dnsmos:
-            from ..evaluation import score_signal
+            from ..measure.evaluation import score_signal
 
             sc = score_signal(version.source.read_all(), src.sample_rate, dnsmos=True)
             row["metrics"].update({k: m.value for k, m in sc.metrics.items()})
@@ -351,7 +351,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
 def evaluate_task(index: int, pair, system: str, *, dnsmos: bool = True, metrics: list[str] | None = None,
                   dnsmos_fast: bool = False) -> dict:
     """A JSON-able evaluation task: score ``system`` (``noisy``, a model key, or ``file:TAG``) on ``pair``
-    (a :class:`workbench.core.metrics.Pair`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the
+    (a :class:`workbench.core.measure.metrics.Pair`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the
     settings carry ``"dnsmos_fast": true`` only then)."""
     settings = {"dnsmos": bool(dnsmos), "metrics": None if metrics is None else list(metrics)}
     if dnsmos and dnsmos_fast:
@@ -372,9 +372,9 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     ``system`` or ``score``).
     ``enhancer`` is the loaded model for model systems (``None`` for ``noisy`` and ``file:TAG``).
     """
-    from ..dnsmos import DNSMOS_METRICS
-    from ..evaluation import FILE_PREFIX, NOISY, _load_mono, score_signal
-    from ..metrics import INTRUSIVE_METRICS, failed
+    from ..measure.dnsmos import DNSMOS_METRICS
+    from ..measure.evaluation import FILE_PREFIX, NOISY, _load_mono, score_signal
+    from ..measure.metrics import INTRUSIVE_METRICS, failed
 
     t_start = time.perf_counter()
     system = task["model"]

@@ -1,6 +1,6 @@
 """The batch driver: decide what is already done, run the rest on a backend, keep the manifest.
 
-:func:`run_batch` is a core generator (yields :class:`~workbench.core.enhancer.Progress`, returns a
+:func:`run_batch` is a core generator (yields :class:`~workbench.core.enhance.enhancer.Progress`, returns a
 :class:`BatchReport`), so the CLI drives it with a progress bar and the GUI with a worker that can
 cancel between yields. Per task it
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Generator, Mapping, Sequence
 
-from ..enhancer import Enhancer, Progress
-from ..recording import file_sha256
+from ..enhance.enhancer import Enhancer, Progress
+from ..audio.recording import file_sha256
 from .backends import remove_stale_parts, run_local, run_ray, run_serial
 from .manifest import Manifest
 

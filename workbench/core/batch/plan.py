@@ -8,7 +8,7 @@
   mirror the input's place below the folder it was found in, so ``a/x.wav`` and ``b/x.wav`` never
   collide), ``<stem>.<model>.<output>.<ext>`` for models with several outputs, and
   ``<stem>.<model>.residual.<ext>`` for residuals, through the project's one output planner
-  (:func:`workbench.core.outputs.plan_batch_outputs`): no output may be an input, colliding names get
+  (:func:`workbench.core.audio.outputs.plan_batch_outputs`): no output may be an input, colliding names get
   distinct ones, inputs that are earlier outputs of the model are skipped.
 """
 
@@ -129,7 +129,7 @@ def output_name(stem: str, model_tag: str, output: str | None, fmt: str) -> str:
 def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Sequence[tuple[str, str, Sequence[str]]],
                  *, fmt: str = "WAV", residual: bool = False) -> list[list[dict]]:
     """Name every output of the batch with the project's planner
-    (:func:`workbench.core.outputs.plan_batch_outputs`), one call per mirrored sub folder and model.
+    (:func:`workbench.core.audio.outputs.plan_batch_outputs`), one call per mirrored sub folder and model.
 
     Args:
         models: ``(model key, file tag, output names)`` per model; a model with one output writes
@@ -141,7 +141,7 @@ def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Seque
         output would be an input of the batch or is not a regular file. Colliding names (``x.wav`` and
         ``x.flac``) get distinct names (``x-wav.<tag>``, ``x-flac.<tag>``).
     """
-    from ..outputs import plan_batch_outputs
+    from ..audio.outputs import plan_batch_outputs
 
     out_dir = Path(out_dir)
     ext = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}[fmt.upper()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-from workbench.core.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 
 RATE = 16000
 CUTOFF_HZ = 100.0

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import soxr
 
-from .stft import StftConfig, stft
+from ..views.stft import StftConfig, stft
 
 # --------------------------------------------------------------------------------------------- results
 
@@ -644,7 +644,7 @@ def find_pairs(directory: str | Path, unpaired: list[Path] | None = None) -> lis
     Raises:
         WorkbenchError: the folder does not exist or holds no pair.
     """
-    from .errors import WorkbenchError
+    from ..errors import WorkbenchError
 
     d = Path(directory)
     if not d.is_dir():

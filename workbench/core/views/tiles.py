@@ -9,7 +9,7 @@ in bytes. Decimation samples frames (it does not average them), so every pixel s
 value of a real STFT frame and the readout, phase, real and imaginary panes stay consistent.
 
 This module holds the Qt-free computation and cache; :mod:`workbench.gui.spectrogram` drives it, and
-:func:`tile_images` derives the pane images through the view registry (:mod:`workbench.core.views`).
+:func:`tile_images` derives the pane images through the view registry (:mod:`workbench.core.views.registry`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .audio_io import AudioSource
+from ..audio.audio_io import AudioSource
 from .stft import StftConfig, stft_frames, window_array
-from .views import DisplaySettings, images_key, pane_arrays
+from .registry import DisplaySettings, images_key, pane_arrays
 
 #: Columns per tile. 256 keeps a tile small (about 1 MB of complex64 at 513 bins) and the number of
 #: tiles in view small (a 1500 px pane spans 6-12 tiles).
@@ -115,7 +115,7 @@ def frames_at(source: AudioSource, channel: int, frames: np.ndarray, cfg: StftCo
 
     Yields ``None`` after each chunk (a cancellation point) and finally the complex64
     ``(len(frames), bins)`` result. Closely spaced frames come from one contiguous read and one batched
-    FFT (:func:`workbench.core.stft.stft_frames`); far-apart frames are read one by one so that a
+    FFT (:func:`workbench.core.views.stft.stft_frames`); far-apart frames are read one by one so that a
     decimated view of an hour never decodes the whole hour.
     """
     read = _channel_reader(source, channel)
@@ -297,7 +297,7 @@ def waveform_envelope(source: AudioSource, channel: int, buckets: int, block_fra
 
 def tile_images(tile: Tile, sample_rate: int, display: DisplaySettings) -> dict[str, np.ndarray]:
     """The pane images of one tile (slot -> float32 ``(columns, bins)``) for ``display``
-    (:class:`~workbench.core.views.DisplaySettings`), via :func:`workbench.core.views.pane_arrays` with the
+    (:class:`~workbench.core.views.registry.DisplaySettings`), via :func:`workbench.core.views.registry.pane_arrays` with the
     tile's previous frames and difference partner. The result is also kept on the tile (``images``)."""
     wanted = images_key(display)
     if tile.images is None or tile.images_for != wanted:

@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from .enhancer import Enhancer, EnhancerStream
-from .errors import Cancelled, ModelError, WorkbenchError, one_line
+from ..errors import Cancelled, ModelError, WorkbenchError, one_line
 
 #: Seconds between checks for Ctrl-C, Cancel, budget and a dead child while a call is waiting.
 POLL_S = 0.05
@@ -139,7 +139,7 @@ class IsolatedEnhancer(Enhancer):
     """An :class:`Enhancer` whose model runs in a child process (see the module docstring).
 
     Args:
-        spec: what :func:`workbench.core.registry.load_enhancer` loads in the child (a model path).
+        spec: what :func:`workbench.core.enhance.registry.load_enhancer` loads in the child (a model path).
         load_budget_s: seconds loading may take (default ``WORKBENCH_LOAD_BUDGET_S`` or 120).
         call_budget_s: fixed seconds per call (default: ``WORKBENCH_CALL_BUDGET_S``, else scaled with
             the audio length of the call).
@@ -275,7 +275,7 @@ class IsolatedEnhancer(Enhancer):
             return _IsolatedStream(self, sid, self._generation)
 
     def call_in_worker(self, function: str, *args, budget_s: float = CALL_BUDGET_BASE_S):
-        """Run ``function(model, *args)`` in the worker (``"workbench.core.probes:count_macs_per_second"``),
+        """Run ``function(model, *args)`` in the worker (``"workbench.core.enhance.probes:count_macs_per_second"``),
         for measurements that need the model object itself; arguments and result are pickled."""
         with self._lock:
             saved = self.call_budget_s

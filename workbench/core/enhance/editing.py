@@ -42,10 +42,10 @@ from typing import Generator, Sequence
 
 import numpy as np
 
-from .audio_io import ArraySource, AudioSource
+from ..audio.audio_io import ArraySource, AudioSource
 from .enhancer import Enhancer, Progress, enhance, rescaled
-from .errors import ModelError, WorkbenchError
-from .stft import StftConfig, istft, stft
+from ..errors import ModelError, WorkbenchError
+from ..views.stft import StftConfig, istft, stft
 
 # ---------------------------------------------------------------------------------------- strength
 

@@ -36,8 +36,8 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 import soxr
 
-from .audio_io import AudioSource, ArraySource
-from .errors import Cancelled, ModelError, WorkbenchError, one_line
+from ..audio.audio_io import AudioSource, ArraySource
+from ..errors import Cancelled, ModelError, WorkbenchError, one_line
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
             "time-domain", "deep-filtering", "chain", "unknown")

@@ -225,7 +225,7 @@ class PlaybackEngine:
     Positions are frames at :attr:`rate` unless a name ends in ``_s`` (seconds).
 
     Disk-backed playback: :meth:`load` writes each version's device-rate samples to an anonymous temp
-    file (see :mod:`workbench.core.playback_cache`) and keeps only a window of blocks in a fixed RAM
+    file (see :mod:`workbench.core.audio.playback_cache`) and keeps only a window of blocks in a fixed RAM
     pool: ``behind_blocks`` before the play position, ``ahead_blocks`` after it (following the loop),
     the loop start and the last seek target. The feeder thread (:meth:`pump`) loads the window's
     missing blocks nearest first and releases the others; :meth:`seek`, :meth:`set_loop` and

@@ -308,4 +308,4 @@ def group_delay(spec: np.ndarray, cfg: StftConfig, sample_rate: int,
         out[magnitude_mask(spec, mask_below_db)] = np.nan
     return out
 
-# The named views (labels, units, colour maps, masking) live in the registry workbench.core.views.
+# The named views (labels, units, colour maps, masking) live in the registry workbench.core.views.registry.

@@ -1,6 +1,6 @@
 """Chains: several enhancers applied one after another as one model (``-m wpe-dereverb+deepfilternet3``).
 
-Each step runs through the engine (:func:`workbench.core.enhancer.enhance`) on the previous step's
+Each step runs through the engine (:func:`workbench.core.enhance.enhancer.enhance`) on the previous step's
 output at the recording's rate, so every step's latency is removed by the engine before the next step
 sees the audio: the chain's output is as sample-aligned with the input as a single model's. The chain
 itself reports the sum of its steps' real-time latencies (what a live deployment would add).
@@ -15,9 +15,9 @@ from typing import Callable, Generator, Sequence
 
 import numpy as np
 
-from .audio_io import ArraySource, AudioSource
+from ..audio.audio_io import ArraySource, AudioSource
 from .enhancer import Enhancer, EnhancerInfo, Progress, enhance, rescaled
-from .errors import ModelError
+from ..errors import ModelError
 
 SEPARATOR = "+"
 

@@ -1,6 +1,6 @@
-"""Behavioural probes of any :class:`~workbench.core.enhancer.Enhancer`: causality, latency, speed, size.
+"""Behavioural probes of any :class:`~workbench.core.enhance.enhancer.Enhancer`: causality, latency, speed, size.
 
-All probes run the model through the same engine as the GUI and CLI (:func:`workbench.core.enhancer.enhance`),
+All probes run the model through the same engine as the GUI and CLI (:func:`workbench.core.enhance.enhancer.enhance`),
 at the model's native rate so no resampling filter blurs the measurements.
 
 Definitions (sample counts at the native rate):
@@ -38,8 +38,8 @@ from typing import Generator
 import numpy as np
 
 from .enhancer import Enhancer, EnhancerInfo, Progress, enhance, run_to_end, with_processing
-from .errors import ModelError
-from .metrics import estimate_lag
+from ..errors import ModelError
+from ..measure.metrics import estimate_lag
 from .onnx_weights import onnx_parameter_count
 
 
@@ -359,8 +359,8 @@ def count_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | N
     ``seconds``. Element-wise operations (activations, norms, masks) are not counted.
     """
     remote = getattr(enhancer, "call_in_worker", None)
-    if remote is not None:  # the model lives in a worker process (workbench.core.isolated): count there
-        return remote("workbench.core.probes:count_macs_per_second", seconds)
+    if remote is not None:  # the model lives in a worker process (workbench.core.enhance.isolated): count there
+        return remote("workbench.core.enhance.probes:count_macs_per_second", seconds)
     modules = _torch_modules(enhancer)
     if not modules:
         return None

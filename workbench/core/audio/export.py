@@ -2,7 +2,7 @@
 
 Audio files are named ``<stem>.<model>.<ext>`` (residuals ``<stem>.<model>.residual.<ext>``, the
 original ``<stem>.original.<ext>``) and written through
-:func:`workbench.core.audio_io.write_audio_atomic`: samples go to a temporary file in the target folder
+:func:`workbench.core.audio.audio_io.write_audio_atomic`: samples go to a temporary file in the target folder
 that is renamed over the final name only when complete, an existing target needs ``overwrite=True``,
 and the recording's own file is always protected.
 
@@ -27,8 +27,8 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 
 from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, resample, write_audio_atomic
-from .enhancer import Enhancer, Progress, rescaled, run_to_end
-from .errors import WorkbenchError
+from ..enhance.enhancer import Enhancer, Progress, rescaled, run_to_end
+from ..errors import WorkbenchError
 from .outputs import check_output_target
 from .recording import Recording, Version, file_sha256
 
@@ -186,7 +186,7 @@ def export_version(recording: Recording, version: Version, out_dir: str | Path, 
             sets the bitrate (MP3, Opus) or the VBR quality (Vorbis). Default: libsndfile's.
         bitrate_mode: MP3/Opus ``CONSTANT``, ``AVERAGE`` or ``VARIABLE``.
         loudness_target: ``(target_lufs, ceiling_dbtp)``, e.g. ``(-16, -1)`` for podcasts: the version is
-            scaled to the target (BS.1770, :func:`workbench.core.loudness.normalisation_gain`), less where
+            scaled to the target (BS.1770, :func:`workbench.core.audio.loudness.normalisation_gain`), less where
             its true peak would pass the ceiling.
         audio: samples to write instead of the version's own (e.g. with a strength applied).
         overwrite: replace an existing target (never the recording's own file).
@@ -369,7 +369,7 @@ def reference_record(reference: str | Path | None, metrics: dict[str, dict[str, 
     if reference is None:
         return None
     from .audio_io import read_info
-    from .metrics import INTRUSIVE_METRICS
+    from ..measure.metrics import INTRUSIVE_METRICS
 
     path = Path(reference)
     info = read_info(path)
@@ -391,7 +391,7 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
 
     Args:
         metrics: ``{version name: {metric name: value}}``.
-        stft: a :class:`~workbench.core.stft.StftConfig` (or dict) describing the views.
+        stft: a :class:`~workbench.core.views.stft.StftConfig` (or dict) describing the views.
         exported: audio files written for this comparison; listed with their hashes.
         reference: the clean reference file the intrusive metrics were measured against; recorded as
             ``"reference"`` (path, SHA-256, format, which metrics it produced) and as a ``files`` entry
@@ -419,7 +419,7 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
         rows.append({"name": v.name, "kind": v.kind, "sample_rate": v.sample_rate, "channels": v.source.channels,
                      "frames": v.source.frames, "model": model_identity(v), "settings": v.settings,
                      "elapsed_s": v.elapsed_s, "metrics": metrics.get(v.name, {})})
-    from .. import __version__ as wb_version  # noqa: PLC0415 - tiny, avoids a cycle at import time
+    from ... import __version__ as wb_version  # noqa: PLC0415 - tiny, avoids a cycle at import time
     return _jsonable({"workbench": {"version": wb_version}, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "recording": recording.name, "reference": ref, "files": files, "versions": rows,
                       "stft": stft if stft is None or isinstance(stft, dict) else asdict(stft)})
@@ -455,7 +455,7 @@ def comparison_csv(record: dict) -> str:
 
 def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = False,
                       protect: Sequence[str | Path] = ()) -> Path:
-    """Write UTF-8 text through :func:`~workbench.core.audio_io.atomic_output` (same guarantees as audio)."""
+    """Write UTF-8 text through :func:`~workbench.core.audio.audio_io.atomic_output` (same guarantees as audio)."""
     path = Path(path)
     with atomic_output(path, overwrite=overwrite, protect=tuple(protect)) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="")
@@ -489,14 +489,14 @@ def export_figure(recording: Recording, version: Version, path: str | Path, cfg,
                   width_px: int = 1600, height_px: int = 1000, overwrite: bool = False, settings=None,
                   partner=None, partner_label: str = "", **kwargs) -> Path:
     """Render the four-pane figure of one channel of ``version`` to PNG or SVG (by suffix), read block by
-    block via :func:`workbench.core.figure.render_figure_source`.
+    block via :func:`workbench.core.views.figure.render_figure_source`.
 
-    ``settings`` (a :class:`~workbench.core.figure.FigureSettings`, e.g. the panes' own) decide views,
+    ``settings`` (a :class:`~workbench.core.views.figure.FigureSettings`, e.g. the panes' own) decide views,
     levels, colours, masking, frequency scale and region; ``partner`` ``(source, channel,
     partner_is_original)`` feeds difference views. Like audio, the figure goes to a temporary name in the
     target folder and is renamed when complete.
     """
-    from .figure import render_figure_source
+    from ..views.figure import render_figure_source
 
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
@@ -549,7 +549,7 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
     :func:`workbench.core.batch.item.enhance_item` (the per-item function of ``workbench batch``);
     ``spec`` is what the model was loaded from (catalogue id or file path; stored in the provenance).
     """
-    from .batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
+    from ..batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
 
     fmt, sub = check_format(format, subtype)
     files = [Path(f) for f in files]

@@ -21,11 +21,11 @@ from typing import Callable, Generator, Sequence
 import numpy as np
 
 from .audio_io import ArraySource, AudioInfo, AudioSource, open_source
-from .enhancer import Enhancer, EnhancerInfo, Progress, enhance_outputs, rescaled
-from .editing import Strength, StrengthSource
-from .errors import Cancelled
-from .history import History, Step
-from .provenance import Provenance, VersionKind
+from ..enhance.enhancer import Enhancer, EnhancerInfo, Progress, enhance_outputs, rescaled
+from ..enhance.editing import Strength, StrengthSource
+from ..errors import Cancelled
+from ..history import History, Step
+from ..provenance import Provenance, VersionKind
 
 
 @dataclass
@@ -279,7 +279,7 @@ class Recording:
     def set_strength(self, version: Version, strength: Strength, *, record: bool = True) -> None:
         """Set how much of a model's effect ``version`` keeps: its samples become
         ``wet + (1 - mix) * (original - wet)`` for views, playback, metrics and export (see
-        :mod:`workbench.core.editing`); the strength is stored in ``provenance.extra["strength"]``.
+        :mod:`workbench.core.enhance.editing`); the strength is stored in ``provenance.extra["strength"]``.
 
         Raises:
             ValueError: the original or a residual (they have no strength).

@@ -6,8 +6,8 @@ the tests all go through it, so they report the same numbers for the same audio.
 Systems in an evaluation:
 
 * ``noisy`` — the unprocessed input;
-* a model spec (built-in id, plugin id or model path, see :func:`workbench.core.registry.load_enhancer`) —
-  the model is run on every noisy file with the engine (:func:`workbench.core.enhancer.enhance`);
+* a model spec (built-in id, plugin id or model path, see :func:`workbench.core.enhance.registry.load_enhancer`) —
+  the model is run on every noisy file with the engine (:func:`workbench.core.enhance.enhancer.enhance`);
 * ``file:TAG`` — precomputed outputs found next to the pairs (``NAME_TAG.wav``, or ``TAG/NAME.wav`` in the
   folder convention), e.g. ``file:GTCRN`` for the GTCRN authors' published outputs.
 """
@@ -22,11 +22,11 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import atomic_output, load_audio, resample
+from ..audio.audio_io import atomic_output, load_audio, resample
 from .dnsmos import DNSMOS_METRICS, FAST_MODE_NOTE, dnsmos_metrics, dnsmos_metrics_steps
-from .enhancer import Enhancer, Progress, rescaled
-from .errors import WorkbenchError
-from .outputs import check_output_target
+from ..enhance.enhancer import Enhancer, Progress, rescaled
+from ..errors import WorkbenchError
+from ..audio.outputs import check_output_target
 from .metrics import INTRUSIVE_METRICS, METRIC_SPECS, Metric, Pair, find_pairs, intrusive_metrics
 
 NOISY = "noisy"
@@ -244,12 +244,12 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     """Run every system on every pair and measure it; a generator yielding :class:`Progress`.
 
     Args:
-        pairs: a folder (see :func:`workbench.core.metrics.find_pairs`) or a list of :class:`Pair`.
+        pairs: a folder (see :func:`workbench.core.measure.metrics.find_pairs`) or a list of :class:`Pair`.
         models: model specs, loaded :class:`Enhancer` s, or ``file:TAG`` for precomputed outputs.
         dnsmos: also compute DNSMOS SIG/BAK/OVRL/P.808.
         metrics: intrusive metric keys (default all).
         dnsmos_fast: DNSMOS in its fast, approximate mode (non-overlapping windows); the result's warnings
-            say so (:data:`~workbench.core.dnsmos.FAST_MODE_NOTE`).
+            say so (:data:`~workbench.core.measure.dnsmos.FAST_MODE_NOTE`).
         isolate_models: load model files in a worker process (see ``load_enhancer(isolate=True)``).
 
     Returns:
@@ -280,14 +280,14 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                                      f"(expected NAME_{tag}.wav beside NAME_noisy.wav, or {tag}/NAME.wav)")
             systems.append((m, m))
         else:
-            from .registry import load_enhancer  # local: listing models may import heavy packages
+            from ..enhance.registry import load_enhancer  # local: listing models may import heavy packages
 
             enh = load_enhancer(m, isolate=isolate_models)
             systems.append((enh.info.id, enh))
     names = [s for s, _ in systems]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
-    from .batch.item import evaluate_item, evaluate_task  # the batch pipeline's per-item function
+    from ..batch.item import evaluate_item, evaluate_task  # the batch pipeline's per-item function
 
     rows: list[Measurement] = []
     elapsed: dict[str, float] = {}
@@ -390,7 +390,7 @@ def write_csv(result: EvaluationResult, path: str | Path, *, overwrite: bool = F
 
     ``value`` is empty when the metric could not be computed (``reason`` says why); each of
     ``result.warnings`` is a row with metric ``warning`` (file, then the caveat as reason). Written through
-    :func:`~workbench.core.audio_io.atomic_output`: never over a file the evaluation read
+    :func:`~workbench.core.audio.audio_io.atomic_output`: never over a file the evaluation read
     (``result.inputs``), a non-regular file, or an existing file without ``overwrite``.
     """
     path = Path(path)
@@ -521,7 +521,7 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
                    dnsmos_versions: Sequence | None = None,
                    on_result: Callable[[object, str, Scores], None] | None = None
                    ) -> Generator[Progress, None, dict[str, Scores]]:
-    """Score each :class:`~workbench.core.recording.Version` (its whole audio, channels averaged to mono).
+    """Score each :class:`~workbench.core.audio.recording.Version` (its whole audio, channels averaged to mono).
 
     The same :func:`score_signal` as ``workbench evaluate`` is used, so a version scored here and the same
     audio scored by the CLI give identical numbers. The intrusive metrics of every version come first

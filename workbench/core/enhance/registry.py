@@ -6,7 +6,7 @@
   ``nsnet2-48k`` — declared by this project's own distribution as ``workbench.enhancers`` entry points
   (``pyproject.toml``, implemented in ``workbench_models.builtins``), exactly like plugins; also
   ``wpe-dereverb`` (WPE dereverberation from nara-wpe);
-* a **chain** ``A+B+...`` of any of these, applied in order (:mod:`workbench.core.chain`);
+* a **chain** ``A+B+...`` of any of these, applied in order (:mod:`workbench.core.enhance.chain`);
 * a **plugin id** registered by another installed distribution (below);
 * a **path** to a model file or folder (``.onnx``, TorchScript, PyTorch checkpoint, a folder holding
   DTLN's two ONNX files ...), handed to the loaders of the entry-point group ``workbench.model_loaders``
@@ -25,7 +25,7 @@ A third-party package registers enhancers in the entry-point group ``workbench.e
 
 The entry-point name is the model id. The object it points to is either
 
-* a callable taking no arguments and returning an :class:`~workbench.core.enhancer.Enhancer`, or
+* a callable taking no arguments and returning an :class:`~workbench.core.enhance.enhancer.Enhancer`, or
 * a callable returning a pair ``(EnhancerInfo, factory)`` where ``factory()`` builds the Enhancer —
   this lets ``workbench models`` list the plugin without loading its weights.
 
@@ -45,7 +45,7 @@ from typing import Callable
 
 from .chain import is_chain_spec, parse_chain
 from .enhancer import Enhancer, EnhancerInfo
-from .errors import ModelError, one_line
+from ..errors import ModelError, one_line
 
 ENTRY_POINT_GROUP = "workbench.enhancers"
 
@@ -217,7 +217,7 @@ def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
     """Build the enhancer named by ``spec`` (built-in id, plugin id, or model path).
 
     Args:
-        isolate: load a model *file* in a child process (:class:`~workbench.core.isolated.IsolatedEnhancer`)
+        isolate: load a model *file* in a child process (:class:`~workbench.core.enhance.isolated.IsolatedEnhancer`)
             so its calls can be stopped by Ctrl-C, Cancel or a time budget and a crash of the model's
             runtime cannot take the program down. The CLI and the GUI pass True; built-ins and plugins
             always run in process. ``WORKBENCH_ISOLATE_MODELS=0`` turns it off.

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioFileError, NonFiniteAudioError, WorkbenchError
+from ..errors import AudioFileError, NonFiniteAudioError, WorkbenchError
 from .outputs import check_output_target, is_same_file
 
 #: Frames decoded per block when a whole file is scanned or streamed.
@@ -834,7 +834,7 @@ def temp_file_beside(path: Path) -> Path:
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True when ``a`` and ``b`` name the same file (hard links and symlinks included); see
-    :func:`workbench.core.outputs.is_same_file`."""
+    :func:`workbench.core.audio.outputs.is_same_file`."""
     return is_same_file(a, b)
 
 
@@ -860,7 +860,7 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     failure (an exception, a full disk) the temporary file is removed and ``path`` is left as it was.
 
     Raises:
-        WorkbenchError: ``path`` is refused by :func:`workbench.core.outputs.check_output_target`
+        WorkbenchError: ``path`` is refused by :func:`workbench.core.audio.outputs.check_output_target`
             (one of ``protect``, i.e. an input of the command, by path, symlink or hard link; a folder,
             FIFO, device node or socket; an existing file while ``overwrite`` is false), its folder
             cannot be made, or the write failed.

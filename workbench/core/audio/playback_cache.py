@@ -35,7 +35,7 @@ import numpy as np
 import soxr
 
 from .audio_io import AudioSource
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 from .loudness import LoudnessMeasure, LoudnessStream
 
 #: Source frames read (and resampled) per step of the preparation (about 22 s at 48 kHz).

@@ -4,14 +4,14 @@ Drawing uses matplotlib's object API on an Agg (PNG) or SVG canvas — no pyplot
 Qt — so it runs in the CLI, in tests and in worker threads alike.
 
 Long recordings are handled in bounded time and memory: the STFT is computed block by block from an
-:class:`~workbench.core.audio_io.AudioSource`, and when a file has more frames than ``max_frames`` the
+:class:`~workbench.core.audio.audio_io.AudioSource`, and when a file has more frames than ``max_frames`` the
 frames are grouped into ``g = ceil(frames / max_frames)`` consecutive frames per drawn column:
 
 * magnitude column ``j`` is the **maximum** ``|S|`` over its group (so clicks and onsets stay visible);
 * phase, real, imaginary, instantaneous-frequency and group-delay columns are taken from the group's
   **centre frame** unaveraged (averaging angles or signed parts would invent values no frame has).
 
-Every pane is a view of the registry (:mod:`workbench.core.views`): its compute function, label, unit,
+Every pane is a view of the registry (:mod:`workbench.core.views.registry`): its compute function, label, unit,
 colormap kind and default levels come from there, so the figure draws what the panes draw. A
 :class:`FigureSettings` says which view each pane shows and with which levels and colour table, the
 compression, masking, frequency scale and the time/frequency region — the GUI fills it from the panes
@@ -27,11 +27,11 @@ from typing import Callable
 
 import numpy as np
 
-from .audio_io import ArraySource, AudioSource, atomic_output
-from .outputs import check_output_target
-from .errors import NonFiniteAudioError, WorkbenchError
+from ..audio.audio_io import ArraySource, AudioSource, atomic_output
+from ..audio.outputs import check_output_target
+from ..errors import NonFiniteAudioError, WorkbenchError
 from .stft import StftConfig, magnitude_db, stft_frames
-from .views import FLOOR_DB, FreqScale, ViewInput, compute_view, mask_quiet, second_pane_views, view
+from .registry import FLOOR_DB, FreqScale, ViewInput, compute_view, mask_quiet, second_pane_views, view
 
 #: Pane arrangements: 2 x 2, four side by side, or four stacked.
 LAYOUTS = ("grid", "row", "column")
@@ -59,7 +59,7 @@ class SpectrogramViews:
         n_samples: samples of the analysed signal.
         frames_total: STFT frames of the whole signal.
         group: frames per drawn column (1 = every frame drawn).
-        views: view name -> float32 ``(columns, bins)`` (see :mod:`workbench.core.views`), e.g.
+        views: view name -> float32 ``(columns, bins)`` (see :mod:`workbench.core.views.registry`), e.g.
             ``magnitude`` (dBFS), the phase view (``phase`` rad, ``inst_freq`` Hz or ``group_delay`` ms;
             NaN where masked), ``real`` and ``imag`` (``sign(x)|x|^c`` of the raw STFT).
         phase_view: which view the second pane shows.
@@ -116,7 +116,7 @@ class FigurePane:
     """One pane of a figure.
 
     Attributes:
-        view: a view name of :data:`workbench.core.views.VIEWS`.
+        view: a view name of :data:`workbench.core.views.registry.VIEWS`.
         levels: colour range ``(low, high)`` in the view's unit; ``None``: the view's default (automatic
             symmetric range for views without one).
         colormap: a matplotlib colormap name, a ``(n, 3|4)`` uint8 colour table (the panes' own, so the
@@ -468,7 +468,7 @@ def draw_views(views: SpectrogramViews, path: str | Path, *, title: str = "", wi
     ``settings`` (default: the CLI's defaults for ``views``) say which view each pane shows, with which
     levels, colours, frequency scale and region; ``layout`` overrides ``settings.layout``. ``overwrite``
     and ``protect`` (the inputs of the command) are checked by
-    :func:`workbench.core.outputs.check_output_target` before anything is drawn.
+    :func:`workbench.core.audio.outputs.check_output_target` before anything is drawn.
     """
     path = Path(path)
     suffix = path.suffix.lower()

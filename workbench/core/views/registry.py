@@ -5,7 +5,7 @@ A *view* turns complex STFT columns into one float32 image ``(columns, bins)``: 
 wrapped phase, compressed real and imaginary parts, instantaneous-frequency deviation, group delay, and
 the difference views that compare a version with its partner. Each is one :class:`ViewSpec` entry in
 :data:`VIEWS`, carrying its name, label, unit, colormap kind, default levels, default masking and compute
-function. The panes, the tiles, the crosshair readout, the exported figure (:mod:`workbench.core.figure`)
+function. The panes, the tiles, the crosshair readout, the exported figure (:mod:`workbench.core.views.figure`)
 and ``workbench analyze`` all iterate this one registry, so adding a view is one :func:`register_view`
 call (see the README, "Adding a view").
 
@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .metrics import difference_representation
+from ..measure.metrics import difference_representation
 from .stft import (StftConfig, full_scale_gain, group_delay, imag_part, instantaneous_frequency_deviation,
                    magnitude_db, phase, real_part)
 
@@ -215,7 +215,7 @@ def _phase_diff(inp: ViewInput) -> np.ndarray:
 
 def _effective_mask(inp: ViewInput) -> np.ndarray:
     """``M = E / Y`` (complex128), NaN where the original ``Y`` lies under the magnitude range bottom
-    (the phase lab's guard, see :func:`workbench.core.phaselab.effective_mask`) or there is no partner."""
+    (the phase lab's guard, see :func:`workbench.core.measure.phaselab.effective_mask`) or there is no partner."""
     if inp.partner is None:
         return np.full(inp.spec.shape, np.nan + 1j * np.nan, np.complex128)
     orig, enh = _sides(inp)
@@ -227,14 +227,14 @@ def _effective_mask(inp: ViewInput) -> np.ndarray:
 
 def _mask_db(inp: ViewInput) -> np.ndarray:
     """``20 log10 |E / Y|`` (dB): what a version did to the magnitude of each bin of the original."""
-    from .phaselab import mask_magnitude_db
+    from ..measure.phaselab import mask_magnitude_db
 
     return mask_magnitude_db(_effective_mask(inp), floor_db=FLOOR_DB)
 
 
 def _mask_phase(inp: ViewInput) -> np.ndarray:
     """``∠(E / Y)`` (rad): what a version did to the phase (0 for a real gain)."""
-    from .phaselab import mask_phase
+    from ..measure.phaselab import mask_phase
 
     return mask_phase(_effective_mask(inp))
 

@@ -1,7 +1,7 @@
 """The phase lab: oracle masks, magnitude/phase swaps, phase reconstruction and the effective complex mask.
 
-Everything works on one mono signal on the project's own STFT (:mod:`workbench.core.stft`), for a given
-:class:`~workbench.core.stft.StftConfig`. Notation, per time-frequency bin ``(t, k)``:
+Everything works on one mono signal on the project's own STFT (:mod:`workbench.core.views.stft`), for a given
+:class:`~workbench.core.views.stft.StftConfig`. Notation, per time-frequency bin ``(t, k)``:
 
 * ``Y = STFT(y)`` the noisy recording, ``S = STFT(s)`` the clean reference *aligned to* ``y`` (see
   :func:`align_reference`), ``N = Y − S`` the noise (``n = y − s`` in time, the STFT is linear);
@@ -48,11 +48,11 @@ from typing import Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import resample
-from .enhancer import Progress, rescaled
-from .errors import WorkbenchError
+from ..audio.audio_io import resample
+from ..enhance.enhancer import Progress, rescaled
+from ..errors import WorkbenchError
 from .metrics import estimate_lag
-from .stft import StftConfig, istft, stft
+from ..views.stft import StftConfig, istft, stft
 
 #: Magnitudes at or below this are treated as zero when dividing (float32 STFT round-off of silence).
 TINY = 1e-8
@@ -82,7 +82,7 @@ class AlignedReference:
         clean: float64 ``(n,)`` — same length and rate as the noisy signal; ``clean[m] = s[m − lag]``,
             zeros where the reference does not reach.
         lag_samples: delay of the noisy signal relative to the reference at the noisy rate (positive:
-            the noisy signal is late), from :func:`workbench.core.metrics.estimate_lag` — the
+            the noisy signal is late), from :func:`workbench.core.measure.metrics.estimate_lag` — the
             cross-correlation the metrics align with.
         correlation: normalised cross-correlation at that lag.
         coverage: fraction of the noisy samples the reference covers after alignment, ``(0, 1]``.
@@ -744,7 +744,7 @@ def score_rows(file: str, signals: Sequence[tuple[str, np.ndarray]], sample_rate
                reference_rate: int, metrics: Sequence[str] = DEFAULT_METRICS
                ) -> Generator[Progress, None, list[LabRow]]:
     """Score ``(version tag, audio)`` signals against the clean reference with the same
-    :func:`~workbench.core.evaluation.score_signal` as ``workbench evaluate`` and the metrics panel;
+    :func:`~workbench.core.measure.evaluation.score_signal` as ``workbench evaluate`` and the metrics panel;
     a generator yielding :class:`Progress`, returning :class:`LabRow` s."""
     from .evaluation import score_signal  # local: evaluation pulls in DNSMOS, not needed for the masks
 
@@ -900,7 +900,7 @@ class RecordingLab:
     """What :func:`lab_for_recording` added and measured.
 
     Attributes:
-        versions: the :class:`~workbench.core.recording.Version` s added to the recording.
+        versions: the :class:`~workbench.core.audio.recording.Version` s added to the recording.
         lab: the :class:`LabResult` (signals, reconstructions, notes).
         rows: PESQ-WB, ESTOI, SI-SDR … per version (``version`` = version name), empty without reference.
         mask_stats: effective-mask summary per enhanced and lab version.
@@ -919,7 +919,7 @@ def lab_for_recording(recording, cfg: StftConfig, *, reference: tuple[np.ndarray
                       gla_iterations: int = 100, gla_init: str = "random", gla_seed: int = 0,
                       gla_sources: Sequence[str] | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
                       kinds: Sequence[str] = LAB_KINDS) -> Generator[Progress, None, RecordingLab]:
-    """Make the phase-lab versions of one channel of a :class:`~workbench.core.recording.Recording`, add
+    """Make the phase-lab versions of one channel of a :class:`~workbench.core.audio.recording.Recording`, add
     them as versions (typed provenance, parameters in ``provenance.extra``), then measure every version;
     a generator yielding :class:`Progress` (closing it before the versions are added adds none).
 
@@ -931,7 +931,7 @@ def lab_for_recording(recording, cfg: StftConfig, *, reference: tuple[np.ndarray
             left out and :attr:`LabResult.notes` says they need one).
         kinds: which of :data:`LAB_KINDS` to add.
     """
-    from .provenance import Provenance, VersionKind
+    from ..provenance import Provenance, VersionKind
 
     ch = min(max(int(channel), 0), recording.source.channels - 1)
     y = np.asarray(recording.source.read_all()[:, ch], np.float64)

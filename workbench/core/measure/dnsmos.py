@@ -53,8 +53,8 @@ from typing import Generator
 import numpy as np
 import soxr
 
-from .enhancer import Progress, run_to_end
-from .errors import ModelError
+from ..enhance.enhancer import Progress, run_to_end
+from ..errors import ModelError
 from .metrics import Metric, failed, make_metric
 
 SAMPLE_RATE = 16000

@@ -1,7 +1,7 @@
 """Output safety: where the workbench may write, decided before anything is written.
 
 Every file the program writes (audio, CSV, JSON, PNG/SVG, sessions) goes through
-:func:`workbench.core.audio_io.atomic_output`, which calls :func:`check_output_target` first. The rules:
+:func:`workbench.core.audio.audio_io.atomic_output`, which calls :func:`check_output_target` first. The rules:
 
 * an **input of the command** is never written over: compared by resolved path and by identity
   (``st_dev``, ``st_ino``), so symlinks and hard links to an input are caught too;
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 
 
 class OutputError(WorkbenchError):

@@ -1,0 +1,1 @@
+"""Measuring results: intrusive metrics, DNSMOS, evaluation tables and the phase lab."""

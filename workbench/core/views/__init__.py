@@ -1,0 +1,1 @@
+"""What the panes draw: the STFT, the registry of views, screen tiles and the exported figure."""
