@@ -240,6 +240,18 @@ def test_long_recordings_are_prepared_on_first_play(qtbot, recording, monkeypatc
     bar.shutdown()
 
 
+
+def _record_load_threads(monkeypatch, engine) -> list:
+    """The threads ``engine.load`` runs on, appended as it is called."""
+    import threading
+
+    threads = []
+    real_load = engine.load
+    monkeypatch.setattr(engine, "load", lambda *a, **k: (threads.append(threading.current_thread()),
+                                                         real_load(*a, **k))[1])
+    return threads
+
+
 def test_first_preparation_of_a_short_clip_runs_on_the_worker(qtbot, recording, monkeypatch):
     """While the loudness libraries are not imported yet (the app's first preparation, which would import
     them on the GUI thread before the first paint), a short clip is prepared on the worker too; it arrives
@@ -249,10 +261,7 @@ def test_first_preparation_of_a_short_clip_runs_on_the_worker(qtbot, recording, 
     import workbench.gui.transport as transport_module
     monkeypatch.setattr(transport_module, "libraries_loaded", lambda: False)
     engine = FakeDeviceEngine()
-    threads = []
-    real_load = engine.load
-    monkeypatch.setattr(engine, "load", lambda *a, **k: (threads.append(threading.current_thread()),
-                                                         real_load(*a, **k))[1])
+    threads = _record_load_threads(monkeypatch, engine)
     bar = TransportBar(engine=engine)
     qtbot.addWidget(bar)
     bar.set_recording(recording)
@@ -273,10 +282,7 @@ def test_a_disk_backed_recording_is_prepared_on_the_worker_and_plays(qtbot, reco
 
     monkeypatch.setattr(transport, "DEFER_LOAD_SAMPLES", recording.source.frames)
     engine = FakeDeviceEngine(ram_limit_bytes=0)
-    threads = []
-    real_load = engine.load
-    monkeypatch.setattr(engine, "load", lambda *a, **k: (threads.append(threading.current_thread()),
-                                                         real_load(*a, **k))[1])
+    threads = _record_load_threads(monkeypatch, engine)
     bar = TransportBar(engine=engine)
     qtbot.addWidget(bar)
     bar.set_recording(recording)
