@@ -150,6 +150,30 @@ def test_model_list_is_read_off_the_gui_thread(qtbot, monkeypatch):
     panel.shutdown()
 
 
+def test_the_whole_window_lists_models_off_the_gui_thread(qtbot, settings, monkeypatch):
+    """Defect: the Edit panel filled its model box from the catalogue while the window was built, which
+    listed every model (importing scipy, the model modules, onnx: ~0.5 s) on the GUI thread before the
+    first paint. Every listing now runs on a worker; the Edit panel's box fills when it is done."""
+    import workbench.core.enhance.registry as registry
+    from workbench.gui.main_window import MainWindow
+
+    threads = []
+    real = registry.list_enhancer_entries
+
+    def spy(*args):
+        threads.append(threading.current_thread())
+        return real(*args)
+    monkeypatch.setattr(registry, "list_enhancer_entries", spy)
+    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w)
+    w.show()
+    assert all(t is not threading.main_thread() for t in threads)
+    box = w.edit_panel.model_box
+    qtbot.waitUntil(lambda: box.findData("wiener") >= 0, timeout=30000)
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    w.close()
+
+
 def test_startup_objects_are_frozen_out_of_the_cyclic_gc_once(qtbot, settings, monkeypatch):
     """A full GC pass over the open window's objects held the GIL ~80 ms; the window freezes its start-up
     objects (gc.freeze) once per process, shortly after it is built."""

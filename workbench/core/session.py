@@ -198,6 +198,12 @@ class ModelCatalogue:
     def specs(self) -> list[str]:
         return [e.spec for e in self.entries()]
 
+    def known_entries(self) -> list[CatalogueEntry]:
+        """What :meth:`entries` returns, without listing: before the first listing only the loaded model
+        files (a GUI thread reads this and refills when the catalogue reports a change)."""
+        with self._lock:
+            return list(self._listed or []) + list(self._loaded.values())
+
     def entry(self, spec: str | Path) -> CatalogueEntry:
         spec = str(spec)
         with self._lock:

@@ -194,10 +194,9 @@ class EditPanel(QWidget):
         self.model_box.clear()
         specs = []
         if self.document is not None:
-            try:
-                specs = [e.spec for e in self.document.catalogue.entries() if not is_chain_spec(e.spec)]
-            except Exception:  # the listing may still be running on its worker; filled again afterwards
-                specs = []
+            # Never list here (that imports every model module, ~0.5 s on the GUI thread at start-up): the
+            # Models panel lists on its worker and the catalogue's change signal fills this box again.
+            specs = [e.spec for e in self.document.catalogue.known_entries() if not is_chain_spec(e.spec)]
         for name, spec in self.chains.items():
             self.model_box.addItem(f"{name}: {spec}", spec)
         for spec in specs:
