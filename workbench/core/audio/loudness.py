@@ -43,6 +43,9 @@ def load_libraries() -> None:
     import scipy.signal  # noqa: F401
 
 
+#: Samples per channel one K-weighting filter call takes (about 1.4 s at 48 kHz, a millisecond or two of
+#: work): see :meth:`LoudnessStream.add`.
+FILTER_STEP_FRAMES = 1 << 16
 #: BS.1770 gating block length in seconds; shorter signals have no integrated loudness.
 BLOCK_S = 0.4
 #: Loudness below which a signal is treated as silence (the BS.1770 absolute gate is -70 LUFS).
@@ -191,13 +194,21 @@ class LoudnessStream:
         self._seg = np.zeros((len(self._edges) - 1, self.channels))
 
     def add(self, piece: np.ndarray) -> None:
-        """Feed the next ``m`` samples per channel (``(m,)`` or ``(m, channels)``); NaN/Inf raise ValueError."""
-        import scipy.signal  # local: imported on first use, not at start-up
+        """Feed the next ``m`` samples per channel (``(m,)`` or ``(m, channels)``); NaN/Inf raise ValueError.
+
+        Long pieces are filtered :data:`FILTER_STEP_FRAMES` at a time (the filter state carries over, so
+        the samples are the same): scipy's ``lfilter`` keeps the GIL for the whole call, and a worker
+        measuring a long recording must not hold the window's thread off for tens of milliseconds."""
         x = np.asarray(piece)
         if x.ndim == 1:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != self.channels:
             raise ValueError(f"piece must be (frames, {self.channels}), got shape {x.shape}")
+        for a in range(0, max(x.shape[0], 1), FILTER_STEP_FRAMES):
+            self._add(x[a:a + FILTER_STEP_FRAMES])
+
+    def _add(self, x: np.ndarray) -> None:
+        import scipy.signal  # local: imported on first use, not at start-up
         a = self._fed
         b = a + x.shape[0]
         if b > self.frames:
