@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -193,15 +192,19 @@ class RNNoise(Enhancer):
 
     def __init__(self) -> None:
         load_library()  # fail early with a clear message
-        parameters, macs = network_size()
-        self.info = replace(info(), parameters=parameters, macs_per_second=macs)
+        self.info = info()
 
     def new_stream(self) -> RNNoiseStream:
         return RNNoiseStream()
 
 
 def info() -> EnhancerInfo:
-    """Static description (no library load)."""
+    """Static description; the network's size comes from the library's weight table when the library
+    can be loaded (a few milliseconds: it is mapped, not run), else it is left unknown."""
+    try:
+        parameters, macs = network_size()
+    except ModelError:
+        parameters, macs = None, None
     return EnhancerInfo(
         id="rnnoise", name="RNNoise",
         description="Recurrent noise suppression on 22 Bark-band gains plus a pitch filter (Valin 2018); "
@@ -209,5 +212,5 @@ def info() -> EnhancerInfo:
         sample_rate=SAMPLE_RATE, causal=True, latency_samples=LATENCY_SAMPLES, family="magnitude-mask",
         processing="streaming", block_samples=FRAME, source="built-in",
         package="pyrnnoise (librnnoise.so)",
-        licence="BSD-3-Clause (RNNoise), Apache-2.0 (pyrnnoise)",
+        licence="BSD-3-Clause (RNNoise), Apache-2.0 (pyrnnoise)", parameters=parameters, macs_per_second=macs,
         extra={"frame": f"{FRAME} samples (10 ms), 20 ms windows", "bands": "22 Bark-scale gains + pitch filter"})
