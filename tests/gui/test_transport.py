@@ -214,6 +214,8 @@ def test_follows_the_document_model(qtbot, recording):
     bar.seek(1.5)
     with qtbot.waitSignal(doc.versionsChanged, timeout=1000):
         recording.residual_of(recording.versions[1])
+    # prepared on the worker (a new version never costs the window a repaint), then shown
+    qtbot.waitUntil(lambda: not bar.is_loading() and len(bar.version_buttons) == 4, timeout=10000)
     assert [b.text()[:2] for b in bar.version_buttons] == ["A:", "B:", "C:", "D:"]
     assert bar.engine.position == 24000 and bar.engine.selected_version == 1
     with qtbot.waitSignal(doc.playheadMoved, timeout=1000) as sig:

@@ -239,9 +239,10 @@ class TransportBar(QWidget):
         """True while playback of a long recording is being prepared on the worker thread."""
         return self._load_after is not None
 
-    def _load(self, recording, after) -> None:
+    def _load(self, recording, after, *, background: bool = False) -> None:
         """``engine.load`` the recording, then call ``after(error_or_None)`` on the GUI thread; at once for
-        short recordings, on the worker thread for long ones (or while another load is running)."""
+        short recordings, on the worker thread for long ones (or while another load is running, or with
+        ``background``: a new version arriving must not cost the window its next repaint)."""
         self._load_serial += 1
         samples = recording.source.frames * len(recording.versions)
         self._deferred_load = None
@@ -258,7 +259,7 @@ class TransportBar(QWidget):
         self._prepared_recording = recording
         # Short clips are prepared at once -- unless this is the first preparation of the process, which
         # would import the loudness libraries (~0.4 s) on the GUI thread before the first paint.
-        if samples <= ASYNC_LOAD_SAMPLES and self._load_after is None and libraries_loaded():
+        if samples <= ASYNC_LOAD_SAMPLES and self._load_after is None and libraries_loaded() and not background:
             try:
                 self.engine.load(recording, channel=self.channel)
             except (WorkbenchError, ValueError) as exc:
@@ -371,7 +372,9 @@ class TransportBar(QWidget):
             if was_playing:
                 self.engine.play()
             self._follow_document()
-        self._load(self.recording, after)
+        # A new version (or a removed one): prepared on the worker, so the panes showing it repaint
+        # without waiting for it (the versions already prepared are taken over, see PlaybackEngine.load).
+        self._load(self.recording, after, background=True)
 
     @Slot(int)
     def set_channel(self, channel: int) -> None:
