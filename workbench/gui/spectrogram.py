@@ -424,13 +424,19 @@ class SpectrogramView(QWidget):
             title = spec.title(self.display.compression)
             if spec.needs_partner:
                 title += f": {label}"
-            pane.title.setText(title, color="#d8dde6", size="10pt")
+            # Only what changed is set again: a new text re-lays the title out and redraws the colour
+            # bar's axis (tens of milliseconds for all panes, e.g. when a new version arrives).
+            if getattr(pane, "_shown_title", None) != title:
+                pane.title.setText(title, color="#d8dde6", size="10pt")
+                pane._shown_title = title
             caption = self.display.mask_caption(spec.name)
             pane.bar_caption = "  ".join(t for t in (spec.unit, caption) if t)
-            if pane.bar_caption:
-                pane.bar.axis.setLabel(html.escape(pane.bar_caption))   # the label is rich text ("<")
-            else:
-                pane.bar.axis.showLabel(False)
+            if getattr(pane, "_shown_caption", None) != pane.bar_caption:
+                pane._shown_caption = pane.bar_caption
+                if pane.bar_caption:
+                    pane.bar.axis.setLabel(html.escape(pane.bar_caption))   # the label is rich text ("<")
+                else:
+                    pane.bar.axis.showLabel(False)
 
     def pane_title(self, slot: str) -> str:
         """Title text of pane ``slot``."""
