@@ -181,7 +181,6 @@ class ModelPanel(QWidget):
         self.processing_combo = QComboBox(self)
         # Wide enough for "streaming" whatever the dock's width (it was cut to "streamin").
         self.processing_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.processing_combo.setMinimumContentsLength(len("streaming (default)"))  # never squeezed below it
         self.processing_combo.setToolTip("For models with both paths: offline (whole chunks, fastest, the "
                                          "default for files) or streaming (the frame loop a real-time "
                                          "deployment runs)")
