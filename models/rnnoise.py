@@ -129,15 +129,17 @@ def network_weights(lib: ctypes.CDLL | None = None) -> dict[str, tuple[int, int]
         elif "_weights" in name:
             matrix, kind = name.split("_weights", 1)
             matrices.setdefault(matrix, {})[kind or "_"] = elements
+    def layer_of(matrix: str) -> str:  # "gru1_input" and "gru1_recurrent" are one layer
+        return matrix.split("_")[0] if matrix.startswith("gru") else matrix
+
     layers: dict[str, list[int]] = {}
     for matrix, kinds in matrices.items():
-        layer = matrix.split("_")[0] if matrix.startswith("gru") else matrix
+        layer = layer_of(matrix)
         # One copy of each matrix: the float one where both exist; a GRU's recurrent diagonal adds.
         copies = [kinds.get("_float", kinds.get("_int8", 0))] + [kinds.get("_diag", 0)]
         layers.setdefault(layer, [0, 0])[0] += sum(copies)
     for matrix, n in biases.items():
-        layer = matrix.split("_")[0] if matrix.startswith("gru") else matrix
-        layers.setdefault(layer, [0, 0])[1] += n
+        layers.setdefault(layer_of(matrix), [0, 0])[1] += n
     if not layers:
         raise ModelError("rnnoise: the library's weight table lists no layers")
     return {k: (w, b) for k, (w, b) in layers.items()}

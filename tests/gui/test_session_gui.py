@@ -65,6 +65,17 @@ def window(qtbot, settings):
     w.close()
 
 
+def open_window(qtbot, settings, files, *models):
+    """A shown window with ``files`` open and each of ``models`` run on the current one, in order."""
+    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_files(list(files))
+    for spec in models:
+        run_model(qtbot, w, spec)
+    return w
+
+
 def run_model(qtbot, w, spec="logmmse"):
     w.model_panel.select(spec)
     with qtbot.waitSignal(w.model_panel.runFinished, timeout=30000) as done:
@@ -140,23 +151,14 @@ def test_quit_discard_and_nothing_unsaved(qtbot, settings, speech):
     w.open_files([speech])
     w.close()                                   # only the original: nothing to ask about
     assert not w.isVisible()
-    w2 = MainWindow(settings=settings, error_reporter=lambda *a: None)
-    qtbot.addWidget(w2)
-    w2.show()
-    w2.open_files([speech])
-    run_model(qtbot, w2)
+    w2 = open_window(qtbot, settings, [speech], "logmmse")
     clicked = _answer_box(qtbot, "Discard")
     w2.close()
     assert clicked == ["Discard"] and not w2.isVisible()
 
 
 def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
-    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
-    qtbot.addWidget(w)
-    w.show()
-    w.open_files([speech])
-    run_model(qtbot, w, "logmmse")
-    run_model(qtbot, w, "wiener")
+    w = open_window(qtbot, settings, [speech], "logmmse", "wiener")
     rec = w.document.recording
     w.document.set_version(rec.version("logmmse"))
     w.document.set_channel(1)
@@ -194,11 +196,7 @@ def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
 
 
 def test_open_session_reports_a_changed_source_in_one_line(qtbot, settings, speech, tmp_path):
-    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
-    qtbot.addWidget(w)
-    w.show()
-    w.open_files([speech])
-    run_model(qtbot, w, "wiener")
+    w = open_window(qtbot, settings, [speech], "wiener")
     target = w.save_session_to(tmp_path / "c.session.json")
     w.close()
     x, sr = sf.read(speech, dtype="float32")
@@ -224,11 +222,7 @@ def test_loaded_models_are_in_the_shared_catalogue(qtbot, window, shared_data):
 
 
 def test_session_command_line_restores_and_screenshots(qtbot, settings, speech, tmp_path):
-    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
-    qtbot.addWidget(w)
-    w.show()
-    w.open_files([speech])
-    run_model(qtbot, w, "wiener")
+    w = open_window(qtbot, settings, [speech], "wiener")
     target = w.save_session_to(tmp_path / "cli.session.json")
     w.close()
     shot = tmp_path / "shot.png"
@@ -294,11 +288,7 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
     import workbench.gui.main_window as mw
     from workbench.core import session_file
 
-    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
-    qtbot.addWidget(w)
-    w.show()
-    w.open_files([speech])
-    run_model(qtbot, w, "wiener")
+    w = open_window(qtbot, settings, [speech], "wiener")
     seen = {}
 
     def watched(real, name):
@@ -325,11 +315,7 @@ def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speec
     from workbench.core import session_file
     from workbench.core.enhance.enhancer import Progress
 
-    w = MainWindow(settings=settings, error_reporter=lambda *a: None)
-    qtbot.addWidget(w)
-    w.show()
-    w.open_files([speech])
-    run_model(qtbot, w, "wiener")
+    w = open_window(qtbot, settings, [speech], "wiener")
     cancelled = threading.Event()
 
     def slow(*args, **kwargs):

@@ -40,7 +40,7 @@ from ..core.batch.plan import AUDIO_SUFFIXES
 from ..core.enhance.editing import Strength, parse_span, with_attenuation_limit
 from ..core.enhance.enhancer import run_to_end, with_processing
 from ..core.errors import WorkbenchError
-from ..core.audio.export import SUFFIX, file_tag, provenance_tag, write_with_provenance  # noqa: F401 (repair uses it)
+from ..core.audio.export import SUFFIX, file_tag
 from ..core.audio.outputs import PlannedOutput, check_output_target, plan_batch_outputs
 from ..core.enhance.registry import load_enhancer
 

@@ -33,8 +33,8 @@ class FrequencyAxis(pg.AxisItem):
         self.setLabel("Frequency (kHz)")
 
     def set_scale(self, scale: FreqScale) -> None:
-        old = getattr(self, "freq_scale", None)
-        same = old is not None and (old.kind, old.sample_rate, old.nfft) == (scale.kind, scale.sample_rate, scale.nfft)
+        old = self.freq_scale
+        same = (old.kind, old.sample_rate, old.nfft) == (scale.kind, scale.sample_rate, scale.nfft)
         self.freq_scale = scale
         if not same:  # an unchanged scale keeps the cached ticks (no redraw when only the version changes)
             self.picture = None

@@ -99,6 +99,9 @@ class ExportDialog(QDialog):
         errorOccurred(str): a one-line error (also shown in the dialog).
     """
 
+    #: the progress dialog of a job :func:`~workbench.gui.workers.run_with_progress` waits for (or None)
+    progress_dialog = None
+
     exported = Signal(list)
     errorOccurred = Signal(str)
 

@@ -1093,7 +1093,7 @@ class MainWindow(QMainWindow):
         is not a session is reported and leaves the window as it was; unsaved results are asked about
         first, as on Quit."""
         try:
-            read_session_file(path)
+            saved_recordings = len(read_session_file(path).get("recordings") or [])
         except WorkbenchError as exc:
             self.error_reporter("Open session", str(exc))
             return False
@@ -1114,7 +1114,7 @@ class MainWindow(QMainWindow):
             return False
         if worker.outcome == "cancelled":
             problems = [f"{path}: opening cancelled; {len(self.session.recordings)} of "
-                        f"{len(read_session_file(path).get('recordings') or [])} recording(s) restored"]
+                        f"{saved_recordings} recording(s) restored"]
         else:
             _session, problems = worker.result
         # The session opened the recordings; show them as the document does for opened files.

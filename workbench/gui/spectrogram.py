@@ -173,6 +173,9 @@ class _Pane:
         # The title is its own layout cell spanning plot and colour bar, so a bar never covers it.
         self.title = pg.LabelItem("", color="#d8dde6", size="10pt")
         self.bar_caption = ""   # plain text of the colour bar's label (unit, masking)
+        # What the title and the colour bar's label were last set to (setting either again costs a relayout).
+        self.shown_title: str | None = None
+        self.shown_caption: str | None = None
         self.axis = FrequencyAxis(scale)
         self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()},
                                 viewBox=_RegionViewBox(on_region or (lambda a, b, done: None), on_box))
@@ -426,13 +429,13 @@ class SpectrogramView(QWidget):
                 title += f": {label}"
             # Only what changed is set again: a new text re-lays the title out and redraws the colour
             # bar's axis (tens of milliseconds for all panes, e.g. when a new version arrives).
-            if getattr(pane, "_shown_title", None) != title:
+            if pane.shown_title != title:
                 pane.title.setText(title, color="#d8dde6", size="10pt")
-                pane._shown_title = title
+                pane.shown_title = title
             caption = self.display.mask_caption(spec.name)
             pane.bar_caption = "  ".join(t for t in (spec.unit, caption) if t)
-            if getattr(pane, "_shown_caption", None) != pane.bar_caption:
-                pane._shown_caption = pane.bar_caption
+            if pane.shown_caption != pane.bar_caption:
+                pane.shown_caption = pane.bar_caption
                 if pane.bar_caption:
                     pane.bar.axis.setLabel(html.escape(pane.bar_caption))   # the label is rich text ("<")
                 else:
@@ -466,25 +469,22 @@ class SpectrogramView(QWidget):
         """Colour tables and levels of every pane; a pane whose map and levels did not change is left
         alone (its colour bar keeps its cached drawing when only the shown version changes)."""
         luts = {}
-        applied = getattr(self, "_applied_maps", {})
         for name, pane in self.panes.items():
             map_name = self.colormap_name(name)
-            levels = self._default_levels(name)
-            self._levels.setdefault(name, levels)
-            if applied.get(name, (None,))[0] == map_name and name in getattr(self, "_luts", {}):
-                luts[name] = self._luts[name]
+            self._levels.setdefault(name, self._default_levels(name))
+            if self._applied_maps.get(name) == map_name:
+                luts[name] = self._luts[name]   # set together with _applied_maps below
             else:
                 cmap = pg.colormap.get(map_name)
                 pane.bar.setColorMap(cmap)
                 luts[name] = cmap.getLookupTable(nPts=512)
+                self._applied_maps[name] = map_name
             if tuple(float(v) for v in pane.bar.levels()) != tuple(float(v) for v in self._levels[name]):
                 pane.bar.setLevels(values=self._levels[name])
-            applied[name] = (map_name,)
             for item in pane.items.values():
                 item.setLookupTable(luts[name])
                 item.setLevels(self._levels[name])
         self._luts = luts
-        self._applied_maps = applied
 
     def _default_levels(self, name: str) -> tuple[float, float]:
         levels = self.display.default_levels(self.display.pane_views()[name], self.cfg, self.sample_rate)
@@ -501,7 +501,7 @@ class SpectrogramView(QWidget):
         vb = self.master.getViewBox()
         pad = self.cfg.hop / self.sample_rate
         limits = (duration, y0, y1, pad)
-        if limits == getattr(self, "_applied_limits", None):
+        if limits == self._applied_limits:
             return  # the same file and scale (another version of it): axes keep their drawings
         self._applied_limits = limits
         vb.setLimits(xMin=-pad, xMax=duration + pad, yMin=y0, yMax=y1,

@@ -310,7 +310,7 @@ def run_with_progress(parent, title: str, work: Callable | Any, *args, busy: boo
     dialog is ``parent.progress_dialog`` (``None`` afterwards). Returns the finished worker: ``outcome``
     (``"done"``, ``"failed"``, ``"cancelled"``), ``result``, ``error``.
     """
-    from PySide6.QtCore import QEventLoop
+    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QProgressDialog
 
     worker = GeneratorWorker(work, *args, **kwargs)
@@ -334,9 +334,16 @@ def run_with_progress(parent, title: str, work: Callable | Any, *args, busy: boo
     worker.progress.connect(show)
     dialog.canceled.connect(worker.cancel)
     worker.finished.connect(waiting.quit)
+    # Also look at the job itself now and then: the loop ends once the work has ended, whether or not
+    # its queued finished() has been delivered yet.
+    watch = QTimer()
+    watch.setInterval(100)
+    watch.timeout.connect(lambda: worker.wait(0) and waiting.quit())
     worker.start()
     if not worker.wait(0):
-        waiting.exec()  # until the worker's queued finished() arrives
+        watch.start()
+        waiting.exec()  # until the work ends
+        watch.stop()
     worker.wait()
     worker.progress.disconnect(show)  # progress still queued must not reach the closed dialog
     worker.finished.disconnect(waiting.quit)
