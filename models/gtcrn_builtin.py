@@ -16,7 +16,7 @@ from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 SAMPLE_RATE = 16000
 N_FFT = 512
 HOP = 256
-PARAMETERS = 48245
+PARAMETERS = 48245  # also in facts.json, which the catalogue test checks against the loaded network
 
 #: id -> (training set, human name, description of the data).
 VARIANTS = {

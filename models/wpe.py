@@ -25,9 +25,12 @@ import numpy as np
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
 
+from .facts import fact
+
 DEFAULT_TAPS = 10
 DEFAULT_DELAY = 3
 DEFAULT_ITERATIONS = 3
+
 
 
 def stft_size(sample_rate: int) -> int:
@@ -43,7 +46,7 @@ def info(sample_rate: int = 16000, taps: int = DEFAULT_TAPS, delay: int = DEFAUL
         description="Weighted prediction error dereverberation (Nakatani et al. 2010) from nara-wpe: "
                     "removes late reverberation, keeps the direct sound; offline, any rate, channels jointly.",
         sample_rate=sample_rate, causal=False, latency_samples=0, family="classical", processing="offline",
-        block_samples=1, source="built-in", package="nara-wpe", licence="MIT (nara-wpe)", parameters=0,
+        block_samples=1, source="built-in", package="nara-wpe", licence=fact("wpe-dereverb", "licence", ""), parameters=0,
         extra={"stft": f"{size}-point, hop {size // 4}", "taps": taps, "delay": delay, "iterations": iterations,
                "receptive_field_s": round((taps + delay) * (size // 4) / sample_rate + size / sample_rate, 4)},
         any_rate=True)

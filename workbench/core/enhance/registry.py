@@ -86,6 +86,27 @@ def _plugin_entry_points() -> list[EntryPoint]:
     return [ep for ep in _entry_points() if not _is_builtin(ep)]
 
 
+def _builtin(name: str) -> tuple[EnhancerInfo, Callable[[], Enhancer]] | None:
+    """One built-in's ``(info, factory)``, resolving only its own entry point: running one model imports
+    that model's module alone, never the others' (nor their runtimes). ``None``: no built-in is called
+    ``name``. A built-in that cannot be loaded raises its ModelError."""
+    if name in _builtin_cache:
+        return _builtin_cache[name]
+    if name in _builtin_errors:
+        raise ModelError(_builtin_errors[name])
+    for ep in _builtin_entry_points():
+        if ep.name != name:
+            continue
+        try:
+            return _normalise(ep, ep.load(), "built-in")
+        except Exception as exc:
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(f"built-in {ep.name!r} ({ep.value}): cannot be loaded: "
+                             f"{type(exc).__name__}: {exc}") from None
+    return None
+
+
 def _builtins() -> dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]]:
     """Built-in id -> (info, factory), resolved once, in rank order. A built-in that cannot be loaded is
     listed nowhere and reported by :func:`plugin_errors` (loading it raises its ModelError)."""
@@ -225,8 +246,10 @@ def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
     Raises:
         ModelError: unknown id, missing file, or a model that cannot be loaded, with the reason.
     """
-    if isinstance(spec, str) and spec in _builtins():
-        return _builtins()[spec][1]()
+    if isinstance(spec, str):
+        own = _builtin(spec)
+        if own is not None:
+            return own[1]()
     if is_chain_spec(spec) and not Path(spec).exists():
         return parse_chain(spec, load_enhancer, lambda: builtin_ids() + sorted(_plugins()))
     if isinstance(spec, str):

@@ -1,0 +1,80 @@
+"""A command imports only what it runs: running a classical model or listing the catalogue imports no
+model runtime (onnx, onnxruntime, torch) and no other model's module; the catalogue's figures are data
+(``facts.json``) that agree with the live counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[2]
+
+RUNTIMES = ("onnx", "onnxruntime", "torch", "libdf", "nara_wpe")
+OTHER_MODELS = ("workbench_models.deepfilternet", "workbench_models.nsnet2", "workbench_models.gtcrn",
+                "workbench_models.rnnoise", "workbench_models.wpe")
+
+#: Runs the command line in this process, then prints the heavy modules it imported (one JSON line).
+SCRIPT = r"""
+import json, sys
+from workbench.cli import main
+code = main(sys.argv[1:])
+print("IMPORTED", json.dumps({"code": code, "modules": sorted(m for m in sys.modules)}))
+"""
+
+
+def _imported(*argv: str) -> tuple[int, set[str]]:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, *argv], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("IMPORTED ")]
+    assert line, proc.stderr[-2000:]
+    got = json.loads(line[0][len("IMPORTED "):])
+    return got["code"], set(got["modules"])
+
+
+def _roots(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+@pytest.mark.parametrize("model", ["wiener", "spectral-subtraction"])
+def test_enhancing_with_a_classical_model_imports_no_runtime_or_other_model(tmp_path, model):
+    src = tmp_path / "one.wav"
+    rng = np.random.default_rng(0)
+    sf.write(src, (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    code, modules = _imported("enhance", str(src), "-m", model, "-o", str(tmp_path / "out.wav"), "--quiet")
+    assert code == 0 and (tmp_path / "out.wav").is_file()
+    assert not _roots(modules) & set(RUNTIMES), sorted(_roots(modules) & set(RUNTIMES))
+    assert not modules & set(OTHER_MODELS), sorted(modules & set(OTHER_MODELS))
+    assert "scipy.special" not in modules  # only log-MMSE needs it
+
+
+def test_listing_the_catalogue_loads_no_model(capsys):
+    code, modules = _imported("models")
+    assert code == 0
+    assert not _roots(modules) & set(RUNTIMES), sorted(_roots(modules) & set(RUNTIMES))
+
+
+def test_catalogue_lists_sizes_and_licences_without_a_model_runtime():
+    from workbench.core.enhance.registry import list_enhancers
+
+    infos = {i.id: i for i in list_enhancers()}
+    for model_id in ("deepfilternet3", "nsnet2-16k", "nsnet2-48k", "rnnoise", "gtcrn-dns3", "gtcrn-vctk"):
+        assert infos[model_id].parameters and infos[model_id].parameters > 10_000, model_id
+        assert infos[model_id].licence, model_id
+    assert infos["rnnoise"].macs_per_second > 1e8
+
+
+def test_stored_facts_equal_the_live_counts():
+    """facts.json was measured once; a changed model package must not leave it stale."""
+    from workbench_models import facts
+
+    stored = json.loads(facts.FACTS_FILE.read_text())
+    live = facts.measure()
+    for model_id, measured in live.items():
+        for key, value in measured.items():
+            assert stored[model_id][key] == value, (model_id, key)
