@@ -157,6 +157,14 @@ class Enhancer(ABC):
         ``(len(info.outputs), n)`` for a multi-output model (one row per output, in ``info.outputs`` order)."""
         raise NotImplementedError(f"{type(self).__name__} has no offline path")
 
+    def new_offline_stream(self) -> EnhancerStream | None:
+        """Offline path as a stream that carries the model's whole state from one chunk to the next, when
+        the model can (``None``: it cannot). The engine then feeds it ``chunk_s`` blocks, as
+        :meth:`new_stream` is fed: memory stays that of one chunk and seams equal a whole-file run,
+        with no overlap or crossfade. The stream follows :class:`EnhancerStream`'s rules (output delayed
+        by ``info.latency_samples``, blocks multiples of ``info.block_samples``)."""
+        return None
+
     def process_offline_channels(self, audio: np.ndarray) -> np.ndarray:
         """Joint path (``joint_channels``): ``(n, c)`` float32 at the native rate -> aligned ``(n, c)``."""
         raise NotImplementedError(f"{type(self).__name__} has no joint multichannel path")
@@ -318,8 +326,19 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
                  out: np.ndarray) -> Generator[float, None, None]:
     """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own.
 
-    Writes ``out`` (n_outputs, n_in) and yields the fraction done."""
+    Writes ``out`` (n_outputs, n_in) and yields the fraction done. A model whose offline state can be
+    carried (:meth:`Enhancer.new_offline_stream`) runs as a stream of ``chunk_s`` blocks instead."""
     rate = enhancer.info.sample_rate
+    make_stream = getattr(enhancer, "new_offline_stream", None)
+    stream = make_stream() if make_stream is not None else None
+    if stream is not None:
+        gran = max(int(enhancer.info.block_samples), 1)
+        block = max(gran, int(round(enhancer.chunk_s * rate)) // gran * gran)
+        try:
+            yield from _stream_loop(enhancer, stream, read, n_in, rate_in, out, block)
+        finally:
+            stream.close()
+        return
     chunk = max(int(enhancer.chunk_s * rate_in), 1)
     overlap = min(int(enhancer.overlap_s * rate_in), chunk // 2)
     gran = max(int(enhancer.info.block_samples), 1)
