@@ -133,19 +133,37 @@ def test_offline_path_equals_raw_native_output_sample_for_sample(shared_data, mo
     np.testing.assert_allclose(y, ref, atol=1e-5)
 
 
-def test_offline_chunks_of_a_long_file_stay_close_to_one_piece(shared_data):
-    """Files longer than one chunk run in overlapping chunks (bounded memory); DFN3's recurrent state makes
-    seams approximate, not wrong: correlation with a one-piece run stays above 0.999, lag 0."""
+def worst_block_db(a: np.ndarray, b: np.ndarray, block: int) -> float:
+    """Largest per-block energy of ``a - b`` relative to the block's energy of ``b`` (dB), over blocks
+    where ``b`` is not silent: a seam shows up here even when the whole-file figure hides it."""
+    worst = -np.inf
+    for i in range(0, len(b) - block + 1, block):
+        ref = float(np.sum(b[i:i + block].astype(np.float64) ** 2))
+        if ref > 1e-6 * block:
+            diff = float(np.sum((a[i:i + block] - b[i:i + block]).astype(np.float64) ** 2))
+            worst = max(worst, 10 * np.log10(max(diff, 1e-30) / ref))
+    return worst
+
+
+@pytest.mark.parametrize("rate", [48000, 16000])
+def test_offline_chunk_seams_equal_one_piece(shared_data, rate):
+    """The offline path carries every state across chunks: 0.25 s chunks (about 40 seams on 10.6 s) give
+    the whole-file run to float rounding, and the native frame loop stays 40 dB below in every 1 s block."""
+    import soxr
     x, sr = sf.read(shared_data / "dfn" / "noisy_snr0.wav", dtype="float32")
-    x = np.concatenate([x, x[::-1], x])                     # 32 s
+    if rate != sr:
+        x = soxr.resample(x, sr, rate).astype(np.float32)
     whole = dfn.DeepFilterNet3()
     whole.chunk_s = 100.0
     chunked = dfn.DeepFilterNet3()
-    chunked.chunk_s, chunked.overlap_s = 10.0, 4.0        # three seams
-    a, b = enhance_array(whole, x, sr), enhance_array(chunked, x, sr)
+    chunked.chunk_s = 0.25
+    a, b = enhance_array(whole, x, rate), enhance_array(chunked, x, rate)
     assert a.shape == b.shape == x.shape
-    assert float(np.corrcoef(a, b)[0, 1]) >= 0.999
-    np.testing.assert_allclose(a[: 7 * sr], b[: 7 * sr], atol=1e-5)  # before the first crossfade (8 s)
+    assert np.max(np.abs(a - b)) < 1e-4
+    assert worst_block_db(b, a, rate) < -60
+    if rate == sr:  # the frame loop costs real time; once is enough
+        native = enhance_array(chunked, x, rate, processing="streaming")
+        assert worst_block_db(b, native, rate) < -40
 
 
 def test_streaming_runs_start_from_a_fresh_native_state_each_time(shared_data, model):

@@ -267,3 +267,87 @@ def test_offline_last_chunk_shorter_than_the_crossfade(rng, tail_s):
     x = rng.standard_normal(int((0.15 + tail_s) * 16000)).astype(np.float32)
     y = enhance_array(model, x, 16000)
     np.testing.assert_allclose(y, model.process_offline(x), atol=1e-6)
+
+
+class CarriedStateModel(SmoothingModel):
+    """Offline toy whose state crosses chunks: a causal running sum (infinite memory). Chunked offline
+    processing with overlaps can never join it exactly; its offline stream must."""
+
+    def __init__(self, rate=16000, chunk_s=0.05):
+        super().__init__(rate, chunk_s, 0.0)
+        self.info.block_samples = 16
+
+    def process_offline(self, audio):
+        return np.cumsum(audio, dtype=np.float64).astype(np.float32)
+
+    def new_offline_stream(self):
+        class Running(EnhancerStream):
+            total = 0.0
+
+            def process(inner, block):
+                y = inner.total + np.cumsum(block, dtype=np.float64)
+                inner.total = float(y[-1]) if len(y) else inner.total
+                return y.astype(np.float32)
+        return Running()
+
+
+def test_offline_stream_carries_state_across_chunks(rng):
+    x = rng.standard_normal(16000).astype(np.float32)
+    y = enhance_array(CarriedStateModel(chunk_s=0.05), x, 16000)   # 20 chunks
+    np.testing.assert_allclose(y, np.cumsum(x, dtype=np.float64), atol=1e-3)
+
+
+def _sunk(model, audio, rate, **kwargs) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
+    blocks: list[tuple[int, np.ndarray]] = []
+    result = run_to_end(enhance(model, audio, rate, sink=lambda a, b: blocks.append((a, b.copy())), **kwargs))
+    assert result is None
+    starts = [a for a, _ in blocks]
+    lengths = [b.shape[-2] for _, b in blocks]
+    assert starts == list(np.cumsum([0] + lengths[:-1]))  # consecutive, in order, each frame once
+    return np.concatenate([b for _, b in blocks], axis=-2), [(a, b.shape) for a, b in blocks]
+
+
+@pytest.mark.parametrize("make", [lambda: DelayModel(), lambda: SmoothingModel(chunk_s=0.05, overlap_s=0.02),
+                                  lambda: CarriedStateModel(chunk_s=0.05)])
+def test_sink_receives_the_array_result_in_bounded_blocks(speech, rng, make):
+    """Channels run side by side and the sink gets each stretch once it is final, so a long file never
+    needs a whole-file output buffer: no block is longer than about one chunk (or read block)."""
+    stereo = np.stack([speech[:32000], rng.standard_normal(32000).astype(np.float32) * 0.1], axis=1)
+    model = make()
+    whole = enhance_array(model, stereo, 16000, block_s=0.1)
+    got, shapes = _sunk(model, stereo, 16000, block_s=0.1)
+    np.testing.assert_array_equal(got, whole)
+    longest = max(s[-2] for _, s in shapes)
+    assert len(shapes) > 10 and longest <= 0.12 * 16000, longest
+    assert all(s[-1] == 2 for _, s in shapes)
+
+
+def test_sink_for_joint_channels_and_several_outputs(speech):
+    class Joint(SmoothingModel):
+        joint_channels = True
+
+        def process_offline_channels(self, audio):
+            return audio[:, ::-1] * 0.5   # channels swapped: joint processing is visible
+
+    stereo = np.stack([speech[:20000], speech[:20000] * 0.3], axis=1)
+    got, shapes = _sunk(Joint(chunk_s=0.05, overlap_s=0.02), stereo, 16000)
+    np.testing.assert_allclose(got, stereo[:, ::-1] * 0.5, atol=1e-6)
+    assert max(s[0] for _, s in shapes) <= 0.08 * 16000
+
+    class TwoOutputs(DelayModel):
+        def __init__(self):
+            super().__init__()
+            self.info.outputs = ("speech", "noise")
+
+        def new_stream(self):
+            base = super().new_stream()
+
+            class Both(EnhancerStream):
+                def process(inner, block):
+                    y = base.process(block)
+                    return np.stack([y, -y])
+            return Both()
+    got, shapes = _sunk(TwoOutputs(), stereo, 16000, block_s=0.1)
+    np.testing.assert_allclose(got[0], stereo, atol=1e-7)
+    np.testing.assert_allclose(got[1], -stereo, atol=1e-7)
+    assert shapes[0][1][0] == 2 and shapes[0][1][-1] == 2

@@ -241,9 +241,20 @@ def _check_block(enhancer: Enhancer, out: np.ndarray, expected: int) -> np.ndarr
     return out.astype(np.float32, copy=False)
 
 
+#: ``write(first_frame, y)``: receives one channel's output ``y (n_outputs, m)`` at the input rate, in order
+#: (each call starts where the previous one ended) and only once; together the calls cover every frame.
+Writer = Callable[[int, np.ndarray], None]
+
+
+def _array_writer(out: np.ndarray) -> Writer:
+    def write(a: int, y: np.ndarray) -> None:
+        out[:, a:a + y.shape[1]] = y
+    return write
+
+
 def _run_streaming(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_in: int, rate_in: int,
-                   out: np.ndarray, block_s: float) -> Generator[float, None, None]:
-    """Stream one channel through the model; writes ``out`` (n_outputs, n_in) and yields the fraction done."""
+                   out: Writer, block_s: float) -> Generator[float, None, None]:
+    """Stream one channel through the model; writes its output through ``out`` and yields the fraction done."""
     info = enhancer.info
     rate = info.sample_rate
     gran = max(int(info.block_samples), 1)
@@ -256,7 +267,7 @@ def _run_streaming(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n
 
 
 def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int, int], np.ndarray],
-                 n_in: int, rate_in: int, out: np.ndarray, block_native: int) -> Generator[float, None, None]:
+                 n_in: int, rate_in: int, out: Writer, block_native: int) -> Generator[float, None, None]:
     info = enhancer.info
     rate = info.sample_rate
     latency = int(info.latency_samples)
@@ -279,8 +290,9 @@ def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int
         if to_input is not None:
             y = to_input.resample_chunk(np.ascontiguousarray(y.T), last=final).T
         take = min(y.shape[1], n_in - written)
-        out[:, written:written + take] = y[:, :take]
-        written += take
+        if take > 0:
+            out(written, y[:, :take])
+            written += take
 
     def run_model(x: np.ndarray, final: bool) -> None:
         nonlocal skip
@@ -311,7 +323,7 @@ def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int
     tail[:len(pending)] = pending[:tail_len]
     run_model(tail, True)
     if written < n_in:
-        out[:, written:] = 0.0
+        out(written, np.zeros((info.n_outputs, n_in - written), np.float32))
     yield 1.0
 
 
@@ -323,10 +335,10 @@ def _crossfade_weights(n: int) -> np.ndarray:
 
 
 def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_in: int, rate_in: int,
-                 out: np.ndarray) -> Generator[float, None, None]:
+                 out: Writer) -> Generator[float, None, None]:
     """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own.
 
-    Writes ``out`` (n_outputs, n_in) and yields the fraction done. A model whose offline state can be
+    Writes the output through ``out`` as each stretch is final and yields the fraction done. A model whose offline state can be
     carried (:meth:`Enhancer.new_offline_stream`) runs as a stream of ``chunk_s`` blocks instead."""
     rate = enhancer.info.sample_rate
     make_stream = getattr(enhancer, "new_offline_stream", None)
@@ -357,6 +369,7 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
     # Each chunk is read with `overlap` extra samples on both sides; the crossfade spans the overlap
     # centred on each seam so the model never sees the hard chunk edge inside what is kept.
     half = overlap // 2
+    pending = None  # the previous chunk's output over the next crossfade, waiting for this chunk's
     for i, (a, b) in enumerate(bounds):
         lo, hi = max(a - overlap, 0), min(b + overlap, n_in)
         x = np.asarray(read(lo, hi), np.float32)
@@ -376,11 +389,12 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
         seg = y[:, own_lo - lo:own_hi - lo].copy()
         if i > 0 and half > 0:
             fade = _crossfade_weights(2 * half)
-            seg[:, :2 * half] *= fade
-            out[:, own_lo:own_lo + 2 * half] = out[:, own_lo:own_lo + 2 * half] * (1 - fade) + seg[:, :2 * half]
-            out[:, own_lo + 2 * half:own_hi] = seg[:, 2 * half:]
-        else:
-            out[:, own_lo:own_hi] = seg
+            seg[:, :2 * half] = pending * (1 - fade) + seg[:, :2 * half] * fade
+        # Everything but the next seam's crossfade is final; that stretch waits for the next chunk.
+        keep = 2 * half if i < len(bounds) - 1 and half > 0 else 0
+        if seg.shape[1] > keep:
+            out(own_lo, seg[:, :seg.shape[1] - keep])
+        pending = seg[:, seg.shape[1] - keep:]
         yield b / n_in
 
 
@@ -401,7 +415,8 @@ class _JointChannels:
 
 def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: int | None = None, *,
             channels: Sequence[int] | None = None, block_s: float = 1.0,
-            out: np.ndarray | None = None, processing: str | None = None) -> Generator[Progress, None, np.ndarray]:
+            out: np.ndarray | None = None, processing: str | None = None,
+            sink: Callable[[int, np.ndarray], None] | None = None) -> Generator[Progress, None, np.ndarray | None]:
     """Run ``enhancer`` over every selected channel; a generator that yields :class:`Progress`.
 
     Args:
@@ -411,11 +426,18 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         out: optional preallocated float32 array of the result's shape (e.g. a memmap).
         processing: ``"streaming"`` or ``"offline"`` to choose among the model's paths (see
             :func:`with_processing`); ``None``: its default, or ``long_file_processing`` for long inputs.
+        sink: instead of a result array, ``sink(first_frame, block)`` receives the output in order as it
+            becomes final: ``block`` is ``(m, len(channels))`` float32 (``(len(outputs), m, len(channels))``
+            for a multi-output model), consecutive blocks, every frame once. The channels run side by side,
+            so with a file source and a streaming or state-carrying path (:meth:`Enhancer.new_offline_stream`)
+            memory stays that of a few blocks however long the file is; chunked offline paths hold one
+            chunk per channel.
 
     Returns (as the generator's return value):
         float32 ``(frames, len(channels))`` at the input rate, same length, latency removed — or, for a
         model with several ``info.outputs``, ``(len(outputs), frames, len(channels))`` (output-major, in
         ``info.outputs`` order). :func:`enhance_outputs` gives a name -> array dict for any model.
+        ``None`` when a ``sink`` received the output.
 
     Raises:
         ModelError: the model raised, returned a wrong shape, or produced NaN/Inf.
@@ -434,9 +456,13 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     n = source.frames
     hook = getattr(enhancer, "enhance_source", None)
     if hook is not None:  # a chain of models: each step goes through this engine
-        if out is None:
-            out = np.zeros((n, len(chans)), np.float32)
-        return (yield from hook(source, chans, out))
+        whole = out if out is not None else np.zeros((n, len(chans)), np.float32)
+        result = yield from hook(source, chans, whole)
+        if sink is None:
+            return result
+        for a in range(0, n, _CHECK_PIECE):
+            sink(a, result[a:a + _CHECK_PIECE])
+        return None
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(rate_in)
     if processing is not None:
@@ -447,56 +473,99 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     info = enhancer.info
     k = info.n_outputs
     shape = (n, len(chans)) if k == 1 else (k, n, len(chans))
-    if out is None:
-        out = np.zeros(shape, np.float32)
-    elif tuple(out.shape) != shape:
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
+    if sink is None:
+        if out is None:
+            out = np.zeros(shape, np.float32)
+        elif tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
     if info.processing not in ("streaming", "offline"):
         raise ModelError(f"model {info.id!r} declares processing {info.processing!r}; expected streaming or offline")
     if info.processing == "offline" and enhancer.joint_channels and k == 1 and len(chans) > 1:
         # The model processes the channels together (e.g. WPE's multichannel prediction): the chunked
         # offline runner treats the channels as the outputs of one (n, c) -> (c, n) call.
         joint = _JointChannels(enhancer, len(chans))
-        col = np.zeros((len(chans), n), np.float32)
-        steps = _run_offline(joint, lambda a, b: source.read(a, b)[:, chans], n, rate_in, col)
-        try:
-            for frac in steps:
-                yield Progress(frac, f"{info.name}: {len(chans)} channels jointly, {100 * frac:.0f}%")
-        except (WorkbenchError, GeneratorExit):
-            raise
-        except MemoryError:
-            raise ModelError(f"model {info.id!r} ran out of memory") from None
-        except Exception as exc:
-            raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            steps.close()
-        out[:] = col.T
-        return out
+
+        def write_joint(a: int, y: np.ndarray) -> None:  # y: (channels, m)
+            if sink is not None:
+                sink(a, y.T)
+            else:
+                out[a:a + y.shape[1]] = y.T
+        runs = [_run_offline(joint, lambda a, b: source.read(a, b)[:, chans], n, rate_in, write_joint)]
+        labels = [f"{info.name}: {len(chans)} channels jointly"]
+        yield from _drive(info, runs, labels)
+        return out if sink is None else None
+    queues: list[list[np.ndarray]] = [[] for _ in chans]
+    emitted = 0
+
+    def writer(j: int) -> Writer:
+        if sink is None:
+            def write(a: int, y: np.ndarray) -> None:
+                if k == 1:
+                    out[a:a + y.shape[1], j] = y[0]
+                else:
+                    out[:, a:a + y.shape[1], j] = y
+            return write
+
+        def queue(a: int, y: np.ndarray) -> None:
+            queues[j].append(y)
+        return queue
+
+    def flush() -> None:
+        """Hand the sink what every channel has produced (the channels advance side by side)."""
+        nonlocal emitted
+        ready = min(sum(y.shape[1] for y in q) for q in queues)
+        if ready <= 0:
+            return
+        cols = []
+        for q in queues:
+            y = np.concatenate(q, axis=1) if len(q) > 1 else q[0]
+            cols.append(y[:, :ready])
+            q[:] = [y[:, ready:]] if y.shape[1] > ready else []
+        block = np.stack(cols, axis=-1)  # (k, ready, channels)
+        sink(emitted, block[0] if k == 1 else block)
+        emitted += ready
+
+    runs = []
     for j, c in enumerate(chans):
         def read(a: int, b: int, c=c) -> np.ndarray:
             return source.read(a, b)[:, c]
-        col = np.zeros((k, n), np.float32)
         if info.processing == "streaming":
-            steps: Iterable[float] = _run_streaming(enhancer, read, n, rate_in, col, block_s)
+            runs.append(_run_streaming(enhancer, read, n, rate_in, writer(j), block_s))
         else:
-            steps = _run_offline(enhancer, read, n, rate_in, col)
-        try:
-            for frac in steps:
-                yield Progress((j + frac) / len(chans),
-                               f"{info.name}: channel {c + 1}/{len(chans)}, {100 * frac:.0f}%")
-        except (WorkbenchError, GeneratorExit):  # ModelError, Cancelled, AudioFileError: already clear
-            raise
-        except MemoryError:
-            raise ModelError(f"model {info.id!r} ran out of memory") from None
-        except Exception as exc:  # a third-party model may raise anything; report it, keep the app up
-            raise ModelError(f"model {info.id!r} failed: {one_line(exc)}") from exc
-        finally:
-            steps.close()  # on cancel too: releases the stream's native state right away
-        if k == 1:
-            out[:, j] = col[0]
-        else:
-            out[:, :, j] = col
-    return out
+            runs.append(_run_offline(enhancer, read, n, rate_in, writer(j)))
+    labels = [f"{info.name}: channel {c + 1}/{len(chans)}" for c in chans]
+    yield from _drive(info, runs, labels, flush if sink is not None else None)
+    return out if sink is None else None
+
+
+def _drive(info: EnhancerInfo, runs: list[Generator[float, None, None]], labels: list[str],
+           after_step: Callable[[], None] | None = None) -> Generator[Progress, None, None]:
+    """Advance every channel's run one step in turn until all are done, yielding overall progress; model
+    failures become one clear :class:`ModelError`. Every run is closed at the end (on cancel too: that
+    releases native stream state right away)."""
+    fractions = [0.0] * len(runs)
+    active = list(range(len(runs)))
+    try:
+        while active:
+            for j in list(active):
+                try:
+                    fractions[j] = next(runs[j])
+                except StopIteration:
+                    fractions[j] = 1.0
+                    active.remove(j)
+                    continue
+                yield Progress(sum(fractions) / len(runs), f"{labels[j]}, {100 * fractions[j]:.0f}%")
+            if after_step is not None:
+                after_step()
+    except (WorkbenchError, GeneratorExit):  # ModelError, Cancelled, AudioFileError: already clear
+        raise
+    except MemoryError:
+        raise ModelError(f"model {info.id!r} ran out of memory") from None
+    except Exception as exc:  # a third-party model may raise anything; report it, keep the app up
+        raise ModelError(f"model {info.id!r} failed: {one_line(exc)}") from exc
+    finally:
+        for run in runs:
+            run.close()
 
 
 def enhance_outputs(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: int | None = None,
