@@ -42,18 +42,22 @@ checked again in ``tests/models/test_dfn3.py``; the engine removes it so version
 from __future__ import annotations
 
 import configparser
+import contextlib
 import ctypes
 import functools
+import hashlib
 import importlib.util
+import json
 import math
+import os
 import tarfile
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from google.protobuf.message import DecodeError
 
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
@@ -495,6 +499,59 @@ def stateful_graph(blob: bytes) -> tuple[bytes, dict[str, tuple[int, ...]], dict
     return model.SerializeToString(), inputs, carried
 
 
+#: Changes whenever :func:`stateful_graph` or :func:`grouped_linear_as_matmul` would write other graphs.
+REWRITE_VERSION = 1
+
+
+def graph_cache_dir() -> Path:
+    """Where rewritten graphs are kept: ``$XDG_CACHE_HOME`` (else ``~/.cache``) ``/speech-enhancement-workbench``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "speech-enhancement-workbench" / "deepfilternet"
+
+
+def stateful_graphs(graphs: dict[str, bytes]) -> dict[str, tuple[bytes, dict, dict]]:
+    """:func:`stateful_graph` of :func:`grouped_linear_as_matmul` of each network, kept on disk by content.
+
+    Rewriting needs the ``onnx`` package, whose import alone costs about a second: the first run writes
+    the rewritten graphs to :func:`graph_cache_dir` (atomically; an unwritable cache only costs that
+    second again), later runs read them back without importing ``onnx``.
+    """
+    digest = hashlib.sha256(f"v{REWRITE_VERSION}".encode())
+    for name in sorted(graphs):
+        digest.update(name.encode() + hashlib.sha256(graphs[name]).digest())
+    folder = graph_cache_dir() / digest.hexdigest()[:32]
+    try:
+        meta = json.loads((folder / "states.json").read_text())
+        return {name: ((folder / f"{name}.onnx").read_bytes(),
+                       {k: tuple(v) for k, v in meta[name]["inputs"].items()}, dict(meta[name]["carried"]))
+                for name in graphs}
+    except (OSError, ValueError, KeyError):
+        pass
+    made = {name: stateful_graph(grouped_linear_as_matmul(blob)) for name, blob in graphs.items()}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, (blob, _, _) in made.items():
+            _write_atomic(folder / f"{name}.onnx", blob)
+        meta = {name: {"inputs": {k: list(v) for k, v in inputs.items()}, "carried": carried}
+                for name, (_, inputs, carried) in made.items()}
+        _write_atomic(folder / "states.json", json.dumps(meta).encode())  # written last: marks the set complete
+    except OSError:
+        pass  # read-only home or full disk: run without the cache
+    return made
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 class DeepFilterNet3ChunkStream(EnhancerStream):
     """The offline path over consecutive chunks of one recording with every state carried across the
     seams, so chunked output equals a whole-file run (float rounding) while memory stays that of one chunk.
@@ -595,8 +652,7 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         self.carried: dict[str, dict[str, str]] = {}
         sessions = {}
         opts.log_severity_level = 3  # the replaced padding leaves its constant unused; onnxruntime would say so
-        for name, blob in graphs.items():
-            rewritten, inputs, carried = stateful_graph(grouped_linear_as_matmul(blob))
+        for name, (rewritten, inputs, carried) in stateful_graphs(graphs).items():
             self.state_inputs[name] = inputs
             self.carried[name] = carried
             sessions[name] = ort.InferenceSession(rewritten, opts, providers=["CPUExecutionProvider"])
@@ -711,6 +767,8 @@ def info(processing: str = "offline") -> EnhancerInfo:
 @functools.lru_cache(maxsize=1)
 def parameter_count() -> int | None:
     """Weights in the bundled ONNX graphs (encoder + ERB decoder + DF decoder), counted from the tarball."""
+    from google.protobuf.message import DecodeError
+
     try:
         _, graphs = model_archive()
         return sum(onnx_parameter_count(blob) for blob in graphs.values())

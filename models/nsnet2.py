@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from google.protobuf.message import DecodeError
 
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
 from workbench.core.threads import threads_from_env
@@ -61,6 +60,8 @@ def onnx_path(sample_rate: int) -> Path:
 
 def file_parameters(path: Path) -> int | None:
     """Weights in the ONNX file (imports onnx: for :mod:`workbench_models.facts`, not for listing)."""
+    from google.protobuf.message import DecodeError
+
     try:
         return onnx_parameter_count(Path(path).read_bytes())
     except (OSError, ValueError, DecodeError):

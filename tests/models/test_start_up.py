@@ -78,3 +78,25 @@ def test_stored_facts_equal_the_live_counts():
     for model_id, measured in live.items():
         for key, value in measured.items():
             assert stored[model_id][key] == value, (model_id, key)
+
+
+def test_deepfilternet3_reads_its_rewritten_networks_back_without_onnx(tmp_path):
+    """The first run rewrites the networks (needs onnx) and keeps them in the cache; the next run of the
+    command imports onnxruntime only."""
+    import os
+    src = tmp_path / "one.wav"
+    rng = np.random.default_rng(1)
+    sf.write(src, (0.1 * rng.standard_normal(48000)).astype(np.float32), 48000)
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    runs = []
+    for i in range(2):
+        proc = subprocess.run([sys.executable, "-c", SCRIPT, "enhance", str(src), "-m", "deepfilternet3", "-o",
+                               str(tmp_path / f"out{i}.wav"), "--quiet"], capture_output=True, text=True,
+                              timeout=300, cwd=REPO, env=env)
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("IMPORTED ")]
+        assert line, proc.stderr[-2000:]
+        runs.append(set(json.loads(line[0][len("IMPORTED "):])["modules"]))
+    assert "onnx" in runs[0] and "onnx" not in runs[1] and "onnxruntime" in runs[1]
+    assert not {"torch", "workbench_models.nsnet2", "workbench_models.gtcrn"} & runs[1]
+    a, b = sf.read(tmp_path / "out0.wav")[0], sf.read(tmp_path / "out1.wav")[0]
+    np.testing.assert_array_equal(a, b)
