@@ -42,16 +42,11 @@ checked again in ``tests/models/test_dfn3.py``; the engine removes it so version
 from __future__ import annotations
 
 import configparser
-import contextlib
 import ctypes
 import functools
-import hashlib
 import importlib.util
-import json
 import math
-import os
 import tarfile
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +60,7 @@ from workbench.core.errors import ModelError
 from workbench.core.threads import threads_from_env
 
 from .facts import fact
+from .onnx_state import stateful_graphs
 
 
 SAMPLE_RATE = 48000
@@ -298,6 +294,8 @@ def model_archive() -> tuple[DfnConfig, dict[str, bytes]]:
 #: The grouped linear layers of DeepFilterNet3 are exported as this Einsum (input ``(b, t, g, i)``, weight
 #: ``(g, i, h)``, output ``(b, t, g, h)``); onnxruntime's Einsum kernel is slow for it.
 GROUPED_LINEAR_EINSUM = b"btgi,gih->btgh"
+#: Changes whenever :func:`grouped_linear_as_matmul` would write other graphs (cached rewrites are keyed by it).
+GROUPED_LINEAR_VERSION = 1
 
 
 def grouped_linear_as_matmul(blob: bytes) -> bytes:
@@ -441,117 +439,6 @@ class OfflineDeepFilterNet3:
         return y[delay:delay + n].astype(np.float32, copy=False)
 
 
-def stateful_graph(blob: bytes) -> tuple[bytes, dict[str, tuple[int, ...]], dict[str, str]]:
-    """The ONNX graph ``blob`` with its time-carried state made explicit, so consecutive chunks of one
-    recording run exactly as one whole-file call would.
-
-    * Every ``GRU`` node's initial hidden state (zeros in the export) becomes a graph input
-      ``h0:<node>`` ``(1, 1, hidden)``, and its final state ``Y_h`` a graph output.
-    * Every time-axis ``Pad`` in front of a causal convolution with a time kernel ``k > 1`` (zeros before
-      the first frame in the export) becomes ``Concat(ctx:<tensor>, tensor)`` along time, with
-      ``ctx:<tensor>`` ``(1, channels, k - 1, bins)`` a graph input: the last ``k - 1`` frames the
-      convolution read in the previous chunk.
-
-    Returns:
-        ``(blob, {state input: shape}, {state output: state input it feeds next time})``; context
-        inputs are filled by the caller from the tensors it fed (see :class:`DeepFilterNet3ChunkStream`).
-    """
-    import onnx
-    from onnx import TensorProto, helper
-
-    model = onnx.load_from_string(blob)
-    graph = model.graph
-    conv_kernel_t = {}
-    for node in graph.node:
-        if node.op_type == "Conv":
-            kernel = next((list(a.ints) for a in node.attribute if a.name == "kernel_shape"), [1])
-            conv_kernel_t[node.input[0]] = kernel[0]
-    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in graph.input}
-    inputs: dict[str, tuple[int, ...]] = {}
-    carried: dict[str, str] = {}
-    nodes = []
-    for node in graph.node:
-        if node.op_type == "GRU":
-            hidden = next(a.i for a in node.attribute if a.name == "hidden_size")
-            h0 = f"h0:{node.name}"
-            while len(node.input) < 6:
-                node.input.append("")
-            node.input[5] = h0
-            while len(node.output) < 2:
-                node.output.append("")
-            if not node.output[1]:
-                node.output[1] = f"h1:{node.name}"
-            inputs[h0] = (1, 1, hidden)
-            carried[node.output[1]] = h0
-            graph.output.append(helper.make_tensor_value_info(node.output[1], TensorProto.FLOAT, [1, 1, hidden]))
-        elif node.op_type == "Pad" and conv_kernel_t.get(node.output[0], 1) > 1:
-            k = conv_kernel_t[node.output[0]]
-            src = node.input[0]
-            dims = shapes.get(src)
-            ctx = f"ctx:{src}"
-            inputs[ctx] = (1, (dims[1] if dims else 0) or 0, k - 1, (dims[3] if dims else 0) or 0)
-            node = helper.make_node("Concat", [ctx, src], [node.output[0]], axis=2, name=node.name + "/carried")
-        nodes.append(node)
-    for name, shape in inputs.items():
-        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return model.SerializeToString(), inputs, carried
-
-
-#: Changes whenever :func:`stateful_graph` or :func:`grouped_linear_as_matmul` would write other graphs.
-REWRITE_VERSION = 1
-
-
-def graph_cache_dir() -> Path:
-    """Where rewritten graphs are kept: ``$XDG_CACHE_HOME`` (else ``~/.cache``) ``/speech-enhancement-workbench``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "speech-enhancement-workbench" / "deepfilternet"
-
-
-def stateful_graphs(graphs: dict[str, bytes]) -> dict[str, tuple[bytes, dict, dict]]:
-    """:func:`stateful_graph` of :func:`grouped_linear_as_matmul` of each network, kept on disk by content.
-
-    Rewriting needs the ``onnx`` package, whose import alone costs about a second: the first run writes
-    the rewritten graphs to :func:`graph_cache_dir` (atomically; an unwritable cache only costs that
-    second again), later runs read them back without importing ``onnx``.
-    """
-    digest = hashlib.sha256(f"v{REWRITE_VERSION}".encode())
-    for name in sorted(graphs):
-        digest.update(name.encode() + hashlib.sha256(graphs[name]).digest())
-    folder = graph_cache_dir() / digest.hexdigest()[:32]
-    try:
-        meta = json.loads((folder / "states.json").read_text())
-        return {name: ((folder / f"{name}.onnx").read_bytes(),
-                       {k: tuple(v) for k, v in meta[name]["inputs"].items()}, dict(meta[name]["carried"]))
-                for name in graphs}
-    except (OSError, ValueError, KeyError):
-        pass
-    made = {name: stateful_graph(grouped_linear_as_matmul(blob)) for name, blob in graphs.items()}
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, (blob, _, _) in made.items():
-            _write_atomic(folder / f"{name}.onnx", blob)
-        meta = {name: {"inputs": {k: list(v) for k, v in inputs.items()}, "carried": carried}
-                for name, (_, inputs, carried) in made.items()}
-        _write_atomic(folder / "states.json", json.dumps(meta).encode())  # written last: marks the set complete
-    except OSError:
-        pass  # read-only home or full disk: run without the cache
-    return made
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 class DeepFilterNet3ChunkStream(EnhancerStream):
     """The offline path over consecutive chunks of one recording with every state carried across the
     seams, so chunked output equals a whole-file run (float rounding) while memory stays that of one chunk.
@@ -652,7 +539,8 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         self.carried: dict[str, dict[str, str]] = {}
         sessions = {}
         opts.log_severity_level = 3  # the replaced padding leaves its constant unused; onnxruntime would say so
-        for name, (rewritten, inputs, carried) in stateful_graphs(graphs).items():
+        for name, (rewritten, inputs, carried) in stateful_graphs(graphs, grouped_linear_as_matmul,
+                                                                   f"dfn-matmul-{GROUPED_LINEAR_VERSION}").items():
             self.state_inputs[name] = inputs
             self.carried[name] = carried
             sessions[name] = ort.InferenceSession(rewritten, opts, providers=["CPUExecutionProvider"])

@@ -31,10 +31,11 @@ import numpy as np
 
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
 from workbench.core.threads import threads_from_env
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from .facts import fact
-from workbench.core.views.stft import StftConfig, stft_frames, window_array
+from .onnx_state import stateful_graphs
+from workbench.core.views.stft import StftConfig, squared_window_sum, stft_frames, window_array
 
 MIN_GAIN = 10 ** (-80 / 20)
 
@@ -92,8 +93,10 @@ class NSNet2(Enhancer):
             set, else onnxruntime's default of one per core).
     """
 
-    chunk_s = 300.0
-    overlap_s = 10.0
+    #: The offline path runs as :class:`NSNet2ChunkStream` (states carried, seams exact), so the chunk
+    #: length sets memory and per-call overhead only.
+    chunk_s = 10.0
+    overlap_s = 0.0
 
     def __init__(self, sample_rate: int = 16000, threads: int | None = None):
         if sample_rate not in VARIANTS:
@@ -127,6 +130,24 @@ class NSNet2(Enhancer):
             feat[t0:t0 + len(blk)] = np.log10(np.maximum(blk.real ** 2 + blk.imag ** 2, 1e-12))
         g = self.session.run(None, {self.input_name: feat[None]})[0][0]  # onnxruntime releases the GIL
         return np.clip(g, MIN_GAIN, 1.0)
+
+    def new_offline_stream(self) -> "NSNet2ChunkStream":
+        """The offline path chunk by chunk with the GRU states carried (see :class:`NSNet2ChunkStream`)."""
+        if getattr(self, "_stateful", None) is None:
+            import onnxruntime as ort
+
+            (blob, inputs, carried), = stateful_graphs({"nsnet2": self.path.read_bytes()}).values()
+            opts = ort.SessionOptions()
+            threads = threads_from_env(None)
+            if threads:
+                opts.intra_op_num_threads = int(threads)
+                opts.inter_op_num_threads = 1
+            try:
+                session = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ModelError(f"nsnet2: cannot open the rewritten {self.path.name}: {exc}") from None
+            self._stateful = (session, inputs, carried)
+        return NSNet2ChunkStream(self, *self._stateful)
 
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
         """``(n,)`` float32 at the native rate -> enhanced ``(n,)``, aligned (centred frames).
@@ -165,3 +186,51 @@ class NSNet2(Enhancer):
             ws = wsum[cfg.pad + a:cfg.pad + b]
             np.divide(out[cfg.pad + a:cfg.pad + b], ws, out=y[a:b], where=ws > 1e-10, casting="same_kind")
         return y
+
+
+class NSNet2ChunkStream(EnhancerStream):
+    """NSNet2's offline computation fed block by block, with everything a whole-file run keeps from
+    frame to frame carried over: the last hop of input (frames are centred, two hops long), the two GRU
+    hidden states (explicit in the rewritten network, :func:`workbench_models.onnx_state.stateful_graph`)
+    and the second half of the last synthesis frame. Chunked output therefore equals
+    :meth:`NSNet2.process_offline` on the whole file (float rounding; the last hop may differ, where the
+    whole-file run has no frame after the end), delayed by one hop (``info.latency_samples``).
+    """
+
+    def __init__(self, model: NSNet2, session, inputs: dict, carried: dict):
+        cfg = model.cfg
+        if cfg.n_fft != 2 * cfg.hop or cfg.pad != cfg.hop:
+            raise ModelError("nsnet2: the chunked path expects frames of two hops, centred")
+        self.cfg, self._session, self._carried = cfg, session, carried
+        self._input = model.input_name
+        self._states = {name: np.zeros(shape, np.float32) for name, shape in inputs.items()}
+        self._win = window_array(cfg)
+        self._norm = squared_window_sum(cfg)           # (hop,) steady-state overlap-add normaliser
+        self._last_in = np.zeros(cfg.hop, np.float32)  # the hop before this block (zeros before the start)
+        self._tail = np.zeros(cfg.hop)                 # second half of the last synthesised frame
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        cfg, hop = self.cfg, self.cfg.hop
+        x = np.asarray(block, np.float32).reshape(-1)
+        if x.shape[0] % hop:
+            raise ModelError(f"nsnet2: block of {x.shape[0]} samples is not a multiple of {hop}")
+        n = x.shape[0] // hop
+        if n == 0:
+            return np.zeros(0, np.float32)
+        buf = np.concatenate([self._last_in, x])
+        self._last_in = x[-hop:].copy()
+        frames = np.lib.stride_tricks.sliding_window_view(buf, cfg.n_fft)[::hop][:n] * self._win
+        spec = np.fft.rfft(frames, n=cfg.nfft, axis=-1).astype(np.complex64)
+        feat = np.log10(np.maximum(spec.real ** 2 + spec.imag ** 2, 1e-12)).astype(np.float32)
+        feeds = {self._input: feat[None], **self._states}
+        names = [o.name for o in self._session.get_outputs()]
+        got = dict(zip(names, self._session.run(names, feeds)))
+        for out_name, h0 in self._carried.items():
+            self._states[h0] = got[out_name]
+        gain = np.clip(got[names[0]][0], MIN_GAIN, 1.0)
+        synth = np.fft.irfft(spec * gain, n=cfg.nfft, axis=-1)[:, :cfg.n_fft] * self._win   # (n, 2 hop)
+        out = synth[:, :hop].copy()
+        out[0] += self._tail
+        out[1:] += synth[:-1, hop:]
+        self._tail = synth[-1, hop:].copy()
+        return (out / self._norm).reshape(-1).astype(np.float32)
