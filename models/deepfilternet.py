@@ -599,7 +599,7 @@ class DeepFilterNet3(Enhancer):
     #: The offline path carries every state across chunks (:class:`DeepFilterNet3ChunkStream`), so the
     #: chunk length sets memory and call overhead only, never the output: onnxruntime's working set
     #: grows with the frames of one call, while calls shorter than a few seconds cost time.
-    chunk_s = 8.0
+    chunk_s = 4.0
     overlap_s = 0.0
 
     def __init__(self, atten_lim_db: float = 100.0, processing: str = "offline"):

@@ -65,8 +65,12 @@ class WpeDereverb(Enhancer):
     #: Joint multichannel processing: the engine passes all selected channels to
     #: :meth:`process_offline_channels` at once.
     joint_channels = True
-    chunk_s = 60.0
+    #: 20 s chunks (4 s of context each side, crossfaded over 2 s): the filters are estimated from each
+    #: chunk's statistics, which 20 s of speech determine well; memory grows with the chunk.
+    chunk_s = 20.0
     overlap_s = 4.0
+    #: frequency bins per WPE call (see process_offline_channels)
+    BINS_PER_STEP = 32
 
     def __init__(self, sample_rate: int = 16000, taps: int = DEFAULT_TAPS, delay: int = DEFAULT_DELAY,
                  iterations: int = DEFAULT_ITERATIONS):
@@ -93,9 +97,16 @@ class WpeDereverb(Enhancer):
         if n < self.size:  # too short for one frame of statistics: nothing to predict from
             return x.astype(np.float32)
         spec = stft(x.T, size=self.size, shift=self.shift)          # (D, T, F)
-        dereverbed = wpe(spec.transpose(2, 0, 1), taps=self.taps, delay=self.delay,
-                         iterations=self.iterations, statistics_mode="full")   # (F, D, T)
-        y = istft(dereverbed.transpose(1, 2, 0), size=self.size, shift=self.shift)  # (D, n')
+        del x
+        by_bin = spec.transpose(2, 0, 1)                             # (F, D, T) view
+        # Every frequency bin is predicted on its own (its own filter and power estimate), so bins are
+        # processed a few at a time, written back in place: the same result with the stacked
+        # (taps * D)-row observation tensors of a few bins in memory instead of all of them.
+        for f0 in range(0, by_bin.shape[0], self.BINS_PER_STEP):
+            f1 = min(f0 + self.BINS_PER_STEP, by_bin.shape[0])
+            by_bin[f0:f1] = wpe(by_bin[f0:f1], taps=self.taps, delay=self.delay, iterations=self.iterations,
+                                statistics_mode="full")
+        y = istft(spec, size=self.size, shift=self.shift)           # (D, n')
         y = y[:, :n]
         if y.shape[1] < n:
             y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
