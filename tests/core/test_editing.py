@@ -246,8 +246,8 @@ def test_every_output_container_carries_the_provenance(tmp_path, wav, suffix, ex
 
 
 def test_the_export_dialog_path_tags_its_outputs(tmp_path, wav):
-    from workbench.core.audio.export import export_version
-    from workbench.core.audio.recording import Recording
+    from workbench.core.workflows.export import export_version
+    from workbench.core.document.recording import Recording
     from workbench.core.enhance.registry import load_enhancer
 
     rec = Recording(wav)

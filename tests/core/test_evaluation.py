@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.measure import evaluation as E
+from workbench.core.workflows import evaluation as E
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
 from workbench.core.errors import WorkbenchError
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 
 KEY = ["pesq_wb", "estoi", "si_sdr"]
 
@@ -210,10 +210,10 @@ def test_evaluate_warns_about_a_pair_that_does_not_match(shared_data, tmp_path, 
 
 
 def test_evaluate_scores_each_pair_and_system_with_the_batch_item_function(tmp_path, rng, monkeypatch):
-    """`workbench evaluate` runs every pair x system through workbench.core.batch.item.evaluate_item (the
+    """`workbench evaluate` runs every pair x system through workbench.core.workflows.batch.item.evaluate_item (the
     function `workbench batch evaluate` runs in its workers); a model that fails still stops the run
     with one line naming it."""
-    import workbench.core.batch.item as item
+    import workbench.core.workflows.batch.item as item
 
     seen = []
     real = item.evaluate_item

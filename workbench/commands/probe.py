@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..core.audio.audio_io import load_audio
-    from ..core.enhance.probes import format_report, probe
+    from ..core.workflows.probes import format_report, probe
     from ..core.enhance.registry import load_enhancer
 
     enhancer = load_enhancer(args.model, isolate=True)  # stoppable by Ctrl-C / time budget

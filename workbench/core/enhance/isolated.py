@@ -275,7 +275,7 @@ class IsolatedEnhancer(Enhancer):
             return _IsolatedStream(self, sid, self._generation)
 
     def call_in_worker(self, function: str, *args, budget_s: float = CALL_BUDGET_BASE_S):
-        """Run ``function(model, *args)`` in the worker (``"workbench.core.enhance.probes:count_macs_per_second"``),
+        """Run ``function(model, *args)`` in the worker (``"workbench.core.workflows.probes:count_macs_per_second"``),
         for measurements that need the model object itself; arguments and result are pickled."""
         with self._lock:
             saved = self.call_budget_s

@@ -20,7 +20,7 @@ from typing import Callable, Generator, Sequence
 
 import numpy as np
 
-from .audio_io import ArraySource, AudioInfo, AudioSource, open_source
+from ..audio.audio_io import ArraySource, AudioInfo, AudioSource, open_source
 from ..enhance.enhancer import Enhancer, EnhancerInfo, Progress, enhance_outputs, rescaled
 from ..enhance.editing import Strength, StrengthSource
 from ..errors import Cancelled

@@ -23,11 +23,11 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 
 from ..audio.audio_io import atomic_output, load_audio, resample
-from .dnsmos import DNSMOS_METRICS, FAST_MODE_NOTE, dnsmos_metrics, dnsmos_metrics_steps
+from ..measure.dnsmos import DNSMOS_METRICS, FAST_MODE_NOTE, dnsmos_metrics, dnsmos_metrics_steps
 from ..enhance.enhancer import Enhancer, Progress, rescaled
 from ..errors import WorkbenchError
 from ..audio.outputs import check_output_target
-from .metrics import INTRUSIVE_METRICS, METRIC_SPECS, Metric, Pair, find_pairs, intrusive_metrics
+from ..measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, Metric, Pair, find_pairs, intrusive_metrics
 
 NOISY = "noisy"
 FILE_PREFIX = "file:"
@@ -287,7 +287,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     names = [s for s, _ in systems]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
-    from ..batch.item import evaluate_item, evaluate_task  # the batch pipeline's per-item function
+    from .batch.item import evaluate_item, evaluate_task  # the batch pipeline's per-item function
 
     rows: list[Measurement] = []
     elapsed: dict[str, float] = {}
@@ -521,7 +521,7 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
                    dnsmos_versions: Sequence | None = None,
                    on_result: Callable[[object, str, Scores], None] | None = None
                    ) -> Generator[Progress, None, dict[str, Scores]]:
-    """Score each :class:`~workbench.core.audio.recording.Version` (its whole audio, channels averaged to mono).
+    """Score each :class:`~workbench.core.document.recording.Version` (its whole audio, channels averaged to mono).
 
     The same :func:`score_signal` as ``workbench evaluate`` is used, so a version scored here and the same
     audio scored by the CLI give identical numbers. The intrusive metrics of every version come first

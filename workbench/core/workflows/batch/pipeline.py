@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Generator, Mapping, Sequence
 
-from ..enhance.enhancer import Enhancer, Progress
-from ..audio.recording import file_sha256
+from ...enhance.enhancer import Enhancer, Progress
+from ...document.recording import file_sha256
 from .backends import remove_stale_parts, run_local, run_ray, run_serial
 from .manifest import Manifest
 
@@ -145,7 +145,7 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
     """Run a batch; a generator yielding :class:`Progress`, returning a :class:`BatchReport`.
 
     Args:
-        tasks: from :func:`~workbench.core.batch.item.enhance_task` / ``evaluate_task``.
+        tasks: from :func:`~workbench.core.workflows.batch.item.enhance_task` / ``evaluate_task``.
         backend: ``serial`` (here, with ``models``), ``local`` (process pool) or ``ray``.
         workers: processes / actors (``ray``: ``None`` or 0 with an address uses the cluster's CPUs).
         threads: intra-op threads per worker.

@@ -26,11 +26,11 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, resample, write_audio_atomic
+from ..audio.audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, resample, write_audio_atomic
 from ..enhance.enhancer import Enhancer, Progress, rescaled, run_to_end
 from ..errors import WorkbenchError
-from .outputs import check_output_target
-from .recording import Recording, Version, file_sha256
+from ..audio.outputs import check_output_target
+from ..document.recording import Recording, Version, file_sha256
 
 #: File suffix per container.
 SUFFIX = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}
@@ -225,7 +225,7 @@ def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int,
     audio = resample(audio, sr_in, sr_out)
     gain_db, facts = 0.0, None
     if loudness_target is not None:
-        from .loudness import normalisation_gain  # noqa: PLC0415
+        from ..audio.loudness import normalisation_gain  # noqa: PLC0415
         norm = normalisation_gain(audio, sr_out, *loudness_target)
         gain_db = norm.gain_db
         facts = asdict(norm)
@@ -243,7 +243,7 @@ def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int,
             # The codec's low-pass and quantisation change the loudness (0.5 LU for noisy 16 kHz speech in
             # MP3): measure what was written and encode once more with the gain corrected by the difference.
             import soundfile as sf  # noqa: PLC0415
-            from .loudness import measure, true_peak  # noqa: PLC0415
+            from ..audio.loudness import measure, true_peak  # noqa: PLC0415
             decoded, _ = sf.read(native_path(written), dtype="float32", always_2d=True)
             got = measure(decoded, sr_out).lufs
             wanted = loudness_target[0] + facts["limited_db"]
@@ -368,7 +368,7 @@ def reference_record(reference: str | Path | None, metrics: dict[str, dict[str, 
     """
     if reference is None:
         return None
-    from .audio_io import read_info
+    from ..audio.audio_io import read_info
     from ..measure.metrics import INTRUSIVE_METRICS
 
     path = Path(reference)
@@ -546,10 +546,10 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
     :class:`BatchSummary`. A file that fails (unreadable, model error, target exists ...) is recorded
     with its reason and the batch goes on. ``should_stop`` is polled between steps; when it returns
     True the batch raises :class:`Cancelled`. Sources are only read. Each file goes through
-    :func:`workbench.core.batch.item.enhance_item` (the per-item function of ``workbench batch``);
+    :func:`workbench.core.workflows.batch.item.enhance_item` (the per-item function of ``workbench batch``);
     ``spec`` is what the model was loaded from (catalogue id or file path; stored in the provenance).
     """
-    from ..batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
+    from .batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
 
     fmt, sub = check_format(format, subtype)
     files = [Path(f) for f in files]

@@ -51,7 +51,7 @@ import numpy as np
 from ..audio.audio_io import resample
 from ..enhance.enhancer import Progress, rescaled
 from ..errors import WorkbenchError
-from .metrics import estimate_lag
+from ..measure.metrics import estimate_lag
 from ..views.stft import StftConfig, istft, stft
 
 #: Magnitudes at or below this are treated as zero when dividing (float32 STFT round-off of silence).
@@ -744,7 +744,7 @@ def score_rows(file: str, signals: Sequence[tuple[str, np.ndarray]], sample_rate
                reference_rate: int, metrics: Sequence[str] = DEFAULT_METRICS
                ) -> Generator[Progress, None, list[LabRow]]:
     """Score ``(version tag, audio)`` signals against the clean reference with the same
-    :func:`~workbench.core.measure.evaluation.score_signal` as ``workbench evaluate`` and the metrics panel;
+    :func:`~workbench.core.workflows.evaluation.score_signal` as ``workbench evaluate`` and the metrics panel;
     a generator yielding :class:`Progress`, returning :class:`LabRow` s."""
     from .evaluation import score_signal  # local: evaluation pulls in DNSMOS, not needed for the masks
 
@@ -780,7 +780,7 @@ def rows_csv(rows: Iterable[LabRow]) -> str:
 
 def format_rows(rows: Sequence[LabRow], labels: dict[str, str] | None = None, digits: int = 2) -> str:
     """A plain-text table, one line per version (in first-seen order), one column per metric."""
-    from .metrics import METRIC_SPECS
+    from ..measure.metrics import METRIC_SPECS
 
     labels = labels or {}
     versions = list(dict.fromkeys(r.version for r in rows))
@@ -828,7 +828,7 @@ def render_figure(rows: Sequence[LabRow], versions: Sequence[LabVersion], labels
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .metrics import METRIC_SPECS
+    from ..measure.metrics import METRIC_SPECS
 
     labels = labels or {}
     kinds = kinds if kinds is not None else {v.tag: v.kind for v in versions}
@@ -900,7 +900,7 @@ class RecordingLab:
     """What :func:`lab_for_recording` added and measured.
 
     Attributes:
-        versions: the :class:`~workbench.core.audio.recording.Version` s added to the recording.
+        versions: the :class:`~workbench.core.document.recording.Version` s added to the recording.
         lab: the :class:`LabResult` (signals, reconstructions, notes).
         rows: PESQ-WB, ESTOI, SI-SDR … per version (``version`` = version name), empty without reference.
         mask_stats: effective-mask summary per enhanced and lab version.
@@ -919,7 +919,7 @@ def lab_for_recording(recording, cfg: StftConfig, *, reference: tuple[np.ndarray
                       gla_iterations: int = 100, gla_init: str = "random", gla_seed: int = 0,
                       gla_sources: Sequence[str] | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
                       kinds: Sequence[str] = LAB_KINDS) -> Generator[Progress, None, RecordingLab]:
-    """Make the phase-lab versions of one channel of a :class:`~workbench.core.audio.recording.Recording`, add
+    """Make the phase-lab versions of one channel of a :class:`~workbench.core.document.recording.Recording`, add
     them as versions (typed provenance, parameters in ``provenance.extra``), then measure every version;
     a generator yielding :class:`Progress` (closing it before the versions are added adds none).
 
