@@ -53,7 +53,7 @@ def make_corpus(folder: Path, n: int, seconds: float) -> float:
 def run_config(corpus: Path, out: Path, model: str, backend: str, workers: int):
     from workbench.core.workflows.batch import EnhanceSettings, collect_inputs, enhance_tasks, run_batch
     from workbench.core.workflows.batch.backends import load_models, set_thread_env
-    from workbench.core.enhance.enhancer import run_to_end
+    from workbench.core.progress import run_to_end
     from workbench.core.workflows.export import file_tag
 
     set_thread_env(1)

@@ -347,7 +347,7 @@ def test_two_output_model_gives_one_file_per_output(tmp_path, rng):
     Recording.enhance (the per-item function runs the model through it), local pool = serial bytes."""
     import torch
 
-    from workbench.core.enhance.enhancer import run_to_end
+    from workbench.core.progress import run_to_end
     from workbench.core.workflows.export import file_tag
     from workbench.core.document.recording import Recording
     from workbench.core.enhance.registry import load_enhancer

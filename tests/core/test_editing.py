@@ -13,7 +13,8 @@ from workbench.cli import main
 from workbench.core.audio.audio_io import ArraySource
 from workbench.core.enhance.editing import (Box, Strength, apply_strength, box_energy, enhance_regions, parse_span,
                                     repair_stft_config, spectral_repair, splice)
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
 from workbench.core.views.stft import stft
 

@@ -14,12 +14,14 @@ import pytest
 import soundfile as sf
 
 from workbench.core.audio.audio_io import open_source
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
 from workbench.core.workflows.export import (
-    comparison_csv, comparison_record, export_batch, export_comparison, export_name, export_version,
-    export_versions, planned_targets,
+    comparison_csv, comparison_record, export_comparison, export_name, export_version, export_versions,
+    planned_targets,
 )
+from workbench.core.workflows.batch.files import export_batch
 from workbench.core.document.recording import Recording
 
 

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from workbench.core.workflows import phaselab as pl
-from workbench.core.enhance.enhancer import run_to_end
-from workbench.core.workflows.evaluation import score_signal
+from workbench.core.progress import run_to_end
+from workbench.core.measure.scoring import score_signal
 from workbench.core.views.stft import StftConfig, stft
 
 CLIPS = ("0015", "0016", "0072")

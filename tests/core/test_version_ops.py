@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from workbench.core.enhance.editing import Box, Strength
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
 from workbench.core.workflows.export import export_version
 from workbench.core.provenance import VersionKind

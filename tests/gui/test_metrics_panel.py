@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from workbench.core.enhance.enhancer import EnhancerInfo
-from workbench.core.workflows.evaluation import score_signal
+from workbench.core.measure.scoring import score_signal
 from workbench.core.document.recording import Recording
 from workbench.gui.metrics_panel import MetricsPanel, format_value
 
@@ -241,7 +241,7 @@ def test_an_unrelated_reference_is_warned_about(qtbot, recording, shared_data):
 
 def test_measuring_waits_while_a_model_job_of_the_session_runs(qtbot, shared_data):
     """DNSMOS used to run beside a model and slow it 3x; it now yields to any running model job."""
-    from workbench.core.enhance.enhancer import Progress
+    from workbench.core.progress import Progress
     from workbench.core.document.session import Session
 
     session = Session()

@@ -313,7 +313,7 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
 def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speech, tmp_path, monkeypatch):
     import workbench.gui.main_window as mw
     from workbench.core.document import session_file
-    from workbench.core.enhance.enhancer import Progress
+    from workbench.core.progress import Progress
 
     w = open_window(qtbot, settings, [speech], "wiener")
     cancelled = threading.Event()

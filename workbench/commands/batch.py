@@ -170,7 +170,7 @@ class _Display:
 
 def _drive(tasks, args, models, identities, manifest, display):
     from ..core.workflows.batch import run_batch
-    from ..core.enhance.enhancer import run_to_end
+    from ..core.progress import run_to_end
 
     threads = _threads(args)
     workers = _workers(args)

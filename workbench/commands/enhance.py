@@ -38,7 +38,8 @@ from ..core.audio.audio_io import OUTPUT_FORMATS, WRITE_SUBTYPES
 from ..core.workflows.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
 from ..core.workflows.batch.plan import AUDIO_SUFFIXES
 from ..core.enhance.editing import Strength, parse_span, with_attenuation_limit
-from ..core.enhance.enhancer import run_to_end, with_processing
+from ..core.enhance.enhancer import with_processing
+from ..core.progress import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.workflows.export import SUFFIX, file_tag
 from ..core.audio.outputs import PlannedOutput, check_output_target, plan_batch_outputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.enhance.enhancer import run_to_end
+from ..core.progress import run_to_end
 
 
 def add_parser(sub) -> None:

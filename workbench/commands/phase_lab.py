@@ -90,7 +90,8 @@ def run(args) -> int:
     import numpy as np
 
     from ..core.audio.audio_io import load_audio
-    from ..core.enhance.enhancer import enhance, run_to_end
+    from ..core.enhance.enhancer import enhance
+    from ..core.progress import run_to_end
     from ..core.workflows.export import file_tag
     from ..core.workflows.phaselab import (MaskParams, PhaseLabError, convergence_lines, format_rows, render_figure,
                                  rows_csv, run_lab, score_rows, LabRow)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..core.enhance.enhancer import run_to_end, with_processing
+from ..core.enhance.enhancer import with_processing
+from ..core.progress import run_to_end
 
 
 def add_parser(sub) -> None:

@@ -20,11 +20,12 @@ from PySide6.QtWidgets import (
 
 from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.errors import WorkbenchError
-from ..core.enhance.enhancer import Progress
+from ..core.progress import Progress
 from ..core.workflows.export import (
-    ExportedFile, default_export_folder, export_batch, export_comparison, export_figure, export_versions_steps,
-    planned_targets, version_tag,
+    ExportedFile, default_export_folder, export_comparison, export_figure, export_versions_steps, planned_targets,
+    version_tag,
 )
+from ..core.workflows.batch.files import export_batch
 from .workers import GeneratorWorker, run_with_progress
 
 SUBTYPE_LABELS = {"PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM", "PCM_32": "32-bit PCM", "FLOAT": "32-bit float"}
@@ -401,8 +402,8 @@ class ExportDialog(QDialog):
 # ======================================================================================== batch
 def _batch_steps(files, model_spec, out_dir, options, load_enhancer):
     """The batch dialog's one run call, as one core generator for the worker: load the model (by catalogue
-    spec: an id or a loaded file's path), then :func:`~workbench.core.workflows.export.export_batch` over the files;
-    returns the :class:`~workbench.core.workflows.export.BatchSummary`."""
+    spec: an id or a loaded file's path), then :func:`~workbench.core.workflows.batch.files.export_batch` over the files;
+    returns the :class:`~workbench.core.workflows.batch.files.BatchSummary`."""
     yield Progress(0.0, f"loading {model_spec}")
     enhancer = load_enhancer(model_spec)
     return (yield from export_batch(files, enhancer, out_dir, spec=model_spec, **options))
@@ -437,7 +438,7 @@ class BatchDialog(QDialog):
         load_enhancer: ``spec -> Enhancer``; default ``registry.load_enhancer`` (ids and paths).
 
     Signals:
-        batchFinished(object): the :class:`~workbench.core.workflows.export.BatchSummary`.
+        batchFinished(object): the :class:`~workbench.core.workflows.batch.files.BatchSummary`.
     """
 
     batchFinished = Signal(object)

@@ -4,7 +4,7 @@ Rows are metrics (intrusive ones only when a clean reference is set; DNSMOS when
 columns are versions. The best value of each row is highlighted according to the metric's direction.
 
 Measuring runs on a :class:`QThreadPool` worker that drives the core generator
-:func:`workbench.core.workflows.evaluation.score_versions` (the same code as ``workbench evaluate``, so the numbers
+:func:`workbench.core.measure.scoring.score_versions` (the same code as ``workbench evaluate``, so the numbers
 match the CLI). What the panel keeps, and why:
 
 * Two result caches: intrusive scores per (version, reference) and DNSMOS per version. Choosing another
@@ -18,7 +18,7 @@ match the CLI). What the panel keeps, and why:
   the estimate and DNSMOS starts when pressed. While a model job runs (:meth:`set_model_busy`, fed from
   the session's jobs) a running measurement pauses between steps, so it never slows the model.
 * After measuring, the alignment of the reference with the original recording is checked
-  (:class:`~workbench.core.workflows.evaluation.AlignmentCheck`); a reference that does not match (low aligned
+  (:class:`~workbench.core.measure.scoring.AlignmentCheck`); a reference that does not match (low aligned
   correlation, lag at the search limit) is reported in the panel's warning line.
 """
 
@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout
 
 from ..core.audio.audio_io import load_audio, read_info
 from ..core.measure.dnsmos import DNSMOS_METRICS, DnsmosCost
-from ..core.enhance.enhancer import Progress
+from ..core.progress import Progress
 from ..core.errors import Cancelled, WorkbenchError
-from ..core.workflows.evaluation import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
+from ..core.measure.scoring import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
 from ..core.measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
 from ..core.document.recording import Recording, Version
 from ..core.document.session import JobState, Session
@@ -74,9 +74,9 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
                   on_result: Callable[[Version, str, Scores], None],
                   on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
-    :func:`~workbench.core.workflows.evaluation.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
+    :func:`~workbench.core.measure.scoring.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
 
-    Yields the core's :class:`~workbench.core.enhance.enhancer.Progress`; ``on_result(version, part, scores)`` is
+    Yields the core's :class:`~workbench.core.progress.Progress`; ``on_result(version, part, scores)`` is
     called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
     clear (a model job runs) it waits between steps — ``on_paused(True)`` before, ``on_paused(False)``
     after — until ``resume`` is set or ``should_stop()`` says to end (then it raises Cancelled).

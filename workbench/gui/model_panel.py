@@ -34,7 +34,8 @@ from PySide6.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.enhance.enhancer import Enhancer, EnhancerInfo, Progress, with_processing
+from ..core.enhance.enhancer import Enhancer, EnhancerInfo, with_processing
+from ..core.progress import Progress
 from ..core.errors import WorkbenchError
 from ..core.workflows.probes import ProbeReport, format_report, probe
 from ..core.document.recording import Recording

@@ -28,7 +28,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Generator
 
-from ..enhance.enhancer import Enhancer, EnhancerInfo, Progress, rescaled
+from ..enhance.enhancer import Enhancer, EnhancerInfo
+from ..enhance import registry
+from ..progress import Progress, rescaled
 from ..errors import Cancelled
 from ..provenance import Provenance, VersionKind
 from .recording import Recording, Version
@@ -177,8 +179,8 @@ class ModelCatalogue:
 
     def refresh(self, rescan_plugins: bool = False) -> list[CatalogueEntry]:
         """(Re)list built-ins and plugins (reads model metadata, ~0.5 s: call it off the GUI thread)."""
-        from ..enhance.registry import list_enhancer_entries
-        listed = [CatalogueEntry(info.id, info, origin) for info, origin in list_enhancer_entries(rescan_plugins)]
+        listed = [CatalogueEntry(info.id, info, origin)
+                  for info, origin in registry.list_enhancer_entries(rescan_plugins)]
         with self._lock:
             self._listed = listed
         self._changed()
@@ -248,9 +250,8 @@ class ModelCatalogue:
             entry = self._loaded.get(spec)
         if entry is not None and entry.enhancer is not None:
             return entry.enhancer
-        from ..enhance.registry import is_registered_id, load_enhancer
-        enh = load_enhancer(spec)
-        if not is_registered_id(spec):
+        enh = registry.load_enhancer(spec)
+        if not registry.is_registered_id(spec):
             self.add_loaded(spec, enh)
         return enh
 

@@ -54,7 +54,8 @@ import numpy as np
 import soundfile as sf
 
 from ..audio.audio_io import atomic_output, native_path, write_audio_atomic
-from ..enhance.enhancer import EnhancerInfo, Progress, run_to_end
+from ..enhance.enhancer import EnhancerInfo
+from ..progress import Progress, run_to_end
 from ..errors import WorkbenchError
 from ..enhance.editing import Strength
 from ..provenance import Provenance, VersionKind

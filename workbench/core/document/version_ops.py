@@ -15,7 +15,8 @@ import time
 from typing import Callable, Generator, Sequence
 
 from ..enhance.editing import Box, enhance_regions, noise_profile_samples, repair_stft_config, spectral_repair, with_noise_profile
-from ..enhance.enhancer import Enhancer, Progress, rescaled
+from ..enhance.enhancer import Enhancer
+from ..progress import Progress, rescaled
 from ..provenance import Provenance, VersionKind
 from .recording import Recording, Version
 

@@ -33,7 +33,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Mapping, Sequence
 
-from ...enhance.enhancer import Enhancer, Progress, run_to_end
+from ...enhance.enhancer import Enhancer
+from ...enhance.registry import load_enhancer
+from ...progress import Progress, run_to_end
 from ...errors import Cancelled, WorkbenchError
 from .item import _base_row, model_identity, run_task
 
@@ -58,8 +60,6 @@ def set_thread_env(threads: int) -> None:
 
 def load_models(specs: Sequence[str]) -> tuple[dict[str, Enhancer], dict[str, dict], dict[str, str]]:
     """Load each model spec once: ``(models, identities, errors)`` keyed by spec."""
-    from ...enhance.registry import load_enhancer
-
     models, identities, errors = {}, {}, {}
     for spec in specs:
         try:

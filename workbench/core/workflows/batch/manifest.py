@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ...audio.audio_io import ensure_folder, same_file
 from ...errors import WorkbenchError
+from ..export import write_text_atomic
 
 MAGIC = "workbench-batch"
 VERSION = 1
@@ -66,8 +68,6 @@ class Manifest:
 
     def __init__(self, path: str | Path, header: Mapping, *, resume: bool = False, overwrite: bool = False,
                  protect: Sequence[str | Path] = ()):
-        from ...audio.audio_io import ensure_folder, same_file
-
         self.path = Path(path)
         self.protect = tuple(protect)
         for p in self.protect:
@@ -104,8 +104,6 @@ class Manifest:
         os.fsync(self._fh.fileno())
 
     def _compact(self, rows: Iterable[Mapping]) -> None:
-        from ..export import write_text_atomic
-
         rows = sorted(rows, key=lambda r: (r.get("index", 0), r.get("key", "")))
         text = "".join(_dumps(r) + "\n" for r in [self.header, *rows])
         write_text_atomic(self.path, text, overwrite=True, protect=self.protect)
