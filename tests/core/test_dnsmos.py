@@ -306,7 +306,7 @@ def long_pair(shared_data, tmp_path_factory):
 @pytest.mark.parametrize("command", [["evaluate"], ["batch", "evaluate", "--workers", "1"]])
 def test_cli_dnsmos_fast_is_opt_in_and_labelled(long_pair, tmp_path, capsys, command):
     from workbench.cli import main
-    from workbench.core.measure.evaluation import read_csv
+    from workbench.core.workflows.evaluation import read_csv
 
     noisy, rate = sf.read(long_pair / "long_noisy.wav", dtype="float32")
     exact, fast = dm.shared_dnsmos().score(noisy, rate), dm.Dnsmos(fast=True).score(noisy, rate)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.core.enhance import probes as P
+from workbench.core.workflows import probes as P
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench_assets import gtcrn_checkpoint_path
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 from workbench.gui.model_panel import ModelPanel
 
 

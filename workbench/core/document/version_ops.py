@@ -1,4 +1,4 @@
-"""Editing operations as new versions of a :class:`~workbench.core.audio.recording.Recording` (GUI and tests).
+"""Editing operations as new versions of a :class:`~workbench.core.document.recording.Recording` (GUI and tests).
 
 Each one is non-destructive: it reads the original (or the version it repairs) and adds a version with a
 typed provenance through :meth:`Recording.add_version`, so it appears in the version list, can be
@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 from typing import Callable, Generator, Sequence
 
-from .enhance.editing import Box, enhance_regions, noise_profile_samples, repair_stft_config, spectral_repair, with_noise_profile
-from .enhance.enhancer import Enhancer, Progress, rescaled
-from .provenance import Provenance, VersionKind
-from .audio.recording import Recording, Version
+from ..enhance.editing import Box, enhance_regions, noise_profile_samples, repair_stft_config, spectral_repair, with_noise_profile
+from ..enhance.enhancer import Enhancer
+from ..progress import Progress, rescaled
+from ..provenance import Provenance, VersionKind
+from .recording import Recording, Version
 
 
 def enhance_region(recording: Recording, enhancer: Enhancer, spans_s: Sequence[tuple[float, float]], *,

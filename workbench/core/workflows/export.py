@@ -20,17 +20,23 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Callable, Generator, Iterable, Sequence
+from typing import Generator, Iterable, Sequence
 
 import numpy as np
 
-from .audio_io import WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, resample, write_audio_atomic
-from ..enhance.enhancer import Enhancer, Progress, rescaled, run_to_end
+import soundfile as sf
+
+from ..audio.audio_io import (WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, read_info, resample,
+                              write_audio_atomic)
+from ..audio.loudness import measure, normalisation_gain, true_peak
+from ..audio.outputs import check_output_target
+from ..document.recording import Recording, Version, file_sha256
 from ..errors import WorkbenchError
-from .outputs import check_output_target
-from .recording import Recording, Version, file_sha256
+from ..measure.metrics import INTRUSIVE_METRICS
+from ..progress import Progress, run_to_end
+from ..views.figure import render_figure_source
 
 #: File suffix per container.
 SUFFIX = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}
@@ -225,7 +231,6 @@ def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int,
     audio = resample(audio, sr_in, sr_out)
     gain_db, facts = 0.0, None
     if loudness_target is not None:
-        from .loudness import normalisation_gain  # noqa: PLC0415
         norm = normalisation_gain(audio, sr_out, *loudness_target)
         gain_db = norm.gain_db
         facts = asdict(norm)
@@ -242,8 +247,6 @@ def write_export_audio(target: Path, audio: np.ndarray, sr_in: int, sr_out: int,
         if facts is not None and facts["measured_lufs"] is not None:
             # The codec's low-pass and quantisation change the loudness (0.5 LU for noisy 16 kHz speech in
             # MP3): measure what was written and encode once more with the gain corrected by the difference.
-            import soundfile as sf  # noqa: PLC0415
-            from .loudness import measure, true_peak  # noqa: PLC0415
             decoded, _ = sf.read(native_path(written), dtype="float32", always_2d=True)
             got = measure(decoded, sr_out).lufs
             wanted = loudness_target[0] + facts["limited_db"]
@@ -368,8 +371,6 @@ def reference_record(reference: str | Path | None, metrics: dict[str, dict[str, 
     """
     if reference is None:
         return None
-    from .audio_io import read_info
-    from ..measure.metrics import INTRUSIVE_METRICS
 
     path = Path(reference)
     info = read_info(path)
@@ -496,7 +497,6 @@ def export_figure(recording: Recording, version: Version, path: str | Path, cfg,
     partner_is_original)`` feeds difference views. Like audio, the figure goes to a temporary name in the
     target folder and is renamed when complete.
     """
-    from ..views.figure import render_figure_source
 
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
@@ -511,80 +511,6 @@ def export_figure(recording: Recording, version: Version, path: str | Path, cfg,
                                        partner_label=partner_label, overwrite=overwrite,
                                        protect=(recording.path,), **kwargs)
     return Path(out)
-
-
-# ---------------------------------------------------------------------------------------- batch
-@dataclass
-class BatchSummary:
-    """Outcome of :func:`export_batch`.
-
-    Attributes:
-        succeeded: ``(input file, written files)`` per file that worked.
-        failed: ``(input file, one-line reason)`` per file that did not.
-        elapsed_s: wall time.
-    """
-
-    succeeded: list[tuple[Path, list[Path]]] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    elapsed_s: float = 0.0
-
-    @property
-    def text(self) -> str:
-        lines = [f"{len(self.succeeded)} of {len(self.succeeded) + len(self.failed)} files enhanced "
-                 f"in {self.elapsed_s:.1f} s"]
-        lines += [f"FAILED {p}: {why}" for p, why in self.failed]
-        return "\n".join(lines)
-
-
-def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str | Path, *,
-                 format: str = "WAV", subtype: str = "PCM_24", rate: str | int = "source",
-                 residual: bool = False, overwrite: bool = False, repair: bool = False, spec: str | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, BatchSummary]:
-    """Enhance every file with ``enhancer`` and export the result into ``out_dir``.
-
-    A generator: yields :class:`Progress` (overall fraction over all files), returns a
-    :class:`BatchSummary`. A file that fails (unreadable, model error, target exists ...) is recorded
-    with its reason and the batch goes on. ``should_stop`` is polled between steps; when it returns
-    True the batch raises :class:`Cancelled`. Sources are only read. Each file goes through
-    :func:`workbench.core.batch.item.enhance_item` (the per-item function of ``workbench batch``);
-    ``spec`` is what the model was loaded from (catalogue id or file path; stored in the provenance).
-    """
-    from ..batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
-
-    fmt, sub = check_format(format, subtype)
-    files = [Path(f) for f in files]
-    out_dir = Path(out_dir)
-    summary = BatchSummary()
-    t0 = time.perf_counter()
-    n = max(len(files), 1)
-    outs = enhancer.info.outputs
-    tag = file_tag(enhancer.info.id)
-    names = [("enhanced", tag)] if len(outs) == 1 else [(o, f"{tag}.{file_tag(o)}") for o in outs]
-    if residual:
-        names += [("residual" if len(outs) == 1 else f"{o}.residual", f"{t}.residual") for o, t in names]
-    settings = EnhanceSettings(format=fmt, subtype=sub, rate=rate, residual=residual, repair=repair)
-    identity = model_identity(enhancer, spec)
-    for i, f in enumerate(files):
-        yield Progress(i / n, f"{f.name}: opening ({i + 1}/{len(files)})")
-        outputs = [{"name": name, "path": str(out_dir / f"{f.stem}.{t}{SUFFIX[fmt]}")} for name, t in names]
-        # Check targets before spending model time on a file that cannot be written.
-        existing = [o["path"] for o in outputs if Path(o["path"]).exists()]
-        if existing and not overwrite:
-            summary.failed.append((f, f"{existing[0]}: already exists (use --overwrite to replace it)"))
-            continue
-        # The batch pipeline's per-item function (as `workbench batch`), which runs the model through
-        # Recording.enhance (as the Models panel and `workbench enhance`): same provenance and names.
-        task = enhance_task(i, f, spec if spec is not None else enhancer.info.id, outputs, settings,
-                            overwrite=overwrite)
-        row = yield from rescaled(enhance_item(task, enhancer, identity, should_stop=should_stop), i / n, 1.0 / n,
-                                  "", should_stop)
-        if row["status"] == "done":
-            summary.succeeded.append((f, [Path(o["path"]) for o in row["outputs"]]))
-        else:
-            summary.failed.append((f, row["reason"]))
-    summary.elapsed_s = time.perf_counter() - t0
-    yield Progress(1.0, f"done: {len(summary.succeeded)} ok, {len(summary.failed)} failed")
-    return summary
 
 
 # ------------------------------------------------------------------------- provenance-tagged WAV

@@ -2,7 +2,7 @@
 
 A :class:`Session` holds
 
-* the open :class:`~workbench.core.audio.recording.Recording` s (each with its versions and their typed
+* the open :class:`~workbench.core.document.recording.Recording` s (each with its versions and their typed
   :class:`~workbench.core.provenance.Provenance`) and which one is current;
 * the clean **reference** chosen for each recording (a path, used by intrusive metrics);
 * the **model catalogue** (:class:`ModelCatalogue`): built-ins, plugins and the model files the person
@@ -17,7 +17,7 @@ queued Qt signals (``workbench.gui.document``). The core never knows about Qt.
 
 Closing a recording (:meth:`Session.close`) cancels every job it owns: a running
 :meth:`Recording.enhance` stops at its next progress step and adds no version. Saving and opening
-sessions lives in :mod:`workbench.core.session_file`.
+sessions lives in :mod:`workbench.core.document.session_file`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Generator
 
-from .enhance.enhancer import Enhancer, EnhancerInfo, Progress, rescaled
-from .errors import Cancelled
-from .provenance import Provenance, VersionKind
-from .audio.recording import Recording, Version
+from ..enhance.enhancer import Enhancer, EnhancerInfo
+from ..enhance import registry
+from ..progress import Progress, rescaled
+from ..errors import Cancelled
+from ..provenance import Provenance, VersionKind
+from .recording import Recording, Version
 
 __all__ = ["Session", "Job", "JobState", "ModelCatalogue", "CatalogueEntry", "Provenance", "VersionKind",
            "Recording", "Version", "EVENTS"]
@@ -177,8 +179,8 @@ class ModelCatalogue:
 
     def refresh(self, rescan_plugins: bool = False) -> list[CatalogueEntry]:
         """(Re)list built-ins and plugins (reads model metadata, ~0.5 s: call it off the GUI thread)."""
-        from .enhance.registry import list_enhancer_entries
-        listed = [CatalogueEntry(info.id, info, origin) for info, origin in list_enhancer_entries(rescan_plugins)]
+        listed = [CatalogueEntry(info.id, info, origin)
+                  for info, origin in registry.list_enhancer_entries(rescan_plugins)]
         with self._lock:
             self._listed = listed
         self._changed()
@@ -248,9 +250,8 @@ class ModelCatalogue:
             entry = self._loaded.get(spec)
         if entry is not None and entry.enhancer is not None:
             return entry.enhancer
-        from .enhance.registry import is_registered_id, load_enhancer
-        enh = load_enhancer(spec)
-        if not is_registered_id(spec):
+        enh = registry.load_enhancer(spec)
+        if not registry.is_registered_id(spec):
             self.add_loaded(spec, enh)
         return enh
 

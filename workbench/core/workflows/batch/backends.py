@@ -1,6 +1,6 @@
 """Where the items of a batch run: in this process, in a local process pool, or on a Ray cluster.
 
-Every backend runs the same :func:`workbench.core.batch.item.run_task` on the same JSON-able tasks and
+Every backend runs the same :func:`workbench.core.workflows.batch.item.run_task` on the same JSON-able tasks and
 yields the same rows; they differ only in where the model lives:
 
 * ``serial`` (:func:`run_serial`): in the calling process with models it already holds (the GUI's
@@ -33,8 +33,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Mapping, Sequence
 
-from ..enhance.enhancer import Enhancer, Progress, run_to_end
-from ..errors import Cancelled, WorkbenchError
+from ...enhance.enhancer import Enhancer
+from ...enhance.registry import load_enhancer
+from ...progress import Progress, run_to_end
+from ...errors import Cancelled, WorkbenchError
 from .item import _base_row, model_identity, run_task
 
 BACKENDS = ("local", "ray")
@@ -58,8 +60,6 @@ def set_thread_env(threads: int) -> None:
 
 def load_models(specs: Sequence[str]) -> tuple[dict[str, Enhancer], dict[str, dict], dict[str, str]]:
     """Load each model spec once: ``(models, identities, errors)`` keyed by spec."""
-    from ..enhance.registry import load_enhancer
-
     models, identities, errors = {}, {}, {}
     for spec in specs:
         try:

@@ -37,10 +37,11 @@ from typing import Generator
 
 import numpy as np
 
-from .enhancer import Enhancer, EnhancerInfo, Progress, enhance, run_to_end, with_processing
+from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance, with_processing
+from ..progress import Progress, run_to_end
 from ..errors import ModelError
 from ..measure.metrics import estimate_lag
-from .onnx_weights import onnx_parameter_count
+from ..enhance.onnx_weights import onnx_parameter_count
 
 
 @dataclass
@@ -360,7 +361,7 @@ def count_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | N
     """
     remote = getattr(enhancer, "call_in_worker", None)
     if remote is not None:  # the model lives in a worker process (workbench.core.enhance.isolated): count there
-        return remote("workbench.core.enhance.probes:count_macs_per_second", seconds)
+        return remote("workbench.core.workflows.probes:count_macs_per_second", seconds)
     modules = _torch_modules(enhancer)
     if not modules:
         return None

@@ -2,11 +2,11 @@
 
 Line 1 is a header ``{"manifest": "workbench-batch", "version": 1, "kind": "enhance"|"evaluate",
 "created": ..., "models": [...], "settings": {...}}``; every further line is one item's row (see
-:mod:`workbench.core.batch.item` and the README). While a batch runs, each finished row is appended
+:mod:`workbench.core.workflows.batch.item` and the README). While a batch runs, each finished row is appended
 and flushed to disk at once, so a kill (Ctrl-C, SIGKILL, power loss) loses at most the line being
 written — a torn last line is ignored when the manifest is read. When the run ends (also when it is
 interrupted by Ctrl-C) the manifest is compacted: one row per item, the latest, in input order,
-written through the atomic writer (:func:`workbench.core.audio.export.write_text_atomic`).
+written through the atomic writer (:func:`workbench.core.workflows.export.write_text_atomic`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from ..errors import WorkbenchError
+from ...audio.audio_io import ensure_folder, same_file
+from ...errors import WorkbenchError
+from ..export import write_text_atomic
 
 MAGIC = "workbench-batch"
 VERSION = 1
@@ -66,8 +68,6 @@ class Manifest:
 
     def __init__(self, path: str | Path, header: Mapping, *, resume: bool = False, overwrite: bool = False,
                  protect: Sequence[str | Path] = ()):
-        from ..audio.audio_io import ensure_folder, same_file
-
         self.path = Path(path)
         self.protect = tuple(protect)
         for p in self.protect:
@@ -104,8 +104,6 @@ class Manifest:
         os.fsync(self._fh.fileno())
 
     def _compact(self, rows: Iterable[Mapping]) -> None:
-        from ..audio.export import write_text_atomic
-
         rows = sorted(rows, key=lambda r: (r.get("index", 0), r.get("key", "")))
         text = "".join(_dumps(r) + "\n" for r in [self.header, *rows])
         write_text_atomic(self.path, text, overwrite=True, protect=self.protect)

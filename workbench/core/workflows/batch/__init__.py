@@ -4,7 +4,8 @@
 * :mod:`.plan` — inputs (folders, files, lists) and output names, planned for the whole batch;
 * :mod:`.manifest` — the JSONL manifest a resumed run continues from;
 * :mod:`.backends` — serial, ``local`` (spawned process pool) and ``ray`` (Ray Data actors);
-* :mod:`.pipeline` — :func:`run_batch`, the driver.
+* :mod:`.pipeline` — :func:`run_batch`, the driver;
+* :mod:`.files` — :func:`~.files.export_batch`, a list of files with one model in this process (the batch dialog).
 """
 
 from __future__ import annotations

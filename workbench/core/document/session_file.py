@@ -1,4 +1,4 @@
-"""Saving a :class:`~workbench.core.session.Session` to disk and opening it again.
+"""Saving a :class:`~workbench.core.document.session.Session` to disk and opening it again.
 
 A saved session is two things side by side::
 
@@ -53,12 +53,13 @@ from typing import Any, Generator
 import numpy as np
 import soundfile as sf
 
-from .audio.audio_io import atomic_output, native_path, write_audio_atomic
-from .enhance.enhancer import EnhancerInfo, Progress, run_to_end
-from .errors import WorkbenchError
-from .enhance.editing import Strength
-from .provenance import Provenance, VersionKind
-from .audio.recording import Recording, Version, file_sha256
+from ..audio.audio_io import atomic_output, native_path, write_audio_atomic
+from ..enhance.enhancer import EnhancerInfo
+from ..progress import Progress, run_to_end
+from ..errors import WorkbenchError
+from ..enhance.editing import Strength
+from ..provenance import Provenance, VersionKind
+from .recording import Recording, Version, file_sha256
 from .session import Session
 
 FORMAT = "workbench-session"

@@ -2,16 +2,16 @@
 
 Every path that processes many files goes through these two functions — ``workbench batch`` on any
 backend, ``workbench enhance`` on several files, ``workbench evaluate``, and the GUI's batch dialog (via
-:func:`workbench.core.audio.export.export_batch`) — so options, file names and numbers agree:
+:func:`workbench.core.workflows.export.export_batch`) — so options, file names and numbers agree:
 
 * :func:`enhance_item` reads a file, enhances it with one model through
-  :meth:`~workbench.core.audio.recording.Recording.enhance` (the GUI's call: typed provenance, one version
+  :meth:`~workbench.core.document.recording.Recording.enhance` (the GUI's call: typed provenance, one version
   per model output; the engine resamples with soxr and removes the latency) or only in regions,
   applies the strength with ``Recording.set_strength`` (``wet + (1 - mix) * (dry - wet)``), writes
   every planned output through the atomic writer (or the export writer for lossy containers and
   loudness) and returns a manifest row;
 * :func:`evaluate_item` scores one system (``noisy``, a model, or ``file:TAG``) on one pair with
-  :func:`workbench.core.measure.evaluation.score_signal` and returns a manifest row.
+  :func:`workbench.core.measure.scoring.score_signal` and returns a manifest row.
 
 A row is a plain JSON-able dict (see the README's "Batch manifest" section for every field). Nothing
 here raises for a bad input: an unreadable file, a model error or a write refusal becomes
@@ -32,9 +32,23 @@ from typing import Callable, Generator, Mapping
 
 import numpy as np
 
-from ..enhance.enhancer import Enhancer, Progress, enhance, rescaled
-from ..errors import Cancelled, WorkbenchError
-from ..audio.recording import file_sha256
+from ...audio.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
+                                write_audio_atomic)
+from ...document.recording import Recording, file_sha256
+from ...document.version_ops import enhance_region, noise_profile_model
+from ...enhance.editing import Strength
+from ...enhance.enhancer import Enhancer, enhance
+from ...errors import Cancelled, WorkbenchError
+from ...measure.dnsmos import DNSMOS_METRICS
+from ...measure.metrics import INTRUSIVE_METRICS, failed
+from ...measure.scoring import load_mono, score_signal
+from ...progress import Progress, rescaled
+from ..export import LOSSY, export_rate, provenance_comment, write_export_audio
+
+#: System names of an evaluation besides model specs: the unprocessed input, and precomputed outputs
+#: ``file:TAG`` found next to the pairs.
+NOISY = "noisy"
+FILE_PREFIX = "file:"
 
 #: Bumped when the row layout changes incompatibly (a resumed manifest must have the same).
 ROW_VERSION = 1
@@ -172,7 +186,7 @@ def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: li
         index: position in the batch (rows are sorted by it in the final manifest).
         model_key: the key under which a worker holds the loaded model (the model spec).
         outputs: ``[{"name": "enhanced" | "residual" | <output name>, "path": str}]`` in write order,
-            as planned for the whole batch (:mod:`workbench.core.batch.plan`).
+            as planned for the whole batch (:mod:`workbench.core.workflows.batch.plan`).
         protect: further files no output may replace (besides the input), e.g. the model file.
     """
     return {"kind": "enhance", "index": int(index), "key": f"{Path(input_path)}|{model_key}",
@@ -201,10 +215,8 @@ def _run_model(rec, enhancer: Enhancer, chans: list[int], spec: str, settings: E
     """The model run the settings ask for, returning the new versions: the whole file through
     :meth:`Recording.enhance` (the one enhancement call of the GUI and CLI: same provenance, versions
     ``<id>`` or ``<id>.<output>``), or only ``regions_s`` through
-    :func:`~workbench.core.version_ops.enhance_region`; with ``noise_profile_s`` the model first learns
+    :func:`~workbench.core.document.version_ops.enhance_region`; with ``noise_profile_s`` the model first learns
     the noise from that span."""
-    from ..version_ops import enhance_region, noise_profile_model
-
     model = enhancer
     extra = {"batch": True}
     if settings.noise_profile_s is not None:
@@ -236,12 +248,6 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     Raises:
         Cancelled: ``should_stop`` said so between steps (nothing half-written is left).
     """
-    from ..audio.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
-                            write_audio_atomic)
-    from ..audio.export import LOSSY, export_rate, provenance_comment, write_export_audio
-    from ..enhance.editing import Strength
-    from ..audio.recording import Recording
-
     t_start = time.perf_counter()
     row = _base_row(task, identity or model_identity(enhancer, task["model"]))
     path = Path(task["input"])
@@ -321,8 +327,6 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         row["metrics"]["clipped_samples"] = clipped
         t_write = time.perf_counter()
         if settings.dnsmos:
-            from ..measure.evaluation import score_signal
-
             sc = score_signal(version.source.read_all(), src.sample_rate, dnsmos=True)
             row["metrics"].update({k: m.value for k, m in sc.metrics.items()})
         row["status"] = "done"
@@ -372,10 +376,6 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     ``system`` or ``score``).
     ``enhancer`` is the loaded model for model systems (``None`` for ``noisy`` and ``file:TAG``).
     """
-    from ..measure.dnsmos import DNSMOS_METRICS
-    from ..measure.evaluation import FILE_PREFIX, NOISY, _load_mono, score_signal
-    from ..measure.metrics import INTRUSIVE_METRICS, failed
-
     t_start = time.perf_counter()
     system = task["model"]
     if identity is None:
@@ -388,8 +388,8 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     keys = wanted + (list(DNSMOS_METRICS) if task["settings"]["dnsmos"] else [])
     try:
         noisy_path, clean_path = Path(task["input"]), Path(task["clean"])
-        clean, clean_sr = _load_mono(clean_path)  # first: an unreadable file gets the reader's one line
-        noisy, noisy_sr = _load_mono(noisy_path)
+        clean, clean_sr = load_mono(clean_path)  # first: an unreadable file gets the reader's one line
+        noisy, noisy_sr = load_mono(noisy_path)
         _stat_input(row, noisy_path)
         row["clean_sha256"] = file_sha256(clean_path)
         row.update(sample_rate=noisy_sr, duration_s=round(len(noisy) / noisy_sr, 6),
@@ -402,7 +402,7 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
             tag = system[len(FILE_PREFIX):]
             if tag not in task["precomputed"]:
                 raise WorkbenchError(f"{task['pair']}: precomputed output {tag!r} missing")
-            est, est_sr = _load_mono(Path(task["precomputed"][tag]))
+            est, est_sr = load_mono(Path(task["precomputed"][tag]))
         else:
             if enhancer is None:
                 raise WorkbenchError(f"model {system!r} is not loaded in this worker")

@@ -20,8 +20,9 @@ from typing import Callable, Generator, Sequence
 
 import numpy as np
 
-from .audio_io import ArraySource, AudioInfo, AudioSource, open_source
-from ..enhance.enhancer import Enhancer, EnhancerInfo, Progress, enhance_outputs, rescaled
+from ..audio.audio_io import ArraySource, AudioInfo, AudioSource, open_source
+from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance_outputs
+from ..progress import Progress, rescaled
 from ..enhance.editing import Strength, StrengthSource
 from ..errors import Cancelled
 from ..history import History, Step

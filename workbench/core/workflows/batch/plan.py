@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import WorkbenchError
+from ...audio.outputs import plan_batch_outputs
+from ...errors import WorkbenchError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
@@ -141,8 +142,6 @@ def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Seque
         output would be an input of the batch or is not a regular file. Colliding names (``x.wav`` and
         ``x.flac``) get distinct names (``x-wav.<tag>``, ``x-flac.<tag>``).
     """
-    from ..audio.outputs import plan_batch_outputs
-
     out_dir = Path(out_dir)
     ext = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}[fmt.upper()]
     every_input = [f.path for f in inputs]

@@ -49,9 +49,12 @@ from typing import Generator, Iterable, Sequence
 import numpy as np
 
 from ..audio.audio_io import resample
-from ..enhance.enhancer import Progress, rescaled
+from ..progress import Progress, rescaled
 from ..errors import WorkbenchError
-from .metrics import estimate_lag
+from ..measure.metrics import METRIC_SPECS, estimate_lag
+from ..measure.scoring import score_signal
+from ..provenance import Provenance, VersionKind
+from ..views.comparison import mask_magnitude_db, mask_phase
 from ..views.stft import StftConfig, istft, stft
 
 #: Magnitudes at or below this are treated as zero when dividing (float32 STFT round-off of silence).
@@ -280,23 +283,6 @@ def oracle_mask(kind: str, clean_spec: np.ndarray, noisy_spec: np.ndarray,
 def apply_mask(mask: np.ndarray, noisy_spec: np.ndarray, cfg: StftConfig, length: int) -> np.ndarray:
     """``istft(M · Y)``: float32 ``(length,)``."""
     return istft(np.asarray(mask) * np.asarray(noisy_spec, np.complex128), cfg, length)
-
-
-def mask_magnitude_db(mask: np.ndarray, floor_db: float = -80.0) -> np.ndarray:
-    """``20 log10 max(|M|, 10^{floor/20})`` in dB, float32; NaN stays NaN."""
-    mag = np.abs(np.asarray(mask))
-    with np.errstate(invalid="ignore"):
-        out = 20.0 * np.log10(np.maximum(mag, 10.0 ** (floor_db / 20.0)))
-    out[np.isnan(mag)] = np.nan
-    return out.astype(np.float32)
-
-
-def mask_phase(mask: np.ndarray) -> np.ndarray:
-    """``∠M`` in radians ``[−π, π]``, float32; NaN stays NaN (0 for real, non-negative masks)."""
-    m = np.asarray(mask)
-    out = np.angle(m).astype(np.float32)
-    out[np.isnan(m.real) if np.iscomplexobj(m) else np.isnan(m)] = np.nan
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ swaps
@@ -744,10 +730,8 @@ def score_rows(file: str, signals: Sequence[tuple[str, np.ndarray]], sample_rate
                reference_rate: int, metrics: Sequence[str] = DEFAULT_METRICS
                ) -> Generator[Progress, None, list[LabRow]]:
     """Score ``(version tag, audio)`` signals against the clean reference with the same
-    :func:`~workbench.core.measure.evaluation.score_signal` as ``workbench evaluate`` and the metrics panel;
+    :func:`~workbench.core.measure.scoring.score_signal` as ``workbench evaluate`` and the metrics panel;
     a generator yielding :class:`Progress`, returning :class:`LabRow` s."""
-    from .evaluation import score_signal  # local: evaluation pulls in DNSMOS, not needed for the masks
-
     rows: list[LabRow] = []
     for i, (tag, audio) in enumerate(signals):
         yield Progress(i / max(len(signals), 1), f"measuring {tag}")
@@ -780,8 +764,6 @@ def rows_csv(rows: Iterable[LabRow]) -> str:
 
 def format_rows(rows: Sequence[LabRow], labels: dict[str, str] | None = None, digits: int = 2) -> str:
     """A plain-text table, one line per version (in first-seen order), one column per metric."""
-    from .metrics import METRIC_SPECS
-
     labels = labels or {}
     versions = list(dict.fromkeys(r.version for r in rows))
     metrics = list(dict.fromkeys(r.metric for r in rows))
@@ -827,8 +809,6 @@ def render_figure(rows: Sequence[LabRow], versions: Sequence[LabVersion], labels
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from .metrics import METRIC_SPECS
 
     labels = labels or {}
     kinds = kinds if kinds is not None else {v.tag: v.kind for v in versions}
@@ -900,7 +880,7 @@ class RecordingLab:
     """What :func:`lab_for_recording` added and measured.
 
     Attributes:
-        versions: the :class:`~workbench.core.audio.recording.Version` s added to the recording.
+        versions: the :class:`~workbench.core.document.recording.Version` s added to the recording.
         lab: the :class:`LabResult` (signals, reconstructions, notes).
         rows: PESQ-WB, ESTOI, SI-SDR … per version (``version`` = version name), empty without reference.
         mask_stats: effective-mask summary per enhanced and lab version.
@@ -919,7 +899,7 @@ def lab_for_recording(recording, cfg: StftConfig, *, reference: tuple[np.ndarray
                       gla_iterations: int = 100, gla_init: str = "random", gla_seed: int = 0,
                       gla_sources: Sequence[str] | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
                       kinds: Sequence[str] = LAB_KINDS) -> Generator[Progress, None, RecordingLab]:
-    """Make the phase-lab versions of one channel of a :class:`~workbench.core.audio.recording.Recording`, add
+    """Make the phase-lab versions of one channel of a :class:`~workbench.core.document.recording.Recording`, add
     them as versions (typed provenance, parameters in ``provenance.extra``), then measure every version;
     a generator yielding :class:`Progress` (closing it before the versions are added adds none).
 
@@ -931,8 +911,6 @@ def lab_for_recording(recording, cfg: StftConfig, *, reference: tuple[np.ndarray
             left out and :attr:`LabResult.notes` says they need one).
         kinds: which of :data:`LAB_KINDS` to add.
     """
-    from ..provenance import Provenance, VersionKind
-
     ch = min(max(int(channel), 0), recording.source.channels - 1)
     y = np.asarray(recording.source.read_all()[:, ch], np.float64)
     rate = recording.source.sample_rate

@@ -1,6 +1,6 @@
 """The batch driver: decide what is already done, run the rest on a backend, keep the manifest.
 
-:func:`run_batch` is a core generator (yields :class:`~workbench.core.enhance.enhancer.Progress`, returns a
+:func:`run_batch` is a core generator (yields :class:`~workbench.core.progress.Progress`, returns a
 :class:`BatchReport`), so the CLI drives it with a progress bar and the GUI with a worker that can
 cancel between yields. Per task it
 
@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Generator, Mapping, Sequence
 
-from ..enhance.enhancer import Enhancer, Progress
-from ..audio.recording import file_sha256
+from ...enhance.enhancer import Enhancer
+from ...progress import Progress
+from ...document.recording import file_sha256
+from .item import _base_row
 from .backends import remove_stale_parts, run_local, run_ray, run_serial
 from .manifest import Manifest
 
@@ -122,8 +124,6 @@ def reusable(prev: Mapping | None, task: Mapping, identity: Mapping | None) -> b
 
 def _skipped_existing(task: Mapping, identity: Mapping | None) -> dict | None:
     """A ``skipped`` row when every planned output of an enhancement exists as a regular file."""
-    from .item import _base_row
-
     outs = task.get("outputs") or []
     if task["kind"] != "enhance" or task.get("overwrite") or not outs:
         return None
@@ -145,7 +145,7 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
     """Run a batch; a generator yielding :class:`Progress`, returning a :class:`BatchReport`.
 
     Args:
-        tasks: from :func:`~workbench.core.batch.item.enhance_task` / ``evaluate_task``.
+        tasks: from :func:`~workbench.core.workflows.batch.item.enhance_task` / ``evaluate_task``.
         backend: ``serial`` (here, with ``models``), ``local`` (process pool) or ``ray``.
         workers: processes / actors (``ray``: ``None`` or 0 with an address uses the cluster's CPUs).
         threads: intra-op threads per worker.
@@ -167,8 +167,6 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
         ident = identities.get(task["model"])
         prev = previous.get(task["key"])
         if task.get("planned"):  # the planner skipped or refused it before anything ran
-            from .item import _base_row
-
             row = _base_row(task, ident)
             row.update(task["planned"])
             if manifest is not None:
