@@ -628,9 +628,11 @@ class FileSource(AudioSource):
                 raise AudioFileError(self.path, _describe_libsndfile_error(self.path, exc)) from None
         return self._file
 
-    #: Bytes of recently decoded blocks kept for multichannel files: the engine reads each channel in
-    #: turn, and without this every channel would decode every channel again (1000 channels: 1000 passes).
+    #: Recently decoded blocks kept for multichannel files: the engine runs the channels side by side and
+    #: each reads the same block in turn; without this every channel would decode every channel again
+    #: (1000 channels: 1000 passes). A few blocks suffice, so a long file's reads never fill the cap.
     cache_bytes = 256 << 20
+    cache_blocks = 4
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames ``[start, stop)``; for multichannel files recent blocks come from a small cache and are
@@ -648,7 +650,8 @@ class FileSource(AudioSource):
             data.setflags(write=False)
             with self._lock:
                 self._cache[(start, stop)] = data
-                while sum(a.nbytes for a in self._cache.values()) > self.cache_bytes:
+                while (len(self._cache) > self.cache_blocks
+                       or sum(a.nbytes for a in self._cache.values()) > self.cache_bytes):
                     self._cache.pop(next(iter(self._cache)))
         return data
 
