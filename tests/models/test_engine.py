@@ -348,3 +348,17 @@ def test_sink_for_joint_channels_and_several_outputs(speech):
     np.testing.assert_allclose(got[0], stereo, atol=1e-7)
     np.testing.assert_allclose(got[1], -stereo, atol=1e-7)
     assert shapes[0][1][0] == 2 and shapes[0][1][-1] == 2
+
+
+def test_a_long_multichannel_file_leaves_few_decoded_blocks_in_memory(tmp_path, rng):
+    """The channels read each block in turn, so the source keeps only the last few decoded blocks, not
+    up to its byte cap: a long file's memory stays that of a few blocks."""
+    from workbench.core.audio.audio_io import open_source
+
+    path = tmp_path / "long.wav"
+    sf.write(path, (0.1 * rng.standard_normal((16000 * 8, 3))).astype(np.float32), 16000)
+    source = open_source(path)
+    got, shapes = _sunk(DelayModel(), source, 16000, block_s=0.1)   # 80 blocks per channel
+    assert got.shape == (16000 * 8, 3) and len(shapes) >= 70
+    assert len(source._cache) <= source.cache_blocks
+    source.close()
