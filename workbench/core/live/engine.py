@@ -655,7 +655,9 @@ class LiveEngine:
         """Stop the device stream, then the processing thread; close the model streams. Idempotent."""
         if self._stream is not None:
             try:
-                self._stream.stop()
+                # abort, not stop: a live stream has nothing worth playing out, and a stop waits for
+                # PortAudio to drain its buffers while the callback keeps running
+                self._stream.abort()
             finally:
                 self._stream.close()
                 self._stream = None
@@ -696,10 +698,9 @@ class LiveEngine:
                              self._device_latency[0], self._device_latency[1])
 
     def measure_lag(self, seconds: float = 2.0) -> int | None:
-        """The pipeline delay measured on the signals: the lag maximising the cross-correlation of what
-        was heard with the microphone over the last ``seconds`` (``None`` when too quiet to tell)."""
-        from ..measure.metrics import estimate_lag
-
+        """The pipeline delay measured on the signals: the lag ``0 <= L <= 2·pipeline + block`` maximising
+        the cross-correlation ``Σ mic[n]·heard[n + L]`` over the last ``seconds`` (``None`` when too quiet,
+        or too weakly correlated, to tell). Plain numpy FFTs: cheap enough for the GUI thread."""
         n = int(seconds * self.rate)
         end = min(self.mic.written, self.heard.written)
         if end < n // 2:
@@ -709,10 +710,16 @@ class LiveEngine:
         heard = np.empty(n, np.float32)
         self.mic.read_into(end - n, mic)
         self.heard.read_into(end - n, heard)
-        if float(np.std(mic)) < 1e-5 or float(np.std(heard)) < 1e-5:
+        mic -= mic.mean()
+        heard -= heard.mean()
+        norm = float(np.linalg.norm(mic) * np.linalg.norm(heard))
+        if norm < 1e-9:
             return None
-        lag, peak = estimate_lag(mic, heard, min(self.pipeline * 2 + self.block, n // 2))
-        return int(lag) if np.isfinite(peak) and peak > 0.2 else None
+        size = 1 << int(np.ceil(np.log2(2 * n)))
+        corr = np.fft.irfft(np.conj(np.fft.rfft(mic, size)) * np.fft.rfft(heard, size), size)
+        max_lag = min(2 * self.pipeline + self.block, n // 2)
+        lag = int(np.argmax(corr[:max_lag + 1]))
+        return lag if corr[lag] / norm > 0.2 else None
 
     def stats(self, measure: bool = False) -> LiveStats:
         k = min(self._n_costs, len(self._costs))
