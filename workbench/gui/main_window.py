@@ -37,6 +37,7 @@ from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
+from .live_panel import LivePanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
@@ -194,6 +195,9 @@ class MainWindow(QMainWindow):
         self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
+        self.live_panel = LivePanel(doc)
+        self.live_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Live: {msg}", 8000))
+        self.live_dock = self.add_panel("Live", self.live_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
@@ -984,6 +988,7 @@ class MainWindow(QMainWindow):
         self.edit_panel.shutdown()
         self.metrics_panel.shutdown()
         self.phase_lab_panel.shutdown()
+        self.live_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:

@@ -242,6 +242,7 @@ class LiveEngine:
         self._fade_w = _fade(self._fade_n)
         # callback scratch (allocated here, used by PortAudio's thread only)
         self._cb_block = np.zeros(B, np.float32)
+        self._silence = np.zeros(B, np.float32)
         self._cb_pos = 0
         self._drop_pos = np.full(4096, -1, np.int64)
         self.dropped = 0
@@ -279,6 +280,7 @@ class LiveEngine:
         self._take_req = False
         self._take_stop_req = False
         self._take: dict | None = None
+        self._take_end: int | None = None
         self.take_result: LiveTake | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -339,7 +341,7 @@ class LiveEngine:
                 self.xruns += 1
             pos = self._cb_pos
             if self._file is not None:
-                self.mic.write(self._file[pos:pos + frames])
+                self.mic.write(self._file[pos:pos + frames] if pos + frames <= len(self._file) else self._silence)
             else:
                 self.mic.write(indata[:, 0])
             block = self._cb_block if frames == self.block else self._cb_block[:0]
@@ -488,6 +490,8 @@ class LiveEngine:
         t = self._take
         if t is None:
             return
+        if t["r1"] is None and self._take_end is not None:
+            t["r1"] = self._take_end
         if self._take_stop_req and t["r1"] is None:
             self._take_stop_req = False
             t["r1"] = self._cb_pos
@@ -614,7 +618,8 @@ class LiveEngine:
 
     def start_file(self, audio: np.ndarray) -> None:
         """Play mono ``audio`` (at ``rate``) through the live path as if it came from the microphone;
-        :attr:`finished` is set once the result of its last sample has been played."""
+        :attr:`finished` is set once the result of its last sample has been played, and
+        :attr:`take_result` then holds the file's live result (its ``heard``, aligned with ``audio``)."""
         if _sd is None:
             raise LiveError(_SD_ERROR or "PortAudio is not available")
         x = np.asarray(audio, np.float32).reshape(-1)
@@ -622,6 +627,10 @@ class LiveEngine:
         self._file_end = -(-(len(x) + self.pipeline) // B) * B
         self._file = np.zeros(self._file_end + B, np.float32)
         self._file[:len(x)] = x
+        # the whole file is one take: its result is read back aligned once the last sample was heard
+        self.take_result = None
+        self._take = {"r0": 0, "r1": None, "mic": [], "sent": [], "mic_at": 0, "sent_at": 0, "dropped_from": 0}
+        self._take_end = len(x)
         self._prepare()
         cfg = self.config
         try:
@@ -678,10 +687,11 @@ class LiveEngine:
         self._take_req = True
 
     def stop_take(self, timeout_s: float = 2.0) -> LiveTake | None:
-        """End the take and wait (at most ``timeout_s``) until the result of its last sample was played."""
+        """End the take and wait (at most ``timeout_s``; 0: do not wait) until the result of its last
+        sample was played; returns :attr:`take_result` (``None`` while it is not complete)."""
         self._take_stop_req = True
         end = time.monotonic() + timeout_s
-        while self.take_result is None and time.monotonic() < end:
+        while timeout_s > 0 and self.take_result is None and time.monotonic() < end:
             if self._thread is None or not self._thread.is_alive():
                 self._finish_take()
                 break
