@@ -105,7 +105,7 @@ class LiveConfig:
     headroom_blocks: float = 0.0
     crossfade_ms: float = 5.0
     warm_s: float = 0.1
-    resync_blocks: int = 8
+    resync_blocks: int = 50
 
 
 @dataclass(frozen=True)
