@@ -50,6 +50,8 @@ class LivePanel(QWidget):
         self._worker: GeneratorWorker | None = None
         self._file_rec = None
         self._awaiting_take = False
+        self._ticks = 0
+        self._measured: int | None = None
         self._scopes: list[ScrollingSpectrogram] = []
         self._build()
         self.refresh_devices()
@@ -129,9 +131,11 @@ class LivePanel(QWidget):
         self.load_bar.setFormat("load %v%")
         self.load_bar.setToolTip("processing time per block / block period (median of the last blocks)")
         self.drop_label = QLabel("")
+        self.drop_label.setWordWrap(True)
         fl.addWidget(self.latency_label)
         fl.addWidget(self.load_bar)
         fl.addWidget(self.drop_label)
+        fl.setSpacing(2)
         layout.addWidget(figures)
 
         scope_row = QHBoxLayout()
@@ -143,13 +147,13 @@ class LivePanel(QWidget):
         scope_row.addStretch(1)
         layout.addLayout(scope_row)
         self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setMinimumHeight(220)
+        self.graphics.setMinimumHeight(240)
         self.plots, self.images = [], []
         for i, title in enumerate(("Input", "Output (heard)")):
             plot = self.graphics.addPlot(row=i, col=0, title=title)
             plot.setMouseEnabled(False, False)
             plot.hideButtons()
-            plot.setLabel("left", "Hz")
+            plot.setLabel("left", "kHz")
             img = pg.ImageItem()
             plot.addItem(img)
             self.plots.append(plot)
@@ -159,7 +163,7 @@ class LivePanel(QWidget):
         layout.addWidget(self.graphics, 1)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
-        layout.addWidget(self.status_label)
+        layout.insertWidget(3, self.status_label)
 
         self.start_button.toggled.connect(self._on_start_toggled)
         self.bypass_box.toggled.connect(self._on_bypass)
@@ -257,12 +261,13 @@ class LivePanel(QWidget):
     def attach_engine(self, engine: LiveEngine, admission: Admission | None) -> None:
         """Show and control a started engine (also used for a file played as if live)."""
         self.engine, self.admission = engine, admission
+        self._measured = None
         engine.set_bypass(self.bypass_box.isChecked())
         engine.set_strength(self.strength_slider.value() / 100)
         self._scopes = [ScrollingSpectrogram(engine.mic, engine.rate), ScrollingSpectrogram(engine.heard, engine.rate)]
         for plot, scope in zip(self.plots, self._scopes):
             plot.setXRange(-scope.duration_s, 0, padding=0)
-            plot.setYRange(0, engine.rate / 2, padding=0)
+            plot.setYRange(0, engine.rate / 2000, padding=0)
         self.record_button.setEnabled(engine._file is None)
         self.play_file_button.setEnabled(False)
         self.status_label.setText(f"live: {engine.model_id}" + (f" — {admission.causality}; {admission.cost.text()}"
@@ -450,16 +455,22 @@ class LivePanel(QWidget):
             return
         if self._awaiting_take:
             self._collect_take(engine)
-        measure = engine.position // engine.block % 50 == 0  # about twice a second at 10 ms blocks
-        stats = engine.stats(measure=measure)
+        self._ticks += 1
+        stats = engine.stats(measure=self._ticks % 15 == 1)  # the correlation about twice a second
         lat = stats.latency
-        lines = lat.lines()
         if stats.measured_lag is not None:
             self._measured = stats.measured_lag
-        measured = getattr(self, "_measured", None)
-        lines.append("pipeline measured on the signals: "
-                     + (f"{lat.ms(measured):.1f} ms" if measured is not None else "— (needs sound)"))
-        self.latency_label.setText("\n".join(lines))
+        measured = f"{lat.ms(self._measured):.1f} ms" if self._measured is not None else "— (needs sound)"
+        rows = [("algorithmic (frame + look-ahead)", f"{lat.ms(lat.algorithmic):.1f} ms",
+                 "resampling and framing", f"{lat.ms(lat.resampling):.1f} ms"),
+                ("block" + (" + headroom" if lat.headroom else ""), f"{lat.ms(lat.block + lat.headroom):.1f} ms",
+                 "device buffers in / out", f"{1000 * lat.device_in_s:.0f} / {1000 * lat.device_out_s:.0f} ms"),
+                ("pipeline reported", f"<b>{lat.ms(lat.pipeline):.1f} ms</b>", "measured on the signals",
+                 f"<b>{measured}</b>"),
+                ("end to end (reported)", f"<b>{1000 * lat.total_s:.1f} ms</b>", "", "")]
+        self.latency_label.setText("<table cellspacing=0 cellpadding=1>" + "".join(
+            f"<tr><td>{a}</td><td align=right>&nbsp;{b}&nbsp;&nbsp;</td><td>{c}</td><td align=right>&nbsp;{d}</td></tr>"
+            for a, b, c, d in rows) + "</table>")
         self.load_bar.setValue(int(min(150, round(100 * stats.load_median))))
         text = (f"{stats.model}{' (bypass)' if stats.bypass else ''}: {stats.dropped} blocks played dry (late), "
                 f"{stats.resyncs} resyncs, {stats.xruns} device xruns")
@@ -473,4 +484,4 @@ class LivePanel(QWidget):
             scope.update()
             values, levels = scope.image(name)
             img.setImage(values, autoLevels=False, levels=levels)
-            img.setRect(-scope.duration_s, 0, scope.duration_s, engine.rate / 2)
+            img.setRect(-scope.duration_s, 0, scope.duration_s, engine.rate / 2000)
