@@ -85,3 +85,34 @@ def test_live_panel_controls_figures_scopes_and_take(window, qtbot, tmp_path):
     assert rec.versions[1].provenance.model_settings["pipeline_samples"] == engine.pipeline
     panel.stop()
     assert not engine.thread_alive and panel.engine is None and not panel.start_button.isChecked()
+
+
+def test_recording_played_as_if_live_becomes_a_version(window, qtbot, tmp_path):
+    import soundfile as sf
+
+    x = probe_signal(16000, 1.0)
+    path = tmp_path / "speech.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+    rec = window.document.open(path)
+    panel = window.live_panel
+    adm = admit(load_enhancer("wiener"), 48000, 480, check_causality=False, check_cost=False)
+    engine = LiveEngine(LiveConfig(rate=48000, block=480), adm)
+    from workbench.core.live.take import file_input
+    engine.prepare_file(file_input(rec, 48000))
+    engine.running = True
+    panel._file_rec, panel._file_channel = rec, 0
+    panel.attach_engine(engine, adm)
+    assert not panel.record_button.isEnabled()  # a file run is one take already
+    out = np.zeros((480, 1), np.float32)
+    pos = 0
+    while not engine.finished.is_set():
+        deadline = time.monotonic() + 10
+        while not engine.out.holds(pos, 480) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        engine._callback(None, out, 480, None, None)
+        pos += 480
+    qtbot.waitUntil(lambda: [v.name for v in rec.versions][-1:] == ["wiener (live)"], timeout=10000)
+    live = rec.versions[-1]
+    assert live.source.frames == rec.source.frames and live.source.sample_rate == 16000
+    assert live.provenance.extra == {"live": "file played as if live"}
+    assert panel.engine is None and not engine.thread_alive

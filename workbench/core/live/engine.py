@@ -616,32 +616,43 @@ class LiveEngine:
                             f"{one_line(exc)}") from None
         self.running = True
 
-    def start_file(self, audio: np.ndarray) -> None:
-        """Play mono ``audio`` (at ``rate``) through the live path as if it came from the microphone;
-        :attr:`finished` is set once the result of its last sample has been played, and
-        :attr:`take_result` then holds the file's live result (its ``heard``, aligned with ``audio``)."""
-        if _sd is None:
-            raise LiveError(_SD_ERROR or "PortAudio is not available")
+    def prepare_file(self, audio: np.ndarray) -> None:
+        """Make mono ``audio`` (at ``rate``) the input instead of a capture device and start processing;
+        :meth:`start_file` then opens the output. :attr:`finished` is set once the result of its last
+        sample has been played, and :attr:`take_result` then holds the file's live result (its ``heard``,
+        aligned with ``audio``)."""
         x = np.asarray(audio, np.float32).reshape(-1)
         B = self.block
         self._file_end = -(-(len(x) + self.pipeline) // B) * B
         self._file = np.zeros(self._file_end + B, np.float32)
         self._file[:len(x)] = x
-        # the whole file is one take: its result is read back aligned once the last sample was heard
+        # the whole file is one take, read back aligned once its last sample was heard
         self.take_result = None
         self._take = {"r0": 0, "r1": None, "mic": [], "sent": [], "mic_at": 0, "sent_at": 0, "dropped_from": 0}
         self._take_end = len(x)
         self._prepare()
+
+    def start_file(self, audio: np.ndarray) -> None:
+        """Play mono ``audio`` (at ``rate``) through the live path as if it came from the microphone, on
+        the output device (see :meth:`prepare_file`).
+
+        Raises:
+            LiveError: PortAudio is missing or the output device refuses the settings.
+        """
+        if _sd is None:
+            raise LiveError(_SD_ERROR or "PortAudio is not available")
+        self.prepare_file(audio)
         cfg = self.config
         try:
-            self._stream = _sd.OutputStream(samplerate=self.rate, blocksize=B, dtype="float32",
+            self._stream = _sd.OutputStream(samplerate=self.rate, blocksize=self.block, dtype="float32",
                                             channels=cfg.output_channels, device=cfg.output_device,
                                             callback=lambda o, f, t, s: self._callback(None, o, f, t, s))
             self._device_latency = (0.0, float(self._stream.latency))
             self._stream.start()
         except Exception as exc:
             self._abort()
-            raise LiveError(f"cannot open the output device at {self.rate} Hz, block {B}: {one_line(exc)}") from None
+            raise LiveError(f"cannot open the output device at {self.rate} Hz, block {self.block}: "
+                            f"{one_line(exc)}") from None
         self.running = True
 
     def _abort(self) -> None:
