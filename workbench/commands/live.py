@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--block", type=int, default=None, help="samples per callback (default: 10 ms at --rate)")
     p.add_argument("--headroom-blocks", type=float, default=0.0,
                    help="extra delay in blocks that lets a late block still arrive in time (default 0)")
+    p.add_argument("--resample-quality", default="HQ", choices=("QQ", "LQ", "MQ", "HQ", "VHQ"),
+                   help="soxr quality for a model at another rate than the device (default HQ; its filters "
+                        "cost about 36 ms each way at 48 <-> 16 kHz, QQ none but it aliases)")
     p.add_argument("--input-device", metavar="DEV", help="input device index or name (default: the system's)")
     p.add_argument("--output-device", metavar="DEV", help="output device index or name (default: the system's)")
     p.add_argument("--channels", type=int, default=1, help="output channels (the result on each; default 1)")
@@ -77,7 +80,8 @@ def run(args) -> int:
         from ..core.enhance.registry import load_enhancer
         enhancer = load_enhancer(args.model)
         print(f"checking {enhancer.info.id} for live use ...", file=sys.stderr)
-        admission = admit(enhancer, args.rate, block, check_causality=not args.no_probe)
+        admission = admit(enhancer, args.rate, block, check_causality=not args.no_probe,
+                          quality=args.resample_quality)
         print(f"{admission.enhancer.info.id}: {admission.causality}; {admission.cost.text()}", file=sys.stderr)
     config = LiveConfig(rate=args.rate, block=block, input_device=_device(args.input_device),
                         output_device=_device(args.output_device), output_channels=args.channels,

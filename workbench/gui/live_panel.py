@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from ..core.errors import WorkbenchError, one_line
-from ..core.live.chain import Admission, admit
+from ..core.live.chain import RESAMPLE_QUALITIES, Admission, admit
 from ..core.live.engine import LiveConfig, LiveEngine, list_devices
 from ..core.live.scope import ScrollingSpectrogram, live_views
 from ..core.live.take import add_live_file_result, file_input, take_name, take_to_recording
@@ -82,8 +82,15 @@ class LivePanel(QWidget):
         for blocks in (0, 1, 2, 4):
             self.headroom_box.addItem(f"{blocks} block{'s' if blocks != 1 else ''}", blocks)
         self.headroom_box.setToolTip("extra delay that lets a late block still arrive in time")
+        self.quality_box = QComboBox()
+        for q in RESAMPLE_QUALITIES:
+            self.quality_box.addItem(q, q)
+        self.quality_box.setCurrentIndex(RESAMPLE_QUALITIES.index("HQ"))
+        self.quality_box.setToolTip("soxr quality when the model's rate differs from the device's: HQ's filters "
+                                    "add about 36 ms each way at 48 <-> 16 kHz; QQ adds none but aliases")
         rate_row = QHBoxLayout()
-        for w in (self.rate_box, QLabel("block"), self.block_box, QLabel("headroom"), self.headroom_box):
+        for w in (self.rate_box, QLabel("block"), self.block_box, QLabel("headroom"), self.headroom_box,
+                  QLabel("resampling"), self.quality_box):
             rate_row.addWidget(w)
         rate_row.addStretch(1)
         form.addRow("Input", self.input_box)
@@ -212,6 +219,7 @@ class LivePanel(QWidget):
     def _admit_later(self, spec: str | None, on_ok) -> None:
         """Load and admit ``spec`` on a worker, then call ``on_ok(admission or None)`` on the GUI thread."""
         cfg = self.config()
+        quality = self.quality_box.currentData()
         if spec is None:
             on_ok(None)
             return
@@ -223,7 +231,7 @@ class LivePanel(QWidget):
             else:
                 from ..core.enhance.registry import load_enhancer
                 enhancer = load_enhancer(spec)
-            return admit(enhancer, cfg.rate, cfg.block)
+            return admit(enhancer, cfg.rate, cfg.block, quality=quality)
 
         self.status_label.setText(f"checking {spec}: causality probe and per-block cost …")
         self._worker = GeneratorWorker(work)

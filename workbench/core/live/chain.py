@@ -64,7 +64,7 @@ class StreamChain:
     """
 
     def __init__(self, enhancer: Enhancer, device_rate: int, origin: int = 0, capacity: int | None = None,
-                 stream: EnhancerStream | None = None):
+                 stream: EnhancerStream | None = None, quality: str = "HQ"):
         self.enhancer = enhancer
         self.info: EnhancerInfo = enhancer.info
         self.device_rate = int(device_rate)
@@ -74,8 +74,11 @@ class StreamChain:
         self.origin = int(origin)
         self.stream = stream if stream is not None else enhancer.new_stream()
         resampled = self.native_rate != self.device_rate
-        self._down = soxr.ResampleStream(self.device_rate, self.native_rate, 1, dtype="float32") if resampled else None
-        self._up = soxr.ResampleStream(self.native_rate, self.device_rate, 1, dtype="float32") if resampled else None
+        self.quality = quality
+        self._down = (soxr.ResampleStream(self.device_rate, self.native_rate, 1, dtype="float32", quality=quality)
+                      if resampled else None)
+        self._up = (soxr.ResampleStream(self.native_rate, self.device_rate, 1, dtype="float32", quality=quality)
+                    if resampled else None)
         self._pending = np.zeros(0, np.float32)
         self._skip = self.latency_native
         self.wet = SampleRing(capacity or 4 * self.device_rate)
@@ -124,11 +127,11 @@ class StreamChain:
             self.stream.close()
 
 
-def pipeline_lag(enhancer: Enhancer, device_rate: int, block: int, seconds: float = 2.0) -> int:
+def pipeline_lag(enhancer: Enhancer, device_rate: int, block: int, seconds: float = 2.0, quality: str = "HQ") -> int:
     """Largest number of device samples by which a chain's published wet output trails the input pushed
     into it, over ``seconds`` of ``block``-sample pushes: the model's latency and its block buffering,
     plus the resamplers' filter delay both ways. Exact for this chain (the same arithmetic runs live)."""
-    chain = StreamChain(enhancer, device_rate, stream=_CountingStream(enhancer.info.n_outputs))
+    chain = StreamChain(enhancer, device_rate, stream=_CountingStream(enhancer.info.n_outputs), quality=quality)
     x = np.zeros(block, np.float32)
     worst = 0
     pushed = 0
@@ -166,11 +169,11 @@ class BlockCost:
 
 
 def measure_block_cost(enhancer: Enhancer, device_rate: int, block: int, blocks: int = 150,
-                       warmup: int = 10) -> BlockCost:
+                       warmup: int = 10, quality: str = "HQ") -> BlockCost:
     """Time ``blocks`` pushes of a speech-like signal through a fresh chain (after ``warmup`` untimed)."""
     from ..enhance.probes import probe_signal
 
-    chain = StreamChain(enhancer, device_rate)
+    chain = StreamChain(enhancer, device_rate, quality=quality)
     n = (blocks + warmup) * block
     sig = probe_signal(device_rate, n / device_rate + 0.1)
     sig = np.resize(sig, n).astype(np.float32)
@@ -194,6 +197,7 @@ class Admission:
 
     Attributes:
         enhancer: the enhancer as run live (see :func:`live_enhancer`).
+        quality: soxr quality of the chain's resamplers (``QQ`` ... ``VHQ``).
         lag_samples: :func:`pipeline_lag`, device samples.
         algorithmic_samples: the model's declared latency in device samples (frame + look-ahead).
         cost: measured per-block cost.
@@ -202,13 +206,20 @@ class Admission:
 
     enhancer: Enhancer
     lag_samples: int
+    quality: str
     algorithmic_samples: float
     cost: BlockCost | None
     causality: str
 
 
+#: soxr's qualities. Its streaming resampler works in internal blocks whose size grows with the filter:
+#: at 48 <-> 16 kHz in 10 ms blocks, HQ emits ~490 samples every third call (about 36 ms of delay each
+#: way), QQ (cubic interpolation, aliasing) emits every call with no added delay.
+RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+
+
 def admit(enhancer: Enhancer, device_rate: int, block: int, *, check_causality: bool = True,
-          check_cost: bool = True) -> Admission:
+          check_cost: bool = True, quality: str = "HQ") -> Admission:
     """Refuse a model live mode cannot run, with the reason; otherwise say what it will cost.
 
     Refused: no streaming path; not causal by the probe (:func:`~workbench.core.enhance.probes.probe_causality`:
@@ -218,6 +229,8 @@ def admit(enhancer: Enhancer, device_rate: int, block: int, *, check_causality: 
     Raises:
         LiveError: with the measured reason.
     """
+    if quality not in RESAMPLE_QUALITIES:
+        raise LiveError(f"resampling quality must be one of {', '.join(RESAMPLE_QUALITIES)}, not {quality!r}")
     enh = live_enhancer(enhancer, device_rate)
     info = enh.info
     verdict = "not checked"
@@ -242,9 +255,9 @@ def admit(enhancer: Enhancer, device_rate: int, block: int, *, check_causality: 
                    f"{caus.allowance_samples}")
     cost = None
     if check_cost:
-        cost = measure_block_cost(enh, device_rate, block)
+        cost = measure_block_cost(enh, device_rate, block, quality=quality)
         if cost.mean_s > cost.period_s or cost.median_s > cost.period_s:
             raise LiveError(f"{info.id}: too slow for live use at {device_rate} Hz with {block}-sample blocks: "
                             f"{cost.text()}; try a larger block or a lighter model")
     algorithmic = info.latency_samples * device_rate / info.sample_rate
-    return Admission(enh, pipeline_lag(enh, device_rate, block), algorithmic, cost, verdict)
+    return Admission(enh, pipeline_lag(enh, device_rate, block, quality=quality), quality, algorithmic, cost, verdict)

@@ -331,7 +331,8 @@ class LiveEngine:
             raise LiveError(why)
         if self._incoming is not None or self._switch is not None:
             raise LiveError("the previous model switch is still fading in; try again in a moment")
-        self._incoming = StreamChain(admission.enhancer, self.rate, capacity=self.mic.capacity)
+        self._incoming = StreamChain(admission.enhancer, self.rate, capacity=self.mic.capacity,
+                                     quality=admission.quality)
 
     # ------------------------------------------------------------------------------------------ callback
 
@@ -475,7 +476,8 @@ class LiveEngine:
         self._switch = None
         self._chain = None
         if keep is not None:
-            fresh = StreamChain(keep.enhancer, self.rate, origin=now, capacity=self.mic.capacity)
+            fresh = StreamChain(keep.enhancer, self.rate, origin=now, capacity=self.mic.capacity,
+                                quality=keep.quality)
             self._chain = fresh
             self._model_id = fresh.info.id
         self._next_in = now
@@ -582,7 +584,8 @@ class LiveEngine:
         if self.running:
             raise LiveError("this live run is already started")
         if self.admission is not None:
-            self._chain = StreamChain(self.admission.enhancer, self.rate, capacity=self.mic.capacity)
+            self._chain = StreamChain(self.admission.enhancer, self.rate, capacity=self.mic.capacity,
+                                      quality=self.admission.quality)
         # Blocks whose source lies before the first sample are silence: publish them now, so the first
         # callbacks find their output ready.
         self._next_in = 0
