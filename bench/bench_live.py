@@ -73,7 +73,7 @@ all_cores = os.sched_getaffinity(0)
 os.sched_setaffinity(0, {min(all_cores)})  # the cost per block: one core
 from threadpoolctl import threadpool_limits
 threadpool_limits(1)
-model, rate, block, headroom, seconds, cost_blocks, probe = sys.argv[1:8]
+model, rate, block, headroom, seconds, cost_blocks, probe, quality, refuse = sys.argv[1:10]
 rate, block, seconds, cost_blocks = int(rate), int(block), float(seconds), int(cost_blocks)
 try:
     import torch
@@ -87,12 +87,12 @@ from workbench.core.live.engine import LiveConfig, LiveEngine
 res = {"model": model}
 try:
     t = time.perf_counter()
-    adm = admit(load_enhancer(model), rate, block, check_causality=probe == "1", check_cost=False)
+    adm = admit(load_enhancer(model), rate, block, check_causality=probe == "1", check_cost=False, quality=quality)
     res["admit_s"] = time.perf_counter() - t
-    cost = measure_block_cost(adm.enhancer, rate, block, blocks=cost_blocks)
+    cost = measure_block_cost(adm.enhancer, rate, block, blocks=cost_blocks, quality=quality)
     res.update(cost_median_ms=1000 * cost.median_s, cost_p99_ms=1000 * cost.p99_s, cost_mean_ms=1000 * cost.mean_s,
                period_ms=1000 * cost.period_s, causality=adm.causality)
-    if cost.mean_s > cost.period_s:
+    if cost.mean_s > cost.period_s and refuse == "1":
         raise WorkbenchError(f"too slow for live use: {cost.text()}")
     # the live run as a person would have it: the callback, the processing thread and the rest of the
     # machine share every core
@@ -133,7 +133,8 @@ def run_model(model: str, args, folder: Path, speech) -> dict:
     try:
         proc = subprocess.run([sys.executable, "-c", CHILD, model, str(args.rate), str(block),
                                str(args.headroom_blocks), str(args.seconds), str(args.cost_blocks),
-                               "0" if args.no_probe else "1"], env=env, capture_output=True, text=True,
+                               "0" if args.no_probe else "1", args.resample_quality,
+                               "0" if args.no_refuse else "1"], env=env, capture_output=True, text=True,
                               timeout=args.seconds + 900)
     finally:
         stop.touch()
@@ -156,6 +157,9 @@ def main() -> int:
     ap.add_argument("--block-ms", type=float, default=10.0)
     ap.add_argument("--headroom-blocks", type=float, default=0.0)
     ap.add_argument("--cost-blocks", type=int, default=500)
+    ap.add_argument("--resample-quality", default="HQ", help="soxr quality of the live resamplers (default HQ)")
+    ap.add_argument("--no-refuse", action="store_true",
+                    help="run the live part even when the mean cost exceeds the block period")
     ap.add_argument("--no-probe", action="store_true", help="skip the causality probe in the admission")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
@@ -183,7 +187,8 @@ def main() -> int:
     load = os.getloadavg()
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; {args.rate} Hz, {args.block_ms:g} ms blocks, "
-          f"headroom {args.headroom_blocks:g} blocks, {args.seconds:g} s runs; cost on one core")
+          f"headroom {args.headroom_blocks:g} blocks, {args.seconds:g} s runs, resampling {args.resample_quality}; "
+          "cost on one core")
     head = (f"{'model':22s} {'cost med':>8s} {'p99':>7s} {'period':>6s} {'algor.':>7s} {'pipeline':>8s} "
             f"{'measured':>8s} {'devices':>9s} {'e2e':>6s} {'dropped':>10s}")
     print(head)

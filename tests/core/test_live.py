@@ -96,18 +96,23 @@ def test_strength_and_bypass_ramps_start_on_block_boundaries_and_are_exact_mixes
     adm = admit(load_enhancer("wiener"), 16000, 160, check_causality=False, check_cost=False)
     engine = LiveEngine(LiveConfig(rate=16000, block=160), adm)
     x = probe_signal(16000, 1.5)
-    # switch requests arrive from another thread while blocks flow
-    def requests():
-        while engine.position < 4000:
-            time.sleep(0.001)
-        engine.set_strength(0.25)
-        while engine.position < 9000:
-            time.sleep(0.001)
-        engine.set_bypass(True)
-    t = threading.Thread(target=requests)
-    t.start()
-    y = drive_callback(engine, x)
-    t.join()
+    # the requests arrive between callbacks, as the GUI's would, while the processing thread runs
+    engine._prepare()
+    y = np.zeros((len(x) // 160 * 160, 1), np.float32)
+    try:
+        for pos in range(0, len(y), 160):
+            if pos == 4000 // 160 * 160:
+                engine.set_strength(0.25)
+            if pos == 9000 // 160 * 160:
+                engine.set_bypass(True)
+            deadline = time.monotonic() + 10
+            while not engine.out.holds(pos, 160) and time.monotonic() < deadline:
+                time.sleep(0.0002)
+            engine._callback(x[pos:pos + 160, None], y[pos:pos + 160], 160, None, None)
+    finally:
+        engine.stop()
+    y = y[:, 0]
+    x = x[:len(y)]
     assert engine.dropped == 0
     q, fade = engine.pipeline, engine._fade_n
     assert fade == 80
