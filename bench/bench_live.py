@@ -172,7 +172,7 @@ def main() -> int:
     wavs = sorted(demo.glob("*.wav"))
     x, sr = sf.read(wavs[0], dtype="float32") if wavs else (None, None)
     if x is None:
-        from workbench.core.enhance.probes import probe_signal
+        from workbench.core.workflows.probes import probe_signal
         x, sr = probe_signal(args.rate, 10.0), args.rate
     x = x if x.ndim == 1 else x.mean(axis=1)
     speech = soxr.resample(x, sr, args.rate).astype(np.float32) if sr != args.rate else x

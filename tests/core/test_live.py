@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
-from workbench.core.enhance.probes import probe_signal
+from workbench.core.workflows.probes import probe_signal
 from workbench.core.enhance.registry import load_enhancer
 from workbench.core.live.chain import LiveError, StreamChain, admit, pipeline_lag
 from workbench.core.live.engine import LiveConfig, LiveEngine, drive_callback

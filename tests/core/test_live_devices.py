@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.core.enhance.probes import probe_signal
+from workbench.core.workflows.probes import probe_signal
 from workbench.core.enhance.registry import load_enhancer
 from workbench.core.live.chain import admit, StreamChain
 

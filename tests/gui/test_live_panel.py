@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from workbench.core.audio.playback import PlaybackEngine
-from workbench.core.enhance.probes import probe_signal
+from workbench.core.workflows.probes import probe_signal
 from workbench.core.enhance.registry import load_enhancer
 from workbench.core.live.chain import admit
 from workbench.core.live.engine import LiveConfig, LiveEngine

@@ -19,6 +19,7 @@ import soxr
 
 from ..enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream, with_processing
 from ..errors import ModelError, WorkbenchError, one_line
+from ..workflows.probes import probe_causality, probe_signal
 from .ring import SampleRing
 
 
@@ -171,8 +172,6 @@ class BlockCost:
 def measure_block_cost(enhancer: Enhancer, device_rate: int, block: int, blocks: int = 150,
                        warmup: int = 10, quality: str = "HQ") -> BlockCost:
     """Time ``blocks`` pushes of a speech-like signal through a fresh chain (after ``warmup`` untimed)."""
-    from ..enhance.probes import probe_signal
-
     chain = StreamChain(enhancer, device_rate, quality=quality)
     n = (blocks + warmup) * block
     sig = probe_signal(device_rate, n / device_rate + 0.1)
@@ -222,7 +221,7 @@ def admit(enhancer: Enhancer, device_rate: int, block: int, *, check_causality: 
           check_cost: bool = True, quality: str = "HQ") -> Admission:
     """Refuse a model live mode cannot run, with the reason; otherwise say what it will cost.
 
-    Refused: no streaming path; not causal by the probe (:func:`~workbench.core.enhance.probes.probe_causality`:
+    Refused: no streaming path; not causal by the probe (:func:`~workbench.core.workflows.probes.probe_causality`:
     its output changes before an input change by more than its declared latency plus one block); a mean
     per-block cost above the block period (it could never keep up).
 
@@ -235,7 +234,6 @@ def admit(enhancer: Enhancer, device_rate: int, block: int, *, check_causality: 
     info = enh.info
     verdict = "not checked"
     if check_causality:
-        from ..enhance.probes import probe_causality
         if info.causal is False:
             raise LiveError(f"{info.id}: declares itself not causal; live mode needs a causal model")
         try:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..views.registry import FLOOR_DB, ViewInput, compute_view, view
+from ..views.registry import FLOOR_DB, VIEWS, ViewInput, compute_view, view
 from ..views.stft import StftConfig, window_array
 from .ring import SampleRing
 
-#: Views that need a second signal (difference and mask views) are not offered live.
 def live_views() -> list[str]:
-    from ..views.registry import VIEWS
+    """The registry's views of one signal (difference and mask views need a second one)."""
     return [name for name, spec in VIEWS.items() if not spec.needs_partner]
 
 

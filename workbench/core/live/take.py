@@ -17,7 +17,8 @@ import numpy as np
 import soxr
 
 from ..audio.audio_io import write_audio_atomic
-from ..audio.recording import Recording, Version
+from ..audio.outputs import check_output_target
+from ..document.recording import Recording, Version
 from ..enhance.enhancer import EnhancerInfo
 from ..provenance import Provenance, VersionKind
 from .engine import LiveTake
@@ -55,8 +56,6 @@ def write_take_files(take: LiveTake, out: str | Path, *, overwrite: bool = False
     """Headless take: ``OUT`` = the live result aligned with the input, ``OUT-input`` = the microphone,
     ``OUT-output`` = exactly what the output device was sent (unshifted, ``pipeline`` samples longer).
     Each file is written atomically; all targets are checked before the first is written."""
-    from ..audio.outputs import check_output_target
-
     out = Path(out)
     paths = [out, out.with_name(f"{out.stem}-input{out.suffix}"), out.with_name(f"{out.stem}-output{out.suffix}")]
     for p in paths:
