@@ -3,10 +3,13 @@
 For each model, in a fresh process with one intra-op thread (threadpoolctl, ``torch.set_num_threads(1)``):
 
 * **admission** as the Live panel does it (streaming path; the causality probe unless ``--no-probe``);
-* **cost per block**, pinned to one core (``sched_setaffinity``): ``--cost-blocks`` pushes of a speech-like signal through the model's live chain at
-  ``--rate`` with ``--block-ms`` blocks; median and 99th percentile against the block period;
+* **cost per block**, pinned to one core (``sched_setaffinity``): ``--cost-blocks`` pushes of a speech-like
+  signal through the model's live chain at
+  ``--rate`` with ``--block-ms`` blocks; median and 99th percentile of the thread's CPU time (what a
+  block costs one core by itself) and of wall-clock time (what it cost on this machine as loaded), against
+  the block period;
 * **a live run** of ``--seconds`` on real PortAudio devices without a sound card: ALSA's ``file`` plugin
-  (the recipe in README, "Live mode: testing without a sound card") plays a speech file into the capture
+  (the recipe in README, "Testing live audio without a sound card") plays a speech file into the capture
   device, and the playback device writes into a FIFO that a separate process drains at the sample rate,
   so the run is paced in real time. Reported: the pipeline delay (algorithmic + resampling/framing +
   one block + headroom), the delay measured on the signals (cross-correlation of what was heard with the
@@ -91,6 +94,7 @@ try:
     res["admit_s"] = time.perf_counter() - t
     cost = measure_block_cost(adm.enhancer, rate, block, blocks=cost_blocks, quality=quality)
     res.update(cost_median_ms=1000 * cost.median_s, cost_p99_ms=1000 * cost.p99_s, cost_mean_ms=1000 * cost.mean_s,
+               cpu_median_ms=1000 * cost.cpu_median_s, cpu_p99_ms=1000 * cost.cpu_p99_s,
                period_ms=1000 * cost.period_s, causality=adm.causality)
     if cost.mean_s > cost.period_s and refuse == "1":
         raise WorkbenchError(f"too slow for live use: {cost.text()}")
@@ -189,19 +193,20 @@ def main() -> int:
           f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; {args.rate} Hz, {args.block_ms:g} ms blocks, "
           f"headroom {args.headroom_blocks:g} blocks, {args.seconds:g} s runs, resampling {args.resample_quality}; "
           "cost on one core")
-    head = (f"{'model':22s} {'cost med':>8s} {'p99':>7s} {'period':>6s} {'algor.':>7s} {'pipeline':>8s} "
+    head = (f"{'model':22s} {'cpu med':>7s} {'p99':>6s} {'wall med':>8s} {'p99':>7s} {'period':>6s} {'algor.':>7s} {'pipeline':>8s} "
             f"{'measured':>8s} {'devices':>9s} {'e2e':>6s} {'dropped':>10s}")
     print(head)
     for r in results:
         if "refused" in r and "cost_median_ms" not in r:
             print(f"{r['model']:22s} refused: {r['refused']}")
             continue
+        cpu = f"{r['cpu_median_ms']:7.2f} {r['cpu_p99_ms']:6.2f} "
         if "refused" in r:
-            print(f"{r['model']:22s} {r['cost_median_ms']:7.2f}  {r['cost_p99_ms']:6.2f} {r['period_ms']:6.1f} "
+            print(f"{r['model']:22s} {cpu}{r['cost_median_ms']:7.2f}  {r['cost_p99_ms']:6.2f} {r['period_ms']:6.1f} "
                   f"refused: {r['refused']}")
             continue
         meas = f"{r['measured_ms']:.1f}" if r.get("measured_ms") is not None else "n/a"
-        print(f"{r['model']:22s} {r['cost_median_ms']:7.2f}  {r['cost_p99_ms']:6.2f} {r['period_ms']:6.1f} "
+        print(f"{r['model']:22s} {cpu}{r['cost_median_ms']:7.2f}  {r['cost_p99_ms']:6.2f} {r['period_ms']:6.1f} "
               f"{r['algorithmic_ms']:7.1f} {r['pipeline_ms']:8.1f} {meas:>8s} "
               f"{r['device_in_ms']:4.0f}+{r['device_out_ms']:<4.0f} {r['end_to_end_ms']:6.1f} "
               f"{r['dropped']:>4d}/{r['blocks']:<5d}")

@@ -149,6 +149,8 @@ class BlockCost:
 
     Attributes:
         median_s, p99_s, mean_s: over the timed blocks (seconds of wall-clock time per block).
+        cpu_median_s, cpu_p99_s: the processing thread's CPU time per block (what the block costs one core
+            when nothing else competes for it; on a loaded machine the wall-clock figures are larger).
         period_s: the block period (block / device rate).
         blocks: number of timed blocks.
     """
@@ -158,6 +160,8 @@ class BlockCost:
     mean_s: float
     period_s: float
     blocks: int
+    cpu_median_s: float = 0.0
+    cpu_p99_s: float = 0.0
 
     @property
     def load(self) -> float:
@@ -176,18 +180,19 @@ def measure_block_cost(enhancer: Enhancer, device_rate: int, block: int, blocks:
     n = (blocks + warmup) * block
     sig = probe_signal(device_rate, n / device_rate + 0.1)
     sig = np.resize(sig, n).astype(np.float32)
-    times = []
+    times, cpu = [], []
     try:
         for i in range(blocks + warmup):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             chain.push(sig[i * block:(i + 1) * block])
             if i >= warmup:
                 times.append(time.perf_counter() - t)
+                cpu.append(time.thread_time() - c)
     finally:
         chain.close()
-    arr = np.asarray(times)
+    arr, carr = np.asarray(times), np.asarray(cpu)
     return BlockCost(float(np.median(arr)), float(np.percentile(arr, 99)), float(arr.mean()),
-                     block / device_rate, len(arr))
+                     block / device_rate, len(arr), float(np.median(carr)), float(np.percentile(carr, 99)))
 
 
 @dataclass(frozen=True)
