@@ -163,7 +163,7 @@ def main() -> None:
         "device_out_s": stats.latency.device_out_s, "threads_after": threads_after,
         "open_files": [f for f in fds if folder in f], "running_after": engine.running,
         "thread_alive_after": engine.thread_alive, "callback_errors": engine.callback_errors,
-        "resyncs": engine.resyncs, "fade": engine._fade_n}))
+        "resyncs": engine.resyncs, "resync_origins": engine.resync_origins, "fade": engine._fade_n}))
 
 
 if __name__ == "__main__":

@@ -72,8 +72,17 @@ def run_live(tmp_path: Path, scenario: str, model: str, x: np.ndarray, rate: int
     return report
 
 
-def reference_wet(model: str, x: np.ndarray, rate: int, block: int, origin: int = 0) -> np.ndarray:
-    """The model's streaming output of ``x`` from ``origin`` on, aligned, pushed in the same blocks."""
+def reference_wet(model: str, x: np.ndarray, rate: int, block: int, origin: int = 0,
+                  restarts: tuple = (), pipeline: int = 0) -> np.ndarray:
+    """The model's streaming output of ``x`` from ``origin`` on, aligned, pushed in the same blocks. For each
+    of the engine's ``restarts`` ``(input position r, first output position o)`` after falling far behind:
+    the input itself from ``o - pipeline`` to ``r``, a fresh model's output from ``r`` on."""
+    if restarts:
+        wet = reference_wet(model, x, rate, block, origin)
+        for r, o in restarts:
+            wet[max(o - pipeline, 0):r] = x[max(o - pipeline, 0):r]
+            wet[r:] = reference_wet(model, x, rate, block, r)[r:]
+        return wet
     adm = admit(load_enhancer(model), rate, block, check_causality=False, check_cost=False)
     chain = StreamChain(adm.enhancer, rate, origin=origin, capacity=len(x) + block)
     for i in range(origin, len(x) - block + 1, block):
@@ -117,7 +126,8 @@ def test_output_is_the_streaming_model_after_the_reported_delay(tmp_path, model,
     q, played, heard = rep["pipeline"], rep["played"], rep["heard"][:rep["played"]]
     assert q == block + rep["lag"] + 3 * block
     assert played < len(rep["x"])
-    wet = reference_wet(model, rep["x"], rate, block)
+    wet = reference_wet(model, rep["x"], rate, block, restarts=tuple(map(tuple, rep["resync_origins"])),
+                        pipeline=q)
     expected = delayed(wet, q, played)
     dry = delayed(rep["x"], q, played)
     for p in rep["drops"]:  # blocks that missed their deadline are the aligned input, and are counted

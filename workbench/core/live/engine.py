@@ -264,6 +264,10 @@ class LiveEngine:
         self._next_out = 0
         self.late = 0
         self.resyncs = 0
+        #: ``(input position, first output position)`` of each restart after the processing fell far behind:
+        #: the model restarts at the input position; output from the first output position on whose source
+        #: lies before it is the dry input (as are the skipped blocks, which the callback counts as dropped)
+        self.resync_origins: list[tuple[int, int]] = []
         self.error: str | None = None
         self._chain: StreamChain | None = None
         self._switch: tuple[StreamChain | None, StreamChain, int] | None = None
@@ -482,6 +486,7 @@ class LiveEngine:
             self._model_id = fresh.info.id
         self._next_in = now
         self._next_out = max(self._next_out, -(-self._cb_pos // B) * B)
+        self.resync_origins.append((now, self._next_out))
 
     def _take_collect(self) -> None:
         if self._take_req and self._take is None:
