@@ -75,21 +75,23 @@ def run_live(tmp_path: Path, scenario: str, model: str, x: np.ndarray, rate: int
 def reference_wet(model: str, x: np.ndarray, rate: int, block: int, origin: int = 0,
                   restarts: tuple = (), pipeline: int = 0) -> np.ndarray:
     """The model's streaming output of ``x`` from ``origin`` on, aligned, pushed in the same blocks. For each
-    of the engine's ``restarts`` ``(input position r, first output position o)`` after falling far behind:
-    the input itself from ``o - pipeline`` to ``r``, a fresh model's output from ``r`` on."""
-    if restarts:
-        wet = reference_wet(model, x, rate, block, origin)
-        for r, o in restarts:
-            wet[max(o - pipeline, 0):r] = x[max(o - pipeline, 0):r]
-            wet[r:] = reference_wet(model, x, rate, block, r)[r:]
-        return wet
+    of the engine's skips ``(input position r, first output position o, input fed f)`` after it fell far
+    behind: the model was fed up to ``f``, then continued at ``r``; the output from ``o`` whose source lies
+    before ``r`` is the input itself."""
     adm = admit(load_enhancer(model), rate, block, check_causality=False, check_cost=False)
     chain = StreamChain(adm.enhancer, rate, origin=origin, capacity=len(x) + block)
-    for i in range(origin, len(x) - block + 1, block):
-        chain.push(x[i:i + block])
     wet = np.zeros(len(x), np.float32)
-    end = chain.wet.written
-    chain.wet.read_into(origin, wet[origin:end])
+    pos = origin
+    for r, o, fed in list(restarts) + [(None, None, len(x) - block + 1)]:
+        while pos < fed and pos + block <= len(x):
+            chain.push(x[pos:pos + block])
+            pos += block
+        end = min(chain.wet.written, len(x))
+        chain.wet.read_into(chain.origin, wet[chain.origin:end])
+        if r is not None:
+            wet[max(o - pipeline, 0):r] = x[max(o - pipeline, 0):r]
+            chain.restart_at(r)
+            pos = r
     chain.close()
     return wet
 

@@ -74,17 +74,24 @@ class StreamChain:
         self.latency_native = int(self.info.latency_samples)
         self.origin = int(origin)
         self.stream = stream if stream is not None else enhancer.new_stream()
-        resampled = self.native_rate != self.device_rate
         self.quality = quality
-        self._down = (soxr.ResampleStream(self.device_rate, self.native_rate, 1, dtype="float32", quality=quality)
-                      if resampled else None)
-        self._up = (soxr.ResampleStream(self.native_rate, self.device_rate, 1, dtype="float32", quality=quality)
-                    if resampled else None)
+        self.wet = SampleRing(capacity or 4 * self.device_rate)
+        self.closed = False
+        self.restart_at(self.origin)
+
+    def restart_at(self, origin: int) -> None:
+        """Continue from input position ``origin`` after skipping input: the model keeps its stream (a
+        native model may take seconds to open a new one), the resamplers and the frame buffer start afresh,
+        and the model's first ``latency`` output samples, which still answer the skipped input, are dropped,
+        so :attr:`wet` stays aligned."""
+        resampled = self.native_rate != self.device_rate
+        q = self.quality
+        self._down = soxr.ResampleStream(self.device_rate, self.native_rate, 1, dtype="float32", quality=q) if resampled else None
+        self._up = soxr.ResampleStream(self.native_rate, self.device_rate, 1, dtype="float32", quality=q) if resampled else None
         self._pending = np.zeros(0, np.float32)
         self._skip = self.latency_native
-        self.wet = SampleRing(capacity or 4 * self.device_rate)
+        self.origin = int(origin)
         self.wet.written = self.origin
-        self.closed = False
 
     def push(self, x: np.ndarray) -> int:
         """Process device-rate samples ``x`` ``(n,)``; append what became ready to :attr:`wet`. Returns

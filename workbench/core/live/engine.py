@@ -94,7 +94,7 @@ class LiveConfig:
         crossfade_ms: ramp of bypass, strength and model switches.
         warm_s: how long a newly switched-in model runs before it is faded in.
         resync_blocks: when processing falls this many blocks behind, the backlog is skipped (played
-            dry) and the model restarts at the present.
+            dry) and the model continues at the present.
     """
 
     rate: int = 48000
@@ -264,9 +264,9 @@ class LiveEngine:
         self._next_out = 0
         self.late = 0
         self.resyncs = 0
-        #: ``(input position, first output position)`` of each restart after the processing fell far behind:
-        #: the model restarts at the input position; output from the first output position on whose source
-        #: lies before it is the dry input (as are the skipped blocks, which the callback counts as dropped)
+        #: ``(input position, first output position, input fed until then)`` of each skip after the processing
+        #: fell far behind: the model continues at the input position; output from the first output position
+        #: on whose source lies before it is the dry input (as are the skipped blocks, counted as dropped)
         self.resync_origins: list[tuple[int, int]] = []
         self.error: str | None = None
         self._chain: StreamChain | None = None
@@ -469,24 +469,22 @@ class LiveEngine:
     # ------------------------------------------------------------------------------------------ thread
 
     def _resync(self) -> None:
-        """Skip the backlog: the model restarts at the present; the skipped blocks play dry."""
+        """Skip the backlog: the model continues at the present (its state kept); the skipped blocks play dry."""
         B = self.block
         self.resyncs += 1
         now = self.mic.written // B * B
-        chains = [c for c in (self._chain, *(self._switch[:2] if self._switch else ())) if c is not None]
-        keep = self._switch[1] if self._switch is not None else self._chain
-        for c in chains:
-            c.close()
-        self._switch = None
-        self._chain = None
-        if keep is not None:
-            fresh = StreamChain(keep.enhancer, self.rate, origin=now, capacity=self.mic.capacity,
-                                quality=keep.quality)
-            self._chain = fresh
-            self._model_id = fresh.info.id
+        fed = self._next_in
+        if self._switch is not None:  # a switch in progress: keep the new model only
+            old, new, _ = self._switch
+            if old is not None:
+                old.close()
+            self._chain, self._switch = new, None
+            self._model_id = new.info.id
+        if self._chain is not None:
+            self._chain.restart_at(now)
         self._next_in = now
         self._next_out = max(self._next_out, -(-self._cb_pos // B) * B)
-        self.resync_origins.append((now, self._next_out))
+        self.resync_origins.append((now, self._next_out, fed))
 
     def _take_collect(self) -> None:
         if self._take_req and self._take is None:
