@@ -328,3 +328,40 @@ def test_play_file_as_if_live_gives_the_streaming_result_aligned(tmp_path):
     np.testing.assert_array_equal(sent[q:], result)
     dropped, resyncs = final_counts(proc.stdout)
     assert check_blocks(sent, 0, q, wet, np.r_[x, np.zeros(rate, np.float32)], 480, resyncs) <= dropped
+
+
+def test_a_long_stall_skips_the_backlog_and_the_model_continues_aligned():
+    """Processing stalls for 0.8 s (80 blocks) with blocks arriving in real time: the late blocks play dry,
+    the backlog is skipped, and the model continues at the present with its output still aligned."""
+    from tests.core.test_live_devices import reference_wet
+
+    wiener = load_enhancer("wiener").for_rate(16000)
+
+    class StallOnce(EnhancerStream):
+        def __init__(self):
+            self.inner, self.calls = wiener.new_stream(), 0
+
+        def process(self, block):
+            self.calls += 1
+            if self.calls == 30:
+                time.sleep(0.8)
+            return self.inner.process(block)
+
+    class Stalling(Enhancer):
+        info = wiener.info
+
+        def new_stream(self):
+            return StallOnce()
+
+    adm = admit(Stalling(), 16000, 160, check_causality=False, check_cost=False)
+    engine = LiveEngine(LiveConfig(rate=16000, block=160, resync_blocks=20), adm)
+    x = probe_signal(16000, 2.0)
+    y = drive_callback(engine, x, realtime=True)
+    assert engine.resyncs >= 1 and engine.dropped >= 20
+    q = engine.pipeline
+    wet = reference_wet("wiener", x, 16000, 160, restarts=tuple(engine.resync_origins), pipeline=q)
+    expected = np.r_[np.zeros(q, np.float32), wet[:len(x) - q]]
+    dry = np.r_[np.zeros(q, np.float32), x[:len(x) - q]]
+    for p in engine._drop_pos[:engine.dropped]:
+        expected[p:p + 160] = dry[p:p + 160]
+    np.testing.assert_array_equal(y, expected)
