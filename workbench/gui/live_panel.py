@@ -69,6 +69,9 @@ class LivePanel(QWidget):
         setup = QGroupBox("Devices and model")
         form = QFormLayout(setup)
         self.input_box, self.output_box = QComboBox(), QComboBox()
+        for box in (self.input_box, self.output_box):  # long device names must not widen the dock
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(16)
         self.rate_box, self.block_box = QComboBox(), QComboBox()
         for r in RATES:
             self.rate_box.addItem(f"{r / 1000:g} kHz", r)
@@ -76,6 +79,8 @@ class LivePanel(QWidget):
             self.block_box.addItem(f"{ms} ms", ms)
         self.block_box.setCurrentIndex(BLOCKS_MS.index(10))
         self.model_box = QComboBox()
+        self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_box.setMinimumContentsLength(16)
         self.model_box.setToolTip("models with a streaming path; each is probed for causality and timed per block "
                                   "before it goes live")
         self.headroom_box = QComboBox()
@@ -88,14 +93,17 @@ class LivePanel(QWidget):
         self.quality_box.setCurrentIndex(RESAMPLE_QUALITIES.index("HQ"))
         self.quality_box.setToolTip("soxr quality when the model's rate differs from the device's: HQ's filters "
                                     "add about 36 ms each way at 48 <-> 16 kHz; QQ adds none but aliases")
-        rate_row = QHBoxLayout()
-        for w in (self.rate_box, QLabel("block"), self.block_box, QLabel("headroom"), self.headroom_box,
-                  QLabel("resampling"), self.quality_box):
+        rate_row, timing_row = QHBoxLayout(), QHBoxLayout()
+        for w in (self.rate_box, QLabel("block"), self.block_box):
             rate_row.addWidget(w)
+        for w in (self.headroom_box, QLabel("resampling"), self.quality_box):
+            timing_row.addWidget(w)
         rate_row.addStretch(1)
+        timing_row.addStretch(1)
         form.addRow("Input", self.input_box)
         form.addRow("Output", self.output_box)
         form.addRow("Rate", rate_row)
+        form.addRow("Headroom", timing_row)
         form.addRow("Model", self.model_box)
         layout.addWidget(setup)
 
@@ -117,6 +125,7 @@ class LivePanel(QWidget):
         for w in (self.start_button, self.bypass_box, QLabel("Strength"), self.strength_slider, self.strength_label,
                   self.record_button):
             row.addWidget(w)
+        self.strength_slider.setMinimumWidth(60)
         layout.addLayout(row)
         row2 = QHBoxLayout()
         self.play_file_button = QPushButton("Play recording as if live")
@@ -154,7 +163,7 @@ class LivePanel(QWidget):
         scope_row.addStretch(1)
         layout.addLayout(scope_row)
         self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setMinimumHeight(240)
+        self.graphics.setMinimumHeight(260)
         self.plots, self.images = [], []
         for i, title in enumerate(("Input", "Output (heard)")):
             plot = self.graphics.addPlot(row=i, col=0, title=title)
@@ -171,6 +180,7 @@ class LivePanel(QWidget):
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         layout.insertWidget(3, self.status_label)
+        self.latency_label.setWordWrap(True)
 
         self.start_button.toggled.connect(self._on_start_toggled)
         self.bypass_box.toggled.connect(self._on_bypass)

@@ -197,7 +197,13 @@ class MainWindow(QMainWindow):
         self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
         self.live_panel = LivePanel(doc)
         self.live_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Live: {msg}", 8000))
-        self.live_dock = self.add_panel("Live", self.live_panel)
+        # Scrolled, as the Edit panel: its controls, figures and two spectrograms are taller than a
+        # 768-pixel screen leaves for a dock, and must not widen the dock for the other panels.
+        live_scroll = QScrollArea()
+        live_scroll.setWidgetResizable(True)
+        live_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        live_scroll.setWidget(self.live_panel)
+        self.live_dock = self.add_panel("Live", live_scroll)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
