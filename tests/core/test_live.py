@@ -272,6 +272,7 @@ def final_counts(stdout: str) -> tuple[int, int]:
     return dropped, resyncs
 
 
+@pytest.mark.slow
 def test_headless_take_writes_aligned_input_output_and_result(tmp_path):
     pytest.importorskip("sounddevice")
     rate = 48000
@@ -305,6 +306,7 @@ def test_headless_take_writes_aligned_input_output_and_result(tmp_path):
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_play_file_as_if_live_gives_the_streaming_result_aligned(tmp_path):
     pytest.importorskip("sounddevice")
     rate = 48000
@@ -330,6 +332,7 @@ def test_play_file_as_if_live_gives_the_streaming_result_aligned(tmp_path):
     assert check_blocks(sent, 0, q, wet, np.r_[x, np.zeros(rate, np.float32)], 480, resyncs) <= dropped
 
 
+@pytest.mark.slow
 def test_a_long_stall_skips_the_backlog_and_the_model_continues_aligned():
     """Processing stalls for 0.8 s (80 blocks) with blocks arriving in real time: the late blocks play dry,
     the backlog is skipped, and the model continues at the present with its output still aligned."""

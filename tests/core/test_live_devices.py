@@ -45,7 +45,8 @@ def _have_portaudio() -> bool:
     return True
 
 
-pytestmark = pytest.mark.skipif(not _have_portaudio(), reason="PortAudio (libportaudio2) is not installed")
+pytestmark = [pytest.mark.skipif(not _have_portaudio(), reason="PortAudio (libportaudio2) is not installed"),
+              pytest.mark.slow]  # real-time runs of 1-2 s each, in child processes
 
 
 def run_live(tmp_path: Path, scenario: str, model: str, x: np.ndarray, rate: int = 48000, block: int = 480,
