@@ -116,3 +116,15 @@ def test_recording_played_as_if_live_becomes_a_version(window, qtbot, tmp_path):
     assert live.source.frames == rec.source.frames and live.source.sample_rate == 16000
     assert live.provenance.extra == {"live": "file played as if live"}
     assert panel.engine is None and not engine.thread_alive
+
+
+def test_start_on_a_device_that_cannot_open_says_why_and_resets(window, qtbot):
+    panel = window.live_panel
+    panel.output_box.addItem("a device index PortAudio does not have", 9999)
+    panel.output_box.setCurrentIndex(panel.output_box.count() - 1)
+    panel.model_box.setCurrentIndex(panel.model_box.findData(None))  # pass-through: no model to check
+    with qtbot.waitSignal(panel.failed, timeout=10000) as failed:
+        panel.start_button.click()
+    assert "cannot open the audio devices" in failed.args[0] or "PortAudio" in failed.args[0]
+    assert "\n" not in failed.args[0]
+    assert panel.engine is None and not panel.start_button.isChecked() and panel.start_button.text() == "Start"

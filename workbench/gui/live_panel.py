@@ -50,6 +50,8 @@ class LivePanel(QWidget):
         self._worker: GeneratorWorker | None = None
         self._file_rec = None
         self._awaiting_take = False
+        #: admissions by (model, rate, block, resampling): the probe and the timing run once per setting
+        self._admitted: dict[tuple, Admission] = {}
         self._ticks = 0
         self._measured: int | None = None
         self._scopes: list[ScrollingSpectrogram] = []
@@ -233,6 +235,10 @@ class LivePanel(QWidget):
         if spec is None:
             on_ok(None)
             return
+        key = (spec, cfg.rate, cfg.block, quality)
+        if key in self._admitted:  # probed and timed before at these settings: start at once
+            on_ok(self._admitted[key])
+            return
         catalogue = self.document.catalogue if self.document is not None else None
 
         def work():
@@ -243,9 +249,13 @@ class LivePanel(QWidget):
                 enhancer = load_enhancer(spec)
             return admit(enhancer, cfg.rate, cfg.block, quality=quality)
 
+        def remember(admission) -> None:
+            self._admitted[key] = admission
+            on_ok(admission)
+
         self.status_label.setText(f"checking {spec}: causality probe and per-block cost …")
         self._worker = GeneratorWorker(work)
-        self._worker.returned.connect(on_ok)
+        self._worker.returned.connect(remember)
         self._worker.errored.connect(self._on_admit_failed)
         self._worker.start()
 
