@@ -352,17 +352,53 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
 # ------------------------------------------------------------------------------------------ evaluate
 
 
+def system_key(system: str, output: str | None = None) -> str:
+    """The key of one scored system: ``system`` itself, or ``<system>.<output>`` for one output of a model
+    with several (as its versions are named)."""
+    return system if output is None else f"{system}.{output}"
+
+
+def model_systems(spec: str, enhancer: Enhancer) -> list[tuple[str | None, str]]:
+    """``(output, table name)`` per scored system of a loaded model: one for a single-output model, one per
+    output (``<id>.<output>``) for a model with several, so every output is measured as itself."""
+    outputs = enhancer.info.outputs
+    if len(outputs) == 1:
+        return [(None, enhancer.info.id)]
+    return [(o, f"{enhancer.info.id}.{o}") for o in outputs]
+
+
 def evaluate_task(index: int, pair, system: str, *, dnsmos: bool = True, metrics: list[str] | None = None,
-                  dnsmos_fast: bool = False) -> dict:
+                  dnsmos_fast: bool = False, output: str | None = None) -> dict:
     """A JSON-able evaluation task: score ``system`` (``noisy``, a model key, or ``file:TAG``) on ``pair``
-    (a :class:`workbench.core.measure.metrics.Pair`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the
-    settings carry ``"dnsmos_fast": true`` only then)."""
+    (a :class:`workbench.core.measure.metrics.Pair`). ``output``: which output of a model with several
+    (see :func:`model_systems`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the settings carry
+    ``"dnsmos_fast": true`` only then)."""
     settings = {"dnsmos": bool(dnsmos), "metrics": None if metrics is None else list(metrics)}
     if dnsmos and dnsmos_fast:
         settings["dnsmos_fast"] = True
-    return {"kind": "evaluate", "index": int(index), "key": f"{pair.name}|{system}", "input": str(pair.noisy),
-            "pair": pair.name, "clean": str(pair.clean), "precomputed": {k: str(v) for k, v in pair.outputs.items()},
-            "model": system, "outputs": [], "settings": settings}
+    task = {"kind": "evaluate", "index": int(index), "key": f"{pair.name}|{system_key(system, output)}",
+            "input": str(pair.noisy), "pair": pair.name, "clean": str(pair.clean),
+            "precomputed": {k: str(v) for k, v in pair.outputs.items()}, "model": system, "outputs": [],
+            "settings": settings}
+    if output is not None:
+        task["output"] = output
+    return task
+
+
+#: The last run of a model with several outputs, ``(enhancer, input path, (k, frames, ch) result)``: the
+#: tasks of its other outputs on the same pair follow it and reuse the run instead of repeating it.
+_last_multi_output_run: tuple | None = None
+
+
+def _output_index(enhancer: Enhancer, system: str, output: str | None) -> int:
+    outputs = enhancer.info.outputs
+    if output is None:
+        if len(outputs) != 1:
+            raise WorkbenchError(f"model {system!r} has outputs {', '.join(outputs)}; an evaluation task names one")
+        return 0
+    if output not in outputs:
+        raise WorkbenchError(f"model {system!r} has no output {output!r} (it has {', '.join(outputs)})")
+    return outputs.index(output)
 
 
 def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Mapping | None = None, *,
@@ -382,7 +418,7 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
         identity = model_identity(enhancer, system) if enhancer is not None else {"spec": system, "id": system}
     row = _base_row(task, identity)
     row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={},
-               clean_duration_s=None, alignment_problems=None, failed_in=None)
+               clean_duration_s=None, alignment_problems=None, failed_in=None, output=task.get("output"))
     stage = "read"
     wanted = list(INTRUSIVE_METRICS if task["settings"]["metrics"] is None else task["settings"]["metrics"])
     keys = wanted + (list(DNSMOS_METRICS) if task["settings"]["dnsmos"] else [])
@@ -406,9 +442,19 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
         else:
             if enhancer is None:
                 raise WorkbenchError(f"model {system!r} is not loaded in this worker")
-            result = yield from rescaled(enhance(enhancer, noisy, noisy_sr), 0.0, 0.8,
-                                         f"{task['pair']}: {identity.get('id', system)} ", should_stop)
-            est, est_sr = result[:, 0], noisy_sr
+            global _last_multi_output_run
+            index = _output_index(enhancer, system, task.get("output"))
+            last = _last_multi_output_run
+            if last is not None and last[0] is enhancer and last[1] == task["input"]:
+                result = last[2]
+            else:
+                result = yield from rescaled(enhance(enhancer, noisy, noisy_sr), 0.0, 0.8,
+                                             f"{task['pair']}: {identity.get('id', system)} ", should_stop)
+            # (n_outputs, frames, 1): this task's output, mono as the noisy input was read
+            _last_multi_output_run = ((enhancer, task["input"], result)
+                                      if enhancer.info.n_outputs > 1 and index < enhancer.info.n_outputs - 1
+                                      else None)
+            est, est_sr = result[index, :, 0], noisy_sr
         t_model = time.perf_counter()
         stage = "score"
         sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted,
