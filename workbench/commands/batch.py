@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..core.audio.audio_io import WRITE_SUBTYPES
+from ..core.audio.formats import EXPORT_FORMATS, LOSSY_FORMATS
 from ..core.errors import WorkbenchError
 
 BACKEND_CHOICES = ("local", "ray")
@@ -54,8 +55,8 @@ def add_parser(sub) -> None:
     e.add_argument("-m", "--model", action="append", required=True, metavar="MODEL",
                    help="model id or path (repeatable: each model makes its own outputs)")
     e.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (sub folders mirror inputs)")
-    e.add_argument("--format", default="WAV", choices=("WAV", "FLAC", "MP3", "OGG", "OPUS"), type=str.upper,
-                   help="output container (MP3/OGG/OPUS: lossy, at a rate the encoder takes)")
+    e.add_argument("--format", default="WAV", choices=EXPORT_FORMATS, type=str.upper,
+                   help=f"output container ({'/'.join(LOSSY_FORMATS)}: lossy, at a rate the encoder takes)")
     e.add_argument("--subtype", default=None, choices=sorted(set(WRITE_SUBTYPES["WAV"]) | set(WRITE_SUBTYPES["FLAC"])),
                    help="sample format (default: the source's where the format holds it, else FLOAT for WAV, "
                         "PCM_24 for FLAC)")

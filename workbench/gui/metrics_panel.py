@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.audio.audio_io import load_audio, read_info
+from ..core.audio.formats import dialog_filter
 from ..core.measure.dnsmos import DNSMOS_METRICS, DnsmosCost
 from ..core.progress import Progress
 from ..core.errors import Cancelled, WorkbenchError
@@ -355,7 +356,7 @@ class MetricsPanel(QWidget):
     def _choose_reference(self) -> None:
         start = str(self.recording.path.parent) if self.recording is not None else ""
         path, _ = QFileDialog.getOpenFileName(self, "Clean reference", start,
-                                              "Audio (*.wav *.flac *.ogg *.aiff *.aif *.mp3);;All files (*)")
+                                              dialog_filter())
         if path and self.set_reference(path) and not self.auto_compute:
             self.compute(auto=True)  # the person asked for this reference: measure what it changes
 

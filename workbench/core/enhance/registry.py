@@ -215,6 +215,14 @@ def model_loaders() -> list[tuple[str, Callable[[Path], Enhancer]]]:
     return out
 
 
+def model_suffixes() -> tuple[str, ...]:
+    """Every model file suffix a loader declares (its ``suffixes`` attribute), lower case with the dot, sorted.
+
+    A dropped or chosen file with one of these is a model, never audio; a folder holding one is a model folder.
+    """
+    return tuple(sorted({s.lower() for _name, fn in model_loaders() for s in getattr(fn, "suffixes", ())}))
+
+
 def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
     """Build the enhancer named by ``spec`` (built-in id, plugin id, or model path).
 

@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import soxr
 
+from ..audio.formats import READ_SUFFIXES
 from ..errors import WorkbenchError
 from ..views.stft import StftConfig, stft
 
@@ -607,8 +608,6 @@ def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
 
 # ---------------------------------------------------------------------------------------------- pairing
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
-
 
 @dataclass
 class Pair:
@@ -651,7 +650,7 @@ def find_pairs(directory: str | Path, unpaired: list[Path] | None = None) -> lis
 
     def audio_files(folder: Path) -> dict[str, Path]:
         return {p.stem: p for p in sorted(folder.iterdir())
-                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES}
+                if p.is_file() and p.suffix.lower() in READ_SUFFIXES}
 
     pairs: dict[str, Pair] = {}
     if (d / "noisy").is_dir() and (d / "clean").is_dir():
@@ -693,7 +692,7 @@ def find_reference_for(path: str | Path) -> Path | None:
     p = Path(path)
     m = _SUFFIX_RE.match(p.stem)
     if m and m["tag"].lower() != "clean":
-        for suffix in (p.suffix,) + AUDIO_SUFFIXES:
+        for suffix in (p.suffix,) + READ_SUFFIXES:
             cand = p.with_name(f"{m['name']}_clean{suffix}")
             if cand.is_file():
                 return cand
