@@ -743,18 +743,31 @@ def load_audio(path: str | os.PathLike, *, repair: bool = False) -> tuple[np.nda
     return audio, source.info
 
 
-def resample(audio: np.ndarray, rate_in: int, rate_out: int, quality: str = "HQ") -> np.ndarray:
+def resample(audio: np.ndarray, rate_in: int, rate_out: int, quality: str = "HQ",
+             dtype: type = np.float32) -> np.ndarray:
     """Resample ``(frames,)`` or ``(frames, channels)`` float audio with soxr; output keeps the shape kind.
 
+    The one resampler of whole arrays (engine, metrics, DNSMOS, export); streams use ``soxr.ResampleStream``.
     soxr compensates its own filter delay, so output frame ``i`` lines up with input time ``i / rate_out``.
+    ``dtype``: the precision soxr computes in and returns (float64 for metrics).
     """
-    audio = np.asarray(audio, dtype=np.float32)
+    audio = np.asarray(audio, dtype=dtype)
     if rate_in == rate_out:
         return audio
     if audio.shape[0] == 0:
         shape = (0,) + audio.shape[1:]
-        return np.zeros(shape, np.float32)
-    return np.asarray(soxr.resample(audio, rate_in, rate_out, quality=quality), dtype=np.float32)
+        return np.zeros(shape, dtype)
+    return np.asarray(soxr.resample(audio, rate_in, rate_out, quality=quality), dtype=dtype)
+
+
+def downmix(audio: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Mono ``(frames,)`` of ``(frames,)`` or ``(frames, channels)`` audio: the mean of the channels, in
+    ``dtype`` (a single channel is returned as it is). The one downmix for metrics, DNSMOS, the phase
+    lab, figures and probes, so every mono measurement of a multichannel file means the same."""
+    a = np.asarray(audio)
+    if a.ndim == 2:
+        a = a.mean(axis=1) if a.shape[1] > 1 else a[:, 0]
+    return np.asarray(a, dtype).reshape(-1)
 
 
 #: Export formats and the subtypes a person may choose for each (from the format table).

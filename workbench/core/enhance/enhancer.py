@@ -36,7 +36,7 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 import soxr
 
-from ..audio.audio_io import AudioSource, ArraySource
+from ..audio.audio_io import ArraySource, AudioSource, resample
 from ..errors import ModelError, WorkbenchError, one_line
 from ..progress import Progress, run_to_end
 
@@ -336,10 +336,10 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
         x = np.asarray(read(lo, hi), np.float32)
         if x.ndim != 2 or not getattr(enhancer, "channels_as_outputs", False):
             x = x.reshape(-1)
-        xn = soxr.resample(x, rate_in, rate).astype(np.float32) if rate != rate_in else x
+        xn = resample(x, rate_in, rate)
         yn = _check_block(enhancer, enhancer.process_offline(xn), len(xn))
         # yn: (k, native frames); soxr resamples all outputs at once as (frames, k)
-        y = soxr.resample(np.ascontiguousarray(yn.T), rate, rate_in).astype(np.float32).T if rate != rate_in else yn
+        y = resample(np.ascontiguousarray(yn.T), rate, rate_in).T if rate != rate_in else yn
         if y.shape[1] < hi - lo:
             y = np.concatenate([y, np.zeros((y.shape[0], hi - lo - y.shape[1]), np.float32)], axis=1)
         y = y[:, :hi - lo]

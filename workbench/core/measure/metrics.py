@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import soxr
 
+from ..audio.audio_io import downmix, resample
 from ..audio.formats import READ_SUFFIXES
 from ..errors import WorkbenchError
 from ..views.stft import StftConfig, stft
@@ -218,9 +218,7 @@ _EXACT = 1e-14
 
 
 def _to_rate(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    if rate_in == rate_out:
-        return np.asarray(x, np.float64)
-    return np.asarray(soxr.resample(np.asarray(x, np.float64), rate_in, rate_out, quality="HQ"), np.float64)
+    return resample(x, rate_in, rate_out, dtype=np.float64)
 
 
 def pesq_score(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, mode: str = "wb") -> Metric:
@@ -541,10 +539,7 @@ class IntrusiveResult:
 
 
 def _as_mono(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim == 2:
-        x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    return np.asarray(x, np.float64).reshape(-1)
+    return downmix(x, np.float64)
 
 
 def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, *,
