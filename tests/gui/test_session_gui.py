@@ -211,9 +211,9 @@ def test_open_session_reports_a_changed_source_in_one_line(qtbot, settings, spee
     w2.close()
 
 
-def test_loaded_models_are_in_the_shared_catalogue(qtbot, window, shared_data):
+def test_loaded_models_are_in_the_shared_catalogue(qtbot, window, dtln_folder):
     """Defect (with the batch dialog): a model loaded in the Models panel was invisible elsewhere."""
-    folder = shared_data / "models" / "dtln"
+    folder = dtln_folder
     with qtbot.waitSignal(window.model_panel.modelLoaded, timeout=30000):
         window.model_panel.load_path(folder)
     entry = window.document.catalogue.entry(str(folder))
