@@ -2,10 +2,9 @@
 
 ``load_enhancer(spec)`` accepts
 
-* a **built-in id**: ``spectral-subtraction``, ``wiener``, ``logmmse``, ``deepfilternet3``, ``nsnet2-16k``,
-  ``nsnet2-48k`` — declared by this project's own distribution as ``workbench.enhancers`` entry points
-  (``pyproject.toml``, implemented in ``workbench_models.builtins``), exactly like plugins; also
-  ``wpe-dereverb`` (WPE dereverberation from nara-wpe);
+* a **built-in id** (``workbench models`` lists them; :func:`builtin_ids`) — declared by this project's own
+  distribution as ``workbench.enhancers`` entry points (``pyproject.toml``, implemented in
+  ``workbench_models.builtins``), exactly like plugins, so this docstring never needs the list;
 * a **chain** ``A+B+...`` of any of these, applied in order (:mod:`workbench.core.enhance.chain`);
 * a **plugin id** registered by another installed distribution (below);
 * a **path** to a model file or folder (``.onnx``, TorchScript, PyTorch checkpoint, a folder holding
