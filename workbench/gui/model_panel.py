@@ -40,6 +40,7 @@ from ..core.progress import Progress
 from ..core.errors import WorkbenchError
 from ..core.workflows.probes import ProbeReport, format_report, probe
 from ..core.document.recording import Recording
+from ..core.document.version_ops import EnhanceRequest, run_request
 from ..core.document.session import Job, ModelCatalogue, Session
 from .workers import GeneratorWorker
 
@@ -463,7 +464,8 @@ class ModelPanel(QWidget):
             self._running_enhancer = enhancer  # Cancel interrupts it (isolated model files)
             yield Progress(0.0, f"{enhancer.info.name}: loaded")
             t0 = time.perf_counter()
-            versions = yield from rec.enhance(enhancer, channels, spec=spec)
+            request = EnhanceRequest(spec=spec, channels=None if channels is None else tuple(channels))
+            versions = yield from run_request(rec, enhancer, request)
             return enhancer, versions, time.perf_counter() - t0
 
         gen = load_and_enhance()

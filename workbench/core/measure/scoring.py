@@ -131,7 +131,7 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
     return Scores(out, lag, check)
 
 
-def loaddownmix(path: Path) -> tuple[np.ndarray, int]:
+def load_mono(path: Path) -> tuple[np.ndarray, int]:
     """The file at ``path`` as mono float32 ``(n,)`` and its sample rate (Hz)."""
     audio, info = load_audio(path)
     return downmix(audio), info.sample_rate

@@ -35,7 +35,7 @@ import numpy as np
 from ...audio.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
                                 write_audio_atomic)
 from ...document.recording import Recording, file_sha256
-from ...document.version_ops import enhance_region, noise_profile_model
+from ...document.version_ops import EnhanceRequest, run_request
 from ...enhance.editing import Strength
 from ...enhance.enhancer import Enhancer, enhance
 from ...errors import Cancelled, WorkbenchError
@@ -210,29 +210,14 @@ def _stat_input(row: dict, path: Path) -> None:
     row["input_sha256"] = file_sha256(path)
 
 
-def _run_model(rec, enhancer: Enhancer, chans: list[int], spec: str, settings: EnhanceSettings,
-               should_stop: Callable[[], bool] | None) -> Generator[Progress, None, list]:
-    """The model run the settings ask for, returning the new versions: the whole file through
-    :meth:`Recording.enhance` (the one enhancement call of the GUI and CLI: same provenance, versions
-    ``<id>`` or ``<id>.<output>``), or only ``regions_s`` through
-    :func:`~workbench.core.document.version_ops.enhance_region`; with ``noise_profile_s`` the model first learns
-    the noise from that span."""
-    model = enhancer
-    extra = {"batch": True}
-    if settings.noise_profile_s is not None:
-        model = noise_profile_model(rec, enhancer, settings.noise_profile_s, chans)
-        extra["noise_profile_s"] = list(settings.noise_profile_s)
+def _request(settings: EnhanceSettings, chans: list[int], spec: str) -> EnhanceRequest:
+    """The enhancement a task's settings ask for (the file-writing parts stay in the settings)."""
+    extra: dict = {"batch": True}
     if settings.atten_lim_db is not None:
         extra["model_attenuation_limit_db"] = settings.atten_lim_db
-    if settings.regions_s:
-        if enhancer.info.n_outputs != 1:
-            raise WorkbenchError(f"regions: model {enhancer.info.id!r} has several outputs; regions take "
-                                 "single-output models")
-        v = yield from enhance_region(rec, model, list(settings.regions_s), channels=chans,
-                                      context_s=settings.context_s, crossfade_s=settings.crossfade_s, spec=spec,
-                                      noise_profile_s=settings.noise_profile_s, should_stop=should_stop)
-        return [v]
-    return (yield from rec.enhance(model, chans, spec=spec, settings=extra, should_stop=should_stop))
+    return EnhanceRequest(spec=spec, channels=tuple(chans), regions_s=settings.regions_s,
+                          context_s=settings.context_s, crossfade_s=settings.crossfade_s,
+                          noise_profile_s=settings.noise_profile_s, settings=extra)
 
 
 def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = None, *,
@@ -273,7 +258,8 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         # The one enhancement call (Models panel, `workbench enhance`, GUI batch dialog): the same typed
         # provenance and version names on every path; a model with outputs ("speech", "noise") gives one
         # version per output (<id>.speech, <id>.noise), each written as its own file.
-        made = yield from rescaled(_run_model(rec, enhancer, chans, task["model"], settings, should_stop),
+        made = yield from rescaled(run_request(rec, enhancer, _request(settings, chans, task["model"]),
+                                               should_stop=should_stop),
                                    0.0, 0.9, f"{path.name}: ", should_stop)
         if settings.mix != 1.0:
             # Strength as everywhere else: out = wet + (1 - mix) * (original - wet) (editing.Strength).
