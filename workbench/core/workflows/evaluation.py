@@ -170,6 +170,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     done = 0
     for pair in pair_list:
         unreadable = None
+        run_s: dict[int, float] = {}  # model time of this pair per model: its outputs share one run
         for name, system, output in systems:
             if unreadable is not None:  # the pair itself cannot be read: every system's rows say so
                 rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable)
@@ -195,7 +196,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 done += 1
                 continue
             if isinstance(system, Enhancer):
-                elapsed[name] = elapsed.get(name, 0.0) + row["timings"]["model_s"]  # 0 for a reused run
+                model_s = run_s.setdefault(id(system), row["timings"]["model_s"])
+                elapsed[name] = elapsed.get(name, 0.0) + model_s
             if system is None:
                 if row["alignment_problems"]:
                     warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
