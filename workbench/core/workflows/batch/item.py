@@ -2,11 +2,11 @@
 
 Every path that processes many files goes through these two functions — ``workbench batch`` on any
 backend, ``workbench enhance`` on several files, ``workbench evaluate``, and the GUI's batch dialog (via
-:func:`workbench.core.workflows.export.export_batch`) — so options, file names and numbers agree:
+:func:`workbench.core.workflows.batch.files.export_batch`) — so options, file names and numbers agree:
 
 * :func:`enhance_item` reads a file, enhances it with one model through
-  :meth:`~workbench.core.document.recording.Recording.enhance` (the GUI's call: typed provenance, one version
-  per model output; the engine resamples with soxr and removes the latency) or only in regions,
+  :func:`~workbench.core.document.version_ops.run_request` (the panels' call: typed provenance, one version
+  per model output; the engine resamples with soxr and removes the latency), the whole file or regions,
   applies the strength with ``Recording.set_strength`` (``wet + (1 - mix) * (dry - wet)``), writes
   every planned output through the atomic writer (or the export writer for lossy containers and
   loudness) and returns a manifest row;
