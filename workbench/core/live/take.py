@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import soxr
 
-from ..audio.audio_io import write_audio_atomic
+from ..audio.audio_io import resample, write_audio_atomic
 from ..audio.outputs import check_output_target
 from ..document.recording import Recording, Version
 from ..enhance.enhancer import EnhancerInfo
@@ -69,7 +68,7 @@ def file_input(rec: Recording, rate: int, channel: int = 0) -> np.ndarray:
     """The recording's ``channel`` at the device ``rate`` (soxr), as the live path's input ``(n,)``."""
     src = rec.source
     x = np.asarray(src.read(0, src.frames)[:, channel], np.float32)
-    return soxr.resample(x, src.sample_rate, rate).astype(np.float32) if src.sample_rate != rate else x
+    return resample(x, src.sample_rate, rate)
 
 
 def add_live_file_result(rec: Recording, take: LiveTake, model: EnhancerInfo | None,
@@ -78,8 +77,7 @@ def add_live_file_result(rec: Recording, take: LiveTake, model: EnhancerInfo | N
     of ``rec``, at the recording's rate and length, beside whatever offline result it has."""
     src = rec.source
     y = take.heard
-    if take.rate != src.sample_rate:
-        y = soxr.resample(y, take.rate, src.sample_rate).astype(np.float32)
+    y = resample(y, take.rate, src.sample_rate)
     audio = np.zeros(src.frames, np.float32)
     audio[:min(len(y), src.frames)] = y[:src.frames]
     prov = live_provenance(take.model, {**take.settings, "channels": [channel]}, model, "file played as if live")
