@@ -56,6 +56,21 @@ def samples_sha256(source) -> str:
     return h.hexdigest()
 
 
+def plain(value):
+    """``value`` as JSON would give it back: tuples as lists, numpy scalars and paths as plain values."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):   # str Enums
+        return value.value
+    return value
+
+
 def _num_out(value):
     """A float for JSON (``NaN`` → ``None``; ±∞ → ``"inf"`` / ``"-inf"``)."""
     if value is None:
@@ -327,10 +342,10 @@ class Workspace(Session):
         self._set("freq_range", _region(value))
 
     def set_display(self, display: dict) -> None:
-        self._set("display", dict(display))
+        self._set("display", plain(dict(display)))
 
     def set_stft(self, stft: dict) -> None:
-        self._set("stft", dict(stft))
+        self._set("stft", plain(dict(stft)))
 
     def set_loop(self, region) -> None:
         """The loop region in seconds (``None`` or an empty span: no region)."""
@@ -344,10 +359,10 @@ class Workspace(Session):
         self._set("repair_box", None if box is None else tuple(float(x) for x in box))
 
     def set_blind_results(self, results: list[dict]) -> None:
-        self._set("blind_results", [dict(r) for r in results])
+        self._set("blind_results", plain([dict(r) for r in results]))
 
     def set_window(self, window: dict) -> None:
-        self._set("window", dict(window))
+        self._set("window", plain(dict(window)))
 
     # -- phase lab -------------------------------------------------------------------------------------
     def set_phase_lab(self, rec: Recording, summary: PhaseLabSummary | None) -> None:
@@ -405,7 +420,7 @@ class Workspace(Session):
                              for v in rec.versions],
                 "phase_lab": None if summary is None else summary.to_dict()})
         live = {s["samples"] for r in recs for s in r["versions"]}
-        return {
+        return plain({
             "recordings": recs,
             "current": self.recordings.index(self.current) if self.current in self.recordings else None,
             "state": {"version": None if self.version is None else self.version.name, "channel": self.channel,
@@ -418,4 +433,4 @@ class Workspace(Session):
                       "blind_results": self.blind_results, "window": self.window},
             "measurements": [[list(k), scores_to_dict(s)] for k, s in self.measurements.entries(live)],
             "view_state": dict(self.view_state),
-        }
+        })

@@ -574,9 +574,19 @@ class MainWindow(QMainWindow):
             self.settings.setValue("last_dir", str(Path(paths[0]).parent))
             self.open_files(paths)
 
-    def close_current(self) -> None:
-        if self.document.recording is not None:
-            self.document.close(self.document.recording)
+    def close_current(self) -> bool:
+        """File > Close recording: results of it that were neither saved nor exported are asked about
+        first (Save session… / Discard / Cancel), as on Quit. Returns whether it was closed."""
+        rec = self.document.recording
+        if rec is None:
+            return False
+        unsaved = [(rec, v) for v in rec.unsaved_versions()]
+        if unsaved:
+            answer = self.ask_unsaved(unsaved, f"Save them in a session before closing {rec.name}?")
+            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
+                return False
+        self.document.close(rec)
+        return True
 
     # ------------------------------------------------------------------------------------------------------
     # document -> widgets
@@ -1163,14 +1173,14 @@ class MainWindow(QMainWindow):
         if path:
             self.open_session_file(path)
 
-    def ask_unsaved(self, unsaved: list[tuple[Recording, Version]]) -> str:
+    def ask_unsaved(self, unsaved: list[tuple[Recording, Version]],
+                    question: str = "Save them in a session before quitting?") -> str:
         """Ask what to do with results that were neither saved in a session nor exported.
 
         Returns ``"save"``, ``"discard"`` or ``"cancel"`` (a modal box; the event loop keeps running)."""
         names = ", ".join(f"{v.name} ({rec.name})" for rec, v in unsaved[:6]) + (" …" if len(unsaved) > 6 else "")
         box = QMessageBox(QMessageBox.Icon.Question, "Unsaved results",
-                          f"{len(unsaved)} result(s) are not saved: {names}.\n"
-                          "Save them in a session before quitting?", parent=self)
+                          f"{len(unsaved)} result(s) are not saved: {names}.\n{question}", parent=self)
         box.setObjectName("unsavedResultsBox")
         save = box.addButton("Save session…", QMessageBox.ButtonRole.AcceptRole)
         discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
