@@ -37,7 +37,8 @@ open)::
         "version": "deepfilternet3", "channel": 0, "view_range_s": [0.0, 10.0], "freq_range_hz": null,
         "display": {…}, "stft": {"n_fft": 1024, "hop": 256, "window": "hann"},
         "loop_s": [1.0, 2.5] | null, "selection_s": [1.0, 2.5] | null,
-        "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null, "blind_test": [...], "window": {…},
+        "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null, "metric_settings": {"dnsmos": true},
+        "blind_test": [...], "window": {…},
         "measurements": [{"samples": "…", "reference": "…" | "", "settings": "intrusive", "scores": {…}}],
         "phase_lab": {"0": {"rows": [...], "mask_stats": [...], "curves": [...], "notes": "…"}}
       },
@@ -356,7 +357,8 @@ def _workspace_to_json(ws: Workspace, recs: list[Recording]) -> dict:
         "version": ws.version.name if ws.version is not None else None, "channel": ws.channel,
         "view_range_s": list(ws.view_range), "freq_range_hz": _pair(ws.freq_range),
         "display": ws.display, "stft": ws.stft, "loop_s": _pair(ws.loop), "selection_s": _pair(ws.selection),
-        "repair_box": _pair(ws.repair_box), "blind_test": ws.blind_results, "window": ws.window,
+        "repair_box": _pair(ws.repair_box), "metric_settings": ws.metric_settings,
+        "blind_test": ws.blind_results, "window": ws.window,
         "measurements": [{"samples": k[0], "reference": k[1], "settings": k[2], "scores": scores_to_dict(sc)}
                          for k, sc in ws.measurements.entries(live)],
         "phase_lab": phase,
@@ -389,7 +391,7 @@ def _workspace_from_json(section, path: Path, problems: list[str]) -> dict:
         value = _floats(section.get(key), n)
         if value is not None:
             out[name] = value
-    for key in ("display", "stft", "window"):
+    for key in ("display", "stft", "window", "metric_settings"):
         if isinstance(section.get(key), dict):
             out[key] = dict(section[key])
     if isinstance(section.get("blind_test"), list):
@@ -454,6 +456,8 @@ def apply_workspace_state(ws: Workspace, state: dict) -> None:
         ws.set_stft(state["stft"])
     if "window" in state:
         ws.set_window(state["window"])
+    if "metric_settings" in state:
+        ws.set_metric_settings(state["metric_settings"])
     if "blind_results" in state:
         ws.set_blind_results(state["blind_results"])
     current = state.get("current")

@@ -44,7 +44,7 @@ __all__ = ["Workspace", "MeasurementStore", "PhaseLabSummary", "STATE_KEYS", "sa
 
 #: Keys of ``("state", key)`` events and of :meth:`Workspace.snapshot`'s ``state``.
 STATE_KEYS = ("version", "channel", "view_range", "freq_range", "display", "stft", "loop", "selection",
-              "repair_box", "blind_results", "window")
+              "repair_box", "metric_settings", "blind_results", "window")
 
 
 def samples_sha256(source) -> str:
@@ -295,6 +295,8 @@ class Workspace(Session):
         self.loop: tuple[float, float] | None = None
         self.selection: tuple[float, float] | None = None
         self.repair_box: tuple[float, float, float, float] | None = None
+        #: what the Metrics panel measures (``{"dnsmos": bool}``)
+        self.metric_settings: dict[str, Any] = {"dnsmos": True}
         self.blind_results: list[dict] = []
         self.window: dict[str, Any] = {}
         self.measurements = MeasurementStore(on_change=lambda key: self._emit("measurement", key))
@@ -357,6 +359,9 @@ class Workspace(Session):
     def set_repair_box(self, box) -> None:
         """The repair rectangle ``(t0_s, t1_s, f0_hz, f1_hz)`` or ``None``."""
         self._set("repair_box", None if box is None else tuple(float(x) for x in box))
+
+    def set_metric_settings(self, settings: dict) -> None:
+        self._set("metric_settings", plain({**self.metric_settings, **dict(settings)}))
 
     def set_blind_results(self, results: list[dict]) -> None:
         self._set("blind_results", plain([dict(r) for r in results]))
@@ -430,7 +435,7 @@ class Workspace(Session):
                       "loop": None if self.loop is None else list(self.loop),
                       "selection": None if self.selection is None else list(self.selection),
                       "repair_box": None if self.repair_box is None else list(self.repair_box),
-                      "blind_results": self.blind_results, "window": self.window},
+                      "metric_settings": self.metric_settings, "blind_results": self.blind_results, "window": self.window},
             "measurements": [[list(k), scores_to_dict(s)] for k, s in self.measurements.entries(live)],
             "view_state": dict(self.view_state),
         })

@@ -1068,7 +1068,8 @@ class MainWindow(QMainWindow):
         blind tests into the workspace, so a saved session holds them."""
         self.workspace.set_window({
             "geometry": base64.b64encode(bytes(self.saveGeometry())).decode("ascii"),
-            "state": base64.b64encode(bytes(self.saveState(WINDOW_STATE_VERSION))).decode("ascii")})
+            "state": base64.b64encode(bytes(self.saveState(WINDOW_STATE_VERSION))).decode("ascii"),
+            "size": [self.width(), self.height()]})
         self.workspace.set_blind_results(self.transport.blind_results)
 
     def _apply_window_state(self) -> None:
@@ -1080,6 +1081,11 @@ class MainWindow(QMainWindow):
             return  # a damaged value: the window keeps its place
         if not geometry.isEmpty():
             self.restoreGeometry(geometry)
+        size = window.get("size")
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size):
+            # restoreGeometry places the frame for the screen it was saved on (or refuses); the size
+            # itself still applies.
+            self.resize(*size)
         if not state.isEmpty():
             self.restoreState(state, WINDOW_STATE_VERSION)
 

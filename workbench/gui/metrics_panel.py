@@ -248,7 +248,8 @@ class MetricsPanel(QWidget):
         self.dnsmos_box = QCheckBox("DNSMOS")
         self.dnsmos_box.setChecked(True)
         self.dnsmos_box.setToolTip("Non-intrusive DNSMOS P.835/P.808 (no reference needed)")
-        self.dnsmos_box.toggled.connect(lambda _: self._refresh_table())
+        self.dnsmos_box.setChecked(bool(getattr(self.session, "metric_settings", {}).get("dnsmos", True)))
+        self.dnsmos_box.toggled.connect(self._on_dnsmos_toggled)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(True)
@@ -291,6 +292,8 @@ class MetricsPanel(QWidget):
         if document is not None:
             document.recordingChanged.connect(self.set_recording)
             document.versionsChanged.connect(self._on_versions_changed)
+            if hasattr(document, "stateChanged"):
+                document.stateChanged.connect(self._on_state)
             if getattr(document, "recording", None) is not None:
                 self.set_recording(document.recording)
 
@@ -305,6 +308,18 @@ class MetricsPanel(QWidget):
         """Whether the reference is the automatic pair (``X_noisy.wav`` -> ``X_clean.wav``)."""
         path = self.reference_path
         return path is not None and path == find_reference_for(self.recording.path)
+
+    def _on_dnsmos_toggled(self, on: bool) -> None:
+        if hasattr(self.session, "set_metric_settings"):
+            self.session.set_metric_settings({"dnsmos": bool(on)})
+        self._refresh_table()
+
+    def _on_state(self, key: str) -> None:
+        """The workspace's metric settings changed (here, or by a restored session)."""
+        if key == "metric_settings":
+            on = bool(self.session.metric_settings.get("dnsmos", True))
+            if on != self.dnsmos_box.isChecked():
+                self.dnsmos_box.setChecked(on)
 
     @Slot(object)
     def set_recording(self, recording: Recording | None) -> None:
