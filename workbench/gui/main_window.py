@@ -1064,11 +1064,11 @@ class MainWindow(QMainWindow):
         elsewhere add theirs with ``window.session.add_state_provider(key, get, restore)``."""
 
     def _store_window_state(self) -> None:
-        """Put what only Qt knows (the window's geometry and dock layout) and the transport's finished
-        blind tests into the workspace, so a saved session holds them."""
+        """Put what only Qt knows (the window's geometry) and the transport's finished blind tests into
+        the workspace, so a saved session holds them. The dock layout stays a preference of the person
+        (settings), not of the session."""
         self.workspace.set_window({
             "geometry": base64.b64encode(bytes(self.saveGeometry())).decode("ascii"),
-            "state": base64.b64encode(bytes(self.saveState(WINDOW_STATE_VERSION))).decode("ascii"),
             "size": [self.width(), self.height()]})
         self.workspace.set_blind_results(self.transport.blind_results)
 
@@ -1076,7 +1076,6 @@ class MainWindow(QMainWindow):
         window = self.workspace.window
         try:
             geometry = QByteArray(base64.b64decode(str(window.get("geometry", "")), validate=True))
-            state = QByteArray(base64.b64decode(str(window.get("state", "")), validate=True))
         except ValueError:
             return  # a damaged value: the window keeps its place
         if not geometry.isEmpty():
@@ -1086,8 +1085,6 @@ class MainWindow(QMainWindow):
             # restoreGeometry places the frame for the screen it was saved on (or refuses); the size
             # itself still applies.
             self.resize(*size)
-        if not state.isEmpty():
-            self.restoreState(state, WINDOW_STATE_VERSION)
 
     #: the progress dialog of a job :func:`~workbench.gui.workers.run_with_progress` waits for (or None)
     progress_dialog = None
