@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core import session_file
+from workbench.core.document import session_file
 from workbench.core.enhance.editing import Box, Strength
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
 from workbench.core.history import AddVersion, SetStrength
-from workbench.core.measure.evaluation import Scores
+from workbench.core.measure.scoring import Scores
 from workbench.core.measure.metrics import Metric
-from workbench.core.session import Session
-from workbench.core.session_file import open_session_now, save_session_now
-from workbench.core.version_ops import repair_version
-from workbench.core.workspace import PhaseLabSummary, Workspace
+from workbench.core.document.session import Session
+from workbench.core.document.session_file import open_session_now, save_session_now
+from workbench.core.document.version_ops import repair_version
+from workbench.core.document.workspace import PhaseLabSummary, Workspace
 
 
 class Halve(Enhancer):

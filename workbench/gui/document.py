@@ -1,4 +1,4 @@
-"""The GUI's view of the workspace: a thin Qt bridge over :class:`workbench.core.workspace.Workspace`.
+"""The GUI's view of the workspace: a thin Qt bridge over :class:`workbench.core.document.workspace.Workspace`.
 
 :class:`DocumentModel` is the one object every panel talks to. Everything a person sees and sets — open
 recordings, their versions, the reference per recording, the model catalogue, jobs, the shown version
@@ -16,9 +16,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from ..core.audio.recording import Recording, Version
-from ..core.session import ModelCatalogue, Session
-from ..core.workspace import Workspace
+from ..core.document.recording import Recording, Version
+from ..core.document.session import ModelCatalogue, Session
+from ..core.document.workspace import Workspace
 
 
 class DocumentModel(QObject):
@@ -34,7 +34,7 @@ class DocumentModel(QObject):
         playheadMoved(float): playback position in seconds (set by the transport).
         channelChanged(int): channel shown in the panes.
         referenceChanged(object): the reference of this recording changed (``session.reference(rec)``).
-        jobChanged(object): a :class:`~workbench.core.session.Job` was added or changed state.
+        jobChanged(object): a :class:`~workbench.core.document.session.Job` was added or changed state.
         catalogueChanged(): the model catalogue changed (listed, a file loaded or removed).
         strengthChanged(object, object): (recording, version): a version's strength changed.
         loopChanged(object): the loop region ``(start_s, stop_s)`` or ``None``.
@@ -42,7 +42,7 @@ class DocumentModel(QObject):
         repairBoxChanged(object): the repair rectangle ``(t0_s, t1_s, f0_hz, f1_hz)`` or ``None``.
         displayChanged(): the display settings (``workspace.display``) changed.
         stftChanged(): the STFT settings (``workspace.stft``) changed.
-        stateChanged(str): any workspace state key (:data:`~workbench.core.workspace.STATE_KEYS`) changed.
+        stateChanged(str): any workspace state key (:data:`~workbench.core.document.workspace.STATE_KEYS`) changed.
         measurementsChanged(): a measurement was stored.
         phaseLabChanged(object): the phase-lab results of a recording changed.
         historyChanged(object): a command was undone or redone (the command).
