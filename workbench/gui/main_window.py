@@ -40,6 +40,7 @@ from .phase_lab_panel import PhaseLabPanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
+from .window_fit import PREFERRED_SIZE, fit_window
 from .workers import run_with_progress, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
@@ -943,8 +944,11 @@ class MainWindow(QMainWindow):
         if isinstance(size, QSize) and size.isValid():
             # restoreGeometry can refuse (e.g. the saved screen is gone); the size alone still applies.
             self.resize(size)
+            fit_window(self)   # saved on a larger monitor: shrink to this one's usable area
         elif not restored:
-            self.resize(1500, 950)
+            fit_window(self, PREFERRED_SIZE)
+        else:
+            fit_window(self)
         state = s.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             # A state saved by an older layout (other docks and tool bars) is refused by its version.

@@ -693,6 +693,16 @@ class MetricsPanel(QWidget):
             return None
         return (max(vals) if METRIC_SPECS[metric].higher_is_better else min(vals))[1]
 
+    def best_versions(self, metric: str) -> set[str]:
+        """Names of every version whose ``metric`` equals the best value (ties are all best: the same
+        score shown twice must not read as a win for one of them)."""
+        vals = {name: s.metrics[metric].value for name, s in self.results().items()
+                if metric in s.metrics and s.metrics[metric].value is not None}
+        if not vals:
+            return set()
+        best = (max if METRIC_SPECS[metric].higher_is_better else min)(vals.values())
+        return {name for name, v in vals.items() if v == best}
+
     def _pending_cell(self, metric: str, version: Version) -> str:
         """Text of a cell without a value: ``…`` while the running job will fill it, else empty."""
         w = self._worker
@@ -727,7 +737,7 @@ class MetricsPanel(QWidget):
         for i, k in enumerate(rows):
             spec = METRIC_SPECS[k]
             self.table.verticalHeaderItem(i).setToolTip(spec.description)
-            best = self.best_version(k)
+            best = self.best_versions(k)
             for j, v in enumerate(versions):
                 sc = results.get(v.name)
                 m = sc.metrics.get(k) if sc is not None else None
@@ -741,7 +751,7 @@ class MetricsPanel(QWidget):
                 else:
                     item = QTableWidgetItem(format_value(m.value))
                     item.setToolTip(f"{m.value!r} {m.unit}".strip())
-                    if v.name == best and len(versions) > 1:
+                    if v.name in best and len(versions) > 1:
                         item.setBackground(BEST_BRUSH)
                         item.setFont(bold)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
