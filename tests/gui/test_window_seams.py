@@ -95,3 +95,114 @@ def test_time_axis_labels_never_run_together(qtbot, length_px):
     assert len(labels) >= 2, labels
     for (a, ta), (b, tb) in zip(labels, labels[1:]):
         assert b.left() - a.right() >= 8, f"{ta!r} and {tb!r} run together at {length_px} px"
+
+
+@pytest.fixture()
+def window(qtbot, settings):
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.resize(1366, 700)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    for box in list(w.error_boxes):
+        box.close()
+    w.close()
+
+
+def test_closing_the_last_recording_leaves_a_true_empty_state(qtbot, window, tmp_path, shared_data):
+    path, _x, _sr = _speech(tmp_path, 7.935, shared_data)
+    window.open_files([path])
+    qtbot.waitUntil(window.view.is_painted, timeout=20000)
+    window.transport.seek(7.935)
+    assert window.transport.position_label.text() == "0:07.935 / 0:07.935"
+    window.close_current()
+    assert window.document.recording is None
+    assert window.transport.position_label.text() == "0:00.000 / 0:00.000"
+    # The overview's amplitude axis is the empty one (±1), not the closed file's peak.
+    y_range = window.view.overview.getPlotItem().getViewBox().viewRange()[1]
+    assert y_range == pytest.approx([-1.0, 1.0])
+    # The hint fits inside the magnitude pane at 1366 px (the 2 x 2 grid a fresh window shows).
+    assert window.layout_box.currentData() == "grid"
+    vb = window.view.panes["magnitude"].plot.getViewBox()
+    hint = window.view._hint
+    assert hint.isVisible()
+    qtbot.waitUntil(lambda: vb.sceneBoundingRect().contains(hint.sceneBoundingRect()), timeout=3000)
+
+
+def test_repair_box_is_outlined_on_every_pane(qtbot, window, tmp_path, shared_data):
+    path, _x, _sr = _speech(tmp_path, 3.0, shared_data)
+    window.open_files([path])
+    qtbot.waitUntil(window.view.is_painted, timeout=20000)
+    boxes = []
+    window.view.boxSelected.connect(lambda *a: boxes.append(a))
+    vb = window.view.panes["phase"].plot.getViewBox()   # dragged on the phase pane
+    window.view._on_box_selecting(vb, 1.0, 2.0, 1000.0, 3000.0, True)
+    assert boxes and boxes[0][:2] == (1.0, 2.0)
+    for name in PANES:
+        box = window.view.panes[name].box
+        assert box.isVisible(), name
+        xs, ys = box.getData()
+        assert (min(xs), max(xs)) == (1.0, 2.0) and (min(ys), max(ys)) == (1000.0, 3000.0), name
+
+
+def test_equal_best_values_are_all_highlighted(qtbot, shared_data):
+    from workbench.core.audio.recording import Recording
+    from workbench.gui.metrics_panel import MetricsPanel
+    rec = Recording(shared_data / "dns3/0015_noisy.wav")
+    y, sr = sf.read(shared_data / "dns3/0015_GTCRN.wav", dtype="float32")
+    y = np.pad(y, (0, max(0, rec.source.frames - len(y))))[:rec.source.frames]
+    rec.add_enhanced(y, sr, _info("gtcrn"))
+    rec.add_enhanced(y.copy(), sr, _info("gtcrn-copy"))   # the same samples: every score ties
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.dnsmos_box.setChecked(False)
+    panel.set_recording(rec)
+    with qtbot.waitSignal(panel.resultsReady, timeout=120000):
+        panel.compute()
+    for metric in ("pesq_wb", "si_sdr", "lsd"):
+        assert panel.is_highlighted(metric, "gtcrn") and panel.is_highlighted(metric, "gtcrn-copy"), metric
+        assert not panel.is_highlighted(metric, "original")
+
+
+def test_stop_is_unavailable_when_play_is(qtbot, shared_data):
+    from workbench.core.audio.recording import Recording
+    from workbench.gui.transport import TransportBar
+    engine = PlaybackEngine(None, sample_rate=16000)   # no output device
+    assert not engine.available
+    bar = TransportBar(engine=engine)
+    qtbot.addWidget(bar)
+    bar.set_recording(Recording(shared_data / "dns3/0015_noisy.wav"))
+    qtbot.waitUntil(lambda: len(bar.version_buttons) == 1, timeout=20000)
+    assert not bar.play_button.isEnabled()
+    assert not bar.stop_button.isEnabled()
+    bar.shutdown()
+
+
+def _button_order(bar) -> list[str]:
+    shown = [(b.mapTo(bar, b.rect().topLeft()).x(), bar.engine.tracks[i].name)
+             for i, b in enumerate(bar.version_buttons) if not b.isHidden()]
+    return [name for _x, name in sorted(shown)]
+
+
+def test_residuals_are_listed_alike_in_the_version_box_the_tree_and_the_buttons(qtbot, window, tmp_path,
+                                                                                shared_data):
+    path, x, sr = _speech(tmp_path, 3.0, shared_data)
+    window.open_files([path])
+    rec = window.document.recording
+    wiener = rec.add_enhanced(x * 0.5, sr, _info("wiener"))
+    rec.add_enhanced(x * 0.4, sr, _info("gtcrn"))
+    qtbot.waitUntil(lambda: len(window.transport.version_buttons) == 3, timeout=20000)
+    box = [window.version_box.itemText(i) for i in range(window.version_box.count())]
+    assert box == ["original", "wiener", "residual (wiener)", "gtcrn", "residual (gtcrn)"]
+    top = window.file_tree.topLevelItem(0)
+    assert [top.child(i).text(0) for i in range(top.childCount())] == box
+    # Choosing the residual in the tree makes it, as the Version box does.
+    item = top.child(2)
+    window.file_tree.itemClicked.emit(item, 0)
+    assert window.document.version.name == "residual (wiener)"
+    qtbot.waitUntil(lambda: len(window.transport.version_buttons) == 4, timeout=20000)
+    # The A/B buttons: the residual right after its version, as in the box.
+    qtbot.waitUntil(lambda: _button_order(window.transport) == ["original", "wiener", "residual (wiener)",
+                                                                 "gtcrn"], timeout=5000)
+    assert rec.residual_of(wiener).name == "residual (wiener)"

@@ -21,7 +21,7 @@ from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QHeaderView, QLabel, QMainWindow,
                                QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.errors import WorkbenchError
@@ -40,6 +40,7 @@ from .phase_lab_panel import PhaseLabPanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
+from .version_labels import is_lab, lab_grouped, version_entries
 from .window_fit import PREFERRED_SIZE, fit_window
 from .workers import run_with_progress, stop_all_workers
 
@@ -134,7 +135,14 @@ class MainWindow(QMainWindow):
     def _build_file_dock(self) -> None:
         self.file_tree = QTreeWidget()
         self.file_tree.setHeaderLabels(["Recording / version", "Kind"])
-        self.file_tree.setColumnWidth(0, 130)
+        # Names take the room they need (the dock scrolls sideways); a narrow dock elides in the middle,
+        # where names of one family differ least ("gtcrn-dns3-…" read the same for every GTCRN run).
+        header = self.file_tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.file_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.file_tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.file_tree.setMinimumWidth(200)
         self.file_tree.itemClicked.connect(self._on_tree_clicked)
         dock = QDockWidget("Recordings", self)
@@ -685,21 +693,9 @@ class MainWindow(QMainWindow):
 
         Every version in order; after each enhanced version its residual (original − enhanced), either
         the existing residual version or an entry with ``version=None`` that creates it when chosen.
+        The Recordings tree and the transport's buttons list the same entries in the same order.
         """
-        rec = self.document.recording
-        if rec is None:
-            return []
-        out = []
-        residuals = {v.settings.get("residual_of"): v for v in rec.versions if v.kind == "residual"}
-        for v in rec.versions:
-            if v.kind == "residual":
-                continue
-            out.append((v.name, v, None))
-            if v.kind.is_result:
-                r = residuals.pop(v.name, None)
-                out.append((f"residual ({v.name})", r, None if r is not None else v))
-        out += [(r.name, r, None) for r in residuals.values()]  # residuals whose enhanced version is gone
-        return out
+        return [tuple(e) for e in version_entries(self.document.recording)]
 
     def _fill_version_box(self) -> None:
         self._updating_controls = True
@@ -716,20 +712,45 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
 
     def _rebuild_tree(self) -> None:
+        """One node per recording; under it the entries of the Version box (residuals after their version,
+        those not made yet in grey: clicking makes them); many phase-lab versions share one node."""
         self.file_tree.clear()
+        current_item = None
         for rec in self.document.recordings:
             top = QTreeWidgetItem([rec.name, f"{rec.source.sample_rate / 1000:g} kHz"])
             top.setToolTip(0, str(rec.path))
-            top.setData(0, Qt.ItemDataRole.UserRole, (rec, None))
+            top.setData(0, Qt.ItemDataRole.UserRole, (rec, None, None))
             self.file_tree.addTopLevelItem(top)
-            for v in rec.versions:
-                child = QTreeWidgetItem([v.name, v.kind])
-                child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
-                child.setData(0, Qt.ItemDataRole.UserRole, (rec, v))
-                top.addChild(child)
-                if rec is self.document.recording and v is self.document.version:
-                    self.file_tree.setCurrentItem(child)
+            entries = version_entries(rec)
+            grouped = lab_grouped([e.version for e in entries])
+            lab_node = None
+            for label, v, residual_of in entries:
+                parent = top
+                if grouped and is_lab(v):
+                    if lab_node is None:
+                        count = sum(1 for e in entries if is_lab(e.version))
+                        lab_node = QTreeWidgetItem([f"phase lab ({count})", "group"])
+                        lab_node.setToolTip(0, "Versions made by the phase lab: oracle masks, swaps, Griffin–Lim")
+                        lab_node.setData(0, Qt.ItemDataRole.UserRole, (rec, None, None))
+                        top.addChild(lab_node)
+                    parent = lab_node
+                kind = v.kind if v is not None else "residual"
+                child = QTreeWidgetItem([label, kind])
+                if v is None:
+                    child.setToolTip(0, f"{label}: original − enhanced; computed when chosen")
+                    child.setForeground(0, self.palette().brush(self.palette().ColorGroup.Disabled,
+                                                                self.palette().ColorRole.Text))
+                else:
+                    child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
+                child.setData(0, Qt.ItemDataRole.UserRole, (rec, v, residual_of))
+                parent.addChild(child)
+                if rec is self.document.recording and v is not None and v is self.document.version:
+                    current_item = child
             top.setExpanded(True)
+            if lab_node is not None:
+                lab_node.setExpanded(current_item is not None and current_item.parent() is lab_node)
+        if current_item is not None:
+            self.file_tree.setCurrentItem(current_item)
 
     def _update_status(self) -> None:
         rec = self.document.recording
@@ -750,7 +771,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{rec.name} — Speech Enhancement Workbench")
 
     def _on_tree_clicked(self, item: QTreeWidgetItem, column: int) -> None:
-        rec, version = item.data(0, Qt.ItemDataRole.UserRole)
+        rec, version, residual_of = item.data(0, Qt.ItemDataRole.UserRole)
+        if version is None and residual_of is not None:
+            version = rec.residual_of(residual_of)  # made on demand, as from the Version box
+        elif version is None and item.parent() is not None:
+            return  # a group node
         self.document.set_current(rec, version)
 
     def _on_version_box(self, index: int) -> None:
