@@ -206,3 +206,61 @@ def test_residuals_are_listed_alike_in_the_version_box_the_tree_and_the_buttons(
     qtbot.waitUntil(lambda: _button_order(window.transport) == ["original", "wiener", "residual (wiener)",
                                                                  "gtcrn"], timeout=5000)
     assert rec.residual_of(wiener).name == "residual (wiener)"
+
+
+FAMILY = ["gtcrn-dns3-streaming", "gtcrn-vctk-offline", "gtcrn-dns3-offline", "gtcrn-vctk-streaming",
+          "deepfilternet3-full", "nsnet2-baseline-48k"]
+LAB = ["oracle IBM", "oracle IRM", "oracle IAM", "oracle PSM", "swap |clean| ∠noisy", "GLA clean", "FGLA clean"]
+
+
+@pytest.mark.parametrize("width", [1366, 1920])
+def test_version_buttons_can_always_be_told_apart_and_reached(qtbot, window, tmp_path, shared_data, width):
+    path, x, sr = _speech(tmp_path, 2.0, shared_data)
+    window.resize(width - 16, 700)
+    window.open_files([path])
+    rec = window.document.recording
+    for name in FAMILY:
+        rec.add_enhanced(x * 0.5, sr, _info(name))
+    bar = window.transport
+    qtbot.waitUntil(lambda: len(bar.version_buttons) == 1 + len(FAMILY), timeout=20000)
+    qtbot.wait(100)
+    texts = [b.text() for b in bar.version_buttons]
+    bodies = [t.split(": ", 1)[1] if ": " in t else "" for t in texts]
+    # Never bare letters, never two labels alike, never a "gtcrn-..." that hides what differs.
+    assert all(len(b) >= 6 for b in bodies), texts
+    assert len(set(bodies)) == len(bodies), texts
+    for name, body in zip(["original"] + FAMILY, bodies):
+        core = body.replace("…", "")
+        assert core and all(part in name for part in body.split("…") if part), (name, body)
+    for i, b in enumerate(bar.version_buttons):
+        assert rec.versions[i].name in b.toolTip()
+    # Every button is reachable: inside the bar, or the bar scrolls to it.
+    scroll = bar.version_scroll.horizontalScrollBar()
+    last = bar.version_buttons[-1]
+    assert last.geometry().right() <= bar.version_scroll.viewport().width() or scroll.maximum() > 0
+
+
+def test_many_lab_versions_are_grouped_in_the_buttons_and_the_tree(qtbot, window, tmp_path, shared_data):
+    from workbench.core.provenance import Provenance, VersionKind
+    path, x, sr = _speech(tmp_path, 2.0, shared_data)
+    window.open_files([path])
+    rec = window.document.recording
+    rec.add_enhanced(x * 0.5, sr, _info("gtcrn"))
+    for name in LAB:
+        kind = VersionKind.SWAP if name.startswith("swap") else (
+            VersionKind.RECONSTRUCTION if "GLA" in name else VersionKind.ORACLE)
+        rec.add_version(x * 0.3, sr, Provenance(kind), name)
+    bar = window.transport
+    qtbot.waitUntil(lambda: len(bar.version_buttons) == 2 + len(LAB), timeout=20000)
+    qtbot.waitUntil(lambda: len([b for b in bar.version_buttons if b.isVisible()]) == 2, timeout=5000)
+    assert bar.lab_button is not None and bar.lab_button.isVisible()
+    menu_texts = [a.text() for a in bar.lab_button.menu().actions()]
+    assert len(menu_texts) == len(LAB) and all(any(n in t for t in menu_texts) for n in LAB)
+    # Choosing one from the group makes it audible and shown; the group button names it.
+    bar.lab_button.menu().actions()[2].trigger()
+    assert bar.engine.selected_version == 4 and window.document.version.name == LAB[2]
+    assert LAB[2] in bar.lab_button.text()
+    top = window.file_tree.topLevelItem(0)
+    labels = [top.child(i).text(0) for i in range(top.childCount())]
+    group = next(top.child(i) for i, t in enumerate(labels) if t.startswith("phase lab"))
+    assert group.childCount() == len(LAB) and "gtcrn" in labels

@@ -681,7 +681,7 @@ class TransportBar(QWidget):
         buttons = self.version_buttons
         if not buttons:
             return []
-        shown = [i for i, b in enumerate(buttons) if not b.isHidden()]
+        shown = [i for i in range(len(buttons)) if i not in self._lab_actions]   # lab ones are in the menu
         margins = self.version_layout.contentsMargins()
         extra = self.lab_button.sizeHint().width() + self.version_layout.spacing() if self.lab_button else 0
         room = (self.version_scroll.viewport().width() - margins.left() - margins.right() - extra
