@@ -264,3 +264,31 @@ def test_many_lab_versions_are_grouped_in_the_buttons_and_the_tree(qtbot, window
     labels = [top.child(i).text(0) for i in range(top.childCount())]
     group = next(top.child(i) for i, t in enumerate(labels) if t.startswith("phase lab"))
     assert group.childCount() == len(LAB) and "gtcrn" in labels
+
+
+def test_version_keys_still_switch_versions_after_a_repair(qtbot, window, tmp_path, shared_data):
+    path, x, sr = _speech(tmp_path, 3.0, shared_data)
+    window.open_files([path])
+    rec = window.document.recording
+    rec.add_enhanced(x * 0.5, sr, _info("wiener"))
+    qtbot.waitUntil(lambda: len(window.transport.version_buttons) == 2, timeout=20000)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    window.edit_dock.show()
+    window.edit_dock.raise_()
+    panel = window.edit_panel
+    panel.set_box(0.5, 1.5, 1000.0, 3000.0)
+    panel.repair_button.setFocus(Qt.FocusReason.MouseFocusReason)   # as a click leaves it
+    qtbot.waitUntil(panel.repair_button.hasFocus, timeout=3000)
+    with qtbot.waitSignal(panel.operationFinished, timeout=60000):
+        qtbot.mouseClick(panel.repair_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.document.version.kind == "repair", timeout=5000)
+    qtbot.waitUntil(lambda: len(window.transport.version_buttons) == 3, timeout=20000)
+    assert not panel.chain_name.hasFocus()
+    target = QApplication.focusWidget() or window
+    qtbot.keyClick(target, Qt.Key.Key_1)
+    assert panel.chain_name.text() == ""
+    assert window.transport.engine.selected_version == 0
+    assert window.document.version.name == "original"
+    qtbot.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_2)
+    assert window.document.version.name == "wiener"

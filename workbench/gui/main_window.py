@@ -21,8 +21,9 @@ from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QHeaderView, QLabel, QMainWindow,
-                               QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog,
+                               QFrame, QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit,
+                               QScrollArea, QTextEdit, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.errors import WorkbenchError
 from ..core.audio.recording import Recording, Version
@@ -74,6 +75,8 @@ def freeze_startup_objects() -> None:
         gc.freeze()
 
 ErrorReporter = Callable[[str, str], None]
+#: Controls that take typed keys (digits, space, letters) for themselves.
+TEXT_INPUTS = (QLineEdit, QAbstractSpinBox, QPlainTextEdit, QTextEdit)
 
 
 class MainWindow(QMainWindow):
@@ -128,6 +131,9 @@ class MainWindow(QMainWindow):
         self._build_panels(playback_engine)
         self._restore_settings()
         self._register_session_state()
+        app = QApplication.instance()
+        if app is not None:
+            app.focusChanged.connect(self._on_focus_changed)
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -495,6 +501,16 @@ class MainWindow(QMainWindow):
             return
         rec.remove(v)
         self.statusBar().showMessage(f"Deleted {v.name} (Ctrl+Z brings it back)", 4000)
+
+    def _on_focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
+        """A control that had the keyboard focus was disabled (Repair, Make versions, Enhance while they
+        run): Qt hands the focus to the next control in the tab chain, often a text field (the chain name),
+        which would then swallow the version keys 1..9, Space and L. Give it to the panes instead."""
+        if old is None or new is None or old.isEnabled() or not isinstance(new, TEXT_INPUTS):
+            return
+        if not (self.isAncestorOf(old) and self.isAncestorOf(new)):
+            return
+        self.view.graphics.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _on_strength_changed(self, rec: Recording, version: Version) -> None:
         """A strength was committed (or undone): the panes show the new mix (Measure scores it anew)."""
