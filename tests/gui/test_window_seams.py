@@ -292,3 +292,57 @@ def test_version_keys_still_switch_versions_after_a_repair(qtbot, window, tmp_pa
     assert window.document.version.name == "original"
     qtbot.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_2)
     assert window.document.version.name == "wiener"
+
+
+def test_metrics_dock_does_not_squeeze_the_panes_and_its_progress_text_fits(qtbot, window, tmp_path, shared_data):
+    path, x, sr = _speech(tmp_path, 3.0, shared_data)
+    window.open_files([path])
+    qtbot.waitUntil(window.view.is_painted, timeout=20000)
+    panel = window.metrics_panel
+    window.metrics_dock.show()
+    window.metrics_dock.raise_()
+    qtbot.wait(300)
+    panes_before = window.view.width()
+    rec = window.document.recording
+    for i in range(19):
+        rec.add_enhanced(x * 0.5, sr, _info(f"gtcrn-variant-{i:02d}"))
+    qtbot.waitUntil(lambda: panel.table.columnCount() == 20, timeout=20000)
+    messages = []
+    panel.progress.connect(lambda _f, m: messages.append(m))
+    with qtbot.waitSignal(panel.progress, timeout=60000, check_params_cb=lambda f, m: "DNSMOS" in m or ":" in m):
+        panel.compute()
+    try:
+        qtbot.wait(300)
+        assert window.view.width() >= panes_before - 2, (window.view.width(), panes_before)
+        assert panel.table.horizontalScrollBar().maximum() > 0
+        # The step being measured is shortened to the bar (whole in its tooltip), never cut at its edge.
+        bar = panel.progress_bar
+        shown = bar.text()
+        assert bar.fontMetrics().horizontalAdvance(shown) <= bar.contentsRect().width(), (shown, messages[-1])
+    finally:
+        panel.cancel()
+        panel.wait()
+
+
+def test_dnsmos_estimate_counts_every_version(qtbot, tmp_path, shared_data):
+    import time
+
+    from workbench.core.audio.recording import Recording
+    from workbench.gui.metrics_panel import MetricsPanel
+    path, x, sr = _speech(tmp_path, 10.0, shared_data)
+    rec = Recording(path)
+    rec.add_enhanced(x * 0.5, sr, _info("a"))
+    rec.add_enhanced(x * 0.4, sr, _info("b"))
+    panel = MetricsPanel(auto_compute=False)
+    qtbot.addWidget(panel)
+    panel.set_recording(rec)
+    panel.set_reference(None)
+    versions = panel.versions()
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(panel.resultsReady, timeout=180000):
+        panel.compute()
+    elapsed = time.perf_counter() - t0
+    # After a run, the estimate for the same versions is near what it took (the average moves half way
+    # from the first guess, which was lower); 3 versions are 3 fixed costs, not one 30-second clip's.
+    estimate = panel.dnsmos_estimate_s(versions)
+    assert estimate >= 0.45 * elapsed, (estimate, elapsed)

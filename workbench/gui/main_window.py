@@ -212,12 +212,8 @@ class MainWindow(QMainWindow):
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
-        # The metrics table grows a column per version; the dock widens with it (see _fit_metrics_dock).
-        self._fit_metrics_timer = QTimer(self, singleShot=True, interval=0)
-        self._fit_metrics_timer.timeout.connect(self._fit_metrics_dock)
-        self.metrics_panel.table.horizontalHeader().sectionResized.connect(lambda *_: self._fit_metrics_timer.start())
-        self.metrics_panel.table.horizontalHeader().sectionCountChanged.connect(
-            lambda *_: self._fit_metrics_timer.start())
+        # The metrics table grows a column per version and scrolls sideways: the dock keeps its width, so
+        # the panes keep theirs however many versions are measured.
         self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
         self.bottom_toolbar.setMovable(False)
         self.resizeDocks([self._docks["Recordings"], self.model_dock], [210, 430], Qt.Orientation.Horizontal)
@@ -669,8 +665,6 @@ class MainWindow(QMainWindow):
         """While the Metrics tab is visible the panel measures what is cheap on its own (see
         :meth:`MetricsPanel.compute` with ``auto=True``); DNSMOS of long recordings waits for its button."""
         self._metrics_visible = visible
-        if visible:
-            self._fit_metrics_timer.start()
         self.metrics_panel.auto_compute = visible and not self._closed
         if self.metrics_panel.auto_compute:
             self.metrics_panel.compute(auto=True)
@@ -683,26 +677,6 @@ class MainWindow(QMainWindow):
         reason = self.model_panel.last_error if outcome == "failed" else ""
         self.statusBar().showMessage(f"{what} {outcome}" + (f": {reason}" if reason else ""),
                                      15000 if reason else 5000)
-
-    #: Width the panes keep at least when the metrics dock widens (px).
-    MIN_CENTRAL_WIDTH = 560
-
-    def _fit_metrics_dock(self) -> None:
-        """Widen the right dock so that every column of the metrics table (one per version, the winner's
-        among them) is visible, as far as the panes keep :attr:`MIN_CENTRAL_WIDTH`."""
-        dock = self.metrics_dock
-        if not self._metrics_visible or dock.isFloating() or self._closed:
-            return
-        table = self.metrics_panel.table
-        # What the table's columns need beyond what its viewport shows now.
-        hidden = table.horizontalHeader().length() - table.viewport().width()
-        needed = dock.width() + max(hidden, 0) + 2
-        left = sum(d.width() for d in self._docks.values() if d.isVisible() and not d.isFloating()
-                   and self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea)
-        cap = self.width() - left - self.MIN_CENTRAL_WIDTH
-        target = min(needed, cap)
-        if target > dock.width():
-            self.resizeDocks([dock], [target], Qt.Orientation.Horizontal)
 
     def version_choices(self) -> list[tuple[str, Version | None, Version | None]]:
         """Entries of the version selector: ``(label, version, residual_of)``.

@@ -32,7 +32,7 @@ from typing import Callable, Generator
 
 from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+from PySide6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.audio.audio_io import load_audio, read_info
@@ -49,6 +49,8 @@ BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radius: 3px;"
 #: Automatic measuring (no button pressed) includes DNSMOS only when its estimate is at most this long.
 AUTO_DNSMOS_MAX_COST_S = 20.0
+#: Widest a version's column gets (px); longer names are elided in the middle.
+MAX_COLUMN_PX = 130
 #: Automatic measuring of the intrusive metrics only for recordings up to this duration (PESQ and the
 #: alignment read the whole file into memory); longer ones wait for the Measure button.
 AUTO_INTRUSIVE_MAX_S = 600.0
@@ -116,6 +118,8 @@ class _Job:
         self.stop = threading.Event()
         self.started = time.perf_counter()
         self.dnsmos_audio_s = 0.0
+        #: seconds of audio of each version whose DNSMOS this job measured
+        self.dnsmos_durations: list[float] = []
         self.worker: GeneratorWorker | None = None
         self.session_job = None
 
@@ -223,7 +227,15 @@ class MetricsPanel(QWidget):
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # One column per version: long names are elided in the middle (the full name is the header's
+        # tooltip) and the table scrolls sideways rather than widening its dock.
+        header.setMaximumSectionSize(MAX_COLUMN_PX)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
+        self.table.setMinimumWidth(120)
 
         # Three short rows rather than two long ones, so the panel fits a narrow dock beside the panes.
         self.reference_label.setWordWrap(True)
@@ -236,11 +248,13 @@ class MetricsPanel(QWidget):
         row.addWidget(self.compute_button)
         row.addWidget(self.cancel_button)
         row.addWidget(self.copy_button)
-        row.addWidget(self.progress_bar, 1)
+        row.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.reference_label)
         lay.addLayout(top)
         lay.addLayout(row)
+        # Its own row, as wide as the dock: the step being measured reads in full more often.
+        lay.addWidget(self.progress_bar)
         lay.addWidget(self.warning_label)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.status)
@@ -435,7 +449,7 @@ class MetricsPanel(QWidget):
     def dnsmos_estimate_s(self, versions: list[Version] | None = None) -> float:
         """Estimated seconds of DNSMOS for ``versions`` (default: those still missing it)."""
         vs = self.missing()[1] if versions is None else versions
-        return sum(self.dnsmos_cost.estimate_s(v.source.frames / v.source.sample_rate) for v in vs)
+        return self.dnsmos_cost.estimate_clips_s([v.source.frames / v.source.sample_rate for v in vs])
 
     def current_job(self) -> dict[str, list[str]]:
         """What the running measurement measures: ``{"intrusive": [names], "dnsmos": [names]}`` (empty lists
@@ -525,7 +539,7 @@ class MetricsPanel(QWidget):
     def _on_progress(self, job: _Job, p: Progress) -> None:
         if job is self._worker and not self._paused:
             self.progress_bar.setValue(int(1000 * p.fraction))
-            self.progress_bar.setFormat(p.message)
+            self.set_progress_text(p.message)
             self.progress.emit(p.fraction, p.message)
 
     @Slot(object, bool)
@@ -544,6 +558,7 @@ class MetricsPanel(QWidget):
         else:
             self._dnsmos[id(version.source)] = (version.source, scores)
             job.dnsmos_audio_s += version.source.frames / version.source.sample_rate
+            job.dnsmos_durations.append(version.source.frames / version.source.sample_rate)
         if job is self._worker:
             self._refresh_table()
             self._update_warning()
@@ -566,7 +581,9 @@ class MetricsPanel(QWidget):
             return
         if job.dnsmos_audio_s > 0 and not self.model_busy:
             # Wall time includes the intrusive part; it is small beside DNSMOS and errs on the safe side.
-            self.dnsmos_cost.observe(job.dnsmos_audio_s, time.perf_counter() - job.started)
+            # Per clip: each version's DNSMOS has a fixed part (see DnsmosCost), so 20 short versions cost
+            # 20 times it, not what their total audio would as one file.
+            self.dnsmos_cost.observe_clips(job.dnsmos_durations, time.perf_counter() - job.started)
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat("done")
         self._refresh_table()
@@ -596,6 +613,15 @@ class MetricsPanel(QWidget):
         if self._pending is not None:
             with_dnsmos, self._pending = self._pending, None
             self.compute(auto=not with_dnsmos)
+
+    def set_progress_text(self, message: str) -> None:
+        """Show ``message`` in the progress bar, elided in the middle to the bar's width (in full in its
+        tooltip), so the version being measured and the step never run off the bar's edge."""
+        bar = self.progress_bar
+        room = max(bar.contentsRect().width() - 12, 20)
+        text = bar.fontMetrics().elidedText(message, Qt.TextElideMode.ElideMiddle, room)
+        bar.setFormat(text.replace("%", "%%"))
+        bar.setToolTip(message)
 
     def _report(self, message: str) -> None:
         self.status.setText(message)
@@ -720,11 +746,12 @@ class MetricsPanel(QWidget):
         self.table.setColumnCount(len(versions))
         self.table.setHorizontalHeaderLabels([v.name for v in versions])
         for j, v in enumerate(versions):
+            self.table.horizontalHeaderItem(j).setToolTip(v.name)
             sc = results.get(v.name)
             if sc is not None and sc.alignment is not None:
                 a = sc.alignment
                 self.table.horizontalHeaderItem(j).setToolTip(
-                    f"aligned to the reference with a lag of {a.lag_samples} samples, correlation "
+                    f"{v.name}: aligned to the reference with a lag of {a.lag_samples} samples, correlation "
                     f"{abs(a.correlation):.2f}")
         labels = []
         for k in rows:

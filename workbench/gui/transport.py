@@ -687,8 +687,10 @@ class TransportBar(QWidget):
         room = (self.version_scroll.viewport().width() - margins.left() - margins.right() - extra
                 - self.version_layout.spacing() * max(len(shown) - 1, 0))
         metrics = QFontMetrics(buttons[0].font())
-        b0 = buttons[0]
-        chrome = b0.sizeHint().width() - metrics.horizontalAdvance(b0.text())  # padding, frame
+        # Padding and frame of a button: measured on one that shows text (an empty one has a minimum width).
+        b0 = next((b for b in buttons if b.text()), None)
+        chrome = (b0.sizeHint().width() - metrics.horizontalAdvance(b0.text())) if b0 is not None else 8
+        chrome = max(chrome, 6) + 1   # a pixel of rounding slack per button
         prefix_w = {i: metrics.horizontalAdvance(f"{version_letter(i)}: ") + chrome for i in shown}
         labels = distinct_labels([names[i] for i in shown], metrics.horizontalAdvance,
                                  room - sum(prefix_w.values()))
