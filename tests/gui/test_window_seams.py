@@ -346,3 +346,43 @@ def test_dnsmos_estimate_counts_every_version(qtbot, tmp_path, shared_data):
     # from the first guess, which was lower); 3 versions are 3 fixed costs, not one 30-second clip's.
     estimate = panel.dnsmos_estimate_s(versions)
     assert estimate >= 0.45 * elapsed, (estimate, elapsed)
+
+
+def _relative_luminance(colour) -> float:
+    def channel(c):
+        c = c / 255.0
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    return 0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green()) + 0.0722 * channel(colour.blue())
+
+
+def test_convergence_chart_is_readable(qtbot):
+    from types import SimpleNamespace
+
+    from workbench.gui.phase_lab_panel import PhaseLabPanel
+    panel = PhaseLabPanel()
+    qtbot.addWidget(panel)
+    panel.resize(430, 600)
+    panel.show()
+    panel.results.setCurrentIndex(1)
+    qtbot.waitExposed(panel)
+    versions = []
+    for k, source in enumerate(["clean", "gtcrn", "rnnoise", "dfn3", "wiener"]):
+        for momentum in (0.0, 0.99):
+            sc = 0.7 * np.exp(-np.arange(101) / (20 + 10 * k + 30 * momentum)) + 0.05 + 0.01 * k
+            versions.append(SimpleNamespace(
+                label=f"{'FGLA' if momentum else 'GLA'} |{source}|",
+                reconstruction=SimpleNamespace(spectral_convergence=sc, momentum=momentum, inconsistency=sc[-1])))
+    panel.result = SimpleNamespace(lab=SimpleNamespace(versions=versions))
+    panel._draw_chart()
+    qtbot.wait(100)
+    plot = panel.chart.getPlotItem()
+    # Left (log) axis: no two labels overlap.
+    labels = sorted(_drawn_tick_labels(plot.getAxis("left")), key=lambda r: r[0].top())
+    assert len(labels) >= 2
+    for (a, ta), (b, tb) in zip(labels, labels[1:]):
+        assert b.top() >= a.bottom(), f"{ta!r} overlaps {tb!r}"
+    # The legend has an opaque background; every curve is light enough on the dark plot.
+    legend = plot.legend
+    assert legend.brush().style() != Qt.BrushStyle.NoBrush and legend.brush().color().alpha() >= 180
+    for curve in plot.listDataItems():
+        assert _relative_luminance(curve.opts["pen"].color()) >= 0.2, curve.opts["pen"].color().name()
