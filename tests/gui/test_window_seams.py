@@ -386,3 +386,20 @@ def test_convergence_chart_is_readable(qtbot):
     assert legend.brush().style() != Qt.BrushStyle.NoBrush and legend.brush().color().alpha() >= 180
     for curve in plot.listDataItems():
         assert _relative_luminance(curve.opts["pen"].color()) >= 0.2, curve.opts["pen"].color().name()
+
+
+def test_models_table_says_it_is_loading_until_the_list_arrives(qtbot, settings):
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    panel = w.model_panel
+    # Before the event loop ran the listing: the table says so and the bar runs.
+    assert panel.table.rowCount() == 1 and "Loading models" in panel.table.item(0, 0).text()
+    assert panel.progress_bar.maximum() == 0
+    assert "Loading models" in panel.status.text()
+    assert not panel.enhance_button.isEnabled() and "load" in panel.enhance_button.toolTip().lower()
+    w.show()
+    qtbot.waitUntil(lambda: not panel.loading, timeout=60000)
+    assert panel.table.rowCount() > 3 and panel.selected_spec() is not None
+    assert "Loading" not in panel.status.text() and panel.progress_bar.maximum() > 0
+    assert panel.enhance_button.isEnabled()
+    w.close()

@@ -161,7 +161,9 @@ class MainWindow(QMainWindow):
         doc = self.document
         # The model list is filled after start-up (or when first needed), off the GUI thread.
         self.model_panel = ModelPanel(lambda: None, show_dialogs=False, list_now=False)
-        self._list_models_timer = QTimer(self, singleShot=True, interval=400)
+        # Started as soon as the event loop runs (the first paint is queued before it): the table says
+        # "Loading models…" meanwhile.
+        self._list_models_timer = QTimer(self, singleShot=True, interval=0)
         # Listed on a worker thread: reading the models' metadata takes ~0.5 s of CPU.
         self._list_models_timer.timeout.connect(self.model_panel.list_in_background)
         self._list_models_timer.start()
