@@ -403,3 +403,30 @@ def test_models_table_says_it_is_loading_until_the_list_arrives(qtbot, settings)
     assert "Loading" not in panel.status.text() and panel.progress_bar.maximum() > 0
     assert panel.enhance_button.isEnabled()
     w.close()
+
+
+def test_export_dialog_has_one_folder_remembers_it_and_follows_the_source_bit_depth(qtbot, window, tmp_path,
+                                                                                   shared_data):
+    from PySide6.QtWidgets import QLineEdit
+    path, x, sr = _speech(tmp_path, 1.0, shared_data)   # written as 16-bit PCM
+    window.open_files([path])
+    dlg = window.open_export_dialog()
+    folder_fields = [e for e in dlg.findChildren(QLineEdit) if e.text() == str(tmp_path.resolve())]
+    assert len(folder_fields) == 1
+    # A 16-bit source exports 16-bit by default, as `workbench enhance` writes it.
+    assert dlg.subtype_box.currentData() == "PCM_16"
+    dlg.format_box.setCurrentText("FLAC")
+    assert dlg.subtype_box.currentData() == "PCM_16"
+    dlg.format_box.setCurrentText("WAV")
+    out = tmp_path / "exports"
+    out.mkdir()
+    dlg.folder_edit.setText(str(out))
+    dlg.set_checked(["original"])
+    files = dlg.export_audio()
+    assert files and all(f.path.parent == out for f in files)
+    assert sf.info(str(files[0].path)).subtype == "PCM_16"
+    dlg.close()
+    qtbot.waitUntil(lambda: window.export_dialog is None, timeout=3000)
+    again = window.open_export_dialog()
+    assert again.folder_edit.text() == str(out)
+    again.close()

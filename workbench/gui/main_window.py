@@ -50,6 +50,8 @@ AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
+#: Settings key of the folder the last export (audio, figure or comparison) was written to.
+LAST_EXPORT_FOLDER = "export/last_folder"
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
 MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".tar", ".ckpt", ".jit")
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
@@ -531,6 +533,8 @@ class MainWindow(QMainWindow):
             return None
         if self.export_dialog is not None:
             self.export_dialog.close()
+        if folder is None:
+            folder = self.last_export_folder()
         dlg = ExportDialog(rec, self, stft_config=self.view.cfg, metrics=self.metrics_by_version(),
                            current_version=self.document.version, channel=self.view.channel, folder=folder,
                            reference=self.session.reference(rec),
@@ -538,10 +542,20 @@ class MainWindow(QMainWindow):
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.errorOccurred.connect(lambda msg: self.statusBar().showMessage(f"Export: {msg}", 8000))
         dlg.exported.connect(lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
+        dlg.exported.connect(lambda _paths, dlg=dlg: self.settings.setValue(LAST_EXPORT_FOLDER,
+                                                                            dlg.folder_edit.text()))
         dlg.destroyed.connect(lambda *_: setattr(self, "export_dialog", None))
         self.export_dialog = dlg
         dlg.open()
         return dlg
+
+    def last_export_folder(self) -> Path | None:
+        """The folder the last export went to, while it still exists and can be written (else ``None``:
+        the dialog starts beside the recording)."""
+        value = self.settings.value(LAST_EXPORT_FOLDER, "", str)
+        if value and Path(value).is_dir() and is_writable_folder(Path(value)):
+            return Path(value)
+        return None
 
     def open_batch_dialog(self, files=(), folder: str | Path | None = None) -> BatchDialog:
         """File > Batch enhance (or Ctrl + drop): many files, one model, exported to a folder.
