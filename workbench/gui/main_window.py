@@ -645,8 +645,16 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _on_versions_changed(self, rec: Recording) -> None:
+        # A burst of new versions (the phase lab adds 17 at once) rebuilds the lists once.
+        self._versions_dirty = True
+        QTimer.singleShot(0, self._apply_versions_changed)
+
+    def _apply_versions_changed(self) -> None:
+        if not getattr(self, "_versions_dirty", False) or self._closed:
+            return
+        self._versions_dirty = False
         self._rebuild_tree()
-        if rec is self.document.recording:
+        if self.document.recording is not None:
             self._fill_version_box()
             self._update_difference_partner()
 

@@ -30,7 +30,7 @@ import weakref
 from pathlib import Path
 from typing import Callable, Generator
 
-from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -51,6 +51,8 @@ WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radiu
 AUTO_DNSMOS_MAX_COST_S = 20.0
 #: Widest a version's column gets (px); longer names are elided in the middle.
 MAX_COLUMN_PX = 130
+#: Shortest time between two rebuilds of the table while results arrive (ms).
+REFRESH_MS = 150
 #: Automatic measuring of the intrusive metrics only for recordings up to this duration (PESQ and the
 #: alignment read the whole file into memory); longer ones wait for the Measure button.
 AUTO_INTRUSIVE_MAX_S = 600.0
@@ -259,6 +261,14 @@ class MetricsPanel(QWidget):
         lay.addWidget(self.table, 1)
         lay.addWidget(self.status)
 
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self._refresh_after_results)
+        self._versions_timer = QTimer(self)
+        self._versions_timer.setSingleShot(True)
+        self._versions_timer.setInterval(0)
+        self._versions_timer.timeout.connect(self._apply_versions_changed)
         self._sessionNotified.connect(self._on_session_event, Qt.ConnectionType.QueuedConnection)
         self._partialNotified.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
         self._pausedNotified.connect(self._on_paused, Qt.ConnectionType.QueuedConnection)
@@ -306,7 +316,11 @@ class MetricsPanel(QWidget):
 
     @Slot(object)
     def _on_versions_changed(self, recording) -> None:
-        if recording is self.recording:
+        if recording is self.recording and not self._versions_timer.isActive():
+            self._versions_timer.start()   # one rebuild for a burst of new versions
+
+    def _apply_versions_changed(self) -> None:
+        if self.recording is not None:
             self._refresh_table()
             self._show_state()
             if self.auto_compute:
@@ -560,9 +574,16 @@ class MetricsPanel(QWidget):
             job.dnsmos_audio_s += version.source.frames / version.source.sample_rate
             job.dnsmos_durations.append(version.source.frames / version.source.sample_rate)
         if job is self._worker:
-            self._refresh_table()
-            self._update_warning()
+            # Results of 20 versions arrive in quick succession: the table (every cell, columns sized to
+            # their contents) is rebuilt at most every REFRESH_MS, not once per result.
+            self._fill_column(version)
+            if not self._refresh_timer.isActive():
+                self._refresh_timer.start()
             self.partialResult.emit(version.name, part)
+
+    def _refresh_after_results(self) -> None:
+        self._refresh_table()
+        self._update_warning()
 
     def _job_done(self, job: _Job) -> bool:
         if job is not self._worker:
@@ -719,10 +740,11 @@ class MetricsPanel(QWidget):
             return None
         return (max(vals) if METRIC_SPECS[metric].higher_is_better else min(vals))[1]
 
-    def best_versions(self, metric: str) -> set[str]:
+    def best_versions(self, metric: str, results: dict[str, Scores] | None = None) -> set[str]:
         """Names of every version whose ``metric`` equals the best value (ties are all best: the same
         score shown twice must not read as a win for one of them)."""
-        vals = {name: s.metrics[metric].value for name, s in self.results().items()
+        results = self.results() if results is None else results
+        vals = {name: s.metrics[metric].value for name, s in results.items()
                 if metric in s.metrics and s.metrics[metric].value is not None}
         if not vals:
             return set()
@@ -738,6 +760,14 @@ class MetricsPanel(QWidget):
         return "…" if any(v is version for v in todo) else ""
 
     def _refresh_table(self) -> None:
+        self._refresh_timer.stop()   # whatever was pending is drawn now
+        self.table.setUpdatesEnabled(False)
+        try:
+            self._fill_table()
+        finally:
+            self.table.setUpdatesEnabled(True)
+
+    def _fill_table(self) -> None:
         versions = self.versions()
         rows = self.metric_rows()
         results = self.results()
@@ -759,30 +789,45 @@ class MetricsPanel(QWidget):
             unit = f" [{spec.unit}]" if spec.unit and spec.unit != "MOS" else ""
             labels.append(f"{spec.label}{unit} {'↑' if spec.higher_is_better else '↓'}")
         self.table.setVerticalHeaderLabels(labels)
-        bold = QFont()
-        bold.setBold(True)
         for i, k in enumerate(rows):
             spec = METRIC_SPECS[k]
             self.table.verticalHeaderItem(i).setToolTip(spec.description)
-            best = self.best_versions(k)
+            best = self.best_versions(k, results) if len(versions) > 1 else set()
             for j, v in enumerate(versions):
-                sc = results.get(v.name)
-                m = sc.metrics.get(k) if sc is not None else None
-                if m is None:
-                    item = QTableWidgetItem(self._pending_cell(k, v))
-                    if not item.text() and k in DNSMOS_METRICS:
-                        item.setToolTip("not measured: press Measure")
-                elif m.value is None:
-                    item = QTableWidgetItem("n/a")
-                    item.setToolTip(m.reason or "not computed")
-                else:
-                    item = QTableWidgetItem(format_value(m.value))
-                    item.setToolTip(f"{m.value!r} {m.unit}".strip())
-                    if v.name in best and len(versions) > 1:
-                        item.setBackground(BEST_BRUSH)
-                        item.setFont(bold)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(i, j, item)
+                self.table.setItem(i, j, self._cell_item(k, v, results, v.name in best))
+
+    def _cell_item(self, metric: str, version: Version, results: dict[str, Scores], best: bool) -> QTableWidgetItem:
+        sc = results.get(version.name)
+        m = sc.metrics.get(metric) if sc is not None else None
+        if m is None:
+            item = QTableWidgetItem(self._pending_cell(metric, version))
+            if not item.text() and metric in DNSMOS_METRICS:
+                item.setToolTip("not measured: press Measure")
+        elif m.value is None:
+            item = QTableWidgetItem("n/a")
+            item.setToolTip(m.reason or "not computed")
+        else:
+            item = QTableWidgetItem(format_value(m.value))
+            item.setToolTip(f"{m.value!r} {m.unit}".strip())
+            if best:
+                bold = QFont()
+                bold.setBold(True)
+                item.setBackground(BEST_BRUSH)
+                item.setFont(bold)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return item
+
+    def _fill_column(self, version: Version) -> None:
+        """Put ``version``'s measured values in its column at once (the best-value marks follow with the
+        next full refresh)."""
+        versions, rows = self.versions(), self.metric_rows()
+        j = next((j for j, v in enumerate(versions) if v is version), None)
+        if j is None or self.table.columnCount() != len(versions) or self.table.rowCount() != len(rows):
+            self._refresh_table()
+            return
+        results = self.results()
+        for i, k in enumerate(rows):
+            self.table.setItem(i, j, self._cell_item(k, version, results, False))
 
     def table_as_tsv(self) -> str:
         """The table as tab-separated text: header ``metric, unit, direction, <versions>``, full-precision

@@ -79,6 +79,10 @@ class TransportBar(QWidget):
         self._load_after = None
         self._deferred_load = None   # (recording, after) of a long recording not prepared yet
         self._prepared_recording = None
+        self._versions_timer = QTimer(self)
+        self._versions_timer.setSingleShot(True)
+        self._versions_timer.setInterval(0)
+        self._versions_timer.timeout.connect(self._refresh_if_current)
         self._build()
         self._shortcuts()
         self._timer = QTimer(self)
@@ -229,7 +233,12 @@ class TransportBar(QWidget):
             self.set_recording(document.recording)
 
     def _on_document_versions(self, recording) -> None:
-        if recording is self.recording:
+        # The phase lab adds 17 versions in one burst: one reload for the burst, not one per version.
+        if recording is self.recording and not self._versions_timer.isActive():
+            self._versions_timer.start()
+
+    def _refresh_if_current(self) -> None:
+        if self.recording is not None:
             self.refresh_versions()
 
     def _follow_document(self) -> None:

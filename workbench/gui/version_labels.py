@@ -94,9 +94,15 @@ def distinct_labels(names: list[str], width: Callable[[str], int], room: int, *,
         return lead[i] + body
 
     labels = [label(i) for i in range(len(names))]
+    cache: dict[str, int] = {}
+
+    def measure(text: str) -> int:
+        if text not in cache:
+            cache[text] = width(text)
+        return cache[text]
 
     def total() -> int:
-        return sum(width(t) for t in labels)
+        return sum(measure(t) for t in labels)
 
     if total() <= room:
         return labels
@@ -119,7 +125,7 @@ def distinct_labels(names: list[str], width: Callable[[str], int], room: int, *,
         candidates = [i for i in range(len(labels)) if not frozen[i]]
         if not candidates:
             break
-        i = max(candidates, key=lambda k: width(labels[k]))
+        i = max(candidates, key=lambda k: measure(labels[k]))
         if chars[i] - 1 < min_chars:
             frozen[i] = True
             continue
