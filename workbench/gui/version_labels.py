@@ -79,7 +79,7 @@ def elide_middle(text: str, chars: int) -> str:
 
 
 def distinct_labels(names: list[str], width: Callable[[str], int], room: int, *,
-                    min_chars: int = 6) -> list[str]:
+                    min_chars: int = 8) -> list[str]:
     """Shortest-first-needed labels for ``names`` whose total ``width`` fits ``room`` where possible.
 
     Full names when they fit; otherwise a prefix shared with other names is dropped (``…dns3-streaming``)
