@@ -33,9 +33,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
+#: The real recordings carried with the tests (dns3/0015: noisy, clean, GTCRN and RNNoise outputs).
+DATA = REPO / "tests" / "data"
 ACTIONS = ("gtcrn-first", "phase-lab", "metrics-20")
 
 

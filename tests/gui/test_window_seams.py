@@ -147,7 +147,7 @@ def test_repair_box_is_outlined_on_every_pane(qtbot, window, tmp_path, shared_da
 
 
 def test_equal_best_values_are_all_highlighted(qtbot, shared_data):
-    from workbench.core.audio.recording import Recording
+    from workbench.core.document.recording import Recording
     from workbench.gui.metrics_panel import MetricsPanel
     rec = Recording(shared_data / "dns3/0015_noisy.wav")
     y, sr = sf.read(shared_data / "dns3/0015_GTCRN.wav", dtype="float32")
@@ -166,7 +166,7 @@ def test_equal_best_values_are_all_highlighted(qtbot, shared_data):
 
 
 def test_stop_is_unavailable_when_play_is(qtbot, shared_data):
-    from workbench.core.audio.recording import Recording
+    from workbench.core.document.recording import Recording
     from workbench.gui.transport import TransportBar
     engine = PlaybackEngine(None, sample_rate=16000)   # no output device
     assert not engine.available
@@ -327,7 +327,7 @@ def test_metrics_dock_does_not_squeeze_the_panes_and_its_progress_text_fits(qtbo
 def test_dnsmos_estimate_counts_every_version(qtbot, tmp_path, shared_data):
     import time
 
-    from workbench.core.audio.recording import Recording
+    from workbench.core.document.recording import Recording
     from workbench.gui.metrics_panel import MetricsPanel
     path, x, sr = _speech(tmp_path, 10.0, shared_data)
     rec = Recording(path)
