@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self._docks: dict[str, QDockWidget] = {}
         self._updating_controls = False
         self._shown_recording: Recording | None = None
+        self._tree_dirty = False   # versions changed; the Recordings tree is rebuilt on the next loop pass
         self._closed = False
         self.export_dialog: ExportDialog | None = None
         self.batch_dialog: BatchDialog | None = None
@@ -645,18 +646,17 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _on_versions_changed(self, rec: Recording) -> None:
-        # A burst of new versions (the phase lab adds 17 at once) rebuilds the lists once.
-        self._versions_dirty = True
-        QTimer.singleShot(0, self._apply_versions_changed)
-
-    def _apply_versions_changed(self) -> None:
-        if not getattr(self, "_versions_dirty", False) or self._closed:
-            return
-        self._versions_dirty = False
-        self._rebuild_tree()
-        if self.document.recording is not None:
+        if rec is self.document.recording:
             self._fill_version_box()
             self._update_difference_partner()
+        # A burst of new versions (the phase lab adds 17 at once) rebuilds the tree once.
+        if not self._tree_dirty:
+            self._tree_dirty = True
+            QTimer.singleShot(0, self._rebuild_tree_if_dirty)
+
+    def _rebuild_tree_if_dirty(self) -> None:
+        if self._tree_dirty and not self._closed:
+            self._rebuild_tree()
 
     def _update_difference_partner(self) -> None:
         """The difference views compare the shown version with the original; while the original itself is
@@ -728,6 +728,7 @@ class MainWindow(QMainWindow):
     def _rebuild_tree(self) -> None:
         """One node per recording; under it the entries of the Version box (residuals after their version,
         those not made yet in grey: clicking makes them); many phase-lab versions share one node."""
+        self._tree_dirty = False
         self.file_tree.clear()
         current_item = None
         for rec in self.document.recordings:

@@ -78,8 +78,22 @@ def elide_middle(text: str, chars: int) -> str:
     return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
 
 
-def distinct_labels(names: list[str], width: Callable[[str], int], room: int, *,
-                    min_chars: int = 8) -> list[str]:
+def distinct_labels(names: list[str], width: Callable[[str], int], room: int) -> list[str]:
+    """:func:`fit_labels` down to :data:`MIN_CHARS_TO_FIT` characters where that makes them all fit ``room``;
+    where even that does not fit (the caller scrolls anyway), no shorter than :data:`MIN_CHARS_READABLE`."""
+    tight = fit_labels(names, width, room, min_chars=MIN_CHARS_TO_FIT)
+    if sum(width(t) for t in tight) <= room:
+        return tight
+    return fit_labels(names, width, room, min_chars=MIN_CHARS_READABLE)
+
+
+#: Shortest label body when shortening lets every label fit; and when they must scroll anyway.
+MIN_CHARS_TO_FIT = 6
+MIN_CHARS_READABLE = 10
+
+
+def fit_labels(names: list[str], width: Callable[[str], int], room: int, *,
+               min_chars: int = MIN_CHARS_TO_FIT) -> list[str]:
     """Shortest-first-needed labels for ``names`` whose total ``width`` fits ``room`` where possible.
 
     Full names when they fit; otherwise a prefix shared with other names is dropped (``…dns3-streaming``)
