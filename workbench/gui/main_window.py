@@ -23,8 +23,9 @@ from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
-                               QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog,
+                               QFrame, QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit,
+                               QScrollArea, QTextEdit, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.audio.formats import dialog_filter
 from ..core.enhance.registry import model_suffixes
@@ -45,6 +46,8 @@ from .phase_lab_panel import PhaseLabPanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
+from .version_labels import is_lab, lab_grouped, version_entries
+from .window_fit import PREFERRED_SIZE, fit_window
 from .workers import run_with_progress, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
@@ -52,6 +55,8 @@ AUDIO_FILTER = dialog_filter()
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
+#: Settings key of the folder the last export (audio, figure or comparison) was written to.
+LAST_EXPORT_FOLDER = "export/last_folder"
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
 WINDOW_STATE_VERSION = 2
@@ -76,6 +81,8 @@ def freeze_startup_objects() -> None:
         gc.freeze()
 
 ErrorReporter = Callable[[str, str], None]
+#: Controls that take typed keys (digits, space, letters) for themselves.
+TEXT_INPUTS = (QLineEdit, QAbstractSpinBox, QPlainTextEdit, QTextEdit)
 
 
 class MainWindow(QMainWindow):
@@ -113,6 +120,7 @@ class MainWindow(QMainWindow):
         self._docks: dict[str, QDockWidget] = {}
         self._updating_controls = False
         self._shown_recording: Recording | None = None
+        self._tree_dirty = False   # versions changed; the Recordings tree is rebuilt on the next loop pass
         self._closed = False
         self.export_dialog: ExportDialog | None = None
         self.batch_dialog: BatchDialog | None = None
@@ -131,6 +139,9 @@ class MainWindow(QMainWindow):
         self._build_panels(playback_engine)
         self._restore_settings()
         self._register_session_state()
+        app = QApplication.instance()
+        if app is not None:
+            app.focusChanged.connect(self._on_focus_changed)
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -138,7 +149,14 @@ class MainWindow(QMainWindow):
     def _build_file_dock(self) -> None:
         self.file_tree = QTreeWidget()
         self.file_tree.setHeaderLabels(["Recording / version", "Kind"])
-        self.file_tree.setColumnWidth(0, 130)
+        # Names take the room they need (the dock scrolls sideways); a narrow dock elides in the middle,
+        # where names of one family differ least ("gtcrn-dns3-…" read the same for every GTCRN run).
+        header = self.file_tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.file_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.file_tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.file_tree.setMinimumWidth(200)
         self.file_tree.itemClicked.connect(self._on_tree_clicked)
         dock = QDockWidget("Recordings", self)
@@ -151,7 +169,9 @@ class MainWindow(QMainWindow):
         doc = self.document
         # The model list is filled after start-up (or when first needed), off the GUI thread.
         self.model_panel = ModelPanel(lambda: None, show_dialogs=False, list_now=False)
-        self._list_models_timer = QTimer(self, singleShot=True, interval=400)
+        # Started as soon as the event loop runs (the first paint is queued before it): the table says
+        # "Loading models…" meanwhile.
+        self._list_models_timer = QTimer(self, singleShot=True, interval=0)
         # Listed on a worker thread: reading the models' metadata takes ~0.5 s of CPU.
         self._list_models_timer.timeout.connect(self.model_panel.list_in_background)
         self._list_models_timer.start()
@@ -201,12 +221,8 @@ class MainWindow(QMainWindow):
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
-        # The metrics table grows a column per version; the dock widens with it (see _fit_metrics_dock).
-        self._fit_metrics_timer = QTimer(self, singleShot=True, interval=0)
-        self._fit_metrics_timer.timeout.connect(self._fit_metrics_dock)
-        self.metrics_panel.table.horizontalHeader().sectionResized.connect(lambda *_: self._fit_metrics_timer.start())
-        self.metrics_panel.table.horizontalHeader().sectionCountChanged.connect(
-            lambda *_: self._fit_metrics_timer.start())
+        # The metrics table grows a column per version and scrolls sideways: the dock keeps its width, so
+        # the panes keep theirs however many versions are measured.
         self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
         self.bottom_toolbar.setMovable(False)
         self.resizeDocks([self._docks["Recordings"], self.model_dock], [210, 430], Qt.Orientation.Horizontal)
@@ -494,6 +510,16 @@ class MainWindow(QMainWindow):
         rec.remove(v)
         self.statusBar().showMessage(f"Deleted {v.name} (Ctrl+Z brings it back)", 4000)
 
+    def _on_focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
+        """A control that had the keyboard focus was disabled (Repair, Make versions, Enhance while they
+        run): Qt hands the focus to the next control in the tab chain, often a text field (the chain name),
+        which would then swallow the version keys 1..9, Space and L. Give it to the panes instead."""
+        if old is None or new is None or old.isEnabled() or not isinstance(new, TEXT_INPUTS):
+            return
+        if not (self.isAncestorOf(old) and self.isAncestorOf(new)):
+            return
+        self.view.graphics.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def _on_strength_changed(self, rec: Recording, version: Version) -> None:
         """A strength was committed (or undone): the panes show the new mix (Measure scores it anew)."""
         if rec is self.document.recording and version is self.document.version:
@@ -515,6 +541,8 @@ class MainWindow(QMainWindow):
             return None
         if self.export_dialog is not None:
             self.export_dialog.close()
+        if folder is None:
+            folder = self.last_export_folder()
         dlg = ExportDialog(rec, self, stft_config=self.view.cfg, metrics=self.metrics_by_version(),
                            current_version=self.document.version, channel=self.view.channel, folder=folder,
                            reference=self.session.reference(rec),
@@ -522,10 +550,20 @@ class MainWindow(QMainWindow):
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.errorOccurred.connect(lambda msg: self.statusBar().showMessage(f"Export: {msg}", 8000))
         dlg.exported.connect(lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
+        dlg.exported.connect(lambda _paths, dlg=dlg: self.settings.setValue(LAST_EXPORT_FOLDER,
+                                                                            dlg.folder_edit.text()))
         dlg.destroyed.connect(lambda *_: setattr(self, "export_dialog", None))
         self.export_dialog = dlg
         dlg.open()
         return dlg
+
+    def last_export_folder(self) -> Path | None:
+        """The folder the last export went to, while it still exists and can be written (else ``None``:
+        the dialog starts beside the recording)."""
+        value = self.settings.value(LAST_EXPORT_FOLDER, "", str)
+        if value and Path(value).is_dir() and is_writable_folder(Path(value)):
+            return Path(value)
+        return None
 
     def open_batch_dialog(self, files=(), folder: str | Path | None = None) -> BatchDialog:
         """File > Batch enhance (or Ctrl + drop): many files, one model, exported to a folder.
@@ -625,10 +663,17 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _on_versions_changed(self, rec: Recording) -> None:
-        self._rebuild_tree()
         if rec is self.document.recording:
             self._fill_version_box()
             self._update_difference_partner()
+        # A burst of new versions (the phase lab adds 17 at once) rebuilds the tree once.
+        if not self._tree_dirty:
+            self._tree_dirty = True
+            QTimer.singleShot(0, self._rebuild_tree_if_dirty)
+
+    def _rebuild_tree_if_dirty(self) -> None:
+        if self._tree_dirty and not self._closed:
+            self._rebuild_tree()
 
     def _update_difference_partner(self) -> None:
         """The difference views compare the shown version with the original; while the original itself is
@@ -670,8 +715,6 @@ class MainWindow(QMainWindow):
         """While the Metrics tab is visible the panel measures what is cheap on its own (see
         :meth:`MetricsPanel.compute` with ``auto=True``); DNSMOS of long recordings waits for its button."""
         self._metrics_visible = visible
-        if visible:
-            self._fit_metrics_timer.start()
         self.metrics_panel.auto_compute = visible and not self._closed
         if self.metrics_panel.auto_compute:
             self.metrics_panel.compute(auto=True)
@@ -685,46 +728,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{what} {outcome}" + (f": {reason}" if reason else ""),
                                      15000 if reason else 5000)
 
-    #: Width the panes keep at least when the metrics dock widens (px).
-    MIN_CENTRAL_WIDTH = 560
-
-    def _fit_metrics_dock(self) -> None:
-        """Widen the right dock so that every column of the metrics table (one per version, the winner's
-        among them) is visible, as far as the panes keep :attr:`MIN_CENTRAL_WIDTH`."""
-        dock = self.metrics_dock
-        if not self._metrics_visible or dock.isFloating() or self._closed:
-            return
-        table = self.metrics_panel.table
-        # What the table's columns need beyond what its viewport shows now.
-        hidden = table.horizontalHeader().length() - table.viewport().width()
-        needed = dock.width() + max(hidden, 0) + 2
-        left = sum(d.width() for d in self._docks.values() if d.isVisible() and not d.isFloating()
-                   and self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea)
-        cap = self.width() - left - self.MIN_CENTRAL_WIDTH
-        target = min(needed, cap)
-        if target > dock.width():
-            self.resizeDocks([dock], [target], Qt.Orientation.Horizontal)
-
     def version_choices(self) -> list[tuple[str, Version | None, Version | None]]:
         """Entries of the version selector: ``(label, version, residual_of)``.
 
         Every version in order; after each enhanced version its residual (original − enhanced), either
         the existing residual version or an entry with ``version=None`` that creates it when chosen.
+        The Recordings tree and the transport's buttons list the same entries in the same order.
         """
-        rec = self.document.recording
-        if rec is None:
-            return []
-        out = []
-        residuals = {v.settings.get("residual_of"): v for v in rec.versions if v.kind == "residual"}
-        for v in rec.versions:
-            if v.kind == "residual":
-                continue
-            out.append((v.name, v, None))
-            if v.kind.is_result:
-                r = residuals.pop(v.name, None)
-                out.append((f"residual ({v.name})", r, None if r is not None else v))
-        out += [(r.name, r, None) for r in residuals.values()]  # residuals whose enhanced version is gone
-        return out
+        return [tuple(e) for e in version_entries(self.document.recording)]
 
     def _fill_version_box(self) -> None:
         self._updating_controls = True
@@ -741,20 +752,46 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
 
     def _rebuild_tree(self) -> None:
+        """One node per recording; under it the entries of the Version box (residuals after their version,
+        those not made yet in grey: clicking makes them); many phase-lab versions share one node."""
+        self._tree_dirty = False
         self.file_tree.clear()
+        current_item = None
         for rec in self.document.recordings:
             top = QTreeWidgetItem([rec.name, f"{rec.source.sample_rate / 1000:g} kHz"])
             top.setToolTip(0, str(rec.path))
-            top.setData(0, Qt.ItemDataRole.UserRole, (rec, None))
+            top.setData(0, Qt.ItemDataRole.UserRole, (rec, None, None))
             self.file_tree.addTopLevelItem(top)
-            for v in rec.versions:
-                child = QTreeWidgetItem([v.name, v.kind])
-                child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
-                child.setData(0, Qt.ItemDataRole.UserRole, (rec, v))
-                top.addChild(child)
-                if rec is self.document.recording and v is self.document.version:
-                    self.file_tree.setCurrentItem(child)
+            entries = version_entries(rec)
+            grouped = lab_grouped([e.version for e in entries])
+            lab_node = None
+            for label, v, residual_of in entries:
+                parent = top
+                if grouped and is_lab(v):
+                    if lab_node is None:
+                        count = sum(1 for e in entries if is_lab(e.version))
+                        lab_node = QTreeWidgetItem([f"phase lab ({count})", "group"])
+                        lab_node.setToolTip(0, "Versions made by the phase lab: oracle masks, swaps, Griffin–Lim")
+                        lab_node.setData(0, Qt.ItemDataRole.UserRole, (rec, None, None))
+                        top.addChild(lab_node)
+                    parent = lab_node
+                kind = v.kind if v is not None else "residual"
+                child = QTreeWidgetItem([label, kind])
+                if v is None:
+                    child.setToolTip(0, f"{label}: original − enhanced; computed when chosen")
+                    child.setForeground(0, self.palette().brush(self.palette().ColorGroup.Disabled,
+                                                                self.palette().ColorRole.Text))
+                else:
+                    child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
+                child.setData(0, Qt.ItemDataRole.UserRole, (rec, v, residual_of))
+                parent.addChild(child)
+                if rec is self.document.recording and v is not None and v is self.document.version:
+                    current_item = child
             top.setExpanded(True)
+            if lab_node is not None:
+                lab_node.setExpanded(current_item is not None and current_item.parent() is lab_node)
+        if current_item is not None:
+            self.file_tree.setCurrentItem(current_item)
 
     def _update_status(self) -> None:
         rec = self.document.recording
@@ -775,7 +812,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{rec.name} — Speech Enhancement Workbench")
 
     def _on_tree_clicked(self, item: QTreeWidgetItem, column: int) -> None:
-        rec, version = item.data(0, Qt.ItemDataRole.UserRole)
+        rec, version, residual_of = item.data(0, Qt.ItemDataRole.UserRole)
+        if version is None and residual_of is not None:
+            version = rec.residual_of(residual_of)  # made on demand, as from the Version box
+        elif version is None and item.parent() is not None:
+            return  # a group node
         self.document.set_current(rec, version)
 
     def _on_version_box(self, index: int) -> None:
@@ -1007,8 +1048,11 @@ class MainWindow(QMainWindow):
         if isinstance(size, QSize) and size.isValid():
             # restoreGeometry can refuse (e.g. the saved screen is gone); the size alone still applies.
             self.resize(size)
+            fit_window(self)   # saved on a larger monitor: shrink to this one's usable area
         elif not restored:
-            self.resize(1500, 950)
+            fit_window(self, PREFERRED_SIZE)
+        else:
+            fit_window(self)
         state = s.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             # A state saved by an older layout (other docks and tool bars) is refused by its version.

@@ -33,9 +33,9 @@ import weakref
 from pathlib import Path
 from typing import Callable, Generator
 
-from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+from PySide6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.audio.audio_io import downmix, load_audio, read_info
@@ -54,6 +54,10 @@ BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radius: 3px;"
 #: Automatic measuring (no button pressed) includes DNSMOS only when its estimate is at most this long.
 AUTO_DNSMOS_MAX_COST_S = 20.0
+#: Widest a version's column gets (px); longer names are elided in the middle.
+MAX_COLUMN_PX = 130
+#: Shortest time between two rebuilds of the table while results arrive (ms).
+REFRESH_MS = 150
 #: Automatic measuring of the intrusive metrics only for recordings up to this duration (PESQ and the
 #: alignment read the whole file into memory); longer ones wait for the Measure button.
 AUTO_INTRUSIVE_MAX_S = 600.0
@@ -157,6 +161,8 @@ class _Job:
         self.stop = threading.Event()
         self.started = time.perf_counter()
         self.dnsmos_audio_s = 0.0
+        #: seconds of audio of each version whose DNSMOS this job measured
+        self.dnsmos_durations: list[float] = []
         self.worker: GeneratorWorker | None = None
         self.session_job = None
 
@@ -264,7 +270,17 @@ class MetricsPanel(QWidget):
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()
+        # Sized once per fill (_fit_columns): with ResizeToContents every cell set re-measured its whole
+        # column, about 90 ms per rebuild of a 20-version table on the GUI thread.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        # One column per version: long names are elided in the middle (the full name is the header's
+        # tooltip) and the table scrolls sideways rather than widening its dock.
+        header.setMaximumSectionSize(MAX_COLUMN_PX)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
+        self.table.setMinimumWidth(120)
 
         # Three short rows rather than two long ones, so the panel fits a narrow dock beside the panes.
         self.reference_label.setWordWrap(True)
@@ -277,15 +293,25 @@ class MetricsPanel(QWidget):
         row.addWidget(self.compute_button)
         row.addWidget(self.cancel_button)
         row.addWidget(self.copy_button)
-        row.addWidget(self.progress_bar, 1)
+        row.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.reference_label)
         lay.addLayout(top)
         lay.addLayout(row)
+        # Its own row, as wide as the dock: the step being measured reads in full more often.
+        lay.addWidget(self.progress_bar)
         lay.addWidget(self.warning_label)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.status)
 
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self._refresh_after_results)
+        self._versions_timer = QTimer(self)
+        self._versions_timer.setSingleShot(True)
+        self._versions_timer.setInterval(0)
+        self._versions_timer.timeout.connect(self._apply_versions_changed)
         self._sessionNotified.connect(self._on_session_event, Qt.ConnectionType.QueuedConnection)
         self._partialNotified.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
         self._pausedNotified.connect(self._on_paused, Qt.ConnectionType.QueuedConnection)
@@ -347,7 +373,11 @@ class MetricsPanel(QWidget):
 
     @Slot(object)
     def _on_versions_changed(self, recording) -> None:
-        if recording is self.recording:
+        if recording is self.recording and not self._versions_timer.isActive():
+            self._versions_timer.start()   # one rebuild for a burst of new versions
+
+    def _apply_versions_changed(self) -> None:
+        if self.recording is not None:
             self._refresh_table()
             self._show_state()
             if self.auto_compute:
@@ -487,7 +517,7 @@ class MetricsPanel(QWidget):
     def dnsmos_estimate_s(self, versions: list[Version] | None = None) -> float:
         """Estimated seconds of DNSMOS for ``versions`` (default: those still missing it)."""
         vs = self.missing()[1] if versions is None else versions
-        return sum(self.dnsmos_cost.estimate_s(v.source.frames / v.source.sample_rate) for v in vs)
+        return self.dnsmos_cost.estimate_clips_s([v.source.frames / v.source.sample_rate for v in vs])
 
     def current_job(self) -> dict[str, list[str]]:
         """What the running measurement measures: ``{"intrusive": [names], "dnsmos": [names]}`` (empty lists
@@ -578,7 +608,7 @@ class MetricsPanel(QWidget):
     def _on_progress(self, job: _Job, p: Progress) -> None:
         if job is self._worker and not self._paused:
             self.progress_bar.setValue(int(1000 * p.fraction))
-            self.progress_bar.setFormat(p.message)
+            self.set_progress_text(p.message)
             self.progress.emit(p.fraction, p.message)
 
     @Slot(object, bool)
@@ -595,10 +625,18 @@ class MetricsPanel(QWidget):
         # Stored by the worker (measure_steps) under the samples it measured.
         if part != INTRUSIVE:
             job.dnsmos_audio_s += version.source.frames / version.source.sample_rate
+            job.dnsmos_durations.append(version.source.frames / version.source.sample_rate)
         if job is self._worker:
-            self._refresh_table()
-            self._update_warning()
+            # Results of 20 versions arrive in quick succession: the table (every cell, columns sized to
+            # their contents) is rebuilt at most every REFRESH_MS, not once per result.
+            self._fill_column(version)
+            if not self._refresh_timer.isActive():
+                self._refresh_timer.start()
             self.partialResult.emit(version.name, part)
+
+    def _refresh_after_results(self) -> None:
+        self._refresh_table()
+        self._update_warning()
 
     def _job_done(self, job: _Job) -> bool:
         if job is not self._worker:
@@ -617,7 +655,9 @@ class MetricsPanel(QWidget):
             return
         if job.dnsmos_audio_s > 0 and not self.model_busy:
             # Wall time includes the intrusive part; it is small beside DNSMOS and errs on the safe side.
-            self.dnsmos_cost.observe(job.dnsmos_audio_s, time.perf_counter() - job.started)
+            # Per clip: each version's DNSMOS has a fixed part (see DnsmosCost), so 20 short versions cost
+            # 20 times it, not what their total audio would as one file.
+            self.dnsmos_cost.observe_clips(job.dnsmos_durations, time.perf_counter() - job.started)
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat("done")
         self._refresh_table()
@@ -647,6 +687,15 @@ class MetricsPanel(QWidget):
         if self._pending is not None:
             with_dnsmos, self._pending = self._pending, None
             self.compute(auto=not with_dnsmos)
+
+    def set_progress_text(self, message: str) -> None:
+        """Show ``message`` in the progress bar, elided in the middle to the bar's width (in full in its
+        tooltip), so the version being measured and the step never run off the bar's edge."""
+        bar = self.progress_bar
+        room = max(bar.contentsRect().width() - 12, 20)
+        text = bar.fontMetrics().elidedText(message, Qt.TextElideMode.ElideMiddle, room)
+        bar.setFormat(text.replace("%", "%%"))
+        bar.setToolTip(message)
 
     def _report(self, message: str) -> None:
         self.status.setText(message)
@@ -744,6 +793,17 @@ class MetricsPanel(QWidget):
             return None
         return (max(vals) if METRIC_SPECS[metric].higher_is_better else min(vals))[1]
 
+    def best_versions(self, metric: str, results: dict[str, Scores] | None = None) -> set[str]:
+        """Names of every version whose ``metric`` equals the best value (ties are all best: the same
+        score shown twice must not read as a win for one of them)."""
+        results = self.results() if results is None else results
+        vals = {name: s.metrics[metric].value for name, s in results.items()
+                if metric in s.metrics and s.metrics[metric].value is not None}
+        if not vals:
+            return set()
+        best = (max if METRIC_SPECS[metric].higher_is_better else min)(vals.values())
+        return {name for name, v in vals.items() if v == best}
+
     def _pending_cell(self, metric: str, version: Version) -> str:
         """Text of a cell without a value: ``…`` while the running job will fill it, else empty."""
         w = self._worker
@@ -753,6 +813,22 @@ class MetricsPanel(QWidget):
         return "…" if any(v is version for v in todo) else ""
 
     def _refresh_table(self) -> None:
+        self._refresh_timer.stop()   # whatever was pending is drawn now
+        self.table.setUpdatesEnabled(False)
+        try:
+            self._fill_table()
+            self._fit_columns()
+        finally:
+            self.table.setUpdatesEnabled(True)
+
+    def _fit_columns(self, columns=None) -> None:
+        """Columns as wide as their contents, at most :data:`MAX_COLUMN_PX`."""
+        for j in (range(self.table.columnCount()) if columns is None else columns):
+            self.table.resizeColumnToContents(j)
+            if self.table.columnWidth(j) > MAX_COLUMN_PX:
+                self.table.setColumnWidth(j, MAX_COLUMN_PX)
+
+    def _fill_table(self) -> None:
         versions = self.versions()
         rows = self.metric_rows()
         results = self.results()
@@ -761,11 +837,12 @@ class MetricsPanel(QWidget):
         self.table.setColumnCount(len(versions))
         self.table.setHorizontalHeaderLabels([v.name for v in versions])
         for j, v in enumerate(versions):
+            self.table.horizontalHeaderItem(j).setToolTip(v.name)
             sc = results.get(v.name)
             if sc is not None and sc.alignment is not None:
                 a = sc.alignment
                 self.table.horizontalHeaderItem(j).setToolTip(
-                    f"aligned to the reference with a lag of {a.lag_samples} samples, correlation "
+                    f"{v.name}: aligned to the reference with a lag of {a.lag_samples} samples, correlation "
                     f"{abs(a.correlation):.2f}")
         labels = []
         for k in rows:
@@ -773,30 +850,46 @@ class MetricsPanel(QWidget):
             unit = f" [{spec.unit}]" if spec.unit and spec.unit != "MOS" else ""
             labels.append(f"{spec.label}{unit} {'↑' if spec.higher_is_better else '↓'}")
         self.table.setVerticalHeaderLabels(labels)
-        bold = QFont()
-        bold.setBold(True)
         for i, k in enumerate(rows):
             spec = METRIC_SPECS[k]
             self.table.verticalHeaderItem(i).setToolTip(spec.description)
-            best = self.best_version(k)
+            best = self.best_versions(k, results) if len(versions) > 1 else set()
             for j, v in enumerate(versions):
-                sc = results.get(v.name)
-                m = sc.metrics.get(k) if sc is not None else None
-                if m is None:
-                    item = QTableWidgetItem(self._pending_cell(k, v))
-                    if not item.text() and k in DNSMOS_METRICS:
-                        item.setToolTip("not measured: press Measure")
-                elif m.value is None:
-                    item = QTableWidgetItem("n/a")
-                    item.setToolTip(m.reason or "not computed")
-                else:
-                    item = QTableWidgetItem(format_value(m.value))
-                    item.setToolTip(f"{m.value!r} {m.unit}".strip())
-                    if v.name == best and len(versions) > 1:
-                        item.setBackground(BEST_BRUSH)
-                        item.setFont(bold)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(i, j, item)
+                self.table.setItem(i, j, self._cell_item(k, v, results, v.name in best))
+
+    def _cell_item(self, metric: str, version: Version, results: dict[str, Scores], best: bool) -> QTableWidgetItem:
+        sc = results.get(version.name)
+        m = sc.metrics.get(metric) if sc is not None else None
+        if m is None:
+            item = QTableWidgetItem(self._pending_cell(metric, version))
+            if not item.text() and metric in DNSMOS_METRICS:
+                item.setToolTip("not measured: press Measure")
+        elif m.value is None:
+            item = QTableWidgetItem("n/a")
+            item.setToolTip(m.reason or "not computed")
+        else:
+            item = QTableWidgetItem(format_value(m.value))
+            item.setToolTip(f"{m.value!r} {m.unit}".strip())
+            if best:
+                bold = QFont()
+                bold.setBold(True)
+                item.setBackground(BEST_BRUSH)
+                item.setFont(bold)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return item
+
+    def _fill_column(self, version: Version) -> None:
+        """Put ``version``'s measured values in its column at once (the best-value marks follow with the
+        next full refresh)."""
+        versions, rows = self.versions(), self.metric_rows()
+        j = next((j for j, v in enumerate(versions) if v is version), None)
+        if j is None or self.table.columnCount() != len(versions) or self.table.rowCount() != len(rows):
+            self._refresh_table()
+            return
+        results = self.results()
+        for i, k in enumerate(rows):
+            self.table.setItem(i, j, self._cell_item(k, version, results, False))
+        self._fit_columns([j])
 
     def table_as_tsv(self) -> str:
         """The table as tab-separated text: header ``metric, unit, direction, <versions>``, full-precision

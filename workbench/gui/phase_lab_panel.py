@@ -43,6 +43,43 @@ def _lab_steps(recording, cfg, reference_path: Path | None, **kwargs):
                                          **kwargs))
 
 
+#: Curve colours of the convergence chart: distinct hues, all light enough to read on its near-black
+#: background (relative luminance above 0.25).
+CHART_COLOURS = ("#ffb000", "#56b4e9", "#5ee08a", "#f0e442", "#ff7a5c", "#e08ee0", "#a0e8ff", "#ffffff")
+CHART_TEXT = "#e6e6e6"
+CHART_GRID = "#808890"
+CHART_LEGEND_FILL = (24, 26, 30, 225)
+
+
+class LogTickAxis(pg.AxisItem):
+    """Axis of a log-mode plot labelled at 1-2-5 steps (0.1, 0.2, 0.5, 1 …), only as many as keep a
+    line of text between labels: pyqtgraph's own log ticks labelled every 0.01 near 0.1 and overlapped."""
+
+    def tickValues(self, minVal, maxVal, size):
+        if not self.logMode or maxVal <= minVal or size <= 0:
+            return super().tickValues(minVal, maxVal, size)
+        gap = self.fontMetrics_height() + 6
+        per_unit = size / (maxVal - minVal)
+        for mantissas in ((1, 2, 5), (1, 3), (1,)):
+            values = [np.log10(m) + e for e in range(int(np.floor(minVal)) - 1, int(np.ceil(maxVal)) + 1)
+                      for m in mantissas]
+            values = [v for v in values if minVal <= v <= maxVal]
+            if len(values) < 2 or min(np.diff(values)) * per_unit >= gap:
+                return [(None, values)]
+        decades = max(1, int(np.ceil(gap / per_unit)))
+        return [(None, [float(e) for e in range(int(np.ceil(minVal)), int(np.floor(maxVal)) + 1)
+                        if e % decades == 0])]
+
+    def fontMetrics_height(self) -> int:  # noqa: N802 - reads like Qt's
+        from PySide6.QtGui import QFontMetrics
+        return QFontMetrics(self.style.get("tickFont") or self.font()).height()
+
+    def tickStrings(self, values, scale, spacing):
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [f"{10.0 ** v:.3g}" for v in values]
+
+
 class PhaseLabPanel(QWidget):
     """Dock panel of the phase lab.
 
@@ -125,14 +162,16 @@ class PhaseLabPanel(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
-        self.chart = pg.PlotWidget()
+        self.chart = pg.PlotWidget(axisItems={"left": LogTickAxis("left")})
         self.chart.setMinimumHeight(110)
         self.chart.setLogMode(y=True)
         self.chart.setLabel("bottom", "iteration")
         self.chart.setLabel("left", "spectral convergence")
-        self.chart.addLegend(offset=(-5, 5))
+        legend = self.chart.addLegend(offset=(-5, 5), labelTextColor=CHART_TEXT)
+        # An opaque box: the curves run behind the legend's upper-right corner.
+        legend.setBrush(pg.mkBrush(CHART_LEGEND_FILL))
+        legend.setPen(pg.mkPen(CHART_GRID))
         self.chart.showGrid(x=True, y=True, alpha=0.3)
-        self.chart.getAxis("left").setStyle(maxTextLevel=0)   # decade labels only
         self.chart.getAxis("left").enableAutoSIPrefix(False)
 
         self.table = QTableWidget(0, 0)
@@ -333,7 +372,8 @@ class PhaseLabPanel(QWidget):
         curves = self.summary.curves if self.summary is not None else []
         for i, c in enumerate(curves):
             sc = np.maximum(np.nan_to_num(np.asarray(c["spectral_convergence"], float), nan=1e-6), 1e-6)
-            pen = pg.mkPen(pg.intColor(i // 2, hues=max(1, (len(curves) + 1) // 2)), width=2,
+            # GLA and fast GLA of one magnitude share a colour (dashed / solid); colours bright on the dark plot.
+            pen = pg.mkPen(CHART_COLOURS[(i // 2) % len(CHART_COLOURS)], width=2,
                            style=Qt.PenStyle.SolidLine if c["momentum"] > 0 else Qt.PenStyle.DashLine)
             inconsistency = c["inconsistency"]
             self.chart.plot(np.arange(len(sc)), sc, pen=pen,
