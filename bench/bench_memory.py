@@ -51,6 +51,7 @@ if mode == "sink":
         run_to_end(enhance(model, source, sink=lambda a, block: out.write(block)))
 else:
     y = run_to_end(enhance(model, source))
+    y = y[0] if y.ndim == 3 else y  # one-shape engines return (outputs, frames, channels)
     sf.write(dst_path, y, source.sample_rate, "FLOAT")
 t2 = time.perf_counter()
 print("RESULT", json.dumps({"load_s": t1 - t0, "run_s": t2 - t1,

@@ -141,12 +141,12 @@ def test_multichannel_and_channel_selection(speech, rng):
     stereo = np.stack([speech, noise, -speech], axis=1)
     model = DelayModel(latency=100)
     out = run_to_end(enhance(model, stereo, 16000))
-    assert out.shape == stereo.shape
-    np.testing.assert_array_equal(out, stereo)
+    assert out.shape == (1, *stereo.shape)  # (n_outputs, frames, channels) for every model
+    np.testing.assert_array_equal(out[0], stereo)
     picked = run_to_end(enhance(model, ArraySource(stereo, 16000), channels=[2, 1]))
-    assert picked.shape == (len(speech), 2)
-    np.testing.assert_array_equal(picked[:, 0], -speech)
-    np.testing.assert_array_equal(picked[:, 1], noise)
+    assert picked.shape == (1, len(speech), 2)
+    np.testing.assert_array_equal(picked[0, :, 0], -speech)
+    np.testing.assert_array_equal(picked[0, :, 1], noise)
     with pytest.raises(ValueError, match="channel 3"):
         run_to_end(enhance(model, stereo, 16000, channels=[3]))
 
@@ -313,7 +313,7 @@ def test_sink_receives_the_array_result_in_bounded_blocks(speech, rng, make):
     model = make()
     whole = enhance_array(model, stereo, 16000, block_s=0.1)
     got, shapes = _sunk(model, stereo, 16000, block_s=0.1)
-    np.testing.assert_array_equal(got, whole)
+    np.testing.assert_array_equal(got[0], whole)
     longest = max(s[-2] for _, s in shapes)
     assert len(shapes) > 10 and longest <= 0.12 * 16000, longest
     assert all(s[-1] == 2 for _, s in shapes)
@@ -328,8 +328,8 @@ def test_sink_for_joint_channels_and_several_outputs(speech):
 
     stereo = np.stack([speech[:20000], speech[:20000] * 0.3], axis=1)
     got, shapes = _sunk(Joint(chunk_s=0.05, overlap_s=0.02), stereo, 16000)
-    np.testing.assert_allclose(got, stereo[:, ::-1] * 0.5, atol=1e-6)
-    assert max(s[0] for _, s in shapes) <= 0.08 * 16000
+    np.testing.assert_allclose(got[0], stereo[:, ::-1] * 0.5, atol=1e-6)
+    assert max(s[1] for _, s in shapes) <= 0.08 * 16000
 
     class TwoOutputs(DelayModel):
         def __init__(self):
@@ -359,6 +359,6 @@ def test_a_long_multichannel_file_leaves_few_decoded_blocks_in_memory(tmp_path, 
     sf.write(path, (0.1 * rng.standard_normal((16000 * 8, 3))).astype(np.float32), 16000)
     source = open_source(path)
     got, shapes = _sunk(DelayModel(), source, 16000, block_s=0.1)   # 80 blocks per channel
-    assert got.shape == (16000 * 8, 3) and len(shapes) >= 70
+    assert got.shape == (1, 16000 * 8, 3) and len(shapes) >= 70
     assert len(source._cache) <= source.cache_blocks
     source.close()

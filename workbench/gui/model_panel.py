@@ -35,15 +35,19 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.enhance.enhancer import Enhancer, EnhancerInfo, with_processing
+from ..core.enhance.registry import model_suffixes
 from ..core.progress import Progress
 from ..core.errors import WorkbenchError
 from ..core.workflows.probes import ProbeReport, format_report, probe
 from ..core.document.recording import Recording
+from ..core.document.version_ops import EnhanceRequest, run_request
 from ..core.document.session import Job, ModelCatalogue, Session
 from .workers import GeneratorWorker
 
 COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
-MODEL_FILE_FILTER = "Models (*.onnx *.pt *.pth *.tar *.ckpt *.jit *.zip *.bin);;All files (*)"
+def model_file_filter() -> str:
+    """The model dialog's filter: every suffix the model loaders declare (asked when the dialog opens)."""
+    return f"Models ({' '.join('*' + s for s in model_suffixes())});;All files (*)"
 
 
 def format_parameters(n: int | None) -> str:
@@ -145,9 +149,13 @@ class ModelPanel(QWidget):
         self.probe_reports: dict[str, ProbeReport] = {}   # spec -> last report
         self._listed = False
         self._list_worker: GeneratorWorker | None = None
+        #: True while the model list is being read (the table shows "Loading models…")
+        self.loading = False
         self._build()
         if list_now:
             self.refresh()
+        else:
+            self._show_loading(True)
 
     # -- construction --------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -253,6 +261,25 @@ class ModelPanel(QWidget):
     @Slot()
     def _on_list_finished(self) -> None:
         self._list_worker = None
+        if not self._listed:   # the listing failed: its error is in the status line
+            self._show_loading(False)
+
+    def _show_loading(self, loading: bool) -> None:
+        """While the model list is read (model metadata on a worker; seconds on a busy machine) the table
+        says so, the bar runs and Enhance says why it waits, instead of an empty table and a grey button."""
+        self.loading = loading
+        if loading:
+            self.table.setRowCount(1)
+            item = QTableWidgetItem("Loading models…")
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            item.setToolTip("Reading the built-in models, plugins and loaded model files")
+            self.table.setItem(0, 0, item)
+            self.progress_bar.setRange(0, 0)   # busy: no known fraction
+            self._set_status("Loading models…")
+            self.enhance_button.setToolTip("Waiting for the model list to load")
+        else:
+            self.progress_bar.setRange(0, 1000)
+            self.enhance_button.setToolTip("Run the selected model on the current recording (adds a version)")
 
     @Slot(object)
     def _on_listed(self, entries) -> None:
@@ -267,6 +294,9 @@ class ModelPanel(QWidget):
 
     def _fill(self, entries) -> None:
         keep = self.selected_spec() if self._listed else None
+        if not self._listed and self.loading:
+            self._show_loading(False)
+            self._set_status("Select a model, then Enhance. Drop model files here to load them.")
         self._listed = True
         self._specs, self._infos = [], []
         for entry in entries:
@@ -382,7 +412,7 @@ class ModelPanel(QWidget):
         return self._kind or None
 
     def _ask_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load model file", self.dialog_folder(), MODEL_FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Load model file", self.dialog_folder(), model_file_filter())
         if path:
             self.load_path(path)
 
@@ -460,7 +490,8 @@ class ModelPanel(QWidget):
             self._running_enhancer = enhancer  # Cancel interrupts it (isolated model files)
             yield Progress(0.0, f"{enhancer.info.name}: loaded")
             t0 = time.perf_counter()
-            versions = yield from rec.enhance(enhancer, channels, spec=spec)
+            request = EnhanceRequest(spec=spec, channels=None if channels is None else tuple(channels))
+            versions = yield from run_request(rec, enhancer, request)
             return enhancer, versions, time.perf_counter() - t0
 
         gen = load_and_enhance()

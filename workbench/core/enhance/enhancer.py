@@ -36,7 +36,7 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 import soxr
 
-from ..audio.audio_io import AudioSource, ArraySource
+from ..audio.audio_io import ArraySource, AudioSource, resample
 from ..errors import ModelError, WorkbenchError, one_line
 from ..progress import Progress, run_to_end
 
@@ -368,10 +368,10 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
         x = np.asarray(read(lo, hi), np.float32)
         if x.ndim != 2 or not getattr(enhancer, "channels_as_outputs", False):
             x = x.reshape(-1)
-        xn = soxr.resample(x, rate_in, rate).astype(np.float32) if rate != rate_in else x
+        xn = resample(x, rate_in, rate)
         yn = _check_block(enhancer, enhancer.process_offline(xn), len(xn))
         # yn: (k, native frames); soxr resamples all outputs at once as (frames, k)
-        y = soxr.resample(np.ascontiguousarray(yn.T), rate, rate_in).astype(np.float32).T if rate != rate_in else yn
+        y = resample(np.ascontiguousarray(yn.T), rate, rate_in).T if rate != rate_in else yn
         if y.shape[1] < hi - lo:
             y = np.concatenate([y, np.zeros((y.shape[0], hi - lo - y.shape[1]), np.float32)], axis=1)
         y = y[:, :hi - lo]
@@ -412,24 +412,27 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
             sink: Callable[[int, np.ndarray], None] | None = None) -> Generator[Progress, None, np.ndarray | None]:
     """Run ``enhancer`` over every selected channel; a generator that yields :class:`Progress`.
 
+    The one shape for every model, as a source-separation toolkit returns ``(batch, n_src, time)``: the
+    result is always ``(len(info.outputs), frames, len(channels))``, so a caller never branches on the
+    number of outputs (a single-output model gives ``(1, frames, channels)``).
+
     Args:
         audio: ``(frames,)``/``(frames, channels)`` float array at ``sample_rate``, or an AudioSource.
         channels: indices to process (default all); the output has one column per selected channel.
         block_s: streaming read size in seconds.
-        out: optional preallocated float32 array of the result's shape (e.g. a memmap).
+        out: optional preallocated float32 array ``(n_outputs, frames, len(channels))`` (e.g. a memmap).
         processing: ``"streaming"`` or ``"offline"`` to choose among the model's paths (see
             :func:`with_processing`); ``None``: its default, or ``long_file_processing`` for long inputs.
         sink: instead of a result array, ``sink(first_frame, block)`` receives the output in order as it
-            becomes final: ``block`` is ``(m, len(channels))`` float32 (``(len(outputs), m, len(channels))``
-            for a multi-output model), consecutive blocks, every frame once. The channels run side by side,
+            becomes final: ``block`` is ``(len(info.outputs), m, len(channels))`` float32, consecutive
+            blocks, every frame once. The channels run side by side,
             so with a file source and a streaming or state-carrying path (:meth:`Enhancer.new_offline_stream`)
             memory stays that of a few blocks however long the file is; chunked offline paths hold one
             chunk per channel.
 
     Returns (as the generator's return value):
-        float32 ``(frames, len(channels))`` at the input rate, same length, latency removed — or, for a
-        model with several ``info.outputs``, ``(len(outputs), frames, len(channels))`` (output-major, in
-        ``info.outputs`` order). :func:`enhance_outputs` gives a name -> array dict for any model.
+        float32 ``(len(info.outputs), frames, len(channels))`` at the input rate, same length, latency
+        removed, outputs in ``info.outputs`` order. :func:`enhance_outputs` gives a name -> array dict.
         ``None`` when a ``sink`` received the output.
 
     Raises:
@@ -449,12 +452,16 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     n = source.frames
     hook = getattr(enhancer, "enhance_source", None)
     if hook is not None:  # a chain of models: each step goes through this engine
-        whole = out if out is not None else np.zeros((n, len(chans)), np.float32)
-        result = yield from hook(source, chans, whole)
+        shape = (1, n, len(chans))
+        if out is None:
+            out = np.zeros(shape, np.float32)
+        elif tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
+        yield from hook(source, chans, out[0])
         if sink is None:
-            return result
+            return out
         for a in range(0, n, _CHECK_PIECE):
-            sink(a, result[a:a + _CHECK_PIECE])
+            sink(a, out[:, a:a + _CHECK_PIECE])
         return None
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(rate_in)
@@ -465,7 +472,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         enhancer = with_processing(enhancer, enhancer.long_file_processing)
     info = enhancer.info
     k = info.n_outputs
-    shape = (n, len(chans)) if k == 1 else (k, n, len(chans))
+    shape = (k, n, len(chans))
     if sink is None:
         if out is None:
             out = np.zeros(shape, np.float32)
@@ -480,9 +487,9 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
 
         def write_joint(a: int, y: np.ndarray) -> None:  # y: (channels, m)
             if sink is not None:
-                sink(a, y.T)
+                sink(a, y.T[None])
             else:
-                out[a:a + y.shape[1]] = y.T
+                out[0, a:a + y.shape[1]] = y.T
         runs = [_run_offline(joint, lambda a, b: source.read(a, b)[:, chans], n, rate_in, write_joint)]
         labels = [f"{info.name}: {len(chans)} channels jointly"]
         yield from _drive(info, runs, labels)
@@ -493,10 +500,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     def writer(j: int) -> Writer:
         if sink is None:
             def write(a: int, y: np.ndarray) -> None:
-                if k == 1:
-                    out[a:a + y.shape[1], j] = y[0]
-                else:
-                    out[:, a:a + y.shape[1], j] = y
+                out[:, a:a + y.shape[1], j] = y
             return write
 
         def queue(a: int, y: np.ndarray) -> None:
@@ -515,7 +519,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
             cols.append(y[:, :ready])
             q[:] = [y[:, ready:]] if y.shape[1] > ready else []
         block = np.stack(cols, axis=-1)  # (k, ready, channels)
-        sink(emitted, block[0] if k == 1 else block)
+        sink(emitted, block)
         emitted += ready
 
     runs = []
@@ -566,13 +570,17 @@ def enhance_outputs(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_
     """:func:`enhance`, returning ``{output name: (frames, len(channels)) float32}`` for any model
     (one entry, ``"enhanced"`` by default, for single-output models)."""
     result = yield from enhance(enhancer, audio, sample_rate, **kwargs)
-    names = enhancer.info.outputs
-    if len(names) == 1:
-        return {names[0]: result}
-    return {name: result[i] for i, name in enumerate(names)}
+    return {name: result[i] for i, name in enumerate(enhancer.info.outputs)}
 
 
 def enhance_array(enhancer: Enhancer, audio: np.ndarray, sample_rate: int, **kwargs) -> np.ndarray:
-    """Blocking convenience wrapper of :func:`enhance`; returns the same shape kind as ``audio``."""
-    result = run_to_end(enhance(enhancer, audio, sample_rate, **kwargs))
+    """Blocking :func:`enhance` of a single-output model, shaped like ``audio`` (``(n,)`` or ``(n, ch)``).
+
+    Raises:
+        ValueError: the model has several outputs (use :func:`enhance` or :func:`enhance_outputs`).
+    """
+    if enhancer.info.n_outputs != 1:
+        raise ValueError(f"model {enhancer.info.id!r} has outputs {', '.join(enhancer.info.outputs)}; "
+                         "enhance_array is for single-output models")
+    result = run_to_end(enhance(enhancer, audio, sample_rate, **kwargs))[0]
     return result[:, 0] if np.asarray(audio).ndim == 1 else result
