@@ -31,7 +31,7 @@ from __future__ import annotations
 from abc import ABC
 import copy
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Generator, Iterable, Sequence
+from typing import Callable, Generator, Sequence
 
 import numpy as np
 import soxr
