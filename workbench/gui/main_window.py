@@ -1042,6 +1042,8 @@ class MainWindow(QMainWindow):
             return None if self._loop_region is None else list(self._loop_region)
 
         def loop_restore(value) -> None:
+            if isinstance(value, dict):  # the object form a session may store: {"start_s", "end_s"}
+                value = [value["start_s"], value["end_s"]]
             if value and self.document.recording is not None:
                 self.transport.set_loop(float(value[0]), float(value[1]))
 
@@ -1050,7 +1052,7 @@ class MainWindow(QMainWindow):
         self.session.add_state_provider("loop", loop_get, loop_restore)
 
         def blind_restore(value) -> None:
-            self.transport.blind_results = [dict(r) for r in (value or [])]
+            self.transport.blind_results = [dict(r) for r in value] if isinstance(value, list) else []
         self.session.add_state_provider("blind_test", lambda: list(self.transport.blind_results), blind_restore)
 
     #: the progress dialog of a job :func:`~workbench.gui.workers.run_with_progress` waits for (or None)
@@ -1093,7 +1095,10 @@ class MainWindow(QMainWindow):
         is not a session is reported and leaves the window as it was; unsaved results are asked about
         first, as on Quit."""
         try:
-            saved_recordings = len(read_session_file(path).get("recordings") or [])
+            # Read and checked in full (every field, every type and range) before anything open is closed:
+            # a session that cannot be opened leaves the window as it was.
+            doc = read_session_file(path)
+            saved_recordings = len(doc.get("recordings") or [])
         except WorkbenchError as exc:
             self.error_reporter("Open session", str(exc))
             return False
@@ -1106,7 +1111,8 @@ class MainWindow(QMainWindow):
             self.document.close(rec)
         # Hashing sources and reading version audio run on a worker (the session's notifications reach
         # the panes as queued signals); the view state is restored below, on the GUI thread.
-        worker = run_with_progress(self, "Opening session", open_session, path, self.session, restore_state=False)
+        worker = run_with_progress(self, "Opening session", open_session, path, self.session, restore_state=False,
+                                   doc=doc)
         if worker.outcome == "failed":
             exc = worker.error
             self.error_reporter("Open session", str(exc) if isinstance(exc, WorkbenchError)
@@ -1125,7 +1131,10 @@ class MainWindow(QMainWindow):
         providers = self.session.state_providers()
         for key, (_get, restore) in providers.items():  # now that the current recording is shown
             if self.session.view_state.get(key) is not None:
-                restore(self.session.view_state[key])
+                try:
+                    restore(self.session.view_state[key])
+                except (WorkbenchError, ValueError, TypeError, KeyError, IndexError) as exc:
+                    problems = [*problems, f"{path}: view_state.{key}: not restored ({exc})"]
         self.session_problems = problems
         if problems:
             self.error_reporter("Open session", "\n".join(problems))
