@@ -152,8 +152,7 @@ def parse_json(text: str, where: str | os.PathLike, *, max_depth: int = MAX_DEPT
     try:
         doc = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise JsonFileError(f"{where}: not a {what} (invalid JSON at line {exc.lineno}, column "
-                            f"{exc.colno}: {exc.msg})") from None
+        raise JsonFileError(f"{where}: not a {what} (invalid JSON at line {exc.lineno})") from None
     except ValueError as exc:
         raise JsonFileError(f"{where}: not a {what} ({exc})") from None
     except RecursionError:
