@@ -915,6 +915,11 @@ def _describe_write_error(path: Path, exc: BaseException) -> str:
     return text
 
 
+def describe_os_error(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why writing ``path`` failed, in a person's words ("No space left on the drive", "permission denied" ...)."""
+    return _describe_write_error(Path(path), exc)
+
+
 def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
                        subtype: str = "PCM_16", format: str | None = None, overwrite: bool = False,
                        protect: tuple[str | os.PathLike, ...] = (), comment: str | None = None) -> Path:
