@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 
 from workbench.cli import main
-from workbench.core.batch import manifest as manifest_mod
-from workbench.core.batch.manifest import Manifest, read_manifest
+from workbench.core.workflows.batch import manifest as manifest_mod
+from workbench.core.workflows.batch.manifest import Manifest, read_manifest
 from workbench.core.errors import WorkbenchError
 
 

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core import session_file
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
-from workbench.core.session import Session
-from workbench.core.session_file import SessionFileError, audio_folder, open_session_now, read_session_file, \
+from workbench.core.document import session_file
+from workbench.core.document.session import Session
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
+from workbench.core.document.session_file import SessionFileError, audio_folder, open_session_now, read_session_file, \
     save_session_now
 
 
