@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import secrets
+import signal
+import stat
 import struct
 import sys
 import threading
@@ -817,6 +820,97 @@ def clip_for_subtype(audio: np.ndarray, subtype: str) -> tuple[np.ndarray, int]:
     return (np.clip(audio, -1.0, 1.0) if n else audio), n
 
 
+#: The atomic writer's temporary name: ``.<final name>.<pid of the writer>.<8 hex digits>.part``.
+TEMP_NAME_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.part$")
+
+#: Temporary files being written by this process right now (removed by the signal handler on SIGTERM).
+_LIVE_TEMPS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+#: Folders whose stale temporary files this process has swept already (once per folder per process).
+_SWEPT: set[str] = set()
+_PREVIOUS_HANDLERS: dict[int, object] = {}
+
+
+def remove_live_temp_files() -> None:
+    """Delete the temporary files this process is writing now (called from a signal handler: no lock, no
+    allocation beyond the copy of a small set)."""
+    for p in list(_LIVE_TEMPS):
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
+def _on_terminate(signum, frame) -> None:
+    """SIGTERM (and SIGINT where Python's handler is not installed): remove the temporary files being written,
+    then do what would have happened without us (the previous handler, or die by the same signal)."""
+    remove_live_temp_files()
+    previous = _PREVIOUS_HANDLERS.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+        return
+    if previous == signal.SIG_IGN:
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _guard_signals() -> None:
+    """Install :func:`_on_terminate` (chained to what was there) once, from the main thread (only it may)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            current = signal.getsignal(signum)
+        except (ValueError, OSError):
+            continue
+        if current is _on_terminate or (signum == signal.SIGINT and current is signal.default_int_handler):
+            continue  # Ctrl-C raises KeyboardInterrupt, which unwinds the writer and removes its file
+        _PREVIOUS_HANDLERS[signum] = current
+        try:
+            signal.signal(signum, _on_terminate)
+        except (ValueError, OSError):
+            pass
+
+
+def sweep_stale_temp_files(folder: str | os.PathLike, *, force: bool = False) -> int:
+    """Delete the atomic writer's temporary files in ``folder`` whose writing process is gone (a run killed
+    with SIGKILL, a power cut): only regular files with its name pattern and the pid of a dead process.
+    Done once per folder per process unless ``force``; returns how many were removed."""
+    folder = os.fspath(folder) or "."
+    key = os.path.abspath(folder)
+    if key in _SWEPT and not force:
+        return 0
+    _SWEPT.add(key)
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        m = TEMP_NAME_RE.match(entry)
+        if not m:
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid() or pid <= 0:
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # that writer is still alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, OSError):
+            continue
+        full = os.path.join(folder, entry)
+        try:
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                os.unlink(full)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def temp_file_beside(path: Path) -> Path:
     """Create an empty, exclusive temporary file next to ``path`` with umask-respecting permissions.
 
@@ -858,6 +952,9 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     The body writes the complete file to the temporary path. On success it is flushed to disk and
     renamed over ``path`` in one step, so the final name only ever holds a complete file; on any
     failure (an exception, a full disk) the temporary file is removed and ``path`` is left as it was.
+    SIGTERM (and SIGINT) while writing removes it too (the handler is chained to whatever was installed);
+    what SIGKILL leaves (``.<name>.<pid>.<hex>.part`` of a dead pid) is swept the next time this process
+    writes into that folder (:func:`sweep_stale_temp_files`).
 
     Raises:
         WorkbenchError: ``path`` is refused by :func:`workbench.core.audio.outputs.check_output_target`
@@ -867,10 +964,14 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     """
     path = check_output_target(path, inputs=protect, overwrite=overwrite)
     ensure_folder(path.parent)
+    sweep_stale_temp_files(path.parent)
+    _guard_signals()
     try:
         tmp = temp_file_beside(path)
     except OSError as exc:
         raise WorkbenchError(f"{path}: could not be written ({exc.strerror or exc})") from None
+    with _LIVE_LOCK:
+        _LIVE_TEMPS.add(os.fspath(tmp))
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -886,6 +987,9 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
         if isinstance(exc, (sf.LibsndfileError, OSError, ValueError, TypeError)):
             raise WorkbenchError(f"{path}: could not be written ({_describe_write_error(path, exc)})") from None
         raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE_TEMPS.discard(os.fspath(tmp))
 
 
 def _describe_write_error(path: Path, exc: BaseException) -> str:
