@@ -31,6 +31,8 @@
 
 from __future__ import annotations
 
+from .numbers import number
+
 import sys
 from pathlib import Path
 
@@ -67,26 +69,26 @@ def add_parser(sub) -> None:
                    help="output container: WAV (default) lets the output's suffix decide (.wav .flac .aiff .ogg .mp3 .opus); "
                         "MP3/OGG/OPUS force a lossy one (written in blocks); WAV files carry the provenance tag")
     add_editing_options(p)
-    p.add_argument("--atten-lim-db", type=float, metavar="DB",
+    p.add_argument("--atten-lim-db", type=number("--atten-lim-db", 0.0, 200.0, "dB"), metavar="DB",
                    help="the model's own attenuation limit where it has one (DeepFilterNet's atten_lim)")
 
 
 def add_editing_options(p) -> None:
     """The editor's options shared by ``workbench enhance`` and ``workbench batch enhance``: lossy
     quality, loudness, strength (``--mix``/``--limit-db``), regions and the noise profile."""
-    p.add_argument("--quality", type=float, metavar="Q", help="MP3/OGG/OPUS quality 0..1 (1 = best, highest bitrate)")
-    p.add_argument("--loudness", type=float, metavar="LUFS", help="normalise to this BS.1770 loudness (e.g. -16)")
-    p.add_argument("--true-peak", type=float, default=-1.0, metavar="DBTP",
+    p.add_argument("--quality", type=number("--quality", 0.0, 1.0), metavar="Q", help="MP3/OGG/OPUS quality 0..1 (1 = best, highest bitrate)")
+    p.add_argument("--loudness", type=number("--loudness", -100.0, 0.0, "LUFS"), metavar="LUFS", help="normalise to this BS.1770 loudness (e.g. -16)")
+    p.add_argument("--true-peak", type=number("--true-peak", -100.0, 0.0, "dBTP"), default=-1.0, metavar="DBTP",
                    help="true-peak ceiling for --loudness (default -1 dBTP)")
     strength = p.add_mutually_exclusive_group()
-    strength.add_argument("--mix", type=float, metavar="A",
+    strength.add_argument("--mix", type=number("--mix", 0.0, 1.0), metavar="A",
                           help="wet share 0..1 (1 = model output, 0 = original): out = A*enhanced + (1-A)*original")
-    strength.add_argument("--limit-db", type=float, metavar="DB",
+    strength.add_argument("--limit-db", type=number("--limit-db", 0.0, 1000.0, "dB", allow_inf=True), metavar="DB",
                           help="most the mix removes, dB: out = enhanced + 10^(-DB/20)*(original - enhanced)")
     p.add_argument("--region", action="append", metavar="START:END",
                    help="enhance only this span in seconds (repeatable); the rest stays bit-identical")
-    p.add_argument("--context-s", type=float, default=1.0, help="model context around each region (default 1 s)")
-    p.add_argument("--crossfade-ms", type=float, default=20.0, help="region splice crossfade (default 20 ms)")
+    p.add_argument("--context-s", type=number("--context-s", 0.0, 3600.0, "s"), default=1.0, help="model context around each region (default 1 s)")
+    p.add_argument("--crossfade-ms", type=number("--crossfade-ms", 0.0, 60000.0, "ms"), default=20.0, help="region splice crossfade (default 20 ms)")
     p.add_argument("--noise-profile", metavar="START:END",
                    help="noise-only span whose mean power spectrum classical enhancers use as noise estimate")
 
