@@ -57,8 +57,8 @@ OPTIONS = [
     (["phase-lab", "{wav}", "-o", "{out}", "--n-fft", "big"], "--n-fft"),
     (["phase-lab", "{wav}", "-o", "{out}", "--gla-iters", "99999999999"], "--gla-iters"),
     (["phase-lab", "{wav}", "-o", "{out}", "--irm-beta", "inf"], "--irm-beta"),
-    (["analyze", "{wav}", "-o", "{out}", "--floor-db", "1e308"], "--floor-db"),
-    (["analyze", "{wav}", "-o", "{out}", "--compression", "0"], "--compression"),
+    (["analyze", "{wav}", "--png", "{out}.png", "--floor-db", "1e308"], "--floor-db"),
+    (["analyze", "{wav}", "--png", "{out}.png", "--compression", "0"], "--compression"),
     (["batch", "enhance", "{wav}", "-m", "wiener", "-o", "{out}", "--workers", "-3"], "--workers"),
     (["probe", "wiener", "--runs", "0"], "--runs"),
 ]

@@ -96,7 +96,7 @@ def run(args) -> int:
     from ..core.progress import run_to_end
     from ..core.workflows.export import file_tag
     from ..core.workflows.phaselab import (MaskParams, PhaseLabError, convergence_lines, format_rows, render_figure,
-                                 rows_csv, run_lab, score_rows, LabRow)
+                                 load_reference, rows_csv, run_lab, score_rows, LabRow)
     from ..core.enhance.registry import load_enhancer
     from ..core.views.stft import StftConfig
 
@@ -117,9 +117,7 @@ def run(args) -> int:
     clean = clean_rate = None
     if args.clean:
         clean_path = Path(args.clean)
-        clean_audio, clean_info = load_audio(clean_path)
-        clean = clean_audio.mean(axis=1) if clean_audio.ndim == 2 else clean_audio
-        clean_rate = clean_info.sample_rate
+        clean, clean_rate = load_reference(clean_path, info.duration_s)
         inputs.append(clean_path)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():

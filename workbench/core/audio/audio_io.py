@@ -111,11 +111,18 @@ def _parse_wav_header(fh, size: int) -> _HeaderFacts:
     endian = "<" if little else ">"
     facts = {"container": "WAV"}
     block_align = 0
+    rf64_data_bytes = None  # RF64 keeps the real data size in its ds64 chunk (the data chunk says 0xFFFFFFFF)
     while True:
         chunk = fh.read(8)
         if len(chunk) < 8:
             break
         cid, csize = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
+        if cid == b"ds64" and head[:4] == b"RF64":
+            body = fh.read(min(csize, 28))
+            if len(body) >= 16:
+                rf64_data_bytes = struct.unpack("<Q", body[8:16])[0]
+            fh.seek(csize - len(body) + (csize & 1), os.SEEK_CUR)
+            continue
         if cid == b"fmt ":
             body = fh.read(min(csize, 40))
             if len(body) >= _FMT_MIN_BYTES:
@@ -130,6 +137,9 @@ def _parse_wav_header(fh, size: int) -> _HeaderFacts:
                 # 0 and 0xFFFFFFFF are what streaming writers leave for "size unknown"; not a truncation.
                 if csize not in (0, 0xFFFFFFFF) and head[:4] != b"RF64":
                     facts["declared_frames"] = csize // block_align
+                elif head[:4] == b"RF64" and rf64_data_bytes not in (None, 0, 0xFFFFFFFFFFFFFFFF):
+                    # The same check as WAV's, on the 64-bit size: a header may not promise more than is there.
+                    facts["declared_frames"] = (csize if csize != 0xFFFFFFFF else rf64_data_bytes) // block_align
             break
         fh.seek(csize + (csize & 1), os.SEEK_CUR)
     return _HeaderFacts(**facts)
