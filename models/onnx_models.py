@@ -34,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.jsonfile import JsonFileError, read_text
 from workbench.core.errors import ModelError
 from workbench.core.threads import threads_from_env
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
@@ -218,6 +219,10 @@ def _type_problem(key: str, value) -> str | None:
     return f"{key} must be {words}, not the {_TYPE_WORDS.get(type(value), type(value).__name__)} {value!r}"[:200]
 
 
+#: A model card is a few hundred bytes; anything over this is not one.
+CARD_MAX_BYTES = 1 << 20
+
+
 @dataclass
 class ModelCard:
     """What a spectral or streaming graph expects, when its signature alone does not say.
@@ -301,8 +306,11 @@ class ModelCard:
     def read(cls, path: str | Path) -> "ModelCard":
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # A card is read like every non-audio file: regular files only (a FIFO never blocks), size capped.
+            text = read_text(path, max_bytes=CARD_MAX_BYTES, what="model card")
             data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        except JsonFileError as exc:
+            raise ModelError(str(exc)) from None
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"{path}: cannot read this model card: {first[:200]}") from None

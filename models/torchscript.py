@@ -51,11 +51,11 @@ def scan_torchscript(path: Path) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelError(f"{path}: not a TorchScript archive ({exc})") from None
+        raise ModelError(f"{path}: cannot be loaded as a TorchScript module (not a zip archive: {exc})") from None
     with archive:
         code = [i for i in archive.infolist() if "/code/" in f"/{i.filename}" and i.filename.endswith(".py")]
         if not code:
-            raise ModelError(f"{path}: not a TorchScript archive (it holds no code/ entries)")
+            raise ModelError(f"{path}: cannot be loaded as a TorchScript module (the archive holds no code/ entries)")
         for info in code:
             if info.file_size > _MAX_CODE_BYTES:
                 raise ModelError(f"{path}: code entry {info.filename} is {info.file_size} bytes; refused")

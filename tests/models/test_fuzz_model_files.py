@@ -150,3 +150,28 @@ def _identity_onnx(path):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, None])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_a_model_card_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+    import threading
+
+    from workbench_models.onnx_models import ModelCard
+
+    card = tmp_path / "m.onnx.toml"
+    os.mkfifo(card)
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("e", _raises(ModelCard.read, card)), daemon=True)
+    t.start()
+    t.join(10)
+    if t.is_alive():
+        os.close(os.open(card, os.O_WRONLY | os.O_NONBLOCK))
+    assert not t.is_alive() and isinstance(box["e"], ModelError) and "named pipe" in str(box["e"])
+
+
+def _raises(fn, *args):
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - handed back to the test
+        return exc
+    return None
