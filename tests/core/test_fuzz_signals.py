@@ -94,3 +94,11 @@ def test_a_batch_worker_told_to_stop_ends_quietly_and_removes_its_temporary_file
 def test_live_temp_files_are_forgotten_after_the_write(tmp_path):
     write_audio_atomic(tmp_path / "a.wav", np.zeros(16, np.float32), 16000)
     assert not audio_io._LIVE_TEMPS
+
+
+def test_signal_handlers_are_as_before_once_the_write_is_done(tmp_path):
+    import signal as sig
+
+    before = sig.getsignal(sig.SIGTERM), sig.getsignal(sig.SIGINT)
+    write_audio_atomic(tmp_path / "b.wav", np.zeros(16, np.float32), 16000)
+    assert (sig.getsignal(sig.SIGTERM), sig.getsignal(sig.SIGINT)) == before

@@ -865,22 +865,43 @@ def _on_terminate(signum, frame) -> None:
     os.kill(os.getpid(), signum)
 
 
-def _guard_signals() -> None:
-    """Install :func:`_on_terminate` (chained to what was there) once, from the main thread (only it may)."""
+_GUARD_DEPTH = 0
+
+
+@contextlib.contextmanager
+def _temp_files_removed_on_signal() -> Iterator[None]:
+    """While the main thread writes, SIGTERM (and SIGINT where Python's Ctrl-C handler is not installed) runs
+    :func:`_on_terminate`, chained to what was installed; the previous handlers come back afterwards, so a
+    program that is not writing reacts to signals exactly as before (a Qt event loop, for instance, would
+    otherwise wait for Python code to run before a Python handler could end it). Other threads cannot set
+    handlers: what they leave is swept later."""
+    global _GUARD_DEPTH
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            current = signal.getsignal(signum)
-        except (ValueError, OSError):
-            continue
-        if current is _on_terminate or (signum == signal.SIGINT and current is signal.default_int_handler):
-            continue  # Ctrl-C raises KeyboardInterrupt, which unwinds the writer and removes its file
-        _PREVIOUS_HANDLERS[signum] = current
-        try:
-            signal.signal(signum, _on_terminate)
-        except (ValueError, OSError):
-            pass
+    installed: dict[int, object] = {}
+    if _GUARD_DEPTH == 0:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                current = signal.getsignal(signum)
+                if current is _on_terminate or current is None or (
+                        signum == signal.SIGINT and current is signal.default_int_handler):
+                    continue  # Ctrl-C raises KeyboardInterrupt, which unwinds the writer and removes its file
+                _PREVIOUS_HANDLERS[signum] = current
+                signal.signal(signum, _on_terminate)
+                installed[signum] = current
+            except (ValueError, OSError):
+                continue
+    _GUARD_DEPTH += 1
+    try:
+        yield
+    finally:
+        _GUARD_DEPTH -= 1
+        for signum, previous in installed.items():
+            try:
+                signal.signal(signum, previous)
+            except (ValueError, OSError, TypeError):
+                pass
 
 
 def sweep_stale_temp_files(folder: str | os.PathLike, *, force: bool = False) -> int:
@@ -962,7 +983,8 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     The body writes the complete file to the temporary path. On success it is flushed to disk and
     renamed over ``path`` in one step, so the final name only ever holds a complete file; on any
     failure (an exception, a full disk) the temporary file is removed and ``path`` is left as it was.
-    SIGTERM (and SIGINT) while writing removes it too (the handler is chained to whatever was installed);
+    SIGTERM (and SIGINT) while the main thread writes removes it too (a handler chained to whatever was
+    installed, for the duration of the write);
     what SIGKILL leaves (``.<name>.<pid>.<hex>.part`` of a dead pid) is swept the next time this process
     writes into that folder (:func:`sweep_stale_temp_files`).
 
@@ -975,13 +997,17 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     path = check_output_target(path, inputs=protect, overwrite=overwrite)
     ensure_folder(path.parent)
     sweep_stale_temp_files(path.parent)
-    _guard_signals()
-    try:
-        tmp = temp_file_beside(path)
-    except OSError as exc:
-        raise WorkbenchError(f"{path}: could not be written ({exc.strerror or exc})") from None
-    with _LIVE_LOCK:
-        _LIVE_TEMPS.add(os.fspath(tmp))
+    with _temp_files_removed_on_signal():
+        try:
+            tmp = temp_file_beside(path)
+        except OSError as exc:
+            raise WorkbenchError(f"{path}: could not be written ({exc.strerror or exc})") from None
+        with _LIVE_LOCK:
+            _LIVE_TEMPS.add(os.fspath(tmp))
+        yield from _write_then_rename(path, tmp, protect, overwrite)
+
+
+def _write_then_rename(path: Path, tmp: Path, protect, overwrite: bool) -> Iterator[Path]:
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
