@@ -149,6 +149,8 @@ WRONG = [
     ("view_state.window.channel", "left"), ("view_state.window.view_range_s", [0, "a"]),
     ("view_state.loop", [0, "a"]), ("view_state.loop", [3, 1]), ("view_state.loop", "all"),
     ("view_state.blind_test", "x"),
+    ("workspace", "x"), ("workspace", {"loop_s": [0, "a"]}), ("workspace", {"repair_box": [0, 1e308, 0, 100]}),
+    ("workspace", {"stft": {"n_fft": "big"}}), ("workspace", {"channel": -1}),
 ]
 
 

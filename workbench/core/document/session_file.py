@@ -59,12 +59,13 @@ from ..enhance.enhancer import EnhancerInfo
 from ..progress import Progress, run_to_end
 from ..errors import AudioFileError, WorkbenchError
 from ..jsonfile import JsonFileError, SchemaError, load_json
-from .session_schema import FORMAT, FORMAT_VERSION, check_session
+from .session_schema import FORMAT, check_session
 from ..enhance.editing import Strength
 from ..provenance import Provenance, VersionKind
 from .recording import Recording, Version, file_sha256
 from .session import Session
 
+FORMAT_VERSION = 1
 SUFFIX = ".session.json"
 
 
@@ -269,7 +270,7 @@ def read_session_file(path: str | Path) -> dict:
     path = Path(path)
     try:
         doc = load_json(path, max_bytes=MAX_SESSION_BYTES, what="session file")
-        return check_session(doc, path)
+        return check_session(doc, path, newest=FORMAT_VERSION)
     except (JsonFileError, SchemaError) as exc:
         raise SessionFileError(str(exc)) from None
 

@@ -157,6 +157,33 @@ LOOP = OneOf(Null(), List(_seconds, length=2, convert=_ordered_pair),
 
 BLIND_TEST = OneOf(Null(), List(Obj(), max_len=100_000), Obj())
 
+def _box_rule(values: list) -> list:
+    if not (values[0] < values[1] and values[2] < values[3]):
+        raise ValueError("a repair box needs t0 < t1 and f0 < f1")
+    return values
+
+
+_pair_s = OneOf(Null(), List(_seconds, length=2, convert=_ordered_pair))
+
+#: The window's model stored by later format versions (``workspace``): the fields whose type is fixed are
+#: checked here; the rest is kept for the workspace's own reader.
+WORKSPACE = Obj({
+    "version": Optional(Str(max_len=512)),
+    "channel": Optional(Int(0, MAX_CHANNELS - 1)),
+    "view_range_s": Optional(List(Num(-1e9, 1e9, "s"), length=2)),
+    "freq_range_hz": Optional(List(Num(0.0, 1e7, "Hz"), length=2)),
+    "display": Optional(DISPLAY.keys["display"]),
+    "stft": Optional(DISPLAY.keys["stft"]),
+    "loop_s": _pair_s,
+    "selection_s": _pair_s,
+    "repair_box": Optional(List(Num(-1e7, 1e7), length=4, convert=_box_rule)),
+    "metric_settings": Optional(Obj()),
+    "blind_test": BLIND_TEST,
+    "window": Optional(Obj()),
+    "measurements": Optional(List(Obj(), max_len=1_000_000)),
+    "phase_lab": Optional(Obj()),
+})
+
 #: view-state key -> its schema (keys not listed here are kept unchecked for the feature that owns them).
 VIEW_STATE: dict[str, Schema] = {"display": Optional(DISPLAY), "window": Optional(WINDOW), "loop": LOOP,
                                  "blind_test": BLIND_TEST}
@@ -175,19 +202,21 @@ def session_schema() -> Obj:
         "current": Optional(Int(0, MAX_RECORDINGS - 1)),
         "recordings": Optional(List(RECORDING, max_len=MAX_RECORDINGS)),
         "view_state": Optional(Obj(dict(VIEW_STATE))),
+        "workspace": Optional(WORKSPACE),
     })
 
 
-def check_session(doc: Any, file) -> dict:
+def check_session(doc: Any, file, newest: int = FORMAT_VERSION) -> dict:
     """The checked session document; raises :class:`SchemaError` (one line: file, field, problem).
 
-    A file of another format or a newer format version is named as such before any field is checked."""
+    A file of another format or a format version newer than ``newest`` (the writer's) is named as such
+    before any field is checked."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SchemaError(file, "format", "not a workbench session file")
     version = doc.get("format_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > newest:
         raise SchemaError(file, "format_version", f"written by a newer workbench (format {version}; this one "
-                                                  f"reads {FORMAT_VERSION})")
+                                                  f"reads {newest})")
     out = check(doc, session_schema(), file)
     for ri, rec in enumerate(out.get("recordings") or []):
         for vi, item in enumerate(rec.get("versions") or []):
