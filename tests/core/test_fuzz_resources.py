@@ -14,7 +14,6 @@ import soundfile as sf
 from workbench.cli import main
 from workbench.core.audio.audio_io import read_info
 from workbench.core.errors import AudioFileError, WorkbenchError
-from workbench.core.workflows.phaselab import load_reference
 
 
 def _rf64(path, channels, declared_frames, real_frames, bps=2):
@@ -53,6 +52,8 @@ def _sparse_pcm16(path, frames, rate=16000):
 
 
 def test_an_hour_long_reference_for_a_short_recording_is_refused_before_it_is_read(tmp_path):
+    from workbench.core.workflows.phaselab import load_reference
+
     ref = tmp_path / "hour.wav"
     _sparse_pcm16(ref, 16000 * 3600)
     tracemalloc.start()
