@@ -48,7 +48,7 @@ from typing import Generator, Iterable, Sequence
 
 import numpy as np
 
-from ..audio.audio_io import load_audio, read_info, resample
+from ..audio.audio_io import downmix, load_audio, read_info, resample
 from ..progress import Progress, rescaled
 from ..errors import WorkbenchError
 from ..measure.metrics import METRIC_SPECS, estimate_lag
@@ -107,10 +107,7 @@ MIN_CORRELATION = 0.05
 
 
 def _mono64(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim == 2:
-        x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    return np.asarray(x, np.float64).reshape(-1)
+    return downmix(x, np.float64)
 
 
 #: A clean reference may last at most this many times the recording plus :data:`REFERENCE_SLACK_S` seconds;
@@ -134,7 +131,7 @@ def load_reference(path, recording_duration_s: float) -> tuple[np.ndarray, int]:
                             f"{recording_duration_s:.1f} s recording (references up to {limit_s:.0f} s are read); cut it to "
                             "the recording's span")
     audio, info = load_audio(path)
-    return (audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]), info.sample_rate
+    return downmix(audio), info.sample_rate
 
 
 def align_reference(noisy: np.ndarray, noisy_rate: int, reference: np.ndarray, reference_rate: int, *,

@@ -117,32 +117,24 @@ def probe_signal(sample_rate: int, duration_s: float = 3.0, seed: int = 7) -> np
 
 
 def _run(enhancer: Enhancer, x: np.ndarray) -> np.ndarray:
-    """The first output of ``enhancer`` on mono ``x`` (a model with several outputs is probed on its first,
-    ``info.outputs[0]``; the others come from the same network)."""
-    y = run_to_end(enhance(enhancer, x, enhancer.info.sample_rate))
-    if y.ndim == 3:
-        y = y[0]
-    return y[:, 0].astype(np.float64)
-
-
-def _first_output(block: np.ndarray) -> np.ndarray:
-    """``(n,)`` from a stream block that is ``(n,)`` or ``(outputs, n)``."""
-    return block[0] if block.ndim == 2 else block
+    """The engine's aligned output of mono ``x``: float64 ``(n_outputs, n)``, every output of the model."""
+    return run_to_end(enhance(enhancer, x, enhancer.info.sample_rate))[:, :, 0].astype(np.float64)
 
 
 def _raw_stream(enhancer: Enhancer, x: np.ndarray) -> np.ndarray:
-    """Run a streaming model's own stream with no delay compensation (blocks of 10 block_samples)."""
+    """Run a streaming model's own stream with no delay compensation (blocks of 10 block_samples);
+    float64 ``(n_outputs, n)``."""
     gran = max(int(enhancer.info.block_samples), 1)
     n = -(-len(x) // gran) * gran
     xp = np.zeros(n, np.float32)
     xp[:len(x)] = x
     stream = enhancer.new_stream()
     step = gran * 10
-    out = [_first_output(np.asarray(stream.process(xp[i:i + step]), np.float64)) for i in range(0, n, step)]
+    out = [np.atleast_2d(np.asarray(stream.process(xp[i:i + step]), np.float64)) for i in range(0, n, step)]
     close = getattr(stream, "close", None)
     if callable(close):
         close()
-    return np.concatenate(out)[:len(x)]
+    return np.concatenate(out, axis=1)[:, :len(x)]
 
 
 # ------------------------------------------------------------------------------------------- probes
@@ -180,7 +172,7 @@ def probe_causality(enhancer: Enhancer, signal: np.ndarray | None = None, *, per
         raise ValueError(f"probe signal too short: {len(x)} samples, perturbation at {t0}")
     base = _run(enhancer, x)
     again = _run(enhancer, x)
-    repeat_noise = float(np.max(np.abs(base - again))) if len(base) else 0.0
+    repeat_noise = float(np.max(np.abs(base - again))) if base.size else 0.0
     threshold = tolerance * float(np.max(np.abs(base)) or 1.0) + repeat_noise
     rng = np.random.default_rng(11)
     points = sorted({t0 + int(round(p * (gran - 1) / max(phases - 1, 1))) for p in range(phases)})
@@ -188,7 +180,8 @@ def probe_causality(enhancer: Enhancer, signal: np.ndarray | None = None, *, per
     for T in points:
         xp = x.copy()
         xp[T:] += (0.1 * rng.standard_normal(len(x) - T)).astype(np.float32)
-        changed = np.nonzero(np.abs(_run(enhancer, xp) - base) > threshold)[0]
+        # A sample changed when any output changed there: every output is examined as itself.
+        changed = np.nonzero(np.any(np.abs(_run(enhancer, xp) - base) > threshold, axis=0))[0]
         if len(changed) == 0:
             continue  # the model ignored the perturbation entirely (e.g. gated to silence)
         n0 = int(changed[0])
@@ -206,7 +199,8 @@ def measure_delay(reference: np.ndarray, output: np.ndarray, max_lag: int) -> in
 
 
 def probe_latency(enhancer: Enhancer, signal: np.ndarray | None = None) -> tuple[int | None, int]:
-    """``(raw_delay_samples, residual_lag_samples)``.
+    """``(raw_delay_samples, residual_lag_samples)``; with several outputs, the largest delay of any output
+    (:func:`residual_lags` gives each output's own).
 
     ``raw_delay_samples``: models with a streaming path (default or not), the delay of the model's own
     stream output against the input (cross-correlation; a denoiser's output correlates strongly with its
@@ -219,9 +213,22 @@ def probe_latency(enhancer: Enhancer, signal: np.ndarray | None = None) -> tuple
     max_lag = max(int(0.5 * sr), 4 * int(info.latency_samples))
     raw = None
     if "streaming" in info.paths:
-        raw = measure_delay(x, _raw_stream(enhancer, x), max_lag)
-    residual = measure_delay(x, _run(enhancer, x), max_lag)
+        raw = _largest([measure_delay(x, y, max_lag) for y in _raw_stream(enhancer, x)])
+    residual = _largest(list(residual_lags(enhancer, x).values()))
     return raw, residual
+
+
+def _largest(lags: list[int]) -> int:
+    return max(lags, key=abs)
+
+
+def residual_lags(enhancer: Enhancer, signal: np.ndarray | None = None) -> dict[str, int]:
+    """``{output name: lag (samples) of the engine's compensated output against the input}``, each output
+    measured as itself (a model separating speech and noise gives both)."""
+    info = enhancer.info
+    x = probe_signal(info.sample_rate) if signal is None else np.asarray(signal, np.float32).reshape(-1)
+    max_lag = max(int(0.5 * info.sample_rate), 4 * int(info.latency_samples))
+    return {name: measure_delay(x, y, max_lag) for name, y in zip(info.outputs, _run(enhancer, x))}
 
 
 def probe_rtf(enhancer: Enhancer, audio: np.ndarray | None = None, sample_rate: int | None = None,
@@ -518,8 +525,6 @@ def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: i
     """
     info: EnhancerInfo = enhancer.info
     notes: list[str] = []
-    if len(info.outputs) > 1:
-        notes.append(f"probed on its first output {info.outputs[0]!r} (of {', '.join(info.outputs)})")
     yield Progress(0.0, f"{info.name}: causality")
     t0 = time.perf_counter()
     caus = probe_causality(enhancer)
@@ -533,6 +538,9 @@ def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: i
                             "real-time factor is measured once")
     yield Progress(0.4, f"{info.name}: latency")
     raw, residual = probe_latency(enhancer)
+    if info.n_outputs > 1:
+        lags = residual_lags(enhancer)
+        notes.append("residual lag per output: " + ", ".join(f"{name} {lag}" for name, lag in lags.items()))
     if residual != 0:
         notes.append(f"compensated output still lags the input by {residual} samples: declared latency "
                      f"{info.latency_samples} looks wrong")
