@@ -15,6 +15,8 @@ Wiring (everything meets in the :class:`DocumentModel`):
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import gc
 from pathlib import Path
 from typing import Callable
@@ -25,9 +27,12 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockW
                                QFrame, QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit,
                                QScrollArea, QTextEdit, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
+from ..core.audio.formats import dialog_filter
+from ..core.enhance.registry import model_suffixes
 from ..core.errors import WorkbenchError
 from ..core.document.recording import Recording, Version
-from ..core.document.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
+from ..core.document.session_file import (SUFFIX as SESSION_SUFFIX, apply_workspace_state, open_session,
+                                          read_session_file, save_session)
 from ..core.views.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
@@ -38,6 +43,7 @@ from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
+from .live_panel import LivePanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
@@ -46,14 +52,13 @@ from .window_fit import PREFERRED_SIZE, fit_window
 from .workers import run_with_progress, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
-AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
+AUDIO_FILTER = dialog_filter()
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
 #: Settings key of the folder the last export (audio, figure or comparison) was written to.
 LAST_EXPORT_FOLDER = "export/last_folder"
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
-MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".tar", ".ckpt", ".jit")
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
 WINDOW_STATE_VERSION = 2
 #: Milliseconds after the first window is built when the start-up objects leave the cyclic GC's view.
@@ -120,9 +125,10 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.export_dialog: ExportDialog | None = None
         self.batch_dialog: BatchDialog | None = None
-        #: the Qt-free session (recordings, versions, references, catalogue, jobs) the document adapts
-        self.session = self.document.session
-        self._loop_region: tuple[float, float] | None = None
+        #: the Qt-free workspace (recordings, versions, references, catalogue, jobs, and what the window
+        #: shows and sets) the document bridges; ``session`` is the same object
+        self.workspace = self.document.workspace
+        self.session = self.workspace
         #: problems reported by the last Open session (one line each)
         self.session_problems: list[str] = []
 
@@ -194,16 +200,15 @@ class MainWindow(QMainWindow):
         self.transport = TransportBar(engine=playback_engine)
         self.transport.attach_document(doc)
         self.transport.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
-        self.transport.loopChanged.connect(self._on_loop_changed)
-        self.transport.loopChanged.connect(lambda region: setattr(self, "_loop_region", region))
+        # The loop region, the selection and the repair box are the workspace's: the panes write them,
+        # the transport, the Edit panel and the panes themselves draw what the workspace holds.
+        doc.loopChanged.connect(self._on_loop_changed)
         self.view.seekRequested.connect(self.transport.seek)
-        self.view.loopSelected.connect(self.transport.set_loop)
+        self.view.loopSelected.connect(self._on_span_selected)
         self.edit_panel = EditPanel(self.settings)
         self.edit_panel.attach(doc, self.transport)
         self.edit_panel.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
-        self.view.loopSelected.connect(self.edit_panel.set_selection)
-        self.transport.loopChanged.connect(self.edit_panel.set_loop)
-        self.view.boxSelected.connect(self.edit_panel.set_box)
+        self.view.boxSelected.connect(lambda t0, t1, f0, f1: doc.set_repair_box((t0, t1, f0, f1)))
         doc.strengthChanged.connect(self._on_strength_changed)
         self.model_dock = self.add_panel("Models", self.model_panel)
         # Scrolled: its four groups are taller than a 768-pixel screen leaves for a dock.
@@ -214,6 +219,15 @@ class MainWindow(QMainWindow):
         self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
+        self.live_panel = LivePanel(doc)
+        self.live_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Live: {msg}", 8000))
+        # Scrolled, as the Edit panel: its controls, figures and two spectrograms are taller than a
+        # 768-pixel screen leaves for a dock, and must not widen the dock for the other panels.
+        live_scroll = QScrollArea()
+        live_scroll.setWidgetResizable(True)
+        live_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        live_scroll.setWidget(self.live_panel)
+        self.live_dock = self.add_panel("Live", live_scroll)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
@@ -414,6 +428,9 @@ class MainWindow(QMainWindow):
             spin.valueChanged.connect(self._on_display_controls)
         for box in (self.window_box, self.nfft_box, self.hop_box):
             box.currentIndexChanged.connect(self._on_stft_controls)
+        doc.displayChanged.connect(self._on_workspace_display)
+        doc.stftChanged.connect(self._on_workspace_display)
+        doc.stateChanged.connect(self._on_workspace_state)
 
     # ------------------------------------------------------------------------------------------------------
     # integration API
@@ -606,9 +623,19 @@ class MainWindow(QMainWindow):
             self.settings.setValue("last_dir", str(Path(paths[0]).parent))
             self.open_files(paths)
 
-    def close_current(self) -> None:
-        if self.document.recording is not None:
-            self.document.close(self.document.recording)
+    def close_current(self) -> bool:
+        """File > Close recording: results of it that were neither saved nor exported are asked about
+        first (Save session… / Discard / Cancel), as on Quit. Returns whether it was closed."""
+        rec = self.document.recording
+        if rec is None:
+            return False
+        unsaved = [(rec, v) for v in rec.unsaved_versions()]
+        if unsaved:
+            answer = self.ask_unsaved(unsaved, f"Save them in a session before closing {rec.name}?")
+            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
+                return False
+        self.document.close(rec)
+        return True
 
     # ------------------------------------------------------------------------------------------------------
     # document -> widgets
@@ -684,6 +711,15 @@ class MainWindow(QMainWindow):
 
     def _on_loop_changed(self, region) -> None:
         self.view.set_loop_region(*(region if region is not None else (None, None)))
+
+    def _on_span_selected(self, start_s: float, stop_s: float) -> None:
+        """Shift + drag on a pane: the time selection, looped (the transport and Edit panel follow)."""
+        self.document.set_selection((start_s, stop_s))
+        self.document.set_loop((start_s, stop_s))
+
+    @property
+    def _loop_region(self) -> tuple[float, float] | None:
+        return self.workspace.loop
 
     def _on_metrics_visibility(self, visible: bool) -> None:
         """While the Metrics tab is visible the panel measures what is cheap on its own (see
@@ -850,12 +886,50 @@ class MainWindow(QMainWindow):
     def _on_display_controls(self, *args) -> None:
         if self._updating_controls:
             return
-        self.view.set_display(self.display_settings())
+        self.workspace.set_display(dataclasses.asdict(self.display_settings()))
 
     def _on_stft_controls(self, *args) -> None:
         if self._updating_controls:
             return
+        cfg = self.stft_config()
+        self.workspace.set_stft({"n_fft": cfg.n_fft, "hop": cfg.hop, "window": cfg.window})
+
+    def _workspace_display(self) -> tuple[DisplaySettings, StftConfig]:
+        """The workspace's display and STFT settings as the view's types (what is unknown keeps the
+        controls' value; a damaged value falls back to the default)."""
+        d = dict(self.workspace.display)
+        if "db_range" in d:
+            d["db_range"] = tuple(d["db_range"])
+        known = {f.name for f in dataclasses.fields(DisplaySettings)}
+        try:
+            display = dataclasses.replace(self.display_settings(), **{k: v for k, v in d.items() if k in known})
+            display.validate()
+            if display.colormap not in MAGNITUDE_COLORMAPS or display.phase_view not in phase_view_choices():
+                raise ValueError(display.colormap)
+        except (ValueError, TypeError):
+            display = DisplaySettings()
+        st = self.workspace.stft
+        try:
+            cfg = StftConfig(n_fft=int(st.get("n_fft", self.view.cfg.n_fft)), hop=int(st.get("hop", self.view.cfg.hop)),
+                             window=str(st.get("window", self.view.cfg.window)))
+        except (ValueError, TypeError):
+            cfg = StftConfig()
+        return display, cfg
+
+    def _on_workspace_display(self) -> None:
+        display, cfg = self._workspace_display()
+        self._set_controls(display, cfg)
+        self.view.set_display(self.display_settings())
         self.view.set_stft(self.stft_config())
+
+    def _on_workspace_state(self, key: str) -> None:
+        if key == "view_range":
+            t0, t1 = self.workspace.view_range
+            v0, v1 = self.view.time_range()
+            if t1 > t0 and (abs(t0 - v0) > 1e-9 or abs(t1 - v1) > 1e-9):
+                self.view.set_time_range(t0, t1)
+        elif key == "blind_results":
+            self.transport.blind_results = [dict(r) for r in self.workspace.blind_results]
 
     def _set_controls(self, display: DisplaySettings, cfg: StftConfig) -> None:
         self._updating_controls = True
@@ -872,10 +946,9 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
 
     def set_display_settings(self, display: DisplaySettings) -> None:
-        """Apply ``display`` to the controls and the panes (sessions restore through this)."""
+        """Apply ``display`` to the workspace (the controls and the panes follow)."""
         display.validate()
-        self._set_controls(display, self.view.cfg)
-        self.view.set_display(self.display_settings())
+        self.workspace.set_display(dataclasses.asdict(display))
 
     # ------------------------------------------------------------------------------------------------------
     # errors, drops, recent files, settings
@@ -914,9 +987,10 @@ class MainWindow(QMainWindow):
     @staticmethod
     def is_model_path(path: str | Path) -> bool:
         p = Path(path)
+        suffixes = model_suffixes()
         if p.is_dir():
-            return any(q.suffix.lower() in MODEL_SUFFIXES for q in p.iterdir())
-        return p.suffix.lower() in MODEL_SUFFIXES
+            return any(q.suffix.lower() in suffixes for q in p.iterdir())
+        return p.suffix.lower() in suffixes
 
     def handle_dropped(self, paths, batch: bool = False) -> None:
         models = [p for p in paths if self.is_model_path(p)]
@@ -975,9 +1049,9 @@ class MainWindow(QMainWindow):
                              window=s.value("stft/window", "hann", str))
         except (ValueError, TypeError):
             display, cfg = d, StftConfig()  # a damaged settings file must not stop the program
-        self._set_controls(display, cfg)
-        self.view.set_display(self.display_settings())
-        self.view.set_stft(self.stft_config())
+        self.workspace.set_display(dataclasses.asdict(display))
+        self.workspace.set_stft({"n_fft": cfg.n_fft, "hop": cfg.hop, "window": cfg.window})
+        self._on_workspace_display()
         geometry = s.value("window/geometry")
         size = s.value("window/size")
         restored = isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry)
@@ -1028,6 +1102,7 @@ class MainWindow(QMainWindow):
         self.edit_panel.shutdown()
         self.metrics_panel.shutdown()
         self.phase_lab_panel.shutdown()
+        self.live_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:
@@ -1040,62 +1115,33 @@ class MainWindow(QMainWindow):
     # sessions
     # ------------------------------------------------------------------------------------------------------
     def _register_session_state(self) -> None:
-        """What a saved session stores besides recordings: the display and STFT settings, the window's
-        current version/channel/visible range, the loop region and finished blind tests. Other panels add theirs with
-        ``window.session.add_state_provider(key, get, restore)``."""
-        import dataclasses
+        """What a saved session stores is the workspace (recordings, versions, references, display and
+        STFT settings, shown version and channel, visible range, loop region, selection, repair box,
+        measurements, phase-lab results, blind tests, window geometry); features whose state lives
+        elsewhere add theirs with ``window.session.add_state_provider(key, get, restore)``."""
 
-        def display_get():
-            return {"display": dataclasses.asdict(self.display_settings()),
-                    "stft": {"n_fft": self.view.cfg.n_fft, "hop": self.view.cfg.hop, "window": self.view.cfg.window}}
+    def _store_window_state(self) -> None:
+        """Put what only Qt knows (the window's geometry) and the transport's finished blind tests into
+        the workspace, so a saved session holds them. The dock layout stays a preference of the person
+        (settings), not of the session."""
+        self.workspace.set_window({
+            "geometry": base64.b64encode(bytes(self.saveGeometry())).decode("ascii"),
+            "size": [self.width(), self.height()]})
+        self.workspace.set_blind_results(self.transport.blind_results)
 
-        def display_restore(value) -> None:
-            d = dict(value.get("display") or {})
-            if "db_range" in d:
-                d["db_range"] = tuple(d["db_range"])
-            known = {f.name for f in dataclasses.fields(DisplaySettings)}
-            display = DisplaySettings(**{k: v for k, v in d.items() if k in known})
-            st = value.get("stft") or {}
-            cfg = StftConfig(n_fft=int(st.get("n_fft", self.view.cfg.n_fft)), hop=int(st.get("hop", self.view.cfg.hop)),
-                             window=st.get("window", self.view.cfg.window))
-            self._set_controls(display, cfg)
-            self.view.set_display(self.display_settings())
-            self.view.set_stft(self.stft_config())
-
-        def window_get():
-            doc = self.document
-            return {"version": doc.version.name if doc.version is not None else None, "channel": doc.channel,
-                    "view_range_s": list(doc.view_range)}
-
-        def window_restore(value) -> None:
-            doc = self.document
-            rec = doc.recording
-            if rec is None:
-                return
-            v = rec.version_or_none(value.get("version") or "")
-            if v is not None:
-                doc.set_version(v)
-            ch = int(value.get("channel") or 0)
-            if 0 <= ch < rec.source.channels:
-                doc.set_channel(ch)
-            t0, t1 = (value.get("view_range_s") or [0.0, 0.0])[:2]
-            if t1 > t0:
-                self.view.set_time_range(float(t0), float(t1))
-
-        def loop_get():
-            return None if self._loop_region is None else list(self._loop_region)
-
-        def loop_restore(value) -> None:
-            if value and self.document.recording is not None:
-                self.transport.set_loop(float(value[0]), float(value[1]))
-
-        self.session.add_state_provider("display", display_get, display_restore)
-        self.session.add_state_provider("window", window_get, window_restore)
-        self.session.add_state_provider("loop", loop_get, loop_restore)
-
-        def blind_restore(value) -> None:
-            self.transport.blind_results = [dict(r) for r in (value or [])]
-        self.session.add_state_provider("blind_test", lambda: list(self.transport.blind_results), blind_restore)
+    def _apply_window_state(self) -> None:
+        window = self.workspace.window
+        try:
+            geometry = QByteArray(base64.b64decode(str(window.get("geometry", "")), validate=True))
+        except ValueError:
+            return  # a damaged value: the window keeps its place
+        if not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        size = window.get("size")
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size):
+            # restoreGeometry places the frame for the screen it was saved on (or refuses); the size
+            # itself still applies.
+            self.resize(*size)
 
     #: the progress dialog of a job :func:`~workbench.gui.workers.run_with_progress` waits for (or None)
     progress_dialog = None
@@ -1104,6 +1150,7 @@ class MainWindow(QMainWindow):
         """Save the session to ``path`` (hashing sources and writing version audio on a worker, with
         progress and Cancel); reports a failure (naming the file) and returns ``None``, also when
         cancelled (no session file is written then)."""
+        self._store_window_state()
         state = self.session.collect_view_state()  # providers read widgets: on the GUI thread
         worker = run_with_progress(self, "Saving session", save_session, self.session, path, view_state=state)
         if worker.outcome == "cancelled":
@@ -1161,11 +1208,14 @@ class MainWindow(QMainWindow):
                         f"{saved_recordings} recording(s) restored"]
         else:
             _session, problems = worker.result
-        # The session opened the recordings; show them as the document does for opened files.
+        # The recordings were opened on the worker; the window's state is put into the workspace here,
+        # on the GUI thread, and every widget follows its events.
         self.document.recordingsChanged.emit()
-        current = self.session.current
-        self.document.recording = None
-        self.document.set_current(current)
+        restored = self.workspace.restored_state or {
+            "current": self.workspace.recordings[0] if self.workspace.recordings else None}
+        self.workspace.restored_state = None
+        apply_workspace_state(self.workspace, restored)
+        self._apply_window_state()
         providers = self.session.state_providers()
         for key, (_get, restore) in providers.items():  # now that the current recording is shown
             if self.session.view_state.get(key) is not None:
@@ -1183,14 +1233,14 @@ class MainWindow(QMainWindow):
         if path:
             self.open_session_file(path)
 
-    def ask_unsaved(self, unsaved: list[tuple[Recording, Version]]) -> str:
+    def ask_unsaved(self, unsaved: list[tuple[Recording, Version]],
+                    question: str = "Save them in a session before quitting?") -> str:
         """Ask what to do with results that were neither saved in a session nor exported.
 
         Returns ``"save"``, ``"discard"`` or ``"cancel"`` (a modal box; the event loop keeps running)."""
         names = ", ".join(f"{v.name} ({rec.name})" for rec, v in unsaved[:6]) + (" …" if len(unsaved) > 6 else "")
         box = QMessageBox(QMessageBox.Icon.Question, "Unsaved results",
-                          f"{len(unsaved)} result(s) are not saved: {names}.\n"
-                          "Save them in a session before quitting?", parent=self)
+                          f"{len(unsaved)} result(s) are not saved: {names}.\n{question}", parent=self)
         box.setObjectName("unsavedResultsBox")
         save = box.addButton("Save session…", QMessageBox.ButtonRole.AcceptRole)
         discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)

@@ -7,8 +7,11 @@ Measuring runs on a :class:`QThreadPool` worker that drives the core generator
 :func:`workbench.core.measure.scoring.score_versions` (the same code as ``workbench evaluate``, so the numbers
 match the CLI). What the panel keeps, and why:
 
-* Two result caches: intrusive scores per (version, reference) and DNSMOS per version. Choosing another
-  reference therefore re-measures only the intrusive rows; DNSMOS (which needs no reference) stays.
+* Results live in the workspace's :class:`~workbench.core.document.workspace.MeasurementStore`, keyed by the
+  samples measured, the reference file's content and the metric settings: intrusive scores per (samples,
+  reference) and DNSMOS per samples. Choosing another reference therefore re-measures only the intrusive
+  rows; DNSMOS (which needs no reference) stays; a restored session shows its measurements again
+  without measuring, as long as the versions sound the same and the reference is the same file.
 * Cells fill as each version's part arrives (``on_result`` of the generator), not when the whole job ends.
 * The clean reference belongs to the recording (the session model holds it,
   :meth:`~workbench.core.document.session.Session.reference`), not to this widget: switching recordings shows each
@@ -35,7 +38,8 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..core.audio.audio_io import load_audio, read_info
+from ..core.audio.audio_io import downmix, load_audio, read_info
+from ..core.audio.formats import dialog_filter
 from ..core.measure.dnsmos import DNSMOS_METRICS, DnsmosCost
 from ..core.progress import Progress
 from ..core.errors import Cancelled, WorkbenchError
@@ -43,6 +47,7 @@ from ..core.measure.scoring import INTRUSIVE, NON_INTRUSIVE, Scores, score_versi
 from ..core.measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
 from ..core.document.recording import Recording, Version
 from ..core.document.session import JobState, Session
+from ..core.document.workspace import MeasurementStore
 from .workers import GeneratorWorker
 
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
@@ -56,6 +61,9 @@ REFRESH_MS = 150
 #: Automatic measuring of the intrusive metrics only for recordings up to this duration (PESQ and the
 #: alignment read the whole file into memory); longer ones wait for the Measure button.
 AUTO_INTRUSIVE_MAX_S = 600.0
+#: The metric settings part of a stored measurement's key: which metrics were computed.
+INTRUSIVE_SETTINGS = "intrusive:" + ",".join(INTRUSIVE_METRICS)
+DNSMOS_SETTINGS = "dnsmos:" + ",".join(DNSMOS_METRICS)
 
 
 def format_value(value: float) -> str:
@@ -76,7 +84,8 @@ def format_duration(seconds: float) -> str:
 def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
                   resume: threading.Event, should_stop: Callable[[], bool],
                   on_result: Callable[[Version, str, Scores], None],
-                  on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
+                  on_paused: Callable[[bool], None], store: MeasurementStore | None = None,
+                  reference_key: str | None = None) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
     :func:`~workbench.core.measure.scoring.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
 
@@ -84,11 +93,43 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
     called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
     clear (a model job runs) it waits between steps — ``on_paused(True)`` before, ``on_paused(False)``
     after — until ``resume`` is set or ``should_stop()`` says to end (then it raises Cancelled).
+
+    With a ``store`` each version's samples are hashed first (here, on the worker): what the store holds
+    for the same samples, reference and settings is reported at once and not measured again; what is
+    measured is stored under the samples it was measured on.
     """
+    if store is not None:
+        sources = {id(v): v.source for v in list(intrusive) + list(dnsmos)}
+        for i, source in enumerate(sources.values()):
+            yield Progress(0.0, f"checking version {i + 1} of {len(sources)}")
+            store.samples_key(source)
+        ref = reference_key if reference_key is not None else store.reference_key(reference_path)
+
+        def reuse(versions, reference, settings, part):
+            left = []
+            for v in versions:
+                found = store.get(sources[id(v)], reference, settings)
+                if found is None:
+                    left.append(v)
+                else:
+                    on_result(v, part, found)
+            return left
+        intrusive = reuse(intrusive, ref, INTRUSIVE_SETTINGS, INTRUSIVE) if ref is not None else intrusive
+        dnsmos = reuse(dnsmos, "", DNSMOS_SETTINGS, NON_INTRUSIVE)
+        inner = on_result
+
+        def on_result(version, part, scores):   # noqa: F811 - stores, then reports
+            if part == INTRUSIVE and ref is not None:
+                store.put(sources[id(version)], ref, INTRUSIVE_SETTINGS, scores)
+            elif part == NON_INTRUSIVE:
+                store.put(sources[id(version)], "", DNSMOS_SETTINGS, scores)
+            inner(version, part, scores)
+    if not intrusive and not dnsmos:
+        return {}
     reference = rate = None
     if intrusive and reference_path is not None:
         audio, info = load_audio(reference_path)
-        reference = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+        reference = downmix(audio)
         rate = info.sample_rate
     gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive), dnsmos=bool(dnsmos),
                          dnsmos_versions=dnsmos, on_result=on_result)
@@ -183,9 +224,8 @@ class MetricsPanel(QWidget):
         self.recording: Recording | None = None
         self._paired: weakref.WeakSet = weakref.WeakSet()   # recordings already offered an automatic pair
         self._shown_key = ""   # reference key the table currently shows
-        # (id(version.source), reference key) -> (source, Scores); holding the source keeps its id from reuse
-        self._intrusive: dict[tuple[int, str], tuple[object, Scores]] = {}
-        self._dnsmos: dict[int, tuple[object, Scores]] = {}
+        #: the measured scores (the workspace's, so a saved session keeps them)
+        self.store: MeasurementStore = getattr(self.session, "measurements", None) or MeasurementStore()
         self._worker: _Job | None = None
         self._pending: bool | None = None   # None: no re-run; else re-run with this "with DNSMOS" flag
         self._resume = threading.Event()
@@ -215,7 +255,8 @@ class MetricsPanel(QWidget):
         self.dnsmos_box = QCheckBox("DNSMOS")
         self.dnsmos_box.setChecked(True)
         self.dnsmos_box.setToolTip("Non-intrusive DNSMOS P.835/P.808 (no reference needed)")
-        self.dnsmos_box.toggled.connect(lambda _: self._refresh_table())
+        self.dnsmos_box.setChecked(bool(getattr(self.session, "metric_settings", {}).get("dnsmos", True)))
+        self.dnsmos_box.toggled.connect(self._on_dnsmos_toggled)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(True)
@@ -278,6 +319,8 @@ class MetricsPanel(QWidget):
         if document is not None:
             document.recordingChanged.connect(self.set_recording)
             document.versionsChanged.connect(self._on_versions_changed)
+            if hasattr(document, "stateChanged"):
+                document.stateChanged.connect(self._on_state)
             if getattr(document, "recording", None) is not None:
                 self.set_recording(document.recording)
 
@@ -292,6 +335,18 @@ class MetricsPanel(QWidget):
         """Whether the reference is the automatic pair (``X_noisy.wav`` -> ``X_clean.wav``)."""
         path = self.reference_path
         return path is not None and path == find_reference_for(self.recording.path)
+
+    def _on_dnsmos_toggled(self, on: bool) -> None:
+        if hasattr(self.session, "set_metric_settings"):
+            self.session.set_metric_settings({"dnsmos": bool(on)})
+        self._refresh_table()
+
+    def _on_state(self, key: str) -> None:
+        """The workspace's metric settings changed (here, or by a restored session)."""
+        if key == "metric_settings":
+            on = bool(self.session.metric_settings.get("dnsmos", True))
+            if on != self.dnsmos_box.isChecked():
+                self.dnsmos_box.setChecked(on)
 
     @Slot(object)
     def set_recording(self, recording: Recording | None) -> None:
@@ -385,7 +440,7 @@ class MetricsPanel(QWidget):
     def _choose_reference(self) -> None:
         start = str(self.recording.path.parent) if self.recording is not None else ""
         path, _ = QFileDialog.getOpenFileName(self, "Clean reference", start,
-                                              "Audio (*.wav *.flac *.ogg *.aiff *.aif *.mp3);;All files (*)")
+                                              dialog_filter())
         if path and self.set_reference(path) and not self.auto_compute:
             self.compute(auto=True)  # the person asked for this reference: measure what it changes
 
@@ -434,14 +489,9 @@ class MetricsPanel(QWidget):
 
     # -- measuring ----------------------------------------------------------------------------------------
     def _ref_key(self) -> str:
-        path = self.reference_path
-        if path is None:
-            return ""
-        try:
-            st = path.stat()
-            return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        except OSError:
-            return str(path)
+        """The reference file's content key (SHA-256; ``""`` without reference; ``"?"`` unreadable)."""
+        key = self.store.reference_key(self.reference_path)
+        return "?" if key is None else key
 
     def versions(self) -> list[Version]:
         """Versions shown as columns: the original and enhanced ones (residuals are not speech estimates)."""
@@ -458,8 +508,10 @@ class MetricsPanel(QWidget):
         the second list is empty when the DNSMOS box is off, the first without a reference."""
         key = self._ref_key()
         vs = self.versions()
-        intr = [v for v in vs if (id(v.source), key) not in self._intrusive] if self.reference_path else []
-        dns = [v for v in vs if id(v.source) not in self._dnsmos] if self.dnsmos_box.isChecked() else []
+        intr = ([v for v in vs if self.store.get(v.source, key, INTRUSIVE_SETTINGS) is None]
+                if self.reference_path else [])
+        dns = ([v for v in vs if self.store.get(v.source, "", DNSMOS_SETTINGS) is None]
+               if self.dnsmos_box.isChecked() else [])
         return intr, dns
 
     def dnsmos_estimate_s(self, versions: list[Version] | None = None) -> float:
@@ -514,7 +566,8 @@ class MetricsPanel(QWidget):
             except RuntimeError:
                 pass
 
-        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused)
+        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused,
+                              self.store, None if job.reference_key == "?" else job.reference_key)
         if self.recording in self.session.recordings:
             # A job of the recording: closing it cancels the measurement like any other of its jobs.
             job.session_job = self.session.new_job(steps, self.recording, f"metrics of {self.recording.name}")
@@ -569,10 +622,8 @@ class MetricsPanel(QWidget):
     @Slot(object, object, str, object)
     def _on_partial(self, job: _Job, version, part: str, scores: Scores) -> None:
         # Kept even from a cancelled job: a finished part is valid for its own reference key.
-        if part == INTRUSIVE:
-            self._intrusive[(id(version.source), job.reference_key)] = (version.source, scores)
-        else:
-            self._dnsmos[id(version.source)] = (version.source, scores)
+        # Stored by the worker (measure_steps) under the samples it measured.
+        if part != INTRUSIVE:
             job.dnsmos_audio_s += version.source.frames / version.source.sample_rate
             job.dnsmos_durations.append(version.source.frames / version.source.sample_rate)
         if job is self._worker:
@@ -716,16 +767,16 @@ class MetricsPanel(QWidget):
         key = self._ref_key()
         out = {}
         for v in self.versions():
-            intr = self._intrusive.get((id(v.source), key)) if self.reference_path else None
-            dns = self._dnsmos.get(id(v.source)) if self.dnsmos_box.isChecked() else None
+            intr = self.store.get(v.source, key, INTRUSIVE_SETTINGS) if self.reference_path else None
+            dns = self.store.get(v.source, "", DNSMOS_SETTINGS) if self.dnsmos_box.isChecked() else None
             if intr is None and dns is None:
                 continue
             metrics = {}
             if intr is not None:
-                metrics.update(intr[1].metrics)
+                metrics.update(intr.metrics)
             if dns is not None:
-                metrics.update(dns[1].metrics)
-            out[v.name] = Scores(metrics, intr[1].lag_samples if intr else None, intr[1].alignment if intr else None)
+                metrics.update(dns.metrics)
+            out[v.name] = Scores(metrics, intr.lag_samples if intr else None, intr.alignment if intr else None)
         return out
 
     def metric_rows(self) -> list[str]:

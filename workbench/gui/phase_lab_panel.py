@@ -19,12 +19,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
-from ..core.audio.audio_io import atomic_output, load_audio
+from ..core.audio.audio_io import atomic_output, downmix, load_audio
 from ..core.errors import WorkbenchError
 from ..core.measure.metrics import METRIC_SPECS
-from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, MaskParams, RecordingLab,
+from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, LabRow, MaskParams, RecordingLab,
                              lab_for_recording, render_figure, rows_csv)
 from ..core.views.stft import StftConfig
+from ..core.document.workspace import PhaseLabSummary
 from .workers import GeneratorWorker
 
 #: Extra table columns after the metrics: the effective mask's phase deviation and distance to the cIRM.
@@ -36,7 +37,7 @@ def _lab_steps(recording, cfg, reference_path: Path | None, **kwargs):
     reference = None
     if reference_path is not None:
         audio, info = load_audio(reference_path)
-        reference = (audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0], info.sample_rate)
+        reference = (downmix(audio), info.sample_rate)
     return (yield from lab_for_recording(recording, cfg, reference=reference,
                                          reference_name=reference_path.name if reference_path else "reference",
                                          **kwargs))
@@ -99,7 +100,10 @@ class PhaseLabPanel(QWidget):
         self._reference_path: Callable[[], Path | None] = lambda: None
         self._choose_reference: Callable[[], None] | None = None
         self.worker: GeneratorWorker | None = None
+        #: the last run's full result (signals included; for the figure export), or None
         self.result: RecordingLab | None = None
+        #: what the table and the chart show: the workspace's summary for the current recording
+        self.summary: PhaseLabSummary | None = None
 
         self.reference_label = QLabel("reference: none")
         self.reference_label.setWordWrap(True)
@@ -237,7 +241,11 @@ class PhaseLabPanel(QWidget):
         self._choose_reference = choose_reference
         self.choose_button.setVisible(choose_reference is not None)
         document.recordingChanged.connect(lambda _rec: self._on_recording_changed())
+        if hasattr(document, "phaseLabChanged"):
+            # The results are the workspace's: a run here or a restored session puts them there.
+            document.phaseLabChanged.connect(self._on_phase_lab_changed)
         self.refresh_reference()
+        self._show_summary()
 
     def refresh_reference(self) -> None:
         path = self._reference_path()
@@ -248,11 +256,34 @@ class PhaseLabPanel(QWidget):
     def _on_recording_changed(self) -> None:
         self.cancel()
         self.result = None
-        self.table.setRowCount(0)
-        self.chart.clear()
-        self.export_button.setEnabled(False)
         self.status.setText("")
         self.refresh_reference()
+        self._show_summary()
+
+    def _on_phase_lab_changed(self, rec) -> None:
+        if self.document is not None and rec is self.document.recording:
+            self._show_summary()
+
+    def _workspace(self):
+        return getattr(self.document, "workspace", None)
+
+    def _show_summary(self) -> None:
+        """Show the current recording's phase-lab results (the workspace's), or nothing."""
+        ws = self._workspace()
+        rec = self.document.recording if self.document is not None else None
+        self.summary = ws.phase_lab_of(rec) if ws is not None else (
+            PhaseLabSummary.from_lab(self.result) if self.result is not None else None)
+        if self.summary is None:
+            self.table.setRowCount(0)
+            self.table.setColumnCount(0)
+            self.chart.clear()
+            self.export_button.setEnabled(False)
+            return
+        if not self.status.text():
+            self.status.setText(self.summary.notes)
+        self._draw_chart()
+        self._fill_table()
+        self.export_button.setEnabled(True)
 
     # -- running ------------------------------------------------------------------------------------------
     def params(self) -> MaskParams:
@@ -326,49 +357,55 @@ class PhaseLabPanel(QWidget):
                             f"{100 * ref.coverage:.0f}%{extra}")
         notes.append(f"added {len(result.versions)} versions (channel {result.channel + 1})")
         self.status.setText("; ".join(notes))
-        self._draw_chart()
-        self._fill_table()
-        self.export_button.setEnabled(True)
+        summary = PhaseLabSummary.from_lab(result, "; ".join(notes))
+        ws = self._workspace()
+        rec = self.document.recording if self.document is not None else None
+        if ws is not None and rec is not None and rec in ws.recordings:
+            ws.set_phase_lab(rec, summary)   # the panel redraws from the workspace's event
+        else:
+            self._show_summary()
         self.labFinished.emit(result)
 
     # -- results ------------------------------------------------------------------------------------------
     def _draw_chart(self) -> None:
         self.chart.clear()
-        recs = [v for v in self.result.lab.versions if v.reconstruction is not None]
-        for i, v in enumerate(recs):
-            sc = np.maximum(v.reconstruction.spectral_convergence, 1e-6)
+        curves = self.summary.curves if self.summary is not None else []
+        for i, c in enumerate(curves):
+            sc = np.maximum(np.nan_to_num(np.asarray(c["spectral_convergence"], float), nan=1e-6), 1e-6)
             # GLA and fast GLA of one magnitude share a colour (dashed / solid); colours bright on the dark plot.
             pen = pg.mkPen(CHART_COLOURS[(i // 2) % len(CHART_COLOURS)], width=2,
-                           style=Qt.PenStyle.SolidLine if v.reconstruction.momentum > 0 else Qt.PenStyle.DashLine)
+                           style=Qt.PenStyle.SolidLine if c["momentum"] > 0 else Qt.PenStyle.DashLine)
+            inconsistency = c["inconsistency"]
             self.chart.plot(np.arange(len(sc)), sc, pen=pen,
-                            name=f"{v.label}: {v.reconstruction.inconsistency:.3f}")
+                            name=f"{c['label']}: " + ("—" if inconsistency is None else f"{inconsistency:.3f}"))
 
     def table_columns(self) -> list[tuple[str, str]]:
-        metrics = list(dict.fromkeys(r.metric for r in self.result.rows)) if self.result else []
-        return [(k, METRIC_SPECS[k].label) for k in metrics] + list(MASK_COLUMNS)
+        rows = self.summary.rows if self.summary is not None else []
+        metrics = list(dict.fromkeys(r["metric"] for r in rows))
+        return [(k, METRIC_SPECS[k].label if k in METRIC_SPECS else k) for k in metrics] + list(MASK_COLUMNS)
 
     def table_rows(self) -> list[str]:
         """Version names in table order: original (noisy), models, lab versions."""
-        if self.result is None:
+        if self.summary is None:
             return []
-        names = list(dict.fromkeys(r.version for r in self.result.rows))
-        for s in self.result.mask_stats:
-            if s.version not in names:
-                names.append(s.version)
+        names = list(dict.fromkeys(r["version"] for r in self.summary.rows))
+        for st in self.summary.mask_stats:
+            if st["version"] not in names:
+                names.append(st["version"])
         if "original" not in names:
             names.insert(0, "original")
         return names
 
     def cell_text(self, version: str, column: str) -> str:
-        if self.result is None:
+        if self.summary is None:
             return ""
         if column in ("phase_dev", "cirm_dist"):
-            st = next((s for s in self.result.mask_stats if s.version == version), None)
-            value = None if st is None else (st.phase_deviation_rad if column == "phase_dev" else st.cirm_distance_db)
+            st = next((x for x in self.summary.mask_stats if x["version"] == version), None)
+            value = None if st is None else st["phase_deviation_rad" if column == "phase_dev" else "cirm_distance_db"]
             digits = 3 if column == "phase_dev" else 1
         else:
-            row = next((r for r in self.result.rows if r.version == version and r.metric == column), None)
-            value = None if row is None else row.value
+            row = next((r for r in self.summary.rows if r["version"] == version and r["metric"] == column), None)
+            value = None if row is None else row["value"]
             digits = 2
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return "—"
@@ -387,23 +424,24 @@ class PhaseLabPanel(QWidget):
                 item = QTableWidgetItem(self.cell_text(name, key))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, j, item)
-        if not self.result.rows:
-            self.table.setToolTip(NEEDS_REFERENCE)
+        self.table.setToolTip(NEEDS_REFERENCE if not self.summary.rows else "")
 
     # -- export -------------------------------------------------------------------------------------------
     def export(self, csv_path: str | Path, figure_path: str | Path | None = None, *, overwrite: bool = False
                ) -> list[Path]:
         """Write the long-form table (``file, version, metric, value, unit, reason``) and the bar chart with
         the convergence curves through the atomic writer; the recording and its reference are protected."""
-        if self.result is None:
+        if self.summary is None:
             raise WorkbenchError("make the phase-lab versions first")
         rec = self.document.recording
         protect = tuple(p for p in (rec.path if rec is not None else None, self._reference_path()) if p)
         written = []
+        rows = [LabRow(**r) for r in self.summary.rows]
         with atomic_output(csv_path, overwrite=overwrite, protect=protect) as tmp:
-            Path(tmp).write_text(rows_csv(self.result.rows), encoding="utf-8")
+            Path(tmp).write_text(rows_csv(rows), encoding="utf-8")
         written.append(Path(csv_path))
-        if figure_path is not None:
+        # The figure draws the signals of this run (a restored session keeps the table and curves only).
+        if figure_path is not None and self.result is not None:
             labels = {v.tag: v.label for v in self.result.lab.versions}
             kinds = {v.name: v.kind.value for v in self.result.versions}
             fig = render_figure(self.result.rows, self.result.lab.versions, labels, kinds)

@@ -224,6 +224,10 @@ class TransportBar(QWidget):
         document.versionsChanged.connect(self._on_document_versions)
         document.channelChanged.connect(self.set_channel)
         self.playheadMoved.connect(document.set_playhead)
+        if hasattr(document, "loopChanged"):
+            # The loop region is the workspace's: a drag on a pane, this bar or a restored session set it.
+            self.loopChanged.connect(document.set_loop)
+            document.loopChanged.connect(self._on_document_loop)
         self._follow_version = follow_version
         if follow_version:
             document.currentVersionChanged.connect(self._on_document_version)
@@ -231,6 +235,15 @@ class TransportBar(QWidget):
         self.channel = getattr(document, "channel", 0)
         if document.recording is not None:
             self.set_recording(document.recording)
+
+    def _on_document_loop(self, region) -> None:
+        current = self._loop_s if self.loop_button.isChecked() else None
+        if region == current:
+            return
+        if region is None:
+            self.clear_loop()
+        else:
+            self.set_loop(*region)
 
     def _on_document_versions(self, recording) -> None:
         # The phase lab adds 17 versions in one burst: one reload for the burst, not one per version.
@@ -362,7 +375,12 @@ class TransportBar(QWidget):
             self._previous_version = 1
             self._rebuild_buttons()
             self._emit_playhead(force=True)
-            self.loopChanged.emit(None)
+            # A region set while the recording was loading (a restored session) now applies to it.
+            if self._loop_s is not None and self.loop_button.isChecked():
+                self.engine.set_loop_s(*self._loop_s)
+                self.loopChanged.emit(self._loop_s)
+            else:
+                self.loopChanged.emit(None)
             self._follow_document()
         self._load(recording, after)
 

@@ -28,6 +28,7 @@ import numpy as np
 
 import soundfile as sf
 
+from ..audio.formats import BY_NAME, EXPORT_FORMATS, LOSSY_FORMATS
 from ..audio.audio_io import (WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, read_info, resample,
                               write_audio_atomic)
 from ..audio.loudness import measure, normalisation_gain, true_peak
@@ -38,12 +39,10 @@ from ..measure.metrics import INTRUSIVE_METRICS
 from ..progress import Progress, run_to_end
 from ..views.figure import render_figure_source
 
-#: File suffix per container.
-SUFFIX = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}
-#: Lossy containers: libsndfile's container name and the rates its encoder accepts (``None``: any).
-LOSSY = {"MP3": ("MP3", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
-         "OGG": ("OGG", None),
-         "OPUS": ("OGG", (8000, 12000, 16000, 24000, 48000))}
+#: File suffix per export format (from the format table).
+SUFFIX = {name: BY_NAME[name].suffix for name in EXPORT_FORMATS}
+#: Lossy formats: libsndfile's container name and the rates its encoder accepts (``None``: any).
+LOSSY = {name: (BY_NAME[name].container, BY_NAME[name].encoder_rates) for name in LOSSY_FORMATS}
 #: Frames per write call: libsndfile's MP3 encoder crashed on one whole-file write in this project.
 WRITE_BLOCK_FRAMES = 1 << 15
 
@@ -417,9 +416,11 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
                       "subtype": f.subtype})
     rows = []
     for v in versions:
+        # The metrics of a model result were measured at its strength: the record says which.
+        strength = recording.strength_of(v).to_dict() if v.kind.is_result else None
         rows.append({"name": v.name, "kind": v.kind, "sample_rate": v.sample_rate, "channels": v.source.channels,
                      "frames": v.source.frames, "model": model_identity(v), "settings": v.settings,
-                     "elapsed_s": v.elapsed_s, "metrics": metrics.get(v.name, {})})
+                     "elapsed_s": v.elapsed_s, "strength": strength, "metrics": metrics.get(v.name, {})})
     from ... import __version__ as wb_version  # noqa: PLC0415 - tiny, avoids a cycle at import time
     return _jsonable({"workbench": {"version": wb_version}, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "recording": recording.name, "reference": ref, "files": files, "versions": rows,
@@ -429,7 +430,7 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
 #: Fixed CSV columns; metric columns (sorted) follow, then the settings as JSON.
 CSV_COLUMNS = ("recording", "source_path", "source_sha256", "reference_path", "reference_sha256", "version",
                "kind", "sample_rate", "model_id", "model_name", "model_source", "model_sample_rate", "causal",
-               "latency_samples", "latency_ms", "elapsed_s")
+               "latency_samples", "latency_ms", "elapsed_s", "strength_percent", "strength_given_as")
 
 
 def comparison_csv(record: dict) -> str:
@@ -448,6 +449,8 @@ def comparison_csv(record: dict) -> str:
                v["sample_rate"], m.get("id", ""), m.get("name", ""), m.get("source", ""), m.get("sample_rate", ""),
                m.get("causal", ""), m.get("latency_samples", ""), m.get("latency_ms", ""),
                "" if v["elapsed_s"] is None else v["elapsed_s"]]
+        strength = v.get("strength") or {}
+        row += [strength.get("percent", ""), strength.get("given_as", "")]
         row += ["" if v["metrics"].get(k) is None else v["metrics"][k] for k in metric_names]
         row += [json.dumps(v["settings"], sort_keys=True), json.dumps(record["stft"], sort_keys=True)]
         w.writerow(row)
