@@ -16,8 +16,9 @@ spectrum frame ``k = t - la``, exactly as the native loop schedules it::
     gain_k   = repeat(m[t], erb_widths)          if lsnr_min <= lsnr[t] <= lsnr_max   (stage 1, ERB gains)
              = 0 if lsnr[t] < lsnr_min,  1 if lsnr[t] > lsnr_max
     X[k, f]  = gain_k[f] * Y[k, f]                               for f >= nb_df
-    X[k, f]  = sum_{i=0..order-1} C[t, f, i] * Y[k - l + i, f]   for f < nb_df (stage 2, deep filter,
-                                                                   order 5, frames before 0 are zero)
+    X[k, f]  = sum_{i=0..order-1} C[t, f, i] * Y[k - p + i, f]   for f < nb_df (stage 2, deep filter
+                                                                   over frames k - p .. k + l, p = order - 1 - l:
+                                                                   order 5, l 2 here; frames before 0 are zero)
     x_hat    = synthesis(X), delayed by fft - hop = 480 samples, which the path removes.
 
 This equals the library's frame loop to float rounding (correlation 1 - 1e-14 on speech, see
@@ -281,8 +282,9 @@ class DfnConfig:
             problems.append(f"nb_df {self.nb_df} must be from 1 to the {bins} bins of fft_size {self.fft_size}")
         if not 0 < self.nb_erb <= bins:
             problems.append(f"nb_erb {self.nb_erb} must be from 1 to {bins}")
-        if self.df_order < 1 or self.df_lookahead < 0 or self.conv_lookahead < 0:
-            problems.append("df_order must be at least 1 and the look-aheads at least 0")
+        if self.df_order < 1 or self.conv_lookahead < 0 or not 0 <= self.df_lookahead < self.df_order:
+            problems.append(f"df_order ({self.df_order}) must be at least 1, conv_lookahead at least 0 and "
+                            f"df_lookahead from 0 to df_order - 1 (it is {self.df_lookahead})")
         if self.norm_tau_s <= 0:
             problems.append(f"norm_tau {self.norm_tau_s} must be positive")
         if problems:
@@ -290,8 +292,9 @@ class DfnConfig:
 
     @property
     def latency_samples(self) -> int:
-        """Delay of a real-time run: framing (``fft_size - hop``) plus the network's look-ahead frames."""
-        return self.fft_size - self.hop + self.conv_lookahead * self.hop
+        """Delay of a real-time run: framing (``fft_size - hop``) plus the look-ahead frames (the network's,
+        or the deep filter's where it looks further)."""
+        return self.fft_size - self.hop + max(self.conv_lookahead, self.df_lookahead) * self.hop
 
 
 #: The three networks of DeepFilterNet's ONNX export (and their ``config.ini``).
@@ -400,6 +403,18 @@ def graph_states(session, graph: str, name: str) -> list:
         raise ModelError(f"{name}: {graph}.onnx: {exc}") from None
 
 
+def check_feature_sizes(encoder, c: DfnConfig, name: str) -> None:
+    """Refuse an encoder whose feature inputs have fixed sizes other than ``config.ini`` gives."""
+    want = {"feat_erb": ("nb_erb", c.nb_erb), "feat_spec": ("nb_df", c.nb_df)}
+    inputs = {i.name: i.shape for i in encoder.get_inputs()}
+    for feature, (key, size) in want.items():
+        if feature not in inputs:
+            raise ModelError(f"{name}: enc.onnx has no input {feature} (it takes {', '.join(inputs)})")
+        last = inputs[feature][-1] if inputs[feature] else None
+        if isinstance(last, int) and last != size:
+            raise ModelError(f"{name}: enc.onnx takes {feature} with {last} bins but config.ini says {key} = {size}")
+
+
 def zero_state(spec) -> np.ndarray:
     """Zeros of a state input's shape (dynamic axes as 1) and type."""
     from .onnx_models import zero_state as zeros
@@ -461,6 +476,7 @@ class OfflineDeepFilterNet3:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{name}: cannot load the ONNX networks: {exc}") from None
         self._states = {graph: graph_states(session, graph, name) for graph, session in self._sessions.items()}
+        check_feature_sizes(self._sessions["enc"], self.config, name)
         self._erb_fb = self._new_state().erb_widths()             # (nb_erb,) uint64 bins per band
         self._widths = self._erb_fb.astype(np.int64)
         self._mix = None if abs(atten_lim_db) >= 100 else float(10 ** (-abs(atten_lim_db) / 20))
@@ -528,7 +544,8 @@ class OfflineDeepFilterNet3:
         last ``conv_lookahead``, inside the zero padding) pass through unchanged.
         """
         c = self.config
-        n_frames, la, l, order = spec.shape[0], c.conv_lookahead, c.df_lookahead, c.df_order
+        n_frames, la, order = spec.shape[0], c.conv_lookahead, c.df_order
+        past = order - 1 - c.df_lookahead  # taps before frame k; the other df_lookahead are after it
         served = n_frames - la
         out = spec.copy()
         if served <= 0:
@@ -540,9 +557,9 @@ class OfflineDeepFilterNet3:
                              np.where(step_lsnr[:, None] < c.lsnr_min_db, 0.0, 1.0)).astype(np.float32)
         out[:served] *= np.repeat(band_gain, self._widths, axis=1)
         low = np.zeros((served + order - 1, c.nb_df), np.complex64)
-        # Noisy frames k - l .. k - l + order - 1 for every served k; zeros before frame 0.
-        lo_src, hi_src = max(0, -l), min(n_frames, served + order - 1 - l)
-        low[lo_src + l:hi_src + l] = spec[lo_src:hi_src, :c.nb_df]
+        # Noisy frames k - past .. k + df_lookahead for every served k; zeros before frame 0.
+        lo_src, hi_src = max(0, -past), min(n_frames, served + order - 1 - past)
+        low[lo_src + past:hi_src + past] = spec[lo_src:hi_src, :c.nb_df]
         windows = np.lib.stride_tricks.sliding_window_view(low, order, axis=0)   # (served, nb_df, order)
         filtered = np.einsum("tfi,tfi->tf", coefs[la:], windows[:served])
         rows = np.flatnonzero(stage2)
@@ -552,12 +569,13 @@ class OfflineDeepFilterNet3:
         return out
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """``(n,)`` float32 at 48 kHz -> aligned ``(n,)`` (the 480-sample synthesis delay removed)."""
+        """``(n,)`` float32 at the config's rate (48 kHz for DeepFilterNet3) -> aligned ``(n,)`` (the
+        ``fft_size - hop`` synthesis delay removed)."""
         c = self.config
         n = audio.shape[0]
         delay = c.fft_size - c.hop
         # Enough zero frames after the end that every output sample has been through both stages.
-        n_frames = -(-n // c.hop) + c.conv_lookahead + c.df_lookahead + 2
+        n_frames = -(-n // c.hop) + c.conv_lookahead + c.df_lookahead + 1 + -(-delay // c.hop)
         x = np.zeros((1, n_frames * c.hop), np.float32)
         x[0, :n] = audio
         state = self._new_state()
