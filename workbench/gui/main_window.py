@@ -22,9 +22,10 @@ from typing import Callable
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
-                               QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
+                               QMessageBox, QScrollArea, QStyle, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.errors import WorkbenchError
+from ..core.enhance.level import level_note
 from ..core.audio.recording import Recording, Version
 from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
 from ..core.views.stft import WINDOWS, StftConfig
@@ -700,6 +701,9 @@ class MainWindow(QMainWindow):
         out += [(r.name, r, None) for r in residuals.values()]  # residuals whose enhanced version is gone
         return out
 
+    def _level_icon(self):
+        return self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+
     def _fill_version_box(self) -> None:
         self._updating_controls = True
         self.version_box.clear()
@@ -709,6 +713,11 @@ class MainWindow(QMainWindow):
             if residual_of is not None:
                 self.version_box.setItemData(i, "original − enhanced; computed when chosen",
                                              Qt.ItemDataRole.ToolTipRole)
+            note = level_note(version.provenance.extra.get("level")) if version is not None else None
+            if note:
+                # A model whose raw output level is implausible (or was scaled): marked where it is chosen.
+                self.version_box.setItemData(i, self._level_icon(), Qt.ItemDataRole.DecorationRole)
+                self.version_box.setItemData(i, f"{label}: {note}", Qt.ItemDataRole.ToolTipRole)
             if version is not None and version is current:
                 self.version_box.setCurrentIndex(i)
         self.version_box.setEnabled(self.version_box.count() > 1)
@@ -722,8 +731,13 @@ class MainWindow(QMainWindow):
             top.setData(0, Qt.ItemDataRole.UserRole, (rec, None))
             self.file_tree.addTopLevelItem(top)
             for v in rec.versions:
+                note = level_note(v.provenance.extra.get("level"))
                 child = QTreeWidgetItem([v.name, v.kind])
-                child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
+                child.setToolTip(0, (v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
+                                 + (f"\n{note}" if note else ""))
+                if note:
+                    child.setIcon(0, self._level_icon())
+                    child.setToolTip(1, note)
                 child.setData(0, Qt.ItemDataRole.UserRole, (rec, v))
                 top.addChild(child)
                 if rec is self.document.recording and v is self.document.version:
@@ -743,6 +757,10 @@ class MainWindow(QMainWindow):
         m, s = divmod(rem, 60)
         dur_text = f"{int(h)}:{int(m):02d}:{s:06.3f}" if h else f"{int(m)}:{s:06.3f}"
         version = self.document.version.name if self.document.version is not None else ""
+        note = (level_note(self.document.version.provenance.extra.get("level"))
+                if self.document.version is not None else None)
+        if note:
+            version += f" ({note})"
         self.status_label.setText(
             f"{rec.name}   |   {info.sample_rate} Hz   |   {info.channels} ch   |   {dur_text}   |   "
             f"{depth} {info.format}   |   showing: {version}")

@@ -124,6 +124,15 @@ class EnhancerInfo:
     def latency_ms(self) -> float:
         return 1000.0 * self.latency_samples / self.sample_rate
 
+    @property
+    def latency_text(self) -> str:
+        """``30.0 ms (1440)``, with where the figure comes from when it is not declared:
+        ``measured on the first run`` (not yet), ``1.6 ms (25), measured`` or ``..., set``."""
+        if self.latency_source == "unknown":
+            return "measured on the first run"
+        text = f"{self.latency_ms:.1f} ms ({self.latency_samples})"
+        return text if self.latency_source == "declared" else f"{text}, {self.latency_source}"
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["latency_ms"] = self.latency_ms

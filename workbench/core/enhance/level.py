@@ -109,3 +109,19 @@ def clipping_problem(target: str, clipped: int, total: int, subtype: str) -> str
     return (f"{target}: {100.0 * clipped / total:.1f} % of the samples are beyond full scale and would be "
             f"clipped in {subtype}; not written. Use --subtype FLOAT to keep them, or --normalize peak|loudness "
             "to scale the result to the input's peak or loudness")
+
+
+def level_note(level: dict | None) -> str | None:
+    """What a version's recorded level check (``provenance.extra["level"]``) says worth marking: an
+    implausible level (with the measured gain) and any scaling applied; ``None`` when nothing is."""
+    if not level:
+        return None
+    parts = []
+    if level.get("implausible"):
+        gain = level.get("gain_db")
+        peak = level.get("output_peak_dbfs")
+        parts.append("model output " + ("of unknown gain" if gain is None else f"{gain:+.1f} dB against the input")
+                     + ("" if peak is None else f" (peak {peak:+.1f} dBFS)"))
+    if level.get("normalized"):
+        parts.append(f"scaled {level.get('normalize_gain_db', 0.0):+.1f} dB to the input's {level['normalized']}")
+    return "; ".join(parts) or None
