@@ -14,8 +14,11 @@ from __future__ import annotations
 import time
 from typing import Callable, Generator, Sequence
 
+import numpy as np
+
 from .enhance.editing import Box, enhance_regions, noise_profile_samples, repair_stft_config, spectral_repair, with_noise_profile
 from .enhance.enhancer import Enhancer, Progress, rescaled
+from .errors import WorkbenchError
 from .provenance import Provenance, VersionKind
 from .audio.recording import Recording, Version
 
@@ -68,6 +71,28 @@ def repair_version(recording: Recording, version: Version, box: Box, *, gain_db:
                              "stft": {"n_fft": cfg.n_fft, "hop": cfg.hop, "window": cfg.window}})
     return recording.add_version(audio, rate, prov, f"{version.name} (repair {method})", model=version.model,
                                  settings=dict(version.settings))
+
+
+#: Pauses shorter than this are left out of a profile learned from many pauses (edges of speech).
+MIN_PAUSE_FOR_PROFILE_S = 0.1
+
+
+def noise_profile_from_pauses(recording: Recording, enhancer: Enhancer, pauses: Sequence[tuple[float, float]],
+                              channels: Sequence[int] | None = None) -> Enhancer:
+    """``enhancer`` with the noise estimate learned from every pause (non-speech span) of ``recording``
+    at least :data:`MIN_PAUSE_FOR_PROFILE_S` long: the mean power spectrum over their samples together.
+
+    Raises:
+        WorkbenchError/ModelError: no pause long enough, a span outside the file, or a model without profiles.
+    """
+    usable = [(a, b) for a, b in pauses if b - a >= MIN_PAUSE_FOR_PROFILE_S]
+    if not usable:
+        raise WorkbenchError(f"{recording.name}: no pause of {MIN_PAUSE_FOR_PROFILE_S:g} s or longer to learn "
+                             "the noise from")
+    samples = np.concatenate([noise_profile_samples(recording.source, span, recording.name, channels)
+                              for span in usable])
+    return with_noise_profile(enhancer, samples, recording.source.sample_rate, (usable[0][0], usable[-1][1]),
+                              recording.name)
 
 
 def noise_profile_model(recording: Recording, enhancer: Enhancer, span_s: tuple[float, float],

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLay
 from ..core.enhance.chain import ChainEnhancer, is_chain_spec
 from ..core.enhance.editing import Box, Strength, with_attenuation_limit
 from ..core.errors import WorkbenchError
-from ..core.version_ops import enhance_region, noise_profile_model, repair_version
+from ..core.version_ops import (MIN_PAUSE_FOR_PROFILE_S, enhance_region, noise_profile_from_pauses, noise_profile_model,
+                                repair_version)
 from .workers import GeneratorWorker
 
 SETTINGS_CHAINS = "edit/chains"
@@ -52,6 +53,10 @@ class EditPanel(QWidget):
         self.transport = None
         self.selection_s: tuple[float, float] | None = None
         self.noise_span_s: tuple[float, float] | None = None
+        #: non-speech spans the noise was learned from (Learn from pauses), else None
+        self.noise_pauses: list[tuple[float, float]] | None = None
+        #: the current recording's speech activity (the window's speech lane), when known
+        self.speech_activity = None
         self._worker: GeneratorWorker | None = None
         self._dragging = False
         self._press_mix = 1.0
@@ -109,9 +114,14 @@ class EditPanel(QWidget):
         self.learn_button.setToolTip("Use the selection (a noise-only pause) as the noise estimate of the "
                                      "classical models")
         self.learn_button.clicked.connect(self.learn_noise)
+        self.learn_pauses_button = QPushButton("Learn from pauses")
+        self.learn_pauses_button.setToolTip("Use every non-speech span the speech activity lane found (View > "
+                                            "Speech activity lane) as the noise estimate of the classical models")
+        self.learn_pauses_button.clicked.connect(self.learn_from_pauses)
         self.forget_button = QPushButton("Forget")
         self.forget_button.clicked.connect(lambda: self._set_noise(None))
         row.addWidget(self.learn_button)
+        row.addWidget(self.learn_pauses_button)
         row.addWidget(self.forget_button)
         grid.addRow(row)
         self.noise_label = QLabel("noise: tracked by each model")
@@ -246,16 +256,28 @@ class EditPanel(QWidget):
         self._set_noise(None)
         self._show_strength()
 
-    def _set_noise(self, span) -> None:
+    def _set_noise(self, span, pauses=None) -> None:
         self.noise_span_s = span
+        self.noise_pauses = list(pauses) if pauses else None
+        if self.noise_pauses:
+            total = sum(b - a for a, b in self.noise_pauses)
+            self.noise_label.setText(f"noise: learned from {len(self.noise_pauses)} pauses, {total:.1f} s "
+                                     "(classical models)")
+            return
         self.noise_label.setText("noise: tracked by each model" if span is None
                                  else f"noise: learned from {span[0]:.2f} – {span[1]:.2f} s (classical models)")
+
+    def set_speech_activity(self, result) -> None:
+        """The current recording's :class:`~workbench.core.measure.vad.VadResult` (``None``: not known)."""
+        self.speech_activity = result
+        self._update_enabled()
 
     def _update_enabled(self) -> None:
         rec = self.document.recording if self.document is not None else None
         busy = self._worker is not None
         self.enhance_selection_button.setEnabled(rec is not None and self.selection_s is not None and not busy)
         self.learn_button.setEnabled(rec is not None and self.selection_s is not None)
+        self.learn_pauses_button.setEnabled(rec is not None and self.speech_activity is not None)
         self.enhance_all_button.setEnabled(rec is not None and not busy)
         self.repair_button.setEnabled(rec is not None and not busy)
 
@@ -358,7 +380,9 @@ class EditPanel(QWidget):
         if self.atten_spin.value() > 0:
             # Says which limit is used: the model's own (or an error naming the model that has none).
             enhancer = with_attenuation_limit(enhancer, self.atten_spin.value())
-        if self.noise_span_s is not None and hasattr(enhancer, "with_noise_profile"):
+        if self.noise_pauses and hasattr(enhancer, "with_noise_profile"):
+            enhancer = noise_profile_from_pauses(self.document.recording, enhancer, self.noise_pauses)
+        elif self.noise_span_s is not None and hasattr(enhancer, "with_noise_profile"):
             enhancer = noise_profile_model(self.document.recording, enhancer, self.noise_span_s)
         return spec, enhancer
 
@@ -374,7 +398,7 @@ class EditPanel(QWidget):
             if self.selection_s is None:
                 raise WorkbenchError("select a time span first (Shift+drag on a pane)")
             spec, enhancer = self._load_model()
-            learned = getattr(enhancer, "noise_profile", None) is not None
+            learned = getattr(enhancer, "noise_profile", None) is not None and not self.noise_pauses
             self._run("Enhance selection", enhance_region, rec, enhancer, [self.selection_s], spec=spec,
                       noise_profile_s=self.noise_span_s if learned else None)
         self._guard(go)
@@ -383,7 +407,9 @@ class EditPanel(QWidget):
         def go():
             rec = self.document.recording
             spec, enhancer = self._load_model()
-            settings = {"noise_profile_s": list(self.noise_span_s)} if getattr(enhancer, "noise_profile", None) else {}
+            learned = getattr(enhancer, "noise_profile", None) is not None
+            settings = ({"noise_profile_pauses_s": [list(p) for p in self.noise_pauses]} if learned and self.noise_pauses
+                        else {"noise_profile_s": list(self.noise_span_s)} if learned else {})
             self._run("Enhance", rec.enhance, enhancer, spec=spec, settings=settings)
         self._guard(go)
 
@@ -399,6 +425,20 @@ class EditPanel(QWidget):
             noise_profile_model(rec, probe, self.selection_s)
             self._set_noise(self.selection_s)
             self.status.setText("Noise learned; classical models run from this panel use it")
+        self._guard(go)
+
+    def learn_from_pauses(self) -> None:
+        def go():
+            rec = self.document.recording
+            result = self.speech_activity
+            if rec is None or result is None:
+                raise WorkbenchError("turn on View > Speech activity lane first: its pauses are the noise")
+            probe = self.document.catalogue.load("wiener")
+            noise_profile_from_pauses(rec, probe, result.pauses)  # says at once when no pause is long enough
+            usable = [(a, b) for a, b in result.pauses if b - a >= MIN_PAUSE_FOR_PROFILE_S]
+            self._set_noise(None, usable)
+            self.status.setText(f"Noise learned from {len(usable)} pauses; classical models run from this panel "
+                                "use it")
         self._guard(go)
 
     def repair(self) -> None:

@@ -16,16 +16,19 @@ Wiring (everything meets in the :class:`DocumentModel`):
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDockWidget, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QFrame, QLabel, QMainWindow,
                                QMessageBox, QScrollArea, QStyle, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.errors import WorkbenchError
 from ..core.enhance.level import level_note
+from ..core.measure.vad import VadSettings, detect_speech
 from ..core.audio.recording import Recording, Version
 from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
 from ..core.views.stft import WINDOWS, StftConfig
@@ -41,7 +44,7 @@ from .phase_lab_panel import PhaseLabPanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
-from .workers import run_with_progress, stop_all_workers
+from .workers import GeneratorWorker, run_with_progress, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
@@ -118,6 +121,10 @@ class MainWindow(QMainWindow):
         self._loop_region: tuple[float, float] | None = None
         #: problems reported by the last Open session (one line each)
         self.session_problems: list[str] = []
+        #: speech activity: settings, results by (recording id, settings), runs in progress
+        self.vad_settings = VadSettings()
+        self._vad_results: dict = {}
+        self._vad_running: set = set()
 
         self._build_file_dock()
         self._build_toolbars()
@@ -362,6 +369,14 @@ class MainWindow(QMainWindow):
         self.rubber_action.toggled.connect(self.view.set_rubber_band)
         view_menu.addSeparator()
         view_menu.addAction(self.rubber_action)
+        self.speech_action = QAction("&Speech activity lane", self, checkable=True, shortcut="Ctrl+Shift+A")
+        self.speech_action.setToolTip("Silero VAD's speech probability and speech spans under the overview; "
+                                      "the Edit panel can learn the noise from every pause")
+        self.speech_action.toggled.connect(lambda _on: self._refresh_speech_lane())
+        view_menu.addAction(self.speech_action)
+        self.speech_settings_action = QAction("Speech activity se&ttings…", self)
+        self.speech_settings_action.triggered.connect(self.speech_settings_dialog)
+        view_menu.addAction(self.speech_settings_action)
         view_menu.addSeparator()
         self.panels_menu = view_menu.addMenu("&Panels")
         self.panels_menu.addAction(self._docks["Recordings"].toggleViewAction())
@@ -588,6 +603,80 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
         self._fill_version_box()
         self._update_status()
+        self._refresh_speech_lane()
+
+    # ------------------------------------------------------------------------------------------------------
+    # speech activity
+    # ------------------------------------------------------------------------------------------------------
+    def _refresh_speech_lane(self) -> None:
+        """Show the current recording's speech activity when the lane is on (computed once per recording
+        and settings, on a worker), and hand it to the Edit panel."""
+        rec = self.document.recording
+        open_ids = {id(r) for r in self.document.recordings}
+        for key in [k for k in self._vad_results if k[0] not in open_ids]:
+            del self._vad_results[key]  # closed recordings (their ids may be reused)
+        if not self.speech_action.isChecked() or rec is None:
+            self.view.set_speech_activity(None)
+            self.edit_panel.set_speech_activity(None)
+            return
+        key = (id(rec), self.vad_settings)
+        result = self._vad_results.get(key)
+        self.view.set_speech_activity(result)
+        self.edit_panel.set_speech_activity(result)
+        if result is not None or key in self._vad_running:
+            return
+        self._vad_running.add(key)
+        settings, source = self.vad_settings, rec.source
+        worker = GeneratorWorker(lambda: detect_speech(source.read_all(), source.sample_rate, settings))
+        worker.returned.connect(lambda res, key=key: self._on_speech_activity(key, res))
+        worker.errored.connect(lambda exc, key=key: self._on_speech_activity(key, None, exc))
+        worker.cancelled.connect(lambda key=key: self._vad_running.discard(key))
+        worker.start()
+
+    def _on_speech_activity(self, key, result, error=None) -> None:
+        self._vad_running.discard(key)
+        if error is not None:
+            self.error_reporter("Speech activity", str(error))
+            return
+        rec = self.document.recording
+        if key[0] not in {id(r) for r in self.document.recordings}:
+            return  # closed while it ran
+        self._vad_results[key] = result
+        if rec is not None and key == (id(rec), self.vad_settings):
+            self._refresh_speech_lane()
+
+    def speech_settings_dialog(self) -> None:
+        """Threshold and minimum pause of the speech activity (defaults: the silero-vad package's)."""
+        dlg = QDialog(self)
+        dlg.setWindowTitle("Speech activity settings")
+        form = QFormLayout(dlg)
+        threshold = QDoubleSpinBox(dlg)
+        threshold.setRange(0.05, 0.95)
+        threshold.setSingleStep(0.05)
+        threshold.setValue(self.vad_settings.threshold)
+        pause = QDoubleSpinBox(dlg)
+        pause.setRange(0.0, 5000.0)
+        pause.setDecimals(0)
+        pause.setSuffix(" ms")
+        pause.setValue(self.vad_settings.min_pause_ms)
+        form.addRow("Speech threshold", threshold)
+        form.addRow("Minimum pause", pause)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults, dlg)
+        buttons.accepted.connect(dlg.accept)
+        buttons.rejected.connect(dlg.reject)
+        defaults = VadSettings()
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            lambda: (threshold.setValue(defaults.threshold), pause.setValue(defaults.min_pause_ms)))
+        form.addRow(buttons)
+        dlg.finished.connect(lambda code: self._apply_speech_settings(threshold.value(), pause.value())
+                             if code == QDialog.DialogCode.Accepted else None)
+        dlg.open()
+        self._speech_dialog = dlg
+
+    def _apply_speech_settings(self, threshold: float, min_pause_ms: float) -> None:
+        self.vad_settings = replace(self.vad_settings, threshold=round(threshold, 4), min_pause_ms=min_pause_ms)
+        self._refresh_speech_lane()
 
     def _on_version_changed(self, version: Version | None) -> None:
         rec = self.document.recording
