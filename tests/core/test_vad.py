@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from workbench.cli import main
-from workbench.core.enhance.enhancer import run_to_end
+from workbench.core.progress import run_to_end
 from workbench.core.measure.vad import (HOP_S, VadSettings, detect_speech, model_file, non_speech_spans,
                                         speech_probabilities, speech_spans)
 

@@ -16,8 +16,9 @@ import soundfile as sf
 from onnx import TensorProto, helper, numpy_helper
 
 from workbench.cli import main
-from workbench.core.audio.recording import Recording
-from workbench.core.enhance.enhancer import enhance_array, run_to_end, with_latency
+from workbench.core.document.recording import Recording
+from workbench.core.enhance.enhancer import enhance_array, with_latency
+from workbench.core.progress import run_to_end
 from workbench.core.enhance.level import level_check
 from workbench.core.measure.metrics import estimate_lag
 from workbench_models.onnx_models import load_onnx

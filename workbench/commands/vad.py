@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..core.audio.audio_io import atomic_output, load_audio
-    from ..core.enhance.enhancer import run_to_end
+    from ..core.progress import run_to_end
     from ..core.measure.vad import VadSettings, csv_text, detect_speech, labels_text
 
     settings = VadSettings(args.threshold, args.min_pause_ms, args.min_speech_ms, args.pad_ms)

@@ -37,7 +37,8 @@ import numpy as np
 import soxr
 
 from ..audio.audio_io import AudioSource, ArraySource
-from ..errors import Cancelled, ModelError, WorkbenchError, one_line
+from ..errors import ModelError, WorkbenchError, one_line
+from ..progress import Progress, run_to_end
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
             "time-domain", "deep-filtering", "chain", "unknown")
@@ -275,17 +276,33 @@ def _raw_output(enhancer: Enhancer, x: np.ndarray) -> np.ndarray:
     return y[0, :len(x)]
 
 
+def cross_correlation_lag(reference: np.ndarray, output: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """``(lag, normalised peak)``: the lag ``|lag| <= max_lag`` maximising ``|sum_n x[n] y[n + lag]|``
+    (FFT correlation; positive: ``output`` late), and that peak over ``sqrt(sum x^2 sum y^2)``."""
+    import scipy.signal  # imported on the first measurement, not at start-up
+
+    x = np.asarray(reference, np.float64)
+    y = np.asarray(output, np.float64)
+    if len(x) == 0 or len(y) == 0:
+        return 0, float("nan")
+    xc = scipy.signal.correlate(y, x, mode="full", method="fft")
+    lags = scipy.signal.correlation_lags(len(y), len(x), mode="full")
+    keep = np.abs(lags) <= max_lag
+    xc, lags = xc[keep], lags[keep]
+    i = int(np.argmax(np.abs(xc)))
+    denom = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
+    return int(lags[i]), (float(xc[i]) / denom if denom > 0 else float("nan"))
+
+
 def measure_latency(enhancer: Enhancer, head: np.ndarray, sample_rate: int) -> tuple[int, str]:
     """Delay of the model's raw output behind its input, measured on ``head`` (the first seconds of the
     real input, mono at ``sample_rate``) by cross-correlation (the probe's method,
-    :func:`~workbench.core.measure.metrics.estimate_lag`): ``(lag_samples at the native rate, note)``.
+    :func:`cross_correlation_lag`): ``(lag_samples at the native rate, note)``.
 
     A denoiser's output correlates strongly with its input's speech, so the correlation peak is its
     delay. The lag is 0 (and the note says why) for a silent head, a negative lag (an output ahead of
     its input) or a correlation peak under :data:`LATENCY_MIN_CORRELATION`.
     """
-    from ..measure.metrics import estimate_lag
-
     info = enhancer.info
     rate = info.sample_rate
     x = np.asarray(head, np.float32).reshape(-1)
@@ -295,7 +312,7 @@ def measure_latency(enhancer: Enhancer, head: np.ndarray, sample_rate: int) -> t
     if not np.any(x):
         return 0, f"not measurable (the first {seconds:.1f} s of the input are silent); 0 assumed"
     y = _raw_output(enhancer, x)
-    lag, peak = estimate_lag(x, y, int(LATENCY_MAX_S * rate))
+    lag, peak = cross_correlation_lag(x, y, int(LATENCY_MAX_S * rate))
     if not np.isfinite(peak) or abs(peak) < LATENCY_MIN_CORRELATION:
         return 0, (f"not measurable (output correlates {0 if not np.isfinite(peak) else abs(peak):.2f} with the "
                    f"input over its first {seconds:.1f} s); 0 assumed")
@@ -331,14 +348,6 @@ def _calibrate_latency(enhancer: Enhancer, source: AudioSource, channel: int) ->
     info.latency_samples = lag
     info.latency_source = "measured"
     info.extra["latency measured"] = note
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A progress report yielded by long-running core generators."""
-
-    fraction: float
-    message: str = ""
 
 
 _CHECK_PIECE = 1 << 20
@@ -640,44 +649,6 @@ def enhance_outputs(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_
     if len(names) == 1:
         return {names[0]: result}
     return {name: result[i] for i, name in enumerate(names)}
-
-
-def run_to_end(gen: Generator[Progress, None, object],
-               on_progress: Callable[[Progress], None] | None = None,
-               should_stop: Callable[[], bool] | None = None):
-    """Drive a core generator to completion and return its result (CLI, GUI workers, tests).
-
-    ``should_stop`` is asked between steps; when it says so the generator is closed (its ``finally``
-    blocks release what it holds) and :class:`Cancelled` is raised.
-    """
-    steps = rescaled(gen, 0.0, 1.0, should_stop=should_stop)
-    while True:
-        try:
-            p = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(p)
-
-
-def rescaled(gen: Generator[Progress, None, object], start: float, span: float, label: str = "",
-             should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, object]:
-    """Re-yield a sub-task's progress mapped onto ``[start, start + span]`` and return its result.
-
-    Used as ``result = yield from rescaled(sub_generator, ...)`` inside a larger core generator.
-    ``should_stop`` works as in :func:`run_to_end`.
-    """
-    try:
-        while True:
-            if should_stop is not None and should_stop():
-                raise Cancelled("cancelled on request")
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            yield Progress(start + span * p.fraction, f"{label}{p.message}")
-    finally:
-        gen.close()
 
 
 def enhance_array(enhancer: Enhancer, audio: np.ndarray, sample_rate: int, **kwargs) -> np.ndarray:

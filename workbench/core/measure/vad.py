@@ -28,7 +28,7 @@ from typing import Callable, Generator
 import numpy as np
 import soxr
 
-from ..enhance.enhancer import Progress
+from ..progress import Progress
 from ..errors import Cancelled, ModelError
 
 VAD_RATE = 16000
