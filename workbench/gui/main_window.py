@@ -618,11 +618,13 @@ class MainWindow(QMainWindow):
         if not self.speech_action.isChecked() or rec is None:
             self.view.set_speech_activity(None)
             self.edit_panel.set_speech_activity(None)
+            self.metrics_panel.set_speech_activity(None)
             return
         key = (id(rec), self.vad_settings)
         result = self._vad_results.get(key)
         self.view.set_speech_activity(result)
         self.edit_panel.set_speech_activity(result)
+        self.metrics_panel.set_speech_activity(result)
         if result is not None or key in self._vad_running:
             return
         self._vad_running.add(key)

@@ -72,7 +72,8 @@ def format_duration(seconds: float) -> str:
 def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
                   resume: threading.Event, should_stop: Callable[[], bool],
                   on_result: Callable[[Version, str, Scores], None],
-                  on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
+                  on_paused: Callable[[bool], None],
+                  speech_spans: list[tuple[float, float]] | None = None) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
     :func:`~workbench.core.measure.scoring.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
 
@@ -87,7 +88,7 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
         reference = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
         rate = info.sample_rate
     gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive), dnsmos=bool(dnsmos),
-                         dnsmos_versions=dnsmos, on_result=on_result)
+                         dnsmos_versions=dnsmos, on_result=on_result, speech_spans=speech_spans)
     try:
         while True:
             if not resume.is_set() and not should_stop():
@@ -210,6 +211,13 @@ class MetricsPanel(QWidget):
         self.dnsmos_box.setChecked(True)
         self.dnsmos_box.setToolTip("Non-intrusive DNSMOS P.835/P.808 (no reference needed)")
         self.dnsmos_box.toggled.connect(lambda _: self._refresh_table())
+        self.speech_box = QCheckBox("Speech only")
+        self.speech_box.setToolTip("Score the intrusive metrics over the speech spans only (View > Speech activity "
+                                   "lane finds them); DNSMOS always takes the whole version")
+        self.speech_box.setEnabled(False)
+        self.speech_box.toggled.connect(self._on_speech_only)
+        #: the current recording's speech spans (from the speech activity lane), when known
+        self._speech_spans: list[tuple[float, float]] | None = None
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(True)
@@ -231,6 +239,7 @@ class MetricsPanel(QWidget):
         top.addWidget(self.choose_button)
         top.addWidget(self.clear_button)
         top.addWidget(self.dnsmos_box)
+        top.addWidget(self.speech_box)
         top.addStretch(1)
         row = QHBoxLayout()
         row.addWidget(self.compute_button)
@@ -407,11 +416,36 @@ class MetricsPanel(QWidget):
         path = self.reference_path
         if path is None:
             return ""
+        spans = self._scored_spans()
+        # Speech-only scores are other numbers: they are cached under their own key.
+        only = f"|speech {hash(tuple(spans))}" if spans else ""
         try:
             st = path.stat()
-            return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+            return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}{only}"
         except OSError:
-            return str(path)
+            return str(path) + only
+
+    def _scored_spans(self) -> list[tuple[float, float]] | None:
+        """The speech spans the intrusive metrics are restricted to (``None``: the whole recording)."""
+        return self._speech_spans if self.speech_box.isChecked() and self._speech_spans else None
+
+    def set_speech_activity(self, result) -> None:
+        """The current recording's :class:`~workbench.core.measure.vad.VadResult` (``None``: not known); the
+        Speech only box is usable while one is known."""
+        spans = list(result.spans) if result is not None and result.spans else None
+        if spans == self._speech_spans:
+            return
+        self._speech_spans = spans
+        self.speech_box.setEnabled(spans is not None)
+        if self.speech_box.isChecked():
+            self._on_speech_only(True)
+
+    def _on_speech_only(self, _checked: bool) -> None:
+        if self.recording is None:
+            return
+        self._after_reference_change()
+        if self.auto_compute and self.reference_path is not None:
+            self.compute(auto=True)
 
     def versions(self) -> list[Version]:
         """Versions shown as columns: the original and enhanced ones (residuals are not speech estimates)."""
@@ -484,7 +518,8 @@ class MetricsPanel(QWidget):
             except RuntimeError:
                 pass
 
-        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused)
+        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused,
+                              self._scored_spans())
         if self.recording in self.session.recordings:
             # A job of the recording: closing it cancels the measurement like any other of its jobs.
             job.session_job = self.session.new_job(steps, self.recording, f"metrics of {self.recording.name}")
