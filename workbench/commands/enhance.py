@@ -25,6 +25,12 @@
   is planned before the first write (:func:`workbench.core.audio.outputs.plan_batch_outputs`): inputs that
   are earlier outputs of the same model are skipped, colliding names (``x.wav``/``x.flac``) made distinct.
 * The sample format follows the source where the output format can hold it (:func:`output_subtype`).
+* A model output more than 20 dB louder than its input (or peaking far over full scale) is one warning
+  line with the measured gain; an output with more than 1 % of its samples beyond full scale is not
+  written in an integer or lossy format (the error names ``--subtype FLOAT`` and ``--normalize``).
+  ``--normalize peak|loudness`` scales the result to the input's peak or loudness (in the provenance).
+* ``--latency auto|N``: the delay of a model file's raw output, measured on the first seconds of the input
+  (the default for model files that declare none) or set; a declared latency is used otherwise.
 * Progress goes to stderr as a tqdm bar per file (on a terminal); each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
