@@ -57,6 +57,7 @@ def test_speech_lane_and_learn_from_pauses(qtbot, window, speech_with_pauses):
     qtbot.waitUntil(lambda: window.edit_panel.speech_activity is not None
                     and window.edit_panel.speech_activity.settings.threshold == 0.9, timeout=20000)
     assert window.edit_panel.speech_activity.speech_s <= result.speech_s
+    assert window._stored_vad_settings().threshold == 0.9  # what the next window starts with
     window.speech_action.setChecked(False)
     assert not window.view.speech_lane.isVisible() and window.edit_panel.speech_activity is None
     assert rec is window.document.recording

@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         #: problems reported by the last Open session (one line each)
         self.session_problems: list[str] = []
         #: speech activity: settings, results by (recording id, settings), runs in progress
-        self.vad_settings = VadSettings()
+        self.vad_settings = self._stored_vad_settings()
         self._vad_results: dict = {}
         self._vad_running: set = set()
 
@@ -678,7 +678,20 @@ class MainWindow(QMainWindow):
 
     def _apply_speech_settings(self, threshold: float, min_pause_ms: float) -> None:
         self.vad_settings = replace(self.vad_settings, threshold=round(threshold, 4), min_pause_ms=min_pause_ms)
+        self.settings.setValue("speech/threshold", self.vad_settings.threshold)
+        self.settings.setValue("speech/min_pause_ms", self.vad_settings.min_pause_ms)
         self._refresh_speech_lane()
+
+    def _stored_vad_settings(self) -> VadSettings:
+        """The speech activity settings a person chose before (the package's defaults otherwise)."""
+        d = VadSettings()
+        try:
+            made = replace(d, threshold=float(self.settings.value("speech/threshold", d.threshold)),
+                           min_pause_ms=float(self.settings.value("speech/min_pause_ms", d.min_pause_ms)))
+            made.check()
+            return made
+        except (TypeError, ValueError):
+            return d
 
     def _on_version_changed(self, version: Version | None) -> None:
         rec = self.document.recording
