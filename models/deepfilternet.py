@@ -653,7 +653,10 @@ class DeepFilterNetExport(Enhancer):
     ``config.ini``) run offline with its own parameters: the DeepFilterNet3 offline path with the rate,
     framing, bands, deep-filter bins/order, look-aheads and normalisation read from its ``config.ini``.
 
-    Exports whose networks take recurrent states as extra inputs (and return them) run from zero states.
+    Exports whose networks take recurrent states as extra inputs (and return them) run offline from zero
+    states, and also offer a streaming path that carries them (:class:`DeepFilterNetExportStream`): their
+    networks see one frame per call, so the states hold all of the past. Exports without state inputs
+    have no streaming path (their convolutions see neighbouring frames within one call).
     """
 
     chunk_s = DeepFilterNet3.chunk_s
@@ -683,7 +686,8 @@ class DeepFilterNetExport(Enhancer):
             description="A DeepFilterNet-family ONNX export (encoder, ERB decoder, deep-filter decoder) run "
                         "offline with the parameters of its config.ini.",
             sample_rate=c.sample_rate, causal=True, latency_samples=c.latency_samples, family="deep-filtering",
-            processing="offline", processing_paths=("offline",), block_samples=c.hop, source=str(self.folder),
+            processing="offline", processing_paths=("offline", "streaming") if states else ("offline",),
+            block_samples=c.hop, source=str(self.folder),
             package="deepfilterlib features", licence=licence, parameters=params or None,
             extra={"stft": f"{c.fft_size}-point, hop {c.hop}, Vorbis window",
                    "bands": f"{c.nb_erb} ERB bands, deep filter on the lowest {c.nb_df} bins, order {c.df_order}",
@@ -703,3 +707,102 @@ class DeepFilterNetExport(Enhancer):
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
         # onnxruntime sessions run concurrently; each call makes its own libdf state.
         return self._offline(np.ascontiguousarray(audio, dtype=np.float32))
+
+    def new_stream(self) -> "DeepFilterNetExportStream":
+        if not any(self._offline._states.values()):
+            raise NotImplementedError(f"{self.info.id}: an export without state inputs has no streaming path")
+        return DeepFilterNetExportStream(self._offline)
+
+
+#: libDF's initial ERB normalisation state: -60 dB at the lowest band down to -90 dB at the highest.
+ERB_NORM_INIT_DB = (-60.0, -90.0)
+
+
+class DeepFilterNetExportStream(EnhancerStream):
+    """One hop in, one hop out, for an export whose networks carry recurrent states.
+
+    Per hop ``t``: the analysis frame of the last ``fft_size`` samples (libdf, Vorbis window); the ERB and
+    complex features normalised with running states (``s = x (1 - alpha) + s alpha``, libdf's per-frame
+    formulas, the states kept here); the three networks on that one frame with their states fed back; then
+    frame ``k = t - D`` (``D = max(conv_lookahead, df_lookahead)``) is enhanced exactly as the offline path
+    does (network step ``k + conv_lookahead``, deep filter over ``k - (order - 1 - df_lookahead) .. k +
+    df_lookahead``) and overlap-added (``fft_size * irfft(X) * window``, libdf's synthesis). Output lags the
+    input by ``fft_size - hop + D * hop`` samples, the enhancer's ``latency_samples``.
+    """
+
+    def __init__(self, offline: OfflineDeepFilterNet3):
+        self.off, c = offline, offline.config
+        self.c = c
+        self.libdf = offline._libdf
+        self.df = offline._new_state()
+        self.window = (self.df.fft_window() * c.fft_size).astype(np.float32)
+        self.alpha = c.norm_alpha
+        self.inbuf = np.zeros((1, c.fft_size), np.float32)
+        self.ola = np.zeros(c.fft_size, np.float32)
+        lo, hi = ERB_NORM_INIT_DB
+        self.erb_state = np.linspace(lo, hi, c.nb_erb, dtype=np.float32)[None]
+        self.unit_state = np.asarray(self.libdf.unit_norm_init(c.nb_df), np.float32).reshape(1, c.nb_df)
+        self.net_states = {i.name: zero_state(i) for pairs in offline._states.values() for i, _ in pairs}
+        self.delay = max(c.conv_lookahead, c.df_lookahead)
+        self.past = c.df_order - 1 - c.df_lookahead
+        bins = c.fft_size // 2 + 1
+        # Spectrum frames t - (delay + past) .. t and network results of steps t - delay .. t (zeros before 0).
+        self.spec_hist = np.zeros((self.delay + self.past + 1, bins), np.complex64)
+        self.net_hist = [None] * (self.delay + 1)
+        self.mix = offline._mix
+        self.t = 0  # hops analysed so far, minus one while a hop is processed
+
+    def _features(self, spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        libdf, a, c = self.libdf, self.alpha, self.c
+        frame = spec[None, None]                                                    # (1, 1, F)
+        erb = libdf.erb(frame, self.off._erb_fb)                                    # (1, 1, nb_erb) dB
+        # libdf normalises in place: the states are updated from copies of the raw values.
+        feat_erb = libdf.erb_norm(erb.copy(), a, self.erb_state.copy())
+        self.erb_state = (erb[0] * (1 - a) + self.erb_state * a).astype(np.float32)
+        low = np.ascontiguousarray(frame[..., :c.nb_df])
+        cplx = libdf.unit_norm(low.copy(), a, self.unit_state.copy())
+        self.unit_state = (np.abs(low[0]) * (1 - a) + self.unit_state * a).astype(np.float32)
+        feat_spec = np.stack([cplx.real, cplx.imag], axis=1).astype(np.float32)     # (1, 2, 1, nb_df)
+        return feat_erb[:, None].astype(np.float32), feat_spec
+
+    def _enhanced(self) -> np.ndarray:
+        """Frame ``k = t - delay`` enhanced (zeros while ``k < 0``, i.e. before the first frame)."""
+        c = self.c
+        k_row = self.past                    # spec_hist row of frame k
+        step = self.net_hist[c.conv_lookahead]  # network step k + conv_lookahead
+        spec_k = self.spec_hist[k_row]
+        if self.t < self.delay:              # k < 0: before the recording, nothing to synthesise
+            return np.zeros_like(spec_k)
+        gains, coefs, lsnr = step
+        if lsnr < c.lsnr_min_db:
+            out = np.zeros_like(spec_k)
+        elif lsnr > c.lsnr_max_db:
+            out = spec_k.copy()
+        else:
+            out = spec_k * np.repeat(gains, self.off._widths)
+            window = self.spec_hist[k_row - self.past:k_row + c.df_lookahead + 1, :c.nb_df]   # (order, nb_df)
+            out[:c.nb_df] = np.einsum("fi,if->f", coefs, window)
+        if self.mix is not None:
+            out = out * (1 - self.mix) + spec_k * self.mix
+        return out.astype(np.complex64)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        c = self.c
+        hop = c.hop
+        x = np.asarray(block, np.float32)
+        y = np.empty(len(x), np.float32)
+        for s in range(0, len(x), hop):
+            self.inbuf[0, :-hop] = self.inbuf[0, hop:]
+            self.inbuf[0, -hop:] = x[s:s + hop]
+            spec = self.df.analysis(self.inbuf)[0, -1]                               # (F,) this hop's frame
+            gains, coefs, lsnr = self.off.networks(*self._features(spec), states=self.net_states)
+            self.spec_hist[:-1] = self.spec_hist[1:]
+            self.spec_hist[-1] = spec
+            self.net_hist = self.net_hist[1:] + [(gains[0], coefs[0], float(lsnr[0]))]
+            frame = np.fft.irfft(self._enhanced(), n=c.fft_size).astype(np.float32) * self.window
+            self.t += 1
+            self.ola += frame
+            y[s:s + hop] = self.ola[:hop]
+            self.ola[:-hop] = self.ola[hop:]
+            self.ola[-hop:] = 0.0
+        return y

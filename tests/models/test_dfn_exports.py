@@ -148,3 +148,23 @@ def test_broken_exports_say_what_is_wrong(tmp_path):
     (folder / "config.ini").write_text(text)
     with pytest.raises(ModelError, match="enc.onnx takes feat_spec with 48 bins but config.ini says nb_df = 40"):
         load_model_path(folder)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_exports_with_states_stream_as_they_run_offline(tmp_path, speech, name):
+    """Carrying the states hop by hop (features, networks, deep filter, overlap-add) gives the offline
+    result once the engine removes the declared latency."""
+    cfg = CONFIGS[name]
+    model = load_model_path(write_export(tmp_path / name, **cfg, states=True, seed=3))
+    assert model.info.paths == ("offline", "streaming")
+    offline = model.process_offline(speech)
+    streamed = enhance_array(model, speech, cfg["sr"], processing="streaming")
+    np.testing.assert_allclose(streamed, offline, atol=2e-6)
+
+
+def test_exports_without_states_do_not_stream(tmp_path):
+    from workbench.core.enhance.enhancer import with_processing
+
+    model = load_model_path(write_export(tmp_path / "plain"))
+    with pytest.raises(ModelError, match="only the offline path"):
+        with_processing(model, "streaming")
