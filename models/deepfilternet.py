@@ -684,7 +684,8 @@ class DeepFilterNetExport(Enhancer):
         self.info = EnhancerInfo(
             id=name, name=f"DeepFilterNet export ({self.folder.name})",
             description="A DeepFilterNet-family ONNX export (encoder, ERB decoder, deep-filter decoder) run "
-                        "offline with the parameters of its config.ini.",
+                        "with the parameters of its config.ini: offline, and streaming when its networks "
+                        "carry recurrent states.",
             sample_rate=c.sample_rate, causal=True, latency_samples=c.latency_samples, family="deep-filtering",
             processing="offline", processing_paths=("offline", "streaming") if states else ("offline",),
             block_samples=c.hop, source=str(self.folder),
@@ -696,6 +697,7 @@ class DeepFilterNetExport(Enhancer):
                                     f"{c.lsnr_max_db:g} dB",
                    "offline path": "whole chunks through the three ONNX networks (onnxruntime), deepfilterlib "
                                    "features",
+                   **({"streaming path": "one hop per call, recurrent states carried"} if states else {}),
                    **({"states": "; ".join(f"{g}: {t}" for g, t in states.items()) + " (from zero)"}
                       if states else {})})
 
