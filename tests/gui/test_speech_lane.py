@@ -48,10 +48,13 @@ def test_speech_lane_and_learn_from_pauses(qtbot, window, speech_with_pauses):
     assert window.edit_panel.learn_pauses_button.isEnabled()
     window.edit_panel.learn_from_pauses()
     assert window.edit_panel.noise_pauses and "pauses" in window.edit_panel.noise_label.text()
-    # The learned profile reaches a classical model run from the panel.
+    # The learned profile reaches a classical model run from the panel, and its provenance.
     window.edit_panel.model_box.setEditText("wiener")
-    spec, enhancer = window.edit_panel._load_model()
-    assert spec == "wiener" and enhancer.noise_profile is not None
+    with qtbot.waitSignal(window.document.versionsChanged, timeout=30000):
+        window.edit_panel.enhance_all()
+    made = rec.versions[-1]
+    assert made.provenance.model_id == "wiener"
+    assert made.provenance.model_settings["noise_profile_pauses_s"] == [list(p) for p in window.edit_panel.noise_pauses]
     # A stricter threshold is another result, computed again.
     window._apply_speech_settings(0.9, 100.0)
     qtbot.waitUntil(lambda: window.edit_panel.speech_activity is not None
