@@ -307,7 +307,7 @@ def measure_latency(enhancer: Enhancer, head: np.ndarray, sample_rate: int) -> t
     rate = info.sample_rate
     x = np.asarray(head, np.float32).reshape(-1)
     if sample_rate != rate:
-        x = soxr.resample(x, sample_rate, rate).astype(np.float32)
+        x = resample(x, sample_rate, rate)
     seconds = len(x) / rate
     if not np.any(x):
         return 0, f"not measurable (the first {seconds:.1f} s of the input are silent); 0 assumed"

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Callable, Generator
 
 import numpy as np
-import soxr
 
+from ..audio.audio_io import downmix, resample
 from ..progress import Progress
 from ..errors import Cancelled, ModelError
 
@@ -125,11 +125,9 @@ def speech_probabilities(audio: np.ndarray, sample_rate: int, *,
                          should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, np.ndarray]:
     """Speech probability per 32 ms window of ``audio`` (``(n,)`` or ``(n, channels)``, averaged); a
     generator yielding :class:`Progress` and returning ``(ceil(n16 / 512),)`` float32."""
-    x = np.asarray(audio, np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
+    x = downmix(np.asarray(audio, np.float32))
     if sample_rate != VAD_RATE:
-        x = soxr.resample(x, sample_rate, VAD_RATE).astype(np.float32)
+        x = resample(x, sample_rate, VAD_RATE)
     n_windows = -(-len(x) // WINDOW)
     padded = np.zeros(CONTEXT + n_windows * WINDOW, np.float32)
     padded[CONTEXT:CONTEXT + len(x)] = x
