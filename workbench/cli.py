@@ -26,6 +26,7 @@ COMMANDS = {
     "phase-lab": "phase_lab",
     "batch": "batch",
     "vad": "vad",
+    "live": "live",
     "gui": "gui",
 }
 

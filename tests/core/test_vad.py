@@ -80,3 +80,13 @@ def test_cli_writes_labels_csv_json(tmp_path, pauses_and_speech, capsys):
     assert data["settings"]["threshold"] == 0.6 and data["spans"] and len(data["probabilities"]) > 100
     assert main(["vad", str(src), "--labels", str(labels)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_scores_over_speech_spans_only(pauses_and_speech):
+    from workbench.core.measure.scoring import speech_only
+
+    audio, sr = pauses_and_speech
+    spans = [(1.0, 2.0), (4.5, 5.0)]
+    kept = speech_only(audio, sr, spans)
+    assert len(kept) == int(1.5 * sr)
+    np.testing.assert_array_equal(kept[:sr], audio[sr:2 * sr])
