@@ -25,6 +25,7 @@ COMMANDS = {
     "repair": "repair",
     "phase-lab": "phase_lab",
     "batch": "batch",
+    "vad": "vad",
     "live": "live",
     "gui": "gui",
 }
