@@ -145,13 +145,15 @@ class TorchScriptWaveformEnhancer(Enhancer):
                              f"module returns {self.n_out}")
         params = sum(p.numel() for p in module.parameters())
         note = (f"rate and delay from the card {card.path}" if card else
-                f"no model card: assuming {DEFAULT_RATE} Hz and no delay; add {path.name}.toml with "
-                "sample_rate = ... and latency_samples = ... to change")
+                f"no model card: assuming {DEFAULT_RATE} Hz, delay measured on the first run; add "
+                f"{path.name}.toml with sample_rate = ... and latency_samples = ... to change")
         self.info = EnhancerInfo(
             **card_identity(card, path, "torchscript", "TorchScript waveform-in/waveform-out model"),
             sample_rate=rate, causal=card.causal if card else None, latency_samples=0,
             family="time-domain", processing="offline", source=str(path), parameters=params or None,
-            outputs=names, extra={"format": f"TorchScript, input rank {self.rank}", "note": note})
+            outputs=names, latency_source="declared" if card and card.latency_declared else "unknown",
+            licence=card.license if card else "",
+            extra={"format": f"TorchScript, input rank {self.rank}", "note": note})
 
     def _probe_rank(self, path: Path, rate: int) -> tuple[int, int]:
         """Input rank (1, 2 or 3) the module accepts, tried on 0.1 s of quiet noise, and how many signals

@@ -26,6 +26,7 @@ COMMANDS = {
     "repair": "repair",
     "phase-lab": "phase_lab",
     "batch": "batch",
+    "vad": "vad",
     "live": "live",
     "gui": "gui",
 }
