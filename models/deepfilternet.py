@@ -397,7 +397,9 @@ def graph_states(session, graph: str, name: str) -> list:
 
     handed_on = {"feat_erb", "feat_spec", "emb", "c0", "e0", "e1", "e2", "e3", "lsnr"}
     results = {"enc": {"e0", "e1", "e2", "e3", "emb", "c0", "lsnr"}, "erb_dec": {"m"}, "df_dec": {"coefs"}}[graph]
-    ins = tuple(_spec(a) for a in session.get_inputs() if a.name not in handed_on)
+    # "h0:"/"ctx:" inputs are the chunked path's own carried state (workbench_models.onnx_state).
+    ins = tuple(_spec(a) for a in session.get_inputs()
+                if a.name not in handed_on and not a.name.startswith(("h0:", "ctx:")))
     outs = tuple(_spec(a) for a in session.get_outputs() if a.name not in results)
     if not ins:
         return []
@@ -620,6 +622,7 @@ class DeepFilterNet3ChunkStream(EnhancerStream):
                         for graph, inputs in networks.state_inputs.items() for name, shape in inputs.items()
                         if name.startswith("h0:")}
         self._feats: dict[str, np.ndarray] = {}  # tensor -> every frame fed so far, trimmed to the context
+        self._declared: dict[tuple[str, str], np.ndarray] = {}  # state inputs of the export's own
         la = c.conv_lookahead
         self._spec = np.zeros((la + c.df_lookahead, networks.n_bins), np.complex64)   # frames before this block
         self._steps = (np.zeros((la, c.nb_erb), np.float32), np.zeros((la, c.nb_df, c.df_order), np.complex64),
@@ -719,6 +722,8 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
 
     def _run(self, stream: DeepFilterNet3ChunkStream, name: str, feeds: dict[str, np.ndarray]) -> dict:
         session = self._sessions[name]
+        for state_in, _ in self._states.get(name, ()):  # states the export itself declares
+            feeds[state_in.name] = stream._declared.get((name, state_in.name), zero_state(state_in))
         for inp in session.get_inputs():
             if inp.name.startswith("h0:"):
                 feeds[inp.name] = stream._states[name, inp.name]
@@ -729,6 +734,8 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         got = dict(zip(names, session.run(names, feeds)))
         for out_name, h0 in self.carried[name].items():
             stream._states[name, h0] = got[out_name]
+        for state_in, state_out in self._states.get(name, ()):
+            stream._declared[name, state_in.name] = got[state_out.name]
         return got
 
     def stream_networks(self, stream, feat_erb: np.ndarray, feat_spec: np.ndarray):

@@ -124,7 +124,8 @@ def test_wheel_tarball_as_a_folder_is_the_builtin(tmp_path, shared_data):
     audio, sr = sf.read(shared_data / "dns3" / "0016_noisy.wav", dtype="float32")
     x48 = enhance_array(load_model_path(tmp_path), audio[:sr], sr)
     builtin = enhance_array(load_model_path_builtin(), audio[:sr], sr)
-    np.testing.assert_array_equal(x48, builtin)
+    # The built-in runs the same networks chunk by chunk with their states carried: float rounding apart.
+    np.testing.assert_allclose(x48, builtin, rtol=0, atol=1e-5)
     direct = OfflineDeepFilterNet3()(np.zeros(4800, np.float32))
     assert direct.shape == (4800,)
 

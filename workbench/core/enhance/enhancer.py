@@ -617,6 +617,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         return None
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(rate_in)
+    asked = processing  # a path the caller chose is kept, whatever the file's length
     if processing is not None:
         enhancer = with_processing(enhancer, processing)
         processing = None
@@ -631,7 +632,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
             raise ModelError(f"model {enhancer.info.id!r} failed: {one_line(exc)}") from exc
     if processing is not None:
         enhancer = with_processing(enhancer, processing)
-    elif (enhancer.info.processing == "offline" and enhancer.long_file_processing
+    elif (asked is None and enhancer.info.processing == "offline" and enhancer.long_file_processing
           and n > (enhancer.chunk_s + enhancer.overlap_s) * rate_in):
         enhancer = with_processing(enhancer, enhancer.long_file_processing)
     if (enhancer.info.processing == "offline" and enhancer.info.latency_source in ("measured", "set")
