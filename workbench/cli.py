@@ -25,6 +25,8 @@ COMMANDS = {
     "repair": "repair",
     "phase-lab": "phase_lab",
     "batch": "batch",
+    "train": "train",
+    "loss-lab": "loss_lab",
     "gui": "gui",
 }
 

@@ -153,7 +153,7 @@ def prepare(cfg: TrainConfig) -> tuple[torch.nn.Module, TrainingData]:
 
 
 def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bool] = lambda: False,
-          stop_after_steps: int | None = None) -> Iterator[dict]:
+          stop_after_steps: int | None = None, rank: int = 0, world_size: int = 1) -> Iterator[dict]:
     """Train (or continue) the run ``cfg`` describes; see the module docstring for events and files.
 
     Args:
@@ -161,12 +161,20 @@ def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bo
             ``False`` starts over (the folder's old files are replaced).
         should_stop: polled after every step; true -> write the checkpoint, yield ``stopped``, return.
         stop_after_steps: stop (as if asked) once this many steps were taken *in this call* (tests).
+        rank, world_size: data-parallel training (:mod:`.ray_train`): each of ``world_size`` processes takes
+            examples ``rank, rank + world_size, ...`` of every batch, gradients are averaged with
+            ``torch.distributed.all_reduce`` (an initialised process group is needed when ``world_size > 1``);
+            only rank 0 writes files. With one process this is exactly the single-process run.
     """
+    if world_size > 1 and cfg.run.batch_size < world_size:
+        raise WorkbenchError(f"[run] batch_size {cfg.run.batch_size} is smaller than the {world_size} workers")
+    writer = rank == 0
     torch.set_num_threads(cfg.run.threads)
     loss_fn = parse_loss(cfg.loss.loss)
     net, data = prepare(cfg)
     out = cfg.out_dir
-    out.mkdir(parents=True, exist_ok=True)
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay)
     steps_per_epoch = data.steps_per_epoch(cfg.run.batch_size)
     total_steps = steps_per_epoch * cfg.run.epochs
@@ -187,13 +195,16 @@ def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bo
         torch.set_rng_state(state["torch_rng"])
         step, epoch, batch_index = int(state["step"]), int(state["epoch"]), int(state["batch"])
         history, sums = list(state["history"]), dict(state["sums"])
-    _atomic_text(cfg.to_toml(), out / "config.toml")
+    if writer:
+        _atomic_text(cfg.to_toml(), out / "config.toml")
     parameters = sum(p.numel() for p in net.parameters() if p.requires_grad)
     yield {"event": "start", "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "resumed_at": step,
            "parameters": parameters, "out_dir": str(out), "train_s_per_epoch": data.train_seconds_per_epoch,
            "validation_clips": len(data.validation)}
 
     def save_state() -> Path:
+        if not writer:
+            return state_path
         _atomic_torch_save({"format": STATE_FORMAT, "fingerprint": fingerprint, "model": net.state_dict(),
                             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                             "step": step, "epoch": epoch, "batch": batch_index, "history": history,
@@ -209,6 +220,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bo
         while batch_index < steps_per_epoch and (not cfg.run.max_steps or step < cfg.run.max_steps):
             t0 = time.perf_counter()
             noisy_np, clean_np = data.batch(epoch, batch_index * cfg.run.batch_size, cfg.run.batch_size)
+            if world_size > 1:
+                noisy_np, clean_np = noisy_np[rank::world_size], clean_np[rank::world_size]
             noisy, clean = torch.from_numpy(noisy_np), torch.from_numpy(clean_np)
             spec, est_spec, est = run_network(net, noisy)
             batch = LossBatch(est, clean, noisy, est_spec, stft(clean, N_FFT, HOP), spec, N_FFT, HOP)
@@ -219,6 +232,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bo
                                      "holds the last finite state: lower [run] lr or choose another loss")
             optimizer.zero_grad(set_to_none=True)
             total.backward()
+            if world_size > 1:
+                _average_gradients(net, world_size)
             if cfg.run.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.run.grad_clip)
             optimizer.step()
@@ -247,17 +262,28 @@ def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bo
         batch_index = 0
         sums = {}
         history.append({"epoch": epoch, "step": step, "train": train_means, "val": val})
-        _write_model(cfg, net, data, step, epoch, history, parameters)
-        _write_history(history, out)
+        if writer:
+            _write_model(cfg, net, data, step, epoch, history, parameters)
+            _write_history(history, out)
         save_state()
         yield {"event": "epoch", "epoch": epoch, "step": step, "train": train_means, "val": val}
     if not history:  # max_steps ended the run inside its first epoch
         history.append({"epoch": epoch, "step": step, "train": {}, "val": validate(net, data, cfg, loss_fn)})
-        _write_model(cfg, net, data, step, epoch, history, parameters)
-        _write_history(history, out)
-    exports = export_run(cfg, out / MODEL_FILE)
+        if writer:
+            _write_model(cfg, net, data, step, epoch, history, parameters)
+            _write_history(history, out)
+    exports = export_run(cfg, out / MODEL_FILE) if writer else []
     yield {"event": "done", "model": str(out / MODEL_FILE), "metrics": history[-1]["val"], "step": step,
            "exports": [str(p) for p in exports]}
+
+
+def _average_gradients(net: torch.nn.Module, world_size: int) -> None:
+    """Mean of every gradient over the processes (each computed the mean loss of its share of the batch)."""
+    import torch.distributed as dist
+    for p in net.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world_size
 
 
 def validate(net: torch.nn.Module, data: TrainingData, cfg: TrainConfig, loss_fn) -> dict[str, float]:
