@@ -220,3 +220,27 @@ def test_loss_lab_writes_table_and_chart(tiny_data, tmp_path, capsys):
     assert table[0].startswith("loss,estoi,si_sdr") and [r.split(",")[0] for r in table[1:]] == ["mae", "mse"]
     assert (tmp_path / "lab" / "loss_lab.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "lab" / "mae" / MODEL_FILE).is_file()
+
+
+def test_exports_load_with_their_cards_and_match_the_checkpoint(tiny_data, tmp_path):
+    from workbench.core.enhance.enhancer import enhance, run_to_end
+    from workbench.core.errors import ModelError
+    from workbench_models.loaders import load_model_path
+    from workbench_models.training.export import export_onnx
+    run = tmp_path / "exp"
+    events = list(train(tiny_config(tiny_data, run, run={"epochs": 1, "max_steps": 2},
+                                    export={"torchscript": True, "onnx": True})))
+    exports = [Path(p) for p in events[-1]["exports"]]
+    assert [p.name for p in exports] == ["model.ts", "model.onnx"]
+    x = _speechlike(1.0, 130, 1) + 0.02 * np.random.default_rng(2).standard_normal(RATE).astype(np.float32)
+    ref = load_model_path(run / MODEL_FILE).process_offline(x)
+    for p in exports:
+        assert (p.parent / (p.name + ".toml")).is_file()
+        enh = load_model_path(p)
+        y = run_to_end(enhance(enh, x, RATE))[:, 0]
+        # the workbench's spectral runner starts from zeros where training mirrors the start: not bit-equal
+        assert np.corrcoef(y, ref)[0, 1] > 0.98, p.name
+    list(train(tiny_config(tiny_data, tmp_path / "cx", run={"epochs": 1, "max_steps": 1},
+                           model={"architecture": "complex_net", "args": {"hidden": 8, "layers": 1}})))
+    with pytest.raises(ModelError, match="no complex tensors"):
+        export_onnx(tmp_path / "cx" / MODEL_FILE, tmp_path / "cx" / "model.onnx")
