@@ -37,6 +37,7 @@ from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
+from .train_panel import TrainPanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
@@ -50,7 +51,7 @@ MAX_RECENT = 10
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
 MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".tar", ".ckpt", ".jit")
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
-WINDOW_STATE_VERSION = 2
+WINDOW_STATE_VERSION = 3
 #: Milliseconds after the first window is built when the start-up objects leave the cyclic GC's view.
 GC_FREEZE_AFTER_MS = 2000
 _gc_frozen = False
@@ -194,6 +195,14 @@ class MainWindow(QMainWindow):
         self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
+        # Trained models join the session's catalogue, so the Models panel lists them at once.
+        self.train_panel = TrainPanel(catalogue=self.session.catalogue)
+        self.train_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Train: {msg}", 8000))
+        train_scroll = QScrollArea()
+        train_scroll.setWidgetResizable(True)
+        train_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        train_scroll.setWidget(self.train_panel)
+        self.train_dock = self.add_panel("Train", train_scroll)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
@@ -984,6 +993,7 @@ class MainWindow(QMainWindow):
         self.edit_panel.shutdown()
         self.metrics_panel.shutdown()
         self.phase_lab_panel.shutdown()
+        self.train_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:
