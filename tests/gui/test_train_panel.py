@@ -28,7 +28,7 @@ def test_panel_trains_stops_continues_and_adds_the_model(qtbot, tmp_path, settin
     w = MainWindow(settings=settings)
     qtbot.addWidget(w)
     panel = w.train_panel
-    assert w._docks["Train"].widget().widget() is panel
+    assert w._docks["Train"].widget() is panel
     panel.clean_edit.setText(str(tmp_path / "clean"))
     panel.noise_edit.setText(str(tmp_path / "noise"))
     panel.arch_combo.setCurrentIndex(panel.arch_combo.findData("gcrn"))

@@ -198,11 +198,7 @@ class MainWindow(QMainWindow):
         # Trained models join the session's catalogue, so the Models panel lists them at once.
         self.train_panel = TrainPanel(catalogue=self.session.catalogue)
         self.train_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Train: {msg}", 8000))
-        train_scroll = QScrollArea()
-        train_scroll.setWidgetResizable(True)
-        train_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        train_scroll.setWidget(self.train_panel)
-        self.train_dock = self.add_panel("Train", train_scroll)
+        self.train_dock = self.add_panel("Train", self.train_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QProcess, QProcessEnvironment, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QRadioButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QRadioButton, QScrollArea, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from ..core.errors import WorkbenchError
 from ..core.train_config import ARCHITECTURES, BUNDLED_INITS, TrainConfig, write_config
@@ -77,7 +78,18 @@ class TrainPanel(QWidget):
 
     # -- layout -------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        root = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        self.tabs = QTabWidget(self)
+        setup = QWidget()
+        root = QVBoxLayout(setup)
+        root.setContentsMargins(2, 2, 2, 2)
+        # Scrolled: the form is taller than a 768-pixel screen leaves for a dock; the buttons stay in view.
+        setup_scroll = QScrollArea()
+        setup_scroll.setWidgetResizable(True)
+        setup_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        setup_scroll.setWidget(setup)
+        self.tabs.addTab(setup_scroll, "Setup")
         data = QGroupBox("Data", self)
         form = QFormLayout(data)
         mode = QWidget(data)
@@ -97,6 +109,7 @@ class TrainPanel(QWidget):
         form.addRow("Clean", _folder_row(self.clean_edit, self, "Clean speech folder"))
         form.addRow("Noise", _folder_row(self.noise_edit, self, "Noise folder"))
         form.addRow("Pairs", _folder_row(self.pairs_edit, self, "Pairs folder"))
+        self.data_form = form
         snr = QWidget(data)
         snr_lay = QHBoxLayout(snr)
         snr_lay.setContentsMargins(0, 0, 0, 0)
@@ -135,13 +148,19 @@ class TrainPanel(QWidget):
         self.init_combo.addItem("from scratch", "")
         for init in BUNDLED_INITS:
             self.init_combo.addItem(f"fine-tune {init}", init)
-        mform.addRow("Start", self.init_combo)
+        start = QWidget(model)
+        start_lay = QHBoxLayout(start)
+        start_lay.setContentsMargins(0, 0, 0, 0)
+        start_lay.addWidget(self.init_combo, 1)
+        self.freeze_check = QCheckBox("fixed norm statistics")
+        self.freeze_check.setToolTip("Keep batch-norm statistics as pretrained (the usual choice for fine-tuning "
+                                     "on a few minutes of audio)")
+        start_lay.addWidget(self.freeze_check)
+        mform.addRow("Start", start)
         self.args_edit = QLineEdit()
         self.args_edit.setPlaceholderText("e.g. channels = 8, hidden = 64")
         self.args_edit.setToolTip("Architecture arguments (TOML key = value pairs); GTCRN takes none")
         mform.addRow("Arguments", self.args_edit)
-        self.freeze_check = QCheckBox("keep batch-norm statistics fixed")
-        mform.addRow("", self.freeze_check)
         self.loss_combo = QComboBox()
         self.loss_combo.setEditable(True)
         self.loss_combo.addItems(LOSS_CHOICES)
@@ -173,7 +192,32 @@ class TrainPanel(QWidget):
         rform.addRow("Run folder", _folder_row(self.out_edit, self, "Run folder"))
         self.restart_check = QCheckBox("start over (ignore the folder's checkpoint)")
         rform.addRow("", self.restart_check)
-        buttons = QWidget(run)
+        root.addWidget(run)
+        root.addStretch(1)
+
+        progress_tab = QWidget()
+        plot_lay = QVBoxLayout(progress_tab)
+        plot_lay.setContentsMargins(2, 2, 2, 2)
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(140)
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "loss")
+        self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.log_check = QCheckBox("logarithmic loss axis (positive values only)")
+        self.log_check.toggled.connect(lambda on: self.plot.setLogMode(y=on))
+        plot_lay.addWidget(self.log_check)
+        plot_lay.addWidget(self.plot, 2)
+        self.table = QTableWidget(0, len(METRIC_COLUMNS) + 1)
+        self.table.setHorizontalHeaderLabels(["epoch"] + [label for _k, label in METRIC_COLUMNS])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumHeight(90)
+        plot_lay.addWidget(self.table, 1)
+        self.tabs.addTab(progress_tab, "Curves and validation")
+        outer.addWidget(self.tabs, 1)
+
+        buttons = QWidget(self)
         blay = QHBoxLayout(buttons)
         blay.setContentsMargins(0, 0, 0, 0)
         self.train_button = QPushButton("Train")
@@ -187,29 +231,14 @@ class TrainPanel(QWidget):
         self.save_button.clicked.connect(self._save_config_dialog)
         for b in (self.train_button, self.stop_button, self.save_button):
             blay.addWidget(b)
-        rform.addRow(buttons)
+        outer.addWidget(buttons)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        rform.addRow(self.progress)
-        rform.addRow(self.status)
-        root.addWidget(run)
-
-        self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(140)
-        self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", "loss")
-        self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
-        self.plot.showGrid(x=True, y=True, alpha=0.3)
-        root.addWidget(self.plot, 1)
-        self.table = QTableWidget(0, len(METRIC_COLUMNS) + 1)
-        self.table.setHorizontalHeaderLabels(["epoch"] + [label for _k, label in METRIC_COLUMNS])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(90)
-        root.addWidget(self.table)
+        outer.addWidget(self.progress)
+        outer.addWidget(self.status)
 
     def _on_architecture(self) -> None:
         gtcrn = self.arch_combo.currentData() == "gtcrn"
@@ -224,6 +253,9 @@ class TrainPanel(QWidget):
         for w in (self.clean_edit, self.noise_edit, self.snr_low, self.snr_high, self.examples_spin):
             w.setEnabled(mix)
         self.pairs_edit.setEnabled(not mix)
+        # only the rows of the chosen kind of data are shown (rows: mode, clean, noise, pairs, SNR, crop)
+        for row, visible in ((1, mix), (2, mix), (3, not mix), (4, mix)):
+            self.data_form.setRowVisible(row, visible)
 
     # -- config -------------------------------------------------------------------------------------------
     def config(self) -> TrainConfig:
@@ -300,6 +332,7 @@ class TrainPanel(QWidget):
         if self.restart_check.isChecked():
             args.append("--restart")
         self.process = proc
+        self.tabs.setCurrentIndex(1)
         self.train_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         proc.start(sys.executable, args)
