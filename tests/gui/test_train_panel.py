@@ -44,14 +44,14 @@ def test_panel_trains_stops_continues_and_adds_the_model(qtbot, tmp_path, settin
     assert panel.running and not panel.train_button.isEnabled()
     cfg = read_config(tmp_path / "run" / "config.toml")  # the panel wrote the config the command reads
     assert cfg.model.args == {"channels": 4, "hidden": 16} and cfg.loss.loss == "0.5*mae + 0.5*mrstft"
-    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=90000)
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=240000)
     panel.stop()
-    qtbot.waitUntil(lambda: not panel.running, timeout=60000)
+    qtbot.waitUntil(lambda: not panel.running, timeout=120000)
     assert "stopped at step" in panel.status.text()
     stopped_at = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)["step"]
     assert 1 <= stopped_at < 8
 
-    with qtbot.waitSignal(panel.modelReady, timeout=90000) as ready:
+    with qtbot.waitSignal(panel.modelReady, timeout=240000) as ready:
         panel.start()
     model = str(tmp_path / "run" / "model.pt")
     assert ready.args == [model]
