@@ -7,7 +7,7 @@ Run from the repository root::
 
 The corpus (``--files`` files of ``--seconds`` s, 16 kHz PCM_16) is tiled from ``../shared/data/dns3``'s
 noisy clips into a temporary folder, never into the repository. Each configuration runs the whole
-batch through :func:`workbench.core.batch.run_batch` (what ``workbench batch enhance`` runs), one thread
+batch through :func:`workbench.core.workflows.batch.run_batch` (what ``workbench batch enhance`` runs), one thread
 per worker, into its own output folder; the wall time includes starting the workers (and Ray) and
 loading the model in each. Figures:
 
@@ -51,10 +51,10 @@ def make_corpus(folder: Path, n: int, seconds: float) -> float:
 
 
 def run_config(corpus: Path, out: Path, model: str, backend: str, workers: int):
-    from workbench.core.batch import EnhanceSettings, collect_inputs, enhance_tasks, run_batch
-    from workbench.core.batch.backends import load_models, set_thread_env
-    from workbench.core.enhance.enhancer import run_to_end
-    from workbench.core.audio.export import file_tag
+    from workbench.core.workflows.batch import EnhanceSettings, collect_inputs, enhance_tasks, run_batch
+    from workbench.core.workflows.batch.backends import load_models, set_thread_env
+    from workbench.core.progress import run_to_end
+    from workbench.core.workflows.export import file_tag
 
     set_thread_env(1)
     models, identities, errors = load_models([model])
@@ -78,7 +78,7 @@ def run_config(corpus: Path, out: Path, model: str, backend: str, workers: int):
 
 
 def hashes(folder: Path) -> dict[str, str]:
-    from workbench.core.audio.recording import file_sha256
+    from workbench.core.document.recording import file_sha256
 
     return {p.name: file_sha256(p) for p in sorted(folder.glob("*.wav"))}
 
@@ -91,7 +91,7 @@ def main() -> int:
     ap.add_argument("--no-ray", action="store_true")
     args = ap.parse_args()
     configs = [("local", 1), ("local", 2)]
-    from workbench.core.batch.backends import ray_available
+    from workbench.core.workflows.batch.backends import ray_available
 
     if not args.no_ray and ray_available():
         configs.append(("ray", 2))

@@ -21,7 +21,7 @@ import soundfile as sf
 
 from workbench.core.measure import metrics as M
 from workbench.core.measure.dnsmos import shared_dnsmos
-from workbench.core.enhance.probes import probe_enhancer
+from workbench.core.workflows.probes import probe_enhancer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

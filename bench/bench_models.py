@@ -138,7 +138,7 @@ def stall(seconds: float, models: list[str]) -> list[dict]:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from workbench.core.audio.recording import Recording
+    from workbench.core.document.recording import Recording
     from workbench.gui import compat
     from workbench.gui.model_panel import ModelPanel
 

@@ -4,7 +4,7 @@ Writes a 48 kHz mono recording of ``--hours`` (default 1) and two more "versions
 (processed variants, as WAV files) to a temporary folder, then, in a fresh process per path (so the
 imports are counted honestly and nothing is shared between the two):
 
-    * opens them as a :class:`~workbench.core.audio.recording.Recording` whose three versions are file-backed
+    * opens them as a :class:`~workbench.core.document.recording.Recording` whose three versions are file-backed
       (the original and two results read from disk, as results restored from a session are);
     * loads them into a headless :class:`~workbench.core.audio.playback.PlaybackEngine` (no device, 48 kHz);
     * plays ``--seconds`` (default 60) of 512-frame callbacks, paced at ``--speed`` times real time (the
@@ -84,7 +84,7 @@ def child(path_kind: str, folder: Path, seconds: float, speed: float) -> dict:
     sys.setswitchinterval(0.001)  # as the window sets it (workbench.gui.app), without importing Qt here
     from workbench.core.audio.audio_io import open_source
     from workbench.core.audio.playback import PlaybackEngine
-    from workbench.core.audio.recording import Recording, Version
+    from workbench.core.document.recording import Recording, Version
 
     rss_imports = _status_kib("VmRSS")
     rec = Recording(folder / "original.wav")

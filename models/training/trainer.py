@@ -41,7 +41,7 @@ import torch
 import workbench
 from workbench.core.audio.audio_io import atomic_output
 from workbench.core.errors import WorkbenchError
-from workbench.core.train_config import TrainConfig
+from workbench.core.workflows.train_config import TrainConfig
 
 from .architectures import HOP, N_FFT, SAMPLE_RATE, build_network, freeze_batch_norm, init_state_dict
 from .data import TrainingData

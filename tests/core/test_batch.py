@@ -17,9 +17,9 @@ import soundfile as sf
 
 from workbench.cli import main
 from workbench.core.audio.audio_io import write_audio_atomic
-from workbench.core.batch import EnhanceSettings, collect_inputs, enhance_tasks, read_manifest
-from workbench.core.batch.backends import LOST_WORKER_REASON
-from workbench.core.audio.recording import file_sha256
+from workbench.core.workflows.batch import EnhanceSettings, collect_inputs, enhance_tasks, read_manifest
+from workbench.core.workflows.batch.backends import LOST_WORKER_REASON
+from workbench.core.document.recording import file_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -216,7 +216,7 @@ def test_batch_evaluate_agrees_with_evaluate(shared_data, tmp_path, capsys):
     assert main(["evaluate", str(shared_data / "dns3"), *common, "--csv", str(tmp_path / "e.csv")]) == 0
     assert main(["batch", "evaluate", str(shared_data / "dns3"), *common, "--csv", str(tmp_path / "b.csv"),
                  "--workers", "2", "--quiet"]) == 0
-    from workbench.core.measure.evaluation import read_csv
+    from workbench.core.workflows.evaluation import read_csv
 
     a = {(r["file"], r["model"], r["metric"]): r["value"] for r in read_csv(tmp_path / "e.csv")}
     b = {(r["file"], r["model"], r["metric"]): r["value"] for r in read_csv(tmp_path / "b.csv")}
@@ -315,7 +315,7 @@ def test_evaluate_unreadable_pair_is_rows_with_reasons(tmp_path, rng, capsys):
     (tmp_path / "y_noisy.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00garbage")
     assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr", "--csv",
                  str(tmp_path / "r.csv")]) == 0
-    from workbench.core.measure.evaluation import read_csv
+    from workbench.core.workflows.evaluation import read_csv
 
     rows = {r["file"]: r for r in read_csv(tmp_path / "r.csv")}
     assert rows["x"]["value"] is not None
@@ -347,9 +347,9 @@ def test_two_output_model_gives_one_file_per_output(tmp_path, rng):
     Recording.enhance (the per-item function runs the model through it), local pool = serial bytes."""
     import torch
 
-    from workbench.core.enhance.enhancer import run_to_end
-    from workbench.core.audio.export import file_tag
-    from workbench.core.audio.recording import Recording
+    from workbench.core.progress import run_to_end
+    from workbench.core.workflows.export import file_tag
+    from workbench.core.document.recording import Recording
     from workbench.core.enhance.registry import load_enhancer
 
     models = tmp_path / "models"
@@ -386,7 +386,7 @@ def test_enhance_folder_runs_each_file_through_the_item_function(corpus, tmp_pat
     the same strength, and its WAVs still carry the provenance tag (with the strength) that batch leaves out."""
     import json as _json
 
-    import workbench.core.batch.item as item
+    import workbench.core.workflows.batch.item as item
 
     seen = []
     real = item.enhance_item

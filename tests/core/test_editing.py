@@ -13,7 +13,8 @@ from workbench.cli import main
 from workbench.core.audio.audio_io import ArraySource
 from workbench.core.enhance.editing import (Box, Strength, apply_strength, box_energy, enhance_regions, parse_span,
                                     repair_stft_config, spectral_repair, splice)
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
 from workbench.core.views.stft import stft
 
@@ -246,8 +247,8 @@ def test_every_output_container_carries_the_provenance(tmp_path, wav, suffix, ex
 
 
 def test_the_export_dialog_path_tags_its_outputs(tmp_path, wav):
-    from workbench.core.audio.export import export_version
-    from workbench.core.audio.recording import Recording
+    from workbench.core.workflows.export import export_version
+    from workbench.core.document.recording import Recording
     from workbench.core.enhance.registry import load_enhancer
 
     rec = Recording(wav)

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.measure import evaluation as E
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.audio.audio_io import resample
+from workbench.core.measure import scoring as S
+from workbench.core.workflows import evaluation as E
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 
 KEY = ["pesq_wb", "estoi", "si_sdr"]
 
@@ -74,7 +77,7 @@ def test_versions_score_like_the_cli(shared_data, dns3_result):
     """The metrics panel's core path (score_versions on a Recording) gives the CLI's numbers."""
     rec = Recording(shared_data / "dns3/0016_noisy.wav")
     clean, sr = sf.read(shared_data / "dns3/0016_clean.wav", dtype="float32")
-    scores = run_to_end(E.score_versions(rec.versions, clean, sr, metrics=KEY))
+    scores = run_to_end(S.score_versions(rec.versions, clean, sr, metrics=KEY))
     got = scores["original"].metrics
     for k in KEY + ["dnsmos_ovrl"]:
         assert got[k].value == pytest.approx(dns3_result.value("0016", "noisy", k), abs=1e-9)
@@ -133,26 +136,26 @@ def test_alignment_check_tells_a_matching_reference_from_an_unrelated_one(shared
     noisy, sr = sf.read(shared_data / "dns3/0015_noisy.wav", dtype="float32")
     own, _ = sf.read(shared_data / "dns3/0015_clean.wav", dtype="float32")
     other, _ = sf.read(shared_data / "dns3/0016_clean.wav", dtype="float32")
-    good = E.score_signal(noisy, sr, own, sr, dnsmos=False, metrics=["si_sdr"]).alignment
+    good = S.score_signal(noisy, sr, own, sr, dnsmos=False, metrics=["si_sdr"]).alignment
     assert good is not None and not good.suspicious and good.problems() == []
     assert good.lag_samples == 0 and abs(good.correlation) > 0.8 and good.max_lag_samples == int(0.25 * sr)
-    bad = E.score_signal(noisy, sr, other, sr, dnsmos=False, metrics=["si_sdr"])
+    bad = S.score_signal(noisy, sr, other, sr, dnsmos=False, metrics=["si_sdr"])
     assert bad.alignment.suspicious and bad.alignment.low_correlation
     assert "aligned correlation" in bad.alignment.problems()[0]
     # A reference at another rate (the same sentence played at half speed) does not line up either.
-    slow = E.resample(own, sr, sr // 2)
-    assert E.score_signal(noisy, sr, slow, sr, dnsmos=False, metrics=["si_sdr"]).alignment.suspicious
+    slow = resample(own, sr, sr // 2)
+    assert S.score_signal(noisy, sr, slow, sr, dnsmos=False, metrics=["si_sdr"]).alignment.suspicious
     # No reference, no check.
-    assert E.score_signal(noisy, sr, dnsmos=False).alignment is None
+    assert S.score_signal(noisy, sr, dnsmos=False).alignment is None
 
 
 def test_alignment_check_flags_the_lag_at_the_search_limit_and_length_differences():
-    check = E.AlignmentCheck(correlation=0.9, lag_samples=-4000, max_lag_samples=4000, sample_rate=16000,
+    check = S.AlignmentCheck(correlation=0.9, lag_samples=-4000, max_lag_samples=4000, sample_rate=16000,
                              reference_duration_s=5.0, estimate_duration_s=10.0)
     assert check.lag_at_limit and check.suspicious and check.length_mismatch
     text = "; ".join(check.problems())
     assert "at the search limit (±250 ms)" in text and "lengths differ (5.00 s reference, 10.00 s recording)" in text
-    inside = E.AlignmentCheck(0.9, 3990, 4000, 16000, 5.0, 5.2)
+    inside = S.AlignmentCheck(0.9, 3990, 4000, 16000, 5.0, 5.2)
     assert not inside.suspicious and not inside.length_mismatch
 
 
@@ -162,7 +165,7 @@ def test_score_versions_reports_each_part_as_it_finishes(shared_data):
                      EnhancerInfo("half", "half", "x", 16000, True, 0))
     clean, sr = sf.read(shared_data / "dns3/0015_clean.wav", dtype="float32")
     events = []
-    gen = E.score_versions(rec.versions, clean, sr, metrics=["si_sdr"],
+    gen = S.score_versions(rec.versions, clean, sr, metrics=["si_sdr"],
                            on_result=lambda v, part, sc: events.append(("result", v.name, part, sorted(sc.metrics))))
     while True:
         try:
@@ -177,7 +180,7 @@ def test_score_versions_reports_each_part_as_it_finishes(shared_data):
     assert any(e[0] == "progress" for e in events[first + 1:])   # delivered before the generator ends
     assert sorted(result["half"].metrics) == ["dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "dnsmos_sig", "si_sdr"]
     # Only one part when asked: DNSMOS without the intrusive metrics
-    only = run_to_end(E.score_versions(rec.versions[:1], clean, sr, intrusive=False))
+    only = run_to_end(S.score_versions(rec.versions[:1], clean, sr, intrusive=False))
     assert sorted(only["original"].metrics) == ["dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "dnsmos_sig"]
 
 
@@ -210,10 +213,10 @@ def test_evaluate_warns_about_a_pair_that_does_not_match(shared_data, tmp_path, 
 
 
 def test_evaluate_scores_each_pair_and_system_with_the_batch_item_function(tmp_path, rng, monkeypatch):
-    """`workbench evaluate` runs every pair x system through workbench.core.batch.item.evaluate_item (the
+    """`workbench evaluate` runs every pair x system through workbench.core.workflows.batch.item.evaluate_item (the
     function `workbench batch evaluate` runs in its workers); a model that fails still stops the run
     with one line naming it."""
-    import workbench.core.batch.item as item
+    import workbench.core.workflows.batch.item as item
 
     seen = []
     real = item.evaluate_item

@@ -14,13 +14,15 @@ import pytest
 import soundfile as sf
 
 from workbench.core.audio.audio_io import open_source
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
-from workbench.core.audio.export import (
-    comparison_csv, comparison_record, export_batch, export_comparison, export_name, export_version,
-    export_versions, planned_targets,
+from workbench.core.workflows.export import (
+    comparison_csv, comparison_record, export_comparison, export_name, export_version, export_versions,
+    planned_targets,
 )
-from workbench.core.audio.recording import Recording
+from workbench.core.workflows.batch.files import export_batch
+from workbench.core.document.recording import Recording
 
 
 class HalfGain(Enhancer):
@@ -260,7 +262,7 @@ def test_batch_can_be_stopped(tmp_path, shared_data):
 @pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning")
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_figure_export(tmp_path, shared_data, suffix):
-    from workbench.core.audio.export import export_figure
+    from workbench.core.workflows.export import export_figure
     from workbench.core.views.stft import StftConfig
 
     rec = Recording(shared_data / "dns3" / "0072_noisy.wav")
@@ -313,7 +315,7 @@ def test_comparison_records_the_reference_and_its_sha256(tmp_path, shared_data):
 
 
 def test_default_export_folder_avoids_read_only_folders(tmp_path, monkeypatch):
-    from workbench.core.audio.export import default_export_folder, is_writable_folder
+    from workbench.core.workflows.export import default_export_folder, is_writable_folder
 
     src = tmp_path / "share" / "a.wav"
     src.parent.mkdir()
@@ -326,7 +328,7 @@ def test_default_export_folder_avoids_read_only_folders(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ lossy formats, loudness (issue 11)
-from workbench.core.audio.export import export_version as _export_version  # noqa: E402
+from workbench.core.workflows.export import export_version as _export_version  # noqa: E402
 from workbench.core.audio.loudness import measure as _measure, true_peak as _true_peak  # noqa: E402
 
 
@@ -382,8 +384,8 @@ def test_batch_export_runs_chains_through_the_per_item_function(tmp_path, shared
     """The GUI batch dialog's core call (export_batch) goes through the batch pipeline's enhance_item,
     which runs the model with Recording.enhance: a chain spec from the catalogue works and gives the same
     samples as Recording.enhance on the file."""
-    import workbench.core.batch.item as item
-    from workbench.core.audio.recording import Recording
+    import workbench.core.workflows.batch.item as item
+    from workbench.core.document.recording import Recording
     from workbench.core.enhance.registry import load_enhancer
 
     calls = []

@@ -87,7 +87,7 @@ def test_enhance_to_a_fifo_or_device_node_keeps_the_node(tmp_path, capsys):
 
 def test_atomic_writer_refuses_a_fifo_even_with_overwrite(tmp_path):
     from workbench.core.audio.audio_io import write_audio_atomic
-    from workbench.core.audio.export import write_text_atomic
+    from workbench.core.workflows.export import write_text_atomic
 
     fifo = tmp_path / "x.csv"
     os.mkfifo(fifo)
@@ -267,7 +267,7 @@ def test_evaluation_warns_about_length_mismatch_and_missing_references(tmp_path,
     # Named by the alignment check ("lengths differ") or, when that finds nothing else, by the length check.
     assert any("a_noisy.wav" in w and ("lengths differ" in w or "2.00 s longer" in w) for w in warnings)
     assert any("b_noisy.wav" in w and "no clean reference" in w for w in warnings)
-    from workbench.core.measure.evaluation import read_csv
+    from workbench.core.workflows.evaluation import read_csv
 
     rows = [r for r in read_csv(out) if r["metric"] == "warning"]
     assert len(rows) == 2 and {os.path.basename(r["file"]) for r in rows} >= {"b_noisy.wav"}

@@ -1,4 +1,4 @@
-"""Intrusive metrics, alignment, pairing and difference views."""
+"""Intrusive metrics, alignment, pairing, and the difference views they are read beside."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from workbench.core.measure import metrics as M
+from workbench.core.views import comparison as C
 from workbench.core.errors import WorkbenchError
 from workbench.core.views.stft import StftConfig, stft
 
@@ -204,23 +205,23 @@ def test_find_pairs_folder_convention(tmp_path, rng):
 def test_difference_views(rng):
     x = speechlike(rng, 1.0).astype(np.float32)
     cfg = StftConfig(n_fft=512, hop=128)
-    half = M.difference_views(x, 0.5 * x, cfg)
+    half = C.difference_views(x, 0.5 * x, cfg)
     d = half["magnitude_difference_db"]
     O = stft(x, cfg)
     loud = np.abs(O) > 1e-3
     assert d.shape == O.shape and d.dtype == np.float32
     assert np.allclose(d[loud], -6.0206, atol=1e-3)
     assert np.allclose(half["phase_difference"][loud], 0, atol=1e-4)
-    inv = M.difference_representation("phase_difference", O, -O)
+    inv = C.difference_representation("phase_difference", O, -O)
     assert np.allclose(np.abs(inv[loud]), math.pi, atol=1e-4)
     # a pure delay of one sample rotates bin k by -2*pi*k/n_fft
-    shifted = M.phase_difference(O, O * np.exp(-2j * np.pi * np.arange(cfg.bins) / cfg.nfft))
+    shifted = C.phase_difference(O, O * np.exp(-2j * np.pi * np.arange(cfg.bins) / cfg.nfft))
     k = 10
     assert np.allclose(shifted[:, k], -2 * np.pi * k / cfg.nfft, atol=1e-4)
     with pytest.raises(ValueError, match="shapes differ"):
-        M.magnitude_difference_db(O, O[:-1])
+        C.magnitude_difference_db(O, O[:-1])
     with pytest.raises(ValueError, match="unknown difference view"):
-        M.difference_representation("nope", O, O)
+        C.difference_representation("nope", O, O)
 
 
 def test_every_metric_has_a_complete_spec():

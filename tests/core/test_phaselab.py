@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.measure import phaselab as pl
-from workbench.core.enhance.enhancer import run_to_end
-from workbench.core.measure.evaluation import score_signal
+from workbench.core.workflows import phaselab as pl
+from workbench.core.progress import run_to_end
+from workbench.core.measure.scoring import score_signal
 from workbench.core.views.stft import StftConfig, stft
 
 CLIPS = ("0015", "0016", "0072")
@@ -246,9 +246,9 @@ def test_reconstruct_versions_tags_and_params(dns3):
 
 
 def test_lab_for_recording_adds_typed_versions_and_measures_them(dns3, tmp_path):
-    from workbench.core.audio.export import export_name
+    from workbench.core.workflows.export import export_name
     from workbench.core.provenance import VersionKind
-    from workbench.core.audio.recording import Recording
+    from workbench.core.document.recording import Recording
 
     noisy, clean, sr = dns3["0015"]
     rec = Recording.from_array(noisy.astype(np.float32), sr, "0015_noisy.wav")
@@ -272,7 +272,7 @@ def test_lab_for_recording_adds_typed_versions_and_measures_them(dns3, tmp_path)
 
 
 def test_lab_for_recording_without_reference(dns3):
-    from workbench.core.audio.recording import Recording
+    from workbench.core.document.recording import Recording
 
     noisy, clean, sr = dns3["0015"]
     rec = Recording.from_array(noisy.astype(np.float32), sr, "n.wav")

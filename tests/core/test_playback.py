@@ -19,7 +19,7 @@ from workbench.core.audio.audio_io import ArraySource, resample
 from workbench.core.enhance.enhancer import EnhancerInfo
 from workbench.core.audio.playback import STRENGTH_SLEW_S, PlaybackEngine
 from workbench.core.audio.playback_cache import BlockCacheConfig
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 
 RATE = 8000
 #: The two ways the engine holds versions: every version in RAM, or disk-backed block caches (here with
@@ -262,7 +262,7 @@ def test_versions_at_other_rates_are_resampled_once_to_the_device_rate():
     tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     rec = Recording.from_array(tone, 16000, "tone.wav")
     # A version at another rate (as a model at its native rate might give) with the same duration.
-    from workbench.core.audio.recording import Version
+    from workbench.core.document.recording import Version
     t48 = np.arange(48000) / 48000
     rec.versions.append(Version("at48k", "enhanced", ArraySource((0.25 * np.sin(2 * np.pi * 440 * t48))
                                                                   .astype(np.float32), 48000)))
@@ -293,7 +293,7 @@ def test_loud_version_never_plays_above_full_scale():
     rec.add_enhanced((x * 0.01)[:, None], RATE, _info("tiny", RATE))  # 40 dB quieter ...
     rec.residual_of(rec.versions[1])  # ... and a residual 0.99 x, loud
     loud = (x * 30.0)  # a version far above 0 dBFS
-    from workbench.core.audio.recording import Version
+    from workbench.core.document.recording import Version
     rec.versions.append(Version("hot", "enhanced", ArraySource(loud, RATE)))
     eng = PlaybackEngine(None, sample_rate=RATE)
     tracks = eng.load(rec)
@@ -342,7 +342,7 @@ _CHILD = textwrap.dedent("""
     import json, sys, time
     import numpy as np
     from workbench.core.audio.playback import PlaybackEngine, list_output_devices
-    from workbench.core.audio.recording import Recording
+    from workbench.core.document.recording import Recording
     devices, reason = list_output_devices()
     rec = Recording.from_array(np.zeros(48000 * 600, np.float32), 48000, "silence.wav")
     eng = PlaybackEngine("default", sample_rate=48000, ram_limit_bytes=int(sys.argv[1]))

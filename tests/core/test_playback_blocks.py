@@ -17,7 +17,7 @@ from workbench.core.enhance.enhancer import EnhancerInfo
 from workbench.core.audio.loudness import measure
 from workbench.core.audio.playback import PlaybackEngine
 from workbench.core.audio.playback_cache import BlockCacheConfig, BlockTrack, _FileSink, _RamSink, prepare_signal
-from workbench.core.audio.recording import Recording, Version
+from workbench.core.document.recording import Recording, Version
 
 RATE = 8000
 SMALL = BlockCacheConfig(block_frames=256, behind_blocks=1, ahead_blocks=3, seek_blocks=1)

@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.core.enhance import probes as P
+from workbench.core.workflows import probes as P
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench_assets import gtcrn_checkpoint_path
 
 SR = 8000
 
@@ -149,8 +150,8 @@ def test_parameters_and_macs_of_a_torch_model():
     assert P.count_macs_per_second(CentredConvolution()) is None
 
 
-def test_onnx_parameter_count_on_dtln(shared_data):
-    total = sum(P.onnx_parameter_count(p.read_bytes()) for p in sorted((shared_data / "models/dtln").glob("*.onnx")))
+def test_onnx_parameter_count_on_dtln(dtln_folder):
+    total = sum(P.onnx_parameter_count(p.read_bytes()) for p in sorted(dtln_folder.glob("*.onnx")))
     assert total == pytest.approx(988e3, rel=0.01)   # DTLN paper: 988 k parameters
 
 
@@ -191,7 +192,7 @@ def test_nsnet2_is_causal():
 def _gtcrn(shared_data):
     from workbench.core.enhance.registry import load_enhancer
 
-    path = shared_data / "models/gtcrn/model_trained_on_dns3.tar"
+    path = gtcrn_checkpoint_path("dns3")
     try:
         return load_enhancer(path)
     except Exception:  # the path loader (workbench_models.loaders) may not be in this build yet

@@ -7,10 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream, enhance, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream, enhance
+from workbench.core.progress import run_to_end
 from workbench.core.errors import Cancelled, ModelError
-from workbench.core.audio.recording import Recording
-from workbench.core.session import JobState, ModelCatalogue, Provenance, Session, VersionKind
+from workbench.core.document.recording import Recording
+from workbench.core.document.session import JobState, ModelCatalogue, Provenance, Session, VersionKind
 
 
 class Gain(Enhancer):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
-from workbench.core.session import Provenance, Session, VersionKind
-from workbench.core.session_file import SessionFileError, audio_folder, open_session_now, save_session_now
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
+from workbench.core.document.session import Provenance, Session, VersionKind
+from workbench.core.document.session_file import SessionFileError, audio_folder, open_session_now, save_session_now
 
 
 class Gain(Enhancer):

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from workbench.core.enhance.editing import Box, Strength
-from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, run_to_end
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
+from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
-from workbench.core.audio.export import export_version
+from workbench.core.workflows.export import export_version
 from workbench.core.provenance import VersionKind
-from workbench.core.audio.recording import Recording
-from workbench.core.version_ops import enhance_region, repair_version
+from workbench.core.document.recording import Recording
+from workbench.core.document.version_ops import enhance_region, repair_version
 
 RATE = 16000
 
@@ -95,8 +96,8 @@ def test_region_and_repair_versions_have_their_kind_and_parent(rec):
 
 
 def test_session_file_keeps_the_strength_movable(rec, tmp_path):
-    from workbench.core.session import Session
-    from workbench.core.session_file import open_session_now, save_session_now
+    from workbench.core.document.session import Session
+    from workbench.core.document.session_file import open_session_now, save_session_now
     rec.path = tmp_path / "take.wav"
     import soundfile as sf
     sf.write(rec.path, rec.source.read_all(), RATE, subtype="FLOAT")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 from workbench.gui.model_panel import ModelPanel
 
 onnx = pytest.importorskip("onnx")

@@ -15,7 +15,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 from workbench.core.views.stft import StftConfig
 from workbench.gui.export_dialog import BatchDialog, ExportDialog
 
@@ -198,7 +198,7 @@ def test_audio_and_figure_export_run_off_the_gui_thread_and_audio_can_be_cancell
     from PySide6.QtWidgets import QPushButton
 
     import workbench.gui.export_dialog as ed
-    from workbench.core.audio import export
+    from workbench.core.workflows import export
 
     ticked = threading.Event()
     timer = QTimer()

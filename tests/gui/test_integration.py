@@ -17,8 +17,8 @@ from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from workbench.core.measure.evaluation import score_signal
-from workbench.core.measure.metrics import difference_representation
+from workbench.core.measure.scoring import score_signal
+from workbench.core.views.comparison import difference_representation
 from workbench.core.audio.playback import PlaybackEngine
 from workbench.core.views.stft import full_scale_gain, magnitude_db, stft
 from workbench.gui.main_window import MainWindow

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from workbench.core.enhance.enhancer import EnhancerInfo
-from workbench.core.measure.evaluation import score_signal
-from workbench.core.audio.recording import Recording
+from workbench.core.measure.scoring import score_signal
+from workbench.core.document.recording import Recording
 from workbench.gui.metrics_panel import MetricsPanel, format_value
 
 
@@ -181,7 +181,7 @@ def test_choosing_a_reference_keeps_dnsmos_and_measures_only_the_intrusive_rows(
 
 
 def test_reference_is_stored_per_recording_in_the_session(qtbot, shared_data):
-    from workbench.core.session import Session
+    from workbench.core.document.session import Session
 
     session = Session()
     a = session.add(Recording(shared_data / "pesq/speech_bab_0dB.wav"))
@@ -241,8 +241,8 @@ def test_an_unrelated_reference_is_warned_about(qtbot, recording, shared_data):
 
 def test_measuring_waits_while_a_model_job_of_the_session_runs(qtbot, shared_data):
     """DNSMOS used to run beside a model and slow it 3x; it now yields to any running model job."""
-    from workbench.core.enhance.enhancer import Progress
-    from workbench.core.session import Session
+    from workbench.core.progress import Progress
+    from workbench.core.document.session import Session
 
     session = Session()
     rec = session.add(Recording(shared_data / "pesq/speech_bab_0dB.wav"))
@@ -270,7 +270,7 @@ def test_measuring_waits_while_a_model_job_of_the_session_runs(qtbot, shared_dat
 
 
 def test_closing_the_recording_cancels_its_paused_measurement(qtbot, shared_data):
-    from workbench.core.session import Session
+    from workbench.core.document.session import Session
 
     session = Session()
     rec = session.add(Recording(shared_data / "pesq/speech_bab_0dB.wav"))

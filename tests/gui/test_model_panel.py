@@ -13,7 +13,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 from workbench.gui.model_panel import ModelPanel
 
 
@@ -156,9 +156,9 @@ def test_loading_a_bad_model_file_and_drop(qtbot, panel, tmp_path):
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=5000)
 
 
-def test_load_dtln_folder_then_enhance(qtbot, panel, shared_data, recording):
+def test_load_dtln_folder_then_enhance(qtbot, panel, dtln_folder, recording):
     """A real model folder (DTLN's two ONNX files) loads off the GUI thread and joins the table."""
-    folder = shared_data / "models" / "dtln"
+    folder = dtln_folder
     with qtbot.waitSignal(panel.modelLoaded, timeout=30000) as loaded:
         panel.load_path(folder)
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=5000)

@@ -14,7 +14,7 @@ import pytest
 
 from workbench.core.audio.audio_io import ArraySource
 from workbench.core.audio.playback import PlaybackEngine
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 from workbench.gui.spectrogram import SpectrogramView
 from workbench.core.views.tiles import waveform_envelope
 from workbench.gui.transport import ASYNC_LOAD_SAMPLES, TransportBar

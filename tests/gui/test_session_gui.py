@@ -14,7 +14,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
-from workbench.core.session import JobState
+from workbench.core.document.session import JobState
 from workbench.gui.main_window import MainWindow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -211,9 +211,9 @@ def test_open_session_reports_a_changed_source_in_one_line(qtbot, settings, spee
     w2.close()
 
 
-def test_loaded_models_are_in_the_shared_catalogue(qtbot, window, shared_data):
+def test_loaded_models_are_in_the_shared_catalogue(qtbot, window, dtln_folder):
     """Defect (with the batch dialog): a model loaded in the Models panel was invisible elsewhere."""
-    folder = shared_data / "models" / "dtln"
+    folder = dtln_folder
     with qtbot.waitSignal(window.model_panel.modelLoaded, timeout=30000):
         window.model_panel.load_path(folder)
     entry = window.document.catalogue.entry(str(folder))
@@ -286,7 +286,7 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
     thread, so the window froze for seconds on long recordings. Now the core generators run on a worker:
     the window's event loop keeps running (a GUI timer fires while the save is in progress)."""
     import workbench.gui.main_window as mw
-    from workbench.core import session_file
+    from workbench.core.document import session_file
 
     w = open_window(qtbot, settings, [speech], "wiener")
     seen = {}
@@ -312,8 +312,8 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
 
 def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speech, tmp_path, monkeypatch):
     import workbench.gui.main_window as mw
-    from workbench.core import session_file
-    from workbench.core.enhance.enhancer import Progress
+    from workbench.core.document import session_file
+    from workbench.core.progress import Progress
 
     w = open_window(qtbot, settings, [speech], "wiener")
     cancelled = threading.Event()

@@ -7,7 +7,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from workbench.core.train_config import read_config
+from workbench.core.workflows.train_config import read_config
 
 RATE = 16000
 

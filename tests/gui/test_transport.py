@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 
 from workbench.core.enhance.enhancer import EnhancerInfo
 from workbench.core.audio.playback import PlaybackEngine
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 from workbench.gui.transport import TransportBar
 
 

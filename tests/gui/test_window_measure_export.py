@@ -14,9 +14,9 @@ import pytest
 import soundfile as sf
 from PySide6.QtWidgets import QFileDialog
 
-from workbench.core.audio import export as export_module
+from workbench.core.workflows import export as export_module
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
-from workbench.core.audio.recording import Recording
+from workbench.core.document.recording import Recording
 from workbench.gui.export_dialog import ExportDialog
 from workbench.gui.main_window import MainWindow
 

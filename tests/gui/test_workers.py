@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from workbench.core.enhance.enhancer import Progress
+from workbench.core.progress import Progress
 from workbench.gui.workers import BACKGROUND_NICE, GeneratorWorker, create_worker
 
 

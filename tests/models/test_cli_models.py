@@ -8,6 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from workbench.cli import main
+from workbench_assets import gtcrn_checkpoint_path
 
 
 def test_models_table_and_json(capsys):
@@ -89,7 +90,7 @@ def test_unknown_model_is_one_clear_error(shared_data, tmp_path, capsys):
 
 def test_batch_names_from_a_path_loaded_model(shared_data, tmp_path):
     """A checkpoint's id (``gtcrn:model_trained_on_dns3``) becomes a portable file-name part."""
-    ckpt = shared_data / "models" / "gtcrn" / "model_trained_on_dns3.tar"
+    ckpt = gtcrn_checkpoint_path("dns3")
     rc = main(["enhance", str(shared_data / "dns3" / "0072_noisy.wav"), "-m", str(ckpt), "-o", str(tmp_path) + "/",
                "--quiet"])
     assert rc == 0

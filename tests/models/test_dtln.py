@@ -15,8 +15,8 @@ CLIPS = ("0015", "0016", "0072")
 
 
 @pytest.fixture(scope="module")
-def dtln(shared_data):
-    return load_dtln_folder(shared_data / "models/dtln")
+def dtln(dtln_folder):
+    return load_dtln_folder(dtln_folder)
 
 
 def test_info(dtln):
@@ -52,8 +52,8 @@ def test_chunk_seams(dtln, shared_data):
     assert np.max(np.abs(a - b)) < 1e-4
 
 
-def test_stages_swapped_are_refused(shared_data):
-    d = shared_data / "models/dtln"
+def test_stages_swapped_are_refused(dtln_folder):
+    d = dtln_folder
     with pytest.raises(ModelError, match="expected DTLN stage 1"):
         DtlnEnhancer(d / "model_2.onnx", d / "model_1.onnx")
 

@@ -8,8 +8,8 @@ import soundfile as sf
 import soxr
 
 from workbench.core.audio.audio_io import ArraySource
-from workbench.core.enhance.enhancer import (Enhancer, EnhancerInfo, EnhancerStream, Progress, enhance, enhance_array,
-                                     run_to_end)
+from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream, enhance, enhance_array
+from workbench.core.progress import Progress, run_to_end
 from workbench.core.errors import ModelError
 
 

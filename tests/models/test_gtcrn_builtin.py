@@ -39,7 +39,7 @@ def test_static_facts_match_the_loaded_model(model_id):
 
 
 def test_dns3_builtin_reproduces_the_authors_outputs(shared_data, dns3_model):
-    for clip in ("0015", "0016", "0072"):
+    for clip in ("0072",):    # the clip whose reference output tests/data carries
         x, sr = sf.read(shared_data / "dns3" / f"{clip}_noisy.wav", dtype="float32")
         ref, _ = sf.read(shared_data / "models" / "gtcrn" / "reference" / f"{clip}_noisy.gtcrn_dns3.wav",
                          dtype="float32")

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import zipfile
+from functools import partial
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from workbench.cli import main
 from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.errors import Cancelled, ModelError
 from workbench.core.enhance.isolated import IsolatedEnhancer
+from workbench.core.enhance.registry import load_enhancer
 from workbench_models.loaders import load_model_path
 from workbench_models.onnx_models import ModelCard
 
@@ -34,6 +36,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:DeprecationWarni
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
+
+# What the child process of an isolated model loads its file with (as the registry passes it).
+UNISOLATED = partial(load_enhancer, isolate=False)
 
 
 def _save(graph, path):
@@ -141,7 +146,7 @@ def test_probe_of_an_endless_graph_ends_at_its_time_budget(tmp_path, capsys, mon
 
 
 def test_cancel_interrupts_a_call_that_never_returns(tmp_path):
-    enh = IsolatedEnhancer(str(endless_loop_onnx(tmp_path / "loop.onnx")))
+    enh = IsolatedEnhancer(str(endless_loop_onnx(tmp_path / "loop.onnx")), loader=UNISOLATED)
     try:
         timer = threading.Timer(1.0, enh.interrupt)
         timer.start()
@@ -157,7 +162,7 @@ def test_isolated_model_gives_the_same_samples_as_in_process(tmp_path):
     model = gain_onnx(tmp_path / "gain.onnx")
     x = 0.1 * np.random.default_rng(1).standard_normal(5000).astype(np.float32)
     local = load_model_path(model)
-    iso = IsolatedEnhancer(str(model))
+    iso = IsolatedEnhancer(str(model), loader=UNISOLATED)
     try:
         assert iso.info == local.info
         np.testing.assert_array_equal(enhance_array(iso, x, 16000), enhance_array(local, x, 16000))
@@ -182,7 +187,7 @@ def test_slow_torchscript_load_hits_the_load_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_LOAD_BUDGET_S", "3")
     t0 = time.monotonic()
     with pytest.raises(ModelError, match="time budget"):
-        IsolatedEnhancer(str(path))
+        IsolatedEnhancer(str(path), loader=UNISOLATED)
     assert time.monotonic() - t0 < 60
 
 

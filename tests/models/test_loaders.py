@@ -16,6 +16,7 @@ from workbench_models.gtcrn import GtcrnEnhancer
 from workbench_models.loaders import load_model_path
 from workbench_models.onnx_models import OnnxSpectralEnhancer
 from workbench_models.torchscript import TorchScriptWaveformEnhancer
+from workbench_assets import gtcrn_checkpoint_path
 
 # Scripting modules here is the point of these tests; torch flags TorchScript as deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:DeprecationWarning")
@@ -32,9 +33,9 @@ class _Marker:
 
 
 def test_gtcrn_checkpoints_by_keys(shared_data, tmp_path):
-    enh = load_model_path(shared_data / "models/gtcrn/model_trained_on_vctk.tar")
+    enh = load_model_path(gtcrn_checkpoint_path("vctk"))
     assert isinstance(enh, GtcrnEnhancer) and enh.info.id == "gtcrn:model_trained_on_vctk"
-    sd = torch.load(shared_data / "models/gtcrn/model_trained_on_dns3.tar", map_location="cpu",
+    sd = torch.load(gtcrn_checkpoint_path("dns3"), map_location="cpu",
                     weights_only=True)["model"]
     torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}}, tmp_path / "wrapped.ckpt")
     torch.save(sd, tmp_path / "bare.pth")
@@ -42,16 +43,16 @@ def test_gtcrn_checkpoints_by_keys(shared_data, tmp_path):
         assert isinstance(load_model_path(tmp_path / name), GtcrnEnhancer)
 
 
-def test_onnx_and_folder(shared_data):
+def test_onnx_and_folder(shared_data, dtln_folder):
     assert isinstance(load_model_path(shared_data / "models/gtcrn/gtcrn_simple.onnx"), OnnxSpectralEnhancer)
-    dtln = load_model_path(shared_data / "models/dtln")
+    dtln = load_model_path(dtln_folder)
     assert isinstance(dtln, DtlnEnhancer) and dtln.info.id == "dtln"
 
 
 @pytest.mark.parametrize("stage", ["model_1.onnx", "model_2.onnx"])
-def test_lone_dtln_stage_points_to_folder(shared_data, stage):
+def test_lone_dtln_stage_points_to_folder(dtln_folder, stage):
     with pytest.raises(ModelError, match="load the folder"):
-        load_model_path(shared_data / "models/dtln" / stage)
+        load_model_path(dtln_folder / stage)
 
 
 def test_torchscript_archive_detected(tmp_path, rng):

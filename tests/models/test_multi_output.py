@@ -13,8 +13,9 @@ import torch
 from onnx import helper
 
 from workbench.cli import main
-from workbench.core.enhance.enhancer import enhance_outputs, run_to_end
-from workbench.core.audio.recording import Recording
+from workbench.core.enhance.enhancer import enhance_outputs
+from workbench.core.progress import run_to_end
+from workbench.core.document.recording import Recording
 from workbench.core.enhance.registry import load_enhancer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated:DeprecationWarning")

@@ -68,7 +68,9 @@ def test_gtcrn_simple_matches_authors_stream_output(gtcrn_stream, shared_data):
     ref, _ = sf.read(shared_data / "models/gtcrn/stream_enh_authors.wav", dtype="float32")
     y = enhance_array(gtcrn_stream, x, sr)
     assert y.shape == x.shape
-    n = min(len(y), len(ref))
+    # The carried clips are the first 4 s of the authors' files: our last frame (the model's latency
+    # plus one window) is made from zeros past the cut, theirs from the speech that followed.
+    n = min(len(y), len(ref)) - 512
     corr = np.corrcoef(y[:n], ref[:n])[0, 1]
     assert corr > 0.9999, corr
     lags = np.arange(-64, 65)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.core.measure import phaselab as pl
+from workbench.core.workflows import phaselab as pl
 from workbench.core.enhance.enhancer import enhance_array
 from workbench.core.enhance.registry import load_enhancer
 from workbench.core.views.stft import StftConfig, stft

@@ -89,7 +89,7 @@ def test_network_size_comes_from_the_library_weight_table():
 
 
 def test_probe_reports_the_declared_macs_of_the_native_network():
-    from workbench.core.enhance import probes
+    from workbench.core.workflows import probes
 
     report = probes.run_to_end(probes.probe(rn.RNNoise(), rtf_runs=1))
     assert report.macs_per_second == rn.network_size()[1]

@@ -16,7 +16,7 @@ import torch
 
 from workbench.cli import main as cli_main
 from workbench.core.errors import WorkbenchError
-from workbench.core.train_config import TrainConfig, read_config, write_config
+from workbench.core.workflows.train_config import TrainConfig, read_config, write_config
 from workbench_models.training.trainer import MODEL_FILE, STATE_FILE, train
 
 RATE = 16000
@@ -115,8 +115,8 @@ def test_resume_after_sigkill_continues_from_the_last_checkpoint(tiny_data, tmp_
 
 
 def test_model_file_is_self_describing_loads_as_a_causal_model_and_joins_the_catalogue(tiny_data, tmp_path):
-    from workbench.core.enhance.probes import probe_causality
-    from workbench.core.session import ModelCatalogue
+    from workbench.core.workflows.probes import probe_causality
+    from workbench.core.document.session import ModelCatalogue
     run = tmp_path / "described"
     list(train(tiny_config(tiny_data, run, run={"epochs": 1}, model={"name": "my-noise"})))
     obj = torch.load(run / MODEL_FILE, map_location="cpu", weights_only=True)
@@ -138,7 +138,7 @@ def test_model_file_is_self_describing_loads_as_a_causal_model_and_joins_the_cat
 
 @pytest.mark.parametrize("arch,args", [("complex_net", {"hidden": 8, "layers": 2}), ("gtcrn", {})])
 def test_other_architectures_train_and_are_causal(tiny_data, tmp_path, arch, args):
-    from workbench.core.enhance.probes import probe_causality
+    from workbench.core.workflows.probes import probe_causality
     from workbench_models.loaders import load_model_path
     run = tmp_path / arch
     events = list(train(tiny_config(tiny_data, run, run={"epochs": 1, "max_steps": 2},
@@ -196,7 +196,7 @@ def test_cli_train_and_bad_loss(tiny_data, tmp_path, capsys):
 
 
 def test_pairs_folder_split_by_file(tmp_path):
-    from workbench.core.train_config import DataConfig
+    from workbench.core.workflows.train_config import DataConfig
     from workbench_models.training.data import TrainingData
     for i in range(5):
         s = _speechlike(0.5, 100 + 20 * i, i)

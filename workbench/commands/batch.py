@@ -104,8 +104,8 @@ def _workers(args) -> int:
 
 def _load(specs, threads):
     """Load every model here once: one clear error for a model that cannot load, and identities."""
-    from ..core.batch.backends import set_thread_env
-    from ..core.batch.item import model_identity
+    from ..core.workflows.batch.backends import set_thread_env
+    from ..core.workflows.batch.item import model_identity
     from ..core.enhance.registry import load_enhancer
 
     set_thread_env(threads)  # the serial path and the workers compute with the same thread count
@@ -169,8 +169,8 @@ class _Display:
 
 
 def _drive(tasks, args, models, identities, manifest, display):
-    from ..core.batch import run_batch
-    from ..core.enhance.enhancer import run_to_end
+    from ..core.workflows.batch import run_batch
+    from ..core.progress import run_to_end
 
     threads = _threads(args)
     workers = _workers(args)
@@ -196,9 +196,9 @@ def run(args) -> int:
 
 
 def _run_enhance(args) -> int:
-    from ..core.batch import EnhanceSettings, Manifest, collect_inputs, enhance_tasks
+    from ..core.workflows.batch import EnhanceSettings, Manifest, collect_inputs, enhance_tasks
     from ..core.audio.audio_io import output_subtype
-    from ..core.audio.export import file_tag
+    from ..core.workflows.export import file_tag
     from .enhance import editing_settings, parse_channels
 
     fmt = args.format
@@ -244,8 +244,8 @@ def _run_enhance(args) -> int:
 
 
 def _run_evaluate(args) -> int:
-    from ..core.batch import Manifest, evaluate_task
-    from ..core.measure.evaluation import FILE_PREFIX, NOISY, format_table, result_from_rows, write_csv
+    from ..core.workflows.batch import Manifest, evaluate_task
+    from ..core.workflows.evaluation import FILE_PREFIX, NOISY, format_table, result_from_rows, write_csv
     from ..core.measure.metrics import INTRUSIVE_METRICS, find_pairs
 
     metrics = None

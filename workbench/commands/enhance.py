@@ -6,9 +6,9 @@
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
 * A model with several outputs (``EnhancerInfo.outputs``, e.g. speech and noise) writes one file per
   output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
-* Every file goes through :func:`workbench.core.batch.item.enhance_item`, the per-item function of
+* Every file goes through :func:`workbench.core.workflows.batch.item.enhance_item`, the per-item function of
   ``workbench batch`` and the GUI's batch dialog, which enhances through
-  :meth:`workbench.core.audio.recording.Recording.enhance`, the call the GUI uses, so versions carry the same
+  :meth:`workbench.core.document.recording.Recording.enhance`, the call the GUI uses, so versions carry the same
   provenance on every path.
 * Strength: ``--mix 0.7`` keeps 70 % of the model's effect (``out = enhanced + 0.3 * (original -
   enhanced)``); ``--limit-db 12`` is the same control as a reduction limit (``g = 10^(-12/20)``).
@@ -35,12 +35,13 @@ import sys
 from pathlib import Path
 
 from ..core.audio.audio_io import OUTPUT_FORMATS, WRITE_SUBTYPES
-from ..core.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
-from ..core.batch.plan import AUDIO_SUFFIXES
+from ..core.workflows.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
+from ..core.workflows.batch.plan import AUDIO_SUFFIXES
 from ..core.enhance.editing import Strength, parse_span, with_attenuation_limit
-from ..core.enhance.enhancer import run_to_end, with_processing
+from ..core.enhance.enhancer import with_processing
+from ..core.progress import run_to_end
 from ..core.errors import WorkbenchError
-from ..core.audio.export import SUFFIX, file_tag
+from ..core.workflows.export import SUFFIX, file_tag
 from ..core.audio.outputs import PlannedOutput, check_output_target, plan_batch_outputs
 from ..core.enhance.registry import load_enhancer
 
@@ -91,7 +92,7 @@ def add_editing_options(p) -> None:
 
 
 def editing_settings(args) -> dict:
-    """The :class:`~workbench.core.batch.EnhanceSettings` fields :func:`add_editing_options` sets, checked
+    """The :class:`~workbench.core.workflows.batch.EnhanceSettings` fields :func:`add_editing_options` sets, checked
     (one clear line for a bad span or value)."""
     strength = options_strength(args)
     regions = [parse_span(r, "--region") for r in (args.region or [])]

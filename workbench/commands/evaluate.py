@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.enhance.enhancer import run_to_end
+from ..core.progress import run_to_end
 
 
 def add_parser(sub) -> None:
@@ -34,7 +34,7 @@ def _intrusive() -> tuple[str, ...]:
 
 def run(args) -> int:
     from ..core.errors import WorkbenchError
-    from ..core.measure.evaluation import (FILE_PREFIX, check_plot_path, evaluate, format_table, pair_inputs, plot_bars,
+    from ..core.workflows.evaluation import (FILE_PREFIX, check_plot_path, evaluate, format_table, pair_inputs, plot_bars,
                                    write_csv)
     from ..core.measure.metrics import find_pairs
     from ..core.audio.outputs import check_output_target, is_same_file

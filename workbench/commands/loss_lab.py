@@ -33,7 +33,7 @@ def run(args) -> int:
     if not args.config or not args.losses:
         raise WorkbenchError("loss-lab needs CONFIG.toml and --losses (see --list)")
     from workbench_models.training.loss_lab import loss_lab
-    from ..core.train_config import read_config
+    from ..core.workflows.train_config import read_config
     from .train import StopFlag, format_event
     cfg = read_config(args.config)
     losses = [x.strip() for x in args.losses.split(",") if x.strip()]

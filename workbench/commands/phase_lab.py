@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
 
 def _metrics(text: str | None) -> tuple[str, ...]:
     from ..core.measure.metrics import INTRUSIVE_METRICS
-    from ..core.measure.phaselab import DEFAULT_METRICS
+    from ..core.workflows.phaselab import DEFAULT_METRICS
 
     if not text:
         return DEFAULT_METRICS
@@ -70,7 +70,7 @@ def _metrics(text: str | None) -> tuple[str, ...]:
 
 def mask_lines(y, lab, enhanced, cfg) -> list[str]:
     """One line per model: its effective mask M = E / Y summarised (phase deviation, distance to the cIRM)."""
-    from ..core.measure.phaselab import distance_to_cirm, effective_mask
+    from ..core.workflows.phaselab import distance_to_cirm, effective_mask
     from ..core.views.stft import stft
 
     Y = stft(y, cfg)
@@ -90,9 +90,10 @@ def run(args) -> int:
     import numpy as np
 
     from ..core.audio.audio_io import load_audio
-    from ..core.enhance.enhancer import enhance, run_to_end
-    from ..core.audio.export import file_tag
-    from ..core.measure.phaselab import (MaskParams, PhaseLabError, convergence_lines, format_rows, render_figure,
+    from ..core.enhance.enhancer import enhance
+    from ..core.progress import run_to_end
+    from ..core.workflows.export import file_tag
+    from ..core.workflows.phaselab import (MaskParams, PhaseLabError, convergence_lines, format_rows, render_figure,
                                  rows_csv, run_lab, score_rows, LabRow)
     from ..core.enhance.registry import load_enhancer
     from ..core.views.stft import StftConfig

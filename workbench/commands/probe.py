@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..core.enhance.enhancer import run_to_end, with_processing
+from ..core.enhance.enhancer import with_processing
+from ..core.progress import run_to_end
 
 
 def add_parser(sub) -> None:
@@ -23,7 +24,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..core.audio.audio_io import load_audio
-    from ..core.enhance.probes import format_report, probe
+    from ..core.workflows.probes import format_report, probe
     from ..core.enhance.registry import load_enhancer
 
     enhancer = load_enhancer(args.model, isolate=True)  # stoppable by Ctrl-C / time budget

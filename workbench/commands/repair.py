@@ -13,7 +13,7 @@ from pathlib import Path
 from ..core.audio.audio_io import WRITE_SUBTYPES, load_audio, same_file
 from ..core.enhance.editing import Box, repair_stft_config, spectral_repair
 from ..core.errors import WorkbenchError
-from ..core.audio.export import write_with_provenance
+from ..core.workflows.export import write_with_provenance
 
 
 def add_parser(sub) -> None:

@@ -1,4 +1,4 @@
-"""``workbench train CONFIG.toml``: train or fine-tune a model (see :mod:`workbench.core.train_config`).
+"""``workbench train CONFIG.toml``: train or fine-tune a model (see :mod:`workbench.core.workflows.train_config`).
 
 Continues the run in ``[run] out_dir`` when its ``last.ckpt`` exists (after Ctrl-C, a crash or a kill), unless
 ``--restart``. The first Ctrl-C (or SIGTERM, which the Train panel's Stop sends) finishes the current step,
@@ -78,7 +78,7 @@ def format_event(ev: dict) -> str | None:
 
 
 def run(args) -> int:
-    from ..core.train_config import read_config
+    from ..core.workflows.train_config import read_config
     cfg = read_config(args.config)
     stop = StopFlag()
     stop.install()

@@ -1,6 +1,6 @@
 """Undo and redo for the operations that create, remove or change a version (or its strength).
 
-A :class:`History` belongs to one :class:`~workbench.core.audio.recording.Recording`, which records every
+A :class:`History` belongs to one :class:`~workbench.core.document.recording.Recording`, which records every
 ``add_version`` / ``remove`` / ``set_strength`` in it. An undo applies the inverse (an added version is
 taken out, a removed one put back at its place, a strength set back) and moves the step to the redo
 stack; a new operation clears the redo stack. Versions taken out by an undo are kept (with their

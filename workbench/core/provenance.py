@@ -19,7 +19,7 @@ class VersionKind(str, Enum):
     ``REGION``, ``REPAIR``, ``CHAIN`` (issue 11's editing operations), ``ORACLE`` (an oracle mask applied
     with the clean reference), ``SWAP`` (one signal's magnitude with another's phase), ``RECONSTRUCTION``
     (a phase reconstructed from a magnitude by Griffin-Lim); the last three come from the phase lab
-    (:mod:`workbench.core.measure.phaselab`). A version's strength (wet/dry) is not a kind: it is a setting of a
+    (:mod:`workbench.core.workflows.phaselab`). A version's strength (wet/dry) is not a kind: it is a setting of a
     model result, kept in ``provenance.extra["strength"]``.
     """
 

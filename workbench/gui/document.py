@@ -1,4 +1,4 @@
-"""The GUI's view of the session: a thin Qt adapter over :class:`workbench.core.session.Session`.
+"""The GUI's view of the session: a thin Qt adapter over :class:`workbench.core.document.session.Session`.
 
 :class:`DocumentModel` is the one object every panel talks to. The domain state — open recordings,
 their versions, the reference per recording, the model catalogue, jobs — lives in the Qt-free
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from ..core.audio.recording import Recording, Version
-from ..core.session import ModelCatalogue, Session
+from ..core.document.recording import Recording, Version
+from ..core.document.session import ModelCatalogue, Session
 
 
 class DocumentModel(QObject):
@@ -30,7 +30,7 @@ class DocumentModel(QObject):
         playheadMoved(float): playback position in seconds (set by the transport).
         channelChanged(int): channel shown in the panes.
         referenceChanged(object): the reference of this recording changed (``session.reference(rec)``).
-        jobChanged(object): a :class:`~workbench.core.session.Job` was added or changed state.
+        jobChanged(object): a :class:`~workbench.core.document.session.Job` was added or changed state.
         catalogueChanged(): the model catalogue changed (listed, a file loaded or removed).
     """
 

@@ -1,6 +1,6 @@
 """The Edit panel: strength of the shown model result, enhance a selection, learn the noise, spectral
 repair of a Ctrl+drag rectangle, and named model chains. Everything it does is a core call
-(:mod:`workbench.core.version_ops`, :meth:`Recording.set_strength`) run through the one generator worker;
+(:mod:`workbench.core.document.version_ops`, :meth:`Recording.set_strength`) run through the one generator worker;
 every change can be undone (Edit > Undo, Ctrl+Z).
 
 Strength: dragging the slider is heard at once — the playback engine mixes ``wet + g * (dry - wet)``
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLay
 from ..core.enhance.chain import ChainEnhancer, is_chain_spec
 from ..core.enhance.editing import Box, Strength, with_attenuation_limit
 from ..core.errors import WorkbenchError
-from ..core.version_ops import enhance_region, noise_profile_model, repair_version
+from ..core.document.version_ops import enhance_region, noise_profile_model, repair_version
 from .workers import GeneratorWorker
 
 SETTINGS_CHAINS = "edit/chains"

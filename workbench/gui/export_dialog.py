@@ -1,6 +1,6 @@
 """Export dialogs: versions / figure / comparison of one recording, and batch enhancement of many files.
 
-Both dialogs are thin: the work is done by :mod:`workbench.core.audio.export`. Errors are shown in the
+Both dialogs are thin: the work is done by :mod:`workbench.core.workflows.export`. Errors are shown in the
 dialog's status line (and sent through ``errorOccurred``) instead of a blocking message box; the only
 question asked is whether to replace existing files.
 """
@@ -20,11 +20,12 @@ from PySide6.QtWidgets import (
 
 from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.errors import WorkbenchError
-from ..core.enhance.enhancer import Progress
-from ..core.audio.export import (
-    ExportedFile, default_export_folder, export_batch, export_comparison, export_figure, export_versions_steps,
-    planned_targets, version_tag,
+from ..core.progress import Progress
+from ..core.workflows.export import (
+    ExportedFile, default_export_folder, export_comparison, export_figure, export_versions_steps, planned_targets,
+    version_tag,
 )
+from ..core.workflows.batch.files import export_batch
 from .workers import GeneratorWorker, run_with_progress
 
 SUBTYPE_LABELS = {"PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM", "PCM_32": "32-bit PCM", "FLOAT": "32-bit float"}
@@ -81,13 +82,13 @@ class ExportDialog(QDialog):
     """Export versions (audio), the four-pane figure, and the comparison of one recording.
 
     Args:
-        recording: the :class:`~workbench.core.audio.recording.Recording`.
+        recording: the :class:`~workbench.core.document.recording.Recording`.
         stft_config: the views' :class:`~workbench.core.views.stft.StftConfig` (figure and comparison).
         metrics: ``{version name: {metric: value}}`` to include in the comparison.
         current_version: preselected in the figure tab.
         channel: channel drawn in the figure.
         folder: initial export folder (default: the recording's folder, or
-            :data:`~workbench.core.audio.export.FALLBACK_EXPORT_FOLDER` when that one is read-only).
+            :data:`~workbench.core.workflows.export.FALLBACK_EXPORT_FOLDER` when that one is read-only).
         reference: the clean reference behind the intrusive metrics (recorded in the comparison with its
             SHA-256).
         figure_settings: ``whole_file -> FigureSettings`` of the panes (what the screen shows); without
@@ -401,8 +402,8 @@ class ExportDialog(QDialog):
 # ======================================================================================== batch
 def _batch_steps(files, model_spec, out_dir, options, load_enhancer):
     """The batch dialog's one run call, as one core generator for the worker: load the model (by catalogue
-    spec: an id or a loaded file's path), then :func:`~workbench.core.audio.export.export_batch` over the files;
-    returns the :class:`~workbench.core.audio.export.BatchSummary`."""
+    spec: an id or a loaded file's path), then :func:`~workbench.core.workflows.batch.files.export_batch` over the files;
+    returns the :class:`~workbench.core.workflows.batch.files.BatchSummary`."""
     yield Progress(0.0, f"loading {model_spec}")
     enhancer = load_enhancer(model_spec)
     return (yield from export_batch(files, enhancer, out_dir, spec=model_spec, **options))
@@ -437,7 +438,7 @@ class BatchDialog(QDialog):
         load_enhancer: ``spec -> Enhancer``; default ``registry.load_enhancer`` (ids and paths).
 
     Signals:
-        batchFinished(object): the :class:`~workbench.core.audio.export.BatchSummary`.
+        batchFinished(object): the :class:`~workbench.core.workflows.batch.files.BatchSummary`.
     """
 
     batchFinished = Signal(object)

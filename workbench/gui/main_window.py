@@ -25,12 +25,12 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDial
                                QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.errors import WorkbenchError
-from ..core.audio.recording import Recording, Version
-from ..core.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
+from ..core.document.recording import Recording, Version
+from ..core.document.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
 from ..core.views.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
-from ..core.audio.export import default_export_folder, is_writable_folder
+from ..core.workflows.export import default_export_folder, is_writable_folder
 from .edit_panel import EditPanel
 from .error_list import ProblemList
 from .export_dialog import BatchDialog, ExportDialog
@@ -531,7 +531,7 @@ class MainWindow(QMainWindow):
         Without ``files`` the dialog starts with the open recordings (those read from a file). The models
         offered are the session's catalogue: built-ins, plugins and every model file loaded in the Models
         panel. The folder defaults to ``enhanced/`` beside the first file, or under
-        :data:`~workbench.core.audio.export.FALLBACK_EXPORT_FOLDER` when that folder is read-only."""
+        :data:`~workbench.core.workflows.export.FALLBACK_EXPORT_FOLDER` when that folder is read-only."""
         files = [Path(f) for f in files]
         if not files and self.batch_dialog is None:
             files = [rec.path for rec in self.document.recordings if rec.path.is_file()]

@@ -4,21 +4,21 @@ Rows are metrics (intrusive ones only when a clean reference is set; DNSMOS when
 columns are versions. The best value of each row is highlighted according to the metric's direction.
 
 Measuring runs on a :class:`QThreadPool` worker that drives the core generator
-:func:`workbench.core.measure.evaluation.score_versions` (the same code as ``workbench evaluate``, so the numbers
+:func:`workbench.core.measure.scoring.score_versions` (the same code as ``workbench evaluate``, so the numbers
 match the CLI). What the panel keeps, and why:
 
 * Two result caches: intrusive scores per (version, reference) and DNSMOS per version. Choosing another
   reference therefore re-measures only the intrusive rows; DNSMOS (which needs no reference) stays.
 * Cells fill as each version's part arrives (``on_result`` of the generator), not when the whole job ends.
 * The clean reference belongs to the recording (the session model holds it,
-  :meth:`~workbench.core.session.Session.reference`), not to this widget: switching recordings shows each
+  :meth:`~workbench.core.document.session.Session.reference`), not to this widget: switching recordings shows each
   one's own reference.
 * DNSMOS is slow (a 9 s window every second of audio). Automatic measuring (tab visible, a new version, a
   new reference) includes it only when its estimated cost is small; otherwise the Measure button shows
   the estimate and DNSMOS starts when pressed. While a model job runs (:meth:`set_model_busy`, fed from
   the session's jobs) a running measurement pauses between steps, so it never slows the model.
 * After measuring, the alignment of the reference with the original recording is checked
-  (:class:`~workbench.core.measure.evaluation.AlignmentCheck`); a reference that does not match (low aligned
+  (:class:`~workbench.core.measure.scoring.AlignmentCheck`); a reference that does not match (low aligned
   correlation, lag at the search limit) is reported in the panel's warning line.
 """
 
@@ -37,12 +37,12 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout
 
 from ..core.audio.audio_io import load_audio, read_info
 from ..core.measure.dnsmos import DNSMOS_METRICS, DnsmosCost
-from ..core.enhance.enhancer import Progress
+from ..core.progress import Progress
 from ..core.errors import Cancelled, WorkbenchError
-from ..core.measure.evaluation import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
+from ..core.measure.scoring import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
 from ..core.measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
-from ..core.audio.recording import Recording, Version
-from ..core.session import JobState, Session
+from ..core.document.recording import Recording, Version
+from ..core.document.session import JobState, Session
 from .workers import GeneratorWorker
 
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
@@ -74,9 +74,9 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
                   on_result: Callable[[Version, str, Scores], None],
                   on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
-    :func:`~workbench.core.measure.evaluation.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
+    :func:`~workbench.core.measure.scoring.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
 
-    Yields the core's :class:`~workbench.core.enhance.enhancer.Progress`; ``on_result(version, part, scores)`` is
+    Yields the core's :class:`~workbench.core.progress.Progress`; ``on_result(version, part, scores)`` is
     called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
     clear (a model job runs) it waits between steps — ``on_paused(True)`` before, ``on_paused(False)``
     after — until ``resume`` is set or ``should_stop()`` says to end (then it raises Cancelled).
@@ -137,7 +137,7 @@ class MetricsPanel(QWidget):
     Args:
         document: optional ``workbench.gui.document.DocumentModel``; the panel follows its current recording
             and its version list. Without one, call :meth:`set_recording`.
-        session: the :class:`~workbench.core.session.Session` that holds each recording's clean reference and
+        session: the :class:`~workbench.core.document.session.Session` that holds each recording's clean reference and
             the jobs (a running model job pauses measuring; measurements are registered as jobs owned by
             their recording, so closing it cancels them); default: the document's ``session``, else a new one.
         auto_compute: measure on recording, version and reference changes (cheap parts only, see the

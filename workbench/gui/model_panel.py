@@ -3,15 +3,15 @@
 Layout: a table of models (name, rate, causal, latency, parameters, processing, source), a
 "Load model file..." / "Load model folder..." pair, "Probe", "Enhance" and "Cancel" buttons, a progress
 bar, a status line and a details box with the selected model's facts and, once probed, what the probes
-measured (causality, latency, real-time factor, parameters, MACs; :mod:`workbench.core.enhance.probes`). Model
+measured (causality, latency, real-time factor, parameters, MACs; :mod:`workbench.core.workflows.probes`). Model
 files and folders can also be dropped on the panel.
 
-The models listed are the session's :class:`~workbench.core.session.ModelCatalogue` (built-ins,
+The models listed are the session's :class:`~workbench.core.document.session.ModelCatalogue` (built-ins,
 plugins, files loaded here), which the batch dialog and the CLI read too.
 
 Threading: listing, loading a model file, probing and running all happen in a
 :class:`~workbench.gui.workers.GeneratorWorker`. A run is a session job owned by its recording: it
-drives :meth:`workbench.core.audio.recording.Recording.enhance` (the one enhancement call), which adds one
+drives :meth:`workbench.core.document.recording.Recording.enhance` (the one enhancement call), which adds one
 version per model output; Cancel — or closing the recording — stops it between two progress steps, the
 generator is closed (releasing the model's per-run state) and no version is added.
 
@@ -34,11 +34,12 @@ from PySide6.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.enhance.enhancer import Enhancer, EnhancerInfo, Progress, with_processing
+from ..core.enhance.enhancer import Enhancer, EnhancerInfo, with_processing
+from ..core.progress import Progress
 from ..core.errors import WorkbenchError
-from ..core.enhance.probes import ProbeReport, format_report, probe
-from ..core.audio.recording import Recording
-from ..core.session import Job, ModelCatalogue, Session
+from ..core.workflows.probes import ProbeReport, format_report, probe
+from ..core.document.recording import Recording
+from ..core.document.session import Job, ModelCatalogue, Session
 from .workers import GeneratorWorker
 
 COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
@@ -107,7 +108,7 @@ class ModelPanel(QWidget):
         errorOccurred(str): a message naming the model (or file) and the problem.
         modelLoaded(object): the EnhancerInfo of a model loaded from a file or folder.
         busyChanged(bool): a load, run or probe started (True) or ended (False).
-        probeReady(object): a :class:`~workbench.core.enhance.probes.ProbeReport` (also shown in the details box).
+        probeReady(object): a :class:`~workbench.core.workflows.probes.ProbeReport` (also shown in the details box).
     """
 
     versionReady = Signal(object, object)

@@ -1,7 +1,7 @@
 """The Phase lab panel: make oracle, swap and Griffin–Lim versions of the current recording, see their
 convergence and the table, and switch the panes to the effective-mask views.
 
-Everything is computed by :func:`workbench.core.measure.phaselab.lab_for_recording` on one
+Everything is computed by :func:`workbench.core.workflows.phaselab.lab_for_recording` on one
 :class:`~workbench.gui.workers.GeneratorWorker`; the versions it adds are ordinary versions of the
 recording, so the transport A/B-switches them loudness-matched like any model output, the panes show
 them, and Export writes them under the same tags as ``workbench phase-lab``.
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from ..core.audio.audio_io import atomic_output, load_audio
 from ..core.errors import WorkbenchError
 from ..core.measure.metrics import METRIC_SPECS
-from ..core.measure.phaselab import (GLA_INITS, NEEDS_REFERENCE, MaskParams, RecordingLab,
+from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, MaskParams, RecordingLab,
                              lab_for_recording, render_figure, rows_csv)
 from ..core.views.stft import StftConfig
 from .workers import GeneratorWorker
@@ -48,7 +48,7 @@ class PhaseLabPanel(QWidget):
     Signals:
         showView(str): the user asked the panes to show a view (``mask_db`` or ``mask_phase``).
         failed(str): one line for the status bar.
-        labFinished(object): the :class:`~workbench.core.measure.phaselab.RecordingLab` of a finished run.
+        labFinished(object): the :class:`~workbench.core.workflows.phaselab.RecordingLab` of a finished run.
     """
 
     showView = Signal(str)

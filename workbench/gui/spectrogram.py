@@ -1,6 +1,6 @@
 """Four linked complex-spectrogram panes (magnitude, phase, real, imaginary) and a waveform overview.
 
-:class:`SpectrogramView` shows one channel of one :class:`~workbench.core.audio.recording.Version`. It keeps
+:class:`SpectrogramView` shows one channel of one :class:`~workbench.core.document.recording.Version`. It keeps
 nothing of the audio in memory: visible tiles (see :mod:`workbench.core.views.tiles`) are computed on a
 thread pool at the level of detail the pane width needs, cached, and cancelled when the view moves
 on. Images are placed in data coordinates (x: seconds, y: frequency axis value) with

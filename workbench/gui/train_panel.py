@@ -1,6 +1,6 @@
 """The Train panel: fine-tune or train a model on the person's own data, watch it learn, A/B the result.
 
-The panel only writes a training config (:class:`~workbench.core.train_config.TrainConfig`, the same TOML
+The panel only writes a training config (:class:`~workbench.core.workflows.train_config.TrainConfig`, the same TOML
 ``workbench train`` reads) and runs ``python -m workbench train CONFIG --progress json`` in a separate
 process (:class:`QProcess`): a crash or a runaway model cannot take the window down, Stop sends SIGTERM
 (the run finishes its step and writes its checkpoint), and pressing Train again on the same folder continues
@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QWidget)
 
 from ..core.errors import WorkbenchError
-from ..core.train_config import ARCHITECTURES, BUNDLED_INITS, TrainConfig, write_config
+from ..core.workflows.train_config import ARCHITECTURES, BUNDLED_INITS, TrainConfig, write_config
 from .workers import GeneratorWorker
 
 #: Loss choices offered in the combo (any weighted sum can be typed).

@@ -181,7 +181,7 @@ class GeneratorWorker(QObject):
 
     ``work`` is a generator object, or a callable (called on the worker thread with ``args``/``kwargs``)
     returning a generator or a plain value. For a generator every ``yield`` becomes one ``progress``
-    signal (the yielded object, usually a :class:`~workbench.core.enhance.enhancer.Progress`), and
+    signal (the yielded object, usually a :class:`~workbench.core.progress.Progress`), and
     :meth:`cancel` is honoured between yields: the generator is closed (its ``finally`` blocks release
     what it holds) and ``cancelled`` is emitted. The thread runs at background priority
     (:func:`lower_current_thread_priority`).

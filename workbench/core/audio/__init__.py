@@ -1,1 +1,1 @@
-"""Audio in and out: reading and probing files, recordings and their versions, playback, loudness, export."""
+"""Audio in and out: reading and probing files, sample formats, playback and loudness."""

@@ -1,1 +1,1 @@
-"""Running models: the enhancer interface and engine, the model registry, chains, regions and strength, process isolation, probes."""
+"""Running models: the enhancer interface and engine, the model registry, chains, regions and strength, process isolation."""

@@ -16,8 +16,9 @@ from typing import Callable, Generator, Sequence
 import numpy as np
 
 from ..audio.audio_io import ArraySource, AudioSource
-from .enhancer import Enhancer, EnhancerInfo, Progress, enhance, rescaled
+from .enhancer import Enhancer, EnhancerInfo, enhance
 from ..errors import ModelError
+from ..progress import Progress, rescaled, run_to_end
 
 SEPARATOR = "+"
 
@@ -99,7 +100,6 @@ class ChainEnhancer(Enhancer):
 
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
         """Mono ``(n,)`` at the chain's rate through every step (the engine uses :meth:`enhance_source`)."""
-        from .enhancer import run_to_end
         result = run_to_end(self.enhance_source(ArraySource(audio, self.info.sample_rate), [0],
                                                 np.zeros((len(audio), 1), np.float32)))
         return result[:, 0]

@@ -43,7 +43,8 @@ from typing import Generator, Sequence
 import numpy as np
 
 from ..audio.audio_io import ArraySource, AudioSource
-from .enhancer import Enhancer, Progress, enhance, rescaled
+from .enhancer import Enhancer, enhance
+from ..progress import Progress, rescaled
 from ..errors import ModelError, WorkbenchError
 from ..views.stft import StftConfig, istft, stft
 

@@ -37,7 +37,8 @@ import numpy as np
 import soxr
 
 from ..audio.audio_io import AudioSource, ArraySource
-from ..errors import Cancelled, ModelError, WorkbenchError, one_line
+from ..errors import ModelError, WorkbenchError, one_line
+from ..progress import Progress, run_to_end
 
 FAMILIES = ("classical", "magnitude-mask", "complex-mask", "complex-mapping", "complex-valued",
             "time-domain", "deep-filtering", "chain", "unknown")
@@ -195,14 +196,6 @@ def with_processing(enhancer: Enhancer, processing: str) -> Enhancer:
     other = copy.copy(enhancer)
     other.info = replace(info, processing=processing)
     return other
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A progress report yielded by long-running core generators."""
-
-    fraction: float
-    message: str = ""
 
 
 _CHECK_PIECE = 1 << 20
@@ -489,44 +482,6 @@ def enhance_outputs(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_
     if len(names) == 1:
         return {names[0]: result}
     return {name: result[i] for i, name in enumerate(names)}
-
-
-def run_to_end(gen: Generator[Progress, None, object],
-               on_progress: Callable[[Progress], None] | None = None,
-               should_stop: Callable[[], bool] | None = None):
-    """Drive a core generator to completion and return its result (CLI, GUI workers, tests).
-
-    ``should_stop`` is asked between steps; when it says so the generator is closed (its ``finally``
-    blocks release what it holds) and :class:`Cancelled` is raised.
-    """
-    steps = rescaled(gen, 0.0, 1.0, should_stop=should_stop)
-    while True:
-        try:
-            p = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(p)
-
-
-def rescaled(gen: Generator[Progress, None, object], start: float, span: float, label: str = "",
-             should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, object]:
-    """Re-yield a sub-task's progress mapped onto ``[start, start + span]`` and return its result.
-
-    Used as ``result = yield from rescaled(sub_generator, ...)`` inside a larger core generator.
-    ``should_stop`` works as in :func:`run_to_end`.
-    """
-    try:
-        while True:
-            if should_stop is not None and should_stop():
-                raise Cancelled("cancelled on request")
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            yield Progress(start + span * p.fraction, f"{label}{p.message}")
-    finally:
-        gen.close()
 
 
 def enhance_array(enhancer: Enhancer, audio: np.ndarray, sample_rate: int, **kwargs) -> np.ndarray:

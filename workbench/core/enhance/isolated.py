@@ -30,6 +30,7 @@ import os
 import signal
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -56,14 +57,12 @@ def _env_seconds(name: str) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------- child side
-def _child_main(conn, spec: str) -> None:  # pragma: no cover - runs in the child process
+def _child_main(conn, spec: str, loader: Callable[[str], Enhancer]) -> None:  # pragma: no cover - runs in the child process
     """Load ``spec`` and serve requests: ``("offline", audio)``, ``("stream", sid)``, ``("process", sid,
     block)``, ``("close_stream", sid)``, ``("close",)``. Replies ``("ok", value)`` or ``("error", text)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
     try:
-        from .registry import load_enhancer
-
-        enh = load_enhancer(spec, isolate=False)
+        enh = loader(spec)
     except BaseException as exc:  # noqa: BLE001 - everything becomes one line for the parent
         conn.send(("error", str(exc) if isinstance(exc, WorkbenchError) else f"{spec}: could not be loaded: "
                    f"{one_line(exc)}"))
@@ -139,7 +138,10 @@ class IsolatedEnhancer(Enhancer):
     """An :class:`Enhancer` whose model runs in a child process (see the module docstring).
 
     Args:
-        spec: what :func:`workbench.core.enhance.registry.load_enhancer` loads in the child (a model path).
+        spec: what ``loader`` loads in the child (a model path).
+        loader: loads ``spec`` in the child, e.g. ``functools.partial(load_enhancer, isolate=False)`` of
+            :mod:`workbench.core.enhance.registry`; it must pickle by name (the child is spawned). The
+            registry passes it in, so this module stays below the registry that offers isolation.
         load_budget_s: seconds loading may take (default ``WORKBENCH_LOAD_BUDGET_S`` or 120).
         call_budget_s: fixed seconds per call (default: ``WORKBENCH_CALL_BUDGET_S``, else scaled with
             the audio length of the call).
@@ -148,8 +150,9 @@ class IsolatedEnhancer(Enhancer):
         ModelError: the model cannot be loaded, loading exceeded its budget, or the child died.
     """
 
-    def __init__(self, spec: str, *, load_budget_s: float | None = None, call_budget_s: float | None = None):
+    def __init__(self, spec: str, *, loader: Callable[[str], Enhancer], load_budget_s: float | None = None, call_budget_s: float | None = None):
         self.spec = str(spec)
+        self._loader = loader
         self.load_budget_s = load_budget_s or _env_seconds("WORKBENCH_LOAD_BUDGET_S") or DEFAULT_LOAD_BUDGET_S
         self.call_budget_s = call_budget_s or _env_seconds("WORKBENCH_CALL_BUDGET_S")
         self._lock = threading.RLock()
@@ -165,7 +168,7 @@ class IsolatedEnhancer(Enhancer):
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_child_main, args=(child, self.spec), daemon=True,
+        proc = ctx.Process(target=_child_main, args=(child, self.spec, self._loader), daemon=True,
                            name=f"workbench-model:{os.path.basename(self.spec)}")
         proc.start()
         child.close()
@@ -275,7 +278,7 @@ class IsolatedEnhancer(Enhancer):
             return _IsolatedStream(self, sid, self._generation)
 
     def call_in_worker(self, function: str, *args, budget_s: float = CALL_BUDGET_BASE_S):
-        """Run ``function(model, *args)`` in the worker (``"workbench.core.enhance.probes:count_macs_per_second"``),
+        """Run ``function(model, *args)`` in the worker (``"workbench.core.workflows.probes:count_macs_per_second"``),
         for measurements that need the model object itself; arguments and result are pickled."""
         with self._lock:
             saved = self.call_budget_s

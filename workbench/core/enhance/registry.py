@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from functools import partial
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Callable
 
 from .chain import is_chain_spec, parse_chain
 from .enhancer import Enhancer, EnhancerInfo
+from .isolated import IsolatedEnhancer
 from ..errors import ModelError, one_line
 
 ENTRY_POINT_GROUP = "workbench.enhancers"
@@ -248,9 +250,7 @@ def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
         known = ", ".join(builtin_ids() + sorted(_plugins()))
         raise ModelError(f"{spec}: not a model id or an existing file/folder; known ids: {known}")
     if isolate and os.environ.get("WORKBENCH_ISOLATE_MODELS", "1").strip() != "0":
-        from .isolated import IsolatedEnhancer
-
-        return IsolatedEnhancer(str(path))
+        return IsolatedEnhancer(str(path), loader=partial(load_enhancer, isolate=False))
     loaders = model_loaders()
     if not loaders:
         raise ModelError(f"{path}: loading model files is not available in this build "

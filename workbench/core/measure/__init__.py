@@ -1,1 +1,1 @@
-"""Measuring results: intrusive metrics, DNSMOS, evaluation tables and the phase lab."""
+"""Measuring results: intrusive and non-intrusive metrics, DNSMOS."""

@@ -53,7 +53,7 @@ from typing import Generator
 import numpy as np
 import soxr
 
-from ..enhance.enhancer import Progress, run_to_end
+from ..progress import Progress, run_to_end
 from ..errors import ModelError
 from .metrics import Metric, failed, make_metric
 

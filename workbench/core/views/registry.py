@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..measure.metrics import difference_representation
+from .comparison import difference_representation, mask_magnitude_db, mask_phase
 from .stft import (StftConfig, full_scale_gain, group_delay, imag_part, instantaneous_frequency_deviation,
                    magnitude_db, phase, real_part)
 
@@ -215,7 +215,7 @@ def _phase_diff(inp: ViewInput) -> np.ndarray:
 
 def _effective_mask(inp: ViewInput) -> np.ndarray:
     """``M = E / Y`` (complex128), NaN where the original ``Y`` lies under the magnitude range bottom
-    (the phase lab's guard, see :func:`workbench.core.measure.phaselab.effective_mask`) or there is no partner."""
+    (the phase lab's guard, see :func:`workbench.core.workflows.phaselab.effective_mask`) or there is no partner."""
     if inp.partner is None:
         return np.full(inp.spec.shape, np.nan + 1j * np.nan, np.complex128)
     orig, enh = _sides(inp)
@@ -227,15 +227,11 @@ def _effective_mask(inp: ViewInput) -> np.ndarray:
 
 def _mask_db(inp: ViewInput) -> np.ndarray:
     """``20 log10 |E / Y|`` (dB): what a version did to the magnitude of each bin of the original."""
-    from ..measure.phaselab import mask_magnitude_db
-
     return mask_magnitude_db(_effective_mask(inp), floor_db=FLOOR_DB)
 
 
 def _mask_phase(inp: ViewInput) -> np.ndarray:
     """``∠(E / Y)`` (rad): what a version did to the phase (0 for a real gain)."""
-    from ..measure.phaselab import mask_phase
-
     return mask_phase(_effective_mask(inp))
 
 

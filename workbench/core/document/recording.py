@@ -1,0 +1,351 @@
+"""The document model: a :class:`Recording` (a source file) and the :class:`Version` s made from it.
+
+Version 0 is always the original. Every other version is added by :meth:`Recording.add_version` with a
+typed :class:`~workbench.core.provenance.Provenance`; :meth:`Recording.enhance` (the one enhancement
+call of the GUI, the CLI and batch export) adds one version per model output, and a residual version
+(original - enhanced) can be derived from any enhanced one. Every version has the same number of
+frames as the original at its own rate (the engine guarantees alignment), so views, playback and
+metrics can treat them interchangeably. Listeners (plain callables) are told when versions change;
+the GUI subscribes with Qt signals, the core never knows about Qt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Generator, Sequence
+
+import numpy as np
+
+from ..audio.audio_io import ArraySource, AudioInfo, AudioSource, open_source
+from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance_outputs
+from ..progress import Progress, rescaled
+from ..enhance.editing import Strength, StrengthSource
+from ..errors import Cancelled
+from ..history import History, Step
+from ..provenance import Provenance, VersionKind
+
+
+@dataclass
+class Version:
+    """One audible/visible variant of a recording.
+
+    Attributes:
+        name: label shown to people (``original``, ``deepfilternet3``, ``residual (deepfilternet3)``,
+            ``sepformer.speech`` for one output of a multi-output model).
+        kind: a :class:`VersionKind` (a ``str`` Enum: compares equal to ``"enhanced"`` ...).
+        source: the samples (file-backed for the original, in memory for results).
+        model: the enhancer's info for enhanced/residual versions.
+        settings: what produced it (channels, chunking ...), exported with comparisons.
+        elapsed_s: processing time for enhanced versions.
+        provenance: the typed record of how it was made (derived from the fields above when not given).
+        saved: stored in a session file or exported since it was made (Quit asks about unsaved ones).
+    """
+
+    name: str
+    kind: VersionKind
+    source: AudioSource
+    model: EnhancerInfo | None = None
+    settings: dict = field(default_factory=dict)
+    elapsed_s: float | None = None
+    created: float = field(default_factory=time.time)
+    provenance: Provenance | None = None
+    saved: bool = False
+
+    def __post_init__(self) -> None:
+        self.kind = VersionKind.parse(self.kind)
+        if self.provenance is None:
+            chans = self.settings.get("channels")
+            m = self.model
+            self.provenance = Provenance(
+                self.kind, parent=None if self.kind == VersionKind.ORIGINAL else self.settings.get("residual_of", "original"),
+                model_id=m.id if m else None, model_spec=self.settings.get("model_spec"),
+                model_name=m.name if m else None, model_source=m.source if m else None,
+                model_settings={k: v for k, v in self.settings.items() if k not in ("channels", "residual_of")},
+                channels=None if chans is None else tuple(int(c) for c in chans),
+                output=self.settings.get("output", "enhanced" if self.kind == VersionKind.ENHANCED else None),
+                elapsed_s=self.elapsed_s)
+        elif self.provenance.kind != self.kind:
+            raise ValueError(f"version {self.name!r}: kind {self.kind.value} but provenance says "
+                             f"{self.provenance.kind.value}")
+
+    @property
+    def sample_rate(self) -> int:
+        return self.source.sample_rate
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+class Recording:
+    """A source file and its versions. The file is opened read-only and never modified."""
+
+    def __init__(self, path: str | Path, *, repair: bool = False, source: AudioSource | None = None):
+        self.path = Path(path)
+        self.repair = repair
+        self.source = source if source is not None else open_source(self.path, repair=repair, check_finite=False)
+        self.versions: list[Version] = [Version("original", VersionKind.ORIGINAL, self.source, saved=True)]
+        self._listeners: list[Callable[[Recording], None]] = []
+        #: set by :meth:`close`: running :meth:`enhance` generators stop at their next step and add nothing.
+        self.closed = False
+        self._lock = threading.Lock()   # closing vs. adding a version from a worker thread
+        #: undo/redo of every add, remove and strength change (see :mod:`workbench.core.history`)
+        self.history = History()
+        self._strength_listeners: list[Callable[[Recording, Version], None]] = []
+
+    @classmethod
+    def from_array(cls, audio: np.ndarray, sample_rate: int, name: str = "untitled") -> Recording:
+        return cls(Path(name), source=ArraySource(audio, sample_rate))
+
+    @property
+    def info(self) -> AudioInfo:
+        src = self.source
+        return getattr(src, "info", AudioInfo(str(self.path), src.sample_rate, src.channels, src.frames,
+                                              "FLOAT", "memory"))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def original(self) -> Version:
+        return self.versions[0]
+
+    def subscribe(self, listener: Callable[[Recording], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for fn in list(self._listeners):
+            fn(self)
+
+    def unique_name(self, base: str) -> str:
+        names = {v.name for v in self.versions}
+        if base not in names:
+            return base
+        i = 2
+        while f"{base} #{i}" in names:
+            i += 1
+        return f"{base} #{i}"
+
+    def add_version(self, audio: np.ndarray, sample_rate: int, provenance: Provenance,
+                    name: str | None = None, *, model: EnhancerInfo | None = None,
+                    settings: dict | None = None) -> Version:
+        """Add a version: ``audio`` ``(frames,)``/``(frames, channels)`` aligned with the original.
+
+        The one generic way to add a version of any kind (other than the original). ``name`` defaults
+        to the provenance's model id (or its kind), made unique (``name #2``). Listeners are told.
+
+        Raises:
+            ValueError: wrong length or rate (every version has the original's frames at its rate),
+                or a recording that was closed.
+        """
+        audio = np.asarray(audio, np.float32)
+        if audio.ndim == 1:
+            audio = audio[:, None]
+        if audio.ndim != 2 or audio.shape[0] != self.source.frames or sample_rate != self.source.sample_rate:
+            raise ValueError(f"a version of {self.name} must have {self.source.frames} frames at "
+                             f"{self.source.sample_rate} Hz, got {audio.shape[0]} at {sample_rate} Hz")
+        if provenance.kind == VersionKind.ORIGINAL:
+            raise ValueError("a recording has exactly one original version")
+        base = name or provenance.model_id or provenance.kind.value
+        settings = dict(settings if settings is not None else provenance.model_settings)
+        if provenance.channels is not None:
+            settings.setdefault("channels", list(provenance.channels))
+        if provenance.kind == VersionKind.RESIDUAL and provenance.parent:
+            settings.setdefault("residual_of", provenance.parent)
+        with self._lock:
+            if self.closed:
+                raise ValueError(f"{self.name}: the recording was closed; no version is added")
+            v = Version(self.unique_name(base), provenance.kind, ArraySource(audio, sample_rate), model,
+                        settings, provenance.elapsed_s, provenance=provenance)
+            self.versions.append(v)
+            self.history.record(Step("add", v, len(self.versions) - 1))
+        self._changed()
+        return v
+
+    def add_enhanced(self, audio: np.ndarray, sample_rate: int, model: EnhancerInfo,
+                     settings: dict | None = None, elapsed_s: float | None = None, *,
+                     output: str = "enhanced", name: str | None = None, parent: str = "original") -> Version:
+        """Add a model's output (``(frames, channels)`` aligned with the original) as a new version."""
+        settings = dict(settings or {})
+        chans = settings.get("channels")
+        kind = VersionKind.CHAIN if model.family == "chain" else VersionKind.ENHANCED
+        prov = Provenance(kind, parent=parent, model_id=model.id,
+                          model_spec=settings.get("model_spec"), model_name=model.name, model_source=model.source,
+                          model_settings={k: v for k, v in settings.items() if k != "channels"},
+                          channels=None if chans is None else tuple(int(c) for c in chans), output=output,
+                          elapsed_s=elapsed_s)
+        return self.add_version(audio, sample_rate, prov, name or model.id, model=model, settings=settings)
+
+    def enhance(self, enhancer: Enhancer, channels: Sequence[int] | None = None, *, spec: str | None = None,
+                block_s: float = 1.0, settings: dict | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, list[Version]]:
+        """Run ``enhancer`` on this recording; a generator of :class:`Progress` returning the new versions.
+
+        The one enhancement call (Models panel, ``workbench enhance``, batch export), so provenance is
+        the same on every path. A single-output model adds one version named by its id
+        (``deepfilternet3``); a model with outputs ``("speech", "noise")`` adds ``<id>.speech`` and
+        ``<id>.noise``. Versions are added only after the whole run succeeded, and never once the
+        recording was closed (:class:`Cancelled` is raised instead) or ``should_stop()`` said so.
+
+        Args:
+            channels: 0-based channels to process (default all); each version has one column per channel.
+            spec: what the catalogue loads the model from (id or path), stored in the provenance.
+            settings: extra facts stored in ``provenance.model_settings`` (e.g. ``{"batch": True}``).
+        """
+        chans = list(range(self.source.channels)) if channels is None else [int(c) for c in channels]
+        stop = (lambda: self.closed or (should_stop is not None and should_stop()))
+        t0 = time.perf_counter()
+        outputs = yield from rescaled(enhance_outputs(enhancer, self.source, channels=chans, block_s=block_s),
+                                      0.0, 1.0, should_stop=stop)
+        elapsed = time.perf_counter() - t0
+        info = enhancer.info
+        run_settings = {"model_spec": spec if spec is not None else info.id, "input_rate": self.source.sample_rate,
+                        "model_rate": info.sample_rate, "processing": info.processing,
+                        "latency_samples": info.latency_samples, **dict(settings or {})}
+        multi = len(outputs) > 1
+        added = []
+        for output, audio in outputs.items():
+            if stop():
+                for v in added:  # a close between two outputs: nothing of this run stays
+                    self.remove(v)
+                raise Cancelled(f"{self.name}: cancelled; no version added")
+            try:
+                added.append(self.add_enhanced(audio, self.source.sample_rate, info,
+                                               {**run_settings, "channels": chans, "output": output}, elapsed,
+                                               output=output, name=f"{info.id}.{output}" if multi else info.id))
+            except ValueError:
+                if self.closed:
+                    raise Cancelled(f"{self.name}: closed during the run; no version added") from None
+                raise
+        return added
+
+    def residual_of(self, version: Version) -> Version:
+        """The residual ``original - enhanced`` (what the model removed), added once and reused."""
+        name = f"residual ({version.name})"
+        for v in self.versions:
+            if v.name == name:
+                return v
+        enhanced = version.source.read_all()
+        orig = self.source.read_all()
+        channels = version.settings.get("channels")
+        if channels is not None:
+            orig = orig[:, list(channels)]
+        p = version.provenance
+        prov = Provenance(VersionKind.RESIDUAL, parent=version.name, model_id=p.model_id, model_spec=p.model_spec,
+                          model_name=p.model_name, model_source=p.model_source,
+                          model_settings=dict(p.model_settings), channels=p.channels, output=p.output)
+        return self.add_version(orig - enhanced, self.source.sample_rate, prov, name, model=version.model,
+                                settings={"residual_of": version.name, **version.settings})
+
+    def unsaved_versions(self) -> list[Version]:
+        """Versions neither stored in a session nor exported since they were made."""
+        return [v for v in self.versions if not v.saved]
+
+    def close(self) -> None:
+        """Mark the recording closed (running enhancements stop and add nothing) and release its file."""
+        with self._lock:
+            self.closed = True
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+
+    def remove(self, version: Version) -> None:
+        if version.kind == VersionKind.ORIGINAL:
+            raise ValueError("the original cannot be removed")
+        index = self.versions.index(version)
+        self.versions.remove(version)
+        self.history.record(Step("remove", version, index))
+        self._changed()
+
+    # ------------------------------------------------------------------ strength and undo
+    def subscribe_strength(self, listener: Callable[[Recording, Version], None]) -> None:
+        """``listener(recording, version)`` after a version's strength changed (playback follows it live;
+        the version list itself did not change, so :meth:`subscribe` listeners are not called)."""
+        self._strength_listeners.append(listener)
+
+    def strength_of(self, version: Version) -> Strength:
+        src = version.source
+        return src.strength if isinstance(src, StrengthSource) else Strength()
+
+    def wet_source(self, version: Version) -> AudioSource:
+        """The model's own output of ``version`` (its samples at full strength)."""
+        src = version.source
+        return src.wet if isinstance(src, StrengthSource) else src
+
+    def set_strength(self, version: Version, strength: Strength, *, record: bool = True) -> None:
+        """Set how much of a model's effect ``version`` keeps: its samples become
+        ``wet + (1 - mix) * (original - wet)`` for views, playback, metrics and export (see
+        :mod:`workbench.core.enhance.editing`); the strength is stored in ``provenance.extra["strength"]``.
+
+        Raises:
+            ValueError: the original or a residual (they have no strength).
+        """
+        if version.kind in (VersionKind.ORIGINAL, VersionKind.RESIDUAL):
+            raise ValueError(f"{version.name}: only model results have a strength")
+        before = self.strength_of(version)
+        if before == strength:
+            return
+        # A new source object per strength: views cache tiles by source, so they redraw the new mix.
+        chans = version.settings.get("channels")
+        version.source = StrengthSource(self.wet_source(version), self.source, chans, strength)
+        extra = {k: v for k, v in version.provenance.extra.items() if k != "strength"}
+        if not strength.full:
+            extra["strength"] = strength.to_dict()
+        version.provenance = replace(version.provenance, extra=extra)
+        if record:
+            self.history.record(Step("strength", version, before=before, after=strength))
+        for fn in list(self._strength_listeners):
+            fn(self, version)
+
+    def undo(self) -> Step | None:
+        """Undo the last add/remove/strength step; returns it (``None`` when there is nothing to undo)."""
+        if not self.history.undo_steps:
+            return None
+        step = self.history.undo_steps.pop()
+        self._apply(step, inverse=True)
+        self.history.redo_steps.append(step)
+        return step
+
+    def redo(self) -> Step | None:
+        """Redo the last undone step; returns it (``None`` when there is nothing to redo)."""
+        if not self.history.redo_steps:
+            return None
+        step = self.history.redo_steps.pop()
+        self._apply(step, inverse=False)
+        self.history.undo_steps.append(step)
+        return step
+
+    def _apply(self, step: Step, inverse: bool) -> None:
+        if step.action == "strength":
+            self.set_strength(step.version, step.before if inverse else step.after, record=False)
+            return
+        take_out = (step.action == "add") == inverse
+        if take_out:
+            if step.version in self.versions:
+                self.versions.remove(step.version)
+        else:
+            self.versions.insert(min(step.index, len(self.versions)), step.version)
+        self._changed()
+
+    def version_or_none(self, name: str) -> Version | None:
+        return next((v for v in self.versions if v.name == name), None)
+
+    def version(self, name: str) -> Version:
+        for v in self.versions:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (exported with comparisons so results can be traced to inputs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,301 @@
+"""Saving a :class:`~workbench.core.document.session.Session` to disk and opening it again.
+
+A saved session is two things side by side::
+
+    work.session.json        the description (below)
+    work.session.audio/      one float32 WAV per non-original version (bit-exact; RF64 beyond 2 GiB)
+
+Both are written through the project's atomic writer (each file appears complete or not at all; the
+JSON is written last, so a session file never names audio that is not there yet). Source recordings
+are never copied or written: the JSON names them by absolute path with their SHA-256, and opening
+checks both.
+
+The JSON (``format_version`` 1)::
+
+    {
+      "format": "workbench-session",
+      "format_version": 1,
+      "saved_utc": "2026-12-01T08:00:00Z",
+      "current": 0,                               # index of the current recording, or null
+      "recordings": [{
+        "path": "/abs/noisy.wav", "sha256": "…", "sample_rate": 16000, "channels": 1, "frames": 160000,
+        "repair": false,
+        "reference": {"path": "/abs/clean.wav", "sha256": "…"} | null,
+        "versions": [
+          {"name": "original", "provenance": {"kind": "original", …}},
+          {"name": "deepfilternet3", "file": "work.session.audio/r0-v1-deepfilternet3.wav",
+           "sample_rate": 16000, "channels": 1, "frames": 160000,
+           "provenance": {"kind": "enhanced", "parent": "original", "model_id": "deepfilternet3",
+                          "model_spec": "deepfilternet3", "model_name": …, "model_source": "built-in",
+                          "model_settings": {…}, "channels": [0], "output": "enhanced",
+                          "elapsed_s": 1.9, "extra": {}},
+           "model": {EnhancerInfo fields} | null, "settings": {…}, "elapsed_s": 1.9, "created": 1764576000.0}
+        ]}],
+      "view_state": {"display": {…}, "loop": {…}, "blind_test": {…}, …}   # whatever features stored
+    }
+
+``file`` paths are relative to the JSON's folder. Opening (:func:`open_session`) restores every
+recording whose source is present and unchanged; a missing source, a source whose SHA-256 differs, a
+missing version file or a changed reference is reported as one line in the returned ``problems`` and
+that item is left out — never silently replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Generator
+
+import numpy as np
+import soundfile as sf
+
+from ..audio.audio_io import atomic_output, native_path, write_audio_atomic
+from ..enhance.enhancer import EnhancerInfo
+from ..progress import Progress, run_to_end
+from ..errors import WorkbenchError
+from ..enhance.editing import Strength
+from ..provenance import Provenance, VersionKind
+from .recording import Recording, Version, file_sha256
+from .session import Session
+
+FORMAT = "workbench-session"
+FORMAT_VERSION = 1
+SUFFIX = ".session.json"
+
+
+class SessionFileError(WorkbenchError):
+    """A session file that cannot be read (not JSON, another format, a newer version ...)."""
+
+
+def audio_folder(path: str | Path) -> Path:
+    """The folder holding a session's version audio: ``work.session.json`` -> ``work.session.audio``."""
+    path = Path(path)
+    name = path.name[:-5] if path.name.endswith(".json") else path.name
+    return path.with_name(name + ".audio")
+
+
+def _tag(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "version"
+
+
+def _info_dict(info: EnhancerInfo | None) -> dict | None:
+    if info is None:
+        return None
+    d = info.to_dict()
+    d.pop("latency_ms", None)
+    d["outputs"] = list(info.outputs)
+    return d
+
+
+def _info_from(d: dict | None) -> EnhancerInfo | None:
+    if not d:
+        return None
+    known = {f.name for f in fields(EnhancerInfo)}
+    kw = {k: v for k, v in d.items() if k in known}
+    kw["outputs"] = tuple(kw.get("outputs") or ("enhanced",))
+    return EnhancerInfo(**kw)
+
+
+def _json_safe(value: Any) -> Any:
+    """Settings may hold tuples, numpy scalars or paths: store them as plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def save_session(session: Session, path: str | Path, *, view_state: dict | None = None,
+                 overwrite: bool = True) -> Generator[Progress, None, Path]:
+    """Write ``session`` to ``path`` (a ``.session.json``) and its version audio beside it.
+
+    A generator yielding :class:`Progress` (hashing sources and writing audio take time on long files);
+    returns the JSON path. ``view_state`` defaults to ``session.collect_view_state()`` (call that on
+    the GUI thread and pass the result when the providers read widgets). On success every version is
+    marked saved and ``session.path`` is set.
+
+    Raises:
+        WorkbenchError: a file that cannot be written (named), or the JSON path is a source recording.
+    """
+    path = Path(path).absolute()
+    if not path.name.endswith(".json"):
+        path = path.with_name(path.name + SUFFIX)
+    folder = audio_folder(path)
+    state = _json_safe(session.collect_view_state() if view_state is None else view_state)
+    recs = list(session.recordings)
+    sources = tuple(r.path for r in recs if r.path.exists())
+    steps = max(1, sum(len(r.versions) + 1 for r in recs))
+    done = 0
+    out_recs = []
+    written: list[Version] = []
+    for ri, rec in enumerate(recs):
+        yield Progress(done / steps, f"{rec.name}: hashing the source")
+        sha = file_sha256(rec.path) if rec.path.is_file() else None
+        done += 1
+        ref = session.reference(rec)
+        entry: dict[str, Any] = {
+            "path": str(rec.path.absolute()), "sha256": sha, "sample_rate": rec.source.sample_rate,
+            "channels": rec.source.channels, "frames": rec.source.frames, "repair": bool(rec.repair),
+            "reference": ({"path": str(Path(ref).absolute()),
+                           "sha256": file_sha256(ref) if Path(ref).is_file() else None} if ref else None),
+            "versions": [],
+        }
+        for vi, v in enumerate(rec.versions):
+            item: dict[str, Any] = {"name": v.name, "provenance": _json_safe(v.provenance.to_dict())}
+            if v.kind != VersionKind.ORIGINAL:
+                yield Progress(done / steps, f"{rec.name}: writing {v.name}")
+                # A model result is stored at full strength; its strength (provenance.extra) is set
+                # again when the session is opened, so the slider can still move it.
+                audio = rec.wet_source(v).read_all()
+                target = folder / f"r{ri}-v{vi}-{_tag(v.name)}.wav"
+                big = audio.nbytes > (1 << 31) - (1 << 20)
+                write_audio_atomic(target, audio, v.sample_rate, subtype="FLOAT",
+                                   format="RF64" if big else "WAV", overwrite=overwrite, protect=sources)
+                item.update({"file": os.path.relpath(target, path.parent), "sample_rate": v.sample_rate,
+                             "channels": int(audio.shape[1]), "frames": int(audio.shape[0]),
+                             "model": _json_safe(_info_dict(v.model)), "settings": _json_safe(v.settings),
+                             "elapsed_s": v.elapsed_s, "created": v.created})
+                written.append(v)
+            entry["versions"].append(item)
+            done += 1
+        out_recs.append(entry)
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION,
+           "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "current": recs.index(session.current) if session.current in recs else None,
+           "recordings": out_recs, "view_state": state}
+    text = json.dumps(doc, indent=2, allow_nan=False)
+    with atomic_output(path, overwrite=overwrite, protect=sources) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    for rec in recs:
+        for v in rec.versions:
+            v.saved = True
+    session.path = path
+    yield Progress(1.0, f"saved {path.name}")
+    return path
+
+
+def read_session_file(path: str | Path) -> dict:
+    """The parsed JSON of a session file; raises SessionFileError naming the file and the problem."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SessionFileError(f"{path}: no such session file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessionFileError(f"{path}: cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise SessionFileError(f"{path}: not a session file (invalid JSON at line {exc.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SessionFileError(f"{path}: not a workbench session file")
+    if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+        raise SessionFileError(f"{path}: written by a newer workbench (format {doc.get('format_version')}; "
+                               f"this one reads {FORMAT_VERSION})")
+    return doc
+
+
+def open_session(path: str | Path, session: Session | None = None, *, restore_state: bool = True
+                 ) -> Generator[Progress, None, tuple[Session, list[str]]]:
+    """Restore a saved session into ``session`` (default a new one); a generator of Progress returning
+    ``(session, problems)``: one line per recording, reference or version that could not be restored.
+
+    The stored view state is put into ``session.view_state`` and, with ``restore_state``, handed to each
+    registered state provider's ``restore`` (call :meth:`Session.add_state_provider` before opening).
+    A GUI running this on a worker passes ``restore_state=False`` and restores on its own thread."""
+    path = Path(path).absolute()
+    doc = read_session_file(path)
+    session = session if session is not None else Session()
+    problems: list[str] = []
+    recs = doc.get("recordings") or []
+    current_index = doc.get("current")
+    current: Recording | None = None
+    for ri, entry in enumerate(recs):
+        yield Progress(ri / max(len(recs), 1), f"opening {Path(entry.get('path', '?')).name}")
+        src = Path(entry.get("path", ""))
+        if not src.is_file():
+            problems.append(f"{src}: missing (the session's recording is not restored; its versions stay in "
+                            f"{audio_folder(path).name})")
+            continue
+        if entry.get("sha256") and file_sha256(src) != entry["sha256"]:
+            problems.append(f"{src}: changed since the session was saved (SHA-256 differs); not restored")
+            continue
+        try:
+            rec = session.find(src) or Recording(src, repair=bool(entry.get("repair")))
+        except WorkbenchError as exc:
+            problems.append(str(exc))
+            continue
+        if rec not in session.recordings:
+            session.add(rec, make_current=False)
+        for item in entry.get("versions", [])[1:]:
+            name = item.get("name", "?")
+            file = path.parent / item.get("file", "")
+            try:
+                prov = Provenance.from_dict(item.get("provenance") or {})
+                audio, rate = sf.read(native_path(file), dtype="float32", always_2d=True)
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{path}: version {name!r} of {src.name}: {exc}")
+                continue
+            except (sf.LibsndfileError, OSError, RuntimeError):
+                problems.append(f"{file}: version {name!r} of {src.name} is missing or unreadable; not restored")
+                continue
+            if rec.version_or_none(name) is not None:
+                continue  # already there (the recording was open when the session was opened)
+            try:
+                v = rec.add_version(audio, int(rate), prov, name, model=_info_from(item.get("model")),
+                                    settings=dict(item.get("settings") or {}))
+            except ValueError as exc:
+                problems.append(f"{file}: version {name!r} of {src.name}: {exc}")
+                continue
+            strength = prov.extra.get("strength")
+            if isinstance(strength, dict) and v.kind.is_result:
+                try:
+                    rec.set_strength(v, Strength(float(strength.get("mix", 1.0)), str(strength.get("given_as", "mix"))),
+                                     record=False)
+                except (WorkbenchError, TypeError, ValueError) as exc:
+                    problems.append(f"{path}: version {name!r} of {src.name}: strength not restored ({exc})")
+            v.elapsed_s = item.get("elapsed_s")
+            v.created = float(item.get("created") or v.created)
+            v.saved = True
+        ref = entry.get("reference")
+        if ref:
+            rp = Path(ref.get("path", ""))
+            if not rp.is_file():
+                problems.append(f"{rp}: reference of {src.name} is missing; no reference set")
+            elif ref.get("sha256") and file_sha256(rp) != ref["sha256"]:
+                problems.append(f"{rp}: reference of {src.name} changed since the session was saved "
+                                "(SHA-256 differs); no reference set")
+            else:
+                session.set_reference(rec, rp)
+        if ri == current_index:
+            current = rec
+    if current is None and session.recordings:
+        current = session.recordings[0]
+    session.set_current(current)
+    state = doc.get("view_state") or {}
+    session.view_state.update(state)
+    if restore_state:
+        for key, (_get, restore) in session.state_providers().items():
+            if key in state:
+                restore(state[key])
+    session.path = path
+    yield Progress(1.0, f"opened {path.name}")
+    return session, problems
+
+
+def save_session_now(session: Session, path: str | Path, **kwargs) -> Path:
+    """Blocking :func:`save_session`."""
+    return run_to_end(save_session(session, path, **kwargs))
+
+
+def open_session_now(path: str | Path, session: Session | None = None) -> tuple[Session, list[str]]:
+    """Blocking :func:`open_session`."""
+    return run_to_end(open_session(path, session))

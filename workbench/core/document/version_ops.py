@@ -1,0 +1,82 @@
+"""Editing operations as new versions of a :class:`~workbench.core.document.recording.Recording` (GUI and tests).
+
+Each one is non-destructive: it reads the original (or the version it repairs) and adds a version with a
+typed provenance through :meth:`Recording.add_version`, so it appears in the version list, can be
+played, measured and exported, and is undone like any other added version.
+
+* :func:`enhance_region` — a model over time spans only (``VersionKind.REGION``).
+* :func:`repair_version` — spectral repair of a box in any version (``VersionKind.REPAIR``).
+* :func:`noise_profile_model` — a classical model with the noise learned from a span.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Generator, Sequence
+
+from ..enhance.editing import Box, enhance_regions, noise_profile_samples, repair_stft_config, spectral_repair, with_noise_profile
+from ..enhance.enhancer import Enhancer
+from ..progress import Progress, rescaled
+from ..provenance import Provenance, VersionKind
+from .recording import Recording, Version
+
+
+def enhance_region(recording: Recording, enhancer: Enhancer, spans_s: Sequence[tuple[float, float]], *,
+                   channels: Sequence[int] | None = None, context_s: float = 1.0, crossfade_s: float = 0.020,
+                   spec: str | None = None, noise_profile_s: tuple[float, float] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, Version]:
+    """Run ``enhancer`` over ``spans_s`` only and add the spliced result as a ``REGION`` version.
+
+    Raises:
+        WorkbenchError: a span outside the recording; ModelError from the model.
+    """
+    chans = list(range(recording.source.channels)) if channels is None else [int(c) for c in channels]
+    t0 = time.perf_counter()
+    audio = yield from rescaled(enhance_regions(enhancer, recording.source, spans_s, channels=chans,
+                                                context_s=context_s, crossfade_s=crossfade_s,
+                                                where=recording.name), 0.0, 1.0, should_stop=should_stop)
+    info = enhancer.info
+    extra = {"regions_s": [[float(a), float(b)] for a, b in spans_s], "context_s": context_s,
+             "crossfade_ms": 1000.0 * crossfade_s}
+    if noise_profile_s is not None:
+        extra["noise_profile_s"] = [float(noise_profile_s[0]), float(noise_profile_s[1])]
+    prov = Provenance(VersionKind.REGION, parent="original", model_id=info.id, model_spec=spec or info.id,
+                      model_name=info.name, model_source=info.source,
+                      model_settings={"model_rate": info.sample_rate, "processing": info.processing,
+                                      "latency_samples": info.latency_samples},
+                      channels=tuple(chans), output="enhanced", elapsed_s=time.perf_counter() - t0, extra=extra)
+    return recording.add_version(audio, recording.source.sample_rate, prov, f"{info.id} (region)", model=info)
+
+
+def repair_version(recording: Recording, version: Version, box: Box, *, gain_db: float | None = None,
+                   interpolate: bool = False) -> Version:
+    """Spectral repair of ``box`` in ``version`` (any version, the original included), as a new version
+    whose parent is ``version``.
+
+    Raises:
+        WorkbenchError: an empty box or one outside the recording.
+    """
+    rate = recording.source.sample_rate
+    cfg = repair_stft_config(rate)
+    audio = spectral_repair(version.source.read_all(), rate, box, gain_db=gain_db, interpolate=interpolate,
+                            cfg=cfg, where=recording.name)
+    method = "interpolate" if interpolate else f"{gain_db:+g} dB"
+    p = version.provenance
+    prov = Provenance(VersionKind.REPAIR, parent=version.name, model_id=p.model_id, model_spec=p.model_spec,
+                      model_name=p.model_name, model_source=p.model_source, model_settings=dict(p.model_settings),
+                      channels=p.channels, output=p.output,
+                      extra={"box": box.to_dict(), "method": "interpolate" if interpolate else {"gain_db": gain_db},
+                             "stft": {"n_fft": cfg.n_fft, "hop": cfg.hop, "window": cfg.window}})
+    return recording.add_version(audio, rate, prov, f"{version.name} (repair {method})", model=version.model,
+                                 settings=dict(version.settings))
+
+
+def noise_profile_model(recording: Recording, enhancer: Enhancer, span_s: tuple[float, float],
+                        channels: Sequence[int] | None = None) -> Enhancer:
+    """``enhancer`` with the noise estimate learned from ``span_s`` of ``recording`` (classical models).
+
+    Raises:
+        WorkbenchError/ModelError: span outside the file, shorter than one frame, or a model without profiles.
+    """
+    samples = noise_profile_samples(recording.source, span_s, recording.name, channels)
+    return with_noise_profile(enhancer, samples, recording.source.sample_rate, span_s, recording.name)

@@ -1,0 +1,205 @@
+"""Scoring one signal or a recording's versions: intrusive metrics against a clean reference, and DNSMOS.
+
+One function scores a signal, :func:`score_signal`; ``workbench evaluate``, ``workbench batch evaluate``, the
+metrics panel and the tests all go through it, so they report the same numbers for the same audio.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Generator, Iterable, Sequence
+
+import numpy as np
+
+from ..audio.audio_io import load_audio, resample
+from ..progress import Progress, rescaled
+from .dnsmos import dnsmos_metrics, dnsmos_metrics_steps
+from .metrics import Metric, intrusive_metrics
+
+
+#: Aligned correlation (absolute normalised cross-correlation peak) below which a reference is reported as
+#: not matching the recording. Measured on the dns3 pairs: noisy vs its own clean 0.62-0.93 (0072 is at
+#: about -5 dB SNR), noisy vs another sentence's clean 0.02-0.05, vs its clean resampled to another rate
+#: 0.02, vs its clean shifted by 0.5 s (beyond the search) 0.07. 0.2 is reached by a matching pair only
+#: below about -14 dB SNR (``ρ = 1/sqrt(1 + 10^(-SNR/10))``).
+LOW_CORRELATION = 0.2
+#: Relative difference of durations (reference vs estimate) reported as a length mismatch.
+LENGTH_MISMATCH = 0.1
+
+
+@dataclass(frozen=True)
+class AlignmentCheck:
+    """How well a clean reference lines up with the signal it is compared with.
+
+    Attributes:
+        correlation: normalised cross-correlation peak ``Σ s[n]·ŝ[n+lag] / sqrt(Σs²·Σŝ²)`` at the chosen lag
+            (NaN when a signal is silent).
+        lag_samples: chosen lag, samples at ``sample_rate`` (positive: estimate late).
+        max_lag_samples: largest lag searched (either direction).
+        sample_rate: rate of the comparison (the reference's), Hz.
+        reference_duration_s, estimate_duration_s: lengths of the two signals, seconds.
+    """
+
+    correlation: float
+    lag_samples: int
+    max_lag_samples: int
+    sample_rate: int
+    reference_duration_s: float
+    estimate_duration_s: float
+
+    @property
+    def low_correlation(self) -> bool:
+        return not math.isfinite(self.correlation) or abs(self.correlation) < LOW_CORRELATION
+
+    @property
+    def lag_at_limit(self) -> bool:
+        return self.max_lag_samples > 0 and abs(self.lag_samples) >= self.max_lag_samples - 1
+
+    @property
+    def length_mismatch(self) -> bool:
+        longer = max(self.reference_duration_s, self.estimate_duration_s)
+        return longer > 0 and abs(self.reference_duration_s - self.estimate_duration_s) > LENGTH_MISMATCH * longer
+
+    @property
+    def suspicious(self) -> bool:
+        """The reference probably is not the clean version of this recording (low correlation or the lag at
+        the search limit); a length difference alone is only a note."""
+        return self.low_correlation or self.lag_at_limit
+
+    def problems(self) -> list[str]:
+        """Short phrases for each finding, e.g. ``aligned correlation 0.03 (below 0.2)``."""
+        out = []
+        if self.low_correlation:
+            corr = "undefined (a signal is silent)" if not math.isfinite(self.correlation) \
+                else f"{abs(self.correlation):.2f}"
+            out.append(f"aligned correlation {corr} (below {LOW_CORRELATION:g})")
+        if self.lag_at_limit:
+            out.append(f"lag {self.lag_samples / self.sample_rate * 1000:+.0f} ms is at the search limit "
+                       f"(±{self.max_lag_samples / self.sample_rate * 1000:.0f} ms)")
+        if self.length_mismatch:
+            out.append(f"lengths differ ({self.reference_duration_s:.2f} s reference, "
+                       f"{self.estimate_duration_s:.2f} s recording)")
+        return out
+
+
+@dataclass
+class Scores:
+    """Metrics of one signal.
+
+    Attributes:
+        metrics: ``{key: Metric}`` (intrusive ones only when a reference was given; DNSMOS when asked).
+        lag_samples: alignment lag against the reference at the reference rate (None without reference).
+        alignment: how the signal lined up with the reference (None without reference).
+    """
+
+    metrics: dict[str, Metric]
+    lag_samples: int | None = None
+    alignment: AlignmentCheck | None = None
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    a = np.asarray(audio, np.float32)
+    if a.ndim == 2:
+        a = a.mean(axis=1) if a.shape[1] > 1 else a[:, 0]
+    return a
+
+
+def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray | None = None,
+                 reference_rate: int | None = None, *, dnsmos: bool = True,
+                 metrics: Iterable[str] | None = None, dnsmos_fast: bool = False) -> Scores:
+    """Score ``estimate`` (``(n,)`` or ``(n, ch)`` at ``sample_rate`` Hz; multichannel is averaged to mono).
+
+    With a ``reference`` (clean speech at ``reference_rate``, default ``sample_rate``) the intrusive metrics
+    are computed after resampling the estimate to the reference rate (soxr) and aligning it by
+    cross-correlation (:attr:`Scores.alignment` says how well it lined up); DNSMOS (non-intrusive) is
+    computed on the estimate itself.
+
+    Args:
+        metrics: intrusive keys to compute (default all of :data:`INTRUSIVE_METRICS`).
+        dnsmos_fast: DNSMOS in its fast, approximate mode (non-overlapping windows; never the default).
+    """
+    est = _mono(estimate)
+    out: dict[str, Metric] = {}
+    lag = None
+    check = None
+    if reference is not None:
+        rate = reference_rate or sample_rate
+        ref = _mono(reference)
+        est_r = resample(est, sample_rate, rate) if rate != sample_rate else est
+        res = intrusive_metrics(ref, est_r, rate, metrics=metrics)
+        out.update(res.metrics)
+        lag = res.lag_samples
+        check = AlignmentCheck(res.correlation, res.lag_samples, res.max_lag_samples, rate, len(ref) / rate,
+                               len(est) / sample_rate)
+    if dnsmos:
+        out.update(dnsmos_metrics(est, sample_rate, fast=dnsmos_fast))
+    return Scores(out, lag, check)
+
+
+def load_mono(path: Path) -> tuple[np.ndarray, int]:
+    """The file at ``path`` as mono float32 ``(n,)`` and its sample rate (Hz)."""
+    audio, info = load_audio(path)
+    return _mono(audio), info.sample_rate
+
+
+#: Parts of a version's scores that are measured (and cached) separately: the intrusive metrics depend on
+#: the reference, DNSMOS does not.
+INTRUSIVE, NON_INTRUSIVE = "intrusive", "dnsmos"
+
+
+def score_versions(versions: Sequence, reference: np.ndarray | None = None, reference_rate: int | None = None,
+                   *, dnsmos: bool = True, intrusive: bool = True, metrics: Iterable[str] | None = None,
+                   dnsmos_versions: Sequence | None = None,
+                   on_result: Callable[[object, str, Scores], None] | None = None
+                   ) -> Generator[Progress, None, dict[str, Scores]]:
+    """Score each :class:`~workbench.core.document.recording.Version` (its whole audio, channels averaged to mono).
+
+    The same :func:`score_signal` as ``workbench evaluate`` is used, so a version scored here and the same
+    audio scored by the CLI give identical numbers. The intrusive metrics of every version come first
+    (seconds), then DNSMOS (slow: a 9 s window every second), so the quick cells fill first.
+
+    Args:
+        versions: versions to score.
+        intrusive: compute the intrusive metrics (needs ``reference``) for ``versions``.
+        dnsmos: compute DNSMOS for ``dnsmos_versions`` (default: ``versions``).
+        on_result: called as ``on_result(version, part, Scores)`` as soon as one part of one version is
+            measured (``part`` is :data:`INTRUSIVE` or :data:`NON_INTRUSIVE`), on the calling thread, so a
+            table can fill cell by cell.
+
+    A generator yielding :class:`Progress` (closing it between yields cancels the work); returns
+    ``{version.name: Scores}`` with the parts measured here merged.
+    """
+    out: dict[str, Scores] = {}
+    todo_i = list(versions) if intrusive and reference is not None else []
+    todo_d = (list(versions) if dnsmos_versions is None else list(dnsmos_versions)) if dnsmos else []
+    # Weights: DNSMOS costs about ten times the intrusive set per second of audio.
+    total = max(len(todo_i) + 10 * len(todo_d), 1)
+    done = 0.0
+    for v in todo_i:
+        yield Progress(done / total, f"measuring {v.name} against the reference")
+        sc = score_signal(v.source.read_all(), v.source.sample_rate, reference, reference_rate, dnsmos=False,
+                          metrics=metrics)
+        out[v.name] = sc
+        if on_result is not None:
+            on_result(v, INTRUSIVE, sc)
+        done += 1
+    for v in todo_d:
+        yield Progress(done / total, f"DNSMOS of {v.name}")
+        # The DNSMOS part of score_signal, stepped so that long recordings report progress (and can be
+        # cancelled) between DNSMOS windows; the numbers are those of score_signal.
+        audio = _mono(v.source.read_all())
+        scores = yield from rescaled(dnsmos_metrics_steps(audio, v.source.sample_rate), done / total,
+                                     10 / total, f"{v.name}: ")
+        part = Scores(dict(scores))
+        prev = out.get(v.name)
+        if prev is None:
+            out[v.name] = Scores(dict(scores))
+        else:
+            prev.metrics.update(scores)
+        if on_result is not None:
+            on_result(v, NON_INTRUSIVE, part)
+        done += 10
+    yield Progress(1.0, "done")
+    return out

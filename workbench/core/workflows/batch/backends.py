@@ -1,0 +1,306 @@
+"""Where the items of a batch run: in this process, in a local process pool, or on a Ray cluster.
+
+Every backend runs the same :func:`workbench.core.workflows.batch.item.run_task` on the same JSON-able tasks and
+yields the same rows; they differ only in where the model lives:
+
+* ``serial`` (:func:`run_serial`): in the calling process with models it already holds (the GUI's
+  loaded models and chains; ``--workers 0``). Progress inside an item is forwarded.
+* ``local`` (:func:`run_local`): :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn``
+  start method. Each worker loads every model of the batch once (initializer) and runs with a fixed
+  number of intra-op threads (``WORKBENCH_THREADS``, default 1 — see :mod:`workbench.core.threads`).
+  A worker that dies (killed, out of memory, a crash in a native decoder) breaks the pool; the pool is
+  rebuilt and the items that were running are retried one at a time, so the file that kills a worker
+  alone gets a failed row and the others finish.
+* ``ray`` (:func:`run_ray`): Ray Data, ``ray.data.from_items(tasks).map_batches(RayItemActor,
+  compute=ActorPoolStrategy(size=workers))`` — an actor per worker loads the models once. With an
+  ``address`` (``auto`` or ``HOST:PORT``) it joins that cluster; without, it starts a local Ray sized to
+  ``workers``, bound to 127.0.0.1, without dashboard and with usage reporting off.
+
+Outputs are per item (each task writes its own files), never a shared stream, so order and placement
+do not change a single byte.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable, Iterator, Mapping, Sequence
+
+from ...enhance.enhancer import Enhancer
+from ...enhance.registry import load_enhancer
+from ...progress import Progress, run_to_end
+from ...errors import Cancelled, WorkbenchError
+from .item import _base_row, model_identity, run_task
+
+BACKENDS = ("local", "ray")
+THREAD_VARIABLES = ("WORKBENCH_THREADS", "OMP_NUM_THREADS")
+LOST_WORKER_REASON = ("the worker process died while processing this file (killed, out of memory, or a crash "
+                      "inside a native library)")
+
+
+def set_thread_env(threads: int) -> None:
+    """Fix intra-op threads for models loaded from now on in this process (torch too, if imported), and
+    the BLAS/OpenMP pools numpy already started (threadpoolctl): a sum split over another number of
+    threads rounds differently, and every worker must compute alike."""
+    from threadpoolctl import threadpool_limits
+
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(int(threads))
+    threadpool_limits(limits=int(threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
+
+
+def load_models(specs: Sequence[str]) -> tuple[dict[str, Enhancer], dict[str, dict], dict[str, str]]:
+    """Load each model spec once: ``(models, identities, errors)`` keyed by spec."""
+    models, identities, errors = {}, {}, {}
+    for spec in specs:
+        try:
+            enh = load_enhancer(spec)
+        except Exception as exc:  # reported per item, the worker stays usable for the other models
+            errors[spec] = " ".join(str(exc).split()) or type(exc).__name__
+            continue
+        models[spec] = enh
+        identities[spec] = model_identity(enh, spec)
+    return models, identities, errors
+
+
+class _Worker:
+    """What a pool worker or Ray actor holds: the loaded models and their identities."""
+
+    def __init__(self, specs: Sequence[str], threads: int):
+        set_thread_env(threads)
+        self.models, self.identities, self.errors = load_models(specs)
+
+    def run(self, task: Mapping) -> dict:
+        if task["model"] in self.errors:
+            row = _base_row(task, None)
+            row["reason"] = f"{task['input']}: {self.errors[task['model']]}"
+            return row
+        return run_to_end(run_task(task, self.models, self.identities))
+
+
+# ------------------------------------------------------------------------------------------- serial
+
+
+def run_serial(tasks: Sequence[Mapping], models: Mapping[str, Enhancer], identities: Mapping[str, dict],
+               should_stop: Callable[[], bool] | None = None) -> Iterator[Progress | dict]:
+    """Run tasks one after another here; yields :class:`Progress` within items and each row."""
+    n = max(len(tasks), 1)
+    for i, task in enumerate(tasks):
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled on request")
+        gen = run_task(task, models, identities, should_stop=should_stop)
+        try:
+            while True:
+                p = next(gen)
+                yield Progress((i + p.fraction) / n, p.message)
+        except StopIteration as stop:
+            yield stop.value
+        finally:
+            gen.close()
+
+
+# -------------------------------------------------------------------------------------------- local
+
+_POOL_WORKER: _Worker | None = None
+
+
+def _init_pool_worker(specs: Sequence[str], threads: int) -> None:
+    global _POOL_WORKER
+    # Ctrl-C goes to the whole process group; only the driver acts on it (it stops the pool). SIGTERM
+    # (the driver stopping the pool) unwinds Python code, so atomic writes remove their temporary file.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    _POOL_WORKER = _Worker(specs, threads)
+
+
+def _run_in_pool(task: Mapping) -> dict:
+    return _POOL_WORKER.run(task)
+
+
+def _stop_pool(executor: ProcessPoolExecutor) -> None:
+    # concurrent.futures (3.11) has no public way to stop running workers; terminate them, then reap.
+    procs = list(getattr(executor, "_processes", {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=3)
+        if p.is_alive():
+            p.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def run_local(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int, threads: int = 1,
+              should_stop: Callable[[], bool] | None = None, poll_s: float = 0.2) -> Iterator[dict]:
+    """Run tasks on ``workers`` spawned processes; yields rows as they finish (any order)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_pool_worker,
+                                   initargs=(list(specs), threads))
+
+    queue = deque(tasks)
+    suspects: deque = deque()  # items that were running when a worker died: rerun one at a time
+    inflight: dict = {}
+    pool = new_pool()
+    try:
+        while queue or suspects or inflight:
+            limit = 1 if suspects else 2 * workers
+            while len(inflight) < limit and (suspects or queue):
+                if suspects and inflight:
+                    break
+                task = suspects.popleft() if suspects else queue.popleft()
+                inflight[pool.submit(_run_in_pool, task)] = task
+            done, _ = wait(list(inflight), timeout=poll_s, return_when=FIRST_COMPLETED)
+            if should_stop is not None and should_stop():
+                raise Cancelled("cancelled on request")
+            lost = []
+            for fut in done:
+                task = inflight.pop(fut)
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    lost.append(task)
+            if lost:
+                lost += list(inflight.values())
+                alone = len(lost) == 1 and limit == 1
+                inflight.clear()
+                _stop_pool(pool)
+                pool = new_pool()
+                if alone:
+                    row = _base_row(lost[0], None)
+                    row["reason"] = f"{lost[0]['input']}: {LOST_WORKER_REASON}"
+                    yield row
+                else:
+                    suspects.extend(lost)
+    finally:
+        _stop_pool(pool)
+
+
+# ---------------------------------------------------------------------------------------------- ray
+
+
+class RayItemActor:
+    """Ray Data callable class: loads the batch's models once per actor, then runs one task per row."""
+
+    def __init__(self, specs: Sequence[str], threads: int):
+        self.worker = _Worker(specs, threads)
+
+    def __call__(self, batch: dict) -> dict:
+        rows = [self.worker.run(json.loads(str(t))) for t in batch["task"]]
+        return {"row": [json.dumps(r, allow_nan=False) for r in rows]}
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_ray(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int | None, threads: int = 1,
+            address: str | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
+    """Run tasks on Ray Data actors; yields rows as they finish (any order).
+
+    Raises:
+        WorkbenchError: Ray is not installed, the cluster cannot be reached, or Ray gave up on a task.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # read when Ray starts; no usage report is sent
+    if not ray_available():
+        raise WorkbenchError("the ray backend needs Ray: pip install 'speech-enhancement-workbench[cluster]'")
+    import ray
+    import ray.data
+
+    env = {var: str(threads) for var in THREAD_VARIABLES}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    started_here = False
+    if not ray.is_initialized():
+        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                      runtime_env={"env_vars": env})
+        try:
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=max(1, (workers or 1) * threads), _node_ip_address="127.0.0.1", **kwargs)
+        except Exception as exc:
+            where = address or "a local Ray instance"
+            raise WorkbenchError(f"could not start or join {where}: {' '.join(str(exc).split())}") from None
+        started_here = True
+    try:
+        if workers is None:
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        for attr in ("print_on_execution_start", "enable_rich_progress_bars"):
+            if hasattr(ctx, attr):
+                setattr(ctx, attr, False)
+        items = [{"task": json.dumps(t, allow_nan=False)} for t in tasks]
+        if not items:
+            return
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        out = ds.map_batches(RayItemActor, fn_constructor_kwargs={"specs": list(specs), "threads": threads},
+                             batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads)
+        try:
+            for rec in out.iter_rows():
+                yield json.loads(rec["row"])
+                if should_stop is not None and should_stop():
+                    raise Cancelled("cancelled on request")
+        except (Cancelled, GeneratorExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            text = " ".join(str(exc).split())
+            raise WorkbenchError(f"Ray stopped the batch ({text[:300]}); finished rows are in the manifest, "
+                                 "rerun with --resume") from None
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+_PART_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.part$")
+
+
+def remove_stale_parts(paths: Sequence[str]) -> int:
+    """Delete temporary files that a killed run's atomic writes left beside ``paths`` (``.NAME.PID.HEX.part``
+    whose process is gone). Returns how many were removed."""
+    by_folder: dict[str, set[str]] = {}
+    for p in paths:
+        folder, name = os.path.split(p)
+        by_folder.setdefault(folder or ".", set()).add(name)
+    removed = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            m = _PART_RE.match(entry)
+            if not m or m["name"] not in names:
+                continue
+            pid = int(m["pid"])
+            try:
+                os.kill(pid, 0)
+                continue  # that writer is still alive
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            try:
+                os.unlink(os.path.join(folder, entry))
+                removed += 1
+            except OSError:
+                pass
+    return removed
