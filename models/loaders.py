@@ -41,6 +41,10 @@ from .trained import is_trained_checkpoint, load_trained
 
 ONNX_SUFFIXES = {".onnx"}
 TORCH_SUFFIXES = {".pt", ".pth", ".tar", ".ckpt", ".bin", ".zip", ".jit", ".torchscript"}
+#: Every model file suffix this loader opens: the one list the window's drop handling and model dialog use
+#: (through ``load_model_path.suffixes`` and :func:`workbench.core.enhance.registry.model_suffixes`). A new
+#: model format is a suffix here and its branch in :func:`load_model_path`.
+MODEL_SUFFIXES = tuple(sorted(ONNX_SUFFIXES | TORCH_SUFFIXES))
 REFUSED = ("refused: this checkpoint needs to execute code to load (pickled Python objects); "
            "only plain state dicts are loaded")
 
@@ -286,3 +290,7 @@ def load_model_path(path: str | Path) -> Enhancer:
     raise ModelError(f"{path}: unsupported model file type {suffix or '(no suffix)'!r}; expected an ONNX file "
                      "(.onnx), a TorchScript module or PyTorch checkpoint (.pt, .pth, .tar, .ckpt), or a "
                      "folder (e.g. the two DTLN ONNX files)")
+
+
+# The model files this loader opens, declared on the entry point itself (see registry.model_suffixes).
+load_model_path.suffixes = MODEL_SUFFIXES

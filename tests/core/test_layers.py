@@ -181,3 +181,16 @@ def test_the_checks_find_an_upward_import_and_a_cycle_hidden_in_a_function(tmp_p
 def test_enhance_and_measure_are_independent_siblings(name):
     siblings = next(layer for layer in contract_layers() if name in layer)
     assert sorted(siblings) == ["enhance", "measure"]
+
+
+def test_one_downmix_and_one_resampler():
+    """Whole-array resampling and channel averaging go through audio_io's ``resample`` and ``downmix``, so a
+    multichannel file is measured, drawn and scored the same way everywhere."""
+    offenders = []
+    for path in sorted((REPO / "workbench").rglob("*.py")):
+        if path.name == "audio_io.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if "soxr.resample(" in line or ".mean(axis=1)" in line:
+                offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert offenders == []

@@ -12,7 +12,7 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.workflows.export import export_version
 from workbench.core.provenance import VersionKind
 from workbench.core.document.recording import Recording
-from workbench.core.document.version_ops import enhance_region, repair_version
+from workbench.core.document.version_ops import EnhanceRequest, enhance_region, repair_version, run_request
 
 RATE = 16000
 
@@ -114,3 +114,29 @@ def test_session_file_keeps_the_strength_movable(rec, tmp_path):
     assert restored.recordings[0].strength_of(rv).mix == pytest.approx(0.6)
     np.testing.assert_allclose(rv.source.read_all(), mixed, atol=1e-6)
     np.testing.assert_allclose(restored.recordings[0].wet_source(rv).read_all(), r.wet_source(v).read_all())
+
+
+class SpeechAndRest(Enhancer):
+    """Two outputs: half the input as ``speech``, the other half as ``rest``."""
+
+    def __init__(self):
+        self.info = EnhancerInfo("split", "Split", "test", RATE, True, 0, processing="offline", any_rate=True,
+                                 outputs=("speech", "rest"))
+
+    def process_offline(self, audio):
+        return np.stack([0.5 * audio, 0.5 * audio])
+
+
+def test_one_request_returns_every_new_version_as_a_list(rec):
+    """run_request is the one driver of the panels, the CLI and batch: always a list of versions."""
+    whole = run_to_end(run_request(rec, SpeechAndRest(), EnhanceRequest(spec="split", channels=(1,))))
+    assert [v.name for v in whole] == ["split.speech", "split.rest"]
+    assert all(v.source.channels == 1 and v.provenance.model_spec == "split" for v in whole)
+    [region] = run_to_end(run_request(rec, Halve(), EnhanceRequest(regions_s=((1.0, 2.0),))))
+    assert region.provenance.kind == VersionKind.REGION
+    x, y = rec.source.read_all(), region.source.read_all()
+    np.testing.assert_array_equal(y[:RATE // 2], x[:RATE // 2])  # outside the region: bit-identical
+    np.testing.assert_allclose(y[int(1.3 * RATE):int(1.7 * RATE)], 0.5 * x[int(1.3 * RATE):int(1.7 * RATE)],
+                               atol=1e-6)
+    with pytest.raises(WorkbenchError, match="several outputs"):
+        run_to_end(run_request(rec, SpeechAndRest(), EnhanceRequest(regions_s=((1.0, 2.0),))))

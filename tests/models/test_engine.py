@@ -144,12 +144,12 @@ def test_multichannel_and_channel_selection(speech, rng):
     stereo = np.stack([speech, noise, -speech], axis=1)
     model = DelayModel(latency=100)
     out = run_to_end(enhance(model, stereo, 16000))
-    assert out.shape == stereo.shape
-    np.testing.assert_array_equal(out, stereo)
+    assert out.shape == (1, *stereo.shape)  # (n_outputs, frames, channels) for every model
+    np.testing.assert_array_equal(out[0], stereo)
     picked = run_to_end(enhance(model, ArraySource(stereo, 16000), channels=[2, 1]))
-    assert picked.shape == (len(speech), 2)
-    np.testing.assert_array_equal(picked[:, 0], -speech)
-    np.testing.assert_array_equal(picked[:, 1], noise)
+    assert picked.shape == (1, len(speech), 2)
+    np.testing.assert_array_equal(picked[0, :, 0], -speech)
+    np.testing.assert_array_equal(picked[0, :, 1], noise)
     with pytest.raises(ValueError, match="channel 3"):
         run_to_end(enhance(model, stereo, 16000, channels=[3]))
 

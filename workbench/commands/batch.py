@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..core.audio.audio_io import WRITE_SUBTYPES
+from ..core.audio.formats import EXPORT_FORMATS, LOSSY_FORMATS
 from ..core.errors import WorkbenchError
 
 BACKEND_CHOICES = ("local", "ray")
@@ -54,8 +55,8 @@ def add_parser(sub) -> None:
     e.add_argument("-m", "--model", action="append", required=True, metavar="MODEL",
                    help="model id or path (repeatable: each model makes its own outputs)")
     e.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder (sub folders mirror inputs)")
-    e.add_argument("--format", default="WAV", choices=("WAV", "FLAC", "MP3", "OGG", "OPUS"), type=str.upper,
-                   help="output container (MP3/OGG/OPUS: lossy, at a rate the encoder takes)")
+    e.add_argument("--format", default="WAV", choices=EXPORT_FORMATS, type=str.upper,
+                   help=f"output container ({'/'.join(LOSSY_FORMATS)}: lossy, at a rate the encoder takes)")
     e.add_argument("--subtype", default=None, choices=sorted(set(WRITE_SUBTYPES["WAV"]) | set(WRITE_SUBTYPES["FLAC"])),
                    help="sample format (default: the source's where the format holds it, else FLOAT for WAV, "
                         "PCM_24 for FLAC)")
@@ -245,6 +246,7 @@ def _run_enhance(args) -> int:
 
 def _run_evaluate(args) -> int:
     from ..core.workflows.batch import Manifest, evaluate_task
+    from ..core.workflows.batch.item import model_systems, system_key
     from ..core.workflows.evaluation import FILE_PREFIX, NOISY, format_table, result_from_rows, write_csv
     from ..core.measure.metrics import INTRUSIVE_METRICS, find_pairs
 
@@ -265,13 +267,17 @@ def _run_evaluate(args) -> int:
                 raise WorkbenchError(f"precomputed outputs {tag!r} missing for {', '.join(missing)}")
     threads = _threads(args)
     models, identities = _load(specs, threads)
-    systems = [NOISY] + list(args.model)
-    names = [NOISY] + [identities[m]["id"] if m in identities else m for m in args.model]
+    # (system, output, table name): a model with several outputs is one system per output
+    scored = [(NOISY, None, NOISY)]
+    for m in args.model:
+        scored += ([(m, output, name) for output, name in model_systems(m, models[m])] if m in models
+                   else [(m, None, m)])
+    names = [name for _, _, name in scored]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
     fast = args.dnsmos_fast and not args.no_dnsmos
-    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics, dnsmos_fast=fast)
-             for pair in pairs for s in systems]
+    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics, dnsmos_fast=fast, output=o)
+             for pair in pairs for s, o, _ in scored]
     for i, t in enumerate(tasks):
         t["index"] = i
     inputs = [p.noisy for p in pairs] + [p.clean for p in pairs] + [q for p in pairs for q in p.outputs.values()]
@@ -289,7 +295,8 @@ def _run_evaluate(args) -> int:
     args._manifest_path = manifest_path
     display = _Display(len(tasks), args.quiet)
     report = _drive(tasks, args, models, identities, manifest, display)
-    result = result_from_rows(report.rows, names=dict(zip(systems, names)), pair_names=[p.name for p in pairs])
+    result = result_from_rows(report.rows, names={system_key(s, o): name for s, o, name in scored},
+                              pair_names=[p.name for p in pairs])
     if fast:  # the approximation is named in the table's caveats and the CSV
         from ..core.measure.dnsmos import FAST_MODE_NOTE
 

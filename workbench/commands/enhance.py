@@ -34,9 +34,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.audio.audio_io import OUTPUT_FORMATS, WRITE_SUBTYPES
+from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.workflows.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
-from ..core.workflows.batch.plan import AUDIO_SUFFIXES
+from ..core.audio.formats import LOSSY_FORMATS, OUTPUT_SUFFIXES, READ_SUFFIXES, output_format_for
 from ..core.enhance.editing import Strength, parse_span, with_attenuation_limit
 from ..core.enhance.enhancer import with_processing
 from ..core.progress import run_to_end
@@ -63,9 +63,10 @@ def add_parser(sub) -> None:
     p.add_argument("--processing", choices=("offline", "streaming"),
                    help="for models with both paths (see `workbench models`): offline (whole chunks, the "
                         "default for files) or streaming (the frame loop)")
-    p.add_argument("--format", default="WAV", choices=["WAV", "MP3", "OGG", "OPUS"],
-                   help="output container: WAV (default) lets the output's suffix decide (.wav .flac .aiff .ogg .mp3 .opus); "
-                        "MP3/OGG/OPUS force a lossy one (written in blocks); WAV files carry the provenance tag")
+    p.add_argument("--format", default="WAV", choices=["WAV", *LOSSY_FORMATS], type=str.upper,
+                   help="output container: WAV (default) lets the output's suffix decide ("
+                        f"{' '.join(OUTPUT_SUFFIXES)}); {'/'.join(LOSSY_FORMATS)} force a lossy one (written in "
+                        "blocks); WAV files carry the provenance tag")
     add_editing_options(p)
     p.add_argument("--atten-lim-db", type=float, metavar="DB",
                    help="the model's own attenuation limit where it has one (DeepFilterNet's atten_lim)")
@@ -127,9 +128,9 @@ def collect_inputs(items: list[str]) -> tuple[list[Path], bool]:
         p = Path(item)
         if p.is_dir():
             batch = True
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in READ_SUFFIXES)
             if not found:
-                raise WorkbenchError(f"{p}: folder holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+                raise WorkbenchError(f"{p}: folder holds no audio files ({', '.join(sorted(READ_SUFFIXES))})")
             files += found
         else:
             files.append(p)  # a missing file is reported per file below
@@ -294,9 +295,4 @@ def container_for(target: Path, args) -> str:
     suffix (``.wav``, ``.flac``, ``.aiff``, ``.ogg``, ``.mp3``, ``.opus``); one clear line otherwise."""
     if args.format.upper() != "WAV":
         return args.format.upper()
-    by_suffix = {**OUTPUT_FORMATS, ".mp3": "MP3", ".opus": "OPUS"}
-    fmt = by_suffix.get(Path(target).suffix.lower())
-    if fmt is None:
-        raise WorkbenchError(f"{target}: cannot write {Path(target).suffix or 'files without a suffix'}; "
-                             f"name the output {', '.join(sorted(by_suffix))}")
-    return fmt
+    return output_format_for(target).name

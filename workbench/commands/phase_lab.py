@@ -89,7 +89,7 @@ def mask_lines(y, lab, enhanced, cfg) -> list[str]:
 def run(args) -> int:
     import numpy as np
 
-    from ..core.audio.audio_io import load_audio
+    from ..core.audio.audio_io import downmix, load_audio
     from ..core.enhance.enhancer import enhance
     from ..core.progress import run_to_end
     from ..core.workflows.export import file_tag
@@ -108,7 +108,7 @@ def run(args) -> int:
     noisy_path = Path(args.noisy)
     audio, info = load_audio(noisy_path)
     rate = info.sample_rate
-    y = audio.mean(axis=1) if audio.ndim == 2 else audio
+    y = downmix(audio)
     if not np.any(y):
         raise WorkbenchError(f"{noisy_path}: the recording is silent; there is nothing to analyse")
     inputs = [noisy_path]
@@ -116,7 +116,7 @@ def run(args) -> int:
     if args.clean:
         clean_path = Path(args.clean)
         clean_audio, clean_info = load_audio(clean_path)
-        clean = clean_audio.mean(axis=1) if clean_audio.ndim == 2 else clean_audio
+        clean = downmix(clean_audio)
         clean_rate = clean_info.sample_rate
         inputs.append(clean_path)
     out_dir = Path(args.output)
@@ -136,11 +136,17 @@ def run(args) -> int:
             tag = file_tag(enh.info.id)
             if tag in model_tags:
                 raise WorkbenchError(f"model {enh.info.id!r} given twice")
-            out = run_to_end(enhance(enh, y.astype(np.float32), rate), show)[:, 0]
+            # (n_outputs, frames, 1): each output of the model is a version of its own in the lab
+            result = run_to_end(enhance(enh, y.astype(np.float32), rate), show)
         finally:
             enh.close()
         model_tags.append(tag)
-        enhanced.append((enh.info.id, tag, out))
+        outputs = enh.info.outputs
+        for output, audio in zip(outputs, result[:, :, 0]):
+            if len(outputs) == 1:
+                enhanced.append((enh.info.id, tag, audio))
+            else:
+                enhanced.append((f"{enh.info.id}.{output}", f"{tag}.{file_tag(output)}", audio))
     params = MaskParams(lc_db=args.lc_db, beta=args.irm_beta, psm_truncate=not args.psm_raw,
                         cirm_compress=args.cirm_compress)
     sources = None

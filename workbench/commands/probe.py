@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..core.audio.audio_io import load_audio
+    from ..core.audio.audio_io import downmix, load_audio
     from ..core.workflows.probes import format_report, probe
     from ..core.enhance.registry import load_enhancer
 
@@ -33,7 +33,7 @@ def run(args) -> int:
     audio = sr = None
     if args.audio:
         data, info = load_audio(args.audio)
-        audio, sr = data.mean(axis=1), info.sample_rate
+        audio, sr = downmix(data), info.sample_rate
     quiet = args.json or not sys.stderr.isatty()
     report = run_to_end(probe(enhancer, audio=audio, sample_rate=sr, rtf_runs=max(args.runs, 1)),
                         None if quiet else lambda p: print(f"\r{p.message:60s}", end="", file=sys.stderr))

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLay
 from ..core.enhance.chain import ChainEnhancer, is_chain_spec
 from ..core.enhance.editing import Box, Strength, with_attenuation_limit
 from ..core.errors import WorkbenchError
-from ..core.document.version_ops import enhance_region, noise_profile_model, repair_version
+from ..core.document.version_ops import EnhanceRequest, noise_profile_model, repair_version, run_request
 from .workers import GeneratorWorker
 
 SETTINGS_CHAINS = "edit/chains"
@@ -347,7 +347,7 @@ class EditPanel(QWidget):
         self._update_enabled()
 
     def _load_model(self):
-        """The chosen model (a chain named by a saved chain gets its name), with the learned noise."""
+        """The chosen model (a chain named by a saved chain gets its name); the request learns the noise."""
         spec = self.model_spec()
         if not spec:
             raise WorkbenchError("choose a model (or type a chain like wpe-dereverb+deepfilternet3)")
@@ -358,9 +358,11 @@ class EditPanel(QWidget):
         if self.atten_spin.value() > 0:
             # Says which limit is used: the model's own (or an error naming the model that has none).
             enhancer = with_attenuation_limit(enhancer, self.atten_spin.value())
-        if self.noise_span_s is not None and hasattr(enhancer, "with_noise_profile"):
-            enhancer = noise_profile_model(self.document.recording, enhancer, self.noise_span_s)
         return spec, enhancer
+
+    def _noise_span_for(self, enhancer) -> tuple[float, float] | None:
+        """The learned noise span when the model takes a noise profile (classical models), else None."""
+        return self.noise_span_s if hasattr(enhancer, "with_noise_profile") else None
 
     def _guard(self, fn) -> None:
         try:
@@ -374,17 +376,17 @@ class EditPanel(QWidget):
             if self.selection_s is None:
                 raise WorkbenchError("select a time span first (Shift+drag on a pane)")
             spec, enhancer = self._load_model()
-            learned = getattr(enhancer, "noise_profile", None) is not None
-            self._run("Enhance selection", enhance_region, rec, enhancer, [self.selection_s], spec=spec,
-                      noise_profile_s=self.noise_span_s if learned else None)
+            request = EnhanceRequest(spec=spec, regions_s=(tuple(self.selection_s),),
+                                     noise_profile_s=self._noise_span_for(enhancer))
+            self._run("Enhance selection", run_request, rec, enhancer, request)
         self._guard(go)
 
     def enhance_all(self) -> None:
         def go():
             rec = self.document.recording
             spec, enhancer = self._load_model()
-            settings = {"noise_profile_s": list(self.noise_span_s)} if getattr(enhancer, "noise_profile", None) else {}
-            self._run("Enhance", rec.enhance, enhancer, spec=spec, settings=settings)
+            request = EnhanceRequest(spec=spec, noise_profile_s=self._noise_span_for(enhancer))
+            self._run("Enhance", run_request, rec, enhancer, request)
         self._guard(go)
 
     def learn_noise(self) -> None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.audio.audio_io import WRITE_SUBTYPES
+from ..core.audio.formats import dialog_filter
 from ..core.errors import WorkbenchError
 from ..core.progress import Progress
 from ..core.workflows.export import (
@@ -555,7 +556,7 @@ class BatchDialog(QDialog):
         files = self.files()
         start = str(files[-1].parent) if files else str(Path.cwd())
         paths, _ = QFileDialog.getOpenFileNames(self, "Audio files", start,
-                                                "Audio (*.wav *.flac *.ogg *.mp3 *.aiff *.aif);;All files (*)")
+                                                dialog_filter())
         self.add_files(paths)
 
     def _remove_selected(self) -> None:

@@ -24,6 +24,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
                                QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
+from ..core.audio.formats import dialog_filter
+from ..core.enhance.registry import model_suffixes
 from ..core.errors import WorkbenchError
 from ..core.document.recording import Recording, Version
 from ..core.document.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
@@ -44,12 +46,11 @@ from .transport import TransportBar
 from .workers import run_with_progress, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
-AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aif *.aiff *.w64 *.caf *.opus);;All files (*)"
+AUDIO_FILTER = dialog_filter()
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
-MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".tar", ".ckpt", ".jit")
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
 WINDOW_STATE_VERSION = 3
 #: Milliseconds after the first window is built when the start-up objects leave the cyclic GC's view.
@@ -878,9 +879,10 @@ class MainWindow(QMainWindow):
     @staticmethod
     def is_model_path(path: str | Path) -> bool:
         p = Path(path)
+        suffixes = model_suffixes()
         if p.is_dir():
-            return any(q.suffix.lower() in MODEL_SUFFIXES for q in p.iterdir())
-        return p.suffix.lower() in MODEL_SUFFIXES
+            return any(q.suffix.lower() in suffixes for q in p.iterdir())
+        return p.suffix.lower() in suffixes
 
     def handle_dropped(self, paths, batch: bool = False) -> None:
         models = [p for p in paths if self.is_model_path(p)]

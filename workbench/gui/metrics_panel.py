@@ -35,7 +35,8 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..core.audio.audio_io import load_audio, read_info
+from ..core.audio.audio_io import downmix, load_audio, read_info
+from ..core.audio.formats import dialog_filter
 from ..core.measure.dnsmos import DNSMOS_METRICS, DnsmosCost
 from ..core.progress import Progress
 from ..core.errors import Cancelled, WorkbenchError
@@ -84,7 +85,7 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
     reference = rate = None
     if intrusive and reference_path is not None:
         audio, info = load_audio(reference_path)
-        reference = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+        reference = downmix(audio)
         rate = info.sample_rate
     gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive), dnsmos=bool(dnsmos),
                          dnsmos_versions=dnsmos, on_result=on_result)
@@ -355,7 +356,7 @@ class MetricsPanel(QWidget):
     def _choose_reference(self) -> None:
         start = str(self.recording.path.parent) if self.recording is not None else ""
         path, _ = QFileDialog.getOpenFileName(self, "Clean reference", start,
-                                              "Audio (*.wav *.flac *.ogg *.aiff *.aif *.mp3);;All files (*)")
+                                              dialog_filter())
         if path and self.set_reference(path) and not self.auto_compute:
             self.compute(auto=True)  # the person asked for this reference: measure what it changes
 

@@ -35,15 +35,19 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.enhance.enhancer import Enhancer, EnhancerInfo, with_processing
+from ..core.enhance.registry import model_suffixes
 from ..core.progress import Progress
 from ..core.errors import WorkbenchError
 from ..core.workflows.probes import ProbeReport, format_report, probe
 from ..core.document.recording import Recording
+from ..core.document.version_ops import EnhanceRequest, run_request
 from ..core.document.session import Job, ModelCatalogue, Session
 from .workers import GeneratorWorker
 
 COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
-MODEL_FILE_FILTER = "Models (*.onnx *.pt *.pth *.tar *.ckpt *.jit *.zip *.bin);;All files (*)"
+def model_file_filter() -> str:
+    """The model dialog's filter: every suffix the model loaders declare (asked when the dialog opens)."""
+    return f"Models ({' '.join('*' + s for s in model_suffixes())});;All files (*)"
 
 
 def format_parameters(n: int | None) -> str:
@@ -382,7 +386,7 @@ class ModelPanel(QWidget):
         return self._kind or None
 
     def _ask_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load model file", self.dialog_folder(), MODEL_FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Load model file", self.dialog_folder(), model_file_filter())
         if path:
             self.load_path(path)
 
@@ -460,7 +464,8 @@ class ModelPanel(QWidget):
             self._running_enhancer = enhancer  # Cancel interrupts it (isolated model files)
             yield Progress(0.0, f"{enhancer.info.name}: loaded")
             t0 = time.perf_counter()
-            versions = yield from rec.enhance(enhancer, channels, spec=spec)
+            request = EnhanceRequest(spec=spec, channels=None if channels is None else tuple(channels))
+            versions = yield from run_request(rec, enhancer, request)
             return enhancer, versions, time.perf_counter() - t0
 
         gen = load_and_enhance()

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
-from ..core.audio.audio_io import atomic_output, load_audio
+from ..core.audio.audio_io import atomic_output, downmix, load_audio
 from ..core.errors import WorkbenchError
 from ..core.measure.metrics import METRIC_SPECS
 from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, MaskParams, RecordingLab,
@@ -36,7 +36,7 @@ def _lab_steps(recording, cfg, reference_path: Path | None, **kwargs):
     reference = None
     if reference_path is not None:
         audio, info = load_audio(reference_path)
-        reference = (audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0], info.sample_rate)
+        reference = (downmix(audio), info.sample_rate)
     return (yield from lab_for_recording(recording, cfg, reference=reference,
                                          reference_name=reference_path.name if reference_path else "reference",
                                          **kwargs))

@@ -23,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from ..errors import AudioFileError, NonFiniteAudioError, WorkbenchError
+from .formats import BY_NAME, EXPORT_FORMATS, FORMATS, output_format_for
 from .outputs import check_output_target, is_same_file
 
 #: Frames decoded per block when a whole file is scanned or streamed.
@@ -742,49 +743,45 @@ def load_audio(path: str | os.PathLike, *, repair: bool = False) -> tuple[np.nda
     return audio, source.info
 
 
-def resample(audio: np.ndarray, rate_in: int, rate_out: int, quality: str = "HQ") -> np.ndarray:
+def resample(audio: np.ndarray, rate_in: int, rate_out: int, quality: str = "HQ",
+             dtype: type = np.float32) -> np.ndarray:
     """Resample ``(frames,)`` or ``(frames, channels)`` float audio with soxr; output keeps the shape kind.
 
+    The one resampler of whole arrays (engine, metrics, DNSMOS, export); streams use ``soxr.ResampleStream``.
     soxr compensates its own filter delay, so output frame ``i`` lines up with input time ``i / rate_out``.
+    ``dtype``: the precision soxr computes in and returns (float64 for metrics).
     """
-    audio = np.asarray(audio, dtype=np.float32)
+    audio = np.asarray(audio, dtype=dtype)
     if rate_in == rate_out:
         return audio
     if audio.shape[0] == 0:
         shape = (0,) + audio.shape[1:]
-        return np.zeros(shape, np.float32)
-    return np.asarray(soxr.resample(audio, rate_in, rate_out, quality=quality), dtype=np.float32)
+        return np.zeros(shape, dtype)
+    return np.asarray(soxr.resample(audio, rate_in, rate_out, quality=quality), dtype=dtype)
 
 
-#: Export formats and the subtypes a person may choose for each.
-WRITE_SUBTYPES = {
-    "WAV": ("PCM_16", "PCM_24", "PCM_32", "FLOAT"),
-    "FLAC": ("PCM_16", "PCM_24"),
-    "MP3": ("MPEG_LAYER_III",),
-    "OGG": ("VORBIS",),
-    "OPUS": ("OPUS",),
-}
+def downmix(audio: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Mono ``(frames,)`` of ``(frames,)`` or ``(frames, channels)`` audio: the mean of the channels, in
+    ``dtype`` (a single channel is returned as it is). The one downmix for metrics, DNSMOS, the phase
+    lab, figures and probes, so every mono measurement of a multichannel file means the same."""
+    a = np.asarray(audio)
+    if a.ndim == 2:
+        a = a.mean(axis=1) if a.shape[1] > 1 else a[:, 0]
+    return np.asarray(a, dtype).reshape(-1)
 
 
-#: Container per output suffix (what :func:`write_audio_atomic` writes for a name).
-OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".aiff": "AIFF", ".aif": "AIFF", ".ogg": "OGG"}
-#: Subtypes each output container can hold, best first (used when the source's cannot be kept).
-_HOLDS = {
-    "WAV": ("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE", "PCM_U8"),
-    "FLAC": ("PCM_24", "PCM_16", "PCM_S8"),
-    "AIFF": ("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE", "PCM_S8"),
-    "OGG": ("VORBIS",),
-}
+#: Export formats and the subtypes a person may choose for each (from the format table).
+WRITE_SUBTYPES = {name: BY_NAME[name].subtypes for name in EXPORT_FORMATS}
+#: Format name per writable output suffix (what :func:`write_audio_atomic` writes for a name).
+OUTPUT_FORMATS = {s: f.name for f in FORMATS if f.writable for s in f.suffixes}
+#: Subtypes each output format can hold, best first (used when the source's cannot be kept).
+_HOLDS = {f.name: f.holds for f in FORMATS if f.writable}
 
 
 def output_format(path: str | os.PathLike) -> str:
-    """The container written for ``path`` by its suffix; raises WorkbenchError for other suffixes."""
-    path = Path(path)
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise WorkbenchError(f"{path}: cannot write {path.suffix or 'files without a suffix'}; "
-                             f"name the output {', '.join(sorted(OUTPUT_FORMATS))}")
-    return fmt
+    """The format name written for ``path`` by its suffix (``out.mp3``: ``"MP3"``); WorkbenchError for a
+    suffix no format writes."""
+    return output_format_for(path).name
 
 
 def output_subtype(source_subtype: str | None, format: str, requested: str | None = None) -> str:
@@ -932,7 +929,9 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
     path = Path(path)
     if format is None:
         format = OUTPUT_FORMATS.get(path.suffix.lower(), "WAV")
-    if not sf.check_format(format, subtype):
+    known = BY_NAME.get(format.upper())
+    container = known.container if known is not None else format
+    if not sf.check_format(container, subtype):
         raise WorkbenchError(f"{path}: {format} cannot hold {subtype} samples; choose one of "
                              f"{', '.join(_HOLDS.get(format.upper(), ()))}")
     audio = np.asarray(audio)
@@ -941,7 +940,7 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
     with atomic_output(path, overwrite=overwrite, protect=protect) as tmp:
         with sf.SoundFile(native_path(tmp), "w", samplerate=int(sample_rate),
                           channels=1 if audio.ndim == 1 else audio.shape[1],
-                          subtype=subtype, format=format) as out:
+                          subtype=subtype, format=container) as out:
             _no_peak_chunk(out)
             if comment is not None:
                 out.comment = comment

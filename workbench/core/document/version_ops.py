@@ -7,15 +7,20 @@ played, measured and exported, and is undone like any other added version.
 * :func:`enhance_region` — a model over time spans only (``VersionKind.REGION``).
 * :func:`repair_version` — spectral repair of a box in any version (``VersionKind.REPAIR``).
 * :func:`noise_profile_model` — a classical model with the noise learned from a span.
+* :class:`EnhanceRequest` and :func:`run_request` — one enhancement of a recording as asked (model path,
+  channels, regions, noise profile), the one driver of the Models panel, the Edit panel, ``workbench
+  enhance``, ``workbench batch`` and the batch dialog; it returns every new version, one per model output.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Generator, Mapping, Sequence
 
 from ..enhance.editing import Box, enhance_regions, noise_profile_samples, repair_stft_config, spectral_repair, with_noise_profile
-from ..enhance.enhancer import Enhancer
+from ..enhance.enhancer import Enhancer, with_processing
+from ..errors import WorkbenchError
 from ..progress import Progress, rescaled
 from ..provenance import Provenance, VersionKind
 from .recording import Recording, Version
@@ -80,3 +85,55 @@ def noise_profile_model(recording: Recording, enhancer: Enhancer, span_s: tuple[
     """
     samples = noise_profile_samples(recording.source, span_s, recording.name, channels)
     return with_noise_profile(enhancer, samples, recording.source.sample_rate, span_s, recording.name)
+
+
+@dataclass(frozen=True)
+class EnhanceRequest:
+    """One enhancement of a recording, as a person or a command asks for it.
+
+    Attributes:
+        spec: what the model was loaded from (catalogue id, chain or path), kept in the provenance.
+        channels: 0-based channels to process (``None``: all).
+        processing: ``"streaming"`` or ``"offline"`` for a model with both paths (``None``: its default).
+        regions_s: enhance only these ``(start, end)`` spans (seconds), spliced into the original with
+            ``context_s`` of model context and ``crossfade_s`` raised-cosine seams; single-output models.
+        noise_profile_s: a noise-only ``(start, end)`` span the (classical) model learns its noise from.
+        settings: further facts for the provenance's ``model_settings`` (e.g. ``{"batch": True}``).
+    """
+
+    spec: str | None = None
+    channels: tuple[int, ...] | None = None
+    processing: str | None = None
+    regions_s: tuple[tuple[float, float], ...] | None = None
+    context_s: float = 1.0
+    crossfade_s: float = 0.020
+    noise_profile_s: tuple[float, float] | None = None
+    settings: Mapping = field(default_factory=dict)
+
+
+def run_request(recording: Recording, enhancer: Enhancer, request: EnhanceRequest = EnhanceRequest(), *,
+                should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, list[Version]]:
+    """Run ``request`` with ``enhancer`` on ``recording``; a generator of :class:`Progress` returning the new
+    versions, always a list: one per model output for the whole file (:meth:`Recording.enhance`, versions
+    ``<id>`` or ``<id>.<output>``), or the one ``REGION`` version of :func:`enhance_region`.
+
+    Raises:
+        WorkbenchError: regions with a model of several outputs, a span outside the recording, a model
+            without noise profiles; ModelError from the model.
+    """
+    chans = None if request.channels is None else [int(c) for c in request.channels]
+    model = enhancer if request.processing is None else with_processing(enhancer, request.processing)
+    extra = dict(request.settings)
+    if request.noise_profile_s is not None:
+        model = noise_profile_model(recording, model, request.noise_profile_s, chans)
+        extra["noise_profile_s"] = [float(t) for t in request.noise_profile_s]
+    if request.regions_s:
+        if enhancer.info.n_outputs != 1:
+            raise WorkbenchError(f"regions: model {enhancer.info.id!r} has several outputs; regions take "
+                                 "single-output models")
+        v = yield from enhance_region(recording, model, list(request.regions_s), channels=chans,
+                                      context_s=request.context_s, crossfade_s=request.crossfade_s,
+                                      spec=request.spec, noise_profile_s=request.noise_profile_s,
+                                      should_stop=should_stop)
+        return [v]
+    return (yield from recording.enhance(model, chans, spec=request.spec, settings=extra, should_stop=should_stop))

@@ -94,7 +94,7 @@ class ChainEnhancer(Enhancer):
         for i, step in enumerate(self.steps):
             y = yield from rescaled(enhance(step, current, channels=chans), i / k, 1 / k,
                                     f"step {i + 1}/{k} {step.info.id}: ")
-            current, chans = ArraySource(y, source.sample_rate), None
+            current, chans = ArraySource(y[0], source.sample_rate), None
         out[:] = current.read_all()
         return out
 

@@ -209,6 +209,9 @@ def enhance_regions(enhancer: Enhancer, source: AudioSource, regions_s: Sequence
     Raises:
         WorkbenchError: a region outside the recording or empty.
     """
+    if enhancer.info.n_outputs != 1:
+        raise WorkbenchError(f"{where}: model {enhancer.info.id!r} has several outputs "
+                             f"({', '.join(enhancer.info.outputs)}); regions take single-output models")
     rate = source.sample_rate
     chans = list(range(source.channels)) if channels is None else list(channels)
     spans = merge_spans([check_span(r, source.duration_s, where) for r in regions_s])
@@ -228,7 +231,7 @@ def enhance_regions(enhancer: Enhancer, source: AudioSource, regions_s: Sequence
         share = (b_s - a_s) / total
         piece = ArraySource(original[lo:hi], rate)
         y = yield from rescaled(enhance(enhancer, piece), done, share, f"region {a_s:g}-{b_s:g} s: ")
-        splice(original, y, lo, start, end, xf, out=out)
+        splice(original, y[0], lo, start, end, xf, out=out)
         done += share
     yield Progress(1.0, "regions spliced")
     return out

@@ -36,7 +36,7 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 import soxr
 
-from ..audio.audio_io import AudioSource, ArraySource
+from ..audio.audio_io import ArraySource, AudioSource, resample
 from ..errors import ModelError, WorkbenchError, one_line
 from ..progress import Progress, run_to_end
 
@@ -336,10 +336,10 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
         x = np.asarray(read(lo, hi), np.float32)
         if x.ndim != 2 or not getattr(enhancer, "channels_as_outputs", False):
             x = x.reshape(-1)
-        xn = soxr.resample(x, rate_in, rate).astype(np.float32) if rate != rate_in else x
+        xn = resample(x, rate_in, rate)
         yn = _check_block(enhancer, enhancer.process_offline(xn), len(xn))
         # yn: (k, native frames); soxr resamples all outputs at once as (frames, k)
-        y = soxr.resample(np.ascontiguousarray(yn.T), rate, rate_in).astype(np.float32).T if rate != rate_in else yn
+        y = resample(np.ascontiguousarray(yn.T), rate, rate_in).T if rate != rate_in else yn
         if y.shape[1] < hi - lo:
             y = np.concatenate([y, np.zeros((y.shape[0], hi - lo - y.shape[1]), np.float32)], axis=1)
         y = y[:, :hi - lo]
@@ -378,18 +378,21 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
             out: np.ndarray | None = None, processing: str | None = None) -> Generator[Progress, None, np.ndarray]:
     """Run ``enhancer`` over every selected channel; a generator that yields :class:`Progress`.
 
+    The one shape for every model, as a source-separation toolkit returns ``(batch, n_src, time)``: the
+    result is always ``(len(info.outputs), frames, len(channels))``, so a caller never branches on the
+    number of outputs (a single-output model gives ``(1, frames, channels)``).
+
     Args:
         audio: ``(frames,)``/``(frames, channels)`` float array at ``sample_rate``, or an AudioSource.
         channels: indices to process (default all); the output has one column per selected channel.
         block_s: streaming read size in seconds.
-        out: optional preallocated float32 array of the result's shape (e.g. a memmap).
+        out: optional preallocated float32 array ``(n_outputs, frames, len(channels))`` (e.g. a memmap).
         processing: ``"streaming"`` or ``"offline"`` to choose among the model's paths (see
             :func:`with_processing`); ``None``: its default, or ``long_file_processing`` for long inputs.
 
     Returns (as the generator's return value):
-        float32 ``(frames, len(channels))`` at the input rate, same length, latency removed — or, for a
-        model with several ``info.outputs``, ``(len(outputs), frames, len(channels))`` (output-major, in
-        ``info.outputs`` order). :func:`enhance_outputs` gives a name -> array dict for any model.
+        float32 ``(len(info.outputs), frames, len(channels))`` at the input rate, same length, latency
+        removed, outputs in ``info.outputs`` order. :func:`enhance_outputs` gives a name -> array dict.
 
     Raises:
         ModelError: the model raised, returned a wrong shape, or produced NaN/Inf.
@@ -408,9 +411,13 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
     n = source.frames
     hook = getattr(enhancer, "enhance_source", None)
     if hook is not None:  # a chain of models: each step goes through this engine
+        shape = (1, n, len(chans))
         if out is None:
-            out = np.zeros((n, len(chans)), np.float32)
-        return (yield from hook(source, chans, out))
+            out = np.zeros(shape, np.float32)
+        elif tuple(out.shape) != shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {shape}")
+        yield from hook(source, chans, out[0])
+        return out
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(rate_in)
     if processing is not None:
@@ -420,7 +427,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         enhancer = with_processing(enhancer, enhancer.long_file_processing)
     info = enhancer.info
     k = info.n_outputs
-    shape = (n, len(chans)) if k == 1 else (k, n, len(chans))
+    shape = (k, n, len(chans))
     if out is None:
         out = np.zeros(shape, np.float32)
     elif tuple(out.shape) != shape:
@@ -444,7 +451,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
             raise ModelError(f"model {info.id!r} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             steps.close()
-        out[:] = col.T
+        out[0] = col.T
         return out
     for j, c in enumerate(chans):
         def read(a: int, b: int, c=c) -> np.ndarray:
@@ -466,10 +473,7 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
             raise ModelError(f"model {info.id!r} failed: {one_line(exc)}") from exc
         finally:
             steps.close()  # on cancel too: releases the stream's native state right away
-        if k == 1:
-            out[:, j] = col[0]
-        else:
-            out[:, :, j] = col
+        out[:, :, j] = col
     return out
 
 
@@ -478,13 +482,17 @@ def enhance_outputs(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_
     """:func:`enhance`, returning ``{output name: (frames, len(channels)) float32}`` for any model
     (one entry, ``"enhanced"`` by default, for single-output models)."""
     result = yield from enhance(enhancer, audio, sample_rate, **kwargs)
-    names = enhancer.info.outputs
-    if len(names) == 1:
-        return {names[0]: result}
-    return {name: result[i] for i, name in enumerate(names)}
+    return {name: result[i] for i, name in enumerate(enhancer.info.outputs)}
 
 
 def enhance_array(enhancer: Enhancer, audio: np.ndarray, sample_rate: int, **kwargs) -> np.ndarray:
-    """Blocking convenience wrapper of :func:`enhance`; returns the same shape kind as ``audio``."""
-    result = run_to_end(enhance(enhancer, audio, sample_rate, **kwargs))
+    """Blocking :func:`enhance` of a single-output model, shaped like ``audio`` (``(n,)`` or ``(n, ch)``).
+
+    Raises:
+        ValueError: the model has several outputs (use :func:`enhance` or :func:`enhance_outputs`).
+    """
+    if enhancer.info.n_outputs != 1:
+        raise ValueError(f"model {enhancer.info.id!r} has outputs {', '.join(enhancer.info.outputs)}; "
+                         "enhance_array is for single-output models")
+    result = run_to_end(enhance(enhancer, audio, sample_rate, **kwargs))[0]
     return result[:, 0] if np.asarray(audio).ndim == 1 else result

@@ -2,10 +2,9 @@
 
 ``load_enhancer(spec)`` accepts
 
-* a **built-in id**: ``spectral-subtraction``, ``wiener``, ``logmmse``, ``deepfilternet3``, ``nsnet2-16k``,
-  ``nsnet2-48k`` — declared by this project's own distribution as ``workbench.enhancers`` entry points
-  (``pyproject.toml``, implemented in ``workbench_models.builtins``), exactly like plugins; also
-  ``wpe-dereverb`` (WPE dereverberation from nara-wpe);
+* a **built-in id** (``workbench models`` lists them; :func:`builtin_ids`) — declared by this project's own
+  distribution as ``workbench.enhancers`` entry points (``pyproject.toml``, implemented in
+  ``workbench_models.builtins``), exactly like plugins, so this docstring never needs the list;
 * a **chain** ``A+B+...`` of any of these, applied in order (:mod:`workbench.core.enhance.chain`);
 * a **plugin id** registered by another installed distribution (below);
 * a **path** to a model file or folder (``.onnx``, TorchScript, PyTorch checkpoint, a folder holding
@@ -213,6 +212,14 @@ def model_loaders() -> list[tuple[str, Callable[[Path], Enhancer]]]:
         except Exception as exc:  # a broken third-party loader must not hide ours
             _plugin_errors[f"loader:{ep.name}"] = f"model loader {ep.value}: cannot be imported: {exc}"
     return out
+
+
+def model_suffixes() -> tuple[str, ...]:
+    """Every model file suffix a loader declares (its ``suffixes`` attribute), lower case with the dot, sorted.
+
+    A dropped or chosen file with one of these is a model, never audio; a folder holding one is a model folder.
+    """
+    return tuple(sorted({s.lower() for _name, fn in model_loaders() for s in getattr(fn, "suffixes", ())}))
 
 
 def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:

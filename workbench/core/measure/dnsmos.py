@@ -51,9 +51,9 @@ from pathlib import Path
 from typing import Generator
 
 import numpy as np
-import soxr
 
 from ..progress import Progress, run_to_end
+from ..audio.audio_io import downmix, resample
 from ..errors import ModelError
 from .metrics import Metric, failed, make_metric
 
@@ -434,9 +434,7 @@ def prepare_signal(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     Raises:
         ValueError: empty, non-finite or silent input.
     """
-    x = np.asarray(audio, np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
+    x = downmix(audio)
     if x.size == 0:
         raise ValueError("empty signal")
     if not np.all(np.isfinite(x)):
@@ -444,7 +442,7 @@ def prepare_signal(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     if not np.any(x):
         raise ValueError("signal is digital silence")
     if sample_rate != SAMPLE_RATE:
-        x = np.asarray(soxr.resample(x, sample_rate, SAMPLE_RATE, quality="HQ"), np.float32)
+        x = resample(x, sample_rate, SAMPLE_RATE)
     return x
 
 

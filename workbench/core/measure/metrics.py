@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import soxr
 
+from ..audio.audio_io import downmix, resample
+from ..audio.formats import READ_SUFFIXES
 from ..errors import WorkbenchError
 from ..views.stft import StftConfig, stft
 
@@ -45,6 +46,10 @@ class MetricSpec:
         range: ``(low, high)`` theoretical/clamped bounds, ``None`` where unbounded.
         intrusive: needs a clean reference.
         description: the definition in one or two sentences.
+        compute: for an intrusive metric, ``compute(reference, estimate, sample_rate) -> Metric`` on the
+            aligned mono float64 signals (:func:`intrusive_metrics` runs it, so a new intrusive metric is this
+            one entry); ``None`` for the DNSMOS scores, which one network run gives together
+            (:mod:`workbench.core.measure.dnsmos`).
     """
 
     name: str
@@ -54,6 +59,8 @@ class MetricSpec:
     range: tuple[float | None, float | None]
     intrusive: bool
     description: str
+    compute: Callable[[np.ndarray, np.ndarray, int], "Metric"] | None = field(default=None, compare=False,
+                                                                            repr=False)
 
 
 @dataclass(frozen=True)
@@ -91,38 +98,52 @@ class Metric:
         return f"{self.value:.{digits}f}{unit}"
 
 
-def _spec(name, label, unit, hib, rng, intrusive, desc) -> MetricSpec:
-    return MetricSpec(name, label, unit, hib, rng, intrusive, desc)
+def _spec(name, label, unit, hib, rng, intrusive, desc, compute=None) -> MetricSpec:
+    return MetricSpec(name, label, unit, hib, rng, intrusive, desc, compute)
 
 
 #: Every metric the workbench computes, in table order.
 METRIC_SPECS: dict[str, MetricSpec] = {s.name: s for s in [
     _spec("pesq_wb", "PESQ-WB", "MOS", True, (1.04, 4.64), True,
-          "ITU-T P.862.2 wide-band PESQ (MOS-LQO) at 16 kHz, `pesq` package"),
+          "ITU-T P.862.2 wide-band PESQ (MOS-LQO) at 16 kHz, `pesq` package",
+          lambda s, e, sr: pesq_score(s, e, sr, "wb")),
     _spec("pesq_nb", "PESQ-NB", "MOS", True, (1.02, 4.55), True,
-          "ITU-T P.862 narrow-band PESQ (MOS-LQO) at 8 kHz, `pesq` package"),
-    _spec("stoi", "STOI", "", True, (0.0, 1.0), True, "short-time objective intelligibility (pystoi)"),
-    _spec("estoi", "ESTOI", "", True, (-1.0, 1.0), True, "extended STOI (pystoi, extended=True)"),
+          "ITU-T P.862 narrow-band PESQ (MOS-LQO) at 8 kHz, `pesq` package",
+          lambda s, e, sr: pesq_score(s, e, sr, "nb")),
+    _spec("stoi", "STOI", "", True, (0.0, 1.0), True, "short-time objective intelligibility (pystoi)",
+          lambda s, e, sr: stoi_score(s, e, sr, False)),
+    _spec("estoi", "ESTOI", "", True, (-1.0, 1.0), True, "extended STOI (pystoi, extended=True)",
+          lambda s, e, sr: stoi_score(s, e, sr, True)),
     _spec("si_sdr", "SI-SDR", "dB", True, (None, None), True,
-          "scale-invariant SDR: zero-mean s, ŝ; a=<ŝ,s>/|s|²; 10·log10(|a·s|²/|a·s-ŝ|²)"),
+          "scale-invariant SDR: zero-mean s, ŝ; a=<ŝ,s>/|s|²; 10·log10(|a·s|²/|a·s-ŝ|²)",
+          lambda s, e, sr: si_sdr(s, e)),
     _spec("sdr", "SDR", "dB", True, (None, None), True,
           "BSS-Eval-style SDR: ŝ projected on 512 delayed copies of s (time-invariant distortion filter); "
-          "10·log10(|P ŝ|²/|ŝ-P ŝ|²)"),
-    _spec("snr", "SNR", "dB", True, (None, None), True, "plain SNR 10·log10(|s|²/|s-ŝ|²), no scaling"),
+          "10·log10(|P ŝ|²/|ŝ-P ŝ|²)",
+          lambda s, e, sr: sdr(s, e)),
+    _spec("snr", "SNR", "dB", True, (None, None), True, "plain SNR 10·log10(|s|²/|s-ŝ|²), no scaling",
+          lambda s, e, sr: snr(s, e)),
     _spec("seg_snr", "segSNR", "dB", True, (-10.0, 35.0), True,
-          "mean over 30 ms Hann frames (75% overlap) of 10·log10(|s|²/|s-ŝ|²), each clamped to [-10, 35] dB"),
+          "mean over 30 ms Hann frames (75% overlap) of 10·log10(|s|²/|s-ŝ|²), each clamped to [-10, 35] dB",
+          lambda s, e, sr: segmental_snr(s, e, sr)),
     _spec("lsd", "LSD", "dB", False, (0.0, None), True,
-          "log-spectral distance: mean over frames of sqrt(mean over bins (10·log10 P_s - 10·log10 P_ŝ)²)"),
+          "log-spectral distance: mean over frames of sqrt(mean over bins (10·log10 P_s - 10·log10 P_ŝ)²)",
+          lambda s, e, sr: log_spectral_distance(s, e, sr)),
     _spec("cepstral_distance", "CD", "dB", False, (0.0, 10.0), True,
           "Kitawaki LPC cepstral distance (10/ln10)·sqrt(2·Σ(c_k-ĉ_k)²), frames clamped to [0, 10], "
-          "mean of the best 95% of frames"),
-    _spec("mae", "MAE", "", False, (0.0, None), True, "waveform mean absolute error mean|s-ŝ|"),
-    _spec("mse", "MSE", "", False, (0.0, None), True, "waveform mean squared error mean(s-ŝ)²"),
+          "mean of the best 95% of frames",
+          lambda s, e, sr: cepstral_distance(s, e, sr)),
+    _spec("mae", "MAE", "", False, (0.0, None), True, "waveform mean absolute error mean|s-ŝ|",
+          lambda s, e, sr: waveform_errors(s, e)[0]),
+    _spec("mse", "MSE", "", False, (0.0, None), True, "waveform mean squared error mean(s-ŝ)²",
+          lambda s, e, sr: waveform_errors(s, e)[1]),
     _spec("ccmse", "cCMSE", "", False, (0.0, None), True,
           "compressed complex spectral distance (c=0.3): 0.3·mean|S^c-Ŝ^c|² + 0.7·mean(|S|^c-|Ŝ|^c)², "
-          "S^c = |S|^c·e^{j∠S}"),
+          "S^c = |S|^c·e^{j∠S}",
+          lambda s, e, sr: compressed_complex_distance(s, e, sr)),
     _spec("mrstft", "MR-STFT", "", False, (0.0, None), True,
-          "multi-resolution STFT distance: mean over 3 resolutions of spectral convergence + mean|log|S|-log|Ŝ||"),
+          "multi-resolution STFT distance: mean over 3 resolutions of spectral convergence + mean|log|S|-log|Ŝ||",
+          lambda s, e, sr: multi_resolution_stft_distance(s, e)),
     _spec("dnsmos_sig", "DNSMOS SIG", "MOS", True, (1.0, 5.0), False, "DNSMOS P.835 speech signal quality"),
     _spec("dnsmos_bak", "DNSMOS BAK", "MOS", True, (1.0, 5.0), False, "DNSMOS P.835 background noise quality"),
     _spec("dnsmos_ovrl", "DNSMOS OVRL", "MOS", True, (1.0, 5.0), False, "DNSMOS P.835 overall quality"),
@@ -217,9 +238,7 @@ _EXACT = 1e-14
 
 
 def _to_rate(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    if rate_in == rate_out:
-        return np.asarray(x, np.float64)
-    return np.asarray(soxr.resample(np.asarray(x, np.float64), rate_in, rate_out, quality="HQ"), np.float64)
+    return resample(x, rate_in, rate_out, dtype=np.float64)
 
 
 def pesq_score(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, mode: str = "wb") -> Metric:
@@ -540,10 +559,7 @@ class IntrusiveResult:
 
 
 def _as_mono(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim == 2:
-        x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    return np.asarray(x, np.float64).reshape(-1)
+    return downmix(x, np.float64)
 
 
 def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, *,
@@ -579,35 +595,17 @@ def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
         reason = "reference is silent" if len(s) else "no overlap after alignment"
         return IntrusiveResult({k: failed(k, reason) for k in wanted}, al.lag_samples, sample_rate, len(s),
                                al.correlation, searched)
-    runners: dict[str, Callable[[], Metric | list[Metric]]] = {
-        "pesq_wb": lambda: pesq_score(s, e, sample_rate, "wb"),
-        "pesq_nb": lambda: pesq_score(s, e, sample_rate, "nb"),
-        "stoi": lambda: stoi_score(s, e, sample_rate, False),
-        "estoi": lambda: stoi_score(s, e, sample_rate, True),
-        "si_sdr": lambda: si_sdr(s, e),
-        "sdr": lambda: sdr(s, e),
-        "snr": lambda: snr(s, e),
-        "seg_snr": lambda: segmental_snr(s, e, sample_rate),
-        "lsd": lambda: log_spectral_distance(s, e, sample_rate),
-        "cepstral_distance": lambda: cepstral_distance(s, e, sample_rate),
-        "mae": lambda: waveform_errors(s, e)[0],
-        "mse": lambda: waveform_errors(s, e)[1],
-        "ccmse": lambda: compressed_complex_distance(s, e, sample_rate),
-        "mrstft": lambda: multi_resolution_stft_distance(s, e),
-    }
     for k in INTRUSIVE_METRICS:
         if k not in wanted:
             continue
         try:
-            out[k] = runners[k]()
+            out[k] = METRIC_SPECS[k].compute(s, e, sample_rate)
         except Exception as exc:  # a metric library failing on odd input must not take the others down
             out[k] = failed(k, f"{type(exc).__name__}: {exc}")
     return IntrusiveResult(out, al.lag_samples, sample_rate, len(s), al.correlation, searched)
 
 
 # ---------------------------------------------------------------------------------------------- pairing
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 
 
 @dataclass
@@ -651,7 +649,7 @@ def find_pairs(directory: str | Path, unpaired: list[Path] | None = None) -> lis
 
     def audio_files(folder: Path) -> dict[str, Path]:
         return {p.stem: p for p in sorted(folder.iterdir())
-                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES}
+                if p.is_file() and p.suffix.lower() in READ_SUFFIXES}
 
     pairs: dict[str, Pair] = {}
     if (d / "noisy").is_dir() and (d / "clean").is_dir():
@@ -693,7 +691,7 @@ def find_reference_for(path: str | Path) -> Path | None:
     p = Path(path)
     m = _SUFFIX_RE.match(p.stem)
     if m and m["tag"].lower() != "clean":
-        for suffix in (p.suffix,) + AUDIO_SUFFIXES:
+        for suffix in (p.suffix,) + READ_SUFFIXES:
             cand = p.with_name(f"{m['name']}_clean{suffix}")
             if cand.is_file():
                 return cand

@@ -13,7 +13,7 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
-from ..audio.audio_io import load_audio, resample
+from ..audio.audio_io import downmix, load_audio, resample
 from ..progress import Progress, rescaled
 from .dnsmos import dnsmos_metrics, dnsmos_metrics_steps
 from .metrics import Metric, intrusive_metrics
@@ -99,13 +99,6 @@ class Scores:
     alignment: AlignmentCheck | None = None
 
 
-def _mono(audio: np.ndarray) -> np.ndarray:
-    a = np.asarray(audio, np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=1) if a.shape[1] > 1 else a[:, 0]
-    return a
-
-
 def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray | None = None,
                  reference_rate: int | None = None, *, dnsmos: bool = True,
                  metrics: Iterable[str] | None = None, dnsmos_fast: bool = False) -> Scores:
@@ -120,13 +113,13 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
         metrics: intrusive keys to compute (default all of :data:`INTRUSIVE_METRICS`).
         dnsmos_fast: DNSMOS in its fast, approximate mode (non-overlapping windows; never the default).
     """
-    est = _mono(estimate)
+    est = downmix(estimate)
     out: dict[str, Metric] = {}
     lag = None
     check = None
     if reference is not None:
         rate = reference_rate or sample_rate
-        ref = _mono(reference)
+        ref = downmix(reference)
         est_r = resample(est, sample_rate, rate) if rate != sample_rate else est
         res = intrusive_metrics(ref, est_r, rate, metrics=metrics)
         out.update(res.metrics)
@@ -141,7 +134,7 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
 def load_mono(path: Path) -> tuple[np.ndarray, int]:
     """The file at ``path`` as mono float32 ``(n,)`` and its sample rate (Hz)."""
     audio, info = load_audio(path)
-    return _mono(audio), info.sample_rate
+    return downmix(audio), info.sample_rate
 
 
 #: Parts of a version's scores that are measured (and cached) separately: the intrusive metrics depend on
@@ -189,7 +182,7 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
         yield Progress(done / total, f"DNSMOS of {v.name}")
         # The DNSMOS part of score_signal, stepped so that long recordings report progress (and can be
         # cancelled) between DNSMOS windows; the numbers are those of score_signal.
-        audio = _mono(v.source.read_all())
+        audio = downmix(v.source.read_all())
         scores = yield from rescaled(dnsmos_metrics_steps(audio, v.source.sample_rate), done / total,
                                      10 / total, f"{v.name}: ")
         part = Scores(dict(scores))

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..audio.audio_io import ArraySource, AudioSource, atomic_output
+from ..audio.audio_io import ArraySource, AudioSource, atomic_output, downmix
 from ..audio.outputs import check_output_target
 from ..errors import NonFiniteAudioError, WorkbenchError
 from .stft import StftConfig, magnitude_db, stft_frames
@@ -326,7 +326,7 @@ def compute_views_from_source(source: AudioSource, cfg: StftConfig, *, channel: 
                                           a + int(np.argmax(bad.any(axis=1))))
             repaired[0] += int(bad.sum())
             block = np.where(bad, np.float32(0), block)
-        return block.mean(axis=1) if channel == "mix" else block[:, int(channel)]
+        return downmix(block) if channel == "mix" else block[:, int(channel)]
 
     if partner is not None:
         p_src, p_ch, p_orig = partner

@@ -146,21 +146,22 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         warnings.append(f"{pair_list[0].noisy.parent}: {FAST_MODE_NOTE}")
     wanted = list(INTRUSIVE_METRICS if metrics is None else metrics)
     metric_keys = wanted + (list(DNSMOS_METRICS) if dnsmos else [])
-    systems: list[tuple[str, str | Enhancer | None]] = [(NOISY, None)] if include_noisy else []
+    # (table name, system, output of a model with several outputs)
+    systems: list[tuple[str, str | Enhancer | None, str | None]] = [(NOISY, None, None)] if include_noisy else []
     for m in models:
         if isinstance(m, Enhancer):
-            systems.append((m.info.id, m))
+            systems += [(name, m, output) for output, name in item.model_systems(m.info.id, m)]
         elif isinstance(m, str) and m.startswith(FILE_PREFIX):
             tag = m[len(FILE_PREFIX):]
             missing = [p.name for p in pair_list if tag not in p.outputs]
             if missing:
                 raise WorkbenchError(f"precomputed outputs {tag!r} missing for {', '.join(missing)} "
                                      f"(expected NAME_{tag}.wav beside NAME_noisy.wav, or {tag}/NAME.wav)")
-            systems.append((m, m))
+            systems.append((m, m, None))
         else:
             enh = load_enhancer(m, isolate=isolate_models)
-            systems.append((enh.info.id, enh))
-    names = [s for s, _ in systems]
+            systems += [(name, enh, output) for output, name in item.model_systems(m, enh)]
+    names = [s for s, _, _ in systems]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
     rows: list[Measurement] = []
@@ -169,7 +170,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     done = 0
     for pair in pair_list:
         unreadable = None
-        for name, system in systems:
+        run_s: dict[int, float] = {}  # model time of this pair per model: its outputs share one run
+        for name, system, output in systems:
             if unreadable is not None:  # the pair itself cannot be read: every system's rows say so
                 rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable)
                             for key in metric_keys)
@@ -177,7 +179,9 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 continue
             yield Progress(done / total, f"{pair.name}: {name}")
             # One pair x system through the same function `workbench batch evaluate` runs in its workers.
-            task = item.evaluate_task(done, pair, name, dnsmos=dnsmos, metrics=wanted, dnsmos_fast=dnsmos_fast)
+            key = system.info.id if isinstance(system, Enhancer) else name
+            task = item.evaluate_task(done, pair, key, dnsmos=dnsmos, metrics=wanted, dnsmos_fast=dnsmos_fast,
+                                      output=output)
             row = yield from rescaled(item.evaluate_item(task, system if isinstance(system, Enhancer) else None,
                                                     {"spec": name, "id": name}),
                                       done / total, 1.0 / total, "")
@@ -192,7 +196,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 done += 1
                 continue
             if isinstance(system, Enhancer):
-                elapsed[name] = elapsed.get(name, 0.0) + row["timings"]["model_s"]
+                model_s = run_s.setdefault(id(system), row["timings"]["model_s"])
+                elapsed[name] = elapsed.get(name, 0.0) + model_s
             if system is None:
                 if row["alignment_problems"]:
                     warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
@@ -234,7 +239,8 @@ def result_from_rows(rows: Sequence[dict], *, names: dict[str, str], pair_names:
     """An :class:`EvaluationResult` from batch evaluation rows (one per pair and system).
 
     Args:
-        names: ``{system key in the rows: name in the table}`` in table order (``noisy`` first).
+        names: ``{system key (:func:`~workbench.core.workflows.batch.item.system_key` of the row's spec and
+            output): name in the table}`` in table order (``noisy`` first).
         metric_keys: column order (default: the metrics of the first row).
 
     A failed row gives each of its metrics a missing value with the row's reason.
@@ -243,7 +249,8 @@ def result_from_rows(rows: Sequence[dict], *, names: dict[str, str], pair_names:
         metric_keys = list(rows[0]["metrics"]) if rows else []
     measurements = []
     for row in rows:
-        system = names.get(row["model"]["spec"], row["model"].get("id", row["model"]["spec"]))
+        key = item.system_key(row["model"]["spec"], row.get("output"))
+        system = names.get(key, item.system_key(row["model"].get("id", row["model"]["spec"]), row.get("output")))
         for key in metric_keys:
             value = row["metrics"].get(key)
             reason = row.get("metric_reasons", {}).get(key, "") if row["status"] == "done" else row["reason"]

@@ -28,6 +28,7 @@ import numpy as np
 
 import soundfile as sf
 
+from ..audio.formats import BY_NAME, EXPORT_FORMATS, LOSSY_FORMATS
 from ..audio.audio_io import (WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, read_info, resample,
                               write_audio_atomic)
 from ..audio.loudness import measure, normalisation_gain, true_peak
@@ -38,12 +39,10 @@ from ..measure.metrics import INTRUSIVE_METRICS
 from ..progress import Progress, run_to_end
 from ..views.figure import render_figure_source
 
-#: File suffix per container.
-SUFFIX = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}
-#: Lossy containers: libsndfile's container name and the rates its encoder accepts (``None``: any).
-LOSSY = {"MP3": ("MP3", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
-         "OGG": ("OGG", None),
-         "OPUS": ("OGG", (8000, 12000, 16000, 24000, 48000))}
+#: File suffix per export format (from the format table).
+SUFFIX = {name: BY_NAME[name].suffix for name in EXPORT_FORMATS}
+#: Lossy formats: libsndfile's container name and the rates its encoder accepts (``None``: any).
+LOSSY = {name: (BY_NAME[name].container, BY_NAME[name].encoder_rates) for name in LOSSY_FORMATS}
 #: Frames per write call: libsndfile's MP3 encoder crashed on one whole-file write in this project.
 WRITE_BLOCK_FRAMES = 1 << 15
 

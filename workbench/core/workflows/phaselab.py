@@ -48,7 +48,7 @@ from typing import Generator, Iterable, Sequence
 
 import numpy as np
 
-from ..audio.audio_io import resample
+from ..audio.audio_io import downmix, resample
 from ..progress import Progress, rescaled
 from ..errors import WorkbenchError
 from ..measure.metrics import METRIC_SPECS, estimate_lag
@@ -107,10 +107,7 @@ MIN_CORRELATION = 0.05
 
 
 def _mono64(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim == 2:
-        x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    return np.asarray(x, np.float64).reshape(-1)
+    return downmix(x, np.float64)
 
 
 def align_reference(noisy: np.ndarray, noisy_rate: int, reference: np.ndarray, reference_rate: int, *,

@@ -117,22 +117,24 @@ def probe_signal(sample_rate: int, duration_s: float = 3.0, seed: int = 7) -> np
 
 
 def _run(enhancer: Enhancer, x: np.ndarray) -> np.ndarray:
-    return run_to_end(enhance(enhancer, x, enhancer.info.sample_rate))[:, 0].astype(np.float64)
+    """The engine's aligned output of mono ``x``: float64 ``(n_outputs, n)``, every output of the model."""
+    return run_to_end(enhance(enhancer, x, enhancer.info.sample_rate))[:, :, 0].astype(np.float64)
 
 
 def _raw_stream(enhancer: Enhancer, x: np.ndarray) -> np.ndarray:
-    """Run a streaming model's own stream with no delay compensation (blocks of 10 block_samples)."""
+    """Run a streaming model's own stream with no delay compensation (blocks of 10 block_samples);
+    float64 ``(n_outputs, n)``."""
     gran = max(int(enhancer.info.block_samples), 1)
     n = -(-len(x) // gran) * gran
     xp = np.zeros(n, np.float32)
     xp[:len(x)] = x
     stream = enhancer.new_stream()
     step = gran * 10
-    out = [np.asarray(stream.process(xp[i:i + step]), np.float64) for i in range(0, n, step)]
+    out = [np.atleast_2d(np.asarray(stream.process(xp[i:i + step]), np.float64)) for i in range(0, n, step)]
     close = getattr(stream, "close", None)
     if callable(close):
         close()
-    return np.concatenate(out)[:len(x)]
+    return np.concatenate(out, axis=1)[:, :len(x)]
 
 
 # ------------------------------------------------------------------------------------------- probes
@@ -170,7 +172,7 @@ def probe_causality(enhancer: Enhancer, signal: np.ndarray | None = None, *, per
         raise ValueError(f"probe signal too short: {len(x)} samples, perturbation at {t0}")
     base = _run(enhancer, x)
     again = _run(enhancer, x)
-    repeat_noise = float(np.max(np.abs(base - again))) if len(base) else 0.0
+    repeat_noise = float(np.max(np.abs(base - again))) if base.size else 0.0
     threshold = tolerance * float(np.max(np.abs(base)) or 1.0) + repeat_noise
     rng = np.random.default_rng(11)
     points = sorted({t0 + int(round(p * (gran - 1) / max(phases - 1, 1))) for p in range(phases)})
@@ -178,7 +180,8 @@ def probe_causality(enhancer: Enhancer, signal: np.ndarray | None = None, *, per
     for T in points:
         xp = x.copy()
         xp[T:] += (0.1 * rng.standard_normal(len(x) - T)).astype(np.float32)
-        changed = np.nonzero(np.abs(_run(enhancer, xp) - base) > threshold)[0]
+        # A sample changed when any output changed there: every output is examined as itself.
+        changed = np.nonzero(np.any(np.abs(_run(enhancer, xp) - base) > threshold, axis=0))[0]
         if len(changed) == 0:
             continue  # the model ignored the perturbation entirely (e.g. gated to silence)
         n0 = int(changed[0])
@@ -196,7 +199,8 @@ def measure_delay(reference: np.ndarray, output: np.ndarray, max_lag: int) -> in
 
 
 def probe_latency(enhancer: Enhancer, signal: np.ndarray | None = None) -> tuple[int | None, int]:
-    """``(raw_delay_samples, residual_lag_samples)``.
+    """``(raw_delay_samples, residual_lag_samples)``; with several outputs, the largest delay of any output
+    (:func:`residual_lags` gives each output's own).
 
     ``raw_delay_samples``: models with a streaming path (default or not), the delay of the model's own
     stream output against the input (cross-correlation; a denoiser's output correlates strongly with its
@@ -209,9 +213,22 @@ def probe_latency(enhancer: Enhancer, signal: np.ndarray | None = None) -> tuple
     max_lag = max(int(0.5 * sr), 4 * int(info.latency_samples))
     raw = None
     if "streaming" in info.paths:
-        raw = measure_delay(x, _raw_stream(enhancer, x), max_lag)
-    residual = measure_delay(x, _run(enhancer, x), max_lag)
+        raw = _largest([measure_delay(x, y, max_lag) for y in _raw_stream(enhancer, x)])
+    residual = _largest(list(residual_lags(enhancer, x).values()))
     return raw, residual
+
+
+def _largest(lags: list[int]) -> int:
+    return max(lags, key=abs)
+
+
+def residual_lags(enhancer: Enhancer, signal: np.ndarray | None = None) -> dict[str, int]:
+    """``{output name: lag (samples) of the engine's compensated output against the input}``, each output
+    measured as itself (a model separating speech and noise gives both)."""
+    info = enhancer.info
+    x = probe_signal(info.sample_rate) if signal is None else np.asarray(signal, np.float32).reshape(-1)
+    max_lag = max(int(0.5 * info.sample_rate), 4 * int(info.latency_samples))
+    return {name: measure_delay(x, y, max_lag) for name, y in zip(info.outputs, _run(enhancer, x))}
 
 
 def probe_rtf(enhancer: Enhancer, audio: np.ndarray | None = None, sample_rate: int | None = None,
@@ -508,6 +525,9 @@ def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: i
     caus = probe_causality(enhancer)
     yield Progress(0.4, f"{info.name}: latency")
     raw, residual = probe_latency(enhancer)
+    if info.n_outputs > 1:
+        lags = residual_lags(enhancer)
+        notes.append("residual lag per output: " + ", ".join(f"{name} {lag}" for name, lag in lags.items()))
     if residual != 0:
         notes.append(f"compensated output still lags the input by {residual} samples: declared latency "
                      f"{info.latency_samples} looks wrong")

@@ -2,11 +2,11 @@
 
 Every path that processes many files goes through these two functions — ``workbench batch`` on any
 backend, ``workbench enhance`` on several files, ``workbench evaluate``, and the GUI's batch dialog (via
-:func:`workbench.core.workflows.export.export_batch`) — so options, file names and numbers agree:
+:func:`workbench.core.workflows.batch.files.export_batch`) — so options, file names and numbers agree:
 
 * :func:`enhance_item` reads a file, enhances it with one model through
-  :meth:`~workbench.core.document.recording.Recording.enhance` (the GUI's call: typed provenance, one version
-  per model output; the engine resamples with soxr and removes the latency) or only in regions,
+  :func:`~workbench.core.document.version_ops.run_request` (the panels' call: typed provenance, one version
+  per model output; the engine resamples with soxr and removes the latency), the whole file or regions,
   applies the strength with ``Recording.set_strength`` (``wet + (1 - mix) * (dry - wet)``), writes
   every planned output through the atomic writer (or the export writer for lossy containers and
   loudness) and returns a manifest row;
@@ -35,7 +35,7 @@ import numpy as np
 from ...audio.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
                                 write_audio_atomic)
 from ...document.recording import Recording, file_sha256
-from ...document.version_ops import enhance_region, noise_profile_model
+from ...document.version_ops import EnhanceRequest, run_request
 from ...enhance.editing import Strength
 from ...enhance.enhancer import Enhancer, enhance
 from ...errors import Cancelled, WorkbenchError
@@ -210,29 +210,14 @@ def _stat_input(row: dict, path: Path) -> None:
     row["input_sha256"] = file_sha256(path)
 
 
-def _run_model(rec, enhancer: Enhancer, chans: list[int], spec: str, settings: EnhanceSettings,
-               should_stop: Callable[[], bool] | None) -> Generator[Progress, None, list]:
-    """The model run the settings ask for, returning the new versions: the whole file through
-    :meth:`Recording.enhance` (the one enhancement call of the GUI and CLI: same provenance, versions
-    ``<id>`` or ``<id>.<output>``), or only ``regions_s`` through
-    :func:`~workbench.core.document.version_ops.enhance_region`; with ``noise_profile_s`` the model first learns
-    the noise from that span."""
-    model = enhancer
-    extra = {"batch": True}
-    if settings.noise_profile_s is not None:
-        model = noise_profile_model(rec, enhancer, settings.noise_profile_s, chans)
-        extra["noise_profile_s"] = list(settings.noise_profile_s)
+def _request(settings: EnhanceSettings, chans: list[int], spec: str) -> EnhanceRequest:
+    """The enhancement a task's settings ask for (the file-writing parts stay in the settings)."""
+    extra: dict = {"batch": True}
     if settings.atten_lim_db is not None:
         extra["model_attenuation_limit_db"] = settings.atten_lim_db
-    if settings.regions_s:
-        if enhancer.info.n_outputs != 1:
-            raise WorkbenchError(f"regions: model {enhancer.info.id!r} has several outputs; regions take "
-                                 "single-output models")
-        v = yield from enhance_region(rec, model, list(settings.regions_s), channels=chans,
-                                      context_s=settings.context_s, crossfade_s=settings.crossfade_s, spec=spec,
-                                      noise_profile_s=settings.noise_profile_s, should_stop=should_stop)
-        return [v]
-    return (yield from rec.enhance(model, chans, spec=spec, settings=extra, should_stop=should_stop))
+    return EnhanceRequest(spec=spec, channels=tuple(chans), regions_s=settings.regions_s,
+                          context_s=settings.context_s, crossfade_s=settings.crossfade_s,
+                          noise_profile_s=settings.noise_profile_s, settings=extra)
 
 
 def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = None, *,
@@ -273,7 +258,8 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         # The one enhancement call (Models panel, `workbench enhance`, GUI batch dialog): the same typed
         # provenance and version names on every path; a model with outputs ("speech", "noise") gives one
         # version per output (<id>.speech, <id>.noise), each written as its own file.
-        made = yield from rescaled(_run_model(rec, enhancer, chans, task["model"], settings, should_stop),
+        made = yield from rescaled(run_request(rec, enhancer, _request(settings, chans, task["model"]),
+                                               should_stop=should_stop),
                                    0.0, 0.9, f"{path.name}: ", should_stop)
         if settings.mix != 1.0:
             # Strength as everywhere else: out = wet + (1 - mix) * (original - wet) (editing.Strength).
@@ -352,17 +338,53 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
 # ------------------------------------------------------------------------------------------ evaluate
 
 
+def system_key(system: str, output: str | None = None) -> str:
+    """The key of one scored system: ``system`` itself, or ``<system>.<output>`` for one output of a model
+    with several (as its versions are named)."""
+    return system if output is None else f"{system}.{output}"
+
+
+def model_systems(spec: str, enhancer: Enhancer) -> list[tuple[str | None, str]]:
+    """``(output, table name)`` per scored system of a loaded model: one for a single-output model, one per
+    output (``<id>.<output>``) for a model with several, so every output is measured as itself."""
+    outputs = enhancer.info.outputs
+    if len(outputs) == 1:
+        return [(None, enhancer.info.id)]
+    return [(o, f"{enhancer.info.id}.{o}") for o in outputs]
+
+
 def evaluate_task(index: int, pair, system: str, *, dnsmos: bool = True, metrics: list[str] | None = None,
-                  dnsmos_fast: bool = False) -> dict:
+                  dnsmos_fast: bool = False, output: str | None = None) -> dict:
     """A JSON-able evaluation task: score ``system`` (``noisy``, a model key, or ``file:TAG``) on ``pair``
-    (a :class:`workbench.core.measure.metrics.Pair`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the
-    settings carry ``"dnsmos_fast": true`` only then)."""
+    (a :class:`workbench.core.measure.metrics.Pair`). ``output``: which output of a model with several
+    (see :func:`model_systems`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the settings carry
+    ``"dnsmos_fast": true`` only then)."""
     settings = {"dnsmos": bool(dnsmos), "metrics": None if metrics is None else list(metrics)}
     if dnsmos and dnsmos_fast:
         settings["dnsmos_fast"] = True
-    return {"kind": "evaluate", "index": int(index), "key": f"{pair.name}|{system}", "input": str(pair.noisy),
-            "pair": pair.name, "clean": str(pair.clean), "precomputed": {k: str(v) for k, v in pair.outputs.items()},
-            "model": system, "outputs": [], "settings": settings}
+    task = {"kind": "evaluate", "index": int(index), "key": f"{pair.name}|{system_key(system, output)}",
+            "input": str(pair.noisy), "pair": pair.name, "clean": str(pair.clean),
+            "precomputed": {k: str(v) for k, v in pair.outputs.items()}, "model": system, "outputs": [],
+            "settings": settings}
+    if output is not None:
+        task["output"] = output
+    return task
+
+
+#: The last run of a model with several outputs, ``(enhancer, input path, (k, frames, ch) result)``: the
+#: tasks of its other outputs on the same pair follow it and reuse the run instead of repeating it.
+_last_multi_output_run: tuple | None = None
+
+
+def _output_index(enhancer: Enhancer, system: str, output: str | None) -> int:
+    outputs = enhancer.info.outputs
+    if output is None:
+        if len(outputs) != 1:
+            raise WorkbenchError(f"model {system!r} has outputs {', '.join(outputs)}; an evaluation task names one")
+        return 0
+    if output not in outputs:
+        raise WorkbenchError(f"model {system!r} has no output {output!r} (it has {', '.join(outputs)})")
+    return outputs.index(output)
 
 
 def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Mapping | None = None, *,
@@ -382,7 +404,7 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
         identity = model_identity(enhancer, system) if enhancer is not None else {"spec": system, "id": system}
     row = _base_row(task, identity)
     row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={},
-               clean_duration_s=None, alignment_problems=None, failed_in=None)
+               clean_duration_s=None, alignment_problems=None, failed_in=None, output=task.get("output"))
     stage = "read"
     wanted = list(INTRUSIVE_METRICS if task["settings"]["metrics"] is None else task["settings"]["metrics"])
     keys = wanted + (list(DNSMOS_METRICS) if task["settings"]["dnsmos"] else [])
@@ -406,9 +428,19 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
         else:
             if enhancer is None:
                 raise WorkbenchError(f"model {system!r} is not loaded in this worker")
-            result = yield from rescaled(enhance(enhancer, noisy, noisy_sr), 0.0, 0.8,
-                                         f"{task['pair']}: {identity.get('id', system)} ", should_stop)
-            est, est_sr = result[:, 0], noisy_sr
+            global _last_multi_output_run
+            index = _output_index(enhancer, system, task.get("output"))
+            last = _last_multi_output_run
+            if last is not None and last[0] is enhancer and last[1] == task["input"]:
+                result = last[2]
+            else:
+                result = yield from rescaled(enhance(enhancer, noisy, noisy_sr), 0.0, 0.8,
+                                             f"{task['pair']}: {identity.get('id', system)} ", should_stop)
+            # (n_outputs, frames, 1): this task's output, mono as the noisy input was read
+            _last_multi_output_run = ((enhancer, task["input"], result)
+                                      if enhancer.info.n_outputs > 1 and index < enhancer.info.n_outputs - 1
+                                      else None)
+            est, est_sr = result[index, :, 0], noisy_sr
         t_model = time.perf_counter()
         stage = "score"
         sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted,

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ...audio.formats import READ_SUFFIXES, format_named
 from ...audio.outputs import plan_batch_outputs
 from ...errors import WorkbenchError
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".w64", ".caf", ".opus"}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 CSV_PATH_COLUMNS = ("path", "input", "file", "filename")
 
@@ -107,10 +107,10 @@ def collect_inputs(items: Sequence[str | Path], *, recursive: bool = True,
         p = Path(item)
         if p.is_dir():
             walk = p.rglob("*") if recursive else p.iterdir()
-            found = sorted(f for f in walk if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()
+            found = sorted(f for f in walk if f.suffix.lower() in READ_SUFFIXES and f.is_file()
                            and not f.name.startswith(".") and not excluded(f))
             if not found:
-                raise WorkbenchError(f"{p}: folder holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+                raise WorkbenchError(f"{p}: folder holds no audio files ({', '.join(sorted(READ_SUFFIXES))})")
             for f in found:
                 add(f, p)
         elif p.suffix.lower() in LIST_SUFFIXES | {".csv", ".jsonl"} and p.is_file():
@@ -123,7 +123,7 @@ def collect_inputs(items: Sequence[str | Path], *, recursive: bool = True,
 
 def output_name(stem: str, model_tag: str, output: str | None, fmt: str) -> str:
     """``<stem>.<model>[.<output>].<ext>``; ``output`` is ``None`` for a single-output model's result."""
-    ext = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}[fmt.upper()]
+    ext = format_named(fmt).suffix
     return f"{stem}.{model_tag}{'.' + output if output else ''}{ext}"
 
 
@@ -143,7 +143,7 @@ def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Seque
         ``x.flac``) get distinct names (``x-wav.<tag>``, ``x-flac.<tag>``).
     """
     out_dir = Path(out_dir)
-    ext = {"WAV": ".wav", "FLAC": ".flac", "MP3": ".mp3", "OGG": ".ogg", "OPUS": ".opus"}[fmt.upper()]
+    ext = format_named(fmt).suffix
     every_input = [f.path for f in inputs]
     groups: dict[Path, list[int]] = {}
     for i, f in enumerate(inputs):
