@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.core.audio.audio_io import load_audio, resample
+from workbench.core.audio.audio_io import downmix, load_audio, resample
 from workbench.core.errors import WorkbenchError
 from workbench.core.workflows.train_config import DataConfig
 
@@ -57,8 +57,7 @@ def list_audio(entries: list, base_dir: Path) -> list[Path]:
 
 def read_mono(path: Path, rate: int) -> np.ndarray:
     audio, info = load_audio(path)
-    mono = audio.mean(axis=1) if audio.ndim == 2 else audio
-    return resample(mono.astype(np.float32), info.sample_rate, rate)
+    return resample(downmix(audio), info.sample_rate, rate)
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
