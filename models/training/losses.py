@@ -237,12 +237,13 @@ def gtcrn_hybrid(b: LossBatch) -> torch.Tensor:
     return 30 * real_imag + 70 * mag + sisnr
 
 
-#: Every named loss: name -> function. Config strings and the loss lab use these names.
+#: Every named loss: name -> function. Config strings and the loss lab use these names (the SDR losses are
+#: named ``neg_*``: they are minus the metric, and the metric of the same name is reported beside them).
 LOSSES: dict[str, Callable[[LossBatch], torch.Tensor]] = {
     "mae": mae,
     "mse": mse,
-    "si_sdr": neg_si_sdr,
-    "sdr": neg_sdr,
+    "neg_si_sdr": neg_si_sdr,
+    "neg_sdr": neg_sdr,
     "mag_l1": mag_l1,
     "mag_mse": mag_mse,
     "mag_mse_c": mag_mse_compressed,

@@ -1,4 +1,4 @@
-"""``workbench loss-lab CONFIG.toml --losses mae,mse,si_sdr,... -o OUT``: one architecture, several losses.
+"""``workbench loss-lab CONFIG.toml --losses mae,mse,neg_si_sdr,... -o OUT``: one architecture, several losses.
 
 Trains the run CONFIG describes once per loss (same architecture, data and seed; each in ``OUT/<loss>/``,
 resumable), then writes ``OUT/loss_lab.csv`` (validation PESQ-WB, ESTOI, SI-SDR and loss terms per loss) and

@@ -28,8 +28,8 @@ from ..core.workflows.train_config import ARCHITECTURES, BUNDLED_INITS, TrainCon
 from .workers import GeneratorWorker
 
 #: Loss choices offered in the combo (any weighted sum can be typed).
-LOSS_CHOICES = ("gtcrn_hybrid", "mae", "mse", "si_sdr", "0.5*mae + 0.5*mrstft", "complex_mse_c + mag_mse_c",
-                "mag_mse", "irm", "cirm", "sdr", "mrstft")
+LOSS_CHOICES = ("gtcrn_hybrid", "mae", "mse", "neg_si_sdr", "0.5*mae + 0.5*mrstft", "complex_mse_c + mag_mse_c",
+                "mag_mse", "irm", "cirm", "neg_sdr", "mrstft")
 METRIC_COLUMNS = (("pesq_wb", "PESQ-WB"), ("estoi", "ESTOI"), ("si_sdr", "SI-SDR"), ("loss", "val loss"))
 
 
