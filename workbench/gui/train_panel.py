@@ -265,15 +265,20 @@ class TrainPanel(QWidget):
             args = tomllib.loads(f"a = {{{args_text}}}")["a"] if args_text else {}
         except tomllib.TOMLDecodeError as exc:
             raise WorkbenchError(f"architecture arguments {args_text!r}: not 'key = value, ...' ({exc})") from None
-        out = Path(self.out_edit.text().strip() or ".").expanduser()
+        out = Path(self.out_edit.text().strip() or ".").expanduser().absolute()
+        def folder(edit: QLineEdit) -> str:
+            # absolute, so the config means the same from wherever `workbench train` is run
+            text = edit.text().strip()
+            return str(Path(text).expanduser().absolute()) if text else ""
+
         data = {"crop_s": self.crop_spin.value()}
         if self.mix_radio.isChecked():
-            data.update(clean=[self.clean_edit.text().strip()] if self.clean_edit.text().strip() else [],
-                        noise=[self.noise_edit.text().strip()] if self.noise_edit.text().strip() else [],
+            data.update(clean=[folder(self.clean_edit)] if folder(self.clean_edit) else [],
+                        noise=[folder(self.noise_edit)] if folder(self.noise_edit) else [],
                         snr_db=[self.snr_low.value(), self.snr_high.value()],
                         examples_per_epoch=self.examples_spin.value())
         else:
-            data.update(pairs=self.pairs_edit.text().strip())
+            data.update(pairs=folder(self.pairs_edit))
         d = {"run": {"out_dir": str(out), "epochs": self.epochs_spin.value(), "batch_size": self.batch_spin.value(),
                      "lr": self.lr_spin.value()},
              "model": {"architecture": self.arch_combo.currentData(), "args": args,
