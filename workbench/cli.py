@@ -27,6 +27,7 @@ COMMANDS = {
     "batch": "batch",
     "train": "train",
     "loss-lab": "loss_lab",
+    "live": "live",
     "gui": "gui",
 }
 

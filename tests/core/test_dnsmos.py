@@ -117,11 +117,18 @@ def test_metrics_carry_direction_and_range(shared_data):
 
 
 def test_model_files_are_found_without_importing_speechmos():
+    """Finding the ONNX files must not import speechmos (its own code needs librosa). Checked in a fresh
+    interpreter: in this one other tests may have imported it."""
+    import subprocess
     import sys
 
-    p835, p808 = dm.model_paths()
-    assert p835.name == "sig_bak_ovr.onnx" and p808.name == "model_v8.onnx"
-    assert "speechmos.dnsmos" not in sys.modules or "librosa" in sys.modules
+    code = ("import sys\n"
+            "from workbench.core.measure import dnsmos as dm\n"
+            "p835, p808 = dm.model_paths()\n"
+            "print(p835.name, p808.name, 'speechmos' in sys.modules, 'librosa' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["sig_bak_ovr.onnx", "model_v8.onnx", "False", "False"]
 
 
 @pytest.fixture(scope="module")

@@ -185,14 +185,18 @@ def test_score_versions_reports_each_part_as_it_finishes(shared_data):
 
 
 def test_dnsmos_cost_estimate_follows_duration_and_measurements():
-    from workbench.core.measure.dnsmos import SECONDS_PER_WINDOW, DnsmosCost, window_count
+    from workbench.core.measure.dnsmos import SECONDS_PER_CLIP, SECONDS_PER_WINDOW, DnsmosCost, window_count
 
     cost = DnsmosCost()
     assert window_count(600.0) == 591 and window_count(3.0) == 1
-    assert cost.estimate_s(600.0) == pytest.approx(591 * SECONDS_PER_WINDOW)
+    assert cost.estimate_s(600.0) == pytest.approx(SECONDS_PER_CLIP + 591 * SECONDS_PER_WINDOW)
     assert cost.seconds_per_audio_minute == pytest.approx(60 * SECONDS_PER_WINDOW)
-    cost.observe(60.0, window_count(60.0) * SECONDS_PER_WINDOW * 3)   # this machine turned out 3x slower
+    cost.observe(60.0, cost.estimate_s(60.0) * 3)   # this machine turned out 3x slower
     assert cost.seconds_per_window == pytest.approx(2 * SECONDS_PER_WINDOW)
+    assert cost.seconds_per_clip == pytest.approx(2 * SECONDS_PER_CLIP)
+    # Many short clips cost their number of fixed parts: 20 clips of 5 s are not one clip of 100 s.
+    assert cost.estimate_clips_s([5.0] * 20) == pytest.approx(20 * cost.estimate_s(5.0))
+    assert cost.estimate_clips_s([5.0] * 20) > 2 * cost.estimate_s(100.0)
 
 
 def test_evaluate_warns_about_a_pair_that_does_not_match(shared_data, tmp_path, capsys):

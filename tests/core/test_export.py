@@ -17,6 +17,7 @@ from workbench.core.audio.audio_io import open_source
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
+from workbench.core.enhance.editing import Strength
 from workbench.core.workflows.export import (
     comparison_csv, comparison_record, export_comparison, export_name, export_version, export_versions,
     planned_targets,
@@ -188,6 +189,7 @@ def test_comparison_json_and_csv(tmp_path, shared_data):
     v = rec.add_enhanced(audio * 0.5, rec.source.sample_rate, info, {"channels": [0], "chunk_s": 60}, 0.25)
     r = rec.residual_of(v)
     written = export_versions(rec, [v], tmp_path, subtype="FLOAT")
+    rec.set_strength(v, Strength(0.6))   # the metrics below were measured at 60 %
     metrics = {"half": {"pesq_wb": 1.25, "si_sdr_db": 7.5}, "original": {"dnsmos_ovrl": 2.1}}
     cfg = StftConfig(n_fft=512, hop=128)
     jpath = export_comparison(rec, tmp_path / "cmp.json", metrics=metrics, stft=cfg, exported=written)
@@ -204,6 +206,8 @@ def test_comparison_json_and_csv(tmp_path, shared_data):
     assert half["model"]["sample_rate"] == 48000 and half["elapsed_s"] == 0.25
     assert half["settings"] == {"channels": [0], "chunk_s": 60} and half["metrics"] == metrics["half"]
     assert data["versions"][0]["model"] is None and data["versions"][2]["kind"] == "residual"
+    assert half["strength"]["percent"] == pytest.approx(60.0) and half["strength"]["given_as"] == "mix"
+    assert data["versions"][0]["strength"] is None
     assert data["stft"]["n_fft"] == 512 and data["stft"]["hop"] == 128
 
     cpath = export_comparison(rec, tmp_path / "cmp.csv", metrics=metrics, stft=cfg)
@@ -214,6 +218,7 @@ def test_comparison_json_and_csv(tmp_path, shared_data):
     assert rows[1]["source_sha256"] == source["sha256"]
     assert json.loads(rows[1]["settings_json"]) == {"channels": [0], "chunk_s": 60}
     assert json.loads(rows[1]["stft_json"])["n_fft"] == 512
+    assert float(rows[1]["strength_percent"]) == pytest.approx(60.0) and rows[0]["strength_percent"] == ""
     with pytest.raises(WorkbenchError, match="already exists"):
         export_comparison(rec, cpath)
     assert comparison_csv(comparison_record(rec, hash_files=False)).count("\n") == 4

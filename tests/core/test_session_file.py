@@ -62,7 +62,7 @@ def test_round_trip_is_bit_exact_with_equal_settings(noisy, tmp_path):
     target = save_session_now(s, tmp_path / "work.session.json")
     assert target.exists() and audio_folder(target).is_dir() and not s.unsaved_versions()
     doc = json.loads(target.read_text())
-    assert doc["format"] == "workbench-session" and doc["format_version"] == 1
+    assert doc["format"] == "workbench-session" and doc["format_version"] == 2
     assert len(doc["recordings"][0]["sha256"]) == 64
     # a new process would start from nothing: a fresh Session
     restored, problems = open_session_now(target)

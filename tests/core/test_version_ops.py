@@ -9,6 +9,7 @@ from workbench.core.enhance.editing import Box, Strength
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 from workbench.core.progress import run_to_end
 from workbench.core.errors import WorkbenchError
+from workbench.core.history import SetStrength
 from workbench.core.workflows.export import export_version
 from workbench.core.provenance import VersionKind
 from workbench.core.document.recording import Recording
@@ -43,7 +44,7 @@ def test_strength_changes_what_is_read_exported_and_is_undoable(rec, tmp_path):
     np.testing.assert_allclose(y, 0.35 * x + 0.3 * x, atol=1e-6)
     heard = []
     rec.subscribe_strength(lambda r, ver: heard.append(rec.strength_of(ver).mix))
-    assert rec.undo().action == "strength"
+    assert isinstance(rec.undo(), SetStrength)
     assert rec.strength_of(v).full and "strength" not in v.provenance.extra
     np.testing.assert_array_equal(v.source.read(0, 100), rec.wet_source(v).read(0, 100))
     rec.redo()

@@ -54,4 +54,4 @@ def _quit_without_asking(request, monkeypatch):
         return
     from workbench.gui.main_window import MainWindow
 
-    monkeypatch.setattr(MainWindow, "ask_unsaved", lambda self, unsaved: "discard")
+    monkeypatch.setattr(MainWindow, "ask_unsaved", lambda self, unsaved, question="": "discard")

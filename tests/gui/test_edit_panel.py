@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, Qt
 from workbench.core.enhance.editing import Strength
 from workbench.core.enhance.enhancer import EnhancerInfo
 from workbench.core.provenance import VersionKind
+from workbench.core.history import SetStrength
 from workbench.gui.main_window import MainWindow
 
 RATE = 16000
@@ -63,7 +64,7 @@ def test_strength_slider_is_heard_live_and_committed_once(qtbot, window, noisy_f
     panel.strength_slider.sliderPressed.emit()
     panel.strength_slider.setValue(40)
     assert window.transport.engine.strength(index) == pytest.approx(0.4)
-    assert rec.strength_of(v).full and not rec.history.undo_steps[-1].action == "strength"
+    assert rec.strength_of(v).full and not isinstance(rec.history.undo_steps[-1], SetStrength)
     with qtbot.waitSignal(window.document.strengthChanged, timeout=3000):
         panel.strength_slider.sliderReleased.emit()
     assert rec.strength_of(v).mix == pytest.approx(0.4)

@@ -238,7 +238,12 @@ def test_stft_settings_recompute(qtbot, window, shared_data):
     assert img.image.shape[1] == 257
 
 
-def test_settings_and_recent_files_persist(qtbot, settings, shared_data):
+def test_settings_and_recent_files_persist(qtbot, settings, shared_data, monkeypatch):
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QScreen
+    # A screen larger than the saved window (the offscreen one is 800x800; a saved size that does not
+    # fit the screen is shrunk to it, see test_window_seams).
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda self: QRect(0, 0, 2560, 1400))
     w = MainWindow(settings=settings)
     qtbot.addWidget(w)
     w.show()

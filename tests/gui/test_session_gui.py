@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
@@ -164,6 +164,7 @@ def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
     w.document.set_channel(1)
     w.db_lo.setValue(-90)
     w.phase_box.setCurrentIndex(w.phase_box.findData("group_delay"))
+    w.nfft_box.setCurrentIndex(w.nfft_box.findData(512))
     w.transport.set_loop(0.5, 1.25)
     w.view.set_time_range(0.2, 1.6)
     clean = tmp_path / "clean.wav"
@@ -178,9 +179,13 @@ def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
     display, cfg = w.display_settings(), w.view.cfg
     w.close()
 
-    w2 = MainWindow(settings=settings, error_reporter=lambda *a: None)   # a restart
+    # A restart with settings of its own: what comes back comes from the session file, not from the
+    # settings the first window wrote when it closed.
+    fresh = QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat)
+    w2 = MainWindow(settings=fresh, error_reporter=lambda *a: None)
     qtbot.addWidget(w2)
     w2.show()
+    assert w2.display_settings() != display and w2.view.cfg != cfg
     assert w2.open_session_file(target) and w2.session_problems == []
     rec2 = w2.document.recording
     assert {v.name: v.source.read_all().tobytes() for v in rec2.versions} == before
@@ -338,3 +343,153 @@ def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speec
     assert w.session.unsaved_versions() and w.session.path is None
     assert "cancelled" in w.statusBar().currentMessage()
     w.close()
+
+
+@pytest.mark.real_quit_prompt
+def test_closing_a_recording_with_unsaved_results_asks(qtbot, settings, speech, tmp_path):
+    """Defect: File > Close discarded a result that was neither saved nor exported without asking."""
+    w = open_window(qtbot, settings, [speech], "wiener")
+    rec = w.document.recording
+    clicked = _answer_box(qtbot, "Cancel")
+    assert not w.close_current()
+    assert clicked == ["Cancel"] and w.document.recordings == [rec] and len(rec.versions) == 2
+    clicked = _answer_box(qtbot, "Discard")
+    assert w.close_current()
+    assert clicked == ["Discard"] and w.document.recordings == []
+    w.open_files([speech])                     # nothing unsaved: closes without a question
+    assert w.close_current() and w.document.recordings == []
+    w.close()
+
+
+def test_undo_and_redo_show_the_version_they_concerned(qtbot, settings, speech):
+    """Defect: Ctrl+Z of a repair showed "original", and redo kept showing it."""
+    from workbench.core.enhance.editing import Box
+    from workbench.core.document.version_ops import repair_version
+
+    w = open_window(qtbot, settings, [speech], "wiener")
+    rec = w.document.recording
+    wiener = rec.version("wiener")
+    repaired = repair_version(rec, wiener, Box(0.2, 0.6, 200.0, 2000.0), gain_db=-20.0)
+    w.document.set_version(repaired)
+    qtbot.wait(50)
+    assert w.undo() == f"add {repaired.name}"
+    qtbot.wait(50)                             # the version list reaches the widgets queued
+    assert w.document.version is wiener and w.version_box.currentText() == "wiener"
+    assert w.redo() == f"add {repaired.name}"
+    qtbot.wait(50)
+    assert w.document.version is repaired and w.version_box.currentText() == repaired.name
+    w.close()
+
+
+def test_strength_of_a_recording_restored_from_a_session_redraws(qtbot, settings, speech, tmp_path):
+    """Defect: a recording restored from a session reported nothing when its strength changed, so the
+    panes and playback kept the old mix."""
+    from workbench.core.enhance.editing import Strength
+
+    w = open_window(qtbot, settings, [speech], "wiener")
+    target = w.save_session_to(tmp_path / "st.session.json")
+    w.close()
+    w2 = MainWindow(settings=settings, error_reporter=lambda *a: None)
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.open_session_file(target)
+    rec = w2.document.recording
+    v = rec.version("wiener")
+    w2.document.set_version(v)
+    with qtbot.waitSignal(w2.document.strengthChanged, timeout=5000) as changed:
+        rec.set_strength(v, Strength(0.5))
+    assert changed.args == [rec, v]
+    assert w2.view.source is v.source          # the panes draw the new mix
+    assert w2.undo() is not None and rec.strength_of(v).full
+    w2.close()
+
+
+def _differences(a, b, path="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{path}/{k}: only on one side" for k in set(a) ^ set(b)]
+        for k in set(a) & set(b):
+            out += _differences(a[k], b[k], f"{path}/{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def test_a_saved_workspace_comes_back_whole_in_a_fresh_window(qtbot, settings, speech, tmp_path, monkeypatch):
+    """Save, re-open in a fresh window (its own settings) and compare the whole workspace model; then
+    check what the person sees of it: the loop region on the panes and the overview and in the Edit
+    panel, the phase-lab table and curves, the metrics table (not measured again), the strength."""
+    import workbench.gui.metrics_panel as mp
+    from workbench.core.enhance.editing import Strength
+    from workbench.core.audio.playback import PlaybackEngine
+
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32), sr, subtype="FLOAT")
+    w = open_window(qtbot, settings, [speech], "wiener")
+    rec = w.document.recording
+    w.session.set_reference(rec, clean)
+    # the phase lab (swaps and two short Griffin-Lim runs) and the intrusive metrics
+    lab = w.phase_lab_panel
+    lab.oracle_box.setChecked(False)
+    lab.iter_spin.setValue(3)
+    with qtbot.waitSignal(lab.labFinished, timeout=120000):
+        lab.make_versions()
+    qtbot.waitUntil(lambda: not lab.running(), timeout=20000)
+    w.metrics_panel.dnsmos_box.setChecked(False)
+    with qtbot.waitSignal(w.metrics_panel.resultsReady, timeout=60000):
+        assert w.metrics_panel.compute()
+    qtbot.waitUntil(lambda: not w.metrics_panel.running, timeout=20000)
+    wiener = rec.version("wiener")
+    rec.set_strength(wiener, Strength(0.6))
+    with qtbot.waitSignal(w.metrics_panel.resultsReady, timeout=60000):
+        assert w.metrics_panel.compute()      # the new mix is measured too
+    qtbot.waitUntil(lambda: not w.metrics_panel.running, timeout=20000)
+    w.document.set_version(wiener)
+    w.document.set_channel(1)
+    w.db_lo.setValue(-80)
+    w.nfft_box.setCurrentIndex(w.nfft_box.findData(512))
+    w.view.loopSelected.emit(0.5, 1.25)        # Shift + drag on a pane
+    w.view.boxSelected.emit(0.2, 0.4, 300.0, 900.0)
+    w.view.set_time_range(0.1, 1.7)
+    w.resize(1200, 700)
+    qtbot.wait(50)
+    lab_rows = lab.table_rows()
+    lab_cells = [lab.cell_text(r, "si_sdr") for r in lab_rows]
+    metric_cells = {v.name: w.metrics_panel.cell_text("si_sdr", v.name) for v in w.metrics_panel.versions()}
+    assert lab_rows and all(metric_cells.values())
+    size = (w.width(), w.height())
+    target = w.save_session_to(tmp_path / "whole.session.json")
+    before = w.workspace.snapshot()
+    w.close()
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again although nothing changed")
+    monkeypatch.setattr(mp, "score_versions", no_measuring)
+    fresh = QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat)
+    w2 = MainWindow(settings=fresh, error_reporter=lambda *a: None, playback_engine=PlaybackEngine(None))
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.open_session_file(target) and w2.session_problems == []
+    qtbot.wait(100)
+    after = w2.workspace.snapshot()
+    assert _differences(after, before) == []
+    # what the person sees of it
+    assert w2.view.loop_region() == (0.5, 1.25) and w2.view.overview_loop.isVisible()
+    assert all(p.loop.isVisible() for p in w2.view.panes.values())
+    assert w2.transport.loop_button.isChecked() and w2.edit_panel.selection_s == (0.5, 1.25)
+    assert w2.edit_panel.enhance_selection_button.isEnabled()          # Enhance selection can use it
+    assert tuple(vars(w2.edit_panel.box()).values()) == (0.2, 0.4, 300.0, 900.0)
+    assert w2.phase_lab_panel.table_rows() == lab_rows
+    assert [w2.phase_lab_panel.cell_text(r, "si_sdr") for r in lab_rows] == lab_cells
+    assert len(w2.phase_lab_panel.chart.listDataItems()) == len(before["recordings"][0]["phase_lab"]["curves"]) > 0
+    w2.metrics_dock.show()
+    w2.metrics_dock.raise_()
+    qtbot.wait(100)
+    assert not w2.metrics_panel.running and w2.metrics_panel.missing() == ([], [])
+    assert {n: w2.metrics_panel.cell_text("si_sdr", n) for n in metric_cells} == metric_cells
+    assert w2.view.cfg.n_fft == 512 and w2.display_settings().db_range[0] == -80
+    assert w2.document.version.name == "wiener" and w2.document.channel == 1
+    assert (w2.width(), w2.height()) == size
+    w2.close()

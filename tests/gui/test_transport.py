@@ -76,14 +76,18 @@ def test_buttons_and_gain_readout_per_version(bar, recording):
     assert "LUFS" in bar.version_buttons[1].toolTip()
 
 
-def test_version_names_elide_to_fit_a_narrow_bar(qtbot, bar):
-    """Names shorten (widest first, down to the letter) so every button stays in view; tooltips keep them."""
+def test_version_names_shorten_to_fit_a_narrow_bar_but_stay_readable(qtbot, bar):
+    """Names shorten (widest first) only as far as they stay distinct and readable, never to bare letters;
+    where even that does not fit, the bar scrolls to every button; tooltips keep the full names."""
     bar.resize(bar.minimumSizeHint().width(), bar.height())
-    qtbot.waitUntil(lambda: bar.version_buttons[-1].geometry().right() <= bar.version_scroll.viewport().width(),
-                    timeout=5000)
+    scroll = bar.version_scroll.horizontalScrollBar()
+    qtbot.waitUntil(lambda: bar.version_buttons[-1].geometry().right() <= bar.version_scroll.viewport().width()
+                    or scroll.maximum() > 0, timeout=5000)
     texts = [b.text() for b in bar.version_buttons]
-    assert [t[0] for t in texts] == ["A", "B", "C"] and texts != ["A: original", "B: gtcrn", "C: rnnoise"]
-    assert bar.version_buttons[1].toolTip().startswith("gtcrn")
+    assert [t[0] for t in texts] == ["A", "B", "C"]
+    bodies = [t.split(": ", 1)[1] for t in texts]
+    assert all(len(b) >= 5 for b in bodies) and len(set(bodies)) == 3
+    assert "gtcrn" in bar.version_buttons[1].toolTip()
     bar.resize(1400, bar.height())
     qtbot.waitUntil(lambda: [b.text() for b in bar.version_buttons] == ["A: original", "B: gtcrn", "C: rnnoise"],
                     timeout=5000)

@@ -1,57 +1,142 @@
-"""Undo and redo for the operations that create, remove or change a version (or its strength).
+"""Undo and redo as a history of commands.
 
-A :class:`History` belongs to one :class:`~workbench.core.document.recording.Recording`, which records every
-``add_version`` / ``remove`` / ``set_strength`` in it. An undo applies the inverse (an added version is
-taken out, a removed one put back at its place, a strength set back) and moves the step to the redo
-stack; a new operation clears the redo stack. Versions taken out by an undo are kept (with their
-samples) so that redo restores the same object. No Qt here: the GUI binds Ctrl+Z / Ctrl+Shift+Z.
+Every change a person can take back is a :class:`Command`: it has a ``name`` shown in the Edit menu and
+the status bar, and knows how to :meth:`~Command.do` and :meth:`~Command.undo` itself. A recording
+records the commands for adding, removing and re-weighting (strength) its versions; a
+:class:`History` keeps them in two stacks. An undo runs the command's ``undo`` and moves it to the redo
+stack; a new command clears the redo stack. Versions taken out by an undo are kept (with their samples)
+so that redo restores the same object.
+
+Each command also says which version a person should look at after it ran in either direction
+(:meth:`~Command.shown_after`): after undoing a repair the version that was repaired, after redoing it
+the repaired one. No Qt here: the GUI binds Ctrl+Z / Ctrl+Shift+Z.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True)
-class Step:
-    """One undoable operation.
+class Command:
+    """One undoable change. Subclasses implement :meth:`do`, :meth:`undo` and :meth:`shown_after`."""
 
-    Attributes:
-        action: ``"add"``, ``"remove"`` or ``"strength"``.
-        version: the Version concerned.
-        index: its place in ``recording.versions`` (add/remove).
-        before, after: strengths (``"strength"`` steps).
-    """
+    #: what the change is, in words ("add deepfilternet3", "strength of gtcrn 100% → 60%")
+    name: str = ""
 
-    action: str
-    version: Any
-    index: int = -1
-    before: Any = None
-    after: Any = None
+    def do(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def undo(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def shown_after(self, undone: bool) -> Any:
+        """The version to show once the command was undone (``undone``) or (re)done; ``None``: no choice."""
+        return None
 
     @property
     def label(self) -> str:
-        name = getattr(self.version, "name", "?")
-        if self.action == "add":
-            return f"add {name}"
-        if self.action == "remove":
-            return f"remove {name}"
-        return f"strength of {name} {100 * self.before.mix:.0f}% \u2192 {100 * self.after.mix:.0f}%"
+        return self.name
+
+
+def _parent_or_original(recording, version):
+    """The version ``version`` was made from (by its provenance's parent name), else the original."""
+    parent = getattr(version.provenance, "parent", None)
+    found = recording.version_or_none(parent) if parent else None
+    return found if found is not None else recording.original
+
+
+class AddVersion(Command):
+    """A version added to a recording (a model result, a repair, a residual, a lab version)."""
+
+    def __init__(self, recording, version, index: int):
+        self.recording, self.version, self.index = recording, version, index
+        self.name = f"add {version.name}"
+
+    def do(self) -> None:
+        self.recording._insert(self.version, self.index)
+
+    def undo(self) -> None:
+        self.recording._take_out(self.version)
+
+    def shown_after(self, undone: bool):
+        return _parent_or_original(self.recording, self.version) if undone else self.version
+
+
+class RemoveVersion(Command):
+    """A version deleted from a recording (kept here so that undo puts the same object back)."""
+
+    def __init__(self, recording, version, index: int):
+        self.recording, self.version, self.index = recording, version, index
+        self.name = f"remove {version.name}"
+
+    def do(self) -> None:
+        self.recording._take_out(self.version)
+
+    def undo(self) -> None:
+        self.recording._insert(self.version, self.index)
+
+    def shown_after(self, undone: bool):
+        return self.version if undone else _parent_or_original(self.recording, self.version)
+
+
+class SetStrength(Command):
+    """A model result's strength (how much of the model's effect it keeps) changed."""
+
+    def __init__(self, recording, version, before, after):
+        self.recording, self.version, self.before, self.after = recording, version, before, after
+        self.name = f"strength of {version.name} {100 * before.mix:.0f}% \u2192 {100 * after.mix:.0f}%"
+
+    def do(self) -> None:
+        self.recording.set_strength(self.version, self.after, record=False)
+
+    def undo(self) -> None:
+        self.recording.set_strength(self.version, self.before, record=False)
+
+    def shown_after(self, undone: bool):
+        return self.version
 
 
 class History:
-    """Undo/redo stacks of :class:`Step`; the recording applies them (see :meth:`Recording.undo`)."""
+    """Undo/redo stacks of :class:`Command`."""
 
     def __init__(self, limit: int = 200):
         self.limit = limit
-        self.undo_steps: list[Step] = []
-        self.redo_steps: list[Step] = []
+        self.undo_steps: list[Command] = []
+        self.redo_steps: list[Command] = []
 
-    def record(self, step: Step) -> None:
-        self.undo_steps.append(step)
+    def record(self, command: Command) -> None:
+        """Remember a command that has already been done."""
+        self.undo_steps.append(command)
         if len(self.undo_steps) > self.limit:
             del self.undo_steps[0]
+        self.redo_steps.clear()
+
+    def push(self, command: Command) -> Command:
+        """Do ``command`` and remember it."""
+        command.do()
+        self.record(command)
+        return command
+
+    def undo(self) -> Command | None:
+        """Undo the last command; returns it (``None`` when there is nothing to undo)."""
+        if not self.undo_steps:
+            return None
+        command = self.undo_steps.pop()
+        command.undo()
+        self.redo_steps.append(command)
+        return command
+
+    def redo(self) -> Command | None:
+        """Redo the last undone command; returns it (``None`` when there is nothing to redo)."""
+        if not self.redo_steps:
+            return None
+        command = self.redo_steps.pop()
+        command.do()
+        self.undo_steps.append(command)
+        return command
+
+    def clear(self) -> None:
+        self.undo_steps.clear()
         self.redo_steps.clear()
 
     @property
@@ -63,7 +148,7 @@ class History:
         return bool(self.redo_steps)
 
     def undo_label(self) -> str | None:
-        return self.undo_steps[-1].label if self.undo_steps else None
+        return self.undo_steps[-1].name if self.undo_steps else None
 
     def redo_label(self) -> str | None:
-        return self.redo_steps[-1].label if self.redo_steps else None
+        return self.redo_steps[-1].name if self.redo_steps else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QFontMetrics
 
 from ..core.views.registry import FREQ_SCALES, FreqScale  # noqa: F401 (re-exported: the scales live in core)
 
@@ -67,11 +68,36 @@ class TimeAxis(pg.AxisItem):
 
     _CLOCK_STEPS = (30, 60, 120, 300, 600, 900, 1200, 1800, 3600)
 
+    #: Free space between two tick labels (px).
+    LABEL_GAP_PX = 14
+
     def __init__(self, **kwargs):
         super().__init__("bottom", **kwargs)
         self.enableAutoSIPrefix(False)
         self._clock = False
         self.setLabel("Time (s)")
+        # Only the major ticks carry labels: labelled minor ticks ran together ("9 101112").
+        self.setStyle(maxTextLevel=0)
+
+    def label_width_px(self, text: str) -> int:
+        font = self.style.get("tickFont") or self.font()
+        return QFontMetrics(font).horizontalAdvance(text)
+
+    def seconds_spacing(self, min_s: float, max_s: float, size_px: float) -> tuple[float, float]:
+        """``(major, minor)`` tick spacing in seconds: the smallest 1-2-5 step whose labels (as wide as the
+        widest one this step would print) keep :attr:`LABEL_GAP_PX` between them on ``size_px`` pixels."""
+        span = max_s - min_s
+        if span <= 0 or size_px <= 0:
+            return 1.0, 0.5
+        exp = int(np.floor(np.log10(span))) - 4
+        while True:
+            for mantissa in (1, 2, 5):
+                step = mantissa * 10.0 ** exp
+                labels = self.tickStrings([min_s, max_s, np.floor(max_s / step) * step], 1.0, step)
+                need = max(self.label_width_px(t) for t in labels) + self.LABEL_GAP_PX
+                if step / span * size_px >= need:
+                    return step, step / (2 if mantissa == 5 else 5 if mantissa == 1 else 4)
+            exp += 1
 
     def tickSpacing(self, minVal, maxVal, size):
         span = maxVal - minVal
@@ -80,7 +106,8 @@ class TimeAxis(pg.AxisItem):
             self._clock = clock
             self.setLabel("Time (h:mm:ss)" if clock else "Time (s)")
         if not clock:
-            return super().tickSpacing(minVal, maxVal, size)
+            major, minor = self.seconds_spacing(minVal, maxVal, size)
+            return [(major, 0), (minor, 0)]
         wanted = max(2, int(size / 70))
         major = next((s for s in self._CLOCK_STEPS if span / s <= wanted), self._CLOCK_STEPS[-1])
         minor = major / 5 if major >= 300 else major / 2

@@ -1,10 +1,13 @@
-"""The GUI's view of the session: a thin Qt adapter over :class:`workbench.core.document.session.Session`.
+"""The GUI's view of the workspace: a thin Qt bridge over :class:`workbench.core.document.workspace.Workspace`.
 
-:class:`DocumentModel` is the one object every panel talks to. The domain state — open recordings,
-their versions, the reference per recording, the model catalogue, jobs — lives in the Qt-free
-``document.session``; the document adds what only the window has (which version the panes show, the
-channel, visible time range, cursor, playhead) and re-emits the session's notifications, which may come
-from worker threads, as queued Qt signals so slots always run on the GUI thread.
+:class:`DocumentModel` is the one object every panel talks to. Everything a person sees and sets — open
+recordings, their versions, the reference per recording, the model catalogue, jobs, the shown version
+and channel, the visible range, display and STFT settings, the loop region, selection and repair box,
+measurements, phase-lab results — lives in the Qt-free ``document.workspace`` (also ``document.session``).
+Every change there is one event of the workspace's single emitter, whoever made it (a panel, a worker,
+session opening, undo); the document re-emits them as Qt signals, queued when they come from a worker
+thread, so slots always run on the GUI thread. Widgets write the workspace (through the setters here)
+and redraw from these signals; they keep no state of their own that others need.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from ..core.document.recording import Recording, Version
 from ..core.document.session import ModelCatalogue, Session
+from ..core.document.workspace import Workspace
 
 
 class DocumentModel(QObject):
-    """Open recordings and the current recording/version.
+    """Open recordings and the current recording/version, as Qt signals of the workspace's events.
 
     Signals:
         recordingChanged(object): the current :class:`Recording` (or ``None``) changed.
@@ -32,6 +36,16 @@ class DocumentModel(QObject):
         referenceChanged(object): the reference of this recording changed (``session.reference(rec)``).
         jobChanged(object): a :class:`~workbench.core.document.session.Job` was added or changed state.
         catalogueChanged(): the model catalogue changed (listed, a file loaded or removed).
+        strengthChanged(object, object): (recording, version): a version's strength changed.
+        loopChanged(object): the loop region ``(start_s, stop_s)`` or ``None``.
+        selectionChanged(object): the time selection ``(start_s, stop_s)`` or ``None``.
+        repairBoxChanged(object): the repair rectangle ``(t0_s, t1_s, f0_hz, f1_hz)`` or ``None``.
+        displayChanged(): the display settings (``workspace.display``) changed.
+        stftChanged(): the STFT settings (``workspace.stft``) changed.
+        stateChanged(str): any workspace state key (:data:`~workbench.core.document.workspace.STATE_KEYS`) changed.
+        measurementsChanged(): a measurement was stored.
+        phaseLabChanged(object): the phase-lab results of a recording changed.
+        historyChanged(object): a command was undone or redone (the command).
     """
 
     recordingChanged = Signal(object)
@@ -45,30 +59,56 @@ class DocumentModel(QObject):
     referenceChanged = Signal(object)
     jobChanged = Signal(object)
     catalogueChanged = Signal()
-    # Internal: carry core notifications (any thread) to the GUI thread.
-    #: (recording, version): a version's strength changed (playback follows live; views redraw)
     strengthChanged = Signal(object, object)
+    loopChanged = Signal(object)
+    selectionChanged = Signal(object)
+    repairBoxChanged = Signal(object)
+    displayChanged = Signal()
+    stftChanged = Signal()
+    stateChanged = Signal(str)
+    measurementsChanged = Signal()
+    phaseLabChanged = Signal(object)
+    historyChanged = Signal(object)
 
+    # Internal: carry core notifications (any thread) to the GUI thread.
     _versionsNotified = Signal(object)
     _strengthNotified = Signal(object, object)
     _sessionNotified = Signal(str, object)
+    _stateNotified = Signal(str, object)
     _catalogueNotified = Signal()
 
     def __init__(self, parent: QObject | None = None, session: Session | None = None):
         super().__init__(parent)
-        self.session = session if session is not None else Session()
-        self.recording: Recording | None = None
-        self.version: Version | None = None
-        self.channel: int = 0
-        self.view_range: tuple[float, float] = (0.0, 0.0)
+        self.workspace: Workspace = session if isinstance(session, Workspace) else Workspace(
+            session.catalogue if session is not None else None)
+        #: the same object as :attr:`workspace` (the session part: recordings, references, jobs, catalogue)
+        self.session = self.workspace
         self.cursor_s: float = 0.0
         self.playhead_s: float = 0.0
         self._versionsNotified.connect(self._on_versions_notified, Qt.ConnectionType.QueuedConnection)
         self._strengthNotified.connect(self.strengthChanged, Qt.ConnectionType.QueuedConnection)
         self._sessionNotified.connect(self._on_session_notified, Qt.ConnectionType.QueuedConnection)
+        # Direct when the change was made on the GUI thread (widgets see it at once), queued otherwise.
+        self._stateNotified.connect(self._on_state_notified, Qt.ConnectionType.AutoConnection)
         self._catalogueNotified.connect(self.catalogueChanged, Qt.ConnectionType.QueuedConnection)
-        self.session.subscribe(self._on_session_event)
-        self.session.catalogue.subscribe(lambda _cat: self._catalogueNotified.emit())
+        self.workspace.subscribe(self._on_session_event)
+
+    # -- the workspace's state, read where panels expect it ------------------------------------------------
+    @property
+    def recording(self) -> Recording | None:
+        return self.workspace.current
+
+    @property
+    def version(self) -> Version | None:
+        return self.workspace.version
+
+    @property
+    def channel(self) -> int:
+        return self.workspace.channel
+
+    @property
+    def view_range(self) -> tuple[float, float]:
+        return self.workspace.view_range
 
     @property
     def recordings(self) -> list[Recording]:
@@ -83,14 +123,51 @@ class DocumentModel(QObject):
     def _on_session_event(self, event: str, obj) -> None:  # any thread
         if event == "versions":
             self._versionsNotified.emit(obj)
+        elif event == "strength":
+            self._strengthNotified.emit(*obj)
+        elif event == "catalogue":
+            self._catalogueNotified.emit()
         elif event in ("job", "reference"):
             self._sessionNotified.emit(event, obj)
+        else:
+            self._stateNotified.emit(event, obj)
 
     def _on_session_notified(self, event: str, obj) -> None:
         if event == "job":
             self.jobChanged.emit(obj)
         elif event == "reference":
             self.referenceChanged.emit(obj)
+
+    def _on_state_notified(self, event: str, obj) -> None:
+        ws = self.workspace
+        if event == "current":
+            self.recordingChanged.emit(obj)
+        elif event == "recordings":
+            self.recordingsChanged.emit()
+        elif event == "measurement":
+            self.measurementsChanged.emit()
+        elif event == "phase_lab":
+            self.phaseLabChanged.emit(obj)
+        elif event == "history":
+            self.historyChanged.emit(obj)
+        elif event == "state":
+            if obj == "version":
+                self.currentVersionChanged.emit(ws.version)
+            elif obj == "channel":
+                self.channelChanged.emit(ws.channel)
+            elif obj == "view_range":
+                self.viewRangeChanged.emit(*ws.view_range)
+            elif obj == "loop":
+                self.loopChanged.emit(ws.loop)
+            elif obj == "selection":
+                self.selectionChanged.emit(ws.selection)
+            elif obj == "repair_box":
+                self.repairBoxChanged.emit(ws.repair_box)
+            elif obj == "display":
+                self.displayChanged.emit()
+            elif obj == "stft":
+                self.stftChanged.emit()
+            self.stateChanged.emit(obj)
 
     # -- recordings -------------------------------------------------------------------------------------
     def open(self, path: str | Path) -> Recording:
@@ -110,31 +187,21 @@ class DocumentModel(QObject):
 
     def add_recording(self, rec: Recording) -> None:
         """Add an already built recording (e.g. :meth:`Recording.from_array`) and make it current."""
-        self.session.add(rec, make_current=False)
-        rec.subscribe_strength(lambda r, v: self._strengthNotified.emit(r, v))
-        self.recordingsChanged.emit()
-        self.set_current(rec)
+        self.workspace.add(rec, make_current=True)
 
     # -- undo -------------------------------------------------------------------------------------------
     def undo(self) -> str | None:
-        """Undo the current recording's last add/remove/strength step; returns what was undone."""
-        step = self.recording.undo() if self.recording is not None else None
-        return None if step is None else step.label
+        """Undo the current recording's last command and show the version it concerned; returns its name."""
+        command = self.workspace.undo()
+        return None if command is None else command.name
 
     def redo(self) -> str | None:
-        step = self.recording.redo() if self.recording is not None else None
-        return None if step is None else step.label
+        command = self.workspace.redo()
+        return None if command is None else command.name
 
     def close(self, rec: Recording) -> None:
         """Close ``rec``: its jobs are cancelled (a running model adds no version), its file released."""
-        if rec not in self.recordings:
-            return
-        i = self.recordings.index(rec)
-        self.session.close(rec)
-        self.recordingsChanged.emit()
-        if rec is self.recording:
-            nxt = self.recordings[min(i, len(self.recordings) - 1)] if self.recordings else None
-            self.set_current(nxt)
+        self.workspace.close(rec)
 
     # -- references -------------------------------------------------------------------------------------
     def reference(self, rec: Recording | None = None) -> Path | None:
@@ -147,33 +214,28 @@ class DocumentModel(QObject):
 
     def set_current(self, rec: Recording | None, version: Version | None = None) -> None:
         """Make ``rec`` current and show ``version`` (default: its original)."""
-        if rec is not self.recording:
-            self.recording = rec
-            self.session.set_current(rec)
-            if rec is not None and self.channel >= rec.source.channels:
-                self.channel = 0
-            self.recordingChanged.emit(rec)
-        self.set_version(version if version is not None else (rec.original if rec is not None else None))
+        self.workspace.set_current(rec, version)
 
     def set_version(self, version: Version | None) -> None:
         """Show ``version`` (one of the current recording's versions) in the panes."""
-        if version is self.version:
-            return
-        if version is not None and (self.recording is None or version not in self.recording.versions):
-            raise ValueError(f"version {version.name!r} does not belong to the current recording")
-        self.version = version
-        self.currentVersionChanged.emit(version)
+        self.workspace.set_version(version)
 
     def set_channel(self, channel: int) -> None:
-        if channel != self.channel:
-            self.channel = channel
-            self.channelChanged.emit(channel)
+        self.workspace.set_channel(channel)
 
     # -- shared view state --------------------------------------------------------------------------------
     def set_view_range(self, start_s: float, end_s: float) -> None:
-        if (start_s, end_s) != self.view_range:
-            self.view_range = (start_s, end_s)
-            self.viewRangeChanged.emit(start_s, end_s)
+        self.workspace.set_view_range(start_s, end_s)
+
+    def set_loop(self, region) -> None:
+        """The loop region (``None``: none); panes, overview, transport and Edit panel follow."""
+        self.workspace.set_loop(region)
+
+    def set_selection(self, region) -> None:
+        self.workspace.set_selection(region)
+
+    def set_repair_box(self, box) -> None:
+        self.workspace.set_repair_box(box)
 
     def set_cursor(self, time_s: float) -> None:
         self.cursor_s = time_s
@@ -185,6 +247,6 @@ class DocumentModel(QObject):
 
     def _on_versions_notified(self, rec: Recording) -> None:
         if self.version is not None and rec is self.recording and self.version not in rec.versions:
-            self.version = None
+            self.workspace.version = None
             self.set_version(rec.original)
         self.versionsChanged.emit(rec)

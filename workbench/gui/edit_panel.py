@@ -185,6 +185,15 @@ class EditPanel(QWidget):
         document.recordingChanged.connect(lambda _r: self._on_recording())
         document.strengthChanged.connect(self._on_strength_changed)
         document.catalogueChanged.connect(self._fill_models)
+        # The selection and the repair rectangle are the workspace's: the panes, the transport, a
+        # restored session or this panel's own boxes may set them.
+        if hasattr(document, "loopChanged"):
+            document.loopChanged.connect(self.set_loop)
+            document.repairBoxChanged.connect(self._show_box)
+            for spin in self.box_spins:
+                spin.valueChanged.connect(self._box_edited)
+            self.set_loop(document.workspace.loop)
+            self._show_box(document.workspace.repair_box)
         self._fill_models()
         self._show_strength()
 
@@ -234,10 +243,24 @@ class EditPanel(QWidget):
             self.set_selection(*region)
 
     def set_box(self, t0_s: float, t1_s: float, f0_hz: float, f1_hz: float) -> None:
-        """Slot for the view's ``boxSelected``: fills the repair rectangle."""
-        for spin, value in zip(self.box_spins, (t0_s, t1_s, f0_hz, f1_hz)):
+        """Slot for the view's ``boxSelected``: sets the repair rectangle (the workspace's, when attached)."""
+        if self.document is not None and hasattr(self.document, "set_repair_box"):
+            self.document.set_repair_box((t0_s, t1_s, f0_hz, f1_hz))
+        else:
+            self._show_box((t0_s, t1_s, f0_hz, f1_hz))
+
+    def _show_box(self, box) -> None:
+        if box is None:
+            return  # the spin boxes keep their last values; nothing is drawn
+        for spin, value in zip(self.box_spins, box):
+            spin.blockSignals(True)
             spin.setValue(value)
+            spin.blockSignals(False)
         self._update_enabled()
+
+    def _box_edited(self, _value: float) -> None:
+        if self.document is not None:
+            self.document.set_repair_box(tuple(s.value() for s in self.box_spins))
 
     def box(self) -> Box:
         return Box(*(s.value() for s in self.box_spins))

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from ..core.audio.audio_io import WRITE_SUBTYPES
+from ..core.audio.audio_io import WRITE_SUBTYPES, output_subtype
 from ..core.audio.formats import dialog_filter
 from ..core.errors import WorkbenchError
 from ..core.progress import Progress
@@ -42,19 +42,37 @@ def confirm_overwrite(parent: QWidget, paths: Sequence[Path]) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def _format_row(parent_layout: QFormLayout) -> tuple[QComboBox, QComboBox]:
+def _format_row(parent_layout: QFormLayout, source_subtype: str | None = None) -> tuple[QComboBox, QComboBox]:
+    """Format and sample-format choices. With ``source_subtype`` the sample format follows the source as the
+    CLI's does (:func:`~workbench.core.audio.audio_io.output_subtype`: a 16-bit source stays 16-bit) until
+    the person picks one; without it (batch: many sources) it starts at 24-bit."""
     fmt = QComboBox()
     fmt.addItems(list(WRITE_SUBTYPES))
     sub = QComboBox()
+    chosen: list[str] = []   # the sample format the person picked, if any
+
+    def default() -> str:
+        if source_subtype is None:
+            return "PCM_24"
+        try:
+            return output_subtype(source_subtype, fmt.currentText())
+        except WorkbenchError:
+            return "PCM_24"
 
     def refill() -> None:
-        keep = sub.currentData()
+        sub.blockSignals(True)
         sub.clear()
         for s in WRITE_SUBTYPES[fmt.currentText()]:
             sub.addItem(SUBTYPE_LABELS.get(s, s), s)
-        i = sub.findData(keep if keep else "PCM_24")
+        i = sub.findData(chosen[-1]) if chosen else -1
+        if i < 0:
+            i = sub.findData(default())
+        if i < 0:
+            i = sub.findData("PCM_24")
         sub.setCurrentIndex(i if i >= 0 else 0)
+        sub.blockSignals(False)
 
+    sub.activated.connect(lambda _i: chosen.append(sub.currentData()))
     fmt.currentIndexChanged.connect(refill)
     refill()
     parent_layout.addRow("Format", fmt)
@@ -62,7 +80,7 @@ def _format_row(parent_layout: QFormLayout) -> tuple[QComboBox, QComboBox]:
     return fmt, sub
 
 
-def _folder_row(layout: QFormLayout, parent: QWidget, start: Path) -> QLineEdit:
+def _folder_row(layout: QFormLayout | QHBoxLayout, parent: QWidget, start: Path) -> QLineEdit:
     edit = QLineEdit(str(start))
     browse = QPushButton("Browse…")
 
@@ -72,10 +90,14 @@ def _folder_row(layout: QFormLayout, parent: QWidget, start: Path) -> QLineEdit:
             edit.setText(d)
 
     browse.clicked.connect(pick)
-    row = QHBoxLayout()
+    if isinstance(layout, QFormLayout):
+        row = QHBoxLayout()
+        layout.addRow("Folder", row)
+    else:
+        row = layout
+        row.addWidget(QLabel("Folder"))
     row.addWidget(edit, 1)
     row.addWidget(browse)
-    layout.addRow("Folder", row)
     return edit
 
 
@@ -127,6 +149,14 @@ class ExportDialog(QDialog):
         start = Path(folder) if folder else default_export_folder(recording.path)
         self.tabs = QTabWidget()
         lay = QVBoxLayout(self)
+        # One folder for audio, figure and comparison: they belong together (the comparison lists the
+        # audio's hashes), and one field cannot disagree with another.
+        folder_row = QHBoxLayout()
+        self.folder_edit = _folder_row(folder_row, self, start)
+        self.folder_edit.setToolTip("Where audio, figure and comparison are written")
+        lay.addLayout(folder_row)
+        #: the same field (the figure and the comparison go to the audio's folder)
+        self.figure_folder = self.comparison_folder = self.folder_edit
         lay.addWidget(self.tabs)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -144,7 +174,7 @@ class ExportDialog(QDialog):
         self.version_list = QListWidget()
         self._fill_versions()
         form.addRow("Versions", self.version_list)
-        self.format_box, self.subtype_box = _format_row(form)
+        self.format_box, self.subtype_box = _format_row(form, recording.info.subtype)
         self.rate_box = QComboBox()
         self.rate_box.addItem(f"Source rate ({recording.source.sample_rate} Hz)", "source")
         self.rate_box.addItem("Model rate (each model's native rate)", "model")
@@ -173,7 +203,6 @@ class ExportDialog(QDialog):
             self.quality_spin.setEnabled(self.format_box.currentText() in ("MP3", "OGG", "OPUS"))
         self.format_box.currentIndexChanged.connect(lossy_enabled)
         lossy_enabled()
-        self.folder_edit = _folder_row(form, self, start)
         self.audio_button = QPushButton("Export audio")
         self.audio_button.clicked.connect(self.export_audio)
         form.addRow(self.audio_button)
@@ -211,7 +240,6 @@ class ExportDialog(QDialog):
                                          "colour ranges and maps, masking, frequency scale and visible region")
         self.whole_file_check.setEnabled(figure_settings is not None)
         ff.addRow("Region", self.whole_file_check)
-        self.figure_folder = _folder_row(ff, self, start)
         self.figure_button = QPushButton("Export figure")
         self.figure_button.clicked.connect(self.export_figure)
         ff.addRow(self.figure_button)
@@ -238,7 +266,6 @@ class ExportDialog(QDialog):
             else "Reference: none (the comparison holds no intrusive metrics)")
         self.reference_label.setWordWrap(True)
         cf.addRow(self.reference_label)
-        self.comparison_folder = _folder_row(cf, self, start)
         self.comparison_button = QPushButton("Export comparison")
         self.comparison_button.clicked.connect(self.export_comparison)
         cf.addRow(self.comparison_button)

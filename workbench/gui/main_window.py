@@ -15,20 +15,24 @@ Wiring (everything meets in the :class:`DocumentModel`):
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import gc
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFrame, QLabel, QMainWindow,
-                               QMessageBox, QScrollArea, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog,
+                               QFrame, QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit,
+                               QScrollArea, QTextEdit, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.audio.formats import dialog_filter
 from ..core.enhance.registry import model_suffixes
 from ..core.errors import WorkbenchError
 from ..core.document.recording import Recording, Version
-from ..core.document.session_file import SUFFIX as SESSION_SUFFIX, open_session, read_session_file, save_session
+from ..core.document.session_file import (SUFFIX as SESSION_SUFFIX, apply_workspace_state, open_session,
+                                          read_session_file, save_session)
 from ..core.views.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .document import DocumentModel
@@ -39,10 +43,13 @@ from .export_dialog import BatchDialog, ExportDialog
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
+from .live_panel import LivePanel
 from .train_panel import TrainPanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
+from .version_labels import is_lab, lab_grouped, version_entries
+from .window_fit import PREFERRED_SIZE, fit_window
 from .workers import run_with_progress, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
@@ -50,6 +57,8 @@ AUDIO_FILTER = dialog_filter()
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
+#: Settings key of the folder the last export (audio, figure or comparison) was written to.
+LAST_EXPORT_FOLDER = "export/last_folder"
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
 WINDOW_STATE_VERSION = 3
@@ -74,6 +83,8 @@ def freeze_startup_objects() -> None:
         gc.freeze()
 
 ErrorReporter = Callable[[str, str], None]
+#: Controls that take typed keys (digits, space, letters) for themselves.
+TEXT_INPUTS = (QLineEdit, QAbstractSpinBox, QPlainTextEdit, QTextEdit)
 
 
 class MainWindow(QMainWindow):
@@ -111,12 +122,14 @@ class MainWindow(QMainWindow):
         self._docks: dict[str, QDockWidget] = {}
         self._updating_controls = False
         self._shown_recording: Recording | None = None
+        self._tree_dirty = False   # versions changed; the Recordings tree is rebuilt on the next loop pass
         self._closed = False
         self.export_dialog: ExportDialog | None = None
         self.batch_dialog: BatchDialog | None = None
-        #: the Qt-free session (recordings, versions, references, catalogue, jobs) the document adapts
-        self.session = self.document.session
-        self._loop_region: tuple[float, float] | None = None
+        #: the Qt-free workspace (recordings, versions, references, catalogue, jobs, and what the window
+        #: shows and sets) the document bridges; ``session`` is the same object
+        self.workspace = self.document.workspace
+        self.session = self.workspace
         #: problems reported by the last Open session (one line each)
         self.session_problems: list[str] = []
 
@@ -128,6 +141,9 @@ class MainWindow(QMainWindow):
         self._build_panels(playback_engine)
         self._restore_settings()
         self._register_session_state()
+        app = QApplication.instance()
+        if app is not None:
+            app.focusChanged.connect(self._on_focus_changed)
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -135,7 +151,14 @@ class MainWindow(QMainWindow):
     def _build_file_dock(self) -> None:
         self.file_tree = QTreeWidget()
         self.file_tree.setHeaderLabels(["Recording / version", "Kind"])
-        self.file_tree.setColumnWidth(0, 130)
+        # Names take the room they need (the dock scrolls sideways); a narrow dock elides in the middle,
+        # where names of one family differ least ("gtcrn-dns3-…" read the same for every GTCRN run).
+        header = self.file_tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.file_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.file_tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.file_tree.setMinimumWidth(200)
         self.file_tree.itemClicked.connect(self._on_tree_clicked)
         dock = QDockWidget("Recordings", self)
@@ -148,7 +171,9 @@ class MainWindow(QMainWindow):
         doc = self.document
         # The model list is filled after start-up (or when first needed), off the GUI thread.
         self.model_panel = ModelPanel(lambda: None, show_dialogs=False, list_now=False)
-        self._list_models_timer = QTimer(self, singleShot=True, interval=400)
+        # Started as soon as the event loop runs (the first paint is queued before it): the table says
+        # "Loading models…" meanwhile.
+        self._list_models_timer = QTimer(self, singleShot=True, interval=0)
         # Listed on a worker thread: reading the models' metadata takes ~0.5 s of CPU.
         self._list_models_timer.timeout.connect(self.model_panel.list_in_background)
         self._list_models_timer.start()
@@ -176,16 +201,15 @@ class MainWindow(QMainWindow):
         self.transport = TransportBar(engine=playback_engine)
         self.transport.attach_document(doc)
         self.transport.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
-        self.transport.loopChanged.connect(self._on_loop_changed)
-        self.transport.loopChanged.connect(lambda region: setattr(self, "_loop_region", region))
+        # The loop region, the selection and the repair box are the workspace's: the panes write them,
+        # the transport, the Edit panel and the panes themselves draw what the workspace holds.
+        doc.loopChanged.connect(self._on_loop_changed)
         self.view.seekRequested.connect(self.transport.seek)
-        self.view.loopSelected.connect(self.transport.set_loop)
+        self.view.loopSelected.connect(self._on_span_selected)
         self.edit_panel = EditPanel(self.settings)
         self.edit_panel.attach(doc, self.transport)
         self.edit_panel.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
-        self.view.loopSelected.connect(self.edit_panel.set_selection)
-        self.transport.loopChanged.connect(self.edit_panel.set_loop)
-        self.view.boxSelected.connect(self.edit_panel.set_box)
+        self.view.boxSelected.connect(lambda t0, t1, f0, f1: doc.set_repair_box((t0, t1, f0, f1)))
         doc.strengthChanged.connect(self._on_strength_changed)
         self.model_dock = self.add_panel("Models", self.model_panel)
         # Scrolled: its four groups are taller than a 768-pixel screen leaves for a dock.
@@ -196,6 +220,15 @@ class MainWindow(QMainWindow):
         self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
+        self.live_panel = LivePanel(doc)
+        self.live_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Live: {msg}", 8000))
+        # Scrolled, as the Edit panel: its controls, figures and two spectrograms are taller than a
+        # 768-pixel screen leaves for a dock, and must not widen the dock for the other panels.
+        live_scroll = QScrollArea()
+        live_scroll.setWidgetResizable(True)
+        live_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        live_scroll.setWidget(self.live_panel)
+        self.live_dock = self.add_panel("Live", live_scroll)
         # Trained models join the session's catalogue, so the Models panel lists them at once.
         self.train_panel = TrainPanel(catalogue=self.session.catalogue)
         self.train_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Train: {msg}", 8000))
@@ -203,12 +236,8 @@ class MainWindow(QMainWindow):
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
-        # The metrics table grows a column per version; the dock widens with it (see _fit_metrics_dock).
-        self._fit_metrics_timer = QTimer(self, singleShot=True, interval=0)
-        self._fit_metrics_timer.timeout.connect(self._fit_metrics_dock)
-        self.metrics_panel.table.horizontalHeader().sectionResized.connect(lambda *_: self._fit_metrics_timer.start())
-        self.metrics_panel.table.horizontalHeader().sectionCountChanged.connect(
-            lambda *_: self._fit_metrics_timer.start())
+        # The metrics table grows a column per version and scrolls sideways: the dock keeps its width, so
+        # the panes keep theirs however many versions are measured.
         self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
         self.bottom_toolbar.setMovable(False)
         self.resizeDocks([self._docks["Recordings"], self.model_dock], [210, 430], Qt.Orientation.Horizontal)
@@ -404,6 +433,9 @@ class MainWindow(QMainWindow):
             spin.valueChanged.connect(self._on_display_controls)
         for box in (self.window_box, self.nfft_box, self.hop_box):
             box.currentIndexChanged.connect(self._on_stft_controls)
+        doc.displayChanged.connect(self._on_workspace_display)
+        doc.stftChanged.connect(self._on_workspace_display)
+        doc.stateChanged.connect(self._on_workspace_state)
 
     # ------------------------------------------------------------------------------------------------------
     # integration API
@@ -493,6 +525,16 @@ class MainWindow(QMainWindow):
         rec.remove(v)
         self.statusBar().showMessage(f"Deleted {v.name} (Ctrl+Z brings it back)", 4000)
 
+    def _on_focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
+        """A control that had the keyboard focus was disabled (Repair, Make versions, Enhance while they
+        run): Qt hands the focus to the next control in the tab chain, often a text field (the chain name),
+        which would then swallow the version keys 1..9, Space and L. Give it to the panes instead."""
+        if old is None or new is None or old.isEnabled() or not isinstance(new, TEXT_INPUTS):
+            return
+        if not (self.isAncestorOf(old) and self.isAncestorOf(new)):
+            return
+        self.view.graphics.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def _on_strength_changed(self, rec: Recording, version: Version) -> None:
         """A strength was committed (or undone): the panes show the new mix (Measure scores it anew)."""
         if rec is self.document.recording and version is self.document.version:
@@ -514,6 +556,8 @@ class MainWindow(QMainWindow):
             return None
         if self.export_dialog is not None:
             self.export_dialog.close()
+        if folder is None:
+            folder = self.last_export_folder()
         dlg = ExportDialog(rec, self, stft_config=self.view.cfg, metrics=self.metrics_by_version(),
                            current_version=self.document.version, channel=self.view.channel, folder=folder,
                            reference=self.session.reference(rec),
@@ -521,10 +565,20 @@ class MainWindow(QMainWindow):
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.errorOccurred.connect(lambda msg: self.statusBar().showMessage(f"Export: {msg}", 8000))
         dlg.exported.connect(lambda paths: self.statusBar().showMessage(f"Exported {len(paths)} file(s)", 8000))
+        dlg.exported.connect(lambda _paths, dlg=dlg: self.settings.setValue(LAST_EXPORT_FOLDER,
+                                                                            dlg.folder_edit.text()))
         dlg.destroyed.connect(lambda *_: setattr(self, "export_dialog", None))
         self.export_dialog = dlg
         dlg.open()
         return dlg
+
+    def last_export_folder(self) -> Path | None:
+        """The folder the last export went to, while it still exists and can be written (else ``None``:
+        the dialog starts beside the recording)."""
+        value = self.settings.value(LAST_EXPORT_FOLDER, "", str)
+        if value and Path(value).is_dir() and is_writable_folder(Path(value)):
+            return Path(value)
+        return None
 
     def open_batch_dialog(self, files=(), folder: str | Path | None = None) -> BatchDialog:
         """File > Batch enhance (or Ctrl + drop): many files, one model, exported to a folder.
@@ -574,9 +628,19 @@ class MainWindow(QMainWindow):
             self.settings.setValue("last_dir", str(Path(paths[0]).parent))
             self.open_files(paths)
 
-    def close_current(self) -> None:
-        if self.document.recording is not None:
-            self.document.close(self.document.recording)
+    def close_current(self) -> bool:
+        """File > Close recording: results of it that were neither saved nor exported are asked about
+        first (Save session… / Discard / Cancel), as on Quit. Returns whether it was closed."""
+        rec = self.document.recording
+        if rec is None:
+            return False
+        unsaved = [(rec, v) for v in rec.unsaved_versions()]
+        if unsaved:
+            answer = self.ask_unsaved(unsaved, f"Save them in a session before closing {rec.name}?")
+            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
+                return False
+        self.document.close(rec)
+        return True
 
     # ------------------------------------------------------------------------------------------------------
     # document -> widgets
@@ -614,10 +678,17 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def _on_versions_changed(self, rec: Recording) -> None:
-        self._rebuild_tree()
         if rec is self.document.recording:
             self._fill_version_box()
             self._update_difference_partner()
+        # A burst of new versions (the phase lab adds 17 at once) rebuilds the tree once.
+        if not self._tree_dirty:
+            self._tree_dirty = True
+            QTimer.singleShot(0, self._rebuild_tree_if_dirty)
+
+    def _rebuild_tree_if_dirty(self) -> None:
+        if self._tree_dirty and not self._closed:
+            self._rebuild_tree()
 
     def _update_difference_partner(self) -> None:
         """The difference views compare the shown version with the original; while the original itself is
@@ -646,12 +717,19 @@ class MainWindow(QMainWindow):
     def _on_loop_changed(self, region) -> None:
         self.view.set_loop_region(*(region if region is not None else (None, None)))
 
+    def _on_span_selected(self, start_s: float, stop_s: float) -> None:
+        """Shift + drag on a pane: the time selection, looped (the transport and Edit panel follow)."""
+        self.document.set_selection((start_s, stop_s))
+        self.document.set_loop((start_s, stop_s))
+
+    @property
+    def _loop_region(self) -> tuple[float, float] | None:
+        return self.workspace.loop
+
     def _on_metrics_visibility(self, visible: bool) -> None:
         """While the Metrics tab is visible the panel measures what is cheap on its own (see
         :meth:`MetricsPanel.compute` with ``auto=True``); DNSMOS of long recordings waits for its button."""
         self._metrics_visible = visible
-        if visible:
-            self._fit_metrics_timer.start()
         self.metrics_panel.auto_compute = visible and not self._closed
         if self.metrics_panel.auto_compute:
             self.metrics_panel.compute(auto=True)
@@ -665,46 +743,14 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{what} {outcome}" + (f": {reason}" if reason else ""),
                                      15000 if reason else 5000)
 
-    #: Width the panes keep at least when the metrics dock widens (px).
-    MIN_CENTRAL_WIDTH = 560
-
-    def _fit_metrics_dock(self) -> None:
-        """Widen the right dock so that every column of the metrics table (one per version, the winner's
-        among them) is visible, as far as the panes keep :attr:`MIN_CENTRAL_WIDTH`."""
-        dock = self.metrics_dock
-        if not self._metrics_visible or dock.isFloating() or self._closed:
-            return
-        table = self.metrics_panel.table
-        # What the table's columns need beyond what its viewport shows now.
-        hidden = table.horizontalHeader().length() - table.viewport().width()
-        needed = dock.width() + max(hidden, 0) + 2
-        left = sum(d.width() for d in self._docks.values() if d.isVisible() and not d.isFloating()
-                   and self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea)
-        cap = self.width() - left - self.MIN_CENTRAL_WIDTH
-        target = min(needed, cap)
-        if target > dock.width():
-            self.resizeDocks([dock], [target], Qt.Orientation.Horizontal)
-
     def version_choices(self) -> list[tuple[str, Version | None, Version | None]]:
         """Entries of the version selector: ``(label, version, residual_of)``.
 
         Every version in order; after each enhanced version its residual (original − enhanced), either
         the existing residual version or an entry with ``version=None`` that creates it when chosen.
+        The Recordings tree and the transport's buttons list the same entries in the same order.
         """
-        rec = self.document.recording
-        if rec is None:
-            return []
-        out = []
-        residuals = {v.settings.get("residual_of"): v for v in rec.versions if v.kind == "residual"}
-        for v in rec.versions:
-            if v.kind == "residual":
-                continue
-            out.append((v.name, v, None))
-            if v.kind.is_result:
-                r = residuals.pop(v.name, None)
-                out.append((f"residual ({v.name})", r, None if r is not None else v))
-        out += [(r.name, r, None) for r in residuals.values()]  # residuals whose enhanced version is gone
-        return out
+        return [tuple(e) for e in version_entries(self.document.recording)]
 
     def _fill_version_box(self) -> None:
         self._updating_controls = True
@@ -721,20 +767,46 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
 
     def _rebuild_tree(self) -> None:
+        """One node per recording; under it the entries of the Version box (residuals after their version,
+        those not made yet in grey: clicking makes them); many phase-lab versions share one node."""
+        self._tree_dirty = False
         self.file_tree.clear()
+        current_item = None
         for rec in self.document.recordings:
             top = QTreeWidgetItem([rec.name, f"{rec.source.sample_rate / 1000:g} kHz"])
             top.setToolTip(0, str(rec.path))
-            top.setData(0, Qt.ItemDataRole.UserRole, (rec, None))
+            top.setData(0, Qt.ItemDataRole.UserRole, (rec, None, None))
             self.file_tree.addTopLevelItem(top)
-            for v in rec.versions:
-                child = QTreeWidgetItem([v.name, v.kind])
-                child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
-                child.setData(0, Qt.ItemDataRole.UserRole, (rec, v))
-                top.addChild(child)
-                if rec is self.document.recording and v is self.document.version:
-                    self.file_tree.setCurrentItem(child)
+            entries = version_entries(rec)
+            grouped = lab_grouped([e.version for e in entries])
+            lab_node = None
+            for label, v, residual_of in entries:
+                parent = top
+                if grouped and is_lab(v):
+                    if lab_node is None:
+                        count = sum(1 for e in entries if is_lab(e.version))
+                        lab_node = QTreeWidgetItem([f"phase lab ({count})", "group"])
+                        lab_node.setToolTip(0, "Versions made by the phase lab: oracle masks, swaps, Griffin–Lim")
+                        lab_node.setData(0, Qt.ItemDataRole.UserRole, (rec, None, None))
+                        top.addChild(lab_node)
+                    parent = lab_node
+                kind = v.kind if v is not None else "residual"
+                child = QTreeWidgetItem([label, kind])
+                if v is None:
+                    child.setToolTip(0, f"{label}: original − enhanced; computed when chosen")
+                    child.setForeground(0, self.palette().brush(self.palette().ColorGroup.Disabled,
+                                                                self.palette().ColorRole.Text))
+                else:
+                    child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
+                child.setData(0, Qt.ItemDataRole.UserRole, (rec, v, residual_of))
+                parent.addChild(child)
+                if rec is self.document.recording and v is not None and v is self.document.version:
+                    current_item = child
             top.setExpanded(True)
+            if lab_node is not None:
+                lab_node.setExpanded(current_item is not None and current_item.parent() is lab_node)
+        if current_item is not None:
+            self.file_tree.setCurrentItem(current_item)
 
     def _update_status(self) -> None:
         rec = self.document.recording
@@ -755,7 +827,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{rec.name} — Speech Enhancement Workbench")
 
     def _on_tree_clicked(self, item: QTreeWidgetItem, column: int) -> None:
-        rec, version = item.data(0, Qt.ItemDataRole.UserRole)
+        rec, version, residual_of = item.data(0, Qt.ItemDataRole.UserRole)
+        if version is None and residual_of is not None:
+            version = rec.residual_of(residual_of)  # made on demand, as from the Version box
+        elif version is None and item.parent() is not None:
+            return  # a group node
         self.document.set_current(rec, version)
 
     def _on_version_box(self, index: int) -> None:
@@ -815,12 +891,50 @@ class MainWindow(QMainWindow):
     def _on_display_controls(self, *args) -> None:
         if self._updating_controls:
             return
-        self.view.set_display(self.display_settings())
+        self.workspace.set_display(dataclasses.asdict(self.display_settings()))
 
     def _on_stft_controls(self, *args) -> None:
         if self._updating_controls:
             return
+        cfg = self.stft_config()
+        self.workspace.set_stft({"n_fft": cfg.n_fft, "hop": cfg.hop, "window": cfg.window})
+
+    def _workspace_display(self) -> tuple[DisplaySettings, StftConfig]:
+        """The workspace's display and STFT settings as the view's types (what is unknown keeps the
+        controls' value; a damaged value falls back to the default)."""
+        d = dict(self.workspace.display)
+        if "db_range" in d:
+            d["db_range"] = tuple(d["db_range"])
+        known = {f.name for f in dataclasses.fields(DisplaySettings)}
+        try:
+            display = dataclasses.replace(self.display_settings(), **{k: v for k, v in d.items() if k in known})
+            display.validate()
+            if display.colormap not in MAGNITUDE_COLORMAPS or display.phase_view not in phase_view_choices():
+                raise ValueError(display.colormap)
+        except (ValueError, TypeError):
+            display = DisplaySettings()
+        st = self.workspace.stft
+        try:
+            cfg = StftConfig(n_fft=int(st.get("n_fft", self.view.cfg.n_fft)), hop=int(st.get("hop", self.view.cfg.hop)),
+                             window=str(st.get("window", self.view.cfg.window)))
+        except (ValueError, TypeError):
+            cfg = StftConfig()
+        return display, cfg
+
+    def _on_workspace_display(self) -> None:
+        display, cfg = self._workspace_display()
+        self._set_controls(display, cfg)
+        self.view.set_display(self.display_settings())
         self.view.set_stft(self.stft_config())
+
+    def _on_workspace_state(self, key: str) -> None:
+        if key == "view_range":
+            t0, t1 = self.workspace.view_range
+            v0, v1 = self.view.time_range()
+            if t1 > t0 and (abs(t0 - v0) > 1e-9 or abs(t1 - v1) > 1e-9):
+                self.view.set_time_range(t0, t1)
+        elif key == "blind_results":
+            self.transport.blind_results = [dict(r) for r in self.workspace.blind_results]
 
     def _set_controls(self, display: DisplaySettings, cfg: StftConfig) -> None:
         self._updating_controls = True
@@ -837,10 +951,9 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
 
     def set_display_settings(self, display: DisplaySettings) -> None:
-        """Apply ``display`` to the controls and the panes (sessions restore through this)."""
+        """Apply ``display`` to the workspace (the controls and the panes follow)."""
         display.validate()
-        self._set_controls(display, self.view.cfg)
-        self.view.set_display(self.display_settings())
+        self.workspace.set_display(dataclasses.asdict(display))
 
     # ------------------------------------------------------------------------------------------------------
     # errors, drops, recent files, settings
@@ -941,17 +1054,20 @@ class MainWindow(QMainWindow):
                              window=s.value("stft/window", "hann", str))
         except (ValueError, TypeError):
             display, cfg = d, StftConfig()  # a damaged settings file must not stop the program
-        self._set_controls(display, cfg)
-        self.view.set_display(self.display_settings())
-        self.view.set_stft(self.stft_config())
+        self.workspace.set_display(dataclasses.asdict(display))
+        self.workspace.set_stft({"n_fft": cfg.n_fft, "hop": cfg.hop, "window": cfg.window})
+        self._on_workspace_display()
         geometry = s.value("window/geometry")
         size = s.value("window/size")
         restored = isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry)
         if isinstance(size, QSize) and size.isValid():
             # restoreGeometry can refuse (e.g. the saved screen is gone); the size alone still applies.
             self.resize(size)
+            fit_window(self)   # saved on a larger monitor: shrink to this one's usable area
         elif not restored:
-            self.resize(1500, 950)
+            fit_window(self, PREFERRED_SIZE)
+        else:
+            fit_window(self)
         state = s.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             # A state saved by an older layout (other docks and tool bars) is refused by its version.
@@ -991,6 +1107,7 @@ class MainWindow(QMainWindow):
         self.edit_panel.shutdown()
         self.metrics_panel.shutdown()
         self.phase_lab_panel.shutdown()
+        self.live_panel.shutdown()
         self.train_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
@@ -1004,62 +1121,33 @@ class MainWindow(QMainWindow):
     # sessions
     # ------------------------------------------------------------------------------------------------------
     def _register_session_state(self) -> None:
-        """What a saved session stores besides recordings: the display and STFT settings, the window's
-        current version/channel/visible range, the loop region and finished blind tests. Other panels add theirs with
-        ``window.session.add_state_provider(key, get, restore)``."""
-        import dataclasses
+        """What a saved session stores is the workspace (recordings, versions, references, display and
+        STFT settings, shown version and channel, visible range, loop region, selection, repair box,
+        measurements, phase-lab results, blind tests, window geometry); features whose state lives
+        elsewhere add theirs with ``window.session.add_state_provider(key, get, restore)``."""
 
-        def display_get():
-            return {"display": dataclasses.asdict(self.display_settings()),
-                    "stft": {"n_fft": self.view.cfg.n_fft, "hop": self.view.cfg.hop, "window": self.view.cfg.window}}
+    def _store_window_state(self) -> None:
+        """Put what only Qt knows (the window's geometry) and the transport's finished blind tests into
+        the workspace, so a saved session holds them. The dock layout stays a preference of the person
+        (settings), not of the session."""
+        self.workspace.set_window({
+            "geometry": base64.b64encode(bytes(self.saveGeometry())).decode("ascii"),
+            "size": [self.width(), self.height()]})
+        self.workspace.set_blind_results(self.transport.blind_results)
 
-        def display_restore(value) -> None:
-            d = dict(value.get("display") or {})
-            if "db_range" in d:
-                d["db_range"] = tuple(d["db_range"])
-            known = {f.name for f in dataclasses.fields(DisplaySettings)}
-            display = DisplaySettings(**{k: v for k, v in d.items() if k in known})
-            st = value.get("stft") or {}
-            cfg = StftConfig(n_fft=int(st.get("n_fft", self.view.cfg.n_fft)), hop=int(st.get("hop", self.view.cfg.hop)),
-                             window=st.get("window", self.view.cfg.window))
-            self._set_controls(display, cfg)
-            self.view.set_display(self.display_settings())
-            self.view.set_stft(self.stft_config())
-
-        def window_get():
-            doc = self.document
-            return {"version": doc.version.name if doc.version is not None else None, "channel": doc.channel,
-                    "view_range_s": list(doc.view_range)}
-
-        def window_restore(value) -> None:
-            doc = self.document
-            rec = doc.recording
-            if rec is None:
-                return
-            v = rec.version_or_none(value.get("version") or "")
-            if v is not None:
-                doc.set_version(v)
-            ch = int(value.get("channel") or 0)
-            if 0 <= ch < rec.source.channels:
-                doc.set_channel(ch)
-            t0, t1 = (value.get("view_range_s") or [0.0, 0.0])[:2]
-            if t1 > t0:
-                self.view.set_time_range(float(t0), float(t1))
-
-        def loop_get():
-            return None if self._loop_region is None else list(self._loop_region)
-
-        def loop_restore(value) -> None:
-            if value and self.document.recording is not None:
-                self.transport.set_loop(float(value[0]), float(value[1]))
-
-        self.session.add_state_provider("display", display_get, display_restore)
-        self.session.add_state_provider("window", window_get, window_restore)
-        self.session.add_state_provider("loop", loop_get, loop_restore)
-
-        def blind_restore(value) -> None:
-            self.transport.blind_results = [dict(r) for r in (value or [])]
-        self.session.add_state_provider("blind_test", lambda: list(self.transport.blind_results), blind_restore)
+    def _apply_window_state(self) -> None:
+        window = self.workspace.window
+        try:
+            geometry = QByteArray(base64.b64decode(str(window.get("geometry", "")), validate=True))
+        except ValueError:
+            return  # a damaged value: the window keeps its place
+        if not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        size = window.get("size")
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size):
+            # restoreGeometry places the frame for the screen it was saved on (or refuses); the size
+            # itself still applies.
+            self.resize(*size)
 
     #: the progress dialog of a job :func:`~workbench.gui.workers.run_with_progress` waits for (or None)
     progress_dialog = None
@@ -1068,6 +1156,7 @@ class MainWindow(QMainWindow):
         """Save the session to ``path`` (hashing sources and writing version audio on a worker, with
         progress and Cancel); reports a failure (naming the file) and returns ``None``, also when
         cancelled (no session file is written then)."""
+        self._store_window_state()
         state = self.session.collect_view_state()  # providers read widgets: on the GUI thread
         worker = run_with_progress(self, "Saving session", save_session, self.session, path, view_state=state)
         if worker.outcome == "cancelled":
@@ -1125,11 +1214,14 @@ class MainWindow(QMainWindow):
                         f"{saved_recordings} recording(s) restored"]
         else:
             _session, problems = worker.result
-        # The session opened the recordings; show them as the document does for opened files.
+        # The recordings were opened on the worker; the window's state is put into the workspace here,
+        # on the GUI thread, and every widget follows its events.
         self.document.recordingsChanged.emit()
-        current = self.session.current
-        self.document.recording = None
-        self.document.set_current(current)
+        restored = self.workspace.restored_state or {
+            "current": self.workspace.recordings[0] if self.workspace.recordings else None}
+        self.workspace.restored_state = None
+        apply_workspace_state(self.workspace, restored)
+        self._apply_window_state()
         providers = self.session.state_providers()
         for key, (_get, restore) in providers.items():  # now that the current recording is shown
             if self.session.view_state.get(key) is not None:
@@ -1147,14 +1239,14 @@ class MainWindow(QMainWindow):
         if path:
             self.open_session_file(path)
 
-    def ask_unsaved(self, unsaved: list[tuple[Recording, Version]]) -> str:
+    def ask_unsaved(self, unsaved: list[tuple[Recording, Version]],
+                    question: str = "Save them in a session before quitting?") -> str:
         """Ask what to do with results that were neither saved in a session nor exported.
 
         Returns ``"save"``, ``"discard"`` or ``"cancel"`` (a modal box; the event loop keeps running)."""
         names = ", ".join(f"{v.name} ({rec.name})" for rec, v in unsaved[:6]) + (" …" if len(unsaved) > 6 else "")
         box = QMessageBox(QMessageBox.Icon.Question, "Unsaved results",
-                          f"{len(unsaved)} result(s) are not saved: {names}.\n"
-                          "Save them in a session before quitting?", parent=self)
+                          f"{len(unsaved)} result(s) are not saved: {names}.\n{question}", parent=self)
         box.setObjectName("unsavedResultsBox")
         save = box.addButton("Save session…", QMessageBox.ButtonRole.AcceptRole)
         discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)

@@ -7,8 +7,11 @@ Measuring runs on a :class:`QThreadPool` worker that drives the core generator
 :func:`workbench.core.measure.scoring.score_versions` (the same code as ``workbench evaluate``, so the numbers
 match the CLI). What the panel keeps, and why:
 
-* Two result caches: intrusive scores per (version, reference) and DNSMOS per version. Choosing another
-  reference therefore re-measures only the intrusive rows; DNSMOS (which needs no reference) stays.
+* Results live in the workspace's :class:`~workbench.core.document.workspace.MeasurementStore`, keyed by the
+  samples measured, the reference file's content and the metric settings: intrusive scores per (samples,
+  reference) and DNSMOS per samples. Choosing another reference therefore re-measures only the intrusive
+  rows; DNSMOS (which needs no reference) stays; a restored session shows its measurements again
+  without measuring, as long as the versions sound the same and the reference is the same file.
 * Cells fill as each version's part arrives (``on_result`` of the generator), not when the whole job ends.
 * The clean reference belongs to the recording (the session model holds it,
   :meth:`~workbench.core.document.session.Session.reference`), not to this widget: switching recordings shows each
@@ -30,9 +33,9 @@ import weakref
 from pathlib import Path
 from typing import Callable, Generator
 
-from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+from PySide6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QApplication, QCheckBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.audio.audio_io import downmix, load_audio, read_info
@@ -44,15 +47,23 @@ from ..core.measure.scoring import INTRUSIVE, NON_INTRUSIVE, Scores, score_versi
 from ..core.measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
 from ..core.document.recording import Recording, Version
 from ..core.document.session import JobState, Session
+from ..core.document.workspace import MeasurementStore
 from .workers import GeneratorWorker
 
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radius: 3px;"
 #: Automatic measuring (no button pressed) includes DNSMOS only when its estimate is at most this long.
 AUTO_DNSMOS_MAX_COST_S = 20.0
+#: Widest a version's column gets (px); longer names are elided in the middle.
+MAX_COLUMN_PX = 130
+#: Shortest time between two rebuilds of the table while results arrive (ms).
+REFRESH_MS = 150
 #: Automatic measuring of the intrusive metrics only for recordings up to this duration (PESQ and the
 #: alignment read the whole file into memory); longer ones wait for the Measure button.
 AUTO_INTRUSIVE_MAX_S = 600.0
+#: The metric settings part of a stored measurement's key: which metrics were computed.
+INTRUSIVE_SETTINGS = "intrusive:" + ",".join(INTRUSIVE_METRICS)
+DNSMOS_SETTINGS = "dnsmos:" + ",".join(DNSMOS_METRICS)
 
 
 def format_value(value: float) -> str:
@@ -73,7 +84,8 @@ def format_duration(seconds: float) -> str:
 def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
                   resume: threading.Event, should_stop: Callable[[], bool],
                   on_result: Callable[[Version, str, Scores], None],
-                  on_paused: Callable[[bool], None]) -> Generator[Progress, None, dict[str, Scores]]:
+                  on_paused: Callable[[bool], None], store: MeasurementStore | None = None,
+                  reference_key: str | None = None) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
     :func:`~workbench.core.measure.scoring.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
 
@@ -81,7 +93,39 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
     called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
     clear (a model job runs) it waits between steps — ``on_paused(True)`` before, ``on_paused(False)``
     after — until ``resume`` is set or ``should_stop()`` says to end (then it raises Cancelled).
+
+    With a ``store`` each version's samples are hashed first (here, on the worker): what the store holds
+    for the same samples, reference and settings is reported at once and not measured again; what is
+    measured is stored under the samples it was measured on.
     """
+    if store is not None:
+        sources = {id(v): v.source for v in list(intrusive) + list(dnsmos)}
+        for i, source in enumerate(sources.values()):
+            yield Progress(0.0, f"checking version {i + 1} of {len(sources)}")
+            store.samples_key(source)
+        ref = reference_key if reference_key is not None else store.reference_key(reference_path)
+
+        def reuse(versions, reference, settings, part):
+            left = []
+            for v in versions:
+                found = store.get(sources[id(v)], reference, settings)
+                if found is None:
+                    left.append(v)
+                else:
+                    on_result(v, part, found)
+            return left
+        intrusive = reuse(intrusive, ref, INTRUSIVE_SETTINGS, INTRUSIVE) if ref is not None else intrusive
+        dnsmos = reuse(dnsmos, "", DNSMOS_SETTINGS, NON_INTRUSIVE)
+        inner = on_result
+
+        def on_result(version, part, scores):   # noqa: F811 - stores, then reports
+            if part == INTRUSIVE and ref is not None:
+                store.put(sources[id(version)], ref, INTRUSIVE_SETTINGS, scores)
+            elif part == NON_INTRUSIVE:
+                store.put(sources[id(version)], "", DNSMOS_SETTINGS, scores)
+            inner(version, part, scores)
+    if not intrusive and not dnsmos:
+        return {}
     reference = rate = None
     if intrusive and reference_path is not None:
         audio, info = load_audio(reference_path)
@@ -117,6 +161,8 @@ class _Job:
         self.stop = threading.Event()
         self.started = time.perf_counter()
         self.dnsmos_audio_s = 0.0
+        #: seconds of audio of each version whose DNSMOS this job measured
+        self.dnsmos_durations: list[float] = []
         self.worker: GeneratorWorker | None = None
         self.session_job = None
 
@@ -178,9 +224,8 @@ class MetricsPanel(QWidget):
         self.recording: Recording | None = None
         self._paired: weakref.WeakSet = weakref.WeakSet()   # recordings already offered an automatic pair
         self._shown_key = ""   # reference key the table currently shows
-        # (id(version.source), reference key) -> (source, Scores); holding the source keeps its id from reuse
-        self._intrusive: dict[tuple[int, str], tuple[object, Scores]] = {}
-        self._dnsmos: dict[int, tuple[object, Scores]] = {}
+        #: the measured scores (the workspace's, so a saved session keeps them)
+        self.store: MeasurementStore = getattr(self.session, "measurements", None) or MeasurementStore()
         self._worker: _Job | None = None
         self._pending: bool | None = None   # None: no re-run; else re-run with this "with DNSMOS" flag
         self._resume = threading.Event()
@@ -210,7 +255,8 @@ class MetricsPanel(QWidget):
         self.dnsmos_box = QCheckBox("DNSMOS")
         self.dnsmos_box.setChecked(True)
         self.dnsmos_box.setToolTip("Non-intrusive DNSMOS P.835/P.808 (no reference needed)")
-        self.dnsmos_box.toggled.connect(lambda _: self._refresh_table())
+        self.dnsmos_box.setChecked(bool(getattr(self.session, "metric_settings", {}).get("dnsmos", True)))
+        self.dnsmos_box.toggled.connect(self._on_dnsmos_toggled)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(True)
@@ -224,7 +270,17 @@ class MetricsPanel(QWidget):
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()
+        # Sized once per fill (_fit_columns): with ResizeToContents every cell set re-measured its whole
+        # column, about 90 ms per rebuild of a 20-version table on the GUI thread.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        # One column per version: long names are elided in the middle (the full name is the header's
+        # tooltip) and the table scrolls sideways rather than widening its dock.
+        header.setMaximumSectionSize(MAX_COLUMN_PX)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
+        self.table.setMinimumWidth(120)
 
         # Three short rows rather than two long ones, so the panel fits a narrow dock beside the panes.
         self.reference_label.setWordWrap(True)
@@ -237,15 +293,25 @@ class MetricsPanel(QWidget):
         row.addWidget(self.compute_button)
         row.addWidget(self.cancel_button)
         row.addWidget(self.copy_button)
-        row.addWidget(self.progress_bar, 1)
+        row.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.reference_label)
         lay.addLayout(top)
         lay.addLayout(row)
+        # Its own row, as wide as the dock: the step being measured reads in full more often.
+        lay.addWidget(self.progress_bar)
         lay.addWidget(self.warning_label)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.status)
 
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self._refresh_after_results)
+        self._versions_timer = QTimer(self)
+        self._versions_timer.setSingleShot(True)
+        self._versions_timer.setInterval(0)
+        self._versions_timer.timeout.connect(self._apply_versions_changed)
         self._sessionNotified.connect(self._on_session_event, Qt.ConnectionType.QueuedConnection)
         self._partialNotified.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
         self._pausedNotified.connect(self._on_paused, Qt.ConnectionType.QueuedConnection)
@@ -253,6 +319,8 @@ class MetricsPanel(QWidget):
         if document is not None:
             document.recordingChanged.connect(self.set_recording)
             document.versionsChanged.connect(self._on_versions_changed)
+            if hasattr(document, "stateChanged"):
+                document.stateChanged.connect(self._on_state)
             if getattr(document, "recording", None) is not None:
                 self.set_recording(document.recording)
 
@@ -267,6 +335,18 @@ class MetricsPanel(QWidget):
         """Whether the reference is the automatic pair (``X_noisy.wav`` -> ``X_clean.wav``)."""
         path = self.reference_path
         return path is not None and path == find_reference_for(self.recording.path)
+
+    def _on_dnsmos_toggled(self, on: bool) -> None:
+        if hasattr(self.session, "set_metric_settings"):
+            self.session.set_metric_settings({"dnsmos": bool(on)})
+        self._refresh_table()
+
+    def _on_state(self, key: str) -> None:
+        """The workspace's metric settings changed (here, or by a restored session)."""
+        if key == "metric_settings":
+            on = bool(self.session.metric_settings.get("dnsmos", True))
+            if on != self.dnsmos_box.isChecked():
+                self.dnsmos_box.setChecked(on)
 
     @Slot(object)
     def set_recording(self, recording: Recording | None) -> None:
@@ -293,7 +373,11 @@ class MetricsPanel(QWidget):
 
     @Slot(object)
     def _on_versions_changed(self, recording) -> None:
-        if recording is self.recording:
+        if recording is self.recording and not self._versions_timer.isActive():
+            self._versions_timer.start()   # one rebuild for a burst of new versions
+
+    def _apply_versions_changed(self) -> None:
+        if self.recording is not None:
             self._refresh_table()
             self._show_state()
             if self.auto_compute:
@@ -405,14 +489,9 @@ class MetricsPanel(QWidget):
 
     # -- measuring ----------------------------------------------------------------------------------------
     def _ref_key(self) -> str:
-        path = self.reference_path
-        if path is None:
-            return ""
-        try:
-            st = path.stat()
-            return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        except OSError:
-            return str(path)
+        """The reference file's content key (SHA-256; ``""`` without reference; ``"?"`` unreadable)."""
+        key = self.store.reference_key(self.reference_path)
+        return "?" if key is None else key
 
     def versions(self) -> list[Version]:
         """Versions shown as columns: the original and enhanced ones (residuals are not speech estimates)."""
@@ -429,14 +508,16 @@ class MetricsPanel(QWidget):
         the second list is empty when the DNSMOS box is off, the first without a reference."""
         key = self._ref_key()
         vs = self.versions()
-        intr = [v for v in vs if (id(v.source), key) not in self._intrusive] if self.reference_path else []
-        dns = [v for v in vs if id(v.source) not in self._dnsmos] if self.dnsmos_box.isChecked() else []
+        intr = ([v for v in vs if self.store.get(v.source, key, INTRUSIVE_SETTINGS) is None]
+                if self.reference_path else [])
+        dns = ([v for v in vs if self.store.get(v.source, "", DNSMOS_SETTINGS) is None]
+               if self.dnsmos_box.isChecked() else [])
         return intr, dns
 
     def dnsmos_estimate_s(self, versions: list[Version] | None = None) -> float:
         """Estimated seconds of DNSMOS for ``versions`` (default: those still missing it)."""
         vs = self.missing()[1] if versions is None else versions
-        return sum(self.dnsmos_cost.estimate_s(v.source.frames / v.source.sample_rate) for v in vs)
+        return self.dnsmos_cost.estimate_clips_s([v.source.frames / v.source.sample_rate for v in vs])
 
     def current_job(self) -> dict[str, list[str]]:
         """What the running measurement measures: ``{"intrusive": [names], "dnsmos": [names]}`` (empty lists
@@ -485,7 +566,8 @@ class MetricsPanel(QWidget):
             except RuntimeError:
                 pass
 
-        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused)
+        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused,
+                              self.store, None if job.reference_key == "?" else job.reference_key)
         if self.recording in self.session.recordings:
             # A job of the recording: closing it cancels the measurement like any other of its jobs.
             job.session_job = self.session.new_job(steps, self.recording, f"metrics of {self.recording.name}")
@@ -526,7 +608,7 @@ class MetricsPanel(QWidget):
     def _on_progress(self, job: _Job, p: Progress) -> None:
         if job is self._worker and not self._paused:
             self.progress_bar.setValue(int(1000 * p.fraction))
-            self.progress_bar.setFormat(p.message)
+            self.set_progress_text(p.message)
             self.progress.emit(p.fraction, p.message)
 
     @Slot(object, bool)
@@ -540,15 +622,21 @@ class MetricsPanel(QWidget):
     @Slot(object, object, str, object)
     def _on_partial(self, job: _Job, version, part: str, scores: Scores) -> None:
         # Kept even from a cancelled job: a finished part is valid for its own reference key.
-        if part == INTRUSIVE:
-            self._intrusive[(id(version.source), job.reference_key)] = (version.source, scores)
-        else:
-            self._dnsmos[id(version.source)] = (version.source, scores)
+        # Stored by the worker (measure_steps) under the samples it measured.
+        if part != INTRUSIVE:
             job.dnsmos_audio_s += version.source.frames / version.source.sample_rate
+            job.dnsmos_durations.append(version.source.frames / version.source.sample_rate)
         if job is self._worker:
-            self._refresh_table()
-            self._update_warning()
+            # Results of 20 versions arrive in quick succession: the table (every cell, columns sized to
+            # their contents) is rebuilt at most every REFRESH_MS, not once per result.
+            self._fill_column(version)
+            if not self._refresh_timer.isActive():
+                self._refresh_timer.start()
             self.partialResult.emit(version.name, part)
+
+    def _refresh_after_results(self) -> None:
+        self._refresh_table()
+        self._update_warning()
 
     def _job_done(self, job: _Job) -> bool:
         if job is not self._worker:
@@ -567,7 +655,9 @@ class MetricsPanel(QWidget):
             return
         if job.dnsmos_audio_s > 0 and not self.model_busy:
             # Wall time includes the intrusive part; it is small beside DNSMOS and errs on the safe side.
-            self.dnsmos_cost.observe(job.dnsmos_audio_s, time.perf_counter() - job.started)
+            # Per clip: each version's DNSMOS has a fixed part (see DnsmosCost), so 20 short versions cost
+            # 20 times it, not what their total audio would as one file.
+            self.dnsmos_cost.observe_clips(job.dnsmos_durations, time.perf_counter() - job.started)
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat("done")
         self._refresh_table()
@@ -597,6 +687,15 @@ class MetricsPanel(QWidget):
         if self._pending is not None:
             with_dnsmos, self._pending = self._pending, None
             self.compute(auto=not with_dnsmos)
+
+    def set_progress_text(self, message: str) -> None:
+        """Show ``message`` in the progress bar, elided in the middle to the bar's width (in full in its
+        tooltip), so the version being measured and the step never run off the bar's edge."""
+        bar = self.progress_bar
+        room = max(bar.contentsRect().width() - 12, 20)
+        text = bar.fontMetrics().elidedText(message, Qt.TextElideMode.ElideMiddle, room)
+        bar.setFormat(text.replace("%", "%%"))
+        bar.setToolTip(message)
 
     def _report(self, message: str) -> None:
         self.status.setText(message)
@@ -668,16 +767,16 @@ class MetricsPanel(QWidget):
         key = self._ref_key()
         out = {}
         for v in self.versions():
-            intr = self._intrusive.get((id(v.source), key)) if self.reference_path else None
-            dns = self._dnsmos.get(id(v.source)) if self.dnsmos_box.isChecked() else None
+            intr = self.store.get(v.source, key, INTRUSIVE_SETTINGS) if self.reference_path else None
+            dns = self.store.get(v.source, "", DNSMOS_SETTINGS) if self.dnsmos_box.isChecked() else None
             if intr is None and dns is None:
                 continue
             metrics = {}
             if intr is not None:
-                metrics.update(intr[1].metrics)
+                metrics.update(intr.metrics)
             if dns is not None:
-                metrics.update(dns[1].metrics)
-            out[v.name] = Scores(metrics, intr[1].lag_samples if intr else None, intr[1].alignment if intr else None)
+                metrics.update(dns.metrics)
+            out[v.name] = Scores(metrics, intr.lag_samples if intr else None, intr.alignment if intr else None)
         return out
 
     def metric_rows(self) -> list[str]:
@@ -694,6 +793,17 @@ class MetricsPanel(QWidget):
             return None
         return (max(vals) if METRIC_SPECS[metric].higher_is_better else min(vals))[1]
 
+    def best_versions(self, metric: str, results: dict[str, Scores] | None = None) -> set[str]:
+        """Names of every version whose ``metric`` equals the best value (ties are all best: the same
+        score shown twice must not read as a win for one of them)."""
+        results = self.results() if results is None else results
+        vals = {name: s.metrics[metric].value for name, s in results.items()
+                if metric in s.metrics and s.metrics[metric].value is not None}
+        if not vals:
+            return set()
+        best = (max if METRIC_SPECS[metric].higher_is_better else min)(vals.values())
+        return {name for name, v in vals.items() if v == best}
+
     def _pending_cell(self, metric: str, version: Version) -> str:
         """Text of a cell without a value: ``…`` while the running job will fill it, else empty."""
         w = self._worker
@@ -703,6 +813,22 @@ class MetricsPanel(QWidget):
         return "…" if any(v is version for v in todo) else ""
 
     def _refresh_table(self) -> None:
+        self._refresh_timer.stop()   # whatever was pending is drawn now
+        self.table.setUpdatesEnabled(False)
+        try:
+            self._fill_table()
+            self._fit_columns()
+        finally:
+            self.table.setUpdatesEnabled(True)
+
+    def _fit_columns(self, columns=None) -> None:
+        """Columns as wide as their contents, at most :data:`MAX_COLUMN_PX`."""
+        for j in (range(self.table.columnCount()) if columns is None else columns):
+            self.table.resizeColumnToContents(j)
+            if self.table.columnWidth(j) > MAX_COLUMN_PX:
+                self.table.setColumnWidth(j, MAX_COLUMN_PX)
+
+    def _fill_table(self) -> None:
         versions = self.versions()
         rows = self.metric_rows()
         results = self.results()
@@ -711,11 +837,12 @@ class MetricsPanel(QWidget):
         self.table.setColumnCount(len(versions))
         self.table.setHorizontalHeaderLabels([v.name for v in versions])
         for j, v in enumerate(versions):
+            self.table.horizontalHeaderItem(j).setToolTip(v.name)
             sc = results.get(v.name)
             if sc is not None and sc.alignment is not None:
                 a = sc.alignment
                 self.table.horizontalHeaderItem(j).setToolTip(
-                    f"aligned to the reference with a lag of {a.lag_samples} samples, correlation "
+                    f"{v.name}: aligned to the reference with a lag of {a.lag_samples} samples, correlation "
                     f"{abs(a.correlation):.2f}")
         labels = []
         for k in rows:
@@ -723,30 +850,46 @@ class MetricsPanel(QWidget):
             unit = f" [{spec.unit}]" if spec.unit and spec.unit != "MOS" else ""
             labels.append(f"{spec.label}{unit} {'↑' if spec.higher_is_better else '↓'}")
         self.table.setVerticalHeaderLabels(labels)
-        bold = QFont()
-        bold.setBold(True)
         for i, k in enumerate(rows):
             spec = METRIC_SPECS[k]
             self.table.verticalHeaderItem(i).setToolTip(spec.description)
-            best = self.best_version(k)
+            best = self.best_versions(k, results) if len(versions) > 1 else set()
             for j, v in enumerate(versions):
-                sc = results.get(v.name)
-                m = sc.metrics.get(k) if sc is not None else None
-                if m is None:
-                    item = QTableWidgetItem(self._pending_cell(k, v))
-                    if not item.text() and k in DNSMOS_METRICS:
-                        item.setToolTip("not measured: press Measure")
-                elif m.value is None:
-                    item = QTableWidgetItem("n/a")
-                    item.setToolTip(m.reason or "not computed")
-                else:
-                    item = QTableWidgetItem(format_value(m.value))
-                    item.setToolTip(f"{m.value!r} {m.unit}".strip())
-                    if v.name == best and len(versions) > 1:
-                        item.setBackground(BEST_BRUSH)
-                        item.setFont(bold)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(i, j, item)
+                self.table.setItem(i, j, self._cell_item(k, v, results, v.name in best))
+
+    def _cell_item(self, metric: str, version: Version, results: dict[str, Scores], best: bool) -> QTableWidgetItem:
+        sc = results.get(version.name)
+        m = sc.metrics.get(metric) if sc is not None else None
+        if m is None:
+            item = QTableWidgetItem(self._pending_cell(metric, version))
+            if not item.text() and metric in DNSMOS_METRICS:
+                item.setToolTip("not measured: press Measure")
+        elif m.value is None:
+            item = QTableWidgetItem("n/a")
+            item.setToolTip(m.reason or "not computed")
+        else:
+            item = QTableWidgetItem(format_value(m.value))
+            item.setToolTip(f"{m.value!r} {m.unit}".strip())
+            if best:
+                bold = QFont()
+                bold.setBold(True)
+                item.setBackground(BEST_BRUSH)
+                item.setFont(bold)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return item
+
+    def _fill_column(self, version: Version) -> None:
+        """Put ``version``'s measured values in its column at once (the best-value marks follow with the
+        next full refresh)."""
+        versions, rows = self.versions(), self.metric_rows()
+        j = next((j for j, v in enumerate(versions) if v is version), None)
+        if j is None or self.table.columnCount() != len(versions) or self.table.rowCount() != len(rows):
+            self._refresh_table()
+            return
+        results = self.results()
+        for i, k in enumerate(rows):
+            self.table.setItem(i, j, self._cell_item(k, version, results, False))
+        self._fit_columns([j])
 
     def table_as_tsv(self) -> str:
         """The table as tab-separated text: header ``metric, unit, direction, <versions>``, full-precision

@@ -149,9 +149,13 @@ class ModelPanel(QWidget):
         self.probe_reports: dict[str, ProbeReport] = {}   # spec -> last report
         self._listed = False
         self._list_worker: GeneratorWorker | None = None
+        #: True while the model list is being read (the table shows "Loading models…")
+        self.loading = False
         self._build()
         if list_now:
             self.refresh()
+        else:
+            self._show_loading(True)
 
     # -- construction --------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -257,6 +261,25 @@ class ModelPanel(QWidget):
     @Slot()
     def _on_list_finished(self) -> None:
         self._list_worker = None
+        if not self._listed:   # the listing failed: its error is in the status line
+            self._show_loading(False)
+
+    def _show_loading(self, loading: bool) -> None:
+        """While the model list is read (model metadata on a worker; seconds on a busy machine) the table
+        says so, the bar runs and Enhance says why it waits, instead of an empty table and a grey button."""
+        self.loading = loading
+        if loading:
+            self.table.setRowCount(1)
+            item = QTableWidgetItem("Loading models…")
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            item.setToolTip("Reading the built-in models, plugins and loaded model files")
+            self.table.setItem(0, 0, item)
+            self.progress_bar.setRange(0, 0)   # busy: no known fraction
+            self._set_status("Loading models…")
+            self.enhance_button.setToolTip("Waiting for the model list to load")
+        else:
+            self.progress_bar.setRange(0, 1000)
+            self.enhance_button.setToolTip("Run the selected model on the current recording (adds a version)")
 
     @Slot(object)
     def _on_listed(self, entries) -> None:
@@ -271,6 +294,9 @@ class ModelPanel(QWidget):
 
     def _fill(self, entries) -> None:
         keep = self.selected_spec() if self._listed else None
+        if not self._listed and self.loading:
+            self._show_loading(False)
+            self._set_status("Select a model, then Enhance. Drop model files here to load them.")
         self._listed = True
         self._specs, self._infos = [], []
         for entry in entries:

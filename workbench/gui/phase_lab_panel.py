@@ -22,9 +22,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from ..core.audio.audio_io import atomic_output, downmix, load_audio
 from ..core.errors import WorkbenchError
 from ..core.measure.metrics import METRIC_SPECS
-from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, MaskParams, RecordingLab,
+from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, LabRow, MaskParams, RecordingLab,
                              lab_for_recording, render_figure, rows_csv)
 from ..core.views.stft import StftConfig
+from ..core.document.workspace import PhaseLabSummary
 from .workers import GeneratorWorker
 
 #: Extra table columns after the metrics: the effective mask's phase deviation and distance to the cIRM.
@@ -40,6 +41,43 @@ def _lab_steps(recording, cfg, reference_path: Path | None, **kwargs):
     return (yield from lab_for_recording(recording, cfg, reference=reference,
                                          reference_name=reference_path.name if reference_path else "reference",
                                          **kwargs))
+
+
+#: Curve colours of the convergence chart: distinct hues, all light enough to read on its near-black
+#: background (relative luminance above 0.25).
+CHART_COLOURS = ("#ffb000", "#56b4e9", "#5ee08a", "#f0e442", "#ff7a5c", "#e08ee0", "#a0e8ff", "#ffffff")
+CHART_TEXT = "#e6e6e6"
+CHART_GRID = "#808890"
+CHART_LEGEND_FILL = (24, 26, 30, 225)
+
+
+class LogTickAxis(pg.AxisItem):
+    """Axis of a log-mode plot labelled at 1-2-5 steps (0.1, 0.2, 0.5, 1 …), only as many as keep a
+    line of text between labels: pyqtgraph's own log ticks labelled every 0.01 near 0.1 and overlapped."""
+
+    def tickValues(self, minVal, maxVal, size):
+        if not self.logMode or maxVal <= minVal or size <= 0:
+            return super().tickValues(minVal, maxVal, size)
+        gap = self.fontMetrics_height() + 6
+        per_unit = size / (maxVal - minVal)
+        for mantissas in ((1, 2, 5), (1, 3), (1,)):
+            values = [np.log10(m) + e for e in range(int(np.floor(minVal)) - 1, int(np.ceil(maxVal)) + 1)
+                      for m in mantissas]
+            values = [v for v in values if minVal <= v <= maxVal]
+            if len(values) < 2 or min(np.diff(values)) * per_unit >= gap:
+                return [(None, values)]
+        decades = max(1, int(np.ceil(gap / per_unit)))
+        return [(None, [float(e) for e in range(int(np.ceil(minVal)), int(np.floor(maxVal)) + 1)
+                        if e % decades == 0])]
+
+    def fontMetrics_height(self) -> int:  # noqa: N802 - reads like Qt's
+        from PySide6.QtGui import QFontMetrics
+        return QFontMetrics(self.style.get("tickFont") or self.font()).height()
+
+    def tickStrings(self, values, scale, spacing):
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [f"{10.0 ** v:.3g}" for v in values]
 
 
 class PhaseLabPanel(QWidget):
@@ -62,7 +100,10 @@ class PhaseLabPanel(QWidget):
         self._reference_path: Callable[[], Path | None] = lambda: None
         self._choose_reference: Callable[[], None] | None = None
         self.worker: GeneratorWorker | None = None
+        #: the last run's full result (signals included; for the figure export), or None
         self.result: RecordingLab | None = None
+        #: what the table and the chart show: the workspace's summary for the current recording
+        self.summary: PhaseLabSummary | None = None
 
         self.reference_label = QLabel("reference: none")
         self.reference_label.setWordWrap(True)
@@ -121,14 +162,16 @@ class PhaseLabPanel(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
-        self.chart = pg.PlotWidget()
+        self.chart = pg.PlotWidget(axisItems={"left": LogTickAxis("left")})
         self.chart.setMinimumHeight(110)
         self.chart.setLogMode(y=True)
         self.chart.setLabel("bottom", "iteration")
         self.chart.setLabel("left", "spectral convergence")
-        self.chart.addLegend(offset=(-5, 5))
+        legend = self.chart.addLegend(offset=(-5, 5), labelTextColor=CHART_TEXT)
+        # An opaque box: the curves run behind the legend's upper-right corner.
+        legend.setBrush(pg.mkBrush(CHART_LEGEND_FILL))
+        legend.setPen(pg.mkPen(CHART_GRID))
         self.chart.showGrid(x=True, y=True, alpha=0.3)
-        self.chart.getAxis("left").setStyle(maxTextLevel=0)   # decade labels only
         self.chart.getAxis("left").enableAutoSIPrefix(False)
 
         self.table = QTableWidget(0, 0)
@@ -198,7 +241,11 @@ class PhaseLabPanel(QWidget):
         self._choose_reference = choose_reference
         self.choose_button.setVisible(choose_reference is not None)
         document.recordingChanged.connect(lambda _rec: self._on_recording_changed())
+        if hasattr(document, "phaseLabChanged"):
+            # The results are the workspace's: a run here or a restored session puts them there.
+            document.phaseLabChanged.connect(self._on_phase_lab_changed)
         self.refresh_reference()
+        self._show_summary()
 
     def refresh_reference(self) -> None:
         path = self._reference_path()
@@ -209,11 +256,34 @@ class PhaseLabPanel(QWidget):
     def _on_recording_changed(self) -> None:
         self.cancel()
         self.result = None
-        self.table.setRowCount(0)
-        self.chart.clear()
-        self.export_button.setEnabled(False)
         self.status.setText("")
         self.refresh_reference()
+        self._show_summary()
+
+    def _on_phase_lab_changed(self, rec) -> None:
+        if self.document is not None and rec is self.document.recording:
+            self._show_summary()
+
+    def _workspace(self):
+        return getattr(self.document, "workspace", None)
+
+    def _show_summary(self) -> None:
+        """Show the current recording's phase-lab results (the workspace's), or nothing."""
+        ws = self._workspace()
+        rec = self.document.recording if self.document is not None else None
+        self.summary = ws.phase_lab_of(rec) if ws is not None else (
+            PhaseLabSummary.from_lab(self.result) if self.result is not None else None)
+        if self.summary is None:
+            self.table.setRowCount(0)
+            self.table.setColumnCount(0)
+            self.chart.clear()
+            self.export_button.setEnabled(False)
+            return
+        if not self.status.text():
+            self.status.setText(self.summary.notes)
+        self._draw_chart()
+        self._fill_table()
+        self.export_button.setEnabled(True)
 
     # -- running ------------------------------------------------------------------------------------------
     def params(self) -> MaskParams:
@@ -287,48 +357,55 @@ class PhaseLabPanel(QWidget):
                             f"{100 * ref.coverage:.0f}%{extra}")
         notes.append(f"added {len(result.versions)} versions (channel {result.channel + 1})")
         self.status.setText("; ".join(notes))
-        self._draw_chart()
-        self._fill_table()
-        self.export_button.setEnabled(True)
+        summary = PhaseLabSummary.from_lab(result, "; ".join(notes))
+        ws = self._workspace()
+        rec = self.document.recording if self.document is not None else None
+        if ws is not None and rec is not None and rec in ws.recordings:
+            ws.set_phase_lab(rec, summary)   # the panel redraws from the workspace's event
+        else:
+            self._show_summary()
         self.labFinished.emit(result)
 
     # -- results ------------------------------------------------------------------------------------------
     def _draw_chart(self) -> None:
         self.chart.clear()
-        recs = [v for v in self.result.lab.versions if v.reconstruction is not None]
-        for i, v in enumerate(recs):
-            sc = np.maximum(v.reconstruction.spectral_convergence, 1e-6)
-            pen = pg.mkPen(pg.intColor(i // 2, hues=max(1, (len(recs) + 1) // 2)), width=2,
-                           style=Qt.PenStyle.SolidLine if v.reconstruction.momentum > 0 else Qt.PenStyle.DashLine)
+        curves = self.summary.curves if self.summary is not None else []
+        for i, c in enumerate(curves):
+            sc = np.maximum(np.nan_to_num(np.asarray(c["spectral_convergence"], float), nan=1e-6), 1e-6)
+            # GLA and fast GLA of one magnitude share a colour (dashed / solid); colours bright on the dark plot.
+            pen = pg.mkPen(CHART_COLOURS[(i // 2) % len(CHART_COLOURS)], width=2,
+                           style=Qt.PenStyle.SolidLine if c["momentum"] > 0 else Qt.PenStyle.DashLine)
+            inconsistency = c["inconsistency"]
             self.chart.plot(np.arange(len(sc)), sc, pen=pen,
-                            name=f"{v.label}: {v.reconstruction.inconsistency:.3f}")
+                            name=f"{c['label']}: " + ("—" if inconsistency is None else f"{inconsistency:.3f}"))
 
     def table_columns(self) -> list[tuple[str, str]]:
-        metrics = list(dict.fromkeys(r.metric for r in self.result.rows)) if self.result else []
-        return [(k, METRIC_SPECS[k].label) for k in metrics] + list(MASK_COLUMNS)
+        rows = self.summary.rows if self.summary is not None else []
+        metrics = list(dict.fromkeys(r["metric"] for r in rows))
+        return [(k, METRIC_SPECS[k].label if k in METRIC_SPECS else k) for k in metrics] + list(MASK_COLUMNS)
 
     def table_rows(self) -> list[str]:
         """Version names in table order: original (noisy), models, lab versions."""
-        if self.result is None:
+        if self.summary is None:
             return []
-        names = list(dict.fromkeys(r.version for r in self.result.rows))
-        for s in self.result.mask_stats:
-            if s.version not in names:
-                names.append(s.version)
+        names = list(dict.fromkeys(r["version"] for r in self.summary.rows))
+        for st in self.summary.mask_stats:
+            if st["version"] not in names:
+                names.append(st["version"])
         if "original" not in names:
             names.insert(0, "original")
         return names
 
     def cell_text(self, version: str, column: str) -> str:
-        if self.result is None:
+        if self.summary is None:
             return ""
         if column in ("phase_dev", "cirm_dist"):
-            st = next((s for s in self.result.mask_stats if s.version == version), None)
-            value = None if st is None else (st.phase_deviation_rad if column == "phase_dev" else st.cirm_distance_db)
+            st = next((x for x in self.summary.mask_stats if x["version"] == version), None)
+            value = None if st is None else st["phase_deviation_rad" if column == "phase_dev" else "cirm_distance_db"]
             digits = 3 if column == "phase_dev" else 1
         else:
-            row = next((r for r in self.result.rows if r.version == version and r.metric == column), None)
-            value = None if row is None else row.value
+            row = next((r for r in self.summary.rows if r["version"] == version and r["metric"] == column), None)
+            value = None if row is None else row["value"]
             digits = 2
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return "—"
@@ -347,23 +424,24 @@ class PhaseLabPanel(QWidget):
                 item = QTableWidgetItem(self.cell_text(name, key))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(i, j, item)
-        if not self.result.rows:
-            self.table.setToolTip(NEEDS_REFERENCE)
+        self.table.setToolTip(NEEDS_REFERENCE if not self.summary.rows else "")
 
     # -- export -------------------------------------------------------------------------------------------
     def export(self, csv_path: str | Path, figure_path: str | Path | None = None, *, overwrite: bool = False
                ) -> list[Path]:
         """Write the long-form table (``file, version, metric, value, unit, reason``) and the bar chart with
         the convergence curves through the atomic writer; the recording and its reference are protected."""
-        if self.result is None:
+        if self.summary is None:
             raise WorkbenchError("make the phase-lab versions first")
         rec = self.document.recording
         protect = tuple(p for p in (rec.path if rec is not None else None, self._reference_path()) if p)
         written = []
+        rows = [LabRow(**r) for r in self.summary.rows]
         with atomic_output(csv_path, overwrite=overwrite, protect=protect) as tmp:
-            Path(tmp).write_text(rows_csv(self.result.rows), encoding="utf-8")
+            Path(tmp).write_text(rows_csv(rows), encoding="utf-8")
         written.append(Path(csv_path))
-        if figure_path is not None:
+        # The figure draws the signals of this run (a restored session keeps the table and curves only).
+        if figure_path is not None and self.result is not None:
             labels = {v.tag: v.label for v in self.result.lab.versions}
             kinds = {v.name: v.kind.value for v in self.result.versions}
             fig = render_figure(self.result.rows, self.result.lab.versions, labels, kinds)

@@ -41,6 +41,10 @@ KIND_COLORMAPS = {"cyclic": "CET-C6",       # -pi and +pi share a colour
 ENVELOPE_CACHE_ENTRIES = 16
 
 
+#: What the empty magnitude pane says before a file is open.
+EMPTY_HINT = "Drop audio files here\nor use File > Open (Ctrl+O)"
+
+
 def phase_view_choices() -> dict[str, str]:
     """Second-pane choices, name -> menu text, straight from the view registry."""
     return {name: (f"Difference: {spec.title()}" if spec.needs_partner else spec.label)
@@ -400,8 +404,8 @@ class SpectrogramView(QWidget):
             master.getViewBox().setRange(xRange=old_range[0], yRange=old_range[1], padding=0)
         elif self.source is None:
             master.getViewBox().setRange(xRange=(0, 1), yRange=self.scale.y_limits(), padding=0)
-        self._hint = pg.TextItem("Drop audio files here or use File > Open (Ctrl+O)", color="#9aa3b0",
-                                 anchor=(0.5, 0.5))
+        # Two short lines: one long line was cut by the pane's edges in a narrow window.
+        self._hint = pg.TextItem(EMPTY_HINT, color="#9aa3b0", anchor=(0.5, 0.5))
         self._hint.setPos(0.5, sum(self.scale.y_limits()) / 2)
         master.addItem(self._hint, ignoreBounds=True)
         self._hint.setVisible(self.source is None)
@@ -537,6 +541,8 @@ class SpectrogramView(QWidget):
             self.total_frames = 0
             self._set_envelope(np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32))
             self._envelope_done = True
+            # The closed file's amplitude scale must not stay on the empty overview.
+            self.overview.getPlotItem().setRange(xRange=(0, 1), yRange=(-1, 1), padding=0)
             self.sample_rate = 16000
             self.scale = FreqScale(self.display.freq_scale, self.sample_rate, self.cfg.nfft)
             for pane in self.panes.values():
@@ -718,12 +724,12 @@ class SpectrogramView(QWidget):
             return
         duration = self.source.frames / self.sample_rate
         x0, x1 = max(0.0, min(x0, duration)), max(0.0, min(x1, duration))
+        # The region to repair is one time-frequency box whatever the pane dragged on: every pane shares
+        # the time and frequency axes, so each outlines it (the phase and real/imaginary views show what
+        # the repair will touch as well as the magnitude does).
         for pane in self.panes.values():
-            if pane.plot.getViewBox() is viewbox:
-                pane.box.setData([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
-                pane.box.show()
-            else:
-                pane.box.hide()
+            pane.box.setData([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
+            pane.box.show()
         if finished:
             f0, f1 = float(self.scale.inv(y0)), float(self.scale.inv(y1))
             nyquist = self.sample_rate / 2

@@ -8,17 +8,18 @@ toggle between the last two selected versions (A/B), L loop on/off.
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QSignalBlocker, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QFontMetrics, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QButtonGroup, QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QToolButton, QWidget,
+    QButtonGroup, QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QMenu, QScrollArea, QSizePolicy, QToolButton,
+    QWidget,
 )
 
 from ..core.errors import WorkbenchError
 from ..core.audio.loudness import libraries_loaded
 from ..core.audio.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
 from .playback_widgets import BlindABDialog
+from .version_labels import display_order, distinct_labels, is_lab, lab_grouped
 from .workers import GeneratorWorker
 
 #: Version button letters; versions beyond 26 are numbered.
@@ -78,6 +79,10 @@ class TransportBar(QWidget):
         self._load_after = None
         self._deferred_load = None   # (recording, after) of a long recording not prepared yet
         self._prepared_recording = None
+        self._versions_timer = QTimer(self)
+        self._versions_timer.setSingleShot(True)
+        self._versions_timer.setInterval(0)
+        self._versions_timer.timeout.connect(self._refresh_if_current)
         self._build()
         self._shortcuts()
         self._timer = QTimer(self)
@@ -123,6 +128,9 @@ class TransportBar(QWidget):
         self.version_group.setExclusive(True)
         self.version_group.idClicked.connect(self.select_version)
         self.version_buttons: list[QToolButton] = []
+        #: one button with a menu for the phase lab's versions when there are many (else None)
+        self.lab_button: QToolButton | None = None
+        self._lab_actions: dict[int, object] = {}
         # The version buttons scroll sideways when there are many, so the bar never widens the window.
         self.version_scroll = QScrollArea()
         self.version_scroll.setWidget(self.version_box)
@@ -216,6 +224,10 @@ class TransportBar(QWidget):
         document.versionsChanged.connect(self._on_document_versions)
         document.channelChanged.connect(self.set_channel)
         self.playheadMoved.connect(document.set_playhead)
+        if hasattr(document, "loopChanged"):
+            # The loop region is the workspace's: a drag on a pane, this bar or a restored session set it.
+            self.loopChanged.connect(document.set_loop)
+            document.loopChanged.connect(self._on_document_loop)
         self._follow_version = follow_version
         if follow_version:
             document.currentVersionChanged.connect(self._on_document_version)
@@ -224,8 +236,22 @@ class TransportBar(QWidget):
         if document.recording is not None:
             self.set_recording(document.recording)
 
+    def _on_document_loop(self, region) -> None:
+        current = self._loop_s if self.loop_button.isChecked() else None
+        if region == current:
+            return
+        if region is None:
+            self.clear_loop()
+        else:
+            self.set_loop(*region)
+
     def _on_document_versions(self, recording) -> None:
-        if recording is self.recording:
+        # The phase lab adds 17 versions in one burst: one reload for the burst, not one per version.
+        if recording is self.recording and not self._versions_timer.isActive():
+            self._versions_timer.start()
+
+    def _refresh_if_current(self) -> None:
+        if self.recording is not None:
             self.refresh_versions()
 
     def _follow_document(self) -> None:
@@ -251,6 +277,7 @@ class TransportBar(QWidget):
             self._load_after = None
             self._load_pool.waitForDone()
             self.engine.unload()
+            self.engine.seek(0)   # nothing loaded: the position reads 0:00.000 / 0:00.000, not the old place
             self._rebuild_buttons()
             self._deferred_load = (recording, after)
             self.position_label.setText("long recording: playback is prepared when you press Play")
@@ -330,6 +357,7 @@ class TransportBar(QWidget):
             self._prepared_recording = None
             self._load_pool.waitForDone()  # a running load must not install its program after the unload
             self.engine.unload()
+            self.engine.seek(0)   # nothing loaded: the position reads 0:00.000 / 0:00.000, not the old place
             self._rebuild_buttons()
             self._update_loop_label()
             self._emit_playhead(force=True)
@@ -347,7 +375,12 @@ class TransportBar(QWidget):
             self._previous_version = 1
             self._rebuild_buttons()
             self._emit_playhead(force=True)
-            self.loopChanged.emit(None)
+            # A region set while the recording was loading (a restored session) now applies to it.
+            if self._loop_s is not None and self.loop_button.isChecked():
+                self.engine.set_loop_s(*self._loop_s)
+                self.loopChanged.emit(self._loop_s)
+            else:
+                self.loopChanged.emit(None)
             self._follow_document()
         self._load(recording, after)
 
@@ -444,6 +477,7 @@ class TransportBar(QWidget):
         if index < len(self.version_buttons) and self._blind is None:
             with QSignalBlocker(self.version_group):
                 self.version_buttons[index].setChecked(True)
+        self._update_lab_button()
         self._update_gain_label()
         if self._blind is None:
             self.versionSelected.emit(index)
@@ -573,22 +607,83 @@ class TransportBar(QWidget):
         self.select_version(self.engine.selected_version)
 
     # ------------------------------------------------------------------ display
+    def _track_versions(self) -> list:
+        """The recording's version behind each engine track (``None`` where they do not line up)."""
+        rec = self.recording
+        tracks = self.engine.tracks
+        if rec is None:
+            return [None] * len(tracks)
+        versions = list(rec.versions)
+        return [versions[i] if i < len(versions) and versions[i].name == t.name else None
+                for i, t in enumerate(tracks)]
+
     def _rebuild_buttons(self) -> None:
         for b in self.version_buttons:
             self.version_group.removeButton(b)
             b.deleteLater()
+        if self.lab_button is not None:
+            self.lab_button.deleteLater()
+            self.lab_button = None
         self.version_buttons = []
-        for i, _ in enumerate(self.engine.tracks):
+        self._lab_actions: dict[int, object] = {}
+        versions = self._track_versions()
+        rec = self.recording
+        # Residuals sit after their enhanced version, as in the Version box and the Recordings tree.
+        order = display_order(rec) if rec is not None and all(v is not None for v in versions) \
+            else list(range(len(versions)))
+        order = [i for i in order if i < len(versions)]
+        grouped = lab_grouped([v for v in versions if v is not None])
+        buttons: dict[int, QToolButton] = {}
+        for i in range(len(self.engine.tracks)):
             b = self._tool("", "", checkable=True)
             self.version_group.addButton(b, i)
-            self.version_layout.insertWidget(self.version_layout.count() - 1, b)
+            buttons[i] = b
             self.version_buttons.append(b)
+        lab_indices = [i for i in order if grouped and is_lab(versions[i])]
+        for i in order:
+            if i in lab_indices:
+                if self.lab_button is None:
+                    self.lab_button = self._lab_group_button()
+                    self.version_layout.insertWidget(self.version_layout.count() - 1, self.lab_button)
+                buttons[i].hide()   # chosen through the group's menu (keys still reach it)
+                continue
+            self.version_layout.insertWidget(self.version_layout.count() - 1, buttons[i])
+        if self.lab_button is not None:
+            menu = self.lab_button.menu()
+            for i in lab_indices:
+                act = menu.addAction(self.engine.tracks[i].name)
+                act.setCheckable(True)
+                act.triggered.connect(lambda _checked=False, i=i: self.select_version(i))
+                self._lab_actions[i] = act
         self._relabel_buttons()
         sel = self.engine.selected_version
         if sel < len(self.version_buttons):
             self.version_buttons[sel].setChecked(True)
+        self._update_lab_button()
         self._update_gain_label()
         self._update_controls()
+
+    def _lab_group_button(self) -> QToolButton:
+        b = self._tool("", "The phase lab's versions (oracle masks, swaps, Griffin–Lim): choose one")
+        b.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        b.setMenu(QMenu(b))
+        b.setCheckable(True)
+        return b
+
+    def _update_lab_button(self) -> None:
+        """The group button reads the lab version that is audible, or how many it holds."""
+        b = self.lab_button
+        if b is None:
+            return
+        sel = self.engine.selected_version
+        for i, act in self._lab_actions.items():
+            act.setChecked(i == sel and self._blind is None)
+        if sel in self._lab_actions and self._blind is None:
+            b.setText(f"{version_letter(sel)}: {self.engine.tracks[sel].name}")
+            b.setChecked(True)
+        else:
+            b.setText(f"Phase lab ({len(self._lab_actions)})")
+            b.setChecked(False)
 
     def _relabel_buttons(self) -> None:
         tracks = self.engine.tracks
@@ -600,34 +695,36 @@ class TransportBar(QWidget):
             b.setText(texts[i])
             lufs = f"{t.loudness.lufs:.1f} LUFS" if t.loudness.lufs is not None else t.loudness.reason
             bad = f"\n{t.silenced_samples} NaN/Inf samples play as silence" if t.silenced_samples else ""
-            b.setToolTip(f"{t.name}{key}\nloudness {lufs}, peak {t.loudness.peak_dbfs:.1f} dBFS\n"
+            b.setToolTip(f"{version_letter(i)}: {t.name}{key}\nloudness {lufs}, peak {t.loudness.peak_dbfs:.1f} dBFS\n"
                          f"plays at {gain_label(g)}{bad}")
+            if i in getattr(self, "_lab_actions", {}):
+                self._lab_actions[i].setText(f"{version_letter(i)}: {t.name}{key}  ({gain_label(g)})")
 
     def _fit_button_names(self, names: list[str]) -> list[str]:
-        """Button texts ``A: name`` with names elided (widest first) until every version button fits the
-        bar's width (the full names are in the tooltips); at the narrowest only the letters are left."""
+        """Button texts ``A: name``: full names where every shown button fits the bar, otherwise names
+        shortened (a shared prefix dropped, then elided in the middle) only as far as they stay distinct
+        from each other; the bar scrolls sideways when even those do not fit. Full names are in the
+        tooltips."""
         buttons = self.version_buttons
         if not buttons:
             return []
+        shown = [i for i in range(len(buttons)) if i not in self._lab_actions]   # lab ones are in the menu
         margins = self.version_layout.contentsMargins()
-        room = (self.version_scroll.viewport().width() - margins.left() - margins.right()
-                - self.version_layout.spacing() * (len(buttons) - 1))
+        extra = self.lab_button.sizeHint().width() + self.version_layout.spacing() if self.lab_button else 0
+        room = (self.version_scroll.viewport().width() - margins.left() - margins.right() - extra
+                - self.version_layout.spacing() * max(len(shown) - 1, 0))
         metrics = QFontMetrics(buttons[0].font())
-        chrome = buttons[0].sizeHint().width() - metrics.horizontalAdvance(buttons[0].text())  # padding, frame
-        shown = [n if len(n) <= 24 else n[:22] + "…" for n in names]
-        widths = [metrics.horizontalAdvance(n) for n in shown]
-
-        def text(i: int) -> str:
-            return f"{version_letter(i)}: {shown[i]}" if shown[i] else version_letter(i)
-
-        def total() -> int:
-            return sum(metrics.horizontalAdvance(text(i)) + chrome for i in range(len(shown)))
-        while total() > room and any(widths):
-            i = int(np.argmax(widths))
-            widths[i] = max(0, widths[i] - 8)
-            elided = metrics.elidedText(names[i], Qt.TextElideMode.ElideRight, widths[i]) if widths[i] else ""
-            shown[i] = "" if elided in ("", "…") else elided
-        return [text(i) for i in range(len(shown))]
+        # Padding and frame of a button: measured on one that shows text (an empty one has a minimum width).
+        b0 = next((b for b in buttons if b.text()), None)
+        chrome = (b0.sizeHint().width() - metrics.horizontalAdvance(b0.text())) if b0 is not None else 8
+        chrome = max(chrome, 6) + 1   # a pixel of rounding slack per button
+        prefix_w = {i: metrics.horizontalAdvance(f"{version_letter(i)}: ") + chrome for i in shown}
+        labels = distinct_labels([names[i] for i in shown], metrics.horizontalAdvance,
+                                 room - sum(prefix_w.values()))
+        texts = [f"{version_letter(i)}: {n}" for i, n in enumerate(names)]
+        for i, label in zip(shown, labels):
+            texts[i] = f"{version_letter(i)}: {label}"
+        return texts
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt naming
         if obj is self.version_scroll.viewport() and event.type() == QEvent.Type.Resize:
@@ -659,7 +756,8 @@ class TransportBar(QWidget):
             self.play_button.setToolTip("No output device: " + (self.engine.reason or ""))
         else:
             self.play_button.setToolTip("Play / pause (Space)")
-        self.stop_button.setEnabled(has)
+        # Stop means "stop playing": with nothing that can play (no device) it is as unavailable as Play.
+        self.stop_button.setEnabled(self.play_button.isEnabled() or playing)
         self.loop_button.setEnabled(has)
         self.blind_button.setEnabled(len(self.engine.tracks) >= 2)
         if playing != self._was_playing:

@@ -25,7 +25,7 @@ from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance_outputs
 from ..progress import Progress, rescaled
 from ..enhance.editing import Strength, StrengthSource
 from ..errors import Cancelled
-from ..history import History, Step
+from ..history import AddVersion, Command, History, RemoveVersion, SetStrength
 from ..provenance import Provenance, VersionKind
 
 
@@ -163,7 +163,7 @@ class Recording:
             v = Version(self.unique_name(base), provenance.kind, ArraySource(audio, sample_rate), model,
                         settings, provenance.elapsed_s, provenance=provenance)
             self.versions.append(v)
-            self.history.record(Step("add", v, len(self.versions) - 1))
+            self.history.record(AddVersion(self, v, len(self.versions) - 1))
         self._changed()
         return v
 
@@ -257,10 +257,7 @@ class Recording:
     def remove(self, version: Version) -> None:
         if version.kind == VersionKind.ORIGINAL:
             raise ValueError("the original cannot be removed")
-        index = self.versions.index(version)
-        self.versions.remove(version)
-        self.history.record(Step("remove", version, index))
-        self._changed()
+        self.history.push(RemoveVersion(self, version, self.versions.index(version)))
 
     # ------------------------------------------------------------------ strength and undo
     def subscribe_strength(self, listener: Callable[[Recording, Version], None]) -> None:
@@ -298,38 +295,27 @@ class Recording:
             extra["strength"] = strength.to_dict()
         version.provenance = replace(version.provenance, extra=extra)
         if record:
-            self.history.record(Step("strength", version, before=before, after=strength))
+            self.history.record(SetStrength(self, version, before, strength))
         for fn in list(self._strength_listeners):
             fn(self, version)
 
-    def undo(self) -> Step | None:
-        """Undo the last add/remove/strength step; returns it (``None`` when there is nothing to undo)."""
-        if not self.history.undo_steps:
-            return None
-        step = self.history.undo_steps.pop()
-        self._apply(step, inverse=True)
-        self.history.redo_steps.append(step)
-        return step
+    def undo(self) -> Command | None:
+        """Undo the last add/remove/strength command; returns it (``None`` when there is nothing to undo)."""
+        return self.history.undo()
 
-    def redo(self) -> Step | None:
-        """Redo the last undone step; returns it (``None`` when there is nothing to redo)."""
-        if not self.history.redo_steps:
-            return None
-        step = self.history.redo_steps.pop()
-        self._apply(step, inverse=False)
-        self.history.undo_steps.append(step)
-        return step
+    def redo(self) -> Command | None:
+        """Redo the last undone command; returns it (``None`` when there is nothing to redo)."""
+        return self.history.redo()
 
-    def _apply(self, step: Step, inverse: bool) -> None:
-        if step.action == "strength":
-            self.set_strength(step.version, step.before if inverse else step.after, record=False)
-            return
-        take_out = (step.action == "add") == inverse
-        if take_out:
-            if step.version in self.versions:
-                self.versions.remove(step.version)
-        else:
-            self.versions.insert(min(step.index, len(self.versions)), step.version)
+    # Used by the commands of :mod:`workbench.core.history` (not recorded themselves).
+    def _insert(self, version: Version, index: int) -> None:
+        if version not in self.versions:
+            self.versions.insert(min(index, len(self.versions)), version)
+        self._changed()
+
+    def _take_out(self, version: Version) -> None:
+        if version in self.versions:
+            self.versions.remove(version)
         self._changed()
 
     def version_or_none(self, name: str) -> Version | None:

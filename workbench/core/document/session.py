@@ -43,9 +43,13 @@ __all__ = ["Session", "Job", "JobState", "ModelCatalogue", "CatalogueEntry", "Pr
 #:  current — the current recording changed (obj: it, or None);
 #:  versions — a recording gained or lost versions (obj: the recording);
 #:  reference — a recording's reference changed (obj: the recording);
+#:  strength — a version's strength changed (obj: ``(recording, version)``);
 #:  job — a job was added or changed state (obj: the Job);
+#:  catalogue — the model catalogue was listed or a model file loaded or removed (obj: the catalogue);
 #:  view_state — a view-state key changed (obj: the key).
-EVENTS = ("recordings", "current", "versions", "reference", "job", "view_state")
+#: Every open recording and the catalogue report through the session, so a listener of the session hears
+#: every change whoever made it (a panel, a worker, session opening, undo).
+EVENTS = ("recordings", "current", "versions", "reference", "strength", "job", "catalogue", "view_state")
 
 
 class JobState(str, Enum):
@@ -280,6 +284,7 @@ class Session:
         self._providers: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}
         #: set by session_file when this session was saved to / opened from a file
         self.path: Path | None = None
+        self.catalogue.subscribe(lambda cat: self._emit("catalogue", cat))
 
     # -- observers -------------------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[str, Any], None]) -> None:
@@ -318,6 +323,9 @@ class Session:
         listener = (lambda r: self._emit("versions", r))
         self._rec_listeners[id(rec)] = listener
         rec.subscribe(listener)
+        # However the recording was built (opened by a person, restored from a session file, made by a
+        # test), its strength changes reach the session's listeners: panes and playback follow them.
+        rec.subscribe_strength(lambda r, v: self._emit("strength", (r, v)))
         self.recordings.append(rec)
         self._emit("recordings", rec)
         if make_current:

@@ -10,11 +10,12 @@ JSON is written last, so a session file never names audio that is not there yet)
 are never copied or written: the JSON names them by absolute path with their SHA-256, and opening
 checks both.
 
-The JSON (``format_version`` 1)::
+The JSON (``format_version`` 2; version 1 files, which kept the window's state in ``view_state``, still
+open)::
 
     {
       "format": "workbench-session",
-      "format_version": 1,
+      "format_version": 2,
       "saved_utc": "2026-12-01T08:00:00Z",
       "current": 0,                               # index of the current recording, or null
       "recordings": [{
@@ -29,10 +30,25 @@ The JSON (``format_version`` 1)::
                           "model_spec": "deepfilternet3", "model_name": …, "model_source": "built-in",
                           "model_settings": {…}, "channels": [0], "output": "enhanced",
                           "elapsed_s": 1.9, "extra": {}},
-           "model": {EnhancerInfo fields} | null, "settings": {…}, "elapsed_s": 1.9, "created": 1764576000.0}
+           "model": {EnhancerInfo fields} | null, "settings": {…}, "elapsed_s": 1.9, "created": 1764576000.0,
+           "samples_sha256": "…"}                 # of the samples as shown (at the version's strength)
         ]}],
-      "view_state": {"display": {…}, "loop": {…}, "blind_test": {…}, …}   # whatever features stored
+      "workspace": {                               # the window's model (workbench.core.document.workspace)
+        "version": "deepfilternet3", "channel": 0, "view_range_s": [0.0, 10.0], "freq_range_hz": null,
+        "display": {…}, "stft": {"n_fft": 1024, "hop": 256, "window": "hann"},
+        "loop_s": [1.0, 2.5] | null, "selection_s": [1.0, 2.5] | null,
+        "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null, "metric_settings": {"dnsmos": true},
+        "blind_test": [...], "window": {…},
+        "measurements": [{"samples": "…", "reference": "…" | "", "settings": "intrusive", "scores": {…}}],
+        "phase_lab": {"0": {"rows": [...], "mask_stats": [...], "curves": [...], "notes": "…"}}
+      },
+      "view_state": {…}                            # what other features stored (state providers)
     }
+
+The workspace is written by :func:`_workspace_to_json` and read by :func:`_workspace_from_json` (version
+2) or :func:`_workspace_from_v1` (the ``view_state`` of version 1); :func:`apply_workspace_state` puts
+it into a :class:`~workbench.core.document.workspace.Workspace`. A measurement is reused after opening exactly
+when the version's samples, the reference file and the metric settings are the ones it was measured on.
 
 ``file`` paths are relative to the JSON's folder. Opening (:func:`open_session`) restores every
 recording whose source is present and unchanged; a missing source, a source whose SHA-256 differs, a
@@ -61,9 +77,10 @@ from ..enhance.editing import Strength
 from ..provenance import Provenance, VersionKind
 from .recording import Recording, Version, file_sha256
 from .session import Session
+from .workspace import PhaseLabSummary, Workspace, scores_from_dict, scores_to_dict
 
 FORMAT = "workbench-session"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUFFIX = ".session.json"
 
 
@@ -166,6 +183,8 @@ def save_session(session: Session, path: str | Path, *, view_state: dict | None 
                              "model": _json_safe(_info_dict(v.model)), "settings": _json_safe(v.settings),
                              "elapsed_s": v.elapsed_s, "created": v.created})
                 written.append(v)
+            if isinstance(session, Workspace):
+                item["samples_sha256"] = session.measurements.samples_key(v.source)
             entry["versions"].append(item)
             done += 1
         out_recs.append(entry)
@@ -173,6 +192,8 @@ def save_session(session: Session, path: str | Path, *, view_state: dict | None 
            "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "current": recs.index(session.current) if session.current in recs else None,
            "recordings": out_recs, "view_state": state}
+    if isinstance(session, Workspace):
+        doc["workspace"] = _workspace_to_json(session, recs)
     text = json.dumps(doc, indent=2, allow_nan=False)
     with atomic_output(path, overwrite=overwrite, protect=sources) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
@@ -205,19 +226,24 @@ def read_session_file(path: str | Path) -> dict:
 
 def open_session(path: str | Path, session: Session | None = None, *, restore_state: bool = True
                  ) -> Generator[Progress, None, tuple[Session, list[str]]]:
-    """Restore a saved session into ``session`` (default a new one); a generator of Progress returning
-    ``(session, problems)``: one line per recording, reference or version that could not be restored.
+    """Restore a saved session into ``session`` (default a new :class:`Workspace`); a generator of Progress
+    returning ``(session, problems)``: one line per recording, reference or version that could not be
+    restored.
 
-    The stored view state is put into ``session.view_state`` and, with ``restore_state``, handed to each
-    registered state provider's ``restore`` (call :meth:`Session.add_state_provider` before opening).
-    A GUI running this on a worker passes ``restore_state=False`` and restores on its own thread."""
+    Into a :class:`Workspace` the saved window state (current recording and version, display, loop
+    region, measurements, phase-lab results …) is parsed into ``session.restored_state`` and, with
+    ``restore_state``, applied at once (:func:`apply_workspace_state`). The other stored view state goes
+    to ``session.view_state`` and, with ``restore_state``, to each registered state provider's
+    ``restore``. A GUI running this on a worker passes ``restore_state=False`` and applies both on its
+    own thread (its widgets follow the workspace's events)."""
     path = Path(path).absolute()
     doc = read_session_file(path)
-    session = session if session is not None else Session()
+    session = session if session is not None else Workspace()
     problems: list[str] = []
     recs = doc.get("recordings") or []
     current_index = doc.get("current")
     current: Recording | None = None
+    by_index: dict[int, Recording] = {}
     for ri, entry in enumerate(recs):
         yield Progress(ri / max(len(recs), 1), f"opening {Path(entry.get('path', '?')).name}")
         src = Path(entry.get("path", ""))
@@ -235,6 +261,7 @@ def open_session(path: str | Path, session: Session | None = None, *, restore_st
             continue
         if rec not in session.recordings:
             session.add(rec, make_current=False)
+        by_index[ri] = rec
         for item in entry.get("versions", [])[1:]:
             name = item.get("name", "?")
             file = path.parent / item.get("file", "")
@@ -265,6 +292,8 @@ def open_session(path: str | Path, session: Session | None = None, *, restore_st
             v.elapsed_s = item.get("elapsed_s")
             v.created = float(item.get("created") or v.created)
             v.saved = True
+        # What was restored is what the person made, not something to undo.
+        rec.history.clear()
         ref = entry.get("reference")
         if ref:
             rp = Path(ref.get("path", ""))
@@ -275,12 +304,33 @@ def open_session(path: str | Path, session: Session | None = None, *, restore_st
                                 "(SHA-256 differs); no reference set")
             else:
                 session.set_reference(rec, rp)
+        if isinstance(session, Workspace):
+            # Hash what each version sounds like now (on this worker), so stored measurements of the
+            # same samples are found without measuring again.
+            yield Progress((ri + 0.9) / max(len(recs), 1), f"{src.name}: checking measured versions")
+            for v in rec.versions:
+                session.measurements.samples_key(v.source)
+            if session.reference(rec) is not None:
+                session.measurements.reference_key(session.reference(rec))
         if ri == current_index:
             current = rec
     if current is None and session.recordings:
         current = session.recordings[0]
-    session.set_current(current)
-    state = doc.get("view_state") or {}
+    state = dict(doc.get("view_state") or {})
+    if isinstance(session, Workspace):
+        if int(doc.get("format_version", 1)) >= 2:
+            restored = _workspace_from_json(doc.get("workspace"), path, problems)
+        else:
+            restored = _workspace_from_v1(state)
+            for key in ("display", "window", "loop", "blind_test"):
+                state.pop(key, None)
+        restored["current"] = current
+        restored["phase_lab"] = {by_index[i]: s for i, s in restored.get("phase_lab", {}).items() if i in by_index}
+        session.restored_state = restored
+        if restore_state:
+            apply_workspace_state(session, restored)
+    else:
+        session.set_current(current)
     session.view_state.update(state)
     if restore_state:
         for key, (_get, restore) in session.state_providers().items():
@@ -289,6 +339,146 @@ def open_session(path: str | Path, session: Session | None = None, *, restore_st
     session.path = path
     yield Progress(1.0, f"opened {path.name}")
     return session, problems
+
+
+# -- the workspace section -----------------------------------------------------------------------------
+def _pair(value) -> list | None:
+    return None if value is None else [float(x) for x in value]
+
+
+def _workspace_to_json(ws: Workspace, recs: list[Recording]) -> dict:
+    """The window's model as JSON (measurements only of versions that are open)."""
+    live = {ws.measurements.known_samples_key(v.source) for r in recs for v in r.versions} - {None}
+    phase = {}
+    for i, rec in enumerate(recs):
+        summary = ws.phase_lab_of(rec)
+        if summary is not None:
+            phase[str(i)] = summary.to_dict()
+    return _json_safe({
+        "version": ws.version.name if ws.version is not None else None, "channel": ws.channel,
+        "view_range_s": list(ws.view_range), "freq_range_hz": _pair(ws.freq_range),
+        "display": ws.display, "stft": ws.stft, "loop_s": _pair(ws.loop), "selection_s": _pair(ws.selection),
+        "repair_box": _pair(ws.repair_box), "metric_settings": ws.metric_settings,
+        "blind_test": ws.blind_results, "window": ws.window,
+        "measurements": [{"samples": k[0], "reference": k[1], "settings": k[2], "scores": scores_to_dict(sc)}
+                         for k, sc in ws.measurements.entries(live)],
+        "phase_lab": phase,
+    })
+
+
+def _floats(value, n: int) -> tuple | None:
+    """``n`` finite floats from a JSON list, else ``None``."""
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        return None
+    try:
+        out = tuple(float(x) for x in value)
+    except (TypeError, ValueError):
+        return None
+    return out if all(np.isfinite(out)) else None
+
+
+def _workspace_from_json(section, path: Path, problems: list[str]) -> dict:
+    """Parse the ``workspace`` section of a version-2 file into plain values (see
+    :func:`apply_workspace_state`); a part that does not parse is left out and named in ``problems``."""
+    if not isinstance(section, dict):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(section.get("version"), str):
+        out["version"] = section["version"]
+    if isinstance(section.get("channel"), int):
+        out["channel"] = section["channel"]
+    for key, name, n in (("view_range_s", "view_range", 2), ("freq_range_hz", "freq_range", 2),
+                         ("loop_s", "loop", 2), ("selection_s", "selection", 2), ("repair_box", "repair_box", 4)):
+        value = _floats(section.get(key), n)
+        if value is not None:
+            out[name] = value
+    for key in ("display", "stft", "window", "metric_settings"):
+        if isinstance(section.get(key), dict):
+            out[key] = dict(section[key])
+    if isinstance(section.get("blind_test"), list):
+        out["blind_results"] = [dict(r) for r in section["blind_test"] if isinstance(r, dict)]
+    measurements = []
+    for m in section.get("measurements") or []:
+        try:
+            key = (str(m["samples"]), str(m["reference"]), str(m["settings"]))
+            measurements.append((key, scores_from_dict(m["scores"])))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problems.append(f"{path}: a stored measurement is damaged and was left out ({type(exc).__name__})")
+    out["measurements"] = measurements
+    phase = {}
+    for index, summary in dict(section.get("phase_lab") or {}).items():
+        try:
+            phase[int(index)] = PhaseLabSummary.from_dict(summary)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problems.append(f"{path}: the phase-lab results of recording {index} are damaged and were left out "
+                            f"({type(exc).__name__})")
+    out["phase_lab"] = phase
+    return out
+
+
+def _workspace_from_v1(view_state: dict) -> dict:
+    """The window state of a version-1 file, which kept it in ``view_state`` (display, window, loop,
+    blind tests), as :func:`_workspace_from_json` returns it."""
+    out: dict[str, Any] = {}
+    display = view_state.get("display")
+    if isinstance(display, dict):
+        if isinstance(display.get("display"), dict):
+            out["display"] = dict(display["display"])
+        if isinstance(display.get("stft"), dict):
+            out["stft"] = dict(display["stft"])
+    window = view_state.get("window")
+    if isinstance(window, dict):
+        if isinstance(window.get("version"), str):
+            out["version"] = window["version"]
+        if isinstance(window.get("channel"), int):
+            out["channel"] = window["channel"]
+        rng = _floats(window.get("view_range_s"), 2)
+        if rng is not None:
+            out["view_range"] = rng
+    loop = _floats(view_state.get("loop"), 2)
+    if loop is not None:
+        out["loop"] = loop
+    if isinstance(view_state.get("blind_test"), list):
+        out["blind_results"] = [dict(r) for r in view_state["blind_test"] if isinstance(r, dict)]
+    return out
+
+
+def apply_workspace_state(ws: Workspace, state: dict) -> None:
+    """Put a parsed workspace state into ``ws`` (on the thread that owns the window: each change is an
+    event its widgets follow). ``state["current"]`` is the recording to make current."""
+    for key, scores in state.get("measurements", []):
+        ws.measurements.put_by_key(key, scores)
+    for rec, summary in state.get("phase_lab", {}).items():
+        if rec in ws.recordings:
+            ws.set_phase_lab(rec, summary)
+    if "display" in state:
+        ws.set_display(state["display"])
+    if "stft" in state:
+        ws.set_stft(state["stft"])
+    if "window" in state:
+        ws.set_window(state["window"])
+    if "metric_settings" in state:
+        ws.set_metric_settings(state["metric_settings"])
+    if "blind_results" in state:
+        ws.set_blind_results(state["blind_results"])
+    current = state.get("current")
+    if current is not None and current in ws.recordings:
+        ws.set_current(current, current.version_or_none(state.get("version") or ""))
+        if 0 <= int(state.get("channel", 0)) < current.source.channels:
+            ws.set_channel(int(state.get("channel", 0)))
+        duration = current.source.frames / current.source.sample_rate
+        for key, setter in (("loop", ws.set_loop), ("selection", ws.set_selection)):
+            region = state.get(key)
+            if region is not None and 0 <= region[0] < region[1] <= duration + 1e-9:
+                setter(region)
+        if state.get("repair_box") is not None:
+            ws.set_repair_box(state["repair_box"])
+        if "freq_range" in state:
+            ws.set_freq_range(state["freq_range"])
+        if "view_range" in state:
+            ws.set_view_range(*state["view_range"])
+    elif current is None:
+        ws.set_current(None)
 
 
 def save_session_now(session: Session, path: str | Path, **kwargs) -> Path:

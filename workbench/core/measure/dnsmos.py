@@ -661,26 +661,47 @@ def window_count(duration_s: float) -> int:
     return max(int(math.floor(duration_s) - INPUT_LENGTH_S) + 1, 1)
 
 
-class DnsmosCost:
-    """Estimate of DNSMOS compute time, ``windows(duration) × seconds_per_window``.
+#: Seconds of DNSMOS compute per scored clip besides its windows: the P.835 front network runs once over the
+#: whole (padded) clip. Measured here with ``dnsmos_metrics`` on 5, 13 and 30 s of speech on the shared 2-core
+#: machine under load (3.4 s for one window, 6.3 s for 21: about 3.3 s per clip + 0.15 s per window) and scaled
+#: to the quiet machine's :data:`SECONDS_PER_WINDOW` (x 0.056 / 0.15). Twenty short versions cost twenty of
+#: these, which an estimate from windows alone missed (it said 18 s where 80 s were needed).
+SECONDS_PER_CLIP = 1.2
 
-    Starts from :data:`SECONDS_PER_WINDOW` and, after each measured run (:meth:`observe`), moves to what
-    this machine took (an exponential average, so one run on a busy machine does not dominate).
+
+class DnsmosCost:
+    """Estimate of DNSMOS compute time per clip: ``seconds_per_clip + windows(duration) × seconds_per_window``.
+
+    Starts from :data:`SECONDS_PER_CLIP` and :data:`SECONDS_PER_WINDOW` and, after each measured run
+    (:meth:`observe_clips`), scales both towards what this machine took (an exponential average, so one run
+    on a busy machine does not dominate).
     """
 
-    def __init__(self, seconds_per_window: float = SECONDS_PER_WINDOW):
+    def __init__(self, seconds_per_window: float = SECONDS_PER_WINDOW, seconds_per_clip: float = SECONDS_PER_CLIP):
         self.seconds_per_window = float(seconds_per_window)
+        self.seconds_per_clip = float(seconds_per_clip)
 
     @property
     def seconds_per_audio_minute(self) -> float:
         return 60.0 * self.seconds_per_window
 
     def estimate_s(self, duration_s: float) -> float:
-        """Seconds to score ``duration_s`` seconds of audio."""
-        return window_count(duration_s) * self.seconds_per_window
+        """Seconds to score one clip of ``duration_s`` seconds of audio."""
+        return self.seconds_per_clip + window_count(duration_s) * self.seconds_per_window
+
+    def estimate_clips_s(self, durations_s) -> float:
+        """Seconds to score clips of ``durations_s`` seconds each (one per version)."""
+        return sum(self.estimate_s(d) for d in durations_s)
+
+    def observe_clips(self, durations_s, elapsed_s: float) -> None:
+        """Account for a run that scored clips of ``durations_s`` seconds in ``elapsed_s`` seconds in all."""
+        expected = self.estimate_clips_s(durations_s)
+        if expected > 0 and elapsed_s > 0:
+            factor = 0.5 + 0.5 * elapsed_s / expected
+            self.seconds_per_window *= factor
+            self.seconds_per_clip *= factor
 
     def observe(self, duration_s: float, elapsed_s: float) -> None:
-        """Account for a run that scored ``duration_s`` seconds of audio in ``elapsed_s`` seconds."""
-        if duration_s > 0 and elapsed_s > 0:
-            measured = elapsed_s / window_count(duration_s)
-            self.seconds_per_window = 0.5 * self.seconds_per_window + 0.5 * measured
+        """Account for a run that scored one clip of ``duration_s`` seconds in ``elapsed_s`` seconds."""
+        if duration_s > 0:
+            self.observe_clips([duration_s], elapsed_s)

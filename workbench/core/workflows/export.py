@@ -416,9 +416,11 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
                       "subtype": f.subtype})
     rows = []
     for v in versions:
+        # The metrics of a model result were measured at its strength: the record says which.
+        strength = recording.strength_of(v).to_dict() if v.kind.is_result else None
         rows.append({"name": v.name, "kind": v.kind, "sample_rate": v.sample_rate, "channels": v.source.channels,
                      "frames": v.source.frames, "model": model_identity(v), "settings": v.settings,
-                     "elapsed_s": v.elapsed_s, "metrics": metrics.get(v.name, {})})
+                     "elapsed_s": v.elapsed_s, "strength": strength, "metrics": metrics.get(v.name, {})})
     from ... import __version__ as wb_version  # noqa: PLC0415 - tiny, avoids a cycle at import time
     return _jsonable({"workbench": {"version": wb_version}, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "recording": recording.name, "reference": ref, "files": files, "versions": rows,
@@ -428,7 +430,7 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
 #: Fixed CSV columns; metric columns (sorted) follow, then the settings as JSON.
 CSV_COLUMNS = ("recording", "source_path", "source_sha256", "reference_path", "reference_sha256", "version",
                "kind", "sample_rate", "model_id", "model_name", "model_source", "model_sample_rate", "causal",
-               "latency_samples", "latency_ms", "elapsed_s")
+               "latency_samples", "latency_ms", "elapsed_s", "strength_percent", "strength_given_as")
 
 
 def comparison_csv(record: dict) -> str:
@@ -447,6 +449,8 @@ def comparison_csv(record: dict) -> str:
                v["sample_rate"], m.get("id", ""), m.get("name", ""), m.get("source", ""), m.get("sample_rate", ""),
                m.get("causal", ""), m.get("latency_samples", ""), m.get("latency_ms", ""),
                "" if v["elapsed_s"] is None else v["elapsed_s"]]
+        strength = v.get("strength") or {}
+        row += [strength.get("percent", ""), strength.get("given_as", "")]
         row += ["" if v["metrics"].get(k) is None else v["metrics"][k] for k in metric_names]
         row += [json.dumps(v["settings"], sort_keys=True), json.dumps(record["stft"], sort_keys=True)]
         w.writerow(row)
