@@ -16,8 +16,9 @@ spectrum frame ``k = t - la``, exactly as the native loop schedules it::
     gain_k   = repeat(m[t], erb_widths)          if lsnr_min <= lsnr[t] <= lsnr_max   (stage 1, ERB gains)
              = 0 if lsnr[t] < lsnr_min,  1 if lsnr[t] > lsnr_max
     X[k, f]  = gain_k[f] * Y[k, f]                               for f >= nb_df
-    X[k, f]  = sum_{i=0..order-1} C[t, f, i] * Y[k - l + i, f]   for f < nb_df (stage 2, deep filter,
-                                                                   order 5, frames before 0 are zero)
+    X[k, f]  = sum_{i=0..order-1} C[t, f, i] * Y[k - p + i, f]   for f < nb_df (stage 2, deep filter
+                                                                   over frames k - p .. k + l, p = order - 1 - l:
+                                                                   order 5, l 2 here; frames before 0 are zero)
     x_hat    = synthesis(X), delayed by fft - hop = 480 samples, which the path removes.
 
 This equals the library's frame loop to float rounding (correlation 1 - 1e-14 on speech, see
@@ -252,15 +253,77 @@ class DfnConfig:
 
     @classmethod
     def from_ini(cls, text: str) -> "DfnConfig":
+        """The settings from a ``config.ini`` as DeepFilterNet's training and export tooling writes it
+        (``[df]``: rate, FFT, hop, bands, deep-filter bins/order/look-ahead, normalisation; ``[deepfilternet]``
+        or the model's own section: ``conv_lookahead``). Settings a derivative leaves out take
+        DeepFilterNet's defaults (no look-ahead, ``min_nb_erb_freqs`` 2, ``norm_tau`` 1 s, LSNR -15..35 dB)."""
         ini = configparser.ConfigParser()
         ini.read_string(text)
-        df, net = ini["df"], ini["deepfilternet"]
+        df = ini["df"]
+        net = next((ini[name] for name in ("deepfilternet", "deepfilternet3", "deepfilternet2")
+                    if ini.has_section(name) and ini.has_option(name, "conv_lookahead")), None)
         return cls(sample_rate=df.getint("sr"), fft_size=df.getint("fft_size"), hop=df.getint("hop_size"),
                    nb_erb=df.getint("nb_erb"), nb_df=df.getint("nb_df"),
-                   min_nb_erb_freqs=df.getint("min_nb_erb_freqs"), df_order=df.getint("df_order"),
-                   df_lookahead=df.getint("df_lookahead"), conv_lookahead=net.getint("conv_lookahead"),
-                   norm_tau_s=df.getfloat("norm_tau"), lsnr_min_db=df.getfloat("lsnr_min"),
-                   lsnr_max_db=df.getfloat("lsnr_max"))
+                   min_nb_erb_freqs=df.getint("min_nb_erb_freqs", fallback=2), df_order=df.getint("df_order"),
+                   df_lookahead=df.getint("df_lookahead", fallback=0),
+                   conv_lookahead=net.getint("conv_lookahead") if net is not None else 0,
+                   norm_tau_s=df.getfloat("norm_tau", fallback=1.0), lsnr_min_db=df.getfloat("lsnr_min", fallback=-15.0),
+                   lsnr_max_db=df.getfloat("lsnr_max", fallback=35.0))
+
+    def check(self, where: str) -> None:
+        """Refuse settings the offline path cannot run (one line naming ``where`` and the setting)."""
+        bins = self.fft_size // 2 + 1
+        problems = []
+        if not 4000 <= self.sample_rate <= 384000:
+            problems.append(f"sr {self.sample_rate} is not a sample rate (4000 to 384000 Hz)")
+        if not 0 < self.hop <= self.fft_size:
+            problems.append(f"hop_size {self.hop} must be from 1 to fft_size ({self.fft_size})")
+        if not 0 < self.nb_df <= bins:
+            problems.append(f"nb_df {self.nb_df} must be from 1 to the {bins} bins of fft_size {self.fft_size}")
+        if not 0 < self.nb_erb <= bins:
+            problems.append(f"nb_erb {self.nb_erb} must be from 1 to {bins}")
+        if self.df_order < 1 or self.conv_lookahead < 0 or not 0 <= self.df_lookahead < self.df_order:
+            problems.append(f"df_order ({self.df_order}) must be at least 1, conv_lookahead at least 0 and "
+                            f"df_lookahead from 0 to df_order - 1 (it is {self.df_lookahead})")
+        if self.norm_tau_s <= 0:
+            problems.append(f"norm_tau {self.norm_tau_s} must be positive")
+        if problems:
+            raise ModelError(f"{where}: " + "; ".join(problems))
+
+    @property
+    def latency_samples(self) -> int:
+        """Delay of a real-time run: framing (``fft_size - hop``) plus the look-ahead frames (the network's,
+        or the deep filter's where it looks further)."""
+        return self.fft_size - self.hop + max(self.conv_lookahead, self.df_lookahead) * self.hop
+
+
+#: The three networks of DeepFilterNet's ONNX export (and their ``config.ini``).
+GRAPH_NAMES = ("enc", "erb_dec", "df_dec")
+
+
+def read_config(text: str, where: str) -> DfnConfig:
+    try:
+        config = DfnConfig.from_ini(text)
+    except (KeyError, ValueError, configparser.Error) as exc:
+        raise ModelError(f"{where}: config.ini is not usable: {type(exc).__name__}: {exc}") from None
+    config.check(f"{where}: config.ini")
+    return config
+
+
+def is_deepfilternet_folder(folder: Path) -> bool:
+    """A folder holding ``enc.onnx``, ``erb_dec.onnx``, ``df_dec.onnx`` and ``config.ini`` (the layout of
+    DeepFilterNet's ONNX export for DeepFilterNet2/3 and the models derived from them)."""
+    return all((folder / f"{n}.onnx").is_file() for n in GRAPH_NAMES) and (folder / "config.ini").is_file()
+
+
+def folder_archive(folder: Path) -> tuple[DfnConfig, dict[str, bytes]]:
+    """``(config, {"enc": bytes, "erb_dec": bytes, "df_dec": bytes})`` read from an export folder."""
+    try:
+        text = (folder / "config.ini").read_text(encoding="utf-8")
+        graphs = {n: (folder / f"{n}.onnx").read_bytes() for n in GRAPH_NAMES}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{folder}: cannot read the DeepFilterNet export: {exc}") from None
+    return read_config(text, str(folder)), graphs
 
 
 @functools.lru_cache(maxsize=1)
@@ -282,11 +345,7 @@ def model_archive() -> tuple[DfnConfig, dict[str, bytes]]:
     missing = {"enc", "erb_dec", "df_dec"} - set(graphs)
     if missing or config_text is None:
         raise ModelError(f"deepfilternet3: {model} lacks {', '.join(sorted(missing) or ['config.ini'])}")
-    try:
-        config = DfnConfig.from_ini(config_text)
-    except (KeyError, ValueError, configparser.Error) as exc:
-        raise ModelError(f"deepfilternet3: config.ini in {model} is not usable: {exc}") from None
-    return config, graphs
+    return read_config(config_text, f"deepfilternet3: {model}"), graphs
 
 
 #: The grouped linear layers of DeepFilterNet3 are exported as this Einsum (input ``(b, t, g, i)``, weight
@@ -327,6 +386,56 @@ def grouped_linear_as_matmul(blob: bytes) -> bytes:
     return model.SerializeToString()
 
 
+def graph_states(session, graph: str, name: str) -> list:
+    """``[(state input, state output)]`` of one network: its inputs that are neither features nor tensors
+    another network of the export produces, each paired with the output carrying its next value."""
+    from .onnx_models import Signature, _spec, pair_states
+
+    handed_on = {"feat_erb", "feat_spec", "emb", "c0", "e0", "e1", "e2", "e3", "lsnr"}
+    results = {"enc": {"e0", "e1", "e2", "e3", "emb", "c0", "lsnr"}, "erb_dec": {"m"}, "df_dec": {"coefs"}}[graph]
+    ins = tuple(_spec(a) for a in session.get_inputs() if a.name not in handed_on)
+    outs = tuple(_spec(a) for a in session.get_outputs() if a.name not in results)
+    if not ins:
+        return []
+    try:
+        return pair_states(Signature(ins, outs), "", "")
+    except ModelError as exc:
+        raise ModelError(f"{name}: {graph}.onnx: {exc}") from None
+
+
+def check_feature_sizes(encoder, c: DfnConfig, name: str) -> None:
+    """Refuse an encoder whose feature inputs have fixed sizes other than ``config.ini`` gives."""
+    want = {"feat_erb": ("nb_erb", c.nb_erb), "feat_spec": ("nb_df", c.nb_df)}
+    inputs = {i.name: i.shape for i in encoder.get_inputs()}
+    for feature, (key, size) in want.items():
+        if feature not in inputs:
+            raise ModelError(f"{name}: enc.onnx has no input {feature} (it takes {', '.join(inputs)})")
+        last = inputs[feature][-1] if inputs[feature] else None
+        if isinstance(last, int) and last != size:
+            raise ModelError(f"{name}: enc.onnx takes {feature} with {last} bins but config.ini says {key} = {size}")
+
+
+def zero_state(spec) -> np.ndarray:
+    """Zeros of a state input's shape (dynamic axes as 1) and type."""
+    from .onnx_models import zero_state as zeros
+
+    return zeros(spec)
+
+
+def deep_filter_coefs(coefs: np.ndarray, t: int, c: DfnConfig, name: str) -> np.ndarray:
+    """The deep-filter decoder's output as ``(T, nb_df, order, 2)``: DeepFilterNet3 exports
+    ``(1, T, nb_df, order * 2)``; exports that put the order first, ``(1, order, T, nb_df, 2)``, are
+    transposed."""
+    want = t * c.nb_df * c.df_order * 2
+    if coefs.size != want:
+        raise ModelError(f"{name}: df_dec.onnx returned coefs of shape {coefs.shape}; config.ini (nb_df "
+                         f"{c.nb_df}, df_order {c.df_order}) and {t} frames need {want} values")
+    dims = tuple(d for d in coefs.shape)
+    if len(dims) == 5 and dims[1] == c.df_order and dims[2] == t and dims[-1] == 2:
+        return np.ascontiguousarray(coefs[0].transpose(1, 2, 0, 3))
+    return coefs.reshape(t, c.nb_df, c.df_order, 2)
+
+
 class OfflineDeepFilterNet3:
     """The three ONNX networks over whole chunks, with ``libdf`` features (see the module docstring).
 
@@ -334,17 +443,26 @@ class OfflineDeepFilterNet3:
         threads: onnxruntime intra-op threads (``None``: ``WORKBENCH_THREADS``/``OMP_NUM_THREADS``, else 1).
         atten_lim_db: attenuation limit in dB; below 100 the noisy spectrum is mixed back with weight
             ``10 ** (-atten_lim_db / 20)``, as the native library does.
+        archive: ``(config, graphs)`` of another DeepFilterNet-family export (:func:`folder_archive`);
+            default the wheel's DeepFilterNet3 (:func:`model_archive`).
+        name: how errors name the model.
+
+    Graph inputs beyond the features and the tensors the encoder hands on are recurrent states: each
+    is paired with the output that returns its next value (``h`` -> ``h_out`` ...) and fed zeros here, as
+    a whole-chunk run starts from rest.
     """
 
-    def __init__(self, threads: int | None = None, atten_lim_db: float = 100.0):
+    def __init__(self, threads: int | None = None, atten_lim_db: float = 100.0,
+                 archive: tuple[DfnConfig, dict[str, bytes]] | None = None, name: str = "deepfilternet3"):
         try:
             import libdf
             import onnxruntime as ort
         except ImportError as exc:
-            raise ModelError(f"deepfilternet3: offline path needs {exc.name} (pip install deepfilterlib "
+            raise ModelError(f"{name}: offline path needs {exc.name} (pip install deepfilterlib "
                              "onnxruntime)") from None
         self._libdf = libdf
-        self.config, graphs = model_archive()
+        self.name = name
+        self.config, graphs = archive if archive is not None else model_archive()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or threads_from_env(1))
         opts.inter_op_num_threads = 1
@@ -356,7 +474,9 @@ class OfflineDeepFilterNet3:
                                                          providers=["CPUExecutionProvider"])
                               for name, blob in graphs.items()}
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"deepfilternet3: cannot load the ONNX networks: {exc}") from None
+            raise ModelError(f"{name}: cannot load the ONNX networks: {exc}") from None
+        self._states = {graph: graph_states(session, graph, name) for graph, session in self._sessions.items()}
+        check_feature_sizes(self._sessions["enc"], self.config, name)
         self._erb_fb = self._new_state().erb_widths()             # (nb_erb,) uint64 bins per band
         self._widths = self._erb_fb.astype(np.int64)
         self._mix = None if abs(atten_lim_db) >= 100 else float(10 ** (-abs(atten_lim_db) / 20))
@@ -374,16 +494,47 @@ class OfflineDeepFilterNet3:
         feat_spec = np.stack([cplx.real, cplx.imag], axis=1).astype(np.float32)
         return erb[:, None].astype(np.float32), feat_spec
 
-    def networks(self, feat_erb: np.ndarray, feat_spec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run_graph(self, graph: str, available: dict, wanted: tuple[str, ...],
+                  states: dict | None = None) -> dict[str, np.ndarray]:
+        """Run one network, fed by name from ``available`` and ``states`` (zeros when ``None``); returns
+        ``{output name: array}`` and, when ``states`` is given, stores the next states in it."""
+        session = self._sessions[graph]
+        pairs = self._states[graph]
+        feed = {}
+        for spec in session.get_inputs():
+            if spec.name in available:
+                feed[spec.name] = available[spec.name]
+        for state_in, _ in pairs:
+            feed[state_in.name] = states[state_in.name] if states is not None else zero_state(state_in)
+        missing = [i.name for i in session.get_inputs() if i.name not in feed]
+        if missing:
+            raise ModelError(f"{self.name}: {graph}.onnx wants {', '.join(missing)}, which the export's other "
+                             f"networks do not provide")
+        names = [o.name for o in session.get_outputs()]
+        absent = [w for w in wanted if w not in names]
+        if absent:
+            raise ModelError(f"{self.name}: {graph}.onnx has no output {', '.join(absent)} (it returns "
+                             f"{', '.join(names)})")
+        result = dict(zip(names, session.run(names, feed)))
+        if states is not None:
+            for state_in, state_out in pairs:
+                states[state_in.name] = result[state_out.name]
+        return result
+
+    def networks(self, feat_erb: np.ndarray, feat_spec: np.ndarray,
+                 states: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encoder + both decoders over all frames: ``gains (T, nb_erb)``, ``coefs (T, nb_df, order)``
-        complex64, ``lsnr (T,)`` dB, each indexed by network step."""
-        s, c = self._sessions, self.config
-        e0, e1, e2, e3, emb, c0, lsnr = s["enc"].run(None, {"feat_erb": feat_erb, "feat_spec": feat_spec})
-        (gains,) = s["erb_dec"].run(None, {"emb": emb, "e3": e3, "e2": e2, "e1": e1, "e0": e0})
-        coefs = s["df_dec"].run(["coefs"], {"emb": emb, "c0": c0})[0]
+        complex64, ``lsnr (T,)`` dB, each indexed by network step. ``states``: recurrent states carried
+        from an earlier call (updated in place); ``None`` starts every state at zero."""
+        c = self.config
         t = feat_erb.shape[2]
-        coefs = coefs.reshape(t, c.nb_df, c.df_order, 2)
-        return gains[0, 0], (coefs[..., 0] + 1j * coefs[..., 1]).astype(np.complex64), lsnr[0, :, 0]
+        enc = self.run_graph("enc", {"feat_erb": feat_erb, "feat_spec": feat_spec},
+                             ("e0", "e1", "e2", "e3", "emb", "c0", "lsnr"), states)
+        gains = self.run_graph("erb_dec", enc, ("m",), states)["m"]
+        coefs = self.run_graph("df_dec", enc, ("coefs",), states)["coefs"]
+        gains = np.asarray(gains).reshape(t, c.nb_erb)
+        coefs = deep_filter_coefs(np.asarray(coefs), t, c, self.name)
+        return gains, (coefs[..., 0] + 1j * coefs[..., 1]).astype(np.complex64), np.asarray(enc["lsnr"]).reshape(t)
 
     def enhance_spectrum(self, spec: np.ndarray, gains: np.ndarray, coefs: np.ndarray,
                          lsnr: np.ndarray) -> np.ndarray:
@@ -393,7 +544,8 @@ class OfflineDeepFilterNet3:
         last ``conv_lookahead``, inside the zero padding) pass through unchanged.
         """
         c = self.config
-        n_frames, la, l, order = spec.shape[0], c.conv_lookahead, c.df_lookahead, c.df_order
+        n_frames, la, order = spec.shape[0], c.conv_lookahead, c.df_order
+        past = order - 1 - c.df_lookahead  # taps before frame k; the other df_lookahead are after it
         served = n_frames - la
         out = spec.copy()
         if served <= 0:
@@ -405,9 +557,9 @@ class OfflineDeepFilterNet3:
                              np.where(step_lsnr[:, None] < c.lsnr_min_db, 0.0, 1.0)).astype(np.float32)
         out[:served] *= np.repeat(band_gain, self._widths, axis=1)
         low = np.zeros((served + order - 1, c.nb_df), np.complex64)
-        # Noisy frames k - l .. k - l + order - 1 for every served k; zeros before frame 0.
-        lo_src, hi_src = max(0, -l), min(n_frames, served + order - 1 - l)
-        low[lo_src + l:hi_src + l] = spec[lo_src:hi_src, :c.nb_df]
+        # Noisy frames k - past .. k + df_lookahead for every served k; zeros before frame 0.
+        lo_src, hi_src = max(0, -past), min(n_frames, served + order - 1 - past)
+        low[lo_src + past:hi_src + past] = spec[lo_src:hi_src, :c.nb_df]
         windows = np.lib.stride_tricks.sliding_window_view(low, order, axis=0)   # (served, nb_df, order)
         filtered = np.einsum("tfi,tfi->tf", coefs[la:], windows[:served])
         rows = np.flatnonzero(stage2)
@@ -417,12 +569,13 @@ class OfflineDeepFilterNet3:
         return out
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """``(n,)`` float32 at 48 kHz -> aligned ``(n,)`` (the 480-sample synthesis delay removed)."""
+        """``(n,)`` float32 at the config's rate (48 kHz for DeepFilterNet3) -> aligned ``(n,)`` (the
+        ``fft_size - hop`` synthesis delay removed)."""
         c = self.config
         n = audio.shape[0]
         delay = c.fft_size - c.hop
         # Enough zero frames after the end that every output sample has been through both stages.
-        n_frames = -(-n // c.hop) + c.conv_lookahead + c.df_lookahead + 2
+        n_frames = -(-n // c.hop) + c.conv_lookahead + c.df_lookahead + 1 + -(-delay // c.hop)
         x = np.zeros((1, n_frames * c.hop), np.float32)
         x[0, :n] = audio
         state = self._new_state()
@@ -493,3 +646,165 @@ def parameter_count() -> int | None:
         return sum(onnx_parameter_count(blob) for blob in graphs.values())
     except (ModelError, ValueError, DecodeError):
         return None
+
+
+class DeepFilterNetExport(Enhancer):
+    """A DeepFilterNet-family export folder (``enc.onnx``, ``erb_dec.onnx``, ``df_dec.onnx``,
+    ``config.ini``) run offline with its own parameters: the DeepFilterNet3 offline path with the rate,
+    framing, bands, deep-filter bins/order, look-aheads and normalisation read from its ``config.ini``.
+
+    Exports whose networks take recurrent states as extra inputs (and return them) run offline from zero
+    states, and also offer a streaming path that carries them (:class:`DeepFilterNetExportStream`): their
+    networks see one frame per call, so the states hold all of the past. Exports without state inputs
+    have no streaming path (their convolutions see neighbouring frames within one call).
+    """
+
+    chunk_s = DeepFilterNet3.chunk_s
+    overlap_s = DeepFilterNet3.overlap_s
+
+    def __init__(self, folder: str | Path, atten_lim_db: float = 100.0):
+        self.folder = Path(folder)
+        self.atten_lim_db = float(atten_lim_db)
+        config, graphs = folder_archive(self.folder)
+        name = f"deepfilternet:{self.folder.name}"
+        self._offline = OfflineDeepFilterNet3(atten_lim_db=atten_lim_db, archive=(config, graphs), name=name)
+        self.config = config
+        states = {g: ", ".join(f"{i.name}->{o.name}" for i, o in pairs)
+                  for g, pairs in self._offline._states.items() if pairs}
+        params = 0
+        for blob in graphs.values():
+            try:
+                params += onnx_parameter_count(blob)
+            except (ValueError, DecodeError):
+                params = None
+                break
+        licence = next((p.read_text(encoding="utf-8", errors="replace").strip().splitlines()[0][:80]
+                        for p in sorted(self.folder.glob("LICEN[CS]E*")) if p.is_file()), "")
+        c = config
+        self.info = EnhancerInfo(
+            id=name, name=f"DeepFilterNet export ({self.folder.name})",
+            description="A DeepFilterNet-family ONNX export (encoder, ERB decoder, deep-filter decoder) run "
+                        "with the parameters of its config.ini: offline, and streaming when its networks "
+                        "carry recurrent states.",
+            sample_rate=c.sample_rate, causal=True, latency_samples=c.latency_samples, family="deep-filtering",
+            processing="offline", processing_paths=("offline", "streaming") if states else ("offline",),
+            block_samples=c.hop, source=str(self.folder),
+            package="deepfilterlib features", licence=licence, parameters=params or None,
+            extra={"stft": f"{c.fft_size}-point, hop {c.hop}, Vorbis window",
+                   "bands": f"{c.nb_erb} ERB bands, deep filter on the lowest {c.nb_df} bins, order {c.df_order}",
+                   "lookahead_frames": f"network {c.conv_lookahead}, deep filter {c.df_lookahead}",
+                   "normalisation": f"tau {c.norm_tau_s:g} s (alpha {c.norm_alpha}), LSNR {c.lsnr_min_db:g}.."
+                                    f"{c.lsnr_max_db:g} dB",
+                   "offline path": "whole chunks through the three ONNX networks (onnxruntime), deepfilterlib "
+                                   "features",
+                   **({"streaming path": "one hop per call, recurrent states carried"} if states else {}),
+                   **({"states": "; ".join(f"{g}: {t}" for g, t in states.items()) + " (from zero)"}
+                      if states else {})})
+
+    def with_attenuation_limit(self, atten_lim_db: float) -> "DeepFilterNetExport":
+        made = DeepFilterNetExport(self.folder, atten_lim_db)
+        made.info.extra["atten_lim_db"] = float(atten_lim_db)
+        return made
+
+    def process_offline(self, audio: np.ndarray) -> np.ndarray:
+        # onnxruntime sessions run concurrently; each call makes its own libdf state.
+        return self._offline(np.ascontiguousarray(audio, dtype=np.float32))
+
+    def new_stream(self) -> "DeepFilterNetExportStream":
+        if not any(self._offline._states.values()):
+            raise NotImplementedError(f"{self.info.id}: an export without state inputs has no streaming path")
+        return DeepFilterNetExportStream(self._offline)
+
+
+#: libDF's initial ERB normalisation state: -60 dB at the lowest band down to -90 dB at the highest.
+ERB_NORM_INIT_DB = (-60.0, -90.0)
+
+
+class DeepFilterNetExportStream(EnhancerStream):
+    """One hop in, one hop out, for an export whose networks carry recurrent states.
+
+    Per hop ``t``: the analysis frame of the last ``fft_size`` samples (libdf, Vorbis window); the ERB and
+    complex features normalised with running states (``s = x (1 - alpha) + s alpha``, libdf's per-frame
+    formulas, the states kept here); the three networks on that one frame with their states fed back; then
+    frame ``k = t - D`` (``D = max(conv_lookahead, df_lookahead)``) is enhanced exactly as the offline path
+    does (network step ``k + conv_lookahead``, deep filter over ``k - (order - 1 - df_lookahead) .. k +
+    df_lookahead``) and overlap-added (``fft_size * irfft(X) * window``, libdf's synthesis). Output lags the
+    input by ``fft_size - hop + D * hop`` samples, the enhancer's ``latency_samples``.
+    """
+
+    def __init__(self, offline: OfflineDeepFilterNet3):
+        self.off, c = offline, offline.config
+        self.c = c
+        self.libdf = offline._libdf
+        self.df = offline._new_state()
+        self.window = (self.df.fft_window() * c.fft_size).astype(np.float32)
+        self.alpha = c.norm_alpha
+        self.inbuf = np.zeros((1, c.fft_size), np.float32)
+        self.ola = np.zeros(c.fft_size, np.float32)
+        lo, hi = ERB_NORM_INIT_DB
+        self.erb_state = np.linspace(lo, hi, c.nb_erb, dtype=np.float32)[None]
+        self.unit_state = np.asarray(self.libdf.unit_norm_init(c.nb_df), np.float32).reshape(1, c.nb_df)
+        self.net_states = {i.name: zero_state(i) for pairs in offline._states.values() for i, _ in pairs}
+        self.delay = max(c.conv_lookahead, c.df_lookahead)
+        self.past = c.df_order - 1 - c.df_lookahead
+        bins = c.fft_size // 2 + 1
+        # Spectrum frames t - (delay + past) .. t and network results of steps t - delay .. t (zeros before 0).
+        self.spec_hist = np.zeros((self.delay + self.past + 1, bins), np.complex64)
+        self.net_hist = [None] * (self.delay + 1)
+        self.mix = offline._mix
+        self.t = 0  # hops analysed so far, minus one while a hop is processed
+
+    def _features(self, spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        libdf, a, c = self.libdf, self.alpha, self.c
+        frame = spec[None, None]                                                    # (1, 1, F)
+        erb = libdf.erb(frame, self.off._erb_fb)                                    # (1, 1, nb_erb) dB
+        # libdf normalises in place: the states are updated from copies of the raw values.
+        feat_erb = libdf.erb_norm(erb.copy(), a, self.erb_state.copy())
+        self.erb_state = (erb[0] * (1 - a) + self.erb_state * a).astype(np.float32)
+        low = np.ascontiguousarray(frame[..., :c.nb_df])
+        cplx = libdf.unit_norm(low.copy(), a, self.unit_state.copy())
+        self.unit_state = (np.abs(low[0]) * (1 - a) + self.unit_state * a).astype(np.float32)
+        feat_spec = np.stack([cplx.real, cplx.imag], axis=1).astype(np.float32)     # (1, 2, 1, nb_df)
+        return feat_erb[:, None].astype(np.float32), feat_spec
+
+    def _enhanced(self) -> np.ndarray:
+        """Frame ``k = t - delay`` enhanced (zeros while ``k < 0``, i.e. before the first frame)."""
+        c = self.c
+        k_row = self.past                    # spec_hist row of frame k
+        step = self.net_hist[c.conv_lookahead]  # network step k + conv_lookahead
+        spec_k = self.spec_hist[k_row]
+        if self.t < self.delay:              # k < 0: before the recording, nothing to synthesise
+            return np.zeros_like(spec_k)
+        gains, coefs, lsnr = step
+        if lsnr < c.lsnr_min_db:
+            out = np.zeros_like(spec_k)
+        elif lsnr > c.lsnr_max_db:
+            out = spec_k.copy()
+        else:
+            out = spec_k * np.repeat(gains, self.off._widths)
+            window = self.spec_hist[k_row - self.past:k_row + c.df_lookahead + 1, :c.nb_df]   # (order, nb_df)
+            out[:c.nb_df] = np.einsum("fi,if->f", coefs, window)
+        if self.mix is not None:
+            out = out * (1 - self.mix) + spec_k * self.mix
+        return out.astype(np.complex64)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        c = self.c
+        hop = c.hop
+        x = np.asarray(block, np.float32)
+        y = np.empty(len(x), np.float32)
+        for s in range(0, len(x), hop):
+            self.inbuf[0, :-hop] = self.inbuf[0, hop:]
+            self.inbuf[0, -hop:] = x[s:s + hop]
+            spec = self.df.analysis(self.inbuf)[0, -1]                               # (F,) this hop's frame
+            gains, coefs, lsnr = self.off.networks(*self._features(spec), states=self.net_states)
+            self.spec_hist[:-1] = self.spec_hist[1:]
+            self.spec_hist[-1] = spec
+            self.net_hist = self.net_hist[1:] + [(gains[0], coefs[0], float(lsnr[0]))]
+            frame = np.fft.irfft(self._enhanced(), n=c.fft_size).astype(np.float32) * self.window
+            self.t += 1
+            self.ola += frame
+            y[s:s + hop] = self.ola[:hop]
+            self.ola[:-hop] = self.ola[hop:]
+            self.ola[-hop:] = 0.0
+        return y

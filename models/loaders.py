@@ -5,8 +5,9 @@
 * ``.onnx``: recognised by graph signature (GTCRN streaming export, waveform graphs, streaming graphs
   with state pairs), or described by a model card next to the file. A lone DTLN stage is refused with
   a hint to load the folder.
-* a folder: the DTLN pair (``model_1.onnx`` + ``model_2.onnx``, recognised by signature), or exactly one
-  model file (with its card).
+* a folder: the DTLN pair (``model_1.onnx`` + ``model_2.onnx``, recognised by signature), a
+  DeepFilterNet-family export (``enc.onnx``, ``erb_dec.onnx``, ``df_dec.onnx``, ``config.ini``: run with the
+  parameters of its config), or exactly one model file (with its card).
 * files are recognised by content first (:func:`sniff_model_kind`), so TorchScript saved as ``.ts`` or a
   checkpoint with an unusual suffix loads; zips are checked for bombs before anything is inflated.
 * ``.pt``/``.pth``/``.tar``/``.ckpt``/``.bin``/``.zip``/``.jit``: a TorchScript archive (a zip holding
@@ -35,6 +36,7 @@ from workbench.core.enhance.enhancer import Enhancer
 from workbench.core.errors import ModelError
 from .onnx_models import load_onnx
 from .dtln import find_dtln_pair, DtlnEnhancer
+from .deepfilternet import GRAPH_NAMES, DeepFilterNetExport, is_deepfilternet_folder
 from .gtcrn import GtcrnEnhancer, is_gtcrn_state_dict, unwrap_state_dict, SIGNATURE_KEYS
 from .torchscript import load_torchscript
 from .trained import is_trained_checkpoint, load_trained
@@ -252,13 +254,22 @@ def load_folder(folder: Path) -> Enhancer:
     pair = find_dtln_pair(folder)
     if pair is not None:
         return DtlnEnhancer(*pair, source=str(folder))
+    if is_deepfilternet_folder(folder):
+        return DeepFilterNetExport(folder)
+    dfn_parts = [f"{n}.onnx" for n in GRAPH_NAMES] + ["config.ini"]
+    present = [n for n in dfn_parts if (folder / n).is_file()]
+    if len(present) >= 2 and "config.ini" in present or len(present) >= 3:
+        missing = [n for n in dfn_parts if n not in present]
+        raise ModelError(f"{folder}: looks like a DeepFilterNet export but lacks {', '.join(missing)}; "
+                         f"expected {', '.join(dfn_parts)}")
     models = sorted(p for p in folder.iterdir()
                     if p.is_file() and p.suffix.lower() in ONNX_SUFFIXES | TORCH_SUFFIXES)
     if len(models) == 1:
         return load_model_path(models[0])
     found = ", ".join(p.name for p in models) or "no model files"
     raise ModelError(f"{folder}: a folder holding {found}; expected the two DTLN ONNX stages "
-                     "(model_1.onnx and model_2.onnx) or exactly one model file (with its card)")
+                     "(model_1.onnx and model_2.onnx), a DeepFilterNet export (enc.onnx, erb_dec.onnx, "
+                     "df_dec.onnx and config.ini) or exactly one model file (with its card)")
 
 
 def load_model_path(path: str | Path) -> Enhancer:

@@ -34,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
+from workbench.core.jsonfile import JsonFileError, read_text
 from workbench.core.errors import ModelError
 from workbench.core.threads import threads_from_env
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
@@ -218,6 +219,10 @@ def _type_problem(key: str, value) -> str | None:
     return f"{key} must be {words}, not the {_TYPE_WORDS.get(type(value), type(value).__name__)} {value!r}"[:200]
 
 
+#: A model card is a few hundred bytes; anything over this is not one.
+CARD_MAX_BYTES = 1 << 20
+
+
 @dataclass
 class ModelCard:
     """What a spectral or streaming graph expects, when its signature alone does not say.
@@ -270,6 +275,8 @@ class ModelCard:
     stages: dict = field(default_factory=dict)
     outputs: list = field(default_factory=list)
     path: Path | None = None
+    #: the card gives ``latency_samples`` (otherwise the engine measures the delay on the first run)
+    latency_declared: bool = False
 
     @property
     def family(self) -> str:
@@ -284,7 +291,7 @@ class ModelCard:
         if not isinstance(data, dict):
             raise ModelError(f"{where}: a model card is a table of fields (TOML, or a JSON object), "
                              f"not a {_TYPE_WORDS.get(type(data), type(data).__name__)}")
-        known = set(cls.__dataclass_fields__) - {"path"}
+        known = set(cls.__dataclass_fields__) - {"path", "latency_declared"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelError(f"{path or 'model card'}: unknown field(s) {', '.join(unknown)}; "
@@ -293,7 +300,7 @@ class ModelCard:
         wrong = [w for w in wrong if w]
         if wrong:
             raise ModelError(f"{where}: " + "; ".join(wrong))
-        card = cls(**data, path=path)
+        card = cls(**data, path=path, latency_declared="latency_samples" in data)
         card.validate()
         return card
 
@@ -301,8 +308,11 @@ class ModelCard:
     def read(cls, path: str | Path) -> "ModelCard":
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # A card is read like every non-audio file: regular files only (a FIFO never blocks), size capped.
+            text = read_text(path, max_bytes=CARD_MAX_BYTES, what="model card")
             data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        except JsonFileError as exc:
+            raise ModelError(str(exc)) from None
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"{path}: cannot read this model card: {first[:200]}") from None
@@ -462,13 +472,15 @@ class OnnxWaveformEnhancer(Enhancer):
                              f"({', '.join(names)}) but the graph returns {self.n_out} ({sig.describe()})")
         rate = card.sample_rate if card else DEFAULT_RATE
         note = (f"rate {rate} Hz from the card {card.path}" if card else
-                f"no model card: assuming {DEFAULT_RATE} Hz and no delay; add {path.name}.toml with "
-                "sample_rate = ... to change")
+                f"no model card: assuming {DEFAULT_RATE} Hz, delay measured on the first run; add "
+                f"{path.name}.toml with sample_rate = ... and latency_samples = ... to change")
         self.info = EnhancerInfo(
             **card_identity(card, path, "onnx", "ONNX waveform-in/waveform-out model"), sample_rate=rate,
             causal=card.causal if card else None,
             latency_samples=0, family="time-domain", processing="offline", source=str(path),
             parameters=stored_weights(path), outputs=names,
+            latency_source="declared" if card and card.latency_declared else "unknown",
+            licence=card.license if card else "",
             extra={"format": "ONNX waveform graph", "signature": sig.describe(), "note": note})
         self._latency = card.latency_samples if card else 0
 
@@ -525,9 +537,12 @@ class OnnxBlockStreamEnhancer(Enhancer):
             latency_samples=card.latency_samples if card else 0, family="time-domain",
             processing="streaming", block_samples=size, source=str(path),
             parameters=stored_weights(path),
+            latency_source="declared" if card and card.latency_declared else "unknown",
+            licence=card.license if card else "",
             extra={"format": "ONNX streaming waveform graph", "signature": sig.describe(),
                    "states": ", ".join(f"{i.name}->{o.name}" for i, o in pairs),
-                   "note": "" if card else f"no model card: assuming {DEFAULT_RATE} Hz and no delay"})
+                   "note": "" if card else f"no model card: assuming {DEFAULT_RATE} Hz, delay measured on the "
+                                           "first run"})
 
     def new_stream(self) -> EnhancerStream:
         return _FrameStream(self)

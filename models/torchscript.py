@@ -15,7 +15,9 @@ Two forms are understood:
 
 from __future__ import annotations
 
+import re
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,45 @@ from .onnx_models import (DEFAULT_RATE, ModelCard, _apply_output, card_identity,
 from .gtcrn import _apply_torch_threads
 
 
+#: Operators of serialized TorchScript code that reach the file system: ``torch.from_file`` maps (and with
+#: ``shared=True`` creates or writes) a file; operators of namespaces other than torch's own come from
+#: extension libraries (torchaudio's ``sox_io_save_audio_file`` writes files) and are not needed by a model.
+_FILE_OPS = re.compile(r"\bfrom_file\b|\b_(?:save|load)_for_mobile\b|\btorch\.(?:save|load)\b")
+_FOREIGN_OPS = re.compile(r"\bops\.(?!(?:aten|prim|quantized|_quantized)\.)(\w+)\.(\w+)")
+#: Largest code entry scanned (a model's code is kilobytes; more is refused rather than skipped).
+_MAX_CODE_BYTES = 64 << 20
+
+
+def scan_torchscript(path: Path) -> None:
+    """Refuse a TorchScript archive whose code (``forward``, ``__setstate__`` — which runs while loading —
+    and every other method, in the archive's ``code/`` entries) calls an operator that touches files.
+
+    Read as a zip archive without loading anything, so nothing in the file runs before it is judged.
+
+    Raises:
+        ModelError: naming the file, the code entry and the operator."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{path}: cannot be loaded as a TorchScript module (not a zip archive: {exc})") from None
+    with archive:
+        code = [i for i in archive.infolist() if "/code/" in f"/{i.filename}" and i.filename.endswith(".py")]
+        if not code:
+            raise ModelError(f"{path}: cannot be loaded as a TorchScript module (the archive holds no code/ entries)")
+        for info in code:
+            if info.file_size > _MAX_CODE_BYTES:
+                raise ModelError(f"{path}: code entry {info.filename} is {info.file_size} bytes; refused")
+            text = archive.read(info).decode("utf-8", errors="replace")
+            hit = _FILE_OPS.search(text) or _FOREIGN_OPS.search(text)
+            if hit:
+                line = text.count("\n", 0, hit.start()) + 1
+                raise ModelError(f"{path}: refused: its TorchScript code calls {hit.group(0)!r} "
+                                 f"({info.filename}, line {line}), an operator that reads or writes files "
+                                 "outside the model; a model may only compute on the audio it is given")
+
+
 def load_script_module(path: Path) -> torch.jit.ScriptModule:
+    scan_torchscript(path)
     try:
         with warnings.catch_warnings():
             # torch marks TorchScript as deprecated, but people still ship models in this format.
@@ -105,13 +145,15 @@ class TorchScriptWaveformEnhancer(Enhancer):
                              f"module returns {self.n_out}")
         params = sum(p.numel() for p in module.parameters())
         note = (f"rate and delay from the card {card.path}" if card else
-                f"no model card: assuming {DEFAULT_RATE} Hz and no delay; add {path.name}.toml with "
-                "sample_rate = ... and latency_samples = ... to change")
+                f"no model card: assuming {DEFAULT_RATE} Hz, delay measured on the first run; add "
+                f"{path.name}.toml with sample_rate = ... and latency_samples = ... to change")
         self.info = EnhancerInfo(
             **card_identity(card, path, "torchscript", "TorchScript waveform-in/waveform-out model"),
             sample_rate=rate, causal=card.causal if card else None, latency_samples=0,
             family="time-domain", processing="offline", source=str(path), parameters=params or None,
-            outputs=names, extra={"format": f"TorchScript, input rank {self.rank}", "note": note})
+            outputs=names, latency_source="declared" if card and card.latency_declared else "unknown",
+            licence=card.license if card else "",
+            extra={"format": f"TorchScript, input rank {self.rank}", "note": note})
 
     def _probe_rank(self, path: Path, rate: int) -> tuple[int, int]:
         """Input rank (1, 2 or 3) the module accepts, tried on 0.1 s of quiet noise, and how many signals

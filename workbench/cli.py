@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from .commands.numbers import join_negative_values
 from .core.errors import WorkbenchError
 
 #: command name -> module under workbench.commands
@@ -27,6 +28,7 @@ COMMANDS = {
     "batch": "batch",
     "train": "train",
     "loss-lab": "loss_lab",
+    "vad": "vad",
     "live": "live",
     "gui": "gui",
 }
@@ -69,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["gui"]
     parser, modules = build_parser(argv[0] if argv[0] in COMMANDS else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(join_negative_values(argv))
+    except WorkbenchError as exc:  # an option's value out of range (workbench.commands.numbers)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 2

@@ -121,10 +121,16 @@ def test_rerun_skips_and_resume_reuses(serial_run, corpus, tmp_path, capsys):
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
     assert main(args + ["--resume"]) == 2
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == before  # nothing recomputed
-    # an output of this batch that was altered is redone on resume
+    # an output of this batch that was altered since is no longer provably ours: kept, skipped, named
     victim = out / "a" / "clip01.wiener.wav"
     victim.write_bytes(b"changed")
     assert main(args + ["--resume"]) == 2
+    assert victim.read_bytes() == b"changed"
+    row = next(r for r in rows_of(out / "manifest.jsonl") if r["input"].endswith("clip01.wav"))
+    assert row["status"] == "skipped" and "not the file this batch wrote" in row["reason"]
+    # one that was removed is ours to write again
+    victim.unlink()
+    assert main(args + ["--resume", "--overwrite"]) == 2
     assert file_sha256(victim) == file_sha256(ref / "a" / "clip01.wiener.wav")
     # outputs there but no manifest (another run's): skipped rows, never overwritten
     (out / "manifest.jsonl").unlink()
@@ -313,8 +319,9 @@ def test_evaluate_unreadable_pair_is_rows_with_reasons(tmp_path, rng, capsys):
         sf.write(tmp_path / f"{name}_clean.wav", x, 16000)
         sf.write(tmp_path / f"{name}_noisy.wav", x + 0.01 * rng.standard_normal(16000).astype(np.float32), 16000)
     (tmp_path / "y_noisy.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00garbage")
+    # the table and CSV are written, and the exit status says not everything was measured (as batch evaluate)
     assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr", "--csv",
-                 str(tmp_path / "r.csv")]) == 0
+                 str(tmp_path / "r.csv")]) == 2
     from workbench.core.workflows.evaluation import read_csv
 
     rows = {r["file"]: r for r in read_csv(tmp_path / "r.csv")}

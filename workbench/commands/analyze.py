@@ -6,6 +6,8 @@ see :mod:`workbench.core.views.figure` for how long files are reduced to at most
 
 from __future__ import annotations
 
+from .numbers import number
+
 import argparse
 import json
 import sys
@@ -70,10 +72,10 @@ def add_parser(sub) -> None:
     p.add_argument("--phase-view", choices=phase_views(), default="phase",
                    help="second pane, a view of the registry (workbench.core.views.registry): "
                         + ", ".join(f"{n} ({view(n).label})" for n in phase_views()))
-    p.add_argument("--compression", metavar="c", type=float, default=0.3,
+    p.add_argument("--compression", metavar="c", type=number("--compression", 0.0, 1.0), default=0.3,
                    help="exponent c of sign(x)|x|^c for the real/imaginary panes, 0 < c <= 1 (default 0.3)")
-    p.add_argument("--floor-db", metavar="DB", type=float, default=-100.0, help="magnitude floor in dBFS (default -100)")
-    p.add_argument("--mask-below-db", metavar="DB", type=float, default=DEFAULT_MASK_BELOW_DB,
+    p.add_argument("--floor-db", metavar="DB", type=number("--floor-db", -400.0, 0.0, "dB"), default=-100.0, help="magnitude floor in dBFS (default -100)")
+    p.add_argument("--mask-below-db", metavar="DB", type=number("--mask-below-db", 0.0, 400.0, "dB"), default=DEFAULT_MASK_BELOW_DB,
                    help="grey out derived phase views (IF deviation, group delay) this many dB under the "
                         f"loudest bin (default {DEFAULT_MASK_BELOW_DB:g}, as the GUI panes)")
     p.add_argument("--layout", choices=LAYOUTS, default="grid", help="grid (2x2), row (side by side) or column")

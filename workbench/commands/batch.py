@@ -16,6 +16,8 @@ a summary table follows at the end.
 
 from __future__ import annotations
 
+from .numbers import number
+
 import os
 import sys
 import time
@@ -32,12 +34,12 @@ def _scaling(p) -> None:
     g = p.add_argument_group("scaling and resume")
     g.add_argument("--backend", choices=BACKEND_CHOICES, default="local",
                    help="local: a process pool on this machine; ray: Ray Data (local instance or --address)")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
+    g.add_argument("--workers", type=number("--workers", 0, 1024, integer=True), default=None, metavar="N",
                    help="worker processes / Ray actors, each loading the models once (default: this machine's "
                         "CPU count; with --address the cluster's; 0 runs in this process)")
     g.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to join: 'auto' (a cluster started on this machine with `ray start`) or HOST:PORT")
-    g.add_argument("--threads", type=int, default=None, metavar="T",
+    g.add_argument("--threads", type=number("--threads", 1, 1024, integer=True), default=None, metavar="T",
                    help="intra-op threads per worker for torch/onnxruntime (default WORKBENCH_THREADS, else 1)")
     g.add_argument("--manifest", metavar="FILE", help="the JSONL manifest (see README: Batch manifest)")
     g.add_argument("--resume", action="store_true", help="continue the manifest: redo only what is not done")

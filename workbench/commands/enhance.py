@@ -25,11 +25,19 @@
   is planned before the first write (:func:`workbench.core.audio.outputs.plan_batch_outputs`): inputs that
   are earlier outputs of the same model are skipped, colliding names (``x.wav``/``x.flac``) made distinct.
 * The sample format follows the source where the output format can hold it (:func:`output_subtype`).
+* A model output more than 20 dB louder than its input (or peaking far over full scale) is one warning
+  line with the measured gain; an output with more than 1 % of its samples beyond full scale is not
+  written in an integer or lossy format (the error names ``--subtype FLOAT`` and ``--normalize``).
+  ``--normalize peak|loudness`` scales the result to the input's peak or loudness (in the provenance).
+* ``--latency auto|N``: the delay of a model file's raw output, measured on the first seconds of the input
+  (the default for model files that declare none) or set; a declared latency is used otherwise.
 * Progress goes to stderr as a tqdm bar per file (on a terminal); each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
 
 from __future__ import annotations
+
+from .numbers import number
 
 import sys
 from pathlib import Path
@@ -38,7 +46,8 @@ from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.workflows.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
 from ..core.audio.formats import LOSSY_FORMATS, OUTPUT_SUFFIXES, READ_SUFFIXES, output_format_for
 from ..core.enhance.editing import Strength, parse_span, with_attenuation_limit
-from ..core.enhance.enhancer import with_processing
+from ..core.enhance.enhancer import parse_latency, with_latency, with_processing
+from ..core.enhance.level import NORMALISE_MODES
 from ..core.progress import run_to_end
 from ..core.errors import WorkbenchError
 from ..core.workflows.export import SUFFIX, file_tag
@@ -68,28 +77,34 @@ def add_parser(sub) -> None:
                         f"{' '.join(OUTPUT_SUFFIXES)}); {'/'.join(LOSSY_FORMATS)} force a lossy one (written in "
                         "blocks); WAV files carry the provenance tag")
     add_editing_options(p)
-    p.add_argument("--atten-lim-db", type=float, metavar="DB",
+    p.add_argument("--atten-lim-db", type=number("--atten-lim-db", 0.0, 200.0, "dB"), metavar="DB",
                    help="the model's own attenuation limit where it has one (DeepFilterNet's atten_lim)")
+    p.add_argument("--latency", metavar="auto|N",
+                   help="delay of the model's raw output in samples at its rate: auto measures it on the first "
+                        "seconds of the input (the default for model files that declare none); N sets it")
 
 
 def add_editing_options(p) -> None:
     """The editor's options shared by ``workbench enhance`` and ``workbench batch enhance``: lossy
     quality, loudness, strength (``--mix``/``--limit-db``), regions and the noise profile."""
-    p.add_argument("--quality", type=float, metavar="Q", help="MP3/OGG/OPUS quality 0..1 (1 = best, highest bitrate)")
-    p.add_argument("--loudness", type=float, metavar="LUFS", help="normalise to this BS.1770 loudness (e.g. -16)")
-    p.add_argument("--true-peak", type=float, default=-1.0, metavar="DBTP",
+    p.add_argument("--quality", type=number("--quality", 0.0, 1.0), metavar="Q", help="MP3/OGG/OPUS quality 0..1 (1 = best, highest bitrate)")
+    p.add_argument("--loudness", type=number("--loudness", -100.0, 0.0, "LUFS"), metavar="LUFS", help="normalise to this BS.1770 loudness (e.g. -16)")
+    p.add_argument("--true-peak", type=number("--true-peak", -100.0, 0.0, "dBTP"), default=-1.0, metavar="DBTP",
                    help="true-peak ceiling for --loudness (default -1 dBTP)")
     strength = p.add_mutually_exclusive_group()
-    strength.add_argument("--mix", type=float, metavar="A",
+    strength.add_argument("--mix", type=number("--mix", 0.0, 1.0), metavar="A",
                           help="wet share 0..1 (1 = model output, 0 = original): out = A*enhanced + (1-A)*original")
-    strength.add_argument("--limit-db", type=float, metavar="DB",
+    strength.add_argument("--limit-db", type=number("--limit-db", 0.0, 1000.0, "dB", allow_inf=True), metavar="DB",
                           help="most the mix removes, dB: out = enhanced + 10^(-DB/20)*(original - enhanced)")
     p.add_argument("--region", action="append", metavar="START:END",
                    help="enhance only this span in seconds (repeatable); the rest stays bit-identical")
-    p.add_argument("--context-s", type=float, default=1.0, help="model context around each region (default 1 s)")
-    p.add_argument("--crossfade-ms", type=float, default=20.0, help="region splice crossfade (default 20 ms)")
+    p.add_argument("--context-s", type=number("--context-s", 0.0, 3600.0, "s"), default=1.0, help="model context around each region (default 1 s)")
+    p.add_argument("--crossfade-ms", type=number("--crossfade-ms", 0.0, 60000.0, "ms"), default=20.0, help="region splice crossfade (default 20 ms)")
     p.add_argument("--noise-profile", metavar="START:END",
                    help="noise-only span whose mean power spectrum classical enhancers use as noise estimate")
+    p.add_argument("--normalize", choices=NORMALISE_MODES,
+                   help="scale the model's result to the input's peak or loudness (recorded in the provenance); "
+                        "for models whose raw output level is far from their input's")
 
 
 def editing_settings(args) -> dict:
@@ -104,7 +119,8 @@ def editing_settings(args) -> dict:
         raise WorkbenchError(f"--quality: expected a value between 0 and 1, got {args.quality}")
     return dict(mix=strength.mix, strength_as=strength.given_as, quality=args.quality,
                 loudness_lufs=args.loudness, true_peak_dbtp=args.true_peak, regions_s=tuple(regions) or None,
-                context_s=args.context_s, crossfade_s=args.crossfade_ms / 1000.0, noise_profile_s=profile_span)
+                context_s=args.context_s, crossfade_s=args.crossfade_ms / 1000.0, noise_profile_s=profile_span,
+                normalize=args.normalize)
 
 
 
@@ -202,6 +218,12 @@ def run(args) -> int:
         except WorkbenchError:
             enhancer.close()
             raise
+    if args.latency is not None:
+        try:
+            enhancer = with_latency(enhancer, parse_latency(args.latency))
+        except WorkbenchError:
+            enhancer.close()
+            raise
     if regions and enhancer.info.n_outputs != 1:
         enhancer.close()
         raise WorkbenchError(f"--region: model {enhancer.info.id!r} has several outputs; regions take "
@@ -271,6 +293,14 @@ def report_output(out: dict, args) -> None:
     """The notes and warnings one written output deserves: clipping to an integer format, a loudness
     target that could not be measured or reached."""
     target = out["path"]
+    level = out.get("level") or {}
+    if level.get("implausible"):
+        fix = (f"scaled by {level['normalize_gain_db']:+.1f} dB to the input's {level['normalized']}"
+               if level.get("normalized") else "use --normalize peak|loudness to bring it to the input's level")
+        gain = "unknown" if level.get("gain_db") is None else f"{level['gain_db']:+.1f} dB"
+        peak = "" if level.get("output_peak_dbfs") is None else f", peak {level['output_peak_dbfs']:+.1f} dBFS"
+        print(f"warning: {target}: the model's output level is implausible against its input (gain {gain}{peak}); "
+              f"{fix}", file=sys.stderr)
     if out.get("clipped_samples"):
         print(f"warning: {target}: {out['clipped_samples']} samples beyond ±1.0 were clipped to fit the "
               "integer sample format (use --subtype FLOAT to keep them)", file=sys.stderr)

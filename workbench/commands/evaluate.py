@@ -69,4 +69,8 @@ def run(args) -> int:
         print(f"wrote {write_csv(result, args.csv, overwrite=args.overwrite)}")
     if args.plot:
         print(f"wrote {plot_bars(result, args.plot, overwrite=args.overwrite)}")
+    if result.unreadable:
+        print(f"error: {len(result.unreadable)} of {len(result.files)} pair(s) could not be read (see the "
+              "warnings above)", file=sys.stderr)
+        return 2
     return 0

@@ -11,6 +11,8 @@ never written over, an existing file only with ``--overwrite`` and only when it 
 
 from __future__ import annotations
 
+from .numbers import number
+
 import sys
 from pathlib import Path
 
@@ -32,17 +34,17 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for the versions")
     p.add_argument("--csv", metavar="OUT.csv", help="long-form table: file, version, metric, value, unit, reason")
     p.add_argument("--plot", metavar="OUT.png", help="bar chart per metric and GLA convergence (PNG/SVG/PDF)")
-    p.add_argument("--n-fft", type=int, default=1024, help="STFT window length (samples)")
-    p.add_argument("--hop", type=int, default=256, help="STFT hop (samples)")
+    p.add_argument("--n-fft", type=number("--n-fft", 16, 1 << 16, "samples", integer=True), default=1024, help="STFT window length (samples)")
+    p.add_argument("--hop", type=number("--hop", 1, 1 << 16, "samples", integer=True), default=256, help="STFT hop (samples)")
     p.add_argument("--window", default="hann", help="hann, sqrt-hann, hamming or blackman")
-    p.add_argument("--gla-iters", type=int, default=100, metavar="N", help="Griffin-Lim iterations")
+    p.add_argument("--gla-iters", type=number("--gla-iters", 0, 100_000, integer=True), default=100, metavar="N", help="Griffin-Lim iterations")
     p.add_argument("--gla-init", default="random", choices=("zero", "random", "noisy"), help="initial phase")
-    p.add_argument("--gla-seed", type=int, default=0, help="seed of the random initial phase")
+    p.add_argument("--gla-seed", type=number("--gla-seed", 0, (1 << 32) - 1, integer=True), default=0, help="seed of the random initial phase")
     p.add_argument("--gla-source", action="append", metavar="SOURCE",
                    help="magnitude to reconstruct: clean, noisy, a mask (ibm, irm, iam, psm, cirm) or a model "
                         "id (repeatable; default: clean and every model)")
-    p.add_argument("--lc-db", type=float, default=0.0, help="IBM local criterion (dB)")
-    p.add_argument("--irm-beta", type=float, default=0.5, help="IRM exponent β")
+    p.add_argument("--lc-db", type=number("--lc-db", -200.0, 200.0, "dB"), default=0.0, help="IBM local criterion (dB)")
+    p.add_argument("--irm-beta", type=number("--irm-beta", 0.01, 10.0), default=0.5, help="IRM exponent β")
     p.add_argument("--psm-raw", action="store_true", help="do not truncate the PSM to [0, 1]")
     p.add_argument("--cirm-compress", action="store_true",
                    help="apply the cIRM through Williamson's compression K(1-e^(-CM))/(1+e^(-CM)), K=10, C=0.1")
@@ -94,7 +96,7 @@ def run(args) -> int:
     from ..core.progress import run_to_end
     from ..core.workflows.export import file_tag
     from ..core.workflows.phaselab import (MaskParams, PhaseLabError, convergence_lines, format_rows, render_figure,
-                                 rows_csv, run_lab, score_rows, LabRow)
+                                 load_reference, rows_csv, run_lab, score_rows, LabRow)
     from ..core.enhance.registry import load_enhancer
     from ..core.views.stft import StftConfig
 
@@ -115,9 +117,7 @@ def run(args) -> int:
     clean = clean_rate = None
     if args.clean:
         clean_path = Path(args.clean)
-        clean_audio, clean_info = load_audio(clean_path)
-        clean = downmix(clean_audio)
-        clean_rate = clean_info.sample_rate
+        clean, clean_rate = load_reference(clean_path, info.duration_s)
         inputs.append(clean_path)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .numbers import number
+
 import json
 import sys
 
@@ -15,7 +17,7 @@ def add_parser(sub) -> None:
                    help="built-in id, plugin id, or path to a model file/folder")
     p.add_argument("--audio", metavar="FILE",
                    help="speech file used for the real-time factor (default: 5 s of a synthetic speech-like signal)")
-    p.add_argument("--runs", type=int, default=3, help="timed runs for the real-time factor (median; default 3)")
+    p.add_argument("--runs", type=number("--runs", 1, 1000, integer=True), default=3, help="timed runs for the real-time factor (median; default 3)")
     p.add_argument("--processing", choices=("offline", "streaming"),
                    help="for models with both paths (see `workbench models`): probe that path instead of the "
                         "model's default")

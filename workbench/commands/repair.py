@@ -8,6 +8,8 @@ into the output's comment tag as JSON. The input is never written over.
 
 from __future__ import annotations
 
+from .numbers import number
+
 from pathlib import Path
 
 from ..core.audio.audio_io import WRITE_SUBTYPES, load_audio, same_file
@@ -22,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--box", action="append", required=True, metavar="T0:T1:F0:F1",
                    help="time (s) and frequency (Hz) rectangle; repeatable")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--gain-db", type=float, metavar="DB", help="multiply the box by this gain (e.g. -30)")
+    how.add_argument("--gain-db", type=number("--gain-db", -200.0, 60.0, "dB"), metavar="DB", help="multiply the box by this gain (e.g. -30)")
     how.add_argument("--interpolate", action="store_true",
                      help="replace the box's magnitude by interpolation from the frames around it (phase kept)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output WAV file")

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLay
 from ..core.enhance.chain import ChainEnhancer, is_chain_spec
 from ..core.enhance.editing import Box, Strength, with_attenuation_limit
 from ..core.errors import WorkbenchError
-from ..core.document.version_ops import EnhanceRequest, noise_profile_model, repair_version, run_request
+from ..core.document.version_ops import (MIN_PAUSE_FOR_PROFILE_S, EnhanceRequest, noise_profile_from_pauses,
+                                         noise_profile_model, repair_version, run_request)
 from .workers import GeneratorWorker
 
 SETTINGS_CHAINS = "edit/chains"
@@ -52,6 +53,10 @@ class EditPanel(QWidget):
         self.transport = None
         self.selection_s: tuple[float, float] | None = None
         self.noise_span_s: tuple[float, float] | None = None
+        #: non-speech spans the noise was learned from (Learn from pauses), else None
+        self.noise_pauses: list[tuple[float, float]] | None = None
+        #: the current recording's speech activity (the window's speech lane), when known
+        self.speech_activity = None
         self._worker: GeneratorWorker | None = None
         self._dragging = False
         self._press_mix = 1.0
@@ -109,9 +114,14 @@ class EditPanel(QWidget):
         self.learn_button.setToolTip("Use the selection (a noise-only pause) as the noise estimate of the "
                                      "classical models")
         self.learn_button.clicked.connect(self.learn_noise)
+        self.learn_pauses_button = QPushButton("Learn from pauses")
+        self.learn_pauses_button.setToolTip("Use every non-speech span the speech activity lane found (View > "
+                                            "Speech activity lane) as the noise estimate of the classical models")
+        self.learn_pauses_button.clicked.connect(self.learn_from_pauses)
         self.forget_button = QPushButton("Forget")
         self.forget_button.clicked.connect(lambda: self._set_noise(None))
         row.addWidget(self.learn_button)
+        row.addWidget(self.learn_pauses_button)
         row.addWidget(self.forget_button)
         grid.addRow(row)
         self.noise_label = QLabel("noise: tracked by each model")
@@ -269,16 +279,28 @@ class EditPanel(QWidget):
         self._set_noise(None)
         self._show_strength()
 
-    def _set_noise(self, span) -> None:
+    def _set_noise(self, span, pauses=None) -> None:
         self.noise_span_s = span
+        self.noise_pauses = list(pauses) if pauses else None
+        if self.noise_pauses:
+            total = sum(b - a for a, b in self.noise_pauses)
+            self.noise_label.setText(f"noise: learned from {len(self.noise_pauses)} pauses, {total:.1f} s "
+                                     "(classical models)")
+            return
         self.noise_label.setText("noise: tracked by each model" if span is None
                                  else f"noise: learned from {span[0]:.2f} – {span[1]:.2f} s (classical models)")
+
+    def set_speech_activity(self, result) -> None:
+        """The current recording's :class:`~workbench.core.measure.vad.VadResult` (``None``: not known)."""
+        self.speech_activity = result
+        self._update_enabled()
 
     def _update_enabled(self) -> None:
         rec = self.document.recording if self.document is not None else None
         busy = self._worker is not None
         self.enhance_selection_button.setEnabled(rec is not None and self.selection_s is not None and not busy)
         self.learn_button.setEnabled(rec is not None and self.selection_s is not None)
+        self.learn_pauses_button.setEnabled(rec is not None and self.speech_activity is not None)
         self.enhance_all_button.setEnabled(rec is not None and not busy)
         self.repair_button.setEnabled(rec is not None and not busy)
 
@@ -387,6 +409,12 @@ class EditPanel(QWidget):
         """The learned noise span when the model takes a noise profile (classical models), else None."""
         return self.noise_span_s if hasattr(enhancer, "with_noise_profile") else None
 
+    def _noise_pauses_for(self, enhancer) -> tuple[tuple[float, float], ...] | None:
+        """The pauses the noise was learned from when the model takes a noise profile, else None."""
+        if not self.noise_pauses or not hasattr(enhancer, "with_noise_profile"):
+            return None
+        return tuple(tuple(p) for p in self.noise_pauses)
+
     def _guard(self, fn) -> None:
         try:
             fn()
@@ -400,7 +428,8 @@ class EditPanel(QWidget):
                 raise WorkbenchError("select a time span first (Shift+drag on a pane)")
             spec, enhancer = self._load_model()
             request = EnhanceRequest(spec=spec, regions_s=(tuple(self.selection_s),),
-                                     noise_profile_s=self._noise_span_for(enhancer))
+                                     noise_profile_s=self._noise_span_for(enhancer),
+                                     noise_pauses_s=self._noise_pauses_for(enhancer))
             self._run("Enhance selection", run_request, rec, enhancer, request)
         self._guard(go)
 
@@ -408,7 +437,8 @@ class EditPanel(QWidget):
         def go():
             rec = self.document.recording
             spec, enhancer = self._load_model()
-            request = EnhanceRequest(spec=spec, noise_profile_s=self._noise_span_for(enhancer))
+            request = EnhanceRequest(spec=spec, noise_profile_s=self._noise_span_for(enhancer),
+                                     noise_pauses_s=self._noise_pauses_for(enhancer))
             self._run("Enhance", run_request, rec, enhancer, request)
         self._guard(go)
 
@@ -424,6 +454,20 @@ class EditPanel(QWidget):
             noise_profile_model(rec, probe, self.selection_s)
             self._set_noise(self.selection_s)
             self.status.setText("Noise learned; classical models run from this panel use it")
+        self._guard(go)
+
+    def learn_from_pauses(self) -> None:
+        def go():
+            rec = self.document.recording
+            result = self.speech_activity
+            if rec is None or result is None:
+                raise WorkbenchError("turn on View > Speech activity lane first: its pauses are the noise")
+            probe = self.document.catalogue.load("wiener")
+            noise_profile_from_pauses(rec, probe, result.pauses)  # says at once when no pause is long enough
+            usable = [(a, b) for a, b in result.pauses if b - a >= MIN_PAUSE_FOR_PROFILE_S]
+            self._set_noise(None, usable)
+            self.status.setText(f"Noise learned from {len(usable)} pauses; classical models run from this panel "
+                                "use it")
         self._guard(go)
 
     def repair(self) -> None:

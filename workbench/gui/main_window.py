@@ -18,18 +18,22 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gc
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog,
-                               QFrame, QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit,
-                               QScrollArea, QTextEdit, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget,
+                               QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHeaderView, QLabel, QLineEdit,
+                               QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea, QStyle, QTextEdit, QToolBar,
+                               QTreeWidget, QTreeWidgetItem, QWidget)
 
 from ..core.audio.formats import dialog_filter
 from ..core.enhance.registry import model_suffixes
 from ..core.errors import WorkbenchError
+from ..core.enhance.level import level_note
+from ..core.measure.vad import VadSettings, detect_speech
 from ..core.document.recording import Recording, Version
 from ..core.document.session_file import (SUFFIX as SESSION_SUFFIX, apply_workspace_state, open_session,
                                           read_session_file, save_session)
@@ -50,7 +54,7 @@ from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, 
 from .transport import TransportBar
 from .version_labels import is_lab, lab_grouped, version_entries
 from .window_fit import PREFERRED_SIZE, fit_window
-from .workers import run_with_progress, stop_all_workers
+from .workers import GeneratorWorker, run_with_progress, stop_all_workers
 
 SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
 AUDIO_FILTER = dialog_filter()
@@ -132,6 +136,10 @@ class MainWindow(QMainWindow):
         self.session = self.workspace
         #: problems reported by the last Open session (one line each)
         self.session_problems: list[str] = []
+        #: speech activity: settings, results by (recording id, settings), runs in progress
+        self.vad_settings = self._stored_vad_settings()
+        self._vad_results: dict = {}
+        self._vad_running: set = set()
 
         self._build_file_dock()
         self._build_toolbars()
@@ -396,6 +404,14 @@ class MainWindow(QMainWindow):
         self.rubber_action.toggled.connect(self.view.set_rubber_band)
         view_menu.addSeparator()
         view_menu.addAction(self.rubber_action)
+        self.speech_action = QAction("&Speech activity lane", self, checkable=True, shortcut="Ctrl+Shift+A")
+        self.speech_action.setToolTip("Silero VAD's speech probability and speech spans under the overview; "
+                                      "the Edit panel can learn the noise from every pause")
+        self.speech_action.toggled.connect(lambda _on: self._refresh_speech_lane())
+        view_menu.addAction(self.speech_action)
+        self.speech_settings_action = QAction("Speech activity se&ttings…", self)
+        self.speech_settings_action.triggered.connect(self.speech_settings_dialog)
+        view_menu.addAction(self.speech_settings_action)
         view_menu.addSeparator()
         self.panels_menu = view_menu.addMenu("&Panels")
         self.panels_menu.addAction(self._docks["Recordings"].toggleViewAction())
@@ -657,6 +673,93 @@ class MainWindow(QMainWindow):
         self._updating_controls = False
         self._fill_version_box()
         self._update_status()
+        self._refresh_speech_lane()
+
+    # ------------------------------------------------------------------------------------------------------
+    # speech activity
+    # ------------------------------------------------------------------------------------------------------
+    def _refresh_speech_lane(self) -> None:
+        """Show the current recording's speech activity when the lane is on (computed once per recording
+        and settings, on a worker), and hand it to the Edit panel."""
+        rec = self.document.recording
+        open_ids = {id(r) for r in self.document.recordings}
+        for key in [k for k in self._vad_results if k[0] not in open_ids]:
+            del self._vad_results[key]  # closed recordings (their ids may be reused)
+        if not self.speech_action.isChecked() or rec is None:
+            self.view.set_speech_activity(None)
+            self.edit_panel.set_speech_activity(None)
+            return
+        key = (id(rec), self.vad_settings)
+        result = self._vad_results.get(key)
+        self.view.set_speech_activity(result)
+        self.edit_panel.set_speech_activity(result)
+        if result is not None or key in self._vad_running:
+            return
+        self._vad_running.add(key)
+        settings, source = self.vad_settings, rec.source
+        worker = GeneratorWorker(lambda: detect_speech(source.read_all(), source.sample_rate, settings))
+        worker.returned.connect(lambda res, key=key: self._on_speech_activity(key, res))
+        worker.errored.connect(lambda exc, key=key: self._on_speech_activity(key, None, exc))
+        worker.cancelled.connect(lambda key=key: self._vad_running.discard(key))
+        worker.start()
+
+    def _on_speech_activity(self, key, result, error=None) -> None:
+        self._vad_running.discard(key)
+        if error is not None:
+            self.error_reporter("Speech activity", str(error))
+            return
+        rec = self.document.recording
+        if key[0] not in {id(r) for r in self.document.recordings}:
+            return  # closed while it ran
+        self._vad_results[key] = result
+        if rec is not None and key == (id(rec), self.vad_settings):
+            self._refresh_speech_lane()
+
+    def speech_settings_dialog(self) -> None:
+        """Threshold and minimum pause of the speech activity (defaults: the silero-vad package's)."""
+        dlg = QDialog(self)
+        dlg.setWindowTitle("Speech activity settings")
+        form = QFormLayout(dlg)
+        threshold = QDoubleSpinBox(dlg)
+        threshold.setRange(0.05, 0.95)
+        threshold.setSingleStep(0.05)
+        threshold.setValue(self.vad_settings.threshold)
+        pause = QDoubleSpinBox(dlg)
+        pause.setRange(0.0, 5000.0)
+        pause.setDecimals(0)
+        pause.setSuffix(" ms")
+        pause.setValue(self.vad_settings.min_pause_ms)
+        form.addRow("Speech threshold", threshold)
+        form.addRow("Minimum pause", pause)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults, dlg)
+        buttons.accepted.connect(dlg.accept)
+        buttons.rejected.connect(dlg.reject)
+        defaults = VadSettings()
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            lambda: (threshold.setValue(defaults.threshold), pause.setValue(defaults.min_pause_ms)))
+        form.addRow(buttons)
+        dlg.finished.connect(lambda code: self._apply_speech_settings(threshold.value(), pause.value())
+                             if code == QDialog.DialogCode.Accepted else None)
+        dlg.open()
+        self._speech_dialog = dlg
+
+    def _apply_speech_settings(self, threshold: float, min_pause_ms: float) -> None:
+        self.vad_settings = replace(self.vad_settings, threshold=round(threshold, 4), min_pause_ms=min_pause_ms)
+        self.settings.setValue("speech/threshold", self.vad_settings.threshold)
+        self.settings.setValue("speech/min_pause_ms", self.vad_settings.min_pause_ms)
+        self._refresh_speech_lane()
+
+    def _stored_vad_settings(self) -> VadSettings:
+        """The speech activity settings a person chose before (the package's defaults otherwise)."""
+        d = VadSettings()
+        try:
+            made = replace(d, threshold=float(self.settings.value("speech/threshold", d.threshold)),
+                           min_pause_ms=float(self.settings.value("speech/min_pause_ms", d.min_pause_ms)))
+            made.check()
+            return made
+        except (TypeError, ValueError):
+            return d
 
     def _on_version_changed(self, version: Version | None) -> None:
         rec = self.document.recording
@@ -752,6 +855,9 @@ class MainWindow(QMainWindow):
         """
         return [tuple(e) for e in version_entries(self.document.recording)]
 
+    def _level_icon(self):
+        return self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+
     def _fill_version_box(self) -> None:
         self._updating_controls = True
         self.version_box.clear()
@@ -761,6 +867,11 @@ class MainWindow(QMainWindow):
             if residual_of is not None:
                 self.version_box.setItemData(i, "original − enhanced; computed when chosen",
                                              Qt.ItemDataRole.ToolTipRole)
+            note = level_note(version.provenance.extra.get("level")) if version is not None else None
+            if note:
+                # A model whose raw output level is implausible (or was scaled): marked where it is chosen.
+                self.version_box.setItemData(i, self._level_icon(), Qt.ItemDataRole.DecorationRole)
+                self.version_box.setItemData(i, f"{label}: {note}", Qt.ItemDataRole.ToolTipRole)
             if version is not None and version is current:
                 self.version_box.setCurrentIndex(i)
         self.version_box.setEnabled(self.version_box.count() > 1)
@@ -797,7 +908,12 @@ class MainWindow(QMainWindow):
                     child.setForeground(0, self.palette().brush(self.palette().ColorGroup.Disabled,
                                                                 self.palette().ColorRole.Text))
                 else:
-                    child.setToolTip(0, v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
+                    note = level_note(v.provenance.extra.get("level"))
+                    child.setToolTip(0, (v.name if v.model is None else f"{v.name}: {v.model.name} ({v.model.source})")
+                                     + (f"\n{note}" if note else ""))
+                    if note:
+                        child.setIcon(0, self._level_icon())
+                        child.setToolTip(1, note)
                 child.setData(0, Qt.ItemDataRole.UserRole, (rec, v, residual_of))
                 parent.addChild(child)
                 if rec is self.document.recording and v is not None and v is self.document.version:
@@ -821,6 +937,10 @@ class MainWindow(QMainWindow):
         m, s = divmod(rem, 60)
         dur_text = f"{int(h)}:{int(m):02d}:{s:06.3f}" if h else f"{int(m)}:{s:06.3f}"
         version = self.document.version.name if self.document.version is not None else ""
+        note = (level_note(self.document.version.provenance.extra.get("level"))
+                if self.document.version is not None else None)
+        if note:
+            version += f" ({note})"
         self.status_label.setText(
             f"{rec.name}   |   {info.sample_rate} Hz   |   {info.channels} ch   |   {dur_text}   |   "
             f"{depth} {info.format}   |   showing: {version}")
@@ -1190,7 +1310,10 @@ class MainWindow(QMainWindow):
         is not a session is reported and leaves the window as it was; unsaved results are asked about
         first, as on Quit."""
         try:
-            saved_recordings = len(read_session_file(path).get("recordings") or [])
+            # Read and checked in full (every field, every type and range) before anything open is closed:
+            # a session that cannot be opened leaves the window as it was.
+            doc = read_session_file(path)
+            saved_recordings = len(doc.get("recordings") or [])
         except WorkbenchError as exc:
             self.error_reporter("Open session", str(exc))
             return False
@@ -1203,7 +1326,8 @@ class MainWindow(QMainWindow):
             self.document.close(rec)
         # Hashing sources and reading version audio run on a worker (the session's notifications reach
         # the panes as queued signals); the view state is restored below, on the GUI thread.
-        worker = run_with_progress(self, "Opening session", open_session, path, self.session, restore_state=False)
+        worker = run_with_progress(self, "Opening session", open_session, path, self.session, restore_state=False,
+                                   doc=doc)
         if worker.outcome == "failed":
             exc = worker.error
             self.error_reporter("Open session", str(exc) if isinstance(exc, WorkbenchError)
@@ -1225,7 +1349,10 @@ class MainWindow(QMainWindow):
         providers = self.session.state_providers()
         for key, (_get, restore) in providers.items():  # now that the current recording is shown
             if self.session.view_state.get(key) is not None:
-                restore(self.session.view_state[key])
+                try:
+                    restore(self.session.view_state[key])
+                except (WorkbenchError, ValueError, TypeError, KeyError, IndexError) as exc:
+                    problems = [*problems, f"{path}: view_state.{key}: not restored ({exc})"]
         self.session_problems = problems
         if problems:
             self.error_reporter("Open session", "\n".join(problems))

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.enhance.enhancer import Enhancer, EnhancerInfo, with_processing
+from ..core.enhance.level import level_note
 from ..core.enhance.registry import model_suffixes
 from ..core.progress import Progress
 from ..core.errors import WorkbenchError
@@ -65,7 +66,8 @@ def format_parameters(n: int | None) -> str:
 def info_cells(info: EnhancerInfo) -> tuple[str, ...]:
     causal = "?" if info.causal is None else ("yes" if info.causal else "no")
     return (info.name, ("any" if info.any_rate else f"{info.sample_rate / 1000:g} kHz"), causal,
-            f"{info.latency_ms:.1f} ms", format_parameters(info.parameters), "/".join(info.paths), info.source_text)
+            info.latency_text if info.latency_source != "declared" else f"{info.latency_ms:.1f} ms",
+            format_parameters(info.parameters), "/".join(info.paths), info.source_text)
 
 
 def failure_text(label: str, spec: str, exc: BaseException, doing: str = "failed") -> str:
@@ -82,10 +84,12 @@ def info_text(info: EnhancerInfo, report: ProbeReport | None = None) -> str:
     """The details box: declared facts of a model, then the probe report (or how to get one)."""
     causal = "unknown" if info.causal is None else ("yes" if info.causal else "no")
     lines = [f"{info.name} [{info.id}]", info.description,
-             f"rate {info.sample_rate} Hz · causal (declared) {causal} · latency {info.latency_samples} samples "
-             f"({info.latency_ms:.1f} ms) · parameters {format_parameters(info.parameters)}",
+             f"rate {info.sample_rate} Hz · causal (declared) {causal} · latency "
+             + (f"{info.latency_samples} samples ({info.latency_ms:.1f} ms)" if info.latency_source == "declared"
+                else f"{info.latency_text} (not declared by the model)")
+             + f" · parameters {format_parameters(info.parameters)}",
              f"{' or '.join(info.paths)}, block {info.block_samples} samples, family {info.family}, source {info.source_text}"
-             + (f", licence {info.licence}" if info.licence else "")]
+             + f", licence {info.licence or 'not stated'}"]
     lines += [f"{k}: {v}" for k, v in info.extra.items()]
     lines.append("")
     lines.append(format_report(report) if report is not None
@@ -548,8 +552,12 @@ class ModelPanel(QWidget):
         rtf = elapsed_s / max(rec.source.duration_s, 1e-9)
         self.progress_bar.setValue(1000)
         names = ", ".join(f"'{v.name}'" for v in versions)
+        notes = [f"{v.name}: {n}" for v in versions if (n := level_note(v.provenance.extra.get("level")))]
+        measured = enhancer.info.extra.get("latency measured")
         self._set_status(f"{enhancer.info.name}: {rec.source.duration_s:.1f} s in {elapsed_s:.1f} s "
-                         f"(real-time factor {rtf:.3f}) -> version{'s' if len(versions) > 1 else ''} {names}")
+                         f"(real-time factor {rtf:.3f}) -> version{'s' if len(versions) > 1 else ''} {names}"
+                         + (f"; latency {measured}" if measured else "")
+                         + (f"; level: {'; '.join(notes)}" if notes else ""))
         for v in versions:
             self.versionReady.emit(rec, v)
 

@@ -19,11 +19,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
-from ..core.audio.audio_io import atomic_output, downmix, load_audio
+from ..core.audio.audio_io import atomic_output
 from ..core.errors import WorkbenchError
 from ..core.measure.metrics import METRIC_SPECS
 from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, LabRow, MaskParams, RecordingLab,
-                             lab_for_recording, render_figure, rows_csv)
+                             lab_for_recording, load_reference, render_figure, rows_csv)
 from ..core.views.stft import StftConfig
 from ..core.document.workspace import PhaseLabSummary
 from .workers import GeneratorWorker
@@ -36,8 +36,7 @@ def _lab_steps(recording, cfg, reference_path: Path | None, **kwargs):
     """The worker's generator: read the reference (a bad file is one clear error), then run the lab."""
     reference = None
     if reference_path is not None:
-        audio, info = load_audio(reference_path)
-        reference = (downmix(audio), info.sample_rate)
+        reference = load_reference(reference_path, recording.source.duration_s)
     return (yield from lab_for_recording(recording, cfg, reference=reference,
                                          reference_name=reference_path.name if reference_path else "reference",
                                          **kwargs))

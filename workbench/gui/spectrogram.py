@@ -21,6 +21,7 @@ from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.audio.audio_io import AudioSource
+from ..core.measure.vad import HOP_S
 from ..core.views.figure import FigurePane, FigureSettings
 from ..core.views.stft import StftConfig, stft_frames
 from ..core.views.tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
@@ -324,6 +325,7 @@ class SpectrogramView(QWidget):
         self.overview_loop = _loop_region()
         ov.addItem(self.overview_loop, ignoreBounds=True)
         layout.addWidget(self.overview)
+        self._build_speech_lane(layout)
 
         self.panes: dict[str, _Pane] = {}
         self._build_panes()
@@ -337,6 +339,54 @@ class SpectrogramView(QWidget):
     @staticmethod
     def _axis_width() -> int:
         return 52
+
+    def _build_speech_lane(self, layout) -> None:
+        """A thin lane under the overview, X-linked to it: speech probability per 32 ms window (curve) and
+        the speech spans (filled). Hidden until :meth:`set_speech_activity` gives it a result."""
+        self.speech_lane = pg.PlotWidget()
+        self.speech_lane.setBackground("#16181c")
+        self.speech_lane.setFixedHeight(34)
+        lane = self.speech_lane.getPlotItem()
+        lane.setMenuEnabled(False)
+        lane.hideButtons()
+        lane.setMouseEnabled(x=False, y=False)
+        lane.hideAxis("bottom")
+        lane.getAxis("left").setWidth(self._axis_width())
+        # The lane is too low for a rotated axis title: one horizontal tick label names it instead.
+        lane.getAxis("left").setTicks([[(0.5, "speech")], []])
+        lane.getViewBox().setDefaultPadding(0.0)
+        lane.setYRange(0, 1.05, padding=0)
+        lane.setXLink(self.overview.getPlotItem())
+        self._speech_spans = pg.PlotCurveItem(pen=pg.mkPen(None), brush=pg.mkBrush(90, 200, 120, 110),
+                                              fillLevel=0.0)
+        self._speech_prob = pg.PlotCurveItem(pen=pg.mkPen((150, 230, 170), width=1))
+        lane.addItem(self._speech_spans)
+        lane.addItem(self._speech_prob)
+        self.speech_lane.hide()
+        layout.addWidget(self.speech_lane)
+
+    def set_speech_activity(self, result) -> None:
+        """Show a :class:`~workbench.core.measure.vad.VadResult` in the speech lane (``None`` hides it)."""
+        if result is None:
+            self._speech_prob.setData([], [])
+            self._speech_spans.setData([], [])
+            self.speech_lane.hide()
+            return
+        probs = np.asarray(result.probabilities, np.float64)
+        x = (np.arange(len(probs)) + 0.5) * HOP_S
+        self._speech_prob.setData(x, probs, skipFiniteCheck=True)
+        # Spans as a step outline: 0 before each span, 1 across it, 0 after (filled down to 0).
+        xs, ys = [0.0], [0.0]
+        for a, b in result.spans:
+            xs += [a, a, b, b]
+            ys += [0.0, 1.0, 1.0, 0.0]
+        xs.append(result.duration_s)
+        ys.append(0.0)
+        self._speech_spans.setData(np.asarray(xs), np.asarray(ys))
+        self.speech_lane.setToolTip(f"speech activity (Silero VAD, threshold {result.settings.threshold:g}, "
+                                    f"minimum pause {result.settings.min_pause_ms:g} ms): {len(result.spans)} "
+                                    f"spans, {result.speech_s:.1f} s of {result.duration_s:.1f} s")
+        self.speech_lane.show()
 
     def _build_panes(self) -> None:
         """(Re)create the panes in the current layout; tile images are redrawn from the cache."""

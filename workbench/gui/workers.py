@@ -109,12 +109,11 @@ class _Job:
     def run(self) -> None:  # pool thread
         if self.nice:
             lower_current_thread_priority()
-        sig = self.signals
         outcome, payload, work = "done", None, None
         try:
             if self.abort.is_set():  # cancelled while queued: do not start at all
                 raise Cancelled("cancelled before it started")
-            sig.started.emit()
+            self._emit("started")
             work, args, kwargs = self.work, self.args, self.kwargs
             self.work = self.args = self.kwargs = None
             if callable(work) and not inspect.isgenerator(work):
@@ -135,18 +134,30 @@ class _Job:
         self.outcome = outcome
         if outcome == "done":
             self.result = payload
-            sig.returned.emit(payload)
+            self._emit("returned", payload)
         elif outcome == "failed":
             self.error = payload
-            sig.errored.emit(payload)
+            self._emit("errored", payload)
         else:
-            sig.cancelled.emit()
+            self._emit("cancelled")
         payload = None
         self.done.set()
-        sig.finished.emit()
-        sig.ended.emit(self.key)
-        sig = self.signals = None
+        self._emit("finished")
+        self._emit("ended", self.key)
+        self.signals = None
         self.released.set()
+
+    def _emit(self, name: str, *args) -> bool:
+        """Emit ``name`` unless the signals' object is gone (its owner was destroyed, e.g. a window closed
+        while this ran): then the result has no one to go to and is dropped quietly."""
+        sig = self.signals
+        if sig is None or not shiboken6.isValid(sig):
+            return False
+        try:
+            getattr(sig, name).emit(*args)
+        except RuntimeError:  # deleted between the check and the emit
+            return False
+        return True
 
     def _drive(self, gen) -> Any:
         try:
@@ -157,7 +168,7 @@ class _Job:
                     item = next(gen)
                 except StopIteration as stop:
                     return stop.value
-                self.signals.progress.emit(item)
+                self._emit("progress", item)
                 item = None
         finally:
             gen.close()

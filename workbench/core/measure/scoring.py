@@ -17,6 +17,7 @@ from ..audio.audio_io import downmix, load_audio, resample
 from ..progress import Progress, rescaled
 from .dnsmos import dnsmos_metrics, dnsmos_metrics_steps
 from .metrics import Metric, intrusive_metrics
+from .vad import speech_mask
 
 
 #: Aligned correlation (absolute normalised cross-correlation peak) below which a reference is reported as
@@ -142,10 +143,17 @@ def load_mono(path: Path) -> tuple[np.ndarray, int]:
 INTRUSIVE, NON_INTRUSIVE = "intrusive", "dnsmos"
 
 
+def speech_only(audio: np.ndarray, sample_rate: int, spans: Sequence[tuple[float, float]]) -> np.ndarray:
+    """The samples of ``audio`` (``(n,)`` or ``(n, channels)``) inside ``spans`` (seconds), joined in order."""
+    mask = speech_mask(list(spans), len(audio), sample_rate)
+    return np.asarray(audio)[mask]
+
+
 def score_versions(versions: Sequence, reference: np.ndarray | None = None, reference_rate: int | None = None,
                    *, dnsmos: bool = True, intrusive: bool = True, metrics: Iterable[str] | None = None,
                    dnsmos_versions: Sequence | None = None,
-                   on_result: Callable[[object, str, Scores], None] | None = None
+                   on_result: Callable[[object, str, Scores], None] | None = None,
+                   speech_spans: Sequence[tuple[float, float]] | None = None
                    ) -> Generator[Progress, None, dict[str, Scores]]:
     """Score each :class:`~workbench.core.document.recording.Version` (its whole audio, channels averaged to mono).
 
@@ -160,6 +168,8 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
         on_result: called as ``on_result(version, part, Scores)`` as soon as one part of one version is
             measured (``part`` is :data:`INTRUSIVE` or :data:`NON_INTRUSIVE`), on the calling thread, so a
             table can fill cell by cell.
+        speech_spans: ``[(start_s, end_s)]``: the intrusive metrics score only these spans (speech), the
+            samples inside them of the version and of the reference, joined (:func:`speech_only`).
 
     A generator yielding :class:`Progress` (closing it between yields cancels the work); returns
     ``{version.name: Scores}`` with the parts measured here merged.
@@ -172,8 +182,11 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
     done = 0.0
     for v in todo_i:
         yield Progress(done / total, f"measuring {v.name} against the reference")
-        sc = score_signal(v.source.read_all(), v.source.sample_rate, reference, reference_rate, dnsmos=False,
-                          metrics=metrics)
+        audio, ref = v.source.read_all(), reference
+        if speech_spans:
+            audio = speech_only(audio, v.source.sample_rate, speech_spans)
+            ref = speech_only(reference, reference_rate, speech_spans)
+        sc = score_signal(audio, v.source.sample_rate, ref, reference_rate, dnsmos=False, metrics=metrics)
         out[v.name] = sc
         if on_result is not None:
             on_result(v, INTRUSIVE, sc)

@@ -23,7 +23,7 @@ from typing import Generator, Iterable, Sequence
 
 import numpy as np
 
-from ..audio.audio_io import atomic_output
+from ..audio.audio_io import atomic_output, read_info
 from ..audio.outputs import check_output_target
 from ..enhance.enhancer import Enhancer
 from ..enhance.registry import load_enhancer
@@ -84,6 +84,8 @@ class EvaluationResult:
     warnings: list[str] = field(default_factory=list)
     #: every file the evaluation read (noisy, clean, precomputed outputs): never written over.
     inputs: list[Path] = field(default_factory=list)
+    #: names of the pairs whose noisy or clean file could not be read (their rows hold the reason).
+    unreadable: list[str] = field(default_factory=list)
 
     def summaries(self) -> dict[tuple[str, str], Summary]:
         """``{(system, metric): Summary}``."""
@@ -166,6 +168,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
     rows: list[Measurement] = []
     elapsed: dict[str, float] = {}
+    unreadable_pairs: list[str] = []
     total = len(pair_list) * len(systems)
     done = 0
     for pair in pair_list:
@@ -189,7 +192,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 if row["failed_in"] != "read":
                     raise WorkbenchError(row["reason"])  # a model or precomputed output that fails stops the run
                 # A pair that cannot be read is rows with the reason (and a warning), never a stopped run.
-                unreadable = row["reason"]
+                unreadable = _pair_problems(pair) or row["reason"]
+                unreadable_pairs.append(pair.name)
                 warnings.append(unreadable)
                 rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable)
                             for key in metric_keys)
@@ -215,9 +219,25 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 rows.append(Measurement(pair.name, name, key, value, METRIC_SPECS[key].unit, reason,
                                         row["lag_samples"]))
             done += 1
+    if len(unreadable_pairs) == len(pair_list):
+        where = pairs if isinstance(pairs, (str, Path)) else pair_list[0].noisy.parent
+        raise WorkbenchError(f"{where}: none of the {len(pair_list)} pair(s) could be read; "
+                             f"{warnings[len(warnings) - len(unreadable_pairs)]}"
+                             + (f" (and {len(pair_list) - 1} more)" if len(pair_list) > 1 else ""))
     yield Progress(1.0, "done")
     return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed,
-                            inputs=pair_inputs(pair_list), warnings=warnings)
+                            inputs=pair_inputs(pair_list), warnings=warnings, unreadable=unreadable_pairs)
+
+
+def _pair_problems(pair: Pair) -> str:
+    """Every reason the noisy and the clean file of ``pair`` cannot be read, noisy first ("" when both open)."""
+    problems = []
+    for path in (pair.noisy, pair.clean):
+        try:
+            read_info(path)
+        except WorkbenchError as exc:
+            problems.append(str(exc))
+    return "; ".join(problems)
 
 
 #: Noisy and clean may differ by this much (seconds, or this fraction of the clean length) unremarked.

@@ -48,7 +48,7 @@ from typing import Generator, Iterable, Sequence
 
 import numpy as np
 
-from ..audio.audio_io import downmix, resample
+from ..audio.audio_io import downmix, load_audio, read_info, resample
 from ..progress import Progress, rescaled
 from ..errors import WorkbenchError
 from ..measure.metrics import METRIC_SPECS, estimate_lag
@@ -108,6 +108,30 @@ MIN_CORRELATION = 0.05
 
 def _mono64(x: np.ndarray) -> np.ndarray:
     return downmix(x, np.float64)
+
+
+#: A clean reference may last at most this many times the recording plus :data:`REFERENCE_SLACK_S` seconds;
+#: longer ones (an hour of clean speech for a 5 s clip) are refused from their header, before being read.
+REFERENCE_MAX_RATIO = 2.0
+REFERENCE_SLACK_S = 60.0
+
+
+def load_reference(path, recording_duration_s: float) -> tuple[np.ndarray, int]:
+    """The clean reference at ``path`` as mono float ``(n,)`` and its rate, after the audio reader's checks and
+    a length check made on the header: a reference far longer than the recording (more than
+    ``REFERENCE_MAX_RATIO`` x its duration + ``REFERENCE_SLACK_S``) is refused before any sample is read, since
+    only the part that lines up with the recording is ever used.
+
+    Raises:
+        WorkbenchError / AudioFileError: one line naming the file and the problem."""
+    info = read_info(path)
+    limit_s = REFERENCE_MAX_RATIO * recording_duration_s + REFERENCE_SLACK_S
+    if info.duration_s > limit_s:
+        raise PhaseLabError(f"{path}: the clean reference lasts {info.duration_s:.1f} s, far longer than the "
+                            f"{recording_duration_s:.1f} s recording (references up to {limit_s:.0f} s are read); cut it to "
+                            "the recording's span")
+    audio, info = load_audio(path)
+    return downmix(audio), info.sample_rate
 
 
 def align_reference(noisy: np.ndarray, noisy_rate: int, reference: np.ndarray, reference_rate: int, *,

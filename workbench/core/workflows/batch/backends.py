@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import sys
 from collections import deque
@@ -33,6 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Mapping, Sequence
 
+from ...audio.audio_io import remove_live_temp_files, sweep_stale_temp_files
 from ...enhance.enhancer import Enhancer
 from ...enhance.registry import load_enhancer
 from ...progress import Progress, run_to_end
@@ -113,12 +113,20 @@ def run_serial(tasks: Sequence[Mapping], models: Mapping[str, Enhancer], identit
 _POOL_WORKER: _Worker | None = None
 
 
+def _end_worker(signum, frame) -> None:
+    """SIGTERM in a pool worker (the driver stopping the pool): remove the temporary file of a write in
+    progress and end at once, quietly. Raising SystemExit instead would unwind into concurrent.futures,
+    which sends it to the driver as the item's result and prints its traceback."""
+    remove_live_temp_files()
+    os._exit(143)
+
+
 def _init_pool_worker(specs: Sequence[str], threads: int) -> None:
     global _POOL_WORKER
     # Ctrl-C goes to the whole process group; only the driver acts on it (it stops the pool). SIGTERM
     # (the driver stopping the pool) unwinds Python code, so atomic writes remove their temporary file.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _end_worker)
     _POOL_WORKER = _Worker(specs, threads)
 
 
@@ -270,37 +278,8 @@ def run_ray(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int | No
             ray.shutdown()
 
 
-_PART_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.part$")
-
-
 def remove_stale_parts(paths: Sequence[str]) -> int:
-    """Delete temporary files that a killed run's atomic writes left beside ``paths`` (``.NAME.PID.HEX.part``
-    whose process is gone). Returns how many were removed."""
-    by_folder: dict[str, set[str]] = {}
-    for p in paths:
-        folder, name = os.path.split(p)
-        by_folder.setdefault(folder or ".", set()).add(name)
-    removed = 0
-    for folder, names in by_folder.items():
-        try:
-            entries = os.listdir(folder)
-        except OSError:
-            continue
-        for entry in entries:
-            m = _PART_RE.match(entry)
-            if not m or m["name"] not in names:
-                continue
-            pid = int(m["pid"])
-            try:
-                os.kill(pid, 0)
-                continue  # that writer is still alive
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
-            try:
-                os.unlink(os.path.join(folder, entry))
-                removed += 1
-            except OSError:
-                pass
-    return removed
+    """Delete temporary files that a killed run's atomic writes left in the folders of ``paths``
+    (``.NAME.PID.HEX.part`` whose process is gone). Returns how many were removed."""
+    folders = {os.path.dirname(p) or "." for p in paths}
+    return sum(sweep_stale_temp_files(f, force=True) for f in folders)

@@ -38,6 +38,7 @@ from ...document.recording import Recording, file_sha256
 from ...document.version_ops import EnhanceRequest, run_request
 from ...enhance.editing import Strength
 from ...enhance.enhancer import Enhancer, enhance
+from ...enhance.level import clipping_problem
 from ...errors import Cancelled, WorkbenchError
 from ...measure.dnsmos import DNSMOS_METRICS
 from ...measure.metrics import INTRUSIVE_METRICS, failed
@@ -77,6 +78,8 @@ class EnhanceSettings:
             around each, ``crossfade_s`` raised-cosine splices); the rest stays bit-identical.
         noise_profile_s: ``(start, end)`` noise-only span whose mean power spectrum classical models use.
         atten_lim_db: the model's own attenuation limit the caller set (recorded in the provenance only).
+        normalize: ``"peak"`` or ``"loudness"``: scale each model output to the input's peak or BS.1770
+            loudness before anything else (recorded in the provenance); ``None``: as the model gave it.
         provenance_tag: outputs (every container) carry the version's provenance as JSON in their
             comment tag (``workbench enhance``). Off in ``workbench batch``: the tag holds the run time,
             so outputs would differ in bytes between runs.
@@ -99,6 +102,7 @@ class EnhanceSettings:
     crossfade_s: float = 0.020
     noise_profile_s: tuple[float, float] | None = None
     atten_lim_db: float | None = None
+    normalize: str | None = None
     provenance_tag: bool = False
 
     def to_dict(self) -> dict:
@@ -217,7 +221,8 @@ def _request(settings: EnhanceSettings, chans: list[int], spec: str) -> EnhanceR
         extra["model_attenuation_limit_db"] = settings.atten_lim_db
     return EnhanceRequest(spec=spec, channels=tuple(chans), regions_s=settings.regions_s,
                           context_s=settings.context_s, crossfade_s=settings.crossfade_s,
-                          noise_profile_s=settings.noise_profile_s, settings=extra)
+                          noise_profile_s=settings.noise_profile_s, settings=extra,
+                          normalize=settings.normalize)
 
 
 def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = None, *,
@@ -226,7 +231,9 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     :class:`Progress` and returning the manifest row.
 
     Outputs are written in the planned order through the atomic writer (never over the input), at
-    ``settings.rate`` (soxr), PCM outputs clipped to ±1 (counted in ``metrics.clipped_samples``). An output that already exists is kept, not rewritten,
+    ``settings.rate`` (soxr), PCM outputs clipped to ±1 (counted in ``metrics.clipped_samples``); an output
+    that clipping would destroy (more than 1 % of its samples beyond ±1 in an integer or lossy format) is
+    not written and fails the item with the fix (:func:`~workbench.core.enhance.level.clipping_problem`). An output that already exists is kept, not rewritten,
     unless the task says ``overwrite`` (a kill between two outputs of one item leaves the first
     complete; the rerun writes only the missing one — outputs are deterministic, so the bytes agree).
 
@@ -284,6 +291,9 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
             v = versions.get(out["name"])
             if v is None:
                 raise WorkbenchError(f"{target}: no output named {out['name']!r} from model {enhancer.info.id!r}")
+            level = v.provenance.extra.get("level")
+            if level:
+                out["level"] = dict(level)
             if target.is_file() and not task.get("overwrite"):
                 out["kept"] = True  # an earlier run's output (atomic writes: it is complete)
             else:
@@ -292,6 +302,11 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
                        output_subtype(getattr(src, "info", None) and src.info.subtype, fmt, settings.subtype))
                 rate = export_rate(rec, v, settings.rate)
                 protect = (path, *map(Path, task.get("protect", ())))
+                if settings.loudness_lufs is None and sub not in ("FLOAT", "DOUBLE"):
+                    data = v.source.read_all()
+                    problem = clipping_problem(str(target), int(np.count_nonzero(np.abs(data) > 1.0)), data.size, sub)
+                    if problem:
+                        raise WorkbenchError(problem)
                 comment = provenance_comment(rec, v) if settings.provenance_tag else None
                 if fmt in LOSSY or settings.loudness_lufs is not None:
                     # Lossy containers (encoder rates, block writes) and BS.1770 loudness: the export writer.

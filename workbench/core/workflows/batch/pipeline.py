@@ -8,8 +8,9 @@ cancel between yields. Per task it
    identity and settings, the input unchanged (size and modification time, else SHA-256), and every
    output still there with the recorded SHA-256;
 2. recomputes (replacing its outputs) an item whose ``done`` row no longer stands;
-3. when resuming, recomputes items the manifest has no row for (their outputs, if any, are the killed
-   run's own, unrecorded);
+3. never replaces an output that no row of this batch proves it wrote (recorded path and SHA-256): an
+   item without a row (another batch's manifest, a header without rows, a run killed between an output's
+   write and its row) is treated as in a fresh run, and a changed output of a stale row is skipped;
 4. otherwise skips an enhancement whose outputs all exist already (an earlier run's, written
    atomically so complete; ``status = "skipped"``) unless ``overwrite``;
 5. runs everything else on the backend, appending each row to the manifest as it arrives.
@@ -17,6 +18,7 @@ cancel between yields. Per task it
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +124,33 @@ def reusable(prev: Mapping | None, task: Mapping, identity: Mapping | None) -> b
     return _outputs_intact(prev, task)
 
 
+def _foreign_outputs(prev: Mapping, task: Mapping) -> list[str]:
+    """Planned outputs that exist but that ``prev`` (this batch's row) does not prove it wrote: not recorded
+    for that path, or the file's SHA-256 differs from the recorded one (someone changed or replaced it)."""
+    recorded = {o["path"]: o.get("sha256") for o in prev.get("outputs") or []}
+    foreign = []
+    for o in task.get("outputs") or []:
+        p = Path(o["path"])
+        if not os.path.lexists(p):
+            continue
+        sha = recorded.get(o["path"])
+        try:
+            ours = sha is not None and p.is_file() and file_sha256(p) == sha
+        except OSError:
+            ours = False
+        if not ours:
+            foreign.append(o["path"])
+    return foreign
+
+
+def _not_ours_row(task: Mapping, identity: Mapping | None, paths: list[str]) -> dict:
+    row = _base_row(task, identity)
+    row["status"] = "skipped"
+    row["reason"] = (f"{paths[0]}: not replaced: it is not the file this batch wrote (changed since, or another "
+                     "program's); --overwrite replaces it")
+    return row
+
+
 def _skipped_existing(task: Mapping, identity: Mapping | None) -> dict | None:
     """A ``skipped`` row when every planned output of an enhancement exists as a regular file."""
     outs = task.get("outputs") or []
@@ -174,17 +203,23 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
         elif reusable(prev, task, ident):
             row = dict(prev, index=task["index"])
             reused += 1
-        elif prev is not None and prev.get("status") == "done":
-            # Our own earlier result, now stale (input, model or settings changed, or an output was altered
-            # or removed): recompute it and replace the outputs the manifest says this batch wrote.
+        elif prev is not None and prev.get("status") == "done" and task.get("overwrite"):
+            todo.append(task)
+            continue
+        elif prev is not None and prev.get("status") == "done" and not _foreign_outputs(prev, task):
+            # Our own earlier result, now stale (input, model or settings changed, or an output was removed):
+            # recompute it and replace the outputs this batch's manifest proves it wrote (same path, same
+            # SHA-256 now as when written).
             todo.append(dict(task, overwrite=True))
             continue
-        elif prev is None and manifest is not None and manifest.resumed:
-            # Continuing this batch: planned outputs without a row were written by the killed run between
-            # the write and the manifest line (or not at all); recompute rather than trust them unverified.
-            todo.append(dict(task, overwrite=True) if task["kind"] == "enhance" else task)
-            continue
+        elif prev is not None and prev.get("status") == "done":
+            row = _not_ours_row(task, ident, _foreign_outputs(prev, task))
+            if manifest is not None:
+                manifest.append(row)
         else:
+            # No row of this batch for it (a fresh run, another batch's manifest, a header without rows, or
+            # a run killed between an output's write and its row): what exists is kept and skipped, never
+            # replaced unproven.
             row = _skipped_existing(task, ident)
             if row is None:
                 todo.append(task)

@@ -23,6 +23,7 @@ from typing import Sequence
 from ...audio.formats import READ_SUFFIXES, format_named
 from ...audio.outputs import plan_batch_outputs
 from ...errors import WorkbenchError
+from ...jsonfile import JsonFileError, read_text
 
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 CSV_PATH_COLUMNS = ("path", "input", "file", "filename")
@@ -44,12 +45,16 @@ class InputFile:
             return Path()
 
 
+#: An input list (paths, CSV, an earlier manifest) larger than this is refused before it is read.
+LIST_MAX_BYTES = 1 << 30
+
+
 def _read_list(path: Path) -> list[Path]:
     base = path.parent
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkbenchError(f"{path}: cannot read the input list ({exc})") from None
+        text = read_text(path, max_bytes=LIST_MAX_BYTES, what="input list")
+    except JsonFileError as exc:
+        raise WorkbenchError(str(exc)) from None
     items: list[str] = []
     suffix = path.suffix.lower()
     if suffix == ".csv":
