@@ -14,7 +14,8 @@
   ``constants.pkl`` and ``code/``) is opened with ``torch.jit.load``; anything else goes through
   ``torch.load(weights_only=True)``, which never executes code from the file. Plain state dicts (also
   wrapped in ``{'model': ...}`` or ``{'state_dict': ...}``) are matched to the architectures in this
-  package by their parameter names (GTCRN so far).
+  package by their parameter names (GTCRN so far); models trained in the workbench carry their
+  architecture and arguments (``workbench_training``) and are rebuilt from them.
 
 Everything that cannot be used raises :class:`ModelError` naming what was found and what is expected.
 """
@@ -38,6 +39,7 @@ from .dtln import find_dtln_pair, DtlnEnhancer
 from .deepfilternet import GRAPH_NAMES, DeepFilterNetExport, is_deepfilternet_folder
 from .gtcrn import GtcrnEnhancer, is_gtcrn_state_dict, unwrap_state_dict, SIGNATURE_KEYS
 from .torchscript import load_torchscript
+from .trained import is_trained_checkpoint, load_trained
 
 ONNX_SUFFIXES = {".onnx"}
 TORCH_SUFFIXES = {".pt", ".pth", ".tar", ".ckpt", ".bin", ".zip", ".jit", ".torchscript"}
@@ -231,6 +233,8 @@ def load_checkpoint(path: Path) -> Enhancer:
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"{path}: a damaged or truncated PyTorch checkpoint (torch.load: {first[:200]})") from None
+    if is_trained_checkpoint(obj):
+        return load_trained(path, obj)
     sd = unwrap_state_dict(obj)
     if sd is None:
         kind = type(obj).__name__

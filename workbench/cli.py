@@ -26,6 +26,8 @@ COMMANDS = {
     "repair": "repair",
     "phase-lab": "phase_lab",
     "batch": "batch",
+    "train": "train",
+    "loss-lab": "loss_lab",
     "vad": "vad",
     "live": "live",
     "gui": "gui",

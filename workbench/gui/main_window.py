@@ -48,6 +48,7 @@ from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
 from .live_panel import LivePanel
+from .train_panel import TrainPanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
@@ -64,7 +65,7 @@ MAX_RECENT = 10
 LAST_EXPORT_FOLDER = "export/last_folder"
 #: Files and folders dropped on the window with these suffixes are loaded as models, not opened as audio.
 #: Version of the saved dock/tool bar layout; bump it when docks or tool bars are added or renamed.
-WINDOW_STATE_VERSION = 2
+WINDOW_STATE_VERSION = 3
 #: Milliseconds after the first window is built when the start-up objects leave the cyclic GC's view.
 GC_FREEZE_AFTER_MS = 2000
 _gc_frozen = False
@@ -236,6 +237,10 @@ class MainWindow(QMainWindow):
         live_scroll.setFrameShape(QFrame.Shape.NoFrame)
         live_scroll.setWidget(self.live_panel)
         self.live_dock = self.add_panel("Live", live_scroll)
+        # Trained models join the session's catalogue, so the Models panel lists them at once.
+        self.train_panel = TrainPanel(catalogue=self.session.catalogue)
+        self.train_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Train: {msg}", 8000))
+        self.train_dock = self.add_panel("Train", self.train_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
@@ -1223,6 +1228,7 @@ class MainWindow(QMainWindow):
         self.metrics_panel.shutdown()
         self.phase_lab_panel.shutdown()
         self.live_panel.shutdown()
+        self.train_panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:
