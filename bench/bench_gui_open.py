@@ -11,7 +11,7 @@ Measures, for each file, in a fresh process with ``QT_QPA_PLATFORM=offscreen``:
       (median); ``--pan-window`` changes the view width.
 
 With ``--model-stall MODEL`` (repeatable) it instead measures how responsive the window stays while a
-model runs (issue 4): a 10-minute 48 kHz file is opened, MODEL is started from the model panel, and a
+model runs: a 10-minute 48 kHz file is opened, MODEL is started from the model panel, and a
 5 ms QTimer records the gaps between its ticks; the longest gap minus 5 ms is the longest event-loop
 stall. It is reported for the run itself and for the moment the result arrives (the version is added,
 the transport prepares it for playback, the panes repaint). ``--stall-trace`` also prints, for every gap

@@ -1,4 +1,4 @@
-"""Benchmark: playback memory of a long recording with three versions (issue 13).
+"""Benchmark: playback memory of a long recording with three versions.
 
 Writes a 48 kHz mono recording of ``--hours`` (default 1) and two more "versions" of the same length
 (processed variants, as WAV files) to a temporary folder, then, in a fresh process per path (so the

@@ -1,4 +1,4 @@
-"""Strength, regions, spectral repair (core functions and the CLI flags of issue 11)."""
+"""Strength, regions, spectral repair (core functions and the editor's CLI flags)."""
 
 from __future__ import annotations
 

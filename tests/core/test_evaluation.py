@@ -129,7 +129,7 @@ def test_duplicate_systems_rejected(shared_data):
         run_to_end(E.evaluate(shared_data / "dns3", ["file:GTCRN", "file:GTCRN"], dnsmos=False))
 
 
-# ---------------------------------------------------------------- issue 9: the reference must fit the recording
+# ---------------------------------------------------------------- the reference must fit the recording
 
 
 def test_alignment_check_tells_a_matching_reference_from_an_unrelated_one(shared_data):

@@ -296,7 +296,7 @@ def test_planned_targets_match_export(tmp_path):
 
 
 def test_comparison_records_the_reference_and_its_sha256(tmp_path, shared_data):
-    """Issue 9: the comparison did not say which clean reference produced the intrusive metrics."""
+    """The comparison must say which clean reference produced the intrusive metrics."""
     rec = Recording(shared_data / "dns3" / "0015_noisy.wav")
     clean = shared_data / "dns3" / "0015_clean.wav"
     metrics = {"original": {"pesq_wb": 1.1, "si_sdr": 3.0, "dnsmos_ovrl": 2.0}}
@@ -332,7 +332,7 @@ def test_default_export_folder_avoids_read_only_folders(tmp_path, monkeypatch):
     assert default_export_folder(src, tmp_path / "fallback") == tmp_path / "fallback"
 
 
-# ------------------------------------------------------------------ lossy formats, loudness (issue 11)
+# ------------------------------------------------------------------ lossy formats, loudness
 from workbench.core.workflows.export import export_version as _export_version  # noqa: E402
 from workbench.core.audio.loudness import measure as _measure, true_peak as _true_peak  # noqa: E402
 

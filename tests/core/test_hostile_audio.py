@@ -1,4 +1,4 @@
-"""Issue 10, items 5, 6, 8 and 10 (audio side): hostile headers and names end in one clear line.
+"""Hostile audio headers and names end in one clear line.
 
 On the old code: an AIFF with an Inf/NaN 80-bit rate raised OverflowError, an AIFF claiming 800 MHz made
 ``enhance`` allocate gigabytes, an Ogg whose last granule claims 1e12 frames was accepted (then a TiB

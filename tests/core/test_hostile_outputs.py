@@ -1,4 +1,4 @@
-"""Issue 10, items 1-4: outputs that point at the wrong things never lose a file.
+"""Outputs that point at the wrong things never lose a file.
 
 Every reproduction here failed on the old code: ``evaluate --csv`` wrote over the noisy recording,
 ``-o FIFO --overwrite`` replaced the pipe with a file, a batch into its own folder rewrote and re-enhanced

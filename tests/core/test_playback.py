@@ -402,7 +402,7 @@ def test_nonfinite_samples_are_zeroed_piece_by_piece_without_touching_the_source
     assert np.isnan(y[bad_at[0]])
 
 
-# ------------------------------------------------------------------ strength (issue 11)
+# ------------------------------------------------------------------ strength
 def _strength_recording(n: int = RATE * 4):
     rng = np.random.default_rng(3)
     dry = (0.2 * rng.standard_normal(n)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Disk-backed playback (issue 13): versions prepared piece by piece into temporary block caches, played
+"""Disk-backed playback: versions prepared piece by piece into temporary block caches, played
 from a fixed RAM pool of blocks. Its output must equal the in-RAM path sample for sample; the callback
 must never read a file, take a lock, wait or allocate."""
 

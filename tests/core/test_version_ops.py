@@ -1,4 +1,4 @@
-"""Strength, region, repair versions on a Recording, and undo/redo of every step (issue 11)."""
+"""Strength, region, repair versions on a Recording, and undo/redo of every step."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 10, item 7 (window): Cancel stops a model file whose call never returns (an endless ONNX Loop).
+"""Cancel in the window stops a model file whose call never returns (an endless ONNX Loop).
 
 On the old code the model ran in the worker thread, where Cancel is only seen between the engine's
 yields, so the job never finished; model files now run in a worker process that Cancel terminates.

@@ -1,5 +1,5 @@
 """The Edit panel in the window: strength heard live and committed, enhance selection, learn noise,
-Ctrl+drag repair, chains, undo/redo (issue 11)."""
+Ctrl+drag repair, chains, undo/redo."""
 
 from __future__ import annotations
 

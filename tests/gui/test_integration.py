@@ -269,7 +269,7 @@ def test_closing_while_a_model_and_metrics_run(qtbot, settings, tmp_path):
     with qtbot.waitSignal(w.model_panel.runStarted, timeout=5000):
         w.model_panel.start()
     w.metrics_dock.raise_()
-    # DNSMOS of a long file is not started by showing the tab (issue 9); the Measure button starts it,
+    # DNSMOS of a long file is not started by showing the tab; the Measure button starts it,
     # and it waits while the model runs.
     with qtbot.waitSignal(w.metrics_panel.started, timeout=5000):
         w.metrics_panel.compute_button.click()

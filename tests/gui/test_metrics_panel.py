@@ -137,7 +137,7 @@ def test_follows_the_document_model(qtbot, shared_data):
     assert panel.recording.name == "speech.wav" and panel.reference_path is None
 
 
-# ------------------------------------------------------------------------------ issue 9: measure what changed
+# ------------------------------------------------------------------------------ measure what changed
 
 
 def _numeric(text: str) -> bool:

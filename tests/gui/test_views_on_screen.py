@@ -1,6 +1,6 @@
 """What the panes show, the readout says and the figure exports come from one view registry.
 
-Covers issue 9: a registered view reaches the pane choices, readout and figure; File > Export figure
+A registered view reaches the pane choices, readout and figure; File > Export figure
 equals the panes (views, levels, colour tables, masking, scale, region) down to the colour-mapped
 pixels; the readout shows what is drawn ("—" where nothing is); IF/group-delay masking is the CLI's,
 adjustable and named in the colour bar; closing the last file leaves a clean empty state.

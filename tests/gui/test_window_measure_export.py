@@ -1,4 +1,4 @@
-"""Issue 9, Measure and Export in the window: DNSMOS on long files waits for its button, the batch dialog
+"""Measure and Export in the window: DNSMOS on long files waits for its button, the batch dialog
 offers the session's models and the open recordings, errors say what failed, dialogs start where the
 file is, exports avoid read-only folders, the comparison names its reference."""
 

@@ -1,4 +1,4 @@
-"""Noise profiles (classical enhancers), chains, WPE dereverberation, DeepFilterNet's own limit (issue 11)."""
+"""Noise profiles (classical enhancers), chains, WPE dereverberation, DeepFilterNet's own limit."""
 
 from __future__ import annotations
 

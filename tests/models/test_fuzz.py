@@ -1,4 +1,4 @@
-"""Seeded mutation fuzzing of the audio readers and the model loaders (issue 10), bounded in time.
+"""Seeded mutation fuzzing of the audio readers and the model loaders, bounded in time.
 
 Each test generates small valid files of every kind we read (WAV PCM/float, AIFF, FLAC, Ogg Vorbis,
 MP3; ONNX graphs, TorchScript archives, checkpoints, model cards), mutates them with a fixed seed

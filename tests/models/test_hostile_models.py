@@ -1,4 +1,4 @@
-"""Issue 10, items 7-10 and 12 (models): hostile model files hang, bomb or lie; none of it reaches the user.
+"""Hostile model files hang, bomb or lie; none of it reaches the user.
 
 On the old code: an ONNX graph with an endless Loop made ``enhance``/``probe`` ignore Ctrl-C; a card with
 ``n_fft = 50000000`` hung at load and ``sample_rate = 1`` gave near-silence; complex TorchScript output

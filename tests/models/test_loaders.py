@@ -130,7 +130,7 @@ def test_missing_path_and_empty_folder(tmp_path):
     (b"PK\x03\x04junk", "unrecognised binary data"),                            # was a miniz error
 ])
 def test_a_fake_pt_says_what_is_wrong_in_user_terms(tmp_path, content, kind):
-    """Issue 9: a fake .pt reported the unpickler's internals ("pop from empty list")."""
+    """A fake .pt reported the unpickler's internals ("pop from empty list")."""
     path = tmp_path / "fake.pt"
     path.write_bytes(content)
     with pytest.raises(ModelError) as err:

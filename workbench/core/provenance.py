@@ -16,7 +16,7 @@ class VersionKind(str, Enum):
 
     Members: ``ORIGINAL`` (the file as read), ``ENHANCED`` (one output of a model run; multi-output models
     give one ENHANCED version per output), ``RESIDUAL`` (original - enhanced, what a model removed),
-    ``REGION``, ``REPAIR``, ``CHAIN`` (issue 11's editing operations), ``ORACLE`` (an oracle mask applied
+    ``REGION``, ``REPAIR``, ``CHAIN`` (the editor's operations), ``ORACLE`` (an oracle mask applied
     with the clean reference), ``SWAP`` (one signal's magnitude with another's phase), ``RECONSTRUCTION``
     (a phase reconstructed from a magnitude by Griffin-Lim); the last three come from the phase lab
     (:mod:`workbench.core.workflows.phaselab`). A version's strength (wet/dry) is not a kind: it is a setting of a
