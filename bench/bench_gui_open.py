@@ -62,11 +62,10 @@ def write_test_file(path: Path, seconds: int, block_s: int = 10, seed: int = 0) 
 
 
 def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0) -> dict:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", WORKBENCH_BENCH_MARKS="1",
-               WORKBENCH_BENCH_PANS=str(pans), WORKBENCH_BENCH_PAN_WINDOW_S=str(pan_window_s),
-               XDG_CONFIG_HOME=str(config_dir))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(config_dir))
     launch = time.time()
-    proc = subprocess.run([sys.executable, str(REPO / "main.py"), str(path)], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gui_open_driver.py"), str(path),
+                           "--pans", str(pans), "--pan-window-s", str(pan_window_s)], env=env, capture_output=True,
                           text=True, timeout=900)
     if proc.returncode != 0:
         raise SystemExit(f"{path}: the window exited with {proc.returncode}\n{proc.stderr[-2000:]}")

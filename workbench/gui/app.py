@@ -1,23 +1,11 @@
 """Application start-up: QApplication, settings identity, pyqtgraph options, the main window, and the
-``--screenshot`` and benchmark hooks.
-
-Benchmark hooks (used by ``bench/bench_gui_open.py``), enabled by environment variables:
-    ``WORKBENCH_BENCH_MARKS=1``: print ``WB_MARK <name> <unix time>`` lines on stdout for ``qapp``
-        (QApplication created), ``window`` (shown), ``spectrogram`` (first time every pane shows its tiles)
-        and ``first_paint`` (panes and waveform overview complete), and
-        ``WB_RSS <peak KiB>`` at exit.
-    ``WORKBENCH_BENCH_PANS=N``: after the first paint, pan N times by 10 % of the view and print
-        ``WB_PAN <redraw ms> <tiles complete ms>`` per pan, then quit (the view first zooms to
-        ``WORKBENCH_BENCH_PAN_WINDOW_S`` seconds, default 10).
-"""
+``--screenshot`` mode. Benchmarks observe start-up through :func:`run_gui`'s ``on_mark`` and
+``after_first_paint`` hooks (``bench/gui_open_driver.py``)."""
 
 from __future__ import annotations
 
-import os
-import resource
-import statistics
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 APP_NAME = "Workbench"
@@ -44,11 +32,6 @@ def demo_clip_path() -> Path:
     return Path(workbench_assets.__file__).parent / "demo" / "demo_noisy.wav"
 
 
-def _mark(name: str) -> None:
-    if os.environ.get("WORKBENCH_BENCH_MARKS"):
-        print(f"WB_MARK {name} {time.time():.6f}", flush=True)
-
-
 def make_application(argv: list[str] | None = None):
     from . import compat
 
@@ -69,7 +52,9 @@ def make_application(argv: list[str] | None = None):
 
 
 def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
-            enhance: list[str] | tuple[str, ...] = (), session: str | None = None) -> int:
+            enhance: list[str] | tuple[str, ...] = (), session: str | None = None, *,
+            on_mark: Callable[[str], None] | None = None,
+            after_first_paint: Callable[[object, object], None] | None = None) -> int:
     """Open the main window with ``files``; with ``screenshot`` save a PNG once painted and exit.
 
     With ``enhance`` (model ids or model paths), once the panes are painted the model panel runs each
@@ -77,11 +62,20 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
     newest version is shown, and a screenshot waits until it is painted. With ``session`` the saved
     session is restored first (recordings, versions, references, view settings); ``files`` open after it.
 
+    ``on_mark(name)`` is called at the start-up milestones ``qapp`` (QApplication created), ``window``
+    (shown), ``spectrogram`` (first time every pane shows its tiles) and ``first_paint`` (panes and
+    overview complete); ``after_first_paint(app, window)`` then runs from the event loop instead of the
+    scripted models and screenshot (benchmarks drive the window with it).
+
     Returns the process exit status: 0, or 2 when a screenshot was requested but a file could not be
     opened, a model could not be run, or the panes did not finish painting within 120 s.
     """
+    def mark(name: str) -> None:
+        if on_mark is not None:
+            on_mark(name)
+
     app = make_application()
-    _mark("qapp")
+    mark("qapp")
     from PySide6.QtCore import QTimer
 
     from .main_window import MainWindow
@@ -101,17 +95,16 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
     if demo:
         paths.insert(0, str(demo_clip_path()))
     window.show()
-    _mark("window")
+    mark("window")
     status = {"code": 0}
-    pans = int(os.environ.get("WORKBENCH_BENCH_PANS", "0") or 0)
     pending = list(enhance)
 
     def first_paint() -> None:
         window.view.paint_now()
-        _mark("first_paint")
+        mark("first_paint")
         window.view.painted.disconnect(first_paint)
-        if pans:
-            QTimer.singleShot(0, lambda: _bench_pans(app, window, pans))
+        if after_first_paint is not None:
+            QTimer.singleShot(0, lambda: after_first_paint(app, window))
         elif pending and window.document.recording is not None:
             QTimer.singleShot(0, run_next_model)
         elif screenshot:
@@ -191,7 +184,7 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
 
     def first_spectrogram() -> None:
         window.view.paint_now()
-        _mark("spectrogram")
+        mark("spectrogram")
         window.view.tilesPainted.disconnect(first_spectrogram)
 
     window.view.tilesPainted.connect(first_spectrogram)
@@ -216,44 +209,6 @@ def run_gui(files: list[str], screenshot: str | None = None, demo: bool = False,
     code = app.exec()
     from .workers import stop_all_workers
     stop_all_workers()  # no pool thread may still run Python while the interpreter shuts down
-    if os.environ.get("WORKBENCH_BENCH_MARKS"):
-        print(f"WB_RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
     if screenshot and errors and status["code"] == 0:
         status["code"] = 2
     return status["code"] or code
-
-
-def _bench_pans(app, window, count: int) -> None:
-    """Scripted pans through the view box: redraw time (GUI thread) and time until tiles are complete.
-
-    The view first zooms to a ``WORKBENCH_BENCH_PAN_WINDOW_S`` (default 10 s) window at a quarter of
-    the file, as when someone reads through a recording, then pans right by 10 % per step.
-    """
-    view = window.view
-    width_s = float(os.environ.get("WORKBENCH_BENCH_PAN_WINDOW_S", "10") or 10)
-    duration = view.source.frames / view.sample_rate
-    start = max(0.0, min(duration * 0.25, duration - width_s * (1 + 0.1 * count)))
-    view.set_time_range(start, start + width_s)
-    deadline = time.perf_counter() + 30
-    app.processEvents()
-    while not view.is_painted() and time.perf_counter() < deadline:
-        app.processEvents()
-        time.sleep(0.001)
-    redraw, complete = [], []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        view.pan(0.1)
-        # One synchronous paint of the moved view: what a drag costs per displayed frame.
-        view.graphics.viewport().repaint()
-        t1 = time.perf_counter()
-        deadline = t1 + 30
-        while not view.is_painted() and time.perf_counter() < deadline:
-            app.processEvents()
-            time.sleep(0.001)
-        t2 = time.perf_counter()
-        redraw.append((t1 - t0) * 1000)
-        complete.append((t2 - t0) * 1000)
-        print(f"WB_PAN {redraw[-1]:.2f} {complete[-1]:.2f}", flush=True)
-    print(f"WB_PAN_MEDIAN {statistics.median(redraw):.2f} {statistics.median(complete):.2f}", flush=True)
-    window.close()
-    app.quit()
