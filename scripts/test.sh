@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Set up (first run only) and run the whole test suite: import contract, core, models, GUI (offscreen).
+# Set up (first run only) and run the whole test suite: import contracts, core, models (with the example plugin), GUI (offscreen).
+# Each folder runs in a pytest process of its own: the GUI tests then start from a fresh interpreter, not
+# from the heap the model and core tests leave behind. Arguments are passed to every pytest run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/lint-imports
-set +e
-.venv/bin/python -m pytest --durations=20 "$@"
-rc=$?
-set -e
-if [ "$rc" -eq 5 ]; then
-  echo "test: pytest collected no tests; failing on purpose" >&2
+failed=0
+for folder in tests/core tests/models tests/gui; do
+  echo "test: $folder"
+  set +e
+  .venv/bin/python -m pytest --durations=10 "$folder" "$@"
+  rc=$?
+  set -e
+  if [ "$rc" -eq 5 ]; then
+    echo "test: pytest collected no tests in $folder; failing on purpose" >&2
+    rc=1
+  fi
+  [ "$rc" -eq 0 ] || failed=1
+done
+if [ "$failed" -ne 0 ]; then
+  echo "test: some tests failed (see above)" >&2
   exit 1
 fi
-exit "$rc"
+echo "test: every folder passed"
