@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def scan_torchscript(path: Path) -> None:
         ModelError: naming the file, the code entry and the operator."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise ModelError(f"{path}: cannot be loaded as a TorchScript module (not a zip archive: {exc})") from None
     with archive:
         code = [i for i in archive.infolist() if "/code/" in f"/{i.filename}" and i.filename.endswith(".py")]
@@ -59,7 +60,12 @@ def scan_torchscript(path: Path) -> None:
         for info in code:
             if info.file_size > _MAX_CODE_BYTES:
                 raise ModelError(f"{path}: code entry {info.filename} is {info.file_size} bytes; refused")
-            text = archive.read(info).decode("utf-8", errors="replace")
+            try:
+                text = archive.read(info).decode("utf-8", errors="replace")
+            except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError, ValueError) as exc:
+                # A damaged archive is a broken model file, said in one line, not a zip library traceback.
+                raise ModelError(f"{path}: cannot be loaded as a TorchScript module (damaged archive entry "
+                                 f"{info.filename}: {exc})") from None
             hit = _FILE_OPS.search(text) or _FOREIGN_OPS.search(text)
             if hit:
                 line = text.count("\n", 0, hit.start()) + 1

@@ -289,7 +289,10 @@ def kill_and_resume(long_corpus, long_reference, out: Path, backend_args: list[s
     assert output_hashes(out) == long_reference
     assert not list(out.rglob("*.part"))  # a killed write's temporary file is cleaned up
     rows = rows_of(out / "manifest.jsonl")
-    assert len(rows) == 12 and {r["status"] for r in rows} == {"done"}
+    # A kill between an output's rename and its manifest row leaves a complete file that no row proves this
+    # batch wrote: the resume keeps it and reports it skipped rather than overwrite a file it cannot own.
+    assert len(rows) == 12 and {r["status"] for r in rows} <= {"done", "skipped"}
+    assert sum(r["status"] == "skipped" for r in rows) <= 2  # at most one item in flight per worker
     for key, old in done_before.items():  # what was done before the kill was not redone
         assert next(r for r in rows if r["key"] == key)["worker"] == old["worker"]
 
