@@ -240,12 +240,18 @@ def test_default_output_subtype_follows_the_source(tmp_path, capsys, src_name, s
 def test_float_source_beyond_full_scale_warns_when_written_as_pcm(tmp_path, capsys):
     src = tmp_path / "loud.wav"
     x = 0.01 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
-    x[12000:] += 10 * _tone(4000)  # quiet noise, then a tone at 3.0 (float files may exceed full scale)
+    x[15920:] += 10 * _tone(80)  # quiet noise, then a short tone at 3.0 (float files may exceed full scale)
     sf.write(src, x, 16000, subtype="FLOAT")
     out = tmp_path / "o.wav"
     assert main(["enhance", str(src), "-m", "wiener", "-o", str(out), "--subtype", "PCM_16", "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "clipped" in err and str(out) in err
+    # Past 1 % of the samples, clipping would destroy the result: refused, naming the fix, nothing written.
+    x[12000:] += 10 * _tone(4000)
+    sf.write(src, x, 16000, subtype="FLOAT")
+    out.unlink()
+    assert main(["enhance", str(src), "-m", "wiener", "-o", str(out), "--subtype", "PCM_16", "--quiet"]) == 2
+    assert "--subtype FLOAT" in capsys.readouterr().err and not out.exists()
     assert main(["enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "o.flac"), "--subtype", "FLOAT",
                  "--quiet"]) == 2
     assert "FLAC cannot hold FLOAT" in capsys.readouterr().err
