@@ -141,7 +141,7 @@ def test_model_list_is_read_off_the_gui_thread(qtbot, monkeypatch):
     qtbot.addWidget(panel)
     panel.list_in_background()
     panel.list_in_background()  # a second request while the first runs starts nothing new
-    qtbot.waitUntil(lambda: panel.table.rowCount() > 0, timeout=30000)
+    qtbot.waitUntil(panel.is_listed, timeout=30000)  # the table shows a "Loading models…" row before
     assert len(threads) == 1 and threads[0] is not threading.main_thread()
     assert panel.model_specs() == expected
     assert len(threads) == 1  # model_specs() did not list again

@@ -323,6 +323,10 @@ class ModelPanel(QWidget):
         if not self._listed:
             self.refresh()
 
+    def is_listed(self) -> bool:
+        """Whether the model list has arrived (until then the table shows its "Loading models…" row)."""
+        return self._listed
+
     def model_specs(self) -> list[str]:
         """Specs of the listed models in table order (ids, or paths for loaded files)."""
         self.ensure_listed()
