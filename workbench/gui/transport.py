@@ -708,7 +708,9 @@ class TransportBar(QWidget):
         buttons = self.version_buttons
         if not buttons:
             return []
-        shown = [i for i in range(len(buttons)) if i not in self._lab_actions]   # lab ones are in the menu
+        # Buttons and the engine's tracks can differ in number for a moment (a resize while a burst of new
+        # versions waits to be applied): label the ones that have a track. Lab versions are in the menu.
+        shown = [i for i in range(min(len(buttons), len(names))) if i not in self._lab_actions]
         margins = self.version_layout.contentsMargins()
         extra = self.lab_button.sizeHint().width() + self.version_layout.spacing() if self.lab_button else 0
         room = (self.version_scroll.viewport().width() - margins.left() - margins.right() - extra
