@@ -27,6 +27,7 @@ def _workbench_qt(qapp, tmp_path_factory):
     qapp.setOrganizationName("WorkbenchTests")
     qapp.setOrganizationDomain("tests.workbench.invalid")
     qapp.setApplicationName("WorkbenchTests")
+    compat.collect_garbage_on_gui_thread()  # as the application does (see there why)
     folder = tmp_path_factory.mktemp("qsettings")
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))

@@ -43,6 +43,7 @@ def make_application(argv: list[str] | None = None):
     app.setOrganizationName(ORG_NAME)
     app.setOrganizationDomain(ORG_DOMAIN)
     configure_pyqtgraph()
+    compat.collect_garbage_on_gui_thread()
     # The GUI thread re-takes the GIL many times per repaint (PySide releases it around Qt calls); each
     # time a busy worker (model, tiles, playback preparation) is running Python it waits up to the
     # switch interval. 1 ms instead of CPython's 5 ms shortened the longest event-loop stalls while a

@@ -35,3 +35,23 @@ def apply() -> bool:
         ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
     _applied = True
     return True
+
+
+_collector = None
+
+
+def collect_garbage_on_gui_thread():
+    """Run Python's cyclic garbage collector only from the GUI thread's event loop.
+
+    Left automatic, a collection can start on whichever thread happens to allocate — a worker drawing a
+    figure, say — and destroy Qt objects of a closed window there. Qt then takes its object mutex on the
+    worker while the GUI thread, deleting widgets, waits on that mutex holding the interpreter lock: the
+    worker waits for the lock, and the window freezes for good (seen in figure export). pyqtgraph's
+    ``GarbageCollector`` disables automatic collection and collects on a one-second timer of the GUI
+    thread instead. Call once the QApplication exists; later calls return the same collector."""
+    global _collector
+    if _collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _collector = GarbageCollector(interval=1.0)
+    return _collector
