@@ -99,6 +99,7 @@ class PhaseLabPanel(QWidget):
         self._reference_path: Callable[[], Path | None] = lambda: None
         self._choose_reference: Callable[[], None] | None = None
         self.worker: GeneratorWorker | None = None
+        self._run_pending = False   # a run started whose finished() has not been handled yet
         #: the last run's full result (signals included; for the figure export), or None
         self.result: RecordingLab | None = None
         #: what the table and the chart show: the workspace's summary for the current recording
@@ -290,7 +291,9 @@ class PhaseLabPanel(QWidget):
                           psm_truncate=self.psm_box.isChecked(), cirm_compress=self.cirm_box.isChecked())
 
     def running(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
+        """From the start of a run until its ``finished`` has been handled here (the worker's thread can end
+        before its queued outcome — "cancelled", an error, the versions — reaches the panel)."""
+        return self.worker is not None and (self.worker.is_running() or self._run_pending)
 
     def make_versions(self) -> None:
         """Start the lab on the current recording (one run at a time)."""
@@ -320,6 +323,7 @@ class PhaseLabPanel(QWidget):
         self.make_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("")
+        self._run_pending = True
         w.start()
 
     def cancel(self) -> None:
@@ -337,6 +341,7 @@ class PhaseLabPanel(QWidget):
         self.progress.setFormat(p.message[:60])
 
     def _on_finished(self) -> None:
+        self._run_pending = False
         self.make_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setValue(0)
