@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from workbench.core.enhance.enhancer import cross_correlation_lag
+from workbench.core.audio.correlation import estimate_lag
 from workbench.core.measure.metrics import si_sdr
 
 RATE = 16000
@@ -50,7 +50,7 @@ def extract(mixture: np.ndarray, enrolment: np.ndarray) -> tuple[np.ndarray, int
     t0 = time.perf_counter()
     out = np.concatenate([vf.step(padded[i:i + hop]) for i in range(0, len(padded), hop)])
     elapsed = time.perf_counter() - t0
-    lag, _ = cross_correlation_lag(mixture, out, RATE // 2)
+    lag, _ = estimate_lag(mixture, out, RATE // 2)
     lag = max(lag, 0)
     return out[lag:lag + n], lag, elapsed / (n / RATE)
 

@@ -105,7 +105,7 @@ def delayed(sig: np.ndarray, q: int, n: int) -> np.ndarray:
 
 def file_lag(rep: dict, max_lag: int) -> int:
     """Delay of the playback file against the capture file, less PortAudio's priming silence."""
-    from workbench.core.measure.metrics import estimate_lag
+    from workbench.core.audio.correlation import estimate_lag
     out = rep["out"]
     prime = len(out) - rep["played"]
     lag, _ = estimate_lag(rep["x"][:rep["played"]], out[prime:], max_lag)

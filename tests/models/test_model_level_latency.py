@@ -20,7 +20,7 @@ from workbench.core.document.recording import Recording
 from workbench.core.enhance.enhancer import enhance_array, with_latency
 from workbench.core.progress import run_to_end
 from workbench.core.enhance.level import level_check
-from workbench.core.measure.metrics import estimate_lag
+from workbench.core.audio.correlation import estimate_lag
 from workbench_models.onnx_models import load_onnx
 
 DELAY = 25

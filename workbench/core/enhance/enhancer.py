@@ -37,6 +37,7 @@ import numpy as np
 import soxr
 
 from ..audio.audio_io import ArraySource, AudioSource, resample
+from ..audio.correlation import estimate_lag
 from ..errors import ModelError, WorkbenchError, one_line
 from ..progress import Progress, run_to_end
 
@@ -284,28 +285,10 @@ def _raw_output(enhancer: Enhancer, x: np.ndarray) -> np.ndarray:
     return y[0, :len(x)]
 
 
-def cross_correlation_lag(reference: np.ndarray, output: np.ndarray, max_lag: int) -> tuple[int, float]:
-    """``(lag, normalised peak)``: the lag ``|lag| <= max_lag`` maximising ``|sum_n x[n] y[n + lag]|``
-    (FFT correlation; positive: ``output`` late), and that peak over ``sqrt(sum x^2 sum y^2)``."""
-    import scipy.signal  # imported on the first measurement, not at start-up
-
-    x = np.asarray(reference, np.float64)
-    y = np.asarray(output, np.float64)
-    if len(x) == 0 or len(y) == 0:
-        return 0, float("nan")
-    xc = scipy.signal.correlate(y, x, mode="full", method="fft")
-    lags = scipy.signal.correlation_lags(len(y), len(x), mode="full")
-    keep = np.abs(lags) <= max_lag
-    xc, lags = xc[keep], lags[keep]
-    i = int(np.argmax(np.abs(xc)))
-    denom = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
-    return int(lags[i]), (float(xc[i]) / denom if denom > 0 else float("nan"))
-
-
 def measure_latency(enhancer: Enhancer, head: np.ndarray, sample_rate: int) -> tuple[int, str]:
     """Delay of the model's raw output behind its input, measured on ``head`` (the first seconds of the
     real input, mono at ``sample_rate``) by cross-correlation (the probe's method,
-    :func:`cross_correlation_lag`): ``(lag_samples at the native rate, note)``.
+    :func:`~workbench.core.audio.correlation.estimate_lag`): ``(lag_samples at the native rate, note)``.
 
     A denoiser's output correlates strongly with its input's speech, so the correlation peak is its
     delay. The lag is 0 (and the note says why) for a silent head, a negative lag (an output ahead of
@@ -320,7 +303,7 @@ def measure_latency(enhancer: Enhancer, head: np.ndarray, sample_rate: int) -> t
     if not np.any(x):
         return 0, f"not measurable (the first {seconds:.1f} s of the input are silent); 0 assumed"
     y = _raw_output(enhancer, x)
-    lag, peak = cross_correlation_lag(x, y, int(LATENCY_MAX_S * rate))
+    lag, peak = estimate_lag(x, y, int(LATENCY_MAX_S * rate))
     if not np.isfinite(peak) or abs(peak) < LATENCY_MIN_CORRELATION:
         return 0, (f"not measurable (output correlates {0 if not np.isfinite(peak) else abs(peak):.2f} with the "
                    f"input over its first {seconds:.1f} s); 0 assumed")

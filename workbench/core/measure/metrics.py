@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..audio.audio_io import downmix, resample
+from ..audio.correlation import estimate_lag
 from ..audio.formats import READ_SUFFIXES
 from ..errors import WorkbenchError
 from ..views.stft import StftConfig, stft
@@ -187,26 +188,6 @@ class Alignment:
     reference: np.ndarray
     estimate: np.ndarray
     correlation: float
-
-
-def estimate_lag(reference: np.ndarray, estimate: np.ndarray, max_lag: int) -> tuple[int, float]:
-    """Lag (samples) maximising the cross-correlation ``Σ_n s[n]·ŝ[n+lag]`` for ``|lag| <= max_lag``.
-
-    Uses FFT correlation (``scipy.signal.correlate(method="fft")``). Returns ``(lag, normalised peak)``.
-    """
-    import scipy.signal  # local: imported on first use, not at start-up
-    s = np.asarray(reference, np.float64)
-    e = np.asarray(estimate, np.float64)
-    if len(s) == 0 or len(e) == 0:
-        return 0, float("nan")
-    xc = scipy.signal.correlate(e, s, mode="full", method="fft")
-    lags = scipy.signal.correlation_lags(len(e), len(s), mode="full")
-    keep = np.abs(lags) <= max_lag
-    xc, lags = xc[keep], lags[keep]
-    # Peak of the magnitude so a polarity-inverted output is still aligned (its SI-SDR will show it).
-    i = int(np.argmax(np.abs(xc)))
-    denom = math.sqrt(float(np.dot(s, s)) * float(np.dot(e, e)))
-    return int(lags[i]), (float(xc[i]) / denom if denom > 0 else float("nan"))
 
 
 def align(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, *, max_lag_s: float = 0.25,

@@ -51,7 +51,8 @@ import numpy as np
 from ..audio.audio_io import downmix, load_audio, read_info, resample
 from ..progress import Progress, rescaled
 from ..errors import WorkbenchError
-from ..measure.metrics import METRIC_SPECS, estimate_lag
+from ..audio.correlation import estimate_lag
+from ..measure.metrics import METRIC_SPECS
 from ..measure.scoring import score_signal
 from ..provenance import Provenance, VersionKind
 from ..views.comparison import mask_magnitude_db, mask_phase
@@ -85,7 +86,7 @@ class AlignedReference:
         clean: float64 ``(n,)`` — same length and rate as the noisy signal; ``clean[m] = s[m − lag]``,
             zeros where the reference does not reach.
         lag_samples: delay of the noisy signal relative to the reference at the noisy rate (positive:
-            the noisy signal is late), from :func:`workbench.core.measure.metrics.estimate_lag` — the
+            the noisy signal is late), from :func:`workbench.core.audio.correlation.estimate_lag` — the
             cross-correlation the metrics align with.
         correlation: normalised cross-correlation at that lag.
         coverage: fraction of the noisy samples the reference covers after alignment, ``(0, 1]``.

@@ -40,7 +40,7 @@ import numpy as np
 from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance, with_processing
 from ..progress import Progress, run_to_end
 from ..errors import ModelError
-from ..measure.metrics import estimate_lag
+from ..audio.correlation import estimate_lag
 from ..enhance.onnx_weights import onnx_parameter_count
 
 
