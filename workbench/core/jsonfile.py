@@ -51,13 +51,14 @@ class SchemaError(WorkbenchError):
         super().__init__(f"{where}{field_path or 'the document'}: {problem}")
 
 
-def _kind(st_mode: int) -> str:
+def node_kind(st_mode: int) -> str:
+    """What a file-system node that is not a regular file is, in words ("a named pipe (FIFO)", ...)."""
     if stat.S_ISDIR(st_mode):
         return "a folder"
     if stat.S_ISFIFO(st_mode):
         return "a named pipe (FIFO)"
     if stat.S_ISCHR(st_mode) or stat.S_ISBLK(st_mode):
-        return "a device"
+        return "a device node"
     if stat.S_ISSOCK(st_mode):
         return "a socket"
     return "not a regular file"
@@ -75,7 +76,7 @@ def check_regular(path: str | os.PathLike, what: str = "file", max_bytes: int | 
     except OSError as exc:
         raise JsonFileError(f"{path}: {what} cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise JsonFileError(f"{path}: {what} is {_kind(st.st_mode)}, not a regular file; not read")
+        raise JsonFileError(f"{path}: {what} is {node_kind(st.st_mode)}, not a regular file; not read")
     if max_bytes is not None and st.st_size > max_bytes:
         raise JsonFileError(f"{path}: {what} is {st.st_size} bytes, more than the {max_bytes}-byte limit; not read")
     return st
@@ -97,7 +98,7 @@ def read_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES, what: str
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise JsonFileError(f"{path}: {what} is {_kind(st.st_mode)}, not a regular file; not read")
+            raise JsonFileError(f"{path}: {what} is {node_kind(st.st_mode)}, not a regular file; not read")
         chunks, got = [], 0
         while got <= max_bytes:
             try:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import WorkbenchError
+from ..jsonfile import node_kind
 
 
 class OutputError(WorkbenchError):
@@ -57,18 +58,6 @@ def is_same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return sa is not None and sb is not None and (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def _node_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device node"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def check_output_target(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
                         overwrite: bool = False) -> Path:
     """Return ``path`` when the workbench may write a file there; raise :class:`OutputError` otherwise.
@@ -93,7 +82,7 @@ def check_output_target(path: str | os.PathLike, *, inputs: Iterable[str | os.Pa
         # New path (or a dangling symlink: renaming over it replaces only the link).
         return path
     if not stat.S_ISREG(st.st_mode):
-        raise OutputError(f"{path}: is {_node_kind(st.st_mode)}; refusing to replace it with a file "
+        raise OutputError(f"{path}: is {node_kind(st.st_mode)}; refusing to replace it with a file "
                           "(choose a new file name)")
     if not overwrite:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")

@@ -219,6 +219,32 @@ def ray_available() -> bool:
     return True
 
 
+def start_or_join_ray(address: str | None, *, num_cpus: int, env_vars: Mapping[str, str]) -> bool:
+    """Join the Ray cluster at ``address``, or start a local instance of ``num_cpus`` on loopback, unless
+    this process is already connected; workers get ``env_vars`` (thread counts) and send no usage report.
+
+    Returns whether Ray was started or joined here (the caller then shuts it down when done).
+
+    Raises:
+        WorkbenchError: the cluster cannot be reached or the local instance cannot start (one line)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {**env_vars, "RAY_USAGE_STATS_ENABLED": "0"}
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                  runtime_env={"env_vars": env})
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+    except Exception as exc:
+        where = address or "a local Ray instance"
+        raise WorkbenchError(f"could not start or join {where}: {' '.join(str(exc).split())}") from None
+    return True
+
+
 def run_ray(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int | None, threads: int = 1,
             address: str | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
     """Run tasks on Ray Data actors; yields rows as they finish (any order).
@@ -232,21 +258,8 @@ def run_ray(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int | No
     import ray
     import ray.data
 
-    env = {var: str(threads) for var in THREAD_VARIABLES}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
-    started_here = False
-    if not ray.is_initialized():
-        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                      runtime_env={"env_vars": env})
-        try:
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=max(1, (workers or 1) * threads), _node_ip_address="127.0.0.1", **kwargs)
-        except Exception as exc:
-            where = address or "a local Ray instance"
-            raise WorkbenchError(f"could not start or join {where}: {' '.join(str(exc).split())}") from None
-        started_here = True
+    started_here = start_or_join_ray(address, num_cpus=max(1, (workers or 1) * threads),
+                                     env_vars={var: str(threads) for var in THREAD_VARIABLES})
     try:
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
