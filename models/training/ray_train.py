@@ -12,12 +12,12 @@ every node sees.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Iterator
 
 from workbench.core.errors import WorkbenchError
+from workbench.core.workflows.batch.backends import start_or_join_ray
 from workbench.core.workflows.train_config import TrainConfig
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -60,21 +60,8 @@ def train_with_ray(cfg: TrainConfig, *, workers: int = 1, address: str | None = 
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     threads = cfg.run.threads
-    env = {var: str(threads) for var in THREAD_VARIABLES}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
-    started_here = False
-    if not ray.is_initialized():
-        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                      runtime_env={"env_vars": env})
-        try:
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=workers * threads + 1, _node_ip_address="127.0.0.1", **kwargs)
-        except Exception as exc:
-            raise WorkbenchError(f"could not start or join {address or 'a local Ray instance'}: "
-                                 f"{' '.join(str(exc).split())}") from None
-        started_here = True
+    started_here = start_or_join_ray(address, num_cpus=workers * threads + 1,
+                                     env_vars={var: str(threads) for var in THREAD_VARIABLES})
     yield {"event": "start", "steps_per_epoch": 0, "total_steps": 0, "resumed_at": 0, "parameters": 0,
            "out_dir": str(out), "train_s_per_epoch": 0.0, "validation_clips": 0, "workers": workers}
     try:
