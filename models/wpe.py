@@ -90,7 +90,9 @@ class WpeDereverb(Enhancer):
     def for_rate(self, sample_rate: int) -> "WpeDereverb":
         if sample_rate == self.info.sample_rate:
             return self
-        return WpeDereverb(sample_rate, self.taps, self.delay, self.iterations)
+        other = WpeDereverb(sample_rate, self.taps, self.delay, self.iterations)
+        other.chunk_s, other.overlap_s = self.chunk_s, self.overlap_s
+        return other
 
     def process_offline_channels(self, audio: np.ndarray) -> np.ndarray:
         """``(n, D)`` float32 -> ``(n, D)`` dereverberated jointly over the ``D`` channels."""
@@ -153,6 +155,9 @@ class WpeChunkStream(EnhancerStream):
     So the engine feeds the recording ``2 * iterations + 1`` times; only the last pass's output is kept,
     delayed by ``size + shift`` samples (removed by the engine).
     """
+
+    #: STFT frames processed at once (bounds the working set whatever the block length).
+    FRAMES_PER_STEP = 128
 
     def __init__(self, model: WpeDereverb):
         from nara_wpe.utils import _biorthogonal_window_fastest
@@ -217,17 +222,21 @@ class WpeChunkStream(EnhancerStream):
         if self._padded is None:
             self._padded = np.zeros((d, fade))
         buf = np.concatenate([self._padded, x], axis=1)
-        count = max((buf.shape[1] - self.size) // self.shift + 1, 0)
-        count = min(count, self._frames_total - self._frame)
-        if count > 0:
-            frames = np.lib.stride_tricks.sliding_window_view(buf, self.size, axis=1)[:, ::self.shift][:, :count]
+        start = 0
+        while True:  # at most FRAMES_PER_STEP frames at a time: the working set does not grow with the block
+            count = max((buf.shape[1] - start - self.size) // self.shift + 1, 0)
+            count = min(count, self._frames_total - self._frame, self.FRAMES_PER_STEP)
+            if count <= 0:
+                break
+            seg = buf[:, start:start + (count - 1) * self.shift + self.size]
+            frames = np.lib.stride_tricks.sliding_window_view(seg, self.size, axis=1)[:, ::self.shift]
             spec = np.fft.rfft(frames * self._win, n=self.size, axis=-1)   # (D, k, F)
             self._frames(spec.transpose(2, 0, 1))                         # (F, D, k)
             self._frame += count
-            buf = buf[:, count * self.shift:]
+            start += count * self.shift
             if self._kind() == "sums" and self._frame >= self._frames_total:
                 self._end_of_sums()
-        self._padded = buf
+        self._padded = buf[:, start:]
         if self._kind() != "output":
             out = np.zeros((d, m), np.float32)
         else:
