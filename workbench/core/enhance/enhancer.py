@@ -12,7 +12,9 @@ its algorithmic latency, and offers one or both processing paths:
   engine cuts inputs longer than ``chunk_s + overlap_s`` into chunks read with ``overlap_s`` of extra
   context on both sides and crossfades them over ``overlap_s / 2`` around each seam, so memory stays
   bounded. Models with finite context (convolutions, short windows) give seams equal to a whole-file
-  run; recurrent models whose state cannot be carried differ near seams (NSNet2: see its module).
+  run. A model that can carry its state from chunk to chunk offers :meth:`Enhancer.new_offline_stream`
+  instead (DeepFilterNet3, GTCRN, NSNet2; WPE, whose filters need the whole recording, reads it in
+  several passes): the engine feeds it ``chunk_s`` blocks and the result equals a one-piece run.
 
 A model may offer **both** paths (``info.processing_paths``, e.g. DeepFilterNet3: ONNX offline and the
 native frame loop; GTCRN: whole-chunk and carried-state streaming). ``info.processing`` is its default;
@@ -489,8 +491,9 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
                  out: Writer) -> Generator[float, None, None]:
     """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own.
 
-    Writes the output through ``out`` as each stretch is final and yields the fraction done. A model whose offline state can be
-    carried (:meth:`Enhancer.new_offline_stream`) runs as a stream of ``chunk_s`` blocks instead."""
+    Writes the output through ``out`` as each stretch is final and yields the fraction done. A model whose
+    offline state can be carried (:meth:`Enhancer.new_offline_stream`) runs as a stream of ``chunk_s``
+    blocks instead, fed the whole input ``stream.passes`` times (the output of the last pass is kept)."""
     rate = enhancer.info.sample_rate
     make_stream = getattr(enhancer, "new_offline_stream", None)
     stream = make_stream() if make_stream is not None else None
