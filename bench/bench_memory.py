@@ -11,8 +11,9 @@ Run from the repository root::
 * **This checkout**: the file is opened as a block-reading source and ``enhance(..., sink=...)`` hands the
   output, as it becomes final, to a ``soundfile`` writer: no whole-file float buffer anywhere.
 * **Baseline** (``--baseline``, e.g. the main checkout): the same model through that code's ``enhance``
-  into a whole-file array, then written (what its ``workbench enhance`` holds at least); run in the same
-  loop, interleaved, so the speed ratio sees the same machine load.
+  into a whole-file array, then written (what its ``workbench enhance`` holds at least), or with
+  ``--baseline-mode sink`` streamed as this checkout is (a like-for-like speed comparison); run in the same
+  loop, interleaved (``--repeats``: median seconds), so the speed ratio sees the same machine load.
 * Each run is a fresh Python process; peak RSS is its ``ru_maxrss`` (MiB), which includes the
   interpreter, numpy and the model runtime. ``loaded`` is the RSS once the model is loaded, ``run +`` what
   the run added above that, ``audio`` what the recording itself takes as float32 (for scale: a run that
@@ -95,6 +96,19 @@ def run(code_root: Path | None, model: str, src: Path, dst: Path, mode: str) -> 
     return json.loads(line[0][7:])
 
 
+def merged(results: list[dict]) -> dict:
+    """Repeated runs of one point: the median seconds and the largest peak (or the first error)."""
+    for r in results:
+        if "error" in r:
+            return r
+    out = dict(results[0])
+    for key in ("run_s", "load_s"):
+        out[key] = float(np.median([r[key] for r in results]))
+    for key in ("peak_rss_mib", "loaded_mib"):
+        out[key] = max(r[key] for r in results)
+    return out
+
+
 def baseline_root(checkout: Path, workdir: Path) -> Path:
     """A folder whose ``workbench``, ``workbench_models``, ``workbench_assets`` are the other checkout's."""
     root = workdir / "baseline-packages"
@@ -114,6 +128,11 @@ def main() -> int:
     ap.add_argument("--baseline", type=Path, help="another checkout to compare with (same loop, interleaved)")
     ap.add_argument("--baseline-max-s", type=int, default=600,
                     help="run the baseline only up to this duration (it holds whole arrays)")
+    ap.add_argument("--baseline-mode", choices=("array", "sink"), default="array",
+                    help="the baseline returns a whole array (memory before streaming) or streams too "
+                         "(the same path: a speed comparison)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per point, interleaved; median seconds, "
+                    "largest peak")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "workbench-bench-memory")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +140,8 @@ def main() -> int:
     base = baseline_root(args.baseline.resolve(), args.workdir) if args.baseline else None
     print(f"machine: {platform.node()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
-    print("input: 48 kHz stereo PCM_16; this checkout streams into a writer (sink); baseline: whole array\n")
+    print(f"input: 48 kHz stereo PCM_16; this checkout streams into a writer (sink); baseline: "
+          f"{'whole array' if args.baseline_mode == 'array' else 'sink'}; {args.repeats} run(s) per point\n")
     print(f"{'model':<15} {'dur s':>6} {'peak MiB':>9} {'loaded':>7} {'run +':>6} {'audio':>6} {'run s':>8} "
           f"{'load s':>7} {'load1':>6}"
           + (f" | {'base MiB':>9} {'base run s':>10} {'speed ratio':>11}" if base else ""))
@@ -132,9 +152,13 @@ def main() -> int:
             make_input(src, seconds)
             dst = args.workdir / f"out_{model}_{seconds}s.wav"
             load1 = os.getloadavg()[0]
-            new = run(None, model, src, dst, "sink")
-            old = run(base, model, src, dst, "array") if base and seconds <= args.baseline_max_s else None
+            news, olds = [], []
+            for _ in range(max(args.repeats, 1)):
+                news.append(run(None, model, src, dst, "sink"))
+                if base and seconds <= args.baseline_max_s:
+                    olds.append(run(base, model, src, dst, args.baseline_mode))
             dst.unlink(missing_ok=True)
+            new, old = merged(news), (merged(olds) if olds else None)
             if "error" in new:
                 print(f"{model:<15} {seconds:>6} error: {new['error']}")
                 continue
