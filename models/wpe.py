@@ -203,6 +203,9 @@ class WpeChunkStream(EnhancerStream):
         return "max" if self._pass % 2 == 0 else "sums"
 
     def process(self, block: np.ndarray) -> np.ndarray:
+        if self._pass < 0:
+            raise ModelError("wpe-dereverb: its offline stream needs the recording's length first "
+                             "(begin_pass); it cannot run live")
         x = np.asarray(block, np.float64)
         mono = x.ndim == 1
         x = x.reshape(len(x), -1)           # (m, D)

@@ -18,6 +18,7 @@ import soxr
 from workbench.core.audio.audio_io import ArraySource
 from workbench.core.enhance.enhancer import enhance, enhance_array
 from workbench.core.enhance.registry import load_enhancer
+from workbench.core.errors import ModelError
 from workbench.core.measure.metrics import difference_levels
 from workbench.core.progress import run_to_end
 
@@ -105,6 +106,12 @@ def test_wpe_short_input_is_returned_unchanged():
     model = load_enhancer("wpe-dereverb")
     x = np.linspace(-0.5, 0.5, 300, dtype=np.float32)
     np.testing.assert_array_equal(enhance_array(model, x, 16000), x)
+
+
+def test_wpe_stream_refuses_to_run_without_the_length():
+    stream = load_enhancer("wpe-dereverb").new_offline_stream()
+    with pytest.raises(ModelError, match="length"):
+        stream.process(np.zeros(1024, np.float32))
 
 
 class _CountingSource(ArraySource):
