@@ -32,7 +32,7 @@ ROUNDING_DB = -90.0
 def speech16(shared_data) -> np.ndarray:
     x, sr = sf.read(shared_data / "dns3" / "0015_noisy.wav", dtype="float32")
     assert sr == 16000
-    return np.concatenate([x, x[::-1]])          # 10 s
+    return np.concatenate([x, x[::-1]])[:6 * sr]  # 6 s
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def _worst_db(y: np.ndarray, ref: np.ndarray, rate: int) -> float:
 
 @pytest.mark.parametrize("cut", [0, 77])
 def test_gtcrn_offline_blocks_equal_the_authors_whole_run(speech16, cut):
-    """GTCRN's offline path in 0.7 s blocks (14 seams) equals one run of the network over the whole clip
+    """GTCRN's offline path in 0.7 s blocks (8 seams) equals one run of the network over the whole clip
     (its centred STFT, mirrored ends and inverse STFT), to float rounding, whatever the length."""
     x = speech16[:len(speech16) - cut]
     model = load_enhancer("gtcrn-dns3")
