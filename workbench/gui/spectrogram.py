@@ -39,6 +39,7 @@ from ..core.views.registry import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySetting
 from ..core.views.scheduler import TileRequest, TileScheduler
 from ..core.views.stft import StftConfig
 from ..core.views.tiles import Tile, TileCache, TileKey, compute_pair_tile, compute_tile, tile_images
+from . import first_paint
 from .axes import FreqScale
 from .overview_plot import AXIS_WIDTH, BACKGROUND, OverviewPlot, SpeechLane
 from .spectrogram_pane import SpectrogramPane
@@ -389,6 +390,7 @@ class SpectrogramView(QWidget):
             self.set_loop_region(None)
             self.set_playhead(None)
         if source is None:
+            first_paint.release(self)
             # Empty state: axes, overview and limits as before any file was opened.
             self.total_frames = 0
             self._show_envelope(EnvelopeCurves.empty(), finish=False)
@@ -404,6 +406,7 @@ class SpectrogramView(QWidget):
             self._hint.setPos(0.5, sum(self.scale.y_limits()) / 2)
             self.readoutChanged.emit({})
             return
+        first_paint.hold(self)   # work that can wait (see first_paint) waits until these tiles are drawn
         self.sample_rate = source.sample_rate
         self._reconfigure(fit=not keep_view)
         self._start_envelope()
@@ -647,6 +650,7 @@ class SpectrogramView(QWidget):
 
     def shutdown(self) -> None:
         """Cancel work and wait for the pool (call before the widget is destroyed)."""
+        first_paint.release(self)
         self._cancel_all()
         self.pool.clear()
         self.pool.waitForDone(5000)
@@ -810,6 +814,7 @@ class SpectrogramView(QWidget):
         tiles_were = self._ready
         self._ready = ready
         if ready and not tiles_were:
+            first_paint.release(self)
             self.tilesPainted.emit()
         if self.is_painted() and not was:
             self.painted.emit()

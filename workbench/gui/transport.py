@@ -14,10 +14,12 @@ from PySide6.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QMenu, QScrollArea, QSizePolicy, QToolButton,
     QWidget,
 )
+from shiboken6 import isValid
 
 from ..core.errors import WorkbenchError
 from ..core.audio.loudness import libraries_loaded
 from ..core.audio.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
+from . import first_paint
 from .playback_widgets import BlindABDialog
 from .version_labels import display_order, distinct_labels, is_lab, lab_grouped
 from .workers import GeneratorWorker
@@ -301,8 +303,22 @@ class TransportBar(QWidget):
     def _start_load(self, recording) -> None:
         """``engine.load`` on the (one-thread) load pool. The engine builds the new program aside and swaps
         it in with one reference assignment, so the GUI thread and the audio callback keep working with
-        the previous one meanwhile."""
-        engine, serial, channel = self.engine, self._load_serial, self.channel
+        the previous one meanwhile.
+
+        The process's first preparation imports the loudness libraries; it waits until the window has
+        painted its first spectrogram (see :mod:`~workbench.gui.first_paint`), one turn of the event loop
+        first so that a view showing this recording has taken hold."""
+        serial = self._load_serial
+        if not libraries_loaded():
+            QTimer.singleShot(0, self, lambda: first_paint.after_first_paint(
+                lambda: self._start_load_now(recording, serial)))
+            return
+        self._start_load_now(recording, serial)
+
+    def _start_load_now(self, recording, serial: int) -> None:
+        if not isValid(self) or serial != self._load_serial:
+            return   # the bar is gone, or a newer load replaced this one while it waited
+        engine, channel = self.engine, self.channel
 
         def load():  # worker thread; returns (serial, error or None) so one bound slot gets both
             try:
