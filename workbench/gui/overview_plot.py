@@ -31,7 +31,7 @@ class OverviewPlot(pg.PlotWidget):
     the playhead and the loop. ``on_region(start_s, stop_s, finished)`` receives Shift-drags."""
 
     def __init__(self, on_region):
-        super().__init__(axisItems={"bottom": TimeAxis()}, viewBox=RegionViewBox(on_region))
+        super().__init__(axisItems={"bottom": TimeAxis()}, viewBox=RegionViewBox(on_region, enableMenu=False))
         self.setBackground(BACKGROUND)
         self.setMaximumHeight(110)
         self.setMinimumHeight(90)
@@ -90,7 +90,7 @@ class SpeechLane(pg.PlotWidget):
     speech spans (filled). Hidden until :meth:`set_activity` gives it a result."""
 
     def __init__(self, overview: OverviewPlot):
-        super().__init__()
+        super().__init__(enableMenu=False)
         self.setBackground(BACKGROUND)
         self.setFixedHeight(34)
         lane = self.getPlotItem()

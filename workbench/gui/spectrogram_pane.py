@@ -162,8 +162,10 @@ class SpectrogramPane:
         self.shown_title: str | None = None
         self.shown_caption: str | None = None
         self.axis = FrequencyAxis(scale)
+        # No context menu (the window has its own controls): not building one saves start-up time.
         self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()},
-                                viewBox=RegionViewBox(on_region or (lambda a, b, done: None), on_box))
+                                viewBox=RegionViewBox(on_region or (lambda a, b, done: None), on_box,
+                                                      enableMenu=False))
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.getViewBox().setDefaultPadding(0.0)
