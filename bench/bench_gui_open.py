@@ -23,7 +23,10 @@ first start): the bench gives every run the same bytecode cache folder (``PYTHON
 unmeasured start first. ``--source-only`` instead compiles every module on every start (what a process with
 ``PYTHONDONTWRITEBYTECODE`` set and no cache pays).
 
-``--baseline DIR`` also runs the driver of another checkout (e.g. ``git worktree add /tmp/base main``),
+The driver also reports CPU seconds (GUI thread, whole process) spent up to the first painted spectrogram:
+on a busy shared machine they vary far less than wall-clock times.
+
+``--baseline DIR`` also runs the code of another checkout (e.g. ``git worktree add /tmp/base main``),
 interleaved with this one's runs on the same files, and prints both with the ratios: figures of one run on
 a shared machine are comparable only with each other.
 
@@ -74,7 +77,7 @@ def write_test_file(path: Path, seconds: int, block_s: int = 10, seed: int = 0) 
 
 def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0, repo: Path = REPO,
              pycache: Path | None = None) -> dict:
-    """One start of the window on ``path`` by the driver of checkout ``repo``; ``pycache``: the bytecode
+    """One start of the window on ``path`` running the code of checkout ``repo``; ``pycache``: the bytecode
     cache folder (``None``: compile from source every time)."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(config_dir))
     if pycache is None:
@@ -84,16 +87,17 @@ def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(pycache)
     launch = time.time()
-    proc = subprocess.run([sys.executable, str(repo / "bench" / "gui_open_driver.py"), str(path),
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gui_open_driver.py"), str(path), "--code", str(repo),
                            "--pans", str(pans), "--pan-window-s", str(pan_window_s)], env=env, capture_output=True,
                           text=True, timeout=900)
     if proc.returncode != 0:
         raise SystemExit(f"{path}: the window exited with {proc.returncode}\n{proc.stderr[-2000:]}")
-    marks, pan_redraw, pan_complete, rss_kib = {}, [], [], None
+    marks, cpu, pan_redraw, pan_complete, rss_kib = {}, {}, [], [], None
     for line in proc.stdout.splitlines():
         parts = line.split()
         if parts[:1] == ["WB_MARK"]:
             marks.setdefault(parts[1], float(parts[2]))
+            cpu.setdefault(parts[1], (float(parts[3]), float(parts[4])))
         elif parts[:1] == ["WB_PAN"]:
             pan_redraw.append(float(parts[1]))
             pan_complete.append(float(parts[2]))
@@ -108,6 +112,8 @@ def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0
         "launch_to_spectrogram_s": marks["spectrogram"] - launch,
         "qapp_to_overview_s": marks["first_paint"] - marks["qapp"],
         "launch_to_overview_s": marks["first_paint"] - launch,
+        "gui_cpu_to_spectrogram_s": cpu["spectrogram"][0],
+        "cpu_to_spectrogram_s": cpu["spectrogram"][1],
         "peak_rss_mib": (rss_kib or 0) / 1024,
         "pan_redraw_ms": float(np.median(pan_redraw)) if pan_redraw else float("nan"),
         "pan_tiles_ms": float(np.median(pan_complete)) if pan_complete else float("nan"),
@@ -364,12 +370,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{'modules compiled at every start' if pycache is None else 'bytecode cached'}, "
           f"median of {max(1, args.repeat)} runs")
     header = ("file", "code", "imports s", "QApp->spectrogram s", "launch->spectrogram s", "QApp->overview s",
-              "launch->overview s", "peak RSS MiB", f"pan redraw ms ({args.pan_window:g} s view)", "pan tiles ms")
+              "launch->overview s", "GUI-thread CPU to spectrogram s", "process CPU to spectrogram s", "peak RSS MiB",
+              f"pan redraw ms ({args.pan_window:g} s view)", "pan tiles ms")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for label, name, r in rows:
         print(f"{label} | {name} | {r['imports_s']:.2f} | {r['qapp_to_spectrogram_s']:.2f} | "
               f"{r['launch_to_spectrogram_s']:.2f} | {r['qapp_to_overview_s']:.2f} | {r['launch_to_overview_s']:.2f} | "
+              f"{r['gui_cpu_to_spectrogram_s']:.2f} | {r['cpu_to_spectrogram_s']:.2f} | "
               f"{r['peak_rss_mib']:.0f} | {r['pan_redraw_ms']:.1f} | {r['pan_tiles_ms']:.1f}")
     if args.baseline:
         print()
@@ -377,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         for label in ("1 min", "1 hour"):
             new, old = by[(label, "this")], by[(label, "baseline")]
             print(f"{label}: launch->spectrogram {new['launch_to_spectrogram_s']:.2f} s vs baseline "
-                  f"{old['launch_to_spectrogram_s']:.2f} s (x{new['launch_to_spectrogram_s'] / old['launch_to_spectrogram_s']:.2f}); "
+                  f"{old['launch_to_spectrogram_s']:.2f} s (x{new['launch_to_spectrogram_s'] / old['launch_to_spectrogram_s']:.2f}), "
+                  f"GUI-thread CPU x{new['gui_cpu_to_spectrogram_s'] / old['gui_cpu_to_spectrogram_s']:.2f}, "
+                  f"process CPU x{new['cpu_to_spectrogram_s'] / old['cpu_to_spectrogram_s']:.2f}; "
                   f"QApp->overview {new['qapp_to_overview_s']:.2f} s vs {old['qapp_to_overview_s']:.2f} s "
                   f"(x{new['qapp_to_overview_s'] / old['qapp_to_overview_s']:.2f})")
     return 0

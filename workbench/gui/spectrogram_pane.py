@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 
 from ..core.views.tiles import Tile, TileKey
-from .axes import FreqScale, FrequencyAxis, TimeAxis
+from .axes import FreqScale, FrequencyAxis, QuietLabelAxis, TimeAxis
 
 
 def shift_held(ev) -> bool:
@@ -163,7 +163,8 @@ class SpectrogramPane:
         self.shown_caption: str | None = None
         self.axis = FrequencyAxis(scale)
         # No context menu (the window has its own controls): not building one saves start-up time.
-        self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()},
+        self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis(), "top": QuietLabelAxis("top"),
+                                           "right": QuietLabelAxis("right")},
                                 viewBox=RegionViewBox(on_region or (lambda a, b, done: None), on_box,
                                                       enableMenu=False))
         self.plot.setMenuEnabled(False)
