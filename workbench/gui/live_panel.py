@@ -9,6 +9,8 @@ A display timer reads the engine's figures and its rings (published positions on
 
 from __future__ import annotations
 
+import html
+
 from pathlib import Path
 
 import numpy as np
@@ -496,9 +498,10 @@ class LivePanel(QWidget):
                 ("pipeline reported", f"<b>{lat.ms(lat.pipeline):.1f} ms</b>", "measured on the signals",
                  f"<b>{measured}</b>"),
                 ("end to end (reported)", f"<b>{1000 * lat.total_s:.1f} ms</b>", "", "")]
+        sched = stats.scheduling.removeprefix("scheduling: ")
         self.latency_label.setText("<table cellspacing=0 cellpadding=1>" + "".join(
             f"<tr><td>{a}</td><td align=right>&nbsp;{b}&nbsp;&nbsp;</td><td>{c}</td><td align=right>&nbsp;{d}</td></tr>"
-            for a, b, c, d in rows) + "</table>")
+            for a, b, c, d in rows) + f"<tr><td colspan=4>threads: {html.escape(sched)}</td></tr></table>")
         self.load_bar.setValue(int(min(150, round(100 * stats.load_median))))
         text = (f"{stats.model}{' (bypass)' if stats.bypass else ''}: {stats.dropped} blocks played dry (late), "
                 f"{stats.resyncs} resyncs, {stats.xruns} device xruns")

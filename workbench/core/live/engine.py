@@ -37,6 +37,8 @@ import numpy as np
 
 from ..errors import ModelError, one_line
 from .chain import Admission, LiveError, StreamChain
+from .realtime import (CALLBACK_PRIORITY, PROCESSING_PRIORITY, hold_gc_still, release_gc, request_realtime,
+                       scheduling_line)
 from .ring import SampleRing
 
 try:  # PortAudio may be missing (libportaudio2 not installed): listing says so, the rest imports
@@ -95,6 +97,8 @@ class LiveConfig:
         warm_s: how long a newly switched-in model runs before it is faded in.
         resync_blocks: when processing falls this many blocks behind, the backlog is skipped (played
             dry) and the model continues at the present.
+        realtime: ask for real-time scheduling of the callback and processing threads
+            (:mod:`~workbench.core.live.realtime`); refused quietly where the system does not grant it.
     """
 
     rate: int = 48000
@@ -106,6 +110,7 @@ class LiveConfig:
     crossfade_ms: float = 5.0
     warm_s: float = 0.1
     resync_blocks: int = 50
+    realtime: bool = True
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,8 @@ class LiveStats:
     error: str | None = None
     measured_lag: int | None = None
     notes: list[str] = field(default_factory=list)
+    scheduling: str = ""
+
 
 
 @dataclass(frozen=True)
@@ -291,6 +298,10 @@ class LiveEngine:
         self._stream = None
         self._device_latency = (0.0, 0.0)
         self._dac_minus_adc = 0.0
+        #: outcome of the real-time requests: ``False`` not asked, ``None`` granted, else the reason
+        self.rt_callback: str | None | bool = False
+        self.rt_processing: str | None | bool = False
+        self._gc_held = False
         self.running = False
 
     # ------------------------------------------------------------------------------------------ control
@@ -342,6 +353,8 @@ class LiveEngine:
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
         try:
+            if self.rt_callback is False and self.config.realtime:
+                self.rt_callback = request_realtime(CALLBACK_PRIORITY)  # once, on PortAudio's thread
             if status:
                 self.xruns += 1
             pos = self._cb_pos
@@ -539,6 +552,8 @@ class LiveEngine:
     def _run(self) -> None:
         B = self.block
         poll = B / self.rate / 8
+        if self.config.realtime:
+            self.rt_processing = request_realtime(PROCESSING_PRIORITY)
         while not self._stop:
             if self._incoming is not None and self._switch is None:
                 new, self._incoming = self._incoming, None
@@ -587,6 +602,7 @@ class LiveEngine:
         if self.running:
             raise LiveError("this live run is already started")
         if self.admission is not None:
+            self._warm_up()
             self._chain = StreamChain(self.admission.enhancer, self.rate, capacity=self.mic.capacity,
                                       quality=self.admission.quality)
         # Blocks whose source lies before the first sample are silence: publish them now, so the first
@@ -597,8 +613,26 @@ class LiveEngine:
             self.out.write_at(self._next_out, self._y)
             self._next_out += self.block
         self._stop = False
+        hold_gc_still()
+        self._gc_held = True
         self._thread = threading.Thread(target=self._run, name="live-processing", daemon=True)
         self._thread.start()
+
+    def _warm_up(self, seconds: float = 0.25) -> None:
+        """Run a throwaway stream of the model over a quarter second of quiet noise before the device
+        opens: first calls allocate (sessions, caches, lazily built kernels) and would otherwise miss the
+        first deadlines. The live stream itself starts from the model's initial state."""
+        adm = self.admission
+        chain = StreamChain(adm.enhancer, self.rate, capacity=8 * self.block + int(seconds * self.rate),
+                            quality=adm.quality)
+        try:
+            noise = (1e-3 * np.random.default_rng(0).standard_normal(self.block)).astype(np.float32)
+            for _ in range(max(1, int(seconds * self.rate) // self.block)):
+                chain.push(noise)
+        except ModelError:
+            pass  # the run itself reports a failing model
+        finally:
+            chain.close()
 
     def start(self) -> None:
         """Open a duplex stream on the configured devices and start processing.
@@ -611,7 +645,7 @@ class LiveEngine:
         self._prepare()
         cfg = self.config
         try:
-            self._stream = _sd.Stream(samplerate=self.rate, blocksize=self.block, dtype="float32",
+            self._stream = _sd.Stream(samplerate=self.rate, blocksize=self.block, dtype="float32", latency="low",
                                       channels=(1, cfg.output_channels),
                                       device=(cfg.input_device, cfg.output_device), callback=self._callback)
             self._device_latency = tuple(float(v) for v in self._stream.latency)
@@ -650,7 +684,7 @@ class LiveEngine:
         self.prepare_file(audio)
         cfg = self.config
         try:
-            self._stream = _sd.OutputStream(samplerate=self.rate, blocksize=self.block, dtype="float32",
+            self._stream = _sd.OutputStream(samplerate=self.rate, blocksize=self.block, dtype="float32", latency="low",
                                             channels=cfg.output_channels, device=cfg.output_device,
                                             callback=lambda o, f, t, s: self._callback(None, o, f, t, s))
             self._device_latency = (0.0, float(self._stream.latency))
@@ -666,6 +700,9 @@ class LiveEngine:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._gc_held:
+            self._gc_held = False
+            release_gc()
         for c in (self._chain, self._incoming, *(self._switch[:2] if self._switch else ())):
             if c is not None:
                 c.close()
@@ -757,7 +794,8 @@ class LiveEngine:
         return LiveStats(self._model_id, self._bypass, self._strength, self.latency_report(),
                          float(np.median(recent)), float(np.max(recent)), self._n_costs, self.dropped, self.late,
                          self.resyncs, self.xruns, self.callback_errors, recent_fb, self.running, self.error,
-                         self.measure_lag() if measure else None)
+                         self.measure_lag() if measure else None,
+                         scheduling=scheduling_line(self.rt_callback, self.rt_processing))
 
     @property
     def position(self) -> int:
@@ -779,6 +817,7 @@ def drive_callback(engine: LiveEngine, mic: np.ndarray, realtime: bool = False) 
     x = np.zeros((n, 1), np.float32)
     x[:len(mic), 0] = mic
     out = np.zeros((n, 1), np.float32)
+    engine.rt_callback = "the callback is driven by hand"  # never make the caller's thread real-time
     engine._prepare()
     engine.running = True
     t0 = time.perf_counter()
@@ -797,6 +836,9 @@ def drive_callback(engine: LiveEngine, mic: np.ndarray, realtime: bool = False) 
         engine._stop = True
         if engine._thread is not None:
             engine._thread.join()
+        if engine._gc_held:
+            engine._gc_held = False
+            release_gc()
     return out[:len(mic), 0]
 
 
