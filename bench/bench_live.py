@@ -123,6 +123,7 @@ try:
                end_to_end_ms=1000 * lat.total_s, blocks=stats.blocks, dropped=stats.dropped,
                resyncs=stats.resyncs, xruns=stats.xruns, load_median=stats.load_median, seconds=seconds,
                scheduling=stats.scheduling, loadavg_end=os.getloadavg()[0],
+               burst_blocks=stats.burst_blocks, notes=stats.notes,
                drop_times_s=[round(int(p) / rate, 2) for p in engine._drop_pos[:min(engine.dropped, 50)]])
 except WorkbenchError as exc:
     res["refused"] = str(exc)

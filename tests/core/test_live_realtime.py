@@ -109,3 +109,42 @@ def test_real_time_can_be_switched_off(realtime):
         assert engine.rt_processing is None or "real-time" in engine.rt_processing
     else:
         assert engine.rt_processing is False and "processing ordinary" in line
+
+
+def _drive_in_bursts(engine: LiveEngine, mic: np.ndarray, burst: int) -> None:
+    """Call the callback as a host with a buffer of ``burst`` blocks does: ``burst`` calls back to back,
+    then a wait until the buffer's time has passed."""
+    B = engine.block
+    n = len(mic) // B * B
+    x = mic[:n].reshape(-1, 1).astype(np.float32)
+    out = np.zeros((B, 1), np.float32)
+    engine.rt_callback = "the callback is driven by hand"
+    engine._prepare()
+    t0 = time.perf_counter()
+    try:
+        for i in range(0, n, burst * B):
+            delay = t0 + (i + burst * B) / engine.rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            for j in range(i, min(i + burst * B, n), B):
+                engine._callback(x[j:j + B], out, B, None, None)
+    finally:
+        engine._abort()
+
+
+@pytest.mark.parametrize("headroom", [0, 1])
+def test_bursts_of_callbacks_are_seen_and_the_headroom_they_need_is_named(headroom):
+    wiener = load_enhancer("wiener").for_rate(16000)
+    adm = admit(wiener, 16000, 160, check_causality=False, check_cost=False)
+    engine = LiveEngine(LiveConfig(rate=16000, block=160, headroom_blocks=headroom), adm)
+    _drive_in_bursts(engine, probe_signal(16000, 1.5), burst=2)
+    stats = engine.stats()
+    assert stats.burst_blocks == 2
+    blocks = 1.5 * 16000 // 160
+    if headroom == 0:
+        # the second block of each pair is asked for before its input could have been processed
+        assert engine.dropped > 0.15 * blocks
+        assert any("headroom of 1 block" in n for n in stats.notes), stats.notes
+    else:
+        assert engine.dropped < 0.05 * blocks, f"{engine.dropped} of {blocks} blocks late"
+        assert not stats.notes

@@ -127,6 +127,8 @@ def run(args) -> int:
         engine.stop()
     _status(engine, stats, final=True)
     print(stats.scheduling)
+    for note in stats.notes:
+        print(f"note: {note}")
     if stats.error:
         print(f"error: {stats.error} (the rest was played dry)", file=sys.stderr)
     if args.record and take is not None:

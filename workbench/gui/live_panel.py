@@ -509,6 +509,8 @@ class LivePanel(QWidget):
             text += " — OVERLOAD: falling back to bypass"
         if stats.error:
             text += f" — model failed: {stats.error}"
+        for note in stats.notes:
+            text += f"\n{note}"
         self.drop_label.setText(text)
         name = self.view_box.currentData() or "magnitude"
         for img, scope in zip(self.images, self._scopes):

@@ -168,6 +168,9 @@ class LiveStats:
         measured_lag: the pipeline delay measured by cross-correlating what was heard with the microphone
             (device samples), or ``None`` before it could be measured.
         error: the model's failure, after which the engine plays the aligned dry signal.
+        notes: advice for a person, e.g. the headroom that bursts of the device's callbacks need.
+        scheduling: which live threads run real-time (:func:`~workbench.core.live.realtime.scheduling_line`).
+        burst_blocks: the most device callbacks seen back to back.
     """
 
     model: str
@@ -188,6 +191,7 @@ class LiveStats:
     measured_lag: int | None = None
     notes: list[str] = field(default_factory=list)
     scheduling: str = ""
+    burst_blocks: int = 0
 
 
 
@@ -251,6 +255,12 @@ class LiveEngine:
         self._cb_block = np.zeros(B, np.float32)
         self._silence = np.zeros(B, np.float32)
         self._cb_pos = 0
+        self._cb_last_t = -1.0
+        self._burst_gap_s = 0.25 * self.block / self.rate
+        self._burst = 0
+        #: the most callbacks that arrived back to back (the host buffer holds that many blocks): a block's
+        #: result must then be ready that many blocks early, which headroom of ``burst_blocks - 1`` gives
+        self.burst_blocks = 0
         self._drop_pos = np.full(4096, -1, np.int64)
         self.dropped = 0
         self.xruns = 0
@@ -358,6 +368,15 @@ class LiveEngine:
             if status:
                 self.xruns += 1
             pos = self._cb_pos
+            now = time.perf_counter()
+            # callbacks closer together than a quarter block period came in one burst of the host's buffer
+            if now - self._cb_last_t < self._burst_gap_s:
+                self._burst += 1
+                if self._burst > self.burst_blocks:
+                    self.burst_blocks = self._burst
+            else:
+                self._burst = 1
+            self._cb_last_t = now
             if self._file is not None:
                 self.mic.write(self._file[pos:pos + frames] if pos + frames <= len(self._file) else self._silence)
             else:
@@ -795,7 +814,17 @@ class LiveEngine:
                          float(np.median(recent)), float(np.max(recent)), self._n_costs, self.dropped, self.late,
                          self.resyncs, self.xruns, self.callback_errors, recent_fb, self.running, self.error,
                          self.measure_lag() if measure else None,
-                         scheduling=scheduling_line(self.rt_callback, self.rt_processing))
+                         scheduling=scheduling_line(self.rt_callback, self.rt_processing),
+                         burst_blocks=self.burst_blocks, notes=self._notes())
+
+    def _notes(self) -> list[str]:
+        need = self.burst_blocks - 1
+        if self.dropped and need > 0 and self.headroom < need * self.block:
+            return [f"the device delivers {self.burst_blocks} blocks at a time, so each result must be ready "
+                    f"{need} block{'s' if need > 1 else ''} earlier than one block allows: headroom of {need} "
+                    f"block{'s' if need > 1 else ''} (+{1000 * need * self.block / self.rate:.0f} ms) avoids "
+                    "these late blocks"]
+        return []
 
     @property
     def position(self) -> int:
