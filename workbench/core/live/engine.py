@@ -9,6 +9,11 @@ Timeline (device samples at ``rate``; ``B`` = block, ``Q`` = pipeline delay)::
     processing:  mic block -> StreamChain -> wet (aligned: wet[p] answers mic[p])
                  out[n] = dry + g(n) * (wet - dry) at dry = mic[n - Q], wet = wet[n - Q]
 
+A block that misses its deadline is played from the dry signal at the same position, so the output
+never gaps; its edges are ramped so the fallback does not click: into it, the step between the last sample
+played and the dry signal is carried into the dry block and ramped out over ``crossfade_ms``; back out of
+it, the first ready block is crossfaded from the dry signal over the same ramp.
+
 ``Q = B + lag + headroom``: one block because callback ``i`` cannot hear block ``i``'s result (it is
 processed after the callback returns), ``lag`` = :func:`~workbench.core.live.chain.pipeline_lag` (the
 model's declared frame + look-ahead latency, its block buffering, the resamplers' delay both ways) and an
@@ -253,6 +258,14 @@ class LiveEngine:
         self._fade_w = _fade(self._fade_n)
         # callback scratch (allocated here, used by PortAudio's thread only)
         self._cb_block = np.zeros(B, np.float32)
+        # the fallback's edges: a ramp of at most one block (the transport's 5 ms shape)
+        self._edge_n = min(self._fade_n, B)
+        self._edge_w = _fade(self._edge_n)
+        self._fade_out = (1.0 - self._edge_w).astype(np.float32)
+        self._cb_dry = np.zeros(B + 1, np.float32)
+        self._cb_ramp = np.zeros(self._edge_n, np.float32)
+        self._cb_prev_dry = False
+        self._cb_last = 0.0
         self._silence = np.zeros(B, np.float32)
         self._cb_pos = 0
         self._cb_last_t = -1.0
@@ -382,14 +395,33 @@ class LiveEngine:
             else:
                 self.mic.write(indata[:, 0])
             block = self._cb_block if frames == self.block else self._cb_block[:0]
+            n = self._edge_n
             if frames == self.block and self.out.holds(pos, frames):
                 self.out.read_into(pos, block)
+                if self._cb_prev_dry:
+                    # back from the fallback: crossfade from the dry signal to the result over the ramp
+                    dry, edge = self._cb_dry[1:n + 1], block[:n]
+                    self.mic.read_into(pos - self.pipeline, dry)
+                    edge -= dry
+                    edge *= self._edge_w
+                    edge += dry
+                    self._cb_prev_dry = False
             else:
                 if frames != self.block:
                     raise ValueError("PortAudio delivered a block of another size")
-                self.mic.read_into(pos - self.pipeline, block)
+                # the aligned dry block, with the sample before it
+                self.mic.read_into(pos - self.pipeline - 1, self._cb_dry)
+                np.copyto(block, self._cb_dry[1:])
+                if not self._cb_prev_dry:
+                    # into the fallback: the result just played and the dry signal differ at the seam; that
+                    # step is carried into the dry block and ramped out, so the switch does not click
+                    np.multiply(self._fade_out, self._cb_last - self._cb_dry[0], out=self._cb_ramp)
+                    block[:n] += self._cb_ramp
+                    self._cb_prev_dry = True
                 self._drop_pos[self.dropped % len(self._drop_pos)] = pos
                 self.dropped += 1
+            if frames:
+                self._cb_last = float(block[-1])
             outdata[:] = block[:, None]
             self.heard.write(block)
             self._cb_pos = pos + frames
