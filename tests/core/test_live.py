@@ -416,7 +416,7 @@ def test_a_long_stall_skips_the_backlog_and_the_model_continues_aligned():
 def test_late_blocks_fall_back_without_a_click():
     """A model that halves a low tone stalls three times: its late blocks play the dry tone, twice as loud.
     Without ramps each switch would jump by up to 0.4; with them no step between neighbouring samples is
-    much larger than the tone's own (0.016 for 0.8 at 50 Hz, 16 kHz)."""
+    much larger than the tone's own (0.012 for 0.8 at 37 Hz, 16 kHz)."""
     wiener = load_enhancer("wiener").for_rate(16000)
 
     class HalfStalling(EnhancerStream):
@@ -439,7 +439,7 @@ def test_late_blocks_fall_back_without_a_click():
     engine = LiveEngine(LiveConfig(rate=16000, block=160, realtime=False), adm)
     engine._warm_up = lambda: None  # the stalls are counted from the run's own first call
     t = np.arange(int(1.8 * 16000)) / 16000
-    x = (0.8 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)
+    x = (0.8 * np.sin(2 * np.pi * 37 * t + 0.3)).astype(np.float32)  # no zero crossing on a block edge
     y = drive_callback(engine, x, realtime=True)
     assert engine.dropped >= 3 and engine.resyncs == 0
     settled = y[int(0.3 * 16000):]
