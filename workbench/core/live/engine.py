@@ -325,6 +325,7 @@ class LiveEngine:
         self.rt_callback: str | None | bool = False
         self.rt_processing: str | None | bool = False
         self._gc_held = False
+        self._rt_in_callback = False  # set when PortAudio's thread, not a caller's, runs the callback
         self.running = False
 
     # ------------------------------------------------------------------------------------------ control
@@ -376,7 +377,7 @@ class LiveEngine:
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
         try:
-            if self.rt_callback is False and self.config.realtime:
+            if self._rt_in_callback and self.rt_callback is False:
                 self.rt_callback = request_realtime(CALLBACK_PRIORITY)  # once, on PortAudio's thread
             if status:
                 self.xruns += 1
@@ -695,6 +696,7 @@ class LiveEngine:
             raise LiveError(_SD_ERROR or "PortAudio is not available")
         self._prepare()
         cfg = self.config
+        self._rt_in_callback = cfg.realtime
         try:
             self._stream = _sd.Stream(samplerate=self.rate, blocksize=self.block, dtype="float32", latency="low",
                                       channels=(1, cfg.output_channels),
@@ -734,6 +736,7 @@ class LiveEngine:
             raise LiveError(_SD_ERROR or "PortAudio is not available")
         self.prepare_file(audio)
         cfg = self.config
+        self._rt_in_callback = cfg.realtime
         try:
             self._stream = _sd.OutputStream(samplerate=self.rate, blocksize=self.block, dtype="float32", latency="low",
                                             channels=cfg.output_channels, device=cfg.output_device,
@@ -878,7 +881,6 @@ def drive_callback(engine: LiveEngine, mic: np.ndarray, realtime: bool = False) 
     x = np.zeros((n, 1), np.float32)
     x[:len(mic), 0] = mic
     out = np.zeros((n, 1), np.float32)
-    engine.rt_callback = "the callback is driven by hand"  # never make the caller's thread real-time
     engine._prepare()
     engine.running = True
     t0 = time.perf_counter()
