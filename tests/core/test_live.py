@@ -444,3 +444,34 @@ def test_late_blocks_fall_back_without_a_click():
     assert engine.dropped >= 3 and engine.resyncs == 0
     settled = y[int(0.3 * 16000):]
     assert np.max(np.abs(np.diff(settled))) < 0.04
+
+
+def test_a_chain_of_models_runs_live_step_by_step_and_stays_aligned():
+    """``wiener+logmmse`` live: the output is logmmse's streaming output of wiener's streaming output,
+    both aligned, delayed by exactly the reported pipeline, which adds the steps' delays."""
+    from workbench.core.live.chain import LiveCascade
+
+    rate, block = 16000, 160
+    adm = admit(load_enhancer("wiener+logmmse"), rate, block, check_causality=True, check_cost=False)
+    assert isinstance(adm.enhancer, LiveCascade) and adm.enhancer.info.id == "wiener+logmmse"
+    assert adm.causality.startswith("wiener: causal") and "logmmse: causal" in adm.causality
+    singles = [admit(load_enhancer(m), rate, block, check_causality=False, check_cost=False)
+               for m in ("wiener", "logmmse")]
+    assert adm.algorithmic_samples == sum(a.algorithmic_samples for a in singles)
+    assert adm.lag_samples >= max(a.lag_samples for a in singles)
+    x = probe_signal(rate, 2.0)
+    engine = LiveEngine(LiveConfig(rate=rate, block=block), adm)
+    y = drive_callback(engine, x)
+    assert engine.dropped == 0
+    first = streaming_output("wiener", x, rate, block)
+    both = streaming_output("logmmse", first, rate, block)
+    q = engine.pipeline
+    # the end of ``both`` answers input the reference pushed without the live run's extra blocks
+    n = len(x) - q - adm.lag_samples - 2 * block
+    np.testing.assert_allclose(y[q:q + n], both[:n], rtol=0, atol=1e-6)
+    assert np.max(np.abs(both[:n])) > 0.01  # the comparison is not between silences
+
+
+def test_a_chain_with_a_step_that_cannot_stream_is_refused_naming_the_step():
+    with pytest.raises(LiveError, match=r"step 2: .*streaming"):
+        admit(load_enhancer("wiener+wpe-dereverb"), 16000, 160, check_causality=False, check_cost=False)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelError, one_line
-from .chain import Admission, LiveError, StreamChain
+from .chain import Admission, LiveError, StreamChain, open_stream_chain
 from .realtime import (CALLBACK_PRIORITY, PROCESSING_PRIORITY, hold_gc_still, release_gc, request_realtime,
                        scheduling_line)
 from .ring import SampleRing
@@ -370,8 +370,8 @@ class LiveEngine:
             raise LiveError(why)
         if self._incoming is not None or self._switch is not None:
             raise LiveError("the previous model switch is still fading in; try again in a moment")
-        self._incoming = StreamChain(admission.enhancer, self.rate, capacity=self.mic.capacity,
-                                     quality=admission.quality)
+        self._incoming = open_stream_chain(admission.enhancer, self.rate, capacity=self.mic.capacity,
+                                           quality=admission.quality)
 
     # ------------------------------------------------------------------------------------------ callback
 
@@ -609,8 +609,7 @@ class LiveEngine:
         while not self._stop:
             if self._incoming is not None and self._switch is None:
                 new, self._incoming = self._incoming, None
-                new.origin = self._next_in
-                new.wet.written = self._next_in
+                new.restart_at(self._next_in)
                 warm = int(self.config.warm_s * self.rate)
                 f0 = -(-(self._next_in + warm + self.pipeline) // B) * B - self.pipeline
                 self._switch = (self._chain, new, f0)
@@ -655,8 +654,8 @@ class LiveEngine:
             raise LiveError("this live run is already started")
         if self.admission is not None:
             self._warm_up()
-            self._chain = StreamChain(self.admission.enhancer, self.rate, capacity=self.mic.capacity,
-                                      quality=self.admission.quality)
+            self._chain = open_stream_chain(self.admission.enhancer, self.rate, capacity=self.mic.capacity,
+                                            quality=self.admission.quality)
         # Blocks whose source lies before the first sample are silence: publish them now, so the first
         # callbacks find their output ready.
         self._next_in = 0
@@ -675,8 +674,8 @@ class LiveEngine:
         opens: first calls allocate (sessions, caches, lazily built kernels) and would otherwise miss the
         first deadlines. The live stream itself starts from the model's initial state."""
         adm = self.admission
-        chain = StreamChain(adm.enhancer, self.rate, capacity=8 * self.block + int(seconds * self.rate),
-                            quality=adm.quality)
+        chain = open_stream_chain(adm.enhancer, self.rate, capacity=8 * self.block + int(seconds * self.rate),
+                                  quality=adm.quality)
         try:
             noise = (1e-3 * np.random.default_rng(0).standard_normal(self.block)).astype(np.float32)
             for _ in range(max(1, int(seconds * self.rate) // self.block)):
