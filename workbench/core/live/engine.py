@@ -9,6 +9,11 @@ Timeline (device samples at ``rate``; ``B`` = block, ``Q`` = pipeline delay)::
     processing:  mic block -> StreamChain -> wet (aligned: wet[p] answers mic[p])
                  out[n] = dry + g(n) * (wet - dry) at dry = mic[n - Q], wet = wet[n - Q]
 
+A block that misses its deadline is played from the dry signal at the same position, so the output
+never gaps; its edges are ramped so the fallback does not click: into it, the step between the last sample
+played and the dry signal is carried into the dry block and ramped out over ``crossfade_ms``; back out of
+it, the first ready block is crossfaded from the dry signal over the same ramp.
+
 ``Q = B + lag + headroom``: one block because callback ``i`` cannot hear block ``i``'s result (it is
 processed after the callback returns), ``lag`` = :func:`~workbench.core.live.chain.pipeline_lag` (the
 model's declared frame + look-ahead latency, its block buffering, the resamplers' delay both ways) and an
@@ -36,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelError, one_line
-from .chain import Admission, LiveError, StreamChain
+from .chain import Admission, LiveError, StreamChain, open_stream_chain
 from .realtime import (CALLBACK_PRIORITY, PROCESSING_PRIORITY, hold_gc_still, release_gc, request_realtime,
                        scheduling_line)
 from .ring import SampleRing
@@ -253,6 +258,14 @@ class LiveEngine:
         self._fade_w = _fade(self._fade_n)
         # callback scratch (allocated here, used by PortAudio's thread only)
         self._cb_block = np.zeros(B, np.float32)
+        # the fallback's edges: a ramp of at most one block (the transport's 5 ms shape)
+        self._edge_n = min(self._fade_n, B)
+        self._edge_w = _fade(self._edge_n)
+        self._fade_out = (1.0 - self._edge_w).astype(np.float32)
+        self._cb_dry = np.zeros(B + 1, np.float32)
+        self._cb_ramp = np.zeros(self._edge_n, np.float32)
+        self._cb_prev_dry = False
+        self._cb_last = 0.0
         self._silence = np.zeros(B, np.float32)
         self._cb_pos = 0
         self._cb_last_t = -1.0
@@ -312,6 +325,7 @@ class LiveEngine:
         self.rt_callback: str | None | bool = False
         self.rt_processing: str | None | bool = False
         self._gc_held = False
+        self._rt_in_callback = False  # set when PortAudio's thread, not a caller's, runs the callback
         self.running = False
 
     # ------------------------------------------------------------------------------------------ control
@@ -356,14 +370,14 @@ class LiveEngine:
             raise LiveError(why)
         if self._incoming is not None or self._switch is not None:
             raise LiveError("the previous model switch is still fading in; try again in a moment")
-        self._incoming = StreamChain(admission.enhancer, self.rate, capacity=self.mic.capacity,
-                                     quality=admission.quality)
+        self._incoming = open_stream_chain(admission.enhancer, self.rate, capacity=self.mic.capacity,
+                                           quality=admission.quality)
 
     # ------------------------------------------------------------------------------------------ callback
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
         try:
-            if self.rt_callback is False and self.config.realtime:
+            if self._rt_in_callback and self.rt_callback is False:
                 self.rt_callback = request_realtime(CALLBACK_PRIORITY)  # once, on PortAudio's thread
             if status:
                 self.xruns += 1
@@ -382,14 +396,33 @@ class LiveEngine:
             else:
                 self.mic.write(indata[:, 0])
             block = self._cb_block if frames == self.block else self._cb_block[:0]
+            n = self._edge_n
             if frames == self.block and self.out.holds(pos, frames):
                 self.out.read_into(pos, block)
+                if self._cb_prev_dry:
+                    # back from the fallback: crossfade from the dry signal to the result over the ramp
+                    dry, edge = self._cb_dry[1:n + 1], block[:n]
+                    self.mic.read_into(pos - self.pipeline, dry)
+                    edge -= dry
+                    edge *= self._edge_w
+                    edge += dry
+                    self._cb_prev_dry = False
             else:
                 if frames != self.block:
                     raise ValueError("PortAudio delivered a block of another size")
-                self.mic.read_into(pos - self.pipeline, block)
+                # the aligned dry block, with the sample before it
+                self.mic.read_into(pos - self.pipeline - 1, self._cb_dry)
+                np.copyto(block, self._cb_dry[1:])
+                if not self._cb_prev_dry:
+                    # into the fallback: the result just played and the dry signal differ at the seam; that
+                    # step is carried into the dry block and ramped out, so the switch does not click
+                    np.multiply(self._fade_out, self._cb_last - self._cb_dry[0], out=self._cb_ramp)
+                    block[:n] += self._cb_ramp
+                    self._cb_prev_dry = True
                 self._drop_pos[self.dropped % len(self._drop_pos)] = pos
                 self.dropped += 1
+            if frames:
+                self._cb_last = float(block[-1])
             outdata[:] = block[:, None]
             self.heard.write(block)
             self._cb_pos = pos + frames
@@ -576,8 +609,7 @@ class LiveEngine:
         while not self._stop:
             if self._incoming is not None and self._switch is None:
                 new, self._incoming = self._incoming, None
-                new.origin = self._next_in
-                new.wet.written = self._next_in
+                new.restart_at(self._next_in)
                 warm = int(self.config.warm_s * self.rate)
                 f0 = -(-(self._next_in + warm + self.pipeline) // B) * B - self.pipeline
                 self._switch = (self._chain, new, f0)
@@ -622,8 +654,8 @@ class LiveEngine:
             raise LiveError("this live run is already started")
         if self.admission is not None:
             self._warm_up()
-            self._chain = StreamChain(self.admission.enhancer, self.rate, capacity=self.mic.capacity,
-                                      quality=self.admission.quality)
+            self._chain = open_stream_chain(self.admission.enhancer, self.rate, capacity=self.mic.capacity,
+                                            quality=self.admission.quality)
         # Blocks whose source lies before the first sample are silence: publish them now, so the first
         # callbacks find their output ready.
         self._next_in = 0
@@ -642,8 +674,8 @@ class LiveEngine:
         opens: first calls allocate (sessions, caches, lazily built kernels) and would otherwise miss the
         first deadlines. The live stream itself starts from the model's initial state."""
         adm = self.admission
-        chain = StreamChain(adm.enhancer, self.rate, capacity=8 * self.block + int(seconds * self.rate),
-                            quality=adm.quality)
+        chain = open_stream_chain(adm.enhancer, self.rate, capacity=8 * self.block + int(seconds * self.rate),
+                                  quality=adm.quality)
         try:
             noise = (1e-3 * np.random.default_rng(0).standard_normal(self.block)).astype(np.float32)
             for _ in range(max(1, int(seconds * self.rate) // self.block)):
@@ -663,6 +695,7 @@ class LiveEngine:
             raise LiveError(_SD_ERROR or "PortAudio is not available")
         self._prepare()
         cfg = self.config
+        self._rt_in_callback = cfg.realtime
         try:
             self._stream = _sd.Stream(samplerate=self.rate, blocksize=self.block, dtype="float32", latency="low",
                                       channels=(1, cfg.output_channels),
@@ -702,6 +735,7 @@ class LiveEngine:
             raise LiveError(_SD_ERROR or "PortAudio is not available")
         self.prepare_file(audio)
         cfg = self.config
+        self._rt_in_callback = cfg.realtime
         try:
             self._stream = _sd.OutputStream(samplerate=self.rate, blocksize=self.block, dtype="float32", latency="low",
                                             channels=cfg.output_channels, device=cfg.output_device,
@@ -846,7 +880,6 @@ def drive_callback(engine: LiveEngine, mic: np.ndarray, realtime: bool = False) 
     x = np.zeros((n, 1), np.float32)
     x[:len(mic), 0] = mic
     out = np.zeros((n, 1), np.float32)
-    engine.rt_callback = "the callback is driven by hand"  # never make the caller's thread real-time
     engine._prepare()
     engine.running = True
     t0 = time.perf_counter()
