@@ -8,12 +8,23 @@ import pyqtgraph as pg
 
 from ..core.measure.vad import HOP_S
 from ..core.views.overview import EnvelopeCurves
-from .axes import TimeAxis
+from .axes import QuietLabelAxis, TimeAxis
 from .spectrogram_pane import RegionViewBox, loop_region, shift_held
 
 #: Width of the left axes (px), the same in the panes, the overview and the speech lane so they line up.
 AXIS_WIDTH = 52
 BACKGROUND = "#16181c"
+
+
+def _quiet_axes(**given) -> dict:
+    """Axes for all four sides (see :class:`~workbench.gui.axes.QuietLabelAxis`), with ``given`` ones kept."""
+    return {side: given.get(side) or QuietLabelAxis(side) for side in ("left", "bottom", "top", "right")}
+
+
+def _hide_top_and_right(plot_item) -> None:
+    """Axes passed in are shown; top and right stay hidden here, as pyqtgraph's own are."""
+    plot_item.hideAxis("top")
+    plot_item.hideAxis("right")
 
 
 class VisibleRegion(pg.LinearRegionItem):
@@ -31,11 +42,12 @@ class OverviewPlot(pg.PlotWidget):
     the playhead and the loop. ``on_region(start_s, stop_s, finished)`` receives Shift-drags."""
 
     def __init__(self, on_region):
-        super().__init__(axisItems={"bottom": TimeAxis()}, viewBox=RegionViewBox(on_region, enableMenu=False))
+        super().__init__(axisItems=_quiet_axes(bottom=TimeAxis()), viewBox=RegionViewBox(on_region, enableMenu=False))
         self.setBackground(BACKGROUND)
         self.setMaximumHeight(110)
         self.setMinimumHeight(90)
         ov = self.getPlotItem()
+        _hide_top_and_right(ov)
         ov.setMenuEnabled(False)
         ov.hideButtons()
         ov.setMouseEnabled(x=False, y=False)
@@ -90,10 +102,11 @@ class SpeechLane(pg.PlotWidget):
     speech spans (filled). Hidden until :meth:`set_activity` gives it a result."""
 
     def __init__(self, overview: OverviewPlot):
-        super().__init__(enableMenu=False)
+        super().__init__(enableMenu=False, axisItems=_quiet_axes())
         self.setBackground(BACKGROUND)
         self.setFixedHeight(34)
         lane = self.getPlotItem()
+        _hide_top_and_right(lane)
         lane.setMenuEnabled(False)
         lane.hideButtons()
         lane.setMouseEnabled(x=False, y=False)
