@@ -1,5 +1,5 @@
-"""Playback preparation, whose first run imports the loudness libraries, does not compete with the first
-painted spectrogram; work queued behind the first paint never waits longer than the limit."""
+"""Playback preparation and the model listing, whose first runs import libraries on a worker, do not compete
+with the first painted spectrogram; work queued behind the first paint never waits longer than the limit."""
 
 from __future__ import annotations
 
@@ -40,6 +40,31 @@ def test_first_preparation_starts_after_the_first_painted_spectrogram(qtbot, set
     qtbot.waitUntil(lambda: "load" in events and not w.transport.is_loading(), timeout=20000)
     assert events.index("painted") < events.index("load")
     assert len(engine.tracks) == 1
+
+
+def test_model_listing_starts_after_the_first_painted_spectrogram(qtbot, settings, tmp_path, monkeypatch,
+                                                                  fresh_gate):
+    import threading
+
+    sr = 16000
+    path = tmp_path / "tone.wav"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * sr) / sr)).astype(np.float32), sr)
+    w = MainWindow(settings=settings, playback_engine=PlaybackEngine(None))
+    qtbot.addWidget(w)
+    events: list[str] = []
+    catalogue = w.model_panel.catalogue
+    real_entries = catalogue.entries
+
+    def entries(*a, **k):
+        if threading.current_thread() is not threading.main_thread():
+            events.append("list")
+        return real_entries(*a, **k)
+    monkeypatch.setattr(catalogue, "entries", entries)
+    w.view.tilesPainted.connect(lambda: events.append("painted"))
+    w.show()
+    assert w.open_files([path])
+    qtbot.waitUntil(lambda: "list" in events and w.model_panel.is_listed(), timeout=30000)
+    assert "painted" in events and events.index("painted") < events.index("list")
 
 
 def test_queued_work_runs_at_once_without_a_holder_and_after_the_limit_with_one(qtbot, monkeypatch, fresh_gate):

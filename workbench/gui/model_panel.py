@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
+from shiboken6 import isValid
 
 from ..core.enhance.enhancer import Enhancer, EnhancerInfo, with_processing
 from ..core.enhance.level import level_note
@@ -43,6 +44,7 @@ from ..core.workflows.probes import ProbeReport, format_report, probe
 from ..core.document.recording import Recording
 from ..core.document.version_ops import EnhanceRequest, run_request
 from ..core.document.session import Job, ModelCatalogue, Session
+from . import first_paint
 from .workers import GeneratorWorker
 
 COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
@@ -153,6 +155,7 @@ class ModelPanel(QWidget):
         self.probe_reports: dict[str, ProbeReport] = {}   # spec -> last report
         self._listed = False
         self._list_worker: GeneratorWorker | None = None
+        self._shut_down = False
         #: True while the model list is being read (the table shows "Loading models…")
         self.loading = False
         self._build()
@@ -252,8 +255,14 @@ class ModelPanel(QWidget):
     def list_in_background(self) -> None:
         """Fill the table from a worker thread (listing reads model metadata: DeepFilterNet3's archive,
         NSNet2's ONNX graph, plugin entry points; about 0.5 s that would otherwise freeze the window).
-        Does nothing once listed; a synchronous :meth:`ensure_listed` meanwhile simply wins."""
-        if self._listed or self._list_worker is not None:
+        Does nothing once listed; a synchronous :meth:`ensure_listed` meanwhile simply wins.
+
+        The listing imports the model modules (and onnx), mostly holding the interpreter lock, so it starts
+        once the window has painted its first spectrogram (see :mod:`~workbench.gui.first_paint`)."""
+        first_paint.after_first_paint(self._list_now)
+
+    def _list_now(self) -> None:
+        if self._shut_down or not isValid(self) or self._listed or self._list_worker is not None:
             return
         worker = GeneratorWorker(self.catalogue.entries)
         worker.returned.connect(self._on_listed)
@@ -616,6 +625,7 @@ class ModelPanel(QWidget):
 
     def shutdown(self, timeout_ms: int = 60000) -> None:
         """Cancel a running load/run/probe and wait for its thread (call before the panel is destroyed)."""
+        self._shut_down = True   # a listing still waiting for the first paint never starts
         if self.worker is not None:
             self.cancel()
             self.worker.wait(timeout_ms)
