@@ -43,7 +43,8 @@ def tiny_data(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_config(data: Path, out: Path, **over) -> TrainConfig:
+def tiny_config(root: Path, out: Path, /, **over) -> TrainConfig:
+    data = root
     d = {"run": {"out_dir": str(out), "epochs": 2, "batch_size": 2, "checkpoint_every_steps": 2, "seed": 3},
          "model": {"architecture": "gcrn", "args": {"channels": 4, "hidden": 16}},
          "loss": {"loss": "0.5*mae + complex_mse_c"},
@@ -244,3 +245,72 @@ def test_exports_load_with_their_cards_and_match_the_checkpoint(tiny_data, tmp_p
                            model={"architecture": "complex_net", "args": {"hidden": 8, "layers": 1}})))
     with pytest.raises(ModelError, match="no complex tensors"):
         export_onnx(tmp_path / "cx" / MODEL_FILE, tmp_path / "cx" / "model.onnx")
+
+
+def _span_recording(path: Path, spans_s: list, seconds: float = 3.0) -> None:
+    """Noise whose samples are positive inside ``spans_s`` and negative outside: the sign says where a
+    sample of the recording came from."""
+    n = int(seconds * RATE)
+    magnitude = 0.01 + 0.04 * np.abs(np.random.default_rng(9).standard_normal(n))
+    sign = -np.ones(n)
+    for a, b in spans_s:
+        sign[int(round(a * RATE)):int(round(b * RATE))] = 1.0
+    sf.write(path, (sign * magnitude).astype(np.float32), RATE, subtype="FLOAT")
+
+
+def test_mixtures_take_noise_only_from_inside_the_recording_spans(tiny_data, tmp_path):
+    from workbench.core.workflows.train_config import DataConfig
+    from workbench_models.training.data import TrainingData
+    spans = [[0.2, 0.8], [1.5, 2.45], [2.6, 2.95]]
+    _span_recording(tmp_path / "talk.wav", spans)
+    cfg = DataConfig(clean=[str(tiny_data / "clean")], noise_recording=str(tmp_path / "talk.wav"),
+                     noise_spans_s=spans + [[2.97, 2.99]],  # shorter than 0.1 s: not used
+                     crop_s=0.5, examples_per_epoch=40, snr_db=[-5.0, 15.0])
+    data = TrainingData(cfg, seed=4, base_dir=tmp_path)
+    assert data.description["noise_recording"]["spans_s"] == spans
+    # three spans act as three noise files: one is held out for validation, the others train
+    assert len(data.train_noise) == 2 and len(data.validation) >= 1
+    for epoch in range(2):
+        for i in range(cfg.examples_per_epoch):
+            noisy, clean = data.example(epoch, i)
+            # noisy - clean = (positive gain) x noise: every noise sample came from inside a span
+            assert np.all(noisy - clean > 0), (epoch, i)
+    for clip in data.validation:
+        assert np.all(clip.noisy - clip.clean > 0)
+
+
+def test_a_config_with_recording_spans_trains_a_model(tiny_data, tmp_path):
+    spans = [[0.1, 1.0], [1.6, 2.8]]
+    _span_recording(tmp_path / "talk.wav", spans)
+    cfg = tiny_config(tiny_data, tmp_path / "run", run={"epochs": 1, "max_steps": 3},
+                      data={"noise": [], "noise_recording": str(tmp_path / "talk.wav"), "noise_spans_s": spans})
+    events = list(train(cfg))
+    assert events[-1]["event"] == "done" and events[-1]["step"] == 3
+    meta = torch.load(tmp_path / "run" / MODEL_FILE, weights_only=True)["workbench_training"]
+    assert meta["data"]["noise_recording"]["spans_s"] == spans
+    assert read_config(tmp_path / "run" / "config.toml").data.noise_spans_s == spans
+
+
+def test_recording_noise_from_its_pauses(shared_data, tmp_path):
+    from workbench.core.workflows.train_config import DataConfig
+    from workbench_models.training.data import recording_noise
+    noisy = next(p for p in sorted((shared_data / "dns3").rglob("*.wav")))
+    pieces, spans = recording_noise(noisy, [], True, RATE)
+    assert pieces and len(pieces) == len(spans)
+    info = sf.info(noisy)
+    assert all(0 <= a < b <= info.duration + 1e-6 for a, b in spans)
+
+
+def test_recording_span_config_errors(tiny_data, tmp_path):
+    base = {"clean": [str(tiny_data / "clean")], "noise_recording": str(tmp_path / "talk.wav")}
+    for extra, text in (({}, "needs either noise_spans_s or noise_from_pauses"),
+                        ({"noise_spans_s": [[1.0, 0.5]]}, "is not a span"),
+                        ({"noise_spans_s": [[0.0, 1.0]], "noise_from_pauses": True}, "not both")):
+        with pytest.raises(WorkbenchError, match=text):
+            TrainConfig.from_dict({"data": {**base, **extra}})
+    with pytest.raises(WorkbenchError, match="need a noise_recording"):
+        TrainConfig.from_dict({"data": {"clean": ["a"], "noise": ["b"], "noise_spans_s": [[0.0, 1.0]]}})
+    _span_recording(tmp_path / "talk.wav", [[0.0, 1.0]])
+    cfg = tiny_config(tiny_data, tmp_path / "run", data={"noise": [], **base, "noise_spans_s": [[5.0, 6.0]]})
+    with pytest.raises(WorkbenchError, match="talk.wav: no noise span of at least 0.1 s"):
+        list(train(cfg))
