@@ -216,7 +216,7 @@ class TrainConfig:
         need(r.checkpoint_every_steps >= 1, "[run] checkpoint_every_steps must be at least 1")
         need(r.threads >= 1 and r.max_steps >= 0, "[run] threads must be at least 1 and max_steps not negative")
         need(bool(d.pairs) or (bool(d.clean) and (bool(d.noise) or bool(d.noise_recording))),
-             "[data] needs a pairs folder, or clean and noise folders to mix")
+             "[data] needs a pairs folder, or clean and noise folders (or a recording's noise spans) to mix")
         for span in d.noise_spans_s:
             need(isinstance(span, list) and len(span) == 2
                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in span)
