@@ -17,6 +17,10 @@ import torch
 from workbench.core.audio.audio_io import atomic_output
 from workbench.core.errors import ModelError
 
+from ..trained import SpectralNetEnhancer
+
+CHUNK_S, OVERLAP_S = SpectralNetEnhancer.chunk_s, SpectralNetEnhancer.overlap_s
+
 
 def _load(model_path: Path):
     from ..trained import TRAINING_KEY
@@ -43,6 +47,9 @@ def model_card(meta: dict) -> str:
         f"n_fft = {meta['stft']['n_fft']}", f"hop = {meta['stft']['hop']}", 'window = "sqrt-hann"',
         'input = "complex"', 'input_layout = "BFTC"', f'output = "{family_output}"', 'output_type = "complex"',
         "causal = true",
+        # the framing and chunking model.pt runs with (torch.stft(center=True), chunks of the trained
+        # model's enhancer), so an export's run equals the checkpoint's to float rounding
+        'start_padding = "reflect"', f"chunk_s = {CHUNK_S}", f"overlap_s = {OVERLAP_S}",
     ]
     return "\n".join(lines) + "\n"
 
