@@ -56,3 +56,67 @@ class ComplexNet(nn.Module):
         m_mag = torch.sqrt(m.real ** 2 + m.imag ** 2 + 1e-12)
         mask = m * (torch.tanh(m_mag) / m_mag)
         return torch.view_as_real(mask * y)
+
+
+def _pair(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return z.real.detach().clone(), z.imag.detach().clone()
+
+
+class RealValuedComplexNet(nn.Module):
+    """:class:`ComplexNet`'s computation in real arithmetic (real/imaginary pairs), for ONNX, which has no
+    complex tensors. Built from a trained :class:`ComplexNet`; its weights are that network's, split.
+
+    With ``z = a + jb`` and complex weights ``W = Wr + jWi`` (no conjugation, as torch's complex layers):
+
+    * linear: ``Wz + c = (Wr a - Wi b + cr) + j(Wi a + Wr b + ci)``;
+    * convolution: the same with ``*`` (cross-correlation) in place of the matrix product;
+    * complex ReLU: ReLU of each part; the features ``Y / |Y|^0.7`` and the mask bound
+      ``tanh(|M|) M / |M|`` divide both parts by the same real number;
+    * output ``M'Y = (Mr Yr - Mi Yi) + j(Mr Yi + Mi Yr)``.
+
+    Shapes as :class:`ComplexNet`: ``(B, 257, T, 2)`` in and out.
+    """
+
+    def __init__(self, net: ComplexNet):
+        super().__init__()
+        self.inp_wr, self.inp_wi = (nn.Parameter(w, requires_grad=False) for w in _pair(net.inp.weight))
+        self.inp_br, self.inp_bi = (nn.Parameter(b, requires_grad=False) for b in _pair(net.inp.bias))
+        self.out_wr, self.out_wi = (nn.Parameter(w, requires_grad=False) for w in _pair(net.out.weight))
+        self.out_br, self.out_bi = (nn.Parameter(b, requires_grad=False) for b in _pair(net.out.bias))
+        self.conv_w = nn.ParameterList()
+        self.conv_b = nn.ParameterList()
+        self.pasts, self.dilations = [], []
+        for conv in net.convs:
+            for part in _pair(conv.conv.weight):
+                self.conv_w.append(nn.Parameter(part, requires_grad=False))
+            for part in _pair(conv.conv.bias):
+                self.conv_b.append(nn.Parameter(part, requires_grad=False))
+            self.pasts.append(conv.past)
+            self.dilations.append(conv.conv.dilation[0])
+
+    @staticmethod
+    def _linear(ar, ai, wr, wi, br, bi):
+        f = nn.functional.linear
+        return f(ar, wr) - f(ai, wi) + br, f(ar, wi) + f(ai, wr) + bi
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        yr, yi = spec[..., 0], spec[..., 1]                          # (B, F, T) each
+        scale = torch.sqrt(yr ** 2 + yi ** 2 + 1e-12).pow(0.7)
+        fr, fi = (yr / scale).transpose(1, 2), (yi / scale).transpose(1, 2)
+        hr, hi = self._linear(fr, fi, self.inp_wr, self.inp_wi, self.inp_br, self.inp_bi)
+        hr, hi = hr.transpose(1, 2), hi.transpose(1, 2)              # (B, H, T)
+        conv = nn.functional.conv1d
+        for k, (past, dilation) in enumerate(zip(self.pasts, self.dilations)):
+            wr, wi = self.conv_w[2 * k], self.conv_w[2 * k + 1]
+            br, bi = self.conv_b[2 * k], self.conv_b[2 * k + 1]
+            pr, pi = nn.functional.pad(hr, (past, 0)), nn.functional.pad(hi, (past, 0))
+            cr = conv(pr, wr, dilation=dilation) - conv(pi, wi, dilation=dilation) + br[:, None]
+            ci = conv(pr, wi, dilation=dilation) + conv(pi, wr, dilation=dilation) + bi[:, None]
+            hr, hi = hr + torch.relu(cr), hi + torch.relu(ci)
+        mr, mi = self._linear(hr.transpose(1, 2), hi.transpose(1, 2), self.out_wr, self.out_wi,
+                              self.out_br, self.out_bi)
+        mr, mi = mr.transpose(1, 2), mi.transpose(1, 2)              # (B, F, T)
+        m_mag = torch.sqrt(mr ** 2 + mi ** 2 + 1e-12)
+        bound = torch.tanh(m_mag) / m_mag
+        mr, mi = mr * bound, mi * bound
+        return torch.stack([mr * yr - mi * yi, mr * yi + mi * yr], dim=-1)

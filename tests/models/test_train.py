@@ -319,3 +319,24 @@ def test_recording_span_config_errors(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, tmp_path / "run", data={"noise": [], **base, "noise_spans_s": [[5.0, 6.0]]})
     with pytest.raises(WorkbenchError, match="talk.wav: no noise span of at least 0.1 s"):
         list(train(cfg))
+
+
+def test_complex_net_exports_to_onnx_as_its_real_valued_equivalent(tiny_data, tmp_path):
+    from workbench_models.complex_net import ComplexNet, RealValuedComplexNet
+    from workbench_models.loaders import load_model_path
+    torch.manual_seed(0)
+    net = ComplexNet(hidden=6, layers=3, kernel=3).eval()
+    spec = torch.randn(2, 257, 31, 2)
+    with torch.no_grad():
+        assert torch.allclose(RealValuedComplexNet(net)(spec), net(spec), atol=1e-5, rtol=1e-4)
+    run = tmp_path / "cx"
+    events = list(train(tiny_config(tiny_data, run, run={"epochs": 1, "max_steps": 2},
+                                    model={"architecture": "complex_net", "args": {"hidden": 8, "layers": 2}},
+                                    export={"torchscript": True, "onnx": True})))
+    onnx_path = run / "model.onnx"
+    assert str(onnx_path) in events[-1]["exports"]
+    x = _speechlike(1.0, 120, 2) + 0.02 * np.random.default_rng(4).standard_normal(RATE).astype(np.float32)
+    ref = _enhanced(load_model_path(run / MODEL_FILE), x)
+    for p in (onnx_path, run / "model.ts"):
+        y = _enhanced(load_model_path(p), x)
+        assert np.max(np.abs(y - ref)) <= 1e-4, (p.name, np.max(np.abs(y - ref)))
