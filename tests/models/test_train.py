@@ -306,15 +306,8 @@ def test_recording_noise_from_its_pauses(shared_data, tmp_path):
     assert all(0 <= a < b <= info.duration + 1e-6 for a, b in spans)
 
 
-def test_recording_span_config_errors(tiny_data, tmp_path):
+def test_recording_spans_outside_the_recording_are_refused(tiny_data, tmp_path):
     base = {"clean": [str(tiny_data / "clean")], "noise_recording": str(tmp_path / "talk.wav")}
-    for extra, text in (({}, "needs either noise_spans_s or noise_from_pauses"),
-                        ({"noise_spans_s": [[1.0, 0.5]]}, "is not a span"),
-                        ({"noise_spans_s": [[0.0, 1.0]], "noise_from_pauses": True}, "not both")):
-        with pytest.raises(WorkbenchError, match=text):
-            TrainConfig.from_dict({"data": {**base, **extra}})
-    with pytest.raises(WorkbenchError, match="need a noise_recording"):
-        TrainConfig.from_dict({"data": {"clean": ["a"], "noise": ["b"], "noise_spans_s": [[0.0, 1.0]]}})
     _span_recording(tmp_path / "talk.wav", [[0.0, 1.0]])
     cfg = tiny_config(tiny_data, tmp_path / "run", data={"noise": [], **base, "noise_spans_s": [[5.0, 6.0]]})
     with pytest.raises(WorkbenchError, match="talk.wav: no noise span of at least 0.1 s"):
