@@ -10,6 +10,10 @@ The weights, activations and mask are complex numbers throughout (no real/imagin
 4. output spectrum ``Ŝ = M' · Y``.
 
 No normalisation and no look-ahead, so it is causal by construction. Shapes: ``(B, 257, T, 2)`` in and out.
+
+Streaming: ``forward(spec, state)`` with a dict carries each convolution's last ``(kernel - 1) * dilation``
+input frames from one block of frames to the next (an empty dict starts from zeros, as the whole-utterance
+call does), so any split into blocks gives the whole-utterance output.
 """
 
 from __future__ import annotations
@@ -24,8 +28,12 @@ class _ComplexCausalConv(nn.Module):
         self.past = (kernel - 1) * dilation
         self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation, dtype=torch.cfloat)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(nn.functional.pad(x, (self.past, 0)))
+    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        past = None if state is None else state.get((id(self), "past"))
+        x_ = nn.functional.pad(x, (self.past, 0)) if past is None else torch.cat([past, x], dim=-1)
+        if state is not None:
+            state[(id(self), "past")] = x_[..., x_.shape[-1] - self.past:]
+        y = self.conv(x_)
         return x + torch.complex(torch.relu(y.real), torch.relu(y.imag))
 
 
@@ -45,13 +53,14 @@ class ComplexNet(nn.Module):
         self.convs = nn.ModuleList(_ComplexCausalConv(hidden, kernel, 2 ** i) for i in range(layers))
         self.out = nn.Linear(hidden, bins, dtype=torch.cfloat)
 
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+    def forward(self, spec: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        """``state``: ``None`` for a whole utterance; a dict (empty at the start) to run a stream of blocks."""
         y = torch.view_as_complex(spec.contiguous())                  # (B, F, T)
         mag = torch.sqrt(y.real ** 2 + y.imag ** 2 + 1e-12)
         feat = (y / mag.pow(0.7)).transpose(1, 2)                     # (B, T, F)
         h = self.inp(feat).transpose(1, 2)                           # (B, H, T)
         for conv in self.convs:
-            h = conv(h)
+            h = conv(h, state)
         m = self.out(h.transpose(1, 2)).transpose(1, 2)              # (B, F, T)
         m_mag = torch.sqrt(m.real ** 2 + m.imag ** 2 + 1e-12)
         mask = m * (torch.tanh(m_mag) / m_mag)
