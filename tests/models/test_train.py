@@ -353,3 +353,15 @@ def test_streaming_path_equals_the_whole_utterance_run(tiny_data, tmp_path, arch
     assert y.shape == (n,)
     # output lags by 256 samples; only the last frame (which the stream cannot mirror) may differ
     assert np.max(np.abs(y[256:n - 512] - offline[:n - 768])) <= 1e-4
+
+
+def test_card_chunking_fields_are_checked():
+    from workbench.core.errors import ModelError
+    from workbench_models.onnx_models import ModelCard
+    card = ModelCard.from_dict({"start_padding": "reflect", "chunk_s": 60, "overlap_s": 4.0})
+    assert card.chunk_s == 60 and card.overlap_s == 4.0
+    for bad, text in (({"chunk_s": 0.5}, "chunk_s must be from 1 to 3600"),
+                      ({"chunk_s": 10.0, "overlap_s": 6.0}, "overlap_s must be from 0 to half of chunk_s"),
+                      ({"chunk_s": "long"}, "chunk_s must be a number of seconds")):
+        with pytest.raises(ModelError, match=text):
+            ModelCard.from_dict(bad)
