@@ -135,6 +135,12 @@ def test_noise_of_the_open_recording_trains_a_model_to_run_beside_the_pretrained
     w.edit_panel._set_noise(None, pauses=[(0.0, 0.5), (0.6, 0.9)])
     panel.use_recording_noise()
     assert panel.recording_noise.spans_s == [[0.0, 0.5], [0.6, 0.9]]
+    # nothing marked: its pauses, found by the trainer's speech activity detector
+    w.edit_panel._set_noise(None)
+    w.document.set_selection(None)
+    panel.use_recording_noise()
+    assert panel.recording_noise.spans_s is None and "its pauses" in panel.recording_label.text()
+    assert panel.config().data.noise_from_pauses and panel.config().data.noise_spans_s == []
     panel.recording_clear.click()
     assert panel.recording_noise is None and panel.recording_label.text() == ""
     with pytest.raises(WorkbenchError, match="needs a pairs folder"):  # no noise left at all
