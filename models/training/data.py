@@ -229,7 +229,6 @@ class TrainingData:
             "noise_files": [str(p) for p in noise_paths] + span_sources, "rir_files": len(self.rirs),
             "snr_db": list(cfg.snr_db), "level_db": list(cfg.level_db), "crop_s": cfg.crop_s,
             "examples_per_epoch": cfg.examples_per_epoch}
-
         if cfg.noise_recording:
             self.description["noise_recording"] = {"path": cfg.noise_recording, "spans_s": used_spans,
                                                    "from_pauses": cfg.noise_from_pauses}
