@@ -145,3 +145,19 @@ def test_noise_of_the_open_recording_trains_a_model_to_run_beside_the_pretrained
     assert panel.recording_noise is None and panel.recording_label.text() == ""
     with pytest.raises(WorkbenchError, match="needs a pairs folder"):  # no noise left at all
         panel.config()
+
+
+def test_ray_workers_reach_the_command_and_the_status(qtbot, tmp_path):
+    from workbench.gui.train_panel import TrainPanel
+    panel = TrainPanel()
+    qtbot.addWidget(panel)
+    config = tmp_path / "config.toml"
+    assert "--ray" not in panel.command_args(config)   # 0: one process
+    if not panel.ray_spin.isEnabled():
+        pytest.skip("Ray Train is not installed")
+    panel.ray_spin.setValue(2)
+    panel.restart_check.setChecked(True)
+    assert panel.command_args(config) == ["-m", "workbench", "train", str(config), "--progress", "json",
+                                          "--restart", "--ray", "2"]
+    panel.handle_event({"event": "start", "total_steps": 8, "resumed_at": 0, "parameters": 1000, "workers": 2})
+    assert "8 steps on 2 Ray workers" in panel.status.text()

@@ -17,6 +17,7 @@ noise without preparing a noise folder.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import tomllib
@@ -249,6 +250,15 @@ class TrainPanel(QWidget):
         rform.addRow("Run folder", _folder_row(self.out_edit, self, "Run folder"))
         self.restart_check = QCheckBox("start over (ignore the folder's checkpoint)")
         rform.addRow("", self.restart_check)
+        self.ray_spin = QSpinBox()
+        self.ray_spin.setRange(0, 256)
+        self.ray_spin.setSpecialValueText("off (one process)")
+        ray_available = importlib.util.find_spec("ray") is not None
+        self.ray_spin.setEnabled(ray_available)
+        self.ray_spin.setToolTip("Data-parallel training on this many Ray Train CPU workers (a local Ray instance); "
+                                 "progress still arrives per step" if ray_available else
+                                 "Ray Train is not installed (the [cluster] extra)")
+        rform.addRow("Ray workers", self.ray_spin)
         root.addWidget(run)
         root.addStretch(1)
 
@@ -410,14 +420,21 @@ class TrainPanel(QWidget):
         proc.readyReadStandardOutput.connect(self._read_stdout)
         proc.readyReadStandardError.connect(self._read_stderr)
         proc.finished.connect(self._on_finished)
-        args = ["-m", "workbench", "train", str(config_path), "--progress", "json"]
-        if self.restart_check.isChecked():
-            args.append("--restart")
+        args = self.command_args(config_path)
         self.process = proc
         self.tabs.setCurrentIndex(1)
         self.train_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         proc.start(sys.executable, args)
+
+    def command_args(self, config_path: Path) -> list[str]:
+        """Arguments of ``python`` for the training process the form describes."""
+        args = ["-m", "workbench", "train", str(config_path), "--progress", "json"]
+        if self.restart_check.isChecked():
+            args.append("--restart")
+        if self.ray_spin.isEnabled() and self.ray_spin.value() > 0:
+            args += ["--ray", str(self.ray_spin.value())]
+        return args
 
     def stop(self) -> None:
         """Ask the run to stop after its current step (SIGTERM); it writes its checkpoint first."""
@@ -456,7 +473,8 @@ class TrainPanel(QWidget):
         if kind == "start":
             self._total = max(int(ev["total_steps"]), 1)
             resumed = f", continuing at step {ev['resumed_at']}" if ev["resumed_at"] else ""
-            self.status.setText(f"training {ev['parameters']:,} parameters, {ev['total_steps']} steps{resumed}")
+            workers = f" on {ev['workers']} Ray workers" if ev.get("workers") else ""
+            self.status.setText(f"training {ev['parameters']:,} parameters, {ev['total_steps']} steps{workers}{resumed}")
         elif kind == "step":
             self.progress.setValue(int(1000 * ev["step"] / max(ev["total_steps"], 1)))
             self._add_point("train loss", ev["step"], ev["loss"])
