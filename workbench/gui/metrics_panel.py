@@ -10,8 +10,9 @@ match the CLI). What the panel keeps, and why:
 
 * Results live in the workspace's :class:`~workbench.core.document.workspace.MeasurementStore`, keyed by the
   samples measured, the reference file's content and the metric settings: intrusive scores per (samples,
-  reference) and DNSMOS per samples. Choosing another reference therefore re-measures only the intrusive
-  rows; DNSMOS (which needs no reference) stays; a restored session shows its measurements again
+  reference) and the reference-free ones (DNSMOS) per samples. Choosing another reference therefore
+  re-measures only the intrusive rows; DNSMOS (which needs no reference) stays; a restored session shows its
+  measurements again
   without measuring, as long as the versions sound the same and the reference is the same file.
 * Cells fill as each version's part arrives (``on_result`` of the generator), not when the whole job ends.
 * The clean reference belongs to the recording (the session model holds it,
