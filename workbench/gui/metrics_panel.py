@@ -12,8 +12,7 @@ match the CLI). What the panel keeps, and why:
   samples measured, the reference file's content and the metric settings: intrusive scores per (samples,
   reference) and the reference-free ones (DNSMOS) per samples. Choosing another reference therefore
   re-measures only the intrusive rows; DNSMOS (which needs no reference) stays; a restored session shows its
-  measurements again
-  without measuring, as long as the versions sound the same and the reference is the same file.
+  measurements again without measuring, as long as the versions sound the same and the reference is the same file.
 * Cells fill as each version's part arrives (``on_result`` of the generator), not when the whole job ends.
 * The clean reference belongs to the recording (the session model holds it,
   :meth:`~workbench.core.document.session.Session.reference`), not to this widget: switching recordings shows each
