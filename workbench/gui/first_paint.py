@@ -36,15 +36,16 @@ def hold(owner: object) -> None:
 
 
 def release(owner: object) -> None:
-    """``owner`` has painted (or gave up painting)."""
+    """``owner`` has painted (or gave up painting). Queued work runs from the next turn of the event loop,
+    after what the release's caller is doing (e.g. painting the tiles it has just put in the scene)."""
     _holders.discard(id(owner))
-    if not _holders and _state["timer"] is not None:
-        _finish()
+    if not _holders and _state["timer"] is not None and not _state["done"]:
+        _state["timer"].start(0)   # the limit's timer, fired at once
 
 
 def after_first_paint(fn: Callable[[], None]) -> None:
     """Run ``fn`` (on the GUI thread) once the first paint is done; at once if it is, or if nothing paints."""
-    if _state["done"] or not _holders:
+    if _state["done"] or _state["timer"] is None:   # painted already, or nothing ever held
         fn()
     else:
         _waiting.append(fn)
@@ -56,6 +57,8 @@ def waiting() -> bool:
 
 
 def _finish() -> None:
+    if _state["done"]:
+        return
     _state["done"] = True
     _holders.clear()
     timer = _state["timer"]

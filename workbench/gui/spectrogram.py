@@ -814,8 +814,8 @@ class SpectrogramView(QWidget):
         tiles_were = self._ready
         self._ready = ready
         if ready and not tiles_were:
-            first_paint.release(self)
             self.tilesPainted.emit()
+            first_paint.release(self)
         if self.is_painted() and not was:
             self.painted.emit()
 
