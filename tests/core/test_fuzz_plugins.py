@@ -154,3 +154,20 @@ def test_a_loaded_plugin_reads_nothing_of_the_persons_files(recording, site, tmp
     finally:
         enh.close()
     assert not np.any(y), "the plugin could read a recording outside the model's and Python's folders"
+
+
+def test_enhance_says_when_the_worker_is_not_sandboxed(recording, tmp_path, monkeypatch, capsys):
+    """Where the kernel has no Landlock the worker still runs, and the reason is said once."""
+    from workbench.commands import enhance as command
+
+    real = command.load_enhancer
+
+    def unsandboxed(spec, **kwargs):
+        enh = real(spec, **kwargs)
+        enh.sandbox_problem = "the kernel offers no Landlock sandbox (Linux 5.13 or later with the landlock LSM enabled)"
+        return enh
+
+    monkeypatch.setattr(command, "load_enhancer", unsandboxed)
+    assert main(["enhance", str(recording), "-m", "wiener", "-o", str(tmp_path / "o.wav"), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("note: wiener: its worker process is not sandboxed: the kernel offers no Landlock")
