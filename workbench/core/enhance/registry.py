@@ -177,6 +177,27 @@ def isolation_on() -> bool:
     return not in_model_worker() and os.environ.get("WORKBENCH_ISOLATE_MODELS", "1").strip() != "0"
 
 
+def plugin_folders() -> list[str]:
+    """Where the plugins' top-level packages lie (found by the import system's finders, so an editable
+    install's source folder outside ``sys.path`` is found too; no plugin code runs): the sandboxed worker may
+    read them."""
+    import importlib.util
+
+    folders: list[str] = []
+    for ep in _plugin_entry_points():
+        top = ep.value.split(":")[0].split(".")[0].strip()
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError, AttributeError):
+            continue
+        if spec is None:
+            continue
+        folders += [str(p) for p in (spec.submodule_search_locations or [])]
+        if spec.origin and os.path.isabs(spec.origin):
+            folders.append(os.path.dirname(spec.origin))
+    return folders
+
+
 def _describe_plugins() -> tuple[dict[str, EnhancerInfo], dict[str, str]]:
     """Import and describe every plugin here (run in a sandboxed worker): ``(infos, errors)``."""
     found = _plugins(refresh=True)
@@ -193,7 +214,8 @@ def _plugins(refresh: bool = False) -> dict[str, tuple[EnhancerInfo, Callable[[]
         # sandboxed worker, never in this process; loading it later starts a model worker.
         if not any(ep.name in _plugin_cache or ep.name in _plugin_errors for ep in plugin_eps):
             try:
-                (infos, errors), _problem = run_sandboxed(_describe_plugins, what="listing plugins")
+                (infos, errors), _problem = run_sandboxed(_describe_plugins, what="listing plugins",
+                                                          readable=plugin_folders())
             except ModelError as exc:
                 for ep in plugin_eps:
                     _plugin_errors[ep.name] = f"plugin {ep.name!r} ({ep.value}): {exc}"
@@ -304,7 +326,8 @@ def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
             info, factory = plugins[spec]
             if factory is None or isolation_on():
                 # Plugins always run in a sandboxed worker: inputs go over as data, no file can be written.
-                return IsolatedEnhancer(spec, loader=partial(load_enhancer, isolate=False))
+                return IsolatedEnhancer(spec, loader=partial(load_enhancer, isolate=False),
+                                        readable=plugin_folders())
             try:
                 enh = factory()
             except Exception as exc:

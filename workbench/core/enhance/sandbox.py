@@ -63,11 +63,11 @@ def readable_paths(extra=()) -> list[str]:
             spec = None
         for location in (spec.submodule_search_locations or []) if spec is not None else []:
             paths.add(os.path.dirname(os.path.abspath(location)) if package == "workbench" else location)
-    for item in extra:
-        item = os.path.abspath(os.fspath(item))
-        paths.add(item)
-        if os.path.isfile(item):
-            paths.add(os.path.dirname(item))
+    for given in extra:
+        for item in {os.path.abspath(os.fspath(given)), os.path.realpath(os.fspath(given))}:  # a link and its target
+            paths.add(item)
+            if os.path.isfile(item):
+                paths.add(os.path.dirname(item))
     return sorted(p for p in paths if p)
 
 
