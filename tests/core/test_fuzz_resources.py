@@ -177,3 +177,25 @@ def test_scratch_files_go_on_signal_and_are_swept_after_a_kill(tmp_path):
     with audio_io.scratch_file_beside(tmp_path / "y.wav") as scratch:
         scratch.write_bytes(b"\0" * 64)
     assert os.listdir(tmp_path) == []
+
+
+def _enhance_max_rss_kib(src, out):
+    """Peak resident memory (KiB) of ``workbench enhance`` in a process of its own."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys\nfrom workbench.cli import main\n"
+            f"rc = main(['enhance', {str(src)!r}, '-m', 'wiener', '-o', {str(out)!r}, '--quiet'])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+def test_enhance_resident_memory_does_not_grow_with_the_file(tmp_path):
+    short, long = tmp_path / "short.wav", tmp_path / "long.wav"
+    _sparse_pcm16(short, 16000 * 30)
+    _sparse_pcm16(long, 16000 * 360)  # six minutes: one float32 copy is 23 MB
+    rss_short = _enhance_max_rss_kib(short, tmp_path / "short.out.wav")
+    rss_long = _enhance_max_rss_kib(long, tmp_path / "long.out.wav")
+    assert rss_long < rss_short + 12 * 1024, (rss_short, rss_long)
