@@ -9,7 +9,7 @@ that maps a file — can create, write, truncate, rename or remove a file anywhe
 Reading is limited as well (:func:`readable_paths`): Python's installation and every ``sys.path`` entry
 (site-packages, the workbench's own source, a plugin's folder), the system folders shared libraries and
 their configuration come from (``/usr``, ``/lib*``, ``/etc``, ``/opt``), ``/proc``, ``/sys`` and ``/dev``,
-and the model's own file or folder (with the folder around a model file, for its external weights and
+the workbench's own cache of rewritten graphs, and the model's own file or folder (with the folder around a model file, for its external weights and
 cards). Anything else — the person's home, other recordings, the temporary folder — cannot be opened.
 
 Landlock is Linux's unprivileged sandbox (kernel 5.13 and later, when the ``landlock`` LSM is enabled); the
@@ -50,11 +50,15 @@ _SYSTEM_FOLDERS = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin
 
 def readable_paths(extra=()) -> list[str]:
     """What the worker may read: Python's installation, every ``sys.path`` entry (the current folder
-    excepted), the folders of the workbench's own packages, the system folders, and ``extra`` (a model file
-    brings its folder along, for external weights and cards)."""
+    excepted), the folders of the workbench's own packages, the workbench's own cache folder
+    (``$XDG_CACHE_HOME`` or ``~/.cache``, ``/speech-enhancement-workbench``), the system folders, and
+    ``extra`` (a model file brings its folder along, for external weights and cards)."""
     import importlib.util
 
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *_SYSTEM_FOLDERS}
+    # The workbench's own cache (rewritten and exported graphs, keyed by content): read, never written, here.
+    paths.add(os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                           "speech-enhancement-workbench"))
     paths.update(p for p in sys.path if p and os.path.isabs(p))
     for package in ("workbench", "workbench_models"):
         try:
