@@ -8,8 +8,9 @@ backend, ``workbench enhance`` on several files, ``workbench evaluate``, and the
   :func:`~workbench.core.document.version_ops.run_request` (the panels' call: typed provenance, one version
   per model output; the engine resamples with soxr and removes the latency), the whole file or regions,
   applies the strength with ``Recording.set_strength`` (``wet + (1 - mix) * (dry - wet)``), writes
-  every planned output through the atomic writer (or the export writer for lossy containers and
-  loudness) and returns a manifest row;
+  every planned output through the atomic writer (or the export writer for lossy containers) and returns a
+  manifest row; whole-file runs at the source rate stream input -> model -> scratch file -> output
+  (:func:`streams_to_files`), so their memory does not grow with the file;
 * :func:`evaluate_item` scores one system (``noisy``, a model, or ``file:TAG``) on one pair with
   :func:`workbench.core.measure.scoring.score_signal` and returns a manifest row.
 
@@ -174,16 +175,6 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
-def _level_dbfs(audio: np.ndarray) -> tuple[float | None, float | None]:
-    """Peak and RMS level in dBFS of float audio (``20 log10 max|x|``, ``10 log10 mean(x^2)``)."""
-    if audio.size == 0:
-        return None, None
-    peak = float(np.max(np.abs(audio)))
-    ms = float(np.mean(np.square(audio, dtype=np.float64)))
-    return (round(20 * np.log10(peak), 4) if peak > 0 else None,
-            round(10 * np.log10(ms), 4) if ms > 0 else None)
-
-
 def streams_to_files(settings: EnhanceSettings) -> bool:
     """Whether :func:`enhance_item` streams input -> model -> output files with memory independent of the
     file's length (scratch files beside the first output, removed afterwards): whole-file runs written at
@@ -194,7 +185,8 @@ def streams_to_files(settings: EnhanceSettings) -> bool:
 
 
 def _source_level_dbfs(source) -> tuple[float | None, float | None]:
-    """:func:`_level_dbfs` of an audio source, read block by block."""
+    """Peak and RMS level in dBFS (``20 log10 max|x|``, ``10 log10 mean(x^2)``) of an audio source, read
+    block by block."""
     peak, sum_sq, count = 0.0, 0.0, 0
     for _pos, block in source.blocks():
         if block.size:
