@@ -195,7 +195,8 @@ class MainWindow(QMainWindow):
         self.metrics_pool.setMaxThreadCount(1)
         # It measures on its own only while its tab is visible (auto_compute follows the dock's visibility);
         # long DNSMOS waits for its Measure button, and measuring pauses while any model job runs.
-        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool, session=self.session)
+        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool, session=self.session,
+                                          vad_settings=self.vad_settings)
         self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
         # Loads and probes are not session jobs (no recording owns them) but compete for the cores too.
         self.model_panel.busyChanged.connect(self.metrics_panel.set_model_busy)
@@ -749,6 +750,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("speech/threshold", self.vad_settings.threshold)
         self.settings.setValue("speech/min_pause_ms", self.vad_settings.min_pause_ms)
         self._refresh_speech_lane()
+        self.metrics_panel.set_vad_settings(self.vad_settings)
 
     def _stored_vad_settings(self) -> VadSettings:
         """The speech activity settings a person chose before (the package's defaults otherwise)."""
