@@ -960,6 +960,19 @@ def _temp_files_removed_on_signal() -> Iterator[None]:
                 pass
 
 
+def _is_zombie(pid: int) -> bool:
+    """A process that has ended but was not reaped yet (a killed writer whose parent died too, where the
+    system's first process reaps slowly): it will never write again. Linux's ``/proc`` only."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat_line = fh.read()
+    except OSError:
+        return False
+    # "pid (comm) S ...": the state follows the last ')' (a command name may hold spaces and parentheses)
+    rest = stat_line[stat_line.rfind(b")") + 1:].split()
+    return bool(rest) and rest[0] in (b"Z", b"X")
+
+
 def sweep_stale_temp_files(folder: str | os.PathLike, *, force: bool = False) -> int:
     """Delete the atomic writer's temporary files in ``folder`` whose writing process is gone (a run killed
     with SIGKILL, a power cut): only regular files with its name pattern and the pid of a dead process.
@@ -983,7 +996,8 @@ def sweep_stale_temp_files(folder: str | os.PathLike, *, force: bool = False) ->
             continue
         try:
             os.kill(pid, 0)
-            continue  # that writer is still alive
+            if not _is_zombie(pid):
+                continue  # that writer is still alive
         except ProcessLookupError:
             pass
         except (PermissionError, OverflowError, OSError):

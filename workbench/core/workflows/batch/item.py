@@ -374,6 +374,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
                 clipped += n_clipped
             out["sha256"] = file_sha256(target)
         row["metrics"]["clipped_samples"] = clipped
+        scratch_files.close()  # every output is written: the model's scratch files go now, not after scoring
         t_write = time.perf_counter()
         if settings.dnsmos:
             sc = score_signal(version.source.read_all(), src.sample_rate, dnsmos=True)
