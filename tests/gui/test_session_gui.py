@@ -493,3 +493,34 @@ def test_a_saved_workspace_comes_back_whole_in_a_fresh_window(qtbot, settings, s
     assert w2.document.version.name == "wiener" and w2.document.channel == 1
     assert (w2.width(), w2.height()) == size
     w2.close()
+
+
+def test_undo_after_reopening_a_session_undoes_the_last_change_before_saving(qtbot, settings, speech, tmp_path):
+    """The undo history is part of the saved workspace: Ctrl+Z in a fresh window takes back the last change
+    made before saving and shows the version it concerned; Ctrl+Shift+Z puts it back."""
+    from workbench.core.enhance.editing import Box
+    from workbench.core.document.version_ops import repair_version
+
+    w = open_window(qtbot, settings, [speech], "wiener")
+    rec = w.document.recording
+    repaired = repair_version(rec, rec.version("wiener"), Box(0.2, 0.6, 200.0, 2000.0), gain_db=-20.0)
+    w.document.set_version(repaired)
+    target = w.save_session_to(tmp_path / "undo.session.json")
+    w.close()
+    fresh = QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat)
+    w2 = MainWindow(settings=fresh, error_reporter=lambda *a: None)
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.open_session_file(target) and w2.session_problems == []
+    rec2 = w2.document.recording
+    w2.document.set_version(rec2.original)
+    qtbot.wait(50)
+    w2.undo_action.trigger()
+    qtbot.wait(50)
+    assert rec2.version_or_none(repaired.name) is None
+    assert w2.document.version is rec2.version("wiener") and w2.version_box.currentText() == "wiener"
+    assert w2.statusBar().currentMessage() == f"Undone: add {repaired.name}"
+    w2.redo_action.trigger()
+    qtbot.wait(50)
+    assert w2.document.version.name == repaired.name and w2.version_box.currentText() == repaired.name
+    w2.close()

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..history import Command
+from ..history import Command, history_to_value
 from ..measure.metrics import Metric
 from ..measure.scoring import AlignmentCheck, Scores
 from .recording import Recording, Version, file_sha256
@@ -409,13 +409,18 @@ class Workspace(Session):
 
     # -- the whole model, for comparisons ---------------------------------------------------------------
     def snapshot(self) -> dict:
-        """The whole model as plain values: what a saved session must bring back (jobs and the undo
-        history are not saved; everything else is). Hashes every version's samples (slow on long
-        recordings: for tests and diagnostics)."""
+        """The whole model as plain values: what a saved session must bring back (everything but the
+        running jobs). Hashes every version's samples (slow on long recordings: for tests and
+        diagnostics)."""
         recs = []
         for rec in self.recordings:
             summary = self.phase_lab_of(rec)
             ref = self.reference(rec)
+
+            def named(version: Version) -> str:
+                held = "" if any(version is v for v in rec.versions) else " (held by the history)"
+                return f"{version.name}{held} {self.measurements.samples_key(version.source)}"
+
             recs.append({
                 "path": str(rec.path.absolute()), "repair": bool(rec.repair),
                 "reference": None if ref is None else str(Path(ref).absolute()),
@@ -423,7 +428,8 @@ class Workspace(Session):
                               "strength": rec.strength_of(v).to_dict(), "settings": v.settings,
                               "samples": self.measurements.samples_key(v.source), "saved": v.saved}
                              for v in rec.versions],
-                "phase_lab": None if summary is None else summary.to_dict()})
+                "phase_lab": None if summary is None else summary.to_dict(),
+                "history": history_to_value(rec.history, named)})
         live = {s["samples"] for r in recs for s in r["versions"]}
         return plain({
             "recordings": recs,
