@@ -140,6 +140,11 @@ def test_the_whole_workspace_round_trips(noisy, tmp_path):
     ws.set_repair_box((0.1, 0.2, 300.0, 900.0))
     ws.set_blind_results([{"recording": "noisy.wav", "tally": {"halve": 2}}])
     ws.set_window({"geometry": "AAAA"})
+    ws.set_phase_lab_params({"kinds": ["swap"], "gla_iterations": 7, "lc_db": -3.0})
+    ws.set_edit_params({"model": "wiener", "repair": "interpolate", "gain_db": -12.0, "noise_span_s": [0.1, 0.3]})
+    ws.set_blind_test({"recording": "noisy.wav", "current": 1,
+                       "trials": [{"mapping": {"X": "halve", "Y": "original"}, "vote": "X"},
+                                  {"mapping": {"X": "original", "Y": "halve"}, "vote": None}]})
     ws.set_phase_lab(rec, PhaseLabSummary(
         rows=[{"file": "noisy.wav", "version": "original", "metric": "si_sdr", "value": float("inf"), "unit": "dB",
                "reason": ""}],

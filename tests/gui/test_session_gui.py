@@ -172,7 +172,7 @@ def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
     w.session.set_reference(rec, clean)
     blind = [{"recording": "speech.wav", "versions": ["logmmse", "original"], "tally": {"original": 1, "logmmse": 2},
               "trials": []}]
-    w.transport.blind_results = list(blind)
+    w.workspace.set_blind_results(blind)
     target = w.save_session_to(tmp_path / "w.session.json")
     assert target is not None and not w.session.unsaved_versions()
     before = {v.name: v.source.read_all().tobytes() for v in rec.versions}
@@ -453,8 +453,19 @@ def test_a_saved_workspace_comes_back_whole_in_a_fresh_window(qtbot, settings, s
     w.view.loopSelected.emit(0.5, 1.25)        # Shift + drag on a pane
     w.view.boxSelected.emit(0.2, 0.4, 300.0, 900.0)
     w.view.set_time_range(0.1, 1.7)
+    w.view.master.getViewBox().scaleBy((1.0, 0.5))   # a wheel zoom on the frequency axis
+    w.edit_panel.interpolate_radio.setChecked(True)
+    w.edit_panel.gain_spin.setValue(-12.0)
+    blind = w.transport.open_blind_test()
+    blind.start()
+    blind.vote("Y")                            # the first of five trials is done
     w.resize(1200, 700)
     qtbot.wait(50)
+    freq = w.view.visible_region()[1]
+    assert w.workspace.freq_range == pytest.approx(freq, abs=0.01) and freq[1] - freq[0] < 7000
+    assert w.workspace.phase_lab_params["gla_iterations"] == 3 and "oracle" not in w.workspace.phase_lab_params["kinds"]
+    assert w.workspace.edit_params["repair"] == "interpolate" and w.workspace.blind_test["current"] == 1
+    blind_trials = blind.state()["trials"]
     lab_rows = lab.table_rows()
     lab_cells = [lab.cell_text(r, "si_sdr") for r in lab_rows]
     metric_cells = {v.name: w.metrics_panel.cell_text("si_sdr", v.name) for v in w.metrics_panel.versions()}
@@ -492,6 +503,14 @@ def test_a_saved_workspace_comes_back_whole_in_a_fresh_window(qtbot, settings, s
     assert w2.view.cfg.n_fft == 512 and w2.display_settings().db_range[0] == -80
     assert w2.document.version.name == "wiener" and w2.document.channel == 1
     assert (w2.width(), w2.height()) == size
+    # the panes' frequency zoom, the run parameters in the panels' controls, the blind test where it was
+    assert w2.view.visible_region()[1] == pytest.approx(freq, abs=0.05)
+    assert w2.phase_lab_panel.iter_spin.value() == 3 and not w2.phase_lab_panel.oracle_box.isChecked()
+    assert w2.edit_panel.interpolate_radio.isChecked() and w2.edit_panel.gain_spin.value() == -12.0
+    qtbot.waitUntil(lambda: w2.transport._blind is not None, timeout=10000)
+    resumed = w2.transport._blind
+    assert resumed.state() == {"trials": blind_trials, "current": 1} and resumed.stack.currentIndex() == 1
+    resumed.reject()
     w2.close()
 
 

@@ -59,6 +59,7 @@ class EditPanel(QWidget):
         self.speech_activity = None
         self._worker: GeneratorWorker | None = None
         self._dragging = False
+        self._showing_params = False
         self._press_mix = 1.0
         layout = QVBoxLayout(self)
 
@@ -206,9 +207,65 @@ class EditPanel(QWidget):
             self._show_box(document.workspace.repair_box)
         self._fill_models()
         self._show_strength()
+        ws = getattr(document, "workspace", None)
+        if ws is not None:
+            # The run parameters are the workspace's: a restored session sets them, the controls write them.
+            if ws.edit_params:
+                self._show_params(ws.edit_params)
+            else:
+                ws.set_edit_params(self.run_params())
+            document.stateChanged.connect(self._on_state)
+            self.model_box.currentTextChanged.connect(self._params_edited)
+            self.atten_spin.valueChanged.connect(self._params_edited)
+            self.gain_spin.valueChanged.connect(self._params_edited)
+            self.interpolate_radio.toggled.connect(self._params_edited)
+
+    def run_params(self) -> dict:
+        """What the controls set: the model (or chain), its own limit, the repair mode and gain, the noise
+        learned for classical models (a span or the pauses it was learned from)."""
+        return {"model": self.model_box.currentText().strip(), "model_limit_db": self.atten_spin.value(),
+                "repair": "interpolate" if self.interpolate_radio.isChecked() else "attenuate",
+                "gain_db": self.gain_spin.value(),
+                "noise_span_s": None if self.noise_span_s is None else list(self.noise_span_s),
+                "noise_pauses_s": None if not self.noise_pauses else [list(p) for p in self.noise_pauses]}
+
+    def _params_edited(self, *_args) -> None:
+        ws = getattr(self.document, "workspace", None)
+        if ws is not None and not self._showing_params:
+            ws.set_edit_params(self.run_params())
+
+    def _on_state(self, key: str) -> None:
+        if key == "edit_params":
+            self._show_params(self.document.workspace.edit_params)
+
+    def _show_params(self, params: dict) -> None:
+        """Put the workspace's run parameters into the controls."""
+        self._showing_params = True
+        try:
+            model = params.get("model")
+            if isinstance(model, str) and model != self.model_box.currentText().strip():
+                i = self.model_box.findText(model)
+                if i >= 0:
+                    self.model_box.setCurrentIndex(i)
+                else:
+                    self.model_box.setEditText(model)
+            for key, spin in (("model_limit_db", self.atten_spin), ("gain_db", self.gain_spin)):
+                if isinstance(params.get(key), (int, float)):
+                    spin.setValue(float(params[key]))
+            if params.get("repair") in ("interpolate", "attenuate"):
+                (self.interpolate_radio if params["repair"] == "interpolate" else self.attenuate_radio).setChecked(True)
+            span, pauses = params.get("noise_span_s"), params.get("noise_pauses_s")
+            span = tuple(float(x) for x in span) if isinstance(span, list) and len(span) == 2 else None
+            pauses = ([tuple(float(x) for x in p) for p in pauses if isinstance(p, list) and len(p) == 2]
+                      if isinstance(pauses, list) else None)
+            if (span, pauses or None) != (self.noise_span_s, self.noise_pauses):
+                self._set_noise(span, pauses)
+        finally:
+            self._showing_params = False
 
     def _fill_models(self) -> None:
-        current = self.model_box.currentText()
+        ws = getattr(self.document, "workspace", None)
+        current = (ws.edit_params.get("model") if ws is not None else None) or self.model_box.currentText()
         self.model_box.blockSignals(True)
         self.model_box.clear()
         specs = []
@@ -227,6 +284,7 @@ class EditPanel(QWidget):
             else:
                 self.model_box.setEditText(current)
         self.model_box.blockSignals(False)
+        self._params_edited()
 
     def model_spec(self) -> str:
         i = self.model_box.currentIndex()
@@ -282,6 +340,7 @@ class EditPanel(QWidget):
     def _set_noise(self, span, pauses=None) -> None:
         self.noise_span_s = span
         self.noise_pauses = list(pauses) if pauses else None
+        self._params_edited()
         if self.noise_pauses:
             total = sum(b - a for a, b in self.noise_pauses)
             self.noise_label.setText(f"noise: learned from {len(self.noise_pauses)} pauses, {total:.1f} s "

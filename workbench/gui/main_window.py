@@ -439,6 +439,7 @@ class MainWindow(QMainWindow):
         doc.channelChanged.connect(lambda _ch: self._update_difference_partner())
         doc.playheadMoved.connect(self.view.set_playhead)
         self.view.viewRangeChanged.connect(doc.set_view_range)
+        self.view.frequencyRangeChanged.connect(self._on_frequency_range)
         self.view.cursorMoved.connect(doc.set_cursor)
         self.view.readoutChanged.connect(self._on_readout)
         self.view.magnitudeRangeDragged.connect(self._on_magnitude_range_dragged)
@@ -1053,8 +1054,19 @@ class MainWindow(QMainWindow):
             v0, v1 = self.view.time_range()
             if t1 > t0 and (abs(t0 - v0) > 1e-9 or abs(t1 - v1) > 1e-9):
                 self.view.set_time_range(t0, t1)
+        elif key == "freq_range" and self.workspace.freq_range is not None and self.view.source is not None:
+            f0, f1 = self.workspace.freq_range
+            v0, v1 = self.view.visible_region()[1]
+            if abs(f0 - v0) > 0.01 or abs(f1 - v1) > 0.01:
+                self.view.set_visible_region(self.view.time_range(), (f0, f1))
         elif key == "blind_results":
             self.transport.blind_results = [dict(r) for r in self.workspace.blind_results]
+
+    def _on_frequency_range(self, f0_hz: float, f1_hz: float) -> None:
+        """A zoom or pan on a pane: the visible frequency span is the workspace's (a session keeps it)."""
+        current = self.workspace.freq_range
+        if current is None or abs(current[0] - f0_hz) > 0.01 or abs(current[1] - f1_hz) > 0.01:
+            self.workspace.set_freq_range((round(f0_hz, 3), round(f1_hz, 3)))
 
     def _set_controls(self, display: DisplaySettings, cfg: StftConfig) -> None:
         self._updating_controls = True
@@ -1247,13 +1259,11 @@ class MainWindow(QMainWindow):
         elsewhere add theirs with ``window.session.add_state_provider(key, get, restore)``."""
 
     def _store_window_state(self) -> None:
-        """Put what only Qt knows (the window's geometry) and the transport's finished blind tests into
-        the workspace, so a saved session holds them. The dock layout stays a preference of the person
+        """Put what only Qt knows (the window's geometry) into the workspace, so a saved session holds it. The dock layout stays a preference of the person
         (settings), not of the session."""
         self.workspace.set_window({
             "geometry": base64.b64encode(bytes(self.saveGeometry())).decode("ascii"),
             "size": [self.width(), self.height()]})
-        self.workspace.set_blind_results(self.transport.blind_results)
 
     def _apply_window_state(self) -> None:
         window = self.workspace.window

@@ -99,6 +99,9 @@ class PhaseLabPanel(QWidget):
         self._reference_path: Callable[[], Path | None] = lambda: None
         self._choose_reference: Callable[[], None] | None = None
         self.worker: GeneratorWorker | None = None
+        #: the workspace's job of the run (closing its recording cancels it), or None
+        self.job = None
+        self._showing_params = False
         self._run_pending = False   # a run started whose finished() has not been handled yet
         #: the last run's full result (signals included; for the figure export), or None
         self.result: RecordingLab | None = None
@@ -246,6 +249,60 @@ class PhaseLabPanel(QWidget):
             document.phaseLabChanged.connect(self._on_phase_lab_changed)
         self.refresh_reference()
         self._show_summary()
+        ws = self._workspace()
+        if ws is not None:
+            # The run parameters are the workspace's: a restored session sets them, the controls write them.
+            if ws.phase_lab_params:
+                self._show_params(ws.phase_lab_params)
+            else:
+                ws.set_phase_lab_params(self.run_params())
+            document.stateChanged.connect(self._on_state)
+            for box in (self.oracle_box, self.swap_box, self.gla_box, self.psm_box, self.cirm_box):
+                box.toggled.connect(self._params_edited)
+            for spin in (self.lc_spin, self.beta_spin, self.iter_spin, self.seed_spin):
+                spin.valueChanged.connect(self._params_edited)
+            self.init_box.currentIndexChanged.connect(self._params_edited)
+
+    def run_params(self) -> dict:
+        """What the controls set: the kinds of versions to make, the mask parameters, Griffin–Lim's."""
+        return {"kinds": [k for k, b in (("oracle", self.oracle_box), ("swap", self.swap_box),
+                                         ("reconstruction", self.gla_box)) if b.isChecked()],
+                "lc_db": self.lc_spin.value(), "beta": self.beta_spin.value(),
+                "psm_truncate": self.psm_box.isChecked(), "cirm_compress": self.cirm_box.isChecked(),
+                "gla_iterations": self.iter_spin.value(), "gla_init": self.init_box.currentData(),
+                "gla_seed": self.seed_spin.value()}
+
+    def _params_edited(self, *_args) -> None:
+        if not self._showing_params:
+            self._workspace().set_phase_lab_params(self.run_params())
+
+    def _on_state(self, key: str) -> None:
+        if key == "phase_lab_params":
+            self._show_params(self._workspace().phase_lab_params)
+
+    def _show_params(self, params: dict) -> None:
+        """Put the workspace's run parameters into the controls (values a control cannot take are left)."""
+        self._showing_params = True
+        try:
+            kinds = params.get("kinds")
+            if isinstance(kinds, list):
+                for kind, box in (("oracle", self.oracle_box), ("swap", self.swap_box),
+                                  ("reconstruction", self.gla_box)):
+                    box.setChecked(kind in kinds)
+            for key, box in (("psm_truncate", self.psm_box), ("cirm_compress", self.cirm_box)):
+                if isinstance(params.get(key), bool):
+                    box.setChecked(params[key])
+            for key, spin in (("lc_db", self.lc_spin), ("beta", self.beta_spin)):
+                if isinstance(params.get(key), (int, float)):
+                    spin.setValue(float(params[key]))
+            for key, spin in (("gla_iterations", self.iter_spin), ("gla_seed", self.seed_spin)):
+                if isinstance(params.get(key), int):
+                    spin.setValue(params[key])
+            i = self.init_box.findData(params.get("gla_init"))
+            if i >= 0:
+                self.init_box.setCurrentIndex(i)
+        finally:
+            self._showing_params = False
 
     def refresh_reference(self) -> None:
         path = self._reference_path()
@@ -313,6 +370,12 @@ class PhaseLabPanel(QWidget):
         gen = _lab_steps(rec, self._stft_config(), ref, channel=self.document.channel, params=self.params(),
                          gla_iterations=self.iter_spin.value(), gla_init=self.init_box.currentData(),
                          gla_seed=self.seed_spin.value(), kinds=kinds)
+        ws = self._workspace()
+        self.job = None
+        if ws is not None and rec in ws.recordings:
+            # A job of the recording, as a model run is: the window lists it, closing the recording cancels it.
+            self.job = ws.new_job(gen, rec, f"phase lab on {rec.name}")
+            gen = self.job.steps()
         self.worker = w = GeneratorWorker(gen)
         w.progress.connect(self._on_progress)
         w.returned.connect(self._on_returned)
@@ -328,6 +391,8 @@ class PhaseLabPanel(QWidget):
 
     def cancel(self) -> None:
         if self.running():
+            if self.job is not None:
+                self.job.cancel()
             self.worker.cancel()
 
     def shutdown(self) -> None:

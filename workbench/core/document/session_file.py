@@ -38,7 +38,8 @@ open)::
         "display": {…}, "stft": {"n_fft": 1024, "hop": 256, "window": "hann"},
         "loop_s": [1.0, 2.5] | null, "selection_s": [1.0, 2.5] | null,
         "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null, "metric_settings": {"dnsmos": true},
-        "blind_test": [...], "window": {…},
+        "blind_test": [...], "running_blind_test": {…} | null, "window": {…},
+        "phase_lab_params": {…}, "edit_params": {…},
         "measurements": [{"samples": "…", "reference": "…" | "", "settings": "intrusive", "scores": {…}}],
         "phase_lab": {"0": {"rows": [...], "mask_stats": [...], "curves": [...], "notes": "…"}}
       },
@@ -572,7 +573,8 @@ def _workspace_to_json(ws: Workspace, recs: list[Recording]) -> dict:
         "view_range_s": list(ws.view_range), "freq_range_hz": _pair(ws.freq_range),
         "display": ws.display, "stft": ws.stft, "loop_s": _pair(ws.loop), "selection_s": _pair(ws.selection),
         "repair_box": _pair(ws.repair_box), "metric_settings": ws.metric_settings,
-        "blind_test": ws.blind_results, "window": ws.window,
+        "blind_test": ws.blind_results, "window": ws.window, "running_blind_test": ws.blind_test,
+        "phase_lab_params": ws.phase_lab_params, "edit_params": ws.edit_params,
         "measurements": [{"samples": k[0], "reference": k[1], "settings": k[2], "scores": scores_to_dict(sc)}
                          for k, sc in ws.measurements.entries(live)],
         "phase_lab": phase,
@@ -605,9 +607,11 @@ def _workspace_from_json(section, path: Path, problems: list[str]) -> dict:
         value = _floats(section.get(key), n)
         if value is not None:
             out[name] = value
-    for key in ("display", "stft", "window", "metric_settings"):
+    for key in ("display", "stft", "window", "metric_settings", "phase_lab_params", "edit_params"):
         if isinstance(section.get(key), dict):
             out[key] = dict(section[key])
+    if isinstance(section.get("running_blind_test"), dict):
+        out["blind_test"] = dict(section["running_blind_test"])
     if isinstance(section.get("blind_test"), list):
         out["blind_results"] = [dict(r) for r in section["blind_test"] if isinstance(r, dict)]
     measurements = []
@@ -674,6 +678,7 @@ def apply_workspace_state(ws: Workspace, state: dict) -> None:
         ws.set_metric_settings(state["metric_settings"])
     if "blind_results" in state:
         ws.set_blind_results(state["blind_results"])
+
     current = state.get("current")
     if current is not None and current in ws.recordings:
         ws.set_current(current, current.version_or_none(state.get("version") or ""))
@@ -692,6 +697,14 @@ def apply_workspace_state(ws: Workspace, state: dict) -> None:
             ws.set_view_range(*state["view_range"])
     elif current is None:
         ws.set_current(None)
+    # After the current recording: a new current recording resets what belongs to the last one (the noise
+    # the Edit panel learned), and these are the saved recording's.
+    for key, setter in (("phase_lab_params", ws.set_phase_lab_params), ("edit_params", ws.set_edit_params)):
+        if key in state:
+            setter(state[key])
+    # Last: the window resumes a running blind test once the recording and its versions are shown.
+    if current is not None and state.get("blind_test") is not None:
+        ws.set_blind_test(state["blind_test"])
 
 
 def save_session_now(session: Session, path: str | Path, **kwargs) -> Path:

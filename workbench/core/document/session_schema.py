@@ -197,6 +197,11 @@ WORKSPACE = Obj({
     "metric_settings": Optional(Obj()),
     "blind_test": BLIND_TEST,
     "window": Optional(Obj()),
+    "running_blind_test": Optional(Obj({"recording": Str(max_len=4096), "current": Int(0, 100_000),
+                                        "trials": List(Obj({"mapping": Obj(), "vote": Optional(Str(max_len=8))}),
+                                                       max_len=100_000)})),
+    "phase_lab_params": Optional(Obj()),
+    "edit_params": Optional(Obj()),
     "measurements": Optional(List(Obj(), max_len=1_000_000)),
     "phase_lab": Optional(Obj()),
 })
