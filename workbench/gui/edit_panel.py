@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
@@ -58,6 +59,7 @@ class EditPanel(QWidget):
         #: the current recording's speech activity (the window's speech lane), when known
         self.speech_activity = None
         self._worker: GeneratorWorker | None = None
+        self._job = None
         self._dragging = False
         self._showing_params = False
         self._press_mix = 1.0
@@ -421,7 +423,20 @@ class EditPanel(QWidget):
         if self._worker is not None:
             return
         self.status.setText(f"{label}…")
-        self._worker = GeneratorWorker(work, *args, **kwargs)
+        ws = getattr(self.document, "workspace", None)
+        rec = self.document.recording if self.document is not None else None
+        if ws is not None and rec is not None and rec in ws.recordings:
+            # A job of the recording: the window lists it, closing the recording cancels it.
+            def steps():
+                result = work(*args, **kwargs)
+                if isinstance(result, types.GeneratorType):
+                    result = yield from result
+                return result
+            self._job = ws.new_job(steps(), rec, f"{label.lower()} on {rec.name}")
+            self._worker = GeneratorWorker(self._job.steps())
+        else:
+            self._job = None
+            self._worker = GeneratorWorker(work, *args, **kwargs)
         self._worker.returned.connect(lambda result, label=label: self._done(label, result))
         self._worker.errored.connect(self._failed)
         self._worker.cancelled.connect(lambda: self.status.setText(f"{label}: cancelled"))
