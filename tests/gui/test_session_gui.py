@@ -290,7 +290,7 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
     """Defect: Save/Open session hashed sources and wrote or read every version's audio on the GUI
     thread, so the window froze for seconds on long recordings. Now the core generators run on a worker:
     the window's event loop keeps running (a GUI timer fires while the save is in progress)."""
-    import workbench.gui.main_window as mw
+    import workbench.gui.session_controller as sc
     from workbench.core.document import session_file
 
     w = open_window(qtbot, settings, [speech], "wiener")
@@ -302,8 +302,8 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
             return (yield from real(*args, **kwargs))
         return gen
     ticked, timer = _gui_tick_flag(qtbot)
-    monkeypatch.setattr(mw, "save_session", watched(session_file.save_session, "save"))
-    monkeypatch.setattr(mw, "open_session", watched(session_file.open_session, "open"))
+    monkeypatch.setattr(sc, "save_session", watched(session_file.save_session, "save"))
+    monkeypatch.setattr(sc, "open_session", watched(session_file.open_session, "open"))
     target = w.save_session_to(tmp_path / "bg.session.json")
     assert seen["save"] == (False, True) and target is not None and target.is_file()
     assert not w.session.unsaved_versions()
@@ -316,7 +316,7 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
 
 
 def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speech, tmp_path, monkeypatch):
-    import workbench.gui.main_window as mw
+    import workbench.gui.session_controller as sc
     from workbench.core.document import session_file
     from workbench.core.progress import Progress
 
@@ -327,7 +327,7 @@ def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speec
         yield Progress(0.1, "hashing the source")
         cancelled.wait(10)   # the test presses Cancel meanwhile
         return (yield from session_file.save_session(*args, **kwargs))
-    monkeypatch.setattr(mw, "save_session", slow)
+    monkeypatch.setattr(sc, "save_session", slow)
 
     def press_cancel():
         if w.progress_dialog is None:

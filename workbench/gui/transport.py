@@ -245,7 +245,9 @@ class TransportBar(QWidget):
 
     def _on_document_state(self, key: str) -> None:
         ws = self._workspace()
-        if key == "blind_test" and ws is not None and ws.blind_test is not None and self._blind is None:
+        if key == "blind_results" and ws is not None:
+            self.blind_results = [dict(r) for r in ws.blind_results]
+        elif key == "blind_test" and ws is not None and ws.blind_test is not None and self._blind is None:
             # Once the versions now current are loaded into the engine (queued after the recording change).
             QTimer.singleShot(0, self._resume_blind_test)
 
