@@ -543,3 +543,44 @@ def test_undo_after_reopening_a_session_undoes_the_last_change_before_saving(qtb
     qtbot.wait(50)
     assert w2.document.version.name == repaired.name and w2.version_box.currentText() == repaired.name
     w2.close()
+
+
+def test_jobs_are_the_workspaces_and_closing_a_recording_cancels_its_phase_lab_run(qtbot, settings, speech):
+    """A phase-lab run is a job of its recording in the workspace: the status bar lists it from there, and
+    closing the recording cancels it (its versions are not added)."""
+    w = open_window(qtbot, settings, [speech])
+    rec = w.document.recording
+    lab = w.phase_lab_panel
+    lab.oracle_box.setChecked(False)
+    lab.swap_box.setChecked(False)
+    lab.iter_spin.setValue(2000)              # long enough to be closed while it runs
+    lab.make_versions()
+    qtbot.waitUntil(lambda: any(j.label == "phase lab on speech.wav" and j.state == JobState.RUNNING
+                                for j in w.workspace.jobs), timeout=20000)
+    (job,) = w.workspace.jobs_of(rec)
+    assert job.owner is rec
+    qtbot.waitUntil(lambda: w.jobs_label.text().startswith("phase lab on speech.wav"), timeout=5000)
+    assert "closing speech.wav cancels it" in w.jobs_label.toolTip()
+    assert w.close_current()
+    qtbot.waitUntil(lambda: not lab.running(), timeout=30000)
+    assert job.state == JobState.CANCELLED and w.workspace.jobs_of(rec) == []
+    assert [v.name for v in rec.versions] == ["original"]
+    qtbot.waitUntil(lambda: w.jobs_label.text() == "", timeout=5000)
+    w.close()
+
+
+def test_the_phase_lab_and_the_metrics_panel_share_the_workspaces_reference(qtbot, settings, speech, tmp_path,
+                                                                             monkeypatch):
+    """Panels never call each other: the phase lab's Choose reference sets the workspace's reference, which
+    the Metrics panel shows; Show |M| sets the workspace's display, which the tool bar shows."""
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, np.zeros((32000, 2), np.float32), 16000)
+    w = open_window(qtbot, settings, [speech])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(clean), ""))
+    w.phase_lab_panel.choose_button.click()
+    qtbot.waitUntil(lambda: w.metrics_panel.reference_path == clean, timeout=5000)
+    assert w.session.reference(w.document.recording) == clean
+    qtbot.waitUntil(lambda: "clean.wav" in w.phase_lab_panel.reference_label.text(), timeout=5000)
+    w.phase_lab_panel.mask_phase_button.click()
+    assert w.workspace.display["phase_view"] == "mask_phase" and w.phase_box.currentData() == "mask_phase"
+    w.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import types
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
@@ -23,7 +22,7 @@ from ..core.enhance.editing import Box, Strength, with_attenuation_limit
 from ..core.errors import WorkbenchError
 from ..core.document.version_ops import (MIN_PAUSE_FOR_PROFILE_S, EnhanceRequest, noise_profile_from_pauses,
                                          noise_profile_model, repair_version, run_request)
-from .workers import GeneratorWorker
+from .workers import GeneratorWorker, job_steps
 
 SETTINGS_CHAINS = "edit/chains"
 
@@ -36,7 +35,8 @@ def strength_text(mix: float) -> str:
 
 
 class EditPanel(QWidget):
-    """See the module docstring. ``attach(document, transport)`` connects it to the window.
+    """See the module docstring. ``attach(document)`` binds it to the window's document (playback follows the
+    strengths through the document; ``transport`` is for a document without those signals).
 
     Signals:
         errorOccurred(str): one line for the person (bad selection, model error ...).
@@ -397,7 +397,9 @@ class EditPanel(QWidget):
             return
         if self._dragging:
             # Heard at once: the playback engine mixes the two buffers it already holds.
-            if self.transport is not None:
+            if hasattr(self.document, "preview_strength"):
+                self.document.preview_strength(v, mix)
+            elif self.transport is not None:
                 self.transport.engine.set_strength_of(v, mix)
         else:
             self._commit(mix)
@@ -413,7 +415,7 @@ class EditPanel(QWidget):
         rec.set_strength(v, Strength(mix))
 
     def _on_strength_changed(self, rec, version) -> None:
-        if self.transport is not None:
+        if self.transport is not None and not hasattr(self.document, "preview_strength"):
             self.transport.engine.set_strength_of(version, rec.strength_of(version).mix)
         if self.document is not None and version is self.document.version:
             self._show_strength()
@@ -427,12 +429,7 @@ class EditPanel(QWidget):
         rec = self.document.recording if self.document is not None else None
         if ws is not None and rec is not None and rec in ws.recordings:
             # A job of the recording: the window lists it, closing the recording cancels it.
-            def steps():
-                result = work(*args, **kwargs)
-                if isinstance(result, types.GeneratorType):
-                    result = yield from result
-                return result
-            self._job = ws.new_job(steps(), rec, f"{label.lower()} on {rec.name}")
+            self._job = ws.new_job(job_steps(work, *args, **kwargs), rec, f"{label.lower()} on {rec.name}")
             self._worker = GeneratorWorker(self._job.steps())
         else:
             self._job = None

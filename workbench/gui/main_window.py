@@ -192,14 +192,11 @@ class MainWindow(QMainWindow):
         # long DNSMOS waits for its Measure button, and measuring pauses while any model job runs.
         self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool, session=self.session)
         self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
-        # Loads and probes are not session jobs (no recording owns them) but compete for the cores too.
-        self.model_panel.busyChanged.connect(self.metrics_panel.set_model_busy)
+        # Panels never call each other: model loads and probes are jobs of the workspace, which the Metrics
+        # panel waits for; the phase lab reads the reference and the STFT settings from the workspace and
+        # writes the view it asks for there.
         self.phase_lab_panel = PhaseLabPanel()
-        self.phase_lab_panel.attach(doc, stft_config=lambda: self.view.cfg,
-                                    reference_path=lambda: self.metrics_panel.reference_path,
-                                    choose_reference=self.metrics_panel.choose_button.click)
-        self.metrics_panel.referenceChanged.connect(lambda _p: self.phase_lab_panel.refresh_reference())
-        self.phase_lab_panel.showView.connect(lambda name: self.phase_box.setCurrentIndex(self.phase_box.findData(name)))
+        self.phase_lab_panel.attach(doc)
         self.phase_lab_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Phase lab: {msg}", 8000))
         self.transport = TransportBar(engine=playback_engine)
         self.transport.attach_document(doc)
@@ -207,10 +204,10 @@ class MainWindow(QMainWindow):
         # The loop region, the selection and the repair box are the workspace's: the panes write them,
         # the transport, the Edit panel and the panes themselves draw what the workspace holds.
         doc.loopChanged.connect(self._on_loop_changed)
-        self.view.seekRequested.connect(self.transport.seek)
+        self.view.seekRequested.connect(doc.request_seek)
         self.view.loopSelected.connect(self._on_span_selected)
         self.edit_panel = EditPanel(self.settings)
-        self.edit_panel.attach(doc, self.transport)
+        self.edit_panel.attach(doc)
         self.edit_panel.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
         self.view.boxSelected.connect(lambda t0, t1, f0, f1: doc.set_repair_box((t0, t1, f0, f1)))
         doc.strengthChanged.connect(self._on_strength_changed)
@@ -280,8 +277,28 @@ class MainWindow(QMainWindow):
         self.channel_box = QComboBox()
         self.channel_box.setToolTip("Channel shown in the panes")
         self.channel_box.currentIndexChanged.connect(self._on_channel_box)
+        # The workspace's running jobs (model runs, measurements, phase lab, edits, loads), with their owners.
+        self.jobs_label = QLabel("")
+        self.jobs_label.setObjectName("jobsLabel")
+        sb.addPermanentWidget(self.jobs_label)
+        self.document.jobChanged.connect(self._show_jobs)
         sb.addPermanentWidget(QLabel("Channel"))
         sb.addPermanentWidget(self.channel_box)
+
+    def _show_jobs(self, _job=None) -> None:
+        """What runs in the background, read from the workspace: the first job and its progress, every job
+        (with the recording it belongs to) in the tool tip."""
+        running = [j for j in list(self.workspace.jobs) if not j.state.finished]
+        if not running:
+            self.jobs_label.setText("")
+            self.jobs_label.setToolTip("")
+            return
+        first = running[0]
+        more = f" (+{len(running) - 1})" if len(running) > 1 else ""
+        self.jobs_label.setText(f"{first.label}: {100 * first.progress.fraction:.0f} %{more}")
+        self.jobs_label.setToolTip("\n".join(
+            f"{j.label} — {j.state.value}, {100 * j.progress.fraction:.0f} %"
+            + (f" (closing {j.owner.name} cancels it)" if j.owner is not None else "") for j in running))
 
     def _wire(self) -> None:
         doc = self.document

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
-from ..core.audio.audio_io import atomic_output
+from ..core.audio.audio_io import atomic_output, read_info
+from ..core.audio.formats import dialog_filter
 from ..core.errors import WorkbenchError
 from ..core.measure.metrics import METRIC_SPECS
 from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, LabRow, MaskParams, RecordingLab,
@@ -188,10 +189,10 @@ class PhaseLabPanel(QWidget):
 
         self.mask_db_button = QPushButton("Show |M|")
         self.mask_db_button.setToolTip("Second pane: effective mask |E/Y| of the shown version (dB)")
-        self.mask_db_button.clicked.connect(lambda: self.showView.emit("mask_db"))
+        self.mask_db_button.clicked.connect(lambda: self.show_view("mask_db"))
         self.mask_phase_button = QPushButton("Show ∠M")
         self.mask_phase_button.setToolTip("Second pane: effective mask phase ∠(E/Y) of the shown version")
-        self.mask_phase_button.clicked.connect(lambda: self.showView.emit("mask_phase"))
+        self.mask_phase_button.clicked.connect(lambda: self.show_view("mask_phase"))
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Export the table (CSV) and the bar chart with GLA convergence (PNG)")
         self.export_button.setEnabled(False)
@@ -233,17 +234,22 @@ class PhaseLabPanel(QWidget):
         return s
 
     # -- wiring -------------------------------------------------------------------------------------------
-    def attach(self, document, *, stft_config: Callable[[], StftConfig],
-               reference_path: Callable[[], Path | None], choose_reference: Callable[[], None] | None = None
-               ) -> None:
-        """Follow ``document`` (a DocumentModel); ``reference_path()`` gives the clean reference of the
-        current recording (the metrics panel's), ``stft_config()`` the panes' STFT settings."""
+    def attach(self, document, *, stft_config: Callable[[], StftConfig] | None = None,
+               reference_path: Callable[[], Path | None] | None = None,
+               choose_reference: Callable[[], None] | None = None) -> None:
+        """Follow ``document`` (a DocumentModel). The clean reference is the current recording's in the
+        workspace and the STFT settings are the workspace's (the panes'), unless ``reference_path()`` /
+        ``stft_config()`` are given; Choose reference sets the workspace's reference (or calls
+        ``choose_reference``)."""
         self.document = document
-        self._stft_config = stft_config
-        self._reference_path = reference_path
-        self._choose_reference = choose_reference
-        self.choose_button.setVisible(choose_reference is not None)
+        ws = self._workspace()
+        self._stft_config = stft_config or (lambda: self._workspace_stft())
+        self._reference_path = reference_path or (lambda: document.reference() if ws is not None else None)
+        self._choose_reference = choose_reference or (self._ask_reference if ws is not None else None)
+        self.choose_button.setVisible(self._choose_reference is not None)
         document.recordingChanged.connect(lambda _rec: self._on_recording_changed())
+        if hasattr(document, "referenceChanged"):
+            document.referenceChanged.connect(lambda rec: rec is document.recording and self.refresh_reference())
         if hasattr(document, "phaseLabChanged"):
             # The results are the workspace's: a run here or a restored session puts them there.
             document.phaseLabChanged.connect(self._on_phase_lab_changed)
@@ -303,6 +309,38 @@ class PhaseLabPanel(QWidget):
                 self.init_box.setCurrentIndex(i)
         finally:
             self._showing_params = False
+
+    def _workspace_stft(self) -> StftConfig:
+        """The workspace's STFT settings (what the panes show), the defaults where it has none."""
+        st, default = self._workspace().stft, StftConfig()
+        try:
+            return StftConfig(n_fft=int(st.get("n_fft", default.n_fft)), hop=int(st.get("hop", default.hop)),
+                              window=str(st.get("window", default.window)))
+        except (TypeError, ValueError):
+            return default
+
+    def _ask_reference(self) -> None:
+        """Choose the clean reference of the current recording (the workspace's: the Metrics panel uses it too)."""
+        rec = self.document.recording
+        if rec is None:
+            self._fail("open a recording first")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Clean reference", str(rec.path.parent), dialog_filter())
+        if not path:
+            return
+        try:
+            read_info(path)   # header only: a file that cannot be read is said now
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+            return
+        self.document.set_reference(rec, path)
+
+    def show_view(self, name: str) -> None:
+        """Show the view ``name`` in the second pane (the workspace's display settings; the controls follow)."""
+        ws = self._workspace()
+        if ws is not None:
+            ws.set_display({**ws.display, "phase_view": name})
+        self.showView.emit(name)
 
     def refresh_reference(self) -> None:
         path = self._reference_path()

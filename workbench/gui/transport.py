@@ -239,6 +239,19 @@ class TransportBar(QWidget):
         if hasattr(document, "stateChanged"):
             # A running blind test is the workspace's: a restored session resumes it here.
             document.stateChanged.connect(self._on_document_state)
+        if hasattr(document, "strengthPreviewed"):
+            # Strengths: a drag is heard at once, a committed (or undone) one is what plays from then on;
+            # a click on a pane seeks.
+            document.strengthPreviewed.connect(self._on_strength_preview)
+            document.strengthChanged.connect(self._on_document_strength)
+            document.seekRequested.connect(self.seek)
+
+    def _on_strength_preview(self, version, mix: float) -> None:
+        self.engine.set_strength_of(version, mix)
+
+    def _on_document_strength(self, rec, version) -> None:
+        if rec is self.recording:
+            self.engine.set_strength_of(version, rec.strength_of(version).mix)
 
     def _workspace(self):
         return getattr(self._document, "workspace", None)
