@@ -37,6 +37,7 @@ See ``tests/plugins/example_plugin`` for a complete example.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from functools import partial
 from importlib.metadata import EntryPoint, entry_points
@@ -243,6 +244,30 @@ def model_suffixes() -> tuple[str, ...]:
     return tuple(sorted({s.lower() for _name, fn in model_loaders() for s in getattr(fn, "suffixes", ())}))
 
 
+def isolate_models() -> bool:
+    """Whether model files (and models whose runtime is not loaded, in the window) run in a child process
+    (``WORKBENCH_ISOLATE_MODELS=0`` turns it off)."""
+    return os.environ.get("WORKBENCH_ISOLATE_MODELS", "1").strip() != "0"
+
+
+def runtime_not_loaded(info: EnhancerInfo) -> bool:
+    """Whether the model needs a heavy runtime (``info.extra["runtime"]``, a module name such as ``torch``)
+    that this process has not imported yet.
+
+    Importing torch takes seconds and holds the interpreter lock for long stretches (its native module's
+    set-up), whichever thread imports it: a window that runs such a model in a child process instead
+    (:func:`load_in_child`) keeps answering."""
+    runtime = str((info.extra or {}).get("runtime") or "")
+    return bool(runtime) and runtime not in sys.modules
+
+
+def load_in_child(spec: str | Path) -> Enhancer:
+    """The enhancer ``spec`` names (a built-in id, a plugin id or a path), loaded and run in a child process
+    (:class:`~workbench.core.enhance.isolated.IsolatedEnhancer`): this process imports nothing of its runtime.
+    ``close()`` it after use (that ends the child)."""
+    return IsolatedEnhancer(str(spec), loader=partial(load_enhancer, isolate=False))
+
+
 def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
     """Build the enhancer named by ``spec`` (built-in id, plugin id, or model path).
 
@@ -279,7 +304,7 @@ def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
     if not path.exists():
         known = ", ".join(builtin_ids() + sorted(_plugins()))
         raise ModelError(f"{spec}: not a model id or an existing file/folder; known ids: {known}")
-    if isolate and os.environ.get("WORKBENCH_ISOLATE_MODELS", "1").strip() != "0":
+    if isolate and isolate_models():
         return IsolatedEnhancer(str(path), loader=partial(load_enhancer, isolate=False))
     loaders = model_loaders()
     if not loaders:
