@@ -1,16 +1,18 @@
-"""The main window: open recordings and their versions, the four linked panes, display and STFT
-controls, status bar, menus, the model / metrics docks and the transport bar, and persisted settings.
+"""The main window: the layout of the panes, the docks (Recordings, Models, Edit, Metrics, Phase lab, Live,
+Train), the tool bars and the status bar, and the settings a person keeps between runs.
 
-Wiring (everything meets in the :class:`DocumentModel`):
+The window wires nothing but layout. Everything meets in the workspace (through the
+:class:`~workbench.gui.document.DocumentModel`): each panel reads and writes it and redraws from its
+events, so panels never call each other. The rest lives beside the window:
 
-* the model panel enhances ``document.recording`` on a worker thread; each result becomes a version and
-  is shown in the panes (``document.set_current(rec, version)``);
-* the transport bar follows the document (versions, channel, selected version) and publishes the
-  playhead through ``document.set_playhead``, which the panes draw; a plain click on a pane seeks, a
-  Shift + drag selects the loop region, shaded in every pane and kept in step with ``loopChanged``;
-* the metrics panel measures every version (automatically while its tab is visible and the recording is
-  short, otherwise with its Measure button);
-* File > Export / Batch enhance / Load model open the export dialogs and the model panel's loader.
+* :mod:`workbench.gui.window_actions` — the File, Edit and View menus and their shortcuts;
+* :mod:`workbench.gui.display_controls` — the Display and STFT tool bars and the visible range, bound to
+  the workspace's display and STFT settings;
+* :mod:`workbench.gui.session_controller` — Save / Open session, Close recording and Quit, and the
+  question each asks about results neither saved nor exported.
+
+The status bar lists the workspace's running jobs (model runs, measurements, phase lab, edits, loads) with
+the recording each belongs to; closing a recording cancels its jobs.
 """
 
 from __future__ import annotations
@@ -143,7 +145,6 @@ class MainWindow(QMainWindow):
         self._wire()
         self._build_panels(playback_engine)
         self._restore_settings()
-        self._register_session_state()
         app = QApplication.instance()
         if app is not None:
             app.focusChanged.connect(self._on_focus_changed)
@@ -984,12 +985,6 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------------
     # sessions
     # ------------------------------------------------------------------------------------------------------
-    def _register_session_state(self) -> None:
-        """What a saved session stores is the workspace (recordings, versions, references, display and
-        STFT settings, shown version and channel, visible range, loop region, selection, repair box,
-        measurements, phase-lab results, blind tests, window geometry); features whose state lives
-        elsewhere add theirs with ``window.session.add_state_provider(key, get, restore)``."""
-
     #: the progress dialog of a job :func:`~workbench.gui.workers.run_with_progress` waits for (or None)
     progress_dialog = None
 
@@ -1027,13 +1022,9 @@ class MainWindow(QMainWindow):
         return "save" if clicked is save else "discard" if clicked is discard else "cancel"
 
     def closeEvent(self, event) -> None:
-        if not self._closed:
-            unsaved = self.session.unsaved_versions()
-            if unsaved:
-                answer = self.ask_unsaved(unsaved)
-                if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
-                    event.ignore()
-                    return
+        if not self._closed and not self.sessions.may_discard(self.session.unsaved_versions()):
+            event.ignore()
+            return
         if not self._closed:
             self.save_settings()
         self.shutdown()

@@ -39,13 +39,20 @@ class SessionController:
         rec = self.document.recording
         if rec is None:
             return False
-        unsaved = [(rec, v) for v in rec.unsaved_versions()]
-        if unsaved:
-            answer = self.window.ask_unsaved(unsaved, f"Save them in a session before closing {rec.name}?")
-            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
-                return False
+        if not self.may_discard([(rec, v) for v in rec.unsaved_versions()],
+                                f"Save them in a session before closing {rec.name}?"):
+            return False
         self.document.close(rec)
         return True
+
+    def may_discard(self, unsaved, question: str | None = None) -> bool:
+        """Whether what is about to be closed may go: nothing unsaved, or the person chose Discard, or Save
+        session… and the session was saved (Close recording, Open session and Quit all ask this way)."""
+        if not unsaved:
+            return True
+        answer = (self.window.ask_unsaved(unsaved) if question is None
+                  else self.window.ask_unsaved(unsaved, question))
+        return answer == "discard" or (answer == "save" and self.save_session_dialog() is not None)
 
     def store_window_state(self) -> None:
         """Put what only Qt knows (the window's geometry) into the workspace, so a saved session holds it. The dock layout stays a preference of the person
@@ -113,11 +120,8 @@ class SessionController:
         except WorkbenchError as exc:
             self.window.error_reporter("Open session", str(exc))
             return False
-        unsaved = self.session.unsaved_versions()
-        if unsaved:
-            answer = self.window.ask_unsaved(unsaved)
-            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
-                return False
+        if not self.may_discard(self.session.unsaved_versions()):
+            return False
         for rec in list(self.document.recordings):
             self.document.close(rec)
         # Hashing sources and reading version audio run on a worker (the session's notifications reach
