@@ -32,6 +32,7 @@ from ..core.audio.formats import dialog_filter
 from ..core.enhance.registry import model_suffixes
 from ..core.errors import WorkbenchError
 from ..core.enhance.level import level_note
+from ..core.measure import native_calls
 from ..core.measure.vad import VadSettings, detect_speech
 from ..core.document.recording import Recording, Version
 from ..core.views.stft import StftConfig
@@ -136,6 +137,9 @@ class MainWindow(QMainWindow):
         self._vad_results: dict = {}
         self._vad_running: set = set()
 
+        # Native calls that hold the interpreter lock for tenths of seconds (PESQ) run in a helper process
+        # while a window is open: on a worker thread here they would stop the event loop as long.
+        native_calls.run_in_helper_process(True)
         #: Save session, Open session, Close recording and the questions they ask
         self.sessions = SessionController(self)
         self._build_file_dock()
