@@ -29,6 +29,9 @@ from ..core.views.stft import StftConfig
 from ..core.document.workspace import PhaseLabSummary
 from .workers import GeneratorWorker
 
+#: Numbers in table cells: right-aligned (one flag value built once, not per cell).
+NUMBER_ALIGNMENT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
 #: Extra table columns after the metrics: the effective mask's phase deviation and distance to the cIRM.
 MASK_COLUMNS = (("phase_dev", "∠M (rad)"), ("cirm_dist", "M to cIRM (dB)"))
 
@@ -529,7 +532,7 @@ class PhaseLabPanel(QWidget):
         for i, name in enumerate(names):
             for j, (key, _) in enumerate(cols):
                 item = QTableWidgetItem(self.cell_text(name, key))
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                item.setTextAlignment(NUMBER_ALIGNMENT)
                 self.table.setItem(i, j, item)
         self.table.setToolTip(NEEDS_REFERENCE if not self.summary.rows else "")
 
