@@ -47,7 +47,7 @@ from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
 from .live_panel import LivePanel
-from .train_panel import TrainPanel
+from .train_panel import RecordingNoise, TrainPanel
 from .display_controls import DisplayControls
 from .spectrogram import DisplaySettings, SpectrogramView
 from .transport import TransportBar
@@ -238,6 +238,7 @@ class MainWindow(QMainWindow):
         # Trained models join the session's catalogue, so the Models panel lists them at once.
         self.train_panel = TrainPanel(catalogue=self.session.catalogue)
         self.train_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Train: {msg}", 8000))
+        self.train_panel.recording_noise_source = self.recording_noise_for_training
         self.train_dock = self.add_panel("Train", self.train_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
@@ -571,6 +572,35 @@ class MainWindow(QMainWindow):
         self._vad_results[key] = result
         if rec is not None and key == (id(rec), self.vad_settings):
             self._refresh_speech_lane()
+
+    def recording_noise_for_training(self) -> RecordingNoise:
+        """The current recording's noise-only spans for the Train panel: the span or pauses the Edit panel
+        learned the noise from, else the time selection, else the speech activity lane's pauses, else its
+        pauses found by the trainer.
+
+        Raises:
+            WorkbenchError: no recording open, or one that is not a file on disk."""
+        rec = self.document.recording
+        if rec is None:
+            raise WorkbenchError("open a recording first: its noise-only spans become the training noise")
+        if not rec.path.is_file():
+            raise WorkbenchError(f"{rec.name}: not a file on disk; export it first, then train on its noise")
+        path = str(rec.path.resolve())
+        # What the Edit panel learned is the workspace's (its run parameters), not the panel's to hand over.
+        edit = self.workspace.edit_params
+        if edit.get("noise_pauses_s"):
+            return RecordingNoise(path, [[float(a), float(b)] for a, b in edit["noise_pauses_s"]],
+                                  "the pauses the noise was learned from")
+        if edit.get("noise_span_s") is not None:
+            a, b = edit["noise_span_s"]
+            return RecordingNoise(path, [[float(a), float(b)]], "the span the noise was learned from")
+        selection = self.document.workspace.selection
+        if selection is not None:
+            return RecordingNoise(path, [[float(selection[0]), float(selection[1])]], "the time selection")
+        vad = self._vad_results.get((id(rec), self.vad_settings))
+        if vad is not None and vad.pauses:
+            return RecordingNoise(path, [[a, b] for a, b in vad.pauses], "the speech activity lane's pauses")
+        return RecordingNoise(path, None, "its pauses")
 
     def speech_settings_dialog(self) -> None:
         """Threshold and minimum pause of the speech activity (defaults: the silero-vad package's)."""
