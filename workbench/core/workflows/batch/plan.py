@@ -24,6 +24,7 @@ from ...audio.formats import READ_SUFFIXES, format_named
 from ...audio.outputs import plan_batch_outputs
 from ...errors import WorkbenchError
 from ...jsonfile import JsonFileError, read_text
+from .item import EnhanceSettings, enhance_task
 
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 CSV_PATH_COLUMNS = ("path", "input", "file", "filename")
@@ -167,3 +168,22 @@ def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Seque
                 plan[i][m] = {"outputs": [{"name": n, "path": str(t)} for (n, _), t in zip(names, item.targets)],
                               "skip": item.skip, "error": item.error}
     return plan
+
+
+def enhance_tasks(inputs: Sequence[InputFile], out_dir, models: Sequence[tuple[str, str, Sequence[str]]],
+                  settings: EnhanceSettings, *, overwrite: bool = False) -> list[dict]:
+    """Tasks for every input with every model (input-major order), outputs planned by :func:`plan_outputs`.
+
+    Args:
+        models: ``(model key, file tag, output names)`` per model (see :func:`plan_outputs`).
+    """
+    plan = plan_outputs(inputs, out_dir, models, fmt=settings.format, residual=settings.residual)
+    tasks = []
+    for f, per_model in zip(inputs, plan):
+        for (key, _tag, _outs), planned in zip(models, per_model):
+            task = enhance_task(len(tasks), f.path, key, planned["outputs"], settings, overwrite=overwrite)
+            if planned["skip"] or planned["error"]:
+                task["planned"] = {"status": "skipped" if planned["skip"] else "failed",
+                                   "reason": planned["skip"] or planned["error"]}
+            tasks.append(task)
+    return tasks
