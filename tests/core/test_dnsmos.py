@@ -31,7 +31,8 @@ SPEECHMOS_REFERENCE = [
 
 @pytest.fixture(scope="module")
 def scorers():
-    return {False: dm.Dnsmos(False), True: dm.Dnsmos(True)}
+    """The process-wide scorers (what scoring and evaluation use): their sessions load once per test process."""
+    return {False: dm.shared_dnsmos(False), True: dm.shared_dnsmos(True)}
 
 
 @pytest.mark.parametrize("rel,personalized,expected", SPEECHMOS_REFERENCE,
@@ -296,7 +297,7 @@ def test_progress_per_batch_and_cancel(long_clip):
 
 def test_fast_mode_is_labelled_non_overlapping_and_not_the_default(long_clip):
     exact = dm.shared_dnsmos()
-    fast = dm.Dnsmos(False, fast=True)
+    fast = dm.shared_dnsmos(fast=True)
     assert not exact.fast
     n = len(long_clip)
     assert fast.window_starts(n) == list(range(0, n - dm.WINDOW_SAMPLES + 1, dm.WINDOW_SAMPLES))
@@ -327,7 +328,7 @@ def test_cli_dnsmos_fast_is_opt_in_and_labelled(long_pair, tmp_path, capsys, com
     from workbench.core.workflows.evaluation import read_csv
 
     noisy, rate = sf.read(long_pair / "long_noisy.wav", dtype="float32")
-    exact, fast = dm.shared_dnsmos().score(noisy, rate), dm.Dnsmos(fast=True).score(noisy, rate)
+    exact, fast = dm.shared_dnsmos().score(noisy, rate), dm.shared_dnsmos(fast=True).score(noisy, rate)
     assert exact.windows > fast.windows and abs(exact.ovrl - fast.ovrl) > 1e-4
     for flags, expected in (([], exact), (["--dnsmos-fast"], fast)):
         out = tmp_path / f"{command[0]}{len(flags)}.csv"
