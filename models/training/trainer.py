@@ -105,7 +105,7 @@ def _validation_metrics(cfg: TrainConfig, clips, outputs: list[np.ndarray]) -> d
         if values:
             result[name] = float(np.mean(values))
     if cfg.validation.dnsmos_clips > 0:
-        from workbench.core.measure.dnsmos import dnsmos_metrics
+        from workbench.core.measure.metrics import dnsmos_metrics
         ovrl = []
         for y in outputs[:cfg.validation.dnsmos_clips]:
             m = dnsmos_metrics(y, rate)

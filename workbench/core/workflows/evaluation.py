@@ -30,8 +30,8 @@ from ..audio.outputs import check_output_target
 from ..enhance.enhancer import Enhancer
 from ..enhance.registry import load_enhancer
 from ..errors import WorkbenchError
-from ..measure.dnsmos import DNSMOS_METRICS, FAST_MODE_NOTE
-from ..measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, Pair, find_pairs
+from ..measure.metrics import METRIC_SPECS, Pair, fast_mode_notes, find_pairs, intrusive_keys, reference_free_keys
+from ..measure.vad import VadSettings
 from ..progress import Progress
 from .batch import item
 from .batch.item import FILE_PREFIX, NOISY
@@ -123,17 +123,21 @@ def pair_inputs(pairs: Sequence[Pair]) -> list[Path]:
 
 def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *, dnsmos: bool = True,
              metrics: Iterable[str] | None = None, include_noisy: bool = True, isolate_models: bool = False,
-             dnsmos_fast: bool = False) -> Generator[Progress, None, EvaluationResult]:
+             dnsmos_fast: bool = False, speech_only: VadSettings | None = None
+             ) -> Generator[Progress, None, EvaluationResult]:
     """Run every system on every pair and measure it; a generator yielding :class:`Progress`.
 
     Args:
         pairs: a folder (see :func:`workbench.core.measure.metrics.find_pairs`) or a list of :class:`Pair`.
         models: model specs, loaded :class:`Enhancer` s, or ``file:TAG`` for precomputed outputs.
-        dnsmos: also compute DNSMOS SIG/BAK/OVRL/P.808.
-        metrics: intrusive metric keys (default all).
-        dnsmos_fast: DNSMOS in its fast, approximate mode (non-overlapping windows); the result's warnings
-            say so (:data:`~workbench.core.measure.dnsmos.FAST_MODE_NOTE`).
+        dnsmos: also compute the reference-free metrics of the table (DNSMOS SIG/BAK/OVRL/P.808).
+        metrics: intrusive metric keys (default every intrusive metric of the table).
+        dnsmos_fast: the reference-free metrics in their fast, approximate mode (DNSMOS: non-overlapping
+            windows); the result's warnings say so (each metric's ``fast_note``).
         isolate_models: load model files in a worker process (see ``load_enhancer(isolate=True)``).
+        speech_only: every metric over the speech spans Silero VAD finds (with these settings) in each clean
+            file, the same spans cutting every system's output; the result's warnings say so
+            (:func:`speech_only_note`).
 
     Returns:
         :class:`EvaluationResult` (long form, one :class:`Measurement` per file, system and metric).
@@ -148,9 +152,12 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     if not pair_list:
         raise WorkbenchError("no noisy/clean pairs to evaluate")
     if dnsmos and dnsmos_fast:
-        warnings.append(f"{pair_list[0].noisy.parent}: {FAST_MODE_NOTE}")
-    wanted = list(INTRUSIVE_METRICS if metrics is None else metrics)
-    metric_keys = wanted + (list(DNSMOS_METRICS) if dnsmos else [])
+        warnings += [f"{pair_list[0].noisy.parent}: {note}" for note in fast_mode_notes()]
+    if speech_only is not None:
+        speech_only.check()
+        warnings.append(f"{pair_list[0].noisy.parent}: {speech_only_note(speech_only)}")
+    wanted = list(intrusive_keys() if metrics is None else metrics)
+    metric_keys = wanted + (list(reference_free_keys()) if dnsmos else [])
     # (table name, system, output of a model with several outputs)
     systems: list[tuple[str, str | Enhancer | None, str | None]] = [(NOISY, None, None)] if include_noisy else []
     for m in models:
@@ -171,13 +178,13 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
     # One task per pair and system (pair-major: a model's outputs on one pair follow each other and share its
     # run), driven as `workbench batch evaluate` drives them, on the serial backend with the models held here.
-    models: dict[str, Enhancer] = {}
+    held: dict[str, Enhancer] = {}  # the loaded models by the key their tasks name
     tasks, named = [], []
     for pair in pair_list:
         for name, system, output in systems:
-            key = name if not isinstance(system, Enhancer) else _model_key(system, models)
+            key = name if not isinstance(system, Enhancer) else _model_key(system, held)
             task = item.evaluate_task(len(tasks), pair, key, dnsmos=dnsmos, metrics=wanted,
-                                      dnsmos_fast=dnsmos_fast, output=output)
+                                      dnsmos_fast=dnsmos_fast, output=output, speech_only=speech_only)
             task["key"] = f"{len(tasks)}|{task['key']}"  # unique even when two pairs share a name
             tasks.append(task)
             named.append((pair, name, system))
@@ -187,8 +194,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         if row["status"] == "failed" and row.get("failed_in") != "read":
             raise WorkbenchError(row["reason"])
 
-    report = yield from run_batch(tasks, backend="serial", models=models,
-                                  identities={k: {"spec": k, "id": k} for k in models},
+    report = yield from run_batch(tasks, backend="serial", models=held,
+                                  identities={k: {"spec": k, "id": k} for k in held},
                                   on_row=stop_on_system_failure)
     rows: list[Measurement] = []
     elapsed: dict[str, float] = {}
@@ -248,6 +255,14 @@ def _model_key(enhancer: Enhancer, models: dict[str, Enhancer]) -> str:
         key = f"{enhancer.info.id}#{n}"
     models[key] = enhancer
     return key
+
+
+def speech_only_note(settings: VadSettings) -> str:
+    """The caveat a speech-only evaluation carries (CLI warning line, CSV ``warning`` row)."""
+    return (f"metrics over speech only: the spans Silero VAD finds in each clean file (threshold "
+            f"{settings.threshold:g}, minimum pause {settings.min_pause_ms:g} ms, minimum speech "
+            f"{settings.min_speech_ms:g} ms, padding {settings.pad_ms:g} ms), joined; the same spans cut every "
+            "system's output")
 
 
 def _pair_problems(pair: Pair) -> str:

@@ -35,7 +35,7 @@ from ..audio.loudness import measure, normalisation_gain, true_peak
 from ..audio.outputs import check_output_target
 from ..document.recording import Recording, Version, file_sha256
 from ..errors import WorkbenchError
-from ..measure.metrics import INTRUSIVE_METRICS
+from ..measure.metrics import intrusive_keys
 from ..progress import Progress, run_to_end
 from ..views.figure import render_figure_source
 
@@ -380,7 +380,7 @@ def reference_record(reference: str | Path | None, metrics: dict[str, dict[str, 
         raise WorkbenchError(f"{path}: cannot read the reference ({exc.strerror or exc})") from None
     return {"path": str(path.resolve()), "sha256": digest, "sample_rate": info.sample_rate,
             "channels": info.channels, "frames": info.frames,
-            "metrics": [k for k in INTRUSIVE_METRICS if k in present]}
+            "metrics": [k for k in intrusive_keys() if k in present]}
 
 
 def comparison_record(recording: Recording, versions: Sequence[Version] | None = None, *,
