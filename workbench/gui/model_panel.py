@@ -36,14 +36,15 @@ from PySide6.QtWidgets import (
 
 from ..core.enhance.enhancer import Enhancer, EnhancerInfo, with_processing
 from ..core.enhance.level import level_note
-from ..core.enhance.registry import model_suffixes
+from ..core.enhance.registry import (is_registered_id, isolation_on, load_in_child, model_suffixes,
+                                      runtime_not_loaded)
 from ..core.progress import Progress
 from ..core.errors import WorkbenchError
 from ..core.workflows.probes import ProbeReport, format_report, probe
 from ..core.document.recording import Recording
 from ..core.document.version_ops import EnhanceRequest, run_request
 from ..core.document.session import Job, ModelCatalogue, Session
-from .workers import GeneratorWorker
+from .workers import GeneratorWorker, job_steps
 
 COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
 def model_file_filter() -> str:
@@ -390,7 +391,7 @@ class ModelPanel(QWidget):
         def probing():  # worker thread
             report = yield from probe(catalogue.load(spec))
             return report
-        worker = GeneratorWorker(probing)
+        worker = self._job_worker(f"probing {label}", probing)
         worker.returned.connect(lambda report, spec=spec: self._on_probed(spec, report))
         worker.errored.connect(lambda exc, label=label, spec=spec:
                                self._on_failed(failure_text(label, spec, exc, "probe failed")))
@@ -438,7 +439,7 @@ class ModelPanel(QWidget):
         self._set_status(f"Loading {Path(spec).name}...")
         from ..core.enhance.registry import load_enhancer
         # Model files run in a worker process: Cancel stops them even inside a call that never returns.
-        worker = GeneratorWorker(load_enhancer, spec, isolate=True)
+        worker = self._job_worker(f"loading {Path(spec).name}", load_enhancer, spec, isolate=True)
         worker.returned.connect(lambda enh, spec=spec: self._on_loaded(spec, enh))
         worker.errored.connect(lambda exc, spec=spec: self._on_failed(failure_text(spec, spec, exc, "loading failed")))
         self._start_worker(worker, "load")
@@ -491,16 +492,27 @@ class ModelPanel(QWidget):
         catalogue = self.catalogue
         processing = self.processing()
 
+        # A built-in whose runtime (torch) this process has not imported runs in a child process: importing
+        # it here would hold the interpreter lock for seconds and the window would stop answering.
+        in_child = (isolation_on() and is_registered_id(spec) and info is not None
+                    and runtime_not_loaded(info))
+
         def load_and_enhance():  # runs on the worker thread
-            enhancer = catalogue.load(spec)
-            if processing is not None:  # the Path choice of a model with both paths
-                enhancer = with_processing(enhancer, processing)
-            self._running_enhancer = enhancer  # Cancel interrupts it (isolated model files)
-            yield Progress(0.0, f"{enhancer.info.name}: loaded")
-            t0 = time.perf_counter()
-            request = EnhanceRequest(spec=spec, channels=None if channels is None else tuple(channels))
-            versions = yield from run_request(rec, enhancer, request)
-            return enhancer, versions, time.perf_counter() - t0
+            if in_child:
+                yield Progress(0.0, f"{info.name}: loading in a separate process")
+            enhancer = load_in_child(spec) if in_child else catalogue.load(spec)
+            try:
+                if processing is not None:  # the Path choice of a model with both paths
+                    enhancer = with_processing(enhancer, processing)
+                self._running_enhancer = enhancer  # Cancel interrupts it (isolated models)
+                yield Progress(0.0, f"{enhancer.info.name}: loaded")
+                t0 = time.perf_counter()
+                request = EnhanceRequest(spec=spec, channels=None if channels is None else tuple(channels))
+                versions = yield from run_request(rec, enhancer, request)
+                return enhancer, versions, time.perf_counter() - t0
+            finally:
+                if in_child:
+                    enhancer.close()   # ends the child process
 
         gen = load_and_enhance()
         self.job = None
@@ -530,6 +542,15 @@ class ModelPanel(QWidget):
             if interrupt is not None:
                 interrupt()
             self._set_status("Cancelling...")
+
+    def _job_worker(self, label: str, work, *args, **kwargs) -> GeneratorWorker:
+        """A worker for a load or probe: a job of nobody's in the workspace (the window lists it, the
+        Metrics panel waits for it), or a plain worker without a session."""
+        self.job = None
+        if self.session is None:
+            return GeneratorWorker(work, *args, **kwargs)
+        self.job = self.session.new_job(job_steps(work, *args, **kwargs), None, label)
+        return GeneratorWorker(self.job.steps)
 
     def _start_worker(self, worker: GeneratorWorker, kind: str) -> None:
         self.worker = worker

@@ -232,6 +232,8 @@ class SpectrogramView(QWidget):
     tilesPainted = Signal()
     readoutChanged = Signal(dict)
     viewRangeChanged = Signal(float, float)
+    #: the visible frequency span (Hz) changed: a zoom, a pan, a fit or another scale
+    frequencyRangeChanged = Signal(float, float)
     cursorMoved = Signal(float)
     tileError = Signal(str)
     magnitudeRangeDragged = Signal(float, float)
@@ -447,6 +449,7 @@ class SpectrogramView(QWidget):
             pane.bar.sigLevelsChanged.connect(lambda bar, n=pane.name: self._on_bar_levels(n))
         master.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         master.getViewBox().sigResized.connect(self._on_view_changed)
+        master.getViewBox().sigYRangeChanged.connect(self._on_frequency_range_changed)
         self._apply_titles()
         self._apply_colormaps()
         self._apply_limits()
@@ -935,6 +938,10 @@ class SpectrogramView(QWidget):
         # Not "painted" until the tiles for the new range are known to be shown.
         self._ready = False
         self.schedule_update()
+
+    def _on_frequency_range_changed(self, *args) -> None:
+        if self.source is not None:
+            self.frequencyRangeChanged.emit(*self.visible_region()[1])
 
     def _on_region_dragged(self) -> None:
         if self._syncing_region:
