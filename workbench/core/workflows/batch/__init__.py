@@ -10,16 +10,30 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from importlib import import_module
+from typing import TYPE_CHECKING, Sequence
 
-from .item import EnhanceSettings, enhance_item, enhance_task, evaluate_item, evaluate_task, model_identity, run_task
-from .manifest import Manifest, read_manifest
-from .pipeline import BatchReport, run_batch
-from .plan import InputFile, collect_inputs, plan_outputs
+if TYPE_CHECKING:
+    from .plan import InputFile
+    from .item import EnhanceSettings
 
-__all__ = ["EnhanceSettings", "enhance_item", "enhance_task", "evaluate_item", "evaluate_task", "model_identity",
-           "run_task", "Manifest", "read_manifest", "BatchReport", "run_batch", "InputFile", "collect_inputs",
-           "plan_outputs", "enhance_tasks"]
+#: public name -> submodule. Imported on first use, so that ``workbench enhance`` (which needs only
+#: :mod:`.item`) does not load the pool and Ray drivers and their multiprocessing machinery at start-up.
+_EXPORTS = {
+    "EnhanceSettings": "item", "enhance_item": "item", "enhance_task": "item", "evaluate_item": "item",
+    "evaluate_task": "item", "model_identity": "item", "run_task": "item",
+    "Manifest": "manifest", "read_manifest": "manifest",
+    "BatchReport": "pipeline", "run_batch": "pipeline",
+    "InputFile": "plan", "collect_inputs": "plan", "plan_outputs": "plan",
+}
+
+__all__ = [*_EXPORTS, "enhance_tasks"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def enhance_tasks(inputs: Sequence[InputFile], out_dir, models: Sequence[tuple[str, str, Sequence[str]]],
@@ -29,6 +43,9 @@ def enhance_tasks(inputs: Sequence[InputFile], out_dir, models: Sequence[tuple[s
     Args:
         models: ``(model key, file tag, output names)`` per model (see :func:`plan_outputs`).
     """
+    from .item import enhance_task
+    from .plan import plan_outputs
+
     plan = plan_outputs(inputs, out_dir, models, fmt=settings.format, residual=settings.residual)
     tasks = []
     for f, per_model in zip(inputs, plan):

@@ -40,9 +40,6 @@ from ...enhance.editing import Strength
 from ...enhance.enhancer import Enhancer, enhance
 from ...enhance.level import clipping_problem
 from ...errors import Cancelled, WorkbenchError
-from ...measure.dnsmos import DNSMOS_METRICS
-from ...measure.metrics import INTRUSIVE_METRICS, failed
-from ...measure.scoring import load_mono, score_signal
 from ...progress import Progress, rescaled
 from ..export import LOSSY, export_rate, provenance_comment, write_export_audio
 
@@ -328,6 +325,8 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         row["metrics"]["clipped_samples"] = clipped
         t_write = time.perf_counter()
         if settings.dnsmos:
+            from ...measure.scoring import score_signal  # the metric stack loads only for runs that score
+
             sc = score_signal(version.source.read_all(), src.sample_rate, dnsmos=True)
             row["metrics"].update({k: m.value for k, m in sc.metrics.items()})
         row["status"] = "done"
@@ -420,6 +419,11 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     row = _base_row(task, identity)
     row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={},
                clean_duration_s=None, alignment_problems=None, failed_in=None, output=task.get("output"))
+    # The metric stack loads with the first scored item, not with `workbench enhance` (start-up).
+    from ...measure.dnsmos import DNSMOS_METRICS
+    from ...measure.metrics import INTRUSIVE_METRICS, failed
+    from ...measure.scoring import load_mono, score_signal
+
     stage = "read"
     wanted = list(INTRUSIVE_METRICS if task["settings"]["metrics"] is None else task["settings"]["metrics"])
     keys = wanted + (list(DNSMOS_METRICS) if task["settings"]["dnsmos"] else [])
