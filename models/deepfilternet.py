@@ -58,7 +58,7 @@ import numpy as np
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
-from workbench.core.threads import threads_from_env
+from workbench.core.threads import auto_threads, threads_from_env
 
 from .facts import fact
 from .onnx_state import stateful_graphs
@@ -442,11 +442,18 @@ def deep_filter_coefs(coefs: np.ndarray, t: int, c: DfnConfig, name: str) -> np.
     return coefs.reshape(t, c.nb_df, c.df_order, 2)
 
 
+#: Most intra-op threads the offline path takes by itself: its networks' operators on a few-second chunk
+#: are small, and threads beyond a few only add synchronisation (only 1 and 2 were measured here).
+MAX_THREADS = 4
+
+
 class OfflineDeepFilterNet3:
     """The three ONNX networks over whole chunks, with ``libdf`` features (see the module docstring).
 
     Args:
-        threads: onnxruntime intra-op threads (``None``: ``WORKBENCH_THREADS``/``OMP_NUM_THREADS``, else 1).
+        threads: onnxruntime intra-op threads (``None``: ``WORKBENCH_THREADS``/``OMP_NUM_THREADS``, else the
+            cores the machine leaves idle, :func:`~workbench.core.threads.auto_threads`, at most
+            :data:`MAX_THREADS`).
         atten_lim_db: attenuation limit in dB; below 100 the noisy spectrum is mixed back with weight
             ``10 ** (-atten_lim_db / 20)``, as the native library does.
         archive: ``(config, graphs)`` of another DeepFilterNet-family export (:func:`folder_archive`);
@@ -470,7 +477,7 @@ class OfflineDeepFilterNet3:
         self.name = name
         self.config, graphs = archive if archive is not None else model_archive()
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or threads_from_env(1))
+        opts.intra_op_num_threads = int(threads or threads_from_env(None) or auto_threads(MAX_THREADS))
         opts.inter_op_num_threads = 1
         # Decaying recurrent states reach subnormal floats; flushing them to zero is ~15 % faster here and
         # changes no output sample measurably (the fidelity tests hold to 1e-5 at 48 kHz).

@@ -30,7 +30,7 @@ import numpy as np
 
 
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
-from workbench.core.threads import threads_from_env
+from workbench.core.threads import auto_threads, threads_from_env
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from .facts import fact
@@ -84,13 +84,18 @@ def info(sample_rate: int) -> EnhancerInfo:
                "min_gain_db": -80})
 
 
+#: Most intra-op threads NSNet2 takes by itself (see :data:`workbench_models.deepfilternet.MAX_THREADS`).
+MAX_THREADS = 4
+
+
 class NSNet2(Enhancer):
     """NSNet2 at 16 or 48 kHz (offline path, chunked by the engine).
 
     Args:
         sample_rate: 16000 or 48000.
         threads: onnxruntime intra-op threads (``None``: ``WORKBENCH_THREADS``/``OMP_NUM_THREADS`` when
-            set, else onnxruntime's default of one per core).
+            set, else the cores the machine leaves idle, :func:`~workbench.core.threads.auto_threads`, at
+            most :data:`MAX_THREADS`).
     """
 
     #: The offline path runs as :class:`NSNet2ChunkStream` (states carried, seams exact), so the chunk
@@ -106,11 +111,9 @@ class NSNet2(Enhancer):
         self.cfg = VARIANTS[sample_rate][1]
         self.path = onnx_path(sample_rate)
         opts = ort.SessionOptions()
-        if threads is None:  # same convention as the other models, but onnxruntime's default otherwise
-            threads = threads_from_env(None)
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
+        self.threads = int(threads or threads_from_env(None) or auto_threads(MAX_THREADS))
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -138,10 +141,8 @@ class NSNet2(Enhancer):
 
             (blob, inputs, carried), = stateful_graphs({"nsnet2": self.path.read_bytes()}).values()
             opts = ort.SessionOptions()
-            threads = threads_from_env(None)
-            if threads:
-                opts.intra_op_num_threads = int(threads)
-                opts.inter_op_num_threads = 1
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
             try:
                 session = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own exception types
