@@ -642,7 +642,12 @@ class DeepFilterNet3ChunkStream(EnhancerStream):
         past = self._feats.get(name)
         if past is None:
             past = np.zeros(frames.shape[:2] + (k1,) + frames.shape[3:], np.float32)
-        self._feats[name] = np.concatenate([past, frames], axis=2)[:, :, -k1:] if k1 else past
+        if not k1:
+            self._feats[name] = past
+        elif frames.shape[2] >= k1:  # the block alone holds the next context: copy its tail, join nothing
+            self._feats[name] = frames[:, :, -k1:].copy()
+        else:
+            self._feats[name] = np.concatenate([past, frames], axis=2)[:, :, -k1:]
         return past
 
     def process(self, block: np.ndarray) -> np.ndarray:
