@@ -46,10 +46,19 @@ pcm.nullin  {{ type null }}
 """
 
 #: Drains the playback FIFO at the sample rate, in its own process (a sound card's clock does not
-#: compete with the workbench for the interpreter lock).
+#: compete with the workbench for the interpreter lock), one device block at a time: a pipe frees space in
+#: whatever pieces its reader takes, so reading a page (1024 samples) at once would wake the callback in
+#: bursts of two 480-sample blocks every 21 ms, and the second block of each burst would find its result
+#: not yet computed — a test-rig artefact a sound card, which asks for one period at a time, does not have.
+#: For the same reason the reader asks for real-time scheduling: a late reader makes the callbacks come in
+#: bursts when it catches up.
 READER = r"""
 import fcntl, os, sys, time
-path, rate, stop_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+path, rate, stop_file, chunk = sys.argv[1], int(sys.argv[2]), sys.argv[3], 4 * int(sys.argv[4])
+try:  # a sound card's clock is never late: where allowed, the emulated one runs ahead of the machine's load
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(45))
+except (AttributeError, OSError):
+    pass
 t0, n = None, 0
 while not os.path.exists(stop_file):
     fd = os.open(path, os.O_RDONLY)
@@ -58,7 +67,7 @@ while not os.path.exists(stop_file):
             fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
         except OSError:
             pass
-        while b := os.read(fd, 4096):
+        while b := os.read(fd, chunk):
             t0 = t0 or time.perf_counter()
             n += len(b) // 4
             wait = t0 + n / rate - time.perf_counter()
@@ -76,7 +85,7 @@ all_cores = os.sched_getaffinity(0)
 os.sched_setaffinity(0, {min(all_cores)})  # the cost per block: one core
 from threadpoolctl import threadpool_limits
 threadpool_limits(1)
-model, rate, block, headroom, seconds, cost_blocks, probe, quality, refuse = sys.argv[1:10]
+model, rate, block, headroom, seconds, cost_blocks, probe, quality, refuse, realtime = sys.argv[1:11]
 rate, block, seconds, cost_blocks = int(rate), int(block), float(seconds), int(cost_blocks)
 try:
     import torch
@@ -101,7 +110,7 @@ try:
     # the live run as a person would have it: the callback, the processing thread and the rest of the
     # machine share every core
     os.sched_setaffinity(0, all_cores)
-    engine = LiveEngine(LiveConfig(rate=rate, block=block, headroom_blocks=float(headroom)), adm)
+    engine = LiveEngine(LiveConfig(rate=rate, block=block, headroom_blocks=float(headroom), realtime=realtime == "1"), adm)
     engine.start()
     time.sleep(seconds)
     stats = engine.stats(measure=True)
@@ -112,7 +121,10 @@ try:
                measured_ms=None if stats.measured_lag is None else lat.ms(stats.measured_lag),
                device_in_ms=1000 * lat.device_in_s, device_out_ms=1000 * lat.device_out_s,
                end_to_end_ms=1000 * lat.total_s, blocks=stats.blocks, dropped=stats.dropped,
-               resyncs=stats.resyncs, xruns=stats.xruns, load_median=stats.load_median, seconds=seconds)
+               resyncs=stats.resyncs, xruns=stats.xruns, load_median=stats.load_median, seconds=seconds,
+               scheduling=stats.scheduling, loadavg_end=os.getloadavg()[0],
+               burst_blocks=stats.burst_blocks, notes=stats.notes,
+               drop_times_s=[round(int(p) / rate, 2) for p in engine._drop_pos[:min(engine.dropped, 50)]])
 except WorkbenchError as exc:
     res["refused"] = str(exc)
 print("RESULT " + json.dumps(res))
@@ -131,14 +143,14 @@ def run_model(model: str, args, folder: Path, speech) -> dict:
     np.tile(speech, reps).astype("<f4").tofile(inp)
     os.mkfifo(out)
     (home / ".asoundrc").write_text(ASOUNDRC.format(out=out, inp=inp))
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(out), str(args.rate), str(stop)])
-    env = {**os.environ, "HOME": str(home), "OMP_NUM_THREADS": "1"}
     block = int(args.rate * args.block_ms / 1000)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(out), str(args.rate), str(stop), str(block)])
+    env = {**os.environ, "HOME": str(home), "OMP_NUM_THREADS": "1"}
     try:
         proc = subprocess.run([sys.executable, "-c", CHILD, model, str(args.rate), str(block),
                                str(args.headroom_blocks), str(args.seconds), str(args.cost_blocks),
                                "0" if args.no_probe else "1", args.resample_quality,
-                               "0" if args.no_refuse else "1"], env=env, capture_output=True, text=True,
+                               "0" if args.no_refuse else "1", "0" if args.no_realtime else "1"], env=env, capture_output=True, text=True,
                               timeout=args.seconds + 900)
     finally:
         stop.touch()
@@ -165,6 +177,8 @@ def main() -> int:
     ap.add_argument("--no-refuse", action="store_true",
                     help="run the live part even when the mean cost exceeds the block period")
     ap.add_argument("--no-probe", action="store_true", help="skip the causality probe in the admission")
+    ap.add_argument("--no-realtime", action="store_true",
+                    help="keep the live threads at ordinary priority (default: real-time where allowed)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
@@ -181,7 +195,10 @@ def main() -> int:
     x = x if x.ndim == 1 else x.mean(axis=1)
     speech = soxr.resample(x, sr, args.rate).astype(np.float32) if sr != args.rate else x
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+    # the device files live in memory (tmpfs) where there is one: a sound card's samples never wait for a
+    # disk, and the file plugin reads the capture file on the callback's thread
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="bench-live-", dir=shm) as tmp:
         for model in args.models.split(","):
             t = time.time()
             res = run_model(model.strip(), args, Path(tmp), speech)
@@ -192,7 +209,7 @@ def main() -> int:
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; {args.rate} Hz, {args.block_ms:g} ms blocks, "
           f"headroom {args.headroom_blocks:g} blocks, {args.seconds:g} s runs, resampling {args.resample_quality}; "
-          "cost on one core")
+          "cost on one core; live threads " + ("ordinary" if args.no_realtime else "real-time where allowed"))
     head = (f"{'model':22s} {'cpu med':>7s} {'p99':>6s} {'wall med':>8s} {'p99':>7s} {'period':>6s} {'algor.':>7s} {'pipeline':>8s} "
             f"{'measured':>8s} {'devices':>9s} {'e2e':>6s} {'dropped':>10s}")
     print(head)
@@ -210,6 +227,8 @@ def main() -> int:
               f"{r['algorithmic_ms']:7.1f} {r['pipeline_ms']:8.1f} {meas:>8s} "
               f"{r['device_in_ms']:4.0f}+{r['device_out_ms']:<4.0f} {r['end_to_end_ms']:6.1f} "
               f"{r['dropped']:>4d}/{r['blocks']:<5d}")
+        if r.get("scheduling"):
+            print(f"{'':22s} {r['scheduling']}; load average at the end {r.get('loadavg_end', 0):.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -15,7 +15,7 @@ from workbench.core.audio.playback import PlaybackEngine
 from workbench.core.workflows.probes import probe_signal
 from workbench.core.enhance.registry import load_enhancer
 from workbench.core.live.chain import admit
-from workbench.core.live.engine import LiveConfig, LiveEngine
+from workbench.core.live.engine import LiveConfig, LiveEngine, drive_callback
 from workbench.gui.main_window import MainWindow
 
 
@@ -128,3 +128,32 @@ def test_start_on_a_device_that_cannot_open_says_why_and_resets(window, qtbot):
     assert "cannot open the audio devices" in failed.args[0] or "PortAudio" in failed.args[0]
     assert "\n" not in failed.args[0]
     assert panel.engine is None and not panel.start_button.isChecked() and panel.start_button.text() == "Start"
+
+
+def test_a_saved_or_typed_chain_goes_live(qtbot, settings):
+    """A chain saved in the Edit panel is listed in the Live panel; a typed one is taken as typed; either
+    is admitted step by step and runs."""
+    import json
+
+    from workbench.gui.edit_panel import SETTINGS_CHAINS
+
+    settings.setValue(SETTINGS_CHAINS, json.dumps({"gentle": "wiener+logmmse"}))
+    w = MainWindow(settings=settings, error_reporter=lambda title, msg: None, playback_engine=PlaybackEngine(None))
+    qtbot.addWidget(w)
+    panel = w.live_panel
+    panel.refresh_models()
+    i = panel.model_box.findData("wiener+logmmse")
+    assert i >= 0 and panel.model_box.itemText(i) == "gentle (chain)"
+    panel.model_box.setCurrentIndex(i)
+    assert panel.model_spec() == "wiener+logmmse"
+    panel.model_box.setEditText("logmmse+wiener")
+    assert panel.model_spec() == "logmmse+wiener"
+    got = []
+    panel._admit_later(panel.model_spec(), got.append)
+    qtbot.waitUntil(lambda: bool(got), timeout=30000)
+    adm = got[0]
+    assert adm is not None and adm.enhancer.info.id == "logmmse+wiener"
+    engine = LiveEngine(LiveConfig(rate=adm.enhancer.steps[0].info.sample_rate, block=480), adm)
+    y = drive_callback(engine, probe_signal(engine.rate, 0.5))
+    assert engine.dropped == 0 and np.max(np.abs(y)) > 0.01
+    w.close()

@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--play", metavar="FILE", help="play FILE through the live path instead of the microphone")
     p.add_argument("--no-probe", action="store_true", help="skip the causality probe (trust the model's declaration)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--no-realtime", action="store_true",
+                   help="keep the audio threads at ordinary priority (by default they ask for real-time "
+                        "scheduling, as audio servers do, where the system allows it)")
     p.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
 
 
@@ -85,7 +88,7 @@ def run(args) -> int:
         print(f"{admission.enhancer.info.id}: {admission.causality}; {admission.cost.text()}", file=sys.stderr)
     config = LiveConfig(rate=args.rate, block=block, input_device=_device(args.input_device),
                         output_device=_device(args.output_device), output_channels=args.channels,
-                        headroom_blocks=args.headroom_blocks)
+                        headroom_blocks=args.headroom_blocks, realtime=not args.no_realtime)
     engine = LiveEngine(config, admission)
     engine.set_strength(args.strength)
     take = None
@@ -123,6 +126,9 @@ def run(args) -> int:
         stats = engine.stats(measure=True)
         engine.stop()
     _status(engine, stats, final=True)
+    print(stats.scheduling)
+    for note in stats.notes:
+        print(f"note: {note}")
     if stats.error:
         print(f"error: {stats.error} (the rest was played dry)", file=sys.stderr)
     if args.record and take is not None:

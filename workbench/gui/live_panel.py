@@ -9,6 +9,9 @@ A display timer reads the engine's figures and its rings (published positions on
 
 from __future__ import annotations
 
+import html
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,18 @@ RATES = (48000, 44100, 32000, 16000)
 BLOCKS_MS = (5, 10, 20, 40)
 
 
+
+def saved_chains(settings) -> dict[str, str]:
+    """The chains saved in the Edit panel (name -> spec), from the application's settings."""
+    from .edit_panel import SETTINGS_CHAINS
+    if settings is None:
+        return {}
+    try:
+        data = json.loads(str(settings.value(SETTINGS_CHAINS, "{}") or "{}"))
+    except (ValueError, TypeError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
 class LivePanel(QWidget):
     """Live mode's controls, figures and scrolling spectrograms.
 
@@ -41,9 +56,10 @@ class LivePanel(QWidget):
     failed = Signal(str)
     takeAdded = Signal(object)
 
-    def __init__(self, document=None, parent: QWidget | None = None):
+    def __init__(self, document=None, parent: QWidget | None = None, settings=None):
         super().__init__(parent)
         self.document = document
+        self.settings = settings
         self.engine: LiveEngine | None = None
         self.admission: Admission | None = None
         self.takes_folder = Path.home() / "workbench-takes"
@@ -83,8 +99,11 @@ class LivePanel(QWidget):
         self.model_box = QComboBox()
         self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_box.setMinimumContentsLength(16)
-        self.model_box.setToolTip("models with a streaming path; each is probed for causality and timed per block "
-                                  "before it goes live")
+        self.model_box.setToolTip("models with a streaming path, and saved chains; each is probed for causality and "
+                                  "timed per block before it goes live. Type a chain as ids joined by '+' "
+                                  "(rnnoise+deepfilternet3) and press Enter")
+        self.model_box.setEditable(True)
+        self.model_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.headroom_box = QComboBox()
         for blocks in (0, 1, 2, 4):
             self.headroom_box.addItem(f"{blocks} block{'s' if blocks != 1 else ''}", blocks)
@@ -189,6 +208,7 @@ class LivePanel(QWidget):
         self.strength_slider.valueChanged.connect(self._on_strength)
         self.record_button.toggled.connect(self._on_record)
         self.model_box.activated.connect(self._on_model_chosen)
+        self.model_box.lineEdit().returnPressed.connect(lambda: self._on_model_chosen(-1))
         self.view_box.currentIndexChanged.connect(lambda _i: self._apply_colormap())
         self.play_file_button.clicked.connect(self.play_current_as_live)
         self.folder_button.clicked.connect(self._choose_folder)
@@ -217,8 +237,18 @@ class LivePanel(QWidget):
             info = entry.info
             if "streaming" in info.paths and info.causal is not False:
                 self.model_box.addItem(f"{info.id} ({info.latency_ms:.0f} ms)", entry.spec)
+        for name, spec in saved_chains(self.settings).items():
+            self.model_box.addItem(f"{name} (chain)" if name != spec else f"{spec} (chain)", spec)
         i = self.model_box.findData(current)
         self.model_box.setCurrentIndex(max(i, 0))
+
+    def model_spec(self) -> str | None:
+        """The chosen model's spec: a listed entry's, or a typed id or chain (``None``: pass-through)."""
+        i = self.model_box.currentIndex()
+        text = self.model_box.currentText().strip()
+        if i >= 0 and self.model_box.itemText(i) == self.model_box.currentText():
+            return self.model_box.itemData(i)
+        return text or None
 
     # ------------------------------------------------------------------------------------------ start/stop
 
@@ -271,7 +301,7 @@ class LivePanel(QWidget):
     def _on_start_toggled(self, on: bool) -> None:
         if on:
             self.start_button.setText("Stop")
-            self._admit_later(self.model_box.currentData(), self._start_with)
+            self._admit_later(self.model_spec(), self._start_with)
         else:
             self.stop()
 
@@ -340,7 +370,7 @@ class LivePanel(QWidget):
     def _on_model_chosen(self, _index: int) -> None:
         if self.engine is None or self.engine._file is not None:
             return
-        spec = self.model_box.currentData()
+        spec = self.model_spec()
         if spec is None:
             self.bypass_box.setChecked(True)
             return
@@ -429,7 +459,7 @@ class LivePanel(QWidget):
         if self.engine is not None:
             self.stop()
         self._file_rec = rec
-        self._admit_later(self.model_box.currentData(), self._play_with)
+        self._admit_later(self.model_spec(), self._play_with)
 
     def _play_with(self, admission: Admission | None) -> None:
         rec = self._file_rec
@@ -496,9 +526,10 @@ class LivePanel(QWidget):
                 ("pipeline reported", f"<b>{lat.ms(lat.pipeline):.1f} ms</b>", "measured on the signals",
                  f"<b>{measured}</b>"),
                 ("end to end (reported)", f"<b>{1000 * lat.total_s:.1f} ms</b>", "", "")]
+        sched = stats.scheduling.removeprefix("scheduling: ")
         self.latency_label.setText("<table cellspacing=0 cellpadding=1>" + "".join(
             f"<tr><td>{a}</td><td align=right>&nbsp;{b}&nbsp;&nbsp;</td><td>{c}</td><td align=right>&nbsp;{d}</td></tr>"
-            for a, b, c, d in rows) + "</table>")
+            for a, b, c, d in rows) + f"<tr><td colspan=4>threads: {html.escape(sched)}</td></tr></table>")
         self.load_bar.setValue(int(min(150, round(100 * stats.load_median))))
         text = (f"{stats.model}{' (bypass)' if stats.bypass else ''}: {stats.dropped} blocks played dry (late), "
                 f"{stats.resyncs} resyncs, {stats.xruns} device xruns")
@@ -506,6 +537,8 @@ class LivePanel(QWidget):
             text += " — OVERLOAD: falling back to bypass"
         if stats.error:
             text += f" — model failed: {stats.error}"
+        for note in stats.notes:
+            text += f"\n{note}"
         self.drop_label.setText(text)
         name = self.view_box.currentData() or "magnitude"
         for img, scope in zip(self.images, self._scopes):

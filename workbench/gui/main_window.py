@@ -228,7 +228,7 @@ class MainWindow(QMainWindow):
         self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
-        self.live_panel = LivePanel(doc)
+        self.live_panel = LivePanel(doc, settings=self.settings)
         self.live_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Live: {msg}", 8000))
         # Scrolled, as the Edit panel: its controls, figures and two spectrograms are taller than a
         # 768-pixel screen leaves for a dock, and must not widen the dock for the other panels.

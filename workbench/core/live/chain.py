@@ -12,7 +12,7 @@ measures that exactly (it depends only on the rates, the model's block and laten
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import soxr
@@ -27,12 +27,42 @@ class LiveError(WorkbenchError):
     """A live run cannot start or continue (model not streamable, too slow, no device ...)."""
 
 
+class LiveCascade(Enhancer):
+    """A chain of models as live mode runs it: each step on its own streaming path, between the device
+    rate and its own rate (:class:`CascadeChain`), the next step fed with the previous step's aligned
+    output. Built by :func:`live_enhancer` from a chain (``rnnoise+deepfilternet3``)."""
+
+    def __init__(self, steps: list[Enhancer], info: EnhancerInfo):
+        self.steps = steps
+        self.info = replace(info, processing="streaming", processing_paths=("streaming",),
+                            causal=None if any(s.info.causal is None for s in steps)
+                            else all(s.info.causal for s in steps))
+
+    def new_stream(self) -> EnhancerStream:
+        raise ModelError(f"{self.info.id}: a live chain runs step by step (open it with open_stream_chain)")
+
+    def close(self) -> None:
+        for s in self.steps:
+            s.close()
+
+
 def live_enhancer(enhancer: Enhancer, device_rate: int) -> Enhancer:
     """The enhancer as live mode runs it: built for ``device_rate`` when the method works at any rate,
-    on its streaming path. Raises :class:`LiveError` when it has none."""
+    on its streaming path; a chain of models becomes a :class:`LiveCascade` of its steps so prepared.
+    Raises :class:`LiveError` when it (or a step of the chain) has no streaming path."""
+    if isinstance(enhancer, LiveCascade):
+        return enhancer
+    steps = getattr(enhancer, "steps", None)
+    if getattr(enhancer, "enhance_source", None) is not None and steps:
+        live_steps = []
+        for i, step in enumerate(steps):
+            try:
+                live_steps.append(live_enhancer(step, device_rate))
+            except LiveError as exc:
+                raise LiveError(f"{enhancer.info.id}: step {i + 1}: {exc}") from None
+        return LiveCascade(live_steps, enhancer.info)
     if getattr(enhancer, "enhance_source", None) is not None:
-        raise LiveError(f"{enhancer.info.id}: a chain of models runs file by file; live mode runs one "
-                        "streaming model")
+        raise LiveError(f"{enhancer.info.id}: runs file by file; live mode needs a streaming model")
     if enhancer.info.any_rate:
         enhancer = enhancer.for_rate(int(device_rate))
     if "streaming" not in enhancer.info.paths:
@@ -135,11 +165,79 @@ class StreamChain:
             self.stream.close()
 
 
+class CascadeChain:
+    """A :class:`LiveCascade` at the device rate: one :class:`StreamChain` per step, each step fed with
+    what the previous one published. Every step's output is aligned with the input, so the last step's
+    :attr:`wet` is too; the delay is the steps' delays added (:func:`pipeline_lag` measures it).
+
+    It offers what the live engine uses of a :class:`StreamChain`: ``info``, ``wet``, ``origin``,
+    :meth:`push`, :meth:`restart_at`, :meth:`close`.
+    """
+
+    def __init__(self, cascade: LiveCascade, device_rate: int, origin: int = 0, capacity: int | None = None,
+                 quality: str = "HQ", counting: bool = False):
+        self.info = cascade.info
+        cap = capacity or 4 * int(device_rate)
+        self.steps = [StreamChain(step, device_rate, origin, cap, quality=quality,
+                                  stream=_CountingStream(step.info.n_outputs) if counting else None)
+                      for step in cascade.steps]
+        self._fed = [int(origin)] * len(self.steps)
+        self._scratch = np.zeros(cap, np.float32)
+        self.closed = False
+
+    @property
+    def wet(self) -> SampleRing:
+        return self.steps[-1].wet
+
+    @property
+    def origin(self) -> int:
+        return self.steps[0].origin
+
+    def restart_at(self, origin: int) -> None:
+        for step in self.steps:
+            step.restart_at(origin)
+        self._fed = [int(origin)] * len(self.steps)
+
+    def push(self, x: np.ndarray) -> int:
+        """Push device-rate samples through every step; returns how many aligned samples the last step
+        published."""
+        n = self.steps[0].push(x)
+        for i in range(1, len(self.steps)):
+            prev, step = self.steps[i - 1], self.steps[i]
+            end = prev.wet.written
+            start = max(self._fed[i], end - prev.wet.capacity)
+            if end <= start:
+                n = 0
+                continue
+            buf = self._scratch[:end - start] if end - start <= len(self._scratch) else np.empty(end - start, np.float32)
+            prev.wet.read_into(start, buf)
+            self._fed[i] = end
+            n = step.push(buf)
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            for step in self.steps:
+                step.close()
+
+
+def open_stream_chain(enhancer: Enhancer, device_rate: int, origin: int = 0, capacity: int | None = None,
+                      quality: str = "HQ", counting: bool = False) -> "StreamChain | CascadeChain":
+    """The device-rate chain live mode runs for ``enhancer`` (as :func:`live_enhancer` made it): a
+    :class:`CascadeChain` for a chain of models, else a :class:`StreamChain`. ``counting`` swaps the
+    models for silence of the right length (for :func:`pipeline_lag`)."""
+    if isinstance(enhancer, LiveCascade):
+        return CascadeChain(enhancer, device_rate, origin, capacity, quality, counting)
+    return StreamChain(enhancer, device_rate, origin, capacity, quality=quality,
+                       stream=_CountingStream(enhancer.info.n_outputs) if counting else None)
+
+
 def pipeline_lag(enhancer: Enhancer, device_rate: int, block: int, seconds: float = 2.0, quality: str = "HQ") -> int:
     """Largest number of device samples by which a chain's published wet output trails the input pushed
     into it, over ``seconds`` of ``block``-sample pushes: the model's latency and its block buffering,
     plus the resamplers' filter delay both ways. Exact for this chain (the same arithmetic runs live)."""
-    chain = StreamChain(enhancer, device_rate, stream=_CountingStream(enhancer.info.n_outputs), quality=quality)
+    chain = open_stream_chain(enhancer, device_rate, quality=quality, counting=True)
     x = np.zeros(block, np.float32)
     worst = 0
     pushed = 0
@@ -183,7 +281,7 @@ class BlockCost:
 def measure_block_cost(enhancer: Enhancer, device_rate: int, block: int, blocks: int = 150,
                        warmup: int = 10, quality: str = "HQ") -> BlockCost:
     """Time ``blocks`` pushes of a speech-like signal through a fresh chain (after ``warmup`` untimed)."""
-    chain = StreamChain(enhancer, device_rate, quality=quality)
+    chain = open_stream_chain(enhancer, device_rate, quality=quality)
     n = (blocks + warmup) * block
     sig = probe_signal(device_rate, n / device_rate + 0.1)
     sig = np.resize(sig, n).astype(np.float32)
@@ -245,7 +343,13 @@ def admit(enhancer: Enhancer, device_rate: int, block: int, *, check_causality: 
     enh = live_enhancer(enhancer, device_rate)
     info = enh.info
     verdict = "not checked"
-    if check_causality:
+    if check_causality and isinstance(enh, LiveCascade):
+        verdicts = []
+        for step in enh.steps:
+            verdicts.append(f"{step.info.id}: " + admit(step, device_rate, block, check_cost=False,
+                                                         quality=quality).causality)
+        verdict = "; ".join(verdicts)
+    elif check_causality:
         if info.causal is False:
             raise LiveError(f"{info.id}: declares itself not causal; live mode needs a causal model")
         try:
@@ -269,5 +373,8 @@ def admit(enhancer: Enhancer, device_rate: int, block: int, *, check_causality: 
         if cost.mean_s > cost.period_s or cost.median_s > cost.period_s:
             raise LiveError(f"{info.id}: too slow for live use at {device_rate} Hz with {block}-sample blocks: "
                             f"{cost.text()}; try a larger block or a lighter model")
-    algorithmic = info.latency_samples * device_rate / info.sample_rate
+    if isinstance(enh, LiveCascade):
+        algorithmic = sum(s.info.latency_samples * device_rate / s.info.sample_rate for s in enh.steps)
+    else:
+        algorithmic = info.latency_samples * device_rate / info.sample_rate
     return Admission(enh, pipeline_lag(enh, device_rate, block, quality=quality), quality, algorithmic, cost, verdict)

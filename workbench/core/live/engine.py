@@ -9,6 +9,11 @@ Timeline (device samples at ``rate``; ``B`` = block, ``Q`` = pipeline delay)::
     processing:  mic block -> StreamChain -> wet (aligned: wet[p] answers mic[p])
                  out[n] = dry + g(n) * (wet - dry) at dry = mic[n - Q], wet = wet[n - Q]
 
+A block that misses its deadline is played from the dry signal at the same position, so the output
+never gaps; its edges are ramped so the fallback does not click: into it, the step between the last sample
+played and the dry signal is carried into the dry block and ramped out over ``crossfade_ms``; back out of
+it, the first ready block is crossfaded from the dry signal over the same ramp.
+
 ``Q = B + lag + headroom``: one block because callback ``i`` cannot hear block ``i``'s result (it is
 processed after the callback returns), ``lag`` = :func:`~workbench.core.live.chain.pipeline_lag` (the
 model's declared frame + look-ahead latency, its block buffering, the resamplers' delay both ways) and an
@@ -36,7 +41,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelError, one_line
-from .chain import Admission, LiveError, StreamChain
+from .chain import Admission, LiveError, StreamChain, open_stream_chain
+from .realtime import (CALLBACK_PRIORITY, PROCESSING_PRIORITY, hold_gc_still, release_gc, request_realtime,
+                       scheduling_line)
 from .ring import SampleRing
 
 try:  # PortAudio may be missing (libportaudio2 not installed): listing says so, the rest imports
@@ -95,6 +102,8 @@ class LiveConfig:
         warm_s: how long a newly switched-in model runs before it is faded in.
         resync_blocks: when processing falls this many blocks behind, the backlog is skipped (played
             dry) and the model continues at the present.
+        realtime: ask for real-time scheduling of the callback and processing threads
+            (:mod:`~workbench.core.live.realtime`); refused quietly where the system does not grant it.
     """
 
     rate: int = 48000
@@ -106,6 +115,7 @@ class LiveConfig:
     crossfade_ms: float = 5.0
     warm_s: float = 0.1
     resync_blocks: int = 50
+    realtime: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,9 @@ class LiveStats:
         measured_lag: the pipeline delay measured by cross-correlating what was heard with the microphone
             (device samples), or ``None`` before it could be measured.
         error: the model's failure, after which the engine plays the aligned dry signal.
+        notes: advice for a person, e.g. the headroom that bursts of the device's callbacks need.
+        scheduling: which live threads run real-time (:func:`~workbench.core.live.realtime.scheduling_line`).
+        burst_blocks: the most device callbacks seen back to back.
     """
 
     model: str
@@ -182,6 +195,9 @@ class LiveStats:
     error: str | None = None
     measured_lag: int | None = None
     notes: list[str] = field(default_factory=list)
+    scheduling: str = ""
+    burst_blocks: int = 0
+
 
 
 @dataclass(frozen=True)
@@ -242,8 +258,22 @@ class LiveEngine:
         self._fade_w = _fade(self._fade_n)
         # callback scratch (allocated here, used by PortAudio's thread only)
         self._cb_block = np.zeros(B, np.float32)
+        # the fallback's edges: a ramp of at most one block (the transport's 5 ms shape)
+        self._edge_n = min(self._fade_n, B)
+        self._edge_w = _fade(self._edge_n)
+        self._fade_out = (1.0 - self._edge_w).astype(np.float32)
+        self._cb_dry = np.zeros(B + 1, np.float32)
+        self._cb_ramp = np.zeros(self._edge_n, np.float32)
+        self._cb_prev_dry = False
+        self._cb_last = 0.0
         self._silence = np.zeros(B, np.float32)
         self._cb_pos = 0
+        self._cb_last_t = -1.0
+        self._burst_gap_s = 0.25 * self.block / self.rate
+        self._burst = 0
+        #: the most callbacks that arrived back to back (the host buffer holds that many blocks): a block's
+        #: result must then be ready that many blocks early, which headroom of ``burst_blocks - 1`` gives
+        self.burst_blocks = 0
         self._drop_pos = np.full(4096, -1, np.int64)
         self.dropped = 0
         self.xruns = 0
@@ -291,6 +321,11 @@ class LiveEngine:
         self._stream = None
         self._device_latency = (0.0, 0.0)
         self._dac_minus_adc = 0.0
+        #: outcome of the real-time requests: ``False`` not asked, ``None`` granted, else the reason
+        self.rt_callback: str | None | bool = False
+        self.rt_processing: str | None | bool = False
+        self._gc_held = False
+        self._rt_in_callback = False  # set when PortAudio's thread, not a caller's, runs the callback
         self.running = False
 
     # ------------------------------------------------------------------------------------------ control
@@ -335,29 +370,59 @@ class LiveEngine:
             raise LiveError(why)
         if self._incoming is not None or self._switch is not None:
             raise LiveError("the previous model switch is still fading in; try again in a moment")
-        self._incoming = StreamChain(admission.enhancer, self.rate, capacity=self.mic.capacity,
-                                     quality=admission.quality)
+        self._incoming = open_stream_chain(admission.enhancer, self.rate, capacity=self.mic.capacity,
+                                           quality=admission.quality)
 
     # ------------------------------------------------------------------------------------------ callback
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
         try:
+            if self._rt_in_callback and self.rt_callback is False:
+                self.rt_callback = request_realtime(CALLBACK_PRIORITY)  # once, on PortAudio's thread
             if status:
                 self.xruns += 1
             pos = self._cb_pos
+            now = time.perf_counter()
+            # callbacks closer together than a quarter block period came in one burst of the host's buffer
+            if now - self._cb_last_t < self._burst_gap_s:
+                self._burst += 1
+                if self._burst > self.burst_blocks:
+                    self.burst_blocks = self._burst
+            else:
+                self._burst = 1
+            self._cb_last_t = now
             if self._file is not None:
                 self.mic.write(self._file[pos:pos + frames] if pos + frames <= len(self._file) else self._silence)
             else:
                 self.mic.write(indata[:, 0])
             block = self._cb_block if frames == self.block else self._cb_block[:0]
+            n = self._edge_n
             if frames == self.block and self.out.holds(pos, frames):
                 self.out.read_into(pos, block)
+                if self._cb_prev_dry:
+                    # back from the fallback: crossfade from the dry signal to the result over the ramp
+                    dry, edge = self._cb_dry[1:n + 1], block[:n]
+                    self.mic.read_into(pos - self.pipeline, dry)
+                    edge -= dry
+                    edge *= self._edge_w
+                    edge += dry
+                    self._cb_prev_dry = False
             else:
                 if frames != self.block:
                     raise ValueError("PortAudio delivered a block of another size")
-                self.mic.read_into(pos - self.pipeline, block)
+                # the aligned dry block, with the sample before it
+                self.mic.read_into(pos - self.pipeline - 1, self._cb_dry)
+                np.copyto(block, self._cb_dry[1:])
+                if not self._cb_prev_dry:
+                    # into the fallback: the result just played and the dry signal differ at the seam; that
+                    # step is carried into the dry block and ramped out, so the switch does not click
+                    np.multiply(self._fade_out, self._cb_last - self._cb_dry[0], out=self._cb_ramp)
+                    block[:n] += self._cb_ramp
+                    self._cb_prev_dry = True
                 self._drop_pos[self.dropped % len(self._drop_pos)] = pos
                 self.dropped += 1
+            if frames:
+                self._cb_last = float(block[-1])
             outdata[:] = block[:, None]
             self.heard.write(block)
             self._cb_pos = pos + frames
@@ -539,11 +604,12 @@ class LiveEngine:
     def _run(self) -> None:
         B = self.block
         poll = B / self.rate / 8
+        if self.config.realtime:
+            self.rt_processing = request_realtime(PROCESSING_PRIORITY)
         while not self._stop:
             if self._incoming is not None and self._switch is None:
                 new, self._incoming = self._incoming, None
-                new.origin = self._next_in
-                new.wet.written = self._next_in
+                new.restart_at(self._next_in)
                 warm = int(self.config.warm_s * self.rate)
                 f0 = -(-(self._next_in + warm + self.pipeline) // B) * B - self.pipeline
                 self._switch = (self._chain, new, f0)
@@ -587,8 +653,9 @@ class LiveEngine:
         if self.running:
             raise LiveError("this live run is already started")
         if self.admission is not None:
-            self._chain = StreamChain(self.admission.enhancer, self.rate, capacity=self.mic.capacity,
-                                      quality=self.admission.quality)
+            self._warm_up()
+            self._chain = open_stream_chain(self.admission.enhancer, self.rate, capacity=self.mic.capacity,
+                                            quality=self.admission.quality)
         # Blocks whose source lies before the first sample are silence: publish them now, so the first
         # callbacks find their output ready.
         self._next_in = 0
@@ -597,8 +664,26 @@ class LiveEngine:
             self.out.write_at(self._next_out, self._y)
             self._next_out += self.block
         self._stop = False
+        hold_gc_still()
+        self._gc_held = True
         self._thread = threading.Thread(target=self._run, name="live-processing", daemon=True)
         self._thread.start()
+
+    def _warm_up(self, seconds: float = 0.25) -> None:
+        """Run a throwaway stream of the model over a quarter second of quiet noise before the device
+        opens: first calls allocate (sessions, caches, lazily built kernels) and would otherwise miss the
+        first deadlines. The live stream itself starts from the model's initial state."""
+        adm = self.admission
+        chain = open_stream_chain(adm.enhancer, self.rate, capacity=8 * self.block + int(seconds * self.rate),
+                                  quality=adm.quality)
+        try:
+            noise = (1e-3 * np.random.default_rng(0).standard_normal(self.block)).astype(np.float32)
+            for _ in range(max(1, int(seconds * self.rate) // self.block)):
+                chain.push(noise)
+        except ModelError:
+            pass  # the run itself reports a failing model
+        finally:
+            chain.close()
 
     def start(self) -> None:
         """Open a duplex stream on the configured devices and start processing.
@@ -610,8 +695,9 @@ class LiveEngine:
             raise LiveError(_SD_ERROR or "PortAudio is not available")
         self._prepare()
         cfg = self.config
+        self._rt_in_callback = cfg.realtime
         try:
-            self._stream = _sd.Stream(samplerate=self.rate, blocksize=self.block, dtype="float32",
+            self._stream = _sd.Stream(samplerate=self.rate, blocksize=self.block, dtype="float32", latency="low",
                                       channels=(1, cfg.output_channels),
                                       device=(cfg.input_device, cfg.output_device), callback=self._callback)
             self._device_latency = tuple(float(v) for v in self._stream.latency)
@@ -649,8 +735,9 @@ class LiveEngine:
             raise LiveError(_SD_ERROR or "PortAudio is not available")
         self.prepare_file(audio)
         cfg = self.config
+        self._rt_in_callback = cfg.realtime
         try:
-            self._stream = _sd.OutputStream(samplerate=self.rate, blocksize=self.block, dtype="float32",
+            self._stream = _sd.OutputStream(samplerate=self.rate, blocksize=self.block, dtype="float32", latency="low",
                                             channels=cfg.output_channels, device=cfg.output_device,
                                             callback=lambda o, f, t, s: self._callback(None, o, f, t, s))
             self._device_latency = (0.0, float(self._stream.latency))
@@ -666,6 +753,9 @@ class LiveEngine:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._gc_held:
+            self._gc_held = False
+            release_gc()
         for c in (self._chain, self._incoming, *(self._switch[:2] if self._switch else ())):
             if c is not None:
                 c.close()
@@ -757,7 +847,18 @@ class LiveEngine:
         return LiveStats(self._model_id, self._bypass, self._strength, self.latency_report(),
                          float(np.median(recent)), float(np.max(recent)), self._n_costs, self.dropped, self.late,
                          self.resyncs, self.xruns, self.callback_errors, recent_fb, self.running, self.error,
-                         self.measure_lag() if measure else None)
+                         self.measure_lag() if measure else None,
+                         scheduling=scheduling_line(self.rt_callback, self.rt_processing),
+                         burst_blocks=self.burst_blocks, notes=self._notes())
+
+    def _notes(self) -> list[str]:
+        need = self.burst_blocks - 1
+        if self.dropped and need > 0 and self.headroom < need * self.block:
+            return [f"the device delivers {self.burst_blocks} blocks at a time, so each result must be ready "
+                    f"{need} block{'s' if need > 1 else ''} earlier than one block allows: headroom of {need} "
+                    f"block{'s' if need > 1 else ''} (+{1000 * need * self.block / self.rate:.0f} ms) avoids "
+                    "these late blocks"]
+        return []
 
     @property
     def position(self) -> int:
@@ -797,6 +898,9 @@ def drive_callback(engine: LiveEngine, mic: np.ndarray, realtime: bool = False) 
         engine._stop = True
         if engine._thread is not None:
             engine._thread.join()
+        if engine._gc_held:
+            engine._gc_held = False
+            release_gc()
     return out[:len(mic), 0]
 
 
