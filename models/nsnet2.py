@@ -34,7 +34,7 @@ from workbench.core.threads import auto_threads, threads_from_env
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from .facts import fact
-from .onnx_state import stateful_graphs
+from .onnx_state import source_key, stateful_graphs
 from workbench.core.views.stft import StftConfig, squared_window_sum, stft_frames, window_array
 
 MIN_GAIN = 10 ** (-80 / 20)
@@ -139,7 +139,9 @@ class NSNet2(Enhancer):
         if getattr(self, "_stateful", None) is None:
             import onnxruntime as ort
 
-            (blob, inputs, carried), = stateful_graphs({"nsnet2": self.path.read_bytes()}).values()
+            # By the file's identity: a cached run neither rereads nor hashes the network file.
+            (blob, inputs, carried), = stateful_graphs(lambda: {"nsnet2": self.path.read_bytes()},
+                                                       source=source_key(self.path)).values()
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
