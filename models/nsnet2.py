@@ -26,6 +26,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import threading
+
 import numpy as np
 
 
@@ -106,20 +108,39 @@ class NSNet2(Enhancer):
     def __init__(self, sample_rate: int = 16000, threads: int | None = None):
         if sample_rate not in VARIANTS:
             raise ModelError(f"nsnet2: no model for {sample_rate} Hz; available: 16000, 48000")
-        import onnxruntime as ort
-
         self.cfg = VARIANTS[sample_rate][1]
         self.path = onnx_path(sample_rate)
-        opts = ort.SessionOptions()
         self.threads = int(threads or threads_from_env(None) or auto_threads(MAX_THREADS))
+        self._session = None  # the plain network, built on first use (the offline path runs the stateful one)
+        self._session_lock = threading.Lock()
+        self.info = info(sample_rate)
+
+    def _options(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"nsnet2: cannot open {self.path}: {exc}") from None
-        self.input_name = self.session.get_inputs()[0].name
-        self.info = info(sample_rate)
+        return opts
+
+    @property
+    def session(self):
+        """The network as published (whole-buffer gains, :meth:`gains`), built on first use: the offline path
+        runs the rewritten network with carried states instead, so a file run never pays for building it."""
+        with self._session_lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                try:
+                    self._session = ort.InferenceSession(str(self.path), self._options(),
+                                                         providers=["CPUExecutionProvider"])
+                except Exception as exc:  # onnxruntime raises its own exception types
+                    raise ModelError(f"nsnet2: cannot open {self.path}: {exc}") from None
+            return self._session
+
+    @property
+    def input_name(self) -> str:
+        return self.session.get_inputs()[0].name
 
     #: frames per numpy step. Long chunks are analysed and resynthesised in pieces so no single numpy
     #: call holds the GIL for long (the GUI thread keeps running); the result equals one-piece processing.
@@ -142,11 +163,8 @@ class NSNet2(Enhancer):
             # By the file's identity: a cached run neither rereads nor hashes the network file.
             (blob, inputs, carried), = stateful_graphs(lambda: {"nsnet2": self.path.read_bytes()},
                                                        source=source_key(self.path)).values()
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
             try:
-                session = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+                session = ort.InferenceSession(blob, self._options(), providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise ModelError(f"nsnet2: cannot open the rewritten {self.path.name}: {exc}") from None
             self._stateful = (session, inputs, carried)
@@ -205,7 +223,7 @@ class NSNet2ChunkStream(EnhancerStream):
         if cfg.n_fft != 2 * cfg.hop or cfg.pad != cfg.hop:
             raise ModelError("nsnet2: the chunked path expects frames of two hops, centred")
         self.cfg, self._session, self._carried = cfg, session, carried
-        self._input = model.input_name
+        self._input = next(i.name for i in session.get_inputs() if i.name not in inputs)  # the features
         self._states = {name: np.zeros(shape, np.float32) for name, shape in inputs.items()}
         self._win = window_array(cfg)
         self._norm = squared_window_sum(cfg)           # (hop,) steady-state overlap-add normaliser
