@@ -20,7 +20,7 @@ loading the model in each. Figures:
 
 Ray's own cost, measured in the same run before the batches: **start-up** = starting a local Ray of the
 batch's size and creating its actors until every one has loaded the model (``RayItemActor.ready``), and
-the processes that Ray session added to the machine (command lines naming ray) with their resident memory
+the processes that Ray session added (this process's new descendants) with their resident memory
 (``/proc``), each actor's
 peak RSS included. The Ray batch is then compared with the local pool of the same number of workers:
 ``ray wall - local wall`` against that start-up (the goal: a short corpus is not slower on Ray by more).
@@ -84,20 +84,30 @@ def run_config(corpus: Path, out: Path, model: str, backend: str, workers: int):
     return wall, item_s, rss
 
 
-def _processes() -> dict[int, tuple[str, float]]:
-    """pid -> (command line, resident MiB) of every process readable in /proc."""
-    out = {}
+def _descendants() -> dict[int, tuple[str, float]]:
+    """pid -> (command line, resident MiB) of every process descending from this one (/proc)."""
+    info, parent = {}, {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            stat = (entry / "stat").read_text()
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
             rss = next((int(line.split()[1]) / 1024 for line in (entry / "status").read_text().splitlines()
                         if line.startswith("VmRSS:")), 0.0)
         except OSError:
             continue
-        out[int(entry.name)] = (cmd, rss)
-    return out
+        pid = int(entry.name)
+        parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        info[pid] = (cmd, rss)
+    mine, grew = {os.getpid()}, True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    return {pid: info[pid] for pid in mine if pid != os.getpid()}
 
 
 def ray_startup(model: str, workers: int) -> dict:
@@ -107,7 +117,7 @@ def ray_startup(model: str, workers: int) -> dict:
 
     from workbench.core.workflows.batch.backends import THREAD_VARIABLES, ray_actors, start_or_join_ray
 
-    before = set(_processes())
+    before = set(_descendants())
     t0 = time.perf_counter()
     start_or_join_ray(None, num_cpus=workers, env_vars={var: "1" for var in THREAD_VARIABLES})
     t_init = time.perf_counter() - t0
@@ -115,8 +125,7 @@ def ray_startup(model: str, workers: int) -> dict:
     ready = ray.get([a.ready.remote() for a in actors])
     total = time.perf_counter() - t0
     time.sleep(1.0)  # let Ray's helper processes settle
-    added = {pid: v for pid, v in _processes().items()
-             if pid not in before and pid != os.getpid() and "ray" in v[0].lower()}
+    added = {pid: v for pid, v in _descendants().items() if pid not in before}
     for a in actors:
         ray.kill(a)
     ray.shutdown()

@@ -258,7 +258,11 @@ def start_or_join_ray(address: str | None, *, num_cpus: int, env_vars: Mapping[s
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+            # No idle workers started ahead for this driver: every worker here is an actor with its own
+            # process, and on a small machine the spare interpreters only slowed the start (about 5 s of
+            # 15-19 s on 2 cores, bench/bench_batch.py).
+            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1",
+                     _system_config={"prestart_worker_first_driver": False}, **kwargs)
     except Exception as exc:
         where = address or "a local Ray instance"
         raise WorkbenchError(f"could not start or join {where}: {' '.join(str(exc).split())}") from None
