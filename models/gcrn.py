@@ -12,6 +12,11 @@ small, ungated variant written for training on a laptop; causal by construction:
 * no normalisation layers (nothing averages over time).
 
 Shapes: input and output ``(B, F=257, T, 2)`` real/imaginary of a 512-point STFT (hop 256), like GTCRN.
+
+Streaming: ``forward(spec, state)`` with a dict carries each convolution's and transposed convolution's
+previous input frame and the LSTM's ``(h, c)`` from one block of frames to the next; an empty dict starts
+from zeros exactly as the whole-utterance call (``state=None``) does, so any split of the frames into
+blocks gives the whole-utterance output.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ class _CausalConv(nn.Module):
         self.conv = nn.Conv2d(cin, cout, (2, 3), stride=(1, 2))
         self.act = nn.ELU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # one frame of zeros before the first: the kernel sees frames t-1 and t
-        return self.act(self.conv(nn.functional.pad(x, (0, 0, 1, 0))))
+    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        # the frame before the first: zeros, or (streaming) the previous block's last frame
+        past = None if state is None else state.get((id(self), "past"))
+        x_ = nn.functional.pad(x, (0, 0, 1, 0)) if past is None else torch.cat([past, x], dim=2)
+        if state is not None:
+            state[(id(self), "past")] = x[:, :, -1:]
+        return self.act(self.conv(x_))
 
 
 class _CausalDeconv(nn.Module):
@@ -41,9 +50,15 @@ class _CausalDeconv(nn.Module):
         self.conv = nn.ConvTranspose2d(cin, cout, (2, 3), stride=(1, 2))
         self.act = nn.Identity() if last else nn.ELU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
         t = x.shape[2]
-        y = self.conv(x)[:, :, :t]                  # drop the frame that would look ahead
+        past = None if state is None else state.get((id(self), "past"))
+        if past is None:
+            y = self.conv(x)[:, :, :t]              # drop the frame that would look ahead
+        else:                                       # output t = W0 x[t] + W1 x[t-1]: the previous frame's share
+            y = self.conv(torch.cat([past, x], dim=2))[:, :, 1:t + 1]
+        if state is not None:
+            state[(id(self), "past")] = x[:, :, -1:]
         f = y.shape[-1]
         if f < self.out_freq:                        # 63 -> 127 needs one more bin to meet 128
             y = nn.functional.pad(y, (0, self.out_freq - f))
@@ -58,9 +73,9 @@ class _Decoder(nn.Module):
         self.layers = nn.ModuleList(
             _CausalDeconv(2 * c, outs[i], _FREQS[4 - i], last=(i == 4)) for i in range(5))
 
-    def forward(self, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skips: list[torch.Tensor], state: dict | None = None) -> torch.Tensor:
         for layer, skip in zip(self.layers, reversed(skips)):
-            x = layer(torch.cat([x, skip], dim=1))
+            x = layer(torch.cat([x, skip], dim=1), state)
         return x[:, 0]                               # (B, T, F)
 
 
@@ -83,16 +98,19 @@ class GCRN(nn.Module):
         self.decoder_real = _Decoder(c)
         self.decoder_imag = _Decoder(c)
 
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+    def forward(self, spec: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        """``state``: ``None`` for a whole utterance; a dict (empty at the start) to run a stream of blocks."""
         x = spec.permute(0, 3, 2, 1)                 # (B, 2, T, F)
         skips = []
         for layer in self.encoder:
-            x = layer(x)
+            x = layer(x, state)
             skips.append(x)
         b, c, t, f = x.shape
         seq = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
-        seq, _ = self.lstm(seq)
+        seq, hc = self.lstm(seq, None if state is None else state.get((id(self), "lstm")))
+        if state is not None:
+            state[(id(self), "lstm")] = hc
         x = self.project(seq).reshape(b, t, c, f).permute(0, 2, 1, 3)
-        real = self.decoder_real(x, skips)
-        imag = self.decoder_imag(x, skips)
+        real = self.decoder_real(x, skips, state)
+        imag = self.decoder_imag(x, skips, state)
         return torch.stack([real, imag], dim=-1).transpose(1, 2)   # (B, F, T, 2)

@@ -38,7 +38,7 @@ from workbench.core.jsonfile import JsonFileError, read_text
 from workbench.core.errors import ModelError
 from workbench.core.threads import threads_from_env
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
-from workbench.core.views.stft import StftConfig, istft, squared_window_sum, stft, window_array
+from workbench.core.views.stft import StftConfig, istft, squared_window_sum, stft, stft_frames, window_array
 
 DEFAULT_RATE = 16000
 
@@ -199,6 +199,7 @@ _CARD_SCHEMA = {
     **{k: ((str, type(None)), "a string") for k in ("output_layout", "input_name", "output_name")},
     **{k: ((int,), "a whole number") for k in ("sample_rate", "n_fft", "hop", "latency_samples")},
     "fft_size": ((int, type(None)), "a whole number"),
+    **{k: ((int, float, type(None)), "a number of seconds") for k in ("chunk_s", "overlap_s")},
     "streaming": ((bool,), "true or false"),
     "causal": ((bool, type(None)), "true or false"),
     "signature": ((dict,), "a table"),
@@ -241,7 +242,12 @@ class ModelCard:
         start_padding: what a streaming model sees before the first sample: ``"zeros"`` (silence), or
             ``"reflect"`` to mirror the start of the signal, as ``torch.stft(center=True)`` does in the
             pipelines many spectral models were exported from (the model's recurrent state then starts
-            exactly as in the authors' reference runs).
+            exactly as in the authors' reference runs). A whole-utterance model (``streaming = false``)
+            with ``"reflect"`` gets exactly ``torch.stft(center=True)``'s frames: both ends mirrored by
+            ``n_fft // 2`` samples, ``1 + n // hop`` frames, and the matching inverse (what a model trained
+            on that STFT saw; the workbench's own STFT pads with zeros and covers every sample).
+        chunk_s, overlap_s: how the engine cuts long inputs for a whole-utterance model (default 30 s and 1 s);
+            a recurrent model wants long chunks, and equal chunking keeps its runs equal to another runner's.
         causal: declared causality.
         signature: ``{"inputs": {name: shape}, "outputs": {...}}`` to recognise the graph without a card.
         outputs: names of a waveform model's several outputs (``["speech", "noise"]``), in order; see
@@ -269,6 +275,8 @@ class ModelCard:
     latency_samples: int = 0
     causal: bool | None = None
     start_padding: str = "zeros"
+    chunk_s: float | None = None
+    overlap_s: float | None = None
     license: str = ""
     url: str = ""
     signature: dict = field(default_factory=dict)
@@ -352,6 +360,10 @@ class ModelCard:
                                 "(and optionally B) once each")
         if self.start_padding not in ("zeros", "reflect"):
             problems.append(f"start_padding must be 'zeros' or 'reflect', not {self.start_padding!r}")
+        if self.chunk_s is not None and not 1.0 <= self.chunk_s <= 3600.0:
+            problems.append(f"chunk_s must be from 1 to 3600 seconds, not {self.chunk_s}")
+        elif self.overlap_s is not None and not 0.0 <= self.overlap_s <= (self.chunk_s or 30.0) / 2:
+            problems.append(f"overlap_s must be from 0 to half of chunk_s, not {self.overlap_s}")
         if self.kind == "spectral" and not problems:
             try:
                 StftConfig(self.n_fft, self.hop, self.window, self.fft_size, True)
@@ -437,6 +449,42 @@ def from_layout(arr: np.ndarray, layout: str, complex_: bool) -> np.ndarray:
     if complex_:
         return arr[..., 0].astype(np.float64) + 1j * arr[..., 1].astype(np.float64)
     return arr.astype(np.float64)
+
+
+def card_spectrum(audio: np.ndarray, cfg: StftConfig, card: ModelCard) -> np.ndarray:
+    """The STFT a whole-utterance spectral model is fed: complex ``(T, F)``.
+
+    ``start_padding = "zeros"``: the workbench's centred STFT (:func:`~workbench.core.views.stft.stft`).
+    ``"reflect"``: ``torch.stft(center=True)``'s framing: the signal mirrored by ``p = n_fft // 2`` samples
+    at both ends (``x[-i] = x[i]``, ``x[n-1+i] = x[n-1-i]``), frames ``t = 0 .. n // hop`` at
+    ``[t * hop, t * hop + n_fft)`` of the padded signal; inputs of ``p`` samples or fewer are first
+    zero-padded to ``p + 1`` (mirroring needs more samples than it mirrors)."""
+    if card.start_padding != "reflect":
+        return stft(audio, cfg)
+    x = np.asarray(audio, np.float32).reshape(-1)
+    pad = cfg.n_fft // 2
+    if len(x) <= pad:
+        x = np.concatenate([x, np.zeros(pad + 1 - len(x), np.float32)])
+    padded = np.pad(x, pad, mode="reflect")
+    frames_cfg = StftConfig(cfg.n_fft, cfg.hop, cfg.window, cfg.fft_size, center=False)
+    return stft_frames(lambda a, b: padded[a:b], len(padded), 0, 1 + len(x) // cfg.hop, frames_cfg)
+
+
+def card_inverse(spec: np.ndarray, cfg: StftConfig, card: ModelCard, length: int) -> np.ndarray:
+    """Inverse of :func:`card_spectrum` (weighted overlap-add), ``(length,)`` float32."""
+    if card.start_padding != "reflect":
+        return istft(spec, cfg, length=length)
+    pad = cfg.n_fft // 2
+    frames_cfg = StftConfig(cfg.n_fft, cfg.hop, cfg.window, cfg.fft_size, center=False)
+    return istft(spec, frames_cfg, length=pad + length)[pad:]
+
+
+def apply_card_chunking(enhancer: Enhancer, card: ModelCard) -> None:
+    """The card's ``chunk_s`` / ``overlap_s``, where it gives them, on ``enhancer``."""
+    if card.chunk_s is not None:
+        enhancer.chunk_s = float(card.chunk_s)
+    if card.overlap_s is not None:
+        enhancer.overlap_s = float(card.overlap_s)
 
 
 def _apply_output(noisy: np.ndarray, out: np.ndarray, card: ModelCard) -> np.ndarray:
@@ -607,6 +655,7 @@ class OnnxSpectralEnhancer(Enhancer):
     def __init__(self, path: Path, session, sig: Signature, card: ModelCard):
         self.session, self.sig, self.card = session, sig, card
         self.cfg = StftConfig(card.n_fft, card.hop, card.window, card.fft_size, center=True)
+        apply_card_chunking(self, card)
         self.input_name = card.input_name or sig.inputs[0].name
         self.output_name = card.output_name or sig.outputs[0].name
         names_in = {t.name for t in sig.inputs}
@@ -663,9 +712,9 @@ class OnnxSpectralEnhancer(Enhancer):
         return _SpectralStream(self)
 
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
-        spec = stft(audio, self.cfg)
+        spec = card_spectrum(audio, self.cfg, self.card)
         enhanced = self.run_frames(spec.astype(np.complex128))
-        return istft(enhanced, self.cfg, length=len(audio))
+        return card_inverse(enhanced, self.cfg, self.card, len(audio))
 
     def close(self) -> None:
         self.session = None

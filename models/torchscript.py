@@ -26,9 +26,9 @@ import torch
 
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo
 from workbench.core.errors import ModelError
-from workbench.core.views.stft import StftConfig, istft, stft
-from .onnx_models import (DEFAULT_RATE, ModelCard, _apply_output, card_identity, find_card, from_layout,
-                          to_layout)
+from workbench.core.views.stft import StftConfig
+from .onnx_models import (DEFAULT_RATE, ModelCard, _apply_output, apply_card_chunking, card_identity, card_inverse,
+                          card_spectrum, find_card, from_layout, to_layout)
 from .gtcrn import _apply_torch_threads
 
 
@@ -214,6 +214,7 @@ class TorchScriptSpectralEnhancer(Enhancer):
         _apply_torch_threads()
         self.module, self.card = module, card
         self.cfg = StftConfig(card.n_fft, card.hop, card.window, card.fft_size, center=True)
+        apply_card_chunking(self, card)
         self.info = EnhancerInfo(
             **card_identity(card, path, "torchscript", "TorchScript spectral model described by a model card"),
             sample_rate=card.sample_rate, causal=card.causal, latency_samples=0, family=card.family,
@@ -224,7 +225,7 @@ class TorchScriptSpectralEnhancer(Enhancer):
 
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
         card = self.card
-        spec = stft(audio, self.cfg).astype(np.complex128)
+        spec = card_spectrum(audio, self.cfg, card).astype(np.complex128)
         x = spec if card.input == "complex" else np.abs(spec)
         inp = torch.from_numpy(to_layout(x, card.input_layout, card.input == "complex"))
         with torch.inference_mode():
@@ -232,7 +233,7 @@ class TorchScriptSpectralEnhancer(Enhancer):
         est = from_layout(out, card.out_layout, card.output_type == "complex")
         if est.shape != spec.shape:
             raise ModelError(f"model {self.info.id!r} returned a spectrum of {est.shape}, expected {spec.shape}")
-        return istft(_apply_output(spec, est, card), self.cfg, length=len(audio))
+        return card_inverse(_apply_output(spec, est, card), self.cfg, card, len(audio))
 
 
 def load_torchscript(path: str | Path, card: ModelCard | None = None) -> Enhancer:

@@ -5,7 +5,8 @@ A file is ``{"model": state_dict, "workbench_training": facts}`` (see
 alone rebuilds the network, read with ``torch.load(weights_only=True)`` (no code from the file runs).
 
 GTCRN results run in :class:`~workbench_models.gtcrn.GtcrnEnhancer` (offline and streaming paths); GCRN and
-the complex net run whole utterances through the training STFT (:class:`SpectralNetEnhancer`). Every
+the complex net run whole utterances through the training STFT (:class:`SpectralNetEnhancer`), or stream
+blocks of frames with their state carried (the same framing as GTCRN's stream: live use). Every
 architecture here is causal: output sample ``n`` depends on input up to ``n + 511`` at most (the centred
 512-point frame), which the probe's allowance (``latency + block - 1``) covers.
 """
@@ -43,13 +44,25 @@ def _extra(meta: dict) -> dict:
 
 
 class SpectralNetEnhancer(Enhancer):
-    """Whole-utterance inference of a spectrum-to-spectrum network (``(1, 257, T, 2)`` in and out)."""
+    """A spectrum-to-spectrum network (``(1, 257, T, 2)`` in and out) with a ``forward(spec, state)``.
+
+    * offline (default; long files too, in 60 s chunks): the training STFT of the whole buffer, one call;
+    * streaming (live use): blocks of any multiple of 256 samples, each running the frames it completes
+      with the network's state carried (:class:`~workbench_models.gtcrn._GtcrnStream`'s framing: the
+      first frame mirrors the signal start as the offline path does, latency 256 samples). Equal to the
+      offline output except the last frame, which the stream cannot mirror.
+    """
 
     chunk_s = 60.0
     overlap_s = 4.0
 
     def __init__(self, net: torch.nn.Module, info: EnhancerInfo):
         self.net, self.info = net, info
+        self.window = torch.hann_window(512).sqrt()
+
+    def new_stream(self):
+        from .gtcrn import _GtcrnStream
+        return _GtcrnStream(self)
 
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
         from .training.trainer import enhance_waveform
@@ -91,7 +104,7 @@ def load_trained(path: str | Path, obj: dict | None = None) -> Enhancer:
         id=model_id, name=f"{name} ({arch}, trained)",
         description=DESCRIPTIONS.get(arch, arch) + f"; loss {meta.get('loss', '?')}.",
         sample_rate=int(meta.get("sample_rate", 16000)), causal=True, latency_samples=256,
-        family=FAMILIES.get(arch, "unknown"), processing="offline", processing_paths=("offline",),
+        family=FAMILIES.get(arch, "unknown"), processing="offline", processing_paths=("offline", "streaming"),
         block_samples=256, source=str(path), parameters=sum(p.numel() for p in net.parameters()),
         extra=_extra(meta))
     return SpectralNetEnhancer(net, info)

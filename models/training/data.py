@@ -8,6 +8,11 @@ least one) aside; no crop of a validation file is ever trained on. With mixing, 
 and the noise files too when there are two or more (one noise file is shared, but validation mixtures take
 their noise from the file's last fifth, training mixtures from the rest).
 
+A recording's noise-only spans (``noise_recording`` with ``noise_spans_s``, or its pauses found by the
+speech activity detector) are noise sources too: each span is cut out of the recording and counts as one
+noise file, so no mixture ever takes a sample from outside the spans, and with two or more spans some are
+held out for validation like files.
+
 Every example is a pure function of ``(seed, epoch, index)``: a resumed run sees exactly the data an
 uninterrupted run would, without storing any random state.
 """
@@ -24,6 +29,8 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.workflows.train_config import DataConfig
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+#: Spans shorter than this are not used as noise (too short to carry a noise's character; VAD finds many).
+MIN_NOISE_SPAN_S = 0.1
 #: Tag mixed into validation seeds so they never coincide with an epoch's.
 _VAL_STREAM = 7_919_113
 
@@ -58,6 +65,43 @@ def list_audio(entries: list, base_dir: Path) -> list[Path]:
 def read_mono(path: Path, rate: int) -> np.ndarray:
     audio, info = load_audio(path)
     return resample(downmix(audio), info.sample_rate, rate)
+
+
+def recording_noise(path: Path, spans_s: list, from_pauses: bool,
+                    rate: int) -> tuple[list[np.ndarray], list[list[float]]]:
+    """The noise-only pieces of a recording: ``(pieces, spans)``, one ``(n,)`` float32 piece (mono, at
+    ``rate``) per span of at least :data:`MIN_NOISE_SPAN_S` seconds, and the spans used.
+
+    ``spans_s``: ``[[start, stop], ...]`` seconds; spans are clipped to the recording. ``from_pauses``:
+    the spans are the recording's non-speech spans found by the speech activity detector instead.
+
+    Raises:
+        WorkbenchError: no such file, or no usable span (one line naming the file).
+    """
+    if not path.is_file():
+        raise WorkbenchError(f"{path}: no such recording (named in [data] noise_recording)")
+    audio, info = load_audio(path)
+    audio, native = downmix(audio), info.sample_rate
+    duration = len(audio) / native
+    if from_pauses:
+        from workbench.core.measure.vad import detect_speech
+        from workbench.core.progress import run_to_end
+        spans_s = run_to_end(detect_speech(audio, native)).pauses
+    pieces, used = [], []
+    for a, b in spans_s:
+        a, b = max(0.0, float(a)), min(float(b), duration)
+        if b - a < MIN_NOISE_SPAN_S:
+            continue
+        # cut at the file's own rate, then resample the piece: the resampler's filter never reaches
+        # samples outside the span
+        i0, i1 = int(round(a * native)), int(round(b * native))
+        pieces.append(np.ascontiguousarray(resample(audio[i0:i1], native, rate), dtype=np.float32))
+        used.append([a, b])
+    if not pieces:
+        where = "its pauses (speech activity)" if from_pauses else "noise_spans_s"
+        raise WorkbenchError(f"{path}: no noise span of at least {MIN_NOISE_SPAN_S} s inside the recording "
+                             f"({where}, {duration:.2f} s long)")
+    return pieces, used
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -145,7 +189,7 @@ class TrainingData:
         if len(clean_paths) < 2:
             raise WorkbenchError(f"[data] clean: {len(clean_paths)} audio file(s) found; mixing needs at least two "
                                  "(one is held out for validation)")
-        if not noise_paths:
+        if not noise_paths and not cfg.noise_recording:
             raise WorkbenchError("[data] noise: no audio files found")
         rate = self.sample_rate
         clean = [read_mono(p, rate) for p in clean_paths]
@@ -153,6 +197,14 @@ class TrainingData:
         for p, x in zip(clean_paths + noise_paths, clean + noise):
             if len(x) < rate // 10:
                 raise WorkbenchError(f"{p}: shorter than 0.1 s; too short to train on")
+        span_sources: list[str] = []
+        used_spans: list[list[float]] = []
+        if cfg.noise_recording:
+            recording = Path(cfg.noise_recording).expanduser()
+            recording = recording if recording.is_absolute() else base_dir / recording
+            pieces, used_spans = recording_noise(recording, cfg.noise_spans_s, cfg.noise_from_pauses, rate)
+            noise += pieces
+            span_sources = [f"{recording}@{a:.3f}-{b:.3f}s" for a, b in used_spans]
         self.rirs = [self._prepare_rir(read_mono(p, rate)) for p in list_audio(cfg.rir, base_dir)]
         c_train, c_val = _split(len(clean), cfg.val_fraction, self.seed)
         if len(noise) >= 2:
@@ -174,9 +226,12 @@ class TrainingData:
         self.description = {
             "mode": "mixing", "clean_files": [str(clean_paths[i]) for i in c_train],
             "validation_files": [str(clean_paths[i]) for i in c_val[:cfg.val_clips]],
-            "noise_files": [str(p) for p in noise_paths], "rir_files": len(self.rirs),
+            "noise_files": [str(p) for p in noise_paths] + span_sources, "rir_files": len(self.rirs),
             "snr_db": list(cfg.snr_db), "level_db": list(cfg.level_db), "crop_s": cfg.crop_s,
             "examples_per_epoch": cfg.examples_per_epoch}
+        if cfg.noise_recording:
+            self.description["noise_recording"] = {"path": cfg.noise_recording, "spans_s": used_spans,
+                                                   "from_pauses": cfg.noise_from_pauses}
 
     def _prepare_rir(self, rir: np.ndarray) -> np.ndarray:
         """Start at the direct path (the peak), unit energy: reverberation adds no delay and no gain."""

@@ -4,7 +4,8 @@ Both exports are *spectral* whole-utterance modules: input ``(1, 257, T, 2)`` (r
 512-point, hop-256, sqrt-Hann STFT, layout ``BFTC``), output the enhanced spectrum in the same layout; the
 card beside the file (``model.onnx.toml``, ``model.ts.toml``) says so, with the sample rate, name and
 description, so :func:`workbench_models.loaders.load_model_path` loads the export and other tools know how to
-call it. ONNX has no complex tensors, so the complex-valued network exports to TorchScript only.
+call it. ONNX has no complex tensors: the complex-valued network is exported as its real-valued equivalent
+(:class:`~workbench_models.complex_net.RealValuedComplexNet`, the same computation on real/imaginary pairs).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from pathlib import Path
 import torch
 
 from workbench.core.audio.audio_io import atomic_output
-from workbench.core.errors import ModelError
+
+from ..trained import SpectralNetEnhancer
+
+CHUNK_S, OVERLAP_S = SpectralNetEnhancer.chunk_s, SpectralNetEnhancer.overlap_s
 
 
 def _load(model_path: Path):
@@ -43,6 +47,9 @@ def model_card(meta: dict) -> str:
         f"n_fft = {meta['stft']['n_fft']}", f"hop = {meta['stft']['hop']}", 'window = "sqrt-hann"',
         'input = "complex"', 'input_layout = "BFTC"', f'output = "{family_output}"', 'output_type = "complex"',
         "causal = true",
+        # the framing and chunking model.pt runs with (torch.stft(center=True), chunks of the trained
+        # model's enhancer), so an export's run equals the checkpoint's to float rounding
+        'start_padding = "reflect"', f"chunk_s = {CHUNK_S}", f"overlap_s = {OVERLAP_S}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -70,15 +77,12 @@ def export_torchscript(model_path: Path, target: Path) -> Path:
 
 
 def export_onnx(model_path: Path, target: Path) -> Path:
-    """ONNX graph (dynamic frame axis) + card; returns ``target``.
-
-    Raises:
-        ModelError: the architecture computes in complex numbers (ONNX has no complex type).
-    """
+    """ONNX graph (dynamic frame axis) + card; returns ``target``. The complex-valued network is written as
+    its real-valued equivalent (ONNX has no complex type)."""
     net, meta = _load(Path(model_path))
     if meta["architecture"] == "complex_net":
-        raise ModelError(f"{model_path}: the complex-valued network cannot be exported to ONNX (ONNX has no "
-                         "complex tensors); export it to TorchScript")
+        from ..complex_net import RealValuedComplexNet
+        net = RealValuedComplexNet(net).eval()
     example = torch.randn(1, 257, 20, 2)
     with atomic_output(Path(target), overwrite=True) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -105,7 +105,7 @@ def _validation_metrics(cfg: TrainConfig, clips, outputs: list[np.ndarray]) -> d
         if values:
             result[name] = float(np.mean(values))
     if cfg.validation.dnsmos_clips > 0:
-        from workbench.core.measure.dnsmos import dnsmos_metrics
+        from workbench.core.measure.metrics import dnsmos_metrics
         ovrl = []
         for y in outputs[:cfg.validation.dnsmos_clips]:
             m = dnsmos_metrics(y, rate)
@@ -159,7 +159,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bo
     Args:
         resume: continue from ``out_dir/last.ckpt`` when it exists (it must belong to the same run);
             ``False`` starts over (the folder's old files are replaced).
-        should_stop: polled after every step; true -> write the checkpoint, yield ``stopped``, return.
+        should_stop: polled after every step; true -> write the checkpoint, yield ``stopped``, return (with
+            several processes, all stop after the step where any one is asked to).
         stop_after_steps: stop (as if asked) once this many steps were taken *in this call* (tests).
         rank, world_size: data-parallel training (:mod:`.ray_train`): each of ``world_size`` processes takes
             examples ``rank, rank + world_size, ...`` of every batch, gradients are averaged with
@@ -249,6 +250,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bo
                    "terms": {k: v for k, v in values.items() if k != "loss"},
                    "audio_s_per_s": len(noisy_np) * crop_s / max(elapsed, 1e-9)}
             stop = should_stop() or (stop_after_steps is not None and taken >= stop_after_steps)
+            if world_size > 1:
+                stop = _any_process(stop)
             if step % cfg.run.checkpoint_every_steps == 0 or stop:
                 yield {"event": "checkpoint", "step": step, "path": str(save_state())}
             if stop:
@@ -275,6 +278,15 @@ def train(cfg: TrainConfig, *, resume: bool = True, should_stop: Callable[[], bo
     exports = export_run(cfg, out / MODEL_FILE) if writer else []
     yield {"event": "done", "model": str(out / MODEL_FILE), "metrics": history[-1]["val"], "step": step,
            "exports": [str(p) for p in exports]}
+
+
+def _any_process(flag: bool) -> bool:
+    """True when ``flag`` is true in any process: every worker stops after the same step (a worker that went
+    on alone would wait forever in the next gradient all-reduce)."""
+    import torch.distributed as dist
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _average_gradients(net: torch.nn.Module, world_size: int) -> None:

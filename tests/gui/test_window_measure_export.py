@@ -60,7 +60,7 @@ def test_opening_the_metrics_tab_on_a_long_file_does_not_start_dnsmos(qtbot, win
     from workbench.gui.metrics_panel import AUTO_DNSMOS_MAX_COST_S, format_duration
 
     estimate = panel.dnsmos_estimate_s()
-    assert estimate == pytest.approx(panel.dnsmos_cost.estimate_s(600.0)) and estimate > AUTO_DNSMOS_MAX_COST_S
+    assert estimate == pytest.approx(panel.costs["dnsmos"].estimate_s(600.0)) and estimate > AUTO_DNSMOS_MAX_COST_S
     assert f"DNSMOS ≈ {format_duration(estimate)}" in panel.compute_button.text()
     assert "press Measure" in panel.status.text()
     # Asked for, it starts (and is cancelled here: the test does not wait minutes).

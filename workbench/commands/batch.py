@@ -21,6 +21,7 @@ from .numbers import number
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ..core.audio.audio_io import WRITE_SUBTYPES
@@ -80,6 +81,8 @@ def add_parser(sub) -> None:
                    help="DNSMOS on non-overlapping windows: faster on long files, approximate (labelled in the "
                         "CSV and the manifest); default: the exact, reference DNSMOS")
     v.add_argument("--metrics", metavar="LIST", help="comma-separated intrusive metrics (default all)")
+    from .evaluate import add_speech_only_options
+    add_speech_only_options(v)
     _scaling(v)
 
 
@@ -250,14 +253,14 @@ def _run_evaluate(args) -> int:
     from ..core.workflows.batch import Manifest, evaluate_task
     from ..core.workflows.batch.item import model_systems, system_key
     from ..core.workflows.evaluation import FILE_PREFIX, NOISY, format_table, result_from_rows, write_csv
-    from ..core.measure.metrics import INTRUSIVE_METRICS, find_pairs
+    from ..core.measure.metrics import find_pairs, intrusive_keys
 
     metrics = None
     if args.metrics:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        unknown = [m for m in metrics if m not in INTRUSIVE_METRICS]
+        unknown = [m for m in metrics if m not in intrusive_keys()]
         if unknown:
-            raise WorkbenchError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(INTRUSIVE_METRICS)}")
+            raise WorkbenchError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(intrusive_keys())}")
     pairs = find_pairs(args.pairs_dir)
     csv_path = Path(args.csv)
     specs = [m for m in args.model if not m.startswith(FILE_PREFIX)]
@@ -278,7 +281,10 @@ def _run_evaluate(args) -> int:
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
     fast = args.dnsmos_fast and not args.no_dnsmos
-    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics, dnsmos_fast=fast, output=o)
+    from .evaluate import speech_only_settings
+    speech = speech_only_settings(args)
+    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics, dnsmos_fast=fast, output=o,
+                           speech_only=speech)
              for pair in pairs for s, o, _ in scored]
     for i, t in enumerate(tasks):
         t["index"] = i
@@ -291,7 +297,8 @@ def _run_evaluate(args) -> int:
     manifest_path = Path(args.manifest) if args.manifest else csv_path.with_name(csv_path.name + ".manifest.jsonl")
     manifest = Manifest(manifest_path, {"kind": "evaluate", "models": list(identities.values()),
                                         "settings": {"dnsmos": not args.no_dnsmos, "metrics": metrics,
-                                                     **({"dnsmos_fast": True} if fast else {})},
+                                                     **({"dnsmos_fast": True} if fast else {}),
+                                                     **({"speech_only": asdict(speech)} if speech else {})},
                                         "pairs_dir": str(args.pairs_dir)},
                         resume=args.resume, overwrite=args.overwrite, protect=inputs)
     args._manifest_path = manifest_path
@@ -300,10 +307,16 @@ def _run_evaluate(args) -> int:
     result = result_from_rows(report.rows, names={system_key(s, o): name for s, o, name in scored},
                               pair_names=[p.name for p in pairs])
     if fast:  # the approximation is named in the table's caveats and the CSV
-        from ..core.measure.dnsmos import FAST_MODE_NOTE
+        from ..core.measure.metrics import fast_mode_notes
 
-        result.warnings.append(f"{args.pairs_dir}: {FAST_MODE_NOTE}")
-        print(f"warning: {FAST_MODE_NOTE}", file=sys.stderr)
+        for note in fast_mode_notes():
+            result.warnings.append(f"{args.pairs_dir}: {note}")
+            print(f"warning: {note}", file=sys.stderr)
+    if speech is not None:
+        from ..core.workflows.evaluation import speech_only_note
+
+        result.warnings.append(f"{args.pairs_dir}: {speech_only_note(speech)}")
+        print(f"warning: {speech_only_note(speech)}", file=sys.stderr)
     print(format_table(result))
     print(f"wrote {write_csv(result, csv_path)}")
     display.summary(report)

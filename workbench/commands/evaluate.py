@@ -23,13 +23,43 @@ def add_parser(sub) -> None:
                    help="DNSMOS on non-overlapping windows: about 9x fewer windows on long files, approximate "
                         "(labelled as such in the output); default: the exact, reference DNSMOS")
     p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--plot files")
+    add_speech_only_options(p)
     p.add_argument("--metrics", metavar="LIST",
                    help="comma-separated intrusive metrics (default all): " + ", ".join(_intrusive()))
 
 
+def add_speech_only_options(p) -> None:
+    """``--speech-only`` and the speech-activity settings it uses (shared with ``workbench batch evaluate``)."""
+    from ..core.measure.vad import VadSettings
+
+    d = VadSettings()
+    p.add_argument("--speech-only", action="store_true",
+                   help="compute every metric over the speech spans Silero VAD finds in each clean file (the "
+                        "same spans cut every system's output); labelled as such in the output")
+    p.add_argument("--vad-threshold", type=float, default=d.threshold,
+                   help=f"speech probability that starts speech, with --speech-only (default {d.threshold})")
+    p.add_argument("--vad-min-pause-ms", type=float, default=d.min_pause_ms,
+                   help=f"shortest pause that ends a span, with --speech-only (default {d.min_pause_ms:g} ms)")
+
+
+def speech_only_settings(args):
+    """The :class:`VadSettings` of ``--speech-only`` (``None`` without it)."""
+    from ..core.errors import WorkbenchError
+    from ..core.measure.vad import VadSettings
+
+    if not args.speech_only:
+        return None
+    settings = VadSettings(threshold=args.vad_threshold, min_pause_ms=args.vad_min_pause_ms)
+    try:
+        settings.check()
+    except ValueError as exc:
+        raise WorkbenchError(f"--speech-only: {exc}") from None
+    return settings
+
+
 def _intrusive() -> tuple[str, ...]:
-    from ..core.measure.metrics import INTRUSIVE_METRICS
-    return INTRUSIVE_METRICS
+    from ..core.measure.metrics import intrusive_keys
+    return intrusive_keys()
 
 
 def run(args) -> int:
@@ -58,7 +88,8 @@ def run(args) -> int:
         raise WorkbenchError(f"{args.csv}: --csv and --plot name the same file")
     tty = sys.stderr.isatty()
     result = run_to_end(evaluate(args.pairs_dir, args.model, dnsmos=not args.no_dnsmos, metrics=metrics,
-                                 isolate_models=True, dnsmos_fast=args.dnsmos_fast),
+                                 isolate_models=True, dnsmos_fast=args.dnsmos_fast,
+                                 speech_only=speech_only_settings(args)),
                         (lambda p: print(f"\r{p.message[:70]:70s}", end="", file=sys.stderr)) if tty else None)
     if tty:
         print(file=sys.stderr)

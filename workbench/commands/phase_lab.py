@@ -55,18 +55,18 @@ def add_parser(sub) -> None:
 
 
 def _metrics(text: str | None) -> tuple[str, ...]:
-    from ..core.measure.metrics import INTRUSIVE_METRICS
+    from ..core.measure.metrics import intrusive_keys
     from ..core.workflows.phaselab import DEFAULT_METRICS
 
     if not text:
         return DEFAULT_METRICS
     if text.strip() == "all":
-        return INTRUSIVE_METRICS
+        return intrusive_keys()
     wanted = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in wanted if m not in INTRUSIVE_METRICS]
+    unknown = [m for m in wanted if m not in intrusive_keys()]
     if unknown or not wanted:
         raise WorkbenchError(f"--metrics: unknown metric(s) {', '.join(unknown) or text!r}; "
-                             f"choose from {', '.join(INTRUSIVE_METRICS)}")
+                             f"choose from {', '.join(intrusive_keys())}")
     return wanted
 
 

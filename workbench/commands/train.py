@@ -85,7 +85,8 @@ def run(args) -> int:
     try:
         if args.ray:
             from workbench_models.training.ray_train import train_with_ray
-            events = train_with_ray(cfg, workers=args.ray, address=args.address, resume=not args.restart)
+            events = train_with_ray(cfg, workers=args.ray, address=args.address, resume=not args.restart,
+                                    should_stop=stop)
         else:
             from workbench_models.training.trainer import train
             events = train(cfg, resume=not args.restart, should_stop=stop)

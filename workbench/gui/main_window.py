@@ -48,7 +48,7 @@ from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
 from .live_panel import LivePanel
-from .train_panel import TrainPanel
+from .train_panel import RecordingNoise, TrainPanel
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
 from .transport import TransportBar
@@ -195,7 +195,8 @@ class MainWindow(QMainWindow):
         self.metrics_pool.setMaxThreadCount(1)
         # It measures on its own only while its tab is visible (auto_compute follows the dock's visibility);
         # long DNSMOS waits for its Measure button, and measuring pauses while any model job runs.
-        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool, session=self.session)
+        self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool, session=self.session,
+                                          vad_settings=self.vad_settings)
         self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
         # Loads and probes are not session jobs (no recording owns them) but compete for the cores too.
         self.model_panel.busyChanged.connect(self.metrics_panel.set_model_busy)
@@ -240,6 +241,7 @@ class MainWindow(QMainWindow):
         # Trained models join the session's catalogue, so the Models panel lists them at once.
         self.train_panel = TrainPanel(catalogue=self.session.catalogue)
         self.train_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Train: {msg}", 8000))
+        self.train_panel.recording_noise_source = self.recording_noise_for_training
         self.train_dock = self.add_panel("Train", self.train_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
@@ -715,6 +717,33 @@ class MainWindow(QMainWindow):
         if rec is not None and key == (id(rec), self.vad_settings):
             self._refresh_speech_lane()
 
+    def recording_noise_for_training(self) -> RecordingNoise:
+        """The current recording's noise-only spans for the Train panel: the span or pauses the Edit panel
+        learned the noise from, else the time selection, else the speech activity lane's pauses, else its
+        pauses found by the trainer.
+
+        Raises:
+            WorkbenchError: no recording open, or one that is not a file on disk."""
+        rec = self.document.recording
+        if rec is None:
+            raise WorkbenchError("open a recording first: its noise-only spans become the training noise")
+        if not rec.path.is_file():
+            raise WorkbenchError(f"{rec.name}: not a file on disk; export it first, then train on its noise")
+        path = str(rec.path.resolve())
+        edit = self.edit_panel
+        if edit.noise_pauses:
+            return RecordingNoise(path, [[a, b] for a, b in edit.noise_pauses], "the pauses the noise was learned from")
+        if edit.noise_span_s is not None:
+            a, b = edit.noise_span_s
+            return RecordingNoise(path, [[a, b]], "the span the noise was learned from")
+        selection = self.document.workspace.selection
+        if selection is not None:
+            return RecordingNoise(path, [[float(selection[0]), float(selection[1])]], "the time selection")
+        vad = self._vad_results.get((id(rec), self.vad_settings))
+        if vad is not None and vad.pauses:
+            return RecordingNoise(path, [[a, b] for a, b in vad.pauses], "the speech activity lane's pauses")
+        return RecordingNoise(path, None, "its pauses")
+
     def speech_settings_dialog(self) -> None:
         """Threshold and minimum pause of the speech activity (defaults: the silero-vad package's)."""
         dlg = QDialog(self)
@@ -749,6 +778,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("speech/threshold", self.vad_settings.threshold)
         self.settings.setValue("speech/min_pause_ms", self.vad_settings.min_pause_ms)
         self._refresh_speech_lane()
+        self.metrics_panel.set_vad_settings(self.vad_settings)
 
     def _stored_vad_settings(self) -> VadSettings:
         """The speech activity settings a person chose before (the package's defaults otherwise)."""

@@ -1,6 +1,7 @@
 """Metrics panel: every version of the current recording measured side by side.
 
-Rows are metrics (intrusive ones only when a clean reference is set; DNSMOS when its box is ticked),
+Rows are metrics, one per column of the metric table (:data:`~workbench.core.measure.metrics.METRIC_SPECS`):
+intrusive ones only when a clean reference is set, the reference-free ones (DNSMOS) when their box is ticked;
 columns are versions. The best value of each row is highlighted according to the metric's direction.
 
 Measuring runs on a :class:`QThreadPool` worker that drives the core generator
@@ -9,9 +10,9 @@ match the CLI). What the panel keeps, and why:
 
 * Results live in the workspace's :class:`~workbench.core.document.workspace.MeasurementStore`, keyed by the
   samples measured, the reference file's content and the metric settings: intrusive scores per (samples,
-  reference) and DNSMOS per samples. Choosing another reference therefore re-measures only the intrusive
-  rows; DNSMOS (which needs no reference) stays; a restored session shows its measurements again
-  without measuring, as long as the versions sound the same and the reference is the same file.
+  reference) and the reference-free ones (DNSMOS) per samples. Choosing another reference therefore
+  re-measures only the intrusive rows; DNSMOS (which needs no reference) stays; a restored session shows its
+  measurements again without measuring, as long as the versions sound the same and the reference is the same file.
 * Cells fill as each version's part arrives (``on_result`` of the generator), not when the whole job ends.
 * The clean reference belongs to the recording (the session model holds it,
   :meth:`~workbench.core.document.session.Session.reference`), not to this widget: switching recordings shows each
@@ -20,6 +21,14 @@ match the CLI). What the panel keeps, and why:
   new reference) includes it only when its estimated cost is small; otherwise the Measure button shows
   the estimate and DNSMOS starts when pressed. While a model job runs (:meth:`set_model_busy`, fed from
   the session's jobs) a running measurement pauses between steps, so it never slows the model.
+* **Speech only** (a box, kept in the workspace's metric settings so a session keeps it): every metric is
+  computed over the speech spans that Silero VAD finds, with the window's speech-activity settings
+  (:attr:`MetricsPanel.vad_settings`), the samples inside the spans joined. The spans are found on the clean
+  reference when there is one (clean speech is where the detector is surest, and the intrusive metrics
+  compare against it), else on the original recording; the same spans cut every version (versions share
+  the original's timeline). The measurement key's settings name the mode, the VAD settings and the content
+  of what the spans were found on, so figures of the two modes never mix. The line above the table says
+  which mode the figures are in, and so does the copied table's last line.
 * After measuring, the alignment of the reference with the original recording is checked
   (:class:`~workbench.core.measure.scoring.AlignmentCheck`); a reference that does not match (low aligned
   correlation, lag at the search limit) is reported in the panel's warning line.
@@ -30,6 +39,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Generator
 
@@ -40,11 +50,13 @@ from PySide6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QApplicat
 
 from ..core.audio.audio_io import downmix, load_audio, read_info
 from ..core.audio.formats import dialog_filter
-from ..core.measure.dnsmos import DNSMOS_METRICS, DnsmosCost
-from ..core.progress import Progress
+from ..core.progress import Progress, rescaled
 from ..core.errors import Cancelled, WorkbenchError
-from ..core.measure.scoring import INTRUSIVE, NON_INTRUSIVE, Scores, score_versions
-from ..core.measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, find_reference_for
+from ..core.measure.scoring import (INTRUSIVE, NON_INTRUSIVE, Scores, measurement_settings, score_versions,
+                                    speech_settings)
+from ..core.measure.metrics import (METRIC_SPECS, find_reference_for, intrusive_keys, reference_free_groups,
+                                    reference_free_keys, reference_free_label)
+from ..core.measure.vad import VadSettings, detect_speech
 from ..core.document.recording import Recording, Version
 from ..core.document.session import JobState, Session
 from ..core.document.workspace import MeasurementStore
@@ -52,7 +64,8 @@ from .workers import GeneratorWorker
 
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radius: 3px;"
-#: Automatic measuring (no button pressed) includes DNSMOS only when its estimate is at most this long.
+#: Automatic measuring (no button pressed) includes the reference-free metrics (DNSMOS) only when their
+#: estimate is at most this long.
 AUTO_DNSMOS_MAX_COST_S = 20.0
 #: Widest a version's column gets (px); longer names are elided in the middle.
 MAX_COLUMN_PX = 130
@@ -61,9 +74,28 @@ REFRESH_MS = 150
 #: Automatic measuring of the intrusive metrics only for recordings up to this duration (PESQ and the
 #: alignment read the whole file into memory); longer ones wait for the Measure button.
 AUTO_INTRUSIVE_MAX_S = 600.0
-#: The metric settings part of a stored measurement's key: which metrics were computed.
-INTRUSIVE_SETTINGS = "intrusive:" + ",".join(INTRUSIVE_METRICS)
-DNSMOS_SETTINGS = "dnsmos:" + ",".join(DNSMOS_METRICS)
+
+
+@dataclass(frozen=True)
+class SpeechOnly:
+    """A speech-only measurement: the VAD settings and the recording's original (whose speech spans are
+    used when there is no reference)."""
+
+    settings: VadSettings
+    original: object   # the original version's AudioSource
+
+
+@dataclass(frozen=True)
+class SpeechSpans:
+    """The spans a speech-only measurement used: found on ``found_on`` (``reference`` or ``original``)."""
+
+    spans: tuple[tuple[float, float], ...]
+    duration_s: float
+    found_on: str
+
+    @property
+    def speech_s(self) -> float:
+        return float(sum(b - a for a, b in self.spans))
 
 
 def format_value(value: float) -> str:
@@ -85,9 +117,11 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
                   resume: threading.Event, should_stop: Callable[[], bool],
                   on_result: Callable[[Version, str, Scores], None],
                   on_paused: Callable[[bool], None], store: MeasurementStore | None = None,
-                  reference_key: str | None = None) -> Generator[Progress, None, dict[str, Scores]]:
+                  reference_key: str | None = None, speech: SpeechOnly | None = None,
+                  on_spans: Callable[[str, SpeechSpans], None] | None = None) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
-    :func:`~workbench.core.measure.scoring.score_versions` (intrusive metrics of ``intrusive``, DNSMOS of ``dnsmos``).
+    :func:`~workbench.core.measure.scoring.score_versions` (intrusive metrics of ``intrusive``, the
+    reference-free ones of ``dnsmos``).
 
     Yields the core's :class:`~workbench.core.progress.Progress`; ``on_result(version, part, scores)`` is
     called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
@@ -97,13 +131,21 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
     With a ``store`` each version's samples are hashed first (here, on the worker): what the store holds
     for the same samples, reference and settings is reported at once and not measured again; what is
     measured is stored under the samples it was measured on.
+
+    With ``speech`` every metric covers the speech spans only (see the module docstring);
+    ``on_spans(settings suffix, SpeechSpans)`` reports the spans before measuring. No speech found is an error.
     """
+    suffix = ""
+    ref = None
     if store is not None:
         sources = {id(v): v.source for v in list(intrusive) + list(dnsmos)}
         for i, source in enumerate(sources.values()):
             yield Progress(0.0, f"checking version {i + 1} of {len(sources)}")
             store.samples_key(source)
         ref = reference_key if reference_key is not None else store.reference_key(reference_path)
+        if speech is not None:
+            suffix = speech_settings(speech.settings, f"reference:{ref}" if reference_path is not None
+                                     else f"original:{store.samples_key(speech.original)}")
 
         def reuse(versions, reference, settings, part):
             left = []
@@ -114,25 +156,41 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
                 else:
                     on_result(v, part, found)
             return left
-        intrusive = reuse(intrusive, ref, INTRUSIVE_SETTINGS, INTRUSIVE) if ref is not None else intrusive
-        dnsmos = reuse(dnsmos, "", DNSMOS_SETTINGS, NON_INTRUSIVE)
+        intrusive = reuse(intrusive, ref, measurement_settings(INTRUSIVE, suffix), INTRUSIVE) if ref is not None \
+            else intrusive
+        dnsmos = reuse(dnsmos, "", measurement_settings(NON_INTRUSIVE, suffix), NON_INTRUSIVE)
         inner = on_result
 
         def on_result(version, part, scores):   # noqa: F811 - stores, then reports
             if part == INTRUSIVE and ref is not None:
-                store.put(sources[id(version)], ref, INTRUSIVE_SETTINGS, scores)
+                store.put(sources[id(version)], ref, measurement_settings(INTRUSIVE, suffix), scores)
             elif part == NON_INTRUSIVE:
-                store.put(sources[id(version)], "", DNSMOS_SETTINGS, scores)
+                store.put(sources[id(version)], "", measurement_settings(NON_INTRUSIVE, suffix), scores)
             inner(version, part, scores)
     if not intrusive and not dnsmos:
         return {}
     reference = rate = None
-    if intrusive and reference_path is not None:
+    if (intrusive or speech is not None) and reference_path is not None:
         audio, info = load_audio(reference_path)
         reference = downmix(audio)
         rate = info.sample_rate
+    spans = None
+    if speech is not None:
+        found_on, audio, spans_rate = (("reference", reference, rate) if reference is not None
+                                       else ("original", speech.original.read_all(), speech.original.sample_rate))
+        vad = yield from rescaled(detect_speech(audio, spans_rate, speech.settings), 0.0, 0.05,
+                                  f"speech activity of the {found_on}: ")
+        if not vad.spans:
+            where = reference_path.name if found_on == "reference" else "the original recording"
+            raise WorkbenchError(f"{where}: the speech activity detector found no speech (threshold "
+                                 f"{speech.settings.threshold:g}); speech-only metrics need some")
+        spans = vad.spans
+        if on_spans is not None:
+            on_spans(suffix, SpeechSpans(tuple(spans), vad.duration_s, found_on))
+    if not intrusive:
+        reference = rate = None
     gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive), dnsmos=bool(dnsmos),
-                         dnsmos_versions=dnsmos, on_result=on_result)
+                         dnsmos_versions=dnsmos, on_result=on_result, speech_spans=spans)
     try:
         while True:
             if not resume.is_set() and not should_stop():
@@ -155,8 +213,9 @@ class _Job:
     """The panel's running measurement: what it measures, its worker and its session job."""
 
     def __init__(self, intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
-                 reference_key: str):
+                 reference_key: str, speech: SpeechOnly | None = None):
         self.intrusive, self.dnsmos = intrusive, dnsmos
+        self.speech = speech
         self.reference_path, self.reference_key = reference_path, reference_key
         self.stop = threading.Event()
         self.started = time.perf_counter()
@@ -189,7 +248,9 @@ class MetricsPanel(QWidget):
             their recording, so closing it cancels them); default: the document's ``session``, else a new one.
         auto_compute: measure on recording, version and reference changes (cheap parts only, see the
             module docstring); the main window turns it on while the Metrics tab is visible.
-        dnsmos_cost: the :class:`~workbench.core.measure.dnsmos.DnsmosCost` estimate (updated from each run).
+        costs: ``{group: time estimate}`` of the reference-free metrics that have one (default: each
+            group's ``MetricSpec.cost()``; DNSMOS's :class:`~workbench.core.measure.dnsmos.DnsmosCost`),
+            updated from each run.
 
     Signals:
         started(): a measurement began.
@@ -214,10 +275,11 @@ class MetricsPanel(QWidget):
     _sessionNotified = Signal(str, object)
     _partialNotified = Signal(object, object, str, object)   # job, version, part, Scores
     _pausedNotified = Signal(object, bool)                   # job, paused
+    _spansNotified = Signal(str, object)                     # speech settings suffix, SpeechSpans
 
     def __init__(self, document=None, parent: QWidget | None = None, *, auto_compute: bool = True,
                  pool: QThreadPool | None = None, session: Session | None = None,
-                 dnsmos_cost: DnsmosCost | None = None):
+                 costs: dict | None = None, vad_settings: VadSettings | None = None):
         super().__init__(parent)
         self.document = document
         self.session: Session = session or getattr(document, "session", None) or Session()
@@ -235,9 +297,13 @@ class MetricsPanel(QWidget):
         self._paused = False
         self.auto_compute = auto_compute
         self.pool = pool or QThreadPool.globalInstance()
-        self.dnsmos_cost = dnsmos_cost or DnsmosCost()
+        self.costs = costs if costs is not None else {
+            g: METRIC_SPECS[ks[0]].cost() for g, ks in reference_free_groups().items() if METRIC_SPECS[ks[0]].cost}
+        #: speech activity settings of the speech-only mode (the window's speech-activity settings)
+        self.vad_settings = vad_settings or VadSettings()
+        self._spans_seen: dict[str, SpeechSpans] = {}   # speech settings suffix -> the spans it measured
 
-        self.reference_label = QLabel("reference: none (DNSMOS only)")
+        self.reference_label = QLabel(f"reference: none ({reference_free_label()} only)")
         self.reference_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.choose_button = QPushButton("Choose reference…")
         self.choose_button.setToolTip("Pick the clean recording to compare against (intrusive metrics)")
@@ -252,11 +318,22 @@ class MetricsPanel(QWidget):
         self.copy_button = QPushButton("Copy table")
         self.copy_button.setToolTip("Copy the metrics as tab-separated text (full precision) for a spreadsheet")
         self.copy_button.clicked.connect(self.copy_to_clipboard)
-        self.dnsmos_box = QCheckBox("DNSMOS")
+        # The reference-free metrics of the table (DNSMOS), on or off together.
+        self.dnsmos_box = QCheckBox(reference_free_label())
         self.dnsmos_box.setChecked(True)
-        self.dnsmos_box.setToolTip("Non-intrusive DNSMOS P.835/P.808 (no reference needed)")
+        self.dnsmos_box.setToolTip(", ".join(METRIC_SPECS[k].label for k in reference_free_keys())
+                                   + " (no reference needed)")
         self.dnsmos_box.setChecked(bool(getattr(self.session, "metric_settings", {}).get("dnsmos", True)))
         self.dnsmos_box.toggled.connect(self._on_dnsmos_toggled)
+        self.speech_box = QCheckBox("Speech only")
+        self.speech_box.setToolTip(
+            "Compute every metric over the speech the voice-activity detector (Silero VAD, the speech-activity "
+            "settings) finds: on the clean reference when there is one, else on the original recording")
+        self.speech_box.setChecked(bool(getattr(self.session, "metric_settings", {}).get("speech_only", False)))
+        self.speech_box.toggled.connect(self._on_speech_toggled)
+        self.mode_label = QLabel("")
+        self.mode_label.setWordWrap(True)
+        self.mode_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(True)
@@ -288,6 +365,7 @@ class MetricsPanel(QWidget):
         top.addWidget(self.choose_button)
         top.addWidget(self.clear_button)
         top.addWidget(self.dnsmos_box)
+        top.addWidget(self.speech_box)
         top.addStretch(1)
         row = QHBoxLayout()
         row.addWidget(self.compute_button)
@@ -301,6 +379,7 @@ class MetricsPanel(QWidget):
         # Its own row, as wide as the dock: the step being measured reads in full more often.
         lay.addWidget(self.progress_bar)
         lay.addWidget(self.warning_label)
+        lay.addWidget(self.mode_label)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.status)
 
@@ -315,6 +394,7 @@ class MetricsPanel(QWidget):
         self._sessionNotified.connect(self._on_session_event, Qt.ConnectionType.QueuedConnection)
         self._partialNotified.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
         self._pausedNotified.connect(self._on_paused, Qt.ConnectionType.QueuedConnection)
+        self._spansNotified.connect(self._on_spans, Qt.ConnectionType.QueuedConnection)
         self.session.subscribe(self._session_listener)
         if document is not None:
             document.recordingChanged.connect(self.set_recording)
@@ -327,7 +407,7 @@ class MetricsPanel(QWidget):
     # -- inputs -------------------------------------------------------------------------------------------
     @property
     def reference_path(self) -> Path | None:
-        """The current recording's clean reference in the session (``None``: DNSMOS only)."""
+        """The current recording's clean reference in the session (``None``: reference-free metrics only)."""
         return self.session.reference(self.recording) if self.recording is not None else None
 
     @property
@@ -341,12 +421,44 @@ class MetricsPanel(QWidget):
             self.session.set_metric_settings({"dnsmos": bool(on)})
         self._refresh_table()
 
+    def _on_speech_toggled(self, on: bool) -> None:
+        """Speech only on or off: other figures (the stored ones of that mode, or a measurement)."""
+        if hasattr(self.session, "set_metric_settings"):
+            self.session.set_metric_settings({"speech_only": bool(on)})
+        self._settings_changed()
+
+    @property
+    def speech_only(self) -> bool:
+        return self.speech_box.isChecked()
+
+    def set_vad_settings(self, settings: VadSettings) -> None:
+        """The speech-activity settings the speech-only mode finds its spans with."""
+        if settings != self.vad_settings:
+            self.vad_settings = settings
+            if self.speech_only:
+                self._settings_changed()
+
+    def _settings_changed(self) -> None:
+        """What the figures mean changed: a running measurement measures the old thing (stopped, and run
+        again when it ends); the table shows what is stored for the new settings."""
+        if self._worker is not None:
+            self._pending = bool(self._worker.dnsmos)
+            self._worker.cancel()
+        self._refresh_table()
+        self._update_warning()
+        self._show_state()
+        if self.auto_compute:
+            self.compute(auto=True)
+
     def _on_state(self, key: str) -> None:
         """The workspace's metric settings changed (here, or by a restored session)."""
         if key == "metric_settings":
             on = bool(self.session.metric_settings.get("dnsmos", True))
             if on != self.dnsmos_box.isChecked():
                 self.dnsmos_box.setChecked(on)
+            speech = bool(self.session.metric_settings.get("speech_only", False))
+            if speech != self.speech_box.isChecked():
+                self.speech_box.setChecked(speech)
 
     @Slot(object)
     def set_recording(self, recording: Recording | None) -> None:
@@ -384,9 +496,11 @@ class MetricsPanel(QWidget):
                 self.compute(auto=True)
 
     def set_reference(self, path: str | Path | None) -> bool:
-        """Use the clean file at ``path`` as the current recording's reference (``None``: DNSMOS only).
+        """Use the clean file at ``path`` as the current recording's reference (``None``: reference-free
+        metrics only).
 
-        Only the intrusive rows change: DNSMOS results stay. A bad file is reported through :attr:`failed`
+        Only the intrusive rows change: the reference-free results stay (in the speech-only mode they change
+        too, their spans being found on the reference). A bad file is reported through :attr:`failed`
         and the status line, and the previous reference is kept (returns False). With ``auto_compute`` the
         intrusive metrics are measured at once.
         """
@@ -406,7 +520,8 @@ class MetricsPanel(QWidget):
     def _after_reference_change(self) -> None:
         """The current recording's reference may have changed (here or through the session)."""
         key = self._ref_key()
-        if self._worker is not None and self._worker.intrusive and self._worker.reference_key != key:
+        if (self._worker is not None and (self._worker.intrusive or self._worker.speech is not None)
+                and self._worker.reference_key != key):
             # The running job measures against the old reference: stop it, keep what it finished.
             self._pending = bool(self._worker.dnsmos)
             self._worker.cancel()
@@ -430,7 +545,7 @@ class MetricsPanel(QWidget):
     def _show_reference(self) -> None:
         path = self.reference_path
         if path is None:
-            self.reference_label.setText("reference: none (DNSMOS only)")
+            self.reference_label.setText(f"reference: none ({reference_free_label()} only)")
             self.reference_label.setToolTip("")
         else:
             how = "auto-paired" if self.reference_auto else "chosen"
@@ -493,6 +608,21 @@ class MetricsPanel(QWidget):
         key = self.store.reference_key(self.reference_path)
         return "?" if key is None else key
 
+    def _settings(self, part: str) -> str | None:
+        """The settings key of ``part`` in the current mode (``None``: speech only, and the content of
+        what its spans are found on is not hashed yet)."""
+        if not self.speech_only:
+            return measurement_settings(part)
+        if self.recording is None:
+            return None
+        if self.reference_path is not None:
+            key = self._ref_key()
+            spans_of = None if key == "?" else f"reference:{key}"
+        else:
+            known = self.store.known_samples_key(self.recording.original.source)
+            spans_of = None if known is None else f"original:{known}"
+        return None if spans_of is None else measurement_settings(part, speech_settings(self.vad_settings, spans_of))
+
     def versions(self) -> list[Version]:
         """Versions shown as columns: the original and enhanced ones (residuals are not speech estimates)."""
         if self.recording is None:
@@ -504,20 +634,24 @@ class MetricsPanel(QWidget):
         return self._worker is not None
 
     def missing(self) -> tuple[list[Version], list[Version]]:
-        """``(versions without intrusive scores for the current reference, versions without DNSMOS)``;
-        the second list is empty when the DNSMOS box is off, the first without a reference."""
+        """``(versions without intrusive scores for the current reference, versions without the
+        reference-free ones)`` in the current mode; the second list is empty when the reference-free box is
+        off, the first without a reference."""
         key = self._ref_key()
         vs = self.versions()
-        intr = ([v for v in vs if self.store.get(v.source, key, INTRUSIVE_SETTINGS) is None]
+        intr_settings, free_settings = self._settings(INTRUSIVE), self._settings(NON_INTRUSIVE)
+        intr = ([v for v in vs if intr_settings is None or self.store.get(v.source, key, intr_settings) is None]
                 if self.reference_path else [])
-        dns = ([v for v in vs if self.store.get(v.source, "", DNSMOS_SETTINGS) is None]
+        dns = ([v for v in vs if free_settings is None or self.store.get(v.source, "", free_settings) is None]
                if self.dnsmos_box.isChecked() else [])
         return intr, dns
 
     def dnsmos_estimate_s(self, versions: list[Version] | None = None) -> float:
-        """Estimated seconds of DNSMOS for ``versions`` (default: those still missing it)."""
+        """Estimated seconds of the reference-free metrics (DNSMOS) for ``versions`` (default: those still
+        missing them): the sum of each group's cost estimate (groups without one count as free)."""
         vs = self.missing()[1] if versions is None else versions
-        return self.dnsmos_cost.estimate_clips_s([v.source.frames / v.source.sample_rate for v in vs])
+        durations = [v.source.frames / v.source.sample_rate for v in vs]
+        return sum(cost.estimate_clips_s(durations) for cost in self.costs.values())
 
     def current_job(self) -> dict[str, list[str]]:
         """What the running measurement measures: ``{"intrusive": [names], "dnsmos": [names]}`` (empty lists
@@ -552,7 +686,8 @@ class MetricsPanel(QWidget):
             self._show_state()
             self.resultsReady.emit(self.results())
             return False
-        job = _Job(intr, dns, self.reference_path, self._ref_key())
+        speech = SpeechOnly(self.vad_settings, self.recording.original.source) if self.speech_only else None
+        job = _Job(intr, dns, self.reference_path, self._ref_key(), speech)
 
         def on_result(version, part, scores, job=job) -> None:   # worker thread: queued to the GUI thread
             try:
@@ -566,8 +701,14 @@ class MetricsPanel(QWidget):
             except RuntimeError:
                 pass
 
+        def on_spans(suffix: str, spans: SpeechSpans) -> None:   # worker thread
+            try:
+                self._spansNotified.emit(suffix, spans)
+            except RuntimeError:
+                pass
+
         steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused,
-                              self.store, None if job.reference_key == "?" else job.reference_key)
+                              self.store, None if job.reference_key == "?" else job.reference_key, speech, on_spans)
         if self.recording in self.session.recordings:
             # A job of the recording: closing it cancels the measurement like any other of its jobs.
             job.session_job = self.session.new_job(steps, self.recording, f"metrics of {self.recording.name}")
@@ -585,9 +726,9 @@ class MetricsPanel(QWidget):
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("measuring…")
         parts = ([f"intrusive metrics of {len(intr)} version(s)"] if intr else []) + \
-            ([f"DNSMOS of {len(dns)} version(s) (about {format_duration(self.dnsmos_estimate_s(dns))})"]
-             if dns else [])
-        self.status.setText("measuring " + " and ".join(parts) + "…")
+            ([f"{reference_free_label()} of {len(dns)} version(s) "
+              f"(about {format_duration(self.dnsmos_estimate_s(dns))})"] if dns else [])
+        self.status.setText("measuring " + " and ".join(parts) + (" (speech only)" if speech else "") + "…")
         self._refresh_table()
         self.started.emit()
         worker.start()
@@ -657,7 +798,8 @@ class MetricsPanel(QWidget):
             # Wall time includes the intrusive part; it is small beside DNSMOS and errs on the safe side.
             # Per clip: each version's DNSMOS has a fixed part (see DnsmosCost), so 20 short versions cost
             # 20 times it, not what their total audio would as one file.
-            self.dnsmos_cost.observe_clips(job.dnsmos_durations, time.perf_counter() - job.started)
+            for cost in self.costs.values():
+                cost.observe_clips(job.dnsmos_durations, time.perf_counter() - job.started)
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat("done")
         self._refresh_table()
@@ -703,24 +845,28 @@ class MetricsPanel(QWidget):
 
     def _show_state(self) -> None:
         """Measure button label and status line: what is missing and what it would cost."""
+        self._show_mode()
         if self._worker is not None:
             if self.model_busy:
                 self.status.setText("paused while a model runs; measuring goes on when it ends")
             return
         intr, dns = self.missing()
         cost = self.dnsmos_estimate_s(dns)
-        self.compute_button.setText(f"Measure (DNSMOS ≈ {format_duration(cost)})" if dns else "Measure")
+        label = reference_free_label()
+        per_minute = sum(c.seconds_per_audio_minute for c in self.costs.values())
+        self.compute_button.setText(f"Measure ({label} ≈ {format_duration(cost)})" if dns and cost > 0
+                                    else "Measure")
         self.compute_button.setToolTip(
-            f"DNSMOS of {len(dns)} version(s): about {format_duration(cost)} at "
-            f"{self.dnsmos_cost.seconds_per_audio_minute:.0f} s per audio minute (measured on this machine)"
-            if dns else "Measure every metric that has no value yet")
+            f"{label} of {len(dns)} version(s): about {format_duration(cost)} at "
+            f"{per_minute:.0f} s per audio minute (measured on this machine)"
+            if dns and cost > 0 else "Measure every metric that has no value yet")
         if self.recording is None:
             self.status.setText("")
             self.progress_bar.setFormat("")
             self.progress_bar.setValue(0)
         elif intr or dns:
             missing = (["intrusive metrics"] if intr else []) + (
-                [f"DNSMOS (about {format_duration(cost)})"] if dns else [])
+                [f"{label} (about {format_duration(cost)})"] if dns else [])
             self.status.setText("not measured yet: " + " and ".join(missing) + " — press Measure")
             self.progress_bar.setFormat("")
             self.progress_bar.setValue(0)
@@ -762,13 +908,17 @@ class MetricsPanel(QWidget):
 
     # -- results ------------------------------------------------------------------------------------------
     def results(self) -> dict[str, Scores]:
-        """Scores of the current recording's versions under the current reference, ``{name: Scores}``: the
-        intrusive part (if measured) merged with DNSMOS (if measured)."""
+        """Scores of the current recording's versions under the current reference and mode (whole signals
+        or speech only), ``{name: Scores}``: the intrusive part (if measured) merged with the reference-free
+        one (if measured)."""
         key = self._ref_key()
+        intr_settings, free_settings = self._settings(INTRUSIVE), self._settings(NON_INTRUSIVE)
         out = {}
         for v in self.versions():
-            intr = self.store.get(v.source, key, INTRUSIVE_SETTINGS) if self.reference_path else None
-            dns = self.store.get(v.source, "", DNSMOS_SETTINGS) if self.dnsmos_box.isChecked() else None
+            intr = (self.store.get(v.source, key, intr_settings)
+                    if self.reference_path and intr_settings is not None else None)
+            dns = (self.store.get(v.source, "", free_settings)
+                   if self.dnsmos_box.isChecked() and free_settings is not None else None)
             if intr is None and dns is None:
                 continue
             metrics = {}
@@ -780,9 +930,9 @@ class MetricsPanel(QWidget):
         return out
 
     def metric_rows(self) -> list[str]:
-        rows = list(INTRUSIVE_METRICS) if self.reference_path is not None else []
+        rows = list(intrusive_keys()) if self.reference_path is not None else []
         if self.dnsmos_box.isChecked():
-            rows += list(DNSMOS_METRICS)
+            rows += list(reference_free_keys())
         return rows
 
     def best_version(self, metric: str) -> str | None:
@@ -809,7 +959,7 @@ class MetricsPanel(QWidget):
         w = self._worker
         if w is None:
             return ""
-        todo = w.intrusive if metric in INTRUSIVE_METRICS else w.dnsmos
+        todo = w.intrusive if METRIC_SPECS[metric].intrusive else w.dnsmos
         return "…" if any(v is version for v in todo) else ""
 
     def _refresh_table(self) -> None:
@@ -862,7 +1012,7 @@ class MetricsPanel(QWidget):
         m = sc.metrics.get(metric) if sc is not None else None
         if m is None:
             item = QTableWidgetItem(self._pending_cell(metric, version))
-            if not item.text() and metric in DNSMOS_METRICS:
+            if not item.text() and not METRIC_SPECS[metric].intrusive:
                 item.setToolTip("not measured: press Measure")
         elif m.value is None:
             item = QTableWidgetItem("n/a")
@@ -893,7 +1043,8 @@ class MetricsPanel(QWidget):
 
     def table_as_tsv(self) -> str:
         """The table as tab-separated text: header ``metric, unit, direction, <versions>``, full-precision
-        values, empty cells where a metric has no value."""
+        values, empty cells where a metric has no value; the last line says what the figures cover
+        (:meth:`mode_text`)."""
         versions = [v.name for v in self.versions()]
         results = self.results()
         lines = ["\t".join(["metric", "unit", "better"] + versions)]
@@ -904,7 +1055,32 @@ class MetricsPanel(QWidget):
                 m = results[name].metrics.get(k) if name in results else None
                 cells.append("" if m is None or m.value is None else repr(float(m.value)))
             lines.append("\t".join([k, spec.unit, "higher" if spec.higher_is_better else "lower"] + cells))
+        lines.append(f"# {self.mode_text()}")
         return "\n".join(lines) + "\n"
+
+    def mode_text(self) -> str:
+        """What the figures cover, in words: the whole recording, or its speech (the spans, where they were
+        found, the VAD settings)."""
+        if not self.speech_only:
+            return "figures over the whole recording"
+        vad = self.vad_settings
+        found_on = "the clean reference" if self.reference_path is not None else "the original recording"
+        settings = f"Silero VAD threshold {vad.threshold:g}, minimum pause {vad.min_pause_ms:g} ms"
+        suffix = self._settings(NON_INTRUSIVE)
+        seen = self._spans_seen.get(suffix[suffix.index("|"):]) if suffix else None
+        if seen is None:
+            return f"figures over speech only: the speech spans of {found_on} ({settings})"
+        return (f"figures over speech only: {seen.speech_s:.1f} s of {seen.duration_s:.1f} s in "
+                f"{len(seen.spans)} span(s) of {found_on} ({settings})")
+
+    def _show_mode(self) -> None:
+        text = self.mode_text()
+        self.mode_label.setText(text[0].upper() + text[1:])
+
+    @Slot(str, object)
+    def _on_spans(self, suffix: str, spans: SpeechSpans) -> None:
+        self._spans_seen[suffix] = spans
+        self._show_mode()
 
     @Slot()
     def copy_to_clipboard(self) -> None:

@@ -7,14 +7,23 @@ process (:class:`QProcess`): a crash or a runaway model cannot take the window d
 from that checkpoint. Each JSON event moves the progress bar, the loss curves (train per step, validation per
 epoch, per loss term) and the validation table; when the run is done its ``model.pt`` is loaded into the
 session's model catalogue, so it appears in the Models panel at once beside the pretrained model.
+
+*Use noise from the current recording* asks the window for the open recording's noise-only spans (the
+span or pauses the Edit panel learned the noise from, else the time selection, else the pauses of the
+speech activity lane, else "its pauses", found by the trainer) and writes them into the config as
+``noise_recording`` / ``noise_spans_s``: a person goes from a noisy recording to a model adapted to its
+noise without preparing a noise folder.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import QProcess, QProcessEnvironment, Signal
@@ -31,6 +40,28 @@ from .workers import GeneratorWorker
 LOSS_CHOICES = ("gtcrn_hybrid", "mae", "mse", "neg_si_sdr", "0.5*mae + 0.5*mrstft", "complex_mse_c + mag_mse_c",
                 "mag_mse", "irm", "cirm", "neg_sdr", "mrstft")
 METRIC_COLUMNS = (("pesq_wb", "PESQ-WB"), ("estoi", "ESTOI"), ("si_sdr", "SI-SDR"), ("loss", "val loss"))
+
+
+@dataclass(frozen=True)
+class RecordingNoise:
+    """Noise-only spans of a recording for training.
+
+    Attributes:
+        path: the recording's file.
+        spans_s: ``[[start, stop], ...]`` seconds; ``None``: its pauses, found by the speech activity detector.
+        origin: where the spans came from, in words ("the time selection", ...).
+    """
+
+    path: str
+    spans_s: list | None
+    origin: str
+
+    def describe(self) -> str:
+        name = Path(self.path).name
+        if self.spans_s is None:
+            return f"{name}: its pauses (found when training starts)"
+        total = sum(b - a for a, b in self.spans_s)
+        return f"{name}: {len(self.spans_s)} span(s), {total:.1f} s, from {self.origin}"
 
 
 def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QWidget:
@@ -66,6 +97,10 @@ class TrainPanel(QWidget):
     def __init__(self, catalogue=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.catalogue = catalogue
+        #: asked by *Use noise from the current recording*; the window sets it (raises WorkbenchError when
+        #: there is no usable recording)
+        self.recording_noise_source: Callable[[], RecordingNoise] | None = None
+        self.recording_noise: RecordingNoise | None = None
         self.process: QProcess | None = None
         self._buffer = b""
         self._curves: dict[str, pg.PlotDataItem] = {}
@@ -73,6 +108,7 @@ class TrainPanel(QWidget):
         self._stderr: list[str] = []
         self._loader: GeneratorWorker | None = None
         self._build()
+        self.set_recording_noise(None)
         self._on_architecture()
         self._on_data_mode()
 
@@ -109,6 +145,28 @@ class TrainPanel(QWidget):
         form.addRow("Clean", _folder_row(self.clean_edit, self, "Clean speech folder"))
         form.addRow("Noise", _folder_row(self.noise_edit, self, "Noise folder"))
         form.addRow("Pairs", _folder_row(self.pairs_edit, self, "Pairs folder"))
+        rec_row = QWidget(data)
+        rec_lay = QHBoxLayout(rec_row)
+        rec_lay.setContentsMargins(0, 0, 0, 0)
+        self.recording_button = QPushButton("Use noise from the current recording")
+        self.recording_button.setToolTip("Mix the clean speech with the noise-only spans of the open recording: the "
+                                         "span or pauses the Edit panel learned the noise from, else the time "
+                                         "selection, else its pauses (speech activity)")
+        self.recording_button.clicked.connect(self.use_recording_noise)
+        self.recording_clear = QPushButton("✕")
+        self.recording_clear.setFixedWidth(28)
+        self.recording_clear.setToolTip("Do not use the recording's noise")
+        self.recording_clear.clicked.connect(lambda: self.set_recording_noise(None))
+        rec_lay.addWidget(self.recording_button, 1)
+        rec_lay.addWidget(self.recording_clear)
+        self.recording_label = QLabel("")
+        self.recording_label.setWordWrap(True)
+        rec_box = QWidget(data)
+        rec_box_lay = QVBoxLayout(rec_box)
+        rec_box_lay.setContentsMargins(0, 0, 0, 0)
+        rec_box_lay.addWidget(rec_row)
+        rec_box_lay.addWidget(self.recording_label)
+        form.addRow("Recording", rec_box)
         self.data_form = form
         snr = QWidget(data)
         snr_lay = QHBoxLayout(snr)
@@ -192,6 +250,15 @@ class TrainPanel(QWidget):
         rform.addRow("Run folder", _folder_row(self.out_edit, self, "Run folder"))
         self.restart_check = QCheckBox("start over (ignore the folder's checkpoint)")
         rform.addRow("", self.restart_check)
+        self.ray_spin = QSpinBox()
+        self.ray_spin.setRange(0, 256)
+        self.ray_spin.setSpecialValueText("off (one process)")
+        ray_available = importlib.util.find_spec("ray") is not None
+        self.ray_spin.setEnabled(ray_available)
+        self.ray_spin.setToolTip("Data-parallel training on this many Ray Train CPU workers (a local Ray instance); "
+                                 "progress still arrives per step" if ray_available else
+                                 "Ray Train is not installed (the [cluster] extra)")
+        rform.addRow("Ray workers", self.ray_spin)
         root.addWidget(run)
         root.addStretch(1)
 
@@ -253,8 +320,8 @@ class TrainPanel(QWidget):
         for w in (self.clean_edit, self.noise_edit, self.snr_low, self.snr_high, self.examples_spin):
             w.setEnabled(mix)
         self.pairs_edit.setEnabled(not mix)
-        # only the rows of the chosen kind of data are shown (rows: mode, clean, noise, pairs, SNR, crop)
-        for row, visible in ((1, mix), (2, mix), (3, not mix), (4, mix)):
+        # only the rows of the chosen kind of data are shown (rows: mode, clean, noise, pairs, recording, SNR, crop)
+        for row, visible in ((1, mix), (2, mix), (3, not mix), (4, mix), (5, mix)):
             self.data_form.setRowVisible(row, visible)
 
     # -- config -------------------------------------------------------------------------------------------
@@ -277,6 +344,10 @@ class TrainPanel(QWidget):
                         noise=[folder(self.noise_edit)] if folder(self.noise_edit) else [],
                         snr_db=[self.snr_low.value(), self.snr_high.value()],
                         examples_per_epoch=self.examples_spin.value())
+            rec = self.recording_noise
+            if rec is not None:
+                data.update(noise_recording=rec.path, noise_spans_s=[list(s) for s in rec.spans_s or []],
+                            noise_from_pauses=rec.spans_s is None)
         else:
             data.update(pairs=folder(self.pairs_edit))
         d = {"run": {"out_dir": str(out), "epochs": self.epochs_spin.value(), "batch_size": self.batch_spin.value(),
@@ -288,6 +359,22 @@ class TrainPanel(QWidget):
              "loss": {"loss": self.loss_combo.currentText().strip()},
              "data": data}
         return TrainConfig.from_dict(d, base_dir=out.parent, where="Train panel")
+
+    def use_recording_noise(self) -> None:
+        """Take the noise-only spans of the window's current recording as a noise source."""
+        if self.recording_noise_source is None:
+            self._fail("no recording window to take the noise from")
+            return
+        try:
+            self.set_recording_noise(self.recording_noise_source())
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+
+    def set_recording_noise(self, noise: RecordingNoise | None) -> None:
+        self.recording_noise = noise
+        self.recording_label.setText("" if noise is None else noise.describe())
+        self.recording_label.setToolTip("" if noise is None else noise.path)
+        self.recording_clear.setEnabled(noise is not None)
 
     def _save_config_dialog(self) -> None:
         try:
@@ -333,14 +420,21 @@ class TrainPanel(QWidget):
         proc.readyReadStandardOutput.connect(self._read_stdout)
         proc.readyReadStandardError.connect(self._read_stderr)
         proc.finished.connect(self._on_finished)
-        args = ["-m", "workbench", "train", str(config_path), "--progress", "json"]
-        if self.restart_check.isChecked():
-            args.append("--restart")
+        args = self.command_args(config_path)
         self.process = proc
         self.tabs.setCurrentIndex(1)
         self.train_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         proc.start(sys.executable, args)
+
+    def command_args(self, config_path: Path) -> list[str]:
+        """Arguments of ``python`` for the training process the form describes."""
+        args = ["-m", "workbench", "train", str(config_path), "--progress", "json"]
+        if self.restart_check.isChecked():
+            args.append("--restart")
+        if self.ray_spin.isEnabled() and self.ray_spin.value() > 0:
+            args += ["--ray", str(self.ray_spin.value())]
+        return args
 
     def stop(self) -> None:
         """Ask the run to stop after its current step (SIGTERM); it writes its checkpoint first."""
@@ -379,7 +473,8 @@ class TrainPanel(QWidget):
         if kind == "start":
             self._total = max(int(ev["total_steps"]), 1)
             resumed = f", continuing at step {ev['resumed_at']}" if ev["resumed_at"] else ""
-            self.status.setText(f"training {ev['parameters']:,} parameters, {ev['total_steps']} steps{resumed}")
+            workers = f" on {ev['workers']} Ray workers" if ev.get("workers") else ""
+            self.status.setText(f"training {ev['parameters']:,} parameters, {ev['total_steps']} steps{workers}{resumed}")
         elif kind == "step":
             self.progress.setValue(int(1000 * ev["step"] / max(ev["total_steps"], 1)))
             self._add_point("train loss", ev["step"], ev["loss"])

@@ -37,7 +37,7 @@ open)::
         "version": "deepfilternet3", "channel": 0, "view_range_s": [0.0, 10.0], "freq_range_hz": null,
         "display": {…}, "stft": {"n_fft": 1024, "hop": 256, "window": "hann"},
         "loop_s": [1.0, 2.5] | null, "selection_s": [1.0, 2.5] | null,
-        "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null, "metric_settings": {"dnsmos": true},
+        "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null, "metric_settings": {"dnsmos": true, "speech_only": false},
         "blind_test": [...], "window": {…},
         "measurements": [{"samples": "…", "reference": "…" | "", "settings": "intrusive", "scores": {…}}],
         "phase_lab": {"0": {"rows": [...], "mask_stats": [...], "curves": [...], "notes": "…"}}

@@ -295,8 +295,9 @@ class Workspace(Session):
         self.loop: tuple[float, float] | None = None
         self.selection: tuple[float, float] | None = None
         self.repair_box: tuple[float, float, float, float] | None = None
-        #: what the Metrics panel measures (``{"dnsmos": bool}``)
-        self.metric_settings: dict[str, Any] = {"dnsmos": True}
+        #: what the Metrics panel measures: the reference-free metrics (DNSMOS) or not, and over the whole
+        #: recording or its speech only (``{"dnsmos": bool, "speech_only": bool}``)
+        self.metric_settings: dict[str, Any] = {"dnsmos": True, "speech_only": False}
         self.blind_results: list[dict] = []
         self.window: dict[str, Any] = {}
         self.measurements = MeasurementStore(on_change=lambda key: self._emit("measurement", key))

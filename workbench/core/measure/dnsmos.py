@@ -32,6 +32,11 @@ centring pad computed per window); memory stays bounded for any length (the fron
 runs on at most :data:`FRONT_CHUNK_FRAMES` frames at a time, a batch holds about 5 MB per window plus the
 signal) and progress/cancel come between batches.
 
+This module gives raw scores (:class:`DnsmosScores`); the metric table
+(:data:`workbench.core.measure.metrics.METRIC_SPECS`) turns them into its four columns
+(``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_ovrl``, ``dnsmos_p808``) with
+:func:`workbench.core.measure.metrics.dnsmos_metrics_steps`.
+
 A **fast mode** (``Dnsmos(fast=True)``, ``dnsmos_metrics_steps(..., fast=True)``) scores non-overlapping
 9.01 s windows instead of one every second (about 9x fewer windows, but only about 2x faster than the
 exact mode: the front end still sees every frame, and that is what the exact mode shares); it is an
@@ -55,7 +60,6 @@ import numpy as np
 from ..progress import Progress, run_to_end
 from ..audio.audio_io import downmix, resample
 from ..errors import ModelError
-from .metrics import Metric, failed, make_metric
 
 SAMPLE_RATE = 16000
 INPUT_LENGTH_S = 9.01
@@ -375,13 +379,12 @@ class DnsmosScores:
     #: ``"exact"`` (windows every second, the reference) or ``"fast"`` (non-overlapping windows, approximate).
     mode: str = "exact"
 
-    def as_metrics(self) -> dict[str, Metric]:
-        return {"dnsmos_sig": make_metric("dnsmos_sig", self.sig),
-                "dnsmos_bak": make_metric("dnsmos_bak", self.bak),
-                "dnsmos_ovrl": make_metric("dnsmos_ovrl", self.ovrl),
-                "dnsmos_p808": make_metric("dnsmos_p808", self.p808)}
+    def values(self) -> dict[str, float]:
+        """The four scores under their metric keys (:data:`DNSMOS_METRICS`)."""
+        return dict(zip(DNSMOS_METRICS, (self.sig, self.bak, self.ovrl, self.p808)))
 
 
+#: Metric keys of the four scores, in the order of :meth:`DnsmosScores.values`.
 DNSMOS_METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
 
 
@@ -513,7 +516,7 @@ class Dnsmos:
         :func:`window_by_window_scores` to float rounding.
 
         Raises:
-            ValueError: empty, non-finite or silent input (use :meth:`metrics` for a no-raise variant).
+            ValueError: empty, non-finite or silent input (``metrics.dnsmos_metrics_steps`` turns it into a reason).
         """
         x = self._padded(prepare_signal(audio, sample_rate))
         starts = self.window_starts(len(x))
@@ -571,19 +574,6 @@ class Dnsmos:
         """Blocking :meth:`score_steps`."""
         return run_to_end(self.score_steps(audio, sample_rate))
 
-    def metrics_steps(self, audio: np.ndarray, sample_rate: int) -> Generator[Progress, None, dict[str, Metric]]:
-        """:meth:`score_steps` as :class:`Metric` s; bad signals give ``value=None`` with a reason."""
-        try:
-            scores = yield from self.score_steps(audio, sample_rate)
-        except ValueError as exc:
-            return {k: failed(k, str(exc)) for k in DNSMOS_METRICS}
-        return scores.as_metrics()
-
-    def metrics(self, audio: np.ndarray, sample_rate: int) -> dict[str, Metric]:
-        """Like :meth:`score` but never raises for bad signals: failures become ``Metric(value=None, reason)``."""
-        return run_to_end(self.metrics_steps(audio, sample_rate))
-
-
 @lru_cache(maxsize=2)
 def _plain_sessions(personalized: bool):
     import onnxruntime as ort
@@ -625,24 +615,6 @@ def shared_dnsmos(personalized: bool = False, fast: bool = False) -> Dnsmos:
         return _shared[(personalized, fast)]
 
 
-def dnsmos_metrics_steps(audio: np.ndarray, sample_rate: int, personalized: bool = False, fast: bool = False
-                         ) -> Generator[Progress, None, dict[str, Metric]]:
-    """DNSMOS SIG/BAK/OVRL/P.808 as :class:`Metric` s (``dnsmos_sig`` ...) with the shared scorer; a generator
-    yielding :class:`Progress` per batch of windows. A missing model gives ``value=None`` with the reason.
-    ``fast``: non-overlapping windows (approximate, see the module docstring)."""
-    try:
-        scorer = shared_dnsmos(personalized, fast)
-    except ModelError as exc:
-        return {k: failed(k, str(exc)) for k in DNSMOS_METRICS}
-    return (yield from scorer.metrics_steps(audio, sample_rate))
-
-
-def dnsmos_metrics(audio: np.ndarray, sample_rate: int, personalized: bool = False, fast: bool = False
-                   ) -> dict[str, Metric]:
-    """Blocking :func:`dnsmos_metrics_steps`."""
-    return run_to_end(dnsmos_metrics_steps(audio, sample_rate, personalized, fast))
-
-
 #: The label every output of the fast mode carries (CLI warning line, CSV ``warning`` row).
 FAST_MODE_NOTE = ("DNSMOS in fast mode: non-overlapping 9.01 s windows instead of one every second; "
                   "an approximation of DNSMOS, not its reference scores")
@@ -662,7 +634,7 @@ def window_count(duration_s: float) -> int:
 
 
 #: Seconds of DNSMOS compute per scored clip besides its windows: the P.835 front network runs once over the
-#: whole (padded) clip. Measured here with ``dnsmos_metrics`` on 5, 13 and 30 s of speech on the shared 2-core
+#: whole (padded) clip. Measured here with ``metrics.dnsmos_metrics`` on 5, 13 and 30 s of speech on the shared 2-core
 #: machine under load (3.4 s for one window, 6.3 s for 21: about 3.3 s per clip + 0.15 s per window) and scaled
 #: to the quiet machine's :data:`SECONDS_PER_WINDOW` (x 0.056 / 0.15). Twenty short versions cost twenty of
 #: these, which an estimate from windows alone missed (it said 18 s where 80 s were needed).

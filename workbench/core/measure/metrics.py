@@ -17,27 +17,30 @@ Metric keys (``Metric.name``) are stable and used in CSV files: see :data:`METRI
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
 from ..audio.audio_io import downmix, resample
 from ..audio.correlation import estimate_lag
 from ..audio.formats import READ_SUFFIXES
-from ..errors import WorkbenchError
+from ..errors import Cancelled, ModelError, WorkbenchError
+from ..progress import Progress, rescaled, run_to_end
 from ..views.stft import StftConfig, stft
+from .dnsmos import DNSMOS_METRICS, FAST_MODE_NOTE, Dnsmos, DnsmosCost, shared_dnsmos
 
 # --------------------------------------------------------------------------------------------- results
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """Static description of one metric.
+    """One column of the metric table: what it is and how it is computed.
 
     Attributes:
         name: stable key (``pesq_wb``, ``si_sdr``, ...), used in CSV files and tables.
@@ -47,10 +50,19 @@ class MetricSpec:
         range: ``(low, high)`` theoretical/clamped bounds, ``None`` where unbounded.
         intrusive: needs a clean reference.
         description: the definition in one or two sentences.
-        compute: for an intrusive metric, ``compute(reference, estimate, sample_rate) -> Metric`` on the
-            aligned mono float64 signals (:func:`intrusive_metrics` runs it, so a new intrusive metric is this
-            one entry); ``None`` for the DNSMOS scores, which one network run gives together
-            (:mod:`workbench.core.measure.dnsmos`).
+        compute: with a reference (``intrusive``): ``compute(reference, estimate, sample_rate) -> Metric`` on
+            the aligned mono float64 signals (:func:`intrusive_metrics` runs it). Without a reference:
+            ``compute(estimate, sample_rate, fast) -> {key: Metric}`` for every column of its :attr:`group`
+            (one run gives them all), or a generator yielding :class:`~workbench.core.progress.Progress` and
+            returning that dict (:func:`reference_free_metrics_steps` runs it once per group); ``estimate``
+            is mono float32 ``(n,)``; ``fast`` asks for the metric's approximate fast mode where it has one.
+        group: columns computed by one run share their group name (DNSMOS's four scores); ``""``: the
+            column is its own group.
+        group_label: the group's human name (``DNSMOS``; default :attr:`label`).
+        fast_note: a metric with an approximate fast mode: the line that labels results measured in it.
+        cost: a reference-free group's time estimate: ``cost()`` gives an object with
+            ``estimate_clips_s(durations_s)`` and ``observe_clips(durations_s, elapsed_s)``
+            (:class:`~workbench.core.measure.dnsmos.DnsmosCost`); ``None``: cheap, measured without asking.
     """
 
     name: str
@@ -60,8 +72,15 @@ class MetricSpec:
     range: tuple[float | None, float | None]
     intrusive: bool
     description: str
-    compute: Callable[[np.ndarray, np.ndarray, int], "Metric"] | None = field(default=None, compare=False,
-                                                                            repr=False)
+    compute: Callable | None = field(default=None, compare=False, repr=False)
+    group: str = ""
+    group_label: str = ""
+    fast_note: str = ""
+    cost: Callable[[], object] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def group_key(self) -> str:
+        return self.group or self.name
 
 
 @dataclass(frozen=True)
@@ -103,7 +122,16 @@ def _spec(name, label, unit, hib, rng, intrusive, desc, compute=None) -> MetricS
     return MetricSpec(name, label, unit, hib, rng, intrusive, desc, compute)
 
 
-#: Every metric the workbench computes, in table order.
+def _one_run(group: str, group_label: str, compute, *, columns, fast_note: str = "", cost=None) -> list[MetricSpec]:
+    """The columns ``(name, label, unit, higher_is_better, range, description)`` of a reference-free metric
+    whose one run (``compute``) gives them all."""
+    return [MetricSpec(name, label, unit, hib, rng, False, desc, compute, group, group_label, fast_note, cost)
+            for name, label, unit, hib, rng, desc in columns]
+
+
+#: Every metric the workbench computes, in table order: the one place a metric is added. ``workbench
+#: evaluate``, ``workbench batch``, the Metrics panel and the phase lab loop over it (see
+#: :func:`intrusive_keys`, :func:`reference_free_keys`, :func:`reference_free_metrics_steps`).
 METRIC_SPECS: dict[str, MetricSpec] = {s.name: s for s in [
     _spec("pesq_wb", "PESQ-WB", "MOS", True, (1.04, 4.64), True,
           "ITU-T P.862.2 wide-band PESQ (MOS-LQO) at 16 kHz, `pesq` package",
@@ -145,14 +173,47 @@ METRIC_SPECS: dict[str, MetricSpec] = {s.name: s for s in [
     _spec("mrstft", "MR-STFT", "", False, (0.0, None), True,
           "multi-resolution STFT distance: mean over 3 resolutions of spectral convergence + mean|log|S|-log|Ŝ||",
           lambda s, e, sr: multi_resolution_stft_distance(s, e)),
-    _spec("dnsmos_sig", "DNSMOS SIG", "MOS", True, (1.0, 5.0), False, "DNSMOS P.835 speech signal quality"),
-    _spec("dnsmos_bak", "DNSMOS BAK", "MOS", True, (1.0, 5.0), False, "DNSMOS P.835 background noise quality"),
-    _spec("dnsmos_ovrl", "DNSMOS OVRL", "MOS", True, (1.0, 5.0), False, "DNSMOS P.835 overall quality"),
-    _spec("dnsmos_p808", "DNSMOS P.808", "MOS", True, (1.0, 5.0), False, "DNSMOS P.808 overall quality"),
+    *_one_run("dnsmos", "DNSMOS", lambda x, sr, fast: dnsmos_metrics_steps(x, sr, fast=fast),
+               fast_note=FAST_MODE_NOTE, cost=DnsmosCost, columns=[
+                   ("dnsmos_sig", "DNSMOS SIG", "MOS", True, (1.0, 5.0), "DNSMOS P.835 speech signal quality"),
+                   ("dnsmos_bak", "DNSMOS BAK", "MOS", True, (1.0, 5.0), "DNSMOS P.835 background noise quality"),
+                   ("dnsmos_ovrl", "DNSMOS OVRL", "MOS", True, (1.0, 5.0), "DNSMOS P.835 overall quality"),
+                   ("dnsmos_p808", "DNSMOS P.808", "MOS", True, (1.0, 5.0), "DNSMOS P.808 overall quality")]),
 ]}
 
-#: Intrusive metric keys in table order.
-INTRUSIVE_METRICS = tuple(k for k, s in METRIC_SPECS.items() if s.intrusive)
+
+
+def intrusive_keys() -> tuple[str, ...]:
+    """Keys of the metrics that need a clean reference, in table order."""
+    return tuple(k for k, s in METRIC_SPECS.items() if s.intrusive)
+
+
+def reference_free_keys() -> tuple[str, ...]:
+    """Keys of the metrics measured without a reference (DNSMOS's columns ...), in table order."""
+    return tuple(k for k, s in METRIC_SPECS.items() if not s.intrusive)
+
+
+def reference_free_groups(keys: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """``{group: [keys]}`` of the reference-free metrics (those of ``keys`` when given), in table order: each
+    group is one run of its compute function."""
+    wanted = reference_free_keys() if keys is None else [k for k in reference_free_keys() if k in set(keys)]
+    out: dict[str, list[str]] = {}
+    for k in wanted:
+        out.setdefault(METRIC_SPECS[k].group_key, []).append(k)
+    return out
+
+
+def reference_free_label(keys: Iterable[str] | None = None) -> str:
+    """The reference-free metrics by their groups' names, for people: ``DNSMOS``."""
+    specs = [METRIC_SPECS[ks[0]] for ks in reference_free_groups(keys).values()]
+    return " + ".join(s.group_label or s.label for s in specs)
+
+
+def fast_mode_notes(keys: Iterable[str] | None = None) -> list[str]:
+    """The labels of the metrics among ``keys`` (default every reference-free one) that have a fast mode,
+    one per group."""
+    return [METRIC_SPECS[ks[0]].fast_note for ks in reference_free_groups(keys).values()
+            if METRIC_SPECS[ks[0]].fast_note]
 
 
 def make_metric(name: str, value: float | None, reason: str = "") -> Metric:
@@ -551,16 +612,17 @@ def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
     Args:
         reference, estimate: ``(n,)`` or ``(n, ch)`` float audio at ``sample_rate`` Hz (multichannel is
             averaged to mono).
-        metrics: keys to compute (default: all of :data:`INTRUSIVE_METRICS`).
+        metrics: keys to compute (default: every intrusive metric of the table, :func:`intrusive_keys`).
         align_signals: align by cross-correlation first (see :func:`align`).
 
     Returns:
         :class:`IntrusiveResult`; every requested key is present, failed ones with ``value=None``.
     """
-    wanted = list(INTRUSIVE_METRICS if metrics is None else metrics)
-    unknown = [k for k in wanted if k not in INTRUSIVE_METRICS]
+    known = intrusive_keys()
+    wanted = list(known if metrics is None else metrics)
+    unknown = [k for k in wanted if k not in known]
     if unknown:
-        raise ValueError(f"unknown intrusive metric(s) {', '.join(unknown)}; known: {', '.join(INTRUSIVE_METRICS)}")
+        raise ValueError(f"unknown intrusive metric(s) {', '.join(unknown)}; known: {', '.join(known)}")
     s, e = _as_mono(reference), _as_mono(estimate)
     bad = [what for what, x in (("reference", s), ("estimate", e)) if not np.all(np.isfinite(x))]
     if bad:
@@ -576,7 +638,7 @@ def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
         reason = "reference is silent" if len(s) else "no overlap after alignment"
         return IntrusiveResult({k: failed(k, reason) for k in wanted}, al.lag_samples, sample_rate, len(s),
                                al.correlation, searched)
-    for k in INTRUSIVE_METRICS:
+    for k in known:
         if k not in wanted:
             continue
         try:
@@ -584,6 +646,60 @@ def intrusive_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: 
         except Exception as exc:  # a metric library failing on odd input must not take the others down
             out[k] = failed(k, f"{type(exc).__name__}: {exc}")
     return IntrusiveResult(out, al.lag_samples, sample_rate, len(s), al.correlation, searched)
+
+
+def reference_free_metrics_steps(audio: np.ndarray, sample_rate: int, *, fast: bool = False,
+                                 keys: Iterable[str] | None = None) -> Generator[Progress, None, dict[str, Metric]]:
+    """The reference-free metrics of ``audio`` (``(n,)`` or ``(n, ch)``, averaged to mono) at ``sample_rate``
+    Hz: each group's compute function of :data:`METRIC_SPECS` run once (``keys``: only the groups holding
+    them; default all); a generator yielding :class:`Progress`, returning ``{key: Metric}`` in table order
+    (every column of each group run). A compute function that raises gives its columns that reason.
+    ``fast``: the approximate fast mode of the metrics that have one (:func:`fast_mode_notes`)."""
+    x = downmix(audio)
+    groups = reference_free_groups(keys)
+    out: dict[str, Metric] = {}
+    for i, (group, columns) in enumerate(groups.items()):
+        spec = METRIC_SPECS[columns[0]]
+        try:
+            got = spec.compute(x, sample_rate, fast)
+            if inspect.isgenerator(got):
+                got = yield from rescaled(got, i / len(groups), 1 / len(groups), "")
+        except Cancelled:
+            raise
+        except Exception as exc:  # a metric library failing on odd input must not take the others down
+            got = {k: failed(k, f"{type(exc).__name__}: {exc}") for k in columns}
+        for k in [k for k, s in METRIC_SPECS.items() if s.group_key == group]:
+            out[k] = got.get(k) or failed(k, "not computed")
+    return out
+
+
+def reference_free_metrics(audio: np.ndarray, sample_rate: int, *, fast: bool = False,
+                           keys: Iterable[str] | None = None) -> dict[str, Metric]:
+    """Blocking :func:`reference_free_metrics_steps`."""
+    return run_to_end(reference_free_metrics_steps(audio, sample_rate, fast=fast, keys=keys))
+
+
+def dnsmos_metrics_steps(audio: np.ndarray, sample_rate: int, personalized: bool = False, fast: bool = False,
+                         scorer: Dnsmos | None = None) -> Generator[Progress, None, dict[str, Metric]]:
+    """DNSMOS SIG/BAK/OVRL/P.808 as :class:`Metric` s (``dnsmos_sig`` ...), by ``scorer`` (default the shared
+    :class:`~workbench.core.measure.dnsmos.Dnsmos`); a generator yielding :class:`Progress` per batch of
+    windows. A missing model or a bad signal (empty, silent, NaN) gives ``value=None`` with the reason.
+    ``fast``: non-overlapping windows (approximate, see :mod:`workbench.core.measure.dnsmos`)."""
+    try:
+        scorer = scorer or shared_dnsmos(personalized, fast)
+    except ModelError as exc:
+        return {k: failed(k, str(exc)) for k in DNSMOS_METRICS}
+    try:
+        scores = yield from scorer.score_steps(audio, sample_rate)
+    except ValueError as exc:
+        return {k: failed(k, str(exc)) for k in DNSMOS_METRICS}
+    return {k: make_metric(k, v) for k, v in scores.values().items()}
+
+
+def dnsmos_metrics(audio: np.ndarray, sample_rate: int, personalized: bool = False, fast: bool = False,
+                   scorer: Dnsmos | None = None) -> dict[str, Metric]:
+    """Blocking :func:`dnsmos_metrics_steps`."""
+    return run_to_end(dnsmos_metrics_steps(audio, sample_rate, personalized, fast, scorer))
 
 
 # ---------------------------------------------------------------------------------------------- pairing

@@ -1,4 +1,5 @@
-"""Scoring one signal or a recording's versions: intrusive metrics against a clean reference, and DNSMOS.
+"""Scoring one signal or a recording's versions: intrusive metrics against a clean reference, and the
+reference-free ones (DNSMOS), every metric of the table :data:`~workbench.core.measure.metrics.METRIC_SPECS`.
 
 One function scores a signal, :func:`score_signal`; ``workbench evaluate``, ``workbench batch evaluate``, the
 metrics panel and the tests all go through it, so they report the same numbers for the same audio.
@@ -15,9 +16,9 @@ import numpy as np
 
 from ..audio.audio_io import downmix, load_audio, resample
 from ..progress import Progress, rescaled
-from .dnsmos import dnsmos_metrics, dnsmos_metrics_steps
-from .metrics import Metric, intrusive_metrics
-from .vad import speech_mask
+from .metrics import (Metric, intrusive_keys, intrusive_metrics, reference_free_keys, reference_free_label, reference_free_metrics,
+                      reference_free_metrics_steps)
+from .vad import VadSettings, speech_mask
 
 
 #: Aligned correlation (absolute normalised cross-correlation peak) below which a reference is reported as
@@ -90,7 +91,8 @@ class Scores:
     """Metrics of one signal.
 
     Attributes:
-        metrics: ``{key: Metric}`` (intrusive ones only when a reference was given; DNSMOS when asked).
+        metrics: ``{key: Metric}`` (intrusive ones only when a reference was given; the reference-free ones
+            when asked).
         lag_samples: alignment lag against the reference at the reference rate (None without reference).
         alignment: how the signal lined up with the reference (None without reference).
     """
@@ -107,12 +109,14 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
 
     With a ``reference`` (clean speech at ``reference_rate``, default ``sample_rate``) the intrusive metrics
     are computed after resampling the estimate to the reference rate (soxr) and aligning it by
-    cross-correlation (:attr:`Scores.alignment` says how well it lined up); DNSMOS (non-intrusive) is
-    computed on the estimate itself.
+    cross-correlation (:attr:`Scores.alignment` says how well it lined up); the reference-free metrics
+    (DNSMOS) are computed on the estimate itself.
 
     Args:
-        metrics: intrusive keys to compute (default all of :data:`INTRUSIVE_METRICS`).
-        dnsmos_fast: DNSMOS in its fast, approximate mode (non-overlapping windows; never the default).
+        dnsmos: also compute the reference-free metrics of the table (DNSMOS's columns, and any other).
+        metrics: intrusive keys to compute (default every intrusive metric of the table).
+        dnsmos_fast: the reference-free metrics in their fast, approximate mode where they have one (DNSMOS:
+            non-overlapping windows; never the default).
     """
     est = downmix(estimate)
     out: dict[str, Metric] = {}
@@ -128,7 +132,7 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
         check = AlignmentCheck(res.correlation, res.lag_samples, res.max_lag_samples, rate, len(ref) / rate,
                                len(est) / sample_rate)
     if dnsmos:
-        out.update(dnsmos_metrics(est, sample_rate, fast=dnsmos_fast))
+        out.update(reference_free_metrics(est, sample_rate, fast=dnsmos_fast))
     return Scores(out, lag, check)
 
 
@@ -139,8 +143,26 @@ def load_mono(path: Path) -> tuple[np.ndarray, int]:
 
 
 #: Parts of a version's scores that are measured (and cached) separately: the intrusive metrics depend on
-#: the reference, DNSMOS does not.
+#: the reference, the reference-free ones (DNSMOS) do not. The second part's name stays "dnsmos", the name
+#: stored measurements carry in saved sessions.
 INTRUSIVE, NON_INTRUSIVE = "intrusive", "dnsmos"
+
+
+def measurement_settings(part: str, speech: str = "") -> str:
+    """The settings part of a stored measurement's key (the workspace's ``MeasurementStore``): which metrics
+    of ``part`` (:data:`INTRUSIVE` or :data:`NON_INTRUSIVE`) were computed, over what: ``speech``
+    (:func:`speech_settings`) or ``""`` for the whole signals, e.g. ``intrusive:pesq_wb,...,mrstft``. A result
+    is reused only under an equal key, so figures of the two modes, or of other VAD settings, never mix."""
+    keys = intrusive_keys() if part == INTRUSIVE else reference_free_keys()
+    return f"{part}:" + ",".join(keys) + speech
+
+
+def speech_settings(vad: VadSettings, spans_of: str) -> str:
+    """The part of a measurement's settings key that says it covers speech only: the VAD settings and
+    ``spans_of``, the content key of what the spans were found on (``reference:<sha256>`` or
+    ``original:<sha256>``)."""
+    return (f"|speech-only:silero-vad threshold={vad.threshold:g} min_pause_ms={vad.min_pause_ms:g} "
+            f"min_speech_ms={vad.min_speech_ms:g} pad_ms={vad.pad_ms:g} spans-of={spans_of}")
 
 
 def speech_only(audio: np.ndarray, sample_rate: int, spans: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -159,17 +181,19 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
 
     The same :func:`score_signal` as ``workbench evaluate`` is used, so a version scored here and the same
     audio scored by the CLI give identical numbers. The intrusive metrics of every version come first
-    (seconds), then DNSMOS (slow: a 9 s window every second), so the quick cells fill first.
+    (seconds), then the reference-free ones (DNSMOS: slow, a 9 s window every second), so the quick cells
+    fill first.
 
     Args:
         versions: versions to score.
         intrusive: compute the intrusive metrics (needs ``reference``) for ``versions``.
-        dnsmos: compute DNSMOS for ``dnsmos_versions`` (default: ``versions``).
+        dnsmos: compute the reference-free metrics of the table for ``dnsmos_versions`` (default: ``versions``).
         on_result: called as ``on_result(version, part, Scores)`` as soon as one part of one version is
             measured (``part`` is :data:`INTRUSIVE` or :data:`NON_INTRUSIVE`), on the calling thread, so a
             table can fill cell by cell.
-        speech_spans: ``[(start_s, end_s)]``: the intrusive metrics score only these spans (speech), the
-            samples inside them of the version and of the reference, joined (:func:`speech_only`).
+        speech_spans: ``[(start_s, end_s)]``: every metric scores only these spans (speech): the samples
+            inside them of the version, and of the reference for the intrusive ones, joined
+            (:func:`speech_only`). ``None``: the whole signals.
 
     A generator yielding :class:`Progress` (closing it between yields cancels the work); returns
     ``{version.name: Scores}`` with the parts measured here merged.
@@ -177,27 +201,29 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
     out: dict[str, Scores] = {}
     todo_i = list(versions) if intrusive and reference is not None else []
     todo_d = (list(versions) if dnsmos_versions is None else list(dnsmos_versions)) if dnsmos else []
-    # Weights: DNSMOS costs about ten times the intrusive set per second of audio.
+    if speech_spans is not None and reference is not None:
+        reference = speech_only(reference, reference_rate, speech_spans)
+
+    def audio_of(v) -> np.ndarray:
+        audio = v.source.read_all()
+        return audio if speech_spans is None else speech_only(audio, v.source.sample_rate, speech_spans)
+    # Weights: the reference-free part (DNSMOS) costs about ten times the intrusive set per second of audio.
     total = max(len(todo_i) + 10 * len(todo_d), 1)
     done = 0.0
     for v in todo_i:
         yield Progress(done / total, f"measuring {v.name} against the reference")
-        audio, ref = v.source.read_all(), reference
-        if speech_spans:
-            audio = speech_only(audio, v.source.sample_rate, speech_spans)
-            ref = speech_only(reference, reference_rate, speech_spans)
-        sc = score_signal(audio, v.source.sample_rate, ref, reference_rate, dnsmos=False, metrics=metrics)
+        sc = score_signal(audio_of(v), v.source.sample_rate, reference, reference_rate, dnsmos=False,
+                          metrics=metrics)
         out[v.name] = sc
         if on_result is not None:
             on_result(v, INTRUSIVE, sc)
         done += 1
     for v in todo_d:
-        yield Progress(done / total, f"DNSMOS of {v.name}")
-        # The DNSMOS part of score_signal, stepped so that long recordings report progress (and can be
-        # cancelled) between DNSMOS windows; the numbers are those of score_signal.
-        audio = downmix(v.source.read_all())
-        scores = yield from rescaled(dnsmos_metrics_steps(audio, v.source.sample_rate), done / total,
-                                     10 / total, f"{v.name}: ")
+        yield Progress(done / total, f"{reference_free_label()} of {v.name}")
+        # The reference-free part of score_signal, stepped so that long recordings report progress (and can
+        # be cancelled) between DNSMOS windows; the numbers are those of score_signal.
+        scores = yield from rescaled(reference_free_metrics_steps(audio_of(v), v.source.sample_rate),
+                                     done / total, 10 / total, f"{v.name}: ")
         part = Scores(dict(scores))
         prev = out.get(v.name)
         if prev is None:

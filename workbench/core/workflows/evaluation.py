@@ -28,8 +28,8 @@ from ..audio.outputs import check_output_target
 from ..enhance.enhancer import Enhancer
 from ..enhance.registry import load_enhancer
 from ..errors import WorkbenchError
-from ..measure.dnsmos import DNSMOS_METRICS, FAST_MODE_NOTE
-from ..measure.metrics import INTRUSIVE_METRICS, METRIC_SPECS, Pair, find_pairs
+from ..measure.metrics import METRIC_SPECS, Pair, fast_mode_notes, find_pairs, intrusive_keys, reference_free_keys
+from ..measure.vad import VadSettings
 from ..progress import Progress, rescaled
 from .batch import item
 from .batch.item import FILE_PREFIX, NOISY
@@ -120,17 +120,21 @@ def pair_inputs(pairs: Sequence[Pair]) -> list[Path]:
 
 def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *, dnsmos: bool = True,
              metrics: Iterable[str] | None = None, include_noisy: bool = True, isolate_models: bool = False,
-             dnsmos_fast: bool = False) -> Generator[Progress, None, EvaluationResult]:
+             dnsmos_fast: bool = False, speech_only: VadSettings | None = None
+             ) -> Generator[Progress, None, EvaluationResult]:
     """Run every system on every pair and measure it; a generator yielding :class:`Progress`.
 
     Args:
         pairs: a folder (see :func:`workbench.core.measure.metrics.find_pairs`) or a list of :class:`Pair`.
         models: model specs, loaded :class:`Enhancer` s, or ``file:TAG`` for precomputed outputs.
-        dnsmos: also compute DNSMOS SIG/BAK/OVRL/P.808.
-        metrics: intrusive metric keys (default all).
-        dnsmos_fast: DNSMOS in its fast, approximate mode (non-overlapping windows); the result's warnings
-            say so (:data:`~workbench.core.measure.dnsmos.FAST_MODE_NOTE`).
+        dnsmos: also compute the reference-free metrics of the table (DNSMOS SIG/BAK/OVRL/P.808).
+        metrics: intrusive metric keys (default every intrusive metric of the table).
+        dnsmos_fast: the reference-free metrics in their fast, approximate mode (DNSMOS: non-overlapping
+            windows); the result's warnings say so (each metric's ``fast_note``).
         isolate_models: load model files in a worker process (see ``load_enhancer(isolate=True)``).
+        speech_only: every metric over the speech spans Silero VAD finds (with these settings) in each clean
+            file, the same spans cutting every system's output; the result's warnings say so
+            (:func:`speech_only_note`).
 
     Returns:
         :class:`EvaluationResult` (long form, one :class:`Measurement` per file, system and metric).
@@ -145,9 +149,12 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     if not pair_list:
         raise WorkbenchError("no noisy/clean pairs to evaluate")
     if dnsmos and dnsmos_fast:
-        warnings.append(f"{pair_list[0].noisy.parent}: {FAST_MODE_NOTE}")
-    wanted = list(INTRUSIVE_METRICS if metrics is None else metrics)
-    metric_keys = wanted + (list(DNSMOS_METRICS) if dnsmos else [])
+        warnings += [f"{pair_list[0].noisy.parent}: {note}" for note in fast_mode_notes()]
+    if speech_only is not None:
+        speech_only.check()
+        warnings.append(f"{pair_list[0].noisy.parent}: {speech_only_note(speech_only)}")
+    wanted = list(intrusive_keys() if metrics is None else metrics)
+    metric_keys = wanted + (list(reference_free_keys()) if dnsmos else [])
     # (table name, system, output of a model with several outputs)
     systems: list[tuple[str, str | Enhancer | None, str | None]] = [(NOISY, None, None)] if include_noisy else []
     for m in models:
@@ -184,7 +191,7 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
             # One pair x system through the same function `workbench batch evaluate` runs in its workers.
             key = system.info.id if isinstance(system, Enhancer) else name
             task = item.evaluate_task(done, pair, key, dnsmos=dnsmos, metrics=wanted, dnsmos_fast=dnsmos_fast,
-                                      output=output)
+                                      output=output, speech_only=speech_only)
             row = yield from rescaled(item.evaluate_item(task, system if isinstance(system, Enhancer) else None,
                                                     {"spec": name, "id": name}),
                                       done / total, 1.0 / total, "")
@@ -227,6 +234,14 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     yield Progress(1.0, "done")
     return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed,
                             inputs=pair_inputs(pair_list), warnings=warnings, unreadable=unreadable_pairs)
+
+
+def speech_only_note(settings: VadSettings) -> str:
+    """The caveat a speech-only evaluation carries (CLI warning line, CSV ``warning`` row)."""
+    return (f"metrics over speech only: the spans Silero VAD finds in each clean file (threshold "
+            f"{settings.threshold:g}, minimum pause {settings.min_pause_ms:g} ms, minimum speech "
+            f"{settings.min_speech_ms:g} ms, padding {settings.pad_ms:g} ms), joined; the same spans cut every "
+            "system's output")
 
 
 def _pair_problems(pair: Pair) -> str:

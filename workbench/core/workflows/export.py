@@ -368,7 +368,7 @@ def reference_record(reference: str | Path | None, metrics: dict[str, dict[str, 
     """
     if reference is None:
         return None
-    from ..measure.metrics import INTRUSIVE_METRICS  # not at import: `workbench enhance` measures nothing
+    from ..measure.metrics import intrusive_keys  # not at import: `workbench enhance` measures nothing
 
     path = Path(reference)
     info = read_info(path)
@@ -379,7 +379,7 @@ def reference_record(reference: str | Path | None, metrics: dict[str, dict[str, 
         raise WorkbenchError(f"{path}: cannot read the reference ({exc.strerror or exc})") from None
     return {"path": str(path.resolve()), "sha256": digest, "sample_rate": info.sample_rate,
             "channels": info.channels, "frames": info.frames,
-            "metrics": [k for k in INTRUSIVE_METRICS if k in present]}
+            "metrics": [k for k in intrusive_keys() if k in present]}
 
 
 def comparison_record(recording: Recording, versions: Sequence[Version] | None = None, *,

@@ -11,6 +11,8 @@ default, so the smallest config names an output folder and some data::
     [data]
     clean = ["speech/"]             # on-the-fly mixing: clean folders x noise folders ...
     noise = ["my_noise/"]
+    # noise_recording = "talk.wav"  # ... and/or the noise-only spans of a recording (seconds; or its pauses)
+    # noise_spans_s = [[0.0, 1.5], [7.2, 9.0]]
     # pairs = "pairs/"              # ... or a folder of noisy/clean pairs (the layouts `evaluate` reads)
 
 Sections and fields are listed in :class:`TrainConfig` and its parts; unknown fields are refused (a typo
@@ -94,6 +96,12 @@ class DataConfig:
     Attributes:
         pairs: a folder of noisy/clean pairs (``NAME_noisy.wav`` + ``NAME_clean.wav``, or ``noisy/`` + ``clean/``).
         clean, noise: folders or files of clean speech and of noise, mixed on the fly when ``pairs`` is empty.
+        noise_recording: an audio file whose noise-only spans are a noise source too (besides or instead of
+            ``noise``): a person's own noisy recording. Mixtures take noise from inside those spans only.
+        noise_spans_s: those spans, ``[[start, stop], ...]`` in seconds of the recording (e.g. the span of
+            *Learn noise*, a time selection, or the pauses *Learn from pauses* used).
+        noise_from_pauses: instead of ``noise_spans_s``, use the recording's non-speech spans found by the
+            speech activity detector (Silero VAD, default settings).
         rir: folders or files of room impulse responses convolved with the speech with ``rir_probability``.
         snr_db: ``[low, high]`` mixing SNR range (uniform).
         level_db: ``[low, high]`` RMS level of each mixture in dBFS (uniform), the target scaled alike.
@@ -108,6 +116,9 @@ class DataConfig:
     pairs: str = ""
     clean: list = field(default_factory=list)
     noise: list = field(default_factory=list)
+    noise_recording: str = ""
+    noise_spans_s: list = field(default_factory=list)
+    noise_from_pauses: bool = False
     rir: list = field(default_factory=list)
     rir_probability: float = 0.5
     snr_db: list = field(default_factory=lambda: [-5.0, 15.0])
@@ -204,8 +215,19 @@ class TrainConfig:
         need(math.isfinite(r.lr) and r.lr > 0, "[run] lr must be a positive number")
         need(r.checkpoint_every_steps >= 1, "[run] checkpoint_every_steps must be at least 1")
         need(r.threads >= 1 and r.max_steps >= 0, "[run] threads must be at least 1 and max_steps not negative")
-        need(bool(d.pairs) or (bool(d.clean) and bool(d.noise)),
-             "[data] needs a pairs folder, or clean and noise folders to mix")
+        need(bool(d.pairs) or (bool(d.clean) and (bool(d.noise) or bool(d.noise_recording))),
+             "[data] needs a pairs folder, or clean and noise folders (or a recording's noise spans) to mix")
+        for span in d.noise_spans_s:
+            need(isinstance(span, list) and len(span) == 2
+                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in span)
+                 and 0 <= span[0] < span[1],
+                 f"[data] noise_spans_s: {span!r} is not a span [start, stop] in seconds with 0 <= start < stop")
+        if d.noise_recording:
+            need(bool(d.noise_spans_s) != d.noise_from_pauses,
+                 "[data] noise_recording needs either noise_spans_s or noise_from_pauses = true (not both)")
+        else:
+            need(not d.noise_spans_s and not d.noise_from_pauses,
+                 "[data] noise_spans_s and noise_from_pauses need a noise_recording")
         need(len(d.snr_db) == 2 and d.snr_db[0] <= d.snr_db[1], "[data] snr_db must be [low, high]")
         need(len(d.level_db) == 2 and d.level_db[0] <= d.level_db[1] <= 0, "[data] level_db must be [low, high] "
                                                                              "dBFS, at most 0")

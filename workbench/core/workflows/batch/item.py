@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Callable, Generator, Mapping
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from ...enhance.level import clipping_problem
 from ...errors import Cancelled, WorkbenchError
 from ...progress import Progress, rescaled
 from ..export import LOSSY, export_rate, provenance_comment, write_export_audio
+
+if TYPE_CHECKING:
+    from ...measure.vad import VadSettings
 
 #: System names of an evaluation besides model specs: the unprocessed input, and precomputed outputs
 #: ``file:TAG`` found next to the pairs.
@@ -368,14 +371,18 @@ def model_systems(spec: str, enhancer: Enhancer) -> list[tuple[str | None, str]]
 
 
 def evaluate_task(index: int, pair, system: str, *, dnsmos: bool = True, metrics: list[str] | None = None,
-                  dnsmos_fast: bool = False, output: str | None = None) -> dict:
+                  dnsmos_fast: bool = False, output: str | None = None,
+                  speech_only: VadSettings | None = None) -> dict:
     """A JSON-able evaluation task: score ``system`` (``noisy``, a model key, or ``file:TAG``) on ``pair``
     (a :class:`workbench.core.measure.metrics.Pair`). ``output``: which output of a model with several
     (see :func:`model_systems`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the settings carry
-    ``"dnsmos_fast": true`` only then)."""
+    ``"dnsmos_fast": true`` only then). ``speech_only``: every metric over the speech spans Silero VAD finds
+    in the clean file with these settings (the settings carry ``"speech_only": {...}`` only then)."""
     settings = {"dnsmos": bool(dnsmos), "metrics": None if metrics is None else list(metrics)}
     if dnsmos and dnsmos_fast:
         settings["dnsmos_fast"] = True
+    if speech_only is not None:
+        settings["speech_only"] = asdict(speech_only)
     task = {"kind": "evaluate", "index": int(index), "key": f"{pair.name}|{system_key(system, output)}",
             "input": str(pair.noisy), "pair": pair.name, "clean": str(pair.clean),
             "precomputed": {k: str(v) for k, v in pair.outputs.items()}, "model": system, "outputs": [],
@@ -409,7 +416,9 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     computed; ``metric_reasons`` says why), plus ``lag_samples`` (alignment against the clean file),
     ``alignment_problems`` (the alignment check's findings when the clean file may not belong to this
     estimate, else ``None``), ``clean_duration_s``, and for a failed row ``failed_in`` (``read``,
-    ``system`` or ``score``).
+    ``system`` or ``score``). In the speech-only mode (``settings["speech_only"]``) every metric covers the
+    speech spans found in the clean file (``speech_s`` seconds of it; none found: every metric ``None`` with
+    that reason), the same spans cutting the estimate.
     ``enhancer`` is the loaded model for model systems (``None`` for ``noisy`` and ``file:TAG``).
     """
     t_start = time.perf_counter()
@@ -420,13 +429,13 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={},
                clean_duration_s=None, alignment_problems=None, failed_in=None, output=task.get("output"))
     # The metric stack loads with the first scored item, not with `workbench enhance` (start-up).
-    from ...measure.dnsmos import DNSMOS_METRICS
-    from ...measure.metrics import INTRUSIVE_METRICS, failed
-    from ...measure.scoring import load_mono, score_signal
+    from ...measure.metrics import failed, intrusive_keys, reference_free_keys
+    from ...measure.scoring import Scores, load_mono, score_signal, speech_only
+    from ...measure.vad import VadSettings, detect_speech
 
     stage = "read"
-    wanted = list(INTRUSIVE_METRICS if task["settings"]["metrics"] is None else task["settings"]["metrics"])
-    keys = wanted + (list(DNSMOS_METRICS) if task["settings"]["dnsmos"] else [])
+    wanted = list(intrusive_keys() if task["settings"]["metrics"] is None else task["settings"]["metrics"])
+    keys = wanted + (list(reference_free_keys()) if task["settings"]["dnsmos"] else [])
     try:
         noisy_path, clean_path = Path(task["input"]), Path(task["clean"])
         clean, clean_sr = load_mono(clean_path)  # first: an unreadable file gets the reader's one line
@@ -462,8 +471,18 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
             est, est_sr = result[index, :, 0], noisy_sr
         t_model = time.perf_counter()
         stage = "score"
-        sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted,
-                          dnsmos_fast=bool(task["settings"].get("dnsmos_fast")))
+        speech = task["settings"].get("speech_only")
+        if speech is not None:
+            vad = yield from rescaled(detect_speech(clean, clean_sr, VadSettings(**speech)), 0.8, 0.05,
+                                      f"{task['pair']}: speech activity ", should_stop)
+            row["speech_s"] = round(vad.speech_s, 6)
+            est, clean = speech_only(est, est_sr, vad.spans), speech_only(clean, clean_sr, vad.spans)
+        if speech is not None and not len(clean):
+            reason = f"{clean_path.name}: no speech found (speech only)"
+            sc = Scores({k: failed(k, reason) for k in keys})
+        else:
+            sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted,
+                              dnsmos_fast=bool(task["settings"].get("dnsmos_fast")))
         if sc.alignment is not None and sc.alignment.suspicious:
             row["alignment_problems"] = list(sc.alignment.problems())
         for key in keys:
