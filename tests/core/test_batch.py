@@ -427,3 +427,15 @@ def test_enhance_folder_runs_each_file_through_the_item_function(corpus, tmp_pat
         tag = _json.loads(sf.SoundFile(tmp_path / "e" / out).comment)
         assert tag["strength"]["mix"] == 0.5 and tag["model_id"] == "wiener"
         assert not sf.SoundFile(tmp_path / "b" / out).comment
+
+
+def test_every_output_of_a_model_with_several_gets_its_residual(tmp_path):
+    """One planner for the CLI batch and the dialog: with --residual each output of a two-output model gets
+    its own residual file (<stem>.<model>.<output>.residual), not only the first output's."""
+    from workbench.core.workflows.batch import InputFile, plan_outputs
+
+    [[plan]] = plan_outputs([InputFile(tmp_path / "x.wav", tmp_path)], tmp_path / "out",
+                            [("sep", "sep", ["speech", "noise"])], residual=True)
+    assert [(o["name"], Path(o["path"]).name) for o in plan["outputs"]] == [
+        ("speech", "x.sep.speech.wav"), ("noise", "x.sep.noise.wav"),
+        ("speech.residual", "x.sep.speech.residual.wav"), ("noise.residual", "x.sep.noise.residual.wav")]

@@ -1071,7 +1071,8 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
         overwrite: replace an existing ``path``; otherwise an existing file is an error.
         protect: files that must never be written (the source recordings).
         comment: text for the file's comment tag (libsndfile writes it in WAV/RF64 ``LIST INFO``,
-            AIFF, FLAC and Ogg comments), e.g. the version's provenance as JSON.
+            AIFF, CAF, FLAC and Ogg comments), e.g. the version's provenance as JSON; left out for a
+            container without one (Wave64, see ``AudioFormat.comments``).
     """
     path = Path(path)
     if format is None:
@@ -1089,7 +1090,7 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
                           channels=1 if audio.ndim == 1 else audio.shape[1],
                           subtype=subtype, format=container) as out:
             _no_peak_chunk(out)
-            if comment is not None:
+            if comment is not None and (known is None or known.comments):
                 out.comment = comment
             for a in range(0, audio.shape[0], 1 << 16):  # blocks: no whole-file temporary in libsndfile's path
                 out.write(audio[a:a + (1 << 16)])

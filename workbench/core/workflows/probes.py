@@ -43,7 +43,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Generator
+from typing import Generator, Iterator
 
 import numpy as np
 
@@ -347,42 +347,65 @@ def probe_cold(spec: str, audio: np.ndarray, sample_rate: int, processing: str |
 # -------------------------------------------------------------------------------- size and compute
 
 
-def _torch_modules(obj, depth: int = 2) -> list:
-    """torch ``nn.Module`` s reachable from ``obj``'s attributes (``depth`` levels), outermost first."""
-    try:
-        import torch.nn as nn
-    except ImportError:  # torch is a dependency, but a size probe must not crash without it
-        return []
-    found, seen = [], set()
+#: Values the walker never looks into (a path or number is a leaf, an array's elements are no objects).
+_LEAVES = (str, bytes, int, float, Path, np.ndarray)
+
+
+def _reachable(obj, depth: int, stop=lambda o: False) -> Iterator:
+    """Every object reachable from ``obj`` through attributes, list and tuple items and dict values, at most
+    ``depth`` attribute levels down (a container's items sit at the container's level), each once,
+    outermost first. Leaves (:data:`_LEAVES`) and objects for which ``stop`` is true are yielded but not
+    entered (a torch module's own sub-modules are its business)."""
+    seen: set[int] = set()
 
     def visit(o, d):
         if id(o) in seen:
             return
         seen.add(id(o))
-        if isinstance(o, nn.Module):
-            found.append(o)
+        if isinstance(o, (list, tuple, dict)):  # a container's items sit at the container's level
+            for item in list(o.values() if isinstance(o, dict) else o):
+                yield from visit(item, d)
             return
-        if d == 0:
+        yield o
+        if d == 0 or isinstance(o, _LEAVES) or stop(o) or not hasattr(o, "__dict__"):
             return
-        attrs = vars(o) if hasattr(o, "__dict__") else {}
-        values = list(attrs.values())
-        for v in values:
-            if isinstance(v, (list, tuple)):
-                for item in v:
-                    visit(item, d - 1)
-            elif not isinstance(v, (str, bytes, int, float, np.ndarray)):
-                visit(v, d - 1)
+        for v in list(vars(o).values()):
+            yield from visit(v, d - 1)
 
-    visit(obj, depth)
-    return found
+    yield from visit(obj, depth)
+
+
+def _torch_modules(obj, depth: int = 2) -> list:
+    """torch ``nn.Module`` s reachable from ``obj`` (:func:`_reachable`), outermost first."""
+    try:
+        import torch.nn as nn
+    except ImportError:  # torch is a dependency, but a size probe must not crash without it
+        return []
+
+    def is_module(o):
+        return isinstance(o, nn.Module)
+
+    return [o for o in _reachable(obj, depth, is_module) if is_module(o)]
+
+
+def _onnx_sessions(obj, depth: int = 3) -> list:
+    """onnxruntime ``InferenceSession`` s reachable from ``obj`` (:func:`_reachable`)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+
+    def is_session(o):
+        return isinstance(o, ort.InferenceSession)
+
+    return [o for o in _reachable(obj, depth, is_session) if is_session(o)]
 
 
 def _onnx_paths(obj, depth: int = 2) -> list[Path]:
-    """ONNX files (or tarballs of them) reachable from ``obj``: onnxruntime sessions' model paths and
-    attributes holding paths ending in ``.onnx`` / ``.tar.gz``; plus ``runtime_files()`` of the
-    enhancer's module when it exposes one (how the DeepFilterNet3 adapter locates its tarball)."""
+    """ONNX files (or tarballs of them) reachable from ``obj`` (:func:`_reachable`): onnxruntime sessions'
+    model paths and values that are paths ending in ``.onnx`` / ``.tar.gz``; plus ``runtime_files()`` of
+    the enhancer's module when it exposes one (how the DeepFilterNet3 adapter locates its tarball)."""
     paths: list[Path] = []
-    seen = set()
 
     def add(p):
         p = Path(p)
@@ -390,26 +413,13 @@ def _onnx_paths(obj, depth: int = 2) -> list[Path]:
             if p.is_file() and p not in paths:
                 paths.append(p)
 
-    def visit(o, d):
-        if id(o) in seen:
-            return
-        seen.add(id(o))
+    for o in _reachable(obj, depth):
         if isinstance(o, (str, Path)):
             add(o)
-            return
+            continue
         mp = getattr(o, "_model_path", None)  # onnxruntime.InferenceSession keeps its file path here
         if isinstance(mp, str):
             add(mp)
-        if d == 0 or not hasattr(o, "__dict__"):
-            return
-        for v in vars(o).values():
-            if isinstance(v, (list, tuple)):
-                for item in v:
-                    visit(item, d - 1)
-            elif not isinstance(v, (bytes, int, float, np.ndarray)):
-                visit(v, d - 1)
-
-    visit(obj, depth)
     module = __import__(type(obj).__module__, fromlist=["_"])
     runtime_files = getattr(module, "runtime_files", None)
     if callable(runtime_files):
@@ -487,36 +497,6 @@ def count_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | N
     with counter:
         _run(enhancer, probe_signal(sr, seconds))
     return counter.get_total_flops() / 2 / seconds
-
-
-def _onnx_sessions(obj, depth: int = 3) -> list:
-    """onnxruntime ``InferenceSession`` s reachable from ``obj`` (attributes, lists, dict values)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return []
-    found, seen = [], set()
-
-    def visit(o, d):
-        if id(o) in seen:
-            return
-        seen.add(id(o))
-        if isinstance(o, ort.InferenceSession):
-            found.append(o)
-            return
-        if d == 0 or isinstance(o, (str, bytes, int, float, np.ndarray)):
-            return
-        if isinstance(o, dict):
-            values = list(o.values())
-        elif isinstance(o, (list, tuple)):
-            values = list(o)
-        else:
-            values = list(vars(o).values()) if hasattr(o, "__dict__") else []
-        for v in values:
-            visit(v, d - 1)
-
-    visit(obj, depth)
-    return found
 
 
 def _onnx_graph_macs(model: bytes | str, feeds: dict[str, tuple[tuple[int, ...], np.dtype]]) -> float:

@@ -506,9 +506,6 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     return row
 
 
-ITEM_FUNCTIONS = {"enhance": enhance_item, "evaluate": evaluate_item}
-
-
 def run_task(task: Mapping, models: Mapping[str, Enhancer], identities: Mapping[str, dict] | None = None,
              *, should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, dict]:
     """Dispatch a task to its item function with the model it names (``models[task["model"]]``)."""
@@ -518,5 +515,5 @@ def run_task(task: Mapping, models: Mapping[str, Enhancer], identities: Mapping[
         row = _base_row(task, identities.get(task["model"]))
         row["reason"] = f"model {task['model']!r} is not loaded in this worker"
         return row
-    return (yield from ITEM_FUNCTIONS[task["kind"]](task, enhancer, identities.get(task["model"]),
-                                                    should_stop=should_stop))
+    item_function = enhance_item if task["kind"] == "enhance" else evaluate_item
+    return (yield from item_function(task, enhancer, identities.get(task["model"]), should_stop=should_stop))
