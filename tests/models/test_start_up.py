@@ -56,11 +56,12 @@ def test_enhancing_with_a_classical_model_imports_no_runtime_or_other_model(tmp_
     assert "scipy.special" not in modules  # only log-MMSE needs it
 
 
-#: What a classical `workbench enhance` has no use for: the batch drivers (process pool, Ray), the metric stack,
-#: figure rendering, the other commands, and numerical libraries beyond numpy.
-NOT_FOR_ENHANCE = ("workbench.core.workflows.batch.pipeline", "workbench.core.workflows.batch.backends",
+#: What a classical `workbench enhance` has no use for: the process pool's machinery and Ray (it runs its files
+#: on the batch driver's serial backend), the metric stack, figure rendering, the other commands, and numerical
+#: libraries beyond numpy.
+NOT_FOR_ENHANCE = ("concurrent.futures.process", "multiprocessing.queues", "multiprocessing.connection",
                    "workbench.core.measure", "workbench.core.views.figure", "workbench.commands.batch",
-                   "workbench.commands.evaluate", "concurrent.futures.process", "scipy", "ray", "matplotlib")
+                   "workbench.commands.evaluate", "scipy", "ray", "matplotlib")
 
 
 def test_enhancing_with_a_classical_model_loads_no_driver_metric_or_figure_stack(tmp_path):

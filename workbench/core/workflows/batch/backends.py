@@ -32,9 +32,7 @@ import os
 import signal
 import sys
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 from ...audio.audio_io import remove_live_temp_files, sweep_stale_temp_files
 from ...enhance.enhancer import Enhancer
@@ -42,6 +40,9 @@ from ...enhance.registry import load_enhancer
 from ...progress import Progress, run_to_end
 from ...errors import Cancelled, WorkbenchError
 from .item import _base_row, model_identity, run_task
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 BACKENDS = ("local", "ray")
 THREAD_VARIABLES = ("WORKBENCH_THREADS", "OMP_NUM_THREADS")
@@ -154,7 +155,11 @@ def _stop_pool(executor: ProcessPoolExecutor) -> None:
 def run_local(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int, threads: int = 1,
               should_stop: Callable[[], bool] | None = None, poll_s: float = 0.2) -> Iterator[dict]:
     """Run tasks on ``workers`` spawned processes; yields rows as they finish (any order)."""
+    # Imported here: `workbench enhance` drives its files through the serial backend of this module and
+    # should not load the process pool's machinery (multiprocessing, its queues) at start-up.
     import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
 
