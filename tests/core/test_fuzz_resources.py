@@ -102,3 +102,100 @@ def test_evaluate_with_some_unreadable_pairs_exits_2_after_the_table(tmp_path, c
     assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr"]) == 2
     err = capsys.readouterr().err
     assert "a_noisy.wav: empty file" in err and "1 of 2 pair(s) could not be read" in err
+
+
+def _enhance_peak_bytes(src, out, *options):
+    """Peak Python heap (numpy arrays included) of one ``workbench enhance`` run."""
+    tracemalloc.start()
+    try:
+        rc = main(["enhance", str(src), "-m", "wiener", "-o", str(out), "--quiet", *options])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rc == 0
+    return peak
+
+
+@pytest.mark.parametrize("options", [(), ("--normalize", "loudness", "--mix", "0.5", "--loudness", "-20",
+                                         "--subtype", "PCM_16")])
+def test_enhance_streams_a_long_file_with_memory_independent_of_its_length(tmp_path, options):
+    warm, short, long = tmp_path / "warm.wav", tmp_path / "short.wav", tmp_path / "long.wav"
+    _sparse_pcm16(warm, 16000)
+    _sparse_pcm16(short, 16000 * 30)
+    _sparse_pcm16(long, 16000 * 150)  # two and a half minutes: one float32 copy is 9.6 MB
+    _enhance_peak_bytes(warm, tmp_path / "o" / "warm.wav", *options)  # imports and caches, once
+    peak_short = _enhance_peak_bytes(short, tmp_path / "o" / "short.wav", *options)
+    peak_long = _enhance_peak_bytes(long, tmp_path / "o" / "long.wav", *options)
+    assert peak_long < peak_short + 3e6, (peak_short, peak_long)
+    assert sf.info(tmp_path / "o" / "long.wav").frames == 16000 * 150
+    # Only the outputs are left: every scratch file is gone.
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["long.wav", "short.wav", "warm.wav"]
+
+
+def test_the_streamed_output_is_the_in_memory_version_written(shared_data, tmp_path):
+    """Normalisation, strength, clipping to PCM_16 and the provenance of the streamed CLI path agree with the
+    Recording's in-memory enhancement of the same file."""
+    import json
+
+    from workbench.core.audio.audio_io import clip_for_subtype
+    from workbench.core.document.recording import Recording
+    from workbench.core.enhance.editing import Strength
+    from workbench.core.enhance.registry import load_enhancer
+    from workbench.core.progress import run_to_end
+
+    src = next((shared_data / "real").glob("*.wav"))
+    out = tmp_path / "out.wav"
+    assert main(["enhance", str(src), "-m", "wiener", "-o", str(out), "--quiet", "--normalize", "loudness",
+                 "--mix", "0.6", "--subtype", "PCM_16"]) == 0
+    rec = Recording(src)
+    (v,) = run_to_end(rec.enhance(load_enhancer("wiener"), normalize="loudness"))
+    rec.set_strength(v, Strength(0.6))
+    expected, _ = clip_for_subtype(v.source.read_all(), "PCM_16")
+    got, rate = sf.read(out, dtype="float32", always_2d=True)
+    assert rate == rec.source.sample_rate and got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) <= 1.0 / 32768 + 1e-7
+    written = json.loads(sf.SoundFile(out).comment)
+    level = written["extra"]["level"]
+    want = v.provenance.extra["level"]
+    assert level["normalized"] == "loudness" and abs(level["normalize_gain_db"] - want["normalize_gain_db"]) < 1e-3
+    assert level["gain_db"] == want["gain_db"] and written["strength"]["mix"] == 0.6
+
+
+def test_scratch_files_go_on_signal_and_are_swept_after_a_kill(tmp_path):
+    import os
+
+    from workbench.core.audio import audio_io
+
+    stale = tmp_path / f".x.wav.{2 ** 22 + 7}.0badf00d.part"  # what SIGKILL left: a pid no process has
+    stale.write_bytes(b"\0" * 64)
+    target = tmp_path / "x.wav"
+    with audio_io.scratch_file_beside(target) as scratch:
+        assert not stale.exists()
+        assert scratch.parent == tmp_path and audio_io.TEMP_NAME_RE.match(scratch.name)
+        audio_io.remove_live_temp_files()  # what SIGTERM's handler runs
+        assert not scratch.exists()
+    with audio_io.scratch_file_beside(tmp_path / "y.wav") as scratch:
+        scratch.write_bytes(b"\0" * 64)
+    assert os.listdir(tmp_path) == []
+
+
+def _enhance_max_rss_kib(src, out):
+    """Peak resident memory (KiB) of ``workbench enhance`` in a process of its own."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys\nfrom workbench.cli import main\n"
+            f"rc = main(['enhance', {str(src)!r}, '-m', 'wiener', '-o', {str(out)!r}, '--quiet'])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+def test_enhance_resident_memory_does_not_grow_with_the_file(tmp_path):
+    short, long = tmp_path / "short.wav", tmp_path / "long.wav"
+    _sparse_pcm16(short, 16000 * 30)
+    _sparse_pcm16(long, 16000 * 360)  # six minutes: one float32 copy is 23 MB
+    rss_short = _enhance_max_rss_kib(short, tmp_path / "short.out.wav")
+    rss_long = _enhance_max_rss_kib(long, tmp_path / "long.out.wav")
+    assert rss_long < rss_short + 12 * 1024, (rss_short, rss_long)

@@ -102,3 +102,23 @@ def test_signal_handlers_are_as_before_once_the_write_is_done(tmp_path):
     before = sig.getsignal(sig.SIGTERM), sig.getsignal(sig.SIGINT)
     write_audio_atomic(tmp_path / "b.wav", np.zeros(16, np.float32), 16000)
     assert (sig.getsignal(sig.SIGTERM), sig.getsignal(sig.SIGINT)) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="zombie states are read from /proc")
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
+    """A writer killed with its parent stays a zombie until the system's first process reaps it (slowly in
+    containers); it will never write again, so its temporary file is swept."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        import time
+
+        deadline = time.monotonic() + 30
+        # Wait for its end without reaping it (WNOWAIT): it stays a zombie, as an orphan not yet reaped does.
+        while os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        left = tmp_path / f".out.wav.{child.pid}.0badf00d.part"
+        left.write_bytes(b"\0" * 32)
+        assert audio_io.sweep_stale_temp_files(tmp_path, force=True) == 1 and not left.exists()
+    finally:
+        child.wait()

@@ -106,28 +106,38 @@ needs_landlock = pytest.mark.skipif(landlock_abi() == 0, reason="the kernel offe
 
 
 @needs_landlock
-def test_the_sandbox_forbids_every_write_but_reading_still_works(tmp_path):
+def test_the_sandbox_forbids_every_write_and_reads_outside_the_model(tmp_path):
     code = textwrap.dedent("""
         import os, sys
         from workbench.core.enhance.sandbox import forbid_file_writes
-        assert forbid_file_writes() is None
         folder = sys.argv[1]
+        # A model file brings its folder along (external weights, cards); nothing else of the person's is readable.
+        assert forbid_file_writes(readable=[folder + "/model/existing.txt"]) is None
+        try:
+            open(folder + "/private/diary.txt").read()
+            print("READ")
+        except OSError:
+            pass
         for attempt in (lambda: open(folder + "/new.txt", "w"),
                         lambda: os.open(folder + "/mapped.bin", os.O_RDWR | os.O_CREAT),
-                        lambda: open(folder + "/existing.txt", "r+")):
+                        lambda: open(folder + "/model/existing.txt", "r+")):
             try:
                 attempt()
                 print("WROTE")
             except OSError:
                 pass
-        print(open(folder + "/existing.txt").read())
+        print(open(folder + "/model/existing.txt").read())
         open("/dev/null", "w").write("fine")
     """)
-    (tmp_path / "existing.txt").write_text("kept")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "existing.txt").write_text("kept")
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "diary.txt").write_text("secret")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "WROTE" not in done.stdout and "kept" in done.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.txt"]
+    assert "WROTE" not in done.stdout and "READ" not in done.stdout and "kept" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "private"]
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["existing.txt"]
 
 
 @needs_landlock

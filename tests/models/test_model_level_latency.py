@@ -110,6 +110,7 @@ def test_loud_model_never_writes_a_clipped_file(tmp_path, speech, capsys, monkey
     err = capsys.readouterr().err
     assert "would be clipped in PCM_16; not written" in err and "--subtype FLOAT" in err and "--normalize" in err
     assert not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]  # no temporary or scratch file left
     monkeypatch.setenv("WORKBENCH_ISOLATE_MODELS", "0")  # the worker process was covered above; save its start-up
     # Float keeps every sample; the implausible level is one warning line with the measured gain.
     assert main(["enhance", str(src), "-m", model, "-o", str(out), "--quiet", "--subtype", "FLOAT"]) == 0

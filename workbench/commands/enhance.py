@@ -212,6 +212,9 @@ def run(args) -> int:
     # A model that cannot load is one error for the whole run; model files run in a worker process
     # (Ctrl-C stops them at once, a hanging call hits its time budget).
     enhancer = load_enhancer(args.model, isolate=True)
+    unguarded = getattr(enhancer, "sandbox_problem", None)
+    if unguarded:  # a model file or plugin runs, but nothing stops it writing files here
+        print(f"note: {args.model}: its worker process is not sandboxed: {unguarded}", file=sys.stderr)
     if args.processing is not None:
         enhancer = with_processing(enhancer, args.processing)  # one clear line if the model lacks that path
     if args.atten_lim_db is not None:

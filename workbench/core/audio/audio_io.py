@@ -18,7 +18,7 @@ import sys
 import threading
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -695,6 +695,62 @@ class FileSource(AudioSource):
                 self._file = None
 
 
+class ScratchSource(AudioSource):
+    """Float32 samples in a raw scratch file (frames x channels, native byte order), read block by block,
+    times ``gain``: a model's output on its way to an output file, never whole in memory.
+
+    The file belongs to whoever made it (:func:`scratch_file_beside`); this object only reads it.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, frames: int, gain: float = 1.0):
+        self.path = Path(path)
+        self.sample_rate, self.channels, self.frames = int(sample_rate), int(channels), int(frames)
+        self.gain = np.float32(gain)
+        self._lock = threading.Lock()
+
+    def scaled(self, gain: float) -> "ScratchSource":
+        """The same samples times ``gain`` (a new source over the same file)."""
+        return ScratchSource(self.path, self.sample_rate, self.channels, self.frames, float(self.gain) * gain)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(start, 0), min(stop, self.frames)
+        if stop <= start:
+            return np.zeros((0, self.channels), np.float32)
+        with self._lock, open(self.path, "rb") as fh:
+            fh.seek(start * self.channels * 4)
+            data = np.fromfile(fh, np.float32, (stop - start) * self.channels)
+        if data.size < (stop - start) * self.channels:
+            raise WorkbenchError(f"{self.path}: the scratch file was cut short (the drive may be full)")
+        data = data.reshape(stop - start, self.channels)
+        return data * self.gain if self.gain != 1 else data
+
+
+@contextlib.contextmanager
+def scratch_file_beside(path: str | os.PathLike) -> Iterator[Path]:
+    """An empty private file next to ``path`` for intermediate samples, removed when the block ends, on
+    SIGTERM/SIGINT while the main thread is inside it, and (having the atomic writer's temporary name) by
+    the next run's sweep when SIGKILL left it behind."""
+    path = Path(path)
+    ensure_folder(path.parent)
+    sweep_stale_temp_files(path.parent)
+    with _temp_files_removed_on_signal():
+        try:
+            tmp = temp_file_beside(path)
+        except OSError as exc:
+            raise WorkbenchError(f"{path}: no scratch file could be made beside it ({exc.strerror or exc})") from None
+        with _LIVE_LOCK:
+            _LIVE_TEMPS.add(os.fspath(tmp))
+        try:
+            yield tmp
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            with _LIVE_LOCK:
+                _LIVE_TEMPS.discard(os.fspath(tmp))
+
+
 @dataclass(frozen=True)
 class NonFiniteReport:
     """Where a source holds NaN/Inf samples. ``first_frame`` is -1 when there are none."""
@@ -903,6 +959,19 @@ def _temp_files_removed_on_signal() -> Iterator[None]:
                 pass
 
 
+def _is_zombie(pid: int) -> bool:
+    """A process that has ended but was not reaped yet (a killed writer whose parent died too, where the
+    system's first process reaps slowly): it will never write again. Linux's ``/proc`` only."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat_line = fh.read()
+    except OSError:
+        return False
+    # "pid (comm) S ...": the state follows the last ')' (a command name may hold spaces and parentheses)
+    rest = stat_line[stat_line.rfind(b")") + 1:].split()
+    return bool(rest) and rest[0] in (b"Z", b"X")
+
+
 def sweep_stale_temp_files(folder: str | os.PathLike, *, force: bool = False) -> int:
     """Delete the atomic writer's temporary files in ``folder`` whose writing process is gone (a run killed
     with SIGKILL, a power cut): only regular files with its name pattern and the pid of a dead process.
@@ -926,7 +995,8 @@ def sweep_stale_temp_files(folder: str | os.PathLike, *, force: bool = False) ->
             continue
         try:
             os.kill(pid, 0)
-            continue  # that writer is still alive
+            if not _is_zombie(pid):
+                continue  # that writer is still alive
         except ProcessLookupError:
             pass
         except (PermissionError, OverflowError, OSError):
@@ -1095,6 +1165,52 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
             for a in range(0, audio.shape[0], 1 << 16):  # blocks: no whole-file temporary in libsndfile's path
                 out.write(audio[a:a + (1 << 16)])
     return path
+
+
+def write_source_atomic(path: str | os.PathLike, source: AudioSource, *, subtype: str = "PCM_16",
+                        format: str | None = None, gain: float = 1.0, overwrite: bool = False,
+                        protect: tuple[str | os.PathLike, ...] = (), comment: str | None = None,
+                        refuse_clipping: Callable[[int, int], str | None] | None = None) -> tuple[Path, int]:
+    """:func:`write_audio_atomic` of ``source`` times ``gain``, read and written block by block (memory of
+    one block whatever the length); integer subtypes get samples beyond ±1 clipped and counted
+    (:func:`clip_for_subtype`).
+
+    Args:
+        refuse_clipping: ``refuse_clipping(clipped, total)`` is asked once everything is written: a
+            returned line is raised as :class:`WorkbenchError` and the file is not created (the temporary
+            file is removed), e.g. :func:`workbench.core.enhance.level.clipping_problem`.
+
+    Returns:
+        ``(path, clipped samples)``.
+    """
+    path = Path(path)
+    if format is None:
+        format = OUTPUT_FORMATS.get(path.suffix.lower(), "WAV")
+    known = BY_NAME.get(format.upper())
+    container = known.container if known is not None else format
+    if not sf.check_format(container, subtype):
+        raise WorkbenchError(f"{path}: {format} cannot hold {subtype} samples; choose one of "
+                             f"{', '.join(_HOLDS.get(format.upper(), ()))}")
+    g = np.float32(gain)
+    clipped = 0
+    with atomic_output(path, overwrite=overwrite, protect=protect) as tmp:
+        with sf.SoundFile(native_path(tmp), "w", samplerate=int(source.sample_rate), channels=source.channels,
+                          subtype=subtype, format=container) as out:
+            _no_peak_chunk(out)
+            if comment is not None:
+                out.comment = comment
+            for _pos, block in source.blocks(1 << 16):
+                block = block * g if g != 1 else block
+                if not np.all(np.isfinite(block)):
+                    raise WorkbenchError(f"{path}: refusing to write audio that holds NaN or Inf samples")
+                block, n_over = clip_for_subtype(block, subtype)
+                clipped += n_over
+                out.write(np.ascontiguousarray(block))
+        if refuse_clipping is not None:
+            problem = refuse_clipping(clipped, source.frames * source.channels)
+            if problem:
+                raise WorkbenchError(problem)
+    return path, clipped
 
 
 #: libsndfile's ``SFC_SET_ADD_PEAK_CHUNK`` (sndfile.h); soundfile has no public call for it.

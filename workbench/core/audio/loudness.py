@@ -304,23 +304,35 @@ def peak_safe_gain(m: LoudnessMeasure) -> PlaybackGain:
     return PlaybackGain(limit_db, 0.0, limit_db, None, m.reason)
 
 
+class TruePeakStream:
+    """:func:`true_peak` of a signal fed in consecutive pieces ``(m, channels)`` (:meth:`add`, the last one
+    with ``last=True``), for signals never whole in memory."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        import soxr  # noqa: PLC0415 - only export needs it
+
+        self._stream = soxr.ResampleStream(sample_rate, 4 * sample_rate, channels, dtype="float32", quality="HQ")
+        self.peak = 0.0
+
+    def add(self, piece: np.ndarray, last: bool = False) -> None:
+        piece = np.ascontiguousarray(piece, np.float32)
+        up = self._stream.resample_chunk(piece, last=last)
+        self.peak = max(self.peak, float(np.max(np.abs(piece))) if piece.size else 0.0,
+                        float(np.max(np.abs(up))) if up.size else 0.0)
+
+
 def true_peak(audio: np.ndarray, sample_rate: int, *, block_frames: int = MEASURE_BLOCK_FRAMES) -> float:
     """Estimated true peak (linear) per BS.1770-4 Annex 2: the largest absolute value of the signal
     interpolated to 4x its rate (soxr's linear-phase resampler stands in for the annex's FIR), and never
     below the sample peak. Processed in pieces of ``block_frames`` with a streaming resampler."""
-    import soxr  # noqa: PLC0415 - only export needs it
-
     x = np.asarray(audio, np.float32)
     x = x[:, None] if x.ndim == 1 else x
     if x.shape[0] == 0:
         return 0.0
-    stream = soxr.ResampleStream(sample_rate, 4 * sample_rate, x.shape[1], dtype="float32", quality="HQ")
-    peak = 0.0
+    stream = TruePeakStream(sample_rate, x.shape[1])
     for a in range(0, x.shape[0], block_frames):
-        piece = np.ascontiguousarray(x[a:a + block_frames])
-        up = stream.resample_chunk(piece, last=a + block_frames >= x.shape[0])
-        peak = max(peak, float(np.max(np.abs(piece))), float(np.max(np.abs(up))) if up.size else 0.0)
-    return peak
+        stream.add(x[a:a + block_frames], last=a + block_frames >= x.shape[0])
+    return stream.peak
 
 
 @dataclass(frozen=True)
@@ -349,12 +361,30 @@ def normalisation_gain(audio: np.ndarray, sample_rate: int, target_lufs: float =
     m = measure(audio, sample_rate)
     if m.lufs is None:
         return NormalisationGain(0.0, None, target_lufs, ceiling_dbtp)
-    gain_db = target_lufs - m.lufs
-    tp = true_peak(audio, sample_rate)
+    return _limited_gain(m.lufs, true_peak(audio, sample_rate), target_lufs, ceiling_dbtp)
+
+
+def normalisation_gain_of_source(source, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0,
+                                 block_frames: int = 1 << 16) -> NormalisationGain:
+    """:func:`normalisation_gain` of an audio source (``frames``, ``sample_rate``, ``channels``, ``blocks()``,
+    e.g. a file or a scratch file) read block by block: one pass, memory of one block."""
+    loud = LoudnessStream(source.frames, source.sample_rate, source.channels)
+    peak = TruePeakStream(source.sample_rate, source.channels)
+    for pos, block in source.blocks(block_frames):
+        loud.add(block)
+        peak.add(block, last=pos + len(block) >= source.frames)
+    m = loud.result()
+    if m.lufs is None:
+        return NormalisationGain(0.0, None, target_lufs, ceiling_dbtp)
+    return _limited_gain(m.lufs, peak.peak, target_lufs, ceiling_dbtp)
+
+
+def _limited_gain(lufs: float, tp: float, target_lufs: float, ceiling_dbtp: float) -> NormalisationGain:
+    gain_db = target_lufs - lufs
     limited = 0.0
     if tp > 0:
         headroom = ceiling_dbtp - 20.0 * math.log10(tp)
         if gain_db > headroom:
             limited = headroom - gain_db
             gain_db = headroom
-    return NormalisationGain(gain_db, m.lufs, target_lufs, ceiling_dbtp, limited)
+    return NormalisationGain(gain_db, lufs, target_lufs, ceiling_dbtp, limited)

@@ -20,12 +20,12 @@ from typing import Callable, Generator, Sequence
 
 import numpy as np
 
-from ..audio.audio_io import ArraySource, AudioInfo, AudioSource, open_source
-from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance_outputs
+from ..audio.audio_io import ArraySource, AudioInfo, AudioSource, ScratchSource, open_source
+from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance, enhance_outputs
 from ..progress import Progress, rescaled
 from ..enhance.editing import Strength, StrengthSource
-from ..enhance.level import level_check, normalise_to_input
-from ..errors import Cancelled
+from ..enhance.level import RunningLevel, level_check, normalise_to_input
+from ..errors import Cancelled, ModelError
 from ..history import AddVersion, Command, History, RemoveVersion, SetStrength
 from ..provenance import Provenance, VersionKind
 
@@ -132,10 +132,11 @@ class Recording:
             i += 1
         return f"{base} #{i}"
 
-    def add_version(self, audio: np.ndarray, sample_rate: int, provenance: Provenance,
+    def add_version(self, audio: np.ndarray | AudioSource, sample_rate: int, provenance: Provenance,
                     name: str | None = None, *, model: EnhancerInfo | None = None,
                     settings: dict | None = None) -> Version:
-        """Add a version: ``audio`` ``(frames,)``/``(frames, channels)`` aligned with the original.
+        """Add a version: ``audio`` ``(frames,)``/``(frames, channels)`` aligned with the original, or an
+        :class:`AudioSource` of that length (a result kept in a scratch file, read block by block).
 
         The one generic way to add a version of any kind (other than the original). ``name`` defaults
         to the provenance's model id (or its kind), made unique (``name #2``). Listeners are told.
@@ -144,12 +145,17 @@ class Recording:
             ValueError: wrong length or rate (every version has the original's frames at its rate),
                 or a recording that was closed.
         """
-        audio = np.asarray(audio, np.float32)
-        if audio.ndim == 1:
-            audio = audio[:, None]
-        if audio.ndim != 2 or audio.shape[0] != self.source.frames or sample_rate != self.source.sample_rate:
+        if isinstance(audio, AudioSource):
+            source, frames = audio, audio.frames
+        else:
+            audio = np.asarray(audio, np.float32)
+            if audio.ndim == 1:
+                audio = audio[:, None]
+            frames = audio.shape[0] if audio.ndim == 2 else -1
+            source = None
+        if frames != self.source.frames or sample_rate != self.source.sample_rate:
             raise ValueError(f"a version of {self.name} must have {self.source.frames} frames at "
-                             f"{self.source.sample_rate} Hz, got {audio.shape[0]} at {sample_rate} Hz")
+                             f"{self.source.sample_rate} Hz, got {frames} at {sample_rate} Hz")
         if provenance.kind == VersionKind.ORIGINAL:
             raise ValueError("a recording has exactly one original version")
         base = name or provenance.model_id or provenance.kind.value
@@ -161,14 +167,14 @@ class Recording:
         with self._lock:
             if self.closed:
                 raise ValueError(f"{self.name}: the recording was closed; no version is added")
-            v = Version(self.unique_name(base), provenance.kind, ArraySource(audio, sample_rate), model,
+            v = Version(self.unique_name(base), provenance.kind, source or ArraySource(audio, sample_rate), model,
                         settings, provenance.elapsed_s, provenance=provenance)
             self.versions.append(v)
             self.history.record(AddVersion(self, v, len(self.versions) - 1))
         self._changed()
         return v
 
-    def add_enhanced(self, audio: np.ndarray, sample_rate: int, model: EnhancerInfo,
+    def add_enhanced(self, audio: np.ndarray | AudioSource, sample_rate: int, model: EnhancerInfo,
                      settings: dict | None = None, elapsed_s: float | None = None, *,
                      output: str = "enhanced", name: str | None = None, parent: str = "original",
                      extra: dict | None = None) -> Version:
@@ -186,7 +192,8 @@ class Recording:
 
     def enhance(self, enhancer: Enhancer, channels: Sequence[int] | None = None, *, spec: str | None = None,
                 block_s: float = 1.0, settings: dict | None = None, normalize: str | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, list[Version]]:
+                should_stop: Callable[[], bool] | None = None,
+                scratch: Callable[[str], Path] | None = None) -> Generator[Progress, None, list[Version]]:
         """Run ``enhancer`` on this recording; a generator of :class:`Progress` returning the new versions.
 
         The one enhancement call (Models panel, ``workbench enhance``, batch export), so provenance is
@@ -201,6 +208,10 @@ class Recording:
             settings: extra facts stored in ``provenance.model_settings`` (e.g. ``{"batch": True}``).
             normalize: ``"peak"`` or ``"loudness"`` scales each output to the input's peak or BS.1770
                 loudness (:func:`~workbench.core.enhance.level.normalise_to_input`).
+            scratch: ``scratch(output name)`` gives an empty file that the caller owns and removes later:
+                the model's output is streamed into it and the version reads it block by block
+                (:class:`~workbench.core.audio.audio_io.ScratchSource`), so memory stays that of a few
+                blocks however long the recording is; levels and loudness are measured as it streams.
 
         Every output's level is checked against the input (:func:`~workbench.core.enhance.level.level_check`)
         and recorded in ``provenance.extra["level"]`` (``gain_db``, ``output_peak_dbfs``, ``implausible``,
@@ -209,8 +220,11 @@ class Recording:
         chans = list(range(self.source.channels)) if channels is None else [int(c) for c in channels]
         stop = (lambda: self.closed or (should_stop is not None and should_stop()))
         t0 = time.perf_counter()
-        outputs = yield from rescaled(enhance_outputs(enhancer, self.source, channels=chans, block_s=block_s),
-                                      0.0, 1.0, should_stop=stop)
+        if scratch is not None:
+            outputs, levels = yield from self._enhance_to_scratch(enhancer, chans, block_s, normalize, scratch, stop)
+        else:
+            outputs = yield from rescaled(enhance_outputs(enhancer, self.source, channels=chans, block_s=block_s),
+                                          0.0, 1.0, should_stop=stop)
         elapsed = time.perf_counter() - t0
         info = enhancer.info
         run_settings = {"model_spec": spec if spec is not None else info.id, "input_rate": self.source.sample_rate,
@@ -220,16 +234,8 @@ class Recording:
             run_settings["latency_measured"] = info.extra["latency measured"]
         if normalize is not None:
             run_settings["normalize"] = normalize
-        original = self.source.read_all()[:, chans]
-        levels = {}
-        for output, audio in list(outputs.items()):
-            check = level_check(original, audio)
-            level = check.to_dict()
-            if normalize is not None:
-                audio, gain_db = normalise_to_input(original, audio, self.source.sample_rate, normalize)
-                outputs[output] = audio
-                level.update(normalized=normalize, normalize_gain_db=gain_db)
-            levels[output] = level
+        if scratch is None:
+            levels = self._levels_in_memory(outputs, chans, normalize)
         multi = len(outputs) > 1
         added = []
         for output, audio in outputs.items():
@@ -247,6 +253,66 @@ class Recording:
                     raise Cancelled(f"{self.name}: closed during the run; no version added") from None
                 raise
         return added
+
+    def _levels_in_memory(self, outputs: dict, chans: list[int], normalize: str | None) -> dict:
+        """Each output's level check against the input (scaled in ``outputs`` when ``normalize``)."""
+        original = self.source.read_all()[:, chans]
+        levels = {}
+        for output, audio in list(outputs.items()):
+            level = level_check(original, audio).to_dict()
+            if normalize is not None:
+                audio, gain_db = normalise_to_input(original, audio, self.source.sample_rate, normalize)
+                outputs[output] = audio
+                level.update(normalized=normalize, normalize_gain_db=gain_db)
+            levels[output] = level
+        return levels
+
+    def _enhance_to_scratch(self, enhancer: Enhancer, chans: list[int], block_s: float, normalize: str | None,
+                            scratch: Callable[[str], Path], stop: Callable[[], bool]
+                            ) -> Generator[Progress, None, tuple[dict, dict]]:
+        """The model's outputs streamed into scratch files, with their levels measured on the way:
+        ``({output: ScratchSource}, {output: level facts})``. The input is read once more, block by block,
+        for its own level."""
+        src, rate = self.source, self.source.sample_rate
+        names = list(enhancer.info.outputs)
+        files = [scratch(name) for name in names]
+        loud = normalize == "loudness"
+        measured = [RunningLevel(src.frames, rate, len(chans), loud) for _ in names]
+        handles = [open(f, "wb") for f in files]
+        written = 0
+
+        def sink(first: int, block: np.ndarray) -> None:  # block: (outputs, m, channels)
+            nonlocal written
+            for fh, level, y in zip(handles, measured, block):
+                y = np.ascontiguousarray(y, np.float32)
+                fh.write(y.tobytes())
+                level.add(y)
+            written = first + block.shape[1]
+
+        try:
+            yield from rescaled(enhance(enhancer, src, channels=chans, block_s=block_s, sink=sink),
+                                0.0, 0.95, should_stop=stop)
+        finally:
+            for fh in handles:
+                fh.close()
+        if written != src.frames:
+            raise ModelError(f"model {enhancer.info.id!r} gave {written} of {src.frames} frames")
+        original = RunningLevel(src.frames, rate, len(chans), loud)
+        for pos, block in src.blocks():
+            original.add(block[:, chans])
+            if stop():
+                raise Cancelled(f"{self.name}: cancelled; no version added")
+            yield Progress(0.95 + 0.05 * (pos + len(block)) / max(src.frames, 1), f"{self.name}: level")
+        outputs, levels = {}, {}
+        for name, path, level in zip(names, files, measured):
+            facts = level.check_against(original).to_dict()
+            gain_db = 0.0
+            if normalize is not None:
+                gain_db = level.normalise_gain_db(original, normalize)
+                facts.update(normalized=normalize, normalize_gain_db=round(gain_db, 4))
+            outputs[name] = ScratchSource(path, rate, len(chans), src.frames, 10.0 ** (gain_db / 20.0))
+            levels[name] = facts
+        return outputs, levels
 
     def residual_of(self, version: Version) -> Version:
         """The residual ``original - enhanced`` (what the model removed), added once and reused."""

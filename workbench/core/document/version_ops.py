@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Generator, Mapping, Sequence
 
 import numpy as np
@@ -142,10 +143,14 @@ class EnhanceRequest:
 
 
 def run_request(recording: Recording, enhancer: Enhancer, request: EnhanceRequest = EnhanceRequest(), *,
-                should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, list[Version]]:
+                should_stop: Callable[[], bool] | None = None,
+                scratch: Callable[[str], Path] | None = None) -> Generator[Progress, None, list[Version]]:
     """Run ``request`` with ``enhancer`` on ``recording``; a generator of :class:`Progress` returning the new
     versions, always a list: one per model output for the whole file (:meth:`Recording.enhance`, versions
     ``<id>`` or ``<id>.<output>``), or the one ``REGION`` version of :func:`enhance_region`.
+
+    ``scratch``: whole-file runs stream each output into a scratch file the caller owns (see
+    :meth:`Recording.enhance`); region runs keep their result in memory.
 
     Raises:
         WorkbenchError: regions with a model of several outputs, a span outside the recording, a model
@@ -171,4 +176,4 @@ def run_request(recording: Recording, enhancer: Enhancer, request: EnhanceReques
                                       spec=request.spec, noise_profile_s=noise_span, should_stop=should_stop)
         return [v]
     return (yield from recording.enhance(model, chans, spec=request.spec, settings=extra, normalize=request.normalize,
-                                         should_stop=should_stop))
+                                         should_stop=should_stop, scratch=scratch))

@@ -61,14 +61,91 @@ def _env_seconds(name: str) -> float | None:
     return value if value > 0 else None
 
 
+#: Set in every worker before the sandbox closes: runtimes' usage telemetry would try to keep a device id
+#: under the person's home folder, which the worker may not read (onnxruntime would warn on every load).
+WORKER_ENVIRONMENT = {"ORT_DISABLE_TELEMETRY": "1"}
+
+#: True in a model worker process (the sandboxed child): code there loads models in process.
+_IN_WORKER = False
+
+
+def in_model_worker() -> bool:
+    """Whether this process is a sandboxed model worker (models load in process here, never in a further child)."""
+    return _IN_WORKER
+
+
 # ------------------------------------------------------------------------------------------- child side
-def _child_main(conn, spec: str, loader: Callable[[str], Enhancer]) -> None:  # pragma: no cover - runs in the child process
+def _sandboxed_call_main(conn, function: Callable, args: tuple, readable: tuple = ()) -> None:  # pragma: no cover - child process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _IN_WORKER
+    _IN_WORKER = True
+    os.environ.update(WORKER_ENVIRONMENT)
+    problem = forbid_file_writes(readable=list(readable))
+    try:
+        result = function(*args)
+    except BaseException as exc:  # noqa: BLE001 - one line for the parent
+        conn.send(("error", str(exc) if isinstance(exc, WorkbenchError) else one_line(exc)))
+        return
+    conn.send(("ok", (result, problem)))
+
+
+def run_sandboxed(function: Callable, *args, budget_s: float | None = None, what: str = "sandboxed call",
+                  readable=()):
+    """``function(*args)`` in a fresh worker process under the same sandbox as a model (no file writes;
+    reads limited where the kernel allows): for code the workbench did not write that must run before a
+    model exists, e.g. importing plugins to list them. ``function`` and its arguments and result pickle.
+    ``readable``: further paths the worker may read (see :func:`~workbench.core.enhance.sandbox.readable_paths`).
+
+    Returns:
+        ``(result, sandbox_problem)``: why the process was not sandboxed, or ``None``.
+
+    Raises:
+        ModelError: the call raised (its one line), ended the process, or exceeded ``budget_s``
+            (default ``WORKBENCH_LOAD_BUDGET_S`` or 120 s).
+    """
+    budget_s = budget_s or _env_seconds("WORKBENCH_LOAD_BUDGET_S") or DEFAULT_LOAD_BUDGET_S
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_sandboxed_call_main, args=(child, function, args, tuple(readable)), daemon=True,
+                       name="workbench-sandboxed")
+    proc.start()
+    child.close()
+    start = time.monotonic()
+    try:
+        while True:
+            if parent.poll(POLL_S):
+                try:
+                    status, value = parent.recv()
+                except (EOFError, OSError):
+                    status, value = None, None
+                if status == "ok":
+                    return value
+                if status == "error":
+                    raise ModelError(f"{what}: {value}")
+            if not proc.is_alive() and not parent.poll(0):
+                raise ModelError(f"{what}: the worker process ended unexpectedly (exit status {proc.exitcode})")
+            if time.monotonic() - start > budget_s:
+                raise ModelError(f"{what}: no answer within {budget_s:.0f} s (time budget exceeded); stopped")
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(0.5)
+            if proc.is_alive():
+                proc.kill()
+        proc.join(1.0)
+        parent.close()
+
+
+def _child_main(conn, spec: str, loader: Callable[[str], Enhancer], readable: tuple = ()) -> None:  # pragma: no cover - runs in the child process
     """Load ``spec`` and serve requests: ``("offline", audio)``, ``("stream", sid)``, ``("process", sid,
     block)``, ``("close_stream", sid)``, ``("close",)``. Replies ``("ok", value)`` or ``("error", text)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
-    # Before the model is loaded (TorchScript runs code while loading): from here on this process cannot
-    # create, change or remove any file, where the kernel offers that (see workbench.core.enhance.sandbox).
-    sandbox_problem = forbid_file_writes()
+    global _IN_WORKER
+    _IN_WORKER = True
+    os.environ.update(WORKER_ENVIRONMENT)
+    # Before the model is loaded (TorchScript and plugins run code while loading): from here on this process
+    # cannot create, change or remove any file, where the kernel offers that (see workbench.core.enhance.sandbox).
+    sandbox_problem = forbid_file_writes(readable=([spec] if os.path.exists(spec) else []) + list(readable))
     try:
         enh = loader(spec)
     except BaseException as exc:  # noqa: BLE001 - everything becomes one line for the parent
@@ -153,14 +230,18 @@ class IsolatedEnhancer(Enhancer):
         load_budget_s: seconds loading may take (default ``WORKBENCH_LOAD_BUDGET_S`` or 120).
         call_budget_s: fixed seconds per call (default: ``WORKBENCH_CALL_BUDGET_S``, else scaled with
             the audio length of the call).
+        readable: further paths the sandboxed child may read besides ``spec`` itself (a plugin's source
+            folder outside ``sys.path``, e.g. an editable install).
 
     Raises:
         ModelError: the model cannot be loaded, loading exceeded its budget, or the child died.
     """
 
-    def __init__(self, spec: str, *, loader: Callable[[str], Enhancer], load_budget_s: float | None = None, call_budget_s: float | None = None):
+    def __init__(self, spec: str, *, loader: Callable[[str], Enhancer], load_budget_s: float | None = None,
+                 call_budget_s: float | None = None, readable=()):
         self.spec = str(spec)
         self._loader = loader
+        self._readable = tuple(str(p) for p in readable)
         self.load_budget_s = load_budget_s or _env_seconds("WORKBENCH_LOAD_BUDGET_S") or DEFAULT_LOAD_BUDGET_S
         self.call_budget_s = call_budget_s or _env_seconds("WORKBENCH_CALL_BUDGET_S")
         self._lock = threading.RLock()
@@ -176,7 +257,7 @@ class IsolatedEnhancer(Enhancer):
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_child_main, args=(child, self.spec, self._loader), daemon=True,
+        proc = ctx.Process(target=_child_main, args=(child, self.spec, self._loader, self._readable), daemon=True,
                            name=f"workbench-model:{os.path.basename(self.spec)}")
         proc.start()
         child.close()

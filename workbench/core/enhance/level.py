@@ -57,20 +57,83 @@ class LevelCheck:
 
 def _rms_db(x: np.ndarray) -> float | None:
     ms = float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
+    return _ms_db(ms)
+
+
+def _ms_db(ms: float) -> float | None:
     return 10.0 * math.log10(ms) if ms > 0 else None
+
+
+def _check_from(in_db: float | None, out_db: float | None, peak: float) -> LevelCheck:
+    gain = None if in_db is None or out_db is None else round(out_db - in_db, 2)
+    peak_db = round(20.0 * math.log10(peak), 2) if peak > 0 else None
+    implausible = (gain is not None and gain > IMPLAUSIBLE_GAIN_DB) or (
+        peak_db is not None and peak_db > IMPLAUSIBLE_PEAK_DBFS)
+    return LevelCheck(gain, peak_db, bool(implausible))
 
 
 def level_check(original: np.ndarray, output: np.ndarray) -> LevelCheck:
     """Compare ``output`` with ``original`` (both ``(frames,)`` or ``(frames, channels)``, same rate)."""
     n = min(len(original), len(output))
     x, y = np.asarray(original[:n]), np.asarray(output[:n])
-    in_db, out_db = _rms_db(x), _rms_db(y)
-    gain = None if in_db is None or out_db is None else round(out_db - in_db, 2)
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    peak_db = round(20.0 * math.log10(peak), 2) if peak > 0 else None
-    implausible = (gain is not None and gain > IMPLAUSIBLE_GAIN_DB) or (
-        peak_db is not None and peak_db > IMPLAUSIBLE_PEAK_DBFS)
-    return LevelCheck(gain, peak_db, bool(implausible))
+    return _check_from(_rms_db(x), _rms_db(y), float(np.max(np.abs(y))) if y.size else 0.0)
+
+
+class RunningLevel:
+    """Peak, mean square and (optionally) BS.1770 loudness of a signal fed in consecutive pieces, so a
+    level check and a normalisation need never hold the whole signal: :func:`level_check` and
+    :func:`normalise_to_input` on streams (:meth:`check_against`, :meth:`normalise_gain_db`).
+
+    Args:
+        frames, sample_rate, channels: the whole signal's length, rate and channels.
+        loudness: also measure the integrated loudness (:class:`~workbench.core.audio.loudness.LoudnessStream`).
+    """
+
+    def __init__(self, frames: int, sample_rate: int, channels: int, loudness: bool = False):
+        from ..audio.loudness import LoudnessStream
+
+        self.sum_sq, self.count, self.peak = 0.0, 0, 0.0
+        self._loudness = LoudnessStream(frames, sample_rate, channels) if loudness else None
+
+    def add(self, piece: np.ndarray) -> None:
+        """Feed the next ``(m, channels)`` samples."""
+        x = np.asarray(piece)
+        if x.size:
+            self.sum_sq += float(np.sum(np.square(x, dtype=np.float64)))
+            self.count += x.size
+            self.peak = max(self.peak, float(np.max(np.abs(x))))
+        if self._loudness is not None:
+            self._loudness.add(x)
+
+    @property
+    def mean_square(self) -> float:
+        return self.sum_sq / self.count if self.count else 0.0
+
+    def lufs(self) -> float | None:
+        return None if self._loudness is None else self._loudness.result().lufs
+
+    def check_against(self, original: "RunningLevel") -> LevelCheck:
+        """:func:`level_check` of this output against ``original`` (fed the same number of frames)."""
+        return _check_from(_ms_db(original.mean_square), _ms_db(self.mean_square), self.peak)
+
+    def normalise_gain_db(self, original: "RunningLevel", mode: str) -> float:
+        """The gain :func:`normalise_to_input` applies to this output to match ``original`` (0 when
+        either is silent or, for loudness, not measurable)."""
+        if mode not in NORMALISE_MODES:
+            raise ValueError(f"normalise mode must be one of {', '.join(NORMALISE_MODES)}, not {mode!r}")
+        if mode == "peak":
+            return _normalise_db(original.peak, self.peak, None, None, mode)
+        return _normalise_db(0.0, 0.0, original.lufs(), self.lufs(), mode)
+
+
+def _normalise_db(p_in: float, p_out: float, l_in: float | None, l_out: float | None, mode: str) -> float:
+    if mode == "peak":
+        if p_in <= 0 or p_out <= 0:
+            return 0.0
+        return 20.0 * math.log10(p_in / p_out)
+    if l_in is None or l_out is None:
+        return 0.0
+    return l_in - l_out
 
 
 def normalise_to_input(original: np.ndarray, output: np.ndarray, sample_rate: int, mode: str) -> tuple[np.ndarray, float]:
@@ -87,16 +150,14 @@ def normalise_to_input(original: np.ndarray, output: np.ndarray, sample_rate: in
     if mode == "peak":
         p_in = float(np.max(np.abs(original[:n]))) if n else 0.0
         p_out = float(np.max(np.abs(output))) if output.size else 0.0
-        if p_in <= 0 or p_out <= 0:
-            return output, 0.0
-        gain_db = 20.0 * math.log10(p_in / p_out)
+        gain_db = _normalise_db(p_in, p_out, None, None, mode)
     else:
         from ..audio.loudness import measure
 
-        l_in, l_out = measure(original[:n], sample_rate).lufs, measure(output, sample_rate).lufs
-        if l_in is None or l_out is None:
-            return output, 0.0
-        gain_db = l_in - l_out
+        gain_db = _normalise_db(0.0, 0.0, measure(original[:n], sample_rate).lufs, measure(output, sample_rate).lufs,
+                                mode)
+    if gain_db == 0.0:
+        return output, 0.0
     g = np.float32(10.0 ** (gain_db / 20.0))
     return (np.asarray(output, np.float32) * g).astype(np.float32, copy=False), round(gain_db, 4)
 

@@ -32,6 +32,14 @@ Built-ins are the entry points of this project's distribution (:data:`DISTRIBUTI
 ``workbench_rank`` attribute of their target; plugins follow, sorted by id. A plugin that fails to import
 or build is listed nowhere and reported by :func:`plugin_errors`; loading it raises :class:`ModelError`.
 See ``tests/plugins/example_plugin`` for a complete example.
+
+A plugin is code the workbench did not write, so it never runs in the program's own process: listing
+imports the plugins in a sandboxed worker (:func:`~workbench.core.enhance.isolated.run_sandboxed`) and keeps
+only their descriptions, and loading one starts a model worker
+(:class:`~workbench.core.enhance.isolated.IsolatedEnhancer`) that imports and builds it there, under the
+same Landlock rules as a model file: it gets its audio as data over a pipe and cannot write any file.
+The worker offers the plugin's ``process_offline`` and ``new_stream`` (the engine's chunked and streaming
+paths); other optional methods of a plugin's Enhancer are not reached through it.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from typing import Callable
 
 from .chain import is_chain_spec, parse_chain
 from .enhancer import Enhancer, EnhancerInfo
-from .isolated import IsolatedEnhancer
+from .isolated import IsolatedEnhancer, in_model_worker, run_sandboxed
 from ..errors import ModelError, one_line
 
 ENTRY_POINT_GROUP = "workbench.enhancers"
@@ -57,7 +65,9 @@ LOADER_GROUP = "workbench.model_loaders"
 
 _builtin_cache: dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]] = {}
 _builtin_ranks: dict[str, float] = {}
-_plugin_cache: dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]] = {}
+#: Plugin id -> (info, factory); the factory is ``None`` when the plugin was described in the sandbox (its
+#: code never ran in this process) and is then built only in a model worker.
+_plugin_cache: dict[str, tuple[EnhancerInfo, Callable[[], Enhancer] | None]] = {}
 _plugin_errors: dict[str, str] = {}
 _builtin_errors: dict[str, str] = {}
 _extra_loaders: list[Callable[[Path], Enhancer]] = []
@@ -178,11 +188,59 @@ def _resolve_plugin(ep: EntryPoint) -> tuple[EnhancerInfo, Callable[[], Enhancer
     return _normalise(ep, obj, f"plugin:{dist}")
 
 
-def _plugins(refresh: bool = False) -> dict[str, tuple[EnhancerInfo, Callable[[], Enhancer]]]:
+def isolation_on() -> bool:
+    """Whether plugins and model files run in sandboxed worker processes (``WORKBENCH_ISOLATE_MODELS=0``
+    turns it off; inside a worker everything loads in process)."""
+    return not in_model_worker() and os.environ.get("WORKBENCH_ISOLATE_MODELS", "1").strip() != "0"
+
+
+def plugin_folders() -> list[str]:
+    """Where the plugins' top-level packages lie (found by the import system's finders, so an editable
+    install's source folder outside ``sys.path`` is found too; no plugin code runs): the sandboxed worker may
+    read them."""
+    import importlib.util
+
+    folders: list[str] = []
+    for ep in _plugin_entry_points():
+        top = ep.value.split(":")[0].split(".")[0].strip()
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError, AttributeError):
+            continue
+        if spec is None:
+            continue
+        folders += [str(p) for p in (spec.submodule_search_locations or [])]
+        if spec.origin and os.path.isabs(spec.origin):
+            folders.append(os.path.dirname(spec.origin))
+    return folders
+
+
+def _describe_plugins() -> tuple[dict[str, EnhancerInfo], dict[str, str]]:
+    """Import and describe every plugin here (run in a sandboxed worker): ``(infos, errors)``."""
+    found = _plugins(refresh=True)
+    return {name: info for name, (info, _factory) in found.items()}, dict(_plugin_errors)
+
+
+def _plugins(refresh: bool = False) -> dict[str, tuple[EnhancerInfo, Callable[[], Enhancer] | None]]:
     if refresh:
         _plugin_cache.clear()
         _plugin_errors.clear()
-    for ep in _plugin_entry_points():
+    plugin_eps = _plugin_entry_points()
+    if plugin_eps and isolation_on():
+        # A plugin's module is code the workbench did not write: it is imported (and described) only in a
+        # sandboxed worker, never in this process; loading it later starts a model worker.
+        if not any(ep.name in _plugin_cache or ep.name in _plugin_errors for ep in plugin_eps):
+            try:
+                (infos, errors), _problem = run_sandboxed(_describe_plugins, what="listing plugins",
+                                                          readable=plugin_folders())
+            except ModelError as exc:
+                for ep in plugin_eps:
+                    _plugin_errors[ep.name] = f"plugin {ep.name!r} ({ep.value}): {exc}"
+                return _plugin_cache
+            _plugin_cache.update({name: (info, None) for name, info in infos.items()})
+            _plugin_errors.update(errors)
+        return _plugin_cache
+    for ep in plugin_eps:
         if ep.name in _plugin_cache or ep.name in _plugin_errors:
             continue
         if ep.name in _builtins():
@@ -266,8 +324,9 @@ def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
     Args:
         isolate: load a model *file* in a child process (:class:`~workbench.core.enhance.isolated.IsolatedEnhancer`)
             so its calls can be stopped by Ctrl-C, Cancel or a time budget and a crash of the model's
-            runtime cannot take the program down. The CLI and the GUI pass True; built-ins and plugins
-            always run in process. ``WORKBENCH_ISOLATE_MODELS=0`` turns it off.
+            runtime cannot take the program down. The CLI and the GUI pass True; built-ins always run
+            in process. Plugins always run in such a sandboxed worker, whatever ``isolate`` says (and
+            are listed by importing them in one). ``WORKBENCH_ISOLATE_MODELS=0`` turns both off.
 
     Raises:
         ModelError: unknown id, missing file, or a model that cannot be loaded, with the reason.
@@ -277,11 +336,15 @@ def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
         if own is not None:
             return own[1]()
     if is_chain_spec(spec) and not Path(spec).exists():
-        return parse_chain(spec, load_enhancer, lambda: builtin_ids() + sorted(_plugins()))
+        return parse_chain(spec, partial(load_enhancer, isolate=isolate), lambda: builtin_ids() + sorted(_plugins()))
     if isinstance(spec, str):
         plugins = _plugins()
         if spec in plugins:
             info, factory = plugins[spec]
+            if factory is None or isolation_on():
+                # Plugins always run in a sandboxed worker: inputs go over as data, no file can be written.
+                return IsolatedEnhancer(spec, loader=partial(load_enhancer, isolate=False),
+                                        readable=plugin_folders())
             try:
                 enh = factory()
             except Exception as exc:
@@ -296,7 +359,7 @@ def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:
     if not path.exists():
         known = ", ".join(builtin_ids() + sorted(_plugins()))
         raise ModelError(f"{spec}: not a model id or an existing file/folder; known ids: {known}")
-    if isolate and os.environ.get("WORKBENCH_ISOLATE_MODELS", "1").strip() != "0":
+    if isolate and isolation_on():
         return IsolatedEnhancer(str(path), loader=partial(load_enhancer, isolate=False))
     loaders = model_loaders()
     if not loaders:

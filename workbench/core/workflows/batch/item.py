@@ -8,8 +8,9 @@ backend, ``workbench enhance`` on several files, ``workbench evaluate``, and the
   :func:`~workbench.core.document.version_ops.run_request` (the panels' call: typed provenance, one version
   per model output; the engine resamples with soxr and removes the latency), the whole file or regions,
   applies the strength with ``Recording.set_strength`` (``wet + (1 - mix) * (dry - wet)``), writes
-  every planned output through the atomic writer (or the export writer for lossy containers and
-  loudness) and returns a manifest row;
+  every planned output through the atomic writer (or the export writer for lossy containers) and returns a
+  manifest row; whole-file runs at the source rate stream input -> model -> scratch file -> output
+  (:func:`streams_to_files`), so their memory does not grow with the file;
 * :func:`evaluate_item` scores one system (``noisy``, a model, or ``file:TAG``) on one pair with
   :func:`workbench.core.measure.scoring.score_signal` and returns a manifest row.
 
@@ -21,6 +22,7 @@ propagates. Tasks are plain dicts too, so they travel unchanged to pool workers 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -33,7 +35,8 @@ from typing import TYPE_CHECKING, Callable, Generator, Mapping
 import numpy as np
 
 from ...audio.audio_io import (WRITE_SUBTYPES, clip_for_subtype, open_source, output_format, output_subtype, resample,
-                                write_audio_atomic)
+                                scratch_file_beside, write_audio_atomic, write_source_atomic)
+from ...audio.loudness import normalisation_gain_of_source
 from ...document.recording import Recording, file_sha256
 from ...document.version_ops import EnhanceRequest, run_request
 from ...enhance.editing import Strength
@@ -172,14 +175,47 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
-def _level_dbfs(audio: np.ndarray) -> tuple[float | None, float | None]:
-    """Peak and RMS level in dBFS of float audio (``20 log10 max|x|``, ``10 log10 mean(x^2)``)."""
-    if audio.size == 0:
+def streams_to_files(settings: EnhanceSettings) -> bool:
+    """Whether :func:`enhance_item` streams input -> model -> output files with memory independent of the
+    file's length (scratch files beside the first output, removed afterwards): whole-file runs written at
+    the source rate into WAV/FLAC/AIFF, with or without strength, ``normalize`` and ``loudness_lufs``.
+    Regions, residuals, DNSMOS, lossy containers and other rates keep the result in memory."""
+    return (not settings.regions_s and not settings.residual and not settings.dnsmos and settings.rate == "source"
+            and settings.format.upper() not in LOSSY)
+
+
+def _source_level_dbfs(source) -> tuple[float | None, float | None]:
+    """Peak and RMS level in dBFS (``20 log10 max|x|``, ``10 log10 mean(x^2)``) of an audio source, read
+    block by block."""
+    peak, sum_sq, count = 0.0, 0.0, 0
+    for _pos, block in source.blocks():
+        if block.size:
+            peak = max(peak, float(np.max(np.abs(block))))
+            sum_sq += float(np.sum(np.square(block, dtype=np.float64)))
+            count += block.size
+    if count == 0:
         return None, None
-    peak = float(np.max(np.abs(audio)))
-    ms = float(np.mean(np.square(audio, dtype=np.float64)))
     return (round(20 * np.log10(peak), 4) if peak > 0 else None,
-            round(10 * np.log10(ms), 4) if ms > 0 else None)
+            round(10 * np.log10(sum_sq / count), 4) if sum_sq > 0 else None)
+
+
+def _write_streamed(out: dict, target: Path, source, fmt: str, sub: str, settings: EnhanceSettings,
+                    comment: str | None, overwrite: bool, protect: tuple) -> int:
+    """Write one output from its (scratch-backed) source block by block; the clipping check counts while
+    the temporary file is written and refuses it before the rename. Returns the clipped samples."""
+    gain_db = 0.0
+    refuse = None
+    if settings.loudness_lufs is not None:
+        norm = normalisation_gain_of_source(source, settings.loudness_lufs, settings.true_peak_dbtp)
+        gain_db = norm.gain_db
+        out.update(gain_db=round(float(gain_db), 6), measured_lufs=norm.measured_lufs, limited_db=norm.limited_db)
+    elif sub not in ("FLOAT", "DOUBLE"):
+        def refuse(n_clipped: int, total: int) -> str | None:
+            return clipping_problem(str(target), n_clipped, total, sub)
+    _path, n_clipped = write_source_atomic(target, source, subtype=sub, format=fmt, gain=10.0 ** (gain_db / 20.0),
+                                           overwrite=overwrite, protect=protect, comment=comment,
+                                           refuse_clipping=refuse)
+    return n_clipped
 
 
 def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: list[dict],
@@ -245,6 +281,12 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     path = Path(task["input"])
     settings = EnhanceSettings.from_dict(task["settings"])
     rec = None
+    streamed = streams_to_files(settings) and bool(task.get("outputs"))
+    scratch_files = contextlib.ExitStack()
+
+    def scratch(_output: str) -> Path:
+        return scratch_files.enter_context(scratch_file_beside(Path(task["outputs"][0]["path"])))
+
     try:
         if not 0.0 <= settings.mix <= 1.0:
             raise WorkbenchError(f"mix must be between 0 and 1, got {settings.mix}")
@@ -266,7 +308,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         # provenance and version names on every path; a model with outputs ("speech", "noise") gives one
         # version per output (<id>.speech, <id>.noise), each written as its own file.
         made = yield from rescaled(run_request(rec, enhancer, _request(settings, chans, task["model"]),
-                                               should_stop=should_stop),
+                                               should_stop=should_stop, scratch=scratch if streamed else None),
                                    0.0, 0.9, f"{path.name}: ", should_stop)
         if settings.mix != 1.0:
             # Strength as everywhere else: out = wet + (1 - mix) * (original - wet) (editing.Strength).
@@ -276,12 +318,11 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         t_model = time.perf_counter()
         versions = {v.provenance.output or "enhanced": v for v in made}
         version = made[0]
-        wet = version.source.read_all()
         if settings.residual:
             for n, v in list(versions.items()):
                 versions[f"{n}.residual"] = rec.residual_of(v)
             versions["residual"] = versions[f"{version.provenance.output or 'enhanced'}.residual"]
-        peak, rms = _level_dbfs(wet)
+        peak, rms = _source_level_dbfs(version.source)
         row["metrics"] = {"output_peak_dbfs": peak, "output_rms_dbfs": rms}
         clipped = 0
         for out in row["outputs"]:
@@ -302,12 +343,19 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
                        output_subtype(getattr(src, "info", None) and src.info.subtype, fmt, settings.subtype))
                 rate = export_rate(rec, v, settings.rate)
                 protect = (path, *map(Path, task.get("protect", ())))
+                comment = provenance_comment(rec, v) if settings.provenance_tag else None
+                if streamed and fmt not in LOSSY:
+                    n_clipped = _write_streamed(out, target, v.source, fmt, sub, settings, comment,
+                                                bool(task.get("overwrite")), protect)
+                    out.update(subtype=sub, sample_rate=rate, clipped_samples=int(n_clipped))
+                    clipped += n_clipped
+                    out["sha256"] = file_sha256(target)
+                    continue
                 if settings.loudness_lufs is None and sub not in ("FLOAT", "DOUBLE"):
                     data = v.source.read_all()
                     problem = clipping_problem(str(target), int(np.count_nonzero(np.abs(data) > 1.0)), data.size, sub)
                     if problem:
                         raise WorkbenchError(problem)
-                comment = provenance_comment(rec, v) if settings.provenance_tag else None
                 if fmt in LOSSY or settings.loudness_lufs is not None:
                     # Lossy containers (encoder rates, block writes) and BS.1770 loudness: the export writer.
                     loud = None if settings.loudness_lufs is None else (settings.loudness_lufs, settings.true_peak_dbtp)
@@ -326,6 +374,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
                 clipped += n_clipped
             out["sha256"] = file_sha256(target)
         row["metrics"]["clipped_samples"] = clipped
+        scratch_files.close()  # every output is written: the model's scratch files go now, not after scoring
         t_write = time.perf_counter()
         if settings.dnsmos:
             from ...measure.scoring import score_signal  # the metric stack loads only for runs that score
@@ -346,6 +395,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     finally:
         if rec is not None and hasattr(rec.source, "close"):
             rec.source.close()
+        scratch_files.close()
     row["timings"]["total_s"] = round(time.perf_counter() - t_start, 6)
     row["worker_peak_rss_mib"] = peak_rss_mib()
     yield Progress(1.0, f"{path.name}: {row['status']}")

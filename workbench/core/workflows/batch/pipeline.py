@@ -229,7 +229,9 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
         final[task["key"]] = row
         if on_row is not None:
             on_row(row)
-    remove_stale_parts([o["path"] for t in todo for o in t.get("outputs", [])])
+    # Every output folder of the batch, skipped items' too: a run killed after an item's outputs were complete
+    # but before its scratch files were removed leaves them beside outputs this run will not write again.
+    remove_stale_parts([o["path"] for t in tasks for o in t.get("outputs", [])])
     total = max(len(tasks), 1)
     n_final = len(final)
     yield Progress(n_final / total, f"{n_final} of {len(tasks)} already done")
