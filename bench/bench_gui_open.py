@@ -4,7 +4,8 @@ Measures, for each file, in a fresh process with ``QT_QPA_PLATFORM=offscreen``:
     * launch -> QApplication created (imports of Python, numpy, scipy, Qt, pyqtgraph);
     * QApplication -> first painted spectrogram (all four panes show the visible tiles), and full
       process launch -> same;
-    * QApplication -> overview complete (the min/max waveform pass over the whole file);
+    * QApplication -> overview complete (the min/max waveform pass over the whole file), and full process
+      launch -> same; the overview pass alone (in a process of its own, file in the page cache);
     * peak resident memory of the process (``ru_maxrss``);
     * redraw time per scripted pan of 10 % of a 10-second view through the view box (GUI thread: move
       the view and repaint the panes; median), and the time until the newly exposed tiles are drawn
@@ -17,9 +18,21 @@ stall. It is reported for the run itself and for the moment the result arrives (
 the transport prepares it for playback, the panes repaint). ``--stall-trace`` also prints, for every gap
 over 50 ms, the stacks of the GUI thread and the workers sampled during it (see :class:`StallTracer`).
 
+Python runs from compiled bytecode, as an installed package does (pip compiles it; a checkout writes it on the
+first start): the bench gives every run the same bytecode cache folder (``PYTHONPYCACHEPREFIX``) and makes one
+unmeasured start first. ``--source-only`` instead compiles every module on every start (what a process with
+``PYTHONDONTWRITEBYTECODE`` set and no cache pays).
+
+The driver also reports CPU seconds (GUI thread, whole process) spent up to the first painted spectrogram:
+on a busy shared machine they vary far less than wall-clock times.
+
+``--baseline DIR`` also runs the code of another checkout (e.g. ``git worktree add /tmp/base main``),
+interleaved with this one's runs on the same files, and prints both with the ratios: figures of one run on
+a shared machine are comparable only with each other.
+
 Usage::
 
-    .venv/bin/python bench/bench_gui_open.py [--pans 30] [--keep DIR]
+    .venv/bin/python bench/bench_gui_open.py [--pans 30] [--keep DIR] [--baseline DIR]
     .venv/bin/python bench/bench_gui_open.py --model-stall deepfilternet3 [--stall-minutes 10] [--stall-trace]
 
 The test files are written in blocks (PCM_16, noise-like speech stand-in: band-limited noise bursts
@@ -30,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,19 +75,29 @@ def write_test_file(path: Path, seconds: int, block_s: int = 10, seed: int = 0) 
             written += n
 
 
-def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0) -> dict:
+def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0, repo: Path = REPO,
+             pycache: Path | None = None) -> dict:
+    """One start of the window on ``path`` running the code of checkout ``repo``; ``pycache``: the bytecode
+    cache folder (``None``: compile from source every time)."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(config_dir))
+    if pycache is None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     launch = time.time()
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gui_open_driver.py"), str(path),
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gui_open_driver.py"), str(path), "--code", str(repo),
                            "--pans", str(pans), "--pan-window-s", str(pan_window_s)], env=env, capture_output=True,
                           text=True, timeout=900)
     if proc.returncode != 0:
         raise SystemExit(f"{path}: the window exited with {proc.returncode}\n{proc.stderr[-2000:]}")
-    marks, pan_redraw, pan_complete, rss_kib = {}, [], [], None
+    marks, cpu, pan_redraw, pan_complete, rss_kib = {}, {}, [], [], None
     for line in proc.stdout.splitlines():
         parts = line.split()
         if parts[:1] == ["WB_MARK"]:
             marks.setdefault(parts[1], float(parts[2]))
+            cpu.setdefault(parts[1], (float(parts[3]), float(parts[4])))
         elif parts[:1] == ["WB_PAN"]:
             pan_redraw.append(float(parts[1]))
             pan_complete.append(float(parts[2]))
@@ -87,11 +111,35 @@ def run_once(path: Path, pans: int, config_dir: Path, pan_window_s: float = 10.0
         "qapp_to_spectrogram_s": marks["spectrogram"] - marks["qapp"],
         "launch_to_spectrogram_s": marks["spectrogram"] - launch,
         "qapp_to_overview_s": marks["first_paint"] - marks["qapp"],
+        "launch_to_overview_s": marks["first_paint"] - launch,
+        "gui_cpu_to_spectrogram_s": cpu["spectrogram"][0],
+        "cpu_to_spectrogram_s": cpu["spectrogram"][1],
         "peak_rss_mib": (rss_kib or 0) / 1024,
         "pan_redraw_ms": float(np.median(pan_redraw)) if pan_redraw else float("nan"),
         "pan_tiles_ms": float(np.median(pan_complete)) if pan_complete else float("nan"),
         "pans": len(pan_redraw),
     }
+
+
+_ENVELOPE_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from workbench.core.audio.audio_io import open_source
+from workbench.core.views.tiles import waveform_envelope
+source = open_source(sys.argv[2])
+t0 = time.perf_counter()
+for _ in waveform_envelope(source, 0, 4000):
+    pass
+print(time.perf_counter() - t0)
+"""
+
+
+def time_overview_pass(path: Path, repo: Path) -> float:
+    """Seconds of the overview's min/max pass (4000 buckets) over ``path`` alone, in a fresh process running
+    the code of ``repo`` (the file is in the page cache: decoding, not the disk, is measured)."""
+    proc = subprocess.run([sys.executable, "-c", _ENVELOPE_SCRIPT, str(repo), str(path)], capture_output=True,
+                          text=True, timeout=600, check=True)
+    return float(proc.stdout.split()[-1])
 
 
 class StallTracer:
@@ -273,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="write the test files here and keep them")
     parser.add_argument("--repeat", type=int, default=2, help="runs per file; medians are reported")
     parser.add_argument("--pan-window", type=float, default=10.0, help="view width in seconds while panning")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also run the driver of the checkout in DIR, interleaved, and print the ratios")
+    parser.add_argument("--source-only", action="store_true",
+                        help="no bytecode cache: every start compiles the modules it imports")
     parser.add_argument("--model-stall", action="append", default=[], metavar="MODEL",
                         help="measure event-loop stalls while MODEL enhances a long file (repeatable)")
     parser.add_argument("--stall-minutes", type=int, default=10, help="file length for --model-stall")
@@ -304,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             if r["trace"]:
                 print(f"\n{r['model']}: stacks during gaps over 50 ms\n{r['trace']}")
         return 0
+    trees = [("this", REPO)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    pycache = None if args.source_only else Path(tempfile.mkdtemp(prefix="wb_bench_pycache_"))
     rows = []
     try:
         for label, seconds in (("1 min", 60), ("1 hour", 3600)):
@@ -313,26 +367,55 @@ def main(argv: list[str] | None = None) -> int:
                 write_test_file(path, seconds)
                 print(f"wrote {path.name} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s",
                       flush=True)
-            runs = [run_once(path, args.pans, folder / "config", args.pan_window) for _ in range(max(1, args.repeat))]
-            # Medians over the runs (--repeat), peak RSS the largest of them.
-            median = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
-            median["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
-            rows.append((label, median))
+            if pycache is not None and not rows:
+                for _, repo in trees:   # unmeasured: writes each tree's bytecode into the cache
+                    run_once(path, 0, folder / "config", args.pan_window, repo, pycache)
+            runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
+            for _ in range(max(1, args.repeat)):
+                for name, repo in trees:   # interleaved, so both see the same machine
+                    runs[name].append(run_once(path, args.pans, folder / "config", args.pan_window, repo, pycache))
+            for name, repo in trees:
+                runs[name][0]["overview_pass_s"] = float(np.median(
+                    [time_overview_pass(path, repo) for _ in range(max(1, args.repeat))]))
+            for name, _ in trees:
+                # Medians over the runs (--repeat), peak RSS the largest of them.
+                median = {k: float(np.median([r[k] for r in runs[name] if k in r])) for k in runs[name][0]}
+                median["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs[name])
+                rows.append((label, name, median))
     finally:
         if args.keep is None:
             for p in folder.glob("bench_*.wav"):
                 p.unlink()
+        if pycache is not None:
+            shutil.rmtree(pycache, ignore_errors=True)
     print()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"machine: {os.cpu_count()} cores, load average {load}, Python {sys.version.split()[0]}, offscreen Qt")
-    header = ("file", "imports s", "QApp->spectrogram s", "launch->spectrogram s", "QApp->overview s",
-              "peak RSS MiB", f"pan redraw ms ({args.pan_window:g} s view)", "pan tiles ms")
+    print(f"machine: {os.cpu_count()} cores, load average {load}, Python {sys.version.split()[0]}, offscreen Qt, "
+          f"{'modules compiled at every start' if pycache is None else 'bytecode cached'}, "
+          f"median of {max(1, args.repeat)} runs")
+    header = ("file", "code", "imports s", "QApp->spectrogram s", "launch->spectrogram s", "QApp->overview s",
+              "launch->overview s", "overview pass alone s", "GUI-thread CPU to spectrogram s", "process CPU to spectrogram s", "peak RSS MiB",
+              f"pan redraw ms ({args.pan_window:g} s view)", "pan tiles ms")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
-    for label, r in rows:
-        print(f"{label} | {r['imports_s']:.2f} | {r['qapp_to_spectrogram_s']:.2f} | {r['launch_to_spectrogram_s']:.2f} | "
-              f"{r['qapp_to_overview_s']:.2f} | {r['peak_rss_mib']:.0f} | {r['pan_redraw_ms']:.1f} | "
-              f"{r['pan_tiles_ms']:.1f}")
+    for label, name, r in rows:
+        print(f"{label} | {name} | {r['imports_s']:.2f} | {r['qapp_to_spectrogram_s']:.2f} | "
+              f"{r['launch_to_spectrogram_s']:.2f} | {r['qapp_to_overview_s']:.2f} | {r['launch_to_overview_s']:.2f} | "
+              f"{r['overview_pass_s']:.2f} | {r['gui_cpu_to_spectrogram_s']:.2f} | {r['cpu_to_spectrogram_s']:.2f} | "
+              f"{r['peak_rss_mib']:.0f} | {r['pan_redraw_ms']:.1f} | {r['pan_tiles_ms']:.1f}")
+    if args.baseline:
+        print()
+        by = {(label, name): r for label, name, r in rows}
+        for label in ("1 min", "1 hour"):
+            new, old = by[(label, "this")], by[(label, "baseline")]
+            print(f"{label}: launch->spectrogram {new['launch_to_spectrogram_s']:.2f} s vs baseline "
+                  f"{old['launch_to_spectrogram_s']:.2f} s (x{new['launch_to_spectrogram_s'] / old['launch_to_spectrogram_s']:.2f}), "
+                  f"GUI-thread CPU x{new['gui_cpu_to_spectrogram_s'] / old['gui_cpu_to_spectrogram_s']:.2f}, "
+                  f"process CPU x{new['cpu_to_spectrogram_s'] / old['cpu_to_spectrogram_s']:.2f}; "
+                  f"QApp->overview {new['qapp_to_overview_s']:.2f} s vs {old['qapp_to_overview_s']:.2f} s "
+                  f"(x{new['qapp_to_overview_s'] / old['qapp_to_overview_s']:.2f}), overview pass alone "
+                  f"{new['overview_pass_s']:.2f} s vs {old['overview_pass_s']:.2f} s "
+                  f"(x{new['overview_pass_s'] / old['overview_pass_s']:.2f})")
     return 0
 
 

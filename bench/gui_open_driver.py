@@ -2,11 +2,12 @@
 
     python bench/gui_open_driver.py FILE [--pans N] [--pan-window-s S]
 
-Prints ``WB_MARK <name> <unix time>`` at the window's start-up milestones (``qapp``, ``window``,
+Prints ``WB_MARK <name> <unix time> <GUI-thread CPU s> <process CPU s>`` at the window's start-up milestones (``qapp``, ``window``,
 ``spectrogram``, ``first_paint``; see ``workbench.gui.app.run_gui``), then with ``--pans N`` zooms to a
 ``--pan-window-s`` window at a quarter of the file, as when someone reads through a recording, pans right
 by 10 % per step and prints ``WB_PAN <redraw ms> <tiles complete ms>`` per pan and the medians; finally
-``WB_RSS <peak KiB>``. Without ``--pans`` the window closes after the first paint.
+``WB_RSS <peak KiB>``. Without ``--pans`` the window closes after the first paint. ``--code DIR`` runs the
+workbench package of another checkout (same-run comparisons).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def mark(name: str) -> None:
-    print(f"WB_MARK {name} {time.time():.6f}", flush=True)
+    # CPU seconds of the GUI thread (the marks are called on it) and of the whole process: on a busy
+    # machine they change far less than the wall-clock times.
+    print(f"WB_MARK {name} {time.time():.6f} {time.thread_time():.6f} {time.process_time():.6f}", flush=True)
 
 
 def pan_through(app, window, count: int, width_s: float) -> None:
@@ -62,7 +64,10 @@ def main() -> int:
     ap.add_argument("file")
     ap.add_argument("--pans", type=int, default=0)
     ap.add_argument("--pan-window-s", type=float, default=10.0)
+    ap.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1],
+                    help="checkout whose workbench package runs (default: this one)")
     args = ap.parse_args()
+    sys.path.insert(0, str(args.code.resolve()))
     from workbench.gui.app import run_gui
 
     code = run_gui([args.file], on_mark=mark,

@@ -38,7 +38,7 @@ def info(model_id: str) -> EnhancerInfo:
         sample_rate=SAMPLE_RATE, causal=True, latency_samples=N_FFT - HOP, family="complex-mask",
         processing="offline", processing_paths=("offline", "streaming"), block_samples=HOP,
         source=SOURCE, package=PACKAGE, parameters=PARAMETERS, licence=LICENCE,
-        extra={"stft": f"{N_FFT}-point, hop {HOP}, sqrt-Hann"})
+        extra={"stft": f"{N_FFT}-point, hop {HOP}, sqrt-Hann", "runtime": "torch"})
 
 
 def build(model_id: str) -> Enhancer:

@@ -247,3 +247,26 @@ def test_an_intrusive_metric_is_one_spec_entry_with_its_compute_function(monkeyp
     assert res.lag_samples == 0
     assert res.metrics["peak_error"].value == pytest.approx(float(np.max(np.abs(x - e.astype(np.float64)))), rel=1e-5)
     assert res.metrics["peak_error"].label == "Peak error" and res.metrics["si_sdr"].value > 10
+
+
+def test_pesq_runs_in_a_helper_process_when_asked_with_the_same_score():
+    """In the window PESQ's lock-holding C call runs in a helper process; the score is the same."""
+    import os
+
+    from workbench.core.measure import native_calls
+    from workbench.core.measure.metrics import pesq_score
+
+    rng = np.random.default_rng(7)
+    t = np.arange(3 * 16000) / 16000
+    clean = (0.3 * np.sin(2 * np.pi * 200 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    noisy = clean + 0.05 * rng.standard_normal(clean.size).astype(np.float32)
+    here = pesq_score(clean, noisy, 16000)
+    try:
+        native_calls.run_in_helper_process(True)
+        assert native_calls.call(os.getpid) != os.getpid()
+        there = pesq_score(clean, noisy, 16000)
+    finally:
+        native_calls.run_in_helper_process(False)
+        native_calls.shutdown()
+    assert there.value == here.value and np.isfinite(here.value)
+    assert native_calls.call(os.getpid) == os.getpid()

@@ -140,6 +140,11 @@ def test_the_whole_workspace_round_trips(noisy, tmp_path):
     ws.set_repair_box((0.1, 0.2, 300.0, 900.0))
     ws.set_blind_results([{"recording": "noisy.wav", "tally": {"halve": 2}}])
     ws.set_window({"geometry": "AAAA"})
+    ws.set_phase_lab_params({"kinds": ["swap"], "gla_iterations": 7, "lc_db": -3.0})
+    ws.set_edit_params({"model": "wiener", "repair": "interpolate", "gain_db": -12.0, "noise_span_s": [0.1, 0.3]})
+    ws.set_blind_test({"recording": "noisy.wav", "current": 1,
+                       "trials": [{"mapping": {"X": "halve", "Y": "original"}, "vote": "X"},
+                                  {"mapping": {"X": "original", "Y": "halve"}, "vote": None}]})
     ws.set_phase_lab(rec, PhaseLabSummary(
         rows=[{"file": "noisy.wav", "version": "original", "metric": "si_sdr", "value": float("inf"), "unit": "dB",
                "reason": ""}],
@@ -175,3 +180,49 @@ def test_a_format_1_session_file_still_opens_into_the_workspace(noisy, tmp_path,
     assert ws.display == {"layout": "row", "db_range": [-80.0, -10.0]} and ws.stft["n_fft"] == 2048
     assert ws.blind_results == [{"recording": "noisy.wav"}]
     assert ws.view_state == {"other_feature": {"kept": True}}
+
+
+def test_the_undo_history_is_saved_and_undoes_after_opening(noisy, tmp_path):
+    """Both stacks come back: versions an undo took out are stored with the history, and Ctrl+Z after
+    opening undoes the last change made before saving and shows the version it concerned."""
+    ws = Workspace()
+    rec = ws.open(noisy)
+    (v,) = run_to_end(rec.enhance(Halve()))
+    repaired = repair_version(rec, v, Box(0.2, 0.5, 200.0, 2000.0), gain_db=-20.0)
+    residual = rec.residual_of(v)
+    rec.remove(residual)                      # held by the history only
+    rec.set_strength(v, Strength(0.6))
+    ws.undo()                                 # the strength change waits on the redo stack
+    rec.set_strength(v, Strength(0.8))        # ... and is dropped by a new change
+    ws.undo()
+    ws.set_version(repaired)
+    target = save_session_now(ws, tmp_path / "h.session.json")
+    before = ws.snapshot()
+    assert [c["command"] for c in before["recordings"][0]["history"]["undo"]] == ["add", "add", "add", "remove"]
+    restored, problems = open_session_now(target)
+    assert problems == [] and differences(restored.snapshot(), before) == []
+    rec2 = restored.current
+    assert restored.redo().name.startswith("strength") and rec2.strength_of(rec2.version("halve")).mix == 0.8
+    restored.undo()
+    command = restored.undo()                 # the removal of the residual
+    assert command.name == f"remove {residual.name}" and restored.version.name == residual.name
+    np.testing.assert_array_equal(restored.version.source.read_all(), residual.source.read_all())
+    restored.undo()                           # adding the residual
+    restored.undo()                           # the repair: shows the version that was repaired
+    assert restored.version is rec2.version("halve") and rec2.version_or_none(repaired.name) is None
+    restored.redo()
+    assert restored.version.name == repaired.name
+    np.testing.assert_array_equal(restored.version.source.read_all(), repaired.source.read_all())
+
+
+def test_a_history_naming_a_version_that_is_not_there_is_left_out_with_one_line(noisy, tmp_path):
+    ws = Workspace()
+    rec = ws.open(noisy)
+    run_to_end(rec.enhance(Halve()))
+    target = save_session_now(ws, tmp_path / "bad.session.json")
+    doc = json.loads(target.read_text())
+    doc["recordings"][0]["history"]["undo"][0]["version"] = "h7"
+    target.write_text(json.dumps(doc))
+    restored, problems = open_session_now(target)
+    assert len(problems) == 1 and "undo history of noisy.wav" in problems[0]
+    assert not restored.current.history.can_undo and restored.current.version_or_none("halve") is not None

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from workbench.core.audio.audio_io import ArraySource
-from workbench.gui.spectrogram import EnvelopeCurves, SpectrogramView
+from workbench.core.views.overview import EnvelopeCurves
+from workbench.gui.spectrogram import SpectrogramView
 
 
 def test_envelope_curves_are_the_plot_arrays():

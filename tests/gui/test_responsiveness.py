@@ -81,7 +81,7 @@ def test_overview_band_is_drawn_as_min_max_segments(qtbot):
     view.show()
     view.set_source(ArraySource(x, sr), "noise")
     qtbot.waitUntil(view.is_painted, timeout=20000)
-    band = view._env_fill
+    band = view.overview.env_fill
     assert isinstance(band, pg.PlotCurveItem) and not isinstance(band, pg.FillBetweenItem)
     assert not [it for it in view.overview.getPlotItem().items if isinstance(it, pg.FillBetweenItem)]
     *_, (filled, mins, maxs) = list(waveform_envelope(ArraySource(x, sr), 0, 4000))

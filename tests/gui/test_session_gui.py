@@ -172,7 +172,7 @@ def test_saved_session_restores_the_window(qtbot, settings, speech, tmp_path):
     w.session.set_reference(rec, clean)
     blind = [{"recording": "speech.wav", "versions": ["logmmse", "original"], "tally": {"original": 1, "logmmse": 2},
               "trials": []}]
-    w.transport.blind_results = list(blind)
+    w.workspace.set_blind_results(blind)
     target = w.save_session_to(tmp_path / "w.session.json")
     assert target is not None and not w.session.unsaved_versions()
     before = {v.name: v.source.read_all().tobytes() for v in rec.versions}
@@ -290,7 +290,7 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
     """Defect: Save/Open session hashed sources and wrote or read every version's audio on the GUI
     thread, so the window froze for seconds on long recordings. Now the core generators run on a worker:
     the window's event loop keeps running (a GUI timer fires while the save is in progress)."""
-    import workbench.gui.main_window as mw
+    import workbench.gui.session_controller as sc
     from workbench.core.document import session_file
 
     w = open_window(qtbot, settings, [speech], "wiener")
@@ -302,8 +302,8 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
             return (yield from real(*args, **kwargs))
         return gen
     ticked, timer = _gui_tick_flag(qtbot)
-    monkeypatch.setattr(mw, "save_session", watched(session_file.save_session, "save"))
-    monkeypatch.setattr(mw, "open_session", watched(session_file.open_session, "open"))
+    monkeypatch.setattr(sc, "save_session", watched(session_file.save_session, "save"))
+    monkeypatch.setattr(sc, "open_session", watched(session_file.open_session, "open"))
     target = w.save_session_to(tmp_path / "bg.session.json")
     assert seen["save"] == (False, True) and target is not None and target.is_file()
     assert not w.session.unsaved_versions()
@@ -316,7 +316,7 @@ def test_saving_and_opening_a_session_run_off_the_gui_thread(qtbot, settings, sp
 
 
 def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speech, tmp_path, monkeypatch):
-    import workbench.gui.main_window as mw
+    import workbench.gui.session_controller as sc
     from workbench.core.document import session_file
     from workbench.core.progress import Progress
 
@@ -327,7 +327,7 @@ def test_cancelling_a_session_save_writes_no_session_file(qtbot, settings, speec
         yield Progress(0.1, "hashing the source")
         cancelled.wait(10)   # the test presses Cancel meanwhile
         return (yield from session_file.save_session(*args, **kwargs))
-    monkeypatch.setattr(mw, "save_session", slow)
+    monkeypatch.setattr(sc, "save_session", slow)
 
     def press_cancel():
         if w.progress_dialog is None:
@@ -453,8 +453,19 @@ def test_a_saved_workspace_comes_back_whole_in_a_fresh_window(qtbot, settings, s
     w.view.loopSelected.emit(0.5, 1.25)        # Shift + drag on a pane
     w.view.boxSelected.emit(0.2, 0.4, 300.0, 900.0)
     w.view.set_time_range(0.1, 1.7)
+    w.view.master.getViewBox().scaleBy((1.0, 0.5))   # a wheel zoom on the frequency axis
+    w.edit_panel.interpolate_radio.setChecked(True)
+    w.edit_panel.gain_spin.setValue(-12.0)
+    blind = w.transport.open_blind_test()
+    blind.start()
+    blind.vote("Y")                            # the first of five trials is done
     w.resize(1200, 700)
     qtbot.wait(50)
+    freq = w.view.visible_region()[1]
+    assert w.workspace.freq_range == pytest.approx(freq, abs=0.01) and freq[1] - freq[0] < 7000
+    assert w.workspace.phase_lab_params["gla_iterations"] == 3 and "oracle" not in w.workspace.phase_lab_params["kinds"]
+    assert w.workspace.edit_params["repair"] == "interpolate" and w.workspace.blind_test["current"] == 1
+    blind_trials = blind.state()["trials"]
     lab_rows = lab.table_rows()
     lab_cells = [lab.cell_text(r, "si_sdr") for r in lab_rows]
     metric_cells = {v.name: w.metrics_panel.cell_text("si_sdr", v.name) for v in w.metrics_panel.versions()}
@@ -492,4 +503,84 @@ def test_a_saved_workspace_comes_back_whole_in_a_fresh_window(qtbot, settings, s
     assert w2.view.cfg.n_fft == 512 and w2.display_settings().db_range[0] == -80
     assert w2.document.version.name == "wiener" and w2.document.channel == 1
     assert (w2.width(), w2.height()) == size
+    # the panes' frequency zoom, the run parameters in the panels' controls, the blind test where it was
+    assert w2.view.visible_region()[1] == pytest.approx(freq, abs=0.05)
+    assert w2.phase_lab_panel.iter_spin.value() == 3 and not w2.phase_lab_panel.oracle_box.isChecked()
+    assert w2.edit_panel.interpolate_radio.isChecked() and w2.edit_panel.gain_spin.value() == -12.0
+    qtbot.waitUntil(lambda: w2.transport._blind is not None, timeout=10000)
+    resumed = w2.transport._blind
+    assert resumed.state() == {"trials": blind_trials, "current": 1} and resumed.stack.currentIndex() == 1
+    resumed.reject()
     w2.close()
+
+
+def test_undo_after_reopening_a_session_undoes_the_last_change_before_saving(qtbot, settings, speech, tmp_path):
+    """The undo history is part of the saved workspace: Ctrl+Z in a fresh window takes back the last change
+    made before saving and shows the version it concerned; Ctrl+Shift+Z puts it back."""
+    from workbench.core.enhance.editing import Box
+    from workbench.core.document.version_ops import repair_version
+
+    w = open_window(qtbot, settings, [speech], "wiener")
+    rec = w.document.recording
+    repaired = repair_version(rec, rec.version("wiener"), Box(0.2, 0.6, 200.0, 2000.0), gain_db=-20.0)
+    w.document.set_version(repaired)
+    target = w.save_session_to(tmp_path / "undo.session.json")
+    w.close()
+    fresh = QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat)
+    w2 = MainWindow(settings=fresh, error_reporter=lambda *a: None)
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.open_session_file(target) and w2.session_problems == []
+    rec2 = w2.document.recording
+    w2.document.set_version(rec2.original)
+    qtbot.wait(50)
+    w2.undo_action.trigger()
+    qtbot.wait(50)
+    assert rec2.version_or_none(repaired.name) is None
+    assert w2.document.version is rec2.version("wiener") and w2.version_box.currentText() == "wiener"
+    assert w2.statusBar().currentMessage() == f"Undone: add {repaired.name}"
+    w2.redo_action.trigger()
+    qtbot.wait(50)
+    assert w2.document.version.name == repaired.name and w2.version_box.currentText() == repaired.name
+    w2.close()
+
+
+def test_jobs_are_the_workspaces_and_closing_a_recording_cancels_its_phase_lab_run(qtbot, settings, speech):
+    """A phase-lab run is a job of its recording in the workspace: the status bar lists it from there, and
+    closing the recording cancels it (its versions are not added)."""
+    w = open_window(qtbot, settings, [speech])
+    rec = w.document.recording
+    lab = w.phase_lab_panel
+    lab.oracle_box.setChecked(False)
+    lab.swap_box.setChecked(False)
+    lab.iter_spin.setValue(2000)              # long enough to be closed while it runs
+    lab.make_versions()
+    qtbot.waitUntil(lambda: any(j.label == "phase lab on speech.wav" and j.state == JobState.RUNNING
+                                for j in w.workspace.jobs), timeout=20000)
+    (job,) = w.workspace.jobs_of(rec)
+    assert job.owner is rec
+    qtbot.waitUntil(lambda: w.jobs_label.text().startswith("phase lab on speech.wav"), timeout=5000)
+    assert "closing speech.wav cancels it" in w.jobs_label.toolTip()
+    assert w.close_current()
+    qtbot.waitUntil(lambda: not lab.running(), timeout=30000)
+    assert job.state == JobState.CANCELLED and w.workspace.jobs_of(rec) == []
+    assert [v.name for v in rec.versions] == ["original"]
+    qtbot.waitUntil(lambda: w.jobs_label.text() == "", timeout=5000)
+    w.close()
+
+
+def test_the_phase_lab_and_the_metrics_panel_share_the_workspaces_reference(qtbot, settings, speech, tmp_path,
+                                                                             monkeypatch):
+    """Panels never call each other: the phase lab's Choose reference sets the workspace's reference, which
+    the Metrics panel shows; Show |M| sets the workspace's display, which the tool bar shows."""
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, np.zeros((32000, 2), np.float32), 16000)
+    w = open_window(qtbot, settings, [speech])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(clean), ""))
+    w.phase_lab_panel.choose_button.click()
+    qtbot.waitUntil(lambda: w.metrics_panel.reference_path == clean, timeout=5000)
+    assert w.session.reference(w.document.recording) == clean
+    qtbot.waitUntil(lambda: "clean.wav" in w.phase_lab_panel.reference_label.text(), timeout=5000)
+    w.phase_lab_panel.mask_phase_button.click()
+    assert w.workspace.display["phase_view"] == "mask_phase" and w.phase_box.currentData() == "mask_phase"
+    w.close()

@@ -120,7 +120,7 @@ def test_pair_tile_holds_both_versions_and_shares_the_cache(signal):
     partner_plain = cache.get(TileKey(1, 0, cfg, 1, 1, False))
     assert partner_plain is not None and partner_plain.spec is tile.partner
     # the difference pane of this pair: the enhanced side is the original at half amplitude, -6.02 dB
-    from workbench.gui.spectrogram import DisplaySettings, pane_arrays
+    from workbench.core.views.registry import DisplaySettings, pane_arrays
     diff = pane_arrays(tile.spec, None, cfg, sr, DisplaySettings(phase_view="mag_diff", db_range=(-200.0, 0.0)),
                        tile.partner, True)["phase"]
     np.testing.assert_allclose(diff, 20 * np.log10(0.5), atol=1e-3)

@@ -10,6 +10,11 @@ so that redo restores the same object.
 Each command also says which version a person should look at after it ran in either direction
 (:meth:`~Command.shown_after`): after undoing a repair the version that was repaired, after redoing it
 the repaired one. No Qt here: the GUI binds Ctrl+Z / Ctrl+Shift+Z.
+
+A history is saved with a session as plain values (:func:`history_to_value`, :func:`history_from_value`):
+each command becomes ``{"command": kind, ...}`` whose versions are names given by the caller (a saved
+session refers to a version by its place in the recording's list or in the list of versions only the
+history still holds), so that undo and redo work the same after the session is opened again.
 """
 
 from __future__ import annotations
@@ -37,6 +42,17 @@ class Command:
     def label(self) -> str:
         return self.name
 
+    #: the name of the command's kind in a saved history (see :data:`COMMAND_KINDS`)
+    kind: str = ""
+
+    def versions(self) -> list:
+        """The versions the command refers to (a saved history stores their samples)."""
+        return []
+
+    def to_value(self, ref) -> dict:  # pragma: no cover - interface
+        """The command as a plain value; ``ref(version)`` names a version."""
+        raise NotImplementedError
+
 
 def _parent_or_original(recording, version):
     """The version ``version`` was made from (by its provenance's parent name), else the original."""
@@ -47,6 +63,8 @@ def _parent_or_original(recording, version):
 
 class AddVersion(Command):
     """A version added to a recording (a model result, a repair, a residual, a lab version)."""
+
+    kind = "add"
 
     def __init__(self, recording, version, index: int):
         self.recording, self.version, self.index = recording, version, index
@@ -61,9 +79,21 @@ class AddVersion(Command):
     def shown_after(self, undone: bool):
         return _parent_or_original(self.recording, self.version) if undone else self.version
 
+    def versions(self) -> list:
+        return [self.version]
+
+    def to_value(self, ref) -> dict:
+        return {"command": self.kind, "version": ref(self.version), "index": int(self.index)}
+
+    @classmethod
+    def from_value(cls, value: dict, recording, version, strength) -> "AddVersion":
+        return cls(recording, version(value["version"]), int(value["index"]))
+
 
 class RemoveVersion(Command):
     """A version deleted from a recording (kept here so that undo puts the same object back)."""
+
+    kind = "remove"
 
     def __init__(self, recording, version, index: int):
         self.recording, self.version, self.index = recording, version, index
@@ -78,9 +108,21 @@ class RemoveVersion(Command):
     def shown_after(self, undone: bool):
         return self.version if undone else _parent_or_original(self.recording, self.version)
 
+    def versions(self) -> list:
+        return [self.version]
+
+    def to_value(self, ref) -> dict:
+        return {"command": self.kind, "version": ref(self.version), "index": int(self.index)}
+
+    @classmethod
+    def from_value(cls, value: dict, recording, version, strength) -> "RemoveVersion":
+        return cls(recording, version(value["version"]), int(value["index"]))
+
 
 class SetStrength(Command):
     """A model result's strength (how much of the model's effect it keeps) changed."""
+
+    kind = "strength"
 
     def __init__(self, recording, version, before, after):
         self.recording, self.version, self.before, self.after = recording, version, before, after
@@ -94,6 +136,22 @@ class SetStrength(Command):
 
     def shown_after(self, undone: bool):
         return self.version
+
+    def versions(self) -> list:
+        return [self.version]
+
+    def to_value(self, ref) -> dict:
+        return {"command": self.kind, "version": ref(self.version),
+                "before": {"mix": float(self.before.mix), "given_as": str(self.before.given_as)},
+                "after": {"mix": float(self.after.mix), "given_as": str(self.after.given_as)}}
+
+    @classmethod
+    def from_value(cls, value: dict, recording, version, strength) -> "SetStrength":
+        return cls(recording, version(value["version"]), strength(value["before"]), strength(value["after"]))
+
+
+#: command kind in a saved history -> its class (a new undoable change is one entry here)
+COMMAND_KINDS: dict[str, type] = {c.kind: c for c in (AddVersion, RemoveVersion, SetStrength)}
 
 
 class History:
@@ -152,3 +210,31 @@ class History:
 
     def redo_label(self) -> str | None:
         return self.redo_steps[-1].name if self.redo_steps else None
+
+
+def history_to_value(history: History, ref) -> dict:
+    """``{"undo": [...], "redo": [...]}``: both stacks, oldest first, each command a plain value
+    (``ref(version)`` names the versions)."""
+    return {"undo": [c.to_value(ref) for c in history.undo_steps],
+            "redo": [c.to_value(ref) for c in history.redo_steps]}
+
+
+def history_from_value(value: dict, recording, version, strength) -> History:
+    """The :class:`History` of ``recording`` a saved value describes.
+
+    Args:
+        version: ``version(name)`` -> the Version a saved name refers to (raises ``KeyError`` when it is
+            not there).
+        strength: ``strength(dict)`` -> the strength object a saved ``{"mix", "given_as"}`` describes.
+
+    Raises:
+        KeyError, ValueError, TypeError: an unknown command kind or a version that is not there.
+    """
+    history = History()
+    for stack, steps in ((history.undo_steps, value.get("undo") or []), (history.redo_steps, value.get("redo") or [])):
+        for item in steps:
+            kind = COMMAND_KINDS.get(item.get("command"))
+            if kind is None:
+                raise ValueError(f"unknown command {item.get('command')!r}")
+            stack.append(kind.from_value(item, recording, version, strength))
+    return history

@@ -24,7 +24,24 @@ def format_hz(hz: float) -> str:
     return f"{k:.3g}"
 
 
-class FrequencyAxis(pg.AxisItem):
+class QuietLabelAxis(pg.AxisItem):
+    """An axis that sets its label's rich text only when the text changes. pyqtgraph sets it again on every
+    range change and style call, almost always to the same text; each ``setHtml`` lays the text out anew,
+    which was the largest single cost of building the panes (hundreds of calls) and is paid again per pan."""
+
+    _label_html: str | None = None
+
+    def _updateLabel(self) -> None:  # noqa: N802 (pyqtgraph naming)
+        text = self.labelString()
+        if text != self._label_html:
+            self._label_html = text
+            self.label.setHtml(text)
+        self._adjustSize()
+        self.picture = None
+        self.update()
+
+
+class FrequencyAxis(QuietLabelAxis):
     """Left axis labelled in kHz whatever the frequency scale."""
 
     def __init__(self, scale: FreqScale, **kwargs):
@@ -63,7 +80,7 @@ class FrequencyAxis(pg.AxisItem):
         return [format_hz(float(self.freq_scale.inv(v))) for v in values]
 
 
-class TimeAxis(pg.AxisItem):
+class TimeAxis(QuietLabelAxis):
     """Bottom axis in seconds; spans over 5 minutes tick on whole minutes and read ``m:ss``/``h:mm:ss``."""
 
     _CLOCK_STEPS = (30, 60, 120, 300, 600, 900, 1200, 1800, 3600)

@@ -46,6 +46,9 @@ class DocumentModel(QObject):
         measurementsChanged(): a measurement was stored.
         phaseLabChanged(object): the phase-lab results of a recording changed.
         historyChanged(object): a command was undone or redone (the command).
+        strengthPreviewed(object, float): (version, mix) while a strength is being dragged: heard at once,
+            not yet committed (playback follows it; the version changes only on :meth:`Recording.set_strength`).
+        seekRequested(float): a pane asked playback to go to this time (seconds).
     """
 
     recordingChanged = Signal(object)
@@ -69,6 +72,8 @@ class DocumentModel(QObject):
     measurementsChanged = Signal()
     phaseLabChanged = Signal(object)
     historyChanged = Signal(object)
+    strengthPreviewed = Signal(object, float)
+    seekRequested = Signal(float)
 
     # Internal: carry core notifications (any thread) to the GUI thread.
     _versionsNotified = Signal(object)
@@ -240,6 +245,14 @@ class DocumentModel(QObject):
     def set_cursor(self, time_s: float) -> None:
         self.cursor_s = time_s
         self.cursorMoved.emit(time_s)
+
+    def preview_strength(self, version: Version, mix: float) -> None:
+        """A strength being dragged (not committed): playback mixes it at once."""
+        self.strengthPreviewed.emit(version, float(mix))
+
+    def request_seek(self, time_s: float) -> None:
+        """Ask playback to go to ``time_s`` (a click on a pane)."""
+        self.seekRequested.emit(float(time_s))
 
     def set_playhead(self, time_s: float) -> None:
         self.playhead_s = time_s

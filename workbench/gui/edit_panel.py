@@ -22,7 +22,7 @@ from ..core.enhance.editing import Box, Strength, with_attenuation_limit
 from ..core.errors import WorkbenchError
 from ..core.document.version_ops import (MIN_PAUSE_FOR_PROFILE_S, EnhanceRequest, noise_profile_from_pauses,
                                          noise_profile_model, repair_version, run_request)
-from .workers import GeneratorWorker
+from .workers import GeneratorWorker, job_steps
 
 SETTINGS_CHAINS = "edit/chains"
 
@@ -35,7 +35,8 @@ def strength_text(mix: float) -> str:
 
 
 class EditPanel(QWidget):
-    """See the module docstring. ``attach(document, transport)`` connects it to the window.
+    """See the module docstring. ``attach(document)`` binds it to the window's document (playback follows the
+    strengths through the document; ``transport`` is for a document without those signals).
 
     Signals:
         errorOccurred(str): one line for the person (bad selection, model error ...).
@@ -58,7 +59,9 @@ class EditPanel(QWidget):
         #: the current recording's speech activity (the window's speech lane), when known
         self.speech_activity = None
         self._worker: GeneratorWorker | None = None
+        self._job = None
         self._dragging = False
+        self._showing_params = False
         self._press_mix = 1.0
         layout = QVBoxLayout(self)
 
@@ -206,9 +209,65 @@ class EditPanel(QWidget):
             self._show_box(document.workspace.repair_box)
         self._fill_models()
         self._show_strength()
+        ws = getattr(document, "workspace", None)
+        if ws is not None:
+            # The run parameters are the workspace's: a restored session sets them, the controls write them.
+            if ws.edit_params:
+                self._show_params(ws.edit_params)
+            else:
+                ws.set_edit_params(self.run_params())
+            document.stateChanged.connect(self._on_state)
+            self.model_box.currentTextChanged.connect(self._params_edited)
+            self.atten_spin.valueChanged.connect(self._params_edited)
+            self.gain_spin.valueChanged.connect(self._params_edited)
+            self.interpolate_radio.toggled.connect(self._params_edited)
+
+    def run_params(self) -> dict:
+        """What the controls set: the model (or chain), its own limit, the repair mode and gain, the noise
+        learned for classical models (a span or the pauses it was learned from)."""
+        return {"model": self.model_box.currentText().strip(), "model_limit_db": self.atten_spin.value(),
+                "repair": "interpolate" if self.interpolate_radio.isChecked() else "attenuate",
+                "gain_db": self.gain_spin.value(),
+                "noise_span_s": None if self.noise_span_s is None else list(self.noise_span_s),
+                "noise_pauses_s": None if not self.noise_pauses else [list(p) for p in self.noise_pauses]}
+
+    def _params_edited(self, *_args) -> None:
+        ws = getattr(self.document, "workspace", None)
+        if ws is not None and not self._showing_params:
+            ws.set_edit_params(self.run_params())
+
+    def _on_state(self, key: str) -> None:
+        if key == "edit_params":
+            self._show_params(self.document.workspace.edit_params)
+
+    def _show_params(self, params: dict) -> None:
+        """Put the workspace's run parameters into the controls."""
+        self._showing_params = True
+        try:
+            model = params.get("model")
+            if isinstance(model, str) and model != self.model_box.currentText().strip():
+                i = self.model_box.findText(model)
+                if i >= 0:
+                    self.model_box.setCurrentIndex(i)
+                else:
+                    self.model_box.setEditText(model)
+            for key, spin in (("model_limit_db", self.atten_spin), ("gain_db", self.gain_spin)):
+                if isinstance(params.get(key), (int, float)):
+                    spin.setValue(float(params[key]))
+            if params.get("repair") in ("interpolate", "attenuate"):
+                (self.interpolate_radio if params["repair"] == "interpolate" else self.attenuate_radio).setChecked(True)
+            span, pauses = params.get("noise_span_s"), params.get("noise_pauses_s")
+            span = tuple(float(x) for x in span) if isinstance(span, list) and len(span) == 2 else None
+            pauses = ([tuple(float(x) for x in p) for p in pauses if isinstance(p, list) and len(p) == 2]
+                      if isinstance(pauses, list) else None)
+            if (span, pauses or None) != (self.noise_span_s, self.noise_pauses):
+                self._set_noise(span, pauses)
+        finally:
+            self._showing_params = False
 
     def _fill_models(self) -> None:
-        current = self.model_box.currentText()
+        ws = getattr(self.document, "workspace", None)
+        current = (ws.edit_params.get("model") if ws is not None else None) or self.model_box.currentText()
         self.model_box.blockSignals(True)
         self.model_box.clear()
         specs = []
@@ -227,6 +286,7 @@ class EditPanel(QWidget):
             else:
                 self.model_box.setEditText(current)
         self.model_box.blockSignals(False)
+        self._params_edited()
 
     def model_spec(self) -> str:
         i = self.model_box.currentIndex()
@@ -282,6 +342,7 @@ class EditPanel(QWidget):
     def _set_noise(self, span, pauses=None) -> None:
         self.noise_span_s = span
         self.noise_pauses = list(pauses) if pauses else None
+        self._params_edited()
         if self.noise_pauses:
             total = sum(b - a for a, b in self.noise_pauses)
             self.noise_label.setText(f"noise: learned from {len(self.noise_pauses)} pauses, {total:.1f} s "
@@ -336,7 +397,9 @@ class EditPanel(QWidget):
             return
         if self._dragging:
             # Heard at once: the playback engine mixes the two buffers it already holds.
-            if self.transport is not None:
+            if hasattr(self.document, "preview_strength"):
+                self.document.preview_strength(v, mix)
+            elif self.transport is not None:
                 self.transport.engine.set_strength_of(v, mix)
         else:
             self._commit(mix)
@@ -352,7 +415,7 @@ class EditPanel(QWidget):
         rec.set_strength(v, Strength(mix))
 
     def _on_strength_changed(self, rec, version) -> None:
-        if self.transport is not None:
+        if self.transport is not None and not hasattr(self.document, "preview_strength"):
             self.transport.engine.set_strength_of(version, rec.strength_of(version).mix)
         if self.document is not None and version is self.document.version:
             self._show_strength()
@@ -362,7 +425,15 @@ class EditPanel(QWidget):
         if self._worker is not None:
             return
         self.status.setText(f"{label}…")
-        self._worker = GeneratorWorker(work, *args, **kwargs)
+        ws = getattr(self.document, "workspace", None)
+        rec = self.document.recording if self.document is not None else None
+        if ws is not None and rec is not None and rec in ws.recordings:
+            # A job of the recording: the window lists it, closing the recording cancels it.
+            self._job = ws.new_job(job_steps(work, *args, **kwargs), rec, f"{label.lower()} on {rec.name}")
+            self._worker = GeneratorWorker(self._job.steps())
+        else:
+            self._job = None
+            self._worker = GeneratorWorker(work, *args, **kwargs)
         self._worker.returned.connect(lambda result, label=label: self._done(label, result))
         self._worker.errored.connect(self._failed)
         self._worker.cancelled.connect(lambda: self.status.setText(f"{label}: cancelled"))

@@ -1,29 +1,28 @@
-"""The main window: open recordings and their versions, the four linked panes, display and STFT
-controls, status bar, menus, the model / metrics docks and the transport bar, and persisted settings.
+"""The main window: the layout of the panes, the docks (Recordings, Models, Edit, Metrics, Phase lab, Live,
+Train), the tool bars and the status bar, and the settings a person keeps between runs.
 
-Wiring (everything meets in the :class:`DocumentModel`):
+The window wires nothing but layout. Everything meets in the workspace (through the
+:class:`~workbench.gui.document.DocumentModel`): each panel reads and writes it and redraws from its
+events, so panels never call each other. The rest lives beside the window:
 
-* the model panel enhances ``document.recording`` on a worker thread; each result becomes a version and
-  is shown in the panes (``document.set_current(rec, version)``);
-* the transport bar follows the document (versions, channel, selected version) and publishes the
-  playhead through ``document.set_playhead``, which the panes draw; a plain click on a pane seeks, a
-  Shift + drag selects the loop region, shaded in every pane and kept in step with ``loopChanged``;
-* the metrics panel measures every version (automatically while its tab is visible and the recording is
-  short, otherwise with its Measure button);
-* File > Export / Batch enhance / Load model open the export dialogs and the model panel's loader.
+* :mod:`workbench.gui.window_actions` — the File, Edit and View menus and their shortcuts;
+* :mod:`workbench.gui.display_controls` — the Display and STFT tool bars and the visible range, bound to
+  the workspace's display and STFT settings;
+* :mod:`workbench.gui.session_controller` — Save / Open session, Close recording and Quit, and the
+  question each asks about results neither saved nor exported.
+
+The status bar lists the workspace's running jobs (model runs, measurements, phase lab, edits, loads) with
+the recording each belongs to; closing a recording cancels its jobs.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import gc
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget,
                                QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHeaderView, QLabel, QLineEdit,
                                QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea, QStyle, QTextEdit, QToolBar,
@@ -33,33 +32,30 @@ from ..core.audio.formats import dialog_filter
 from ..core.enhance.registry import model_suffixes
 from ..core.errors import WorkbenchError
 from ..core.enhance.level import level_note
+from ..core.measure import native_calls
 from ..core.measure.vad import VadSettings, detect_speech
 from ..core.document.recording import Recording, Version
-from ..core.document.session_file import (SUFFIX as SESSION_SUFFIX, apply_workspace_state, open_session,
-                                          read_session_file, save_session)
-from ..core.views.stft import WINDOWS, StftConfig
-from .axes import FREQ_SCALES
+from ..core.views.stft import StftConfig
 from .document import DocumentModel
 from ..core.workflows.export import default_export_folder, is_writable_folder
 from .edit_panel import EditPanel
 from .error_list import ProblemList
 from .export_dialog import BatchDialog, ExportDialog
+from .session_controller import SessionController
+from .window_actions import build_menus
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
 from .live_panel import LivePanel
 from .train_panel import RecordingNoise, TrainPanel
-from ..core.views.registry import DEFAULT_MASK_BELOW_DB
-from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, SpectrogramView, phase_view_choices
+from .display_controls import DisplayControls
+from .spectrogram import DisplaySettings, SpectrogramView
 from .transport import TransportBar
 from .version_labels import is_lab, lab_grouped, version_entries
 from .window_fit import PREFERRED_SIZE, fit_window
 from .workers import GeneratorWorker, run_with_progress, stop_all_workers
 
-SESSION_FILTER = f"Workbench sessions (*{SESSION_SUFFIX});;All files (*)"
 AUDIO_FILTER = dialog_filter()
-FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
-HOPS = (64, 128, 256, 512, 1024, 2048)
 MAX_RECENT = 10
 #: Settings key of the folder the last export (audio, figure or comparison) was written to.
 LAST_EXPORT_FOLDER = "export/last_folder"
@@ -141,6 +137,11 @@ class MainWindow(QMainWindow):
         self._vad_results: dict = {}
         self._vad_running: set = set()
 
+        # Native calls that hold the interpreter lock for tenths of seconds (PESQ) run in a helper process
+        # while a window is open: on a worker thread here they would stop the event loop as long.
+        native_calls.run_in_helper_process(True)
+        #: Save session, Open session, Close recording and the questions they ask
+        self.sessions = SessionController(self)
         self._build_file_dock()
         self._build_toolbars()
         self._build_menus()
@@ -148,7 +149,6 @@ class MainWindow(QMainWindow):
         self._wire()
         self._build_panels(playback_engine)
         self._restore_settings()
-        self._register_session_state()
         app = QApplication.instance()
         if app is not None:
             app.focusChanged.connect(self._on_focus_changed)
@@ -198,14 +198,11 @@ class MainWindow(QMainWindow):
         self.metrics_panel = MetricsPanel(doc, auto_compute=False, pool=self.metrics_pool, session=self.session,
                                           vad_settings=self.vad_settings)
         self.metrics_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Metrics: {msg}", 8000))
-        # Loads and probes are not session jobs (no recording owns them) but compete for the cores too.
-        self.model_panel.busyChanged.connect(self.metrics_panel.set_model_busy)
+        # Panels never call each other: model loads and probes are jobs of the workspace, which the Metrics
+        # panel waits for; the phase lab reads the reference and the STFT settings from the workspace and
+        # writes the view it asks for there.
         self.phase_lab_panel = PhaseLabPanel()
-        self.phase_lab_panel.attach(doc, stft_config=lambda: self.view.cfg,
-                                    reference_path=lambda: self.metrics_panel.reference_path,
-                                    choose_reference=self.metrics_panel.choose_button.click)
-        self.metrics_panel.referenceChanged.connect(lambda _p: self.phase_lab_panel.refresh_reference())
-        self.phase_lab_panel.showView.connect(lambda name: self.phase_box.setCurrentIndex(self.phase_box.findData(name)))
+        self.phase_lab_panel.attach(doc)
         self.phase_lab_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Phase lab: {msg}", 8000))
         self.transport = TransportBar(engine=playback_engine)
         self.transport.attach_document(doc)
@@ -213,10 +210,10 @@ class MainWindow(QMainWindow):
         # The loop region, the selection and the repair box are the workspace's: the panes write them,
         # the transport, the Edit panel and the panes themselves draw what the workspace holds.
         doc.loopChanged.connect(self._on_loop_changed)
-        self.view.seekRequested.connect(self.transport.seek)
+        self.view.seekRequested.connect(doc.request_seek)
         self.view.loopSelected.connect(self._on_span_selected)
         self.edit_panel = EditPanel(self.settings)
-        self.edit_panel.attach(doc, self.transport)
+        self.edit_panel.attach(doc)
         self.edit_panel.errorOccurred.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
         self.view.boxSelected.connect(lambda t0, t1, f0, f1: doc.set_repair_box((t0, t1, f0, f1)))
         doc.strengthChanged.connect(self._on_strength_changed)
@@ -269,157 +266,16 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Version "))
         tb.addWidget(self.version_box)
         tb.addSeparator()
-        self.layout_box = self._combo([("2 × 2", "grid"), ("Row", "row")], "Pane layout")
-        tb.addWidget(QLabel(" Layout "))
-        tb.addWidget(self.layout_box)
-        self.phase_box = self._combo([(v, k) for k, v in phase_view_choices().items()],
-                                    "What the second pane shows (the views of workbench.core.views.registry)")
-        tb.addWidget(QLabel(" Phase view "))
-        tb.addWidget(self.phase_box)
-        self.scale_box = self._combo([(s.capitalize(), s) for s in FREQ_SCALES], "Frequency axis scale")
-        tb.addWidget(QLabel(" Freq. "))
-        tb.addWidget(self.scale_box)
-        self.cmap_box = self._combo([(c, c) for c in MAGNITUDE_COLORMAPS], "Magnitude colormap")
-        tb.addWidget(QLabel(" Colormap "))
-        tb.addWidget(self.cmap_box)
-        self.db_lo = QDoubleSpinBox(minimum=-200, maximum=0, singleStep=5, decimals=0, value=-100, suffix=" dB")
-        self.db_hi = QDoubleSpinBox(minimum=-195, maximum=40, singleStep=5, decimals=0, value=0, suffix=" dB")
-        self.db_lo.setToolTip("Bottom of the magnitude colour range (dBFS)")
-        self.db_hi.setToolTip("Top of the magnitude colour range (dBFS)")
-        tb.addWidget(QLabel(" Range "))
-        tb.addWidget(self.db_lo)
-        tb.addWidget(QLabel("…"))
-        tb.addWidget(self.db_hi)
-        st = QToolBar("STFT", self)
-        st.setObjectName("toolbar_stft")
-        self.addToolBarBreak(Qt.ToolBarArea.TopToolBarArea)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, st)
-        self.window_box = self._combo([(w, w) for w in WINDOWS], "Analysis window")
-        self.nfft_box = self._combo([(str(n), n) for n in FFT_SIZES], "Window length (samples)")
-        self.hop_box = self._combo([(str(h), h) for h in HOPS], "Hop (samples)")
-        st.addWidget(QLabel(" STFT window "))
-        st.addWidget(self.window_box)
-        st.addWidget(QLabel(" Size "))
-        st.addWidget(self.nfft_box)
-        st.addWidget(QLabel(" Hop "))
-        st.addWidget(self.hop_box)
-        st.addSeparator()
-        self.comp_box = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, decimals=2, value=0.3)
-        self.comp_box.setToolTip("Compression exponent c for real/imag: sign(x)|x|^c (1 = linear)")
-        st.addWidget(QLabel(" Compression "))
-        st.addWidget(self.comp_box)
-        self.mask_box = QDoubleSpinBox(minimum=0, maximum=200, singleStep=10, decimals=0,
-                                       value=DEFAULT_MASK_BELOW_DB, suffix=" dB")
-        self.mask_box.setSpecialValueText("off")
-        self.mask_box.setToolTip("Instantaneous frequency and group delay: blank bins more than this many dB "
-                                 "under the top of the magnitude range (their phase is noise there); 0 = off")
-        st.addWidget(QLabel(" Mask "))
-        st.addWidget(self.mask_box)
-
-        st.addSeparator()
-        self.readout_label = QLabel("")
-        self.readout_label.setMinimumWidth(420)
-        self.readout_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.readout_label.setStyleSheet("font-family: monospace;")
-        st.addWidget(self.readout_label)
-
+        self.display_controls = DisplayControls(self, tb)
+        for name in DisplayControls.WIDGETS:   # the controls, under their names
+            setattr(self, name, getattr(self.display_controls, name))
         self.bottom_toolbar = QToolBar("Panels", self)
         self.bottom_toolbar.setObjectName("toolbar_bottom")
         self.addToolBar(Qt.ToolBarArea.BottomToolBarArea, self.bottom_toolbar)
         self.bottom_toolbar.hide()  # shown when a panel is added
 
     def _build_menus(self) -> None:
-        mb = self.menuBar()
-        file_menu = mb.addMenu("&File")
-        self.open_action = QAction("&Open…", self, shortcut=QKeySequence.StandardKey.Open)
-        self.open_action.triggered.connect(self.open_dialog)
-        file_menu.addAction(self.open_action)
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.close_action = QAction("&Close recording", self, shortcut=QKeySequence.StandardKey.Close)
-        self.close_action.triggered.connect(self.close_current)
-        file_menu.addAction(self.close_action)
-        file_menu.addSeparator()
-        self.save_session_action = QAction("&Save session…", self, shortcut=QKeySequence.StandardKey.Save)
-        self.save_session_action.setToolTip("Save the open recordings, every version (bit-exact), references and "
-                                            "view settings to a session file")
-        self.save_session_action.triggered.connect(lambda: self.save_session_dialog())
-        file_menu.addAction(self.save_session_action)
-        self.open_session_action = QAction("Open s&ession…", self, shortcut="Ctrl+Shift+O")
-        self.open_session_action.triggered.connect(self.open_session_dialog)
-        file_menu.addAction(self.open_session_action)
-        file_menu.addSeparator()
-        self.load_model_action = QAction("Load &model…", self, shortcut="Ctrl+M")
-        self.load_model_action.setToolTip("Load an ONNX / TorchScript / PyTorch model file into the model panel")
-        self.load_model_action.triggered.connect(self.load_model_dialog)
-        file_menu.addAction(self.load_model_action)
-        self.export_action = QAction("&Export versions / figure / comparison…", self, shortcut="Ctrl+E")
-        self.export_action.triggered.connect(self.open_export_dialog)
-        file_menu.addAction(self.export_action)
-        self.batch_action = QAction("&Batch enhance…", self, shortcut="Ctrl+Shift+E")
-        self.batch_action.setToolTip("Enhance many files with one model and export them (or Ctrl+drop files)")
-        self.batch_action.triggered.connect(lambda: self.open_batch_dialog())
-        file_menu.addAction(self.batch_action)
-        file_menu.addSeparator()
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
-
-        edit_menu = mb.addMenu("&Edit")
-        self.undo_action = QAction("&Undo", self, shortcut=QKeySequence("Ctrl+Z"))
-        self.undo_action.setToolTip("Undo the last added or deleted version or strength change")
-        self.undo_action.triggered.connect(self.undo)
-        self.redo_action = QAction("&Redo", self, shortcut=QKeySequence("Ctrl+Shift+Z"))
-        self.redo_action.triggered.connect(self.redo)
-        self.delete_version_action = QAction("&Delete shown version", self, shortcut=QKeySequence("Ctrl+Backspace"))
-        self.delete_version_action.setToolTip("Remove the shown version (the original stays; Ctrl+Z brings it back)")
-        self.delete_version_action.triggered.connect(self.delete_shown_version)
-        for act in (self.undo_action, self.redo_action, self.delete_version_action):
-            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            edit_menu.addAction(act)
-        self.edit_menu = edit_menu
-
-        view_menu = mb.addMenu("&View")
-        # Menu shortcuts use modifiers so they never steal keys from the spin boxes and combo boxes;
-        # bare keys (=, -, F, arrows) work while the panes have focus.
-        shortcuts = [
-            ("Zoom &in", ["Ctrl+=", "Ctrl++"], ["=", "+"], lambda: self.view.zoom(0.5)),
-            ("Zoom &out", ["Ctrl+-"], ["-"], lambda: self.view.zoom(2.0)),
-            ("&Fit whole recording", ["Ctrl+0"], ["F", "Home"], self.view.fit),
-            ("Pan &left", ["Alt+Left"], ["Left"], lambda: self.view.pan(-0.25)),
-            ("Pan &right", ["Alt+Right"], ["Right"], lambda: self.view.pan(0.25)),
-        ]
-        self.view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.view.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        for text, keys, pane_keys, fn in shortcuts:
-            act = QAction(text, self)
-            act.setShortcuts([QKeySequence(k) for k in keys])
-            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            act.triggered.connect(fn)
-            view_menu.addAction(act)
-            self.addAction(act)
-            local = QAction(text, self.view)
-            local.setShortcuts([QKeySequence(k) for k in pane_keys])
-            local.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            local.triggered.connect(fn)
-            self.view.addAction(local)
-        self.rubber_action = QAction("&Rubber-band zoom (drag a box)", self, checkable=True, shortcut="Ctrl+B")
-        self.rubber_action.toggled.connect(self.view.set_rubber_band)
-        view_menu.addSeparator()
-        view_menu.addAction(self.rubber_action)
-        self.speech_action = QAction("&Speech activity lane", self, checkable=True, shortcut="Ctrl+Shift+A")
-        self.speech_action.setToolTip("Silero VAD's speech probability and speech spans under the overview; "
-                                      "the Edit panel can learn the noise from every pause")
-        self.speech_action.toggled.connect(lambda _on: self._refresh_speech_lane())
-        view_menu.addAction(self.speech_action)
-        self.speech_settings_action = QAction("Speech activity se&ttings…", self)
-        self.speech_settings_action.triggered.connect(self.speech_settings_dialog)
-        view_menu.addAction(self.speech_settings_action)
-        view_menu.addSeparator()
-        self.panels_menu = view_menu.addMenu("&Panels")
-        self.panels_menu.addAction(self._docks["Recordings"].toggleViewAction())
-        for tb in self.findChildren(QToolBar):
-            self.panels_menu.addAction(tb.toggleViewAction())
-        self.view_menu = view_menu
+        build_menus(self)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -428,8 +284,28 @@ class MainWindow(QMainWindow):
         self.channel_box = QComboBox()
         self.channel_box.setToolTip("Channel shown in the panes")
         self.channel_box.currentIndexChanged.connect(self._on_channel_box)
+        # The workspace's running jobs (model runs, measurements, phase lab, edits, loads), with their owners.
+        self.jobs_label = QLabel("")
+        self.jobs_label.setObjectName("jobsLabel")
+        sb.addPermanentWidget(self.jobs_label)
+        self.document.jobChanged.connect(self._show_jobs)
         sb.addPermanentWidget(QLabel("Channel"))
         sb.addPermanentWidget(self.channel_box)
+
+    def _show_jobs(self, _job=None) -> None:
+        """What runs in the background, read from the workspace: the first job and its progress, every job
+        (with the recording it belongs to) in the tool tip."""
+        running = [j for j in list(self.workspace.jobs) if not j.state.finished]
+        if not running:
+            self.jobs_label.setText("")
+            self.jobs_label.setToolTip("")
+            return
+        first = running[0]
+        more = f" (+{len(running) - 1})" if len(running) > 1 else ""
+        self.jobs_label.setText(f"{first.label}: {100 * first.progress.fraction:.0f} %{more}")
+        self.jobs_label.setToolTip("\n".join(
+            f"{j.label} — {j.state.value}, {100 * j.progress.fraction:.0f} %"
+            + (f" (closing {j.owner.name} cancels it)" if j.owner is not None else "") for j in running))
 
     def _wire(self) -> None:
         doc = self.document
@@ -440,20 +316,10 @@ class MainWindow(QMainWindow):
         doc.channelChanged.connect(self.view.set_channel)
         doc.channelChanged.connect(lambda _ch: self._update_difference_partner())
         doc.playheadMoved.connect(self.view.set_playhead)
+        self.display_controls.wire()
         self.view.viewRangeChanged.connect(doc.set_view_range)
         self.view.cursorMoved.connect(doc.set_cursor)
-        self.view.readoutChanged.connect(self._on_readout)
-        self.view.magnitudeRangeDragged.connect(self._on_magnitude_range_dragged)
         self.view.tileError.connect(lambda msg: self.error_reporter("Cannot draw the spectrogram", msg))
-        for box in (self.layout_box, self.phase_box, self.scale_box, self.cmap_box):
-            box.currentIndexChanged.connect(self._on_display_controls)
-        for spin in (self.db_lo, self.db_hi, self.comp_box, self.mask_box):
-            spin.valueChanged.connect(self._on_display_controls)
-        for box in (self.window_box, self.nfft_box, self.hop_box):
-            box.currentIndexChanged.connect(self._on_stft_controls)
-        doc.displayChanged.connect(self._on_workspace_display)
-        doc.stftChanged.connect(self._on_workspace_display)
-        doc.stateChanged.connect(self._on_workspace_state)
 
     # ------------------------------------------------------------------------------------------------------
     # integration API
@@ -647,18 +513,8 @@ class MainWindow(QMainWindow):
             self.open_files(paths)
 
     def close_current(self) -> bool:
-        """File > Close recording: results of it that were neither saved nor exported are asked about
-        first (Save session… / Discard / Cancel), as on Quit. Returns whether it was closed."""
-        rec = self.document.recording
-        if rec is None:
-            return False
-        unsaved = [(rec, v) for v in rec.unsaved_versions()]
-        if unsaved:
-            answer = self.ask_unsaved(unsaved, f"Save them in a session before closing {rec.name}?")
-            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
-                return False
-        self.document.close(rec)
-        return True
+        """File > Close recording (see :meth:`SessionController.close_current`)."""
+        return self.sessions.close_current()
 
     # ------------------------------------------------------------------------------------------------------
     # document -> widgets
@@ -730,12 +586,14 @@ class MainWindow(QMainWindow):
         if not rec.path.is_file():
             raise WorkbenchError(f"{rec.name}: not a file on disk; export it first, then train on its noise")
         path = str(rec.path.resolve())
-        edit = self.edit_panel
-        if edit.noise_pauses:
-            return RecordingNoise(path, [[a, b] for a, b in edit.noise_pauses], "the pauses the noise was learned from")
-        if edit.noise_span_s is not None:
-            a, b = edit.noise_span_s
-            return RecordingNoise(path, [[a, b]], "the span the noise was learned from")
+        # What the Edit panel learned is the workspace's (its run parameters), not the panel's to hand over.
+        edit = self.workspace.edit_params
+        if edit.get("noise_pauses_s"):
+            return RecordingNoise(path, [[float(a), float(b)] for a, b in edit["noise_pauses_s"]],
+                                  "the pauses the noise was learned from")
+        if edit.get("noise_span_s") is not None:
+            a, b = edit["noise_span_s"]
+            return RecordingNoise(path, [[float(a), float(b)]], "the span the noise was learned from")
         selection = self.document.workspace.selection
         if selection is not None:
             return RecordingNoise(path, [[float(selection[0]), float(selection[1])]], "the time selection")
@@ -1011,99 +869,22 @@ class MainWindow(QMainWindow):
             return
         self.document.set_channel(int(self.channel_box.itemData(index)))
 
-    def _on_magnitude_range_dragged(self, lo: float, hi: float) -> None:
-        # Keep the spin boxes in step with the colour bar handles (without a second redraw).
-        self._updating_controls = True
-        self.db_lo.setValue(lo)
-        self.db_hi.setValue(hi)
-        self._updating_controls = False
-
-    def _on_readout(self, r: dict) -> None:
-        self.readout_label.setText(self.view.readout_text(r))
-
     # ------------------------------------------------------------------------------------------------------
     # controls -> view
     # ------------------------------------------------------------------------------------------------------
+    # ------------------------------------------------------------------------------------------------------
+    # display controls (see DisplayControls)
+    # ------------------------------------------------------------------------------------------------------
     def display_settings(self) -> DisplaySettings:
-        lo, hi = self.db_lo.value(), self.db_hi.value()
-        if hi <= lo:
-            hi = lo + 5
-        return DisplaySettings(layout=self.layout_box.currentData(), phase_view=self.phase_box.currentData(),
-                               freq_scale=self.scale_box.currentData(), colormap=self.cmap_box.currentData(),
-                               db_range=(lo, hi), compression=round(self.comp_box.value(), 3),
-                               mask_below_db=float(self.mask_box.value()))
+        """What the display controls set."""
+        return self.display_controls.display_settings()
 
     def stft_config(self) -> StftConfig:
-        n_fft = int(self.nfft_box.currentData())
-        hop = min(int(self.hop_box.currentData()), n_fft)
-        return StftConfig(n_fft=n_fft, hop=hop, window=self.window_box.currentData())
-
-    def _on_display_controls(self, *args) -> None:
-        if self._updating_controls:
-            return
-        self.workspace.set_display(dataclasses.asdict(self.display_settings()))
-
-    def _on_stft_controls(self, *args) -> None:
-        if self._updating_controls:
-            return
-        cfg = self.stft_config()
-        self.workspace.set_stft({"n_fft": cfg.n_fft, "hop": cfg.hop, "window": cfg.window})
-
-    def _workspace_display(self) -> tuple[DisplaySettings, StftConfig]:
-        """The workspace's display and STFT settings as the view's types (what is unknown keeps the
-        controls' value; a damaged value falls back to the default)."""
-        d = dict(self.workspace.display)
-        if "db_range" in d:
-            d["db_range"] = tuple(d["db_range"])
-        known = {f.name for f in dataclasses.fields(DisplaySettings)}
-        try:
-            display = dataclasses.replace(self.display_settings(), **{k: v for k, v in d.items() if k in known})
-            display.validate()
-            if display.colormap not in MAGNITUDE_COLORMAPS or display.phase_view not in phase_view_choices():
-                raise ValueError(display.colormap)
-        except (ValueError, TypeError):
-            display = DisplaySettings()
-        st = self.workspace.stft
-        try:
-            cfg = StftConfig(n_fft=int(st.get("n_fft", self.view.cfg.n_fft)), hop=int(st.get("hop", self.view.cfg.hop)),
-                             window=str(st.get("window", self.view.cfg.window)))
-        except (ValueError, TypeError):
-            cfg = StftConfig()
-        return display, cfg
-
-    def _on_workspace_display(self) -> None:
-        display, cfg = self._workspace_display()
-        self._set_controls(display, cfg)
-        self.view.set_display(self.display_settings())
-        self.view.set_stft(self.stft_config())
-
-    def _on_workspace_state(self, key: str) -> None:
-        if key == "view_range":
-            t0, t1 = self.workspace.view_range
-            v0, v1 = self.view.time_range()
-            if t1 > t0 and (abs(t0 - v0) > 1e-9 or abs(t1 - v1) > 1e-9):
-                self.view.set_time_range(t0, t1)
-        elif key == "blind_results":
-            self.transport.blind_results = [dict(r) for r in self.workspace.blind_results]
-
-    def _set_controls(self, display: DisplaySettings, cfg: StftConfig) -> None:
-        self._updating_controls = True
-        for box, value in ((self.layout_box, display.layout), (self.phase_box, display.phase_view),
-                           (self.scale_box, display.freq_scale), (self.cmap_box, display.colormap),
-                           (self.window_box, cfg.window), (self.nfft_box, cfg.n_fft), (self.hop_box, cfg.hop)):
-            i = box.findData(value)
-            if i >= 0:
-                box.setCurrentIndex(i)
-        self.db_lo.setValue(display.db_range[0])
-        self.db_hi.setValue(display.db_range[1])
-        self.comp_box.setValue(display.compression)
-        self.mask_box.setValue(display.mask_below_db)
-        self._updating_controls = False
+        return self.display_controls.stft_config()
 
     def set_display_settings(self, display: DisplaySettings) -> None:
         """Apply ``display`` to the workspace (the controls and the panes follow)."""
-        display.validate()
-        self.workspace.set_display(dataclasses.asdict(display))
+        self.display_controls.set_display_settings(display)
 
     # ------------------------------------------------------------------------------------------------------
     # errors, drops, recent files, settings
@@ -1187,26 +968,7 @@ class MainWindow(QMainWindow):
 
     def _restore_settings(self) -> None:
         s = self.settings
-        d = DisplaySettings()
-        try:
-            display = DisplaySettings(
-                layout=s.value("display/layout", d.layout, str),
-                phase_view=s.value("display/phase_view", d.phase_view, str),
-                freq_scale=s.value("display/freq_scale", d.freq_scale, str),
-                colormap=s.value("display/colormap", d.colormap, str),
-                db_range=(float(s.value("display/db_low", d.db_range[0])), float(s.value("display/db_high", d.db_range[1]))),
-                compression=float(s.value("display/compression", d.compression)),
-                mask_below_db=float(s.value("display/mask_below_db", d.mask_below_db)))
-            if display.colormap not in MAGNITUDE_COLORMAPS or display.phase_view not in phase_view_choices():
-                display = d
-            display.validate()
-            cfg = StftConfig(n_fft=int(s.value("stft/n_fft", 1024)), hop=int(s.value("stft/hop", 256)),
-                             window=s.value("stft/window", "hann", str))
-        except (ValueError, TypeError):
-            display, cfg = d, StftConfig()  # a damaged settings file must not stop the program
-        self.workspace.set_display(dataclasses.asdict(display))
-        self.workspace.set_stft({"n_fft": cfg.n_fft, "hop": cfg.hop, "window": cfg.window})
-        self._on_workspace_display()
+        self.display_controls.restore_settings()
         geometry = s.value("window/geometry")
         size = s.value("window/size")
         restored = isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry)
@@ -1226,18 +988,7 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         s = self.settings
-        d = self.view.display
-        s.setValue("display/layout", d.layout)
-        s.setValue("display/phase_view", d.phase_view)
-        s.setValue("display/freq_scale", d.freq_scale)
-        s.setValue("display/colormap", d.colormap)
-        s.setValue("display/db_low", d.db_range[0])
-        s.setValue("display/db_high", d.db_range[1])
-        s.setValue("display/compression", d.compression)
-        s.setValue("display/mask_below_db", d.mask_below_db)
-        s.setValue("stft/n_fft", self.view.cfg.n_fft)
-        s.setValue("stft/hop", self.view.cfg.hop)
-        s.setValue("stft/window", self.view.cfg.window)
+        self.display_controls.save_settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/size", self.size())
         s.setValue("window/state", self.saveState(WINDOW_STATE_VERSION))
@@ -1270,131 +1021,22 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------------
     # sessions
     # ------------------------------------------------------------------------------------------------------
-    def _register_session_state(self) -> None:
-        """What a saved session stores is the workspace (recordings, versions, references, display and
-        STFT settings, shown version and channel, visible range, loop region, selection, repair box,
-        measurements, phase-lab results, blind tests, window geometry); features whose state lives
-        elsewhere add theirs with ``window.session.add_state_provider(key, get, restore)``."""
-
-    def _store_window_state(self) -> None:
-        """Put what only Qt knows (the window's geometry) and the transport's finished blind tests into
-        the workspace, so a saved session holds them. The dock layout stays a preference of the person
-        (settings), not of the session."""
-        self.workspace.set_window({
-            "geometry": base64.b64encode(bytes(self.saveGeometry())).decode("ascii"),
-            "size": [self.width(), self.height()]})
-        self.workspace.set_blind_results(self.transport.blind_results)
-
-    def _apply_window_state(self) -> None:
-        window = self.workspace.window
-        try:
-            geometry = QByteArray(base64.b64decode(str(window.get("geometry", "")), validate=True))
-        except ValueError:
-            return  # a damaged value: the window keeps its place
-        if not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        size = window.get("size")
-        if isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size):
-            # restoreGeometry places the frame for the screen it was saved on (or refuses); the size
-            # itself still applies.
-            self.resize(*size)
-
     #: the progress dialog of a job :func:`~workbench.gui.workers.run_with_progress` waits for (or None)
     progress_dialog = None
 
     def save_session_to(self, path: str | Path) -> Path | None:
-        """Save the session to ``path`` (hashing sources and writing version audio on a worker, with
-        progress and Cancel); reports a failure (naming the file) and returns ``None``, also when
-        cancelled (no session file is written then)."""
-        self._store_window_state()
-        state = self.session.collect_view_state()  # providers read widgets: on the GUI thread
-        worker = run_with_progress(self, "Saving session", save_session, self.session, path, view_state=state)
-        if worker.outcome == "cancelled":
-            self.statusBar().showMessage(f"Save cancelled; {Path(path).name} was not written", 8000)
-            return None
-        if worker.outcome == "failed":
-            exc = worker.error
-            self.error_reporter("Save session", str(exc) if isinstance(exc, WorkbenchError)
-                                else f"{path}: cannot be saved ({type(exc).__name__}: {exc})")
-            return None
-        target = worker.result
-        self.settings.setValue("last_session_dir", str(target.parent))
-        self.statusBar().showMessage(f"Session saved to {target}", 8000)
-        return target
+        """Save the session to ``path`` (see :meth:`SessionController.save_session_to`)."""
+        return self.sessions.save_session_to(path)
 
     def save_session_dialog(self) -> Path | None:
-        """File > Save session…: ask for a file (default: the session's own, or beside the current file)."""
-        if self.session.path is not None:
-            start = str(self.session.path)
-        else:
-            rec = self.document.recording
-            folder = rec.path.parent if rec is not None else Path(self.settings.value("last_session_dir", "", str) or ".")
-            stem = rec.path.stem if rec is not None else "session"
-            start = str(folder / f"{stem}{SESSION_SUFFIX}")
-        path, _ = QFileDialog.getSaveFileName(self, "Save session", start, SESSION_FILTER)
-        return self.save_session_to(path) if path else None
+        return self.sessions.save_session_dialog()
 
     def open_session_file(self, path: str | Path) -> bool:
-        """Open a saved session into this window (after closing what is open). Problems — a missing or
-        changed source, a missing version file — are reported as one message, one line each. A file that
-        is not a session is reported and leaves the window as it was; unsaved results are asked about
-        first, as on Quit."""
-        try:
-            # Read and checked in full (every field, every type and range) before anything open is closed:
-            # a session that cannot be opened leaves the window as it was.
-            doc = read_session_file(path)
-            saved_recordings = len(doc.get("recordings") or [])
-        except WorkbenchError as exc:
-            self.error_reporter("Open session", str(exc))
-            return False
-        unsaved = self.session.unsaved_versions()
-        if unsaved:
-            answer = self.ask_unsaved(unsaved)
-            if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
-                return False
-        for rec in list(self.document.recordings):
-            self.document.close(rec)
-        # Hashing sources and reading version audio run on a worker (the session's notifications reach
-        # the panes as queued signals); the view state is restored below, on the GUI thread.
-        worker = run_with_progress(self, "Opening session", open_session, path, self.session, restore_state=False,
-                                   doc=doc)
-        if worker.outcome == "failed":
-            exc = worker.error
-            self.error_reporter("Open session", str(exc) if isinstance(exc, WorkbenchError)
-                                else f"{path}: cannot be opened ({type(exc).__name__}: {exc})")
-            return False
-        if worker.outcome == "cancelled":
-            problems = [f"{path}: opening cancelled; {len(self.session.recordings)} of "
-                        f"{saved_recordings} recording(s) restored"]
-        else:
-            _session, problems = worker.result
-        # The recordings were opened on the worker; the window's state is put into the workspace here,
-        # on the GUI thread, and every widget follows its events.
-        self.document.recordingsChanged.emit()
-        restored = self.workspace.restored_state or {
-            "current": self.workspace.recordings[0] if self.workspace.recordings else None}
-        self.workspace.restored_state = None
-        apply_workspace_state(self.workspace, restored)
-        self._apply_window_state()
-        providers = self.session.state_providers()
-        for key, (_get, restore) in providers.items():  # now that the current recording is shown
-            if self.session.view_state.get(key) is not None:
-                try:
-                    restore(self.session.view_state[key])
-                except (WorkbenchError, ValueError, TypeError, KeyError, IndexError) as exc:
-                    problems = [*problems, f"{path}: view_state.{key}: not restored ({exc})"]
-        self.session_problems = problems
-        if problems:
-            self.error_reporter("Open session", "\n".join(problems))
-        self.statusBar().showMessage(f"Opened session {Path(path).name}"
-                                     + (f" ({len(problems)} problem(s))" if problems else ""), 8000)
-        return True
+        """Open a saved session into this window (see :meth:`SessionController.open_session_file`)."""
+        return self.sessions.open_session_file(path)
 
     def open_session_dialog(self) -> None:
-        start = self.settings.value("last_session_dir", "", str)
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", start, SESSION_FILTER)
-        if path:
-            self.open_session_file(path)
+        self.sessions.open_session_dialog()
 
     def ask_unsaved(self, unsaved: list[tuple[Recording, Version]],
                     question: str = "Save them in a session before quitting?") -> str:
@@ -1416,13 +1058,9 @@ class MainWindow(QMainWindow):
         return "save" if clicked is save else "discard" if clicked is discard else "cancel"
 
     def closeEvent(self, event) -> None:
-        if not self._closed:
-            unsaved = self.session.unsaved_versions()
-            if unsaved:
-                answer = self.ask_unsaved(unsaved)
-                if answer == "cancel" or (answer == "save" and self.save_session_dialog() is None):
-                    event.ignore()
-                    return
+        if not self._closed and not self.sessions.may_discard(self.session.unsaved_versions()):
+            event.ignore()
+            return
         if not self._closed:
             self.save_settings()
         self.shutdown()

@@ -62,6 +62,9 @@ from ..core.document.session import JobState, Session
 from ..core.document.workspace import MeasurementStore
 from .workers import GeneratorWorker
 
+#: Numbers in table cells: right-aligned (one flag value built once, not per cell).
+NUMBER_ALIGNMENT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
 BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radius: 3px;"
 #: Automatic measuring (no button pressed) includes the reference-free metrics (DNSMOS) only when their
@@ -1025,7 +1028,7 @@ class MetricsPanel(QWidget):
                 bold.setBold(True)
                 item.setBackground(BEST_BRUSH)
                 item.setFont(bold)
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        item.setTextAlignment(NUMBER_ALIGNMENT)
         return item
 
     def _fill_column(self, version: Version) -> None:

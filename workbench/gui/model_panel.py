@@ -33,17 +33,20 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
+from shiboken6 import isValid
 
 from ..core.enhance.enhancer import Enhancer, EnhancerInfo, with_processing
 from ..core.enhance.level import level_note
-from ..core.enhance.registry import model_suffixes
+from ..core.enhance.registry import (is_registered_id, isolation_on, load_in_child, model_suffixes,
+                                      runtime_not_loaded)
 from ..core.progress import Progress
 from ..core.errors import WorkbenchError
 from ..core.workflows.probes import ProbeReport, format_report, probe
 from ..core.document.recording import Recording
 from ..core.document.version_ops import EnhanceRequest, run_request
 from ..core.document.session import Job, ModelCatalogue, Session
-from .workers import GeneratorWorker
+from . import first_paint
+from .workers import GeneratorWorker, job_steps
 
 COLUMNS = ("Model", "Rate", "Causal", "Latency", "Parameters", "Processing", "Source")
 def model_file_filter() -> str:
@@ -153,6 +156,7 @@ class ModelPanel(QWidget):
         self.probe_reports: dict[str, ProbeReport] = {}   # spec -> last report
         self._listed = False
         self._list_worker: GeneratorWorker | None = None
+        self._shut_down = False
         #: True while the model list is being read (the table shows "Loading models…")
         self.loading = False
         self._build()
@@ -252,8 +256,14 @@ class ModelPanel(QWidget):
     def list_in_background(self) -> None:
         """Fill the table from a worker thread (listing reads model metadata: DeepFilterNet3's archive,
         NSNet2's ONNX graph, plugin entry points; about 0.5 s that would otherwise freeze the window).
-        Does nothing once listed; a synchronous :meth:`ensure_listed` meanwhile simply wins."""
-        if self._listed or self._list_worker is not None:
+        Does nothing once listed; a synchronous :meth:`ensure_listed` meanwhile simply wins.
+
+        The listing imports the model modules (and onnx), mostly holding the interpreter lock, so it starts
+        once the window has painted its first spectrogram (see :mod:`~workbench.gui.first_paint`)."""
+        first_paint.after_first_paint(self._list_now)
+
+    def _list_now(self) -> None:
+        if self._shut_down or not isValid(self) or self._listed or self._list_worker is not None:
             return
         worker = GeneratorWorker(self.catalogue.entries)
         worker.returned.connect(self._on_listed)
@@ -391,7 +401,7 @@ class ModelPanel(QWidget):
             # cold_spec: a fresh process loads the model by the same spec, for the cold figure beside the warm one
             report = yield from probe(catalogue.load(spec), cold_spec=spec)
             return report
-        worker = GeneratorWorker(probing)
+        worker = self._job_worker(f"probing {label}", probing)
         worker.returned.connect(lambda report, spec=spec: self._on_probed(spec, report))
         worker.errored.connect(lambda exc, label=label, spec=spec:
                                self._on_failed(failure_text(label, spec, exc, "probe failed")))
@@ -439,7 +449,7 @@ class ModelPanel(QWidget):
         self._set_status(f"Loading {Path(spec).name}...")
         from ..core.enhance.registry import load_enhancer
         # Model files run in a worker process: Cancel stops them even inside a call that never returns.
-        worker = GeneratorWorker(load_enhancer, spec, isolate=True)
+        worker = self._job_worker(f"loading {Path(spec).name}", load_enhancer, spec, isolate=True)
         worker.returned.connect(lambda enh, spec=spec: self._on_loaded(spec, enh))
         worker.errored.connect(lambda exc, spec=spec: self._on_failed(failure_text(spec, spec, exc, "loading failed")))
         self._start_worker(worker, "load")
@@ -492,16 +502,27 @@ class ModelPanel(QWidget):
         catalogue = self.catalogue
         processing = self.processing()
 
+        # A built-in whose runtime (torch) this process has not imported runs in a child process: importing
+        # it here would hold the interpreter lock for seconds and the window would stop answering.
+        in_child = (isolation_on() and is_registered_id(spec) and info is not None
+                    and runtime_not_loaded(info))
+
         def load_and_enhance():  # runs on the worker thread
-            enhancer = catalogue.load(spec)
-            if processing is not None:  # the Path choice of a model with both paths
-                enhancer = with_processing(enhancer, processing)
-            self._running_enhancer = enhancer  # Cancel interrupts it (isolated model files)
-            yield Progress(0.0, f"{enhancer.info.name}: loaded")
-            t0 = time.perf_counter()
-            request = EnhanceRequest(spec=spec, channels=None if channels is None else tuple(channels))
-            versions = yield from run_request(rec, enhancer, request)
-            return enhancer, versions, time.perf_counter() - t0
+            if in_child:
+                yield Progress(0.0, f"{info.name}: loading in a separate process")
+            enhancer = load_in_child(spec) if in_child else catalogue.load(spec)
+            try:
+                if processing is not None:  # the Path choice of a model with both paths
+                    enhancer = with_processing(enhancer, processing)
+                self._running_enhancer = enhancer  # Cancel interrupts it (isolated models)
+                yield Progress(0.0, f"{enhancer.info.name}: loaded")
+                t0 = time.perf_counter()
+                request = EnhanceRequest(spec=spec, channels=None if channels is None else tuple(channels))
+                versions = yield from run_request(rec, enhancer, request)
+                return enhancer, versions, time.perf_counter() - t0
+            finally:
+                if in_child:
+                    enhancer.close()   # ends the child process
 
         gen = load_and_enhance()
         self.job = None
@@ -531,6 +552,15 @@ class ModelPanel(QWidget):
             if interrupt is not None:
                 interrupt()
             self._set_status("Cancelling...")
+
+    def _job_worker(self, label: str, work, *args, **kwargs) -> GeneratorWorker:
+        """A worker for a load or probe: a job of nobody's in the workspace (the window lists it, the
+        Metrics panel waits for it), or a plain worker without a session."""
+        self.job = None
+        if self.session is None:
+            return GeneratorWorker(work, *args, **kwargs)
+        self.job = self.session.new_job(job_steps(work, *args, **kwargs), None, label)
+        return GeneratorWorker(self.job.steps)
 
     def _start_worker(self, worker: GeneratorWorker, kind: str) -> None:
         self.worker = worker
@@ -617,6 +647,7 @@ class ModelPanel(QWidget):
 
     def shutdown(self, timeout_ms: int = 60000) -> None:
         """Cancel a running load/run/probe and wait for its thread (call before the panel is destroyed)."""
+        self._shut_down = True   # a listing still waiting for the first paint never starts
         if self.worker is not None:
             self.cancel()
             self.worker.wait(timeout_ms)

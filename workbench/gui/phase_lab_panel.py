@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
-from ..core.audio.audio_io import atomic_output
+from ..core.audio.audio_io import atomic_output, read_info
+from ..core.audio.formats import dialog_filter
 from ..core.errors import WorkbenchError
 from ..core.measure.metrics import METRIC_SPECS
 from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, LabRow, MaskParams, RecordingLab,
@@ -27,6 +28,9 @@ from ..core.workflows.phaselab import (GLA_INITS, NEEDS_REFERENCE, LabRow, MaskP
 from ..core.views.stft import StftConfig
 from ..core.document.workspace import PhaseLabSummary
 from .workers import GeneratorWorker
+
+#: Numbers in table cells: right-aligned (one flag value built once, not per cell).
+NUMBER_ALIGNMENT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 #: Extra table columns after the metrics: the effective mask's phase deviation and distance to the cIRM.
 MASK_COLUMNS = (("phase_dev", "∠M (rad)"), ("cirm_dist", "M to cIRM (dB)"))
@@ -99,6 +103,9 @@ class PhaseLabPanel(QWidget):
         self._reference_path: Callable[[], Path | None] = lambda: None
         self._choose_reference: Callable[[], None] | None = None
         self.worker: GeneratorWorker | None = None
+        #: the workspace's job of the run (closing its recording cancels it), or None
+        self.job = None
+        self._showing_params = False
         self._run_pending = False   # a run started whose finished() has not been handled yet
         #: the last run's full result (signals included; for the figure export), or None
         self.result: RecordingLab | None = None
@@ -185,10 +192,10 @@ class PhaseLabPanel(QWidget):
 
         self.mask_db_button = QPushButton("Show |M|")
         self.mask_db_button.setToolTip("Second pane: effective mask |E/Y| of the shown version (dB)")
-        self.mask_db_button.clicked.connect(lambda: self.showView.emit("mask_db"))
+        self.mask_db_button.clicked.connect(lambda: self.show_view("mask_db"))
         self.mask_phase_button = QPushButton("Show ∠M")
         self.mask_phase_button.setToolTip("Second pane: effective mask phase ∠(E/Y) of the shown version")
-        self.mask_phase_button.clicked.connect(lambda: self.showView.emit("mask_phase"))
+        self.mask_phase_button.clicked.connect(lambda: self.show_view("mask_phase"))
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Export the table (CSV) and the bar chart with GLA convergence (PNG)")
         self.export_button.setEnabled(False)
@@ -230,22 +237,113 @@ class PhaseLabPanel(QWidget):
         return s
 
     # -- wiring -------------------------------------------------------------------------------------------
-    def attach(self, document, *, stft_config: Callable[[], StftConfig],
-               reference_path: Callable[[], Path | None], choose_reference: Callable[[], None] | None = None
-               ) -> None:
-        """Follow ``document`` (a DocumentModel); ``reference_path()`` gives the clean reference of the
-        current recording (the metrics panel's), ``stft_config()`` the panes' STFT settings."""
+    def attach(self, document, *, stft_config: Callable[[], StftConfig] | None = None,
+               reference_path: Callable[[], Path | None] | None = None,
+               choose_reference: Callable[[], None] | None = None) -> None:
+        """Follow ``document`` (a DocumentModel). The clean reference is the current recording's in the
+        workspace and the STFT settings are the workspace's (the panes'), unless ``reference_path()`` /
+        ``stft_config()`` are given; Choose reference sets the workspace's reference (or calls
+        ``choose_reference``)."""
         self.document = document
-        self._stft_config = stft_config
-        self._reference_path = reference_path
-        self._choose_reference = choose_reference
-        self.choose_button.setVisible(choose_reference is not None)
+        ws = self._workspace()
+        self._stft_config = stft_config or (lambda: self._workspace_stft())
+        self._reference_path = reference_path or (lambda: document.reference() if ws is not None else None)
+        self._choose_reference = choose_reference or (self._ask_reference if ws is not None else None)
+        self.choose_button.setVisible(self._choose_reference is not None)
         document.recordingChanged.connect(lambda _rec: self._on_recording_changed())
+        if hasattr(document, "referenceChanged"):
+            document.referenceChanged.connect(lambda rec: rec is document.recording and self.refresh_reference())
         if hasattr(document, "phaseLabChanged"):
             # The results are the workspace's: a run here or a restored session puts them there.
             document.phaseLabChanged.connect(self._on_phase_lab_changed)
         self.refresh_reference()
         self._show_summary()
+        ws = self._workspace()
+        if ws is not None:
+            # The run parameters are the workspace's: a restored session sets them, the controls write them.
+            if ws.phase_lab_params:
+                self._show_params(ws.phase_lab_params)
+            else:
+                ws.set_phase_lab_params(self.run_params())
+            document.stateChanged.connect(self._on_state)
+            for box in (self.oracle_box, self.swap_box, self.gla_box, self.psm_box, self.cirm_box):
+                box.toggled.connect(self._params_edited)
+            for spin in (self.lc_spin, self.beta_spin, self.iter_spin, self.seed_spin):
+                spin.valueChanged.connect(self._params_edited)
+            self.init_box.currentIndexChanged.connect(self._params_edited)
+
+    def run_params(self) -> dict:
+        """What the controls set: the kinds of versions to make, the mask parameters, Griffin–Lim's."""
+        return {"kinds": [k for k, b in (("oracle", self.oracle_box), ("swap", self.swap_box),
+                                         ("reconstruction", self.gla_box)) if b.isChecked()],
+                "lc_db": self.lc_spin.value(), "beta": self.beta_spin.value(),
+                "psm_truncate": self.psm_box.isChecked(), "cirm_compress": self.cirm_box.isChecked(),
+                "gla_iterations": self.iter_spin.value(), "gla_init": self.init_box.currentData(),
+                "gla_seed": self.seed_spin.value()}
+
+    def _params_edited(self, *_args) -> None:
+        if not self._showing_params:
+            self._workspace().set_phase_lab_params(self.run_params())
+
+    def _on_state(self, key: str) -> None:
+        if key == "phase_lab_params":
+            self._show_params(self._workspace().phase_lab_params)
+
+    def _show_params(self, params: dict) -> None:
+        """Put the workspace's run parameters into the controls (values a control cannot take are left)."""
+        self._showing_params = True
+        try:
+            kinds = params.get("kinds")
+            if isinstance(kinds, list):
+                for kind, box in (("oracle", self.oracle_box), ("swap", self.swap_box),
+                                  ("reconstruction", self.gla_box)):
+                    box.setChecked(kind in kinds)
+            for key, box in (("psm_truncate", self.psm_box), ("cirm_compress", self.cirm_box)):
+                if isinstance(params.get(key), bool):
+                    box.setChecked(params[key])
+            for key, spin in (("lc_db", self.lc_spin), ("beta", self.beta_spin)):
+                if isinstance(params.get(key), (int, float)):
+                    spin.setValue(float(params[key]))
+            for key, spin in (("gla_iterations", self.iter_spin), ("gla_seed", self.seed_spin)):
+                if isinstance(params.get(key), int):
+                    spin.setValue(params[key])
+            i = self.init_box.findData(params.get("gla_init"))
+            if i >= 0:
+                self.init_box.setCurrentIndex(i)
+        finally:
+            self._showing_params = False
+
+    def _workspace_stft(self) -> StftConfig:
+        """The workspace's STFT settings (what the panes show), the defaults where it has none."""
+        st, default = self._workspace().stft, StftConfig()
+        try:
+            return StftConfig(n_fft=int(st.get("n_fft", default.n_fft)), hop=int(st.get("hop", default.hop)),
+                              window=str(st.get("window", default.window)))
+        except (TypeError, ValueError):
+            return default
+
+    def _ask_reference(self) -> None:
+        """Choose the clean reference of the current recording (the workspace's: the Metrics panel uses it too)."""
+        rec = self.document.recording
+        if rec is None:
+            self._fail("open a recording first")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Clean reference", str(rec.path.parent), dialog_filter())
+        if not path:
+            return
+        try:
+            read_info(path)   # header only: a file that cannot be read is said now
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+            return
+        self.document.set_reference(rec, path)
+
+    def show_view(self, name: str) -> None:
+        """Show the view ``name`` in the second pane (the workspace's display settings; the controls follow)."""
+        ws = self._workspace()
+        if ws is not None:
+            ws.set_display({**ws.display, "phase_view": name})
+        self.showView.emit(name)
 
     def refresh_reference(self) -> None:
         path = self._reference_path()
@@ -313,6 +411,12 @@ class PhaseLabPanel(QWidget):
         gen = _lab_steps(rec, self._stft_config(), ref, channel=self.document.channel, params=self.params(),
                          gla_iterations=self.iter_spin.value(), gla_init=self.init_box.currentData(),
                          gla_seed=self.seed_spin.value(), kinds=kinds)
+        ws = self._workspace()
+        self.job = None
+        if ws is not None and rec in ws.recordings:
+            # A job of the recording, as a model run is: the window lists it, closing the recording cancels it.
+            self.job = ws.new_job(gen, rec, f"phase lab on {rec.name}")
+            gen = self.job.steps()
         self.worker = w = GeneratorWorker(gen)
         w.progress.connect(self._on_progress)
         w.returned.connect(self._on_returned)
@@ -328,6 +432,8 @@ class PhaseLabPanel(QWidget):
 
     def cancel(self) -> None:
         if self.running():
+            if self.job is not None:
+                self.job.cancel()
             self.worker.cancel()
 
     def shutdown(self) -> None:
@@ -426,7 +532,7 @@ class PhaseLabPanel(QWidget):
         for i, name in enumerate(names):
             for j, (key, _) in enumerate(cols):
                 item = QTableWidgetItem(self.cell_text(name, key))
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                item.setTextAlignment(NUMBER_ALIGNMENT)
                 self.table.setItem(i, j, item)
         self.table.setToolTip(NEEDS_REFERENCE if not self.summary.rows else "")
 

@@ -44,9 +44,12 @@ class BlindABDialog(QDialog):
 
     Signals:
         revealed(dict): emitted at the end with ``{version name: votes}``.
+        changed(): a test started or a vote was cast.
     """
 
     revealed = Signal(dict)
+    #: a test started or a vote was cast (:meth:`state` says where it stands)
+    changed = Signal()
 
     def __init__(self, names: Sequence[str], listen: Callable[[int], None], *, parent: QWidget | None = None,
                  play_pause: Callable[[], None] | None = None, preselect: Sequence[int] = (0, 1),
@@ -147,6 +150,33 @@ class BlindABDialog(QDialog):
         self.current = 0
         self._show_trial()
         self.stack.setCurrentIndex(1)
+        self.changed.emit()
+
+    def state(self) -> dict | None:
+        """Where a running test stands, by version name: ``{"trials": [{"mapping": {label: name}, "vote":
+        label | None}], "current": index}``; ``None`` before the start and once revealed."""
+        if not self.trials or self.stack.currentIndex() != 1:
+            return None
+        return {"trials": [{"mapping": {lab: self.names[i] for lab, i in t.mapping.items()}, "vote": t.vote}
+                           for t in self.trials], "current": self.current}
+
+    def resume(self, state: dict) -> bool:
+        """Go on with a test :meth:`state` described (the same shuffles and votes); ``False`` when it names
+        a version that is not offered here or is not a test in progress."""
+        try:
+            index = {name: i for i, name in enumerate(self.names)}
+            trials = [BlindTrial({str(lab): index[name] for lab, name in t["mapping"].items()},
+                                 t.get("vote") if t.get("vote") in t["mapping"] else None)
+                      for t in state["trials"]]
+            current = int(state["current"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False
+        if not trials or not 0 <= current < len(trials) or any(not set(t.mapping) <= set(LABELS) for t in trials):
+            return False
+        self.trials, self.current = trials, current
+        self._show_trial()
+        self.stack.setCurrentIndex(1)
+        return True
 
     def _show_trial(self) -> None:
         t = self.trials[self.current]
@@ -177,6 +207,7 @@ class BlindABDialog(QDialog):
         if self.current + 1 < len(self.trials):
             self.current += 1
             self._show_trial()
+            self.changed.emit()
         else:
             self.reveal()
 

@@ -1,19 +1,28 @@
 """Four linked complex-spectrogram panes (magnitude, phase, real, imaginary) and a waveform overview.
 
-:class:`SpectrogramView` shows one channel of one :class:`~workbench.core.document.recording.Version`. It keeps
-nothing of the audio in memory: visible tiles (see :mod:`workbench.core.views.tiles`) are computed on a
-thread pool at the level of detail the pane width needs, cached, and cancelled when the view moves
-on. Images are placed in data coordinates (x: seconds, y: frequency axis value) with
-``ImageItem.setRect``; every pane is X- and Y-linked to the magnitude pane.
+:class:`SpectrogramView` shows one channel of one :class:`~workbench.core.document.recording.Version`. It is
+the thin widget that composes the parts, pyqtgraph's way:
+
+* :class:`~workbench.core.views.scheduler.TileScheduler` (Qt-free) decides which tiles
+  (:mod:`workbench.core.views.tiles`) the view needs at the level of detail the pane width asks for, which to
+  compute on the thread pool, which to cancel when the view moves on; finished tiles are cached;
+* one :class:`~workbench.gui.spectrogram_pane.SpectrogramPane` per slot, whose
+  :class:`~workbench.gui.spectrogram_pane.TileImagesItem` draws its tiles in data coordinates (x: seconds,
+  y: frequency axis value); every pane is X- and Y-linked to the magnitude pane;
+* :class:`~workbench.gui.overview_plot.OverviewPlot` and :class:`~workbench.gui.overview_plot.SpeechLane`
+  under them, the overview's envelope computed progressively by :mod:`workbench.core.views.overview`;
+* the crosshair read-out from :mod:`workbench.core.views.readout`, on the exact STFT frame.
+
+The widget keeps the layout, the colour ranges and tables, and turns gestures into signals. Nothing of the
+audio is held in memory.
 """
 
 from __future__ import annotations
 
 import html
 import itertools
-import time
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pyqtgraph as pg
@@ -21,14 +30,19 @@ from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.audio.audio_io import AudioSource
-from ..core.measure.vad import HOP_S
 from ..core.views.figure import FigurePane, FigureSettings
-from ..core.views.stft import StftConfig, stft_frames
-from ..core.views.tiles import (TILE_COLUMNS, Tile, TileCache, TileKey, compute_pair_tile, compute_tile, level_for,
-                          tile_images, tiles_in_range, waveform_envelope)
-from ..core.views.registry import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySettings, compute_view, images_key,  # noqa: F401
-                          pane_arrays, second_pane_views, view)
-from .axes import FreqScale, FrequencyAxis, TimeAxis
+from ..core.views.levels import symmetric_levels
+from ..core.views.overview import OVERVIEW_BUCKETS, EnvelopeCurves, envelope_curves
+from ..core.views.readout import ReadoutPartner, frame_bin_at, read_point, readout_text
+from ..core.views.registry import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySettings, images_key,  # noqa: F401
+                                   second_pane_views, view)
+from ..core.views.scheduler import TileRequest, TileScheduler
+from ..core.views.stft import StftConfig
+from ..core.views.tiles import Tile, TileCache, TileKey, compute_pair_tile, compute_tile, tile_images
+from . import first_paint
+from .axes import FreqScale
+from .overview_plot import AXIS_WIDTH, BACKGROUND, OverviewPlot, SpeechLane
+from .spectrogram_pane import SpectrogramPane
 from .workers import GeneratorWorker
 
 PANES = PANE_SLOTS
@@ -72,142 +86,13 @@ def _tile_steps(source: AudioSource, key: TileKey, total_frames: int, generation
         yield exc, generation
 
 
-@dataclass(frozen=True)
-class EnvelopeCurves:
-    """The overview's curves, ready to hand to pyqtgraph: ``x`` bucket centres (s, ``(filled,)``), their
-    ``mins``/``maxs`` (float32), the min-max band as segment pairs (``band_x = repeat(x, 2)``,
-    ``band_y = [min0, max0, min1, max1, ...]``) and the y half-range ``y_limit`` (1.1 × peak, clipped to
-    [1e-3, 1]; 1 until complete). ``complete`` when ``filled == buckets``."""
-    x: np.ndarray
-    mins: np.ndarray
-    maxs: np.ndarray
-    band_x: np.ndarray
-    band_y: np.ndarray
-    y_limit: float
-    complete: bool
-
-    @classmethod
-    def from_envelope(cls, filled: int, mins: np.ndarray, maxs: np.ndarray, frames: int,
-                      sample_rate: int) -> "EnvelopeCurves":
-        n = len(mins)
-        x = (np.arange(filled) + 0.5) * (frames / max(n, 1)) / sample_rate
-        lo, hi = mins[:filled].copy(), maxs[:filled].copy()
-        band = np.empty(2 * filled, np.float64)
-        band[0::2] = lo
-        band[1::2] = hi
-        complete = filled >= n
-        peak = float(max(np.abs(lo).max(initial=0), np.abs(hi).max(initial=0)))
-        y_limit = min(1.0, max(peak * 1.1, 1e-3)) if complete else 1.0
-        return cls(x, lo, hi, np.repeat(x, 2), band, y_limit, complete)
-
-
 def _envelope_steps(source: AudioSource, channel: int, buckets: int, generation: int, should_stop):
-    """Worker generator: the overview envelope, progressively, as ``(EnvelopeCurves, generation)`` at
-    most every 0.15 s (so the GUI thread is not flooded) and once complete. Everything the curves need
-    is computed here, so the GUI thread only hands finished arrays to the plot items."""
-    last = 0.0
+    """Worker generator: :func:`~workbench.core.views.overview.envelope_curves` tagged with ``generation``."""
     try:
-        for filled, mins, maxs in waveform_envelope(source, channel, buckets, should_stop=should_stop):
-            now = time.perf_counter()
-            done = filled >= len(mins)
-            if done or now - last > 0.15:
-                last = now
-                yield EnvelopeCurves.from_envelope(filled, mins, maxs, source.frames, source.sample_rate), generation
+        for curves in envelope_curves(source, channel, buckets, should_stop=should_stop):
+            yield curves, generation
     except Exception:
         return
-
-
-def _shift_held(ev) -> bool:
-    return bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-
-
-class _RegionViewBox(pg.ViewBox):
-    """A view box where Shift + left drag selects a time region (the loop) and Ctrl + left drag a
-    time-frequency rectangle (spectral repair), instead of panning or zooming.
-
-    ``on_region(start_s, stop_s, finished)`` is called while dragging and once more at the release;
-    ``on_box(self, x0, x1, y0, y1, finished)`` likewise, in view coordinates (seconds, scaled frequency).
-    """
-
-    def __init__(self, on_region, on_box=None, **kwargs):
-        super().__init__(**kwargs)
-        self._on_region = on_region
-        self._on_box = on_box
-
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (pyqtgraph naming)
-        if ev.button() == Qt.MouseButton.LeftButton and _shift_held(ev):
-            ev.accept()
-            a = self.mapSceneToView(ev.buttonDownScenePos()).x()
-            b = self.mapSceneToView(ev.scenePos()).x()
-            self._on_region(min(a, b), max(a, b), ev.isFinish())
-            return
-        if (self._on_box is not None and ev.button() == Qt.MouseButton.LeftButton
-                and ev.modifiers() & Qt.KeyboardModifier.ControlModifier):
-            ev.accept()
-            p0 = self.mapSceneToView(ev.buttonDownScenePos())
-            p1 = self.mapSceneToView(ev.scenePos())
-            self._on_box(self, min(p0.x(), p1.x()), max(p0.x(), p1.x()), min(p0.y(), p1.y()),
-                         max(p0.y(), p1.y()), ev.isFinish())
-            return
-        super().mouseDragEvent(ev, axis)
-
-
-class _VisibleRegion(pg.LinearRegionItem):
-    """The overview's visible-span marker; lets Shift-drags through to the view box (loop selection)."""
-
-    def mouseDragEvent(self, ev):  # noqa: N802
-        if _shift_held(ev):
-            ev.ignore()
-            return
-        super().mouseDragEvent(ev)
-
-
-def _loop_region() -> pg.LinearRegionItem:
-    region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(240, 200, 80, 55),
-                                 pen=pg.mkPen((240, 200, 80, 200), width=1))
-    region.setZValue(90)
-    region.hide()
-    return region
-
-
-class _Pane:
-    """One plot with its colour bar, crosshair and the tile images it currently shows."""
-
-    def __init__(self, name: str, scale: FreqScale, on_region=None, horizontal_bar: bool = False, on_box=None):
-        self.name = name
-        # The title is its own layout cell spanning plot and colour bar, so a bar never covers it.
-        self.title = pg.LabelItem("", color="#d8dde6", size="10pt")
-        self.bar_caption = ""   # plain text of the colour bar's label (unit, masking)
-        # What the title and the colour bar's label were last set to (setting either again costs a relayout).
-        self.shown_title: str | None = None
-        self.shown_caption: str | None = None
-        self.axis = FrequencyAxis(scale)
-        self.plot = pg.PlotItem(axisItems={"left": self.axis, "bottom": TimeAxis()},
-                                viewBox=_RegionViewBox(on_region or (lambda a, b, done: None), on_box))
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
-        self.plot.getViewBox().setDefaultPadding(0.0)
-        self.plot.showAxis("top")
-        self.plot.getAxis("top").setStyle(showValues=False)
-        self.plot.showAxis("right")
-        self.plot.getAxis("right").setStyle(showValues=False)
-        self.bar = pg.ColorBarItem(values=(0, 1), width=14, interactive=True, colorMapMenu=False, rounding=0.01,
-                                   orientation="horizontal" if horizontal_bar else "vertical")
-        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 110), width=1))
-        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 255, 255, 110), width=1))
-        self.playhead = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((80, 220, 120), width=1.5))
-        for line in (self.vline, self.hline, self.playhead):
-            line.setZValue(100)
-            self.plot.addItem(line, ignoreBounds=True)
-        self.playhead.hide()
-        self.loop = _loop_region()
-        self.plot.addItem(self.loop, ignoreBounds=True)
-        # The time-frequency selection (Ctrl + drag), in view coordinates.
-        self.box = pg.PlotCurveItem(pen=pg.mkPen((120, 200, 255), width=1.5))
-        self.box.setZValue(95)
-        self.box.hide()
-        self.plot.addItem(self.box, ignoreBounds=True)
-        self.items: dict[TileKey, pg.ImageItem] = {}
 
 
 class SpectrogramView(QWidget):
@@ -232,6 +117,8 @@ class SpectrogramView(QWidget):
     tilesPainted = Signal()
     readoutChanged = Signal(dict)
     viewRangeChanged = Signal(float, float)
+    #: the visible frequency span (Hz) changed: a zoom, a pan, a fit or another scale
+    frequencyRangeChanged = Signal(float, float)
     cursorMoved = Signal(float)
     tileError = Signal(str)
     magnitudeRangeDragged = Signal(float, float)
@@ -251,21 +138,17 @@ class SpectrogramView(QWidget):
         self.cache = TileCache(cache_bytes)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max(1, threads))
-        self._generation = 0
+        self.tiles = TileScheduler(self.cache, self._start_tile_job)
         self._source_ids = itertools.count(1)
         self._source_id = 0
         self._source_id_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._error_generation = -1
         self._refine_levels = False
-        self._pending: dict[TileKey, GeneratorWorker] = {}
         self._envelope_job: GeneratorWorker | None = None
         self._envelope_generation = -1
         self._envelope_done = True
         #: finished overview envelopes by (source id, channel), oldest first (a few hundred kB each)
         self._envelopes: dict[tuple[int, int], EnvelopeCurves] = {}
         self._envelope_key: tuple[int, int] | None = None
-        self._needed: set[TileKey] = set()
-        self._level = 0
         self._ready = False
         self._levels: dict[str, tuple[float, float]] = {}
         self._auto_symmetric: dict[str, bool] = {}
@@ -287,47 +170,20 @@ class SpectrogramView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground("#16181c")
+        self.graphics.setBackground(BACKGROUND)
         self.graphics.ci.setSpacing(6)
         self.graphics.ci.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.graphics, 1)
-        self.overview = pg.PlotWidget(axisItems={"bottom": TimeAxis()},
-                                      viewBox=_RegionViewBox(self._on_region_selecting))
-        self.overview.setBackground("#16181c")
-        self.overview.setMaximumHeight(110)
-        self.overview.setMinimumHeight(90)
-        ov = self.overview.getPlotItem()
-        ov.setMenuEnabled(False)
-        ov.hideButtons()
-        ov.setMouseEnabled(x=False, y=False)
-        ov.getAxis("left").setWidth(self._axis_width())
-        ov.setLabel("left", "Wave")
-        ov.getAxis("left").enableAutoSIPrefix(False)
-        ov.getAxis("bottom").setLabel("")
-        ov.getViewBox().setDefaultPadding(0.0)
-        ov.setYRange(-1, 1, padding=0.02)
-        self._env_max = pg.PlotDataItem(pen=pg.mkPen((110, 170, 230), width=1))
-        self._env_min = pg.PlotDataItem(pen=pg.mkPen((110, 170, 230), width=1))
-        # The band between min and max is drawn as one vertical segment per bucket (``connect="pairs"``),
-        # not as a filled polygon: Qt rasterises a filled 8000-vertex outline in ~200 ms on the GUI thread
-        # (pg.FillBetweenItem), the 4000 segments in ~5 ms, and at 4000 buckets across at most a few
-        # thousand pixels the segments cover the band just as a fill would.
-        self._env_fill = pg.PlotCurveItem(pen=pg.mkPen((70, 130, 200, 160), width=1), connect="pairs")
-        for it in (self._env_fill, self._env_max, self._env_min):
-            ov.addItem(it)
-        self.region = _VisibleRegion(brush=pg.mkBrush(255, 255, 255, 40), pen=pg.mkPen((200, 205, 215), width=1.5))
-        self.region.setZValue(50)
-        ov.addItem(self.region, ignoreBounds=True)
+        self.overview = OverviewPlot(self._on_region_selecting)
+        self.region = self.overview.region
         self.region.sigRegionChanged.connect(self._on_region_dragged)
-        self.overview_playhead = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((80, 220, 120), width=1.5))
-        ov.addItem(self.overview_playhead, ignoreBounds=True)
-        self.overview_playhead.hide()
-        self.overview_loop = _loop_region()
-        ov.addItem(self.overview_loop, ignoreBounds=True)
+        self.overview_playhead = self.overview.playhead
+        self.overview_loop = self.overview.loop
         layout.addWidget(self.overview)
-        self._build_speech_lane(layout)
+        self.speech_lane = SpeechLane(self.overview)
+        layout.addWidget(self.speech_lane)
 
-        self.panes: dict[str, _Pane] = {}
+        self.panes: dict[str, SpectrogramPane] = {}
         self._build_panes()
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
         self.graphics.scene().sigMouseClicked.connect(self._on_click)
@@ -336,57 +192,9 @@ class SpectrogramView(QWidget):
     # ------------------------------------------------------------------------------------------------------
     # construction
     # ------------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _axis_width() -> int:
-        return 52
-
-    def _build_speech_lane(self, layout) -> None:
-        """A thin lane under the overview, X-linked to it: speech probability per 32 ms window (curve) and
-        the speech spans (filled). Hidden until :meth:`set_speech_activity` gives it a result."""
-        self.speech_lane = pg.PlotWidget()
-        self.speech_lane.setBackground("#16181c")
-        self.speech_lane.setFixedHeight(34)
-        lane = self.speech_lane.getPlotItem()
-        lane.setMenuEnabled(False)
-        lane.hideButtons()
-        lane.setMouseEnabled(x=False, y=False)
-        lane.hideAxis("bottom")
-        lane.getAxis("left").setWidth(self._axis_width())
-        # The lane is too low for a rotated axis title: one horizontal tick label names it instead.
-        lane.getAxis("left").setTicks([[(0.5, "speech")], []])
-        lane.getViewBox().setDefaultPadding(0.0)
-        lane.setYRange(0, 1.05, padding=0)
-        lane.setXLink(self.overview.getPlotItem())
-        self._speech_spans = pg.PlotCurveItem(pen=pg.mkPen(None), brush=pg.mkBrush(90, 200, 120, 110),
-                                              fillLevel=0.0)
-        self._speech_prob = pg.PlotCurveItem(pen=pg.mkPen((150, 230, 170), width=1))
-        lane.addItem(self._speech_spans)
-        lane.addItem(self._speech_prob)
-        self.speech_lane.hide()
-        layout.addWidget(self.speech_lane)
-
     def set_speech_activity(self, result) -> None:
         """Show a :class:`~workbench.core.measure.vad.VadResult` in the speech lane (``None`` hides it)."""
-        if result is None:
-            self._speech_prob.setData([], [])
-            self._speech_spans.setData([], [])
-            self.speech_lane.hide()
-            return
-        probs = np.asarray(result.probabilities, np.float64)
-        x = (np.arange(len(probs)) + 0.5) * HOP_S
-        self._speech_prob.setData(x, probs, skipFiniteCheck=True)
-        # Spans as a step outline: 0 before each span, 1 across it, 0 after (filled down to 0).
-        xs, ys = [0.0], [0.0]
-        for a, b in result.spans:
-            xs += [a, a, b, b]
-            ys += [0.0, 1.0, 1.0, 0.0]
-        xs.append(result.duration_s)
-        ys.append(0.0)
-        self._speech_spans.setData(np.asarray(xs), np.asarray(ys))
-        self.speech_lane.setToolTip(f"speech activity (Silero VAD, threshold {result.settings.threshold:g}, "
-                                    f"minimum pause {result.settings.min_pause_ms:g} ms): {len(result.spans)} "
-                                    f"spans, {result.speech_s:.1f} s of {result.duration_s:.1f} s")
-        self.speech_lane.show()
+        self.speech_lane.set_activity(result)
 
     def _build_panes(self) -> None:
         """(Re)create the panes in the current layout; tile images are redrawn from the cache."""
@@ -407,7 +215,7 @@ class SpectrogramView(QWidget):
         row_layout = self.display.layout == "row"
         # Side by side, the colour bars go under the plots: four vertical bars and their labels would
         # take the width the plots need at 1366 px.
-        self.panes = {name: _Pane(name, self.scale, self._on_region_selecting, horizontal_bar=row_layout,
+        self.panes = {name: SpectrogramPane(name, self.scale, self._on_region_selecting, horizontal_bar=row_layout,
                                    on_box=self._on_box_selecting)
                       for name in PANES}
         grid = self.graphics.ci.layout
@@ -417,7 +225,7 @@ class SpectrogramView(QWidget):
                 self.graphics.addItem(pane.title, row=0, col=col)
                 self.graphics.addItem(pane.plot, row=1, col=col)
                 self.graphics.addItem(pane.bar, row=2, col=col)
-                pane.axis.setWidth(self._axis_width())
+                pane.axis.setWidth(AXIS_WIDTH)
                 grid.setColumnStretchFactor(col, 1)
             for row, stretch in enumerate((0, 1, 0, 0)):
                 grid.setRowStretchFactor(row, stretch)
@@ -428,7 +236,7 @@ class SpectrogramView(QWidget):
                 self.graphics.addItem(pane.title, row=2 * row, col=2 * col, colspan=2)
                 self.graphics.addItem(pane.plot, row=2 * row + 1, col=2 * col)
                 self.graphics.addItem(pane.bar, row=2 * row + 1, col=2 * col + 1)
-                pane.axis.setWidth(self._axis_width())
+                pane.axis.setWidth(AXIS_WIDTH)
             for col in range(2):
                 # Plots share the width equally; colour bars keep their fixed width.
                 grid.setColumnStretchFactor(2 * col, 1)
@@ -447,6 +255,7 @@ class SpectrogramView(QWidget):
             pane.bar.sigLevelsChanged.connect(lambda bar, n=pane.name: self._on_bar_levels(n))
         master.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         master.getViewBox().sigResized.connect(self._on_view_changed)
+        master.getViewBox().sigYRangeChanged.connect(self._on_frequency_range_changed)
         self._apply_titles()
         self._apply_colormaps()
         self._apply_limits()
@@ -459,7 +268,7 @@ class SpectrogramView(QWidget):
         self._hint.setPos(0.5, sum(self.scale.y_limits()) / 2)
         master.addItem(self._hint, ignoreBounds=True)
         self._hint.setVisible(self.source is None)
-        self._needed = set()
+        self.tiles.needed = set()
         self._ready = False
         self.set_loop_region(*(self._loop_s or (None, None)))
         self.set_playhead(getattr(self, "_playhead_s", None))
@@ -535,9 +344,8 @@ class SpectrogramView(QWidget):
                 self._applied_maps[name] = map_name
             if tuple(float(v) for v in pane.bar.levels()) != tuple(float(v) for v in self._levels[name]):
                 pane.bar.setLevels(values=self._levels[name])
-            for item in pane.items.values():
-                item.setLookupTable(luts[name])
-                item.setLevels(self._levels[name])
+            pane.tiles.set_lookup_table(luts[name])
+            pane.tiles.set_levels(self._levels[name])
         self._luts = luts
 
     def _default_levels(self, name: str) -> tuple[float, float]:
@@ -561,9 +369,7 @@ class SpectrogramView(QWidget):
         vb.setLimits(xMin=-pad, xMax=duration + pad, yMin=y0, yMax=y1,
                      minXRange=max(4 * self.cfg.hop / self.sample_rate, 1e-3),
                      minYRange=(y1 - y0) / 400)
-        ov = self.overview.getPlotItem().getViewBox()
-        ov.setLimits(xMin=0, xMax=duration)
-        ov.setXRange(0, duration, padding=0)
+        self.overview.set_duration(duration)
 
     # ------------------------------------------------------------------------------------------------------
     # public API
@@ -587,9 +393,10 @@ class SpectrogramView(QWidget):
             self.set_loop_region(None)
             self.set_playhead(None)
         if source is None:
+            first_paint.release(self)
             # Empty state: axes, overview and limits as before any file was opened.
             self.total_frames = 0
-            self._set_envelope(np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32))
+            self._show_envelope(EnvelopeCurves.empty(), finish=False)
             self._envelope_done = True
             # The closed file's amplitude scale must not stay on the empty overview.
             self.overview.getPlotItem().setRange(xRange=(0, 1), yRange=(-1, 1), padding=0)
@@ -602,6 +409,7 @@ class SpectrogramView(QWidget):
             self._hint.setPos(0.5, sum(self.scale.y_limits()) / 2)
             self.readoutChanged.emit({})
             return
+        first_paint.hold(self)   # work that can wait (see first_paint) waits until these tiles are drawn
         self.sample_rate = source.sample_rate
         self._reconfigure(fit=not keep_view)
         self._start_envelope()
@@ -820,87 +628,32 @@ class SpectrogramView(QWidget):
 
     def images(self, name: str) -> list[pg.ImageItem]:
         """Tile images currently shown in pane ``name`` (for tests and screenshots)."""
-        return list(self.panes[name].items.values())
+        return self.panes[name].tiles.images()
 
     def levels(self, name: str) -> tuple[float, float]:
         return self._levels.get(name, self._default_levels(name))
 
     def frame_bin_at(self, time_s: float, freq_hz: float) -> tuple[int, int]:
         """STFT frame and bin nearest to ``time_s`` and ``freq_hz`` (clipped to the recording)."""
-        cfg = self.cfg
-        t = int(round((time_s * self.sample_rate + cfg.pad - cfg.n_fft / 2) / cfg.hop))
-        t = int(np.clip(t, 0, max(self.total_frames - 1, 0)))
-        k = int(np.clip(round(freq_hz * cfg.nfft / self.sample_rate), 0, cfg.bins - 1))
-        return t, k
+        return frame_bin_at(self.cfg, self.sample_rate, self.total_frames, time_s, freq_hz)
 
     def readout(self, time_s: float, freq_hz: float) -> dict:
-        """Values of what the panes draw at the frame/bin nearest ``(time_s, freq_hz)``.
-
-        Computed through the view registry on the exact STFT frame (not the decimated tile), with the
-        display's compression, floor and masking, so each value is the one drawn there. Returns
-        ``time_s`` and ``freq_hz`` (of that frame centre / bin centre), ``frame``, ``bin``, and ``panes``:
-        slot -> ``{"view", "short", "unit", "value", "text"}`` where ``value`` is ``None`` (and ``text``
-        ``—``) for masked bins and difference views without a partner. For convenience also
-        ``magnitude_db`` (dBFS), ``phase_rad``, ``real``/``imag`` (compressed as drawn),
-        ``real_raw``/``imag_raw``, ``inst_freq_hz``, ``group_delay_ms`` (unmasked) and, with a partner,
-        ``magnitude_difference_db``/``phase_difference_rad``. Empty without a source.
-        """
+        """Values of what the panes draw at the frame/bin nearest ``(time_s, freq_hz)``, on the exact STFT
+        frame (see :func:`~workbench.core.views.readout.read_point`); empty without a source."""
         if self.source is None:
             return {}
-        t, k = self.frame_bin_at(time_s, freq_hz)
-        cfg, sr = self.cfg, self.sample_rate
-        read = lambda a, b: self.source.read(a, b)[:, self.channel]  # noqa: E731
-        spec = stft_frames(read, self.source.frames, t - 1, t + 1, cfg)   # frame -1 reads as zeros
-        prev, cur = spec[:1], spec[1:]
         partner = None
         if self._partner is not None:
-            src, ch = self._partner[0], self._partner[1]
-            partner = stft_frames(lambda a, b: src.read(a, b)[:, ch], src.frames, t, t + 1, cfg)
-        display = self.display
-        inp = display.view_input(cur, cfg, sr, previous=prev, partner=partner, frames=np.array([t]),
-                                 partner_is_original=self._partner[2] if self._partner is not None else True)
-
-        def value(name: str, masked: bool = True) -> float | None:
-            v = float(compute_view(name, inp, display.mask_floor_dbfs if masked else None)[0, k])
-            return v if np.isfinite(v) else None
-
-        panes = {}
-        for slot, name in display.pane_views().items():
-            spec_ = view(name)
-            v = value(name)
-            panes[slot] = {"view": name, "short": spec_.short, "unit": spec_.unit, "value": v,
-                           "text": spec_.format_value(v)}
-        out = {
-            "time_s": float(cfg.frame_time_s(t, sr)),
-            "freq_hz": float(k * sr / cfg.nfft),
-            "frame": t,
-            "bin": k,
-            "panes": panes,
-            "magnitude_db": value("magnitude"),
-            "phase_rad": value("phase"),
-            "real": value("real"),
-            "imag": value("imag"),
-            "real_raw": float(cur[0, k].real),
-            "imag_raw": float(cur[0, k].imag),
-            "inst_freq_hz": value("inst_freq", masked=False),
-            "group_delay_ms": value("group_delay", masked=False),
-        }
-        if partner is not None:
-            out["magnitude_difference_db"] = value("mag_diff")
-            out["phase_difference_rad"] = value("phase_diff")
-        return out
+            partner = ReadoutPartner(self._partner[0], self._partner[1], self._partner[2])
+        return read_point(self.source, self.channel, self.cfg, self.display, time_s, freq_hz, partner)
 
     def readout_text(self, values: dict) -> str:
-        """One line for the status area: time, frequency and each pane's value in its unit (``—`` where
-        nothing is drawn)."""
-        if not values:
-            return ""
-        panes = values["panes"]   # a dict through a Qt signal loses its order: use the pane order
-        parts = [f"{panes[slot]['short']} {panes[slot]['text']}" for slot in PANES if slot in panes]
-        return f"t {values['time_s']:.4f} s  f {values['freq_hz']:.1f} Hz  |  " + "  ".join(parts)
+        """One line for the status area (see :func:`~workbench.core.views.readout.readout_text`)."""
+        return readout_text(values)
 
     def shutdown(self) -> None:
         """Cancel work and wait for the pool (call before the widget is destroyed)."""
+        first_paint.release(self)
         self._cancel_all()
         self.pool.clear()
         self.pool.waitForDone(5000)
@@ -909,7 +662,7 @@ class SpectrogramView(QWidget):
     # tiles
     # ------------------------------------------------------------------------------------------------------
     def _reconfigure(self, fit: bool) -> None:
-        self._generation += 1
+        self.tiles.new_generation()
         self.total_frames = self.cfg.frame_count(self.source.frames)
         self.scale = FreqScale(self.display.freq_scale, self.sample_rate, self.cfg.nfft)
         for pane in self.panes.values():
@@ -936,6 +689,10 @@ class SpectrogramView(QWidget):
         self._ready = False
         self.schedule_update()
 
+    def _on_frequency_range_changed(self, *args) -> None:
+        if self.source is not None:
+            self.frequencyRangeChanged.emit(*self.visible_region()[1])
+
     def _on_region_dragged(self) -> None:
         if self._syncing_region:
             return
@@ -951,60 +708,25 @@ class SpectrogramView(QWidget):
         if self.source is None or self.total_frames == 0:
             return
         t0, t1 = self.time_range()
-        hop_s = self.cfg.hop / self.sample_rate
-        f0, f1 = t0 / hop_s, t1 / hop_s
-        level = level_for(f1 - f0, self._pixels())
-        self._level = level
         with_prev = any(view(n).needs_previous for n in self.display.pane_views().values())
         partner_id, partner_is_original = 0, True
         if self._needs_partner() and self._partner is not None:
             partner_id, partner_is_original = self._id_of(self._partner[0]), self._partner[2]
-
-        def key_at(i: int) -> TileKey:
-            return TileKey(self._source_id, self.channel, self.cfg, level, i, with_prev, partner_id,
-                           partner_is_original)
-        keys = [key_at(i) for i in tiles_in_range(f0, f1, level, self.total_frames)]
-        self._needed = set(keys)
-        keep = self._needed | {key_at(i) for k in keys[:1] + keys[-1:] for i in (k.index - 1, k.index + 1)}
-        for key, job in list(self._pending.items()):
-            if key not in keep:
-                job.cancel()
-                del self._pending[key]
-        centre = (f0 + f1) / 2
-        # One tile either side is fetched ahead (not waited for) so that short pans find it cached.
-        ahead = []
-        if keys:
-            for i in (keys[0].index - 1, keys[-1].index + 1):
-                if 0 <= i and i * (TILE_COLUMNS << level) < self.total_frames:
-                    ahead.append(key_at(i))
-        for key in ahead:
-            if key not in self._pending and self.cache.get(key) is None:
-                job = self._job(key)
-                self._pending[key] = job
-                job.start(-100)
-        for key in keys:
-            if key in self.panes["magnitude"].items:
-                continue
-            tile = self.cache.get(key)
-            if tile is not None:
-                self._show_tile(tile)
-            elif key not in self._pending:
-                job = self._job(key)
-                self._pending[key] = job
-                # Tiles nearest the view centre first.
-                span = TILE_COLUMNS << level
-                priority = -int(abs((key.index + 0.5) * span - centre) / span)
-                job.start(priority)
+        request = TileRequest(self._source_id, self.channel, self.cfg, self.sample_rate, self.total_frames,
+                              with_prev, partner_id, partner_is_original)
+        for tile in self.tiles.update(request, t0, t1, self._pixels(), self.panes["magnitude"].tiles):
+            self._show_tile(tile)
         self._check_complete()
 
     def _needs_partner(self) -> bool:
         return any(view(n).needs_partner for n in self.display.pane_views().values())
 
-    def _job(self, key: TileKey) -> GeneratorWorker:
+    def _start_tile_job(self, key: TileKey, priority: int) -> GeneratorWorker:
         partner = (self._partner[0], self._partner[1]) if key.partner_id and self._partner is not None else None
-        args = (self.source, key, self.total_frames, self._generation, self.display, partner, self.cache)
+        args = (self.source, key, self.total_frames, self.tiles.generation, self.display, partner, self.cache)
         worker = GeneratorWorker(lambda: _tile_steps(*args, should_stop=worker.should_stop), pool=self.pool)
         worker.progress.connect(self._on_tile_item)
+        worker.start(priority)
         return worker
 
     def _on_tile_item(self, item) -> None:
@@ -1026,14 +748,10 @@ class SpectrogramView(QWidget):
     def _on_tile(self, tile, generation: int) -> None:
         if isinstance(tile, Exception):
             # One message per (re)configuration, not one per failing tile.
-            if generation == self._generation and self._error_generation != generation:
-                self._error_generation = generation
+            if self.tiles.failed(generation):
                 self.tileError.emit(f"{self.source_name}: {tile}")
             return
-        self.cache.put(tile)
-        if self._pending.get(tile.key) is not None:
-            del self._pending[tile.key]
-        if generation != self._generation or tile.key not in self._needed:
+        if not self.tiles.finished(tile, generation):
             return
         self._show_tile(tile)
         self._check_complete()
@@ -1044,23 +762,15 @@ class SpectrogramView(QWidget):
         idx, y0, height = self.scale.rows(self.cfg.bins)
         stride_s = tile.key.stride * self.cfg.hop / self.sample_rate
         x0 = float(self.cfg.frame_time_s(int(tile.frames[0]), self.sample_rate)) - stride_s / 2
-        width = len(tile.frames) * stride_s
+        rect = (x0, y0, len(tile.frames) * stride_s, height)
         for name, pane in self.panes.items():
             data = arrays[name] if idx is None else arrays[name][:, idx]
-            item = pane.items.get(tile.key)
-            if item is None:
-                item = pg.ImageItem(axisOrder="col-major")
-                item.setZValue(10)
-                pane.plot.addItem(item)
-                pane.items[tile.key] = item
-            item.setImage(data, autoLevels=False, levels=self._levels[name], lut=self._luts[name])
-            item.setRect(x0, y0, width, height)
-            item.tile = tile
+            pane.tiles.set_tile(tile, data, rect, self._levels[name], self._luts[name])
 
     def _redraw_items(self) -> None:
         """Re-derive all shown images from their complex tiles (display settings changed)."""
-        for key, item in list(self.panes["magnitude"].items.items()):
-            self._show_tile(item.tile)
+        for tile in self.panes["magnitude"].tiles.tiles():
+            self._show_tile(tile)
 
     def _auto_level(self, arrays: dict[str, np.ndarray]) -> None:
         """First tile after a (re)configuration sets the symmetric range of panes without fixed levels
@@ -1071,20 +781,9 @@ class SpectrogramView(QWidget):
                 self._auto_symmetric[name] = False
                 self._set_symmetric_levels(name, [arrays[name]])
 
-    #: most values the automatic symmetric range looks at (an evenly strided sample of the shown images):
-    #: the 99.5th percentile of a few hundred thousand values is as good a colour range as of millions, and
-    #: the exact one took ~10 ms per pane on the GUI thread each time a new version was shown.
-    LEVEL_SAMPLE_VALUES = 1 << 18
-
     def _set_symmetric_levels(self, name: str, arrays) -> None:
-        total = sum(int(np.size(a)) for a in arrays)
-        step = max(1, -(-total // self.LEVEL_SAMPLE_VALUES))
-        values = np.concatenate([np.abs(np.ravel(a)[::step]) for a in arrays]) if arrays else np.zeros(0)
-        values = values[np.isfinite(values)]
-        m = float(np.percentile(values, 99.5)) if values.size else 1.0
-        m = m if m > 0 else 1.0
-        self._levels[name] = (-m, m)
-        self.panes[name].bar.setLevels(values=(-m, m))
+        self._levels[name] = symmetric_levels(arrays)
+        self.panes[name].bar.setLevels(values=self._levels[name])
 
     def _on_bar_levels(self, name: str) -> None:
         lo, hi = self.panes[name].bar.levels()
@@ -1094,8 +793,7 @@ class SpectrogramView(QWidget):
                 self.panes[name].bar.setLevels(values=(-m, m))
                 return
         self._levels[name] = (lo, hi)
-        for item in self.panes[name].items.values():
-            item.setLevels((lo, hi))
+        self.panes[name].tiles.set_levels((lo, hi))
         if name == "magnitude" and (lo, hi) != tuple(self.display.db_range):
             old_key = images_key(self.display)
             self.display = replace(self.display, db_range=(float(lo), float(hi)))
@@ -1105,19 +803,17 @@ class SpectrogramView(QWidget):
             self.magnitudeRangeDragged.emit(float(lo), float(hi))
 
     def _check_complete(self) -> None:
-        shown = self.panes["magnitude"].items
-        complete = bool(self._needed) and all(k in shown for k in self._needed)
+        complete = self.tiles.complete(self.panes["magnitude"].tiles)
         if complete and self._refine_levels:
             # The first tile set the automatic ranges; refine once over everything visible.
             self._refine_levels = False
             for name in PANES:
                 if self._slot_view(name).levels is None:
-                    self._set_symmetric_levels(name, [im.image for im in self.panes[name].items.values()])
+                    self._set_symmetric_levels(name, [im.image for im in self.panes[name].tiles.images()])
         if complete:
             # Drop images of other levels / far away once the current level covers the view.
             for pane in self.panes.values():
-                for key in [k for k in pane.items if k not in self._needed]:
-                    pane.plot.removeItem(pane.items.pop(key))
+                pane.tiles.keep_only(self.tiles.needed)
         self._set_ready(complete)
 
     def _set_ready(self, ready: bool) -> None:
@@ -1126,22 +822,18 @@ class SpectrogramView(QWidget):
         self._ready = ready
         if ready and not tiles_were:
             self.tilesPainted.emit()
+            first_paint.release(self)
         if self.is_painted() and not was:
             self.painted.emit()
 
     def _clear_items(self) -> None:
         for pane in self.panes.values():
-            for item in pane.items.values():
-                pane.plot.removeItem(item)
-            pane.items.clear()
-        self._needed = set()
+            pane.tiles.clear()
+        self.tiles.needed = set()
         self._ready = False
 
     def _cancel_all(self) -> None:
-        self._generation += 1
-        for job in self._pending.values():
-            job.cancel()
-        self._pending.clear()
+        self.tiles.cancel_all()
         if self._envelope_job is not None:
             self._envelope_job.cancel()
             self._envelope_job = None
@@ -1160,38 +852,25 @@ class SpectrogramView(QWidget):
             self._show_envelope(cached)
             return
         self._envelope_done = False
-        self._set_envelope(np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32))
-        buckets = 4000
-        self._env_gen = self._generation
-        args = (self.source, self.channel, buckets, self._generation)
+        self._show_envelope(EnvelopeCurves.empty(), finish=False)
+        generation = self.tiles.generation
+        args = (self.source, self.channel, OVERVIEW_BUCKETS, generation)
         key = (self._source_id, self.channel)
         job = GeneratorWorker(lambda: _envelope_steps(*args, should_stop=job.should_stop), pool=self.pool)
         self._envelope_key = key
         job.progress.connect(self._on_envelope_item)
         self._envelope_job = job
-        self._envelope_generation = self._generation
+        self._envelope_generation = generation
         # Lowest priority: the visible spectrogram tiles come first.
         job.start(-1000)
 
     def _on_envelope_item(self, item) -> None:
         self._on_envelope(*item)
 
-    def _set_envelope(self, x: np.ndarray, mins: np.ndarray, maxs: np.ndarray) -> None:
-        """Show the overview envelope: bucket centres ``x`` (s, ``(m,)``) with their ``mins``/``maxs``."""
-        band = np.empty(2 * len(x), np.float64)
-        band[0::2] = mins
-        band[1::2] = maxs
-        self._show_envelope(EnvelopeCurves(x, mins, maxs, np.repeat(x, 2), band, 1.0, False), finish=False)
-
     def _show_envelope(self, curves: EnvelopeCurves, finish: bool = True) -> None:
-        """Hand finished arrays to the curves (no computation here: the GUI thread only draws)."""
-        self._env_max.setData(curves.x, curves.maxs, skipFiniteCheck=True)
-        self._env_min.setData(curves.x, curves.mins, skipFiniteCheck=True)
-        self._env_fill.setData(curves.band_x, curves.band_y, skipFiniteCheck=True)
-        if not finish:
-            return
-        self.overview.getPlotItem().setYRange(-curves.y_limit, curves.y_limit, padding=0)
-        if curves.complete:
+        """Hand finished arrays to the overview (no computation here: the GUI thread only draws)."""
+        self.overview.set_curves(curves, finish)
+        if finish and curves.complete:
             was = self.is_painted()
             self._envelope_done = True
             if self.is_painted() and not was:
@@ -1199,10 +878,7 @@ class SpectrogramView(QWidget):
 
     def overview_envelope(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What the overview draws now: bucket centres (s), their minima and maxima (float32)."""
-        x, maxs = self._env_max.getData()
-        _, mins = self._env_min.getData()
-        empty = np.zeros(0)
-        return (empty if x is None else x), (empty if mins is None else mins), (empty if maxs is None else maxs)
+        return self.overview.envelope()
 
     def _on_envelope(self, curves: EnvelopeCurves, generation: int) -> None:
         if self._envelope_job is None or generation != self._envelope_generation or self.source is None:
@@ -1228,8 +904,7 @@ class SpectrogramView(QWidget):
 
     def hide_crosshair(self) -> None:
         for pane in self.panes.values():
-            pane.vline.hide()
-            pane.hline.hide()
+            pane.set_crosshair(None)
 
     def crosshair_visible(self) -> bool:
         return self.master is not None and self.panes["magnitude"].vline.isVisible()
@@ -1240,10 +915,7 @@ class SpectrogramView(QWidget):
             return {}
         y = float(self.scale.fwd(freq_hz))
         for pane in self.panes.values():
-            pane.vline.setPos(time_s)
-            pane.hline.setPos(y)
-            pane.vline.show()
-            pane.hline.show()
+            pane.set_crosshair(time_s, y)
         values = self.readout(time_s, freq_hz)
         if values:
             self.cursorMoved.emit(time_s)

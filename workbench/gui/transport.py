@@ -14,10 +14,12 @@ from PySide6.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QMenu, QScrollArea, QSizePolicy, QToolButton,
     QWidget,
 )
+from shiboken6 import isValid
 
 from ..core.errors import WorkbenchError
 from ..core.audio.loudness import libraries_loaded
 from ..core.audio.playback import PlaybackEngine, gain_label, list_output_devices, seconds_label
+from . import first_paint
 from .playback_widgets import BlindABDialog
 from .version_labels import display_order, distinct_labels, is_lab, lab_grouped
 from .workers import GeneratorWorker
@@ -64,6 +66,7 @@ class TransportBar(QWidget):
         super().__init__(parent)
         self.engine = engine if engine is not None else PlaybackEngine("default")
         self.recording = None
+        self._document = None
         self.channel = 0
         self._previous_version = 1
         self._loop_s: tuple[float, float] | None = None
@@ -235,6 +238,57 @@ class TransportBar(QWidget):
         self.channel = getattr(document, "channel", 0)
         if document.recording is not None:
             self.set_recording(document.recording)
+        if hasattr(document, "stateChanged"):
+            # A running blind test is the workspace's: a restored session resumes it here.
+            document.stateChanged.connect(self._on_document_state)
+        if hasattr(document, "strengthPreviewed"):
+            # Strengths: a drag is heard at once, a committed (or undone) one is what plays from then on;
+            # a click on a pane seeks.
+            document.strengthPreviewed.connect(self._on_strength_preview)
+            document.strengthChanged.connect(self._on_document_strength)
+            document.seekRequested.connect(self.seek)
+
+    def _on_strength_preview(self, version, mix: float) -> None:
+        self.engine.set_strength_of(version, mix)
+
+    def _on_document_strength(self, rec, version) -> None:
+        if rec is self.recording:
+            self.engine.set_strength_of(version, rec.strength_of(version).mix)
+
+    def _workspace(self):
+        return getattr(self._document, "workspace", None)
+
+    def _on_document_state(self, key: str) -> None:
+        ws = self._workspace()
+        if key == "blind_results" and ws is not None:
+            self.blind_results = [dict(r) for r in ws.blind_results]
+        elif key == "blind_test" and ws is not None and ws.blind_test is not None and self._blind is None:
+            # Once the versions now current are loaded into the engine (queued after the recording change).
+            QTimer.singleShot(0, self._resume_blind_test)
+
+    def _resume_blind_test(self, tries: int = 200) -> None:
+        ws = self._workspace()
+        state = ws.blind_test if ws is not None else None
+        if state is None or self._blind is not None:
+            return
+        if self.is_loading() and tries > 0:   # the versions are being prepared for playback
+            QTimer.singleShot(50, lambda: self._resume_blind_test(tries - 1))
+            return
+        if state.get("recording") != getattr(self.recording, "name", None):
+            ws.set_blind_test(None)
+            return
+        dialog = self.open_blind_test()
+        if dialog is None or not dialog.resume(state):
+            if dialog is not None:
+                dialog.reject()
+            ws.set_blind_test(None)
+            self.errorOccurred.emit("The saved blind test names versions that are not open; it was not resumed")
+
+    def _blind_changed(self) -> None:
+        ws = self._workspace()
+        state = self._blind.state() if self._blind is not None else None
+        if ws is not None:
+            ws.set_blind_test(None if state is None else {"recording": getattr(self.recording, "name", ""), **state})
 
     def _on_document_loop(self, region) -> None:
         current = self._loop_s if self.loop_button.isChecked() else None
@@ -301,8 +355,22 @@ class TransportBar(QWidget):
     def _start_load(self, recording) -> None:
         """``engine.load`` on the (one-thread) load pool. The engine builds the new program aside and swaps
         it in with one reference assignment, so the GUI thread and the audio callback keep working with
-        the previous one meanwhile."""
-        engine, serial, channel = self.engine, self._load_serial, self.channel
+        the previous one meanwhile.
+
+        The process's first preparation imports the loudness libraries; it waits until the window has
+        painted its first spectrogram (see :mod:`~workbench.gui.first_paint`), one turn of the event loop
+        first so that a view showing this recording has taken hold."""
+        serial = self._load_serial
+        if not libraries_loaded():
+            QTimer.singleShot(0, self, lambda: first_paint.after_first_paint(
+                lambda: self._start_load_now(recording, serial)))
+            return
+        self._start_load_now(recording, serial)
+
+    def _start_load_now(self, recording, serial: int) -> None:
+        if not isValid(self) or serial != self._load_serial:
+            return   # the bar is gone, or a newer load replaced this one while it waited
+        engine, channel = self.engine, self.channel
 
         def load():  # worker thread; returns (serial, error or None) so one bound slot gets both
             try:
@@ -583,6 +651,7 @@ class TransportBar(QWidget):
         self.gain_label.setText("(hidden)")
         dialog.finished.connect(self._blind_closed)
         dialog.revealed.connect(self._blind_revealed)
+        dialog.changed.connect(self._blind_changed)
         dialog.open()
         return dialog
 
@@ -594,12 +663,19 @@ class TransportBar(QWidget):
         self.blind_results.append({"recording": getattr(self.recording, "name", ""),
                                    "versions": sorted({n for t in trials for n in t["mapping"].values()}),
                                    "tally": {str(k): int(v) for k, v in tally.items()}, "trials": trials})
+        ws = self._workspace()
+        if ws is not None:
+            ws.set_blind_test(None)
+            ws.set_blind_results(self.blind_results)
 
     def _blind_listen(self, index: int) -> None:
         self.engine.select_version(index)
 
     def _blind_closed(self, _result: int) -> None:
         self._blind = None
+        ws = self._workspace()
+        if ws is not None:
+            ws.set_blind_test(None)
         self.match_check.setEnabled(True)
         self.version_box.setEnabled(True)
         self.set_loudness_match(self._blind_match_before)

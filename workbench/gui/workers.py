@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 import traceback
+import types
 import weakref
 from typing import Any, Callable
 
@@ -363,3 +364,12 @@ def run_with_progress(parent, title: str, work: Callable | Any, *args, busy: boo
     dialog.deleteLater()
     parent.progress_dialog = None
     return worker
+
+
+def job_steps(work, *args, **kwargs):
+    """A generator running ``work(*args, **kwargs)`` — a generator function or a plain one — to its result, so
+    that any background work can be a :class:`~workbench.core.document.session.Job` (``session.new_job``)."""
+    result = work(*args, **kwargs)
+    if isinstance(result, types.GeneratorType):
+        result = yield from result
+    return result

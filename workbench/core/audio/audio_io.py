@@ -583,6 +583,13 @@ class AudioSource:
     def read_all(self) -> np.ndarray:
         return self.read(0, self.frames)
 
+    def read_scaled(self, start: int, stop: int) -> tuple[np.ndarray, float]:
+        """Frames ``[start, stop)`` as ``(samples, scale)`` where ``samples * scale`` equals :meth:`read`'s
+        float32 values exactly. Integer PCM may come back as stored, as integers (decoding to float costs
+        several times more than reading, e.g. for a min/max pass over an hour); the base class returns
+        ``(read(start, stop), 1.0)``."""
+        return self.read(start, stop), 1.0
+
     def blocks(self, block_frames: int = BLOCK_FRAMES, start: int = 0, stop: int | None = None
                ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_frame, block)`` pairs covering ``[start, stop)`` in order."""
@@ -668,7 +675,21 @@ class FileSource(AudioSource):
                     self._cache.pop(next(iter(self._cache)))
         return data
 
-    def _decode(self, start: int, stop: int) -> np.ndarray:
+    #: Integer subtypes read as integers by :meth:`read_scaled`: dtype and the scale that gives libsndfile's
+    #: float values (16-bit ``x / 2**15``; 24-bit samples arrive in the top bits of an int32, ``x / 2**31``;
+    #: both exact in float32).
+    _SCALED_SUBTYPES = {"PCM_16": ("int16", 2.0 ** -15), "PCM_24": ("int32", 2.0 ** -31)}
+
+    def read_scaled(self, start: int, stop: int) -> tuple[np.ndarray, float]:
+        stored = self._SCALED_SUBTYPES.get(self.info.subtype)
+        if stored is None:
+            return self.read(start, stop), 1.0
+        start, stop = max(start, 0), min(stop, self.frames)
+        if stop <= start:
+            return np.zeros((0, self.channels), stored[0]), stored[1]
+        return self._decode(start, stop, stored[0]), stored[1]
+
+    def _decode(self, start: int, stop: int, dtype: str = "float32") -> np.ndarray:
         with self._lock:
             fh = self._handle()
             try:
@@ -676,13 +697,13 @@ class FileSource(AudioSource):
                     # Sequential block reads skip the seek: MP3 seeking is approximate, reading on is exact.
                     if fh.tell() != start:
                         fh.seek(start)
-                    data = fh.read(stop - start, dtype="float32", always_2d=True)
+                    data = fh.read(stop - start, dtype=dtype, always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioFileError(self.path, f"decoding failed near frame {start}: {_strip_prefix(str(exc))}"
                                      ) from None
         if data.shape[0] < stop - start:
             # Compressed streams can end early; pad rather than shift every later frame.
-            data = np.concatenate([data, np.zeros((stop - start - data.shape[0], self.channels), np.float32)])
+            data = np.concatenate([data, np.zeros((stop - start - data.shape[0], self.channels), data.dtype)])
         if self.repair and self.info.subtype in _FLOAT_SUBTYPES:
             data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
         return data

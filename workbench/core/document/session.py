@@ -23,6 +23,7 @@ sessions lives in :mod:`workbench.core.document.session_file`.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -44,12 +45,16 @@ __all__ = ["Session", "Job", "JobState", "ModelCatalogue", "CatalogueEntry", "Pr
 #:  versions — a recording gained or lost versions (obj: the recording);
 #:  reference — a recording's reference changed (obj: the recording);
 #:  strength — a version's strength changed (obj: ``(recording, version)``);
-#:  job — a job was added or changed state (obj: the Job);
+#:  job — a job was added, changed state or made progress (obj: the Job);
 #:  catalogue — the model catalogue was listed or a model file loaded or removed (obj: the catalogue);
 #:  view_state — a view-state key changed (obj: the key).
 #: Every open recording and the catalogue report through the session, so a listener of the session hears
 #: every change whoever made it (a panel, a worker, session opening, undo).
 EVENTS = ("recordings", "current", "versions", "reference", "strength", "job", "catalogue", "view_state")
+
+
+#: A running job reports its progress to the session's listeners at most this often (seconds).
+PROGRESS_REPORT_S = 0.25
 
 
 class JobState(str, Enum):
@@ -91,6 +96,7 @@ class Job:
         self.result: Any = None
         self._cancel = threading.Event()
         self._on_change = on_change
+        self._reported = 0.0
 
     @property
     def cancel_requested(self) -> bool:
@@ -124,6 +130,10 @@ class Job:
                     result = stop.value
                     break
                 self.progress = p
+                now = time.monotonic()
+                if now - self._reported >= PROGRESS_REPORT_S and self._on_change is not None:
+                    self._reported = now
+                    self._on_change(self)   # listeners see the progress, a few times a second at most
                 yield p
         except (Cancelled, GeneratorExit):
             self._set(JobState.CANCELLED)

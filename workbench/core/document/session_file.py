@@ -38,7 +38,8 @@ open)::
         "display": {…}, "stft": {"n_fft": 1024, "hop": 256, "window": "hann"},
         "loop_s": [1.0, 2.5] | null, "selection_s": [1.0, 2.5] | null,
         "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null, "metric_settings": {"dnsmos": true, "speech_only": false},
-        "blind_test": [...], "window": {…},
+        "blind_test": [...], "running_blind_test": {…} | null, "window": {…},
+        "phase_lab_params": {…}, "edit_params": {…},
         "measurements": [{"samples": "…", "reference": "…" | "", "settings": "intrusive", "scores": {…}}],
         "phase_lab": {"0": {"rows": [...], "mask_stats": [...], "curves": [...], "notes": "…"}}
       },
@@ -63,17 +64,18 @@ import os
 import re
 import shutil
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Generator
 
 import numpy as np
 
-from ..audio.audio_io import atomic_output, open_source, read_info, write_audio_atomic
+from ..audio.audio_io import ArraySource, atomic_output, open_source, read_info, write_audio_atomic
 from ..audio.outputs import is_same_file
 from ..enhance.enhancer import EnhancerInfo
 from ..progress import Progress, run_to_end
 from ..errors import AudioFileError, WorkbenchError
+from ..history import history_from_value, history_to_value
 from ..jsonfile import JsonFileError, SchemaError, load_json
 from .session_schema import FORMAT, check_session
 from ..enhance.editing import Strength
@@ -240,22 +242,35 @@ def _write_session(session: Session, path: Path, folder: Path, state: dict, recs
             item: dict[str, Any] = {"name": v.name, "provenance": _json_safe(v.provenance.to_dict())}
             if v.kind != VersionKind.ORIGINAL:
                 yield Progress(done / steps, f"{rec.name}: writing {v.name}")
-                # A model result is stored at full strength; its strength (provenance.extra) is set
-                # again when the session is opened, so the slider can still move it.
-                audio = rec.wet_source(v).read_all()
-                target = _free_name(folder, f"r{ri}-v{vi}-{_tag(v.name)}", sources)
-                big = audio.nbytes > (1 << 31) - (1 << 20)
-                write_audio_atomic(target, audio, v.sample_rate, subtype="FLOAT",
-                                   format="RF64" if big else "WAV", overwrite=overwrite, protect=sources)
-                item.update({"file": os.path.relpath(target, path.parent), "sample_rate": v.sample_rate,
-                             "channels": int(audio.shape[1]), "frames": int(audio.shape[0]),
-                             "model": _json_safe(_info_dict(v.model)), "settings": _json_safe(v.settings),
-                             "elapsed_s": v.elapsed_s, "created": v.created})
+                item.update(_write_version(rec, v, _free_name(folder, f"r{ri}-v{vi}-{_tag(v.name)}", sources),
+                                           path, sources, overwrite))
                 written.append(v)
             if isinstance(session, Workspace):
                 item["samples_sha256"] = session.measurements.samples_key(v.source)
             entry["versions"].append(item)
             done += 1
+        # The undo history: versions an undo took out (or a redo would put back) are only held by it;
+        # their samples are stored too, so Ctrl+Z after opening brings back exactly what it took away.
+        detached: list[Version] = []
+        for command in [*rec.history.undo_steps, *rec.history.redo_steps]:
+            for v in command.versions():
+                if not any(v is w for w in rec.versions) and not any(v is w for w in detached):
+                    detached.append(v)
+        detached_items = []
+        for di, v in enumerate(detached):
+            yield Progress(done / steps, f"{rec.name}: writing the undo history ({v.name})")
+            detached_items.append({"name": v.name, "provenance": _json_safe(v.provenance.to_dict()),
+                                   **_write_version(rec, v, _free_name(folder, f"r{ri}-h{di}-{_tag(v.name)}",
+                                                                       sources), path, sources, overwrite)})
+
+        def ref(version: Version, rec=rec, detached=detached) -> str:
+            for i, w in enumerate(rec.versions):
+                if w is version:
+                    return f"v{i}"
+            return f"h{next(i for i, w in enumerate(detached) if w is version)}"
+
+        if rec.history.undo_steps or rec.history.redo_steps:
+            entry["history"] = {**history_to_value(rec.history, ref), "versions": detached_items}
         out_recs.append(entry)
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION,
            "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -272,6 +287,21 @@ def _write_session(session: Session, path: Path, folder: Path, state: dict, recs
     session.path = path
     yield Progress(1.0, f"saved {path.name}")
     return path
+
+
+def _write_version(rec: Recording, v: Version, target: Path, path: Path, sources: tuple, overwrite: bool) -> dict:
+    """Write a version's samples to ``target``; returns what the session file records of it.
+
+    A model result is stored at full strength; its strength (provenance.extra) is set again when the
+    session is opened, so the slider can still move it."""
+    audio = rec.wet_source(v).read_all()
+    big = audio.nbytes > (1 << 31) - (1 << 20)
+    write_audio_atomic(target, audio, v.sample_rate, subtype="FLOAT",
+                       format="RF64" if big else "WAV", overwrite=overwrite, protect=sources)
+    return {"file": os.path.relpath(target, path.parent), "sample_rate": v.sample_rate,
+            "channels": int(audio.shape[1]), "frames": int(audio.shape[0]),
+            "model": _json_safe(_info_dict(v.model)), "settings": _json_safe(v.settings),
+            "elapsed_s": v.elapsed_s, "created": v.created}
 
 
 #: A session file larger than this is refused before it is read (one with a thousand recordings is ~2 MB).
@@ -371,6 +401,54 @@ def _restore_versions(entry: dict, rec: Recording, src: Path, path: Path, proble
         v.saved = True
 
 
+def _restore_history(entry: dict, rec: Recording, src: Path, path: Path, problems: list[str]) -> None:
+    """Put the saved undo history back into ``rec`` (its commands name versions as ``v<i>``: the i-th of the
+    saved list, or ``h<i>``: one only the history held, stored in ``history.versions``). A history that
+    cannot be read is left out as a whole (one line in ``problems``); so is one naming a listed version
+    that was not restored (that version's own line says why)."""
+    saved = entry["history"]
+    listed = [rec.version_or_none(item["name"]) for item in entry.get("versions") or []]
+    held: list[Version] = []
+    folder = audio_folder(path)
+    try:
+        for item in saved.get("versions") or []:
+            file = _version_file(path, folder, item["file"])
+            prov = Provenance.from_dict(item.get("provenance") or {})
+            audio = _read_version_audio(file, item, rec)
+            if audio.ndim == 1:
+                audio = audio[:, None]
+            v = Version(str(item["name"]), prov.kind, ArraySource(np.asarray(audio, np.float32), int(item["sample_rate"])),
+                        _info_from(item.get("model")), dict(item.get("settings") or {}), item.get("elapsed_s"),
+                        float(item.get("created") or time.time()), provenance=prov, saved=True)
+            strength = prov.extra.get("strength")
+            if isinstance(strength, dict) and v.kind.is_result:
+                v.provenance = replace(prov, extra={k: x for k, x in prov.extra.items() if k != "strength"})
+                rec.set_strength(v, _strength(strength), record=False)
+            held.append(v)
+
+        def version(name: str) -> Version:
+            kind, index = name[:1], int(name[1:])
+            found = (listed if kind == "v" else held if kind == "h" else [])[index] if index >= 0 else None
+            if found is None:
+                raise _NotRestored(name)
+            return found
+
+        rec.history = history_from_value(saved, rec, version, _strength)
+    except _NotRestored:
+        return  # a version it names was not restored: that version's line in ``problems`` says why
+    except (KeyError, IndexError, ValueError, TypeError, WorkbenchError) as exc:
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        problems.append(f"{path}: the undo history of {src.name} is not restored ({reason})")
+
+
+class _NotRestored(LookupError):
+    """A saved history names a listed version that could not be restored."""
+
+
+def _strength(value: dict) -> Strength:
+    return Strength(float(value.get("mix", 1.0)), str(value.get("given_as", "mix")))
+
+
 def _absent(path: Path) -> str:
     """Why ``path`` (not a regular file) is not used: missing, or something else (a FIFO, a device ...)."""
     return "missing" if not os.path.lexists(path) else "not a regular file"
@@ -419,8 +497,10 @@ def open_session(path: str | Path, session: Session | None = None, *, restore_st
             session.add(rec, make_current=False)
         by_index[ri] = rec
         _restore_versions(entry, rec, src, path, problems)
-        # What was restored is what the person made, not something to undo.
+        # Restoring the versions is not something to undo: the history is the one the session saved.
         rec.history.clear()
+        if entry.get("history"):
+            _restore_history(entry, rec, src, path, problems)
         ref = entry.get("reference")
         if ref:
             rp = Path(ref["path"])
@@ -493,7 +573,8 @@ def _workspace_to_json(ws: Workspace, recs: list[Recording]) -> dict:
         "view_range_s": list(ws.view_range), "freq_range_hz": _pair(ws.freq_range),
         "display": ws.display, "stft": ws.stft, "loop_s": _pair(ws.loop), "selection_s": _pair(ws.selection),
         "repair_box": _pair(ws.repair_box), "metric_settings": ws.metric_settings,
-        "blind_test": ws.blind_results, "window": ws.window,
+        "blind_test": ws.blind_results, "window": ws.window, "running_blind_test": ws.blind_test,
+        "phase_lab_params": ws.phase_lab_params, "edit_params": ws.edit_params,
         "measurements": [{"samples": k[0], "reference": k[1], "settings": k[2], "scores": scores_to_dict(sc)}
                          for k, sc in ws.measurements.entries(live)],
         "phase_lab": phase,
@@ -526,9 +607,11 @@ def _workspace_from_json(section, path: Path, problems: list[str]) -> dict:
         value = _floats(section.get(key), n)
         if value is not None:
             out[name] = value
-    for key in ("display", "stft", "window", "metric_settings"):
+    for key in ("display", "stft", "window", "metric_settings", "phase_lab_params", "edit_params"):
         if isinstance(section.get(key), dict):
             out[key] = dict(section[key])
+    if isinstance(section.get("running_blind_test"), dict):
+        out["blind_test"] = dict(section["running_blind_test"])
     if isinstance(section.get("blind_test"), list):
         out["blind_results"] = [dict(r) for r in section["blind_test"] if isinstance(r, dict)]
     measurements = []
@@ -595,6 +678,7 @@ def apply_workspace_state(ws: Workspace, state: dict) -> None:
         ws.set_metric_settings(state["metric_settings"])
     if "blind_results" in state:
         ws.set_blind_results(state["blind_results"])
+
     current = state.get("current")
     if current is not None and current in ws.recordings:
         ws.set_current(current, current.version_or_none(state.get("version") or ""))
@@ -613,6 +697,14 @@ def apply_workspace_state(ws: Workspace, state: dict) -> None:
             ws.set_view_range(*state["view_range"])
     elif current is None:
         ws.set_current(None)
+    # After the current recording: a new current recording resets what belongs to the last one (the noise
+    # the Edit panel learned), and these are the saved recording's.
+    for key, setter in (("phase_lab_params", ws.set_phase_lab_params), ("edit_params", ws.set_edit_params)):
+        if key in state:
+            setter(state[key])
+    # Last: the window resumes a running blind test once the recording and its versions are shown.
+    if current is not None and state.get("blind_test") is not None:
+        ws.set_blind_test(state["blind_test"])
 
 
 def save_session_now(session: Session, path: str | Path, **kwargs) -> Path:

@@ -91,6 +91,22 @@ def _version_rule(d: dict) -> str | None:
 
 STORED_VERSION = Obj(dict(VERSION.keys), rule=_version_rule)
 
+_strength = Obj({"mix": Key(Num(0.0, 1.0), required=True), "given_as": Str(max_len=64)})
+#: One undoable change of a saved undo history (see workbench.core.history): the versions it concerns are
+#: ``v<i>`` (the i-th of the recording's versions) or ``h<i>`` (the i-th version only the history holds).
+COMMAND = Obj({
+    "command": Key(Str(max_len=64, nonempty=True), required=True),
+    "version": Key(Str(max_len=32, nonempty=True), required=True),
+    "index": Int(0, MAX_VERSIONS),
+    "before": _strength,
+    "after": _strength,
+})
+HISTORY = Obj({
+    "undo": List(COMMAND, max_len=10_000),
+    "redo": List(COMMAND, max_len=10_000),
+    "versions": List(STORED_VERSION, max_len=MAX_VERSIONS),
+})
+
 RECORDING = Obj({
     "path": Key(_path, required=True),
     "sha256": _sha,
@@ -100,6 +116,7 @@ RECORDING = Obj({
     "repair": Bool(),
     "reference": Optional(Obj({"path": Key(_path, required=True), "sha256": _sha})),
     "versions": List(Obj(dict(VERSION.keys)), max_len=MAX_VERSIONS),
+    "history": Optional(HISTORY),
 })
 
 
@@ -180,6 +197,11 @@ WORKSPACE = Obj({
     "metric_settings": Optional(Obj()),
     "blind_test": BLIND_TEST,
     "window": Optional(Obj()),
+    "running_blind_test": Optional(Obj({"recording": Str(max_len=4096), "current": Int(0, 100_000),
+                                        "trials": List(Obj({"mapping": Obj(), "vote": Optional(Str(max_len=8))}),
+                                                       max_len=100_000)})),
+    "phase_lab_params": Optional(Obj()),
+    "edit_params": Optional(Obj()),
     "measurements": Optional(List(Obj(), max_len=1_000_000)),
     "phase_lab": Optional(Obj()),
 })

@@ -11,7 +11,9 @@ window shows of them:
 * **measurement results** (:class:`MeasurementStore`), keyed by the samples they were measured on, the
   reference and the metric settings, so a result is reused exactly when all three are unchanged;
 * **phase-lab results** (:class:`PhaseLabSummary`: the table and the convergence curves) per recording;
-* finished **blind tests**, the window's **geometry**;
+* the **run parameters** of the phase lab and of the Edit panel (what their controls show);
+* finished **blind tests** and the **running blind test** (its trials and votes so far), the window's
+  **geometry**;
 * the **undo history** of the current recording (:meth:`undo` / :meth:`redo` show the version the change
   concerned).
 
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..history import Command
+from ..history import Command, history_to_value
 from ..measure.metrics import Metric
 from ..measure.scoring import AlignmentCheck, Scores
 from .recording import Recording, Version, file_sha256
@@ -44,7 +46,8 @@ __all__ = ["Workspace", "MeasurementStore", "PhaseLabSummary", "STATE_KEYS", "sa
 
 #: Keys of ``("state", key)`` events and of :meth:`Workspace.snapshot`'s ``state``.
 STATE_KEYS = ("version", "channel", "view_range", "freq_range", "display", "stft", "loop", "selection",
-              "repair_box", "metric_settings", "blind_results", "window")
+              "repair_box", "metric_settings", "blind_results", "window", "phase_lab_params", "edit_params",
+              "blind_test")
 
 
 def samples_sha256(source) -> str:
@@ -299,6 +302,13 @@ class Workspace(Session):
         #: recording or its speech only (``{"dnsmos": bool, "speech_only": bool}``)
         self.metric_settings: dict[str, Any] = {"dnsmos": True, "speech_only": False}
         self.blind_results: list[dict] = []
+        #: the blind test in progress: ``{"recording", "trials": [{"mapping": {label: version name},
+        #: "vote": label | None}], "current": index}``, or ``None``
+        self.blind_test: dict | None = None
+        #: the phase lab's run parameters (kinds, mask parameters, Griffin-Lim settings)
+        self.phase_lab_params: dict[str, Any] = {}
+        #: the Edit panel's run parameters (model, its own limit, repair mode and gain, learned noise)
+        self.edit_params: dict[str, Any] = {}
         self.window: dict[str, Any] = {}
         self.measurements = MeasurementStore(on_change=lambda key: self._emit("measurement", key))
         self.phase_lab: dict[int, tuple[Recording, PhaseLabSummary]] = {}
@@ -370,6 +380,16 @@ class Workspace(Session):
     def set_window(self, window: dict) -> None:
         self._set("window", plain(dict(window)))
 
+    def set_phase_lab_params(self, params: dict) -> None:
+        self._set("phase_lab_params", plain({**self.phase_lab_params, **dict(params)}))
+
+    def set_edit_params(self, params: dict) -> None:
+        self._set("edit_params", plain({**self.edit_params, **dict(params)}))
+
+    def set_blind_test(self, state: dict | None) -> None:
+        """The running blind test (``None``: none runs)."""
+        self._set("blind_test", None if state is None else plain(dict(state)))
+
     # -- phase lab -------------------------------------------------------------------------------------
     def set_phase_lab(self, rec: Recording, summary: PhaseLabSummary | None) -> None:
         if summary is None:
@@ -410,13 +430,18 @@ class Workspace(Session):
 
     # -- the whole model, for comparisons ---------------------------------------------------------------
     def snapshot(self) -> dict:
-        """The whole model as plain values: what a saved session must bring back (jobs and the undo
-        history are not saved; everything else is). Hashes every version's samples (slow on long
-        recordings: for tests and diagnostics)."""
+        """The whole model as plain values: what a saved session must bring back (everything but the
+        running jobs). Hashes every version's samples (slow on long recordings: for tests and
+        diagnostics)."""
         recs = []
         for rec in self.recordings:
             summary = self.phase_lab_of(rec)
             ref = self.reference(rec)
+
+            def named(version: Version) -> str:
+                held = "" if any(version is v for v in rec.versions) else " (held by the history)"
+                return f"{version.name}{held} {self.measurements.samples_key(version.source)}"
+
             recs.append({
                 "path": str(rec.path.absolute()), "repair": bool(rec.repair),
                 "reference": None if ref is None else str(Path(ref).absolute()),
@@ -424,7 +449,8 @@ class Workspace(Session):
                               "strength": rec.strength_of(v).to_dict(), "settings": v.settings,
                               "samples": self.measurements.samples_key(v.source), "saved": v.saved}
                              for v in rec.versions],
-                "phase_lab": None if summary is None else summary.to_dict()})
+                "phase_lab": None if summary is None else summary.to_dict(),
+                "history": history_to_value(rec.history, named)})
         live = {s["samples"] for r in recs for s in r["versions"]}
         return plain({
             "recordings": recs,
@@ -436,7 +462,9 @@ class Workspace(Session):
                       "loop": None if self.loop is None else list(self.loop),
                       "selection": None if self.selection is None else list(self.selection),
                       "repair_box": None if self.repair_box is None else list(self.repair_box),
-                      "metric_settings": self.metric_settings, "blind_results": self.blind_results, "window": self.window},
+                      "metric_settings": self.metric_settings, "blind_results": self.blind_results, "window": self.window,
+                      "phase_lab_params": self.phase_lab_params, "edit_params": self.edit_params,
+                      "blind_test": self.blind_test},
             "measurements": [[list(k), scores_to_dict(s)] for k, s in self.measurements.entries(live)],
             "view_state": dict(self.view_state),
         })

@@ -45,6 +45,7 @@ paths); other optional methods of a plugin's Enhancer are not reached through it
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from functools import partial
 from importlib.metadata import EntryPoint, entry_points
@@ -189,8 +190,9 @@ def _resolve_plugin(ep: EntryPoint) -> tuple[EnhancerInfo, Callable[[], Enhancer
 
 
 def isolation_on() -> bool:
-    """Whether plugins and model files run in sandboxed worker processes (``WORKBENCH_ISOLATE_MODELS=0``
-    turns it off; inside a worker everything loads in process)."""
+    """Whether plugins and model files (and, in the window, models whose runtime is not loaded yet) run in
+    sandboxed worker processes (``WORKBENCH_ISOLATE_MODELS=0`` turns it off; inside a worker everything
+    loads in process)."""
     return not in_model_worker() and os.environ.get("WORKBENCH_ISOLATE_MODELS", "1").strip() != "0"
 
 
@@ -316,6 +318,24 @@ def model_suffixes() -> tuple[str, ...]:
     A dropped or chosen file with one of these is a model, never audio; a folder holding one is a model folder.
     """
     return tuple(sorted({s.lower() for _name, fn in model_loaders() for s in getattr(fn, "suffixes", ())}))
+
+
+def runtime_not_loaded(info: EnhancerInfo) -> bool:
+    """Whether the model needs a heavy runtime (``info.extra["runtime"]``, a module name such as ``torch``)
+    that this process has not imported yet.
+
+    Importing torch takes seconds and holds the interpreter lock for long stretches (its native module's
+    set-up), whichever thread imports it: a window that runs such a model in a child process instead
+    (:func:`load_in_child`) keeps answering."""
+    runtime = str((info.extra or {}).get("runtime") or "")
+    return bool(runtime) and runtime not in sys.modules
+
+
+def load_in_child(spec: str | Path) -> Enhancer:
+    """The enhancer ``spec`` names (a built-in id, a plugin id or a path), loaded and run in a child process
+    (:class:`~workbench.core.enhance.isolated.IsolatedEnhancer`): this process imports nothing of its runtime.
+    ``close()`` it after use (that ends the child)."""
+    return IsolatedEnhancer(str(spec), loader=partial(load_enhancer, isolate=False))
 
 
 def load_enhancer(spec: str | Path, *, isolate: bool = False) -> Enhancer:

@@ -27,6 +27,7 @@ from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
+from . import native_calls
 from ..audio.audio_io import downmix, resample
 from ..audio.correlation import estimate_lag
 from ..audio.formats import READ_SUFFIXES
@@ -298,7 +299,9 @@ def pesq_score(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, mo
     if len(s) < rate // 4:
         return failed(name, f"signal too short for PESQ ({len(s) / rate:.2f} s; needs at least 0.25 s)")
     try:
-        return make_metric(name, pesq(rate, s, e, mode))
+        # Its C library holds the interpreter lock for the whole call: in the window it runs in a helper
+        # process (see native_calls), so the event loop keeps running.
+        return make_metric(name, native_calls.call(pesq, rate, s, e, mode))
     except PesqError as exc:
         return failed(name, f"PESQ failed: {type(exc).__name__} {exc}".strip())
     except Exception as exc:  # the C library reports some problems as generic errors
@@ -550,17 +553,27 @@ def multi_resolution_stft_distance(reference: np.ndarray, estimate: np.ndarray,
     For each resolution (Hann window, centred, reflect padding): spectral convergence
     ``‖|S|-|Ŝ|‖_F / ‖|S|‖_F`` plus log-magnitude distance ``mean|log|S| - log|Ŝ||`` (magnitudes
     floored at 1e-7); the result is the mean of both terms' sum over the resolutions.
+
+    In the window torch is imported and run in the helper process of
+    :mod:`~workbench.core.measure.native_calls` (importing it holds the interpreter lock for seconds).
     """
+    value = native_calls.call(_mrstft_value, np.asarray(reference, np.float32), np.asarray(estimate, np.float32),
+                              tuple(tuple(int(x) for x in r) for r in resolutions))
+    return failed("mrstft", value) if isinstance(value, str) else make_metric("mrstft", value)
+
+
+def _mrstft_value(reference: np.ndarray, estimate: np.ndarray, resolutions) -> float | str:
+    """The distance of :func:`multi_resolution_stft_distance`, or why it cannot be computed (a sentence)."""
     import torch
 
-    s = torch.as_tensor(np.asarray(reference, np.float32))
-    e = torch.as_tensor(np.asarray(estimate, np.float32))
+    s = torch.as_tensor(reference)
+    e = torch.as_tensor(estimate)
     if not torch.any(s != 0):
-        return failed("mrstft", "reference is silent")
+        return "reference is silent"
     total = 0.0
     for n_fft, hop, win_len in resolutions:
         if len(s) <= n_fft // 2:
-            return failed("mrstft", f"signal too short for the {n_fft}-point resolution")
+            return f"signal too short for the {n_fft}-point resolution"
         w = torch.hann_window(win_len)
         ms = torch.stft(s, n_fft, hop, win_len, w, center=True, pad_mode="reflect", return_complex=True).abs()
         me = torch.stft(e, n_fft, hop, win_len, w, center=True, pad_mode="reflect", return_complex=True).abs()
@@ -568,7 +581,7 @@ def multi_resolution_stft_distance(reference: np.ndarray, estimate: np.ndarray,
         sc = torch.linalg.norm(ms - me) / torch.linalg.norm(ms)
         lm = torch.mean(torch.abs(torch.log(ms) - torch.log(me)))
         total += float(sc + lm)
-    return make_metric("mrstft", total / len(resolutions))
+    return total / len(resolutions)
 
 
 # -------------------------------------------------------------------------------------------- drivers

@@ -273,7 +273,9 @@ def waveform_envelope(source: AudioSource, channel: int, buckets: int, block_fra
 
     Yields ``(filled, mins, maxs)`` after each block: ``mins``/``maxs`` are float32 ``(buckets,)``
     arrays (the same objects each time) whose first ``filled`` entries are final. Bucket ``b`` covers
-    samples ``[b * n / buckets, (b + 1) * n / buckets)``.
+    samples ``[b * n / buckets, (b + 1) * n / buckets)``. Integer files are scanned as stored
+    (:meth:`~workbench.core.audio.audio_io.AudioSource.read_scaled`): the extremes are the same values,
+    found several times faster than by decoding every sample to float.
     """
     n = source.frames
     buckets = max(1, min(buckets, n))
@@ -287,10 +289,15 @@ def waveform_envelope(source: AudioSource, channel: int, buckets: int, block_fra
         if should_stop():
             return
         b1 = min(b + per_block, buckets)
-        data = source.read(int(edges[b]), int(edges[b1]))[:, channel]
+        data, scale = source.read_scaled(int(edges[b]), int(edges[b1]))
+        data = data[:, channel]
         starts = edges[b:b1] - edges[b]
-        mins[b:b1] = np.minimum.reduceat(data, starts)
-        maxs[b:b1] = np.maximum.reduceat(data, starts)
+        if scale == 1.0:
+            mins[b:b1] = np.minimum.reduceat(data, starts)
+            maxs[b:b1] = np.maximum.reduceat(data, starts)
+        else:
+            mins[b:b1] = np.minimum.reduceat(data, starts) * scale
+            maxs[b:b1] = np.maximum.reduceat(data, starts) * scale
         b = b1
         yield b, mins, maxs
 
