@@ -1218,7 +1218,7 @@ def write_source_atomic(path: str | os.PathLike, source: AudioSource, *, subtype
         with sf.SoundFile(native_path(tmp), "w", samplerate=int(source.sample_rate), channels=source.channels,
                           subtype=subtype, format=container) as out:
             _no_peak_chunk(out)
-            if comment is not None:
+            if comment is not None and (known is None or known.comments):  # Wave64 holds no comment tag
                 out.comment = comment
             for _pos, block in source.blocks(1 << 16):
                 block = block * g if g != 1 else block
