@@ -467,9 +467,10 @@ def deep_filter_coefs(coefs: np.ndarray, t: int, c: DfnConfig, name: str) -> np.
     return coefs.reshape(t, c.nb_df, c.df_order, 2)
 
 
-#: Most intra-op threads the offline path takes by itself: its networks' operators on a few-second chunk
-#: are small, and threads beyond a few only add synchronisation (only 1 and 2 were measured here).
-MAX_THREADS = 4
+#: Most intra-op threads the offline path takes by itself: one. Its networks' operators on a 4 s chunk are
+#: small; a second thread made it slower even on the quiet 2-core machine (20 s of speech: 0.64 s against
+#: 0.33 s on one thread; bench/bench_threads.py). ``WORKBENCH_THREADS`` still sets more.
+MAX_THREADS = 1
 
 
 class OfflineDeepFilterNet3:

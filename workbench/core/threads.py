@@ -1,7 +1,7 @@
 """How many threads models may use: one convention for torch and onnxruntime models alike.
 
 ``WORKBENCH_THREADS`` (else ``OMP_NUM_THREADS``) fixes the count. Without it, a model that gains from
-intra-op threads asks :func:`auto_threads`: the cores this process may run on (its CPU affinity) less
+intra-op threads (NSNet2's offline path) asks :func:`auto_threads`: the cores this process may run on (its CPU affinity) less
 the ones other work keeps busy when the model is loaded, at least one. On a 2-core machine that is two
 threads when the machine is quiet and one as soon as anything else runs: a second thread that has to
 share a core with another process makes an onnxruntime run slower than one thread does (its threads
@@ -56,9 +56,10 @@ def auto_threads(limit: int | None = None) -> int:
 def threads_from_env(default: int | None = 1) -> int | None:
     """Intra-op thread count from ``WORKBENCH_THREADS``, else ``OMP_NUM_THREADS``, else ``default``.
 
-    Models whose calls are big enough to gain from threads (DeepFilterNet3's and NSNet2's offline chunks)
-    use ``threads_from_env(None) or auto_threads(limit)``; ``1`` suits models whose calls are small (GTCRN
-    offline on the 2-core test machine: RTF 0.016 with 1 thread, 0.032 with 2; frame-by-frame graphs).
+    Models whose calls are big enough to gain from threads (NSNet2's offline chunks: 1.3x on two threads on
+    the quiet 2-core machine) use ``threads_from_env(None) or auto_threads(limit)``; ``1`` suits models whose
+    calls are small (GTCRN offline: RTF 0.016 with 1 thread, 0.032 with 2; DeepFilterNet3's 4 s chunks: 2x
+    slower on two threads; frame-by-frame graphs).
     """
     for var in ("WORKBENCH_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "")
