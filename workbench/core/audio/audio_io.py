@@ -11,7 +11,6 @@ import contextlib
 import math
 import os
 import re
-import secrets
 import signal
 import stat
 import struct
@@ -1039,7 +1038,7 @@ def temp_file_beside(path: Path) -> Path:
     (``tempfile.mkstemp`` would create it mode 0600, and the output would keep that after the rename.)
     """
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return tmp
