@@ -437,3 +437,38 @@ def test_every_output_of_a_model_with_several_gets_its_residual(tmp_path):
     assert [(o["name"], Path(o["path"]).name) for o in plan["outputs"]] == [
         ("speech", "x.sep.speech.wav"), ("noise", "x.sep.noise.wav"),
         ("speech.residual", "x.sep.speech.residual.wav"), ("noise.residual", "x.sep.noise.residual.wav")]
+
+
+def test_a_pool_that_breaks_between_two_hand_outs_is_replaced_and_no_item_is_lost(monkeypatch):
+    """A worker may die just as the driver hands out the next item: ``submit`` then raises
+    BrokenProcessPool itself. The driver starts a new pool, and every item still runs exactly once."""
+    import concurrent.futures
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from workbench.core.workflows.batch import backends
+
+    pools = []
+
+    class FlakyPool:
+        def __init__(self, *args, **kwargs):
+            self.n = 0
+            self.first = not pools
+            pools.append(self)
+
+        def submit(self, fn, task):
+            self.n += 1
+            if self.first and self.n >= 2:  # broken from then on, as a real pool stays
+                raise BrokenProcessPool("a child process terminated abruptly")
+            fut = Future()
+            fut.set_result({"key": task["key"], "status": "done"})
+            return fut
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            pass
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", FlakyPool)
+    tasks = [{"key": f"k{i}", "input": f"f{i}.wav"} for i in range(6)]
+    rows = list(backends.run_local(tasks, ["wiener"], workers=2, poll_s=0.01))
+    assert len(pools) >= 2
+    assert sorted(r["key"] for r in rows) == sorted(t["key"] for t in tasks)

@@ -174,11 +174,24 @@ def run_local(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int, t
     try:
         while queue or suspects or inflight:
             limit = 1 if suspects else 2 * workers
+            broken = False
             while len(inflight) < limit and (suspects or queue):
                 if suspects and inflight:
                     break
-                task = suspects.popleft() if suspects else queue.popleft()
-                inflight[pool.submit(_run_in_pool, task)] = task
+                from_suspects = bool(suspects)
+                task = suspects.popleft() if from_suspects else queue.popleft()
+                try:
+                    inflight[pool.submit(_run_in_pool, task)] = task
+                except BrokenProcessPool:
+                    # a worker died between two hand-outs: this task never started; those in flight are
+                    # suspects like any lost with a worker
+                    (suspects if from_suspects else queue).appendleft(task)
+                    broken = True
+                    break
+            if broken and not inflight:
+                _stop_pool(pool)
+                pool = new_pool()
+                continue
             done, _ = wait(list(inflight), timeout=poll_s, return_when=FIRST_COMPLETED)
             if should_stop is not None and should_stop():
                 raise Cancelled("cancelled on request")
