@@ -12,10 +12,15 @@ over the whole file and in the worst ``--block-s`` block (a seam hides in the fi
     level_dB = 10 log10(sum d^2 / sum ref^2)
 
 * ``deepfilternet3``: offline (ONNX, chunked) vs streaming (libDF's native frame loop), 48 kHz;
-* ``gtcrn-dns3``: default path for a long file vs the offline path forced to one chunk, 16 kHz;
-* ``nsnet2-16k``: default chunked offline path vs its whole-buffer computation (``process_offline``), 16 kHz;
-* ``wpe-dereverb`` (``--wpe``): default chunked offline path vs one chunk, 16 kHz, first 3 minutes only
-  (one chunk of an hour would need gigabytes).
+* ``gtcrn-dns3``: default offline path (4 s blocks, state carried) vs the authors' whole-utterance
+  computation (``process_offline``) on the first minute (one piece of 10 minutes would need about 8 GB),
+  and vs the same path in 62 s blocks (other seams) on the whole input, 16 kHz;
+* ``nsnet2-16k``: default offline path vs its whole-buffer computation (``process_offline``), 16 kHz;
+* ``wpe-dereverb``: default offline path (multi-pass blocks) vs nara-wpe on the whole file in one piece
+  (``process_offline_channels``), 16 kHz (``--wpe-minutes`` to shorten it: the one-piece reference needs
+  about 1 GB for 10 minutes).
+
+Every line prints the machine's load when it started.
 """
 
 from __future__ import annotations
@@ -35,30 +40,16 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 
 
-def levels(y: np.ndarray, ref: np.ndarray, block: int) -> tuple[float, float, float]:
-    """``(overall dB, worst block dB, worst block start s)`` of ``y - ref`` relative to ``ref``."""
-    d = (y - ref).astype(np.float64)
-    r = ref.astype(np.float64)
-    overall = 10 * np.log10(max(np.sum(d * d), 1e-30) / np.sum(r * r))
-    worst, at = -np.inf, 0
-    for i in range(0, len(r) - block + 1, block):
-        e = np.sum(r[i:i + block] ** 2)
-        if e > 1e-6 * block:
-            lvl = 10 * np.log10(max(np.sum(d[i:i + block] ** 2), 1e-30) / e)
-            if lvl > worst:
-                worst, at = lvl, i
-    return overall, worst, at
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--block-s", type=float, default=10.0)
-    ap.add_argument("--models", default="deepfilternet3,gtcrn-dns3,nsnet2-16k")
-    ap.add_argument("--wpe", action="store_true", help="also WPE on the first 3 minutes")
+    ap.add_argument("--models", default="deepfilternet3,gtcrn-dns3,nsnet2-16k,wpe-dereverb")
+    ap.add_argument("--wpe-minutes", type=float, help="WPE on the first minutes only (default: all)")
     args = ap.parse_args()
-    from workbench.core.enhance.enhancer import enhance_array, with_processing
+    from workbench.core.enhance.enhancer import enhance_array
     from workbench.core.enhance.registry import load_enhancer
+    from workbench.core.measure.metrics import difference_levels
 
     x, sr = sf.read(DATA / "dfn" / "noisy_snr0.wav", dtype="float32")
     n = int(args.minutes * 60 * sr)
@@ -66,9 +57,9 @@ def main() -> int:
     x16 = soxr.resample(x48, sr, 16000).astype(np.float32)
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
           f"{args.minutes:g} min input; blocks of {args.block_s:g} s")
-    print(f"{'model':<16} {'chunk s':>7} {'overall dB':>10} {'worst block dB':>14} {'at s':>7} {'s':>7}")
-    models = args.models.split(",") + (["wpe-dereverb"] if args.wpe else [])
-    for model_id in models:
+    print(f"{'model':<16} {'chunk s':>7} {'overall dB':>10} {'worst block dB':>14} {'at s':>7} {'s':>7} {'load':>5}")
+    for model_id in args.models.split(","):
+        load = os.getloadavg()[0]
         model = load_enhancer(model_id)
         chunk_s = model.chunk_s
         t = time.perf_counter()
@@ -77,18 +68,26 @@ def main() -> int:
             y = enhance_array(model, audio, rate)
             ref = enhance_array(model, audio, rate, processing="streaming")
         else:
-            audio, rate = (x16[:3 * 60 * 16000] if model_id == "wpe-dereverb" else x16), 16000
+            audio, rate = x16, 16000
+            if model_id == "wpe-dereverb" and args.wpe_minutes:
+                audio = x16[:int(args.wpe_minutes * 60 * rate)]
+            if model_id.startswith("gtcrn"):
+                y = enhance_array(model, audio, rate)
+                model.chunk_s = 62.0
+                ref = enhance_array(model, audio, rate)
+                overall, worst, at = difference_levels(y, ref, int(args.block_s * rate))
+                print(f"{model_id + ' vs 62 s':<16} {chunk_s:>7g} {overall:>10.1f} {worst:>14.1f} {at / rate:>7.0f} "
+                      f"{time.perf_counter() - t:>7.1f} {load:>5.2f}", flush=True)
+                model.chunk_s, t, load = chunk_s, time.perf_counter(), os.getloadavg()[0]
+                audio = audio[:60 * rate]
             y = enhance_array(model, audio, rate)
-            if model_id.startswith("nsnet2"):
-                # The whole-buffer computation, independent of the chunked path's state carrying.
-                ref = model.process_offline(audio)
-            else:
-                whole = with_processing(model, "offline")
-                whole.chunk_s, whole.overlap_s, whole.long_file_processing = len(audio) / rate + 1, 0.0, None
-                ref = enhance_array(whole, audio, rate, processing="offline")
-        overall, worst, at = levels(y, ref, int(args.block_s * rate))
+            # The one-piece computation on the whole buffer, independent of the engine's blocks.
+            model = model.for_rate(rate)
+            ref = (model.process_offline_channels(audio[:, None])[:, 0] if model_id == "wpe-dereverb"
+                   else model.process_offline(audio))
+        overall, worst, at = difference_levels(y, ref, int(args.block_s * rate))
         print(f"{model_id:<16} {chunk_s:>7g} {overall:>10.1f} {worst:>14.1f} {at / rate:>7.0f} "
-              f"{time.perf_counter() - t:>7.1f}", flush=True)
+              f"{time.perf_counter() - t:>7.1f} {load:>5.2f}", flush=True)
         model.close()
     return 0
 

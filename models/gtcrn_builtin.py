@@ -2,8 +2,9 @@
 bundled in ``workbench_assets/models/gtcrn/`` (source and SHA-256 in its ``LICENSE.md``), run by this
 project's implementation of the architecture (:mod:`workbench_models.gtcrn`).
 
-Offline path for files (exactly the authors' whole-utterance inference), the carried-state streaming
-path for files longer than one offline chunk (exact seams) or on request (``--processing streaming``).
+Offline path for files (the authors' whole-utterance inference, run in blocks with the state carried, so
+any length in bounded memory with exact seams), the live streaming path on request (``--processing
+streaming``).
 Describing a model here imports neither torch nor the checkpoint; building it does.
 """
 

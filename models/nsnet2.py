@@ -12,13 +12,11 @@ only locate the files with :func:`importlib.util.find_spec` and implement the ba
 4. ``S = G * Y`` (noisy phase), weighted overlap-add back to samples.
 
 The network is causal (unidirectional GRUs; a prefix of the input gives exactly the prefix of the
-output) but the graph takes whole sequences without exposed state, so the engine uses the offline
-path. The GRU state has a very long memory: restarting it, even 10 s before a seam, leaves gains
-that differ by up to 0.3 for several seconds (measured on dns3 clips). Files up to
-:attr:`NSNet2.chunk_s` (5 minutes) therefore run as one piece and equal the whole-file run
-exactly; longer files are cut into 5-minute chunks with 10 s of crossfaded overlap, which bounds
-memory (about 150 MB at 48 kHz) at the price of a different-but-valid output near each seam. ``latency_samples`` is the framing delay a real-time deployment would have (one window
-minus one hop); the offline output is already aligned.
+output) but the graph takes whole sequences without exposed state; a rewritten copy exposes the GRU
+states (:mod:`workbench_models.onnx_state`), so the offline path runs as :class:`NSNet2ChunkStream`: 10 s
+blocks with every state carried, equal to a whole-file run to float rounding, in the memory of one block.
+``latency_samples`` is the framing delay a real-time deployment would have (one window minus one hop); the
+offline output is already aligned.
 """
 
 from __future__ import annotations

@@ -294,6 +294,65 @@ def test_offline_stream_carries_state_across_chunks(rng):
     np.testing.assert_allclose(y, np.cumsum(x, dtype=np.float64), atol=1e-3)
 
 
+class WholeFileMeanModel(SmoothingModel):
+    """Offline toy whose output depends on the whole recording (each channel minus the mean of all
+    channels over the file), as a multi-pass offline stream: the first pass only gathers the mean."""
+
+    joint_channels = True
+
+    def __init__(self, rate=16000, chunk_s=0.05, delay=37):
+        super().__init__(rate, chunk_s, 0.0)
+        self.delay = delay
+        self.calls: list[tuple[int, int, tuple]] = []  # (pass, announced frames, block shape)
+
+    def process_offline_channels(self, audio):
+        return (audio - np.mean(audio, dtype=np.float64)).astype(np.float32)
+
+    def process_offline(self, audio):
+        return self.process_offline_channels(np.asarray(audio)[:, None])[:, 0]
+
+    def new_offline_stream(self):
+        model = self
+
+        class TwoPasses(EnhancerStream):
+            passes = 2
+            latency_samples = model.delay      # its own delay, unlike the model's declared 0
+
+            def begin_pass(inner, index, frames):
+                inner.index, inner.frames, inner.fed = index, frames, 0
+                if index == 0:
+                    inner.total, inner.count = 0.0, 0
+                inner.held = np.zeros((model.delay, 2), np.float32)
+
+            def process(inner, block):
+                model.calls.append((inner.index, inner.frames, block.shape))
+                real = block[:max(min(len(block), inner.frames - inner.fed), 0)]
+                inner.fed += len(block)
+                if inner.index == 0:
+                    inner.total += float(np.sum(real, dtype=np.float64))
+                    inner.count += real.size
+                    return np.zeros(block.shape[::-1] if block.ndim == 2 else block.shape, np.float32)
+                y = np.concatenate([inner.held, block - inner.total / inner.count])
+                inner.held = y[len(block):]
+                return (y[:len(block)].T if block.ndim == 2 else y[:len(block)]).astype(np.float32)
+
+        return TwoPasses()
+
+
+def test_offline_stream_passes_joint_blocks_and_own_delay(speech):
+    """A stream that needs the whole recording before its output is fed it again (``passes``), told how
+    many samples are real before each pass, given (m, channels) blocks for a joint model, and its own
+    delay is removed: the result equals the one-piece computation."""
+    stereo = np.stack([speech[:20000], speech[:20000] * 0.3 + 0.01], axis=1)
+    model = WholeFileMeanModel(chunk_s=0.05)
+    got, shapes = _sunk(model, stereo, 16000)
+    np.testing.assert_allclose(got[0], model.process_offline_channels(stereo), atol=1e-6)
+    assert {i for i, _, _ in model.calls} == {0, 1}
+    assert {n for _, n, _ in model.calls} == {20000}
+    assert all(len(shape) == 2 and shape[1] == 2 and shape[0] <= 800 for _, _, shape in model.calls)
+    assert max(s[1] for _, s in shapes) <= 800
+
+
 def _sunk(model, audio, rate, **kwargs) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
     blocks: list[tuple[int, np.ndarray]] = []
     result = run_to_end(enhance(model, audio, rate, sink=lambda a, b: blocks.append((a, b.copy())), **kwargs))

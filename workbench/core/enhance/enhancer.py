@@ -12,7 +12,9 @@ its algorithmic latency, and offers one or both processing paths:
   engine cuts inputs longer than ``chunk_s + overlap_s`` into chunks read with ``overlap_s`` of extra
   context on both sides and crossfades them over ``overlap_s / 2`` around each seam, so memory stays
   bounded. Models with finite context (convolutions, short windows) give seams equal to a whole-file
-  run; recurrent models whose state cannot be carried differ near seams (NSNet2: see its module).
+  run. A model that can carry its state from chunk to chunk offers :meth:`Enhancer.new_offline_stream`
+  instead (DeepFilterNet3, GTCRN, NSNet2; WPE, whose filters need the whole recording, reads it in
+  several passes): the engine feeds it ``chunk_s`` blocks and the result equals a one-piece run.
 
 A model may offer **both** paths (``info.processing_paths``, e.g. DeepFilterNet3: ONNX offline and the
 native frame loop; GTCRN: whole-chunk and carried-state streaming). ``info.processing`` is its default;
@@ -142,7 +144,25 @@ class EnhancerInfo:
 
 
 class EnhancerStream:
-    """Stateful block processor of a streaming enhancer (one per channel per run)."""
+    """Stateful block processor of a streaming enhancer (one per channel per run).
+
+    An offline stream (:meth:`Enhancer.new_offline_stream`) may also set:
+
+    * ``passes``: how many times the engine feeds it the whole input, in order (a model whose output
+      depends on statistics of the whole recording gathers them in the first passes; only the last
+      pass's output is kept);
+    * ``latency_samples``: its own output delay, when it differs from ``info.latency_samples``;
+
+    and implement :meth:`begin_pass`. A joint-channels model's offline stream takes ``(m, c)`` blocks and
+    returns ``(c, m)`` (one row per channel).
+    """
+
+    passes: int = 1
+    latency_samples: int | None = None
+
+    def begin_pass(self, index: int, frames: int) -> None:
+        """Called before each pass (``index`` from 0) of an offline stream with the number of real input
+        samples the pass will feed at the native rate; what the engine feeds after them is padding."""
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Process ``(m,)`` float32 samples (m a multiple of ``block_samples``); return ``(m,)`` (or
@@ -398,14 +418,18 @@ def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int
                  n_in: int, rate_in: int, out: Writer, block_native: int) -> Generator[float, None, None]:
     info = enhancer.info
     rate = info.sample_rate
-    latency = int(info.latency_samples)
+    own = getattr(stream, "latency_samples", None)
+    latency = int(info.latency_samples if own is None else own)
     gran = max(int(info.block_samples), 1)
     block_s = block_native / rate
-    to_native = soxr.ResampleStream(rate_in, rate, 1, dtype="float32") if rate_in != rate else None
+    # A joint-channels stream takes (m, channels) blocks; every other stream mono (m,) blocks.
+    joint = getattr(enhancer, "channels_as_outputs", False)
+    width = info.n_outputs if joint else 1
+    to_native = soxr.ResampleStream(rate_in, rate, width, dtype="float32") if rate_in != rate else None
     k = info.n_outputs
     to_input = soxr.ResampleStream(rate, rate_in, k, dtype="float32") if rate_in != rate else None
     n_native = int(round(n_in * rate / rate_in)) if to_native else n_in
-    pending = np.zeros(0, np.float32)  # native-rate samples waiting to form whole blocks
+    pending = np.zeros((0, width) if joint else 0, np.float32)  # native-rate samples waiting to form whole blocks
     skip = latency                     # model output samples still to drop (delay compensation)
     fed_native = 0
     written = 0
@@ -433,7 +457,8 @@ def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int
 
     while pos < n_in:
         end = min(pos + read_step, n_in)
-        chunk = np.asarray(read(pos, end), np.float32).reshape(-1)
+        chunk = np.asarray(read(pos, end), np.float32)
+        chunk = chunk.reshape(-1, width) if joint else chunk.reshape(-1)
         pos = end
         if to_native is not None:
             chunk = to_native.resample_chunk(chunk, last=(pos >= n_in))
@@ -447,7 +472,7 @@ def _stream_loop(enhancer: Enhancer, stream: EnhancerStream, read: Callable[[int
     # Flush: remaining samples plus enough zeros to push the delayed tail out of the model.
     tail_needed = max(n_native - fed_native, 0) + latency
     tail_len = -(-max(tail_needed, 1) // gran) * gran
-    tail = np.zeros(tail_len, np.float32)
+    tail = np.zeros((tail_len, width) if joint else tail_len, np.float32)
     tail[:len(pending)] = pending[:tail_len]
     run_model(tail, True)
     if written < n_in:
@@ -466,16 +491,28 @@ def _run_offline(enhancer: Enhancer, read: Callable[[int, int], np.ndarray], n_i
                  out: Writer) -> Generator[float, None, None]:
     """Chunked offline processing with crossfaded overlaps; each chunk is resampled on its own.
 
-    Writes the output through ``out`` as each stretch is final and yields the fraction done. A model whose offline state can be
-    carried (:meth:`Enhancer.new_offline_stream`) runs as a stream of ``chunk_s`` blocks instead."""
+    Writes the output through ``out`` as each stretch is final and yields the fraction done. A model whose
+    offline state can be carried (:meth:`Enhancer.new_offline_stream`) runs as a stream of ``chunk_s``
+    blocks instead, fed the whole input ``stream.passes`` times (the output of the last pass is kept)."""
     rate = enhancer.info.sample_rate
     make_stream = getattr(enhancer, "new_offline_stream", None)
     stream = make_stream() if make_stream is not None else None
     if stream is not None:
         gran = max(int(enhancer.info.block_samples), 1)
         block = max(gran, int(round(enhancer.chunk_s * rate)) // gran * gran)
+        passes = max(int(getattr(stream, "passes", 1)), 1)
+        n_native = int(round(n_in * rate / rate_in))
+
+        def discard(a: int, y: np.ndarray) -> None:
+            pass
         try:
-            yield from _stream_loop(enhancer, stream, read, n_in, rate_in, out, block)
+            for p in range(passes):
+                begin = getattr(stream, "begin_pass", None)
+                if begin is not None:
+                    begin(p, n_native)
+                last = p == passes - 1
+                for f in _stream_loop(enhancer, stream, read, n_in, rate_in, out if last else discard, block):
+                    yield (p + f) / passes
         finally:
             stream.close()
         return
@@ -539,6 +576,10 @@ class _JointChannels:
 
     def process_offline(self, audio: np.ndarray) -> np.ndarray:
         return np.asarray(self._enhancer.process_offline_channels(audio)).T
+
+    def new_offline_stream(self) -> EnhancerStream | None:
+        """The model's own offline stream, which takes ``(m, channels)`` blocks and returns ``(channels, m)``."""
+        return self._enhancer.new_offline_stream()
 
 
 def enhance(enhancer: Enhancer, audio: np.ndarray | AudioSource, sample_rate: int | None = None, *,

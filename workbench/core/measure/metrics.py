@@ -519,6 +519,37 @@ def waveform_errors(reference: np.ndarray, estimate: np.ndarray) -> list[Metric]
     return [make_metric("mae", float(np.mean(np.abs(d)))), make_metric("mse", float(np.mean(d ** 2)))]
 
 
+def difference_levels(estimate: np.ndarray, reference: np.ndarray, block: int) -> tuple[float, float, int]:
+    """How far ``estimate`` is from ``reference`` (same shape, time first, any channels), as the energy of
+    ``d = estimate - reference`` relative to the reference's, ``10 log10(sum d^2 / sum ref^2)``: over the
+    whole signal and in the worst block of ``block`` samples (a chunk seam hides in the first figure, not
+    the second; the last block may be shorter). Blocks whose reference is near silence (mean square
+    under 1e-6) are not ranked.
+
+    Returns:
+        ``(overall dB, worst block dB, worst block's first sample)``; -300 dB stands for no difference.
+    """
+    d = np.asarray(estimate, np.float64) - np.asarray(reference, np.float64)
+    r = np.asarray(reference, np.float64)
+    if d.shape != r.shape:
+        raise ValueError(f"estimate has shape {d.shape}, reference {r.shape}")
+    d, r = d.reshape(len(d), -1), r.reshape(len(r), -1)
+
+    def db(num: float, den: float) -> float:
+        return 10 * math.log10(max(num, 1e-30 * den) / den) if den > 0 else 0.0
+
+    overall = db(float(np.sum(d * d)), float(np.sum(r * r)))
+    worst, at = -300.0, 0
+    block = max(int(block), 1)
+    for i in range(0, len(r), block):  # the last block may be shorter
+        e = float(np.sum(r[i:i + block] ** 2))
+        if e > 1e-6 * len(r[i:i + block]) * r.shape[1]:
+            level = db(float(np.sum(d[i:i + block] ** 2)), e)
+            if level > worst:
+                worst, at = level, i
+    return overall, worst, at
+
+
 def compressed_complex_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
                                 c: float = 0.3, alpha: float = 0.3) -> Metric:
     """Power-law compressed complex spectral distance (as in complex spectral mapping losses).
