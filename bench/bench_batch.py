@@ -18,6 +18,13 @@ loading the model in each. Figures:
   not processing items (process/actor start, model load, scheduling, transfers), per item;
 * **worker RSS** = the largest peak resident memory a worker reported (``getrusage``).
 
+Ray's own cost, measured in the same run before the batches: **start-up** = starting a local Ray of the
+batch's size and creating its actors until every one has loaded the model (``RayItemActor.ready``), and
+the processes that Ray session added (this process's new descendants) with their resident memory
+(``/proc``), each actor's
+peak RSS included. The Ray batch is then compared with the local pool of the same number of workers:
+``ray wall - local wall`` against that start-up (the goal: a short corpus is not slower on Ray by more).
+
 Outputs of every configuration are compared byte for byte with the first one.
 """
 
@@ -77,6 +84,55 @@ def run_config(corpus: Path, out: Path, model: str, backend: str, workers: int):
     return wall, item_s, rss
 
 
+def _descendants() -> dict[int, tuple[str, float]]:
+    """pid -> (command line, resident MiB) of every process descending from this one (/proc)."""
+    info, parent = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            rss = next((int(line.split()[1]) / 1024 for line in (entry / "status").read_text().splitlines()
+                        if line.startswith("VmRSS:")), 0.0)
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        info[pid] = (cmd, rss)
+    mine, grew = {os.getpid()}, True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    return {pid: info[pid] for pid in mine if pid != os.getpid()}
+
+
+def ray_startup(model: str, workers: int) -> dict:
+    """Start a local Ray sized for ``workers`` actors, create them and wait until each loaded ``model``;
+    the seconds that took, the processes Ray added and their memory; then shut it down."""
+    import ray
+
+    from workbench.core.workflows.batch.backends import THREAD_VARIABLES, ray_actors, start_or_join_ray
+
+    before = set(_descendants())
+    t0 = time.perf_counter()
+    start_or_join_ray(None, num_cpus=workers, env_vars={var: "1" for var in THREAD_VARIABLES})
+    t_init = time.perf_counter() - t0
+    actors = ray_actors([model], workers, 1)
+    ready = ray.get([a.ready.remote() for a in actors])
+    total = time.perf_counter() - t0
+    time.sleep(1.0)  # let Ray's helper processes settle
+    added = {pid: v for pid, v in _descendants().items() if pid not in before}
+    for a in actors:
+        ray.kill(a)
+    ray.shutdown()
+    return {"init_s": t_init, "startup_s": total, "actor_rss": [r["peak_rss_mib"] for r in ready],
+            "processes": len(added), "rss_mib": sum(rss for _cmd, rss in added.values())}
+
+
 def hashes(folder: Path) -> dict[str, str]:
     from workbench.core.document.recording import file_sha256
 
@@ -103,6 +159,13 @@ def main() -> int:
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
               f"{platform.python_version()}; corpus {args.files} files x {args.seconds:g} s = {audio_s:.0f} s; "
               f"model {args.model}; 1 thread per worker")
+        startup = None
+        if any(b == "ray" for b, _ in configs):
+            startup = ray_startup(args.model, 2)
+            print(f"ray start-up (local Ray, 2 actors, {args.model} loaded in each): {startup['startup_s']:.1f} s "
+                  f"(ray.init {startup['init_s']:.1f} s); {startup['processes']} processes added, "
+                  f"{startup['rss_mib']:.0f} MiB resident in all; actor peak RSS "
+                  f"{', '.join(f'{r:.0f}' for r in startup['actor_rss'])} MiB; load {os.getloadavg()[0]:.2f}")
         results = []
         ref = None
         for backend, workers in configs:
@@ -121,6 +184,12 @@ def main() -> int:
             overhead = (wall * workers - sum(item_s)) / len(item_s)
             print(f"| {backend} | {workers} | {wall:.1f} | {thr:.0f} | {thr / base:.2f} | "
                   f"{statistics.median(item_s):.3f} | {overhead:.3f} | {rss:.0f} | {same} |")
+        walls = {(b, w): wall for b, w, wall, *_ in results}
+        if startup is not None and ("local", 2) in walls:
+            extra = walls["ray", 2] - walls["local", 2]
+            print(f"ray (2 actors) - local (2 workers) = {extra:+.1f} s against a Ray start-up of "
+                  f"{startup['startup_s']:.1f} s: {'within' if extra <= startup['startup_s'] else 'MORE than'} "
+                  f"the start-up; load {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -1,16 +1,19 @@
 """DeepFilterNet3: offline ONNX path vs the native library's frame loop, speed and fidelity in one run.
 
-Run from the repository root (one thread, as the issue's goal is stated)::
+Run from the repository root::
 
-    WORKBENCH_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python bench/bench_dfn3.py [--repeats 5] [--long-s 600]
+    .venv/bin/python bench/bench_dfn3.py [--repeats 3] [--seconds 60] [--threads 1] [--no-fidelity]
 
-* **Speed**: 48 kHz speech (``dfn/noisy_snr0.wav``, 10.6 s). Three timings interleaved per repeat so they
-  see the same machine state: the library's own frame loop driven from Python through ctypes (one
-  ``df_process_frame`` per 480 samples, state already created), the engine on the streaming path
-  (``processing="streaming"``), and the engine on the offline path (default). The state pool's
-  background ``df_create`` after a streaming run is waited for outside the timings. RTF = seconds / audio
-  seconds, medians; ratios are of the medians of this run. ``--long-s`` adds one run of each path on
-  a file that long (the clip tiled), so the 60 s chunking of the offline path is timed too.
+* **Speed in one process**: ``--seconds`` (default 60) of 48 kHz speech (``dfn/noisy_snr0.wav`` tiled), one
+  thread unless ``--threads`` (``WORKBENCH_THREADS`` is set for this process and the commands below). Three
+  timings interleaved per repeat so they see the same machine state: the library's own frame loop driven
+  from Python through ctypes (one ``df_process_frame`` per 480 samples, state already created), the engine
+  on the streaming path (``processing="streaming"``), and the engine on the offline path (default). The
+  state pool's background ``df_create`` after a streaming run is waited for outside the timings. RTF =
+  seconds / audio seconds, medians; ratios are of the medians of this run.
+* **Speed through the command line**: the same audio as a WAV file, ``workbench enhance -m deepfilternet3``
+  offline and ``--processing streaming``, each a fresh process (wall time: start-up, model load, reading
+  and writing included), interleaved with the above; ratios against the offline command.
 * **Fidelity**: every clip of ``../shared/data`` (dns3, real, pesq, dfn; 16 and 48 kHz) through the
   engine on both paths: circular cross-correlation lag, waveform correlation, and PESQ-WB of each
   path against the clean reference where one exists (dns3), else against the noisy input.
@@ -19,11 +22,15 @@ Run from the repository root (one thread, as the issue's goal is stated)::
 from __future__ import annotations
 
 import argparse
+import atexit
 import ctypes
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,28 +66,49 @@ def lag_and_corr(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
     return (k if k < n // 2 else k - n), float(np.corrcoef(a, b)[0, 1])
 
 
+def cli_wall(wav: Path, out: Path, extra: list[str]) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # installed: byte code kept
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "workbench", "enhance", str(wav), "-m", "deepfilternet3", "-o",
+                           str(out), "--overwrite", "--quiet", *extra], env=env, cwd=REPO, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"workbench enhance failed: {proc.stderr.strip()[-500:]}")
+    return wall
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--long-s", type=float, default=0.0, help="also time a file this long (seconds)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=60.0, help="audio length of the speed runs (seconds)")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads (WORKBENCH_THREADS)")
+    ap.add_argument("--no-fidelity", action="store_true", help="speed only")
     args = ap.parse_args()
+    os.environ["WORKBENCH_THREADS"] = str(args.threads)
     from pesq import pesq
 
     from workbench.core.enhance.enhancer import enhance_array
     from workbench_models import deepfilternet as dfn
 
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, WORKBENCH_THREADS={os.environ.get('WORKBENCH_THREADS', 'unset')}")
+    print(f"Machine: {platform.node()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, WORKBENCH_THREADS={args.threads}; 1-minute load "
+          f"{os.getloadavg()[0]:.2f} at start")
     enh = dfn.DeepFilterNet3()
-    x48, sr = sf.read(DATA / "dfn" / "noisy_snr0.wav", dtype="float32")
-    x48 = x48[: len(x48) // 480 * 480]
+    clip, sr = sf.read(DATA / "dfn" / "noisy_snr0.wav", dtype="float32")
+    x48 = np.tile(clip, int(np.ceil(args.seconds * sr / len(clip))))[: int(args.seconds * sr) // 480 * 480]
     dur = len(x48) / sr
     lib = dfn.load_library()
     _, model = dfn.runtime_files()
     enhance_array(enh, x48[:sr], sr)  # warm-up: ONNX sessions
     enhance_array(enh, x48[:sr], sr, processing="streaming")  # and the state pool
     dfn.NATIVE_STATES.wait_filled()
-    native, streaming, offline = [], [], []
+    tmp = Path(tempfile.mkdtemp(prefix="bench_dfn3_"))
+    atexit.register(shutil.rmtree, tmp, True)
+    wav = tmp / "in.wav"
+    sf.write(wav, x48, sr, subtype="FLOAT")
+    cli_wall(wav, tmp / "warm.wav", [])  # the rewritten networks are in the cache, as after a first run
+    native, streaming, offline, cli_off, cli_str = [], [], [], [], []
     for _ in range(args.repeats):
         state = lib.df_create(str(model).encode(), 100.0, None)
         t0 = time.perf_counter()
@@ -94,24 +122,21 @@ def main() -> int:
         t0 = time.perf_counter()
         enhance_array(enh, x48, sr)
         offline.append(time.perf_counter() - t0)
-    n, s, o = (statistics.median(v) / dur for v in (native, streaming, offline))
-    print(f"\nSpeed, {dur:.1f} s at 48 kHz, medians of {args.repeats}:")
-    print(f"  native frame loop RTF {n:.4f}   engine streaming RTF {s:.4f}   engine offline RTF {o:.4f}")
-    print(f"  offline is {n / o:.1f}x faster than the native frame loop, {s / o:.1f}x faster than the "
-          f"engine's streaming path (streaming/native = {s / n:.3f})")
-    if args.long_s > 0:
-        reps = int(np.ceil(args.long_s * sr / len(x48)))
-        long = np.tile(x48, reps)[: int(args.long_s * sr)]
-        t0 = time.perf_counter()
-        enhance_array(enh, long, sr)
-        t_off = time.perf_counter() - t0
-        state = lib.df_create(str(model).encode(), 100.0, None)
-        t0 = time.perf_counter()
-        native_frame_loop(state, lib, long)
-        t_nat = time.perf_counter() - t0
-        lib.df_free(state)
-        print(f"  {args.long_s:.0f} s file: offline RTF {t_off / args.long_s:.4f}, native frame loop RTF "
-              f"{t_nat / args.long_s:.4f}, ratio {t_nat / t_off:.1f}x")
+        cli_off.append(cli_wall(wav, tmp / "off.wav", []))
+        cli_str.append(cli_wall(wav, tmp / "str.wav", ["--processing", "streaming"]))
+    n, s, o, co, cs = (statistics.median(v) for v in (native, streaming, offline, cli_off, cli_str))
+    print(f"\nSpeed, {dur:.0f} s at 48 kHz, {args.threads} thread(s), medians of {args.repeats} "
+          f"(1-minute load {os.getloadavg()[0]:.2f} at the end):")
+    print(f"  one process:  native frame loop {n:.2f} s (RTF {n / dur:.4f})   engine streaming {s:.2f} s "
+          f"(RTF {s / dur:.4f})   engine offline {o:.2f} s (RTF {o / dur:.4f})")
+    print(f"                offline is {n / o:.1f}x the native frame loop, {s / o:.1f}x the engine's streaming "
+          f"path (streaming/native = {s / n:.3f})")
+    print(f"  command line: workbench enhance offline {co:.2f} s (RTF {co / dur:.4f})   --processing streaming "
+          f"{cs:.2f} s (RTF {cs / dur:.4f})")
+    print(f"                offline command is {cs / co:.1f}x the streaming command and {n / co:.1f}x the "
+          f"in-process native frame loop")
+    if args.no_fidelity:
+        return 0
 
     print("\nFidelity, offline vs streaming (native frame loop) through the engine:")
     print(f"  {'clip':58s} {'rate':>5s} {'lag':>4s} {'correlation':>14s} {'PESQ off':>8s} {'PESQ str':>8s} {'diff':>6s}")

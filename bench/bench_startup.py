@@ -6,6 +6,7 @@ Run from the repository root::
         [--baseline /path/to/other/checkout]
 
 Each repeat runs, interleaved so all see the same machine load: the bare interpreter (``python -c pass``),
+the floor every enhance command pays (``import numpy, soundfile, soxr``),
 ``workbench --help``, ``workbench models``, and ``workbench enhance`` of a 1 s file with a classical model
 (``wiener``, 16 kHz), DeepFilterNet3 (48 kHz) and NSNet2 (16 kHz), each a fresh process. The work of an
 enhance command is the model run its own progress line reports (``... in X s``); the overhead is the
@@ -42,6 +43,7 @@ def commands(work: Path) -> dict[str, list[str]]:
     enhance = [py, "-c", CLI, "enhance"]
     return {
         "python -c pass": [py, "-c", "pass"],
+        "import numpy+soundfile": [py, "-c", "import numpy, soundfile, soxr"],
         "workbench --help": [py, "-c", CLI, "--help"],
         "workbench models": [py, "-c", CLI, "models"],
         "enhance wiener": enhance + [str(work / "in16.wav"), "-m", "wiener", "-o", str(work / "o1.wav"), "--overwrite"],
@@ -81,6 +83,9 @@ def main() -> int:
         for rate, name in ((16000, "in16.wav"), (48000, "in48.wav")):
             sf.write(work / name, (0.1 * rng.standard_normal(rate)).astype(np.float32), rate)
         env = dict(os.environ, XDG_CACHE_HOME=str(work / "cache"))
+        # An installed package has its byte code (pip compiles at install); without it every run would
+        # compile the workbench's modules again and time that instead.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         variants = {"this": env}
         if args.baseline:
             variants["baseline"] = {**env, **baseline_env(args.baseline.resolve(), work)}

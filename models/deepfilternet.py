@@ -51,6 +51,7 @@ import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -58,10 +59,10 @@ import numpy as np
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
-from workbench.core.threads import threads_from_env
+from workbench.core.threads import auto_threads, threads_from_env
 
 from .facts import fact
-from .onnx_state import stateful_graphs
+from .onnx_state import read_source_entry, remember_source, source_key, stateful_graphs
 
 
 SAMPLE_RATE = 48000
@@ -329,8 +330,8 @@ def folder_archive(folder: Path) -> tuple[DfnConfig, dict[str, bytes]]:
 
 
 @functools.lru_cache(maxsize=1)
-def model_archive() -> tuple[DfnConfig, dict[str, bytes]]:
-    """``(config, {"enc": bytes, "erb_dec": bytes, "df_dec": bytes})`` read from the wheel's tarball."""
+def _wheel_archive() -> tuple[str, dict[str, bytes]]:
+    """``(config.ini text, {"enc": bytes, "erb_dec": bytes, "df_dec": bytes})`` unpacked from the wheel's tarball."""
     _, model = runtime_files()
     graphs: dict[str, bytes] = {}
     config_text = None
@@ -347,7 +348,31 @@ def model_archive() -> tuple[DfnConfig, dict[str, bytes]]:
     missing = {"enc", "erb_dec", "df_dec"} - set(graphs)
     if missing or config_text is None:
         raise ModelError(f"deepfilternet3: {model} lacks {', '.join(sorted(missing) or ['config.ini'])}")
-    return read_config(config_text, f"deepfilternet3: {model}"), graphs
+    return config_text, graphs
+
+
+def model_archive() -> tuple[DfnConfig, dict[str, bytes]]:
+    """``(config, {"enc": bytes, "erb_dec": bytes, "df_dec": bytes})`` read from the wheel's tarball."""
+    text, graphs = _wheel_archive()
+    return read_config(text, f"deepfilternet3: {runtime_files()[1]}"), graphs
+
+
+def wheel_model() -> tuple[DfnConfig, Callable[[], dict[str, bytes]], str | None]:
+    """The wheel's DeepFilterNet3 as the offline path loads it: ``(config, a function returning the
+    networks, the tarball's source key)``. ``config.ini`` comes from what the graph cache remembers about
+    this tarball (:func:`~workbench_models.onnx_state.remember_source`), so a run whose rewritten networks
+    are cached never unpacks the tarball (a tenth of a second of every run)."""
+    _, model = runtime_files()
+    try:
+        key = source_key(model)
+    except OSError:
+        key = None
+    text = read_source_entry(key).get("config.ini") if key else None
+    if not isinstance(text, str):
+        text = _wheel_archive()[0]
+        if key:
+            remember_source(key, **{"config.ini": text})
+    return read_config(text, f"deepfilternet3: {model}"), lambda: _wheel_archive()[1], key
 
 
 #: The grouped linear layers of DeepFilterNet3 are exported as this Einsum (input ``(b, t, g, i)``, weight
@@ -442,11 +467,19 @@ def deep_filter_coefs(coefs: np.ndarray, t: int, c: DfnConfig, name: str) -> np.
     return coefs.reshape(t, c.nb_df, c.df_order, 2)
 
 
+#: Most intra-op threads the offline path takes by itself: one. Its networks' operators on a 4 s chunk are
+#: small; a second thread made it slower even on the quiet 2-core machine (20 s of speech: 0.64 s against
+#: 0.33 s on one thread; bench/bench_threads.py). ``WORKBENCH_THREADS`` still sets more.
+MAX_THREADS = 1
+
+
 class OfflineDeepFilterNet3:
     """The three ONNX networks over whole chunks, with ``libdf`` features (see the module docstring).
 
     Args:
-        threads: onnxruntime intra-op threads (``None``: ``WORKBENCH_THREADS``/``OMP_NUM_THREADS``, else 1).
+        threads: onnxruntime intra-op threads (``None``: ``WORKBENCH_THREADS``/``OMP_NUM_THREADS``, else the
+            cores the machine leaves idle, :func:`~workbench.core.threads.auto_threads`, at most
+            :data:`MAX_THREADS`).
         atten_lim_db: attenuation limit in dB; below 100 the noisy spectrum is mixed back with weight
             ``10 ** (-atten_lim_db / 20)``, as the native library does.
         archive: ``(config, graphs)`` of another DeepFilterNet-family export (:func:`folder_archive`);
@@ -468,9 +501,10 @@ class OfflineDeepFilterNet3:
                              "onnxruntime)") from None
         self._libdf = libdf
         self.name = name
-        self.config, graphs = archive if archive is not None else model_archive()
+        # The wheel's networks come as a function: a cached run of the chunked path never unpacks them.
+        self.config, graphs, self._source = (*archive, None) if archive is not None else wheel_model()
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or threads_from_env(1))
+        opts.intra_op_num_threads = int(threads or threads_from_env(None) or auto_threads(MAX_THREADS))
         opts.inter_op_num_threads = 1
         # Decaying recurrent states reach subnormal floats; flushing them to zero is ~15 % faster here and
         # changes no output sample measurably (the fidelity tests hold to 1e-5 at 48 kHz).
@@ -485,7 +519,8 @@ class OfflineDeepFilterNet3:
         self._widths = self._erb_fb.astype(np.int64)
         self._mix = None if abs(atten_lim_db) >= 100 else float(10 ** (-abs(atten_lim_db) / 20))
 
-    def _build_sessions(self, ort, opts, graphs: dict[str, bytes]) -> dict:
+    def _build_sessions(self, ort, opts, graphs) -> dict:
+        graphs = graphs() if callable(graphs) else graphs
         return {name: ort.InferenceSession(grouped_linear_as_matmul(blob), opts, providers=["CPUExecutionProvider"])
                 for name, blob in graphs.items()}
 
@@ -635,7 +670,12 @@ class DeepFilterNet3ChunkStream(EnhancerStream):
         past = self._feats.get(name)
         if past is None:
             past = np.zeros(frames.shape[:2] + (k1,) + frames.shape[3:], np.float32)
-        self._feats[name] = np.concatenate([past, frames], axis=2)[:, :, -k1:] if k1 else past
+        if not k1:
+            self._feats[name] = past
+        elif frames.shape[2] >= k1:  # the block alone holds the next context: copy its tail, join nothing
+            self._feats[name] = frames[:, :, -k1:].copy()
+        else:
+            self._feats[name] = np.concatenate([past, frames], axis=2)[:, :, -k1:]
         return past
 
     def process(self, block: np.ndarray) -> np.ndarray:
@@ -690,13 +730,14 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
     """:class:`OfflineDeepFilterNet3` whose networks carry their state across calls (see
     :func:`stateful_graph`); :meth:`new_stream` starts one recording channel."""
 
-    def _build_sessions(self, ort, opts, graphs: dict[str, bytes]) -> dict:
+    def _build_sessions(self, ort, opts, graphs) -> dict:
         self.state_inputs: dict[str, dict[str, tuple[int, ...]]] = {}
         self.carried: dict[str, dict[str, str]] = {}
         sessions = {}
         opts.log_severity_level = 3  # the replaced padding leaves its constant unused; onnxruntime would say so
         for name, (rewritten, inputs, carried) in stateful_graphs(graphs, grouped_linear_as_matmul,
-                                                                   f"dfn-matmul-{GROUPED_LINEAR_VERSION}").items():
+                                                                   f"dfn-matmul-{GROUPED_LINEAR_VERSION}",
+                                                                   source=self._source).items():
             self.state_inputs[name] = inputs
             self.carried[name] = carried
             sessions[name] = ort.InferenceSession(rewritten, opts, providers=["CPUExecutionProvider"])

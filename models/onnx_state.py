@@ -84,24 +84,88 @@ def graph_cache_dir() -> Path:
     return Path(base) / "speech-enhancement-workbench" / "onnx-state"
 
 
-def stateful_graphs(graphs: dict[str, bytes], prepare: Callable[[bytes], bytes] | None = None,
-                    prepare_tag: str = "") -> dict[str, tuple[bytes, dict, dict]]:
+def source_key(path: Path) -> str:
+    """A cheap identity of a model file: its resolved path, size and modification time."""
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _source_entry_path(source: str) -> Path:
+    return graph_cache_dir() / "sources" / f"{hashlib.sha256(source.encode()).hexdigest()[:32]}.json"
+
+
+def read_source_entry(source: str) -> dict:
+    """What the cache remembers about the model file ``source`` (:func:`source_key`); empty when nothing."""
+    try:
+        entry = json.loads(_source_entry_path(source).read_text())
+    except (OSError, ValueError):
+        return {}
+    return entry if isinstance(entry, dict) and entry.get("source") == source else {}
+
+
+def remember_source(source: str, **values) -> None:
+    """Add ``values`` (JSON-able) to what the cache remembers about ``source``; a failed write is ignored
+    (the next run reads the model file again)."""
+    entry = {**read_source_entry(source), **values, "source": source}
+    path = _source_entry_path(source)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, json.dumps(entry).encode())
+    except OSError:
+        pass
+
+
+def _stateful_entry(source: str) -> dict:
+    known = read_source_entry(source).get("stateful")
+    return known if isinstance(known, dict) else {}
+
+
+def _read_folder(folder: Path, names) -> dict[str, tuple[bytes, dict, dict]]:
+    meta = json.loads((folder / "states.json").read_text())
+    return {name: ((folder / f"{name}.onnx").read_bytes(),
+                   {k: tuple(v) for k, v in meta[name]["inputs"].items()}, dict(meta[name]["carried"]))
+            for name in names}
+
+
+def stateful_graphs(graphs: dict[str, bytes] | Callable[[], dict[str, bytes]],
+                    prepare: Callable[[bytes], bytes] | None = None, prepare_tag: str = "", *,
+                    source: str | None = None) -> dict[str, tuple[bytes, dict, dict]]:
     """:func:`stateful_graph` of each network (after ``prepare``, another rewrite named by ``prepare_tag``),
     kept on disk by content.
+
+    ``graphs`` may be a function returning them; with ``source`` (the :func:`source_key` of the file they
+    come from) a run whose rewritten graphs are cached calls it not at all: the cache remembers which
+    rewritten set belongs to that file, so nothing is unpacked or hashed (DeepFilterNet3's tarball takes
+    a tenth of a second to unpack).
 
     Rewriting needs the ``onnx`` package, whose import alone costs about a second: the first run writes
     the rewritten graphs to :func:`graph_cache_dir` (atomically; an unwritable cache only costs that
     second again), later runs read them back without importing ``onnx``.
     """
-    digest = hashlib.sha256(f"v{REWRITE_VERSION}/{prepare_tag if prepare else ''}".encode())
+    variant = f"v{REWRITE_VERSION}/{prepare_tag if prepare else ''}"
+    if source is not None:
+        known = _stateful_entry(source).get(variant)
+        if isinstance(known, dict) and isinstance(known.get("folder"), str) and isinstance(known.get("names"), list):
+            try:
+                return _read_folder(graph_cache_dir() / known["folder"], known["names"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+    if callable(graphs):
+        graphs = graphs()
+    digest = hashlib.sha256(variant.encode())
     for name in sorted(graphs):
         digest.update(name.encode() + hashlib.sha256(graphs[name]).digest())
     folder = graph_cache_dir() / digest.hexdigest()[:32]
+
+    def remember() -> None:
+        if source is not None:
+            stateful = {**_stateful_entry(source), variant: {"folder": folder.name, "names": sorted(graphs)}}
+            remember_source(source, stateful=stateful)
+
     try:
-        meta = json.loads((folder / "states.json").read_text())
-        return {name: ((folder / f"{name}.onnx").read_bytes(),
-                       {k: tuple(v) for k, v in meta[name]["inputs"].items()}, dict(meta[name]["carried"]))
-                for name in graphs}
+        made = _read_folder(folder, graphs)
+        remember()
+        return made
     except (OSError, ValueError, KeyError):
         pass
     made = {name: stateful_graph(prepare(blob) if prepare else blob) for name, blob in graphs.items()}
@@ -112,6 +176,7 @@ def stateful_graphs(graphs: dict[str, bytes], prepare: Callable[[bytes], bytes] 
         meta = {name: {"inputs": {k: list(v) for k, v in inputs.items()}, "carried": carried}
                 for name, (_, inputs, carried) in made.items()}
         _write_atomic(folder / "states.json", json.dumps(meta).encode())  # written last: marks the set complete
+        remember()
     except OSError:
         pass  # read-only home or full disk: run without the cache
     return made

@@ -15,42 +15,56 @@ import sys
 from .commands.numbers import join_negative_values
 from .core.errors import WorkbenchError
 
-#: command name -> module under workbench.commands
+#: command name -> (module under workbench.commands, the one line ``workbench --help`` lists). The line is kept
+#: here so that listing the commands imports none of them (a test checks it equals the module's own help).
 COMMANDS = {
-    "info": "info",
-    "analyze": "analyze",
-    "models": "models",
-    "enhance": "enhance",
-    "probe": "probe",
-    "evaluate": "evaluate",
-    "repair": "repair",
-    "phase-lab": "phase_lab",
-    "batch": "batch",
-    "train": "train",
-    "loss-lab": "loss_lab",
-    "vad": "vad",
-    "live": "live",
-    "gui": "gui",
+    "info": ("info", "print metadata of audio files"),
+    "analyze": ("analyze", "render magnitude, phase, real and imaginary STFT views to a PNG/SVG (and a JSON summary)"),
+    "models": ("models", "list the available enhancement models"),
+    "enhance": ("enhance", "enhance audio files with a model"),
+    "probe": ("probe", "measure a model's causality, latency, real-time factor and size"),
+    "evaluate": ("evaluate", "run models on noisy/clean pairs and tabulate quality metrics"),
+    "repair": ("repair", "attenuate or interpolate time-frequency boxes (spectral repair)"),
+    "phase-lab": ("phase_lab", "oracle masks, phase swaps and Griffin-Lim of one recording, measured"),
+    "batch": ("batch", "enhance or evaluate a corpus (local process pool or Ray cluster), resumable"),
+    "train": ("train", "train or fine-tune a model from a TOML config (resumable)"),
+    "loss-lab": ("loss_lab", "train one architecture with several losses; table and chart per loss"),
+    "vad": ("vad", "find the speech spans of a recording (Silero VAD)"),
+    "live": ("live", "enhance the microphone in real time (or play a file as if live)"),
+    "gui": ("gui", "open the workbench window (default when no command is given)"),
 }
 
 
+def _command_module(name: str):
+    """The module implementing command ``name``, or ``None`` when this build leaves it out."""
+    mod = COMMANDS[name][0]
+    try:
+        return importlib.import_module(f"workbench.commands.{mod}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"workbench.commands.{mod}":
+            return None
+        raise
+
+
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict]:
-    """Parser with every command, or with just ``only`` (so ``workbench gui`` does not import the
-    metric and model stacks of the other commands before the window appears)."""
+    """Parser listing every command; the full options (and the import of the implementation) only for
+    ``only``, or for every command when ``only`` is ``"*"``. ``workbench --help`` so imports no command,
+    and ``workbench enhance`` only the enhance command (not the metric, training and GUI stacks).
+
+    Returns:
+        ``(parser, {command name: module})`` for the commands whose modules were imported.
+    """
     parser = argparse.ArgumentParser(prog="workbench", description="Speech Enhancement Workbench")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
-    for name, mod in COMMANDS.items():
-        if only is not None and name != only:
-            continue
-        try:
-            module = importlib.import_module(f"workbench.commands.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"workbench.commands.{mod}":
-                continue  # command not part of this build
-            raise
-        module.add_parser(sub)
-        modules[name] = module
+    for name, (_mod, summary) in COMMANDS.items():
+        if only in (name, "*"):
+            module = _command_module(name)
+            if module is not None:
+                module.add_parser(sub)
+                modules[name] = module
+        else:
+            sub.add_parser(name, help=summary)  # listed; parsed only when it is the command given
     return parser, modules
 
 
@@ -71,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["gui"]
     parser, modules = build_parser(argv[0] if argv[0] in COMMANDS else None)
+    if argv[0] in COMMANDS and argv[0] not in modules:  # a command this build leaves out
+        print(f"error: the command {argv[0]!r} is not part of this installation", file=sys.stderr)
+        return 2
     try:
         args = parser.parse_args(join_negative_values(argv))
     except WorkbenchError as exc:  # an option's value out of range (workbench.commands.numbers)

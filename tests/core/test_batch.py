@@ -414,9 +414,7 @@ def test_enhance_folder_runs_each_file_through_the_item_function(corpus, tmp_pat
     files = sorted(p.name for p in src.iterdir())
     assert main(["batch", "enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "b"), "--mix", "0.5",
                  "--workers", "0", "--quiet", "--subtype", "FLOAT"]) == 0
-    import workbench.commands.enhance as cmd
-
-    monkeypatch.setattr(cmd, "enhance_item", spy)
+    monkeypatch.setattr(item, "enhance_item", spy)  # where the batch driver's run_task finds it
     assert main(["enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "e") + "/", "--mix", "0.5", "--quiet",
                  "--subtype", "FLOAT"]) == 0
     assert seen == files
@@ -427,3 +425,50 @@ def test_enhance_folder_runs_each_file_through_the_item_function(corpus, tmp_pat
         tag = _json.loads(sf.SoundFile(tmp_path / "e" / out).comment)
         assert tag["strength"]["mix"] == 0.5 and tag["model_id"] == "wiener"
         assert not sf.SoundFile(tmp_path / "b" / out).comment
+
+
+def test_every_output_of_a_model_with_several_gets_its_residual(tmp_path):
+    """One planner for the CLI batch and the dialog: with --residual each output of a two-output model gets
+    its own residual file (<stem>.<model>.<output>.residual), not only the first output's."""
+    from workbench.core.workflows.batch import InputFile, plan_outputs
+
+    [[plan]] = plan_outputs([InputFile(tmp_path / "x.wav", tmp_path)], tmp_path / "out",
+                            [("sep", "sep", ["speech", "noise"])], residual=True)
+    assert [(o["name"], Path(o["path"]).name) for o in plan["outputs"]] == [
+        ("speech", "x.sep.speech.wav"), ("noise", "x.sep.noise.wav"),
+        ("speech.residual", "x.sep.speech.residual.wav"), ("noise.residual", "x.sep.noise.residual.wav")]
+
+
+def test_a_pool_that_breaks_between_two_hand_outs_is_replaced_and_no_item_is_lost(monkeypatch):
+    """A worker may die just as the driver hands out the next item: ``submit`` then raises
+    BrokenProcessPool itself. The driver starts a new pool, and every item still runs exactly once."""
+    import concurrent.futures
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from workbench.core.workflows.batch import backends
+
+    pools = []
+
+    class FlakyPool:
+        def __init__(self, *args, **kwargs):
+            self.n = 0
+            self.first = not pools
+            pools.append(self)
+
+        def submit(self, fn, task):
+            self.n += 1
+            if self.first and self.n >= 2:  # broken from then on, as a real pool stays
+                raise BrokenProcessPool("a child process terminated abruptly")
+            fut = Future()
+            fut.set_result({"key": task["key"], "status": "done"})
+            return fut
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            pass
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", FlakyPool)
+    tasks = [{"key": f"k{i}", "input": f"f{i}.wav"} for i in range(6)]
+    rows = list(backends.run_local(tasks, ["wiener"], workers=2, poll_s=0.01))
+    assert len(pools) >= 2
+    assert sorted(r["key"] for r in rows) == sorted(t["key"] for t in tasks)

@@ -11,8 +11,10 @@ ray = pytest.importorskip("ray", reason="the [cluster] extra (scripts/setup.sh i
 
 from workbench.cli import main  # noqa: E402
 
+import signal  # noqa: E402
+
 from test_batch import (corpus, kill_and_resume, long_corpus, long_reference, output_hashes,  # noqa: E402,F401
-                         rows_of, serial_run)
+                         rows_of, serial_run, start_cli, wait_for_rows)
 
 
 
@@ -43,3 +45,20 @@ def test_ray_backend_survives_sigkill_and_resumes(local_ray, long_corpus, long_r
     address = ray.get_runtime_context().gcs_address
     kill_and_resume(long_corpus, long_reference, tmp_path / "out", ["--backend", "ray", "--workers", "2"],
                     first_run_extra=["--address", address])
+
+
+def test_a_lost_ray_actor_is_restarted_and_its_item_rerun(local_ray, long_corpus, long_reference, tmp_path):
+    """One actor's process is killed mid-batch: Ray restarts it, its item runs again, every output is the
+    serial one and no row fails."""
+    address = ray.get_runtime_context().gcs_address
+    out = tmp_path / "out"
+    proc = start_cli(["batch", "enhance", str(long_corpus), "-m", "nsnet2-16k", "-o", str(out), "--quiet",
+                      "--backend", "ray", "--workers", "2", "--address", address])
+    first = wait_for_rows(out / "manifest.jsonl", 1, proc)[0]
+    os.kill(int(first["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()[-2000:]
+    proc.stderr.close()
+    assert output_hashes(out) == long_reference
+    rows = rows_of(out / "manifest.jsonl")
+    assert len(rows) == 12 and {r["status"] for r in rows} == {"done"}
+    assert len({r["worker"] for r in rows}) >= 3  # the restarted actor is a new process

@@ -252,6 +252,24 @@ def test_batch_keeps_going_after_failures_and_summarises(tmp_path, shared_data):
     assert "1 of 4 files" in summary.text and "FAILED" in summary.text
 
 
+def test_batch_export_names_outputs_with_the_batch_planner(tmp_path, rng):
+    """The dialog's batch plans its outputs as `workbench batch enhance` does: two inputs with one stem get
+    distinct names instead of the second failing on the first's output, and an earlier output of the same
+    model among the inputs is skipped, not enhanced again."""
+    x = (0.1 * rng.standard_normal(4000)).astype(np.float32)
+    (tmp_path / "b").mkdir()
+    inputs = [tmp_path / "x.wav", tmp_path / "b" / "x.flac", tmp_path / "b" / "y.half.wav"]
+    for p in inputs:
+        sf.write(p, x, 16000)
+    out = tmp_path / "out"
+    summary = run_to_end(export_batch(inputs, HalfGain(), out, subtype="FLOAT"))
+    assert [(p.name, [w.name for w in ws]) for p, ws in summary.succeeded] == [
+        ("x.wav", ["x-wav.half.wav"]), ("x.flac", ["x-flac.half.wav"])]
+    assert not summary.failed and [p.name for p, _ in summary.skipped] == ["y.half.wav"]
+    assert "earlier output" in summary.skipped[0][1] and "SKIPPED" in summary.text
+    assert sorted(p.name for p in out.iterdir()) == ["x-flac.half.wav", "x-wav.half.wav"]
+
+
 def test_batch_can_be_stopped(tmp_path, shared_data):
     from workbench.core.errors import Cancelled
 

@@ -475,3 +475,20 @@ def test_a_chain_of_models_runs_live_step_by_step_and_stays_aligned():
 def test_a_chain_with_a_step_that_cannot_stream_is_refused_naming_the_step():
     with pytest.raises(LiveError, match=r"step 2: .*streaming"):
         admit(load_enhancer("wiener+wpe-dereverb"), 16000, 160, check_causality=False, check_cost=False)
+
+
+def test_nsnet2_runs_live_on_its_carried_state_path():
+    """NSNet2 streams (GRU states carried, one hop of latency): admitted for live use, causal by the probe,
+    and its live output is its streaming output, aligned."""
+    rate, block = 48000, 480
+    adm = admit(load_enhancer("nsnet2-48k"), rate, block, check_causality=True, check_cost=False)
+    assert adm.causality.startswith("causal")
+    x = probe_signal(rate, 1.5)
+    engine = LiveEngine(LiveConfig(rate=rate, block=block), adm)
+    y = drive_callback(engine, x)
+    assert engine.dropped == 0
+    q = engine.pipeline
+    wet = streaming_output("nsnet2-48k", x, rate, block)
+    n = len(x) - q
+    np.testing.assert_allclose(y[q:], wet[:n], rtol=0, atol=1e-6)
+    assert np.max(np.abs(wet[:n])) > 0.01

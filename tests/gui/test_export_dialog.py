@@ -228,7 +228,7 @@ def test_audio_and_figure_export_run_off_the_gui_thread_and_audio_can_be_cancell
     monkeypatch.setattr(ed, "export_versions_steps", audio_watch)
 
     def press_cancel():
-        if dlg.progress_dialog is None:
+        if dlg.progress_dialog is None or "audio" not in seen:  # until the export is under way on its thread
             QTimer.singleShot(10, press_cancel)
             return
         dlg.progress_dialog.findChild(QPushButton).click()

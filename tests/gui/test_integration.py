@@ -246,6 +246,7 @@ def test_probe_results_and_model_info_in_the_panel(qtbot, window):
     text = panel.details.toPlainText()
     assert "causality:   causal" in text and f"RTF {report.rtf:.3f}" in text and "parameters:" in text
     assert f"{report.latency_samples} samples" in text and "compute:" in text
+    assert report.cold_s is not None and f"cold:        {report.cold_s:.2f} s" in text
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=5000)
 
 

@@ -188,7 +188,7 @@ def test_attach_document_shows_the_new_version(qtbot, shared_data):
 def test_path_choice_for_models_with_both_paths(qtbot, panel, recording):
     """DeepFilterNet3 offers offline (default) and streaming; the choice reaches the engine and the version's
     settings. Models with one path show it, disabled."""
-    panel.select("nsnet2-16k")
+    panel.select("wpe-dereverb")
     assert panel.processing_combo.count() == 1 and not panel.processing_combo.isEnabled()
     assert panel.processing() is None
     panel.select("deepfilternet3")

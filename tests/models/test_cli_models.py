@@ -108,7 +108,7 @@ def test_enhance_processing_picks_the_path(shared_data, tmp_path, capsys):
     a, b = sf.read(off)[0], sf.read(stream)[0]
     assert a.shape == b.shape and np.corrcoef(a, b)[0, 1] > 0.999 and not np.array_equal(a, b)
     capsys.readouterr()
-    assert main(["enhance", str(src), "-m", "nsnet2-16k", "--processing", "streaming", "-o",
+    assert main(["enhance", str(src), "-m", "wpe-dereverb", "--processing", "streaming", "-o",
                  str(tmp_path / "n.wav")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "nsnet2-16k" in err[0] and "only the offline path" in err[0]
+    assert len(err) == 1 and "wpe-dereverb" in err[0] and "only the offline path" in err[0]

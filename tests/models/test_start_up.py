@@ -23,7 +23,10 @@ OTHER_MODELS = ("workbench_models.deepfilternet", "workbench_models.nsnet2", "wo
 SCRIPT = r"""
 import json, sys
 from workbench.cli import main
-code = main(sys.argv[1:])
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:  # --help
+    code = exc.code
 print("IMPORTED", json.dumps({"code": code, "modules": sorted(m for m in sys.modules)}))
 """
 
@@ -51,6 +54,43 @@ def test_enhancing_with_a_classical_model_imports_no_runtime_or_other_model(tmp_
     assert not _roots(modules) & set(RUNTIMES), sorted(_roots(modules) & set(RUNTIMES))
     assert not modules & set(OTHER_MODELS), sorted(modules & set(OTHER_MODELS))
     assert "scipy.special" not in modules  # only log-MMSE needs it
+
+
+#: What a classical `workbench enhance` has no use for: the process pool's machinery and Ray (it runs its files
+#: on the batch driver's serial backend), the metric stack, figure rendering, the other commands, and numerical
+#: libraries beyond numpy.
+NOT_FOR_ENHANCE = ("concurrent.futures.process", "multiprocessing.queues", "multiprocessing.connection",
+                   "workbench.core.measure", "workbench.core.views.figure", "workbench.commands.batch",
+                   "workbench.commands.evaluate", "scipy", "ray", "matplotlib")
+
+
+def test_enhancing_with_a_classical_model_loads_no_driver_metric_or_figure_stack(tmp_path):
+    src = tmp_path / "one.wav"
+    sf.write(src, np.zeros(16000, np.float32), 16000)
+    code, modules = _imported("enhance", str(src), "-m", "wiener", "-o", str(tmp_path / "out.wav"), "--quiet")
+    assert code == 0 and (tmp_path / "out.wav").is_file()
+    loaded = sorted(m for m in modules for gone in NOT_FOR_ENHANCE if m == gone or m.startswith(gone + "."))
+    assert not loaded, loaded
+
+
+def test_listing_the_commands_imports_no_command_nor_numpy():
+    code, modules = _imported("--help")
+    assert code == 0
+    assert not {m for m in modules if m.startswith("workbench.commands.") and m != "workbench.commands.numbers"}
+    assert not _roots(modules) & {"numpy", "soundfile", "workbench_models", *RUNTIMES}
+
+
+def test_command_listing_matches_each_commands_own_help():
+    """The one-line summaries `workbench --help` prints without importing the commands are theirs."""
+    import argparse
+
+    from workbench.cli import COMMANDS, build_parser
+
+    parser, modules = build_parser("*")
+    assert set(modules) == set(COMMANDS)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    own = {a.dest: a.help for a in sub._choices_actions}
+    assert own == {name: summary for name, (_mod, summary) in COMMANDS.items()}
 
 
 def test_listing_the_catalogue_loads_no_model(capsys):

@@ -6,8 +6,9 @@
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
 * A model with several outputs (``EnhancerInfo.outputs``, e.g. speech and noise) writes one file per
   output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
-* Every file goes through :func:`workbench.core.workflows.batch.item.enhance_item`, the per-item function of
-  ``workbench batch`` and the GUI's batch dialog, which enhances through
+* The files are one batch of the batch driver (:func:`workbench.core.workflows.batch.pipeline.run_batch`, serial
+  backend, no manifest); every file goes through :func:`workbench.core.workflows.batch.item.enhance_item`, the
+  per-item function of ``workbench batch`` and the GUI's batch dialog, which enhances through
   :meth:`workbench.core.document.recording.Recording.enhance`, the call the GUI uses, so versions carry the same
   provenance on every path.
 * Strength: ``--mix 0.7`` keeps 70 % of the model's effect (``out = enhanced + 0.3 * (original -
@@ -43,7 +44,8 @@ import sys
 from pathlib import Path
 
 from ..core.audio.audio_io import WRITE_SUBTYPES
-from ..core.workflows.batch.item import EnhanceSettings, enhance_item, enhance_task, model_identity
+from ..core.workflows.batch.item import EnhanceSettings, enhance_task, model_identity
+from ..core.workflows.batch.pipeline import run_batch
 from ..core.audio.formats import LOSSY_FORMATS, OUTPUT_SUFFIXES, READ_SUFFIXES, output_format_for
 from ..core.enhance.editing import Strength, parse_span, with_attenuation_limit
 from ..core.enhance.enhancer import parse_latency, with_latency, with_processing
@@ -253,40 +255,59 @@ def run(args) -> int:
                 error = str(exc)
                 break
         plan = [PlannedOutput(files[0], targets, error=error)]
-    # Every file goes through the batch pipeline's per-item function (as `workbench batch` and the GUI's
-    # batch dialog), which runs the model with Recording.enhance (as the Models panel).
+    # The settings every file is enhanced with (as `workbench batch` and the GUI's batch dialog).
     settings = EnhanceSettings(
         format=args.format.upper(), subtype=args.subtype, rate="source",
         channels=None if channels is None else tuple(channels), repair=args.repair,
         atten_lim_db=args.atten_lim_db, provenance_tag=True, **editing)
-    identity = model_identity(enhancer, args.model)
+    # One task per file, planned refusals and skips included, driven by the batch driver on its serial
+    # backend with the model loaded here (as `workbench batch --workers 0` and the GUI's batch dialog).
+    names = outputs if len(outputs) > 1 else ("enhanced",)
+    tasks = []
+    for k, item in enumerate(plan):
+        task = enhance_task(k, item.source, args.model, [{"name": n, "path": str(t)} for n, t in zip(names, item.targets)],
+                            settings, overwrite=args.overwrite, protect=protected)
+        task["key"] = f"{k}|{task['key']}"  # a file named twice is two items here
+        if item.skip or item.error:
+            task["planned"] = {"status": "skipped" if item.skip else "failed", "reason": item.skip or item.error}
+        tasks.append(task)
     progress = ProgressLine(not args.quiet)
+
+    def label(k: int) -> str:
+        return f"[{k + 1}/{len(plan)}] {plan[k].source.name}" if batch else plan[k].source.name
+
+    running = [k for k, t in enumerate(tasks) if "planned" not in t]  # the order the serial backend runs them
+    planned = len(tasks) - len(running)
+    finished = 0  # rows of running items so far
     failed = 0
-    try:
-        for k, item in enumerate(plan):
-            path = item.source
-            label = f"[{k + 1}/{len(plan)}] {path.name}" if batch else path.name
-            if item.skip:
-                progress.done(f"{label}: {item.skip}")
-                continue
-            if item.error:
-                progress.done()
-                print(f"error: {item.error}", file=sys.stderr)
-                failed += 1
-                continue
-            names = outputs if len(outputs) > 1 else ("enhanced",)
-            task = enhance_task(k, path, args.model, [{"name": n, "path": str(t)} for n, t in zip(names, item.targets)],
-                                settings, overwrite=args.overwrite, protect=protected)
-            row = run_to_end(enhance_item(task, enhancer, identity), lambda p: progress.show(label, p.fraction))
-            if row["status"] != "done":
-                progress.done()
-                print(f"error: {row['reason']}", file=sys.stderr)
-                failed += 1
-                continue
+
+    def on_row(row: dict) -> None:
+        nonlocal failed, finished
+        k = row["index"]
+        if "planned" not in tasks[k]:
+            finished += 1
+        if row["status"] == "skipped":
+            progress.done(f"{label(k)}: {row['reason']}")
+        elif row["status"] != "done":
+            progress.done()
+            print(f"error: {row['reason']}", file=sys.stderr)
+            failed += 1
+        else:
             shown = ", ".join(o["path"] for o in row["outputs"])
-            progress.done(f"{label}: {row['duration_s']:.1f} s in {row['timings']['model_s']:.2f} s -> {shown}")
+            progress.done(f"{label(k)}: {row['duration_s']:.1f} s in {row['timings']['model_s']:.2f} s -> {shown}")
             for out in row["outputs"]:
                 report_output(out, args)
+
+    def on_progress(p) -> None:
+        # The driver's fraction counts finished items; what is left over is the share of the one under way.
+        if finished < len(running):
+            within = p.fraction * len(tasks) - planned - finished
+            progress.show(label(running[finished]), min(max(within, 0.0), 1.0))
+
+    try:
+        run_to_end(run_batch(tasks, backend="serial", models={args.model: enhancer},
+                             identities={args.model: model_identity(enhancer, args.model)}, on_row=on_row),
+                   on_progress)
     finally:
         enhancer.close()
     return 2 if failed else 0

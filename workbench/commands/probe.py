@@ -1,4 +1,8 @@
-"""``workbench probe -m MODEL [--processing PATH] [--json]``: measure causality, latency, speed and size of a model."""
+"""``workbench probe -m MODEL [--processing PATH] [--json]``: measure causality, latency, speed and size of a model.
+
+The speed is given twice: the warm real-time factor (median of ``--runs`` in this process, the model loaded)
+and the cold cost of a person's next command (a fresh process: start-up, model load and first run).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--processing", choices=("offline", "streaming"),
                    help="for models with both paths (see `workbench models`): probe that path instead of the "
                         "model's default")
+    p.add_argument("--no-cold", dest="cold", action="store_false",
+                   help="skip the cold figure (a fresh process loading the model and running it once)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -37,7 +43,8 @@ def run(args) -> int:
         data, info = load_audio(args.audio)
         audio, sr = downmix(data), info.sample_rate
     quiet = args.json or not sys.stderr.isatty()
-    report = run_to_end(probe(enhancer, audio=audio, sample_rate=sr, rtf_runs=max(args.runs, 1)),
+    report = run_to_end(probe(enhancer, audio=audio, sample_rate=sr, rtf_runs=max(args.runs, 1),
+                              cold_spec=args.model if args.cold else None),
                         None if quiet else lambda p: print(f"\r{p.message:60s}", end="", file=sys.stderr))
     if not quiet:
         print(file=sys.stderr)

@@ -387,7 +387,7 @@ class ModelPanel(QWidget):
     # -- probing -------------------------------------------------------------------------------------------
     @Slot()
     def start_probe(self) -> bool:
-        """Probe the selected model on a worker thread; the report appears in the details box."""
+        """Probe the selected model on a worker thread (warm and cold speed); the report appears in the details box."""
         if self.is_busy():
             return False
         spec = self.selected_spec()
@@ -398,7 +398,8 @@ class ModelPanel(QWidget):
         catalogue = self.catalogue
 
         def probing():  # worker thread
-            report = yield from probe(catalogue.load(spec))
+            # cold_spec: a fresh process loads the model by the same spec, for the cold figure beside the warm one
+            report = yield from probe(catalogue.load(spec), cold_spec=spec)
             return report
         worker = self._job_worker(f"probing {label}", probing)
         worker.returned.connect(lambda report, spec=spec: self._on_probed(spec, report))

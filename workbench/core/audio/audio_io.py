@@ -11,7 +11,6 @@ import contextlib
 import math
 import os
 import re
-import secrets
 import signal
 import stat
 import struct
@@ -1039,7 +1038,7 @@ def temp_file_beside(path: Path) -> Path:
     (``tempfile.mkstemp`` would create it mode 0600, and the output would keep that after the rename.)
     """
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return tmp
@@ -1163,7 +1162,8 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
         overwrite: replace an existing ``path``; otherwise an existing file is an error.
         protect: files that must never be written (the source recordings).
         comment: text for the file's comment tag (libsndfile writes it in WAV/RF64 ``LIST INFO``,
-            AIFF, FLAC and Ogg comments), e.g. the version's provenance as JSON.
+            AIFF, CAF, FLAC and Ogg comments), e.g. the version's provenance as JSON; left out for a
+            container without one (Wave64, see ``AudioFormat.comments``).
     """
     path = Path(path)
     if format is None:
@@ -1181,7 +1181,7 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
                           channels=1 if audio.ndim == 1 else audio.shape[1],
                           subtype=subtype, format=container) as out:
             _no_peak_chunk(out)
-            if comment is not None:
+            if comment is not None and (known is None or known.comments):
                 out.comment = comment
             for a in range(0, audio.shape[0], 1 << 16):  # blocks: no whole-file temporary in libsndfile's path
                 out.write(audio[a:a + (1 << 16)])
@@ -1218,7 +1218,7 @@ def write_source_atomic(path: str | os.PathLike, source: AudioSource, *, subtype
         with sf.SoundFile(native_path(tmp), "w", samplerate=int(source.sample_rate), channels=source.channels,
                           subtype=subtype, format=container) as out:
             _no_peak_chunk(out)
-            if comment is not None:
+            if comment is not None and (known is None or known.comments):  # Wave64 holds no comment tag
                 out.comment = comment
             for _pos, block in source.blocks(1 << 16):
                 block = block * g if g != 1 else block

@@ -31,6 +31,8 @@ class AudioFormat:
             here, else takes the first).
         encoder_rates: sample rates the encoder accepts (``None``: any); others are written at the next
             higher accepted rate.
+        comments: the container holds a comment tag (where outputs carry their provenance); libsndfile
+            writes none into Wave64.
     """
 
     name: str
@@ -43,6 +45,7 @@ class AudioFormat:
     subtypes: tuple[str, ...] = ()
     holds: tuple[str, ...] = ()
     encoder_rates: tuple[int, ...] | None = None
+    comments: bool = True
 
     @property
     def suffix(self) -> str:
@@ -65,8 +68,11 @@ FORMATS: tuple[AudioFormat, ...] = (
                 encoder_rates=(8000, 12000, 16000, 24000, 48000)),
     AudioFormat("AIFF", "AIFF", (".aiff", ".aif"), "AIFF", holds=("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE",
                                                                    "PCM_S8")),
-    AudioFormat("W64", "Sony Wave64", (".w64",), "W64", writable=False),
-    AudioFormat("CAF", "Core Audio", (".caf",), "CAF", writable=False),
+    # libsndfile writes both; ALAC in CAF is left out: libsndfile 1.2.2 reads its 24-bit ALAC back wrong.
+    AudioFormat("W64", "Sony Wave64", (".w64",), "W64", holds=("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE",
+                                                             "PCM_U8"), comments=False),
+    AudioFormat("CAF", "Core Audio", (".caf",), "CAF", holds=("FLOAT", "PCM_24", "PCM_16", "PCM_32", "DOUBLE",
+                                                            "PCM_S8")),
 )
 
 BY_NAME: dict[str, AudioFormat] = {f.name: f for f in FORMATS}

@@ -2,7 +2,9 @@
 
 Every signal is scored by :func:`workbench.core.measure.scoring.score_signal`, as in the metrics panel, so
 both report the same numbers for the same audio; each pair and system is one batch item
-(:func:`workbench.core.workflows.batch.item.evaluate_item`).
+(:func:`workbench.core.workflows.batch.item.evaluate_item`), and :func:`evaluate` drives them with the batch
+driver (:func:`workbench.core.workflows.batch.pipeline.run_batch`, serial backend) as ``workbench batch
+evaluate`` does on any backend: one evaluate driver, two ways to report it.
 
 Systems in an evaluation:
 
@@ -30,9 +32,10 @@ from ..enhance.registry import load_enhancer
 from ..errors import WorkbenchError
 from ..measure.metrics import METRIC_SPECS, Pair, fast_mode_notes, find_pairs, intrusive_keys, reference_free_keys
 from ..measure.vad import VadSettings
-from ..progress import Progress, rescaled
+from ..progress import Progress
 from .batch import item
 from .batch.item import FILE_PREFIX, NOISY
+from .batch.pipeline import run_batch
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -173,59 +176,63 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     names = [s for s, _, _ in systems]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
+    # One task per pair and system (pair-major: a model's outputs on one pair follow each other and share its
+    # run), driven as `workbench batch evaluate` drives them, on the serial backend with the models held here.
+    held: dict[str, Enhancer] = {}  # the loaded models by the key their tasks name
+    tasks, named = [], []
+    for pair in pair_list:
+        for name, system, output in systems:
+            key = name if not isinstance(system, Enhancer) else _model_key(system, held)
+            task = item.evaluate_task(len(tasks), pair, key, dnsmos=dnsmos, metrics=wanted,
+                                      dnsmos_fast=dnsmos_fast, output=output, speech_only=speech_only)
+            task["key"] = f"{len(tasks)}|{task['key']}"  # unique even when two pairs share a name
+            tasks.append(task)
+            named.append((pair, name, system))
+
+    def stop_on_system_failure(row: dict) -> None:
+        # A model or precomputed output that fails stops the run; a pair that cannot be read does not.
+        if row["status"] == "failed" and row.get("failed_in") != "read":
+            raise WorkbenchError(row["reason"])
+
+    report = yield from run_batch(tasks, backend="serial", models=held,
+                                  identities={k: {"spec": k, "id": k} for k in held},
+                                  on_row=stop_on_system_failure)
     rows: list[Measurement] = []
     elapsed: dict[str, float] = {}
     unreadable_pairs: list[str] = []
-    total = len(pair_list) * len(systems)
-    done = 0
-    for pair in pair_list:
-        unreadable = None
-        run_s: dict[int, float] = {}  # model time of this pair per model: its outputs share one run
-        for name, system, output in systems:
-            if unreadable is not None:  # the pair itself cannot be read: every system's rows say so
-                rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable)
-                            for key in metric_keys)
-                done += 1
-                continue
-            yield Progress(done / total, f"{pair.name}: {name}")
-            # One pair x system through the same function `workbench batch evaluate` runs in its workers.
-            key = system.info.id if isinstance(system, Enhancer) else name
-            task = item.evaluate_task(done, pair, key, dnsmos=dnsmos, metrics=wanted, dnsmos_fast=dnsmos_fast,
-                                      output=output, speech_only=speech_only)
-            row = yield from rescaled(item.evaluate_item(task, system if isinstance(system, Enhancer) else None,
-                                                    {"spec": name, "id": name}),
-                                      done / total, 1.0 / total, "")
-            if row["status"] == "failed":
-                if row["failed_in"] != "read":
-                    raise WorkbenchError(row["reason"])  # a model or precomputed output that fails stops the run
-                # A pair that cannot be read is rows with the reason (and a warning), never a stopped run.
-                unreadable = _pair_problems(pair) or row["reason"]
-                unreadable_pairs.append(pair.name)
-                warnings.append(unreadable)
-                rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable)
-                            for key in metric_keys)
-                done += 1
-                continue
-            if isinstance(system, Enhancer):
-                model_s = run_s.setdefault(id(system), row["timings"]["model_s"])
-                elapsed[name] = elapsed.get(name, 0.0) + model_s
-            if system is None:
-                if row["alignment_problems"]:
-                    warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
-                                    + "; ".join(row["alignment_problems"]))
-                else:  # the alignment check names differing lengths itself
-                    mismatch = length_mismatch(row["clean_duration_s"], row["duration_s"])
-                    if mismatch:
-                        warnings.append(f"{pair.noisy}: {mismatch} than its clean reference {pair.clean.name}; "
-                                        "scored on the overlap only")
-            for key in metric_keys:
-                reason = row["metric_reasons"].get(key, "")
-                value = row["metrics"].get(key)
-                if value is None and not reason:
-                    reason = "not computed"
-                rows.append(Measurement(pair.name, name, key, value, METRIC_SPECS[key].unit, reason,
-                                        row["lag_samples"]))
-            done += 1
+    unreadable: dict[int, str] = {}  # pair index -> why it cannot be read
+    run_s: dict[tuple[int, int], float] = {}  # model time per pair and model: its outputs share one run
+    for i, row in enumerate(report.rows):
+        pair, name, system = named[i]
+        p = i // len(systems)
+        if p not in unreadable and row["status"] == "failed":
+            # Every system's rows of an unreadable pair carry the same reason (and one warning).
+            unreadable[p] = _pair_problems(pair) or row["reason"]
+            unreadable_pairs.append(pair.name)
+            warnings.append(unreadable[p])
+        if p in unreadable:
+            rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable[p])
+                        for key in metric_keys)
+            continue
+        if isinstance(system, Enhancer):
+            model_s = run_s.setdefault((p, id(system)), row["timings"]["model_s"])
+            elapsed[name] = elapsed.get(name, 0.0) + model_s
+        if system is None:
+            if row["alignment_problems"]:
+                warnings.append(f"{pair.clean}: may not be the clean version of {pair.noisy.name}: "
+                                + "; ".join(row["alignment_problems"]))
+            else:  # the alignment check names differing lengths itself
+                mismatch = length_mismatch(row["clean_duration_s"], row["duration_s"])
+                if mismatch:
+                    warnings.append(f"{pair.noisy}: {mismatch} than its clean reference {pair.clean.name}; "
+                                    "scored on the overlap only")
+        for key in metric_keys:
+            reason = row["metric_reasons"].get(key, "")
+            value = row["metrics"].get(key)
+            if value is None and not reason:
+                reason = "not computed"
+            rows.append(Measurement(pair.name, name, key, value, METRIC_SPECS[key].unit, reason,
+                                    row["lag_samples"]))
     if len(unreadable_pairs) == len(pair_list):
         where = pairs if isinstance(pairs, (str, Path)) else pair_list[0].noisy.parent
         raise WorkbenchError(f"{where}: none of the {len(pair_list)} pair(s) could be read; "
@@ -234,6 +241,20 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     yield Progress(1.0, "done")
     return EvaluationResult(rows, names, metric_keys, [p.name for p in pair_list], elapsed,
                             inputs=pair_inputs(pair_list), warnings=warnings, unreadable=unreadable_pairs)
+
+
+def _model_key(enhancer: Enhancer, models: dict[str, Enhancer]) -> str:
+    """The key ``enhancer`` runs under in ``models`` (its id; a second model with that id gets ``id#2``),
+    added there on first use."""
+    for key, held in models.items():
+        if held is enhancer:
+            return key
+    key, n = enhancer.info.id, 1
+    while key in models:
+        n += 1
+        key = f"{enhancer.info.id}#{n}"
+    models[key] = enhancer
+    return key
 
 
 def speech_only_note(settings: VadSettings) -> str:

@@ -35,9 +35,7 @@ from ..audio.loudness import measure, normalisation_gain, true_peak
 from ..audio.outputs import check_output_target
 from ..document.recording import Recording, Version, file_sha256
 from ..errors import WorkbenchError
-from ..measure.metrics import intrusive_keys
 from ..progress import Progress, run_to_end
-from ..views.figure import render_figure_source
 
 #: File suffix per export format (from the format table).
 SUFFIX = {name: BY_NAME[name].suffix for name in EXPORT_FORMATS}
@@ -370,6 +368,7 @@ def reference_record(reference: str | Path | None, metrics: dict[str, dict[str, 
     """
     if reference is None:
         return None
+    from ..measure.metrics import intrusive_keys  # not at import: `workbench enhance` measures nothing
 
     path = Path(reference)
     info = read_info(path)
@@ -508,6 +507,9 @@ def export_figure(recording: Recording, version: Version, path: str | Path, cfg,
     ensure_folder(path.parent)
     c = channel if channel < version.source.channels else 0
     title = kwargs.pop("title", f"{recording.name} — {version.name}")
+    # Imported here, not with the module: the enhance and batch paths that import this module draw nothing.
+    from ..views.figure import render_figure_source
+
     # render_figure_source itself writes through a temporary file and one rename.
     out, _views = render_figure_source(version.source, cfg, path, channel=c, title=title, width_px=width_px,
                                        height_px=height_px, settings=settings, partner=partner,

@@ -18,6 +18,11 @@ Definitions (sample counts at the native rate):
   ``residual_lag_samples`` is the lag of the compensated output against the input, normally 0; a
   non-zero value means the declared latency is wrong.
 * **RTF**: wall-clock processing time / audio duration, median over runs, single process, this machine.
+  That is the warm figure: the model is loaded and has run before. **Cold** (when the probe is given the
+  model's spec): a fresh Python process loads the model and enhances the same audio once, as a person's
+  next ``workbench enhance`` would (files in the OS cache, rewritten graphs in the model cache): its wall
+  time split into start-up (interpreter and imports), model load and first run, and ``cold_s / audio s``
+  beside the warm RTF.
 * **parameters**: torch modules found on the enhancer: ``Σ numel`` of unique parameters (and buffers are
   not counted); ONNX graphs: initializer elements plus floating-point ``Constant`` tensors
   (see :func:`onnx_parameter_count`).
@@ -29,16 +34,21 @@ Definitions (sample counts at the native rate):
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tarfile
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Generator
+from typing import Generator, Iterator
 
 import numpy as np
 
 from ..enhance.enhancer import Enhancer, EnhancerInfo, enhance, with_processing
-from ..progress import Progress, run_to_end
+from ..progress import Progress, rescaled, run_to_end
 from ..errors import ModelError
 from ..audio.correlation import estimate_lag
 from ..enhance.onnx_weights import onnx_parameter_count
@@ -59,7 +69,10 @@ class ProbeReport:
         declared_latency_samples, declared_causal: what the model says about itself.
         raw_delay_samples: delay of the raw streaming output (None for offline models).
         residual_lag_samples: lag of the engine's compensated output versus the input.
-        rtf: real-time factor (processing time / audio time), median of ``rtf_runs``.
+        rtf: real-time factor (processing time / audio time), median of ``rtf_runs`` (warm).
+        cold_s: seconds a fresh process took from its start to the enhanced audio of the RTF's input
+            (``None``: not measured); ``cold_start_s``, ``cold_load_s``, ``cold_first_run_s``: its parts
+            (interpreter and imports, model load, first enhancement).
         parameters: parameter count (None when the model's weights are not reachable).
         macs_per_second: MACs per second of audio (torch modules, onnxruntime graphs, another path's
             graphs, or the model's declaration; see the notes), else None.
@@ -84,6 +97,15 @@ class ProbeReport:
     processing: str
     block_samples: int
     notes: list[str] = field(default_factory=list)
+    cold_s: float | None = None
+    cold_start_s: float | None = None
+    cold_load_s: float | None = None
+    cold_first_run_s: float | None = None
+
+    @property
+    def cold_rtf(self) -> float | None:
+        """Cold seconds per audio second (start-up, load and first run together)."""
+        return None if self.cold_s is None else self.cold_s / self.rtf_audio_s
 
     @property
     def latency_ms(self) -> float:
@@ -93,6 +115,7 @@ class ProbeReport:
         d = asdict(self)
         d["latency_ms"] = self.latency_ms
         d["lookahead_ms"] = 1000.0 * self.lookahead_samples / self.sample_rate
+        d["cold_rtf"] = self.cold_rtf
         return d
 
 
@@ -255,45 +278,134 @@ def probe_rtf(enhancer: Enhancer, audio: np.ndarray | None = None, sample_rate: 
     return float(np.median(times)) / duration, duration
 
 
+#: The fresh process of :func:`probe_cold`: times its imports, the model's load and one enhancement.
+_COLD_CHILD = r"""
+import json, sys, time
+t_start = time.perf_counter()
+import numpy as np
+from workbench.core.enhance.enhancer import enhance, with_processing
+from workbench.core.enhance.registry import load_enhancer
+from workbench.core.progress import run_to_end
+spec, processing, path, rate = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+x = np.load(path)
+t_imported = time.perf_counter()
+enhancer = load_enhancer(spec)
+if processing:
+    enhancer = with_processing(enhancer, processing)
+t_loaded = time.perf_counter()
+run_to_end(enhance(enhancer, x, rate))
+t_done = time.perf_counter()
+print("COLD " + json.dumps({"imports_s": t_imported - t_start, "load_s": t_loaded - t_imported,
+                            "first_run_s": t_done - t_loaded}), flush=True)
+"""
+
+
+def probe_cold(spec: str, audio: np.ndarray, sample_rate: int, processing: str | None = None, *,
+               timeout_s: float = 600.0) -> Generator[Progress, None, dict]:
+    """The cold cost of a model: a fresh Python process loads ``spec`` (a built-in or plugin id, or a model
+    path, as ``workbench enhance -m`` takes it) and enhances ``audio`` (mono, ``sample_rate``) once.
+
+    Returns ``{"cold_s", "start_s", "load_s", "first_run_s"}`` in seconds: the process's wall time from
+    its launch to the enhanced audio (its exit, whose few milliseconds count too), the part before the
+    model load (interpreter start-up and imports), the load, and the first enhancement. A generator: it
+    yields while the child runs, and closing it ends the child.
+
+    Raises:
+        ModelError: the child failed (its last line of error output is the message).
+    """
+    x = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+    with tempfile.TemporaryDirectory(prefix="workbench-probe-") as tmp:
+        path = os.path.join(tmp, "audio.npy")
+        np.save(path, x)
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed package: byte code is kept
+        t0 = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", _COLD_CHILD, str(spec), processing or "", path,
+                                  str(int(sample_rate))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=env)
+        try:
+            while child.poll() is None:
+                if time.perf_counter() - t0 > timeout_s:
+                    raise ModelError(f"{spec}: the cold run took longer than {timeout_s:.0f} s")
+                yield Progress(0.0, f"{spec}: cold run in a fresh process")
+                time.sleep(0.05)
+            wall = time.perf_counter() - t0
+            out, err = child.communicate()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    line = [ln for ln in out.splitlines() if ln.startswith("COLD ")]
+    if child.returncode != 0 or not line:
+        last = (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+        raise ModelError(f"{spec}: the cold run failed: {last[:300]}")
+    got = json.loads(line[0][len("COLD "):])
+    return {"cold_s": wall, "start_s": wall - got["load_s"] - got["first_run_s"], "load_s": got["load_s"],
+            "first_run_s": got["first_run_s"]}
+
+
 # -------------------------------------------------------------------------------- size and compute
 
 
-def _torch_modules(obj, depth: int = 2) -> list:
-    """torch ``nn.Module`` s reachable from ``obj``'s attributes (``depth`` levels), outermost first."""
-    try:
-        import torch.nn as nn
-    except ImportError:  # torch is a dependency, but a size probe must not crash without it
-        return []
-    found, seen = [], set()
+#: Values the walker never looks into (a path or number is a leaf, an array's elements are no objects).
+_LEAVES = (str, bytes, int, float, Path, np.ndarray)
+
+
+def _reachable(obj, depth: int, stop=lambda o: False) -> Iterator:
+    """Every object reachable from ``obj`` through attributes, list and tuple items and dict values, at most
+    ``depth`` attribute levels down (a container's items sit at the container's level), each once,
+    outermost first. Leaves (:data:`_LEAVES`) and objects for which ``stop`` is true are yielded but not
+    entered (a torch module's own sub-modules are its business)."""
+    seen: set[int] = set()
 
     def visit(o, d):
         if id(o) in seen:
             return
         seen.add(id(o))
-        if isinstance(o, nn.Module):
-            found.append(o)
+        if isinstance(o, (list, tuple, dict)):  # a container's items sit at the container's level
+            for item in list(o.values() if isinstance(o, dict) else o):
+                yield from visit(item, d)
             return
-        if d == 0:
+        yield o
+        if d == 0 or isinstance(o, _LEAVES) or stop(o) or not hasattr(o, "__dict__"):
             return
-        attrs = vars(o) if hasattr(o, "__dict__") else {}
-        values = list(attrs.values())
-        for v in values:
-            if isinstance(v, (list, tuple)):
-                for item in v:
-                    visit(item, d - 1)
-            elif not isinstance(v, (str, bytes, int, float, np.ndarray)):
-                visit(v, d - 1)
+        for v in list(vars(o).values()):
+            yield from visit(v, d - 1)
 
-    visit(obj, depth)
-    return found
+    yield from visit(obj, depth)
+
+
+def _torch_modules(obj, depth: int = 2) -> list:
+    """torch ``nn.Module`` s reachable from ``obj`` (:func:`_reachable`), outermost first."""
+    try:
+        import torch.nn as nn
+    except ImportError:  # torch is a dependency, but a size probe must not crash without it
+        return []
+
+    def is_module(o):
+        return isinstance(o, nn.Module)
+
+    return [o for o in _reachable(obj, depth, is_module) if is_module(o)]
+
+
+def _onnx_sessions(obj, depth: int = 3) -> list:
+    """onnxruntime ``InferenceSession`` s reachable from ``obj`` (:func:`_reachable`)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+
+    def is_session(o):
+        return isinstance(o, ort.InferenceSession)
+
+    return [o for o in _reachable(obj, depth, is_session) if is_session(o)]
 
 
 def _onnx_paths(obj, depth: int = 2) -> list[Path]:
-    """ONNX files (or tarballs of them) reachable from ``obj``: onnxruntime sessions' model paths and
-    attributes holding paths ending in ``.onnx`` / ``.tar.gz``; plus ``runtime_files()`` of the
-    enhancer's module when it exposes one (how the DeepFilterNet3 adapter locates its tarball)."""
+    """ONNX files (or tarballs of them) reachable from ``obj`` (:func:`_reachable`): onnxruntime sessions'
+    model paths and values that are paths ending in ``.onnx`` / ``.tar.gz``; plus ``runtime_files()`` of
+    the enhancer's module when it exposes one (how the DeepFilterNet3 adapter locates its tarball)."""
     paths: list[Path] = []
-    seen = set()
 
     def add(p):
         p = Path(p)
@@ -301,26 +413,13 @@ def _onnx_paths(obj, depth: int = 2) -> list[Path]:
             if p.is_file() and p not in paths:
                 paths.append(p)
 
-    def visit(o, d):
-        if id(o) in seen:
-            return
-        seen.add(id(o))
+    for o in _reachable(obj, depth):
         if isinstance(o, (str, Path)):
             add(o)
-            return
+            continue
         mp = getattr(o, "_model_path", None)  # onnxruntime.InferenceSession keeps its file path here
         if isinstance(mp, str):
             add(mp)
-        if d == 0 or not hasattr(o, "__dict__"):
-            return
-        for v in vars(o).values():
-            if isinstance(v, (list, tuple)):
-                for item in v:
-                    visit(item, d - 1)
-            elif not isinstance(v, (bytes, int, float, np.ndarray)):
-                visit(v, d - 1)
-
-    visit(obj, depth)
     module = __import__(type(obj).__module__, fromlist=["_"])
     runtime_files = getattr(module, "runtime_files", None)
     if callable(runtime_files):
@@ -398,36 +497,6 @@ def count_macs_per_second(enhancer: Enhancer, seconds: float = 1.0) -> float | N
     with counter:
         _run(enhancer, probe_signal(sr, seconds))
     return counter.get_total_flops() / 2 / seconds
-
-
-def _onnx_sessions(obj, depth: int = 3) -> list:
-    """onnxruntime ``InferenceSession`` s reachable from ``obj`` (attributes, lists, dict values)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return []
-    found, seen = [], set()
-
-    def visit(o, d):
-        if id(o) in seen:
-            return
-        seen.add(id(o))
-        if isinstance(o, ort.InferenceSession):
-            found.append(o)
-            return
-        if d == 0 or isinstance(o, (str, bytes, int, float, np.ndarray)):
-            return
-        if isinstance(o, dict):
-            values = list(o.values())
-        elif isinstance(o, (list, tuple)):
-            values = list(o)
-        else:
-            values = list(vars(o).values()) if hasattr(o, "__dict__") else []
-        for v in values:
-            visit(v, d - 1)
-
-    visit(obj, depth)
-    return found
 
 
 def _onnx_graph_macs(model: bytes | str, feeds: dict[str, tuple[tuple[int, ...], np.dtype]]) -> float:
@@ -514,11 +583,13 @@ SLOW_STEP_S = 10.0
 
 
 def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: int | None = None,
-          rtf_runs: int = 3) -> Generator[Progress, None, ProbeReport]:
+          rtf_runs: int = 3, cold_spec: str | None = None) -> Generator[Progress, None, ProbeReport]:
     """Run every probe; a generator yielding :class:`Progress`, returning a :class:`ProbeReport`.
 
     Args:
         audio: mono speech used for the RTF (default: 5 s of :func:`probe_signal`), at ``sample_rate``.
+        cold_spec: how ``enhancer`` is loaded (its id or path); given, the cold cost is measured too
+            (:func:`probe_cold`, on the same audio).
 
     Raises:
         ModelError: the model failed while being probed.
@@ -551,7 +622,14 @@ def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: i
     if caus.reaches_start:
         notes.append("a late input change altered the output from the very first sample (unbounded look-ahead)")
     yield Progress(0.55, f"{info.name}: real-time factor")
+    if audio is None:
+        audio, sample_rate = probe_signal(info.sample_rate, 5.0), info.sample_rate
     rtf, dur = probe_rtf(enhancer, audio, sample_rate, rtf_runs)
+    cold = None
+    if cold_spec is not None:
+        yield Progress(0.7, f"{info.name}: cold run in a fresh process")
+        cold = yield from rescaled(probe_cold(cold_spec, audio, sample_rate,
+                                              info.processing if len(info.paths) > 1 else None), 0.7, 0.15)
     yield Progress(0.85, f"{info.name}: size")
     params, how = count_parameters(enhancer)
     notes.append(f"parameters: {how}")
@@ -580,7 +658,9 @@ def probe(enhancer: Enhancer, *, audio: np.ndarray | None = None, sample_rate: i
         latency_samples=int(latency), declared_latency_samples=int(info.latency_samples),
         declared_causal=info.causal, raw_delay_samples=raw, residual_lag_samples=residual, rtf=rtf,
         rtf_runs=rtf_runs, rtf_audio_s=dur, parameters=params, macs_per_second=macs,
-        processing=info.processing, block_samples=int(info.block_samples), notes=notes)
+        processing=info.processing, block_samples=int(info.block_samples), notes=notes,
+        cold_s=cold and cold["cold_s"], cold_start_s=cold and cold["start_s"], cold_load_s=cold and cold["load_s"],
+        cold_first_run_s=cold and cold["first_run_s"])
     yield Progress(1.0, f"{info.name}: done")
     return report
 
@@ -598,10 +678,15 @@ def format_report(report: ProbeReport) -> str:
         f"allowed {report.declared_latency_samples + report.block_samples - 1}",
         f"  latency:     {report.latency_samples} samples ({report.latency_ms:.1f} ms); declared "
         f"{report.declared_latency_samples}; residual lag after compensation {report.residual_lag_samples}",
-        f"  speed:       RTF {report.rtf:.3f} (median of {report.rtf_runs} runs on {report.rtf_audio_s:.1f} s)",
+        f"  speed:       RTF {report.rtf:.3f} warm (median of {report.rtf_runs} runs on {report.rtf_audio_s:.1f} s)",
         f"  parameters:  {params}",
         f"  compute:     {macs}",
     ]
+    if report.cold_s is not None:
+        lines.insert(4, f"  cold:        {report.cold_s:.2f} s in a fresh process = {report.cold_rtf:.3f} x the audio, "
+                        f"{report.cold_rtf / report.rtf:.1f}x the warm RTF (start-up {report.cold_start_s:.2f} s, "
+                        f"model load {report.cold_load_s:.2f} s, first run {report.cold_first_run_s:.2f} s)"
+                     if report.rtf > 0 else f"  cold:        {report.cold_s:.2f} s in a fresh process")
     lines += [f"  note: {n}" for n in report.notes]
     return "\n".join(lines)
 

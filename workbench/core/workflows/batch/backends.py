@@ -11,8 +11,12 @@ yields the same rows; they differ only in where the model lives:
   A worker that dies (killed, out of memory, a crash in a native decoder) breaks the pool; the pool is
   rebuilt and the items that were running are retried one at a time, so the file that kills a worker
   alone gets a failed row and the others finish.
-* ``ray`` (:func:`run_ray`): Ray Data, ``ray.data.from_items(tasks).map_batches(RayItemActor,
-  compute=ActorPoolStrategy(size=workers))`` — an actor per worker loads the models once. With an
+* ``ray`` (:func:`run_ray`): ``workers`` Ray actors (:class:`RayItemActor`), each loading every model of
+  the batch once and then running the items the driver hands it, one at a time (the driver keeps each
+  actor busy with ``ray.wait``). Plain actors rather than a Ray Data pipeline: Ray Data's executor added
+  scheduling cost per item and processes per run that a corpus of short files paid for. An actor that
+  dies is restarted (models loaded again) and its item run once more; an item that kills its actor twice
+  gets a failed row, and the others finish. With an
   ``address`` (``auto`` or ``HOST:PORT``) it joins that cluster; without, it starts a local Ray sized to
   ``workers``, bound to 127.0.0.1, without dashboard and with usage reporting off.
 
@@ -28,9 +32,7 @@ import os
 import signal
 import sys
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 from ...audio.audio_io import remove_live_temp_files, sweep_stale_temp_files
 from ...enhance.enhancer import Enhancer
@@ -38,6 +40,9 @@ from ...enhance.registry import load_enhancer
 from ...progress import Progress, run_to_end
 from ...errors import Cancelled, WorkbenchError
 from .item import _base_row, model_identity, run_task
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 BACKENDS = ("local", "ray")
 THREAD_VARIABLES = ("WORKBENCH_THREADS", "OMP_NUM_THREADS")
@@ -150,7 +155,11 @@ def _stop_pool(executor: ProcessPoolExecutor) -> None:
 def run_local(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int, threads: int = 1,
               should_stop: Callable[[], bool] | None = None, poll_s: float = 0.2) -> Iterator[dict]:
     """Run tasks on ``workers`` spawned processes; yields rows as they finish (any order)."""
+    # Imported here: `workbench enhance` drives its files through the serial backend of this module and
+    # should not load the process pool's machinery (multiprocessing, its queues) at start-up.
     import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
 
@@ -165,11 +174,24 @@ def run_local(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int, t
     try:
         while queue or suspects or inflight:
             limit = 1 if suspects else 2 * workers
+            broken = False
             while len(inflight) < limit and (suspects or queue):
                 if suspects and inflight:
                     break
-                task = suspects.popleft() if suspects else queue.popleft()
-                inflight[pool.submit(_run_in_pool, task)] = task
+                from_suspects = bool(suspects)
+                task = suspects.popleft() if from_suspects else queue.popleft()
+                try:
+                    inflight[pool.submit(_run_in_pool, task)] = task
+                except BrokenProcessPool:
+                    # a worker died between two hand-outs: this task never started; those in flight are
+                    # suspects like any lost with a worker
+                    (suspects if from_suspects else queue).appendleft(task)
+                    broken = True
+                    break
+            if broken and not inflight:
+                _stop_pool(pool)
+                pool = new_pool()
+                continue
             done, _ = wait(list(inflight), timeout=poll_s, return_when=FIRST_COMPLETED)
             if should_stop is not None and should_stop():
                 raise Cancelled("cancelled on request")
@@ -200,20 +222,36 @@ def run_local(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int, t
 
 
 class RayItemActor:
-    """Ray Data callable class: loads the batch's models once per actor, then runs one task per row."""
+    """A Ray actor holding the batch's models (loaded once, in its constructor); :meth:`run` runs one task.
+
+    Tasks and rows travel as JSON text, as in the manifest (a row that JSON cannot hold fails here, loudly).
+    """
 
     def __init__(self, specs: Sequence[str], threads: int):
         self.worker = _Worker(specs, threads)
 
-    def __call__(self, batch: dict) -> dict:
-        rows = [self.worker.run(json.loads(str(t))) for t in batch["task"]]
-        return {"row": [json.dumps(r, allow_nan=False) for r in rows]}
+    def ready(self) -> dict:
+        """Answered once the models are loaded: ``{"pid", "peak_rss_mib"}`` of this actor's process."""
+        from .item import peak_rss_mib
+
+        return {"pid": os.getpid(), "peak_rss_mib": peak_rss_mib()}
+
+    def run(self, task: str) -> str:
+        return json.dumps(self.worker.run(json.loads(task)), allow_nan=False)
+
+
+def ray_actors(specs: Sequence[str], workers: int, threads: int) -> list:
+    """``workers`` :class:`RayItemActor` handles on the connected Ray. One that dies is restarted (its
+    models loaded again) and the item it was running is run once more, as the local pool does."""
+    import ray
+
+    remote = ray.remote(num_cpus=threads, max_restarts=-1, max_task_retries=1)(RayItemActor)
+    return [remote.remote(list(specs), threads) for _ in range(workers)]
 
 
 def ray_available() -> bool:
     try:
         import ray  # noqa: F401
-        import ray.data  # noqa: F401
     except ImportError:
         return False
     return True
@@ -238,7 +276,11 @@ def start_or_join_ray(address: str | None, *, num_cpus: int, env_vars: Mapping[s
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+            # No idle workers started ahead for this driver: every worker here is an actor with its own
+            # process, and on a small machine the spare interpreters only slowed the start (about 5 s of
+            # 15-19 s on 2 cores, bench/bench_batch.py).
+            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1",
+                     _system_config={"prestart_worker_first_driver": False}, **kwargs)
     except Exception as exc:
         where = address or "a local Ray instance"
         raise WorkbenchError(f"could not start or join {where}: {' '.join(str(exc).split())}") from None
@@ -247,7 +289,7 @@ def start_or_join_ray(address: str | None, *, num_cpus: int, env_vars: Mapping[s
 
 def run_ray(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int | None, threads: int = 1,
             address: str | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
-    """Run tasks on Ray Data actors; yields rows as they finish (any order).
+    """Run tasks on Ray actors (:class:`RayItemActor`); yields rows as they finish (any order).
 
     Raises:
         WorkbenchError: Ray is not installed, the cluster cannot be reached, or Ray gave up on a task.
@@ -256,36 +298,45 @@ def run_ray(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int | No
     if not ray_available():
         raise WorkbenchError("the ray backend needs Ray: pip install 'speech-enhancement-workbench[cluster]'")
     import ray
-    import ray.data
 
     started_here = start_or_join_ray(address, num_cpus=max(1, (workers or 1) * threads),
                                      env_vars={var: str(threads) for var in THREAD_VARIABLES})
     try:
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        for attr in ("print_on_execution_start", "enable_rich_progress_bars"):
-            if hasattr(ctx, attr):
-                setattr(ctx, attr, False)
-        items = [{"task": json.dumps(t, allow_nan=False)} for t in tasks]
-        if not items:
+        if not tasks:
             return
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        out = ds.map_batches(RayItemActor, fn_constructor_kwargs={"specs": list(specs), "threads": threads},
-                             batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads)
+        actors = ray_actors(specs, max(1, min(workers, len(tasks))), threads)
+        queue = deque(tasks)
+        idle = list(actors)
+        inflight: dict = {}  # object ref -> (actor, task)
         try:
-            for rec in out.iter_rows():
-                yield json.loads(rec["row"])
+            while queue or inflight:
+                while idle and queue:
+                    actor, task = idle.pop(), queue.popleft()
+                    inflight[actor.run.remote(json.dumps(task, allow_nan=False))] = (actor, task)
+                done, _ = ray.wait(list(inflight), num_returns=1, timeout=0.2)
+                for ref in done:
+                    actor, task = inflight.pop(ref)
+                    idle.append(actor)
+                    try:
+                        row = json.loads(ray.get(ref))
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                        # The actor died under this item twice (Ray restarted it and ran the item again).
+                        row = _base_row(task, None)
+                        row["reason"] = f"{task['input']}: {LOST_WORKER_REASON}"
+                    yield row
                 if should_stop is not None and should_stop():
                     raise Cancelled("cancelled on request")
-        except (Cancelled, GeneratorExit, KeyboardInterrupt):
+        except (Cancelled, GeneratorExit, KeyboardInterrupt, WorkbenchError):
             raise
         except Exception as exc:
             text = " ".join(str(exc).split())
             raise WorkbenchError(f"Ray stopped the batch ({text[:300]}); finished rows are in the manifest, "
                                  "rerun with --resume") from None
+        finally:
+            for actor in actors:  # also on a cluster this run only joined: its actors end with it
+                ray.kill(actor)
     finally:
         if started_here:
             ray.shutdown()

@@ -1,21 +1,21 @@
 """Enhancing a list of files with one model in this process and exporting the results (the batch dialog).
 
-Each file is one item of the batch pipeline (:func:`~workbench.core.workflows.batch.item.enhance_item`), so
+The files are one batch of the batch pipeline (planner, driver, serial backend, per-item function), so
 names, options and provenance agree with ``workbench batch enhance``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator, Sequence
 
 from ...enhance.enhancer import Enhancer
-from ...progress import Progress, rescaled
-from ..export import SUFFIX, check_format, file_tag
-from . import item
-from .item import EnhanceSettings, enhance_task, model_identity
+from ...progress import Progress
+from ..export import check_format, file_tag
+from .item import EnhanceSettings, model_identity
+from .pipeline import run_batch
+from .plan import InputFile, enhance_tasks
 
 
 @dataclass
@@ -25,18 +25,21 @@ class BatchSummary:
     Attributes:
         succeeded: ``(input file, written files)`` per file that worked.
         failed: ``(input file, one-line reason)`` per file that did not.
+        skipped: ``(input file, why)`` per file left alone (an earlier output of the same model).
         elapsed_s: wall time.
     """
 
     succeeded: list[tuple[Path, list[Path]]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
     elapsed_s: float = 0.0
 
     @property
     def text(self) -> str:
-        lines = [f"{len(self.succeeded)} of {len(self.succeeded) + len(self.failed)} files enhanced "
-                 f"in {self.elapsed_s:.1f} s"]
+        total = len(self.succeeded) + len(self.failed) + len(self.skipped)
+        lines = [f"{len(self.succeeded)} of {total} files enhanced in {self.elapsed_s:.1f} s"]
         lines += [f"FAILED {p}: {why}" for p, why in self.failed]
+        lines += [f"SKIPPED {p}: {why}" for p, why in self.skipped]
         return "\n".join(lines)
 
 
@@ -47,43 +50,36 @@ def export_batch(files: Sequence[str | Path], enhancer: Enhancer, out_dir: str |
     """Enhance every file with ``enhancer`` and export the result into ``out_dir``.
 
     A generator: yields :class:`Progress` (overall fraction over all files), returns a
-    :class:`BatchSummary`. A file that fails (unreadable, model error, target exists ...) is recorded
-    with its reason and the batch goes on. ``should_stop`` is polled between steps; when it returns
-    True the batch raises :class:`Cancelled`. Sources are only read. Each file goes through
-    :func:`~workbench.core.workflows.batch.item.enhance_item` (the per-item function of ``workbench batch``);
-    ``spec`` is what the model was loaded from (catalogue id or file path; stored in the provenance).
+    :class:`BatchSummary`. The files are planned and run as one batch of ``workbench batch enhance``
+    (:func:`~workbench.core.workflows.batch.plan.enhance_tasks`, then
+    :func:`~workbench.core.workflows.batch.pipeline.run_batch` on its serial backend, with the model this
+    process holds, without a manifest): the same names, options and provenance. A file that fails
+    (unreadable, model error, an output that exists without ``overwrite`` ...) is recorded with its reason
+    and the batch goes on. ``should_stop`` is polled between steps; when it returns True the batch raises
+    :class:`Cancelled`. Sources are only read; a file listed twice is enhanced once. ``spec`` is what the
+    model was loaded from (catalogue id or file path; stored in the provenance).
     """
     fmt, sub = check_format(format, subtype)
-    files = [Path(f) for f in files]
-    out_dir = Path(out_dir)
-    summary = BatchSummary()
-    t0 = time.perf_counter()
-    n = max(len(files), 1)
-    outs = enhancer.info.outputs
-    tag = file_tag(enhancer.info.id)
-    names = [("enhanced", tag)] if len(outs) == 1 else [(o, f"{tag}.{file_tag(o)}") for o in outs]
-    if residual:
-        names += [("residual" if len(outs) == 1 else f"{o}.residual", f"{t}.residual") for o, t in names]
+    inputs: list[InputFile] = []
+    for f in map(Path, files):
+        if all(f.absolute() != i.path.absolute() for i in inputs):
+            inputs.append(InputFile(f, f.parent))
+    key = spec if spec is not None else enhancer.info.id
     settings = EnhanceSettings(format=fmt, subtype=sub, rate=rate, residual=residual, repair=repair)
-    identity = model_identity(enhancer, spec)
-    for i, f in enumerate(files):
-        yield Progress(i / n, f"{f.name}: opening ({i + 1}/{len(files)})")
-        outputs = [{"name": name, "path": str(out_dir / f"{f.stem}.{t}{SUFFIX[fmt]}")} for name, t in names]
-        # Check targets before spending model time on a file that cannot be written.
-        existing = [o["path"] for o in outputs if Path(o["path"]).exists()]
-        if existing and not overwrite:
-            summary.failed.append((f, f"{existing[0]}: already exists (use --overwrite to replace it)"))
-            continue
-        # The batch pipeline's per-item function (as `workbench batch`), which runs the model through
-        # Recording.enhance (as the Models panel and `workbench enhance`): same provenance and names.
-        task = enhance_task(i, f, spec if spec is not None else enhancer.info.id, outputs, settings,
-                            overwrite=overwrite)
-        row = yield from rescaled(item.enhance_item(task, enhancer, identity, should_stop=should_stop), i / n, 1.0 / n,
-                                  "", should_stop)
+    # Outputs that exist already are refused here (a person confirms replacing them), not kept as an earlier
+    # run's: the dialog has no manifest to resume from.
+    tasks = enhance_tasks(inputs, out_dir, [(key, file_tag(enhancer.info.id), list(enhancer.info.outputs))],
+                          settings, overwrite=overwrite, refuse_existing=True)
+    report = yield from run_batch(tasks, backend="serial", models={key: enhancer},
+                                  identities={key: model_identity(enhancer, spec)}, should_stop=should_stop)
+    summary = BatchSummary(elapsed_s=report.elapsed_s)
+    for row in report.rows:
+        path = Path(row["input"])
         if row["status"] == "done":
-            summary.succeeded.append((f, [Path(o["path"]) for o in row["outputs"]]))
+            summary.succeeded.append((path, [Path(o["path"]) for o in row["outputs"]]))
+        elif row["status"] == "skipped":
+            summary.skipped.append((path, row["reason"]))
         else:
-            summary.failed.append((f, row["reason"]))
-    summary.elapsed_s = time.perf_counter() - t0
+            summary.failed.append((path, row["reason"]))
     yield Progress(1.0, f"done: {len(summary.succeeded)} ok, {len(summary.failed)} failed")
     return summary

@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Callable, Generator, Mapping
 
 import numpy as np
 
@@ -43,11 +43,11 @@ from ...enhance.editing import Strength
 from ...enhance.enhancer import Enhancer, enhance
 from ...enhance.level import clipping_problem
 from ...errors import Cancelled, WorkbenchError
-from ...measure.metrics import failed, intrusive_keys, reference_free_keys
-from ...measure.scoring import Scores, load_mono, score_signal, speech_only
-from ...measure.vad import VadSettings, detect_speech
 from ...progress import Progress, rescaled
 from ..export import LOSSY, export_rate, provenance_comment, write_export_audio
+
+if TYPE_CHECKING:
+    from ...measure.vad import VadSettings
 
 #: System names of an evaluation besides model specs: the unprocessed input, and precomputed outputs
 #: ``file:TAG`` found next to the pairs.
@@ -377,6 +377,8 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         scratch_files.close()  # every output is written: the model's scratch files go now, not after scoring
         t_write = time.perf_counter()
         if settings.dnsmos:
+            from ...measure.scoring import score_signal  # the metric stack loads only for runs that score
+
             sc = score_signal(version.source.read_all(), src.sample_rate, dnsmos=True)
             row["metrics"].update({k: m.value for k, m in sc.metrics.items()})
         row["status"] = "done"
@@ -476,6 +478,11 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     row = _base_row(task, identity)
     row.update(pair=task["pair"], clean=task["clean"], clean_sha256=None, lag_samples=None, metric_reasons={},
                clean_duration_s=None, alignment_problems=None, failed_in=None, output=task.get("output"))
+    # The metric stack loads with the first scored item, not with `workbench enhance` (start-up).
+    from ...measure.metrics import failed, intrusive_keys, reference_free_keys
+    from ...measure.scoring import Scores, load_mono, score_signal, speech_only
+    from ...measure.vad import VadSettings, detect_speech
+
     stage = "read"
     wanted = list(intrusive_keys() if task["settings"]["metrics"] is None else task["settings"]["metrics"])
     keys = wanted + (list(reference_free_keys()) if task["settings"]["dnsmos"] else [])
@@ -549,9 +556,6 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
     return row
 
 
-ITEM_FUNCTIONS = {"enhance": enhance_item, "evaluate": evaluate_item}
-
-
 def run_task(task: Mapping, models: Mapping[str, Enhancer], identities: Mapping[str, dict] | None = None,
              *, should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, dict]:
     """Dispatch a task to its item function with the model it names (``models[task["model"]]``)."""
@@ -561,5 +565,5 @@ def run_task(task: Mapping, models: Mapping[str, Enhancer], identities: Mapping[
         row = _base_row(task, identities.get(task["model"]))
         row["reason"] = f"model {task['model']!r} is not loaded in this worker"
         return row
-    return (yield from ITEM_FUNCTIONS[task["kind"]](task, enhancer, identities.get(task["model"]),
-                                                    should_stop=should_stop))
+    item_function = enhance_item if task["kind"] == "enhance" else evaluate_item
+    return (yield from item_function(task, enhancer, identities.get(task["model"]), should_stop=should_stop))

@@ -24,6 +24,8 @@ from ...audio.formats import READ_SUFFIXES, format_named
 from ...audio.outputs import plan_batch_outputs
 from ...errors import WorkbenchError
 from ...jsonfile import JsonFileError, read_text
+from ..export import file_tag
+from .item import EnhanceSettings, enhance_task
 
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 CSV_PATH_COLUMNS = ("path", "input", "file", "filename")
@@ -133,7 +135,7 @@ def output_name(stem: str, model_tag: str, output: str | None, fmt: str) -> str:
 
 
 def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Sequence[tuple[str, str, Sequence[str]]],
-                 *, fmt: str = "WAV", residual: bool = False) -> list[list[dict]]:
+                 *, fmt: str = "WAV", residual: bool = False, refuse_existing: bool = False) -> list[list[dict]]:
     """Name every output of the batch with the project's planner
     (:func:`workbench.core.audio.outputs.plan_batch_outputs`), one call per mirrored sub folder and model.
 
@@ -144,8 +146,10 @@ def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Seque
     Returns:
         ``plan[i][m]``: ``{"outputs": [{"name", "path"}], "skip": str | None, "error": str | None}`` for
         input ``i`` with model ``m``. ``skip``: the input is an earlier output of that model; ``error``: an
-        output would be an input of the batch or is not a regular file. Colliding names (``x.wav`` and
-        ``x.flac``) get distinct names (``x-wav.<tag>``, ``x-flac.<tag>``).
+        output would be an input of the batch or is not a regular file (or, with ``refuse_existing``,
+        exists). Colliding names (``x.wav`` and ``x.flac``) get distinct names (``x-wav.<tag>``,
+        ``x-flac.<tag>``). With ``residual`` every output gets its residual: ``<tag>.residual`` (name
+        ``residual``) for one output, ``<tag>.<output>.residual`` (name ``<output>.residual``) for several.
     """
     out_dir = Path(out_dir)
     ext = format_named(fmt).suffix
@@ -157,13 +161,35 @@ def plan_outputs(inputs: Sequence[InputFile], out_dir: str | Path, models: Seque
     for rel, members in groups.items():
         for m, (_key, tag, outputs) in enumerate(models):
             several = len(outputs) > 1
-            names = [(o if several else "enhanced", f"{tag}.{o}" if several else tag) for o in outputs]
+            names = [(o if several else "enhanced", f"{tag}.{file_tag(o)}" if several else tag) for o in outputs]
             if residual:
-                names.append(("residual", f"{tag}.residual"))
+                names += [(f"{n}.residual" if several else "residual", f"{t}.residual") for n, t in names]
             planned = plan_batch_outputs([inputs[i].path for i in members], out_dir / rel,
-                                         tags=[t for _, t in names], suffix=ext, overwrite=True,
+                                         tags=[t for _, t in names], suffix=ext, overwrite=not refuse_existing,
                                          model_tag=tag, protect=every_input)
             for i, item in zip(members, planned):
                 plan[i][m] = {"outputs": [{"name": n, "path": str(t)} for (n, _), t in zip(names, item.targets)],
                               "skip": item.skip, "error": item.error}
     return plan
+
+
+def enhance_tasks(inputs: Sequence[InputFile], out_dir, models: Sequence[tuple[str, str, Sequence[str]]],
+                  settings: EnhanceSettings, *, overwrite: bool = False, refuse_existing: bool = False) -> list[dict]:
+    """Tasks for every input with every model (input-major order), outputs planned by :func:`plan_outputs`.
+
+    Args:
+        models: ``(model key, file tag, output names)`` per model (see :func:`plan_outputs`).
+        refuse_existing: an output that exists already fails its task (unless ``overwrite``), rather than
+            being kept as an earlier run's (what a resumable ``workbench batch`` does).
+    """
+    plan = plan_outputs(inputs, out_dir, models, fmt=settings.format, residual=settings.residual,
+                        refuse_existing=refuse_existing and not overwrite)
+    tasks = []
+    for f, per_model in zip(inputs, plan):
+        for (key, _tag, _outs), planned in zip(models, per_model):
+            task = enhance_task(len(tasks), f.path, key, planned["outputs"], settings, overwrite=overwrite)
+            if planned["skip"] or planned["error"]:
+                task["planned"] = {"status": "skipped" if planned["skip"] else "failed",
+                                   "reason": planned["skip"] or planned["error"]}
+            tasks.append(task)
+    return tasks
