@@ -137,8 +137,9 @@ def run_sandboxed(function: Callable, *args, budget_s: float | None = None, what
 
 
 def _child_main(conn, spec: str, loader: Callable[[str], Enhancer], readable: tuple = ()) -> None:  # pragma: no cover - runs in the child process
-    """Load ``spec`` and serve requests: ``("offline", audio)``, ``("stream", sid)``, ``("process", sid,
-    block)``, ``("close_stream", sid)``, ``("close",)``. Replies ``("ok", value)`` or ``("error", text)``."""
+    """Load ``spec`` and serve requests: ``("offline", audio)``, ``("stream", sid)``, ``("offline_stream",
+    sid)``, ``("begin_pass", sid, index, frames)``, ``("process", sid, block)``, ``("close_stream", sid)``,
+    ``("close",)``. Replies ``("ok", value)`` or ``("error", text)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
     global _IN_WORKER
     _IN_WORKER = True
@@ -165,6 +166,15 @@ def _child_main(conn, spec: str, loader: Callable[[str], Enhancer], readable: tu
                 result = enh.process_offline(msg[1])
             elif op == "stream":
                 streams[msg[1]] = enh.new_stream()
+                result = None
+            elif op == "offline_stream":  # the offline path as a stream that carries the model's state
+                stream = enh.new_offline_stream()
+                result = None
+                if stream is not None:
+                    streams[msg[1]] = stream
+                    result = (int(getattr(stream, "passes", 1)), getattr(stream, "latency_samples", None))
+            elif op == "begin_pass":
+                streams[msg[1]].begin_pass(msg[2], msg[3])
                 result = None
             elif op == "process":
                 result = streams[msg[1]].process(msg[2])
@@ -203,9 +213,16 @@ class _IsolatedStream(EnhancerStream):
         self.owner, self.sid, self.generation = owner, sid, generation
         self.closed = False
 
-    def process(self, block: np.ndarray) -> np.ndarray:
+    def _check(self) -> None:
         if self.generation != self.owner._generation:
             raise ModelError(f"model {self.owner.info.id!r}: its process was restarted; start the run again")
+
+    def begin_pass(self, index: int, frames: int) -> None:
+        self._check()
+        self.owner._call(("begin_pass", self.sid, int(index), int(frames)), 0)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        self._check()
         return self.owner._call(("process", self.sid, np.asarray(block, np.float32)), len(block))
 
     def close(self) -> None:
@@ -368,6 +385,18 @@ class IsolatedEnhancer(Enhancer):
             sid = next(self._sids)
             self._call(("stream", sid), 0)
             return _IsolatedStream(self, sid, self._generation)
+
+    def new_offline_stream(self) -> EnhancerStream | None:
+        """The model's state-carrying offline stream, run in the worker (``None`` when it has none), so a
+        model gives the same result isolated as in process."""
+        with self._lock:
+            sid = next(self._sids)
+            got = self._call(("offline_stream", sid), 0)
+            if got is None:
+                return None
+            stream = _IsolatedStream(self, sid, self._generation)
+            stream.passes, stream.latency_samples = got
+            return stream
 
     def call_in_worker(self, function: str, *args, budget_s: float = CALL_BUDGET_BASE_S):
         """Run ``function(model, *args)`` in the worker (``"workbench.core.workflows.probes:count_macs_per_second"``),
