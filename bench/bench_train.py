@@ -30,7 +30,6 @@ from pathlib import Path
 
 
 def one(arch: str, batch: int, seconds: float, steps: int, threads: int) -> dict:
-    import resource
 
     import torch
 
@@ -47,29 +46,38 @@ def one(arch: str, batch: int, seconds: float, steps: int, threads: int) -> dict
     gen = torch.Generator().manual_seed(1)
     clean = 0.1 * torch.randn(batch, n, generator=gen)
     noisy = clean + 0.05 * torch.randn(batch, n, generator=gen)
-    times, cpu = [], []
-    for i in range(steps + 1):
-        t0, c0 = time.perf_counter(), time.process_time()
+    def step():
         spec, est_spec, est = run_network(net, noisy)
         loss = gtcrn_hybrid(LossBatch(est, clean, noisy, est_spec, stft(clean), spec))
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+    return timed_steps(arch, net, step, steps, batch * seconds)
+
+
+def timed_steps(arch: str, net, step, steps: int, audio_s: float) -> dict:
+    """Run ``step`` ``steps + 1`` times (the first untimed); the medians of wall and CPU time per step, the
+    audio seconds per second of each, the trainable parameters and the peak RSS."""
+    import resource
+
+    times, cpu = [], []
+    for i in range(steps + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()
         if i:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
     step_s = statistics.median(times)
     cpu_s = statistics.median(cpu)
     return {"arch": arch, "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
-            "step_s": step_s, "audio_s_per_s": batch * seconds / step_s, "cpu_s": cpu_s,
-            "audio_s_per_cpu_s": batch * seconds / cpu_s,
+            "step_s": step_s, "audio_s_per_s": audio_s / step_s, "cpu_s": cpu_s,
+            "audio_s_per_cpu_s": audio_s / cpu_s,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def authors(repo: str, batch: int, seconds: float, steps: int, threads: int) -> dict:
     """The authors' step (see the module docstring), timed like :func:`one`."""
-    import resource
-
     import torch
 
     sys.path.insert(0, repo)
@@ -89,24 +97,15 @@ def authors(repo: str, batch: int, seconds: float, steps: int, threads: int) -> 
     window = torch.hann_window(512).pow(0.5)
     noisy_spec, clean_spec = (torch.view_as_real(torch.stft(x, 512, 256, 512, window, return_complex=True))
                               for x in (noisy, clean))
-    times, cpu = [], []
-    for i in range(steps + 1):
-        t0, c0 = time.perf_counter(), time.process_time()
+    def step():
         est = net(noisy_spec)
         loss = loss_fn(est, clean_spec)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 3.0)
         opt.step()
-        if i:
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-    step_s = statistics.median(times)
-    cpu_s = statistics.median(cpu)
-    return {"arch": "authors", "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
-            "step_s": step_s, "audio_s_per_s": batch * seconds / step_s, "cpu_s": cpu_s,
-            "audio_s_per_cpu_s": batch * seconds / cpu_s,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    return timed_steps("authors", net, step, steps, batch * seconds)
 
 
 def main() -> None:

@@ -752,15 +752,7 @@ def scratch_file_beside(path: str | os.PathLike) -> Iterator[Path]:
     SIGTERM/SIGINT while the main thread is inside it, and (having the atomic writer's temporary name) by
     the next run's sweep when SIGKILL left it behind."""
     path = Path(path)
-    ensure_folder(path.parent)
-    sweep_stale_temp_files(path.parent)
-    with _temp_files_removed_on_signal():
-        try:
-            tmp = temp_file_beside(path)
-        except OSError as exc:
-            raise WorkbenchError(f"{path}: no scratch file could be made beside it ({exc.strerror or exc})") from None
-        with _LIVE_LOCK:
-            _LIVE_TEMPS.add(os.fspath(tmp))
+    with _registered_temp_beside(path, "no scratch file could be made beside it") as tmp:
         try:
             yield tmp
         finally:
@@ -1085,16 +1077,26 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False,
             cannot be made, or the write failed.
     """
     path = check_output_target(path, inputs=protect, overwrite=overwrite)
+    with _registered_temp_beside(path, "could not be written") as tmp:
+        yield from _write_then_rename(path, tmp, protect, overwrite)
+
+
+@contextlib.contextmanager
+def _registered_temp_beside(path: Path, failure: str) -> Iterator[Path]:
+    """A temporary file beside ``path`` with the atomic writer's name, known to the signal handler (which
+    removes it on SIGTERM/SIGINT while the main thread is inside the block) after the folder's stale
+    temporary files of dead writers were swept. ``failure`` words the one line when none can be made;
+    the caller removes the file and forgets it."""
     ensure_folder(path.parent)
     sweep_stale_temp_files(path.parent)
     with _temp_files_removed_on_signal():
         try:
             tmp = temp_file_beside(path)
         except OSError as exc:
-            raise WorkbenchError(f"{path}: could not be written ({exc.strerror or exc})") from None
+            raise WorkbenchError(f"{path}: {failure} ({exc.strerror or exc})") from None
         with _LIVE_LOCK:
             _LIVE_TEMPS.add(os.fspath(tmp))
-        yield from _write_then_rename(path, tmp, protect, overwrite)
+        yield tmp
 
 
 def _write_then_rename(path: Path, tmp: Path, protect, overwrite: bool) -> Iterator[Path]:
