@@ -66,11 +66,13 @@ class _Recording(EnhancerStream):
 
     def __init__(self, inner, log):
         self.inner, self.log = inner, log
+        self.slept = False
 
     def process(self, block):
         self.log.append(gc.get_freeze_count())
         if _Recording.slow_first:
             _Recording.slow_first = False
+            self.slept = True
             time.sleep(0.3)
         return self.inner.process(block)
 
@@ -91,8 +93,8 @@ def test_a_live_run_holds_the_collector_and_warms_the_model_before_the_first_blo
     assert gc.get_freeze_count() == 0
     y = drive_callback(engine, probe_signal(16000, 1.0), realtime=True)
     assert np.isfinite(y).all()
-    # the slow first call went to a throwaway stream before the device opened: no block was late
-    assert engine.dropped == 0, f"{engine.dropped} blocks played dry"
+    # the slow first call went to a throwaway stream before the device opened, not to the run's own
+    assert not _Recording.slow_first and not engine._chain.stream.slept
     assert log and min(log[len(log) // 2:]) > 0  # the run's own calls saw the collector held
     assert gc.get_freeze_count() == 0  # and the run gave it back
 
@@ -132,19 +134,22 @@ def _drive_in_bursts(engine: LiveEngine, mic: np.ndarray, burst: int) -> None:
         engine._abort()
 
 
-@pytest.mark.parametrize("headroom", [0, 1])
-def test_bursts_of_callbacks_are_seen_and_the_headroom_they_need_is_named(headroom):
+def test_bursts_of_callbacks_are_seen_and_the_headroom_they_need_is_named():
+    """Callbacks in pairs: with no headroom the second block of a pair is asked for before its input could
+    be processed, and the engine names the headroom that avoids it; with that headroom far fewer blocks
+    are late (the comparison is in one run, so a loaded machine slows both alike)."""
     wiener = load_enhancer("wiener").for_rate(16000)
     adm = admit(wiener, 16000, 160, check_causality=False, check_cost=False)
-    engine = LiveEngine(LiveConfig(rate=16000, block=160, headroom_blocks=headroom), adm)
-    _drive_in_bursts(engine, probe_signal(16000, 1.5), burst=2)
-    stats = engine.stats()
-    assert stats.burst_blocks >= 2  # a loaded machine may run two pairs together
-    blocks = 1.5 * 16000 // 160
-    if headroom == 0:
-        # the second block of each pair is asked for before its input could have been processed
-        assert engine.dropped > 0.15 * blocks
-        assert any(f"headroom of {stats.burst_blocks - 1} block" in n for n in stats.notes), stats.notes
-    else:
-        assert engine.dropped < 0.05 * blocks, f"{engine.dropped} of {blocks} blocks late"
-        assert not stats.notes
+    x = probe_signal(16000, 1.5)
+    blocks = len(x) // 160
+    runs = {}
+    for headroom in (0, 1):
+        engine = LiveEngine(LiveConfig(rate=16000, block=160, headroom_blocks=headroom), adm)
+        _drive_in_bursts(engine, x, burst=2)
+        runs[headroom] = (engine.dropped, engine.stats())
+    dropped0, stats0 = runs[0]
+    dropped1, _ = runs[1]
+    assert stats0.burst_blocks >= 2  # a loaded machine may run two pairs together
+    assert dropped0 > 0.15 * blocks
+    assert any(f"headroom of {stats0.burst_blocks - 1} block" in n for n in stats0.notes), stats0.notes
+    assert dropped1 < dropped0 / 3, (dropped0, dropped1)
