@@ -1168,13 +1168,7 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
             container without one (Wave64, see ``AudioFormat.comments``).
     """
     path = Path(path)
-    if format is None:
-        format = OUTPUT_FORMATS.get(path.suffix.lower(), "WAV")
-    known = BY_NAME.get(format.upper())
-    container = known.container if known is not None else format
-    if not sf.check_format(container, subtype):
-        raise WorkbenchError(f"{path}: {format} cannot hold {subtype} samples; choose one of "
-                             f"{', '.join(_HOLDS.get(format.upper(), ()))}")
+    known, container = _output_container(path, format, subtype)
     audio = np.asarray(audio)
     if not np.all(np.isfinite(audio)):
         raise WorkbenchError(f"{path}: refusing to write audio that holds NaN or Inf samples")
@@ -1188,6 +1182,19 @@ def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: 
             for a in range(0, audio.shape[0], 1 << 16):  # blocks: no whole-file temporary in libsndfile's path
                 out.write(audio[a:a + (1 << 16)])
     return path
+
+
+def _output_container(path: Path, format: str | None, subtype: str):
+    """``(format table entry or None, libsndfile container)`` for writing ``subtype`` samples to ``path``
+    (the format named, else the one its suffix chooses, else WAV); one line when it cannot hold them."""
+    if format is None:
+        format = OUTPUT_FORMATS.get(path.suffix.lower(), "WAV")
+    known = BY_NAME.get(format.upper())
+    container = known.container if known is not None else format
+    if not sf.check_format(container, subtype):
+        raise WorkbenchError(f"{path}: {format} cannot hold {subtype} samples; choose one of "
+                             f"{', '.join(_HOLDS.get(format.upper(), ()))}")
+    return known, container
 
 
 def write_source_atomic(path: str | os.PathLike, source: AudioSource, *, subtype: str = "PCM_16",
@@ -1207,13 +1214,7 @@ def write_source_atomic(path: str | os.PathLike, source: AudioSource, *, subtype
         ``(path, clipped samples)``.
     """
     path = Path(path)
-    if format is None:
-        format = OUTPUT_FORMATS.get(path.suffix.lower(), "WAV")
-    known = BY_NAME.get(format.upper())
-    container = known.container if known is not None else format
-    if not sf.check_format(container, subtype):
-        raise WorkbenchError(f"{path}: {format} cannot hold {subtype} samples; choose one of "
-                             f"{', '.join(_HOLDS.get(format.upper(), ()))}")
+    known, container = _output_container(path, format, subtype)
     g = np.float32(gain)
     clipped = 0
     with atomic_output(path, overwrite=overwrite, protect=protect) as tmp:
