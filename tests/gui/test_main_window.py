@@ -117,7 +117,7 @@ def test_cursor_readout_matches_core(qtbot, window, shared_data):
     scene_pos = vb.mapViewToScene(vb.mapSceneToView(vb.sceneBoundingRect().center()))
     target = vb.mapSceneToView(scene_pos)
     with qtbot.waitSignal(window.view.readoutChanged, timeout=2000) as blocker:
-        window.view._on_mouse((scene_pos,))
+        window.view.gestures.on_mouse((scene_pos,))
     r = blocker.args[0]
     t = int(round(target.x() * sr / cfg.hop))
     k = int(round(target.y() * cfg.nfft / sr))

@@ -137,7 +137,7 @@ def test_repair_box_is_outlined_on_every_pane(qtbot, window, tmp_path, shared_da
     boxes = []
     window.view.boxSelected.connect(lambda *a: boxes.append(a))
     vb = window.view.panes["phase"].plot.getViewBox()   # dragged on the phase pane
-    window.view._on_box_selecting(vb, 1.0, 2.0, 1000.0, 3000.0, True)
+    window.view.gestures.on_box_selecting(vb, 1.0, 2.0, 1000.0, 3000.0, True)
     assert boxes and boxes[0][:2] == (1.0, 2.0)
     for name in PANES:
         box = window.view.panes[name].box

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QToolBar
 from ..core.views.registry import DEFAULT_MASK_BELOW_DB
 from ..core.views.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
-from .spectrogram import MAGNITUDE_COLORMAPS, DisplaySettings, phase_view_choices
+from .pane_colours import MAGNITUDE_COLORMAPS
+from .spectrogram import DisplaySettings, phase_view_choices
 
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)

@@ -26,7 +26,7 @@ from ..core.live.engine import LiveConfig, LiveEngine, list_devices
 from ..core.live.scope import ScrollingSpectrogram, live_views
 from ..core.live.take import add_live_file_result, file_input, take_name, take_to_recording
 from ..core.views.registry import view as view_spec
-from .spectrogram import KIND_COLORMAPS
+from .pane_colours import KIND_COLORMAPS
 from .workers import GeneratorWorker
 
 RATES = (48000, 44100, 32000, 16000)

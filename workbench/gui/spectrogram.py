@@ -11,49 +11,41 @@ the thin widget that composes the parts, pyqtgraph's way:
   y: frequency axis value); every pane is X- and Y-linked to the magnitude pane;
 * :class:`~workbench.gui.overview_plot.OverviewPlot` and :class:`~workbench.gui.overview_plot.SpeechLane`
   under them, the overview's envelope computed progressively by :mod:`workbench.core.views.overview`;
+* :class:`~workbench.gui.tile_loader.TileLoader` runs the tile and envelope jobs and hands their results to
+  the panes and the overview;
+* :class:`~workbench.gui.pane_colours.PaneColours` owns each pane's colormap, lookup table and levels;
+* :class:`~workbench.gui.pane_gestures.PaneGestures` turns clicks, drags and mouse moves into signals;
 * the crosshair read-out from :mod:`workbench.core.views.readout`, on the exact STFT frame.
 
-The widget keeps the layout, the colour ranges and tables, and turns gestures into signals. Nothing of the
-audio is held in memory.
+The widget keeps the layout, the view range and the display settings. Nothing of the audio is held in memory.
 """
 
 from __future__ import annotations
 
 import html
-import itertools
-import weakref
 from dataclasses import replace
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.audio.audio_io import AudioSource
 from ..core.views.figure import FigurePane, FigureSettings
-from ..core.views.levels import symmetric_levels
-from ..core.views.overview import OVERVIEW_BUCKETS, EnvelopeCurves, envelope_curves
+from ..core.views.overview import EnvelopeCurves
 from ..core.views.readout import ReadoutPartner, frame_bin_at, read_point, readout_text
 from ..core.views.registry import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySettings, images_key,  # noqa: F401
                                    second_pane_views, view)
-from ..core.views.scheduler import TileRequest, TileScheduler
 from ..core.views.stft import StftConfig
-from ..core.views.tiles import Tile, TileCache, TileKey, compute_pair_tile, compute_tile, tile_images
 from . import first_paint
 from .axes import FreqScale
 from .overview_plot import AXIS_WIDTH, BACKGROUND, OverviewPlot, SpeechLane
+from .pane_colours import PaneColours
+from .pane_gestures import PaneGestures
 from .spectrogram_pane import SpectrogramPane
-from .workers import GeneratorWorker
+from .tile_loader import TileLoader
 
 PANES = PANE_SLOTS
-MAGNITUDE_COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "CET-L1")
-#: pyqtgraph colormap per colormap kind of the view registry (sequential views use the chosen colormap).
-KIND_COLORMAPS = {"cyclic": "CET-C6",       # -pi and +pi share a colour
-                  "diverging": "CET-D1A"}   # blue - white - red, symmetric around zero
-
-
-#: Finished overview envelopes kept per view (versions switched back to show theirs at once).
-ENVELOPE_CACHE_ENTRIES = 16
 
 
 #: What the empty magnitude pane says before a file is open.
@@ -64,35 +56,6 @@ def phase_view_choices() -> dict[str, str]:
     """Second-pane choices, name -> menu text, straight from the view registry."""
     return {name: (f"Difference: {spec.title()}" if spec.needs_partner else spec.label)
             for name, spec in second_pane_views().items()}
-
-
-def _tile_steps(source: AudioSource, key: TileKey, total_frames: int, generation: int, display: DisplaySettings,
-                partner: tuple | None, cache: TileCache | None, should_stop):
-    """Worker generator: :func:`compute_tile` (or the pair tile of a difference view), with the pane
-    images derived there too, so the GUI thread only uploads finished arrays. Yields ``(tile, generation)``
-    — or ``(exception, generation)``: a decoding error is shown once, not raised per tile."""
-    try:
-        if key.partner_id and partner is not None:
-            gen = compute_pair_tile(source, key, total_frames, partner[0], partner[1], cache, should_stop)
-        else:
-            gen = compute_tile(source, key, total_frames, should_stop)
-        for item in gen:
-            if should_stop():
-                return
-            if item is not None:
-                tile_images(item, source.sample_rate, display)
-                yield item, generation
-    except Exception as exc:  # a decoding error must not end the worker silently
-        yield exc, generation
-
-
-def _envelope_steps(source: AudioSource, channel: int, buckets: int, generation: int, should_stop):
-    """Worker generator: :func:`~workbench.core.views.overview.envelope_curves` tagged with ``generation``."""
-    try:
-        for curves in envelope_curves(source, channel, buckets, should_stop=should_stop):
-            yield curves, generation
-    except Exception:
-        return
 
 
 class SpectrogramView(QWidget):
@@ -135,29 +98,12 @@ class SpectrogramView(QWidget):
         self.channel = 0
         self.sample_rate = 16000
         self.total_frames = 0
-        self.cache = TileCache(cache_bytes)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(max(1, threads))
-        self.tiles = TileScheduler(self.cache, self._start_tile_job)
-        self._source_ids = itertools.count(1)
-        self._source_id = 0
-        self._source_id_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._refine_levels = False
-        self._envelope_job: GeneratorWorker | None = None
-        self._envelope_generation = -1
-        self._envelope_done = True
-        #: finished overview envelopes by (source id, channel), oldest first (a few hundred kB each)
-        self._envelopes: dict[tuple[int, int], EnvelopeCurves] = {}
-        self._envelope_key: tuple[int, int] | None = None
-        self._ready = False
-        self._levels: dict[str, tuple[float, float]] = {}
-        self._auto_symmetric: dict[str, bool] = {}
-        # Finished tiles are shown from the next pass of the event loop, all that arrived meanwhile at once:
-        # one repaint for a whole set (a new version's tiles come together) and timers and input get a
-        # turn in between, instead of a repaint of the four panes after every tile in one long pass.
-        self._tile_inbox: list = []
-        self._tile_timer = QTimer(self, singleShot=True, interval=0)
-        self._tile_timer.timeout.connect(self._drain_tiles)
+        self.loader = TileLoader(self, cache_bytes, threads)
+        self.cache = self.loader.cache
+        self.pool = self.loader.pool
+        self.tiles = self.loader.scheduler
+        self.colours = PaneColours(self, self._on_magnitude_range_dragged)
+        self.gestures = PaneGestures(self)
         self._update_timer = QTimer(self, singleShot=True, interval=10)
         self._update_timer.timeout.connect(self.update_tiles)
         self._syncing_region = False
@@ -174,7 +120,7 @@ class SpectrogramView(QWidget):
         self.graphics.ci.setSpacing(6)
         self.graphics.ci.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.graphics, 1)
-        self.overview = OverviewPlot(self._on_region_selecting)
+        self.overview = OverviewPlot(self.gestures.on_region_selecting)
         self.region = self.overview.region
         self.region.sigRegionChanged.connect(self._on_region_dragged)
         self.overview_playhead = self.overview.playhead
@@ -185,9 +131,7 @@ class SpectrogramView(QWidget):
 
         self.panes: dict[str, SpectrogramPane] = {}
         self._build_panes()
-        self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
-        self.graphics.scene().sigMouseClicked.connect(self._on_click)
-        self.overview.scene().sigMouseClicked.connect(lambda ev: self._on_click(ev, overview=True))
+        self.gestures.connect_scenes(self.graphics, self.overview)
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -200,7 +144,7 @@ class SpectrogramView(QWidget):
         """(Re)create the panes in the current layout; tile images are redrawn from the cache."""
         # New plot items and colour bars: nothing of what was applied to the old ones holds for them.
         self._applied_limits = None
-        self._applied_maps = {}
+        self.colours.forget_applied()
         old_range = None
         if self.panes:
             vb = self.master.getViewBox()
@@ -215,8 +159,8 @@ class SpectrogramView(QWidget):
         row_layout = self.display.layout == "row"
         # Side by side, the colour bars go under the plots: four vertical bars and their labels would
         # take the width the plots need at 1366 px.
-        self.panes = {name: SpectrogramPane(name, self.scale, self._on_region_selecting, horizontal_bar=row_layout,
-                                   on_box=self._on_box_selecting)
+        self.panes = {name: SpectrogramPane(name, self.scale, self.gestures.on_region_selecting,
+                                            horizontal_bar=row_layout, on_box=self.gestures.on_box_selecting)
                       for name in PANES}
         grid = self.graphics.ci.layout
         if row_layout:
@@ -252,12 +196,12 @@ class SpectrogramView(QWidget):
             self.panes[name].plot.setXLink(master)
             self.panes[name].plot.setYLink(master)
         for pane in self.panes.values():
-            pane.bar.sigLevelsChanged.connect(lambda bar, n=pane.name: self._on_bar_levels(n))
+            pane.bar.sigLevelsChanged.connect(lambda bar, n=pane.name: self.colours.on_bar_levels(n))
         master.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         master.getViewBox().sigResized.connect(self._on_view_changed)
         master.getViewBox().sigYRangeChanged.connect(self._on_frequency_range_changed)
         self._apply_titles()
-        self._apply_colormaps()
+        self.colours.apply()
         self._apply_limits()
         if old_range is not None:
             master.getViewBox().setRange(xRange=old_range[0], yRange=old_range[1], padding=0)
@@ -269,7 +213,7 @@ class SpectrogramView(QWidget):
         master.addItem(self._hint, ignoreBounds=True)
         self._hint.setVisible(self.source is None)
         self.tiles.needed = set()
-        self._ready = False
+        self.loader.ready = False
         self.set_loop_region(*(self._loop_s or (None, None)))
         self.set_playhead(getattr(self, "_playhead_s", None))
         self.schedule_update()
@@ -321,41 +265,20 @@ class SpectrogramView(QWidget):
 
     def colormap_name(self, slot: str) -> str:
         """pyqtgraph colormap drawn in pane ``slot`` (by the view's colormap kind)."""
-        kind = self._slot_view(slot).colormap_kind
-        return self.display.colormap if kind == "sequential" else KIND_COLORMAPS[kind]
+        return self.colours.colormap_name(slot)
 
     def lookup_table(self, slot: str) -> np.ndarray:
         """The ``(512, 3|4)`` uint8 colour table pane ``slot`` maps its levels onto."""
-        return self._luts[slot]
+        return self.colours.lookup_table(slot)
 
-    def _apply_colormaps(self) -> None:
-        """Colour tables and levels of every pane; a pane whose map and levels did not change is left
-        alone (its colour bar keeps its cached drawing when only the shown version changes)."""
-        luts = {}
-        for name, pane in self.panes.items():
-            map_name = self.colormap_name(name)
-            self._levels.setdefault(name, self._default_levels(name))
-            if self._applied_maps.get(name) == map_name:
-                luts[name] = self._luts[name]   # set together with _applied_maps below
-            else:
-                cmap = pg.colormap.get(map_name)
-                pane.bar.setColorMap(cmap)
-                luts[name] = cmap.getLookupTable(nPts=512)
-                self._applied_maps[name] = map_name
-            if tuple(float(v) for v in pane.bar.levels()) != tuple(float(v) for v in self._levels[name]):
-                pane.bar.setLevels(values=self._levels[name])
-            pane.tiles.set_lookup_table(luts[name])
-            pane.tiles.set_levels(self._levels[name])
-        self._luts = luts
-
-    def _default_levels(self, name: str) -> tuple[float, float]:
-        levels = self.display.default_levels(self.display.pane_views()[name], self.cfg, self.sample_rate)
-        # Automatic (None): a placeholder until the first tile sets a symmetric range.
-        return levels if levels is not None else (-1.0, 1.0)
-
-    def _reset_auto_levels(self) -> None:
-        """Panes whose view has no fixed range take a symmetric one from the next tile shown."""
-        self._auto_symmetric = {slot: self._slot_view(slot).levels is None for slot in PANES}
+    def _on_magnitude_range_dragged(self, lo: float, hi: float) -> None:
+        """The magnitude colour bar was dragged: it is the display's dB range from now on."""
+        old_key = images_key(self.display)
+        self.display = replace(self.display, db_range=(float(lo), float(hi)))
+        if images_key(self.display) != old_key:   # masking / difference floor follow the range
+            self._apply_titles()
+            self.loader.redraw()
+        self.magnitudeRangeDragged.emit(float(lo), float(hi))
 
     def _apply_limits(self) -> None:
         duration = self.source.frames / self.sample_rate if self.source is not None else 1.0
@@ -377,15 +300,15 @@ class SpectrogramView(QWidget):
     def set_source(self, source: AudioSource | None, name: str = "", channel: int = 0,
                    keep_view: bool = False) -> None:
         """Show ``channel`` of ``source`` (``None`` clears the view). The view fits the whole file."""
-        self._cancel_all()
+        self.loader.cancel_all()
         self.source = source
         self.source_name = name
         self.channel = channel
         # Tiles are keyed by source, so going back to a version already seen reuses its cached tiles.
         if source is not None:
-            self._source_id = self._id_of(source)
-        self._clear_items()
-        self._reset_auto_levels()
+            self.loader.source_id = self.loader.id_of(source)
+        self.loader.clear()
+        self.colours.reset_auto_levels()
         self._hint.setVisible(source is None)
         if not keep_view:
             # A new recording: nothing of the previous one's crosshair, loop or playhead stays on screen.
@@ -396,8 +319,8 @@ class SpectrogramView(QWidget):
             first_paint.release(self)
             # Empty state: axes, overview and limits as before any file was opened.
             self.total_frames = 0
-            self._show_envelope(EnvelopeCurves.empty(), finish=False)
-            self._envelope_done = True
+            self.loader.show_envelope(EnvelopeCurves.empty(), finish=False)
+            self.loader.envelope_done = True
             # The closed file's amplitude scale must not stay on the empty overview.
             self.overview.getPlotItem().setRange(xRange=(0, 1), yRange=(-1, 1), padding=0)
             self.sample_rate = 16000
@@ -412,7 +335,7 @@ class SpectrogramView(QWidget):
         first_paint.hold(self)   # work that can wait (see first_paint) waits until these tiles are drawn
         self.sample_rate = source.sample_rate
         self._reconfigure(fit=not keep_view)
-        self._start_envelope()
+        self.loader.start_envelope()
 
     def set_channel(self, channel: int) -> None:
         if self.source is not None and channel != self.channel:
@@ -422,9 +345,9 @@ class SpectrogramView(QWidget):
         """Change the analysis; tiles recompute on the pool while the old images stay until replaced."""
         if cfg == self.cfg:
             return
-        self._cancel_all()
+        self.loader.cancel_all()
         self.cfg = cfg
-        self._clear_items()
+        self.loader.clear()
         if self.source is not None:
             self._reconfigure(fit=False)
 
@@ -442,28 +365,28 @@ class SpectrogramView(QWidget):
             self.scale = FreqScale(display.freq_scale, self.sample_rate, self.cfg.nfft)
             for pane in self.panes.values():
                 pane.axis.set_scale(self.scale)
-            self._clear_items()
+            self.loader.clear()
             self._apply_limits()
             self.master.getViewBox().setYRange(*self.scale.y_limits(), padding=0)
             self.schedule_update()
             return
         if display.db_range != old.db_range:
-            self._levels["magnitude"] = tuple(display.db_range)
+            self.colours.set_magnitude_levels(display.db_range)
         new_views, old_views = display.pane_views(), old.pane_views()
         for slot in PANES:
             if new_views[slot] != old_views[slot]:
-                self._levels[slot] = self._default_levels(slot)
+                self.colours.reset_levels(slot)
         specs = lambda d: [view(n) for n in d.pane_views().values()]  # noqa: E731
         if (any(s.needs_previous for s in specs(display)) != any(s.needs_previous for s in specs(old))
                 or any(s.needs_partner for s in specs(display)) != any(s.needs_partner for s in specs(old))):
             # Needs each column's predecessor frame, or the partner's frames: different tiles.
-            self._clear_items()
+            self.loader.clear()
         if display.compression != old.compression or new_views != old_views:
-            self._reset_auto_levels()
+            self.colours.reset_auto_levels()
         self._apply_titles()
-        self._apply_colormaps()
+        self.colours.apply()
         if images_key(display) != images_key(old):
-            self._redraw_items()
+            self.loader.redraw()
         self.schedule_update()
 
     def fit(self) -> None:
@@ -531,7 +454,7 @@ class SpectrogramView(QWidget):
         self._apply_titles()
         if self._needs_partner() and self.source is not None:
             # New tile keys (the partner is part of them); the old images stay until replaced.
-            self._ready = False
+            self.loader.ready = False
             self.schedule_update()
 
     def difference_partner(self) -> tuple[AudioSource, int, bool, str] | None:
@@ -559,63 +482,20 @@ class SpectrogramView(QWidget):
         layout and (unless ``whole_file``) the visible time/frequency region."""
         d = self.display
         panes = tuple(FigurePane(d.pane_views()[slot], tuple(float(v) for v in self.levels(slot)),
-                                 self._luts[slot]) for slot in PANES)
+                                 self.colours.lookup_table(slot)) for slot in PANES)
         (t0, t1), (f0, f1) = self.visible_region()
         return FigureSettings(panes=panes, layout=d.layout, compression=d.compression, floor_db=float(d.db_range[0]),
                               mask_below_db=None, mask_floor_dbfs=d.mask_floor_dbfs, freq_scale=d.freq_scale,
                               time_range_s=None if whole_file else (t0, t1),
                               freq_range_hz=None if whole_file else (f0, f1))
 
-    def _on_region_selecting(self, a: float, b: float, finished: bool) -> None:
-        if self.source is None:
-            return
-        duration = self.source.frames / self.sample_rate
-        a, b = max(0.0, min(a, duration)), max(0.0, min(b, duration))
-        self.set_loop_region(a, b)
-        if finished:
-            self.loopSelected.emit(a, b)
-
-    def _on_box_selecting(self, viewbox, x0: float, x1: float, y0: float, y1: float, finished: bool) -> None:
-        """Ctrl + drag on a pane: draw the rectangle there; at the release emit ``boxSelected(t0_s, t1_s,
-        f0_hz, f1_hz)`` (the frequency axis may be log or mel: converted back to Hz)."""
-        if self.source is None:
-            return
-        duration = self.source.frames / self.sample_rate
-        x0, x1 = max(0.0, min(x0, duration)), max(0.0, min(x1, duration))
-        # The region to repair is one time-frequency box whatever the pane dragged on: every pane shares
-        # the time and frequency axes, so each outlines it (the phase and real/imaginary views show what
-        # the repair will touch as well as the magnitude does).
-        for pane in self.panes.values():
-            pane.box.setData([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
-            pane.box.show()
-        if finished:
-            f0, f1 = float(self.scale.inv(y0)), float(self.scale.inv(y1))
-            nyquist = self.sample_rate / 2
-            self.boxSelected.emit(x0, x1, max(0.0, min(f0, nyquist)), max(0.0, min(f1, nyquist)))
-
     def clear_box(self) -> None:
-        for pane in self.panes.values():
-            pane.box.hide()
-
-    def _on_click(self, ev, overview: bool = False) -> None:
-        """A plain left click (no drag, no modifier) on a pane or the overview seeks there."""
-        if (self.source is None or ev.button() != Qt.MouseButton.LeftButton or ev.double()
-                or ev.modifiers() != Qt.KeyboardModifier.NoModifier):
-            return
-        pos = ev.scenePos()
-        boxes = ([self.overview.getPlotItem().getViewBox()] if overview
-                 else [p.plot.getViewBox() for p in self.panes.values()])
-        for vb in boxes:
-            if vb.sceneBoundingRect().contains(pos):
-                t = vb.mapSceneToView(pos).x()
-                duration = self.source.frames / self.sample_rate
-                self.seekRequested.emit(float(min(max(t, 0.0), duration)))
-                return
+        """Hide the time-frequency box drawn by a Ctrl + drag."""
+        self.gestures.clear_box()
 
     def set_rubber_band(self, on: bool) -> None:
-        mode = pg.ViewBox.RectMode if on else pg.ViewBox.PanMode
-        for pane in self.panes.values():
-            pane.plot.getViewBox().setMouseMode(mode)
+        """Left drags on the panes zoom to a rectangle (``True``) or pan (``False``)."""
+        self.gestures.set_rubber_band(on)
 
     def paint_now(self) -> None:
         """Paint the panes and overview synchronously (timing marks, screenshots)."""
@@ -624,14 +504,14 @@ class SpectrogramView(QWidget):
 
     def is_painted(self) -> bool:
         """True when every tile the current view needs is drawn and the overview is complete."""
-        return self._ready and self._envelope_done
+        return self.loader.is_painted()
 
     def images(self, name: str) -> list[pg.ImageItem]:
         """Tile images currently shown in pane ``name`` (for tests and screenshots)."""
         return self.panes[name].tiles.images()
 
     def levels(self, name: str) -> tuple[float, float]:
-        return self._levels.get(name, self._default_levels(name))
+        return self.colours.levels(name)
 
     def frame_bin_at(self, time_s: float, freq_hz: float) -> tuple[int, int]:
         """STFT frame and bin nearest to ``time_s`` and ``freq_hz`` (clipped to the recording)."""
@@ -654,9 +534,7 @@ class SpectrogramView(QWidget):
     def shutdown(self) -> None:
         """Cancel work and wait for the pool (call before the widget is destroyed)."""
         first_paint.release(self)
-        self._cancel_all()
-        self.pool.clear()
-        self.pool.waitForDone(5000)
+        self.loader.shutdown()
 
     # ------------------------------------------------------------------------------------------------------
     # tiles
@@ -668,12 +546,12 @@ class SpectrogramView(QWidget):
         for pane in self.panes.values():
             pane.axis.set_scale(self.scale)
         for name in ("phase",):
-            self._levels[name] = self._default_levels(name)
-        self._apply_colormaps()
+            self.colours.reset_levels(name)
+        self.colours.apply()
         self._apply_limits()
         if fit:
             self.fit()
-        self._ready = False
+        self.loader.ready = False
         self.schedule_update()
 
     def schedule_update(self) -> None:
@@ -686,7 +564,7 @@ class SpectrogramView(QWidget):
         self._syncing_region = False
         self.viewRangeChanged.emit(t0, t1)
         # Not "painted" until the tiles for the new range are known to be shown.
-        self._ready = False
+        self.loader.ready = False
         self.schedule_update()
 
     def _on_frequency_range_changed(self, *args) -> None:
@@ -705,219 +583,24 @@ class SpectrogramView(QWidget):
 
     def update_tiles(self) -> None:
         """Work out which tiles the view needs, show cached ones, queue the rest, cancel the stale."""
-        if self.source is None or self.total_frames == 0:
-            return
-        t0, t1 = self.time_range()
-        with_prev = any(view(n).needs_previous for n in self.display.pane_views().values())
-        partner_id, partner_is_original = 0, True
-        if self._needs_partner() and self._partner is not None:
-            partner_id, partner_is_original = self._id_of(self._partner[0]), self._partner[2]
-        request = TileRequest(self._source_id, self.channel, self.cfg, self.sample_rate, self.total_frames,
-                              with_prev, partner_id, partner_is_original)
-        for tile in self.tiles.update(request, t0, t1, self._pixels(), self.panes["magnitude"].tiles):
-            self._show_tile(tile)
-        self._check_complete()
+        self.loader.update()
 
     def _needs_partner(self) -> bool:
         return any(view(n).needs_partner for n in self.display.pane_views().values())
-
-    def _start_tile_job(self, key: TileKey, priority: int) -> GeneratorWorker:
-        partner = (self._partner[0], self._partner[1]) if key.partner_id and self._partner is not None else None
-        args = (self.source, key, self.total_frames, self.tiles.generation, self.display, partner, self.cache)
-        worker = GeneratorWorker(lambda: _tile_steps(*args, should_stop=worker.should_stop), pool=self.pool)
-        worker.progress.connect(self._on_tile_item)
-        worker.start(priority)
-        return worker
-
-    def _on_tile_item(self, item) -> None:
-        self._tile_inbox.append(item)
-        if not self._tile_timer.isActive():
-            self._tile_timer.start()
-
-    def _drain_tiles(self) -> None:
-        inbox, self._tile_inbox = self._tile_inbox, []
-        for item in inbox:
-            self._on_tile(*item)
-
-    def _id_of(self, source: AudioSource) -> int:
-        """A small id per source object (tiles are keyed by it; a source seen again reuses its tiles)."""
-        if source not in self._source_id_of:
-            self._source_id_of[source] = next(self._source_ids)
-        return self._source_id_of[source]
-
-    def _on_tile(self, tile, generation: int) -> None:
-        if isinstance(tile, Exception):
-            # One message per (re)configuration, not one per failing tile.
-            if self.tiles.failed(generation):
-                self.tileError.emit(f"{self.source_name}: {tile}")
-            return
-        if not self.tiles.finished(tile, generation):
-            return
-        self._show_tile(tile)
-        self._check_complete()
-
-    def _show_tile(self, tile: Tile) -> None:
-        arrays = tile_images(tile, self.sample_rate, self.display)
-        self._auto_level(arrays)
-        idx, y0, height = self.scale.rows(self.cfg.bins)
-        stride_s = tile.key.stride * self.cfg.hop / self.sample_rate
-        x0 = float(self.cfg.frame_time_s(int(tile.frames[0]), self.sample_rate)) - stride_s / 2
-        rect = (x0, y0, len(tile.frames) * stride_s, height)
-        for name, pane in self.panes.items():
-            data = arrays[name] if idx is None else arrays[name][:, idx]
-            pane.tiles.set_tile(tile, data, rect, self._levels[name], self._luts[name])
-
-    def _redraw_items(self) -> None:
-        """Re-derive all shown images from their complex tiles (display settings changed)."""
-        for tile in self.panes["magnitude"].tiles.tiles():
-            self._show_tile(tile)
-
-    def _auto_level(self, arrays: dict[str, np.ndarray]) -> None:
-        """First tile after a (re)configuration sets the symmetric range of panes without fixed levels
-        (real/imag) at the 99.5th percentile of ``|values|``."""
-        for name in PANES:
-            if self._auto_symmetric.get(name):
-                self._refine_levels = True
-                self._auto_symmetric[name] = False
-                self._set_symmetric_levels(name, [arrays[name]])
-
-    def _set_symmetric_levels(self, name: str, arrays) -> None:
-        self._levels[name] = symmetric_levels(arrays)
-        self.panes[name].bar.setLevels(values=self._levels[name])
-
-    def _on_bar_levels(self, name: str) -> None:
-        lo, hi = self.panes[name].bar.levels()
-        if self._slot_view(name).symmetric:
-            m = max(abs(lo), abs(hi))
-            if (lo, hi) != (-m, m):
-                self.panes[name].bar.setLevels(values=(-m, m))
-                return
-        self._levels[name] = (lo, hi)
-        self.panes[name].tiles.set_levels((lo, hi))
-        if name == "magnitude" and (lo, hi) != tuple(self.display.db_range):
-            old_key = images_key(self.display)
-            self.display = replace(self.display, db_range=(float(lo), float(hi)))
-            if images_key(self.display) != old_key:   # masking / difference floor follow the range
-                self._apply_titles()
-                self._redraw_items()
-            self.magnitudeRangeDragged.emit(float(lo), float(hi))
-
-    def _check_complete(self) -> None:
-        complete = self.tiles.complete(self.panes["magnitude"].tiles)
-        if complete and self._refine_levels:
-            # The first tile set the automatic ranges; refine once over everything visible.
-            self._refine_levels = False
-            for name in PANES:
-                if self._slot_view(name).levels is None:
-                    self._set_symmetric_levels(name, [im.image for im in self.panes[name].tiles.images()])
-        if complete:
-            # Drop images of other levels / far away once the current level covers the view.
-            for pane in self.panes.values():
-                pane.tiles.keep_only(self.tiles.needed)
-        self._set_ready(complete)
-
-    def _set_ready(self, ready: bool) -> None:
-        was = self.is_painted()
-        tiles_were = self._ready
-        self._ready = ready
-        if ready and not tiles_were:
-            self.tilesPainted.emit()
-            first_paint.release(self)
-        if self.is_painted() and not was:
-            self.painted.emit()
-
-    def _clear_items(self) -> None:
-        for pane in self.panes.values():
-            pane.tiles.clear()
-        self.tiles.needed = set()
-        self._ready = False
-
-    def _cancel_all(self) -> None:
-        self.tiles.cancel_all()
-        if self._envelope_job is not None:
-            self._envelope_job.cancel()
-            self._envelope_job = None
-
-    # ------------------------------------------------------------------------------------------------------
-    # overview
-    # ------------------------------------------------------------------------------------------------------
-    def _start_envelope(self) -> None:
-        if self._envelope_job is not None:
-            self._envelope_job.cancel()
-            self._envelope_job = None
-        cached = self._envelopes.get((self._source_id, self.channel))
-        if cached is not None:
-            # A version seen before (A/B switching): its finished envelope is shown at once.
-            self._envelope_done = False
-            self._show_envelope(cached)
-            return
-        self._envelope_done = False
-        self._show_envelope(EnvelopeCurves.empty(), finish=False)
-        generation = self.tiles.generation
-        args = (self.source, self.channel, OVERVIEW_BUCKETS, generation)
-        key = (self._source_id, self.channel)
-        job = GeneratorWorker(lambda: _envelope_steps(*args, should_stop=job.should_stop), pool=self.pool)
-        self._envelope_key = key
-        job.progress.connect(self._on_envelope_item)
-        self._envelope_job = job
-        self._envelope_generation = generation
-        # Lowest priority: the visible spectrogram tiles come first.
-        job.start(-1000)
-
-    def _on_envelope_item(self, item) -> None:
-        self._on_envelope(*item)
-
-    def _show_envelope(self, curves: EnvelopeCurves, finish: bool = True) -> None:
-        """Hand finished arrays to the overview (no computation here: the GUI thread only draws)."""
-        self.overview.set_curves(curves, finish)
-        if finish and curves.complete:
-            was = self.is_painted()
-            self._envelope_done = True
-            if self.is_painted() and not was:
-                self.painted.emit()
 
     def overview_envelope(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What the overview draws now: bucket centres (s), their minima and maxima (float32)."""
         return self.overview.envelope()
 
-    def _on_envelope(self, curves: EnvelopeCurves, generation: int) -> None:
-        if self._envelope_job is None or generation != self._envelope_generation or self.source is None:
-            return
-        if curves.complete:
-            self._envelope_job = None
-            self._envelopes[self._envelope_key] = curves
-            while len(self._envelopes) > ENVELOPE_CACHE_ENTRIES:
-                self._envelopes.pop(next(iter(self._envelopes)))
-        self._show_envelope(curves)
-
     # ------------------------------------------------------------------------------------------------------
     # crosshair
     # ------------------------------------------------------------------------------------------------------
-    def _on_mouse(self, event) -> None:
-        pos = event[0]
-        for pane in self.panes.values():
-            vb = pane.plot.getViewBox()
-            if vb.sceneBoundingRect().contains(pos):
-                p = vb.mapSceneToView(pos)
-                self.show_crosshair(p.x(), float(self.scale.inv(p.y())))
-                return
-
     def hide_crosshair(self) -> None:
-        for pane in self.panes.values():
-            pane.set_crosshair(None)
+        self.gestures.hide_crosshair()
 
     def crosshair_visible(self) -> bool:
-        return self.master is not None and self.panes["magnitude"].vline.isVisible()
+        return self.gestures.crosshair_visible()
 
     def show_crosshair(self, time_s: float, freq_hz: float) -> dict:
         """Place the crosshair at ``(time_s, freq_hz)`` in every pane and emit the readout."""
-        if self.source is None:
-            return {}
-        y = float(self.scale.fwd(freq_hz))
-        for pane in self.panes.values():
-            pane.set_crosshair(time_s, y)
-        values = self.readout(time_s, freq_hz)
-        if values:
-            self.cursorMoved.emit(time_s)
-            self.readoutChanged.emit(values)
-        return values
+        return self.gestures.show_crosshair(time_s, freq_hz)
