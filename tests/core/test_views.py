@@ -75,6 +75,14 @@ def test_display_settings_round_trip_and_masking_threshold():
         DisplaySettings.from_dict({"db_range": [0, -10]})
 
 
+def test_display_settings_say_which_tiles_their_panes_need():
+    assert not DisplaySettings().needs_previous() and not DisplaySettings().needs_partner()
+    assert DisplaySettings(phase_view="inst_freq").needs_previous()
+    assert not DisplaySettings(phase_view="inst_freq").needs_partner()
+    assert DisplaySettings(phase_view="mag_diff").needs_partner()
+    assert not DisplaySettings(phase_view="group_delay").needs_previous()
+
+
 def test_tiles_and_figure_draw_the_same_masked_group_delay(signal):
     """The pane tiles and the exported figure of the same region hold the same arrays."""
     x, sr = signal

@@ -90,8 +90,19 @@ class PaneColours:
         """Pane ``slot`` shows another view (or a new analysis): back to that view's default levels."""
         self._levels[slot] = self.default_levels(slot)
 
-    def set_magnitude_levels(self, db_range: tuple[float, float]) -> None:
-        self._levels["magnitude"] = tuple(db_range)
+    def display_changed(self, old) -> None:
+        """The host's display settings changed from ``old`` (same layout and frequency scale): the magnitude
+        levels follow the dB range, a slot showing another view takes that view's default levels, and
+        automatic ranges are taken again when the compression or a view changed (call :meth:`apply` next)."""
+        display = self._host.display
+        if display.db_range != old.db_range:
+            self._levels["magnitude"] = tuple(display.db_range)
+        new_views, old_views = display.pane_views(), old.pane_views()
+        for slot in PANE_SLOTS:
+            if new_views[slot] != old_views[slot]:
+                self.reset_levels(slot)
+        if display.compression != old.compression or new_views != old_views:
+            self.reset_auto_levels()
 
     def reset_auto_levels(self) -> None:
         """Panes whose view has no fixed range take a symmetric one from the next tile shown."""

@@ -22,7 +22,6 @@ The widget keeps the layout, the view range and the display settings. Nothing of
 
 from __future__ import annotations
 
-import html
 from dataclasses import replace
 
 import numpy as np
@@ -32,7 +31,6 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.audio.audio_io import AudioSource
 from ..core.views.figure import FigurePane, FigureSettings
-from ..core.views.overview import EnvelopeCurves
 from ..core.views.readout import ReadoutPartner, frame_bin_at, read_point, readout_text
 from ..core.views.registry import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySettings, images_key,  # noqa: F401
                                    second_pane_views, view)
@@ -42,7 +40,7 @@ from .axes import FreqScale
 from .overview_plot import AXIS_WIDTH, BACKGROUND, OverviewPlot, SpeechLane
 from .pane_colours import PaneColours
 from .pane_gestures import PaneGestures
-from .spectrogram_pane import SpectrogramPane
+from .spectrogram_pane import SpectrogramPane, place_panes
 from .tile_loader import TileLoader
 
 PANES = PANE_SLOTS
@@ -162,39 +160,8 @@ class SpectrogramView(QWidget):
         self.panes = {name: SpectrogramPane(name, self.scale, self.gestures.on_region_selecting,
                                             horizontal_bar=row_layout, on_box=self.gestures.on_box_selecting)
                       for name in PANES}
-        grid = self.graphics.ci.layout
-        if row_layout:
-            for col, name in enumerate(PANES):
-                pane = self.panes[name]
-                self.graphics.addItem(pane.title, row=0, col=col)
-                self.graphics.addItem(pane.plot, row=1, col=col)
-                self.graphics.addItem(pane.bar, row=2, col=col)
-                pane.axis.setWidth(AXIS_WIDTH)
-                grid.setColumnStretchFactor(col, 1)
-            for row, stretch in enumerate((0, 1, 0, 0)):
-                grid.setRowStretchFactor(row, stretch)
-        else:
-            positions = {"magnitude": (0, 0), "phase": (0, 1), "real": (1, 0), "imag": (1, 1)}
-            for name, (row, col) in positions.items():
-                pane = self.panes[name]
-                self.graphics.addItem(pane.title, row=2 * row, col=2 * col, colspan=2)
-                self.graphics.addItem(pane.plot, row=2 * row + 1, col=2 * col)
-                self.graphics.addItem(pane.bar, row=2 * row + 1, col=2 * col + 1)
-                pane.axis.setWidth(AXIS_WIDTH)
-            for col in range(2):
-                # Plots share the width equally; colour bars keep their fixed width.
-                grid.setColumnStretchFactor(2 * col, 1)
-                grid.setColumnStretchFactor(2 * col + 1, 0)
-            for row in range(2):
-                grid.setRowStretchFactor(2 * row, 0)
-                grid.setRowStretchFactor(2 * row + 1, 1)
-        for name in PANES:
-            self.panes[name].plot.setMinimumWidth(120)
-            self.panes[name].plot.setPreferredWidth(200)
-        master = self.panes["magnitude"].plot
-        for name in PANES[1:]:
-            self.panes[name].plot.setXLink(master)
-            self.panes[name].plot.setYLink(master)
+        place_panes(self.graphics, self.panes, row_layout, AXIS_WIDTH)
+        master = self.master
         for pane in self.panes.values():
             pane.bar.sigLevelsChanged.connect(lambda bar, n=pane.name: self.colours.on_bar_levels(n))
         master.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
@@ -234,19 +201,8 @@ class SpectrogramView(QWidget):
             title = spec.title(self.display.compression)
             if spec.needs_partner:
                 title += f": {label}"
-            # Only what changed is set again: a new text re-lays the title out and redraws the colour
-            # bar's axis (tens of milliseconds for all panes, e.g. when a new version arrives).
-            if pane.shown_title != title:
-                pane.title.setText(title, color="#d8dde6", size="10pt")
-                pane.shown_title = title
-            caption = self.display.mask_caption(spec.name)
-            pane.bar_caption = "  ".join(t for t in (spec.unit, caption) if t)
-            if pane.shown_caption != pane.bar_caption:
-                pane.shown_caption = pane.bar_caption
-                if pane.bar_caption:
-                    pane.bar.axis.setLabel(html.escape(pane.bar_caption))   # the label is rich text ("<")
-                else:
-                    pane.bar.axis.showLabel(False)
+            pane.show_title(title)
+            pane.show_caption("  ".join(t for t in (spec.unit, self.display.mask_caption(spec.name)) if t))
 
     def pane_title(self, slot: str) -> str:
         """Title text of pane ``slot``."""
@@ -254,8 +210,7 @@ class SpectrogramView(QWidget):
 
     def colorbar_title(self, slot: str) -> str:
         """Text of the colour bar label of pane ``slot`` (unit and, for masked views, the mask)."""
-        pane = self.panes[slot]
-        return pane.bar_caption if pane.bar.axis.label.isVisible() else ""
+        return self.panes[slot].caption()
 
     def _partner_label(self) -> str:
         """What the difference pane compares, e.g. ``deepfilternet3 − original``."""
@@ -319,8 +274,7 @@ class SpectrogramView(QWidget):
             first_paint.release(self)
             # Empty state: axes, overview and limits as before any file was opened.
             self.total_frames = 0
-            self.loader.show_envelope(EnvelopeCurves.empty(), finish=False)
-            self.loader.envelope_done = True
+            self.loader.clear_envelope()
             # The closed file's amplitude scale must not stay on the empty overview.
             self.overview.getPlotItem().setRange(xRange=(0, 1), yRange=(-1, 1), padding=0)
             self.sample_rate = 16000
@@ -370,19 +324,10 @@ class SpectrogramView(QWidget):
             self.master.getViewBox().setYRange(*self.scale.y_limits(), padding=0)
             self.schedule_update()
             return
-        if display.db_range != old.db_range:
-            self.colours.set_magnitude_levels(display.db_range)
-        new_views, old_views = display.pane_views(), old.pane_views()
-        for slot in PANES:
-            if new_views[slot] != old_views[slot]:
-                self.colours.reset_levels(slot)
-        specs = lambda d: [view(n) for n in d.pane_views().values()]  # noqa: E731
-        if (any(s.needs_previous for s in specs(display)) != any(s.needs_previous for s in specs(old))
-                or any(s.needs_partner for s in specs(display)) != any(s.needs_partner for s in specs(old))):
+        self.colours.display_changed(old)
+        if display.needs_previous() != old.needs_previous() or display.needs_partner() != old.needs_partner():
             # Needs each column's predecessor frame, or the partner's frames: different tiles.
             self.loader.clear()
-        if display.compression != old.compression or new_views != old_views:
-            self.colours.reset_auto_levels()
         self._apply_titles()
         self.colours.apply()
         if images_key(display) != images_key(old):
@@ -452,7 +397,7 @@ class SpectrogramView(QWidget):
             return
         self._partner = new
         self._apply_titles()
-        if self._needs_partner() and self.source is not None:
+        if self.display.needs_partner() and self.source is not None:
             # New tile keys (the partner is part of them); the old images stay until replaced.
             self.loader.ready = False
             self.schedule_update()
@@ -545,8 +490,7 @@ class SpectrogramView(QWidget):
         self.scale = FreqScale(self.display.freq_scale, self.sample_rate, self.cfg.nfft)
         for pane in self.panes.values():
             pane.axis.set_scale(self.scale)
-        for name in ("phase",):
-            self.colours.reset_levels(name)
+        self.colours.reset_levels("phase")
         self.colours.apply()
         self._apply_limits()
         if fit:
@@ -584,9 +528,6 @@ class SpectrogramView(QWidget):
     def update_tiles(self) -> None:
         """Work out which tiles the view needs, show cached ones, queue the rest, cancel the stale."""
         self.loader.update()
-
-    def _needs_partner(self) -> bool:
-        return any(view(n).needs_partner for n in self.display.pane_views().values())
 
     def overview_envelope(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What the overview draws now: bucket centres (s), their minima and maxima (float32)."""

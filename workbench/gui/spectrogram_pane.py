@@ -4,10 +4,13 @@ that draws its tiles.
 :class:`TileImagesItem` is the pane's image: one ``ImageItem`` per tile, placed in data coordinates (x:
 seconds, y: frequency axis value) with ``ImageItem.setRect``. :class:`SpectrogramPane` puts it in a plot
 whose view box (:class:`RegionViewBox`) turns Shift- and Ctrl-drags into selections. The widget that composes
-four panes and the overview is :class:`~workbench.gui.spectrogram.SpectrogramView`.
+four panes and the overview is :class:`~workbench.gui.spectrogram.SpectrogramView`; :func:`place_panes` lays
+the panes out in it.
 """
 
 from __future__ import annotations
+
+import html
 
 import numpy as np
 import pyqtgraph as pg
@@ -194,6 +197,27 @@ class SpectrogramPane:
         self.tiles.setZValue(10)
         self.plot.addItem(self.tiles)
 
+    # Only what changed is set again: a new text re-lays the title out and redraws the colour bar's axis (tens
+    # of milliseconds for all panes, e.g. when a new version arrives).
+    def show_title(self, title: str) -> None:
+        if self.shown_title != title:
+            self.title.setText(title, color="#d8dde6", size="10pt")
+            self.shown_title = title
+
+    def show_caption(self, caption: str) -> None:
+        """Label the colour bar with ``caption`` (plain text: unit, masking); an empty one hides the label."""
+        self.bar_caption = caption
+        if self.shown_caption != caption:
+            self.shown_caption = caption
+            if caption:
+                self.bar.axis.setLabel(html.escape(caption))   # the label is rich text ("<")
+            else:
+                self.bar.axis.showLabel(False)
+
+    def caption(self) -> str:
+        """The colour bar's label as shown (empty while hidden)."""
+        return self.bar_caption if self.bar.axis.label.isVisible() else ""
+
     def set_crosshair(self, x: float | None, y: float = 0.0) -> None:
         """Show the crosshair at view coordinates ``(x, y)``; ``None`` hides it."""
         for line, pos in ((self.vline, x), (self.hline, y)):
@@ -202,3 +226,40 @@ class SpectrogramPane:
             else:
                 line.setPos(pos)
                 line.show()
+
+
+def place_panes(graphics: pg.GraphicsLayoutWidget, panes: dict[str, SpectrogramPane], row_layout: bool,
+                axis_width: int) -> None:
+    """Lay ``panes`` out in ``graphics``: side by side (``row_layout``, colour bars under the plots) or two by
+    two (colour bars beside the plots), titles above, plots sharing the width equally, frequency axes
+    ``axis_width`` pixels wide; every pane is X- and Y-linked to the first."""
+    grid = graphics.ci.layout
+    if row_layout:
+        for col, pane in enumerate(panes.values()):
+            graphics.addItem(pane.title, row=0, col=col)
+            graphics.addItem(pane.plot, row=1, col=col)
+            graphics.addItem(pane.bar, row=2, col=col)
+            grid.setColumnStretchFactor(col, 1)
+        for row, stretch in enumerate((0, 1, 0, 0)):
+            grid.setRowStretchFactor(row, stretch)
+    else:
+        for i, pane in enumerate(panes.values()):
+            row, col = divmod(i, 2)
+            graphics.addItem(pane.title, row=2 * row, col=2 * col, colspan=2)
+            graphics.addItem(pane.plot, row=2 * row + 1, col=2 * col)
+            graphics.addItem(pane.bar, row=2 * row + 1, col=2 * col + 1)
+        for col in range(2):
+            # Colour bars keep their fixed width.
+            grid.setColumnStretchFactor(2 * col, 1)
+            grid.setColumnStretchFactor(2 * col + 1, 0)
+        for row in range(2):
+            grid.setRowStretchFactor(2 * row, 0)
+            grid.setRowStretchFactor(2 * row + 1, 1)
+    master = next(iter(panes.values())).plot
+    for pane in panes.values():
+        pane.axis.setWidth(axis_width)
+        pane.plot.setMinimumWidth(120)
+        pane.plot.setPreferredWidth(200)
+        if pane.plot is not master:
+            pane.plot.setXLink(master)
+            pane.plot.setYLink(master)

@@ -16,7 +16,7 @@ from PySide6.QtCore import QThreadPool, QTimer
 
 from ..core.audio.audio_io import AudioSource
 from ..core.views.overview import OVERVIEW_BUCKETS, EnvelopeCurves, envelope_curves
-from ..core.views.registry import DisplaySettings, view
+from ..core.views.registry import DisplaySettings
 from ..core.views.scheduler import TileRequest, TileScheduler
 from ..core.views.tiles import Tile, TileCache, TileKey, compute_pair_tile, compute_tile, tile_images
 from . import first_paint
@@ -109,13 +109,12 @@ class TileLoader:
         if host.source is None or host.total_frames == 0:
             return
         t0, t1 = host.time_range()
-        with_prev = any(view(n).needs_previous for n in host.display.pane_views().values())
         partner = host.difference_partner()
         partner_id, partner_is_original = 0, True
-        if host._needs_partner() and partner is not None:
+        if host.display.needs_partner() and partner is not None:
             partner_id, partner_is_original = self.id_of(partner[0]), partner[2]
         request = TileRequest(self.source_id, host.channel, host.cfg, host.sample_rate, host.total_frames,
-                              with_prev, partner_id, partner_is_original)
+                              host.display.needs_previous(), partner_id, partner_is_original)
         for tile in self.scheduler.update(request, t0, t1, host._pixels(), host.panes["magnitude"].tiles):
             self._show_tile(tile)
         self._check_complete()
@@ -232,6 +231,11 @@ class TileLoader:
         self._envelope_generation = generation
         # Lowest priority: the visible spectrogram tiles come first.
         job.start(-1000)
+
+    def clear_envelope(self) -> None:
+        """No source: the overview is empty, and complete as such."""
+        self.show_envelope(EnvelopeCurves.empty(), finish=False)
+        self.envelope_done = True
 
     def _on_envelope_item(self, item) -> None:
         self._on_envelope(*item)

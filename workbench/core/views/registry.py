@@ -385,6 +385,14 @@ class DisplaySettings:
         lo, hi = spec.levels(cfg, sample_rate, float(self.db_range[0]), float(self.db_range[1]))
         return float(lo), float(hi)
 
+    def needs_previous(self) -> bool:
+        """Some pane's view reads each column's previous frame (its tiles carry that frame)."""
+        return any(view(n).needs_previous for n in self.pane_views().values())
+
+    def needs_partner(self) -> bool:
+        """Some pane compares with another version (its tiles need that version's frames too)."""
+        return any(view(n).needs_partner for n in self.pane_views().values())
+
     def mask_caption(self, name: str) -> str:
         """Colour-bar title part saying what is masked (empty for unmasked views)."""
         if not view(name).maskable:
