@@ -305,7 +305,7 @@ def test_long_file_renders_at_screen_resolution(qtbot, window, tmp_path):
     view = window.view
     total = view.total_frames
     columns = sum(im.image.shape[0] for im in view.images("magnitude"))
-    pixels = view._pixels()
+    pixels = view.view_range.pixels()
     assert columns < total / 8
     assert pixels <= columns <= 2 * pixels + 2 * TILE_COLUMNS
     assert view.cache.nbytes < 64 << 20

@@ -125,7 +125,7 @@ def test_closing_the_last_recording_leaves_a_true_empty_state(qtbot, window, tmp
     # The hint fits inside the magnitude pane at 1366 px (the 2 x 2 grid a fresh window shows).
     assert window.layout_box.currentData() == "grid"
     vb = window.view.panes["magnitude"].plot.getViewBox()
-    hint = window.view._hint
+    hint = window.view.markers.hint
     assert hint.isVisible()
     qtbot.waitUntil(lambda: vb.sceneBoundingRect().contains(hint.sceneBoundingRect()), timeout=3000)
 

@@ -15,9 +15,13 @@ the thin widget that composes the parts, pyqtgraph's way:
   the panes and the overview;
 * :class:`~workbench.gui.pane_colours.PaneColours` owns each pane's colormap, lookup table and levels;
 * :class:`~workbench.gui.pane_gestures.PaneGestures` turns clicks, drags and mouse moves into signals;
+* :class:`~workbench.gui.pane_range.PaneRange` holds the linked time/frequency range and its limits, with the
+  overview's visible-span marker in step;
+* :class:`~workbench.gui.pane_markers.PaneMarkers` draws the playhead, the loop span and the empty-state hint;
 * the crosshair read-out from :mod:`workbench.core.views.readout`, on the exact STFT frame.
 
-The widget keeps the layout, the view range and the display settings. Nothing of the audio is held in memory.
+The widget keeps what is shown (source, channel, analysis, display settings, difference partner), builds the
+panes for the layout, and tells the parts when any of it changes. Nothing of the audio is held in memory.
 """
 
 from __future__ import annotations
@@ -40,14 +44,12 @@ from .axes import FreqScale
 from .overview_plot import AXIS_WIDTH, BACKGROUND, OverviewPlot, SpeechLane
 from .pane_colours import PaneColours
 from .pane_gestures import PaneGestures
+from .pane_markers import PaneMarkers
+from .pane_range import PaneRange
 from .spectrogram_pane import SpectrogramPane, place_panes
 from .tile_loader import TileLoader
 
 PANES = PANE_SLOTS
-
-
-#: What the empty magnitude pane says before a file is open.
-EMPTY_HINT = "Drop audio files here\nor use File > Open (Ctrl+O)"
 
 
 def phase_view_choices() -> dict[str, str]:
@@ -102,13 +104,12 @@ class SpectrogramView(QWidget):
         self.tiles = self.loader.scheduler
         self.colours = PaneColours(self, self._on_magnitude_range_dragged)
         self.gestures = PaneGestures(self)
+        self.markers = PaneMarkers(self)
         self._update_timer = QTimer(self, singleShot=True, interval=10)
         self._update_timer.timeout.connect(self.update_tiles)
-        self._syncing_region = False
         self.scale = FreqScale("linear", self.sample_rate, self.cfg.nfft)
         # Difference views: (source, channel, source is the original, label) of the compared version.
         self._partner: tuple[AudioSource, int, bool, str] | None = None
-        self._loop_s: tuple[float, float] | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -120,7 +121,7 @@ class SpectrogramView(QWidget):
         layout.addWidget(self.graphics, 1)
         self.overview = OverviewPlot(self.gestures.on_region_selecting)
         self.region = self.overview.region
-        self.region.sigRegionChanged.connect(self._on_region_dragged)
+        self.view_range = PaneRange(self, self._on_time_range)
         self.overview_playhead = self.overview.playhead
         self.overview_loop = self.overview.loop
         layout.addWidget(self.overview)
@@ -140,19 +141,12 @@ class SpectrogramView(QWidget):
 
     def _build_panes(self) -> None:
         """(Re)create the panes in the current layout; tile images are redrawn from the cache."""
-        # New plot items and colour bars: nothing of what was applied to the old ones holds for them.
-        self._applied_limits = None
+        # New colour bars: nothing of what was applied to the old ones holds for them.
         self.colours.forget_applied()
         old_range = None
         if self.panes:
-            vb = self.master.getViewBox()
-            old_range = vb.viewRange()
-            # The old panes are about to be deleted; stop them reporting range changes on the way out.
-            for sig in (vb.sigXRangeChanged, vb.sigResized):
-                try:
-                    sig.disconnect(self._on_view_changed)
-                except (RuntimeError, TypeError):
-                    pass
+            old_range = self.master.getViewBox().viewRange()
+            self.view_range.detach()
         self.graphics.ci.clear()
         row_layout = self.display.layout == "row"
         # Side by side, the colour bars go under the plots: four vertical bars and their labels would
@@ -164,25 +158,17 @@ class SpectrogramView(QWidget):
         master = self.master
         for pane in self.panes.values():
             pane.bar.sigLevelsChanged.connect(lambda bar, n=pane.name: self.colours.on_bar_levels(n))
-        master.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
-        master.getViewBox().sigResized.connect(self._on_view_changed)
-        master.getViewBox().sigYRangeChanged.connect(self._on_frequency_range_changed)
+        self.view_range.attach()
         self._apply_titles()
         self.colours.apply()
-        self._apply_limits()
+        self.view_range.apply_limits()
         if old_range is not None:
             master.getViewBox().setRange(xRange=old_range[0], yRange=old_range[1], padding=0)
         elif self.source is None:
-            master.getViewBox().setRange(xRange=(0, 1), yRange=self.scale.y_limits(), padding=0)
-        # Two short lines: one long line was cut by the pane's edges in a narrow window.
-        self._hint = pg.TextItem(EMPTY_HINT, color="#9aa3b0", anchor=(0.5, 0.5))
-        self._hint.setPos(0.5, sum(self.scale.y_limits()) / 2)
-        master.addItem(self._hint, ignoreBounds=True)
-        self._hint.setVisible(self.source is None)
+            self.view_range.fit()
         self.tiles.needed = set()
         self.loader.ready = False
-        self.set_loop_region(*(self._loop_s or (None, None)))
-        self.set_playhead(getattr(self, "_playhead_s", None))
+        self.markers.panes_rebuilt()
         self.schedule_update()
 
     @property
@@ -235,20 +221,6 @@ class SpectrogramView(QWidget):
             self.loader.redraw()
         self.magnitudeRangeDragged.emit(float(lo), float(hi))
 
-    def _apply_limits(self) -> None:
-        duration = self.source.frames / self.sample_rate if self.source is not None else 1.0
-        y0, y1 = self.scale.y_limits()
-        vb = self.master.getViewBox()
-        pad = self.cfg.hop / self.sample_rate
-        limits = (duration, y0, y1, pad)
-        if limits == self._applied_limits:
-            return  # the same file and scale (another version of it): axes keep their drawings
-        self._applied_limits = limits
-        vb.setLimits(xMin=-pad, xMax=duration + pad, yMin=y0, yMax=y1,
-                     minXRange=max(4 * self.cfg.hop / self.sample_rate, 1e-3),
-                     minYRange=(y1 - y0) / 400)
-        self.overview.set_duration(duration)
-
     # ------------------------------------------------------------------------------------------------------
     # public API
     # ------------------------------------------------------------------------------------------------------
@@ -264,7 +236,7 @@ class SpectrogramView(QWidget):
             self.loader.source_id = self.loader.id_of(source)
         self.loader.clear()
         self.colours.reset_auto_levels()
-        self._hint.setVisible(source is None)
+        self.markers.hint.setVisible(source is None)
         if not keep_view:
             # A new recording: nothing of the previous one's crosshair, loop or playhead stays on screen.
             self.hide_crosshair()
@@ -278,12 +250,10 @@ class SpectrogramView(QWidget):
             # The closed file's amplitude scale must not stay on the empty overview.
             self.overview.getPlotItem().setRange(xRange=(0, 1), yRange=(-1, 1), padding=0)
             self.sample_rate = 16000
-            self.scale = FreqScale(self.display.freq_scale, self.sample_rate, self.cfg.nfft)
-            for pane in self.panes.values():
-                pane.axis.set_scale(self.scale)
-            self._apply_limits()
-            self.master.getViewBox().setRange(xRange=(0, 1), yRange=self.scale.y_limits(), padding=0)
-            self._hint.setPos(0.5, sum(self.scale.y_limits()) / 2)
+            self._set_scale()
+            self.view_range.apply_limits()
+            self.view_range.fit()
+            self.markers.place_hint()
             self.readoutChanged.emit({})
             return
         first_paint.hold(self)   # work that can wait (see first_paint) waits until these tiles are drawn
@@ -316,12 +286,10 @@ class SpectrogramView(QWidget):
             self._build_panes()
             return
         if display.freq_scale != old.freq_scale:
-            self.scale = FreqScale(display.freq_scale, self.sample_rate, self.cfg.nfft)
-            for pane in self.panes.values():
-                pane.axis.set_scale(self.scale)
+            self._set_scale()
             self.loader.clear()
-            self._apply_limits()
-            self.master.getViewBox().setYRange(*self.scale.y_limits(), padding=0)
+            self.view_range.apply_limits()
+            self.view_range.fit_frequencies()
             self.schedule_update()
             return
         self.colours.display_changed(old)
@@ -337,14 +305,13 @@ class SpectrogramView(QWidget):
     def fit(self) -> None:
         if self.source is None:
             return
-        duration = self.source.frames / self.sample_rate
-        self.master.getViewBox().setRange(xRange=(0, duration), yRange=self.scale.y_limits(), padding=0)
+        self.view_range.fit()
 
     def set_time_range(self, t0: float, t1: float) -> None:
-        self.master.getViewBox().setXRange(t0, t1, padding=0)
+        self.view_range.set_time_range(t0, t1)
 
     def time_range(self) -> tuple[float, float]:
-        return tuple(self.master.getViewBox().viewRange()[0])
+        return self.view_range.time_range()
 
     def zoom(self, factor: float) -> None:
         """Zoom time by ``factor`` (<1 zooms in) around the view centre."""
@@ -360,26 +327,14 @@ class SpectrogramView(QWidget):
 
     def set_playhead(self, time_s: float | None) -> None:
         """Show the playback position (seconds) as a vertical line in every pane and the overview."""
-        self._playhead_s = time_s
-        for line in [p.playhead for p in self.panes.values()] + [self.overview_playhead]:
-            if time_s is None:
-                line.hide()
-            else:
-                line.setPos(time_s)
-                line.show()
+        self.markers.set_playhead(time_s)
 
     def set_loop_region(self, start_s: float | None, stop_s: float | None = None) -> None:
         """Shade ``[start_s, stop_s]`` (seconds) in every pane and the overview; ``None`` hides it."""
-        self._loop_s = None if start_s is None or stop_s is None or stop_s <= start_s else (start_s, stop_s)
-        for region in [p.loop for p in self.panes.values()] + [self.overview_loop]:
-            if self._loop_s is None:
-                region.hide()
-            else:
-                region.setRegion(self._loop_s)
-                region.show()
+        self.markers.set_loop_region(start_s, stop_s)
 
     def loop_region(self) -> tuple[float, float] | None:
-        return self._loop_s
+        return self.markers.loop_s
 
     def set_difference_partner(self, source: AudioSource | None, channel: int = 0, partner_is_original: bool = True,
                                label: str = "") -> None:
@@ -408,18 +363,11 @@ class SpectrogramView(QWidget):
 
     def visible_region(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """``((t0, t1) seconds, (f0, f1) Hz)`` shown in the panes (clipped to the recording)."""
-        (t0, t1), (y0, y1) = self.master.getViewBox().viewRange()
-        duration = self.source.frames / self.sample_rate if self.source is not None else 1.0
-        f0, f1 = (float(v) for v in self.scale.inv(np.array([y0, y1])))
-        return ((max(0.0, t0), min(duration, t1)), (max(0.0, f0), min(self.sample_rate / 2, f1)))
+        return self.view_range.visible_region()
 
     def set_visible_region(self, time_s: tuple[float, float], freq_hz: tuple[float, float] | None = None) -> None:
         """Show ``time_s`` (seconds) and, if given, ``freq_hz`` (Hz) — sessions restore the view through this."""
-        vb = self.master.getViewBox()
-        if freq_hz is None:
-            vb.setXRange(*time_s, padding=0)
-        else:
-            vb.setRange(xRange=time_s, yRange=tuple(float(v) for v in self.scale.fwd(np.array(freq_hz))), padding=0)
+        self.view_range.set_visible_region(time_s, freq_hz)
 
     def figure_settings(self, whole_file: bool = False) -> FigureSettings:
         """What the panes show, as :class:`~workbench.core.views.figure.FigureSettings` for File > Export figure:
@@ -487,43 +435,29 @@ class SpectrogramView(QWidget):
     def _reconfigure(self, fit: bool) -> None:
         self.tiles.new_generation()
         self.total_frames = self.cfg.frame_count(self.source.frames)
-        self.scale = FreqScale(self.display.freq_scale, self.sample_rate, self.cfg.nfft)
-        for pane in self.panes.values():
-            pane.axis.set_scale(self.scale)
+        self._set_scale()
         self.colours.reset_levels("phase")
         self.colours.apply()
-        self._apply_limits()
+        self.view_range.apply_limits()
         if fit:
             self.fit()
         self.loader.ready = False
         self.schedule_update()
 
+    def _set_scale(self) -> None:
+        """The frequency axis for the display's scale, the sample rate and the FFT size."""
+        self.scale = FreqScale(self.display.freq_scale, self.sample_rate, self.cfg.nfft)
+        for pane in self.panes.values():
+            pane.axis.set_scale(self.scale)
+
     def schedule_update(self) -> None:
         self._update_timer.start()
 
-    def _on_view_changed(self, *args) -> None:
-        t0, t1 = self.time_range()
-        self._syncing_region = True
-        self.region.setRegion((t0, t1))
-        self._syncing_region = False
+    def _on_time_range(self, t0: float, t1: float) -> None:
         self.viewRangeChanged.emit(t0, t1)
         # Not "painted" until the tiles for the new range are known to be shown.
         self.loader.ready = False
         self.schedule_update()
-
-    def _on_frequency_range_changed(self, *args) -> None:
-        if self.source is not None:
-            self.frequencyRangeChanged.emit(*self.visible_region()[1])
-
-    def _on_region_dragged(self) -> None:
-        if self._syncing_region:
-            return
-        t0, t1 = self.region.getRegion()
-        self.master.getViewBox().setXRange(t0, t1, padding=0)
-
-    def _pixels(self) -> int:
-        # Device pixels, so a high-DPI screen gets its full resolution.
-        return max(64, int(self.master.getViewBox().width() * self.devicePixelRatioF()))
 
     def update_tiles(self) -> None:
         """Work out which tiles the view needs, show cached ones, queue the rest, cancel the stale."""

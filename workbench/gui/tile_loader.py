@@ -61,7 +61,7 @@ class TileLoader:
     Args:
         host: the widget; the loader reads what it shows (``source``, ``channel``, ``cfg``, ``display``,
             ``sample_rate``, ``total_frames``, ``scale``, ``panes``, ``overview``, the difference partner, the
-            visible time range and pixel width), draws tiles into its panes with the levels of its
+            ``view_range``), draws tiles into its panes with the levels of its
             ``colours``, and emits its ``tileError``, ``tilesPainted`` and ``painted``.
         cache_bytes: size of the tile cache.
         threads: pool threads computing tiles.
@@ -115,7 +115,7 @@ class TileLoader:
             partner_id, partner_is_original = self.id_of(partner[0]), partner[2]
         request = TileRequest(self.source_id, host.channel, host.cfg, host.sample_rate, host.total_frames,
                               host.display.needs_previous(), partner_id, partner_is_original)
-        for tile in self.scheduler.update(request, t0, t1, host._pixels(), host.panes["magnitude"].tiles):
+        for tile in self.scheduler.update(request, t0, t1, host.view_range.pixels(), host.panes["magnitude"].tiles):
             self._show_tile(tile)
         self._check_complete()
 
