@@ -15,14 +15,19 @@ import dataclasses
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QToolBar
 
-from ..core.views.registry import DEFAULT_MASK_BELOW_DB
+from ..core.views.registry import DEFAULT_MASK_BELOW_DB, DisplaySettings, second_pane_views
 from ..core.views.stft import WINDOWS, StftConfig
 from .axes import FREQ_SCALES
 from .pane_colours import MAGNITUDE_COLORMAPS
-from .spectrogram import DisplaySettings, phase_view_choices
 
 FFT_SIZES = (256, 512, 1024, 2048, 4096, 8192)
 HOPS = (64, 128, 256, 512, 1024, 2048)
+
+
+def phase_view_choices() -> dict[str, str]:
+    """Second-pane choices, name -> menu text, straight from the view registry."""
+    return {name: (f"Difference: {spec.title()}" if spec.needs_partner else spec.label)
+            for name, spec in second_pane_views().items()}
 
 
 def combo(items, tip: str) -> QComboBox:

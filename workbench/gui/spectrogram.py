@@ -36,8 +36,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from ..core.audio.audio_io import AudioSource
 from ..core.views.figure import FigurePane, FigureSettings
 from ..core.views.readout import ReadoutPartner, frame_bin_at, read_point, readout_text
-from ..core.views.registry import (FLOOR_DB, LAYOUTS, PANE_SLOTS, DisplaySettings, images_key,  # noqa: F401
-                                   second_pane_views, view)
+from ..core.views.registry import FLOOR_DB, PANE_SLOTS, DisplaySettings, images_key, view  # noqa: F401
 from ..core.views.stft import StftConfig
 from . import first_paint
 from .axes import FreqScale
@@ -50,12 +49,6 @@ from .spectrogram_pane import SpectrogramPane, place_panes
 from .tile_loader import TileLoader
 
 PANES = PANE_SLOTS
-
-
-def phase_view_choices() -> dict[str, str]:
-    """Second-pane choices, name -> menu text, straight from the view registry."""
-    return {name: (f"Difference: {spec.title()}" if spec.needs_partner else spec.label)
-            for name, spec in second_pane_views().items()}
 
 
 class SpectrogramView(QWidget):
