@@ -168,15 +168,11 @@ class SpectrogramView(QWidget):
     def master(self) -> pg.PlotItem:
         return self.panes["magnitude"].plot
 
-    def _slot_view(self, slot: str):
-        """The registry entry drawn in pane ``slot``."""
-        return view(self.display.pane_views()[slot])
-
     def _apply_titles(self) -> None:
         """Pane titles and colour-bar labels from the view registry (unit, compression, masking)."""
         label = self._partner_label()
         for slot, pane in self.panes.items():
-            spec = self._slot_view(slot)
+            spec = view(self.display.pane_views()[slot])
             title = spec.title(self.display.compression)
             if spec.needs_partner:
                 title += f": {label}"
