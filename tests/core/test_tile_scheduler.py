@@ -120,6 +120,14 @@ def test_symmetric_levels_take_the_995th_percentile_of_finite_magnitudes():
     assert symmetric_levels([]) == (-1.0, 1.0)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 200, 1001, 40000])
+def test_symmetric_levels_equal_numpys_percentile_when_nothing_is_sampled(n):
+    # The partial sort around the two nearest ranks gives numpy's linearly interpolated percentile.
+    a = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    lo, hi = symmetric_levels([a], max_values=n)
+    assert hi == pytest.approx(float(np.percentile(np.abs(a), 99.5)), rel=1e-6)
+
+
 def test_overview_curves_fill_progressively_and_end_complete():
     sr = 8000
     x = np.sin(np.linspace(0, 200, 10 * sr)).astype(np.float32) * np.linspace(0, 0.8, 10 * sr, dtype=np.float32)

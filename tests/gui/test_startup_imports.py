@@ -1,4 +1,5 @@
-"""Start-up stays light: opening the window and a recording imports neither a model runtime nor matplotlib.
+"""Start-up stays light: opening the window and a recording imports neither a model runtime nor matplotlib,
+nor the Live and Train panels (built when their tab is first shown).
 
 torch, onnxruntime and matplotlib cost tenths of seconds to seconds to import; they are imported when a
 model runs or is probed, or a figure is exported — never to show a file or to list the models.
@@ -17,12 +18,13 @@ SCRIPT = r"""
 import sys
 from workbench.gui import app
 code = app.run_gui([sys.argv[1]], screenshot=sys.argv[2])
-heavy = ("torch", "onnxruntime", "matplotlib")
+heavy = ("torch", "onnxruntime", "matplotlib", "workbench.gui.live_panel", "workbench.core.live.engine",
+         "workbench.gui.train_panel")
 print("IMPORTED", code, *[m for m in heavy if m in sys.modules])
 """
 
 
-def test_opening_a_file_imports_no_model_or_figure_stack(tmp_path, shared_data):
+def test_opening_a_file_imports_no_model_figure_live_or_train_stack(tmp_path, shared_data):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(shared_data / "dns3" / "0015_noisy.wav"),
                            str(tmp_path / "shot.png")], env=env, capture_output=True, text=True, timeout=120,
@@ -76,3 +78,25 @@ def test_the_first_torch_model_of_the_window_runs_in_a_child_process(tmp_path, s
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
     assert proc.returncode == 0 and line, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert line[0].split()[1:] == ["False", "True"], line[0]
+
+
+def test_live_and_train_panels_are_built_when_their_tab_shows(qtbot, settings):
+    from workbench.gui.live_panel import LivePanel
+    from workbench.gui.main_window import MainWindow
+    from workbench.gui.train_panel import TrainPanel
+
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert "Live" not in w._deferred and "Train" not in w._deferred
+    assert [a.text() for a in w.panels_menu.actions()].count("Live") == 1  # listed in View > Panels all along
+    w.live_dock.raise_()
+    qtbot.waitUntil(lambda: "Live" in w._deferred)
+    assert isinstance(w._docks["Live"].widget().widget(), LivePanel)  # inside its scroll area
+    assert w.live_panel is w._deferred["Live"]  # built once
+    assert "Train" not in w._deferred
+    panel = w.train_panel  # asked for before its tab was shown
+    assert isinstance(panel, TrainPanel) and w._docks["Train"].widget() is panel
+    w.train_dock.raise_()
+    assert w.train_panel is panel

@@ -7,13 +7,22 @@ threads when the machine is quiet and one as soon as anything else runs: a secon
 share a core with another process makes an onnxruntime run slower than one thread does (its threads
 wait for each other at every operator), so a busy machine gets the one-thread speed, never less.
 
-"Busy" is the larger of the 1-minute load average and the processes runnable at this moment (other
-than this one), so a load that started seconds ago counts before the average has caught up.
+"Busy" is what the other processes use *now*: the larger of the CPU time the machine spent outside idle
+during a short look (``BUSY_WINDOW_S`` of ``/proc/stat``; this process sleeps meanwhile) and the tasks
+runnable at this moment besides this one. The 1-minute load average is only the fallback where neither
+can be read: it lags a minute behind, so a machine that has just become free would still read as busy
+(a second run of a batch right after the first would never get its second core).
 """
 
 from __future__ import annotations
 
 import os
+import time
+
+#: How long :func:`busy_cores` watches the machine's CPU time (seconds): long enough for a kernel that
+#: counts in hundredths of a second to see a core that another process keeps busy.
+BUSY_WINDOW_S = 0.1
+
 
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS has one, else the CPU count)."""
@@ -32,22 +41,53 @@ def _runnable_now() -> int | None:
         return None
 
 
-def busy_cores() -> float:
-    """Cores other work is using: ``max(1-minute load average, runnable tasks now - 1)``; 0 when unknown."""
+def _cpu_times() -> tuple[int, int] | None:
+    """``(busy, total)`` clock ticks of all CPUs since boot (Linux ``/proc/stat``; idle and I/O wait are
+    not busy), else ``None``."""
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest time is inside user)
+    return total - fields[3] - fields[4], total
+
+
+def _busy_over(window_s: float) -> float | None:
+    """Cores kept busy during ``window_s`` (this process sleeps through it, so they are other work's)."""
+    before = _cpu_times()
+    if before is None:
+        return None
+    time.sleep(window_s)
+    after = _cpu_times()
+    if after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
+
+
+def busy_cores(window_s: float = BUSY_WINDOW_S) -> float:
+    """Cores other work is using now: ``max(busy over window_s, runnable tasks now - 1)``; the 1-minute
+    load average where neither can be read; 0 when nothing can be."""
+    measured = _busy_over(window_s)
     running = _runnable_now()
-    return max(load, float(running - 1) if running else 0.0)
+    if measured is None and running is None:
+        try:
+            return float(os.getloadavg()[0])
+        except (AttributeError, OSError):
+            return 0.0
+    return max(measured or 0.0, float(running - 1) if running else 0.0)
 
 
 def auto_threads(limit: int | None = None) -> int:
     """Intra-op threads for a model loaded now: the idle cores, rounded, between 1 and ``limit``.
 
-    ``round(cores - busy)``: a quiet 2-core machine (load below 0.5) gets 2, any sustained second
-    process or a moment with another runnable task gets 1.
+    ``round(cores - busy)``: a quiet 2-core machine gets 2; one other process keeping a core busy, or a
+    moment with another runnable task, gives 1. With ``limit == 1`` nothing is measured.
     """
+    if limit == 1:
+        return 1
     free = available_cores() - busy_cores()
     threads = max(1, int(free + 0.5))
     return min(threads, limit) if limit else threads

@@ -46,8 +46,6 @@ from .window_actions import build_menus
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .phase_lab_panel import PhaseLabPanel
-from .live_panel import LivePanel
-from .train_panel import RecordingNoise, TrainPanel
 from .display_controls import DisplayControls
 from .spectrogram import DisplaySettings, SpectrogramView
 from .transport import TransportBar
@@ -226,20 +224,16 @@ class MainWindow(QMainWindow):
         self.edit_dock = self.add_panel("Edit", edit_scroll)
         self.metrics_dock = self.add_panel("Metrics", self.metrics_panel)
         self.phase_lab_dock = self.add_panel("Phase lab", self.phase_lab_panel)
-        self.live_panel = LivePanel(doc, settings=self.settings)
-        self.live_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Live: {msg}", 8000))
-        # Scrolled, as the Edit panel: its controls, figures and two spectrograms are taller than a
-        # 768-pixel screen leaves for a dock, and must not widen the dock for the other panels.
-        live_scroll = QScrollArea()
-        live_scroll.setWidgetResizable(True)
-        live_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        live_scroll.setWidget(self.live_panel)
-        self.live_dock = self.add_panel("Live", live_scroll)
+        # The Live and Train panels (and the modules behind them: audio devices, the live engine, the
+        # trainer) are built the first time their tab shows or something asks for them, not before the
+        # first spectrogram is painted: most sessions never open them.
+        self._deferred: dict[str, QWidget] = {}
+        self._deferred_builders: dict[str, Callable[[], QWidget]] = {}
+        # Scrolled, as the Edit panel: the Live panel's controls, figures and two spectrograms are taller
+        # than a 768-pixel screen leaves for a dock, and must not widen the dock for the other panels.
+        self.live_dock = self.add_deferred_panel("Live", self._build_live_panel, scrolled=True)
         # Trained models join the session's catalogue, so the Models panel lists them at once.
-        self.train_panel = TrainPanel(catalogue=self.session.catalogue)
-        self.train_panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Train: {msg}", 8000))
-        self.train_panel.recording_noise_source = self.recording_noise_for_training
-        self.train_dock = self.add_panel("Train", self.train_panel)
+        self.train_dock = self.add_deferred_panel("Train", self._build_train_panel)
         self.model_dock.raise_()
         self.metrics_dock.visibilityChanged.connect(self._on_metrics_visibility)
         self._metrics_visible = False
@@ -248,6 +242,67 @@ class MainWindow(QMainWindow):
         self.transport_bar = self.add_panel("Transport", self.transport, "bottom-toolbar")
         self.bottom_toolbar.setMovable(False)
         self.resizeDocks([self._docks["Recordings"], self.model_dock], [210, 430], Qt.Orientation.Horizontal)
+
+    def add_deferred_panel(self, title: str, build: Callable[[], QWidget], *, scrolled: bool = False,
+                           area: str = "right") -> QDockWidget:
+        """Add a panel whose widget ``build()`` makes the first time the dock becomes visible or
+        :meth:`deferred_panel` asks for it; until then the dock holds an empty widget (the scroll area the
+        panel will sit in when ``scrolled``), so the layout and View > Panels are as with :meth:`add_panel`."""
+        if scrolled:
+            holder = QScrollArea()
+            holder.setWidgetResizable(True)
+            holder.setFrameShape(QFrame.Shape.NoFrame)
+        else:
+            holder = QWidget()
+        dock = self.add_panel(title, holder, area)
+
+        def realise(visible: bool) -> None:
+            if visible:
+                self.deferred_panel(title)
+
+        self._deferred_builders[title] = build
+        dock.visibilityChanged.connect(realise)
+        return dock
+
+    def deferred_panel(self, title: str) -> QWidget:
+        """The panel of the deferred dock ``title``, built now if it was not yet."""
+        panel = self._deferred.get(title)
+        if panel is None:
+            dock = self._docks[title]
+            holder = dock.widget()
+            panel = self._deferred_builders[title]()
+            self._deferred[title] = panel
+            if isinstance(holder, QScrollArea):
+                holder.setWidget(panel)
+            else:
+                dock.setWidget(panel)
+                holder.deleteLater()
+        return panel
+
+    @property
+    def live_panel(self):
+        """The Live panel (built on first use)."""
+        return self.deferred_panel("Live")
+
+    @property
+    def train_panel(self):
+        """The Train panel (built on first use)."""
+        return self.deferred_panel("Train")
+
+    def _build_live_panel(self) -> QWidget:
+        from .live_panel import LivePanel
+
+        panel = LivePanel(self.document, settings=self.settings)
+        panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Live: {msg}", 8000))
+        return panel
+
+    def _build_train_panel(self) -> QWidget:
+        from .train_panel import TrainPanel
+
+        panel = TrainPanel(catalogue=self.session.catalogue)
+        panel.failed.connect(lambda msg: self.statusBar().showMessage(f"Train: {msg}", 8000))
+        panel.recording_noise_source = self.recording_noise_for_training
+        return panel
 
     def _combo(self, items, tip: str) -> QComboBox:
         box = QComboBox()
@@ -573,13 +628,15 @@ class MainWindow(QMainWindow):
         if rec is not None and key == (id(rec), self.vad_settings):
             self._refresh_speech_lane()
 
-    def recording_noise_for_training(self) -> RecordingNoise:
+    def recording_noise_for_training(self):
         """The current recording's noise-only spans for the Train panel: the span or pauses the Edit panel
         learned the noise from, else the time selection, else the speech activity lane's pauses, else its
         pauses found by the trainer.
 
         Raises:
             WorkbenchError: no recording open, or one that is not a file on disk."""
+        from .train_panel import RecordingNoise
+
         rec = self.document.recording
         if rec is None:
             raise WorkbenchError("open a recording first: its noise-only spans become the training noise")
@@ -1008,8 +1065,8 @@ class MainWindow(QMainWindow):
         self.edit_panel.shutdown()
         self.metrics_panel.shutdown()
         self.phase_lab_panel.shutdown()
-        self.live_panel.shutdown()
-        self.train_panel.shutdown()
+        for panel in self._deferred.values():  # only those that were built
+            panel.shutdown()
         self.metrics_pool.waitForDone(60000)
         for dlg in (self.batch_dialog, self.export_dialog):
             if dlg is not None:

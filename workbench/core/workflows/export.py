@@ -28,6 +28,7 @@ import numpy as np
 
 import soundfile as sf
 
+from ... import __version__ as wb_version
 from ..audio.formats import BY_NAME, EXPORT_FORMATS, LOSSY_FORMATS
 from ..audio.audio_io import (WRITE_SUBTYPES, atomic_output, ensure_folder, native_path, read_info, resample,
                               write_audio_atomic)
@@ -420,7 +421,6 @@ def comparison_record(recording: Recording, versions: Sequence[Version] | None =
         rows.append({"name": v.name, "kind": v.kind, "sample_rate": v.sample_rate, "channels": v.source.channels,
                      "frames": v.source.frames, "model": model_identity(v), "settings": v.settings,
                      "elapsed_s": v.elapsed_s, "strength": strength, "metrics": metrics.get(v.name, {})})
-    from ... import __version__ as wb_version  # noqa: PLC0415 - tiny, avoids a cycle at import time
     return _jsonable({"workbench": {"version": wb_version}, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "recording": recording.name, "reference": ref, "files": files, "versions": rows,
                       "stft": stft if stft is None or isinstance(stft, dict) else asdict(stft)})
