@@ -3,7 +3,7 @@
 ::
 
     workbench batch enhance INPUTS... -m MODEL [-m MODEL ...] -o OUT_DIR [--workers N]
-                            [--backend local|ray] [--address ADDR] [--manifest FILE] [--resume] ...
+                            [--backend serial|local|ray] [--address ADDR] [--manifest FILE] [--resume] ...
     workbench batch evaluate PAIRS_DIR -m MODEL ... --csv OUT.csv [same scaling options]
 
 Inputs are folders (searched recursively), files, or list files (``.txt`` one path per line, ``.csv``
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from .numbers import number
 
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -28,20 +27,12 @@ from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.audio.formats import EXPORT_FORMATS, LOSSY_FORMATS
 from ..core.errors import WorkbenchError
 
-BACKEND_CHOICES = ("local", "ray")
-
 
 def _scaling(p) -> None:
+    from .backend_options import add_backend_options
+
     g = p.add_argument_group("scaling and resume")
-    g.add_argument("--backend", choices=BACKEND_CHOICES, default="local",
-                   help="local: a process pool on this machine; ray: Ray Data (local instance or --address)")
-    g.add_argument("--workers", type=number("--workers", 0, 1024, integer=True), default=None, metavar="N",
-                   help="worker processes / Ray actors, each loading the models once (default: this machine's "
-                        "CPU count; with --address the cluster's; 0 runs in this process)")
-    g.add_argument("--address", metavar="ADDR",
-                   help="Ray cluster to join: 'auto' (a cluster started on this machine with `ray start`) or HOST:PORT")
-    g.add_argument("--threads", type=number("--threads", 1, 1024, integer=True), default=None, metavar="T",
-                   help="intra-op threads per worker for torch/onnxruntime (default WORKBENCH_THREADS, else 1)")
+    add_backend_options(g, pool_by_default=True)
     g.add_argument("--manifest", metavar="FILE", help="the JSONL manifest (see README: Batch manifest)")
     g.add_argument("--resume", action="store_true", help="continue the manifest: redo only what is not done")
     g.add_argument("--overwrite", action="store_true", help="recompute and replace existing outputs / manifest")
@@ -89,23 +80,10 @@ def add_parser(sub) -> None:
 # ------------------------------------------------------------------------------------------ driving
 
 
-def _threads(args) -> int:
-    from ..core.threads import threads_from_env
+def _choice(args):
+    from .backend_options import backend_choice
 
-    t = args.threads if args.threads is not None else threads_from_env(1)
-    if t is None or t < 1:
-        raise WorkbenchError(f"--threads: expected a positive number, got {t}")
-    return int(t)
-
-
-def _workers(args) -> int:
-    if args.workers is not None:
-        if args.workers < 0:
-            raise WorkbenchError(f"--workers: expected 0 or more, got {args.workers}")
-        return args.workers
-    if args.backend == "ray" and args.address:
-        return 0  # 0 = size the actor pool to the cluster
-    return max(1, os.cpu_count() or 1)
+    return backend_choice(args, pool_by_default=True)
 
 
 def _load(specs, threads):
@@ -178,15 +156,14 @@ def _drive(tasks, args, models, identities, manifest, display):
     from ..core.workflows.batch import run_batch
     from ..core.progress import run_to_end
 
-    threads = _threads(args)
-    workers = _workers(args)
-    backend = args.backend if workers > 0 or (args.backend == "ray" and args.address) else "serial"
+    choice = _choice(args)
+    backend, workers = choice.backend, choice.workers
     if backend != "serial":
         for enh in models.values():
             enh.close()  # the workers load their own; free this process's copy
     specs = list(identities)
-    gen = run_batch(tasks, backend=backend, workers=workers, threads=threads, models=models, specs=specs,
-                    identities=identities, manifest=manifest, address=args.address, on_row=display.row)
+    gen = run_batch(tasks, backend=backend, workers=workers, threads=choice.threads, models=models, specs=specs,
+                    identities=identities, manifest=manifest, address=choice.address, on_row=display.row)
     with display:
         return run_to_end(gen)
 
@@ -233,8 +210,7 @@ def _run_enhance(args) -> int:
     inputs = collect_inputs(args.inputs, exclude=[out_dir])
     if not inputs:
         raise WorkbenchError("no inputs to process")
-    threads = _threads(args)
-    models, identities = _load(args.model, threads)
+    models, identities = _load(args.model, _choice(args).threads)
     plan_models = [(spec, file_tag(models[spec].info.id), list(getattr(models[spec].info, "outputs", None)
                                                                or ["enhanced"])) for spec in args.model]
     tasks = enhance_tasks(inputs, out_dir, plan_models, settings, overwrite=args.overwrite)
@@ -270,8 +246,7 @@ def _run_evaluate(args) -> int:
             missing = [p.name for p in pairs if tag not in p.outputs]
             if missing:
                 raise WorkbenchError(f"precomputed outputs {tag!r} missing for {', '.join(missing)}")
-    threads = _threads(args)
-    models, identities = _load(specs, threads)
+    models, identities = _load(specs, _choice(args).threads)
     # (system, output, table name): a model with several outputs is one system per output
     scored = [(NOISY, None, NOISY)]
     for m in args.model:

@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     add_speech_only_options(p)
     p.add_argument("--metrics", metavar="LIST",
                    help="comma-separated intrusive metrics (default all): " + ", ".join(_intrusive()))
+    from .backend_options import add_backend_options
+    add_backend_options(p.add_argument_group("where the pairs are scored (as `workbench batch`)"),
+                        pool_by_default=False)
 
 
 def add_speech_only_options(p) -> None:
@@ -68,6 +71,9 @@ def run(args) -> int:
                                    write_csv)
     from ..core.measure.metrics import find_pairs
     from ..core.audio.outputs import check_output_target, is_same_file
+    from .backend_options import backend_choice
+
+    where = backend_choice(args, pool_by_default=False)
 
     metrics = None
     if args.metrics:
@@ -89,7 +95,8 @@ def run(args) -> int:
     tty = sys.stderr.isatty()
     result = run_to_end(evaluate(args.pairs_dir, args.model, dnsmos=not args.no_dnsmos, metrics=metrics,
                                  isolate_models=True, dnsmos_fast=args.dnsmos_fast,
-                                 speech_only=speech_only_settings(args)),
+                                 speech_only=speech_only_settings(args), backend=where.backend,
+                                 workers=where.workers, threads=where.threads or 1, address=where.address),
                         (lambda p: print(f"\r{p.message[:70]:70s}", end="", file=sys.stderr)) if tty else None)
     if tty:
         print(file=sys.stderr)
