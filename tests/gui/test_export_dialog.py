@@ -277,15 +277,21 @@ def test_batch_dialog_cancel_stops_the_worker_processes(qtbot, tmp_path, shared_
     qtbot.addWidget(dlg)
     dlg.run_box.setCurrentIndex(dlg.run_box.findData("local"))
     dlg.workers_spin.setValue(2)
+    earlier = set(multiprocessing.active_children())  # children other tests may have left
+
+    def pool() -> set:
+        return set(multiprocessing.active_children()) - earlier
+
     dlg.start_button.click()
     assert dlg.cancel_button.isEnabled()
     # Cancel once the pool's processes exist (they take a second to start, the three files far less after)
-    qtbot.waitUntil(lambda: multiprocessing.active_children() != [], timeout=30000)
+    qtbot.waitUntil(lambda: len(pool()) == 2, timeout=30000)
+    started = pool()
     with qtbot.waitSignal(dlg._worker.finished, timeout=30000):
         dlg.cancel_button.click()
     qtbot.waitUntil(lambda: dlg.start_button.isEnabled(), timeout=5000)
     assert dlg.progress_label.text() == "Cancelled" and dlg.summary is None
-    assert multiprocessing.active_children() == []  # the pool was stopped, not left running
+    assert not any(p.is_alive() for p in started) and pool() == set()  # the pool was stopped, not left running
 
 
 def test_batch_dialog_keeps_a_model_without_a_spec_in_this_process(qtbot):
