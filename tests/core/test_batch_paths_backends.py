@@ -86,7 +86,7 @@ def metric_values(result) -> dict:
 
 def test_evaluate_on_a_pool_equals_serial(pairs, monkeypatch):
     reports = spy_on_run_batch(monkeypatch, evaluation)
-    kw = dict(metrics=["si_sdr", "estoi"], dnsmos=False)
+    kw = dict(metrics=["si_sdr", "estoi"], reference_free=False)
     serial = run_to_end(evaluation.evaluate(pairs, ["wiener"], **kw))
     pool = run_to_end(evaluation.evaluate(pairs, ["wiener"], backend="local", workers=2, **kw))
     assert reports[0].backend == "serial"
@@ -101,12 +101,12 @@ def test_evaluate_on_a_pool_equals_serial(pairs, monkeypatch):
 def test_evaluate_refuses_a_loaded_model_on_a_pool(pairs):
     with pytest.raises(WorkbenchError, match="runs in this process only: name it by its spec"):
         run_to_end(evaluation.evaluate(pairs, [load_enhancer("wiener")], backend="local", workers=2,
-                                       dnsmos=False, metrics=["si_sdr"]))
+                                       reference_free=False, metrics=["si_sdr"]))
 
 
 def test_cli_evaluate_takes_the_backend_options(pairs, tmp_path, monkeypatch):
     reports = spy_on_run_batch(monkeypatch, evaluation)
-    assert main(["evaluate", str(pairs), "-m", "wiener", "--no-dnsmos", "--metrics", "si_sdr",
+    assert main(["evaluate", str(pairs), "-m", "wiener", "--no-reference-free", "--metrics", "si_sdr",
                  "--workers", "2", "--csv", str(tmp_path / "r.csv")]) == 0
     assert_ran_on_two_pool_workers(reports[0])
     rows = evaluation.read_csv(tmp_path / "r.csv")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .numbers import number
 
+import argparse
 import sys
 import time
 from dataclasses import asdict
@@ -58,7 +59,9 @@ def add_parser(sub) -> None:
     e.add_argument("--residual", action="store_true", help="also write input - enhanced")
     e.add_argument("--channels", metavar="LIST", help="comma-separated 0-based channels (default all)")
     e.add_argument("--repair", action="store_true", help="read NaN/Inf input samples as 0 instead of failing the file")
-    e.add_argument("--dnsmos", action="store_true", help="score every output with DNSMOS into the manifest")
+    e.add_argument("--reference-free", action="store_true",
+                   help="score every output with the reference-free metrics (DNSMOS ...) into the manifest")
+    e.add_argument("--dnsmos", dest="reference_free", action="store_true", help=argparse.SUPPRESS)
     from .enhance import add_editing_options
     add_editing_options(e.add_argument_group("editing (as `workbench enhance`)"))
     _scaling(e)
@@ -67,12 +70,9 @@ def add_parser(sub) -> None:
     v.add_argument("-m", "--model", action="append", default=[], metavar="MODEL",
                    help="model id, model path, or file:TAG for precomputed outputs (repeatable)")
     v.add_argument("--csv", required=True, metavar="OUT.csv", help="long-form results (as `workbench evaluate --csv`)")
-    v.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (non-intrusive) scores")
-    v.add_argument("--dnsmos-fast", action="store_true",
-                   help="DNSMOS on non-overlapping windows: faster on long files, approximate (labelled in the "
-                        "CSV and the manifest); default: the exact, reference DNSMOS")
     v.add_argument("--metrics", metavar="LIST", help="comma-separated intrusive metrics (default all)")
-    from .evaluate import add_speech_only_options
+    from .evaluate import add_reference_free_options, add_speech_only_options
+    add_reference_free_options(v)
     add_speech_only_options(v)
     _scaling(v)
 
@@ -203,7 +203,8 @@ def _run_enhance(args) -> int:
     editing = editing_settings(args)  # strength, loudness, lossy quality, regions, noise profile
     settings = EnhanceSettings(format=fmt, subtype=subtype, rate=rate,
                                channels=None if channels is None else tuple(channels),
-                               residual=args.residual, repair=args.repair, dnsmos=args.dnsmos, **editing)
+                               residual=args.residual, repair=args.repair, reference_free=args.reference_free,
+                               **editing)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise WorkbenchError(f"{out_dir}: -o must be a folder, but this is a file")
@@ -255,10 +256,11 @@ def _run_evaluate(args) -> int:
     names = [name for _, _, name in scored]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
-    fast = args.dnsmos_fast and not args.no_dnsmos
+    fast = args.reference_free_fast and not args.no_reference_free
     from .evaluate import speech_only_settings
     speech = speech_only_settings(args)
-    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics, dnsmos_fast=fast, output=o,
+    tasks = [evaluate_task(0, pair, s, reference_free=not args.no_reference_free, metrics=metrics,
+                           reference_free_fast=fast, output=o,
                            speech_only=speech)
              for pair in pairs for s, o, _ in scored]
     for i, t in enumerate(tasks):
@@ -271,8 +273,8 @@ def _run_evaluate(args) -> int:
             raise WorkbenchError(f"{csv_path}: refusing to write the results over an input of this evaluation")
     manifest_path = Path(args.manifest) if args.manifest else csv_path.with_name(csv_path.name + ".manifest.jsonl")
     manifest = Manifest(manifest_path, {"kind": "evaluate", "models": list(identities.values()),
-                                        "settings": {"dnsmos": not args.no_dnsmos, "metrics": metrics,
-                                                     **({"dnsmos_fast": True} if fast else {}),
+                                        "settings": {"reference_free": not args.no_reference_free, "metrics": metrics,
+                                                     **({"reference_free_fast": True} if fast else {}),
                                                      **({"speech_only": asdict(speech)} if speech else {})},
                                         "pairs_dir": str(args.pairs_dir)},
                         resume=args.resume, overwrite=args.overwrite, protect=inputs)

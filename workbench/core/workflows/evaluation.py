@@ -121,9 +121,10 @@ def pair_inputs(pairs: Sequence[Pair]) -> list[Path]:
     return out
 
 
-def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *, dnsmos: bool = True,
+def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *,
+             reference_free: bool = True,
              metrics: Iterable[str] | None = None, include_noisy: bool = True, isolate_models: bool = False,
-             dnsmos_fast: bool = False, speech_only: VadSettings | None = None, backend: str = "serial",
+             reference_free_fast: bool = False, speech_only: VadSettings | None = None, backend: str = "serial",
              workers: int = 1, threads: int = 1, address: str | None = None
              ) -> Generator[Progress, None, EvaluationResult]:
     """Run every system on every pair and measure it; a generator yielding :class:`Progress`.
@@ -131,9 +132,9 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     Args:
         pairs: a folder (see :func:`workbench.core.measure.metrics.find_pairs`) or a list of :class:`Pair`.
         models: model specs, loaded :class:`Enhancer` s, or ``file:TAG`` for precomputed outputs.
-        dnsmos: also compute the reference-free metrics of the table (DNSMOS SIG/BAK/OVRL/P.808).
+        reference_free: also compute the reference-free metrics of the table (DNSMOS SIG/BAK/OVRL/P.808 ...).
         metrics: intrusive metric keys (default every intrusive metric of the table).
-        dnsmos_fast: the reference-free metrics in their fast, approximate mode (DNSMOS: non-overlapping
+        reference_free_fast: the reference-free metrics in their fast, approximate mode (DNSMOS: non-overlapping
             windows); the result's warnings say so (each metric's ``fast_note``).
         isolate_models: load model files in a worker process (see ``load_enhancer(isolate=True)``).
         speech_only: every metric over the speech spans Silero VAD finds (with these settings) in each clean
@@ -164,13 +165,13 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
                 f"clean/{p.name}); not evaluated" for p in unpaired]
     if not pair_list:
         raise WorkbenchError("no noisy/clean pairs to evaluate")
-    if dnsmos and dnsmos_fast:
+    if reference_free and reference_free_fast:
         warnings += [f"{pair_list[0].noisy.parent}: {note}" for note in fast_mode_notes()]
     if speech_only is not None:
         speech_only.check()
         warnings.append(f"{pair_list[0].noisy.parent}: {speech_only_note(speech_only)}")
     wanted = list(intrusive_keys() if metrics is None else metrics)
-    metric_keys = wanted + (list(reference_free_keys()) if dnsmos else [])
+    metric_keys = wanted + (list(reference_free_keys()) if reference_free else [])
     # (table name, system, output of a model with several outputs)
     systems: list[tuple[str, str | Enhancer | None, str | None]] = [(NOISY, None, None)] if include_noisy else []
     for m in models:
@@ -200,8 +201,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
     for pair in pair_list:
         for name, system, output in systems:
             key = system if system in specs else name if not isinstance(system, Enhancer) else _model_key(system, held)
-            task = item.evaluate_task(len(tasks), pair, key, dnsmos=dnsmos, metrics=wanted,
-                                      dnsmos_fast=dnsmos_fast, output=output, speech_only=speech_only)
+            task = item.evaluate_task(len(tasks), pair, key, reference_free=reference_free, metrics=wanted,
+                                      reference_free_fast=reference_free_fast, output=output, speech_only=speech_only)
             task["key"] = f"{len(tasks)}|{task['key']}"  # unique even when two pairs share a name
             tasks.append(task)
             named.append((pair, name, system))
