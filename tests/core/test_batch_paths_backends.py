@@ -140,3 +140,33 @@ def test_export_batch_refuses_a_model_no_worker_can_load(pairs, tmp_path):
     assert batch_files.worker_spec_problem("wiener+spectral-subtraction") is None
     assert batch_files.worker_spec_problem(str(pairs / "0015_noisy.wav")) is None  # a path a worker can open
     assert "no spec" in batch_files.worker_spec_problem(None)
+
+
+def test_backend_options_resolve_as_workbench_batch_does(monkeypatch):
+    import argparse
+
+    from workbench.commands.backend_options import add_backend_options, backend_choice
+    from workbench.core.workflows.batch import backends
+
+    parser = argparse.ArgumentParser()
+    add_backend_options(parser, pool_by_default=False)
+    here = []
+    monkeypatch.setattr(backends, "set_thread_env", here.append)
+    monkeypatch.delenv("WORKBENCH_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+    def choice(*argv, pool=False):
+        c = backend_choice(parser.parse_args(list(argv)), pool_by_default=pool)
+        return c.backend, c.workers, c.threads
+
+    assert choice() == ("serial", 0, None) and here == []  # this process, its threads left alone
+    assert choice("--workers", "3") == ("local", 3, 1)
+    assert choice("--backend", "local") == ("local", 1, 1)
+    assert choice("--workers", "0", "--backend", "local") == ("serial", 0, None)
+    assert choice("--backend", "ray", "--address", "auto") == ("ray", 0, 1)  # sized to the cluster
+    assert choice("--threads", "2") == ("serial", 0, 2) and here == [2]  # the one worker is this process
+    assert choice(pool=True)[:1] == ("local",) and choice("--workers", "0", pool=True) == ("serial", 0, 1)
+    for argv, words in ((["--backend", "serial", "--workers", "2"], "runs in this process"),
+                        (["--backend", "local", "--address", "auto"], "needs --backend ray")):
+        with pytest.raises(WorkbenchError, match=words):
+            choice(*argv)

@@ -89,4 +89,8 @@ def backend_choice(args, *, pool_by_default: bool) -> BackendChoice:
     threads = args.threads if args.threads is not None else threads_from_env(None)
     if threads is None and (pool_by_default or backend != "serial"):
         threads = 1  # workers compute alike, one intra-op thread each unless told
+    if backend == "serial" and args.threads is not None:
+        from ..core.workflows.batch.backends import set_thread_env
+
+        set_thread_env(args.threads)  # the one worker is this process: it computes with the threads asked for
     return BackendChoice(backend, workers, threads, args.address)
