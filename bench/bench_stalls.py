@@ -111,7 +111,7 @@ def run_action(action: str, interval_ms: float, trace: bool, dnsmos: bool) -> di
         rec = w.document.recording
         for i in range(19):
             rec.add_enhanced(x * (0.3 + 0.03 * i), sr, info(f"gtcrn-variant-{i:02d}", sr))
-        w.metrics_panel.dnsmos_box.setChecked(dnsmos)
+        w.metrics_panel.reference_free_box.setChecked(dnsmos)
         w.metrics_panel.set_reference(folder / "0015_clean.wav")
         w.metrics_dock.show()
         w.metrics_dock.raise_()

@@ -4,6 +4,7 @@ a manifest per item, failed rows for bad files, resume after SIGKILL and after a
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -218,7 +219,7 @@ def test_torn_manifest_line_is_ignored(tmp_path):
 
 
 def test_batch_evaluate_agrees_with_evaluate(shared_data, tmp_path, capsys):
-    common = ["-m", "wiener", "--no-dnsmos", "--metrics", "si_sdr,estoi"]
+    common = ["-m", "wiener", "--no-reference-free", "--metrics", "si_sdr,estoi"]
     assert main(["evaluate", str(shared_data / "dns3"), *common, "--csv", str(tmp_path / "e.csv")]) == 0
     assert main(["batch", "evaluate", str(shared_data / "dns3"), *common, "--csv", str(tmp_path / "b.csv"),
                  "--workers", "2", "--quiet"]) == 0
@@ -323,7 +324,7 @@ def test_evaluate_unreadable_pair_is_rows_with_reasons(tmp_path, rng, capsys):
         sf.write(tmp_path / f"{name}_noisy.wav", x + 0.01 * rng.standard_normal(16000).astype(np.float32), 16000)
     (tmp_path / "y_noisy.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00garbage")
     # the table and CSV are written, and the exit status says not everything was measured (as batch evaluate)
-    assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr", "--csv",
+    assert main(["evaluate", str(tmp_path), "--no-reference-free", "--metrics", "si_sdr", "--csv",
                  str(tmp_path / "r.csv")]) == 2
     from workbench.core.workflows.evaluation import read_csv
 
@@ -472,3 +473,48 @@ def test_a_pool_that_breaks_between_two_hand_outs_is_replaced_and_no_item_is_los
     rows = list(backends.run_local(tasks, ["wiener"], workers=2, poll_s=0.01))
     assert len(pools) >= 2
     assert sorted(r["key"] for r in rows) == sorted(t["key"] for t in tasks)
+
+
+def _as_earlier_version_wrote_it(manifest: Path) -> None:
+    """Rename the reference-free settings keys back to the names earlier versions wrote (``dnsmos``...)."""
+    lines = []
+    for line in manifest.read_text().splitlines():
+        rec = json.loads(line)
+        settings = rec.get("settings") or {}
+        rec["settings"] = {{"reference_free": "dnsmos", "reference_free_fast": "dnsmos_fast"}.get(k, k): v
+                           for k, v in settings.items()}
+        lines.append(json.dumps(rec))
+    manifest.write_text("\n".join(lines) + "\n")
+
+
+def test_a_manifest_with_the_earlier_dnsmos_settings_key_still_resumes(shared_data, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(shared_data / "dns3" / "0015_noisy.wav", src)
+    out = tmp_path / "o"
+    args = ["batch", "enhance", str(src), "-m", "wiener", "-o", str(out), "--workers", "0", "--quiet"]
+    assert main(args) == 0
+    _as_earlier_version_wrote_it(out / "manifest.jsonl")
+    assert '"dnsmos": false' in (out / "manifest.jsonl").read_text()
+    written = next(out.rglob("*.wav"))
+    before = written.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 0
+    assert written.stat().st_mtime_ns == before  # reused, not recomputed
+    assert "1 (1 from an earlier run)" in capsys.readouterr().err
+    # evaluation rows too: {"dnsmos": false, "metrics": [...]} is the same setting as reference_free false
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for kind in ("noisy", "clean"):
+        shutil.copy(shared_data / "dns3" / f"0015_{kind}.wav", pairs)
+    csv_path = tmp_path / "e.csv"
+    eval_args = ["batch", "evaluate", str(pairs), "--no-dnsmos", "--metrics", "si_sdr", "--csv", str(csv_path),
+                 "--workers", "0", "--quiet"]  # the earlier flag is a hidden alias
+    assert main(eval_args) == 0
+    manifest = csv_path.with_name(csv_path.name + ".manifest.jsonl")
+    assert {r["settings"]["reference_free"] for r in rows_of(manifest)} == {False}
+    _as_earlier_version_wrote_it(manifest)
+    csv_path.unlink()  # as if the run had been stopped before its table was written
+    capsys.readouterr()
+    assert main(eval_args + ["--resume"]) == 0
+    assert "1 (1 from an earlier run)" in capsys.readouterr().err  # the one pair scored as noisy: reused

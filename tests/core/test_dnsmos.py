@@ -324,17 +324,17 @@ def long_pair(shared_data, tmp_path_factory):
     return folder
 
 
-# The batch runs its items in this process (--workers 0): the task dict that carries "dnsmos_fast" is what a pool
-# worker would get (tests/core/test_batch.py runs the pool).
+# The batch runs its items in this process (--workers 0): the task dict that carries "reference_free_fast" is what
+# a pool worker would get (tests/core/test_batch.py runs the pool).
 @pytest.mark.parametrize("command", [["evaluate"], ["batch", "evaluate", "--workers", "0"]])
-def test_cli_dnsmos_fast_is_opt_in_and_labelled(long_pair, tmp_path, capsys, command):
+def test_cli_reference_free_fast_is_opt_in_and_labelled(long_pair, tmp_path, capsys, command):
     from workbench.cli import main
     from workbench.core.workflows.evaluation import read_csv
 
     noisy, rate = sf.read(long_pair / "long_noisy.wav", dtype="float32")
     exact, fast = dm.shared_dnsmos().score(noisy, rate), dm.shared_dnsmos(fast=True).score(noisy, rate)
     assert exact.windows > fast.windows and abs(exact.ovrl - fast.ovrl) > 1e-4
-    for flags, expected in (([], exact), (["--dnsmos-fast"], fast)):
+    for flags, expected in (([], exact), (["--reference-free-fast"], fast)):
         out = tmp_path / f"{command[0]}{len(flags)}.csv"
         assert main([*command, str(long_pair), "--metrics", "si_sdr", "--csv", str(out), *flags]) == 0
         err = capsys.readouterr().err

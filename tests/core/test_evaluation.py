@@ -88,7 +88,7 @@ def test_cli_evaluate(shared_data, tmp_path, capsys):
 
     out = tmp_path / "r.csv"
     code = main(["evaluate", str(shared_data / "dns3"), "-m", "file:GTCRN", "--csv", str(out),
-                 "--plot", str(tmp_path / "r.svg"), "--no-dnsmos", "--metrics", "pesq_wb,si_sdr"])
+                 "--plot", str(tmp_path / "r.svg"), "--no-reference-free", "--metrics", "pesq_wb,si_sdr"])
     assert code == 0
     text = capsys.readouterr().out
     assert "noisy" in text and "file:GTCRN" in text and "SI-SDR" in text
@@ -102,7 +102,7 @@ def test_cli_errors_name_the_problem(shared_data, tmp_path, capsys):
 
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "no noisy/clean pairs" in capsys.readouterr().err
-    assert main(["evaluate", str(shared_data / "dns3"), "-m", "file:NOPE", "--no-dnsmos"]) == 2
+    assert main(["evaluate", str(shared_data / "dns3"), "-m", "file:NOPE", "--no-reference-free"]) == 2
     assert "NOPE" in capsys.readouterr().err
     assert main(["evaluate", str(shared_data / "dns3"), "--metrics", "bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
@@ -114,7 +114,7 @@ def test_failed_metrics_are_rows_with_reasons(tmp_path, rng):
     clean = (0.1 * rng.standard_normal(sr // 10)).astype(np.float32)
     sf.write(tmp_path / "x_clean.wav", clean, sr)
     sf.write(tmp_path / "x_noisy.wav", clean + 0.01 * rng.standard_normal(len(clean)).astype(np.float32), sr)
-    res = run_to_end(E.evaluate(tmp_path, [], metrics=["pesq_wb", "si_sdr"], dnsmos=False))
+    res = run_to_end(E.evaluate(tmp_path, [], metrics=["pesq_wb", "si_sdr"], reference_free=False))
     m = {r.metric: r for r in res.measurements}
     assert m["pesq_wb"].value is None and "short" in m["pesq_wb"].reason
     assert m["si_sdr"].value is not None
@@ -126,7 +126,7 @@ def test_failed_metrics_are_rows_with_reasons(tmp_path, rng):
 
 def test_duplicate_systems_rejected(shared_data):
     with pytest.raises(WorkbenchError, match="once"):
-        run_to_end(E.evaluate(shared_data / "dns3", ["file:GTCRN", "file:GTCRN"], dnsmos=False))
+        run_to_end(E.evaluate(shared_data / "dns3", ["file:GTCRN", "file:GTCRN"], reference_free=False))
 
 
 # ---------------------------------------------------------------- the reference must fit the recording
@@ -136,17 +136,17 @@ def test_alignment_check_tells_a_matching_reference_from_an_unrelated_one(shared
     noisy, sr = sf.read(shared_data / "dns3/0015_noisy.wav", dtype="float32")
     own, _ = sf.read(shared_data / "dns3/0015_clean.wav", dtype="float32")
     other, _ = sf.read(shared_data / "dns3/0016_clean.wav", dtype="float32")
-    good = S.score_signal(noisy, sr, own, sr, dnsmos=False, metrics=["si_sdr"]).alignment
+    good = S.score_signal(noisy, sr, own, sr, reference_free=False, metrics=["si_sdr"]).alignment
     assert good is not None and not good.suspicious and good.problems() == []
     assert good.lag_samples == 0 and abs(good.correlation) > 0.8 and good.max_lag_samples == int(0.25 * sr)
-    bad = S.score_signal(noisy, sr, other, sr, dnsmos=False, metrics=["si_sdr"])
+    bad = S.score_signal(noisy, sr, other, sr, reference_free=False, metrics=["si_sdr"])
     assert bad.alignment.suspicious and bad.alignment.low_correlation
     assert "aligned correlation" in bad.alignment.problems()[0]
     # A reference at another rate (the same sentence played at half speed) does not line up either.
     slow = resample(own, sr, sr // 2)
-    assert S.score_signal(noisy, sr, slow, sr, dnsmos=False, metrics=["si_sdr"]).alignment.suspicious
+    assert S.score_signal(noisy, sr, slow, sr, reference_free=False, metrics=["si_sdr"]).alignment.suspicious
     # No reference, no check.
-    assert S.score_signal(noisy, sr, dnsmos=False).alignment is None
+    assert S.score_signal(noisy, sr, reference_free=False).alignment is None
 
 
 def test_alignment_check_flags_the_lag_at_the_search_limit_and_length_differences():
@@ -209,9 +209,9 @@ def test_evaluate_warns_about_a_pair_that_does_not_match(shared_data, tmp_path, 
     shutil.copy(dns / "0016_clean.wav", tmp_path / "a_clean.wav")   # the wrong sentence
     shutil.copy(dns / "0016_noisy.wav", tmp_path / "b_noisy.wav")
     shutil.copy(dns / "0016_clean.wav", tmp_path / "b_clean.wav")
-    result = run_to_end(E.evaluate(tmp_path, metrics=["si_sdr"], dnsmos=False))
+    result = run_to_end(E.evaluate(tmp_path, metrics=["si_sdr"], reference_free=False))
     assert len(result.warnings) == 1 and "a_clean.wav: may not be the clean version of a_noisy.wav" in result.warnings[0]
-    assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr"]) == 0
+    assert main(["evaluate", str(tmp_path), "--no-reference-free", "--metrics", "si_sdr"]) == 0
     err = capsys.readouterr().err
     assert "warning: " in err and "a_clean.wav" in err and "b_clean.wav" not in err
 
@@ -235,7 +235,7 @@ def test_evaluate_scores_each_pair_and_system_with_the_batch_item_function(tmp_p
         clean = (0.1 * rng.standard_normal(sr)).astype(np.float32)
         sf.write(tmp_path / f"{name}_clean.wav", clean, sr)
         sf.write(tmp_path / f"{name}_noisy.wav", clean + 0.01 * rng.standard_normal(sr).astype(np.float32), sr)
-    res = run_to_end(E.evaluate(tmp_path, ["wiener"], metrics=["si_sdr"], dnsmos=False))
+    res = run_to_end(E.evaluate(tmp_path, ["wiener"], metrics=["si_sdr"], reference_free=False))
     assert sorted(seen) == [("a", "noisy"), ("a", "wiener"), ("b", "noisy"), ("b", "wiener")]
     assert all(m.value is not None for m in res.measurements) and res.elapsed_s["wiener"] > 0
 
@@ -247,4 +247,25 @@ def test_evaluate_scores_each_pair_and_system_with_the_batch_item_function(tmp_p
             raise RuntimeError("model blew up")
 
     with pytest.raises(WorkbenchError, match="model blew up"):
-        run_to_end(E.evaluate(tmp_path, [Broken()], metrics=["si_sdr"], dnsmos=False))
+        run_to_end(E.evaluate(tmp_path, [Broken()], metrics=["si_sdr"], reference_free=False))
+
+
+def test_reference_free_flags_keep_the_earlier_dnsmos_names_as_hidden_aliases(capsys):
+    from workbench.cli import build_parser
+
+    for command, argv in (("evaluate", ["evaluate", "pairs"]), ("batch", ["batch", "evaluate", "pairs", "--csv", "x"])):
+        parser, _ = build_parser(command)
+        new = parser.parse_args([*argv, "--no-reference-free", "--reference-free-fast"])
+        old = parser.parse_args([*argv, "--no-dnsmos", "--dnsmos-fast"])
+        assert new.no_reference_free and new.reference_free_fast
+        assert old.no_reference_free and old.reference_free_fast
+        assert not parser.parse_args(argv).no_reference_free
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv[:-2 if command == "batch" else -1], "--help"])
+        shown = capsys.readouterr().out
+        assert "--no-reference-free" in shown and "--dnsmos" not in shown and "--no-dnsmos" not in shown
+    parser, _ = build_parser("batch")
+    common = ["batch", "enhance", "in", "-m", "wiener", "-o", "out"]
+    assert parser.parse_args([*common, "--dnsmos"]).reference_free
+    assert parser.parse_args([*common, "--reference-free"]).reference_free
+    assert not parser.parse_args(common).reference_free

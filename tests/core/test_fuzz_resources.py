@@ -87,7 +87,7 @@ def test_evaluate_over_empty_files_names_them_and_fails(tmp_path, capsys):
         (tmp_path / f"{n}_noisy.wav").write_bytes(b"")
         (tmp_path / f"{n}_clean.wav").write_bytes(b"")
     csv = tmp_path / "r.csv"
-    assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr", "--csv", str(csv)]) == 2
+    assert main(["evaluate", str(tmp_path), "--no-reference-free", "--metrics", "si_sdr", "--csv", str(csv)]) == 2
     err = capsys.readouterr().err
     assert "a_noisy.wav: empty file" in err and "none of the 2 pair(s) could be read" in err
     assert not csv.exists()
@@ -99,7 +99,7 @@ def test_evaluate_with_some_unreadable_pairs_exits_2_after_the_table(tmp_path, c
     x = (0.1 * np.random.default_rng(2).standard_normal(16000)).astype(np.float32)
     sf.write(tmp_path / "b_noisy.wav", x + 0.01, 16000)
     sf.write(tmp_path / "b_clean.wav", x, 16000)
-    assert main(["evaluate", str(tmp_path), "--no-dnsmos", "--metrics", "si_sdr"]) == 2
+    assert main(["evaluate", str(tmp_path), "--no-reference-free", "--metrics", "si_sdr"]) == 2
     err = capsys.readouterr().err
     assert "a_noisy.wav: empty file" in err and "1 of 2 pair(s) could not be read" in err
 

@@ -103,7 +103,7 @@ def test_evaluate_csv_never_overwrites_a_noisy_input(pairs, capsys):
     noisy = pairs / "a_noisy.wav"
     before = _digest(noisy)
     for extra in ([], ["--overwrite"]):
-        rc = main(["evaluate", str(pairs), "--no-dnsmos", "--metrics", "snr", "--csv", str(noisy), *extra])
+        rc = main(["evaluate", str(pairs), "--no-reference-free", "--metrics", "snr", "--csv", str(noisy), *extra])
         assert rc == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "refusing to write over the input" in err[0]
@@ -113,20 +113,20 @@ def test_evaluate_csv_never_overwrites_a_noisy_input(pairs, capsys):
 
 def test_evaluate_outputs_refuse_existing_folders_and_wrong_plot_suffix(pairs, tmp_path, capsys):
     csv_path = tmp_path / "r.csv"
-    assert main(["evaluate", str(pairs), "--no-dnsmos", "--metrics", "snr", "--csv", str(csv_path)]) == 0
+    assert main(["evaluate", str(pairs), "--no-reference-free", "--metrics", "snr", "--csv", str(csv_path)]) == 0
     first = csv_path.read_text()
     assert first.startswith("file,model,metric")
     capsys.readouterr()
-    assert main(["evaluate", str(pairs), "--no-dnsmos", "--metrics", "snr", "--csv", str(csv_path)]) == 2
+    assert main(["evaluate", str(pairs), "--no-reference-free", "--metrics", "snr", "--csv", str(csv_path)]) == 2
     assert "already exists (use --overwrite" in capsys.readouterr().err
-    assert main(["evaluate", str(pairs), "--no-dnsmos", "--metrics", "snr", "--csv", str(csv_path),
+    assert main(["evaluate", str(pairs), "--no-reference-free", "--metrics", "snr", "--csv", str(csv_path),
                  "--overwrite"]) == 0
     capsys.readouterr()
     folder = tmp_path / "folder.csv"
     folder.mkdir()
-    assert main(["evaluate", str(pairs), "--no-dnsmos", "--metrics", "snr", "--csv", str(folder)]) == 2
+    assert main(["evaluate", str(pairs), "--no-reference-free", "--metrics", "snr", "--csv", str(folder)]) == 2
     assert "folder" in capsys.readouterr().err
-    assert main(["evaluate", str(pairs), "--no-dnsmos", "--metrics", "snr", "--plot", str(tmp_path / "o.wav")]) == 2
+    assert main(["evaluate", str(pairs), "--no-reference-free", "--metrics", "snr", "--plot", str(tmp_path / "o.wav")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ".png" in err[0]
     assert not (tmp_path / "o.wav").exists()
@@ -145,7 +145,7 @@ def test_evaluate_csv_on_a_failing_disk_leaves_nothing(pairs, tmp_path, monkeypa
 
     monkeypatch.setattr(csv_module, "writer", FullDisk)
     out = tmp_path / "r.csv"
-    assert main(["evaluate", str(pairs), "--no-dnsmos", "--metrics", "snr", "--csv", str(out)]) == 2
+    assert main(["evaluate", str(pairs), "--no-reference-free", "--metrics", "snr", "--csv", str(out)]) == 2
     assert "No space left" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".r.csv*"))
 
@@ -267,7 +267,7 @@ def test_evaluation_warns_about_length_mismatch_and_missing_references(tmp_path,
              16000)
     sf.write(d / "b_noisy.wav", _tone(16000), 16000)  # no b_clean.wav
     out = tmp_path / "r.csv"
-    assert main(["evaluate", str(d), "--no-dnsmos", "--metrics", "snr", "--csv", str(out)]) == 0
+    assert main(["evaluate", str(d), "--no-reference-free", "--metrics", "snr", "--csv", str(out)]) == 0
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 2
     # Named by the alignment check ("lengths differ") or, when that finds nothing else, by the length check.

@@ -65,8 +65,8 @@ def test_speech_only_figures_differ_from_the_whole_file_and_equal_the_speech_cut
     assert 3.0 < vad.speech_s < 5.1
     original = Recording(folder / "pauses_noisy.wav").original
     keys = ["si_sdr", "seg_snr", "stoi"]
-    whole = run_to_end(score_versions([original], clean, SR, metrics=keys, dnsmos=True))["original"]
-    only = run_to_end(score_versions([original], clean, SR, metrics=keys, dnsmos=True,
+    whole = run_to_end(score_versions([original], clean, SR, metrics=keys, reference_free=True))["original"]
+    only = run_to_end(score_versions([original], clean, SR, metrics=keys, reference_free=True,
                                      speech_spans=vad.spans))["original"]
     # noise alone in 7 s of pauses drags the whole-file figures down; over the speech they are higher
     assert only.metrics["si_sdr"].value > whole.metrics["si_sdr"].value + 3
@@ -87,7 +87,7 @@ def _values(path):
 
 def test_evaluate_speech_only_is_labelled_and_scores_the_speech(long_pair, tmp_path, capsys):
     folder, noisy, clean = long_pair
-    common = [str(folder), "--no-dnsmos", "--metrics", "si_sdr,seg_snr"]
+    common = [str(folder), "--no-reference-free", "--metrics", "si_sdr,seg_snr"]
     assert main(["evaluate", *common, "--csv", str(tmp_path / "whole.csv")]) == 0
     assert main(["evaluate", *common, "--speech-only", "--csv", str(tmp_path / "speech.csv")]) == 0
     err = capsys.readouterr().err

@@ -43,7 +43,7 @@ def oracles(dns3):
 
 
 def scores(x, clean, sr):
-    sc = score_signal(x, sr, clean, sr, dnsmos=False, metrics=["pesq_wb", "si_sdr"])
+    sc = score_signal(x, sr, clean, sr, reference_free=False, metrics=["pesq_wb", "si_sdr"])
     return {k: m.value for k, m in sc.metrics.items()}
 
 

@@ -226,3 +226,18 @@ def test_a_history_naming_a_version_that_is_not_there_is_left_out_with_one_line(
     restored, problems = open_session_now(target)
     assert len(problems) == 1 and "undo history of noisy.wav" in problems[0]
     assert not restored.current.history.can_undo and restored.current.version_or_none("halve") is not None
+
+
+def test_a_session_that_stored_the_reference_free_switch_as_dnsmos_opens_with_it(noisy, tmp_path):
+    """Earlier sessions wrote ``metric_settings: {"dnsmos": false}``; it always meant every reference-free metric."""
+    ws = Workspace()
+    ws.open(noisy)
+    ws.set_metric_settings({"reference_free": False, "speech_only": True})
+    target = save_session_now(ws, tmp_path / "s.session.json")
+    doc = json.loads(target.read_text())
+    assert doc["workspace"]["metric_settings"] == {"reference_free": False, "speech_only": True}
+    doc["workspace"]["metric_settings"] = {"dnsmos": False, "speech_only": True}  # as an earlier version wrote it
+    target.write_text(json.dumps(doc))
+    restored, problems = open_session_now(target)
+    assert problems == []
+    assert restored.metric_settings == {"reference_free": False, "speech_only": True}

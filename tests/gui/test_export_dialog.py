@@ -242,3 +242,62 @@ def test_audio_and_figure_export_run_off_the_gui_thread_and_audio_can_be_cancell
     y, _ = sf.read(tmp_path / "0072_noisy.half.wav", dtype="float32")
     assert y.shape[0] == recording.source.frames
     timer.stop()
+
+
+def test_batch_dialog_runs_on_worker_processes(qtbot, tmp_path, shared_data):
+    from workbench.core.enhance.registry import list_enhancers
+
+    wiener = next(i for i in list_enhancers() if i.id == "wiener")
+    loads = []
+    dlg = BatchDialog(files=[shared_data / "dns3" / f"{n}_noisy.wav" for n in ("0015", "0016")],
+                      enhancers=[wiener], load_enhancer=loads.append, folder=tmp_path / "out")
+    qtbot.addWidget(dlg)
+    assert dlg.run_box.isEnabled() and dlg.run_on() == ("serial", 0)
+    dlg.run_box.setCurrentIndex(dlg.run_box.findData("local"))
+    dlg.workers_spin.setValue(2)
+    assert dlg.run_on() == ("local", 2) and dlg.workers_spin.isEnabled()
+    with qtbot.waitSignal(dlg.batchFinished, timeout=60000) as sig:
+        dlg.start_button.click()
+    summary = sig.args[0]
+    assert (summary.backend, summary.workers) == ("local", 2) and len(summary.succeeded) == 2
+    assert all(int(r["worker"].rsplit(":", 1)[1]) != os.getpid() for r in summary.rows)
+    assert loads == []  # the workers loaded the model by its spec; this process did not
+    assert "on 2 worker processes" in dlg.summary_view.toPlainText()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0015_noisy.wiener.wav", "0016_noisy.wiener.wav"]
+
+
+def test_batch_dialog_cancel_stops_the_worker_processes(qtbot, tmp_path, shared_data):
+    import multiprocessing
+
+    from workbench.core.enhance.registry import list_enhancers
+
+    wiener = next(i for i in list_enhancers() if i.id == "wiener")
+    dlg = BatchDialog(files=[shared_data / "dns3" / f"{n}_noisy.wav" for n in ("0015", "0016", "0072")],
+                      enhancers=[wiener], folder=tmp_path / "out")
+    qtbot.addWidget(dlg)
+    dlg.run_box.setCurrentIndex(dlg.run_box.findData("local"))
+    dlg.workers_spin.setValue(2)
+    earlier = set(multiprocessing.active_children())  # children other tests may have left
+
+    def pool() -> set:
+        return set(multiprocessing.active_children()) - earlier
+
+    dlg.start_button.click()
+    assert dlg.cancel_button.isEnabled()
+    # Cancel once the pool's processes exist (they take a second to start, the three files far less after)
+    qtbot.waitUntil(lambda: len(pool()) == 2, timeout=30000)
+    started = pool()
+    with qtbot.waitSignal(dlg._worker.finished, timeout=30000):
+        dlg.cancel_button.click()
+    qtbot.waitUntil(lambda: dlg.start_button.isEnabled(), timeout=5000)
+    assert dlg.progress_label.text() == "Cancelled" and dlg.summary is None
+    assert not any(p.is_alive() for p in started) and pool() == set()  # the pool was stopped, not left running
+
+
+def test_batch_dialog_keeps_a_model_without_a_spec_in_this_process(qtbot):
+    info = HalfGain().info
+    dlg = BatchDialog(enhancers=[("chain built in the window", info)], load_enhancer=lambda spec: HalfGain())
+    qtbot.addWidget(dlg)
+    assert not dlg.run_box.isEnabled() and dlg.run_on() == ("serial", 0)
+    assert dlg.run_box.toolTip().startswith("Runs in this process:") and "worker process" in dlg.run_box.toolTip()
+    assert not dlg.workers_spin.isEnabled()

@@ -195,19 +195,19 @@ def test_enhance_inspect_listen_measure_export(qtbot, window, shared_data, tmp_p
 
     # --- metrics with the auto-paired clean reference, equal to the core's score
     panel = window.metrics_panel
-    panel.dnsmos_box.setChecked(False)  # intrusive metrics only: keeps the test fast
+    panel.reference_free_box.setChecked(False)  # intrusive metrics only: keeps the test fast
     with qtbot.waitSignal(panel.resultsReady, timeout=60000):
         window.metrics_dock.raise_()   # measuring starts when the tab becomes visible
     assert panel.reference_path == shared_data / "dns3" / "0015_clean.wav" and panel.reference_auto
     clean, sr = sf.read(panel.reference_path, dtype="float32")
-    core = score_signal(enhanced, 16000, clean, sr, dnsmos=False)
+    core = score_signal(enhanced, 16000, clean, sr, reference_free=False)
     results = panel.results()
     assert set(results) == {"original", MODEL}
     for key in ("pesq_wb", "estoi", "si_sdr"):
         # Same code path; the last bit can differ (numpy's SIMD sums depend on the arrays' alignment).
         assert results[MODEL].metrics[key].value == pytest.approx(core.metrics[key].value, rel=1e-12, abs=1e-12)
         assert panel.cell_text(key, MODEL) == format_value(core.metrics[key].value)
-    core_noisy = score_signal(original, 16000, clean, sr, dnsmos=False)
+    core_noisy = score_signal(original, 16000, clean, sr, reference_free=False)
     assert results["original"].metrics["pesq_wb"].value == core_noisy.metrics["pesq_wb"].value
     best = MODEL if core.metrics["si_sdr"].value > core_noisy.metrics["si_sdr"].value else "original"
     assert panel.best_version("si_sdr") == best and panel.is_highlighted("si_sdr", best)
@@ -256,10 +256,10 @@ def test_closing_while_a_model_and_metrics_run(qtbot, settings, tmp_path):
     rng = np.random.default_rng(5)
     path = tmp_path / "long_noisy.wav"
     from workbench.core.measure.dnsmos import SECONDS_PER_WINDOW
-    from workbench.gui.metrics_panel import AUTO_DNSMOS_MAX_COST_S
+    from workbench.gui.metrics_panel import AUTO_REFERENCE_FREE_MAX_COST_S
 
     # long enough that DNSMOS is not started by showing the tab: 1.5x the audio the auto limit covers
-    duration_s = int(1.5 * AUTO_DNSMOS_MAX_COST_S / SECONDS_PER_WINDOW) + 10
+    duration_s = int(1.5 * AUTO_REFERENCE_FREE_MAX_COST_S / SECONDS_PER_WINDOW) + 10
     t = np.arange(duration_s * sr) / sr
     sf.write(path, (0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32), sr)
     w = MainWindow(settings=settings, error_reporter=lambda *a: None, playback_engine=PlaybackEngine(None))

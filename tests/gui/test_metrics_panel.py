@@ -225,7 +225,7 @@ def test_an_unrelated_reference_is_warned_about(qtbot, recording, shared_data):
     panel = MetricsPanel(auto_compute=False)
     qtbot.addWidget(panel)
     panel.show()
-    panel.dnsmos_box.setChecked(False)
+    panel.reference_free_box.setChecked(False)
     panel.set_recording(recording)
     assert panel.set_reference(shared_data / "dns3/0016_clean.wav")
     with qtbot.waitSignal(panel.resultsReady, timeout=120000):

@@ -39,7 +39,7 @@ def test_speech_only_measures_again_keeps_both_modes_and_survives_a_session(qtbo
     rec = ws.open(pauses / "pauses_noisy.wav")
     panel = MetricsPanel(session=ws, auto_compute=False)
     qtbot.addWidget(panel)
-    panel.dnsmos_box.setChecked(False)   # the intrusive metrics only: quick
+    panel.reference_free_box.setChecked(False)   # the intrusive metrics only: quick
     panel.set_recording(rec)
     assert panel.reference_path == pauses / "pauses_clean.wav" and not panel.speech_box.isChecked()
     with qtbot.waitSignal(panel.resultsReady, timeout=120000):
@@ -80,7 +80,7 @@ def test_speech_only_measures_again_keeps_both_modes_and_survives_a_session(qtbo
     assert problems == [] and restored.metric_settings["speech_only"] is True
     again = MetricsPanel(session=restored, auto_compute=False)
     qtbot.addWidget(again)
-    again.dnsmos_box.setChecked(False)
+    again.reference_free_box.setChecked(False)
     again.set_recording(restored.current)
     assert again.speech_box.isChecked() and again.missing() == ([], [])
     assert _si_sdr(again) == speech

@@ -78,7 +78,7 @@ def test_a_new_metric_is_one_table_entry(toy_table, qtbot, shared_data, tmp_path
     panel = MetricsPanel(auto_compute=False)
     qtbot.addWidget(panel)
     panel.set_recording(Recording(pairs / "0015_noisy.wav"))
-    assert panel.dnsmos_box.text() == "Crest" and panel.compute_button.text() == "Measure"
+    assert panel.reference_free_box.text() == "Crest" and panel.compute_button.text() == "Measure"
     assert panel.metric_rows() == [*M.intrusive_keys(), "crest_db"] and "peak_error" in panel.metric_rows()
     with qtbot.waitSignal(panel.resultsReady, timeout=120000):
         panel.compute()

@@ -437,7 +437,7 @@ def test_a_saved_workspace_comes_back_whole_in_a_fresh_window(qtbot, settings, s
     with qtbot.waitSignal(lab.labFinished, timeout=120000):
         lab.make_versions()
     qtbot.waitUntil(lambda: not lab.running(), timeout=20000)
-    w.metrics_panel.dnsmos_box.setChecked(False)
+    w.metrics_panel.reference_free_box.setChecked(False)
     with qtbot.waitSignal(w.metrics_panel.resultsReady, timeout=60000):
         assert w.metrics_panel.compute()
     qtbot.waitUntil(lambda: not w.metrics_panel.running, timeout=20000)

@@ -57,10 +57,10 @@ def test_opening_the_metrics_tab_on_a_long_file_does_not_start_dnsmos(qtbot, win
     assert panel.auto_compute and panel.current_job() == {"intrusive": [], "dnsmos": []}
     # The cost is shown where DNSMOS would be started: 591 windows x the seconds per window, over the
     # limit of what starts on its own.
-    from workbench.gui.metrics_panel import AUTO_DNSMOS_MAX_COST_S, format_duration
+    from workbench.gui.metrics_panel import AUTO_REFERENCE_FREE_MAX_COST_S, format_duration
 
-    estimate = panel.dnsmos_estimate_s()
-    assert estimate == pytest.approx(panel.costs["dnsmos"].estimate_s(600.0)) and estimate > AUTO_DNSMOS_MAX_COST_S
+    estimate = panel.reference_free_estimate_s()
+    assert estimate == pytest.approx(panel.costs["dnsmos"].estimate_s(600.0)) and estimate > AUTO_REFERENCE_FREE_MAX_COST_S
     assert f"DNSMOS ≈ {format_duration(estimate)}" in panel.compute_button.text()
     assert "press Measure" in panel.status.text()
     # Asked for, it starts (and is cancelled here: the test does not wait minutes).
@@ -158,7 +158,7 @@ def test_comparison_from_the_window_names_the_reference_and_its_hash(qtbot, wind
     """The comparison JSON/CSV did not say which clean reference produced the intrusive metrics."""
     window.open_files([shared_data / "dns3/0015_noisy.wav"])
     panel = window.metrics_panel
-    panel.dnsmos_box.setChecked(False)
+    panel.reference_free_box.setChecked(False)
     with qtbot.waitSignal(panel.resultsReady, timeout=120000):
         panel.compute()
     clean = shared_data / "dns3/0015_clean.wav"

@@ -156,7 +156,7 @@ def test_equal_best_values_are_all_highlighted(qtbot, shared_data):
     rec.add_enhanced(y.copy(), sr, _info("gtcrn-copy"))   # the same samples: every score ties
     panel = MetricsPanel(auto_compute=False)
     qtbot.addWidget(panel)
-    panel.dnsmos_box.setChecked(False)
+    panel.reference_free_box.setChecked(False)
     panel.set_recording(rec)
     with qtbot.waitSignal(panel.resultsReady, timeout=120000):
         panel.compute()
@@ -324,7 +324,7 @@ def test_metrics_dock_does_not_squeeze_the_panes_and_its_progress_text_fits(qtbo
         panel.wait()
 
 
-def test_dnsmos_estimate_counts_every_version(qtbot, tmp_path, shared_data):
+def test_reference_free_estimate_counts_every_version(qtbot, tmp_path, shared_data):
     import time
 
     from workbench.core.document.recording import Recording
@@ -344,7 +344,7 @@ def test_dnsmos_estimate_counts_every_version(qtbot, tmp_path, shared_data):
     elapsed = time.perf_counter() - t0
     # After a run, the estimate for the same versions is near what it took (the average moves half way
     # from the first guess, which was lower); 3 versions are 3 fixed costs, not one 30-second clip's.
-    estimate = panel.dnsmos_estimate_s(versions)
+    estimate = panel.reference_free_estimate_s(versions)
     assert estimate >= 0.45 * elapsed, (estimate, elapsed)
 
 

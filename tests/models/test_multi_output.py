@@ -128,7 +128,7 @@ def _expected_si_sdr(enh, noisy, clean) -> dict[str, float]:
     from workbench.core.measure.scoring import score_signal
 
     outs = run_to_end(enhance_outputs(enh, noisy, 16000))
-    return {name: score_signal(a, 16000, clean, 16000, dnsmos=False, metrics=["si_sdr"]).metrics["si_sdr"].value
+    return {name: score_signal(a, 16000, clean, 16000, reference_free=False, metrics=["si_sdr"]).metrics["si_sdr"].value
             for name, a in outs.items()}
 
 
@@ -142,7 +142,7 @@ def test_evaluate_scores_each_output_of_a_two_output_model(tmp_path, rng):
     enh = load_enhancer(model)
     expected = _expected_si_sdr(enh, noisy, clean)
     assert abs(expected["speech"] - expected["noise"]) > 1.0  # the outputs differ: each needs its own row
-    result = run_to_end(evaluate(pairs, [str(model)], metrics=["si_sdr"], dnsmos=False))
+    result = run_to_end(evaluate(pairs, [str(model)], metrics=["si_sdr"], reference_free=False))
     ident = enh.info.id
     assert result.systems == ["noisy", f"{ident}.speech", f"{ident}.noise"]
     for output in ("speech", "noise"):
@@ -157,7 +157,7 @@ def test_batch_evaluate_scores_each_output_of_a_two_output_model(tmp_path, rng, 
     enh = load_enhancer(model)
     expected = _expected_si_sdr(enh, noisy, clean)
     csv_path = tmp_path / "scores.csv"
-    assert main(["batch", "evaluate", str(pairs), "-m", str(model), "--csv", str(csv_path), "--no-dnsmos",
+    assert main(["batch", "evaluate", str(pairs), "-m", str(model), "--csv", str(csv_path), "--no-reference-free",
                  "--metrics", "si_sdr", "--quiet"]) == 0
     from workbench.core.workflows.evaluation import read_csv
 

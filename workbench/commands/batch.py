@@ -3,7 +3,7 @@
 ::
 
     workbench batch enhance INPUTS... -m MODEL [-m MODEL ...] -o OUT_DIR [--workers N]
-                            [--backend local|ray] [--address ADDR] [--manifest FILE] [--resume] ...
+                            [--backend serial|local|ray] [--address ADDR] [--manifest FILE] [--resume] ...
     workbench batch evaluate PAIRS_DIR -m MODEL ... --csv OUT.csv [same scaling options]
 
 Inputs are folders (searched recursively), files, or list files (``.txt`` one path per line, ``.csv``
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .numbers import number
 
-import os
+import argparse
 import sys
 import time
 from dataclasses import asdict
@@ -28,20 +28,12 @@ from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.audio.formats import EXPORT_FORMATS, LOSSY_FORMATS
 from ..core.errors import WorkbenchError
 
-BACKEND_CHOICES = ("local", "ray")
-
 
 def _scaling(p) -> None:
+    from .backend_options import add_backend_options
+
     g = p.add_argument_group("scaling and resume")
-    g.add_argument("--backend", choices=BACKEND_CHOICES, default="local",
-                   help="local: a process pool on this machine; ray: Ray Data (local instance or --address)")
-    g.add_argument("--workers", type=number("--workers", 0, 1024, integer=True), default=None, metavar="N",
-                   help="worker processes / Ray actors, each loading the models once (default: this machine's "
-                        "CPU count; with --address the cluster's; 0 runs in this process)")
-    g.add_argument("--address", metavar="ADDR",
-                   help="Ray cluster to join: 'auto' (a cluster started on this machine with `ray start`) or HOST:PORT")
-    g.add_argument("--threads", type=number("--threads", 1, 1024, integer=True), default=None, metavar="T",
-                   help="intra-op threads per worker for torch/onnxruntime (default WORKBENCH_THREADS, else 1)")
+    add_backend_options(g, pool_by_default=True)
     g.add_argument("--manifest", metavar="FILE", help="the JSONL manifest (see README: Batch manifest)")
     g.add_argument("--resume", action="store_true", help="continue the manifest: redo only what is not done")
     g.add_argument("--overwrite", action="store_true", help="recompute and replace existing outputs / manifest")
@@ -67,7 +59,9 @@ def add_parser(sub) -> None:
     e.add_argument("--residual", action="store_true", help="also write input - enhanced")
     e.add_argument("--channels", metavar="LIST", help="comma-separated 0-based channels (default all)")
     e.add_argument("--repair", action="store_true", help="read NaN/Inf input samples as 0 instead of failing the file")
-    e.add_argument("--dnsmos", action="store_true", help="score every output with DNSMOS into the manifest")
+    e.add_argument("--reference-free", action="store_true",
+                   help="score every output with the reference-free metrics (DNSMOS ...) into the manifest")
+    e.add_argument("--dnsmos", dest="reference_free", action="store_true", help=argparse.SUPPRESS)
     from .enhance import add_editing_options
     add_editing_options(e.add_argument_group("editing (as `workbench enhance`)"))
     _scaling(e)
@@ -76,12 +70,9 @@ def add_parser(sub) -> None:
     v.add_argument("-m", "--model", action="append", default=[], metavar="MODEL",
                    help="model id, model path, or file:TAG for precomputed outputs (repeatable)")
     v.add_argument("--csv", required=True, metavar="OUT.csv", help="long-form results (as `workbench evaluate --csv`)")
-    v.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (non-intrusive) scores")
-    v.add_argument("--dnsmos-fast", action="store_true",
-                   help="DNSMOS on non-overlapping windows: faster on long files, approximate (labelled in the "
-                        "CSV and the manifest); default: the exact, reference DNSMOS")
     v.add_argument("--metrics", metavar="LIST", help="comma-separated intrusive metrics (default all)")
-    from .evaluate import add_speech_only_options
+    from .evaluate import add_reference_free_options, add_speech_only_options
+    add_reference_free_options(v)
     add_speech_only_options(v)
     _scaling(v)
 
@@ -89,23 +80,10 @@ def add_parser(sub) -> None:
 # ------------------------------------------------------------------------------------------ driving
 
 
-def _threads(args) -> int:
-    from ..core.threads import threads_from_env
+def _choice(args):
+    from .backend_options import backend_choice
 
-    t = args.threads if args.threads is not None else threads_from_env(1)
-    if t is None or t < 1:
-        raise WorkbenchError(f"--threads: expected a positive number, got {t}")
-    return int(t)
-
-
-def _workers(args) -> int:
-    if args.workers is not None:
-        if args.workers < 0:
-            raise WorkbenchError(f"--workers: expected 0 or more, got {args.workers}")
-        return args.workers
-    if args.backend == "ray" and args.address:
-        return 0  # 0 = size the actor pool to the cluster
-    return max(1, os.cpu_count() or 1)
+    return backend_choice(args, pool_by_default=True)
 
 
 def _load(specs, threads):
@@ -178,15 +156,14 @@ def _drive(tasks, args, models, identities, manifest, display):
     from ..core.workflows.batch import run_batch
     from ..core.progress import run_to_end
 
-    threads = _threads(args)
-    workers = _workers(args)
-    backend = args.backend if workers > 0 or (args.backend == "ray" and args.address) else "serial"
+    choice = _choice(args)
+    backend, workers = choice.backend, choice.workers
     if backend != "serial":
         for enh in models.values():
             enh.close()  # the workers load their own; free this process's copy
     specs = list(identities)
-    gen = run_batch(tasks, backend=backend, workers=workers, threads=threads, models=models, specs=specs,
-                    identities=identities, manifest=manifest, address=args.address, on_row=display.row)
+    gen = run_batch(tasks, backend=backend, workers=workers, threads=choice.threads, models=models, specs=specs,
+                    identities=identities, manifest=manifest, address=choice.address, on_row=display.row)
     with display:
         return run_to_end(gen)
 
@@ -226,15 +203,15 @@ def _run_enhance(args) -> int:
     editing = editing_settings(args)  # strength, loudness, lossy quality, regions, noise profile
     settings = EnhanceSettings(format=fmt, subtype=subtype, rate=rate,
                                channels=None if channels is None else tuple(channels),
-                               residual=args.residual, repair=args.repair, dnsmos=args.dnsmos, **editing)
+                               residual=args.residual, repair=args.repair, reference_free=args.reference_free,
+                               **editing)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise WorkbenchError(f"{out_dir}: -o must be a folder, but this is a file")
     inputs = collect_inputs(args.inputs, exclude=[out_dir])
     if not inputs:
         raise WorkbenchError("no inputs to process")
-    threads = _threads(args)
-    models, identities = _load(args.model, threads)
+    models, identities = _load(args.model, _choice(args).threads)
     plan_models = [(spec, file_tag(models[spec].info.id), list(getattr(models[spec].info, "outputs", None)
                                                                or ["enhanced"])) for spec in args.model]
     tasks = enhance_tasks(inputs, out_dir, plan_models, settings, overwrite=args.overwrite)
@@ -270,8 +247,7 @@ def _run_evaluate(args) -> int:
             missing = [p.name for p in pairs if tag not in p.outputs]
             if missing:
                 raise WorkbenchError(f"precomputed outputs {tag!r} missing for {', '.join(missing)}")
-    threads = _threads(args)
-    models, identities = _load(specs, threads)
+    models, identities = _load(specs, _choice(args).threads)
     # (system, output, table name): a model with several outputs is one system per output
     scored = [(NOISY, None, NOISY)]
     for m in args.model:
@@ -280,10 +256,11 @@ def _run_evaluate(args) -> int:
     names = [name for _, _, name in scored]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
-    fast = args.dnsmos_fast and not args.no_dnsmos
+    fast = args.reference_free_fast and not args.no_reference_free
     from .evaluate import speech_only_settings
     speech = speech_only_settings(args)
-    tasks = [evaluate_task(0, pair, s, dnsmos=not args.no_dnsmos, metrics=metrics, dnsmos_fast=fast, output=o,
+    tasks = [evaluate_task(0, pair, s, reference_free=not args.no_reference_free, metrics=metrics,
+                           reference_free_fast=fast, output=o,
                            speech_only=speech)
              for pair in pairs for s, o, _ in scored]
     for i, t in enumerate(tasks):
@@ -296,8 +273,8 @@ def _run_evaluate(args) -> int:
             raise WorkbenchError(f"{csv_path}: refusing to write the results over an input of this evaluation")
     manifest_path = Path(args.manifest) if args.manifest else csv_path.with_name(csv_path.name + ".manifest.jsonl")
     manifest = Manifest(manifest_path, {"kind": "evaluate", "models": list(identities.values()),
-                                        "settings": {"dnsmos": not args.no_dnsmos, "metrics": metrics,
-                                                     **({"dnsmos_fast": True} if fast else {}),
+                                        "settings": {"reference_free": not args.no_reference_free, "metrics": metrics,
+                                                     **({"reference_free_fast": True} if fast else {}),
                                                      **({"speech_only": asdict(speech)} if speech else {})},
                                         "pairs_dir": str(args.pairs_dir)},
                         resume=args.resume, overwrite=args.overwrite, protect=inputs)

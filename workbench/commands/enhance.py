@@ -6,8 +6,9 @@
   is ``OUT/<stem>.<model id>.wav`` (characters other than letters, digits, ``._-`` become ``-``). Folder inputs are searched (not recursively) for audio files.
 * A model with several outputs (``EnhancerInfo.outputs``, e.g. speech and noise) writes one file per
   output: ``OUT/<stem>.<model id>.<output>.wav``, or ``<OUT stem>.<output><OUT suffix>`` for one input.
-* The files are one batch of the batch driver (:func:`workbench.core.workflows.batch.pipeline.run_batch`, serial
-  backend, no manifest); every file goes through :func:`workbench.core.workflows.batch.item.enhance_item`, the
+* The files are one batch of the batch driver (:func:`workbench.core.workflows.batch.pipeline.run_batch`, no
+  manifest): in this process by default, or on ``--workers N`` processes / Ray actors (``--backend``,
+  ``--address``: the options of ``workbench batch``); every file goes through :func:`workbench.core.workflows.batch.item.enhance_item`, the
   per-item function of ``workbench batch`` and the GUI's batch dialog, which enhances through
   :meth:`workbench.core.document.recording.Recording.enhance`, the call the GUI uses, so versions carry the same
   provenance on every path.
@@ -84,6 +85,8 @@ def add_parser(sub) -> None:
     p.add_argument("--latency", metavar="auto|N",
                    help="delay of the model's raw output in samples at its rate: auto measures it on the first "
                         "seconds of the input (the default for model files that declare none); N sets it")
+    from .backend_options import add_backend_options
+    add_backend_options(p.add_argument_group("where the files run (as `workbench batch`)"), pool_by_default=False)
 
 
 def add_editing_options(p) -> None:
@@ -193,7 +196,19 @@ def output_targets(out_arg: Path, path: Path, model_id: str, outputs: tuple[str,
     return {o: out_arg.with_name(f"{out_arg.stem}.{file_tag(o)}{out_arg.suffix or suffix}") for o in outputs}
 
 
+#: Options that change the model this process loaded; pool workers load the model by its spec alone.
+IN_PROCESS_OPTIONS = (("processing", "--processing"), ("atten_lim_db", "--atten-lim-db"), ("latency", "--latency"))
+
+
 def run(args) -> int:
+    from .backend_options import backend_choice
+
+    where = backend_choice(args, pool_by_default=False)
+    if not where.in_process:
+        for attr, flag in IN_PROCESS_OPTIONS:
+            if getattr(args, attr) is not None:
+                raise WorkbenchError(f"{flag}: changes the model this process loads, which the {where.backend} "
+                                     "backend's workers do not share; run it with --backend serial")
     channels = parse_channels(args.channels)
     files, batch = collect_inputs(args.inputs)
     out_arg = Path(args.output)
@@ -260,8 +275,9 @@ def run(args) -> int:
         format=args.format.upper(), subtype=args.subtype, rate="source",
         channels=None if channels is None else tuple(channels), repair=args.repair,
         atten_lim_db=args.atten_lim_db, provenance_tag=True, **editing)
-    # One task per file, planned refusals and skips included, driven by the batch driver on its serial
-    # backend with the model loaded here (as `workbench batch --workers 0` and the GUI's batch dialog).
+    # One task per file, planned refusals and skips included, driven by the batch driver: on its serial
+    # backend with the model loaded here (as `workbench batch --workers 0`), or on the worker processes or
+    # Ray actors the backend options ask for, each loading the model by its spec.
     names = outputs if len(outputs) > 1 else ("enhanced",)
     tasks = []
     for k, item in enumerate(plan):
@@ -304,12 +320,17 @@ def run(args) -> int:
             within = p.fraction * len(tasks) - planned - finished
             progress.show(label(running[finished]), min(max(within, 0.0), 1.0))
 
+    identities = {args.model: model_identity(enhancer, args.model)}
+    if not where.in_process:
+        enhancer.close()  # the workers load their own; free this process's copy
     try:
-        run_to_end(run_batch(tasks, backend="serial", models={args.model: enhancer},
-                             identities={args.model: model_identity(enhancer, args.model)}, on_row=on_row),
+        run_to_end(run_batch(tasks, backend=where.backend, workers=where.workers, threads=where.threads or 1,
+                             models={args.model: enhancer}, specs=[args.model], identities=identities,
+                             address=where.address, on_row=on_row),
                    on_progress)
     finally:
-        enhancer.close()
+        if where.in_process:
+            enhancer.close()
     return 2 if failed else 0
 
 

@@ -18,14 +18,32 @@ def add_parser(sub) -> None:
                    help="model id, model path, or file:TAG for precomputed outputs (repeatable)")
     p.add_argument("--csv", metavar="OUT.csv", help="write long-form results (file, model, metric, value, ...)")
     p.add_argument("--plot", metavar="OUT.png", help="write a bar chart (PNG, SVG or PDF by suffix)")
-    p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (non-intrusive) scores")
-    p.add_argument("--dnsmos-fast", action="store_true",
-                   help="DNSMOS on non-overlapping windows: about 9x fewer windows on long files, approximate "
-                        "(labelled as such in the output); default: the exact, reference DNSMOS")
+    add_reference_free_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--plot files")
     add_speech_only_options(p)
     p.add_argument("--metrics", metavar="LIST",
                    help="comma-separated intrusive metrics (default all): " + ", ".join(_intrusive()))
+    from .backend_options import add_backend_options
+    add_backend_options(p.add_argument_group("where the pairs are scored (as `workbench batch`)"),
+                        pool_by_default=False)
+
+
+def add_reference_free_options(p) -> None:
+    """``--no-reference-free`` and ``--reference-free-fast`` (shared with ``workbench batch evaluate``), with the
+    names of earlier versions (``--no-dnsmos``, ``--dnsmos-fast``) kept as hidden aliases."""
+    import argparse
+
+    from ..core.measure.metrics import reference_free_label
+
+    label = reference_free_label()
+    p.add_argument("--no-reference-free", action="store_true",
+                   help=f"skip the reference-free (non-intrusive) metrics ({label})")
+    p.add_argument("--no-dnsmos", dest="no_reference_free", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--reference-free-fast", action="store_true",
+                   help="the reference-free metrics in their fast, approximate mode where they have one (DNSMOS: "
+                        "non-overlapping windows, about 9x fewer on long files); labelled as such in the output; "
+                        "default: the exact, reference computation")
+    p.add_argument("--dnsmos-fast", dest="reference_free_fast", action="store_true", help=argparse.SUPPRESS)
 
 
 def add_speech_only_options(p) -> None:
@@ -68,6 +86,9 @@ def run(args) -> int:
                                    write_csv)
     from ..core.measure.metrics import find_pairs
     from ..core.audio.outputs import check_output_target, is_same_file
+    from .backend_options import backend_choice
+
+    where = backend_choice(args, pool_by_default=False)
 
     metrics = None
     if args.metrics:
@@ -87,9 +108,10 @@ def run(args) -> int:
     if args.csv and args.plot and is_same_file(args.csv, args.plot):
         raise WorkbenchError(f"{args.csv}: --csv and --plot name the same file")
     tty = sys.stderr.isatty()
-    result = run_to_end(evaluate(args.pairs_dir, args.model, dnsmos=not args.no_dnsmos, metrics=metrics,
-                                 isolate_models=True, dnsmos_fast=args.dnsmos_fast,
-                                 speech_only=speech_only_settings(args)),
+    result = run_to_end(evaluate(args.pairs_dir, args.model, reference_free=not args.no_reference_free,
+                                 metrics=metrics, isolate_models=True, reference_free_fast=args.reference_free_fast,
+                                 speech_only=speech_only_settings(args), backend=where.backend,
+                                 workers=where.workers, threads=where.threads or 1, address=where.address),
                         (lambda p: print(f"\r{p.message[:70]:70s}", end="", file=sys.stderr)) if tty else None)
     if tty:
         print(file=sys.stderr)

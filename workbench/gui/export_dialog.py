@@ -7,6 +7,8 @@ question asked is whether to replace existing files.
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,7 +28,8 @@ from ..core.workflows.export import (
     ExportedFile, default_export_folder, export_comparison, export_figure, export_versions_steps, planned_targets,
     version_tag,
 )
-from ..core.workflows.batch.files import export_batch
+from ..core.workflows.batch.backends import ray_installed
+from ..core.workflows.batch.files import export_batch, worker_spec_problem
 from .workers import GeneratorWorker, run_with_progress
 
 SUBTYPE_LABELS = {"PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM", "PCM_32": "32-bit PCM", "FLOAT": "32-bit float"}
@@ -428,13 +431,20 @@ class ExportDialog(QDialog):
 
 
 # ======================================================================================== batch
-def _batch_steps(files, model_spec, out_dir, options, load_enhancer):
-    """The batch dialog's one run call, as one core generator for the worker: load the model (by catalogue
-    spec: an id or a loaded file's path), then :func:`~workbench.core.workflows.batch.files.export_batch` over the files;
-    returns the :class:`~workbench.core.workflows.batch.files.BatchSummary`."""
+def _batch_steps(files, model_spec, out_dir, options, load_enhancer, info=None):
+    """The batch dialog's one run call, as one core generator for the worker: in this process, load the model
+    (by catalogue spec: an id or a loaded file's path); on worker processes, hand them the spec (each loads
+    its own) with the model's ``info``; then :func:`~workbench.core.workflows.batch.files.export_batch` over the
+    files; returns the :class:`~workbench.core.workflows.batch.files.BatchSummary`."""
+    if options.get("backend", "serial") != "serial" and info is not None:
+        return (yield from export_batch(files, info, out_dir, spec=model_spec, **options))
     yield Progress(0.0, f"loading {model_spec}")
     enhancer = load_enhancer(model_spec)
     return (yield from export_batch(files, enhancer, out_dir, spec=model_spec, **options))
+
+
+#: "Run on" choices of the batch dialog: label and backend of the batch driver.
+RUN_ON_CHOICES = (("this process", "serial"), ("worker processes", "local"), ("Ray (local instance)", "ray"))
 
 
 def model_choice_label(info, loaded: bool = False) -> str:
@@ -488,6 +498,7 @@ class BatchDialog(QDialog):
         self.load_enhancer = load_enhancer or (reg.load_enhancer if reg is not None else None)
         self.summary = None
         self._worker: GeneratorWorker | None = None
+        self._stop = threading.Event()
 
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("Drop audio files here, or add them:"))
@@ -505,8 +516,10 @@ class BatchDialog(QDialog):
         lay.addLayout(row)
         form = QFormLayout()
         self.model_box = QComboBox()
+        self._infos: dict[str, object] = {}
         for entry in enhancers:
             spec, info = entry if isinstance(entry, tuple) else (entry.id, entry)
+            self._infos[str(spec)] = info
             loaded = str(spec) != info.id
             self.model_box.addItem(model_choice_label(info, loaded), str(spec))
             self.model_box.setItemData(self.model_box.count() - 1, f"{info.description}\n{spec}",
@@ -515,6 +528,23 @@ class BatchDialog(QDialog):
             self.model_box.addItem("(no models available)", None)
             self.model_box.setEnabled(False)
         form.addRow("Model", self.model_box)
+        self.run_box = QComboBox()
+        for label, backend in RUN_ON_CHOICES:
+            if backend != "ray" or ray_installed():
+                self.run_box.addItem(label, backend)
+        self.workers_spin = QSpinBox()
+        self.workers_spin.setRange(1, 256)
+        self.workers_spin.setValue(max(1, min(os.cpu_count() or 1, 8)))
+        self.workers_spin.setSuffix(" workers")
+        self.workers_spin.setToolTip("Processes (or Ray actors), each loading the model once and enhancing one "
+                                     "file at a time with one thread")
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.run_box, 1)
+        run_row.addWidget(self.workers_spin)
+        form.addRow("Run on", run_row)
+        self.model_box.currentIndexChanged.connect(self._update_run_on)
+        self.run_box.currentIndexChanged.connect(self._update_run_on)
+        self._update_run_on()
         self.format_box, self.subtype_box = _format_row(form)
         self.rate_box = QComboBox()
         self.rate_box.addItem("Source rate", "source")
@@ -579,6 +609,27 @@ class BatchDialog(QDialog):
             raise KeyError(spec)
         self.model_box.setCurrentIndex(i)
 
+    def run_on(self) -> tuple[str, int]:
+        """``(backend, workers)`` the batch will run on (``("serial", 0)``: this process)."""
+        backend = self.run_box.currentData() if self.run_box.isEnabled() else "serial"
+        return backend, 0 if backend == "serial" else self.workers_spin.value()
+
+    def _update_run_on(self, *_args) -> None:
+        """A worker process loads the model by its spec: a model without one this process could hand over (one
+        only this window can build) stays here, and the control says why."""
+        spec = self.model_box.currentData()
+        problem = worker_spec_problem(spec) if spec is not None else None
+        if problem is not None:
+            self.run_box.setCurrentIndex(self.run_box.findData("serial"))
+        self.run_box.setEnabled(problem is None and self.run_box.count() > 1)
+        self.run_box.setToolTip(
+            f"Runs in this process: {problem}" if problem is not None else
+            "This process: the model loaded once here. Worker processes: each loads the model by its spec and "
+            "enhances files side by side (outputs identical). "
+            + ("Ray: actors on a private local Ray instance." if ray_installed() else
+               "Ray is not installed (the [cluster] extra)."))
+        self.workers_spin.setEnabled(self.run_box.isEnabled() and self.run_box.currentData() != "serial")
+
     def _browse_files(self) -> None:
         files = self.files()
         start = str(files[-1].parent) if files else str(Path.cwd())
@@ -611,14 +662,19 @@ class BatchDialog(QDialog):
     def start(self) -> None:
         if self._worker is not None or self.model_box.currentData() is None or not self.files():
             return
+        backend, workers = self.run_on()
+        self._stop = threading.Event()
         options = {"format": self.format_box.currentText(), "subtype": self.subtype_box.currentData(),
                    "rate": self.rate_box.currentData(), "residual": self.residual_check.isChecked(),
-                   "overwrite": self.overwrite_check.isChecked()}
+                   "overwrite": self.overwrite_check.isChecked(), "should_stop": self._stop.is_set}
+        if backend != "serial":
+            options.update(backend=backend, workers=workers)
         self.summary = None
         self.summary_view.clear()
         self.progress.setValue(0)
-        self._worker = GeneratorWorker(_batch_steps, self.files(), self.model_box.currentData(),
-                                       Path(self.folder_edit.text()), options, self.load_enhancer)
+        spec = self.model_box.currentData()
+        self._worker = GeneratorWorker(_batch_steps, self.files(), spec, Path(self.folder_edit.text()), options,
+                                       self.load_enhancer, self._infos.get(spec))
         self._worker.progress.connect(self._on_progress)
         self._worker.returned.connect(self._on_done)
         self._worker.errored.connect(self._on_error)
@@ -629,6 +685,7 @@ class BatchDialog(QDialog):
     @Slot()
     def cancel(self) -> None:
         if self._worker is not None:
+            self._stop.set()  # also heard while worker processes run: they are stopped, not waited for
             self._worker.cancel()
             self.progress_label.setText("Stopping after the current step…")
 
@@ -666,6 +723,7 @@ class BatchDialog(QDialog):
 
     def done(self, result: int) -> None:  # closing the dialog stops a running batch first
         if self._worker is not None:
+            self._stop.set()
             self._worker.cancel()
             self._finish_thread()
         super().done(result)

@@ -69,7 +69,7 @@ BEST_BRUSH = QBrush(QColor(46, 125, 50, 90))
 WARNING_STYLE = "color: #8a4b00; background: #fff3cd; padding: 3px; border-radius: 3px;"
 #: Automatic measuring (no button pressed) includes the reference-free metrics (DNSMOS) only when their
 #: estimate is at most this long.
-AUTO_DNSMOS_MAX_COST_S = 20.0
+AUTO_REFERENCE_FREE_MAX_COST_S = 20.0
 #: Widest a version's column gets (px); longer names are elided in the middle.
 MAX_COLUMN_PX = 130
 #: Shortest time between two rebuilds of the table while results arrive (ms).
@@ -116,7 +116,7 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
+def measure_steps(intrusive: list[Version], reference_free: list[Version], reference_path: Path | None,
                   resume: threading.Event, should_stop: Callable[[], bool],
                   on_result: Callable[[Version, str, Scores], None],
                   on_paused: Callable[[bool], None], store: MeasurementStore | None = None,
@@ -124,7 +124,7 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
                   on_spans: Callable[[str, SpeechSpans], None] | None = None) -> Generator[Progress, None, dict[str, Scores]]:
     """The panel's measurement, run on the worker thread: load the reference file, then
     :func:`~workbench.core.measure.scoring.score_versions` (intrusive metrics of ``intrusive``, the
-    reference-free ones of ``dnsmos``).
+    reference-free ones of ``reference_free``).
 
     Yields the core's :class:`~workbench.core.progress.Progress`; ``on_result(version, part, scores)`` is
     called as each part of each version is measured (so the table fills cell by cell). While ``resume`` is
@@ -141,7 +141,7 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
     suffix = ""
     ref = None
     if store is not None:
-        sources = {id(v): v.source for v in list(intrusive) + list(dnsmos)}
+        sources = {id(v): v.source for v in list(intrusive) + list(reference_free)}
         for i, source in enumerate(sources.values()):
             yield Progress(0.0, f"checking version {i + 1} of {len(sources)}")
             store.samples_key(source)
@@ -161,7 +161,7 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
             return left
         intrusive = reuse(intrusive, ref, measurement_settings(INTRUSIVE, suffix), INTRUSIVE) if ref is not None \
             else intrusive
-        dnsmos = reuse(dnsmos, "", measurement_settings(NON_INTRUSIVE, suffix), NON_INTRUSIVE)
+        reference_free = reuse(reference_free, "", measurement_settings(NON_INTRUSIVE, suffix), NON_INTRUSIVE)
         inner = on_result
 
         def on_result(version, part, scores):   # noqa: F811 - stores, then reports
@@ -170,7 +170,7 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
             elif part == NON_INTRUSIVE:
                 store.put(sources[id(version)], "", measurement_settings(NON_INTRUSIVE, suffix), scores)
             inner(version, part, scores)
-    if not intrusive and not dnsmos:
+    if not intrusive and not reference_free:
         return {}
     reference = rate = None
     if (intrusive or speech is not None) and reference_path is not None:
@@ -192,8 +192,9 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
             on_spans(suffix, SpeechSpans(tuple(spans), vad.duration_s, found_on))
     if not intrusive:
         reference = rate = None
-    gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive), dnsmos=bool(dnsmos),
-                         dnsmos_versions=dnsmos, on_result=on_result, speech_spans=spans)
+    gen = score_versions(intrusive, reference, rate, intrusive=bool(intrusive),
+                         reference_free=bool(reference_free), reference_free_versions=reference_free,
+                         on_result=on_result, speech_spans=spans)
     try:
         while True:
             if not resume.is_set() and not should_stop():
@@ -215,16 +216,16 @@ def measure_steps(intrusive: list[Version], dnsmos: list[Version], reference_pat
 class _Job:
     """The panel's running measurement: what it measures, its worker and its session job."""
 
-    def __init__(self, intrusive: list[Version], dnsmos: list[Version], reference_path: Path | None,
+    def __init__(self, intrusive: list[Version], reference_free: list[Version], reference_path: Path | None,
                  reference_key: str, speech: SpeechOnly | None = None):
-        self.intrusive, self.dnsmos = intrusive, dnsmos
+        self.intrusive, self.reference_free = intrusive, reference_free
         self.speech = speech
         self.reference_path, self.reference_key = reference_path, reference_key
         self.stop = threading.Event()
         self.started = time.perf_counter()
-        self.dnsmos_audio_s = 0.0
+        self.reference_free_audio_s = 0.0
         #: seconds of audio of each version whose DNSMOS this job measured
-        self.dnsmos_durations: list[float] = []
+        self.reference_free_durations: list[float] = []
         self.worker: GeneratorWorker | None = None
         self.session_job = None
 
@@ -322,12 +323,13 @@ class MetricsPanel(QWidget):
         self.copy_button.setToolTip("Copy the metrics as tab-separated text (full precision) for a spreadsheet")
         self.copy_button.clicked.connect(self.copy_to_clipboard)
         # The reference-free metrics of the table (DNSMOS), on or off together.
-        self.dnsmos_box = QCheckBox(reference_free_label())
-        self.dnsmos_box.setChecked(True)
-        self.dnsmos_box.setToolTip(", ".join(METRIC_SPECS[k].label for k in reference_free_keys())
+        self.reference_free_box = QCheckBox(reference_free_label())
+        self.reference_free_box.setChecked(True)
+        self.reference_free_box.setToolTip(", ".join(METRIC_SPECS[k].label for k in reference_free_keys())
                                    + " (no reference needed)")
-        self.dnsmos_box.setChecked(bool(getattr(self.session, "metric_settings", {}).get("dnsmos", True)))
-        self.dnsmos_box.toggled.connect(self._on_dnsmos_toggled)
+        self.reference_free_box.setChecked(
+            bool(getattr(self.session, "metric_settings", {}).get("reference_free", True)))
+        self.reference_free_box.toggled.connect(self._on_reference_free_toggled)
         self.speech_box = QCheckBox("Speech only")
         self.speech_box.setToolTip(
             "Compute every metric over the speech the voice-activity detector (Silero VAD, the speech-activity "
@@ -367,7 +369,7 @@ class MetricsPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.choose_button)
         top.addWidget(self.clear_button)
-        top.addWidget(self.dnsmos_box)
+        top.addWidget(self.reference_free_box)
         top.addWidget(self.speech_box)
         top.addStretch(1)
         row = QHBoxLayout()
@@ -419,9 +421,9 @@ class MetricsPanel(QWidget):
         path = self.reference_path
         return path is not None and path == find_reference_for(self.recording.path)
 
-    def _on_dnsmos_toggled(self, on: bool) -> None:
+    def _on_reference_free_toggled(self, on: bool) -> None:
         if hasattr(self.session, "set_metric_settings"):
-            self.session.set_metric_settings({"dnsmos": bool(on)})
+            self.session.set_metric_settings({"reference_free": bool(on)})
         self._refresh_table()
 
     def _on_speech_toggled(self, on: bool) -> None:
@@ -445,7 +447,7 @@ class MetricsPanel(QWidget):
         """What the figures mean changed: a running measurement measures the old thing (stopped, and run
         again when it ends); the table shows what is stored for the new settings."""
         if self._worker is not None:
-            self._pending = bool(self._worker.dnsmos)
+            self._pending = bool(self._worker.reference_free)
             self._worker.cancel()
         self._refresh_table()
         self._update_warning()
@@ -456,9 +458,9 @@ class MetricsPanel(QWidget):
     def _on_state(self, key: str) -> None:
         """The workspace's metric settings changed (here, or by a restored session)."""
         if key == "metric_settings":
-            on = bool(self.session.metric_settings.get("dnsmos", True))
-            if on != self.dnsmos_box.isChecked():
-                self.dnsmos_box.setChecked(on)
+            on = bool(self.session.metric_settings.get("reference_free", True))
+            if on != self.reference_free_box.isChecked():
+                self.reference_free_box.setChecked(on)
             speech = bool(self.session.metric_settings.get("speech_only", False))
             if speech != self.speech_box.isChecked():
                 self.speech_box.setChecked(speech)
@@ -526,7 +528,7 @@ class MetricsPanel(QWidget):
         if (self._worker is not None and (self._worker.intrusive or self._worker.speech is not None)
                 and self._worker.reference_key != key):
             # The running job measures against the old reference: stop it, keep what it finished.
-            self._pending = bool(self._worker.dnsmos)
+            self._pending = bool(self._worker.reference_free)
             self._worker.cancel()
         if key == self._shown_key:
             return
@@ -645,11 +647,11 @@ class MetricsPanel(QWidget):
         intr_settings, free_settings = self._settings(INTRUSIVE), self._settings(NON_INTRUSIVE)
         intr = ([v for v in vs if intr_settings is None or self.store.get(v.source, key, intr_settings) is None]
                 if self.reference_path else [])
-        dns = ([v for v in vs if free_settings is None or self.store.get(v.source, "", free_settings) is None]
-               if self.dnsmos_box.isChecked() else [])
-        return intr, dns
+        free = ([v for v in vs if free_settings is None or self.store.get(v.source, "", free_settings) is None]
+               if self.reference_free_box.isChecked() else [])
+        return intr, free
 
-    def dnsmos_estimate_s(self, versions: list[Version] | None = None) -> float:
+    def reference_free_estimate_s(self, versions: list[Version] | None = None) -> float:
         """Estimated seconds of the reference-free metrics (DNSMOS) for ``versions`` (default: those still
         missing them): the sum of each group's cost estimate (groups without one count as free)."""
         vs = self.missing()[1] if versions is None else versions
@@ -661,7 +663,7 @@ class MetricsPanel(QWidget):
         when nothing runs)."""
         w = self._worker
         return {INTRUSIVE: [v.name for v in w.intrusive] if w else [],
-                NON_INTRUSIVE: [v.name for v in w.dnsmos] if w else []}
+                NON_INTRUSIVE: [v.name for v in w.reference_free] if w else []}
 
     @Slot()
     def compute(self, auto: bool = False) -> bool:
@@ -670,7 +672,7 @@ class MetricsPanel(QWidget):
         ``auto=False`` (the Measure button) measures everything missing, DNSMOS included however long.
         ``auto=True`` (tab shown, new version, new reference) measures the intrusive metrics (recordings up
         to :data:`AUTO_INTRUSIVE_MAX_S`) and DNSMOS only when its estimate is at most
-        :data:`AUTO_DNSMOS_MAX_COST_S`; what is left shows its cost on the Measure button.
+        :data:`AUTO_REFERENCE_FREE_MAX_COST_S`; what is left shows its cost on the Measure button.
         """
         if self.recording is None:
             return False
@@ -678,19 +680,19 @@ class MetricsPanel(QWidget):
             # Re-run once the current job ends (versions or the reference may have changed meanwhile).
             self._pending = bool(self._pending) or not auto
             return False
-        intr, dns = self.missing()
+        intr, free = self.missing()
         if auto:
             if self.recording.source.frames / self.recording.source.sample_rate > AUTO_INTRUSIVE_MAX_S:
                 intr = []
-            if self.dnsmos_estimate_s(dns) > AUTO_DNSMOS_MAX_COST_S:
-                dns = []
-        if not intr and not dns:
+            if self.reference_free_estimate_s(free) > AUTO_REFERENCE_FREE_MAX_COST_S:
+                free = []
+        if not intr and not free:
             self._refresh_table()
             self._show_state()
             self.resultsReady.emit(self.results())
             return False
         speech = SpeechOnly(self.vad_settings, self.recording.original.source) if self.speech_only else None
-        job = _Job(intr, dns, self.reference_path, self._ref_key(), speech)
+        job = _Job(intr, free, self.reference_path, self._ref_key(), speech)
 
         def on_result(version, part, scores, job=job) -> None:   # worker thread: queued to the GUI thread
             try:
@@ -710,7 +712,7 @@ class MetricsPanel(QWidget):
             except RuntimeError:
                 pass
 
-        steps = measure_steps(intr, dns, job.reference_path, self._resume, job.should_stop, on_result, on_paused,
+        steps = measure_steps(intr, free, job.reference_path, self._resume, job.should_stop, on_result, on_paused,
                               self.store, None if job.reference_key == "?" else job.reference_key, speech, on_spans)
         if self.recording in self.session.recordings:
             # A job of the recording: closing it cancels the measurement like any other of its jobs.
@@ -729,8 +731,8 @@ class MetricsPanel(QWidget):
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("measuring…")
         parts = ([f"intrusive metrics of {len(intr)} version(s)"] if intr else []) + \
-            ([f"{reference_free_label()} of {len(dns)} version(s) "
-              f"(about {format_duration(self.dnsmos_estimate_s(dns))})"] if dns else [])
+            ([f"{reference_free_label()} of {len(free)} version(s) "
+              f"(about {format_duration(self.reference_free_estimate_s(free))})"] if free else [])
         self.status.setText("measuring " + " and ".join(parts) + (" (speech only)" if speech else "") + "…")
         self._refresh_table()
         self.started.emit()
@@ -768,8 +770,8 @@ class MetricsPanel(QWidget):
         # Kept even from a cancelled job: a finished part is valid for its own reference key.
         # Stored by the worker (measure_steps) under the samples it measured.
         if part != INTRUSIVE:
-            job.dnsmos_audio_s += version.source.frames / version.source.sample_rate
-            job.dnsmos_durations.append(version.source.frames / version.source.sample_rate)
+            job.reference_free_audio_s += version.source.frames / version.source.sample_rate
+            job.reference_free_durations.append(version.source.frames / version.source.sample_rate)
         if job is self._worker:
             # Results of 20 versions arrive in quick succession: the table (every cell, columns sized to
             # their contents) is rebuilt at most every REFRESH_MS, not once per result.
@@ -797,12 +799,12 @@ class MetricsPanel(QWidget):
     def _on_finished(self, job: _Job) -> None:
         if not self._job_done(job):
             return
-        if job.dnsmos_audio_s > 0 and not self.model_busy:
+        if job.reference_free_audio_s > 0 and not self.model_busy:
             # Wall time includes the intrusive part; it is small beside DNSMOS and errs on the safe side.
             # Per clip: each version's DNSMOS has a fixed part (see DnsmosCost), so 20 short versions cost
             # 20 times it, not what their total audio would as one file.
             for cost in self.costs.values():
-                cost.observe_clips(job.dnsmos_durations, time.perf_counter() - job.started)
+                cost.observe_clips(job.reference_free_durations, time.perf_counter() - job.started)
         self.progress_bar.setValue(1000)
         self.progress_bar.setFormat("done")
         self._refresh_table()
@@ -830,8 +832,8 @@ class MetricsPanel(QWidget):
 
     def _maybe_rerun(self) -> None:
         if self._pending is not None:
-            with_dnsmos, self._pending = self._pending, None
-            self.compute(auto=not with_dnsmos)
+            with_reference_free, self._pending = self._pending, None
+            self.compute(auto=not with_reference_free)
 
     def set_progress_text(self, message: str) -> None:
         """Show ``message`` in the progress bar, elided in the middle to the bar's width (in full in its
@@ -853,23 +855,23 @@ class MetricsPanel(QWidget):
             if self.model_busy:
                 self.status.setText("paused while a model runs; measuring goes on when it ends")
             return
-        intr, dns = self.missing()
-        cost = self.dnsmos_estimate_s(dns)
+        intr, free = self.missing()
+        cost = self.reference_free_estimate_s(free)
         label = reference_free_label()
         per_minute = sum(c.seconds_per_audio_minute for c in self.costs.values())
-        self.compute_button.setText(f"Measure ({label} ≈ {format_duration(cost)})" if dns and cost > 0
+        self.compute_button.setText(f"Measure ({label} ≈ {format_duration(cost)})" if free and cost > 0
                                     else "Measure")
         self.compute_button.setToolTip(
-            f"{label} of {len(dns)} version(s): about {format_duration(cost)} at "
+            f"{label} of {len(free)} version(s): about {format_duration(cost)} at "
             f"{per_minute:.0f} s per audio minute (measured on this machine)"
-            if dns and cost > 0 else "Measure every metric that has no value yet")
+            if free and cost > 0 else "Measure every metric that has no value yet")
         if self.recording is None:
             self.status.setText("")
             self.progress_bar.setFormat("")
             self.progress_bar.setValue(0)
-        elif intr or dns:
+        elif intr or free:
             missing = (["intrusive metrics"] if intr else []) + (
-                [f"{label} (about {format_duration(cost)})"] if dns else [])
+                [f"{label} (about {format_duration(cost)})"] if free else [])
             self.status.setText("not measured yet: " + " and ".join(missing) + " — press Measure")
             self.progress_bar.setFormat("")
             self.progress_bar.setValue(0)
@@ -920,21 +922,21 @@ class MetricsPanel(QWidget):
         for v in self.versions():
             intr = (self.store.get(v.source, key, intr_settings)
                     if self.reference_path and intr_settings is not None else None)
-            dns = (self.store.get(v.source, "", free_settings)
-                   if self.dnsmos_box.isChecked() and free_settings is not None else None)
-            if intr is None and dns is None:
+            free = (self.store.get(v.source, "", free_settings)
+                   if self.reference_free_box.isChecked() and free_settings is not None else None)
+            if intr is None and free is None:
                 continue
             metrics = {}
             if intr is not None:
                 metrics.update(intr.metrics)
-            if dns is not None:
-                metrics.update(dns.metrics)
+            if free is not None:
+                metrics.update(free.metrics)
             out[v.name] = Scores(metrics, intr.lag_samples if intr else None, intr.alignment if intr else None)
         return out
 
     def metric_rows(self) -> list[str]:
         rows = list(intrusive_keys()) if self.reference_path is not None else []
-        if self.dnsmos_box.isChecked():
+        if self.reference_free_box.isChecked():
             rows += list(reference_free_keys())
         return rows
 
@@ -962,7 +964,7 @@ class MetricsPanel(QWidget):
         w = self._worker
         if w is None:
             return ""
-        todo = w.intrusive if METRIC_SPECS[metric].intrusive else w.dnsmos
+        todo = w.intrusive if METRIC_SPECS[metric].intrusive else w.reference_free
         return "…" if any(v is version for v in todo) else ""
 
     def _refresh_table(self) -> None:

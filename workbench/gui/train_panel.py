@@ -17,7 +17,6 @@ noise without preparing a noise folder.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import tomllib
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QWidget)
 
 from ..core.errors import WorkbenchError
+from ..core.workflows.batch.backends import ray_installed
 from ..core.workflows.train_config import ARCHITECTURES, BUNDLED_INITS, TrainConfig, write_config
 from .workers import GeneratorWorker
 
@@ -253,7 +253,7 @@ class TrainPanel(QWidget):
         self.ray_spin = QSpinBox()
         self.ray_spin.setRange(0, 256)
         self.ray_spin.setSpecialValueText("off (one process)")
-        ray_available = importlib.util.find_spec("ray") is not None
+        ray_available = ray_installed()
         self.ray_spin.setEnabled(ray_available)
         self.ray_spin.setToolTip("Data-parallel training on this many Ray Train CPU workers (a local Ray instance); "
                                  "progress still arrives per step" if ray_available else

@@ -37,7 +37,8 @@ open)::
         "version": "deepfilternet3", "channel": 0, "view_range_s": [0.0, 10.0], "freq_range_hz": null,
         "display": {…}, "stft": {"n_fft": 1024, "hop": 256, "window": "hann"},
         "loop_s": [1.0, 2.5] | null, "selection_s": [1.0, 2.5] | null,
-        "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null, "metric_settings": {"dnsmos": true, "speech_only": false},
+        "repair_box": [t0_s, t1_s, f0_hz, f1_hz] | null,
+        "metric_settings": {"reference_free": true, "speech_only": false},   # earlier: "dnsmos", read the same
         "blind_test": [...], "running_blind_test": {…} | null, "window": {…},
         "phase_lab_params": {…}, "edit_params": {…},
         "measurements": [{"samples": "…", "reference": "…" | "", "settings": "intrusive", "scores": {…}}],

@@ -44,6 +44,8 @@ from .session import ModelCatalogue, Session
 
 __all__ = ["Workspace", "MeasurementStore", "PhaseLabSummary", "STATE_KEYS", "samples_sha256"]
 
+#: ``metric_settings`` keys that sessions of earlier versions stored, by their current name.
+METRIC_SETTING_RENAMES = {"dnsmos": "reference_free"}
 #: Keys of ``("state", key)`` events and of :meth:`Workspace.snapshot`'s ``state``.
 STATE_KEYS = ("version", "channel", "view_range", "freq_range", "display", "stft", "loop", "selection",
               "repair_box", "metric_settings", "blind_results", "window", "phase_lab_params", "edit_params",
@@ -298,9 +300,9 @@ class Workspace(Session):
         self.loop: tuple[float, float] | None = None
         self.selection: tuple[float, float] | None = None
         self.repair_box: tuple[float, float, float, float] | None = None
-        #: what the Metrics panel measures: the reference-free metrics (DNSMOS) or not, and over the whole
-        #: recording or its speech only (``{"dnsmos": bool, "speech_only": bool}``)
-        self.metric_settings: dict[str, Any] = {"dnsmos": True, "speech_only": False}
+        #: what the Metrics panel measures: the reference-free metrics (DNSMOS ...) or not, and over the whole
+        #: recording or its speech only (``{"reference_free": bool, "speech_only": bool}``)
+        self.metric_settings: dict[str, Any] = {"reference_free": True, "speech_only": False}
         self.blind_results: list[dict] = []
         #: the blind test in progress: ``{"recording", "trials": [{"mapping": {label: version name},
         #: "vote": label | None}], "current": index}``, or ``None``
@@ -372,7 +374,10 @@ class Workspace(Session):
         self._set("repair_box", None if box is None else tuple(float(x) for x in box))
 
     def set_metric_settings(self, settings: dict) -> None:
-        self._set("metric_settings", plain({**self.metric_settings, **dict(settings)}))
+        """Change some of :attr:`metric_settings`. ``"dnsmos"``, the name sessions of earlier versions stored,
+        is read as ``"reference_free"``: it always switched every reference-free metric."""
+        settings = {METRIC_SETTING_RENAMES.get(k, k): v for k, v in dict(settings).items()}
+        self._set("metric_settings", plain({**self.metric_settings, **settings}))
 
     def set_blind_results(self, results: list[dict]) -> None:
         self._set("blind_results", plain([dict(r) for r in results]))

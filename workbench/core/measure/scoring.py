@@ -103,8 +103,8 @@ class Scores:
 
 
 def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray | None = None,
-                 reference_rate: int | None = None, *, dnsmos: bool = True,
-                 metrics: Iterable[str] | None = None, dnsmos_fast: bool = False) -> Scores:
+                 reference_rate: int | None = None, *, reference_free: bool = True,
+                 metrics: Iterable[str] | None = None, reference_free_fast: bool = False) -> Scores:
     """Score ``estimate`` (``(n,)`` or ``(n, ch)`` at ``sample_rate`` Hz; multichannel is averaged to mono).
 
     With a ``reference`` (clean speech at ``reference_rate``, default ``sample_rate``) the intrusive metrics
@@ -113,9 +113,9 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
     (DNSMOS) are computed on the estimate itself.
 
     Args:
-        dnsmos: also compute the reference-free metrics of the table (DNSMOS's columns, and any other).
+        reference_free: also compute the reference-free metrics of the table (DNSMOS's columns, and any other).
         metrics: intrusive keys to compute (default every intrusive metric of the table).
-        dnsmos_fast: the reference-free metrics in their fast, approximate mode where they have one (DNSMOS:
+        reference_free_fast: the reference-free metrics in their fast, approximate mode where they have one (DNSMOS:
             non-overlapping windows; never the default).
     """
     est = downmix(estimate)
@@ -131,8 +131,8 @@ def score_signal(estimate: np.ndarray, sample_rate: int, reference: np.ndarray |
         lag = res.lag_samples
         check = AlignmentCheck(res.correlation, res.lag_samples, res.max_lag_samples, rate, len(ref) / rate,
                                len(est) / sample_rate)
-    if dnsmos:
-        out.update(reference_free_metrics(est, sample_rate, fast=dnsmos_fast))
+    if reference_free:
+        out.update(reference_free_metrics(est, sample_rate, fast=reference_free_fast))
     return Scores(out, lag, check)
 
 
@@ -172,8 +172,8 @@ def speech_only(audio: np.ndarray, sample_rate: int, spans: Sequence[tuple[float
 
 
 def score_versions(versions: Sequence, reference: np.ndarray | None = None, reference_rate: int | None = None,
-                   *, dnsmos: bool = True, intrusive: bool = True, metrics: Iterable[str] | None = None,
-                   dnsmos_versions: Sequence | None = None,
+                   *, reference_free: bool = True, intrusive: bool = True, metrics: Iterable[str] | None = None,
+                   reference_free_versions: Sequence | None = None,
                    on_result: Callable[[object, str, Scores], None] | None = None,
                    speech_spans: Sequence[tuple[float, float]] | None = None
                    ) -> Generator[Progress, None, dict[str, Scores]]:
@@ -187,7 +187,8 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
     Args:
         versions: versions to score.
         intrusive: compute the intrusive metrics (needs ``reference``) for ``versions``.
-        dnsmos: compute the reference-free metrics of the table for ``dnsmos_versions`` (default: ``versions``).
+        reference_free: compute the reference-free metrics of the table for ``reference_free_versions``
+            (default: ``versions``).
         on_result: called as ``on_result(version, part, Scores)`` as soon as one part of one version is
             measured (``part`` is :data:`INTRUSIVE` or :data:`NON_INTRUSIVE`), on the calling thread, so a
             table can fill cell by cell.
@@ -200,7 +201,8 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
     """
     out: dict[str, Scores] = {}
     todo_i = list(versions) if intrusive and reference is not None else []
-    todo_d = (list(versions) if dnsmos_versions is None else list(dnsmos_versions)) if dnsmos else []
+    todo_d = ((list(versions) if reference_free_versions is None else list(reference_free_versions))
+              if reference_free else [])
     if speech_spans is not None and reference is not None:
         reference = speech_only(reference, reference_rate, speech_spans)
 
@@ -212,8 +214,8 @@ def score_versions(versions: Sequence, reference: np.ndarray | None = None, refe
     done = 0.0
     for v in todo_i:
         yield Progress(done / total, f"measuring {v.name} against the reference")
-        sc = score_signal(audio_of(v), v.source.sample_rate, reference, reference_rate, dnsmos=False,
-                          metrics=metrics)
+        sc = score_signal(audio_of(v), v.source.sample_rate, reference, reference_rate,
+                          reference_free=False, metrics=metrics)
         out[v.name] = sc
         if on_result is not None:
             on_result(v, INTRUSIVE, sc)

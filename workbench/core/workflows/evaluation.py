@@ -3,8 +3,8 @@
 Every signal is scored by :func:`workbench.core.measure.scoring.score_signal`, as in the metrics panel, so
 both report the same numbers for the same audio; each pair and system is one batch item
 (:func:`workbench.core.workflows.batch.item.evaluate_item`), and :func:`evaluate` drives them with the batch
-driver (:func:`workbench.core.workflows.batch.pipeline.run_batch`, serial backend) as ``workbench batch
-evaluate`` does on any backend: one evaluate driver, two ways to report it.
+driver (:func:`workbench.core.workflows.batch.pipeline.run_batch`, on any of its backends) as ``workbench batch
+evaluate`` does: one evaluate driver, two ways to report it.
 
 Systems in an evaluation:
 
@@ -121,43 +121,57 @@ def pair_inputs(pairs: Sequence[Pair]) -> list[Path]:
     return out
 
 
-def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *, dnsmos: bool = True,
+def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer] = (), *,
+             reference_free: bool = True,
              metrics: Iterable[str] | None = None, include_noisy: bool = True, isolate_models: bool = False,
-             dnsmos_fast: bool = False, speech_only: VadSettings | None = None
+             reference_free_fast: bool = False, speech_only: VadSettings | None = None, backend: str = "serial",
+             workers: int = 1, threads: int = 1, address: str | None = None
              ) -> Generator[Progress, None, EvaluationResult]:
     """Run every system on every pair and measure it; a generator yielding :class:`Progress`.
 
     Args:
         pairs: a folder (see :func:`workbench.core.measure.metrics.find_pairs`) or a list of :class:`Pair`.
         models: model specs, loaded :class:`Enhancer` s, or ``file:TAG`` for precomputed outputs.
-        dnsmos: also compute the reference-free metrics of the table (DNSMOS SIG/BAK/OVRL/P.808).
+        reference_free: also compute the reference-free metrics of the table (DNSMOS SIG/BAK/OVRL/P.808 ...).
         metrics: intrusive metric keys (default every intrusive metric of the table).
-        dnsmos_fast: the reference-free metrics in their fast, approximate mode (DNSMOS: non-overlapping
+        reference_free_fast: the reference-free metrics in their fast, approximate mode (DNSMOS: non-overlapping
             windows); the result's warnings say so (each metric's ``fast_note``).
         isolate_models: load model files in a worker process (see ``load_enhancer(isolate=True)``).
         speech_only: every metric over the speech spans Silero VAD finds (with these settings) in each clean
             file, the same spans cutting every system's output; the result's warnings say so
             (:func:`speech_only_note`).
+        backend: where the pairs are scored (see :func:`~workbench.core.workflows.batch.pipeline.run_batch`):
+            ``serial`` in this process with the models loaded here; ``local`` on ``workers`` spawned processes or
+            ``ray`` on Ray actors (at ``address``), each loading every model by its spec, with ``threads``
+            intra-op threads. Models given as loaded :class:`Enhancer` s have no spec a worker could load:
+            they run ``serial`` only.
 
     Returns:
         :class:`EvaluationResult` (long form, one :class:`Measurement` per file, system and metric).
 
     Raises:
-        WorkbenchError: no pairs, a missing precomputed output, an unreadable file, or a model error.
+        WorkbenchError: no pairs, a missing precomputed output, an unreadable file, a model error, or a
+            loaded model asked to run on another backend.
     """
+    in_process = backend == "serial"
+    if not in_process:
+        given = [m.info.id for m in models if isinstance(m, Enhancer)]
+        if given:
+            raise WorkbenchError(f"model {given[0]!r} was given loaded, and a loaded model runs in this process "
+                                 f"only: name it by its spec (id or path) for the {backend} backend, or use serial")
     unpaired: list[Path] = []
     pair_list = find_pairs(pairs, unpaired) if isinstance(pairs, (str, Path)) else list(pairs)
     warnings = [f"{p}: no clean reference beside it ({p.stem.rsplit('_', 1)[0]}_clean{p.suffix} or "
                 f"clean/{p.name}); not evaluated" for p in unpaired]
     if not pair_list:
         raise WorkbenchError("no noisy/clean pairs to evaluate")
-    if dnsmos and dnsmos_fast:
+    if reference_free and reference_free_fast:
         warnings += [f"{pair_list[0].noisy.parent}: {note}" for note in fast_mode_notes()]
     if speech_only is not None:
         speech_only.check()
         warnings.append(f"{pair_list[0].noisy.parent}: {speech_only_note(speech_only)}")
     wanted = list(intrusive_keys() if metrics is None else metrics)
-    metric_keys = wanted + (list(reference_free_keys()) if dnsmos else [])
+    metric_keys = wanted + (list(reference_free_keys()) if reference_free else [])
     # (table name, system, output of a model with several outputs)
     systems: list[tuple[str, str | Enhancer | None, str | None]] = [(NOISY, None, None)] if include_noisy else []
     for m in models:
@@ -172,19 +186,23 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
             systems.append((m, m, None))
         else:
             enh = load_enhancer(m, isolate=isolate_models)
-            systems += [(name, enh, output) for output, name in item.model_systems(m, enh)]
+            systems += [(name, enh if in_process else m, output) for output, name in item.model_systems(m, enh)]
+            if not in_process:
+                enh.close()  # loaded here for its outputs only: the workers load their own
     names = [s for s, _, _ in systems]
     if len(set(names)) != len(names):
         raise WorkbenchError(f"each system may be given once; got {', '.join(names)}")
     # One task per pair and system (pair-major: a model's outputs on one pair follow each other and share its
-    # run), driven as `workbench batch evaluate` drives them, on the serial backend with the models held here.
+    # run), driven as `workbench batch evaluate` drives them: on the serial backend with the models held here,
+    # or on workers that load every model by its spec.
     held: dict[str, Enhancer] = {}  # the loaded models by the key their tasks name
+    specs = list(dict.fromkeys(s for _, s, _ in systems if isinstance(s, str) and not s.startswith(FILE_PREFIX)))
     tasks, named = [], []
     for pair in pair_list:
         for name, system, output in systems:
-            key = name if not isinstance(system, Enhancer) else _model_key(system, held)
-            task = item.evaluate_task(len(tasks), pair, key, dnsmos=dnsmos, metrics=wanted,
-                                      dnsmos_fast=dnsmos_fast, output=output, speech_only=speech_only)
+            key = system if system in specs else name if not isinstance(system, Enhancer) else _model_key(system, held)
+            task = item.evaluate_task(len(tasks), pair, key, reference_free=reference_free, metrics=wanted,
+                                      reference_free_fast=reference_free_fast, output=output, speech_only=speech_only)
             task["key"] = f"{len(tasks)}|{task['key']}"  # unique even when two pairs share a name
             tasks.append(task)
             named.append((pair, name, system))
@@ -194,9 +212,15 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
         if row["status"] == "failed" and row.get("failed_in") != "read":
             raise WorkbenchError(row["reason"])
 
-    report = yield from run_batch(tasks, backend="serial", models=held,
-                                  identities={k: {"spec": k, "id": k} for k in held},
-                                  on_row=stop_on_system_failure)
+    try:
+        report = yield from run_batch(tasks, backend=backend, workers=workers, threads=threads, models=held,
+                                      specs=specs, identities={k: {"spec": k, "id": k} for k in held},
+                                      address=address, on_row=stop_on_system_failure)
+    finally:
+        if in_process:
+            for enh in {id(e): e for _, e, _ in systems if isinstance(e, Enhancer)
+                        and not any(e is m for m in models)}.values():
+                enh.close()
     rows: list[Measurement] = []
     elapsed: dict[str, float] = {}
     unreadable_pairs: list[str] = []
@@ -214,8 +238,8 @@ def evaluate(pairs: str | Path | Sequence[Pair], models: Sequence[str | Enhancer
             rows.extend(Measurement(pair.name, name, key, None, METRIC_SPECS[key].unit, unreadable[p])
                         for key in metric_keys)
             continue
-        if isinstance(system, Enhancer):
-            model_s = run_s.setdefault((p, id(system)), row["timings"]["model_s"])
+        if isinstance(system, Enhancer) or system in specs:
+            model_s = run_s.setdefault((p, system if system in specs else id(system)), row["timings"]["model_s"])
             elapsed[name] = elapsed.get(name, 0.0) + model_s
         if system is None:
             if row["alignment_problems"]:

@@ -757,7 +757,7 @@ def score_rows(file: str, signals: Sequence[tuple[str, np.ndarray]], sample_rate
     rows: list[LabRow] = []
     for i, (tag, audio) in enumerate(signals):
         yield Progress(i / max(len(signals), 1), f"measuring {tag}")
-        sc = score_signal(audio, sample_rate, reference, reference_rate, dnsmos=False, metrics=metrics)
+        sc = score_signal(audio, sample_rate, reference, reference_rate, reference_free=False, metrics=metrics)
         for k in metrics:
             m = sc.metrics[k]
             # An exact reconstruction (the unbounded cIRM) has an infinite SI-SDR: the metric gives no

@@ -5,7 +5,7 @@
 * :mod:`.manifest` — the JSONL manifest a resumed run continues from;
 * :mod:`.backends` — serial, ``local`` (spawned process pool) and ``ray`` (Ray actors);
 * :mod:`.pipeline` — :func:`run_batch`, the driver;
-* :mod:`.files` — :func:`~.files.export_batch`, a list of files with one model in this process (the batch dialog).
+* :mod:`.files` — :func:`~.files.export_batch`, a list of files with one model (the batch dialog), on any backend.
 """
 
 from __future__ import annotations

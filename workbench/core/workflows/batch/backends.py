@@ -249,6 +249,14 @@ def ray_actors(specs: Sequence[str], workers: int, threads: int) -> list:
     return [remote.remote(list(specs), threads) for _ in range(workers)]
 
 
+def ray_installed() -> bool:
+    """Whether Ray can be imported, found without importing it (that takes seconds): what a window asks before
+    it offers Ray."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
 def ray_available() -> bool:
     try:
         import ray  # noqa: F401

@@ -58,6 +58,16 @@ FILE_PREFIX = "file:"
 ROW_VERSION = 1
 STATUSES = ("done", "failed", "skipped")
 
+#: Settings keys that manifests of earlier versions wrote, by their current name (``dnsmos`` switched every
+#: reference-free metric of the table, not DNSMOS alone).
+RENAMED_SETTINGS = {"dnsmos": "reference_free", "dnsmos_fast": "reference_free_fast"}
+
+
+def current_settings(settings: Mapping) -> dict:
+    """A row's or header's ``settings`` with the keys of earlier versions under their current names, so an
+    earlier run's manifest resumes with the same meaning."""
+    return {RENAMED_SETTINGS.get(k, k): v for k, v in settings.items()}
+
 
 @dataclass(frozen=True)
 class EnhanceSettings:
@@ -73,7 +83,8 @@ class EnhanceSettings:
         mix: wet fraction ``a`` in ``out = a * enhanced + (1 - a) * input`` (1.0: the model's output).
         residual: also write ``input - enhanced`` (``<stem>.<model>.residual.<ext>``).
         repair: read NaN/Inf input samples as 0 instead of failing the file.
-        dnsmos: score each written output with DNSMOS (non-intrusive) into the row's metrics.
+        reference_free: score each written output with every reference-free metric of the table (DNSMOS ...)
+            into the row's metrics.
         quality: MP3/OGG/OPUS quality 0..1 (``format`` naming a lossy container forces it for every output).
         loudness_lufs: normalise each output to this BS.1770 loudness, true peak under ``true_peak_dbtp``.
         strength_as: how the strength was given (``mix`` or ``limit_db``; kept in the provenance).
@@ -95,7 +106,7 @@ class EnhanceSettings:
     mix: float = 1.0
     residual: bool = False
     repair: bool = False
-    dnsmos: bool = False
+    reference_free: bool = False
     quality: float | None = None
     loudness_lufs: float | None = None
     true_peak_dbtp: float = -1.0
@@ -117,7 +128,7 @@ class EnhanceSettings:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "EnhanceSettings":
-        d = dict(d)
+        d = current_settings(d)
         if d.get("channels") is not None:
             d["channels"] = tuple(int(c) for c in d["channels"])
         if d.get("regions_s") is not None:
@@ -180,7 +191,7 @@ def streams_to_files(settings: EnhanceSettings) -> bool:
     file's length (scratch files beside the first output, removed afterwards): whole-file runs written at
     the source rate into WAV/FLAC/AIFF, with or without strength, ``normalize`` and ``loudness_lufs``.
     Regions, residuals, DNSMOS, lossy containers and other rates keep the result in memory."""
-    return (not settings.regions_s and not settings.residual and not settings.dnsmos and settings.rate == "source"
+    return (not settings.regions_s and not settings.residual and not settings.reference_free and settings.rate == "source"
             and settings.format.upper() not in LOSSY)
 
 
@@ -376,10 +387,10 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         row["metrics"]["clipped_samples"] = clipped
         scratch_files.close()  # every output is written: the model's scratch files go now, not after scoring
         t_write = time.perf_counter()
-        if settings.dnsmos:
+        if settings.reference_free:
             from ...measure.scoring import score_signal  # the metric stack loads only for runs that score
 
-            sc = score_signal(version.source.read_all(), src.sample_rate, dnsmos=True)
+            sc = score_signal(version.source.read_all(), src.sample_rate, reference_free=True)
             row["metrics"].update({k: m.value for k, m in sc.metrics.items()})
         row["status"] = "done"
         row["timings"] = {"read_s": round(t_read - t_start, 6), "model_s": round(t_model - t_read, 6),
@@ -420,17 +431,18 @@ def model_systems(spec: str, enhancer: Enhancer) -> list[tuple[str | None, str]]
     return [(o, f"{enhancer.info.id}.{o}") for o in outputs]
 
 
-def evaluate_task(index: int, pair, system: str, *, dnsmos: bool = True, metrics: list[str] | None = None,
-                  dnsmos_fast: bool = False, output: str | None = None,
+def evaluate_task(index: int, pair, system: str, *, reference_free: bool = True, metrics: list[str] | None = None,
+                  reference_free_fast: bool = False, output: str | None = None,
                   speech_only: VadSettings | None = None) -> dict:
     """A JSON-able evaluation task: score ``system`` (``noisy``, a model key, or ``file:TAG``) on ``pair``
     (a :class:`workbench.core.measure.metrics.Pair`). ``output``: which output of a model with several
-    (see :func:`model_systems`). ``dnsmos_fast``: DNSMOS in its approximate fast mode (the settings carry
-    ``"dnsmos_fast": true`` only then). ``speech_only``: every metric over the speech spans Silero VAD finds
+    (see :func:`model_systems`). ``reference_free``: also the reference-free metrics of the table;
+    ``reference_free_fast``: those in their approximate fast mode (the settings carry ``"reference_free_fast": true``
+    only then). ``speech_only``: every metric over the speech spans Silero VAD finds
     in the clean file with these settings (the settings carry ``"speech_only": {...}`` only then)."""
-    settings = {"dnsmos": bool(dnsmos), "metrics": None if metrics is None else list(metrics)}
-    if dnsmos and dnsmos_fast:
-        settings["dnsmos_fast"] = True
+    settings = {"reference_free": bool(reference_free), "metrics": None if metrics is None else list(metrics)}
+    if reference_free and reference_free_fast:
+        settings["reference_free_fast"] = True
     if speech_only is not None:
         settings["speech_only"] = asdict(speech_only)
     task = {"kind": "evaluate", "index": int(index), "key": f"{pair.name}|{system_key(system, output)}",
@@ -485,7 +497,7 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
 
     stage = "read"
     wanted = list(intrusive_keys() if task["settings"]["metrics"] is None else task["settings"]["metrics"])
-    keys = wanted + (list(reference_free_keys()) if task["settings"]["dnsmos"] else [])
+    keys = wanted + (list(reference_free_keys()) if task["settings"]["reference_free"] else [])
     try:
         noisy_path, clean_path = Path(task["input"]), Path(task["clean"])
         clean, clean_sr = load_mono(clean_path)  # first: an unreadable file gets the reader's one line
@@ -531,8 +543,8 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
             reason = f"{clean_path.name}: no speech found (speech only)"
             sc = Scores({k: failed(k, reason) for k in keys})
         else:
-            sc = score_signal(est, est_sr, clean, clean_sr, dnsmos=task["settings"]["dnsmos"], metrics=wanted,
-                              dnsmos_fast=bool(task["settings"].get("dnsmos_fast")))
+            sc = score_signal(est, est_sr, clean, clean_sr, reference_free=task["settings"]["reference_free"],
+                              metrics=wanted, reference_free_fast=bool(task["settings"].get("reference_free_fast")))
         if sc.alignment is not None and sc.alignment.suspicious:
             row["alignment_problems"] = list(sc.alignment.problems())
         for key in keys:

@@ -27,7 +27,7 @@ from typing import Callable, Generator, Mapping, Sequence
 from ...enhance.enhancer import Enhancer
 from ...progress import Progress
 from ...document.recording import file_sha256
-from .item import _base_row
+from .item import _base_row, current_settings
 from .backends import remove_stale_parts, run_local, run_ray, run_serial
 from .manifest import Manifest
 
@@ -114,7 +114,7 @@ def reusable(prev: Mapping | None, task: Mapping, identity: Mapping | None) -> b
         return False
     if identity is not None and prev.get("model") != dict(identity):
         return False
-    if prev.get("settings") != task["settings"]:
+    if not isinstance(prev.get("settings"), Mapping) or current_settings(prev["settings"]) != task["settings"]:
         return False
     if not _same_input(prev, Path(task["input"])):
         return False
@@ -201,7 +201,7 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
             if manifest is not None:
                 manifest.append(row)
         elif reusable(prev, task, ident):
-            row = dict(prev, index=task["index"])
+            row = dict(prev, index=task["index"], settings=task["settings"])  # an earlier version's keys renamed
             reused += 1
         elif prev is not None and prev.get("status") == "done" and task.get("overwrite"):
             todo.append(task)
