@@ -415,6 +415,86 @@ def grouped_linear_as_matmul(blob: bytes) -> bytes:
     return model.SerializeToString()
 
 
+#: Changes whenever :func:`time_conv_as_taps` would write other graphs (cached rewrites are keyed by it).
+TIME_TAPS_VERSION = 1
+
+
+def time_conv_as_taps(blob: bytes) -> bytes:
+    """The ONNX graph ``blob`` with every bias-free, unpadded, stride-1 convolution over time only (kernel
+    ``(k, 1)``, ``k > 1``; DeepFilterNet3's deep-filter path convolution ``df_convp``) computed per tap:
+
+        y[o, t, f] = sum_j sum_c W[o, c, j] x[c, t + j, f]  =  sum_j z_j[o, t + j, f],   z_j = W[:, :, j] @ x
+
+    one pointwise (1x1) convolution with the ``k`` taps' weights side by side, then the ``k`` time-shifted
+    slices of its output added. onnxruntime unfolds a ``(k, 1)`` kernel into a ``k``-times larger buffer
+    first (im2col); the pointwise form reads the input once, and the products are the same. Other nodes
+    are left untouched. Run it after :func:`~workbench_models.onnx_state.stateful_graph`, which finds the
+    causal convolutions by their time kernel.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(blob)
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+
+    def const(name: str, values) -> str:
+        graph.initializer.append(numpy_helper.from_array(np.asarray(values, np.int64), name))
+        return name
+
+    nodes = []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        weight = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) == 2 else None
+        kernel = list(attrs.get("kernel_shape", weight.dims[2:] if weight is not None else []))
+        plain = (all(v == 1 for v in attrs.get("strides", [1])) and all(v == 1 for v in attrs.get("dilations", [1]))
+                 and not any(attrs.get("pads", [0])) and attrs.get("auto_pad", b"NOTSET") == b"NOTSET")
+        if weight is None or len(weight.dims) != 4 or len(kernel) != 2 or kernel[0] < 2 or kernel[1] != 1 or not plain:
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(weight)                          # (out, in / groups, k, 1)
+        out_ch, in_per_group, k = w.shape[0], w.shape[1], w.shape[2]
+        groups = int(attrs.get("group", 1))
+        per_group = out_ch // groups
+        # Pointwise weights ordered (group, tap, output of the group): a grouped 1x1 convolution writes each
+        # group's outputs side by side, so the taps become an axis of their own after one reshape.
+        taps = w[..., 0].reshape(groups, per_group, in_per_group, k).transpose(0, 3, 1, 2)
+        p = f"{node.name}/taps"
+        w_name = p + "/weight"
+        graph.initializer.append(numpy_helper.from_array(
+            np.ascontiguousarray(taps.reshape(groups * k * per_group, in_per_group, 1, 1)), w_name))
+        x, y = node.input[0], node.output[0]
+        nodes += [helper.make_node("Conv", [x, w_name], [p + "/z"], group=groups, kernel_shape=[1, 1], name=p),
+                  helper.make_node("Shape", [p + "/z"], [p + "/shape"], name=p + "/shape"),
+                  helper.make_node("Slice", [p + "/shape", const(p + "/0", [0]), const(p + "/1", [1])], [p + "/n"],
+                                   name=p + "/n"),
+                  helper.make_node("Slice", [p + "/shape", const(p + "/2", [2]), const(p + "/4", [4])],
+                                   [p + "/tf"], name=p + "/tf"),
+                  helper.make_node("Slice", [p + "/shape", const(p + "/3", [3]), p + "/4"], [p + "/f"],
+                                   name=p + "/f"),
+                  helper.make_node("Concat", [p + "/n", const(p + "/gko", [groups, k, per_group]), p + "/tf"],
+                                   [p + "/shape6"], axis=0, name=p + "/shape6"),
+                  helper.make_node("Reshape", [p + "/z", p + "/shape6"], [p + "/z6"], name=p + "/z6"),
+                  helper.make_node("Concat", [p + "/n", const(p + "/o", [out_ch, -1]), p + "/f"], [p + "/shape4"],
+                                   axis=0, name=p + "/shape4")]
+        total = None
+        for j in range(k):
+            # tap j, output frames t = 0 .. T - k: input frames j .. j + T - k (the last tap reads to the end)
+            end = j - (k - 1) if j < k - 1 else np.iinfo(np.int64).max
+            tap = f"{p}/tap{j}"
+            nodes.append(helper.make_node("Slice", [p + "/z6", const(tap + "/starts", [j, j]),
+                                                    const(tap + "/ends", [j + 1, end]),
+                                                    const(tap + "/axes", [2, 4])], [tap], name=tap))
+            if total is not None:
+                nodes.append(helper.make_node("Add", [total, tap], [tap + "/sum"], name=tap + "/sum"))
+                tap += "/sum"
+            total = tap
+        nodes.append(helper.make_node("Reshape", [total, p + "/shape4"], [y], name=p + "/out"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model.SerializeToString()
+
+
 def graph_states(session, graph: str, name: str) -> list:
     """``[(state input, state output)]`` of one network: its inputs that are neither features nor tensors
     another network of the export produces, each paired with the output carrying its next value."""
@@ -521,7 +601,8 @@ class OfflineDeepFilterNet3:
 
     def _build_sessions(self, ort, opts, graphs) -> dict:
         graphs = graphs() if callable(graphs) else graphs
-        return {name: ort.InferenceSession(grouped_linear_as_matmul(blob), opts, providers=["CPUExecutionProvider"])
+        return {name: ort.InferenceSession(time_conv_as_taps(grouped_linear_as_matmul(blob)), opts,
+                                           providers=["CPUExecutionProvider"])
                 for name, blob in graphs.items()}
 
     def _new_state(self):
@@ -735,9 +816,10 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         self.carried: dict[str, dict[str, str]] = {}
         sessions = {}
         opts.log_severity_level = 3  # the replaced padding leaves its constant unused; onnxruntime would say so
-        for name, (rewritten, inputs, carried) in stateful_graphs(graphs, grouped_linear_as_matmul,
-                                                                   f"dfn-matmul-{GROUPED_LINEAR_VERSION}",
-                                                                   source=self._source).items():
+        tag = f"dfn-matmul-{GROUPED_LINEAR_VERSION}-taps-{TIME_TAPS_VERSION}"
+        for name, (rewritten, inputs, carried) in stateful_graphs(graphs, grouped_linear_as_matmul, tag,
+                                                                   source=self._source,
+                                                                   finish=time_conv_as_taps).items():
             self.state_inputs[name] = inputs
             self.carried[name] = carried
             sessions[name] = ort.InferenceSession(rewritten, opts, providers=["CPUExecutionProvider"])

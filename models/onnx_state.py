@@ -129,9 +129,10 @@ def _read_folder(folder: Path, names) -> dict[str, tuple[bytes, dict, dict]]:
 
 def stateful_graphs(graphs: dict[str, bytes] | Callable[[], dict[str, bytes]],
                     prepare: Callable[[bytes], bytes] | None = None, prepare_tag: str = "", *,
-                    source: str | None = None) -> dict[str, tuple[bytes, dict, dict]]:
-    """:func:`stateful_graph` of each network (after ``prepare``, another rewrite named by ``prepare_tag``),
-    kept on disk by content.
+                    source: str | None = None,
+                    finish: Callable[[bytes], bytes] | None = None) -> dict[str, tuple[bytes, dict, dict]]:
+    """:func:`stateful_graph` of each network (after ``prepare`` and before ``finish``, other rewrites that
+    ``prepare_tag`` names together), kept on disk by content.
 
     ``graphs`` may be a function returning them; with ``source`` (the :func:`source_key` of the file they
     come from) a run whose rewritten graphs are cached calls it not at all: the cache remembers which
@@ -142,7 +143,7 @@ def stateful_graphs(graphs: dict[str, bytes] | Callable[[], dict[str, bytes]],
     the rewritten graphs to :func:`graph_cache_dir` (atomically; an unwritable cache only costs that
     second again), later runs read them back without importing ``onnx``.
     """
-    variant = f"v{REWRITE_VERSION}/{prepare_tag if prepare else ''}"
+    variant = f"v{REWRITE_VERSION}/{prepare_tag if prepare or finish else ''}"
     if source is not None:
         known = _stateful_entry(source).get(variant)
         if isinstance(known, dict) and isinstance(known.get("folder"), str) and isinstance(known.get("names"), list):
@@ -169,6 +170,8 @@ def stateful_graphs(graphs: dict[str, bytes] | Callable[[], dict[str, bytes]],
     except (OSError, ValueError, KeyError):
         pass
     made = {name: stateful_graph(prepare(blob) if prepare else blob) for name, blob in graphs.items()}
+    if finish is not None:
+        made = {name: (finish(blob), inputs, carried) for name, (blob, inputs, carried) in made.items()}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for name, (blob, _, _) in made.items():

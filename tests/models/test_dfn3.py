@@ -210,3 +210,41 @@ def test_grouped_linear_rewrite_keeps_every_network_output():
     for a, b in zip(run(graphs), run(rewritten)):
         assert a.shape == b.shape
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+
+
+def test_time_convolution_as_taps_keeps_the_deep_filter_decoder_output():
+    """The deep-filter decoder's convolution over time (kernel 5 x 1, two groups) runs as one pointwise
+    convolution and five shifted slices added: no time-kernel convolution is left, and the coefficients
+    equal the untouched graph's on encoder outputs of speech-like features of 3 s, from rest and with a
+    carried context (the chunked path's graph)."""
+    import onnx
+    import onnxruntime as ort
+
+    from workbench_models.onnx_state import stateful_graph
+
+    config, graphs = dfn.model_archive()
+    rng = np.random.default_rng(5)
+    t = 300
+    feats = {"feat_erb": (rng.standard_normal((1, 1, t, config.nb_erb)) * 0.3).astype(np.float32),
+             "feat_spec": (rng.standard_normal((1, 2, t, config.nb_df)) * 0.3).astype(np.float32)}
+    enc_s = ort.InferenceSession(graphs["enc"], providers=["CPUExecutionProvider"])
+    enc = dict(zip([o.name for o in enc_s.get_outputs()], enc_s.run(None, feats)))
+
+    def time_kernels(blob):
+        return [n.name for n in onnx.load_from_string(blob).graph.node if n.op_type == "Conv"
+                and [a.ints for a in n.attribute if a.name == "kernel_shape"][0][0] > 1]
+
+    plain = dfn.grouped_linear_as_matmul(graphs["df_dec"])
+    carried, _, _ = stateful_graph(plain)
+    context = (rng.standard_normal((1, 64, 4, config.nb_df)) * 0.3).astype(np.float32)
+    for blob, extra in ((plain, {}), (carried, {"ctx:c0": context})):
+        taps = dfn.time_conv_as_taps(blob)
+        assert time_kernels(blob) and not time_kernels(taps)
+        feeds = {"emb": enc["emb"], "c0": enc["c0"], **extra}
+        for name in ("h0:/df_gru/gru/GRU", "h0:/df_gru/gru/GRU_1"):
+            if extra:
+                feeds[name] = np.zeros((1, 1, 256), np.float32)
+        before, after = (ort.InferenceSession(b, providers=["CPUExecutionProvider"]).run(["coefs"], feeds)[0]
+                         for b in (blob, taps))
+        assert before.shape == after.shape == (1, t, config.nb_df, config.df_order * 2)
+        np.testing.assert_allclose(after, before, rtol=0, atol=1e-6)
