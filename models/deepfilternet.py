@@ -495,13 +495,89 @@ def time_conv_as_taps(blob: bytes) -> bytes:
     return model.SerializeToString()
 
 
+#: Name of the one network :func:`joined_networks` makes of the three.
+JOINED = "networks"
+#: Changes whenever :func:`joined_networks` would write other graphs (cached rewrites are keyed by it).
+JOIN_VERSION = 1
+
+
+def joined_networks(made: dict[str, tuple[bytes, dict, dict]]) -> dict[str, tuple[bytes, dict, dict]]:
+    """The three stateful networks (:func:`~workbench_models.onnx_state.stateful_graph`, each with
+    :func:`time_conv_as_taps` applied) as one graph :data:`JOINED`, in the
+    ``{name: (blob, state inputs, carried)}`` form of :func:`~workbench_models.onnx_state.stateful_graphs`.
+
+    One session runs the encoder and both decoders, so the tensors the encoder hands on (``emb``,
+    ``e0``..``e3``, ``c0``) stay inside onnxruntime: no copy out to numpy and back in, and no conversion
+    from onnxruntime's blocked convolution layout to the plain one and back at the network boundary. The
+    decoders' names get their network's name in front (``erb_dec/...``, ``h0:erb_dec//emb_gru/GRU``);
+    their outputs are ``erb_dec/m`` and ``df_dec/coefs``. A decoder's convolution context of an encoder
+    tensor (``ctx:df_dec/c0``) becomes a carried state: the graph returns the last frames of the padded
+    tensor as its next value. The arithmetic of every node is unchanged.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    enc_blob, inputs, carried = made["enc"]
+    model = onnx.load_from_string(enc_blob)
+    graph = model.graph
+    shared = {o.name for o in graph.output} & {"emb", "e0", "e1", "e2", "e3", "c0"}
+    inputs, carried = dict(inputs), dict(carried)
+    outputs = [o for o in graph.output if o.name not in shared]
+    del graph.output[:]
+    for network in ("erb_dec", "df_dec"):
+        blob, dec_inputs, dec_carried = made[network]
+        dec = onnx.load_from_string(blob).graph
+
+        def named(n: str, network=network) -> str:
+            if not n or n in shared:
+                return n
+            prefix = next((p for p in ("h0:", "ctx:") if n.startswith(p)), "")
+            return f"{prefix}{network}/{n[len(prefix):]}"
+
+        for node in dec.node:
+            node.name = named(node.name)
+            node.input[:] = [named(n) for n in node.input]
+            node.output[:] = [named(n) for n in node.output]
+            graph.node.append(node)
+        for init in dec.initializer:
+            init.name = named(init.name)
+            graph.initializer.append(init)
+        for info in dec.value_info:
+            info.name = named(info.name)
+            graph.value_info.append(info)
+        for inp in dec.input:
+            if inp.name not in shared:
+                inp.name = named(inp.name)
+                graph.input.append(inp)
+        for out in dec.output:
+            out.name = named(out.name)
+            outputs.append(out)
+        inputs.update({named(k): v for k, v in dec_inputs.items()})
+        carried.update({named(k): named(v) for k, v in dec_carried.items()})
+        for ctx in [k for k in dec_inputs if k.startswith("ctx:") and k[4:] in shared]:
+            frames = dec_inputs[ctx][2]
+            name = named(ctx)
+            # the context joined in front of this chunk's frames: its last frames are the next context
+            padded = next(n.output[0] for n in graph.node if name in n.input)
+            nxt = f"{name}/next"
+            graph.initializer.extend([numpy_helper.from_array(np.array(v, np.int64), f"{nxt}/{k}") for k, v in
+                                      (("starts", [-frames]), ("ends", [np.iinfo(np.int64).max]), ("axes", [2]))])
+            graph.node.append(helper.make_node("Slice", [padded, f"{nxt}/starts", f"{nxt}/ends", f"{nxt}/axes"],
+                                               [nxt], name=nxt))
+            outputs.append(helper.make_tensor_value_info(nxt, TensorProto.FLOAT, list(dec_inputs[ctx])))
+            carried[nxt] = name
+    graph.output.extend(outputs)
+    return {JOINED: (model.SerializeToString(), inputs, carried)}
+
+
 def graph_states(session, graph: str, name: str) -> list:
     """``[(state input, state output)]`` of one network: its inputs that are neither features nor tensors
     another network of the export produces, each paired with the output carrying its next value."""
     from .onnx_models import Signature, _spec, pair_states
 
     handed_on = {"feat_erb", "feat_spec", "emb", "c0", "e0", "e1", "e2", "e3", "lsnr"}
-    results = {"enc": {"e0", "e1", "e2", "e3", "emb", "c0", "lsnr"}, "erb_dec": {"m"}, "df_dec": {"coefs"}}[graph]
+    results = {"enc": {"e0", "e1", "e2", "e3", "emb", "c0", "lsnr"}, "erb_dec": {"m"}, "df_dec": {"coefs"},
+               JOINED: {"lsnr", "erb_dec/m", "df_dec/coefs"}}[graph]
     # "h0:"/"ctx:" inputs are the chunked path's own carried state (workbench_models.onnx_state).
     ins = tuple(_spec(a) for a in session.get_inputs()
                 if a.name not in handed_on and not a.name.startswith(("h0:", "ctx:")))
@@ -594,7 +670,7 @@ class OfflineDeepFilterNet3:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{name}: cannot load the ONNX networks: {exc}") from None
         self._states = {graph: graph_states(session, graph, name) for graph, session in self._sessions.items()}
-        check_feature_sizes(self._sessions["enc"], self.config, name)
+        check_feature_sizes(self._sessions.get("enc") or self._sessions[JOINED], self.config, name)
         self._erb_fb = self._new_state().erb_widths()             # (nb_erb,) uint64 bins per band
         self._widths = self._erb_fb.astype(np.int64)
         self._mix = None if abs(atten_lim_db) >= 100 else float(10 ** (-abs(atten_lim_db) / 20))
@@ -733,10 +809,11 @@ class DeepFilterNet3ChunkStream(EnhancerStream):
         self._df = networks.new_state()
         self._erb_mean = np.linspace(-60.0, -90.0, c.nb_erb).astype(np.float32)[None]  # libDF's start state
         self._unit_mean = np.asarray(networks.libdf.unit_norm_init(c.nb_df), np.float32).reshape(1, -1)
-        # GRU states per network (node names repeat between the networks)
-        self._states = {(graph, name): np.zeros(shape, np.float32)
-                        for graph, inputs in networks.state_inputs.items() for name, shape in inputs.items()
-                        if name.startswith("h0:")}
+        # States the networks return for the next call (GRU states, a decoder's convolution context of an
+        # encoder tensor), from rest; keyed by network as node names repeat between networks.
+        self._states = {(graph, name): np.zeros(inputs[name], np.float32)
+                        for graph, inputs in networks.state_inputs.items()
+                        for name in networks.carried[graph].values()}
         self._feats: dict[str, np.ndarray] = {}  # tensor -> every frame fed so far, trimmed to the context
         self._declared: dict[tuple[str, str], np.ndarray] = {}  # state inputs of the export's own
         la = c.conv_lookahead
@@ -807,6 +884,12 @@ def _ema_end(state: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
     return (state.astype(np.float64) * alpha ** t + weights @ x.astype(np.float64)).astype(np.float32)
 
 
+def _taps_and_joined(made: dict[str, tuple[bytes, dict, dict]]) -> dict[str, tuple[bytes, dict, dict]]:
+    """The chunked path's set rewrite: :func:`time_conv_as_taps` on each network, then :func:`joined_networks`."""
+    return joined_networks({name: (time_conv_as_taps(blob), inputs, carried)
+                            for name, (blob, inputs, carried) in made.items()})
+
+
 class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
     """:class:`OfflineDeepFilterNet3` whose networks carry their state across calls (see
     :func:`stateful_graph`); :meth:`new_stream` starts one recording channel."""
@@ -816,10 +899,10 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         self.carried: dict[str, dict[str, str]] = {}
         sessions = {}
         opts.log_severity_level = 3  # the replaced padding leaves its constant unused; onnxruntime would say so
-        tag = f"dfn-matmul-{GROUPED_LINEAR_VERSION}-taps-{TIME_TAPS_VERSION}"
+        tag = f"dfn-matmul-{GROUPED_LINEAR_VERSION}-taps-{TIME_TAPS_VERSION}-joined-{JOIN_VERSION}"
         for name, (rewritten, inputs, carried) in stateful_graphs(graphs, grouped_linear_as_matmul, tag,
                                                                    source=self._source,
-                                                                   finish=time_conv_as_taps).items():
+                                                                   finish=_taps_and_joined).items():
             self.state_inputs[name] = inputs
             self.carried[name] = carried
             sessions[name] = ort.InferenceSession(rewritten, opts, providers=["CPUExecutionProvider"])
@@ -848,7 +931,7 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         for state_in, _ in self._states.get(name, ()):  # states the export itself declares
             feeds[state_in.name] = stream._declared.get((name, state_in.name), zero_state(state_in))
         for inp in session.get_inputs():
-            if inp.name.startswith("h0:"):
+            if (name, inp.name) in stream._states:
                 feeds[inp.name] = stream._states[name, inp.name]
             elif inp.name.startswith("ctx:"):
                 src = inp.name[4:]
@@ -863,12 +946,11 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
 
     def stream_networks(self, stream, feat_erb: np.ndarray, feat_spec: np.ndarray):
         c = self.config
-        enc = self._run(stream, "enc", {"feat_erb": feat_erb, "feat_spec": feat_spec})
-        (gains,) = [self._run(stream, "erb_dec", {k: enc[k] for k in ("emb", "e3", "e2", "e1", "e0")})["m"]]
-        coefs = self._run(stream, "df_dec", {"emb": enc["emb"], "c0": enc["c0"]})["coefs"]
+        got = self._run(stream, JOINED, {"feat_erb": feat_erb, "feat_spec": feat_spec})
         t = feat_erb.shape[2]
-        coefs = coefs.reshape(t, c.nb_df, c.df_order, 2)
-        return gains[0, 0], (coefs[..., 0] + 1j * coefs[..., 1]).astype(np.complex64), enc["lsnr"][0, :, 0]
+        # (re, im) pairs on the last axis are complex64 values already: a view, no arithmetic.
+        coefs = np.ascontiguousarray(got["df_dec/coefs"], np.float32).reshape(t, c.nb_df, c.df_order, 2)
+        return got["erb_dec/m"][0, 0], coefs.view(np.complex64)[..., 0], got["lsnr"][0, :, 0]
 
 
 class DeepFilterNet3(Enhancer):

@@ -248,3 +248,49 @@ def test_time_convolution_as_taps_keeps_the_deep_filter_decoder_output():
                          for b in (blob, taps))
         assert before.shape == after.shape == (1, t, config.nb_df, config.df_order * 2)
         np.testing.assert_allclose(after, before, rtol=0, atol=1e-6)
+
+
+def test_joined_networks_equal_the_three_over_consecutive_chunks():
+    """The chunked path runs encoder and both decoders as one graph whose decoder context of ``c0`` is a
+    carried state: over three consecutive chunks (the second shorter than that context, so the third
+    one's context reaches back into the first) it returns the gains, coefficients and LSNR of the three
+    separate stateful networks fed the way the chunked path fed them before."""
+    import onnxruntime as ort
+
+    from workbench_models.onnx_state import stateful_graph
+
+    config, graphs = dfn.model_archive()
+    made = {n: stateful_graph(dfn.grouped_linear_as_matmul(b)) for n, b in graphs.items()}
+    (joined_blob, joined_inputs, joined_carried), = dfn.joined_networks(dict(made)).values()
+    assert "ctx:df_dec/c0" in joined_carried.values()
+    sessions = {n: ort.InferenceSession(b, providers=["CPUExecutionProvider"]) for n, (b, _, _) in made.items()}
+    joined = ort.InferenceSession(joined_blob, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    zeros = {n: {k: np.zeros(v, np.float32) for k, v in inputs.items()} for n, (_, inputs, _) in made.items()}
+    separate = {n: {k: v for k, v in z.items() if k.startswith("h0:")} for n, z in zeros.items()}
+    carried_j = {k: np.zeros(joined_inputs[k], np.float32) for k in joined_carried.values()}
+    past = {"feat_erb": zeros["enc"]["ctx:feat_erb"], "feat_spec": zeros["enc"]["ctx:feat_spec"],
+            "c0": zeros["df_dec"]["ctx:c0"]}
+    for t in (50, 3, 20):
+        feats = {"feat_erb": (rng.standard_normal((1, 1, t, config.nb_erb)) * 0.3).astype(np.float32),
+                 "feat_spec": (rng.standard_normal((1, 2, t, config.nb_df)) * 0.3).astype(np.float32)}
+        ctx = {f"ctx:{k}": past[k] for k in ("feat_erb", "feat_spec")}
+
+        def run(name, feeds):
+            s = sessions[name]
+            out = dict(zip([o.name for o in s.get_outputs()], s.run(None, {**feeds, **separate[name]})))
+            for state_out, state_in in made[name][2].items():
+                separate[name][state_in] = out[state_out]
+            return out
+
+        enc = run("enc", {**feats, **ctx})
+        m = run("erb_dec", {k: enc[k] for k in ("emb", "e3", "e2", "e1", "e0")})["m"]
+        coefs = run("df_dec", {"emb": enc["emb"], "c0": enc["c0"], "ctx:c0": past["c0"]})["coefs"]
+        got = dict(zip([o.name for o in joined.get_outputs()], joined.run(None, {**feats, **ctx, **carried_j})))
+        for state_out, state_in in joined_carried.items():
+            carried_j[state_in] = got[state_out]
+        for a, b in ((got["erb_dec/m"], m), (got["df_dec/coefs"], coefs), (got["lsnr"], enc["lsnr"])):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        for k, frames in (("feat_erb", feats["feat_erb"]), ("feat_spec", feats["feat_spec"]), ("c0", enc["c0"])):
+            past[k] = np.concatenate([past[k], frames], axis=2)[:, :, -past[k].shape[2]:]
