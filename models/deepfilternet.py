@@ -415,6 +415,52 @@ def grouped_linear_as_matmul(blob: bytes) -> bytes:
     return model.SerializeToString()
 
 
+#: Changes whenever :func:`input_conv_as_dense` would write other graphs (cached rewrites are keyed by it).
+DENSE_INPUT_VERSION = 1
+#: Most groups a convolution of one input channel per group may have for :func:`input_conv_as_dense`.
+DENSE_INPUT_MAX_GROUPS = 4
+
+
+def input_conv_as_dense(blob: bytes) -> bytes:
+    """The ONNX graph ``blob`` with every grouped convolution that reads one input channel per group from
+    a few-channel input (at most :data:`DENSE_INPUT_MAX_GROUPS` groups, more outputs than groups;
+    DeepFilterNet3's ``df_conv0`` on the real and imaginary planes) written as an ungrouped one whose
+    weights are zero between an output and the other groups' channels.
+
+    The sums gain only products with zero weights, so every output is the same; onnxruntime runs the
+    ungrouped form in its blocked layout straight from the plain input (as the first layer of a CNN), where
+    the grouped form runs in the plain layout and is converted before the next layer.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(blob)
+    weights = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        groups = next((a for a in node.attribute if a.name == "group"), None)
+        weight = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) >= 2 else None
+        if groups is None or weight is None or len(weight.dims) != 4 or weight.dims[1] != 1:
+            continue
+        out_ch, g = weight.dims[0], groups.i
+        if not 1 < g <= DENSE_INPUT_MAX_GROUPS or out_ch <= g or out_ch % g:
+            continue
+        w = numpy_helper.to_array(weight)                         # (out, 1, kh, kw)
+        dense = np.zeros((out_ch, g) + w.shape[2:], w.dtype)
+        dense[np.arange(out_ch), np.arange(out_ch) // (out_ch // g)] = w[:, 0]
+        name = f"{node.name}/dense_weight"
+        model.graph.initializer.append(numpy_helper.from_array(dense, name))
+        node.input[1] = name
+        groups.CopyFrom(helper.make_attribute("group", 1))
+    return model.SerializeToString()
+
+
+def prepared_graph(blob: bytes) -> bytes:
+    """The rewrites of one network both offline paths run: :func:`grouped_linear_as_matmul` and
+    :func:`input_conv_as_dense` (the chunked path adds :func:`time_conv_as_taps` after making its state
+    explicit)."""
+    return input_conv_as_dense(grouped_linear_as_matmul(blob))
+
+
 #: Changes whenever :func:`time_conv_as_taps` would write other graphs (cached rewrites are keyed by it).
 TIME_TAPS_VERSION = 1
 
@@ -677,7 +723,7 @@ class OfflineDeepFilterNet3:
 
     def _build_sessions(self, ort, opts, graphs) -> dict:
         graphs = graphs() if callable(graphs) else graphs
-        return {name: ort.InferenceSession(time_conv_as_taps(grouped_linear_as_matmul(blob)), opts,
+        return {name: ort.InferenceSession(time_conv_as_taps(prepared_graph(blob)), opts,
                                            providers=["CPUExecutionProvider"])
                 for name, blob in graphs.items()}
 
@@ -899,8 +945,9 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         self.carried: dict[str, dict[str, str]] = {}
         sessions = {}
         opts.log_severity_level = 3  # the replaced padding leaves its constant unused; onnxruntime would say so
-        tag = f"dfn-matmul-{GROUPED_LINEAR_VERSION}-taps-{TIME_TAPS_VERSION}-joined-{JOIN_VERSION}"
-        for name, (rewritten, inputs, carried) in stateful_graphs(graphs, grouped_linear_as_matmul, tag,
+        tag = (f"dfn-matmul-{GROUPED_LINEAR_VERSION}-dense-{DENSE_INPUT_VERSION}-taps-{TIME_TAPS_VERSION}"
+               f"-joined-{JOIN_VERSION}")
+        for name, (rewritten, inputs, carried) in stateful_graphs(graphs, prepared_graph, tag,
                                                                    source=self._source,
                                                                    finish=_taps_and_joined).items():
             self.state_inputs[name] = inputs

@@ -294,3 +294,30 @@ def test_joined_networks_equal_the_three_over_consecutive_chunks():
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
         for k, frames in (("feat_erb", feats["feat_erb"]), ("feat_spec", feats["feat_spec"]), ("c0", enc["c0"])):
             past[k] = np.concatenate([past[k], frames], axis=2)[:, :, -past[k].shape[2]:]
+
+
+def test_input_conv_as_dense_keeps_every_encoder_output():
+    """The encoder's two-group convolution on the real and imaginary planes runs ungrouped with zero
+    weights across the groups: it is the only convolution changed (the depthwise ones stay grouped), and
+    every encoder output equals the untouched graph's on speech-like features of 3 s."""
+    import onnx
+    import onnxruntime as ort
+
+    config, graphs = dfn.model_archive()
+    rng = np.random.default_rng(11)
+    t = 300
+    feeds = {"feat_erb": (rng.standard_normal((1, 1, t, config.nb_erb)) * 0.3).astype(np.float32),
+             "feat_spec": (rng.standard_normal((1, 2, t, config.nb_df)) * 0.3).astype(np.float32)}
+    dense = dfn.input_conv_as_dense(graphs["enc"])
+
+    def groups(blob):
+        return {n.name: next((a.i for a in n.attribute if a.name == "group"), 1)
+                for n in onnx.load_from_string(blob).graph.node if n.op_type == "Conv"}
+
+    before, after = groups(graphs["enc"]), groups(dense)
+    assert {k for k in before if before[k] != after[k]} == {"/df_conv0/1/Conv"} and after["/df_conv0/1/Conv"] == 1
+    assert before["/df_conv1/Conv"] == after["/df_conv1/Conv"] == 64
+    outs = [ort.InferenceSession(b, providers=["CPUExecutionProvider"]).run(None, feeds) for b in (graphs["enc"], dense)]
+    for a, b in zip(*outs):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
