@@ -6,7 +6,8 @@ tarball (``enc.onnx``, ``erb_dec.onnx``, ``df_dec.onnx``, ``config.ini``). We lo
 :func:`importlib.util.find_spec` (nothing of the package is imported).
 
 Offline path (default for files): the three networks have a dynamic time axis, so a whole chunk runs in
-three onnxruntime calls instead of three per 10 ms hop. Features come from ``deepfilterlib`` (``libdf``,
+one onnxruntime call (the three joined into one graph, :func:`joined_networks`) instead of three per
+10 ms hop. Features come from ``deepfilterlib`` (``libdf``,
 the authors' Rust feature library): Vorbis-window STFT analysis/synthesis (960/480), ERB band energies
 in dB with exponential mean normalisation (``erb_norm``), unit-normalised complex features of the lowest
 ``nb_df = 96`` bins (``unit_norm``), both with ``alpha = exp(-hop / (sr * tau))`` rounded as libDF does
@@ -843,7 +844,8 @@ class DeepFilterNet3ChunkStream(EnhancerStream):
     * ERB and unit normalisation means ``s_t = alpha s_(t-1) + (1 - alpha) x_t``: recomputed here from the
       chunk's features (libDF takes a start state but does not return the end state);
     * GRU hidden states and the causal convolutions' past frames: explicit inputs and outputs of the
-      rewritten networks (:func:`stateful_graph`);
+      rewritten networks (:func:`stateful_graph`); the encoder's from the features fed here, the deep-filter
+      decoder's context of ``c0`` returned by the joined graph (:func:`joined_networks`);
     * the deep filter's and the look-ahead's neighbours: the last ``conv_lookahead + df_order - 1 - df_lookahead``
       spectrum frames and the last ``conv_lookahead`` network steps.
 
