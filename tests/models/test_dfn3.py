@@ -210,3 +210,114 @@ def test_grouped_linear_rewrite_keeps_every_network_output():
     for a, b in zip(run(graphs), run(rewritten)):
         assert a.shape == b.shape
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+
+
+def test_time_convolution_as_taps_keeps_the_deep_filter_decoder_output():
+    """The deep-filter decoder's convolution over time (kernel 5 x 1, two groups) runs as one pointwise
+    convolution and five shifted slices added: no time-kernel convolution is left, and the coefficients
+    equal the untouched graph's on encoder outputs of speech-like features of 3 s, from rest and with a
+    carried context (the chunked path's graph)."""
+    import onnx
+    import onnxruntime as ort
+
+    from workbench_models.onnx_state import stateful_graph
+
+    config, graphs = dfn.model_archive()
+    rng = np.random.default_rng(5)
+    t = 300
+    feats = {"feat_erb": (rng.standard_normal((1, 1, t, config.nb_erb)) * 0.3).astype(np.float32),
+             "feat_spec": (rng.standard_normal((1, 2, t, config.nb_df)) * 0.3).astype(np.float32)}
+    enc_s = ort.InferenceSession(graphs["enc"], providers=["CPUExecutionProvider"])
+    enc = dict(zip([o.name for o in enc_s.get_outputs()], enc_s.run(None, feats)))
+
+    def time_kernels(blob):
+        return [n.name for n in onnx.load_from_string(blob).graph.node if n.op_type == "Conv"
+                and [a.ints for a in n.attribute if a.name == "kernel_shape"][0][0] > 1]
+
+    plain = dfn.grouped_linear_as_matmul(graphs["df_dec"])
+    carried, _, _ = stateful_graph(plain)
+    context = (rng.standard_normal((1, 64, 4, config.nb_df)) * 0.3).astype(np.float32)
+    for blob, extra in ((plain, {}), (carried, {"ctx:c0": context})):
+        taps = dfn.time_conv_as_taps(blob)
+        assert time_kernels(blob) and not time_kernels(taps)
+        feeds = {"emb": enc["emb"], "c0": enc["c0"], **extra}
+        for name in ("h0:/df_gru/gru/GRU", "h0:/df_gru/gru/GRU_1"):
+            if extra:
+                feeds[name] = np.zeros((1, 1, 256), np.float32)
+        before, after = (ort.InferenceSession(b, providers=["CPUExecutionProvider"]).run(["coefs"], feeds)[0]
+                         for b in (blob, taps))
+        assert before.shape == after.shape == (1, t, config.nb_df, config.df_order * 2)
+        np.testing.assert_allclose(after, before, rtol=0, atol=1e-6)
+
+
+def test_joined_networks_equal_the_three_over_consecutive_chunks():
+    """The chunked path runs encoder and both decoders as one graph whose decoder context of ``c0`` is a
+    carried state: over three consecutive chunks (the second shorter than that context, so the third
+    one's context reaches back into the first) it returns the gains, coefficients and LSNR of the three
+    separate stateful networks fed the way the chunked path fed them before."""
+    import onnxruntime as ort
+
+    from workbench_models.onnx_state import stateful_graph
+
+    config, graphs = dfn.model_archive()
+    made = {n: stateful_graph(dfn.grouped_linear_as_matmul(b)) for n, b in graphs.items()}
+    (joined_blob, joined_inputs, joined_carried), = dfn.joined_networks(dict(made)).values()
+    assert "ctx:df_dec/c0" in joined_carried.values()
+    sessions = {n: ort.InferenceSession(b, providers=["CPUExecutionProvider"]) for n, (b, _, _) in made.items()}
+    joined = ort.InferenceSession(joined_blob, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    zeros = {n: {k: np.zeros(v, np.float32) for k, v in inputs.items()} for n, (_, inputs, _) in made.items()}
+    separate = {n: {k: v for k, v in z.items() if k.startswith("h0:")} for n, z in zeros.items()}
+    carried_j = {k: np.zeros(joined_inputs[k], np.float32) for k in joined_carried.values()}
+    past = {"feat_erb": zeros["enc"]["ctx:feat_erb"], "feat_spec": zeros["enc"]["ctx:feat_spec"],
+            "c0": zeros["df_dec"]["ctx:c0"]}
+    for t in (50, 3, 20):
+        feats = {"feat_erb": (rng.standard_normal((1, 1, t, config.nb_erb)) * 0.3).astype(np.float32),
+                 "feat_spec": (rng.standard_normal((1, 2, t, config.nb_df)) * 0.3).astype(np.float32)}
+        ctx = {f"ctx:{k}": past[k] for k in ("feat_erb", "feat_spec")}
+
+        def run(name, feeds):
+            s = sessions[name]
+            out = dict(zip([o.name for o in s.get_outputs()], s.run(None, {**feeds, **separate[name]})))
+            for state_out, state_in in made[name][2].items():
+                separate[name][state_in] = out[state_out]
+            return out
+
+        enc = run("enc", {**feats, **ctx})
+        m = run("erb_dec", {k: enc[k] for k in ("emb", "e3", "e2", "e1", "e0")})["m"]
+        coefs = run("df_dec", {"emb": enc["emb"], "c0": enc["c0"], "ctx:c0": past["c0"]})["coefs"]
+        got = dict(zip([o.name for o in joined.get_outputs()], joined.run(None, {**feats, **ctx, **carried_j})))
+        for state_out, state_in in joined_carried.items():
+            carried_j[state_in] = got[state_out]
+        for a, b in ((got["erb_dec/m"], m), (got["df_dec/coefs"], coefs), (got["lsnr"], enc["lsnr"])):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        for k, frames in (("feat_erb", feats["feat_erb"]), ("feat_spec", feats["feat_spec"]), ("c0", enc["c0"])):
+            past[k] = np.concatenate([past[k], frames], axis=2)[:, :, -past[k].shape[2]:]
+
+
+def test_input_conv_as_dense_keeps_every_encoder_output():
+    """The encoder's two-group convolution on the real and imaginary planes runs ungrouped with zero
+    weights across the groups: it is the only convolution changed (the depthwise ones stay grouped), and
+    every encoder output equals the untouched graph's on speech-like features of 3 s."""
+    import onnx
+    import onnxruntime as ort
+
+    config, graphs = dfn.model_archive()
+    rng = np.random.default_rng(11)
+    t = 300
+    feeds = {"feat_erb": (rng.standard_normal((1, 1, t, config.nb_erb)) * 0.3).astype(np.float32),
+             "feat_spec": (rng.standard_normal((1, 2, t, config.nb_df)) * 0.3).astype(np.float32)}
+    dense = dfn.input_conv_as_dense(graphs["enc"])
+
+    def groups(blob):
+        return {n.name: next((a.i for a in n.attribute if a.name == "group"), 1)
+                for n in onnx.load_from_string(blob).graph.node if n.op_type == "Conv"}
+
+    before, after = groups(graphs["enc"]), groups(dense)
+    assert {k for k in before if before[k] != after[k]} == {"/df_conv0/1/Conv"} and after["/df_conv0/1/Conv"] == 1
+    assert before["/df_conv1/Conv"] == after["/df_conv1/Conv"] == 64
+    outs = [ort.InferenceSession(b, providers=["CPUExecutionProvider"]).run(None, feeds) for b in (graphs["enc"], dense)]
+    for a, b in zip(*outs):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)

@@ -18,7 +18,7 @@ def test_deepfilternet3_offline_output_is_the_same_on_one_or_two_threads(shared_
         monkeypatch.setenv("WORKBENCH_THREADS", threads)
         model = dfn.DeepFilterNet3()
         outs.append(enhance_array(model, x, sr))
-        assert model._networks()._sessions["enc"].get_session_options().intra_op_num_threads == int(threads)
+        assert model._networks()._sessions[dfn.JOINED].get_session_options().intra_op_num_threads == int(threads)
     np.testing.assert_allclose(outs[1], outs[0], atol=1e-5)
     assert np.max(np.abs(outs[0])) > 0.01
 
