@@ -17,6 +17,7 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.progress import run_to_end
 from workbench.core.workflows import evaluation
 from workbench.core.workflows.batch import files as batch_files
+from workbench.core.workflows.batch import read_manifest
 
 CLIPS = ("0015", "0016")
 
@@ -69,15 +70,98 @@ def test_enhance_several_files_on_a_pool_equals_serial(pairs, tmp_path, monkeypa
         assert np.array_equal(a, b)
 
 
-def test_enhance_refuses_options_the_workers_would_not_apply(pairs, tmp_path, capsys):
+def short_clips(shared_data, folder, seconds: float) -> list[str]:
+    """The first ``seconds`` of each noisy clip, as files of their own (a heavy model stays quick)."""
+    folder.mkdir()
+    paths = []
+    for name in CLIPS:
+        audio, rate = sf.read(shared_data / "dns3" / f"{name}_noisy.wav", dtype="float32")
+        path = folder / f"{name}_noisy.wav"
+        sf.write(path, audio[: int(seconds * rate)], rate, subtype="FLOAT")
+        paths.append(str(path))
+    return paths
+
+
+def samples(folder, model_tag: str) -> list[np.ndarray]:
+    return [sf.read(folder / f"{n}_noisy.{model_tag}.wav", dtype="float64")[0] for n in CLIPS]
+
+
+# Each option that wraps the loaded model: the model, the option, and how long the clips are (DeepFilterNet3 at
+# 48 kHz is the heavy one). The option must change the output (else equality would prove nothing) and the
+# pool's workers, which load the model themselves, must give the serial run's samples exactly.
+MODEL_OPTIONS = [("wiener", ["--latency", "3"], 5.0, {"latency": 3}),
+                 ("deepfilternet3", ["--processing", "streaming"], 1.5, {"processing": "streaming"}),
+                 ("deepfilternet3", ["--atten-lim-db", "6"], 1.5, {"atten_lim_db": 6.0})]
+
+
+@pytest.mark.parametrize("model, option, seconds, recorded", MODEL_OPTIONS, ids=[o[1][0] for o in MODEL_OPTIONS])
+def test_enhance_options_that_wrap_the_model_travel_to_pool_workers(shared_data, tmp_path, monkeypatch, model,
+                                                                    option, seconds, recorded):
+    clips = short_clips(shared_data, tmp_path / "in", seconds)
+    reports = spy_on_run_batch(monkeypatch, enhance_command)
+    common = [*clips, "-m", model, "--subtype", "FLOAT", "--quiet"]
+    assert main(["enhance", *common, "-o", str(tmp_path / "plain")]) == 0
+    assert main(["enhance", *common, *option, "-o", str(tmp_path / "serial")]) == 0
+    assert main(["enhance", *common, *option, "-o", str(tmp_path / "pool"), "--workers", "2"]) == 0
+    assert reports[1].backend == "serial"
+    assert_ran_on_two_pool_workers(reports[2])
+    plain, serial, pool = (samples(tmp_path / d, model) for d in ("plain", "serial", "pool"))
+    for p, a, b in zip(plain, serial, pool):
+        assert not np.array_equal(p, a)  # the option changes the result ...
+        assert np.array_equal(a, b)  # ... and the workers apply it as this process does
+    assert all(row["model"]["options"] == recorded for row in reports[1].rows + reports[2].rows)
+
+
+def test_enhance_still_refuses_several_workers_on_the_serial_backend(pairs, tmp_path, capsys):
     noisy = [str(pairs / f"{n}_noisy.wav") for n in CLIPS]
-    assert main(["enhance", *noisy, "-m", "wiener", "-o", str(tmp_path / "o"), "--workers", "2",
-                 "--latency", "3"]) != 0
-    assert "--latency" in capsys.readouterr().err
     assert main(["enhance", *noisy, "-m", "wiener", "-o", str(tmp_path / "o"), "--backend", "serial",
                  "--workers", "2"]) != 0
     assert "--backend serial runs in this process" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_batch_enhance_options_that_wrap_the_model_on_a_pool_equal_serial(pairs, tmp_path):
+    noisy = [str(pairs / f"{n}_noisy.wav") for n in CLIPS]
+    common = ["batch", "enhance", *noisy, "-m", "wiener", "--latency", "3", "--subtype", "FLOAT", "--quiet"]
+    assert main([*common, "-o", str(tmp_path / "serial"), "--workers", "0"]) == 0
+    assert main([*common, "-o", str(tmp_path / "pool"), "--workers", "2"]) == 0
+    assert main(["batch", "enhance", *noisy, "-m", "wiener", "--subtype", "FLOAT", "--quiet", "-o",
+                 str(tmp_path / "plain"), "--workers", "0"]) == 0
+    for n in CLIPS:
+        # `workbench batch` writes no provenance tag (it holds the time): the files themselves are equal
+        a, b, plain = ((tmp_path / d / f"{n}_noisy.wiener.wav").read_bytes() for d in ("serial", "pool", "plain"))
+        assert a == b and a != plain
+    rows = list(read_manifest(tmp_path / "pool" / "manifest.jsonl")[1].values())
+    assert len(rows) == len(CLIPS) and all(r["model"]["options"] == {"latency": 3} for r in rows)
+
+
+def test_resumed_batch_recomputes_with_another_attenuation_limit(shared_data, tmp_path):
+    from workbench.core.enhance.model_spec import ModelSpec
+    from workbench.core.workflows.batch.item import model_identity
+    from workbench.core.workflows.batch.pipeline import reusable
+
+    (clip, _) = short_clips(shared_data, tmp_path / "in", 1.5)
+    out = tmp_path / "out"
+    run = ["batch", "enhance", clip, "-m", "deepfilternet3", "-o", str(out), "--workers", "0", "--quiet"]
+    assert main([*run, "--atten-lim-db", "20"]) == 0
+    header, rows = read_manifest(out / "manifest.jsonl")
+    (first,) = rows.values()
+    assert first["model"]["options"] == {"atten_lim_db": 20.0}
+    assert header["models"][0]["options"] == {"atten_lim_db": 20.0}
+    written = (out / "0015_noisy.deepfilternet3.wav").read_bytes()
+    # The model identity alone (same settings, same input, same outputs) decides against the earlier row.
+    task = {"kind": "enhance", "input": first["input"], "outputs": first["outputs"], "settings": first["settings"]}
+    dfn = load_enhancer("deepfilternet3")
+    try:
+        assert reusable(first, task, model_identity(dfn, ModelSpec("deepfilternet3", atten_lim_db=20)))
+        assert not reusable(first, task, model_identity(dfn, ModelSpec("deepfilternet3", atten_lim_db=30)))
+        assert not reusable(first, task, model_identity(dfn, "deepfilternet3"))
+    finally:
+        dfn.close()
+    assert main([*run, "--atten-lim-db", "30", "--resume"]) == 0
+    (second,) = read_manifest(out / "manifest.jsonl")[1].values()
+    assert second["model"]["options"] == {"atten_lim_db": 30.0}
+    assert (out / "0015_noisy.deepfilternet3.wav").read_bytes() != written  # recomputed, not reused
 
 
 def metric_values(result) -> dict:

@@ -40,6 +40,17 @@ def test_ray_outputs_equal_serial_byte_for_byte(local_ray, serial_run, corpus, t
     assert ray.is_initialized()  # a cluster it joined is left running
 
 
+def test_ray_actors_load_the_model_with_its_options(local_ray, corpus, tmp_path):
+    """The options that wrap a model travel to the actors with its spec: the same files as this process."""
+    common = ["batch", "enhance", str(corpus), "-m", "wiener", "--latency", "3", "--quiet"]
+    assert main([*common, "-o", str(tmp_path / "serial"), "--workers", "0"]) == 2  # the corpus holds bad files
+    assert main([*common, "-o", str(tmp_path / "ray"), "--backend", "ray", "--workers", "2"]) == 2
+    assert output_hashes(tmp_path / "ray") == output_hashes(tmp_path / "serial")
+    done = [r for r in rows_of(tmp_path / "ray" / "manifest.jsonl") if r["status"] == "done"]
+    assert done and all(r["model"]["options"] == {"latency": 3} for r in done)
+    assert all(int(r["worker"].rsplit(":", 1)[1]) != os.getpid() for r in done)  # run by the actors
+
+
 def test_ray_backend_survives_sigkill_and_resumes(local_ray, long_corpus, long_reference, tmp_path):
     """A driver joined to the running cluster (``--address``) is killed mid-batch; the rerun resumes."""
     address = ray.get_runtime_context().gcs_address

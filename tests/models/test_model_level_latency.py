@@ -130,3 +130,22 @@ def test_loud_model_never_writes_a_clipped_file(tmp_path, speech, capsys, monkey
     with sf.SoundFile(out2) as f:
         text = json.dumps(json.loads(f.copy_metadata()["comment"]))
     assert '"normalize": "peak"' in text and "normalize_gain_db" in text
+
+
+def test_undeclared_delay_is_measured_on_each_file_of_a_batch(tmp_path, speech):
+    """A measurement belongs to the file it was made on: a silent first file (nothing to measure, 0 assumed)
+    must not set the delay removed from the files after it, whichever worker runs which file first."""
+    model = delayed_scaled_graph(tmp_path / "delay.onnx", 1.0)
+    sf.write(tmp_path / "a_silence.wav", np.zeros(16000, np.float32), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "b_speech.wav", speech, 16000, subtype="FLOAT")
+    inputs = [str(tmp_path / "a_silence.wav"), str(tmp_path / "b_speech.wav")]
+    assert main(["enhance", *inputs, "-m", model, "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    written = tmp_path / "out" / "b_speech.onnx-delay.wav"
+    y, _ = sf.read(written, dtype="float32")
+    assert estimate_lag(speech, y, 400)[0] == 0
+    np.testing.assert_allclose(y, speech, atol=1e-6)
+    assert "25 samples" in json.loads(sf.SoundFile(str(written)).comment)["model_settings"]["latency_measured"]
+    assert main(["enhance", *inputs, "-m", model, "-o", str(tmp_path / "pool"), "--workers", "2", "--quiet"]) == 0
+    for name in ("a_silence", "b_speech"):
+        a, b = (sf.read(tmp_path / d / f"{name}.onnx-delay.wav", dtype="float32")[0] for d in ("out", "pool"))
+        assert np.array_equal(a, b)

@@ -62,8 +62,9 @@ def add_parser(sub) -> None:
     e.add_argument("--reference-free", action="store_true",
                    help="score every output with the reference-free metrics (DNSMOS ...) into the manifest")
     e.add_argument("--dnsmos", dest="reference_free", action="store_true", help=argparse.SUPPRESS)
-    from .enhance import add_editing_options
+    from .enhance import add_editing_options, add_model_options
     add_editing_options(e.add_argument_group("editing (as `workbench enhance`)"))
+    add_model_options(e.add_argument_group("the model (as `workbench enhance`; every -m gets them)"))
     _scaling(e)
     v = actions.add_parser("evaluate", help="score models on noisy/clean pairs (as `workbench evaluate`)")
     v.add_argument("pairs_dir", metavar="PAIRS_DIR")
@@ -87,19 +88,27 @@ def _choice(args):
 
 
 def _load(specs, threads):
-    """Load every model here once: one clear error for a model that cannot load, and identities."""
+    """Load every model here once (a :class:`ModelSpec` with its wrapping options, or a plain spec): one clear
+    error for a model that cannot load. Returns ``(models, identities, model_specs)`` keyed by spec string;
+    the model specs are what the workers load."""
     from ..core.workflows.batch.backends import set_thread_env
     from ..core.workflows.batch.item import model_identity
-    from ..core.enhance.registry import load_enhancer
+    from ..core.enhance.model_spec import ModelSpec
 
     set_thread_env(threads)  # the serial path and the workers compute with the same thread count
-    models, identities = {}, {}
-    for spec in specs:
-        if spec in models:
-            raise WorkbenchError(f"model {spec!r} given twice")
-        enh = load_enhancer(spec)
-        models[spec], identities[spec] = enh, model_identity(enh, spec)
-    return models, identities
+    models, identities, model_specs = {}, {}, {}
+    try:
+        for given in specs:
+            spec = ModelSpec.of(given)
+            if spec.spec in models:
+                raise WorkbenchError(f"model {spec.spec!r} given twice")
+            enh = spec.load()
+            models[spec.spec], identities[spec.spec], model_specs[spec.spec] = enh, model_identity(enh, spec), spec
+    except WorkbenchError:
+        for enh in models.values():
+            enh.close()
+        raise
+    return models, identities, model_specs
 
 
 class _Display:
@@ -152,7 +161,7 @@ class _Display:
         self.console.print(t)
 
 
-def _drive(tasks, args, models, identities, manifest, display):
+def _drive(tasks, args, models, identities, model_specs, manifest, display):
     from ..core.workflows.batch import run_batch
     from ..core.progress import run_to_end
 
@@ -161,7 +170,7 @@ def _drive(tasks, args, models, identities, manifest, display):
     if backend != "serial":
         for enh in models.values():
             enh.close()  # the workers load their own; free this process's copy
-    specs = list(identities)
+    specs = list(model_specs.values())
     gen = run_batch(tasks, backend=backend, workers=workers, threads=choice.threads, models=models, specs=specs,
                     identities=identities, manifest=manifest, address=choice.address, on_row=display.row)
     with display:
@@ -204,14 +213,16 @@ def _run_enhance(args) -> int:
     settings = EnhanceSettings(format=fmt, subtype=subtype, rate=rate,
                                channels=None if channels is None else tuple(channels),
                                residual=args.residual, repair=args.repair, reference_free=args.reference_free,
-                               **editing)
+                               atten_lim_db=args.atten_lim_db, **editing)
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise WorkbenchError(f"{out_dir}: -o must be a folder, but this is a file")
     inputs = collect_inputs(args.inputs, exclude=[out_dir])
     if not inputs:
         raise WorkbenchError("no inputs to process")
-    models, identities = _load(args.model, _choice(args).threads)
+    from .enhance import model_spec
+
+    models, identities, model_specs = _load([model_spec(m, args) for m in args.model], _choice(args).threads)
     plan_models = [(spec, file_tag(models[spec].info.id), list(getattr(models[spec].info, "outputs", None)
                                                                or ["enhanced"])) for spec in args.model]
     tasks = enhance_tasks(inputs, out_dir, plan_models, settings, overwrite=args.overwrite)
@@ -221,7 +232,7 @@ def _run_enhance(args) -> int:
                         resume=args.resume, overwrite=args.overwrite, protect=[f.path for f in inputs])
     args._manifest_path = manifest_path
     display = _Display(len(tasks), args.quiet)
-    report = _drive(tasks, args, models, identities, manifest, display)
+    report = _drive(tasks, args, models, identities, model_specs, manifest, display)
     display.summary(report)
     return 2 if report.failed else 0
 
@@ -247,7 +258,7 @@ def _run_evaluate(args) -> int:
             missing = [p.name for p in pairs if tag not in p.outputs]
             if missing:
                 raise WorkbenchError(f"precomputed outputs {tag!r} missing for {', '.join(missing)}")
-    models, identities = _load(specs, _choice(args).threads)
+    models, identities, model_specs = _load(specs, _choice(args).threads)
     # (system, output, table name): a model with several outputs is one system per output
     scored = [(NOISY, None, NOISY)]
     for m in args.model:
@@ -280,7 +291,7 @@ def _run_evaluate(args) -> int:
                         resume=args.resume, overwrite=args.overwrite, protect=inputs)
     args._manifest_path = manifest_path
     display = _Display(len(tasks), args.quiet)
-    report = _drive(tasks, args, models, identities, manifest, display)
+    report = _drive(tasks, args, models, identities, model_specs, manifest, display)
     result = result_from_rows(report.rows, names={system_key(s, o): name for s, o, name in scored},
                               pair_names=[p.name for p in pairs])
     if fast:  # the approximation is named in the table's caveats and the CSV

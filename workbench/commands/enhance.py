@@ -31,8 +31,11 @@
   line with the measured gain; an output with more than 1 % of its samples beyond full scale is not
   written in an integer or lossy format (the error names ``--subtype FLOAT`` and ``--normalize``).
   ``--normalize peak|loudness`` scales the result to the input's peak or loudness (in the provenance).
-* ``--latency auto|N``: the delay of a model file's raw output, measured on the first seconds of the input
+* ``--latency auto|N``: the delay of a model file's raw output, measured on the first seconds of each input
   (the default for model files that declare none) or set; a declared latency is used otherwise.
+* ``--processing``, ``--atten-lim-db`` and ``--latency`` change the model itself; they travel with its spec
+  (:class:`~workbench.core.enhance.model_spec.ModelSpec`), so worker processes and Ray actors load the same
+  wrapped model, and the batch rows' model identity records them.
 * Progress goes to stderr as a tqdm bar per file (on a terminal); each failure prints ``error: ...`` and the exit status
   is 2 if any file failed.
 """
@@ -48,8 +51,8 @@ from ..core.audio.audio_io import WRITE_SUBTYPES
 from ..core.workflows.batch.item import EnhanceSettings, enhance_task, model_identity
 from ..core.workflows.batch.pipeline import run_batch
 from ..core.audio.formats import LOSSY_FORMATS, OUTPUT_SUFFIXES, READ_SUFFIXES, output_format_for
-from ..core.enhance.editing import Strength, parse_span, with_attenuation_limit
-from ..core.enhance.enhancer import parse_latency, with_latency, with_processing
+from ..core.enhance.editing import Strength, parse_span
+from ..core.enhance.model_spec import ModelSpec
 from ..core.enhance.level import NORMALISE_MODES
 from ..core.progress import run_to_end
 from ..core.errors import WorkbenchError
@@ -72,21 +75,33 @@ def add_parser(sub) -> None:
                         "e.g. PCM_24 stays PCM_24; otherwise FLOAT for WAV, PCM_24 for FLAC)")
     p.add_argument("--repair", action="store_true", help="replace NaN/Inf input samples by 0 instead of failing")
     p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.add_argument("--processing", choices=("offline", "streaming"),
-                   help="for models with both paths (see `workbench models`): offline (whole chunks, the "
-                        "default for files) or streaming (the frame loop)")
     p.add_argument("--format", default="WAV", choices=["WAV", *LOSSY_FORMATS], type=str.upper,
                    help="output container: WAV (default) lets the output's suffix decide ("
                         f"{' '.join(OUTPUT_SUFFIXES)}); {'/'.join(LOSSY_FORMATS)} force a lossy one (written in "
                         "blocks); WAV files carry the provenance tag")
     add_editing_options(p)
+    add_model_options(p)
+    from .backend_options import add_backend_options
+    add_backend_options(p.add_argument_group("where the files run (as `workbench batch`)"), pool_by_default=False)
+
+
+def add_model_options(p) -> None:
+    """The options that change the loaded model itself, shared by ``workbench enhance`` and ``workbench batch
+    enhance``: they travel with the model's spec (:class:`~workbench.core.enhance.model_spec.ModelSpec`), so
+    worker processes and Ray actors run the model this process would."""
+    p.add_argument("--processing", choices=("offline", "streaming"),
+                   help="for models with both paths (see `workbench models`): offline (whole chunks, the "
+                        "default for files) or streaming (the frame loop)")
     p.add_argument("--atten-lim-db", type=number("--atten-lim-db", 0.0, 200.0, "dB"), metavar="DB",
                    help="the model's own attenuation limit where it has one (DeepFilterNet's atten_lim)")
     p.add_argument("--latency", metavar="auto|N",
                    help="delay of the model's raw output in samples at its rate: auto measures it on the first "
-                        "seconds of the input (the default for model files that declare none); N sets it")
-    from .backend_options import add_backend_options
-    add_backend_options(p.add_argument_group("where the files run (as `workbench batch`)"), pool_by_default=False)
+                        "seconds of each input (the default for model files that declare none); N sets it")
+
+
+def model_spec(spec: str, args) -> ModelSpec:
+    """``spec`` with the :func:`add_model_options` given (one clear line for a bad ``--latency``)."""
+    return ModelSpec(spec, processing=args.processing, atten_lim_db=args.atten_lim_db, latency=args.latency)
 
 
 def add_editing_options(p) -> None:
@@ -196,19 +211,11 @@ def output_targets(out_arg: Path, path: Path, model_id: str, outputs: tuple[str,
     return {o: out_arg.with_name(f"{out_arg.stem}.{file_tag(o)}{out_arg.suffix or suffix}") for o in outputs}
 
 
-#: Options that change the model this process loaded; pool workers load the model by its spec alone.
-IN_PROCESS_OPTIONS = (("processing", "--processing"), ("atten_lim_db", "--atten-lim-db"), ("latency", "--latency"))
-
-
 def run(args) -> int:
     from .backend_options import backend_choice
 
     where = backend_choice(args, pool_by_default=False)
-    if not where.in_process:
-        for attr, flag in IN_PROCESS_OPTIONS:
-            if getattr(args, attr) is not None:
-                raise WorkbenchError(f"{flag}: changes the model this process loads, which the {where.backend} "
-                                     "backend's workers do not share; run it with --backend serial")
+    spec = model_spec(args.model, args)  # what every worker loads: the model and the options that wrap it
     channels = parse_channels(args.channels)
     files, batch = collect_inputs(args.inputs)
     out_arg = Path(args.output)
@@ -230,20 +237,7 @@ def run(args) -> int:
     unguarded = getattr(enhancer, "sandbox_problem", None)
     if unguarded:  # a model file or plugin runs, but nothing stops it writing files here
         print(f"note: {args.model}: its worker process is not sandboxed: {unguarded}", file=sys.stderr)
-    if args.processing is not None:
-        enhancer = with_processing(enhancer, args.processing)  # one clear line if the model lacks that path
-    if args.atten_lim_db is not None:
-        try:
-            enhancer = with_attenuation_limit(enhancer, args.atten_lim_db)
-        except WorkbenchError:
-            enhancer.close()
-            raise
-    if args.latency is not None:
-        try:
-            enhancer = with_latency(enhancer, parse_latency(args.latency))
-        except WorkbenchError:
-            enhancer.close()
-            raise
+    enhancer = spec.wrap(enhancer)  # one clear line if the model lacks a path or limit asked for
     if regions and enhancer.info.n_outputs != 1:
         enhancer.close()
         raise WorkbenchError(f"--region: model {enhancer.info.id!r} has several outputs; regions take "
@@ -277,7 +271,7 @@ def run(args) -> int:
         atten_lim_db=args.atten_lim_db, provenance_tag=True, **editing)
     # One task per file, planned refusals and skips included, driven by the batch driver: on its serial
     # backend with the model loaded here (as `workbench batch --workers 0`), or on the worker processes or
-    # Ray actors the backend options ask for, each loading the model by its spec.
+    # Ray actors the backend options ask for, each loading the model by its spec with the same wrapping options.
     names = outputs if len(outputs) > 1 else ("enhanced",)
     tasks = []
     for k, item in enumerate(plan):
@@ -320,12 +314,12 @@ def run(args) -> int:
             within = p.fraction * len(tasks) - planned - finished
             progress.show(label(running[finished]), min(max(within, 0.0), 1.0))
 
-    identities = {args.model: model_identity(enhancer, args.model)}
+    identities = {args.model: model_identity(enhancer, spec)}
     if not where.in_process:
         enhancer.close()  # the workers load their own; free this process's copy
     try:
         run_to_end(run_batch(tasks, backend=where.backend, workers=where.workers, threads=where.threads or 1,
-                             models={args.model: enhancer}, specs=[args.model], identities=identities,
+                             models={args.model: enhancer}, specs=[spec], identities=identities,
                              address=where.address, on_row=on_row),
                    on_progress)
     finally:

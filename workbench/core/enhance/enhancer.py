@@ -31,9 +31,10 @@ and cancel by simply closing the generator.
 from __future__ import annotations
 
 from abc import ABC
+import contextlib
 import copy
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Generator, Sequence
+from typing import Callable, Generator, Iterator, Sequence
 
 import numpy as np
 import soxr
@@ -285,6 +286,25 @@ def with_latency(enhancer: Enhancer, latency: str | int) -> Enhancer:
         extra = {**info.extra, "latency": f"{n} samples, set by hand"}
         other.info = replace(info, latency_samples=n, latency_source="set", extra=extra)
     return other
+
+
+@contextlib.contextmanager
+def measured_per_input(enhancer: Enhancer) -> Iterator[Enhancer]:
+    """Run one input of a batch with ``enhancer``: where its latency is still to be measured (``unknown``),
+    the model measures it on this input and forgets it afterwards, so every file's result depends on that
+    file alone, not on which file the process (or a pool worker) happened to run first.
+
+    The model's own description is swapped for the input's run and put back (no copy of the model: a
+    model in its own process belongs to the object that started it)."""
+    info = enhancer.info
+    if info.latency_source != "unknown":
+        yield enhancer
+        return
+    enhancer.info = replace(info, extra=dict(info.extra))
+    try:
+        yield enhancer
+    finally:
+        enhancer.info = info
 
 
 def _raw_output(enhancer: Enhancer, x: np.ndarray) -> np.ndarray:

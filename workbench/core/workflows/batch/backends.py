@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 from ...audio.audio_io import remove_live_temp_files, sweep_stale_temp_files
 from ...enhance.enhancer import Enhancer
-from ...enhance.registry import load_enhancer
+from ...enhance.model_spec import ModelSpec
 from ...progress import Progress, run_to_end
 from ...errors import Cancelled, WorkbenchError
 from .item import _base_row, model_identity, run_task
@@ -63,24 +63,26 @@ def set_thread_env(threads: int) -> None:
         sys.modules["torch"].set_num_threads(int(threads))
 
 
-def load_models(specs: Sequence[str]) -> tuple[dict[str, Enhancer], dict[str, dict], dict[str, str]]:
-    """Load each model spec once: ``(models, identities, errors)`` keyed by spec."""
+def load_models(specs: Sequence[str | ModelSpec]) -> tuple[dict[str, Enhancer], dict[str, dict], dict[str, str]]:
+    """Load each model once, with the options its :class:`ModelSpec` carries (the driver's very model):
+    ``(models, identities, errors)`` keyed by the spec string, the key tasks name their model by."""
     models, identities, errors = {}, {}, {}
-    for spec in specs:
+    for given in specs:
+        spec = ModelSpec.of(given)
         try:
-            enh = load_enhancer(spec)
+            enh = spec.load()
         except Exception as exc:  # reported per item, the worker stays usable for the other models
-            errors[spec] = " ".join(str(exc).split()) or type(exc).__name__
+            errors[spec.spec] = " ".join(str(exc).split()) or type(exc).__name__
             continue
-        models[spec] = enh
-        identities[spec] = model_identity(enh, spec)
+        models[spec.spec] = enh
+        identities[spec.spec] = model_identity(enh, spec)
     return models, identities, errors
 
 
 class _Worker:
     """What a pool worker or Ray actor holds: the loaded models and their identities."""
 
-    def __init__(self, specs: Sequence[str], threads: int):
+    def __init__(self, specs: Sequence[str | ModelSpec], threads: int):
         set_thread_env(threads)
         self.models, self.identities, self.errors = load_models(specs)
 
@@ -126,7 +128,7 @@ def _end_worker(signum, frame) -> None:
     os._exit(143)
 
 
-def _init_pool_worker(specs: Sequence[str], threads: int) -> None:
+def _init_pool_worker(specs: Sequence[str | ModelSpec], threads: int) -> None:
     global _POOL_WORKER
     # Ctrl-C goes to the whole process group; only the driver acts on it (it stops the pool). SIGTERM
     # (the driver stopping the pool) unwinds Python code, so atomic writes remove their temporary file.
@@ -152,7 +154,7 @@ def _stop_pool(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def run_local(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int, threads: int = 1,
+def run_local(tasks: Sequence[Mapping], specs: Sequence[str | ModelSpec], *, workers: int, threads: int = 1,
               should_stop: Callable[[], bool] | None = None, poll_s: float = 0.2) -> Iterator[dict]:
     """Run tasks on ``workers`` spawned processes; yields rows as they finish (any order)."""
     # Imported here: `workbench enhance` drives its files through the serial backend of this module and
@@ -227,7 +229,7 @@ class RayItemActor:
     Tasks and rows travel as JSON text, as in the manifest (a row that JSON cannot hold fails here, loudly).
     """
 
-    def __init__(self, specs: Sequence[str], threads: int):
+    def __init__(self, specs: Sequence[str | ModelSpec], threads: int):
         self.worker = _Worker(specs, threads)
 
     def ready(self) -> dict:
@@ -240,7 +242,7 @@ class RayItemActor:
         return json.dumps(self.worker.run(json.loads(task)), allow_nan=False)
 
 
-def ray_actors(specs: Sequence[str], workers: int, threads: int) -> list:
+def ray_actors(specs: Sequence[str | ModelSpec], workers: int, threads: int) -> list:
     """``workers`` :class:`RayItemActor` handles on the connected Ray. One that dies is restarted (its
     models loaded again) and the item it was running is run once more, as the local pool does."""
     import ray
@@ -295,7 +297,7 @@ def start_or_join_ray(address: str | None, *, num_cpus: int, env_vars: Mapping[s
     return True
 
 
-def run_ray(tasks: Sequence[Mapping], specs: Sequence[str], *, workers: int | None, threads: int = 1,
+def run_ray(tasks: Sequence[Mapping], specs: Sequence[str | ModelSpec], *, workers: int | None, threads: int = 1,
             address: str | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[dict]:
     """Run tasks on Ray actors (:class:`RayItemActor`); yields rows as they finish (any order).
 

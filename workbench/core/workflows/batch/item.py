@@ -40,7 +40,8 @@ from ...audio.loudness import normalisation_gain_of_source
 from ...document.recording import Recording, file_sha256
 from ...document.version_ops import EnhanceRequest, run_request
 from ...enhance.editing import Strength
-from ...enhance.enhancer import Enhancer, enhance
+from ...enhance.enhancer import Enhancer, enhance, measured_per_input
+from ...enhance.model_spec import ModelSpec
 from ...enhance.level import clipping_problem
 from ...errors import Cancelled, WorkbenchError
 from ...progress import Progress, rescaled
@@ -150,17 +151,23 @@ def path_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def model_identity(enhancer: Enhancer, spec: str | None = None) -> dict:
-    """What a manifest row records of a model: the spec it was loaded from, its declared identity, and
-    for models loaded from a path the SHA-256 of the file (or folder) — so a resumed run notices a
-    replaced checkpoint."""
+def model_identity(enhancer: Enhancer, spec: str | ModelSpec | None = None) -> dict:
+    """What a manifest row records of a model: the spec it was loaded from, the options it was loaded with
+    (``options``, only when a :class:`ModelSpec` sets some), its declared identity, and for models loaded
+    from a path the SHA-256 of the file (or folder) — so a resumed run notices a replaced checkpoint or
+    another attenuation limit, path or latency."""
     info = enhancer.info
+    options = spec.options if isinstance(spec, ModelSpec) else {}
+    if isinstance(spec, ModelSpec):
+        spec = spec.spec
     ident = {"spec": str(spec if spec is not None else info.id), "id": info.id, "name": info.name,
              "source": info.source, "sample_rate": info.sample_rate, "processing": info.processing,
              "latency_samples": info.latency_samples, "family": info.family}
     outputs = getattr(info, "outputs", None)
     if outputs:
         ident["outputs"] = list(outputs)
+    if options:
+        ident["options"] = options
     if spec is not None and os.path.exists(str(spec)):
         ident["sha256"] = path_sha256(spec)
     return ident
@@ -318,9 +325,11 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
         # The one enhancement call (Models panel, `workbench enhance`, GUI batch dialog): the same typed
         # provenance and version names on every path; a model with outputs ("speech", "noise") gives one
         # version per output (<id>.speech, <id>.noise), each written as its own file.
-        made = yield from rescaled(run_request(rec, enhancer, _request(settings, chans, task["model"]),
-                                               should_stop=should_stop, scratch=scratch if streamed else None),
-                                   0.0, 0.9, f"{path.name}: ", should_stop)
+        # A latency still to be measured is measured on this file, whichever file came first.
+        with measured_per_input(enhancer) as model:
+            made = yield from rescaled(run_request(rec, model, _request(settings, chans, task["model"]),
+                                                   should_stop=should_stop, scratch=scratch if streamed else None),
+                                       0.0, 0.9, f"{path.name}: ", should_stop)
         if settings.mix != 1.0:
             # Strength as everywhere else: out = wet + (1 - mix) * (original - wet) (editing.Strength).
             strength = Strength(settings.mix, settings.strength_as)
@@ -524,8 +533,9 @@ def evaluate_item(task: Mapping, enhancer: Enhancer | None = None, identity: Map
             if last is not None and last[0] is enhancer and last[1] == task["input"]:
                 result = last[2]
             else:
-                result = yield from rescaled(enhance(enhancer, noisy, noisy_sr), 0.0, 0.8,
-                                             f"{task['pair']}: {identity.get('id', system)} ", should_stop)
+                with measured_per_input(enhancer) as model:
+                    result = yield from rescaled(enhance(model, noisy, noisy_sr), 0.0, 0.8,
+                                                 f"{task['pair']}: {identity.get('id', system)} ", should_stop)
             # (n_outputs, frames, 1): this task's output, mono as the noisy input was read
             _last_multi_output_run = ((enhancer, task["input"], result)
                                       if enhancer.info.n_outputs > 1 and index < enhancer.info.n_outputs - 1

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Generator, Mapping, Sequence
 
 from ...enhance.enhancer import Enhancer
+from ...enhance.model_spec import ModelSpec
 from ...progress import Progress
 from ...document.recording import file_sha256
 from .item import _base_row, current_settings
@@ -167,7 +168,7 @@ def _skipped_existing(task: Mapping, identity: Mapping | None) -> dict | None:
 
 
 def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 1, threads: int = 1,
-              models: Mapping[str, Enhancer] | None = None, specs: Sequence[str] = (),
+              models: Mapping[str, Enhancer] | None = None, specs: Sequence[str | ModelSpec] = (),
               identities: Mapping[str, dict] | None = None, manifest: Manifest | None = None,
               address: str | None = None, should_stop: Callable[[], bool] | None = None,
               on_row: Callable[[dict], None] | None = None) -> Generator[Progress, None, BatchReport]:
@@ -178,7 +179,9 @@ def run_batch(tasks: Sequence[dict], *, backend: str = "serial", workers: int = 
         backend: ``serial`` (here, with ``models``), ``local`` (process pool) or ``ray``.
         workers: processes / actors (``ray``: ``None`` or 0 with an address uses the cluster's CPUs).
         threads: intra-op threads per worker.
-        models: loaded models by key (``serial``); specs: model specs the workers load (``local``/``ray``).
+        models: loaded models by key (``serial``); specs: model specs the workers load (``local``/``ray``),
+            a :class:`ModelSpec` where the model is wrapped (processing path, attenuation limit, latency), so
+            the workers load the model ``models`` holds.
         identities: model identity per key (recorded in rows, compared on resume).
         manifest: an open :class:`Manifest` (rows are appended as they finish, compacted at the end).
         on_row: called with each row as it is final (reused, skipped or computed).
