@@ -137,6 +137,53 @@ def test_ctrl_c_stops_enhance_on_an_endless_onnx_loop(tmp_path, wav):
     assert not (tmp_path / "out.wav").exists()
 
 
+#: Runs an endless graph in a model worker, says the worker's pid once it computes, then waits to be killed.
+KILLED_DRIVER = r"""
+import sys, threading, time
+from functools import partial
+from workbench.core.enhance.isolated import IsolatedEnhancer
+from workbench.core.enhance.registry import load_enhancer
+import numpy as np
+enh = IsolatedEnhancer(sys.argv[1], loader=partial(load_enhancer, isolate=False))
+threading.Thread(target=enh.process_offline, args=(np.zeros(16000, np.float32),), daemon=True).start()
+print(enh._proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to see the worker process")
+def test_a_model_worker_ends_when_the_workbench_is_killed(tmp_path):
+    """SIGKILL leaves the workbench no chance to stop its workers: a worker stuck in an endless call must
+    still end by itself instead of spinning on a core for good."""
+    model = endless_loop_onnx(tmp_path / "loop.onnx")
+    driver = subprocess.Popen([sys.executable, "-c", KILLED_DRIVER, str(model)], stdout=subprocess.PIPE, text=True)
+    worker = None
+    try:
+        worker = int(driver.stdout.readline())
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(p == worker and ticks > 20
+                                                      for p, ticks in _children(driver.pid)):
+            time.sleep(0.05)  # until the worker computes inside the endless loop
+        driver.kill()
+        driver.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _running(worker):
+            time.sleep(0.1)
+        assert not _running(worker), "the model worker outlived the killed workbench"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        if worker is not None and _running(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in open(f"/proc/{pid}/status").read()
+    except OSError:
+        return False
+
+
 def test_probe_of_an_endless_graph_ends_at_its_time_budget(tmp_path, capsys, monkeypatch):
     model = endless_loop_onnx(tmp_path / "loop.onnx")
     monkeypatch.setenv("WORKBENCH_CALL_BUDGET_S", "2")

@@ -41,6 +41,7 @@ import numpy as np
 from .enhancer import Enhancer, EnhancerStream
 from .sandbox import forbid_file_writes
 from ..errors import Cancelled, ModelError, WorkbenchError, one_line
+from ..processes import die_with_parent
 
 #: Seconds between checks for Ctrl-C, Cancel, budget and a dead child while a call is waiting.
 POLL_S = 0.05
@@ -77,6 +78,7 @@ def in_model_worker() -> bool:
 # ------------------------------------------------------------------------------------------- child side
 def _sandboxed_call_main(conn, function: Callable, args: tuple, readable: tuple = ()) -> None:  # pragma: no cover - child process
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(mp.parent_process().pid)
     global _IN_WORKER
     _IN_WORKER = True
     os.environ.update(WORKER_ENVIRONMENT)
@@ -141,6 +143,7 @@ def _child_main(conn, spec: str, loader: Callable[[str], Enhancer], readable: tu
     sid)``, ``("begin_pass", sid, index, frames)``, ``("process", sid, block)``, ``("close_stream", sid)``,
     ``("close",)``. Replies ``("ok", value)`` or ``("error", text)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends this process
+    die_with_parent(mp.parent_process().pid)  # ... and if the parent is killed, this process ends with it
     global _IN_WORKER
     _IN_WORKER = True
     os.environ.update(WORKER_ENVIRONMENT)

@@ -39,6 +39,7 @@ from ...enhance.enhancer import Enhancer
 from ...enhance.model_spec import ModelSpec
 from ...progress import Progress, run_to_end
 from ...errors import Cancelled, WorkbenchError
+from ...processes import die_with_parent
 from .item import _base_row, model_identity, run_task
 
 if TYPE_CHECKING:
@@ -128,12 +129,13 @@ def _end_worker(signum, frame) -> None:
     os._exit(143)
 
 
-def _init_pool_worker(specs: Sequence[str | ModelSpec], threads: int) -> None:
+def _init_pool_worker(specs: Sequence[str | ModelSpec], threads: int, parent_pid: int) -> None:
     global _POOL_WORKER
     # Ctrl-C goes to the whole process group; only the driver acts on it (it stops the pool). SIGTERM
     # (the driver stopping the pool) unwinds Python code, so atomic writes remove their temporary file.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _end_worker)
+    die_with_parent(parent_pid)  # a killed driver leaves no worker computing on
     _POOL_WORKER = _Worker(specs, threads)
 
 
@@ -167,7 +169,7 @@ def run_local(tasks: Sequence[Mapping], specs: Sequence[str | ModelSpec], *, wor
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_pool_worker,
-                                   initargs=(list(specs), threads))
+                                   initargs=(list(specs), threads, os.getpid()))
 
     queue = deque(tasks)
     suspects: deque = deque()  # items that were running when a worker died: rerun one at a time
