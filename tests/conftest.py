@@ -37,3 +37,36 @@ def dtln_folder() -> Path:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+#: The test files that take longest on the 2-core machine, longest first (measured with ``--durations``).
+#: scripts/test.sh hands whole files to its pytest-xdist workers in collection order (``--dist loadfile
+#: --no-loadscope-reorder``); collecting these first lets the many short files fill in behind them, so the
+#: workers finish together rather than one running a long file, handed out last, while the other waits.
+#: A file not listed keeps its place after these; a listed file that is gone is simply not there.
+LONGEST_FIRST = (
+    "tests/core/test_dnsmos.py", "tests/core/test_cli_analyze.py", "tests/core/test_batch_ray.py",
+    "tests/core/test_batch.py", "tests/core/test_playback.py", "tests/core/test_probes.py",
+    "tests/core/test_phaselab.py", "tests/core/test_export.py", "tests/core/test_live.py",
+    "tests/core/test_evaluation.py", "tests/core/test_live_devices.py",
+    "tests/models/test_dfn3.py", "tests/models/test_offline_streams.py", "tests/models/test_train_ray.py",
+    "tests/models/test_hostile_models.py", "tests/models/test_train.py", "tests/models/test_probe_cold.py",
+    "tests/models/test_gtcrn_onnx_step.py", "tests/models/test_plugins.py", "tests/models/test_fuzz.py",
+    "tests/models/test_multi_output.py",
+    "tests/gui/test_session_gui.py", "tests/gui/test_integration.py", "tests/gui/test_metrics_panel.py",
+    "tests/gui/test_window_seams.py", "tests/gui/test_train_panel.py", "tests/gui/test_edit_panel.py",
+    "tests/gui/test_window_measure_export.py", "tests/gui/test_model_panel.py", "tests/gui/test_main_window.py",
+    "tests/gui/test_cancel_isolated_model.py", "tests/gui/test_layouts.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def place(item) -> int:
+        try:
+            return rank.get(item.path.relative_to(REPO).as_posix(), len(rank))
+        except ValueError:  # a file outside the repository
+            return len(rank)
+
+    items.sort(key=place)  # stable: each file's tests, and the unlisted files, keep their order

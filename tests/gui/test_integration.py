@@ -108,7 +108,9 @@ def test_enhance_inspect_listen_measure_export(qtbot, window, shared_data, tmp_p
 
     # --- the transport got both versions and follows the shown one; no device -> a message
     transport, engine = window.transport, window.transport.engine
-    qtbot.waitUntil(lambda: len(engine.tracks) == 2, timeout=5000)
+    # a new version is prepared on the transport's worker: the engine holds it a moment before the GUI
+    # thread has taken the result (buttons, selection), so wait for the load to be finished, not only held
+    qtbot.waitUntil(lambda: not transport.is_loading() and len(engine.tracks) == 2, timeout=5000)
     assert [b.text() for b in transport.version_buttons] == ["A: original", f"B: {MODEL}"]
     assert engine.selected_version == 1
     assert transport.device_message.isVisibleTo(transport) and "No output device" in transport.device_message.text()
@@ -189,7 +191,7 @@ def test_enhance_inspect_listen_measure_export(qtbot, window, shared_data, tmp_p
     assert residual.kind == "residual" and residual in rec.versions
     np.testing.assert_allclose(residual.source.read_all()[:, 0], original - enhanced, atol=1e-6)
     wait_painted(qtbot, window)
-    qtbot.waitUntil(lambda: len(engine.tracks) == 3, timeout=5000)
+    qtbot.waitUntil(lambda: not transport.is_loading() and len(engine.tracks) == 3, timeout=5000)
     assert engine.selected_version == 2
     window.phase_box.setCurrentIndex(window.phase_box.findData("phase"))
 
