@@ -129,7 +129,7 @@ def _end_worker(signum, frame) -> None:
     os._exit(143)
 
 
-def _init_pool_worker(specs: Sequence[str | ModelSpec], threads: int, parent_pid: int) -> None:
+def _init_pool_worker(specs: Sequence[str | ModelSpec], threads: int, parent_pid: int | None = None) -> None:
     global _POOL_WORKER
     # Ctrl-C goes to the whole process group; only the driver acts on it (it stops the pool). SIGTERM
     # (the driver stopping the pool) unwinds Python code, so atomic writes remove their temporary file.
