@@ -153,6 +153,7 @@ def _stop_pool(executor: ProcessPoolExecutor) -> None:
         p.join(timeout=3)
         if p.is_alive():
             p.kill()
+            p.join(timeout=3)  # reaped before this returns: a stopped pool leaves no process behind
     executor.shutdown(wait=False, cancel_futures=True)
 
 
