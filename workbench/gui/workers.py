@@ -176,14 +176,25 @@ class _Job:
             gen = None
 
 
+#: Runnables handed to a pool and not yet started. The pool owns the C++ object, but nothing in Python
+#: held the wrapper: a garbage collection before the pool got to it could leave the pool running a
+#: wrapper without its attributes ("'_Runnable' object has no attribute '_job'", seen once in the suite).
+_QUEUED: set = set()
+_QUEUED_LOCK = threading.Lock()
+
+
 class _Runnable(QRunnable):
     def __init__(self, job: _Job):
         super().__init__()
         self._job = job
         self.setAutoDelete(True)
+        with _QUEUED_LOCK:
+            _QUEUED.add(self)
 
     def run(self) -> None:
         job, self._job = self._job, None
+        with _QUEUED_LOCK:
+            _QUEUED.discard(self)  # this call's frame keeps the wrapper until run returns
         job.run()
 
 
