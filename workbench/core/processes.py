@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 #: How often the watchdog looks whether the parent is still there (seconds).
 WATCH_INTERVAL_S = 0.5
 
 
 def _watch(parent_pid: int, interval_s: float) -> None:
-    stop = threading.Event()
-    while not stop.wait(interval_s):
+    while True:
+        time.sleep(interval_s)
         if os.getppid() != parent_pid:  # re-parented: the process that started this one has ended
             os._exit(1)  # no clean-up can be trusted in a worker nobody waits for (it may be inside a stuck call)
 
