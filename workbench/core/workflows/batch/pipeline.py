@@ -162,8 +162,9 @@ def _skipped_existing(task: Mapping, identity: Mapping | None) -> dict | None:
     row = _base_row(task, identity)
     row["status"] = "skipped"
     row["reason"] = "outputs already exist (an earlier run's; --overwrite recomputes them)"
-    for o in row["outputs"]:
-        o["sha256"] = file_sha256(o["path"])
+    if task.get("digests", True):
+        for o in row["outputs"]:
+            o["sha256"] = file_sha256(o["path"])
     return row
 
 
