@@ -49,3 +49,23 @@ def test_batch_rows_still_record_every_digest(tmp_path, hashed):
     assert main(["batch", "enhance", str(tmp_path / "in"), "-m", "wiener", "-o", str(tmp_path / "out"),
                  "--workers", "0", "--quiet"]) == 0
     assert any(p.endswith("a.wav") for p in hashed) and any("out" in p for p in hashed)
+
+
+def test_a_builtin_is_found_in_this_distribution_alone(monkeypatch):
+    """Running a built-in reads this project's entry points only, not every installed distribution's (and
+    each one's metadata); they are exactly the ones the scan of all of them would pick out."""
+    from importlib.metadata import entry_points
+
+    from workbench.core.enhance import registry
+
+    scanned = {(ep.name, ep.value) for ep in entry_points(group=registry.ENTRY_POINT_GROUP) if registry._is_builtin(ep)}
+    assert {(ep.name, ep.value) for ep in registry._builtin_entry_points()} == scanned
+
+    def no_scan(**_kw):
+        raise AssertionError("every distribution's entry points were read to run a built-in")
+
+    monkeypatch.setattr(registry, "entry_points", no_scan)
+    monkeypatch.setattr(registry, "_builtin_cache", {})
+    monkeypatch.setattr(registry, "_builtin_errors", {})
+    enh = registry.load_enhancer("wiener")
+    assert enh.info.id == "wiener" and enh.info.source == "built-in"
