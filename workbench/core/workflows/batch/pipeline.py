@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Generator, Mapping, Sequence
 
 from ...enhance.enhancer import Enhancer
 from ...enhance.model_spec import ModelSpec
@@ -30,7 +30,9 @@ from ...progress import Progress
 from ...document.recording import file_sha256
 from .item import _base_row, current_settings
 from .backends import remove_stale_parts, run_local, run_ray, run_serial
-from .manifest import Manifest
+
+if TYPE_CHECKING:  # the caller opens the manifest; a run without one (workbench enhance) never loads its schema
+    from .manifest import Manifest
 
 
 @dataclass
