@@ -57,9 +57,11 @@ def test_enhancing_with_a_classical_model_imports_no_runtime_or_other_model(tmp_
 
 
 #: What a classical `workbench enhance` has no use for: the process pool's machinery and Ray (it runs its files
-#: on the batch driver's serial backend), the metric stack, figure rendering, the other commands, and numerical
-#: libraries beyond numpy.
+#: on the batch driver's serial backend), the manifest and its JSON schemas (it writes none), logging (only Ray's
+#: start sets a log level), the metric stack, figure rendering, the other commands, and numerical libraries
+#: beyond numpy.
 NOT_FOR_ENHANCE = ("concurrent.futures.process", "multiprocessing.queues", "multiprocessing.connection",
+                   "workbench.core.workflows.batch.manifest", "workbench.core.jsonfile", "logging",
                    "workbench.core.measure", "workbench.core.views.figure", "workbench.commands.batch",
                    "workbench.commands.evaluate", "scipy", "ray", "matplotlib")
 

@@ -276,7 +276,8 @@ def run(args) -> int:
     tasks = []
     for k, item in enumerate(plan):
         task = enhance_task(k, item.source, args.model, [{"name": n, "path": str(t)} for n, t in zip(names, item.targets)],
-                            settings, overwrite=args.overwrite, protect=protected)
+                            settings, overwrite=args.overwrite, protect=protected,
+                            digests=False)  # no manifest keeps these rows: no file is hashed for them
         task["key"] = f"{k}|{task['key']}"  # a file named twice is two items here
         if item.skip or item.error:
             task["planned"] = {"status": "skipped" if item.skip else "failed", "reason": item.skip or item.error}

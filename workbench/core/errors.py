@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 
@@ -71,3 +72,18 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     if not text.startswith(name) and ":" not in text[:40]:
         text = f"{name}: {text}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def node_kind(st_mode: int) -> str:
+    """What a file-system node that is not a regular file is, in words ("a named pipe (FIFO)", ...).
+    (Here rather than in :mod:`workbench.core.jsonfile`, its first user: the output checks that need it
+    then do not load the JSON schema machinery with every command.)"""
+    if stat.S_ISDIR(st_mode):
+        return "a folder"
+    if stat.S_ISFIFO(st_mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(st_mode) or stat.S_ISBLK(st_mode):
+        return "a device node"
+    if stat.S_ISSOCK(st_mode):
+        return "a socket"
+    return "not a regular file"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import WorkbenchError
+from .errors import WorkbenchError, node_kind
 
 #: Default size cap of a JSON/TOML/JSONL file the workbench reads (a session of many recordings is ~100 kB).
 MAX_BYTES = 64 << 20
@@ -49,19 +49,6 @@ class SchemaError(WorkbenchError):
         self.problem = problem
         where = f"{self.file}: " if self.file is not None else ""
         super().__init__(f"{where}{field_path or 'the document'}: {problem}")
-
-
-def node_kind(st_mode: int) -> str:
-    """What a file-system node that is not a regular file is, in words ("a named pipe (FIFO)", ...)."""
-    if stat.S_ISDIR(st_mode):
-        return "a folder"
-    if stat.S_ISFIFO(st_mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(st_mode) or stat.S_ISBLK(st_mode):
-        return "a device node"
-    if stat.S_ISSOCK(st_mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def check_regular(path: str | os.PathLike, what: str = "file", max_bytes: int | None = None) -> os.stat_result:

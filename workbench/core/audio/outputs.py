@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..errors import WorkbenchError
-from ..jsonfile import node_kind
+from ..errors import WorkbenchError, node_kind
 
 
 class OutputError(WorkbenchError):

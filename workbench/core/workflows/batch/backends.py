@@ -27,7 +27,6 @@ do not change a single byte.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sys
@@ -278,6 +277,8 @@ def start_or_join_ray(address: str | None, *, num_cpus: int, env_vars: Mapping[s
 
     Raises:
         WorkbenchError: the cluster cannot be reached or the local instance cannot start (one line)."""
+    import logging  # only Ray's log level needs it (ray imports it anyway); the serial run does not
+
     import ray
 
     if ray.is_initialized():

@@ -237,7 +237,7 @@ def _write_streamed(out: dict, target: Path, source, fmt: str, sub: str, setting
 
 
 def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: list[dict],
-                 settings: EnhanceSettings, *, overwrite: bool = False, protect=()) -> dict:
+                 settings: EnhanceSettings, *, overwrite: bool = False, protect=(), digests: bool = True) -> dict:
     """A JSON-able enhancement task.
 
     Args:
@@ -246,11 +246,16 @@ def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: li
         outputs: ``[{"name": "enhanced" | "residual" | <output name>, "path": str}]`` in write order,
             as planned for the whole batch (:mod:`workbench.core.workflows.batch.plan`).
         protect: further files no output may replace (besides the input), e.g. the model file.
+        digests: record the SHA-256 of the input and of every output in the row (what a resumed manifest
+            compares). ``False`` for rows nobody keeps (``workbench enhance`` writes no manifest): their
+            ``input_sha256`` and outputs' ``sha256`` stay ``None``, saving two reads of every file
+            (about 25 ms for a minute of 48 kHz float audio).
     """
     return {"kind": "enhance", "index": int(index), "key": f"{Path(input_path)}|{model_key}",
             "input": str(input_path), "model": model_key, "outputs": [dict(o) for o in outputs],
             "settings": settings.to_dict(), "overwrite": bool(overwrite),
-            **({"protect": [str(p) for p in protect]} if protect else {})}
+            **({"protect": [str(p) for p in protect]} if protect else {}),
+            **({} if digests else {"digests": False})}
 
 
 def _base_row(task: Mapping, identity: Mapping | None) -> dict:
@@ -262,10 +267,14 @@ def _base_row(task: Mapping, identity: Mapping | None) -> dict:
             **({"pair": task["pair"], "clean": task["clean"]} if task["kind"] == "evaluate" else {})}
 
 
-def _stat_input(row: dict, path: Path) -> None:
+def _stat_input(row: dict, path: Path, digest: bool = True) -> None:
     st = path.stat()
     row["input_size"], row["input_mtime_ns"] = st.st_size, st.st_mtime_ns
-    row["input_sha256"] = file_sha256(path)
+    if digest:
+        row["input_sha256"] = file_sha256(path)
+    else:
+        with open(path, "rb"):  # an unreadable input fails here with the same words as when it is hashed
+            pass
 
 
 def _request(settings: EnhanceSettings, chans: list[int], spec: str) -> EnhanceRequest:
@@ -299,6 +308,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     path = Path(task["input"])
     settings = EnhanceSettings.from_dict(task["settings"])
     rec = None
+    digests = task.get("digests", True)
     streamed = streams_to_files(settings) and bool(task.get("outputs"))
     scratch_files = contextlib.ExitStack()
 
@@ -312,7 +322,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
             raise WorkbenchError(f"{path}: no such file")
         if not path.is_file():
             raise WorkbenchError(f"{path}: not a regular file")
-        _stat_input(row, path)
+        _stat_input(row, path, digests)
         rec = Recording(path, source=open_source(path, repair=settings.repair, check_finite=True))
         src = rec.source
         row.update(sample_rate=src.sample_rate, channels=src.channels, frames=src.frames,
@@ -369,7 +379,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
                                                 bool(task.get("overwrite")), protect)
                     out.update(subtype=sub, sample_rate=rate, clipped_samples=int(n_clipped))
                     clipped += n_clipped
-                    out["sha256"] = file_sha256(target)
+                    out["sha256"] = file_sha256(target) if digests else None
                     continue
                 if settings.loudness_lufs is None and sub not in ("FLOAT", "DOUBLE"):
                     data = v.source.read_all()
@@ -392,7 +402,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
                                        overwrite=bool(task.get("overwrite")), protect=protect, comment=comment)
                 out.update(subtype=sub, sample_rate=rate, clipped_samples=int(n_clipped))
                 clipped += n_clipped
-            out["sha256"] = file_sha256(target)
+            out["sha256"] = file_sha256(target) if digests else None
         row["metrics"]["clipped_samples"] = clipped
         scratch_files.close()  # every output is written: the model's scratch files go now, not after scoring
         t_write = time.perf_counter()

@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Generator, Mapping, Sequence
 
 from ...enhance.enhancer import Enhancer
 from ...enhance.model_spec import ModelSpec
@@ -30,7 +30,9 @@ from ...progress import Progress
 from ...document.recording import file_sha256
 from .item import _base_row, current_settings
 from .backends import remove_stale_parts, run_local, run_ray, run_serial
-from .manifest import Manifest
+
+if TYPE_CHECKING:  # the caller opens the manifest; a run without one (workbench enhance) never loads its schema
+    from .manifest import Manifest
 
 
 @dataclass
@@ -162,8 +164,9 @@ def _skipped_existing(task: Mapping, identity: Mapping | None) -> dict | None:
     row = _base_row(task, identity)
     row["status"] = "skipped"
     row["reason"] = "outputs already exist (an earlier run's; --overwrite recomputes them)"
-    for o in row["outputs"]:
-        o["sha256"] = file_sha256(o["path"])
+    if task.get("digests", True):
+        for o in row["outputs"]:
+            o["sha256"] = file_sha256(o["path"])
     return row
 
 
