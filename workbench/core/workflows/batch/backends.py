@@ -30,6 +30,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
@@ -142,18 +144,35 @@ def _run_in_pool(task: Mapping) -> dict:
     return _POOL_WORKER.run(task)
 
 
-def _stop_pool(executor: ProcessPoolExecutor) -> None:
-    # concurrent.futures (3.11) has no public way to stop running workers; terminate them, then reap.
-    procs = list(getattr(executor, "_processes", {}).values())
+def _stop_pool(executor: ProcessPoolExecutor, grace_s: float = 3.0) -> None:
+    """End the pool's worker processes now and return once each is reaped (no process outlives the run).
+
+    concurrent.futures (3.11) has no public way to stop running workers: they are terminated (killed after
+    ``grace_s``). The executor's own management thread notices the deaths and joins the same processes, so
+    this does not join them itself: two threads reaping one child race (the loser's ``waitpid`` fails, and
+    ``multiprocessing`` then reports the dead process as running until the winner records its exit code).
+    It waits for the deaths on the processes' sentinels, lets the management thread finish, and only then
+    reaps what that thread left.
+    """
+    from multiprocessing.connection import wait as wait_ready
+
+    procs = list((getattr(executor, "_processes", None) or {}).values())
     for p in procs:
-        if p.is_alive():
+        if p.exitcode is None:
             p.terminate()
-    for p in procs:
-        p.join(timeout=3)
-        if p.is_alive():
-            p.kill()
-            p.join(timeout=3)  # reaped before this returns: a stopped pool leaves no process behind
+    deadline = time.monotonic() + grace_s
+    pending = [p for p in procs if p.exitcode is None]
+    while pending and time.monotonic() < deadline:
+        ready = wait_ready([p.sentinel for p in pending], timeout=max(deadline - time.monotonic(), 0.0))
+        pending = [p for p in pending if p.sentinel not in ready]
+    for p in pending:
+        p.kill()
+    manager = getattr(executor, "_executor_manager_thread", None)  # shutdown() forgets it
     executor.shutdown(wait=False, cancel_futures=True)
+    if manager is not None and manager is not threading.current_thread():
+        manager.join(timeout=grace_s)
+    for p in procs:
+        p.join(timeout=grace_s)  # reaps a process the management thread did not (a no-op for the others)
 
 
 def run_local(tasks: Sequence[Mapping], specs: Sequence[str | ModelSpec], *, workers: int, threads: int = 1,
