@@ -258,6 +258,11 @@ def enhance_task(index: int, input_path: str | Path, model_key: str, outputs: li
             **({} if digests else {"digests": False})}
 
 
+def records_digests(task: Mapping) -> bool:
+    """Whether the rows of ``task`` record file digests (:func:`enhance_task`'s ``digests``)."""
+    return task.get("digests", True)
+
+
 def _base_row(task: Mapping, identity: Mapping | None) -> dict:
     return {"row": ROW_VERSION, "kind": task["kind"], "index": task["index"], "key": task["key"],
             "input": task["input"], "input_sha256": None, "input_size": None, "input_mtime_ns": None,
@@ -308,7 +313,7 @@ def enhance_item(task: Mapping, enhancer: Enhancer, identity: Mapping | None = N
     path = Path(task["input"])
     settings = EnhanceSettings.from_dict(task["settings"])
     rec = None
-    digests = task.get("digests", True)
+    digests = records_digests(task)
     streamed = streams_to_files(settings) and bool(task.get("outputs"))
     scratch_files = contextlib.ExitStack()
 

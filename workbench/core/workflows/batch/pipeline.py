@@ -28,7 +28,7 @@ from ...enhance.enhancer import Enhancer
 from ...enhance.model_spec import ModelSpec
 from ...progress import Progress
 from ...document.recording import file_sha256
-from .item import _base_row, current_settings
+from .item import _base_row, current_settings, records_digests
 from .backends import remove_stale_parts, run_local, run_ray, run_serial
 
 if TYPE_CHECKING:  # the caller opens the manifest; a run without one (workbench enhance) never loads its schema
@@ -164,7 +164,7 @@ def _skipped_existing(task: Mapping, identity: Mapping | None) -> dict | None:
     row = _base_row(task, identity)
     row["status"] = "skipped"
     row["reason"] = "outputs already exist (an earlier run's; --overwrite recomputes them)"
-    if task.get("digests", True):
+    if records_digests(task):
         for o in row["outputs"]:
             o["sha256"] = file_sha256(o["path"])
     return row
