@@ -15,7 +15,9 @@ the one-piece run gives there. This script measures that, on one long recording 
   its output over ``[s, s + L)`` is compared with the reference's there.
 
 It prints, per warm-up, the level of the difference relative to the reference over the kept span (median
-and worst over the starts) and in the worst 1 s block. The seam goal of the chunked paths is -40 dB in
+and worst over the starts) and in the worst 1 s block, both by
+:func:`~workbench.core.measure.metrics.difference_levels` as ``bench_seams.py`` measures seams (near-silent
+blocks are not ranked). The seam goal of the chunked paths is -40 dB in
 every block; a warm-up that cannot reach it rules the side-by-side scheme out.
 """
 
@@ -51,17 +53,13 @@ def recording() -> np.ndarray:
     return np.concatenate(parts)
 
 
-def level_db(diff: np.ndarray, ref: np.ndarray) -> float:
-    return float(10 * np.log10(np.mean(diff.astype(np.float64) ** 2) / max(np.mean(ref.astype(np.float64) ** 2),
-                                                                          1e-20) + 1e-30))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--warmups", default="1,2,5,10,20", help="warm-ups to try, seconds (comma-separated)")
     ap.add_argument("--length-s", type=float, default=4.0, help="span kept after each warm-up, seconds")
     args = ap.parse_args()
     os.environ.setdefault("WORKBENCH_THREADS", "1")
+    from workbench.core.measure.metrics import difference_levels
     from workbench_models import deepfilternet as dfn
 
     warmups = [float(w) for w in args.warmups.split(",")]
@@ -81,10 +79,9 @@ def main() -> int:
         spans, blocks = [], []
         for s in starts:
             y = enh.process_offline(x[s - lead:s + kept])[lead:]
-            r = ref[s:s + kept]
-            spans.append(level_db(y - r, r))
-            blocks += [level_db(y[b:b + RATE] - r[b:b + RATE], r[b:b + RATE]) for b in range(0, kept - RATE + 1, RATE)
-                       if np.mean(r[b:b + RATE] ** 2) > 1e-8]
+            overall, worst, _ = difference_levels(y, ref[s:s + kept], RATE)
+            spans.append(overall)
+            blocks.append(worst)
         print(f"  {w:7.0f}s {statistics.median(spans):8.1f}dB {max(spans):8.1f}dB {max(blocks):15.1f}dB")
     return 0
 
